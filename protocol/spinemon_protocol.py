@@ -177,7 +177,7 @@ FIRMWARE_REVISION_UUID16 = const(0x2A26)
 
 # ---- COBS stream framing --------------------------------------------------------
 DELIMITER = b"\x00"
-MAX_ENCODED = const(300)  # COBS(244 bytes) is at most 246; anything longer is garbage
+MAX_ENCODED = const(300)  # COBS(244 bytes) is at most 245 (+ the delimiter); anything longer is garbage
 
 
 class SpinemonError(Exception):
@@ -233,8 +233,15 @@ except ImportError:  # MicroPython
 
 
 # ---- helpers ---------------------------------------------------------------
+def _int(v):
+    try:
+        return int(v)
+    except (ValueError, OverflowError):  # NaN, infinity
+        raise ProtocolError(E_RANGE, "not a finite number")
+
+
 def clamp(v, lo, hi):
-    v = int(v)
+    v = _int(v)
     if v < lo:
         return lo
     if v > hi:
@@ -243,7 +250,7 @@ def clamp(v, lo, hi):
 
 
 def wrap32(v):
-    return int(v) & 0xFFFFFFFF
+    return _int(v) & 0xFFFFFFFF
 
 
 def _seal(body):
@@ -291,7 +298,7 @@ def pack_values(values):
     out = bytearray(2 * n)
     pi = struct.pack_into
     for i in range(n):
-        v = int(values[i])
+        v = _int(values[i])
         if v > 32767:
             v = 32767
         elif v < -32768:
@@ -310,9 +317,12 @@ def encode_samples(seq, t_us, period_us, mask, ranges, flags, count, block):
     """A SAMPLES frame. `block` is the packed int16 sample data (see
     pack_values): per sample, [ax ay az gx gy gz] of the upper IMU if in mask,
     then of the lower IMU if in mask, then the device angle in centidegrees."""
-    mask = mask & 0x03
-    if mask == 0:
-        raise ProtocolError(E_RANGE, "sensor mask is empty")
+    mask = _int(mask)
+    if mask not in (1, 2, 3):
+        raise ProtocolError(E_RANGE, "sensor mask must be 1, 2 or 3")
+    ranges = _int(ranges)
+    if ranges < 0 or (ranges & 0x0C) or (ranges >> 4) > 4:
+        raise ProtocolError(E_RANGE, "bad ranges byte")
     count = clamp(count, 0, 255)
     if count < 1 or count > max_samples_per_frame(mask):
         raise ProtocolError(E_RANGE, "sample count does not fit one frame")
@@ -327,7 +337,7 @@ def encode_samples(seq, t_us, period_us, mask, ranges, flags, count, block):
             wrap32(t_us),
             clamp(period_us, 1, 0xFFFF),
             mask,
-            clamp(ranges, 0, 255),
+            ranges,
             count,
             clamp(flags, 0, 255),
         )
