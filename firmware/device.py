@@ -1,0 +1,349 @@
+# The wearable, built from injected hardware: clock, IMU drivers, motor PWM,
+# config store, and optionally battery ADC, button pin, BLE radio and a serial
+# port. step() does one pass of all the work (tests call it with a fake
+# clock); app.py runs the same methods as asyncio tasks on the board.
+#
+# Data flow: IMU FIFO -> Sampler (indexed samples) -> Guard (angle, may fire
+# the motor) -> Sampler batches -> FrameQueue -> BLE notify / serial.
+# Commands: link -> handle_command() -> ACK/ERROR (+ STATUS) back on that link.
+
+import spinemon_protocol as sp
+from config_store import DEFAULTS
+from guard import Guard
+from haptics import Haptics
+from sampler import FrameQueue, Sampler
+
+FW_VERSION = (0, 1, 0)
+BUTTON_DEBOUNCE_MS = 50
+BATTERY_PERIOD_MS = 10000
+STATUS_PERIOD_MS = 1000
+CONFIRM_PATTERN = (1, 80, 0, 200)
+
+
+def battery_percent(mv):
+    """Rough Li-ion state of charge: linear 3300 mV (0 %) .. 4200 mV (100 %)."""
+    if mv <= 0:
+        return sp.BATTERY_UNKNOWN
+    p = (mv - 3300) * 100 // 900
+    return 0 if p < 0 else (100 if p > 100 else p)
+
+
+class Device:
+    def __init__(
+        self,
+        clock,
+        upper,
+        lower,
+        motor_pwm,
+        store,
+        battery_adc=None,
+        battery_divider=2.0,
+        button=None,
+        radio=None,
+        uuid=None,
+        serial_port=None,
+        link=None,
+        mac=b"",
+        queue_frames=32,
+        log=None,
+    ):
+        self.clock = clock
+        self.upper = upper
+        self.lower = lower
+        self.store = store
+        self.battery_adc = battery_adc
+        self.battery_divider = battery_divider
+        self.button = button
+        self.radio = radio
+        self.uuid = uuid
+        self.serial_port = serial_port
+        self.link_override = link
+        self.mac = mac
+        self.log_lines = []
+        self._log = log
+        self.queue = FrameQueue(queue_frames)
+        self.sampler = Sampler(upper, lower, self.queue)
+        self.haptics = Haptics(motor_pwm, clock)
+        self.cfg = dict(DEFAULTS)
+        self.guard = None
+        self.ble = None
+        self.serial = None
+        self.boot_count = 0
+        self.config_defaults = False
+        self.last_counter = None  # the last accepted counter (any link), for STATUS
+        self.link_counters = {}  # link -> last accepted counter: each link is its own host session
+        self.commands_rejected = 0
+        self.frames_sent = 0
+        self.stream_link = None
+        self.battery_mv = 0
+        self.t_boot_ms = 0
+        self._ble_connects = 0
+        self._next_battery_ms = 0
+        self._next_status_ms = 0
+        self._button_state = 1
+        self._button_since = 0
+        self._button_handled = True
+        self.task_errors = 0
+
+    def log(self, msg):
+        self.log_lines.append(msg)
+        if len(self.log_lines) > 20:
+            self.log_lines.pop(0)
+        if self._log:
+            self._log(msg)
+
+    # ---- boot ------------------------------------------------------------------------
+    def boot(self):
+        self.t_boot_ms = self.clock.now_ms()
+        self.cfg = self.store.load()
+        self.config_defaults = self.store.defaults_used
+        if self.config_defaults:
+            self.log("config defaults in use: %s" % self.store.problem)
+        self.boot_count = self.store.bump_boot_count()
+        c = self.cfg
+        self.guard = Guard(self.lower is not None, c["tau_acc_s"], c["acc_rejection_m_s2"])
+        self.guard.set_thresholds(c["guard_flex_cdeg"], c["guard_ext_cdeg"], c["guard_mode"])
+        if c["calibrated"]:
+            self.guard.set_calibration(c["offset_upper"], c["offset_lower"])
+        self._configure_imus(c["rate_hz"])
+        link = self.link_override or c["link"]
+        if self.radio is not None and link in ("ble", "both"):
+            from ble_link import BleLink
+
+            fw = "%d.%d.%d" % FW_VERSION
+            self.ble = BleLink(self.radio, self.uuid, self.clock, self.device_name(), fw_revision=fw, log=self.log)
+            self.ble.start()
+        if self.serial_port is not None and link in ("serial", "both"):
+            from serial_link import SerialLink
+
+            self.serial = SerialLink(self.serial_port)
+        self.read_battery()
+        self.log("boot %d: %s" % (self.boot_count, self.device_name()))
+
+    def device_name(self):
+        suffix = self.cfg.get("name_suffix") or ""
+        if not suffix:
+            m = bytes(self.mac)
+            suffix = "%02X%02X" % (m[-2], m[-1]) if len(m) >= 2 else "0000"
+        return sp.DEVICE_NAME_PREFIX + "-" + suffix
+
+    def _configure_imus(self, rate_hz):
+        c = self.cfg
+        period = self.sampler.configure(self.clock.now_us(), rate_hz, c["accel_fs_g"], c["gyro_fs_dps"])
+        self.guard.set_scales(c["accel_fs_g"], c["gyro_fs_dps"], period)
+        return period
+
+    # ---- state ----------------------------------------------------------------------------
+    def host_watching(self):
+        """The host link is up: streaming to a host that can receive it."""
+        if not self.sampler.streaming:
+            return False
+        if self.stream_link == "serial":
+            return self.serial is not None
+        return self.ble is not None and self.ble.connected()
+
+    def state_flags(self):
+        s = 0
+        if self.sampler.streaming:
+            s |= sp.ST_STREAMING
+        if self.ble is not None and self.ble.connected():
+            s |= sp.ST_CONNECTED
+        if self.config_defaults:
+            s |= sp.ST_CONFIG_DEFAULTS
+        if self.guard.armed:
+            s |= sp.ST_GUARD_ACTIVE
+        if self.serial is not None:
+            s |= sp.ST_SERIAL
+        return s
+
+    def status_frame(self):
+        g = self.guard
+        q = self.queue
+        return sp.encode_status(
+            fw_version=FW_VERSION,
+            battery_mv=self.battery_mv,
+            battery_pct=battery_percent(self.battery_mv),
+            imu_upper=self.upper.kind,
+            imu_lower=self.lower.kind if self.lower is not None else sp.IMU_NONE,
+            ranges=self.sampler.ranges,
+            period_us=self.sampler.period_us,
+            samples_per_frame=self.sampler.spf,
+            guard_flex_cdeg=g.flex_cdeg,
+            guard_ext_cdeg=g.ext_cdeg,
+            guard_mode=g.mode,
+            state=self.state_flags(),
+            boot_count=self.boot_count,
+            uptime_ms=self.clock.now_ms() - self.t_boot_ms,
+            last_counter=self.last_counter or 0,
+            frames_sent=self.frames_sent,
+            samples_dropped=q.samples_dropped,
+            samples_lost_fifo=self.sampler.samples_lost_fifo,
+            fifo_overflows=self.sampler.fifo_overflows,
+            frames_dropped=q.frames_dropped,
+            commands_rejected=self.commands_rejected,
+            guard_alerts=g.alerts,
+        )
+
+    # ---- work -------------------------------------------------------------------------------
+    def poll_imu(self):
+        """Drain the IMU FIFOs, run the guard on every sample, batch frames."""
+        now_us = self.clock.now_us()
+        samples = self.sampler.read(now_us)
+        if not samples:
+            return 0
+        now_ms = now_us // 1000
+        link_down = not self.host_watching()
+        g = self.guard
+        c = self.cfg
+        base = sp.SF_LINK_GUARD if link_down else 0
+        for idx, up, low in samples:
+            if g.update(up, low, now_ms, link_down):
+                self.haptics.play(c["guard_pulses"], c["guard_on_ms"], c["guard_off_ms"], c["guard_strength"])
+                self.log("guard fired at %d cdeg" % g.angle_cdeg)
+            f = base
+            if g.armed:
+                f |= sp.SF_GUARD_ARMED
+            if g.over:
+                f |= sp.SF_GUARD_FIRING
+            if self.haptics.is_on:
+                f |= sp.SF_MOTOR_ON
+            self.sampler.add(idx, up, low, g.angle_cdeg, f)
+        return len(samples)
+
+    def pump_links(self):
+        """Commands in, responses and queued frames out."""
+        if self.ble is not None:
+            b = self.ble
+            if b.connects != self._ble_connects:
+                self._ble_connects = b.connects
+                self.link_counters.pop("ble", None)  # a new connection starts its own counter
+            if b.mtu_changed:
+                b.mtu_changed = False
+                fit = (b.max_payload() - sp.SAMPLES_HEADER_SIZE - sp.CRC_SIZE) // self.sampler.ss
+                self.sampler.set_samples_per_frame(fit)
+            for data in b.poll():
+                for r in self.handle_command(data, "ble"):
+                    b.send_status(r)
+        if self.serial is not None:
+            for data in self.serial.poll():
+                for r in self.handle_command(data, "serial"):
+                    self.serial.send(r)
+        self.send_frames()
+
+    def send_frames(self):
+        q = self.queue
+        while len(q):
+            frame = q.peek()
+            if self.stream_link == "serial" and self.serial is not None:
+                if not self.serial.send(frame):
+                    return
+            elif self.stream_link == "ble" and self.ble is not None:
+                res = self.ble.send_stream(frame)
+                if res == "busy":
+                    return
+                if res == "dropped":
+                    q.drop_oldest()
+                    continue
+            else:
+                return
+            q.pop()
+            self.frames_sent += 1
+
+    def read_battery(self):
+        if self.battery_adc is None:
+            self.battery_mv = 0
+            return
+        self.battery_mv = int(self.battery_adc.read_uv() * self.battery_divider / 1000)
+        if self.ble is not None:
+            self.ble.set_battery(battery_percent(self.battery_mv) & 0xFF)
+
+    def poll_button(self):
+        """Short press (active low): neutral calibration + a confirming buzz."""
+        if self.button is None:
+            return
+        now = self.clock.now_ms()
+        v = self.button.value()
+        if v != self._button_state:
+            self._button_state = v
+            self._button_since = now
+            self._button_handled = False
+        elif not self._button_handled and now - self._button_since >= BUTTON_DEBOUNCE_MS:
+            self._button_handled = True
+            if v == 0:
+                if self.calibrate_neutral():
+                    self.haptics.play(*CONFIRM_PATTERN)
+
+    def housekeeping(self):
+        now = self.clock.now_ms()
+        if now >= self._next_battery_ms:
+            self._next_battery_ms = now + BATTERY_PERIOD_MS
+            self.read_battery()
+        if now >= self._next_status_ms:
+            self._next_status_ms = now + STATUS_PERIOD_MS
+            if self.ble is not None:
+                self.ble.set_status_value(self.status_frame())
+        self.poll_button()
+
+    def step(self):
+        """One pass of everything (tests; the asyncio app runs these as tasks)."""
+        self.poll_imu()
+        self.pump_links()
+        self.haptics.update()
+        self.housekeeping()
+
+    def shutdown(self):
+        self.haptics.stop()
+
+    # ---- commands ---------------------------------------------------------------------------
+    def calibrate_neutral(self):
+        if not self.guard.calibrate():
+            return False
+        self.cfg["calibrated"] = True
+        self.cfg["offset_upper"] = self.guard.offset_upper
+        self.cfg["offset_lower"] = self.guard.offset_lower
+        self.store.save(self.cfg)
+        return True
+
+    def handle_command(self, data, link):
+        """One COMMAND frame -> the response frames (ACK or ERROR, plus STATUS
+        for GET_STATUS). A bad frame changes nothing."""
+        try:
+            cmd = sp.decode_command(data)
+        except sp.ProtocolError as e:
+            self.commands_rejected += 1
+            return [sp.encode_error(e.counter or 0, e.opcode or 0, e.code)]
+        last = self.link_counters.get(link)
+        if last is not None and not sp.counter_is_newer(cmd.counter, last):
+            self.commands_rejected += 1
+            return [sp.encode_error(cmd.counter, cmd.opcode, sp.E_STALE)]
+        self.link_counters[link] = cmd.counter
+        self.last_counter = cmd.counter
+        op = cmd.opcode
+        a = cmd.args
+        value = 0
+        if op == sp.OP_START:
+            self.stream_link = link
+            self.sampler.start()
+        elif op == sp.OP_STOP:
+            self.sampler.stop()
+        elif op == sp.OP_SET_RATE:
+            value = self._configure_imus(a[0])
+            self.cfg["rate_hz"] = a[0]
+            self.store.save(self.cfg)
+        elif op == sp.OP_SET_GUARD:
+            self.guard.set_thresholds(a[0], a[1], a[2])
+            self.cfg["guard_flex_cdeg"] = a[0]
+            self.cfg["guard_ext_cdeg"] = a[1]
+            self.cfg["guard_mode"] = a[2]
+            self.store.save(self.cfg)
+        elif op == sp.OP_TIME_SYNC:
+            value = sp.wrap32(self.clock.now_us())
+        elif op == sp.OP_CALIBRATE:
+            if not self.calibrate_neutral():
+                self.commands_rejected += 1
+                return [sp.encode_error(cmd.counter, op, sp.E_STATE)]
+        elif op == sp.OP_GET_STATUS:
+            return [sp.encode_ack(cmd.counter, op, 0), self.status_frame()]
+        elif op == sp.OP_HAPTIC:
+            self.haptics.play(a[0], a[1], a[2], a[3])
+        return [sp.encode_ack(cmd.counter, op, value)]

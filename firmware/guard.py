@@ -1,0 +1,189 @@
+# On-device guard: a small complementary filter per IMU (gravity direction,
+# pure float math, no numpy) and the threshold logic that fires the motor by
+# itself. Conventions: docs/architecture.md (sagittal = atan2(uz, ux) of the
+# gravity-up vector, flexion positive; lumbar = upper - lower sagittal).
+#
+# Settings have the host's semantics (spinemon.fusion.FusionSettings):
+#   tau_acc_s           time constant of the accelerometer correction, s
+#                       (first-order here; the host uses a 2nd-order Butterworth)
+#   acc_rejection_m_s2  how far |a| may depart from g before trust drops:
+#                       beyond it the correction weight is (threshold/deviation)^2
+# On the ESP32 MicroPython floats are single precision; the filter
+# renormalises every sample, so that is enough for a guard (not for science).
+
+import math
+
+from spinemon_protocol import ANGLE_NONE, GUARD_ALWAYS, GUARD_OFF, GUARD_WHEN_LINK_DOWN
+
+G = 9.80665
+_RAD_TO_CDEG = 18000.0 / math.pi
+
+
+class GravityFilter:
+    """Gravity-up unit vector u in the sensor frame. Exposes why it did what
+    it did: `acc_used` (the last sample corrected u), `rejected` (count of
+    samples whose accelerometer was ignored), `initialized`."""
+
+    def __init__(self, tau_s=1.0, acc_rejection=2.0):
+        self.tau_s = tau_s
+        self.acc_rejection = acc_rejection
+        self.reset()
+
+    def reset(self):
+        self.ux = 1.0
+        self.uy = 0.0
+        self.uz = 0.0
+        self.initialized = False
+        self.acc_used = False
+        self.acc_weight = 0.0
+        self.rejected = 0
+
+    def update(self, ax, ay, az, gx, gy, gz, dt):
+        """One sample: accel in m/s^2, gyro in rad/s, dt in s."""
+        an = math.sqrt(ax * ax + ay * ay + az * az)
+        if not self.initialized:
+            if an > 0.5 * G:
+                self.ux = ax / an
+                self.uy = ay / an
+                self.uz = az / an
+                self.initialized = True
+                self.acc_used = True
+            return
+        ux = self.ux
+        uy = self.uy
+        uz = self.uz
+        # gyro prediction: du/dt = u x w (gravity is fixed in the world)
+        nx = ux + dt * (uy * gz - uz * gy)
+        ny = uy + dt * (uz * gx - ux * gz)
+        nz = uz + dt * (ux * gy - uy * gx)
+        if an > 0.0:
+            k = dt / (self.tau_s + dt)
+            dev = abs(an - G)
+            self.acc_used = dev <= self.acc_rejection
+            if not self.acc_used:
+                self.rejected += 1
+                w = self.acc_rejection / dev
+                k *= w * w
+            self.acc_weight = k
+            nx += k * (ax / an - nx)
+            ny += k * (ay / an - ny)
+            nz += k * (az / an - nz)
+        n = math.sqrt(nx * nx + ny * ny + nz * nz)
+        if n > 0.0:
+            self.ux = nx / n
+            self.uy = ny / n
+            self.uz = nz / n
+
+    def sagittal_rad(self):
+        return math.atan2(self.uz, self.ux)
+
+
+class Guard:
+    """Lumbar angle (or single-sensor inclination) from one or two filters,
+    zeroed by calibrate(), compared with the thresholds the host set.
+
+    angle reported as int16 centidegrees; ANGLE_NONE until calibrate() (the
+    uncalibrated angle of a sacrum sensor is off by its mounting tilt, so the
+    guard neither reports nor fires before a neutral calibration).
+    Thresholds: flex_cdeg > 0 fires above it, ext_cdeg < 0 fires below it; a
+    threshold of 0 is disabled. One crossing gives one buzz: after firing the
+    guard re-arms only when the angle is back inside the thresholds by
+    `hysteresis_cdeg` AND `refractory_ms` have passed.
+    """
+
+    def __init__(self, two_imus, tau_s=1.0, acc_rejection=2.0, hysteresis_cdeg=300, refractory_ms=2000):
+        self.two_imus = two_imus
+        self.upper = GravityFilter(tau_s, acc_rejection)
+        self.lower = GravityFilter(tau_s, acc_rejection) if two_imus else None
+        self.hysteresis_cdeg = hysteresis_cdeg
+        self.refractory_ms = refractory_ms
+        self.flex_cdeg = 0
+        self.ext_cdeg = 0
+        self.mode = GUARD_OFF
+        self.calibrated = False
+        self.offset_upper = 0.0
+        self.offset_lower = 0.0
+        self.latched = False  # fired, waiting to re-arm
+        self.last_fire_ms = None
+        self.alerts = 0
+        self.angle_cdeg = ANGLE_NONE
+        self.over = False  # past a threshold now
+        self.armed = False
+        self.set_scales(4, 2000, 10000)
+
+    def set_scales(self, accel_fs_g, gyro_fs_dps, period_us):
+        self.acc_scale = accel_fs_g * G / 32768.0
+        self.gyr_scale = gyro_fs_dps * math.pi / 180.0 / 32768.0
+        self.dt = period_us / 1000000.0
+
+    def set_thresholds(self, flex_cdeg, ext_cdeg, mode):
+        self.flex_cdeg = flex_cdeg
+        self.ext_cdeg = ext_cdeg
+        self.mode = mode
+
+    def set_calibration(self, offset_upper, offset_lower):
+        self.offset_upper = offset_upper
+        self.offset_lower = offset_lower
+        self.calibrated = True
+
+    def ready(self):
+        return self.upper.initialized and (self.lower is None or self.lower.initialized)
+
+    def calibrate(self):
+        """Neutral: zero the angle at the current orientation. Returns False
+        (nothing changed) if the filters have no data yet."""
+        if not self.ready():
+            return False
+        self.set_calibration(self.upper.sagittal_rad(), self.lower.sagittal_rad() if self.lower else 0.0)
+        self.latched = False
+        return True
+
+    def is_armed(self, link_down):
+        if not self.calibrated or (self.flex_cdeg == 0 and self.ext_cdeg == 0):
+            return False
+        if self.mode == GUARD_ALWAYS:
+            return True
+        return self.mode == GUARD_WHEN_LINK_DOWN and link_down
+
+    def update(self, up, low, now_ms, link_down):
+        """One sample (protocol int16 tuples; `low` None with one IMU).
+        Returns True if the guard fires on this sample."""
+        s = self.acc_scale
+        w = self.gyr_scale
+        dt = self.dt
+        self.upper.update(up[0] * s, up[1] * s, up[2] * s, up[3] * w, up[4] * w, up[5] * w, dt)
+        if self.lower is not None:
+            self.lower.update(low[0] * s, low[1] * s, low[2] * s, low[3] * w, low[4] * w, low[5] * w, dt)
+        self.armed = self.is_armed(link_down)
+        if not self.calibrated or not self.ready():
+            self.angle_cdeg = ANGLE_NONE
+            self.over = False
+            return False
+        a = self.upper.sagittal_rad() - self.offset_upper
+        if self.lower is not None:
+            a -= self.lower.sagittal_rad() - self.offset_lower
+        # wrap to (-pi, pi]
+        if a > math.pi:
+            a -= 2.0 * math.pi
+        elif a <= -math.pi:
+            a += 2.0 * math.pi
+        c = int(math.floor(a * _RAD_TO_CDEG + 0.5))
+        if c < -32767:
+            c = -32767
+        elif c > 32767:
+            c = 32767
+        self.angle_cdeg = c
+        flex = self.flex_cdeg
+        ext = self.ext_cdeg
+        self.over = (flex > 0 and c > flex) or (ext < 0 and c < ext)
+        if self.latched:
+            inside = (flex <= 0 or c < flex - self.hysteresis_cdeg) and (ext >= 0 or c > ext + self.hysteresis_cdeg)
+            if inside and (self.last_fire_ms is None or now_ms - self.last_fire_ms >= self.refractory_ms):
+                self.latched = False
+            return False
+        if self.over and self.armed:
+            self.latched = True
+            self.last_fire_ms = now_ms
+            self.alerts += 1
+            return True
+        return False

@@ -1,0 +1,398 @@
+"""Device scenarios under MicroPython: commands, guard, config, links."""
+
+import pytest
+
+from fw_helpers import PRELUDE, mpy
+
+pytestmark = pytest.mark.micropython
+
+
+def run(tmp_path, body):
+    return mpy("CFG_DIR = %r\n" % str(tmp_path) + PRELUDE + body)
+
+
+def test_start_stop_set_rate_haptic_sequence(tmp_path):
+    run(
+        tmp_path,
+        r"""
+rig = Rig(fresh_store(CFG_DIR))
+rig.connect()
+rig.run_ms(500)
+assert rig.frames() == [], "nothing streams before START"
+rig.cmd(sp.OP_START)
+rig.run_ms(1000)
+f1 = rig.frames()
+assert len(f1) >= 10
+assert all(f.mask == 3 and f.period_us == 9615 and f.count <= sp.max_samples_per_frame(3) for f in f1)
+for a, b in zip(f1, f1[1:]):
+    assert b.seq == a.seq + a.count, "contiguous"
+# notifications stay <= ~20/s at 104 Hz with two IMUs
+assert len(f1) <= 16, len(f1)
+rig.cmd(sp.OP_SET_RATE, (200,))
+ack = rig.replies()[-1]
+assert ack.kind == sp.T_ACK and ack.opcode == sp.OP_SET_RATE and ack.value == 4808, ack.value
+rig.run_ms(1000)
+f2 = rig.frames()[len(f1):]
+assert f2 and f2[-1].period_us == 4808
+assert sum(f.count for f in f2 if f.period_us == 4808) >= 190
+rig.cmd(sp.OP_HAPTIC, (3, 100, 50, 128))
+t_cmd = rig.hw.ticks.t_us // 1000
+rig.run_ms(600, step_ms=5)
+on = rig.motor_on_ms()
+assert len(on) == 3, on
+assert on[0][0] == t_cmd and all(b - a == 100 for a, b in on), on
+assert on[1][0] - on[0][0] == 150
+assert rig.hw.pwm.duty_u16() == 0
+assert rig.hw.pwm.history[1][1] == 128 * 257
+# frames flag the motor while it ran
+assert any(f.flags & sp.SF_MOTOR_ON for f in rig.frames())
+rig.cmd(sp.OP_STOP)
+n_stop = len(rig.frames())
+rig.run_ms(500)
+assert len(rig.frames()) == n_stop, "no frames after STOP"
+kinds = [(r.kind, r.opcode) for r in rig.replies()]
+assert kinds == [(sp.T_ACK, sp.OP_START), (sp.T_ACK, sp.OP_SET_RATE), (sp.T_ACK, sp.OP_HAPTIC), (sp.T_ACK, sp.OP_STOP)], kinds
+# the rate was persisted
+assert ConfigStore(CFG_DIR + "/config.json", CFG_DIR + "/boot.txt").load()["rate_hz"] == 200
+# TIME_SYNC answers with device time; GET_STATUS answers ACK then STATUS
+rig.cmd(sp.OP_TIME_SYNC)
+assert rig.replies()[-1].value == sp.wrap32(rig.dev.clock.now_us())
+rig.cmd(sp.OP_GET_STATUS)
+ack, st = rig.replies()[-2:]
+assert ack.kind == sp.T_ACK and st.kind == sp.T_STATUS
+assert st.period_us == 4808 and st.imu_upper == sp.IMU_LSM6DSO and st.imu_lower == sp.IMU_LSM6DSO
+assert st.frames_sent == len(rig.frames()) and st.boot_count == 1 and st.state & sp.ST_CONNECTED
+assert st.battery_mv == 3900 and st.battery_pct == 66
+print("ok")
+""",
+    )
+
+
+def test_malformed_commands_get_error_and_change_nothing(tmp_path):
+    run(
+        tmp_path,
+        r"""
+rig = Rig(fresh_store(CFG_DIR))
+rig.connect()
+rig.run_ms(200)
+def snapshot():
+    d = rig.dev
+    return (d.sampler.streaming, d.sampler.period_us, d.guard.flex_cdeg, d.guard.ext_cdeg, d.guard.mode, d.haptics.active, d.last_counter)
+before = snapshot()
+good = bytearray(sp.encode_command(7, sp.OP_SET_GUARD, (3000, -1000, 2)))
+bad_crc = bytearray(good); bad_crc[-1] ^= 0xFF
+cases = [
+    (bytes(bad_crc), sp.E_CRC),
+    (b"\x01\x03", sp.E_TRUNCATED),
+    (b"\x02" + bytes(good[1:]), sp.E_CRC),
+]
+# well-formed frames with bad contents (CRC recomputed)
+def sealed(body):
+    c = sp.crc16(body)
+    return bytes(body) + bytes((c & 0xFF, c >> 8))
+cases.append((sealed(b"\x02\x03\x07\x00\x00\x00\x02"), sp.E_VERSION))
+cases.append((sealed(b"\x01\x03\x07\x00\x00\x00\x99"), sp.E_OPCODE))
+cases.append((sealed(b"\x01\x03\x07\x00\x00\x00\x04\x10\x27"), sp.E_RANGE))  # SET_RATE 10000 Hz
+cases.append((sealed(b"\x01\x03\x07\x00\x00\x00\x04\x10"), sp.E_LENGTH))
+cases.append((sealed(b"\x01\x01\x07\x00\x00\x00"), sp.E_TYPE))
+for data, code in cases:
+    rig.raw_cmd(data)
+    e = rig.replies()[-1]
+    assert e.kind == sp.T_ERROR and e.code == code, (data, e.kind, getattr(e, "code", None), code)
+    assert snapshot() == before, "a bad command changed the device"
+e = rig.replies()[4]
+assert e.counter == 7 and e.opcode == 0x99, "errors name the command when it was readable"
+rig.run_ms(200)
+assert rig.frames() == [] and rig.hw.pwm.on_intervals() == []
+rig.cmd(sp.OP_GET_STATUS)
+assert rig.replies()[-1].commands_rejected == len(cases)
+print("ok")
+""",
+    )
+
+
+def test_stale_and_repeated_counters_are_refused(tmp_path):
+    run(
+        tmp_path,
+        r"""
+rig = Rig(fresh_store(CFG_DIR))
+rig.connect()
+rig.cmd(sp.OP_START, counter=100)
+rig.cmd(sp.OP_STOP, counter=100)     # repeated
+rig.cmd(sp.OP_STOP, counter=50)      # older
+rig.cmd(sp.OP_HAPTIC, (1, 100, 0, 255), counter=99)
+r = rig.replies()
+assert r[0].kind == sp.T_ACK
+for e in r[1:]:
+    assert e.kind == sp.T_ERROR and e.code == sp.E_STALE, e.kind
+assert rig.dev.sampler.streaming, "the stale STOP did nothing"
+assert rig.hw.pwm.on_intervals() == [], "the stale HAPTIC did nothing"
+rig.cmd(sp.OP_STOP, counter=101)
+assert rig.replies()[-1].kind == sp.T_ACK and not rig.dev.sampler.streaming
+# u32 serial-number arithmetic: the counter may wrap around
+rig.cmd(sp.OP_START, counter=0x7FFFFFF0)
+rig.cmd(sp.OP_STOP, counter=0xFFFFFFE0)
+rig.cmd(sp.OP_START, counter=0x10)
+rig.cmd(sp.OP_STOP, counter=0x80000011)  # more than half the space away: older
+assert [x.kind for x in rig.replies()[-4:]] == [sp.T_ACK, sp.T_ACK, sp.T_ACK, sp.T_ERROR]
+# a new connection starts a new counter session
+rig.r.central_disconnect(); rig.dev.step()
+rig.connect()
+rig.cmd(sp.OP_GET_STATUS, counter=1)
+assert rig.replies()[-2].kind == sp.T_ACK
+print("ok")
+""",
+    )
+
+
+def test_guard_fires_when_link_down_silent_when_connected_unless_always(tmp_path):
+    run(
+        tmp_path,
+        r"""
+# upper sensor rounds forward 0 -> 60 deg and back, twice; lower stays still
+rep = [(0, 0), (2, 0), (3, 60), (4, 60), (5, 0), (7, 0), (8, 60), (9, 60), (10, 0), (30, 0)]
+def rig_with(mode, connected):
+    rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(rep))
+    rig.connect()
+    rig.cmd(sp.OP_START)
+    rig.run_ms(500)
+    rig.cmd(sp.OP_CALIBRATE, (0,))
+    rig.cmd(sp.OP_SET_GUARD, (3000, -2000, mode))
+    assert [x.kind for x in rig.replies()] == [sp.T_ACK] * 3
+    if not connected:
+        rig.r.central_disconnect()
+    return rig
+
+# 1. link down, GUARD_WHEN_LINK_DOWN: one buzz per bad rep, within one batch of the crossing
+rig = rig_with(sp.GUARD_WHEN_LINK_DOWN, connected=False)
+rig.run_ms(11000)
+on = rig.motor_on_ms()
+assert len(on) == 4, on             # 2 reps x 2 pulses
+assert rig.dev.guard.alerts == 2
+# crossing 30 deg: upper tilt reaches 30 deg at t = 2.5 s (+ start offset of the fake clock)
+for rep_start_s, (t_on, _) in zip((2.5, 7.5), (on[0], on[2])):
+    delay = t_on - rep_start_s * 1000
+    assert 0 <= delay <= 30, delay  # one IMU read interval (10 ms) + one sample
+# 2. connected and streaming: the host is watching, the device stays silent
+rig = rig_with(sp.GUARD_WHEN_LINK_DOWN, connected=True)
+rig.run_ms(11000)
+assert rig.motor_on_ms() == [] and rig.dev.guard.alerts == 0
+fr = rig.frames()
+assert any(f.flags & sp.SF_GUARD_FIRING for f in fr), "frames still say it is past the threshold"
+assert not any(f.flags & sp.SF_GUARD_ARMED for f in fr)
+angles = []
+for f in fr:
+    v = f.values()
+    angles += [v[i] for i in range(sp.values_per_sample(3) - 1, len(v), sp.values_per_sample(3))]
+assert max(angles) > 5900 and max(angles) <= 6000, max(angles)
+# 3. connected but GUARD_ALWAYS: fires
+rig = rig_with(sp.GUARD_ALWAYS, connected=True)
+rig.run_ms(11000)
+assert rig.dev.guard.alerts == 2 and len(rig.motor_on_ms()) == 4
+# 4. GUARD_OFF never fires, link down or not
+rig = rig_with(sp.GUARD_OFF, connected=False)
+rig.run_ms(11000)
+assert rig.dev.guard.alerts == 0 and rig.motor_on_ms() == []
+print("ok")
+""",
+    )
+
+
+def test_angle_none_before_calibration_and_guard_not_armed(tmp_path):
+    run(
+        tmp_path,
+        r"""
+rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt([(0, 0), (1, 70), (5, 70)]))
+rig.connect()
+rig.cmd(sp.OP_START)
+rig.r.central_disconnect()
+rig.run_ms(3000)
+assert rig.dev.guard.alerts == 0
+rig.connect()
+rig.run_ms(300)
+fr = rig.frames()
+assert fr, "queued frames go out after the reconnect"
+v = fr[-1].values()
+assert v[12] == sp.ANGLE_NONE and v[25] == sp.ANGLE_NONE
+rig.cmd(sp.OP_CALIBRATE, (0,))
+rig.run_ms(2000)  # drain the backlog queued while disconnected
+v = rig.frames()[-1].values()
+assert abs(v[-1]) < 50, v[-1]
+print("ok")
+""",
+    )
+
+
+def test_calibrate_without_data_is_bad_state(tmp_path):
+    run(
+        tmp_path,
+        r"""
+rig = Rig(fresh_store(CFG_DIR))
+rig.connect()
+rig.cmd(sp.OP_CALIBRATE, (0,))   # no sample has been read yet
+e = rig.replies()[-1]
+assert e.kind == sp.T_ERROR and e.code == sp.E_STATE
+assert not rig.dev.guard.calibrated
+print("ok")
+""",
+    )
+
+
+def test_corrupt_config_falls_back_to_defaults_and_says_so(tmp_path):
+    run(
+        tmp_path,
+        r"""
+from config_store import DEFAULTS
+for text in ('{"rate_hz": 200, ', '{"rate_hz": "fast"}', '{"guard_mode": 7}', '[1, 2]', '\x00\xff'):
+    store = fresh_store(CFG_DIR, text)
+    rig = Rig(store)
+    assert rig.dev.cfg == DEFAULTS, text
+    rig.connect()
+    rig.cmd(sp.OP_GET_STATUS)
+    st = rig.replies()[-1]
+    assert st.kind == sp.T_STATUS and st.state & sp.ST_CONFIG_DEFAULTS, text
+    assert st.period_us == 9615 and st.guard_flex_cdeg == DEFAULTS["guard_flex_cdeg"]
+# a valid config with a setting changed by a command survives a reboot, without the flag
+store = fresh_store(CFG_DIR)
+rig = Rig(store)
+rig.connect()
+rig.cmd(sp.OP_SET_GUARD, (2500, -1500, sp.GUARD_ALWAYS))
+rig2 = Rig(ConfigStore(CFG_DIR + "/config.json", CFG_DIR + "/boot.txt"))
+rig2.connect()
+rig2.cmd(sp.OP_GET_STATUS)
+st = rig2.replies()[-1]
+assert not st.state & sp.ST_CONFIG_DEFAULTS
+assert (st.guard_flex_cdeg, st.guard_ext_cdeg, st.guard_mode) == (2500, -1500, sp.GUARD_ALWAYS)
+assert st.boot_count == 2, st.boot_count
+print("ok")
+""",
+    )
+
+
+def test_ble_advertising_gatt_mtu_and_readvertise(tmp_path):
+    run(
+        tmp_path,
+        r"""
+from ble_link import uuid128_le
+rig = Rig(fresh_store(CFG_DIR))
+r = rig.r
+U = rig.hw.uuid
+interval, adv, resp, connectable = r.adv
+assert connectable and uuid128_le(sp.SERVICE_UUID) in adv and len(adv) <= 31
+assert b"spinemon-B2C3" in resp
+assert r.config("gap_name") == "spinemon-B2C3"
+# GATT table
+svc_uuids = [s[0] for s in r.services]
+assert svc_uuids == [U(sp.SERVICE_UUID), U(0x180F), U(0x180A)]
+flags = dict((c[0], c[1]) for c in r.services[0][1])
+assert flags[U(sp.STREAM_CHAR_UUID)] & 0x10 and flags[U(sp.COMMAND_CHAR_UUID)] & 0x08
+assert flags[U(sp.STATUS_CHAR_UUID)] & 0x12 == 0x12
+assert r.gatts_read(r.handle_of(U(0x2A26))) == b"0.1.0"
+assert r.gatts_read(r.handle_of(U(0x2A19))) == bytes((66,))
+assert r.buffers[rig.h_cmd][0] >= 20
+# without an MTU exchange (23) frames are cut to 1 sample/frame? no: they do not fit -> smaller frames
+r.central_connect()
+rig.dev.step()
+assert r.adv is None
+r.exchange_mtu(mtu=100)
+rig.dev.step()
+assert rig.dev.sampler.spf == (97 - 18) // 26
+rig.cmd(sp.OP_START)
+rig.run_ms(1000)
+fr = r.notified(rig.h_stream)
+assert fr and max(len(f) for f in fr) <= 97
+assert all(sp.decode(f).count == 3 for f in fr)
+# status characteristic is readable (periodic STATUS)
+assert sp.decode(r.gatts_read(rig.h_status)).kind == sp.T_STATUS
+# disconnect -> advertising again
+r.central_disconnect()
+rig.run_ms(50)
+assert r.adv is not None and r.adv[3]
+print("ok")
+""",
+    )
+
+
+def test_slow_link_drops_oldest_frames_and_counts(tmp_path):
+    run(
+        tmp_path,
+        r"""
+rig = Rig(fresh_store(CFG_DIR))
+rig.connect()
+rig.cmd(sp.OP_START)
+rig.run_ms(500)
+n0 = len(rig.frames())
+rig.r.congested = True          # the stack refuses notifications
+rig.run_ms(5000)
+assert len(rig.frames()) == n0
+rig.r.congested = False
+rig.run_ms(2000)
+fr = rig.frames()
+d = rig.dev
+assert d.queue.frames_dropped > 0
+dropped_flag = [f for f in fr if f.flags & sp.SF_QUEUE_DROP]
+assert len(dropped_flag) >= 1
+# the sequence gap equals the dropped samples
+gap = 0
+for a, b in zip(fr, fr[1:]):
+    gap += b.seq - (a.seq + a.count)
+assert gap == d.queue.samples_dropped, (gap, d.queue.samples_dropped)
+rig.cmd(sp.OP_GET_STATUS)
+st = rig.replies()[-1]
+assert st.frames_dropped == d.queue.frames_dropped and st.samples_dropped == d.queue.samples_dropped
+assert st.samples_lost_fifo == 0
+print("ok")
+""",
+    )
+
+
+def test_serial_link_streams_cobs_frames_and_takes_commands(tmp_path):
+    run(
+        tmp_path,
+        r"""
+rig = Rig(fresh_store(CFG_DIR), link="serial", ble=False, serial=True, two=False, chip="mpu6050")
+port = rig.hw.port
+dec = sp.StreamDecoder()
+def send(op, args=(), counter=None):
+    rig.counter += 1
+    port.feed(sp.stream_frame(sp.encode_command(rig.counter if counter is None else counter, op, args)))
+send(sp.OP_START)
+port.feed(b"garbage\x00")   # not COBS: counted and skipped, resynchronises at the delimiter
+bad = bytearray(sp.encode_command(99, sp.OP_STOP)); bad[-1] ^= 1
+port.feed(sp.stream_frame(bytes(bad)))  # a frame with a bad CRC: ERROR
+rig.run_ms(1000)
+send(sp.OP_HAPTIC, (2, 50, 50, 255))
+rig.run_ms(300)
+send(sp.OP_STOP)
+rig.run_ms(100)
+out = [sp.decode(f) for f in dec.feed(port.take_tx())]
+acks = [f for f in out if f.kind == sp.T_ACK]
+errs = [f for f in out if f.kind == sp.T_ERROR]
+samples = [f for f in out if f.kind == sp.T_SAMPLES]
+assert [a.opcode for a in acks] == [sp.OP_START, sp.OP_HAPTIC, sp.OP_STOP]
+assert len(errs) == 1 and errs[0].code == sp.E_CRC
+assert rig.dev.serial.framing_errors == 1
+assert samples and all(f.mask == 1 and f.period_us == 10000 for f in samples)
+assert sum(f.count for f in samples) >= 125
+assert len(rig.motor_on_ms()) == 2
+print("ok")
+""",
+    )
+
+
+def test_button_press_calibrates(tmp_path):
+    run(
+        tmp_path,
+        r"""
+rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt([(0, 10), (10, 10)]), two=False)
+rig.run_ms(300)
+assert not rig.dev.guard.calibrated
+rig.hw.button.value(0)
+rig.run_ms(200)
+rig.hw.button.value(1)
+rig.run_ms(100)
+assert rig.dev.guard.calibrated and len(rig.motor_on_ms()) == 1
+assert abs(rig.dev.guard.angle_cdeg) < 20
+print("ok")
+""",
+    )
