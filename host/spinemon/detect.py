@@ -1,0 +1,295 @@
+"""Angles -> events.
+
+Exercise profiles turn the lifter's calibrated range of motion into limits;
+:class:`EventDetector` watches the lumbar angle (and lateral bend and twist)
+block by block and reports over-flexion, over-extension, twist and lateral
+bend events with hysteresis, a minimum duration and a refractory period, so
+one bad rep gives one alert. It is streaming and block-split invariant: the
+same samples give the same events however they are cut into blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spinemon.errors import ConfigError
+
+OVER_FLEXION = "over_flexion"
+OVER_EXTENSION = "over_extension"
+TWIST = "twist"
+LATERAL_BEND = "lateral_bend"
+EVENT_KINDS = (OVER_FLEXION, OVER_EXTENSION, TWIST, LATERAL_BEND)
+
+
+@dataclass(frozen=True)
+class RangeOfMotion:
+    """The lifter's own lumbar range, degrees from neutral
+    (flexion positive, extension negative)."""
+
+    flexion_deg: float = 55.0
+    extension_deg: float = -25.0
+
+    def __post_init__(self) -> None:
+        if not (5.0 <= self.flexion_deg <= 120.0):
+            raise ConfigError(f"range of motion: flexion {self.flexion_deg:.1f} deg is implausible (5..120)")
+        if not (-60.0 <= self.extension_deg <= -2.0):
+            raise ConfigError(f"range of motion: extension {self.extension_deg:.1f} deg is implausible (-60..-2)")
+
+
+#: population default used until the lifter calibrates a range of motion
+DEFAULT_ROM = RangeOfMotion()
+
+
+@dataclass(frozen=True)
+class ExerciseProfile:
+    """Limits for one exercise. A limit is either a share of the lifter's
+    range of motion (``*_share``) or an absolute angle (``*_deg``, which wins
+    when set). ``None`` disables that check."""
+
+    name: str
+    flexion_share: float | None = 0.6
+    extension_share: float | None = 0.6
+    flexion_deg: float | None = None
+    extension_deg: float | None = None
+    twist_deg: float | None = None
+    lateral_deg: float | None = None
+
+    def limits(self, rom: RangeOfMotion = DEFAULT_ROM) -> "Limits":
+        flex = self.flexion_deg
+        if flex is None and self.flexion_share is not None:
+            flex = self.flexion_share * rom.flexion_deg
+        ext = self.extension_deg
+        if ext is None and self.extension_share is not None:
+            ext = self.extension_share * rom.extension_deg
+        return Limits(flex, ext, self.twist_deg, self.lateral_deg)
+
+
+PROFILES: dict[str, ExerciseProfile] = {
+    # hinges and squats: rounding is the fault; lockout hyperextension too
+    "deadlift": ExerciseProfile("deadlift", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0),
+    "squat": ExerciseProfile("squat", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0),
+    # overhead work: arching is the fault
+    "overhead_press": ExerciseProfile("overhead_press", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0),
+    # curls: leaning back to swing the weight
+    "curl": ExerciseProfile("curl", flexion_share=0.5, extension_share=0.45, twist_deg=15.0, lateral_deg=15.0),
+    "generic": ExerciseProfile("generic", flexion_share=0.7, extension_share=0.7),
+}
+
+
+def profile(name: str) -> ExerciseProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ConfigError(f"unknown exercise {name!r}; choose one of {', '.join(PROFILES)}") from None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Degrees. ``extension_deg`` is negative. ``None`` = not checked."""
+
+    flexion_deg: float | None
+    extension_deg: float | None
+    twist_deg: float | None = None
+    lateral_deg: float | None = None
+
+    def as_dict(self) -> dict:
+        return {k: (None if v is None else round(float(v), 3)) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    hysteresis_deg: float = 3.0  # the angle must come back this far inside the limit to end an event
+    min_duration_s: float = 0.08  # past the limit this long before an alert fires
+    refractory_s: float = 1.5  # a new crossing this soon after an event ends continues it
+
+    def __post_init__(self) -> None:
+        if self.hysteresis_deg < 0 or self.min_duration_s < 0 or self.refractory_s < 0:
+            raise ConfigError("detector settings must not be negative")
+
+
+@dataclass
+class Event:
+    """One excursion past a limit. ``t_*`` are device times (s).
+    ``t_alert`` is when the event was confirmed and an alert issued (the
+    sample that completed the minimum duration); ``seq_alert`` its index."""
+
+    kind: str
+    t_start: float
+    limit_deg: float
+    peak_deg: float
+    t_alert: float | None = None
+    seq_alert: int | None = None
+    t_end: float | None = None
+    set: int | None = None
+    rep: int | None = None
+    exercise: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "t_start": round(self.t_start, 4),
+            "t_end": None if self.t_end is None else round(self.t_end, 4),
+            "peak_deg": round(self.peak_deg, 2),
+            "limit_deg": round(self.limit_deg, 2),
+            "t_alert": None if self.t_alert is None else round(self.t_alert, 4),
+            "set": self.set,
+            "rep": self.rep,
+            "exercise": self.exercise,
+        }
+
+
+@dataclass
+class _Watch:
+    """State of one limit check."""
+
+    kind: str
+    sign: float  # +1: signal above limit is bad; -1: below (extension); 0: |signal|
+    candidate: Event | None = None  # past the limit, not yet confirmed
+    active: Event | None = None  # confirmed; t_end set once released (cooling down)
+
+
+@dataclass
+class DetectorOutput:
+    alerts: list[Event] = field(default_factory=list)  # confirmed in this block: send a haptic now
+    finished: list[Event] = field(default_factory=list)  # ended in this block
+
+
+class EventDetector:
+    """Streaming limit watcher.
+
+    ``update(t, seq, lumbar, lateral, twist)`` takes arrays for one block of
+    samples (degrees) and returns the alerts to send now and the events that
+    ended. ``set_limits`` changes the limits between blocks (new exercise);
+    ``context`` (set, rep, exercise) is stamped on new events.
+    """
+
+    def __init__(self, limits: Limits, settings: DetectorSettings | None = None) -> None:
+        self.settings = settings or DetectorSettings()
+        self.limits = limits
+        self._watches = {
+            OVER_FLEXION: _Watch(OVER_FLEXION, +1.0),
+            OVER_EXTENSION: _Watch(OVER_EXTENSION, -1.0),
+            TWIST: _Watch(TWIST, 0.0),
+            LATERAL_BEND: _Watch(LATERAL_BEND, 0.0),
+        }
+        self.events: list[Event] = []
+        self.context: dict = {"set": None, "rep": None, "exercise": None}
+
+    def set_limits(self, limits: Limits) -> None:
+        self.limits = limits
+
+    def _limit(self, kind: str) -> float | None:
+        lim = self.limits
+        return {
+            OVER_FLEXION: lim.flexion_deg,
+            OVER_EXTENSION: lim.extension_deg,
+            TWIST: lim.twist_deg,
+            LATERAL_BEND: lim.lateral_deg,
+        }[kind]
+
+    def update(self, t: np.ndarray, seq: np.ndarray, lumbar: np.ndarray, lateral: np.ndarray, twist: np.ndarray) -> DetectorOutput:
+        out = DetectorOutput()
+        signals = {OVER_FLEXION: lumbar, OVER_EXTENSION: lumbar, TWIST: twist, LATERAL_BEND: lateral}
+        for kind, w in self._watches.items():
+            limit = self._limit(kind)
+            if limit is None:
+                continue
+            x = np.asarray(signals[kind], dtype=np.float64)
+            if w.sign > 0:
+                badness = x  # compare with +limit
+                lim = limit
+            elif w.sign < 0:
+                badness = -x
+                lim = -limit
+            else:
+                badness = np.abs(x)
+                lim = abs(limit)
+            # fast path: nothing going on and nothing past the limit in this block
+            if w.candidate is None and w.active is None and not np.any(badness > lim):
+                continue
+            self._scan(w, limit, lim, badness, x, t, seq, out)
+        return out
+
+    def _scan(self, w: _Watch, limit: float, lim: float, badness, x, t, seq, out: DetectorOutput) -> None:
+        s = self.settings
+        release = lim - s.hysteresis_deg
+        for i in range(len(badness)):
+            b = badness[i]
+            ti = float(t[i])
+            xi = float(x[i])
+            ev = w.active
+            if ev is not None:
+                if ev.t_end is not None:  # cooling down after release
+                    if b > lim:  # back past the limit within the refractory period: same event
+                        ev.t_end = None
+                    elif ti - ev.t_end > s.refractory_s:
+                        w.active = None
+                        out.finished.append(ev)
+                        continue
+                    else:
+                        continue
+                if abs(xi) > abs(ev.peak_deg):
+                    ev.peak_deg = xi
+                if b < release:
+                    ev.t_end = ti
+                continue
+            if w.candidate is None:
+                if not b > lim:
+                    continue
+                ctx = self.context
+                w.candidate = Event(
+                    kind=w.kind,
+                    t_start=ti,
+                    limit_deg=float(limit),
+                    peak_deg=xi,
+                    set=ctx.get("set"),
+                    rep=ctx.get("rep"),
+                    exercise=ctx.get("exercise"),
+                )
+            ev = w.candidate
+            if b < release:
+                w.candidate = None  # too short to count
+                continue
+            if abs(xi) > abs(ev.peak_deg):
+                ev.peak_deg = xi
+            if ti - ev.t_start < s.min_duration_s:
+                continue
+            w.candidate = None
+            ev.t_alert = ti
+            ev.seq_alert = int(seq[i])
+            w.active = ev
+            self.events.append(ev)
+            out.alerts.append(ev)
+
+    def finish(self, t_end: float) -> list[Event]:
+        """Close events still open at the end of a session."""
+        done = []
+        for w in self._watches.values():
+            ev = w.active
+            if ev is not None:
+                if ev.t_end is None:
+                    ev.t_end = t_end
+                done.append(ev)
+                w.active = None
+            w.candidate = None
+        return done
+
+__all__ = [
+    "EVENT_KINDS",
+    "OVER_FLEXION",
+    "OVER_EXTENSION",
+    "TWIST",
+    "LATERAL_BEND",
+    "RangeOfMotion",
+    "DEFAULT_ROM",
+    "ExerciseProfile",
+    "PROFILES",
+    "profile",
+    "Limits",
+    "DetectorSettings",
+    "Event",
+    "DetectorOutput",
+    "EventDetector",
+]

@@ -1,0 +1,233 @@
+"""Frames -> samples.
+
+:class:`FrameDecoder` turns protocol frames (bytes, as received) into
+:class:`SampleBlock` objects in SI units, unwraps the u32 sequence number and
+the u32 microsecond device clock, and keeps :class:`StreamStats`: every bad
+frame is counted by reason and skipped, every gap in the sequence is counted
+as lost samples, every repeated frame as a duplicate. Nothing here raises on
+bad bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import spinemon_protocol as proto
+
+G = 9.80665
+SENSORS = ("upper", "lower")
+_U32 = 1 << 32
+# A frame whose sequence number lies further behind than this is a restart
+# of the device (reset, brown-out), not a late duplicate.
+RESTART_WINDOW_SAMPLES = 1 << 16
+
+
+def _signed32(d: int) -> int:
+    d &= 0xFFFFFFFF
+    return d - _U32 if d >= 0x80000000 else d
+
+
+def sensors_in_mask(mask: int) -> tuple[str, ...]:
+    return tuple(s for bit, s in ((proto.SENSOR_UPPER, "upper"), (proto.SENSOR_LOWER, "lower")) if mask & bit)
+
+
+@dataclass
+class SampleBlock:
+    """Consecutive samples (one or more frames) in SI units.
+
+    seq: int64 sample index (unwrapped); t: device time in s (unwrapped);
+    acc/gyr: sensor id -> (n, 3) m/s^2 and rad/s in the sensor frame;
+    device_angle_deg: the wearable's own angle estimate (NaN where absent);
+    flags: per-sample copy of the frame's SAMPLES flags.
+    """
+
+    seq: np.ndarray
+    t: np.ndarray
+    acc: dict[str, np.ndarray]
+    gyr: dict[str, np.ndarray]
+    device_angle_deg: np.ndarray
+    flags: np.ndarray
+    rate_hz: float
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        return tuple(self.acc)
+
+    @staticmethod
+    def concatenate(blocks: list["SampleBlock"]) -> "SampleBlock":
+        if not blocks:
+            raise ValueError("no blocks to concatenate")
+        if len(blocks) == 1:
+            return blocks[0]
+        sensors = blocks[0].sensors
+        return SampleBlock(
+            seq=np.concatenate([b.seq for b in blocks]),
+            t=np.concatenate([b.t for b in blocks]),
+            acc={s: np.concatenate([b.acc[s] for b in blocks]) for s in sensors},
+            gyr={s: np.concatenate([b.gyr[s] for b in blocks]) for s in sensors},
+            device_angle_deg=np.concatenate([b.device_angle_deg for b in blocks]),
+            flags=np.concatenate([b.flags for b in blocks]),
+            rate_hz=blocks[-1].rate_hz,
+        )
+
+
+@dataclass
+class StreamStats:
+    """What the decoder saw. `rejected` counts bad frames by reason
+    (bad_crc, wrong_version, unknown_type, bad_length, ...)."""
+
+    frames: int = 0
+    samples: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    gaps: int = 0
+    lost_samples: int = 0
+    duplicate_frames: int = 0
+    duplicate_samples: int = 0
+    restarts: int = 0
+    layout_changes: int = 0
+    status_frames: int = 0
+    ack_frames: int = 0
+    error_frames: int = 0
+    flagged_fifo_overflow: int = 0
+    flagged_queue_drop: int = 0
+
+    @property
+    def bad_frames(self) -> int:
+        return sum(self.rejected.values())
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "rejected"}
+        d["rejected"] = dict(self.rejected)
+        d["bad_frames"] = self.bad_frames
+        return d
+
+
+class FrameDecoder:
+    """Stateful decoder for one wearable's frame stream.
+
+    ``feed(frame)`` returns a list of decoded items: :class:`SampleBlock`
+    for samples (duplicates removed), or the protocol's Status/Ack/Error
+    objects. Bad frames are counted in :attr:`stats` and skipped.
+    """
+
+    def __init__(self) -> None:
+        self.stats = StreamStats()
+        self._next_seq: int | None = None  # unwrapped index of the next expected sample
+        self._seq_base = 0  # unwrapped seq = seq_base + raw seq (rebased on wrap/restart)
+        self._last_raw_seq = 0
+        self._t_base = 0  # unwrapped us = t_base + raw t
+        self._last_raw_t = 0
+        self._t_started = False
+        self._next_t_us = 0
+        self._layout: tuple[int, int] | None = None
+        self.last_status: proto.Status | None = None
+
+    # -- sequence/time unwrapping ------------------------------------------
+    def _unwrap_seq(self, raw: int) -> int:
+        if self._next_seq is None:
+            self._seq_base = 0
+            self._last_raw_seq = raw
+            return raw
+        d = _signed32(raw - self._last_raw_seq)
+        unwrapped = self._seq_base + self._last_raw_seq + d
+        return unwrapped
+
+    def _unwrap_t(self, raw: int) -> int:
+        if not self._t_started:
+            self._t_started = True
+            self._t_base = 0
+            self._last_raw_t = raw
+            return raw
+        unwrapped = self._t_base + self._last_raw_t + _signed32(raw - self._last_raw_t)
+        return unwrapped
+
+    def _commit_position(self, raw_seq: int, seq: int, raw_t: int, t_us: int) -> None:
+        self._seq_base = seq - raw_seq
+        self._last_raw_seq = raw_seq
+        self._t_base = t_us - raw_t
+        self._last_raw_t = raw_t
+
+    # -- decoding --------------------------------------------------------------
+    def feed(self, frame: bytes) -> list:
+        try:
+            obj = proto.decode(frame)
+        except proto.ProtocolError as e:
+            self.stats.rejected[e.reason] = self.stats.rejected.get(e.reason, 0) + 1
+            return []
+        self.stats.frames += 1
+        if obj.kind == proto.T_SAMPLES:
+            block = self._samples(obj)
+            return [block] if block is not None else []
+        if obj.kind == proto.T_STATUS:
+            self.stats.status_frames += 1
+            self.last_status = obj
+        elif obj.kind == proto.T_ACK:
+            self.stats.ack_frames += 1
+        elif obj.kind == proto.T_ERROR:
+            self.stats.error_frames += 1
+        return [obj]
+
+    def _samples(self, f: proto.Samples) -> SampleBlock | None:
+        st = self.stats
+        layout = (f.mask, f.ranges)
+        if self._layout is not None and layout != self._layout:
+            st.layout_changes += 1
+        self._layout = layout
+        seq = self._unwrap_seq(f.seq)
+        t0_us = self._unwrap_t(f.t_us)
+        n = f.count
+        skip = 0
+        if self._next_seq is not None:
+            d = seq - self._next_seq
+            if d > 0:
+                st.gaps += 1
+                st.lost_samples += d
+            elif d < 0:
+                if -d > RESTART_WINDOW_SAMPLES:
+                    # the device restarted: its counters began again
+                    st.restarts += 1
+                    seq = self._next_seq
+                    t0_us = self._next_t_us
+                else:
+                    skip = min(-d, n)
+                    st.duplicate_samples += skip
+                    if skip == n:
+                        st.duplicate_frames += 1
+                        return None
+        self._commit_position(f.seq, seq, f.t_us, t0_us)
+        if f.flags & proto.SF_FIFO_OVERFLOW:
+            st.flagged_fifo_overflow += 1
+        if f.flags & proto.SF_QUEUE_DROP:
+            st.flagged_queue_drop += 1
+
+        sensors = sensors_in_mask(f.mask)
+        per = proto.values_per_sample(f.mask)
+        raw = np.frombuffer(f.block, dtype="<i2").reshape(n, per)[skip:]
+        k = n - skip
+        acc_scale = proto.accel_fs_g(f.ranges) / 32768.0 * G
+        gyr_scale = proto.gyro_fs_dps(f.ranges) / 32768.0 * (math.pi / 180.0)
+        acc, gyr = {}, {}
+        for i, s in enumerate(sensors):
+            acc[s] = raw[:, 6 * i : 6 * i + 3] * acc_scale
+            gyr[s] = raw[:, 6 * i + 3 : 6 * i + 6] * gyr_scale
+        angle = raw[:, -1].astype(np.float64) / 100.0
+        angle[raw[:, -1] == proto.ANGLE_NONE] = np.nan
+        idx = np.arange(skip, n, dtype=np.int64)
+        self._next_seq = seq + n
+        self._next_t_us = t0_us + n * f.period_us
+        st.samples += k
+        return SampleBlock(
+            seq=seq + idx,
+            t=(t0_us + idx * f.period_us) * 1e-6,
+            acc=acc,
+            gyr=gyr,
+            device_angle_deg=angle,
+            flags=np.full(k, f.flags, dtype=np.uint8),
+            rate_hz=1e6 / f.period_us,
+        )
