@@ -25,7 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
-	$(PY) -m bench
+	$(PY) -m spinemon.bench
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info host/*.egg-info

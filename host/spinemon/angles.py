@@ -1,0 +1,257 @@
+"""Angles from gravity directions: mounting, sagittal/frontal inclination, lumbar angles, twist.
+
+Conventions (docs/architecture.md): body frame X superior, Y to the wearer's
+left, Z posterior. From a body-frame gravity direction ``u = (ux, uy, uz)``:
+sagittal inclination ``atan2(uz, ux)`` (flexion positive), frontal inclination
+``asin(uy)`` (bending to the wearer's right positive). Lumbar flexion = upper
+sagittal - lower sagittal, lateral bend = upper frontal - lower frontal, twist
+= leaky integral of (upper X-rate - lower X-rate). With one IMU, the angle is
+that sensor's inclination and is labelled ``"single-sensor inclination"``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import signal
+
+from spinemon.errors import CalibrationError, ConfigError, SpinemonError
+
+__all__ = [
+    "LABEL_LUMBAR",
+    "LABEL_SINGLE",
+    "AngleInputError",
+    "Mounting",
+    "sagittal_deg",
+    "frontal_deg",
+    "LumbarAngles",
+    "AngleTracker",
+    "lumbar_angles",
+]
+
+LABEL_LUMBAR = "lumbar flexion"
+LABEL_SINGLE = "single-sensor inclination"
+
+
+class AngleInputError(SpinemonError, ValueError):
+    """Arrays given to the angle functions have the wrong shape or are not finite."""
+
+
+def _vectors(name: str, v: object) -> np.ndarray:
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise AngleInputError(f"{name} must be numeric") from None
+    if a.ndim not in (1, 2) or a.shape[-1] != 3:
+        raise AngleInputError(f"{name} must have shape (3,) or (N, 3), got {a.shape}")
+    if not np.isfinite(a).all():
+        raise AngleInputError(f"{name} must be finite")
+    return a
+
+
+@dataclass(frozen=True)
+class Mounting:
+    """Rotation from a sensor frame to its segment's body frame: ``u_body = rotation @ u_sensor``.
+
+    The default is the nominal mounting (identity: sensor axes = body axes).
+    """
+
+    rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
+
+    def __post_init__(self) -> None:
+        r = np.asarray(self.rotation, dtype=np.float64)
+        if r.shape != (3, 3) or not np.isfinite(r).all():
+            raise ConfigError("Mounting.rotation must be a finite 3x3 matrix")
+        if np.abs(r @ r.T - np.eye(3)).max() > 1e-6 or np.linalg.det(r) < 0:
+            raise ConfigError("Mounting.rotation must be a proper rotation matrix")
+        r = r.copy()
+        r.setflags(write=False)
+        object.__setattr__(self, "rotation", r)
+
+    @classmethod
+    def from_neutral(cls, u_sensor_mean: object) -> "Mounting":
+        """The minimal rotation that takes the standing gravity direction (sensor frame) to body +X.
+
+        ``u_sensor_mean``: mean gravity direction measured while standing tall
+        (any length > 0). Heading about X stays as mounted (the nominal axes).
+
+        Raises:
+            CalibrationError: the direction is zero or not finite.
+        """
+        a = np.asarray(u_sensor_mean, dtype=np.float64).reshape(-1)
+        if a.shape != (3,) or not np.isfinite(a).all() or not np.linalg.norm(a) > 0:
+            raise CalibrationError(f"neutral gravity direction must be a finite non-zero 3-vector, got {u_sensor_mean!r}")
+        a = a / np.linalg.norm(a)
+        b = np.array([1.0, 0.0, 0.0])
+        v = np.cross(a, b)
+        c = float(a @ b)
+        if c < -1.0 + 1e-12:  # upside down: half turn about Z
+            return cls(np.diag([-1.0, -1.0, 1.0]))
+        vx = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+        r = np.eye(3) + vx + vx @ vx / (1.0 + c)
+        # re-orthonormalise (exact rotations only)
+        uu, _, vt = np.linalg.svd(r)
+        return cls(uu @ vt)
+
+    def to_body(self, v_sensor: object) -> np.ndarray:
+        """Express sensor-frame vectors (3,) or (N, 3) (gravity directions, rates) in the body frame."""
+        v = _vectors("v_sensor", v_sensor)
+        return v @ self.rotation.T
+
+
+def sagittal_deg(u_body: object) -> np.ndarray | float:
+    """Sagittal inclination ``atan2(uz, ux)`` in degrees: flexion (bending forward) positive."""
+    u = _vectors("u_body", u_body)
+    out = np.degrees(np.arctan2(u[..., 2], u[..., 0]))
+    return float(out) if u.ndim == 1 else out
+
+
+def frontal_deg(u_body: object) -> np.ndarray | float:
+    """Frontal inclination ``asin(uy)`` in degrees (of the normalised vector): bending to the right positive."""
+    u = _vectors("u_body", u_body)
+    n = np.linalg.norm(u, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.where(n > 0, u[..., 1] / np.where(n > 0, n, 1.0), 0.0)
+    out = np.degrees(np.arcsin(np.clip(s, -1.0, 1.0)))
+    return float(out) if u.ndim == 1 else out
+
+
+@dataclass
+class LumbarAngles:
+    """Angles for a block of samples, degrees.
+
+    Attributes:
+        flexion_deg: (N,) lumbar flexion (upper - lower sagittal), or with one IMU
+            that sensor's sagittal inclination.
+        lateral_deg: (N,) lateral bend (upper - lower frontal), or the one sensor's frontal inclination.
+        twist_deg: (N,) relative axial rotation (leaky integral of upper - lower
+            X-rate), or with one IMU the leaky integral of its own X-rate.
+        single_sensor: True when computed from one IMU.
+        label: ``"lumbar flexion"`` or ``"single-sensor inclination"``.
+    """
+
+    flexion_deg: np.ndarray
+    lateral_deg: np.ndarray
+    twist_deg: np.ndarray
+    single_sensor: bool
+    label: str
+
+
+class AngleTracker:
+    """Streaming angles: feed blocks of gravity directions (and gyros for twist).
+
+    The only state is the twist integrator (``twist_deg``), so the output is
+    the same for any split of the stream into blocks; :func:`lumbar_angles`
+    is the batch form.
+
+    Args:
+        rate: sample rate, Hz.
+        upper: mounting of the upper (T12/L1) sensor.
+        lower: mounting of the lower (sacrum) sensor, or ``None`` for a one-IMU wearable.
+        twist_leak_tau_s: time constant of the twist's leak back to 0, s.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        upper: Mounting | None = None,
+        lower: Mounting | None = None,
+        *,
+        single_sensor: bool = False,
+        twist_leak_tau_s: float = 10.0,
+    ):
+        if not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+            raise ConfigError(f"rate must be a finite number > 0 Hz, got {rate!r}")
+        if not isinstance(twist_leak_tau_s, (int, float)) or not math.isfinite(twist_leak_tau_s) or twist_leak_tau_s <= 0:
+            raise ConfigError(f"twist_leak_tau_s must be a finite number > 0, got {twist_leak_tau_s!r}")
+        self.rate = float(rate)
+        self.upper = upper or Mounting()
+        self.lower = lower or Mounting()
+        self.single_sensor = bool(single_sensor)
+        self.twist_leak_tau_s = float(twist_leak_tau_s)
+        dt = 1.0 / self.rate
+        self._leak = math.exp(-dt / self.twist_leak_tau_s)
+        self._b = np.array([math.degrees(dt)])
+        self._a = np.array([1.0, -self._leak])
+        self.twist_deg = 0.0
+
+    @property
+    def label(self) -> str:
+        return LABEL_SINGLE if self.single_sensor else LABEL_LUMBAR
+
+    def update(
+        self,
+        upper_u: object,
+        upper_gyr: object = None,
+        lower_u: object = None,
+        lower_gyr: object = None,
+    ) -> LumbarAngles:
+        """Angles for one block. Gravity directions (n, 3) sensor frame; gyros (n, 3) rad/s.
+
+        Without gyros the twist is held (leaks toward 0 only while gyros arrive).
+        """
+        uu = _vectors("upper_u", upper_u).reshape(-1, 3)
+        n = uu.shape[0]
+        ub = self.upper.to_body(uu) if n else uu
+        flex = sagittal_deg(ub) if n else np.empty(0)
+        lat = frontal_deg(ub) if n else np.empty(0)
+        rate_x = None
+        if upper_gyr is not None:
+            gu = _vectors("upper_gyr", upper_gyr).reshape(-1, 3)
+            if gu.shape[0] != n:
+                raise AngleInputError("upper_gyr must have as many rows as upper_u")
+            rate_x = self.upper.to_body(gu)[:, 0] if n else np.empty(0)
+        if not self.single_sensor:
+            if lower_u is None:
+                raise AngleInputError("two-sensor tracker needs lower_u (or use single_sensor=True)")
+            lu = _vectors("lower_u", lower_u).reshape(-1, 3)
+            if lu.shape[0] != n:
+                raise AngleInputError("lower_u must have as many rows as upper_u")
+            if n:
+                lb = self.lower.to_body(lu)
+                flex = flex - sagittal_deg(lb)
+                lat = lat - frontal_deg(lb)
+                # wrap the difference of two atan2 angles into (-180, 180]
+                flex = (flex + 180.0) % 360.0 - 180.0
+            if rate_x is not None:
+                if lower_gyr is None:
+                    raise AngleInputError("twist needs both gyros (lower_gyr missing)")
+                gl = _vectors("lower_gyr", lower_gyr).reshape(-1, 3)
+                if gl.shape[0] != n:
+                    raise AngleInputError("lower_gyr must have as many rows as upper_u")
+                if n:
+                    rate_x = rate_x - self.lower.to_body(gl)[:, 0]
+        if rate_x is None or n == 0:
+            twist = np.full(n, self.twist_deg)
+        else:
+            twist, zf = signal.lfilter(self._b, self._a, rate_x, zi=np.array([self._leak * self.twist_deg]))
+            self.twist_deg = float(twist[-1])
+        return LumbarAngles(
+            flexion_deg=np.asarray(flex, dtype=np.float64),
+            lateral_deg=np.asarray(lat, dtype=np.float64),
+            twist_deg=twist,
+            single_sensor=self.single_sensor,
+            label=self.label,
+        )
+
+
+def lumbar_angles(
+    rate: float,
+    upper_u: object,
+    upper_gyr: object = None,
+    lower_u: object = None,
+    lower_gyr: object = None,
+    *,
+    upper: Mounting | None = None,
+    lower: Mounting | None = None,
+    twist_leak_tau_s: float = 10.0,
+) -> LumbarAngles:
+    """Batch form of :class:`AngleTracker`: angles for whole recordings.
+
+    With ``lower_u=None`` the result is the upper sensor's inclination,
+    labelled ``"single-sensor inclination"``.
+    """
+    tracker = AngleTracker(rate, upper, lower, single_sensor=lower_u is None, twist_leak_tau_s=twist_leak_tau_s)
+    return tracker.update(upper_u, upper_gyr, lower_u, lower_gyr)

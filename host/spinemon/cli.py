@@ -1,0 +1,251 @@
+"""The `spinemon` command line.
+
+Every command has ``--help``. Errors print one line (what went wrong and
+what to do) and exit non-zero: 2 for a bad command line, 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from spinemon import __version__
+from spinemon.errors import SpinemonError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line gives one line, not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+# -- helpers -------------------------------------------------------------------
+def _fault(text: str) -> tuple[str, int]:
+    m = re.fullmatch(r"([a-z_]+)@(\d+)", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"invalid fault {text!r}: use KIND@REP, e.g. rounding@4")
+    return m.group(1), int(m.group(2))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return v
+
+
+def _speed(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= v <= 1000:
+        raise argparse.ArgumentTypeError("speed must be 0 (as fast as possible) .. 1000")
+    return v
+
+
+def _fmt_alert(alert, label: str) -> str:
+    ev = alert.event
+    where = []
+    if ev.set is not None:
+        where.append(f"set {ev.set}")
+    if ev.exercise:
+        where.append(ev.exercise)
+    if ev.rep is not None:
+        where.append(f"rep {ev.rep}")
+    kind = ev.kind.replace("_", "-").upper()
+    return f"[{ev.t_alert:8.2f} s] ALERT {kind:<15} {label} {ev.peak_deg:+6.1f} deg (limit {ev.limit_deg:+.1f})  {' '.join(where)}"
+
+
+def _event_row(e: dict) -> str:
+    t_end = "open" if e["t_end"] is None else f"{e['t_end']:.2f}"
+    rep = "-" if e.get("rep") is None else e["rep"]
+    st = "-" if e.get("set") is None else e["set"]
+    return f"  {e['kind']:<15} {e['t_start']:9.2f} {t_end:>9} {e['peak_deg']:+8.1f} {st!s:>4} {rep!s:>4}  {e.get('exercise') or ''}"
+
+
+EVENT_HEADER = f"  {'kind':<15} {'t_start':>9} {'t_end':>9} {'peak':>8} {'set':>4} {'rep':>4}  exercise"
+
+
+# -- commands -----------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from spinemon import sim
+    from spinemon.simrun import run_simulated
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rec_path = out_dir / f"demo-seed{args.seed}.spinrec"
+    if rec_path.exists():
+        rec_path.unlink()  # the demo owns its output folder
+    sets = sim.demo_workout()
+    print(f"spinemon demo: a simulated lifter (seed {args.seed}) wears two IMUs (T12/L1 and sacrum).")
+    print(f"Workout: {', '.join(f'{s.exercise} x{s.reps}' for s in sets)}; playing at {args.speed:g}x real time.")
+    print("Calibrating: stand tall and still ...", flush=True)
+    t0 = time.monotonic()
+
+    def on_calibrated(cal) -> None:
+        if cal.rom is None and cal.t_rom is None:
+            print(f"  neutral posture captured ({cal.t_neutral[1] - cal.t_neutral[0]:.1f} s still). Now bend slowly forward, then back ...", flush=True)
+        elif cal.rom is not None:
+            print(f"  range of motion: flexion {cal.rom.flexion_deg:+.1f} deg, extension {cal.rom.extension_deg:+.1f} deg. Monitoring.", flush=True)
+        else:
+            print("  range of motion not captured; using default limits. Monitoring.", flush=True)
+
+    label = "lumbar flexion"
+    run = run_simulated(
+        sets,
+        args.seed,
+        out=rec_path,
+        speed=args.speed,
+        on_alert=lambda a: print(_fmt_alert(a, label), flush=True),
+        on_calibrated=on_calibrated,
+    )
+    res, session = run.result, run.session
+    wall = time.monotonic() - t0
+    print()
+    print(f"Session: {session.duration_s:.0f} s simulated in {wall:.1f} s; {res.frames} frames, "
+          f"{res.stats['lost_samples']} samples lost, {res.stats['bad_frames']} bad frames.")
+    print(f"Events ({len(res.events)}):")
+    print(EVENT_HEADER)
+    for e in res.events:
+        print(_event_row(e.as_dict()))
+    # the simulator knows the truth: show how detection did
+    print("Simulated faults vs alerts:")
+    hits = 0
+    faulty = [r for r in session.reps if r.fault]
+    for r in faulty:
+        flagged = any(e.t_start <= r.t_end and (e.t_end is None or e.t_end >= r.t_start) for e in res.events)
+        hits += flagged
+        print(f"  set {r.set} {r.exercise:<15} rep {r.rep}: {r.fault:<10} {'flagged' if flagged else 'MISSED'}")
+    clean = [r for r in session.reps if not r.fault]
+    false = sum(any(e.t_start <= r.t_end and (e.t_end is None or e.t_end >= r.t_start) for e in res.events) for r in clean)
+    print(f"  {hits}/{len(faulty)} faulty reps flagged; {false}/{len(clean)} clean reps flagged.")
+    print(f"  haptic commands received by the wearable: {len(run.transport.motor.haptics)}")
+    summary = {"events": [e.as_dict() for e in res.events], "stats": res.stats, "faulty_reps_flagged": hits,
+               "faulty_reps": len(faulty), "clean_reps_flagged": false, "clean_reps": len(clean), "recording": str(rec_path)}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"Recording: {rec_path}   Summary: {out_dir / 'summary.json'}")
+    print(f"Replay it: spinemon replay {rec_path}")
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from spinemon import sim
+    from spinemon.simrun import run_simulated
+
+    faults = {}
+    for kind, rep in args.fault or []:
+        if rep in faults:
+            raise UsageError(f"spinemon simulate: error: rep {rep} has two faults (see 'spinemon simulate --help')")
+        faults[rep] = kind
+    spec = sim.SetSpec(args.exercise, args.reps, faults)
+    imus = ("upper", "lower") if args.imus == 2 else ("upper",)
+    settings = sim.SimSettings(rate_hz=args.rate, imus=imus)
+    out = Path(args.out)
+    run = run_simulated([spec] * args.sets if args.sets > 1 else [spec], args.seed, out=out, sim_settings=settings, rom=not args.no_rom)
+    res = run.result
+    print(f"wrote {out}: {res.frames} frames, {run.session.duration_s:.1f} s, {len(res.events)} events")
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from spinemon.recording import load
+    from spinemon.session import recorded_events, replay
+
+    rec = load(args.file, strict=args.strict)
+    res = replay(rec)
+    events = [e.as_dict() for e in res.events]
+    live = recorded_events(rec)
+    stats = dict(res.stats)
+    stats.update(truncated=rec.truncated, corrupt_records=rec.corrupt_records, angle=res.angle_label)
+    stats["matches_live"] = None if live is None else (live == events)
+    if args.json:
+        json.dump({"events": events, "stats": stats}, sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    print(f"{args.file}: {res.frames} frames, {stats['samples']} samples, angle = {res.angle_label}")
+    if rec.truncated:
+        print("  note: the recording was cut off mid-record; loaded up to its last complete record")
+    if rec.corrupt_records:
+        print(f"  note: {rec.corrupt_records} corrupt record(s) skipped")
+    print(f"  lost samples {stats['lost_samples']}, bad frames {stats['bad_frames']}, duplicates {stats['duplicate_frames']}")
+    if res.calibration and res.calibration.rom:
+        print(f"  range of motion: {res.calibration.rom.flexion_deg:+.1f} / {res.calibration.rom.extension_deg:+.1f} deg")
+    print(f"Events ({len(events)}):")
+    print(EVENT_HEADER)
+    for e in events:
+        print(_event_row(e))
+    if live is not None:
+        print(f"  same as the live session: {'yes' if stats['matches_live'] else 'NO'}")
+    return EXIT_OK
+
+
+# -- parser -------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="spinemon", description="Watch a lifter's lower back: calibrate, lift, feel the buzz; replay sessions.")
+    p.add_argument("--version", action="version", version=f"spinemon {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    d = sub.add_parser("demo", help="run a simulated workout through the live path (no hardware)", description="A simulated lifter does a short workout; alerts print as they fire; writes a recording and a summary.")
+    d.add_argument("--seed", type=_positive_int, default=1, help="simulation seed (default 1)")
+    d.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    d.add_argument("--speed", type=_speed, default=4.0, help="playback speed, x real time (default 4; 0 = as fast as possible)")
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("simulate", help="write a recording of a simulated set", description="Simulate sets of one exercise and write a recording (through the live path).")
+    s.add_argument("--exercise", required=True, choices=["deadlift", "squat", "overhead_press", "curl"], help="the exercise")
+    s.add_argument("--reps", type=_positive_int, default=5, help="reps per set (default 5)")
+    s.add_argument("--sets", type=_positive_int, default=1, help="number of sets (default 1)")
+    s.add_argument("--fault", type=_fault, action="append", metavar="KIND@REP", help="a faulty rep, e.g. rounding@4 (reps count from 1); repeatable. Kinds: rounding, arching, hip_swing, twisting")
+    s.add_argument("--seed", type=_positive_int, default=1, help="simulation seed (default 1)")
+    s.add_argument("--imus", type=int, choices=[1, 2], default=2, help="number of IMUs (default 2)")
+    s.add_argument("--rate", type=float, default=100.0, help="sample rate, Hz (default 100)")
+    s.add_argument("--no-rom", action="store_true", help="skip the range-of-motion calibration")
+    s.add_argument("--out", required=True, help="recording file to write (must not exist)")
+    s.set_defaults(func=cmd_simulate)
+
+    r = sub.add_parser("replay", help="re-run detection on a recording", description="Decode a recording through the live code path and list the events.")
+    r.add_argument("file", help="a .spinrec recording")
+    r.add_argument("--json", action="store_true", help="print JSON: {events: [...], stats: {...}}")
+    r.add_argument("--strict", action="store_true", help="fail on a truncated recording instead of loading up to its last complete record")
+    r.set_defaults(func=cmd_replay)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            raise UsageError("spinemon: error: no command given (see 'spinemon --help')")
+        return args.func(args)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return EXIT_USAGE
+    except SpinemonError as e:
+        print(f"spinemon: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("spinemon: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

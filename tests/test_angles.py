@@ -1,0 +1,165 @@
+"""Angle sign conventions (docs/architecture.md), mounting, lumbar and twist."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from spinemon.angles import (
+    LABEL_LUMBAR,
+    LABEL_SINGLE,
+    AngleInputError,
+    AngleTracker,
+    Mounting,
+    frontal_deg,
+    lumbar_angles,
+    sagittal_deg,
+)
+from spinemon.errors import CalibrationError, ConfigError
+
+# world: x forward (anterior), y left, z up. Standing body axes in world coordinates:
+BODY_STANDING = np.array([[0, 0, 1.0], [0, 1.0, 0], [-1.0, 0, 0]])  # rows: body X, Y, Z
+
+
+def rot(axis, deg):
+    a = math.radians(deg)
+    c, s = math.cos(a), math.sin(a)
+    x, y, z = axis
+    return np.array(
+        [
+            [c + x * x * (1 - c), x * y * (1 - c) - z * s, x * z * (1 - c) + y * s],
+            [y * x * (1 - c) + z * s, c + y * y * (1 - c), y * z * (1 - c) - x * s],
+            [z * x * (1 - c) - y * s, z * y * (1 - c) + x * s, c + z * z * (1 - c)],
+        ]
+    )
+
+
+def up_in_body(world_rotation):
+    """World up expressed in a body frame turned by `world_rotation` from standing."""
+    axes = BODY_STANDING @ world_rotation.T  # rows: turned body axes in world coordinates
+    return axes @ np.array([0, 0, 1.0])
+
+
+def test_forward_bend_is_positive_sagittal():
+    u = up_in_body(rot((0, 1, 0), 30))  # about the left axis: top goes forward
+    assert sagittal_deg(u) == pytest.approx(30.0)
+    assert frontal_deg(u) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_backward_bend_is_negative_sagittal():
+    assert sagittal_deg(up_in_body(rot((0, 1, 0), -20))) == pytest.approx(-20.0)
+
+
+def test_right_bend_is_positive_frontal():
+    u = up_in_body(rot((1, 0, 0), 25))  # about the forward axis: top goes to the right
+    assert frontal_deg(u) == pytest.approx(25.0)
+    assert sagittal_deg(u) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_standing_is_zero_and_arrays_work():
+    u = np.array([[1.0, 0, 0], [2.0, 0, 0]])
+    assert np.allclose(sagittal_deg(u), 0.0) and np.allclose(frontal_deg(u), 0.0)
+    assert sagittal_deg(u).shape == (2,)
+
+
+def test_hip_hinge_with_neutral_spine_is_zero_lumbar():
+    hinge = rot((0, 1, 0), 60)  # whole trunk and pelvis pitch forward together
+    uu = up_in_body(hinge)[None]
+    ul = up_in_body(hinge)[None]
+    a = lumbar_angles(100.0, uu, lower_u=ul)
+    assert a.flexion_deg[0] == pytest.approx(0.0, abs=1e-9)
+    assert a.label == LABEL_LUMBAR and not a.single_sensor
+
+
+def test_rounded_back_is_positive_lumbar_arched_negative():
+    pelvis = rot((0, 1, 0), 40)
+    rounded = rot((0, 1, 0), 65)
+    arched = rot((0, 1, 0), 30)
+    r = lumbar_angles(100.0, up_in_body(rounded)[None], lower_u=up_in_body(pelvis)[None])
+    assert r.flexion_deg[0] == pytest.approx(25.0)
+    r = lumbar_angles(100.0, up_in_body(arched)[None], lower_u=up_in_body(pelvis)[None])
+    assert r.flexion_deg[0] == pytest.approx(-10.0)
+
+
+def test_single_sensor_is_labelled():
+    u = up_in_body(rot((0, 1, 0), 45))[None]
+    a = lumbar_angles(100.0, u)
+    assert a.single_sensor and a.label == LABEL_SINGLE == "single-sensor inclination"
+    assert a.flexion_deg[0] == pytest.approx(45.0)
+
+
+def test_from_neutral_makes_tilted_sensor_read_zero():
+    tilt = rot((0.3, 0.8, 0.5) / np.linalg.norm((0.3, 0.8, 0.5)), 17)  # sensor mis-mounted
+    u_sensor_neutral = tilt.T @ np.array([1.0, 0, 0])
+    m = Mounting.from_neutral(u_sensor_neutral * 9.81)
+    ub = m.to_body(u_sensor_neutral)
+    assert np.allclose(ub, [1, 0, 0], atol=1e-12)
+    assert sagittal_deg(ub) == pytest.approx(0.0, abs=1e-9)
+    assert frontal_deg(ub) == pytest.approx(0.0, abs=1e-9)
+    # minimal rotation: the axis is perpendicular to X (no spurious heading about X)
+    assert np.allclose(m.rotation @ m.rotation.T, np.eye(3), atol=1e-12)
+    # a forward bend from neutral reads as flexion through the mounting
+    bent = tilt.T @ up_in_body(rot((0, 1, 0), 20))
+    assert sagittal_deg(m.to_body(bent)) == pytest.approx(20.0, abs=1.5)
+
+
+def test_mounting_validation():
+    with pytest.raises(CalibrationError):
+        Mounting.from_neutral([0, 0, 0])
+    with pytest.raises(CalibrationError):
+        Mounting.from_neutral([np.nan, 0, 1])
+    with pytest.raises(ConfigError):
+        Mounting(np.ones((3, 3)))
+    assert np.allclose(Mounting.from_neutral([-1, 0, 0]).to_body([-1, 0, 0]), [1, 0, 0])
+    assert np.array_equal(Mounting().rotation, np.eye(3))
+
+
+def test_twist_integrates_relative_x_rate_with_leak():
+    rate = 100.0
+    n = 200
+    gu = np.zeros((n, 3))
+    gu[:, 0] = math.radians(45.0)  # upper turns at 45 deg/s for 2 s
+    gl = np.zeros((n, 3))
+    u = np.tile([1.0, 0, 0], (n, 1))
+    a = lumbar_angles(rate, u, gu, u, gl, twist_leak_tau_s=1e9)
+    assert a.twist_deg[-1] == pytest.approx(90.0, rel=1e-6)
+    leaky = lumbar_angles(rate, u, gu, u, gl, twist_leak_tau_s=2.0)
+    assert 50.0 < leaky.twist_deg[-1] < 90.0
+    # same rate on both segments: no relative twist
+    assert np.allclose(lumbar_angles(rate, u, gu, u, gu).twist_deg, 0.0)
+    # decays back toward 0 when the rates stop
+    t = AngleTracker(rate, twist_leak_tau_s=1.0)
+    t.update(u, gu, u, gl)
+    after = t.update(u, gl, u, gl)
+    assert after.twist_deg[-1] < 0.2 * after.twist_deg[0]
+
+
+@hsettings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 1000), cuts=st.lists(st.integers(0, 300), max_size=8))
+def test_angles_block_split_invariant(seed, cuts):
+    rng = np.random.default_rng(seed)
+    n = 300
+    uu = rng.normal(size=(n, 3)) + [3, 0, 0]
+    ul = rng.normal(size=(n, 3)) + [3, 0, 0]
+    gu = rng.normal(size=(n, 3))
+    gl = rng.normal(size=(n, 3))
+    batch = lumbar_angles(50.0, uu, gu, ul, gl)
+    t = AngleTracker(50.0)
+    bounds = sorted(set([0, n, *cuts]))
+    parts = [t.update(uu[a:b], gu[a:b], ul[a:b], gl[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    for name in ("flexion_deg", "lateral_deg", "twist_deg"):
+        got = np.concatenate([getattr(p, name) for p in parts])
+        assert np.abs(got - getattr(batch, name)).max() <= 1e-9
+
+
+def test_angle_input_errors():
+    with pytest.raises(AngleInputError):
+        sagittal_deg([1, 0])
+    with pytest.raises(AngleInputError):
+        lumbar_angles(100.0, np.zeros((3, 3)), lower_u=np.zeros((2, 3)))
+    with pytest.raises(AngleInputError):
+        AngleTracker(100.0).update(np.ones((2, 3)))  # two-sensor tracker without lower
+    with pytest.raises(ConfigError):
+        AngleTracker(0.0)
+    assert lumbar_angles(100.0, np.empty((0, 3))).flexion_deg.shape == (0,)

@@ -1,0 +1,254 @@
+"""Fusion core: batch vs streaming, convergence, bias, degenerate input, errors."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from spinemon.errors import ConfigError, SpinemonError
+from spinemon.fusion import (
+    G,
+    FusionInputError,
+    FusionSettings,
+    FusionState,
+    GravityFilter,
+    gravity,
+    gravity_zero_phase,
+    run,
+)
+
+RATE = 100.0
+
+
+def angle_deg(a, b):
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    cos = np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def rot_x(theta):
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def tumbling_recording(n=3000, seed=0, bias=(0.0, 0.0, 0.0), still=400):
+    """Sensor rotating about its X axis (after `still` samples at rest), gravity starting along +Z.
+
+    Returns acc, gyr (with an additive bias) and the true up direction in the sensor frame.
+    """
+    rng = np.random.default_rng(seed)
+    rate_x = np.zeros(n)
+    rate_x[still:] = 0.8 * np.sin(np.arange(n - still) / RATE * 1.3)
+    angle = np.concatenate([[0.0], np.cumsum(rate_x[1:]) / RATE])
+    # sensor rotates by `angle` about X: up in the sensor frame turns by -angle
+    up = np.stack([np.zeros(n), np.sin(angle), np.cos(angle)], axis=1)
+    acc = G * up + rng.normal(0, 0.05, (n, 3))
+    gyr = np.stack([rate_x, np.zeros(n), np.zeros(n)], axis=1) + rng.normal(0, 0.002, (n, 3)) + np.array(bias)
+    return acc, gyr, up
+
+
+def test_sensor_rotation_sign_convention():
+    """The synthetic recording is consistent: integrating the gyro reproduces the truth."""
+    acc, gyr, up = tumbling_recording(still=0)
+    u = gravity(acc, gyr, RATE)
+    assert angle_deg(u, up)[200:].max() < 2.0
+
+
+def test_tracks_rotation_without_lag():
+    acc, gyr, up = tumbling_recording()
+    u = gravity(acc, gyr, RATE)
+    assert np.allclose(np.linalg.norm(u, axis=1), 1.0)
+    assert angle_deg(u, up).max() < 1.5
+
+
+def test_output_is_unit_and_shape():
+    acc, gyr, _ = tumbling_recording(n=500)
+    u = gravity(acc, gyr, RATE)
+    assert u.shape == (500, 3)
+    assert np.allclose(np.linalg.norm(u, axis=1), 1.0, atol=1e-12)
+
+
+def test_zero_length_input():
+    u = gravity(np.empty((0, 3)), np.empty((0, 3)), RATE)
+    assert u.shape == (0, 3)
+    f = GravityFilter(RATE)
+    assert f.update(np.empty((0, 3)), np.empty((0, 3))).shape == (0, 3)
+    r = run(np.empty((0, 3)), np.empty((0, 3)), RATE)
+    assert r.rest.shape == (0,) and r.bias.shape == (0, 3)
+
+
+def test_free_fall_gives_no_nan():
+    n = 2000
+    acc = np.zeros((n, 3))
+    acc[:200] = [0, 0, G]
+    gyr = np.zeros((n, 3))
+    gyr[:, 1] = 0.3
+    u = gravity(acc, gyr, RATE)
+    assert np.isfinite(u).all()
+    assert np.allclose(np.linalg.norm(u, axis=1), 1.0)
+    # all zero from the very first sample
+    u0 = gravity(np.zeros((50, 3)), np.zeros((50, 3)), RATE)
+    assert np.isfinite(u0).all()
+
+
+def test_free_fall_weight_drops_and_gyro_carries_direction():
+    """In free fall the accelerometer is not trusted; the gyro keeps turning the estimate."""
+    n = 300
+    acc = np.zeros((n, 3))
+    acc[:100] = [0, 0, G]
+    gyr = np.zeros((n, 3))
+    gyr[100:, 0] = 1.0  # 2 s of 1 rad/s about X
+    r = run(acc, gyr, RATE)
+    assert r.acc_weight[:100].min() == 1.0
+    assert r.acc_weight[-1] < 0.5
+    expected = rot_x(-2.0) @ np.array([0, 0, 1.0])
+    assert angle_deg(r.gravity[-1], expected) < 3.0
+
+
+def test_static_convergence_from_a_wrong_start():
+    n = int(60 * RATE)
+    acc = np.tile([0.0, 0.0, G], (n, 1))
+    gyr = np.zeros((n, 3))
+    wrong = FusionState.from_gravity([1.0, 0.0, 1.0], RATE)  # 45 deg off
+    r = run(acc, gyr, RATE, state=wrong)
+    err = angle_deg(r.gravity, [0, 0, 1])
+    assert err[0] > 40.0
+    assert err[int(5 * RATE)] < err[int(1 * RATE)] < err[0]
+    assert err[-1] < 0.1
+    # second-order Butterworth: a small overshoot (about 4 %), no ringing
+    assert err.max() <= err[0] + 1e-9
+    assert err[int(10 * RATE) :].max() < 0.05 * 45.0
+
+
+def test_bias_estimation_recovers_injected_bias():
+    bias = np.radians([0.8, -0.5, 0.3])  # deg/s, below the rest threshold
+    n = int(40 * RATE)
+    rng = np.random.default_rng(3)
+    acc = np.tile([0.0, 0.0, G], (n, 1)) + rng.normal(0, 0.02, (n, 3))
+    gyr = bias + rng.normal(0, 0.003, (n, 3))
+    r = run(acc, gyr, RATE)
+    assert not r.rest[: int(1.4 * RATE)].any()  # rest_min_s = 1.5 s
+    assert r.rest[int(2 * RATE) :].all()
+    assert np.abs(r.state.bias - bias).max() < np.radians(0.02)
+    assert np.abs(r.bias[-1] - bias).max() < np.radians(0.02)
+
+
+def test_bias_is_held_during_motion_and_improves_tracking():
+    bias = np.radians([0.0, 0.0, 0.0])
+    injected = np.radians([1.0, 0.5, -0.7])
+    acc, gyr, up = tumbling_recording(n=int(60 * RATE), bias=injected, still=int(10 * RATE))
+    r = run(acc, gyr, RATE, FusionSettings(initial_bias_rad_s=tuple(bias)))
+    moving = ~r.rest
+    moving[: int(10 * RATE)] = False
+    # during motion the estimate is frozen at what rest taught it
+    held = r.bias[moving]
+    assert np.ptp(held, axis=0).max() == 0.0
+    assert np.abs(held[0] - injected).max() < np.radians(0.05)
+    # and it helps: compare with a filter that is not allowed to learn (rest never reached)
+    no_rest = FusionSettings(rest_min_s=1e6)
+    u_no = gravity(acc, gyr, RATE, no_rest)
+    err = angle_deg(r.gravity, up)[int(10 * RATE) :]
+    err_no = angle_deg(u_no, up)[int(10 * RATE) :]
+    assert np.sqrt(np.mean(err**2)) < 0.7 * np.sqrt(np.mean(err_no**2))
+
+
+def test_flags_explain_rejection():
+    acc, gyr, _ = tumbling_recording(n=1500)
+    acc[800:900] *= 2.5  # sustained 1.5 g excess
+    r = run(acc, gyr, RATE)
+    assert r.acc_weight[:700].min() > 0.99
+    assert r.acc_weight[899] < 0.6
+    assert r.acc_weight.min() >= 0.0 and r.acc_weight.max() <= 1.0
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    cuts=st.lists(st.integers(0, 700), min_size=0, max_size=12),
+)
+def test_batch_equals_streaming_over_random_block_splits(seed, cuts):
+    rng = np.random.default_rng(seed)
+    n = 700
+    acc, gyr, _ = tumbling_recording(n=n, seed=seed, still=int(rng.integers(0, 400)))
+    acc[rng.integers(0, n, 20)] *= 3.0  # some impacts
+    batch = run(acc, gyr, RATE)
+    bounds = sorted(set([0, n, *cuts]))
+    f = GravityFilter(RATE)
+    parts, rest = [], []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        res = f.update_detailed(acc[a:b], gyr[a:b])
+        parts.append(res.gravity)
+        rest.append(res.rest)
+        f.update(acc[b:b], gyr[b:b])  # empty blocks change nothing
+    stream = np.concatenate(parts)
+    assert stream.shape == (n, 3)
+    assert np.abs(stream - batch.gravity).max() <= 1e-9
+    assert np.array_equal(np.concatenate(rest), batch.rest)
+    assert np.abs(f.state.bias - batch.state.bias).max() <= 1e-12
+
+
+def test_streaming_one_sample_blocks_long_stream():
+    """Many blocks of 1 and 10 samples against one batch call (the small-block code path)."""
+    acc, gyr, _ = tumbling_recording(n=3000, seed=7, bias=(0.01, 0.0, -0.01))
+    batch = gravity(acc, gyr, RATE)
+    f = GravityFilter(RATE)
+    out = [f.update(acc[i : i + 1], gyr[i : i + 1]) for i in range(500)]
+    out += [f.update(acc[i : i + 10], gyr[i : i + 10]) for i in range(500, 3000, 10)]
+    assert np.abs(np.concatenate(out) - batch).max() <= 1e-9
+
+
+def test_long_batch_crosses_internal_segments():
+    """Longer than one internal segment: the segment loop carries state exactly like streaming."""
+    acc, gyr, _ = tumbling_recording(n=40_000, seed=2)
+    batch = gravity(acc, gyr, RATE)
+    f = GravityFilter(RATE)
+    out = [f.update(acc[i : i + 7000], gyr[i : i + 7000]) for i in range(0, 40_000, 7000)]
+    assert np.abs(np.concatenate(out) - batch).max() <= 1e-9
+
+
+def test_zero_phase_is_separate_and_sane():
+    acc, gyr, up = tumbling_recording()
+    u = gravity_zero_phase(acc, gyr, RATE)
+    assert u.shape == acc.shape and np.isfinite(u).all()
+    assert angle_deg(u, up).max() < 1.5
+    assert gravity_zero_phase(np.empty((0, 3)), np.empty((0, 3)), RATE).shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"tau_acc_s": 0},
+        {"tau_acc_s": -1.0},
+        {"tau_acc_s": float("nan")},
+        {"acc_rejection_m_s2": 0},
+        {"rest_min_s": -1},
+        {"tau_bias_s": float("inf")},
+        {"initial_bias_rad_s": (0, 0)},
+        {"initial_bias_rad_s": (0, 0, float("nan"))},
+        {"gravity_m_s2": "9.8"},
+    ],
+)
+def test_settings_are_validated(kwargs):
+    with pytest.raises(ConfigError):
+        FusionSettings(**kwargs)
+
+
+def test_bad_input_raises_spinemon_errors():
+    ok = np.zeros((5, 3))
+    with pytest.raises(ConfigError):
+        gravity(ok, ok, 0)
+    with pytest.raises(ConfigError):
+        GravityFilter(float("nan"))
+    with pytest.raises(ConfigError):
+        gravity(ok, ok, 100.0, FusionSettings(tau_acc_s=0.001))  # cutoff above Nyquist
+    for acc, gyr in [(np.zeros((5, 2)), ok), (ok, np.zeros((4, 3))), (np.zeros(3), np.zeros(3)), ("abc", ok)]:
+        with pytest.raises(FusionInputError):
+            gravity(acc, gyr, 100.0)
+    bad = ok.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(SpinemonError):
+        gravity(bad, ok, 100.0)
+    with pytest.raises(FusionInputError):
+        FusionState.from_gravity([0, 0, 0], 100.0)

@@ -1,0 +1,88 @@
+"""Frames -> samples: scaling, unwrapping, and counting everything bad."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import spinemon_protocol as P
+from spinemon.stream import G, FrameDecoder
+
+RANGES = P.ranges_byte(8, 1000)
+
+
+def frame(seq, t_us, count=4, mask=3, period=10000, base=0, angle=P.ANGLE_NONE, flags=0):
+    per = P.values_per_sample(mask)
+    vals = []
+    for i in range(count):
+        row = [(base + i + k) % 1000 for k in range(per - 1)] + [angle]
+        vals += row
+    return P.encode_samples(seq, t_us, period, mask, RANGES, flags, count, P.pack_values(vals))
+
+
+def test_scaling_to_si_units():
+    vals = [4096, 0, -4096, 3277, 0, 0, 4096, 0, 0, 0, 0, -3277, 1234]
+    f = P.encode_samples(0, 0, 10000, 3, RANGES, 0, 1, P.pack_values(vals))
+    (blk,) = FrameDecoder().feed(f)
+    assert blk.acc["upper"][0] == pytest.approx([G, 0, -G])  # 4096 counts at +-8 g = 1 g
+    assert blk.gyr["upper"][0, 0] == pytest.approx(math.radians(3277 * 1000 / 32768))
+    assert blk.gyr["lower"][0, 2] == pytest.approx(-math.radians(3277 * 1000 / 32768))
+    assert blk.device_angle_deg[0] == pytest.approx(12.34)
+    assert blk.rate_hz == pytest.approx(100.0)
+
+
+def test_gaps_duplicates_and_bad_frames_are_counted_and_skipped():
+    d = FrameDecoder()
+    out = []
+    good = [frame(4 * i, 40000 * i) for i in range(10)]
+    stream = [good[0], good[1], good[1], good[3], b"\x00\x01garbage", good[4][:-1] + bytes([good[4][-1] ^ 1]), good[4], good[5]]
+    for f in stream:
+        out += d.feed(f)
+    s = d.stats
+    assert s.duplicate_frames == 1
+    assert s.gaps == 1 and s.lost_samples == 4  # frame 2 never arrived
+    assert s.rejected == {"bad_crc": 2}
+    seq = np.concatenate([b.seq for b in out])
+    assert list(seq) == list(range(0, 8)) + list(range(12, 24))
+
+
+def test_partial_overlap_keeps_only_new_samples():
+    d = FrameDecoder()
+    d.feed(frame(0, 0, count=4))
+    (blk,) = d.feed(frame(2, 20000, count=4))
+    assert list(blk.seq) == [4, 5]
+    assert d.stats.duplicate_samples == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=st.integers(0, 0xFFFFFFFF), t_start=st.integers(0, 0xFFFFFFFF), n=st.integers(2, 40))
+def test_sequence_and_clock_wrap_around(start, t_start, n):
+    d = FrameDecoder()
+    seqs, ts = [], []
+    for i in range(n):
+        for b in d.feed(frame((start + 8 * i) & 0xFFFFFFFF, (t_start + 80000 * i) & 0xFFFFFFFF, count=8)):
+            seqs.append(b.seq)
+            ts.append(b.t)
+    seq = np.concatenate(seqs)
+    t = np.concatenate(ts)
+    assert np.all(np.diff(seq) == 1)
+    assert np.allclose(np.diff(t), 0.01)
+    assert d.stats.lost_samples == 0 and d.stats.restarts == 0
+
+
+def test_device_restart_is_counted_and_stream_continues():
+    d = FrameDecoder()
+    d.feed(frame(500000, 5_000_000_000 % 2**32))
+    (blk,) = d.feed(frame(0, 0))  # reboot: counters start again
+    assert d.stats.restarts == 1
+    assert blk.seq[0] == 500004  # the host's index keeps going
+    assert d.stats.lost_samples == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_never_raise(data):
+    d = FrameDecoder()
+    d.feed(data)
+    assert d.stats.frames + d.stats.bad_frames == 1
