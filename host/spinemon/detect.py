@@ -210,6 +210,10 @@ class EventDetector:
             if w.candidate is None and w.active is None and not np.any(badness > lim):
                 continue
             self._scan(w, limit, lim, badness, x, t, seq, out)
+        if len(out.alerts) > 1:  # same order however the stream is cut into blocks
+            out.alerts.sort(key=lambda e: (e.t_alert, EVENT_KINDS.index(e.kind)))
+            out.finished.sort(key=lambda e: (e.t_end, EVENT_KINDS.index(e.kind)))
+        self.events.extend(out.alerts)
         return out
 
     def _scan(self, w: _Watch, limit: float, lim: float, badness, x, t, seq, out: DetectorOutput) -> None:
@@ -260,7 +264,6 @@ class EventDetector:
             ev.t_alert = ti
             ev.seq_alert = int(seq[i])
             w.active = ev
-            self.events.append(ev)
             out.alerts.append(ev)
 
     def finish(self, t_end: float) -> list[Event]:

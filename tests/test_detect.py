@@ -1,0 +1,111 @@
+"""Event detection: hysteresis, minimum duration, refractory period, limits from calibration."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from spinemon.detect import (
+    OVER_EXTENSION,
+    OVER_FLEXION,
+    TWIST,
+    DetectorSettings,
+    EventDetector,
+    Limits,
+    RangeOfMotion,
+    profile,
+)
+from spinemon.errors import ConfigError
+
+RATE = 100.0
+
+
+def run(signal, limits=Limits(30.0, -15.0, 20.0, None), blocks=None, twist=None, **kw):
+    det = EventDetector(limits, DetectorSettings(**kw))
+    n = len(signal)
+    t = np.arange(n) / RATE
+    seq = np.arange(n)
+    tw = np.zeros(n) if twist is None else twist
+    alerts = []
+    cuts = [0] + (blocks or []) + [n]
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        out = det.update(t[a:b], seq[a:b], signal[a:b], np.zeros(b - a), tw[a:b])
+        alerts += out.alerts
+    det.finish(t[-1])
+    return det.events, alerts
+
+
+def bump(n, at, width, peak):
+    x = np.arange(n)
+    return peak * np.exp(-0.5 * ((x - at) / width) ** 2)
+
+
+def test_one_bad_rep_gives_one_alert_with_peak_and_times():
+    sig = bump(600, 300, 30, 40.0)
+    events, alerts = run(sig)
+    assert len(events) == 1 and alerts == events
+    e = events[0]
+    assert e.kind == OVER_FLEXION
+    assert e.peak_deg == pytest.approx(40.0, abs=0.01)
+    assert e.t_start < 3.0 < e.t_end
+    assert e.t_alert == pytest.approx(e.t_start + 0.08, abs=0.011)
+
+
+def test_extension_and_twist():
+    n = 800
+    events, _ = run(-bump(n, 200, 20, 25.0), twist=bump(n, 600, 20, 30.0))
+    assert [e.kind for e in events] == [OVER_EXTENSION, TWIST]
+    assert events[0].peak_deg == pytest.approx(-25.0, abs=0.01)
+
+
+def test_short_spike_is_not_an_event():
+    sig = np.zeros(300)
+    sig[100:105] = 45.0  # 50 ms
+    assert run(sig)[0] == []
+
+
+def test_dithering_around_the_limit_gives_one_event():
+    # noise around the limit: hysteresis keeps it one event
+    rng = np.random.default_rng(0)
+    sig = np.concatenate([np.zeros(100), 30.5 + rng.normal(0, 1.0, 300), np.zeros(100)])
+    events, _ = run(sig)
+    assert len(events) == 1
+
+
+def test_refractory_merges_a_quick_second_crossing():
+    sig = bump(1000, 300, 20, 40.0) + bump(1000, 400, 20, 42.0)  # 1 s apart
+    assert len(run(sig)[0]) == 1
+    assert len(run(sig, refractory_s=0.2)[0]) == 2
+    far = bump(1000, 200, 20, 40.0) + bump(1000, 700, 20, 42.0)  # 5 s apart
+    assert len(run(far)[0]) == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 999), max_size=20, unique=True), st.integers(0, 2**31))
+def test_block_split_invariance(cuts, seed):
+    rng = np.random.default_rng(seed)
+    sig = np.zeros(1000)
+    for c in rng.integers(50, 950, 4):
+        sig += bump(1000, c, rng.uniform(5, 40), rng.uniform(-30, 50))
+    ref, _ = run(sig)
+    got, _ = run(sig, blocks=sorted(cuts))
+    assert [e.as_dict() for e in got] == [e.as_dict() for e in ref]
+
+
+def test_limits_follow_the_lifters_range_of_motion():
+    small = profile("deadlift").limits(RangeOfMotion(40.0, -20.0))
+    large = profile("deadlift").limits(RangeOfMotion(70.0, -30.0))
+    assert small.flexion_deg == pytest.approx(20.0)
+    assert large.flexion_deg == pytest.approx(35.0)
+    assert large.extension_deg < small.extension_deg < 0
+    # overhead work watches extension more tightly than hinges do
+    rom = RangeOfMotion(60.0, -25.0)
+    assert profile("overhead_press").limits(rom).extension_deg > profile("deadlift").limits(rom).extension_deg
+
+
+def test_bad_profile_and_rom_are_refused():
+    with pytest.raises(ConfigError, match="unknown exercise"):
+        profile("zumba")
+    with pytest.raises(ConfigError):
+        RangeOfMotion(200.0, -20.0)
+    with pytest.raises(ConfigError):
+        DetectorSettings(hysteresis_deg=-1)
