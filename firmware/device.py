@@ -18,6 +18,9 @@ BUTTON_DEBOUNCE_MS = 50
 BATTERY_PERIOD_MS = 10000
 STATUS_PERIOD_MS = 1000
 CONFIRM_PATTERN = (1, 80, 0, 200)
+# the host is gone after this long without an accepted COMMAND (it sends
+# TIME_SYNC every 0.25 s while streaming; see docs/protocol.md)
+HOST_SILENCE_US = 1000000
 
 
 def battery_percent(mv):
@@ -71,6 +74,7 @@ class Device:
         self.boot_count = 0
         self.config_defaults = False
         self.last_counter = None  # the last accepted counter (any link), for STATUS
+        self.last_host_us = 0  # device time of the last accepted COMMAND
         self.link_counters = {}  # link -> last accepted counter: each link is its own host session
         self.commands_rejected = 0
         self.frames_sent = 0
@@ -129,14 +133,22 @@ class Device:
 
     def _configure_imus(self, rate_hz):
         c = self.cfg
+        if self.sampler.period_us:
+            self.poll_imu()  # drain the FIFOs at the old rate first: no sample lost
         period = self.sampler.configure(self.clock.now_us(), rate_hz, c["accel_fs_g"], c["gyro_fs_dps"])
         self.guard.set_scales(c["accel_fs_g"], c["gyro_fs_dps"], period)
         return period
 
     # ---- state ----------------------------------------------------------------------------
     def host_watching(self):
-        """The host link is up: streaming to a host that can receive it."""
+        """The host link is up: streaming to a host that can receive it, and
+        the host has been heard from lately (any accepted COMMAND; the host
+        sends TIME_SYNC as a heartbeat). A serial line has no connection
+        state, and a crashed host app can leave a BLE connection up, so
+        silence longer than HOST_SILENCE_US counts as the link being down."""
         if not self.sampler.streaming:
+            return False
+        if self.clock.now_us() - self.last_host_us > HOST_SILENCE_US:
             return False
         if self.stream_link == "serial":
             return self.serial is not None
@@ -318,6 +330,7 @@ class Device:
             return [sp.encode_error(cmd.counter, cmd.opcode, sp.E_STALE)]
         self.link_counters[link] = cmd.counter
         self.last_counter = cmd.counter
+        self.last_host_us = self.clock.now_us()
         op = cmd.opcode
         a = cmd.args
         value = 0

@@ -86,3 +86,17 @@ def test_random_bytes_never_raise(data):
     d = FrameDecoder()
     d.feed(data)
     assert d.stats.frames + d.stats.bad_frames == 1
+
+
+def test_reboot_soon_after_boot_is_a_restart_not_duplicates():
+    # the device rebooted 2 s after its previous boot: sequence numbers go back a
+    # little, but the host clock says these are new samples
+    d = FrameDecoder()
+    for i in range(50):
+        d.feed(frame(4 * i, 40000 * i), t_host=100.0 + 0.04 * i)
+    (blk,) = d.feed(frame(0, 0), t_host=102.5)
+    assert d.stats.restarts == 1 and d.stats.duplicate_frames == 0
+    assert blk.seq[0] == 200
+    # a genuinely late duplicate keeps the old clock relation
+    assert d.feed(frame(0, 0), t_host=102.55) == []
+    assert d.stats.duplicate_frames == 1

@@ -14,11 +14,12 @@ import numpy as np
 
 import spinemon_protocol as proto
 from spinemon.alerts import Alert, AlertPolicy
-from spinemon.angles import AngleTracker, LumbarAngles
+from spinemon.angles import AngleTracker, LumbarAngles, sagittal_deg
 from spinemon.calibration import Calibration, CalibrationSettings, Calibrator, still_mask
 from spinemon.detect import DetectorSettings, Event, EventDetector, Limits, profile
 from spinemon.errors import ConfigError
-from spinemon.fusion import FusionSettings, GravityFilter
+from spinemon.fusion import FusionSettings, FusionState, GravityFilter
+from spinemon.reps import RepRecord, RepSegmenter, RepSettings, SetRecord
 from spinemon.stream import FrameDecoder, SampleBlock
 
 PHASE_NEUTRAL = "calibrating-neutral"
@@ -88,9 +89,11 @@ class Pipeline:
         self.phase = PHASE_NEUTRAL
         self.exercise = self.settings.exercise
         self.set_number: int | None = None
-        self.detector = EventDetector(self._limits())
+        self.detector = EventDetector(self._limits(), self.settings.detector)
         self.detector.context.update(exercise=self.exercise)
         self.alerts: list[Alert] = []
+        self.reps: RepSegmenter | None = None  # starts with monitoring
+        self._pending_label: dict | None = None
         self.single_sensor: bool | None = None
         self.last_angle_deg: float = float("nan")
         if calibration is not None:
@@ -117,6 +120,10 @@ class Pipeline:
             self.set_number = int(label["set"])
         self.detector.context.update(set=self.set_number, exercise=self.exercise, rep=None)
         self.detector.set_limits(self._limits())
+        if self.reps is not None:
+            self.reps.start_set(self.exercise, self.set_number)
+        else:
+            self._pending_label = {"exercise": self.exercise, "set": self.set_number}
 
     def _apply_calibration(self, cal: Calibration) -> None:
         self.calibration = cal
@@ -126,7 +133,7 @@ class Pipeline:
     # -- data path -----------------------------------------------------------
     def on_frame(self, frame: bytes, t_host: float) -> FrameResult:
         res = FrameResult()
-        for item in self.decoder.feed(frame):
+        for item in self.decoder.feed(frame, t_host):
             if isinstance(item, SampleBlock):
                 self._on_samples(item, t_host, res)
             else:
@@ -138,9 +145,13 @@ class Pipeline:
         if self.single_sensor is None:
             self.single_sensor = "lower" not in sensors
         for s in sensors:
-            if s not in self._filters:
+            f = self._filters.get(s)
+            if f is None:
                 self._filters[s] = GravityFilter(block.rate_hz, self.settings.fusion)
+            elif abs(f.rate - block.rate_hz) > 1e-6 * block.rate_hz:
+                self._follow_rate(s, block.rate_hz)
         fused = {s: self._filters[s].update_detailed(block.acc[s], block.gyr[s]) for s in sensors}
+        self._last_gravity = {s: fused[s].gravity for s in sensors}
 
         if self.phase == PHASE_NEUTRAL:
             if self.calibration is None:
@@ -154,7 +165,8 @@ class Pipeline:
             self.detector.set_limits(self._limits())
             return  # angles start with the next frame
 
-        assert self._tracker is not None
+        if self._tracker is None or abs(self._tracker.rate - block.rate_hz) > 1e-6 * block.rate_hz:
+            self._start_tracker(block.rate_hz)
         gyr = {s: block.gyr[s] - fused[s].bias for s in sensors}
         if self.single_sensor:
             ang = self._tracker.update(fused["upper"].gravity, gyr["upper"])
@@ -171,6 +183,7 @@ class Pipeline:
                 self.detector.set_limits(self._limits())
             return
 
+        self._update_reps(block, ang)
         out = self.detector.update(block.t, block.seq, ang.flexion_deg, ang.lateral_deg, ang.twist_deg)
         res.finished.extend(out.finished)
         for ev in out.alerts:
@@ -179,9 +192,46 @@ class Pipeline:
                 res.alerts.append(alert)
                 self.alerts.append(alert)
 
+    def _update_reps(self, block: SampleBlock, ang: LumbarAngles) -> None:
+        """Sets and reps, from the raw body-frame gyros (the segmenter learns
+        its own residual bias while the wearer stands still)."""
+        assert self.calibration is not None
+        m = self.calibration.mounting
+        if self.reps is None or abs(self.reps.rate - block.rate_hz) > 1e-6 * block.rate_hz:
+            self.reps = RepSegmenter(block.rate_hz, RepSettings(exercise=self.exercise))
+            if self._pending_label is not None:
+                self.reps.start_set(self._pending_label["exercise"], self._pending_label["set"])
+                self._pending_label = None
+        upper_gyr = m["upper"].to_body(block.gyr["upper"])
+        lower_gyr = None if self.single_sensor else m["lower"].to_body(block.gyr["lower"])
+        trunk = sagittal_deg(m["upper"].to_body(self._last_gravity["upper"]))
+        self.reps.update(
+            block.t,
+            flexion_deg=ang.flexion_deg,
+            upper_gyr=upper_gyr,
+            lower_gyr=lower_gyr,
+            trunk_deg=trunk,
+            lateral_deg=ang.lateral_deg,
+            twist_deg=ang.twist_deg,
+        )
+        ctx = self.detector.context
+        ctx["rep"] = self.reps.current_rep
+        if self.set_number is None:  # no labels: sets found automatically
+            ctx["set"] = self.reps.current_set
+
+    def _follow_rate(self, sensor: str, rate: float) -> None:
+        """The wearable changed its sample rate (SET_RATE): carry the
+        filter's gravity direction and bias over to a filter at the new rate."""
+        old = self._filters[sensor]
+        state = None
+        if old.state is not None:
+            state = FusionState.from_gravity(old.state.gravity, rate, self.settings.fusion, bias=old.bias)
+        self._filters[sensor] = GravityFilter(rate, self.settings.fusion, state)
+
     def _start_tracker(self, rate: float) -> None:
         assert self.calibration is not None
         m = self.calibration.mounting
+        twist = self._tracker.twist_deg if self._tracker is not None else 0.0
         self._tracker = AngleTracker(
             rate,
             m.get("upper"),
@@ -189,6 +239,7 @@ class Pipeline:
             single_sensor=bool(self.single_sensor),
             twist_leak_tau_s=self.settings.twist_leak_tau_s,
         )
+        self._tracker.twist_deg = twist
 
     # -- results ---------------------------------------------------------------
     @property
@@ -199,23 +250,52 @@ class Pipeline:
     def angle_label(self) -> str:
         return "single-sensor inclination" if self.single_sensor else "lumbar flexion"
 
+    @property
+    def rep_records(self) -> list[RepRecord]:
+        return [] if self.reps is None else list(self.reps.reps)
+
+    @property
+    def set_records(self) -> list[SetRecord]:
+        return [] if self.reps is None else list(self.reps.sets)
+
     def finish(self, t_end: float | None = None) -> list[Event]:
-        """Close open events at the end of the session; returns all events."""
+        """Close open events at the end of the session; returns all events.
+        Events that fired before their set/rep was known get the numbers of
+        the rep they overlap."""
         if t_end is None:
             t_end = float("nan")
         self.detector.finish(t_end)
+        if self.reps is not None:
+            self.reps.finish()
+            for ev in self.events:
+                if ev.rep is not None:
+                    continue
+                end = ev.t_end if ev.t_end is not None and ev.t_end == ev.t_end else ev.t_start
+                for r in self.reps.reps:
+                    if r.t_start <= end and r.t_end >= ev.t_start:
+                        ev.rep = r.rep
+                        if ev.set is None:
+                            ev.set = r.set
+                        break
         return self.events
 
     def summary(self) -> dict:
         return {
             "type": "summary",
             "events": [e.as_dict() for e in self.events],
+            "reps": [r.as_dict() if hasattr(r, "as_dict") else _record(r) for r in self.rep_records],
+            "sets": [s.as_dict() if hasattr(s, "as_dict") else _record(s) for s in self.set_records],
             "stats": self.decoder.stats.as_dict(),
             "angle": self.angle_label,
             "calibrated": self.calibration is not None,
             "limits": self.limits.as_dict(),
             "phase": self.phase,
         }
+
+
+def _record(obj) -> dict:
+    d = asdict(obj)
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
 
 
 def status_summary(status: proto.Status) -> dict:

@@ -23,6 +23,10 @@ _U32 = 1 << 32
 # A frame whose sequence number lies further behind than this is a restart
 # of the device (reset, brown-out), not a late duplicate.
 RESTART_WINDOW_SAMPLES = 1 << 16
+# With host receive times: a frame whose sequence number goes backwards while
+# (host time - device time) jumps forward by more than this is a restart too:
+# a late duplicate keeps the old clock relation, a rebooted device does not.
+RESTART_CLOCK_JUMP_S = 1.0
 
 
 def _signed32(d: int) -> int:
@@ -125,6 +129,7 @@ class FrameDecoder:
         self._last_raw_t = 0
         self._t_started = False
         self._next_t_us = 0
+        self._offset: float | None = None  # host time - raw device time of the last frame
         self._layout: tuple[int, int] | None = None
         self.last_status: proto.Status | None = None
 
@@ -153,8 +158,15 @@ class FrameDecoder:
         self._t_base = t_us - raw_t
         self._last_raw_t = raw_t
 
+    def _clock_jumped(self, f: proto.Samples, t_host: float | None) -> bool:
+        if t_host is None or self._offset is None:
+            return False
+        return (t_host - f.t_us * 1e-6) - self._offset > RESTART_CLOCK_JUMP_S
+
     # -- decoding --------------------------------------------------------------
-    def feed(self, frame: bytes) -> list:
+    def feed(self, frame: bytes, t_host: float | None = None) -> list:
+        """Decode one frame. ``t_host`` (the host receive time, s) lets the
+        decoder tell a rebooted wearable from late duplicates."""
         try:
             obj = proto.decode(frame)
         except proto.ProtocolError as e:
@@ -162,7 +174,7 @@ class FrameDecoder:
             return []
         self.stats.frames += 1
         if obj.kind == proto.T_SAMPLES:
-            block = self._samples(obj)
+            block = self._samples(obj, t_host)
             return [block] if block is not None else []
         if obj.kind == proto.T_STATUS:
             self.stats.status_frames += 1
@@ -173,7 +185,7 @@ class FrameDecoder:
             self.stats.error_frames += 1
         return [obj]
 
-    def _samples(self, f: proto.Samples) -> SampleBlock | None:
+    def _samples(self, f: proto.Samples, t_host: float | None = None) -> SampleBlock | None:
         st = self.stats
         layout = (f.mask, f.ranges)
         if self._layout is not None and layout != self._layout:
@@ -189,7 +201,7 @@ class FrameDecoder:
                 st.gaps += 1
                 st.lost_samples += d
             elif d < 0:
-                if -d > RESTART_WINDOW_SAMPLES:
+                if -d > RESTART_WINDOW_SAMPLES or self._clock_jumped(f, t_host):
                     # the device restarted: its counters began again
                     st.restarts += 1
                     seq = self._next_seq
@@ -201,6 +213,8 @@ class FrameDecoder:
                         st.duplicate_frames += 1
                         return None
         self._commit_position(f.seq, seq, f.t_us, t0_us)
+        if t_host is not None:
+            self._offset = t_host - f.t_us * 1e-6
         if f.flags & proto.SF_FIFO_OVERFLOW:
             st.flagged_fifo_overflow += 1
         if f.flags & proto.SF_QUEUE_DROP:

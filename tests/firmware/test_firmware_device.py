@@ -173,9 +173,12 @@ assert rig.dev.guard.alerts == 2
 for rep_start_s, (t_on, _) in zip((2.5, 7.5), (on[0], on[2])):
     delay = t_on - rep_start_s * 1000
     assert 0 <= delay <= 30, delay  # one IMU read interval (10 ms) + one sample
-# 2. connected and streaming: the host is watching, the device stays silent
+# 2. connected and streaming, the host's heartbeat (TIME_SYNC every 0.5 s)
+#    arriving: the host is watching, the device stays silent
 rig = rig_with(sp.GUARD_WHEN_LINK_DOWN, connected=True)
-rig.run_ms(11000)
+for _ in range(22):
+    rig.cmd(sp.OP_TIME_SYNC)
+    rig.run_ms(500)
 assert rig.motor_on_ms() == [] and rig.dev.guard.alerts == 0
 fr = rig.frames()
 assert any(f.flags & sp.SF_GUARD_FIRING for f in fr), "frames still say it is past the threshold"
@@ -185,6 +188,10 @@ for f in fr:
     v = f.values()
     angles += [v[i] for i in range(sp.values_per_sample(3) - 1, len(v), sp.values_per_sample(3))]
 assert max(angles) > 5900 and max(angles) <= 6000, max(angles)
+# 2b. still connected, but the host went silent (app crashed): the guard takes over
+rig2 = rig_with(sp.GUARD_WHEN_LINK_DOWN, connected=True)
+rig2.run_ms(11000)
+assert rig2.dev.guard.alerts == 2, rig2.dev.guard.alerts
 # 3. connected but GUARD_ALWAYS: fires
 rig = rig_with(sp.GUARD_ALWAYS, connected=True)
 rig.run_ms(11000)

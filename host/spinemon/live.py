@@ -1,0 +1,462 @@
+"""The engine of ``spinemon live``: connect, calibrate with guided prompts, monitor.
+
+::
+
+    spinemon live [--address A | --name N | --port URL | --sim] [--exercise E] [--out FILE] [--speed X]
+
+:func:`run` takes a :class:`LiveOptions` and a :class:`LiveUI` (the display,
+written to any text stream), builds the transport (BLE, serial or the
+simulated wearer), installs :class:`LinkSetup` as the transport's
+``on_connected`` hook and drives :func:`spinemon.session.run_live`. The
+pipeline does not know which transport it has.
+
+The display: guided calibration prompts (stand tall and still -> bend
+forward, then backward, then stand still -> done), then one status line
+(angle and its label, zone, set/rep when known, alerts, link quality and
+state) refreshed in place on a terminal, or printed as plain lines every few
+seconds of device time when the stream is not a TTY; every alert and every
+link state change on a line of its own. Cancelling (Ctrl-C) ends cleanly:
+the recording is closed with its summary and stays loadable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import spinemon_protocol as proto
+from spinemon import sim
+from spinemon.alerts import Alert
+from spinemon.calibration import Calibration, CalibrationSettings
+from spinemon.detect import Limits
+from spinemon.errors import ConfigError, SpinemonError
+from spinemon.pipeline import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, FrameResult, Pipeline, PipelineSettings
+from spinemon.recording import RecordingWriter
+from spinemon.session import SessionResult, header_for, run_live
+from spinemon.transport import Label, SimTransport, Transport
+
+__all__ = ["LiveOptions", "LiveUI", "LinkSetup", "run", "make_transport", "guard_args", "add_arguments", "main", "scan_main", "sim_sets_for"]
+
+PROMPT_NEUTRAL = "Stand tall and still."
+PROMPT_ROM = "Now bend slowly forward as far as comfortable, then backward, then stand still."
+NEAR_SHARE = 0.8  # "near limit" from this share of a limit on
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """One live session. Exactly one source: ``address`` / ``name`` (BLE),
+    ``port`` (serial URL) or ``sim``. ``speed`` and ``seed`` apply to the
+    simulated wearer only (``speed`` x real time). ``ble_backend`` and
+    ``ble_kwargs`` go to bleak unchanged (tests: the emulated radio)."""
+
+    address: str | None = None
+    name: str | None = None
+    port: str | None = None
+    sim: bool = False
+    exercise: str = "generic"
+    out: str | None = None
+    speed: float = 1.0
+    seed: int = 1
+    calibrate_rom: bool = True
+    connect_timeout_s: float = 10.0
+    command_timeout_s: float = 2.0
+    guard_mode: int = proto.GUARD_WHEN_LINK_DOWN
+    ble_backend: type | None = None
+    ble_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        sources = [x for x in (self.address, self.name, self.port) if x] + ([True] if self.sim else [])
+        if len(sources) != 1:
+            raise ConfigError("choose exactly one of --address, --name, --port or --sim")
+        PipelineSettings(exercise=self.exercise)  # ConfigError for an unknown exercise
+        if not (isinstance(self.speed, (int, float)) and 0.0 < self.speed <= 10000.0 and math.isfinite(self.speed)):
+            raise ConfigError(f"speed must be in (0, 10000], not {self.speed!r}")
+        if self.guard_mode not in (proto.GUARD_OFF, proto.GUARD_WHEN_LINK_DOWN, proto.GUARD_ALWAYS):
+            raise ConfigError(f"guard mode must be 0, 1 or 2, not {self.guard_mode!r}")
+        for name in ("connect_timeout_s", "command_timeout_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0.0 < v <= 600.0):
+                raise ConfigError(f"{name} must be in (0, 600] s, not {v!r}")
+
+    @property
+    def source(self) -> str:
+        if self.sim:
+            return "sim"
+        if self.port:
+            return f"serial:{self.port}"
+        return f"ble:{self.address or self.name}"
+
+
+# ---------------------------------------------------------------------------
+# the setup hook
+# ---------------------------------------------------------------------------
+def guard_args(limits: Limits, mode: int) -> tuple[int, int, int]:
+    """SET_GUARD arguments (centidegrees) for the pipeline's limits; an
+    unchecked limit becomes the widest the protocol accepts."""
+    (flo, fhi), (elo, ehi), _ = proto.OPCODE_LIMITS[proto.OP_SET_GUARD]
+    flex = fhi if limits.flexion_deg is None else min(fhi, max(flo, int(round(limits.flexion_deg * 100))))
+    ext = elo if limits.extension_deg is None else min(ehi, max(elo, int(round(limits.extension_deg * 100))))
+    return (flex, ext, mode)
+
+
+class LinkSetup:
+    """The session's ``on_connected`` hook, run after every (re)connect:
+    read STATUS, continue the command counter past the device's
+    ``last_counter``, send SET_GUARD (the wearable guards while the link is
+    down, with the pipeline's current limits) and START.
+
+    ``log`` keeps ``(time, what)`` for every run so a test can ask what
+    happened; :meth:`update_guard` re-sends SET_GUARD when the limits change
+    (after calibration, or a new exercise)."""
+
+    def __init__(self, pipeline: Pipeline, guard_mode: int = proto.GUARD_WHEN_LINK_DOWN, command_timeout_s: float = 2.0) -> None:
+        self.pipeline = pipeline
+        self.guard_mode = guard_mode
+        self.command_timeout_s = command_timeout_s
+        self.runs = 0
+        self.status: proto.Status | None = None
+        self.guard_sent: tuple[int, int, int] | None = None
+        self.log: list[tuple[float, str]] = []
+
+    @property
+    def counter(self):
+        return self.pipeline.alert_policy.counter
+
+    async def _command(self, transport: Transport, opcode: int, args: tuple = ()) -> None:
+        frame = proto.encode_command(self.counter.next(), opcode, args)
+        await transport.send(frame, timeout=self.command_timeout_s)
+        self.log.append((time.time(), proto.OPCODE_NAMES[opcode]))
+
+    async def __call__(self, transport: Transport) -> None:
+        status = await transport.read_status(self.counter, timeout=self.command_timeout_s)
+        if status is not None:
+            self.status = status
+            self.counter.resume_after(status.last_counter)
+            self.log.append((time.time(), "STATUS"))
+        args = guard_args(self.pipeline.limits, self.guard_mode)
+        await self._command(transport, proto.OP_SET_GUARD, args)
+        self.guard_sent = args
+        await self._command(transport, proto.OP_START)
+        self.runs += 1
+
+    async def update_guard(self, transport: Transport) -> bool:
+        """Send SET_GUARD if the limits changed since the last one; True if sent."""
+        args = guard_args(self.pipeline.limits, self.guard_mode)
+        if args == self.guard_sent:
+            return False
+        await self._command(transport, proto.OP_SET_GUARD, args)
+        self.guard_sent = args
+        return True
+
+
+# ---------------------------------------------------------------------------
+# the display
+# ---------------------------------------------------------------------------
+def _fmt_limit(v: float | None) -> str:
+    return "off" if v is None else f"{v:+.1f}"
+
+
+class LiveUI:
+    """What the lifter sees, written to ``stream`` (stdout by default).
+
+    On a TTY the status line is refreshed in place (carriage return, at most
+    every ``refresh_s`` host seconds); otherwise a plain status line is
+    printed every ``plain_every_s`` seconds of device time. Prompts, alerts
+    and link state changes always get their own line. ``lines`` keeps every
+    line written (without the in-place refreshes), for tests."""
+
+    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None, refresh_s: float = 0.1, plain_every_s: float = 5.0) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        if tty is None:
+            isatty = getattr(self.stream, "isatty", None)
+            tty = bool(isatty()) if callable(isatty) else False
+        self.tty = tty
+        self.refresh_s = refresh_s
+        self.plain_every_s = plain_every_s
+        self.lines: list[str] = []
+        self.link_state = "connecting"
+        self.alerts = 0
+        self._status_shown = False
+        self._last_refresh = -math.inf
+        self._last_plain_t: float | None = None
+        self._phase: str | None = None
+
+    # -- output ----------------------------------------------------------------------
+    def line(self, text: str) -> None:
+        """A line of its own (clears an in-place status line first)."""
+        if self.tty and self._status_shown:
+            self.stream.write("\r\x1b[2K")
+            self._status_shown = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self.lines.append(text)
+
+    def _status(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text)
+            self.stream.flush()
+            self._status_shown = True
+        else:
+            self.line(text)
+
+    # -- events from the session ----------------------------------------------------------
+    def prompt(self, text: str) -> None:
+        self.line(">> " + text)
+
+    def on_state(self, state: str) -> None:
+        if state != self.link_state:
+            self.link_state = state
+            self.line(f"-- link {state}")
+
+    def on_alert(self, alert: Alert) -> None:
+        self.alerts += 1
+        ev = alert.event
+        where = "".join(
+            [f" set {ev.set}" if ev.set is not None else "", f" rep {ev.rep}" if ev.rep is not None else "", f" ({ev.exercise})" if ev.exercise else ""]
+        )
+        sent = "buzz sent" if alert.t_sent_host is not None else "NOT delivered (link down: the wearable's guard covers)"
+        self.line(f"!! ALERT {ev.kind.replace('_', '-')}: {ev.peak_deg:+.1f} deg past limit {ev.limit_deg:+.1f} at t={alert.t_trigger_device:.2f} s{where}: {sent}")
+
+    def on_calibrated(self, cal: Calibration, pipeline: Pipeline) -> None:
+        pass  # the phase changes drive the prompts (see on_frame)
+
+    def on_frame(self, res: FrameResult, pipeline: Pipeline, link: dict) -> None:
+        if pipeline.phase != self._phase:
+            self._phase_changed(pipeline)
+        if res.t is None or not len(res.t):
+            return
+        t_dev = float(res.t[-1])
+        text = self.status_text(pipeline, link)
+        if self.tty:
+            now = time.monotonic()
+            if now - self._last_refresh >= self.refresh_s:
+                self._last_refresh = now
+                self._status(text)
+        elif pipeline.phase == PHASE_MONITOR and (self._last_plain_t is None or t_dev - self._last_plain_t >= self.plain_every_s):
+            self._last_plain_t = t_dev
+            self._status(text)
+
+    def _phase_changed(self, pipeline: Pipeline) -> None:
+        old, self._phase = self._phase, pipeline.phase
+        if pipeline.phase == PHASE_NEUTRAL:
+            self.prompt(PROMPT_NEUTRAL)
+        elif pipeline.phase == PHASE_ROM:
+            self.prompt("Neutral posture captured.")
+            self.prompt(PROMPT_ROM)
+        elif pipeline.phase == PHASE_MONITOR:
+            cal = pipeline.calibration
+            rom = cal.range_of_motion if cal is not None else None
+            rom_text = f"range of motion {rom.flexion_deg:+.1f} / {rom.extension_deg:+.1f} deg; " if rom is not None and old == PHASE_ROM else ""
+            lim = pipeline.limits
+            self.prompt(
+                f"Calibration done: {rom_text}limits flexion {_fmt_limit(lim.flexion_deg)}, extension {_fmt_limit(lim.extension_deg)} deg "
+                f"({pipeline.angle_label}). Monitoring; Ctrl-C to stop."
+            )
+
+    @staticmethod
+    def zone(angle: float, limits: Limits) -> str:
+        if not math.isfinite(angle):
+            return "-"
+        f, e = limits.flexion_deg, limits.extension_deg
+        if (f is not None and angle > f) or (e is not None and angle < e):
+            return "past limit"
+        if (f is not None and angle > NEAR_SHARE * f) or (e is not None and angle < NEAR_SHARE * e):
+            return "near limit"
+        return "ok"
+
+    def status_text(self, pipeline: Pipeline, link: dict) -> str:
+        angle = pipeline.last_angle_deg
+        stats = pipeline.decoder.stats
+        expected = stats.samples + stats.lost_samples
+        lost_pct = 100.0 * stats.lost_samples / expected if expected else 0.0
+        ctx = pipeline.detector.context
+        parts = [f"{pipeline.angle_label} {angle:+6.1f} deg" if math.isfinite(angle) else f"{pipeline.angle_label}    --- deg"]
+        parts.append(self.zone(angle, pipeline.limits) if pipeline.phase == PHASE_MONITOR else "calibrating")
+        if ctx.get("set") is not None:
+            s = f"set {ctx['set']}"
+            if ctx.get("rep") is not None:
+                s += f" rep {ctx['rep']}"
+            if ctx.get("exercise"):
+                s += f" {ctx['exercise']}"
+            parts.append(s)
+        parts.append(f"alerts {self.alerts}")
+        parts.append(f"lost {lost_pct:.2f}% bad {stats.bad_frames + int(link.get('framing_errors', 0))}")
+        parts.append(self.link_state)
+        return " | ".join(parts)
+
+    def finish(self, result: SessionResult | None, out: str | None, cancelled: bool) -> None:
+        head = "Stopped." if cancelled else "Session ended."
+        if result is not None:
+            st = result.stats
+            head += f" {result.frames} frames, {len(result.alerts)} alerts, {len(result.events)} events, lost samples {st.get('lost_samples', 0)}, bad frames {st.get('bad_frames', 0)}."
+        if out:
+            head += f" Recording: {out}"
+        self.line(head)
+
+
+# ---------------------------------------------------------------------------
+# the engine
+# ---------------------------------------------------------------------------
+def sim_sets_for(exercise: str) -> list[sim.SetSpec]:
+    """The simulated workout: the demo workout, or for one exercise a set of
+    5 reps with its first typical fault on rep 3."""
+    if exercise == "generic":
+        return sim.demo_workout()
+    if exercise not in sim.EXERCISES:
+        raise ConfigError(f"the simulated wearer cannot do {exercise!r}; choose one of {', '.join(sim.EXERCISES)}")
+    return [sim.SetSpec(exercise, 5, {3: sim.FAULTS_BY_EXERCISE[exercise][0]}, rest_s=3.0)]
+
+
+def make_transport(options: LiveOptions) -> Transport:
+    """The transport for ``options`` (not connected yet)."""
+    if options.sim:
+        session = sim.simulate(sim_sets_for(options.exercise), seed=options.seed, rom=options.calibrate_rom)
+        frames = list(zip(session.frames, session.frame_times.tolist()))
+        labels = []
+        if options.exercise == "generic":  # several exercises: the lifter says which set starts
+            t0 = float(session.frame_times[0])
+            labels = [(max(t0, s.t_start - 0.5), Label(s.set, s.exercise)) for s in session.sets]
+        return SimTransport(frames, labels, speed=options.speed)
+    if options.port:
+        from spinemon.serial_link import SerialTransport
+        from spinemon.transport import LinkOptions
+
+        return SerialTransport(options.port, options=LinkOptions(connect_timeout_s=options.connect_timeout_s, command_timeout_s=options.command_timeout_s))
+    from spinemon.ble import BleOptions, BleTransport
+
+    opts = BleOptions(connect_timeout_s=options.connect_timeout_s, command_timeout_s=options.command_timeout_s)
+    return BleTransport(options.address, name=options.name, options=opts, backend=options.ble_backend, **options.ble_kwargs)
+
+
+async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Transport | None = None, pipeline: Pipeline | None = None) -> SessionResult:
+    """One live session until the stream ends or the task is cancelled
+    (Ctrl-C; the CancelledError propagates after the recording is closed)."""
+    ui = ui or LiveUI()
+    if pipeline is None:
+        settings = PipelineSettings(exercise=options.exercise, calibration=CalibrationSettings(rom=options.calibrate_rom))
+        pipeline = Pipeline(settings)
+    transport = transport or make_transport(options)
+    setup = LinkSetup(pipeline, options.guard_mode, options.command_timeout_s)
+    transport.on_connected = setup
+    transport.on_state = ui.on_state
+    recorder = None
+    if options.out:
+        recorder = RecordingWriter(options.out, header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}))
+    guard_task: asyncio.Task | None = None
+    result: SessionResult | None = None
+    cancelled = False
+
+    def link_stats() -> dict:
+        st = getattr(transport, "stats", None)
+        return st.as_dict() if st is not None and hasattr(st, "as_dict") else {}
+
+    def on_frame(res: FrameResult, pl: Pipeline) -> None:
+        nonlocal guard_task
+        ui.on_frame(res, pl, link_stats())
+        connected = getattr(transport, "connected", True)
+        if connected and setup.runs and guard_args(pl.limits, setup.guard_mode) != setup.guard_sent and (guard_task is None or guard_task.done()):
+            guard_task = asyncio.get_running_loop().create_task(_update_guard(setup, transport))
+
+    ui.prompt(f"Connecting to {options.source} ...")
+    try:
+        await transport.connect(options.connect_timeout_s)
+        if recorder is not None and setup.status is not None:
+            recorder.meta({"type": "device_status", **setup.status.as_dict()})
+        result = await run_live(
+            transport,
+            pipeline,
+            recorder,
+            on_alert=ui.on_alert,
+            on_frame=on_frame,
+            send_timeout=options.command_timeout_s,
+        )
+    except asyncio.CancelledError:
+        cancelled = True
+        raise
+    finally:
+        if recorder is not None:
+            recorder.close()  # run_live closed it already, unless connect failed first
+        if guard_task is not None and not guard_task.done():
+            guard_task.cancel()
+        try:
+            await asyncio.shield(transport.close())
+        except SpinemonError:
+            pass
+        ui.finish(result, options.out, cancelled)
+    return result
+
+
+async def _update_guard(setup: LinkSetup, transport: Transport) -> None:
+    try:
+        await setup.update_guard(transport)
+    except SpinemonError as e:  # the next (re)connect sends the current limits anyway
+        setup.log.append((time.time(), f"SET_GUARD failed: {e}"))
+
+
+# ---------------------------------------------------------------------------
+# command-line entry points (wired by spinemon.cli)
+# ---------------------------------------------------------------------------
+def add_arguments(parser: Any) -> None:
+    """The ``spinemon live`` options, for an argparse (sub)parser."""
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--address", help="BLE address of the wearable")
+    src.add_argument("--name", help="advertised BLE name of the wearable (e.g. spinemon-1A2B)")
+    src.add_argument("--port", help="serial port or pyserial URL (e.g. /dev/ttyACM0, socket://host:port)")
+    src.add_argument("--sim", action="store_true", help="the simulated wearer")
+    parser.add_argument("--exercise", default="generic", help="exercise profile (deadlift, squat, overhead_press, curl, generic)")
+    parser.add_argument("--out", help="write the session recording here")
+    parser.add_argument("--speed", type=float, default=1.0, help="--sim only: play the simulated wearer this many times faster than real time")
+    parser.add_argument("--seed", type=int, default=1, help="--sim only: simulated wearer seed")
+    parser.add_argument("--no-rom", action="store_true", help="skip the range-of-motion part of calibration")
+
+
+def options_from(ns: Any) -> LiveOptions:
+    return LiveOptions(
+        address=getattr(ns, "address", None),
+        name=getattr(ns, "name", None),
+        port=getattr(ns, "port", None),
+        sim=bool(getattr(ns, "sim", False)),
+        exercise=getattr(ns, "exercise", None) or "generic",
+        out=getattr(ns, "out", None),
+        speed=getattr(ns, "speed", None) or 1.0,
+        seed=getattr(ns, "seed", None) or 1,
+        calibrate_rom=not getattr(ns, "no_rom", False),
+    )
+
+
+def main(ns: Any, stream: TextIO | None = None) -> int:
+    """``spinemon live``: 0 when the stream ended or Ctrl-C stopped it, 1 on an error."""
+    ui = LiveUI(stream)
+    try:
+        options = options_from(ns)
+        asyncio.run(run(options, ui))
+    except KeyboardInterrupt:
+        return 0
+    except SpinemonError as e:
+        ui.line(f"error: {e}")
+        return 1
+    return 0
+
+
+def scan_main(ns: Any, stream: TextIO | None = None) -> int:
+    """``spinemon scan [--timeout S] [--battery]``: list wearables in range."""
+    from spinemon.ble import scan
+
+    out = stream if stream is not None else sys.stdout
+    try:
+        found = asyncio.run(scan(float(getattr(ns, "timeout", None) or 5.0), read_battery=bool(getattr(ns, "battery", False))))
+    except SpinemonError as e:
+        out.write(f"error: {e}\n")
+        return 1
+    if not found:
+        out.write("no spinemon wearable found\n")
+        return 0
+    for d in found:
+        batt = "?" if d.battery_pct is None else f"{d.battery_pct}%"
+        rssi = "?" if d.rssi is None else f"{d.rssi} dBm"
+        out.write(f"{d.address}  {d.name or '-':20s}  RSSI {rssi:>8s}  battery {batt}\n")
+    return 0

@@ -1,0 +1,825 @@
+"""Angles and motion -> reps and sets, streaming.
+
+:class:`RepSegmenter` takes blocks of samples (device time, lumbar angle,
+body-frame gyros) and finds repetitions and sets by itself; the lifter's
+labels ("a new set of E starts now", :meth:`RepSegmenter.start_set`) can be
+given as well and always win. It is streaming and block-split invariant: all
+state advances sample by sample, so the same samples give the same records
+however they are cut into blocks.
+
+How a rep is found (the rule, in order)
+---------------------------------------
+1. **Excursion.** Each body-frame gyro (rad/s, minus a residual bias the
+   segmenter learns while the wearer is still) is integrated
+   into a small-angle rotation vector relative to a *reference posture*:
+   ``v_upper``, ``v_lower`` and the relative rotation ``v_upper - v_lower``.
+   The excursion ``e`` is the largest of their magnitudes, in degrees. While
+   no rep is in progress the reference follows the body whenever it is quiet
+   (smoothed ``|gyro|`` below ``quiet_deg_s``: ``v`` is reset to 0), and ``v``
+   leaks back to 0 with ``idle_leak_tau_s``; during a rep the reference is
+   frozen. A rep is one down-up cycle, so ``e`` rises from ~0, peaks, and
+   returns to ~0. Using the gyros (not inclination) makes the small trunk
+   motion of presses and curls visible -- in the simulated wearer a clean
+   curl moves the trunk and pelvis by only 0.5-5 deg in pitch, roll and
+   heading, which inclination alone can miss.
+2. **Candidate.** A candidate starts when ``e`` exceeds the exercise's
+   ``enter_deg`` (its start time is the last sample where ``e`` was below a
+   quarter of that, i.e. where the motion began), it turns back when ``e``
+   falls below ``exit_fraction`` of its peak, and it ends where the body
+   comes to rest (quiet for ``rest_quiet_s``; at most ``settle_s`` after the
+   turn) or where ``e`` starts rising again (the next rep, without a pause).
+   Candidates shorter than ``min_rep_s``, longer than ``max_rep_s``, or stuck
+   away from the reference while quiet for ``stuck_s`` are rejected.
+3. **Walking.** ``W`` = RMS (exponential window ``walk_tau_s``) of the
+   off-sagittal rates (body X and Z) of the lower sensor (the upper one with
+   a single IMU). ``W > walk_deg_s`` for ``walk_min_s`` is walking; it starts
+   at the first crossing. While walking no candidate can start; a candidate
+   overlapping ``walk_margin_s`` before the walking onset is rejected
+   (``"walking"``); walking closes the current set. Every candidate waits
+   ``confirm_delay_s`` after its end before it is accepted, so walking that
+   starts right after it can still veto it.
+4. **Sets.** Accepted candidates closer than ``rest_gap_s`` (end to next
+   start), with no walking between, form a run. A run becomes a set when it
+   has ``min_reps_unlabelled`` reps (default 2) -- or at once when the lifter
+   labelled the set. A run that ends with fewer reps is rejected
+   (``"isolated"``). **This is the ghost-rep rule for plate loading**: picking
+   up a plate is a hip hinge indistinguishable from a deadlift rep by
+   amplitude and tempo, but it is a single hinge with walking before and
+   after (and ``rest_gap_s`` away from any rep), so it never forms a set.
+   The price: an unlabelled single (a 1-rep set) is not counted; label it.
+
+Numbers: sets and reps count from 1 (docs/architecture.md). Auto-detected sets
+continue the numbering after the last label. :attr:`RepSegmenter.current_rep`
+is the number of the rep in progress *when it is known* -- in a labelled or
+already confirmed set; during the first ``min_reps_unlabelled`` reps of an
+unlabelled set it is ``None`` (those reps are reported, with their times, as
+soon as the set is confirmed, so events can be matched to them by time).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from spinemon.errors import ConfigError, SpinemonError
+
+__all__ = [
+    "EXERCISES",
+    "RepInputError",
+    "RepProfile",
+    "REP_PROFILES",
+    "RepSettings",
+    "RepRecord",
+    "SetRecord",
+    "RejectedCandidate",
+    "RepSegmenter",
+]
+
+#: exercises the segmenter knows (same names as :data:`spinemon.detect.PROFILES`)
+EXERCISES: tuple[str, ...] = ("deadlift", "squat", "overhead_press", "curl", "generic")
+
+_R2D = 180.0 / math.pi
+
+
+def _is_real(v: object) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+class RepInputError(SpinemonError, ValueError):
+    """Arrays given to :meth:`RepSegmenter.update` have the wrong shape, are not finite, or go back in time."""
+
+
+@dataclass(frozen=True)
+class RepProfile:
+    """Amplitude and tempo rules for one exercise.
+
+    Attributes:
+        enter_deg: the excursion (deg) a candidate must reach. Deadlifts and
+            squats tilt the trunk 30-80 deg, overhead presses arch the lumbar
+            spine 5-8 deg, curls sway the trunk 0.5-5 deg.
+        min_rep_s: shortest rep, s.
+        max_rep_s: longest rep, s.
+    """
+
+    name: str
+    enter_deg: float
+    min_rep_s: float = 0.6
+    max_rep_s: float = 12.0
+
+    def __post_init__(self) -> None:
+        for k in ("enter_deg", "min_rep_s", "max_rep_s"):
+            v = getattr(self, k)
+            if not _is_real(v) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"RepProfile.{k} must be a finite number > 0, got {v!r}")
+        if self.min_rep_s >= self.max_rep_s:
+            raise ConfigError("RepProfile.min_rep_s must be less than max_rep_s")
+
+
+REP_PROFILES: dict[str, RepProfile] = {
+    "deadlift": RepProfile("deadlift", enter_deg=20.0),
+    "squat": RepProfile("squat", enter_deg=15.0),
+    "overhead_press": RepProfile("overhead_press", enter_deg=3.0),
+    "curl": RepProfile("curl", enter_deg=0.6),
+    # unknown exercise: a clear trunk motion; the smallest curls are missed
+    "generic": RepProfile("generic", enter_deg=3.0),
+}
+
+
+@dataclass(frozen=True)
+class RepSettings:
+    """All segmenter parameters, physical units.
+
+    Attributes:
+        exercise: exercise assumed until a label says otherwise.
+        rest_gap_s: reps further apart than this (end to next start) are in
+            different sets. The simulated wearer leaves ``rest_s`` + 2.2..3.5 s
+            between sets and at most ~2 s between reps.
+        min_reps_unlabelled: reps an unlabelled run needs to count as a set.
+        quiet_deg_s: smoothed ``|gyro|`` below this is "quiet" (deg/s).
+        quiet_tau_s: smoothing time constant of ``|gyro|``, s.
+        rest_quiet_s: between reps, the reference posture follows the body
+            once it has been quiet this long, s.
+        still_std_deg_s, still_max_deg_s, still_tau_s, still_min_s: a sensor is
+            still when its raw gyro is steady -- standard deviation (exponential
+            window ``still_tau_s``) below ``still_std_deg_s`` and mean below
+            ``still_max_deg_s`` -- for ``still_min_s`` with the mean within
+            ``quiet_deg_s`` of the current estimate, or for ``still_long_s``
+            whatever the mean (the first estimate, or after the caller's bias
+            correction jumped); still samples between reps feed the
+            residual gyro-bias estimate (running mean, then time constant
+            ``bias_tau_s``, or ``bias_jump_tau_s`` after a jump), which is
+            removed before anything else. Needed
+            because the fusion learns its bias only below its ``rest_gyr_deg_s``
+            (2 deg/s on the raw norm; the simulated wearer's bias reaches
+            1.7 deg/s) and its estimate can jump when it does: left in, a 3 s
+            rep drifts by more than a curl moves. Steadiness, not smallness,
+            so that a jump in the caller's bias correction is relearnt.
+        warmup_s: no rep starts until the bias estimate has this much still
+            data (stand still ~1 s at the start) or ``warmup_timeout_s`` has passed, s.
+        idle_leak_tau_s: between reps the excursion leaks to 0 with this time constant, s.
+        exit_fraction: a rep turns back when the excursion falls below this share of its peak.
+        settle_s: after turning back, a rep ends where the body comes to rest
+            (quiet for ``rest_quiet_s``) or this long after the turn, s.
+        stuck_s: a candidate that stays away from the reference, quiet, this long is dropped, s.
+        walk_deg_s: off-sagittal RMS rate above which the wearer may be walking, deg/s.
+        walk_release_deg_s: walking ends below this, deg/s.
+        walk_tau_s: RMS window (exponential) for walking, s.
+        walk_min_s: the rate must stay above ``walk_deg_s`` this long to count as walking, s.
+        walk_margin_s: a candidate ending less than this before a walking onset is rejected, s.
+        confirm_delay_s: a candidate is accepted this long after its end, s.
+        max_gap_s: a hole in the stream longer than this resets the state, s.
+        profiles: per-exercise amplitude and tempo rules.
+    """
+
+    exercise: str = "generic"
+    rest_gap_s: float = 5.0
+    min_reps_unlabelled: int = 2
+    quiet_deg_s: float = 1.5
+    quiet_tau_s: float = 0.05
+    rest_quiet_s: float = 0.25
+    still_std_deg_s: float = 0.8
+    still_max_deg_s: float = 3.0
+    still_tau_s: float = 0.25
+    still_min_s: float = 0.4
+    still_long_s: float = 1.5
+    bias_tau_s: float = 5.0
+    bias_jump_tau_s: float = 0.5
+    warmup_s: float = 0.5
+    warmup_timeout_s: float = 10.0
+    idle_leak_tau_s: float = 4.0
+    exit_fraction: float = 0.25
+    stuck_s: float = 3.0
+    settle_s: float = 1.5
+    walk_deg_s: float = 12.0
+    walk_release_deg_s: float = 8.0
+    walk_tau_s: float = 0.5
+    walk_min_s: float = 0.6
+    walk_margin_s: float = 0.5
+    confirm_delay_s: float = 1.0
+    max_gap_s: float = 0.5
+    profiles: dict[str, RepProfile] = field(default_factory=lambda: dict(REP_PROFILES))
+
+    def __post_init__(self) -> None:
+        positive = (
+            "rest_gap_s", "quiet_deg_s", "quiet_tau_s", "still_long_s", "bias_jump_tau_s", "still_std_deg_s", "still_max_deg_s", "still_tau_s", "bias_tau_s", "warmup_timeout_s", "idle_leak_tau_s", "stuck_s", "settle_s", "walk_deg_s",
+            "walk_release_deg_s", "walk_tau_s", "max_gap_s",
+        )  # fmt: skip
+        for k in positive:
+            v = getattr(self, k)
+            if not _is_real(v) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"RepSettings.{k} must be a finite number > 0, got {v!r}")
+        for k in ("walk_min_s", "walk_margin_s", "confirm_delay_s", "still_min_s", "rest_quiet_s", "warmup_s"):
+            v = getattr(self, k)
+            if not _is_real(v) or not math.isfinite(v) or v < 0:
+                raise ConfigError(f"RepSettings.{k} must be a finite number >= 0, got {v!r}")
+        if not _is_real(self.exit_fraction) or not 0.0 < self.exit_fraction < 1.0:
+            raise ConfigError(f"RepSettings.exit_fraction must be in (0, 1), got {self.exit_fraction!r}")
+        if self.walk_release_deg_s > self.walk_deg_s:
+            raise ConfigError("RepSettings.walk_release_deg_s must not exceed walk_deg_s")
+        m = self.min_reps_unlabelled
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise ConfigError(f"RepSettings.min_reps_unlabelled must be an integer >= 1, got {m!r}")
+        if not isinstance(self.profiles, dict) or not all(isinstance(p, RepProfile) for p in self.profiles.values()):
+            raise ConfigError("RepSettings.profiles must map exercise names to RepProfile")
+        self.profile(self.exercise)
+
+    def profile(self, exercise: str) -> RepProfile:
+        """The rules for ``exercise``; ConfigError if unknown."""
+        try:
+            return self.profiles[exercise]
+        except (KeyError, TypeError):
+            raise ConfigError(f"unknown exercise {exercise!r} for rep counting; choose one of {', '.join(self.profiles)}") from None
+
+
+@dataclass(frozen=True)
+class RepRecord:
+    """One rep, with its metrics. Times are device seconds; angles degrees.
+
+    ``peak_extension_deg`` is the smallest lumbar angle in the rep (negative =
+    extended); ``range_deg`` = peak flexion - peak extension. ``time_under_tension_s``
+    is the rep's duration (eccentric + pause + concentric). Peaks of lateral
+    bend, twist and trunk inclination are ``None`` when those inputs were not
+    given; lateral and twist peaks are signed (the value of largest magnitude).
+    """
+
+    set: int
+    rep: int
+    exercise: str
+    t_start: float
+    t_end: float
+    time_under_tension_s: float
+    peak_flexion_deg: float
+    peak_extension_deg: float
+    range_deg: float
+    peak_sagittal_velocity_deg_s: float
+    peak_excursion_deg: float
+    peak_lateral_deg: float | None
+    peak_twist_deg: float | None
+    peak_trunk_deg: float | None
+    labelled: bool  # the set came from the lifter's label (else found automatically)
+
+    def as_dict(self) -> dict:
+        d = {"type": "rep"}
+        for k, v in asdict(self).items():
+            d[k] = round(v, 4) if isinstance(v, float) else v
+        return d
+
+
+@dataclass(frozen=True)
+class SetRecord:
+    """One set, reported when it closes (rest gap, walking, a new label, or :meth:`RepSegmenter.finish`)."""
+
+    set: int
+    exercise: str
+    t_start: float  # start of its first rep (or the label time if it has none)
+    t_end: float  # end of its last rep
+    reps: int
+    labelled: bool
+
+    def as_dict(self) -> dict:
+        d = {"type": "set"}
+        for k, v in asdict(self).items():
+            d[k] = round(v, 4) if isinstance(v, float) else v
+        return d
+
+
+@dataclass(frozen=True)
+class RejectedCandidate:
+    """A motion that looked like a rep but was not counted, and why:
+    ``"too_short"``, ``"too_long"``, ``"stuck"``, ``"walking"``, ``"isolated"``
+    (an unlabelled run with too few reps), ``"gap"`` (hole in the stream),
+    ``"incomplete"`` (the stream ended mid-rep)."""
+
+    t_start: float
+    t_end: float
+    peak_excursion_deg: float
+    reason: str
+
+
+# ---------------------------------------------------------------------------
+# internal state
+# ---------------------------------------------------------------------------
+_IDLE, _REP, _SETTLE = 0, 1, 2
+
+
+class _Stillness:
+    """Steadiness of one gyro: exponential mean and variance (deg/s)."""
+
+    __slots__ = ("a", "m", "var", "n")
+
+    def __init__(self, a: float) -> None:
+        self.a = a
+        self.m = [0.0, 0.0, 0.0]
+        self.var = 0.0
+        self.n = 0
+
+    def update(self, g: list[float], b: list[float], s: "RepSettings") -> int:
+        """0: moving; 1: steady (plausible bias); 2: steady and within ``quiet_deg_s`` of the estimate ``b``."""
+        a, m = self.a, self.m
+        if self.n == 0:
+            m[0], m[1], m[2] = g[0], g[1], g[2]
+        self.n += 1
+        d0, d1, d2 = g[0] - m[0], g[1] - m[1], g[2] - m[2]
+        m[0] += a * d0
+        m[1] += a * d1
+        m[2] += a * d2
+        self.var += a * ((1.0 - a) * (d0 * d0 + d1 * d1 + d2 * d2) - self.var)
+        if self.var >= s.still_std_deg_s**2 or m[0] * m[0] + m[1] * m[1] + m[2] * m[2] >= s.still_max_deg_s**2:
+            return 0
+        e0, e1, e2 = m[0] - b[0], m[1] - b[1], m[2] - b[2]
+        return 2 if e0 * e0 + e1 * e1 + e2 * e2 < s.quiet_deg_s**2 else 1
+
+
+class _Stats:
+    """Running peaks of one motion (reset whenever the reference is reset)."""
+
+    __slots__ = ("fmax", "fmin", "wy", "lat", "tw", "trunk", "emax")
+
+    def __init__(self) -> None:
+        self.fmax = -math.inf
+        self.fmin = math.inf
+        self.wy = 0.0
+        self.lat: float | None = None
+        self.tw: float | None = None
+        self.trunk: float | None = None
+        self.emax = 0.0
+
+
+@dataclass
+class _Candidate:
+    t_start: float
+    t_end: float
+    stats: _Stats
+    exercise: str
+
+
+@dataclass
+class _Run:
+    """Reps that belong together (a set, or an unlabelled run not yet confirmed)."""
+
+    exercise: str
+    number: int | None  # None until confirmed (unlabelled)
+    labelled: bool
+    t_label: float | None
+    reps: list[_Candidate] = field(default_factory=list)
+
+
+class RepSegmenter:
+    """Streaming rep and set segmentation.
+
+    >>> seg = RepSegmenter(rate=100.0, settings=RepSettings(exercise="deadlift"))
+    >>> for block in blocks:
+    ...     for rec in seg.update(block.t, flexion_deg=..., upper_gyr=..., lower_gyr=...):
+    ...         print(rec)
+    >>> seg.finish()
+
+    Args:
+        rate: sample rate, Hz (sets the filter coefficients).
+        settings: :class:`RepSettings`.
+
+    Attributes:
+        reps: every :class:`RepRecord` so far; ``sets``: every closed :class:`SetRecord`;
+        rejected: every :class:`RejectedCandidate` (why a motion was not counted);
+        walking: the wearer is walking now; excursion_deg: the excursion at the last sample.
+    """
+
+    def __init__(self, rate: float, settings: RepSettings | None = None) -> None:
+        if not _is_real(rate) or not math.isfinite(rate) or not 1.0 <= rate <= 10000.0:
+            raise ConfigError(f"rate must be a finite number in 1..10000 Hz, got {rate!r}")
+        self.rate = float(rate)
+        self.settings = settings or RepSettings()
+        s = self.settings
+        dt = 1.0 / self.rate
+        self._a_quiet = 1.0 - math.exp(-dt / s.quiet_tau_s)
+        self._a_walk = 1.0 - math.exp(-dt / s.walk_tau_s)
+        self._leak = math.exp(-dt / s.idle_leak_tau_s)
+        self.exercise = s.exercise
+        self._profile = s.profile(s.exercise)
+        self.reps: list[RepRecord] = []
+        self.sets: list[SetRecord] = []
+        self.rejected: list[RejectedCandidate] = []
+        self.walking = False
+        self.excursion_deg = 0.0
+        self._next_set = 1
+        self._run: _Run | None = None
+        self._pending: list[_Candidate] = []  # ended, waiting confirm_delay_s
+        self._out: list[RepRecord | SetRecord] = []
+        self._reset_motion(None)
+        self._wq = 0.0  # smoothed |gyro| (residual bias removed), deg/s
+        self._a_bias = 1.0 - math.exp(-dt / s.bias_tau_s)
+        self._a_bias_fast = 1.0 - math.exp(-dt / s.bias_jump_tau_s)
+        self._bias_u = [0.0, 0.0, 0.0]  # residual gyro bias, deg/s
+        self._bias_l = [0.0, 0.0, 0.0]
+        self._bias_n = 0
+        self._still_since: float | None = None
+        a_still = 1.0 - math.exp(-dt / s.still_tau_s)
+        self._still_u = _Stillness(a_still)
+        self._still_l = _Stillness(a_still)
+        self._quiet_run_since: float | None = None
+        self._ww = 0.0  # smoothed off-sagittal rate^2, (deg/s)^2
+        self._walk_since: float | None = None  # first sample of the current W > walk_deg_s stretch
+        self._t_last: float | None = None
+        self._t_first: float | None = None
+
+    # -- public state ------------------------------------------------------
+    @property
+    def current_set(self) -> int | None:
+        """Number of the open set when it is known (labelled or confirmed), else None."""
+        r = self._run
+        return r.number if r is not None else None
+
+    @property
+    def current_rep(self) -> int | None:
+        """Number of the rep in progress, when known; None between reps or while the set is unconfirmed."""
+        r = self._run
+        if r is None or r.number is None or self._state == _IDLE:
+            return None
+        return len(r.reps) + len(self._pending) + 1
+
+    @property
+    def ready(self) -> bool:
+        """The residual gyro bias has been learnt (``warmup_s`` of stillness) or
+        ``warmup_timeout_s`` of data has passed; no rep starts before."""
+        s = self.settings
+        if self._bias_n >= s.warmup_s * self.rate:
+            return True
+        return self._t_first is not None and self._t_last is not None and self._t_last - self._t_first >= s.warmup_timeout_s
+
+    @property
+    def state(self) -> str:
+        """``"walking"``, ``"idle"``, ``"rep"`` (going out) or ``"settling"`` (coming back)."""
+        if self.walking:
+            return "walking"
+        return ("idle", "rep", "settling")[self._state]
+
+    # -- labels --------------------------------------------------------------
+    def start_set(self, exercise: str | None = None, set_number: int | None = None, t: float | None = None) -> None:
+        """The lifter says a new set starts now (of ``exercise``; numbered
+        ``set_number`` or the next number). Reps are numbered from 1 within it.
+        ``t``: device time of the label (defaults to the last sample's time).
+        Reps already finished belong to the set before; a rep in progress counts in the new one."""
+        if exercise is not None:
+            self.settings.profile(exercise)
+        if set_number is not None and (isinstance(set_number, bool) or not isinstance(set_number, (int, np.integer)) or set_number < 1):
+            raise ConfigError(f"set_number must be an integer >= 1, got {set_number!r}")
+        t_label = float(t) if t is not None else (self._t_last if self._t_last is not None else math.nan)
+        for c in self._pending:
+            self._accept(c, t_label)
+        self._pending = []
+        self._close_run(t_label)
+        if exercise is not None:
+            self.exercise = exercise
+            self._profile = self.settings.profile(exercise)
+        number = int(set_number) if set_number is not None else self._next_set
+        self._next_set = max(self._next_set, number + 1)
+        self._run = _Run(self.exercise, number, True, t_label)
+
+    # -- data path -----------------------------------------------------------
+    def update(
+        self,
+        t: object,
+        *,
+        flexion_deg: object,
+        upper_gyr: object,
+        lower_gyr: object = None,
+        trunk_deg: object = None,
+        lateral_deg: object = None,
+        twist_deg: object = None,
+    ) -> list[RepRecord | SetRecord]:
+        """Feed one block; returns the reps and sets that became known in it.
+
+        Args:
+            t: (n,) device time, s, increasing.
+            flexion_deg: (n,) lumbar flexion (or single-sensor inclination), deg.
+            upper_gyr: (n, 3) upper sensor's gyro in its body frame, rad/s
+                (``mounting.to_body(block.gyr["upper"])``). Pass the *raw*
+                gyro: the segmenter learns the residual bias itself, and the
+                fusion's bias estimate jumps when it first learns, which looks
+                like motion for a second (handled, but it can cost a set).
+            lower_gyr: (n, 3) lower sensor's, likewise; None with one IMU.
+            trunk_deg: (n,) upper sagittal inclination (for ``peak_trunk_deg``), optional.
+            lateral_deg, twist_deg: (n,) for the lateral/twist peaks, optional.
+
+        Raises:
+            RepInputError: shapes disagree, values are not finite, or time goes back.
+        """
+        tt = _array("t", t, 1)
+        n = tt.shape[0]
+        fl = _array("flexion_deg", flexion_deg, 1, n)
+        gu = _array("upper_gyr", upper_gyr, 2, n)
+        gl = None if lower_gyr is None else _array("lower_gyr", lower_gyr, 2, n)
+        tr = None if trunk_deg is None else _array("trunk_deg", trunk_deg, 1, n)
+        la = None if lateral_deg is None else _array("lateral_deg", lateral_deg, 1, n)
+        tw = None if twist_deg is None else _array("twist_deg", twist_deg, 1, n)
+        if n and (np.any(np.diff(tt) <= 0) or (self._t_last is not None and tt[0] <= self._t_last)):
+            raise RepInputError("t must be strictly increasing across blocks")
+        # everything per sample as Python floats (exact and split-invariant)
+        gu_l = (gu * _R2D).tolist()
+        gl_l = None if gl is None else (gl * _R2D).tolist()
+        cols = (
+            tt.tolist(),
+            fl.tolist(),
+            None if tr is None else tr.tolist(),
+            None if la is None else la.tolist(),
+            None if tw is None else tw.tolist(),
+        )
+        for i in range(n):
+            self._step(
+                cols[0][i],
+                cols[1][i],
+                gu_l[i],
+                None if gl_l is None else gl_l[i],
+                None if cols[2] is None else cols[2][i],
+                None if cols[3] is None else cols[3][i],
+                None if cols[4] is None else cols[4][i],
+            )
+        out, self._out = self._out, []
+        return out
+
+    def finish(self) -> list[RepRecord | SetRecord]:
+        """End of the stream: accept waiting reps, drop a rep in progress, close the open set."""
+        t = self._t_last if self._t_last is not None else math.nan
+        if self._state == _SETTLE:
+            self._end_candidate(t)
+        elif self._state == _REP:
+            self._reject(self._t_start, t, self._stats.emax, "incomplete")
+        self._reset_motion(t)
+        for c in self._pending:
+            self._accept(c, t)
+        self._pending = []
+        self._close_run(t)
+        out, self._out = self._out, []
+        return out
+
+    # -- internals -------------------------------------------------------------
+    def _reset_motion(self, t: float | None) -> None:
+        self._state = _IDLE
+        self._vu = [0.0, 0.0, 0.0]
+        self._vl = [0.0, 0.0, 0.0]
+        self._stats = _Stats()
+        self._t_rest = t  # last sample at the reference posture (motion onset)
+        self._t_start = t
+        self._t_turn = t
+        self._t_emin = t
+        self._e_min = 0.0
+
+    def _step(self, t, fl, gu, gl, trunk, lat, tw) -> None:
+        s = self.settings
+        if self._t_last is not None and t - self._t_last > s.max_gap_s:
+            if self._state != _IDLE:
+                self._reject(self._t_start, self._t_last, self._stats.emax, "gap")
+            self._reset_motion(t)
+        dt = 1.0 / self.rate if self._t_last is None else min(t - self._t_last, s.max_gap_s)
+        if self._t_first is None:
+            self._t_first = t
+        self._t_last = t
+
+        # residual gyro bias: learnt while still (the fusion cannot learn a
+        # bias above its own rest threshold), then removed
+        bu, bl = self._bias_u, self._bias_l
+        raw_u, raw_l = gu, gl
+        gu = [gu[0] - bu[0], gu[1] - bu[1], gu[2] - bu[2]]
+        mag = math.sqrt(gu[0] * gu[0] + gu[1] * gu[1] + gu[2] * gu[2])
+        if gl is not None:
+            gl = [gl[0] - bl[0], gl[1] - bl[1], gl[2] - bl[2]]
+            mag = max(mag, math.sqrt(gl[0] * gl[0] + gl[1] * gl[1] + gl[2] * gl[2]))
+        self._wq += self._a_quiet * (mag - self._wq)
+        quiet = self._wq < s.quiet_deg_s
+        # still: the raw gyro is steady; near the current estimate (or steady
+        # for long: the first estimate, or the caller's correction jumped)
+        still = self._still_u.update(raw_u, bu, s)
+        if raw_l is not None:
+            still = min(still, self._still_l.update(raw_l, bl, s))
+        if still:
+            if self._still_since is None:
+                self._still_since = t
+            steady_s = t - self._still_since
+            near = still == 2 and steady_s >= s.still_min_s
+            if (near and self._state == _IDLE) or steady_s >= s.still_long_s:
+                self._bias_n += 1
+                a = max(1.0 / self._bias_n, self._a_bias if near else self._a_bias_fast)
+                for j in range(3):
+                    bu[j] += a * (raw_u[j] - bu[j])
+                    if raw_l is not None:
+                        bl[j] += a * (raw_l[j] - bl[j])
+        else:
+            self._still_since = None
+
+        # walking: RMS of off-sagittal rates (X up the spine, Z posterior)
+        w = gl if gl is not None else gu
+        self._ww += self._a_walk * (w[0] * w[0] + w[2] * w[2] - self._ww)
+        rms = math.sqrt(self._ww)
+        if rms > s.walk_deg_s:
+            if self._walk_since is None:
+                self._walk_since = t
+            if not self.walking and t - self._walk_since >= s.walk_min_s:
+                self._start_walking(self._walk_since, t)
+        else:
+            self._walk_since = None
+            if self.walking and rms < s.walk_release_deg_s:
+                self.walking = False
+
+        # pending candidates old enough are accepted
+        while self._pending and t - self._pending[0].t_end >= s.confirm_delay_s:
+            self._accept(self._pending.pop(0), t)
+        # a run with nothing new for rest_gap_s closes
+        r = self._run
+        if r is not None and r.reps and self._state == _IDLE and not self._pending and t - r.reps[-1].t_end > s.rest_gap_s:
+            self._close_run(t)
+
+        if self.walking:
+            self._reset_motion(t)
+            self.excursion_deg = 0.0
+            return
+
+        # excursion
+        vu, vl = self._vu, self._vl
+        if quiet:
+            if self._quiet_run_since is None:
+                self._quiet_run_since = t
+        else:
+            self._quiet_run_since = None
+        if self._state == _IDLE:
+            if quiet and t - self._quiet_run_since >= s.rest_quiet_s:
+                vu[0] = vu[1] = vu[2] = vl[0] = vl[1] = vl[2] = 0.0
+                self._stats = _Stats()
+                self._t_rest = t
+            else:
+                k = self._leak
+                for j in range(3):
+                    vu[j] *= k
+                    vl[j] *= k
+        for j in range(3):
+            vu[j] += gu[j] * dt
+        if gl is not None:
+            for j in range(3):
+                vl[j] += gl[j] * dt
+            e = max(
+                math.sqrt(vu[0] ** 2 + vu[1] ** 2 + vu[2] ** 2),
+                math.sqrt(vl[0] ** 2 + vl[1] ** 2 + vl[2] ** 2),
+                math.sqrt((vu[0] - vl[0]) ** 2 + (vu[1] - vl[1]) ** 2 + (vu[2] - vl[2]) ** 2),
+            )
+        else:
+            e = math.sqrt(vu[0] ** 2 + vu[1] ** 2 + vu[2] ** 2)
+        self.excursion_deg = e
+
+        # running peaks since the motion began
+        st = self._stats
+        if fl > st.fmax:
+            st.fmax = fl
+        if fl < st.fmin:
+            st.fmin = fl
+        if abs(gu[1]) > st.wy:
+            st.wy = abs(gu[1])
+        if lat is not None and (st.lat is None or abs(lat) > abs(st.lat)):
+            st.lat = lat
+        if tw is not None and (st.tw is None or abs(tw) > abs(st.tw)):
+            st.tw = tw
+        if trunk is not None and (st.trunk is None or trunk > st.trunk):
+            st.trunk = trunk
+        if e > st.emax:
+            st.emax = e
+
+        p = self._profile
+        if self._state == _IDLE:
+            if e < 0.25 * p.enter_deg:
+                self._t_rest = t
+            if e > p.enter_deg and self.ready:
+                self._state = _REP
+                self._t_start = self._t_rest if self._t_rest is not None else t
+        elif self._state == _REP:
+            if t - self._t_start > p.max_rep_s:
+                self._reject(self._t_start, t, st.emax, "too_long")
+                self._reset_motion(t)
+            elif e < s.exit_fraction * st.emax:
+                self._state = _SETTLE
+                self._e_min = e
+                self._t_emin = t
+                self._t_turn = t
+            elif quiet and t - self._quiet_run_since > s.stuck_s:
+                self._reject(self._t_start, t, st.emax, "stuck")
+                self._reset_motion(t)
+        else:  # settling back to the reference
+            if quiet and t - self._quiet_run_since >= s.rest_quiet_s:
+                self._end_candidate(self._quiet_run_since)
+                self._reset_motion(t)
+            elif t - self._t_turn > s.settle_s:
+                self._end_candidate(t)
+                self._reset_motion(t)
+            elif e > self._e_min + max(0.5 * p.enter_deg, 0.2 * st.emax):
+                # rising again without a pause: the next rep starts here
+                t_end = self._t_emin
+                self._end_candidate(t_end)
+                self._state = _IDLE
+                self._stats = _Stats()
+                self._t_rest = t_end
+                self._t_start = t_end
+            elif e < self._e_min:
+                self._e_min = e
+                self._t_emin = t
+
+    def _end_candidate(self, t_end: float) -> None:
+        c = _Candidate(self._t_start, t_end, self._stats, self.exercise)
+        dur = t_end - c.t_start
+        if dur < self._profile.min_rep_s:
+            self._reject(c.t_start, t_end, c.stats.emax, "too_short")
+            return
+        self._pending.append(c)
+
+    def _start_walking(self, onset: float, t: float) -> None:
+        s = self.settings
+        self.walking = True
+        if self._state != _IDLE:
+            self._reject(self._t_start, t, self._stats.emax, "walking")
+        keep = []
+        for c in self._pending:
+            if c.t_end >= onset - s.walk_margin_s:
+                self._reject(c.t_start, c.t_end, c.stats.emax, "walking")
+            else:
+                keep.append(c)
+        for c in keep:
+            self._accept(c, t)
+        self._pending = []
+        r = self._run
+        if r is not None and not (r.labelled and not r.reps):
+            self._close_run(onset)
+        self._reset_motion(t)
+
+    def _accept(self, c: _Candidate, t: float) -> None:
+        s = self.settings
+        r = self._run
+        if r is not None and r.reps and c.t_start - r.reps[-1].t_end > s.rest_gap_s:
+            self._close_run(t)
+            r = None
+        if r is None:
+            r = self._run = _Run(c.exercise, None, False, None)
+        r.reps.append(c)
+        if r.number is None:
+            if len(r.reps) >= s.min_reps_unlabelled:
+                r.number = self._next_set
+                self._next_set += 1
+                for k, cc in enumerate(r.reps, 1):
+                    self._emit_rep(r, k, cc)
+        else:
+            self._emit_rep(r, len(r.reps), c)
+
+    def _emit_rep(self, r: _Run, k: int, c: _Candidate) -> None:
+        st = c.stats
+        assert r.number is not None
+        rec = RepRecord(
+            set=r.number,
+            rep=k,
+            exercise=r.exercise,
+            t_start=c.t_start,
+            t_end=c.t_end,
+            time_under_tension_s=c.t_end - c.t_start,
+            peak_flexion_deg=st.fmax,
+            peak_extension_deg=st.fmin,
+            range_deg=st.fmax - st.fmin,
+            peak_sagittal_velocity_deg_s=st.wy,
+            peak_excursion_deg=st.emax,
+            peak_lateral_deg=st.lat,
+            peak_twist_deg=st.tw,
+            peak_trunk_deg=st.trunk,
+            labelled=r.labelled,
+        )
+        self.reps.append(rec)
+        self._out.append(rec)
+
+    def _close_run(self, t: float) -> None:
+        r = self._run
+        self._run = None
+        if r is None:
+            return
+        if r.number is None:
+            for c in r.reps:
+                self._reject(c.t_start, c.t_end, c.stats.emax, "isolated")
+            return
+        if r.reps:
+            t0, t1 = r.reps[0].t_start, r.reps[-1].t_end
+        else:
+            t0 = t1 = r.t_label if r.t_label is not None else t
+        rec = SetRecord(r.number, r.exercise, t0, t1, len(r.reps), r.labelled)
+        self.sets.append(rec)
+        self._out.append(rec)
+
+    def _reject(self, t0, t1, emax, reason: str) -> None:
+        self.rejected.append(RejectedCandidate(float(t0) if t0 is not None else math.nan, float(t1), float(emax), reason))
+
+
+def _array(name: str, v: object, ndim: int, n: int | None = None) -> np.ndarray:
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RepInputError(f"{name} must be numeric") from None
+    if ndim == 1 and a.ndim != 1:
+        raise RepInputError(f"{name} must have shape (n,), got {a.shape}")
+    if ndim == 2 and (a.ndim != 2 or a.shape[1] != 3):
+        raise RepInputError(f"{name} must have shape (n, 3), got {a.shape}")
+    if n is not None and a.shape[0] != n:
+        raise RepInputError(f"{name} has {a.shape[0]} rows, t has {n}")
+    if not np.isfinite(a).all():
+        raise RepInputError(f"{name} must be finite")
+    return a

@@ -1,0 +1,344 @@
+"""The full chain over BLE (issue 5):
+
+    real firmware under MicroPython (fake IMUs, the wearer bends forward)
+      -> bluetooth_bridge (Unix socket) -> twin peripheral on the emulated radio (Bumble)
+      -> bleak (BumbleClient) -> spinemon.pipeline.Pipeline (calibration, detection)
+      -> alert COMMAND(HAPTIC) written back -> _IRQ_GATTS_WRITE in the firmware
+      -> firmware haptics -> motor PWM (reported with the firmware's clock).
+
+Everything is bounded (asyncio.wait_for around each wait and the whole
+test; the firmware process is stopped, or killed, in finally).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import struct
+from pathlib import Path
+
+import bleak
+import pytest
+
+import spinemon_protocol as P
+from mpy_runner import FIRMWARE_DIR, PROTOCOL_DIR, ROOT, micropython_binary, require
+from spinemon.alerts import PATTERNS, AlertPolicy, CommandCounter
+from spinemon.calibration import CalibrationSettings
+from spinemon.detect import OVER_FLEXION, DetectorSettings
+from spinemon.emulated_ble import BumbleClient, EmulatedRadio, LinkFaults
+from spinemon.emulated_ble.firmware_bridge import BridgeError, FirmwareBridge, FirmwareOptions
+from spinemon.errors import SpinemonError
+from spinemon.pipeline import PHASE_MONITOR, Pipeline, PipelineSettings
+
+FAKES_DIR = ROOT / "tests" / "firmware" / "fakes"
+FULL_DUTY = 255 * 257  # strength 255 -> PWM duty (firmware/haptics.py)
+
+# The wearer, once the host has calibrated: still 0.5 s, then BENDS forward
+# bends of the upper board to 60 deg (the lower board stays put, so the lumbar
+# angle is 60 deg; the "generic" limit is 0.7 * 55 = 38.5 deg).
+BENDS = int(os.environ.get("SPINEMON_FULL_CHAIN_BENDS", "8"))  # more for a better latency figure
+RAMP_S, HOLD_S, REST_S, PEAK_DEG = 0.35, 0.45, 0.8, 60.0
+
+
+def bend_profile(n: int) -> list[tuple[float, float]]:
+    pts = [(0.0, 0.0), (0.5, 0.0)]
+    t = 0.5
+    for _ in range(n):
+        pts += [(t + RAMP_S, PEAK_DEG), (t + RAMP_S + HOLD_S, PEAK_DEG), (t + 2 * RAMP_S + HOLD_S, 0.0)]
+        t += 2 * RAMP_S + HOLD_S + REST_S
+        pts.append((t, 0.0))
+    return pts
+
+
+def options(**kw) -> FirmwareOptions:
+    args = {"micropython": require(micropython_binary(), "micropython"), "path": (PROTOCOL_DIR, FIRMWARE_DIR, FAKES_DIR)}
+    args.update(kw)
+    return FirmwareOptions(**args)
+
+
+class Inbox:
+    """Notifications with loop-clock arrival times, for one characteristic."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
+        self.all: list[tuple[bytes, float]] = []
+
+    def __call__(self, _char, data) -> None:
+        item = (bytes(data), asyncio.get_running_loop().time())
+        self.all.append(item)
+        self.queue.put_nowait(item)
+
+    async def next(self, timeout: float = 2.0) -> tuple[bytes, float]:
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+
+async def command(client, status: Inbox, counter: int, op: int, args=()) -> P.Ack:
+    """Write one COMMAND and wait for its ACK on STATUS."""
+    await asyncio.wait_for(client.write_gatt_char(P.COMMAND_CHAR_UUID, P.encode_command(counter, op, args), response=True), 5.0)
+    while True:
+        frame, _ = await status.next(3.0)
+        obj = P.decode(frame)
+        if isinstance(obj, P.Error):
+            raise AssertionError("the firmware refused %s: %s" % (P.OPCODE_NAMES[op], P.ERROR_NAMES.get(obj.code)))
+        if isinstance(obj, P.Ack) and obj.counter == counter:
+            assert obj.opcode == op
+            return obj
+
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    k = (len(xs) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+async def full_chain(bends: int, faults: LinkFaults) -> dict:
+    loop = asyncio.get_running_loop()
+    async with EmulatedRadio(faults) as radio:
+        fw = await FirmwareBridge.start(radio, options())
+        try:
+            async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0) as client:
+                assert client.mtu_size == 247
+                stream, status = Inbox(), Inbox()
+                await client.start_notify(P.STREAM_CHAR_UUID, stream)
+                await client.start_notify(P.STATUS_CHAR_UUID, status)
+                await command(client, status, 1, P.OP_SET_GUARD, (4500, -2000, P.GUARD_OFF))  # only the host buzzes
+                await command(client, status, 2, P.OP_START)
+
+                settings = PipelineSettings(
+                    exercise="generic",
+                    calibration=CalibrationSettings(rom=False),
+                    detector=DetectorSettings(refractory_s=0.5),
+                )
+                pipeline = Pipeline(settings, alerts=AlertPolicy(CommandCounter(start=10)))
+                # Pipeline.__init__ builds its EventDetector without settings.detector
+                # (pipeline.py bug, reported); hand them over so bends 1.6 s apart
+                # are separate events. Harmless once pipeline.py passes them itself.
+                pipeline.detector.settings = settings.detector
+                rx_by_seq: dict[int, float] = {}
+                sent: list[tuple[float, float]] = []  # (host time the write started, ended)
+                t_motion_dev = None
+                t_end_dev = None
+                profile = bend_profile(bends)
+                while True:
+                    frame, t_rx = await stream.next(2.0)
+                    s = P.decode(frame)
+                    rx_by_seq[s.seq] = t_rx
+                    res = pipeline.on_frame(frame, t_rx)
+                    if res.calibrated is not None and t_motion_dev is None:
+                        assert pipeline.phase == PHASE_MONITOR
+                        assert fw.motor == [], "the motor ran before any bend"
+                        fw.play_motion("upper", profile)
+                        t_motion_dev = loop.time() - fw.clock_offset_s
+                        t_end_dev = t_motion_dev + profile[-1][0] + 0.3
+                    for alert in res.alerts:
+                        t0 = loop.time()
+                        await asyncio.wait_for(client.write_gatt_char(P.COMMAND_CHAR_UUID, alert.command, response=True), 5.0)
+                        alert.t_sent_host = t0
+                        sent.append((t0, loop.time()))
+                    if t_end_dev is not None and res.t is not None and len(res.t) and res.t[-1] > t_end_dev:
+                        break
+                await fw.wait_until(lambda: len(fw.motor_intervals()) >= 3 * len(sent) and fw.motor[-1].duty == 0, 3.0)
+                acks = [P.decode(f) for f, _ in status.all]
+                await client.stop_notify(P.STREAM_CHAR_UUID)
+        finally:
+            await fw.close()
+        assert fw.returncode == 0 and fw.ended_cleanly, "".join(fw.output_tail)
+        assert fw.errors == []
+    return {
+        "fw": fw,
+        "pipeline": pipeline,
+        "sent": sent,
+        "rx_by_seq": rx_by_seq,
+        "acks": acks,
+        "t_motion_dev": t_motion_dev,
+    }
+
+
+def latency_breakdown(run: dict) -> list[dict]:
+    """Per alert, in ms: where the time from the first sample past the limit
+    to the firmware's motor start went. Device times are the firmware clock;
+    host times are mapped onto it with the bridge's clock offset."""
+    fw: FirmwareBridge = run["fw"]
+    pipeline: Pipeline = run["pipeline"]
+    writes = [i for i in fw.irqs if i.event == "gatts_write"][2:]  # after SET_GUARD and START
+    stream = []
+    for n in fw.notifications:
+        if n.char == "stream":
+            seq, = struct.unpack_from("<I", n.data, 2)
+            stream.append((seq, n.data[14], n.t_dev))
+    out = []
+    for k, alert in enumerate(pipeline.alerts):
+        ev = alert.event
+        t_notify = next(t for seq, count, t in stream if seq <= ev.seq_alert < seq + count)
+        frame_seq = next(seq for seq, count, t in stream if seq <= ev.seq_alert < seq + count)
+        t_rx = fw.host_to_device(run["rx_by_seq"][frame_seq])
+        t_sent = fw.host_to_device(run["sent"][k][0])
+        t_irq = writes[k].t_dev
+        t_motor = next(on for on, _off, _d in fw.motor_intervals() if on >= t_irq)
+        out.append(
+            {
+                "detect_hold": ev.t_alert - ev.t_start,
+                "device_batch": t_notify - ev.t_alert,
+                "link_up": t_rx - t_notify,
+                "host": t_sent - t_rx,
+                "command_write": t_irq - t_sent,
+                "firmware": t_motor - t_irq,
+                "confirm_to_motor": t_motor - ev.t_alert,
+                "total": t_motor - ev.t_start,
+            }
+        )
+    return [{k: v * 1000.0 for k, v in row.items()} for row in out]
+
+
+def test_full_chain_forward_bend_buzzes_the_firmware_motor_with_the_commanded_pattern(record_property):
+    run = asyncio.run(asyncio.wait_for(full_chain(BENDS, LinkFaults(connection_interval_s=0.015)), 25.0 + 2.5 * BENDS))
+    fw: FirmwareBridge = run["fw"]
+    pipeline: Pipeline = run["pipeline"]
+
+    # the host saw every bend, once each, and sent one HAPTIC per bend
+    stats = pipeline.decoder.stats
+    assert stats.bad_frames == 0 and stats.lost_samples == 0
+    assert pipeline.single_sensor is False
+    assert [e.kind for e in pipeline.events] == [OVER_FLEXION] * BENDS
+    assert len(pipeline.alerts) == BENDS == len(run["sent"])
+    pattern = PATTERNS[OVER_FLEXION]
+    for a in pipeline.alerts:
+        cmd = P.decode(a.command)
+        assert cmd.opcode == P.OP_HAPTIC and cmd.args == pattern.args()
+        assert a.event.peak_deg > 50.0
+    acked = {x.counter for x in run["acks"] if isinstance(x, P.Ack) and x.opcode == P.OP_HAPTIC}
+    assert acked == {a.counter for a in pipeline.alerts}
+    assert not [x for x in run["acks"] if isinstance(x, P.Error)]
+
+    # the firmware's motor: nothing before the first bend crossed the limit,
+    # then exactly the commanded pattern after each alert
+    intervals = fw.motor_intervals()
+    assert len(intervals) == pattern.pulses * BENDS
+    first_cross = pipeline.events[0].t_start
+    assert run["t_motion_dev"] < first_cross
+    assert intervals[0][0] > pipeline.alerts[0].event.t_alert > first_cross
+    for k, alert in enumerate(pipeline.alerts):
+        pulses = intervals[pattern.pulses * k : pattern.pulses * (k + 1)]
+        ev = alert.event
+        assert ev.t_alert < pulses[0][0] < ev.t_alert + 0.6, "motor not started by this alert"
+        if k + 1 < BENDS:
+            assert pulses[-1][1] < pipeline.events[k + 1].t_start
+        for i, (on, off, duty) in enumerate(pulses):
+            assert duty == FULL_DUTY
+            assert off is not None and 0.10 < off - on < 0.30, "pulse of %.0f ms, %d ms commanded" % ((off - on) * 1e3, pattern.on_ms)
+            if i:
+                gap = on - pulses[i - 1][1]
+                assert 0.04 < gap < 0.25, "pause of %.0f ms, %d ms commanded" % (gap * 1e3, pattern.off_ms)
+
+    # closed-loop latency (measured, not asserted): first sample past the limit -> motor on
+    rows = latency_breakdown(run)
+    keys = list(rows[0])
+    lines = ["closed-loop latency, %d alerts, 15 ms connection interval (ms): median / p95 / max" % len(rows)]
+    for key in keys:
+        xs = [r[key] for r in rows]
+        lines.append("  %-17s %7.1f %7.1f %7.1f" % (key, statistics.median(xs), percentile(xs, 0.95), max(xs)))
+        record_property("latency_%s_median_ms" % key, round(statistics.median(xs), 2))
+        record_property("latency_%s_p95_ms" % key, round(percentile(xs, 0.95), 2))
+    print("\n" + "\n".join(lines))
+    for r in rows:
+        assert r["total"] > 0 and r["firmware"] >= 0 and r["command_write"] > 0
+
+
+def test_bridge_reports_a_firmware_that_cannot_start():
+    async def main():
+        async with EmulatedRadio() as radio:
+            bad = options(path=(PROTOCOL_DIR, FAKES_DIR), start_timeout_s=5.0)  # no firmware/ on the path
+            with pytest.raises(BridgeError, match="exited") as info:
+                await FirmwareBridge.start(radio, bad)
+            assert isinstance(info.value, SpinemonError)
+            assert "ImportError" in str(info.value) or "No module" in str(info.value)
+
+    asyncio.run(asyncio.wait_for(main(), 15.0))
+
+
+def test_firmware_options_refuse_bad_values():
+    with pytest.raises(BridgeError):
+        FirmwareOptions(micropython="/nonexistent/micropython", path=(Path("."),))
+    with pytest.raises(BridgeError):
+        options(chip="bmi270")
+    with pytest.raises(BridgeError):
+        options(heap_mb=0)
+
+
+def test_link_loss_reaches_the_firmware_whose_own_guard_then_buzzes_and_it_readvertises():
+    """Disconnect -> _IRQ_CENTRAL_DISCONNECT: the firmware's guard (armed
+    while the link is down) buzzes its own pattern on a bend, the firmware
+    advertises again, and a new connection reads its STATUS (gatts_write of
+    the status value -> the twin's read value) with the guard alert counted."""
+
+    async def main():
+        async with EmulatedRadio() as radio:
+            fw = await FirmwareBridge.start(radio, options())
+            try:
+                async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0) as client:
+                    status = Inbox()
+                    await client.start_notify(P.STATUS_CHAR_UUID, status)
+                    await command(client, status, 1, P.OP_CALIBRATE, (0,))
+                    await command(client, status, 2, P.OP_SET_GUARD, (4500, -2000, P.GUARD_WHEN_LINK_DOWN))
+                    await command(client, status, 3, P.OP_START)
+                await fw.wait_until(lambda: any(i.event == "central_disconnect" for i in fw.irqs), 3.0)
+                t_down = next(i.t_dev for i in fw.irqs if i.event == "central_disconnect")
+                await fw.wait_until(lambda: any(t > t_down and iv > 0 for t, iv in fw.advertise_log), 3.0)  # advertising again
+                assert fw.motor == []
+                fw.play_motion("upper", [(0.0, 0.0), (0.2, 0.0), (0.5, 60.0), (1.5, 60.0), (1.8, 0.0)])
+                await fw.wait_until(lambda: len(fw.motor_intervals()) >= 2 and fw.motor[-1].duty == 0, 5.0)
+                guard = [(off - on, duty) for on, off, duty in fw.motor_intervals()]
+                assert len(guard) == 2  # config_store DEFAULTS: 2 x 200 ms on, 100 ms off, strength 255
+                for length, duty in guard:
+                    assert duty == FULL_DUTY and 0.15 < length < 0.35
+
+                async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0) as client:
+                    for _ in range(40):  # the STATUS value is refreshed every second
+                        st = P.decode(bytes(await client.read_gatt_char(P.STATUS_CHAR_UUID)))
+                        if st.guard_alerts == 1 and st.state & P.ST_CONNECTED:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert isinstance(st, P.Status) and st.guard_alerts == 1
+                    assert st.state & P.ST_CONNECTED and st.state & P.ST_STREAMING
+                    assert st.guard_mode == P.GUARD_WHEN_LINK_DOWN and st.last_counter == 3
+                assert [i.event for i in fw.irqs].count("central_connect") == 2
+            finally:
+                await fw.close()
+            assert fw.returncode == 0 and fw.ended_cleanly and fw.errors == []
+
+    asyncio.run(asyncio.wait_for(main(), 25.0))
+
+
+def test_a_firmware_whose_gatt_table_drifts_from_the_protocol_is_refused(tmp_path):
+    source = (FIRMWARE_DIR / "ble_link.py").read_text()
+    drifted = source.replace("(U(sp.COMMAND_CHAR_UUID), _FLAG_WRITE)", "(U(sp.COMMAND_CHAR_UUID), _FLAG_WRITE | _FLAG_READ)")
+    assert drifted != source
+    (tmp_path / "ble_link.py").write_text(drifted)
+
+    async def main():
+        async with EmulatedRadio() as radio:
+            with pytest.raises(BridgeError, match="GATT table") as info:
+                await FirmwareBridge.start(radio, options(path=(tmp_path, PROTOCOL_DIR, FIRMWARE_DIR, FAKES_DIR)))
+            msg = str(info.value)
+            assert "only in firmware [('%s', '%s', 10)]" % (P.SERVICE_UUID, P.COMMAND_CHAR_UUID) in msg  # read | write
+            assert "only in twin [('%s', '%s', 8)]" % (P.SERVICE_UUID, P.COMMAND_CHAR_UUID) in msg
+
+    asyncio.run(asyncio.wait_for(main(), 15.0))
+
+
+def test_both_ends_of_the_bridge_number_the_messages_alike(monkeypatch):
+    import sys
+
+    from spinemon.emulated_ble import firmware_bridge as host_side
+
+    monkeypatch.syspath_prepend(str(FAKES_DIR))
+    monkeypatch.delitem(sys.modules, "bluetooth_bridge", raising=False)
+    import bluetooth_bridge as device_side  # CPython can import it too
+
+    names = [n for n in dir(device_side) if n[:2] in ("M_", "H_") or n == "BRIDGE_VERSION"]
+    assert len(names) == 17
+    for n in names:
+        assert getattr(host_side, n) == getattr(device_side, n), n

@@ -1,0 +1,167 @@
+"""The `spinemon live` engine: guided calibration, live display, alerts,
+recording, Ctrl-C; over the simulated wearer and over the emulated BLE radio."""
+
+import argparse
+import asyncio
+import io
+
+import pytest
+
+import spinemon_protocol as P
+from spinemon import sim
+from spinemon.detect import Limits
+from spinemon.emulated_ble import BumbleClient, EmulatedRadio, TwinInfo, TwinPeripheral
+from spinemon.errors import ConfigError
+from spinemon.live import PROMPT_NEUTRAL, PROMPT_ROM, LiveOptions, LiveUI, add_arguments, guard_args, main, make_transport, run
+from spinemon.pipeline import Pipeline, PipelineSettings
+from spinemon.recording import load
+from spinemon.session import recorded_events, replay
+from spinemon.transport import SimTransport
+
+
+def arun(coro, timeout=30.0):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def parse(argv):
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return p.parse_args(argv)
+
+
+def test_sim_session_end_to_end_prompts_alerts_and_recording(tmp_path):
+    out = tmp_path / "session.rec"
+    stream = io.StringIO()
+    rc = main(parse(["--sim", "--speed", "2000", "--out", str(out)]), stream)
+    assert rc == 0
+    text = stream.getvalue()
+    lines = text.splitlines()
+    assert "\r" not in text  # not a TTY: plain lines
+
+    # guided calibration, in order
+    i_neutral = lines.index(">> " + PROMPT_NEUTRAL)
+    i_rom = lines.index(">> " + PROMPT_ROM)
+    i_done = next(i for i, line in enumerate(lines) if line.startswith(">> Calibration done: range of motion"))
+    assert i_neutral < i_rom < i_done
+
+    # the recording: loadable, replays to the events the live session reported
+    rec = load(out)
+    live_events = recorded_events(rec)
+    again = replay(rec)
+    assert [e.as_dict() for e in again.events] == live_events
+    # one ALERT line per alert, after calibration, all delivered; the demo workout's 3 faults
+    alert_lines = [i for i, line in enumerate(lines) if line.startswith("!! ALERT")]
+    assert len(alert_lines) == len(rec.meta_of("alert")) == 3
+    assert all(i > i_done for i in alert_lines)
+    assert all("buzz sent" in lines[i] for i in alert_lines)
+    assert "over-flexion" in lines[alert_lines[0]] and "set 1" in lines[alert_lines[0]]
+    # the status line: angle label, zone, set, alerts, link quality and state
+    status = [line for line in lines if line.startswith("lumbar flexion")]
+    assert status and all(" | " in s and s.endswith("| connected") and "lost 0.00% bad 0" in s for s in status)
+    assert any("set 4 curl" in s for s in status)
+    assert lines[-1].startswith("Session ended.") and str(out) in lines[-1]
+
+
+def test_sim_commands_reach_the_simulated_motor():
+    async def main_():
+        options = LiveOptions(sim=True, speed=5000, exercise="deadlift")
+        transport = make_transport(options)
+        assert isinstance(transport, SimTransport)
+        pipeline = Pipeline(PipelineSettings(exercise="deadlift"))
+        limits_before = pipeline.limits
+        result = await run(options, LiveUI(io.StringIO()), transport=transport, pipeline=pipeline)
+        return result, transport, pipeline, limits_before
+
+    result, transport, pipeline, limits_before = arun(main_())
+    # every command the session numbered reached the motor and was accepted:
+    # SET_GUARD + START at connect, SET_GUARD again once the range of motion
+    # changed the limits, then the alerts
+    assert pipeline.limits != limits_before
+    assert transport.motor.rejected == []
+    assert transport.motor.last_counter == pipeline.alert_policy.counter.next() - 1 == 3 + len(result.alerts)
+    assert [args for _, args in transport.motor.haptics] == [a.pattern.args() for a in result.alerts]
+    assert len(result.alerts) == 1 and result.alerts[0].event.kind == "over_flexion"  # sim_sets_for: rounding on rep 3
+
+
+def test_cancelled_session_leaves_a_loadable_recording(tmp_path):
+    out = tmp_path / "cancelled.rec"
+    stream = io.StringIO()
+
+    async def main_():
+        ui = LiveUI(stream)
+        task = asyncio.create_task(run(LiveOptions(sim=True, speed=40, out=str(out)), ui))
+        while not any(line.startswith(">> Calibration done") for line in ui.lines):  # well into the session
+            await asyncio.sleep(0.02)
+        task.cancel()  # what Ctrl-C does to asyncio.run's main task
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    arun(main_())
+    rec = load(out)
+    assert rec.records[0].meta["type"] == "header"
+    summary = rec.meta_of("summary")
+    assert len(summary) == 1 and summary[0]["calibrated"]
+    again = replay(rec)
+    assert again.frames == summary[0]["frames"] > 100
+    assert [e.as_dict() for e in again.events] == summary[0]["events"]
+    assert stream.getvalue().splitlines()[-1].startswith("Stopped.")
+
+
+def test_tty_display_refreshes_in_place():
+    stream = io.StringIO()
+    arun(run(LiveOptions(sim=True, speed=5000, exercise="squat", calibrate_rom=False), LiveUI(stream, tty=True, refresh_s=0.0)))
+    text = stream.getvalue()
+    assert "\r\x1b[2K" in text
+    # status refreshes do not end in newlines; prompts and alerts do
+    refreshes = text.count("\r\x1b[2K")
+    assert refreshes > 50 and text.count("\n") < 20
+
+
+def test_zone_and_guard_arguments():
+    lim = Limits(30.0, -20.0)
+    assert [LiveUI.zone(a, lim) for a in (0.0, 25.0, 31.0, -17.0, -21.0, float("nan"))] == ["ok", "near limit", "past limit", "near limit", "past limit", "-"]
+    assert guard_args(lim, P.GUARD_WHEN_LINK_DOWN) == (3000, -2000, P.GUARD_WHEN_LINK_DOWN)
+    assert guard_args(Limits(None, -200.0), P.GUARD_ALWAYS) == (9000, -9000, P.GUARD_ALWAYS)
+
+
+def test_bad_options_give_clear_errors():
+    for kw in ({}, dict(sim=True, port="loop://"), dict(sim=True, exercise="bench_press"), dict(sim=True, speed=0)):
+        with pytest.raises(ConfigError):
+            LiveOptions(**kw)
+    stream = io.StringIO()
+    assert main(argparse.Namespace(sim=True, exercise="nope", address=None, name=None, port=None, out=None), stream) == 1
+    assert stream.getvalue().startswith("error: unknown exercise")
+
+
+def test_live_over_the_emulated_ble_radio(tmp_path):
+    session = sim.simulate([sim.SetSpec("deadlift", 3, {2: "rounding"}, rest_s=1.0)], seed=4, rom=False)
+    out = tmp_path / "ble.rec"
+
+    async def main_():
+        async with EmulatedRadio() as radio:
+            twin = await TwinPeripheral.create(radio, TwinInfo(suffix="11VE"))
+            options = LiveOptions(
+                address=twin.address, exercise="deadlift", out=str(out), calibrate_rom=False, connect_timeout_s=3.0, ble_backend=BumbleClient, ble_kwargs={"radio": radio}
+            )
+            ui = LiveUI(io.StringIO())
+            task = asyncio.create_task(run(options, ui))
+            await twin.wait_subscribed("stream")
+            times = [t / 10.0 for t in session.frame_times - session.frame_times[0]]
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            for frame, t in zip(session.frames, times):
+                await asyncio.sleep(max(0.0, t0 + t - loop.time()))
+                await twin.notify_stream(frame)
+            await asyncio.sleep(0.2)
+            task.cancel()  # a BLE stream never ends by itself: Ctrl-C
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return ui, twin
+
+    ui, twin = arun(main_())
+    assert any(line.startswith("!! ALERT over-flexion") and "buzz sent" in line for line in ui.lines)
+    ops = [c.opcode for c in twin.responder.commands]
+    assert ops[:2] == [P.OP_SET_GUARD, P.OP_START] and ops.count(P.OP_HAPTIC) == 1
+    rec = load(out)
+    assert rec.meta_of("device_status")[0]["imu_upper"] == P.IMU_SIMULATED
+    assert [e.as_dict() for e in replay(rec).events] == rec.meta_of("summary")[0]["events"]
