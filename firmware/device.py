@@ -19,8 +19,8 @@ BATTERY_PERIOD_MS = 10000
 STATUS_PERIOD_MS = 1000
 CONFIRM_PATTERN = (1, 80, 0, 200)
 # the host is gone after this long without an accepted COMMAND (it sends
-# TIME_SYNC every 0.25 s while streaming; see docs/protocol.md)
-HOST_SILENCE_US = 1000000
+# TIME_SYNC every HEARTBEAT_MS while streaming; see docs/protocol.md)
+HOST_SILENCE_US = sp.HOST_SILENCE_MS * 1000
 
 
 def battery_percent(mv):
@@ -133,8 +133,12 @@ class Device:
 
     def _configure_imus(self, rate_hz):
         c = self.cfg
-        if self.sampler.period_us:
-            self.poll_imu()  # drain the FIFOs at the old rate first: no sample lost
+        if self.sampler.configured:
+            # deliver every sample taken at the old rate: hold both FIFOs,
+            # then drain them (configure clears them). Not at boot: what a
+            # FIFO holds then is left over from before a reset.
+            self.sampler.hold_fifos()
+            self.poll_imu()
         period = self.sampler.configure(self.clock.now_us(), rate_hz, c["accel_fs_g"], c["gyro_fs_dps"])
         self.guard.set_scales(c["accel_fs_g"], c["gyro_fs_dps"], period)
         return period
@@ -234,11 +238,19 @@ class Device:
                 fit = (b.max_payload() - sp.SAMPLES_HEADER_SIZE - sp.CRC_SIZE) // self.sampler.ss
                 self.sampler.set_samples_per_frame(fit)
             for data in b.poll():
-                for r in self.handle_command(data, "ble"):
+                answer = self.handle_command(data, "ble")
+                self.send_frames()  # the frames built before the answer go first
+                for r in answer:
                     b.send_status(r)
         if self.serial is not None:
             for data in self.serial.poll():
-                for r in self.handle_command(data, "serial"):
+                answer = self.handle_command(data, "serial")
+                # Frames queued before or while the command ran (SET_RATE and
+                # STOP flush the last old batch) go out before its answer, so
+                # on the stream every frame after SET_RATE's ACK has the new
+                # period and none follows STOP's ACK.
+                self.send_frames()
+                for r in answer:
                     self.serial.send(r)
         self.send_frames()
 

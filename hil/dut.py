@@ -58,7 +58,7 @@ def flip_one_data_bit(segment: bytes) -> bytes:
     return bytes(out)
 
 
-HEARTBEAT_S = 0.25
+HEARTBEAT_S = sp.HEARTBEAT_MS / 1000.0
 
 
 class Dut:

@@ -86,6 +86,14 @@ ST_PAIRING = const(0x20)
 ST_SERIAL = const(0x40)
 BATTERY_UNKNOWN = const(255)
 
+# ---- host heartbeat ---------------------------------------------------------
+# While streaming, the host sends a COMMAND (TIME_SYNC when it has nothing else
+# to say) at least every HEARTBEAT_MS; the device treats the host as gone
+# (GUARD_WHEN_LINK_DOWN takes over) after HOST_SILENCE_MS without an accepted
+# COMMAND, even while a BLE connection or a serial line is still up.
+HEARTBEAT_MS = const(250)
+HOST_SILENCE_MS = const(1000)
+
 # ---- guard modes -----------------------------------------------------------
 GUARD_OFF = const(0)
 GUARD_WHEN_LINK_DOWN = const(1)

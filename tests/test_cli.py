@@ -17,9 +17,9 @@ def spinemon(*args):
 def test_help_lists_commands():
     r = spinemon("--help")
     assert r.returncode == 0
-    for cmd in ("demo", "simulate", "replay"):
+    for cmd in ("demo", "simulate", "replay", "live", "scan"):
         assert cmd in r.stdout
-    for cmd in ("demo", "simulate", "replay"):
+    for cmd in ("demo", "simulate", "replay", "live", "scan"):
         assert spinemon(cmd, "--help").returncode == 0
 
 
@@ -57,6 +57,8 @@ def test_simulate_then_replay_json(tmp_path, capsys):
         (["demo", "--speed", "fast"], "not a number"),
         (["nonsense"], "invalid choice"),
         ([], "no command given"),
+        (["live"], "one of the arguments --address --name --port --sim is required"),
+        (["live", "--sim", "--port", "loop://"], "not allowed with argument"),
     ],
 )
 def test_bad_command_lines_exit_2_with_one_line(args, needle):
@@ -80,6 +82,22 @@ def test_bad_files_exit_1_with_one_line(tmp_path, content, needle):
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_live_sim_runs_a_guided_session_end_to_end(tmp_path):
+    out = tmp_path / "live.spinrec"
+    r = spinemon("live", "--sim", "--speed", "200", "--exercise", "deadlift", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Stand tall and still" in r.stdout and "Calibration done" in r.stdout
+    assert "ALERT over-flexion" in r.stdout
+    rep = spinemon("replay", str(out), "--json")
+    assert json.loads(rep.stdout)["stats"]["matches_live"] is True
+
+
+def test_live_with_an_unknown_exercise_is_one_line(tmp_path):
+    r = spinemon("live", "--sim", "--exercise", "zumba")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == ["spinemon: error: unknown exercise 'zumba'; choose one of deadlift, squat, overhead_press, curl, generic"]
 
 
 def test_simulate_refuses_a_fault_outside_the_set_and_an_existing_file(tmp_path):

@@ -7,6 +7,8 @@ import io
 
 import pytest
 
+import spinemon_protocol as proto
+
 import spinemon_protocol as P
 from spinemon import sim
 from spinemon.detect import Limits
@@ -78,7 +80,11 @@ def test_sim_commands_reach_the_simulated_motor():
     # changed the limits, then the alerts
     assert pipeline.limits != limits_before
     assert transport.motor.rejected == []
-    assert transport.motor.last_counter == pipeline.alert_policy.counter.next() - 1 == 3 + len(result.alerts)
+    # (plus the heartbeat: TIME_SYNC every HEARTBEAT_MS while connected)
+    assert transport.motor.last_counter == pipeline.alert_policy.counter.next() - 1 == len(transport.motor.accepted)
+    assert [op for op in transport.motor.accepted if op != proto.OP_TIME_SYNC] == (
+        [proto.OP_SET_GUARD, proto.OP_START, proto.OP_SET_GUARD] + [proto.OP_HAPTIC] * len(result.alerts)
+    )
     assert [args for _, args in transport.motor.haptics] == [a.pattern.args() for a in result.alerts]
     assert len(result.alerts) == 1 and result.alerts[0].event.kind == "over_flexion"  # sim_sets_for: rounding on rep 3
 
@@ -128,9 +134,9 @@ def test_bad_options_give_clear_errors():
     for kw in ({}, dict(sim=True, port="loop://"), dict(sim=True, exercise="bench_press"), dict(sim=True, speed=0)):
         with pytest.raises(ConfigError):
             LiveOptions(**kw)
-    stream = io.StringIO()
-    assert main(argparse.Namespace(sim=True, exercise="nope", address=None, name=None, port=None, out=None), stream) == 1
-    assert stream.getvalue().startswith("error: unknown exercise")
+    # the CLI turns these into one line on stderr (tests/test_cli.py)
+    with pytest.raises(ConfigError, match="unknown exercise"):
+        main(argparse.Namespace(sim=True, exercise="nope", address=None, name=None, port=None, out=None), io.StringIO())
 
 
 def test_live_over_the_emulated_ble_radio(tmp_path):
@@ -165,3 +171,19 @@ def test_live_over_the_emulated_ble_radio(tmp_path):
     rec = load(out)
     assert rec.meta_of("device_status")[0]["imu_upper"] == P.IMU_SIMULATED
     assert [e.as_dict() for e in replay(rec).events] == rec.meta_of("summary")[0]["events"]
+
+
+def test_heartbeat_keeps_the_wearable_informed_while_connected():
+    async def main_():
+        options = LiveOptions(sim=True, speed=15, exercise="deadlift")
+        transport = make_transport(options)
+        t0 = asyncio.get_running_loop().time()
+        await run(options, LiveUI(io.StringIO()), transport=transport)
+        return transport, asyncio.get_running_loop().time() - t0
+
+    transport, wall = arun(main_())
+    syncs = transport.motor.accepted.count(proto.OP_TIME_SYNC)
+    # one every HEARTBEAT_MS (minus start-up), never silent as long as HOST_SILENCE_MS
+    assert syncs >= int(wall / (proto.HOST_SILENCE_MS / 1000.0)) >= 1
+    assert syncs <= wall / (proto.HEARTBEAT_MS / 1000.0) + 1
+    assert transport.motor.rejected == []

@@ -197,6 +197,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    from spinemon import live
+
+    return live.main(args)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from spinemon import live
+
+    return live.scan_main(args)
+
+
 # -- parser -------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="spinemon", description="Watch a lifter's lower back: calibrate, lift, feel the buzz; replay sessions.")
@@ -220,6 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-rom", action="store_true", help="skip the range-of-motion calibration")
     s.add_argument("--out", required=True, help="recording file to write (must not exist)")
     s.set_defaults(func=cmd_simulate)
+
+    lv = sub.add_parser(
+        "live",
+        help="connect to the wearable, calibrate, and watch your lifts",
+        description="Connect (BLE by --address/--name, USB serial by --port, or --sim), calibrate with guided prompts, then monitor: a status line, alerts as they fire. Ctrl-C ends the session and closes the recording.",
+    )
+    from spinemon import live as _live
+
+    _live.add_arguments(lv)
+    lv.set_defaults(func=cmd_live)
+
+    sc = sub.add_parser("scan", help="list spinemon wearables in BLE range", description="Scan for wearables advertising the spinemon service.")
+    sc.add_argument("--timeout", type=float, default=5.0, help="seconds to scan (default 5)")
+    sc.add_argument("--battery", action="store_true", help="connect to each device briefly to read its battery level")
+    sc.set_defaults(func=cmd_scan)
 
     r = sub.add_parser("replay", help="re-run detection on a recording", description="Decode a recording through the live code path and list the events.")
     r.add_argument("file", help="a .spinrec recording")

@@ -118,6 +118,7 @@ class LinkSetup:
         self.guard_mode = guard_mode
         self.command_timeout_s = command_timeout_s
         self.runs = 0
+        self.heartbeats = 0
         self.status: proto.Status | None = None
         self.guard_sent: tuple[int, int, int] | None = None
         self.log: list[tuple[float, str]] = []
@@ -142,6 +143,24 @@ class LinkSetup:
         self.guard_sent = args
         await self._command(transport, proto.OP_START)
         self.runs += 1
+
+    async def heartbeat(self, transport: Transport) -> None:
+        """Send TIME_SYNC every ``HEARTBEAT_MS`` while connected, so the
+        wearable knows the host is watching (after ``HOST_SILENCE_MS`` of
+        silence its own guard takes over). Failures are logged, not raised:
+        a dead link is the transport's business."""
+        period = proto.HEARTBEAT_MS / 1000.0
+        while True:
+            await asyncio.sleep(period)
+            if not getattr(transport, "connected", True) or not self.runs:
+                continue
+            if getattr(transport, "_pending", None):
+                continue  # a command is in flight: it is the heartbeat
+            try:
+                await transport.send(proto.encode_command(self.counter.next(), proto.OP_TIME_SYNC), timeout=self.command_timeout_s)
+                self.heartbeats += 1
+            except SpinemonError as e:
+                self.log.append((time.time(), f"heartbeat failed: {e}"))
 
     async def update_guard(self, transport: Transport) -> bool:
         """Send SET_GUARD if the limits changed since the last one; True if sent."""
@@ -347,6 +366,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
     if options.out:
         recorder = RecordingWriter(options.out, header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}))
     guard_task: asyncio.Task | None = None
+    heartbeat_task: asyncio.Task | None = None
     result: SessionResult | None = None
     cancelled = False
 
@@ -366,6 +386,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
         await transport.connect(options.connect_timeout_s)
         if recorder is not None and setup.status is not None:
             recorder.meta({"type": "device_status", **setup.status.as_dict()})
+        heartbeat_task = asyncio.get_running_loop().create_task(setup.heartbeat(transport))
         result = await run_live(
             transport,
             pipeline,
@@ -380,8 +401,9 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
     finally:
         if recorder is not None:
             recorder.close()  # run_live closed it already, unless connect failed first
-        if guard_task is not None and not guard_task.done():
-            guard_task.cancel()
+        for task in (guard_task, heartbeat_task):
+            if task is not None and not task.done():
+                task.cancel()
         try:
             await asyncio.shield(transport.close())
         except SpinemonError:
@@ -431,14 +453,11 @@ def options_from(ns: Any) -> LiveOptions:
 def main(ns: Any, stream: TextIO | None = None) -> int:
     """``spinemon live``: 0 when the stream ended or Ctrl-C stopped it, 1 on an error."""
     ui = LiveUI(stream)
+    options = options_from(ns)  # ConfigError -> the CLI's one-line error
     try:
-        options = options_from(ns)
         asyncio.run(run(options, ui))
     except KeyboardInterrupt:
         return 0
-    except SpinemonError as e:
-        ui.line(f"error: {e}")
-        return 1
     return 0
 
 
@@ -447,11 +466,7 @@ def scan_main(ns: Any, stream: TextIO | None = None) -> int:
     from spinemon.ble import scan
 
     out = stream if stream is not None else sys.stdout
-    try:
-        found = asyncio.run(scan(float(getattr(ns, "timeout", None) or 5.0), read_battery=bool(getattr(ns, "battery", False))))
-    except SpinemonError as e:
-        out.write(f"error: {e}\n")
-        return 1
+    found = asyncio.run(scan(float(getattr(ns, "timeout", None) or 5.0), read_battery=bool(getattr(ns, "battery", False))))
     if not found:
         out.write("no spinemon wearable found\n")
         return 0

@@ -87,6 +87,7 @@ class SimulatedMotor:
     last_counter: int = 0
     haptics: list[tuple[float, tuple]] = field(default_factory=list)  # (host time, args)
     rejected: list[tuple[int, int]] = field(default_factory=list)  # (counter, error code)
+    accepted: list[int] = field(default_factory=list)  # opcodes, in order
 
     def handle(self, frame: bytes, t_host: float) -> bytes:
         try:
@@ -98,6 +99,7 @@ class SimulatedMotor:
             self.rejected.append((cmd.counter, proto.E_STALE))
             return proto.encode_error(cmd.counter, cmd.opcode, proto.E_STALE)
         self.last_counter = cmd.counter
+        self.accepted.append(cmd.opcode)
         if cmd.opcode == proto.OP_HAPTIC:
             self.haptics.append((t_host, cmd.args))
         return proto.encode_ack(cmd.counter, cmd.opcode)
