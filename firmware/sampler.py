@@ -71,6 +71,7 @@ class Sampler:
         self.idx_anchor = 0
         self.pend = [[] for _ in self.imus]
         self.pend_start = [0 for _ in self.imus]
+        self.configured = False  # the IMUs run at period_us (set by configure)
         self.streaming = False
         # batch
         self.b_seq = 0
@@ -84,9 +85,21 @@ class Sampler:
         self._drop_flag = False
 
     # ---- configuration ---------------------------------------------------------
+    def hold_fifos(self):
+        """Stop every IMU from putting new samples in its FIFO, keeping what
+        is there. Before a reconfigure: hold, read() until empty, configure,
+        and every sample both IMUs took at the old rate is delivered (the
+        IMUs are read one after the other, so without the hold one of them
+        can take a sample after its last read whose partner the other IMU
+        already gave; configure then clears it and the pair is lost)."""
+        for drv in self.imus:
+            drv.hold_fifo()
+
     def configure(self, now_us, rate_hz, accel_fs_g, gyro_fs_dps):
         """(Re)configure every IMU; flushes the current batch first. Returns
-        the sample period in us (the nearest rate the upper IMU supports)."""
+        the sample period in us (the nearest rate the upper IMU supports).
+        Samples still unpaired are dropped: their partner was never taken
+        (see hold_fifos), so no index is skipped."""
         self.flush()
         period = 0
         for drv in self.imus:
@@ -97,6 +110,7 @@ class Sampler:
         self.ranges = sp.ranges_byte(accel_fs_g, gyro_fs_dps)
         self.t_anchor = now_us
         self.idx_anchor = self.index
+        self.configured = True
         for i in range(len(self.imus)):
             self.pend[i] = []
             self.pend_start[i] = self.index

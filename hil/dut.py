@@ -186,28 +186,34 @@ class Dut:
         deadline = time.monotonic() + timeout
         ack = None
         while time.monotonic() < deadline:
+            result = None
+            error = None
             for frame, t in self._read(0.01):
+                # every frame of the batch is kept for poll(), also those after the answer
+                self._backlog.append((frame, t))
+                if result is not None or error is not None:
+                    continue
                 try:
                     obj = sp.decode(frame)
                 except sp.ProtocolError:
-                    self._backlog.append((frame, t))
                     continue
                 if ack is None and obj.kind in (sp.T_ACK, sp.T_ERROR) and obj.counter == counter:
                     if obj.kind == sp.T_ERROR:
-                        self._backlog.append((frame, t))
-                        raise CommandError(
+                        error = CommandError(
                             f"{sp.OPCODE_NAMES.get(opcode, opcode)} refused: {sp.ERROR_NAMES.get(obj.code, obj.code)}", obj.code
                         )
+                        continue
                     ack = obj
-                    self._backlog.append((frame, t))
                     if opcode != sp.OP_GET_STATUS:
-                        return ack
+                        result = ack
                     continue
                 if ack is not None and obj.kind == sp.T_STATUS:
                     self.last_status = obj
-                    self._backlog.append((frame, t))
-                    return obj
-                self._backlog.append((frame, t))
+                    result = obj
+            if error is not None:
+                raise error
+            if result is not None:
+                return result
         raise CommandTimeoutError(f"{sp.OPCODE_NAMES.get(opcode, opcode)}: no answer from {self.url} within {timeout:.1f} s")
 
     # -- session control ----------------------------------------------------------

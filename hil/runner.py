@@ -121,8 +121,10 @@ class _Session:
     def handle(self, frames: list[tuple[bytes, float]]) -> None:
         for frame, t_host in frames:
             self.naive.feed(frame)
+            t_boot = None  # this boot's device times of the frame's samples
             for item in self.decoder.feed(frame):
                 if isinstance(item, SampleBlock):
+                    t_boot = item.t
                     self.samples.append((self.boot, item.t, item.device_angle_deg, item.flags))
                     p = int(round(1e6 / item.rate_hz))
                     if not self.periods or self.periods[-1][0] != self.boot or self.periods[-1][2] != p:
@@ -133,7 +135,10 @@ class _Session:
                     self.errors_crc += 1
             res = self.pipeline.on_frame(frame, t_host)
             if res.angles is not None and res.t is not None and len(res.t):
-                self.host_angles.append((self.boot, res.t, res.angles.flexion_deg))
+                # the pipeline's time runs on across a reset (one session);
+                # the truth is looked up in this boot's device time
+                t = t_boot[-len(res.t):] if t_boot is not None and len(t_boot) >= len(res.t) else res.t
+                self.host_angles.append((self.boot, t, res.angles.flexion_deg))
             if res.calibrated is not None and not self.host_calibrated:
                 self.host_calibrated = True
                 self.dut.send(sp.OP_CALIBRATE, (0,))  # zero the device's angle at the same neutral
@@ -185,9 +190,10 @@ class _Session:
         self.boot += 1
         offs = getattr(dut.port, "boot_offsets_us", None)
         self.offsets_s.append(offs[self.boot] / 1e6 if offs and len(offs) > self.boot else 0.0)
-        # Resynchronise: a fresh stream decoder (the board's seq and clock
-        # restarted), the same calibration and filters (the wearer did not move).
-        self.pipeline.decoder = FrameDecoder()
+        # Resynchronise: the pipeline keeps its decoder, which sees the board's
+        # sequence number and clock start again (a restart, from the host/device
+        # clock offset) and keeps the session's sample index and time going; the
+        # same calibration and filters (the wearer did not move).
         self.decoder = FrameDecoder()
         self.t_latest = None
         self._configure()

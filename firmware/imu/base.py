@@ -1,5 +1,6 @@
 # The one IMU driver interface. A chip driver (imu/lsm6dso.py, imu/mpu6050.py)
-# subclasses ImuDriver and implements detect(), _configure(), _read_fifo().
+# subclasses ImuDriver and implements detect(), _configure(), _read_fifo(),
+# _hold_fifo().
 #
 # Output convention (docs/hardware.md, "IMU scaling"): every sample is a tuple
 # (ax, ay, az, gx, gy, gz) of int16 in the PROTOCOL scale, physical =
@@ -42,6 +43,8 @@ class ImuDriver:
     read(out) -> (n, overflowed): appends every sample waiting in the FIFO to
     the list `out` (oldest first) and says whether the FIFO overflowed since
     the last read (samples were lost; the sampler counts them from the clock).
+    hold_fifo(): stop putting new samples in the FIFO and keep the ones in
+    it (read() still returns them); configure() starts it again.
     """
 
     kind = IMU_NONE
@@ -86,6 +89,9 @@ class ImuDriver:
     def read(self, out):
         return self._read_fifo(out)
 
+    def hold_fifo(self):
+        self._hold_fifo()
+
     def supported_rates(self):
         raise NotImplementedError
 
@@ -93,4 +99,7 @@ class ImuDriver:
         raise NotImplementedError
 
     def _read_fifo(self, out):
+        raise NotImplementedError
+
+    def _hold_fifo(self):
         raise NotImplementedError

@@ -89,6 +89,11 @@ class Lsm6dso(ImuDriver):
         self._accel = None
         return odr[2]
 
+    def _hold_fifo(self):
+        # batch data rates "not batched": nothing new enters the FIFO, the
+        # words in it stay readable (the FIFO mode is unchanged)
+        self._write(FIFO_CTRL3, 0)
+
     def _read_fifo(self, out):
         st = self._st
         self.i2c.readfrom_mem_into(self.address, FIFO_STATUS1, st)

@@ -98,6 +98,10 @@ class Mpu6050(ImuDriver):
         self._reset_fifo()
         return 1000 * (div + 1)
 
+    def _hold_fifo(self):
+        # no sensor feeds the FIFO any more; what is in it stays readable
+        self._write(FIFO_EN, 0)
+
     def _reset_fifo(self):
         self._write(USER_CTRL, USER_FIFO_RESET)
         self._read(INT_STATUS)  # clears the overflow flag
