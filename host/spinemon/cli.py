@@ -248,6 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--battery", action="store_true", help="connect to each device briefly to read its battery level")
     sc.set_defaults(func=cmd_scan)
 
+    from spinemon import journal as _journal
+
+    j = sub.add_parser(
+        "journal",
+        help="pain journal: log back pain, see what came before higher pain",
+        description="Log back pain (0-10) before, during and after sessions, link entries to recordings, and see which exercises and flagged patterns came before higher pain. Warns clearly about red-flag symptoms.",
+    )
+    _journal.add_arguments(j)
+    j.set_defaults(func=_journal.main)
+
     r = sub.add_parser("replay", help="re-run detection on a recording", description="Decode a recording through the live code path and list the events.")
     r.add_argument("file", help="a .spinrec recording")
     r.add_argument("--json", action="store_true", help="print JSON: {events: [...], stats: {...}}")
