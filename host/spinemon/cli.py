@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -248,6 +249,29 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--battery", action="store_true", help="connect to each device briefly to read its battery level")
     sc.set_defaults(func=cmd_scan)
 
+    from spinemon import export as _export
+    from spinemon import report as _report
+
+    rp = sub.add_parser(
+        "report",
+        help="plots and tables of a recorded session (PNG, CSV, HTML)",
+        description="Re-run a recording through the live path and write a PNG per set, a session overview, per-set and per-rep tables (terminal and CSV), and an HTML page that embeds them (opens offline). Plots need the 'report' extra (matplotlib).",
+    )
+    _report.add_arguments(rp)
+    rp.set_defaults(func=_report.main)
+
+    ex = sub.add_parser("export", help="export a recording as CSV (samples with angles and events)", description="Write one CSV row per sample (device time, raw SI values, lumbar angles, set/rep, active events) and an events CSV.")
+    _export.add_export_arguments(ex)
+    ex.set_defaults(func=_export.export_main)
+
+    im = sub.add_parser(
+        "import",
+        help="turn a CSV from another logger into a spinemon recording",
+        description="Map CSV columns, units and axes onto the spinemon convention and write a normal recording that replay and report accept.",
+    )
+    _export.add_import_arguments(im)
+    im.set_defaults(func=_export.import_main)
+
     from spinemon import journal as _journal
 
     j = sub.add_parser(
@@ -282,6 +306,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spinemon: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `spinemon replay --json | head`): not an error
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,0 +1,557 @@
+"""Session reports: plots, tables, CSV and one offline HTML page.
+
+``spinemon report FILE [--out DIR]`` re-runs the recording through the live
+path (:func:`spinemon.export.trace_recording`, the same walk as replay, with
+per-sample angles) and writes into DIR:
+
+- ``set-N.png``: lumbar angle over the set, limit bands, events, alerts, rep
+  numbers (lateral bend and twist below); ``overview.png``: the whole session;
+- ``sets.csv``, ``reps.csv``, ``events.csv``: the tables;
+- ``report.html``: plots (base64 data URIs) and tables, no external resources.
+
+Tables are built generically from the pipeline's summary: fields the pipeline
+adds later to ``summary()["sets"]``/``["reps"]``/``["events"]`` (holds,
+warm-up, ...) and unknown summary sections appear without code changes;
+unknown event kinds are drawn and listed like the known ones.
+
+matplotlib is optional (the ``report`` extra); without it the CSV files and
+the HTML tables are still written and one line says the plots were skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from spinemon.errors import ConfigError
+from spinemon.export import SessionTrace, trace_recording, write_table_csv
+from spinemon.recording import load
+
+__all__ = ["ReportTables", "ReportResult", "build_tables", "format_tables", "write_report", "add_arguments", "main"]
+
+MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (pip install 'spinemon[report]'); wrote the tables only"
+
+# summary keys the report shows in their own sections; any other key is shown generically
+_KNOWN_SUMMARY_KEYS = {"type", "events", "reps", "sets", "stats", "angle", "calibrated", "limits", "phase", "frames", "send_failures"}
+SET_COLUMNS = ["set", "exercise", "reps", "t_start", "t_end", "labelled"]
+REP_COLUMNS = ["set", "rep", "exercise", "t_start", "t_end", "time_under_tension_s", "peak_flexion_deg", "peak_extension_deg", "range_deg"]
+EVENT_COLUMNS = ["kind", "t_start", "t_end", "t_alert", "peak_deg", "limit_deg", "set", "rep", "exercise"]
+# terminal: a compact subset of rep metrics (the CSV and HTML have them all)
+_TERMINAL_REP_COLUMNS = ["set", "rep", "exercise", "time_under_tension_s", "peak_flexion_deg", "peak_extension_deg", "range_deg", "peak_sagittal_velocity_deg_s", "events"]
+_SHORT = {
+    "time_under_tension_s": "tut_s",
+    "peak_flexion_deg": "flex_deg",
+    "peak_extension_deg": "ext_deg",
+    "peak_sagittal_velocity_deg_s": "vel_deg_s",
+    "peak_excursion_deg": "excursion_deg",
+}
+KIND_COLOURS = {"over_flexion": "#d62728", "over_extension": "#1f77b4", "twist": "#9467bd", "lateral_bend": "#8c564b"}
+OTHER_COLOUR = "#ff7f0e"
+
+
+@dataclass
+class ReportTables:
+    """Rows (dicts) of the three tables; columns are the union of the keys."""
+
+    sets: list[dict]
+    reps: list[dict]
+    events: list[dict]
+    session: dict  # one-level key -> value facts about the session
+    other: dict = field(default_factory=dict)  # summary sections the report does not know
+
+
+@dataclass
+class ReportResult:
+    out_dir: Path
+    html: Path
+    csv: dict[str, Path]
+    plots: list[Path]
+    tables: ReportTables
+    plots_skipped: str | None = None
+
+
+def _strip_type(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k != "type"}
+
+
+def _in_rep(e: dict, r: dict) -> bool:
+    return e.get("set") == r.get("set") and e.get("rep") == r.get("rep")
+
+
+def build_tables(trace: SessionTrace) -> ReportTables:
+    """The report's tables from a traced session (generic in the fields)."""
+    summ = trace.summary
+    events = [_strip_type(e) for e in summ.get("events", [])]
+    reps = []
+    for r in summ.get("reps", []):
+        row = _strip_type(r)
+        evs = [e for e in events if _in_rep(e, r)]
+        row["events"] = ";".join(str(e.get("kind")) for e in evs)
+        row["alerts"] = sum(1 for e in evs if e.get("t_alert") is not None)
+        reps.append(row)
+    sets = []
+    for s in summ.get("sets", []):
+        row = _strip_type(s)
+        in_set = [e for e in events if e.get("set") == s.get("set")]
+        set_reps = [r for r in reps if r.get("set") == s.get("set")]
+        flex = [r["peak_flexion_deg"] for r in set_reps if isinstance(r.get("peak_flexion_deg"), (int, float))]
+        ext = [r["peak_extension_deg"] for r in set_reps if isinstance(r.get("peak_extension_deg"), (int, float))]
+        row.setdefault("peak_flexion_deg", round(max(flex), 2) if flex else None)
+        row.setdefault("peak_extension_deg", round(min(ext), 2) if ext else None)
+        row.setdefault("events", len(in_set))
+        row.setdefault("alerts", sum(1 for e in in_set if e.get("t_alert") is not None))
+        kinds: dict[str, int] = {}
+        for e in in_set:
+            kinds[str(e.get("kind"))] = kinds.get(str(e.get("kind")), 0) + 1
+        row.setdefault("event_kinds", ";".join(f"{k}={v}" for k, v in kinds.items()))
+        sets.append(row)
+    s = trace.samples
+    stats = summ.get("stats", {})
+    cal = trace.result.calibration
+    session: dict[str, Any] = {
+        "recording": trace.recording.path.name,
+        "source": trace.recording.header.get("source"),
+        "angle": trace.result.angle_label,
+        "sensors": "+".join(s.sensors),
+        "rate_hz": round(s.rate_hz, 3),
+        "duration_s": round(float(s.t[-1] - s.t[0]), 2) if len(s) else 0.0,
+        "frames": summ.get("frames"),
+        "samples": stats.get("samples"),
+        "lost_samples": stats.get("lost_samples"),
+        "bad_frames": stats.get("bad_frames"),
+        "calibrated": summ.get("calibrated"),
+    }
+    if cal is not None and getattr(cal, "rom", None) is not None:
+        session["rom_flexion_deg"] = round(cal.rom.flexion_deg, 1)
+        session["rom_extension_deg"] = round(cal.rom.extension_deg, 1)
+    session["sets"] = len(sets)
+    session["reps"] = len(reps)
+    session["events"] = len(events)
+    other = {k: v for k, v in summ.items() if k not in _KNOWN_SUMMARY_KEYS}
+    return ReportTables(sets, reps, events, session, other)
+
+
+# -- text ----------------------------------------------------------------------
+def _text(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if v != v:
+            return "-"
+        return f"{v:.2f}"
+    if isinstance(v, (list, tuple)):
+        return ";".join(_text(x) for x in v)
+    if isinstance(v, dict):
+        return ";".join(f"{k}={_text(x)}" for k, x in v.items())
+    return str(v) if str(v) != "" else "-"
+
+
+def _columns(rows: list[dict], first: Sequence[str]) -> list[str]:
+    cols = [c for c in first if any(c in r for r in rows)]
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    return cols
+
+
+def _text_table(rows: list[dict], cols: Sequence[str]) -> list[str]:
+    heads = [_SHORT.get(c, c) for c in cols]
+    cells = [[_text(r.get(c)) for c in cols] for r in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
+    out = ["  " + "  ".join(h.rjust(w) for h, w in zip(heads, widths))]
+    for row in cells:
+        out.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)))
+    return out
+
+
+def format_tables(tables: ReportTables) -> str:
+    """The summary for the terminal: sets (every field), reps (compact), events."""
+    lines = [f"Session: {tables.session['recording']}: {tables.session['duration_s']:.0f} s, {tables.session['angle']}, "
+             f"{tables.session['sets']} sets, {tables.session['reps']} reps, {tables.session['events']} events"]
+    if "rom_flexion_deg" in tables.session:
+        lines.append(f"  range of motion: flexion {tables.session['rom_flexion_deg']:+.1f} deg, extension {tables.session['rom_extension_deg']:+.1f} deg")
+    lines.append(f"Sets ({len(tables.sets)}):")
+    lines += _text_table(tables.sets, _columns(tables.sets, SET_COLUMNS)) if tables.sets else ["  (none found)"]
+    lines.append(f"Reps ({len(tables.reps)}):")
+    if tables.reps:
+        known = set(REP_COLUMNS) | {"t_start", "t_end", "peak_excursion_deg", "peak_lateral_deg", "peak_twist_deg", "peak_trunk_deg", "labelled", "alerts", "peak_sagittal_velocity_deg_s"}
+        extra = [c for c in _columns(tables.reps, ()) if c not in known and c not in _TERMINAL_REP_COLUMNS]
+        lines += _text_table(tables.reps, [c for c in _TERMINAL_REP_COLUMNS] + extra)
+    else:
+        lines.append("  (none found)")
+    lines.append(f"Events ({len(tables.events)}):")
+    lines += _text_table(tables.events, _columns(tables.events, EVENT_COLUMNS)) if tables.events else ["  (none)"]
+    for k, v in tables.other.items():
+        if isinstance(v, list):
+            lines.append(f"{k}: {len(v)} (listed in the HTML)" if v else f"{k}: none")
+        else:
+            lines.append(f"{k}: {_text(v) or '-'}")
+    return "\n".join(lines)
+
+
+# -- plots ---------------------------------------------------------------------
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend, or None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+_EXTRA_COLOURS = ("#ff7f0e", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#2ca02c")
+
+
+def kind_colours(events: list[dict]) -> dict[str, str]:
+    """A colour per event kind: fixed for the core kinds, the others (added
+    later to the pipeline) from a palette in order of appearance."""
+    out = dict(KIND_COLOURS)
+    extra = 0
+    for e in events:
+        k = str(e.get("kind"))
+        if k not in out:
+            out[k] = _EXTRA_COLOURS[extra % len(_EXTRA_COLOURS)]
+            extra += 1
+    return out
+
+
+def _kind_label(kind: str) -> str:
+    return str(kind).replace("_", "-")
+
+
+def _angle_at(trace: SessionTrace, t: float) -> float:
+    s = trace.samples
+    i = int(np.clip(np.searchsorted(s.t, t), 0, len(s) - 1))
+    return float(s.flexion_deg[i])
+
+
+def _draw_limits(ax, trace: SessionTrace, t0: float, t1: float, ylim: tuple[float, float]) -> None:
+    """Flexion/extension limits as bands (shaded beyond the limit), as steps
+    when the limits change within the window (a new exercise)."""
+    changes = [(t, lim) for t, lim in trace.limit_changes]
+    segs = []
+    for i, (tc, lim) in enumerate(changes):
+        tn = changes[i + 1][0] if i + 1 < len(changes) else math.inf
+        a, b = max(tc, t0), min(tn, t1)
+        if b > a:
+            segs.append((a, b, lim))
+    first_flex = first_ext = True
+    for a, b, lim in segs:
+        if lim.flexion_deg is not None:
+            ax.fill_between([a, b], lim.flexion_deg, ylim[1], color=KIND_COLOURS["over_flexion"], alpha=0.10, lw=0,
+                            label="over-flexion zone" if first_flex else None)
+            ax.hlines(lim.flexion_deg, a, b, colors=KIND_COLOURS["over_flexion"], linestyles="--", lw=1)
+            first_flex = False
+        if lim.extension_deg is not None:
+            ax.fill_between([a, b], ylim[0], lim.extension_deg, color=KIND_COLOURS["over_extension"], alpha=0.10, lw=0,
+                            label="over-extension zone" if first_ext else None)
+            ax.hlines(lim.extension_deg, a, b, colors=KIND_COLOURS["over_extension"], linestyles="--", lw=1)
+            first_ext = False
+    if segs:  # the value of the limits in effect at the right edge
+        lim = segs[-1][2]
+        for v, col, va in ((lim.flexion_deg, KIND_COLOURS["over_flexion"], "bottom"), (lim.extension_deg, KIND_COLOURS["over_extension"], "top")):
+            if v is not None:
+                ax.text(segs[-1][1], v, f"limit {v:+.1f}\u00b0 ", color=col, fontsize=8, ha="right", va=va)
+
+
+def _monitoring_start(trace: SessionTrace) -> float:
+    """Device time when calibration ended (neutral + range of motion)."""
+    s = trace.samples
+    cal = trace.result.calibration
+    t_end = None
+    for span in (getattr(cal, "t_rom", None), getattr(cal, "t_neutral", None)):
+        if span:
+            t_end = float(span[1])
+            break
+    if t_end is None:
+        ok = np.flatnonzero(~np.isnan(s.flexion_deg))
+        t_end = float(s.t[ok[0]]) if len(ok) else float(s.t[-1])
+    return t_end
+
+
+def _y_limits(y: np.ndarray, trace: SessionTrace) -> tuple[float, float]:
+    vals = [v for v in y if v == v]
+    lims = [lim for _, lim in trace.limit_changes]
+    for lim in lims:
+        for v in (lim.flexion_deg, lim.extension_deg):
+            if v is not None:
+                vals.append(v)
+    if not vals:
+        return (-30.0, 60.0)
+    lo, hi = min(vals), max(vals)
+    pad = max(5.0, 0.1 * (hi - lo))
+    return (lo - pad, hi + pad)
+
+
+def _draw_events(ax, trace: SessionTrace, events: list[dict], t0: float, t1: float) -> None:
+    seen: set[str] = set()
+    colours = kind_colours(events)
+    for e in events:
+        ts, te = e.get("t_start"), e.get("t_end")
+        if ts is None:
+            continue
+        te = t1 if te is None or te != te else te
+        if te < t0 or ts > t1:
+            continue
+        kind = str(e.get("kind"))
+        col = colours.get(kind, OTHER_COLOUR)
+        ax.axvspan(max(ts, t0), min(te, t1), color=col, alpha=0.18, lw=0)
+        ta = e.get("t_alert")
+        if ta is not None and t0 <= ta <= t1:
+            y = _angle_at(trace, ta)
+            lab = f"alert: {_kind_label(kind)}" if kind not in seen else None
+            seen.add(kind)
+            ax.plot([ta], [y], marker="v" if kind != "over_extension" else "^", ms=11, color=col, mec="black", mew=0.8, ls="none", label=lab, zorder=5)
+
+
+def _draw_reps(ax, reps: list[dict], t0: float, t1: float) -> None:
+    for i, r in enumerate(reps):
+        a, b = r.get("t_start"), r.get("t_end")
+        if a is None or b is None or b < t0 or a > t1:
+            continue
+        if i % 2 == 0:
+            ax.axvspan(a, b, color="0.5", alpha=0.08, lw=0)
+        ax.text((a + b) / 2, 0.97, str(r.get("rep")), transform=ax.get_xaxis_transform(), ha="center", va="top",
+                fontsize=10, fontweight="bold", color="0.25")
+
+
+def _side_panel(ax, trace: SessionTrace, sl: slice, t0: float, t1: float, limits: bool = True) -> None:
+    s = trace.samples
+    t = s.t[sl]
+    ax.plot(t, s.lateral_deg[sl], color="#2ca02c", lw=1, label="lateral bend (+ right)")
+    ax.plot(t, s.twist_deg[sl], color="#9467bd", lw=1, label="twist")
+    lim = trace.limits_at((t0 + t1) / 2) if limits else None
+    for v, col in ((getattr(lim, "lateral_deg", None), "#2ca02c"), (getattr(lim, "twist_deg", None), "#9467bd")):
+        if v is not None:
+            ax.axhline(abs(v), color=col, ls="--", lw=0.8)
+            ax.axhline(-abs(v), color=col, ls="--", lw=0.8)
+    ax.set_ylabel("deg", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.8)
+    ax.tick_params(labelsize=8)
+
+
+def _legend_above(ax, title: str) -> None:
+    """Legend in rows above the axes, the title above the legend."""
+    handles, labels = ax.get_legend_handles_labels()
+    ncol = min(len(labels), 4) or 1
+    rows = -(-len(labels) // ncol)
+    ax.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=ncol, fontsize=8, frameon=False)
+    ax.set_title(title, fontsize=11, pad=6 + 15 * rows)
+
+
+def _figure(plt):
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 4.4), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08})
+    return fig, ax, ax2
+
+
+def plot_set(plt, trace: SessionTrace, tables: ReportTables, set_row: dict, path: Path, pad_s: float = 2.0) -> Path:
+    """One set: the lumbar angle, limit bands, rep numbers, events and alerts."""
+    t0 = float(set_row["t_start"]) - pad_s
+    t1 = float(set_row["t_end"]) + pad_s
+    s = trace.samples
+    sl = slice(int(np.searchsorted(s.t, t0)), int(np.searchsorted(s.t, t1, "right")))
+    t, y = s.t[sl], s.flexion_deg[sl]
+    fig, ax, ax2 = _figure(plt)
+    ylim = _y_limits(y, trace)
+    _draw_limits(ax, trace, t0, t1, ylim)
+    reps = [r for r in tables.reps if r.get("set") == set_row.get("set")]
+    _draw_reps(ax, reps, t0, t1)
+    ax.plot(t, y, color="black", lw=1.3, label=trace.result.angle_label)
+    _draw_events(ax, trace, tables.events, t0, t1)
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_ylim(*ylim)
+    ax.set_xlim(t0, t1)
+    ax.set_ylabel(f"{trace.result.angle_label} (deg)\n+ flexion / - extension", fontsize=9)
+    n_alerts = sum(1 for e in tables.events if e.get("set") == set_row.get("set") and e.get("t_alert") is not None)
+    ax.grid(True, alpha=0.3)
+    _legend_above(ax, f"Set {set_row.get('set')}: {set_row.get('exercise', '')}, {len(reps)} reps, "
+                      f"{n_alerts} alert{'s' if n_alerts != 1 else ''}  (numbers = reps)")
+    _side_panel(ax2, trace, sl, t0, t1)
+    ax2.set_xlabel("device time (s)", fontsize=9)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_overview(plt, trace: SessionTrace, tables: ReportTables, path: Path) -> Path:
+    """The whole session: angle, limits over time, sets, events and alerts."""
+    s = trace.samples
+    t0, t1 = float(s.t[0]), float(s.t[-1])
+    fig, ax, ax2 = _figure(plt)
+    ylim = _y_limits(s.flexion_deg, trace)
+    t_mon = _monitoring_start(trace)
+    _draw_limits(ax, trace, t_mon, t1, ylim)
+    if t_mon > t0:
+        ax.axvspan(t0, t_mon, color="#bcbd22", alpha=0.15, lw=0)
+        ax.text((t0 + t_mon) / 2, 0.97, "calibration\n(stand, bend)", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8, color="0.2")
+    for i, st in enumerate(tables.sets):
+        a, b = st.get("t_start"), st.get("t_end")
+        if a is None or b is None:
+            continue
+        ax.axvspan(a, b, color="0.5", alpha=0.10, lw=0)
+        ax.text((a + b) / 2, 0.97, f"set {st.get('set')}\n{st.get('exercise', '')}", transform=ax.get_xaxis_transform(),
+                ha="center", va="top", fontsize=8, color="0.2")
+    ax.plot(s.t, s.flexion_deg, color="black", lw=0.8, label=trace.result.angle_label)
+    _draw_events(ax, trace, tables.events, t0, t1)
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_ylim(*ylim)
+    ax.set_xlim(t0, t1)
+    ax.set_ylabel(f"{trace.result.angle_label} (deg)\n+ flexion / - extension", fontsize=9)
+    n_alerts = sum(1 for e in tables.events if e.get("t_alert") is not None)
+    ax.grid(True, alpha=0.3)
+    _legend_above(ax, f"Session overview: {tables.session['duration_s']:.0f} s, {len(tables.sets)} sets, {len(tables.reps)} reps, "
+                      f"{n_alerts} alert{'s' if n_alerts != 1 else ''}")
+    _side_panel(ax2, trace, slice(None), t0, t1, limits=False)
+    ax2.set_xlabel("device time (s)", fontsize=9)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# -- HTML ----------------------------------------------------------------------
+_CSS = """body{font-family:sans-serif;margin:1.5em;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#eee}
+td.l,th.l{text-align:left}img{max-width:100%;border:1px solid #ddd}
+h2{margin-top:1.6em;border-bottom:1px solid #ccc}.note{color:#a33}"""
+
+
+def _html_table(rows: list[dict], cols: Sequence[str]) -> str:
+    if not rows:
+        return "<p>(none)</p>"
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in cols) + "</tr>"]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            cls = "" if isinstance(v, (int, float)) and not isinstance(v, bool) else ' class="l"'
+            cells.append(f"<td{cls}>{html.escape(_text(v))}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None = None) -> str:
+    """The report page: everything inline (no external CSS, scripts or images)."""
+    sess = tables.session
+    p = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+         f"<title>spinemon report: {html.escape(str(sess['recording']))}</title>", f"<style>{_CSS}</style></head><body>",
+         f"<h1>spinemon report: {html.escape(str(sess['recording']))}</h1>"]
+    if note:
+        p.append(f'<p class="note">{html.escape(note)}</p>')
+    p.append("<h2>Session</h2>")
+    p.append(_html_table([sess], list(sess)))
+    if "overview" in plots:
+        p.append(_img(plots["overview"], "session overview"))
+    p.append("<h2>Sets</h2>")
+    p.append(_html_table(tables.sets, _columns(tables.sets, SET_COLUMNS)))
+    rep_cols = _columns(tables.reps, REP_COLUMNS)
+    ev_cols = _columns(tables.events, EVENT_COLUMNS)
+    for st in tables.sets:
+        n = st.get("set")
+        p.append(f"<h2>Set {html.escape(_text(n))}: {html.escape(_text(st.get('exercise')))}</h2>")
+        key = f"set-{n}"
+        if key in plots:
+            p.append(_img(plots[key], f"set {n}"))
+        p.append("<h3>Reps</h3>")
+        p.append(_html_table([r for r in tables.reps if r.get("set") == n], rep_cols))
+        evs = [e for e in tables.events if e.get("set") == n]
+        if evs:
+            p.append("<h3>Events</h3>")
+            p.append(_html_table(evs, ev_cols))
+    p.append("<h2>All events</h2>")
+    p.append(_html_table(tables.events, ev_cols))
+    loose = [r for r in tables.reps if r.get("set") not in {s.get("set") for s in tables.sets}]
+    if loose:
+        p.append("<h2>Reps outside any set</h2>")
+        p.append(_html_table(loose, rep_cols))
+    for k, v in tables.other.items():
+        p.append(f"<h2>{html.escape(str(k))}</h2>")
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            p.append(_html_table(v, _columns(v, ())))
+        elif isinstance(v, dict):
+            p.append(_html_table([v], list(v)))
+        else:
+            p.append(f"<p>{html.escape(_text(v))}</p>")
+    p.append("<p>Angles in degrees (flexion positive, extension negative), times in device seconds. Generated by spinemon report.</p>")
+    p.append("</body></html>")
+    return "\n".join(p)
+
+
+# -- the whole report --------------------------------------------------------
+def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool = True) -> ReportResult:
+    """Write the CSV tables, the PNGs (if matplotlib is available and
+    ``plots``) and ``report.html`` into ``out_dir`` (created if needed)."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the report folder {out}: {e.strerror}") from None
+    if not out.is_dir():
+        raise ConfigError(f"{out} is not a folder; choose another --out")
+    tables = build_tables(trace)
+    csvs = {
+        "sets": out / "sets.csv",
+        "reps": out / "reps.csv",
+        "events": out / "events.csv",
+    }
+    write_table_csv(csvs["sets"], tables.sets, SET_COLUMNS)
+    write_table_csv(csvs["reps"], tables.reps, REP_COLUMNS)
+    write_table_csv(csvs["events"], tables.events, EVENT_COLUMNS)
+    pngs: dict[str, Path] = {}
+    skipped = None
+    if plots:
+        plt = _pyplot()
+        if plt is None:
+            skipped = MISSING_MATPLOTLIB
+        else:
+            pngs["overview"] = plot_overview(plt, trace, tables, out / "overview.png")
+            for st in tables.sets:
+                if st.get("t_start") is None or st.get("t_end") is None:
+                    continue
+                pngs[f"set-{st.get('set')}"] = plot_set(plt, trace, tables, st, out / f"set-{st.get('set')}.png")
+    page = out / "report.html"
+    try:
+        page.write_text(render_html(tables, pngs, skipped), encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot write {page}: {e.strerror}") from None
+    return ReportResult(out, page, csvs, list(pngs.values()), tables, skipped)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``spinemon report``."""
+    parser.add_argument("file", help="a .spinrec recording")
+    parser.add_argument("--out", default=None, help="output folder (default: <recording>-report next to the recording)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``spinemon report FILE [--out DIR]``."""
+    src = Path(args.file)
+    out = Path(args.out) if args.out else src.with_name(src.stem + "-report")
+    trace = trace_recording(load(src))
+    res = write_report(trace, out)
+    print(format_tables(res.tables))
+    if res.plots_skipped:
+        print(f"note: {res.plots_skipped}")
+    print(f"wrote {res.html} ({len(res.plots)} plots), {', '.join(p.name for p in res.csv.values())} in {res.out_dir}")
+    return 0

@@ -1,0 +1,144 @@
+"""spinemon report: per-set and overview PNGs, CSV tables, one offline HTML page."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import csv
+import re
+import struct
+import sys
+
+import pytest
+
+from spinemon import sim
+from spinemon.errors import RecordingError
+from spinemon.export import trace_recording
+from spinemon.recording import load
+from spinemon.report import MISSING_MATPLOTLIB, add_arguments, build_tables, format_tables, main, write_report
+from spinemon.simrun import run_simulated
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    d = tmp_path_factory.mktemp("report")
+    path = d / "s.spinrec"
+    sets = [sim.SetSpec("deadlift", 3, {2: "rounding"}), sim.SetSpec("curl", 4, {3: "hip_swing"}, rest_s=2.0)]
+    run_simulated(sets, 2, out=path)
+    return {"dir": d, "path": path, "trace": trace_recording(load(path))}
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _args(*argv):
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return p.parse_args([str(a) for a in argv])
+
+
+def test_report_writes_plots_csv_and_offline_html(session, capsys):
+    out = session["dir"] / "rep"
+    assert main(_args(session["path"], "--out", out)) == 0
+    summ = session["trace"].summary
+    sets, reps = summ["sets"], summ["reps"]
+    assert len(sets) == 2 and len(reps) >= 6
+    # one PNG per set and an overview, small figures of real content
+    pngs = sorted(out.glob("*.png"))
+    assert [p.name for p in pngs] == ["overview.png"] + [f"set-{s['set']}.png" for s in sets]
+    for p in pngs:
+        data = p.read_bytes()
+        w, h = _png_size(data)
+        assert 600 <= w <= 1100 and 300 <= h <= 500, (p.name, w, h)
+        assert len(data) > 20_000  # a curve, bands, labels: not an empty canvas
+    # CSV: one row per rep, the pipeline's reps in order, every metric present
+    rep_rows = _rows(out / "reps.csv")
+    assert [(int(r["set"]), int(r["rep"])) for r in rep_rows] == [(r["set"], r["rep"]) for r in reps]
+    for row, r in zip(rep_rows, reps):
+        assert float(row["peak_flexion_deg"]) == r["peak_flexion_deg"]
+        assert row["exercise"] == r["exercise"]
+    set_rows = _rows(out / "sets.csv")
+    assert [int(r["set"]) for r in set_rows] == [s["set"] for s in sets]
+    assert [int(r["reps"]) for r in set_rows] == [sum(1 for r in reps if r["set"] == s["set"]) for s in sets]
+    ev_rows = _rows(out / "events.csv")
+    assert [(r["kind"], float(r["t_start"])) for r in ev_rows] == [(e["kind"], e["t_start"]) for e in summ["events"]]
+    # the faulty reps carry their events in the rep table
+    for e in summ["events"]:
+        row = next(r for r in rep_rows if int(r["set"]) == e["set"] and int(r["rep"]) == e["rep"])
+        assert e["kind"] in row["events"].split(";")
+    # HTML: every PNG embedded as a data URI, the tables inline, nothing fetched from elsewhere
+    page = (out / "report.html").read_text()
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(uris) == len(pngs)
+    assert {base64.b64decode(u) for u in uris} == {p.read_bytes() for p in pngs}
+    assert "<table>" in page and page.count("<tr>") >= len(reps) + len(sets) + 2
+    assert "http://" not in page and "https://" not in page
+    assert not re.search(r"<(script|link|iframe)\b", page) and "url(" not in page
+    # terminal: the tables
+    text = capsys.readouterr().out
+    assert "Sets (2):" in text and f"Reps ({len(reps)}):" in text and "report.html" in text
+    assert "matplotlib" not in text
+
+
+def test_unknown_set_fields_event_kinds_and_sections_appear_without_code_changes(session):
+    trace = copy.copy(session["trace"])
+    result = copy.copy(trace.result)
+    summ = copy.deepcopy(trace.summary)
+    summ["sets"][0]["hold_time_s"] = 31.5
+    summ["sets"][1]["warmup_quality"] = "cold"
+    rep = summ["reps"][0]
+    summ["events"].append({"kind": "mystery_wobble", "t_start": rep["t_start"], "t_end": rep["t_end"], "t_alert": rep["t_start"] + 0.1,
+                           "peak_deg": 9.5, "limit_deg": 5.0, "set": rep["set"], "rep": rep["rep"], "exercise": rep["exercise"], "wobble_hz": 3.0})
+    summ["future_section"] = [{"name": "core hold", "seconds": 30}]
+    result.summary = summ
+    trace.result = result
+    out = session["dir"] / "generic"
+    res = write_report(trace, out)
+    assert len(res.plots) == 3  # drawing an unknown kind works
+    sets = _rows(out / "sets.csv")
+    assert sets[0]["hold_time_s"] == "31.5" and sets[1]["warmup_quality"] == "cold"
+    ev = _rows(out / "events.csv")
+    assert ev[-1]["kind"] == "mystery_wobble" and ev[-1]["wobble_hz"] == "3.0"
+    reps = _rows(out / "reps.csv")
+    assert "mystery_wobble" in reps[0]["events"]
+    page = (out / "report.html").read_text()
+    for needle in ("hold_time_s", "31.50", "warmup_quality", "cold", "mystery_wobble", "wobble_hz", "future_section", "core hold"):
+        assert needle in page
+    text = format_tables(build_tables(trace))
+    assert "hold_time_s" in text and "mystery_wobble" in text and "future_section: 1" in text
+
+
+def test_without_matplotlib_the_tables_are_still_written(session, monkeypatch, capsys):
+    # simulate the missing extra: importing matplotlib fails
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    out = session["dir"] / "noplot"
+    assert main(_args(session["path"], "--out", out)) == 0
+    text = capsys.readouterr().out
+    notes = [line for line in text.splitlines() if "matplotlib" in line]
+    assert notes == [f"note: {MISSING_MATPLOTLIB}"]
+    assert not list(out.glob("*.png"))
+    assert len(_rows(out / "reps.csv")) == len(session["trace"].summary["reps"])
+    page = (out / "report.html").read_text()
+    assert "<img" not in page and "<table>" in page and "matplotlib is not installed" in page
+
+
+def test_default_output_folder_and_errors(session, tmp_path):
+    assert main(_args(session["path"])) == 0
+    assert (session["dir"] / "s-report" / "report.html").exists()
+    with pytest.raises(RecordingError, match="no such file"):
+        main(_args(tmp_path / "missing.spinrec"))
+    junk = tmp_path / "junk.spinrec"
+    junk.write_bytes(b"not a recording")
+    with pytest.raises(RecordingError, match="not a spinemon recording"):
+        main(_args(junk))
