@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test bench fuzz setup clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,report,bench]'
 	$(PY) -m spinemon.bench
+
+# the long fuzz campaign (>= 1,000,000 inputs); not part of `make test`
+fuzz: $(STAMP)
+	$(PY) -m tests.fuzz.campaign
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info host/*.egg-info

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from spinemon import __version__
-from spinemon.errors import SpinemonError
+from spinemon.errors import ConfigError, SpinemonError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -91,7 +91,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from spinemon.simrun import run_simulated
 
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file, not a folder; choose another --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the folder {out_dir} ({e.strerror}); choose another --out") from None
     rec_path = out_dir / f"demo-seed{args.seed}.spinrec"
     if rec_path.exists():
         rec_path.unlink()  # the demo owns its output folder

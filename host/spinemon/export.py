@@ -493,16 +493,16 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise CsvImportError(f"{path}: no such file") from None
+        raise CsvImportError(f"{path}: no such file; check the path (give a CSV of IMU samples with a header row)") from None
     except IsADirectoryError:
-        raise CsvImportError(f"{path} is a directory, not a CSV file") from None
+        raise CsvImportError(f"{path} is a directory, not a CSV file; give the CSV file itself") from None
     except UnicodeDecodeError:
-        raise CsvImportError(f"{path} is not a text (UTF-8) CSV file") from None
+        raise CsvImportError(f"{path} is not a text (UTF-8) CSV file; give a CSV of IMU samples with a header row (see 'spinemon import --help')") from None
     except OSError as e:
-        raise CsvImportError(f"{path}: cannot read ({e.strerror})") from None
+        raise CsvImportError(f"{path}: cannot read ({e.strerror}); check its permissions") from None
     lines = text.splitlines()
     if not lines or not lines[0].strip():
-        raise CsvImportError(f"{path} is empty or has no header row")
+        raise CsvImportError(f"{path} is empty or has no header row; give a CSV with a header row (see 'spinemon import --help')")
     try:
         dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
         delim = dialect.delimiter

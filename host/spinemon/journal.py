@@ -1034,6 +1034,13 @@ def main(args: argparse.Namespace, stream: TextIO | None = None, *, now: datetim
     """``spinemon journal ...``: 0 on success; raises :class:`SpinemonError` subclasses for bad input."""
     out = stream or sys.stdout
     journal = _journal_of(args)
+    existing = journal.load()
+    if existing.skipped_lines and not existing.entries and not (existing.torn_last_line and len(existing.skipped_lines) == 1):
+        # a non-empty file with not one readable entry is not a journal: never append to it
+        raise JournalError(
+            f"{journal.path} has no readable journal entries ({len(existing.skipped_lines)} unreadable line(s)); "
+            "check that --journal points at a spinemon journal (.jsonl), or choose a new path"
+        )
     cmd = getattr(args, "journal_command", None)
     if cmd == "add":
         entry = journal.add(args.pain, args.phase, args.note or "", args.session, args.at, now=now)

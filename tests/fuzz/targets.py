@@ -1,0 +1,268 @@
+"""CPython fuzz targets. Each ``run(input)`` returns an outcome label
+("accepted:SAMPLES", "rejected:bad_crc", ...) and raises :class:`Finding`
+when an invariant breaks; any other exception escaping a target is a crash.
+
+Targets and their invariants:
+
+- ``protocol``: ``spinemon_protocol.decode`` and ``decode_command`` raise only
+  ProtocolError; an accepted SAMPLES/COMMAND/ACK/ERROR re-encodes to the very
+  same bytes; ``decode_command`` accepts exactly the frames ``decode`` reads as
+  a COMMAND and rejects the rest with the same reason.
+- ``cobs_stream``: ``cobs_decode`` raises only ProtocolError and what it
+  accepts round-trips; ``StreamDecoder.feed`` never raises, returns the same
+  frames and framing-error count however the bytes are split into reads, and
+  never returns a frame longer than MAX_ENCODED.
+- ``stream_decoder``: ``spinemon.stream.FrameDecoder.feed`` never raises; a
+  rejected frame changes only the rejection counters; accepted + rejected ==
+  fed; every SampleBlock is consistent (lengths, finite values, increasing seq).
+- ``recording``: ``spinemon.recording.load`` on mutated files raises only
+  RecordingError; the loaded records are well-formed records that occur in the
+  file in order; every record of the original that lies wholly in the
+  unchanged prefix of the file is loaded, in order, and if the header record
+  is intact the file loads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+import spinemon_protocol as sp
+
+
+class Finding(Exception):
+    """An invariant broke (not an exception from the code under test)."""
+
+
+KIND_NAMES = {sp.T_SAMPLES: "SAMPLES", sp.T_STATUS: "STATUS", sp.T_COMMAND: "COMMAND", sp.T_ACK: "ACK", sp.T_ERROR: "ERROR"}
+
+
+def reencode(obj) -> bytes | None:
+    if obj.kind == sp.T_SAMPLES:
+        return sp.encode_samples(obj.seq, obj.t_us, obj.period_us, obj.mask, obj.ranges, obj.flags, obj.count, obj.block)
+    if obj.kind == sp.T_COMMAND:
+        return sp.encode_command(obj.counter, obj.opcode, obj.args)
+    if obj.kind == sp.T_ACK:
+        return sp.encode_ack(obj.counter, obj.opcode, obj.value)
+    if obj.kind == sp.T_ERROR:
+        return sp.encode_error(obj.counter, obj.opcode, obj.code)
+    return None  # STATUS: the encoder clamps (period_us >= 1), the decoder reports what came
+
+
+def protocol_outcome(frame: bytes) -> str:
+    """The CPython decoder's verdict, in the same words the MicroPython server uses."""
+    try:
+        obj = sp.decode(frame)
+    except sp.ProtocolError as e:
+        return "rejected:" + e.reason
+    return "accepted:" + KIND_NAMES[obj.kind]
+
+
+class ProtocolTarget:
+    name = "protocol (CPython)"
+
+    def run(self, frame: bytes) -> str:
+        try:
+            obj = sp.decode(frame)
+        except sp.ProtocolError as e:
+            if e.code not in sp.ERROR_NAMES:
+                raise Finding(f"unknown reason code {e.code}")
+            outcome = "rejected:" + e.reason
+            try:
+                ftype = sp.check_frame(frame)
+            except sp.ProtocolError:
+                ftype = None  # rejected before the type is read: the same reason everywhere
+            want = sp.E_TYPE if ftype is not None and ftype != sp.T_COMMAND else e.code
+            try:
+                sp.decode_command(frame)
+            except sp.ProtocolError as e2:
+                if e2.code != want:
+                    raise Finding(f"decode says {e.reason}, decode_command says {e2.reason}")
+            else:
+                raise Finding("decode_command accepted a frame decode rejects")
+            return outcome
+        if obj.kind not in KIND_NAMES:
+            raise Finding(f"decoded kind {obj.kind!r}")
+        again = reencode(obj)
+        if again is not None and again != bytes(frame):
+            raise Finding(f"{KIND_NAMES[obj.kind]} does not re-encode to the same bytes")
+        try:
+            cmd = sp.decode_command(frame)
+        except sp.ProtocolError as e:
+            if obj.kind == sp.T_COMMAND or e.code != sp.E_TYPE:
+                raise Finding(f"decode_command rejected ({e.reason}) a frame decode read as {KIND_NAMES[obj.kind]}")
+        else:
+            if obj.kind != sp.T_COMMAND or (cmd.counter, cmd.opcode, tuple(cmd.args)) != (obj.counter, obj.opcode, tuple(obj.args)):
+                raise Finding("decode_command and decode disagree")
+        return "accepted:" + KIND_NAMES[obj.kind]
+
+
+class CobsStreamTarget:
+    """One input = one byte stream plus how it is split into reads."""
+
+    name = "COBS + StreamDecoder (CPython)"
+
+    def run(self, item: tuple[bytes, list[bytes]]) -> str:
+        data, chunks = item
+        try:
+            payload = sp.cobs_decode(data.split(sp.DELIMITER, 1)[0])
+        except sp.ProtocolError as e:
+            if e.code != sp.E_FRAMING:
+                raise Finding(f"cobs_decode raised {e.reason}")
+            cobs = "rejected:bad_framing"
+        else:
+            if sp.cobs_decode(sp.cobs_encode(payload)) != payload:
+                raise Finding("COBS round trip failed")
+            cobs = "accepted"
+        whole = sp.StreamDecoder()
+        out_whole = whole.feed(data)
+        split = sp.StreamDecoder()
+        out_split = []
+        for c in chunks:
+            out_split.extend(split.feed(c))
+        if out_whole != out_split or whole.framing_errors != split.framing_errors:
+            raise Finding("StreamDecoder output depends on how the bytes were split")
+        if any(len(f) > sp.MAX_ENCODED for f in out_whole):
+            raise Finding("StreamDecoder returned a frame longer than MAX_ENCODED")
+        return f"cobs {cobs}; stream {'frames' if out_whole else 'no frame'}{', framing errors' if whole.framing_errors else ''}"
+
+
+class FrameDecoderTarget:
+    """One long-lived FrameDecoder (renewed every ``renew`` frames) fed one
+    frame per input, with a host time that mostly advances."""
+
+    name = "FrameDecoder.feed (CPython)"
+
+    def __init__(self, renew: int = 2000) -> None:
+        from spinemon.stream import FrameDecoder
+
+        self._cls = FrameDecoder
+        self.renew = renew
+        self._n = 0
+        self._t = 0.0
+        self.dec = FrameDecoder()
+
+    def run(self, item: tuple[bytes, float]) -> str:
+        frame, dt = item
+        self._n += 1
+        if self._n % self.renew == 0:
+            self.dec = self._cls()
+        self._t += dt
+        st = self.dec.stats
+        before = st.as_dict()
+        out = self.dec.feed(frame, self._t)
+        after = st.as_dict()
+        if after["frames"] + after["bad_frames"] != before["frames"] + before["bad_frames"] + 1:
+            raise Finding("stats: accepted + rejected != frames fed")
+        if not out:
+            if after["bad_frames"] == before["bad_frames"] + 1:
+                changed = {k for k in after if after[k] != before[k]} - {"rejected", "bad_frames"}
+                if changed:
+                    raise Finding(f"a rejected frame changed {sorted(changed)}")
+                (reason,) = [k for k in after["rejected"] if after["rejected"][k] != before["rejected"].get(k, 0)]
+                return "rejected:" + reason
+            return "accepted:duplicate"
+        (item_out,) = out
+        if hasattr(item_out, "seq") and hasattr(item_out, "acc"):
+            b = item_out
+            n = len(b.seq)
+            if n == 0 or len(b.t) != n or len(b.flags) != n or len(b.device_angle_deg) != n:
+                raise Finding("SampleBlock lengths disagree")
+            for s in b.sensors:
+                if b.acc[s].shape != (n, 3) or b.gyr[s].shape != (n, 3):
+                    raise Finding("SampleBlock array shapes")
+                if not (np.isfinite(b.acc[s]).all() and np.isfinite(b.gyr[s]).all()):
+                    raise Finding("non-finite samples")
+            if n > 1 and not (np.diff(b.seq) == 1).all():
+                raise Finding("seq not consecutive inside a block")
+            if not (math.isfinite(b.rate_hz) and b.rate_hz > 0):
+                raise Finding("bad rate_hz")
+            return "accepted:SAMPLES"
+        return "accepted:" + KIND_NAMES.get(item_out.kind, "?")
+
+
+def _serialised(r) -> bytes:
+    from spinemon import recording as rec
+
+    head = rec._HEAD.pack(rec.SYNC, r.kind, len(r.payload), r.t_host)
+    return head + r.payload + rec._CRC.pack(zlib.crc32(r.payload, zlib.crc32(head[2:])))
+
+
+def common_prefix(a: bytes, b: bytes) -> int:
+    n = min(len(a), len(b))
+    lo = 0
+    step = 4096
+    while lo + step <= n and a[lo : lo + step] == b[lo : lo + step]:
+        lo += step
+    while lo < n and a[lo] == b[lo]:
+        lo += 1
+    return lo
+
+
+class RecordingTarget:
+    """One input = (original recording, mutated bytes); the mutated bytes are
+    written to a file in ``workdir`` and loaded from there."""
+
+    name = "recording.load (CPython)"
+
+    def __init__(self, workdir: str | os.PathLike) -> None:
+        self.path = Path(workdir) / "fuzz.spinrec"
+        self._ends: dict[bytes, list[tuple[int, bytes]]] = {}
+
+    def _original_records(self, original: bytes) -> list[tuple[int, bytes]]:
+        from .corpus import record_ends
+
+        got = self._ends.get(original)
+        if got is None:
+            from spinemon import recording as rec
+
+            ends = record_ends(original)
+            starts = [len(rec.MAGIC)] + ends[:-1]
+            got = [(b, original[a:b]) for a, b in zip(starts, ends)]
+            self._ends[original] = got
+        return got
+
+    def run(self, item: tuple[bytes, bytes]) -> str:
+        from spinemon import recording as rec
+        from spinemon.errors import RecordingError
+
+        original, data = item
+        self.path.write_bytes(data)
+        prefix = common_prefix(original, data)
+        intact = [raw for end, raw in self._original_records(original) if end <= prefix]
+        try:
+            loaded = rec.load(self.path)
+        except RecordingError as e:
+            if intact:  # the header record is unchanged: it must load
+                raise Finding(f"intact header, yet RecordingError: {e}")
+            msg = str(e).split(": ", 1)[-1] if str(e).startswith(str(self.path)) else str(e).replace(str(self.path), "FILE")
+            return "rejected:" + _reason(msg)
+        pos = len(rec.MAGIC)
+        for r in loaded.records:
+            raw = _serialised(r)
+            at = data.find(raw, pos)
+            if at < 0:
+                raise Finding("a loaded record does not occur (in order) in the file")
+            pos = at + len(raw)
+        if [_serialised(r) for r in loaded.records[: len(intact)]] != intact:
+            raise Finding("records in the unchanged prefix were not loaded as they are")
+        if loaded.header.get("format") != rec.FORMAT_VERSION:
+            raise Finding("loaded a recording of another format")
+        tags = []
+        if loaded.truncated:
+            tags.append("truncated")
+        if loaded.corrupt_records:
+            tags.append("corrupt records skipped")
+        return "accepted" + (" (" + ", ".join(tags) + ")" if tags else "")
+
+
+def _reason(msg: str) -> str:
+    for key in ("no such file", "is empty", "cut off before", "bad magic", "no readable session header", "recording format"):
+        if key in msg:
+            return key.replace(" ", "_")
+    return "other"
