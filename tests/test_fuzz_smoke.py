@@ -20,13 +20,7 @@ from spinemon.errors import RecordingError
 CRASH_DIR = Path(__file__).resolve().parent / "fuzz" / "crashes"
 
 # crash signature prefix -> the bug, reported to the lead with a suggested fix
-KNOWN_BUGS = {
-    "RecursionError": (
-        "spinemon.recording.load: a META record whose JSON nests deeper than the recursion limit (e.g. '[' * 5000, "
-        "with a valid CRC-32) makes json.loads raise RecursionError, which escapes load. Suggested fix: in load(), "
-        "catch RecursionError beside UnicodeDecodeError/JSONDecodeError and count the record as corrupt"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 SMOKE = {
     "protocol": (3000, 150),

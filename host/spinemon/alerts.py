@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 import spinemon_protocol as proto
-from spinemon.detect import LATERAL_BEND, OVER_EXTENSION, OVER_FLEXION, TWIST, Event
+from spinemon.detect import LATERAL_BEND, OVER_EXTENSION, OVER_FLEXION, SPINE_CREEP, SWING, TWIST, Event
 from spinemon.errors import ConfigError
 
 
@@ -40,12 +40,16 @@ class HapticPattern:
         return (self.pulses, self.on_ms, self.off_ms, self.strength)
 
 
-#: a distinct feel per fault: rounding = three short, arching = two long
+#: a distinct feel per fault: rounding = three short, arching = two long,
+#: swinging = two quick; spine creep (fatigue, before any hard limit) is a
+#: gentle nudge: one soft, long buzz
 PATTERNS: dict[str, HapticPattern] = {
     OVER_FLEXION: HapticPattern(3, 150, 100, 255),
     OVER_EXTENSION: HapticPattern(2, 300, 150, 255),
     TWIST: HapticPattern(4, 80, 80, 200),
     LATERAL_BEND: HapticPattern(4, 80, 80, 200),
+    SWING: HapticPattern(2, 80, 60, 200),
+    SPINE_CREEP: HapticPattern(1, 400, 0, 110),
 }
 
 

@@ -209,6 +209,12 @@ def cmd_live(args: argparse.Namespace) -> int:
     return live.main(args)
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from spinemon import calibrate
+
+    return calibrate.main(args)
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     from spinemon import live
 
@@ -253,6 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--timeout", type=float, default=5.0, help="seconds to scan (default 5)")
     sc.add_argument("--battery", action="store_true", help="connect to each device briefly to read its battery level")
     sc.set_defaults(func=cmd_scan)
+
+    from spinemon import calibrate as _calibrate
+
+    cb = sub.add_parser(
+        "calibrate",
+        help="guided calibration: neutral posture, range of motion, sensor alignment; saved to your profile",
+        description="Stand tall and still, then bend slowly forward and backward. Finds each sensor's mounting (also a sensor stuck on crooked) and your range of motion, and stores them in your profile for later sessions.",
+    )
+    _calibrate.add_arguments(cb)
+    cb.set_defaults(func=cmd_calibrate)
 
     from spinemon import export as _export
     from spinemon import report as _report

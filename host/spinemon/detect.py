@@ -1,16 +1,34 @@
 """Angles -> events.
 
 Exercise profiles turn the lifter's calibrated range of motion into limits;
-:class:`EventDetector` watches the lumbar angle (and lateral bend and twist)
-block by block and reports over-flexion, over-extension, twist and lateral
-bend events with hysteresis, a minimum duration and a refractory period, so
+:class:`EventDetector` watches the lumbar angle (and lateral bend, twist and
+the trunk's sagittal angular velocity) block by block and reports
+over-flexion, over-extension, twist, lateral bend, swing (momentum) and spine
+creep events with hysteresis, a minimum duration and a refractory period, so
 one bad rep gives one alert. It is streaming and block-split invariant: the
 same samples give the same events however they are cut into blocks.
+
+Profiles (what a coach would watch):
+
+* hinges and squats (deadlift, squat, row): flexion past 50 % of the lifter's
+  own full flexion; lockout hyperextension; twist and lateral bend (15 deg);
+  spine creep (bottom-of-rep flexion growing by 12 deg over the set's first rep).
+* overhead press: arching past 50 % of full extension.
+* bench: arching off the bench past 60 % of full extension.
+* curl: leaning back (45 % of extension); swinging the weight (trunk
+  sagittal rate, e.g. 60 deg/s) is opt-in via an override.
+* holds (plank, bird dog, dead bug, glute bridge): sagging/arching into
+  extension, piking into flexion, pelvis rotation (twist, lateral).
+* generic: 70 % of the range either way.
+
+Every limit can be overridden per exercise (:meth:`ExerciseProfile.with_overrides`,
+used for the overrides in the user profile file and on the command line).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -20,7 +38,12 @@ OVER_FLEXION = "over_flexion"
 OVER_EXTENSION = "over_extension"
 TWIST = "twist"
 LATERAL_BEND = "lateral_bend"
-EVENT_KINDS = (OVER_FLEXION, OVER_EXTENSION, TWIST, LATERAL_BEND)
+SWING = "swing"  # momentum: the trunk's sagittal angular velocity past the limit
+SPINE_CREEP = "spine_creep"  # fatigue: flexion grows over the set's first rep
+EVENT_KINDS = (OVER_FLEXION, OVER_EXTENSION, TWIST, LATERAL_BEND, SWING, SPINE_CREEP)
+
+#: exercises that are static holds (timed, no reps)
+HOLD_EXERCISES: tuple[str, ...] = ("plank", "bird_dog", "dead_bug", "glute_bridge")
 
 
 @dataclass(frozen=True)
@@ -42,11 +65,19 @@ class RangeOfMotion:
 DEFAULT_ROM = RangeOfMotion()
 
 
+_OVERRIDABLE = ("flexion_share", "extension_share", "flexion_deg", "extension_deg", "twist_deg", "lateral_deg", "swing_deg_s", "creep_deg")
+
+
 @dataclass(frozen=True)
 class ExerciseProfile:
     """Limits for one exercise. A limit is either a share of the lifter's
     range of motion (``*_share``) or an absolute angle (``*_deg``, which wins
-    when set). ``None`` disables that check."""
+    when set). ``None`` disables that check.
+
+    ``swing_deg_s``: limit on the trunk's sagittal angular velocity (deg/s;
+    momentum in curls). ``creep_deg``: spine creep -- warn when a rep's
+    flexion exceeds the set's first rep's peak by this much (deg).
+    ``hold``: a static hold (timed, no reps)."""
 
     name: str
     flexion_share: float | None = 0.6
@@ -55,6 +86,25 @@ class ExerciseProfile:
     extension_deg: float | None = None
     twist_deg: float | None = None
     lateral_deg: float | None = None
+    swing_deg_s: float | None = None
+    creep_deg: float | None = None
+    hold: bool = False
+
+    def __post_init__(self) -> None:
+        for k in _OVERRIDABLE:
+            v = getattr(self, k)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"{self.name}: {k} must be a number or null, not {v!r}")
+            if k.endswith("_share") and not 0.05 <= v <= 1.5:
+                raise ConfigError(f"{self.name}: {k}={v} is outside 0.05..1.5 (a share of your range of motion)")
+            if k == "extension_deg" and not -90.0 <= v < 0:
+                raise ConfigError(f"{self.name}: extension_deg={v} must be negative (-90..0)")
+            if k in ("flexion_deg", "twist_deg", "lateral_deg", "creep_deg") and not 0 < v <= 120.0:
+                raise ConfigError(f"{self.name}: {k}={v} is outside 0..120 deg")
+            if k == "swing_deg_s" and not 0 < v <= 2000.0:
+                raise ConfigError(f"{self.name}: swing_deg_s={v} is outside 0..2000 deg/s")
 
     def limits(self, rom: RangeOfMotion = DEFAULT_ROM) -> "Limits":
         flex = self.flexion_deg
@@ -63,26 +113,59 @@ class ExerciseProfile:
         ext = self.extension_deg
         if ext is None and self.extension_share is not None:
             ext = self.extension_share * rom.extension_deg
-        return Limits(flex, ext, self.twist_deg, self.lateral_deg)
+        return Limits(flex, ext, self.twist_deg, self.lateral_deg, self.swing_deg_s)
+
+    def with_overrides(self, overrides: dict | None) -> "ExerciseProfile":
+        """A copy with some limits replaced, e.g. ``{"flexion_share": 0.55,
+        "twist_deg": null}``. Setting ``flexion_deg``/``extension_deg`` makes
+        that limit absolute. Unknown keys or bad values raise ConfigError."""
+        if not overrides:
+            return self
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{self.name}: overrides must be a mapping, not {type(overrides).__name__}")
+        bad = [k for k in overrides if k not in _OVERRIDABLE]
+        if bad:
+            raise ConfigError(f"{self.name}: unknown limit {bad[0]!r}; choose from {', '.join(_OVERRIDABLE)}")
+        return replace(self, **overrides)
 
 
 PROFILES: dict[str, ExerciseProfile] = {
-    # hinges and squats: rounding is the fault; lockout hyperextension too
-    "deadlift": ExerciseProfile("deadlift", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0),
-    "squat": ExerciseProfile("squat", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0),
+    # hinges and squats: rounding is the fault; lockout hyperextension too; fatigue shows as creep
+    "deadlift": ExerciseProfile("deadlift", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
+    "squat": ExerciseProfile("squat", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
+    "row": ExerciseProfile("row", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
     # overhead work: arching is the fault
     "overhead_press": ExerciseProfile("overhead_press", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0),
-    # curls: leaning back to swing the weight
+    # bench: lifting the lower back off the bench (arch past the lifter's usual set-up)
+    "bench": ExerciseProfile("bench", flexion_share=0.6, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0),
+    # curls: leaning back and swinging the weight
+    # (the swing limit is opt-in -- {"curl": {"swing_deg_s": 60}}: a swing that
+    # leans back past the extension limit would otherwise buzz twice)
     "curl": ExerciseProfile("curl", flexion_share=0.5, extension_share=0.45, twist_deg=15.0, lateral_deg=15.0),
+    # core holds: sag/arch into extension, pike into flexion, pelvis rotation
+    "plank": ExerciseProfile("plank", flexion_share=0.35, extension_share=0.35, twist_deg=12.0, lateral_deg=12.0, hold=True),
+    "bird_dog": ExerciseProfile("bird_dog", flexion_share=0.4, extension_share=0.35, twist_deg=10.0, lateral_deg=10.0, hold=True),
+    "dead_bug": ExerciseProfile("dead_bug", flexion_share=0.5, extension_share=0.3, twist_deg=10.0, lateral_deg=10.0, hold=True),
+    "glute_bridge": ExerciseProfile("glute_bridge", flexion_share=0.5, extension_share=0.4, twist_deg=12.0, lateral_deg=12.0, hold=True),
     "generic": ExerciseProfile("generic", flexion_share=0.7, extension_share=0.7),
 }
 
 
-def profile(name: str) -> ExerciseProfile:
+def profile(name: str, overrides: dict | None = None) -> ExerciseProfile:
+    """The profile of exercise ``name``, with ``overrides`` (a mapping
+    ``{exercise: {limit: value}}``) applied if it has an entry for it."""
     try:
-        return PROFILES[name]
-    except KeyError:
+        p = PROFILES[name]
+    except (KeyError, TypeError):
         raise ConfigError(f"unknown exercise {name!r}; choose one of {', '.join(PROFILES)}") from None
+    if overrides:
+        if not isinstance(overrides, dict):
+            raise ConfigError("limit overrides must map exercise names to {limit: value}")
+        for ex in overrides:
+            if ex not in PROFILES:
+                raise ConfigError(f"limit overrides: unknown exercise {ex!r}; choose one of {', '.join(PROFILES)}")
+        p = p.with_overrides(overrides.get(name))
+    return p
 
 
 @dataclass(frozen=True)
@@ -93,6 +176,8 @@ class Limits:
     extension_deg: float | None
     twist_deg: float | None = None
     lateral_deg: float | None = None
+    swing_deg_s: float | None = None  # trunk sagittal angular velocity, deg/s
+    creep_deg: float | None = None  # absolute flexion threshold for spine creep (set by the pipeline per set)
 
     def as_dict(self) -> dict:
         return {k: (None if v is None else round(float(v), 3)) for k, v in self.__dict__.items()}
@@ -103,9 +188,12 @@ class DetectorSettings:
     hysteresis_deg: float = 3.0  # the angle must come back this far inside the limit to end an event
     min_duration_s: float = 0.08  # past the limit this long before an alert fires
     refractory_s: float = 1.5  # a new crossing this soon after an event ends continues it
+    #: spine creep must last this long, and is dropped if the hard flexion
+    #: limit is crossed meanwhile (one rep, one buzz: the hard limit's)
+    creep_min_duration_s: float = 0.35
 
     def __post_init__(self) -> None:
-        if self.hysteresis_deg < 0 or self.min_duration_s < 0 or self.refractory_s < 0:
+        if self.hysteresis_deg < 0 or self.min_duration_s < 0 or self.refractory_s < 0 or self.creep_min_duration_s < 0:
             raise ConfigError("detector settings must not be negative")
 
 
@@ -148,6 +236,7 @@ class _Watch:
     sign: float  # +1: signal above limit is bad; -1: below (extension); 0: |signal|
     candidate: Event | None = None  # past the limit, not yet confirmed
     active: Event | None = None  # confirmed; t_end set once released (cooling down)
+    blocked: bool = False  # spine creep only: the hard flexion limit took over this excursion
 
 
 @dataclass
@@ -173,6 +262,8 @@ class EventDetector:
             OVER_EXTENSION: _Watch(OVER_EXTENSION, -1.0),
             TWIST: _Watch(TWIST, 0.0),
             LATERAL_BEND: _Watch(LATERAL_BEND, 0.0),
+            SWING: _Watch(SWING, 0.0),
+            SPINE_CREEP: _Watch(SPINE_CREEP, +1.0),
         }
         self.events: list[Event] = []
         self.context: dict = {"set": None, "rep": None, "exercise": None}
@@ -187,14 +278,28 @@ class EventDetector:
             OVER_EXTENSION: lim.extension_deg,
             TWIST: lim.twist_deg,
             LATERAL_BEND: lim.lateral_deg,
+            SWING: lim.swing_deg_s,
+            SPINE_CREEP: lim.creep_deg,
         }[kind]
 
-    def update(self, t: np.ndarray, seq: np.ndarray, lumbar: np.ndarray, lateral: np.ndarray, twist: np.ndarray) -> DetectorOutput:
+    def update(
+        self,
+        t: np.ndarray,
+        seq: np.ndarray,
+        lumbar: np.ndarray,
+        lateral: np.ndarray,
+        twist: np.ndarray,
+        sagittal_rate: np.ndarray | None = None,
+    ) -> DetectorOutput:
+        """``sagittal_rate``: the trunk's (upper sensor's) body-Y angular
+        velocity, deg/s, for the swing limit (not checked when None)."""
         out = DetectorOutput()
-        signals = {OVER_FLEXION: lumbar, OVER_EXTENSION: lumbar, TWIST: twist, LATERAL_BEND: lateral}
+        signals = {OVER_FLEXION: lumbar, OVER_EXTENSION: lumbar, TWIST: twist, LATERAL_BEND: lateral, SWING: sagittal_rate, SPINE_CREEP: lumbar}
         for kind, w in self._watches.items():
             limit = self._limit(kind)
-            if limit is None:
+            if limit is None or signals[kind] is None:
+                if limit is None and (w.candidate is not None or w.active is not None) and len(t):
+                    self._drop(w, float(t[0]), out)  # the limit went away (new set/exercise): close what was open
                 continue
             x = np.asarray(signals[kind], dtype=np.float64)
             if w.sign > 0:
@@ -207,7 +312,7 @@ class EventDetector:
                 badness = np.abs(x)
                 lim = abs(limit)
             # fast path: nothing going on and nothing past the limit in this block
-            if w.candidate is None and w.active is None and not np.any(badness > lim):
+            if w.candidate is None and w.active is None and not w.blocked and not np.any(badness > lim):
                 continue
             self._scan(w, limit, lim, badness, x, t, seq, out)
         if len(out.alerts) > 1:  # same order however the stream is cut into blocks
@@ -216,13 +321,35 @@ class EventDetector:
         self.events.extend(out.alerts)
         return out
 
+    def _drop(self, w: _Watch, t: float, out: DetectorOutput) -> None:
+        w.candidate = None
+        ev = w.active
+        if ev is not None:
+            if ev.t_end is None:
+                ev.t_end = t
+            out.finished.append(ev)
+            w.active = None
+
     def _scan(self, w: _Watch, limit: float, lim: float, badness, x, t, seq, out: DetectorOutput) -> None:
         s = self.settings
         release = lim - s.hysteresis_deg
+        min_dur = s.min_duration_s
+        hard = None
+        if w.kind == SPINE_CREEP:
+            min_dur = s.creep_min_duration_s
+            hard = self.limits.flexion_deg
         for i in range(len(badness)):
             b = badness[i]
             ti = float(t[i])
             xi = float(x[i])
+            if hard is not None:
+                if xi > hard:
+                    w.blocked = True
+                    w.candidate = None
+                elif w.blocked and b < release:
+                    w.blocked = False
+                if w.blocked and w.active is None:
+                    continue
             ev = w.active
             if ev is not None:
                 if ev.t_end is not None:  # cooling down after release
@@ -258,7 +385,7 @@ class EventDetector:
                 continue
             if abs(xi) > abs(ev.peak_deg):
                 ev.peak_deg = xi
-            if ti - ev.t_start < s.min_duration_s:
+            if ti - ev.t_start < min_dur:
                 continue
             w.candidate = None
             ev.t_alert = ti
@@ -285,6 +412,9 @@ __all__ = [
     "OVER_EXTENSION",
     "TWIST",
     "LATERAL_BEND",
+    "SWING",
+    "SPINE_CREEP",
+    "HOLD_EXERCISES",
     "RangeOfMotion",
     "DEFAULT_ROM",
     "ExerciseProfile",

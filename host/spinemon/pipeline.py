@@ -4,18 +4,42 @@
 labels (``on_label``) in the order they happened. Live sessions feed it from
 a transport; replay feeds it the same records from a recording, so replay
 reproduces the live events exactly.
+
+What the lifter gets on top of the limits (all here, so live and replay agree):
+
+* **Gentle**: limits are watched only inside a set (``RepSegmenter.in_set``:
+  a labelled set, a confirmed one, or the next rep of a run) or a timed hold,
+  unless ``PipelineSettings.monitor_between_sets`` is set. Walking, sitting
+  down and picking plates off the floor between sets give no buzz; what
+  would have fired is kept in ``suppressed`` (and the summary) so a test or
+  a coach can see why nothing buzzed.
+* **Spine creep**: once a set's first rep is known, a rep whose flexion
+  exceeds it by the profile's ``creep_deg`` (below the hard limit) gives a
+  ``spine_creep`` event with a gentle haptic.
+* **Holds** (plank, bird dog, dead bug, glute bridge, by label): timed from
+  settling into the lying/horizontal posture to getting up; faults during
+  the hold are listed with it (``summary()["holds"]``).
+* **Warm-up**: each set is marked ``warmed_up`` when an earlier set of the
+  same exercise, or ``warmup_moves`` bends past ``warmup_share`` of the
+  range of motion, came before it (``summary()["sets"]``).
+* **Drift check**: at the start of each set, the last still standing gravity
+  direction is compared with the calibrated one (``summary()["drift_checks"]``);
+  past ``drift_limit_deg`` it is flagged and, with ``rezero_on_drift``, the
+  mounting is re-zeroed.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+
+import math
 
 import numpy as np
 
 import spinemon_protocol as proto
 from spinemon.alerts import Alert, AlertPolicy
 from spinemon.angles import AngleTracker, LumbarAngles, sagittal_deg
-from spinemon.calibration import Calibration, CalibrationSettings, Calibrator, still_mask
+from spinemon.calibration import Calibration, CalibrationSettings, Calibrator, drift_deg, rezero, still_mask
 from spinemon.detect import DetectorSettings, Event, EventDetector, Limits, profile
 from spinemon.errors import ConfigError
 from spinemon.fusion import FusionSettings, FusionState, GravityFilter
@@ -37,9 +61,29 @@ class PipelineSettings:
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     twist_leak_tau_s: float = 10.0
+    #: {exercise: {limit: value}} from the user profile / CLI (see ExerciseProfile.with_overrides)
+    limit_overrides: dict = field(default_factory=dict)
+    #: opt in: watch limits between sets too (walking, plate loading, sitting)
+    monitor_between_sets: bool = False
+    #: a stored calibration (Calibration.as_dict()) to start from, skipping calibration
+    stored_calibration: dict | None = None
+    drift_limit_deg: float = 5.0  # standing gravity this far off the calibrated one is flagged
+    rezero_on_drift: bool = False
+    warmup_share: float = 0.6  # a warm-up bend reaches this share of the flexion range...
+    warmup_moves: int = 3  # ...this many times before the set
 
     def __post_init__(self) -> None:
-        profile(self.exercise)  # raises ConfigError for an unknown exercise
+        profile(self.exercise, self.limit_overrides)  # raises ConfigError for an unknown exercise
+        for ex in self.limit_overrides or {}:
+            profile(ex, self.limit_overrides)  # ... and for a bad override
+        if not (isinstance(self.drift_limit_deg, (int, float)) and 0 < self.drift_limit_deg <= 45):
+            raise ConfigError(f"drift_limit_deg must be in (0, 45], not {self.drift_limit_deg!r}")
+        if not (isinstance(self.warmup_share, (int, float)) and 0 < self.warmup_share <= 1.5):
+            raise ConfigError(f"warmup_share must be in (0, 1.5], not {self.warmup_share!r}")
+        if isinstance(self.warmup_moves, bool) or not isinstance(self.warmup_moves, int) or self.warmup_moves < 1:
+            raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
+        if self.stored_calibration is not None:
+            Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -58,6 +102,13 @@ class PipelineSettings:
                 detector=DetectorSettings(**d.get("detector", {})),
                 calibration=CalibrationSettings(**d.get("calibration", {})),
                 twist_leak_tau_s=d.get("twist_leak_tau_s", 10.0),
+                limit_overrides=d.get("limit_overrides") or {},
+                monitor_between_sets=bool(d.get("monitor_between_sets", False)),
+                stored_calibration=d.get("stored_calibration"),
+                drift_limit_deg=d.get("drift_limit_deg", 5.0),
+                rezero_on_drift=bool(d.get("rezero_on_drift", False)),
+                warmup_share=d.get("warmup_share", 0.6),
+                warmup_moves=d.get("warmup_moves", 3),
             )
         except TypeError as e:
             raise ConfigError(f"settings in the recording are not understood: {e}") from None
@@ -75,6 +126,107 @@ class FrameResult:
     other: list = field(default_factory=list)  # STATUS / ACK / ERROR objects
 
 
+@dataclass
+class Hold:
+    """One timed hold (plank, bird dog, ...): from settling into the posture
+    to getting up. ``faults``: the events confirmed during it."""
+
+    exercise: str
+    set: int | None
+    hold: int  # number within the set, from 1
+    t_start: float
+    t_end: float | None = None
+    faults: list = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return float("nan") if self.t_end is None else self.t_end - self.t_start
+
+    def as_dict(self) -> dict:
+        return {
+            "type": "hold",
+            "exercise": self.exercise,
+            "set": self.set,
+            "hold": self.hold,
+            "t_start": round(self.t_start, 4),
+            "t_end": None if self.t_end is None else round(self.t_end, 4),
+            "duration_s": None if self.t_end is None else round(self.duration_s, 3),
+            "faults": [{"kind": e.kind, "t_alert": None if e.t_alert is None else round(e.t_alert, 4), "peak_deg": round(e.peak_deg, 2)} for e in self.faults],
+        }
+
+
+class HoldTimer:
+    """Times holds from the upper sensor's tilt away from standing (deg):
+    a hold starts once the trunk has been past ``enter_deg`` (lying or on all
+    fours) for ``settle_s`` and the trunk is quiet (below ``quiet_deg_s``);
+    it ends when the tilt falls below ``exit_deg`` (getting up). Holds shorter
+    than ``min_s`` are dropped. Sample by sample (block-split invariant)."""
+
+    def __init__(self, enter_deg: float = 55.0, exit_deg: float = 45.0, settle_s: float = 1.0, quiet_deg_s: float = 10.0, min_s: float = 3.0) -> None:
+        self.enter_deg, self.exit_deg, self.settle_s, self.quiet_deg_s, self.min_s = enter_deg, exit_deg, settle_s, quiet_deg_s, min_s
+        self.holds: list[Hold] = []
+        self.current: Hold | None = None
+        self._down_since: float | None = None
+        self.exercise: str | None = None
+        self.set: int | None = None
+        self._ref = 0.0  # held tilt, smoothed (time constant 3 s)
+        self._last_ok = 0.0  # last time the tilt was near the held posture
+        self._a = 0.0033
+
+    def start(self, exercise: str, set_number: int | None, t: float) -> None:
+        self.stop(t)
+        self.exercise, self.set = exercise, set_number
+
+    def stop(self, t: float) -> None:
+        if self.current is not None:
+            self._close(self._last_ok)
+        self.exercise = None
+        self._down_since = None
+
+    def _close(self, t: float) -> None:
+        h = self.current
+        self.current = None
+        if h is None:
+            return
+        h.t_end = t
+        if h.duration_s < self.min_s:
+            self.holds.remove(h)
+
+    def update(self, t: np.ndarray, tilt_deg: np.ndarray, rate_deg_s: np.ndarray) -> np.ndarray:
+        """Returns per sample: a hold is running. The end is dated back to
+        the last sample near the held posture (``ref`` = its tilt, smoothed),
+        so getting up does not count as holding."""
+        on = np.zeros(len(t), dtype=bool)
+        if self.exercise is None:
+            return on
+        for i in range(len(t)):
+            ti, tilt = float(t[i]), float(tilt_deg[i])
+            if self.current is not None:
+                if tilt < self.exit_deg:
+                    self._close(self._last_ok)
+                    self._down_since = None
+                else:
+                    self._ref += self._a * (tilt - self._ref)
+                    if tilt >= self._ref - 4.0:
+                        self._last_ok = ti
+                    on[i] = True
+                continue
+            if tilt > self.enter_deg:
+                if self._down_since is None:
+                    self._down_since = ti
+                if ti - self._down_since >= self.settle_s and float(rate_deg_s[i]) < self.quiet_deg_s:
+                    n = 1 + sum(1 for h in self.holds if h.set == self.set and h.exercise == self.exercise)
+                    self.current = Hold(self.exercise, self.set, n, ti)
+                    self.holds.append(self.current)
+                    self._ref, self._last_ok = tilt, ti
+                    if i + 1 < len(t):
+                        self._a = 1.0 - math.exp(-(float(t[i + 1]) - ti) / 3.0)
+                    on[i] = True
+            else:
+                self._down_since = None
+        return on
+
+
 class Pipeline:
     """Frames in, alerts out. Not thread-safe; one per wearable."""
 
@@ -89,46 +241,86 @@ class Pipeline:
         self.phase = PHASE_NEUTRAL
         self.exercise = self.settings.exercise
         self.set_number: int | None = None
+        self._creep_limit: float | None = None  # flexion that counts as spine creep in this set
+        self._creep_set: int | None = None
         self.detector = EventDetector(self._limits(), self.settings.detector)
         self.detector.context.update(exercise=self.exercise)
+        #: what would have fired outside sets/holds (not sent: the lifter did not ask)
+        self.shadow = EventDetector(self._limits(), self.settings.detector)
         self.alerts: list[Alert] = []
         self.reps: RepSegmenter | None = None  # starts with monitoring
         self._pending_label: dict | None = None
         self.single_sensor: bool | None = None
         self.last_angle_deg: float = float("nan")
+        self.holds = HoldTimer()
+        self.drift_checks: list[dict] = []
+        self._standing: list[tuple[float, float, dict]] = []  # (t0, t1, {sensor: mean gravity}) still standing stretches
+        self._still_run: dict | None = None
+        self._drift_checked: set = set()
+        self._moves: list[float] = []  # times of warm-up-range bends (rising crossings)
+        self._move_up = False
+        self._t_last: float | None = None
+        if calibration is None and self.settings.stored_calibration is not None:
+            calibration = Calibration.from_dict(self.settings.stored_calibration)
         if calibration is not None:
             self._apply_calibration(calibration)
             self.calibrator.phase = "done"
+        if profile(self.exercise).hold:
+            self.holds.start(self.exercise, None, float("-inf"))
 
     # -- configuration -----------------------------------------------------
     @property
     def limits(self) -> Limits:
         return self.detector.limits
 
+    @property
+    def profile(self):
+        return profile(self.exercise, self.settings.limit_overrides)
+
     def _limits(self) -> Limits:
         rom = self.calibration.range_of_motion if self.calibration else None
-        p = profile(self.exercise)
-        return p.limits(rom) if rom is not None else p.limits()
+        p = self.profile
+        lim = p.limits(rom) if rom is not None else p.limits()
+        creep = self._creep_limit
+        if creep is not None and lim.flexion_deg is not None and creep >= lim.flexion_deg:
+            creep = None  # the hard limit comes first anyway
+        return replace(lim, creep_deg=creep)
+
+    def _set_limits(self) -> None:
+        lim = self._limits()
+        self.detector.set_limits(lim)
+        self.shadow.set_limits(lim)
 
     def on_label(self, label: dict) -> None:
         """The lifter starts a set: ``{"set": n, "exercise": name}``."""
         ex = label.get("exercise")
         if ex is not None:
-            profile(ex)
+            profile(ex, self.settings.limit_overrides)
             self.exercise = ex
         if label.get("set") is not None:
             self.set_number = int(label["set"])
         self.detector.context.update(set=self.set_number, exercise=self.exercise, rep=None)
-        self.detector.set_limits(self._limits())
-        if self.reps is not None:
-            self.reps.start_set(self.exercise, self.set_number)
+        self._creep_limit = None
+        self._set_limits()
+        t = self._t_last if self._t_last is not None else float("-inf")
+        if self.profile.hold:
+            self.holds.start(self.exercise, self.set_number, t)
+            if self.reps is not None:
+                self.reps.end_set()
+            self._pending_label = None
         else:
-            self._pending_label = {"exercise": self.exercise, "set": self.set_number}
+            self.holds.stop(t)
+            if self.reps is not None:
+                self.reps.start_set(self.exercise, self.set_number)
+            else:
+                self._pending_label = {"exercise": self.exercise, "set": self.set_number}
+            if self.set_number is not None and self.phase == PHASE_MONITOR:
+                self._drift_check(self.set_number, t)
 
     def _apply_calibration(self, cal: Calibration) -> None:
         self.calibration = cal
         self.phase = PHASE_MONITOR if self.calibrator.settings.rom is False or cal.rom is not None else self.phase
-        self.detector.set_limits(self._limits())
+        self._set_limits()
 
     # -- data path -----------------------------------------------------------
     def on_frame(self, frame: bytes, t_host: float) -> FrameResult:
@@ -152,6 +344,8 @@ class Pipeline:
                 self._follow_rate(s, block.rate_hz)
         fused = {s: self._filters[s].update_detailed(block.acc[s], block.gyr[s]) for s in sensors}
         self._last_gravity = {s: fused[s].gravity for s in sensors}
+        if len(block):
+            self._t_last = float(block.t[-1])
 
         if self.phase == PHASE_NEUTRAL:
             if self.calibration is None:
@@ -162,35 +356,57 @@ class Pipeline:
                 res.calibrated = cal
             self._start_tracker(block.rate_hz)
             self.phase = PHASE_ROM if self.calibrator.phase == "rom" else PHASE_MONITOR
-            self.detector.set_limits(self._limits())
+            self._set_limits()
             return  # angles start with the next frame
 
         if self._tracker is None or abs(self._tracker.rate - block.rate_hz) > 1e-6 * block.rate_hz:
             self._start_tracker(block.rate_hz)
         gyr = {s: block.gyr[s] - fused[s].bias for s in sensors}
-        if self.single_sensor:
-            ang = self._tracker.update(fused["upper"].gravity, gyr["upper"])
-        else:
-            ang = self._tracker.update(fused["upper"].gravity, gyr["upper"], fused["lower"].gravity, gyr["lower"])
+        ang = self._angles(fused, gyr)
         res.angles, res.t = ang, block.t
         if len(block):
             self.last_angle_deg = float(ang.flexion_deg[-1])
 
         if self.phase == PHASE_ROM:
-            if self.calibrator.update_rom(block.t, ang.flexion_deg, still_mask(block, self.settings.calibration)):
+            if self.calibrator.update_rom(block, self._last_gravity):
+                # the mountings now include each sensor's heading from the bend
                 res.calibrated = self.calibration
                 self.phase = PHASE_MONITOR
-                self.detector.set_limits(self._limits())
+                self._start_tracker(block.rate_hz)
+                self._set_limits()
             return
 
-        self._update_reps(block, ang)
-        out = self.detector.update(block.t, block.seq, ang.flexion_deg, ang.lateral_deg, ang.twist_deg)
+        self._track_standing(block)
+        self._track_moves(block.t, ang.flexion_deg)
+        m = self.calibration.mounting
+        upper_body_gyr = m["upper"].to_body(gyr["upper"])
+        if self.profile.hold:
+            tilt = np.degrees(np.arccos(np.clip(m["upper"].to_body(self._last_gravity["upper"])[:, 0], -1.0, 1.0)))
+            armed = self.holds.update(block.t, tilt, np.degrees(np.linalg.norm(upper_body_gyr, axis=1)))
+        else:
+            self._update_reps(block, ang)
+            armed = self.reps.in_set_mask
+        if self.settings.monitor_between_sets:
+            armed = np.ones(len(block), dtype=bool)
+        rate_y = np.degrees(upper_body_gyr[:, 1])
+        sig = (ang.flexion_deg, ang.lateral_deg, ang.twist_deg, rate_y)
+        out = self.detector.update(block.t, block.seq, *(np.where(armed, x, 0.0) for x in sig))
+        if not armed.all():
+            self.shadow.context.update(self.detector.context)
+            self.shadow.update(block.t, block.seq, *(np.where(armed, 0.0, x) for x in sig))
         res.finished.extend(out.finished)
         for ev in out.alerts:
+            if self.holds.current is not None:
+                self.holds.current.faults.append(ev)
             alert = self.alert_policy.alert_for(ev, t_host)
             if alert is not None:
                 res.alerts.append(alert)
                 self.alerts.append(alert)
+
+    def _angles(self, fused: dict, gyr: dict) -> LumbarAngles:
+        if self.single_sensor:
+            return self._tracker.update(fused["upper"].gravity, gyr["upper"])
+        return self._tracker.update(fused["upper"].gravity, gyr["upper"], fused["lower"].gravity, gyr["lower"])
 
     def _update_reps(self, block: SampleBlock, ang: LumbarAngles) -> None:
         """Sets and reps, from the raw body-frame gyros (the segmenter learns
@@ -205,7 +421,7 @@ class Pipeline:
         upper_gyr = m["upper"].to_body(block.gyr["upper"])
         lower_gyr = None if self.single_sensor else m["lower"].to_body(block.gyr["lower"])
         trunk = sagittal_deg(m["upper"].to_body(self._last_gravity["upper"]))
-        self.reps.update(
+        new = self.reps.update(
             block.t,
             flexion_deg=ang.flexion_deg,
             upper_gyr=upper_gyr,
@@ -218,6 +434,85 @@ class Pipeline:
         ctx["rep"] = self.reps.current_rep
         if self.set_number is None:  # no labels: sets found automatically
             ctx["set"] = self.reps.current_set
+        for rec in new:
+            if isinstance(rec, RepRecord) and rec.rep == 1:
+                # spine creep is measured against this set's first rep
+                creep = self.profile.creep_deg
+                self._creep_set = rec.set
+                self._creep_limit = None if creep is None else rec.peak_flexion_deg + creep
+                self._set_limits()
+                if not rec.labelled and rec.set not in self._drift_checked:
+                    self._drift_check(rec.set, rec.t_start)
+        cur = self.reps.current_set
+        if cur is not None and self._creep_set is not None and cur != self._creep_set and self._creep_limit is not None:
+            self._creep_limit = None  # a new set: wait for its first rep
+            self._set_limits()
+
+    # -- warm-up and drift -------------------------------------------------------
+    def _track_moves(self, t: np.ndarray, flexion: np.ndarray) -> None:
+        """Bends through the range (rising crossings of ``warmup_share`` of the
+        flexion range, re-armed 5 deg below it)."""
+        rom = self.calibration.range_of_motion
+        hi = self.settings.warmup_share * rom.flexion_deg
+        lo = hi - 5.0
+        up = self._move_up
+        for i in np.flatnonzero((flexion > hi) | (flexion < lo)):
+            if not up and flexion[i] > hi:
+                up = True
+                self._moves.append(float(t[i]))
+            elif up and flexion[i] < lo:
+                up = False
+        self._move_up = up
+
+    def _track_standing(self, block: SampleBlock) -> None:
+        """Remember still standing stretches (>= 1 s) for the drift check."""
+        still = still_mask(block, self.settings.calibration)
+        m = self.calibration.mounting
+        u_up = m["upper"].to_body(self._last_gravity["upper"])
+        still &= u_up[:, 0] > np.cos(np.radians(25.0))  # upright-ish (not lying, not bent over)
+        run = self._still_run
+        for i in range(len(block)):
+            if still[i]:
+                if run is None:
+                    run = {"t0": float(block.t[i]), "n": 0, "sum": {s: np.zeros(3) for s in block.sensors}}
+                run["n"] += 1
+                run["t1"] = float(block.t[i])
+                for s in block.sensors:
+                    run["sum"][s] = run["sum"][s] + self._last_gravity[s][i]
+            elif run is not None:
+                self._close_standing(run)
+                run = None
+        self._still_run = run
+
+    def _close_standing(self, run: dict) -> None:
+        if run["t1"] - run["t0"] >= 1.0:
+            self._standing.append((run["t0"], run["t1"], {s: v / run["n"] for s, v in run["sum"].items()}))
+            del self._standing[:-8]
+
+    def _drift_check(self, set_number: int, t_set: float) -> None:
+        """Compare the last still standing before the set with the calibration."""
+        if self.calibration is None or set_number in self._drift_checked:
+            return
+        cands = list(self._standing)
+        run = self._still_run
+        if run is not None and run.get("t1", -1e18) - run["t0"] >= 1.0:
+            cands.append((run["t0"], run["t1"], {s: v / run["n"] for s, v in run["sum"].items()}))
+        cands = [c for c in cands if c[1] <= t_set + 1e-9 and t_set - c[1] <= 60.0]
+        if not cands:
+            return
+        self._drift_checked.add(set_number)
+        t0, t1, u = cands[-1]
+        m = self.calibration.mounting
+        drift = {s: round(drift_deg(m[s], u[s]), 2) for s in u if s in m}
+        flagged = any(v > self.settings.drift_limit_deg for v in drift.values())
+        check = {"set": set_number, "t": round(t1, 4), "drift_deg": drift, "flagged": flagged, "rezeroed": False}
+        if flagged and self.settings.rezero_on_drift:
+            for s in drift:
+                m[s] = rezero(m[s], u[s])
+            check["rezeroed"] = True
+            if self._tracker is not None:
+                self._start_tracker(self._tracker.rate)
+        self.drift_checks.append(check)
 
     def _follow_rate(self, sensor: str, rate: float) -> None:
         """The wearable changed its sample rate (SET_RATE): carry the
@@ -265,6 +560,12 @@ class Pipeline:
         if t_end is None:
             t_end = float("nan")
         self.detector.finish(t_end)
+        self.shadow.finish(t_end)
+        if self.holds.current is not None:
+            self.holds._close(t_end if t_end == t_end else (self._t_last if self._t_last is not None else t_end))
+        if self._still_run is not None:
+            self._close_standing(self._still_run)
+            self._still_run = None
         if self.reps is not None:
             self.reps.finish()
             for ev in self.events:
@@ -279,15 +580,40 @@ class Pipeline:
                         break
         return self.events
 
+    def warmup_for(self, st: SetRecord) -> dict:
+        """Whether a warm-up came before set ``st``: an earlier set of the same
+        exercise, or ``warmup_moves`` bends through ``warmup_share`` of the range."""
+        earlier = [o.set for o in self.set_records if o.exercise == st.exercise and o.t_end < st.t_start]
+        moves = sum(1 for t in self._moves if t < st.t_start)
+        if earlier:
+            how = f"after set {earlier[-1]} of {st.exercise}"
+        elif moves >= self.settings.warmup_moves:
+            how = f"{moves} bends through {self.settings.warmup_share:.0%} of the range"
+        else:
+            how = None
+        return {"warmed_up": how is not None, "warmup": how, "range_moves_before": moves}
+
     def summary(self) -> dict:
+        sets = []
+        for st in self.set_records:
+            d = st.as_dict() if hasattr(st, "as_dict") else _record(st)
+            reps = [r for r in self.rep_records if r.set == st.set]
+            d["peak_flexion_deg"] = round(max(r.peak_flexion_deg for r in reps), 2) if reps else None
+            d.update(self.warmup_for(st))
+            sets.append(d)
         return {
             "type": "summary",
             "events": [e.as_dict() for e in self.events],
             "reps": [r.as_dict() if hasattr(r, "as_dict") else _record(r) for r in self.rep_records],
-            "sets": [s.as_dict() if hasattr(s, "as_dict") else _record(s) for s in self.set_records],
+            "sets": sets,
+            "holds": [h.as_dict() for h in self.holds.holds],
+            "drift_checks": list(self.drift_checks),
+            "drift_flagged": any(c["flagged"] for c in self.drift_checks),
+            "suppressed": [e.as_dict() for e in self.shadow.events],
             "stats": self.decoder.stats.as_dict(),
             "angle": self.angle_label,
             "calibrated": self.calibration is not None,
+            "alignment": None if self.calibration is None else self.calibration.alignment,
             "limits": self.limits.as_dict(),
             "phase": self.phase,
         }

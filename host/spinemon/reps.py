@@ -78,7 +78,7 @@ __all__ = [
 ]
 
 #: exercises the segmenter knows (same names as :data:`spinemon.detect.PROFILES`)
-EXERCISES: tuple[str, ...] = ("deadlift", "squat", "overhead_press", "curl", "generic")
+EXERCISES: tuple[str, ...] = ("deadlift", "squat", "overhead_press", "curl", "row", "bench", "generic")
 
 _R2D = 180.0 / math.pi
 
@@ -122,6 +122,10 @@ REP_PROFILES: dict[str, RepProfile] = {
     "squat": RepProfile("squat", enter_deg=15.0),
     "overhead_press": RepProfile("overhead_press", enter_deg=3.0),
     "curl": RepProfile("curl", enter_deg=0.6),
+    # not in the simulated wearer yet (tempo/amplitude are estimates): a
+    # bent-over row moves the hinged trunk a little, a bench press barely
+    "row": RepProfile("row", enter_deg=1.5),
+    "bench": RepProfile("bench", enter_deg=0.6),
     # unknown exercise: a clear trunk motion; the smallest curls are missed
     "generic": RepProfile("generic", enter_deg=3.0),
 }
@@ -422,6 +426,9 @@ class RepSegmenter:
         self._walk_since: float | None = None  # first sample of the current W > walk_deg_s stretch
         self._t_last: float | None = None
         self._t_first: float | None = None
+        #: per sample of the last block given to :meth:`update`: inside a set
+        #: (see :attr:`in_set`) -- the pipeline watches limits only there
+        self.in_set_mask: np.ndarray = np.zeros(0, dtype=bool)
 
     # -- public state ------------------------------------------------------
     @property
@@ -437,6 +444,22 @@ class RepSegmenter:
         if r is None or r.number is None or self._state == _IDLE:
             return None
         return len(r.reps) + len(self._pending) + 1
+
+    @property
+    def in_set(self) -> bool:
+        """The lifter is inside a set now: a labelled set is open, or an
+        automatically found one is confirmed, or this motion follows an
+        accepted/pending rep closely enough to be its set's next rep (so the
+        second rep of an unlabelled set is watched already). False while
+        walking, and between sets (after walking or ``rest_gap_s`` of no reps):
+        plate loading, sitting down or a single stray bend are not in a set."""
+        if self.walking:
+            return False
+        r = self._run
+        if r is not None and (r.labelled or r.number is not None):
+            return True
+        n = len(self._pending) + (len(r.reps) if r is not None else 0)
+        return n >= max(1, self.settings.min_reps_unlabelled - 1)
 
     @property
     def ready(self) -> bool:
@@ -475,6 +498,17 @@ class RepSegmenter:
         number = int(set_number) if set_number is not None else self._next_set
         self._next_set = max(self._next_set, number + 1)
         self._run = _Run(self.exercise, number, True, t_label)
+
+    def end_set(self, t: float | None = None) -> list[RepRecord | SetRecord]:
+        """Close the open set now (the lifter moved on to something that is
+        not counted in reps, e.g. a plank); returns the records that became known."""
+        t_end = float(t) if t is not None else (self._t_last if self._t_last is not None else math.nan)
+        for c in self._pending:
+            self._accept(c, t_end)
+        self._pending = []
+        self._close_run(t_end)
+        out, self._out = self._out, []
+        return out
 
     # -- data path -----------------------------------------------------------
     def update(
@@ -525,6 +559,7 @@ class RepSegmenter:
             None if la is None else la.tolist(),
             None if tw is None else tw.tolist(),
         )
+        armed = np.zeros(n, dtype=bool)
         for i in range(n):
             self._step(
                 cols[0][i],
@@ -535,6 +570,8 @@ class RepSegmenter:
                 None if cols[3] is None else cols[3][i],
                 None if cols[4] is None else cols[4][i],
             )
+            armed[i] = self.in_set
+        self.in_set_mask = armed
         out, self._out = self._out, []
         return out
 

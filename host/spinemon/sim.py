@@ -68,6 +68,7 @@ __all__ = [
     "Exercise",
     "Fault",
     "EXERCISES",
+    "HOLD_EXERCISES",
     "FAULTS",
     "FAULTS_BY_EXERCISE",
     "SetSpec",
@@ -76,6 +77,7 @@ __all__ = [
     "RepTruth",
     "SetTruth",
     "CalibrationTruth",
+    "HoldTruth",
     "ImuSignals",
     "SimSession",
     "simulate",
@@ -85,16 +87,25 @@ __all__ = [
 
 G = 9.80665
 
-Exercise = Literal["deadlift", "squat", "overhead_press", "curl"]
-Fault = Literal["rounding", "arching", "hip_swing", "twisting"]
+Exercise = Literal["deadlift", "squat", "overhead_press", "curl", "plank", "bird_dog", "dead_bug", "glute_bridge"]
+Fault = Literal["rounding", "arching", "hip_swing", "twisting", "creep", "sag", "pike", "pelvis_rotation"]
+#: lifts (counted in reps)
 EXERCISES: tuple[str, ...] = ("deadlift", "squat", "overhead_press", "curl")
-FAULTS: tuple[str, ...] = ("rounding", "arching", "hip_swing", "twisting")
-#: which faults each exercise can show
+#: core holds (timed): plank face down, bird dog on all fours, dead bug on the back, glute bridge
+HOLD_EXERCISES: tuple[str, ...] = ("plank", "bird_dog", "dead_bug", "glute_bridge")
+FAULTS: tuple[str, ...] = ("rounding", "arching", "hip_swing", "twisting", "creep", "sag", "pike", "pelvis_rotation")
+#: which faults each exercise can show. ``creep``: fatigue -- the rep rounds
+#: 15-18 deg more than the set's first rep (whose flexion is then kept small),
+#: but stays below half the range
 FAULTS_BY_EXERCISE: dict[str, tuple[str, ...]] = {
-    "deadlift": ("rounding", "twisting"),
-    "squat": ("rounding", "twisting"),
+    "deadlift": ("rounding", "twisting", "creep"),
+    "squat": ("rounding", "twisting", "creep"),
     "overhead_press": ("arching", "twisting"),
     "curl": ("hip_swing", "twisting"),
+    "plank": ("sag", "pike"),
+    "bird_dog": ("pelvis_rotation", "arching"),
+    "dead_bug": ("pelvis_rotation", "arching"),
+    "glute_bridge": ("arching",),
 }
 IMU_NAMES = ("upper", "lower")  # protocol mask bit 0, bit 1
 
@@ -122,10 +133,26 @@ class SetSpec:
     faults: dict[int, Fault] = field(default_factory=dict)
     rest_s: float = 5.0
     walk_during_rest: bool = False
+    #: rest sitting down: walk 2 s to a bench, sit slumped (lumbar flexion
+    #: 55-65 % of the range, past hinge limits), walk 2 s back; rest_s >= 8
+    sit_during_rest: bool = False
+    #: how the plate is picked up in a walking rest: "neutral" (hip hinge) or
+    #: "rounded" (lumbar flexion 60-75 % of the range: past the flexion limit)
+    plate_pickup: str = "neutral"
+    #: unrack and walk out (squat-style) before the first rep, walk in after the last
+    unrack: bool = False
+    #: holds (core exercises): seconds each hold lasts; ``reps`` holds per set
+    hold_s: float = 20.0
 
     def __post_init__(self) -> None:
-        if self.exercise not in EXERCISES:
-            raise ConfigError(f"unknown exercise {self.exercise!r}; choose one of {', '.join(EXERCISES)}")
+        if self.exercise not in EXERCISES + HOLD_EXERCISES:
+            raise ConfigError(f"unknown exercise {self.exercise!r}; choose one of {', '.join(EXERCISES + HOLD_EXERCISES)}")
+        if self.plate_pickup not in ("neutral", "rounded"):
+            raise ConfigError(f"plate_pickup must be 'neutral' or 'rounded', not {self.plate_pickup!r}")
+        if self.sit_during_rest and (self.walk_during_rest or self.rest_s < 8.0):
+            raise ConfigError("sit_during_rest needs rest_s >= 8 and excludes walk_during_rest")
+        if not (isinstance(self.hold_s, (int, float)) and 5.0 <= self.hold_s <= 600.0):
+            raise ConfigError(f"hold_s must be 5..600 s, not {self.hold_s!r}")
         if isinstance(self.reps, bool) or not isinstance(self.reps, int) or not 1 <= self.reps <= 100:
             raise ConfigError(f"reps must be an integer 1..100, not {self.reps!r}")
         if not isinstance(self.faults, dict):
@@ -146,6 +173,11 @@ class SetSpec:
             "faults": [[r, f] for r, f in sorted(self.faults.items())],
             "rest_s": float(self.rest_s),
             "walk_during_rest": bool(self.walk_during_rest),
+            # newer options only when used (older recordings stay as they were)
+            **({"sit_during_rest": True} if self.sit_during_rest else {}),
+            **({"plate_pickup": self.plate_pickup} if self.plate_pickup != "neutral" else {}),
+            **({"unrack": True} if self.unrack else {}),
+            **({"hold_s": float(self.hold_s)} if self.exercise in HOLD_EXERCISES else {}),
         }
 
 
@@ -159,6 +191,10 @@ class SimSettings:
     gyro_noise: float = 0.004  # rad/s rms per axis
     gyro_bias_dps: float = 1.0  # each axis' constant bias is uniform in +-this
     misalignment_deg: float = 4.0  # each sensor is off by 0.5..1 x this, random axis
+    #: crooked mounting: each sensor is also turned about the spine axis (X),
+    #: upper by +this, lower by -0.6 x this (deg; 30..90 leaks flexion into
+    #: lateral bend unless calibration finds the heading)
+    mount_yaw_deg: float = 0.0
     sacrum_tilt_deg: tuple[float, float] = (15.0, 25.0)  # lower sensor pitch, range
     accel_fs_g: int = 8
     gyro_fs_dps: int = 1000
@@ -175,6 +211,8 @@ class SimSettings:
         if not imus or len(set(imus)) != len(imus) or any(i not in IMU_NAMES for i in imus):
             raise ConfigError(f"imus must be a non-empty subset of {IMU_NAMES}, not {self.imus!r}")
         object.__setattr__(self, "imus", imus)
+        if not (isinstance(self.mount_yaw_deg, (int, float)) and -180.0 <= self.mount_yaw_deg <= 180.0):
+            raise ConfigError(f"mount_yaw_deg must be -180..180, not {self.mount_yaw_deg!r}")
         for name in ("accel_noise", "gyro_noise", "gyro_bias_dps", "misalignment_deg", "radio_delay_s", "radio_jitter_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v < 1e3 and math.isfinite(v)):
@@ -240,6 +278,8 @@ class Wearer:
     lumbar_to_upper_m: float = 0.20  # lumbar pivot -> upper sensor, along thorax X
     hip_to_lower_m: float = 0.10  # hip joint -> lower sensor, along pelvis X
     skin_depth_m: float = 0.08  # sensors sit this far posterior of the joints
+    mount_yaw_upper_deg: float = 0.0  # crooked mounting about the spine axis
+    mount_yaw_lower_deg: float = 0.0
 
     @classmethod
     def from_seed(cls, seed: int, settings: SimSettings = SimSettings()) -> "Wearer":
@@ -267,15 +307,19 @@ class Wearer:
             lumbar_to_upper_m=float(0.20 * scale),
             hip_to_lower_m=float(0.10 * scale),
             skin_depth_m=float(rng.uniform(0.06, 0.10)),
+            mount_yaw_upper_deg=float(settings.mount_yaw_deg),
+            mount_yaw_lower_deg=float(-0.6 * settings.mount_yaw_deg),
         )
 
     def body_from_sensor(self, imu: str) -> np.ndarray:
         """The true mounting rotation ``R_bs`` (3x3): v_body = R_bs @ v_sensor."""
         if imu == "upper":
-            return Rotation.from_rotvec(np.array(self.misalignment_upper) * _D2R).as_matrix()
+            yaw = _rx(np.array([self.mount_yaw_upper_deg * _D2R]))[0]
+            return Rotation.from_rotvec(np.array(self.misalignment_upper) * _D2R).as_matrix() @ yaw
         if imu == "lower":
             tilt = _ry(np.array([self.sacrum_tilt_deg * _D2R]))[0]
-            return tilt @ Rotation.from_rotvec(np.array(self.misalignment_lower) * _D2R).as_matrix()
+            yaw = _rx(np.array([self.mount_yaw_lower_deg * _D2R]))[0]
+            return tilt @ Rotation.from_rotvec(np.array(self.misalignment_lower) * _D2R).as_matrix() @ yaw
         raise ConfigError(f"unknown imu {imu!r}")
 
     def gyro_bias(self, imu: str) -> np.ndarray:
@@ -324,6 +368,20 @@ class SetTruth:
     t_end: float
     reps: int
     faults: tuple[tuple[int, str], ...]
+
+
+@dataclass(frozen=True)
+class HoldTruth:
+    """One hold of a core exercise: ``t_start``..``t_end`` in the posture
+    (after getting down, before getting up); the fault, if any, and when."""
+
+    set: int
+    hold: int
+    exercise: str
+    t_start: float
+    t_end: float
+    fault: str | None
+    fault_interval: tuple[float, float] | None
 
 
 @dataclass(frozen=True)
@@ -379,6 +437,9 @@ class SimSession:
     reps: list[RepTruth]
     sets: list[SetTruth]
     calibration: CalibrationTruth
+    holds: list[HoldTruth] = field(default_factory=list)
+    #: between-set activities: (kind, t_start, t_end), kind in walk, plate, sit, unrack, warmup
+    activities: list[tuple[str, float, float]] = field(default_factory=list)
 
     @property
     def n_samples(self) -> int:
@@ -406,6 +467,7 @@ class SimSession:
             "sets": [_record(s) for s in self.sets],
             "reps": [_record(r) for r in self.reps],
             "calibration": _record(cal),
+            "holds": [_record(h) for h in self.holds],
             "mounting": {name: imu.body_from_sensor.round(12).tolist() for name, imu in self.imus.items()},
         }
 
@@ -563,6 +625,8 @@ class _Plan:
     neutral: tuple[float, float] | None
     rom: tuple[float, float] | None
     standing_after: tuple[float, float] | None
+    holds: list = field(default_factory=list)
+    activities: list = field(default_factory=list)
 
 
 def _bump(ch: int, amp: float, t0: float, dur: float, fr: tuple[float, float, float, float]) -> tuple:
@@ -574,7 +638,19 @@ def _pulse(ch: int, amp: float, t0: float, dur: float) -> tuple:
     return (_PULSE, ch, t0, t0 + dur, (amp,))
 
 
-def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Generator, w: Wearer, bursts: bool) -> tuple[list, float]:
+def _creep_flex(fault: str | None, rng: np.random.Generator, w: Wearer, set_state: dict | None) -> float | None:
+    """Lumbar flexion of a rep in a set with spine creep (None: not such a set)."""
+    if set_state is None or not set_state.get("creep"):
+        return None
+    if fault == "creep":
+        return min(set_state["base"] + rng.uniform(15.0, 18.0), 0.45 * w.rom_flexion_deg)
+    flex = rng.uniform(5.0, 9.0)
+    if set_state.get("base") is None:
+        set_state["base"] = flex
+    return flex
+
+
+def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Generator, w: Wearer, bursts: bool, set_state: dict | None = None) -> tuple[list, float]:
     """Components of one rep starting at t0; returns (components, duration)."""
     U = rng.uniform
     d = _D2R
@@ -586,9 +662,12 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
         dur = U(2.6, 3.6)
         main = (0.0, 0.38, 0.46, 0.92)
         pitch = U(50, 70)
+        creep = _creep_flex(fault, rng, w, set_state)
         if fault == "rounding":
             flex = rom_f * U(0.66, 0.78)
             pitch -= U(5, 12)
+        elif creep is not None:
+            flex = creep
         else:
             flex = min(U(5, 15), 0.27 * rom_f)
         comps += [
@@ -602,10 +681,14 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
         dur = U(2.8, 4.0)
         main = (0.0, 0.40, 0.50, 0.92)
         pitch = U(30, 45)
+        creep = _creep_flex(fault, rng, w, set_state)
         if fault == "rounding":  # "butt wink": the pelvis tucks under at the bottom
             flex = rom_f * U(0.64, 0.72)
             fr = (0.22, 0.42, 0.50, 0.72)
             comps.append(_bump(PELVIS_PITCH, -U(5, 10) * d, t0, dur, fr))
+        elif creep is not None:
+            flex = creep
+            fr = (0.04, 0.40, 0.50, 0.90)
         else:
             flex = U(3, 12)
             fr = (0.04, 0.40, 0.50, 0.90)
@@ -712,7 +795,101 @@ def _plate_components(t0: float, rng: np.random.Generator, bursts: bool) -> list
     return comps
 
 
-def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, calibration: bool, rom: bool) -> _Plan:
+def _plate_rounded(t0: float, rng: np.random.Generator, w: Wearer, bursts: bool) -> list[tuple]:
+    """Picking up a plate with a rounded back: lumbar flexion 60-75 % of the range."""
+    U = rng.uniform
+    d = _D2R
+    fr = (0.05, 0.4, 0.5, 0.9)
+    comps = [
+        _bump(PELVIS_PITCH, U(30, 45) * d, t0, 3.0, fr),
+        _bump(LUMBAR_FLEX, w.rom_flexion_deg * U(0.60, 0.75) * d, t0, 3.0, fr),
+        _bump(HIP_UP, -U(0.10, 0.20), t0, 3.0, fr),
+        _bump(HIP_FWD, -U(0.05, 0.10), t0, 3.0, fr),
+    ]
+    if bursts:
+        comps.append(_pulse(ACC_UP, U(2.0, 4.0), t0 + 0.5 * 3.0, U(0.05, 0.15)))
+    return comps
+
+
+def _sit_components(t0: float, dur: float, rng: np.random.Generator, w: Wearer, bursts: bool) -> list[tuple]:
+    """Sitting down on a bench for ``dur`` s: lean forward to sit (1.5 s),
+    sit slumped (pelvis tucked back, lumbar flexion 55-65 % of the range),
+    lean forward to stand up (1.5 s)."""
+    U = rng.uniform
+    d = _D2R
+    r = 1.5 / dur
+    comps = [
+        _bump(PELVIS_PITCH, -U(10, 18) * d, t0, dur, (0.0, r, 1 - r, 1.0)),
+        _bump(LUMBAR_FLEX, w.rom_flexion_deg * U(0.55, 0.65) * d, t0, dur, (0.0, r, 1 - r, 1.0)),
+        _bump(HIP_UP, -U(0.40, 0.50), t0, dur, (0.0, r, 1 - r, 1.0)),
+        _bump(PELVIS_PITCH, U(25, 35) * d, t0, 1.5, (0.0, 0.5, 0.5, 1.0)),
+        _bump(PELVIS_PITCH, U(25, 35) * d, t0 + dur - 1.5, 1.5, (0.0, 0.5, 0.5, 1.0)),
+    ]
+    if bursts:
+        comps.append(_pulse(ACC_UP, -U(2.0, 4.0), t0 + 1.4, U(0.08, 0.15)))
+    return comps
+
+
+def _unrack_components(t0: float, rng: np.random.Generator, bursts: bool) -> tuple[list[tuple], float]:
+    """Unrack (a small dip and drive, 1.2 s) and walk out three steps (2 s), then stand 1 s."""
+    U = rng.uniform
+    d = _D2R
+    fr = (0.0, 0.4, 0.6, 1.0)
+    comps = [_bump(HIP_UP, -U(0.04, 0.07), t0, 1.2, fr), _bump(PELVIS_PITCH, U(4, 8) * d, t0, 1.2, fr)]
+    comps += _walk_components(t0 + 1.2, 2.0, rng, bursts)
+    return comps, 4.2
+
+
+_HOLD_POSTURE = {  # pelvis pitch (deg), hip height change (m)
+    "plank": (90.0, -0.75),
+    "bird_dog": (90.0, -0.45),
+    "dead_bug": (-90.0, -0.85),
+    "glute_bridge": (-90.0, -0.85),
+}
+
+
+def _hold_components(ex: str, fault: str | None, t0: float, hold_s: float, rng: np.random.Generator, w: Wearer) -> tuple[list[tuple], float, tuple[float, float], tuple[float, float] | None]:
+    """Get down (3 s), hold ``hold_s`` s, get up (3 s). Returns
+    (components, duration, hold interval, fault interval)."""
+    U = rng.uniform
+    d = _D2R
+    ramp = 3.0
+    dur = 2 * ramp + hold_s
+    fr = (0.0, ramp / dur, (ramp + hold_s) / dur, 1.0)
+    pitch, hip = _HOLD_POSTURE[ex]
+    comps = [_bump(PELVIS_PITCH, pitch * d, t0, dur, fr), _bump(HIP_UP, hip, t0, dur, fr)]
+    h0, h1 = t0 + ramp, t0 + ramp + hold_s
+    if ex == "glute_bridge":  # hips up (pelvis and thorax in line), held
+        comps.append(_bump(PELVIS_PITCH, U(20, 28) * d, h0 + 0.5, hold_s - 1.0, (0.0, 1.5 / (hold_s - 1.0), 1 - 1.5 / (hold_s - 1.0), 1.0)))
+    # small wobble (breathing, limbs moving)
+    wob = (0.0, 0.2, 0.8, 1.0)
+    comps += [
+        (_OSC, LUMBAR_FLEX, h0, h1, (U(0.5, 1.5) * d, U(0.2, 0.3), 0.0, 1.0)),
+        (_OSC, LUMBAR_TWIST, h0, h1, (U(0.5, 2.0) * d, U(0.2, 0.3), 0.5, 1.0)),
+        (_OSC, PELVIS_ROLL, h0, h1, (U(0.5, 2.0) * d, U(0.2, 0.3), 1.0, 1.0)),
+        _bump(LUMBAR_FLEX, U(-2, 2) * d, h0, hold_s, wob),
+    ]
+    fault_iv = None
+    if fault is not None:
+        fdur = min(6.0, hold_s - 4.0)
+        f0 = h0 + (hold_s - fdur) / 2
+        ffr = (0.0, 0.3, 0.7, 1.0)
+        rom_f, rom_e = w.rom_flexion_deg, -w.rom_extension_deg
+        if fault == "sag":
+            comps.append(_bump(LUMBAR_FLEX, -rom_e * U(0.55, 0.70) * d, f0, fdur, ffr))
+        elif fault == "pike":
+            comps.append(_bump(LUMBAR_FLEX, rom_f * U(0.50, 0.60) * d, f0, fdur, ffr))
+            comps.append(_bump(PELVIS_PITCH, U(8, 12) * d * (1 if pitch > 0 else -1), f0, fdur, ffr))
+        elif fault == "arching":
+            share = (0.60, 0.75) if ex == "glute_bridge" else (0.55, 0.70)
+            comps.append(_bump(LUMBAR_FLEX, -rom_e * U(*share) * d, f0, fdur, ffr))
+        elif fault == "pelvis_rotation":
+            comps.append(_bump(LUMBAR_TWIST, rng.choice((-1.0, 1.0)) * U(18, 25) * d, f0, fdur, ffr))
+        fault_iv = (f0 + 0.3 * fdur, f0 + 0.7 * fdur)
+    return comps, dur, (h0, h1), fault_iv
+
+
+def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, calibration: bool, rom: bool, warmup: int = 0) -> _Plan:
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
     U = rng.uniform
     d = _D2R
@@ -736,36 +913,78 @@ def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, 
             t += 2.0
     else:
         t = 1.0
+    holds: list = []
+    acts: list = []
+    if warmup:
+        # slow toe touches through the range, far enough apart not to form a set
+        wrng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(4,)))
+        t += 1.0
+        for _ in range(int(warmup)):
+            fr = (0.0, 0.4, 0.5, 1.0)
+            comps.append(_bump(LUMBAR_FLEX, w.rom_flexion_deg * wrng.uniform(0.70, 0.80) * d, t, 4.0, fr))
+            comps.append(_bump(PELVIS_PITCH, wrng.uniform(40, 60) * d, t, 4.0, fr))
+            acts.append(("warmup", t, t + 4.0))
+            t += 4.0 + 6.5
     reps: list[_RepPlan] = []
     set_rows = []
     for i, spec in enumerate(sets, 1):
         t += U(1.0, 2.0)  # set up, grip the bar
-        first = t
-        for r in range(1, spec.reps + 1):
-            fault = spec.faults.get(r)
-            c, dur = _rep_components(spec.exercise, fault, t, rng, w, settings.bursts)
+        if spec.unrack:
+            c, dur = _unrack_components(t, rng, settings.bursts)
             comps += c
-            reps.append(_RepPlan(i, r, spec.exercise, t, t + dur, fault))
+            acts.append(("unrack", t, t + dur))
             t += dur
-            if r < spec.reps:
-                t += U(0.4, 1.0)
+        first = t
+        set_state = {"creep": "creep" in spec.faults.values(), "base": None}
+        if spec.exercise in HOLD_EXERCISES:
+            for r in range(1, spec.reps + 1):
+                fault = spec.faults.get(r)
+                c, dur, hiv, fiv = _hold_components(spec.exercise, fault, t, float(spec.hold_s), rng, w)
+                comps += c
+                holds.append((i, r, spec.exercise, hiv[0], hiv[1], fault, fiv))
+                t += dur
+                if r < spec.reps:
+                    t += U(2.0, 3.0)
+        else:
+            for r in range(1, spec.reps + 1):
+                fault = spec.faults.get(r)
+                c, dur = _rep_components(spec.exercise, fault, t, rng, w, settings.bursts, set_state)
+                comps += c
+                reps.append(_RepPlan(i, r, spec.exercise, t, t + dur, fault))
+                t += dur
+                if r < spec.reps:
+                    t += U(0.4, 1.0)
         set_rows.append((i, spec.exercise, first, t, spec.reps, tuple(sorted(spec.faults.items()))))
         t += U(0.2, 0.5)
-        if settings.bursts:  # the bar goes down
+        if settings.bursts and spec.exercise not in HOLD_EXERCISES:  # the bar goes down
             comps.append(_pulse(ACC_UP, U(3.0, 6.0), t, U(0.05, 0.15)))
         t += 1.0
+        if spec.unrack:  # walk the bar back in and rack it
+            comps += _walk_components(t, 2.0, rng, settings.bursts)
+            acts.append(("walk", t, t + 2.0))
+            t += 2.0
         last = i == len(sets)
         rest = 2.0 if last else float(spec.rest_s)
         if spec.walk_during_rest and not last and rest >= 2.0:
             if rest >= 9.0:  # walk to the plates, load one, walk back
                 leg = (rest - 3.0) / 2
                 comps += _walk_components(t, leg, rng, settings.bursts)
-                comps += _plate_components(t + leg, rng, settings.bursts)
+                if spec.plate_pickup == "rounded":
+                    comps += _plate_rounded(t + leg, rng, w, settings.bursts)
+                else:
+                    comps += _plate_components(t + leg, rng, settings.bursts)
                 comps += _walk_components(t + leg + 3.0, leg, rng, settings.bursts)
+                acts += [("walk", t, t + leg), ("plate", t + leg, t + leg + 3.0), ("walk", t + leg + 3.0, t + rest)]
             else:
                 comps += _walk_components(t, rest, rng, settings.bursts)
+                acts.append(("walk", t, t + rest))
+        elif spec.sit_during_rest and not last:
+            comps += _walk_components(t, 2.0, rng, settings.bursts)
+            comps += _sit_components(t + 2.0, rest - 4.0, rng, w, settings.bursts)
+            comps += _walk_components(t + rest - 2.0, 2.0, rng, settings.bursts)
+            acts += [("walk", t, t + 2.0), ("sit", t + 2.0, t + rest - 2.0), ("walk", t + rest - 2.0, t + rest)]
         t += rest
-    return _Plan(_Timeline(comps), t, reps, set_rows, neutral, rom_iv, after)
+    return _Plan(_Timeline(comps), t, reps, set_rows, neutral, rom_iv, after, holds, acts)
 
 
 # ---------------------------------------------------------------------------
@@ -894,7 +1113,7 @@ def _wrap_deg(a: np.ndarray) -> np.ndarray:
     return (a + 180.0) % 360.0 - 180.0
 
 
-def _prepare(sets, seed, settings, calibration, rom, wearer):
+def _prepare(sets, seed, settings, calibration, rom, wearer, warmup=0):
     seed = _check_seed(seed)
     if not isinstance(settings, SimSettings):
         raise ConfigError("settings must be a SimSettings")
@@ -906,7 +1125,9 @@ def _prepare(sets, seed, settings, calibration, rom, wearer):
         wearer = Wearer.from_seed(seed, settings)
     elif not isinstance(wearer, Wearer):
         raise ConfigError("wearer must be a Wearer")
-    plan = _plan(sets, seed, wearer, settings, bool(calibration), bool(rom))
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= 20:
+        raise ConfigError(f"warmup must be an integer 0..20 (toe touches), not {warmup!r}")
+    plan = _plan(sets, seed, wearer, settings, bool(calibration), bool(rom), warmup)
     return seed, sets, wearer, _Renderer(plan, wearer, settings, seed)
 
 
@@ -917,11 +1138,12 @@ def iter_frames(
     calibration: bool = True,
     rom: bool = True,
     wearer: Wearer | None = None,
+    warmup: int = 0,
 ) -> Iterator[tuple[bytes, float]]:
     """Yield ``(frame, send_time_s)`` for the session, rendering it chunk by
     chunk (memory stays bounded for sessions of hours). Same frames as
     ``simulate(...).frames``."""
-    _, _, _, rend = _prepare(sets, seed, settings, calibration, rom, wearer)
+    _, _, _, rend = _prepare(sets, seed, settings, calibration, rom, wearer, warmup)
     for c in range(rend.n_chunks()):
         frames, times = rend.frames(c, rend.render(c))
         yield from zip(frames, times.tolist())
@@ -934,12 +1156,14 @@ def simulate(
     calibration: bool = True,
     rom: bool = True,
     wearer: Wearer | None = None,
+    warmup: int = 0,
 ) -> SimSession:
     """Simulate a session: calibration (neutral standing for 3 s, then, if
     ``rom``, a range-of-motion sweep), then ``sets``. Deterministic: the same
     arguments give byte-identical frames. ``wearer`` overrides the one drawn
-    from the seed."""
-    seed, sets, wearer, rend = _prepare(sets, seed, settings, calibration, rom, wearer)
+    from the seed. ``warmup``: that many slow toe touches (70-80 % of the
+    flexion range, 10.5 s apart) after calibration, before the first set."""
+    seed, sets, wearer, rend = _prepare(sets, seed, settings, calibration, rom, wearer, warmup)
     parts, frames, ftimes = [], [], []
     for c in range(rend.n_chunks()):
         r = rend.render(c)
@@ -1024,4 +1248,6 @@ def simulate(
         reps=reps,
         sets=set_truth,
         calibration=cal,
+        holds=[HoldTruth(i, r, ex, t0_dev + a, t0_dev + b, f, shift(fiv)) for i, r, ex, a, b, f, fiv in p.holds],
+        activities=[(k, t0_dev + a, t0_dev + b) for k, a, b in p.activities],
     )

@@ -1,0 +1,111 @@
+"""`spinemon calibrate`: guided calibration (neutral rejected on movement,
+range of motion, each sensor's heading from the bend) stored in the profile."""
+
+import argparse
+import io
+import json
+
+import numpy as np
+import pytest
+
+from spinemon import calibrate, sim
+from spinemon.calibration import CalibrationSettings, Calibrator
+from spinemon.errors import CalibrationError, ConfigError
+from spinemon.pipeline import Pipeline
+from spinemon.profile_store import ProfileError, UserProfile, load_profile, parse_limit_override, save_profile
+from spinemon.stream import SampleBlock
+
+
+@pytest.mark.parametrize("yaw", [0.0, 45.0, -90.0])
+def test_heading_and_range_of_motion_from_the_bends(yaw):
+    session = sim.simulate([], 3, sim.SimSettings(mount_yaw_deg=yaw))
+    out = calibrate.calibrate_frames(zip(session.frames, session.frame_times))
+    cal = out.calibration
+    assert cal.alignment["upper"]["heading_deg"] == pytest.approx(yaw, abs=8.0)
+    assert cal.alignment["lower"]["heading_deg"] == pytest.approx(-0.6 * yaw, abs=8.0)
+    truth = session.calibration
+    assert cal.rom.flexion_deg == pytest.approx(truth.rom_flexion_deg, abs=4.0)
+    assert cal.rom.extension_deg == pytest.approx(truth.rom_extension_deg, abs=4.0)
+    # the completed mounting maps the true body axes: sensor -> body ~ the truth, up to the small misalignment
+    for s in ("upper", "lower"):
+        err = cal.mounting[s].rotation @ session.imus[s].body_from_sensor.T  # identity if perfect
+        assert np.degrees(np.arccos(np.clip((np.trace(err) - 1) / 2, -1, 1))) < 8.0
+
+
+def _block(session, a, b):
+    t = session.t[a:b]
+    return SampleBlock(
+        seq=session.seq[a:b], t=t,
+        acc={s: session.imus[s].acc[a:b] for s in session.imus}, gyr={s: session.imus[s].gyr[a:b] for s in session.imus},
+        device_angle_deg=np.full(b - a, np.nan), flags=np.zeros(b - a, dtype=np.uint8), rate_hz=100.0,
+    )
+
+
+def test_neutral_is_rejected_and_repeated_when_the_wearer_moves():
+    session = sim.simulate([], 5)
+    bend = int(np.argmax(session.lumbar_flexion_deg))  # in the forward bend: moving
+    c = Calibrator(CalibrationSettings(neutral_s=2.5))
+    assert c.update_neutral(_block(session, 0, 150)) is None  # 1.5 s still: not enough yet
+    assert c.update_neutral(_block(session, bend - 200, bend - 170)) is None  # bending: start again
+    assert c.update_neutral(_block(session, 30, 180)) is None  # 1.5 s: still not enough after the restart
+    assert c.attempts == 2
+    cal = c.update_neutral(_block(session, 180, 290))
+    assert cal is not None and c.phase == "rom"
+
+
+def test_a_stream_that_ends_early_is_a_calibration_error():
+    session = sim.simulate([], 5)
+    with pytest.raises(CalibrationError, match="stand tall"):
+        calibrate.calibrate_frames(list(zip(session.frames, session.frame_times))[:20])
+    with pytest.raises(CalibrationError, match="range-of-motion"):
+        calibrate.calibrate_frames(list(zip(session.frames, session.frame_times))[:200])
+
+
+def test_profile_round_trip_and_bad_files(tmp_path):
+    assert load_profile(tmp_path / "none.json") == UserProfile()
+    session = sim.simulate([], 7)
+    cal = calibrate.calibrate_frames(zip(session.frames, session.frame_times)).calibration
+    prof = UserProfile().with_calibration(cal, device="sim").with_overrides(parse_limit_override("deadlift.flexion_share=0.55"))
+    path = save_profile(prof, tmp_path / "p" / "profile.json")
+    back = load_profile(path)
+    assert back.calibration.as_dict() == cal.as_dict() and back.limit_overrides == {"deadlift": {"flexion_share": 0.55}}
+    # the stored calibration is reused: monitoring at once, limits from the stored ROM and overrides
+    from spinemon.pipeline import PipelineSettings
+
+    p = Pipeline(back.pipeline_settings(PipelineSettings(exercise="deadlift")))
+    assert p.phase == "monitoring" and p.limits.flexion_deg == pytest.approx(0.55 * cal.rom.flexion_deg)
+    assert Pipeline(back.pipeline_settings(PipelineSettings(), recalibrate=True)).phase == "calibrating-neutral"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ProfileError, match="not valid JSON"):
+        load_profile(bad)
+    bad.write_text(json.dumps({"version": 1, "limit_overrides": {"squat": {"flexion_share": "lots"}}}))
+    with pytest.raises(ProfileError, match="flexion_share"):
+        load_profile(bad)
+    for text in ("deadlift=3", "zumba.flexion_share=0.5", "squat.flexion_share=abc", "squat.nope=1"):
+        with pytest.raises(ConfigError):
+            parse_limit_override(text)
+    assert parse_limit_override("curl.swing_deg_s=none") == {"curl": {"swing_deg_s": None}}
+
+
+def _ns(*argv):
+    parser = argparse.ArgumentParser()
+    calibrate.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_calibrate_command_writes_the_profile(tmp_path, monkeypatch):
+    path = tmp_path / "profile.json"
+    monkeypatch.setenv("SPINEMON_PROFILE", str(path))
+    out = io.StringIO()
+    assert calibrate.main(_ns("--sim", "--speed", "0", "--mount-yaw", "70", "--limit", "squat.flexion_share=0.45"), out) == 0
+    text = out.getvalue()
+    assert "Stand tall and still" in text and "range of motion" in text and "upper sensor: turned +" in text
+    prof = load_profile(path)
+    assert prof.device == "sim" and prof.calibration.alignment["upper"]["heading_deg"] == pytest.approx(70.0, abs=8.0)
+    assert prof.limit_overrides == {"squat": {"flexion_share": 0.45}}
+    with pytest.raises(ConfigError):
+        calibrate.main(_ns("--sim", "--speed", "0", "--limit", "squat.flexion_share=9"), io.StringIO())
+    path.write_text("[]")
+    with pytest.raises(ProfileError):
+        calibrate.main(_ns("--sim", "--speed", "0"), io.StringIO())
