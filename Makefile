@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench fuzz setup clean
+.PHONY: demo test bench fuzz campaign setup clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench: $(STAMP)
 # the long fuzz campaign (>= 1,000,000 inputs); not part of `make test`
 fuzz: $(STAMP)
 	$(PY) -m tests.fuzz.campaign
+
+# reliability campaigns (docs/reliability.md): 200 SIGKILLs of the recorder, a 2-hour session
+campaign: $(STAMP)
+	$(PY) -m tests.campaigns.kill --kills 200 --group 10 --jobs 2
+	$(PY) -m tests.campaigns.long_session --minutes 120
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info host/*.egg-info

@@ -6,10 +6,26 @@
 # command (write with response) and status (read + notify: STATUS, ACK,
 # ERROR); Battery (0x180F/0x2A19 read+notify); Device Information (0x180A).
 # The IRQ handler only records events; poll() does the work in the main loop.
+#
+# Security (docs/security.md): LE Secure Connections pairing with bonding.
+# The spinemon characteristics carry the stack's "encrypted" flags, and on
+# top of that (defence in depth) this module ignores COMMAND writes from, and
+# sends nothing to, a connection that is not encrypted with a stored bond.
+# New bonds are accepted only while pairing mode is open (button long-press,
+# or the first PAIRING_AT_BOOT_MS after a boot with no bonds at all); the
+# stack hands every key to store to us (_IRQ_SET_SECRET) and we refuse new
+# ones outside pairing mode, then drop that connection. Bonds live in a small
+# file (BondStore); forget_bonds() clears it.
 
 import binascii
+import json
 
 import spinemon_protocol as sp
+
+try:
+    import os
+except ImportError:  # pragma: no cover
+    import uos as os
 
 try:
     from micropython import const
@@ -23,10 +39,28 @@ _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)
 _IRQ_GATTS_WRITE = const(3)
 _IRQ_MTU_EXCHANGED = const(21)
+_IRQ_ENCRYPTION_UPDATE = const(28)
+_IRQ_GET_SECRET = const(29)
+_IRQ_SET_SECRET = const(30)
+_IRQ_PASSKEY_ACTION = const(31)
 
 _FLAG_READ = const(0x0002)
 _FLAG_WRITE = const(0x0008)
 _FLAG_NOTIFY = const(0x0010)
+_FLAG_READ_ENCRYPTED = const(0x0200)
+_FLAG_WRITE_ENCRYPTED = const(0x1000)
+
+_IO_CAPABILITY_NO_INPUT_OUTPUT = const(3)  # no display, no keyboard: "Just Works"
+
+# NimBLE's secret types (ble_store.h): our keys, the peer's keys, CCCD values
+SEC_OUR = const(1)
+SEC_PEER = const(2)
+SEC_CCCD = const(3)
+
+PAIRING_WINDOW_MS = const(60000)  # pairing mode after the button long-press
+PAIRING_AT_BOOT_MS = const(60000)  # pairing mode after a boot with no bonds
+UNTRUSTED_GRACE_MS = const(30000)  # a central that is not bonded+encrypted by then is dropped
+MAX_SECRETS = const(24)
 
 _ADV_TYPE_FLAGS = const(0x01)
 _ADV_TYPE_UUID128_COMPLETE = const(0x07)
@@ -56,10 +90,120 @@ def advertising_payloads(name):
     return adv, resp
 
 
-class BleLink:
-    """name: advertised/GAP name; min_interval_ms: pacing of stream notifications."""
+class BondStore:
+    """The stack's secrets (sec_type, key) -> value, opaque bytes, in a small
+    JSON file written to a temporary file and renamed. A missing or corrupt
+    file is an empty store (the wearer pairs again). `path=None`: memory only."""
 
-    def __init__(self, radio, uuid, clock, name, fw_revision="0.0.0", model="spinemon-1", min_interval_ms=20, log=None):
+    def __init__(self, path="/bonds.json"):
+        self.path = path
+        self.items = []  # [sec_type, key bytes, value bytes], oldest first
+        self.dirty = False
+        self.problem = None
+        self.load()
+
+    def load(self):
+        self.items = []
+        if self.path is None:
+            return
+        try:
+            with open(self.path) as f:
+                raw = json.loads(f.read())
+            for t, k, v in raw:
+                self.items.append([int(t), binascii.unhexlify(k), binascii.unhexlify(v)])
+        except OSError:
+            pass
+        except (ValueError, TypeError):
+            self.items = []
+            self.problem = "bond store corrupt; bonds forgotten"
+
+    def save(self):
+        """Write the store if it changed; returns False if the flash write failed."""
+        if not self.dirty or self.path is None:
+            self.dirty = False
+            return True
+        out = []
+        for t, k, v in self.items:
+            out.append([t, binascii.hexlify(k).decode(), binascii.hexlify(v).decode()])
+        tmp = self.path + ".tmp"
+        try:
+            with open(tmp, "w") as f:
+                f.write(json.dumps(out))
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+            os.rename(tmp, self.path)
+        except OSError:
+            self.problem = "could not write the bond store"
+            return False
+        self.dirty = False
+        return True
+
+    def _find(self, sec_type, key):
+        for i in range(len(self.items)):
+            it = self.items[i]
+            if it[0] == sec_type and it[1] == key:
+                return i
+        return -1
+
+    def get(self, sec_type, index, key):
+        if key is None:
+            n = 0
+            for it in self.items:
+                if it[0] == sec_type:
+                    if n == index:
+                        return it[2]
+                    n += 1
+            return None
+        i = self._find(sec_type, bytes(key))
+        return self.items[i][2] if i >= 0 else None
+
+    def has(self, sec_type, key):
+        return self._find(sec_type, bytes(key)) >= 0
+
+    def set(self, sec_type, key, value):
+        key = bytes(key)
+        i = self._find(sec_type, key)
+        if value is None:
+            if i >= 0:
+                self.items.pop(i)
+                self.dirty = True
+            return True
+        if i >= 0:
+            self.items.pop(i)
+        elif len(self.items) >= MAX_SECRETS:
+            self.items.pop(0)  # the oldest entry makes room
+        self.items.append([sec_type, key, bytes(value)])
+        self.dirty = True
+        return True
+
+    def bonds(self):
+        """How many peers we hold keys for."""
+        n = 0
+        for it in self.items:
+            if it[0] == SEC_PEER:
+                n += 1
+        return n
+
+    def clear(self):
+        self.items = []
+        self.dirty = True
+        self.save()
+        if self.path is not None:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+
+
+class BleLink:
+    """name: advertised/GAP name; min_interval_ms: pacing of stream notifications;
+    bonds: the BondStore (a memory-only one if None); require_bond: refuse
+    commands from and send nothing to a link without an encrypted bond (the
+    default and what production firmware does)."""
+
+    def __init__(self, radio, uuid, clock, name, fw_revision="0.0.0", model="spinemon-1", min_interval_ms=20, log=None, bonds=None, require_bond=True):
         self.radio = radio
         self.uuid = uuid
         self.clock = clock
@@ -68,6 +212,8 @@ class BleLink:
         self.model = model
         self.min_interval_ms = min_interval_ms
         self.log = log
+        self.bonds = bonds if bonds is not None else BondStore(None)
+        self.require_bond = require_bond
         self.conn = None
         self.mtu = 23
         self.inbox = []
@@ -80,6 +226,17 @@ class BleLink:
         self._need_adv = False
         self._last_notify_ms = None
         self.mtu_changed = False
+        # security state, so a test can ask why a link is (not) trusted
+        self.security = {}  # conn -> (encrypted, authenticated, bonded, key_size)
+        self.refused = []  # connections that tried to bond outside pairing mode
+        self.writes_refused = 0  # COMMAND writes ignored: link not trusted
+        self.bonds_refused = 0  # new keys refused outside pairing mode
+        self.untrusted_dropped = 0  # connections dropped for not bonding in time
+        self.passkey_actions = 0
+        self.pairing_until_ms = None  # pairing mode open until this device time
+        self._conn_since_ms = 0
+        self._drop = []
+        self._new_bond_conn = None
 
     # ---- setup ---------------------------------------------------------------------
     def start(self):
@@ -88,13 +245,14 @@ class BleLink:
         r.active(True)
         r.config(gap_name=self.name)
         r.config(mtu=_LOCAL_MTU)
+        r.config(bond=True, le_secure=True, mitm=False, io=_IO_CAPABILITY_NO_INPUT_OUTPUT)
         r.irq(self._irq)
         spinemon = (
             U(sp.SERVICE_UUID),
             (
-                (U(sp.STREAM_CHAR_UUID), _FLAG_NOTIFY),
-                (U(sp.COMMAND_CHAR_UUID), _FLAG_WRITE),
-                (U(sp.STATUS_CHAR_UUID), _FLAG_READ | _FLAG_NOTIFY),
+                (U(sp.STREAM_CHAR_UUID), _FLAG_NOTIFY | _FLAG_READ_ENCRYPTED),
+                (U(sp.COMMAND_CHAR_UUID), _FLAG_WRITE | _FLAG_WRITE_ENCRYPTED),
+                (U(sp.STATUS_CHAR_UUID), _FLAG_READ | _FLAG_NOTIFY | _FLAG_READ_ENCRYPTED),
             ),
         )
         battery = (U(sp.BATTERY_SERVICE_UUID16), ((U(sp.BATTERY_LEVEL_UUID16), _FLAG_READ | _FLAG_NOTIFY),))
@@ -115,13 +273,63 @@ class BleLink:
         r.gatts_write(h_model, self.model.encode())
         r.gatts_write(h_fw, self.fw_revision.encode())
         r.gatts_write(self.h_battery, bytes((0,)))
+        if self.bonds.problem:
+            self._say(self.bonds.problem)
+        if self.bonds.bonds() == 0:
+            self.enter_pairing_mode(PAIRING_AT_BOOT_MS)  # a new (or reset) wearable can be set up
         self._advertise()
+
+    def _say(self, msg):
+        if self.log:
+            self.log("ble: " + msg)
 
     def _advertise(self):
         adv, resp = advertising_payloads(self.name)
         self.radio.gap_advertise(_ADV_INTERVAL_US, adv_data=adv, resp_data=resp, connectable=True)
         self.advertising = True
         self._need_adv = False
+
+    # ---- pairing mode and bonds ----------------------------------------------------
+    def enter_pairing_mode(self, duration_ms=PAIRING_WINDOW_MS):
+        """Accept new bonds for the next duration_ms."""
+        self.pairing_until_ms = self.clock.now_ms() + duration_ms
+        self._say("pairing mode for %d s" % (duration_ms // 1000))
+
+    def leave_pairing_mode(self):
+        self.pairing_until_ms = None
+
+    def pairing(self):
+        """Is pairing mode open (new bonds accepted)?"""
+        u = self.pairing_until_ms
+        if u is None:
+            return False
+        if self.clock.now_ms() - u >= 0:
+            self.pairing_until_ms = None
+            return False
+        return True
+
+    def bonded(self):
+        """Do we hold at least one bond?"""
+        return self.bonds.bonds() > 0
+
+    def forget_bonds(self):
+        """Clear every stored key and drop the current connection: no host
+        can reconnect until one pairs again (in pairing mode)."""
+        self.bonds.clear()
+        if self.conn is not None:
+            self._drop.append(self.conn)
+        self._say("bonds forgotten")
+
+    def trusted(self, conn=None):
+        """The link (default: the current one) is encrypted with a stored bond."""
+        if conn is None:
+            conn = self.conn
+        if conn is None:
+            return False
+        if not self.require_bond:
+            return True
+        s = self.security.get(conn)
+        return s is not None and bool(s[0]) and bool(s[2]) and conn not in self.refused
 
     # ---- IRQ (keep it short: record, act later in poll) ------------------------------
     def _irq(self, event, data):
@@ -131,48 +339,108 @@ class BleLink:
             self.advertising = False
             self.connects += 1
             self._need_adv = False
+            self.security.pop(data[0], None)
+            self._conn_since_ms = self.clock.now_ms()
         elif event == _IRQ_CENTRAL_DISCONNECT:
             if data[0] == self.conn:
                 self.conn = None
+            self.security.pop(data[0], None)
+            if data[0] in self.refused:
+                self.refused.remove(data[0])
             self.disconnects += 1
             self._need_adv = True
         elif event == _IRQ_GATTS_WRITE:
             conn, handle = data[0], data[1]
             if handle == self.h_command:
+                if not self.trusted(conn):
+                    self.writes_refused += 1  # the stack let it through; we do not
+                    return
                 if len(self.inbox) >= _INBOX_MAX:
                     self.inbox.pop(0)
                 self.inbox.append(bytes(self.radio.gatts_read(handle)))
         elif event == _IRQ_MTU_EXCHANGED:
             self.mtu = data[1]
             self.mtu_changed = True
+        elif event == _IRQ_ENCRYPTION_UPDATE:
+            conn, encrypted, authenticated, bonded, key_size = data
+            self.security[conn] = (bool(encrypted), bool(authenticated), bool(bonded), key_size)
+            if conn in self.refused:
+                self._drop.append(conn)
+        elif event == _IRQ_GET_SECRET:
+            sec_type, index, key = data
+            return self.bonds.get(sec_type, index, None if key is None else bytes(key))
+        elif event == _IRQ_SET_SECRET:
+            sec_type, key, value = data
+            key = bytes(key)
+            if value is not None and sec_type in (SEC_OUR, SEC_PEER) and not self.bonds.has(sec_type, key) and not self.pairing():
+                # a new bond outside pairing mode: not stored, and that link goes
+                self.bonds_refused += 1
+                if self.conn is not None and self.conn not in self.refused:
+                    self.refused.append(self.conn)
+                    self._drop.append(self.conn)
+                return False
+            if value is not None and sec_type == SEC_PEER and not self.bonds.has(sec_type, key):
+                self._new_bond_conn = self.conn
+            return self.bonds.set(sec_type, key, None if value is None else bytes(value))
+        elif event == _IRQ_PASSKEY_ACTION:
+            self.passkey_actions += 1  # no display or keyboard: nothing to show or enter
+        return None
 
     # ---- main-loop side ----------------------------------------------------------------
-    def connected(self):
+    def link_up(self):
+        """A central is connected (trusted or not)."""
         return self.conn is not None
+
+    def connected(self):
+        """A trusted host is connected: the only kind we talk to."""
+        return self.trusted()
 
     def max_payload(self):
         return self.mtu - _ATT_OVERHEAD
 
     def poll(self):
-        """Re-advertise after a disconnect; return the commands received."""
+        """Drop links that must go, save new bonds, re-advertise after a
+        disconnect; return the commands received (trusted links only)."""
+        while self._drop:
+            c = self._drop.pop(0)
+            try:
+                self.radio.gap_disconnect(c)
+            except OSError:
+                pass
+        if self.conn is not None and not self.trusted() and self.clock.now_ms() - self._conn_since_ms >= UNTRUSTED_GRACE_MS:
+            self.untrusted_dropped += 1
+            self._conn_since_ms = self.clock.now_ms()
+            try:
+                self.radio.gap_disconnect(self.conn)
+            except OSError:
+                pass
+        if self.bonds.dirty:
+            self.bonds.save()
+        if self._new_bond_conn is not None and self._new_bond_conn == self.conn and self.trusted():
+            self._new_bond_conn = None
+            self.leave_pairing_mode()  # one new bond per window
+            self._say("bonded")
         if self._need_adv and self.conn is None:
             self._advertise()
         if not self.inbox:
             return ()
         cmds = self.inbox
         self.inbox = []
+        if not self.trusted():
+            self.writes_refused += len(cmds)
+            return ()
         return cmds
 
     def can_send(self):
-        if self.conn is None:
+        if not self.trusted():
             return False
         now = self.clock.now_ms()
         return self._last_notify_ms is None or now - self._last_notify_ms >= self.min_interval_ms
 
     def send_stream(self, frame):
         """Notify one SAMPLES frame. Returns "sent", "busy" (retry later: not
-        connected, paced, or the stack is congested) or "dropped" (does not
-        fit the negotiated MTU)."""
+        connected or not trusted, paced, or the stack is congested) or
+        "dropped" (does not fit the negotiated MTU)."""
         if not self.can_send():
             return "busy"
         if len(frame) > self.max_payload():
@@ -189,10 +457,11 @@ class BleLink:
 
     def send_status(self, frame):
         """A STATUS/ACK/ERROR frame on the status characteristic (notified if
-        connected). STATUS frames also become the readable value."""
+        a trusted host is connected). STATUS frames also become the readable
+        value (the stack serves it to encrypted links only)."""
         if frame[1] == sp.T_STATUS:
             self.radio.gatts_write(self.h_status, frame)
-        if self.conn is None:
+        if not self.trusted():
             return False
         if len(frame) > self.max_payload():
             self.oversize_dropped += 1

@@ -80,10 +80,19 @@ def validate(cfg):
     return out
 
 
+def _sibling(path, name):
+    i = path.rfind("/")
+    return path[: i + 1] + name if i >= 0 else name
+
+
 class ConfigStore:
-    def __init__(self, path="/config.json", boot_path="/boot_count.txt", log=None):
+    def __init__(self, path="/config.json", boot_path="/boot_count.txt", log=None, counter_path=None, bonds_path=None):
         self.path = path
         self.boot_path = boot_path
+        # the last accepted COMMAND counter and the BLE bonds (ble_link.BondStore),
+        # each in its own small file next to the config (docs/security.md)
+        self.counter_path = counter_path or _sibling(path, "counter.txt")
+        self.bonds_path = bonds_path or _sibling(path, "bonds.json")
         self.log = log
         self.defaults_used = False
         self.problem = None
@@ -148,3 +157,28 @@ class ConfigStore:
         except OSError:
             pass
         return n
+
+    def load_counter(self):
+        """The persisted COMMAND counter floor (u32), or None if there is none."""
+        try:
+            with open(self.counter_path) as f:
+                n = int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+        return n & 0xFFFFFFFF
+
+    def save_counter(self, n):
+        """Persist the COMMAND counter floor; returns False if the write failed."""
+        tmp = self.counter_path + ".tmp"
+        try:
+            with open(tmp, "w") as f:
+                f.write(str(n & 0xFFFFFFFF))
+            try:
+                os.remove(self.counter_path)
+            except OSError:
+                pass
+            os.rename(tmp, self.counter_path)
+        except OSError:
+            self._say("could not write the command counter")
+            return False
+        return True

@@ -21,6 +21,16 @@ CONFIRM_PATTERN = (1, 80, 0, 200)
 # the host is gone after this long without an accepted COMMAND (it sends
 # TIME_SYNC every HEARTBEAT_MS while streaming; see docs/protocol.md)
 HOST_SILENCE_US = sp.HOST_SILENCE_MS * 1000
+# BLE command counter persistence (docs/security.md): the floor is written
+# when an accepted counter gets COUNTER_SAVE_EVERY past the saved one, and on
+# disconnect; after a reboot the floor jumps by COUNTER_SAVE_EVERY, so every
+# counter accepted before the reboot stays refused.
+COUNTER_SAVE_EVERY = 64
+# button: held this long -> BLE pairing mode; this long -> forget every bond
+PAIRING_HOLD_MS = 3000
+FORGET_HOLD_MS = 10000
+PAIRING_PATTERN = (2, 80, 80, 200)
+FORGET_PATTERN = (1, 600, 0, 255)
 
 
 def battery_percent(mv):
@@ -75,7 +85,9 @@ class Device:
         self.config_defaults = False
         self.last_counter = None  # the last accepted counter (any link), for STATUS
         self.last_host_us = 0  # device time of the last accepted COMMAND
-        self.link_counters = {}  # link -> last accepted counter: each link is its own host session
+        self.link_counters = {}  # link -> last accepted counter (BLE: persisted, see COUNTER_SAVE_EVERY)
+        self.counter_saved = None  # the BLE counter floor last written to flash
+        self.counter_writes = 0
         self.commands_rejected = 0
         self.frames_sent = 0
         self.stream_link = None
@@ -87,6 +99,9 @@ class Device:
         self._button_state = 1
         self._button_since = 0
         self._button_handled = True
+        self._press_start = None
+        self._hold_level = 0
+        self._ble_disconnects = 0
         self.task_errors = 0
 
     def log(self, msg):
@@ -104,6 +119,13 @@ class Device:
         if self.config_defaults:
             self.log("config defaults in use: %s" % self.store.problem)
         self.boot_count = self.store.bump_boot_count()
+        saved = self.store.load_counter() if hasattr(self.store, "load_counter") else None
+        if saved is not None:
+            # commands accepted since the last write are at most COUNTER_SAVE_EVERY past it
+            floor = sp.wrap32(saved + COUNTER_SAVE_EVERY)
+            self.link_counters["ble"] = floor
+            self.last_counter = floor
+            self._save_counter(floor)
         c = self.cfg
         self.guard = Guard(self.lower is not None, c["tau_acc_s"], c["acc_rejection_m_s2"])
         self.guard.set_thresholds(c["guard_flex_cdeg"], c["guard_ext_cdeg"], c["guard_mode"])
@@ -112,10 +134,11 @@ class Device:
         self._configure_imus(c["rate_hz"])
         link = self.link_override or c["link"]
         if self.radio is not None and link in ("ble", "both"):
-            from ble_link import BleLink
+            from ble_link import BleLink, BondStore
 
             fw = "%d.%d.%d" % FW_VERSION
-            self.ble = BleLink(self.radio, self.uuid, self.clock, self.device_name(), fw_revision=fw, log=self.log)
+            bonds = BondStore(getattr(self.store, "bonds_path", None))
+            self.ble = BleLink(self.radio, self.uuid, self.clock, self.device_name(), fw_revision=fw, log=self.log, bonds=bonds)
             self.ble.start()
         if self.serial_port is not None and link in ("serial", "both"):
             from serial_link import SerialLink
@@ -170,6 +193,11 @@ class Device:
             s |= sp.ST_GUARD_ACTIVE
         if self.serial is not None:
             s |= sp.ST_SERIAL
+        if self.ble is not None:
+            if self.ble.bonded():
+                s |= sp.ST_BONDED
+            if self.ble.pairing():
+                s |= sp.ST_PAIRING
         return s
 
     def status_frame(self):
@@ -231,8 +259,12 @@ class Device:
         if self.ble is not None:
             b = self.ble
             if b.connects != self._ble_connects:
-                self._ble_connects = b.connects
-                self.link_counters.pop("ble", None)  # a new connection starts its own counter
+                self._ble_connects = b.connects  # the counter carries on: a replay on a new link is stale
+            if b.disconnects != self._ble_disconnects:
+                self._ble_disconnects = b.disconnects
+                last = self.link_counters.get("ble")
+                if last is not None and last != self.counter_saved:
+                    self._save_counter(last)
             if b.mtu_changed:
                 b.mtu_changed = False
                 fit = (b.max_payload() - sp.SAMPLES_HEADER_SIZE - sp.CRC_SIZE) // self.sampler.ss
@@ -282,7 +314,10 @@ class Device:
             self.ble.set_battery(battery_percent(self.battery_mv) & 0xFF)
 
     def poll_button(self):
-        """Short press (active low): neutral calibration + a confirming buzz."""
+        """Button (active low). Short press, on release: neutral calibration +
+        a confirming buzz. Held PAIRING_HOLD_MS: BLE pairing mode (two
+        buzzes). Held FORGET_HOLD_MS: every bond forgotten, then pairing mode
+        (one long buzz)."""
         if self.button is None:
             return
         now = self.clock.now_ms()
@@ -294,8 +329,24 @@ class Device:
         elif not self._button_handled and now - self._button_since >= BUTTON_DEBOUNCE_MS:
             self._button_handled = True
             if v == 0:
-                if self.calibrate_neutral():
+                self._press_start = self._button_since
+                self._hold_level = 0
+            elif self._press_start is not None:
+                held = self._button_since - self._press_start
+                self._press_start = None
+                if held < PAIRING_HOLD_MS and self.calibrate_neutral():
                     self.haptics.play(*CONFIRM_PATTERN)
+        if v == 0 and self._press_start is not None and self._button_handled and self.ble is not None:
+            held = now - self._press_start
+            if held >= FORGET_HOLD_MS and self._hold_level < 2:
+                self._hold_level = 2
+                self.ble.forget_bonds()
+                self.ble.enter_pairing_mode()
+                self.haptics.play(*FORGET_PATTERN)
+            elif held >= PAIRING_HOLD_MS and self._hold_level < 1:
+                self._hold_level = 1
+                self.ble.enter_pairing_mode()
+                self.haptics.play(*PAIRING_PATTERN)
 
     def housekeeping(self):
         now = self.clock.now_ms()
@@ -328,6 +379,11 @@ class Device:
         self.store.save(self.cfg)
         return True
 
+    def _save_counter(self, n):
+        if hasattr(self.store, "save_counter") and self.store.save_counter(n):
+            self.counter_saved = n
+            self.counter_writes += 1
+
     def handle_command(self, data, link):
         """One COMMAND frame -> the response frames (ACK or ERROR, plus STATUS
         for GET_STATUS). A bad frame changes nothing."""
@@ -342,6 +398,10 @@ class Device:
             return [sp.encode_error(cmd.counter, cmd.opcode, sp.E_STALE)]
         self.link_counters[link] = cmd.counter
         self.last_counter = cmd.counter
+        if link == "ble":
+            saved = self.counter_saved
+            if saved is None or not sp.counter_is_newer(sp.wrap32(saved + COUNTER_SAVE_EVERY), cmd.counter):
+                self._save_counter(cmd.counter)  # before the command acts
         self.last_host_us = self.clock.now_us()
         op = cmd.opcode
         a = cmd.args

@@ -47,11 +47,6 @@ class Case:
         return self.exit == USAGE
 
 
-HINTLESS_RECORDING = (
-    "recording.load's message has no hint; suggested fix: end RecordingError messages with what to do, e.g. "
-    "\"; give a .spinrec written by 'spinemon simulate' or 'spinemon live'\""
-)
-
 CASES = [
     # -- no command / unknown command ------------------------------------------------------
     Case("top-no-command", (), USAGE, r"no command given"),
@@ -60,13 +55,13 @@ CASES = [
     # -- replay: files ------------------------------------------------------------------------
     Case("replay-missing-file", ("replay", "FILE:missing.spinrec"), ERROR, r"missing\.spinrec.*no such file"),
     Case("replay-empty-file", ("replay", "FILE:empty.spinrec"), ERROR, r"empty"),
-    Case("replay-truncated-magic", ("replay", "FILE:cut-magic.spinrec"), ERROR, r"cut off", xfail=HINTLESS_RECORDING),
-    Case("replay-truncated-header", ("replay", "FILE:cut-header.spinrec"), ERROR, r"header|cut off|truncated", xfail=HINTLESS_RECORDING),
-    Case("replay-corrupt", ("replay", "FILE:corrupt.spinrec"), ERROR, r"header|corrupt", xfail=HINTLESS_RECORDING),
+    Case("replay-truncated-magic", ("replay", "FILE:cut-magic.spinrec"), ERROR, r"cut off"),
+    Case("replay-truncated-header", ("replay", "FILE:cut-header.spinrec"), ERROR, r"header|cut off|truncated"),
+    Case("replay-corrupt", ("replay", "FILE:corrupt.spinrec"), ERROR, r"header|corrupt"),
     Case("replay-foreign-text", ("replay", "FILE:notes.txt"), ERROR, r"not a spinemon recording"),
     Case("replay-foreign-png", ("replay", "FILE:picture.png"), ERROR, r"not a spinemon recording"),
     Case("replay-directory", ("replay", "FILE:a-directory"), ERROR, r"is a directory"),
-    Case("replay-strict-truncated", ("replay", "--strict", "FILE:cut-tail.spinrec"), ERROR, r"ends mid-record|truncated|cut off", xfail=HINTLESS_RECORDING),
+    Case("replay-strict-truncated", ("replay", "--strict", "FILE:cut-tail.spinrec"), ERROR, r"ends mid-record|truncated|cut off"),
     # -- replay: flags -------------------------------------------------------------------------
     Case("replay-no-file", ("replay",), USAGE, r"required: file"),
     Case("replay-bad-flag", ("replay", "FILE:empty.spinrec", "--bogus"), USAGE, r"unrecognized arguments: --bogus"),
@@ -81,8 +76,8 @@ CASES = [
             ("directory", "a-directory", r"is a directory"),
         )
     ],
-    Case("report-corrupt", ("report", "FILE:corrupt.spinrec"), ERROR, r"header|corrupt", xfail=HINTLESS_RECORDING),
-    Case("export-corrupt", ("export", "FILE:corrupt.spinrec", "--csv"), ERROR, r"header|corrupt", xfail=HINTLESS_RECORDING),
+    Case("report-corrupt", ("report", "FILE:corrupt.spinrec"), ERROR, r"header|corrupt"),
+    Case("export-corrupt", ("export", "FILE:corrupt.spinrec", "--csv"), ERROR, r"header|corrupt"),
     Case("report-no-file", ("report",), USAGE, r"required: file"),
     Case("export-bad-flag", ("export", "FILE:empty.spinrec", "--bogus"), USAGE, r"unrecognized arguments: --bogus"),
     # -- import: a CSV in ---------------------------------------------------------------------------
@@ -121,8 +116,6 @@ CASES = [
         ("live", "--port", "FILE:no-such-tty"),
         ERROR,
         r"cannot open",
-        xfail="the one line says 'cannot open ...: No such file or directory' with no hint. Suggested fix (live.py): end it with "
-        "\"; check the cable and the port name (e.g. /dev/ttyACM0), or try --sim\"",
     ),
     # -- journal --------------------------------------------------------------------------------
     Case("journal-no-action", ("journal",), USAGE, r"required: ACTION"),
@@ -140,6 +133,11 @@ CASES = [
         ERROR,
         r"not a .*journal|unreadable",
     ),
+    # -- calibrate ------------------------------------------------------------------------------------
+    Case("calibrate-no-source", ("calibrate",), USAGE, r"one of the arguments --address --name --port --sim is required"),
+    Case("calibrate-bad-flag", ("calibrate", "--sim", "--bogus"), USAGE, r"unrecognized arguments: --bogus"),
+    Case("calibrate-foreign-profile", ("calibrate", "--sim", "--profile", "FILE:picture.png"), ERROR, r"profile|picture\.png"),
+    Case("calibrate-bad-limit", ("calibrate", "--sim", "--limit", "deadlift.flexion_share"), ERROR, r"limit|flexion_share"),
     # -- scan ----------------------------------------------------------------------------------------
     Case("scan-bad-timeout", ("scan", "--timeout", "soon"), USAGE, r"--timeout"),
     Case("scan-negative-timeout", ("scan", "--timeout", "-1"), ERROR, r"timeout"),

@@ -508,8 +508,8 @@ def test_bad_use_gives_clear_errors():
                 await client.read_gatt_char(P.STREAM_CHAR_UUID)  # notify-only
             assert e.value.code == 0x02  # READ_NOT_PERMITTED
             assert isinstance(e.value, TransportError)
-            with pytest.raises(NotImplementedError):
-                await client.pair()
+            await client.pair()  # LE Secure Connections, Just Works, bonded (issue 8)
+            assert client._backend.encrypted and twin.encrypted
             await client.disconnect()
             with pytest.raises(BleakError):
                 await client.write_gatt_char(P.COMMAND_CHAR_UUID, b"\x01", response=True)

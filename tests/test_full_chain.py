@@ -99,7 +99,7 @@ async def full_chain(bends: int, faults: LinkFaults) -> dict:
     async with EmulatedRadio(faults) as radio:
         fw = await FirmwareBridge.start(radio, options())
         try:
-            async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0) as client:
+            async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0, pair=True) as client:
                 assert client.mtu_size == 247
                 stream, status = Inbox(), Inbox()
                 await client.start_notify(P.STREAM_CHAR_UUID, stream)
@@ -113,10 +113,6 @@ async def full_chain(bends: int, faults: LinkFaults) -> dict:
                     detector=DetectorSettings(refractory_s=0.5),
                 )
                 pipeline = Pipeline(settings, alerts=AlertPolicy(CommandCounter(start=10)))
-                # Pipeline.__init__ builds its EventDetector without settings.detector
-                # (pipeline.py bug, reported); hand them over so bends 1.6 s apart
-                # are separate events. Harmless once pipeline.py passes them itself.
-                pipeline.detector.settings = settings.detector
                 rx_by_seq: dict[int, float] = {}
                 sent: list[tuple[float, float]] = []  # (host time the write started, ended)
                 t_motion_dev = None
@@ -130,6 +126,8 @@ async def full_chain(bends: int, faults: LinkFaults) -> dict:
                     if res.calibrated is not None and t_motion_dev is None:
                         assert pipeline.phase == PHASE_MONITOR
                         assert fw.motor == [], "the motor ran before any bend"
+                        # the lifter starts a set (limits are watched inside sets, not between them)
+                        pipeline.on_label({"set": 1, "exercise": "generic"})
                         fw.play_motion("upper", profile)
                         t_motion_dev = loop.time() - fw.clock_offset_s
                         t_end_dev = t_motion_dev + profile[-1][0] + 0.3
@@ -278,7 +276,7 @@ def test_link_loss_reaches_the_firmware_whose_own_guard_then_buzzes_and_it_readv
         async with EmulatedRadio() as radio:
             fw = await FirmwareBridge.start(radio, options())
             try:
-                async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0) as client:
+                async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0, pair=True) as client:
                     status = Inbox()
                     await client.start_notify(P.STATUS_CHAR_UUID, status)
                     await command(client, status, 1, P.OP_CALIBRATE, (0,))
@@ -295,7 +293,7 @@ def test_link_loss_reaches_the_firmware_whose_own_guard_then_buzzes_and_it_readv
                 for length, duty in guard:
                     assert duty == FULL_DUTY and 0.15 < length < 0.35
 
-                async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0) as client:
+                async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0, pair=True) as client:
                     for _ in range(40):  # the STATUS value is refreshed every second
                         st = P.decode(bytes(await client.read_gatt_char(P.STATUS_CHAR_UUID)))
                         if st.guard_alerts == 1 and st.state & P.ST_CONNECTED:
@@ -314,7 +312,9 @@ def test_link_loss_reaches_the_firmware_whose_own_guard_then_buzzes_and_it_readv
 
 def test_a_firmware_whose_gatt_table_drifts_from_the_protocol_is_refused(tmp_path):
     source = (FIRMWARE_DIR / "ble_link.py").read_text()
-    drifted = source.replace("(U(sp.COMMAND_CHAR_UUID), _FLAG_WRITE)", "(U(sp.COMMAND_CHAR_UUID), _FLAG_WRITE | _FLAG_READ)")
+    drifted = source.replace(
+        "(U(sp.COMMAND_CHAR_UUID), _FLAG_WRITE | _FLAG_WRITE_ENCRYPTED)", "(U(sp.COMMAND_CHAR_UUID), _FLAG_WRITE | _FLAG_WRITE_ENCRYPTED | _FLAG_READ)"
+    )
     assert drifted != source
     (tmp_path / "ble_link.py").write_text(drifted)
 
@@ -323,8 +323,9 @@ def test_a_firmware_whose_gatt_table_drifts_from_the_protocol_is_refused(tmp_pat
             with pytest.raises(BridgeError, match="GATT table") as info:
                 await FirmwareBridge.start(radio, options(path=(tmp_path, PROTOCOL_DIR, FIRMWARE_DIR, FAKES_DIR)))
             msg = str(info.value)
-            assert "only in firmware [('%s', '%s', 10)]" % (P.SERVICE_UUID, P.COMMAND_CHAR_UUID) in msg  # read | write
-            assert "only in twin [('%s', '%s', 8)]" % (P.SERVICE_UUID, P.COMMAND_CHAR_UUID) in msg
+            # (service, characteristic, properties, read/subscribe needs encryption, write needs encryption)
+            assert "only in firmware [('%s', '%s', 10, False, True)]" % (P.SERVICE_UUID, P.COMMAND_CHAR_UUID) in msg  # read | write
+            assert "only in twin [('%s', '%s', 8, False, True)]" % (P.SERVICE_UUID, P.COMMAND_CHAR_UUID) in msg
 
     asyncio.run(asyncio.wait_for(main(), 15.0))
 
@@ -339,6 +340,6 @@ def test_both_ends_of_the_bridge_number_the_messages_alike(monkeypatch):
     import bluetooth_bridge as device_side  # CPython can import it too
 
     names = [n for n in dir(device_side) if n[:2] in ("M_", "H_") or n == "BRIDGE_VERSION"]
-    assert len(names) == 17
+    assert len(names) == 23
     for n in names:
         assert getattr(host_side, n) == getattr(device_side, n), n

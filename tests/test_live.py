@@ -187,3 +187,47 @@ def test_heartbeat_keeps_the_wearable_informed_while_connected():
     assert syncs >= int(wall / (proto.HOST_SILENCE_MS / 1000.0)) >= 1
     assert syncs <= wall / (proto.HEARTBEAT_MS / 1000.0) + 1
     assert transport.motor.rejected == []
+
+
+def test_enter_marks_a_set_so_its_first_rep_is_watched(tmp_path):
+    """A real link brings no set labels: the lifter presses Enter before a set.
+    The mark is recorded, so replay agrees; without it the rounded FIRST rep
+    goes unwatched (a set is otherwise recognised from its second rep)."""
+    import os
+
+    session = sim.simulate([sim.SetSpec("deadlift", 3, {1: "rounding"})], seed=3)
+    frames = list(zip(session.frames, session.frame_times.tolist()))
+    first = session.sets[0].t_start
+
+    async def main_(mark: bool, out):
+        transport = SimTransport(frames, labels=(), speed=20.0)  # no labels, like BLE/serial
+        r, w = os.pipe()
+        keys = os.fdopen(r, "r", buffering=1)
+        writer = os.fdopen(w, "w", buffering=1)
+
+        async def lifter():
+            while transport._t0_host == 0.0:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(max(0.0, transport.host_time(first - 1.0) - __import__("time").time()))
+            if mark:
+                writer.write("\n")
+                writer.flush()
+
+        task = asyncio.create_task(lifter())
+        try:
+            options = LiveOptions(sim=True, exercise="deadlift", out=str(out))
+            result = await run(options, LiveUI(io.StringIO()), transport=transport, keys=keys)
+        finally:
+            task.cancel()
+            writer.close()
+            keys.close()
+        return result
+
+    marked = arun(main_(True, tmp_path / "marked.spinrec"))
+    kinds = [(e.kind, e.set, e.rep) for e in marked.events]
+    assert ("over_flexion", 1, 1) in kinds
+    rec = load(tmp_path / "marked.spinrec")
+    assert [m["set"] for m in rec.meta_of("label")] == [1]
+    assert [e.as_dict() for e in replay(rec).events] == [e.as_dict() for e in marked.events]
+    unmarked = arun(main_(False, tmp_path / "unmarked.spinrec"))
+    assert not any(e.kind == "over_flexion" and e.t_start < session.reps[0].t_end for e in unmarked.events)

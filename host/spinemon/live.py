@@ -26,13 +26,13 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 import spinemon_protocol as proto
 from spinemon import sim
 from spinemon.alerts import Alert
 from spinemon.calibration import Calibration, CalibrationSettings
-from spinemon.detect import Limits
+from spinemon.detect import PROFILES, Limits
 from spinemon.errors import ConfigError, SpinemonError
 from spinemon.pipeline import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, FrameResult, Pipeline, PipelineSettings
 from spinemon.recording import RecordingWriter
@@ -107,19 +107,42 @@ class LinkSetup:
     """The session's ``on_connected`` hook, run after every (re)connect:
     read STATUS, continue the command counter past the device's
     ``last_counter``, send SET_GUARD (the wearable guards while the link is
-    down, with the pipeline's current limits) and START.
+    down, with the pipeline's current limits), SET_RATE if ``rate_hz`` is
+    given and the device runs at another rate, and START.
+
+    A STATUS with another ``boot_count`` than before means the wearable
+    restarted (brown-out, reset): ``device_restarts`` counts it and the
+    settings above are applied again (the neutral calibration of the
+    device's guard is kept in its flash, see firmware/config_store.py). Over
+    a link that survives a reboot (serial) the heartbeat notices it: every
+    ``status_every_s`` it asks for STATUS instead of TIME_SYNC and sets the
+    device up again when the boot changed or it stopped streaming.
 
     ``log`` keeps ``(time, what)`` for every run so a test can ask what
     happened; :meth:`update_guard` re-sends SET_GUARD when the limits change
-    (after calibration, or a new exercise)."""
+    (after calibration, or a new exercise); :meth:`finish` ends the stream
+    (STOP: the device sends what it still holds) and reads the final STATUS."""
 
-    def __init__(self, pipeline: Pipeline, guard_mode: int = proto.GUARD_WHEN_LINK_DOWN, command_timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        guard_mode: int = proto.GUARD_WHEN_LINK_DOWN,
+        command_timeout_s: float = 2.0,
+        *,
+        rate_hz: int | None = None,
+        status_every_s: float = 2.0,
+    ) -> None:
         self.pipeline = pipeline
         self.guard_mode = guard_mode
         self.command_timeout_s = command_timeout_s
+        self.rate_hz = rate_hz
+        self.status_every_s = status_every_s
         self.runs = 0
         self.heartbeats = 0
+        self.status_polls = 0
         self.status: proto.Status | None = None
+        self.boot_count: int | None = None
+        self.device_restarts = 0
         self.guard_sent: tuple[int, int, int] | None = None
         self.log: list[tuple[float, str]] = []
 
@@ -132,24 +155,56 @@ class LinkSetup:
         await transport.send(frame, timeout=self.command_timeout_s)
         self.log.append((time.time(), proto.OPCODE_NAMES[opcode]))
 
+    def _take_status(self, status: proto.Status) -> bool:
+        """Keep a STATUS; True if it is from a new boot of the device."""
+        self.status = status
+        restarted = self.boot_count is not None and status.boot_count != self.boot_count
+        if restarted:
+            self.device_restarts += 1
+            self.log.append((time.time(), f"device restarted (boot {self.boot_count} -> {status.boot_count})"))
+        self.boot_count = status.boot_count
+        return restarted
+
     async def __call__(self, transport: Transport) -> None:
         status = await transport.read_status(self.counter, timeout=self.command_timeout_s)
         if status is not None:
-            self.status = status
             self.counter.resume_after(status.last_counter)
             self.log.append((time.time(), "STATUS"))
+            self._take_status(status)
+        await self._apply(transport, status)
+        self.runs += 1
+
+    async def _apply(self, transport: Transport, status: proto.Status | None) -> None:
         args = guard_args(self.pipeline.limits, self.guard_mode)
         await self._command(transport, proto.OP_SET_GUARD, args)
         self.guard_sent = args
+        if self.rate_hz is not None and (status is None or status.period_us != round(1e6 / self.rate_hz)):
+            await self._command(transport, proto.OP_SET_RATE, (int(self.rate_hz),))
         await self._command(transport, proto.OP_START)
-        self.runs += 1
+
+    async def poll_status(self, transport: Transport) -> proto.Status | None:
+        """Ask for STATUS now (None if the transport cannot); set the device
+        up again if it restarted or stopped streaming since the last one."""
+        request = getattr(transport, "request_status", None)
+        if request is None:
+            return None
+        status = await request(self.counter, timeout=self.command_timeout_s)
+        self.status_polls += 1
+        restarted = self._take_status(status)
+        if restarted or not status.state & proto.ST_STREAMING:
+            self.log.append((time.time(), "set up again"))
+            await self._apply(transport, status)
+        return status
 
     async def heartbeat(self, transport: Transport) -> None:
         """Send TIME_SYNC every ``HEARTBEAT_MS`` while connected, so the
         wearable knows the host is watching (after ``HOST_SILENCE_MS`` of
-        silence its own guard takes over). Failures are logged, not raised:
-        a dead link is the transport's business."""
+        silence its own guard takes over); every ``status_every_s`` the
+        heartbeat is a STATUS request instead (see :meth:`poll_status`).
+        Failures are logged, not raised: a dead link is the transport's
+        business."""
         period = proto.HEARTBEAT_MS / 1000.0
+        last_poll = time.monotonic()
         while True:
             await asyncio.sleep(period)
             if not getattr(transport, "connected", True) or not self.runs:
@@ -157,7 +212,11 @@ class LinkSetup:
             if getattr(transport, "_pending", None):
                 continue  # a command is in flight: it is the heartbeat
             try:
-                await transport.send(proto.encode_command(self.counter.next(), proto.OP_TIME_SYNC), timeout=self.command_timeout_s)
+                if self.status_every_s and time.monotonic() - last_poll >= self.status_every_s and hasattr(transport, "request_status"):
+                    last_poll = time.monotonic()
+                    await self.poll_status(transport)
+                else:
+                    await transport.send(proto.encode_command(self.counter.next(), proto.OP_TIME_SYNC), timeout=self.command_timeout_s)
                 self.heartbeats += 1
             except SpinemonError as e:
                 self.log.append((time.time(), f"heartbeat failed: {e}"))
@@ -170,6 +229,19 @@ class LinkSetup:
         await self._command(transport, proto.OP_SET_GUARD, args)
         self.guard_sent = args
         return True
+
+    async def finish(self, transport: Transport) -> proto.Status | None:
+        """End of the session: STOP (the device flushes its last batch and
+        sends every frame it holds before the ACK), then the final STATUS,
+        whose drop counters go next to the host's gap accounting. None if
+        the transport cannot ask for STATUS."""
+        await self._command(transport, proto.OP_STOP)
+        request = getattr(transport, "request_status", None)
+        if request is None:
+            return None
+        status = await request(self.counter, timeout=self.command_timeout_s)
+        self._take_status(status)
+        return status
 
 
 # ---------------------------------------------------------------------------
@@ -351,7 +423,56 @@ def make_transport(options: LiveOptions) -> Transport:
     return BleTransport(options.address, name=options.name, options=opts, backend=options.ble_backend, **options.ble_kwargs)
 
 
-async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Transport | None = None, pipeline: Pipeline | None = None) -> SessionResult:
+class SetMarker:
+    """The lifter marks sets from the keyboard: Enter starts the next set of
+    the current exercise; an exercise name then Enter switches exercise and
+    starts a set. Each mark is a :class:`Label` announced through the
+    transport, so it is recorded and replayed in order with the frames.
+    (Limits are watched inside sets; without marks, a set is recognised
+    from its second rep on.)"""
+
+    def __init__(self, transport: Transport, ui: "LiveUI", exercise: str) -> None:
+        self.transport = transport
+        self.ui = ui
+        self.exercise = exercise
+        self.next_set = 1
+        self.labels: list[Label] = []
+
+    def line(self, text: str) -> Label | None:
+        name = text.strip().lower().replace(" ", "_").replace("-", "_")
+        if name:
+            if name not in PROFILES:
+                self.ui.line(f"-- unknown exercise {text.strip()!r}; type one of {', '.join(PROFILES)} (or just Enter for the next set)")
+                return None
+            self.exercise = name
+        label = Label(self.next_set, self.exercise)
+        self.next_set += 1
+        self.transport.announce(label)
+        self.labels.append(label)
+        self.ui.line(f"-- set {label.set}: {label.exercise}")
+        return label
+
+    def attach(self, stream: TextIO) -> Callable[[], None]:
+        """Read lines from ``stream`` (a TTY's stdin) without blocking the
+        session; returns a function that detaches."""
+        loop = asyncio.get_running_loop()
+        fd = stream.fileno()
+
+        def readable() -> None:
+            text = stream.readline()
+            if text == "":  # end of input: stop listening
+                loop.remove_reader(fd)
+                return
+            try:
+                self.line(text)
+            except SpinemonError as e:
+                self.ui.line(f"-- could not mark the set: {e}")
+
+        loop.add_reader(fd, readable)
+        return lambda: loop.remove_reader(fd)
+
+
+async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Transport | None = None, pipeline: Pipeline | None = None, keys: TextIO | None = None) -> SessionResult:
     """One live session until the stream ends or the task is cancelled
     (Ctrl-C; the CancelledError propagates after the recording is closed)."""
     ui = ui or LiveUI()
@@ -364,9 +485,13 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
     transport.on_state = ui.on_state
     recorder = None
     if options.out:
-        recorder = RecordingWriter(options.out, header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}))
+        # an existing recording is resumed in a new segment, never overwritten
+        recorder = RecordingWriter(options.out, header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}), resume=True)
+        if recorder.segment > 1:
+            ui.line(f"-- {options.out} exists: this session continues it in segment {recorder.segment} ({recorder.path.name})")
     guard_task: asyncio.Task | None = None
     heartbeat_task: asyncio.Task | None = None
+    detach_keys: Callable[[], None] | None = None
     result: SessionResult | None = None
     cancelled = False
 
@@ -387,12 +512,20 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
         if recorder is not None and setup.status is not None:
             recorder.meta({"type": "device_status", **setup.status.as_dict()})
         heartbeat_task = asyncio.get_running_loop().create_task(setup.heartbeat(transport))
+        if keys is None and not options.sim and sys.stdin is not None and sys.stdin.isatty():
+            keys = sys.stdin
+        if keys is not None:
+            marker = SetMarker(transport, ui, pipeline.exercise)
+            detach_keys = marker.attach(keys)
+            ui.prompt("Press Enter at the start of each set (type an exercise name first to switch, e.g. squat).")
         result = await run_live(
             transport,
             pipeline,
             recorder,
             on_alert=ui.on_alert,
             on_frame=on_frame,
+            on_recording_error=lambda msg: ui.line("!! " + msg + "; monitoring goes on"),
+            on_device_restart=lambda boot: ui.line(f"-- the wearable restarted (boot {boot}); settings sent again, the session continues"),
             send_timeout=options.command_timeout_s,
         )
     except asyncio.CancelledError:
@@ -401,6 +534,8 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
     finally:
         if recorder is not None:
             recorder.close()  # run_live closed it already, unless connect failed first
+        if detach_keys is not None:
+            detach_keys()
         for task in (guard_task, heartbeat_task):
             if task is not None and not task.done():
                 task.cancel()

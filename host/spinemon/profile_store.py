@@ -132,12 +132,14 @@ def load_profile(path: str | os.PathLike | None = None) -> UserProfile:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         return UserProfile()
+    except UnicodeDecodeError:
+        raise ProfileError(f"profile {p} is not a text (JSON) file; give a profile written by 'spinemon calibrate', or choose another --profile") from None
     except OSError as e:
-        raise ProfileError(f"cannot read profile {p}: {e.strerror or e}") from None
+        raise ProfileError(f"cannot read profile {p}: {e.strerror or e}; check --profile or $SPINEMON_PROFILE") from None
     try:
         d = json.loads(text)
     except ValueError as e:
-        raise ProfileError(f"profile {p} is not valid JSON: {e}") from None
+        raise ProfileError(f"profile {p} is not valid JSON ({e}); give a profile written by 'spinemon calibrate', or choose another --profile") from None
     return UserProfile.from_dict(d, str(p))
 
 
@@ -150,7 +152,7 @@ def save_profile(prof: UserProfile, path: str | os.PathLike | None = None) -> Pa
         tmp.write_text(json.dumps(prof.as_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, p)
     except OSError as e:
-        raise ProfileError(f"cannot write profile {p}: {e.strerror or e}") from None
+        raise ProfileError(f"cannot write profile {p}: {e.strerror or e}; choose another --profile") from None
     return p
 
 

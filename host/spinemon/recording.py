@@ -401,7 +401,7 @@ def _read(p: Path) -> bytes:
         raise RecordingError(f"{p} is empty, not a spinemon recording; record one with 'spinemon simulate' or 'spinemon live'")
     if not data.startswith(MAGIC):
         if MAGIC.startswith(data):
-            raise RecordingError(f"{p} was cut off before its first record; nothing in it can be replayed")
+            raise RecordingError(f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)")
         raise RecordingError(f"{p} is not a spinemon recording (bad magic); record one with 'spinemon simulate' or 'spinemon live'")
     return data
 
@@ -425,10 +425,10 @@ def _load_segment(p: Path) -> tuple[list[Record], list[dict], bool, int, int]:
     records, truncated, corrupt, skipped = _parse(memoryview(data)[len(MAGIC) :].tobytes())
     meta, bad = _meta_of(records)
     if not meta or meta[0].get("type") != "header":
-        raise RecordingError(f"{p} has no readable session header; it cannot be replayed")
+        raise RecordingError(f"{p} has no readable session header; it cannot be replayed (give a recording written by 'spinemon live' or 'spinemon simulate')")
     header = meta[0]
     if header.get("format") != FORMAT_VERSION:
-        raise RecordingError(f"{p} uses recording format {header.get('format')!r}; this spinemon reads format {FORMAT_VERSION}")
+        raise RecordingError(f"{p} uses recording format {header.get('format')!r}; this spinemon reads format {FORMAT_VERSION} (use the spinemon version that wrote it)")
     return records, meta, truncated, corrupt + bad, skipped
 
 
@@ -451,7 +451,7 @@ def load(path: str | os.PathLike, *, strict: bool = False) -> Recording:
     for q in paths:
         recs, m, truncated, corrupt, skipped = _load_segment(q)
         if strict and truncated:
-            raise TruncatedRecordingError(f"{q} ends mid-record")
+            raise TruncatedRecordingError(f"{q} ends mid-record; run without --strict to load it up to its last complete record")
         if segments and m[0].get("session_id") != segments[0].header.get("session_id"):
             break  # a stray file that belongs to another session
         segments.append(Segment(q, m[0], len(records), len(recs), truncated, corrupt, skipped))

@@ -64,7 +64,7 @@ class SerialTransport(LinkTransport):
         try:
             port = await asyncio.wait_for(loop.run_in_executor(None, open_port), timeout)
         except (serial.SerialException, OSError, ValueError) as e:
-            raise TransportError(f"cannot open {self.url}: {e}") from None
+            raise TransportError(f"cannot open {self.url}: {e}; check the cable and the port name (e.g. /dev/ttyACM0), or try --sim") from None
         self._framing_errors_before += self._decoder.framing_errors
         self._decoder = proto.StreamDecoder()
         self._port = port

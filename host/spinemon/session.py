@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import spinemon_protocol as proto
 from spinemon import __version__
 from spinemon.alerts import Alert
 from spinemon.calibration import Calibration
 from spinemon.detect import Event
-from spinemon.errors import SpinemonError
+from spinemon.errors import RecordingError, SpinemonError
 from spinemon.pipeline import FrameResult, Pipeline, PipelineSettings
 from spinemon.recording import KIND_META, KIND_RX, Recording, RecordingWriter
 from spinemon.transport import Label, Received, Transport
@@ -35,6 +36,72 @@ class SessionResult:
     summary: dict = field(default_factory=dict)
 
 
+#: STATUS counters of samples the wearable itself lost (never sent)
+DEVICE_LOSS_FIELDS = ("samples_dropped", "samples_lost_fifo")
+DEVICE_COUNTER_FIELDS = ("samples_dropped", "samples_lost_fifo", "fifo_overflows", "frames_dropped", "frames_sent", "commands_rejected", "guard_alerts")
+
+
+class DeviceAccounting:
+    """The wearable's own drop counters (from every STATUS the session saw),
+    next to the host's gap accounting.
+
+    The device's counters start at 0 on every boot, so they are kept per
+    ``boot_count`` (the latest STATUS of each boot wins) and summed.
+    ``restarts`` counts boots after the first one seen: a brown-out or a
+    reset of the wearable mid-session.
+    """
+
+    def __init__(self) -> None:
+        self.boots: dict[int, dict] = {}
+        self.order: list[int] = []
+        self.status_frames = 0
+
+    def on_status(self, status: proto.Status) -> bool:
+        """Take one STATUS; True if it came from a boot not seen before
+        (after the first): the wearable restarted."""
+        self.status_frames += 1
+        b = int(status.boot_count)
+        new = b not in self.boots
+        cur = self.boots.get(b)
+        if cur is None or status.uptime_ms >= cur["uptime_ms"]:
+            self.boots[b] = {k: int(getattr(status, k)) for k in DEVICE_COUNTER_FIELDS + ("uptime_ms",)}
+        if new:
+            self.order.append(b)
+        return new and len(self.order) > 1
+
+    def on_frame(self, frame: bytes) -> bool:
+        """A received frame: a STATUS is taken (see :meth:`on_status`)."""
+        if len(frame) < proto.MIN_FRAME or frame[1] != proto.T_STATUS:
+            return False
+        try:
+            st = proto.decode(frame)
+        except proto.ProtocolError:
+            return False  # the stream decoder counts it
+        return self.on_status(st)
+
+    @property
+    def restarts(self) -> int:
+        return max(0, len(self.order) - 1)
+
+    def totals(self) -> dict:
+        return {k: sum(v[k] for v in self.boots.values()) for k in DEVICE_COUNTER_FIELDS}
+
+    @property
+    def samples_lost(self) -> int:
+        """Samples the wearable lost itself: dropped from its send queue or lost in an IMU FIFO."""
+        t = self.totals()
+        return sum(t[k] for k in DEVICE_LOSS_FIELDS)
+
+    def as_dict(self, host_lost_samples: int | None = None) -> dict:
+        d = {"status_frames": self.status_frames, "boots": list(self.order), "restarts": self.restarts, **self.totals()}
+        d["samples_lost_device"] = self.samples_lost
+        if host_lost_samples is not None:
+            # what the host missed that the wearable did send: lost on the link
+            d["host_lost_samples"] = host_lost_samples
+            d["samples_lost_link"] = host_lost_samples - self.samples_lost
+        return d
+
+
 def header_for(settings: PipelineSettings, source: str, extra: dict | None = None) -> dict:
     return {"spinemon": __version__, "source": source, "settings": settings.as_dict(), **(extra or {})}
 
@@ -47,24 +114,53 @@ async def run_live(
     on_alert: Callable[[Alert], None] | None = None,
     on_frame: Callable[[FrameResult, Pipeline], None] | None = None,
     on_calibrated: Callable[[Calibration], None] | None = None,
+    on_recording_error: Callable[[str], None] | None = None,
+    on_device_restart: Callable[[int], None] | None = None,
+    device: DeviceAccounting | None = None,
     send_timeout: float = 2.0,
 ) -> SessionResult:
     """Run until the transport's stream ends (or the task is cancelled:
-    Ctrl-C). The recording stays valid whatever happens."""
+    Ctrl-C). The recording stays valid whatever happens.
+
+    A recording that cannot be written any more (disk full) stops with one
+    message (``on_recording_error``, and ``recording_error`` in the summary);
+    monitoring and alerts go on. Every STATUS frame in the stream feeds
+    ``device`` (a :class:`DeviceAccounting`, made here if not given): the
+    summary's ``device`` section puts the wearable's drop counters next to
+    the host's ``lost_samples``; a STATUS from a new boot calls
+    ``on_device_restart(boot_count)`` and is recorded (``device_restart``)."""
     frames = 0
     send_failures = 0
     t_last = None
+    device = device if device is not None else DeviceAccounting()
+    recording_error: str | None = None
+
+    def rec(fn, *args, **kw) -> None:
+        nonlocal recorder, recording_error
+        if recorder is None:
+            return
+        try:
+            fn(recorder, *args, **kw)
+        except RecordingError as e:
+            recording_error = str(e)
+            recorder = None  # the writer keeps what it wrote; monitoring goes on
+            if on_recording_error:
+                on_recording_error(recording_error)
+
     try:
         async for item in transport.items():
             if isinstance(item, Label):
-                if recorder:
-                    recorder.meta(item.as_dict())
+                rec(RecordingWriter.meta, item.as_dict())
                 pipeline.on_label(item.as_dict())
                 continue
             assert isinstance(item, Received)
             frames += 1
-            if recorder:
-                recorder.frame_in(item.frame, item.t_host)
+            rec(RecordingWriter.frame_in, item.frame, item.t_host)
+            if device.on_frame(item.frame):
+                boot = device.order[-1]
+                rec(RecordingWriter.meta, {"type": "device_restart", "boot_count": boot}, item.t_host)
+                if on_device_restart:
+                    on_device_restart(boot)
             res = pipeline.on_frame(item.frame, item.t_host)
             if res.t is not None and len(res.t):
                 t_last = float(res.t[-1])
@@ -74,15 +170,13 @@ async def run_live(
                 except SpinemonError:
                     send_failures += 1  # the firmware guard covers a dead link
                     alert.t_sent_host = None
-                if recorder:
-                    if alert.t_sent_host is not None:
-                        recorder.frame_out(alert.command, alert.t_sent_host)
-                    recorder.meta(alert.as_dict(), item.t_host)
+                if alert.t_sent_host is not None:
+                    rec(RecordingWriter.frame_out, alert.command, alert.t_sent_host)
+                rec(RecordingWriter.meta, alert.as_dict(), item.t_host)
                 if on_alert:
                     on_alert(alert)
             if res.calibrated is not None:
-                if recorder:
-                    recorder.meta(res.calibrated.as_dict(), item.t_host)
+                rec(RecordingWriter.meta, res.calibrated.as_dict(), item.t_host)
                 if on_calibrated:
                     on_calibrated(res.calibrated)
             if on_frame:
@@ -92,9 +186,16 @@ async def run_live(
         summary = pipeline.summary()
         summary["frames"] = frames
         summary["send_failures"] = send_failures
-        if recorder:
-            recorder.meta(summary, time.time(), sync=True)
-            recorder.close()
+        summary["device"] = device.as_dict(pipeline.decoder.stats.lost_samples) if device.status_frames else None
+        summary["recording_error"] = recording_error
+        rec(RecordingWriter.meta, summary, time.time(), sync=True)
+        if recorder is not None:
+            try:
+                recorder.close()
+            except RecordingError as e:
+                recording_error = summary["recording_error"] = str(e)
+                if on_recording_error:
+                    on_recording_error(recording_error)
     return SessionResult(
         pipeline.events, pipeline.alerts, pipeline.decoder.stats.as_dict(), pipeline.calibration, pipeline.angle_label, frames, send_failures, summary
     )
@@ -105,11 +206,13 @@ def replay(recording: Recording, settings: PipelineSettings | None = None) -> Se
     if settings is None:
         settings = PipelineSettings.from_dict(recording.header.get("settings", {}))
     pipeline = Pipeline(settings)
+    device = DeviceAccounting()
     frames = 0
     t_last = None
     for rec in recording.records:
         if rec.kind == KIND_RX:
             frames += 1
+            device.on_frame(rec.payload)
             res = pipeline.on_frame(rec.payload, rec.t_host)
             if res.t is not None and len(res.t):
                 t_last = float(res.t[-1])
@@ -123,6 +226,8 @@ def replay(recording: Recording, settings: PipelineSettings | None = None) -> Se
     pipeline.finish(t_last)
     summary = pipeline.summary()
     summary["frames"] = frames
+    summary["device"] = device.as_dict(pipeline.decoder.stats.lost_samples) if device.status_frames else None
+    summary["segments"] = len(recording.segments)
     return SessionResult(
         pipeline.events, pipeline.alerts, pipeline.decoder.stats.as_dict(), pipeline.calibration, pipeline.angle_label, frames, 0, summary
     )

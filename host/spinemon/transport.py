@@ -74,6 +74,12 @@ class Transport(abc.ABC):
         GET_STATUS command where reading needs one (serial)."""
         return None
 
+    def announce(self, label: Label) -> None:
+        """The lifter's own input (a new set, an exercise): delivered by
+        :meth:`items` in order with the frames, so it is recorded and replayed
+        exactly where it happened."""
+        raise NotImplementedError(f"{type(self).__name__} does not take the lifter's labels")
+
     def _state(self, state: str) -> None:
         if self.on_state is not None:
             self.on_state(state)
@@ -115,6 +121,7 @@ class SimTransport(Transport):
         self._labels = sorted(labels, key=lambda x: x[0])
         self.speed = speed
         self.motor = SimulatedMotor()
+        self._announced: list[Label] = []
         self._connected = False
         self._t0_host = 0.0
         self._t0_dev = 0.0
@@ -153,6 +160,8 @@ class SimTransport(Transport):
             while li < len(self._labels) and self._labels[li][0] <= t_send:
                 yield self._labels[li][1]
                 li += 1
+            while self._announced:
+                yield self._announced.pop(0)
             if self.speed > 0:
                 delay = self.host_time(t_send) - time.time()
                 await asyncio.sleep(max(0.0, delay))  # yields even when behind: other tasks (e.g. commands) run
@@ -163,6 +172,9 @@ class SimTransport(Transport):
                 await asyncio.sleep(0)
             yield Received(frame, t_rx)
         self._state("closed")
+
+    def announce(self, label: Label) -> None:
+        self._announced.append(label)
 
     async def send(self, frame: bytes, timeout: float = 2.0) -> float:
         if not self._connected:
@@ -457,6 +469,14 @@ class LinkTransport(Transport):
                 self._queue.get_nowait()  # make room: the end must get through
                 self.stats.rx_overflow += 1
 
+    def announce(self, label: Label) -> None:
+        if self._queue is None:
+            raise DisconnectedError("not connected; call connect() first")
+        try:
+            self._queue.put_nowait(label)
+        except asyncio.QueueFull:
+            self.stats.rx_overflow += 1
+
     async def items(self) -> AsyncIterator[Received | Label]:
         if self._queue is None:
             raise DisconnectedError("not connected; call connect() first")
@@ -504,6 +524,23 @@ class LinkTransport(Transport):
             raise CommandError(f"the wearable refused {name} (counter {cmd.counter}): {reason}", code=answer.code)
         self.stats.commands_acked += 1
         return t_sent
+
+    async def request_status(self, counter, timeout: float | None = None) -> proto.Status:
+        """Ask for a fresh STATUS with GET_STATUS (numbered by ``counter``, a
+        :class:`~spinemon.alerts.CommandCounter`) and wait for it; the frame
+        also goes to ``items()``. Unlike a read of the STATUS characteristic
+        (refreshed once a second) this holds the counters as of now."""
+        timeout = self.options.command_timeout_s if timeout is None else float(timeout)
+        seen = self.status_frames_seen
+        await self.send(proto.encode_command(counter.next(), proto.OP_GET_STATUS), timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.status_frames_seen == seen:  # the STATUS frame follows the ACK
+            if loop.time() > deadline:
+                raise CommandTimeoutError(f"GET_STATUS was acknowledged but no STATUS came within {timeout:.3g} s")
+            await asyncio.sleep(0.002)
+        assert self.last_status is not None
+        return self.last_status
 
     async def close(self) -> None:
         """Disconnect for good; ``items()`` ends. Safe to call twice."""

@@ -31,7 +31,7 @@ def fresh_store(d, config_text=None):
         os.mkdir(d)
     except OSError:
         pass
-    for f in ("config.json", "boot.txt", "config.json.tmp"):
+    for f in ("config.json", "boot.txt", "config.json.tmp", "counter.txt", "counter.txt.tmp", "bonds.json", "bonds.json.tmp"):
         try:
             os.remove(d + "/" + f)
         except OSError:

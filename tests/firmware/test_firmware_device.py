@@ -135,10 +135,14 @@ rig.cmd(sp.OP_STOP, counter=0xFFFFFFE0)
 rig.cmd(sp.OP_START, counter=0x10)
 rig.cmd(sp.OP_STOP, counter=0x80000011)  # more than half the space away: older
 assert [x.kind for x in rig.replies()[-4:]] == [sp.T_ACK, sp.T_ACK, sp.T_ACK, sp.T_ERROR]
-# a new connection starts a new counter session
+# a new connection does NOT start a new counter session: a write recorded on
+# an earlier connection and replayed on a new one is refused
 rig.r.central_disconnect(); rig.dev.step()
 rig.connect()
 rig.cmd(sp.OP_GET_STATUS, counter=1)
+e = rig.replies()[-1]
+assert e.kind == sp.T_ERROR and e.code == sp.E_STALE, e.kind
+rig.cmd(sp.OP_GET_STATUS, counter=0x10 + 1)
 assert rig.replies()[-2].kind == sp.T_ACK
 print("ok")
 """,
@@ -266,6 +270,7 @@ rig.connect()
 rig.cmd(sp.OP_SET_GUARD, (2500, -1500, sp.GUARD_ALWAYS))
 rig2 = Rig(ConfigStore(CFG_DIR + "/config.json", CFG_DIR + "/boot.txt"))
 rig2.connect()
+rig2.counter = rig2.dev.last_counter  # the saved counter survives the reboot: continue past it
 rig2.cmd(sp.OP_GET_STATUS)
 st = rig2.replies()[-1]
 assert not st.state & sp.ST_CONFIG_DEFAULTS

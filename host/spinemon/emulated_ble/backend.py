@@ -39,6 +39,7 @@ from bumble.device import Advertisement, Connection, Peer
 from spinemon.errors import TransportError
 
 from .link import EmulatedRadio, EmulatedRadioError
+from .twin import pairing_config
 
 __all__ = [
     "BumbleScanner",
@@ -260,8 +261,8 @@ class BumbleClient(BaseBleakClient):
 
     # -- connection ------------------------------------------------------------------
     async def connect(self, pair: bool, **kwargs: Any) -> None:
-        if pair:
-            raise NotImplementedError("pairing on the emulated radio is not implemented yet (issue 8)")
+        """Connect; with ``pair`` (bleak's ``BleakClient(..., pair=True)``)
+        secure the link before discovery, as bleak on BlueZ does."""
         if self._connection is not None:
             return
         radio = await self._radio.start()
@@ -285,6 +286,8 @@ class BumbleClient(BaseBleakClient):
         self._peer = Peer(connection)
         try:
             async with asyncio.timeout_at(deadline):
+                if pair:
+                    await self._secure(connection)
                 await self._gatt(self._peer.request_mtu(self._requested_mtu))
                 self.services = await self._discover()
         except BaseException as e:
@@ -347,11 +350,51 @@ class BumbleClient(BaseBleakClient):
         except TimeoutError as e:
             raise EmulatedBleError("disconnect did not complete in time") from e
 
+    async def _secure(self, connection: Connection) -> None:
+        """Encrypt with the stored bond if the central holds one, else pair
+        (LE Secure Connections, bonding, Just Works: the wearable has no
+        display or keyboard)."""
+        central = self._radio.central
+        central.pairing_config_factory = lambda _c: pairing_config(bonding=True, le_secure=True, mitm=False, io_capability=3)
+        keys = await central.keystore.get(str(connection.peer_address)) if central.keystore is not None else None
+        try:
+            if keys is not None:
+                await asyncio.wait_for(connection.encrypt(), self._gatt_timeout)
+            else:
+                await asyncio.wait_for(connection.pair(), self._gatt_timeout)
+        except TimeoutError as e:
+            raise EmulatedBleError("securing the link to %s timed out" % self.address) from e
+        except (core.BaseBumbleError, hci.HCI_Error) as e:
+            what = "encryption with the stored bond" if keys is not None else "pairing"
+            raise EmulatedBleError("%s with %s failed: %s" % (what, self.address, e)) from e
+        if not connection.encryption:
+            raise EmulatedBleError("the link to %s is not encrypted after pairing" % self.address)
+
+    @property
+    def encrypted(self) -> bool:
+        """The link is up and encrypted."""
+        return self._connection is not None and bool(self._connection.encryption)
+
     async def pair(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError("pairing on the emulated radio is not implemented yet (issue 8)")
+        """Pair (or re-encrypt with a stored bond) on the open connection."""
+        if self._connection is None:
+            raise EmulatedBleError("not connected")
+        await self._secure(self._connection)
 
     async def unpair(self) -> None:
-        raise NotImplementedError("pairing on the emulated radio is not implemented yet (issue 8)")
+        """Forget the central's bond with this device and disconnect (as bleak does)."""
+        central = self._radio.central
+        name = None
+        if self._connection is not None:
+            name = str(self._connection.peer_address)
+        else:
+            name = str(hci.Address(self.address.upper(), hci.Address.RANDOM_DEVICE_ADDRESS))
+        if central.keystore is not None:
+            try:
+                await central.keystore.delete(name)
+            except KeyError:
+                pass
+        await self.disconnect()
 
     # -- GATT ---------------------------------------------------------------------------
     async def _gatt(self, awaitable):

@@ -19,6 +19,11 @@ on the air for it::
                ATT MTU exchanged        ->  _IRQ_MTU_EXCHANGED
                COMMAND written          ->  _IRQ_GATTS_WRITE (value readable by gatts_read)
                disconnection            ->  _IRQ_CENTRAL_DISCONNECT
+               link encrypted (pairing) ->  _IRQ_ENCRYPTION_UPDATE
+               Bumble key store get/set ->  _IRQ_GET_SECRET / _IRQ_SET_SECRET
+                                            (the firmware's answer is the store's)
+    firmware:  config(bond, le_secure, mitm, io) -> the twin's pairing config;
+               *_ENCRYPTED flags        ->  the twin's attribute permissions
 
 Every message from the firmware that carries a device time (its own
 ``clock.Clock``, the clock of the SAMPLES timestamps) also gives a bound on
@@ -46,15 +51,18 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bumble import gatt
+import json
+
+from bumble import att, gatt
 from bumble.core import UUID
 from bumble.device import Connection
+from bumble.keys import KeyStore, PairingKeys
 
 import spinemon_protocol as P
 
 from .backend import bleak_uuid
 from .link import EmulatedRadio, EmulatedRadioError
-from .twin import TwinInfo, TwinPeripheral
+from .twin import TwinInfo, TwinPeripheral, TwinSecurity
 
 __all__ = [
     "BridgeError",
@@ -68,7 +76,7 @@ __all__ = [
 ]
 
 # Message numbers: the same as tests/firmware/fakes/bluetooth_bridge.py.
-BRIDGE_VERSION = 1
+BRIDGE_VERSION = 2
 M_HELLO = 0x01
 M_REGISTER = 0x02
 M_ADVERTISE = 0x03
@@ -79,14 +87,33 @@ M_MOTOR = 0x07
 M_LOG = 0x08
 M_IRQ_DONE = 0x09
 M_BYE = 0x0A
+M_SECURITY = 0x0B
+M_SECRET = 0x0C
+M_PAIR = 0x0D
 H_CONNECT = 0x81
 H_DISCONNECT = 0x82
 H_MTU = 0x83
 H_WRITE = 0x84
 H_STOP = 0x85
 H_HARNESS = 0x86
+H_ENCRYPTION = 0x87
+H_GET_SECRET = 0x88
+H_SET_SECRET = 0x89
 
-IRQ_NAMES = {1: "central_connect", 2: "central_disconnect", 3: "gatts_write", 21: "mtu_exchanged"}
+SEC_PEER = 2  # NimBLE's secret type for a peer's keys
+# MicroPython characteristic flags that ask the stack for a secure link
+FLAGS_READ_SECURE = 0x0200 | 0x0400  # _FLAG_READ_ENCRYPTED | _FLAG_READ_AUTHENTICATED
+FLAGS_WRITE_SECURE = 0x1000 | 0x2000  # _FLAG_WRITE_ENCRYPTED | _FLAG_WRITE_AUTHENTICATED
+
+IRQ_NAMES = {
+    1: "central_connect",
+    2: "central_disconnect",
+    3: "gatts_write",
+    21: "mtu_exchanged",
+    28: "encryption_update",
+    29: "get_secret",
+    30: "set_secret",
+}
 SENSORS = {"upper": 0, "lower": 1}
 
 _STANDARD_SERVICES = {UUID.from_16_bits(0x1800), UUID.from_16_bits(0x1801)}  # GAP, GATT: the stack's own
@@ -196,20 +223,88 @@ def _parse_table(p: bytes) -> list[tuple[UUID, list[tuple[UUID, int, int]]]]:
     return out
 
 
-def firmware_gatt_table(table) -> set[tuple[str, str, int]]:
-    """(service, characteristic, properties) triples of a registered table,
-    UUIDs spelled as bleak does (128-bit, lower case)."""
-    return {(bleak_uuid(s), bleak_uuid(c), int(f)) for s, chars in table for c, f, _ in chars}
+def firmware_gatt_table(table) -> set[tuple[str, str, int, bool, bool]]:
+    """(service, characteristic, properties, read/subscribe needs encryption,
+    write needs encryption) of a registered table, UUIDs spelled as bleak
+    does (128-bit, lower case)."""
+    return {
+        (bleak_uuid(s), bleak_uuid(c), int(f) & 0xFF, bool(f & FLAGS_READ_SECURE), bool(f & FLAGS_WRITE_SECURE))
+        for s, chars in table
+        for c, f, _ in chars
+    }
 
 
-def twin_gatt_table(twin: TwinPeripheral) -> set[tuple[str, str, int]]:
-    """The same triples for the twin's own (protocol-constant) GATT table."""
+def firmware_requires_encryption(table) -> bool:
+    """Does any registered characteristic carry an encrypted/authenticated flag?"""
+    return any(f & (FLAGS_READ_SECURE | FLAGS_WRITE_SECURE) for _s, chars in table for _c, f, _h in chars)
+
+
+def twin_gatt_table(twin: TwinPeripheral) -> set[tuple[str, str, int, bool, bool]]:
+    """The same tuples for the twin's own (protocol-constant) GATT table:
+    reading it, or subscribing to it (its CCCD), needs encryption; writing it does."""
+    A = att.Attribute
+    attrs = twin.device.gatt_server.attributes
+    cccd = UUID.from_16_bits(0x2902)
     out = set()
-    for a in twin.device.gatt_server.attributes:
+    for a in attrs:
         if isinstance(a, gatt.Service) and a.uuid not in _STANDARD_SERVICES:
             for c in a.characteristics:
-                out.add((bleak_uuid(a.uuid), bleak_uuid(c.uuid), int(c.properties)))
+                read = bool(c.permissions & (A.READ_REQUIRES_ENCRYPTION | A.READ_REQUIRES_AUTHENTICATION))
+                i = attrs.index(c)
+                for d in attrs[i + 1 : i + 3]:
+                    if isinstance(d, gatt.Descriptor) and d.type == cccd and d.permissions & A.WRITE_REQUIRES_ENCRYPTION:
+                        read = True
+                write = bool(c.permissions & (A.WRITE_REQUIRES_ENCRYPTION | A.WRITE_REQUIRES_AUTHENTICATION))
+                out.add((bleak_uuid(a.uuid), bleak_uuid(c.uuid), int(c.properties), read, write))
     return out
+
+
+class FirmwareKeyStore(KeyStore):
+    """The twin's Bumble key store, kept by the firmware: every look-up and
+    update is an _IRQ_GET_SECRET / _IRQ_SET_SECRET in the firmware, whose
+    answer (its bond policy) is final. Values are the Bumble PairingKeys as
+    JSON, opaque to the firmware, under secret type SEC_PEER and the peer
+    address as key. ``refused`` counts updates the firmware would not store;
+    ``served`` holds the peers whose keys the firmware handed out."""
+
+    def __init__(self, bridge: FirmwareBridge, timeout_s: float = 2.0) -> None:
+        self.bridge = bridge
+        self.timeout_s = timeout_s
+        self.refused = 0
+        self.served: set[str] = set()
+
+    async def get(self, name: str) -> PairingKeys | None:
+        value = await self.bridge.secret_get(SEC_PEER, name.encode(), self.timeout_s)
+        if value is None:
+            return None
+        try:
+            keys = PairingKeys.from_dict(json.loads(value.decode())["keys"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise BridgeError("the firmware returned a bond that is not ours: %r" % value[:40]) from e
+        self.served.add(name)
+        return keys
+
+    async def update(self, name: str, keys: PairingKeys) -> None:
+        value = json.dumps({"name": name, "keys": keys.to_dict()}).encode()
+        if not await self.bridge.secret_set(SEC_PEER, name.encode(), value, self.timeout_s):
+            self.refused += 1
+            raise BridgeError("the firmware refused to store a bond with %s (not in pairing mode)" % name)
+
+    async def delete(self, name: str) -> None:
+        await self.bridge.secret_set(SEC_PEER, name.encode(), None, self.timeout_s)
+
+    async def get_all(self) -> list[tuple[str, PairingKeys]]:
+        out = []
+        for i in range(64):
+            value = await self.bridge.secret_get(SEC_PEER, None, self.timeout_s, index=i)
+            if value is None:
+                break
+            try:
+                d = json.loads(value.decode())
+                out.append((d["name"], PairingKeys.from_dict(d["keys"])))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return out
 
 
 def _ad_field(data: bytes, ad_type: int) -> bytes | None:
@@ -265,6 +360,11 @@ class FirmwareBridge:
         self._closed = False
         self._bye = False
         self._conn: Connection | None = None
+        self.security_config: tuple[int, int, int, int] | None = None  # bond, le_secure, mitm, io from config()
+        self.pair_requests: list[int] = []  # gap_pair calls (conn handles)
+        self.keystore: FirmwareKeyStore | None = None
+        self._secret_req = 0
+        self._secret_wait: dict[int, asyncio.Future] = {}
 
     # -- lifetime -------------------------------------------------------------------------
     @classmethod
@@ -342,7 +442,13 @@ class FirmwareBridge:
             battery_pct=min(100, battery[0] if battery else 0),
             advertising_interval_ms=min(10240.0, max(20.0, interval_us / 1000.0)),
         )
-        twin = await TwinPeripheral.create(self.radio, info, advertise=False)
+        bond, le_secure, mitm, io = self.security_config or (0, 0, 0, 3)
+        security = TwinSecurity(
+            require_encryption=firmware_requires_encryption(self.table), bonding=bool(bond), le_secure=bool(le_secure), mitm=bool(mitm), io_capability=io if io <= 4 else 3
+        )
+        twin = await TwinPeripheral.create(self.radio, info, advertise=False, security=security)
+        self.keystore = FirmwareKeyStore(self)
+        twin.device.keystore = self.keystore
         ours, theirs = firmware_gatt_table(self.table), twin_gatt_table(twin)
         if ours != theirs:
             raise BridgeError(
@@ -607,6 +713,15 @@ class FirmwareBridge:
             if version != BRIDGE_VERSION:
                 raise BridgeError("bridge version %d on the firmware side, %d here" % (version, BRIDGE_VERSION))
             self.hello = (version, self._stamp(t_us, t_host))
+        elif kind == M_SECRET:
+            req, ok = struct.unpack_from("<HB", p, 0)
+            fut = self._secret_wait.pop(req, None)
+            if fut is not None and not fut.done():
+                fut.set_result((bool(ok), bytes(p[3:])))
+        elif kind == M_SECURITY:
+            self.security_config = (p[0], p[1], p[2], p[3])
+        elif kind == M_PAIR:
+            self.pair_requests.append(struct.unpack_from("<H", p, 0)[0])
         elif kind == M_BYE:
             self._stamp(struct.unpack_from("<Q", p, 0)[0], t_host)
             self._bye = True
@@ -618,6 +733,39 @@ class FirmwareBridge:
         if self._writer is None or self._writer.is_closing():
             raise BridgeError("the bridge to the firmware is closed")
         self._writer.write(struct.pack("<HB", len(payload) + 1, kind) + payload)
+
+    async def _secret(self, kind: int, payload: bytes, timeout: float) -> tuple[bool, bytes]:
+        self._secret_req = (self._secret_req + 1) & 0xFFFF
+        req = self._secret_req
+        fut = asyncio.get_running_loop().create_future()
+        self._secret_wait[req] = fut
+        try:
+            self._send(kind, struct.pack("<H", req) + payload)
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise BridgeError("the firmware did not answer a key store request within %.3g s" % timeout) from None
+        finally:
+            self._secret_wait.pop(req, None)
+
+    async def secret_get(self, sec_type: int, key: bytes | None, timeout: float = 2.0, index: int = 0) -> bytes | None:
+        """_IRQ_GET_SECRET in the firmware: the stored value, or None."""
+        payload = struct.pack("<BH", sec_type, 0xFFFF if key is not None else index) + (key or b"")
+        ok, value = await self._secret(H_GET_SECRET, payload, timeout)
+        return value if ok else None
+
+    async def secret_set(self, sec_type: int, key: bytes, value: bytes | None, timeout: float = 2.0) -> bool:
+        """_IRQ_SET_SECRET in the firmware (value None: delete); its answer."""
+        if len(key) > 255:
+            raise BridgeError("secret keys are at most 255 bytes")
+        payload = struct.pack("<BBB", sec_type, 1 if value is None else 0, len(key)) + key + (value or b"")
+        ok, _ = await self._secret(H_SET_SECRET, payload, timeout)
+        return ok
+
+    def _send_encryption(self, connection: Connection, bonded: bool) -> None:
+        if self._conn is connection and self._writer is not None and not self._writer.is_closing():
+            enc = 1 if connection.encryption else 0
+            auth = 1 if (enc and connection.authenticated and self.security_config and self.security_config[2]) else 0
+            self._send(H_ENCRYPTION, struct.pack("<HBBBB", connection.handle, enc, auth, 1 if (enc and bonded) else 0, connection.encryption_key_size or 0))
 
     @staticmethod
     def _peer(connection: Connection) -> bytes:
@@ -639,8 +787,34 @@ class FirmwareBridge:
             if self._writer is not None and not self._writer.is_closing():
                 self._send(H_DISCONNECT, peer)
 
+        pairing = {"active": False}
+
+        def on_pairing_start() -> None:
+            pairing["active"] = True
+
+        def on_pairing(_keys) -> None:
+            # NimBLE reports the encryption once the keys are handed to the
+            # app (SET_SECRET); Bumble encrypts first, so it is held until now.
+            pairing["active"] = False
+            bonding = self.security_config is not None and bool(self.security_config[0])
+            self._send_encryption(connection, bonded=bonding)
+
+        def on_pairing_failure(_reason) -> None:
+            pairing["active"] = False
+
+        def on_encryption_change() -> None:
+            if pairing["active"]:
+                return
+            ks = self.keystore
+            bonded = ks is not None and str(connection.peer_address) in ks.served
+            self._send_encryption(connection, bonded=bonded)
+
         connection.on(connection.EVENT_CONNECTION_ATT_MTU_UPDATE, on_mtu)
         connection.on(connection.EVENT_DISCONNECTION, on_disconnection)
+        connection.on(connection.EVENT_PAIRING_START, on_pairing_start)
+        connection.on(connection.EVENT_PAIRING, on_pairing)
+        connection.on(connection.EVENT_PAIRING_FAILURE, on_pairing_failure)
+        connection.on(connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, on_encryption_change)
 
     def _forward_command(self, frame: bytes) -> None:
         """The twin got a COMMAND write: the firmware gets _IRQ_GATTS_WRITE

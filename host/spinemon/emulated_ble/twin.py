@@ -34,13 +34,14 @@ from typing import Union
 from bumble import att, gatt
 from bumble.core import UUID, AdvertisingData
 from bumble.device import AdvertisingEventProperties, AdvertisingParameters, Connection, Device
+from bumble.pairing import PairingConfig, PairingDelegate
 
 import spinemon_protocol as P
 
 from .commands import CommandResponder
 from .link import EmulatedRadio, EmulatedRadioError
 
-__all__ = ["TwinPeripheral", "TwinInfo", "CommandHandler", "timed_frames"]
+__all__ = ["TwinPeripheral", "TwinInfo", "TwinSecurity", "CommandHandler", "timed_frames", "pairing_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,41 @@ class TwinInfo:
         return (parts + (0, 0, 0))[:3]  # type: ignore[return-value]
 
 
+@dataclasses.dataclass(frozen=True)
+class TwinSecurity:
+    """The twin's Security Manager and attribute permissions.
+
+    Attributes:
+        require_encryption: the spinemon characteristics (stream and status
+            subscriptions, STATUS reads, COMMAND writes) answer
+            INSUFFICIENT_ENCRYPTION on a link that is not encrypted (what the
+            firmware's ``_FLAG_*_ENCRYPTED`` flags make NimBLE do). Battery
+            and Device Information stay open. Off by default for the
+            stand-alone twin; the firmware bridge sets it from the firmware's
+            registered flags.
+        bonding, le_secure, mitm: the pairing the twin offers (the firmware's
+            ``BLE.config(bond=, le_secure=, mitm=)``).
+        io_capability: SMP IO capability (3 = NoInputNoOutput: "Just Works").
+    """
+
+    require_encryption: bool = False
+    bonding: bool = True
+    le_secure: bool = True
+    mitm: bool = False
+    io_capability: int = 3
+
+    def __post_init__(self) -> None:
+        if self.io_capability not in (0, 1, 2, 3, 4):
+            raise EmulatedRadioError("io_capability must be 0..4 (SMP IO capabilities)")
+
+
+def pairing_config(bonding: bool = True, le_secure: bool = True, mitm: bool = False, io_capability: int = 3) -> PairingConfig:
+    """A Bumble PairingConfig with a delegate that accepts and confirms by
+    itself (neither side has a display or keyboard)."""
+    delegate = PairingDelegate(io_capability=PairingDelegate.IoCapability(io_capability))
+    return PairingConfig(sc=le_secure, mitm=mitm, bonding=bonding, delegate=delegate)
+
+
 async def timed_frames(frames: Sequence[bytes], send_times_s: Sequence[float] | None = None) -> AsyncIterable[bytes]:
     """Yield ``frames`` at ``send_times_s`` (seconds after the first
     iteration; non-decreasing), or back to back if no times are given."""
@@ -112,10 +148,13 @@ class TwinPeripheral:
     ``("connect"|"disconnect", time, reason)``).
     """
 
-    def __init__(self, radio: EmulatedRadio, device: Device, info: TwinInfo) -> None:
+    def __init__(self, radio: EmulatedRadio, device: Device, info: TwinInfo, security: TwinSecurity | None = None) -> None:
         self.radio = radio
         self.device = device
         self.info = info
+        self.security = security or TwinSecurity()
+        sec = self.security
+        device.pairing_config_factory = lambda _connection: pairing_config(sec.bonding, sec.le_secure, sec.mitm, sec.io_capability)
         self.responder = CommandResponder()
         self.on_command: CommandHandler | None = self.responder
         self.on_connection_change: Callable[[bool], None] | None = None
@@ -138,11 +177,13 @@ class TwinPeripheral:
 
     # -- construction ----------------------------------------------------------
     @classmethod
-    async def create(cls, radio: EmulatedRadio, info: TwinInfo | None = None, *, advertise: bool = True) -> TwinPeripheral:
+    async def create(
+        cls, radio: EmulatedRadio, info: TwinInfo | None = None, *, advertise: bool = True, security: TwinSecurity | None = None
+    ) -> TwinPeripheral:
         """Add a twin to ``radio`` (its own controller) and start advertising."""
         info = info or TwinInfo()
         device = await radio.add_device(info.name)
-        twin = cls(radio, device, info)
+        twin = cls(radio, device, info, security)
         if advertise:
             await twin.start_advertising()
         return twin
@@ -151,14 +192,17 @@ class TwinPeripheral:
         Props = gatt.Characteristic.Properties
         R = gatt.Characteristic.READABLE
         W = gatt.Characteristic.WRITEABLE
+        enc = self.security.require_encryption
+        RE = R | (gatt.Characteristic.READ_REQUIRES_ENCRYPTION if enc else 0)
+        WE = W | (gatt.Characteristic.WRITE_REQUIRES_ENCRYPTION if enc else 0)
         # Bumble does not enforce permissions on reads; a real stack answers
         # READ_NOT_PERMITTED for these, so the twin does too.
         self.stream_char = gatt.Characteristic(P.STREAM_CHAR_UUID, Props.NOTIFY, 0, gatt.CharacteristicValue(read=_not_readable))
         self.command_char = gatt.Characteristic(
-            P.COMMAND_CHAR_UUID, Props.WRITE, W, gatt.CharacteristicValue(read=_not_readable, write=self._on_command_write)
+            P.COMMAND_CHAR_UUID, Props.WRITE, WE, gatt.CharacteristicValue(read=_not_readable, write=self._on_command_write)
         )
         self.status_char = gatt.Characteristic(
-            P.STATUS_CHAR_UUID, Props.READ | Props.NOTIFY, R, gatt.CharacteristicValue(read=lambda _c: self.status_frame())
+            P.STATUS_CHAR_UUID, Props.READ | Props.NOTIFY, RE, gatt.CharacteristicValue(read=lambda _c: self.status_frame())
         )
         self.battery_char = gatt.Characteristic(
             UUID.from_16_bits(P.BATTERY_LEVEL_UUID16),
@@ -184,6 +228,27 @@ class TwinPeripheral:
         )
         for key, char in (("stream", self.stream_char), ("status", self.status_char), ("battery", self.battery_char)):
             char.on(char.EVENT_SUBSCRIPTION, lambda _bearer, notify, _indicate, key=key: self._on_subscription(key, notify))
+        if enc:
+            # Bumble adds each CCCD itself, readable and writable by anyone;
+            # subscribing to the spinemon characteristics needs encryption.
+            self._protect_cccds((self.stream_char, self.status_char))
+
+    def _protect_cccds(self, chars: Sequence[gatt.Characteristic]) -> None:
+        attrs = self.device.gatt_server.attributes
+        cccd = UUID.from_16_bits(0x2902)
+        for char in chars:
+            i = attrs.index(char)
+            for a in attrs[i + 1 : i + 3]:
+                if isinstance(a, gatt.Descriptor) and a.type == cccd:
+                    a.permissions |= att.Attribute.READ_REQUIRES_ENCRYPTION | att.Attribute.WRITE_REQUIRES_ENCRYPTION
+                    break
+            else:
+                raise EmulatedRadioError("no CCCD found for %s" % char.uuid)
+
+    @property
+    def encrypted(self) -> bool:
+        """The current link is encrypted."""
+        return self._connection is not None and bool(self._connection.encryption)
 
     def advertising_data(self) -> bytes:
         """Flags, the 128-bit service UUID and the complete local name (an

@@ -10,6 +10,12 @@
 # task, between the app's tasks, as the real stack's scheduled IRQs are):
 #   connect -> _IRQ_CENTRAL_CONNECT, disconnect -> _IRQ_CENTRAL_DISCONNECT,
 #   MTU exchange -> _IRQ_MTU_EXCHANGED, command write -> _IRQ_GATTS_WRITE.
+# Security: the firmware's config(bond=, le_secure=, mitm=, io=) goes to the
+# twin (M_SECURITY), which pairs through Bumble's Security Manager; the link's
+# encryption changes come back as _IRQ_ENCRYPTION_UPDATE, and the twin's key
+# store is the firmware's own: Bumble's key look-ups and updates arrive as
+# _IRQ_GET_SECRET / _IRQ_SET_SECRET, and the handler's answer goes back
+# (M_SECRET) - so the firmware's bond policy decides, as on NimBLE.
 #
 # Messages both ways: u16 length (of type + payload, little-endian), u8 type,
 # payload. Device times are the firmware's own clock (clock.Clock.now_us,
@@ -38,7 +44,7 @@ except ImportError:  # CPython
         return x
 
 
-BRIDGE_VERSION = const(1)
+BRIDGE_VERSION = const(2)
 
 # firmware -> host
 M_HELLO = const(0x01)  # version u8, t_dev u64
@@ -51,6 +57,9 @@ M_MOTOR = const(0x07)  # t_dev u64, duty u16: the motor PWM changed
 M_LOG = const(0x08)  # text (rest)
 M_IRQ_DONE = const(0x09)  # t_dev u64, event u8, conn u16, handle u16: an IRQ was delivered
 M_BYE = const(0x0A)  # t_dev u64: the firmware stopped
+M_SECURITY = const(0x0B)  # bond u8, le_secure u8, mitm u8, io u8: config() of the Security Manager
+M_SECRET = const(0x0C)  # req u16, ok u8, value (rest): the answer to H_GET_SECRET / H_SET_SECRET
+M_PAIR = const(0x0D)  # conn u16: gap_pair
 
 # host -> firmware
 H_CONNECT = const(0x81)  # conn u16, addr_type u8, addr 6 bytes
@@ -59,6 +68,9 @@ H_MTU = const(0x83)  # conn u16, mtu u16
 H_WRITE = const(0x84)  # conn u16, handle u16, data (rest)
 H_STOP = const(0x85)  # end the run
 H_HARNESS = const(0x86)  # not BLE: handed to BLE.on_harness(payload) (e.g. the wearer's motion)
+H_ENCRYPTION = const(0x87)  # conn u16, encrypted u8, authenticated u8, bonded u8, key_size u8
+H_GET_SECRET = const(0x88)  # req u16, sec_type u8, index u16 (0xFFFF: by key), key (rest)
+H_SET_SECRET = const(0x89)  # req u16, sec_type u8, delete u8, key (u8 len), value (rest)
 
 _EAGAIN = const(11)
 
@@ -139,6 +151,20 @@ class BLE(_FakeBLE):
         self._send(M_BYE, struct.pack("<Q", self._t()))
 
     # ---- the real API, forwarded -------------------------------------------------
+    def config(self, *args, **kw):
+        r = _FakeBLE.config(self, *args, **kw)
+        if not args and ("bond" in kw or "le_secure" in kw or "mitm" in kw or "io" in kw):
+            c = self._config
+            self._send(
+                M_SECURITY,
+                bytes((1 if c.get("bond") else 0, 1 if c.get("le_secure") else 0, 1 if c.get("mitm") else 0, int(c.get("io", 3)) & 0xFF)),
+            )
+        return r
+
+    def gap_pair(self, conn_handle):
+        _FakeBLE.gap_pair(self, conn_handle)
+        self._send(M_PAIR, struct.pack("<H", conn_handle))
+
     def gap_advertise(self, interval_us, adv_data=None, *, resp_data=None, connectable=True):
         _FakeBLE.gap_advertise(self, interval_us, adv_data, resp_data=resp_data, connectable=connectable)
         if self.adv is None:
@@ -182,7 +208,7 @@ class BLE(_FakeBLE):
     def _dispatch(self, kind, p):
         if kind == H_CONNECT:
             conn, _at = struct.unpack_from("<HB", p, 0)
-            self.central_connect(conn, bytes(p[3:9]))
+            self.central_connect(conn, bytes(p[3:9]), pair=False)  # the twin's stack pairs
             self._irq_done(1, conn)
         elif kind == H_DISCONNECT:
             conn, _at = struct.unpack_from("<HB", p, 0)
@@ -196,6 +222,26 @@ class BLE(_FakeBLE):
             conn, handle = struct.unpack_from("<HH", p, 0)
             self.central_write(handle, bytes(p[4:]), conn)
             self._irq_done(3, conn, handle)
+        elif kind == H_ENCRYPTION:
+            conn, enc, auth, bonded, ks = struct.unpack_from("<HBBBB", p, 0)
+            if conn in self.connections:
+                self.security[conn] = (bool(enc), bool(auth), bool(bonded), ks)
+                self._emit(28, (conn, bool(enc), bool(auth), bool(bonded), ks))
+                self._irq_done(28, conn)
+        elif kind == H_GET_SECRET:
+            req, sec_type, index = struct.unpack_from("<HBH", p, 0)
+            key = bytes(p[5:])
+            value = self._emit(29, (sec_type, index, None if index != 0xFFFF else memoryview(key)))
+            ok = value is not None
+            self._send(M_SECRET, struct.pack("<HB", req, 1 if ok else 0) + (bytes(value) if ok else b""))
+            self._irq_done(29, 0)
+        elif kind == H_SET_SECRET:
+            req, sec_type, delete, n = struct.unpack_from("<HBBB", p, 0)
+            key = bytes(p[5 : 5 + n])
+            value = None if delete else bytes(p[5 + n :])
+            ok = self._emit(30, (sec_type, memoryview(key), None if value is None else memoryview(value)))
+            self._send(M_SECRET, struct.pack("<HB", req, 1 if ok else 0))
+            self._irq_done(30, 0)
         elif kind == H_STOP:
             self.stopped = True
         elif kind == H_HARNESS:

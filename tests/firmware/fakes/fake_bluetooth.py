@@ -4,21 +4,49 @@
 #   _IRQ_CENTRAL_DISCONNECT=2 (conn_handle, addr_type, addr)
 #   _IRQ_GATTS_WRITE=3 (conn_handle, attr_handle)
 #   _IRQ_MTU_EXCHANGED=21 (conn_handle, mtu)
+#   _IRQ_ENCRYPTION_UPDATE=28 (conn_handle, encrypted, authenticated, bonded, key_size)
+#   _IRQ_GET_SECRET=29 (sec_type, index, key) -> value or None
+#   _IRQ_SET_SECRET=30 (sec_type, key, value) -> True/False (value None: delete)
 # It records advertising, the registered GATT table, values and notifications;
 # a test (or, later, a socket bridge to an emulated central) drives it with
 # central_connect / central_write / exchange_mtu / central_disconnect, which
 # call the registered IRQ handler like the real stack does.
+#
+# Security, as NimBLE does it: a characteristic flagged *_ENCRYPTED refuses
+# a central's read/write on an unencrypted link (ATT error 0x0F, no IRQ);
+# central_pair() runs an LE Secure Connections pairing with bonding from the
+# central's side: a central that already holds a bond re-encrypts (the stack
+# asks the app for the stored key with _IRQ_GET_SECRET), a new one pairs and
+# the stack hands both key sets to the app with _IRQ_SET_SECRET, then
+# _IRQ_ENCRYPTION_UPDATE. A refused SET_SECRET does not stop the link from
+# being encrypted (the app must drop it), as on NimBLE. central_connect()
+# pairs by default (what bleak's pair=True does); pass pair=False for a
+# stranger that does not.
 
 _IRQ_CENTRAL_CONNECT = 1
 _IRQ_CENTRAL_DISCONNECT = 2
 _IRQ_GATTS_WRITE = 3
 _IRQ_MTU_EXCHANGED = 21
+_IRQ_ENCRYPTION_UPDATE = 28
+_IRQ_GET_SECRET = 29
+_IRQ_SET_SECRET = 30
+_IRQ_PASSKEY_ACTION = 31
+
+SEC_OUR = 1
+SEC_PEER = 2
+
+ATT_INSUFFICIENT_AUTHENTICATION = 0x05
+ATT_INSUFFICIENT_ENCRYPTION = 0x0F
 
 FLAG_READ = 0x0002
 FLAG_WRITE_NO_RESPONSE = 0x0004
 FLAG_WRITE = 0x0008
 FLAG_NOTIFY = 0x0010
 FLAG_INDICATE = 0x0020
+FLAG_READ_ENCRYPTED = 0x0200
+FLAG_READ_AUTHENTICATED = 0x0400
+FLAG_WRITE_ENCRYPTED = 0x1000
+FLAG_WRITE_AUTHENTICATED = 0x2000
 
 ENOTCONN = 107
 ENOMEM = 12
@@ -60,6 +88,12 @@ class BLE:
         self.congested = False  # gatts_notify raises OSError(ENOMEM) while True
         self.remote_mtu = 517
         self._next_handle = 1
+        self.security = {}  # conn -> (encrypted, authenticated, bonded, key_size)
+        self.peers = {}  # conn -> addr
+        self.central_keys = {}  # what each central (by addr) holds after bonding
+        self.pair_requests = []  # conns the app asked to secure (gap_pair)
+        self.store_results = []  # (sec_type, ok) of every SET_SECRET the stack made
+        self._pairings = 0
 
     # ---- real API ------------------------------------------------------------------
     def active(self, *args):
@@ -129,6 +163,11 @@ class BLE:
     def gatts_set_buffer(self, value_handle, length, append=False):
         self.buffers[value_handle] = (length, append)
 
+    def gap_pair(self, conn_handle):
+        if conn_handle not in self.connections:
+            raise OSError(ENOTCONN)
+        self.pair_requests.append(conn_handle)
+
     def gap_disconnect(self, conn_handle):
         if conn_handle not in self.connections:
             return False
@@ -145,27 +184,92 @@ class BLE:
 
     def _emit(self, event, data):
         if self._irq is not None:
-            self._irq(event, data)
+            return self._irq(event, data)
+        return None
 
-    def central_connect(self, conn=64, addr=b"\x11\x22\x33\x44\x55\x66"):
+    def central_connect(self, conn=64, addr=b"\x11\x22\x33\x44\x55\x66", pair=True):
         self.connections[conn] = 23
+        self.peers[conn] = bytes(addr)
+        self.security[conn] = (False, False, False, 0)
         self.adv = None  # a connection stops advertising
         self._emit(_IRQ_CENTRAL_CONNECT, (conn, 0, memoryview(addr)))
+        if pair and conn in self.connections:
+            self.central_pair(conn)
 
     def central_disconnect(self, conn=64, addr=b"\x11\x22\x33\x44\x55\x66"):
         self.connections.pop(conn, None)
+        self.security.pop(conn, None)
+        self.peers.pop(conn, None)
         self._emit(_IRQ_CENTRAL_DISCONNECT, (conn, 0, memoryview(addr)))
+
+    def is_encrypted(self, conn=64):
+        s = self.security.get(conn)
+        return bool(s and s[0])
+
+    def central_pair(self, conn=64, bond=True):
+        """The central secures the link (LE Secure Connections, Just Works).
+        Returns True if the link ended up encrypted."""
+        if conn not in self.connections:
+            raise OSError(ENOTCONN)
+        addr = self.peers.get(conn, b"\x00" * 6)
+        key = b"\x00" + addr  # NimBLE keys secrets by the peer's address
+        held = self.central_keys.get(addr)
+        if held is not None:
+            value = self._emit(_IRQ_GET_SECRET, (SEC_PEER, 0, memoryview(key)))
+            if value is None or bytes(value) != held:
+                return False  # LTK request negative reply: encryption fails, key missing
+            self.security[conn] = (True, False, True, 16)
+        else:
+            self._pairings += 1
+            ours = bytes((0xA0, self._pairings & 0xFF)) + addr
+            theirs = bytes((0xB0, self._pairings & 0xFF)) + addr
+            bonded = False
+            if bond:
+                ok1 = self._emit(_IRQ_SET_SECRET, (SEC_OUR, memoryview(key), memoryview(ours)))
+                ok2 = self._emit(_IRQ_SET_SECRET, (SEC_PEER, memoryview(key), memoryview(theirs)))
+                self.store_results.append((SEC_OUR, bool(ok1)))
+                self.store_results.append((SEC_PEER, bool(ok2)))
+                self.central_keys[addr] = theirs  # the central keeps its half either way
+                bonded = True
+            self.security[conn] = (True, False, bonded, 16)
+        if conn in self.connections:
+            s = self.security[conn]
+            self._emit(_IRQ_ENCRYPTION_UPDATE, (conn, s[0], s[1], s[2], s[3]))
+        return self.is_encrypted(conn)
+
+    def _refusal(self, conn, flags, enc_flag, auth_flag):
+        s = self.security.get(conn, (False, False, False, 0))
+        if flags & enc_flag and not s[0]:
+            return ATT_INSUFFICIENT_ENCRYPTION
+        if flags & auth_flag and not s[1]:
+            return ATT_INSUFFICIENT_AUTHENTICATION
+        return 0
+
+    def central_read(self, handle, conn=64):
+        """(att_error, value): what a central's read returns (0 = success)."""
+        flags = self.chars[handle][1]
+        if not flags & FLAG_READ:
+            return (0x02, b"")  # read not permitted
+        err = self._refusal(conn, flags, FLAG_READ_ENCRYPTED, FLAG_READ_AUTHENTICATED)
+        return (err, b"") if err else (0, self.values[handle])
 
     def exchange_mtu(self, conn=64, mtu=None):
         m = min(self._config.get("mtu", 23), self.remote_mtu if mtu is None else mtu)
         self.connections[conn] = m
         self._emit(_IRQ_MTU_EXCHANGED, (conn, m))
 
-    def central_write(self, handle, data, conn=64):
+    def central_write(self, handle, data, conn=64, enforce=True):
+        """A central's write; returns the ATT error (0 = written, IRQ raised).
+        enforce=False: a stack that lets the write through regardless."""
+        if enforce and handle in self.chars:
+            err = self._refusal(conn, self.chars[handle][1], FLAG_WRITE_ENCRYPTED, FLAG_WRITE_AUTHENTICATED)
+            if err:
+                return err
         length, append = self.buffers.get(handle, (20, False))
         data = bytes(data)[:length]
         self.values[handle] = (self.values.get(handle, b"") + data) if append else data
         self._emit(_IRQ_GATTS_WRITE, (conn, handle))
+        return 0
 
     def handle_of(self, uuid):
         for h in self.chars:
