@@ -321,3 +321,25 @@ def test_bad_options_are_config_errors():
     with pytest.raises(ConfigError):
         BleOptions(backoff_initial_s=10.0, backoff_max_s=1.0)
     assert [BleOptions(backoff_initial_s=0.5, backoff_max_s=3.0).backoff(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_the_transport_pairs_with_a_wearable_that_requires_encryption():
+    """The wearable serves samples and takes commands only over an encrypted,
+    bonded link: BleTransport pairs by default; without pairing the setup fails."""
+    from spinemon.emulated_ble.twin import TwinSecurity
+
+    async def main():
+        async with EmulatedRadio() as radio:
+            twin = await TwinPeripheral.create(radio, TwinInfo(suffix="5EC0"), security=TwinSecurity(require_encryption=True))
+            refused = BleTransport(twin.address, options=BleOptions(**{**FAST.__dict__, "pair": False, "connect_attempts": 1}), backend=BumbleClient, radio=radio)
+            with pytest.raises(TransportError):
+                await refused.connect()
+            await refused.close()
+            transport = BleTransport(twin.address, options=FAST, backend=BumbleClient, radio=radio)
+            await transport.connect()
+            assert twin.encrypted
+            await transport.send(P.encode_command(9, P.OP_HAPTIC, (1, 100, 0, 200)))
+            assert [h.counter for h in twin.responder.haptics] == [9]
+            await transport.close()
+
+    run(main())

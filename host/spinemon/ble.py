@@ -65,11 +65,16 @@ class BleOptions(LinkOptions):
     ``scan_timeout_s`` bounds the search when connecting by name;
     ``request_mtu``: ask for a large ATT MTU where the platform needs asking
     (BlueZ); elsewhere the OS negotiates it.
+    ``pair``: pair (LE Secure Connections, bonding) when connecting if not
+    bonded yet; the wearable serves samples and takes commands only over an
+    encrypted, bonded link (docs/security.md). Put the wearable in pairing
+    mode (hold its button 3 s) the first time.
     """
 
     gatt_timeout_s: float = 5.0
     scan_timeout_s: float = 10.0
     request_mtu: bool = True
+    pair: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -208,7 +213,7 @@ class BleTransport(LinkTransport):
             target = self._device
         elif self._device is not None and self._device.address == self.address:
             target = self._device
-        client = bleak.BleakClient(target, self._on_disconnect, timeout=timeout, backend=self._backend, **self._bleak_kwargs)
+        client = bleak.BleakClient(target, self._on_disconnect, timeout=timeout, pair=opts.pair, backend=self._backend, **self._bleak_kwargs)
         self._client = client
         g = opts.gatt_timeout_s
         try:
