@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
 
 from spinemon.errors import SpinemonError
 

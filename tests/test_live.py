@@ -231,3 +231,21 @@ def test_enter_marks_a_set_so_its_first_rep_is_watched(tmp_path):
     assert [e.as_dict() for e in replay(rec).events] == [e.as_dict() for e in marked.events]
     unmarked = arun(main_(False, tmp_path / "unmarked.spinrec"))
     assert not any(e.kind == "over_flexion" and e.t_start < session.reps[0].t_end for e in unmarked.events)
+
+
+def test_profile_stores_the_calibration_and_the_next_session_reuses_it(tmp_path):
+    prof = tmp_path / "profile.json"
+    first_ui, second_ui = LiveUI(io.StringIO()), LiveUI(io.StringIO())
+    first = arun(run(LiveOptions(sim=True, speed=5000, exercise="deadlift", profile=str(prof)), first_ui))
+    assert prof.exists() and any("calibration saved to" in line for line in first_ui.lines)
+    from spinemon.profile_store import load_profile
+
+    stored = load_profile(prof).calibration
+    assert stored is not None and stored.rom == first.calibration.rom
+    opts = LiveOptions(sim=True, speed=5000, exercise="deadlift", profile=str(prof), limits=("deadlift.flexion_share=0.4",))
+    result = arun(run(opts, second_ui))
+    assert any("Using the calibration stored" in line for line in second_ui.lines)
+    assert not any(line.startswith(">> Stand tall") for line in second_ui.lines)  # no calibration phase
+    assert result.calibration.rom == stored.rom
+    limit = result.summary["limits"]["flexion_deg"]
+    assert limit == pytest.approx(0.4 * stored.rom.flexion_deg, abs=0.01)

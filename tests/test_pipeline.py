@@ -130,7 +130,7 @@ def test_pipeline_follows_a_sample_rate_change():
     p = Pipeline()
     p.on_label({"set": 1, "exercise": "deadlift"})
     for f, t in zip(a.frames + b.frames, list(a.frame_times) + list(b.frame_times)):
-        res = p.on_frame(f, float(t))
+        p.on_frame(f, float(t))
     p.finish()
     assert p.decoder.stats.lost_samples == 0 and p.decoder.stats.restarts == 0
     # the rounded rep in the 50 Hz part is caught, nothing else

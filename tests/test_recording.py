@@ -5,7 +5,7 @@ import os
 import pytest
 
 from spinemon.errors import RecordingError, TruncatedRecordingError
-from spinemon.recording import KIND_RX, MAGIC, RecordingWriter, load
+from spinemon.recording import MAGIC, RecordingWriter, load
 
 
 def write(path, n=50):

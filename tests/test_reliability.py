@@ -15,14 +15,13 @@ import pytest
 
 import spinemon_protocol as P
 from spinemon import sim
-from spinemon.alerts import CommandCounter
 from spinemon.calibration import CalibrationSettings
 from spinemon.errors import RecordingError
 from spinemon.live import LinkSetup
 from spinemon.pipeline import Pipeline, PipelineSettings
 from spinemon.recording import KIND_RX, RecordingWriter, load, segment_paths
 from spinemon.session import DeviceAccounting, header_for, replay, run_live
-from spinemon.transport import Received, SimTransport, Transport
+from spinemon.transport import SimTransport, Transport
 
 
 def pipeline():

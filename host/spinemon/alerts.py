@@ -8,7 +8,6 @@ command left (filled in by whoever sends it).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import spinemon_protocol as proto

@@ -37,8 +37,8 @@ import spinemon_protocol as proto
 from spinemon.detect import PROFILES, Limits
 from spinemon.errors import ConfigError, RecordingError, SpinemonError
 from spinemon.pipeline import Pipeline, PipelineSettings
-from spinemon.recording import KIND_META, KIND_RX, Recording, RecordingWriter, load
-from spinemon.session import SessionResult, header_for
+from spinemon.recording import Recording, RecordingWriter, load
+from spinemon.session import SessionResult, header_for, replay
 from spinemon.stream import G, FrameDecoder, SampleBlock
 
 __all__ = [
@@ -150,9 +150,6 @@ def trace_recording(recording: Recording, settings: PipelineSettings | None = No
     """Re-run ``recording`` through the pipeline exactly as
     :func:`spinemon.session.replay` does (same records, same order, same
     settings), collecting per-sample angles on the way."""
-    if settings is None:
-        settings = PipelineSettings.from_dict(recording.header.get("settings", {}))
-    pipeline = Pipeline(settings)
     raw = FrameDecoder()  # decodes the same frames as the pipeline's decoder: same blocks
     blocks: list[SampleBlock] = []
     angles: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -161,48 +158,33 @@ def trace_recording(recording: Recording, settings: PipelineSettings | None = No
     limit_changes: list[tuple[float, Limits]] = []
     labels: list[tuple[float, dict]] = []
     pending_labels: list[dict] = []
-    frames = 0
-    t_last = None
-    for rec in recording.records:
-        if rec.kind == KIND_RX:
-            frames += 1
-            res = pipeline.on_frame(rec.payload, rec.t_host)
-            got = [b for b in raw.feed(rec.payload, rec.t_host) if isinstance(b, SampleBlock)]
-            for block in got:
-                n = len(block)
-                if n == 0:
-                    continue
-                t0 = float(block.t[0])
-                for lab in pending_labels:
-                    labels.append((t0, lab))
-                pending_labels = []
-                if not limit_changes or limit_changes[-1][1] != pipeline.limits:
-                    limit_changes.append((t0, pipeline.limits))
-                if res.angles is not None and res.t is not None and len(res.t) == n:
-                    a = res.angles
-                    angles.append((np.asarray(a.flexion_deg, float), np.asarray(a.lateral_deg, float), np.asarray(a.twist_deg, float)))
-                else:
-                    nan = np.full(n, np.nan)
-                    angles.append((nan, nan, nan))
-                blocks.append(block)
-                label_sets.append(pipeline.set_number or 0)
-                exercises.append(pipeline.exercise)
-            if res.t is not None and len(res.t):
-                t_last = float(res.t[-1])
-        elif rec.kind == KIND_META:
-            try:
-                m = rec.meta
-            except ValueError:
+
+    def on_frame(frame: bytes, t_host: float, res, pipeline: Pipeline) -> None:
+        nonlocal pending_labels
+        for block in (b for b in raw.feed(frame, t_host) if isinstance(b, SampleBlock)):
+            n = len(block)
+            if n == 0:
                 continue
-            if isinstance(m, dict) and m.get("type") == "label":
-                pipeline.on_label(m)
-                pending_labels.append(m)
-    pipeline.finish(t_last)
-    summary = pipeline.summary()
-    summary["frames"] = frames
-    result = SessionResult(
-        pipeline.events, pipeline.alerts, pipeline.decoder.stats.as_dict(), pipeline.calibration, pipeline.angle_label, frames, 0, summary
-    )
+            t0 = float(block.t[0])
+            for lab in pending_labels:
+                labels.append((t0, lab))
+            pending_labels = []
+            if not limit_changes or limit_changes[-1][1] != pipeline.limits:
+                limit_changes.append((t0, pipeline.limits))
+            if res.angles is not None and res.t is not None and len(res.t) == n:
+                a = res.angles
+                angles.append((np.asarray(a.flexion_deg, float), np.asarray(a.lateral_deg, float), np.asarray(a.twist_deg, float)))
+            else:
+                nan = np.full(n, np.nan)
+                angles.append((nan, nan, nan))
+            blocks.append(block)
+            label_sets.append(pipeline.set_number or 0)
+            exercises.append(pipeline.exercise)
+
+    def on_label(m: dict, pipeline: Pipeline) -> None:
+        pending_labels.append(m)
+
+    result = replay(recording, settings, on_frame=on_frame, on_label=on_label)
     if not blocks:
         raise RecordingError(f"{recording.path} holds no samples")
     sizes = [len(b) for b in blocks]

@@ -14,18 +14,38 @@ How it works (the same structure as VQF's inclination part, Laidig & Seel
    length via a running maximum, carried across blocks).
 2. **Gyro bias** (causal): an estimate fed only by rest samples - a running
    mean for the first ``tau_bias_s`` of rest, then a first-order IIR with time
-   constant ``tau_bias_s`` - held during motion. Sample k is integrated with
-   the estimate from samples before k.
+   constant ``tau_bias_s`` - held during motion.
 3. **Strapdown integration**: the bias-corrected gyro is integrated into
    quaternions ``P_k`` (sensor orientation relative to an almost-inertial
-   frame I fixed at the start of the stream) with a chunked parallel prefix
-   product (O(sqrt N) Python iterations, each vectorised across chunks).
+   frame I fixed at the start of the stream). Gyro sample k is the rate over
+   the sample period *ending* at k: ``P_k = P_{k-1} exp(omega_k dt / 2)``.
 4. **Accelerometer low-pass in I**: each accelerometer sample is rotated into
-   I (``b_k = P_k a_k``), weighted by the trust ``w_k`` (1 while ``| |a_k| - g |``
-   is within ``acc_rejection_m_s2``, falling off as the inverse square of
-   the excess beyond it) and low-passed with a second-order Butterworth
-   filter with time constant ``tau_acc_s`` (``scipy.signal.lfilter`` with the
-   state carried in ``zi``). The gravity direction is ``normalize(P_k^T h_k)``.
+   I (``b_k = P_k a_k``), weighted by the trust ``w`` (1 while ``| |a| - g |``
+   stays within ``acc_rejection_m_s2`` in the mean-square sense over
+   ``acc_rejection_tau_s``, falling off as the inverse square of the excess)
+   and low-passed with a second-order Butterworth filter with time constant
+   ``tau_acc_s``. The gravity direction is ``normalize(P_k^T h)``.
+
+**Chunks.** The stream is cut into chunks of ``L = 16`` samples at fixed
+positions (sample index 0, 16, 32, ... from the start of the stream). The
+low-pass state is exact at every sample, but its *output* ``h``, the trust
+weight ``w`` and the gyro bias used for integration are latched at chunk ends
+and used for the next 16 samples; the bias estimate learns from each chunk's
+rest samples at its end (as the per-sample IIR would for equal samples). The
+lag this adds (<= 15 samples) is small against the 3 s filter constants and
+does not touch the gyro integration. It lets the batch path work on whole
+chunks:
+
+- **Batch path** (blocks of >= 64 samples): segments of 2,048 chunks are laid
+  out as (16, 2048) arrays (column = one chunk), so each numpy call advances
+  all chunks by one sample. Quaternions are complex pairs
+  ``(w + x i, y + z i)``; in-chunk prefix products take 15 steps, chunk starts
+  come from a short scan over the chunk totals. The low-pass state at chunk
+  ends comes from impulse-response matrices times each chunk plus a
+  recurrence over chunk ends (exact, not a decimation).
+- **Per-sample path** (blocks shorter than 64 samples, e.g. streaming frames,
+  and the ragged head and tail of a block): the same filter in plain Python
+  floats. Two independent implementations: the tests check they agree to 1e-9.
 
 Entry points: :func:`gravity` (batch, unit vectors), :func:`run` (batch with
 flags and the final :class:`FusionState`), :class:`GravityFilter`
@@ -135,20 +155,29 @@ class FusionState:
             exactly; only its direction matters.
         acc_lp_zi: (2, 3) state of the Butterworth low-pass of the weighted
             accelerometer in frame I (``scipy.signal.lfilter`` ``zi``).
+        acc_lp_out: (3,) low-pass output latched at the last chunk end (frame I).
         gravity: (3,) last gravity direction (unit, sensor frame).
         acc_dev_ms: low-passed squared deviation of ``|a|`` from g, (m/s^2)^2.
+        acc_weight: trust weight latched at the last chunk end, 0..1.
         rest_run: how many consecutive rest candidates end the stream so far.
-        bias: (3,) current gyro-bias estimate, rad/s.
+        bias: (3,) live gyro-bias estimate (as of the last chunk end), rad/s.
+        bias_held: (3,) bias used for integration until the next chunk end, rad/s.
+        bias_partial: (4,) sum of the rest gyro samples (x, y, z) and their count
+            in the current, unfinished chunk.
         bias_count: number of rest samples that have fed the bias estimate.
     """
 
     samples: int
     quat: np.ndarray
     acc_lp_zi: np.ndarray
+    acc_lp_out: np.ndarray
     gravity: np.ndarray
     acc_dev_ms: float
+    acc_weight: float
     rest_run: int
     bias: np.ndarray
+    bias_held: np.ndarray
+    bias_partial: np.ndarray
     bias_count: int
 
     @classmethod
@@ -180,10 +209,14 @@ class FusionState:
             samples=0,
             quat=np.array([1.0, 0.0, 0.0, 0.0]),
             acc_lp_zi=coeffs.acc_zi_unit[:, None] * (g * u)[None, :],
+            acc_lp_out=g * u,
             gravity=u.copy(),
             acc_dev_ms=0.0,
+            acc_weight=1.0,
             rest_run=0,
             bias=b,
+            bias_held=b.copy(),
+            bias_partial=np.zeros(4),
             bias_count=0,
         )
 
@@ -193,10 +226,14 @@ class FusionState:
             samples=self.samples,
             quat=self.quat.copy(),
             acc_lp_zi=self.acc_lp_zi.copy(),
+            acc_lp_out=self.acc_lp_out.copy(),
             gravity=self.gravity.copy(),
             acc_dev_ms=self.acc_dev_ms,
+            acc_weight=self.acc_weight,
             rest_run=self.rest_run,
             bias=self.bias.copy(),
+            bias_held=self.bias_held.copy(),
+            bias_partial=self.bias_partial.copy(),
             bias_count=self.bias_count,
         )
 
@@ -238,8 +275,10 @@ class _Coefficients:
     g: float
     rej2: float
     rej_k: float
-    rej_b: np.ndarray
-    rej_a: np.ndarray
+    bias_keep_pow: np.ndarray  # (1 - bias_alpha) ** k for k = 0..L
+    ones_l: np.ndarray  # (L,) ones
+    acc_iir: "_ChunkIIR"
+    rej_iir: "_ChunkIIR"
 
 
 @lru_cache(maxsize=32)
@@ -250,6 +289,7 @@ def _coefficients(rate: float, settings: FusionSettings) -> _Coefficients:
         raise ConfigError(f"tau_acc_s={settings.tau_acc_s} is too short for a sample rate of {rate} Hz")
     b, a = signal.butter(2, fc, fs=rate)
     rej_k = 1.0 - math.exp(-dt / settings.acc_rejection_tau_s)
+    bias_alpha = 1.0 - math.exp(-dt / settings.tau_bias_s)
     return _Coefficients(
         dt=dt,
         half_dt=0.5 * dt,
@@ -259,13 +299,15 @@ def _coefficients(rate: float, settings: FusionSettings) -> _Coefficients:
         rest_gyr_th2=math.radians(settings.rest_gyr_deg_s) ** 2,
         rest_acc_th2=settings.rest_acc_m_s2**2,
         rest_min_n=max(1, int(round(settings.rest_min_s * rate))),
-        bias_alpha=1.0 - math.exp(-dt / settings.tau_bias_s),
+        bias_alpha=bias_alpha,
         bias_mean_n=max(1, int(round(settings.tau_bias_s * rate))),
         g=settings.gravity_m_s2,
         rej2=settings.acc_rejection_m_s2**2,
         rej_k=rej_k,
-        rej_b=np.array([rej_k]),
-        rej_a=np.array([1.0, rej_k - 1.0]),
+        bias_keep_pow=(1.0 - bias_alpha) ** np.arange(_L + 1, dtype=np.float64),
+        ones_l=np.ones(_L),
+        acc_iir=_ChunkIIR(b, a, _L),
+        rej_iir=_ChunkIIR(np.array([rej_k]), np.array([1.0, rej_k - 1.0]), _L),
     )
 
 
@@ -293,18 +335,6 @@ def _check_samples(acc: object, gyr: object) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------- quaternions
-
-
-def _qmul(a, b):
-    """Hamilton product of quaternions given as 4 component arrays (broadcasting)."""
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return (
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    )
 
 
 _SHORT_SCAN = 24  # up to this many quaternions, a plain loop beats the vectorised scan
@@ -437,7 +467,655 @@ def _rotation_rows(p: np.ndarray):
 
 # ---------------------------------------------------------------- the filter
 
-_SEGMENT = 16384  # samples per internal step: keeps the working set in cache
+# ---------------------------------------------------------------- chunk-parallel building blocks
+#
+# The batch path works on segments of S = L * C samples laid out as (L, C)
+# arrays: column c holds the L consecutive samples of chunk c, so that one
+# numpy call on a row advances all C chunks by one sample. Element-wise work
+# is layout-blind; the two sequential parts (the quaternion prefix product and
+# the IIR filters) run L steps down the rows, then stitch the chunks together
+# with a short recurrence over the C chunk ends.
+
+_L = 16  # samples per chunk; the low-pass output, trust weight and bias are latched at chunk ends
+_SEGMENT_CHUNKS = 2048  # chunks per internal segment (S = 32768 samples)
+_SMALL = 64  # blocks shorter than this take the per-sample path (plain floats)
+_SHORT_TOTALS = 128  # chunk totals up to this many are chained by a plain loop
+_TAYLOR_MAX = 1e-2  # (half rotation angle per sample)^2 up to which the Taylor series is exact (t < 0.1 rad)
+
+
+class _ChunkIIR:
+    """State and output of ``scipy.signal.lfilter(b, a)`` at chunk ends, chunk-parallel.
+
+    Exact reformulation: with the lfilter state ``s`` (transposed direct form II,
+    length p) at the start of a chunk of L inputs x, the state at its end is
+    ``A s + K x`` and the output at its last sample ``o . s + t . x``. The
+    chunk-start states follow ``s_{c+1} = A s_c + K x_c``: a recurrence over
+    the C chunks that decouples in A's eigenbasis into p first-order (complex)
+    recurrences, one ``lfilter`` call on C values each.
+    """
+
+    def __init__(self, b: np.ndarray, a: np.ndarray, length: int) -> None:
+        p = len(a) - 1
+        eye = np.eye(length)
+        drive = np.empty((p + 1, length))  # rows: K (state), then t (last output)
+        for j in range(length):
+            y, zf = signal.lfilter(b, a, eye[j], zi=np.zeros(p))
+            drive[:p, j] = zf
+            drive[p, j] = y[-1]
+        a_l = np.empty((p, p))
+        o = np.empty(p)
+        for i in range(p):
+            zi = np.zeros(p)
+            zi[i] = 1.0
+            y, a_l[:, i] = signal.lfilter(b, a, np.zeros(length), zi=zi)
+            o[i] = y[-1]
+        lam, v = np.linalg.eig(a_l)
+        self.p = p
+        self.a_l = a_l
+        self.obs_inv = None
+        if p == 2:
+            obs = np.array([o, o @ a_l])
+            if np.linalg.cond(obs) < 1e6:
+                self.obs_inv = np.linalg.inv(obs)
+        self.drive = drive
+        self.o = o
+        self.lam = lam.astype(complex)
+        self.v = v.astype(complex)
+        self.v_inv = np.linalg.inv(self.v)
+
+    def run(self, kx: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Chunk-end outputs from the per-chunk drives.
+
+        Args:
+            kx: (m, p + 1, C): ``self.drive @ x_c`` for m signals and C chunks
+                (rows 0..p-1 drive the state, row p is the zero-state output).
+            zi: (m, p) states before the first chunk.
+
+        Returns:
+            y_end (m, C), the output at the last sample of each chunk, and the
+            states after the last chunk (m, p).
+        """
+        m, _, c = kx.shape
+        p = self.p
+        if p == 1:  # real pole: the states themselves
+            lam = self.lam[0].real
+            ends, _ = signal.lfilter([1.0], [1.0, -lam], kx[:, 0, :], axis=-1, zi=lam * zi)
+            s0 = np.empty((m, c))
+            s0[:, 0] = zi[:, 0]
+            s0[:, 1:] = ends[:, :-1]
+            y_end = kx[:, 1, :] + self.o[0] * s0
+            return y_end, ends[:, -1:].copy()
+        if p == 2 and self.obs_inv is not None and c > 2:
+            # the chunk-end outputs z_c = o . s_c obey z_{c+2} = tr z_{c+1} - det z_c + drive
+            # (Cayley-Hamilton); one scalar recurrence per signal, then the final state
+            # from the last two outputs (observability matrix [o; o A], well conditioned)
+            a_l, o = self.a_l, self.o
+            tr = a_l[0, 0] + a_l[1, 1]
+            det = a_l[0, 0] * a_l[1, 1] - a_l[0, 1] * a_l[1, 0]
+            pa = o @ (a_l - tr * np.eye(2))
+            f0, f1 = kx[:, 0, :], kx[:, 1, :]
+            z = np.empty((m, c + 1))  # o . s at chunk starts 0..C-1, then after the last chunk
+            s1 = zi @ a_l.T + kx[:, :2, 0]  # state after chunk 0
+            z[:, 0] = zi @ o
+            z[:, 1] = s1 @ o
+            drive = o[0] * f0[:, 1:]
+            drive += o[1] * f1[:, 1:]
+            drive += pa[0] * f0[:, :-1]
+            drive += pa[1] * f1[:, :-1]
+            zf = np.stack([tr * z[:, 1] - det * z[:, 0], -det * z[:, 1]], axis=-1)
+            z[:, 2:], _ = signal.lfilter([1.0], [1.0, -tr, det], drive, axis=-1, zi=zf)
+            y_end = kx[:, 2, :] + z[:, :-1]
+            # state before the last chunk from its output and the next: [o; o A] s = [z, z' - o . f]
+            rhs = np.stack([z[:, c - 1], z[:, c] - kx[:, :2, c - 1] @ o], axis=-1)
+            s_last = rhs @ self.obs_inv.T
+            return y_end, s_last @ a_l.T + kx[:, :2, c - 1]
+        if p == 2:  # each state component obeys s_{c+2} = tr s_{c+1} - det s_c + drive (Cayley-Hamilton)
+            a_l = self.a_l
+            tr = a_l[0, 0] + a_l[1, 1]
+            det = a_l[0, 0] * a_l[1, 1] - a_l[0, 1] * a_l[1, 0]
+            f0, f1 = kx[:, 0, :], kx[:, 1, :]
+            s = np.empty((m, 2, c + 1))  # states at chunk starts, then the final one
+            s[:, :, 0] = zi
+            s[:, 0, 1] = a_l[0, 0] * zi[:, 0] + a_l[0, 1] * zi[:, 1] + f0[:, 0]
+            s[:, 1, 1] = a_l[1, 0] * zi[:, 0] + a_l[1, 1] * zi[:, 1] + f1[:, 0]
+            if c > 1:
+                drive = np.empty((m, 2, c - 1))
+                drive[:, 0] = f0[:, 1:]
+                drive[:, 0] += (a_l[0, 0] - tr) * f0[:, :-1]
+                drive[:, 0] += a_l[0, 1] * f1[:, :-1]
+                drive[:, 1] = f1[:, 1:]
+                drive[:, 1] += a_l[1, 0] * f0[:, :-1]
+                drive[:, 1] += (a_l[1, 1] - tr) * f1[:, :-1]
+                s1, s0 = s[:, :, 1], s[:, :, 0]
+                z = np.stack([tr * s1 - det * s0, -det * s1], axis=-1)  # lfilter state for y_-1 = s_1, y_-2 = s_0
+                s[:, :, 2:], _ = signal.lfilter([1.0], [1.0, -tr, det], drive, axis=-1, zi=z)
+            y_end = kx[:, 2, :] + self.o[0] * s[:, 0, :-1]
+            y_end += self.o[1] * s[:, 1, :-1]
+            return y_end, s[:, :, -1].copy()
+        f = np.einsum("ij,mjc->mic", self.v_inv, kx[:, :p, :])  # modal drive
+        mz = zi.astype(complex) @ self.v_inv.T  # (m, p) modal start states
+        starts = np.empty((m, p, c), dtype=complex)
+        last = np.empty((m, p), dtype=complex)
+        for i, lam in enumerate(self.lam):
+            ends, _ = signal.lfilter([1.0], [1.0, -lam], f[:, i, :], axis=-1, zi=(lam * mz[:, i])[:, None])
+            starts[:, i, 0] = mz[:, i]
+            starts[:, i, 1:] = ends[:, :-1]
+            last[:, i] = ends[:, -1]
+        s = np.einsum("ij,mjc->mic", self.v, starts).real  # (m, p, C) states at chunk starts
+        y_end = kx[:, p, :] + np.einsum("j,mjc->mc", self.o, s)
+        return y_end, (last @ self.v.T).real
+
+
+def _cscan_short(d1, d2, q1, q2):
+    """Prefix product of a few quaternions in complex pair form (plain Python)."""
+    o1 = []
+    o2 = []
+    for b1, b2 in zip(d1.tolist(), d2.tolist()):
+        q1, q2 = q1 * b1 - q2 * b2.conjugate(), q1 * b2 + q2 * b1.conjugate()
+        o1.append(q1)
+        o2.append(q2)
+    return np.array(o1, dtype=complex), np.array(o2, dtype=complex)
+
+
+def _cscan_1d(d1, d2, q1, q2):
+    """Inclusive prefix product ``q0 * d_0 * ... * d_k`` of time-ordered complex-pair quaternions."""
+    n = len(d1)
+    if n <= _SHORT_TOTALS:
+        return _cscan_short(d1, d2, q1, q2)
+    chunks = -(-n // _L)
+    pad = chunks * _L - n
+    if pad:
+        d1 = np.concatenate([d1, np.ones(pad, dtype=complex)])
+        d2 = np.concatenate([d2, np.zeros(pad, dtype=complex)])
+    l1, l2 = _chunk_products(np.ascontiguousarray(d1.reshape(chunks, _L).T), np.ascontiguousarray(d2.reshape(chunks, _L).T))
+    s1, s2 = _chunk_starts(l1[-1], l2[-1], q1, q2)
+    p1, p2 = _qmul_pair(s1, s2, l1, l2)
+    return p1.T.reshape(-1)[:n], p2.T.reshape(-1)[:n]
+
+
+def _qmul_pair(a1, a2, b1, b2):
+    """Hamilton product in complex pair form: ``(a1 b1 - a2 conj(b2), a1 b2 + a2 conj(b1))``."""
+    return a1 * b1 - a2 * np.conjugate(b2), a1 * b2 + a2 * np.conjugate(b1)
+
+
+def _chunk_products(d1, d2, ws: _Work | None = None):
+    """In-chunk prefix products ``Q_l = d_0 ... d_l`` for (L, C) complex-pair quaternions.
+
+    A quaternion ``w + x i + y j + z k`` is the pair ``(w + x i, y + z i)``;
+    the Hamilton product then takes six complex numpy calls instead of 28 real
+    ones. Row l of the result is the product of the first l + 1 rows.
+    """
+    ws = ws or _Work()
+    length, chunks = d1.shape
+    q1 = ws("q1", d1.shape, complex)
+    q2 = ws("q2", d1.shape, complex)
+    q1[0] = d1[0]
+    q2[0] = d2[0]
+    c1 = np.conjugate(d1[1:], out=ws("c1", (length - 1, chunks), complex))
+    c2 = np.conjugate(d2[1:], out=ws("c2", (length - 1, chunks), complex))
+    t = ws("ct", (chunks,), complex)
+    for i in range(1, length):
+        a1, a2 = q1[i - 1], q2[i - 1]
+        o1, o2 = q1[i], q2[i]
+        np.multiply(a1, d1[i], out=o1)
+        o1 -= np.multiply(a2, c2[i - 1], out=t)
+        np.multiply(a1, d2[i], out=o2)
+        o2 += np.multiply(a2, c1[i - 1], out=t)
+    return q1, q2
+
+
+def _chunk_starts(t1, t2, q1, q2):
+    """Orientation at the start of each chunk: ``q0`` times the totals of all earlier chunks."""
+    e1, e2 = _cscan_1d(t1, t2, q1, q2)
+    s1 = np.empty(len(t1) + 1, dtype=complex)
+    s2 = np.empty(len(t1) + 1, dtype=complex)
+    s1[0], s2[0] = q1, q2
+    s1[1:], s2[1:] = e1, e2
+    return s1[:-1], s2[:-1]  # the last total is the end state; callers that need it read e1/e2
+
+
+class _Work:
+    """Reusable scratch arrays for the chunked path (fresh large arrays cost page faults)."""
+
+    def __init__(self) -> None:
+        self._bufs: dict = {}
+
+    def __call__(self, name: str, shape: tuple, dtype=np.float64) -> np.ndarray:
+        buf = self._bufs.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._bufs[name] = np.empty(shape, dtype=dtype)
+        return buf
+
+
+def _lc(a: np.ndarray, chunks: int, out: np.ndarray) -> np.ndarray:
+    """(S, 3) time-ordered samples -> (3, L, C) chunk layout, into ``out``."""
+    for i in range(3):
+        np.copyto(out[i], a[:, i].reshape(chunks, _L).T)
+    return out
+
+
+def _rotation_pair(p1, p2, ws: _Work | None = None, key: str = "r"):
+    """Rotation matrix entries of unit complex-pair quaternions (homogeneous form except r00).
+
+    With ``p1 = w + x i`` and ``p2 = y + z i``: ``p1^2``, ``p2^2``, ``2 p1 p2``
+    and ``2 p1 conj(p2)`` hold all the products the matrix needs, in their
+    real and imaginary parts (some entries are returned as views).
+    """
+    ws = ws or _Work()
+    shape = p1.shape
+    c = ws(key + "c", shape, complex)
+    a = ws(key + "a", shape, complex)
+    b = ws(key + "b", shape, complex)
+    s1 = ws(key + "s1", shape, complex)
+    s2 = ws(key + "s2", shape, complex)
+    f = ws(key + "f", shape[:-1] + (2 * shape[-1],))
+    d = ws(key + "d", shape)
+    r11 = ws(key + "11", shape)
+    r22 = ws(key + "22", shape)
+    r12 = ws(key + "12", shape)
+    r21 = ws(key + "21", shape)
+    r20 = ws(key + "20", shape)
+    np.square(p1.view(np.float64), out=f)
+    np.add(f[..., 0::2], f[..., 1::2], out=d)  # w^2 + x^2
+    d += d
+    d -= 1.0  # w^2 + x^2 - y^2 - z^2 for unit p (products of unit quaternions: |p| = 1 to ~1e-15)
+    np.add(p1, p1, out=b)
+    np.multiply(b, p2, out=a)  # 2(wy - xz) + 2(wz + xy) i
+    np.conjugate(p2, out=c)
+    b *= c  # 2(wy + xz) + 2(xy - wz) i
+    np.multiply(p1, p1, out=s1)  # w^2 - x^2 + 2wx i
+    np.multiply(p2, p2, out=s2)  # y^2 - z^2 + 2yz i
+    np.add(s1.real, s2.real, out=r11)
+    np.subtract(s1.real, s2.real, out=r22)
+    np.subtract(s2.imag, s1.imag, out=r12)
+    np.add(s2.imag, s1.imag, out=r21)
+    np.negative(a.real, out=r20)
+    return (
+        (d, b.imag, b.real),
+        (a.imag, r11, r12),
+        (r20, r21, r22),
+    )
+
+
+def _mat_vec(r, v, out, tmp):
+    """out_i = sum_j r[i][j] v_j for 3x3 entries r (broadcasting arrays) and 3 arrays v."""
+    for i in range(3):
+        o = np.multiply(r[i][0], v[0], out=out[i])
+        o += np.multiply(r[i][1], v[1], out=tmp)
+        o += np.multiply(r[i][2], v[2], out=tmp)
+    return out
+
+
+def _mat_t_vec(r, v, out, tmp):
+    """out_i = sum_j r[j][i] v_j (the transpose)."""
+    for i in range(3):
+        o = np.multiply(r[0][i], v[0], out=out[i])
+        o += np.multiply(r[1][i], v[1], out=tmp)
+        o += np.multiply(r[2][i], v[2], out=tmp)
+    return out
+
+
+def _step_chunked(acc, gyr, co, state, out_u, out_rest, out_w, out_bias, ws: _Work) -> None:
+    """Fuse one chunk-aligned segment (length a multiple of L, starting at a chunk end).
+
+    Writes the outputs (the flags ``out_rest``, ``out_w``, ``out_bias`` may be
+    None) and updates ``state``. Layout: (L, C) arrays, column c = the L
+    consecutive samples of chunk c, so each numpy call advances all chunks.
+    """
+    n = acc.shape[0]
+    chunks = n // _L
+    lc = (_L, chunks)
+    a = _lc(acc, chunks, ws("a", (3,) + lc))
+    g = _lc(gyr, chunks, ws("g", (3,) + lc))
+    ax, ay, az = a
+    gx, gy, gz = g
+    tmp = ws("tmp", lc)
+    w2 = ws("w2", lc)
+
+    # accelerometer magnitude: trust weight and rest condition share it
+    dev2 = np.multiply(ax, ax, out=ws("dev2", lc))
+    dev2 += np.multiply(ay, ay, out=tmp)
+    dev2 += np.multiply(az, az, out=tmp)
+    np.sqrt(dev2, out=dev2)
+    dev2 -= co.g
+    dev2 *= dev2  # (|a| - g)^2
+    ms_end, _ = co.rej_iir.run((co.rej_iir.drive @ dev2)[None], np.array([[(1.0 - co.rej_k) * state.acc_dev_ms]]))
+    ms_end = ms_end[0]
+    w_end = co.rej2 / np.maximum(ms_end, co.rej2)
+    weight = np.empty(chunks)  # latched: chunk c uses the weight at the end of chunk c - 1
+    weight[0] = state.acc_weight
+    weight[1:] = w_end[:-1]
+
+    # 1. rest (time order): gyro and |a| near 1 g, held for rest_min_n samples in a row
+    np.multiply(gx, gx, out=w2)
+    w2 += np.multiply(gy, gy, out=tmp)
+    w2 += np.multiply(gz, gz, out=tmp)
+    cand_lc = np.less(w2, co.rest_gyr_th2, out=ws("cand", lc, bool))
+    cand_lc &= np.less(dev2, co.rest_acc_th2, out=ws("cand2", lc, bool))
+    cand = ws("cand_t", (chunks, _L), bool)
+    np.copyto(cand, cand_lc.T)
+    cand = cand.reshape(-1)
+    if out_rest is None:
+        out_rest = ws("rest", (n,), bool)
+    run0 = min(state.rest_run, co.rest_min_n)  # longer runs behave alike
+    if not cand.any():
+        out_rest[:] = False
+        run_end = 0
+    elif cand.all():
+        np.greater_equal(np.arange(run0 + 1, run0 + n + 1, dtype=np.int32), co.rest_min_n, out=out_rest)
+        run_end = state.rest_run + n
+    else:
+        idx = np.arange(n, dtype=np.int32)
+        last_break = np.where(cand, np.int32(-1 - run0), idx)
+        np.maximum.accumulate(last_break, out=last_break)
+        run_len = np.subtract(idx, last_break, out=last_break)
+        np.greater_equal(run_len, co.rest_min_n, out=out_rest)
+        run_end = int(run_len[-1])
+    rest = out_rest
+
+    # 2. gyro bias: at each chunk end the live estimate learns from the chunk's rest samples
+    #    (running mean, then IIR); integration uses the estimate latched at the previous chunk end
+    m = int(np.count_nonzero(rest))
+    bias_c = np.empty((3, chunks))
+    bias_c[:, 0] = state.bias_held
+    if m == 0:
+        bias_c[:, 1:] = state.bias[:, None]
+    else:
+        rest_lc = tmp
+        np.copyto(rest_lc, rest.reshape(chunks, _L).T)  # as 0.0 / 1.0
+        n_rest = co.ones_l @ rest_lc
+        rsum = np.einsum("ilc,lc->ic", g, rest_lc)
+        ends = _bias_at_chunk_ends(rsum, n_rest, state.bias, state.bias_count, co)
+        bias_c[:, 1:] = ends[:, :-1]
+        state.bias = ends[:, -1].copy()
+        state.bias_count += m
+    state.bias_held = state.bias.copy()
+    for i in range(3):
+        g[i] -= bias_c[i]
+    if out_bias is not None:  # flags: per-sample bias and weight
+        for i in range(3):
+            np.copyto(out_bias[:, i].reshape(chunks, _L), bias_c[i][:, None])
+        np.copyto(out_w.reshape(chunks, _L), weight[:, None])
+
+    # 3. strapdown integration: in-chunk products, then chunk starts (omega = g now)
+    w2 = np.multiply(gx, gx, out=w2)  # |omega|^2; (theta/2)^2 = hd2 |omega|^2
+    w2 += np.multiply(gy, gy, out=tmp)
+    w2 += np.multiply(gz, gz, out=tmp)
+    hd2 = co.half_dt * co.half_dt
+    # cos(t) and sin(t)/t * dt/2 by Taylor series in t^2 = hd2 |omega|^2 (coefficients
+    # scaled by powers of hd2), exact to < 1e-16 for t < 0.1 rad; larger t exactly
+    cs = np.multiply(w2, hd2**4 / 40320.0, out=dev2)
+    cs -= hd2**3 / 720.0
+    cs *= w2
+    cs += hd2**2 / 24.0
+    cs *= w2
+    cs -= 0.5 * hd2
+    cs *= w2
+    cs += 1.0
+    h = co.half_dt
+    sn = np.multiply(w2, h * hd2**4 / 362880.0, out=tmp)
+    sn -= h * hd2**3 / 5040.0
+    sn *= w2
+    sn += h * hd2**2 / 120.0
+    sn *= w2
+    sn -= h * hd2 / 6.0
+    sn *= w2
+    sn += h
+    if float(w2.max()) * hd2 > _TAYLOR_MAX:
+        big = w2 * hd2 > _TAYLOR_MAX
+        t = np.sqrt(w2[big] * hd2)
+        cs[big] = np.cos(t)
+        sn[big] = np.sin(t) / t * h
+    d1 = ws("d1", lc, complex)
+    d2 = ws("d2", lc, complex)
+    d1.real = cs
+    np.multiply(sn, gx, out=d1.imag)
+    np.multiply(sn, gy, out=d2.real)
+    np.multiply(sn, gz, out=d2.imag)
+    q1, q2 = _chunk_products(d1, d2, ws)
+    q0 = state.quat
+    e1, e2 = _cscan_1d(q1[-1], q2[-1], complex(q0[0], q0[1]), complex(q0[2], q0[3]))
+    s1 = np.empty(chunks, dtype=complex)
+    s2 = np.empty(chunks, dtype=complex)
+    s1[0], s2[0] = complex(q0[0], q0[1]), complex(q0[2], q0[3])
+    s1[1:], s2[1:] = e1[:-1], e2[:-1]
+    rq = _rotation_pair(q1, q2, ws, "rq")  # in-chunk: sensor at sample l -> frame at the chunk start
+    rs = _rotation_pair(s1, s2)  # per chunk: frame at the chunk start -> I
+
+    # 4. accelerometer in I, weighted, low-passed (state exact at chunk ends); back to the sensor frame.
+    #    The weight is constant over a chunk, so it scales the per-chunk drives.
+    v = _mat_vec(rq, a, g, tmp)  # g is free now
+    kv = co.acc_iir.drive @ v  # (3, p + 1, C): per-chunk drives, in the chunk-start frames
+    kv *= weight
+    rs = np.array(rs)  # (3, 3, C)
+    kx = np.einsum("ijc,jrc->irc", rs, kv)
+    y_end, zf = co.acc_iir.run(kx, state.acc_lp_zi.T)
+    hl = np.empty((3, chunks))  # latched low-pass output per chunk, frame I
+    hl[:, 0] = state.acc_lp_out
+    hl[:, 1:] = y_end[:, :-1]
+    hs = np.einsum("jic,jc->ic", rs, hl)
+    # |Rq^T hs| = |q|^2 |hs| and the in-chunk products q are unit to ~1e-15: normalise per chunk
+    norm = np.sqrt(np.einsum("ic,ic->c", hs, hs))
+    ok_c = norm > 1e-150
+    if ok_c.all():
+        hs /= norm
+    else:
+        hs[:, ok_c] /= norm[ok_c]
+    u = _mat_t_vec(rq, hs, a, tmp)
+    for i in range(3):
+        np.copyto(out_u[:, i].reshape(chunks, _L), u[i].T)
+    if not ok_c.all():  # degenerate (h decayed to 0): hold the last good direction
+        ok = np.repeat(ok_c, _L)
+        idx = np.arange(n)
+        last = np.maximum.accumulate(np.where(ok, idx, -1))
+        held = np.concatenate([state.gravity[None, :], out_u])
+        out_u[:] = held[last + 1]
+
+    w_, x_, y_, z_ = e1[-1].real, e1[-1].imag, e2[-1].real, e2[-1].imag
+    nq = math.sqrt(w_ * w_ + x_ * x_ + y_ * y_ + z_ * z_)
+    state.samples += n
+    state.quat = np.array([w_ / nq, x_ / nq, y_ / nq, z_ / nq])
+    state.acc_lp_zi = zf.T.copy()
+    state.acc_lp_out = y_end[:, -1].copy()
+    state.gravity = out_u[-1].copy()
+    state.acc_dev_ms = float(ms_end[-1])
+    state.acc_weight = float(w_end[-1])
+    state.rest_run = run_end
+
+
+def _bias_at_chunk_ends(rsum: np.ndarray, n_rest: np.ndarray, bias: np.ndarray, count: int, co: _Coefficients) -> np.ndarray:
+    """The live gyro-bias estimate at each chunk end (3, C).
+
+    Chunk c brings ``n_c`` rest samples summing to ``rsum_c``. While fewer than
+    ``bias_mean_n`` rest samples have been seen before the chunk, the estimate
+    is their running mean; after that ``b <- D b + (1 - D) rsum_c / n_c`` with
+    ``D = (1 - alpha)^n_c`` (the per-sample IIR for n_c equal samples).
+    """
+    chunks = len(n_rest)
+    out = np.empty((3, chunks))
+    k_after = count + np.cumsum(n_rest)
+    k_before = k_after - n_rest
+    c_m = int(np.searchsorted(k_before, co.bias_mean_n - 0.5, side="left"))  # running-mean chunks
+    b = bias
+    if c_m:
+        total = np.cumsum(rsum[:, :c_m], axis=1)
+        total += (count * bias)[:, None]
+        k = k_after[:c_m]
+        np.divide(total, np.maximum(k, 1), out=out[:, :c_m])
+        if k[0] == 0:  # no rest sample yet: keep the initial estimate
+            out[:, :c_m][:, k == 0] = bias[:, None]
+        b = out[:, c_m - 1]
+    if c_m == chunks:
+        return out
+    d = 1.0 - co.bias_alpha
+    n = n_rest[c_m:]
+    dn = co.bias_keep_pow.take(n.astype(np.intp))  # d ** n
+    e = rsum[:, c_m:] * ((1.0 - dn) / np.maximum(n, 1))  # b_c = D_c b_{c-1} + e_c
+    # closed form per block: b_j = P_j (b_s + sum_{i<=j} e_i / P_i), P = cumulative product of D;
+    # blocks hold at most 8/alpha rest samples, so 1/P stays below e^8 (< 1e-12 relative error)
+    limit = max(float(_L), 8.0 / co.bias_alpha)
+    log_d = math.log(d)
+    cum_n = np.cumsum(n)
+    start = 0
+    total = len(n)
+    while start < total:
+        base = cum_n[start - 1] if start else 0
+        stop = int(np.searchsorted(cum_n, base + limit, side="right"))
+        stop = max(stop, start + 1)
+        p = np.exp((cum_n[start:stop] - base) * log_d)
+        seg = np.divide(e[:, start:stop], p)
+        np.cumsum(seg, axis=1, out=seg)
+        seg += b[:, None]
+        seg *= p
+        out[:, c_m + start : c_m + stop] = seg
+        b = seg[:, -1]
+        start = stop
+    return out
+
+
+def _step_small(acc, gyr, co, state, out_u, out_rest, out_w, out_bias) -> None:
+    """The same filter, sample by sample in plain Python floats (short streaming blocks).
+
+    A second, independent implementation of :func:`_step_chunked` (any start
+    phase, any length): the tests check that both agree to 1e-9, vqf-style.
+    """
+    n = acc.shape[0]
+    g_ = co.g
+    rej_k = co.rej_k
+    rej_keep = 1.0 - rej_k
+    rej2 = co.rej2
+    th_g, th_a, min_n = co.rest_gyr_th2, co.rest_acc_th2, co.rest_min_n
+    hdt = co.half_dt
+    hd2 = hdt * hdt
+    keep = 1.0 - co.bias_alpha
+    mean_n = co.bias_mean_n
+    b0, b1, b2 = (float(v) for v in co.acc_b)
+    _, a1, a2 = (float(v) for v in co.acc_a)
+    (z0x, z0y, z0z), (z1x, z1y, z1z) = state.acc_lp_zi.tolist()
+    lx, ly, lz = state.acc_lp_out.tolist()
+    qw, qx, qy, qz = state.quat.tolist()
+    bx, by, bz = state.bias.tolist()
+    hbx, hby, hbz = state.bias_held.tolist()
+    sx, sy, sz, nr = state.bias_partial.tolist()
+    nr = int(nr)
+    w = state.acc_weight
+    count = state.bias_count
+    ms = state.acc_dev_ms
+    run = state.rest_run
+    ux, uy, uz = state.gravity.tolist()
+    phase = state.samples % _L
+    last_in_chunk = _L - 1
+    sqrt = math.sqrt
+    u_rows = []
+    rest_l = []
+    w_l = []
+    bias_l = []
+    for (ax, ay, az), (gx, gy, gz) in zip(acc.tolist(), gyr.tolist()):
+        dev = sqrt(ax * ax + ay * ay + az * az) - g_
+        dev2 = dev * dev
+        ms = rej_k * dev2 + rej_keep * ms
+        if gx * gx + gy * gy + gz * gz < th_g and dev2 < th_a:
+            run += 1
+        else:
+            run = 0
+        rest = run >= min_n
+        rest_l.append(rest)
+        w_l.append(w)
+        bias_l.append((hbx, hby, hbz))
+        ox, oy, oz = gx - hbx, gy - hby, gz - hbz
+        if rest:
+            sx += gx
+            sy += gy
+            sz += gz
+            nr += 1
+        # rotation over one sample
+        h2 = (ox * ox + oy * oy + oz * oz) * hd2
+        if h2 > _TAYLOR_MAX:
+            t = sqrt(h2)
+            c = math.cos(t)
+            s = math.sin(t) / t * hdt
+        else:
+            c = 1.0 + h2 * (-0.5 + h2 * (1.0 / 24.0 + h2 * (-1.0 / 720.0 + h2 * (1.0 / 40320.0))))
+            s = (1.0 + h2 * (-1.0 / 6.0 + h2 * (1.0 / 120.0 + h2 * (-1.0 / 5040.0 + h2 * (1.0 / 362880.0))))) * hdt
+        dx, dy, dz = s * ox, s * oy, s * oz
+        qw, qx, qy, qz = (
+            qw * c - qx * dx - qy * dy - qz * dz,
+            qw * dx + qx * c + qy * dz - qz * dy,
+            qw * dy - qx * dz + qy * c + qz * dx,
+            qw * dz + qx * dy - qy * dx + qz * c,
+        )
+        ww, xx, yy, zz = qw * qw, qx * qx, qy * qy, qz * qz
+        r00 = ww + xx - yy - zz
+        r11 = ww - xx + yy - zz
+        r22 = ww - xx - yy + zz
+        xy, xz, yz = 2.0 * qx * qy, 2.0 * qx * qz, 2.0 * qy * qz
+        wx, wy, wz = 2.0 * qw * qx, 2.0 * qw * qy, 2.0 * qw * qz
+        r01, r10 = xy - wz, xy + wz
+        r02, r20 = xz + wy, xz - wy
+        r12, r21 = yz - wx, yz + wx
+        ax *= w
+        ay *= w
+        az *= w
+        ix = r00 * ax + r01 * ay + r02 * az
+        iy = r10 * ax + r11 * ay + r12 * az
+        iz = r20 * ax + r21 * ay + r22 * az
+        # second-order low-pass, transposed direct form II (as scipy.signal.lfilter)
+        hx = b0 * ix + z0x
+        z0x = b1 * ix - a1 * hx + z1x
+        z1x = b2 * ix - a2 * hx
+        hy = b0 * iy + z0y
+        z0y = b1 * iy - a1 * hy + z1y
+        z1y = b2 * iy - a2 * hy
+        hz = b0 * iz + z0z
+        z0z = b1 * iz - a1 * hz + z1z
+        z1z = b2 * iz - a2 * hz
+        # the sensor-frame direction uses the output latched at the last chunk end
+        vx = r00 * lx + r10 * ly + r20 * lz
+        vy = r01 * lx + r11 * ly + r21 * lz
+        vz = r02 * lx + r12 * ly + r22 * lz
+        nrm = sqrt(vx * vx + vy * vy + vz * vz)
+        if nrm > 1e-150:
+            ux, uy, uz = vx / nrm, vy / nrm, vz / nrm
+        u_rows.append((ux, uy, uz))
+        if phase == last_in_chunk:  # chunk end: latch output, weight and bias
+            phase = 0
+            lx, ly, lz = hx, hy, hz
+            w = rej2 / ms if ms > rej2 else 1.0
+            if nr:
+                if count < mean_n:
+                    c1 = count + nr
+                    bx = (count * bx + sx) / c1
+                    by = (count * by + sy) / c1
+                    bz = (count * bz + sz) / c1
+                else:
+                    dn = keep ** nr
+                    en = (1.0 - dn) / nr
+                    bx = dn * bx + en * sx
+                    by = dn * by + en * sy
+                    bz = dn * bz + en * sz
+                count += nr
+                sx = sy = sz = 0.0
+                nr = 0
+            hbx, hby, hbz = bx, by, bz
+        else:
+            phase += 1
+    out_u[:] = u_rows
+    out_rest[:] = rest_l
+    out_w[:] = w_l
+    out_bias[:] = bias_l
+    nq = sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+    state.samples += n
+    state.quat = np.array([qw / nq, qx / nq, qy / nq, qz / nq])
+    state.acc_lp_zi = np.array([[z0x, z0y, z0z], [z1x, z1y, z1z]])
+    state.acc_lp_out = np.array([lx, ly, lz])
+    state.gravity = np.array([ux, uy, uz])
+    state.acc_dev_ms = ms
+    state.acc_weight = w
+    state.rest_run = run
+    state.bias = np.array([bx, by, bz])
+    state.bias_held = np.array([hbx, hby, hbz])
+    state.bias_partial = np.array([sx, sy, sz, float(nr)])
+    state.bias_count = count
 
 
 def _initial_state(acc: np.ndarray, rate: float, settings: FusionSettings) -> FusionState:
@@ -478,103 +1156,52 @@ def run(
     return _run_checked(acc, gyr, rate, settings, state)
 
 
-def _run_checked(acc: np.ndarray, gyr: np.ndarray, rate: float, settings: FusionSettings, state: FusionState | None) -> FusionResult:
-    co = _coefficients(rate, settings)
+def _run_checked(
+    acc: np.ndarray,
+    gyr: np.ndarray,
+    rate: float,
+    settings: FusionSettings,
+    state: FusionState | None,
+    flags: bool = True,
+    co: _Coefficients | None = None,
+) -> FusionResult:
+    co = co or _coefficients(rate, settings)
     n = acc.shape[0]
     if state is None:
         state = _initial_state(acc, rate, settings) if n else FusionState.from_gravity(_DEFAULT_UP, rate, settings)
     out_u = np.empty((n, 3))
-    out_rest = np.empty(n, dtype=bool)
-    out_w = np.empty(n)
-    out_bias = np.empty((n, 3))
+    if flags:
+        out_rest = np.empty(n, dtype=bool)
+        out_w = np.empty(n)
+        out_bias = np.empty((n, 3))
+    else:  # gravity only: the chunked path skips writing the flags
+        out_rest = out_w = out_bias = None
     state = state.copy()
-    for s in range(0, n, _SEGMENT):
-        e = min(n, s + _SEGMENT)
-        _step(acc[s:e], gyr[s:e], co, state, out_u[s:e], out_rest[s:e], out_w[s:e], out_bias[s:e])
+    head = min(n, (-state.samples) % _L)  # up to the next chunk boundary
+    if n - head < _SMALL:
+        head = n
+    whole = head + (n - head) // _L * _L
+
+    def small(sl: slice) -> None:
+        k = sl.stop - sl.start
+        if flags:
+            _step_small(acc[sl], gyr[sl], co, state, out_u[sl], out_rest[sl], out_w[sl], out_bias[sl])
+        else:
+            _step_small(acc[sl], gyr[sl], co, state, out_u[sl], np.empty(k, bool), np.empty(k), np.empty((k, 3)))
+
+    if head:
+        small(slice(0, head))
+    ws = _Work()
+    segment = _L * _SEGMENT_CHUNKS
+    for s in range(head, whole, segment):
+        e = min(whole, s + segment)
+        if flags:
+            _step_chunked(acc[s:e], gyr[s:e], co, state, out_u[s:e], out_rest[s:e], out_w[s:e], out_bias[s:e], ws)
+        else:
+            _step_chunked(acc[s:e], gyr[s:e], co, state, out_u[s:e], None, None, None, ws)
+    if whole < n:
+        small(slice(whole, n))
     return FusionResult(gravity=out_u, rest=out_rest, acc_weight=out_w, bias=out_bias, state=state)
-
-
-def _step(acc, gyr, co: _Coefficients, state: FusionState, out_u, out_rest, out_w, out_bias) -> None:
-    """Fuse one segment (n >= 1), writing into the output views and updating ``state`` in place."""
-    n = acc.shape[0]
-
-    # accelerometer magnitude: trust weight and rest condition share it
-    dev = np.sqrt(np.einsum("ij,ij->i", acc, acc))
-    dev -= co.g
-    dev *= dev  # (|a| - g)^2
-    ms, zf_ms = signal.lfilter(co.rej_b, co.rej_a, dev, zi=np.array([(1.0 - co.rej_k) * state.acc_dev_ms]))
-    weight = np.maximum(ms, co.rej2, out=out_w)
-    np.divide(co.rej2, weight, out=weight)
-
-    # 1. rest: gyro and |a| near 1 g, held for rest_min_n samples in a row
-    cand = np.einsum("ij,ij->i", gyr, gyr) < co.rest_gyr_th2
-    cand &= dev < co.rest_acc_th2
-    idx = np.arange(n)
-    last_break = np.maximum.accumulate(np.where(cand, -1 - state.rest_run, idx))
-    run_len = idx - last_break
-    rest = np.greater_equal(run_len, co.rest_min_n, out=out_rest)
-
-    # 2. gyro bias from rest samples only (running mean, then IIR), held during motion;
-    #    sample k is integrated with the estimate from samples before k
-    m = int(np.count_nonzero(rest))
-    c0 = state.bias_count
-    if m == 0:
-        out_bias[:] = state.bias
-        omega = gyr - state.bias
-    else:
-        x = gyr[rest]
-        y = np.empty((m, 3))
-        n_mean = min(m, max(0, co.bias_mean_n - c0))
-        if n_mean:
-            counts = np.arange(c0 + 1, c0 + n_mean + 1, dtype=np.float64)[:, None]
-            y[:n_mean] = (c0 * state.bias + np.cumsum(x[:n_mean], axis=0)) / counts
-        if m > n_mean:
-            prev = y[n_mean - 1] if n_mean else state.bias
-            al = co.bias_alpha
-            y[n_mean:], _ = signal.lfilter([al], [1.0, al - 1.0], x[n_mean:], axis=0, zi=((1.0 - al) * prev)[None, :])
-        bias_hist = np.concatenate([state.bias[None, :], y])
-        n_before = np.cumsum(rest)
-        n_before -= rest
-        np.take(bias_hist, n_before, axis=0, out=out_bias)
-        omega = gyr - out_bias
-        state.bias = y[-1].copy()
-        state.bias_count = c0 + m
-
-    # 3. strapdown integration of the bias-corrected gyro
-    p = _quat_scan(_delta_quats(omega, co.half_dt), state.quat)
-
-    # 4. accelerometer in I, weighted, low-passed; back to the sensor frame
-    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = _rotation_rows(p)
-    ax = acc[:, 0] * weight
-    ay = acc[:, 1] * weight
-    az = acc[:, 2] * weight
-    b_i = np.empty((n, 3))
-    b_i[:, 0] = r00 * ax + r01 * ay + r02 * az
-    b_i[:, 1] = r10 * ax + r11 * ay + r12 * az
-    b_i[:, 2] = r20 * ax + r21 * ay + r22 * az
-    h, zf = signal.lfilter(co.acc_b, co.acc_a, b_i, axis=0, zi=state.acc_lp_zi)
-    hx, hy, hz = h[:, 0], h[:, 1], h[:, 2]
-    u = out_u
-    u[:, 0] = r00 * hx + r10 * hy + r20 * hz
-    u[:, 1] = r01 * hx + r11 * hy + r21 * hz
-    u[:, 2] = r02 * hx + r12 * hy + r22 * hz
-    norm = np.sqrt(np.einsum("ij,ij->i", u, u))
-    good = norm > 1e-150
-    if good.all():
-        u /= norm[:, None]
-    else:  # degenerate (h decayed to 0): hold the last good direction
-        u[good] /= norm[good, None]
-        last = np.maximum.accumulate(np.where(good, idx, -1))
-        held = np.concatenate([state.gravity[None, :], u])
-        u[:] = held[last + 1]
-
-    q_end = p[:, -1]
-    state.samples += n
-    state.quat = q_end / math.sqrt(float(q_end @ q_end))
-    state.acc_lp_zi = zf
-    state.gravity = u[-1].copy()
-    state.acc_dev_ms = float(ms[-1])
-    state.rest_run = int(run_len[-1])
 
 
 def gravity(
@@ -588,7 +1215,10 @@ def gravity(
     ``acc`` (N, 3) m/s^2, ``gyr`` (N, 3) rad/s, ``rate`` Hz. Zero-length input
     gives shape (0, 3). See :func:`run` for flags and the final state.
     """
-    return run(acc, gyr, rate, settings).gravity
+    settings = settings or FusionSettings()
+    rate = _check_rate(rate)
+    acc, gyr = _check_samples(acc, gyr)
+    return _run_checked(acc, gyr, rate, settings, None, flags=False).gravity
 
 
 class GravityFilter:
@@ -603,7 +1233,7 @@ class GravityFilter:
     def __init__(self, rate: float, settings: FusionSettings | None = None, state: FusionState | None = None):
         self.rate = _check_rate(rate)
         self.settings = settings or FusionSettings()
-        _coefficients(self.rate, self.settings)  # validate early
+        self._co = _coefficients(self.rate, self.settings)  # validates early
         self.state: FusionState | None = state.copy() if state is not None else None
         self.last_result: FusionResult | None = None
 
@@ -617,7 +1247,7 @@ class GravityFilter:
         if acc.shape[0] == 0 and self.state is None:
             result = FusionResult(np.empty((0, 3)), np.zeros(0, bool), np.empty(0), np.empty((0, 3)), None)  # type: ignore[arg-type]
         else:
-            result = _run_checked(acc, gyr, self.rate, self.settings, self.state)
+            result = _run_checked(acc, gyr, self.rate, self.settings, self.state, co=self._co)
             self.state = result.state
         self.last_result = result
         return result

@@ -25,11 +25,11 @@ import asyncio
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TextIO
 
 import spinemon_protocol as proto
-from spinemon import sim
+from spinemon import profile_store, sim
 from spinemon.alerts import Alert
 from spinemon.calibration import Calibration, CalibrationSettings
 from spinemon.detect import PROFILES, Limits
@@ -67,6 +67,15 @@ class LiveOptions:
     guard_mode: int = proto.GUARD_WHEN_LINK_DOWN
     ble_backend: type | None = None
     ble_kwargs: dict = field(default_factory=dict)
+    #: the lifter's profile (stored calibration, limit overrides); ``None``:
+    #: the default path for a real wearable, none for the simulated wearer
+    profile: str | None = None
+    recalibrate: bool = False  # ignore the stored calibration (sensors re-attached)
+    limits: tuple[str, ...] = ()  # "EXERCISE.LIMIT=VALUE" overrides for this session
+
+    @property
+    def uses_profile(self) -> bool:
+        return self.profile is not None or not self.sim
 
     def __post_init__(self) -> None:
         sources = [x for x in (self.address, self.name, self.port) if x] + ([True] if self.sim else [])
@@ -476,9 +485,32 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
     """One live session until the stream ends or the task is cancelled
     (Ctrl-C; the CancelledError propagates after the recording is closed)."""
     ui = ui or LiveUI()
+    prof = None
     if pipeline is None:
         settings = PipelineSettings(exercise=options.exercise, calibration=CalibrationSettings(rom=options.calibrate_rom))
+        overrides: dict = {}
+        for text in options.limits:
+            for ex, lims in profile_store.parse_limit_override(text).items():
+                overrides.setdefault(ex, {}).update(lims)
+        if overrides:
+            settings = replace(settings, limit_overrides=overrides)
+        if options.uses_profile:
+            prof = profile_store.load_profile(options.profile)
+            settings = prof.pipeline_settings(settings, recalibrate=options.recalibrate)
+            if settings.stored_calibration is not None:
+                ui.prompt(f"Using the calibration stored in {profile_store.profile_path(options.profile)} ({prof.calibrated_at}); run with --recalibrate after re-attaching the sensors.")
         pipeline = Pipeline(settings)
+
+    def on_calibrated(cal: Calibration) -> None:
+        nonlocal prof
+        if prof is None or (pipeline.settings.calibration.rom and cal.rom is None and cal.t_rom is None):
+            return  # not using a profile, or the range-of-motion part is still to come
+        prof = prof.with_calibration(cal, device=options.source)
+        try:
+            where = profile_store.save_profile(prof, options.profile)
+            ui.line(f"-- calibration saved to {where}")
+        except SpinemonError as e:
+            ui.line(f"!! {e}")
     transport = transport or make_transport(options)
     setup = LinkSetup(pipeline, options.guard_mode, options.command_timeout_s)
     transport.on_connected = setup
@@ -524,6 +556,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
             recorder,
             on_alert=ui.on_alert,
             on_frame=on_frame,
+            on_calibrated=on_calibrated,
             on_recording_error=lambda msg: ui.line("!! " + msg + "; monitoring goes on"),
             on_device_restart=lambda boot: ui.line(f"-- the wearable restarted (boot {boot}); settings sent again, the session continues"),
             send_timeout=options.command_timeout_s,
@@ -569,6 +602,9 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="--sim only: play the simulated wearer this many times faster than real time")
     parser.add_argument("--seed", type=int, default=1, help="--sim only: simulated wearer seed")
     parser.add_argument("--no-rom", action="store_true", help="skip the range-of-motion part of calibration")
+    parser.add_argument("--profile", help="your profile file (stored calibration and limits; default $SPINEMON_PROFILE or ~/.spinemon/profile.json; --sim uses none unless given)")
+    parser.add_argument("--recalibrate", action="store_true", help="calibrate again (after re-attaching the sensors) instead of using the stored calibration")
+    parser.add_argument("--limit", action="append", default=[], metavar="EXERCISE.LIMIT=VALUE", help="override a limit for this session, e.g. deadlift.flexion_share=0.55 (repeatable)")
 
 
 def options_from(ns: Any) -> LiveOptions:
@@ -582,6 +618,9 @@ def options_from(ns: Any) -> LiveOptions:
         speed=getattr(ns, "speed", None) or 1.0,
         seed=getattr(ns, "seed", None) or 1,
         calibrate_rom=not getattr(ns, "no_rom", False),
+        profile=getattr(ns, "profile", None),
+        recalibrate=bool(getattr(ns, "recalibrate", False)),
+        limits=tuple(getattr(ns, "limit", None) or ()),
     )
 
 

@@ -201,8 +201,17 @@ async def run_live(
     )
 
 
-def replay(recording: Recording, settings: PipelineSettings | None = None) -> SessionResult:
-    """Re-run detection on a recording through the live code path."""
+def replay(
+    recording: Recording,
+    settings: PipelineSettings | None = None,
+    *,
+    on_frame: Callable[[bytes, float, FrameResult, Pipeline], None] | None = None,
+    on_label: Callable[[dict, Pipeline], None] | None = None,
+) -> SessionResult:
+    """Re-run detection on a recording through the live code path.
+    ``on_frame(frame, t_host, result, pipeline)`` and ``on_label(label,
+    pipeline)`` let a caller look at each step (reports collect per-sample
+    angles)."""
     if settings is None:
         settings = PipelineSettings.from_dict(recording.header.get("settings", {}))
     pipeline = Pipeline(settings)
@@ -216,6 +225,8 @@ def replay(recording: Recording, settings: PipelineSettings | None = None) -> Se
             res = pipeline.on_frame(rec.payload, rec.t_host)
             if res.t is not None and len(res.t):
                 t_last = float(res.t[-1])
+            if on_frame is not None:
+                on_frame(rec.payload, rec.t_host, res, pipeline)
         elif rec.kind == KIND_META:
             try:
                 m = rec.meta
@@ -223,6 +234,8 @@ def replay(recording: Recording, settings: PipelineSettings | None = None) -> Se
                 continue
             if isinstance(m, dict) and m.get("type") == "label":
                 pipeline.on_label(m)
+                if on_label is not None:
+                    on_label(m, pipeline)
     pipeline.finish(t_last)
     summary = pipeline.summary()
     summary["frames"] = frames
