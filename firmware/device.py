@@ -11,7 +11,7 @@ import spinemon_protocol as sp
 from config_store import DEFAULTS
 from guard import Guard
 from haptics import Haptics
-from sampler import FrameQueue, Sampler
+from sampler import FrameQueue, Sampler, SentRing
 
 FW_VERSION = (0, 1, 0)
 BUTTON_DEBOUNCE_MS = 50
@@ -31,6 +31,9 @@ PAIRING_HOLD_MS = 3000
 FORGET_HOLD_MS = 10000
 PAIRING_PATTERN = (2, 80, 80, 200)
 FORGET_PATTERN = (1, 600, 0, 255)
+# SAMPLES frames kept after the BLE stack took them (docs/protocol.md, "After
+# a reconnect"): START on a new connection re-sends them; <= 16 * 244 bytes
+RESEND_FRAMES = 16
 
 
 def battery_percent(mv):
@@ -58,6 +61,7 @@ class Device:
         link=None,
         mac=b"",
         queue_frames=32,
+        resend_frames=RESEND_FRAMES,
         log=None,
     ):
         self.clock = clock
@@ -91,6 +95,13 @@ class Device:
         self.commands_rejected = 0
         self.frames_sent = 0
         self.stream_link = None
+        # BLE only (a serial line has no connection the device sees drop):
+        # frames the radio took, kept for a resume after a link loss
+        self.sent_ring = SentRing(resend_frames)
+        self.ring_unconfirmed = False  # the link dropped since the ring's frames went out
+        self.resend = []  # ring frames still to re-send (before the queue)
+        self.frames_resent = 0
+        self.resumes = 0
         self.battery_mv = 0
         self.t_boot_ms = 0
         self._ble_connects = 0
@@ -262,6 +273,14 @@ class Device:
                 self._ble_connects = b.connects  # the counter carries on: a replay on a new link is stale
             if b.disconnects != self._ble_disconnects:
                 self._ble_disconnects = b.disconnects
+                if self.stream_link == "ble":
+                    # the stream waits for START on the next connection: the
+                    # host subscribes first (frames before that would be
+                    # lost without the device knowing), then STARTs
+                    self.stream_link = None
+                self.resend = []
+                if len(self.sent_ring):
+                    self.ring_unconfirmed = True
                 last = self.link_counters.get("ble")
                 if last is not None and last != self.counter_saved:
                     self._save_counter(last)
@@ -286,22 +305,33 @@ class Device:
                     self.serial.send(r)
         self.send_frames()
 
+    def _send_one(self, frame):
+        """One SAMPLES frame on the stream link: "sent", "busy" or "dropped"."""
+        if self.stream_link == "serial" and self.serial is not None:
+            return "sent" if self.serial.send(frame) else "busy"
+        if self.stream_link == "ble" and self.ble is not None:
+            return self.ble.send_stream(frame)
+        return "busy"
+
     def send_frames(self):
+        """Re-sent ring frames first (after a resume), then the queue."""
+        while self.resend:
+            res = self._send_one(self.resend[0])
+            if res == "busy":
+                return
+            self.resend.pop(0)  # sent, or too long for this MTU: it was sent once
+            if res == "sent":
+                self.frames_resent += 1
         q = self.queue
         while len(q):
-            frame = q.peek()
-            if self.stream_link == "serial" and self.serial is not None:
-                if not self.serial.send(frame):
-                    return
-            elif self.stream_link == "ble" and self.ble is not None:
-                res = self.ble.send_stream(frame)
-                if res == "busy":
-                    return
-                if res == "dropped":
-                    q.drop_oldest()
-                    continue
-            else:
+            res = self._send_one(q.peek())
+            if res == "busy":
                 return
+            if res == "dropped":
+                q.drop_oldest()
+                continue
+            if self.stream_link == "ble":
+                self.sent_ring.add(q.peek())
             q.pop()
             self.frames_sent += 1
 
@@ -379,6 +409,22 @@ class Device:
         self.store.save(self.cfg)
         return True
 
+    def _start_stream(self, link):
+        """START: stream on `link`. On a device already streaming whose BLE
+        link dropped since the ring's frames went out (the host resumes after
+        a reconnect), the ring is re-sent first: frames lost in flight reach
+        the host, which drops the ones it has by sequence number. A START on
+        a stopped device begins afresh (the ring is emptied)."""
+        if self.sampler.streaming and self.ring_unconfirmed:
+            self.resend = self.sent_ring.frames()
+            self.resumes += 1
+        elif not self.sampler.streaming:
+            self.sent_ring.clear()
+            self.resend = []
+        self.ring_unconfirmed = False
+        self.stream_link = link
+        self.sampler.start()
+
     def _save_counter(self, n):
         if hasattr(self.store, "save_counter") and self.store.save_counter(n):
             self.counter_saved = n
@@ -407,8 +453,7 @@ class Device:
         a = cmd.args
         value = 0
         if op == sp.OP_START:
-            self.stream_link = link
-            self.sampler.start()
+            self._start_stream(link)
         elif op == sp.OP_STOP:
             self.sampler.stop()
         elif op == sp.OP_SET_RATE:

@@ -45,6 +45,32 @@ class FrameQueue:
         self.items = []
 
 
+class SentRing:
+    """The last `capacity` SAMPLES frames handed to the radio, oldest first
+    (bounded memory: capacity * MAX_FRAME bytes). A notification the stack
+    accepted can still be lost with the link; after a reconnect START
+    re-sends these frames first and the host drops the ones it already has
+    by sequence number (docs/protocol.md, "After a reconnect")."""
+
+    def __init__(self, capacity=16):
+        self.capacity = capacity
+        self.items = []
+
+    def __len__(self):
+        return len(self.items)
+
+    def add(self, frame):
+        self.items.append(frame)
+        if len(self.items) > self.capacity:
+            self.items.pop(0)
+
+    def frames(self):
+        return list(self.items)
+
+    def clear(self):
+        self.items = []
+
+
 class Sampler:
     """Reads one or two IMU drivers (upper, lower-or-None), pairs their
     samples by index and packs SAMPLES frames.

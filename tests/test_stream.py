@@ -100,3 +100,44 @@ def test_reboot_soon_after_boot_is_a_restart_not_duplicates():
     # a genuinely late duplicate keeps the old clock relation
     assert d.feed(frame(0, 0), t_host=102.55) == []
     assert d.stats.duplicate_frames == 1
+
+
+def status(boot):
+    return P.encode_status(boot_count=boot)
+
+
+def test_status_boot_counter_settles_restart_versus_resent_frames():
+    # after a long link loss the wearable re-sends its last frames (same boot):
+    # they arrive late, but STATUS says "same boot", so they are duplicates
+    d = FrameDecoder()
+    d.feed(status(7), t_host=99.0)
+    for i in range(50):
+        d.feed(frame(4 * i, 40000 * i), t_host=100.0 + 0.04 * i)
+    d.feed(status(7), t_host=105.0)
+    out = []
+    for i in range(46, 53):  # 4 re-sent frames, then new ones
+        out += d.feed(frame(4 * i, 40000 * i), t_host=105.1 + 0.01 * i)
+    assert d.stats.restarts == 0
+    assert d.stats.duplicate_frames == 4
+    assert [int(b.seq[0]) for b in out] == [200, 204, 208]
+    # a new boot counter: the next frame restarts the stream, even a small step back
+    d.feed(status(8), t_host=106.0)
+    (blk,) = d.feed(frame(0, 0), t_host=106.1)
+    assert d.stats.restarts == 1 and blk.seq[0] == 212
+    (blk,) = d.feed(frame(4, 40000), t_host=106.14)
+    assert blk.seq[0] == 216 and d.stats.restarts == 1
+
+
+def test_first_status_mid_stream_judges_by_uptime():
+    d = FrameDecoder()
+    for i in range(50):
+        d.feed(frame(4 * i, 40000 * i), t_host=100.0 + 0.04 * i)  # device time up to 1.96 s
+    d.feed(P.encode_status(boot_count=3, uptime_ms=6000), t_host=106.0)  # same boot, 6 s up
+    assert d.feed(frame(4 * 45, 40000 * 45), t_host=106.1) == []  # a late re-sent frame
+    assert d.stats.restarts == 0 and d.stats.duplicate_frames == 1
+    d2 = FrameDecoder()
+    for i in range(50):
+        d2.feed(frame(4 * i, 40000 * i), t_host=100.0 + 0.04 * i)
+    d2.feed(P.encode_status(boot_count=1, uptime_ms=300), t_host=106.0)  # up for 0.3 s: rebooted
+    (blk,) = d2.feed(frame(0, 0), t_host=106.1)
+    assert d2.stats.restarts == 1 and blk.seq[0] == 200

@@ -130,6 +130,8 @@ class FrameDecoder:
         self._t_started = False
         self._next_t_us = 0
         self._offset: float | None = None  # host time - raw device time of the last frame
+        self._boot: int | None = None  # boot counter of the last STATUS
+        self._status_verdict: str | None = None  # "same"/"restart": a STATUS since the last SAMPLES said so
         self._layout: tuple[int, int] | None = None
         self.last_status: proto.Status | None = None
 
@@ -179,6 +181,16 @@ class FrameDecoder:
         if obj.kind == proto.T_STATUS:
             self.stats.status_frames += 1
             self.last_status = obj
+            # the boot counter says whether the device restarted: the verdict
+            # settles the next backward jump of the sequence number
+            if self._boot is not None:
+                self._status_verdict = "same" if obj.boot_count == self._boot else "restart"
+            elif self._next_seq is not None:
+                # no earlier STATUS: the device's uptime tells whether the last
+                # samples could come from this boot (u32 microsecond arithmetic)
+                uptime_us = (obj.uptime_ms * 1000) & 0xFFFFFFFF
+                self._status_verdict = "restart" if _signed32(uptime_us - self._last_raw_t) < 0 else "same"
+            self._boot = obj.boot_count
         elif obj.kind == proto.T_ACK:
             self.stats.ack_frames += 1
         elif obj.kind == proto.T_ERROR:
@@ -195,15 +207,24 @@ class FrameDecoder:
         t0_us = self._unwrap_t(f.t_us)
         n = f.count
         skip = 0
+        # a STATUS verdict holds until the stream is back in order (a re-sent
+        # run of frames after a reconnect is all "same boot"), or, for a new
+        # boot, for the one frame that restarts the stream
+        verdict = self._status_verdict
         if self._next_seq is not None:
             d = seq - self._next_seq
+            if verdict == "restart" and d != 0:
+                d = -(RESTART_WINDOW_SAMPLES + 1)  # a new boot: its counters began again, whatever they read
+            if d >= 0:
+                self._status_verdict = None
             if d > 0:
                 st.gaps += 1
                 st.lost_samples += d
             elif d < 0:
-                if -d > RESTART_WINDOW_SAMPLES or self._clock_jumped(f, t_host):
+                if verdict != "same" and (-d > RESTART_WINDOW_SAMPLES or self._clock_jumped(f, t_host)):
                     # the device restarted: its counters began again
                     st.restarts += 1
+                    self._status_verdict = None
                     seq = self._next_seq
                     t0_us = self._next_t_us
                 else:

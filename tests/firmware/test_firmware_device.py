@@ -221,8 +221,11 @@ rig.run_ms(3000)
 assert rig.dev.guard.alerts == 0
 rig.connect()
 rig.run_ms(300)
+n = len(rig.frames())
+rig.cmd(sp.OP_START)  # the host resumes the stream on the new connection
+rig.run_ms(300)
 fr = rig.frames()
-assert fr, "queued frames go out after the reconnect"
+assert len(fr) > n, "queued frames go out after the reconnect's START"
 v = fr[-1].values()
 assert v[12] == sp.ANGLE_NONE and v[25] == sp.ANGLE_NONE
 rig.cmd(sp.OP_CALIBRATE, (0,))
@@ -405,6 +408,71 @@ rig.hw.button.value(1)
 rig.run_ms(100)
 assert rig.dev.guard.calibrated and len(rig.motor_on_ms()) == 1
 assert abs(rig.dev.guard.angle_cdeg) < 20
+print("ok")
+""",
+    )
+
+
+def test_start_after_a_reconnect_resends_the_ring_and_the_gap_matches_the_drop_counters(tmp_path):
+    run(
+        tmp_path,
+        r"""
+from device import RESEND_FRAMES
+
+def host_view(frames):
+    # what the host's FrameDecoder does: gaps are lost, repeats are duplicates
+    nxt = None; lost = 0; dup = 0
+    for f in frames:
+        if nxt is not None:
+            d = f.seq - nxt
+            if d > 0:
+                lost += d
+            elif d < 0:
+                dup += min(-d, f.count)
+                if -d >= f.count:
+                    continue
+        nxt = f.seq + f.count
+    return lost, dup
+
+def session(down_ms, lost_in_flight):
+    rig = Rig(fresh_store(CFG_DIR))
+    rig.connect()
+    rig.cmd(sp.OP_START)
+    rig.run_ms(2500)
+    a = rig.frames()
+    assert len(a) > RESEND_FRAMES
+    rig.r.central_disconnect()
+    rig.run_ms(down_ms)
+    rig.connect()
+    rig.run_ms(300)
+    assert len(rig.frames()) == len(a), "no stream frame before the host's START"
+    rig.cmd(sp.OP_START)
+    rig.run_ms(4000)
+    b = rig.frames()[len(a):]
+    assert [f.seq for f in b[:RESEND_FRAMES]] == [f.seq for f in a[-RESEND_FRAMES:]], ([f.seq for f in b[:RESEND_FRAMES]], [f.seq for f in a[-RESEND_FRAMES:]])
+    assert rig.dev.frames_resent == RESEND_FRAMES and rig.dev.resumes == 1, (rig.dev.frames_resent, rig.dev.resumes)
+    assert rig.dev.frames_resent == RESEND_FRAMES and rig.dev.resumes == 1
+    rig.cmd(sp.OP_STOP)
+    rig.run_ms(500)
+    b = rig.frames()[len(a):]
+    # the host missed the last frames notified before the link dropped
+    lost, dup = host_view(a[: len(a) - lost_in_flight] + b)
+    st = sp.decode(rig.dev.status_frame())
+    return lost, dup, st, rig
+
+# a short loss: the queue holds everything, the ring covers the frames lost in flight
+lost, dup, st, rig = session(1000, 3)
+assert st.samples_dropped == 0 and st.samples_lost_fifo == 0
+assert lost == 0 and dup > 0
+# a long loss: the queue overflows; the host's gap is exactly what the device counted
+lost, dup, st, rig = session(5000, 5)
+assert st.samples_dropped > 0 and st.frames_dropped > 0
+assert lost == st.samples_dropped + st.samples_lost_fifo, (lost, st.samples_dropped, st.samples_lost_fifo)
+# START on a stopped device begins afresh: nothing re-sent
+n = len(rig.frames())
+rig.cmd(sp.OP_START)
+rig.run_ms(1000)
+assert rig.dev.frames_resent == RESEND_FRAMES and rig.frames()[n].seq > rig.frames()[n - 1].seq
 print("ok")
 """,
     )
