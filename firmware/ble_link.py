@@ -21,6 +21,7 @@ import binascii
 import json
 
 import spinemon_protocol as sp
+from config_store import write_atomic
 
 try:
     import os
@@ -125,15 +126,8 @@ class BondStore:
         out = []
         for t, k, v in self.items:
             out.append([t, binascii.hexlify(k).decode(), binascii.hexlify(v).decode()])
-        tmp = self.path + ".tmp"
         try:
-            with open(tmp, "w") as f:
-                f.write(json.dumps(out))
-            try:
-                os.remove(self.path)
-            except OSError:
-                pass
-            os.rename(tmp, self.path)
+            write_atomic(self.path, json.dumps(out))
         except OSError:
             self.problem = "could not write the bond store"
             return False

@@ -12,6 +12,19 @@ try:
 except ImportError:  # pragma: no cover
     import uos as os
 
+def write_atomic(path, text):
+    """Write `text` to `path` through a temporary file renamed over it, so a
+    power cut leaves the old file or the new one. Raises OSError."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    os.rename(tmp, path)
+
+
 DEFAULTS = {
     "rate_hz": 100,
     "accel_fs_g": 4,
@@ -128,15 +141,8 @@ class ConfigStore:
         good = validate(cfg)
         if good is None:
             return False
-        tmp = self.path + ".tmp"
         try:
-            with open(tmp, "w") as f:
-                f.write(json.dumps(good))
-            try:
-                os.remove(self.path)
-            except OSError:
-                pass
-            os.rename(tmp, self.path)
+            write_atomic(self.path, json.dumps(good))
         except OSError:
             self._say("could not write config")
             return False
@@ -169,15 +175,8 @@ class ConfigStore:
 
     def save_counter(self, n):
         """Persist the COMMAND counter floor; returns False if the write failed."""
-        tmp = self.counter_path + ".tmp"
         try:
-            with open(tmp, "w") as f:
-                f.write(str(n & 0xFFFFFFFF))
-            try:
-                os.remove(self.counter_path)
-            except OSError:
-                pass
-            os.rename(tmp, self.counter_path)
+            write_atomic(self.counter_path, str(n & 0xFFFFFFFF))
         except OSError:
             self._say("could not write the command counter")
             return False

@@ -151,11 +151,5 @@ class SerialTransport(LinkTransport):
                     continue
                 raise
             counter.resume_after(c)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            while self.status_frames_seen == seen:  # the STATUS frame follows the ACK
-                if loop.time() > deadline:
-                    raise CommandTimeoutError(f"GET_STATUS was acknowledged but no STATUS came within {timeout:.3g} s")
-                await asyncio.sleep(0.002)
-            return self.last_status
+            return await self._status_after(seen, timeout)
         raise CommandError("the wearable refused GET_STATUS at every probed counter", code=proto.E_STALE)

@@ -533,9 +533,14 @@ class LinkTransport(Transport):
         timeout = self.options.command_timeout_s if timeout is None else float(timeout)
         seen = self.status_frames_seen
         await self.send(proto.encode_command(counter.next(), proto.OP_GET_STATUS), timeout)
+        return await self._status_after(seen, timeout)
+
+    async def _status_after(self, seen: int, timeout: float) -> proto.Status:
+        """The STATUS frame that follows a GET_STATUS's ACK (``seen``: the
+        count of STATUS frames before the command)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.status_frames_seen == seen:  # the STATUS frame follows the ACK
+        while self.status_frames_seen == seen:
             if loop.time() > deadline:
                 raise CommandTimeoutError(f"GET_STATUS was acknowledged but no STATUS came within {timeout:.3g} s")
             await asyncio.sleep(0.002)
