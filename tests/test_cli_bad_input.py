@@ -109,7 +109,7 @@ CASES = [
     Case("live-no-source", ("live",), USAGE, r"one of the arguments --address --name --port --sim is required"),
     Case("live-bad-speed", ("live", "--sim", "--speed", "fast"), USAGE, r"--speed"),
     Case("live-negative-speed", ("live", "--sim", "--speed", "-1", "--out", "FILE:new.spinrec"), ERROR, r"speed"),
-    Case("live-unknown-exercise", ("live", "--sim", "--exercise", "bogus"), ERROR, r"unknown exercise 'bogus'"),
+    Case("live-unknown-exercise", ("live", "--sim", "--exercise", "bogus"), USAGE, r"invalid choice: 'bogus'"),
     Case("live-out-foreign", ("live", "--sim", "--out", "FILE:notes.txt"), ERROR, r"already exists|not a spinemon recording"),
     Case(
         "live-missing-port",

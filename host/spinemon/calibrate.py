@@ -142,11 +142,9 @@ def _sim_transport(seed: int, speed: float, rom: bool, mount_yaw_deg: float) -> 
 # ---------------------------------------------------------------------------
 def add_arguments(parser: Any) -> None:
     """The ``spinemon calibrate`` options, for an argparse (sub)parser."""
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--address", help="BLE address of the wearable")
-    src.add_argument("--name", help="advertised BLE name of the wearable")
-    src.add_argument("--port", help="serial port or pyserial URL")
-    src.add_argument("--sim", action="store_true", help="the simulated wearer")
+    from spinemon.live import add_source_arguments
+
+    add_source_arguments(parser)
     parser.add_argument("--profile", help="profile file (default $SPINEMON_PROFILE or ~/.spinemon/profile.json)")
     parser.add_argument("--no-rom", action="store_true", help="skip the range-of-motion bends (no heading check, default limits)")
     parser.add_argument("--limit", action="append", default=[], metavar="EXERCISE.LIMIT=VALUE", help="store a limit override, e.g. deadlift.flexion_share=0.55 (repeatable; 'none' disables)")

@@ -590,14 +590,19 @@ async def _update_guard(setup: LinkSetup, transport: Transport) -> None:
 # ---------------------------------------------------------------------------
 # command-line entry points (wired by spinemon.cli)
 # ---------------------------------------------------------------------------
-def add_arguments(parser: Any) -> None:
-    """The ``spinemon live`` options, for an argparse (sub)parser."""
+def add_source_arguments(parser: Any) -> None:
+    """Which wearable: exactly one of --address/--name (BLE), --port (serial) or --sim."""
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--address", help="BLE address of the wearable")
     src.add_argument("--name", help="advertised BLE name of the wearable (e.g. spinemon-1A2B)")
     src.add_argument("--port", help="serial port or pyserial URL (e.g. /dev/ttyACM0, socket://host:port)")
     src.add_argument("--sim", action="store_true", help="the simulated wearer")
-    parser.add_argument("--exercise", default="generic", help="exercise profile (deadlift, squat, overhead_press, curl, generic)")
+
+
+def add_arguments(parser: Any) -> None:
+    """The ``spinemon live`` options, for an argparse (sub)parser."""
+    add_source_arguments(parser)
+    parser.add_argument("--exercise", default="generic", choices=list(PROFILES), metavar="EXERCISE", help=f"exercise profile: {', '.join(PROFILES)} (default generic)")
     parser.add_argument("--out", help="write the session recording here")
     parser.add_argument("--speed", type=float, default=1.0, help="--sim only: play the simulated wearer this many times faster than real time")
     parser.add_argument("--seed", type=int, default=1, help="--sim only: simulated wearer seed")
