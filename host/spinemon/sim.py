@@ -492,37 +492,30 @@ def _check_seed(seed) -> int:
 # ---------------------------------------------------------------------------
 # rotation helpers (stacks of 3x3 matrices)
 # ---------------------------------------------------------------------------
-def _rx(a: np.ndarray) -> np.ndarray:
+def _rot(axis: int, a: np.ndarray) -> np.ndarray:
+    """Right-handed rotations by angles ``a`` (any shape) about body axis
+    ``axis`` (0 = x, 1 = y, 2 = z), as stacked 3x3 matrices."""
     c, s = np.cos(a), np.sin(a)
+    i, j = ((1, 2), (2, 0), (0, 1))[axis]
     r = np.zeros(a.shape + (3, 3))
-    r[..., 0, 0] = 1
-    r[..., 1, 1] = c
-    r[..., 1, 2] = -s
-    r[..., 2, 1] = s
-    r[..., 2, 2] = c
+    r[..., axis, axis] = 1
+    r[..., i, i] = c
+    r[..., i, j] = -s
+    r[..., j, i] = s
+    r[..., j, j] = c
     return r
+
+
+def _rx(a: np.ndarray) -> np.ndarray:
+    return _rot(0, a)
 
 
 def _ry(a: np.ndarray) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    r = np.zeros(a.shape + (3, 3))
-    r[..., 1, 1] = 1
-    r[..., 0, 0] = c
-    r[..., 0, 2] = s
-    r[..., 2, 0] = -s
-    r[..., 2, 2] = c
-    return r
+    return _rot(1, a)
 
 
 def _rz(a: np.ndarray) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    r = np.zeros(a.shape + (3, 3))
-    r[..., 2, 2] = 1
-    r[..., 0, 0] = c
-    r[..., 0, 1] = -s
-    r[..., 1, 0] = s
-    r[..., 1, 1] = c
-    return r
+    return _rot(2, a)
 
 
 #: body frame of a segment standing tall, in the world: X->z, Y->y, Z->-x
