@@ -57,6 +57,15 @@ async def connect(radio, twin, **kwargs):
     return client
 
 
+async def subscribe(client, twin, char="stream"):
+    """Subscribe the client to the twin's stream or status characteristic;
+    returns the Receiver once the twin has seen the CCCD write."""
+    rx = Receiver()
+    await client.start_notify(P.STREAM_CHAR_UUID if char == "stream" else P.STATUS_CHAR_UUID, rx)
+    await twin.wait_subscribed(char)
+    return rx
+
+
 class Receiver:
     """Collects notifications with loop-clock arrival times."""
 
@@ -138,9 +147,7 @@ def test_connect_negotiates_mtu_and_discovers_the_gatt_table():
                 assert client.services.get_characteristic(P.STREAM_CHAR_UUID).max_write_without_response_size == 244
 
                 # a full 244-byte frame (MAX_FRAME) needs the MTU exchange to arrive whole
-                rx = Receiver()
-                await client.start_notify(P.STREAM_CHAR_UUID, rx)
-                await twin.wait_subscribed("stream")
+                rx = await subscribe(client, twin, "stream")
                 frame = bytes(random.Random(5).randrange(256) for _ in range(P.MAX_FRAME))
                 assert len(frame) == 244
                 assert await twin.notify_stream(frame)
@@ -190,9 +197,7 @@ def test_read_status_and_receive_samples_in_order():
             assert not await twin.notify_stream(samples_frame(0))
             assert twin.frames_not_sent == 1
 
-            rx = Receiver()
-            await client.start_notify(P.STREAM_CHAR_UUID, rx)
-            await twin.wait_subscribed("stream")
+            rx = await subscribe(client, twin, "stream")
             frames = [samples_frame(seq, count=3) for seq in range(100, 160)]
             sent = await twin.stream_from(timed_frames(frames, [i * 0.001 for i in range(len(frames))]))
             assert sent == 60
@@ -215,9 +220,7 @@ def test_command_write_gets_ack_and_stale_counter_gets_error():
         async with EmulatedRadio() as radio:
             twin = await TwinPeripheral.create(radio)
             client = await connect(radio, twin)
-            rx = Receiver()
-            await client.start_notify(P.STATUS_CHAR_UUID, rx)
-            await twin.wait_subscribed("status")
+            rx = await subscribe(client, twin, "status")
             loop = asyncio.get_running_loop()
 
             t_write = loop.time()
@@ -292,9 +295,7 @@ def test_custom_command_handler_can_answer_later_or_not_at_all():
 
             twin.on_command = forward
             client = await connect(radio, twin)
-            rx = Receiver()
-            await client.start_notify(P.STATUS_CHAR_UUID, rx)
-            await twin.wait_subscribed("status")
+            rx = await subscribe(client, twin, "status")
             cmd = P.encode_command(1, P.OP_START)
             await client.write_gatt_char(P.COMMAND_CHAR_UUID, cmd, response=True)
             await asyncio.sleep(0.02)
@@ -316,9 +317,7 @@ def test_pacing_spaces_notifications_by_the_connection_interval(interval_s):
         async with EmulatedRadio() as radio:
             twin = await TwinPeripheral.create(radio)
             client = await connect(radio, twin)
-            rx = Receiver()
-            await client.start_notify(P.STREAM_CHAR_UUID, rx)
-            await twin.wait_subscribed("stream")
+            rx = await subscribe(client, twin, "stream")
             radio.set_faults(LinkFaults(connection_interval_s=interval_s))
             events_before = radio.stats.connection_events
             for seq in range(n):  # back to back: the link must spread them out
@@ -342,9 +341,7 @@ def test_pacing_with_several_pdus_per_event():
         async with EmulatedRadio() as radio:
             twin = await TwinPeripheral.create(radio)
             client = await connect(radio, twin)
-            rx = Receiver()
-            await client.start_notify(P.STREAM_CHAR_UUID, rx)
-            await twin.wait_subscribed("stream")
+            rx = await subscribe(client, twin, "stream")
             radio.set_faults(LinkFaults(connection_interval_s=0.015, pdus_per_event=4))
             events_before = radio.stats.connection_events
             for seq in range(12):
@@ -363,9 +360,7 @@ def test_extra_delay_is_a_lower_bound_on_latency():
         async with EmulatedRadio() as radio:
             twin = await TwinPeripheral.create(radio)
             client = await connect(radio, twin)
-            rx = Receiver()
-            await client.start_notify(P.STREAM_CHAR_UUID, rx)
-            await twin.wait_subscribed("stream")
+            rx = await subscribe(client, twin, "stream")
             radio.set_faults(LinkFaults(extra_delay_s=0.04))
             loop = asyncio.get_running_loop()
             sent = []
@@ -384,9 +379,7 @@ def test_dropped_notifications_are_really_missing():
         async with EmulatedRadio() as radio:
             twin = await TwinPeripheral.create(radio)
             client = await connect(radio, twin)
-            rx = Receiver()
-            await client.start_notify(P.STREAM_CHAR_UUID, rx)
-            await twin.wait_subscribed("stream")
+            rx = await subscribe(client, twin, "stream")
 
             radio.drop_next_notifications(3)
             for seq in range(10):
@@ -407,9 +400,7 @@ def test_random_drops_are_seeded_and_accounted_for():
         async with EmulatedRadio(LinkFaults(drop_probability=0.3, seed=seed)) as radio:
             twin = await TwinPeripheral.create(radio)
             client = await connect(radio, twin)
-            rx = Receiver()
-            await client.start_notify(P.STREAM_CHAR_UUID, rx)
-            await twin.wait_subscribed("stream")
+            rx = await subscribe(client, twin, "stream")
             seen_before = radio.stats.notifications_seen
             dropped_before = radio.stats.notifications_dropped
             for seq in range(100):
@@ -464,9 +455,7 @@ def test_forced_disconnect_fires_callback_and_reconnect_works(side):
 
             await client.connect()  # the twin advertises again by itself
             assert client.is_connected and client.mtu_size == 247
-            rx = Receiver()
-            await client.start_notify(P.STREAM_CHAR_UUID, rx)
-            await twin.wait_subscribed("stream")
+            rx = await subscribe(client, twin, "stream")
             await twin.notify_stream(samples_frame(7))
             await rx.wait_for(1)
             assert P.decode(rx.frames[0]).seq == 7

@@ -13,6 +13,13 @@ from spinemon_protocol import IMU_NONE
 IDENTITY_AXES = ((0, 1), (1, 1), (2, 1))  # (chip axis index, sign) per board axis
 
 
+def read_u8(i2c, address, reg):
+    """One register byte (for chip detection, before a driver exists)."""
+    b = bytearray(1)
+    i2c.readfrom_mem_into(address, reg, b)
+    return b[0]
+
+
 def clamp16(v):
     if v > 32767:
         return 32767

@@ -21,7 +21,7 @@ except ImportError:  # CPython (tests)
         return x
 
 
-from imu.base import ImuDriver, nearest, rescale
+from imu.base import ImuDriver, nearest, read_u8, rescale
 from spinemon_protocol import IMU_LSM6DSO, IMU_NONE
 
 WHO_AM_I = const(0x0F)
@@ -56,9 +56,7 @@ class Lsm6dso(ImuDriver):
 
     @staticmethod
     def detect(i2c, address):
-        b = bytearray(1)
-        i2c.readfrom_mem_into(address, WHO_AM_I, b)
-        return IMU_LSM6DSO if b[0] == WHO_AM_I_VALUE else IMU_NONE
+        return IMU_LSM6DSO if read_u8(i2c, address, WHO_AM_I) == WHO_AM_I_VALUE else IMU_NONE
 
     def __init__(self, i2c, address, kind=None, **kw):
         ImuDriver.__init__(self, i2c, address, kind, **kw)

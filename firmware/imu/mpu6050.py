@@ -21,7 +21,7 @@ except ImportError:  # CPython (tests)
         return x
 
 
-from imu.base import ImuDriver, rescale
+from imu.base import ImuDriver, read_u8, rescale
 from spinemon_protocol import IMU_MPU6050, IMU_MPU6500, IMU_NONE
 
 SMPLRT_DIV = const(0x19)
@@ -57,11 +57,10 @@ class Mpu6050(ImuDriver):
 
     @staticmethod
     def detect(i2c, address):
-        b = bytearray(1)
-        i2c.readfrom_mem_into(address, WHO_AM_I, b)
-        if b[0] == 0x68:
+        who = read_u8(i2c, address, WHO_AM_I)
+        if who == 0x68:
             return IMU_MPU6050
-        if b[0] == 0x70:
+        if who == 0x70:
             return IMU_MPU6500
         return IMU_NONE
 

@@ -36,7 +36,6 @@ import math
 
 import numpy as np
 
-import spinemon_protocol as proto
 from spinemon.alerts import Alert, AlertPolicy
 from spinemon.angles import AngleTracker, LumbarAngles, sagittal_deg
 from spinemon.calibration import Calibration, CalibrationSettings, Calibrator, drift_deg, rezero, still_mask
@@ -596,7 +595,7 @@ class Pipeline:
     def summary(self) -> dict:
         sets = []
         for st in self.set_records:
-            d = st.as_dict() if hasattr(st, "as_dict") else _record(st)
+            d = st.as_dict()
             reps = [r for r in self.rep_records if r.set == st.set]
             d["peak_flexion_deg"] = round(max(r.peak_flexion_deg for r in reps), 2) if reps else None
             d.update(self.warmup_for(st))
@@ -604,7 +603,7 @@ class Pipeline:
         return {
             "type": "summary",
             "events": [e.as_dict() for e in self.events],
-            "reps": [r.as_dict() if hasattr(r, "as_dict") else _record(r) for r in self.rep_records],
+            "reps": [r.as_dict() for r in self.rep_records],
             "sets": sets,
             "holds": [h.as_dict() for h in self.holds.holds],
             "drift_checks": list(self.drift_checks),
@@ -617,14 +616,3 @@ class Pipeline:
             "limits": self.limits.as_dict(),
             "phase": self.phase,
         }
-
-
-def _record(obj) -> dict:
-    d = asdict(obj)
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
-
-
-def status_summary(status: proto.Status) -> dict:
-    d = status.as_dict()
-    d["type"] = "status"
-    return d

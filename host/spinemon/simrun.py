@@ -10,7 +10,7 @@ to the simulated motor.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -54,8 +54,6 @@ def run_simulated(
     session = sim.simulate(sets, seed, sim_settings or sim.SimSettings(), calibration=True, rom=rom)
     settings = settings or PipelineSettings()
     if not rom:
-        from dataclasses import replace
-
         settings = replace(settings, calibration=replace(settings.calibration, rom=False))
     transport = SimTransport(list(zip(session.frames, session.frame_times.tolist())), labels_for(session), speed=speed)
     pipeline = Pipeline(settings)
