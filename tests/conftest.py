@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -7,15 +8,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BROAD_DIR = SHARED_DATA / "broad"
+GAIT_DIR = SHARED_DATA / "gait-l5"
 
 
 def pytest_addoption(parser):
     parser.addoption("--hil-port", default=None, help="serial URL of a real spinemon board for hil-marked tests")
 
 
+def _shared(folder: Path) -> Path:
+    """A folder of ../shared/data: skipped when absent, except under CI=true, where it must be there."""
+    if not (folder / "README.md").exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"real recordings missing at {folder}: under CI=true these tests must run, not skip")
+        pytest.skip(f"real recordings not found at {folder}")
+    return folder
+
+
 @pytest.fixture
 def broad_dir() -> Path:
-    """The BROAD recordings; tests that need them skip when they are absent."""
-    if not (BROAD_DIR / "README.md").exists():
-        pytest.skip(f"BROAD data not found at {BROAD_DIR}")
-    return BROAD_DIR
+    """The BROAD recordings (Laidig et al. 2021, CC BY 4.0)."""
+    return _shared(BROAD_DIR)
+
+
+@pytest.fixture
+def gait_dir() -> Path:
+    """The gait-l5 recordings (Voisard et al., IPOL, GNU AGPL 3.0)."""
+    return _shared(GAIT_DIR)

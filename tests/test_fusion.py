@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from spinemon.errors import ConfigError, SpinemonError
+from stress_motion import stress_motion
 from spinemon.fusion import (
     G,
     FusionInputError,
@@ -20,6 +21,7 @@ from spinemon.fusion import (
 
 RATE = 100.0
 CHUNK = 16  # the filter latches its low-pass output, trust weight and bias every 16 samples
+WEIGHTED = FusionSettings(acc_rejection_m_s2=4.0)  # the optional trust weight, off by default
 
 
 def angle_deg(a, b):
@@ -94,14 +96,35 @@ def test_free_fall_gives_no_nan():
     assert np.isfinite(u0).all()
 
 
+def test_default_trusts_every_accelerometer_sample():
+    """Rejection is off by default (as in VQF): the weight stays 1 however hard the shaking."""
+    acc, gyr, _ = tumbling_recording(n=1500)
+    acc[800:900] *= 2.5
+    r = run(acc, gyr, RATE)
+    assert FusionSettings().acc_rejection_m_s2 is None
+    assert r.acc_weight.min() == 1.0 == r.acc_weight.max()
+
+
+def test_a_drop_is_carried_by_the_gyro():
+    """Half a second of free fall (a dropped sensor) while turning: the gyro carries the direction."""
+    n = 150
+    acc = np.zeros((n, 3))
+    acc[:100] = [0, 0, G]
+    gyr = np.zeros((n, 3))
+    gyr[100:, 0] = 1.0  # 0.5 s of 1 rad/s about X, no gravity seen
+    u = gravity(acc, gyr, RATE)
+    expected = rot_x(-0.5) @ np.array([0, 0, 1.0])
+    assert angle_deg(u[-1], expected) < 3.0
+
+
 def test_free_fall_weight_drops_and_gyro_carries_direction():
-    """In free fall the accelerometer is not trusted; the gyro keeps turning the estimate."""
+    """With the optional rejection on, free fall is not trusted; the gyro keeps turning the estimate."""
     n = 300
     acc = np.zeros((n, 3))
     acc[:100] = [0, 0, G]
     gyr = np.zeros((n, 3))
     gyr[100:, 0] = 1.0  # 2 s of 1 rad/s about X
-    r = run(acc, gyr, RATE)
+    r = run(acc, gyr, RATE, WEIGHTED)
     assert r.acc_weight[:100].min() == 1.0
     assert r.acc_weight[-1] < 0.5
     expected = rot_x(-2.0) @ np.array([0, 0, 1.0])
@@ -159,7 +182,7 @@ def test_bias_is_held_during_motion_and_improves_tracking():
 def test_flags_explain_rejection():
     acc, gyr, _ = tumbling_recording(n=1500)
     acc[800:900] *= 2.5  # sustained 1.5 g excess
-    r = run(acc, gyr, RATE)
+    r = run(acc, gyr, RATE, WEIGHTED)
     assert r.acc_weight[:700].min() > 0.99
     assert r.acc_weight[899] < 0.6
     assert r.acc_weight.min() >= 0.0 and r.acc_weight.max() <= 1.0
@@ -169,15 +192,17 @@ def test_flags_explain_rejection():
 @given(
     seed=st.integers(0, 10_000),
     cuts=st.lists(st.integers(0, 700), min_size=0, max_size=12),
+    weighted=st.booleans(),
 )
-def test_batch_equals_streaming_over_random_block_splits(seed, cuts):
+def test_batch_equals_streaming_over_random_block_splits(seed, cuts, weighted):
     rng = np.random.default_rng(seed)
     n = 700
     acc, gyr, _ = tumbling_recording(n=n, seed=seed, still=int(rng.integers(0, 400)))
     acc[rng.integers(0, n, 20)] *= 3.0  # some impacts
-    batch = run(acc, gyr, RATE)
+    settings = WEIGHTED if weighted else FusionSettings()
+    batch = run(acc, gyr, RATE, settings)
     bounds = sorted(set([0, n, *cuts]))
-    f = GravityFilter(RATE)
+    f = GravityFilter(RATE, settings)
     parts, rest = [], []
     for a, b in zip(bounds[:-1], bounds[1:]):
         res = f.update_detailed(acc[a:b], gyr[a:b])
@@ -331,3 +356,33 @@ def test_fast_spin_beyond_the_taylor_range():
     f = GravityFilter(RATE)
     stream = np.concatenate([f.update(acc[i : i + 10], gyr[i : i + 10]) for i in range(0, n, 10)])
     assert np.abs(stream - batch).max() <= 1e-9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_stress_shaking_never_flips_and_recovers(seed):
+    """8 s of shaking at up to 10 g and 12 rad/s (random axes, 2-6 Hz), then rest at a new tilt.
+
+    With the old trust weight (4 m/s^2) this motion turns gravity upside down
+    (error up to ~175 deg); the test below guards the fix.
+    """
+    m = stress_motion(seed=seed)
+    assert np.linalg.norm(m.acc, axis=1).max() > 9.5 * G
+    assert np.linalg.norm(m.gyr, axis=1).max() > 11.5
+    for u in (gravity(m.acc, m.gyr, m.rate), _streamed(m, 8)):
+        err = angle_deg(u, m.up)
+        assert err[m.shaking].max() < 5.0  # bounded while shaking
+        end = np.flatnonzero(m.shaking)[-1]
+        assert err[end + int(3 * m.rate) :].max() < 3.0  # recovered 3 s into the rest
+        assert err[-int(m.rate) :].max() < 1.0
+
+
+def test_stress_shaking_flips_the_optional_trust_weight():
+    """The failure the default avoids, kept visible: rejection on, the same motion flips."""
+    m = stress_motion(seed=0)
+    err = angle_deg(gravity(m.acc, m.gyr, m.rate, WEIGHTED), m.up)
+    assert err.max() > 90.0
+
+
+def _streamed(m, frame):
+    f = GravityFilter(m.rate)
+    return np.concatenate([f.update(m.acc[i : i + frame], m.gyr[i : i + frame]) for i in range(0, len(m.acc), frame)])

@@ -20,11 +20,13 @@ How it works (the same structure as VQF's inclination part, Laidig & Seel
    frame I fixed at the start of the stream). Gyro sample k is the rate over
    the sample period *ending* at k: ``P_k = P_{k-1} exp(omega_k dt / 2)``.
 4. **Accelerometer low-pass in I**: each accelerometer sample is rotated into
-   I (``b_k = P_k a_k``), weighted by the trust ``w`` (1 while ``| |a| - g |``
-   stays within ``acc_rejection_m_s2`` in the mean-square sense over
-   ``acc_rejection_tau_s``, falling off as the inverse square of the excess)
-   and low-passed with a second-order Butterworth filter with time constant
-   ``tau_acc_s``. The gravity direction is ``normalize(P_k^T h)``.
+   I (``b_k = P_k a_k``) and low-passed with a second-order Butterworth
+   filter with time constant ``tau_acc_s``. The gravity direction is
+   ``normalize(P_k^T h)``. As in VQF, every sample counts fully: linear
+   acceleration integrates to a bounded velocity in I and the low-pass
+   removes it. (An optional trust weight, ``acc_rejection_m_s2``, is off by
+   default: shrinking the low-pass input lets the filter's undershoot carry
+   the estimate through zero under sustained shaking.)
 
 **Chunks.** The stream is cut into chunks of ``L = 16`` samples at fixed
 positions (sample index 0, 16, 32, ... from the start of the stream). The
@@ -94,9 +96,17 @@ class FusionSettings:
     Attributes:
         tau_acc_s: time constant of the accelerometer correction (second-order
             Butterworth low-pass in the gyro-integrated frame), s. VQF uses 3 s.
-        acc_rejection_m_s2: how far ``|a|`` may depart from ``gravity_m_s2``
-            before trust in the accelerometer drops, m/s^2. Beyond it the
-            weight falls as ``(threshold / deviation)**2``.
+        acc_rejection_m_s2: ``None`` (the default): every accelerometer sample
+            counts fully, as in VQF. A number (m/s^2) turns on a trust weight:
+            once ``|a|`` departs from ``gravity_m_s2`` by more than this (mean
+            square over ``acc_rejection_tau_s``), the weight falls as
+            ``(threshold / deviation)**2``. Off by default because in frame I
+            linear acceleration integrates to a bounded velocity and the
+            ``tau_acc_s`` low-pass removes it on its own, while shrinking the
+            low-pass input towards zero lets the Butterworth's undershoot carry
+            the estimate through zero: on BROAD trial 18 (sustained 10 g
+            shaking) a 4.0 m/s^2 threshold flipped gravity upside down for
+            seconds at a time (docs/performance.md).
         rest_gyr_deg_s: a rest candidate has ``|gyr|`` below this, deg/s (so a gyro
             bias larger than this cannot be learnt at rest: set ``initial_bias_rad_s``).
         rest_acc_m_s2: a rest candidate has ``| |a| - g |`` below this, m/s^2.
@@ -107,7 +117,7 @@ class FusionSettings:
     """
 
     tau_acc_s: float = 3.0
-    acc_rejection_m_s2: float = 4.0
+    acc_rejection_m_s2: float | None = None
     acc_rejection_tau_s: float = 3.0
     rest_gyr_deg_s: float = 2.0
     rest_acc_m_s2: float = 0.5
@@ -119,13 +129,14 @@ class FusionSettings:
     def __post_init__(self) -> None:
         positive = {
             "tau_acc_s": self.tau_acc_s,
-            "acc_rejection_m_s2": self.acc_rejection_m_s2,
             "acc_rejection_tau_s": self.acc_rejection_tau_s,
             "rest_gyr_deg_s": self.rest_gyr_deg_s,
             "rest_acc_m_s2": self.rest_acc_m_s2,
             "tau_bias_s": self.tau_bias_s,
             "gravity_m_s2": self.gravity_m_s2,
         }
+        if self.acc_rejection_m_s2 is not None:
+            positive["acc_rejection_m_s2"] = self.acc_rejection_m_s2
         for name, value in positive.items():
             if not _is_real(value) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"FusionSettings.{name} must be a finite number > 0, got {value!r}")
@@ -302,7 +313,7 @@ def _coefficients(rate: float, settings: FusionSettings) -> _Coefficients:
         bias_alpha=bias_alpha,
         bias_mean_n=max(1, int(round(settings.tau_bias_s * rate))),
         g=settings.gravity_m_s2,
-        rej2=settings.acc_rejection_m_s2**2,
+        rej2=math.inf if settings.acc_rejection_m_s2 is None else settings.acc_rejection_m_s2**2,
         rej_k=rej_k,
         bias_keep_pow=(1.0 - bias_alpha) ** np.arange(_L + 1, dtype=np.float64),
         ones_l=np.ones(_L),
@@ -781,7 +792,7 @@ def _step_chunked(acc, gyr, co, state, out_u, out_rest, out_w, out_bias, ws: _Wo
     dev2 *= dev2  # (|a| - g)^2
     ms_end, _ = co.rej_iir.run((co.rej_iir.drive @ dev2)[None], np.array([[(1.0 - co.rej_k) * state.acc_dev_ms]]))
     ms_end = ms_end[0]
-    w_end = co.rej2 / np.maximum(ms_end, co.rej2)
+    w_end = np.ones(chunks) if co.rej2 == math.inf else co.rej2 / np.maximum(ms_end, co.rej2)
     weight = np.empty(chunks)  # latched: chunk c uses the weight at the end of chunk c - 1
     weight[0] = state.acc_weight
     weight[1:] = w_end[:-1]
