@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/spinemon demo --out demo-output
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,report,bench]'

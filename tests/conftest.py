@@ -24,13 +24,13 @@ def _shared(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def broad_dir() -> Path:
     """The BROAD recordings (Laidig et al. 2021, CC BY 4.0)."""
     return _shared(BROAD_DIR)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def gait_dir() -> Path:
     """The gait-l5 recordings (Voisard et al., IPOL, GNU AGPL 3.0)."""
     return _shared(GAIT_DIR)

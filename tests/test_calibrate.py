@@ -12,6 +12,7 @@ from spinemon import calibrate, sim
 from spinemon.calibration import CalibrationSettings, Calibrator
 from spinemon.errors import CalibrationError, ConfigError
 from spinemon.pipeline import Pipeline
+from spinemon.stream import G
 from spinemon.profile_store import ProfileError, UserProfile, load_profile, parse_limit_override, save_profile
 from spinemon.stream import SampleBlock
 
@@ -56,7 +57,7 @@ def test_neutral_is_rejected_and_repeated_when_the_wearer_moves():
 def test_a_stream_that_ends_early_is_a_calibration_error():
     session = sim.simulate([], 5)
     with pytest.raises(CalibrationError, match="stand tall"):
-        calibrate.calibrate_frames(list(zip(session.frames, session.frame_times))[:20])
+        calibrate.calibrate_frames(list(zip(session.frames, session.frame_times))[:8])  # 0.64 s: less than the 1 s neutral
     with pytest.raises(CalibrationError, match="range-of-motion"):
         calibrate.calibrate_frames(list(zip(session.frames, session.frame_times))[:200])
 
@@ -109,3 +110,95 @@ def test_calibrate_command_writes_the_profile(tmp_path, monkeypatch):
     path.write_text("[]")
     with pytest.raises(ProfileError):
         calibrate.main(_ns("--sim", "--speed", "0"), io.StringIO())
+
+
+# -- calibration is never a silent gate (issue 11, part 2) --------------------------
+def _recording(tmp_path, name, segments, rate=50.0, offset_dps=(0.0, 0.0, 0.0), rom=False):
+    """A one-IMU recording through `spinemon import`: segments of ("still", s) or ("sway", s)."""
+    from spinemon import cli as _cli
+
+    rng = np.random.default_rng(1)
+    parts_a, parts_g = [], []
+    for kind, dur in segments:
+        n = int(dur * rate)
+        tt = np.arange(n) / rate
+        if kind == "still":
+            ang = np.zeros(n)
+        else:  # never still: a 0.7 Hz sway of +-15 deg (shifting, fidgeting)
+            ang = np.radians(15.0) * np.sin(2 * np.pi * 0.7 * tt)
+        w = np.gradient(ang, tt) if n > 1 else np.zeros(n)
+        parts_a.append(np.stack([G * np.cos(ang), np.zeros(n), G * np.sin(ang)], axis=1))
+        parts_g.append(np.stack([np.zeros(n), w, np.zeros(n)], axis=1))
+    acc = np.concatenate(parts_a) + rng.normal(0, 0.03, (sum(len(a) for a in parts_a), 3))
+    gyr = np.concatenate(parts_g) + np.radians(offset_dps) + rng.normal(0, 0.004, acc.shape)
+    t = np.arange(len(acc)) / rate
+    f = tmp_path / f"{name}.csv"
+    f.write_text("t,ax,ay,az,gx,gy,gz\n" + "\n".join(",".join(f"{v:.6f}" for v in (t[i], *acc[i], *gyr[i])) for i in range(len(t))) + "\n")
+    out = tmp_path / f"{name}.spinrec"
+    assert _cli.main(["import", str(f), "--columns", "t=t,ax=ax,ay=ay,az=az,gx=gx,gy=gy,gz=gz", "--out", str(out)]) == 0
+    return out
+
+
+def _stats(capsys, path, *extra):
+    import json
+
+    from spinemon import cli as _cli
+
+    capsys.readouterr()
+    assert _cli.main(["replay", str(path), "--json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)["stats"]
+
+
+@pytest.mark.parametrize("offset", [(0.0, 0.0, 0.0), (13.0, -35.0, 20.0)])
+def test_neutral_from_the_first_still_second_whatever_the_gyro_offset(tmp_path, capsys, offset):
+    path = _recording(tmp_path, "still", [("still", 1.3), ("sway", 10.0)], offset_dps=offset)
+    st = _stats(capsys, path)
+    assert st["calibration"] == "done"
+    assert st["duration_s"] - st["monitored_s"] <= 1.3
+    from spinemon.recording import load
+    from spinemon.session import replay
+
+    cal = replay(load(path)).calibration
+    assert np.degrees(cal.gyro_offset["upper"]) == pytest.approx(offset, abs=0.3)
+    assert cal.t_neutral[1] - cal.t_neutral[0] == pytest.approx(1.0, abs=0.05)
+
+
+def test_no_still_stretch_gives_a_provisional_neutral_then_the_real_one(tmp_path, capsys):
+    path = _recording(tmp_path, "fidget", [("sway", 12.0)])
+    st = _stats(capsys, path)
+    assert st["calibration"] == "provisional"
+    assert st["monitored_s"] == pytest.approx(st["duration_s"] - 5.0, abs=0.2)
+    assert st["not_monitored"] == {"waiting for a still stretch to set neutral": pytest.approx(5.0, abs=0.2)}
+    later = _recording(tmp_path, "fidget-then-still", [("sway", 12.0), ("still", 2.0), ("sway", 4.0)])
+    st = _stats(capsys, later)
+    assert st["calibration"] == "done"  # the still stretch replaced the provisional neutral
+    from spinemon.recording import load
+    from spinemon.session import replay
+
+    cal = replay(load(later)).calibration
+    assert cal.source == "still" and cal.t_neutral[0] >= 12.0
+
+
+def test_too_short_to_calibrate_says_none_and_why(tmp_path, capsys):
+    path = _recording(tmp_path, "short", [("sway", 3.0)])
+    st = _stats(capsys, path)
+    assert (st["calibration"], st["monitored_s"]) == ("none", 0.0)
+    from spinemon import cli as _cli
+
+    assert _cli.main(["replay", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "calibration: NOT DONE" in out and "stand still for 1 s at the start" in out
+
+
+def test_range_of_motion_is_optional_and_never_blocks_monitoring(tmp_path, capsys):
+    """rom on (as `spinemon live` runs it) but the wearer goes straight to lifting: skipped after 5 s."""
+    from spinemon.pipeline import PipelineSettings
+    from spinemon.recording import load
+    from spinemon.session import replay
+
+    path = _recording(tmp_path, "norom", [("still", 1.5), ("sway", 15.0)])
+    res = replay(load(path), PipelineSettings(calibration=CalibrationSettings(rom=True)))
+    m = res.summary["monitoring"]
+    assert m["calibration"] == "done" and res.summary["phase"] == "monitoring"
+    assert m["not_monitored"]["range-of-motion calibration"] == pytest.approx(5.0, abs=0.3)
+    assert res.calibration.rom is None  # default range used

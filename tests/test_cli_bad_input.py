@@ -86,7 +86,7 @@ CASES = [
     Case("import-foreign-file", ("import", "FILE:picture.png"), ERROR, r"csv|column|header|not"),
     Case("import-directory", ("import", "FILE:a-directory"), ERROR, r"directory"),
     Case("import-bad-rate", ("import", "FILE:notes.txt", "--rate", "fast"), USAGE, r"--rate"),
-    Case("import-no-file", ("import",), USAGE, r"required: csv"),
+    Case("import-no-file", ("import",), USAGE, r"required: FILE"),
     # -- demo -------------------------------------------------------------------------------------
     Case("demo-negative-seed", ("demo", "--seed", "-1"), USAGE, r"--seed.*negative"),
     Case("demo-bad-speed", ("demo", "--speed", "fast"), USAGE, r"--speed.*not a number"),

@@ -41,19 +41,35 @@ from spinemon.stream import G, SampleBlock
 
 @dataclass(frozen=True)
 class CalibrationSettings:
-    neutral_s: float = 2.5  # how long the wearer must stand still
-    still_gyro_dps: float = 6.0  # max gyro norm while still (bias included)
+    """How neutral and the range of motion are found (physical units).
+
+    Stillness is judged by *variation*: over the still stretch each sample's
+    gyro stays within ``still_gyro_var_dps`` of the stretch's mean and its
+    accelerometer within ``still_acc_var_m_s2`` of its mean, so a constant gyro
+    offset (up to ``max_gyro_offset_dps``) does not stop calibration; the mean
+    gyro of the stretch is that offset, removed from every later sample.
+    """
+
+    neutral_s: float = 1.0  # how long the wearer must stand still
+    still_gyro_var_dps: float = 10.0  # max departure of the gyro from its stretch mean (quiet standing sway stays below)
+    still_acc_var_m_s2: float = 0.5  # max departure of the accelerometer from its stretch mean (about 3 deg)
+    max_gyro_offset_dps: float = 100.0  # norm; a larger constant gyro reading is not an offset (a steady turn fails the accelerometer test anyway)
+    still_gyro_dps: float = 6.0  # standing checks after calibration (offset removed): max gyro norm
     still_acc_dev: float = 0.8  # max | |a| - g | while still, m/s^2
+    provisional_after_s: float = 5.0  # no still stretch by then: a provisional neutral from the quietest stretch
     rom: bool = True  # also calibrate the range of motion
     rom_min_flexion_deg: float = 20.0  # the bend must reach at least this to count
     rom_min_extension_deg: float = -5.0
     rom_settle_s: float = 1.0  # still this long after the bends ends the ROM phase
-    rom_timeout_s: float = 45.0  # give up on ROM (keep defaults) after this
+    rom_start_s: float = 5.0  # no bend past rom_min_flexion_deg this soon after neutral: ROM skipped
+    rom_timeout_s: float = 20.0  # give up on ROM (keep defaults) after this
     align_min_bend_deg: float = 15.0  # a sensor must rotate this much in the bend to fix its heading
 
     def __post_init__(self) -> None:
-        if self.neutral_s <= 0.5:
-            raise ConfigError("calibration neutral_s must be more than 0.5 s")
+        if not (isinstance(self.neutral_s, (int, float)) and 0.5 <= self.neutral_s <= 30.0):
+            raise ConfigError(f"calibration neutral_s must be between 0.5 and 30 s, not {self.neutral_s!r}")
+        if not (isinstance(self.provisional_after_s, (int, float)) and self.provisional_after_s >= self.neutral_s):
+            raise ConfigError("calibration provisional_after_s must be at least neutral_s")
 
 
 @dataclass
@@ -68,6 +84,12 @@ class Calibration:
     #: applied to the neutral mounting) and ``bend_deg`` (how far it rotated);
     #: empty when no bend was seen (heading as mounted, nominal axes)
     alignment: dict[str, dict] = field(default_factory=dict)
+    #: per sensor, the mean gyro over the still stretch (rad/s): the zero-rate
+    #: offset removed from later samples (empty: none measured)
+    gyro_offset: dict[str, np.ndarray] = field(default_factory=dict)
+    #: how neutral was found: "still" (a still stretch), "provisional" (no
+    #: still stretch: the quietest stretch seen), "stored" (a saved profile)
+    source: str = "still"
 
     @property
     def range_of_motion(self) -> RangeOfMotion:
@@ -81,6 +103,8 @@ class Calibration:
             "rom": None if self.rom is None else {"flexion_deg": self.rom.flexion_deg, "extension_deg": self.rom.extension_deg},
             "t_rom": None if self.t_rom is None else list(self.t_rom),
             "alignment": {s: {k: round(float(v), 3) for k, v in a.items()} for s, a in self.alignment.items()},
+            "gyro_offset_dps": {s: np.degrees(np.asarray(v)).round(4).tolist() for s, v in self.gyro_offset.items()},
+            "source": self.source,
         }
 
     @classmethod
@@ -89,7 +113,11 @@ class Calibration:
             mounting = {s: Mounting(np.asarray(m, dtype=float)) for s, m in d["mounting"].items()}
             rom = None if d.get("rom") is None else RangeOfMotion(**d["rom"])
             alignment = {str(s): {str(k): float(v) for k, v in a.items()} for s, a in (d.get("alignment") or {}).items()}
-            return cls(mounting, tuple(d["t_neutral"]), rom, None if d.get("t_rom") is None else tuple(d["t_rom"]), alignment)
+            offset = {str(s): np.radians(np.asarray(v, dtype=float).reshape(3)) for s, v in (d.get("gyro_offset_dps") or {}).items()}
+            source = str(d.get("source", "still"))
+            if source not in ("still", "provisional", "stored"):
+                raise ValueError(f"unknown calibration source {source!r}")
+            return cls(mounting, tuple(d["t_neutral"]), rom, None if d.get("t_rom") is None else tuple(d["t_rom"]), alignment, offset, source)
         except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as e:
             raise CalibrationError(f"calibration record is malformed: {e}") from None
 
@@ -147,18 +175,25 @@ class Calibrator:
     ``peak_tilt_deg`` and ``bend_rotation`` per sensor."""
 
     settings: CalibrationSettings = field(default_factory=CalibrationSettings)
-    phase: str = "neutral"  # neutral -> rom -> done
-    attempts: int = 1  # neutral windows started (a movement starts a new one)
+    phase: str = "neutral"  # neutral -> rom -> done; neutral -> provisional -> done
+    attempts: int = 1  # neutral windows started (a movement that breaks one a quarter under way starts a new one)
     result: Calibration | None = None
     rom_stage: str = "forward"
     peak_tilt_deg: dict = field(default_factory=dict)
     bend_rotation: dict = field(default_factory=dict)  # integrated gyro (deg) at the deepest bend, neutral frame
     gyro_bias: dict = field(default_factory=dict)  # neutral mean gyro per sensor, rad/s
-    _run: list = field(default_factory=list)  # blocks of the current still run
-    _run_len: int = 0
+    _n: int = 0  # samples in the current still stretch
+    _t_first: float = 0.0
+    _t_last: float = 0.0
+    _sum_a: dict = field(default_factory=dict)
+    _sum_g: dict = field(default_factory=dict)
+    _t0: float | None = None  # first sample seen
+    _win: dict | None = None  # the current fixed window (for a provisional neutral)
+    _best: dict | None = None  # the quietest window so far
     _rom_t0: float | None = None
     _rot: dict = field(default_factory=dict)
     _buf: dict = field(default_factory=dict)  # neutral-frame gravity per sensor over the sweep
+    rom_skipped: bool = False  # True when no bend started within rom_start_s
     _second_peak: float = 0.0
     _rom_still_since: float | None = None
 
@@ -167,35 +202,113 @@ class Calibrator:
         return self.phase == "done"
 
     def update_neutral(self, block: SampleBlock) -> Calibration | None:
-        if self.phase != "neutral" or len(block) == 0:
+        """Look for the first still stretch of ``neutral_s``; returns the
+        calibration on the block that completes it. With no still stretch by
+        ``provisional_after_s``, returns a *provisional* calibration from the
+        quietest stretch seen (``source == "provisional"``) and keeps looking:
+        a later still stretch returns the real one. Sample by sample, so any
+        split of the stream into blocks finds the same stretch."""
+        if self.phase not in ("neutral", "provisional") or len(block) == 0:
             return None
-        still = still_mask(block, self.settings)
-        moving = np.flatnonzero(~still)
-        if len(moving):
-            if self._run_len:
-                self.attempts += 1
-            start = moving[-1] + 1
-            self._run = []
-            self._run_len = 0
-        else:
-            start = 0
-        if start < len(block):
-            self._run.append((block.t[start:], {s: block.acc[s][start:] for s in block.sensors}, {s: block.gyr[s][start:] for s in block.sensors}))
-            self._run_len += len(block) - start
-        if self._run_len == 0:
-            return None
-        t_first = self._run[0][0][0]
-        t_last = self._run[-1][0][-1]
-        if t_last - t_first + 1.0 / block.rate_hz < self.settings.neutral_s:
-            return None
+        st = self.settings
+        sensors = block.sensors
+        dt = 1.0 / block.rate_hz
+        need = max(2, int(round(st.neutral_s * block.rate_hz)))
+        gvar = math.radians(st.still_gyro_var_dps)
+        avar = st.still_acc_var_m_s2
+        gmax = math.radians(st.max_gyro_offset_dps)
+        t = block.t.tolist()
+        acc = {s: block.acc[s].tolist() for s in sensors}
+        gyr = {s: block.gyr[s].tolist() for s in sensors}
+        if self._t0 is None:
+            self._t0 = t[0]
+        for i in range(len(t)):
+            fits = True
+            for s in sensors:
+                a, g = acc[s][i], gyr[s][i]
+                if abs(math.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]) - G) >= st.still_acc_dev or math.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]) >= gmax:
+                    fits = False
+                    break
+                if self._n:
+                    sa, sg = self._sum_a[s], self._sum_g[s]
+                    n = self._n
+                    da = math.sqrt(sum((a[k] - sa[k] / n) ** 2 for k in range(3)))
+                    dg = math.sqrt(sum((g[k] - sg[k] / n) ** 2 for k in range(3)))
+                    if da >= avar or dg >= gvar:
+                        fits = False
+                        break
+            self._window(sensors, acc, gyr, i, t[i], need)
+            if not fits:
+                if self._n and self._t_last - self._t_first >= 0.25 * st.neutral_s:
+                    self.attempts += 1  # a still stretch under way was broken (not a moving sample's own brief run)
+                self._n = 0
+                # this sample may start the next stretch if it is plausible on its own
+                if all(abs(math.sqrt(sum(x * x for x in acc[s][i])) - G) < st.still_acc_dev and math.sqrt(sum(x * x for x in gyr[s][i])) < gmax for s in sensors):
+                    self._start_run(sensors, acc, gyr, i, t[i])
+                continue
+            if self._n == 0:
+                self._start_run(sensors, acc, gyr, i, t[i])
+            else:
+                self._n += 1
+                self._t_last = t[i]
+                for s in sensors:
+                    for k in range(3):
+                        self._sum_a[s][k] += acc[s][i][k]
+                        self._sum_g[s][k] += gyr[s][i][k]
+            if self._t_last - self._t_first + dt >= st.neutral_s - 1e-9:
+                return self._finish_neutral(sensors, {s: self._sum_a[s] for s in sensors}, {s: self._sum_g[s] for s in sensors}, self._n, (self._t_first, self._t_last), "still")
+        if self.phase == "neutral" and t[-1] - self._t0 + dt >= st.provisional_after_s - 1e-9:
+            best = self._best
+            if best is None:  # not even one full window yet (very short still spells): use the stretch so far
+                return None
+            return self._finish_neutral(sensors, best["a"], best["g"], best["n"], best["t"], "provisional")
+        return None
+
+    def _start_run(self, sensors, acc, gyr, i, ti) -> None:
+        self._n = 1
+        self._t_first = self._t_last = ti
+        self._sum_a = {s: list(acc[s][i]) for s in sensors}
+        self._sum_g = {s: list(gyr[s][i]) for s in sensors}
+
+    def _window(self, sensors, acc, gyr, i, ti, need) -> None:
+        """Fixed windows of ``neutral_s``: remember the quietest (least variation) for a provisional neutral."""
+        w = self._win
+        if w is None or w["n"] == 0:
+            w = self._win = {"n": 0, "t0": ti, "a": {s: [0.0] * 3 for s in sensors}, "g": {s: [0.0] * 3 for s in sensors},
+                             "a2": {s: 0.0 for s in sensors}, "g2": {s: 0.0 for s in sensors}}
+        w["n"] += 1
+        for s in sensors:
+            a, g = acc[s][i], gyr[s][i]
+            for k in range(3):
+                w["a"][s][k] += a[k]
+                w["g"][s][k] += g[k]
+            w["a2"][s] += a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
+            w["g2"][s] += g[0] * g[0] + g[1] * g[1] + g[2] * g[2]
+        if w["n"] < need:
+            return
+        n = w["n"]
+        spread = 0.0
+        for s in sensors:
+            va = max(0.0, w["a2"][s] / n - sum((x / n) ** 2 for x in w["a"][s]))
+            vg = max(0.0, w["g2"][s] / n - sum((x / n) ** 2 for x in w["g"][s]))
+            spread += math.sqrt(va) / self.settings.still_acc_var_m_s2 + math.sqrt(vg) / math.radians(self.settings.still_gyro_var_dps)
+        if self._best is None or spread < self._best["spread"]:
+            self._best = {"spread": spread, "n": n, "t": (w["t0"], ti), "a": {s: list(v) for s, v in w["a"].items()}, "g": {s: list(v) for s, v in w["g"].items()}}
+        w["n"] = 0
+
+    def _finish_neutral(self, sensors, sum_a, sum_g, n, t_span, source) -> Calibration:
         mounting = {}
-        for s in block.sensors:
-            acc = np.concatenate([a[s] for _, a, _ in self._run])
-            mounting[s] = Mounting.from_neutral(acc.mean(axis=0))
-            self.gyro_bias[s] = np.concatenate([g[s] for _, _, g in self._run]).mean(axis=0)
-        self.result = Calibration(mounting, (float(t_first), float(t_last)))
-        self._run = []
-        self.phase = "rom" if self.settings.rom else "done"
+        offset = {}
+        for s in sensors:
+            mounting[s] = Mounting.from_neutral(np.asarray(sum_a[s]) / n)
+            offset[s] = np.asarray(sum_g[s]) / n
+            self.gyro_bias[s] = offset[s]
+        self.result = Calibration(mounting, (float(t_span[0]), float(t_span[1])), gyro_offset=offset, source=source)
+        self._n = 0
+        if source == "provisional":
+            self.phase = "provisional"  # keep looking for a real still stretch
+        else:
+            self.phase = "rom" if self.settings.rom and self.phase == "neutral" else "done"
         return self.result
 
     def update_rom(self, block: SampleBlock, gravity: dict) -> bool:
@@ -245,6 +358,12 @@ class Calibrator:
             if self.rom_stage == "settle" and self._rom_still_since is not None and t[i] - self._rom_still_since >= st.rom_settle_s:
                 self._finish_rom(float(t[i]))
                 return True
+        if self.rom_stage == "forward" and self.peak_tilt_deg.get("upper", 0.0) < st.rom_min_flexion_deg and t[-1] - self._rom_t0 > st.rom_start_s:
+            # no bend came: the wearer went straight to lifting (or walking); skip, never block monitoring
+            self.rom_skipped = True
+            self.bend_rotation = {}
+            self._finish_rom(float(t[-1]), complete=False)
+            return True
         if t[-1] - self._rom_t0 > st.rom_timeout_s:
             self._finish_rom(float(t[-1]), complete=self.rom_stage == "settle")
             return True

@@ -176,14 +176,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from spinemon.session import recorded_events, replay
 
     rec = load(args.file, strict=args.strict)
-    res = replay(rec)
+    settings = None
+    if args.exercise or args.limit:
+        from dataclasses import replace as _replace
+
+        from spinemon.pipeline import PipelineSettings
+        from spinemon.profile_store import parse_limit_override
+
+        settings = PipelineSettings.from_dict(rec.header.get("settings", {}))
+        overrides = {k: dict(v) for k, v in (settings.limit_overrides or {}).items()}
+        for text in args.limit:
+            for ex, lim in parse_limit_override(text).items():
+                overrides.setdefault(ex, {}).update(lim)
+        settings = _replace(settings, exercise=args.exercise or settings.exercise, limit_overrides=overrides)
+    res = replay(rec, settings)
     events = [e.as_dict() for e in res.events]
     live = recorded_events(rec)
     stats = dict(res.stats)
     stats.update(truncated=rec.truncated, corrupt_records=rec.corrupt_records, angle=res.angle_label)
+    stats.update(res.summary["monitoring"])
     stats["matches_live"] = None if live is None else (live == events)
     if args.json:
-        json.dump({"events": events, "stats": stats}, sys.stdout, indent=2)
+        json.dump({"events": events, "reps": res.summary.get("reps", []), "sets": res.summary.get("sets", []), "stats": stats}, sys.stdout, indent=2)
         print()
         return EXIT_OK
     print(f"{args.file}: {res.frames} frames, {stats['samples']} samples, angle = {res.angle_label}")
@@ -192,6 +206,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if rec.corrupt_records:
         print(f"  note: {rec.corrupt_records} corrupt record(s) skipped")
     print(f"  lost samples {stats['lost_samples']}, bad frames {stats['bad_frames']}, duplicates {stats['duplicate_frames']}")
+    from spinemon.session import monitoring_line
+
+    print("  " + monitoring_line(stats))
+    for why in res.summary.get("limits_off", {}).values():
+        print(f"  limit off: {why}")
     if res.calibration and res.calibration.rom:
         print(f"  range of motion: {res.calibration.rom.flexion_deg:+.1f} / {res.calibration.rom.extension_deg:+.1f} deg")
     print(f"Events ({len(events)}):")
@@ -290,8 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn a CSV from another logger into a spinemon recording",
         description="Map CSV columns, units and axes onto the spinemon convention and write a normal recording that replay and report accept.",
     )
-    _export.add_import_arguments(im)
-    im.set_defaults(func=_export.import_main)
+    from spinemon import csv_import as _csv_import
+
+    _csv_import.add_import_arguments(im)
+    im.set_defaults(func=_csv_import.import_main)
 
     from spinemon import journal as _journal
 
@@ -303,18 +324,35 @@ def build_parser() -> argparse.ArgumentParser:
     _journal.add_arguments(j)
     j.set_defaults(func=_journal.main)
 
+    from spinemon.detect import PROFILES
+
     r = sub.add_parser("replay", help="re-run detection on a recording", description="Decode a recording through the live code path and list the events.")
     r.add_argument("file", help="a .spinrec recording")
-    r.add_argument("--json", action="store_true", help="print JSON: {events: [...], stats: {...}}")
+    r.add_argument("--json", action="store_true", help="print JSON: {events: [...], reps: [...], sets: [...], stats: {...}}")
     r.add_argument("--strict", action="store_true", help="fail on a truncated recording instead of loading up to its last complete record")
+    r.add_argument("--exercise", default=None, choices=sorted(PROFILES), metavar="EXERCISE", help="exercise assumed where the recording has no labels (default: as recorded)")
+    r.add_argument("--limit", action="append", default=[], metavar="EXERCISE.LIMIT=VALUE", help="override a limit for this replay, e.g. deadlift.flexion_share=0.55 (repeatable)")
     r.set_defaults(func=cmd_replay)
     return p
+
+
+def _join_dash_values(argv: Sequence[str]) -> list[str]:
+    """``--axes -x,-y,z`` -> ``--axes=-x,-y,z``: argparse would read ``-x,-y,z`` as an option."""
+    out: list[str] = []
+    it = iter(argv)
+    for tok in it:
+        if tok in ("--axes",):
+            nxt = next(it, None)
+            out.append(tok if nxt is None else f"{tok}={nxt}")
+        else:
+            out.append(tok)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_join_dash_values(sys.argv[1:] if argv is None else argv))
         if not getattr(args, "command", None):
             raise UsageError("spinemon: error: no command given (see 'spinemon --help')")
         return args.func(args)

@@ -151,6 +151,39 @@ PROFILES: dict[str, ExerciseProfile] = {
 }
 
 
+#: exercises where the trunk's inclination is the movement itself (hinges and
+#: squats): one sensor cannot tell a hip hinge from a rounded back
+HINGE_EXERCISES: tuple[str, ...] = ("deadlift", "squat", "row", "generic")
+
+#: what one sensor cannot judge, and why (see :func:`one_sensor_limits`)
+NEEDS_TWO_SENSORS = {
+    "flexion_deg": "lumbar flexion needs two sensors: one sensor cannot tell a hip hinge from a rounded back",
+    "extension_deg": "lumbar extension needs two sensors in a hinge or squat",
+    "twist_deg": "lumbar twist needs two sensors: one sensor sees the whole body turn (walking, turning round)",
+    "creep_deg": "spine creep is measured on lumbar flexion, which needs two sensors",
+}
+
+
+def one_sensor_limits(exercise: str, lim: "Limits") -> tuple["Limits", dict[str, str]]:
+    """The limits one sensor can judge, and the ones switched off with the reason.
+
+    One sensor reads its own inclination (trunk or pelvis), not the lumbar
+    angle. Kept: the lean back on curls, presses and holds (inclination
+    excursion from neutral: hip swing), swing rate, lateral tilt. Off: lumbar
+    flexion and extension in hinges and squats, twist (heading changes are the
+    whole body turning) and creep."""
+    off: dict[str, str] = {}
+    changes: dict = {}
+    keys = ("twist_deg", "creep_deg")
+    if exercise in HINGE_EXERCISES:
+        keys = ("flexion_deg", "extension_deg", "twist_deg", "creep_deg")
+    for k in keys:
+        if getattr(lim, k) is not None or k in ("flexion_deg", "extension_deg"):
+            changes[k] = None
+            off[k] = NEEDS_TWO_SENSORS[k]
+    return replace(lim, **changes), off
+
+
 def profile(name: str, overrides: dict | None = None) -> ExerciseProfile:
     """The profile of exercise ``name``, with ``overrides`` (a mapping
     ``{exercise: {limit: value}}``) applied if it has an entry for it."""

@@ -7,10 +7,8 @@
   limits over time. ``spinemon report`` and ``spinemon export`` both use it.
 - :func:`export_csv` writes one row per sample (device time, sequence number,
   acc/gyr per IMU, angles, set/rep/exercise, active events) and an events CSV.
-- :func:`import_csv` turns a CSV from another logger (or a spinemon export)
-  into a normal session recording: real SAMPLES frames (int16, ranges chosen to
-  fit the data), RX records with synthetic host times, label records from the
-  set/exercise columns, and a header whose ``source`` is ``"import"``.
+- importing other loggers' files is :mod:`spinemon.csv_import` (its names are
+  re-exported here).
 
 Column names of the samples CSV (:data:`SAMPLE_COLUMNS`): ``t_s`` (device time),
 ``seq``, ``upper.ax_m_s2`` ... ``upper.gz_rad_s`` (and ``lower.*`` with two
@@ -25,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +30,24 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-import spinemon_protocol as proto
-from spinemon.detect import PROFILES, Limits
-from spinemon.errors import ConfigError, RecordingError, SpinemonError
+from spinemon.detect import Limits
+from spinemon.errors import ConfigError, RecordingError
 from spinemon.pipeline import Pipeline, PipelineSettings
-from spinemon.recording import Recording, RecordingWriter, load
-from spinemon.session import SessionResult, header_for, replay
-from spinemon.stream import G, FrameDecoder, SampleBlock
+from spinemon.recording import Recording, load
+from spinemon.session import SessionResult, replay
+from spinemon.stream import FrameDecoder, SampleBlock
+
+# import lives in spinemon.csv_import; re-exported here for older callers
+from spinemon.csv_import import (  # noqa: F401
+    ColumnMapping,
+    CsvImportError,
+    ImportResult,
+    add_import_arguments,
+    import_csv,
+    import_main,
+    parse_axes,
+    parse_columns,
+)
 
 __all__ = [
     "CsvImportError",
@@ -62,12 +70,6 @@ AXES = ("ax", "ay", "az", "gx", "gy", "gz")
 SENSORS = ("upper", "lower")
 SAMPLES_PER_FRAME = 8  # what the firmware sends (fits one notification with two IMUs)
 HOST_LATENCY_S = 0.01  # synthetic host receive time = device time of the frame's last sample + this
-
-
-class CsvImportError(SpinemonError):
-    """A CSV that cannot be imported: missing column, non-numeric cell,
-    implausible unit, bad mapping. The message names the row and column."""
-
 
 
 def _sample_column(sensor: str, axis: str) -> str:
@@ -350,395 +352,6 @@ def export_csv(trace: SessionTrace, out: str | os.PathLike, events_out: str | os
 
 
 # ---------------------------------------------------------------------------
-# import
-# ---------------------------------------------------------------------------
-ACC_UNITS = {"g": G, "m/s2": 1.0, "m/s^2": 1.0, "ms2": 1.0, "m_s2": 1.0}
-GYR_UNITS = {"dps": math.pi / 180.0, "deg/s": math.pi / 180.0, "rad/s": 1.0, "rad_s": 1.0}
-ACC_FS_G = (2, 4, 8, 16)
-GYR_FS_DPS = (125, 250, 500, 1000, 2000)
-LABEL_KEYS = ("set", "exercise", "labelled")
-
-
-@dataclass(frozen=True)
-class ColumnMapping:
-    """Which CSV column holds what. ``imu[sensor][axis]`` for axis in
-    ax..gz; ``time`` (optional); label columns ``set``/``exercise``/``labelled``
-    (optional)."""
-
-    imu: dict[str, dict[str, str]]
-    time: str | None = None
-    set: str | None = None
-    exercise: str | None = None
-    labelled: str | None = None
-
-    def as_dict(self) -> dict:
-        d: dict[str, str] = {}
-        if self.time:
-            d["t"] = self.time
-        for s, axes in self.imu.items():
-            for a, c in axes.items():
-                d[f"{s}.{a}"] = c
-        for k in LABEL_KEYS:
-            if getattr(self, k):
-                d[k] = getattr(self, k)
-        return d
-
-
-def parse_columns(spec: str) -> ColumnMapping:
-    """Parse ``t=time,ax=accX,...`` (one IMU) or ``upper.ax=...,lower.ax=...``
-    (two); ``set=``, ``exercise=``, ``labelled=`` name optional label columns."""
-    imu: dict[str, dict[str, str]] = {}
-    other: dict[str, str] = {}
-    seen: set[str] = set()
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        key, sep, col = part.partition("=")
-        key, col = key.strip(), col.strip()
-        if not sep or not key or not col:
-            raise CsvImportError(f"--columns: {part!r} is not KEY=COLUMN (e.g. ax=accX)")
-        sensor, dot, axis = key.rpartition(".")
-        if not dot:
-            sensor, axis = "", key
-        if axis in AXES:
-            sensor = sensor or "upper"
-            if sensor not in SENSORS:
-                raise CsvImportError(f"--columns: {key!r}: the IMU prefix must be 'upper.' or 'lower.'")
-            full = f"{sensor}.{axis}"
-        elif not dot and key in ("t", "time"):
-            full = "t"
-        elif not dot and key in LABEL_KEYS:
-            full = key
-        else:
-            raise CsvImportError(f"--columns: unknown key {key!r}; use t, ax, ay, az, gx, gy, gz (upper./lower. prefixes for two IMUs), set, exercise")
-        if full in seen:
-            raise CsvImportError(f"--columns: {key!r} is given twice")
-        seen.add(full)
-        if full.startswith(SENSORS):
-            s, a = full.split(".")
-            imu.setdefault(s, {})[a] = col
-        else:
-            other[full] = col
-    if "upper" not in imu:
-        raise CsvImportError("--columns: the upper (or only) IMU needs ax, ay, az, gx, gy, gz")
-    for s, axes in imu.items():
-        missing = [a for a in AXES if a not in axes]
-        if missing:
-            pre = "" if s == "upper" and "lower" not in imu else f"{s}."
-            raise CsvImportError(f"--columns: {s} IMU lacks {', '.join(pre + a for a in missing)}")
-    return ColumnMapping(dict(sorted(imu.items(), key=lambda kv: SENSORS.index(kv[0]))), other.get("t"), other.get("set"), other.get("exercise"), other.get("labelled"))
-
-
-def default_mapping(header: Sequence[str]) -> ColumnMapping | None:
-    """The mapping for a CSV written by :func:`export_csv` (None if it is not one)."""
-    imu = {}
-    for s in SENSORS:
-        cols = {a: _sample_column(s, a) for a in AXES}
-        if all(c in header for c in cols.values()):
-            imu[s] = cols
-    if "upper" not in imu or "t_s" not in header:
-        return None
-    label = {k: (k if k in header else None) for k in LABEL_KEYS}
-    return ColumnMapping(imu, "t_s", **label)
-
-
-def parse_axes(spec: str) -> np.ndarray:
-    """``x,-z,y`` -> the 3x3 matrix M with board = M @ source: board x is
-    source x, board y is -source z, board z is source y. Only rotations
-    (no mirror images) are accepted."""
-    parts = [p.strip().lower() for p in spec.split(",")]
-    if len(parts) != 3:
-        raise CsvImportError(f"--axes {spec!r}: give three signed source axes, e.g. x,-z,y")
-    m = np.zeros((3, 3))
-    used = set()
-    for i, p in enumerate(parts):
-        sign = -1.0 if p.startswith("-") else 1.0
-        name = p.lstrip("+-")
-        if name not in ("x", "y", "z") or name in used:
-            raise CsvImportError(f"--axes {spec!r}: each of x, y, z must appear once (with an optional '-')")
-        used.add(name)
-        m[i, "xyz".index(name)] = sign
-    if np.linalg.det(m) < 0:
-        raise CsvImportError(f"--axes {spec!r} is a mirror image, not a rotation; flip one more sign (both frames are right-handed)")
-    return m
-
-
-def _unit(name: str, table: dict[str, float], what: str) -> float:
-    try:
-        return table[name.strip().lower()]
-    except KeyError:
-        raise CsvImportError(f"unknown {what} unit {name!r}; use {' or '.join(k for k in table if '^' not in k and '_' not in k and k != 'ms2')}") from None
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CsvImportError(f"{path}: no such file; check the path (give a CSV of IMU samples with a header row)") from None
-    except IsADirectoryError:
-        raise CsvImportError(f"{path} is a directory, not a CSV file; give the CSV file itself") from None
-    except UnicodeDecodeError:
-        raise CsvImportError(f"{path} is not a text (UTF-8) CSV file; give a CSV of IMU samples with a header row (see 'spinemon import --help')") from None
-    except OSError as e:
-        raise CsvImportError(f"{path}: cannot read ({e.strerror}); check its permissions") from None
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
-        raise CsvImportError(f"{path} is empty or has no header row; give a CSV with a header row (see 'spinemon import --help')")
-    try:
-        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
-        delim = dialect.delimiter
-    except csv.Error:
-        delim = ","
-    rows = list(csv.reader(lines, delimiter=delim))
-    header = [h.strip() for h in rows[0]]
-    body = [r for r in rows[1:]]
-    return header, body
-
-
-@dataclass
-class ImportResult:
-    """What :func:`import_csv` wrote."""
-
-    path: Path
-    samples: int
-    frames: int
-    labels: int
-    rate_hz: float
-    acc_fs_g: int
-    gyr_fs_dps: int
-    clipped_values: int
-    t_offset_s: float
-    header: dict
-
-
-def _choose_fs(peak: float, scales: Sequence[int], unit: float) -> int:
-    for fs in scales:
-        if peak <= fs * unit * 32767 / 32768:
-            return fs
-    return scales[-1]
-
-
-def import_csv(
-    path: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    columns: ColumnMapping | str | None = None,
-    rate_hz: float | None = None,
-    acc_unit: str = "m/s2",
-    gyr_unit: str = "rad/s",
-    axes: str | None = None,
-    settings: PipelineSettings | None = None,
-) -> ImportResult:
-    """Convert a CSV of IMU samples into a session recording at ``out``.
-
-    ``columns``: a :class:`ColumnMapping` or its text form (see
-    :func:`parse_columns`); None = the column names :func:`export_csv` writes.
-    Without a time column ``rate_hz`` is required; with one, the rate is the
-    median sample interval (unless ``rate_hz`` is given) and each sample's slot
-    (sequence number) is its time / period, so gaps become lost samples.
-    Raises :class:`CsvImportError` naming the row (file line) and column.
-    """
-    path = Path(path)
-    out = Path(out)
-    settings = settings or PipelineSettings()
-    if out.exists():
-        raise RecordingError(f"{out} already exists; choose another --out or delete it")
-    header, body = _read_csv(path)
-    if isinstance(columns, str):
-        mapping = parse_columns(columns)
-    elif columns is None:
-        mapping = default_mapping(header)
-        if mapping is None:
-            raise CsvImportError(f"{path}: not a spinemon export; say which column is what with --columns (e.g. t=time,ax=accX,ay=accY,az=accZ,gx=gyroX,gy=gyroY,gz=gyroZ)")
-    else:
-        mapping = columns
-    acc_scale = _unit(acc_unit, ACC_UNITS, "accelerometer")
-    gyr_scale = _unit(gyr_unit, GYR_UNITS, "gyroscope")
-    rot = parse_axes(axes) if axes else np.eye(3)
-    if rate_hz is not None and not (1.0 <= rate_hz <= 10000.0):
-        raise CsvImportError(f"--rate {rate_hz:g} Hz is out of range (1..10000)")
-    if mapping.time is None and rate_hz is None:
-        raise CsvImportError("no time column mapped: give the sample rate with --rate HZ (or map t=COLUMN)")
-
-    index = {h: i for i, h in enumerate(header)}
-    wanted = mapping.as_dict()
-    for key, col in wanted.items():
-        if col not in index:
-            raise CsvImportError(f"{path}: column {col!r} (for {key}) is not in the header; columns are: {', '.join(header)}")
-    if not body or all(not any(c.strip() for c in r) for r in body):
-        raise CsvImportError(f"{path} has a header but no data rows")
-
-    sensors = list(mapping.imu)
-    numeric = ([("t", mapping.time)] if mapping.time else []) + [(f"{s}.{a}", mapping.imu[s][a]) for s in sensors for a in AXES]
-    rows = [(ln, r) for ln, r in enumerate(body, start=2) if any(c.strip() for c in r)]
-    n = len(rows)
-    data = np.empty((n, len(numeric)))
-    for j, (key, col) in enumerate(numeric):
-        ci = index[col]
-        for i, (ln, r) in enumerate(rows):
-            try:
-                cell = r[ci]
-            except IndexError:
-                raise CsvImportError(f"{path}: row {ln} has no value in column {col!r} (only {len(r)} cells)") from None
-            try:
-                v = float(cell)
-            except ValueError:
-                shown = cell if cell.strip() else "an empty cell"
-                raise CsvImportError(f"{path}: row {ln}, column {col!r} ({key}): {shown!r} is not a number") from None
-            if not math.isfinite(v):
-                raise CsvImportError(f"{path}: row {ln}, column {col!r} ({key}): {cell!r} is not a finite number")
-            data[i, j] = v
-    off = 1 if mapping.time else 0
-    acc = {s: data[:, off + 6 * k : off + 6 * k + 3] * acc_scale @ rot.T for k, s in enumerate(sensors)}
-    gyr = {s: data[:, off + 6 * k + 3 : off + 6 * k + 6] * gyr_scale @ rot.T for k, s in enumerate(sensors)}
-    _check_units(path, mapping, acc, gyr, acc_unit, gyr_unit)
-
-    # time base
-    if mapping.time:
-        t = data[:, 0]
-        dt = np.diff(t)
-        bad = np.flatnonzero(dt <= 0)
-        if len(bad):
-            i = int(bad[0]) + 1
-            raise CsvImportError(f"{path}: row {rows[i][0]}, column {mapping.time!r}: time {t[i]:g} does not increase (previous row {t[i - 1]:g})")
-        if rate_hz is None:
-            if n < 2:
-                raise CsvImportError(f"{path}: one row cannot give a sample rate; pass --rate HZ")
-            rate_hz = 1.0 / float(np.median(dt))
-            if not (1.0 <= rate_hz <= 10000.0):
-                raise CsvImportError(f"{path}: column {mapping.time!r}: the median sample interval gives {rate_hz:g} Hz; is the time in seconds? (pass --rate HZ)")
-    else:
-        t = np.arange(n) / rate_hz
-    period_us = int(round(1e6 / rate_hz))
-    t_offset = 0.0
-    if not (0.0 <= t[0] < 3600.0):  # keep a spinemon export's device times; rebase wall-clock stamps
-        t_offset = float(t[0])
-    t_dev = t - t_offset
-    slot = np.rint((t_dev - t_dev[0]) / (period_us * 1e-6)).astype(np.int64)
-    same = np.flatnonzero(np.diff(slot) <= 0)
-    if len(same):
-        i = int(same[0]) + 1
-        raise CsvImportError(f"{path}: row {rows[i][0]}, column {mapping.time!r}: time {t[i]:g} falls in the same sample slot as the row before "
-                             f"(jitter above half a period at {rate_hz:g} Hz); pass the true --rate or resample")
-
-    labels = _label_columns(path, mapping, header, index, rows)
-
-    # ranges to fit the data, then int16
-    peak_acc = max(float(np.max(np.abs(acc[s]))) for s in sensors)
-    peak_gyr = max(float(np.max(np.abs(gyr[s]))) for s in sensors)
-    afs = _choose_fs(peak_acc, ACC_FS_G, G)
-    gfs = _choose_fs(peak_gyr, GYR_FS_DPS, math.pi / 180.0)
-    ranges = proto.ranges_byte(afs, gfs)
-    acc_lsb = afs / 32768.0 * G
-    gyr_lsb = gfs / 32768.0 * (math.pi / 180.0)
-    cols = []
-    for s in sensors:
-        cols += [acc[s] / acc_lsb, gyr[s] / gyr_lsb]
-    vals = np.rint(np.concatenate(cols, axis=1))
-    clipped = int(np.count_nonzero((vals > 32767) | (vals < -32768)))
-    vals = np.clip(vals, -32768, 32767).astype(np.int64)
-    per = vals.shape[1] + 1
-    packed = np.empty((n, per), dtype="<i2")
-    packed[:, :-1] = vals
-    packed[:, -1] = proto.ANGLE_NONE
-    mask = proto.SENSOR_UPPER | (proto.SENSOR_LOWER if "lower" in sensors else 0)
-    spf = min(SAMPLES_PER_FRAME, proto.max_samples_per_frame(mask))
-
-    info = {
-        "csv": path.name,
-        "columns": mapping.as_dict(),
-        "acc_unit": acc_unit,
-        "gyr_unit": gyr_unit,
-        "axes": axes or "x,y,z",
-        "rate_hz": round(1e6 / period_us, 6),
-        "acc_fs_g": afs,
-        "gyr_fs_dps": gfs,
-        "rows": n,
-        "clipped_values": clipped,
-        "t_offset_s": t_offset,
-        "labels": len(labels),
-    }
-    hdr = header_for(settings, "import", {"import": info})
-    frames = 0
-    t_us0 = int(round(t_dev[0] * 1e6))
-    with RecordingWriter(out, hdr) as w:
-        i = 0
-        while i < n:
-            # a frame holds consecutive slots, at most spf, aligned to the slot grid
-            # (as the firmware's frames are), and ends where a label takes effect
-            j = i + 1
-            while j < n and j - i < spf and slot[j] == slot[j - 1] + 1 and (slot[j] % spf) != 0 and j not in labels:
-                j += 1
-            if i in labels:
-                w.meta(labels[i], float(t_dev[i]) + HOST_LATENCY_S - 1e-3)
-            seq = int(slot[i])
-            frame = proto.encode_samples(seq, t_us0 + seq * period_us, period_us, mask, ranges, 0, j - i, packed[i:j].tobytes())
-            w.frame_in(frame, float(t_dev[j - 1]) + HOST_LATENCY_S)
-            frames += 1
-            i = j
-    return ImportResult(out, n, frames, len(labels), 1e6 / period_us, afs, gfs, clipped, t_offset, hdr)
-
-
-def _check_units(path: Path, mapping: ColumnMapping, acc: dict, gyr: dict, acc_unit: str, gyr_unit: str) -> None:
-    """Catch the usual unit mix-ups: g read as m/s^2 and back, deg/s read as rad/s."""
-    for s in acc:
-        mag = float(np.median(np.linalg.norm(acc[s], axis=1)))
-        cols = "/".join(mapping.imu[s][a] for a in ("ax", "ay", "az"))
-        if mag < 3.0:
-            raise CsvImportError(f"{path}: columns {cols}: the median acceleration is {mag:.2f} m/s^2 with --acc-unit {acc_unit}; "
-                                 "at rest an accelerometer reads about 9.8 m/s^2 (1 g): is the unit g? (--acc-unit g)")
-        if mag > 30.0:
-            raise CsvImportError(f"{path}: columns {cols}: the median acceleration is {mag:.1f} m/s^2 with --acc-unit {acc_unit}; "
-                                 "at rest an accelerometer reads about 9.8 m/s^2: is the unit m/s2? (--acc-unit m/s2)")
-        peak = float(np.max(np.abs(gyr[s])))
-        if peak > math.radians(4000):
-            gcols = "/".join(mapping.imu[s][a] for a in ("gx", "gy", "gz"))
-            raise CsvImportError(f"{path}: columns {gcols}: the gyroscope peaks at {math.degrees(peak):.0f} deg/s with --gyr-unit {gyr_unit}; "
-                                 "no body moves that fast: is the unit dps? (--gyr-unit dps)")
-
-
-def _label_columns(path: Path, mapping: ColumnMapping, header: list[str], index: dict[str, int], rows: list) -> dict[int, dict]:
-    """Row index -> label record, where the lifter's (set, exercise) changes."""
-    if mapping.set is None and mapping.exercise is None:
-        return {}
-    out: dict[int, dict] = {}
-    prev = None
-    for i, (ln, r) in enumerate(rows):
-        def cell(col: str | None) -> str:
-            if col is None:
-                return ""
-            ci = index[col]
-            return r[ci].strip() if ci < len(r) else ""
-
-        if mapping.labelled is not None and cell(mapping.labelled) not in ("1", "true", "yes"):
-            prev = None
-            continue
-        st, ex = cell(mapping.set), cell(mapping.exercise)
-        if not st and not ex:
-            prev = None
-            continue
-        number = None
-        if st:
-            try:
-                number = int(float(st))
-            except ValueError:
-                raise CsvImportError(f"{path}: row {ln}, column {mapping.set!r} (set): {st!r} is not a set number") from None
-            if number < 1 or number != float(st):
-                raise CsvImportError(f"{path}: row {ln}, column {mapping.set!r} (set): {st!r} is not a set number (1, 2, ...)")
-        if ex and ex not in PROFILES:
-            raise CsvImportError(f"{path}: row {ln}, column {mapping.exercise!r} (exercise): unknown exercise {ex!r}; choose one of {', '.join(PROFILES)}")
-        key = (number, ex or None)
-        if key != prev:
-            lab: dict = {"type": "label", "set": number}
-            if ex:
-                lab["exercise"] = ex
-            out[i] = lab
-        prev = key
-    return out
-
-
-# ---------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -760,34 +373,4 @@ def export_main(args: argparse.Namespace) -> int:
     res = export_csv(trace, out)
     print(f"wrote {res.samples_csv}: {res.rows} samples, {len(res.columns)} columns ({trace.result.angle_label})")
     print(f"wrote {res.events_csv}: {res.events} events")
-    return 0
-
-
-def add_import_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``spinemon import``."""
-    parser.add_argument("csv", help="a CSV file of IMU samples (one row per sample, a header row)")
-    parser.add_argument("--columns", default=None,
-                        help="KEY=COLUMN,... with keys t, ax, ay, az, gx, gy, gz (upper./lower. prefixes for two IMUs) and optional set, exercise; "
-                             "default: the columns 'spinemon export' writes")
-    parser.add_argument("--rate", type=float, default=None, metavar="HZ", help="sample rate (required without a time column)")
-    parser.add_argument("--acc-unit", default="m/s2", help="accelerometer unit: g or m/s2 (default m/s2)")
-    parser.add_argument("--gyr-unit", default="rad/s", help="gyroscope unit: dps or rad/s (default rad/s)")
-    parser.add_argument("--axes", default=None, help="source axes as board x,y,z, a signed permutation, e.g. x,-z,y (default x,y,z)")
-    parser.add_argument("--exercise", default="generic", help="exercise assumed where the CSV has no labels (default generic)")
-    parser.add_argument("--out", default=None, help="recording to write (default: the CSV's name with .spinrec; must not exist)")
-
-
-def import_main(args: argparse.Namespace) -> int:
-    """``spinemon import CSV --rate HZ --columns ...``."""
-    src = Path(args.csv)
-    out = Path(args.out) if args.out else src.with_suffix(".spinrec")
-    settings = PipelineSettings(exercise=args.exercise)
-    res = import_csv(src, out, columns=args.columns, rate_hz=args.rate, acc_unit=args.acc_unit, gyr_unit=args.gyr_unit, axes=args.axes, settings=settings)
-    print(f"wrote {res.path}: {res.samples} samples in {res.frames} frames at {res.rate_hz:g} Hz, "
-          f"ranges {res.acc_fs_g} g / {res.gyr_fs_dps} dps, {res.labels} set label(s)")
-    if res.clipped_values:
-        print(f"  note: {res.clipped_values} value(s) beyond 16 g / 2000 dps were clipped")
-    if res.t_offset_s:
-        print(f"  note: times rebased by {res.t_offset_s:g} s (device time starts at 0)")
-    print(f"Replay it: spinemon replay {res.path}   Report: spinemon report {res.path}")
     return 0

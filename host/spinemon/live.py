@@ -396,6 +396,10 @@ class LiveUI:
         if out:
             head += f" Recording: {out}"
         self.line(head)
+        if result is not None and result.summary.get("monitoring"):
+            from spinemon.session import monitoring_line
+
+            self.line("  " + monitoring_line(result.summary["monitoring"]))
 
 
 # ---------------------------------------------------------------------------

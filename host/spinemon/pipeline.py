@@ -39,7 +39,7 @@ import numpy as np
 from spinemon.alerts import Alert, AlertPolicy
 from spinemon.angles import AngleTracker, LumbarAngles, sagittal_deg
 from spinemon.calibration import Calibration, CalibrationSettings, Calibrator, drift_deg, rezero, still_mask
-from spinemon.detect import DetectorSettings, Event, EventDetector, Limits, profile
+from spinemon.detect import DetectorSettings, Event, EventDetector, Limits, one_sensor_limits, profile
 from spinemon.errors import ConfigError
 from spinemon.fusion import FusionSettings, FusionState, GravityFilter
 from spinemon.reps import RepRecord, RepSegmenter, RepSettings, SetRecord
@@ -242,6 +242,9 @@ class Pipeline:
         self.set_number: int | None = None
         self._creep_limit: float | None = None  # flexion that counts as spine creep in this set
         self._creep_set: int | None = None
+        self.single_sensor: bool | None = None
+        #: limits switched off because one sensor cannot judge them: {limit: why}
+        self.limits_off: dict[str, str] = {}
         self.detector = EventDetector(self._limits(), self.settings.detector)
         self.detector.context.update(exercise=self.exercise)
         #: what would have fired outside sets/holds (not sent: the lifter did not ask)
@@ -249,7 +252,6 @@ class Pipeline:
         self.alerts: list[Alert] = []
         self.reps: RepSegmenter | None = None  # starts with monitoring
         self._pending_label: dict | None = None
-        self.single_sensor: bool | None = None
         self.last_angle_deg: float = float("nan")
         self.holds = HoldTimer()
         self.drift_checks: list[dict] = []
@@ -259,8 +261,12 @@ class Pipeline:
         self._moves: list[float] = []  # times of warm-up-range bends (rising crossings)
         self._move_up = False
         self._t_last: float | None = None
+        #: seconds of samples per phase (PHASE_NEUTRAL, PHASE_ROM, PHASE_MONITOR)
+        self.time_s: dict[str, float] = {}
         if calibration is None and self.settings.stored_calibration is not None:
             calibration = Calibration.from_dict(self.settings.stored_calibration)
+            calibration.source = "stored"
+        self._given_calibration = calibration is not None
         if calibration is not None:
             self._apply_calibration(calibration)
             self.calibrator.phase = "done"
@@ -283,7 +289,12 @@ class Pipeline:
         creep = self._creep_limit
         if creep is not None and lim.flexion_deg is not None and creep >= lim.flexion_deg:
             creep = None  # the hard limit comes first anyway
-        return replace(lim, creep_deg=creep)
+        lim = replace(lim, creep_deg=creep)
+        if self.single_sensor:
+            lim, self.limits_off = one_sensor_limits(self.exercise, lim)
+        else:
+            self.limits_off = {}
+        return lim
 
     def _set_limits(self) -> None:
         lim = self._limits()
@@ -332,9 +343,22 @@ class Pipeline:
         return res
 
     def _on_samples(self, block: SampleBlock, t_host: float, res: FrameResult) -> None:
+        raw = block
+        if len(block):
+            self._account(block)
+        if self.calibrator.phase == "provisional" and self.calibration is not None and self.calibration.source == "provisional":
+            cal = self.calibrator.update_neutral(raw)  # a real still stretch replaces the provisional neutral
+            if cal is not None:
+                self._apply_calibration(cal)
+                res.calibrated = cal
+                self._restart_filters(block.rate_hz)
+                if self._tracker is not None:
+                    self._start_tracker(self._tracker.rate)
+        block = self._without_offset(block)
         sensors = block.sensors
         if self.single_sensor is None:
             self.single_sensor = "lower" not in sensors
+            self._set_limits()
         for s in sensors:
             f = self._filters.get(s)
             if f is None:
@@ -348,11 +372,12 @@ class Pipeline:
 
         if self.phase == PHASE_NEUTRAL:
             if self.calibration is None:
-                cal = self.calibrator.update_neutral(block)
+                cal = self.calibrator.update_neutral(raw)
                 if cal is None:
                     return
                 self.calibration = cal
                 res.calibrated = cal
+                self._restart_filters(block.rate_hz)
             self._start_tracker(block.rate_hz)
             self.phase = PHASE_ROM if self.calibrator.phase == "rom" else PHASE_MONITOR
             self._set_limits()
@@ -401,6 +426,29 @@ class Pipeline:
             if alert is not None:
                 res.alerts.append(alert)
                 self.alerts.append(alert)
+
+    def _without_offset(self, block: SampleBlock) -> SampleBlock:
+        """The block with the calibration's gyro zero-rate offsets removed."""
+        off = {} if self.calibration is None else self.calibration.gyro_offset
+        if not off or not len(block):
+            return block
+        gyr = {s: (g - off[s] if s in off else g) for s, g in block.gyr.items()}
+        return replace(block, gyr=gyr)
+
+    def _restart_filters(self, rate: float) -> None:
+        """After (re)calibration the gyro offset is removed upstream: restart each
+        filter from the neutral gravity direction with no bias of its own."""
+        cal = self.calibration
+        for s, m in cal.mounting.items():
+            if s in self._filters:
+                up = m.rotation.T @ np.array([1.0, 0.0, 0.0])  # body +X (up at neutral) in the sensor frame
+                state = FusionState.from_gravity(up, rate, self.settings.fusion, bias=np.zeros(3))
+                self._filters[s] = GravityFilter(rate, self.settings.fusion, state)
+
+    def _account(self, block: SampleBlock) -> None:
+        """Time per phase (what was monitored, and why the rest was not)."""
+        dur = len(block) / block.rate_hz
+        self.time_s[self.phase] = self.time_s.get(self.phase, 0.0) + dur
 
     def _angles(self, fused: dict, gyr: dict) -> LumbarAngles:
         if self.single_sensor:
@@ -592,6 +640,27 @@ class Pipeline:
             how = None
         return {"warmed_up": how is not None, "warmup": how, "range_moves_before": moves}
 
+    @property
+    def calibration_state(self) -> str:
+        """``done`` (found this session), ``stored`` (given: a saved profile),
+        ``provisional`` (no still stretch: the quietest one) or ``none``."""
+        if self.calibration is None:
+            return "none"
+        if self._given_calibration:
+            return "stored"
+        return "provisional" if self.calibration.source == "provisional" else "done"
+
+    def monitoring(self) -> dict:
+        """How much of the session was monitored, and why the rest was not."""
+        why = {PHASE_NEUTRAL: "waiting for a still stretch to set neutral", PHASE_ROM: "range-of-motion calibration"}
+        total = sum(self.time_s.values())
+        return {
+            "calibration": self.calibration_state,
+            "duration_s": round(total, 3),
+            "monitored_s": round(self.time_s.get(PHASE_MONITOR, 0.0), 3),
+            "not_monitored": {why[k]: round(v, 3) for k, v in self.time_s.items() if k != PHASE_MONITOR and v > 0},
+        }
+
     def summary(self) -> dict:
         sets = []
         for st in self.set_records:
@@ -610,9 +679,11 @@ class Pipeline:
             "drift_flagged": any(c["flagged"] for c in self.drift_checks),
             "suppressed": [e.as_dict() for e in self.shadow.events],
             "stats": self.decoder.stats.as_dict(),
+            "monitoring": self.monitoring(),
             "angle": self.angle_label,
             "calibrated": self.calibration is not None,
             "alignment": None if self.calibration is None else self.calibration.alignment,
             "limits": self.limits.as_dict(),
+            "limits_off": dict(self.limits_off),
             "phase": self.phase,
         }

@@ -40,7 +40,7 @@ __all__ = ["ReportTables", "ReportResult", "build_tables", "format_tables", "wri
 MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (pip install 'spinemon[report]'); wrote the tables only"
 
 # summary keys the report shows in their own sections; any other key is shown generically
-_KNOWN_SUMMARY_KEYS = {"type", "events", "reps", "sets", "stats", "angle", "calibrated", "limits", "phase", "frames", "send_failures"}
+_KNOWN_SUMMARY_KEYS = {"type", "events", "reps", "sets", "stats", "angle", "calibrated", "limits", "phase", "frames", "send_failures", "monitoring", "limits_off"}
 SET_COLUMNS = ["set", "exercise", "reps", "t_start", "t_end", "labelled"]
 REP_COLUMNS = ["set", "rep", "exercise", "t_start", "t_end", "time_under_tension_s", "peak_flexion_deg", "peak_extension_deg", "range_deg"]
 EVENT_COLUMNS = ["kind", "t_start", "t_end", "t_alert", "peak_deg", "limit_deg", "set", "rep", "exercise"]
@@ -129,6 +129,12 @@ def build_tables(trace: SessionTrace) -> ReportTables:
         "bad_frames": stats.get("bad_frames"),
         "calibrated": summ.get("calibrated"),
     }
+    if summ.get("monitoring"):
+        from spinemon.session import monitoring_line
+
+        session["monitored"] = monitoring_line(summ["monitoring"])
+    for why in (summ.get("limits_off") or {}).values():
+        session.setdefault("limits_off", []).append(why)
     if cal is not None and getattr(cal, "rom", None) is not None:
         session["rom_flexion_deg"] = round(cal.rom.flexion_deg, 1)
         session["rom_extension_deg"] = round(cal.rom.extension_deg, 1)
@@ -179,6 +185,10 @@ def format_tables(tables: ReportTables) -> str:
     """The summary for the terminal: sets (every field), reps (compact), events."""
     lines = [f"Session: {tables.session['recording']}: {tables.session['duration_s']:.0f} s, {tables.session['angle']}, "
              f"{tables.session['sets']} sets, {tables.session['reps']} reps, {tables.session['events']} events"]
+    if "monitored" in tables.session:
+        lines.append(f"  {tables.session['monitored']}")
+    for why in tables.session.get("limits_off", []):
+        lines.append(f"  limit off: {why}")
     if "rom_flexion_deg" in tables.session:
         lines.append(f"  range of motion: flexion {tables.session['rom_flexion_deg']:+.1f} deg, extension {tables.session['rom_extension_deg']:+.1f} deg")
     lines.append(f"Sets ({len(tables.sets)}):")
@@ -359,11 +369,21 @@ def _figure(plt):
     return fig, ax, ax2
 
 
+def _finite_or(v, default: float) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return default
+    return f if math.isfinite(f) else default
+
+
 def plot_set(plt, trace: SessionTrace, tables: ReportTables, set_row: dict, path: Path, pad_s: float = 2.0) -> Path:
     """One set: the lumbar angle, limit bands, rep numbers, events and alerts."""
-    t0 = float(set_row["t_start"]) - pad_s
-    t1 = float(set_row["t_end"]) + pad_s
     s = trace.samples
+    t0 = _finite_or(set_row.get("t_start"), float(s.t[0]) if len(s) else 0.0) - pad_s
+    t1 = _finite_or(set_row.get("t_end"), float(s.t[-1]) if len(s) else t0 + 1.0) + pad_s
+    if not t1 > t0:  # a set labelled but never seen moving: show the whole session
+        t0, t1 = (float(s.t[0]), float(s.t[-1])) if len(s) > 1 else (t0, t0 + 1.0)
     sl = slice(int(np.searchsorted(s.t, t0)), int(np.searchsorted(s.t, t1, "right")))
     t, y = s.t[sl], s.flexion_deg[sl]
     fig, ax, ax2 = _figure(plt)

@@ -173,6 +173,10 @@ class RepSettings:
         walk_min_s: the rate must stay above ``walk_deg_s`` this long to count as walking, s.
         walk_margin_s: a candidate ending less than this before a walking onset is rejected, s.
         confirm_delay_s: a candidate is accepted this long after its end, s.
+        arm_after_walk_s: a rep in progress counts as inside a set (limits
+            watched, the first bad rep of an unlabelled set alerts) unless it
+            began less than this after walking: stepping straight into a bend
+            is handling gear (a plate), a set starts from a stance, s.
         max_gap_s: a hole in the stream longer than this resets the state, s.
         profiles: per-exercise amplitude and tempo rules.
     """
@@ -202,6 +206,7 @@ class RepSettings:
     walk_min_s: float = 0.6
     walk_margin_s: float = 0.5
     confirm_delay_s: float = 1.0
+    arm_after_walk_s: float = 1.0
     max_gap_s: float = 0.5
     profiles: dict[str, RepProfile] = field(default_factory=lambda: dict(REP_PROFILES))
 
@@ -214,7 +219,7 @@ class RepSettings:
             v = getattr(self, k)
             if not _is_real(v) or not math.isfinite(v) or v <= 0:
                 raise ConfigError(f"RepSettings.{k} must be a finite number > 0, got {v!r}")
-        for k in ("walk_min_s", "walk_margin_s", "confirm_delay_s", "still_min_s", "rest_quiet_s", "warmup_s"):
+        for k in ("walk_min_s", "walk_margin_s", "confirm_delay_s", "arm_after_walk_s", "still_min_s", "rest_quiet_s", "warmup_s"):
             v = getattr(self, k)
             if not _is_real(v) or not math.isfinite(v) or v < 0:
                 raise ConfigError(f"RepSettings.{k} must be a finite number >= 0, got {v!r}")
@@ -424,6 +429,7 @@ class RepSegmenter:
         self._quiet_run_since: float | None = None
         self._ww = 0.0  # smoothed off-sagittal rate^2, (deg/s)^2
         self._walk_since: float | None = None  # first sample of the current W > walk_deg_s stretch
+        self._t_walk_last: float | None = None  # last sample while walking
         self._t_last: float | None = None
         self._t_first: float | None = None
         #: per sample of the last block given to :meth:`update`: inside a set
@@ -450,14 +456,18 @@ class RepSegmenter:
         """The lifter is inside a set now: a labelled set is open, or an
         automatically found one is confirmed, or this motion follows an
         accepted/pending rep closely enough to be its set's next rep (so the
-        second rep of an unlabelled set is watched already). False while
+        second rep of an unlabelled set is watched already), or a rep is in
+        progress that began from a stance (not within ``arm_after_walk_s`` of
+        walking): so the first bad rep of an unlabelled set alerts. False while
         walking, and between sets (after walking or ``rest_gap_s`` of no reps):
-        plate loading, sitting down or a single stray bend are not in a set."""
+        a plate picked up on the way, sitting down or walking are not in a set."""
         if self.walking:
             return False
         r = self._run
         if r is not None and (r.labelled or r.number is not None):
             return True
+        if self._state != _IDLE and (self._t_walk_last is None or self._t_start - self._t_walk_last >= self.settings.arm_after_walk_s):
+            return True  # a rep in progress from a stance: its set is not known yet, its limits are
         n = len(self._pending) + (len(r.reps) if r is not None else 0)
         return n >= max(1, self.settings.min_reps_unlabelled - 1)
 
@@ -667,6 +677,7 @@ class RepSegmenter:
             self._close_run(t)
 
         if self.walking:
+            self._t_walk_last = t
             self._reset_motion(t)
             self.excursion_deg = 0.0
             return

@@ -246,6 +246,18 @@ def replay(
     )
 
 
+def monitoring_line(m: dict) -> str:
+    """``monitored 52.1 of 60.0 s (calibration: done); not monitored: 7.9 s waiting for ...``."""
+    names = {"done": "done", "stored": "stored profile", "provisional": "PROVISIONAL (no still stretch found: neutral from the quietest moment)", "none": "NOT DONE"}
+    text = f"monitored {m['monitored_s']:.1f} of {m['duration_s']:.1f} s (calibration: {names.get(m['calibration'], m['calibration'])})"
+    rest = [f"{v:.1f} s {k}" for k, v in m.get("not_monitored", {}).items()]
+    if rest:
+        text += "; not monitored: " + ", ".join(rest)
+    if m["calibration"] == "none":
+        text += "; stand still for 1 s at the start so neutral can be set"
+    return text
+
+
 def recorded_events(recording: Recording) -> list[dict] | None:
     """The events the live session reported (its closing summary), if any."""
     summaries = recording.meta_of("summary")

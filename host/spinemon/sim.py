@@ -203,6 +203,9 @@ class SimSettings:
     seq_start: int = 0  # sequence number (u32) of the first sample
     radio_delay_s: float = 0.008  # frame leaves this long after its last sample...
     radio_jitter_s: float = 0.007  # ...plus uniform 0..this
+    #: the wearer stands still this long at the start, then moves (real people
+    #: start after about 1 s; calibration needs 1 s)
+    stand_s: float = 3.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.rate_hz, (int, float)) and 25 <= self.rate_hz <= 1000):
@@ -213,6 +216,8 @@ class SimSettings:
         object.__setattr__(self, "imus", imus)
         if not (isinstance(self.mount_yaw_deg, (int, float)) and -180.0 <= self.mount_yaw_deg <= 180.0):
             raise ConfigError(f"mount_yaw_deg must be -180..180, not {self.mount_yaw_deg!r}")
+        if not (isinstance(self.stand_s, (int, float)) and 0.5 <= self.stand_s <= 60.0):
+            raise ConfigError(f"stand_s must be 0.5..60 s, not {self.stand_s!r}")
         for name in ("accel_noise", "gyro_noise", "gyro_bias_dps", "misalignment_deg", "radio_delay_s", "radio_jitter_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v < 1e3 and math.isfinite(v)):
@@ -890,8 +895,8 @@ def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, 
     t = 0.0
     neutral = rom_iv = after = None
     if calibration:
-        neutral = (0.0, 3.0)
-        t = 3.0
+        neutral = (0.0, settings.stand_s)
+        t = settings.stand_s
         if rom:
             t_rom = t
             # slow full forward bend: the pelvis hinges too, the lumbar reaches its range

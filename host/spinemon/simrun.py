@@ -46,6 +46,7 @@ def run_simulated(
     sim_settings: sim.SimSettings | None = None,
     settings: PipelineSettings | None = None,
     rom: bool = True,
+    labels: bool = True,
     on_alert: Callable[[Alert], None] | None = None,
     on_frame: Callable[[FrameResult, Pipeline], None] | None = None,
     on_calibrated: Callable[[Calibration], None] | None = None,
@@ -55,7 +56,7 @@ def run_simulated(
     settings = settings or PipelineSettings()
     if not rom:
         settings = replace(settings, calibration=replace(settings.calibration, rom=False))
-    transport = SimTransport(list(zip(session.frames, session.frame_times.tolist())), labels_for(session), speed=speed)
+    transport = SimTransport(list(zip(session.frames, session.frame_times.tolist())), labels_for(session) if labels else [], speed=speed)
     pipeline = Pipeline(settings)
     recorder = None
     if out is not None:

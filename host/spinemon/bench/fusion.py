@@ -371,13 +371,23 @@ def _accuracy(report, quick: bool) -> dict:
     vqf = summary.get("VQF online 6D", {})
     lines.append("")
     if vqf.get("mean") is not None:
+        ratios = {t.name: table["spinemon causal"][t.name] / table["VQF online 6D"][t.name] for t in trials
+                  if table["spinemon causal"].get(t.name) and table["VQF online 6D"].get(t.name)}
+        worst_t = max(ratios, key=ratios.get)
         lines.append(
-            f"- Target: causal mean no worse than VQF online ({vqf['mean']:.2f} deg here) and no trial worse than 2.0 deg: "
-            f"measured mean {ours['mean']:.2f} deg, worst {ours['max']:.2f} deg."
+            f"- Target (issue 11): every trial within 1.25x of VQF online's RMSE on that trial and no sample error above 15 deg "
+            f"(checked in tests/test_broad.py with VQF computed there): worst ratio {ratios[worst_t]:.2f} ({worst_t}); "
+            f"means {ours['mean']:.2f} vs {vqf['mean']:.2f} deg."
         )
     lines.append(
-        f"- {len(trials)} trials (the subset in ../shared/data/broad). The defaults were chosen on these same trials "
-        "(acceleration-rejection threshold and time constant), so the figures are not a held-out test."
+        f"- {len(trials)} trials (the subset in ../shared/data/broad). How the defaults were chosen, on principle and not "
+        "per trial: the structure and constants are VQF's published ones (tau_acc 3 s, rest 2 deg/s and 0.5 m/s^2 for "
+        "1.5 s); the accelerometer trust weight that earlier versions added on top (tuned on 8 of these trials) is off by "
+        "default, because in the gyro-integrated frame linear acceleration integrates to a bounded velocity and the 3 s "
+        "low-pass removes it, while scaling the low-pass input towards zero lets the Butterworth's undershoot carry the "
+        "estimate through zero: with it, trial 18 (sustained 10 g shaking) flipped to ~177 deg error for seconds "
+        "(RMSE 69.3 deg against VQF's 0.61). Nothing was tuned after that change; tests/test_fusion.py keeps a synthetic "
+        "stress test (8 s at up to 10 g and 12 rad/s, then rest) that the old weighting fails."
     )
     lines.append(
         "- spinemon causal = what runs live (`fusion.gravity`, `GravityFilter`; the batch and streaming paths agree "
