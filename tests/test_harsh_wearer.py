@@ -48,3 +48,18 @@ def test_the_first_bad_rep_of_an_unlabelled_set_alerts(seed):
     alerts = [a for a in run.result.alerts if rep1.t_start - 0.3 <= a.t_trigger_device <= rep1.t_end + 0.3]
     assert alerts, (run.result.alerts, rep1)
     assert run.result.summary["suppressed"] == []
+
+
+@pytest.mark.parametrize("imus", [("upper", "lower"), ("upper",)])
+def test_slow_flexions_three_in_about_twelve_seconds_are_three_reps(imus):
+    run = run_simulated([sim.SetSpec("deadlift", 3, tempo=1.4)], 6, sim_settings=sim.SimSettings(imus=imus), rom=False)
+    s = run.session
+    assert 9.0 <= s.sets[0].t_end - s.sets[0].t_start <= 16.0
+    assert [(r["set"], r["rep"]) for r in run.result.summary["reps"]] == [(1, 1), (1, 2), (1, 3)]
+
+
+@pytest.mark.parametrize("imus", [("upper", "lower"), ("upper",)])
+def test_curls_at_25_hz_with_offsets_are_counted_and_the_swing_is_caught(imus):
+    run = run_simulated([sim.SetSpec("curl", 5, {4: "hip_swing"})], 3, sim_settings=harsh(25.0, imus), rom=False)
+    assert [(r["set"], r["rep"]) for r in run.result.summary["reps"]] == [(1, k) for k in range(1, 6)]
+    assert {e.rep for e in run.result.events} == {4}

@@ -143,12 +143,16 @@ class SetSpec:
     unrack: bool = False
     #: holds (core exercises): seconds each hold lasts; ``reps`` holds per set
     hold_s: float = 20.0
+    #: rep duration multiplier (1.5: slow reps, e.g. three slow flexions in about 12 s)
+    tempo: float = 1.0
 
     def __post_init__(self) -> None:
         if self.exercise not in EXERCISES + HOLD_EXERCISES:
             raise ConfigError(f"unknown exercise {self.exercise!r}; choose one of {', '.join(EXERCISES + HOLD_EXERCISES)}")
         if self.plate_pickup not in ("neutral", "rounded"):
             raise ConfigError(f"plate_pickup must be 'neutral' or 'rounded', not {self.plate_pickup!r}")
+        if not (isinstance(self.tempo, (int, float)) and 0.5 <= self.tempo <= 3.0):
+            raise ConfigError(f"tempo must be 0.5..3 (a rep duration multiplier), not {self.tempo!r}")
         if self.sit_during_rest and (self.walk_during_rest or self.rest_s < 8.0):
             raise ConfigError("sit_during_rest needs rest_s >= 8 and excludes walk_during_rest")
         if not (isinstance(self.hold_s, (int, float)) and 5.0 <= self.hold_s <= 600.0):
@@ -178,6 +182,7 @@ class SetSpec:
             **({"plate_pickup": self.plate_pickup} if self.plate_pickup != "neutral" else {}),
             **({"unrack": True} if self.unrack else {}),
             **({"hold_s": float(self.hold_s)} if self.exercise in HOLD_EXERCISES else {}),
+            **({"tempo": float(self.tempo)} if self.tempo != 1.0 else {}),
         }
 
 
@@ -648,7 +653,7 @@ def _creep_flex(fault: str | None, rng: np.random.Generator, w: Wearer, set_stat
     return flex
 
 
-def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Generator, w: Wearer, bursts: bool, set_state: dict | None = None) -> tuple[list, float]:
+def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Generator, w: Wearer, bursts: bool, set_state: dict | None = None, tempo: float = 1.0) -> tuple[list, float]:
     """Components of one rep starting at t0; returns (components, duration)."""
     U = rng.uniform
     d = _D2R
@@ -657,7 +662,7 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
     # small sway every rep
     side = (0.1, 0.4, 0.55, 0.9)
     if ex == "deadlift":
-        dur = U(2.6, 3.6)
+        dur = tempo * U(2.6, 3.6)
         main = (0.0, 0.38, 0.46, 0.92)
         pitch = U(50, 70)
         creep = _creep_flex(fault, rng, w, set_state)
@@ -676,7 +681,7 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
         ]
         pull, lock = 0.46, 0.86
     elif ex == "squat":
-        dur = U(2.8, 4.0)
+        dur = tempo * U(2.8, 4.0)
         main = (0.0, 0.40, 0.50, 0.92)
         pitch = U(30, 45)
         creep = _creep_flex(fault, rng, w, set_state)
@@ -698,7 +703,7 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
         ]
         pull, lock = 0.50, 0.88
     elif ex == "overhead_press":
-        dur = U(2.2, 3.2)
+        dur = tempo * U(2.2, 3.2)
         main = (0.02, 0.35, 0.50, 0.92)
         if fault == "arching":
             ext = rom_e * U(0.80, 1.0)
@@ -713,7 +718,7 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
         ]
         pull, lock = 0.05, 0.33
     else:  # curl
-        dur = U(2.0, 3.0)
+        dur = tempo * U(2.0, 3.0)
         if fault == "hip_swing":  # a fast lean back to swing the weight up
             fr = (0.0, 0.18, 0.28, 0.60)
             comps += [
@@ -946,7 +951,7 @@ def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, 
         else:
             for r in range(1, spec.reps + 1):
                 fault = spec.faults.get(r)
-                c, dur = _rep_components(spec.exercise, fault, t, rng, w, settings.bursts, set_state)
+                c, dur = _rep_components(spec.exercise, fault, t, rng, w, settings.bursts, set_state, spec.tempo)
                 comps += c
                 reps.append(_RepPlan(i, r, spec.exercise, t, t + dur, fault))
                 t += dur
