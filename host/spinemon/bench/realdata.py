@@ -86,7 +86,8 @@ def run(report, quick: bool = False) -> None:
         "",
         f"- {totals['trials']} trials: calibration from a still stretch in {totals['done']}; monitored "
         f"{totals['monitored']:.0f} of {totals['duration']:.0f} s ({100 * totals['monitored'] / max(totals['duration'], 1e-9):.0f} %; "
-        "the rest is the first second of standing, before neutral is set).",
+        f"the rest is the standing before the first still second completes: at most "
+        f"{max(r['monitoring']['duration_s'] - r['monitoring']['monitored_s'] for r in raw.values()):.1f} s in a trial, always before the walk starts).",
         f"- Reps over all trials and the exercises {', '.join(EXERCISES)}: **{totals['reps']}**; alerts with the default "
         f"settings: **{totals['alerts']}**.",
         f"- With `monitor_between_sets` (opt in: limits watched outside sets too): {totals['between']} events in all "
