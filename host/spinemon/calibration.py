@@ -222,6 +222,12 @@ class Calibrator:
         gyr = {s: block.gyr[s].tolist() for s in sensors}
         if self._t0 is None:
             self._t0 = t[0]
+        if self._n and set(self._sum_a) != set(sensors):
+            self._n = 0  # the sensors changed (a reboot without one): a new stretch
+        if self._win is not None and set(self._win["a"]) != set(sensors):
+            self._win = None
+        if self._best is not None and set(self._best["a"]) != set(sensors):
+            self._best = None
         for i in range(len(t)):
             fits = True
             for s in sensors:
@@ -325,6 +331,8 @@ class Calibrator:
         dt = 1.0 / block.rate_hz
         tilt_upper = None
         for s in block.sensors:
+            if s not in self.result.mounting:
+                continue  # a sensor that was not there at neutral
             m = self.result.mounting[s]
             u0 = m.to_body(gravity[s])
             w0 = m.to_body(block.gyr[s] - self.gyro_bias.get(s, 0.0))

@@ -190,15 +190,19 @@ def trace_recording(recording: Recording, settings: PipelineSettings | None = No
     if not blocks:
         raise RecordingError(f"{recording.path} holds no samples")
     sizes = [len(b) for b in blocks]
-    sensors = blocks[0].sensors
-    for b in blocks:
-        if b.sensors != sensors:
-            raise RecordingError(f"{recording.path}: the wearable changed its sensors mid-session ({'+'.join(sensors)} -> {'+'.join(b.sensors)}); not supported")
+    # every sensor seen; where the wearable changed its sensors mid-session (a reboot
+    # without the lower IMU) the missing one reads NaN
+    sensors = tuple(s for s in SENSORS if any(s in b.sensors for b in blocks))
+
+    def column(b: SampleBlock, kind: str, s: str) -> np.ndarray:
+        d = b.acc if kind == "acc" else b.gyr
+        return d[s] if s in d else np.full((len(b), 3), np.nan)
+
     samples = SampleTrace(
         seq=np.concatenate([b.seq for b in blocks]),
         t=np.concatenate([b.t for b in blocks]),
-        acc={s: np.concatenate([b.acc[s] for b in blocks]) for s in sensors},
-        gyr={s: np.concatenate([b.gyr[s] for b in blocks]) for s in sensors},
+        acc={s: np.concatenate([column(b, "acc", s) for b in blocks]) for s in sensors},
+        gyr={s: np.concatenate([column(b, "gyr", s) for b in blocks]) for s in sensors},
         flexion_deg=np.concatenate([a[0] for a in angles]),
         lateral_deg=np.concatenate([a[1] for a in angles]),
         twist_deg=np.concatenate([a[2] for a in angles]),

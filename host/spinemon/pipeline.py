@@ -49,6 +49,10 @@ PHASE_NEUTRAL = "calibrating-neutral"
 PHASE_ROM = "calibrating-range"
 PHASE_MONITOR = "monitoring"
 
+#: sample rates the pipeline can fuse (a valid frame outside them is counted and skipped)
+MIN_RATE_HZ = 1.0
+MAX_RATE_HZ = 10000.0
+
 
 @dataclass(frozen=True)
 class PipelineSettings:
@@ -263,6 +267,13 @@ class Pipeline:
         self._t_last: float | None = None
         #: seconds of samples per phase (PHASE_NEUTRAL, PHASE_ROM, PHASE_MONITOR)
         self.time_s: dict[str, float] = {}
+        #: layout changes mid-session: {t, sensors, rate_hz} each
+        self.layout_changes: list[dict] = []
+        self._layout: tuple | None = None
+        #: samples that could not be used, by reason (valid frames the pipeline cannot follow)
+        self.skipped_samples: dict[str, int] = {}
+        self.clock_backsteps = 0  # times the device clock stepped back (see _monotonic)
+        self._t_shift = 0.0
         if calibration is None and self.settings.stored_calibration is not None:
             calibration = Calibration.from_dict(self.settings.stored_calibration)
             calibration.source = "stored"
@@ -343,6 +354,17 @@ class Pipeline:
         return res
 
     def _on_samples(self, block: SampleBlock, t_host: float, res: FrameResult) -> None:
+        if not (MIN_RATE_HZ <= block.rate_hz <= MAX_RATE_HZ):
+            # a valid frame with a rate nothing can fuse: counted, skipped, the session goes on
+            self.skipped_samples["rate out of range"] = self.skipped_samples.get("rate out of range", 0) + len(block)
+            return
+        if "upper" not in block.sensors:
+            # the upper IMU is missing (not detected at a reboot): no angle can be formed
+            self.skipped_samples["upper sensor missing"] = self.skipped_samples.get("upper sensor missing", 0) + len(block)
+            self._follow_layout(block)
+            return
+        self._follow_layout(block)
+        block = self._monotonic(block)
         raw = block
         if len(block):
             self._account(block)
@@ -356,9 +378,6 @@ class Pipeline:
                     self._start_tracker(self._tracker.rate)
         block = self._without_offset(block)
         sensors = block.sensors
-        if self.single_sensor is None:
-            self.single_sensor = "lower" not in sensors
-            self._set_limits()
         for s in sensors:
             f = self._filters.get(s)
             if f is None:
@@ -426,6 +445,40 @@ class Pipeline:
             if alert is not None:
                 res.alerts.append(alert)
                 self.alerts.append(alert)
+
+    def _monotonic(self, block: SampleBlock) -> SampleBlock:
+        """Device time never goes back inside the pipeline: a valid frame whose
+        clock stepped back (a firmware clock fault; a real reboot is rebased by
+        the decoder) shifts the rest of the stream to continue after the last
+        sample, counted in ``clock_backsteps``."""
+        if len(block) and self._t_last is not None and block.t[0] + self._t_shift <= self._t_last:
+            self._t_shift = self._t_last + 1.0 / block.rate_hz - float(block.t[0])
+            self.clock_backsteps += 1
+        if self._t_shift and len(block):
+            block = replace(block, t=block.t + self._t_shift)
+        return block
+
+    def _follow_layout(self, block: SampleBlock) -> None:
+        """A change of sensors or rate mid-session (a reboot without the lower
+        IMU, SET_RATE) is counted, recorded in the summary and followed:
+        one-sensor mode while the lower IMU (or its calibration) is missing,
+        filters restarted for a sensor that comes back."""
+        key = (block.sensors, round(block.rate_hz, 6))
+        if self._layout is not None and key != self._layout:
+            self.layout_changes.append({"t": round(float(block.t[0]), 4) if len(block) else None, "sensors": "+".join(block.sensors), "rate_hz": round(block.rate_hz, 3)})
+            for s in list(self._filters):
+                if s not in block.sensors:
+                    del self._filters[s]  # restarted from its first sample if it comes back
+        self._layout = key
+        if "upper" not in block.sensors:
+            return
+        cal = self.calibration
+        single = "lower" not in block.sensors or (cal is not None and "lower" not in cal.mounting)
+        if single != self.single_sensor:
+            self.single_sensor = single
+            self._set_limits()
+            if self._tracker is not None:
+                self._start_tracker(self._tracker.rate)
 
     def _without_offset(self, block: SampleBlock) -> SampleBlock:
         """The block with the calibration's gyro zero-rate offsets removed."""
@@ -518,6 +571,9 @@ class Pipeline:
         u_up = m["upper"].to_body(self._last_gravity["upper"])
         still &= u_up[:, 0] > np.cos(np.radians(25.0))  # upright-ish (not lying, not bent over)
         run = self._still_run
+        if run is not None and set(run["sum"]) != set(block.sensors):
+            self._close_standing(run)  # the sensors changed: a new stretch
+            run = None
         for i in range(len(block)):
             if still[i]:
                 if run is None:
@@ -680,6 +736,9 @@ class Pipeline:
             "suppressed": [e.as_dict() for e in self.shadow.events],
             "stats": self.decoder.stats.as_dict(),
             "monitoring": self.monitoring(),
+            "layout_changes": list(self.layout_changes),
+            "skipped_samples": dict(self.skipped_samples),
+            "clock_backsteps": self.clock_backsteps,
             "angle": self.angle_label,
             "calibrated": self.calibration is not None,
             "alignment": None if self.calibration is None else self.calibration.alignment,

@@ -9,6 +9,7 @@ seed corpus (tests/fuzz/corpus.py) against:
   cobs_stream    cobs_decode and StreamDecoder.feed (CPython)
   frame_decoder  spinemon.stream.FrameDecoder.feed (CPython)
   recording      spinemon.recording.load on mutated files (CPython)
+  pipeline       Pipeline.on_frame fed mutated *valid* frames (CPython)
   mpy_command    firmware Device.handle_command under MicroPython
   mpy_protocol   decode / decode_command / cobs_decode / StreamDecoder under MicroPython
 
@@ -61,6 +62,7 @@ DEFAULT_COUNTS = {
     "cobs_stream": (60_000, 3_000),
     "frame_decoder": (150_000, 2_000),
     "recording": (30_000, 2_000),
+    "pipeline": (20_000, 0),
     "mpy_command": (500_000, 0),
     "mpy_protocol": (160_000, 0),
 }
@@ -69,6 +71,7 @@ TARGET_TITLES = {
     "cobs_stream": "cobs_decode + StreamDecoder.feed (CPython)",
     "frame_decoder": "spinemon.stream.FrameDecoder.feed (CPython)",
     "recording": "spinemon.recording.load (CPython)",
+    "pipeline": "Pipeline.on_frame, mutated valid frames (CPython)",
     "mpy_command": "firmware Device.handle_command (MicroPython)",
     "mpy_protocol": "protocol decoders (MicroPython)",
 }
@@ -223,6 +226,14 @@ class Campaign:
                     yield o, m.recording(o, c.recordings, c.frames)
 
             return tg.RecordingTarget(workdir), gen(), lambda x: x[1]
+        if key == "pipeline":
+            from .valid_frames import mutate_valid
+
+            def gen():
+                for i in range(n):
+                    yield mutate_valid(c.samples[i % len(c.samples)], r)
+
+            return tg.PipelineTarget(c.samples), gen(), lambda x: x
         raise KeyError(key)
 
     # ---- inputs from hypothesis ------------------------------------------------------------------

@@ -266,3 +266,43 @@ def _reason(msg: str) -> str:
         if key in msg:
             return key.replace(" ", "_")
     return "other"
+
+
+class PipelineTarget:
+    """A long-lived Pipeline (renewed every ``renew`` frames, half of them with a
+    stored calibration so monitoring runs at once) fed one *valid* frame per
+    input (tests/fuzz/valid_frames.py), then a known-good frame: no exception
+    but the project's own errors, and the next good frame is still processed."""
+
+    name = "Pipeline.on_frame with mutated valid frames (CPython)"
+
+    def __init__(self, good: list[bytes], renew: int = 400) -> None:
+        from spinemon.angles import Mounting
+        from spinemon.calibration import Calibration
+        from spinemon.pipeline import Pipeline, PipelineSettings
+
+        self._make = lambda stored: Pipeline(
+            PipelineSettings(exercise="deadlift", stored_calibration=Calibration({"upper": Mounting(), "lower": Mounting()}, (0.0, 1.0)).as_dict() if stored else None)
+        )
+        self.good = good
+        self.renew = renew
+        self._n = 0
+        self._t = 0.0
+        self.p = self._make(False)
+
+    def run(self, frame: bytes) -> str:
+        from spinemon.errors import SpinemonError
+
+        self._n += 1
+        if self._n % self.renew == 0:
+            self.p = self._make(self._n // self.renew % 2 == 1)
+        self._t += 0.02
+        try:
+            self.p.on_frame(frame, self._t)
+        except SpinemonError as e:
+            return f"rejected:{type(e).__name__}"
+        before = self.p.decoder.stats.frames
+        self.p.on_frame(self.good[self._n % len(self.good)], self._t + 0.01)  # the session goes on
+        if self.p.decoder.stats.frames != before + 1:
+            raise Finding("the pipeline stopped taking frames after a valid one")
+        return f"accepted:{self.p.phase}"
