@@ -7,6 +7,7 @@
 # the motor) -> Sampler batches -> FrameQueue -> BLE notify / serial.
 # Commands: link -> handle_command() -> ACK/ERROR (+ STATUS) back on that link.
 
+import math
 import spinemon_protocol as sp
 from config_store import DEFAULTS
 from guard import Guard
@@ -409,6 +410,17 @@ class Device:
         self.store.save(self.cfg)
         return True
 
+    def set_neutral(self, upper_cdeg, lower_cdeg):
+        """SET_NEUTRAL: the host's calibrated neutral (each sensor's sagittal
+        angle at neutral, centidegrees), kept in flash like a button calibration."""
+        k = math.pi / 18000.0
+        self.guard.set_calibration(upper_cdeg * k, lower_cdeg * k)
+        self.guard.latched = False
+        self.cfg["calibrated"] = True
+        self.cfg["offset_upper"] = self.guard.offset_upper
+        self.cfg["offset_lower"] = self.guard.offset_lower
+        self.store.save(self.cfg)
+
     def _start_stream(self, link):
         """START: stream on `link`. On a device already streaming whose BLE
         link dropped since the ring's frames went out (the host resumes after
@@ -472,6 +484,8 @@ class Device:
             if not self.calibrate_neutral():
                 self.commands_rejected += 1
                 return [sp.encode_error(cmd.counter, op, sp.E_STATE)]
+        elif op == sp.OP_SET_NEUTRAL:
+            self.set_neutral(a[0], a[1])
         elif op == sp.OP_GET_STATUS:
             return [sp.encode_ack(cmd.counter, op, 0), self.status_frame()]
         elif op == sp.OP_HAPTIC:

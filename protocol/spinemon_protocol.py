@@ -108,6 +108,7 @@ OP_SET_GUARD = const(0x05)  # flex_cdeg i16, ext_cdeg i16, mode u8
 OP_TIME_SYNC = const(0x06)  # ACK value = device time (us, u32)
 OP_CALIBRATE = const(0x07)  # what u8 (0 = neutral)
 OP_GET_STATUS = const(0x08)  # the device answers ACK, then a STATUS frame
+OP_SET_NEUTRAL = const(0x09)  # offset_upper_cdeg i16, offset_lower_cdeg i16: the host's neutral for the guard
 
 _COMMAND_HDR = "<BBIB"
 COMMAND_HEADER_SIZE = const(7)
@@ -120,6 +121,7 @@ OPCODE_ARGS = {
     OP_TIME_SYNC: "<",
     OP_CALIBRATE: "<B",
     OP_GET_STATUS: "<",
+    OP_SET_NEUTRAL: "<hh",
 }
 OPCODE_NAMES = {
     OP_HAPTIC: "HAPTIC",
@@ -130,6 +132,7 @@ OPCODE_NAMES = {
     OP_TIME_SYNC: "TIME_SYNC",
     OP_CALIBRATE: "CALIBRATE",
     OP_GET_STATUS: "GET_STATUS",
+    OP_SET_NEUTRAL: "SET_NEUTRAL",
 }
 # accepted ranges of each argument (inclusive); anything else -> E_RANGE
 OPCODE_LIMITS = {
@@ -141,6 +144,7 @@ OPCODE_LIMITS = {
     OP_TIME_SYNC: (),
     OP_CALIBRATE: ((0, 0),),
     OP_GET_STATUS: (),
+    OP_SET_NEUTRAL: ((-18000, 18000), (-18000, 18000)),
 }
 
 _ACK_FMT = "<BBIBI"

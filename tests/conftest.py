@@ -34,3 +34,9 @@ def broad_dir() -> Path:
 def gait_dir() -> Path:
     """The gait-l5 recordings (Voisard et al., IPOL, GNU AGPL 3.0)."""
     return _shared(GAIT_DIR)
+
+
+@pytest.fixture(autouse=True)
+def _private_profile(tmp_path_factory, monkeypatch):
+    """Every test gets its own user profile: the suite never reads or writes ~/.spinemon."""
+    monkeypatch.setenv("SPINEMON_PROFILE", str(tmp_path_factory.mktemp("profile") / "profile.json"))

@@ -188,9 +188,13 @@ def test_forced_disconnect_mid_set_reconnects_counts_the_gap_and_keeps_alerting(
     assert names == ["connected", "disconnected", "reconnecting", "connected", "closed"]
     t_reconnected = states[3][0]
     assert transport.stats.connects == 2 and transport.stats.disconnects == 1
-    # the setup hook ran again after the reconnect: SET_GUARD and START re-sent
+    # the setup hook ran again after the reconnect: the host's neutral (calibrated by
+    # then), SET_GUARD and START re-sent
     ops = [P.OPCODE_NAMES[c.opcode] for c in twin.responder.commands]
-    assert ops == ["SET_GUARD", "START", "HAPTIC", "SET_GUARD", "START", "HAPTIC"]
+    assert ops == ["SET_GUARD", "START", "HAPTIC", "SET_NEUTRAL", "SET_GUARD", "START", "HAPTIC"]
+    from spinemon.live import neutral_args
+
+    assert twin.responder.neutral == neutral_args(result.calibration) is not None
     assert all(c.accepted for c in twin.responder.commands) and setup.runs == 2
     counters = [c.counter for c in twin.responder.commands]
     assert counters == sorted(counters)

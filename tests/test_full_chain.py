@@ -343,3 +343,85 @@ def test_both_ends_of_the_bridge_number_the_messages_alike(monkeypatch):
     assert len(names) == 23
     for n in names:
         assert getattr(host_side, n) == getattr(device_side, n), n
+
+
+def test_spinemon_live_arms_the_wearables_own_guard_and_takes_over_after_a_dropped_link(tmp_path):
+    """Issue 12, defect 1, on the product's own path: `spinemon live`'s code
+    (``live.run``: its LinkSetup, BleTransport, reconnect) against the real
+    firmware under MicroPython on the emulated radio. Nobody sends CALIBRATE:
+    the host calibrates from the wearer standing still and pushes its neutral
+    (SET_NEUTRAL) and limits (SET_GUARD); the link drops mid-set, the wearer
+    rounds past the limit, and the wearable's own guard buzzes; the host
+    reconnects, sets the device up again and counts the gap."""
+    import io
+
+    from spinemon.live import LiveOptions, LiveUI, run as live_run
+    from spinemon.recording import load
+
+    out = tmp_path / "live.spinrec"
+
+    def device_angles(fw):
+        angles = []
+        for n in fw.notifications:
+            if n.char == "stream":
+                f = P.decode(n.data)
+                v = f.values()
+                per = P.values_per_sample(f.mask)
+                angles += [v[i] for i in range(per - 1, len(v), per)]
+        return angles
+
+    async def main():
+        async with EmulatedRadio(LinkFaults(connection_interval_s=0.015)) as radio:
+            fw = await FirmwareBridge.start(radio, options())
+            task = None
+            try:
+                opts = LiveOptions(
+                    address=fw.twin.address, exercise="generic", out=str(out), calibrate_rom=False,
+                    connect_timeout_s=5.0, ble_backend=BumbleClient, ble_kwargs={"radio": radio},
+                )
+                ui = LiveUI(io.StringIO())
+                task = asyncio.create_task(live_run(opts, ui))
+                # the host's neutral reaches the wearable: its frames carry a device angle
+                await fw.wait_until(lambda: any(a != P.ANGLE_NONE for a in device_angles(fw)), 20.0)
+                assert fw.motor == []
+                assert abs(device_angles(fw)[-1]) < 150  # 0 deg at the host's neutral (centidegrees)
+                # mid-set the link is lost; the wearer rounds to 60 deg (limit: 0.7 x 55 = 38.5 deg)
+                assert radio.out_of_range(fw.twin.device, 4.0)  # the link is lost for 4 s
+                fw.play_motion("upper", [(0.0, 0.0), (0.2, 0.0), (0.5, 60.0), (1.5, 60.0), (1.8, 0.0), (3.0, 0.0)])
+                await fw.wait_until(lambda: len(fw.motor_intervals()) >= 2 and fw.motor[-1].duty == 0, 6.0)
+                guard_buzz = list(fw.motor_intervals())
+                # the host reconnects by itself and takes over: a second bend is judged by the host
+                await fw.wait_until(lambda: [i.event for i in fw.irqs].count("central_connect") >= 2, 15.0)
+                await asyncio.sleep(1.5)
+                n_before = len(fw.motor_intervals())
+                fw.play_motion("upper", [(0.0, 0.0), (0.2, 0.0), (0.5, 60.0), (1.5, 60.0), (1.8, 0.0), (3.0, 0.0)])
+                await fw.wait_until(lambda: len(fw.motor_intervals()) >= n_before + PATTERNS["over_flexion"].pulses and fw.motor[-1].duty == 0, 8.0)
+                await asyncio.sleep(0.5)
+                host_buzz = [iv for iv in fw.motor_intervals()[n_before:] if iv[1] is not None and iv[1] - iv[0] > 0.01]
+            finally:
+                if task is not None:
+                    task.cancel()  # Ctrl-C
+                    try:
+                        await asyncio.wait_for(task, 10.0)
+                    except asyncio.CancelledError:
+                        pass
+                await fw.close()
+            return fw, guard_buzz, host_buzz, ui, None
+
+    fw, guard_buzz, host_buzz, ui, result = asyncio.run(asyncio.wait_for(main(), 90.0))
+    assert fw.errors == [], fw.errors
+    # the wearable's own guard: its configured pattern (2 x 200 ms at full strength), while the link was down
+    assert len(guard_buzz) == 2 and all(duty == FULL_DUTY and 0.15 < off - on < 0.35 for on, off, duty in guard_buzz), guard_buzz
+    rec = load(out)
+    alerts = rec.meta_of("alert")
+    assert alerts, "the host alerted on the bend after the reconnect"
+    summary = rec.meta_of("summary")[-1]
+    # after the reconnect the host judged the bend and its HAPTIC ran: over-flexion, 3 x 150 ms
+    assert [a["kind"] for a in alerts] == ["over_flexion"]
+    assert len(host_buzz) == PATTERNS["over_flexion"].pulses and all(0.1 < off - on < 0.2 for on, off, _ in host_buzz), host_buzz
+    # the host counted the gap, and it agrees with the wearable's own drop counters
+    stats, device = summary["stats"], summary["device"]
+    assert stats["gaps"] >= 1 and stats["lost_samples"] > 0
+    assert device["guard_alerts"] == 1
+    assert device["samples_lost_device"] + device["samples_lost_link"] == stats["lost_samples"]
+    assert ui.lines.count("-- link connected") == 2 and "-- link disconnected" in ui.lines

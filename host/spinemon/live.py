@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TextIO
 
+import numpy as np
+
 import spinemon_protocol as proto
 from spinemon import profile_store, sim
 from spinemon.alerts import Alert
@@ -112,12 +114,30 @@ def guard_args(limits: Limits, mode: int) -> tuple[int, int, int]:
     return (flex, ext, mode)
 
 
+def neutral_args(cal: Calibration | None) -> tuple[int, int] | None:
+    """SET_NEUTRAL arguments for the host's calibration: each sensor's sagittal
+    angle at neutral (``atan2(u_z, u_x)`` of the neutral gravity direction in the
+    sensor frame, as the wearable's guard measures it), centidegrees. None
+    before calibration."""
+    if cal is None or "upper" not in cal.mounting:
+        return None
+
+    def sagittal_cdeg(m) -> int:
+        u = np.asarray(m.rotation).T @ np.array([1.0, 0.0, 0.0])  # body +X (up at neutral) in the sensor frame
+        return int(round(math.degrees(math.atan2(u[2], u[0])) * 100.0))
+
+    lower = cal.mounting.get("lower")
+    return (sagittal_cdeg(cal.mounting["upper"]), 0 if lower is None else sagittal_cdeg(lower))
+
+
 class LinkSetup:
     """The session's ``on_connected`` hook, run after every (re)connect:
     read STATUS, continue the command counter past the device's
-    ``last_counter``, send SET_GUARD (the wearable guards while the link is
-    down, with the pipeline's current limits), SET_RATE if ``rate_hz`` is
-    given and the device runs at another rate, and START.
+    ``last_counter``, send SET_NEUTRAL (the host's calibrated neutral, once
+    there is one, so the wearable's own guard measures from the same posture),
+    SET_GUARD (the wearable guards while the link is down, with the
+    pipeline's current limits), SET_RATE if ``rate_hz`` is given and the
+    device runs at another rate, and START.
 
     A STATUS with another ``boot_count`` than before means the wearable
     restarted (brown-out, reset): ``device_restarts`` counts it and the
@@ -153,6 +173,7 @@ class LinkSetup:
         self.boot_count: int | None = None
         self.device_restarts = 0
         self.guard_sent: tuple[int, int, int] | None = None
+        self.neutral_sent: tuple[int, int] | None = None
         self.log: list[tuple[float, str]] = []
 
     @property
@@ -183,7 +204,21 @@ class LinkSetup:
         await self._apply(transport, status)
         self.runs += 1
 
+    def needs_update(self) -> bool:
+        """The device's neutral or limits differ from the pipeline's now (after calibration, a new exercise)."""
+        return neutral_args(self.pipeline.calibration) not in (None, self.neutral_sent) or guard_args(self.pipeline.limits, self.guard_mode) != self.guard_sent
+
+    async def _push_neutral(self, transport: Transport) -> bool:
+        args = neutral_args(self.pipeline.calibration)
+        if args is None or args == self.neutral_sent:
+            return False
+        await self._command(transport, proto.OP_SET_NEUTRAL, args)
+        self.neutral_sent = args
+        return True
+
     async def _apply(self, transport: Transport, status: proto.Status | None) -> None:
+        self.neutral_sent = None  # after every (re)connect: the device may have rebooted or been recalibrated by its button
+        await self._push_neutral(transport)
         args = guard_args(self.pipeline.limits, self.guard_mode)
         await self._command(transport, proto.OP_SET_GUARD, args)
         self.guard_sent = args
@@ -231,10 +266,12 @@ class LinkSetup:
                 self.log.append((time.time(), f"heartbeat failed: {e}"))
 
     async def update_guard(self, transport: Transport) -> bool:
-        """Send SET_GUARD if the limits changed since the last one; True if sent."""
+        """Send SET_NEUTRAL and SET_GUARD if the calibration or the limits
+        changed since the last ones; True if anything was sent."""
+        sent = await self._push_neutral(transport)
         args = guard_args(self.pipeline.limits, self.guard_mode)
         if args == self.guard_sent:
-            return False
+            return sent
         await self._command(transport, proto.OP_SET_GUARD, args)
         self.guard_sent = args
         return True
@@ -539,7 +576,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
         nonlocal guard_task
         ui.on_frame(res, pl, link_stats())
         connected = getattr(transport, "connected", True)
-        if connected and setup.runs and guard_args(pl.limits, setup.guard_mode) != setup.guard_sent and (guard_task is None or guard_task.done()):
+        if connected and setup.runs and setup.needs_update() and (guard_task is None or guard_task.done()):
             guard_task = asyncio.get_running_loop().create_task(_update_guard(setup, transport))
 
     ui.prompt(f"Connecting to {options.source} ...")
@@ -588,7 +625,7 @@ async def _update_guard(setup: LinkSetup, transport: Transport) -> None:
     try:
         await setup.update_guard(transport)
     except SpinemonError as e:  # the next (re)connect sends the current limits anyway
-        setup.log.append((time.time(), f"SET_GUARD failed: {e}"))
+        setup.log.append((time.time(), f"guard update failed: {e}"))
 
 
 # ---------------------------------------------------------------------------

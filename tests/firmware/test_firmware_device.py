@@ -476,3 +476,40 @@ assert rig.dev.frames_resent == RESEND_FRAMES and rig.frames()[n].seq > rig.fram
 print("ok")
 """,
     )
+
+
+def test_set_neutral_arms_the_guard_from_the_hosts_neutral_and_survives_a_reboot(tmp_path):
+    """The host's calibration, not a button press or CALIBRATE, zeroes the guard
+    (issue 12, defect 1): SET_NEUTRAL takes each sensor's sagittal angle at
+    neutral; it is kept in flash, so a rebooted device guards at once."""
+    run(
+        tmp_path,
+        r"""
+# the upper board is mounted pitched 10 deg; the wearer rounds to 60 deg past that
+rep = [(0, 10), (2, 10), (3, 70), (4, 70), (5, 10), (30, 10)]
+level = Tilt([(0, 0), (30, 0)])  # the lower board, +X up
+rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(rep), lower_motion=level)
+rig.connect()
+rig.cmd(sp.OP_START)
+rig.run_ms(300)
+assert not rig.dev.guard.calibrated, "calibrated before any neutral"
+rig.cmd(sp.OP_SET_NEUTRAL, (1000, 0))  # the host says: neutral is 10.00 deg upper, 0 lower
+rig.cmd(sp.OP_SET_GUARD, (3000, -2000, sp.GUARD_WHEN_LINK_DOWN))
+assert [x.kind for x in rig.replies()] == [sp.T_ACK] * 3, [(x.kind, getattr(x, "code", None)) for x in rig.replies()]
+assert rig.dev.guard.calibrated, "SET_NEUTRAL did not calibrate"
+rig.run_ms(200)
+v = rig.frames()[-1].values()
+assert abs(v[-1]) < 60, v[-1]  # 0 deg at the host's neutral (centidegrees)
+rig.r.central_disconnect()
+rig.run_ms(6000)
+assert rig.dev.guard.alerts == 1, rig.dev.guard.alerts
+# reboot: the neutral is in flash
+cfg = ConfigStore(CFG_DIR + "/config.json", CFG_DIR + "/boot.txt").load()
+assert cfg["calibrated"] and abs(cfg["offset_upper"] - 10.0 * 3.141592653589793 / 180.0) < 1e-6, cfg
+rig2 = Rig(ConfigStore(CFG_DIR + "/config.json", CFG_DIR + "/boot.txt"), upper_motion=Tilt(rep), lower_motion=level)
+assert rig2.dev.guard.calibrated, "the neutral was not restored at boot"
+rig2.run_ms(6000)  # never connected: the guard watches from boot
+assert rig2.dev.guard.alerts == 1, rig2.dev.guard.alerts
+print("ok")
+""",
+    )

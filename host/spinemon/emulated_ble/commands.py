@@ -68,6 +68,7 @@ class CommandResponder:
         self.rate_hz = 100
         self.guard = (0, 0, P.GUARD_OFF)
         self.calibrations = 0
+        self.neutral: tuple | None = None  # the last SET_NEUTRAL (offset_upper_cdeg, offset_lower_cdeg)
         self.status_requests = 0
         self.commands_rejected = 0
 
@@ -101,6 +102,8 @@ class CommandResponder:
             value = self.device_time_us()
         elif op == P.OP_CALIBRATE:
             self.calibrations += 1
+        elif op == P.OP_SET_NEUTRAL:
+            self.neutral = tuple(args)
         elif op == P.OP_GET_STATUS:
             self.status_requests += 1
         response = P.encode_ack(cmd.counter, op, value)

@@ -246,6 +246,17 @@ class FaultyLink(LocalLink):
         self._directions: dict[tuple[int, str], _Direction] = {}
         self._drop_next = 0
         self.faults = faults or LinkFaults()
+        self._out_of_range: dict[Controller, float] = {}  # controller -> loop time it is heard again
+
+    def out_of_range(self, controller: Controller, until: float) -> None:
+        """Nothing ``controller`` advertises is heard until loop time ``until`` (it cannot be connected to)."""
+        self._out_of_range[controller] = until
+
+    def send_advertising_pdu(self, sender_controller: Controller, packet) -> None:
+        until = self._out_of_range.get(sender_controller)
+        if until is not None and asyncio.get_running_loop().time() < until:
+            return
+        super().send_advertising_pdu(sender_controller, packet)
 
     @property
     def faults(self) -> LinkFaults:
@@ -469,6 +480,16 @@ class EmulatedRadio:
             conn.send_ll_control_pdu(ll.TerminateInd(r))
             controller.on_le_disconnected(conn, r)
         return True
+
+    def out_of_range(self, peripheral: Device, seconds: float) -> bool:
+        """The wearer walks out of range: the link is lost now (as
+        :meth:`drop_connection` ``side="lost"``) and ``peripheral`` cannot be
+        heard or connected to for ``seconds``; then it is back. Returns
+        whether a connection was dropped."""
+        if not (0.0 < seconds <= 3600.0):
+            raise EmulatedRadioError("seconds must be in (0, 3600]")
+        self.link.out_of_range(self.controller_of(peripheral), asyncio.get_running_loop().time() + seconds)
+        return self.drop_connection(peripheral, "lost")
 
     def drop_connection_after(
         self,
