@@ -50,7 +50,7 @@ def test_simulate_then_replay_json(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["replay"], "the following arguments are required: file"),
+        (["replay"], "the following arguments are required: FILE"),
         (["replay", "x.spinrec", "--bogus"], "unrecognized arguments: --bogus"),
         (["simulate", "--exercise", "zumba", "--out", "x"], "invalid choice: 'zumba'"),
         (["simulate", "--exercise", "deadlift", "--fault", "rounding4", "--out", "x"], "use KIND@REP"),

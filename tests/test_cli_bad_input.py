@@ -60,7 +60,7 @@ CASES = [
     Case("replay-corrupt", ("replay", "FILE:corrupt.spinrec"), ERROR, r"header|corrupt"),
     Case("replay-foreign-text", ("replay", "FILE:notes.txt"), ERROR, r"not a spinemon recording"),
     Case("replay-foreign-png", ("replay", "FILE:picture.png"), ERROR, r"not a spinemon recording"),
-    Case("replay-directory", ("replay", "FILE:a-directory"), ERROR, r"is a directory"),
+    Case("replay-directory", ("replay", "FILE:a-directory"), ERROR, r"holds no \.spinrec recordings"),
     Case("replay-strict-truncated", ("replay", "--strict", "FILE:cut-tail.spinrec"), ERROR, r"ends mid-record|truncated|cut off"),
     # -- replay: flags -------------------------------------------------------------------------
     Case("replay-no-file", ("replay",), USAGE, r"required: file"),
@@ -73,12 +73,12 @@ CASES = [
             ("missing-file", "missing.spinrec", r"no such file"),
             ("empty-file", "empty.spinrec", r"empty"),
             ("foreign-file", "picture.png", r"not a spinemon recording"),
-            ("directory", "a-directory", r"is a directory"),
+            ("directory", "a-directory", r"is a directory|holds no \.spinrec recordings"),
         )
     ],
     Case("report-corrupt", ("report", "FILE:corrupt.spinrec"), ERROR, r"header|corrupt"),
     Case("export-corrupt", ("export", "FILE:corrupt.spinrec", "--csv"), ERROR, r"header|corrupt"),
-    Case("report-no-file", ("report",), USAGE, r"required: file"),
+    Case("report-no-file", ("report",), USAGE, r"required: FILE"),
     Case("export-bad-flag", ("export", "FILE:empty.spinrec", "--bogus"), USAGE, r"unrecognized arguments: --bogus"),
     # -- import: a CSV in ---------------------------------------------------------------------------
     Case("import-missing-file", ("import", "FILE:missing.csv"), ERROR, r"no such file|not found|does not exist"),

@@ -386,3 +386,37 @@ def test_stress_shaking_flips_the_optional_trust_weight():
 def _streamed(m, frame):
     f = GravityFilter(m.rate)
     return np.concatenate([f.update(m.acc[i : i + frame], m.gyr[i : i + frame]) for i in range(0, len(m.acc), frame)])
+
+
+@pytest.mark.parametrize("rate,tau", [(25.0, 3.0), (104.0, 3.0), (285.7, 1.0), (1000.0, 0.5)])
+def test_closed_form_butterworth_equals_scipy(rate, tau):
+    from scipy import signal
+
+    from spinemon.fusion import _butter2_lowpass, _lfilter_zi2
+
+    fc = math.sqrt(2.0) / (2.0 * math.pi * tau)
+    b, a = _butter2_lowpass(fc, rate)
+    bs, as_ = signal.butter(2, fc, fs=rate)
+    assert np.allclose(b, bs, rtol=1e-12, atol=0) and np.allclose(a, as_, rtol=1e-12, atol=1e-15)
+    assert np.allclose(_lfilter_zi2(b, a), signal.lfilter_zi(bs, as_), rtol=1e-10)
+
+
+def test_the_live_path_does_not_import_scipy_signal():
+    """scipy.signal costs about a second to import; streaming frames never need it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from spinemon import cli, session, pipeline, live\n"
+        "from spinemon.fusion import GravityFilter\n"
+        "from spinemon.angles import AngleTracker\n"
+        "f = GravityFilter(100.0)\n"
+        "for _ in range(20): f.update(np.tile([0, 0, 9.81], (8, 1)), np.zeros((8, 3)))\n"
+        "t = AngleTracker(100.0, single_sensor=True)\n"
+        "t.update(np.tile([1.0, 0, 0], (8, 1)), np.zeros((8, 3)))\n"
+        "print('scipy.signal' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

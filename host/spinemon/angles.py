@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import signal
 
 from spinemon.errors import CalibrationError, ConfigError, SpinemonError
 
@@ -181,6 +180,21 @@ class AngleTracker:
     def label(self) -> str:
         return LABEL_SINGLE if self.single_sensor else LABEL_LUMBAR
 
+    def _leaky_integral(self, rate_x: np.ndarray) -> np.ndarray:
+        """twist_k = leak * twist_(k-1) + dt * rate_k (deg), from the tracker's twist; the
+        same recurrence as ``scipy.signal.lfilter`` (used for long blocks only: the
+        streaming path never imports scipy.signal)."""
+        if len(rate_x) > 64:
+            from scipy import signal
+
+            return signal.lfilter(self._b, self._a, rate_x, zi=np.array([self._leak * self.twist_deg]))[0]
+        out = np.empty(len(rate_x))
+        y, k, b0 = self.twist_deg, self._leak, float(self._b[0])
+        for i, x in enumerate(rate_x.tolist()):
+            y = k * y + b0 * x
+            out[i] = y
+        return out
+
     def update(
         self,
         upper_u: object,
@@ -226,7 +240,7 @@ class AngleTracker:
         if rate_x is None or n == 0:
             twist = np.full(n, self.twist_deg)
         else:
-            twist, zf = signal.lfilter(self._b, self._a, rate_x, zi=np.array([self._leak * self.twist_deg]))
+            twist = self._leaky_integral(rate_x)
             self.twist_deg = float(twist[-1])
         return LumbarAngles(
             flexion_deg=np.asarray(flex, dtype=np.float64),

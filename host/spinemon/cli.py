@@ -175,6 +175,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from spinemon.recording import load
     from spinemon.session import recorded_events, replay
 
+    files = list(args.file)
+    if len(files) > 1 or Path(files[0]).is_dir():
+        return _replay_many(args)
+    args.file = files[0]
     rec = load(args.file, strict=args.strict)
     settings = None
     if args.exercise or args.limit:
@@ -220,6 +224,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if live is not None:
         print(f"  same as the live session: {'yes' if stats['matches_live'] else 'NO'}")
     return EXIT_OK
+
+
+def _replay_many(args: argparse.Namespace) -> int:
+    """``spinemon replay A B ... | DIR``: every recording through replay, in parallel, one table."""
+    from spinemon import season
+
+    if args.strict:
+        raise UsageError("spinemon replay: error: --strict takes one recording (see 'spinemon replay --help')")
+    paths = season.expand(args.file)
+    rows = season.run_many(season.replay_row, paths, args.exercise, tuple(args.limit), jobs=args.jobs, progress=sys.stderr if sys.stderr.isatty() or len(paths) > 1 else None)
+    if args.json:
+        json.dump({"recordings": rows}, sys.stdout, indent=2)
+        print()
+    else:
+        print(season.format_rows(rows))
+    return EXIT_ERROR if any(r.get("error") for r in rows) else EXIT_OK
 
 
 def cmd_live(args: argparse.Namespace) -> int:
@@ -327,8 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     from spinemon.detect import PROFILES
 
     r = sub.add_parser("replay", help="re-run detection on a recording", description="Decode a recording through the live code path and list the events.")
-    r.add_argument("file", help="a .spinrec recording")
-    r.add_argument("--json", action="store_true", help="print JSON: {events: [...], reps: [...], sets: [...], stats: {...}}")
+    r.add_argument("file", nargs="+", metavar="FILE", help="a .spinrec recording; several, or a folder of them, give one table (replayed in parallel)")
+    r.add_argument("--json", action="store_true", help="print JSON: {events: [...], reps: [...], sets: [...], stats: {...}} (several recordings: {recordings: [...]})")
+    r.add_argument("--jobs", type=_positive_int, default=None, metavar="N", help="worker processes for several recordings (default: all cores)")
     r.add_argument("--strict", action="store_true", help="fail on a truncated recording instead of loading up to its last complete record")
     r.add_argument("--exercise", default=None, choices=sorted(PROFILES), metavar="EXERCISE", help="exercise assumed where the recording has no labels (default: as recorded)")
     r.add_argument("--limit", action="append", default=[], metavar="EXERCISE.LIMIT=VALUE", help="override a limit for this replay, e.g. deadlift.flexion_share=0.55 (repeatable)")

@@ -60,10 +60,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
-from scipy import signal
 
 from spinemon.errors import ConfigError, SpinemonError
 
@@ -288,8 +287,32 @@ class _Coefficients:
     rej_k: float
     bias_keep_pow: np.ndarray  # (1 - bias_alpha) ** k for k = 0..L
     ones_l: np.ndarray  # (L,) ones
-    acc_iir: "_ChunkIIR"
-    rej_iir: "_ChunkIIR"
+
+    # the chunk-parallel filters of the batch path, built on first use (they need
+    # scipy.signal, which the per-sample path of streaming frames never does)
+    @cached_property
+    def acc_iir(self) -> "_ChunkIIR":
+        return _ChunkIIR(self.acc_b, self.acc_a, _L)
+
+    @cached_property
+    def rej_iir(self) -> "_ChunkIIR":
+        return _ChunkIIR(np.array([self.rej_k]), np.array([1.0, self.rej_k - 1.0]), _L)
+
+
+def _butter2_lowpass(fc: float, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.signal.butter(2, fc, fs=rate)`` in closed form (bilinear transform
+    with pre-warping), so the live path never imports scipy.signal (~1 s)."""
+    k = math.tan(math.pi * fc / rate)
+    k2 = k * k
+    norm = 1.0 / (1.0 + math.sqrt(2.0) * k + k2)
+    b0 = k2 * norm
+    return np.array([b0, 2.0 * b0, b0]), np.array([1.0, 2.0 * (k2 - 1.0) * norm, (1.0 - math.sqrt(2.0) * k + k2) * norm])
+
+
+def _lfilter_zi2(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``scipy.signal.lfilter_zi(b, a)`` for a second-order filter (``a[0] == 1``)."""
+    i_minus_a = np.array([[1.0 + a[1], -1.0], [a[2], 1.0]])
+    return np.linalg.solve(i_minus_a, b[1:] - a[1:] * b[0])
 
 
 @lru_cache(maxsize=32)
@@ -298,7 +321,7 @@ def _coefficients(rate: float, settings: FusionSettings) -> _Coefficients:
     fc = math.sqrt(2.0) / (2.0 * math.pi * settings.tau_acc_s)  # as VQF
     if fc >= 0.5 * rate:
         raise ConfigError(f"tau_acc_s={settings.tau_acc_s} is too short for a sample rate of {rate} Hz")
-    b, a = signal.butter(2, fc, fs=rate)
+    b, a = _butter2_lowpass(fc, rate)
     rej_k = 1.0 - math.exp(-dt / settings.acc_rejection_tau_s)
     bias_alpha = 1.0 - math.exp(-dt / settings.tau_bias_s)
     return _Coefficients(
@@ -306,7 +329,7 @@ def _coefficients(rate: float, settings: FusionSettings) -> _Coefficients:
         half_dt=0.5 * dt,
         acc_b=b,
         acc_a=a,
-        acc_zi_unit=signal.lfilter_zi(b, a),
+        acc_zi_unit=_lfilter_zi2(b, a),
         rest_gyr_th2=math.radians(settings.rest_gyr_deg_s) ** 2,
         rest_acc_th2=settings.rest_acc_m_s2**2,
         rest_min_n=max(1, int(round(settings.rest_min_s * rate))),
@@ -317,8 +340,6 @@ def _coefficients(rate: float, settings: FusionSettings) -> _Coefficients:
         rej_k=rej_k,
         bias_keep_pow=(1.0 - bias_alpha) ** np.arange(_L + 1, dtype=np.float64),
         ones_l=np.ones(_L),
-        acc_iir=_ChunkIIR(b, a, _L),
-        rej_iir=_ChunkIIR(np.array([rej_k]), np.array([1.0, rej_k - 1.0]), _L),
     )
 
 
@@ -506,6 +527,8 @@ class _ChunkIIR:
     """
 
     def __init__(self, b: np.ndarray, a: np.ndarray, length: int) -> None:
+        from scipy import signal  # batch path only (see _Coefficients.acc_iir)
+
         p = len(a) - 1
         eye = np.eye(length)
         drive = np.empty((p + 1, length))  # rows: K (state), then t (last output)
@@ -546,6 +569,8 @@ class _ChunkIIR:
             y_end (m, C), the output at the last sample of each chunk, and the
             states after the last chunk (m, p).
         """
+        from scipy import signal
+
         m, _, c = kx.shape
         p = self.p
         if p == 1:  # real pole: the states themselves
@@ -1284,6 +1309,8 @@ def gravity_zero_phase(
     a first-order Butterworth each way). Gyro bias and accelerometer weights
     are those of the causal pass. Uses future samples.
     """
+    from scipy import signal  # replay analysis only
+
     settings = settings or FusionSettings()
     rate = _check_rate(rate)
     acc, gyr = _check_samples(acc, gyr)

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from spinemon.errors import ConfigError
+from spinemon.errors import ConfigError, SpinemonError
 from spinemon.export import SessionTrace, trace_recording, write_table_csv
 from spinemon.recording import load
 
@@ -560,13 +560,62 @@ def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``spinemon report``."""
-    parser.add_argument("file", help="a .spinrec recording")
-    parser.add_argument("--out", default=None, help="output folder (default: <recording>-report next to the recording)")
+    parser.add_argument("file", nargs="+", metavar="FILE", help="a .spinrec recording; several, or a folder of them, give a report each and an index")
+    parser.add_argument("--out", default=None, help="output folder (default: <recording>-report next to the recording; several: season-report)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes for several recordings (default: all cores)")
+
+
+def report_row(path: str, out_dir: str) -> dict:
+    """One recording's report into ``out_dir``/<name>/ (a worker of :func:`main` for several recordings)."""
+    from spinemon.season import replay_row
+
+    row = replay_row(path)
+    if row.get("error"):
+        return row
+    try:
+        res = write_report(trace_recording(load(path)), Path(out_dir) / Path(path).stem)
+        row["report"] = f"{Path(path).stem}/{res.html.name}"  # relative to out_dir
+    except SpinemonError as e:
+        row["error"] = str(e)
+    return row
+
+
+def _main_many(args: argparse.Namespace) -> int:
+    import html
+    import sys
+
+    from spinemon import season
+
+    paths = season.expand(args.file)
+    out = Path(args.out) if args.out else Path("season-report")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = season.run_many(report_row, paths, str(out), jobs=args.jobs, progress=sys.stderr)
+    print(season.format_rows(rows))
+    cols = [c for c in season.ROW_COLUMNS if c != "recording"]
+    body = "".join(
+        "<tr><td>" + (f'<a href="{html.escape(r["report"])}">' if r.get("report") else "")
+        + html.escape(Path(r["recording"]).name) + ("</a>" if r.get("report") else "") + "</td>"
+        + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in cols) + "</tr>"
+        for r in rows
+    )
+    page = out / "index.html"
+    page.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<title>spinemon: sessions</title><style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
+        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}</style></head><body><h1>Sessions</h1><table><tr><th>recording</th>"
+        + "".join(f"<th>{c}</th>" for c in cols) + "</tr>" + body + "</table></body></html>\n",
+        encoding="utf-8",
+    )
+    print(f"wrote {page} ({len(rows)} recordings)")
+    return 1 if any(r.get("error") for r in rows) else 0
 
 
 def main(args: argparse.Namespace) -> int:
-    """``spinemon report FILE [--out DIR]``."""
-    src = Path(args.file)
+    """``spinemon report FILE [--out DIR]`` (or several files / a folder)."""
+    files = list(args.file) if isinstance(args.file, (list, tuple)) else [args.file]
+    if len(files) > 1 or Path(files[0]).is_dir():
+        return _main_many(args)
+    src = Path(files[0])
     out = Path(args.out) if args.out else src.with_name(src.stem + "-report")
     trace = trace_recording(load(src))
     res = write_report(trace, out)
