@@ -213,7 +213,7 @@ def test_exercise_and_limit_on_import_and_on_replay(tmp_path, capsys):
     assert stats["calibration"] == "done"
     assert cli.main(["replay", str(out), "--json", "--exercise", "deadlift", "--limit", "deadlift.flexion_deg=30"]) == 0
     capsys.readouterr()
-    assert cli.main(["replay", str(out), "--limit", "deadlift.nonsense=3"]) == 1
+    assert cli.main(["replay", str(out), "--limit", "deadlift.nonsense=3"]) == 2  # a command-line error
     assert "unknown limit" in capsys.readouterr().err
 
 

@@ -442,10 +442,6 @@ def test_garbage_lines_never_crash(tmp_path):
 @pytest.mark.parametrize(
     "argv,error,needle",
     [
-        (["--pain", "11"], ConfigError, "pain must be a whole number from 0 (no pain) to 10"),
-        (["--pain", "-1"], ConfigError, "got '-1'"),
-        (["--pain", "3.5"], ConfigError, "whole number"),
-        (["--pain", "lots"], ConfigError, "got 'lots'"),
         (["--pain", "3", "--phase", "lunch"], ConfigError, "phase must be one of before, during, after, other, got 'lunch'"),
         (["--pain", "3", "--session", "/nonexistent/s.spinrec"], RecordingError, "cannot link session: /nonexistent/s.spinrec: no such file"),
         (["--pain", "3", "--at", "last tuesday"], ConfigError, "not an ISO 8601 time"),
@@ -460,6 +456,22 @@ def test_bad_input_gives_clear_errors(tmp_path, argv, error, needle):
     assert isinstance(ei.value, SpinemonError)
     assert needle in str(ei.value)
     assert not j.exists()  # nothing written
+
+
+@pytest.mark.parametrize("pain,needle", [(11, "pain must be a whole number from 0 (no pain) to 10"), (-1, "got -1"), (3.5, "whole number"), ("lots", "got 'lots'")])
+def test_a_bad_pain_value_is_refused_by_the_journal(tmp_path, pain, needle):
+    j = tmp_path / "j.jsonl"
+    with pytest.raises(ConfigError) as ei:
+        jr.Journal(j).add(pain, now=NOW)
+    assert needle in str(ei.value)
+    assert not j.exists()
+
+
+@pytest.mark.parametrize("text", ["11", "-1", "3.5", "lots"])
+def test_a_bad_pain_value_on_the_command_line_is_a_usage_error(text):
+    with pytest.raises(SystemExit) as ei:
+        parser().parse_args(["add", "--pain", text])
+    assert ei.value.code == 2
 
 
 def test_session_that_is_not_a_recording(tmp_path):

@@ -21,10 +21,12 @@ recordings).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, TextIO
 
+from spinemon import argtypes
 from spinemon import sim
 from spinemon.calibration import Calibration, CalibrationSettings
 from spinemon.errors import CalibrationError, ConfigError
@@ -147,10 +149,10 @@ def add_arguments(parser: Any) -> None:
     add_source_arguments(parser)
     parser.add_argument("--profile", help="profile file (default $SPINEMON_PROFILE or ~/.spinemon/profile.json)")
     parser.add_argument("--no-rom", action="store_true", help="skip the range-of-motion bends (no heading check, default limits)")
-    parser.add_argument("--limit", action="append", default=[], metavar="EXERCISE.LIMIT=VALUE", help="store a limit override, e.g. deadlift.flexion_share=0.55 (repeatable; 'none' disables)")
+    parser.add_argument("--limit", action="append", type=argtypes.limit_override, default=[], metavar="EXERCISE.LIMIT=VALUE", help="store a limit override, e.g. deadlift.flexion_share=0.55 (repeatable; 'none' disables)")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds (default 120)")
-    parser.add_argument("--speed", type=float, default=1.0, help="--sim only: this many times real time (0: as fast as possible)")
-    parser.add_argument("--seed", type=int, default=1, help="--sim only: simulated wearer seed")
+    parser.add_argument("--speed", type=argtypes.speed, default=1.0, help="--sim only: this many times real time (0: as fast as possible)")
+    parser.add_argument("--seed", type=argtypes.seed, default=1, help="--sim only: simulated wearer seed")
     parser.add_argument("--mount-yaw", type=float, default=0.0, help="--sim only: sensors stuck on turned this many degrees about the spine")
 
 
@@ -166,6 +168,9 @@ def main(ns: Any, stream: TextIO | None = None) -> int:
     if not 1.0 <= timeout <= 3600.0:
         raise ConfigError(f"--timeout must be 1..3600 s, not {timeout!r}")
     path = profile_path(getattr(ns, "profile", None))
+    if getattr(ns, "sim", False) and getattr(ns, "profile", None) is None and not os.environ.get("SPINEMON_PROFILE"):
+        # the simulated wearer's calibration never replaces the real one
+        path = path.with_name("sim-profile.json")
     prof = load_profile(path)  # a broken profile is reported before the wearer starts
     rom = not getattr(ns, "no_rom", False)
     options = LiveOptions(

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from spinemon import argtypes
 from spinemon import __version__
 from spinemon.errors import ConfigError, SpinemonError
 
@@ -40,26 +41,6 @@ def _fault(text: str) -> tuple[str, int]:
     if not m:
         raise argparse.ArgumentTypeError(f"invalid fault {text!r}: use KIND@REP, e.g. rounding@4")
     return m.group(1), int(m.group(2))
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return v
-
-
-def _speed(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= v <= 1000:
-        raise argparse.ArgumentTypeError("speed must be 0 (as fast as possible) .. 1000")
-    return v
 
 
 def _fmt_alert(alert, label: str) -> str:
@@ -267,19 +248,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     d = sub.add_parser("demo", help="run a simulated workout through the live path (no hardware)", description="A simulated lifter does a short workout; alerts print as they fire; writes a recording and a summary.")
-    d.add_argument("--seed", type=_positive_int, default=1, help="simulation seed (default 1)")
+    d.add_argument("--seed", type=argtypes.seed, default=1, help="simulation seed (default 1)")
     d.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
-    d.add_argument("--speed", type=_speed, default=4.0, help="playback speed, x real time (default 4; 0 = as fast as possible)")
+    d.add_argument("--speed", type=argtypes.speed, default=4.0, help="playback speed, x real time (default 4; 0 = as fast as possible)")
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("simulate", help="write a recording of a simulated set", description="Simulate sets of one exercise and write a recording (through the live path).")
-    s.add_argument("--exercise", required=True, choices=["deadlift", "squat", "overhead_press", "curl"], help="the exercise")
-    s.add_argument("--reps", type=_positive_int, default=5, help="reps per set (default 5)")
-    s.add_argument("--sets", type=_positive_int, default=1, help="number of sets (default 1)")
+    s.add_argument("--exercise", required=True, choices=["deadlift", "squat", "overhead_press", "curl", "plank", "bird_dog", "dead_bug", "glute_bridge"],
+                   help="the exercise the simulated wearer can do (row, bench and generic have no motion model yet)")
+    s.add_argument("--reps", type=argtypes.count, default=5, help="reps per set (default 5)")
+    s.add_argument("--sets", type=argtypes.count, default=1, help="number of sets (default 1)")
     s.add_argument("--fault", type=_fault, action="append", metavar="KIND@REP", help="a faulty rep, e.g. rounding@4 (reps count from 1); repeatable. Kinds: rounding, arching, hip_swing, twisting")
-    s.add_argument("--seed", type=_positive_int, default=1, help="simulation seed (default 1)")
+    s.add_argument("--seed", type=argtypes.seed, default=1, help="simulation seed (default 1)")
     s.add_argument("--imus", type=int, choices=[1, 2], default=2, help="number of IMUs (default 2)")
-    s.add_argument("--rate", type=float, default=100.0, help="sample rate, Hz (default 100)")
+    s.add_argument("--rate", type=argtypes.rate_hz, default=100.0, help="sample rate, Hz (default 100)")
     s.add_argument("--no-rom", action="store_true", help="skip the range-of-motion calibration")
     s.add_argument("--out", required=True, help="recording file to write (must not exist)")
     s.set_defaults(func=cmd_simulate)
@@ -349,10 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="re-run detection on a recording", description="Decode a recording through the live code path and list the events.")
     r.add_argument("file", nargs="+", metavar="FILE", help="a .spinrec recording; several, or a folder of them, give one table (replayed in parallel)")
     r.add_argument("--json", action="store_true", help="print JSON: {events: [...], reps: [...], sets: [...], stats: {...}} (several recordings: {recordings: [...]})")
-    r.add_argument("--jobs", type=_positive_int, default=None, metavar="N", help="worker processes for several recordings (default: all cores)")
+    r.add_argument("--jobs", type=argtypes.count, default=None, metavar="N", help="worker processes for several recordings (default: all cores)")
     r.add_argument("--strict", action="store_true", help="fail on a truncated recording instead of loading up to its last complete record")
     r.add_argument("--exercise", default=None, choices=sorted(PROFILES), metavar="EXERCISE", help="exercise assumed where the recording has no labels (default: as recorded)")
-    r.add_argument("--limit", action="append", default=[], metavar="EXERCISE.LIMIT=VALUE", help="override a limit for this replay, e.g. deadlift.flexion_share=0.55 (repeatable)")
+    r.add_argument("--limit", action="append", type=argtypes.limit_override, default=[], metavar="EXERCISE.LIMIT=VALUE", help="override a limit for this replay, e.g. deadlift.flexion_share=0.55 (repeatable)")
     r.set_defaults(func=cmd_replay)
     return p
 

@@ -41,6 +41,7 @@ from typing import Sequence
 import numpy as np
 
 import spinemon_protocol as proto
+from spinemon import argtypes
 from spinemon.calibration import CalibrationSettings
 from spinemon.detect import PROFILES
 from spinemon.errors import ConfigError, RecordingError, SpinemonError
@@ -811,7 +812,7 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--axes", default=None, help="source axes as board x,y,z, a signed permutation, e.g. x,-z,y or --axes=-x,-y,z (default x,y,z)")
     parser.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE", help="keep only rows where COLUMN is VALUE (repeatable), e.g. one person of a combined file")
     parser.add_argument("--exercise", default="generic", choices=sorted(PROFILES), metavar="EXERCISE", help="exercise assumed where the file has no labels (default generic)")
-    parser.add_argument("--limit", action="append", default=[], metavar="EXERCISE.LIMIT=VALUE", help="a limit override stored with the recording, e.g. curl.extension_deg=-10 (repeatable)")
+    parser.add_argument("--limit", action="append", type=argtypes.limit_override, default=[], metavar="EXERCISE.LIMIT=VALUE", help="a limit override stored with the recording, e.g. curl.extension_deg=-10 (repeatable)")
     parser.add_argument("--out", default=None, help="recording to write (default: the file's name with .spinrec; must not exist)")
 
 

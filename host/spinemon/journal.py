@@ -40,6 +40,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TextIO
 
+from spinemon import argtypes
 from spinemon.errors import ConfigError, RecordingError, SpinemonError
 
 __all__ = [
@@ -1003,7 +1004,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--journal", metavar="PATH", help="journal file (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)")
 
     a = sub.add_parser("add", parents=[common], help="log back pain 0-10", description="Log back pain (0 none .. 10 worst imaginable) with an optional note and session recording.")
-    a.add_argument("--pain", required=True, metavar="N", help="pain 0 (none) .. 10 (worst imaginable)")
+    a.add_argument("--pain", required=True, type=argtypes.pain, metavar="N", help="pain 0 (none) .. 10 (worst imaginable)")
     a.add_argument("--phase", metavar="|".join(PHASES), help="when: before, during or after a session, or other (default: after with --session, else other)")
     a.add_argument("--note", default="", help="a note (symptoms, what you did)")
     a.add_argument("--session", metavar="FILE", help="link a session recording (.spinrec)")

@@ -25,12 +25,14 @@ import asyncio
 import math
 import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TextIO
 
 import numpy as np
 
 import spinemon_protocol as proto
+from spinemon import argtypes
 from spinemon import profile_store, sim
 from spinemon.alerts import Alert
 from spinemon.calibration import Calibration, CalibrationSettings
@@ -73,6 +75,7 @@ class LiveOptions:
     #: the default path for a real wearable, none for the simulated wearer
     profile: str | None = None
     recalibrate: bool = False  # ignore the stored calibration (sensors re-attached)
+    resume: bool = False  # an existing --out recording is continued in a new segment (else refused)
     limits: tuple[str, ...] = ()  # "EXERCISE.LIMIT=VALUE" overrides for this session
 
     @property
@@ -557,8 +560,10 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
     transport.on_connected = setup
     transport.on_state = ui.on_state
     recorder = None
+    if options.out and not options.resume and Path(options.out).exists():
+        raise ConfigError(f"{options.out} already exists; choose another --out, or pass --resume to continue it in a new segment")
     if options.out:
-        # an existing recording is resumed in a new segment, never overwritten
+        # an existing recording is resumed in a new segment (--resume), never overwritten
         recorder = RecordingWriter(options.out, header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}), resume=True)
         if recorder.segment > 1:
             ui.line(f"-- {options.out} exists: this session continues it in segment {recorder.segment} ({recorder.path.name})")
@@ -644,13 +649,14 @@ def add_arguments(parser: Any) -> None:
     """The ``spinemon live`` options, for an argparse (sub)parser."""
     add_source_arguments(parser)
     parser.add_argument("--exercise", default="generic", choices=list(PROFILES), metavar="EXERCISE", help=f"exercise profile: {', '.join(PROFILES)} (default generic)")
-    parser.add_argument("--out", help="write the session recording here")
-    parser.add_argument("--speed", type=float, default=1.0, help="--sim only: play the simulated wearer this many times faster than real time")
-    parser.add_argument("--seed", type=int, default=1, help="--sim only: simulated wearer seed")
+    parser.add_argument("--out", help="write the session recording here (must not exist, unless --resume)")
+    parser.add_argument("--resume", action="store_true", help="continue an existing --out recording in a new segment (a new session, numbered on)")
+    parser.add_argument("--speed", type=argtypes.live_speed, default=1.0, help="--sim only: play the simulated wearer this many times faster than real time (above 0)")
+    parser.add_argument("--seed", type=argtypes.seed, default=1, help="--sim only: simulated wearer seed")
     parser.add_argument("--no-rom", action="store_true", help="skip the range-of-motion part of calibration")
     parser.add_argument("--profile", help="your profile file (stored calibration and limits; default $SPINEMON_PROFILE or ~/.spinemon/profile.json; --sim uses none unless given)")
     parser.add_argument("--recalibrate", action="store_true", help="calibrate again (after re-attaching the sensors) instead of using the stored calibration")
-    parser.add_argument("--limit", action="append", default=[], metavar="EXERCISE.LIMIT=VALUE", help="override a limit for this session, e.g. deadlift.flexion_share=0.55 (repeatable)")
+    parser.add_argument("--limit", action="append", type=argtypes.limit_override, default=[], metavar="EXERCISE.LIMIT=VALUE", help="override a limit for this session, e.g. deadlift.flexion_share=0.55 (repeatable)")
 
 
 def options_from(ns: Any) -> LiveOptions:
@@ -666,6 +672,7 @@ def options_from(ns: Any) -> LiveOptions:
         calibrate_rom=not getattr(ns, "no_rom", False),
         profile=getattr(ns, "profile", None),
         recalibrate=bool(getattr(ns, "recalibrate", False)),
+        resume=bool(getattr(ns, "resume", False)),
         limits=tuple(getattr(ns, "limit", None) or ()),
     )
 

@@ -37,7 +37,7 @@ from spinemon.recording import load
 
 __all__ = ["ReportTables", "ReportResult", "build_tables", "format_tables", "write_report", "add_arguments", "main"]
 
-MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (pip install 'spinemon[report]'); wrote the tables only"
+MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (in the checkout: pip install -e '.[report]'); wrote the tables only"
 
 # summary keys the report shows in their own sections; any other key is shown generically
 _KNOWN_SUMMARY_KEYS = {"type", "events", "reps", "sets", "stats", "angle", "calibrated", "limits", "phase", "frames", "send_failures", "monitoring", "limits_off"}
