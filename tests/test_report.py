@@ -16,7 +16,7 @@ from spinemon import sim
 from spinemon.errors import RecordingError
 from spinemon.export import trace_recording
 from spinemon.recording import load
-from spinemon.report import MISSING_MATPLOTLIB, add_arguments, build_tables, format_tables, main, write_report
+from spinemon.report import MISSING_MATPLOTLIB, add_arguments, build_tables, format_tables, main, render_html, write_report
 from spinemon.simrun import run_simulated
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -53,9 +53,9 @@ def test_report_writes_plots_csv_and_offline_html(session, capsys):
     summ = session["trace"].summary
     sets, reps = summ["sets"], summ["reps"]
     assert len(sets) == 2 and len(reps) >= 6
-    # one PNG per set and an overview, small figures of real content
+    # one PNG per set, the per-rep peaks against the limit, and an overview: small figures of real content
     pngs = sorted(out.glob("*.png"))
-    assert [p.name for p in pngs] == ["overview.png"] + [f"set-{s['set']}.png" for s in sets]
+    assert [p.name for p in pngs] == ["overview.png", "reps.png"] + [f"set-{s['set']}.png" for s in sets]
     for p in pngs:
         data = p.read_bytes()
         w, h = _png_size(data)
@@ -104,7 +104,7 @@ def test_unknown_set_fields_event_kinds_and_sections_appear_without_code_changes
     trace.result = result
     out = session["dir"] / "generic"
     res = write_report(trace, out)
-    assert len(res.plots) == 3  # drawing an unknown kind works
+    assert len(res.plots) == 4  # drawing an unknown kind works
     sets = _rows(out / "sets.csv")
     assert sets[0]["hold_time_s"] == "31.5" and sets[1]["warmup_quality"] == "cold"
     ev = _rows(out / "events.csv")
@@ -112,7 +112,8 @@ def test_unknown_set_fields_event_kinds_and_sections_appear_without_code_changes
     reps = _rows(out / "reps.csv")
     assert "mystery_wobble" in reps[0]["events"]
     page = (out / "report.html").read_text()
-    for needle in ("hold_time_s", "31.50", "warmup_quality", "cold", "mystery_wobble", "wobble_hz", "future_section", "core hold"):
+    # shown with readable names (underscores to spaces, units in brackets)
+    for needle in ("hold time (s)", "31.50", "warmup quality", "cold", "mystery_wobble", "wobble hz", "future section", "core hold"):
         assert needle in page
     text = format_tables(build_tables(trace))
     assert "hold_time_s" in text and "mystery_wobble" in text and "future_section: 1" in text
@@ -142,3 +143,39 @@ def test_default_output_folder_and_errors(session, tmp_path):
     junk.write_bytes(b"not a recording")
     with pytest.raises(RecordingError, match="not a spinemon recording"):
         main(_args(junk))
+
+
+def test_the_verdict_is_what_a_coach_reads_first(session):
+    """In words, at the top: the faulty reps by number and by how far, the clean ones, creep."""
+    tables = build_tables(session["trace"])
+    summ = session["trace"].summary
+    lines = tables.verdict
+    for st in summ["sets"]:
+        line = next(v for v in lines if v.startswith(f"Set {st['set']}, {st['exercise']}:"))
+        bad = sorted({e["rep"] for e in summ["events"] if e["set"] == st["set"] and e["kind"] != "spine_creep"})
+        for k in bad:
+            assert re.search(rf"rep {k} (rounded|arched|twisted|bent sideways|swung) \d+ deg(/s)? past your limit", line), line
+        clean = [r["rep"] for r in summ["reps"] if r["set"] == st["set"] and r["rep"] not in bad]
+        if bad and clean:
+            assert "clean" in line
+    # the hinge in one number, per rep (two sensors): the hips' share of the trunk's lean
+    hinge = [r for r in summ["reps"] if r["exercise"] in ("deadlift", "squat")]
+    assert hinge and all(r["pelvis_share"] is not None and 0.0 <= r["pelvis_share"] <= 1.0 for r in hinge)
+    page = render_html(tables, {})
+    assert page.index('id="verdict"') < page.index("<details>")  # verdict first, details folded away
+    assert "peak_sagittal_velocity_deg_s" not in page and "range_moves_before" not in page  # readable names only
+
+
+def test_verdict_words_on_hand_made_sets():
+    from spinemon.verdict import clean_ranges, pelvis_share, set_verdict
+
+    assert clean_ranges([5, 1, 2, 3]) == "1-3 and 5" and clean_ranges([2]) == "2" and clean_ranges([1, 3, 4, 6]) == "1, 3-4 and 6"
+    reps = [{"set": 1, "rep": k, "peak_flexion_deg": f, "peak_trunk_deg": 60.0} for k, f in ((1, 10.0), (2, 12.0), (3, 14.0), (4, 38.0), (5, 14.0))]
+    events = [{"set": 1, "rep": 4, "kind": "over_flexion", "peak_deg": 38.0, "limit_deg": 29.0}]
+    line = set_verdict({"set": 1, "exercise": "deadlift"}, reps, events)
+    assert line.startswith("Set 1, deadlift: rep 4 rounded 9 deg past your limit; reps 1-3 and 5 clean; flexion crept 4 deg over the set")
+    assert pelvis_share(reps[0]) == pytest.approx(50 / 60) and pelvis_share({"peak_trunk_deg": 5.0, "peak_flexion_deg": 1.0}) is None
+    # the hips' share falls over the set: the coach's cue
+    falling = [dict(r, peak_flexion_deg=f) for r, f in zip(reps, (8.0, 15.0, 22.0, 30.0, 35.0))]
+    assert "cue: push the hips back" in set_verdict({"set": 1, "exercise": "deadlift"}, falling, [])
+    assert "hips did" not in set_verdict({"set": 1, "exercise": "deadlift"}, reps, [], one_sensor=True)

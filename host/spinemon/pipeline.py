@@ -44,6 +44,7 @@ from spinemon.errors import ConfigError
 from spinemon.fusion import FusionSettings, FusionState, GravityFilter
 from spinemon.reps import RepRecord, RepSegmenter, RepSettings, SetRecord
 from spinemon.stream import FrameDecoder, SampleBlock
+from spinemon.verdict import pelvis_share
 
 PHASE_NEUTRAL = "calibrating-neutral"
 PHASE_ROM = "calibrating-range"
@@ -717,6 +718,13 @@ class Pipeline:
             "not_monitored": {why[k]: round(v, 3) for k, v in self.time_s.items() if k != PHASE_MONITOR and v > 0},
         }
 
+    def _rep_dict(self, r: RepRecord) -> dict:
+        d = r.as_dict()
+        if not self.single_sensor:
+            share = pelvis_share(d)  # lumbopelvic rhythm: the hips' share of the trunk's lean
+            d["pelvis_share"] = None if share is None else round(share, 3)
+        return d
+
     def summary(self) -> dict:
         sets = []
         for st in self.set_records:
@@ -728,7 +736,7 @@ class Pipeline:
         return {
             "type": "summary",
             "events": [e.as_dict() for e in self.events],
-            "reps": [r.as_dict() for r in self.rep_records],
+            "reps": [self._rep_dict(r) for r in self.rep_records],
             "sets": sets,
             "holds": [h.as_dict() for h in self.holds.holds],
             "drift_checks": list(self.drift_checks),

@@ -66,6 +66,15 @@ class ReportTables:
     events: list[dict]
     session: dict  # one-level key -> value facts about the session
     other: dict = field(default_factory=dict)  # summary sections the report does not know
+    monitoring: dict = field(default_factory=dict)  # Pipeline.monitoring(): what was watched
+    one_sensor: bool = False
+
+    @property
+    def verdict(self) -> list[str]:
+        """One line per set a coach reads first (spinemon.verdict)."""
+        from spinemon.verdict import session_verdict
+
+        return session_verdict(self.sets, self.reps, self.events, self.monitoring, self.one_sensor)
 
 
 @dataclass
@@ -142,7 +151,7 @@ def build_tables(trace: SessionTrace) -> ReportTables:
     session["reps"] = len(reps)
     session["events"] = len(events)
     other = {k: v for k, v in summ.items() if k not in _KNOWN_SUMMARY_KEYS}
-    return ReportTables(sets, reps, events, session, other)
+    return ReportTables(sets, reps, events, session, other, dict(summ.get("monitoring") or {}), trace.result.angle_label != "lumbar flexion")
 
 
 # -- text ----------------------------------------------------------------------
@@ -184,7 +193,8 @@ def _text_table(rows: list[dict], cols: Sequence[str]) -> list[str]:
 def format_tables(tables: ReportTables) -> str:
     """The summary for the terminal: sets (every field), reps (compact), events."""
     lines = [f"Session: {tables.session['recording']}: {tables.session['duration_s']:.0f} s, {tables.session['angle']}, "
-             f"{tables.session['sets']} sets, {tables.session['reps']} reps, {tables.session['events']} events"]
+             f"{tables.session['sets']} set{'s' if tables.session['sets'] != 1 else ''}, {tables.session['reps']} reps, {tables.session['events']} events"]
+    lines += ["  " + v for v in tables.verdict]
     if "monitored" in tables.session:
         lines.append(f"  {tables.session['monitored']}")
     for why in tables.session.get("limits_off", []):
@@ -408,6 +418,58 @@ def plot_set(plt, trace: SessionTrace, tables: ReportTables, set_row: dict, path
     return path
 
 
+def _limits_at(trace: SessionTrace, t: float):
+    lim = None
+    for t0, l in trace.limit_changes:
+        if t0 <= t + 1e-9:
+            lim = l
+    return lim if lim is not None else (trace.limit_changes[0][1] if trace.limit_changes else None)
+
+
+def plot_reps(plt, trace: SessionTrace, tables: ReportTables, path: Path) -> Path | None:
+    """Every rep's peak flexion and extension against the limits of its set:
+    creep shows as peaks climbing towards the line, a bad rep crosses it."""
+    reps = [r for r in tables.reps if isinstance(r.get("peak_flexion_deg"), (int, float))]
+    if not reps:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 3.4), dpi=100)
+    x = 0
+    ticks, labels = [], []
+    for st in tables.sets or [{"set": None, "exercise": ""}]:
+        mine = [r for r in reps if r.get("set") == st.get("set")]
+        if not mine:
+            continue
+        x0 = x
+        for r in mine:
+            bad = bool(r.get("events"))
+            colour = "#d62728" if bad else "#2a7"
+            ax.plot([x, x], [r.get("peak_extension_deg", 0.0), r["peak_flexion_deg"]], color=colour, lw=3, solid_capstyle="round")
+            ax.plot([x], [r["peak_flexion_deg"]], "o", color=colour, ms=5)
+            ticks.append(x)
+            labels.append(str(r.get("rep")))
+            x += 1
+        lim = _limits_at(trace, float(st.get("t_start") or mine[0].get("t_start") or 0.0))
+        if lim is not None:
+            for v, name in ((lim.flexion_deg, "flexion limit"), (lim.extension_deg, "extension limit")):
+                if v is not None:
+                    ax.plot([x0 - 0.4, x - 0.6], [v, v], color="0.3", lw=1.2, ls="--")
+                    ax.text(x - 0.55, v, f" {name} {v:+.0f}", fontsize=7, va="center", color="0.3")
+        ax.text((x0 + x - 1) / 2, 1.02, f"set {st.get('set')} {st.get('exercise', '')}".strip(), transform=ax.get_xaxis_transform(), ha="center", fontsize=8)
+        x += 1  # a gap between sets
+    ax.axhline(0, color="0.7", lw=0.6)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_xlabel("rep", fontsize=9)
+    ax.set_ylabel(f"{trace.result.angle_label}\n(deg, + flexion)", fontsize=9)
+    ax.set_title("Every rep's peak against your limit (red: past it)", fontsize=10, pad=16)
+    ax.set_xlim(-0.8, max(x - 0.2, 1.0))
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_overview(plt, trace: SessionTrace, tables: ReportTables, path: Path) -> Path:
     """The whole session: angle, limits over time, sets, events and alerts."""
     s = trace.samples
@@ -444,17 +506,43 @@ def plot_overview(plt, trace: SessionTrace, tables: ReportTables, path: Path) ->
 
 
 # -- HTML ----------------------------------------------------------------------
-_CSS = """body{font-family:sans-serif;margin:1.5em;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#eee}
-td.l,th.l{text-align:left}img{max-width:100%;border:1px solid #ddd}
-h2{margin-top:1.6em;border-bottom:1px solid #ccc}.note{color:#a33}"""
+_CSS = """body{font-family:system-ui,sans-serif;margin:0 auto;padding:1em;max-width:1100px;color:#222;line-height:1.4}
+h1{font-size:1.4em}h2{margin-top:1.4em;border-bottom:1px solid #ccc;font-size:1.15em}
+#verdict{background:#f6f6f0;border-left:5px solid #486;padding:.6em 1em;margin:1em 0}
+#verdict li{margin:.3em 0}.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;margin:.5em 0 1.2em;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}th{background:#eee}
+td.l,th.l{text-align:left}img{max-width:100%;height:auto;border:1px solid #ddd;display:block}
+details{margin:1.5em 0}summary{cursor:pointer;font-weight:bold}.note{color:#a33}"""
+
+#: column and fact names as a coach reads them (anything else: underscores to spaces, units in brackets)
+NICE_NAMES = {
+    "t_start": "start (s)", "t_end": "end (s)", "t_alert": "buzz at (s)", "kind": "what", "peak_deg": "peak (deg)",
+    "limit_deg": "limit (deg)", "time_under_tension_s": "time under tension (s)", "peak_flexion_deg": "peak flexion (deg)",
+    "peak_extension_deg": "peak extension (deg)", "range_deg": "range (deg)", "peak_sagittal_velocity_deg_s": "peak trunk speed (deg/s)",
+    "peak_excursion_deg": "movement (deg)", "peak_lateral_deg": "peak side bend (deg)", "peak_twist_deg": "peak twist (deg)",
+    "peak_trunk_deg": "peak trunk lean (deg)", "pelvis_share": "hips' share of the lean", "range_moves_before": "warm-up bends before",
+    "warmed_up": "warmed up", "labelled": "marked by you", "rate_hz": "sample rate (Hz)", "duration_s": "length (s)",
+    "lost_samples": "samples lost", "bad_frames": "damaged frames", "rom_flexion_deg": "your flexion range (deg)",
+    "rom_extension_deg": "your extension range (deg)", "event_kinds": "what happened", "alerts": "buzzes",
+}
+#: session facts shown up front; the rest go to the folded technical details
+_FACTS = ("recording", "angle", "sensors", "duration_s", "monitored", "sets", "reps", "events", "rom_flexion_deg", "rom_extension_deg", "limits_off")
+
+
+def nice(name: str) -> str:
+    if name in NICE_NAMES:
+        return NICE_NAMES[name]
+    for suffix, unit in (("_deg_s", "deg/s"), ("_deg", "deg"), ("_s", "s")):
+        if name.endswith(suffix):
+            return name[: -len(suffix)].replace("_", " ") + f" ({unit})"
+    return name.replace("_", " ")
 
 
 def _html_table(rows: list[dict], cols: Sequence[str]) -> str:
     if not rows:
         return "<p>(none)</p>"
-    out = ["<table><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in cols) + "</tr>"]
+    out = ['<div class="scroll"><table><tr>' + "".join(f"<th>{html.escape(nice(str(c)))}</th>" for c in cols) + "</tr>"]
     for r in rows:
         cells = []
         for c in cols:
@@ -462,7 +550,7 @@ def _html_table(rows: list[dict], cols: Sequence[str]) -> str:
             cls = "" if isinstance(v, (int, float)) and not isinstance(v, bool) else ' class="l"'
             cells.append(f"<td{cls}>{html.escape(_text(v))}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     return "\n".join(out)
 
 
@@ -472,47 +560,52 @@ def _img(path: Path, alt: str) -> str:
 
 
 def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None = None) -> str:
-    """The report page: everything inline (no external CSS, scripts or images)."""
+    """The report page: the verdict first, then the charts, then the details
+    folded away. Everything inline (no external CSS, scripts or images), so it
+    opens offline, on a phone-width screen as on a laptop."""
     sess = tables.session
-    p = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+    p = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', '<meta name="viewport" content="width=device-width, initial-scale=1">',
          f"<title>spinemon report: {html.escape(str(sess['recording']))}</title>", f"<style>{_CSS}</style></head><body>",
-         f"<h1>spinemon report: {html.escape(str(sess['recording']))}</h1>"]
+         f"<h1>Session {html.escape(str(sess['recording']))}</h1>"]
     if note:
         p.append(f'<p class="note">{html.escape(note)}</p>')
-    p.append("<h2>Session</h2>")
-    p.append(_html_table([sess], list(sess)))
-    if "overview" in plots:
-        p.append(_img(plots["overview"], "session overview"))
-    p.append("<h2>Sets</h2>")
-    p.append(_html_table(tables.sets, _columns(tables.sets, SET_COLUMNS)))
-    rep_cols = _columns(tables.reps, REP_COLUMNS)
-    ev_cols = _columns(tables.events, EVENT_COLUMNS)
+    p.append('<section id="verdict"><ul>' + "".join(f"<li>{html.escape(v)}</li>" for v in tables.verdict) + "</ul></section>")
+    if "reps" in plots:
+        p.append(_img(plots["reps"], "peak angle of every rep against your limit"))
     for st in tables.sets:
         n = st.get("set")
-        p.append(f"<h2>Set {html.escape(_text(n))}: {html.escape(_text(st.get('exercise')))}</h2>")
         key = f"set-{n}"
         if key in plots:
+            p.append(f"<h2>Set {html.escape(_text(n))}: {html.escape(_text(st.get('exercise')))}</h2>")
             p.append(_img(plots[key], f"set {n}"))
-        p.append("<h3>Reps</h3>")
-        p.append(_html_table([r for r in tables.reps if r.get("set") == n], rep_cols))
-        evs = [e for e in tables.events if e.get("set") == n]
-        if evs:
-            p.append("<h3>Events</h3>")
-            p.append(_html_table(evs, ev_cols))
-    p.append("<h2>All events</h2>")
-    p.append(_html_table(tables.events, ev_cols))
-    loose = [r for r in tables.reps if r.get("set") not in {s.get("set") for s in tables.sets}]
-    if loose:
-        p.append("<h2>Reps outside any set</h2>")
-        p.append(_html_table(loose, rep_cols))
-    for k, v in tables.other.items():
-        p.append(f"<h2>{html.escape(str(k))}</h2>")
-        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            p.append(_html_table(v, _columns(v, ())))
-        elif isinstance(v, dict):
-            p.append(_html_table([v], list(v)))
-        else:
-            p.append(f"<p>{html.escape(_text(v))}</p>")
+    if "overview" in plots:
+        p.append("<h2>Whole session</h2>")
+        p.append(_img(plots["overview"], "session overview"))
+    p.append("<details><summary>Details: sets, reps and alerts</summary>")
+    facts = {k: sess[k] for k in _FACTS if k in sess}
+    p.append(_html_table([facts], list(facts)))
+    p.append("<h3>Sets</h3>")
+    p.append(_html_table(tables.sets, [c for c in _columns(tables.sets, SET_COLUMNS) if c not in ("event_kinds",)]))
+    p.append("<h3>Reps</h3>")
+    p.append(_html_table(tables.reps, [c for c in _columns(tables.reps, REP_COLUMNS + ["pelvis_share", "events"]) if c in REP_COLUMNS + ["pelvis_share", "events", "alerts"]]))
+    p.append("<h3>Alerts and events</h3>")
+    p.append(_html_table(tables.events, _columns(tables.events, EVENT_COLUMNS)) if tables.events else "<p>None.</p>")
+    p.append("</details>")
+    tech = {k: v for k, v in sess.items() if k not in _FACTS}
+    extra = {k: v for k, v in tables.other.items() if v not in (None, [], {}, "")}
+    if tech or extra:
+        p.append("<details><summary>Technical details</summary>")
+        if tech:
+            p.append(_html_table([tech], list(tech)))
+        for k, v in extra.items():
+            p.append(f"<h3>{html.escape(nice(str(k)))}</h3>")
+            if isinstance(v, list) and all(isinstance(x, dict) for x in v):
+                p.append(_html_table(v, _columns(v, ())))
+            elif isinstance(v, dict):
+                p.append(_html_table([v], list(v)))
+            else:
+                p.append(f"<p>{html.escape(_text(v))}</p>")
+        p.append("</details>")
     p.append("<p>Angles in degrees (flexion positive, extension negative), times in device seconds. Generated by spinemon report.</p>")
     p.append("</body></html>")
     return "\n".join(p)
@@ -545,6 +638,9 @@ def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool
         if plt is None:
             skipped = MISSING_MATPLOTLIB
         else:
+            reps_png = plot_reps(plt, trace, tables, out / "reps.png")
+            if reps_png is not None:
+                pngs["reps"] = reps_png
             pngs["overview"] = plot_overview(plt, trace, tables, out / "overview.png")
             for st in tables.sets:
                 if st.get("t_start") is None or st.get("t_end") is None:
