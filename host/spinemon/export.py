@@ -39,6 +39,9 @@ from spinemon.stream import FrameDecoder, SampleBlock
 
 # import lives in spinemon.csv_import; re-exported here for older callers
 from spinemon.csv_import import (  # noqa: F401
+    AXES,
+    SENSORS,
+    _sample_column,
     ColumnMapping,
     CsvImportError,
     ImportResult,
@@ -65,17 +68,6 @@ __all__ = [
     "add_import_arguments",
     "import_main",
 ]
-
-AXES = ("ax", "ay", "az", "gx", "gy", "gz")
-SENSORS = ("upper", "lower")
-SAMPLES_PER_FRAME = 8  # what the firmware sends (fits one notification with two IMUs)
-HOST_LATENCY_S = 0.01  # synthetic host receive time = device time of the frame's last sample + this
-
-
-def _sample_column(sensor: str, axis: str) -> str:
-    unit = "m_s2" if axis[0] == "a" else "rad_s"
-    return f"{sensor}.{axis}_{unit}"
-
 
 def sample_columns(sensors: Sequence[str]) -> list[str]:
     """Header of the samples CSV for these sensors."""
