@@ -4,6 +4,7 @@ recording, Ctrl-C; over the simulated wearer and over the emulated BLE radio."""
 import argparse
 import asyncio
 import io
+import re
 
 import pytest
 
@@ -60,8 +61,13 @@ def test_sim_session_end_to_end_prompts_alerts_and_recording(tmp_path):
     # the status line: angle label, zone, set, alerts, link quality and state
     status = [line for line in lines if line.startswith("lumbar flexion")]
     assert status and all(" | " in s and s.endswith("| connected") and "lost 0.00% bad 0" in s for s in status)
-    assert any("set 4 curl" in s for s in status)
+    assert any(re.search(r"set 4( rep \d+)? curl", s) for s in status)
     assert lines[-2].startswith("Session ended.") and str(out) in lines[-2]
+    assert re.search(r"Session ended\. \d+ sets?, \d+ reps?, 3 alerts", lines[-2]), lines[-2]
+    # the status line shows the limit and the room left, and the rep number stays up between reps
+    assert any(re.search(r"\| limit [+-]\d+ \[[#.]{10}\] room [+-]\d+ \|", st) for st in status)
+    reps_shown = [m.group(1) for st in status for m in [re.search(r"set \d+ rep (\d+)", st)] if m]
+    assert len(reps_shown) > len(set(reps_shown))  # on more lines than there are reps
     assert lines[-1].strip().startswith("monitored ") and "(calibration: done)" in lines[-1]
 
 

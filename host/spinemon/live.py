@@ -320,6 +320,8 @@ class LiveUI:
         self.lines: list[str] = []
         self.link_state = "connecting"
         self.alerts = 0
+        self._last_set = None  # the set and rep shown on the status line (the rep stays up between reps)
+        self._last_rep = None
         self._status_shown = False
         self._last_refresh = -math.inf
         self._last_plain_t: float | None = None
@@ -408,6 +410,18 @@ class LiveUI:
             return "near limit"
         return "ok"
 
+    @staticmethod
+    def room(angle: float, limits: Limits, width: int = 10) -> tuple[float, float, str] | None:
+        """(the limit on the side the spine is bent to, room left in deg, a bar filling towards it)."""
+        if not math.isfinite(angle):
+            return None
+        limit = limits.flexion_deg if angle >= 0 else limits.extension_deg
+        if limit is None or limit == 0:
+            return None
+        share = max(0.0, min(1.0, angle / limit))
+        filled = int(round(share * width))
+        return limit, abs(limit) - abs(angle), "[" + "#" * filled + "." * (width - filled) + "]"
+
     def status_text(self, pipeline: Pipeline, link: dict) -> str:
         angle = pipeline.last_angle_deg
         stats = pipeline.decoder.stats
@@ -416,10 +430,18 @@ class LiveUI:
         ctx = pipeline.detector.context
         parts = [f"{pipeline.angle_label} {angle:+6.1f} deg" if math.isfinite(angle) else f"{pipeline.angle_label}    --- deg"]
         parts.append(self.zone(angle, pipeline.limits) if pipeline.phase == PHASE_MONITOR else "calibrating")
+        room = self.room(angle, pipeline.limits) if pipeline.phase == PHASE_MONITOR else None
+        if room is not None:
+            limit, left, bar = room
+            parts.append(f"limit {limit:+.0f} {bar} room {left:+.0f}")
         if ctx.get("set") is not None:
-            s = f"set {ctx['set']}"
+            if ctx.get("set") != self._last_set:
+                self._last_set, self._last_rep = ctx.get("set"), None
             if ctx.get("rep") is not None:
-                s += f" rep {ctx['rep']}"
+                self._last_rep = ctx["rep"]  # the rep number stays up between reps
+            s = f"set {ctx['set']}"
+            if self._last_rep is not None:
+                s += f" rep {self._last_rep}"
             if ctx.get("exercise"):
                 s += f" {ctx['exercise']}"
             parts.append(s)
@@ -432,7 +454,10 @@ class LiveUI:
         head = "Stopped." if cancelled else "Session ended."
         if result is not None:
             st = result.stats
-            head += f" {result.frames} frames, {len(result.alerts)} alerts, {len(result.events)} events, lost samples {st.get('lost_samples', 0)}, bad frames {st.get('bad_frames', 0)}."
+            summ = result.summary or {}
+            n_sets, n_reps = len(summ.get("sets") or []), len(summ.get("reps") or [])
+            head += (f" {n_sets} set{'s' if n_sets != 1 else ''}, {n_reps} rep{'s' if n_reps != 1 else ''}, {len(result.alerts)} alert{'s' if len(result.alerts) != 1 else ''}"
+                     f" ({result.frames} frames, lost samples {st.get('lost_samples', 0)}, bad frames {st.get('bad_frames', 0)}).")
         if out:
             head += f" Recording: {out}"
         self.line(head)
