@@ -355,9 +355,9 @@ def _side_panel(ax, trace: SessionTrace, sl: slice, t0: float, t1: float, limits
     ax.plot(t, s.lateral_deg[sl], color="#2ca02c", lw=1, label="lateral bend (+ right)")
     ax.plot(t, s.twist_deg[sl], color="#9467bd", lw=1, label="twist")
     lim = trace.limits_at((t0 + t1) / 2) if limits else None
-    for v, col in ((getattr(lim, "lateral_deg", None), "#2ca02c"), (getattr(lim, "twist_deg", None), "#9467bd")):
+    for v, col, name in ((getattr(lim, "lateral_deg", None), "#2ca02c", "side-bend limit"), (getattr(lim, "twist_deg", None), "#9467bd", "twist limit")):
         if v is not None:
-            ax.axhline(abs(v), color=col, ls="--", lw=0.8)
+            ax.axhline(abs(v), color=col, ls="--", lw=0.8, label=f"{name} +-{abs(v):.0f}")
             ax.axhline(-abs(v), color=col, ls="--", lw=0.8)
     ax.set_ylabel("deg", fontsize=9)
     ax.grid(True, alpha=0.3)
@@ -409,7 +409,7 @@ def plot_set(plt, trace: SessionTrace, tables: ReportTables, set_row: dict, path
     ax.set_ylabel(f"{trace.result.angle_label} (deg)\n+ flexion / - extension", fontsize=9)
     n_alerts = sum(1 for e in tables.events if e.get("set") == set_row.get("set") and e.get("t_alert") is not None)
     ax.grid(True, alpha=0.3)
-    _legend_above(ax, f"Set {set_row.get('set')}: {set_row.get('exercise', '')}, {len(reps)} reps, "
+    _legend_above(ax, f"Set {set_row.get('set')}: {set_row.get('exercise', '')}, {len(reps)} rep{'s' if len(reps) != 1 else ''}, "
                       f"{n_alerts} alert{'s' if n_alerts != 1 else ''}  (numbers = reps)")
     _side_panel(ax2, trace, sl, t0, t1)
     ax2.set_xlabel("device time (s)", fontsize=9)
@@ -496,7 +496,8 @@ def plot_overview(plt, trace: SessionTrace, tables: ReportTables, path: Path) ->
     ax.set_ylabel(f"{trace.result.angle_label} (deg)\n+ flexion / - extension", fontsize=9)
     n_alerts = sum(1 for e in tables.events if e.get("t_alert") is not None)
     ax.grid(True, alpha=0.3)
-    _legend_above(ax, f"Session overview: {tables.session['duration_s']:.0f} s, {len(tables.sets)} sets, {len(tables.reps)} reps, "
+    n_sets, n_reps = len(tables.sets), len(tables.reps)
+    _legend_above(ax, f"Session overview: {tables.session['duration_s']:.0f} s, {n_sets} set{'s' if n_sets != 1 else ''}, {n_reps} rep{'s' if n_reps != 1 else ''}, "
                       f"{n_alerts} alert{'s' if n_alerts != 1 else ''}")
     _side_panel(ax2, trace, slice(None), t0, t1, limits=False)
     ax2.set_xlabel("device time (s)", fontsize=9)
