@@ -347,3 +347,15 @@ def test_the_transport_pairs_with_a_wearable_that_requires_encryption():
             await transport.close()
 
     run(main())
+
+
+def test_no_adapter_says_what_is_missing_and_what_to_do():
+    from bleak.exc import BleakError
+
+    from spinemon.ble import _scan_error
+
+    for exc in (FileNotFoundError(2, "No such file or directory"), BleakError("No Bluetooth adapters found."), BleakError("org.bluez.Error.NotReady")):
+        msg = str(_scan_error(exc, "BLE scan"))
+        assert msg.startswith("no Bluetooth adapter could be used") and "--port" in msg and "--sim" in msg, msg
+    other = str(_scan_error(BleakError("device disconnected"), "BLE scan"))
+    assert other == "BLE scan failed: device disconnected"

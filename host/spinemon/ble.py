@@ -91,6 +91,21 @@ def _battery_from_advertisement(adv) -> int | None:
     return None
 
 
+NO_ADAPTER_HINT = (
+    "no Bluetooth adapter could be used ({why}); check that the laptop has one and it is on "
+    "(Linux: bluetoothd running, 'bluetoothctl show'), or connect over USB with --port, or try --sim"
+)
+
+
+def _scan_error(e: BaseException, what: str) -> TransportError:
+    """One line that says what is missing and what to do (no adapter, no BlueZ/D-Bus: errno 2 or 'adapter')."""
+    text = str(e) or type(e).__name__
+    missing = isinstance(e, FileNotFoundError) or (isinstance(e, OSError) and e.errno == 2) or "adapter" in text.lower() or "bluez" in text.lower()
+    if missing:
+        return TransportError(NO_ADAPTER_HINT.format(why=text))
+    return TransportError(f"{what} failed: {text}")
+
+
 async def scan(
     timeout: float = 5.0,
     *,
@@ -117,7 +132,7 @@ async def scan(
             timeout + 10.0,
         )
     except _BLE_ERRORS as e:
-        raise TransportError(f"BLE scan failed: {e}") from e
+        raise _scan_error(e, "BLE scan") from e
     out = []
     for address, (device, adv) in found.items():
         if proto.SERVICE_UUID not in (adv.service_uuids or []):
@@ -199,7 +214,7 @@ class BleTransport(LinkTransport):
                 timeout + 5.0,
             )
         except _BLE_ERRORS as e:
-            raise TransportError(f"BLE scan for {want!r} failed: {e}") from e
+            raise _scan_error(e, f"BLE scan for {want!r}") from e
         if device is None:
             raise TransportError(f"no wearable named {want!r} found within {timeout:.3g} s")
         return device

@@ -320,6 +320,7 @@ class LiveUI:
         self.lines: list[str] = []
         self.link_state = "connecting"
         self.alerts = 0
+        self.connected_once = False
         self._last_set = None  # the set and rep shown on the status line (the rep stays up between reps)
         self._last_rep = None
         self._status_shown = False
@@ -350,6 +351,11 @@ class LiveUI:
         self.line(">> " + text)
 
     def on_state(self, state: str) -> None:
+        if state == "connected":
+            self.connected_once = True
+        if state == "closed" and not self.connected_once:
+            self.link_state = state
+            return  # nothing was ever open: no "link closed" for a link that never came up
         if state != self.link_state:
             self.link_state = state
             self.line(f"-- link {state}")
@@ -451,6 +457,8 @@ class LiveUI:
         return " | ".join(parts)
 
     def finish(self, result: SessionResult | None, out: str | None, cancelled: bool) -> None:
+        if result is None and not self.connected_once:
+            return  # the session never started (no wearable reached): the error says why
         head = "Stopped." if cancelled else "Session ended."
         if result is not None:
             st = result.stats
