@@ -593,22 +593,32 @@ def _read(p: Path) -> bytes:
 
 def _format_of(p: Path, data: bytes) -> tuple[int, int, list[str]]:
     """(format, offset of the first record, notes) of a recording's bytes;
-    RecordingError for a file that is none. A damaged MAGIC does not lose
-    the file: a format-2 record header that passes its CRC-32 anywhere in it,
-    or 16 bytes at most 4 bits away from the format-1 MAGIC, say what it is."""
-    if data.startswith(MAGIC):
-        return 2, len(MAGIC), []
-    if data.startswith(MAGIC_V1):
-        return 1, len(MAGIC_V1), []
-    if MAGIC.startswith(data) or MAGIC_V1.startswith(data):
+    RecordingError for a file that is none. The first record decides (a
+    format-2 header that passes its CRC-32, or a format-1 record whose CRC-32
+    checks out, right after the 16 magic bytes), then the magic; a damaged
+    magic does not lose the file: a format-2 record header that passes its
+    CRC-32 anywhere in it, or 16 bytes at most 4 bits away from the format-1
+    magic, say what it is."""
+    m = len(MAGIC)
+    note = f"{p.name}: its first {m} bytes (the format marker) are damaged; read as format %d"
+    if _header_at(data, m) is not None:
+        fmt = 2
+    elif _valid_v1_at(data, m) >= 0:
+        fmt = 1
+    elif data.startswith(MAGIC):
+        return 2, m, []
+    elif data.startswith(MAGIC_V1):
+        return 1, m, []
+    elif MAGIC.startswith(data) or MAGIC_V1.startswith(data):
         raise RecordingError(f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)")
-    note = f"{p.name}: its first {len(MAGIC)} bytes (the format marker) are damaged; read as format %d"
-    first = _next_header(data, 0)
-    if first >= 0:
-        return 2, min(first, len(MAGIC)), [note % 2]
-    if len(data) >= len(MAGIC_V1) and _bits_differ(data[: len(MAGIC_V1)], MAGIC_V1) <= 4:
-        return 1, len(MAGIC_V1), [note % 1]
-    raise RecordingError(f"{p} is not a spinemon recording (bad magic); record one with 'spinemon simulate' or 'spinemon live'")
+    else:
+        first = _next_header(data, 0)
+        if first >= 0:
+            return 2, min(first, m), [note % 2]
+        if len(data) >= m and _bits_differ(data[:m], MAGIC_V1) <= 4:
+            return 1, m, [note % 1]
+        raise RecordingError(f"{p} is not a spinemon recording (bad magic); record one with 'spinemon simulate' or 'spinemon live'")
+    return fmt, m, [] if data.startswith(MAGIC if fmt == 2 else MAGIC_V1) else [note % fmt]
 
 
 def _meta_of(records: list[Record]) -> tuple[list[dict], int]:
@@ -631,6 +641,13 @@ def _no_header(p: Path, why: str = "") -> RecordingError:
     )
 
 
+def _wrong_format(p: Path, header: dict) -> RecordingError:
+    return RecordingError(
+        f"{p} uses recording format {header.get('format')!r}; this spinemon reads formats "
+        f"{', '.join(map(str, FORMATS[:-1]))} and {FORMATS[-1]} (use the spinemon version that wrote it)"
+    )
+
+
 def _load_segment(p: Path, data: bytes | None = None) -> tuple[list[Record], list[dict], _Parsed, int, list[str]]:
     """One segment file (or its bytes): (records, META dicts, parse result, format, notes)."""
     if data is None:
@@ -640,31 +657,39 @@ def _load_segment(p: Path, data: bytes | None = None) -> tuple[list[Record], lis
     fmt, start, notes = _format_of(p, data)
     parsed = _parse_v2(data, start) if fmt == 2 else _parse_v1(data, start)
     records = parsed.records
-    meta, bad = _meta_of(records)
-    parsed.lost += bad
     if fmt == 2:
-        # the header is record 0 (either copy); nothing else may stand in for it
-        first = records[0] if records else None
-        if first is None and parsed.lost == 0:
-            raise RecordingError(f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)")
-        if first is None or first.seq != 0:
-            raise _no_header(p, " (both copies are damaged)")
-        try:
-            h0 = first.meta if first.kind == KIND_META else None
-        except ValueError:  # not UTF-8, not JSON, or nested too deeply
-            h0 = None
-        if not isinstance(h0, dict) or h0.get("type") != "header":
-            raise _no_header(p)
+        # the header is record 0 (the first copy that reads as this format's header)
+        at, other = None, None
+        for i, r in enumerate(records[:8]):  # a forged record or two may stand before it
+            if r.seq != 0:
+                continue
+            try:
+                h = r.meta if r.kind == KIND_META else None
+            except ValueError:  # not UTF-8, not JSON, or nested too deeply
+                continue
+            if isinstance(h, dict) and h.get("type") == "header":
+                if h.get("format") == fmt:
+                    at = i
+                    break
+                other = other or h
+        if at is None:
+            if other is not None:
+                raise _wrong_format(p, other)
+            if not records and parsed.lost == 0:
+                raise RecordingError(f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)")
+            raise _no_header(p, " (both copies are damaged)" if not records or records[0].seq != 0 else "")
+        if at:  # records numbered 0 before it are not the header: damage that passed the CRC
+            parsed.lost += at
+            records = parsed.records = records[at:]
         if parsed.header_copies < 2:
             notes.append(f"{p.name}: one copy of its header is damaged or missing; the other was used")
-    elif not meta or meta[0].get("type") != "header":
+    meta, bad = _meta_of(records)
+    parsed.lost += bad  # META records that passed the CRC but do not read as JSON objects
+    if fmt == 1 and (not meta or meta[0].get("type") != "header"):
         raise _no_header(p)
     header = meta[0]
     if header.get("format") != fmt:
-        raise RecordingError(
-            f"{p} uses recording format {header.get('format')!r}; this spinemon reads formats "
-            f"{', '.join(map(str, FORMATS[:-1]))} and {FORMATS[-1]} (use the spinemon version that wrote it)"
-        )
+        raise _wrong_format(p, header)
     return records, meta, parsed, fmt, notes
 
 
