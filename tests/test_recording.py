@@ -439,3 +439,16 @@ def test_read_only_directory(tmp_path, monkeypatch):
 def test_record_overhead_is_as_documented():
     assert RECORD_OVERHEAD == 29 and HEAD_SIZE == 25 and len(MARK) == 4
     assert len(encode_record(KIND_RX, b"abc", 1.0, 7)) == 32
+
+
+@pytest.mark.parametrize("fmt", [1, 2])
+@pytest.mark.parametrize("edit", ["delete", "insert", "flip"])
+def test_a_damaged_magic_loses_nothing(tmp_path, fmt, edit):
+    """Found by the fuzz campaign: a format-1 file with one byte of its magic
+    deleted was refused as 'not a spinemon recording'."""
+    data = open(V1, "rb").read() if fmt == 1 else write(tmp_path / "a.spinrec", n=8).read_bytes()
+    full = loads(data)
+    damaged = {"delete": data[:2] + data[3:], "insert": data[:5] + b"?" + data[5:], "flip": _flip(data, 8 * 9 + 3)}[edit]
+    rec = loads(damaged)
+    assert rec.records == full.records and rec.corrupt_records == 0 and rec.segments[0].format == fmt
+    assert rec.notes == [f"<bytes>: its first 16 bytes (the format marker) are damaged; read as format {fmt}"]

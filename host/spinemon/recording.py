@@ -76,6 +76,7 @@ KIND_NAMES = {KIND_RX: "rx", KIND_TX: "tx", KIND_META: "meta"}
 _KINDS_V2 = (KIND_PAD, KIND_RX, KIND_TX, KIND_META)
 _HEAD = struct.Struct("<4sBIId")  # mark, kind, seq, length, t_host (then hcrc)
 _CRC = struct.Struct("<I")
+_HEAD_CRC = struct.Struct("<4sBIIdI")  # the header with its CRC-32
 HEAD_SIZE = _HEAD.size + _CRC.size  # 25
 RECORD_OVERHEAD = HEAD_SIZE + _CRC.size  # 29
 _HEAD_V1 = struct.Struct("<2sBId")  # sync, kind, length, t_host
@@ -406,11 +407,10 @@ def _header_at(data: bytes, pos: int) -> tuple[int, int, int, float] | None:
     """``(kind, seq, length, t_host)`` of the format-2 record header at
     ``pos`` if it passes its checks (marker, header CRC-32, a known kind, a
     length within MAX_PAYLOAD), else None."""
-    if not data.startswith(MARK, pos) or len(data) - pos < HEAD_SIZE:
+    if len(data) - pos < HEAD_SIZE:
         return None
-    _, kind, seq, length, t_host = _HEAD.unpack_from(data, pos)
-    (hcrc,) = _CRC.unpack_from(data, pos + _HEAD.size)
-    if hcrc != zlib.crc32(data[pos : pos + _HEAD.size]) or kind not in _KINDS_V2 or length > MAX_PAYLOAD:
+    mark, kind, seq, length, t_host, hcrc = _HEAD_CRC.unpack_from(data, pos)
+    if mark != MARK or hcrc != zlib.crc32(data[pos : pos + _HEAD.size]) or kind not in _KINDS_V2 or length > MAX_PAYLOAD:
         return None
     return kind, seq, length, t_host
 
@@ -450,25 +450,29 @@ def _parse_v2(data: bytes, start: int) -> _Parsed:
     view = memoryview(data)
     pos = start
     prev = None  # the highest record number loaded so far
-    last_raw = b""  # the bytes of the last record loaded (to fold copies)
+    last = (0, 0)  # where the last record loaded stands (to fold copies)
     damaged = False  # bytes were damaged since the last record loaded
     stretch = None  # where the current damaged stretch starts
+    hs, head, known, max_payload = HEAD_SIZE, _HEAD.size, _KINDS_V2, MAX_PAYLOAD
+    crc32, unpack_head, unpack_crc = zlib.crc32, _HEAD_CRC.unpack_from, _CRC.unpack_from
     while pos < n:
-        h = _header_at(data, pos)
+        h = None
+        if n - pos >= hs:  # _header_at, inlined: this is the loop every record goes through
+            mark, kind, seq, length, t_host, hcrc = unpack_head(data, pos)
+            if mark == MARK and hcrc == crc32(view[pos : pos + head]) and kind in known and length <= max_payload:
+                h = kind, seq, length, t_host
         torn = False
         if h is not None:
-            kind, seq, length, t_host = h
-            body = pos + HEAD_SIZE
+            body = pos + hs
             end = body + length + _CRC.size
             if end > n:
                 torn = True
-            elif _CRC.unpack_from(data, body + length)[0] == zlib.crc32(view[body : body + length], zlib.crc32(view[pos:body])):
+            elif unpack_crc(data, body + length)[0] == crc32(view[pos : body + length]):
                 if stretch is not None:
                     out.skipped += pos - stretch
                     stretch = None
                 if kind != KIND_PAD:
-                    raw = data[pos:end]
-                    if prev is not None and seq == prev and raw == last_raw:  # a copy of the record before
+                    if seq == prev and view[pos:end] == view[last[0] : last[1]]:  # a copy of the record before
                         if seq == 0:
                             out.header_copies += 1
                     else:
@@ -478,11 +482,12 @@ def _parse_v2(data: bytes, start: int) -> _Parsed:
                             out.lost += seq - prev - 1
                         elif damaged:
                             out.lost += 1
-                        out.records.append(Record(kind, t_host, bytes(view[body : body + length]), seq=seq, offset=pos))
+                        out.records.append(Record(kind, t_host, data[body : body + length], seq=seq, offset=pos))
                         if seq == 0 and len(out.records) == 1:
                             out.header_copies = 1
-                        prev = seq if prev is None else max(prev, seq)
-                        last_raw = raw
+                        if prev is None or seq > prev:
+                            prev = seq
+                        last = (pos, end)
                     damaged = False
                 pos = end
                 continue
@@ -525,6 +530,15 @@ def _valid_v1_at(data: bytes, pos: int) -> int:
     return end if crc == zlib.crc32(view[body : body + length], zlib.crc32(view[pos + 2 : body])) else -1
 
 
+def _next_v1(data: bytes, pos: int) -> int:
+    """Offset of the next complete, CRC-checked format-1 record at or after ``pos``, or -1."""
+    while True:
+        pos = data.find(SYNC_V1, pos)
+        if pos < 0 or _valid_v1_at(data, pos) >= 0:
+            return pos
+        pos += 1
+
+
 def _parse_v1(data: bytes, start: int) -> _Parsed:
     """Format-1 records (written by spinemon before format 2) from
     ``data[start:]``: a damaged stretch is skipped up to the next SYNC that
@@ -549,12 +563,7 @@ def _parse_v1(data: bytes, start: int) -> _Parsed:
         if n - pos >= hs:
             sync, kind, length, _ = _HEAD_V1.unpack_from(data, pos)
             torn = sync == SYNC_V1 and kind in KIND_NAMES and length <= MAX_PAYLOAD and pos + hs + length + _CRC.size > n
-        nxt = pos + 1
-        while True:
-            nxt = data.find(SYNC_V1, nxt)
-            if nxt < 0 or _valid_v1_at(data, nxt) >= 0:
-                break
-            nxt += 1
+        nxt = _next_v1(data, pos + 1)
         if nxt < 0:
             if torn or n - pos < hs or data.count(0, pos) == n - pos:
                 out.truncated = True
@@ -571,10 +580,6 @@ def _parse_v1(data: bytes, start: int) -> _Parsed:
         pos = nxt
     out.header_copies = 1 if out.records else 0
     return out
-
-
-def _bits_differ(a: bytes, b: bytes) -> int:
-    return sum(bin(x ^ y).count("1") for x, y in zip(a, b)) + 8 * abs(len(a) - len(b))
 
 
 def _read(p: Path) -> bytes:
@@ -597,8 +602,8 @@ def _format_of(p: Path, data: bytes) -> tuple[int, int, list[str]]:
     format-2 header that passes its CRC-32, or a format-1 record whose CRC-32
     checks out, right after the 16 magic bytes), then the magic; a damaged
     magic does not lose the file: a format-2 record header that passes its
-    CRC-32 anywhere in it, or 16 bytes at most 4 bits away from the format-1
-    magic, say what it is."""
+    CRC-32, or a format-1 record whose CRC-32 checks out, anywhere in it says
+    what it is."""
     m = len(MAGIC)
     note = f"{p.name}: its first {m} bytes (the format marker) are damaged; read as format %d"
     if _header_at(data, m) is not None:
@@ -614,9 +619,10 @@ def _format_of(p: Path, data: bytes) -> tuple[int, int, list[str]]:
     else:
         first = _next_header(data, 0)
         if first >= 0:
-            return 2, min(first, m), [note % 2]
-        if len(data) >= m and _bits_differ(data[:m], MAGIC_V1) <= 4:
-            return 1, m, [note % 1]
+            return 2, first, [note % 2]
+        first = _next_v1(data, 0)
+        if first >= 0:
+            return 1, first, [note % 1]
         raise RecordingError(f"{p} is not a spinemon recording (bad magic); record one with 'spinemon simulate' or 'spinemon live'")
     return fmt, m, [] if data.startswith(MAGIC if fmt == 2 else MAGIC_V1) else [note % fmt]
 
