@@ -204,10 +204,10 @@ def test_a_payload_full_of_markers_does_not_fool_the_resync(tmp_path):
         w.frame_in(b"after", 3.0)
     full = load(p)
     data = p.read_bytes()
-    for victim in (1, 2):
+    for victim, at in ((1, 7), (2, 0)):  # record 2: its first byte, not the record inside it
         r = full.records[victim]
         q = tmp_path / f"v{victim}.spinrec"
-        q.write_bytes(_flip(data, (r.offset + HEAD_SIZE + 7) * 8))  # inside the payload
+        q.write_bytes(_flip(data, (r.offset + HEAD_SIZE + at) * 8))  # inside the payload
         rec = load(q)
         assert rec.records == full.records[:victim] + full.records[victim + 1 :] and rec.corrupt_records == 1
     # the marker-filled payload with its header damaged: the scan passes over 40 markers
@@ -399,11 +399,13 @@ def test_format_1_truncations_load_up_to_the_last_complete_record(tmp_path):
 @pytest.mark.parametrize(
     "content,msg",
     [
-        (b"", "empty"),
-        (b"hello world, not a recording", "not a spinemon recording"),
-        (MAGIC[:5], "cut off"),
-        (b"\x89PNG\r\n\x1a\n" + bytes(64), "not a spinemon recording"),
-        (MAGIC + b"\x01" * 300, "no readable session header"),
+        pytest.param(b"", "empty", id="empty"),
+        pytest.param(b"hello world, not a recording", "not a spinemon recording", id="text"),
+        pytest.param(MAGIC[:5], "cut off", id="cut-magic"),
+        pytest.param(b"\x89PNG\r\n\x1a\n" + bytes(64), "not a spinemon recording", id="png"),
+        pytest.param(MAGIC + b"\x01" * 300, "no readable session header", id="magic-then-garbage"),
+        # a foreign file that happens to hold the record marker (and a known kind) is still foreign
+        pytest.param(b"\x89PNG\r\n\x1a\n" + bytes(24) + MARK + b"\x01" + bytes(40), "not a spinemon recording", id="png-with-marker"),
     ],
 )
 def test_foreign_files_give_a_clear_error(tmp_path, content, msg):
@@ -452,3 +454,95 @@ def test_a_damaged_magic_loses_nothing(tmp_path, fmt, edit):
     rec = loads(damaged)
     assert rec.records == full.records and rec.corrupt_records == 0 and rec.segments[0].format == fmt
     assert rec.notes == [f"<bytes>: its first 16 bytes (the format marker) are damaged; read as format {fmt}"]
+
+
+# ---------------------------------------------------------------- checks that must each hold (mutation run)
+def _records_file(tmp_path, frames, name="r.spinrec"):
+    p = tmp_path / name
+    with RecordingWriter(p, {"source": "test"}) as w:
+        for i, f in enumerate(frames):
+            w.frame_in(f, 1.0 + i)
+    return p
+
+
+def test_a_damaged_last_record_is_corruption_even_if_its_crc_ends_in_zeros(tmp_path):
+    """The zero-tail rule (a cut) needs the whole CRC field zero, not its last bytes."""
+    frame = next(bytes([7, i % 256, i // 256]) for i in range(1 << 16) if encode_record(KIND_RX, bytes([7, i % 256, i // 256]), 3.0, 3)[-2:] == b"\0\0")
+    p = _records_file(tmp_path, [b"a", b"b", frame])
+    full = load(p)
+    data = p.read_bytes()
+    assert data.endswith(b"\0\0")
+    rec = loads(_flip(data, (full.records[-1].offset + HEAD_SIZE + 1) * 8))
+    assert rec.records == full.records[:-1] and rec.corrupt_records == 1 and not rec.truncated
+
+
+def test_records_of_an_unknown_kind_or_a_forged_number_are_not_taken(tmp_path):
+    p = _records_file(tmp_path, [b"a", b"b", b"c"])
+    full = load(p)
+    data = p.read_bytes()
+    b = full.records[2]
+    unknown = encode_record(9, b.payload, b.t_host, b.seq)  # valid CRCs, unknown kind
+    rec = loads(data[: b.offset] + unknown + data[b.offset + len(unknown) :])
+    assert rec.records == full.records[:2] + full.records[3:] and rec.corrupt_records == 1
+    # a record with the number of the one before it but other content is a record, not a copy
+    twin = encode_record(KIND_RX, b"z", 9.0, full.records[1].seq)
+    rec = loads(data[: b.offset] + twin + data[b.offset :])
+    assert [r.payload for r in rec.records[1:]] == [b"a", b"z", b"b", b"c"]
+
+
+def test_a_forged_record_zero_before_the_header_does_not_stand_in_for_it(tmp_path):
+    p = _records_file(tmp_path, [b"a", b"b"])
+    full = load(p)
+    data = p.read_bytes()
+    h0, h1, _, _ = spans(data)[0]
+    forged = encode_record(KIND_RX, b"x" * (h1 - h0 - RECORD_OVERHEAD), 1.0, 0)  # same size, record number 0
+    rec = loads(data[:h0] + forged + data[h1:])
+    assert rec.records == full.records and rec.header == full.header and rec.corrupt_records == 1
+
+
+def test_the_first_record_decides_the_format_over_the_magic(tmp_path):
+    p = _records_file(tmp_path, [b"a"])
+    data = bytearray(p.read_bytes())
+    data[13] = 0x01  # the magic now says format 1
+    rec = loads(bytes(data))
+    assert rec.segments[0].format == 2 and rec.records == load(p).records and len(rec.notes) == 1
+
+
+def test_a_marker_whose_header_fails_its_crc_is_no_resync_point(tmp_path):
+    """A frame holding a record-like header (marker, known kind, a length that
+    ends exactly at a later record): its header CRC is wrong, so when the
+    record holding it is damaged the reader does not jump over the record
+    after it."""
+    p = _records_file(tmp_path, [b"A" * 80, b"B" * 30, b"C" * 30])
+    full = load(p)
+    a, b, c = full.records[1:4]
+    inner = a.offset + HEAD_SIZE + 10  # where the fake header will stand
+    fake = struct.pack("<4sBIId", MARK, KIND_RX, 2, c.offset - (inner + HEAD_SIZE + 4), 2.0) + b"\0\0\0\0"
+    p2 = _records_file(tmp_path, [b"A" * 10 + fake + b"A" * (70 - len(fake)), b"B" * 30, b"C" * 30], "fake.spinrec")
+    full = load(p2)
+    data = p2.read_bytes()
+    rec = loads(_flip(data, (full.records[1].offset + 2) * 8))  # the holder's header damaged
+    assert rec.records == full.records[:1] + full.records[2:] and rec.corrupt_records == 1
+
+
+def test_the_header_is_on_the_disk_before_the_file_appears(tmp_path, monkeypatch):
+    calls = []
+    real_fsync, real_link = os.fsync, os.link
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(("fsync", os.fstat(fd).st_size)), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "link", lambda a, b: (calls.append(("link", os.stat(a).st_size)), real_link(a, b))[1])
+    with RecordingWriter(tmp_path / "a.spinrec", {"source": "t"}) as w:
+        size = w.offset
+    first_link = calls.index(next(c for c in calls if c[0] == "link"))
+    assert ("fsync", size) in calls[:first_link] and calls[first_link] == ("link", size)
+    assert size == spans((tmp_path / "a.spinrec").read_bytes())[2][1]  # both header copies before the link
+
+
+def test_the_mutation_checks_still_apply_to_the_source():
+    """``make mutate-recording`` edits recording.py by text: each edit must
+    still find its text exactly once (a stale list would test nothing)."""
+    from campaigns import mutants
+
+    source = mutants.SOURCE.read_text()
+    for mid, _, old, new in mutants.MUTANTS:
+        assert mutants.mutate(source, old, new) != source, mid
+    assert len({m[0] for m in mutants.MUTANTS}) == len(mutants.MUTANTS) >= 30
