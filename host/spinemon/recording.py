@@ -168,7 +168,9 @@ class Segment:
 @dataclass
 class Recording:
     """A loaded recording (all its segments, in order). ``header`` is the
-    first segment's header (the first META record)."""
+    first readable segment's header (its record 0). ``corrupt_records``:
+    records lost to damage (skipped); ``bytes_skipped``: the bytes of the
+    damaged stretches."""
 
     path: Path
     header: dict
