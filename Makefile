@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench fuzz campaign setup clean
+.PHONY: demo test bench fuzz campaign mutate-recording setup clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ fuzz: $(STAMP)
 campaign: $(STAMP)
 	$(PY) -m tests.campaigns.kill --kills 200 --group 10 --jobs 2
 	$(PY) -m tests.campaigns.long_session --minutes 120
+	$(PY) -m tests.campaigns.bitflip --flips 3000
+
+# hand-made mutants of the recording loader's and writer's checks, each run
+# against the recording tests (docs/reliability.md); not part of `make test`
+mutate-recording: $(STAMP)
+	$(PY) -m tests.campaigns.mutants --jobs 2
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info host/*.egg-info

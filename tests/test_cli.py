@@ -119,3 +119,33 @@ def test_truncated_recording_replays_with_a_note(tmp_path, capsys):
     assert main(["replay", str(f)]) == 0
     assert "cut off mid-record" in capsys.readouterr().out
     assert main(["replay", str(f), "--strict"]) == 1
+
+
+def test_a_damaged_recording_replays_with_notes_saying_what_was_repaired(tmp_path, capsys):
+    from spinemon.recording import KIND_RX, load
+
+    f = tmp_path / "dl.spinrec"
+    main(["simulate", "--exercise", "deadlift", "--reps", "3", "--fault", "rounding@2", "--out", str(f)])
+    whole = load(f)
+    data = bytearray(f.read_bytes())
+    data[whole.records[0].offset + 40] ^= 0x04  # the first header copy
+    victim = [r for r in whole.records if r.kind == KIND_RX][-5]  # a frame long after the rounded rep
+    data[victim.offset + 11] ^= 0x01  # its length field
+    f.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["replay", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "1 corrupt record(s) skipped" in out and "one copy of its header is damaged" in out
+    assert f"{len([r for r in whole.records if r.kind == KIND_RX]) - 1} frames" in out
+    assert main(["replay", str(f), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)["stats"]
+    assert stats["corrupt_records"] == 1 and not stats["truncated"] and len(stats["recording_notes"]) == 1
+
+
+def test_a_format_1_recording_replays_from_the_command_line(capsys):
+    from pathlib import Path
+
+    f = Path(__file__).resolve().parent / "fixtures" / "recording-v1.spinrec"
+    assert main(["replay", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "409 frames" in out and "same as the live session: yes" in out and "note:" not in out

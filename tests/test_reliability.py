@@ -244,3 +244,18 @@ def test_link_setup_notices_a_restart_on_a_link_that_stays_up_and_sets_the_devic
         assert link.sent[-4:] == ["GET_STATUS", "SET_GUARD", "SET_RATE", "START"]
 
     asyncio.run(asyncio.wait_for(main(), 5.0))
+
+
+# ------------------------------------------------------------------ bit flips (issue 12)
+def test_bitflip_campaign_a_flip_costs_at_most_the_record_it_hits(tmp_path, capsys):
+    """A short run of ``python -m tests.campaigns.bitflip`` (docs/reliability.md
+    gives the full figures): a fresh format-2 recording of the simulated
+    deadlift set, 150 random single-bit flips."""
+    from campaigns import bitflip
+
+    path = bitflip.write_sample(tmp_path / "dl.spinrec")
+    res = bitflip.run(path, 150, seed=4)
+    assert res["format"] == 2 and res["flips"] == 150
+    assert bitflip.ok(res), res
+    assert res["max_records_lost"] == 1 and res["by_cost"].get("1", 0) > 100  # flips in records do cost their record
+    assert set(res["by_cost"]) <= {"0", "1"} and res["unloadable"] == 0

@@ -179,6 +179,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     live = recorded_events(rec)
     stats = dict(res.stats)
     stats.update(truncated=rec.truncated, corrupt_records=rec.corrupt_records, angle=res.angle_label)
+    stats["recording_notes"] = list(rec.notes)
     stats.update(res.summary["monitoring"])
     stats["matches_live"] = None if live is None else (live == events)
     if args.json:
@@ -190,6 +191,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print("  note: the recording was cut off mid-record; loaded up to its last complete record")
     if rec.corrupt_records:
         print(f"  note: {rec.corrupt_records} corrupt record(s) skipped")
+    for note in rec.notes:
+        print(f"  note: {note}")
     print(f"  lost samples {stats['lost_samples']}, bad frames {stats['bad_frames']}, duplicates {stats['duplicate_frames']}")
     from spinemon.session import monitoring_line
 

@@ -1,23 +1,33 @@
 """Session recordings: an append-only file of the frames as received.
 
-Layout (little-endian)::
+Format 2 (written since format 2 exists; little-endian)::
 
-    file   := MAGIC record*
-    MAGIC  := b"SPINEMON-REC\\x00\\x01\\r\\n"   (16 bytes; the last byte pair catches text-mode mangling)
-    record := SYNC(2) kind(u8) length(u32) t_host(f64) payload(length) crc32(u32)
+    file    := MAGIC header pad header record*
+    MAGIC   := b"SPINEMON-REC\\x00\\x02\\r\\n"  (16 bytes; the last byte pair catches text-mode mangling)
+    record  := MARK(4) kind(u8) seq(u32) length(u32) t_host(f64) hcrc(u32) payload(length) crc(u32)
 
-``crc32`` (zlib) covers kind, length, t_host and payload. Kinds:
+``hcrc`` is the CRC-32 (zlib) of the 21 header bytes before it, ``crc`` the
+CRC-32 of the whole record before it (header, ``hcrc`` and payload). ``seq``
+numbers the records of a file from 0: the header is record 0 and is written
+twice, the second copy at the next 4096-byte boundary after the first (a
+PAD record, kind 0, fills the gap), so one damaged disk block or one flipped
+bit never loses it. Kinds:
 
 - ``RX``   a frame as received from the wearable (the protocol frame bytes),
 - ``TX``   a frame the host sent (COMMAND),
-- ``META`` a JSON object ``{"type": ..., ...}``: the session header (first
-  record: format version, settings, firmware info, labels), calibration,
-  set/exercise labels, alerts, the closing summary.
+- ``META`` a JSON object ``{"type": ..., ...}``: the session header (record
+  0: format version, settings, firmware info, labels), calibration,
+  set/exercise labels, alerts, the closing summary,
+- ``PAD``  filler (zeros), skipped on load.
 
-A recording cut off mid-write (power loss, kill -9) loads up to its last
-complete record; a corrupted record is counted and skipped (the reader
-resynchronises on the next SYNC whose record checks out). Records are
-flushed to the OS after every write and fsync'ed at most every
+A damaged record costs that record only: it fails a CRC-32 (every single-bit
+flip does), and the reader goes on at the next header that passes its own
+CRC-32, so a damaged length field cannot swallow the records after it; the
+record numbers say how many records were lost (``corrupt_records``). A
+recording cut off mid-write (power loss, kill -9) loads up to its last
+complete record (``truncated``). Format-1 files (``SYNC(2) kind length
+t_host payload crc``, one header, no record numbers) still load and replay.
+Records are flushed to the OS after every write and fsync'ed at most every
 ``fsync_interval_s`` seconds and on close (see docs/architecture.md,
 "Recording flush policy"). ``on_written(records, offset)`` is called after
 each record reached the operating system: from then on a crash of this
@@ -28,7 +38,8 @@ Segments: a session resumed into an existing recording (``resume=True``)
 never touches the old file; it writes the next segment, ``FILE.seg2``,
 ``FILE.seg3``, ... with its own header (``"segment": n``, the first
 segment's ``session_id``). :func:`load` reads a recording and all its
-segments in order, as one session.
+segments in order, as one session; a segment that cannot be read is skipped
+(and said so in ``notes``), the others load.
 
 Disk space: the writer refuses to start below ``min_free_bytes`` free on the
 target file system, and a write that fails mid-session (``ENOSPC``, I/O
@@ -51,21 +62,48 @@ from typing import Any, Callable, Iterator
 
 from spinemon.errors import RecordingError, TruncatedRecordingError
 
-MAGIC = b"SPINEMON-REC\x00\x01\r\n"
-SYNC = b"\xa5\x5a"
-FORMAT_VERSION = 1
+MAGIC = b"SPINEMON-REC\x00\x02\r\n"
+MAGIC_V1 = b"SPINEMON-REC\x00\x01\r\n"
+MARK = b"\xd3\x9bRr"  # starts every format-2 record
+SYNC_V1 = b"\xa5\x5a"  # started every format-1 record
+FORMAT_VERSION = 2
+FORMATS = (1, 2)  # what load() reads
+KIND_PAD = 0
 KIND_RX = 1
 KIND_TX = 2
 KIND_META = 3
 KIND_NAMES = {KIND_RX: "rx", KIND_TX: "tx", KIND_META: "meta"}
-_HEAD = struct.Struct("<2sBId")  # sync, kind, length, t_host
+_KINDS_V2 = (KIND_PAD, KIND_RX, KIND_TX, KIND_META)
+_HEAD = struct.Struct("<4sBIId")  # mark, kind, seq, length, t_host (then hcrc)
 _CRC = struct.Struct("<I")
+_HEAD_CRC = struct.Struct("<4sBIIdI")  # the header with its CRC-32
+HEAD_SIZE = _HEAD.size + _CRC.size  # 25
+RECORD_OVERHEAD = HEAD_SIZE + _CRC.size  # 29
+_HEAD_V1 = struct.Struct("<2sBId")  # sync, kind, length, t_host
+BLOCK = 4096  # the header's copy starts on the next block boundary
 MAX_PAYLOAD = 1 << 24
 #: the writer refuses to start with less free space than this (a 2 h session
 #: of two IMUs at 200 Hz takes about 45 MB; a full disk mid-session is
 #: handled too, see RecordingWriter.failed)
 MIN_FREE_BYTES = 16 << 20
 MAX_SEGMENTS = 999
+
+
+def encode_record(kind: int, payload: bytes, t_host: float, seq: int) -> bytes:
+    """One format-2 record as it is on disk."""
+    head = _HEAD.pack(MARK, kind, seq, len(payload), float(t_host))
+    head += _CRC.pack(zlib.crc32(head))
+    return head + payload + _CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
+
+
+def header_block(payload: bytes, t_host: float) -> bytes:
+    """MAGIC, the header record, PAD up to the next block boundary, the
+    header's copy: how every format-2 file starts."""
+    rec = encode_record(KIND_META, payload, t_host, 0)
+    used = len(MAGIC) + len(rec)
+    copy_at = -(-(used + RECORD_OVERHEAD) // BLOCK) * BLOCK
+    pad = encode_record(KIND_PAD, bytes(copy_at - used - RECORD_OVERHEAD), 0.0, 0)
+    return MAGIC + rec + pad + rec
 
 
 def segment_path(path: str | os.PathLike, n: int) -> Path:
@@ -86,15 +124,20 @@ def segment_paths(path: str | os.PathLike) -> list[Path]:
 
 
 def record_size(payload_len: int) -> int:
-    """Bytes one record with a payload of ``payload_len`` bytes takes on disk."""
-    return _HEAD.size + payload_len + _CRC.size
+    """Bytes one (format-2) record with a payload of ``payload_len`` bytes takes on disk."""
+    return RECORD_OVERHEAD + payload_len
 
 
 @dataclass(frozen=True)
 class Record:
+    """One record as loaded. ``seq`` (its number in the file, format 2 only)
+    and ``offset`` (where it starts in its file) take no part in equality."""
+
     kind: int
     t_host: float
     payload: bytes
+    seq: int | None = field(default=None, compare=False)
+    offset: int | None = field(default=None, compare=False)
 
     @property
     def meta(self) -> dict:
@@ -118,12 +161,16 @@ class Segment:
     truncated: bool
     corrupt_records: int
     bytes_skipped: int
+    format: int = FORMAT_VERSION
+    header_copies: int = 1  # readable copies of the header (format 2 writes 2, format 1 had 1)
 
 
 @dataclass
 class Recording:
     """A loaded recording (all its segments, in order). ``header`` is the
-    first segment's header (the first META record)."""
+    first readable segment's header (its record 0). ``corrupt_records``:
+    records lost to damage (skipped); ``bytes_skipped``: the bytes of the
+    damaged stretches."""
 
     path: Path
     header: dict
@@ -133,6 +180,10 @@ class Recording:
     bytes_skipped: int = 0
     meta: list[dict] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
+    #: segment files that could not be read (path, why); the others loaded
+    unreadable_segments: list[tuple[Path, str]] = field(default_factory=list)
+    #: one line per repair the loader made (damaged magic, a header read from its copy, a segment skipped)
+    notes: list[str] = field(default_factory=list)
 
     def frames_in(self) -> Iterator[tuple[float, bytes]]:
         for r in self.records:
@@ -202,29 +253,27 @@ class RecordingWriter:
         self._fsync_interval = fsync_interval_s
         self._last_sync = time.monotonic()
         self._on_written = None
-        self.records_written = 0
+        self.records_written = 0  # records (the header once, not its copy nor the PAD)
         self.offset = 0  # bytes in the file that hold complete records (and MAGIC)
         self.synced_offset = 0  # bytes known to be on the disk (fsync'ed)
         self.failed: str | None = None
         self.session_id = session_id
+        self._seq = 0  # the next record's number
+        hdr = {"type": "header", "format": FORMAT_VERSION, **header, "session_id": session_id, "segment": self.segment}
+        block = header_block(_json_bytes(hdr), time.time())
         # The file appears under its name only with MAGIC and the header
-        # on the disk: written to a temporary name, fsync'ed, then linked
-        # (never replaces an existing file). A crash before that leaves at
-        # most a stray temporary file, never a recording without a header.
+        # (both copies) on the disk: written to a temporary name, fsync'ed,
+        # then linked (never replaces an existing file). A crash before that
+        # leaves at most a stray temporary file, never a recording without a
+        # header.
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self._f = open(tmp, "xb", buffering=0)
         except OSError as e:
             raise RecordingError(f"cannot create {self.path}: {e.strerror}; choose another --out") from e
         try:
-            try:
-                self._f.write(MAGIC)
-            except OSError as e:
-                self._fail(e)
-                raise RecordingError(self.failed) from e
-            self.offset = len(MAGIC)
-            hdr = {"type": "header", "format": FORMAT_VERSION, **header, "session_id": session_id, "segment": self.segment}
-            self.meta(hdr, time.time(), sync=True)
+            self._write_raw(block, sync=True)
+            self._seq = 1
             try:
                 os.link(tmp, self.path)
             except FileExistsError:
@@ -255,14 +304,12 @@ class RecordingWriter:
         except OSError:
             pass
 
-    def _write(self, kind: int, payload: bytes, t_host: float, sync: bool = False) -> None:
+    def _write_raw(self, data: bytes, sync: bool = False) -> None:
+        """Append ``data`` (whole records) with one write() system call."""
         if self.failed is not None:
             raise RecordingError(self.failed)
         if self._f.closed:
             raise RecordingError(f"{self.path} is closed")
-        head = _HEAD.pack(SYNC, kind, len(payload), float(t_host))
-        crc = zlib.crc32(payload, zlib.crc32(head[2:]))
-        data = head + payload + _CRC.pack(crc)
         try:
             n = self._f.write(data)  # unbuffered: one write() system call
             if n != len(data):  # a short write: the file system is full
@@ -280,6 +327,10 @@ class RecordingWriter:
         if self._on_written is not None:
             self._on_written(self.records_written, self.offset)
 
+    def _write(self, kind: int, payload: bytes, t_host: float, sync: bool = False) -> None:
+        self._write_raw(encode_record(kind, payload, t_host, self._seq), sync)
+        self._seq += 1
+
     def frame_in(self, frame: bytes, t_host: float) -> None:
         self._write(KIND_RX, bytes(frame), t_host)
 
@@ -289,8 +340,7 @@ class RecordingWriter:
     def meta(self, data: dict[str, Any], t_host: float | None = None, *, sync: bool = False) -> None:
         if "type" not in data:
             raise ValueError("META records need a 'type'")
-        payload = json.dumps(data, separators=(",", ":"), allow_nan=False, default=_json_default).encode()
-        self._write(KIND_META, payload, time.time() if t_host is None else t_host, sync=sync)
+        self._write(KIND_META, _json_bytes(data), time.time() if t_host is None else t_host, sync=sync)
 
     def close(self) -> None:
         if self._f.closed:
@@ -336,6 +386,10 @@ def free_bytes(directory: str | os.PathLike) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
+def _json_bytes(data: dict) -> bytes:
+    return json.dumps(data, separators=(",", ":"), allow_nan=False, default=_json_default).encode()
+
+
 def _json_default(o):
     try:
         import numpy as np
@@ -351,41 +405,183 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _parse(data: bytes) -> tuple[list[Record], bool, int, int]:
-    """Records from the bytes after MAGIC: (records, truncated, corrupt, skipped)."""
-    records: list[Record] = []
-    pos, n = 0, len(data)
-    truncated = False
-    corrupt = 0
-    skipped = 0
-    hs, cs = _HEAD.size, _CRC.size
+def _header_at(data: bytes, pos: int) -> tuple[int, int, int, float] | None:
+    """``(kind, seq, length, t_host)`` of the format-2 record header at
+    ``pos`` if it passes its checks (marker, header CRC-32, a known kind, a
+    length within MAX_PAYLOAD), else None."""
+    if len(data) - pos < HEAD_SIZE:
+        return None
+    mark, kind, seq, length, t_host, hcrc = _HEAD_CRC.unpack_from(data, pos)
+    if mark != MARK or hcrc != zlib.crc32(data[pos : pos + _HEAD.size]) or kind not in _KINDS_V2 or length > MAX_PAYLOAD:
+        return None
+    return kind, seq, length, t_host
+
+
+def _next_header(data: bytes, pos: int) -> int:
+    """Offset of the next format-2 record header at or after ``pos`` that
+    passes its checks, or -1."""
+    while True:
+        pos = data.find(MARK, pos)
+        if pos < 0 or _header_at(data, pos) is not None:
+            return pos
+        pos += 1
+
+
+@dataclass
+class _Parsed:
+    records: list[Record]
+    truncated: bool = False
+    lost: int = 0  # records lost to damage (format 2: from the record numbers; format 1: one per damaged stretch)
+    skipped: int = 0  # bytes in damaged stretches
+    header_copies: int = 0
+
+
+def _parse_v2(data: bytes, start: int) -> _Parsed:
+    """Format-2 records from ``data[start:]``.
+
+    A record that fails a check costs that record only: the reader goes on at
+    the next header that passes its own CRC-32 (found by its marker), so a
+    damaged length cannot swallow what follows. Record numbers (``seq``) say
+    how many records a damaged stretch held; a record identical to the one
+    before it (the header's copy) is folded into it; PAD records are skipped.
+    A file ending inside a record whose header checks out, inside a header,
+    or in zero bytes (what a power loss can leave) is ``truncated``.
+    """
+    out = _Parsed([])
+    n = len(data)
+    view = memoryview(data)
+    pos = start
+    prev = None  # the highest record number loaded so far
+    last = (0, 0)  # where the last record loaded stands (to fold copies)
+    damaged = False  # bytes were damaged since the last record loaded
+    stretch = None  # where the current damaged stretch starts
+    hs, head, known, max_payload = HEAD_SIZE, _HEAD.size, _KINDS_V2, MAX_PAYLOAD
+    crc32, unpack_head, unpack_crc = zlib.crc32, _HEAD_CRC.unpack_from, _CRC.unpack_from
     while pos < n:
-        if n - pos < hs:
-            truncated = True
+        h = None
+        if n - pos >= hs:  # _header_at, inlined: this is the loop every record goes through
+            mark, kind, seq, length, t_host, hcrc = unpack_head(data, pos)
+            if mark == MARK and hcrc == crc32(view[pos : pos + head]) and kind in known and length <= max_payload:
+                h = kind, seq, length, t_host
+        torn = False
+        if h is not None:
+            body = pos + hs
+            end = body + length + _CRC.size
+            if end > n:
+                torn = True
+            elif unpack_crc(data, body + length)[0] == crc32(view[pos : body + length]):
+                if stretch is not None:
+                    out.skipped += pos - stretch
+                    stretch = None
+                if kind != KIND_PAD:
+                    if seq == prev and view[pos:end] == view[last[0] : last[1]]:  # a copy of the record before
+                        if seq == 0:
+                            out.header_copies += 1
+                    else:
+                        if prev is None:
+                            out.lost += seq
+                        elif seq > prev:
+                            out.lost += seq - prev - 1
+                        elif damaged:
+                            out.lost += 1
+                        out.records.append(Record(kind, t_host, data[body : body + length], seq=seq, offset=pos))
+                        if seq == 0 and len(out.records) == 1:
+                            out.header_copies = 1
+                        if prev is None or seq > prev:
+                            prev = seq
+                        last = (pos, end)
+                    damaged = False
+                pos = end
+                continue
+        if h is not None and not torn and (end == n or _header_at(data, end) is not None):
+            nxt = end if end < n else -1  # only the payload is damaged: the next record is where the header says
+        else:
+            nxt = _next_header(data, pos + 1)
+        if nxt < 0:  # nothing valid after pos: a torn last record, or damage
+            z = pos + len(data[pos:].rstrip(b"\0"))  # zeros from z on (a power loss can leave them)
+            if torn or (z - pos < HEAD_SIZE if h is None else z <= end - _CRC.size):
+                out.truncated = True
+                tail = pos
+            else:
+                damaged = True
+                stretch = pos if stretch is None else stretch
+                tail = n
+            if stretch is not None:
+                out.skipped += tail - stretch
+            if damaged:
+                out.lost += 1
             break
-        sync, kind, length, t_host = _HEAD.unpack_from(data, pos)
-        end = pos + hs + length + cs
-        ok = sync == SYNC and kind in KIND_NAMES and length <= MAX_PAYLOAD
-        if ok and end > n:
-            truncated = True
-            break
-        if ok:
-            payload = data[pos + hs : pos + hs + length]
-            (crc,) = _CRC.unpack_from(data, pos + hs + length)
-            ok = crc == zlib.crc32(payload, zlib.crc32(data[pos + 2 : pos + hs]))
-        if ok:
-            records.append(Record(kind, t_host, bytes(payload)))
+        damaged = True
+        stretch = pos if stretch is None else stretch
+        pos = nxt
+    return out
+
+
+def _valid_v1_at(data: bytes, pos: int) -> int:
+    """End offset of the complete, CRC-checked format-1 record at ``pos``, or -1."""
+    n = len(data)
+    if n - pos < _HEAD_V1.size:
+        return -1
+    sync, kind, length, _ = _HEAD_V1.unpack_from(data, pos)
+    end = pos + _HEAD_V1.size + length + _CRC.size
+    if sync != SYNC_V1 or kind not in KIND_NAMES or length > MAX_PAYLOAD or end > n:
+        return -1
+    body = pos + _HEAD_V1.size
+    (crc,) = _CRC.unpack_from(data, body + length)
+    view = memoryview(data)
+    return end if crc == zlib.crc32(view[body : body + length], zlib.crc32(view[pos + 2 : body])) else -1
+
+
+def _next_v1(data: bytes, pos: int) -> int:
+    """Offset of the next complete, CRC-checked format-1 record at or after ``pos``, or -1."""
+    while True:
+        pos = data.find(SYNC_V1, pos)
+        if pos < 0 or _valid_v1_at(data, pos) >= 0:
+            return pos
+        pos += 1
+
+
+def _parse_v1(data: bytes, start: int) -> _Parsed:
+    """Format-1 records (written by spinemon before format 2) from
+    ``data[start:]``: a damaged stretch is skipped up to the next SYNC that
+    starts a complete record whose CRC-32 checks out (one lost record
+    counted per stretch: format 1 has no record numbers)."""
+    out = _Parsed([])
+    n = len(data)
+    pos = start
+    stretch = None
+    hs = _HEAD_V1.size
+    while pos < n:
+        end = _valid_v1_at(data, pos)
+        if end >= 0:
+            if stretch is not None:
+                out.skipped += pos - stretch
+                stretch = None
+            _, kind, length, t_host = _HEAD_V1.unpack_from(data, pos)
+            out.records.append(Record(kind, t_host, bytes(data[pos + hs : pos + hs + length]), offset=pos))
             pos = end
             continue
-        # corrupt: resynchronise on the next SYNC
-        corrupt += 1
-        nxt = data.find(SYNC, pos + 1)
+        torn = False
+        if n - pos >= hs:
+            sync, kind, length, _ = _HEAD_V1.unpack_from(data, pos)
+            torn = sync == SYNC_V1 and kind in KIND_NAMES and length <= MAX_PAYLOAD and pos + hs + length + _CRC.size > n
+        nxt = _next_v1(data, pos + 1)
         if nxt < 0:
-            skipped += n - pos
+            if torn or n - pos < hs or data.count(0, pos) == n - pos:
+                out.truncated = True
+                if stretch is not None:
+                    out.skipped += pos - stretch
+            else:
+                out.skipped += n - (pos if stretch is None else stretch)
+                if stretch is None:
+                    out.lost += 1
             break
-        skipped += nxt - pos
+        if stretch is None:
+            stretch = pos
+            out.lost += 1
         pos = nxt
-    return records, truncated, corrupt, skipped
+    out.header_copies = 1 if out.records else 0
+    return out
 
 
 def _read(p: Path) -> bytes:
@@ -399,11 +595,38 @@ def _read(p: Path) -> bytes:
         raise RecordingError(f"{p}: cannot read ({e.strerror}); check its permissions") from None
     if not data:
         raise RecordingError(f"{p} is empty, not a spinemon recording; record one with 'spinemon simulate' or 'spinemon live'")
-    if not data.startswith(MAGIC):
-        if MAGIC.startswith(data):
-            raise RecordingError(f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)")
-        raise RecordingError(f"{p} is not a spinemon recording (bad magic); record one with 'spinemon simulate' or 'spinemon live'")
     return data
+
+
+def _format_of(p: Path, data: bytes) -> tuple[int, int, list[str]]:
+    """(format, offset of the first record, notes) of a recording's bytes;
+    RecordingError for a file that is none. The first record decides (a
+    format-2 header that passes its CRC-32, or a format-1 record whose CRC-32
+    checks out, right after the 16 magic bytes), then the magic; a damaged
+    magic does not lose the file: a format-2 record header that passes its
+    CRC-32, or a format-1 record whose CRC-32 checks out, anywhere in it says
+    what it is."""
+    m = len(MAGIC)
+    note = f"{p.name}: its first {m} bytes (the format marker) are damaged; read as format %d"
+    if _header_at(data, m) is not None:
+        fmt = 2
+    elif _valid_v1_at(data, m) >= 0:
+        fmt = 1
+    elif data.startswith(MAGIC):
+        return 2, m, []
+    elif data.startswith(MAGIC_V1):
+        return 1, m, []
+    elif MAGIC.startswith(data) or MAGIC_V1.startswith(data):
+        raise RecordingError(f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)")
+    else:
+        first = _next_header(data, 0)
+        if first >= 0:
+            return 2, first, [note % 2]
+        first = _next_v1(data, 0)
+        if first >= 0:
+            return 1, first, [note % 1]
+        raise RecordingError(f"{p} is not a spinemon recording (bad magic); record one with 'spinemon simulate' or 'spinemon live'")
+    return fmt, m, [] if data.startswith(MAGIC if fmt == 2 else MAGIC_V1) else [note % fmt]
 
 
 def _meta_of(records: list[Record]) -> tuple[list[dict], int]:
@@ -420,43 +643,117 @@ def _meta_of(records: list[Record]) -> tuple[list[dict], int]:
     return meta, bad
 
 
-def _load_segment(p: Path) -> tuple[list[Record], list[dict], bool, int, int]:
-    data = _read(p)
-    records, truncated, corrupt, skipped = _parse(memoryview(data)[len(MAGIC) :].tobytes())
+def _no_header(p: Path, why: str = "") -> RecordingError:
+    return RecordingError(
+        f"{p} has no readable session header{why}; it cannot be replayed (give a recording written by 'spinemon live' or 'spinemon simulate')"
+    )
+
+
+def _wrong_format(p: Path, header: dict) -> RecordingError:
+    return RecordingError(
+        f"{p} uses recording format {header.get('format')!r}; this spinemon reads formats "
+        f"{', '.join(map(str, FORMATS[:-1]))} and {FORMATS[-1]} (use the spinemon version that wrote it)"
+    )
+
+
+def _load_segment(p: Path, data: bytes | None = None) -> tuple[list[Record], list[dict], _Parsed, int, list[str]]:
+    """One segment file (or its bytes): (records, META dicts, parse result, format, notes)."""
+    if data is None:
+        data = _read(p)
+    elif not data:
+        raise RecordingError(f"{p} is empty, not a spinemon recording; record one with 'spinemon simulate' or 'spinemon live'")
+    fmt, start, notes = _format_of(p, data)
+    parsed = _parse_v2(data, start) if fmt == 2 else _parse_v1(data, start)
+    records = parsed.records
+    if fmt == 2:
+        # the header is record 0 (the first copy that reads as this format's header)
+        at, other = None, None
+        for i, r in enumerate(records[:8]):  # a forged record or two may stand before it
+            if r.seq != 0:
+                continue
+            try:
+                h = r.meta if r.kind == KIND_META else None
+            except ValueError:  # not UTF-8, not JSON, or nested too deeply
+                continue
+            if isinstance(h, dict) and h.get("type") == "header":
+                if h.get("format") == fmt:
+                    at = i
+                    break
+                other = other or h
+        if at is None:
+            if other is not None:
+                raise _wrong_format(p, other)
+            if not records and parsed.lost == 0:
+                raise RecordingError(f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)")
+            raise _no_header(p, " (both copies are damaged)" if not records or records[0].seq != 0 else "")
+        if at:  # records numbered 0 before it are not the header: damage that passed the CRC
+            parsed.lost += at
+            records = parsed.records = records[at:]
+        if parsed.header_copies < 2:
+            notes.append(f"{p.name}: one copy of its header is damaged or missing; the other was used")
     meta, bad = _meta_of(records)
-    if not meta or meta[0].get("type") != "header":
-        raise RecordingError(f"{p} has no readable session header; it cannot be replayed (give a recording written by 'spinemon live' or 'spinemon simulate')")
+    parsed.lost += bad  # META records that passed the CRC but do not read as JSON objects
+    if fmt == 1 and (not meta or meta[0].get("type") != "header"):
+        raise _no_header(p)
     header = meta[0]
-    if header.get("format") != FORMAT_VERSION:
-        raise RecordingError(f"{p} uses recording format {header.get('format')!r}; this spinemon reads format {FORMAT_VERSION} (use the spinemon version that wrote it)")
-    return records, meta, truncated, corrupt + bad, skipped
+    if header.get("format") != fmt:
+        raise _wrong_format(p, header)
+    return records, meta, parsed, fmt, notes
 
 
 def load_header(path: str | os.PathLike) -> dict:
-    """The header of the recording at ``path`` (its first segment)."""
-    return _load_segment(Path(path))[1][0]
+    """The session header of the recording at ``path`` (of its first
+    readable segment)."""
+    return load(path).header
+
+
+def loads(data: bytes, name: str = "<bytes>", *, strict: bool = False) -> Recording:
+    """Load one recording file's bytes (one segment) as :func:`load` loads a
+    file; ``name`` stands for the file in messages."""
+    return _assemble(Path(name), [(Path(name), bytes(data))], strict)
 
 
 def load(path: str | os.PathLike, *, strict: bool = False) -> Recording:
     """Load a recording with all its segments (``path``, ``path.seg2``, ...),
     as one session. A file cut off mid-record loads up to its last complete
     record (``truncated`` is set; with ``strict=True`` that raises
-    :class:`TruncatedRecordingError`). Raises :class:`RecordingError` for a
-    missing, empty or foreign file."""
+    :class:`TruncatedRecordingError`); damaged records are skipped and
+    counted (``corrupt_records``); a segment that cannot be read at all, or
+    that belongs to another session, is skipped (``unreadable_segments``,
+    ``notes``) and the others load. Raises :class:`RecordingError` for a
+    missing, empty or foreign file, or when no segment can be read."""
     p = Path(path)
     paths = segment_paths(p) or [p]  # a missing file: _read says so
+    return _assemble(p, [(q, None) for q in paths], strict)
+
+
+def _assemble(p: Path, files: list[tuple[Path, bytes | None]], strict: bool) -> Recording:
     records: list[Record] = []
     meta: list[dict] = []
     segments: list[Segment] = []
-    for q in paths:
-        recs, m, truncated, corrupt, skipped = _load_segment(q)
-        if strict and truncated:
+    unreadable: list[tuple[Path, str]] = []
+    notes: list[str] = []
+    first_error: RecordingError | None = None
+    for q, data in files:
+        try:
+            recs, m, parsed, fmt, seg_notes = _load_segment(q, data)
+        except RecordingError as e:
+            first_error = first_error or e
+            unreadable.append((q, str(e)))
+            continue
+        if strict and parsed.truncated:
             raise TruncatedRecordingError(f"{q} ends mid-record; run without --strict to load it up to its last complete record")
         if segments and m[0].get("session_id") != segments[0].header.get("session_id"):
-            break  # a stray file that belongs to another session
-        segments.append(Segment(q, m[0], len(records), len(recs), truncated, corrupt, skipped))
+            unreadable.append((q, f"{q} belongs to another session"))
+            continue
+        notes.extend(seg_notes)
+        segments.append(Segment(q, m[0], len(records), len(recs), parsed.truncated, parsed.lost, parsed.skipped, fmt, parsed.header_copies))
         records.extend(recs)
         meta.extend(m)
+    if not segments:
+        assert first_error is not None
+        raise first_error
+    notes.extend(f"segment {q.name} skipped: {why}" for q, why in unreadable)
     return Recording(
         p,
         segments[0].header,
@@ -466,4 +763,6 @@ def load(path: str | os.PathLike, *, strict: bool = False) -> Recording:
         sum(s.bytes_skipped for s in segments),
         meta,
         segments,
+        unreadable,
+        notes,
     )

@@ -433,16 +433,17 @@ corpus of valid inputs (`tests/fuzz/corpus.py`): every frame type from the
 encoders, SAMPLES frames from the simulated wearer (`spinemon.sim.simulate`),
 a COMMAND for every opcode at its limits, COBS streams of those frames, and
 small recordings written through the live path
-(`spinemon.simrun.run_simulated`). Mutations: bit flips, bytes set to 0,
+(`spinemon.simrun.run_simulated`) and the format-1 fixture
+`tests/fixtures/segmented-v1.spinrec` (both files). Mutations: bit flips, bytes set to 0,
 0xFF, 0x7F, 0x80, inserted/deleted/duplicated ranges, splices of two inputs,
 truncation and extension, and field-aware changes (SAMPLES count with the
 block resized to match, mask, ranges, period; COMMAND opcode with the
 arguments resized, arguments at and just past their limits, counter);
 85 % of mutated frames get their CRC re-sealed so that mutations reach past
 the CRC check. Recordings get raw damage (the loader must resynchronise) or
-one record changed and its CRC-32 re-sealed (payload, kind, lying length
-field, non-finite host time, hostile JSON in META records), records
-dropped/duplicated/swapped, or are cut anywhere. Hypothesis
+one record changed and its CRC-32s re-sealed (payload, kind, lying length
+field, record number, non-finite host time, hostile JSON in META records),
+records dropped/duplicated/swapped, or are cut anywhere. Hypothesis
 (`tests/fuzz/strategies.py`) adds its own byte-level edits of the same corpus.
 
 **What counts as a crash.** An exception other than the one each target may
@@ -451,9 +452,10 @@ raise (`ProtocolError`; `RecordingError`; none at all for `FrameDecoder.feed`,
 accepted frames re-encode to the same bytes; `decode_command` agrees with
 `decode`; `StreamDecoder` gives the same frames however the bytes are split;
 a rejected frame changes only `FrameDecoder`'s rejection counters and every
-SampleBlock is consistent; loaded records occur in the file in order, every
-record in the file's unchanged prefix is loaded and an intact header always
-loads; the firmware answers every command with exactly the ACK/ERROR (code,
+SampleBlock is consistent; loaded records stand in the file where they say,
+in order, **every undamaged record loads** (each record of the original that
+lies wholly in the file's unchanged prefix or unchanged suffix), and a file
+with an undamaged copy of its header always loads; the firmware answers every command with exactly the ACK/ERROR (code,
 counter, opcode) that the protocol module and the counter rule predict, plus
 STATUS for GET_STATUS, and counts rejections; the MicroPython decoders give
 the CPython decoders' verdict on every input. A **hang** is an input taking
@@ -479,9 +481,10 @@ Crashes and broken invariants by signature:
 {crash_lists(results)}
 
 Every crash signature has saved inputs in `tests/fuzz/crashes/<target>/`, replayed by
-`tests/test_fuzz_smoke.py` (marked xfail(strict) while the bug is open). Open: the
-`RecursionError` in `recording.load` (deeply nested JSON in a META record with a valid
-CRC-32 escapes as RecursionError instead of counting the record as corrupt).
+`tests/test_fuzz_smoke.py` (marked xfail(strict) while the bug is open). None is open.
+Fixed: the `RecursionError` in `recording.load` (deeply nested JSON in a META record with a
+valid CRC-32 is counted as a corrupt record) and a format-1 file with a byte of its magic
+deleted refused as "not a spinemon recording" (now read from its first valid record).
 """
 
 

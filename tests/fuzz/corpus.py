@@ -9,6 +9,7 @@ Deterministic: the same call gives the same bytes.
 
 from __future__ import annotations
 
+import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,9 +80,14 @@ def stream_chunks(frames: list[bytes], n: int = 60) -> list[bytes]:
     return out
 
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
 def recordings() -> list[bytes]:
     """Small valid recordings written through the live path (and a couple cut
-    at a record boundary, which are valid recordings too)."""
+    at a record boundary, which are valid recordings too), plus the two files
+    of the format-1 fixture tests/fixtures/segmented-v1.spinrec (so the
+    format-1 loader is fuzzed too)."""
     from spinemon import recording, sim
     from spinemon.simrun import run_simulated
 
@@ -96,26 +102,38 @@ def recordings() -> list[bytes]:
             run_simulated(sets, seed, out=p, sim_settings=settings, rom=False)
             data = p.read_bytes()
             out.append(data)
-            ends = record_ends(data)
+            ends = [b for _, b in record_spans(data)]
             out.append(data[: ends[min(12, len(ends) - 1)]])
         assert recording.MAGIC == out[0][: len(recording.MAGIC)]
+    for name in ("segmented-v1.spinrec", "segmented-v1.spinrec.seg2"):
+        out.append((FIXTURES / name).read_bytes())
     return out
+
+
+def record_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) offsets in the file of every record of a VALID recording
+    of either format (format 2: the PAD and the header's copy included)."""
+    from spinemon import recording
+
+    if data.startswith(recording.MAGIC_V1):
+        head, length_at = recording._HEAD_V1.size, 3
+    else:
+        head, length_at = recording.HEAD_SIZE, 9
+    pos = len(recording.MAGIC)
+    spans = []
+    while pos + head <= len(data):
+        (length,) = struct.unpack_from("<I", data, pos + length_at)
+        end = pos + head + length + 4
+        if end > len(data):
+            break
+        spans.append((pos, end))
+        pos = end
+    return spans
 
 
 def record_ends(data: bytes) -> list[int]:
     """End offsets (in the file) of the records of a VALID recording."""
-    from spinemon import recording
-
-    pos = len(recording.MAGIC)
-    ends = []
-    hs, cs = recording._HEAD.size, recording._CRC.size
-    while pos + hs <= len(data):
-        _, _, length, _ = recording._HEAD.unpack_from(data, pos)
-        pos += hs + length + cs
-        if pos > len(data):
-            break
-        ends.append(pos)
-    return ends
+    return [b for _, b in record_spans(data)]
 
 
 @dataclass

@@ -6,9 +6,11 @@ truncate/extend. Structure-aware mutations: the length-carrying fields of a
 frame (SAMPLES count/mask/ranges/period, COMMAND opcode and arguments at and
 past their limits, with the length adjusted to match or not), and most
 mutated frames get their CRC re-sealed so the mutation reaches past the CRC
-check. Recordings: raw byte damage (the loader must resynchronise), or one
-record's payload/kind/length changed with its CRC-32 re-sealed, records
-dropped/duplicated/swapped, the header's JSON replaced by hostile JSON.
+check. Recordings (format 2, and format 1 as earlier versions wrote it):
+raw byte damage (the loader must resynchronise), or one record's
+payload/kind/length/record number changed with its CRC-32s re-sealed,
+records dropped/duplicated/swapped, the header's JSON replaced by hostile
+JSON.
 
 Everything draws from one ``random.Random(seed)``: a campaign is reproducible
 from its seed.
@@ -203,7 +205,7 @@ class Mutator:
     def recording(self, data: bytes, pool: list[bytes], frames: list[bytes]) -> bytes:
         from spinemon import recording as rec
 
-        from .corpus import record_ends
+        from .corpus import record_spans
 
         r = self.rng
         choice = r.randrange(10)
@@ -214,13 +216,13 @@ class Mutator:
             return bytes(buf)
         if choice == 3:  # truncate anywhere
             return data[: r.randrange(len(data) + 1)]
-        ends = record_ends(data)
-        starts = [len(rec.MAGIC)] + ends[:-1]
-        recs = [bytearray(data[a:b]) for a, b in zip(starts, ends)]
-        tail = data[ends[-1] :] if ends else data[len(rec.MAGIC) :]
+        spans = record_spans(data)
+        recs = [bytearray(data[a:b]) for a, b in spans]
+        tail = data[spans[-1][1] :] if spans else data[len(rec.MAGIC) :]
         if not recs:
             return self.bytes_(data, pool)
-        hs = rec._HEAD.size
+        magic = data[: len(rec.MAGIC)]
+        v1 = magic == rec.MAGIC_V1
         if choice == 4:  # drop / duplicate / swap records
             i, j = r.randrange(len(recs)), r.randrange(len(recs))
             k = r.randrange(3)
@@ -230,11 +232,17 @@ class Mutator:
                 recs.insert(j, bytearray(recs[i]))
             else:
                 recs[i], recs[j] = recs[j], recs[i]
-            return rec.MAGIC + b"".join(recs) + tail
-        i = r.randrange(len(recs)) if r.random() < 0.7 else 0  # the header is record 0
+            return magic + b"".join(recs) + tail
+        i = r.randrange(len(recs)) if r.random() < 0.7 else r.choice((0, 0, 2))  # the header is record 0 (format 2: its copy is 2)
         one = recs[i]
-        kind, length, t_host = one[2], struct.unpack_from("<I", one, 3)[0], struct.unpack_from("<d", one, 7)[0]
+        if v1:
+            kind, length, t_host = one[2], struct.unpack_from("<I", one, 3)[0], struct.unpack_from("<d", one, 7)[0]
+            hs, seq = rec._HEAD_V1.size, 0
+        else:
+            _, kind, seq, length, t_host = rec._HEAD.unpack_from(one, 0)
+            hs = rec.HEAD_SIZE
         payload = bytes(one[hs : hs + length])
+        lie = None
         if choice <= 6:  # the payload: a mutated frame, or hostile JSON for META
             if kind == rec.KIND_META or r.random() < 0.2:
                 payload = self.json_payload(payload)
@@ -242,16 +250,15 @@ class Mutator:
                 payload = self.frame(payload, frames)
         elif choice == 7:  # kind
             kind = r.choice((0, 1, 2, 3, 4, 0xFF))
-        elif choice == 8:  # t_host
-            t_host = r.choice((float("nan"), float("inf"), -float("inf"), -1.0, 0.0, 1e308, t_host + 1e-9))
-        else:  # the length field lies (CRC sealed over what it claims)
-            length = r.choice((0, 1, length + 1, max(0, length - 1), rec.MAX_PAYLOAD, rec.MAX_PAYLOAD + 1, 0xFFFFFFFF))
-            head = struct.pack("<2sBId", rec.SYNC, kind, length, t_host)
-            recs[i] = bytearray(head + payload + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head[2:]))))
-            return rec.MAGIC + b"".join(recs) + tail
-        head = struct.pack("<2sBId", rec.SYNC, kind, len(payload), t_host)
-        recs[i] = bytearray(head + payload + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head[2:]))))
-        return rec.MAGIC + b"".join(recs) + tail
+        elif choice == 8:  # t_host, or (format 2) the record number
+            if v1 or r.random() < 0.6:
+                t_host = r.choice((float("nan"), float("inf"), -float("inf"), -1.0, 0.0, 1e308, t_host + 1e-9))
+            else:
+                seq = r.choice((0, 1, max(0, seq - 1), seq + 1, seq + 1000, 0xFFFFFFFF))
+        else:  # the length field lies (every CRC sealed over what the record really holds)
+            lie = r.choice((0, 1, length + 1, max(0, length - 1), rec.MAX_PAYLOAD, rec.MAX_PAYLOAD + 1, 0xFFFFFFFF))
+        recs[i] = bytearray(_v1_record(kind, payload, t_host, lie) if v1 else _v2_record(kind, payload, t_host, seq, lie))
+        return magic + b"".join(recs) + tail
 
     def json_payload(self, payload: bytes) -> bytes:
         r = self.rng
@@ -280,3 +287,20 @@ class Mutator:
         if k == 7:
             return b'{"type":"header","format":1,"type":"alert"}'
         return self.bytes_(payload, [])
+
+
+def _v1_record(kind: int, payload: bytes, t_host: float, length: int | None = None) -> bytes:
+    """A format-1 record, CRC sealed; ``length`` makes the length field lie."""
+    head = struct.pack("<2sBId", b"\xa5\x5a", kind, len(payload) if length is None else length, t_host)
+    return head + payload + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head[2:])))
+
+
+def _v2_record(kind: int, payload: bytes, t_host: float, seq: int, length: int | None = None) -> bytes:
+    """A format-2 record, both CRCs sealed; ``length`` makes the length field lie."""
+    from spinemon import recording as rec
+
+    if length is None:
+        return rec.encode_record(kind, payload, t_host, seq)
+    head = rec._HEAD.pack(rec.MARK, kind, seq, length, t_host)
+    head += struct.pack("<I", zlib.crc32(head))
+    return head + payload + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head)))

@@ -16,10 +16,11 @@ Targets and their invariants:
   rejected frame changes only the rejection counters; accepted + rejected ==
   fed; every SampleBlock is consistent (lengths, finite values, increasing seq).
 - ``recording``: ``spinemon.recording.load`` on mutated files raises only
-  RecordingError; the loaded records are well-formed records that occur in the
-  file in order; every record of the original that lies wholly in the
-  unchanged prefix of the file is loaded, in order, and if the header record
-  is intact the file loads.
+  RecordingError, and only when no copy of the header is undamaged; the
+  loaded records are well-formed records that stand in the file where they
+  say, in order; every undamaged record loads: each record of the original
+  that lies wholly in the unchanged prefix or the unchanged suffix of the
+  file (not only the prefix).
 """
 
 from __future__ import annotations
@@ -186,11 +187,14 @@ class FrameDecoderTarget:
         return "accepted:" + KIND_NAMES.get(item_out.kind, "?")
 
 
-def _serialised(r) -> bytes:
+def _serialised(r, fmt: int) -> bytes:
+    """A loaded record as it must stand in a file of format ``fmt``."""
     from spinemon import recording as rec
 
-    head = rec._HEAD.pack(rec.SYNC, r.kind, len(r.payload), r.t_host)
-    return head + r.payload + rec._CRC.pack(zlib.crc32(r.payload, zlib.crc32(head[2:])))
+    if fmt == 1:
+        head = rec._HEAD_V1.pack(rec.SYNC_V1, r.kind, len(r.payload), r.t_host)
+        return head + r.payload + rec._CRC.pack(zlib.crc32(r.payload, zlib.crc32(head[2:])))
+    return rec.encode_record(r.kind, r.payload, r.t_host, r.seq)
 
 
 def common_prefix(a: bytes, b: bytes) -> int:
@@ -204,27 +208,47 @@ def common_prefix(a: bytes, b: bytes) -> int:
     return lo
 
 
+def common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    """Length of the common tail of ``a`` and ``b`` (at most ``limit``)."""
+    n = min(len(a), len(b), limit)
+    k = 0
+    step = 4096
+    while k + step <= n and a[len(a) - k - step : len(a) - k] == b[len(b) - k - step : len(b) - k]:
+        k += step
+    while k < n and a[len(a) - k - 1] == b[len(b) - k - 1]:
+        k += 1
+    return k
+
+
 class RecordingTarget:
     """One input = (original recording, mutated bytes); the mutated bytes are
-    written to a file in ``workdir`` and loaded from there."""
+    written to a file in ``workdir`` and loaded from there.
+
+    Invariants: ``load`` raises only RecordingError, and only when no copy of
+    the header is undamaged; every loaded record stands in the file, whole,
+    at the offset it reports, in file order; and **every undamaged record
+    loads**: each record of the original (PAD excepted) that lies wholly in
+    the file's unchanged prefix or unchanged suffix is loaded from where it
+    now stands (or was folded into an identical copy before it, as the
+    header's copy is)."""
 
     name = "recording.load (CPython)"
 
     def __init__(self, workdir: str | os.PathLike) -> None:
         self.path = Path(workdir) / "fuzz.spinrec"
-        self._ends: dict[bytes, list[tuple[int, bytes]]] = {}
+        self._spans: dict[bytes, list[tuple[int, int, bool]]] = {}
 
-    def _original_records(self, original: bytes) -> list[tuple[int, bytes]]:
-        from .corpus import record_ends
+    def _original_records(self, original: bytes) -> list[tuple[int, int, bool]]:
+        """(start, end, is_pad) of every record of the (valid) original."""
+        from .corpus import record_spans
 
-        got = self._ends.get(original)
+        got = self._spans.get(original)
         if got is None:
             from spinemon import recording as rec
 
-            ends = record_ends(original)
-            starts = [len(rec.MAGIC)] + ends[:-1]
-            got = [(b, original[a:b]) for a, b in zip(starts, ends)]
-            self._ends[original] = got
+            v2 = not original.startswith(rec.MAGIC_V1)
+            got = [(a, b, v2 and original[a + 4] == rec.KIND_PAD) for a, b in record_spans(original)]
+            self._spans[original] = got
         return got
 
     def run(self, item: tuple[bytes, bytes]) -> str:
@@ -233,31 +257,52 @@ class RecordingTarget:
 
         original, data = item
         self.path.write_bytes(data)
+        spans = self._original_records(original)
         prefix = common_prefix(original, data)
-        intact = [raw for end, raw in self._original_records(original) if end <= prefix]
+        suffix = common_suffix(original, data, min(len(original), len(data)) - prefix)
+        shift = len(data) - len(original)
+        undamaged = []  # (offset in data, raw bytes) of the original's records the mutation left alone
+        for a, b, pad in spans:
+            if pad:
+                continue
+            if b <= prefix:
+                undamaged.append((a, original[a:b]))
+            elif a >= len(original) - suffix:
+                undamaged.append((a + shift, original[a:b]))
+        header = original[spans[0][0] : spans[0][1]] if spans else b""
+        header_intact = any(raw == header for _, raw in undamaged)
         try:
             loaded = rec.load(self.path)
         except RecordingError as e:
-            if intact:  # the header record is unchanged: it must load
-                raise Finding(f"intact header, yet RecordingError: {e}")
+            if header_intact:
+                raise Finding(f"an undamaged copy of the header, yet RecordingError: {e}")
             msg = str(e).split(": ", 1)[-1] if str(e).startswith(str(self.path)) else str(e).replace(str(self.path), "FILE")
             return "rejected:" + _reason(msg)
-        pos = len(rec.MAGIC)
-        for r in loaded.records:
-            raw = _serialised(r)
-            at = data.find(raw, pos)
-            if at < 0:
-                raise Finding("a loaded record does not occur (in order) in the file")
-            pos = at + len(raw)
-        if [_serialised(r) for r in loaded.records[: len(intact)]] != intact:
-            raise Finding("records in the unchanged prefix were not loaded as they are")
-        if loaded.header.get("format") != rec.FORMAT_VERSION:
+        fmt = loaded.segments[0].format
+        if loaded.header.get("format") not in rec.FORMATS or loaded.header.get("format") != fmt:
             raise Finding("loaded a recording of another format")
+        pos = 0
+        at: dict[int, bytes] = {}
+        raws = set()
+        for r in loaded.records:
+            raw = _serialised(r, fmt)
+            if r.offset is None or r.offset < pos or data[r.offset : r.offset + len(raw)] != raw:
+                raise Finding("a loaded record does not stand (in order) in the file where it says")
+            pos = r.offset + len(raw)
+            at[r.offset] = raw
+        for off, raw in undamaged:
+            if at.get(off) == raw:
+                continue
+            if any(o < off and v == raw for o, v in at.items()):
+                continue  # folded into an identical copy before it
+            raise Finding("an undamaged record was not loaded")
         tags = []
         if loaded.truncated:
             tags.append("truncated")
         if loaded.corrupt_records:
             tags.append("corrupt records skipped")
+        if loaded.notes:
+            tags.append("repaired")
         return "accepted" + (" (" + ", ".join(tags) + ")" if tags else "")
 
 
