@@ -58,6 +58,15 @@ def status():
 def replies():
     return [sp.decode(f) for f in r.notified(H_STATUS)]
 
+def resync(conn=64):
+    # the host's first command on a wearable without a counter floor: GET_STATUS,
+    # then continue from the STATUS's last_counter (a fresh floor the device drew)
+    n = len(replies())
+    r.central_write(H_CMD, sp.encode_command(1, sp.OP_GET_STATUS), conn); step()
+    got = replies()[n:]
+    assert [x.kind for x in got] == [sp.T_ACK, sp.T_STATUS], [x.kind for x in got]
+    return got[1].last_counter
+
 # flags as registered
 flags = dict((r.chars[h][0], r.chars[h][1]) for h in r.chars)
 assert flags[U(sp.COMMAND_CHAR_UUID)] & 0x1000 and flags[U(sp.STATUS_CHAR_UUID)] & 0x0200 and flags[U(sp.STREAM_CHAR_UUID)] & 0x0200
@@ -80,16 +89,21 @@ for _ in range(310):
 assert 70 not in r.connections and dev.ble.untrusted_dropped == 1
 print("RESULT stranger_unpaired=refused")
 
-# 2. the owner pairs (pairing mode at first boot), commands work, pairing mode closes
+# 2. the owner pairs (pairing mode at first boot), resyncs the counter (a new
+#    wearable has no floor: everything but GET_STATUS is refused), commands work
 r.central_connect(64, OWNER); r.exchange_mtu(64); step()
 assert dev.ble.trusted() and status().state & sp.ST_BONDED and not status().state & sp.ST_PAIRING
+r.central_write(H_CMD, sp.encode_command(1, sp.OP_HAPTIC, (1, 100, 0, 255)), 64); step()
+assert replies()[-1].kind == sp.T_ERROR and replies()[-1].code == sp.E_STALE and hw.pwm.on_intervals() == []
+F = resync()
+n0 = len(replies())
 sent = []
-for c in range(1, 6):
+for c in range(F + 1, F + 6):
     f = sp.encode_command(c, sp.OP_TIME_SYNC)
     sent.append(f)
     assert r.central_write(H_CMD, f, 64) == 0
     step()
-assert [x.kind for x in replies()] == [sp.T_ACK] * 5
+assert [x.kind for x in replies()[n0:]] == [sp.T_ACK] * 5
 r.central_disconnect(64, OWNER); step()
 
 # 3. a stranger that pairs outside pairing mode: its keys are not stored and it is dropped
@@ -103,10 +117,10 @@ r.central_connect(64, OWNER); step()
 assert dev.ble.trusted()
 n = len(replies())
 r.central_write(H_CMD, sent[2], 64); step()
-r.central_write(H_CMD, sp.encode_command(6, sp.OP_TIME_SYNC), 64); step()
+r.central_write(H_CMD, sp.encode_command(F + 6, sp.OP_TIME_SYNC), 64); step()
 new = replies()[n:]
-assert new[0].kind == sp.T_ERROR and new[0].code == sp.E_STALE and new[0].counter == 3, new[0].kind
-assert new[1].kind == sp.T_ACK and new[1].counter == 6
+assert new[0].kind == sp.T_ERROR and new[0].code == sp.E_STALE and new[0].counter == F + 3, new[0].kind
+assert new[1].kind == sp.T_ACK and new[1].counter == F + 6
 r.central_disconnect(64, OWNER); step()
 print("RESULT replay_new_connection=stale")
 
@@ -118,10 +132,10 @@ r.central_connect(64, OWNER); step()
 assert dev.ble.trusted(), "the bond survived the reboot"
 st = status()
 assert st.state & sp.ST_BONDED and not st.state & sp.ST_PAIRING
-for f in sent + [sp.encode_command(6, sp.OP_TIME_SYNC)]:
+for f in sent + [sp.encode_command(F + 6, sp.OP_TIME_SYNC)]:
     r.central_write(H_CMD, f, 64); step()
 assert all(x.kind == sp.T_ERROR and x.code == sp.E_STALE for x in replies())
-assert st.last_counter >= 6
+assert sp.counter_is_newer(st.last_counter, F + 5)
 r.central_write(H_CMD, sp.encode_command(st.last_counter + 1, sp.OP_TIME_SYNC), 64); step()
 assert replies()[-1].kind == sp.T_ACK
 print("RESULT replay_after_reboot=stale")
@@ -229,15 +243,25 @@ def test_over_the_emulated_radio_only_a_bonded_host_gets_in_and_replays_are_stal
                     assert len(battery) == 1
                 assert not any(i.event == "gatts_write" for i in fw.irqs) and fw.motor == []
 
-                # the owner pairs (a new wearable is in pairing mode), commands work
-                recorded = P.encode_command(5, P.OP_TIME_SYNC)
+                # the owner pairs (a new wearable is in pairing mode); the new
+                # wearable has no counter floor: a command is refused until
+                # the host's GET_STATUS has the device draw one; then commands work
                 async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0, pair=True) as c:
                     status = Inbox()
                     await c.start_notify(P.STATUS_CHAR_UUID, status)
+                    await c.write_gatt_char(P.COMMAND_CHAR_UUID, P.encode_command(1, P.OP_HAPTIC, (1, 100, 0, 255)), response=True)
+                    err = await status.answer(1)
+                    assert isinstance(err, P.Error) and err.code == P.E_STALE
+                    await c.write_gatt_char(P.COMMAND_CHAR_UUID, P.encode_command(2, P.OP_GET_STATUS), response=True)
+                    assert isinstance(await status.answer(2), P.Ack)
+                    fresh = P.decode(await asyncio.wait_for(status.queue.get(), 3.0))
+                    assert isinstance(fresh, P.Status)
+                    floor = fresh.last_counter
+                    recorded = P.encode_command(P.wrap32(floor + 5), P.OP_TIME_SYNC)
                     await c.write_gatt_char(P.COMMAND_CHAR_UUID, recorded, response=True)
-                    assert isinstance(await status.answer(5), P.Ack)
-                    st = P.decode(bytes(await c.read_gatt_char(P.STATUS_CHAR_UUID)))
+                    assert isinstance(await status.answer(P.wrap32(floor + 5)), P.Ack)
                 assert any(i.event == "set_secret" for i in fw.irqs) and fw.keystore is not None and fw.keystore.refused == 0
+                assert fw.motor == [], "the HAPTIC sent before the resync did nothing"
 
                 # a new connection (re-encrypted with the bond): the recorded write is stale
                 async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0, pair=True) as c:
@@ -245,16 +269,16 @@ def test_over_the_emulated_radio_only_a_bonded_host_gets_in_and_replays_are_stal
                     status = Inbox()
                     await c.start_notify(P.STATUS_CHAR_UUID, status)
                     await c.write_gatt_char(P.COMMAND_CHAR_UUID, recorded, response=True)
-                    err = await status.answer(5)
+                    err = await status.answer(P.wrap32(floor + 5))
                     assert isinstance(err, P.Error) and err.code == P.E_STALE
-                    await c.write_gatt_char(P.COMMAND_CHAR_UUID, P.encode_command(6, P.OP_GET_STATUS), response=True)
-                    assert isinstance(await status.answer(6), P.Ack)
+                    await c.write_gatt_char(P.COMMAND_CHAR_UUID, P.encode_command(P.wrap32(floor + 6), P.OP_GET_STATUS), response=True)
+                    assert isinstance(await status.answer(P.wrap32(floor + 6)), P.Ack)
                     for _ in range(30):
                         st = P.decode(bytes(await c.read_gatt_char(P.STATUS_CHAR_UUID)))
                         if st.state & P.ST_BONDED and st.state & P.ST_CONNECTED:
                             break
                         await asyncio.sleep(0.1)
-                    assert st.state & P.ST_BONDED and not st.state & P.ST_PAIRING and st.last_counter == 6
+                    assert st.state & P.ST_BONDED and not st.state & P.ST_PAIRING and st.last_counter == P.wrap32(floor + 6)
             finally:
                 await fw.close()
             assert fw.returncode == 0 and fw.errors == []
