@@ -125,6 +125,7 @@ class StateFile:
         self.recovered = 0  # leftover .tmp files rolled forward
         self.discarded = 0  # leftover .tmp files removed
         self.bad_slots = 0  # slots found corrupt at the last load
+        self.valid_slots = 0  # slots holding a valid record at the last load
         self.loaded = False
 
     def _recover_tmps(self, best_gen):
@@ -152,6 +153,7 @@ class StateFile:
         best = None  # (gen, payload, slot)
         seen = False
         bad = 0
+        self.valid_slots = 0
         for i in range(2):
             text = _read_text(self.slots[i])
             if text is None:
@@ -166,6 +168,7 @@ class StateFile:
             if rec is None:
                 bad += 1
                 continue
+            self.valid_slots += 1
             if best is None or rec[0] > best[0]:
                 best = (rec[0], rec[1], i)
         return best, seen, bad

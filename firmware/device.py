@@ -296,6 +296,8 @@ class Device:
                 last = self.link_counters.get("ble")
                 if last is not None and last != self.counter_saved:
                     self._save_counter(last)
+                # the next host reads this on connecting: exact, not up to 1 s old
+                b.set_status_value(self.status_frame())
             if b.mtu_changed:
                 b.mtu_changed = False
                 fit = (b.max_payload() - sp.SAMPLES_HEADER_SIZE - sp.CRC_SIZE) // self.sampler.ss
