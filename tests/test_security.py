@@ -492,8 +492,19 @@ print("RESULT boot_unwritable=%s" % ",".join(str(x) for x in unwritable))
 """
 
 SECOND_CENTRAL = r"""
+PHONE2 = b"\x22\x33\x44\x55\x66\x77"
 w, F = running()
 c = F
+# a second phone of the owner's, bonded in pairing mode (button 3 s)
+w.r.central_disconnect(64, OWNER); w.step()
+w.hw.button.value(0)
+for _ in range(35):
+    w.step(100)
+w.hw.button.value(1); w.step(100)
+w.connect(72, PHONE2)
+assert w.dev.ble.trusted() and w.dev.ble.bonds.bonds() == 2
+w.r.central_disconnect(72, PHONE2); w.step()
+w.connect()
 def nxt():
     global c
     c = sp.wrap32(c + 1)
@@ -502,12 +513,14 @@ assert w.cmd(nxt(), sp.OP_START)[0].kind == sp.T_ACK
 for _ in range(30):
     w.step()
 ble = w.dev.ble
-for pair in (False, True):
-    w.r.central_connect(70, STRANGER, pair=pair)
+d0 = ble.disconnects
+buzz0 = len(motor(w))  # the button's pairing-mode buzz
+for who, pair in ((STRANGER, False), (STRANGER, True), (PHONE2, True)):
+    w.r.central_connect(70, who, pair=pair)
     assert ble.conn == 64 and ble.trusted(), "the second central took over the owner's bookkeeping"
     m0 = len(motor(w))
     got = w.cmd(sp.wrap32(c + 1), sp.OP_HAPTIC, (1, 50, 0, 255), conn=70, enforce=False)
-    assert got == [] and len(motor(w)) == m0, "the stranger's write did nothing"
+    assert got == [] and len(motor(w)) == m0, "the second central's write did nothing"
     w.step()
     assert 70 not in w.r.connections, "dropped at once"
     assert ble.conn == 64 and w.status().state & sp.ST_CONNECTED
@@ -518,11 +531,11 @@ for pair in (False, True):
     assert w.cmd(nxt(), sp.OP_HAPTIC, (1, 50, 0, 255))[0].kind == sp.T_ACK
     w.r.central_keys.pop(STRANGER, None)
 assert w.to(70, w.H_STREAM) == [] and w.to(70, w.H_STATUS) == []
-assert ble.disconnects == 0 and len(motor(w)) == 2
+assert ble.disconnects == d0 and len(motor(w)) == buzz0 + 3 and ble.bonds.bonds() == 2
 # the stranger leaving by itself: still the owner's
 w.r.central_connect(70, STRANGER, pair=False)
 w.r.central_disconnect(70, STRANGER)
-assert ble.conn == 64 and ble.trusted() and ble.disconnects == 0
+assert ble.conn == 64 and ble.trusted() and ble.disconnects == d0
 w.step()
 assert w.r.adv is None, "no advertising while the owner is connected"
 # the owner leaving while a second central waits to be dropped
