@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 
-import bleak
 import pytest
 
 import spinemon_protocol as P
 from mpy_runner import FIRMWARE_DIR, PROTOCOL_DIR, ROOT, micropython_binary, require
 from mpy_runner import run as mpy_run
-from spinemon.emulated_ble import BumbleClient, EmulatedGATTError, EmulatedRadio
-from spinemon.emulated_ble.firmware_bridge import FirmwareBridge, FirmwareOptions
+
+# bleak and the emulated radio (Bumble) are imported by the tests that use
+# them, so the MicroPython-only tests start fast (`make mutate` runs them often)
 
 FAKES_DIR = ROOT / "tests" / "firmware" / "fakes"
 
@@ -205,7 +205,9 @@ def test_firmware_refuses_strangers_and_replays_under_micropython(tmp_path):
     assert int(res["counter_writes_300"]) <= 300 // 64 + 1  # sparing flash writes
 
 
-def options() -> FirmwareOptions:
+def options():
+    from spinemon.emulated_ble.firmware_bridge import FirmwareOptions
+
     return FirmwareOptions(micropython=require(micropython_binary(), "micropython"), path=(PROTOCOL_DIR, FIRMWARE_DIR, FAKES_DIR))
 
 
@@ -224,6 +226,11 @@ class Inbox:
 
 
 def test_over_the_emulated_radio_only_a_bonded_host_gets_in_and_replays_are_stale():
+    import bleak
+
+    from spinemon.emulated_ble import BumbleClient, EmulatedGATTError, EmulatedRadio
+    from spinemon.emulated_ble.firmware_bridge import FirmwareBridge
+
     async def main():
         async with EmulatedRadio() as radio:
             fw = await FirmwareBridge.start(radio, options())
@@ -671,6 +678,8 @@ def test_the_live_link_setup_resyncs_a_new_wearable_and_streams_over_the_emulate
     disconnect), no resync needed."""
     from spinemon.ble import BleOptions, BleTransport
     from spinemon.calibration import CalibrationSettings
+    from spinemon.emulated_ble import BumbleClient, EmulatedRadio
+    from spinemon.emulated_ble.firmware_bridge import FirmwareBridge
     from spinemon.live import LinkSetup
     from spinemon.pipeline import Pipeline, PipelineSettings
 
