@@ -468,6 +468,7 @@ garble(CFG + "/bonds.json")
 w = Wearable(keys)
 st = w.status()
 assert not st.state & sp.ST_PAIRING and not w.dev.ble.pairing(), "pairing window opened by a corrupt bond file"
+assert w.dev.ble.bonds.state == "corrupt" and "corrupt" in w.dev.ble.bonds.problem
 w.r.central_connect(71, STRANGER); w.step()
 assert w.dev.ble.bonds_refused >= 1 and 71 not in w.r.connections and w.dev.ble.bonds.bonds() == 0
 w.step(100)
@@ -642,6 +643,27 @@ def test_one_damaged_copy_of_the_bond_file_forgets_nothing(tmp_path):
 @pytest.mark.micropython
 def test_a_corrupt_bond_file_opens_no_pairing_window_pairing_only_by_the_button(tmp_path):
     assert _issue12(tmp_path, BONDS_ALL_DAMAGED) == {"bonds_all_damaged": "no_pairing_window"}
+
+
+PAIRING_WINDOW_ENDS = r"""
+# the pairing window of a new wearable ends after 60 s, to the millisecond,
+# even if nothing looked at it in between
+w = Wearable()
+t0 = w.hw.ticks.t_us // 1000
+w.hw.ticks.advance_ms(60000 - 20)
+assert w.dev.ble.pairing_until_ms is not None
+w.hw.ticks.advance_ms(20)   # exactly 60 s: closed
+w.r.central_connect(71, STRANGER)
+assert w.dev.ble.bonds_refused >= 1 and w.dev.ble.bonds.bonds() == 0, "a stranger bonded as the window closed"
+w.step()
+assert 71 not in w.r.connections and not w.dev.ble.pairing()
+print("RESULT window_end=closed")
+"""
+
+
+@pytest.mark.micropython
+def test_the_pairing_window_closes_on_time(tmp_path):
+    assert _issue12(tmp_path, PAIRING_WINDOW_ENDS) == {"window_end": "closed"}
 
 
 @pytest.mark.micropython

@@ -345,3 +345,54 @@ assert s2.load_counter() is None and s2.counter_state == "corrupt"
 print("ok")
 """
     )
+
+
+def test_store_paths_defaults_flag_and_bond_store_details(tmp_path):
+    mpy(
+        "CFG_DIR = %r\n" % str(tmp_path)
+        + KINDS
+        + r"""
+from config_store import encode_record
+# the board's own paths: the state files sit next to /config.json, at the root
+s = ConfigStore()
+assert (s.path, s.counter_path, s.bonds_path) == ("/config.json", "/counter.txt", "/bonds.json"), (s.counter_path, s.bonds_path)
+assert s.counter_file.slots == ("/counter.txt", "/counter.txt.b")
+
+d = CFG_DIR + "/f"
+def put(p, t):
+    with open(p, "w") as f:
+        f.write(t)
+# a missing config and a config whose every copy fails its CRC: defaults, and the flag says so
+clean(d)
+s = store(d)
+assert s.load() == DEFAULTS and s.defaults_used
+put(d + "/config.json", encode_record(3, json.dumps(cfg(400)))[:-6] + "zzzzz\n")
+s = store(d)
+assert s.load() == DEFAULTS and s.defaults_used and s.config_file.state == "corrupt"
+# a valid record whose payload is not a bond list: corrupt, never a crash
+clean(d)
+put(d + "/bonds.json", encode_record(2, "not json"))
+b = BondStore(d + "/bonds.json")
+assert b.state == "corrupt" and b.items == [] and "corrupt" in b.problem
+put(d + "/bonds.json", encode_record(2, json.dumps([[2, "zz", "00"]])))
+b = BondStore(d + "/bonds.json")
+assert b.state == "corrupt" and b.items == []
+# setting a key again replaces its value (one entry per key); None deletes it
+clean(d)
+b = BondStore(d + "/bonds.json")
+assert b.state == "missing" and b.problem is None
+b.set(2, b"\x00k", b"one"); b.set(1, b"\x00k", b"ours"); b.set(2, b"\x00k", b"two")
+assert b.items == [[1, b"\x00k", b"ours"], [2, b"\x00k", b"two"]] and b.bonds() == 1
+assert b.get(2, 0, b"\x00k") == b"two" and b.get(2, 0, None) == b"two" and b.get(2, 1, None) is None
+b.set(2, b"\x00k", None)
+assert b.items == [[1, b"\x00k", b"ours"]] and b.bonds() == 0
+assert b.save() and BondStore(d + "/bonds.json").items == [[1, b"\x00k", b"ours"]]
+# one damaged copy is reported
+b.set(2, b"\x00j", b"x"); assert b.save()
+sf = StateFile(d + "/bonds.json"); sf.load()
+put(sf.slots[sf.newest], "SM2 00000000 1 []\n")
+b = BondStore(d + "/bonds.json")
+assert b.state == "ok" and b.items == [[1, b"\x00k", b"ours"]] and "corrupt" in b.problem
+print("ok")
+"""
+    )
