@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench fuzz campaign mutate-recording setup clean
+.PHONY: demo test bench fuzz campaign mutate mutate-recording setup clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ bench: $(STAMP)
 # the long fuzz campaign (>= 1,000,000 inputs); not part of `make test`
 fuzz: $(STAMP)
 	$(PY) -m tests.fuzz.campaign
+
+# mutation checks (docs/reliability.md), not part of `make test`: the hand-made
+# firmware mutants each killed by their tests, then cosmic-ray's score over the
+# persistence, BLE security and command-counter code (about 40 min on 2 cores)
+mutate: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,report,mutate]'
+	$(PY) -m tests.mutations.firmware_mutants
+	$(PY) -m tests.mutations.cosmic --report mutation-report.json
 
 # reliability campaigns (docs/reliability.md): 200 SIGKILLs of the recorder, a 2-hour session
 campaign: $(STAMP)

@@ -15,18 +15,18 @@
 # or the first PAIRING_AT_BOOT_MS after a boot with no bonds at all); the
 # stack hands every key to store to us (_IRQ_SET_SECRET) and we refuse new
 # ones outside pairing mode, then drop that connection. Bonds live in a small
-# file (BondStore); forget_bonds() clears it.
+# state file (BondStore); forget_bonds() clears it; a corrupt one never opens
+# pairing mode by itself.
+#
+# One connection: while a central is connected (the owner), a second one is
+# dropped at once and its coming and going change nothing about the first:
+# the handle, MTU, encryption state and `disconnects` are the owner's only.
 
 import binascii
 import json
 
 import spinemon_protocol as sp
-from config_store import write_atomic
-
-try:
-    import os
-except ImportError:  # pragma: no cover
-    import uos as os
+from config_store import StateFile
 
 try:
     from micropython import const
@@ -93,44 +93,58 @@ def advertising_payloads(name):
 
 class BondStore:
     """The stack's secrets (sec_type, key) -> value, opaque bytes, in a small
-    JSON file written to a temporary file and renamed. A missing or corrupt
-    file is an empty store (the wearer pairs again). `path=None`: memory only."""
+    state file (config_store.StateFile: two slots, generation, CRC-32, written
+    through a temporary file renamed over the older slot). `state` after
+    load: "ok", "missing" (a new wearable) or "corrupt" (no slot holds a valid
+    copy: the bonds are unreadable, and that is NOT taken for "no bonds" -
+    the pairing window does not open at boot, only the button opens it).
+    `path=None`: memory only."""
 
     def __init__(self, path="/bonds.json"):
         self.path = path
+        self.file = StateFile(path, legacy=True) if path is not None else None
         self.items = []  # [sec_type, key bytes, value bytes], oldest first
         self.dirty = False
         self.problem = None
+        self.state = "missing"
         self.load()
 
     def load(self):
         self.items = []
-        if self.path is None:
+        if self.file is None:
             return
+        raw = self.file.load()
+        self.state = self.file.state
+        if raw is None:
+            if self.state == "corrupt":
+                self.problem = "bond store corrupt: bonds unreadable; pair again with the button"
+            return
+        items = []
         try:
-            with open(self.path) as f:
-                raw = json.loads(f.read())
-            for t, k, v in raw:
-                self.items.append([int(t), binascii.unhexlify(k), binascii.unhexlify(v)])
-        except OSError:
-            pass
+            for t, k, v in json.loads(raw):
+                items.append([int(t), binascii.unhexlify(k), binascii.unhexlify(v)])
         except (ValueError, TypeError):
-            self.items = []
-            self.problem = "bond store corrupt; bonds forgotten"
+            self.state = "corrupt"
+            self.problem = "bond store corrupt: bonds unreadable; pair again with the button"
+            return
+        self.items = items
+        if self.file.problem:
+            self.problem = "bond store: " + self.file.problem
 
     def save(self):
         """Write the store if it changed; returns False if the flash write failed."""
-        if not self.dirty or self.path is None:
+        if not self.dirty or self.file is None:
             self.dirty = False
             return True
         out = []
         for t, k, v in self.items:
             out.append([t, binascii.hexlify(k).decode(), binascii.hexlify(v).decode()])
         try:
-            write_atomic(self.path, json.dumps(out))
+            self.file.save(json.dumps(out))
         except OSError:
             self.problem = "could not write the bond store"
             return False
+        self.state = "ok"
         self.dirty = False
         return True
 
@@ -181,14 +195,12 @@ class BondStore:
         return n
 
     def clear(self):
+        """Forget every key: an empty store is written (a valid "no bonds")."""
         self.items = []
         self.dirty = True
-        self.save()
-        if self.path is not None:
-            try:
-                os.remove(self.path)
-            except OSError:
-                pass
+        if not self.save() and self.file is not None:
+            self.file.clear()  # the keys must go even if the write failed
+            self.dirty = False
 
 
 class BleLink:
@@ -231,6 +243,9 @@ class BleLink:
         self._conn_since_ms = 0
         self._drop = []
         self._new_bond_conn = None
+        self.others = []  # second centrals, refused while self.conn is connected
+        self.seconds_refused = 0
+        self._latest = None  # the most recent central to connect
 
     # ---- setup ---------------------------------------------------------------------
     def start(self):
@@ -269,8 +284,10 @@ class BleLink:
         r.gatts_write(self.h_battery, bytes((0,)))
         if self.bonds.problem:
             self._say(self.bonds.problem)
-        if self.bonds.bonds() == 0:
-            self.enter_pairing_mode(PAIRING_AT_BOOT_MS)  # a new (or reset) wearable can be set up
+        if self.bonds.bonds() == 0 and self.bonds.state != "corrupt":
+            # a new (or reset) wearable can be set up; a corrupt bond store is
+            # not "no bonds": then only the button opens pairing mode
+            self.enter_pairing_mode(PAIRING_AT_BOOT_MS)
         self._advertise()
 
     def _say(self, msg):
@@ -325,36 +342,56 @@ class BleLink:
         s = self.security.get(conn)
         return s is not None and bool(s[0]) and bool(s[2]) and conn not in self.refused
 
+    def _pairing_conn(self):
+        if self._latest is not None and (self._latest == self.conn or self._latest in self.others):
+            return self._latest
+        return self.conn
+
     # ---- IRQ (keep it short: record, act later in poll) ------------------------------
     def _irq(self, event, data):
         if event == _IRQ_CENTRAL_CONNECT:
-            self.conn = data[0]
-            self.mtu = 23
+            c = data[0]
+            self.security.pop(c, None)
+            self._latest = c
             self.advertising = False
+            if self.conn is not None and c != self.conn:
+                # one connection: a second central is refused, and nothing
+                # about the first one (its handle, MTU, timers) changes
+                self.seconds_refused += 1
+                self.others.append(c)
+                self._drop.append(c)
+                return None
+            self.conn = c
+            self.mtu = 23
             self.connects += 1
             self._need_adv = False
-            self.security.pop(data[0], None)
             self._conn_since_ms = self.clock.now_ms()
         elif event == _IRQ_CENTRAL_DISCONNECT:
-            if data[0] == self.conn:
-                self.conn = None
-            self.security.pop(data[0], None)
-            if data[0] in self.refused:
-                self.refused.remove(data[0])
+            c = data[0]
+            self.security.pop(c, None)
+            if c in self.refused:
+                self.refused.remove(c)
+            if c in self.others:
+                self.others.remove(c)  # a refused second central left: the owner is still here
+                return None
+            if c != self.conn:
+                return None
+            self.conn = None
             self.disconnects += 1
             self._need_adv = True
         elif event == _IRQ_GATTS_WRITE:
             conn, handle = data[0], data[1]
             if handle == self.h_command:
-                if not self.trusted(conn):
+                if conn != self.conn or not self.trusted(conn):
                     self.writes_refused += 1  # the stack let it through; we do not
                     return
                 if len(self.inbox) >= _INBOX_MAX:
                     self.inbox.pop(0)
                 self.inbox.append(bytes(self.radio.gatts_read(handle)))
         elif event == _IRQ_MTU_EXCHANGED:
-            self.mtu = data[1]
-            self.mtu_changed = True
+            if data[0] == self.conn:
+                self.mtu = data[1]
+                self.mtu_changed = True
         elif event == _IRQ_ENCRYPTION_UPDATE:
             conn, encrypted, authenticated, bonded, key_size = data
             self.security[conn] = (bool(encrypted), bool(authenticated), bool(bonded), key_size)
@@ -367,11 +404,17 @@ class BleLink:
             sec_type, key, value = data
             key = bytes(key)
             if value is not None and sec_type in (SEC_OUR, SEC_PEER) and not self.bonds.has(sec_type, key) and not self.pairing():
-                # a new bond outside pairing mode: not stored, and that link goes
+                # a new bond outside pairing mode: not stored, and that link
+                # goes (the stack does not say which link is pairing: the
+                # newest one is, the owner's unless a second central came)
                 self.bonds_refused += 1
-                if self.conn is not None and self.conn not in self.refused:
-                    self.refused.append(self.conn)
-                    self._drop.append(self.conn)
+                c = self._pairing_conn()
+                if c is not None and c not in self.refused:
+                    self.refused.append(c)
+                    self._drop.append(c)
+                return False
+            if value is not None and sec_type in (SEC_OUR, SEC_PEER) and not self.bonds.has(sec_type, key) and self.others:
+                self.bonds_refused += 1  # no new bond while a second central is being dropped
                 return False
             if value is not None and sec_type == SEC_PEER and not self.bonds.has(sec_type, key):
                 self._new_bond_conn = self.conn

@@ -9,7 +9,7 @@
 
 import math
 import spinemon_protocol as sp
-from config_store import DEFAULTS
+from config_store import DEFAULTS, random_u32
 from guard import Guard
 from haptics import Haptics
 from sampler import FrameQueue, Sampler, SentRing
@@ -23,9 +23,15 @@ CONFIRM_PATTERN = (1, 80, 0, 200)
 # TIME_SYNC every HEARTBEAT_MS while streaming; see docs/protocol.md)
 HOST_SILENCE_US = sp.HOST_SILENCE_MS * 1000
 # BLE command counter persistence (docs/security.md): the floor is written
-# when an accepted counter gets COUNTER_SAVE_EVERY past the saved one, and on
+# when an accepted counter gets COUNTER_SAVE_EVERY past the saved one (before
+# that command acts; if the write fails the command is refused), and on
 # disconnect; after a reboot the floor jumps by COUNTER_SAVE_EVERY, so every
-# counter accepted before the reboot stays refused.
+# counter accepted before the reboot stays refused. A BLE counter must also be
+# within sp.COUNTER_WINDOW of the last accepted one. With no valid saved floor
+# (missing or corrupt counter file) the device fails closed: every BLE command
+# but GET_STATUS is refused (E_STALE) until a bonded host's GET_STATUS makes
+# it draw a fresh random floor, persist it and report it in that STATUS
+# (`last_counter`); the host continues from it + 1.
 COUNTER_SAVE_EVERY = 64
 # button: held this long -> BLE pairing mode; this long -> forget every bond
 PAIRING_HOLD_MS = 3000
@@ -93,6 +99,8 @@ class Device:
         self.link_counters = {}  # link -> last accepted counter (BLE: persisted, see COUNTER_SAVE_EVERY)
         self.counter_saved = None  # the BLE counter floor last written to flash
         self.counter_writes = 0
+        self.counter_resync = False  # no valid BLE floor: refuse all but GET_STATUS
+        self.counter_resyncs = 0
         self.commands_rejected = 0
         self.frames_sent = 0
         self.stream_link = None
@@ -131,13 +139,17 @@ class Device:
         if self.config_defaults:
             self.log("config defaults in use: %s" % self.store.problem)
         self.boot_count = self.store.bump_boot_count()
-        saved = self.store.load_counter() if hasattr(self.store, "load_counter") else None
+        saved = self.store.load_counter()
         if saved is not None:
             # commands accepted since the last write are at most COUNTER_SAVE_EVERY past it
             floor = sp.wrap32(saved + COUNTER_SAVE_EVERY)
             self.link_counters["ble"] = floor
             self.last_counter = floor
             self._save_counter(floor)
+        else:
+            # fail closed: no floor is not "anything goes"
+            self.counter_resync = True
+            self.log("command counter %s: BLE commands refused until the host resyncs (GET_STATUS)" % self.store.counter_state)
         c = self.cfg
         self.guard = Guard(self.lower is not None, c["tau_acc_s"], c["acc_rejection_m_s2"])
         self.guard.set_thresholds(c["guard_flex_cdeg"], c["guard_ext_cdeg"], c["guard_mode"])
@@ -285,6 +297,8 @@ class Device:
                 last = self.link_counters.get("ble")
                 if last is not None and last != self.counter_saved:
                     self._save_counter(last)
+                # the next host reads this on connecting: exact, not up to 1 s old
+                b.set_status_value(self.status_frame())
             if b.mtu_changed:
                 b.mtu_changed = False
                 fit = (b.max_payload() - sp.SAMPLES_HEADER_SIZE - sp.CRC_SIZE) // self.sampler.ss
@@ -438,9 +452,29 @@ class Device:
         self.sampler.start()
 
     def _save_counter(self, n):
-        if hasattr(self.store, "save_counter") and self.store.save_counter(n):
+        if self.store.save_counter(n):
             self.counter_saved = n
             self.counter_writes += 1
+            return True
+        return False
+
+    def _resync_counter(self, cmd):
+        """GET_STATUS over BLE with no valid floor: draw a fresh one, persist
+        it, report it. Anything else is refused until then."""
+        if cmd.opcode != sp.OP_GET_STATUS:
+            self.commands_rejected += 1
+            return [sp.encode_error(cmd.counter, cmd.opcode, sp.E_STALE)]
+        floor = random_u32()
+        if not self._save_counter(floor):
+            self.commands_rejected += 1
+            return [sp.encode_error(cmd.counter, cmd.opcode, sp.E_STATE)]
+        self.counter_resync = False
+        self.counter_resyncs += 1
+        self.link_counters["ble"] = floor
+        self.last_counter = floor
+        self.last_host_us = self.clock.now_us()
+        self.log("command counter resynced")
+        return [sp.encode_ack(cmd.counter, cmd.opcode, 0), self.status_frame()]
 
     def handle_command(self, data, link):
         """One COMMAND frame -> the response frames (ACK or ERROR, plus STATUS
@@ -450,16 +484,29 @@ class Device:
         except sp.ProtocolError as e:
             self.commands_rejected += 1
             return [sp.encode_error(e.counter or 0, e.opcode or 0, e.code)]
-        last = self.link_counters.get(link)
-        if last is not None and not sp.counter_is_newer(cmd.counter, last):
-            self.commands_rejected += 1
-            return [sp.encode_error(cmd.counter, cmd.opcode, sp.E_STALE)]
-        self.link_counters[link] = cmd.counter
-        self.last_counter = cmd.counter
         if link == "ble":
+            if self.counter_resync:
+                return self._resync_counter(cmd)
+            last = self.link_counters.get("ble")
+            if last is None or not sp.counter_in_window(cmd.counter, last):
+                self.commands_rejected += 1
+                return [sp.encode_error(cmd.counter, cmd.opcode, sp.E_STALE)]
             saved = self.counter_saved
             if saved is None or not sp.counter_is_newer(sp.wrap32(saved + COUNTER_SAVE_EVERY), cmd.counter):
-                self._save_counter(cmd.counter)  # before the command acts
+                # persisted before the command acts, or not taken: every
+                # counter accepted stays at most COUNTER_SAVE_EVERY past flash
+                if not self._save_counter(cmd.counter):
+                    self.commands_rejected += 1
+                    return [sp.encode_error(cmd.counter, cmd.opcode, sp.E_STATE)]
+        else:
+            # USB serial (physical access): per boot, only "newer" (a host
+            # that restarts can step past a counter it does not know)
+            last = self.link_counters.get(link)
+            if last is not None and not sp.counter_is_newer(cmd.counter, last):
+                self.commands_rejected += 1
+                return [sp.encode_error(cmd.counter, cmd.opcode, sp.E_STALE)]
+        self.link_counters[link] = cmd.counter
+        self.last_counter = cmd.counter
         self.last_host_us = self.clock.now_us()
         op = cmd.opcode
         a = cmd.args

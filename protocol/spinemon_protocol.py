@@ -94,6 +94,14 @@ BATTERY_UNKNOWN = const(255)
 HEARTBEAT_MS = const(250)
 HOST_SILENCE_MS = const(1000)
 
+# ---- command counter window (docs/protocol.md section 8) ----------------------
+# Over BLE a COMMAND is accepted only if its counter is 1..COUNTER_WINDOW ahead
+# of the last accepted one. 2^16: far more counters than a host can use up
+# without one reaching the device between two STATUS reads (over 4 h of
+# heartbeats), and small against the 2^31 of serial-number arithmetic, so the
+# floor cannot be walked round to a recorded counter in a few big jumps.
+COUNTER_WINDOW = const(65536)
+
 # ---- guard modes -----------------------------------------------------------
 GUARD_OFF = const(0)
 GUARD_WHEN_LINK_DOWN = const(1)
@@ -619,6 +627,13 @@ def counter_is_newer(counter, last):
     """True if `counter` comes after `last` (u32, serial-number arithmetic)."""
     d = (counter - last) & 0xFFFFFFFF
     return 0 < d < 0x80000000
+
+
+def counter_in_window(counter, last, window=COUNTER_WINDOW):
+    """True if `counter` is 1..`window` ahead of `last` (u32, wrapping): the
+    device's acceptance rule for BLE commands."""
+    d = (counter - last) & 0xFFFFFFFF
+    return 0 < d <= window
 
 
 # ---- COBS over a byte stream ---------------------------------------------------

@@ -17,7 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_DIR = ROOT / "protocol"
-FIRMWARE_DIR = ROOT / "firmware"
+# SPINEMON_FIRMWARE_DIR: a (mutated) copy of firmware/ to test instead - only
+# tests/mutations/ sets it (`make mutate`)
+FIRMWARE_DIR = Path(os.environ.get("SPINEMON_FIRMWARE_DIR") or ROOT / "firmware")
 
 
 def micropython_binary() -> str | None:

@@ -117,9 +117,10 @@ async def link_loss_session(down_s: float) -> dict:
         fw = await FirmwareBridge.start(radio, options())
         try:
             host = Host()
-            counter = 0
             async with bleak.BleakClient(fw.twin.address, backend=BumbleClient, radio=radio, timeout=5.0, pair=True) as client:
                 await host.subscribe(client)
+                # a new wearable has no counter floor: GET_STATUS first, continue from its last_counter
+                counter = next(o for o in await host.command(client, 1, P.OP_GET_STATUS) if isinstance(o, P.Status)).last_counter
                 for op, args in ((P.OP_SET_GUARD, (4500, -2000, P.GUARD_OFF)), (P.OP_SET_RATE, (RATE_HZ,)), (P.OP_START, ())):
                     counter += 1
                     await host.command(client, counter, op, args)
@@ -142,7 +143,7 @@ async def link_loss_session(down_s: float) -> dict:
                 await host.subscribe(client)
                 outage_s = asyncio.get_running_loop().time() - t_down
                 st = next(o for o in await host.command(client, counter + 1, P.OP_GET_STATUS) if isinstance(o, P.Status))
-                assert st.state & P.ST_STREAMING and st.last_counter == counter + 1
+                assert st.state & P.ST_STREAMING and st.last_counter == P.wrap32(counter + 1)
                 counter = st.last_counter
                 await asyncio.sleep(0.2)
                 assert len(host.received) == received_at_reconnect, "no stream frame before the host's START"

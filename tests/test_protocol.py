@@ -693,6 +693,47 @@ def test_counter_is_newer_examples():
     assert not P.counter_is_newer(0, 0x80000000)
 
 
+def test_counter_window_examples():
+    W = P.COUNTER_WINDOW
+    assert W == 2**16
+    assert P.counter_in_window(1, 0) and P.counter_in_window(W, 0)
+    assert not P.counter_in_window(W + 1, 0)  # too far ahead
+    assert not P.counter_in_window(0, 0) and not P.counter_in_window(0, 1)
+    assert P.counter_in_window(5, 0xFFFFFFF0)  # wrap
+    assert not P.counter_in_window(0x7FFFFFFF, 0)  # newer, but far past the window
+
+
+@MANY
+@given(last=u32, d=st.integers(0, 2**32 - 1))
+def test_counter_window_is_the_newer_rule_cut_at_the_window(last, d):
+    c = (last + d) % 2**32
+    assert P.counter_in_window(c, last) == (1 <= d <= P.COUNTER_WINDOW)
+    if P.counter_in_window(c, last):
+        assert P.counter_is_newer(c, last)
+
+
+def test_host_counter_resumes_inside_the_device_window():
+    from spinemon.alerts import CommandCounter
+
+    c = CommandCounter(start=101)  # last used: 100
+    c.resume_after(90)  # a STATUS read a moment ago lags: keep our own
+    assert c.next() == 101
+    c.resume_after(5000)  # behind the device: continue past it
+    assert c.next() == 5001
+    c = CommandCounter(start=10)
+    c.resume_after(0xFFFFFFF0)  # just past the wrap we are 26 ahead: inside the window, kept
+    assert c.next() == 10
+    c = CommandCounter(start=0xFFFFFFF0)
+    c.resume_after(20)  # behind, across the wrap
+    assert c.next() == 21
+    c = CommandCounter(start=7)
+    c.resume_after(0x9ABCDEF0)  # a fresh random floor after a resync, "behind" in serial arithmetic
+    assert c.next() == 0x9ABCDEF1
+    c = CommandCounter(start=0x9ABCDEF0)
+    c.resume_after(7)  # far ahead of the device, outside its window: its floor wins
+    assert c.next() == 8
+
+
 @MANY
 @given(last=u32, d=st.integers(1, 2**31 - 1))
 def test_counter_is_newer_serial_arithmetic(last, d):

@@ -141,3 +141,67 @@ def test_first_status_mid_stream_judges_by_uptime():
     d2.feed(P.encode_status(boot_count=1, uptime_ms=300), t_host=106.0)  # up for 0.3 s: rebooted
     (blk,) = d2.feed(frame(0, 0), t_host=106.1)
     assert d2.stats.restarts == 1 and blk.seq[0] == 200
+
+
+@pytest.mark.parametrize("with_host_times", [False, True])
+def test_a_restart_whose_boot_count_repeated_keeps_every_sample(with_host_times):
+    # issue 12: a torn boot counter gave the same boot count twice; the host took
+    # the new boot's samples (sequence number and device clock from 0 again) for
+    # re-sent duplicates of the old boot and threw 10,000 of 10,000 away. Both
+    # boots here follow the very same device timeline (the clock counts from
+    # boot): only "further back than any re-send" tells them apart.
+    d = FrameDecoder()
+    th = (lambda t: 1000.0 + t) if with_host_times else (lambda t: None)
+    d.feed(status(1), t_host=th(0.0))
+    for i in range(2500):  # the old boot: 20,000 samples at 100 Hz, 8 per frame
+        d.feed(frame(8 * i, 10000 * (8 * i + 1), count=8), t_host=th(0.08 * i))
+    d.feed(status(1), t_host=th(205.0))  # after the reset: the boot count repeated
+    kept = 0
+    for i in range(1250):  # the new boot: 10,000 samples
+        for b in d.feed(frame(8 * i, 10000 * (8 * i + 1), count=8), t_host=th(205.1 + 0.08 * i)):
+            kept += len(b)
+    assert kept == 10_000
+    assert d.stats.restarts == 1 and d.stats.duplicate_samples == 0 and d.stats.lost_samples == 0
+    assert d.stats.samples == 30_000
+
+
+def test_a_re_sent_ring_is_still_duplicates_when_the_boot_count_is_the_same():
+    # the other side of the rule: frames re-sent after a reconnect lie on a
+    # remembered frame's timeline and are dropped, however late they come
+    d = FrameDecoder()
+    d.feed(status(4), t_host=0.0)
+    for i in range(100):
+        d.feed(frame(8 * i, 10000 * (8 * i + 1), count=8), t_host=0.08 * i)
+    d.feed(status(4), t_host=30.0)
+    out = []
+    for i in range(84, 110):  # the last 16 frames again, then new ones
+        out += d.feed(frame(8 * i, 10000 * (8 * i + 1), count=8), t_host=30.1 + 0.01 * i)
+    assert d.stats.restarts == 0 and d.stats.duplicate_frames == 16
+    assert [int(b.seq[0]) for b in out] == [8 * i for i in range(100, 110)]
+
+
+def test_the_same_sequence_number_at_another_device_time_is_a_new_boot():
+    d = FrameDecoder()
+    d.feed(status(2))
+    for i in range(40):
+        d.feed(frame(8 * i, 10000 * (8 * i + 1), count=8))
+    d.feed(status(2))
+    # seq 300 was in a remembered frame, but at another device time
+    (blk,) = d.feed(frame(300, 777_777, count=8))
+    assert d.stats.restarts == 1 and len(blk) == 8 and blk.seq[0] == 320
+
+
+def test_a_step_forward_in_sequence_but_back_in_device_time_is_a_restart():
+    d = FrameDecoder()
+    d.feed(status(5))
+    for i in range(40):
+        d.feed(frame(8 * i, 5_000_000 + 10000 * 8 * i, count=8))
+    d.feed(status(5))
+    (blk,) = d.feed(frame(400, 100_000, count=8))  # seq ahead (a gap?), clock 5 s earlier
+    assert d.stats.restarts == 1 and d.stats.lost_samples == 0 and blk.seq[0] == 320
+    # a real gap keeps its clock relation
+    d2 = FrameDecoder()
+    for i in range(40):
+        d2.feed(frame(8 * i, 5_000_000 + 10000 * 8 * i, count=8))
+    d2.feed(frame(400, 5_000_000 + 10000 * 400, count=8))
+    assert d2.stats.restarts == 0 and d2.stats.lost_samples == 80

@@ -61,7 +61,13 @@ class CommandCounter:
         self._next = start & 0xFFFFFFFF or 1
 
     def resume_after(self, last_counter: int) -> None:
-        if proto.counter_is_newer(last_counter, self._next - 1):
+        """Continue past the device's ``last_counter``: keep our own counter
+        while it is ahead of it by less than the device's window
+        (``COUNTER_WINDOW``; a STATUS read a moment ago may lag commands sent
+        since), otherwise continue from ``last_counter + 1`` (we are behind,
+        or the device drew a fresh floor after losing its own)."""
+        ahead = (self._next - 1 - last_counter) & 0xFFFFFFFF
+        if ahead >= proto.COUNTER_WINDOW:
             self._next = (last_counter + 1) & 0xFFFFFFFF
 
     def next(self) -> int:

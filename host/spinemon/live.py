@@ -37,7 +37,7 @@ from spinemon import profile_store, sim
 from spinemon.alerts import Alert
 from spinemon.calibration import Calibration, CalibrationSettings
 from spinemon.detect import PROFILES, Limits
-from spinemon.errors import ConfigError, SpinemonError
+from spinemon.errors import CommandError, ConfigError, SpinemonError
 from spinemon.pipeline import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, FrameResult, Pipeline, PipelineSettings
 from spinemon.recording import RecordingWriter
 from spinemon.session import SessionResult, header_for, run_live
@@ -150,6 +150,12 @@ class LinkSetup:
     ``status_every_s`` it asks for STATUS instead of TIME_SYNC and sets the
     device up again when the boot changed or it stopped streaming.
 
+    A wearable without a command-counter floor (new, or its counter file
+    lost) refuses every command as stale until a GET_STATUS: then it draws a
+    fresh floor and reports it in that STATUS. So a setup refused as stale
+    asks for STATUS once (``request_status``), continues from its
+    ``last_counter`` (``counter_resyncs``) and applies the settings again.
+
     ``log`` keeps ``(time, what)`` for every run so a test can ask what
     happened; :meth:`update_guard` re-sends SET_GUARD when the limits change
     (after calibration, or a new exercise); :meth:`finish` ends the stream
@@ -177,6 +183,7 @@ class LinkSetup:
         self.device_restarts = 0
         self.guard_sent: tuple[int, int, int] | None = None
         self.neutral_sent: tuple[int, int] | None = None
+        self.counter_resyncs = 0  # GET_STATUS resyncs after a refusal as stale
         self.log: list[tuple[float, str]] = []
 
     @property
@@ -204,7 +211,22 @@ class LinkSetup:
             self.counter.resume_after(status.last_counter)
             self.log.append((time.time(), "STATUS"))
             self._take_status(status)
-        await self._apply(transport, status)
+        try:
+            await self._apply(transport, status)
+        except CommandError as e:
+            request = getattr(transport, "request_status", None)
+            if e.code != proto.E_STALE or request is None:
+                raise
+            # refused as stale: the wearable has no counter floor (new, or its
+            # counter file was lost: it fails closed) or ours is outside its
+            # window. GET_STATUS resyncs: such a device draws a fresh floor and
+            # reports it; continue from there (docs/security.md)
+            status = await request(self.counter, timeout=self.command_timeout_s)
+            self.counter.resume_after(status.last_counter)
+            self.counter_resyncs += 1
+            self.log.append((time.time(), "counter resynced"))
+            self._take_status(status)
+            await self._apply(transport, status)
         self.runs += 1
 
     def needs_update(self) -> bool:

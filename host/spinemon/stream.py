@@ -10,6 +10,7 @@ bad bytes.
 
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass, field
 
@@ -27,6 +28,18 @@ RESTART_WINDOW_SAMPLES = 1 << 16
 # (host time - device time) jumps forward by more than this is a restart too:
 # a late duplicate keeps the old clock relation, a rebooted device does not.
 RESTART_CLOCK_JUMP_S = 1.0
+# The last frames kept (start seq, count, raw device time, period) to judge a
+# frame whose sequence number goes backwards: a re-send (the wearable re-sends
+# at most RESEND_FRAMES = 16 after a reconnect) lies on the device timeline of
+# a remembered frame; a frame further back than all of them, or with another
+# device time for the same sequence number, is a new boot's, whatever its
+# STATUS boot counter says (a boot counter can repeat; the device clock
+# evidence decides).
+HISTORY_FRAMES = 64
+# A forward step whose device time lies before the last frame's is a restart
+# too; trusted only while the step is short enough that the u32 clock cannot
+# have wrapped meanwhile (steps of at most 2^30 us at the longest period).
+_MAX_PERIOD_US = 1 << 16
 
 
 def _signed32(d: int) -> int:
@@ -134,6 +147,7 @@ class FrameDecoder:
         self._status_verdict: str | None = None  # "same"/"restart": a STATUS since the last SAMPLES said so
         self._layout: tuple[int, int] | None = None
         self.last_status: proto.Status | None = None
+        self._history: collections.deque[tuple[int, int, int, int]] = collections.deque(maxlen=HISTORY_FRAMES)
 
     # -- sequence/time unwrapping ------------------------------------------
     def _unwrap_seq(self, raw: int) -> int:
@@ -164,6 +178,29 @@ class FrameDecoder:
         if t_host is None or self._offset is None:
             return False
         return (t_host - f.t_us * 1e-6) - self._offset > RESTART_CLOCK_JUMP_S
+
+    def _on_known_timeline(self, seq: int, f: proto.Samples) -> bool:
+        """Does a frame starting at (unwrapped) ``seq`` lie on the device
+        timeline of a remembered frame? Inside one: its time for that
+        sequence number; in a hole between two: extrapolated from the one
+        before at the same period (within half a period)."""
+        hist = self._history
+        if not hist or seq < hist[0][0]:
+            return False  # further back than anything a re-send could reach
+        for h_seq, h_count, h_t, h_period in reversed(hist):
+            if h_seq <= seq:
+                if seq >= h_seq + h_count and f.period_us != h_period:
+                    return False
+                expected = (h_t + (seq - h_seq) * h_period) & 0xFFFFFFFF
+                return abs(_signed32(f.t_us - expected)) <= h_period // 2
+        return False
+
+    def _clock_went_back(self, f: proto.Samples, d: int) -> bool:
+        """A frame at or past the expected sequence number whose device time
+        is before the last frame's: the clock began again (a new boot)."""
+        if not self._history or d * _MAX_PERIOD_US >= (1 << 30):
+            return False
+        return _signed32(f.t_us - self._history[-1][2]) < 0
 
     # -- decoding --------------------------------------------------------------
     def feed(self, frame: bytes, t_host: float | None = None) -> list:
@@ -215,16 +252,27 @@ class FrameDecoder:
             d = seq - self._next_seq
             if verdict == "restart" and d != 0:
                 d = -(RESTART_WINDOW_SAMPLES + 1)  # a new boot: its counters began again, whatever they read
+            elif d >= 0 and self._clock_went_back(f, d):
+                d = -(RESTART_WINDOW_SAMPLES + 1)  # ahead in sequence, behind in time: a new boot
             if d >= 0:
                 self._status_verdict = None
             if d > 0:
                 st.gaps += 1
                 st.lost_samples += d
             elif d < 0:
-                if verdict != "same" and (-d > RESTART_WINDOW_SAMPLES or self._clock_jumped(f, t_host)):
+                # a restart: a new boot said so, or the step back is longer
+                # than any re-send, or the frame is on no remembered device
+                # timeline (an equal boot counter does not make it a
+                # duplicate), or, with no STATUS saying "same boot", it is on
+                # one but the host clock says it came much later
+                restart = verdict == "restart" or -d > RESTART_WINDOW_SAMPLES or not self._on_known_timeline(seq, f)
+                if not restart and verdict != "same" and self._clock_jumped(f, t_host):
+                    restart = True
+                if restart:
                     # the device restarted: its counters began again
                     st.restarts += 1
                     self._status_verdict = None
+                    self._history.clear()
                     seq = self._next_seq
                     t0_us = self._next_t_us
                 else:
@@ -234,6 +282,7 @@ class FrameDecoder:
                         st.duplicate_frames += 1
                         return None
         self._commit_position(f.seq, seq, f.t_us, t0_us)
+        self._history.append((seq, n, f.t_us, f.period_us))
         if t_host is not None:
             self._offset = t_host - f.t_us * 1e-6
         if f.flags & proto.SF_FIFO_OVERFLOW:

@@ -31,7 +31,7 @@ def fresh_store(d, config_text=None):
         os.mkdir(d)
     except OSError:
         pass
-    for f in ("config.json", "boot.txt", "config.json.tmp", "counter.txt", "counter.txt.tmp", "bonds.json", "bonds.json.tmp"):
+    for f in os.listdir(d):  # every state file and slot (config_store.StateFile)
         try:
             os.remove(d + "/" + f)
         except OSError:
@@ -48,6 +48,7 @@ class Rig:
         self.dev.boot()
         self.r = self.hw.radio
         self.counter = 0
+        self._hidden_at = []  # (first index, count) of the helper's own resync replies
         if self.r is not None:
             U = self.hw.uuid
             self.h_stream = self.r.handle_of(U(sp.STREAM_CHAR_UUID))
@@ -59,10 +60,33 @@ class Rig:
             self.hw.ticks.advance_ms(step_ms)
             self.dev.step()
 
-    def connect(self, mtu=None):
+    def connect(self, mtu=None, resync=True):
         self.r.central_connect()
         self.r.exchange_mtu(mtu=mtu)
         self.dev.step()
+        if resync:
+            self.resync()
+
+    def resync(self):
+        # What a host does on every connect (spinemon.live.LinkSetup): read
+        # the STATUS value, continue past its last_counter, and GET_STATUS (the
+        # device without a valid counter floor draws a fresh one then); continue
+        # from that STATUS's last_counter. Its replies are not in replies().
+        raw = self.r.gatts_read(self.h_status)
+        if raw:
+            last = sp.decode(raw).last_counter
+            if self.counter == 0 or sp.counter_is_newer(last, self.counter):
+                self.counter = last
+        n = len(self.r.notified(self.h_status))
+        self.counter += 1
+        self.r.central_write(self.h_cmd, sp.encode_command(self.counter, sp.OP_GET_STATUS))
+        self.dev.pump_links()
+        got = [sp.decode(f) for f in self.r.notified(self.h_status)[n:]]
+        self._hidden_at.append((n, len(got)))
+        st = [g for g in got if g.kind == sp.T_STATUS]
+        assert st, "no STATUS after GET_STATUS: %r" % [(g.kind, getattr(g, "code", None)) for g in got]
+        self.counter = st[-1].last_counter
+        return st[-1]
 
     def cmd(self, op, args=(), counter=None):
         if counter is None:
@@ -79,7 +103,13 @@ class Rig:
         return [sp.decode(f) for f in self.r.notified(self.h_stream)]
 
     def replies(self):
-        return [sp.decode(f) for f in self.r.notified(self.h_status)]
+        # STATUS/ACK/ERROR notifications, without the helper's resyncs
+        fr = self.r.notified(self.h_status)
+        skip = set()
+        for start, k in self._hidden_at:
+            for i in range(start, start + k):
+                skip.add(i)
+        return [sp.decode(fr[i]) for i in range(len(fr)) if i not in skip]
 
     def motor_on_ms(self):
         return [(a // 1000, None if b is None else b // 1000) for a, b, d in self.hw.pwm.on_intervals()]

@@ -45,10 +45,18 @@ h_status = r.handle_of(U(sp.STATUS_CHAR_UUID))
 async def central():
     await asyncio.sleep_ms(100)
     r.central_connect(); r.exchange_mtu()
-    r.central_write(h_cmd, sp.encode_command(1, sp.OP_START))
+    # a new wearable has no counter floor: the host resyncs with GET_STATUS first
+    r.central_write(h_cmd, sp.encode_command(1, sp.OP_GET_STATUS))
+    for _ in range(50):
+        await asyncio.sleep_ms(10)
+        st = [sp.decode(f) for f in r.notified(h_status) if f[1] == sp.T_STATUS]
+        if st:
+            break
+    floor = st[0].last_counter
+    r.central_write(h_cmd, sp.encode_command(floor + 1, sp.OP_START))
     hw.port.feed(sp.stream_frame(sp.encode_command(1, sp.OP_GET_STATUS)))
     await asyncio.sleep_ms(800)
-    r.central_write(h_cmd, sp.encode_command(2, sp.OP_HAPTIC, (2, 100, 100, 200)))
+    r.central_write(h_cmd, sp.encode_command(floor + 2, sp.OP_HAPTIC, (2, 100, 100, 200)))
     await asyncio.sleep_ms(40)
     assert hw.pwm.duty_u16() == 200 * 257, "motor runs while the app runs"
     hw.port.feed(sp.stream_frame(sp.encode_command(2, sp.OP_START)))   # serial takes over the stream
@@ -65,7 +73,7 @@ serial = [sp.decode(f) for f in sp.StreamDecoder().feed(hw.port.take_tx())]
 assert len(ble_frames) >= 8, len(ble_frames)
 for a, b in zip(ble_frames, ble_frames[1:]):
     assert b.seq == a.seq + a.count
-assert [x.opcode for x in replies if x.kind == sp.T_ACK] == [sp.OP_START, sp.OP_HAPTIC]
+assert [x.opcode for x in replies if x.kind == sp.T_ACK] == [sp.OP_GET_STATUS, sp.OP_START, sp.OP_HAPTIC]
 kinds = [x.kind for x in serial]
 assert kinds[:2] == [sp.T_ACK, sp.T_STATUS], kinds[:3]
 assert kinds.count(sp.T_SAMPLES) >= 5, kinds

@@ -117,33 +117,47 @@ def test_stale_and_repeated_counters_are_refused(tmp_path):
         r"""
 rig = Rig(fresh_store(CFG_DIR))
 rig.connect()
-rig.cmd(sp.OP_START, counter=100)
-rig.cmd(sp.OP_STOP, counter=100)     # repeated
-rig.cmd(sp.OP_STOP, counter=50)      # older
-rig.cmd(sp.OP_HAPTIC, (1, 100, 0, 255), counter=99)
+b = rig.counter  # the floor the device drew at the host's resync
+rig.cmd(sp.OP_START, counter=b + 100)
+rig.cmd(sp.OP_STOP, counter=b + 100)     # repeated
+rig.cmd(sp.OP_STOP, counter=b + 50)      # older
+rig.cmd(sp.OP_HAPTIC, (1, 100, 0, 255), counter=b + 99)
 r = rig.replies()
 assert r[0].kind == sp.T_ACK
 for e in r[1:]:
     assert e.kind == sp.T_ERROR and e.code == sp.E_STALE, e.kind
 assert rig.dev.sampler.streaming, "the stale STOP did nothing"
 assert rig.hw.pwm.on_intervals() == [], "the stale HAPTIC did nothing"
-rig.cmd(sp.OP_STOP, counter=101)
+rig.cmd(sp.OP_STOP, counter=b + 101)
 assert rig.replies()[-1].kind == sp.T_ACK and not rig.dev.sampler.streaming
-# u32 serial-number arithmetic: the counter may wrap around
-rig.cmd(sp.OP_START, counter=0x7FFFFFF0)
-rig.cmd(sp.OP_STOP, counter=0xFFFFFFE0)
-rig.cmd(sp.OP_START, counter=0x10)
-rig.cmd(sp.OP_STOP, counter=0x80000011)  # more than half the space away: older
-assert [x.kind for x in rig.replies()[-4:]] == [sp.T_ACK, sp.T_ACK, sp.T_ACK, sp.T_ERROR]
 # a new connection does NOT start a new counter session: a write recorded on
 # an earlier connection and replayed on a new one is refused
 rig.r.central_disconnect(); rig.dev.step()
-rig.connect()
-rig.cmd(sp.OP_GET_STATUS, counter=1)
+rig.connect(resync=False)
+rig.cmd(sp.OP_GET_STATUS, counter=b + 1)
 e = rig.replies()[-1]
 assert e.kind == sp.T_ERROR and e.code == sp.E_STALE, e.kind
-rig.cmd(sp.OP_GET_STATUS, counter=0x10 + 1)
+rig.cmd(sp.OP_GET_STATUS, counter=b + 102)
 assert rig.replies()[-2].kind == sp.T_ACK
+print("ok")
+""",
+    )
+
+
+def test_counter_wraps_modulo_2_32_in_steps_inside_the_window(tmp_path):
+    run(
+        tmp_path,
+        r"""
+# a floor just below the wrap, from flash (boot adds COUNTER_SAVE_EVERY)
+store = fresh_store(CFG_DIR)
+assert store.save_counter(0xFFFFFFF0 - 64)
+rig = Rig(store)
+rig.connect(resync=False)
+assert rig.dev.last_counter == 0xFFFFFFF0
+for c, kind in ((0xFFFFFFFF, sp.T_ACK), (0x10, sp.T_ACK), (0x08, sp.T_ERROR), (0x10 + sp.COUNTER_WINDOW, sp.T_ACK)):
+    rig.cmd(sp.OP_TIME_SYNC, counter=c)
+    assert rig.replies()[-1].kind == kind, (c, rig.replies()[-1].kind)
+assert rig.dev.last_counter == 0x10 + sp.COUNTER_WINDOW
 print("ok")
 """,
     )
@@ -311,6 +325,7 @@ rig.dev.step()
 assert r.adv is None
 r.exchange_mtu(mtu=100)
 rig.dev.step()
+rig.resync()
 assert rig.dev.sampler.spf == (97 - 18) // 26
 rig.cmd(sp.OP_START)
 rig.run_ms(1000)

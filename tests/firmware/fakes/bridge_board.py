@@ -34,7 +34,7 @@ class ReportingPWM(FakePWM):
 
     def __init__(self, pin, radio, freq=200, duty_u16=0, clock=None):
         self.radio = radio
-        FakePWM.__init__(self, pin, freq, duty_u16, clock)
+        FakePWM.__init__(self, pin, freq, duty_u16, clock, history_max=0)  # reported, not kept
 
     def duty_u16(self, d=None):
         if d is None:

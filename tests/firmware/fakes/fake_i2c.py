@@ -88,7 +88,9 @@ class FakeI2C:
 
 
 class _Ring:
-    """Fixed-capacity FIFO of items with O(1) push/pop."""
+    """Fixed-capacity FIFO of items with O(1) push/pop. Holds references to
+    the entries it holds only (a popped or cleared slot is None), so a
+    drained FIFO keeps no memory alive."""
 
     def __init__(self, capacity):
         self.items = [None] * capacity
@@ -97,6 +99,8 @@ class _Ring:
         self.count = 0
 
     def clear(self):
+        for i in range(self.capacity):
+            self.items[i] = None  # no reference to what was in it
         self.head = 0
         self.count = 0
 
@@ -115,6 +119,7 @@ class _Ring:
         if self.count == 0:
             return None
         x = self.items[self.head]
+        self.items[self.head] = None  # a popped entry is the reader's, not the ring's
         self.head = (self.head + 1) % self.capacity
         self.count -= 1
         return x

@@ -1,5 +1,7 @@
 # Fakes of machine.Pin, machine.PWM, machine.ADC and a byte-stream port.
-# PWM records every duty change with the fake clock's time.
+# PWM records duty changes with the fake clock's time: the last
+# `history_max` of them (a long run must not grow without bound; older ones
+# are counted in `history_dropped`).
 
 
 class FakePin:
@@ -22,12 +24,17 @@ class FakePin:
 
 
 class FakePWM:
-    def __init__(self, pin, freq=200, duty_u16=0, clock=None):
+    HISTORY_MAX = 512
+
+    def __init__(self, pin, freq=200, duty_u16=0, clock=None, history_max=None):
         self.pin = pin
         self._freq = freq
         self._duty = duty_u16
         self.clock = clock
-        self.history = [(self._now(), duty_u16)]  # (t_us unwrapped, duty)
+        self.history_max = self.HISTORY_MAX if history_max is None else history_max
+        self.history = [(self._now(), duty_u16)] if self.history_max else []  # (t_us unwrapped, duty)
+        self.history_dropped = 0
+        self.changes = 0
         self.deinited = False
 
     def _now(self):
@@ -45,7 +52,12 @@ class FakePWM:
         if d < 0 or d > 65535:
             raise ValueError("duty out of range")
         if d != self._duty:
-            self.history.append((self._now(), d))
+            self.changes += 1
+            if self.history_max:
+                self.history.append((self._now(), d))
+                if len(self.history) > self.history_max:
+                    self.history.pop(0)
+                    self.history_dropped += 1
         self._duty = d
 
     def deinit(self):
@@ -53,7 +65,7 @@ class FakePWM:
         self._duty = 0
 
     def on_intervals(self):
-        """[(t_on_us, t_off_us or None, duty)] from the history."""
+        """[(t_on_us, t_off_us or None, duty)] from the history kept."""
         out = []
         start = None
         duty = 0

@@ -36,7 +36,7 @@ class MotorLogPWM(FakePWM):
 
     def __init__(self, pin, device_clock):
         self.device_clock = device_clock
-        FakePWM.__init__(self, pin, freq=200, duty_u16=0, clock=None)
+        FakePWM.__init__(self, pin, freq=200, duty_u16=0, clock=None, history_max=0)  # reported, not kept
 
     def duty_u16(self, d=None):
         if d is None:

@@ -1,0 +1,199 @@
+"""Hand-made firmware mutants (issue 12): each one applied to a copy of
+firmware/, the tests that must catch it run against that copy
+(SPINEMON_FIRMWARE_DIR, see tests/mpy_runner.py), and every one of them must
+fail. First the same tests run against the unmutated copy and must pass, so
+a "kill" is never a test that fails anyway.
+
+    .venv/bin/python -m tests.mutations.firmware_mutants          # part of `make mutate`
+    .venv/bin/python -m tests.mutations.firmware_mutants --list
+
+Exit status 0 only if every mutant is killed by every test listed for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+
+SEC = "tests/test_security.py::"
+PERSIST = "tests/firmware/test_firmware_persistence.py::"
+DEVICE = "tests/firmware/test_firmware_device.py::"
+CUTS = PERSIST + "test_a_power_cut_at_every_step_of_a_save_leaves_the_old_or_the_new_state"
+ALL_CUTS = [CUTS + "[%s]" % k for k in ("counter", "config", "bonds", "boot")]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    what: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = (
+    Mutant(
+        "write-check",
+        "ble_link.py: the per-connection COMMAND write check removed",
+        "ble_link.py",
+        "                if conn != self.conn or not self.trusted(conn):\n",
+        "                if False:\n",
+        (SEC + "test_a_second_central_is_refused_and_the_owner_keeps_the_link_whoever_leaves",),
+    ),
+    Mutant(
+        "write-check-conn",
+        "ble_link.py: only the 'is it the owner's connection' part of the write check removed",
+        "ble_link.py",
+        "                if conn != self.conn or not self.trusted(conn):\n",
+        "                if not self.trusted(conn):\n",
+        (SEC + "test_a_second_central_is_refused_and_the_owner_keeps_the_link_whoever_leaves",),
+    ),
+    Mutant(
+        "reboot-floor",
+        "device.py: the reboot floor (+COUNTER_SAVE_EVERY) removed",
+        "device.py",
+        "            floor = sp.wrap32(saved + COUNTER_SAVE_EVERY)\n",
+        "            floor = sp.wrap32(saved)\n",
+        (SEC + "test_after_a_power_cut_the_reboot_floor_covers_unsaved_counters", DEVICE + "test_counter_wraps_modulo_2_32_in_steps_inside_the_window"),
+    ),
+    Mutant(
+        "remove-then-rename",
+        "config_store.py write_atomic: the old file removed before the rename (the original bug)",
+        "config_store.py",
+        "        f.write(text)\n    os.rename(tmp, path)\n",
+        "        f.write(text)\n    try:\n        os.remove(path)\n    except OSError:\n        pass\n    os.rename(tmp, path)\n",
+        # (not the littlefs test: on this RAM device littlefs programs the
+        # remove and the rename in one go, so no cut falls between them)
+        tuple(ALL_CUTS),
+    ),
+    Mutant(
+        "write-in-place",
+        "config_store.py write_atomic: written straight into the slot, no temporary file",
+        "config_store.py",
+        '    tmp = path + _TMP\n    with open(tmp, "w") as f:\n        f.write(text)\n    os.rename(tmp, path)\n',
+        '    with open(path, "w") as f:\n        f.write(text)\n',
+        tuple(ALL_CUTS) + (PERSIST + "test_littlefs_power_cut_after_every_flash_program",),
+    ),
+    Mutant(
+        "one-slot",
+        "config_store.py StateFile.save: always the same slot (no previous copy kept)",
+        "config_store.py",
+        "        target = 1 if self.newest == 0 else 0\n",
+        "        target = 0\n",
+        tuple(ALL_CUTS) + (PERSIST + "test_littlefs_power_cut_after_every_flash_program",),
+    ),
+    Mutant(
+        "no-crc",
+        "config_store.py decode_record: the CRC-32 not checked",
+        "config_store.py",
+        '    if crc != _crc(body) or "\\n" in body:\n',
+        '    if "\\n" in body:\n',
+        (PERSIST + "test_leftover_temporary_files_crc_damage_and_old_format_files",),
+    ),
+    Mutant(
+        "notify-untrusted",
+        "ble_link.py: SAMPLES and STATUS/ACK/ERROR notified to links that are not trusted",
+        "ble_link.py",
+        "    def can_send(self):\n        if not self.trusted():\n            return False\n",
+        "    def can_send(self):\n        if self.conn is None:\n            return False\n",
+        (SEC + "test_a_link_that_stops_being_trusted_gets_nothing_more",),
+    ),
+    Mutant(
+        "fail-open-counter",
+        "device.py: a missing or corrupt counter file gives no replay floor (the original bug)",
+        "device.py",
+        "            self.counter_resync = True\n",
+        "            self.counter_resync = False\n",
+        (SEC + "test_a_lost_or_corrupt_counter_file_fails_closed_until_the_host_resyncs[garbage]", SEC + "test_a_lost_or_corrupt_counter_file_fails_closed_until_the_host_resyncs[missing]"),
+    ),
+    Mutant(
+        "no-window",
+        "device.py: any newer counter accepted (no window)",
+        "device.py",
+        "            if last is None or not sp.counter_in_window(cmd.counter, last):\n",
+        "            if last is None or not sp.counter_is_newer(cmd.counter, last):\n",
+        (SEC + "test_a_counter_more_than_the_window_ahead_is_refused",),
+    ),
+)
+
+_SUMMARY = re.compile(r"(\d+) (passed|failed|error|errors)")
+
+
+def run_tests(firmware: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, dict[str, int], str]:
+    env = dict(os.environ)
+    env["SPINEMON_FIRMWARE_DIR"] = str(firmware)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", *tests]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    counts: dict[str, int] = {}
+    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    for n, what in _SUMMARY.findall(tail):
+        counts["error" if what.startswith("error") else what] = int(n)
+    return proc.returncode, counts, proc.stdout
+
+
+def mutate(dst: Path, m: Mutant) -> None:
+    shutil.copytree(FIRMWARE, dst)
+    p = dst / m.file
+    src = p.read_text()
+    if src.count(m.old) != 1:
+        raise SystemExit(f"mutant {m.name}: the code to mutate occurs {src.count(m.old)} times in firmware/{m.file} (expected once); update the mutant")
+    p.write_text(src.replace(m.old, m.new))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--list", action="store_true", help="list the mutants and their tests")
+    ap.add_argument("--only", action="append", default=[], help="run this mutant only (repeatable)")
+    ap.add_argument("--timeout", type=float, default=600.0)
+    args = ap.parse_args(argv)
+    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}: {m.what}")
+            for t in m.tests:
+                print(f"    {t}")
+        return 0
+    rows = []
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="spinemon-mutants-") as tmp:
+        clean = Path(tmp) / "clean"
+        shutil.copytree(FIRMWARE, clean)
+        everything = tuple(sorted({t for m in chosen for t in m.tests}))
+        t0 = time.monotonic()
+        rc, counts, out = run_tests(clean, everything, args.timeout)
+        if rc != 0 or counts.get("passed", 0) != len(everything):
+            print(out[-3000:])
+            print(f"the tests do not pass on the unmutated firmware ({counts}): no mutant can be judged")
+            return 2
+        print(f"baseline: {len(everything)} tests pass on the unmutated firmware copy ({time.monotonic() - t0:.0f} s)")
+        for m in chosen:
+            d = Path(tmp) / m.name
+            mutate(d, m)
+            t0 = time.monotonic()
+            rc, counts, out = run_tests(d, m.tests, args.timeout)
+            failed = counts.get("failed", 0)
+            killed = rc != 0 and failed == len(m.tests)
+            ok = ok and killed
+            rows.append((m, failed, len(m.tests), killed, time.monotonic() - t0))
+            status = "KILLED" if killed else "SURVIVED"
+            print(f"{status:8s} {m.name:20s} {failed}/{len(m.tests)} tests fail  ({time.monotonic() - t0:.0f} s)  {m.what}")
+            if not killed:
+                print(out[-2000:])
+    print(f"{sum(r[3] for r in rows)} of {len(rows)} hand-made mutants killed (every listed test failing)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
