@@ -645,7 +645,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
         if recorder is not None and setup.status is not None:
             recorder.meta({"type": "device_status", **setup.status.as_dict()})
         heartbeat_task = asyncio.get_running_loop().create_task(setup.heartbeat(transport))
-        if keys is None and not options.sim and sys.stdin is not None and sys.stdin.isatty():
+        if keys is None and sys.stdin is not None and sys.stdin.isatty():  # --sim too: Enter and exercise names work as on hardware
             keys = sys.stdin
         if keys is not None:
             marker = SetMarker(transport, ui, pipeline.exercise)
