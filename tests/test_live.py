@@ -260,3 +260,8 @@ def test_profile_stores_the_calibration_and_the_next_session_reuses_it(tmp_path)
     assert result.calibration.rom == stored.rom
     limit = result.summary["limits"]["flexion_deg"]
     assert limit == pytest.approx(0.4 * stored.rom.flexion_deg, abs=0.01)
+    # a calibrated lifter just lifts: the same 5 reps as the first session, the rounded one is rep 3 of 5,
+    # nothing before the first set counted or buzzed
+    assert [(r["set"], r["rep"]) for r in result.summary["reps"]] == [(r["set"], r["rep"]) for r in first.summary["reps"]] == [(1, k) for k in range(1, 6)]
+    assert all(a.event.set == 1 and a.event.rep is not None for a in result.alerts)
+    assert (1, 3) in {(a.event.set, a.event.rep) for a in result.alerts}

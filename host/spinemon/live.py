@@ -510,10 +510,12 @@ def sim_sets_for(exercise: str) -> list[sim.SetSpec]:
     return [sim.SetSpec(exercise, 5, {3: sim.FAULTS_BY_EXERCISE[exercise][0]}, rest_s=3.0)]
 
 
-def make_transport(options: LiveOptions) -> Transport:
-    """The transport for ``options`` (not connected yet)."""
+def make_transport(options: LiveOptions, *, calibrated: bool = False) -> Transport:
+    """The transport for ``options`` (not connected yet). ``calibrated``: the
+    session starts from a stored calibration, so the simulated wearer does not
+    go through the calibration bends (a calibrated lifter just lifts)."""
     if options.sim:
-        session = sim.simulate(sim_sets_for(options.exercise), seed=options.seed, rom=options.calibrate_rom)
+        session = sim.simulate(sim_sets_for(options.exercise), seed=options.seed, rom=options.calibrate_rom and not calibrated)
         frames = list(zip(session.frames, session.frame_times.tolist()))
         labels = []
         if options.exercise == "generic":  # several exercises: the lifter says which set starts
@@ -610,7 +612,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
             ui.line(f"-- calibration saved to {where}")
         except SpinemonError as e:
             ui.line(f"!! {e}")
-    transport = transport or make_transport(options)
+    transport = transport or make_transport(options, calibrated=pipeline.calibration is not None)
     setup = LinkSetup(pipeline, options.guard_mode, options.command_timeout_s)
     transport.on_connected = setup
     transport.on_state = ui.on_state
