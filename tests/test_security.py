@@ -484,6 +484,19 @@ assert w.dev.ble.trusted() and w.dev.ble.bonds.bonds() == 1
 print("RESULT bonds_all_damaged=no_pairing_window")
 """
 
+BONDS_NOT_TEXT = r"""
+# a bond file whose bytes are not even text (both copies): corrupt, not missing
+w, F = running()
+w.r.central_disconnect(64, OWNER); w.step()
+keys = w.r.central_keys
+for p in (CFG + "/bonds.json", CFG + "/bonds.json.b"):
+    with open(p, "wb") as f:
+        f.write(b"SM2 \xff\xfe\x00 broken\n")
+w = Wearable(keys)
+assert w.dev.ble.bonds.state == "corrupt" and not w.dev.ble.pairing(), w.dev.ble.bonds.state
+print("RESULT bonds_not_text=no_pairing_window")
+"""
+
 BOOT_COUNTER = r"""
 # the boot counter never repeats: unwritable (each boot would read the same
 # old value), or damaged
@@ -496,6 +509,15 @@ garble(CFG + "/boot.txt")
 b1 = store().bump_boot_count()
 assert b1 != 1, b1
 assert store().bump_boot_count() == b1 + 1
+# the u16 wraps past 65535 to 1, never to 0 and never to a random number
+for f in os.listdir(CFG):
+    if f.startswith("boot.txt"):
+        os.remove(CFG + "/" + f)
+s = store()
+s.boot_file.save("65534")
+assert store().bump_boot_count() == 65535 and store().bump_boot_count() == 1
+# the counter floor's full u32 range loads
+assert store().save_counter(0xFFFFFFFF) and store().load_counter() == 0xFFFFFFFF
 print("RESULT boot_unwritable=%s" % ",".join(str(x) for x in unwritable))
 """
 
@@ -540,6 +562,20 @@ for who, pair in ((STRANGER, False), (STRANGER, True), (PHONE2, True)):
     w.r.central_keys.pop(STRANGER, None)
 assert w.to(70, w.H_STREAM) == [] and w.to(70, w.H_STATUS) == []
 assert ble.disconnects == d0 and len(motor(w)) == buzz0 + 3 and ble.bonds.bonds() == 2
+# even with pairing mode open (button held 3 s while the owner is connected),
+# a second central's keys are not stored
+w.hw.button.value(0)
+for _ in range(35):
+    w.step(100)
+w.hw.button.value(1); w.step(100)
+assert w.dev.ble.pairing() and ble.conn == 64
+n_items = len(ble.bonds.items)
+w.r.central_keys.pop(STRANGER, None)
+w.r.central_connect(70, STRANGER, pair=True)
+assert len(ble.bonds.items) == n_items and ble.conn == 64, "a second central bonded"
+w.step()
+assert 70 not in w.r.connections and ble.trusted()
+w.dev.ble.leave_pairing_mode()
 # the stranger leaving by itself: still the owner's
 w.r.central_connect(70, STRANGER, pair=False)
 w.r.central_disconnect(70, STRANGER)
@@ -654,7 +690,7 @@ w.hw.ticks.advance_ms(60000 - 20)
 assert w.dev.ble.pairing_until_ms is not None
 w.hw.ticks.advance_ms(20)   # exactly 60 s: closed
 w.r.central_connect(71, STRANGER)
-assert w.dev.ble.bonds_refused >= 1 and w.dev.ble.bonds.bonds() == 0, "a stranger bonded as the window closed"
+assert w.dev.ble.bonds_refused >= 1 and w.dev.ble.bonds.items == [], "a stranger's keys were stored as the window closed"
 w.step()
 assert 71 not in w.r.connections and not w.dev.ble.pairing()
 print("RESULT window_end=closed")
@@ -664,6 +700,11 @@ print("RESULT window_end=closed")
 @pytest.mark.micropython
 def test_the_pairing_window_closes_on_time(tmp_path):
     assert _issue12(tmp_path, PAIRING_WINDOW_ENDS) == {"window_end": "closed"}
+
+
+@pytest.mark.micropython
+def test_a_bond_file_that_is_not_text_opens_no_pairing_window(tmp_path):
+    assert _issue12(tmp_path, BONDS_NOT_TEXT) == {"bonds_not_text": "no_pairing_window"}
 
 
 @pytest.mark.micropython

@@ -528,3 +528,18 @@ assert rig2.dev.guard.alerts == 1, rig2.dev.guard.alerts
 print("ok")
 """,
     )
+
+
+def test_the_link_setting_picks_the_links_even_when_both_are_fitted(tmp_path):
+    run(
+        tmp_path,
+        r"""
+rig = Rig(fresh_store(CFG_DIR), link="serial", serial=True)   # a radio is fitted too
+assert rig.dev.serial is not None and rig.dev.ble is None and rig.r.adv is None
+rig = Rig(fresh_store(CFG_DIR), link="ble", serial=True)      # a serial port is there too
+assert rig.dev.ble is not None and rig.dev.serial is None
+rig = Rig(fresh_store(CFG_DIR), link="both", serial=True)
+assert rig.dev.ble is not None and rig.dev.serial is not None
+print("ok")
+""",
+    )
