@@ -355,7 +355,7 @@ class ConfigStore:
             self._say("config corrupt or invalid, using defaults")
             return dict(DEFAULTS)
         if self.config_file.problem:
-            self._say("config: " + self.config_file.problem)
+            self._say(self.config_file.problem)
         return cfg
 
     def save(self, cfg):
