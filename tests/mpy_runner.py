@@ -49,6 +49,7 @@ def run(
     stdin: bytes | None = None,
     timeout: float = 120.0,
     check: bool = True,
+    heapsize: str = "64M",
 ) -> subprocess.CompletedProcess:
     """Run `script` (source text) under MicroPython with MICROPYPATH set to
     `path` (default: protocol/ and firmware/). Returns the completed process
@@ -58,9 +59,9 @@ def run(
     dirs = path if path is not None else [PROTOCOL_DIR, FIRMWARE_DIR]
     env = dict(os.environ)
     env["MICROPYPATH"] = os.pathsep.join(str(d) for d in dirs) + os.pathsep + ".frozen"
-    # a big heap: tests push many frames through the interpreter
+    # a big heap by default: tests push many frames through the interpreter
     proc = subprocess.run(
-        [exe, "-X", "heapsize=64M", "-c", script],
+        [exe, "-X", f"heapsize={heapsize}", "-c", script],
         input=stdin,
         capture_output=True,
         timeout=timeout,
