@@ -154,7 +154,7 @@ def test_the_verdict_is_what_a_coach_reads_first(session):
         line = next(v for v in lines if v.startswith(f"Set {st['set']}, {st['exercise']}:"))
         bad = sorted({e["rep"] for e in summ["events"] if e["set"] == st["set"] and e["kind"] != "spine_creep"})
         for k in bad:
-            assert re.search(rf"rep {k} (rounded|arched|twisted|bent sideways|swung) \d+ deg(/s)? past your limit", line), line
+            assert re.search(rf"rep {k} (rounded|arched|arched the lower back|twisted|bent sideways|swung|swung the weight|leaned back \(hip swing\)) \d+ deg(/s)? past your limit", line), line
         clean = [r["rep"] for r in summ["reps"] if r["set"] == st["set"] and r["rep"] not in bad]
         if bad and clean:
             assert "clean" in line
@@ -179,3 +179,12 @@ def test_verdict_words_on_hand_made_sets():
     falling = [dict(r, peak_flexion_deg=f) for r, f in zip(reps, (8.0, 15.0, 22.0, 30.0, 35.0))]
     assert "cue: push the hips back" in set_verdict({"set": 1, "exercise": "deadlift"}, falling, [])
     assert "hips did" not in set_verdict({"set": 1, "exercise": "deadlift"}, reps, [], one_sensor=True)
+
+
+def test_a_curl_lean_back_is_called_a_hip_swing():
+    from spinemon.verdict import event_words, set_verdict
+
+    assert event_words("over_extension", "curl") == "leaned back (hip swing)"
+    assert event_words("over_extension", "deadlift") == "arched"
+    line = set_verdict({"set": 2, "exercise": "curl"}, [{"set": 2, "rep": 1}, {"set": 2, "rep": 2}], [{"set": 2, "rep": 2, "kind": "over_extension", "peak_deg": -19.0, "limit_deg": -11.0}])
+    assert line == "Set 2, curl: rep 2 leaned back (hip swing) 8 deg past your limit; rep 1 clean."

@@ -389,7 +389,12 @@ class LiveUI:
             [f" set {ev.set}" if ev.set is not None else "", f" rep {ev.rep}" if ev.rep is not None else "", f" ({ev.exercise})" if ev.exercise else ""]
         )
         sent = "buzz sent" if alert.t_sent_host is not None else "NOT delivered (link down: the wearable's guard covers)"
-        self.line(f"!! ALERT {ev.kind.replace('_', '-')}: {ev.peak_deg:+.1f} deg past limit {ev.limit_deg:+.1f} at t={alert.t_trigger_device:.2f} s{where}: {sent}")
+        from spinemon.verdict import event_words
+
+        past = abs(ev.peak_deg - ev.limit_deg)
+        unit = "deg/s" if ev.kind == "swing" else "deg"
+        self.line(f"!! ALERT {ev.kind.replace('_', '-')} ({event_words(ev.kind, ev.exercise)}): peak {ev.peak_deg:+.1f} {unit}, limit {ev.limit_deg:+.1f}, "
+                  f"{past:.1f} past, at t={alert.t_trigger_device:.2f} s{where}: {sent}")
 
     def on_calibrated(self, cal: Calibration, pipeline: Pipeline) -> None:
         pass  # the phase changes drive the prompts (see on_frame)

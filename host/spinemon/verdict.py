@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["pelvis_share", "clean_ranges", "set_verdict", "session_verdict", "HINGES", "WORDS"]
+__all__ = ["pelvis_share", "clean_ranges", "event_words", "set_verdict", "session_verdict", "HINGES", "WORDS"]
 
 #: exercises whose reps are a forward lean of the trunk (hip hinge or squat)
 HINGES = ("deadlift", "squat", "row")
@@ -25,6 +25,19 @@ WORDS = {
     "swing": "swung",
     "spine_creep": "crept",
 }
+
+#: what an event means in a given exercise, where the kind alone says it badly
+EXERCISE_WORDS = {
+    ("curl", "over_extension"): "leaned back (hip swing)",
+    ("curl", "swing"): "swung the weight",
+    ("overhead_press", "over_extension"): "arched the lower back",
+}
+
+
+def event_words(kind: str, exercise: str | None) -> str:
+    """How a coach says what happened: "leaned back (hip swing)" for a curl's over-extension."""
+    return EXERCISE_WORDS.get((exercise or "", kind), WORDS.get(kind, str(kind).replace("_", " ")))
+
 
 MIN_LEAN_DEG = 15.0  # below this trunk lean the share of the hips is not meaningful
 CREEP_NOTE_DEG = 3.0  # flexion growing by at least this over a set is said
@@ -84,7 +97,7 @@ def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sens
         in_rep = [e for e in evs if e.get("rep") == k and e.get("kind") != "spine_creep"]
         if in_rep:
             bad.add(k)
-            words = "; ".join(f"{WORDS.get(e.get('kind'), str(e.get('kind')))}{_past(e)}" for e in in_rep[:2])
+            words = "; ".join(f"{event_words(e.get('kind'), ex)}{_past(e)}" for e in in_rep[:2])
             parts.append(f"rep {k} {words}")
     clean = [r.get("rep") for r in mine if r.get("rep") not in bad]
     if clean and bad:
