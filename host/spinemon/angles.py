@@ -94,6 +94,10 @@ class Mounting:
         uu, _, vt = np.linalg.svd(r)
         return cls(uu @ vt)
 
+    def neutral_up(self) -> np.ndarray:
+        """Up at neutral (body +X) in the sensor frame: the calibrated neutral gravity direction."""
+        return self.rotation.T @ np.array([1.0, 0.0, 0.0])
+
     def to_body(self, v_sensor: object) -> np.ndarray:
         """Express sensor-frame vectors (3,) or (N, 3) (gravity directions, rates) in the body frame."""
         v = _vectors("v_sensor", v_sensor)

@@ -32,7 +32,7 @@ from spinemon.calibration import Calibration, CalibrationSettings
 from spinemon.errors import CalibrationError, ConfigError
 from spinemon.live import PROMPT_NEUTRAL, PROMPT_ROM, LiveOptions, LiveUI, run as live_run
 from spinemon.pipeline import PHASE_MONITOR, PHASE_ROM, FrameResult, Pipeline, PipelineSettings
-from spinemon.profile_store import load_profile, parse_limit_override, profile_path, save_profile
+from spinemon.profile_store import load_profile, merge_limit_overrides, profile_path, save_profile
 from spinemon.transport import SimTransport
 
 __all__ = ["CalibrationOutcome", "calibrate_frames", "run_calibration", "describe", "add_arguments", "main"]
@@ -160,10 +160,7 @@ def main(ns: Any, stream: TextIO | None = None) -> int:
     """``spinemon calibrate``: 0 when the profile was written. Bad input and a
     failed calibration raise SpinemonError subclasses (one line from the CLI)."""
     out = stream if stream is not None else sys.stdout
-    overrides: dict = {}
-    for text in getattr(ns, "limit", None) or []:
-        for ex, lims in parse_limit_override(text).items():
-            overrides.setdefault(ex, {}).update(lims)
+    overrides = merge_limit_overrides(getattr(ns, "limit", None))
     timeout = getattr(ns, "timeout", None) or 120.0
     if not 1.0 <= timeout <= 3600.0:
         raise ConfigError(f"--timeout must be 1..3600 s, not {timeout!r}")

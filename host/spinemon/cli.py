@@ -154,27 +154,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from spinemon.recording import load
-    from spinemon.session import recorded_events, replay
+    from spinemon.session import recorded_events, replay, replay_settings
 
     files = list(args.file)
     if len(files) > 1 or Path(files[0]).is_dir():
         return _replay_many(args)
     args.file = files[0]
     rec = load(args.file, strict=args.strict)
-    settings = None
-    if args.exercise or args.limit:
-        from dataclasses import replace as _replace
-
-        from spinemon.pipeline import PipelineSettings
-        from spinemon.profile_store import parse_limit_override
-
-        settings = PipelineSettings.from_dict(rec.header.get("settings", {}))
-        overrides = {k: dict(v) for k, v in (settings.limit_overrides or {}).items()}
-        for text in args.limit:
-            for ex, lim in parse_limit_override(text).items():
-                overrides.setdefault(ex, {}).update(lim)
-        settings = _replace(settings, exercise=args.exercise or settings.exercise, limit_overrides=overrides)
-    res = replay(rec, settings)
+    res = replay(rec, replay_settings(rec, args.exercise, args.limit))
     events = [e.as_dict() for e in res.events]
     live = recorded_events(rec)
     stats = dict(res.stats)

@@ -838,15 +838,12 @@ def _split_sources(items: Sequence[str]) -> tuple[Path | None, dict[str, str] | 
 
 def import_main(args: argparse.Namespace) -> int:
     """``spinemon import FILE --rate HZ --columns ...`` or ``spinemon import upper=F1 lower=F2 ...``."""
-    from spinemon.profile_store import parse_limit_override
+    from spinemon.profile_store import merge_limit_overrides
 
     src, sources = _split_sources(args.csv)
     first = Path(sources["upper"]) if sources else src
     out = Path(args.out) if args.out else first.with_suffix(".spinrec")
-    overrides: dict = {}
-    for text in args.limit:
-        for ex, lim in parse_limit_override(text).items():
-            overrides.setdefault(ex, {}).update(lim)
+    overrides = merge_limit_overrides(args.limit)
     # a spinemon export (no --columns) keeps spinemon's guided calibration (neutral, then the
     # range-of-motion bends); another logger's session had no such sweep: neutral only, default range
     settings = PipelineSettings(exercise=args.exercise, limit_overrides=overrides, calibration=CalibrationSettings(rom=args.columns is None))

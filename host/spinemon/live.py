@@ -29,8 +29,6 @@ from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TextIO
 
-import numpy as np
-
 import spinemon_protocol as proto
 from spinemon import argtypes
 from spinemon import profile_store, sim
@@ -126,7 +124,7 @@ def neutral_args(cal: Calibration | None) -> tuple[int, int] | None:
         return None
 
     def sagittal_cdeg(m) -> int:
-        u = np.asarray(m.rotation).T @ np.array([1.0, 0.0, 0.0])  # body +X (up at neutral) in the sensor frame
+        u = m.neutral_up()
         return int(round(math.degrees(math.atan2(u[2], u[0])) * 100.0))
 
     lower = cal.mounting.get("lower")
@@ -594,10 +592,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
     prof = None
     if pipeline is None:
         settings = PipelineSettings(exercise=options.exercise, calibration=CalibrationSettings(rom=options.calibrate_rom))
-        overrides: dict = {}
-        for text in options.limits:
-            for ex, lims in profile_store.parse_limit_override(text).items():
-                overrides.setdefault(ex, {}).update(lims)
+        overrides = profile_store.merge_limit_overrides(options.limits)
         if overrides:
             settings = replace(settings, limit_overrides=overrides)
         if options.uses_profile:

@@ -495,8 +495,7 @@ class Pipeline:
         cal = self.calibration
         for s, m in cal.mounting.items():
             if s in self._filters:
-                up = m.rotation.T @ np.array([1.0, 0.0, 0.0])  # body +X (up at neutral) in the sensor frame
-                state = FusionState.from_gravity(up, rate, self.settings.fusion, bias=np.zeros(3))
+                state = FusionState.from_gravity(m.neutral_up(), rate, self.settings.fusion, bias=np.zeros(3))
                 self._filters[s] = GravityFilter(rate, self.settings.fusion, state)
 
     def _account(self, block: SampleBlock) -> None:

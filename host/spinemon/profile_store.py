@@ -156,6 +156,16 @@ def save_profile(prof: UserProfile, path: str | os.PathLike | None = None) -> Pa
     return p
 
 
+def merge_limit_overrides(texts, base: dict | None = None) -> dict:
+    """``base`` (``{exercise: {limit: value}}``, not changed) with every
+    ``EXERCISE.LIMIT=VALUE`` of ``texts`` applied on top, in order."""
+    out = {k: dict(v) for k, v in (base or {}).items()}
+    for text in texts or ():
+        for ex, lims in parse_limit_override(text).items():
+            out.setdefault(ex, {}).update(lims)
+    return out
+
+
 def parse_limit_override(text: str) -> dict:
     """``"deadlift.flexion_share=0.55"`` -> ``{"deadlift": {"flexion_share": 0.55}}``
     (``none``/``off`` disables a limit). For ``--limit`` on the command line."""

@@ -44,25 +44,13 @@ def expand(items: Sequence[str | os.PathLike]) -> list[Path]:
 
 def replay_row(path: str, exercise: str | None = None, limits: Sequence[str] = ()) -> dict:
     """Replay one recording (the product's replay path) and summarise it as one row."""
-    from dataclasses import replace
-
-    from spinemon.pipeline import PipelineSettings
-    from spinemon.profile_store import parse_limit_override
     from spinemon.recording import load
-    from spinemon.session import recorded_events, replay
+    from spinemon.session import recorded_events, replay, replay_settings
 
     row: dict = {"recording": str(path)}
     try:
         rec = load(path)
-        settings = None
-        if exercise or limits:
-            settings = PipelineSettings.from_dict(rec.header.get("settings", {}))
-            overrides = {k: dict(v) for k, v in (settings.limit_overrides or {}).items()}
-            for text in limits:
-                for ex, lim in parse_limit_override(text).items():
-                    overrides.setdefault(ex, {}).update(lim)
-            settings = replace(settings, exercise=exercise or settings.exercise, limit_overrides=overrides)
-        res = replay(rec, settings)
+        res = replay(rec, replay_settings(rec, exercise, limits))
     except SpinemonError as e:
         row["error"] = str(e)
         return row

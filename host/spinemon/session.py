@@ -10,7 +10,7 @@ same order, so it reproduces the live events exactly.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import spinemon_protocol as proto
@@ -256,6 +256,17 @@ def monitoring_line(m: dict) -> str:
     if m["calibration"] == "none":
         text += "; stand still for 1 s at the start so neutral can be set"
     return text
+
+
+def replay_settings(recording: Recording, exercise: str | None = None, limits=()) -> PipelineSettings | None:
+    """The recording's own settings with another default exercise and/or limit
+    overrides on top (``replay --exercise/--limit``); None when neither is given."""
+    if not exercise and not limits:
+        return None
+    from spinemon.profile_store import merge_limit_overrides
+
+    settings = PipelineSettings.from_dict(recording.header.get("settings", {}))
+    return replace(settings, exercise=exercise or settings.exercise, limit_overrides=merge_limit_overrides(limits, settings.limit_overrides))
 
 
 def recorded_events(recording: Recording) -> list[dict] | None:
