@@ -8,13 +8,20 @@
 # Commands: link -> handle_command() -> ACK/ERROR (+ STATUS) back on that link.
 
 import math
+
+try:
+    from gc import mem_free as _mem_free  # MicroPython: free heap, bytes (STATUS heap_free)
+except ImportError:  # CPython runs these modules in some tests: no MicroPython heap to report
+    def _mem_free():
+        return 0
+
 import spinemon_protocol as sp
 from config_store import DEFAULTS, random_u32
 from guard import Guard
 from haptics import Haptics
 from sampler import FrameQueue, Sampler, SentRing
 
-FW_VERSION = (0, 1, 0)
+FW_VERSION = (0, 2, 0)  # 0.2: STATUS carries heap_free
 BUTTON_DEBOUNCE_MS = 50
 BATTERY_PERIOD_MS = 10000
 STATUS_PERIOD_MS = 1000
@@ -250,6 +257,7 @@ class Device:
             frames_dropped=q.frames_dropped,
             commands_rejected=self.commands_rejected,
             guard_alerts=g.alerts,
+            heap_free=_mem_free(),
         )
 
     # ---- work -------------------------------------------------------------------------------

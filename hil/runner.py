@@ -24,8 +24,9 @@ from hil.dut import Dut
 from hil.scenario import Scenario
 from spinemon.alerts import AlertPolicy, CommandCounter
 from spinemon.calibration import CalibrationSettings
-from spinemon.detect import OVER_EXTENSION, OVER_FLEXION, profile
+from spinemon.detect import OVER_EXTENSION, OVER_FLEXION
 from spinemon.errors import SpinemonError, TransportError
+from spinemon.live import guard_args, neutral_args
 from spinemon.pipeline import Pipeline, PipelineSettings
 from spinemon.stream import FrameDecoder, SampleBlock
 
@@ -85,13 +86,13 @@ class _Session:
         self.dut = dut
         self.res = result
         self.truth = scn.truth
-        lim = profile(scn.exercise).limits()
-        self.flex_limit = lim.flexion_deg
-        self.ext_limit = lim.extension_deg
         self.counter = CommandCounter()
         dut.counter = self.counter
         self.settings = PipelineSettings(exercise=scn.exercise, calibration=CalibrationSettings(neutral_s=NEUTRAL_S, rom=False))
         self.pipeline = Pipeline(self.settings, alerts=AlertPolicy(counter=self.counter))
+        lim = self.pipeline.limits  # what SET_GUARD sends and the host checks (no range-of-motion sweep: the profile's)
+        self.flex_limit = lim.flexion_deg
+        self.ext_limit = lim.extension_deg
         self.boot = 0
         self.offsets_s = [0.0]
         self.decoder = FrameDecoder()  # the bench's own view, per boot (device angle, flags, periods)
@@ -103,8 +104,8 @@ class _Session:
         self.host_angles: list[tuple[int, np.ndarray, np.ndarray]] = []
         self.periods: list[tuple[int, float, int]] = []  # boot, t first, period_us (on change)
         self.t_latest: float | None = None  # device time of the newest sample (this boot)
-        self.t_device_cal: float | None = None  # device time the device's CALIBRATE was acknowledged
-        self.host_calibrated = False
+        self.t_device_cal: float | None = None  # device time the host's neutral was sent to the device
+        self.neutral_sent: tuple[int, int] | None = None
         self.errors_crc = 0
         self.alert_log: list[tuple[int, object]] = []
         self.wall_last_sample = time.monotonic()
@@ -139,9 +140,10 @@ class _Session:
                 # the truth is looked up in this boot's device time
                 t = t_boot[-len(res.t):] if t_boot is not None and len(t_boot) >= len(res.t) else res.t
                 self.host_angles.append((self.boot, t, res.angles.flexion_deg))
-            if res.calibrated is not None and not self.host_calibrated:
-                self.host_calibrated = True
-                self.dut.send(sp.OP_CALIBRATE, (0,))  # zero the device's angle at the same neutral
+            if res.calibrated is not None and self.neutral_sent is None:
+                # as `spinemon live`'s LinkSetup does: the host's neutral goes to
+                # the device (SET_NEUTRAL), so its guard measures from the same posture
+                self._push_neutral(wait=False)
                 self.t_device_cal = self.t_latest
             for alert in res.alerts:
                 try:
@@ -207,10 +209,21 @@ class _Session:
             "first_sample_after_reset": self.t_latest is not None,
         }
 
+    def _push_neutral(self, wait: bool) -> None:
+        args = neutral_args(self.pipeline.calibration)
+        if args is None:
+            return
+        if wait:
+            self.dut.command(sp.OP_SET_NEUTRAL, args)
+        else:
+            self.dut.send(sp.OP_SET_NEUTRAL, args)
+        self.neutral_sent = args
+
     def _configure(self) -> None:
-        lim_f = 0 if self.flex_limit is None else int(round(self.flex_limit * 100))
-        lim_e = 0 if self.ext_limit is None else int(round(self.ext_limit * 100))
-        self.dut.command(sp.OP_SET_GUARD, (lim_f, lim_e, self.scn.guard_mode))
+        # the commands `spinemon live`'s LinkSetup sends after every (re)connect,
+        # built by the same functions: SET_NEUTRAL (once calibrated), SET_GUARD, SET_RATE
+        self._push_neutral(wait=True)
+        self.dut.command(sp.OP_SET_GUARD, guard_args(self.pipeline.limits, self.scn.guard_mode))
         ack = self.dut.command(sp.OP_SET_RATE, (self.scn.rate_hz,))
         return ack.value
 
@@ -335,7 +348,7 @@ def _judge(s: _Session) -> None:
         derr = []
         for b, t, a, _ in s.samples:
             if s.t_device_cal is not None and b == 0:
-                keep = t > s.t_device_cal + 0.2  # the CALIBRATE reached the device by then
+                keep = t > s.t_device_cal + 0.2  # the SET_NEUTRAL reached the device by then
             else:
                 keep = np.ones(len(t), dtype=bool) if s.t_device_cal is not None else np.zeros(len(t), dtype=bool)
             derr.append((a - truth.lumbar_deg(s.world(b, t)))[keep])

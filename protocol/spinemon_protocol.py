@@ -60,8 +60,11 @@ SF_QUEUE_DROP = const(0x10)  # frames were dropped from the send queue before th
 SF_LINK_GUARD = const(0x20)  # the device considers the host link down
 
 # ---- STATUS ----------------------------------------------------------------
-_STATUS_FMT = "<BBBBBHBBBBHBhhBBHIIIIHIHHH"
-STATUS_PAYLOAD_SIZE = const(48)
+_STATUS_FMT = "<BBBBBHBBBBHBhhBBHIIIIHIHHHI"
+STATUS_PAYLOAD_SIZE = const(52)
+# firmware before 0.2 sent STATUS without heap_free: still decoded (heap_free None)
+_STATUS_FMT_48 = "<BBBBBHBBBBHBhhBBHIIIIHIHHH"
+STATUS_PAYLOAD_SIZE_48 = const(48)
 IMU_NONE = const(0)
 IMU_MPU6050 = const(1)
 IMU_MPU6500 = const(2)
@@ -389,6 +392,7 @@ def encode_status(
     frames_dropped=0,
     commands_rejected=0,
     guard_alerts=0,
+    heap_free=0,
 ):
     """A STATUS frame (see Status for the fields)."""
     body = bytearray(
@@ -420,6 +424,7 @@ def encode_status(
             clamp(frames_dropped, 0, 0xFFFF),
             clamp(commands_rejected, 0, 0xFFFF),
             clamp(guard_alerts, 0, 0xFFFF),
+            clamp(heap_free, 0, 0xFFFFFFFF),
         )
     )
     return _seal(body)
@@ -496,6 +501,7 @@ STATUS_FIELDS = (
     "frames_dropped",
     "commands_rejected",
     "guard_alerts",
+    "heap_free",
 )
 
 
@@ -579,9 +585,11 @@ def decode(frame):
         block = bytes(memoryview(frame)[SAMPLES_HEADER_SIZE : n - CRC_SIZE])
         return Samples(seq, t_us, period, mask, ranges, count, flags, block)
     if ftype == T_STATUS:
-        if n != HEADER_SIZE + STATUS_PAYLOAD_SIZE + CRC_SIZE:
-            raise ProtocolError(E_LENGTH, "STATUS has the wrong length")
-        return Status(struct.unpack_from(_STATUS_FMT, frame, 0)[2:])
+        if n == HEADER_SIZE + STATUS_PAYLOAD_SIZE + CRC_SIZE:
+            return Status(struct.unpack_from(_STATUS_FMT, frame, 0)[2:])
+        if n == HEADER_SIZE + STATUS_PAYLOAD_SIZE_48 + CRC_SIZE:
+            return Status(struct.unpack_from(_STATUS_FMT_48, frame, 0)[2:] + (None,))
+        raise ProtocolError(E_LENGTH, "STATUS has the wrong length")
     if ftype == T_COMMAND:
         return decode_command_body(frame)
     if ftype == T_ACK:

@@ -24,7 +24,9 @@ import pytest
 import spinemon_protocol as P
 from mpy_runner import FIRMWARE_DIR, PROTOCOL_DIR, ROOT, micropython_binary, require
 from spinemon.alerts import PATTERNS, AlertPolicy, CommandCounter
-from spinemon.calibration import CalibrationSettings
+from spinemon.angles import Mounting
+from spinemon.calibration import Calibration, CalibrationSettings
+from spinemon.live import neutral_args
 from spinemon.detect import OVER_FLEXION, DetectorSettings
 from spinemon.emulated_ble import BumbleClient, EmulatedRadio, LinkFaults
 from spinemon.emulated_ble.firmware_bridge import BridgeError, FirmwareBridge, FirmwareOptions
@@ -296,7 +298,11 @@ def test_link_loss_reaches_the_firmware_whose_own_guard_then_buzzes_and_it_readv
                     status = Inbox()
                     await client.start_notify(P.STATUS_CHAR_UUID, status)
                     base = await resync(client, status)
-                    await command(client, status, P.wrap32(base + 1), P.OP_CALIBRATE, (0,))
+                    # what `spinemon live` sends once it has calibrated a wearer standing upright
+                    # (the fake boards rest with gravity along +x): never CALIBRATE
+                    neutral = neutral_args(Calibration({"upper": Mounting.from_neutral([1.0, 0.0, 0.0])}, (0.0, 1.0)))
+                    assert neutral == (0, 0)
+                    await command(client, status, P.wrap32(base + 1), P.OP_SET_NEUTRAL, neutral)
                     await command(client, status, P.wrap32(base + 2), P.OP_SET_GUARD, (4500, -2000, P.GUARD_WHEN_LINK_DOWN))
                     await command(client, status, P.wrap32(base + 3), P.OP_START)
                 await fw.wait_until(lambda: any(i.event == "central_disconnect" for i in fw.irqs), 3.0)
@@ -441,4 +447,6 @@ def test_spinemon_live_arms_the_wearables_own_guard_and_takes_over_after_a_dropp
     assert stats["gaps"] >= 1 and stats["lost_samples"] > 0
     assert device["guard_alerts"] == 1
     assert device["samples_lost_device"] + device["samples_lost_link"] == stats["lost_samples"]
+    # the firmware's free heap (gc.mem_free under MicroPython), the least any STATUS reported
+    assert device["heap_free_min"] is not None and 10_000 < device["heap_free_min"] <= options().heap_mb * 1024 * 1024
     assert ui.lines.count("-- link connected") == 2 and "-- link disconnected" in ui.lines

@@ -62,6 +62,7 @@ STATUS_RANGES = {
     "frames_dropped": U16,
     "commands_rejected": U16,
     "guard_alerts": U16,
+    "heap_free": U32,
 }
 STATUS_WRAPS = {"uptime_ms", "last_counter", "frames_sent"}  # counters wrap, the rest clamp
 
@@ -198,11 +199,27 @@ def test_samples_round_trip(mask, data):
 @given(kw=status_kwargs())
 def test_status_round_trip(kw):
     frame = encode_status_kw(kw)
-    assert len(frame) == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE + P.CRC_SIZE == 52
+    assert len(frame) == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE + P.CRC_SIZE == 56
     s = P.decode(frame)
     assert isinstance(s, P.Status) and s.kind == P.T_STATUS
     assert s.as_dict() == kw
     assert s.fw_version == (kw["fw_major"], kw["fw_minor"], kw["fw_patch"])
+
+
+@FAST
+@given(kw=status_kwargs())
+def test_a_status_from_firmware_before_heap_free_still_decodes(kw):
+    """Firmware 0.1 sent a 48-byte STATUS payload (no heap_free): a host
+    still reads every field of it, and heap_free is None (not reported)."""
+    frame = encode_status_kw(kw)
+    old = seal(frame[: P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE_48])
+    assert len(old) == 52
+    s = P.decode(old)
+    want = dict(kw, heap_free=None)
+    assert s.as_dict() == want
+    for n in (51, 53, 55, 57):  # any other length is refused
+        body = (frame + bytes(8))[: n - P.CRC_SIZE]
+        assert decode_error(seal(body)).code == P.E_LENGTH
 
 
 @pytest.mark.parametrize("opcode", sorted(P.OPCODE_ARGS), ids=lambda op: P.OPCODE_NAMES[op])
@@ -293,6 +310,9 @@ def test_truncated_prefix_with_accidentally_valid_crc_is_still_rejected():
     for frame in frames:
         body = frame[:-2]
         for k in range(P.HEADER_SIZE, len(body)):
+            if frame[1] == P.T_STATUS and k == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE_48:
+                assert P.decode(seal(body[:k])).heap_free is None  # an older firmware's STATUS
+                continue
             e = decode_error(seal(body[:k]))
             assert e.code in (P.E_TRUNCATED, P.E_LENGTH), (frame[1], k, e.reason)
 
@@ -390,8 +410,11 @@ def test_valid_header_with_wrong_length_is_rejected(frame, delta):
     else:
         body = body + bytes(range(1, delta + 1))
     new = seal(body)
-    e = decode_error(new)
     ftype = frame[1]
+    if ftype == P.T_STATUS and len(new) == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE_48 + P.CRC_SIZE:
+        assert P.decode(new).heap_free is None  # the length of an older firmware's STATUS
+        return
+    e = decode_error(new)
     if len(new) > P.MAX_FRAME:
         assert e.code == P.E_LENGTH
     elif ftype == P.T_SAMPLES and len(new) < P.SAMPLES_HEADER_SIZE + P.CRC_SIZE:

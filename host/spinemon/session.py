@@ -55,11 +55,17 @@ class DeviceAccounting:
         self.boots: dict[int, dict] = {}
         self.order: list[int] = []
         self.status_frames = 0
+        #: the least free MicroPython heap any STATUS reported (bytes; None:
+        #: the firmware does not report it): a wearable running low on memory shows here
+        self.heap_free_min: int | None = None
 
     def on_status(self, status: proto.Status) -> bool:
         """Take one STATUS; True if it came from a boot not seen before
         (after the first): the wearable restarted."""
         self.status_frames += 1
+        heap = getattr(status, "heap_free", None)
+        if heap:  # 0 / None: not known
+            self.heap_free_min = int(heap) if self.heap_free_min is None else min(self.heap_free_min, int(heap))
         b = int(status.boot_count)
         new = b not in self.boots
         cur = self.boots.get(b)
@@ -95,6 +101,7 @@ class DeviceAccounting:
     def as_dict(self, host_lost_samples: int | None = None) -> dict:
         d = {"status_frames": self.status_frames, "boots": list(self.order), "restarts": self.restarts, **self.totals()}
         d["samples_lost_device"] = self.samples_lost
+        d["heap_free_min"] = self.heap_free_min
         if host_lost_samples is not None:
             # what the host missed that the wearable did send: lost on the link
             d["host_lost_samples"] = host_lost_samples

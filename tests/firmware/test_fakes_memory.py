@@ -91,13 +91,18 @@ rig.connect()
 rig.cmd(sp.OP_START)
 frames = 0
 alloc = []
+heap = []
 for s in range(60):
     rig.run_ms(1000)
     frames += sum(1 for n in rig.r.notifications if n[2] == rig.h_stream)
     rig.r.notifications.clear()
     gc.collect()
     alloc.append(gc.mem_alloc())
+    heap.append(sp.decode(rig.r.gatts_read(rig.h_status)).heap_free)  # the STATUS value, refreshed every second
 print("RESULT frames=%d" % frames)
+print("RESULT status_heap_10s=%d" % heap[9])
+print("RESULT status_heap_60s=%d" % heap[-1])
+print("RESULT status_heap_min=%d" % min(heap))
 print("RESULT alloc_10s=%d" % alloc[9])
 print("RESULT alloc_60s=%d" % alloc[-1])
 print("RESULT peak=%d" % max(alloc))
@@ -106,3 +111,8 @@ print("RESULT peak=%d" % max(alloc))
     out = {k: int(v) for k, v in results(proc.stdout.decode()).items()}
     assert out["frames"] >= 775  # 60 s x 104 Hz / 8 samples per frame = 780
     assert out["alloc_60s"] - out["alloc_10s"] < 4096, out  # no growth over the minute
+    # STATUS reports the free heap (gc.mem_free) a host can watch: inside the
+    # 256 KB heap, room left all minute, no downward trend
+    assert 0 < out["status_heap_min"] < 256 * 1024, out
+    assert out["status_heap_min"] > 256 * 1024 - out["peak"] - 64 * 1024, out
+    assert out["status_heap_60s"] >= out["status_heap_10s"] - 8192, out

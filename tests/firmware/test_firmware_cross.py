@@ -3,6 +3,7 @@ the same fake inputs: byte-identical frames, equal guard angles."""
 
 import pytest
 
+import spinemon_protocol as sp
 from fw_helpers import PRELUDE, cpy, mpy, results
 
 pytestmark = pytest.mark.micropython
@@ -45,6 +46,21 @@ for chip in ("lsm6dso", "mpu6050"):
 """
 
 
+def heap_apart(frames: list[str]) -> tuple[list[str], list]:
+    """The frames with each STATUS's heap_free zeroed (the one field that
+    is the interpreter's, not the firmware's), and the heap_free values."""
+    out, heap = [], []
+    for h in frames:
+        b = bytes.fromhex(h)
+        if b[1] == sp.T_STATUS:
+            st = sp.decode(b).as_dict()
+            heap.append(st.pop("heap_free"))
+            fw = (st.pop("fw_major"), st.pop("fw_minor"), st.pop("fw_patch"))
+            b = sp.encode_status(fw_version=fw, heap_free=0, **st)
+        out.append(b.hex())
+    return out, heap
+
+
 def test_micropython_and_cpython_agree(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "c").mkdir()
@@ -54,7 +70,12 @@ def test_micropython_and_cpython_agree(tmp_path):
         mf = m[chip + "_frames"].split(";")
         cf = c[chip + "_frames"].split(";")
         assert len(mf) > 50
+        mf, m_heap = heap_apart(mf)
+        cf, c_heap = heap_apart(cf)
         assert mf == cf, f"{chip}: frames differ between interpreters"
+        # STATUS reports MicroPython's free heap (gc.mem_free); CPython has none to report
+        assert m_heap and all(10_000 < h < 64 * 1024 * 1024 for h in m_heap), m_heap
+        assert set(c_heap) == {0}
         ma = [tuple(map(float, x.split(","))) for x in m[chip + "_angles"].split(";")]
         ca = [tuple(map(float, x.split(","))) for x in c[chip + "_angles"].split(";")]
         assert len(ma) == len(ca) > 500
