@@ -34,7 +34,13 @@ def test_a_format_1_recording_loads_and_replays_its_live_events():
     assert live is not None and len(live) == 1 and live[0]["kind"] == "over_flexion" and live[0]["rep"] == 2
     res = replay(rec)
     assert res.frames == 409
-    assert [e.as_dict() for e in res.events] == live
+    # the same event as live, at the same samples; peak and limit within a few
+    # hundredths of a degree (the range-of-motion sweep now starts at the sample
+    # after neutral and removes the gyro offset once: see test_cli)
+    now = [e.as_dict() for e in res.events]
+    key = lambda e: (e["kind"], e["set"], e["rep"], e["exercise"], e["t_start"], e["t_alert"], e["t_end"])  # noqa: E731
+    assert [key(e) for e in now] == [key(e) for e in live]
+    assert abs(now[0]["peak_deg"] - live[0]["peak_deg"]) < 0.1 and abs(now[0]["limit_deg"] - live[0]["limit_deg"]) < 0.1
 
 
 def test_a_format_1_segmented_recording_loads_as_one_session():

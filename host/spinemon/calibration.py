@@ -194,6 +194,10 @@ class Calibrator:
     _rot: dict = field(default_factory=dict)
     _buf: dict = field(default_factory=dict)  # neutral-frame gravity per sensor over the sweep
     rom_skipped: bool = False  # True when no bend started within rom_start_s
+    #: index (in the last block) of the sample that completed a step (neutral
+    #: or range of motion); None if the block did not complete one. The
+    #: samples after it belong to the next phase: the caller goes on with them.
+    stopped_at: int | None = None
     _second_peak: float = 0.0
     _rom_still_since: float | None = None
 
@@ -208,6 +212,7 @@ class Calibrator:
         quietest stretch seen (``source == "provisional"``) and keeps looking:
         a later still stretch returns the real one. Sample by sample, so any
         split of the stream into blocks finds the same stretch."""
+        self.stopped_at = None
         if self.phase not in ("neutral", "provisional") or len(block) == 0:
             return None
         st = self.settings
@@ -228,6 +233,12 @@ class Calibrator:
             self._win = None
         if self._best is not None and set(self._best["a"]) != set(sensors):
             self._best = None
+        # the sample at which the provisional deadline is reached (neutral phase only)
+        i_prov = len(t)
+        if self.phase == "neutral":
+            late = np.flatnonzero(block.t - self._t0 + dt >= st.provisional_after_s - 1e-9)
+            if len(late):
+                i_prov = int(late[0])
         for i in range(len(t)):
             fits = True
             for s in sensors:
@@ -262,13 +273,22 @@ class Calibrator:
                         self._sum_a[s][k] += acc[s][i][k]
                         self._sum_g[s][k] += gyr[s][i][k]
             if self._t_last - self._t_first + dt >= st.neutral_s - 1e-9:
+                self.stopped_at = i
                 return self._finish_neutral(sensors, {s: self._sum_a[s] for s in sensors}, {s: self._sum_g[s] for s in sensors}, self._n, (self._t_first, self._t_last), "still")
-        if self.phase == "neutral" and t[-1] - self._t0 + dt >= st.provisional_after_s - 1e-9:
-            best = self._best
-            if best is None:  # not even one full window yet (very short still spells): use the stretch so far
-                return None
-            return self._finish_neutral(sensors, best["a"], best["g"], best["n"], best["t"], "provisional")
+            if i >= i_prov:
+                self._provisional_due(sensors, i)
+                if self.stopped_at is not None:
+                    return self.result
         return None
+
+    def _provisional_due(self, sensors, i: int) -> None:
+        """The provisional deadline has passed at sample ``i``: a provisional
+        neutral from the quietest window so far (none yet: keep waiting)."""
+        best = self._best
+        if best is None or self.phase != "neutral":  # not even one full window yet (very short still spells)
+            return
+        self.stopped_at = i
+        self._finish_neutral(sensors, best["a"], best["g"], best["n"], best["t"], "provisional")
 
     def _start_run(self, sensors, acc, gyr, i, ti) -> None:
         self._n = 1
@@ -318,41 +338,46 @@ class Calibrator:
         return self.result
 
     def update_rom(self, block: SampleBlock, gravity: dict) -> bool:
-        """Track the bends; returns True when the ROM phase ends.
+        """Track the bends; returns True when the ROM phase ends, at the
+        sample :attr:`stopped_at` (the samples after it are not consumed).
+        Sample by sample: any split of the stream ends it at the same sample.
 
+        ``block``: the samples with the gyro offset found at neutral
+        (``result.gyro_offset``) removed, as the pipeline fuses them (the
+        stillness test and the integrated bend both need it removed once).
         ``gravity``: per sensor, (n, 3) fused gravity directions, sensor frame."""
+        self.stopped_at = None
         if self.phase != "rom" or len(block) == 0:
             return self.done
         assert self.result is not None
         st = self.settings
         t = block.t
+        n = len(t)
         if self._rom_t0 is None:
             self._rom_t0 = float(t[0])
         dt = 1.0 / block.rate_hz
-        tilt_upper = None
+        per: dict = {}
         for s in block.sensors:
             if s not in self.result.mounting:
                 continue  # a sensor that was not there at neutral
             m = self.result.mounting[s]
             u0 = m.to_body(gravity[s])
-            w0 = m.to_body(block.gyr[s] - self.gyro_bias.get(s, 0.0))
-            rot = self._rot.get(s, np.zeros(3)) + np.cumsum(np.degrees(w0) * dt, axis=0)
-            self._rot[s] = rot[-1].copy()
+            w0 = m.to_body(block.gyr[s])  # the gyro offset found at neutral is already removed (see the docstring)
+            # summed sample by sample from the previous total (the same sums for any split)
+            rot = np.cumsum(np.vstack([self._rot.get(s, np.zeros(3))[None, :], np.degrees(w0) * dt]), axis=0)[1:]
             tilt = np.degrees(np.arccos(np.clip(u0[:, 0] / np.linalg.norm(u0, axis=1), -1.0, 1.0)))
-            k = int(np.argmax(tilt))
-            if tilt[k] > self.peak_tilt_deg.get(s, -1.0):
-                self.peak_tilt_deg[s] = float(tilt[k])
-                self.bend_rotation[s] = rot[k].copy()
-            self._buf.setdefault(s, []).append(u0)
-            if s == "upper":
-                tilt_upper = tilt
-        assert tilt_upper is not None
+            per[s] = (u0, rot, tilt)
+        assert "upper" in per
+        tilt_upper = per["upper"][2]
+        peak_upper = np.maximum.accumulate(np.maximum(tilt_upper, self.peak_tilt_deg.get("upper", -1.0)))
         still = still_mask(block, st)
         near = 0.25 * st.rom_min_flexion_deg
-        for i in range(len(t)):
+        end = None  # (index, complete, skipped)
+        for i in range(n):
             tu = float(tilt_upper[i])
+            ti = float(t[i])
             if self.rom_stage == "forward":
-                if self.peak_tilt_deg["upper"] >= st.rom_min_flexion_deg and tu < near:
+                if peak_upper[i] >= st.rom_min_flexion_deg and tu < near:
                     self.rom_stage = "backward"
             elif self.rom_stage == "backward":
                 self._second_peak = max(self._second_peak, tu)
@@ -360,22 +385,36 @@ class Calibrator:
                     self.rom_stage = "settle"
             if still[i] and tu < near:
                 if self._rom_still_since is None:
-                    self._rom_still_since = float(t[i])
+                    self._rom_still_since = ti
             else:
                 self._rom_still_since = None
-            if self.rom_stage == "settle" and self._rom_still_since is not None and t[i] - self._rom_still_since >= st.rom_settle_s:
-                self._finish_rom(float(t[i]))
-                return True
-        if self.rom_stage == "forward" and self.peak_tilt_deg.get("upper", 0.0) < st.rom_min_flexion_deg and t[-1] - self._rom_t0 > st.rom_start_s:
-            # no bend came: the wearer went straight to lifting (or walking); skip, never block monitoring
+            if self.rom_stage == "settle" and self._rom_still_since is not None and ti - self._rom_still_since >= st.rom_settle_s:
+                end = (i, True, False)
+                break
+            if self.rom_stage == "forward" and peak_upper[i] < st.rom_min_flexion_deg and ti - self._rom_t0 > st.rom_start_s:
+                # no bend came: the wearer went straight to lifting (or walking); skip, never block monitoring
+                end = (i, False, True)
+                break
+            if ti - self._rom_t0 > st.rom_timeout_s:
+                end = (i, self.rom_stage == "settle", False)
+                break
+        used = n if end is None else end[0] + 1
+        for s, (u0, rot, tilt) in per.items():
+            self._rot[s] = rot[used - 1].copy()
+            k = int(np.argmax(tilt[:used]))
+            if tilt[k] > self.peak_tilt_deg.get(s, -1.0):
+                self.peak_tilt_deg[s] = float(tilt[k])
+                self.bend_rotation[s] = rot[k].copy()
+            self._buf.setdefault(s, []).append(u0[:used])
+        if end is None:
+            return False
+        i, complete, skipped = end
+        self.stopped_at = i
+        if skipped:
             self.rom_skipped = True
             self.bend_rotation = {}
-            self._finish_rom(float(t[-1]), complete=False)
-            return True
-        if t[-1] - self._rom_t0 > st.rom_timeout_s:
-            self._finish_rom(float(t[-1]), complete=self.rom_stage == "settle")
-            return True
-        return False
+        self._finish_rom(float(t[i]), complete=complete)
+        return True
 
     def _finish_rom(self, t_end: float, complete: bool = True) -> None:
         assert self.result is not None

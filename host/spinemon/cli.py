@@ -154,7 +154,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from spinemon.recording import load
-    from spinemon.session import recorded_events, replay, replay_settings
+    from spinemon.session import live_comparison, recorded_events, replay, replay_settings
 
     files = list(args.file)
     if len(files) > 1 or Path(files[0]).is_dir():
@@ -169,6 +169,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     stats["recording_notes"] = list(rec.notes)
     stats.update(res.summary["monitoring"])
     stats["matches_live"] = None if live is None else (live == events)
+    stats["live_comparison"] = live_comparison(live, events)
     if args.json:
         json.dump({"events": events, "reps": res.summary.get("reps", []), "sets": res.summary.get("sets", []), "stats": stats}, sys.stdout, indent=2)
         print()
@@ -193,7 +194,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for e in events:
         print(_event_row(e))
     if live is not None:
-        print(f"  same as the live session: {'yes' if stats['matches_live'] else 'NO'}")
+        print(f"  same as the live session: {stats['live_comparison']}")
     return EXIT_OK
 
 

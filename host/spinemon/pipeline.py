@@ -30,9 +30,9 @@ What the lifter gets on top of the limits (all here, so live and replay agree):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-
+import copy
 import math
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -42,6 +42,7 @@ from spinemon.calibration import Calibration, CalibrationSettings, Calibrator, d
 from spinemon.detect import DetectorSettings, Event, EventDetector, Limits, one_sensor_limits, profile
 from spinemon.errors import ConfigError
 from spinemon.fusion import FusionSettings, FusionState, GravityFilter
+from spinemon.holds import Hold, HoldTimer
 from spinemon.reps import RepRecord, RepSegmenter, RepSettings, SetRecord
 from spinemon.stream import FrameDecoder, SampleBlock
 from spinemon.verdict import pelvis_share
@@ -130,107 +131,6 @@ class FrameResult:
     other: list = field(default_factory=list)  # STATUS / ACK / ERROR objects
 
 
-@dataclass
-class Hold:
-    """One timed hold (plank, bird dog, ...): from settling into the posture
-    to getting up. ``faults``: the events confirmed during it."""
-
-    exercise: str
-    set: int | None
-    hold: int  # number within the set, from 1
-    t_start: float
-    t_end: float | None = None
-    faults: list = field(default_factory=list)
-
-    @property
-    def duration_s(self) -> float:
-        return float("nan") if self.t_end is None else self.t_end - self.t_start
-
-    def as_dict(self) -> dict:
-        return {
-            "type": "hold",
-            "exercise": self.exercise,
-            "set": self.set,
-            "hold": self.hold,
-            "t_start": round(self.t_start, 4),
-            "t_end": None if self.t_end is None else round(self.t_end, 4),
-            "duration_s": None if self.t_end is None else round(self.duration_s, 3),
-            "faults": [{"kind": e.kind, "t_alert": None if e.t_alert is None else round(e.t_alert, 4), "peak_deg": round(e.peak_deg, 2)} for e in self.faults],
-        }
-
-
-class HoldTimer:
-    """Times holds from the upper sensor's tilt away from standing (deg):
-    a hold starts once the trunk has been past ``enter_deg`` (lying or on all
-    fours) for ``settle_s`` and the trunk is quiet (below ``quiet_deg_s``);
-    it ends when the tilt falls below ``exit_deg`` (getting up). Holds shorter
-    than ``min_s`` are dropped. Sample by sample (block-split invariant)."""
-
-    def __init__(self, enter_deg: float = 55.0, exit_deg: float = 45.0, settle_s: float = 1.0, quiet_deg_s: float = 10.0, min_s: float = 3.0) -> None:
-        self.enter_deg, self.exit_deg, self.settle_s, self.quiet_deg_s, self.min_s = enter_deg, exit_deg, settle_s, quiet_deg_s, min_s
-        self.holds: list[Hold] = []
-        self.current: Hold | None = None
-        self._down_since: float | None = None
-        self.exercise: str | None = None
-        self.set: int | None = None
-        self._ref = 0.0  # held tilt, smoothed (time constant 3 s)
-        self._last_ok = 0.0  # last time the tilt was near the held posture
-        self._a = 0.0033
-
-    def start(self, exercise: str, set_number: int | None, t: float) -> None:
-        self.stop(t)
-        self.exercise, self.set = exercise, set_number
-
-    def stop(self, t: float) -> None:
-        if self.current is not None:
-            self._close(self._last_ok)
-        self.exercise = None
-        self._down_since = None
-
-    def _close(self, t: float) -> None:
-        h = self.current
-        self.current = None
-        if h is None:
-            return
-        h.t_end = t
-        if h.duration_s < self.min_s:
-            self.holds.remove(h)
-
-    def update(self, t: np.ndarray, tilt_deg: np.ndarray, rate_deg_s: np.ndarray) -> np.ndarray:
-        """Returns per sample: a hold is running. The end is dated back to
-        the last sample near the held posture (``ref`` = its tilt, smoothed),
-        so getting up does not count as holding."""
-        on = np.zeros(len(t), dtype=bool)
-        if self.exercise is None:
-            return on
-        for i in range(len(t)):
-            ti, tilt = float(t[i]), float(tilt_deg[i])
-            if self.current is not None:
-                if tilt < self.exit_deg:
-                    self._close(self._last_ok)
-                    self._down_since = None
-                else:
-                    self._ref += self._a * (tilt - self._ref)
-                    if tilt >= self._ref - 4.0:
-                        self._last_ok = ti
-                    on[i] = True
-                continue
-            if tilt > self.enter_deg:
-                if self._down_since is None:
-                    self._down_since = ti
-                if ti - self._down_since >= self.settle_s and float(rate_deg_s[i]) < self.quiet_deg_s:
-                    n = 1 + sum(1 for h in self.holds if h.set == self.set and h.exercise == self.exercise)
-                    self.current = Hold(self.exercise, self.set, n, ti)
-                    self.holds.append(self.current)
-                    self._ref, self._last_ok = tilt, ti
-                    if i + 1 < len(t):
-                        self._a = 1.0 - math.exp(-(float(t[i + 1]) - ti) / 3.0)
-                    on[i] = True
-            else:
-                self._down_since = None
-        return on
-
-
 class Pipeline:
     """Frames in, alerts out. Not thread-safe; one per wearable."""
 
@@ -266,8 +166,9 @@ class Pipeline:
         self._moves: list[float] = []  # times of warm-up-range bends (rising crossings)
         self._move_up = False
         self._t_last: float | None = None
-        #: seconds of samples per phase (PHASE_NEUTRAL, PHASE_ROM, PHASE_MONITOR)
-        self.time_s: dict[str, float] = {}
+        self._phase_samples: dict[tuple[str, float], int] = {}  # (phase, rate) -> samples (see time_s)
+        self._reps_set: int | None = None  # the segmenter's set in progress, as of the last sample
+        self._last_gravity: dict = {}
         #: layout changes mid-session: {t, sensors, rate_hz} each
         self.layout_changes: list[dict] = []
         self._layout: tuple | None = None
@@ -354,7 +255,18 @@ class Pipeline:
                 res.other.append(item)
         return res
 
-    def _on_samples(self, block: SampleBlock, t_host: float, res: FrameResult) -> None:
+    def on_block(self, block: SampleBlock, t_host: float | np.ndarray, res: FrameResult | None = None) -> FrameResult:
+        """Decoded samples in stream order: one frame's or many frames' worth
+        (replay pushes a recording through in long blocks). Every result is
+        the same for any split of the stream into blocks: a step that ends
+        inside a block (calibration, a rep that sets the creep limit, the
+        set or rep in progress) takes effect at its own sample, not at the
+        block's end. ``t_host``: host receive time, one number or one per sample."""
+        res = res if res is not None else FrameResult()
+        self._on_samples(block, t_host, res)
+        return res
+
+    def _on_samples(self, block: SampleBlock, t_host: float | np.ndarray, res: FrameResult) -> None:
         if not (MIN_RATE_HZ <= block.rate_hz <= MAX_RATE_HZ):
             # a valid frame with a rate nothing can fuse: counted, skipped, the session goes on
             self.skipped_samples["rate out of range"] = self.skipped_samples.get("rate out of range", 0) + len(block)
@@ -366,86 +278,182 @@ class Pipeline:
             return
         self._follow_layout(block)
         block = self._monotonic(block)
-        raw = block
-        if len(block):
-            self._account(block)
-        if self.calibrator.phase == "provisional" and self.calibration is not None and self.calibration.source == "provisional":
-            cal = self.calibrator.update_neutral(raw)  # a real still stretch replaces the provisional neutral
-            if cal is not None:
-                self._apply_calibration(cal)
-                res.calibrated = cal
-                self._restart_filters(block.rate_hz)
-                if self._tracker is not None:
-                    self._start_tracker(self._tracker.rate)
+        n = len(block)
+        if n == 0:
+            return
+        th = np.broadcast_to(np.asarray(t_host, dtype=np.float64), (n,))
+        parts: list[tuple[np.ndarray, LumbarAngles]] = []
+        i = 0
+        while i < n:
+            piece = block if i == 0 else block.slice(i)
+            used, ang = self._segment(piece, th[i:], res)
+            if ang is not None:
+                parts.append((piece.t[:used], ang))
+            i += used
+        if parts:
+            res.t = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+            res.angles = parts[0][1] if len(parts) == 1 else LumbarAngles(
+                np.concatenate([p[1].flexion_deg for p in parts]),
+                np.concatenate([p[1].lateral_deg for p in parts]),
+                np.concatenate([p[1].twist_deg for p in parts]),
+                parts[-1][1].single_sensor,
+                parts[-1][1].label,
+            )
+            self.last_angle_deg = float(res.angles.flexion_deg[-1])
+
+    def _fuse(self, block: SampleBlock) -> tuple[SampleBlock, dict]:
+        """The gyro offsets removed, each sensor's gravity filter run over the block."""
         block = self._without_offset(block)
-        sensors = block.sensors
-        for s in sensors:
+        for s in block.sensors:
             f = self._filters.get(s)
             if f is None:
                 self._filters[s] = GravityFilter(block.rate_hz, self.settings.fusion)
             elif abs(f.rate - block.rate_hz) > 1e-6 * block.rate_hz:
                 self._follow_rate(s, block.rate_hz)
-        fused = {s: self._filters[s].update_detailed(block.acc[s], block.gyr[s]) for s in sensors}
-        self._last_gravity = {s: fused[s].gravity for s in sensors}
-        if len(block):
-            self._t_last = float(block.t[-1])
+        fused = {s: self._filters[s].update_detailed(block.acc[s], block.gyr[s]) for s in block.sensors}
+        self._last_gravity = {s: fused[s].gravity for s in block.sensors}
+        self._t_last = float(block.t[-1])
+        return block, fused
 
+    def _segment(self, block: SampleBlock, th: np.ndarray, res: FrameResult) -> tuple[int, LumbarAngles | None]:
+        """Run the samples of ``block`` up to the end of the current phase;
+        returns how many were used and their angles (None before neutral is set)."""
+        n = len(block)
+        rate = block.rate_hz
         if self.phase == PHASE_NEUTRAL:
+            cal = None
             if self.calibration is None:
-                cal = self.calibrator.update_neutral(raw)
-                if cal is None:
-                    return
+                cal = self.calibrator.update_neutral(block)
+                if cal is not None:
+                    n = self.calibrator.stopped_at + 1
+                    block = block.slice(0, n)
+            self._account(block)
+            self._fuse(block)
+            if self.calibration is None and cal is None:
+                return n, None
+            if cal is not None:
                 self.calibration = cal
                 res.calibrated = cal
-                self._restart_filters(block.rate_hz)
-            self._start_tracker(block.rate_hz)
+                self._restart_filters(rate)
+            self._start_tracker(rate)
             self.phase = PHASE_ROM if self.calibrator.phase == "rom" else PHASE_MONITOR
             self._set_limits()
-            return  # angles start with the next frame
+            return n, None  # angles start with the next sample
 
-        if self._tracker is None or abs(self._tracker.rate - block.rate_hz) > 1e-6 * block.rate_hz:
-            self._start_tracker(block.rate_hz)
-        gyr = {s: block.gyr[s] - fused[s].bias for s in sensors}
-        ang = self._angles(fused, gyr)
-        res.angles, res.t = ang, block.t
-        if len(block):
-            self.last_angle_deg = float(ang.flexion_deg[-1])
-
+        if self._tracker is None or abs(self._tracker.rate - rate) > 1e-6 * rate:
+            self._start_tracker(rate)
         if self.phase == PHASE_ROM:
-            if self.calibrator.update_rom(block, self._last_gravity):
+            saved = (copy.deepcopy(self._filters), copy.deepcopy(self._tracker))
+            clean, fused = self._fuse(block)
+            ang = self._angles(fused, {s: clean.gyr[s] - fused[s].bias for s in clean.sensors})
+            done = self.calibrator.update_rom(clean, self._last_gravity)
+            stop = self.calibrator.stopped_at
+            if done and stop is not None and stop + 1 < n:
+                # it ended inside the block: the rest is monitored (run again up to the end)
+                n = stop + 1
+                block = block.slice(0, n)
+                self._filters, self._tracker = saved
+                clean, fused = self._fuse(block)
+                ang = self._angles(fused, {s: clean.gyr[s] - fused[s].bias for s in clean.sensors})
+            self._account(block)
+            if done:
                 # the mountings now include each sensor's heading from the bend
                 res.calibrated = self.calibration
                 self.phase = PHASE_MONITOR
-                self._start_tracker(block.rate_hz)
+                self._start_tracker(rate)
                 self._set_limits()
-            return
+            return n, ang
 
-        self._track_standing(block)
+        # monitoring; a provisional neutral is replaced when a real still stretch comes
+        recal = None
+        if self.calibrator.phase == "provisional" and self.calibration is not None and self.calibration.source == "provisional":
+            recal = self.calibrator.update_neutral(block)
+            if recal is not None:
+                n = self.calibrator.stopped_at + 1
+                block = block.slice(0, n)
+        th = th[:n]
+        self._account(block)
+        clean, fused = self._fuse(block)
+        gyr = {s: clean.gyr[s] - fused[s].bias for s in clean.sensors}
+        ang = self._angles(fused, gyr)
+        self._monitor(clean, th, ang, gyr, res)
+        if recal is not None:
+            self._apply_calibration(recal)
+            res.calibrated = recal
+            self._restart_filters(rate)
+            self._start_tracker(rate)
+        return n, ang
+
+    def _monitor(self, block: SampleBlock, th: np.ndarray, ang: LumbarAngles, gyr: dict, res: FrameResult) -> None:
+        """Moves, standing, sets and reps, holds, then the limits: the detector
+        runs in pieces so that what a rep changes (the creep limit, the set
+        and rep stamped on events) starts at the sample where it became known."""
+        n = len(block)
         self._track_moves(block.t, ang.flexion_deg)
         m = self.calibration.mounting
         upper_body_gyr = m["upper"].to_body(gyr["upper"])
+        sig = (ang.flexion_deg, ang.lateral_deg, ang.twist_deg, np.degrees(upper_body_gyr[:, 1]))
+        hold_on = None
+        rec_at: dict[int, list] = {}
+        ctx_at: dict[int, tuple] = {}
         if self.profile.hold:
             tilt = np.degrees(np.arccos(np.clip(m["upper"].to_body(self._last_gravity["upper"])[:, 0], -1.0, 1.0)))
-            armed = self.holds.update(block.t, tilt, np.degrees(np.linalg.norm(upper_body_gyr, axis=1)))
+            armed = hold_on = self.holds.update(block.t, tilt, np.degrees(np.linalg.norm(upper_body_gyr, axis=1)), block.rate_hz)
         else:
-            self._update_reps(block, ang)
+            new = self._update_reps(block, ang)
             armed = self.reps.in_set_mask
+            for rec, i in zip(new, self.reps.emitted_at):
+                rec_at.setdefault(i, []).append(rec)
+            for i, cs, cr in self.reps.context_changes:
+                ctx_at[i] = (cs, cr)
         if self.settings.monitor_between_sets:
-            armed = np.ones(len(block), dtype=bool)
-        rate_y = np.degrees(upper_body_gyr[:, 1])
-        sig = (ang.flexion_deg, ang.lateral_deg, ang.twist_deg, rate_y)
+            armed = np.ones(n, dtype=bool)
+        cuts = sorted({0, *rec_at, *ctx_at})
+        for k, a in enumerate(cuts):
+            b = cuts[k + 1] if k + 1 < len(cuts) else n
+            if a in ctx_at:
+                cs, cr = ctx_at[a]
+                self.detector.context["rep"] = cr
+                if self.set_number is None:  # no labels: sets found automatically
+                    self.detector.context["set"] = cs
+                self._reps_set = cs
+            for rec in rec_at.get(a, ()):
+                self._on_record(rec)
+            if self._creep_set is not None and self._reps_set != self._creep_set and self._creep_limit is not None:
+                self._creep_limit = None  # a new set: wait for its first rep
+                self._set_limits()
+            piece = block if (a == 0 and b == n) else block.slice(a, b)
+            self._track_standing(piece, {s: g[a:b] for s, g in self._last_gravity.items()})
+            self._detect(piece, th[a:b], tuple(x[a:b] for x in sig), armed[a:b], None if hold_on is None else hold_on[a:b], res)
+
+    def _detect(self, block: SampleBlock, th: np.ndarray, sig: tuple, armed: np.ndarray, hold_on: np.ndarray | None, res: FrameResult) -> None:
         out = self.detector.update(block.t, block.seq, *(np.where(armed, x, 0.0) for x in sig))
-        if not armed.all():
-            self.shadow.context.update(self.detector.context)
-            self.shadow.update(block.t, block.seq, *(np.where(armed, 0.0, x) for x in sig))
+        # what would have fired outside sets/holds (not sent): the same samples, the other way round
+        self.shadow.context.update(self.detector.context)
+        self.shadow.update(block.t, block.seq, *(np.where(armed, 0.0, x) for x in sig))
         res.finished.extend(out.finished)
         for ev in out.alerts:
-            if self.holds.current is not None:
-                self.holds.current.faults.append(ev)
-            alert = self.alert_policy.alert_for(ev, t_host)
+            j = int(np.searchsorted(block.seq, ev.seq_alert))
+            j = min(j, len(block) - 1)
+            if hold_on is not None and hold_on[j]:
+                for h in reversed(self.holds.holds):
+                    if h.t_start <= ev.t_alert:
+                        h.faults.append(ev)
+                        break
+            alert = self.alert_policy.alert_for(ev, float(th[j]))
             if alert is not None:
                 res.alerts.append(alert)
                 self.alerts.append(alert)
+
+    def _on_record(self, rec) -> None:
+        """A rep or set became known: spine creep is measured against each set's first rep."""
+        if isinstance(rec, RepRecord) and rec.rep == 1:
+            creep = self.profile.creep_deg
+            self._creep_set = rec.set
+            self._creep_limit = None if creep is None else rec.peak_flexion_deg + creep
+            self._set_limits()
+            if not rec.labelled and rec.set not in self._drift_checked:
+                self._drift_check(rec.set, rec.t_start)
 
     def _monotonic(self, block: SampleBlock) -> SampleBlock:
         """Device time never goes back inside the pipeline: a valid frame whose
@@ -499,18 +507,28 @@ class Pipeline:
                 self._filters[s] = GravityFilter(rate, self.settings.fusion, state)
 
     def _account(self, block: SampleBlock) -> None:
-        """Time per phase (what was monitored, and why the rest was not)."""
-        dur = len(block) / block.rate_hz
-        self.time_s[self.phase] = self.time_s.get(self.phase, 0.0) + dur
+        """Samples per phase and rate (what was monitored, and why the rest
+        was not): counts, so the times do not depend on how the stream was cut."""
+        key = (self.phase, block.rate_hz)
+        self._phase_samples[key] = self._phase_samples.get(key, 0) + len(block)
+
+    @property
+    def time_s(self) -> dict[str, float]:
+        """Seconds of samples per phase (PHASE_NEUTRAL, PHASE_ROM, PHASE_MONITOR)."""
+        out: dict[str, float] = {}
+        for (phase, rate), count in sorted(self._phase_samples.items()):
+            out[phase] = out.get(phase, 0.0) + count / rate
+        return out
 
     def _angles(self, fused: dict, gyr: dict) -> LumbarAngles:
         if self.single_sensor:
             return self._tracker.update(fused["upper"].gravity, gyr["upper"])
         return self._tracker.update(fused["upper"].gravity, gyr["upper"], fused["lower"].gravity, gyr["lower"])
 
-    def _update_reps(self, block: SampleBlock, ang: LumbarAngles) -> None:
+    def _update_reps(self, block: SampleBlock, ang: LumbarAngles) -> list:
         """Sets and reps, from the raw body-frame gyros (the segmenter learns
-        its own residual bias while the wearer stands still)."""
+        its own residual bias while the wearer stands still); returns the
+        records that became known (``self.reps.emitted_at``: at which sample)."""
         assert self.calibration is not None
         m = self.calibration.mounting
         if self.reps is None or abs(self.reps.rate - block.rate_hz) > 1e-6 * block.rate_hz:
@@ -521,7 +539,7 @@ class Pipeline:
         upper_gyr = m["upper"].to_body(block.gyr["upper"])
         lower_gyr = None if self.single_sensor else m["lower"].to_body(block.gyr["lower"])
         trunk = sagittal_deg(m["upper"].to_body(self._last_gravity["upper"]))
-        new = self.reps.update(
+        return self.reps.update(
             block.t,
             flexion_deg=ang.flexion_deg,
             upper_gyr=upper_gyr,
@@ -530,23 +548,6 @@ class Pipeline:
             lateral_deg=ang.lateral_deg,
             twist_deg=ang.twist_deg,
         )
-        ctx = self.detector.context
-        ctx["rep"] = self.reps.current_rep
-        if self.set_number is None:  # no labels: sets found automatically
-            ctx["set"] = self.reps.current_set
-        for rec in new:
-            if isinstance(rec, RepRecord) and rec.rep == 1:
-                # spine creep is measured against this set's first rep
-                creep = self.profile.creep_deg
-                self._creep_set = rec.set
-                self._creep_limit = None if creep is None else rec.peak_flexion_deg + creep
-                self._set_limits()
-                if not rec.labelled and rec.set not in self._drift_checked:
-                    self._drift_check(rec.set, rec.t_start)
-        cur = self.reps.current_set
-        if cur is not None and self._creep_set is not None and cur != self._creep_set and self._creep_limit is not None:
-            self._creep_limit = None  # a new set: wait for its first rep
-            self._set_limits()
 
     # -- warm-up and drift -------------------------------------------------------
     def _track_moves(self, t: np.ndarray, flexion: np.ndarray) -> None:
@@ -564,11 +565,12 @@ class Pipeline:
                 up = False
         self._move_up = up
 
-    def _track_standing(self, block: SampleBlock) -> None:
-        """Remember still standing stretches (>= 1 s) for the drift check."""
+    def _track_standing(self, block: SampleBlock, gravity: dict) -> None:
+        """Remember still standing stretches (>= 1 s) for the drift check.
+        ``gravity``: per sensor, the fused gravity of the block's samples."""
         still = still_mask(block, self.settings.calibration)
         m = self.calibration.mounting
-        u_up = m["upper"].to_body(self._last_gravity["upper"])
+        u_up = m["upper"].to_body(gravity["upper"])
         still &= u_up[:, 0] > np.cos(np.radians(25.0))  # upright-ish (not lying, not bent over)
         run = self._still_run
         if run is not None and set(run["sum"]) != set(block.sensors):
@@ -581,7 +583,7 @@ class Pipeline:
                 run["n"] += 1
                 run["t1"] = float(block.t[i])
                 for s in block.sensors:
-                    run["sum"][s] = run["sum"][s] + self._last_gravity[s][i]
+                    run["sum"][s] = run["sum"][s] + gravity[s][i]
             elif run is not None:
                 self._close_standing(run)
                 run = None

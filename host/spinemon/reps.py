@@ -435,6 +435,13 @@ class RepSegmenter:
         #: per sample of the last block given to :meth:`update`: inside a set
         #: (see :attr:`in_set`) -- the pipeline watches limits only there
         self.in_set_mask: np.ndarray = np.zeros(0, dtype=bool)
+        #: for the last block: the index of the sample at which each record
+        #: :meth:`update` returned became known (same order as the records)
+        self.emitted_at: list[int] = []
+        #: for the last block: ``(index, current_set, current_rep)`` at every
+        #: sample where the set or rep in progress changed (after that sample's step)
+        self.context_changes: list[tuple[int, int | None, int | None]] = []
+        self._context_prev: tuple[int | None, int | None] = (None, None)
 
     # -- public state ------------------------------------------------------
     @property
@@ -570,6 +577,11 @@ class RepSegmenter:
             None if tw is None else tw.tolist(),
         )
         armed = np.zeros(n, dtype=bool)
+        out = self._out
+        n_out = len(out)
+        emitted: list[int] = []
+        changes: list[tuple[int, int | None, int | None]] = []
+        prev = self._context_prev
         for i in range(n):
             self._step(
                 cols[0][i],
@@ -581,7 +593,17 @@ class RepSegmenter:
                 None if cols[4] is None else cols[4][i],
             )
             armed[i] = self.in_set
+            if len(out) != n_out:
+                emitted.extend([i] * (len(out) - n_out))
+                n_out = len(out)
+            ctx = (self.current_set, self.current_rep)
+            if ctx != prev:
+                changes.append((i, ctx[0], ctx[1]))
+                prev = ctx
+        self._context_prev = prev
         self.in_set_mask = armed
+        self.emitted_at = emitted
+        self.context_changes = changes
         out, self._out = self._out, []
         return out
 

@@ -76,6 +76,19 @@ class SampleBlock:
     def sensors(self) -> tuple[str, ...]:
         return tuple(self.acc)
 
+    def slice(self, start: int, stop: int | None = None) -> "SampleBlock":
+        """Samples ``start:stop`` (views, no copy)."""
+        sl = slice(start, stop)
+        return SampleBlock(
+            seq=self.seq[sl],
+            t=self.t[sl],
+            acc={s: a[sl] for s, a in self.acc.items()},
+            gyr={s: g[sl] for s, g in self.gyr.items()},
+            device_angle_deg=self.device_angle_deg[sl],
+            flags=self.flags[sl],
+            rate_hz=self.rate_hz,
+        )
+
     @staticmethod
     def concatenate(blocks: list["SampleBlock"]) -> "SampleBlock":
         if not blocks:
