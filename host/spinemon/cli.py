@@ -214,6 +214,12 @@ def _replay_many(args: argparse.Namespace) -> int:
     return EXIT_ERROR if any(r.get("error") for r in rows) else EXIT_OK
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from spinemon import history
+
+    return history.main(args)
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     from spinemon import live
 
@@ -317,6 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
     _journal.add_arguments(j)
     j.set_defaults(func=_journal.main)
 
+    from spinemon import history as _history
+
+    h = sub.add_parser(
+        "history",
+        help="progress over weeks: reps, alerts per 100 reps, peak flexion, creep per exercise and week, with the pain journal",
+        description="Replay every recording in DIR (in parallel) and show per exercise and ISO week: sessions, sets, reps, alerts per 100 reps, "
+        "peak flexion at the bottom of the rep, creep over a set, the hips' share of the lean, and the pain journal beside it.",
+    )
+    _history.add_arguments(h)
+    h.set_defaults(func=cmd_history)
+
     from spinemon.detect import PROFILES
 
     r = sub.add_parser("replay", help="re-run detection on a recording", description="Decode a recording through the live code path and list the events.")
@@ -345,6 +362,7 @@ def _join_dash_values(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    args = None
     try:
         args = parser.parse_args(_join_dash_values(sys.argv[1:] if argv is None else argv))
         if not getattr(args, "command", None):
@@ -354,6 +372,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(e, file=sys.stderr)
         return EXIT_USAGE
     except SpinemonError as e:
+        if getattr(e, "usage", False):  # a bad command line found after parsing (a path that does not exist)
+            prog = f"spinemon {getattr(args, 'command', '')}".rstrip()
+            print(f"{prog}: error: {e} (see '{prog} --help')", file=sys.stderr)
+            return EXIT_USAGE
         print(f"spinemon: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -660,6 +660,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="+", metavar="FILE", help="a .spinrec recording; several, or a folder of them, give a report each and an index")
     parser.add_argument("--out", default=None, help="output folder (default: <recording>-report next to the recording; several: season-report)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes for several recordings (default: all cores)")
+    parser.add_argument("--journal", metavar="PATH", help="pain journal for the History section of several recordings (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)")
 
 
 def report_row(path: str, out_dir: str) -> dict:
@@ -669,9 +670,14 @@ def report_row(path: str, out_dir: str) -> dict:
     row = replay_row(path)
     if row.get("error"):
         return row
+    from spinemon.history import facts_from
+
     try:
-        res = write_report(trace_recording(load(path)), Path(out_dir) / Path(path).stem)
+        rec = load(path)
+        trace = trace_recording(rec)
+        res = write_report(trace, Path(out_dir) / Path(path).stem)
         row["report"] = f"{Path(path).stem}/{res.html.name}"  # relative to out_dir
+        row["history"] = facts_from(rec, trace.result, path)  # for the index's History section
     except SpinemonError as e:
         row["error"] = str(e)
     return row
@@ -681,13 +687,26 @@ def _main_many(args: argparse.Namespace) -> int:
     import html
     import sys
 
-    from spinemon import season
+    from spinemon import history, season
 
     paths = season.expand(args.file)
     out = Path(args.out) if args.out else Path("season-report")
     out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    entries, info = history.load_journal(getattr(args, "journal", None), notes)
     rows = season.run_many(report_row, paths, str(out), jobs=args.jobs, progress=sys.stderr)
     print(season.format_rows(rows))
+    facts = [r.pop("history") for r in rows if r.get("history")]
+    history_html = ""
+    if facts:
+        doc = history.build(facts, entries, info)
+        png = None
+        plt = _pyplot()
+        if plt is not None:
+            png = history.plot(doc, out / "history.png", plt)
+        history_html = history.html_section(doc, png)
+        for n in notes:
+            print(f"note: {n}")
     cols = [c for c in season.ROW_COLUMNS if c != "recording"]
     body = "".join(
         "<tr><td>" + (f'<a href="{html.escape(r["report"])}">' if r.get("report") else "")
@@ -698,9 +717,11 @@ def _main_many(args: argparse.Namespace) -> int:
     page = out / "index.html"
     page.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'>"
-        "<title>spinemon: sessions</title><style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
-        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}</style></head><body><h1>Sessions</h1><table><tr><th>recording</th>"
-        + "".join(f"<th>{c}</th>" for c in cols) + "</tr>" + body + "</table></body></html>\n",
+        "<title>spinemon: sessions</title><style>body{font-family:sans-serif;margin:1em;max-width:1100px}table{border-collapse:collapse}"
+        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}.scroll{overflow-x:auto;max-width:100%}"
+        "img{max-width:100%;height:auto}.verdict{background:#f6f6f0;border-left:5px solid #486;padding:.6em 1em .6em 2em}</style></head><body>"
+        "<h1>Sessions</h1>" + history_html + "<h2>Recordings</h2><div class='scroll'><table><tr><th>recording</th>"
+        + "".join(f"<th>{c}</th>" for c in cols) + "</tr>" + body + "</table></div></body></html>\n",
         encoding="utf-8",
     )
     print(f"wrote {page} ({len(rows)} recordings)")
