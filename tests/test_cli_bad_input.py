@@ -128,6 +128,7 @@ CASES = [
     Case("history-journal-directory", ("history", "FILE:whole.spinrec", "--journal", "FILE:a-directory"), ERROR, r"is a directory"),
     Case("history-png-no-folder", ("history", "FILE:whole.spinrec", "--png", "FILE:no-such-dir/h.png"), USAGE, r"--png .*does not exist"),
     Case("history-bad-jobs", ("history", "--jobs", "0"), USAGE, r"--jobs"),
+    Case("report-bad-jobs", ("report", "x.spinrec", "--jobs", "0"), USAGE, r"--jobs"),
     Case("history-bad-flag", ("history", "--bogus"), USAGE, r"unrecognized arguments: --bogus"),
     # -- journal --------------------------------------------------------------------------------
     Case("journal-no-action", ("journal",), USAGE, r"required: ACTION"),

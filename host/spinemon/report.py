@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from spinemon import argtypes
 from spinemon.errors import ConfigError, SpinemonError
 from spinemon.export import SessionTrace, trace_recording, write_table_csv
 from spinemon.recording import load
@@ -659,7 +660,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``spinemon report``."""
     parser.add_argument("file", nargs="+", metavar="FILE", help="a .spinrec recording; several, or a folder of them, give a report each and an index")
     parser.add_argument("--out", default=None, help="output folder (default: <recording>-report next to the recording; several: season-report)")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes for several recordings (default: all cores)")
+    parser.add_argument("--jobs", type=argtypes.count, default=None, metavar="N", help="worker processes for several recordings (default: all cores)")
     parser.add_argument("--journal", metavar="PATH", help="pain journal for the History section of several recordings (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)")
 
 
