@@ -1,4 +1,8 @@
-"""``python -m hil run [--port URL] [--scenario NAME ...]`` / ``python -m hil list``."""
+"""``python -m hil run [--port URL] [--scenario NAME ...]`` / ``python -m hil list``.
+
+``python -m hil`` needs ``hil`` importable (run it from the checkout's root);
+``spinemon-hil`` (:mod:`spinemon.hil_launcher`) runs this from any directory.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m hil", description="spinemon hardware-in-the-loop bench")
+def build_parser(prog: str = "python -m hil") -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description="spinemon hardware-in-the-loop bench")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="run scenarios against a board (default: the simulated board)")
     r.add_argument("--port", help="pyserial URL of the board: /dev/ttyUSB0, rfc2217://host:port, or mpsim:// (default)")
@@ -28,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m hil") -> int:
+    args = build_parser(prog).parse_args(argv)
     from hil.scenario import load, scenario_names
 
     try:

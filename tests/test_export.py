@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -312,3 +313,111 @@ def test_cli_errors(session, tmp_path):
     with pytest.raises(SystemExit) as e:  # a usage error: argparse lists the exercises
         import_main(_parser(add_import_arguments).parse_args([str(session["csv"]), "--exercise", "zumba"]))
     assert e.value.code == 2
+
+
+# -- Parquet (the `parquet` extra) ---------------------------------------------------------
+def _csv_float(text):
+    return None if text == "" else float(text)
+
+
+def _assert_parquet_matches_csv(csv_path, parquet_path, events_csv, events_parquet):
+    """Read the Parquet back with pyarrow only and compare it with the CSV of the
+    same recording, value for value (to the CSV's printed precision)."""
+    import pyarrow.parquet as pq
+    rows = _rows(csv_path)
+    table = pq.read_table(parquet_path)
+    assert table.column_names == list(rows[0])
+    schema = {f.name: str(f.type) for f in table.schema}
+    assert schema["t_s"] == schema["flexion_deg"] == schema["lateral_deg"] == schema["twist_deg"] == "double"
+    assert schema["seq"] == schema["set"] == schema["rep"] == "int64"
+    assert schema["exercise"] == "string" and schema["labelled"] == "bool"
+    assert schema["events"] == schema["alerts"] == "list<element: string>"
+    cols = table.to_pydict()
+    assert len(rows) == table.num_rows > 0
+    float_cols = [c for c in table.column_names if schema[c] == "double"]
+    for i, r in enumerate(rows):
+        assert float(r["t_s"]) == pytest.approx(cols["t_s"][i], abs=5e-7)
+        assert int(r["seq"]) == cols["seq"][i]
+        for c in float_cols:
+            want, got = _csv_float(r[c]), cols[c][i]
+            if want is None:
+                assert got is None, (i, c)  # no angle yet: null, not NaN
+            elif c.endswith("_deg"):
+                assert got == pytest.approx(want, abs=5e-4), (i, c)
+            elif c != "t_s":
+                assert got == pytest.approx(want, rel=1e-7, abs=1e-12), (i, c)
+        for c in ("set", "rep"):
+            assert cols[c][i] == (int(r[c]) if r[c] else None), (i, c)
+        assert cols["exercise"][i] == r["exercise"]
+        assert cols["labelled"][i] is (r["labelled"] == "1")
+        assert ";".join(cols["events"][i]) == r["events"] and ";".join(cols["alerts"][i]) == r["alerts"]
+    ev_rows = _rows(events_csv)
+    ev = pq.read_table(events_parquet)
+    assert ev.column_names == list(ev_rows[0])
+    ev_schema = {f.name: str(f.type) for f in ev.schema}
+    assert ev_schema["kind"] == ev_schema["exercise"] == "string" and ev_schema["peak_deg"] == "double" and ev_schema["set"] == "int64"
+    assert ev.to_pylist() == [
+        {k: (None if v == "" else int(v) if ev_schema[k] == "int64" else float(v) if ev_schema[k] == "double" else v) for k, v in r.items()}
+        for r in ev_rows
+    ]
+    return table, ev
+
+
+def test_parquet_and_csv_of_a_simulated_recording_agree(tmp_path, capsys):
+    """`spinemon simulate`, then `spinemon export --csv --parquet DIR`: the two read back the same."""
+    import json
+
+    from spinemon.cli import main
+
+    rec = tmp_path / "dl.spinrec"
+    assert main(["simulate", "--exercise", "deadlift", "--reps", "4", "--fault", "rounding@3", "--sets", "2", "--out", str(rec)]) == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["export", str(rec), "--csv", str(tmp_path / "dl.csv"), "--parquet", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {out / 'dl.parquet'}" in text and f"wrote {out / 'dl-events.parquet'}" in text
+    table, ev = _assert_parquet_matches_csv(tmp_path / "dl.csv", out / "dl.parquet", tmp_path / "dl-events.csv", out / "dl-events.parquet")
+    assert ev.num_rows >= 2 and "over_flexion" in ev.column("kind").to_pylist()
+    assert {x for x in table.column("rep").to_pylist() if x is not None} == {1, 2, 3, 4}
+    assert table.column("set").null_count > 0  # before the first set: null, not 0
+    # the recording's settings and source in the key-value metadata of both files
+    header = load(rec).header
+    for t, name in ((table, "samples"), (ev, "events")):
+        meta = {k.decode(): v.decode() for k, v in t.schema.metadata.items()}
+        assert meta["spinemon.table"] == name and meta["spinemon.recording"] == "dl.spinrec"
+        assert meta["spinemon.source"] == header["source"] == "sim"
+        assert json.loads(meta["spinemon.settings"]) == header["settings"]
+        assert meta["spinemon.angle"] == "lumbar flexion"
+
+
+def test_parquet_of_a_labelled_two_exercise_session(session, tmp_path):
+    """The module's labelled session (two exercises, alerts in both sets), to a named file."""
+    out = tmp_path / "named.parquet"
+    assert export_main(_parser(add_export_arguments).parse_args([str(session["path"]), "--parquet", str(out)])) == 0
+    table, ev = _assert_parquet_matches_csv(session["csv"], out, session["export"].events_csv, tmp_path / "named-events.parquet")
+    assert set(table.column("exercise").to_pylist()) >= {"deadlift", "overhead_press"}
+    assert ev.num_rows == len(session["trace"].summary["events"])
+
+
+def test_parquet_paths():
+    from spinemon.export import parquet_paths
+
+    assert parquet_paths("a/s.spinrec", None) == (Path("a/s.parquet"), Path("a/s-events.parquet"))
+    assert parquet_paths("a/s.spinrec", "b/x.parquet") == (Path("b/x.parquet"), Path("b/x-events.parquet"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        parquet_paths("a/s.spinrec", "no-such-dir/")
+
+
+def test_parquet_without_pyarrow_names_the_extra(session, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from spinemon.cli import main
+
+    for mod in [m for m in sys.modules if m == "pyarrow" or m.startswith("pyarrow.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow -> ImportError
+    code = main(["export", str(session["path"]), "--parquet", str(tmp_path / "x.parquet")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "pip install -e '.[parquet]'" in err
+    assert not list(tmp_path.iterdir())  # nothing written

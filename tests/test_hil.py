@@ -232,6 +232,49 @@ def test_cli_runs_one_scenario_and_writes_the_report(tmp_path):
     assert rep["passed"] == 1 and rep["scenarios"][0]["firmware"] == "0.2.0"
 
 
+# ---- the bench from any directory (spinemon-hil) ------------------------------------------
+def _hil_anywhere(cwd, *args):
+    """``spinemon-hil ARGS`` run in ``cwd`` (outside the checkout), as a user would."""
+    import os
+
+    exe = Path(sys.executable).with_name("spinemon-hil")
+    assert exe.exists(), "spinemon-hil is installed by pip install -e . (make setup)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing points at the checkout
+    return subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_spinemon_hil_lists_the_scenarios_from_another_directory(tmp_path):
+    p = _hil_anywhere(tmp_path, "list")
+    assert p.returncode == 0, p.stderr
+    assert [line.split()[0] for line in p.stdout.splitlines()] == scenario_names()
+    bad = _hil_anywhere(tmp_path, "run", "--scenario", "nope")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "unknown scenario" in bad.stderr
+
+
+@pytest.mark.micropython
+def test_spinemon_hil_runs_a_scenario_from_another_directory(tmp_path):
+    """The firmware, the fakes and the scenario are found from the bench's own
+    files; the report goes where the command was run."""
+    import json
+
+    if mpy_runner.micropython_binary() is None:
+        mpy_runner.require(None, "micropython")
+    p = _hil_anywhere(tmp_path, "run", "--scenario", "corrupted_line")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "corrupted_line" in p.stdout and "PASS" in p.stdout
+    rep = json.loads((tmp_path / "hil-report.json").read_text())
+    assert rep["passed"] == 1 and rep["scenarios"][0]["name"] == "corrupted_line"
+
+
+def test_spinemon_hil_without_a_checkout_says_so(monkeypatch, capsys):
+    from spinemon import hil_launcher
+
+    monkeypatch.setattr(hil_launcher, "checkout_root", lambda: None)  # a wheel install: no hil/ beside it
+    assert hil_launcher.main(["list"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "source checkout" in err[0] and "pip install -e" in err[0]
+
+
 # ---- a real board ----------------------------------------------------------------------
 @pytest.fixture
 def hil_port(request):

@@ -299,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     _report.add_arguments(rp)
     rp.set_defaults(func=_report.main)
 
-    ex = sub.add_parser("export", help="export a recording as CSV (samples with angles and events)", description="Write one CSV row per sample (device time, raw SI values, lumbar angles, set/rep, active events) and an events CSV.")
+    ex = sub.add_parser("export", help="export a recording as CSV or Parquet (samples with angles and events)",
+                        description="Write one row per sample (device time, raw SI values, lumbar angles, set/rep, active events) and an events table, "
+                                    "as CSV (--csv) and/or as typed Parquet for pandas, polars or DuckDB (--parquet; the 'parquet' extra, pyarrow).")
     _export.add_export_arguments(ex)
     ex.set_defaults(func=_export.export_main)
 

@@ -7,6 +7,9 @@
   limits over time. ``spinemon report`` and ``spinemon export`` both use it.
 - :func:`export_csv` writes one row per sample (device time, sequence number,
   acc/gyr per IMU, angles, set/rep/exercise, active events) and an events CSV.
+- :func:`export_parquet` writes the same columns, typed, as Parquet (the
+  ``parquet`` extra, pyarrow), with the recording's source and settings in the
+  files' key-value metadata (``spinemon.source``, ``spinemon.settings``, ...).
 - importing other loggers' files is :mod:`spinemon.csv_import` (its names are
   re-exported here).
 
@@ -58,6 +61,9 @@ __all__ = [
     "SessionTrace",
     "trace_recording",
     "export_csv",
+    "export_parquet",
+    "samples_table",
+    "events_table",
     "ColumnMapping",
     "parse_columns",
     "parse_axes",
@@ -315,20 +321,42 @@ class ExportResult:
     columns: list[str]
 
 
+@dataclass
+class _PerSample:
+    """What the samples table says about each sample beyond the decoded
+    values, shared by the CSV and the Parquet export (so they cannot differ)."""
+
+    sets: list[str]
+    reps: list[str]
+    exercise: list[str]
+    labelled: list[str]
+    active: list[list[str]]
+    fired: list[list[str]]
+
+
+def _per_sample(trace: SessionTrace) -> _PerSample:
+    active, fired = _events_per_sample(trace.samples.t, trace.summary["events"])
+    sets, reps, exercise, labelled = _segment_columns(trace)
+    return _PerSample(sets, reps, exercise, labelled, active, fired)
+
+
+def _check_parent(*paths: Path) -> None:
+    for p in paths:
+        if not p.parent.exists():
+            raise ConfigError(f"directory {p.parent} does not exist; create it first")
+
+
 def export_csv(trace: SessionTrace, out: str | os.PathLike, events_out: str | os.PathLike | None = None) -> ExportResult:
     """Write the samples CSV (one row per sample, :func:`sample_columns`) to
     ``out`` and the events CSV to ``events_out`` (default: ``<out>-events.csv``)."""
     out = Path(out)
     events_out = Path(events_out) if events_out is not None else out.with_name(out.stem + "-events.csv")
-    for p in (out, events_out):
-        if not p.parent.exists():
-            raise ConfigError(f"directory {p.parent} does not exist; create it first")
+    _check_parent(out, events_out)
     s = trace.samples
     sensors = s.sensors
     cols = sample_columns(sensors)
     events = trace.summary["events"]
-    active, fired = _events_per_sample(s.t, events)
-    sets, reps, exercise, labelled = _segment_columns(trace)
+    ps = _per_sample(trace)
     try:
         with open(out, "w", newline="") as f:
             w = csv.writer(f)
@@ -339,12 +367,152 @@ def export_csv(trace: SessionTrace, out: str | os.PathLike, events_out: str | os
                     a, g = s.acc[sen][i], s.gyr[sen][i]
                     row += [f"{a[0]:.8g}", f"{a[1]:.8g}", f"{a[2]:.8g}", f"{g[0]:.8g}", f"{g[1]:.8g}", f"{g[2]:.8g}"]
                 row += [_fmt(s.flexion_deg[i], ".3f"), _fmt(s.lateral_deg[i], ".3f"), _fmt(s.twist_deg[i], ".3f")]
-                row += [sets[i], reps[i], exercise[i], labelled[i], ";".join(active[i]), ";".join(fired[i])]
+                row += [ps.sets[i], ps.reps[i], ps.exercise[i], ps.labelled[i], ";".join(ps.active[i]), ";".join(ps.fired[i])]
                 w.writerow(row)
     except OSError as e:
         raise ConfigError(f"cannot write {out}: {e.strerror}") from None
     write_table_csv(events_out, events, EVENT_COLUMNS)
     return ExportResult(out, events_out, len(s), len(events), cols)
+
+
+# ---------------------------------------------------------------------------
+# Parquet (the `parquet` extra: pyarrow)
+# ---------------------------------------------------------------------------
+PARQUET_HINT = "spinemon export --parquet needs pyarrow: pip install -e '.[parquet]' (in the spinemon checkout)"
+
+
+def _pyarrow():
+    """(pyarrow, pyarrow.parquet), or a ConfigError that names the extra."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ConfigError(PARQUET_HINT) from None
+    return pa, pq
+
+
+#: typed columns of the events table (others that a summary may carry are written as strings)
+_EVENT_TYPES = {"kind": "string", "t_start": "float64", "t_end": "float64", "t_alert": "float64", "peak_deg": "float64",
+                "limit_deg": "float64", "set": "int64", "rep": "int64", "exercise": "string"}
+
+
+def parquet_metadata(trace: SessionTrace, table: str) -> dict[bytes, bytes]:
+    """The Parquet key-value metadata of an export: the recording's source,
+    settings and header, the angle it measures, which table this is."""
+    import json
+
+    from spinemon import __version__
+
+    rec = trace.recording
+    h = rec.header
+    meta = {
+        "spinemon.table": table,
+        "spinemon.version": __version__,
+        "spinemon.recording": rec.path.name,
+        "spinemon.source": str(h.get("source", "")),
+        "spinemon.settings": json.dumps(h.get("settings", {}), sort_keys=True),
+        "spinemon.header": json.dumps(h, sort_keys=True, default=str),
+        "spinemon.segments": str(len(rec.segments)),
+        "spinemon.angle": trace.result.angle_label,
+        "spinemon.rate_hz": repr(float(trace.samples.rate_hz)),
+    }
+    return {k.encode(): v.encode() for k, v in meta.items()}
+
+
+def _nullable_int(values: Sequence[str]) -> list[int | None]:
+    return [int(v) if v else None for v in values]
+
+
+def samples_table(trace: SessionTrace, ps: _PerSample | None = None):
+    """The samples as a pyarrow Table: the CSV's columns, typed (float64
+    values and angles with null where there is none, nullable int64 set/rep,
+    string exercise, bool labelled, list<string> events/alerts)."""
+    pa, _ = _pyarrow()
+    s = trace.samples
+    ps = ps or _per_sample(trace)
+    cols: dict[str, Any] = {
+        "t_s": pa.array(s.t, pa.float64()),
+        "seq": pa.array(s.seq, pa.int64()),
+    }
+    for sen in s.sensors:
+        for j, ax in enumerate(AXES):
+            src = s.acc[sen] if ax.startswith("a") else s.gyr[sen]
+            cols[_sample_column(sen, ax)] = pa.array(src[:, j % 3], pa.float64(), from_pandas=True)
+    for name in ("flexion_deg", "lateral_deg", "twist_deg"):
+        cols[name] = pa.array(getattr(s, name), pa.float64(), from_pandas=True)  # NaN (no angle yet) -> null
+    cols["set"] = pa.array(_nullable_int(ps.sets), pa.int64())
+    cols["rep"] = pa.array(_nullable_int(ps.reps), pa.int64())
+    cols["exercise"] = pa.array(ps.exercise, pa.string())
+    cols["labelled"] = pa.array([v == "1" for v in ps.labelled], pa.bool_())
+    cols["events"] = pa.array(ps.active, pa.list_(pa.string()))
+    cols["alerts"] = pa.array(ps.fired, pa.list_(pa.string()))
+    assert list(cols) == sample_columns(s.sensors)
+    return pa.table(cols).replace_schema_metadata(parquet_metadata(trace, "samples"))
+
+
+def events_table(trace: SessionTrace):
+    """The events (the summary's, as in the events CSV) as a pyarrow Table."""
+    pa, _ = _pyarrow()
+    events = trace.summary["events"]
+    names = list(EVENT_COLUMNS)
+    for e in events:
+        names += [k for k in e if k not in names]
+    cols = {}
+    for c in names:
+        typ = _EVENT_TYPES.get(c)
+        vals = [e.get(c) for e in events]
+        if typ is None:
+            cols[c] = pa.array([None if v is None else _cell(v) for v in vals], pa.string())
+        else:
+            cols[c] = pa.array(vals, getattr(pa, typ)())
+    return pa.table(cols).replace_schema_metadata(parquet_metadata(trace, "events"))
+
+
+@dataclass
+class ParquetResult:
+    samples: Path
+    events: Path
+    rows: int
+    n_events: int
+    columns: list[str]
+
+
+def parquet_paths(recording: str | os.PathLike, dest: str | os.PathLike | None) -> tuple[Path, Path]:
+    """Where ``export --parquet [DEST]`` writes: ``DEST`` a folder (one that
+    exists, or written with a trailing ``/``) -> ``DEST/<recording>.parquet``;
+    a file -> that file; none -> next to the recording. The events go beside
+    it as ``<name>-events.parquet``."""
+    src = Path(recording)
+    if not dest:
+        out = src.with_suffix(".parquet")
+    else:
+        d = Path(dest)
+        is_dir = d.is_dir() or str(dest).endswith(("/", os.sep))
+        out = d / (src.stem + ".parquet") if is_dir else d
+        if is_dir and not d.is_dir():
+            raise ConfigError(f"directory {d} does not exist; create it first")
+    return out, out.with_name(out.stem + "-events.parquet")
+
+
+def export_parquet(trace: SessionTrace, out: str | os.PathLike, events_out: str | os.PathLike | None = None) -> ParquetResult:
+    """Write the samples (:func:`samples_table`) to ``out`` and the events
+    (:func:`events_table`) to ``events_out`` (default ``<out>-events.parquet``),
+    each with the recording's settings and source in its key-value metadata."""
+    _, pq = _pyarrow()
+    out = Path(out)
+    events_out = Path(events_out) if events_out is not None else out.with_name(out.stem + "-events.parquet")
+    _check_parent(out, events_out)
+    samples = samples_table(trace)
+    events = events_table(trace)
+    for table, path in ((samples, out), (events, events_out)):
+        tmp = path.with_name(f".{path.name}.part")
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)  # never a half-written file under the final name
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
+    return ParquetResult(out, events_out, samples.num_rows, events.num_rows, samples.column_names)
 
 
 # ---------------------------------------------------------------------------
@@ -355,18 +523,35 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a .spinrec recording")
     parser.add_argument("--csv", nargs="?", const="", default=None, metavar="OUT",
                         help="write the samples CSV to OUT (default: the recording's name with .csv) and the events to OUT-events.csv")
+    parser.add_argument("--parquet", nargs="?", const="", default=None, metavar="DIR_OR_FILE",
+                        help="write the samples as Parquet (typed columns, the recording's settings in the metadata) to FILE, or to "
+                             "DIR/<recording>.parquet, and the events beside it as <name>-events.parquet "
+                             "(default: next to the recording; needs pip install -e '.[parquet]')")
 
 
 def export_main(args: argparse.Namespace) -> int:
-    """``spinemon export FILE --csv [OUT]``."""
-    if args.csv is None:
-        raise ConfigError("choose an output format: --csv [OUT]")
+    """``spinemon export FILE [--csv [OUT]] [--parquet [DIR_OR_FILE]]``."""
+    parquet = getattr(args, "parquet", None)
+    if args.csv is None and parquet is None:
+        raise ConfigError("choose an output format: --csv [OUT] or --parquet [DIR_OR_FILE]")
+    if parquet is not None:
+        _pyarrow()  # before the replay: say at once what is missing
     src = Path(args.file)
-    out = Path(args.csv) if args.csv else src.with_suffix(".csv")
-    if out.resolve() == src.resolve():
-        raise ConfigError(f"{out} is the recording itself; choose another OUT")
+    outs: list[Path] = []
+    if args.csv is not None:
+        outs.append(Path(args.csv) if args.csv else src.with_suffix(".csv"))
+    if parquet is not None:
+        outs += parquet_paths(src, parquet)
+    for out in outs:
+        if out.resolve() == src.resolve():
+            raise ConfigError(f"{out} is the recording itself; choose another OUT")
     trace = trace_recording(load(src))
-    res = export_csv(trace, out)
-    print(f"wrote {res.samples_csv}: {res.rows} samples, {len(res.columns)} columns ({trace.result.angle_label})")
-    print(f"wrote {res.events_csv}: {res.events} events")
+    if args.csv is not None:
+        res = export_csv(trace, outs[0])
+        print(f"wrote {res.samples_csv}: {res.rows} samples, {len(res.columns)} columns ({trace.result.angle_label})")
+        print(f"wrote {res.events_csv}: {res.events} events")
+    if parquet is not None:
+        pres = export_parquet(trace, *outs[-2:])
+        print(f"wrote {pres.samples}: {pres.rows} samples, {len(pres.columns)} columns ({trace.result.angle_label})")
+        print(f"wrote {pres.events}: {pres.n_events} events")
     return 0
