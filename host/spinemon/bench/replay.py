@@ -33,11 +33,12 @@ def _session(minutes: float) -> list[sim.SetSpec]:
     """Sets of deadlifts, squats and presses with faults, 60 s rests walking about."""
     specs = []
     kinds = ["deadlift", "squat", "overhead_press"]
-    faults = [{3: "rounding"}, {}, {4: "arching"}, {}, {2: "rounding"}]
+    faults = {"deadlift": {3: "rounding"}, "squat": {}, "overhead_press": {4: "arching"}}
     t = 0.0
     i = 0
     while t < minutes * 60.0:
-        specs.append(sim.SetSpec(kinds[i % 3], 5, faults[i % 5], rest_s=60.0, walk_during_rest=True))
+        ex = kinds[i % 3]
+        specs.append(sim.SetSpec(ex, 5, faults[ex] if i % 2 == 0 else {}, rest_s=60.0, walk_during_rest=True))
         t += 5 * 4.0 + 60.0
         i += 1
     return specs
