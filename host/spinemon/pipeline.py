@@ -315,6 +315,13 @@ class Pipeline:
         self._t_last = float(block.t[-1])
         return block, fused
 
+    def _fuse_angles(self, block: SampleBlock) -> tuple[SampleBlock, LumbarAngles, dict]:
+        """Fusion, then angles: the offset-free block, its angles and the
+        gyros with each filter's bias removed too."""
+        clean, fused = self._fuse(block)
+        gyr = {s: clean.gyr[s] - fused[s].bias for s in clean.sensors}
+        return clean, self._angles(fused, gyr), gyr
+
     def _segment(self, block: SampleBlock, th: np.ndarray, res: FrameResult) -> tuple[int, LumbarAngles | None]:
         """Run the samples of ``block`` up to the end of the current phase;
         returns how many were used and their angles (None before neutral is set)."""
@@ -344,8 +351,7 @@ class Pipeline:
             self._start_tracker(rate)
         if self.phase == PHASE_ROM:
             saved = (copy.deepcopy(self._filters), copy.deepcopy(self._tracker))
-            clean, fused = self._fuse(block)
-            ang = self._angles(fused, {s: clean.gyr[s] - fused[s].bias for s in clean.sensors})
+            clean, ang, _ = self._fuse_angles(block)
             done = self.calibrator.update_rom(clean, self._last_gravity)
             stop = self.calibrator.stopped_at
             if done and stop is not None and stop + 1 < n:
@@ -353,8 +359,7 @@ class Pipeline:
                 n = stop + 1
                 block = block.slice(0, n)
                 self._filters, self._tracker = saved
-                clean, fused = self._fuse(block)
-                ang = self._angles(fused, {s: clean.gyr[s] - fused[s].bias for s in clean.sensors})
+                clean, ang, _ = self._fuse_angles(block)
             self._account(block)
             if done:
                 # the mountings now include each sensor's heading from the bend
@@ -373,9 +378,7 @@ class Pipeline:
                 block = block.slice(0, n)
         th = th[:n]
         self._account(block)
-        clean, fused = self._fuse(block)
-        gyr = {s: clean.gyr[s] - fused[s].bias for s in clean.sensors}
-        ang = self._angles(fused, gyr)
+        clean, ang, gyr = self._fuse_angles(block)
         self._monitor(clean, th, ang, gyr, res)
         if recal is not None:
             self._apply_calibration(recal)
