@@ -163,6 +163,15 @@ def test_any_split_gives_the_same_results(sessions, data):
     assert run_split(rec, settings, cuts) == replay_canonical(rec, settings, block_samples=1), (name, sorted(cuts))
 
 
+@pytest.mark.parametrize("name", ["deadlift-rom", "squat-unlabelled"])
+def test_one_sample_blocks_give_the_same_results(sessions, name):
+    """The smallest split: every sample its own block (a matrix product
+    rounds a 1-row block differently from a long one; the mountings must not)."""
+    rec, settings = sessions[name]
+    n = sum(len(it[1]) for it in items_of(rec) if it[0] == "samples")
+    assert run_split(rec, settings, set(range(1, n + 1))) == replay_canonical(rec, settings)
+
+
 def test_a_provisional_neutral_replaced_mid_block_is_replaced_at_its_sample(tmp_path):
     """No still second at the start (the wearer fidgets): the provisional
     neutral comes after 5 s, the real one replaces it later, inside a block."""

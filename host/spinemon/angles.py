@@ -99,9 +99,16 @@ class Mounting:
         return self.rotation.T @ np.array([1.0, 0.0, 0.0])
 
     def to_body(self, v_sensor: object) -> np.ndarray:
-        """Express sensor-frame vectors (3,) or (N, 3) (gravity directions, rates) in the body frame."""
+        """Express sensor-frame vectors (3,) or (N, 3) (gravity directions, rates) in the body frame.
+
+        Written out component by component rather than as ``v @ R.T``: BLAS
+        picks its kernel by the number of rows, so a matrix product can round
+        a row differently in a block of 1 and a block of 1000. Element-wise
+        sums round each row the same whatever the block (the pipeline's
+        results must not depend on how the stream is cut)."""
         v = _vectors("v_sensor", v_sensor)
-        return v @ self.rotation.T
+        r = self.rotation
+        return v[..., 0, None] * r[:, 0] + v[..., 1, None] * r[:, 1] + v[..., 2, None] * r[:, 2]
 
 
 def sagittal_deg(u_body: object) -> np.ndarray | float:
