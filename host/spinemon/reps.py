@@ -63,6 +63,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from spinemon import rep_kernel as K
 from spinemon.errors import ConfigError, SpinemonError
 
 __all__ = [
@@ -313,47 +314,19 @@ class RejectedCandidate:
 _IDLE, _REP, _SETTLE = 0, 1, 2
 
 
-class _Stillness:
-    """Steadiness of one gyro: exponential mean and variance (deg/s)."""
-
-    __slots__ = ("a", "m", "var", "n")
-
-    def __init__(self, a: float) -> None:
-        self.a = a
-        self.m = [0.0, 0.0, 0.0]
-        self.var = 0.0
-        self.n = 0
-
-    def update(self, g: list[float], b: list[float], s: "RepSettings") -> int:
-        """0: moving; 1: steady (plausible bias); 2: steady and within ``quiet_deg_s`` of the estimate ``b``."""
-        a, m = self.a, self.m
-        if self.n == 0:
-            m[0], m[1], m[2] = g[0], g[1], g[2]
-        self.n += 1
-        d0, d1, d2 = g[0] - m[0], g[1] - m[1], g[2] - m[2]
-        m[0] += a * d0
-        m[1] += a * d1
-        m[2] += a * d2
-        self.var += a * ((1.0 - a) * (d0 * d0 + d1 * d1 + d2 * d2) - self.var)
-        if self.var >= s.still_std_deg_s**2 or m[0] * m[0] + m[1] * m[1] + m[2] * m[2] >= s.still_max_deg_s**2:
-            return 0
-        e0, e1, e2 = m[0] - b[0], m[1] - b[1], m[2] - b[2]
-        return 2 if e0 * e0 + e1 * e1 + e2 * e2 < s.quiet_deg_s**2 else 1
-
-
 class _Stats:
-    """Running peaks of one motion (reset whenever the reference is reset)."""
+    """Peaks of one motion, frozen when its candidate ended (from the kernel's event)."""
 
     __slots__ = ("fmax", "fmin", "wy", "lat", "tw", "trunk", "emax")
 
-    def __init__(self) -> None:
-        self.fmax = -math.inf
-        self.fmin = math.inf
-        self.wy = 0.0
-        self.lat: float | None = None
-        self.tw: float | None = None
-        self.trunk: float | None = None
-        self.emax = 0.0
+    def __init__(self, fmax: float, fmin: float, wy: float, lat: float, tw: float, trunk: float, emax: float) -> None:
+        self.fmax = fmax
+        self.fmin = fmin
+        self.wy = wy
+        self.lat = None if math.isnan(lat) else lat
+        self.tw = None if math.isnan(tw) else tw
+        self.trunk = None if math.isnan(trunk) else trunk
+        self.emax = emax
 
 
 @dataclass
@@ -399,39 +372,18 @@ class RepSegmenter:
             raise ConfigError(f"rate must be a finite number in 1..10000 Hz, got {rate!r}")
         self.rate = float(rate)
         self.settings = settings or RepSettings()
-        s = self.settings
-        dt = 1.0 / self.rate
-        self._a_quiet = 1.0 - math.exp(-dt / s.quiet_tau_s)
-        self._a_walk = 1.0 - math.exp(-dt / s.walk_tau_s)
-        self._leak = math.exp(-dt / s.idle_leak_tau_s)
-        self.exercise = s.exercise
-        self._profile = s.profile(s.exercise)
+        self.exercise = self.settings.exercise
+        self._profile = self.settings.profile(self.exercise)
         self.reps: list[RepRecord] = []
         self.sets: list[SetRecord] = []
         self.rejected: list[RejectedCandidate] = []
-        self.walking = False
-        self.excursion_deg = 0.0
         self._next_set = 1
         self._run: _Run | None = None
         self._pending: list[_Candidate] = []  # ended, waiting confirm_delay_s
         self._out: list[RepRecord | SetRecord] = []
-        self._reset_motion(None)
-        self._wq = 0.0  # smoothed |gyro| (residual bias removed), deg/s
-        self._a_bias = 1.0 - math.exp(-dt / s.bias_tau_s)
-        self._a_bias_fast = 1.0 - math.exp(-dt / s.bias_jump_tau_s)
-        self._bias_u = [0.0, 0.0, 0.0]  # residual gyro bias, deg/s
-        self._bias_l = [0.0, 0.0, 0.0]
-        self._bias_n = 0
-        self._still_since: float | None = None
-        a_still = 1.0 - math.exp(-dt / s.still_tau_s)
-        self._still_u = _Stillness(a_still)
-        self._still_l = _Stillness(a_still)
-        self._quiet_run_since: float | None = None
-        self._ww = 0.0  # smoothed off-sagittal rate^2, (deg/s)^2
-        self._walk_since: float | None = None  # first sample of the current W > walk_deg_s stretch
-        self._t_walk_last: float | None = None  # last sample while walking
-        self._t_last: float | None = None
-        self._t_first: float | None = None
+        # the numeric state lives in two arrays the kernel advances (rep_kernel)
+        self._F, self._I = K.new_state()
+        self._P = self._parameters()
         #: per sample of the last block given to :meth:`update`: inside a set
         #: (see :attr:`in_set`) -- the pipeline watches limits only there
         self.in_set_mask: np.ndarray = np.zeros(0, dtype=bool)
@@ -443,7 +395,58 @@ class RepSegmenter:
         self.context_changes: list[tuple[int, int | None, int | None]] = []
         self._context_prev: tuple[int | None, int | None] = (None, None)
 
+    def _parameters(self) -> np.ndarray:
+        s, p = self.settings, self._profile
+        dt = 1.0 / self.rate
+        P = np.zeros(K.N_PARAM)
+        P[K.P_RATE] = self.rate
+        P[K.P_MAX_GAP] = s.max_gap_s
+        P[K.P_A_QUIET] = 1.0 - math.exp(-dt / s.quiet_tau_s)
+        P[K.P_A_WALK] = 1.0 - math.exp(-dt / s.walk_tau_s)
+        P[K.P_LEAK] = math.exp(-dt / s.idle_leak_tau_s)
+        P[K.P_A_BIAS] = 1.0 - math.exp(-dt / s.bias_tau_s)
+        P[K.P_A_BIAS_FAST] = 1.0 - math.exp(-dt / s.bias_jump_tau_s)
+        P[K.P_A_STILL] = 1.0 - math.exp(-dt / s.still_tau_s)
+        P[K.P_QUIET] = s.quiet_deg_s
+        P[K.P_STILL_STD2] = s.still_std_deg_s**2
+        P[K.P_STILL_MAX2] = s.still_max_deg_s**2
+        P[K.P_QUIET2] = s.quiet_deg_s**2
+        P[K.P_STILL_MIN] = s.still_min_s
+        P[K.P_STILL_LONG] = s.still_long_s
+        P[K.P_WALK] = s.walk_deg_s
+        P[K.P_WALK_MIN] = s.walk_min_s
+        P[K.P_WALK_RELEASE] = s.walk_release_deg_s
+        P[K.P_REST_QUIET] = s.rest_quiet_s
+        P[K.P_EXIT_FRACTION] = s.exit_fraction
+        P[K.P_STUCK] = s.stuck_s
+        P[K.P_SETTLE] = s.settle_s
+        P[K.P_WARMUP_N] = s.warmup_s * self.rate
+        P[K.P_WARMUP_TIMEOUT] = s.warmup_timeout_s
+        P[K.P_ARM_AFTER_WALK] = s.arm_after_walk_s
+        P[K.P_ENTER] = p.enter_deg
+        P[K.P_MAX_REP] = p.max_rep_s
+        return P
+
     # -- public state ------------------------------------------------------
+    @property
+    def walking(self) -> bool:
+        """The wearer is walking now."""
+        return bool(self._I[K.WALKING])
+
+    @property
+    def excursion_deg(self) -> float:
+        """The excursion at the last sample, deg."""
+        return float(self._F[K.EXCURSION])
+
+    @property
+    def _state(self) -> int:
+        return int(self._I[K.STATE])
+
+    @property
+    def _t_last(self) -> float | None:
+        t = float(self._F[K.T_LAST])
+        return None if math.isnan(t) else t
+
     @property
     def current_set(self) -> int | None:
         """Number of the open set when it is known (labelled or confirmed), else None."""
@@ -470,22 +473,34 @@ class RepSegmenter:
         a plate picked up on the way, sitting down or walking are not in a set."""
         if self.walking:
             return False
-        r = self._run
-        if r is not None and (r.labelled or r.number is not None):
+        if self._run_known():
             return True
-        if self._state != _IDLE and (self._t_walk_last is None or self._t_start - self._t_walk_last >= self.settings.arm_after_walk_s):
+        F = self._F
+        t_walk_last = F[K.T_WALK_LAST]
+        if self._state != _IDLE and (math.isnan(t_walk_last) or F[K.T_START] - t_walk_last >= self.settings.arm_after_walk_s):
             return True  # a rep in progress from a stance: its set is not known yet, its limits are
-        n = len(self._pending) + (len(r.reps) if r is not None else 0)
-        return n >= max(1, self.settings.min_reps_unlabelled - 1)
+        return self._reps_waiting() >= self._armed_after
+
+    @property
+    def _armed_after(self) -> int:
+        return max(1, self.settings.min_reps_unlabelled - 1)
+
+    def _run_known(self) -> bool:
+        r = self._run
+        return r is not None and (r.labelled or r.number is not None)
+
+    def _reps_waiting(self) -> int:
+        r = self._run
+        return len(self._pending) + (len(r.reps) if r is not None else 0)
 
     @property
     def ready(self) -> bool:
         """The residual gyro bias has been learnt (``warmup_s`` of stillness) or
         ``warmup_timeout_s`` of data has passed; no rep starts before."""
-        s = self.settings
-        if self._bias_n >= s.warmup_s * self.rate:
+        F, s = self._F, self.settings
+        if self._I[K.BIAS_N] >= s.warmup_s * self.rate:
             return True
-        return self._t_first is not None and self._t_last is not None and self._t_last - self._t_first >= s.warmup_timeout_s
+        return not math.isnan(F[K.T_FIRST]) and F[K.T_LAST] - F[K.T_FIRST] >= s.warmup_timeout_s
 
     @property
     def state(self) -> str:
@@ -512,6 +527,7 @@ class RepSegmenter:
         if exercise is not None:
             self.exercise = exercise
             self._profile = self.settings.profile(exercise)
+            self._P = self._parameters()
         number = int(set_number) if set_number is not None else self._next_set
         self._next_set = max(self._next_set, number + 1)
         self._run = _Run(self.exercise, number, True, t_label)
@@ -566,55 +582,53 @@ class RepSegmenter:
         tw = None if twist_deg is None else _array("twist_deg", twist_deg, 1, n)
         if n and (np.any(np.diff(tt) <= 0) or (self._t_last is not None and tt[0] <= self._t_last)):
             raise RepInputError("t must be strictly increasing across blocks")
-        # everything per sample as Python floats (exact and split-invariant)
-        gu_l = (gu * _R2D).tolist()
-        gl_l = None if gl is None else (gl * _R2D).tolist()
-        cols = (
-            tt.tolist(),
-            fl.tolist(),
-            None if tr is None else tr.tolist(),
-            None if la is None else la.tolist(),
-            None if tw is None else tw.tolist(),
-        )
-        armed = np.zeros(n, dtype=bool)
-        out = self._out
-        n_out = len(out)
-        emitted: list[int] = []
-        changes: list[tuple[int, int | None, int | None]] = []
-        prev = self._context_prev
-        for i in range(n):
-            self._step(
-                cols[0][i],
-                cols[1][i],
-                gu_l[i],
-                None if gl_l is None else gl_l[i],
-                None if cols[2] is None else cols[2][i],
-                None if cols[3] is None else cols[3][i],
-                None if cols[4] is None else cols[4][i],
-            )
-            armed[i] = self.in_set
-            if len(out) != n_out:
-                emitted.extend([i] * (len(out) - n_out))
-                n_out = len(out)
-            ctx = (self.current_set, self.current_rep)
-            if ctx != prev:
-                changes.append((i, ctx[0], ctx[1]))
-                prev = ctx
-        self._context_prev = prev
-        self.in_set_mask = armed
-        self.emitted_at = emitted
-        self.context_changes = changes
+        # the numbers, sample by sample (rep_kernel) ...
+        gu_d = np.ascontiguousarray(gu * _R2D)
+        gl_d = gu_d if gl is None else np.ascontiguousarray(gl * _R2D)
+        has = np.array([gl is not None, tr is not None, la is not None, tw is not None], dtype=np.int64)
+        state_mid = np.empty(n, dtype=np.int8)
+        state_out = np.empty(n, dtype=np.int8)
+        walking = np.empty(n, dtype=np.bool_)
+        stance = np.empty(n, dtype=np.bool_)
+        cap = K.MAX_EVENTS_PER_SAMPLE * n + 1
+        ev_i = np.empty(cap, dtype=np.int64)
+        ev_code = np.empty(cap, dtype=np.int64)
+        ev_f = np.empty((cap, K.N_EVENT_FIELDS))
+        ne = K.advance(
+            tt, fl, gu_d, gl_d, fl if tr is None else tr, fl if la is None else la, fl if tw is None else tw,
+            has, self._F, self._I, self._P, state_mid, state_out, walking, stance, ev_i, ev_code, ev_f,
+        )  # fmt: skip
+        # ... then the bookkeeping, event by event (candidates, runs, sets)
+        book = _Bookkeeping(self, tt, state_mid)
+        k = 0
+        lo = 0
+        while True:
+            i = int(ev_i[k]) if k < ne else n
+            book.checks(lo, i)
+            if i == n:
+                break
+            while k < ne and ev_i[k] == i and K.PHASE[ev_code[k]] < 2:
+                self._on_event(int(ev_code[k]), ev_f[k], i, book)
+                k += 1
+            book.checks(i, i + 1)
+            while k < ne and ev_i[k] == i:
+                self._on_event(int(ev_code[k]), ev_f[k], i, book)
+                k += 1
+            lo = i + 1
+        self.in_set_mask, self.context_changes = book.per_sample(state_out, walking, stance)
+        self.emitted_at = book.emitted
         out, self._out = self._out, []
         return out
 
     def finish(self) -> list[RepRecord | SetRecord]:
         """End of the stream: accept waiting reps, drop a rep in progress, close the open set."""
         t = self._t_last if self._t_last is not None else math.nan
+        F = self._F
         if self._state == _SETTLE:
-            self._end_candidate(t)
+            self._end_candidate(self._candidate_now(t))
         elif self._state == _REP:
-            self._reject(self._t_start, t, self._stats.emax, "incomplete")
-        self._reset_motion(t)
+            self._reject(F[K.T_START], t, F[K.ST_EMAX], "incomplete")
+        K.reset_motion(F, self._I, t)
         for c in self._pending:
             self._accept(c, t)
         self._pending = []
@@ -623,186 +637,36 @@ class RepSegmenter:
         return out
 
     # -- internals -------------------------------------------------------------
-    def _reset_motion(self, t: float | None) -> None:
-        self._state = _IDLE
-        self._vu = [0.0, 0.0, 0.0]
-        self._vl = [0.0, 0.0, 0.0]
-        self._stats = _Stats()
-        self._t_rest = t  # last sample at the reference posture (motion onset)
-        self._t_start = t
-        self._t_turn = t
-        self._t_emin = t
-        self._e_min = 0.0
+    def _candidate_now(self, t_end: float) -> _Candidate:
+        F = self._F
+        stats = _Stats(*(float(F[j]) for j in (K.ST_FMAX, K.ST_FMIN, K.ST_WY, K.ST_LAT, K.ST_TW, K.ST_TRUNK, K.ST_EMAX)))
+        return _Candidate(float(F[K.T_START]), t_end, stats, self.exercise)
 
-    def _step(self, t, fl, gu, gl, trunk, lat, tw) -> None:
-        s = self.settings
-        if self._t_last is not None and t - self._t_last > s.max_gap_s:
-            if self._state != _IDLE:
-                self._reject(self._t_start, self._t_last, self._stats.emax, "gap")
-            self._reset_motion(t)
-        dt = 1.0 / self.rate if self._t_last is None else min(t - self._t_last, s.max_gap_s)
-        if self._t_first is None:
-            self._t_first = t
-        self._t_last = t
-
-        # residual gyro bias: learnt while still (the fusion cannot learn a
-        # bias above its own rest threshold), then removed
-        bu, bl = self._bias_u, self._bias_l
-        raw_u, raw_l = gu, gl
-        gu = [gu[0] - bu[0], gu[1] - bu[1], gu[2] - bu[2]]
-        mag = math.sqrt(gu[0] * gu[0] + gu[1] * gu[1] + gu[2] * gu[2])
-        if gl is not None:
-            gl = [gl[0] - bl[0], gl[1] - bl[1], gl[2] - bl[2]]
-            mag = max(mag, math.sqrt(gl[0] * gl[0] + gl[1] * gl[1] + gl[2] * gl[2]))
-        self._wq += self._a_quiet * (mag - self._wq)
-        quiet = self._wq < s.quiet_deg_s
-        # still: the raw gyro is steady; near the current estimate (or steady
-        # for long: the first estimate, or the caller's correction jumped)
-        still = self._still_u.update(raw_u, bu, s)
-        if raw_l is not None:
-            still = min(still, self._still_l.update(raw_l, bl, s))
-        if still:
-            if self._still_since is None:
-                self._still_since = t
-            steady_s = t - self._still_since
-            near = still == 2 and steady_s >= s.still_min_s
-            if (near and self._state == _IDLE) or steady_s >= s.still_long_s:
-                self._bias_n += 1
-                a = max(1.0 / self._bias_n, self._a_bias if near else self._a_bias_fast)
-                for j in range(3):
-                    bu[j] += a * (raw_u[j] - bu[j])
-                    if raw_l is not None:
-                        bl[j] += a * (raw_l[j] - bl[j])
+    def _on_event(self, code: int, f: np.ndarray, i: int, book: "_Bookkeeping") -> None:
+        if code == K.EV_GAP_REJECT:
+            self._reject(f[0], f[1], f[2], "gap")
+        elif code == K.EV_WALK_REJECT:
+            self._reject(f[0], f[1], f[2], "walking")
+        elif code == K.EV_WALK:
+            self._start_walking(float(f[0]), float(f[1]))
+        elif code == K.EV_TOO_LONG:
+            self._reject(f[0], f[1], f[2], "too_long")
+        elif code == K.EV_STUCK:
+            self._reject(f[0], f[1], f[2], "stuck")
         else:
-            self._still_since = None
+            stats = _Stats(*(float(x) for x in f[2:9]))
+            self._end_candidate(_Candidate(float(f[0]), float(f[1]), stats, self.exercise))
+        book.changed(i)
 
-        # walking: RMS of off-sagittal rates (X up the spine, Z posterior)
-        w = gl if gl is not None else gu
-        self._ww += self._a_walk * (w[0] * w[0] + w[2] * w[2] - self._ww)
-        rms = math.sqrt(self._ww)
-        if rms > s.walk_deg_s:
-            if self._walk_since is None:
-                self._walk_since = t
-            if not self.walking and t - self._walk_since >= s.walk_min_s:
-                self._start_walking(self._walk_since, t)
-        else:
-            self._walk_since = None
-            if self.walking and rms < s.walk_release_deg_s:
-                self.walking = False
-
-        # pending candidates old enough are accepted
-        while self._pending and t - self._pending[0].t_end >= s.confirm_delay_s:
-            self._accept(self._pending.pop(0), t)
-        # a run with nothing new for rest_gap_s closes
-        r = self._run
-        if r is not None and r.reps and self._state == _IDLE and not self._pending and t - r.reps[-1].t_end > s.rest_gap_s:
-            self._close_run(t)
-
-        if self.walking:
-            self._t_walk_last = t
-            self._reset_motion(t)
-            self.excursion_deg = 0.0
-            return
-
-        # excursion
-        vu, vl = self._vu, self._vl
-        if quiet:
-            if self._quiet_run_since is None:
-                self._quiet_run_since = t
-        else:
-            self._quiet_run_since = None
-        if self._state == _IDLE:
-            if quiet and t - self._quiet_run_since >= s.rest_quiet_s:
-                vu[0] = vu[1] = vu[2] = vl[0] = vl[1] = vl[2] = 0.0
-                self._stats = _Stats()
-                self._t_rest = t
-            else:
-                k = self._leak
-                for j in range(3):
-                    vu[j] *= k
-                    vl[j] *= k
-        for j in range(3):
-            vu[j] += gu[j] * dt
-        if gl is not None:
-            for j in range(3):
-                vl[j] += gl[j] * dt
-            e = max(
-                math.sqrt(vu[0] ** 2 + vu[1] ** 2 + vu[2] ** 2),
-                math.sqrt(vl[0] ** 2 + vl[1] ** 2 + vl[2] ** 2),
-                math.sqrt((vu[0] - vl[0]) ** 2 + (vu[1] - vl[1]) ** 2 + (vu[2] - vl[2]) ** 2),
-            )
-        else:
-            e = math.sqrt(vu[0] ** 2 + vu[1] ** 2 + vu[2] ** 2)
-        self.excursion_deg = e
-
-        # running peaks since the motion began
-        st = self._stats
-        if fl > st.fmax:
-            st.fmax = fl
-        if fl < st.fmin:
-            st.fmin = fl
-        if abs(gu[1]) > st.wy:
-            st.wy = abs(gu[1])
-        if lat is not None and (st.lat is None or abs(lat) > abs(st.lat)):
-            st.lat = lat
-        if tw is not None and (st.tw is None or abs(tw) > abs(st.tw)):
-            st.tw = tw
-        if trunk is not None and (st.trunk is None or trunk > st.trunk):
-            st.trunk = trunk
-        if e > st.emax:
-            st.emax = e
-
-        p = self._profile
-        if self._state == _IDLE:
-            if e < 0.25 * p.enter_deg:
-                self._t_rest = t
-            if e > p.enter_deg and self.ready:
-                self._state = _REP
-                self._t_start = self._t_rest if self._t_rest is not None else t
-        elif self._state == _REP:
-            if t - self._t_start > p.max_rep_s:
-                self._reject(self._t_start, t, st.emax, "too_long")
-                self._reset_motion(t)
-            elif e < s.exit_fraction * st.emax:
-                self._state = _SETTLE
-                self._e_min = e
-                self._t_emin = t
-                self._t_turn = t
-            elif quiet and t - self._quiet_run_since > s.stuck_s:
-                self._reject(self._t_start, t, st.emax, "stuck")
-                self._reset_motion(t)
-        else:  # settling back to the reference
-            if quiet and t - self._quiet_run_since >= s.rest_quiet_s:
-                self._end_candidate(self._quiet_run_since)
-                self._reset_motion(t)
-            elif t - self._t_turn > s.settle_s:
-                self._end_candidate(t)
-                self._reset_motion(t)
-            elif e > self._e_min + max(0.5 * p.enter_deg, 0.2 * st.emax):
-                # rising again without a pause: the next rep starts here
-                t_end = self._t_emin
-                self._end_candidate(t_end)
-                self._state = _IDLE
-                self._stats = _Stats()
-                self._t_rest = t_end
-                self._t_start = t_end
-            elif e < self._e_min:
-                self._e_min = e
-                self._t_emin = t
-
-    def _end_candidate(self, t_end: float) -> None:
-        c = _Candidate(self._t_start, t_end, self._stats, self.exercise)
-        dur = t_end - c.t_start
-        if dur < self._profile.min_rep_s:
-            self._reject(c.t_start, t_end, c.stats.emax, "too_short")
+    def _end_candidate(self, c: _Candidate) -> None:
+        if c.t_end - c.t_start < self._profile.min_rep_s:
+            self._reject(c.t_start, c.t_end, c.stats.emax, "too_short")
             return
         self._pending.append(c)
 
     def _start_walking(self, onset: float, t: float) -> None:
+        """The kernel found walking (and rejected a motion in progress, and reset it)."""
         s = self.settings
-        self.walking = True
-        if self._state != _IDLE:
-            self._reject(self._t_start, t, self._stats.emax, "walking")
         keep = []
         for c in self._pending:
             if c.t_end >= onset - s.walk_margin_s:
@@ -815,7 +679,6 @@ class RepSegmenter:
         r = self._run
         if r is not None and not (r.labelled and not r.reps):
             self._close_run(onset)
-        self._reset_motion(t)
 
     def _accept(self, c: _Candidate, t: float) -> None:
         s = self.settings
@@ -877,6 +740,98 @@ class RepSegmenter:
 
     def _reject(self, t0, t1, emax, reason: str) -> None:
         self.rejected.append(RejectedCandidate(float(t0) if t0 is not None else math.nan, float(t1), float(emax), reason))
+
+
+class _Bookkeeping:
+    """The segmenter's Python side for one block: each sample's bookkeeping
+    point (waiting candidates accepted once ``confirm_delay_s`` old, a run
+    with nothing new for ``rest_gap_s`` closed), found with array searches
+    between the kernel's events instead of sample by sample; and what the
+    sets and reps were after every sample (for ``in_set_mask`` and
+    ``context_changes``)."""
+
+    def __init__(self, seg: RepSegmenter, t: np.ndarray, state_mid: np.ndarray) -> None:
+        self.seg = seg
+        self.t = t
+        self.state_mid = state_mid
+        self.emitted: list[int] = []
+        self._n_out = len(seg._out)
+        self._initial = self._snapshot()
+        self._marks: list[tuple[int, tuple[bool, int, int]]] = []
+
+    def _snapshot(self) -> tuple[bool, int, int]:
+        seg = self.seg
+        r = seg._run
+        number = r.number if r is not None and r.number is not None else -1
+        return (seg._run_known(), seg._reps_waiting(), number)
+
+    def changed(self, i: int) -> None:
+        """The Python state may have changed at sample ``i``."""
+        out = self.seg._out
+        if len(out) != self._n_out:
+            self.emitted.extend([i] * (len(out) - self._n_out))
+            self._n_out = len(out)
+        snap = self._snapshot()
+        if self._marks and self._marks[-1][0] == i:
+            self._marks[-1] = (i, snap)
+        else:
+            self._marks.append((i, snap))
+
+    def checks(self, lo: int, hi: int) -> None:
+        """The bookkeeping point of samples ``lo..hi-1`` (no kernel event among them)."""
+        seg, t, s = self.seg, self.t, self.seg.settings
+        while lo < hi:
+            if seg._pending:
+                hit = np.flatnonzero(t[lo:hi] - seg._pending[0].t_end >= s.confirm_delay_s)
+                if not hit.size:
+                    return
+                j = lo + int(hit[0])
+                tj = float(t[j])
+                while seg._pending and tj - seg._pending[0].t_end >= s.confirm_delay_s:
+                    seg._accept(seg._pending.pop(0), tj)
+                r = seg._run
+                if r is not None and r.reps and self.state_mid[j] == _IDLE and not seg._pending and tj - r.reps[-1].t_end > s.rest_gap_s:
+                    seg._close_run(tj)
+            else:
+                r = seg._run
+                if r is None or not r.reps:
+                    return
+                hit = np.flatnonzero((self.state_mid[lo:hi] == _IDLE) & (t[lo:hi] - r.reps[-1].t_end > s.rest_gap_s))
+                if not hit.size:
+                    return
+                j = lo + int(hit[0])
+                seg._close_run(float(t[j]))
+            self.changed(j)
+            lo = j + 1
+
+    def per_sample(self, state_out: np.ndarray, walking: np.ndarray, stance: np.ndarray) -> tuple[np.ndarray, list]:
+        """``in_set`` after every sample, and where ``(current_set, current_rep)`` changed."""
+        n = len(self.t)
+        snaps = [self._initial] + [m[1] for m in self._marks]
+        at = np.array([m[0] for m in self._marks], dtype=np.int64)
+        pos = np.searchsorted(at, np.arange(n), side="right")  # 0 = the state before the block
+        known = np.array([x[0] for x in snaps], dtype=bool)[pos]
+        waiting = np.array([x[1] for x in snaps], dtype=np.int64)[pos]
+        number = np.array([x[2] for x in snaps], dtype=np.int64)[pos]
+        seg = self.seg
+        in_set = ~walking & (known | stance | (waiting >= seg._armed_after))
+        rep = np.where((number >= 0) & (state_out != _IDLE), waiting + 1, -1)
+        p_set, p_rep = seg._context_prev
+        prev_set = np.empty(n, dtype=np.int64)
+        prev_rep = np.empty(n, dtype=np.int64)
+        if n:
+            prev_set[0] = -1 if p_set is None else p_set
+            prev_rep[0] = -1 if p_rep is None else p_rep
+            prev_set[1:] = number[:-1]
+            prev_rep[1:] = rep[:-1]
+        changes = []
+        for i in np.flatnonzero((number != prev_set) | (rep != prev_rep)).tolist():
+            cs, cr = int(number[i]), int(rep[i])
+            changes.append((i, None if cs < 0 else cs, None if cr < 0 else cr))
+        if n:
+            cs, cr = int(number[-1]), int(rep[-1])
+            seg._context_prev = (None if cs < 0 else cs, None if cr < 0 else cr)
+        return in_set, changes
 
 
 def _array(name: str, v: object, ndim: int, n: int | None = None) -> np.ndarray:
