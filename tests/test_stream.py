@@ -205,3 +205,93 @@ def test_a_step_forward_in_sequence_but_back_in_device_time_is_a_restart():
         d2.feed(frame(8 * i, 5_000_000 + 10000 * 8 * i, count=8))
     d2.feed(frame(400, 5_000_000 + 10000 * 400, count=8))
     assert d2.stats.restarts == 0 and d2.stats.lost_samples == 80
+
+
+def _flatten(items):
+    """Every sample the decoder gave, in order, per field (blocks of any size)."""
+    from spinemon.stream import SampleBlock
+
+    blocks = [(b, th) for b, th in items if isinstance(b, SampleBlock) and len(b)]
+    out = {"seq": [], "t": [], "flags": [], "angle": [], "t_host": [], "layout": []}
+    for b, th in blocks:
+        out["seq"] += b.seq.tolist()
+        out["t"] += b.t.tolist()
+        out["flags"] += b.flags.tolist()
+        out["angle"] += [repr(x) for x in b.device_angle_deg.tolist()]
+        out["t_host"] += th.tolist()
+        out["layout"] += [(b.sensors, b.rate_hz)] * len(b)
+        for s in ("upper", "lower"):
+            out.setdefault(s, [])
+            if s in b.acc:
+                out[s] += np.hstack([b.acc[s], b.gyr[s]]).tolist()
+    return out
+
+
+@st.composite
+def frame_scripts(draw):
+    """A stream as links and wearables make it: in order, gaps, re-sent frames,
+    partial overlaps, restarts, STATUS with the same or another boot, a
+    sensor or rate change, corrupted bytes, a device clock stepping back a little."""
+    seq, t, mask, period, boot = draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**32 - 1)), 3, 10000, 1
+    sent, frames = [], []
+    for _ in range(draw(st.integers(1, 40))):
+        step = draw(st.sampled_from(["next"] * 6 + ["gap", "resend", "overlap", "restart", "status", "layout", "period", "corrupt", "clock_back"]))
+        count = draw(st.integers(1, 6))
+        if step == "gap":
+            k = draw(st.integers(1, 20))
+            seq, t = (seq + k) & 0xFFFFFFFF, (t + k * period) & 0xFFFFFFFF
+        elif step == "resend" and sent:
+            frames.append(draw(st.sampled_from(sent)))
+            continue
+        elif step == "overlap":
+            k = draw(st.integers(1, 3))
+            seq, t = (seq - k) & 0xFFFFFFFF, (t - k * period) & 0xFFFFFFFF
+        elif step == "restart":
+            seq, t = 0, draw(st.integers(0, 10**6))
+            if draw(st.booleans()):
+                boot += 1
+                frames.append(status(boot))
+        elif step == "status":
+            frames.append(status(boot))
+            continue
+        elif step == "layout":
+            mask = 1 if mask == 3 else 3
+        elif step == "clock_back":  # the next frame in sequence, stamped inside the last one's time
+            t = (t - draw(st.integers(1, 2)) * period) & 0xFFFFFFFF
+        elif step == "period":
+            period = 20000 if period == 10000 else 10000
+        f = frame(seq, t, count=count, mask=mask, period=period, base=len(frames), flags=draw(st.sampled_from([0, 0, P.SF_FIFO_OVERFLOW])))
+        if step == "corrupt":
+            i = draw(st.integers(0, len(f) - 1))
+            f = f[:i] + bytes([f[i] ^ 0x40]) + f[i + 1 :]
+        else:
+            sent.append(f)
+            seq, t = (seq + count) & 0xFFFFFFFF, (t + count * period) & 0xFFFFFFFF
+        frames.append(f)
+    hosts = [100.0 + 0.05 * i + (5.0 if draw(st.booleans()) and i % 7 == 6 else 0.0) for i in range(len(frames))]
+    hosts = [max(hosts[: i + 1]) for i in range(len(hosts))]
+    return frames, hosts
+
+
+@settings(max_examples=150, deadline=None)
+@given(script=frame_scripts(), cuts=st.lists(st.integers(1, 12), min_size=1, max_size=20), max_samples=st.integers(1, 40))
+def test_feed_many_decides_and_counts_as_frame_by_frame(script, cuts, max_samples):
+    """Replay decodes many frames at once; it must see the same samples and
+    keep the same counts as the live path's frame-by-frame decoding."""
+    frames, hosts = script
+    one = FrameDecoder()
+    items = []
+    for f, th in zip(frames, hosts):
+        items += [(x, np.full(len(x), th)) if hasattr(x, "seq") else (x, None) for x in one.feed(f, th)]
+    many = FrameDecoder()
+    got, i, k = [], 0, 0
+    while i < len(frames):
+        n = cuts[k % len(cuts)]
+        got += many.feed_many(frames[i : i + n], hosts[i : i + n], max_samples)
+        i, k = i + n, k + 1
+    assert many.stats.as_dict() == one.stats.as_dict()
+    assert _flatten(got) == _flatten(items)
+    for b, _ in got:  # a block never holds device time standing still or going back (the pipeline cuts there)
+        assert not hasattr(b, "seq") or np.all(np.diff(b.t) > 0)
+    others = lambda xs: [type(x).__name__ for x, _ in xs if not hasattr(x, "seq")]  # noqa: E731
+    assert others(got) == others(items)

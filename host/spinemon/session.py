@@ -281,24 +281,41 @@ class _Batch:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
+        self.frames: list[bytes] = []
+        self.frame_t: list[float] = []
+        self.limit = 1 << 16
         self.blocks: list[SampleBlock] = []
         self.t_host: list[np.ndarray] = []
         self.samples = 0
         self.t_last: float | None = None
 
     def feed(self, frame: bytes, t_host: float, limit: int) -> None:
-        for item in self.pipeline.decoder.feed(frame, t_host):
+        self.frames.append(frame)
+        self.frame_t.append(t_host)
+        self.limit = limit
+        if len(self.frames) >= 4096:
+            self._decode()
+
+    def _decode(self) -> None:
+        """The frames so far, decoded in one go (runs of frames become one block)."""
+        items = self.pipeline.decoder.feed_many(self.frames, self.frame_t, self.limit)
+        self.frames, self.frame_t = [], []
+        for item, th in items:
             if not isinstance(item, SampleBlock) or not len(item):
                 continue
             if self.blocks:
                 last = self.blocks[-1]
-                if item.sensors != last.sensors or item.rate_hz != last.rate_hz or item.t[0] <= last.t[-1] or self.samples >= limit:
-                    self.flush()
+                if item.sensors != last.sensors or item.rate_hz != last.rate_hz or item.t[0] <= last.t[-1] or self.samples >= self.limit:
+                    self._run()
             self.blocks.append(item)
-            self.t_host.append(np.full(len(item), t_host))
+            self.t_host.append(th)
             self.samples += len(item)
 
     def flush(self) -> None:
+        self._decode()
+        self._run()
+
+    def _run(self) -> None:
         if not self.blocks:
             return
         block = SampleBlock.concatenate(self.blocks)

@@ -224,10 +224,15 @@ class FrameDecoder:
         except proto.ProtocolError as e:
             self.stats.rejected[e.reason] = self.stats.rejected.get(e.reason, 0) + 1
             return []
-        self.stats.frames += 1
         if obj.kind == proto.T_SAMPLES:
+            self.stats.frames += 1
             block = self._samples(obj, t_host)
             return [block] if block is not None else []
+        return self._other(obj)
+
+    def _other(self, obj) -> list:
+        """A decoded frame that carries no samples (STATUS, ACK, ERROR)."""
+        self.stats.frames += 1
         if obj.kind == proto.T_STATUS:
             self.stats.status_frames += 1
             self.last_status = obj
@@ -248,6 +253,17 @@ class FrameDecoder:
         return [obj]
 
     def _samples(self, f: proto.Samples, t_host: float | None = None) -> SampleBlock | None:
+        pos = self._position(f, t_host)
+        if pos is None:
+            return None
+        seq, t0_us, skip = pos
+        return _block([f], [seq], [t0_us], skip)
+
+    def _position(self, f: proto.Samples, t_host: float | None) -> tuple[int, int, int] | None:
+        """Where a SAMPLES frame's samples lie (unwrapped sequence number and
+        device time of its first sample, samples to skip as duplicates), with
+        every count and the decoder's position updated; None for a frame that
+        is all duplicate."""
         st = self.stats
         layout = (f.mask, f.ranges)
         if self._layout is not None and layout != self._layout:
@@ -302,29 +318,93 @@ class FrameDecoder:
             st.flagged_fifo_overflow += 1
         if f.flags & proto.SF_QUEUE_DROP:
             st.flagged_queue_drop += 1
-
-        sensors = sensors_in_mask(f.mask)
-        per = proto.values_per_sample(f.mask)
-        raw = np.frombuffer(f.block, dtype="<i2").reshape(n, per)[skip:]
-        k = n - skip
-        acc_scale = proto.accel_fs_g(f.ranges) / 32768.0 * G
-        gyr_scale = proto.gyro_fs_dps(f.ranges) / 32768.0 * (math.pi / 180.0)
-        acc, gyr = {}, {}
-        for i, s in enumerate(sensors):
-            acc[s] = raw[:, 6 * i : 6 * i + 3] * acc_scale
-            gyr[s] = raw[:, 6 * i + 3 : 6 * i + 6] * gyr_scale
-        angle = raw[:, -1].astype(np.float64) / 100.0
-        angle[raw[:, -1] == proto.ANGLE_NONE] = np.nan
-        idx = np.arange(skip, n, dtype=np.int64)
         self._next_seq = seq + n
         self._next_t_us = t0_us + n * f.period_us
-        st.samples += k
-        return SampleBlock(
-            seq=seq + idx,
-            t=(t0_us + idx * f.period_us) * 1e-6,
-            acc=acc,
-            gyr=gyr,
-            device_angle_deg=angle,
-            flags=np.full(k, f.flags, dtype=np.uint8),
-            rate_hz=1e6 / f.period_us,
-        )
+        st.samples += n - skip
+        return seq, t0_us, skip
+
+    def feed_many(self, frames: list[bytes], t_hosts: list[float], max_samples: int = 1 << 16) -> list[tuple[object, np.ndarray | None]]:
+        """Decode frames received one after another, as :meth:`feed` would
+        frame by frame (the same counts and decisions), and return
+        ``(item, t_host)`` pairs: consecutive SAMPLES frames of one layout
+        whose device time moves on come back as one :class:`SampleBlock` (of
+        up to about ``max_samples``), identical to the frames' blocks
+        concatenated, with the receive time of each of its samples (a block
+        comes where its run ends); other frames as they decode, with None."""
+        out: list = []
+        run: list[proto.Samples] = []
+        seqs: list[int] = []
+        t0s: list[int] = []
+        ths: list[float] = []
+        n_run = 0
+
+        def close_run() -> None:
+            nonlocal n_run
+            n_run = 0
+            if run:
+                th = np.repeat(np.asarray(ths, dtype=np.float64), [f.count for f in run])
+                out.append((_block(run, seqs, t0s, 0), th))
+                run.clear(), seqs.clear(), t0s.clear(), ths.clear()
+
+        for frame, t_host in zip(frames, t_hosts):
+            try:
+                obj = proto.decode(frame)
+            except proto.ProtocolError as e:
+                self.stats.rejected[e.reason] = self.stats.rejected.get(e.reason, 0) + 1
+                continue
+            if obj.kind != proto.T_SAMPLES:  # in order among themselves; a block comes where its run ends
+                out.extend((item, None) for item in self._other(obj))
+                continue
+            self.stats.frames += 1
+            pos = self._position(obj, t_host)
+            if pos is None:
+                continue
+            seq, t0_us, skip = pos
+            if run:
+                last = run[-1]
+                moves_on = t0_us > t0s[-1] + (last.count - 1) * last.period_us
+                if skip or not moves_on or (obj.mask, obj.ranges, obj.period_us) != (last.mask, last.ranges, last.period_us) or n_run >= max_samples:
+                    close_run()
+            if skip:  # part duplicate: a block of its own
+                out.append((_block([obj], [seq], [t0_us], skip), np.full(obj.count - skip, t_host, dtype=np.float64)))
+                continue
+            run.append(obj)
+            n_run += obj.count
+            seqs.append(seq)
+            t0s.append(t0_us)
+            ths.append(t_host)
+        close_run()
+        return out
+
+
+def _block(frames: list[proto.Samples], seqs: list[int], t0s: list[int], skip: int) -> SampleBlock:
+    """The samples of consecutive frames of one layout (the first ``skip``
+    samples of a single frame left out) in SI units."""
+    f = frames[0]
+    sensors = sensors_in_mask(f.mask)
+    per = proto.values_per_sample(f.mask)
+    if len(frames) == 1:
+        n = f.count
+        raw = np.frombuffer(f.block, dtype="<i2").reshape(n, per)[skip:]
+        idx = np.arange(skip, n, dtype=np.int64)
+        seq = seqs[0] + idx
+        t_us = t0s[0] + idx * f.period_us
+        flags = np.full(n - skip, f.flags, dtype=np.uint8)
+    else:
+        counts = np.array([x.count for x in frames], dtype=np.int64)
+        total = int(counts.sum())
+        raw = np.frombuffer(b"".join([x.block for x in frames]), dtype="<i2").reshape(total, per)
+        starts = np.repeat(np.cumsum(counts) - counts, counts)
+        idx = np.arange(total, dtype=np.int64) - starts
+        seq = np.repeat(np.asarray(seqs, dtype=np.int64), counts) + idx
+        t_us = np.repeat(np.asarray(t0s, dtype=np.int64), counts) + idx * f.period_us
+        flags = np.repeat(np.array([x.flags for x in frames], dtype=np.uint8), counts)
+    acc_scale = proto.accel_fs_g(f.ranges) / 32768.0 * G
+    gyr_scale = proto.gyro_fs_dps(f.ranges) / 32768.0 * (math.pi / 180.0)
+    acc, gyr = {}, {}
+    for i, s in enumerate(sensors):
+        acc[s] = raw[:, 6 * i : 6 * i + 3] * acc_scale
+        gyr[s] = raw[:, 6 * i + 3 : 6 * i + 6] * gyr_scale
+    angle = raw[:, -1].astype(np.float64) / 100.0
+    angle[raw[:, -1] == proto.ANGLE_NONE] = np.nan
+    return SampleBlock(seq=seq, t=t_us * 1e-6, acc=acc, gyr=gyr, device_angle_deg=angle, flags=flags, rate_hz=1e6 / f.period_us)
