@@ -20,49 +20,33 @@ def _number(text: str, kind=float):
     return v
 
 
-def count(text: str) -> int:
-    """A count of things (reps, sets, jobs): a whole number, at least 1."""
-    v = _number(text, int)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give at least 1")
-    return v
+def _ranged(kind, ok, message: str, doc: str):
+    """A value type: ``kind`` (int or float) for which ``ok(v)`` holds, else
+    ``'<text>': <message>``."""
+
+    def parse(text: str):
+        v = _number(text, kind)
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{text!r}: {message}")
+        return v
+
+    parse.__doc__ = doc
+    return parse
 
 
-def seed(text: str) -> int:
-    v = _number(text, int)
-    if not 0 <= v <= 2**32 - 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a seed is a whole number 0 .. 4294967295")
-    return v
-
-
-def speed(text: str) -> float:
-    """Playback speed of a simulated session: 0 = as fast as possible, else up to 1000x real time."""
-    v = _number(text)
-    if not 0 <= v <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r}: speed is 0 (as fast as possible) .. 1000")
-    return v
-
-
-def live_speed(text: str) -> float:
-    """Speed of the simulated wearer in `live --sim`: above 0 (a live session runs in time), up to 10000x."""
-    v = _number(text)
-    if not 0 < v <= 10000:
-        raise argparse.ArgumentTypeError(f"{text!r}: speed is above 0 (x real time) .. 10000; a live session cannot run 'as fast as possible'")
-    return v
-
-
-def rate_hz(text: str) -> float:
-    v = _number(text)
-    if not 25 <= v <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r}: the sample rate is 25 .. 1000 Hz")
-    return v
-
-
-def pain(text: str) -> int:
-    v = _number(text, int)
-    if not 0 <= v <= 10:
-        raise argparse.ArgumentTypeError(f"{text!r}: pain is a whole number 0 (none) .. 10 (worst imaginable)")
-    return v
+#: a count of things (reps, sets, jobs): a whole number, at least 1
+count = _ranged(int, lambda v: v >= 1, "give at least 1", "A count of things (reps, sets, jobs): a whole number, at least 1.")
+seed = _ranged(int, lambda v: 0 <= v <= 2**32 - 1, "a seed is a whole number 0 .. 4294967295", "A random seed, u32.")
+speed = _ranged(
+    float, lambda v: 0 <= v <= 1000, "speed is 0 (as fast as possible) .. 1000",
+    "Playback speed of a simulated session: 0 = as fast as possible, else up to 1000x real time.",
+)  # fmt: skip
+live_speed = _ranged(
+    float, lambda v: 0 < v <= 10000, "speed is above 0 (x real time) .. 10000; a live session cannot run 'as fast as possible'",
+    "Speed of the simulated wearer in `live --sim`: above 0 (a live session runs in time), up to 10000x.",
+)  # fmt: skip
+rate_hz = _ranged(float, lambda v: 25 <= v <= 1000, "the sample rate is 25 .. 1000 Hz", "A sample rate, Hz.")
+pain = _ranged(int, lambda v: 0 <= v <= 10, "pain is a whole number 0 (none) .. 10 (worst imaginable)", "A pain score, 0..10.")
 
 
 def limit_override(text: str) -> str:
