@@ -51,4 +51,9 @@ def test_a_format_1_segmented_recording_loads_as_one_session():
     assert hashlib.sha256(b"".join(rx)).hexdigest() == RX_DIGEST
     res = replay(rec)
     assert res.frames == 115 and res.stats["lost_samples"] == 0 and res.summary["segments"] == 2
-    assert [(e.kind, e.set, e.rep) for e in res.events] == [("over_flexion", 1, 2)]
+    # each segment replays as the live session it was (its own calibration): the
+    # alert of segment 1 (outside any set, as live reported it), none in segment 2
+    assert [(e.kind, e.set, e.rep) for e in res.events] == [("over_flexion", None, None)]
+    assert [s.matches_live for s in res.segments] == [True, True] and res.matches_live is True
+    assert [s.result.summary["monitoring"]["calibration"] for s in res.segments] == ["done", "done"]
+    assert [s.t_offset for s in res.segments] == [0.0, 0.0]  # segment 2's device clock went on
