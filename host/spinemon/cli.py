@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -379,6 +378,14 @@ def _join_dash_values(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``spinemon ...``: the command's exit status; a reader that stops early
+    (``spinemon replay --json | head``) ends it quietly (:mod:`spinemon.closed_stdout`)."""
+    from spinemon.closed_stdout import exit_status_of
+
+    return exit_status_of(lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = None
     try:
@@ -399,13 +406,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spinemon: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # the reader went away (e.g. `spinemon replay --json | head`): not an error
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return EXIT_OK
 
 
 if __name__ == "__main__":
