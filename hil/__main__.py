@@ -33,6 +33,14 @@ def build_parser(prog: str = "python -m hil") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m hil") -> int:
+    """The bench's exit status; a reader that stops early (``python -m hil list | head -1``)
+    ends it quietly (:mod:`spinemon.closed_stdout`)."""
+    from spinemon.closed_stdout import exit_status_of
+
+    return exit_status_of(lambda: _run(argv, prog))
+
+
+def _run(argv: list[str] | None, prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
     from hil.scenario import load, scenario_names
 
@@ -54,8 +62,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m hil") -> int:
         from hil.report import table, write_report
 
         results = run_bench(scenarios, args.port, jobs=args.jobs, rig=True if args.rig else None)
+        path = write_report(args.report, results, args.port)  # first: the report is kept when the output is cut
         print(table(results))
-        path = write_report(args.report, results, args.port)
         print(f"report: {path}")
         return 0 if all(r.status in ("pass", "skip") for r in results) else 1
     except SpinemonError as e:

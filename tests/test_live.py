@@ -265,3 +265,71 @@ def test_profile_stores_the_calibration_and_the_next_session_reuses_it(tmp_path)
     assert [(r["set"], r["rep"]) for r in result.summary["reps"]] == [(r["set"], r["rep"]) for r in first.summary["reps"]] == [(1, k) for k in range(1, 6)]
     assert all(a.event.set == 1 and a.event.rep is not None for a in result.alerts)
     assert (1, 3) in {(a.event.set, a.event.rep) for a in result.alerts}
+
+
+def test_a_resumed_session_replays_and_reports_as_two_sessions(tmp_path, capsys):
+    """`live --out FILE` then `live --out FILE --resume` (the product's own path):
+    replay and report treat the second segment as the session it was, with its
+    own calibration (never reps), its sets numbered on, and each segment
+    checked against what its own live session reported."""
+    import csv
+    import json
+
+    from spinemon.cli import main as cli_main
+
+    out = tmp_path / "today.spinrec"
+    first, second = io.StringIO(), io.StringIO()
+    assert main(parse(["--sim", "--speed", "2000", "--exercise", "deadlift", "--seed", "3", "--out", str(out)]), first) == 0
+    assert main(parse(["--sim", "--speed", "2000", "--exercise", "squat", "--seed", "4", "--out", str(out), "--resume"]), second) == 0
+    assert "continues it in segment 2" in second.getvalue()
+    rec = load(out)
+    assert [s.path.name for s in rec.segments] == ["today.spinrec", "today.spinrec.seg2"]
+    assert [s.header["settings"]["exercise"] for s in rec.segments] == ["deadlift", "squat"]
+
+    res = replay(rec)
+    seg1, seg2 = res.segments
+    # each segment on its own is exactly its live session
+    assert seg1.matches_live is True and seg2.matches_live is True and res.matches_live is True
+    assert seg2.live_events and seg2.events == seg2.live_events  # the squat session alerted too
+    # the second session calibrated on its own: its calibration bends are not reps
+    cal2 = seg2.result.calibration
+    assert cal2 is not None and cal2.rom is not None and seg2.result.summary["monitoring"]["calibration"] == "done"
+    cal2_end = cal2.t_rom[1] + seg2.t_offset
+    joined_reps = res.summary["reps"]
+    assert [(r["set"], r["exercise"]) for r in joined_reps] == [(1, "deadlift")] * 5 + [(2, "squat")] * 5
+    assert all(r["t_start"] >= cal2_end for r in joined_reps if r["segment"] == 2)
+    assert [(s["set"], s["segment"], s["exercise"]) for s in res.summary["sets"]] == [(1, 1, "deadlift"), (2, 2, "squat")]
+    # the joined events are the live events of each segment, sets numbered on, one time line
+    assert [(e["kind"], e["set"], e["rep"]) for e in res.summary["events"]] == (
+        [(e["kind"], e["set"], e["rep"]) for e in seg1.live_events] + [(e["kind"], e["set"] + 1, e["rep"]) for e in seg2.live_events])
+    assert seg2.t_offset > 0 and all(e["t_start"] > seg1.result.summary["monitoring"]["duration_s"] for e in res.summary["events"] if e["segment"] == 2)
+    assert len(res.alerts) == len(rec.meta_of("alert"))  # no invented alerts
+    # replay in long blocks (each segment through its own pipeline) gives what frame by frame gives
+    by_frame = replay(rec, block_samples=1)
+    assert all(by_frame.summary[k] == res.summary[k] for k in ("events", "reps", "sets", "segment_details"))
+
+    # spinemon replay: each session said, "same as the live session: yes"
+    assert cli_main(["replay", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "2 sessions in this recording" in text and "same as the live session (each session): yes" in text
+    assert "1. today.spinrec:" in text and "2. today.spinrec.seg2:" in text and text.count("same as its live session: yes") == 2
+    assert cli_main(["replay", str(out), "--json"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    assert js["stats"]["matches_live"] is True and [s["sets"] for s in js["stats"]["segments"]] == [[1], [2]]
+    assert js["stats"]["live_comparison"] == "yes" and [s["live_comparison"] for s in js["stats"]["segments"]] == ["yes", "yes"]
+    assert [(s["set"], s["segment"]) for s in js["sets"]] == [(1, 1), (2, 2)]
+
+    # spinemon report: the sets table numbers on and says which session each set was
+    assert cli_main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    text = capsys.readouterr().out
+    assert "2 sessions (resumed with --resume)" in text
+    with open(tmp_path / "report" / "sets.csv", newline="") as f:
+        sets = list(csv.DictReader(f))
+    assert [(r["set"], r["segment"], r["exercise"], r["reps"]) for r in sets] == [("1", "1", "deadlift", "5"), ("2", "2", "squat", "5")]
+
+    # the pain journal links both sessions, not only the last one's summary
+    from spinemon.journal import session_link
+
+    link = session_link(out)
+    assert link.reps == {"deadlift": 5, "squat": 5}
+    assert sum(n for by_ex in link.events.values() for n in by_ex.values()) == len(seg1.live_events) + len(seg2.live_events)

@@ -65,18 +65,23 @@ def test_a_resumed_session_writes_a_new_segment_and_loads_as_one(tmp_path):
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]  # the header-first temporary file is gone
 
 
-def test_replay_treats_the_segments_as_one_session(tmp_path):
+def test_replay_treats_each_segment_as_the_session_it_was(tmp_path):
+    """A stream recorded as two live sessions (the second resumed into the same
+    recording, with a fresh pipeline as live --resume has) replays as those two
+    sessions, each equal to its own live run, never as one merged session."""
     s = short_session()
     frames = list(zip(s.frames, s.frame_times.tolist()))
     half = len(frames) // 2
     p = tmp_path / "r.spinrec"
     pl = pipeline()
-    live(frames[:half], RecordingWriter(p, header_for(pl.settings, "sim")))
-    live(frames[half:], RecordingWriter(p, header_for(pl.settings, "sim"), resume=True))
-    whole, _ = live(frames)
+    first, _ = live(frames[:half], RecordingWriter(p, header_for(pl.settings, "sim")))
+    second, _ = live(frames[half:], RecordingWriter(p, header_for(pl.settings, "sim"), resume=True))
     again = replay(load(p))
     assert again.summary["segments"] == 2 and again.frames == len(frames)
-    assert [e.as_dict() for e in again.events] == [e.as_dict() for e in whole.events]
+    assert [seg.events for seg in again.segments] == [[e.as_dict() for e in r.events] for r in (first, second)]
+    assert again.matches_live is True
+    assert [(e.kind, e.t_start) for e in again.events] == [(e.kind, e.t_start) for r in (first, second) for e in r.events]
+    assert [seg.t_offset for seg in again.segments] == [0.0, 0.0]  # the device clock went on: one time line as it is
     assert again.stats["lost_samples"] == 0
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -154,7 +153,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from spinemon.recording import load
-    from spinemon.session import live_comparison, recorded_events, replay, replay_settings
+    from spinemon.session import replay, replay_settings
 
     files = list(args.file)
     if len(files) > 1 or Path(files[0]).is_dir():
@@ -162,19 +161,31 @@ def cmd_replay(args: argparse.Namespace) -> int:
     args.file = files[0]
     rec = load(args.file, strict=args.strict)
     res = replay(rec, replay_settings(rec, args.exercise, args.limit))
-    events = [e.as_dict() for e in res.events]
-    live = recorded_events(rec)
+    events = res.summary.get("events", [e.as_dict() for e in res.events])  # a resumed recording: sets numbered on, each with its segment
     stats = dict(res.stats)
     stats.update(truncated=rec.truncated, corrupt_records=rec.corrupt_records, angle=res.angle_label)
     stats["recording_notes"] = list(rec.notes)
     stats.update(res.summary["monitoring"])
-    stats["matches_live"] = None if live is None else (live == events)
-    stats["live_comparison"] = live_comparison(live, events)
+    # each segment (one live session each, `live --resume`) against what its own live session reported
+    stats["matches_live"] = res.matches_live
+    stats["live_comparison"] = res.live_comparison
+    segments = [s.as_dict() for s in res.segments]  # each with its own matches_live and live_comparison
+    if len(segments) > 1:
+        stats["segments"] = segments
     if args.json:
         json.dump({"events": events, "reps": res.summary.get("reps", []), "sets": res.summary.get("sets", []), "stats": stats}, sys.stdout, indent=2)
         print()
         return EXIT_OK
     print(f"{args.file}: {res.frames} frames, {stats['samples']} samples, angle = {res.angle_label}")
+    if len(segments) > 1:
+        print(f"  {len(segments)} sessions in this recording (live --resume), each replayed as recorded, with its own calibration; sets numbered on:")
+        for seg in segments:
+            sets = seg["sets"]
+            where = "no sets" if not sets else f"set {sets[0]}" if len(sets) == 1 else f"sets {sets[0]}-{sets[-1]}"
+            moved = f", its clock began again: times from {seg['t_offset_s']:.2f} s" if seg["t_offset_s"] else ""
+            live = "no live summary" if seg["live_comparison"] is None else f"same as its live session: {seg['live_comparison']}"
+            n_ev = seg['events']
+            print(f"    {seg['segment']}. {seg['file']}: {seg['duration_s']:.1f} s, calibration {seg['calibration']}, {where}, {n_ev} event{'s' if n_ev != 1 else ''}{moved}; {live}")
     if rec.truncated:
         print("  note: the recording was cut off mid-record; loaded up to its last complete record")
     if rec.corrupt_records:
@@ -187,14 +198,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print("  " + monitoring_line(stats))
     for why in res.summary.get("limits_off", {}).values():
         print(f"  limit off: {why}")
-    if res.calibration and res.calibration.rom:
-        print(f"  range of motion: {res.calibration.rom.flexion_deg:+.1f} / {res.calibration.rom.extension_deg:+.1f} deg")
+    for seg in res.segments:
+        cal = seg.result.calibration
+        if cal and cal.rom:
+            which = f" (session {seg.index})" if len(segments) > 1 else ""
+            print(f"  range of motion{which}: {cal.rom.flexion_deg:+.1f} / {cal.rom.extension_deg:+.1f} deg")
     print(f"Events ({len(events)}):")
     print(EVENT_HEADER)
     for e in events:
         print(_event_row(e))
-    if live is not None:
-        print(f"  same as the live session: {stats['live_comparison']}")
+    if stats["live_comparison"] is not None:
+        each = " (each session)" if len(segments) > 1 else ""
+        print(f"  same as the live session{each}: {stats['live_comparison']}")
     return EXIT_OK
 
 
@@ -363,6 +378,14 @@ def _join_dash_values(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``spinemon ...``: the command's exit status; a reader that stops early
+    (``spinemon replay --json | head``) ends it quietly (:mod:`spinemon.closed_stdout`)."""
+    from spinemon.closed_stdout import exit_status_of
+
+    return exit_status_of(lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = None
     try:
@@ -383,13 +406,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spinemon: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # the reader went away (e.g. `spinemon replay --json | head`): not an error
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return EXIT_OK
 
 
 if __name__ == "__main__":

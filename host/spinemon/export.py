@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -149,7 +149,9 @@ class SessionTrace:
 def trace_recording(recording: Recording, settings: PipelineSettings | None = None) -> SessionTrace:
     """Re-run ``recording`` through the pipeline exactly as
     :func:`spinemon.session.replay` does (same records, same order, same
-    settings), collecting per-sample angles on the way."""
+    settings), collecting per-sample angles on the way. A resumed recording's
+    segments are on one time line with sets numbered on, as in replay's
+    joined result (each segment's ``t_offset`` and ``set_offset``)."""
     raw = FrameDecoder()  # decodes the same frames as the pipeline's decoder: same blocks
     blocks: list[SampleBlock] = []
     angles: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -158,13 +160,23 @@ def trace_recording(recording: Recording, settings: PipelineSettings | None = No
     limit_changes: list[tuple[float, Limits]] = []
     labels: list[tuple[float, dict]] = []
     pending_labels: list[dict] = []
+    seg = None  # the segment being replayed (spinemon.session.SegmentReplay)
+
+    def on_segment(part) -> None:
+        nonlocal raw, seg
+        raw = FrameDecoder()  # each segment's pipeline decodes afresh
+        seg = part
 
     def on_frame(frame: bytes, t_host: float, res, pipeline: Pipeline) -> None:
         nonlocal pending_labels
+        dt = seg.t_offset if seg is not None else 0.0
+        set_offset = seg.set_offset if seg is not None else 0
         for block in (b for b in raw.feed(frame, t_host) if isinstance(b, SampleBlock)):
             n = len(block)
             if n == 0:
                 continue
+            if dt:
+                block = replace(block, t=block.t + dt)
             t0 = float(block.t[0])
             for lab in pending_labels:
                 labels.append((t0, lab))
@@ -178,13 +190,13 @@ def trace_recording(recording: Recording, settings: PipelineSettings | None = No
                 nan = np.full(n, np.nan)
                 angles.append((nan, nan, nan))
             blocks.append(block)
-            label_sets.append(pipeline.set_number or 0)
+            label_sets.append(pipeline.set_number + set_offset if pipeline.set_number else 0)
             exercises.append(pipeline.exercise)
 
     def on_label(m: dict, pipeline: Pipeline) -> None:
         pending_labels.append(m)
 
-    result = replay(recording, settings, on_frame=on_frame, on_label=on_label)
+    result = replay(recording, settings, on_frame=on_frame, on_label=on_label, on_segment=on_segment)
     if not blocks:
         raise RecordingError(f"{recording.path} holds no samples")
     sizes = [len(b) for b in blocks]
@@ -393,7 +405,7 @@ def _pyarrow():
 
 #: typed columns of the events table (others that a summary may carry are written as strings)
 _EVENT_TYPES = {"kind": "string", "t_start": "float64", "t_end": "float64", "t_alert": "float64", "peak_deg": "float64",
-                "limit_deg": "float64", "set": "int64", "rep": "int64", "exercise": "string"}
+                "limit_deg": "float64", "set": "int64", "rep": "int64", "exercise": "string", "segment": "int64"}
 
 
 def parquet_metadata(trace: SessionTrace, table: str) -> dict[bytes, bytes]:

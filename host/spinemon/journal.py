@@ -114,7 +114,8 @@ class SessionLink:
 
     ``events`` maps event kind -> exercise -> count; ``reps`` maps exercise
     -> rep count; ``events_from`` is ``"summary"`` (the recording's closing
-    summary) or ``"replay"`` (no summary: detection was re-run)."""
+    summary) or ``"replay"`` (detection was re-run: no summary, or a resumed
+    recording, whose sessions are joined as replay joins them)."""
 
     path: str
     start: str | None = None
@@ -262,7 +263,14 @@ def session_link(path: str | os.PathLike) -> SessionLink:
         except (OverflowError, OSError, ValueError):
             start = None
     summaries = rec.meta_of("summary")
-    if summaries and isinstance(summaries[-1].get("events"), list):
+    if len(rec.segments) > 1:
+        # a resumed recording (live --resume): one live session per segment; the
+        # joined replay has them all (each as it ran live), not just the last one's summary
+        from spinemon.session import replay
+
+        summary = replay(rec).summary
+        events_from = "replay"
+    elif summaries and isinstance(summaries[-1].get("events"), list):
         summary = summaries[-1]
         events_from = "summary"
     else:

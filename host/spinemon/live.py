@@ -13,7 +13,8 @@ pipeline does not know which transport it has.
 The display: guided calibration prompts (stand tall and still -> bend
 forward, then backward, then stand still -> done), then one status line
 (angle and its label, zone, set/rep when known, alerts, link quality and
-state) refreshed in place on a terminal, or printed as plain lines every few
+state; on a terminal also the keys being typed, whose echo is off:
+:mod:`spinemon.typed_line`) refreshed in place on a terminal, or printed as plain lines every few
 seconds of device time when the stream is not a TTY; every alert and every
 link state change on a line of its own. Cancelling (Ctrl-C) ends cleanly:
 the recording is closed with its summary and stays loadable.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -347,6 +349,8 @@ class LiveUI:
         self._last_refresh = -math.inf
         self._last_plain_t: float | None = None
         self._phase: str | None = None
+        self.typing = ""  # the keys typed since the last Enter (a TTY with echo off: see SetMarker.attach)
+        self._status_text: str | None = None  # the status line last drawn, without the typing
 
     # -- output ----------------------------------------------------------------------
     def line(self, text: str) -> None:
@@ -360,11 +364,24 @@ class LiveUI:
 
     def _status(self, text: str) -> None:
         if self.tty:
-            self.stream.write("\r\x1b[2K" + text)
+            self._status_text = text
+            self.stream.write("\r\x1b[2K" + self.screen_line(text))
             self.stream.flush()
             self._status_shown = True
         else:
             self.line(text)
+
+    def screen_line(self, status: str) -> str:
+        """The status line as drawn on a TTY: with what is being typed at its end."""
+        return f"{status} | > {self.typing}" if self.typing else status
+
+    def show_typing(self, text: str) -> None:
+        """What the lifter has typed so far (echo is off): drawn at once on the status line."""
+        if text == self.typing:
+            return
+        self.typing = text
+        if self.tty and self._status_text is not None:
+            self._status(self._status_text)
 
     # -- events from the session ----------------------------------------------------------
     def prompt(self, text: str) -> None:
@@ -565,24 +582,60 @@ class SetMarker:
         self.ui.line(f"-- set {label.set}: {label.exercise}")
         return label
 
+    def _mark(self, text: str) -> None:
+        try:
+            self.line(text)
+        except SpinemonError as e:
+            self.ui.line(f"-- could not mark the set: {e}")
+
     def attach(self, stream: TextIO) -> Callable[[], None]:
         """Read lines from ``stream`` (a TTY's stdin) without blocking the
-        session; returns a function that detaches."""
+        session; returns a function that detaches. When both ``stream`` and
+        the screen are a terminal, the keys are not echoed (the echo would
+        land in the status line): the line being typed is shown on the status
+        line instead, until detached (:class:`~spinemon.typed_line.TypedLine`)."""
         loop = asyncio.get_running_loop()
         fd = stream.fileno()
+        if self.ui.tty and os.isatty(fd):
+            return self._attach_terminal(loop, fd)
 
         def readable() -> None:
             text = stream.readline()
             if text == "":  # end of input: stop listening
                 loop.remove_reader(fd)
                 return
-            try:
-                self.line(text)
-            except SpinemonError as e:
-                self.ui.line(f"-- could not mark the set: {e}")
+            self._mark(text)
 
         loop.add_reader(fd, readable)
         return lambda: loop.remove_reader(fd)
+
+    def _attach_terminal(self, loop: asyncio.AbstractEventLoop, fd: int) -> Callable[[], None]:
+        from spinemon.typed_line import TypedLine  # termios: POSIX terminals only
+
+        typed = TypedLine(fd)
+        typed.start()
+
+        def readable() -> None:
+            lines = typed.read()
+            if lines is None:  # end of input: stop listening
+                loop.remove_reader(fd)
+                lines = []
+            for text in lines:
+                self.ui.show_typing("")
+                self._mark(text)
+            self.ui.show_typing(typed.pending)
+
+        def detach() -> None:
+            loop.remove_reader(fd)
+            typed.stop()
+            self.ui.show_typing("")
+
+        try:
+            loop.add_reader(fd, readable)
+        except BaseException:
+            typed.stop()
+            raise
+        return detach
 
 
 async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Transport | None = None, pipeline: Pipeline | None = None, keys: TextIO | None = None) -> SessionResult:

@@ -41,10 +41,12 @@ __all__ = ["ReportTables", "ReportResult", "build_tables", "format_tables", "wri
 MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (in the checkout: pip install -e '.[report]'); wrote the tables only"
 
 # summary keys the report shows in their own sections; any other key is shown generically
-_KNOWN_SUMMARY_KEYS = {"type", "events", "reps", "sets", "stats", "angle", "calibrated", "limits", "phase", "frames", "send_failures", "monitoring", "limits_off"}
-SET_COLUMNS = ["set", "exercise", "reps", "t_start", "t_end", "labelled"]
+_KNOWN_SUMMARY_KEYS = {"type", "events", "reps", "sets", "stats", "angle", "calibrated", "limits", "phase", "frames", "send_failures", "monitoring", "limits_off",
+                       "segments", "segment_details"}
+# "segment": a resumed recording (live --resume) says which session each set and event belongs to
+SET_COLUMNS = ["set", "segment", "exercise", "reps", "t_start", "t_end", "labelled"]
 REP_COLUMNS = ["set", "rep", "exercise", "t_start", "t_end", "time_under_tension_s", "peak_flexion_deg", "peak_extension_deg", "range_deg"]
-EVENT_COLUMNS = ["kind", "t_start", "t_end", "t_alert", "peak_deg", "limit_deg", "set", "rep", "exercise"]
+EVENT_COLUMNS = ["kind", "t_start", "t_end", "t_alert", "peak_deg", "limit_deg", "set", "rep", "exercise", "segment"]
 # terminal: a compact subset of rep metrics (the CSV and HTML have them all)
 _TERMINAL_REP_COLUMNS = ["set", "rep", "exercise", "time_under_tension_s", "peak_flexion_deg", "peak_extension_deg", "range_deg", "peak_sagittal_velocity_deg_s", "events"]
 _SHORT = {
@@ -151,8 +153,24 @@ def build_tables(trace: SessionTrace) -> ReportTables:
     session["sets"] = len(sets)
     session["reps"] = len(reps)
     session["events"] = len(events)
+    if len(summ.get("segment_details") or []) > 1:
+        session["sessions"] = sessions_line(summ["segment_details"])
     other = {k: v for k, v in summ.items() if k not in _KNOWN_SUMMARY_KEYS}
     return ReportTables(sets, reps, events, session, other, dict(summ.get("monitoring") or {}), trace.result.angle_label != "lumbar flexion")
+
+
+def sessions_line(details: list[dict]) -> str:
+    """What a resumed recording holds: one live session per segment, each
+    calibrated on its own, its sets numbered on from the one before."""
+    parts = []
+    for d in details:
+        sets = d.get("sets") or []
+        where = "no sets" if not sets else f"set {sets[0]}" if len(sets) == 1 else f"sets {sets[0]}-{sets[-1]}"
+        text = f"{d.get('file') or 'segment ' + str(d.get('segment'))}: {where}"
+        if d.get("resumed") and d.get("t_offset_s"):
+            text += f" (its clock began again; shown from {d['t_offset_s']:.1f} s)"
+        parts.append(text)
+    return f"{len(details)} sessions (resumed with --resume), each with its own calibration: " + "; ".join(parts)
 
 
 # -- text ----------------------------------------------------------------------
@@ -195,6 +213,8 @@ def format_tables(tables: ReportTables) -> str:
     """The summary for the terminal: sets (every field), reps (compact), events."""
     lines = [f"Session: {tables.session['recording']}: {tables.session['duration_s']:.0f} s, {tables.session['angle']}, "
              f"{tables.session['sets']} set{'s' if tables.session['sets'] != 1 else ''}, {tables.session['reps']} reps, {tables.session['events']} events"]
+    if "sessions" in tables.session:
+        lines.append(f"  {tables.session['sessions']}")
     lines += ["  " + v for v in tables.verdict]
     if "monitored" in tables.session:
         lines.append(f"  {tables.session['monitored']}")
@@ -529,7 +549,7 @@ NICE_NAMES = {
     "rom_extension_deg": "your extension range (deg)", "event_kinds": "what happened", "alerts": "buzzes",
 }
 #: session facts shown up front; the rest go to the folded technical details
-_FACTS = ("recording", "angle", "sensors", "duration_s", "monitored", "sets", "reps", "events", "rom_flexion_deg", "rom_extension_deg", "limits_off")
+_FACTS = ("recording", "sessions", "angle", "sensors", "duration_s", "monitored", "sets", "reps", "events", "rom_flexion_deg", "rom_extension_deg", "limits_off")
 
 
 def nice(name: str) -> str:

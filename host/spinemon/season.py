@@ -45,7 +45,7 @@ def expand(items: Sequence[str | os.PathLike]) -> list[Path]:
 def replay_row(path: str, exercise: str | None = None, limits: Sequence[str] = ()) -> dict:
     """Replay one recording (the product's replay path) and summarise it as one row."""
     from spinemon.recording import load
-    from spinemon.session import recorded_events, replay, replay_settings
+    from spinemon.session import replay, replay_settings
 
     row: dict = {"recording": str(path)}
     try:
@@ -55,7 +55,6 @@ def replay_row(path: str, exercise: str | None = None, limits: Sequence[str] = (
         row["error"] = str(e)
         return row
     m = res.summary["monitoring"]
-    live = recorded_events(rec)
     events = [e.as_dict() for e in res.events]
     row.update(
         duration_s=m["duration_s"],
@@ -65,7 +64,7 @@ def replay_row(path: str, exercise: str | None = None, limits: Sequence[str] = (
         reps=len(res.summary["reps"]),
         events=len(events),
         alerts=sum(1 for e in events if e.get("t_alert") is not None),
-        matches_live=None if live is None else live == events,
+        matches_live=res.matches_live,  # each segment (live --resume) against its own live session
         error=None,
     )
     return row
