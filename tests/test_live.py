@@ -282,6 +282,8 @@ def test_a_resumed_session_replays_and_reports_as_two_sessions(tmp_path, capsys)
     assert main(parse(["--sim", "--speed", "2000", "--exercise", "deadlift", "--seed", "3", "--out", str(out)]), first) == 0
     assert main(parse(["--sim", "--speed", "2000", "--exercise", "squat", "--seed", "4", "--out", str(out), "--resume"]), second) == 0
     assert "continues it in segment 2" in second.getvalue()
+    # the screen numbers the second session's sets on, as replay does (set 2, never a second "set 1")
+    assert "set 1" in first.getvalue() and "set 2" in second.getvalue() and "set 1" not in second.getvalue()
     rec = load(out)
     assert [s.path.name for s in rec.segments] == ["today.spinrec", "today.spinrec.seg2"]
     assert [s.header["settings"]["exercise"] for s in rec.segments] == ["deadlift", "squat"]

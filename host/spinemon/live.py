@@ -322,6 +322,18 @@ def _fmt_limit(v: float | None) -> str:
     return "off" if v is None else f"{v:+.1f}"
 
 
+def sets_recorded(path: str | Path) -> int:
+    """Sets the live sessions already in a recording reported (their closing
+    summaries); a session resumed after them numbers its sets on from there.
+    0 when the file cannot be read (the writer then says what is wrong)."""
+    from spinemon.recording import load
+
+    try:
+        return sum(len(m.get("sets", [])) for m in load(path).meta_of("summary") if isinstance(m, dict))
+    except (SpinemonError, OSError):
+        return 0
+
+
 class LiveUI:
     """What the lifter sees, written to ``stream`` (stdout by default).
 
@@ -343,6 +355,7 @@ class LiveUI:
         self.link_state = "connecting"
         self.alerts = 0
         self.connected_once = False
+        self.set_offset = 0  # sets of the sessions before this one in a resumed recording (shown numbered on)
         self._last_set = None  # the set and rep shown on the status line (the rep stays up between reps)
         self._last_rep = None
         self._status_shown = False
@@ -401,7 +414,7 @@ class LiveUI:
         self.alerts += 1
         ev = alert.event
         where = "".join(
-            [f" set {ev.set}" if ev.set is not None else "", f" rep {ev.rep}" if ev.rep is not None else "", f" ({ev.exercise})" if ev.exercise else ""]
+            [f" set {ev.set + self.set_offset}" if ev.set is not None else "", f" rep {ev.rep}" if ev.rep is not None else "", f" ({ev.exercise})" if ev.exercise else ""]
         )
         sent = "buzz sent" if alert.t_sent_host is not None else "NOT delivered (link down: the wearable's guard covers)"
         from spinemon.verdict import event_words
@@ -487,7 +500,7 @@ class LiveUI:
                 self._last_set, self._last_rep = ctx.get("set"), None
             if ctx.get("rep") is not None:
                 self._last_rep = ctx["rep"]  # the rep number stays up between reps
-            s = f"set {ctx['set']}"
+            s = f"set {ctx['set'] + self.set_offset}"
             if self._last_rep is not None:
                 s += f" rep {self._last_rep}"
             if ctx.get("exercise"):
@@ -579,7 +592,7 @@ class SetMarker:
         self.next_set += 1
         self.transport.announce(label)
         self.labels.append(label)
-        self.ui.line(f"-- set {label.set}: {label.exercise}")
+        self.ui.line(f"-- set {label.set + self.ui.set_offset}: {label.exercise}")
         return label
 
     def _mark(self, text: str) -> None:
@@ -673,6 +686,8 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
     if options.out and not options.resume and Path(options.out).exists():
         raise ConfigError(f"{options.out} already exists; choose another --out, or pass --resume to continue it in a new segment")
     if options.out:
+        if Path(options.out).exists():
+            ui.set_offset = sets_recorded(options.out)  # the screen numbers sets on, as replay will
         # an existing recording is resumed in a new segment (--resume), never overwritten
         recorder = RecordingWriter(options.out, header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}), resume=True)
         if recorder.segment > 1:
