@@ -579,17 +579,24 @@ class Pipeline:
         if run is not None and set(run["sum"]) != set(block.sensors):
             self._close_standing(run)  # the sensors changed: a new stretch
             run = None
-        for i in range(len(block)):
-            if still[i]:
-                if run is None:
-                    run = {"t0": float(block.t[i]), "n": 0, "sum": {s: np.zeros(3) for s in block.sensors}}
-                run["n"] += 1
-                run["t1"] = float(block.t[i])
-                for s in block.sensors:
-                    run["sum"][s] = run["sum"][s] + gravity[s][i]
-            elif run is not None:
+        # each stretch of still samples extends the open run (sums added sample
+        # after sample, as a running sum: the same for any split of the stream)
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], still.astype(np.int8), [0]))))
+        pos = 0
+        for a, b in zip(edges[0::2].tolist(), edges[1::2].tolist()):
+            if a > pos and run is not None:  # moving samples before this stretch end the run
                 self._close_standing(run)
                 run = None
+            if run is None:
+                run = {"t0": float(block.t[a]), "n": 0, "sum": {s: np.zeros(3) for s in block.sensors}}
+            run["n"] += b - a
+            run["t1"] = float(block.t[b - 1])
+            for s in block.sensors:
+                run["sum"][s] = np.add.accumulate(np.vstack((run["sum"][s], gravity[s][a:b])), axis=0)[-1]
+            pos = b
+        if pos < len(block) and run is not None:
+            self._close_standing(run)
+            run = None
         self._still_run = run
 
     def _close_standing(self, run: dict) -> None:
