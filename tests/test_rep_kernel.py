@@ -22,7 +22,7 @@ from spinemon.simrun import run_simulated
 
 @pytest.fixture(autouse=True)
 def _needs_compiled():
-    if not rep_kernel.COMPILED:
+    if not rep_kernel.compiled():
         if os.environ.get("CI") == "true":
             pytest.fail("numba is part of the test extra: the compiled kernel must be tested under CI")
         pytest.skip("numba not installed (pip install -e '.[fast]')")

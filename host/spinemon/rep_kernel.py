@@ -23,12 +23,7 @@ import math
 
 import numpy as np
 
-try:  # optional: the same function compiled
-    import numba
-except ImportError:  # pragma: no cover - exercised when numba is absent
-    numba = None
-
-__all__ = ["COMPILED", "advance", "advance_python", "new_state", "reset_motion", "N_EVENT_FIELDS", "MAX_EVENTS_PER_SAMPLE"]
+__all__ = ["compiled", "warm_up", "advance", "advance_python", "new_state", "reset_motion", "N_EVENT_FIELDS", "MAX_EVENTS_PER_SAMPLE"]
 
 # -- float state slots (F) ---------------------------------------------------
 WQ = 0  # smoothed |gyro| (residual bias removed), deg/s
@@ -179,7 +174,7 @@ def _candidate(F, ev_i, ev_code, ev_f, ne, i, t_end) -> int:
     return ne + 1
 
 
-def advance(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state_out, walking_out, stance_out, ev_i, ev_code, ev_f) -> int:
+def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state_out, walking_out, stance_out, ev_i, ev_code, ev_f) -> int:
     """Run the samples of one block; returns the number of events logged.
 
     Args:
@@ -377,13 +372,14 @@ def advance(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state_out, w
     return ne
 
 
-#: the loop as plain Python (always available; the reference for the compiled one)
-advance_python = advance
-
-
 def _compile():
-    """``advance`` compiled, its helpers compiled with it (a copy of the
-    function whose globals name the compiled helpers)."""
+    """``advance_python`` compiled by numba, its helpers compiled with it (a
+    copy of the function whose globals name the compiled helpers); the plain
+    function when numba is not installed."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - exercised when numba is absent
+        return advance_python
     import types
 
     jit = numba.njit(cache=True, nogil=True)
@@ -393,8 +389,38 @@ def _compile():
     return jit(types.FunctionType(advance_python.__code__, g, "advance"))
 
 
-if numba is not None:
-    advance = _compile()
-    COMPILED = True
-else:  # pragma: no cover
-    COMPILED = False
+_impl = None
+
+
+def advance(*args) -> int:
+    """:func:`advance_python`, compiled when numba is installed (compiled, or
+    loaded from numba's cache, at the first call: :func:`warm_up`)."""
+    global _impl
+    if _impl is None:
+        _impl = _compile()
+    return _impl(*args)
+
+
+def compiled() -> bool:
+    """numba is installed: :func:`advance` runs compiled."""
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) now, on one sample, so the first real
+    block does not wait for it (~0.5 s; a live session calls this before the
+    link comes up)."""
+    if _impl is not None:
+        return
+    F, I = new_state()
+    P = np.zeros(N_PARAM)
+    P[P_RATE] = 100.0
+    one = np.zeros(1)
+    three = np.zeros((1, 3))
+    small = np.zeros(1, dtype=np.int8)
+    flag = np.zeros(1, dtype=np.bool_)
+    cap = MAX_EVENTS_PER_SAMPLE + 1
+    advance(one, one, three, three, one, one, one, np.zeros(4, dtype=np.int64), F, I, P, small, small.copy(), flag, flag.copy(),
+            np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64), np.zeros((cap, N_EVENT_FIELDS)))  # fmt: skip

@@ -594,8 +594,10 @@ class RepSegmenter:
         ev_i = np.empty(cap, dtype=np.int64)
         ev_code = np.empty(cap, dtype=np.int64)
         ev_f = np.empty((cap, K.N_EVENT_FIELDS))
+        c = np.ascontiguousarray  # one compiled signature: contiguous float arrays
+        tt, fl = c(tt), c(fl)
         ne = K.advance(
-            tt, fl, gu_d, gl_d, fl if tr is None else tr, fl if la is None else la, fl if tw is None else tw,
+            tt, fl, gu_d, gl_d, fl if tr is None else c(tr), fl if la is None else c(la), fl if tw is None else c(tw),
             has, self._F, self._I, self._P, state_mid, state_out, walking, stance, ev_i, ev_code, ev_f,
         )  # fmt: skip
         # ... then the bookkeeping, event by event (candidates, runs, sets)

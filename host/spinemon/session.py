@@ -27,7 +27,7 @@ from typing import Callable, Union
 import numpy as np
 
 import spinemon_protocol as proto
-from spinemon import __version__
+from spinemon import __version__, rep_kernel
 from spinemon.alerts import Alert
 from spinemon.calibration import Calibration
 from spinemon.detect import Event
@@ -232,6 +232,7 @@ async def run_live(
     summary's ``device`` section puts the wearable's drop counters next to
     the host's ``lost_samples``; a STATUS from a new boot calls
     ``on_device_restart(boot_count)`` and is recorded (``device_restart``)."""
+    rep_kernel.warm_up()  # compiled now, not at the first monitored frame (~0.5 s)
     frames = 0
     send_failures = 0
     t_last = None
