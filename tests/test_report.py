@@ -188,3 +188,24 @@ def test_a_curl_lean_back_is_called_a_hip_swing():
     assert event_words("over_extension", "deadlift") == "arched"
     line = set_verdict({"set": 2, "exercise": "curl"}, [{"set": 2, "rep": 1}, {"set": 2, "rep": 2}], [{"set": 2, "rep": 2, "kind": "over_extension", "peak_deg": -19.0, "limit_deg": -11.0}])
     assert line == "Set 2, curl: rep 2 leaned back (hip swing) 8 deg past your limit; rep 1 clean."
+
+
+def test_the_sensors_own_checks_read_as_sentences(session):
+    """Drift checks, the mounting heading and the wearable's own counts are
+    said in words, in the terminal and the HTML, never dumped as fields."""
+    from spinemon.report import sensor_checks
+
+    tables = build_tables(session["trace"])
+    checks = sensor_checks(tables.other)
+    assert any(c.startswith("Before set 1: standing still") and "in place" in c for c in checks)
+    assert any(c.startswith("Sensor heading on the back") and "upper" in c for c in checks)
+    text = format_tables(tables)
+    page = render_html(tables, {})
+    for out in (text, page):
+        assert "Sensor checks" in out and "heading_deg" not in out and "drift_checks" not in out and "bend_deg" not in out
+    moved = sensor_checks({"drift_checks": [{"set": 3, "drift_deg": {"upper": 9.04}, "flagged": True, "rezeroed": False}],
+                           "device": {"restarts": 1, "samples_lost_device": 0, "heap_free_min": 40960, "guard_alerts": 2}})
+    assert moved == [
+        "Before set 3: standing still, the sensors were upper 9.0 deg from where calibration found them: moved: re-attach the sensors and calibrate again.",
+        "The wearable: restarted 1 time(s), 0 sample(s) lost on the wearable, its own guard buzzed 2 time(s), free memory never below 40 KB.",
+    ]

@@ -173,6 +173,45 @@ def sessions_line(details: list[dict]) -> str:
     return f"{len(details)} sessions (resumed with --resume), each with its own calibration: " + "; ".join(parts)
 
 
+def sensor_checks(other: dict) -> list[str]:
+    """The sensors' own checks in words: did they stay where calibration
+    found them (the still standing before each set), how each was mounted
+    (from the calibration bend), what the wearable reported about itself."""
+    out = []
+    for c in other.get("drift_checks") or []:
+        moved = ", ".join(f"{s} {v:.1f} deg" for s, v in (c.get("drift_deg") or {}).items())
+        verdict = "moved: re-attach the sensors and calibrate again" if c.get("flagged") else "in place"
+        if c.get("rezeroed"):
+            verdict += " (neutral taken again from that standing)"
+        out.append(f"Before set {c.get('set')}: standing still, the sensors were {moved} from where calibration found them: {verdict}.")
+    align = other.get("alignment") or {}
+    if align:
+        parts = [f"{s} {a['heading_deg']:+.1f} deg (over a {a['bend_deg']:.0f} deg bend)" for s, a in align.items() if isinstance(a, dict) and "heading_deg" in a and "bend_deg" in a]
+        if parts:
+            out.append("Sensor heading on the back, found from the calibration bend and taken out of every angle: " + "; ".join(parts) + ".")
+    dev = other.get("device")
+    if isinstance(dev, dict):
+        bits = []
+        if dev.get("restarts"):
+            bits.append(f"restarted {dev['restarts']} time(s)")
+        lost = dev.get("samples_lost_device")
+        if lost is not None:
+            bits.append(f"{lost} sample(s) lost on the wearable")
+        if dev.get("samples_lost_link") is not None:
+            bits.append(f"{dev['samples_lost_link']} lost on the link")
+        if dev.get("guard_alerts"):
+            bits.append(f"its own guard buzzed {dev['guard_alerts']} time(s)")
+        if dev.get("heap_free_min") is not None:
+            bits.append(f"free memory never below {dev['heap_free_min'] / 1024:.0f} KB")
+        if bits:
+            out.append("The wearable: " + ", ".join(bits) + ".")
+    return out
+
+
+#: summary keys :func:`sensor_checks` puts in words (not repeated in the technical details)
+_IN_WORDS = ("drift_checks", "drift_flagged", "alignment", "device")
+
+
 # -- text ----------------------------------------------------------------------
 def _text(v: Any) -> str:
     if v is None:
@@ -233,11 +272,17 @@ def format_tables(tables: ReportTables) -> str:
         lines.append("  (none found)")
     lines.append(f"Events ({len(tables.events)}):")
     lines += _text_table(tables.events, _columns(tables.events, EVENT_COLUMNS)) if tables.events else ["  (none)"]
+    checks = sensor_checks(tables.other)
+    if checks:
+        lines.append("Sensor checks:")
+        lines += ["  " + c for c in checks]
     for k, v in tables.other.items():
+        if k in _IN_WORDS or v in (None, [], {}, "", 0, False):
+            continue
         if isinstance(v, list):
-            lines.append(f"{k}: {len(v)} (listed in the HTML)" if v else f"{k}: none")
+            lines.append(f"{k}: {len(v)} (listed in the HTML)")
         else:
-            lines.append(f"{k}: {_text(v) or '-'}")
+            lines.append(f"{k}: {_text(v)}")
     return "\n".join(lines)
 
 
@@ -613,8 +658,12 @@ def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None =
     p.append("<h3>Alerts and events</h3>")
     p.append(_html_table(tables.events, _columns(tables.events, EVENT_COLUMNS)) if tables.events else "<p>None.</p>")
     p.append("</details>")
+    checks = sensor_checks(tables.other)
+    if checks:
+        p.append("<h2>Sensor checks</h2>")
+        p.extend(f"<p>{html.escape(c)}</p>" for c in checks)
     tech = {k: v for k, v in sess.items() if k not in _FACTS}
-    extra = {k: v for k, v in tables.other.items() if v not in (None, [], {}, "")}
+    extra = {k: v for k, v in tables.other.items() if v not in (None, [], {}, "", 0, False) and k not in _IN_WORDS}
     if tech or extra:
         p.append("<details><summary>Technical details</summary>")
         if tech:
