@@ -295,3 +295,22 @@ def test_feed_many_decides_and_counts_as_frame_by_frame(script, cuts, max_sample
         assert not hasattr(b, "seq") or np.all(np.diff(b.t) > 0)
     others = lambda xs: [type(x).__name__ for x, _ in xs if not hasattr(x, "seq")]  # noqa: E731
     assert others(got) == others(items)
+
+
+@settings(max_examples=200, deadline=None)
+@given(script=frame_scripts())
+def test_the_in_order_shortcut_decides_as_the_general_rules(script):
+    """The decoder's shortcut for the frame it expects next must come to what
+    its general rules decide: the same samples, counts and position after
+    every frame of streams with gaps, re-sends, restarts, layout changes and
+    clock steps."""
+    frames, hosts = script
+    fast, general = FrameDecoder(), FrameDecoder()
+    general.fast_path = False
+    for f, th in zip(frames, hosts):
+        a, b = fast.feed(f, th), general.feed(f, th)
+        assert _flatten([(x, np.full(len(x), th)) for x in a if hasattr(x, "seq")]) == _flatten([(x, np.full(len(x), th)) for x in b if hasattr(x, "seq")])
+        assert fast.stats.as_dict() == general.stats.as_dict()
+        keys = ("_next_seq", "_seq_base", "_last_raw_seq", "_t_base", "_last_raw_t", "_next_t_us", "_offset", "_status_verdict", "_layout")
+        assert [getattr(fast, k) for k in keys] == [getattr(general, k) for k in keys]
+        assert list(fast._history) == list(general._history)
