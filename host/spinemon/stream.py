@@ -282,24 +282,9 @@ class FrameDecoder:
             # the frame the stream expects next, its device time moving on: the
             # general rules below come to exactly this (d == 0, no restart)
             seq = self._next_seq
-            raw_t = f.t_us
-            t0_us = self._t_base + self._last_raw_t + _signed32(raw_t - self._last_raw_t)
+            t0_us = self._unwrap_t(f.t_us)
             self._status_verdict = None
-            self._seq_base = seq - f.seq
-            self._last_raw_seq = f.seq
-            self._t_base = t0_us - raw_t
-            self._last_raw_t = raw_t
-            n = f.count
-            hist.append((seq, n, raw_t, f.period_us))
-            if t_host is not None:
-                self._offset = t_host - raw_t * 1e-6
-            if f.flags & proto.SF_FIFO_OVERFLOW:
-                st.flagged_fifo_overflow += 1
-            if f.flags & proto.SF_QUEUE_DROP:
-                st.flagged_queue_drop += 1
-            self._next_seq = seq + n
-            self._next_t_us = t0_us + n * f.period_us
-            st.samples += n
+            self._settle(f, seq, t0_us, 0, t_host)
             return seq, t0_us, 0
         layout = (f.mask, f.ranges)
         if self._layout is not None and layout != self._layout:
@@ -346,6 +331,14 @@ class FrameDecoder:
                     if skip == n:
                         st.duplicate_frames += 1
                         return None
+        self._settle(f, seq, t0_us, skip, t_host)
+        return seq, t0_us, skip
+
+    def _settle(self, f: proto.Samples, seq: int, t0_us: int, skip: int, t_host: float | None) -> None:
+        """A SAMPLES frame placed at (unwrapped) ``seq``/``t0_us``: the decoder
+        moves past it and counts its flags and new samples."""
+        st = self.stats
+        n = f.count
         self._commit_position(f.seq, seq, f.t_us, t0_us)
         self._history.append((seq, n, f.t_us, f.period_us))
         if t_host is not None:
@@ -357,7 +350,6 @@ class FrameDecoder:
         self._next_seq = seq + n
         self._next_t_us = t0_us + n * f.period_us
         st.samples += n - skip
-        return seq, t0_us, skip
 
     def feed_many(self, frames: list[bytes], t_hosts: list[float], max_samples: int = 1 << 16) -> list[tuple[object, np.ndarray | None]]:
         """Decode frames received one after another, as :meth:`feed` would
