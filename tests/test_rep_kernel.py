@@ -67,7 +67,7 @@ def test_compiled_and_python_loops_agree_on_simulated_sessions(tmp_path, monkeyp
     rec = load(path)
     summary, rejected = _compare(rec, PipelineSettings.from_dict(rec.header["settings"]), monkeypatch)
     assert len(summary["reps"]) >= 12  # reps were found: the loop was exercised, not just idle
-    assert any(r[3] == "walking" for r in rejected) or summary["sets"]
+    assert any(r[3] == "walking" for r in rejected)  # walking between sets vetoed a candidate: that branch ran too
 
 
 @pytest.mark.parametrize("trial", [3, 30])

@@ -497,10 +497,10 @@ class RepSegmenter:
     def ready(self) -> bool:
         """The residual gyro bias has been learnt (``warmup_s`` of stillness) or
         ``warmup_timeout_s`` of data has passed; no rep starts before."""
-        F, s = self._F, self.settings
-        if self._I[K.BIAS_N] >= s.warmup_s * self.rate:
+        F, P = self._F, self._P  # the rule the kernel applies, on its parameters
+        if self._I[K.BIAS_N] >= P[K.P_WARMUP_N]:
             return True
-        return not math.isnan(F[K.T_FIRST]) and F[K.T_LAST] - F[K.T_FIRST] >= s.warmup_timeout_s
+        return not math.isnan(F[K.T_FIRST]) and F[K.T_LAST] - F[K.T_FIRST] >= P[K.P_WARMUP_TIMEOUT]
 
     @property
     def state(self) -> str:
