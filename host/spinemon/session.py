@@ -375,14 +375,14 @@ def _replay_records(
     device = DeviceAccounting()
     frames = 0
     t_last = None
-    batch = _Batch(pipeline) if on_frame is None and block_samples > 1 else None
+    batch = _Batch(pipeline, block_samples) if on_frame is None and block_samples > 1 else None
     for rec in records:
         if rec.kind == KIND_RX:
             frames += 1
             device.on_frame(rec.payload)
             if batch is not None:
                 # no caller looks at each frame: decode now, run the samples in long blocks
-                batch.feed(rec.payload, rec.t_host, block_samples)
+                batch.feed(rec.payload, rec.t_host)
                 continue
             res = pipeline.on_frame(rec.payload, rec.t_host)
             if res.t is not None and len(res.t):
@@ -560,20 +560,19 @@ class _Batch:
     continue it: another sensor set or rate, the device clock not moving on
     (a restart or a clock fault: the pipeline sees it as live did), a label."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, limit: int) -> None:
         self.pipeline = pipeline
+        self.limit = limit  # samples per block, about
         self.frames: list[bytes] = []
         self.frame_t: list[float] = []
-        self.limit = 1 << 16
         self.blocks: list[SampleBlock] = []
         self.t_host: list[np.ndarray] = []
         self.samples = 0
         self.t_last: float | None = None
 
-    def feed(self, frame: bytes, t_host: float, limit: int) -> None:
+    def feed(self, frame: bytes, t_host: float) -> None:
         self.frames.append(frame)
         self.frame_t.append(t_host)
-        self.limit = limit
         if len(self.frames) >= 4096:
             self._decode()
 
