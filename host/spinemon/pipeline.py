@@ -31,7 +31,6 @@ What the lifter gets on top of the limits (all here, so live and replay agree):
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -42,7 +41,7 @@ from spinemon.calibration import Calibration, CalibrationSettings, Calibrator, d
 from spinemon.detect import DetectorSettings, Event, EventDetector, Limits, one_sensor_limits, profile
 from spinemon.errors import ConfigError
 from spinemon.fusion import FusionSettings, FusionState, GravityFilter
-from spinemon.holds import Hold, HoldTimer
+from spinemon.holds import HoldTimer
 from spinemon.reps import RepRecord, RepSegmenter, RepSettings, SetRecord
 from spinemon.stream import FrameDecoder, SampleBlock
 from spinemon.verdict import pelvis_share
