@@ -34,7 +34,6 @@ def _ranged(kind, ok, message: str, doc: str):
     return parse
 
 
-#: a count of things (reps, sets, jobs): a whole number, at least 1
 count = _ranged(int, lambda v: v >= 1, "give at least 1", "A count of things (reps, sets, jobs): a whole number, at least 1.")
 seed = _ranged(int, lambda v: 0 <= v <= 2**32 - 1, "a seed is a whole number 0 .. 4294967295", "A random seed, u32.")
 speed = _ranged(
