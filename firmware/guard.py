@@ -142,14 +142,16 @@ class Guard:
     Thresholds: flex_cdeg > 0 fires above it, ext_cdeg < 0 fires below it; a
     threshold of 0 is disabled. A crossing fires once confirmed (Crossing:
     the host detector's rule, so the device buzzes on what the host would
-    call a fault, no sooner). One crossing gives one buzz: after firing the
-    guard re-arms only when the angle is back inside the thresholds by
-    `hysteresis_cdeg` AND `refractory_ms` have passed. `buzzed_excursion`:
+    call a fault, no sooner). One excursion gives one buzz, as the host
+    counts events (spinemon.detect): after firing, the guard re-arms once the
+    angle has been back inside the thresholds by `hysteresis_cdeg` for
+    `refractory_ms` (the host's refractory_s, 1.5 s); past a threshold again
+    sooner, it is the same excursion. `buzzed_excursion`:
     the guard fired in the excursion in progress (cleared once back inside
     by the hysteresis); the device does not play a host buzz meanwhile.
     """
 
-    def __init__(self, two_imus, tau_s=1.0, acc_rejection=2.0, hysteresis_cdeg=300, refractory_ms=2000, hold_ms=80, floor_samples=2):
+    def __init__(self, two_imus, tau_s=1.0, acc_rejection=2.0, hysteresis_cdeg=300, refractory_ms=1500, hold_ms=80, floor_samples=2):
         self.two_imus = two_imus
         self.upper = GravityFilter(tau_s, acc_rejection)
         self.lower = GravityFilter(tau_s, acc_rejection) if two_imus else None
@@ -163,7 +165,8 @@ class Guard:
         self.calibrated = False
         self.offset_upper = 0.0
         self.offset_lower = 0.0
-        self.latched = False  # fired, waiting to re-arm
+        self.latched = False  # fired (or the host buzzed) in this excursion, waiting to re-arm
+        self.released_ms = None  # when the angle came back inside while latched
         self.last_fire_ms = None
         self.buzzed_excursion = False
         self.alerts = 0
@@ -214,7 +217,7 @@ class Guard:
         this excursion's buzz, so the guard does not fire for it too."""
         if self.over:
             self.latched = True
-            self.last_fire_ms = now_ms
+            self.released_ms = None
 
     def update(self, up, low, now_ms, link_down):
         """One sample (protocol int16 tuples; `low` None with one IMU).
@@ -256,11 +259,17 @@ class Guard:
         if inside:
             self.buzzed_excursion = False
         if self.latched:
-            if inside and (self.last_fire_ms is None or now_ms - self.last_fire_ms >= self.refractory_ms):
+            if self.released_ms is None:
+                if inside:
+                    self.released_ms = now_ms
+            elif self.over:
+                self.released_ms = None  # back past a threshold within the refractory period: the same excursion
+            elif now_ms - self.released_ms >= self.refractory_ms:
                 self.latched = False
             return False
         if confirmed and self.armed:
             self.latched = True
+            self.released_ms = None
             self.buzzed_excursion = True
             self.last_fire_ms = now_ms
             self.alerts += 1

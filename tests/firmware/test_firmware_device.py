@@ -652,3 +652,31 @@ assert counts and max(counts) == rig.dev.sampler.spf and not any(f.flags & sp.SF
 print("ok")
 """,
     )
+
+
+def test_guard_counts_excursions_as_the_host_counts_events(tmp_path):
+    """Re-armed once the angle has been back inside the thresholds (by the
+    hysteresis) for the host's refractory period, 1.5 s: a second crossing
+    sooner is the same excursion, later it is a new fault and buzzes."""
+    run(
+        tmp_path,
+        r"""
+def buzzes(gap_s):
+    # 0 -> 60 deg at 300 deg/s, held 0.5 s, back; again gap_s after coming back below 27 deg
+    t_back = 3.0 + 0.2 * 33 / 60
+    rep = [(0, 0), (2, 0), (2.2, 60), (2.8, 60), (3.0, 0)]
+    t2 = t_back + gap_s - 0.2 * 30 / 60  # the second bend crosses 30 deg gap_s after the release
+    rep += [(t2, 0), (t2 + 0.2, 60), (t2 + 0.8, 60), (t2 + 1.0, 0), (t2 + 4, 0)]
+    rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(rep))
+    rig.connect()
+    rig.cmd(sp.OP_START)
+    rig.run_ms(500)
+    rig.cmd(sp.OP_CALIBRATE, (0,))
+    rig.cmd(sp.OP_SET_GUARD, (3000, -2000, sp.GUARD_ALWAYS))
+    rig.run_ms(int((t2 + 3) * 1000))
+    return rig.dev.guard.alerts
+assert buzzes(1.0) == 1
+assert buzzes(2.0) == 2
+print("ok")
+""",
+    )
