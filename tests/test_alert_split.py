@@ -151,3 +151,31 @@ def test_a_session_with_the_guard_off_keeps_it_off_in_sets():
         if pipeline.watching:
             break
     assert pipeline.watching and setup.guard_mode_now() == P.GUARD_OFF
+
+
+def test_the_wearables_guard_armed_in_sets_buzzes_on_the_faults_and_nowhere_else_in_the_simulated_sessions():
+    """firmware/guard.py (under CPython) on the raw samples of the simulated
+    sessions the bench counts false alerts on, armed as spinemon live arms it
+    (host neutral; host limits with GUARD_ALWAYS while the host watches)."""
+    from spinemon.bench.false_alerts import FAULT_MARGIN_S, DeviceGuard, _settings, _sim_sessions
+
+    for ex, _seed, s in _sim_sessions(quick=True):
+        pipeline = Pipeline(_settings(ex, "quick"))
+        device = DeviceGuard()
+        for f, t in zip(s.frames, s.frame_times.tolist()):
+            pipeline.on_frame(f, t)
+            device.on_frame(f, pipeline)
+        windows = [(r.t_start - FAULT_MARGIN_S, r.t_end + FAULT_MARGIN_S) for r in s.reps if r.fault]
+        assert windows
+        assert all(any(a <= t <= b for a, b in windows) for t in device.fires), (ex, device.fires, windows)
+        assert all(sum(a <= t <= b for t in device.fires) == 1 for a, b in windows), (ex, device.fires, windows)  # one buzz per fault
+        # and within a few samples of the host's own confirmation
+        host = [a.t_trigger_device for a in pipeline.alerts if a.event.kind in ("over_flexion", "over_extension")]
+        assert len(host) == len(device.fires) and all(abs(h - d) < 0.1 for h, d in zip(host, device.fires)), (ex, host, device.fires)
+
+
+def test_recordings_made_before_the_quick_confirmation_replay_without_it():
+    old = PipelineSettings.from_dict({"exercise": "deadlift", "detector": {"hysteresis_deg": 3.0, "min_duration_s": 0.08, "refractory_s": 1.5}})
+    assert old.detector.quick_confirm is False
+    assert PipelineSettings.from_dict(PipelineSettings().as_dict()).detector.quick_confirm is True
+    assert PipelineSettings.from_dict({}).detector.quick_confirm is True  # no detector settings at all: today's defaults
