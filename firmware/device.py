@@ -21,7 +21,7 @@ from guard import Guard
 from haptics import Haptics
 from sampler import FrameQueue, Sampler, SentRing
 
-FW_VERSION = (0, 2, 0)  # 0.2: STATUS carries heap_free
+FW_VERSION = (0, 3, 0)  # 0.2: STATUS carries heap_free; 0.3: SF_GUARD_BUZZED, HAPTIC ACK value, guard confirmation rule
 BUTTON_DEBOUNCE_MS = 50
 BATTERY_PERIOD_MS = 10000
 STATUS_PERIOD_MS = 1000
@@ -273,10 +273,11 @@ class Device:
         c = self.cfg
         base = sp.SF_LINK_GUARD if link_down else 0
         for idx, up, low in samples:
+            f = base
             if g.update(up, low, now_ms, link_down):
                 self.haptics.play(c["guard_pulses"], c["guard_on_ms"], c["guard_off_ms"], c["guard_strength"])
                 self.log("guard fired at %d cdeg" % g.angle_cdeg)
-            f = base
+                f |= sp.SF_GUARD_BUZZED
             if g.armed:
                 f |= sp.SF_GUARD_ARMED
             if g.over:
@@ -284,6 +285,13 @@ class Device:
             if self.haptics.is_on:
                 f |= sp.SF_MOTOR_ON
             self.sampler.add(idx, up, low, g.angle_cdeg, f)
+        if g.armed and not link_down and not len(self.queue):
+            # the host armed the guard while it watches (a set is on): this
+            # poll's samples go out now if the link has nothing waiting, so
+            # the host sees the device's buzz (SF_GUARD_BUZZED) and the angle
+            # without waiting for a full batch; while frames wait (notify
+            # pacing), the batch grows instead, and never outpaces the link
+            self.sampler.flush()
         return len(samples)
 
     def pump_links(self):
@@ -544,5 +552,11 @@ class Device:
         elif op == sp.OP_GET_STATUS:
             return [sp.encode_ack(cmd.counter, op, 0), self.status_frame()]
         elif op == sp.OP_HAPTIC:
-            self.haptics.play(a[0], a[1], a[2], a[3])
+            if self.guard.buzzed_excursion:
+                # the guard buzzed for the excursion the wearer is in: this is
+                # the host's alert for the same fault (one buzz per fault)
+                value = sp.HAPTIC_SKIPPED_GUARD_BUZZED
+            else:
+                self.haptics.play(a[0], a[1], a[2], a[3])
+                self.guard.host_buzzed(self.clock.now_ms())
         return [sp.encode_ack(cmd.counter, op, value)]

@@ -78,6 +78,60 @@ class GravityFilter:
         return math.atan2(self.uz, self.ux)
 
 
+class Crossing:
+    """One threshold (one side) and the confirmation rule the host's detector
+    uses (spinemon.detect.DetectorSettings): a crossing counts once it has
+    been past the threshold for `hold_ms`, or sooner when it goes in fast:
+    the time needed is hold_ms * ref_rate / rate, never fewer than
+    `floor_samples` sample periods after the first sample past, where rate
+    is how fast the excursion goes deeper from that first sample and
+    ref_rate = hysteresis / hold_ms (so: confirmed once one hysteresis band
+    deeper than the first sample past; a glitch that jumps and sits has rate
+    0 and needs the whole hold). A crossing ends when the value is back
+    inside by `hysteresis`. Values are "badness": larger is worse, so the
+    extension side is fed the negated angle. Sample counts, not the clock,
+    time it (one poll reads several samples at once)."""
+
+    def __init__(self, hysteresis, hold_ms, floor_samples):
+        self.hysteresis = hysteresis
+        self.hold_ms = hold_ms
+        self.floor_samples = floor_samples
+        self.start_from = None  # badness of the crossing's first sample past; None: no crossing
+        self.n = 0  # samples since that one
+        self.confirmed = False
+
+    def reset(self):
+        self.start_from = None
+        self.confirmed = False
+
+    def quick(self, b, dt_ms):
+        """Confirmed early at this sample: at least `floor_samples` after the
+        first one past, and past it for hold_ms * ref_rate / rate, where rate
+        is how fast the excursion went deeper since that first sample."""
+        if self.n < self.floor_samples:
+            return False
+        elapsed = self.n * dt_ms
+        rate = (b - self.start_from) / elapsed  # per ms
+        return rate > 0 and elapsed * rate >= self.hysteresis  # elapsed >= hold_ms * (hysteresis / hold_ms) / rate
+
+    def update(self, b, limit, dt_ms):
+        """One sample's badness against `limit` (> 0). Returns True while a
+        confirmed crossing is in progress."""
+        if self.start_from is None:
+            if b <= limit:
+                return False
+            self.start_from = b
+            self.n = 0
+        else:
+            self.n += 1
+        if b < limit - self.hysteresis:
+            self.reset()
+            return False
+        if not self.confirmed and (self.n * dt_ms >= self.hold_ms or self.quick(b, dt_ms)):
+            self.confirmed = True
+        return self.confirmed
+
+
 class Guard:
     """Lumbar angle (or single-sensor inclination) from one or two filters,
     zeroed by calibrate(), compared with the thresholds the host set.
@@ -86,25 +140,35 @@ class Guard:
     uncalibrated angle of a sacrum sensor is off by its mounting tilt, so the
     guard neither reports nor fires before a neutral calibration).
     Thresholds: flex_cdeg > 0 fires above it, ext_cdeg < 0 fires below it; a
-    threshold of 0 is disabled. One crossing gives one buzz: after firing the
-    guard re-arms only when the angle is back inside the thresholds by
-    `hysteresis_cdeg` AND `refractory_ms` have passed.
+    threshold of 0 is disabled. A crossing fires once confirmed (Crossing:
+    the host detector's rule, so the device buzzes on what the host would
+    call a fault, no sooner). One excursion gives one buzz, as the host
+    counts events (spinemon.detect): after firing, the guard re-arms once the
+    angle has been back inside the thresholds by `hysteresis_cdeg` for
+    `refractory_ms` (the host's refractory_s, 1.5 s); past a threshold again
+    sooner, it is the same excursion. `buzzed_excursion`:
+    the guard fired in the excursion in progress (cleared once back inside
+    by the hysteresis); the device does not play a host buzz meanwhile.
     """
 
-    def __init__(self, two_imus, tau_s=1.0, acc_rejection=2.0, hysteresis_cdeg=300, refractory_ms=2000):
+    def __init__(self, two_imus, tau_s=1.0, acc_rejection=2.0, hysteresis_cdeg=300, refractory_ms=1500, hold_ms=80, floor_samples=2):
         self.two_imus = two_imus
         self.upper = GravityFilter(tau_s, acc_rejection)
         self.lower = GravityFilter(tau_s, acc_rejection) if two_imus else None
         self.hysteresis_cdeg = hysteresis_cdeg
         self.refractory_ms = refractory_ms
+        self.flexion = Crossing(hysteresis_cdeg, hold_ms, floor_samples)
+        self.extension = Crossing(hysteresis_cdeg, hold_ms, floor_samples)
         self.flex_cdeg = 0
         self.ext_cdeg = 0
         self.mode = GUARD_OFF
         self.calibrated = False
         self.offset_upper = 0.0
         self.offset_lower = 0.0
-        self.latched = False  # fired, waiting to re-arm
+        self.latched = False  # fired (or the host buzzed) in this excursion, waiting to re-arm
+        self.released_ms = None  # when the angle came back inside while latched
         self.last_fire_ms = None
+        self.buzzed_excursion = False
         self.alerts = 0
         self.angle_cdeg = ANGLE_NONE
         self.over = False  # past a threshold now
@@ -115,6 +179,7 @@ class Guard:
         self.acc_scale = accel_fs_g * G / 32768.0
         self.gyr_scale = gyro_fs_dps * math.pi / 180.0 / 32768.0
         self.dt = period_us / 1000000.0
+        self.dt_ms = period_us / 1000.0
 
     def set_thresholds(self, flex_cdeg, ext_cdeg, mode):
         self.flex_cdeg = flex_cdeg
@@ -125,6 +190,8 @@ class Guard:
         self.offset_upper = offset_upper
         self.offset_lower = offset_lower
         self.calibrated = True
+        self.flexion.reset()
+        self.extension.reset()
 
     def ready(self):
         return self.upper.initialized and (self.lower is None or self.lower.initialized)
@@ -144,6 +211,13 @@ class Guard:
         if self.mode == GUARD_ALWAYS:
             return True
         return self.mode == GUARD_WHEN_LINK_DOWN and link_down
+
+    def host_buzzed(self, now_ms):
+        """The host's buzz is playing: if the wearer is past a threshold, it is
+        this excursion's buzz, so the guard does not fire for it too."""
+        if self.over:
+            self.latched = True
+            self.released_ms = None
 
     def update(self, up, low, now_ms, link_down):
         """One sample (protocol int16 tuples; `low` None with one IMU).
@@ -176,13 +250,27 @@ class Guard:
         flex = self.flex_cdeg
         ext = self.ext_cdeg
         self.over = (flex > 0 and c > flex) or (ext < 0 and c < ext)
+        confirmed = False
+        if flex > 0:
+            confirmed = self.flexion.update(c, flex, self.dt_ms)
+        if ext < 0:
+            confirmed = self.extension.update(-c, -ext, self.dt_ms) or confirmed
+        inside = (flex <= 0 or c < flex - self.hysteresis_cdeg) and (ext >= 0 or c > ext + self.hysteresis_cdeg)
+        if inside:
+            self.buzzed_excursion = False
         if self.latched:
-            inside = (flex <= 0 or c < flex - self.hysteresis_cdeg) and (ext >= 0 or c > ext + self.hysteresis_cdeg)
-            if inside and (self.last_fire_ms is None or now_ms - self.last_fire_ms >= self.refractory_ms):
+            if self.released_ms is None:
+                if inside:
+                    self.released_ms = now_ms
+            elif self.over:
+                self.released_ms = None  # back past a threshold within the refractory period: the same excursion
+            elif now_ms - self.released_ms >= self.refractory_ms:
                 self.latched = False
             return False
-        if self.over and self.armed:
+        if confirmed and self.armed:
             self.latched = True
+            self.released_ms = None
+            self.buzzed_excursion = True
             self.last_fire_ms = now_ms
             self.alerts += 1
             return True

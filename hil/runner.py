@@ -147,7 +147,8 @@ class _Session:
                 self.t_device_cal = self.t_latest
             for alert in res.alerts:
                 try:
-                    alert.t_sent_host = self.dut.send_frame(alert.command)
+                    if alert.command is not None:  # None: the board's guard buzzed for it already (SF_GUARD_BUZZED)
+                        alert.t_sent_host = self.dut.send_frame(alert.command)
                 except TransportError:
                     alert.t_sent_host = None
                 self.alert_log.append((self.boot, alert))

@@ -58,6 +58,7 @@ SF_MOTOR_ON = const(0x04)
 SF_FIFO_OVERFLOW = const(0x08)  # samples were lost in the IMU FIFO before this frame
 SF_QUEUE_DROP = const(0x10)  # frames were dropped from the send queue before this frame
 SF_LINK_GUARD = const(0x20)  # the device considers the host link down
+SF_GUARD_BUZZED = const(0x40)  # the guard confirmed a crossing and started the motor on a sample of this frame
 
 # ---- STATUS ----------------------------------------------------------------
 _STATUS_FMT = "<BBBBBHBBBBHBhhBBHIIIIHIHHHI"
@@ -111,7 +112,7 @@ GUARD_WHEN_LINK_DOWN = const(1)
 GUARD_ALWAYS = const(2)
 
 # ---- COMMAND opcodes and their argument formats ------------------------------
-OP_HAPTIC = const(0x01)  # pulses u8, on_ms u16, off_ms u16, strength u8
+OP_HAPTIC = const(0x01)  # pulses u8, on_ms u16, off_ms u16, strength u8; ACK value HAPTIC_*
 OP_START = const(0x02)
 OP_STOP = const(0x03)
 OP_SET_RATE = const(0x04)  # rate_hz u16
@@ -120,6 +121,11 @@ OP_TIME_SYNC = const(0x06)  # ACK value = device time (us, u32)
 OP_CALIBRATE = const(0x07)  # what u8 (0 = neutral)
 OP_GET_STATUS = const(0x08)  # the device answers ACK, then a STATUS frame
 OP_SET_NEUTRAL = const(0x09)  # offset_upper_cdeg i16, offset_lower_cdeg i16: the host's neutral for the guard
+# OP_HAPTIC's ACK value: played, or not played because the on-device guard
+# already buzzed for the excursion the wearer is in now (one buzz per fault;
+# firmware before 0.3 always answers 0)
+HAPTIC_PLAYED = const(0)
+HAPTIC_SKIPPED_GUARD_BUZZED = const(1)
 
 _COMMAND_HDR = "<BBIB"
 COMMAND_HEADER_SIZE = const(7)

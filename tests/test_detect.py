@@ -41,13 +41,70 @@ def bump(n, at, width, peak):
 
 def test_one_bad_rep_gives_one_alert_with_peak_and_times():
     sig = bump(600, 300, 30, 40.0)
-    events, alerts = run(sig)
+    events, alerts = run(sig, quick_confirm=False)
     assert len(events) == 1 and alerts == events
     e = events[0]
     assert e.kind == OVER_FLEXION
     assert e.peak_deg == pytest.approx(40.0, abs=0.01)
     assert e.t_start < 3.0 < e.t_end
     assert e.t_alert == pytest.approx(e.t_start + 0.08, abs=0.011)
+
+
+def ramp_through(limit, rate_deg_s, past_s, n=400, at=200):
+    """Rises through `limit` at `rate_deg_s` (the first sample past at index
+    `at`), stays past it for `past_s`, then drops back to 0."""
+    t = np.arange(n) / RATE
+    x = limit + 0.1 + rate_deg_s * (t - at / RATE)
+    x = np.clip(x, 0.0, None)
+    x[at + int(round(past_s * RATE)):] = 0.0
+    return x
+
+
+def test_quick_confirmation_fires_sooner_the_faster_the_crossing():
+    """time needed = min_duration * ref_rate / rate, ref_rate = hysteresis /
+    min_duration (37.5 deg/s): one hysteresis band (3 deg) deeper than the
+    first sample past, never before two sample periods after it."""
+    delays = {}
+    for rate in (20.0, 45.0, 120.0, 600.0):  # none where 3 deg falls on a sample exactly
+        events, _ = run(ramp_through(30.0, rate, 0.5))
+        assert len(events) == 1, rate
+        e = events[0]
+        delays[rate] = e.t_alert - e.t_start
+        expected = min(0.08, max(0.02, 3.0 / rate))  # hold * ref_rate / rate, bounded
+        samples = np.ceil(expected * RATE - 1e-9) / RATE
+        assert delays[rate] == pytest.approx(samples, abs=1e-9), (rate, delays[rate])
+    assert delays[20.0] == pytest.approx(0.08)  # slower than the reference rate: the whole hold
+    assert delays[600.0] == pytest.approx(0.02)  # the floor: two sample periods
+    assert delays[20.0] > delays[45.0] > delays[120.0] > delays[600.0]
+    # without the quick rule every one needs the whole minimum duration
+    for rate in delays:
+        e = run(ramp_through(30.0, rate, 0.5), quick_confirm=False)[0][0]
+        assert e.t_alert - e.t_start == pytest.approx(0.08)
+
+
+def test_a_brief_slow_crossing_is_not_an_event_and_a_glitch_that_sits_needs_the_whole_hold():
+    # slow (10 deg/s) and over in 70 ms: less than the minimum duration, never 3 deg deeper
+    assert run(ramp_through(30.0, 10.0, 0.07))[0] == []
+    # a step 15 deg past the limit that sits there for 50 ms: it does not go deeper (rate 0)
+    sig = np.zeros(300)
+    sig[100:105] = 45.0
+    assert run(sig)[0] == []
+    # the same crossing at 150 deg/s, also over in 70 ms: a fast rounding, confirmed
+    events, _ = run(ramp_through(30.0, 150.0, 0.07))
+    assert len(events) == 1 and events[0].t_alert - events[0].t_start == pytest.approx(0.02)
+
+
+def test_quick_confirmation_applies_to_extension_and_twist_not_to_swing():
+    ext = run(-ramp_through(15.0, 150.0, 0.5))[0]
+    assert [e.kind for e in ext] == [OVER_EXTENSION] and ext[0].t_alert - ext[0].t_start == pytest.approx(0.02)
+    tw = run(np.zeros(400), twist=ramp_through(20.0, 150.0, 0.5))[0]
+    assert [e.kind for e in tw] == [TWIST] and tw[0].t_alert - tw[0].t_start == pytest.approx(0.02)
+    det = EventDetector(Limits(None, None, swing_deg_s=60.0), DetectorSettings())
+    n = 400
+    t = np.arange(n) / RATE
+    rate_signal = ramp_through(60.0, 3000.0, 0.5)  # a swing rate rising fast: its own hold
+    det.update(t, np.arange(n), np.zeros(n), np.zeros(n), np.zeros(n), rate_signal)
+    assert det.events[0].t_alert - det.events[0].t_start == pytest.approx(0.08)
 
 
 def test_extension_and_twist():

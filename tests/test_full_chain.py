@@ -23,11 +23,11 @@ import pytest
 
 import spinemon_protocol as P
 from mpy_runner import FIRMWARE_DIR, PROTOCOL_DIR, ROOT, micropython_binary, require
-from spinemon.alerts import PATTERNS, AlertPolicy, CommandCounter
+from spinemon.alerts import BUZZED_BY_DEVICE, PATTERNS, AlertPolicy, CommandCounter
 from spinemon.angles import Mounting
 from spinemon.calibration import Calibration, CalibrationSettings
-from spinemon.live import neutral_args
-from spinemon.detect import OVER_FLEXION, DetectorSettings
+from spinemon.live import guard_args, neutral_args
+from spinemon.detect import OVER_FLEXION
 from spinemon.emulated_ble import BumbleClient, EmulatedRadio, LinkFaults
 from spinemon.emulated_ble.firmware_bridge import BridgeError, FirmwareBridge, FirmwareOptions
 from spinemon.errors import SpinemonError
@@ -38,9 +38,12 @@ FULL_DUTY = 255 * 257  # strength 255 -> PWM duty (firmware/haptics.py)
 
 # The wearer, once the host has calibrated: still 0.5 s, then BENDS forward
 # bends of the upper board to 60 deg (the lower board stays put, so the lumbar
-# angle is 60 deg; the "generic" limit is 0.7 * 55 = 38.5 deg).
+# angle is 60 deg; the "generic" limit is 0.7 * 55 = 38.5 deg). A bend every
+# 2.35 s: from coming back inside the limit to the next crossing takes 1.6 s,
+# past the refractory period (1.5 s) both the host's detector and the
+# wearable's guard count faults with, so each bend is a fault of its own.
 BENDS = int(os.environ.get("SPINEMON_FULL_CHAIN_BENDS", "8"))  # more for a better latency figure
-RAMP_S, HOLD_S, REST_S, PEAK_DEG = 0.35, 0.45, 0.8, 60.0
+RAMP_S, HOLD_S, REST_S, PEAK_DEG = 0.35, 0.45, 1.2, 60.0
 
 
 def bend_profile(n: int) -> list[tuple[float, float]]:
@@ -120,11 +123,7 @@ async def full_chain(bends: int, faults: LinkFaults) -> dict:
                 await command(client, status, P.wrap32(base + 1), P.OP_SET_GUARD, (4500, -2000, P.GUARD_OFF))  # only the host buzzes
                 await command(client, status, P.wrap32(base + 2), P.OP_START)
 
-                settings = PipelineSettings(
-                    exercise="generic",
-                    calibration=CalibrationSettings(rom=False),
-                    detector=DetectorSettings(refractory_s=0.5),
-                )
+                settings = PipelineSettings(exercise="generic", calibration=CalibrationSettings(rom=False))
                 pipeline = Pipeline(settings, alerts=AlertPolicy(CommandCounter(start=P.wrap32(base + 10))))
                 rx_by_seq: dict[int, float] = {}
                 sent: list[tuple[float, float]] = []  # (host time the write started, ended)
@@ -141,17 +140,24 @@ async def full_chain(bends: int, faults: LinkFaults) -> dict:
                         assert fw.motor == [], "the motor ran before any bend"
                         # the lifter starts a set (limits are watched inside sets, not between them)
                         pipeline.on_label({"set": 1, "exercise": "generic"})
+                        assert pipeline.watching
+                        # what spinemon live's LinkSetup sends then: the host's neutral, and its
+                        # limits with the guard armed while the set is on
+                        await command(client, status, P.wrap32(base + 3), P.OP_SET_NEUTRAL, neutral_args(pipeline.calibration))
+                        await command(client, status, P.wrap32(base + 4), P.OP_SET_GUARD, guard_args(pipeline.limits, P.GUARD_ALWAYS))
                         fw.play_motion("upper", profile)
                         t_motion_dev = loop.time() - fw.clock_offset_s
                         t_end_dev = t_motion_dev + profile[-1][0] + 0.3
                     for alert in res.alerts:
+                        if alert.command is None:
+                            continue  # the wearable's guard buzzed for this fault already
                         t0 = loop.time()
                         await asyncio.wait_for(client.write_gatt_char(P.COMMAND_CHAR_UUID, alert.command, response=True), 5.0)
                         alert.t_sent_host = t0
                         sent.append((t0, loop.time()))
                     if t_end_dev is not None and res.t is not None and len(res.t) and res.t[-1] > t_end_dev:
                         break
-                await fw.wait_until(lambda: len(fw.motor_intervals()) >= 3 * len(sent) and fw.motor[-1].duty == 0, 3.0)
+                await fw.wait_until(lambda: fw.motor and fw.motor[-1].duty == 0, 3.0)
                 acks = [P.decode(f) for f, _ in status.all]
                 await client.stop_notify(P.STREAM_CHAR_UUID)
         finally:
@@ -168,99 +174,129 @@ async def full_chain(bends: int, faults: LinkFaults) -> dict:
     }
 
 
+SETUP_WRITES = 5  # GET_STATUS, SET_GUARD, START, SET_NEUTRAL, SET_GUARD: the HAPTIC writes follow
+GUARD_PATTERN = (2, 0.200, 0.100)  # the firmware guard's (config_store DEFAULTS): pulses, on s, off s
+
+
+def buzzes_per_fault(run: dict) -> list[list[tuple[float, float | None, int]]]:
+    """The motor's pulses grouped by fault: those from each event's start
+    (less a sample period or two: the device's estimate may cross first) to
+    the next event's."""
+    events = run["pipeline"].events
+    starts = [e.t_start - 0.03 for e in events] + [float("inf")]
+    return [[iv for iv in run["fw"].motor_intervals() if starts[k] <= iv[0] < starts[k + 1]] for k in range(len(events))]
+
+
 def latency_breakdown(run: dict) -> list[dict]:
-    """Per alert, in ms: where the time from the first sample past the limit
-    to the firmware's motor start went. Device times are the firmware clock;
-    host times are mapped onto it with the bridge's clock offset."""
+    """Per fault, in ms: from the first sample past the limit (the host's
+    estimate) to the firmware's motor start, and who buzzed ("device": the
+    guard on its own estimate; "host": the HAPTIC command). For host buzzes
+    the legs: device batching, link, host, command write, firmware. Device
+    times are the firmware clock; host times are mapped onto it with the
+    bridge's clock offset."""
     fw: FirmwareBridge = run["fw"]
     pipeline: Pipeline = run["pipeline"]
-    writes = [i for i in fw.irqs if i.event == "gatts_write"][3:]  # after GET_STATUS, SET_GUARD and START
+    writes = [i for i in fw.irqs if i.event == "gatts_write"][SETUP_WRITES:]
     stream = []
     for n in fw.notifications:
         if n.char == "stream":
             seq, = struct.unpack_from("<I", n.data, 2)
-            stream.append((seq, n.data[14], n.t_dev))
+            stream.append((seq, n.data[14], n.t_dev, n.data[15]))
+    skipped = {x.counter for x in run["acks"] if isinstance(x, P.Ack) and x.opcode == P.OP_HAPTIC and x.value == P.HAPTIC_SKIPPED_GUARD_BUZZED}
+    sent_alerts = [a for a in pipeline.alerts if a.command is not None]
+    groups = buzzes_per_fault(run)
     out = []
-    for k, alert in enumerate(pipeline.alerts):
-        ev = alert.event
-        t_notify = next(t for seq, count, t in stream if seq <= ev.seq_alert < seq + count)
-        frame_seq = next(seq for seq, count, t in stream if seq <= ev.seq_alert < seq + count)
-        t_rx = fw.host_to_device(run["rx_by_seq"][frame_seq])
-        t_sent = fw.host_to_device(run["sent"][k][0])
-        t_irq = writes[k].t_dev
-        t_motor = next(on for on, _off, _d in fw.motor_intervals() if on >= t_irq)
-        out.append(
-            {
-                "detect_hold": ev.t_alert - ev.t_start,
-                "device_batch": t_notify - ev.t_alert,
-                "link_up": t_rx - t_notify,
-                "host": t_sent - t_rx,
-                "command_write": t_irq - t_sent,
-                "firmware": t_motor - t_irq,
-                "confirm_to_motor": t_motor - ev.t_alert,
-                "total": t_motor - ev.t_start,
-            }
-        )
-    return [{k: v * 1000.0 for k, v in row.items()} for row in out]
+    for ev, group in zip(pipeline.events, groups):
+        alert = next(a for a in pipeline.alerts if a.event is ev)
+        t_motor = group[0][0]
+        played = alert.command is not None and alert.counter not in skipped
+        row = {"by": "host" if played else "device", "total": t_motor - ev.t_start, "detect_hold": ev.t_alert - ev.t_start}
+        if played:
+            k = sent_alerts.index(alert)
+            t_notify, frame_seq = next((t, seq) for seq, count, t, _f in stream if seq <= ev.seq_alert < seq + count)
+            t_rx = fw.host_to_device(run["rx_by_seq"][frame_seq])
+            t_sent = fw.host_to_device(run["sent"][k][0])
+            t_irq = writes[k].t_dev
+            row.update(
+                device_batch=t_notify - ev.t_alert,
+                link_up=t_rx - t_notify,
+                host=t_sent - t_rx,
+                command_write=t_irq - t_sent,
+                firmware=t_motor - t_irq,
+                confirm_to_motor=t_motor - ev.t_alert,
+            )
+        out.append(row)
+    return [{k: (v if k == "by" else v * 1000.0) for k, v in row.items()} for row in out]
 
 
-def test_full_chain_forward_bend_buzzes_the_firmware_motor_with_the_commanded_pattern(record_property):
-    run = asyncio.run(asyncio.wait_for(full_chain(BENDS, LinkFaults(connection_interval_s=0.015)), 25.0 + 2.5 * BENDS))
+def test_full_chain_forward_bend_buzzes_the_firmware_motor_once_per_fault(record_property):
+    run = asyncio.run(asyncio.wait_for(full_chain(BENDS, LinkFaults(connection_interval_s=0.015)), 25.0 + 3.0 * BENDS))
     fw: FirmwareBridge = run["fw"]
     pipeline: Pipeline = run["pipeline"]
 
-    # the host saw every bend, once each, and sent one HAPTIC per bend
+    # the host saw every bend, once each, and recorded one alert per bend
     stats = pipeline.decoder.stats
     assert stats.bad_frames == 0 and stats.lost_samples == 0
     assert pipeline.single_sensor is False
     assert [e.kind for e in pipeline.events] == [OVER_FLEXION] * BENDS
-    assert len(pipeline.alerts) == BENDS == len(run["sent"])
+    assert len(pipeline.alerts) == BENDS
     pattern = PATTERNS[OVER_FLEXION]
     for a in pipeline.alerts:
-        cmd = P.decode(a.command)
-        assert cmd.opcode == P.OP_HAPTIC and cmd.args == pattern.args()
         assert a.event.peak_deg > 50.0
-    acked = {x.counter for x in run["acks"] if isinstance(x, P.Ack) and x.opcode == P.OP_HAPTIC}
-    assert acked == {a.counter for a in pipeline.alerts}
+        if a.command is not None:
+            cmd = P.decode(a.command)
+            assert cmd.opcode == P.OP_HAPTIC and cmd.args == pattern.args()
+    sent = [a for a in pipeline.alerts if a.command is not None]
+    assert len(sent) == len(run["sent"])
+    haptic_acks = {x.counter: x.value for x in run["acks"] if isinstance(x, P.Ack) and x.opcode == P.OP_HAPTIC}
+    assert set(haptic_acks) == {a.counter for a in sent}
     assert not [x for x in run["acks"] if isinstance(x, P.Error)]
 
-    # the firmware's motor: nothing before the first bend crossed the limit,
-    # then exactly the commanded pattern after each alert
-    intervals = fw.motor_intervals()
-    assert len(intervals) == pattern.pulses * BENDS
-    first_cross = pipeline.events[0].t_start
-    assert run["t_motion_dev"] < first_cross
-    assert intervals[0][0] > pipeline.alerts[0].event.t_alert > first_cross
-    for k, alert in enumerate(pipeline.alerts):
-        pulses = intervals[pattern.pulses * k : pattern.pulses * (k + 1)]
-        ev = alert.event
-        assert ev.t_alert < pulses[0][0] < ev.t_alert + 0.6, "motor not started by this alert"
-        if k + 1 < BENDS:
-            assert pulses[-1][1] < pipeline.events[k + 1].t_start
+    # one buzz per fault, never two: each bend has exactly one pattern, the guard's own
+    # (2 x 200 ms) when the guard buzzed, the commanded one (3 x 150 ms) when the host did;
+    # a host HAPTIC for a fault the guard buzzed is acknowledged as skipped
+    rows = latency_breakdown(run)
+    groups = buzzes_per_fault(run)
+    assert run["t_motion_dev"] < pipeline.events[0].t_start
+    for k, (row, pulses) in enumerate(zip(rows, groups)):
+        alert = pipeline.alerts[k]
+        if row["by"] == "device":
+            assert len(pulses) == GUARD_PATTERN[0], (k, pulses)
+            on_s = GUARD_PATTERN[1]
+            assert alert.buzzed_by == BUZZED_BY_DEVICE or haptic_acks[alert.counter] == P.HAPTIC_SKIPPED_GUARD_BUZZED
+        else:
+            assert len(pulses) == pattern.pulses, (k, pulses)
+            on_s = pattern.on_ms / 1000.0
+            assert haptic_acks[alert.counter] == P.HAPTIC_PLAYED
         for i, (on, off, duty) in enumerate(pulses):
             assert duty == FULL_DUTY
-            assert off is not None and 0.10 < off - on < 0.30, "pulse of %.0f ms, %d ms commanded" % ((off - on) * 1e3, pattern.on_ms)
-            if i:
-                gap = on - pulses[i - 1][1]
-                assert 0.04 < gap < 0.25, "pause of %.0f ms, %d ms commanded" % (gap * 1e3, pattern.off_ms)
+            assert off is not None and on_s - 0.05 < off - on < on_s + 0.15, (k, pulses)
+    device_buzzed = sum(r["by"] == "device" for r in rows)
+    # the device marks its buzz: a frame flagged SF_GUARD_BUZZED per device-buzzed fault
+    flagged = [n for n in fw.notifications if n.char == "stream" and n.data[15] & P.SF_GUARD_BUZZED]
+    assert len(flagged) == device_buzzed
 
     # closed-loop latency (measured, not asserted): first sample past the limit -> motor on
-    rows = latency_breakdown(run)
-    keys = list(rows[0])
-    lines = ["closed-loop latency, %d alerts, 15 ms connection interval (ms): median / p95 / max" % len(rows)]
+    lines = ["closed-loop latency, %d faults (%d buzzed by the device's guard), 15 ms connection interval (ms): median / p95 / max" % (len(rows), device_buzzed)]
+    keys = ["total", "detect_hold", "device_batch", "link_up", "host", "command_write", "firmware", "confirm_to_motor"]
     for key in keys:
-        xs = [r[key] for r in rows]
-        lines.append("  %-17s %7.1f %7.1f %7.1f" % (key, statistics.median(xs), percentile(xs, 0.95), max(xs)))
+        xs = [r[key] for r in rows if key in r]
+        if not xs:
+            continue
+        lines.append("  %-17s %7.1f %7.1f %7.1f  (%d)" % (key, statistics.median(xs), percentile(xs, 0.95), max(xs), len(xs)))
         record_property("latency_%s_median_ms" % key, round(statistics.median(xs), 2))
         record_property("latency_%s_p95_ms" % key, round(percentile(xs, 0.95), 2))
+        record_property("latency_%s_n" % key, len(xs))
+    record_property("faults", len(rows))
+    record_property("buzzed_by_device", device_buzzed)
     print("\n" + "\n".join(lines))
     for r in rows:
-        # every leg moves forward in time, and the firmware starts the motor
-        # on its next link pass (LINK_INTERVAL_MS 10 ms; 150 ms leaves room
-        # for a busy machine), not whenever
-        assert r["total"] > 0 and r["command_write"] > 0 and r["device_batch"] >= 0
-        assert 0 < r["firmware"] < 150, r
-        assert r["detect_hold"] >= 70, r  # the detector holds 80 ms past the limit (a sample of slack)
+        # every leg moves forward in time; the host confirms no sooner than two
+        # sample periods past the limit (the quick confirmation's floor)
+        assert r["total"] > 0 and r["detect_hold"] >= 19, r
+        if r["by"] == "host":
+            assert r["command_write"] > 0 and r["device_batch"] >= 0
+            assert 0 < r["firmware"] < 150, r  # the firmware starts the motor on its next link pass
 
 
 def test_bridge_reports_a_firmware_that_cannot_start():
@@ -375,7 +411,8 @@ def test_spinemon_live_arms_the_wearables_own_guard_and_takes_over_after_a_dropp
     the host calibrates from the wearer standing still and pushes its neutral
     (SET_NEUTRAL) and limits (SET_GUARD); the link drops mid-set, the wearer
     rounds past the limit, and the wearable's own guard buzzes; the host
-    reconnects, sets the device up again and counts the gap."""
+    reconnects, sets the device up again and counts the gap; a second bend
+    gets one buzz (the guard armed in the set, or the host's)."""
     import io
 
     from spinemon.live import LiveOptions, LiveUI, run as live_run
@@ -413,14 +450,15 @@ def test_spinemon_live_arms_the_wearables_own_guard_and_takes_over_after_a_dropp
                 fw.play_motion("upper", [(0.0, 0.0), (0.2, 0.0), (0.5, 60.0), (1.5, 60.0), (1.8, 0.0), (3.0, 0.0)])
                 await fw.wait_until(lambda: len(fw.motor_intervals()) >= 2 and fw.motor[-1].duty == 0, 6.0)
                 guard_buzz = list(fw.motor_intervals())
-                # the host reconnects by itself and takes over: a second bend is judged by the host
+                # the host reconnects by itself and takes over: a second bend, in the set the host watches
                 await fw.wait_until(lambda: [i.event for i in fw.irqs].count("central_connect") >= 2, 15.0)
                 await asyncio.sleep(1.5)
                 n_before = len(fw.motor_intervals())
                 fw.play_motion("upper", [(0.0, 0.0), (0.2, 0.0), (0.5, 60.0), (1.5, 60.0), (1.8, 0.0), (3.0, 0.0)])
-                await fw.wait_until(lambda: len(fw.motor_intervals()) >= n_before + PATTERNS["over_flexion"].pulses and fw.motor[-1].duty == 0, 8.0)
-                await asyncio.sleep(0.5)
-                host_buzz = [iv for iv in fw.motor_intervals()[n_before:] if iv[1] is not None and iv[1] - iv[0] > 0.01]
+                await fw.wait_until(lambda: len(fw.motor_intervals()) > n_before, 8.0)
+                await asyncio.sleep(1.0)  # the whole pattern (the guard's 0.5 s, the host's 0.65 s)
+                await fw.wait_until(lambda: fw.motor[-1].duty == 0, 3.0)
+                second_buzz = [iv for iv in fw.motor_intervals()[n_before:] if iv[1] is not None and iv[1] - iv[0] > 0.01]
             finally:
                 if task is not None:
                     task.cancel()  # Ctrl-C
@@ -429,9 +467,9 @@ def test_spinemon_live_arms_the_wearables_own_guard_and_takes_over_after_a_dropp
                     except asyncio.CancelledError:
                         pass
                 await fw.close()
-            return fw, guard_buzz, host_buzz, ui, None
+            return fw, guard_buzz, second_buzz, ui, None
 
-    fw, guard_buzz, host_buzz, ui, result = asyncio.run(asyncio.wait_for(main(), 90.0))
+    fw, guard_buzz, second_buzz, ui, result = asyncio.run(asyncio.wait_for(main(), 90.0))
     assert fw.errors == [], fw.errors
     # the wearable's own guard: its configured pattern (2 x 200 ms at full strength), while the link was down
     assert len(guard_buzz) == 2 and all(duty == FULL_DUTY and 0.15 < off - on < 0.35 for on, off, duty in guard_buzz), guard_buzz
@@ -441,11 +479,20 @@ def test_spinemon_live_arms_the_wearables_own_guard_and_takes_over_after_a_dropp
     summary = rec.meta_of("summary")[-1]
     # after the reconnect the host judged the bend and its HAPTIC ran: over-flexion, 3 x 150 ms
     assert [a["kind"] for a in alerts] == ["over_flexion"]
-    assert len(host_buzz) == PATTERNS["over_flexion"].pulses and all(0.1 < off - on < 0.2 for on, off, _ in host_buzz), host_buzz
+    # one buzz for it, never two: the bend is a rep begun from a stance, so the host
+    # watches it and arms the wearable's guard with its limits (GUARD_ALWAYS); the guard
+    # buzzes its own pattern (2 x 200 ms) if armed before the crossing confirmed, else the
+    # host's HAPTIC plays (3 x 150 ms)
+    by_guard = len(second_buzz) == 2
+    if by_guard:
+        assert all(0.15 < off - on < 0.35 for on, off, _ in second_buzz), second_buzz
+    else:
+        assert len(second_buzz) == PATTERNS["over_flexion"].pulses and all(0.1 < off - on < 0.2 for on, off, _ in second_buzz), second_buzz
     # the host counted the gap, and it agrees with the wearable's own drop counters
     stats, device = summary["stats"], summary["device"]
     assert stats["gaps"] >= 1 and stats["lost_samples"] > 0
-    assert device["guard_alerts"] == 1
+    # the link-down buzz; plus the second bend's if the guard buzzed it and a STATUS came after
+    assert device["guard_alerts"] in ((1, 2) if by_guard else (1,)), device["guard_alerts"]
     assert device["samples_lost_device"] + device["samples_lost_link"] == stats["lost_samples"]
     # the firmware's free heap (gc.mem_free under MicroPython), the least any STATUS reported
     assert device["heap_free_min"] is not None and 10_000 < device["heap_free_min"] <= options().heap_mb * 1024 * 1024

@@ -4,6 +4,13 @@ Each confirmed event becomes one HAPTIC command with a pattern per kind.
 :class:`Alert` keeps the times that matter for latency: the device time of
 the sample past the limit that confirmed the event, and the host time the
 command left (filled in by whoever sends it).
+
+One buzz per fault: while a set is on the wearable's own guard watches the
+host's flexion/extension limits and buzzes at once (docs/architecture.md,
+"Alert path"). When the frames show that it buzzed in the excursion the host
+has just confirmed (``SF_GUARD_BUZZED``), the host's alert is still made and
+recorded but carries no command (``buzzed_by == "device"``): the lifter has
+felt this fault already.
 """
 
 from __future__ import annotations
@@ -76,15 +83,21 @@ class CommandCounter:
         return c
 
 
+#: who buzzed for an alert
+BUZZED_BY_HOST = "host"  # the host's HAPTIC command
+BUZZED_BY_DEVICE = "device"  # the wearable's guard, before the host confirmed: no command
+
+
 @dataclass
 class Alert:
     event: Event
     pattern: HapticPattern
-    counter: int
-    command: bytes  # the COMMAND frame to send
+    counter: int | None  # None: no command (the device buzzed)
+    command: bytes | None  # the COMMAND frame to send; None when the device buzzed already
     t_trigger_device: float  # device time (s) of the sample that confirmed the event
     t_rx_host: float  # host time the frame carrying that sample arrived
     t_sent_host: float | None = None  # host time the command left; set by the sender
+    buzzed_by: str = BUZZED_BY_HOST
 
     def as_dict(self) -> dict:
         return {
@@ -98,6 +111,7 @@ class Alert:
             "peak_deg_at_alert": round(self.event.peak_deg, 2),
             "set": self.event.set,
             "rep": self.event.rep,
+            "buzzed_by": self.buzzed_by,
         }
 
 
@@ -109,12 +123,16 @@ class AlertPolicy:
         self.patterns = dict(PATTERNS if patterns is None else patterns)
         self.enabled = enabled
 
-    def alert_for(self, event: Event, t_rx_host: float) -> Alert | None:
+    def alert_for(self, event: Event, t_rx_host: float, device_buzzed: bool = False) -> Alert | None:
+        """The alert for a confirmed event; ``device_buzzed``: the wearable's
+        guard buzzed for it already, so the alert carries no command."""
         if not self.enabled:
             return None
         pattern = self.patterns.get(event.kind)
         if pattern is None:
             return None
+        if device_buzzed:
+            return Alert(event, pattern, None, None, float(event.t_alert), t_rx_host, buzzed_by=BUZZED_BY_DEVICE)
         c = self.counter.next()
         frame = proto.encode_command(c, proto.OP_HAPTIC, pattern.args())
         return Alert(event, pattern, c, frame, float(event.t_alert), t_rx_host)

@@ -224,10 +224,29 @@ class DetectorSettings:
     #: spine creep must last this long, and is dropped if the hard flexion
     #: limit is crossed meanwhile (one rep, one buzz: the hard limit's)
     creep_min_duration_s: float = 0.35
+    #: quick confirmation of the angle limits (flexion, extension, twist,
+    #: lateral): a crossing that goes in fast needs less than the minimum
+    #: duration, ``min_duration_s * ref_rate / rate`` (rate: how fast the
+    #: excursion goes deeper, from its first sample past the limit), never
+    #: fewer than ``quick_floor_samples`` sample periods after that sample.
+    #: The reference rate is the one that crosses the hysteresis band in the
+    #: minimum duration (``hysteresis_deg / min_duration_s``, 37.5 deg/s by
+    #: default), so the rule amounts to: confirmed once the excursion is one
+    #: hysteresis band deeper than its first sample past the limit -- not
+    #: noise hovering at the limit, and not a glitch that jumps and sits (its
+    #: rate is 0). A slow crossing still needs the whole minimum duration. The on-device guard
+    #: (firmware/guard.py, ``Crossing``) applies the same rule.
+    quick_confirm: bool = True
+    quick_floor_samples: int = 2
 
     def __post_init__(self) -> None:
-        if self.hysteresis_deg < 0 or self.min_duration_s < 0 or self.refractory_s < 0 or self.creep_min_duration_s < 0:
+        if self.hysteresis_deg < 0 or self.min_duration_s < 0 or self.refractory_s < 0 or self.creep_min_duration_s < 0 or self.quick_floor_samples < 0:
             raise ConfigError("detector settings must not be negative")
+
+    @property
+    def ref_rate_deg_s(self) -> float:
+        """The rate at which the quick rule needs exactly the minimum duration."""
+        return self.hysteresis_deg / self.min_duration_s if self.min_duration_s > 0 else math.inf
 
 
 @dataclass
@@ -270,6 +289,13 @@ class _Watch:
     candidate: Event | None = None  # past the limit, not yet confirmed
     active: Event | None = None  # confirmed; t_end set once released (cooling down)
     blocked: bool = False  # spine creep only: the hard flexion limit took over this excursion
+    first_badness: float = 0.0  # the candidate's first sample past the limit
+    n_past: int = 0  # samples since that one
+
+
+#: limits on an angle, where the quick confirmation applies (swing is a rate;
+#: spine creep is slow fatigue, confirmed over creep_min_duration_s)
+QUICK_KINDS = (OVER_FLEXION, OVER_EXTENSION, TWIST, LATERAL_BEND)
 
 
 @dataclass
@@ -368,6 +394,8 @@ class EventDetector:
         release = lim - s.hysteresis_deg
         min_dur = s.min_duration_s
         hard = None
+        quick = s.quick_confirm and w.kind in QUICK_KINDS
+        ref_depth = min_dur * s.ref_rate_deg_s  # the quick rule: elapsed * rate >= this
         if w.kind == SPINE_CREEP:
             min_dur = s.creep_min_duration_s
             hard = self.limits.flexion_deg
@@ -412,19 +440,32 @@ class EventDetector:
                     rep=ctx.get("rep"),
                     exercise=ctx.get("exercise"),
                 )
+                w.first_badness = float(b)
+                w.n_past = 0
+            else:
+                w.n_past += 1
             ev = w.candidate
             if b < release:
                 w.candidate = None  # too short to count
                 continue
             if abs(xi) > abs(ev.peak_deg):
                 ev.peak_deg = xi
-            if ti - ev.t_start < min_dur:
+            elapsed = ti - ev.t_start
+            if elapsed < min_dur and not (quick and self._quick(w, float(b), elapsed, ref_depth)):
                 continue
             w.candidate = None
             ev.t_alert = ti
             ev.seq_alert = int(seq[i])
             w.active = ev
             out.alerts.append(ev)
+
+    def _quick(self, w: _Watch, b: float, elapsed: float, ref_depth: float) -> bool:
+        """The quick rule: elapsed >= min_duration * ref_rate / rate, at least
+        ``quick_floor_samples`` samples after the first one past the limit."""
+        if w.n_past < self.settings.quick_floor_samples or elapsed <= 0.0:
+            return False
+        rate = (b - w.first_badness) / elapsed  # how fast the excursion goes deeper
+        return rate > 0.0 and elapsed >= ref_depth / rate  # = min_duration * ref_rate / rate
 
     def finish(self, t_end: float) -> list[Event]:
         """Close events still open at the end of a session."""

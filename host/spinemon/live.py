@@ -139,7 +139,8 @@ class LinkSetup:
     ``last_counter``, send SET_NEUTRAL (the host's calibrated neutral, once
     there is one, so the wearable's own guard measures from the same posture),
     SET_GUARD (the wearable guards while the link is down, with the
-    pipeline's current limits), SET_RATE if ``rate_hz`` is given and the
+    pipeline's current limits; while a set is on it guards always, see
+    :meth:`guard_mode_now`), SET_RATE if ``rate_hz`` is given and the
     device runs at another rate, and START.
 
     A STATUS with another ``boot_count`` than before means the wearable
@@ -157,8 +158,9 @@ class LinkSetup:
     ``last_counter`` (``counter_resyncs``) and applies the settings again.
 
     ``log`` keeps ``(time, what)`` for every run so a test can ask what
-    happened; :meth:`update_guard` re-sends SET_GUARD when the limits change
-    (after calibration, or a new exercise); :meth:`finish` ends the stream
+    happened; :meth:`update_guard` re-sends SET_GUARD when the limits or the
+    guard mode change (after calibration, a new exercise, a set starting or
+    ending); :meth:`finish` ends the stream
     (STOP: the device sends what it still holds) and reads the final STATUS."""
 
     def __init__(
@@ -229,9 +231,23 @@ class LinkSetup:
             await self._apply(transport, status)
         self.runs += 1
 
+    def guard_mode_now(self) -> int:
+        """The guard mode for the device now: ``GUARD_ALWAYS`` while the
+        pipeline watches the limits (a set or hold is on), so the wearable
+        buzzes on its own estimate at once and the host's confirmed alert for
+        the same fault only records it (one buzz per fault); otherwise the
+        session's ``guard_mode`` (by default the device guards only while the
+        link is down). ``GUARD_OFF`` stays off."""
+        if self.guard_mode != proto.GUARD_OFF and self.pipeline.watching:
+            return proto.GUARD_ALWAYS
+        return self.guard_mode
+
+    def _guard_args(self) -> tuple[int, int, int]:
+        return guard_args(self.pipeline.limits, self.guard_mode_now())
+
     def needs_update(self) -> bool:
-        """The device's neutral or limits differ from the pipeline's now (after calibration, a new exercise)."""
-        return neutral_args(self.pipeline.calibration) not in (None, self.neutral_sent) or guard_args(self.pipeline.limits, self.guard_mode) != self.guard_sent
+        """The device's neutral, limits or guard mode differ from the pipeline's now (after calibration, a new exercise, a set starting or ending)."""
+        return neutral_args(self.pipeline.calibration) not in (None, self.neutral_sent) or self._guard_args() != self.guard_sent
 
     async def _push_neutral(self, transport: Transport) -> bool:
         args = neutral_args(self.pipeline.calibration)
@@ -244,7 +260,7 @@ class LinkSetup:
     async def _apply(self, transport: Transport, status: proto.Status | None) -> None:
         self.neutral_sent = None  # after every (re)connect: the device may have rebooted or been recalibrated by its button
         await self._push_neutral(transport)
-        args = guard_args(self.pipeline.limits, self.guard_mode)
+        args = self._guard_args()
         await self._command(transport, proto.OP_SET_GUARD, args)
         self.guard_sent = args
         if self.rate_hz is not None and (status is None or status.period_us != round(1e6 / self.rate_hz)):
@@ -294,7 +310,7 @@ class LinkSetup:
         """Send SET_NEUTRAL and SET_GUARD if the calibration or the limits
         changed since the last ones; True if anything was sent."""
         sent = await self._push_neutral(transport)
-        args = guard_args(self.pipeline.limits, self.guard_mode)
+        args = self._guard_args()
         if args == self.guard_sent:
             return sent
         await self._command(transport, proto.OP_SET_GUARD, args)
@@ -416,7 +432,10 @@ class LiveUI:
         where = "".join(
             [f" set {ev.set + self.set_offset}" if ev.set is not None else "", f" rep {ev.rep}" if ev.rep is not None else "", f" ({ev.exercise})" if ev.exercise else ""]
         )
-        sent = "buzz sent" if alert.t_sent_host is not None else "NOT delivered (link down: the wearable's guard covers)"
+        if alert.buzzed_by == "device":
+            sent = "the wearable's guard buzzed"
+        else:
+            sent = "buzz sent" if alert.t_sent_host is not None else "NOT delivered (link down: the wearable's guard covers)"
         from spinemon.verdict import event_words
 
         past = abs(ev.peak_deg - ev.limit_deg)

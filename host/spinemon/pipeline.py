@@ -35,10 +35,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+import spinemon_protocol as proto
 from spinemon.alerts import Alert, AlertPolicy
 from spinemon.angles import AngleTracker, LumbarAngles, sagittal_deg
 from spinemon.calibration import Calibration, CalibrationSettings, Calibrator, drift_deg, rezero, still_mask
-from spinemon.detect import DetectorSettings, Event, EventDetector, Limits, one_sensor_limits, profile
+from spinemon.detect import OVER_EXTENSION, OVER_FLEXION, DetectorSettings, Event, EventDetector, Limits, one_sensor_limits, profile
 from spinemon.errors import ConfigError
 from spinemon.fusion import FusionSettings, FusionState, GravityFilter
 from spinemon.holds import HoldTimer
@@ -49,6 +50,9 @@ from spinemon.verdict import pelvis_share
 PHASE_NEUTRAL = "calibrating-neutral"
 PHASE_ROM = "calibrating-range"
 PHASE_MONITOR = "monitoring"
+
+#: the limits the host pushes to the wearable's own guard (SET_GUARD)
+DEVICE_GUARDED_KINDS = (OVER_FLEXION, OVER_EXTENSION)
 
 #: sample rates the pipeline can fuse (a valid frame outside them is counted and skipped)
 MIN_RATE_HZ = 1.0
@@ -103,7 +107,7 @@ class PipelineSettings:
             return cls(
                 exercise=d.get("exercise", "generic"),
                 fusion=FusionSettings(**fusion),
-                detector=DetectorSettings(**d.get("detector", {})),
+                detector=_detector_settings(d.get("detector")),
                 calibration=CalibrationSettings(**d.get("calibration", {})),
                 twist_leak_tau_s=d.get("twist_leak_tau_s", 10.0),
                 limit_overrides=d.get("limit_overrides") or {},
@@ -116,6 +120,17 @@ class PipelineSettings:
             )
         except TypeError as e:
             raise ConfigError(f"settings in the recording are not understood: {e}") from None
+
+
+def _detector_settings(d: dict | None) -> DetectorSettings:
+    """A recording's detector settings. One written before the quick
+    confirmation existed (no ``quick_confirm`` key) was run without it, so
+    its replay is too."""
+    if d is None:
+        return DetectorSettings()
+    d = dict(d)
+    d.setdefault("quick_confirm", False)
+    return DetectorSettings(**d)
 
 
 @dataclass
@@ -174,6 +189,8 @@ class Pipeline:
         #: samples that could not be used, by reason (valid frames the pipeline cannot follow)
         self.skipped_samples: dict[str, int] = {}
         self.clock_backsteps = 0  # times the device clock stepped back (see _monotonic)
+        #: the wearable's guard buzzed (SF_GUARD_BUZZED) since the angle was last inside the limits
+        self._device_buzz_open = False
         self._t_shift = 0.0
         if calibration is None and self.settings.stored_calibration is not None:
             calibration = Calibration.from_dict(self.settings.stored_calibration)
@@ -189,6 +206,19 @@ class Pipeline:
     @property
     def limits(self) -> Limits:
         return self.detector.limits
+
+    @property
+    def watching(self) -> bool:
+        """Limits are watched now (as of the last sample): inside a set or a
+        timed hold, or everywhere with ``monitor_between_sets``. `spinemon
+        live` arms the wearable's own guard with the limits meanwhile."""
+        if self.phase != PHASE_MONITOR:
+            return False
+        if self.settings.monitor_between_sets:
+            return True
+        if self.profile.hold:
+            return self.holds.current is not None
+        return self.reps is not None and self.reps.in_set
 
     @property
     def profile(self):
@@ -442,10 +472,32 @@ class Pipeline:
                     if h.t_start <= ev.t_alert:
                         h.faults.append(ev)
                         break
-            alert = self.alert_policy.alert_for(ev, float(th[j]))
+            device_buzzed = ev.kind in DEVICE_GUARDED_KINDS and self._device_buzzed_by(block, sig[0], j)
+            alert = self.alert_policy.alert_for(ev, float(th[j]), device_buzzed)
             if alert is not None:
                 res.alerts.append(alert)
                 self.alerts.append(alert)
+        if len(block):
+            self._device_buzz_open = self._device_buzzed_by(block, sig[0], len(block) - 1)
+
+    def _device_buzzed_by(self, block: SampleBlock, flexion: np.ndarray, j: int) -> bool:
+        """Has the wearable's guard buzzed (a frame flagged SF_GUARD_BUZZED)
+        since the angle was last inside the flexion/extension limits by the
+        hysteresis, as of sample ``j`` of ``block``? (The guard buzzes once
+        per excursion; the flag covers its frame, a few samples.)"""
+        buzz = np.flatnonzero(block.flags[: j + 1] & proto.SF_GUARD_BUZZED)
+        lim = self.limits
+        h = self.settings.detector.hysteresis_deg
+        x = flexion[: j + 1]
+        inside = np.ones(len(x), dtype=bool)
+        if lim.flexion_deg is not None:
+            inside &= x < lim.flexion_deg - h
+        if lim.extension_deg is not None:
+            inside &= x > lim.extension_deg + h
+        ins = np.flatnonzero(inside)
+        if not len(buzz) and not len(ins):
+            return self._device_buzz_open
+        return len(buzz) > 0 and (not len(ins) or buzz[-1] >= ins[-1])
 
     def _on_record(self, rec) -> None:
         """A rep or set became known: spine creep is measured against each set's first rep."""

@@ -270,7 +270,8 @@ async def run_live(
                 t_last = float(res.t[-1])
             for alert in res.alerts:
                 try:
-                    alert.t_sent_host = await transport.send(alert.command, timeout=send_timeout)
+                    if alert.command is not None:  # None: the wearable's guard buzzed for it already
+                        alert.t_sent_host = await transport.send(alert.command, timeout=send_timeout)
                 except SpinemonError:
                     send_failures += 1  # the firmware guard covers a dead link
                     alert.t_sent_host = None

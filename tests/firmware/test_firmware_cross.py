@@ -83,3 +83,43 @@ def test_micropython_and_cpython_agree(tmp_path):
         assert worst < 1e-9, worst
         assert m[chip + "_alerts"] == c[chip + "_alerts"] != "0"
         assert m[chip + "_motor"] == c[chip + "_motor"]
+
+
+def test_the_guards_confirmation_matches_the_host_detectors(tmp_path):
+    """guard.Crossing (firmware) and spinemon.detect.EventDetector (host)
+    confirm the same crossings at the same sample: one rule on both sides,
+    so the wearable never buzzes on what the host would not call a fault."""
+    import numpy as np
+
+    from spinemon.detect import DetectorSettings, EventDetector, Limits
+
+    DT = 1.0 / 128  # 128 Hz: sample times exact in binary, so no hold ends a rounding error away from a sample
+    rng = np.random.default_rng(7)
+    signals = []
+    for rate in (10.0, 30.0, 45.0, 80.0, 170.0, 400.0):  # deg/s through 30 deg, then back down fast
+        x = np.concatenate([np.linspace(0, 29.0, 30), 29.0 + rate * DT * np.arange(1, 40)])
+        signals.append(np.concatenate([x[x < 42.0], np.linspace(42.0, 0.0, 5), np.zeros(20)]))
+    glitch = np.zeros(60)
+    glitch[20:27] = 45.0  # jumps and sits for 55 ms: shorter than the hold, so never (rate 0)
+    signals.append(glitch)
+    signals.append(np.concatenate([np.zeros(10), 30.0 + rng.normal(0.0, 1.0, 200), np.zeros(10)]))  # noise hovering at the limit
+    cdeg = [[int(round(v * 100)) for v in s] for s in signals]
+    script = "from guard import Crossing\nfor sig in %r:\n" % cdeg + r"""
+    c = Crossing(300, 80, 2)
+    first = -1
+    for i in range(len(sig)):
+        if c.update(sig[i], 3000, 7.8125) and first < 0:
+            first = i
+    print("RESULT n%d=%d" % (len(sig), first))
+"""
+    out = mpy(script)
+    device = [int(line.split("=")[1]) for line in out.splitlines() if line.startswith("RESULT")]
+    host = []
+    for sig in cdeg:
+        x = np.asarray(sig, dtype=float) / 100.0
+        det = EventDetector(Limits(30.0, None), DetectorSettings())
+        n = len(x)
+        det.update(np.arange(n) * DT, np.arange(n), x, np.zeros(n), np.zeros(n))
+        host.append(det.events[0].seq_alert if det.events else -1)
+    assert device == host
+    assert host[0] > host[3] > host[5] > 0 and host[6] == -1  # slow > fast > the floor; the 55 ms glitch: never

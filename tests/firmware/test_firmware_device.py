@@ -181,16 +181,17 @@ def rig_with(mode, connected):
         rig.r.central_disconnect()
     return rig
 
-# 1. link down, GUARD_WHEN_LINK_DOWN: one buzz per bad rep, within one batch of the crossing
+# 1. link down, GUARD_WHEN_LINK_DOWN: one buzz per bad rep, once the crossing is confirmed
 rig = rig_with(sp.GUARD_WHEN_LINK_DOWN, connected=False)
 rig.run_ms(11000)
 on = rig.motor_on_ms()
 assert len(on) == 4, on             # 2 reps x 2 pulses
 assert rig.dev.guard.alerts == 2
-# crossing 30 deg: upper tilt reaches 30 deg at t = 2.5 s (+ start offset of the fake clock)
+# crossing 30 deg: upper tilt reaches 30 deg at t = 2.5 s (+ start offset of the fake clock);
+# at 60 deg/s the confirmation needs 3 deg (the hysteresis) past the first sample past: 50 ms
 for rep_start_s, (t_on, _) in zip((2.5, 7.5), (on[0], on[2])):
     delay = t_on - rep_start_s * 1000
-    assert 0 <= delay <= 30, delay  # one IMU read interval (10 ms) + one sample
+    assert 50 <= delay <= 50 + 30, delay  # + one IMU read interval (10 ms) + one sample
 # 2. connected and streaming, the host's heartbeat (TIME_SYNC every 0.5 s)
 #    arriving: the host is watching, the device stays silent
 rig = rig_with(sp.GUARD_WHEN_LINK_DOWN, connected=True)
@@ -316,7 +317,7 @@ assert svc_uuids == [U(sp.SERVICE_UUID), U(0x180F), U(0x180A)]
 flags = dict((c[0], c[1]) for c in r.services[0][1])
 assert flags[U(sp.STREAM_CHAR_UUID)] & 0x10 and flags[U(sp.COMMAND_CHAR_UUID)] & 0x08
 assert flags[U(sp.STATUS_CHAR_UUID)] & 0x12 == 0x12
-assert r.gatts_read(r.handle_of(U(0x2A26))) == b"0.2.0"
+assert r.gatts_read(r.handle_of(U(0x2A26))) == b"0.3.0"
 assert r.gatts_read(r.handle_of(U(0x2A19))) == bytes((66,))
 assert r.buffers[rig.h_cmd][0] >= 20
 # without an MTU exchange (23) frames are cut to 1 sample/frame? no: they do not fit -> smaller frames
@@ -540,6 +541,142 @@ rig = Rig(fresh_store(CFG_DIR), link="ble", serial=True)      # a serial port is
 assert rig.dev.ble is not None and rig.dev.serial is None
 rig = Rig(fresh_store(CFG_DIR), link="both", serial=True)
 assert rig.dev.ble is not None and rig.dev.serial is not None
+print("ok")
+""",
+    )
+
+
+def test_guard_confirms_fast_crossings_sooner_and_skips_brief_slow_ones(tmp_path):
+    """The guard's confirmation (guard.Crossing, the host detector's rule):
+    past the threshold for 80 ms, or sooner the faster the crossing goes in
+    (one hysteresis band, 3 deg, deeper than its first sample past), never
+    before two sample periods after it."""
+    run(
+        tmp_path,
+        r"""
+def fires(profile):
+    rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(profile))
+    rig.connect()
+    rig.cmd(sp.OP_START)
+    rig.run_ms(500)
+    rig.cmd(sp.OP_CALIBRATE, (0,))
+    rig.cmd(sp.OP_SET_GUARD, (3000, -2000, sp.GUARD_ALWAYS))
+    rig.run_ms(6000)
+    return rig.dev.guard.alerts, rig.motor_on_ms()
+# slow (10 deg/s), past 30 deg for about 60 ms, 0.3 deg deep, then straight back
+# below the release (30 - 3 deg): not confirmed
+slow = [(0, 0), (2, 0), (4.97, 29.7), (5.0, 30.0), (5.03, 30.3), (5.06, 30.0), (5.08, 20.0), (6, 0), (9, 0)]
+alerts, on = fires(slow)
+assert alerts == 0 and on == [], (alerts, on)
+# the same 60 ms past the threshold, but a fast rounding (300 deg/s up to 39 deg): confirmed
+fast = [(0, 0), (2, 0), (5.0, 30.0), (5.03, 39.0), (5.06, 30.0), (5.1, 0), (9, 0)]
+alerts, on = fires(fast)
+assert alerts == 1 and len(on) == 2, (alerts, on)
+delay = on[0][0] - 5000
+assert 19 <= delay <= 19 + 20, delay  # two samples (9.6 ms each) + one IMU read interval and a sample
+# slow and long: the whole 80 ms hold
+held = [(0, 0), (2, 0), (5.0, 30.0), (5.5, 35.0), (6.0, 30.0), (6.5, 0), (9, 0)]
+alerts, on = fires(held)
+assert alerts == 1 and 80 <= on[0][0] - 5000 <= 80 + 20, on
+print("ok")
+""",
+    )
+
+
+def test_in_a_set_the_guard_buzzes_once_per_fault_flags_it_and_skips_the_hosts_haptic_for_it(tmp_path):
+    """GUARD_ALWAYS with the host watching (what spinemon live sends while a
+    set is on): the guard buzzes, the frame with that sample carries
+    SF_GUARD_BUZZED, each poll's samples go out at once, and a HAPTIC that
+    arrives while the wearer is still in that excursion is acknowledged as
+    skipped (one buzz per fault); once back inside, a HAPTIC plays. A host
+    buzz in an excursion the guard has not confirmed yet latches the guard:
+    it does not buzz for it too."""
+    run(
+        tmp_path,
+        r"""
+rep = [(0, 0), (2, 0), (2.2, 60), (3, 60), (3.2, 0), (5, 0), (7, 0), (7.5, 33), (8.5, 33), (9, 0), (12, 0)]
+rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(rep))
+rig.connect()
+rig.cmd(sp.OP_START)
+rig.run_ms(500)
+rig.cmd(sp.OP_CALIBRATE, (0,))
+rig.cmd(sp.OP_SET_GUARD, (3000, -2000, sp.GUARD_ALWAYS))
+n0 = len(rig.frames())
+def watch(ms):  # the host's heartbeat keeps the device's "host watching"
+    for _ in range(ms // 100):
+        rig.cmd(sp.OP_TIME_SYNC)
+        rig.run_ms(100)
+watch(2100)  # t = 2.6 s: the wearer is rounded, the guard has buzzed
+g = rig.dev.guard
+assert g.alerts == 1 and g.buzzed_excursion
+on = rig.motor_on_ms()
+assert 0 < on[0][0] - 2100 <= 19 + 20, on  # past 30 deg at 2.1 s; two samples + a read interval
+fr = rig.frames()[n0:]
+buzzed = [f for f in fr if f.flags & sp.SF_GUARD_BUZZED]
+assert len(buzzed) == 1, [f.flags for f in fr]
+fire_idx = buzzed[0].seq
+# short frames: the poll's samples go out when nothing waits (polls every 10 ms here,
+# notifications paced at 20 ms: two polls' worth), never a queue building up
+assert all(f.flags & sp.SF_GUARD_ARMED and f.count <= 3 for f in fr[1:]), [f.count for f in fr]  # fr[0]: the batch begun before
+assert not any(f.flags & sp.SF_QUEUE_DROP for f in fr) and len(rig.dev.queue) <= 1
+# the host's HAPTIC for this fault: acknowledged, not played
+rig.cmd(sp.OP_HAPTIC, (3, 150, 100, 255))
+ack = rig.replies()[-1]
+assert ack.kind == sp.T_ACK and ack.opcode == sp.OP_HAPTIC and ack.value == sp.HAPTIC_SKIPPED_GUARD_BUZZED, ack.value
+watch(1000)
+assert len(rig.motor_on_ms()) == 2, rig.motor_on_ms()  # the guard's own 2 pulses only
+watch(1500)  # t = 5.1 s: back upright, inside the thresholds
+assert not g.buzzed_excursion
+rig.cmd(sp.OP_HAPTIC, (1, 50, 0, 255))
+assert rig.replies()[-1].value == sp.HAPTIC_PLAYED
+watch(300)
+assert len(rig.motor_on_ms()) == 3
+# slow second bend (66 deg/s to 33 deg): the host buzzes the moment the angle is past
+# the threshold, before the guard has confirmed; the guard then stays quiet for it
+for _ in range(300):
+    rig.cmd(sp.OP_TIME_SYNC)
+    rig.run_ms(10)
+    if g.over:
+        break
+assert g.over and g.alerts == 1
+rig.cmd(sp.OP_HAPTIC, (1, 50, 0, 255))
+assert rig.replies()[-1].value == sp.HAPTIC_PLAYED
+watch(2000)
+assert g.alerts == 1 and len(rig.motor_on_ms()) == 4, (g.alerts, rig.motor_on_ms())
+# the guard watching only while the link is down (between sets): full batches while the host watches
+rig.cmd(sp.OP_SET_GUARD, (3000, -2000, sp.GUARD_WHEN_LINK_DOWN))
+n1 = len(rig.frames())
+watch(1000)
+counts = [f.count for f in rig.frames()[n1:]]
+assert counts and max(counts) == rig.dev.sampler.spf and not any(f.flags & sp.SF_GUARD_ARMED for f in rig.frames()[n1 + 1:]), counts
+print("ok")
+""",
+    )
+
+
+def test_guard_counts_excursions_as_the_host_counts_events(tmp_path):
+    """Re-armed once the angle has been back inside the thresholds (by the
+    hysteresis) for the host's refractory period, 1.5 s: a second crossing
+    sooner is the same excursion, later it is a new fault and buzzes."""
+    run(
+        tmp_path,
+        r"""
+def buzzes(gap_s):
+    # 0 -> 60 deg at 300 deg/s, held 0.5 s, back; again gap_s after coming back below 27 deg
+    t_back = 3.0 + 0.2 * 33 / 60
+    rep = [(0, 0), (2, 0), (2.2, 60), (2.8, 60), (3.0, 0)]
+    t2 = t_back + gap_s - 0.2 * 30 / 60  # the second bend crosses 30 deg gap_s after the release
+    rep += [(t2, 0), (t2 + 0.2, 60), (t2 + 0.8, 60), (t2 + 1.0, 0), (t2 + 4, 0)]
+    rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(rep))
+    rig.connect()
+    rig.cmd(sp.OP_START)
+    rig.run_ms(500)
+    rig.cmd(sp.OP_CALIBRATE, (0,))
+    rig.cmd(sp.OP_SET_GUARD, (3000, -2000, sp.GUARD_ALWAYS))
+    rig.run_ms(int((t2 + 3) * 1000))
+    return rig.dev.guard.alerts
+assert buzzes(1.0) == 1
+assert buzzes(2.0) == 2
 print("ok")
 """,
     )
