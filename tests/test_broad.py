@@ -3,11 +3,13 @@
 The judge is VQF on the same data (computed here); the benchmark (python -m spinemon.bench fusion) reports the figures.
 """
 
+import os
+
 import numpy as np
 import pytest
 import vqf
 
-from spinemon import broad
+from spinemon import broad, fusion
 from spinemon.fusion import GravityFilter, gravity
 
 pytestmark = pytest.mark.broad
@@ -65,6 +67,38 @@ def test_streaming_frames_equal_batch_on_the_shaking_trial(broad_dir):
     f = GravityFilter(trial.rate)
     stream = np.concatenate([f.update(trial.acc[i : i + 8], trial.gyr[i : i + 8]) for i in range(0, len(trial.acc), 8)])
     assert np.abs(stream - gravity(trial.acc, trial.gyr, trial.rate)).max() < 1e-9
+
+
+@pytest.mark.parametrize("name", TRIALS)
+def test_compiled_kernel_equals_the_numpy_path_on_every_trial(broad_dir, name):
+    """vqf-style, two implementations on the same recorded data: the per-sample
+    kernel compiled by numba against the chunked numpy path, batch and as the
+    live 8-sample frames (gravity, rest flags, bias, final state)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("numba is part of the test extra: the compiled fusion kernel must be tested under CI")
+        pytest.skip("numba not installed (pip install -e '.[fast]')")
+    trial = broad.load_trial(broad_dir / f"{name}.mat")
+    out = {}
+    try:
+        for engine in fusion.ENGINES:
+            fusion.set_engine(engine)
+            assert fusion.engine() == engine
+            batch = fusion.run(trial.acc, trial.gyr, trial.rate)
+            f = GravityFilter(trial.rate)
+            frames = np.concatenate([f.update(trial.acc[i : i + 8], trial.gyr[i : i + 8]) for i in range(0, len(trial.acc), 8)])
+            out[engine] = (batch, frames)
+    finally:
+        fusion.set_engine("compiled")
+    (cb, cf), (nb, nf) = out["compiled"], out["numpy"]
+    assert np.abs(cb.gravity - nb.gravity).max() < 1e-9
+    assert np.array_equal(cb.rest, nb.rest)
+    assert np.abs(cb.bias - nb.bias).max() < 1e-12
+    assert np.abs(cb.state.quat - nb.state.quat).max() < 1e-9
+    assert np.array_equal(cb.gravity, cf)  # compiled: one per-sample loop whatever the split, bit for bit
+    assert np.abs(nf - nb.gravity).max() < 1e-9
 
 
 def test_loader_errors(tmp_path):

@@ -1,11 +1,18 @@
-"""Fusion core: batch vs streaming, convergence, bias, degenerate input, errors."""
+"""Fusion core: batch vs streaming, convergence, bias, degenerate input, errors.
+
+Every test runs on both engines (spinemon.fusion.set_engine): the per-sample
+kernel compiled by numba for every block, and the chunked numpy path for long
+blocks with the kernel as plain Python for short ones; the last tests compare
+the two on the same data, real recordings included."""
 
 import math
+import os
 
 import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
+from spinemon import fusion
 from spinemon.errors import ConfigError, SpinemonError
 from stress_motion import stress_motion
 from spinemon.fusion import (
@@ -20,6 +27,27 @@ from spinemon.fusion import (
 )
 
 RATE = 100.0
+
+
+def _numba_or_skip():
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("numba is part of the test extra: the compiled fusion kernel must be tested under CI")
+        pytest.skip("numba not installed (pip install -e '.[fast]')")
+
+
+@pytest.fixture(autouse=True, scope="module", params=fusion.ENGINES)
+def engine(request):
+    """Run the module's tests once per engine (module scope: hypothesis allows it)."""
+    if request.param == "compiled":
+        _numba_or_skip()
+    fusion.set_engine(request.param)
+    assert fusion.engine() == request.param
+    yield request.param
+    fusion.set_engine("compiled")
+
 CHUNK = 16  # the filter latches its low-pass output, trust weight and bias every 16 samples
 WEIGHTED = FusionSettings(acc_rejection_m_s2=4.0)  # the optional trust weight, off by default
 

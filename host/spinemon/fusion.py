@@ -45,9 +45,17 @@ chunks:
   come from a short scan over the chunk totals. The low-pass state at chunk
   ends comes from impulse-response matrices times each chunk plus a
   recurrence over chunk ends (exact, not a decimation).
-- **Per-sample path** (blocks shorter than 64 samples, e.g. streaming frames,
-  and the ragged head and tail of a block): the same filter in plain Python
-  floats. Two independent implementations: the tests check they agree to 1e-9.
+- **Per-sample path** (:mod:`spinemon.fusion_kernel`: blocks shorter than 64
+  samples, e.g. streaming frames, and the ragged head and tail of a block):
+  the same filter in plain float arithmetic, one sample after another. Two
+  independent implementations: the tests check they agree to 1e-9.
+
+**Engines** (:func:`set_engine`). With numba installed (the ``fast`` extra)
+the per-sample kernel runs compiled and takes every block, long or short
+(``"compiled"``, the default: about 7x VQF's ``updateBatch``, and batch and
+streaming are then one loop, equal bit for bit for any split). Without numba,
+or with ``set_engine("numpy")``, long blocks take the chunked numpy path above
+and short ones the kernel as plain Python. The tests run both engines.
 
 Entry points: :func:`gravity` (batch, unit vectors), :func:`run` (batch with
 flags and the final :class:`FusionState`), :class:`GravityFilter`
@@ -64,6 +72,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
+from spinemon import fusion_kernel as fk
 from spinemon.errors import ConfigError, SpinemonError
 
 __all__ = [
@@ -76,6 +85,9 @@ __all__ = [
     "gravity",
     "run",
     "gravity_zero_phase",
+    "ENGINES",
+    "set_engine",
+    "engine",
 ]
 
 G = 9.80665
@@ -293,6 +305,29 @@ class _Coefficients:
     @cached_property
     def acc_iir(self) -> "_ChunkIIR":
         return _ChunkIIR(self.acc_b, self.acc_a, _L)
+
+    @cached_property
+    def kernel_coefficients_list(self) -> list:
+        """The coefficients as the per-sample kernel's flat vector (spinemon.fusion_kernel.C_*)."""
+        c = [0.0] * fk.N_COEF
+        c[fk.C_G] = self.g
+        c[fk.C_REJ_K] = self.rej_k
+        c[fk.C_REJ2] = self.rej2
+        c[fk.C_TH_GYR2] = self.rest_gyr_th2
+        c[fk.C_TH_ACC2] = self.rest_acc_th2
+        c[fk.C_REST_MIN_N] = float(self.rest_min_n)
+        c[fk.C_HALF_DT] = self.half_dt
+        c[fk.C_BIAS_KEEP] = 1.0 - self.bias_alpha
+        c[fk.C_BIAS_MEAN_N] = float(self.bias_mean_n)
+        c[fk.C_B0], c[fk.C_B1], c[fk.C_B2] = (float(v) for v in self.acc_b)
+        c[fk.C_A1], c[fk.C_A2] = float(self.acc_a[1]), float(self.acc_a[2])
+        c[fk.C_CHUNK] = float(_L)
+        c[fk.C_TAYLOR_MAX] = _TAYLOR_MAX
+        return c
+
+    @cached_property
+    def kernel_coefficients(self) -> np.ndarray:
+        return np.array(self.kernel_coefficients_list)
 
     @cached_property
     def rej_iir(self) -> "_ChunkIIR":
@@ -1009,149 +1044,100 @@ def _bias_at_chunk_ends(rsum: np.ndarray, n_rest: np.ndarray, bias: np.ndarray, 
     return out
 
 
-def _step_small(acc, gyr, co, state, out_u, out_rest, out_w, out_bias) -> None:
-    """The same filter, sample by sample in plain Python floats (short streaming blocks).
+def _pack_state(state: FusionState) -> list:
+    """The state as the per-sample kernel's flat vector (layout: spinemon.fusion_kernel.S_*)."""
+    st = [0.0] * fk.N_STATE
+    st[fk.S_Q : fk.S_Q + 4] = state.quat.tolist()
+    st[fk.S_ZI : fk.S_ZI + 6] = state.acc_lp_zi.reshape(-1).tolist()
+    st[fk.S_LP : fk.S_LP + 3] = state.acc_lp_out.tolist()
+    st[fk.S_U : fk.S_U + 3] = state.gravity.tolist()
+    st[fk.S_MS] = float(state.acc_dev_ms)
+    st[fk.S_W] = float(state.acc_weight)
+    st[fk.S_RUN] = float(state.rest_run)
+    st[fk.S_BIAS : fk.S_BIAS + 3] = state.bias.tolist()
+    st[fk.S_HELD : fk.S_HELD + 3] = state.bias_held.tolist()
+    st[fk.S_PART : fk.S_PART + 4] = state.bias_partial.tolist()
+    st[fk.S_COUNT] = float(state.bias_count)
+    st[fk.S_PHASE] = float(state.samples % _L)
+    return st
 
-    A second, independent implementation of :func:`_step_chunked` (any start
+
+def _unpack_state(st, state: FusionState, n: int) -> None:
+    st = [float(v) for v in st]
+    state.samples += n
+    state.quat = np.array(st[fk.S_Q : fk.S_Q + 4])
+    state.acc_lp_zi = np.array(st[fk.S_ZI : fk.S_ZI + 6]).reshape(2, 3)
+    state.acc_lp_out = np.array(st[fk.S_LP : fk.S_LP + 3])
+    state.gravity = np.array(st[fk.S_U : fk.S_U + 3])
+    state.acc_dev_ms = st[fk.S_MS]
+    state.acc_weight = st[fk.S_W]
+    state.rest_run = int(st[fk.S_RUN])
+    state.bias = np.array(st[fk.S_BIAS : fk.S_BIAS + 3])
+    state.bias_held = np.array(st[fk.S_HELD : fk.S_HELD + 3])
+    state.bias_partial = np.array(st[fk.S_PART : fk.S_PART + 4])
+    state.bias_count = int(st[fk.S_COUNT])
+
+
+def _step_small(acc, gyr, co, state, out_u, out_rest, out_w, out_bias, kernel=None) -> None:
+    """The same filter, sample by sample (:func:`spinemon.fusion_kernel.step_python`).
+
+    ``kernel`` is the numba-compiled step (any block length, writes into the
+    output arrays), or ``None``: plain Python on lists, for short streaming
+    blocks. ``out_rest`` None: gravity only (the flags are not written). A
+    second, independent implementation of :func:`_step_chunked` (any start
     phase, any length): the tests check that both agree to 1e-9, vqf-style.
     """
     n = acc.shape[0]
-    g_ = co.g
-    rej_k = co.rej_k
-    rej_keep = 1.0 - rej_k
-    rej2 = co.rej2
-    th_g, th_a, min_n = co.rest_gyr_th2, co.rest_acc_th2, co.rest_min_n
-    hdt = co.half_dt
-    hd2 = hdt * hdt
-    keep = 1.0 - co.bias_alpha
-    mean_n = co.bias_mean_n
-    b0, b1, b2 = (float(v) for v in co.acc_b)
-    _, a1, a2 = (float(v) for v in co.acc_a)
-    (z0x, z0y, z0z), (z1x, z1y, z1z) = state.acc_lp_zi.tolist()
-    lx, ly, lz = state.acc_lp_out.tolist()
-    qw, qx, qy, qz = state.quat.tolist()
-    bx, by, bz = state.bias.tolist()
-    hbx, hby, hbz = state.bias_held.tolist()
-    sx, sy, sz, nr = state.bias_partial.tolist()
-    nr = int(nr)
-    w = state.acc_weight
-    count = state.bias_count
-    ms = state.acc_dev_ms
-    run = state.rest_run
-    ux, uy, uz = state.gravity.tolist()
-    phase = state.samples % _L
-    last_in_chunk = _L - 1
-    sqrt = math.sqrt
-    u_rows = []
-    rest_l = []
-    w_l = []
-    bias_l = []
-    for (ax, ay, az), (gx, gy, gz) in zip(acc.tolist(), gyr.tolist()):
-        dev = sqrt(ax * ax + ay * ay + az * az) - g_
-        dev2 = dev * dev
-        ms = rej_k * dev2 + rej_keep * ms
-        if gx * gx + gy * gy + gz * gz < th_g and dev2 < th_a:
-            run += 1
+    flags = out_rest is not None
+    st = _pack_state(state)
+    if kernel is not None:
+        st = np.array(st)
+        u = out_u.reshape(-1)
+        assert np.shares_memory(u, out_u)
+        if flags:
+            b = out_bias.reshape(-1)
+            assert np.shares_memory(b, out_bias)
+            kernel(acc.reshape(-1), gyr.reshape(-1), co.kernel_coefficients, st, u, out_rest, out_w, b, True)
         else:
-            run = 0
-        rest = run >= min_n
-        rest_l.append(rest)
-        w_l.append(w)
-        bias_l.append((hbx, hby, hbz))
-        ox, oy, oz = gx - hbx, gy - hby, gz - hbz
-        if rest:
-            sx += gx
-            sy += gy
-            sz += gz
-            nr += 1
-        # rotation over one sample
-        h2 = (ox * ox + oy * oy + oz * oz) * hd2
-        if h2 > _TAYLOR_MAX:
-            t = sqrt(h2)
-            c = math.cos(t)
-            s = math.sin(t) / t * hdt
-        else:
-            c = 1.0 + h2 * (-0.5 + h2 * (1.0 / 24.0 + h2 * (-1.0 / 720.0 + h2 * (1.0 / 40320.0))))
-            s = (1.0 + h2 * (-1.0 / 6.0 + h2 * (1.0 / 120.0 + h2 * (-1.0 / 5040.0 + h2 * (1.0 / 362880.0))))) * hdt
-        dx, dy, dz = s * ox, s * oy, s * oz
-        qw, qx, qy, qz = (
-            qw * c - qx * dx - qy * dy - qz * dz,
-            qw * dx + qx * c + qy * dz - qz * dy,
-            qw * dy - qx * dz + qy * c + qz * dx,
-            qw * dz + qx * dy - qy * dx + qz * c,
-        )
-        ww, xx, yy, zz = qw * qw, qx * qx, qy * qy, qz * qz
-        r00 = ww + xx - yy - zz
-        r11 = ww - xx + yy - zz
-        r22 = ww - xx - yy + zz
-        xy, xz, yz = 2.0 * qx * qy, 2.0 * qx * qz, 2.0 * qy * qz
-        wx, wy, wz = 2.0 * qw * qx, 2.0 * qw * qy, 2.0 * qw * qz
-        r01, r10 = xy - wz, xy + wz
-        r02, r20 = xz + wy, xz - wy
-        r12, r21 = yz - wx, yz + wx
-        ax *= w
-        ay *= w
-        az *= w
-        ix = r00 * ax + r01 * ay + r02 * az
-        iy = r10 * ax + r11 * ay + r12 * az
-        iz = r20 * ax + r21 * ay + r22 * az
-        # second-order low-pass, transposed direct form II (as scipy.signal.lfilter)
-        hx = b0 * ix + z0x
-        z0x = b1 * ix - a1 * hx + z1x
-        z1x = b2 * ix - a2 * hx
-        hy = b0 * iy + z0y
-        z0y = b1 * iy - a1 * hy + z1y
-        z1y = b2 * iy - a2 * hy
-        hz = b0 * iz + z0z
-        z0z = b1 * iz - a1 * hz + z1z
-        z1z = b2 * iz - a2 * hz
-        # the sensor-frame direction uses the output latched at the last chunk end
-        vx = r00 * lx + r10 * ly + r20 * lz
-        vy = r01 * lx + r11 * ly + r21 * lz
-        vz = r02 * lx + r12 * ly + r22 * lz
-        nrm = sqrt(vx * vx + vy * vy + vz * vz)
-        if nrm > 1e-150:
-            ux, uy, uz = vx / nrm, vy / nrm, vz / nrm
-        u_rows.append((ux, uy, uz))
-        if phase == last_in_chunk:  # chunk end: latch output, weight and bias
-            phase = 0
-            lx, ly, lz = hx, hy, hz
-            w = rej2 / ms if ms > rej2 else 1.0
-            if nr:
-                if count < mean_n:
-                    c1 = count + nr
-                    bx = (count * bx + sx) / c1
-                    by = (count * by + sy) / c1
-                    bz = (count * bz + sz) / c1
-                else:
-                    dn = keep ** nr
-                    en = (1.0 - dn) / nr
-                    bx = dn * bx + en * sx
-                    by = dn * by + en * sy
-                    bz = dn * bz + en * sz
-                count += nr
-                sx = sy = sz = 0.0
-                nr = 0
-            hbx, hby, hbz = bx, by, bz
-        else:
-            phase += 1
-    out_u[:] = u_rows
-    out_rest[:] = rest_l
-    out_w[:] = w_l
-    out_bias[:] = bias_l
-    nq = sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
-    state.samples += n
-    state.quat = np.array([qw / nq, qx / nq, qy / nq, qz / nq])
-    state.acc_lp_zi = np.array([[z0x, z0y, z0z], [z1x, z1y, z1z]])
-    state.acc_lp_out = np.array([lx, ly, lz])
-    state.gravity = np.array([ux, uy, uz])
-    state.acc_dev_ms = ms
-    state.acc_weight = w
-    state.rest_run = run
-    state.bias = np.array([bx, by, bz])
-    state.bias_held = np.array([hbx, hby, hbz])
-    state.bias_partial = np.array([sx, sy, sz, float(nr)])
-    state.bias_count = count
+            none_b, none_f = np.empty(0, dtype=np.bool_), np.empty(0)
+            kernel(acc.reshape(-1), gyr.reshape(-1), co.kernel_coefficients, st, u, none_b, none_f, none_f, False)
+    else:
+        u_flat = [0.0] * (3 * n)
+        bias_flat = [0.0] * (3 * n) if flags else []
+        rest_l = [False] * n if flags else []
+        w_l = [0.0] * n if flags else []
+        fk.step_python(acc.reshape(-1).tolist(), gyr.reshape(-1).tolist(), co.kernel_coefficients_list, st, u_flat, rest_l, w_l, bias_flat, flags)
+        out_u[:] = np.array(u_flat).reshape(n, 3)
+        if flags:
+            out_rest[:] = rest_l
+            out_w[:] = w_l
+            out_bias[:] = np.array(bias_flat).reshape(n, 3)
+    _unpack_state(st, state, n)
+
+
+ENGINES = ("compiled", "numpy")
+_engine = "compiled"
+
+
+def set_engine(name: str) -> None:
+    """Which form runs: ``"compiled"`` (default; the per-sample kernel
+    compiled by numba, for every block, when numba is installed; without
+    numba the same as ``"numpy"``) or ``"numpy"`` (the chunked numpy path for
+    blocks of >= 64 samples, the kernel as plain Python for shorter ones).
+    Both give the same result to ~1e-12; tests and benchmarks run both."""
+    global _engine
+    if name not in ENGINES:
+        raise ConfigError(f"fusion engine must be one of {ENGINES}, got {name!r}")
+    _engine = name
+
+
+def engine() -> str:
+    """The form that runs now: "compiled" only if numba is installed."""
+    return "compiled" if _engine == "compiled" and fk.compiled_step() is not None else "numpy"
+
+
+def _kernel():
+    return fk.compiled_step() if _engine == "compiled" else None
 
 
 def _initial_state(acc: np.ndarray, rate: float, settings: FusionSettings) -> FusionState:
@@ -1213,17 +1199,17 @@ def _run_checked(
     else:  # gravity only: the chunked path skips writing the flags
         out_rest = out_w = out_bias = None
     state = state.copy()
+    kernel = _kernel()
     head = min(n, (-state.samples) % _L)  # up to the next chunk boundary
-    if n - head < _SMALL:
-        head = n
+    if n - head < _SMALL or (kernel is not None and n):
+        head = n  # compiled: every block sample by sample
     whole = head + (n - head) // _L * _L
 
     def small(sl: slice) -> None:
-        k = sl.stop - sl.start
         if flags:
-            _step_small(acc[sl], gyr[sl], co, state, out_u[sl], out_rest[sl], out_w[sl], out_bias[sl])
+            _step_small(acc[sl], gyr[sl], co, state, out_u[sl], out_rest[sl], out_w[sl], out_bias[sl], kernel)
         else:
-            _step_small(acc[sl], gyr[sl], co, state, out_u[sl], np.empty(k, bool), np.empty(k), np.empty((k, 3)))
+            _step_small(acc[sl], gyr[sl], co, state, out_u[sl], None, None, None, kernel)
 
     if head:
         small(slice(0, head))
