@@ -25,7 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,report,bench]'
-	$(PY) -m spinemon.bench
+	$(PY) -m tests.bench
 
 # the long fuzz campaign (>= 1,000,000 inputs); not part of `make test`
 fuzz: $(STAMP)

@@ -1,7 +1,7 @@
 """``python -m hil run [--port URL] [--scenario NAME ...]`` / ``python -m hil list``.
 
 ``python -m hil`` needs ``hil`` importable (run it from the checkout's root);
-``spinemon-hil`` (:mod:`spinemon.hil_launcher`) runs this from any directory.
+``spinemon-hil`` (:mod:`spinemon.app.hil_launcher`) runs this from any directory.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def build_parser(prog: str = "python -m hil") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "python -m hil") -> int:
     """The bench's exit status; a reader that stops early (``python -m hil list | head -1``)
-    ends it quietly (:mod:`spinemon.closed_stdout`)."""
-    from spinemon.closed_stdout import exit_status_of
+    ends it quietly (:mod:`spinemon.app.closed_stdout`)."""
+    from spinemon.app.closed_stdout import exit_status_of
 
     return exit_status_of(lambda: _run(argv, prog))
 

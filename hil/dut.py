@@ -19,7 +19,7 @@ import serial
 
 import hil  # noqa: F401  (registers mpsim://)
 import spinemon_protocol as sp
-from spinemon.alerts import CommandCounter
+from spinemon.core.alerts import CommandCounter
 from spinemon.errors import CommandError, CommandTimeoutError, TransportError
 
 BAUDRATE = 115200

@@ -2,7 +2,7 @@
 
 The bench is an ordinary host: it resynchronises with the board, sets the
 guard and the rate, starts the stream and feeds every frame to the host
-pipeline (:class:`spinemon.pipeline.Pipeline`: fusion, angles, detection,
+pipeline (:class:`spinemon.core.pipeline.Pipeline`: fusion, angles, detection,
 alerts), sending each alert to the board as it happens. On the side it keeps
 what it needs to judge: every sample's device time, the host's and the
 device's angle, the motor log, the faults it injected. Truth is the
@@ -22,13 +22,13 @@ import numpy as np
 import spinemon_protocol as sp
 from hil.dut import Dut
 from hil.scenario import Scenario
-from spinemon.alerts import AlertPolicy, CommandCounter
-from spinemon.calibration import CalibrationSettings
-from spinemon.detect import OVER_EXTENSION, OVER_FLEXION
+from spinemon.core.alerts import AlertPolicy, CommandCounter
+from spinemon.core.calibration import CalibrationSettings
+from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION
 from spinemon.errors import SpinemonError, TransportError
-from spinemon.live import guard_args, neutral_args
-from spinemon.pipeline import Pipeline, PipelineSettings
-from spinemon.stream import FrameDecoder, SampleBlock
+from spinemon.app.live import guard_args, neutral_args
+from spinemon.core.pipeline import Pipeline, PipelineSettings
+from spinemon.core.stream import FrameDecoder, SampleBlock
 
 NEUTRAL_S = 1.0  # host neutral calibration window (the scenarios stand >= 2.5 s first)
 BOOT_TIMEOUT_S = 10.0

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spinemon.detect import profile
+from spinemon.core.detect import profile
 from spinemon.errors import ConfigError
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"

@@ -5,6 +5,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the repository root: test and bench support (tests.support.emulated_ble, tests.bench) and hil/
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BROAD_DIR = SHARED_DATA / "broad"

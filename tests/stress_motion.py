@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spinemon.fusion import G
+from spinemon.core.fusion import G
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 
 import spinemon_protocol as P
-from spinemon import sim
-from spinemon.alerts import BUZZED_BY_DEVICE, BUZZED_BY_HOST
-from spinemon.detect import OVER_FLEXION
-from spinemon.live import LinkSetup, guard_args
-from spinemon.pipeline import Pipeline, PipelineSettings
-from spinemon.session import run_live
-from spinemon.transport import SimTransport
+from spinemon.io import sim
+from spinemon.core.alerts import BUZZED_BY_DEVICE, BUZZED_BY_HOST
+from spinemon.core.detect import OVER_FLEXION
+from spinemon.app.live import LinkSetup, guard_args
+from spinemon.core.pipeline import Pipeline, PipelineSettings
+from spinemon.app.session import run_live
+from spinemon.io.transport import SimTransport
 
 SETTINGS = PipelineSettings(exercise="deadlift")
 
@@ -157,7 +157,7 @@ def test_the_wearables_guard_armed_in_sets_buzzes_on_the_faults_and_nowhere_else
     """firmware/guard.py (under CPython) on the raw samples of the simulated
     sessions the bench counts false alerts on, armed as spinemon live arms it
     (host neutral; host limits with GUARD_ALWAYS while the host watches)."""
-    from spinemon.bench.false_alerts import FAULT_MARGIN_S, DeviceGuard, _settings, _sim_sessions
+    from tests.bench.false_alerts import FAULT_MARGIN_S, DeviceGuard, _settings, _sim_sessions
 
     for ex, _seed, s in _sim_sessions(quick=True):
         pipeline = Pipeline(_settings(ex, "quick"))

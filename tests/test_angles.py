@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from spinemon.angles import (
+from spinemon.core.angles import (
     LABEL_LUMBAR,
     LABEL_SINGLE,
     AngleInputError,

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 
 import spinemon_protocol as P
-from spinemon import sim
-from spinemon.alerts import PATTERNS
-from spinemon.ble import BleOptions, BleTransport, FoundDevice, scan
-from spinemon.calibration import CalibrationSettings
-from spinemon.emulated_ble import BumbleClient, BumbleScanner, CommandResponder, EmulatedRadio, LinkFaults, TwinInfo, TwinPeripheral
+from spinemon.io import sim
+from spinemon.core.alerts import PATTERNS
+from spinemon.io.ble import BleOptions, BleTransport, FoundDevice, scan
+from spinemon.core.calibration import CalibrationSettings
+from tests.support.emulated_ble import BumbleClient, BumbleScanner, CommandResponder, EmulatedRadio, LinkFaults, TwinInfo, TwinPeripheral
 from spinemon.errors import CommandError, CommandTimeoutError, ConfigError, DisconnectedError, TransportError
-from spinemon.live import LinkSetup, guard_args
-from spinemon.pipeline import Pipeline, PipelineSettings
-from spinemon.recording import KIND_RX, RecordingWriter, load
-from spinemon.session import header_for, replay, run_live
+from spinemon.app.live import LinkSetup, guard_args
+from spinemon.core.pipeline import Pipeline, PipelineSettings
+from spinemon.io.recording import KIND_RX, RecordingWriter, load
+from spinemon.app.session import header_for, replay, run_live
 
 
 def run(coro, timeout=30.0):
@@ -192,7 +192,7 @@ def test_forced_disconnect_mid_set_reconnects_counts_the_gap_and_keeps_alerting(
     # then), SET_GUARD and START re-sent
     ops = [P.OPCODE_NAMES[c.opcode] for c in twin.responder.commands]
     assert ops == ["SET_GUARD", "START", "HAPTIC", "SET_NEUTRAL", "SET_GUARD", "START", "HAPTIC"]
-    from spinemon.live import neutral_args
+    from spinemon.app.live import neutral_args
 
     assert twin.responder.neutral == neutral_args(result.calibration) is not None
     assert all(c.accepted for c in twin.responder.commands) and setup.runs == 2
@@ -330,7 +330,7 @@ def test_bad_options_are_config_errors():
 def test_the_transport_pairs_with_a_wearable_that_requires_encryption():
     """The wearable serves samples and takes commands only over an encrypted,
     bonded link: BleTransport pairs by default; without pairing the setup fails."""
-    from spinemon.emulated_ble.twin import TwinSecurity
+    from tests.support.emulated_ble.twin import TwinSecurity
 
     async def main():
         async with EmulatedRadio() as radio:
@@ -352,7 +352,7 @@ def test_the_transport_pairs_with_a_wearable_that_requires_encryption():
 def test_no_adapter_says_what_is_missing_and_what_to_do():
     from bleak.exc import BleakError
 
-    from spinemon.ble import _scan_error
+    from spinemon.io.ble import _scan_error
 
     for exc in (FileNotFoundError(2, "No such file or directory"), BleakError("No Bluetooth adapters found."), BleakError("org.bluez.Error.NotReady")):
         msg = str(_scan_error(exc, "BLE scan"))

@@ -1,6 +1,6 @@
 """Accuracy on the BROAD recordings (Laidig, Caruso, Cereatti, Seel, Data 6(7):72, 2021; CC BY 4.0).
 
-The judge is VQF on the same data (computed here); the benchmark (python -m spinemon.bench fusion) reports the figures.
+The judge is VQF on the same data (computed here); the benchmark (python -m tests.bench fusion) reports the figures.
 """
 
 import os
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import vqf
 
-from spinemon import broad, fusion
-from spinemon.fusion import GravityFilter, gravity
+from spinemon.io import broad
+from spinemon.core import fusion
+from spinemon.core.fusion import GravityFilter, gravity
 
 pytestmark = pytest.mark.broad
 

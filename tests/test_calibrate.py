@@ -8,13 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from spinemon import calibrate, sim
-from spinemon.calibration import CalibrationSettings, Calibrator
+from spinemon.app import calibrate
+from spinemon.io import sim
+from spinemon.core.calibration import CalibrationSettings, Calibrator
 from spinemon.errors import CalibrationError, ConfigError
-from spinemon.pipeline import Pipeline
-from spinemon.stream import G
-from spinemon.profile_store import ProfileError, UserProfile, load_profile, parse_limit_override, save_profile
-from spinemon.stream import SampleBlock
+from spinemon.core.pipeline import Pipeline
+from spinemon.core.stream import G
+from spinemon.io.profile_store import ProfileError, UserProfile, load_profile, parse_limit_override, save_profile
+from spinemon.core.stream import SampleBlock
 
 
 @pytest.mark.parametrize("yaw", [0.0, 45.0, -90.0])
@@ -71,7 +72,7 @@ def test_profile_round_trip_and_bad_files(tmp_path):
     back = load_profile(path)
     assert back.calibration.as_dict() == cal.as_dict() and back.limit_overrides == {"deadlift": {"flexion_share": 0.55}}
     # the stored calibration is reused: monitoring at once, limits from the stored ROM and overrides
-    from spinemon.pipeline import PipelineSettings
+    from spinemon.core.pipeline import PipelineSettings
 
     p = Pipeline(back.pipeline_settings(PipelineSettings(exercise="deadlift")))
     assert p.phase == "monitoring" and p.limits.flexion_deg == pytest.approx(0.55 * cal.rom.flexion_deg)
@@ -115,7 +116,7 @@ def test_calibrate_command_writes_the_profile(tmp_path, monkeypatch):
 # -- calibration is never a silent gate (issue 11, part 2) --------------------------
 def _recording(tmp_path, name, segments, rate=50.0, offset_dps=(0.0, 0.0, 0.0), rom=False):
     """A one-IMU recording through `spinemon import`: segments of ("still", s) or ("sway", s)."""
-    from spinemon import cli as _cli
+    from spinemon.app import cli as _cli
 
     rng = np.random.default_rng(1)
     parts_a, parts_g = [], []
@@ -142,7 +143,7 @@ def _recording(tmp_path, name, segments, rate=50.0, offset_dps=(0.0, 0.0, 0.0), 
 def _stats(capsys, path, *extra):
     import json
 
-    from spinemon import cli as _cli
+    from spinemon.app import cli as _cli
 
     capsys.readouterr()
     assert _cli.main(["replay", str(path), "--json", *extra]) == 0
@@ -155,8 +156,8 @@ def test_neutral_from_the_first_still_second_whatever_the_gyro_offset(tmp_path, 
     st = _stats(capsys, path)
     assert st["calibration"] == "done"
     assert st["duration_s"] - st["monitored_s"] <= 1.3
-    from spinemon.recording import load
-    from spinemon.session import replay
+    from spinemon.io.recording import load
+    from spinemon.app.session import replay
 
     cal = replay(load(path)).calibration
     assert np.degrees(cal.gyro_offset["upper"]) == pytest.approx(offset, abs=0.3)
@@ -172,8 +173,8 @@ def test_no_still_stretch_gives_a_provisional_neutral_then_the_real_one(tmp_path
     later = _recording(tmp_path, "fidget-then-still", [("sway", 12.0), ("still", 2.0), ("sway", 4.0)])
     st = _stats(capsys, later)
     assert st["calibration"] == "done"  # the still stretch replaced the provisional neutral
-    from spinemon.recording import load
-    from spinemon.session import replay
+    from spinemon.io.recording import load
+    from spinemon.app.session import replay
 
     cal = replay(load(later)).calibration
     assert cal.source == "still" and cal.t_neutral[0] >= 12.0
@@ -183,7 +184,7 @@ def test_too_short_to_calibrate_says_none_and_why(tmp_path, capsys):
     path = _recording(tmp_path, "short", [("sway", 3.0)])
     st = _stats(capsys, path)
     assert (st["calibration"], st["monitored_s"]) == ("none", 0.0)
-    from spinemon import cli as _cli
+    from spinemon.app import cli as _cli
 
     assert _cli.main(["replay", str(path)]) == 0
     out = capsys.readouterr().out
@@ -192,9 +193,9 @@ def test_too_short_to_calibrate_says_none_and_why(tmp_path, capsys):
 
 def test_range_of_motion_is_optional_and_never_blocks_monitoring(tmp_path, capsys):
     """rom on (as `spinemon live` runs it) but the wearer goes straight to lifting: skipped after 5 s."""
-    from spinemon.pipeline import PipelineSettings
-    from spinemon.recording import load
-    from spinemon.session import replay
+    from spinemon.core.pipeline import PipelineSettings
+    from spinemon.io.recording import load
+    from spinemon.app.session import replay
 
     path = _recording(tmp_path, "norom", [("still", 1.5), ("sway", 15.0)])
     res = replay(load(path), PipelineSettings(calibration=CalibrationSettings(rom=True)))

@@ -6,12 +6,12 @@ import sys
 
 import pytest
 
-from spinemon.cli import main
+from spinemon.app.cli import main
 
 
 def spinemon(*args):
     """Run the installed console entry point in a subprocess (what a user runs)."""
-    return subprocess.run([sys.executable, "-m", "spinemon.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "spinemon.app.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_help_lists_commands():
@@ -122,7 +122,7 @@ def test_truncated_recording_replays_with_a_note(tmp_path, capsys):
 
 
 def test_a_damaged_recording_replays_with_notes_saying_what_was_repaired(tmp_path, capsys):
-    from spinemon.recording import KIND_RX, load
+    from spinemon.io.recording import KIND_RX, load
 
     f = tmp_path / "dl.spinrec"
     main(["simulate", "--exercise", "deadlift", "--reps", "3", "--fault", "rounding@2", "--out", str(f)])

@@ -6,12 +6,12 @@ stdout for a usage error (issue 8).
 Table-driven: add rows to CASES for a new command. ``test_every_command_has_bad_input_rows``
 reads ``spinemon --help`` and fails for a command without a row.
 
-Each row runs the CLI in its own process, as ``python -m spinemon.cli`` does
+Each row runs the CLI in its own process, as ``python -m spinemon.app.cli`` does
 (``runpy`` with ``__main__``), with its own exit status, stdout and stderr
 files. To keep the suite fast, one helper process imports the heavy modules
 once and forks a child per row (a few at a time);
 ``test_forked_runs_match_real_subprocesses`` checks that a forked run and a
-real ``python -m spinemon.cli`` subprocess give the same exit status and stderr.
+real ``python -m spinemon.app.cli`` subprocess give the same exit status and stderr.
 Every run gets SPINEMON_HOME in a temporary folder, so nothing touches ~.
 """
 
@@ -29,8 +29,8 @@ import pytest
 
 MAGIC = b"SPINEMON-REC\x00\x01\r\n"
 HINT = re.compile(r"--help|e\.g\.|\b(choose|use|create|record one|delete|check|try|run|give|pass|must be)\b", re.IGNORECASE)
-USAGE = 2  # argparse / bad command line (spinemon.cli.EXIT_USAGE)
-ERROR = 1  # anything else (spinemon.cli.EXIT_ERROR)
+USAGE = 2  # argparse / bad command line (spinemon.app.cli.EXIT_USAGE)
+ERROR = 1  # anything else (spinemon.app.cli.EXIT_ERROR)
 WORKERS = 3
 
 
@@ -180,7 +180,7 @@ def _make_files(d: Path) -> None:
 
 _WRITE_RECORDING = """
 import sys
-from spinemon.recording import RecordingWriter
+from spinemon.io.recording import RecordingWriter
 with RecordingWriter(sys.argv[1], {"source": "test"}) as w:
     w.frame_in(b"\\x01\\x02\\x03\\x04", 1.0)
     w.frame_in(b"\\x01\\x02\\x03\\x04\\x05", 2.0)
@@ -193,13 +193,13 @@ def _argv(case: Case, d: Path) -> list[str]:
 
 _FORK_RUNNER = r"""
 import json, os, runpy, sys, time, traceback
-for m in ("numpy", "scipy", "spinemon", "spinemon.errors", "spinemon.recording", "spinemon.sim", "spinemon.simrun",
-          "spinemon.session", "spinemon.live", "spinemon.journal"):
+for m in ("numpy", "scipy", "spinemon", "spinemon.errors", "spinemon.io.recording", "spinemon.io.sim", "spinemon.app.simrun",
+          "spinemon.app.session", "spinemon.app.live", "spinemon.app.journal"):
     try:
         __import__(m)
     except Exception:
         pass
-assert "spinemon.cli" not in sys.modules  # run fresh as __main__ in each child, like python -m
+assert "spinemon.app.cli" not in sys.modules  # run fresh as __main__ in each child, like python -m
 jobs = json.load(sys.stdin)
 codes, running, todo = {}, {}, list(range(len(jobs)))
 while todo or running:
@@ -216,7 +216,7 @@ while todo or running:
                 os.dup2(os.open(job["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
                 sys.argv = ["spinemon"] + job["argv"]
                 try:
-                    runpy.run_module("spinemon.cli", run_name="__main__", alter_sys=True)
+                    runpy.run_module("spinemon.app.cli", run_name="__main__", alter_sys=True)
                     code = 0
                 except SystemExit as e:
                     if e.code is None or isinstance(e.code, int):
@@ -264,7 +264,7 @@ def _run_forked(argvs: list[list[str]], cwd: Path, home: Path, logs: Path) -> li
 
 
 def _run_real(argv: list[str], cwd: Path, home: Path) -> Run:
-    p = subprocess.run([sys.executable, "-m", "spinemon.cli", *argv], capture_output=True, text=True, cwd=cwd, env=_env(home), timeout=120)
+    p = subprocess.run([sys.executable, "-m", "spinemon.app.cli", *argv], capture_output=True, text=True, cwd=cwd, env=_env(home), timeout=120)
     return Run(p.returncode, p.stdout, p.stderr)
 
 
@@ -305,7 +305,7 @@ def test_bad_input_gives_one_clear_line_and_a_hint(case: Case, results) -> None:
 
 
 def _commands_in_help() -> list[str]:
-    out = subprocess.run([sys.executable, "-m", "spinemon.cli", "--help"], capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "spinemon.app.cli", "--help"], capture_output=True, text=True, timeout=60, check=True).stdout
     section = out.split("positional arguments:", 1)[1].split("\n\n", 1)[0]
     return re.findall(r"^    (\S+)", section, re.MULTILINE)
 
@@ -320,7 +320,7 @@ def test_every_command_has_bad_input_rows() -> None:
 
 def test_forked_runs_match_real_subprocesses(setup, results) -> None:
     """The fork runner is faithful: the same exit status, stdout and stderr as
-    a real ``python -m spinemon.cli`` process, for a usage error, a file error
+    a real ``python -m spinemon.app.cli`` process, for a usage error, a file error
     and a traceback."""
     d, work, home = setup
     by_id = {c.id: c for c in CASES}

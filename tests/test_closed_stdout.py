@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from spinemon.closed_stdout import EXIT_STDOUT_CLOSED
+from spinemon.app.closed_stdout import EXIT_STDOUT_CLOSED
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {
     "hil list": ["-m", "hil", "list"],
-    "spinemon replay": ["-m", "spinemon.cli", "replay", "tests/fixtures/recording-v1.spinrec"],
-    "spinemon --help": ["-m", "spinemon.cli", "--help"],
+    "spinemon replay": ["-m", "spinemon.app.cli", "replay", "tests/fixtures/recording-v1.spinrec"],
+    "spinemon --help": ["-m", "spinemon.app.cli", "--help"],
 }
 
 

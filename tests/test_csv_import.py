@@ -12,10 +12,10 @@ import json
 import numpy as np
 import pytest
 
-from spinemon import cli
-from spinemon.csv_import import CsvImportError, import_csv
-from spinemon.recording import load
-from spinemon.stream import G, FrameDecoder
+from spinemon.app import cli
+from spinemon.app.csv_import import CsvImportError, import_csv
+from spinemon.io.recording import load
+from spinemon.core.stream import G, FrameDecoder
 
 GAIT_COLUMNS = "ax=Acc_X,ay=Acc_Y,az=Acc_Z,gx=Gyr_X,gy=Gyr_Y,gz=Gyr_Z"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from spinemon.detect import (
+from spinemon.core.detect import (
     OVER_EXTENSION,
     OVER_FLEXION,
     TWIST,

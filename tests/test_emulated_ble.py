@@ -14,7 +14,7 @@ from bleak.exc import BleakError
 from bumble.device import AdvertisingParameters
 
 import spinemon_protocol as P
-from spinemon.emulated_ble import (
+from tests.support.emulated_ble import (
     BumbleClient,
     BumbleScanner,
     CommandResponder,

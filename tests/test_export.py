@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import spinemon_protocol as proto
-from spinemon import sim
+from spinemon.io import sim
 from spinemon.errors import ConfigError, RecordingError, SpinemonError
-from spinemon.export import (
+from spinemon.app.export import (
     CsvImportError,
     add_export_arguments,
     add_import_arguments,
@@ -26,10 +26,10 @@ from spinemon.export import (
     sample_columns,
     trace_recording,
 )
-from spinemon.recording import load
-from spinemon.session import replay
-from spinemon.simrun import run_simulated
-from spinemon.stream import G, FrameDecoder
+from spinemon.io.recording import load
+from spinemon.app.session import replay
+from spinemon.app.simrun import run_simulated
+from spinemon.core.stream import G, FrameDecoder
 
 PERIOD = 0.01  # the simulated wearer streams at 100 Hz
 
@@ -367,7 +367,7 @@ def test_parquet_and_csv_of_a_simulated_recording_agree(tmp_path, capsys):
     """`spinemon simulate`, then `spinemon export --csv --parquet DIR`: the two read back the same."""
     import json
 
-    from spinemon.cli import main
+    from spinemon.app.cli import main
 
     rec = tmp_path / "dl.spinrec"
     assert main(["simulate", "--exercise", "deadlift", "--reps", "4", "--fault", "rounding@3", "--sets", "2", "--out", str(rec)]) == 0
@@ -384,7 +384,7 @@ def test_parquet_and_csv_of_a_simulated_recording_agree(tmp_path, capsys):
     header = load(rec).header
     for t, name in ((table, "samples"), (ev, "events")):
         meta = {k.decode(): v.decode() for k, v in t.schema.metadata.items()}
-        assert meta["spinemon.table"] == name and meta["spinemon.recording"] == "dl.spinrec"
+        assert meta["spinemon.table"] == name and meta["spinemon.io.recording"] == "dl.spinrec"
         assert meta["spinemon.source"] == header["source"] == "sim"
         assert json.loads(meta["spinemon.settings"]) == header["settings"]
         assert meta["spinemon.angle"] == "lumbar flexion"
@@ -400,7 +400,7 @@ def test_parquet_of_a_labelled_two_exercise_session(session, tmp_path):
 
 
 def test_parquet_paths():
-    from spinemon.export import parquet_paths
+    from spinemon.app.export import parquet_paths
 
     assert parquet_paths("a/s.spinrec", None) == (Path("a/s.parquet"), Path("a/s-events.parquet"))
     assert parquet_paths("a/s.spinrec", "b/x.parquet") == (Path("b/x.parquet"), Path("b/x-events.parquet"))
@@ -411,7 +411,7 @@ def test_parquet_paths():
 def test_parquet_without_pyarrow_names_the_extra(session, tmp_path, monkeypatch, capsys):
     import sys
 
-    from spinemon.cli import main
+    from spinemon.app.cli import main
 
     for mod in [m for m in sys.modules if m == "pyarrow" or m.startswith("pyarrow.")]:
         monkeypatch.delitem(sys.modules, mod)

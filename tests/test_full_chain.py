@@ -2,7 +2,7 @@
 
     real firmware under MicroPython (fake IMUs, the wearer bends forward)
       -> bluetooth_bridge (Unix socket) -> twin peripheral on the emulated radio (Bumble)
-      -> bleak (BumbleClient) -> spinemon.pipeline.Pipeline (calibration, detection)
+      -> bleak (BumbleClient) -> spinemon.core.pipeline.Pipeline (calibration, detection)
       -> alert COMMAND(HAPTIC) written back -> _IRQ_GATTS_WRITE in the firmware
       -> firmware haptics -> motor PWM (reported with the firmware's clock).
 
@@ -23,15 +23,15 @@ import pytest
 
 import spinemon_protocol as P
 from mpy_runner import FIRMWARE_DIR, PROTOCOL_DIR, ROOT, micropython_binary, require
-from spinemon.alerts import BUZZED_BY_DEVICE, PATTERNS, AlertPolicy, CommandCounter
-from spinemon.angles import Mounting
-from spinemon.calibration import Calibration, CalibrationSettings
-from spinemon.live import guard_args, neutral_args
-from spinemon.detect import OVER_FLEXION
-from spinemon.emulated_ble import BumbleClient, EmulatedRadio, LinkFaults
-from spinemon.emulated_ble.firmware_bridge import BridgeError, FirmwareBridge, FirmwareOptions
+from spinemon.core.alerts import BUZZED_BY_DEVICE, PATTERNS, AlertPolicy, CommandCounter
+from spinemon.core.angles import Mounting
+from spinemon.core.calibration import Calibration, CalibrationSettings
+from spinemon.app.live import guard_args, neutral_args
+from spinemon.core.detect import OVER_FLEXION
+from tests.support.emulated_ble import BumbleClient, EmulatedRadio, LinkFaults
+from tests.support.emulated_ble.firmware_bridge import BridgeError, FirmwareBridge, FirmwareOptions
 from spinemon.errors import SpinemonError
-from spinemon.pipeline import PHASE_MONITOR, Pipeline, PipelineSettings
+from spinemon.core.pipeline import PHASE_MONITOR, Pipeline, PipelineSettings
 
 FAKES_DIR = ROOT / "tests" / "firmware" / "fakes"
 FULL_DUTY = 255 * 257  # strength 255 -> PWM duty (firmware/haptics.py)
@@ -392,7 +392,7 @@ def test_a_firmware_whose_gatt_table_drifts_from_the_protocol_is_refused(tmp_pat
 def test_both_ends_of_the_bridge_number_the_messages_alike(monkeypatch):
     import sys
 
-    from spinemon.emulated_ble import firmware_bridge as host_side
+    from tests.support.emulated_ble import firmware_bridge as host_side
 
     monkeypatch.syspath_prepend(str(FAKES_DIR))
     monkeypatch.delitem(sys.modules, "bluetooth_bridge", raising=False)
@@ -415,8 +415,8 @@ def test_spinemon_live_arms_the_wearables_own_guard_and_takes_over_after_a_dropp
     gets one buzz (the guard armed in the set, or the host's)."""
     import io
 
-    from spinemon.live import LiveOptions, LiveUI, run as live_run
-    from spinemon.recording import load
+    from spinemon.app.live import LiveOptions, LiveUI, run as live_run
+    from spinemon.io.recording import load
 
     out = tmp_path / "live.spinrec"
 

@@ -1,6 +1,6 @@
 """Fusion core: batch vs streaming, convergence, bias, degenerate input, errors.
 
-Every test runs on both engines (spinemon.fusion.set_engine): the per-sample
+Every test runs on both engines (spinemon.core.fusion.set_engine): the per-sample
 kernel compiled by numba for every block, and the chunked numpy path for long
 blocks with the kernel as plain Python for short ones; the last tests compare
 the two on the same data, real recordings included."""
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from spinemon import fusion
+from spinemon.core import fusion
 from spinemon.errors import ConfigError, SpinemonError
 from stress_motion import stress_motion
-from spinemon.fusion import (
+from spinemon.core.fusion import (
     G,
     FusionInputError,
     FusionSettings,
@@ -345,7 +345,8 @@ def test_batch_equals_streaming_through_bias_learning_phases():
 def test_lumbar_angle_on_simulated_deadlifts():
     """Causal fusion of the simulated wearer's raw samples (bursts at pull start and lockout,
     gyro bias, mounting error): lumbar flexion within 2 deg RMSE of the sim's truth."""
-    from spinemon import angles, sim
+    from spinemon.core import angles
+    from spinemon.io import sim
 
     session = sim.simulate([sim.SetSpec("deadlift", reps=5, faults={3: "rounding"})], seed=4)
     rate = session.settings.rate_hz
@@ -420,7 +421,7 @@ def _streamed(m, frame):
 def test_closed_form_butterworth_equals_scipy(rate, tau):
     from scipy import signal
 
-    from spinemon.fusion import _butter2_lowpass, _lfilter_zi2
+    from spinemon.core.fusion import _butter2_lowpass, _lfilter_zi2
 
     fc = math.sqrt(2.0) / (2.0 * math.pi * tau)
     b, a = _butter2_lowpass(fc, rate)
@@ -436,9 +437,9 @@ def test_the_live_path_does_not_import_scipy_signal():
 
     code = (
         "import sys, numpy as np\n"
-        "from spinemon import cli, session, pipeline, live\n"
-        "from spinemon.fusion import GravityFilter\n"
-        "from spinemon.angles import AngleTracker\n"
+        "from spinemon.app import cli, session, live; from spinemon.core import pipeline\n"
+        "from spinemon.core.fusion import GravityFilter\n"
+        "from spinemon.core.angles import AngleTracker\n"
         "f = GravityFilter(100.0)\n"
         "for _ in range(20): f.update(np.tile([0, 0, 9.81], (8, 1)), np.zeros((8, 3)))\n"
         "t = AngleTracker(100.0, single_sensor=True)\n"

@@ -127,7 +127,7 @@ def _replay(target: str, data: bytes, tmp_path: Path) -> None:
         p = tmp_path / "crash.spinrec"
         p.write_bytes(data)
         try:
-            from spinemon.recording import load
+            from spinemon.io.recording import load
 
             load(p)
         except RecordingError:

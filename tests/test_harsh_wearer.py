@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from spinemon import sim
-from spinemon.detect import OVER_FLEXION
-from spinemon.simrun import run_simulated
+from spinemon.io import sim
+from spinemon.core.detect import OVER_FLEXION
+from spinemon.app.simrun import run_simulated
 
 
 def harsh(rate, imus=("upper", "lower")):

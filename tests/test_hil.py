@@ -267,7 +267,7 @@ def test_spinemon_hil_runs_a_scenario_from_another_directory(tmp_path):
 
 
 def test_spinemon_hil_without_a_checkout_says_so(monkeypatch, capsys):
-    from spinemon import hil_launcher
+    from spinemon.app import hil_launcher
 
     monkeypatch.setattr(hil_launcher, "checkout_root", lambda: None)  # a wheel install: no hil/ beside it
     assert hil_launcher.main(["list"]) == 2

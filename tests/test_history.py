@@ -20,9 +20,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from spinemon import cli, sim
-from spinemon.recording import header_block, load
-from spinemon.simrun import run_simulated
+from spinemon.app import cli
+from spinemon.io import sim
+from spinemon.io.recording import header_block, load
+from spinemon.app.simrun import run_simulated
 
 HINGES = ("deadlift", "squat", "row")
 

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spinemon import journal as jr
-from spinemon import sim
+from spinemon.app import journal as jr
+from spinemon.io import sim
 from spinemon.errors import ConfigError, RecordingError, SpinemonError
-from spinemon.recording import load
-from spinemon.simrun import run_simulated
+from spinemon.io.recording import load
+from spinemon.app.simrun import run_simulated
 
 NOW = datetime(2025, 3, 3, 12, 0, tzinfo=timezone.utc)  # a Monday
 

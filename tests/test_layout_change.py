@@ -15,11 +15,12 @@ import io
 import numpy as np
 
 import spinemon_protocol as proto
-from spinemon import cli, sim
-from spinemon.live import LiveOptions, LiveUI, run
-from spinemon.recording import load
-from spinemon.session import replay
-from spinemon.transport import SimTransport
+from spinemon.app import cli
+from spinemon.io import sim
+from spinemon.app.live import LiveOptions, LiveUI, run
+from spinemon.io.recording import load
+from spinemon.app.session import replay
+from spinemon.io.transport import SimTransport
 
 
 def reframe(frame: bytes, *, mask: int | None = None, period_us: int | None = None) -> bytes:

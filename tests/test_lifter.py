@@ -9,14 +9,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from spinemon import sim
-from spinemon.alerts import PATTERNS
-from spinemon.detect import OVER_EXTENSION, OVER_FLEXION, SPINE_CREEP, SWING, TWIST, LATERAL_BEND, RangeOfMotion, profile
+from spinemon.io import sim
+from spinemon.core.alerts import PATTERNS
+from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION, SPINE_CREEP, SWING, TWIST, LATERAL_BEND, RangeOfMotion, profile
 from spinemon.errors import ConfigError
-from spinemon.pipeline import Pipeline, PipelineSettings
-from spinemon.recording import load
-from spinemon.session import replay
-from spinemon.simrun import labels_for, run_simulated
+from spinemon.core.pipeline import Pipeline, PipelineSettings
+from spinemon.io.recording import load
+from spinemon.app.session import replay
+from spinemon.app.simrun import labels_for, run_simulated
 
 #: the fault each kind of rep/hold must raise (first event), per simulated fault
 EXPECTED_KIND = {
@@ -188,8 +188,8 @@ def test_drift_is_flagged_at_the_start_of_a_set_and_can_re_zero():
 
 def test_limits_follow_calibration_and_overrides_and_monitoring_between_sets_is_opt_in():
     st = PipelineSettings(exercise="deadlift", limit_overrides={"deadlift": {"flexion_share": 0.3, "twist_deg": None}})
-    from spinemon.calibration import Calibration
-    from spinemon.angles import Mounting
+    from spinemon.core.calibration import Calibration
+    from spinemon.core.angles import Mounting
 
     cal = Calibration({"upper": Mounting(), "lower": Mounting()}, (0.0, 3.0), RangeOfMotion(60.0, -20.0))
     p = Pipeline(st, calibration=cal)

@@ -25,9 +25,9 @@ import bleak
 
 import spinemon_protocol as P
 from mpy_runner import FIRMWARE_DIR, PROTOCOL_DIR, ROOT, micropython_binary, require
-from spinemon.emulated_ble import BumbleClient, EmulatedRadio, LinkFaults
-from spinemon.emulated_ble.firmware_bridge import FirmwareBridge, FirmwareOptions
-from spinemon.stream import FrameDecoder
+from tests.support.emulated_ble import BumbleClient, EmulatedRadio, LinkFaults
+from tests.support.emulated_ble.firmware_bridge import FirmwareBridge, FirmwareOptions
+from spinemon.core.stream import FrameDecoder
 
 FAKES_DIR = ROOT / "tests" / "firmware" / "fakes"
 RESEND_FRAMES = 16  # firmware/device.py RESEND_FRAMES (read from the source below)
@@ -56,7 +56,7 @@ class Host:
 
     def __init__(self) -> None:
         self.decoder = FrameDecoder()
-        self.timed = FrameDecoder()  # fed with receive times, as spinemon.pipeline does
+        self.timed = FrameDecoder()  # fed with receive times, as spinemon.core.pipeline does
         self.received: list[tuple[int, int]] = []  # (seq, count) of every SAMPLES frame as received
         self.status: asyncio.Queue[bytes] = asyncio.Queue()
         self.t_last_frame = 0.0

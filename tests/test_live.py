@@ -11,15 +11,15 @@ import pytest
 import spinemon_protocol as proto
 
 import spinemon_protocol as P
-from spinemon import sim
-from spinemon.detect import Limits
-from spinemon.emulated_ble import BumbleClient, EmulatedRadio, TwinInfo, TwinPeripheral
+from spinemon.io import sim
+from spinemon.core.detect import Limits
+from tests.support.emulated_ble import BumbleClient, EmulatedRadio, TwinInfo, TwinPeripheral
 from spinemon.errors import ConfigError
-from spinemon.live import PROMPT_NEUTRAL, PROMPT_ROM, LiveOptions, LiveUI, add_arguments, guard_args, main, make_transport, run
-from spinemon.pipeline import Pipeline, PipelineSettings
-from spinemon.recording import load
-from spinemon.session import recorded_events, replay
-from spinemon.transport import SimTransport
+from spinemon.app.live import PROMPT_NEUTRAL, PROMPT_ROM, LiveOptions, LiveUI, add_arguments, guard_args, main, make_transport, run
+from spinemon.core.pipeline import Pipeline, PipelineSettings
+from spinemon.io.recording import load
+from spinemon.app.session import recorded_events, replay
+from spinemon.io.transport import SimTransport
 
 
 def arun(coro, timeout=30.0):
@@ -250,7 +250,7 @@ def test_profile_stores_the_calibration_and_the_next_session_reuses_it(tmp_path)
     first_ui, second_ui = LiveUI(io.StringIO()), LiveUI(io.StringIO())
     first = arun(run(LiveOptions(sim=True, speed=5000, exercise="deadlift", profile=str(prof)), first_ui))
     assert prof.exists() and any("calibration saved to" in line for line in first_ui.lines)
-    from spinemon.profile_store import load_profile
+    from spinemon.io.profile_store import load_profile
 
     stored = load_profile(prof).calibration
     assert stored is not None and stored.rom == first.calibration.rom
@@ -276,7 +276,7 @@ def test_a_resumed_session_replays_and_reports_as_two_sessions(tmp_path, capsys)
     import csv
     import json
 
-    from spinemon.cli import main as cli_main
+    from spinemon.app.cli import main as cli_main
 
     out = tmp_path / "today.spinrec"
     first, second = io.StringIO(), io.StringIO()
@@ -331,7 +331,7 @@ def test_a_resumed_session_replays_and_reports_as_two_sessions(tmp_path, capsys)
     assert [(r["set"], r["segment"], r["exercise"], r["reps"]) for r in sets] == [("1", "1", "deadlift", "5"), ("2", "2", "squat", "5")]
 
     # the pain journal links both sessions, not only the last one's summary
-    from spinemon.journal import session_link
+    from spinemon.app.journal import session_link
 
     link = session_link(out)
     assert link.reps == {"deadlift": 5, "squat": 5}

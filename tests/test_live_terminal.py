@@ -10,11 +10,11 @@ import termios
 
 import pytest
 
-from spinemon import sim
-from spinemon.live import LiveOptions, LiveUI, run
-from spinemon.recording import load
-from spinemon.transport import SimTransport
-from spinemon.typed_line import TypedLine
+from spinemon.io import sim
+from spinemon.app.live import LiveOptions, LiveUI, run
+from spinemon.io.recording import load
+from spinemon.io.transport import SimTransport
+from spinemon.app.typed_line import TypedLine
 
 
 def test_typed_line_gathers_keys_into_lines():

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from spinemon import sim
-from spinemon.recording import load
-from spinemon.session import recorded_events, replay
-from spinemon.simrun import run_simulated
+from spinemon.io import sim
+from spinemon.io.recording import load
+from spinemon.app.session import recorded_events, replay
+from spinemon.app.simrun import run_simulated
 
 
 def overlaps(e, r, slack=0.3):
@@ -91,8 +91,8 @@ def test_corrupted_frames_are_counted_and_skipped_and_detection_still_works():
             corrupted += 1
         else:
             frames.append(f)
-    from spinemon.pipeline import Pipeline
-    from spinemon.simrun import labels_for
+    from spinemon.core.pipeline import Pipeline
+    from spinemon.app.simrun import labels_for
 
     p = Pipeline()
     labels = labels_for(session)
@@ -125,7 +125,7 @@ def test_pipeline_follows_a_sample_rate_change():
         [sim.SetSpec("deadlift", 3, {2: "rounding"})], 12,
         sim.SimSettings(rate_hz=50.0, seq_start=len(a.t), time_start_us=start_us), wearer=a.wearer,
     )
-    from spinemon.pipeline import Pipeline
+    from spinemon.core.pipeline import Pipeline
 
     p = Pipeline()
     p.on_label({"set": 1, "exercise": "deadlift"})
@@ -141,7 +141,7 @@ def test_pipeline_follows_a_sample_rate_change():
 def test_stored_calibration_skips_the_calibration_phase():
     from dataclasses import replace
 
-    from spinemon.pipeline import Pipeline, PipelineSettings
+    from spinemon.core.pipeline import Pipeline, PipelineSettings
 
     first = run_simulated([sim.SetSpec("squat", 2)], 21)
     cal = first.result.calibration

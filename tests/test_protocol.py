@@ -736,7 +736,7 @@ def test_counter_window_is_the_newer_rule_cut_at_the_window(last, d):
 
 
 def test_host_counter_resumes_inside_the_device_window():
-    from spinemon.alerts import CommandCounter
+    from spinemon.core.alerts import CommandCounter
 
     c = CommandCounter(start=101)  # last used: 100
     c.resume_after(90)  # a STATUS read a moment ago lags: keep our own

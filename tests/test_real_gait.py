@@ -13,10 +13,10 @@ import json
 
 import pytest
 
-from spinemon import cli
-from spinemon.pipeline import PipelineSettings
-from spinemon.recording import load
-from spinemon.session import replay
+from spinemon.app import cli
+from spinemon.core.pipeline import PipelineSettings
+from spinemon.io.recording import load
+from spinemon.app.session import replay
 
 COLUMNS = "ax=Acc_X,ay=Acc_Y,az=Acc_Z,gx=Gyr_X,gy=Gyr_Y,gz=Gyr_Z"
 

@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from spinemon.errors import RecordingError, TruncatedRecordingError
-from spinemon.recording import (
+from spinemon.io.recording import (
     BLOCK,
     HEAD_SIZE,
     KIND_META,
@@ -257,7 +257,7 @@ def test_a_header_of_a_future_format_is_refused_with_one_line(tmp_path):
     p = tmp_path / "f.spinrec"
     import json
 
-    from spinemon.recording import header_block
+    from spinemon.io.recording import header_block
 
     p.write_bytes(header_block(json.dumps({"type": "header", "format": 3}).encode(), 1.0) + encode_record(KIND_RX, b"x", 2.0, 1))
     with pytest.raises(RecordingError, match=r"format 3; this spinemon reads formats 1 and 2"):

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 import spinemon_protocol as P
-from spinemon import sim
-from spinemon.calibration import CalibrationSettings
+from spinemon.io import sim
+from spinemon.core.calibration import CalibrationSettings
 from spinemon.errors import RecordingError
-from spinemon.live import LinkSetup
-from spinemon.pipeline import Pipeline, PipelineSettings
-from spinemon.recording import KIND_RX, RecordingWriter, load, segment_paths
-from spinemon.session import DeviceAccounting, header_for, replay, run_live
-from spinemon.transport import SimTransport, Transport
+from spinemon.app.live import LinkSetup
+from spinemon.core.pipeline import Pipeline, PipelineSettings
+from spinemon.io.recording import KIND_RX, RecordingWriter, load, segment_paths
+from spinemon.app.session import DeviceAccounting, header_for, replay, run_live
+from spinemon.io.transport import SimTransport, Transport
 
 
 def pipeline():

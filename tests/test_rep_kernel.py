@@ -13,11 +13,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from spinemon import rep_kernel, reps, sim
-from spinemon.pipeline import PipelineSettings
-from spinemon.recording import load
-from spinemon.session import replay
-from spinemon.simrun import run_simulated
+from spinemon.core import rep_kernel, reps
+from spinemon.io import sim
+from spinemon.core.pipeline import PipelineSettings
+from spinemon.io.recording import load
+from spinemon.app.session import replay
+from spinemon.app.simrun import run_simulated
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +73,7 @@ def test_compiled_and_python_loops_agree_on_simulated_sessions(tmp_path, monkeyp
 
 @pytest.mark.parametrize("trial", [3, 30])
 def test_compiled_and_python_loops_agree_on_real_walks(gait_dir, tmp_path, monkeypatch, trial):
-    from spinemon import cli
+    from spinemon.app import cli
 
     files = sorted(gait_dir.glob("*_lb.txt"))
     assert len(files) > trial

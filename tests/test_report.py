@@ -12,12 +12,12 @@ import sys
 
 import pytest
 
-from spinemon import sim
+from spinemon.io import sim
 from spinemon.errors import RecordingError
-from spinemon.export import trace_recording
-from spinemon.recording import load
-from spinemon.report import MISSING_MATPLOTLIB, add_arguments, build_tables, format_tables, main, render_html, write_report
-from spinemon.simrun import run_simulated
+from spinemon.app.export import trace_recording
+from spinemon.io.recording import load
+from spinemon.app.report import MISSING_MATPLOTLIB, add_arguments, build_tables, format_tables, main, render_html, write_report
+from spinemon.app.simrun import run_simulated
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -167,7 +167,7 @@ def test_the_verdict_is_what_a_coach_reads_first(session):
 
 
 def test_verdict_words_on_hand_made_sets():
-    from spinemon.verdict import clean_ranges, pelvis_share, set_verdict
+    from spinemon.app.verdict import clean_ranges, pelvis_share, set_verdict
 
     assert clean_ranges([5, 1, 2, 3]) == "1-3 and 5" and clean_ranges([2]) == "2" and clean_ranges([1, 3, 4, 6]) == "1, 3-4 and 6"
     reps = [{"set": 1, "rep": k, "peak_flexion_deg": f, "peak_trunk_deg": 60.0} for k, f in ((1, 10.0), (2, 12.0), (3, 14.0), (4, 38.0), (5, 14.0))]
@@ -182,7 +182,7 @@ def test_verdict_words_on_hand_made_sets():
 
 
 def test_a_curl_lean_back_is_called_a_hip_swing():
-    from spinemon.verdict import event_words, set_verdict
+    from spinemon.app.verdict import event_words, set_verdict
 
     assert event_words("over_extension", "curl") == "leaned back (hip swing)"
     assert event_words("over_extension", "deadlift") == "arched"
@@ -193,7 +193,7 @@ def test_a_curl_lean_back_is_called_a_hip_swing():
 def test_the_sensors_own_checks_read_as_sentences(session):
     """Drift checks, the mounting heading and the wearable's own counts are
     said in words, in the terminal and the HTML, never dumped as fields."""
-    from spinemon.report import sensor_checks
+    from spinemon.app.report import sensor_checks
 
     tables = build_tables(session["trace"])
     checks = sensor_checks(tables.other)

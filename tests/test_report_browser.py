@@ -13,11 +13,11 @@ import subprocess
 
 import pytest
 
-from spinemon import sim
-from spinemon.export import trace_recording
-from spinemon.recording import load
-from spinemon.report import write_report
-from spinemon.simrun import run_simulated
+from spinemon.io import sim
+from spinemon.app.export import trace_recording
+from spinemon.io.recording import load
+from spinemon.app.report import write_report
+from spinemon.app.simrun import run_simulated
 
 
 def _chromium() -> str:

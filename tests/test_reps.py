@@ -1,6 +1,6 @@
 """Rep and set segmentation on the simulated wearer, through the real fusion.
 
-The main tests run :mod:`spinemon.fusion` and :mod:`spinemon.angles` on the
+The main tests run :mod:`spinemon.core.fusion` and :mod:`spinemon.core.angles` on the
 simulator's noisy samples (not its ground truth) and compare the segmenter's
 reps and sets with the simulator's RepTruth/SetTruth records.
 """
@@ -13,11 +13,11 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from spinemon import sim
-from spinemon.angles import Mounting, lumbar_angles, sagittal_deg
+from spinemon.io import sim
+from spinemon.core.angles import Mounting, lumbar_angles, sagittal_deg
 from spinemon.errors import ConfigError, SpinemonError
-from spinemon.fusion import run
-from spinemon.reps import RepInputError, RepRecord, RepSegmenter, RepSettings, SetRecord
+from spinemon.core.fusion import run
+from spinemon.core.reps import RepInputError, RepRecord, RepSegmenter, RepSettings, SetRecord
 
 RATE = 100.0
 

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from spinemon import cli, sim
-from spinemon.simrun import run_simulated
+from spinemon.app import cli
+from spinemon.io import sim
+from spinemon.app.simrun import run_simulated
 
 
 @pytest.fixture(scope="module")

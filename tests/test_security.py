@@ -206,7 +206,7 @@ def test_firmware_refuses_strangers_and_replays_under_micropython(tmp_path):
 
 
 def options():
-    from spinemon.emulated_ble.firmware_bridge import FirmwareOptions
+    from tests.support.emulated_ble.firmware_bridge import FirmwareOptions
 
     return FirmwareOptions(micropython=require(micropython_binary(), "micropython"), path=(PROTOCOL_DIR, FIRMWARE_DIR, FAKES_DIR))
 
@@ -228,8 +228,8 @@ class Inbox:
 def test_over_the_emulated_radio_only_a_bonded_host_gets_in_and_replays_are_stale():
     import bleak
 
-    from spinemon.emulated_ble import BumbleClient, EmulatedGATTError, EmulatedRadio
-    from spinemon.emulated_ble.firmware_bridge import FirmwareBridge
+    from tests.support.emulated_ble import BumbleClient, EmulatedGATTError, EmulatedRadio
+    from tests.support.emulated_ble.firmware_bridge import FirmwareBridge
 
     async def main():
         async with EmulatedRadio() as radio:
@@ -739,12 +739,12 @@ def test_the_live_link_setup_resyncs_a_new_wearable_and_streams_over_the_emulate
     resyncs with GET_STATUS and goes on, streams, and a HAPTIC buzzes; a
     second session continues from the STATUS it reads (refreshed at the
     disconnect), no resync needed."""
-    from spinemon.ble import BleOptions, BleTransport
-    from spinemon.calibration import CalibrationSettings
-    from spinemon.emulated_ble import BumbleClient, EmulatedRadio
-    from spinemon.emulated_ble.firmware_bridge import FirmwareBridge
-    from spinemon.live import LinkSetup
-    from spinemon.pipeline import Pipeline, PipelineSettings
+    from spinemon.io.ble import BleOptions, BleTransport
+    from spinemon.core.calibration import CalibrationSettings
+    from tests.support.emulated_ble import BumbleClient, EmulatedRadio
+    from tests.support.emulated_ble.firmware_bridge import FirmwareBridge
+    from spinemon.app.live import LinkSetup
+    from spinemon.core.pipeline import Pipeline, PipelineSettings
 
     fast = BleOptions(connect_timeout_s=5.0, connect_attempts=2, backoff_initial_s=0.05, backoff_max_s=0.4, command_timeout_s=3.0)
 

@@ -8,13 +8,13 @@ import time
 import pytest
 
 import spinemon_protocol as P
-from spinemon.emulated_ble import CommandResponder
+from tests.support.emulated_ble import CommandResponder
 from spinemon.errors import CommandError, CommandTimeoutError, ConfigError
-from spinemon.live import LinkSetup, guard_args
-from spinemon.pipeline import Pipeline
-from spinemon.serial_link import SerialTransport
-from spinemon.stream import FrameDecoder
-from spinemon.transport import LinkOptions, Received
+from spinemon.app.live import LinkSetup, guard_args
+from spinemon.core.pipeline import Pipeline
+from spinemon.io.serial_link import SerialTransport
+from spinemon.core.stream import FrameDecoder
+from spinemon.io.transport import LinkOptions, Received
 
 FAST = LinkOptions(connect_timeout_s=2.0, connect_attempts=2, backoff_initial_s=0.05, backoff_max_s=0.2, command_timeout_s=1.0)
 

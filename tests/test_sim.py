@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 
 import spinemon_protocol as proto
 from spinemon.errors import ConfigError, SpinemonError
-from spinemon.sim import (
+from spinemon.io.sim import (
     CHUNK,
     G,
     SetSpec,

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
-from spinemon import sim
-from spinemon.calibration import CalibrationSettings
-from spinemon.pipeline import Pipeline, PipelineSettings
-from spinemon.recording import KIND_META, KIND_RX, load
-from spinemon.session import replay
-from spinemon.simrun import run_simulated
-from spinemon.stream import FrameDecoder, SampleBlock
+from spinemon.io import sim
+from spinemon.core.calibration import CalibrationSettings
+from spinemon.core.pipeline import Pipeline, PipelineSettings
+from spinemon.io.recording import KIND_META, KIND_RX, load
+from spinemon.app.session import replay
+from spinemon.app.simrun import run_simulated
+from spinemon.core.stream import FrameDecoder, SampleBlock
 
 
 def canonical(result) -> str:
@@ -93,7 +93,7 @@ def run_split(rec, settings: PipelineSettings, cut_after: set[int]) -> str:
         seen += len(block)
     flush()
     p.finish(t_last)
-    from spinemon.session import SessionResult
+    from spinemon.app.session import SessionResult
 
     summary = p.summary()
     summary["device"] = None
@@ -195,7 +195,7 @@ def test_real_gait_walks_split_alike(gait_dir, tmp_path, trial):
     import` as the file comes. Watched as a curl with every limit on, also
     between sets, so the detector, the standing tracker and the shadow run
     on real data; frame by frame, long blocks and a prime-sized split agree."""
-    from spinemon import cli
+    from spinemon.app import cli
 
     files = sorted(gait_dir.glob("*_lb.txt"))
     assert len(files) > trial, f"no gait-l5 trials in {gait_dir}"

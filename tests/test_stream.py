@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import spinemon_protocol as P
-from spinemon.stream import G, FrameDecoder
+from spinemon.core.stream import G, FrameDecoder
 
 RANGES = P.ranges_byte(8, 1000)
 
@@ -209,7 +209,7 @@ def test_a_step_forward_in_sequence_but_back_in_device_time_is_a_restart():
 
 def _flatten(items):
     """Every sample the decoder gave, in order, per field (blocks of any size)."""
-    from spinemon.stream import SampleBlock
+    from spinemon.core.stream import SampleBlock
 
     blocks = [(b, th) for b, th in items if isinstance(b, SampleBlock) and len(b)]
     out = {"seq": [], "t": [], "flags": [], "angle": [], "t_host": [], "layout": []}

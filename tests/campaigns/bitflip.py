@@ -34,8 +34,8 @@ V1_FIXTURE = ROOT / "tests" / "fixtures" / "recording-v1.spinrec"
 def write_sample(path: Path) -> Path:
     """The recording of ``spinemon simulate --exercise deadlift --reps 3
     --fault rounding@2 --seed 1`` (the same call the CLI makes)."""
-    from spinemon import sim
-    from spinemon.simrun import run_simulated
+    from spinemon.io import sim
+    from spinemon.app.simrun import run_simulated
 
     run_simulated([sim.SetSpec("deadlift", 3, {2: "rounding"})], 1, out=path, sim_settings=sim.SimSettings(rate_hz=100.0, imus=("upper", "lower")), rom=True)
     return path
@@ -80,7 +80,7 @@ def _lost(full: list, got: list) -> tuple[int, int]:
 
 
 def run(path: Path, flips: int, seed: int) -> dict:
-    from spinemon import recording as rec
+    from spinemon.io import recording as rec
     from spinemon.errors import RecordingError
 
     data = path.read_bytes()

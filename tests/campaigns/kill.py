@@ -42,7 +42,7 @@ SPEED = 25.0  # x real time: a ~25 s session is recorded in about one second
 
 def sim_frames() -> list[tuple[bytes, float]]:
     """The simulated session the children play: (frame, send time)."""
-    from spinemon import sim
+    from spinemon.io import sim
 
     sets = [sim.SetSpec("deadlift", 4, {2: "rounding"}, rest_s=2.0)]
     session = sim.simulate(sets, seed=3, rom=False)
@@ -66,11 +66,11 @@ def load_frames(path: str) -> list[tuple[bytes, float]]:
 def child(out: str, ack_fd: int, frames_path: str) -> None:
     import asyncio
 
-    from spinemon.calibration import CalibrationSettings
-    from spinemon.pipeline import Pipeline, PipelineSettings
-    from spinemon.recording import RecordingWriter
-    from spinemon.session import header_for, run_live
-    from spinemon.transport import SimTransport
+    from spinemon.core.calibration import CalibrationSettings
+    from spinemon.core.pipeline import Pipeline, PipelineSettings
+    from spinemon.io.recording import RecordingWriter
+    from spinemon.app.session import header_for, run_live
+    from spinemon.io.transport import SimTransport
 
     frames = load_frames(frames_path)
     pipeline = Pipeline(PipelineSettings(exercise="deadlift", calibration=CalibrationSettings(rom=False)))
@@ -81,7 +81,7 @@ def child(out: str, ack_fd: int, frames_path: str) -> None:
 
     # the segment number is known once the writer picked its file; the first
     # ack (the header) comes from inside __init__, so learn it beforehand
-    from spinemon.recording import segment_paths
+    from spinemon.io.recording import segment_paths
 
     box["segment"] = len(segment_paths(out)) + 1
     recorder = RecordingWriter(out, header_for(pipeline.settings, "sim:kill-campaign"), resume=True, on_written=ack)
@@ -104,8 +104,8 @@ def _segment_digest(path: Path, upto: int) -> str:
 def one_kill(out: Path, delay: float, expected_frames: list[bytes], earlier: dict, from_start: bool = False, frames_path: str = "", do_replay: bool = True) -> dict:
     """One run killed ``delay`` s after its first acknowledgement (or, with
     ``from_start``, after it was spawned: start-up and header creation)."""
-    from spinemon.recording import KIND_RX, load, segment_paths
-    from spinemon.session import replay
+    from spinemon.io.recording import KIND_RX, load, segment_paths
+    from spinemon.app.session import replay
 
     r, w = os.pipe()
     env = dict(os.environ)

@@ -38,7 +38,7 @@ def rss_kb() -> tuple[int, int]:
 
 
 def workout(minutes: float):
-    from spinemon import sim
+    from spinemon.io import sim
 
     sets = []
     t = 0.0
@@ -57,12 +57,12 @@ def workout(minutes: float):
 
 
 def run(minutes: float, rate: int, out_dir: Path, seq_start: int, time_start_us: int) -> dict:
-    from spinemon import sim
-    from spinemon.calibration import CalibrationSettings
-    from spinemon.pipeline import Pipeline, PipelineSettings
-    from spinemon.recording import RecordingWriter, load
-    from spinemon.session import header_for, run_live
-    from spinemon.transport import SimTransport
+    from spinemon.io import sim
+    from spinemon.core.calibration import CalibrationSettings
+    from spinemon.core.pipeline import Pipeline, PipelineSettings
+    from spinemon.io.recording import RecordingWriter, load
+    from spinemon.app.session import header_for, run_live
+    from spinemon.io.transport import SimTransport
 
     settings = sim.SimSettings(rate_hz=rate, seq_start=seq_start, time_start_us=time_start_us)
     sets = workout(minutes)
@@ -76,7 +76,7 @@ def run(minutes: float, rate: int, out_dir: Path, seq_start: int, time_start_us:
     marks_at = {"10 min": 600.0}
     t_wall0 = time.monotonic()
 
-    from spinemon.stream import SampleBlock
+    from spinemon.core.stream import SampleBlock
 
     decoder_feed = pipeline.decoder.feed
 

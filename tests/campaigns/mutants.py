@@ -1,7 +1,7 @@
 """Mutation check of the recording code: hand-made mutants of the loader's
 and the writer's checks, each run against the recording tests.
 
-Every mutant is one source edit of host/spinemon/recording.py (each removes
+Every mutant is one source edit of host/spinemon/io/recording.py (each removes
 or weakens one check the format relies on, or brings back a bug that was
 fixed). For each, a copy of the host package with the edit applied is put
 first on PYTHONPATH and the focused tests run (stopping at the first
@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / "host" / "spinemon" / "recording.py"
+SOURCE = ROOT / "host" / "spinemon" / "io" / "recording.py"
 
 #: the tests run against each mutant, fastest killers first
 TESTS = [
@@ -149,13 +149,13 @@ def run_one(mid: str, source: str, workdir: Path, timeout: float) -> dict:
     """Run the tests against ``source`` as recording.py: killed (a test failed) or survived."""
     pkg = workdir / mid / "host"
     shutil.copytree(ROOT / "host" / "spinemon", pkg / "spinemon", ignore=shutil.ignore_patterns("__pycache__"))
-    (pkg / "spinemon" / "recording.py").write_text(source)
+    (pkg / "spinemon" / "io" / "recording.py").write_text(source)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(pkg), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     # the copy must be what the tests import
-    probe = subprocess.run([sys.executable, "-c", "import spinemon.recording as r; print(r.__file__)"], env=env, cwd=ROOT, capture_output=True, text=True)
-    if Path(probe.stdout.strip()).resolve() != (pkg / "spinemon" / "recording.py").resolve():
+    probe = subprocess.run([sys.executable, "-c", "import spinemon.io.recording as r; print(r.__file__)"], env=env, cwd=ROOT, capture_output=True, text=True)
+    if Path(probe.stdout.strip()).resolve() != (pkg / "spinemon" / "io" / "recording.py").resolve():
         raise RuntimeError(f"{mid}: the tests would not import the mutant ({probe.stdout.strip() or probe.stderr.strip()})")
     t0 = time.monotonic()
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-k", DESELECT, *TESTS]

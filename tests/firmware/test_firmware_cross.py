@@ -86,12 +86,12 @@ def test_micropython_and_cpython_agree(tmp_path):
 
 
 def test_the_guards_confirmation_matches_the_host_detectors(tmp_path):
-    """guard.Crossing (firmware) and spinemon.detect.EventDetector (host)
+    """guard.Crossing (firmware) and spinemon.core.detect.EventDetector (host)
     confirm the same crossings at the same sample: one rule on both sides,
     so the wearable never buzzes on what the host would not call a fault."""
     import numpy as np
 
-    from spinemon.detect import DetectorSettings, EventDetector, Limits
+    from spinemon.core.detect import DetectorSettings, EventDetector, Limits
 
     DT = 1.0 / 128  # 128 Hz: sample times exact in binary, so no hold ends a rounding error away from a sample
     rng = np.random.default_rng(7)

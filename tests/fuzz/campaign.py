@@ -7,8 +7,8 @@ seed corpus (tests/fuzz/corpus.py) against:
 
   protocol       spinemon_protocol.decode / decode_command (CPython)
   cobs_stream    cobs_decode and StreamDecoder.feed (CPython)
-  frame_decoder  spinemon.stream.FrameDecoder.feed (CPython)
-  recording      spinemon.recording.load on mutated files (CPython)
+  frame_decoder  spinemon.core.stream.FrameDecoder.feed (CPython)
+  recording      spinemon.io.recording.load on mutated files (CPython)
   pipeline       Pipeline.on_frame fed mutated *valid* frames (CPython)
   mpy_command    firmware Device.handle_command under MicroPython
   mpy_protocol   decode / decode_command / cobs_decode / StreamDecoder under MicroPython
@@ -69,8 +69,8 @@ DEFAULT_COUNTS = {
 TARGET_TITLES = {
     "protocol": "spinemon_protocol.decode / decode_command (CPython)",
     "cobs_stream": "cobs_decode + StreamDecoder.feed (CPython)",
-    "frame_decoder": "spinemon.stream.FrameDecoder.feed (CPython)",
-    "recording": "spinemon.recording.load (CPython)",
+    "frame_decoder": "spinemon.core.stream.FrameDecoder.feed (CPython)",
+    "recording": "spinemon.io.recording.load (CPython)",
     "pipeline": "Pipeline.on_frame, mutated valid frames (CPython)",
     "mpy_command": "firmware Device.handle_command (MicroPython)",
     "mpy_protocol": "protocol decoders (MicroPython)",
@@ -416,7 +416,7 @@ The fuzz campaign (issue 8) feeds mutated frames, byte streams and recordings
 to every parser that takes bytes from outside: the protocol decoder
 (`spinemon_protocol.decode`, `decode_command`, `cobs_decode`,
 `StreamDecoder.feed`) under CPython and under MicroPython, the host's
-`spinemon.stream.FrameDecoder.feed`, `spinemon.recording.load`, and the
+`spinemon.core.stream.FrameDecoder.feed`, `spinemon.io.recording.load`, and the
 firmware's command path (`Device.handle_command` on the fake board, in one
 long-lived MicroPython process fed batches over stdin).
 
@@ -430,10 +430,10 @@ replays every saved crashing input in tests/fuzz/crashes/.
 
 **Inputs.** A seeded mutator (`tests/fuzz/mutator.py`, seed {seed}) starts from a
 corpus of valid inputs (`tests/fuzz/corpus.py`): every frame type from the
-encoders, SAMPLES frames from the simulated wearer (`spinemon.sim.simulate`),
+encoders, SAMPLES frames from the simulated wearer (`spinemon.io.sim.simulate`),
 a COMMAND for every opcode at its limits, COBS streams of those frames, and
 small recordings written through the live path
-(`spinemon.simrun.run_simulated`) and the format-1 fixture
+(`spinemon.app.simrun.run_simulated`) and the format-1 fixture
 `tests/fixtures/segmented-v1.spinrec` (both files). Mutations: bit flips, bytes set to 0,
 0xFF, 0x7F, 0x80, inserted/deleted/duplicated ranges, splices of two inputs,
 truncation and extension, and field-aware changes (SAMPLES count with the

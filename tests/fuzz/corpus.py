@@ -3,7 +3,7 @@
 Every frame type from the encoders (edge values included), SAMPLES frames from
 the simulated wearer (one and two IMUs, several rates), a COMMAND for every
 opcode at its limits, COBS byte streams of those frames, and small recordings
-written through the live path by ``spinemon.simrun.run_simulated``.
+written through the live path by ``spinemon.app.simrun.run_simulated``.
 Deterministic: the same call gives the same bytes.
 """
 
@@ -61,7 +61,7 @@ def encoder_frames() -> list[bytes]:
 def sim_frames(max_per_session: int = 40) -> list[bytes]:
     """SAMPLES frames from the simulated wearer (two IMUs at 100 Hz, one IMU
     at 50 Hz and at 1 kHz)."""
-    from spinemon import sim
+    from spinemon.io import sim
 
     out = []
     for seed, settings in ((1, sim.SimSettings()), (2, sim.SimSettings(imus=("upper",), rate_hz=50.0)), (3, sim.SimSettings(rate_hz=1000.0))):
@@ -88,8 +88,8 @@ def recordings() -> list[bytes]:
     at a record boundary, which are valid recordings too), plus the two files
     of the format-1 fixture tests/fixtures/segmented-v1.spinrec (so the
     format-1 loader is fuzzed too)."""
-    from spinemon import recording, sim
-    from spinemon.simrun import run_simulated
+    from spinemon.io import recording, sim
+    from spinemon.app.simrun import run_simulated
 
     runs = (
         ([sim.SetSpec("curl", 1, rest_s=0.0)], 3, sim.SimSettings()),
@@ -113,7 +113,7 @@ def recordings() -> list[bytes]:
 def record_spans(data: bytes) -> list[tuple[int, int]]:
     """(start, end) offsets in the file of every record of a VALID recording
     of either format (format 2: the PAD and the header's copy included)."""
-    from spinemon import recording
+    from spinemon.io import recording
 
     if data.startswith(recording.MAGIC_V1):
         head, length_at = recording._HEAD_V1.size, 3

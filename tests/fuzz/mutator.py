@@ -203,7 +203,7 @@ class Mutator:
 
     # ---- recordings ---------------------------------------------------------------------
     def recording(self, data: bytes, pool: list[bytes], frames: list[bytes]) -> bytes:
-        from spinemon import recording as rec
+        from spinemon.io import recording as rec
 
         from .corpus import record_spans
 
@@ -297,7 +297,7 @@ def _v1_record(kind: int, payload: bytes, t_host: float, length: int | None = No
 
 def _v2_record(kind: int, payload: bytes, t_host: float, seq: int, length: int | None = None) -> bytes:
     """A format-2 record, both CRCs sealed; ``length`` makes the length field lie."""
-    from spinemon import recording as rec
+    from spinemon.io import recording as rec
 
     if length is None:
         return rec.encode_record(kind, payload, t_host, seq)

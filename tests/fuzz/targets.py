@@ -12,10 +12,10 @@ Targets and their invariants:
   accepts round-trips; ``StreamDecoder.feed`` never raises, returns the same
   frames and framing-error count however the bytes are split into reads, and
   never returns a frame longer than MAX_ENCODED.
-- ``stream_decoder``: ``spinemon.stream.FrameDecoder.feed`` never raises; a
+- ``stream_decoder``: ``spinemon.core.stream.FrameDecoder.feed`` never raises; a
   rejected frame changes only the rejection counters; accepted + rejected ==
   fed; every SampleBlock is consistent (lengths, finite values, increasing seq).
-- ``recording``: ``spinemon.recording.load`` on mutated files raises only
+- ``recording``: ``spinemon.io.recording.load`` on mutated files raises only
   RecordingError, and only when no copy of the header is undamaged; the
   loaded records are well-formed records that stand in the file where they
   say, in order; every undamaged record loads: each record of the original
@@ -140,7 +140,7 @@ class FrameDecoderTarget:
     name = "FrameDecoder.feed (CPython)"
 
     def __init__(self, renew: int = 2000) -> None:
-        from spinemon.stream import FrameDecoder
+        from spinemon.core.stream import FrameDecoder
 
         self._cls = FrameDecoder
         self.renew = renew
@@ -189,7 +189,7 @@ class FrameDecoderTarget:
 
 def _serialised(r, fmt: int) -> bytes:
     """A loaded record as it must stand in a file of format ``fmt``."""
-    from spinemon import recording as rec
+    from spinemon.io import recording as rec
 
     if fmt == 1:
         head = rec._HEAD_V1.pack(rec.SYNC_V1, r.kind, len(r.payload), r.t_host)
@@ -244,7 +244,7 @@ class RecordingTarget:
 
         got = self._spans.get(original)
         if got is None:
-            from spinemon import recording as rec
+            from spinemon.io import recording as rec
 
             v2 = not original.startswith(rec.MAGIC_V1)
             got = [(a, b, v2 and original[a + 4] == rec.KIND_PAD) for a, b in record_spans(original)]
@@ -252,7 +252,7 @@ class RecordingTarget:
         return got
 
     def run(self, item: tuple[bytes, bytes]) -> str:
-        from spinemon import recording as rec
+        from spinemon.io import recording as rec
         from spinemon.errors import RecordingError
 
         original, data = item
@@ -322,9 +322,9 @@ class PipelineTarget:
     name = "Pipeline.on_frame with mutated valid frames (CPython)"
 
     def __init__(self, good: list[bytes], renew: int = 400) -> None:
-        from spinemon.angles import Mounting
-        from spinemon.calibration import Calibration
-        from spinemon.pipeline import Pipeline, PipelineSettings
+        from spinemon.core.angles import Mounting
+        from spinemon.core.calibration import Calibration
+        from spinemon.core.pipeline import Pipeline, PipelineSettings
 
         self._make = lambda stored: Pipeline(
             PipelineSettings(exercise="deadlift", stored_calibration=Calibration({"upper": Mounting(), "lower": Mounting()}, (0.0, 1.0)).as_dict() if stored else None)

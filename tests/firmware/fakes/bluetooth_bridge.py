@@ -1,6 +1,6 @@
 # A stand-in for MicroPython's `bluetooth` module whose radio is on the other
 # side of a local socket: the host's emulated BLE (Bumble) twin peripheral
-# (spinemon.emulated_ble.firmware_bridge.FirmwareBridge).
+# (tests.support.emulated_ble.firmware_bridge.FirmwareBridge).
 #
 # It is fake_bluetooth.BLE (same API, IRQ tuples, handle numbering, value
 # buffers) with every outward call forwarded over the socket:

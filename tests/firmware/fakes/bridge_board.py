@@ -1,7 +1,7 @@
 # A simulated board on the emulated BLE radio: the real firmware
 # (main.build_device + app.App) with fake IMUs, in real time, whose
 # `bluetooth` is bluetooth_bridge.BLE, connected over a Unix socket to the
-# host's FirmwareBridge (spinemon.emulated_ble.firmware_bridge). The motor
+# host's FirmwareBridge (tests.support.emulated_ble.firmware_bridge). The motor
 # PWM reports every duty change, in the firmware's own clock, over the same
 # socket. Run under the MicroPython unix port with
 # MICROPYPATH=protocol:firmware:tests/firmware/fakes:

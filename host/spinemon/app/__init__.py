@@ -1,0 +1,1 @@
+"""What the user runs: the CLI (cli, argtypes), live sessions and replay (live, session, calibrate, typed_line, closed_stdout), import and export of recordings (csv_import, export), reports and progress (report, verdict, history, season, journal), the simulated runs (simrun) and the bench launcher (hil_launcher)."""

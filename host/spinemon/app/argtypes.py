@@ -1,0 +1,60 @@
+"""Value types for the command line: a bad value is a command-line error (exit
+2, one line naming the flag and what it accepts), caught by argparse before
+anything runs."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+__all__ = ["count", "seed", "speed", "live_speed", "rate_hz", "pain", "limit_override"]
+
+
+def _number(text: str, kind=float):
+    try:
+        v = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+    if kind is float and not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return v
+
+
+def _ranged(kind, ok, message: str, doc: str):
+    """A value type: ``kind`` (int or float) for which ``ok(v)`` holds, else
+    ``'<text>': <message>``."""
+
+    def parse(text: str):
+        v = _number(text, kind)
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{text!r}: {message}")
+        return v
+
+    parse.__doc__ = doc
+    return parse
+
+
+count = _ranged(int, lambda v: v >= 1, "give at least 1", "A count of things (reps, sets, jobs): a whole number, at least 1.")
+seed = _ranged(int, lambda v: 0 <= v <= 2**32 - 1, "a seed is a whole number 0 .. 4294967295", "A random seed, u32.")
+speed = _ranged(
+    float, lambda v: 0 <= v <= 1000, "speed is 0 (as fast as possible) .. 1000",
+    "Playback speed of a simulated session: 0 = as fast as possible, else up to 1000x real time.",
+)  # fmt: skip
+live_speed = _ranged(
+    float, lambda v: 0 < v <= 10000, "speed is above 0 (x real time) .. 10000; a live session cannot run 'as fast as possible'",
+    "Speed of the simulated wearer in `live --sim`: above 0 (a live session runs in time), up to 10000x.",
+)  # fmt: skip
+rate_hz = _ranged(float, lambda v: 25 <= v <= 1000, "the sample rate is 25 .. 1000 Hz", "A sample rate, Hz.")
+pain = _ranged(int, lambda v: 0 <= v <= 10, "pain is a whole number 0 (none) .. 10 (worst imaginable)", "A pain score, 0..10.")
+
+
+def limit_override(text: str) -> str:
+    """``EXERCISE.LIMIT=VALUE``, checked now (the text is kept: the callers parse it)."""
+    from spinemon.errors import ConfigError
+    from spinemon.io.profile_store import parse_limit_override
+
+    try:
+        parse_limit_override(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text

@@ -1,0 +1,595 @@
+"""Progress over weeks: ``spinemon history [DIR]`` (issue 14).
+
+Every recording in DIR is replayed through the product's replay path, in
+parallel across cores (:mod:`spinemon.app.season`), and summarised per exercise
+and ISO week: sessions, sets, reps, alerts per 100 reps, peak flexion at the
+bottom of the rep (the median of each rep's peak lumbar flexion), creep (the
+mean rise of rep peak flexion from a set's first rep to its last) and the
+hips' share of the lean (mean ``pelvis_share`` of hinge and squat reps), with
+the pain journal beside it (entries of that week, mean and max pain, and the
+entries linked to the week's sessions with ``journal add --session``).
+
+The date of a session is the start time in its header (the time the
+recording's header record was written: ``RecordingWriter`` stamps it with the
+host clock when ``live``, ``simulate`` or ``import`` start writing), unless
+that is not a real date (before 2000 or in the future: a host whose clock was
+never set), then the file's modification time; every session says which.
+Weeks are ISO weeks of the UTC date, as in ``spinemon journal summary``.
+
+Angles need two sensors: a one-sensor recording counts its sessions, sets,
+reps and alerts, but its inclination is not the lumbar angle, so it adds
+nothing to peak flexion, creep or the hips' share.
+
+One job per piece: :func:`session_facts` (a worker: one recording -> a small
+picklable dict), :func:`build` (facts + journal -> weekly rows, pure),
+:func:`format_text`, :func:`verdict`, :func:`plot` and :func:`html_section`
+(output), :func:`main` (the command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from spinemon.app import argtypes
+from spinemon.errors import ConfigError, SpinemonError
+
+__all__ = ["session_facts", "facts_from", "session_date", "build", "verdict", "table_rows", "format_text", "plot", "html_section", "load_journal", "recordings", "add_arguments", "main", "UsageProblem", "MISSING_MATPLOTLIB"]
+
+MISSING_MATPLOTLIB = "--png needs matplotlib, which is not installed; in the checkout: pip install -e '.[report]'"
+#: a header start time before this (2000-01-01 UTC) is a host clock that was never set
+EARLIEST_REAL_TIME = 946684800.0
+FUTURE_TOLERANCE_S = 86400.0
+
+
+class UsageProblem(ConfigError):
+    """A bad command line found after parsing (a path that does not exist, --journal missing): exit 2."""
+
+    usage = True
+
+
+# ---------------------------------------------------------------------------
+# one recording (runs in a worker process)
+# ---------------------------------------------------------------------------
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def session_date(rec, path: Path, now: float | None = None) -> tuple[str, str, str | None]:
+    """``(UTC time, "header" | "mtime", why the header was not used)`` of a loaded recording."""
+    from spinemon.io.recording import KIND_META
+
+    now = time.time() if now is None else now
+    why = "its header has no start time"
+    heads = [r for r in rec.records[:1] if r.kind == KIND_META]
+    if heads:
+        t = float(heads[0].t_host)
+        if math.isfinite(t) and EARLIEST_REAL_TIME <= t <= now + FUTURE_TOLERANCE_S:
+            return _utc(t), "header", None
+        why = "its header start time is not a real date (the recording host's clock was wrong)"
+    try:
+        return _utc(path.stat().st_mtime), "mtime", why
+    except OSError as e:  # the file went away after loading
+        raise ConfigError(f"{path}: cannot read its modification time ({e.strerror})") from None
+
+
+def facts_from(rec, result, path: str | os.PathLike) -> dict:
+    """What the history needs of one replayed recording (``result`` is the
+    :class:`~spinemon.app.session.SessionResult` of replay or of a report's trace)."""
+    from spinemon.core.detect import DEFAULT_ROM, profile
+    from spinemon.core.pipeline import PipelineSettings
+    from spinemon.app.verdict import HINGES
+
+    p = Path(path)
+    summ = result.summary
+    when, date_from, why = session_date(rec, p)
+    one_sensor = result.angle_label != "lumbar flexion"
+    try:
+        settings = PipelineSettings.from_dict(rec.header.get("settings", {}))
+    except (SpinemonError, TypeError, ValueError):
+        settings = PipelineSettings()
+    default_ex = settings.exercise or "generic"
+
+    def ex_of(d: dict) -> str:
+        ex = d.get("exercise")
+        return ex if isinstance(ex, str) and ex else default_ex
+
+    per: dict[str, dict] = {}
+
+    def slot(ex: str) -> dict:
+        return per.setdefault(ex, {"sets": 0, "reps": 0, "alerts": 0, "events": 0, "peaks": [], "creeps": [], "shares": [], "flexion_limit_deg": None})
+
+    for s in summ.get("sets") or []:
+        slot(ex_of(s))["sets"] += 1
+    by_set: dict[tuple[str, Any], list[dict]] = {}
+    for r in summ.get("reps") or []:
+        ex = ex_of(r)
+        d = slot(ex)
+        d["reps"] += 1
+        peak = r.get("peak_flexion_deg")
+        if one_sensor or not isinstance(peak, (int, float)):
+            continue
+        d["peaks"].append(float(peak))
+        share = r.get("pelvis_share")
+        if ex in HINGES and isinstance(share, (int, float)):
+            d["shares"].append(float(share))
+        if r.get("set") is not None:
+            by_set.setdefault((ex, r.get("set")), []).append(r)
+    for (ex, _), reps in by_set.items():
+        reps = sorted(reps, key=lambda r: r.get("rep") or 0)
+        if len(reps) >= 2:
+            per[ex]["creeps"].append(float(reps[-1]["peak_flexion_deg"]) - float(reps[0]["peak_flexion_deg"]))
+    for e in summ.get("events") or []:
+        d = slot(ex_of(e))
+        d["events"] += 1
+        d["alerts"] += e.get("t_alert") is not None
+    if not per:
+        slot(default_ex)  # a session with nothing found still happened (walking, a rest day on the wearable)
+    rom = result.calibration.range_of_motion if result.calibration is not None else DEFAULT_ROM
+    for ex, d in per.items():
+        if not one_sensor:
+            try:
+                d["flexion_limit_deg"] = profile(ex, settings.limit_overrides).limits(rom).flexion_deg
+            except SpinemonError:
+                pass
+    return {
+        "recording": str(p),
+        "resolved": str(p.resolve()),
+        "error": None,
+        "time": when,
+        "date_from": date_from,
+        "date_note": why,
+        "truncated": bool(rec.truncated),
+        "corrupt_records": int(rec.corrupt_records),
+        "one_sensor": one_sensor,
+        "exercises": per,
+    }
+
+
+def session_facts(path: str) -> dict:
+    """Load and replay one recording (the product's replay path) -> :func:`facts_from`, or a row with its error."""
+    from spinemon.io.recording import load
+    from spinemon.app.session import replay
+
+    try:
+        rec = load(path)
+        return facts_from(rec, replay(rec), path)
+    except SpinemonError as e:
+        return {"recording": str(path), "error": str(e)}
+
+
+# ---------------------------------------------------------------------------
+# weeks
+# ---------------------------------------------------------------------------
+def _monday(d: date) -> date:
+    return d - timedelta(days=d.weekday())
+
+
+def _week_name(monday: date) -> str:
+    iso = monday.isocalendar()
+    return f"{iso[0]}-W{iso[1]:02d}"
+
+
+def _parse_utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def _r(x: float | None, nd: int = 2) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def nice_exercise(ex: str) -> str:
+    return str(ex).replace("_", " ")
+
+
+def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | None = None) -> dict:
+    """Weekly rows per exercise from :func:`facts_from` dicts (readable ones),
+    with the journal ``entries`` (:class:`spinemon.app.journal.Entry`) beside them."""
+    sessions = sorted((dict(f) for f in facts if not f.get("error")), key=lambda f: (f["time"], f["recording"]))
+    for f in sessions:
+        f["monday"] = _monday(_parse_utc(f["time"]).date())
+        f["week"] = _week_name(f["monday"])
+    # journal: entries by the week they were logged in; linked entries to their session
+    by_path = {f["resolved"]: f for f in sessions}
+    by_start = {f["time"]: f for f in sessions if f["date_from"] == "header"}
+    week_entries: dict[date, list] = {}
+    linked: dict[int, list[tuple[Any, dict]]] = {}  # id(session facts) -> [(entry, facts)]
+    for e in entries:
+        week_entries.setdefault(_monday(e.time.date()), []).append(e)
+        if e.session is not None:
+            f = by_path.get(e.session.path) or (by_start.get(e.session.start) if e.session.start else None)
+            if f is not None:
+                linked.setdefault(id(f), []).append(e)
+
+    def link_dict(e, f: dict | None) -> dict:
+        return {"time": e.time.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "pain": e.pain, "phase": e.phase,
+                "recording": Path(e.session.path).name, "path": e.session.path, "in_history": f is not None,
+                **({"session_week": f["week"]} if f is not None else {})}
+
+    def journal_week(monday: date) -> dict:
+        es = week_entries.get(monday, [])
+        return {"entries": len(es), "mean_pain": _r(_mean([e.pain for e in es])), "max_pain": max((e.pain for e in es), default=None)}
+
+    groups: dict[tuple[str, date], list[dict]] = {}
+    for f in sessions:
+        for ex in f["exercises"]:
+            groups.setdefault((ex, f["monday"]), []).append(f)
+    rows = []
+    for (ex, monday) in sorted(groups, key=lambda k: (k[0], k[1])):
+        fs = groups[(ex, monday)]
+        ds = [f["exercises"][ex] for f in fs]
+        reps = sum(d["reps"] for d in ds)
+        alerts = sum(d["alerts"] for d in ds)
+        peaks = [p for d in ds for p in d["peaks"]]
+        creeps = [c for d in ds for c in d["creeps"]]
+        shares = [s for d in ds for s in d["shares"]]
+        limits = [d["flexion_limit_deg"] for d in ds if d.get("flexion_limit_deg") is not None]
+        links = [link_dict(e, f) for f in fs for e in linked.get(id(f), [])]
+        links.sort(key=lambda x: x["time"])
+        rows.append({
+            "exercise": ex,
+            "week": _week_name(monday),
+            "monday": monday.isoformat(),
+            "sessions": len(fs),
+            "sets": sum(d["sets"] for d in ds),
+            "reps": reps,
+            "alerts": alerts,
+            "events": sum(d["events"] for d in ds),
+            "alerts_per_100_reps": _r(100.0 * alerts / reps) if reps else None,
+            "peak_flexion_deg": _r(statistics.median(peaks)) if peaks else None,
+            "creep_deg": _r(_mean(creeps)),
+            "pelvis_share": _r(_mean(shares), 3),
+            "flexion_limit_deg": _r(statistics.median(limits)) if limits else None,
+            "one_sensor_sessions": sum(1 for f in fs if f["one_sensor"]),
+            "dated_by": {k: sum(1 for f in fs if f["date_from"] == k) for k in ("header", "mtime")},
+            "recordings": [Path(f["recording"]).name for f in fs],
+            "journal": {**journal_week(monday), "linked": links},
+        })
+    mondays = sorted({f["monday"] for f in sessions} | set(week_entries))
+    weeks = []
+    for monday in mondays:
+        es = week_entries.get(monday, [])
+        weeks.append({
+            "week": _week_name(monday),
+            "monday": monday.isoformat(),
+            "sessions": sum(1 for f in sessions if f["monday"] == monday),
+            "journal": {**journal_week(monday), "links": [link_dict(e, by_path.get(e.session.path) or by_start.get(e.session.start or "")) for e in es if e.session is not None]},
+        })
+    doc = {
+        "sessions": [{"recording": f["recording"], "time": f["time"], "week": f["week"], "date_from": f["date_from"], "date_note": f["date_note"],
+                      "truncated": f["truncated"], "corrupt_records": f["corrupt_records"], "one_sensor": f["one_sensor"],
+                      "exercises": sorted(f["exercises"])} for f in sessions],
+        "rows": rows,
+        "weeks": weeks,
+        "unreadable": [{"recording": f["recording"], "error": f["error"]} for f in facts if f.get("error")],
+        "dates": {k: sum(1 for f in sessions if f["date_from"] == k) for k in ("header", "mtime")},
+        "journal": journal_info or {"path": None, "exists": False, "entries": len(entries)},
+        "definitions": {
+            "week": "ISO week of the session's UTC date (as in 'spinemon journal summary')",
+            "alerts_per_100_reps": "alerts (buzzes) in the exercise / its reps x 100",
+            "peak_flexion_deg": "median of each rep's peak lumbar flexion at the bottom of the rep (two sensors)",
+            "creep_deg": "mean rise of rep peak flexion from a set's first rep to its last (two sensors)",
+            "pelvis_share": "mean share of the trunk's forward lean that came from the hips, hinge and squat reps (two sensors), 0..1",
+            "flexion_limit_deg": "the flexion limit in effect (median over the week's sessions)",
+        },
+    }
+    for ex in doc["rows"]:
+        ex["journal"]["linked_mean_pain"] = _r(_mean([x["pain"] for x in ex["journal"]["linked"]]))
+    doc["verdict"] = verdict(doc)
+    return doc
+
+
+# ---------------------------------------------------------------------------
+# words
+# ---------------------------------------------------------------------------
+def _trend(name: str, a: float, b: float, unit: str = "", fmt: str = "{:.0f}") -> str:
+    sa, sb = fmt.format(a), fmt.format(b)
+    if sa == sb:
+        return f"{name} stayed at {sa}{unit}"
+    return f"{name} {'fell' if b < a else 'rose'} from {sa} to {sb}{unit}"
+
+
+def verdict(doc: dict) -> list[str]:
+    """One sentence per exercise (first week with reps against the last), then one for the pain journal."""
+    lines = []
+    by_ex: dict[str, list[dict]] = {}
+    for r in doc["rows"]:
+        by_ex.setdefault(r["exercise"], []).append(r)
+    for ex, rows in by_ex.items():
+        name = nice_exercise(ex)
+        with_reps = [r for r in rows if r["reps"]]
+        if not with_reps:
+            n = len(rows)
+            lines.append(f"{name}: no reps in {n} week{'s' if n != 1 else ''} ({sum(r['sessions'] for r in rows)} session{'s' if sum(r['sessions'] for r in rows) != 1 else ''}); {sum(r['alerts'] for r in rows)} alerts.")
+            continue
+        a, b = with_reps[0], with_reps[-1]
+        if a is b:
+            parts = [f"one week so far ({a['week']}): {a['alerts_per_100_reps']:.0f} alerts per 100 reps ({a['alerts']} in {a['reps']} reps)"]
+            if a["peak_flexion_deg"] is not None:
+                parts.append(f"peak flexion at the bottom {a['peak_flexion_deg']:.0f} deg")
+            lines.append(f"{name}: " + "; ".join(parts) + ".")
+            continue
+        span = (date.fromisoformat(b["monday"]) - date.fromisoformat(a["monday"])).days // 7 + 1
+        trained = len(with_reps)
+        over = f" over {span} weeks" + (f" ({trained} with reps)" if trained != span else "")
+        parts = [_trend("alerts per 100 reps", a["alerts_per_100_reps"], b["alerts_per_100_reps"]) + over]
+        if a["peak_flexion_deg"] is not None and b["peak_flexion_deg"] is not None:
+            parts.append(f"peak flexion at the bottom {a['peak_flexion_deg']:.0f} -> {b['peak_flexion_deg']:.0f} deg")
+        if a["creep_deg"] is not None and b["creep_deg"] is not None:
+            parts.append(f"creep over a set {a['creep_deg']:+.0f} -> {b['creep_deg']:+.0f} deg")
+        if a["pelvis_share"] is not None and b["pelvis_share"] is not None:
+            parts.append(f"hips' share of the lean {a['pelvis_share']:.0%} -> {b['pelvis_share']:.0%}")
+        lines.append(f"{name}: " + "; ".join(parts) + ".")
+    pain_weeks = [w for w in doc["weeks"] if w["journal"]["entries"]]
+    if len(pain_weeks) >= 2:
+        a, b = pain_weeks[0], pain_weeks[-1]
+        lines.append(f"pain journal: mean pain {a['journal']['mean_pain']:.1f} in {a['week']} -> {b['journal']['mean_pain']:.1f} in {b['week']} "
+                     f"(an association, not proof of cause).")
+    elif len(pain_weeks) == 1:
+        w = pain_weeks[0]
+        lines.append(f"pain journal: {w['journal']['entries']} entr{'ies' if w['journal']['entries'] != 1 else 'y'} in {w['week']}, mean pain {w['journal']['mean_pain']:.1f}.")
+    return lines
+
+
+TEXT_COLUMNS = (
+    ("exercise", "exercise"),
+    ("week", "week"),
+    ("monday", "from"),
+    ("sessions", "sessions"),
+    ("sets", "sets"),
+    ("reps", "reps"),
+    ("alerts", "alerts"),
+    ("alerts_per_100_reps", "alerts/100 reps"),
+    ("peak_flexion_deg", "peak flexion (deg)"),
+    ("flexion_limit_deg", "limit (deg)"),
+    ("creep_deg", "creep (deg)"),
+    ("pelvis_share", "hips' share (%)"),
+    ("pain_entries", "pain entries"),
+    ("pain_mean", "pain mean (0-10)"),
+    ("pain_max", "pain max"),
+    ("linked", "linked"),
+)
+
+
+def _cell(key: str, v: Any) -> str:
+    if v is None:
+        return "-"
+    if key == "pelvis_share":
+        return f"{100 * v:.0f}"
+    if key == "creep_deg":
+        return f"{v:+.1f}"
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
+
+
+def table_rows(doc: dict) -> list[dict]:
+    """The rows of the text/HTML table: one per exercise x week, and a row per
+    journal week without a session (pain in a week without training)."""
+    out = []
+    for r in doc["rows"]:
+        j = r["journal"]
+        out.append({**r, "exercise": nice_exercise(r["exercise"]), "pain_entries": j["entries"], "pain_mean": j["mean_pain"], "pain_max": j["max_pain"], "linked": len(j["linked"])})
+    for w in doc["weeks"]:
+        if not w["sessions"]:
+            j = w["journal"]
+            out.append({"exercise": "(no session)", "week": w["week"], "monday": w["monday"], "pain_entries": j["entries"], "pain_mean": j["mean_pain"], "pain_max": j["max_pain"]})
+    return out
+
+
+def format_text(doc: dict) -> str:
+    rows = table_rows(doc)
+    heads = [h for _, h in TEXT_COLUMNS]
+    cells = [[_cell(k, r.get(k)) for k, _ in TEXT_COLUMNS] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(heads)]
+    left = {0, 1, 2}
+    fmt = lambda vals: "  ".join(v.ljust(w) if i in left else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths))).rstrip()
+    lines = [fmt(heads)] + [fmt(c) for c in cells]
+    lines.append("")
+    lines += doc["verdict"]
+    d = doc["dates"]
+    dated = [f"{d['header']} from the recording header's start time"]
+    if d["mtime"]:
+        names = [Path(s["recording"]).name for s in doc["sessions"] if s["date_from"] == "mtime"]
+        dated.append(f"{d['mtime']} from the file's modification time ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}: no real start time in the header)")
+    lines.append("dates: " + "; ".join(dated) + "; weeks are ISO weeks (UTC).")
+    lines.append("peak flexion: median of each rep's peak at the bottom; creep: mean rise from a set's first rep to its last; "
+                 "hips' share: of the trunk's lean, hinge and squat reps; angles need two sensors.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# chart and HTML
+# ---------------------------------------------------------------------------
+def _pyplot():
+    from spinemon.app.report import _pyplot as pyplot
+
+    return pyplot()
+
+
+def plot(doc: dict, path: str | os.PathLike, plt=None) -> Path:
+    """Per exercise: peak flexion per week with the limit (left axis), alerts
+    per 100 reps as bars (right axis). Raises :class:`ConfigError` without matplotlib."""
+    plt = plt or _pyplot()
+    if plt is None:
+        raise ConfigError(MISSING_MATPLOTLIB)
+    out = Path(path)
+    by_ex: dict[str, list[dict]] = {}
+    for r in doc["rows"]:
+        by_ex.setdefault(r["exercise"], []).append(r)
+    n = max(1, len(by_ex))
+    mondays = sorted({date.fromisoformat(r["monday"]) for r in doc["rows"]})
+    first = mondays[0] if mondays else date.today()
+    span = (mondays[-1] - first).days // 7 + 1 if mondays else 1
+    step = max(1, math.ceil(span / 12))  # at most about 12 week labels
+    fig, axes = plt.subplots(n, 1, figsize=(8, 3.0 * n + 0.4), squeeze=False)
+    for ax, (ex, rows) in zip(axes[:, 0], by_ex.items() or [("(no sessions)", [])]):
+        x = [(date.fromisoformat(r["monday"]) - first).days // 7 for r in rows]  # weeks without a session stay gaps
+        ax2 = ax.twinx()
+        ax.set_zorder(ax2.get_zorder() + 1)
+        ax.patch.set_visible(False)
+        per100 = [r["alerts_per_100_reps"] if r["alerts_per_100_reps"] is not None else 0.0 for r in rows]
+        ax2.bar(x, per100, width=0.5, color="#d62728", alpha=0.35, label="alerts per 100 reps")
+        ax2.set_ylabel("alerts per 100 reps", fontsize=8, color="#a11")
+        ax2.set_ylim(0, max([10.0] + per100) * 1.15)
+        peaks = [r["peak_flexion_deg"] for r in rows]
+        if any(p is not None for p in peaks):
+            ax.plot(x, [math.nan if p is None else p for p in peaks], "o-", color="black", label="peak flexion at the bottom (median)")
+        limits = [r["flexion_limit_deg"] for r in rows]
+        labelled = False
+        for i, v in zip(x, limits):  # the limit of each week, as a short line across its slot
+            if v is not None:
+                ax.hlines(v, i - 0.45, i + 0.45, colors="#d62728", linestyles="--", lw=1.5, label=None if labelled else "flexion limit")
+                labelled = True
+        top = max([10.0] + [v for v in peaks + limits if v is not None])
+        ax.set_ylim(min([0.0] + [v for v in peaks if v is not None]) - 2.0, top * 1.25)
+        if not any(r["reps"] for r in rows):
+            ax.text(0.5, 0.5, "no reps", transform=ax.transAxes, ha="center", va="center", color="0.4")
+        ticks = list(range(0, span, step))
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([_week_name(first + timedelta(weeks=k)) for k in ticks], fontsize=8)
+        ax.set_xlim(-0.6, max(span - 0.4, 0.6))
+        ax.set_ylabel("lumbar flexion (deg)", fontsize=8)
+        ax.set_title(nice_exercise(ex), fontsize=10, loc="right")
+        ax.grid(True, axis="y", alpha=0.3)
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        if h1 or h2:
+            ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, frameon=False, borderaxespad=0.2)
+    fig.suptitle("Progress over weeks", fontsize=11)
+    fig.tight_layout()
+    try:
+        fig.savefig(out, format="png", dpi=100)
+    except OSError as e:
+        raise ConfigError(f"cannot write {out} ({e.strerror}); choose another --png") from None
+    finally:
+        plt.close(fig)
+    return out
+
+
+HTML_COLUMNS = [c for c in TEXT_COLUMNS if c[0] != "monday"]
+
+
+def html_section(doc: dict, png: Path | None = None) -> str:
+    """The History section of the season index: the verdict in words, the chart, the weekly table."""
+    p = ['<section id="history"><h2>History</h2>']
+    p.append('<ul class="verdict">' + "".join(f"<li>{html.escape(v)}</li>" for v in doc["verdict"]) + "</ul>")
+    if png is not None and png.exists():
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        p.append(f'<img alt="peak flexion and alerts per 100 reps per week" src="data:image/png;base64,{data}">')
+    p.append('<div class="scroll"><table><tr>' + "".join(f"<th>{html.escape(h)}</th>" for _, h in HTML_COLUMNS) + "</tr>")
+    for r in table_rows(doc):
+        p.append("<tr>" + "".join(f"<td>{html.escape(_cell(k, r.get(k)))}</td>" for k, _ in HTML_COLUMNS) + "</tr>")
+    p.append("</table></div>")
+    d = doc["dates"]
+    p.append(f"<p>Dates: {d['header']} from the recording header's start time, {d['mtime']} from the file's modification time; "
+             "weeks are ISO weeks (UTC). Peak flexion: median of each rep's peak at the bottom; creep: mean rise from a set's first rep "
+             "to its last; hips' share: of the trunk's lean in hinge and squat reps. Angles need two sensors.</p>")
+    p.append("</section>")
+    return "\n".join(p)
+
+
+# ---------------------------------------------------------------------------
+# the journal
+# ---------------------------------------------------------------------------
+def load_journal(path: str | None, notes: list[str]) -> tuple[list, dict]:
+    """Journal entries for the history, and what was read. A missing default
+    journal is a note (the pain columns stay empty); a missing ``--journal``
+    is a command-line error (:class:`UsageProblem`)."""
+    from spinemon.app.journal import Journal, JournalError
+
+    j = Journal(path)
+    rep = j.load()
+    info = {"path": str(j.path), "exists": rep.exists, "entries": len(rep.entries), "skipped_lines": rep.skipped_lines}
+    if not rep.exists:
+        if path is not None:
+            raise UsageProblem(f"--journal {path} does not exist; give your journal file (written by 'spinemon journal add') or leave --journal out")
+        notes.append(f"no pain journal at {j.path}: the pain columns stay empty (log pain with 'spinemon journal add --pain N --session FILE')")
+    elif rep.skipped_lines and not rep.entries and not (rep.torn_last_line and len(rep.skipped_lines) == 1):
+        raise JournalError(f"{j.path} has no readable journal entries ({len(rep.skipped_lines)} unreadable line(s)); check that --journal points at a spinemon journal (.jsonl)")
+    elif rep.skipped_lines:
+        notes.append(f"skipped {len(rep.skipped_lines)} unreadable line(s) in {j.path}")
+    return rep.entries, info
+
+
+# ---------------------------------------------------------------------------
+# the command
+# ---------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="*", metavar="DIR", help="folders of .spinrec recordings (searched recursively) or recordings (default: the current folder)")
+    parser.add_argument("--json", action="store_true", help="print the same data as JSON")
+    parser.add_argument("--png", metavar="FILE", help="write a chart: per exercise, peak flexion per week against the limit, alerts per 100 reps as bars (needs the 'report' extra)")
+    parser.add_argument("--journal", metavar="PATH", help="pain journal (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)")
+    parser.add_argument("--jobs", type=argtypes.count, default=None, metavar="N", help="worker processes (default: all cores)")
+
+
+def recordings(items: Sequence[str]) -> list[Path]:
+    """The recordings to show: files as given, folders searched recursively (:func:`spinemon.app.season.expand`)."""
+    from spinemon.app import season
+
+    items = list(items) or ["."]
+    for it in items:
+        p = Path(it)
+        if not p.exists():
+            raise UsageProblem(f"{it} does not exist; give the folder that holds your recordings (.spinrec)")
+        if p.is_dir() and not any(p.iterdir()):
+            raise ConfigError(f"{p} is empty: no recordings to show; record sessions with 'spinemon live --out FILE.spinrec' or give the folder that holds them")
+    return season.expand(items)
+
+
+def main(args: argparse.Namespace) -> int:
+    """``spinemon history [DIR ...]``: 0 on success, 1 when a recording could not be read (the others are shown)."""
+    from spinemon.app import season
+
+    if args.png:
+        png = Path(args.png)
+        if png.is_dir():
+            raise UsageProblem(f"--png {png} is a folder; give a file name, e.g. {png / 'history.png'}")
+        if not png.parent.exists():
+            raise UsageProblem(f"--png {png}: the folder {png.parent} does not exist; create it or choose another --png")
+        if _pyplot() is None:
+            raise ConfigError(MISSING_MATPLOTLIB)
+    notes: list[str] = []
+    entries, info = load_journal(args.journal, notes)
+    paths = recordings(args.path)
+    facts = season.run_many(session_facts, paths, jobs=args.jobs, progress=sys.stderr if sys.stderr.isatty() or len(paths) > 1 else None)
+    bad = [f for f in facts if f.get("error")]
+    if len(bad) == len(facts):
+        raise ConfigError(f"none of the {len(facts)} recording(s) could be read (first: {bad[0]['error']}); give a folder of recordings written by spinemon")
+    doc = build(facts, entries, info)
+    for f in bad:
+        notes.append(f"skipped {Path(f['recording']).name}: {f['error']}")
+    for s in doc["sessions"]:
+        if s["truncated"]:
+            notes.append(f"{Path(s['recording']).name} was cut off mid-record: counted up to its last complete record")
+        if s["corrupt_records"]:
+            notes.append(f"{Path(s['recording']).name}: {s['corrupt_records']} damaged record(s) skipped")
+    if bad:
+        notes.append(f"{len(bad)} of {len(facts)} recording(s) could not be read and are left out (listed above); the history shows the rest")
+    for n in notes:
+        print(f"note: {n}", file=sys.stderr)
+    wrote = None
+    if args.png:
+        wrote = plot(doc, args.png)
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2)
+        print()
+    else:
+        print(format_text(doc))
+    if wrote is not None:
+        print(f"wrote {wrote}", file=sys.stderr if args.json else sys.stdout)
+    return 1 if bad else 0

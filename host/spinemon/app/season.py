@@ -1,0 +1,127 @@
+"""Many recordings at once (a season of training): replay or report each, in
+parallel across cores, with progress, into one table.
+
+One job: fan a per-recording function out over worker processes and collect
+one row per recording. A recording that cannot be read gives a row with its
+error; the others go on (nothing is lost because one file is bad).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable, Sequence, TextIO
+
+from spinemon.errors import ConfigError, SpinemonError
+
+__all__ = ["expand", "run_many", "replay_row", "format_rows", "ROW_COLUMNS"]
+
+ROW_COLUMNS = ("recording", "duration_s", "monitored_s", "calibration", "sets", "reps", "events", "alerts", "matches_live", "error")
+
+
+def expand(items: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files as given, folders as their ``*.spinrec`` files (sorted, recursive); duplicates once."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(p.rglob("*.spinrec"))
+            if not found:
+                raise ConfigError(f"{p} holds no .spinrec recordings; give recordings or a folder of them")
+        else:
+            found = [p]
+        for f in found:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out
+
+
+def replay_row(path: str, exercise: str | None = None, limits: Sequence[str] = ()) -> dict:
+    """Replay one recording (the product's replay path) and summarise it as one row."""
+    from spinemon.io.recording import load
+    from spinemon.app.session import replay, replay_settings
+
+    row: dict = {"recording": str(path)}
+    try:
+        rec = load(path)
+        res = replay(rec, replay_settings(rec, exercise, limits))
+    except SpinemonError as e:
+        row["error"] = str(e)
+        return row
+    m = res.summary["monitoring"]
+    events = [e.as_dict() for e in res.events]
+    row.update(
+        duration_s=m["duration_s"],
+        monitored_s=m["monitored_s"],
+        calibration=m["calibration"],
+        sets=len(res.summary["sets"]),
+        reps=len(res.summary["reps"]),
+        events=len(events),
+        alerts=sum(1 for e in events if e.get("t_alert") is not None),
+        matches_live=res.matches_live,  # each segment (live --resume) against its own live session
+        error=None,
+    )
+    return row
+
+
+def run_many(fn: Callable[..., dict], paths: Sequence[Path], *args, jobs: int | None = None, progress: TextIO | None = sys.stderr) -> list[dict]:
+    """``fn(str(path), *args)`` for every path, in ``jobs`` worker processes
+    (default: all cores; 1 runs in this process), rows in the order of
+    ``paths``. Progress (``[k/n] name``, elapsed) goes to ``progress``."""
+    n = len(paths)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, n))
+    rows: list[dict | None] = [None] * n
+    t0 = time.monotonic()
+
+    tty = progress is not None and getattr(progress, "isatty", lambda: False)()
+
+    def tick(k: int, path: Path) -> None:
+        if progress is not None:
+            text = f"[{k}/{n}] {path.name:<40.40} {time.monotonic() - t0:6.1f} s"
+            progress.write("\r" + text if tty else text + "\n")  # a bar in place on a terminal, lines in a log
+            progress.flush()
+
+    if jobs == 1:
+        for i, p in enumerate(paths):
+            rows[i] = fn(str(p), *args)
+            tick(i + 1, p)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(fn, str(p), *args): i for i, p in enumerate(paths)}
+            for k, fut in enumerate(as_completed(futures), 1):
+                i = futures[fut]
+                rows[i] = fut.result()
+                tick(k, paths[i])
+    if tty and n:
+        progress.write("\n")
+        progress.flush()
+    return [r for r in rows if r is not None]
+
+
+def format_rows(rows: Sequence[dict], columns: Sequence[str] = ROW_COLUMNS) -> str:
+    """One plain-text table, a row per recording, and a total line."""
+
+    def cell(v) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, bool):
+            return "yes" if v else "NO"
+        if isinstance(v, float):
+            return f"{v:.1f}"
+        return str(v)
+
+    cols = [c for c in columns if c != "error" or any(r.get("error") for r in rows)]
+    table = [[cell(Path(r["recording"]).name if c == "recording" else r.get(c)) for c in cols] for r in rows]
+    ok = [r for r in rows if not r.get("error")]
+    total = {c: sum(r.get(c) or 0 for r in ok) for c in ("duration_s", "monitored_s", "sets", "reps", "events", "alerts")}
+    table.append([cell(total.get(c)) if c in total else ("total" if c == "recording" else "") for c in cols])
+    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in table]
+    return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""Run a simulated wearer through the live path (used by `demo` and `simulate`).
+
+The simulated lifter announces each set one second before its first rep (as
+a lifter would tap "next set: deadlift" in the app); the simulated wearable
+streams its frames through :class:`~spinemon.io.transport.SimTransport` into
+:func:`~spinemon.app.session.run_live`, which records them and sends alerts back
+to the simulated motor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from spinemon.io import sim
+from spinemon.core.alerts import Alert
+from spinemon.core.calibration import Calibration
+from spinemon.core.pipeline import FrameResult, Pipeline, PipelineSettings
+from spinemon.io.recording import RecordingWriter
+from spinemon.app.session import SessionResult, header_for, run_live
+from spinemon.io.transport import Label, SimTransport
+
+LABEL_LEAD_S = 1.0
+
+
+@dataclass
+class SimulatedRun:
+    session: sim.SimSession
+    result: SessionResult
+    transport: SimTransport
+    recording: Path | None
+
+
+def labels_for(session: sim.SimSession) -> list[tuple[float, Label]]:
+    return [(st.t_start - LABEL_LEAD_S, Label(st.set, st.exercise)) for st in session.sets]
+
+
+def run_simulated(
+    sets: Sequence[sim.SetSpec],
+    seed: int,
+    *,
+    out: Path | None = None,
+    speed: float = 0.0,
+    sim_settings: sim.SimSettings | None = None,
+    settings: PipelineSettings | None = None,
+    rom: bool = True,
+    labels: bool = True,
+    on_alert: Callable[[Alert], None] | None = None,
+    on_frame: Callable[[FrameResult, Pipeline], None] | None = None,
+    on_calibrated: Callable[[Calibration], None] | None = None,
+) -> SimulatedRun:
+    """Simulate ``sets`` and run them through the live path; record to ``out``."""
+    session = sim.simulate(sets, seed, sim_settings or sim.SimSettings(), calibration=True, rom=rom)
+    settings = settings or PipelineSettings()
+    if not rom:
+        settings = replace(settings, calibration=replace(settings.calibration, rom=False))
+    transport = SimTransport(list(zip(session.frames, session.frame_times.tolist())), labels_for(session) if labels else [], speed=speed)
+    pipeline = Pipeline(settings)
+    recorder = None
+    if out is not None:
+        recorder = RecordingWriter(out, header_for(settings, "sim", {"sim": session.metadata()}))
+
+    async def main() -> SessionResult:
+        await transport.connect()
+        try:
+            return await run_live(transport, pipeline, recorder, on_alert=on_alert, on_frame=on_frame, on_calibrated=on_calibrated)
+        finally:
+            await transport.close()
+
+    result = asyncio.run(main())
+    return SimulatedRun(session, result, transport, out)

@@ -1,0 +1,125 @@
+"""What a coach reads in ten seconds: one sentence per set, in words.
+
+"Set 1, deadlift: rep 4 rounded 9 deg past your limit; reps 1-3 and 5 clean;
+flexion crept 4 deg over the set." Built from the replayed session's sets,
+reps and events (the same dictionaries ``replay --json`` prints), nothing
+else. Also the hip-or-back number of a hinge: the share of the trunk's
+forward lean that came from the pelvis (:func:`spinemon.core.reps.pelvis_share`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from spinemon.core.reps import pelvis_share
+
+__all__ = ["pelvis_share", "clean_ranges", "event_words", "set_verdict", "session_verdict", "HINGES", "WORDS"]
+
+#: exercises whose reps are a forward lean of the trunk (hip hinge or squat)
+HINGES = ("deadlift", "squat", "row")
+
+#: event kind -> what the coach says happened
+WORDS = {
+    "over_flexion": "rounded",
+    "over_extension": "arched",
+    "twist": "twisted",
+    "lateral_bend": "bent sideways",
+    "swing": "swung",
+    "spine_creep": "crept",
+}
+
+#: what an event means in a given exercise, where the kind alone says it badly
+EXERCISE_WORDS = {
+    ("curl", "over_extension"): "leaned back (hip swing)",
+    ("curl", "swing"): "swung the weight",
+    ("overhead_press", "over_extension"): "arched the lower back",
+}
+
+
+def event_words(kind: str, exercise: str | None) -> str:
+    """How a coach says what happened: "leaned back (hip swing)" for a curl's over-extension."""
+    return EXERCISE_WORDS.get((exercise or "", kind), WORDS.get(kind, str(kind).replace("_", " ")))
+
+
+CREEP_NOTE_DEG = 3.0  # flexion growing by at least this over a set is said
+SHARE_DROP = 0.15  # the hips' share falling by this much over a set gets the cue
+
+
+def clean_ranges(numbers: Sequence[int]) -> str:
+    """[1, 2, 3, 5] -> "1-3 and 5"."""
+    nums = sorted(set(int(n) for n in numbers))
+    parts: list[str] = []
+    i = 0
+    while i < len(nums):
+        j = i
+        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
+            j += 1
+        parts.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
+        i = j + 1
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _past(e: dict) -> str:
+    peak, lim = e.get("peak_deg"), e.get("limit_deg")
+    if isinstance(peak, (int, float)) and isinstance(lim, (int, float)):
+        over = abs(peak - lim)
+        unit = "deg/s" if e.get("kind") == "swing" else "deg"
+        return f" {over:.0f} {unit} past your limit"
+    return ""
+
+
+def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sensor: bool = False) -> str:
+    """One sentence for one set."""
+    n = st.get("set")
+    ex = st.get("exercise") or "lift"
+    mine = sorted((r for r in reps if r.get("set") == n), key=lambda r: r.get("rep") or 0)
+    evs = [e for e in events if e.get("set") == n]
+    head = f"Set {n}, {ex}"
+    if not mine:
+        return head + ": no reps found."
+    parts: list[str] = []
+    bad: set[int] = set()
+    for r in mine:
+        k = r.get("rep")
+        in_rep = [e for e in evs if e.get("rep") == k and e.get("kind") != "spine_creep"]
+        if in_rep:
+            bad.add(k)
+            words = "; ".join(f"{event_words(e.get('kind'), ex)}{_past(e)}" for e in in_rep[:2])
+            parts.append(f"rep {k} {words}")
+    clean = [r.get("rep") for r in mine if r.get("rep") not in bad]
+    if clean and bad:
+        parts.append(f"rep{'s' if len(clean) > 1 else ''} {clean_ranges(clean)} clean")
+    elif not bad:
+        parts.append(f"all {len(mine)} reps clean")
+    flex = [r.get("peak_flexion_deg") for r in mine if isinstance(r.get("peak_flexion_deg"), (int, float))]
+    if not one_sensor and len(flex) >= 3 and flex[-1] - flex[0] >= CREEP_NOTE_DEG:
+        parts.append(f"flexion crept {flex[-1] - flex[0]:.0f} deg over the set")
+    if ex in HINGES and not one_sensor:
+        shares = [s for s in (pelvis_share(r) for r in mine) if s is not None]
+        if len(shares) >= 2:
+            parts.append(f"hips did {shares[0]:.0%} of the lean on rep 1, {shares[-1]:.0%} on rep {mine[-1].get('rep')}")
+            if shares[0] - shares[-1] >= SHARE_DROP or min(shares) < 0.5:
+                parts.append("cue: push the hips back and keep the chest up, the back took over")
+    return head + ": " + "; ".join(parts) + "."
+
+
+def session_verdict(sets: Sequence[dict], reps: Sequence[dict], events: Sequence[dict], monitoring: dict | None = None, one_sensor: bool = False) -> list[str]:
+    """The verdict lines of a session: how much was watched, then one per set."""
+    lines: list[str] = []
+    if monitoring:
+        cal = monitoring.get("calibration")
+        dur, mon = monitoring.get("duration_s") or 0.0, monitoring.get("monitored_s") or 0.0
+        waiting = (monitoring.get("not_monitored") or {}).get("waiting for a still stretch to set neutral", 0.0)
+        if cal in ("none", "provisional") or waiting > 5.0:  # the guided calibration itself is not news
+            why = ", ".join(f"{v:.0f} s {k}" for k, v in (monitoring.get("not_monitored") or {}).items())
+            lines.append(f"Watched {mon:.0f} of {dur:.0f} s" + (f" (not watched: {why})" if why else "") + (f"; calibration {cal}" if cal in ("none", "provisional") else "") + ".")
+    if not sets:
+        lines.append("No sets found in this session.")
+    for st in sets:
+        lines.append(set_verdict(st, reps, events, one_sensor))
+    outside = [e for e in events if e.get("set") is None]
+    if outside:
+        lines.append(f"{len(outside)} alert{'s' if len(outside) != 1 else ''} outside any set.")
+    return lines

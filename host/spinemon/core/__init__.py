@@ -1,0 +1,1 @@
+"""The pipeline's stages, IMU samples to events: decode (stream), fuse (fusion, fusion_kernel), calibrate (calibration), angles, segment (holds, reps, rep_kernel), detect, alerts; pipeline wires them."""

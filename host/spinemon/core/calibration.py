@@ -1,0 +1,445 @@
+"""Calibration: neutral standing posture and, optionally, range of motion.
+
+Neutral: the wearer stands tall and still for ``neutral_s`` seconds; any
+movement restarts the window (the attempt is rejected and repeated). The mean
+accelerometer direction of each sensor over the window defines its mounting
+(the rotation that makes that direction body +X, see
+:class:`spinemon.core.angles.Mounting`), so every angle reads 0 at neutral.
+
+Range of motion (optional): after neutral, a slow full forward bend and
+backward bend; the extreme lumbar angles become the lifter's
+:class:`~spinemon.core.detect.RangeOfMotion`, and exercise limits are shares of it.
+
+Mounting alignment (with the range of motion): neutral fixes only each
+sensor's up axis; a sensor stuck on rotated about the spine (crooked, even by
+90 deg) would leak flexion into lateral bend. The slow forward bend is a
+rotation about the body's mediolateral axis (+Y for flexion), so the
+integrated gyro (neutral-mean bias removed) from the start of the sweep to
+the moment of deepest bend, seen in the neutral-aligned frame, points along
++Y; the rotation about X that takes it there completes each sensor's
+mounting. The sweep's phases are found from the tilt away from neutral
+(independent of heading), and the range of motion is computed at the end
+with the completed mountings over the buffered sweep.
+
+Drift: :func:`drift_deg` compares a later standing gravity direction with
+the calibrated one (0 = still as calibrated); :func:`rezero` re-zeroes a
+mounting on it, keeping the heading.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spinemon.core.angles import Mounting
+from spinemon.core.detect import DEFAULT_ROM, RangeOfMotion
+from spinemon.errors import CalibrationError, ConfigError
+from spinemon.core.stream import G, SampleBlock
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """How neutral and the range of motion are found (physical units).
+
+    Stillness is judged by *variation*: over the still stretch each sample's
+    gyro stays within ``still_gyro_var_dps`` of the stretch's mean and its
+    accelerometer within ``still_acc_var_m_s2`` of its mean, so a constant gyro
+    offset (up to ``max_gyro_offset_dps``) does not stop calibration; the mean
+    gyro of the stretch is that offset, removed from every later sample.
+    """
+
+    neutral_s: float = 1.0  # how long the wearer must stand still
+    still_gyro_var_dps: float = 10.0  # max departure of the gyro from its stretch mean (quiet standing sway stays below)
+    still_acc_var_m_s2: float = 0.5  # max departure of the accelerometer from its stretch mean (about 3 deg)
+    max_gyro_offset_dps: float = 100.0  # norm; a larger constant gyro reading is not an offset (a steady turn fails the accelerometer test anyway)
+    still_gyro_dps: float = 6.0  # standing checks after calibration (offset removed): max gyro norm
+    still_acc_dev: float = 0.8  # max | |a| - g | while still, m/s^2
+    provisional_after_s: float = 5.0  # no still stretch by then: a provisional neutral from the quietest stretch
+    rom: bool = True  # also calibrate the range of motion
+    rom_min_flexion_deg: float = 20.0  # the bend must reach at least this to count
+    rom_min_extension_deg: float = -5.0
+    rom_settle_s: float = 1.0  # still this long after the bends ends the ROM phase
+    rom_start_s: float = 5.0  # no bend past rom_min_flexion_deg this soon after neutral: ROM skipped
+    rom_timeout_s: float = 20.0  # give up on ROM (keep defaults) after this
+    align_min_bend_deg: float = 15.0  # a sensor must rotate this much in the bend to fix its heading
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.neutral_s, (int, float)) and 0.5 <= self.neutral_s <= 30.0):
+            raise ConfigError(f"calibration neutral_s must be between 0.5 and 30 s, not {self.neutral_s!r}")
+        if not (isinstance(self.provisional_after_s, (int, float)) and self.provisional_after_s >= self.neutral_s):
+            raise ConfigError("calibration provisional_after_s must be at least neutral_s")
+
+
+@dataclass
+class Calibration:
+    """Result of calibration, stored in recordings and profiles."""
+
+    mounting: dict[str, Mounting]
+    t_neutral: tuple[float, float]
+    rom: RangeOfMotion | None = None
+    t_rom: tuple[float, float] | None = None
+    #: per sensor, from the forward bend: ``heading_deg`` (rotation about X
+    #: applied to the neutral mounting) and ``bend_deg`` (how far it rotated);
+    #: empty when no bend was seen (heading as mounted, nominal axes)
+    alignment: dict[str, dict] = field(default_factory=dict)
+    #: per sensor, the mean gyro over the still stretch (rad/s): the zero-rate
+    #: offset removed from later samples (empty: none measured)
+    gyro_offset: dict[str, np.ndarray] = field(default_factory=dict)
+    #: how neutral was found: "still" (a still stretch), "provisional" (no
+    #: still stretch: the quietest stretch seen), "stored" (a saved profile)
+    source: str = "still"
+
+    @property
+    def range_of_motion(self) -> RangeOfMotion:
+        return self.rom or DEFAULT_ROM
+
+    def as_dict(self) -> dict:
+        return {
+            "type": "calibration",
+            "mounting": {s: np.asarray(m.rotation).round(12).tolist() for s, m in self.mounting.items()},
+            "t_neutral": list(self.t_neutral),
+            "rom": None if self.rom is None else {"flexion_deg": self.rom.flexion_deg, "extension_deg": self.rom.extension_deg},
+            "t_rom": None if self.t_rom is None else list(self.t_rom),
+            "alignment": {s: {k: round(float(v), 3) for k, v in a.items()} for s, a in self.alignment.items()},
+            "gyro_offset_dps": {s: np.degrees(np.asarray(v)).round(4).tolist() for s, v in self.gyro_offset.items()},
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        try:
+            mounting = {s: Mounting(np.asarray(m, dtype=float)) for s, m in d["mounting"].items()}
+            rom = None if d.get("rom") is None else RangeOfMotion(**d["rom"])
+            alignment = {str(s): {str(k): float(v) for k, v in a.items()} for s, a in (d.get("alignment") or {}).items()}
+            offset = {str(s): np.radians(np.asarray(v, dtype=float).reshape(3)) for s, v in (d.get("gyro_offset_dps") or {}).items()}
+            source = str(d.get("source", "still"))
+            if source not in ("still", "provisional", "stored"):
+                raise ValueError(f"unknown calibration source {source!r}")
+            return cls(mounting, tuple(d["t_neutral"]), rom, None if d.get("t_rom") is None else tuple(d["t_rom"]), alignment, offset, source)
+        except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as e:
+            raise CalibrationError(f"calibration record is malformed: {e}") from None
+
+
+def still_mask(block: SampleBlock, settings: CalibrationSettings) -> np.ndarray:
+    """Per sample: every sensor reads still (low rotation, about 1 g)."""
+    ok = np.ones(len(block), dtype=bool)
+    lim = np.deg2rad(settings.still_gyro_dps)
+    for s in block.sensors:
+        ok &= np.linalg.norm(block.gyr[s], axis=1) < lim
+        ok &= np.abs(np.linalg.norm(block.acc[s], axis=1) - G) < settings.still_acc_dev
+    return ok
+
+
+def drift_deg(mounting: Mounting, u_sensor: object) -> float:
+    """Angle (deg) between a standing gravity direction (sensor frame, any
+    length) and the calibrated neutral (body +X)."""
+    u = mounting.to_body(np.asarray(u_sensor, dtype=np.float64).reshape(3))
+    n = float(np.linalg.norm(u))
+    if not n > 0:
+        raise CalibrationError("gravity direction for the drift check is zero")
+    return float(np.degrees(np.arccos(np.clip(u[0] / n, -1.0, 1.0))))
+
+
+def rezero(mounting: Mounting, u_sensor: object) -> Mounting:
+    """The mounting re-zeroed so that ``u_sensor`` (standing tall) reads as
+    neutral; the heading about the spine axis is kept."""
+    fix = Mounting.from_neutral(mounting.to_body(np.asarray(u_sensor, dtype=np.float64).reshape(3)))
+    return Mounting(fix.rotation @ mounting.rotation)
+
+
+def heading_from_bend(rotation_vector: object) -> float | None:
+    """The rotation about X (deg) that takes a forward bend's integrated
+    gyro (neutral-aligned frame) onto +Y; None if the bend is too small to tell."""
+    v = np.asarray(rotation_vector, dtype=np.float64).reshape(3)
+    ay, az = float(v[1]), float(v[2])
+    if math.hypot(ay, az) <= 0:
+        return None
+    return -math.degrees(math.atan2(az, ay))
+
+
+def _rx_deg(a: float) -> np.ndarray:
+    c, s_ = math.cos(math.radians(a)), math.sin(math.radians(a))
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s_], [0.0, s_, c]])
+
+
+@dataclass
+class Calibrator:
+    """Streaming calibration. Feed every block to :meth:`update_neutral`
+    until it returns mountings; then, if ROM is wanted, feed blocks and the
+    fused gravity directions to :meth:`update_rom` until :attr:`done`.
+
+    Exposed state (so a test can ask why): ``phase``, ``attempts``,
+    ``rom_stage`` (``"forward"`` -> ``"backward"`` -> ``"settle"``),
+    ``peak_tilt_deg`` and ``bend_rotation`` per sensor."""
+
+    settings: CalibrationSettings = field(default_factory=CalibrationSettings)
+    phase: str = "neutral"  # neutral -> rom -> done; neutral -> provisional -> done
+    attempts: int = 1  # neutral windows started (a movement that breaks one a quarter under way starts a new one)
+    result: Calibration | None = None
+    rom_stage: str = "forward"
+    peak_tilt_deg: dict = field(default_factory=dict)
+    bend_rotation: dict = field(default_factory=dict)  # integrated gyro (deg) at the deepest bend, neutral frame
+    gyro_bias: dict = field(default_factory=dict)  # neutral mean gyro per sensor, rad/s
+    _n: int = 0  # samples in the current still stretch
+    _t_first: float = 0.0
+    _t_last: float = 0.0
+    _sum_a: dict = field(default_factory=dict)
+    _sum_g: dict = field(default_factory=dict)
+    _t0: float | None = None  # first sample seen
+    _win: dict | None = None  # the current fixed window (for a provisional neutral)
+    _best: dict | None = None  # the quietest window so far
+    _rom_t0: float | None = None
+    _rot: dict = field(default_factory=dict)
+    _buf: dict = field(default_factory=dict)  # neutral-frame gravity per sensor over the sweep
+    rom_skipped: bool = False  # True when no bend started within rom_start_s
+    #: index (in the last block) of the sample that completed a step (neutral
+    #: or range of motion); None if the block did not complete one. The
+    #: samples after it belong to the next phase: the caller goes on with them.
+    stopped_at: int | None = None
+    _second_peak: float = 0.0
+    _rom_still_since: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.phase == "done"
+
+    def update_neutral(self, block: SampleBlock) -> Calibration | None:
+        """Look for the first still stretch of ``neutral_s``; returns the
+        calibration on the block that completes it. With no still stretch by
+        ``provisional_after_s``, returns a *provisional* calibration from the
+        quietest stretch seen (``source == "provisional"``) and keeps looking:
+        a later still stretch returns the real one. Sample by sample, so any
+        split of the stream into blocks finds the same stretch."""
+        self.stopped_at = None
+        if self.phase not in ("neutral", "provisional") or len(block) == 0:
+            return None
+        st = self.settings
+        sensors = block.sensors
+        dt = 1.0 / block.rate_hz
+        need = max(2, int(round(st.neutral_s * block.rate_hz)))
+        gvar = math.radians(st.still_gyro_var_dps)
+        avar = st.still_acc_var_m_s2
+        gmax = math.radians(st.max_gyro_offset_dps)
+        t = block.t.tolist()
+        acc = {s: block.acc[s].tolist() for s in sensors}
+        gyr = {s: block.gyr[s].tolist() for s in sensors}
+        if self._t0 is None:
+            self._t0 = t[0]
+        if self._n and set(self._sum_a) != set(sensors):
+            self._n = 0  # the sensors changed (a reboot without one): a new stretch
+        if self._win is not None and set(self._win["a"]) != set(sensors):
+            self._win = None
+        if self._best is not None and set(self._best["a"]) != set(sensors):
+            self._best = None
+        # the sample at which the provisional deadline is reached (neutral phase only)
+        i_prov = len(t)
+        if self.phase == "neutral":
+            late = np.flatnonzero(block.t - self._t0 + dt >= st.provisional_after_s - 1e-9)
+            if len(late):
+                i_prov = int(late[0])
+        for i in range(len(t)):
+            fits = True
+            for s in sensors:
+                a, g = acc[s][i], gyr[s][i]
+                if abs(math.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]) - G) >= st.still_acc_dev or math.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]) >= gmax:
+                    fits = False
+                    break
+                if self._n:
+                    sa, sg = self._sum_a[s], self._sum_g[s]
+                    n = self._n
+                    da = math.sqrt(sum((a[k] - sa[k] / n) ** 2 for k in range(3)))
+                    dg = math.sqrt(sum((g[k] - sg[k] / n) ** 2 for k in range(3)))
+                    if da >= avar or dg >= gvar:
+                        fits = False
+                        break
+            self._window(sensors, acc, gyr, i, t[i], need)
+            if not fits:
+                if self._n and self._t_last - self._t_first >= 0.25 * st.neutral_s:
+                    self.attempts += 1  # a still stretch under way was broken (not a moving sample's own brief run)
+                self._n = 0
+                # this sample may start the next stretch if it is plausible on its own
+                if all(abs(math.sqrt(sum(x * x for x in acc[s][i])) - G) < st.still_acc_dev and math.sqrt(sum(x * x for x in gyr[s][i])) < gmax for s in sensors):
+                    self._start_run(sensors, acc, gyr, i, t[i])
+                continue
+            if self._n == 0:
+                self._start_run(sensors, acc, gyr, i, t[i])
+            else:
+                self._n += 1
+                self._t_last = t[i]
+                for s in sensors:
+                    for k in range(3):
+                        self._sum_a[s][k] += acc[s][i][k]
+                        self._sum_g[s][k] += gyr[s][i][k]
+            if self._t_last - self._t_first + dt >= st.neutral_s - 1e-9:
+                self.stopped_at = i
+                return self._finish_neutral(sensors, {s: self._sum_a[s] for s in sensors}, {s: self._sum_g[s] for s in sensors}, self._n, (self._t_first, self._t_last), "still")
+            if i >= i_prov:
+                self._provisional_due(sensors, i)
+                if self.stopped_at is not None:
+                    return self.result
+        return None
+
+    def _provisional_due(self, sensors, i: int) -> None:
+        """The provisional deadline has passed at sample ``i``: a provisional
+        neutral from the quietest window so far (none yet: keep waiting)."""
+        best = self._best
+        if best is None or self.phase != "neutral":  # not even one full window yet (very short still spells)
+            return
+        self.stopped_at = i
+        self._finish_neutral(sensors, best["a"], best["g"], best["n"], best["t"], "provisional")
+
+    def _start_run(self, sensors, acc, gyr, i, ti) -> None:
+        self._n = 1
+        self._t_first = self._t_last = ti
+        self._sum_a = {s: list(acc[s][i]) for s in sensors}
+        self._sum_g = {s: list(gyr[s][i]) for s in sensors}
+
+    def _window(self, sensors, acc, gyr, i, ti, need) -> None:
+        """Fixed windows of ``neutral_s``: remember the quietest (least variation) for a provisional neutral."""
+        w = self._win
+        if w is None or w["n"] == 0:
+            w = self._win = {"n": 0, "t0": ti, "a": {s: [0.0] * 3 for s in sensors}, "g": {s: [0.0] * 3 for s in sensors},
+                             "a2": {s: 0.0 for s in sensors}, "g2": {s: 0.0 for s in sensors}}
+        w["n"] += 1
+        for s in sensors:
+            a, g = acc[s][i], gyr[s][i]
+            for k in range(3):
+                w["a"][s][k] += a[k]
+                w["g"][s][k] += g[k]
+            w["a2"][s] += a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
+            w["g2"][s] += g[0] * g[0] + g[1] * g[1] + g[2] * g[2]
+        if w["n"] < need:
+            return
+        n = w["n"]
+        spread = 0.0
+        for s in sensors:
+            va = max(0.0, w["a2"][s] / n - sum((x / n) ** 2 for x in w["a"][s]))
+            vg = max(0.0, w["g2"][s] / n - sum((x / n) ** 2 for x in w["g"][s]))
+            spread += math.sqrt(va) / self.settings.still_acc_var_m_s2 + math.sqrt(vg) / math.radians(self.settings.still_gyro_var_dps)
+        if self._best is None or spread < self._best["spread"]:
+            self._best = {"spread": spread, "n": n, "t": (w["t0"], ti), "a": {s: list(v) for s, v in w["a"].items()}, "g": {s: list(v) for s, v in w["g"].items()}}
+        w["n"] = 0
+
+    def _finish_neutral(self, sensors, sum_a, sum_g, n, t_span, source) -> Calibration:
+        mounting = {}
+        offset = {}
+        for s in sensors:
+            mounting[s] = Mounting.from_neutral(np.asarray(sum_a[s]) / n)
+            offset[s] = np.asarray(sum_g[s]) / n
+            self.gyro_bias[s] = offset[s]
+        self.result = Calibration(mounting, (float(t_span[0]), float(t_span[1])), gyro_offset=offset, source=source)
+        self._n = 0
+        if source == "provisional":
+            self.phase = "provisional"  # keep looking for a real still stretch
+        else:
+            self.phase = "rom" if self.settings.rom and self.phase == "neutral" else "done"
+        return self.result
+
+    def update_rom(self, block: SampleBlock, gravity: dict) -> bool:
+        """Track the bends; returns True when the ROM phase ends, at the
+        sample :attr:`stopped_at` (the samples after it are not consumed).
+        Sample by sample: any split of the stream ends it at the same sample.
+
+        ``block``: the samples with the gyro offset found at neutral
+        (``result.gyro_offset``) removed, as the pipeline fuses them (the
+        stillness test and the integrated bend both need it removed once).
+        ``gravity``: per sensor, (n, 3) fused gravity directions, sensor frame."""
+        self.stopped_at = None
+        if self.phase != "rom" or len(block) == 0:
+            return self.done
+        assert self.result is not None
+        st = self.settings
+        t = block.t
+        n = len(t)
+        if self._rom_t0 is None:
+            self._rom_t0 = float(t[0])
+        dt = 1.0 / block.rate_hz
+        per: dict = {}
+        for s in block.sensors:
+            if s not in self.result.mounting:
+                continue  # a sensor that was not there at neutral
+            m = self.result.mounting[s]
+            u0 = m.to_body(gravity[s])
+            w0 = m.to_body(block.gyr[s])  # the gyro offset found at neutral is already removed (see the docstring)
+            # summed sample by sample from the previous total (the same sums for any split)
+            rot = np.cumsum(np.vstack([self._rot.get(s, np.zeros(3))[None, :], np.degrees(w0) * dt]), axis=0)[1:]
+            tilt = np.degrees(np.arccos(np.clip(u0[:, 0] / np.linalg.norm(u0, axis=1), -1.0, 1.0)))
+            per[s] = (u0, rot, tilt)
+        assert "upper" in per
+        tilt_upper = per["upper"][2]
+        peak_upper = np.maximum.accumulate(np.maximum(tilt_upper, self.peak_tilt_deg.get("upper", -1.0)))
+        still = still_mask(block, st)
+        near = 0.25 * st.rom_min_flexion_deg
+        end = None  # (index, complete, skipped)
+        for i in range(n):
+            tu = float(tilt_upper[i])
+            ti = float(t[i])
+            if self.rom_stage == "forward":
+                if peak_upper[i] >= st.rom_min_flexion_deg and tu < near:
+                    self.rom_stage = "backward"
+            elif self.rom_stage == "backward":
+                self._second_peak = max(self._second_peak, tu)
+                if self._second_peak >= abs(st.rom_min_extension_deg) and tu < near:
+                    self.rom_stage = "settle"
+            if still[i] and tu < near:
+                if self._rom_still_since is None:
+                    self._rom_still_since = ti
+            else:
+                self._rom_still_since = None
+            if self.rom_stage == "settle" and self._rom_still_since is not None and ti - self._rom_still_since >= st.rom_settle_s:
+                end = (i, True, False)
+                break
+            if self.rom_stage == "forward" and peak_upper[i] < st.rom_min_flexion_deg and ti - self._rom_t0 > st.rom_start_s:
+                # no bend came: the wearer went straight to lifting (or walking); skip, never block monitoring
+                end = (i, False, True)
+                break
+            if ti - self._rom_t0 > st.rom_timeout_s:
+                end = (i, self.rom_stage == "settle", False)
+                break
+        used = n if end is None else end[0] + 1
+        for s, (u0, rot, tilt) in per.items():
+            self._rot[s] = rot[used - 1].copy()
+            k = int(np.argmax(tilt[:used]))
+            if tilt[k] > self.peak_tilt_deg.get(s, -1.0):
+                self.peak_tilt_deg[s] = float(tilt[k])
+                self.bend_rotation[s] = rot[k].copy()
+            self._buf.setdefault(s, []).append(u0[:used])
+        if end is None:
+            return False
+        i, complete, skipped = end
+        self.stopped_at = i
+        if skipped:
+            self.rom_skipped = True
+            self.bend_rotation = {}
+        self._finish_rom(float(t[i]), complete=complete)
+        return True
+
+    def _finish_rom(self, t_end: float, complete: bool = True) -> None:
+        assert self.result is not None
+        st = self.settings
+        res = self.result
+        # complete each mounting with the heading found from the forward bend
+        for s, rot in self.bend_rotation.items():
+            bend = float(np.linalg.norm(rot[1:]))
+            heading = heading_from_bend(rot) if bend >= st.align_min_bend_deg else None
+            if heading is None:
+                continue
+            fix = _rx_deg(heading)
+            res.mounting[s] = Mounting(fix @ res.mounting[s].rotation)
+            res.alignment[s] = {"heading_deg": heading, "bend_deg": bend}
+            self._buf[s] = [u @ fix.T for u in self._buf.get(s, [])]
+        if complete and "upper" in self._buf:
+            up = np.concatenate(self._buf["upper"])
+            lumbar = np.degrees(np.arctan2(up[:, 2], up[:, 0]))
+            if "lower" in self._buf:
+                lo = np.concatenate(self._buf["lower"])
+                lumbar = (lumbar - np.degrees(np.arctan2(lo[:, 2], lo[:, 0])) + 180.0) % 360.0 - 180.0
+            try:
+                res.rom = RangeOfMotion(round(float(lumbar.max()), 2), round(float(lumbar.min()), 2))
+            except ConfigError:
+                res.rom = None
+        res.t_rom = (float(self._rom_t0), t_end)
+        self._buf = {}
+        self.phase = "done"

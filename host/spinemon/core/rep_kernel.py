@@ -1,0 +1,426 @@
+"""The per-sample arithmetic of rep segmentation, as one compiled loop.
+
+:class:`spinemon.core.reps.RepSegmenter` is a state machine over leaky
+integrators whose resets depend on the state (the reference posture follows
+the body only between reps, the residual gyro bias is learnt only while idle,
+walking resets everything): numpy cannot express it as whole-array passes.
+This module holds that loop over plain float/int state arrays, with no
+Python objects in it, so numba can compile it (``pip install
+'spinemon[fast]'``); without numba the very same function runs as Python.
+Both give the same numbers (``tests/test_reps.py`` runs both on the same
+data and compares them bit for bit).
+
+The loop does the numeric part of one sample -- bias, stillness, walking,
+excursion, running peaks, the idle/rep/settling states -- and writes what the
+segmenter's bookkeeping (candidates waiting, runs, sets, rejects) needs into
+an *event log* and a few per-sample arrays. The bookkeeping never feeds back
+into these numbers, so it can run after the loop, in Python, event by event.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["compiled", "warm_up", "advance", "advance_python", "new_state", "reset_motion", "N_EVENT_FIELDS", "MAX_EVENTS_PER_SAMPLE"]
+
+# -- float state slots (F) ---------------------------------------------------
+WQ = 0  # smoothed |gyro| (residual bias removed), deg/s
+WW = 1  # smoothed off-sagittal rate^2, (deg/s)^2
+BU = 2  # residual gyro bias, upper (3), deg/s
+BL = 5  # residual gyro bias, lower (3)
+VU = 8  # excursion rotation vector, upper (3), deg
+VL = 11  # excursion rotation vector, lower (3)
+SU_M = 14  # stillness of the upper gyro: exponential mean (3)
+SU_VAR = 17  # ... and variance
+SL_M = 18  # stillness of the lower gyro (3)
+SL_VAR = 21
+STILL_SINCE = 22  # NaN = None
+QUIET_SINCE = 23
+WALK_SINCE = 24
+T_WALK_LAST = 25
+T_LAST = 26
+T_FIRST = 27
+T_REST = 28  # last sample at the reference posture
+T_START = 29
+T_TURN = 30
+T_EMIN = 31
+E_MIN = 32
+ST_FMAX = 33  # running peaks of the motion (reset with the reference)
+ST_FMIN = 34
+ST_WY = 35
+ST_LAT = 36  # NaN = none yet
+ST_TW = 37
+ST_TRUNK = 38
+ST_EMAX = 39
+EXCURSION = 40
+N_FLOAT = 41
+
+# -- int state slots (I) -------------------------------------------------------
+STATE = 0  # IDLE / REP / SETTLE
+WALKING = 1
+BIAS_N = 2
+SU_N = 3
+SL_N = 4
+N_INT = 5
+
+IDLE, REP, SETTLE = 0, 1, 2
+
+# -- parameters (P) ----------------------------------------------------------------
+(
+    P_RATE, P_MAX_GAP, P_A_QUIET, P_A_WALK, P_LEAK, P_A_BIAS, P_A_BIAS_FAST, P_A_STILL,
+    P_QUIET, P_STILL_STD2, P_STILL_MAX2, P_QUIET2, P_STILL_MIN, P_STILL_LONG, P_WALK,
+    P_WALK_MIN, P_WALK_RELEASE, P_REST_QUIET, P_EXIT_FRACTION, P_STUCK, P_SETTLE,
+    P_WARMUP_N, P_WARMUP_TIMEOUT, P_ARM_AFTER_WALK, P_ENTER, P_MAX_REP,
+) = range(26)  # fmt: skip
+N_PARAM = 26
+
+# -- events ------------------------------------------------------------------------
+#: phase 0 (hole in the stream): reject the motion in progress (t0, t1, emax)
+EV_GAP_REJECT = 1
+#: phase 1: walking began with a motion in progress: reject it (t0, t1, emax)
+EV_WALK_REJECT = 2
+#: phase 1: walking began (onset, t)
+EV_WALK = 3
+#: phase 3: a rep took too long (t0, t1, emax)
+EV_TOO_LONG = 4
+#: phase 3: stuck away from the reference (t0, t1, emax)
+EV_STUCK = 5
+#: phase 3: a candidate ended (t_start, t_end, fmax, fmin, wy, lat, tw, trunk, emax)
+EV_CANDIDATE = 6
+#: the bookkeeping (waiting candidates accepted, runs closed) happens between phases 1 and 3
+PHASE = (0, 0, 1, 1, 3, 3, 3)
+N_EVENT_FIELDS = 9
+MAX_EVENTS_PER_SAMPLE = 3  # gap reject + walk reject + walk, or gap reject + one of phase 3
+
+
+def new_state() -> tuple[np.ndarray, np.ndarray]:
+    """Fresh (float, int) state: nothing seen, no bias, idle."""
+    F = np.zeros(N_FLOAT)
+    F[[STILL_SINCE, QUIET_SINCE, WALK_SINCE, T_WALK_LAST, T_LAST, T_FIRST]] = math.nan
+    I = np.zeros(N_INT, dtype=np.int64)
+    reset_motion(F, I, math.nan)
+    return F, I
+
+
+def reset_motion(F: np.ndarray, I: np.ndarray, t: float) -> None:
+    """Back to idle with the reference at the body now (``t``; NaN = unknown)."""
+    I[STATE] = IDLE
+    for j in range(3):
+        F[VU + j] = 0.0
+        F[VL + j] = 0.0
+    _reset_stats(F)
+    F[T_REST] = t
+    F[T_START] = t
+    F[T_TURN] = t
+    F[T_EMIN] = t
+    F[E_MIN] = 0.0
+
+
+def _reset_stats(F: np.ndarray) -> None:
+    F[ST_FMAX] = -math.inf
+    F[ST_FMIN] = math.inf
+    F[ST_WY] = 0.0
+    F[ST_LAT] = math.nan
+    F[ST_TW] = math.nan
+    F[ST_TRUNK] = math.nan
+    F[ST_EMAX] = 0.0
+
+
+def _stillness(F, I, m, v, nslot, g0, g1, g2, b0, b1, b2, P) -> int:
+    """0: moving; 1: steady; 2: steady and within ``quiet_deg_s`` of the bias estimate ``b``."""
+    a = P[P_A_STILL]
+    if I[nslot] == 0:
+        F[m] = g0
+        F[m + 1] = g1
+        F[m + 2] = g2
+    I[nslot] += 1
+    d0 = g0 - F[m]
+    d1 = g1 - F[m + 1]
+    d2 = g2 - F[m + 2]
+    F[m] += a * d0
+    F[m + 1] += a * d1
+    F[m + 2] += a * d2
+    F[v] += a * ((1.0 - a) * (d0 * d0 + d1 * d1 + d2 * d2) - F[v])
+    m0, m1, m2 = F[m], F[m + 1], F[m + 2]
+    if F[v] >= P[P_STILL_STD2] or m0 * m0 + m1 * m1 + m2 * m2 >= P[P_STILL_MAX2]:
+        return 0
+    e0, e1, e2 = m0 - b0, m1 - b1, m2 - b2
+    return 2 if e0 * e0 + e1 * e1 + e2 * e2 < P[P_QUIET2] else 1
+
+
+def _event(ev_i, ev_code, ev_f, ne, i, code, a, b, c) -> int:
+    ev_i[ne] = i
+    ev_code[ne] = code
+    ev_f[ne, 0] = a
+    ev_f[ne, 1] = b
+    ev_f[ne, 2] = c
+    return ne + 1
+
+
+def _candidate(F, ev_i, ev_code, ev_f, ne, i, t_end) -> int:
+    ev_i[ne] = i
+    ev_code[ne] = EV_CANDIDATE
+    ev_f[ne, 0] = F[T_START]
+    ev_f[ne, 1] = t_end
+    ev_f[ne, 2] = F[ST_FMAX]
+    ev_f[ne, 3] = F[ST_FMIN]
+    ev_f[ne, 4] = F[ST_WY]
+    ev_f[ne, 5] = F[ST_LAT]
+    ev_f[ne, 6] = F[ST_TW]
+    ev_f[ne, 7] = F[ST_TRUNK]
+    ev_f[ne, 8] = F[ST_EMAX]
+    return ne + 1
+
+
+def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state_out, walking_out, stance_out, ev_i, ev_code, ev_f) -> int:
+    """Run the samples of one block; returns the number of events logged.
+
+    Args:
+        t, fl: (n,) device time (s) and flexion (deg); gu, gl: (n, 3) body-frame
+            gyros, deg/s (gl: any (n, 3) array when ``has[0]`` is 0);
+            trunk, lat, tw: (n,) or any (n,) array when ``has[1..3]`` is 0.
+        F, I, P: the float state, int state and parameters (updated in place).
+        state_mid: out, the state at the bookkeeping point of each sample;
+        state_out, walking_out, stance_out: out, after each sample (stance: a
+            rep is in progress that did not begin right after walking).
+        ev_i, ev_code, ev_f: out, the event log (sample, code, fields).
+    """
+    n = t.shape[0]
+    has_gl = has[0] != 0
+    has_trunk = has[1] != 0
+    has_lat = has[2] != 0
+    has_tw = has[3] != 0
+    ne = 0
+    for i in range(n):
+        ti = t[i]
+        t_last = F[T_LAST]
+        # a hole in the stream resets the motion
+        if not math.isnan(t_last) and ti - t_last > P[P_MAX_GAP]:
+            if I[STATE] != IDLE:
+                ne = _event(ev_i, ev_code, ev_f, ne, i, EV_GAP_REJECT, F[T_START], t_last, F[ST_EMAX])
+            reset_motion(F, I, ti)
+        if math.isnan(t_last):
+            dt = 1.0 / P[P_RATE]
+        else:
+            dt = min(ti - t_last, P[P_MAX_GAP])
+        if math.isnan(F[T_FIRST]):
+            F[T_FIRST] = ti
+        F[T_LAST] = ti
+
+        # residual gyro bias: learnt while still, then removed
+        r0, r1, r2 = gu[i, 0], gu[i, 1], gu[i, 2]
+        c0, c1, c2 = r0 - F[BU], r1 - F[BU + 1], r2 - F[BU + 2]
+        mag = math.sqrt(c0 * c0 + c1 * c1 + c2 * c2)
+        l0 = l1 = l2 = cl0 = cl1 = cl2 = 0.0
+        if has_gl:
+            l0, l1, l2 = gl[i, 0], gl[i, 1], gl[i, 2]
+            cl0, cl1, cl2 = l0 - F[BL], l1 - F[BL + 1], l2 - F[BL + 2]
+            mag = max(mag, math.sqrt(cl0 * cl0 + cl1 * cl1 + cl2 * cl2))
+        F[WQ] += P[P_A_QUIET] * (mag - F[WQ])
+        quiet = F[WQ] < P[P_QUIET]
+        still = _stillness(F, I, SU_M, SU_VAR, SU_N, r0, r1, r2, F[BU], F[BU + 1], F[BU + 2], P)
+        if has_gl:
+            still = min(still, _stillness(F, I, SL_M, SL_VAR, SL_N, l0, l1, l2, F[BL], F[BL + 1], F[BL + 2], P))
+        if still:
+            if math.isnan(F[STILL_SINCE]):
+                F[STILL_SINCE] = ti
+            steady_s = ti - F[STILL_SINCE]
+            near = still == 2 and steady_s >= P[P_STILL_MIN]
+            if (near and I[STATE] == IDLE) or steady_s >= P[P_STILL_LONG]:
+                I[BIAS_N] += 1
+                a = max(1.0 / I[BIAS_N], P[P_A_BIAS] if near else P[P_A_BIAS_FAST])
+                F[BU] += a * (r0 - F[BU])
+                F[BU + 1] += a * (r1 - F[BU + 1])
+                F[BU + 2] += a * (r2 - F[BU + 2])
+                if has_gl:
+                    F[BL] += a * (l0 - F[BL])
+                    F[BL + 1] += a * (l1 - F[BL + 1])
+                    F[BL + 2] += a * (l2 - F[BL + 2])
+        else:
+            F[STILL_SINCE] = math.nan
+
+        # walking: RMS of off-sagittal rates (X up the spine, Z posterior)
+        if has_gl:
+            w0, w2 = cl0, cl2
+        else:
+            w0, w2 = c0, c2
+        F[WW] += P[P_A_WALK] * (w0 * w0 + w2 * w2 - F[WW])
+        rms = math.sqrt(F[WW])
+        if rms > P[P_WALK]:
+            if math.isnan(F[WALK_SINCE]):
+                F[WALK_SINCE] = ti
+            if I[WALKING] == 0 and ti - F[WALK_SINCE] >= P[P_WALK_MIN]:
+                I[WALKING] = 1
+                if I[STATE] != IDLE:
+                    ne = _event(ev_i, ev_code, ev_f, ne, i, EV_WALK_REJECT, F[T_START], ti, F[ST_EMAX])
+                ne = _event(ev_i, ev_code, ev_f, ne, i, EV_WALK, F[WALK_SINCE], ti, 0.0)
+                reset_motion(F, I, ti)
+        else:
+            F[WALK_SINCE] = math.nan
+            if I[WALKING] != 0 and rms < P[P_WALK_RELEASE]:
+                I[WALKING] = 0
+        state_mid[i] = I[STATE]  # (bookkeeping happens here)
+
+        if I[WALKING] != 0:
+            F[T_WALK_LAST] = ti
+            reset_motion(F, I, ti)
+            F[EXCURSION] = 0.0
+            state_out[i] = IDLE
+            walking_out[i] = True
+            stance_out[i] = False
+            continue
+
+        # excursion
+        if quiet:
+            if math.isnan(F[QUIET_SINCE]):
+                F[QUIET_SINCE] = ti
+        else:
+            F[QUIET_SINCE] = math.nan
+        if I[STATE] == IDLE:
+            if quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]:
+                for j in range(3):
+                    F[VU + j] = 0.0
+                    F[VL + j] = 0.0
+                _reset_stats(F)
+                F[T_REST] = ti
+            else:
+                k = P[P_LEAK]
+                for j in range(3):
+                    F[VU + j] *= k
+                    F[VL + j] *= k
+        F[VU] += c0 * dt
+        F[VU + 1] += c1 * dt
+        F[VU + 2] += c2 * dt
+        u0, u1, u2 = F[VU], F[VU + 1], F[VU + 2]
+        e = math.sqrt(u0 * u0 + u1 * u1 + u2 * u2)
+        if has_gl:
+            F[VL] += cl0 * dt
+            F[VL + 1] += cl1 * dt
+            F[VL + 2] += cl2 * dt
+            v0, v1, v2 = F[VL], F[VL + 1], F[VL + 2]
+            d0, d1, d2 = u0 - v0, u1 - v1, u2 - v2
+            e = max(e, math.sqrt(v0 * v0 + v1 * v1 + v2 * v2), math.sqrt(d0 * d0 + d1 * d1 + d2 * d2))
+        F[EXCURSION] = e
+
+        # running peaks since the motion began
+        f = fl[i]
+        if f > F[ST_FMAX]:
+            F[ST_FMAX] = f
+        if f < F[ST_FMIN]:
+            F[ST_FMIN] = f
+        if abs(c1) > F[ST_WY]:
+            F[ST_WY] = abs(c1)
+        if has_lat:
+            x = lat[i]
+            if math.isnan(F[ST_LAT]) or abs(x) > abs(F[ST_LAT]):
+                F[ST_LAT] = x
+        if has_tw:
+            x = tw[i]
+            if math.isnan(F[ST_TW]) or abs(x) > abs(F[ST_TW]):
+                F[ST_TW] = x
+        if has_trunk:
+            x = trunk[i]
+            if math.isnan(F[ST_TRUNK]) or x > F[ST_TRUNK]:
+                F[ST_TRUNK] = x
+        if e > F[ST_EMAX]:
+            F[ST_EMAX] = e
+
+        enter = P[P_ENTER]
+        st = I[STATE]
+        if st == IDLE:
+            if e < 0.25 * enter:
+                F[T_REST] = ti
+            ready = I[BIAS_N] >= P[P_WARMUP_N] or ti - F[T_FIRST] >= P[P_WARMUP_TIMEOUT]
+            if e > enter and ready:
+                I[STATE] = REP
+                F[T_START] = ti if math.isnan(F[T_REST]) else F[T_REST]
+        elif st == REP:
+            if ti - F[T_START] > P[P_MAX_REP]:
+                ne = _event(ev_i, ev_code, ev_f, ne, i, EV_TOO_LONG, F[T_START], ti, F[ST_EMAX])
+                reset_motion(F, I, ti)
+            elif e < P[P_EXIT_FRACTION] * F[ST_EMAX]:
+                I[STATE] = SETTLE
+                F[E_MIN] = e
+                F[T_EMIN] = ti
+                F[T_TURN] = ti
+            elif quiet and ti - F[QUIET_SINCE] > P[P_STUCK]:
+                ne = _event(ev_i, ev_code, ev_f, ne, i, EV_STUCK, F[T_START], ti, F[ST_EMAX])
+                reset_motion(F, I, ti)
+        else:  # settling back to the reference
+            if quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]:
+                ne = _candidate(F, ev_i, ev_code, ev_f, ne, i, F[QUIET_SINCE])
+                reset_motion(F, I, ti)
+            elif ti - F[T_TURN] > P[P_SETTLE]:
+                ne = _candidate(F, ev_i, ev_code, ev_f, ne, i, ti)
+                reset_motion(F, I, ti)
+            elif e > F[E_MIN] + max(0.5 * enter, 0.2 * F[ST_EMAX]):
+                # rising again without a pause: the next rep starts here
+                t_end = F[T_EMIN]
+                ne = _candidate(F, ev_i, ev_code, ev_f, ne, i, t_end)
+                I[STATE] = IDLE
+                _reset_stats(F)
+                F[T_REST] = t_end
+                F[T_START] = t_end
+            elif e < F[E_MIN]:
+                F[E_MIN] = e
+                F[T_EMIN] = ti
+        state_out[i] = I[STATE]
+        walking_out[i] = False
+        stance_out[i] = I[STATE] != IDLE and (math.isnan(F[T_WALK_LAST]) or F[T_START] - F[T_WALK_LAST] >= P[P_ARM_AFTER_WALK])
+    return ne
+
+
+def _compile():
+    """``advance_python`` compiled by numba, its helpers compiled with it (a
+    copy of the function whose globals name the compiled helpers); the plain
+    function when numba is not installed."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - exercised when numba is absent
+        return advance_python
+    import types
+
+    jit = numba.njit(cache=True, nogil=True)
+    g = dict(globals())
+    for name in ("reset_motion", "_reset_stats", "_stillness", "_event", "_candidate"):
+        g[name] = jit(types.FunctionType(globals()[name].__code__, g, name))
+    return jit(types.FunctionType(advance_python.__code__, g, "advance"))
+
+
+_impl = None
+
+
+def advance(*args) -> int:
+    """:func:`advance_python`, compiled when numba is installed (compiled, or
+    loaded from numba's cache, at the first call: :func:`warm_up`)."""
+    global _impl
+    if _impl is None:
+        _impl = _compile()
+    return _impl(*args)
+
+
+def compiled() -> bool:
+    """numba is installed: :func:`advance` runs compiled."""
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) now, on one sample, so the first real
+    block does not wait for it (~0.5 s; a live session calls this before the
+    link comes up)."""
+    if _impl is not None:
+        return
+    F, I = new_state()
+    P = np.zeros(N_PARAM)
+    P[P_RATE] = 100.0
+    one = np.zeros(1)
+    three = np.zeros((1, 3))
+    small = np.zeros(1, dtype=np.int8)
+    flag = np.zeros(1, dtype=np.bool_)
+    cap = MAX_EVENTS_PER_SAMPLE + 1
+    advance(one, one, three, three, one, one, one, np.zeros(4, dtype=np.int64), F, I, P, small, small.copy(), flag, flag.copy(),
+            np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64), np.zeros((cap, N_EVENT_FIELDS)))  # fmt: skip

@@ -1,0 +1,1 @@
+"""How data comes in and goes out: transports (transport, ble, serial_link), the simulated wearer (sim), recordings (recording), the lifter's stored profile (profile_store) and the BROAD loader (broad)."""
