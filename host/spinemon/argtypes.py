@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["count", "seed", "speed", "live_speed", "rate_hz", "pain", "limit_override"]
+__all__ = ["count", "seed", "speed", "live_speed", "rate_hz", "pain", "limit_override", "exercise_side"]
 
 
 def _number(text: str, kind=float):
@@ -58,3 +58,20 @@ def limit_override(text: str) -> str:
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
+
+
+def exercise_side(text: str) -> str:
+    """An exercise, with the working side for unilateral work: ``lunge``,
+    ``"lunge left"``, ``split_squat:right``; kept as ``name`` or ``name:side``
+    (:func:`spinemon.unilateral.parse_exercise` reads it back)."""
+    from spinemon.detect import PROFILES
+    from spinemon.errors import ConfigError
+    from spinemon.unilateral import parse_exercise
+
+    try:
+        name, side = parse_exercise(text)
+    except ConfigError as e:
+        if str(e).startswith("unknown exercise"):
+            raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(PROFILES)}; unilateral ones may name a side, e.g. 'lunge left')") from None
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name if side is None else f"{name}:{side}"

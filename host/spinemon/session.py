@@ -36,6 +36,7 @@ from spinemon.pipeline import FrameResult, Pipeline, PipelineSettings
 from spinemon.recording import KIND_META, KIND_RX, Record, Recording, RecordingWriter
 from spinemon.stream import FrameDecoder, SampleBlock
 from spinemon.transport import Label, Received, Transport
+from spinemon.unilateral import session_sides
 
 
 @dataclass
@@ -531,6 +532,7 @@ def _join(segs: list[SegmentReplay]) -> SessionResult:
     summary = {
         "type": "summary",
         **rows,
+        "side_comparisons": session_sides(rows["reps"]),
         "drift_flagged": any(sm.get("drift_flagged") for sm in summs),
         "stats": stats,
         "monitoring": {

@@ -14,7 +14,7 @@ from typing import Sequence
 __all__ = ["pelvis_share", "clean_ranges", "event_words", "set_verdict", "session_verdict", "HINGES", "WORDS"]
 
 #: exercises whose reps are a forward lean of the trunk (hip hinge or squat)
-HINGES = ("deadlift", "squat", "row")
+HINGES = ("deadlift", "squat", "row", "single_leg_deadlift", "single_arm_row")
 
 #: event kind -> what the coach says happened
 WORDS = {
@@ -31,6 +31,7 @@ EXERCISE_WORDS = {
     ("curl", "over_extension"): "leaned back (hip swing)",
     ("curl", "swing"): "swung the weight",
     ("overhead_press", "over_extension"): "arched the lower back",
+    ("single_arm_press", "over_extension"): "arched the lower back",
 }
 
 
