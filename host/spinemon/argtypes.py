@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["count", "seed", "speed", "live_speed", "rate_hz", "pain", "limit_override", "exercise_side"]
+__all__ = ["count", "seed", "speed", "live_speed", "rate_hz", "pain", "limit_override", "exercise_side", "asymmetry_deg"]
 
 
 def _number(text: str, kind=float):
@@ -45,6 +45,7 @@ live_speed = _ranged(
     "Speed of the simulated wearer in `live --sim`: above 0 (a live session runs in time), up to 10000x.",
 )  # fmt: skip
 rate_hz = _ranged(float, lambda v: 25 <= v <= 1000, "the sample rate is 25 .. 1000 Hz", "A sample rate, Hz.")
+asymmetry_deg = _ranged(float, lambda v: -20 <= v <= 20, "the asymmetry is -20 .. 20 deg", "The simulated lifter's asymmetry between the sides, deg.")
 pain = _ranged(int, lambda v: 0 <= v <= 10, "pain is a whole number 0 (none) .. 10 (worst imaginable)", "A pain score, 0..10.")
 
 

@@ -555,14 +555,19 @@ class LiveUI:
 # ---------------------------------------------------------------------------
 # the engine
 # ---------------------------------------------------------------------------
-def sim_sets_for(exercise: str) -> list[sim.SetSpec]:
+def sim_sets_for(exercise: str, side: str | None = None) -> list[sim.SetSpec]:
     """The simulated workout: the demo workout, or for one exercise a set of
-    5 reps with its first typical fault on rep 3."""
+    5 reps with its first typical fault on rep 3 (a unilateral lift: on
+    ``side``, or a set on each side when none is named)."""
     if exercise == "generic":
         return sim.demo_workout()
     if exercise not in sim.EXERCISES:
         raise ConfigError(f"the simulated wearer cannot do {exercise!r}; choose one of {', '.join(sim.EXERCISES)}")
-    return [sim.SetSpec(exercise, 5, {3: sim.FAULTS_BY_EXERCISE[exercise][0]}, rest_s=3.0)]
+    fault = {3: sim.FAULTS_BY_EXERCISE[exercise][0]}
+    if exercise in sim.UNILATERAL_EXERCISES:
+        sides = [side] if side is not None else ["left", "right"]
+        return [sim.SetSpec(exercise, 5, fault if i == 0 else {}, rest_s=3.0, side=s) for i, s in enumerate(sides)]
+    return [sim.SetSpec(exercise, 5, fault, rest_s=3.0)]
 
 
 def make_transport(options: LiveOptions, *, calibrated: bool = False) -> Transport:
@@ -570,7 +575,7 @@ def make_transport(options: LiveOptions, *, calibrated: bool = False) -> Transpo
     session starts from a stored calibration, so the simulated wearer does not
     go through the calibration bends (a calibrated lifter just lifts)."""
     if options.sim:
-        session = sim.simulate(sim_sets_for(options.exercise), seed=options.seed, rom=options.calibrate_rom and not calibrated)
+        session = sim.simulate(sim_sets_for(options.exercise, options.side), seed=options.seed, rom=options.calibrate_rom and not calibrated)
         frames = list(zip(session.frames, session.frame_times.tolist()))
         labels = []
         if options.exercise == "generic":  # several exercises: the lifter says which set starts
