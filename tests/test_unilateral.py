@@ -312,3 +312,47 @@ def test_a_wrong_exercise_name_exits_2_with_one_line(capsys):
     assert cli.main(["replay", "x.spinrec", "--exercise", "lunges"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "invalid choice: 'lunges'" in err[0]
+
+
+# -- the report ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def unilateral_report(tmp_path_factory):
+    from spinemon.export import trace_recording
+    from spinemon.recording import load
+    from spinemon.report import write_report
+
+    d = tmp_path_factory.mktemp("uni-report")
+    sets = [sim.SetSpec("lunge", 4, side="left", rest_s=6.0), sim.SetSpec("lunge", 4, side="right", rest_s=6.0),
+            sim.SetSpec("single_arm_press", 6, side="alternate", name_side=False, asymmetry_deg=-6.0)]
+    run_simulated(sets, 2, out=d / "s.spinrec", speed=0)
+    return write_report(trace_recording(load(d / "s.spinrec")), d / "report", plots=False)
+
+
+def test_report_verdict_compares_the_sides_in_words(unilateral_report):
+    verdict = unilateral_report.tables.verdict
+    assert any(v.startswith("Set 1, lunge (left): ") for v in verdict), verdict
+    assert any(v.startswith("Set 2, lunge (right): ") for v in verdict), verdict
+    (press,) = [v for v in verdict if v.startswith("Set 3, single_arm_press")]
+    assert "right reps bend" in press and "deg more to the side than left" in press  # the fault was on the right
+    (lunges,) = [v for v in verdict if v.startswith("Lunge, left against right over the session (4 left, 4 right reps)")]
+
+
+def test_report_html_and_terminal_show_the_side_table(unilateral_report):
+    from spinemon.report import format_tables
+
+    page = unilateral_report.html.read_text()
+    assert '<section id="sides"><h2>Left and right</h2>' in page and "left - right" in page
+    text = format_tables(unilateral_report.tables)
+    assert "Left and right, single_arm_press" in text and "peak side bend (deg)" in text
+    reps_csv = unilateral_report.csv["reps"].read_text().splitlines()
+    assert "side" in reps_csv[0].split(",") and "side_from" in reps_csv[0].split(",")
+
+
+def test_a_bilateral_session_has_no_side_columns(tmp_path):
+    from spinemon.export import trace_recording
+    from spinemon.recording import load
+    from spinemon.report import build_tables
+
+    run_simulated([sim.SetSpec("squat", 3)], 1, out=tmp_path / "sq.spinrec", speed=0)
+    tables = build_tables(trace_recording(load(tmp_path / "sq.spinrec")))
+    assert tables.sides == [] and all("side" not in r for r in tables.reps) and all("side_comparison" not in s for s in tables.sets)
