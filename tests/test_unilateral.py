@@ -356,3 +356,80 @@ def test_a_bilateral_session_has_no_side_columns(tmp_path):
     run_simulated([sim.SetSpec("squat", 3)], 1, out=tmp_path / "sq.spinrec", speed=0)
     tables = build_tables(trace_recording(load(tmp_path / "sq.spinrec")))
     assert tables.sides == [] and all("side" not in r for r in tables.reps) and all("side_comparison" not in s for s in tables.sets)
+
+
+# -- live: typed marks and --exercise with a side; imports with a side in the exercise column ---------
+class _Announced:
+    def __init__(self):
+        self.labels = []
+
+    def announce(self, label):
+        self.labels.append(label)
+
+
+class _Lines:
+    set_offset = 0
+
+    def __init__(self):
+        self.lines = []
+
+    def line(self, text):
+        self.lines.append(text)
+
+
+def test_typed_set_marks_name_the_side_and_switch_it():
+    from spinemon.live import SetMarker
+
+    transport, ui = _Announced(), _Lines()
+    marker = SetMarker(transport, ui, "generic")
+    assert marker.line("lunge left").as_dict() == {"type": "label", "set": 1, "exercise": "lunge", "side": "left"}
+    assert marker.line("right").as_dict() == {"type": "label", "set": 2, "exercise": "lunge", "side": "right"}
+    assert marker.line("").side == "right"  # Enter: the next set, same exercise and side
+    assert marker.line("squat").as_dict() == {"type": "label", "set": 4, "exercise": "squat"}  # a bilateral lift: no side
+    assert marker.line("squat left") is None and marker.line("left") is None  # refused, one line each
+    assert all("squat is done with both sides" in x for x in ui.lines[-2:])
+    assert len(transport.labels) == 4
+    assert "-- set 1: lunge (left)" in ui.lines
+
+
+def test_live_sim_with_a_named_side_records_it_and_replay_gives_it_back(tmp_path):
+    import argparse
+    import io
+
+    from spinemon.live import add_arguments, main
+    from spinemon.recording import load
+    from spinemon.session import replay
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    out = tmp_path / "lunge.spinrec"
+    assert main(p.parse_args(["--sim", "--speed", "2000", "--exercise", "lunge right", "--out", str(out)]), io.StringIO()) == 0
+    rec = load(out)
+    assert rec.header["settings"]["side"] == "right"
+    res = replay(rec)
+    assert res.matches_live is True
+    reps = res.summary["reps"]
+    assert len(reps) == 5 and {(r["side"], r["side_from"]) for r in reps} == {("right", "label")}
+
+
+def test_import_takes_the_side_from_the_exercise_column(tmp_path, capsys):
+    from spinemon.recording import load
+    from spinemon.stream import G
+
+    n, rate = 600, 100.0
+    t = np.arange(n) / rate
+    rows = ["t,ax,ay,az,gx,gy,gz,set,exercise"]
+    for i in range(n):
+        ex = "lunge left" if i < n // 2 else "lunge:R"
+        rows.append(f"{t[i]:.3f},{G:.4f},0,0,0,0,0,{1 if i < n // 2 else 2},{ex}")
+    f = tmp_path / "lunges.csv"
+    f.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "lunges.spinrec"
+    assert cli.main(["import", str(f), "--columns", "t=t,ax=ax,ay=ay,az=az,gx=gx,gy=gy,gz=gz,set=set,exercise=exercise", "--out", str(out)]) == 0
+    labels = [m for m in load(out).meta if isinstance(m, dict) and m.get("type") == "label"]
+    assert [(m["set"], m["exercise"], m.get("side")) for m in labels] == [(1, "lunge", "left"), (2, "lunge", "right")]
+    f.write_text("\n".join(rows[:2] + [rows[2].replace("lunge left", "squat left")]) + "\n")
+    capsys.readouterr()
+    assert cli.main(["import", str(f), "--columns", "t=t,ax=ax,ay=ay,az=az,gx=gx,gy=gy,gz=gz,set=set,exercise=exercise", "--out", str(tmp_path / "bad.spinrec")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "squat is done with both sides" in err[0]

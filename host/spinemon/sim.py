@@ -40,6 +40,13 @@ Model (see docs/architecture.md for the conventions it follows):
   noise, bias and quantisation).
 * **Sensor errors**: white noise, a constant gyro bias per axis, full scale
   +-8 g / +-1000 dps, ``raw = round(value / LSB)`` clamped to int16.
+* **Unilateral sets** (single-leg deadlift, lunge, split squat, single-arm
+  press and row; ``SetSpec.side``): every rep also bends and twists the
+  lumbar spine toward its working side by ``SIDE_LEAN_DEG`` (6-9 deg each,
+  drawn per rep: bend to the left negative, chest turning left positive),
+  plus ``SetSpec.asymmetry_deg`` on one side (the asymmetry fault: one side
+  compensating). A single-arm row hinges into position and holds still
+  ``ROW_SETTLE_S`` before its first pull, and stands up after its last.
 * **Device angle** in every sample is ``spinemon_protocol.ANGLE_NONE`` (the
   simulator does not run the firmware's guard filter).
 
