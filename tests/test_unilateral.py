@@ -410,6 +410,11 @@ def test_live_sim_with_a_named_side_records_it_and_replay_gives_it_back(tmp_path
     assert res.matches_live is True
     reps = res.summary["reps"]
     assert len(reps) == 5 and {(r["side"], r["side_from"]) for r in reps} == {("right", "label")}
+    # replayed as a lift done with both sides, the recorded side goes with the recorded exercise
+    from spinemon.session import replay_settings
+
+    other = replay(rec, replay_settings(rec, "overhead_press"))
+    assert {r["exercise"] for r in other.summary["reps"]} <= {"overhead_press"} and all(r["side"] is None for r in other.summary["reps"])
 
 
 def test_import_takes_the_side_from_the_exercise_column(tmp_path, capsys):
@@ -433,3 +438,22 @@ def test_import_takes_the_side_from_the_exercise_column(tmp_path, capsys):
     assert cli.main(["import", str(f), "--columns", "t=t,ax=ax,ay=ay,az=az,gx=gx,gy=gy,gz=gz,set=set,exercise=exercise", "--out", str(tmp_path / "bad.spinrec")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "squat is done with both sides" in err[0]
+
+
+def test_replay_as_another_exercise_or_side(tmp_path, capsys):
+    """``replay --exercise`` is the exercise where the recording has no labels:
+    a bilateral lift there has no side, a unilateral one with a side tags
+    every rep with it; a labelled set keeps its own exercise."""
+    f = tmp_path / "unlabelled.spinrec"
+    run_simulated([sim.SetSpec("lunge", 4, side="right")], 2, out=f, speed=0, labels=False)
+    for exercise, expected in (("overhead_press", {("overhead_press", None)}), ("split_squat left", {("split_squat", "left")})):
+        capsys.readouterr()
+        assert cli.main(["replay", str(f), "--json", "--exercise", exercise]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert len(out["reps"]) == 4 and {(r["exercise"], r["side"]) for r in out["reps"]} == expected, (exercise, out["reps"])
+    g = tmp_path / "labelled.spinrec"
+    assert cli.main(["simulate", "--exercise", "lunge", "--reps", "4", "--side", "right", "--seed", "2", "--out", str(g)]) == 0
+    capsys.readouterr()
+    assert cli.main(["replay", str(g), "--json", "--exercise", "squat"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {(r["exercise"], r["side"], r["side_from"]) for r in out["reps"]} == {("lunge", "right", "label")}

@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print JSON: {events: [...], reps: [...], sets: [...], stats: {...}} (several recordings: {recordings: [...]})")
     r.add_argument("--jobs", type=argtypes.count, default=None, metavar="N", help="worker processes for several recordings (default: all cores)")
     r.add_argument("--strict", action="store_true", help="fail on a truncated recording instead of loading up to its last complete record")
-    r.add_argument("--exercise", default=None, choices=sorted(PROFILES), metavar="EXERCISE", help="exercise assumed where the recording has no labels (default: as recorded)")
+    r.add_argument("--exercise", default=None, type=argtypes.exercise_side, metavar="EXERCISE",
+                   help=f"exercise assumed where the recording has no labels (default: as recorded): {', '.join(sorted(PROFILES))}; a unilateral one may name the side, e.g. 'lunge left'")
     r.add_argument("--limit", action="append", type=argtypes.limit_override, default=[], metavar="EXERCISE.LIMIT=VALUE", help="override a limit for this replay, e.g. deadlift.flexion_share=0.55 (repeatable)")
     r.set_defaults(func=cmd_replay)
     return p

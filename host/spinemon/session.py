@@ -36,7 +36,7 @@ from spinemon.pipeline import FrameResult, Pipeline, PipelineSettings
 from spinemon.recording import KIND_META, KIND_RX, Record, Recording, RecordingWriter
 from spinemon.stream import FrameDecoder, SampleBlock
 from spinemon.transport import Label, Received, Transport
-from spinemon.unilateral import session_sides
+from spinemon.unilateral import parse_exercise, session_sides
 
 
 @dataclass
@@ -651,9 +651,13 @@ def replay_settings(recording: Recording, exercise: str | None = None, limits=()
         return None
     from spinemon.profile_store import merge_limit_overrides
 
+    name, side = parse_exercise(exercise) if exercise else (None, None)  # "lunge left": a unilateral lift and its side
+
     def for_segment(header: dict) -> PipelineSettings:
         settings = PipelineSettings.from_dict(header.get("settings", {}))
-        return replace(settings, exercise=exercise or settings.exercise, limit_overrides=merge_limit_overrides(limits, settings.limit_overrides))
+        if name is not None and (name, side) != (settings.exercise, settings.side):
+            settings = replace(settings, exercise=name, side=side)  # another exercise: the recorded side went with the recorded one
+        return replace(settings, limit_overrides=merge_limit_overrides(limits, settings.limit_overrides))
 
     for_segment(recording.header)  # a bad exercise or override fails here, before the replay
     return for_segment
