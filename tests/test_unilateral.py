@@ -186,6 +186,28 @@ def test_compare_sides_is_left_minus_right_in_degrees_and_words():
     assert mirrored["words"].startswith("right reps bend 6 deg more to the side than left")
 
 
+_peaks = st.floats(-30, 30, allow_nan=False).map(lambda v: round(v, 2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["left", "right", "unknown"]), _peaks, _peaks, _peaks), min_size=1, max_size=12))
+def test_compare_sides_mirrors_and_is_the_difference_of_the_means(rows):
+    reps = [_rep(i + 1, side, lat, tw, flex) for i, (side, lat, tw, flex) in enumerate(rows)]
+    c = compare_sides(reps)
+    swap = {"left": "right", "right": "left", "unknown": "unknown"}
+    m = compare_sides([{**r, "side": swap[r["side"]]} for r in reps])
+    assert c["unknown"] == m["unknown"] == sum(1 for r in reps if r["side"] == "unknown")
+    if c["asymmetry_deg"] is None:
+        assert m["asymmetry_deg"] is None
+        return
+    left = [r for r in reps if r["side"] == "left"]
+    right = [r for r in reps if r["side"] == "right"]
+    want = np.mean([abs(r["peak_lateral_deg"]) for r in left]) - np.mean([abs(r["peak_lateral_deg"]) for r in right])
+    assert c["asymmetry_deg"]["peak_lateral_deg"] == pytest.approx(want, abs=0.02)
+    for k, v in c["asymmetry_deg"].items():
+        assert m["asymmetry_deg"][k] == pytest.approx(-v, abs=0.02)
+
+
 def test_one_side_only_has_nothing_to_compare():
     c = compare_sides([_rep(1, "left", -8.0, 8.0, 3.0)])
     assert c["asymmetry_deg"] is None and "left side only" in c["words"]
