@@ -110,8 +110,9 @@ def parse_exercise(text: str) -> tuple[str, str | None]:
         name, side = m.group("name"), _SIDE_WORDS[m.group("side")]
     name = re.sub(r"[\s\-]+", "_", name.strip())
     if name not in PROFILES:
-        if m is None or re.sub(r"[\s\-]+", "_", s) in PROFILES:
-            name, side = re.sub(r"[\s\-]+", "_", s), None
+        whole = re.sub(r"[\s\-]+", "_", s)
+        if whole in PROFILES:  # a name that only looks as if it ended in a side
+            name, side = whole, None
         profile(name)  # ConfigError: unknown exercise, with the list
     if side is not None and name not in UNILATERAL_EXERCISES:
         raise ConfigError(f"{name} is done with both sides, so it takes no side ({text.strip()!r}); a side goes with {', '.join(UNILATERAL_EXERCISES)}")
