@@ -112,6 +112,13 @@ CASES = [
     Case("live-existing-out", ("live", "--sim", "--out", "FILE:empty.spinrec"), ERROR, r"already exists.*--resume"),
     Case("live-negative-speed", ("live", "--sim", "--speed", "-1", "--out", "FILE:new.spinrec"), USAGE, r"--speed.*above 0"),
     Case("live-unknown-exercise", ("live", "--sim", "--exercise", "bogus"), USAGE, r"invalid choice: 'bogus'"),
+    # -- unilateral work: a side goes with the one-sided lifts only ------------------------------
+    Case("live-unknown-unilateral", ("live", "--sim", "--exercise", "lunges left"), USAGE, r"invalid choice: 'lunges left'"),
+    Case("live-side-on-bilateral", ("live", "--sim", "--exercise", "squat:left"), USAGE, r"squat is done with both sides"),
+    Case("simulate-unknown-unilateral", ("simulate", "--exercise", "single_leg_dl", "--out", "FILE:new.spinrec"), USAGE, r"invalid choice: 'single_leg_dl'"),
+    Case("simulate-side-on-bilateral", ("simulate", "--exercise", "squat", "--side", "left", "--out", "FILE:new.spinrec"), USAGE, r"--side.*go with the unilateral lifts"),
+    Case("simulate-bad-side", ("simulate", "--exercise", "lunge", "--side", "up", "--out", "FILE:new.spinrec"), USAGE, r"--side: invalid choice: 'up'"),
+    Case("simulate-bad-asymmetry", ("simulate", "--exercise", "lunge", "--asymmetry", "45", "--out", "FILE:new.spinrec"), USAGE, r"--asymmetry.*-20 \.\. 20 deg"),
     Case("live-out-foreign", ("live", "--sim", "--out", "FILE:notes.txt"), ERROR, r"already exists|not a spinemon recording"),
     Case(
         "live-missing-port",

@@ -14,6 +14,7 @@ import json
 import pytest
 
 from spinemon.app import cli
+from spinemon.core.detect import UNILATERAL_EXERCISES
 from spinemon.core.pipeline import PipelineSettings
 from spinemon.io.recording import load
 from spinemon.app.session import replay
@@ -57,6 +58,20 @@ def test_walking_and_turning_give_no_reps_and_no_alerts_whatever_the_exercise(ga
         reps += len(res.summary["reps"])
         alerts += len(res.alerts)
         events += len(res.events)
+    assert (reps, alerts, events) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("exercise", UNILATERAL_EXERCISES)
+def test_walking_and_turning_give_no_reps_and_no_alerts_in_unilateral_work(gait_recordings, exercise):
+    """Walking is side to side, so the lunge's small rep threshold (5 deg)
+    and the side rule must not turn steps into one-sided reps."""
+    reps = alerts = events = 0
+    for name, (path, _) in gait_recordings.items():
+        res = replay(load(path), PipelineSettings(exercise=exercise))
+        reps += len(res.summary["reps"])
+        alerts += len(res.alerts)
+        events += len(res.events)
+        assert res.summary["side_comparisons"] == [], name
     assert (reps, alerts, events) == (0, 0, 0)
 
 

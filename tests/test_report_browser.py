@@ -46,7 +46,9 @@ document.getElementById('f').onload = function () {{
 @pytest.fixture(scope="module")
 def report_page(tmp_path_factory):
     d = tmp_path_factory.mktemp("browser")
-    sets = [sim.SetSpec("deadlift", 5, {4: "rounding"}, rest_s=6.0), sim.SetSpec("overhead_press", 4, {2: "arching"})]
+    sets = [sim.SetSpec("deadlift", 5, {4: "rounding"}, rest_s=6.0), sim.SetSpec("overhead_press", 4, {2: "arching"}, rest_s=6.0),
+            # unilateral work: the "Left and right" section and its table must fit too
+            sim.SetSpec("split_squat", 6, side="alternate", name_side=False, asymmetry_deg=6.0)]
     run_simulated(sets, 3, out=d / "s.spinrec")
     res = write_report(trace_recording(load(d / "s.spinrec")), d / "report")
     assert res.plots_skipped is None, res.plots_skipped
@@ -70,3 +72,4 @@ def test_report_layout_in_a_real_browser(report_page, tmp_path, width):
     assert r["wide"] == 0, r
     assert r["images"] >= 4 and r["loaded"] == r["images"], r  # reps chart, 2 sets, overview
     assert r["verdict"] and "Set 1, deadlift: rep 4 rounded" in r["verdict"] and "Set 2, overhead_press: rep 2 arched" in r["verdict"], r["verdict"]
+    assert "Set 3, split_squat:" in r["verdict"] and "left reps bend" in r["verdict"], r["verdict"]

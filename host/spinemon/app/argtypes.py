@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["count", "seed", "speed", "live_speed", "rate_hz", "pain", "limit_override"]
+__all__ = ["count", "seed", "speed", "live_speed", "rate_hz", "pain", "limit_override", "exercise_side", "asymmetry_deg"]
 
 
 def _number(text: str, kind=float):
@@ -45,6 +45,7 @@ live_speed = _ranged(
     "Speed of the simulated wearer in `live --sim`: above 0 (a live session runs in time), up to 10000x.",
 )  # fmt: skip
 rate_hz = _ranged(float, lambda v: 25 <= v <= 1000, "the sample rate is 25 .. 1000 Hz", "A sample rate, Hz.")
+asymmetry_deg = _ranged(float, lambda v: -20 <= v <= 20, "the asymmetry is -20 .. 20 deg", "The simulated lifter's asymmetry between the sides, deg.")
 pain = _ranged(int, lambda v: 0 <= v <= 10, "pain is a whole number 0 (none) .. 10 (worst imaginable)", "A pain score, 0..10.")
 
 
@@ -58,3 +59,20 @@ def limit_override(text: str) -> str:
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
+
+
+def exercise_side(text: str) -> str:
+    """An exercise, with the working side for unilateral work: ``lunge``,
+    ``"lunge left"``, ``split_squat:right``; kept as ``name`` or ``name:side``
+    (:func:`spinemon.core.unilateral.parse_exercise` reads it back)."""
+    from spinemon.core.detect import PROFILES
+    from spinemon.errors import ConfigError
+    from spinemon.core.unilateral import parse_exercise
+
+    try:
+        name, side = parse_exercise(text)
+    except ConfigError as e:
+        if str(e).startswith("unknown exercise"):
+            raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(PROFILES)}; unilateral ones may name a side, e.g. 'lunge left')") from None
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name if side is None else f"{name}:{side}"

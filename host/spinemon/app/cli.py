@@ -141,7 +141,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if rep in faults:
             raise UsageError(f"spinemon simulate: error: rep {rep} has two faults (see 'spinemon simulate --help')")
         faults[rep] = kind
-    spec = sim.SetSpec(args.exercise, args.reps, faults)
+    unilateral = args.exercise in sim.UNILATERAL_EXERCISES
+    if not unilateral and (args.side is not None or args.asymmetry or args.unnamed_side):
+        raise UsageError(f"spinemon simulate: error: --side, --unnamed-side and --asymmetry go with the unilateral lifts ({', '.join(sim.UNILATERAL_EXERCISES)}), not {args.exercise} (see 'spinemon simulate --help')")
+    extra = {"side": args.side, "name_side": not args.unnamed_side, "asymmetry_deg": args.asymmetry} if unilateral else {}
+    spec = sim.SetSpec(args.exercise, args.reps, faults, **extra)
     imus = ("upper", "lower") if args.imus == 2 else ("upper",)
     settings = sim.SimSettings(rate_hz=args.rate, imus=imus)
     out = Path(args.out)
@@ -173,7 +177,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if len(segments) > 1:
         stats["segments"] = segments
     if args.json:
-        json.dump({"events": events, "reps": res.summary.get("reps", []), "sets": res.summary.get("sets", []), "stats": stats}, sys.stdout, indent=2)
+        out = {"events": events, "reps": res.summary.get("reps", []), "sets": res.summary.get("sets", []), "stats": stats}
+        out["sides"] = res.summary.get("side_comparisons", [])  # unilateral work: left against right, per exercise
+        json.dump(out, sys.stdout, indent=2)
         print()
         return EXIT_OK
     print(f"{args.file}: {res.frames} frames, {stats['samples']} samples, angle = {res.angle_label}")
@@ -266,8 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("simulate", help="write a recording of a simulated set", description="Simulate sets of one exercise and write a recording (through the live path).")
-    s.add_argument("--exercise", required=True, choices=["deadlift", "squat", "overhead_press", "curl", "plank", "bird_dog", "dead_bug", "glute_bridge"],
+    from spinemon.io.sim import EXERCISES as _SIM_LIFTS, HOLD_EXERCISES as _SIM_HOLDS, SET_SIDES
+
+    s.add_argument("--exercise", required=True, choices=list(_SIM_LIFTS + _SIM_HOLDS),
                    help="the exercise the simulated wearer can do (row, bench and generic have no motion model yet)")
+    s.add_argument("--side", choices=list(SET_SIDES), default=None,
+                   help="unilateral lifts: the working side of every rep, or alternate (rep 1 left, rep 2 right, ...; the default)")
+    s.add_argument("--unnamed-side", action="store_true", help="unilateral lifts: the lifter does not name the side when marking the set (spinemon finds it from the motion)")
+    s.add_argument("--asymmetry", type=argtypes.asymmetry_deg, default=0.0, metavar="DEG",
+                   help="unilateral lifts: left reps bend and twist DEG more toward their side than right reps (negative: the right side more)")
     s.add_argument("--reps", type=argtypes.count, default=5, help="reps per set (default 5)")
     s.add_argument("--sets", type=argtypes.count, default=1, help="number of sets (default 1)")
     s.add_argument("--fault", type=_fault, action="append", metavar="KIND@REP", help="a faulty rep, e.g. rounding@4 (reps count from 1); repeatable. Kinds: rounding, arching, hip_swing, twisting")
@@ -358,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print JSON: {events: [...], reps: [...], sets: [...], stats: {...}} (several recordings: {recordings: [...]})")
     r.add_argument("--jobs", type=argtypes.count, default=None, metavar="N", help="worker processes for several recordings (default: all cores)")
     r.add_argument("--strict", action="store_true", help="fail on a truncated recording instead of loading up to its last complete record")
-    r.add_argument("--exercise", default=None, choices=sorted(PROFILES), metavar="EXERCISE", help="exercise assumed where the recording has no labels (default: as recorded)")
+    r.add_argument("--exercise", default=None, type=argtypes.exercise_side, metavar="EXERCISE",
+                   help=f"exercise assumed where the recording has no labels (default: as recorded): {', '.join(sorted(PROFILES))}; a unilateral one may name the side, e.g. 'lunge left'")
     r.add_argument("--limit", action="append", type=argtypes.limit_override, default=[], metavar="EXERCISE.LIMIT=VALUE", help="override a limit for this replay, e.g. deadlift.flexion_share=0.55 (repeatable)")
     r.set_defaults(func=cmd_replay)
     return p

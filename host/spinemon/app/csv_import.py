@@ -49,6 +49,7 @@ from spinemon.core.pipeline import PipelineSettings
 from spinemon.io.recording import RecordingWriter
 from spinemon.app.session import header_for
 from spinemon.core.stream import G
+from spinemon.core.unilateral import parse_exercise
 
 __all__ = [
     "CsvImportError",
@@ -781,13 +782,19 @@ def _label_columns(tab: _Table, mapping: ColumnMapping, rows: list) -> dict[int,
                 raise CsvImportError(f"{path}: row {ln}, column {mapping.set!r} (set): {st!r} is not a set number") from None
             if number < 1 or number != float(st):
                 raise CsvImportError(f"{path}: row {ln}, column {mapping.set!r} (set): {st!r} is not a set number (1, 2, ...)")
-        if ex and ex not in PROFILES:
-            raise CsvImportError(f"{path}: row {ln}, column {mapping.exercise!r} (exercise): unknown exercise {ex!r}; choose one of {', '.join(PROFILES)}")
-        key = (number, ex or None)
+        side = None
+        if ex and ex not in PROFILES:  # "lunge left": a unilateral exercise with its side
+            try:
+                ex, side = parse_exercise(ex)
+            except ConfigError as e:
+                raise CsvImportError(f"{path}: row {ln}, column {mapping.exercise!r} (exercise): {e}") from None
+        key = (number, ex or None, side)
         if key != prev:
             lab: dict = {"type": "label", "set": number}
             if ex:
                 lab["exercise"] = ex
+            if side:
+                lab["side"] = side
             out[i] = lab
         prev = key
     return out

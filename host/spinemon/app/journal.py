@@ -96,6 +96,11 @@ EXERCISE_PLURALS = {
     "squat": "squats",
     "overhead_press": "overhead presses",
     "curl": "curls",
+    "single_leg_deadlift": "single-leg deadlifts",
+    "lunge": "lunges",
+    "split_squat": "split squats",
+    "single_arm_press": "single-arm presses",
+    "single_arm_row": "single-arm rows",
     "generic": "unlabelled lifting",
     "unlabelled": "unlabelled lifting",
 }

@@ -42,6 +42,7 @@ from spinemon.core.pipeline import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, Fram
 from spinemon.io.recording import RecordingWriter
 from spinemon.app.session import SessionResult, header_for, run_live
 from spinemon.io.transport import Label, SimTransport, Transport
+from spinemon.core.unilateral import parse_exercise
 
 __all__ = ["LiveOptions", "LiveUI", "LinkSetup", "run", "make_transport", "guard_args", "add_arguments", "main", "scan_main", "sim_sets_for"]
 
@@ -62,6 +63,8 @@ class LiveOptions:
     port: str | None = None
     sim: bool = False
     exercise: str = "generic"
+    #: the working side of a unilateral exercise (``--exercise "lunge left"``), given to each set marked
+    side: str | None = None
     out: str | None = None
     speed: float = 1.0
     seed: int = 1
@@ -552,14 +555,19 @@ class LiveUI:
 # ---------------------------------------------------------------------------
 # the engine
 # ---------------------------------------------------------------------------
-def sim_sets_for(exercise: str) -> list[sim.SetSpec]:
+def sim_sets_for(exercise: str, side: str | None = None) -> list[sim.SetSpec]:
     """The simulated workout: the demo workout, or for one exercise a set of
-    5 reps with its first typical fault on rep 3."""
+    5 reps with its first typical fault on rep 3 (a unilateral lift: on
+    ``side``, or a set on each side when none is named)."""
     if exercise == "generic":
         return sim.demo_workout()
     if exercise not in sim.EXERCISES:
         raise ConfigError(f"the simulated wearer cannot do {exercise!r}; choose one of {', '.join(sim.EXERCISES)}")
-    return [sim.SetSpec(exercise, 5, {3: sim.FAULTS_BY_EXERCISE[exercise][0]}, rest_s=3.0)]
+    fault = {3: sim.FAULTS_BY_EXERCISE[exercise][0]}
+    if exercise in sim.UNILATERAL_EXERCISES:
+        sides = [side] if side is not None else ["left", "right"]
+        return [sim.SetSpec(exercise, 5, fault if i == 0 else {}, rest_s=3.0, side=s) for i, s in enumerate(sides)]
+    return [sim.SetSpec(exercise, 5, fault, rest_s=3.0)]
 
 
 def make_transport(options: LiveOptions, *, calibrated: bool = False) -> Transport:
@@ -567,12 +575,12 @@ def make_transport(options: LiveOptions, *, calibrated: bool = False) -> Transpo
     session starts from a stored calibration, so the simulated wearer does not
     go through the calibration bends (a calibrated lifter just lifts)."""
     if options.sim:
-        session = sim.simulate(sim_sets_for(options.exercise), seed=options.seed, rom=options.calibrate_rom and not calibrated)
+        session = sim.simulate(sim_sets_for(options.exercise, options.side), seed=options.seed, rom=options.calibrate_rom and not calibrated)
         frames = list(zip(session.frames, session.frame_times.tolist()))
         labels = []
         if options.exercise == "generic":  # several exercises: the lifter says which set starts
             t0 = float(session.frame_times[0])
-            labels = [(max(t0, s.t_start - 0.5), Label(s.set, s.exercise)) for s in session.sets]
+            labels = [(max(t0, s.t_start - 0.5), Label(s.set, s.exercise, s.named_side)) for s in session.sets]
         return SimTransport(frames, labels, speed=options.speed)
     if options.port:
         from spinemon.io.serial_link import SerialTransport
@@ -588,30 +596,40 @@ def make_transport(options: LiveOptions, *, calibrated: bool = False) -> Transpo
 class SetMarker:
     """The lifter marks sets from the keyboard: Enter starts the next set of
     the current exercise; an exercise name then Enter switches exercise and
-    starts a set. Each mark is a :class:`Label` announced through the
+    starts a set; for unilateral work the side may follow the name
+    (``lunge left``, ``lunge right``, ``left`` alone switches the side of the
+    same exercise). Each mark is a :class:`Label` announced through the
     transport, so it is recorded and replayed in order with the frames.
     (Limits are watched inside sets; without marks, a set is recognised
     from its second rep on.)"""
 
-    def __init__(self, transport: Transport, ui: "LiveUI", exercise: str) -> None:
+    def __init__(self, transport: Transport, ui: "LiveUI", exercise: str, side: str | None = None) -> None:
         self.transport = transport
         self.ui = ui
         self.exercise = exercise
+        self.side = side
         self.next_set = 1
         self.labels: list[Label] = []
 
     def line(self, text: str) -> Label | None:
-        name = text.strip().lower().replace(" ", "_").replace("-", "_")
-        if name:
-            if name not in PROFILES:
+        typed = text.strip()
+        if typed:
+            if typed.lower() in ("left", "right", "l", "r"):  # the other side of the same exercise
+                typed = f"{self.exercise} {typed}"
+            try:
+                name, side = parse_exercise(typed)
+            except ConfigError as e:
+                if not str(e).startswith("unknown exercise"):
+                    self.ui.line(f"-- {e}")
+                    return None
                 self.ui.line(f"-- unknown exercise {text.strip()!r}; type one of {', '.join(PROFILES)} (or just Enter for the next set)")
                 return None
-            self.exercise = name
-        label = Label(self.next_set, self.exercise)
+            self.exercise, self.side = name, side
+        label = Label(self.next_set, self.exercise, self.side)
         self.next_set += 1
         self.transport.announce(label)
         self.labels.append(label)
-        self.ui.line(f"-- set {label.set + self.ui.set_offset}: {label.exercise}")
+        self.ui.line(f"-- set {label.set + self.ui.set_offset}: {label.exercise}" + (f" ({label.side})" if label.side else ""))
         return label
 
     def _mark(self, text: str) -> None:
@@ -676,7 +694,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
     ui = ui or LiveUI()
     prof = None
     if pipeline is None:
-        settings = PipelineSettings(exercise=options.exercise, calibration=CalibrationSettings(rom=options.calibrate_rom))
+        settings = PipelineSettings(exercise=options.exercise, side=options.side, calibration=CalibrationSettings(rom=options.calibrate_rom))
         overrides = profile_store.merge_limit_overrides(options.limits)
         if overrides:
             settings = replace(settings, limit_overrides=overrides)
@@ -737,7 +755,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
         if keys is None and sys.stdin is not None and sys.stdin.isatty():  # --sim too: Enter and exercise names work as on hardware
             keys = sys.stdin
         if keys is not None:
-            marker = SetMarker(transport, ui, pipeline.exercise)
+            marker = SetMarker(transport, ui, pipeline.exercise, pipeline.settings.side)
             detach_keys = marker.attach(keys)
             ui.prompt("Press Enter at the start of each set (type an exercise name first to switch, e.g. squat).")
         result = await run_live(
@@ -792,7 +810,8 @@ def add_source_arguments(parser: Any) -> None:
 def add_arguments(parser: Any) -> None:
     """The ``spinemon live`` options, for an argparse (sub)parser."""
     add_source_arguments(parser)
-    parser.add_argument("--exercise", default="generic", choices=list(PROFILES), metavar="EXERCISE", help=f"exercise profile: {', '.join(PROFILES)} (default generic)")
+    parser.add_argument("--exercise", default="generic", type=argtypes.exercise_side, metavar="EXERCISE",
+                        help=f"exercise profile: {', '.join(PROFILES)} (default generic); a unilateral one may name the working side, e.g. 'lunge left' or split_squat:right")
     parser.add_argument("--out", help="write the session recording here (must not exist, unless --resume)")
     parser.add_argument("--resume", action="store_true", help="continue an existing --out recording in a new segment (a new session, numbered on)")
     parser.add_argument("--speed", type=argtypes.live_speed, default=1.0, help="--sim only: play the simulated wearer this many times faster than real time (above 0)")
@@ -804,12 +823,14 @@ def add_arguments(parser: Any) -> None:
 
 
 def options_from(ns: Any) -> LiveOptions:
+    exercise, side = parse_exercise(getattr(ns, "exercise", None) or "generic")
     return LiveOptions(
         address=getattr(ns, "address", None),
         name=getattr(ns, "name", None),
         port=getattr(ns, "port", None),
         sim=bool(getattr(ns, "sim", False)),
-        exercise=getattr(ns, "exercise", None) or "generic",
+        exercise=exercise,
+        side=side,
         out=getattr(ns, "out", None),
         speed=getattr(ns, "speed", None) or 1.0,
         seed=getattr(ns, "seed", None) or 1,

@@ -42,7 +42,9 @@ MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (in the checkou
 
 # summary keys the report shows in their own sections; any other key is shown generically
 _KNOWN_SUMMARY_KEYS = {"type", "events", "reps", "sets", "stats", "angle", "calibrated", "limits", "phase", "frames", "send_failures", "monitoring", "limits_off",
-                       "segments", "segment_details"}
+                       "segments", "segment_details", "side_comparisons"}
+#: rep and set fields of unilateral work, left out of the rows of a session that has none
+_SIDE_KEYS = ("side", "side_from", "side_comparison")
 # "segment": a resumed recording (live --resume) says which session each set and event belongs to
 SET_COLUMNS = ["set", "segment", "exercise", "reps", "t_start", "t_end", "labelled"]
 REP_COLUMNS = ["set", "rep", "exercise", "t_start", "t_end", "time_under_tension_s", "peak_flexion_deg", "peak_extension_deg", "range_deg"]
@@ -71,13 +73,15 @@ class ReportTables:
     other: dict = field(default_factory=dict)  # summary sections the report does not know
     monitoring: dict = field(default_factory=dict)  # Pipeline.monitoring(): what was watched
     one_sensor: bool = False
+    #: unilateral work: left against right per exercise (``summary()["side_comparisons"]``)
+    sides: list[dict] = field(default_factory=list)
 
     @property
     def verdict(self) -> list[str]:
         """One line per set a coach reads first (spinemon.app.verdict)."""
         from spinemon.app.verdict import session_verdict
 
-        return session_verdict(self.sets, self.reps, self.events, self.monitoring, self.one_sensor)
+        return session_verdict(self.sets, self.reps, self.events, self.monitoring, self.one_sensor, self.sides)
 
 
 @dataclass
@@ -104,14 +108,14 @@ def build_tables(trace: SessionTrace) -> ReportTables:
     events = [_strip_type(e) for e in summ.get("events", [])]
     reps = []
     for r in summ.get("reps", []):
-        row = _strip_type(r)
+        row = _without_empty_sides(_strip_type(r))
         evs = [e for e in events if _in_rep(e, r)]
         row["events"] = ";".join(str(e.get("kind")) for e in evs)
         row["alerts"] = sum(1 for e in evs if e.get("t_alert") is not None)
         reps.append(row)
     sets = []
     for s in summ.get("sets", []):
-        row = _strip_type(s)
+        row = _without_empty_sides(_strip_type(s))
         in_set = [e for e in events if e.get("set") == s.get("set")]
         set_reps = [r for r in reps if r.get("set") == s.get("set")]
         flex = [r["peak_flexion_deg"] for r in set_reps if isinstance(r.get("peak_flexion_deg"), (int, float))]
@@ -156,7 +160,27 @@ def build_tables(trace: SessionTrace) -> ReportTables:
     if len(summ.get("segment_details") or []) > 1:
         session["sessions"] = sessions_line(summ["segment_details"])
     other = {k: v for k, v in summ.items() if k not in _KNOWN_SUMMARY_KEYS}
-    return ReportTables(sets, reps, events, session, other, dict(summ.get("monitoring") or {}), trace.result.angle_label != "lumbar flexion")
+    return ReportTables(sets, reps, events, session, other, dict(summ.get("monitoring") or {}), trace.result.angle_label != "lumbar flexion",
+                        list(summ.get("side_comparisons") or []))
+
+
+def _without_empty_sides(row: dict) -> dict:
+    """A rep or set row without the side fields when it has no side (a lift done with both sides)."""
+    return {k: v for k, v in row.items() if not (k in _SIDE_KEYS and v is None)}
+
+
+#: the side comparison as table rows: what, and its key in spinemon.core.unilateral.compare_sides
+_SIDE_ROWS = (("peak side bend (deg)", "peak_lateral_deg"), ("peak twist (deg)", "peak_twist_deg"), ("peak flexion (deg)", "peak_flexion_deg"))
+
+
+def side_rows(cmp: dict) -> list[dict]:
+    """One comparison (a set's or an exercise's) as rows a coach reads:
+    per measure, the left reps' mean peak, the right's, and left minus right."""
+    asym = cmp.get("asymmetry_deg") or {}
+    rows = [{"": "reps", "left": cmp["left"]["reps"], "right": cmp["right"]["reps"], "left - right": None}]
+    for name, key in _SIDE_ROWS:
+        rows.append({"": name, "left": cmp["left"].get(key), "right": cmp["right"].get(key), "left - right": asym.get(key)})
+    return rows
 
 
 def sessions_line(details: list[dict]) -> str:
@@ -262,7 +286,10 @@ def format_tables(tables: ReportTables) -> str:
     if "rom_flexion_deg" in tables.session:
         lines.append(f"  range of motion: flexion {tables.session['rom_flexion_deg']:+.1f} deg, extension {tables.session['rom_extension_deg']:+.1f} deg")
     lines.append(f"Sets ({len(tables.sets)}):")
-    lines += _text_table(tables.sets, _columns(tables.sets, SET_COLUMNS)) if tables.sets else ["  (none found)"]
+    lines += _text_table(tables.sets, [c for c in _columns(tables.sets, SET_COLUMNS) if c != "side_comparison"]) if tables.sets else ["  (none found)"]
+    for cmp in tables.sides:
+        lines.append(f"Left and right, {cmp.get('exercise')} (mean of the reps' peaks, deg):")
+        lines += _text_table(side_rows(cmp), ["", "left", "right", "left - right"])
     lines.append(f"Reps ({len(tables.reps)}):")
     if tables.reps:
         known = set(REP_COLUMNS) | {"t_start", "t_end", "peak_excursion_deg", "peak_lateral_deg", "peak_twist_deg", "peak_trunk_deg", "labelled", "alerts", "peak_sagittal_velocity_deg_s"}
@@ -512,7 +539,8 @@ def plot_reps(plt, trace: SessionTrace, tables: ReportTables, path: Path) -> Pat
             ax.plot([x, x], [r.get("peak_extension_deg", 0.0), r["peak_flexion_deg"]], color=colour, lw=3, solid_capstyle="round")
             ax.plot([x], [r["peak_flexion_deg"]], "o", color=colour, ms=5)
             ticks.append(x)
-            labels.append(str(r.get("rep")))
+            side = r.get("side")
+            labels.append(f"{r.get('rep')}{side[0].upper()}" if side in ("left", "right") else str(r.get("rep")))  # 3L: rep 3, left
             x += 1
         lim = _limits_at(trace, float(st.get("t_start") or mine[0].get("t_start") or 0.0))
         if lim is not None:
@@ -591,7 +619,7 @@ NICE_NAMES = {
     "peak_trunk_deg": "peak trunk lean (deg)", "pelvis_share": "hips' share of the lean", "range_moves_before": "warm-up bends before",
     "warmed_up": "warmed up", "labelled": "marked by you", "rate_hz": "sample rate (Hz)", "duration_s": "length (s)",
     "lost_samples": "samples lost", "bad_frames": "damaged frames", "rom_flexion_deg": "your flexion range (deg)",
-    "rom_extension_deg": "your extension range (deg)", "event_kinds": "what happened", "alerts": "buzzes",
+    "rom_extension_deg": "your extension range (deg)", "event_kinds": "what happened", "alerts": "buzzes", "side_from": "side found from",
 }
 #: session facts shown up front; the rest go to the folded technical details
 _FACTS = ("recording", "sessions", "angle", "sensors", "duration_s", "monitored", "sets", "reps", "events", "rom_flexion_deg", "rom_extension_deg", "limits_off")
@@ -643,8 +671,16 @@ def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None =
         n = st.get("set")
         key = f"set-{n}"
         if key in plots:
-            p.append(f"<h2>Set {html.escape(_text(n))}: {html.escape(_text(st.get('exercise')))}</h2>")
+            side = f" ({st['side']})" if st.get("side") else ""
+            p.append(f"<h2>Set {html.escape(_text(n))}: {html.escape(_text(st.get('exercise')) + side)}</h2>")
             p.append(_img(plots[key], f"set {n}"))
+    if tables.sides:
+        p.append('<section id="sides"><h2>Left and right</h2>')
+        p.append("<p>Mean of the reps' peaks on each side (side bend and twist: how far, whichever way); left minus right in degrees.</p>")
+        for cmp in tables.sides:
+            p.append(f"<p><b>{html.escape(_text(cmp.get('exercise')).replace('_', ' '))}</b>: {html.escape(cmp.get('words', ''))}.</p>")
+            p.append(_html_table(side_rows(cmp), ["", "left", "right", "left - right"]))
+        p.append("</section>")
     if "overview" in plots:
         p.append("<h2>Whole session</h2>")
         p.append(_img(plots["overview"], "session overview"))
@@ -652,9 +688,10 @@ def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None =
     facts = {k: sess[k] for k in _FACTS if k in sess}
     p.append(_html_table([facts], list(facts)))
     p.append("<h3>Sets</h3>")
-    p.append(_html_table(tables.sets, [c for c in _columns(tables.sets, SET_COLUMNS) if c not in ("event_kinds",)]))
+    p.append(_html_table(tables.sets, [c for c in _columns(tables.sets, SET_COLUMNS) if c not in ("event_kinds", "side_comparison")]))
     p.append("<h3>Reps</h3>")
-    p.append(_html_table(tables.reps, [c for c in _columns(tables.reps, REP_COLUMNS + ["pelvis_share", "events"]) if c in REP_COLUMNS + ["pelvis_share", "events", "alerts"]]))
+    rep_cols = REP_COLUMNS + ["side", "pelvis_share", "events", "alerts"]
+    p.append(_html_table(tables.reps, [c for c in _columns(tables.reps, REP_COLUMNS + ["side", "pelvis_share", "events"]) if c in rep_cols]))
     p.append("<h3>Alerts and events</h3>")
     p.append(_html_table(tables.events, _columns(tables.events, EVENT_COLUMNS)) if tables.events else "<p>None.</p>")
     p.append("</details>")

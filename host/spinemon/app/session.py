@@ -37,6 +37,7 @@ from spinemon.core.pipeline import FrameResult, Pipeline, PipelineSettings
 from spinemon.io.recording import KIND_META, KIND_RX, Record, Recording, RecordingWriter
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.io.transport import Label, Received, Transport
+from spinemon.core.unilateral import parse_exercise, session_sides
 
 
 @dataclass
@@ -532,6 +533,7 @@ def _join(segs: list[SegmentReplay]) -> SessionResult:
     summary = {
         "type": "summary",
         **rows,
+        "side_comparisons": session_sides(rows["reps"]),
         "drift_flagged": any(sm.get("drift_flagged") for sm in summs),
         "stats": stats,
         "monitoring": {
@@ -650,9 +652,13 @@ def replay_settings(recording: Recording, exercise: str | None = None, limits=()
         return None
     from spinemon.io.profile_store import merge_limit_overrides
 
+    name, side = parse_exercise(exercise) if exercise else (None, None)  # "lunge left": a unilateral lift and its side
+
     def for_segment(header: dict) -> PipelineSettings:
         settings = PipelineSettings.from_dict(header.get("settings", {}))
-        return replace(settings, exercise=exercise or settings.exercise, limit_overrides=merge_limit_overrides(limits, settings.limit_overrides))
+        if name is not None and (name, side) != (settings.exercise, settings.side):
+            settings = replace(settings, exercise=name, side=side)  # another exercise: the recorded side went with the recorded one
+        return replace(settings, limit_overrides=merge_limit_overrides(limits, settings.limit_overrides))
 
     for_segment(recording.header)  # a bad exercise or override fails here, before the replay
     return for_segment

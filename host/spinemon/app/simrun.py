@@ -34,7 +34,7 @@ class SimulatedRun:
 
 
 def labels_for(session: sim.SimSession) -> list[tuple[float, Label]]:
-    return [(st.t_start - LABEL_LEAD_S, Label(st.set, st.exercise)) for st in session.sets]
+    return [(st.t_start - LABEL_LEAD_S, Label(st.set, st.exercise, st.named_side)) for st in session.sets]
 
 
 def run_simulated(

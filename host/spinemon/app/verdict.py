@@ -4,7 +4,9 @@
 flexion crept 4 deg over the set." Built from the replayed session's sets,
 reps and events (the same dictionaries ``replay --json`` prints), nothing
 else. Also the hip-or-back number of a hinge: the share of the trunk's
-forward lean that came from the pelvis (:func:`spinemon.core.reps.pelvis_share`).
+forward lean that came from the pelvis (:func:`spinemon.core.reps.pelvis_share`), and for
+unilateral work the two sides against each other ("left reps bend 6 deg
+more to the side than right": :mod:`spinemon.core.unilateral`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Sequence
 
 from spinemon.core.reps import pelvis_share
 
-__all__ = ["pelvis_share", "clean_ranges", "event_words", "set_verdict", "session_verdict", "HINGES", "WORDS"]
+__all__ = ["pelvis_share", "clean_ranges", "event_words", "set_verdict", "sides_verdict", "session_verdict", "HINGES", "WORDS"]
 
 #: exercises whose reps are a forward lean of the trunk (hip hinge or squat)
-HINGES = ("deadlift", "squat", "row")
+HINGES = ("deadlift", "squat", "row", "single_leg_deadlift", "single_arm_row")
 
 #: event kind -> what the coach says happened
 WORDS = {
@@ -33,6 +35,7 @@ EXERCISE_WORDS = {
     ("curl", "over_extension"): "leaned back (hip swing)",
     ("curl", "swing"): "swung the weight",
     ("overhead_press", "over_extension"): "arched the lower back",
+    ("single_arm_press", "over_extension"): "arched the lower back",
 }
 
 
@@ -76,7 +79,7 @@ def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sens
     ex = st.get("exercise") or "lift"
     mine = sorted((r for r in reps if r.get("set") == n), key=lambda r: r.get("rep") or 0)
     evs = [e for e in events if e.get("set") == n]
-    head = f"Set {n}, {ex}"
+    head = f"Set {n}, {ex}" + (f" ({st['side']})" if st.get("side") else "")
     if not mine:
         return head + ": no reps found."
     parts: list[str] = []
@@ -102,11 +105,29 @@ def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sens
             parts.append(f"hips did {shares[0]:.0%} of the lean on rep 1, {shares[-1]:.0%} on rep {mine[-1].get('rep')}")
             if shares[0] - shares[-1] >= SHARE_DROP or min(shares) < 0.5:
                 parts.append("cue: push the hips back and keep the chest up, the back took over")
+    sides = st.get("side_comparison")
+    if sides and sides.get("asymmetry_deg") is not None:  # both sides in this set (alternating reps)
+        parts.append(sides["words"])
     return head + ": " + "; ".join(parts) + "."
 
 
-def session_verdict(sets: Sequence[dict], reps: Sequence[dict], events: Sequence[dict], monitoring: dict | None = None, one_sensor: bool = False) -> list[str]:
-    """The verdict lines of a session: how much was watched, then one per set."""
+def sides_verdict(cmp: dict, sets: Sequence[dict]) -> str | None:
+    """One line for a unilateral exercise done a side per set (a left set,
+    then a right one): the sides over the session. None when a set held both
+    sides (its own line says it) or only one side was done."""
+    ex = cmp.get("exercise")
+    mine = [s for s in sets if s.get("exercise") == ex]
+    if cmp.get("asymmetry_deg") is None or any((s.get("side_comparison") or {}).get("asymmetry_deg") is not None for s in mine):
+        return None
+    n_l, n_r = cmp["left"]["reps"], cmp["right"]["reps"]
+    return f"{ex}, left against right over the session ({n_l} left, {n_r} right reps): {cmp['words']}."
+
+
+def session_verdict(sets: Sequence[dict], reps: Sequence[dict], events: Sequence[dict], monitoring: dict | None = None, one_sensor: bool = False,
+                    sides: Sequence[dict] = ()) -> list[str]:
+    """The verdict lines of a session: how much was watched, then one per
+    set, then left against right for unilateral work done a side per set
+    (``sides``: ``summary()["side_comparisons"]``)."""
     lines: list[str] = []
     if monitoring:
         cal = monitoring.get("calibration")
@@ -119,6 +140,10 @@ def session_verdict(sets: Sequence[dict], reps: Sequence[dict], events: Sequence
         lines.append("No sets found in this session.")
     for st in sets:
         lines.append(set_verdict(st, reps, events, one_sensor))
+    for cmp in sides:
+        line = sides_verdict(cmp, sets)
+        if line is not None:
+            lines.append(line[0].upper() + line[1:])
     outside = [e for e in events if e.get("set") is None]
     if outside:
         lines.append(f"{len(outside)} alert{'s' if len(outside) != 1 else ''} outside any set.")

@@ -19,6 +19,11 @@ Profiles (what a coach would watch):
   sagittal rate, e.g. 60 deg/s) is opt-in via an override.
 * holds (plank, bird dog, dead bug, glute bridge): sagging/arching into
   extension, piking into flexion, pelvis rotation (twist, lateral).
+* unilateral work (single-leg deadlift, lunge, split squat, single-arm
+  press, single-arm row): the limits of the bilateral lift each one is a
+  variant of (hinge, squat, press, row), the same 15 deg of twist and lateral
+  bend; what unilateral work adds is the comparison of the sides
+  (:mod:`spinemon.core.unilateral`), not a tighter buzz.
 * generic: 70 % of the range either way.
 
 Every limit can be overridden per exercise (:meth:`ExerciseProfile.with_overrides`,
@@ -44,6 +49,10 @@ EVENT_KINDS = (OVER_FLEXION, OVER_EXTENSION, TWIST, LATERAL_BEND, SWING, SPINE_C
 
 #: exercises that are static holds (timed, no reps)
 HOLD_EXERCISES: tuple[str, ...] = ("plank", "bird_dog", "dead_bug", "glute_bridge")
+
+#: exercises done one side at a time: each rep is tagged left or right
+#: (spinemon.core.unilateral) and the report compares the sides
+UNILATERAL_EXERCISES: tuple[str, ...] = ("single_leg_deadlift", "lunge", "split_squat", "single_arm_press", "single_arm_row")
 
 
 @dataclass(frozen=True)
@@ -147,13 +156,31 @@ PROFILES: dict[str, ExerciseProfile] = {
     "bird_dog": ExerciseProfile("bird_dog", flexion_share=0.4, extension_share=0.35, twist_deg=10.0, lateral_deg=10.0, hold=True),
     "dead_bug": ExerciseProfile("dead_bug", flexion_share=0.5, extension_share=0.3, twist_deg=10.0, lateral_deg=10.0, hold=True),
     "glute_bridge": ExerciseProfile("glute_bridge", flexion_share=0.5, extension_share=0.4, twist_deg=12.0, lateral_deg=12.0, hold=True),
+    # unilateral work: each one keeps the limits of the bilateral lift it is a
+    # variant of -- the share of the lifter's range is the same principle, and
+    # loading one side does not give the lumbar spine more room. Twist and
+    # lateral bend stay at the 15 deg of every lift: a one-sided load pulls
+    # the trunk a few degrees toward or away from it by design, so a tighter
+    # limit would buzz clean reps; the lean shows instead in the comparison
+    # of the sides (spinemon.core.unilateral), rep by rep.
+    # single-leg deadlift: a hip hinge on one leg (as deadlift: rounding past half the range)
+    "single_leg_deadlift": ExerciseProfile("single_leg_deadlift", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
+    # lunge and split squat: a squat with the trunk upright; the rear hip's
+    # stretch tips the pelvis forward, so arching is watched as in overhead
+    # work (half the extension range), rounding as in the squat
+    "lunge": ExerciseProfile("lunge", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
+    "split_squat": ExerciseProfile("split_squat", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
+    # single-arm press (one dumbbell overhead): as overhead_press, arching is the fault
+    "single_arm_press": ExerciseProfile("single_arm_press", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0),
+    # single-arm row: as row, the hinged trunk must not round; rotating open to pull is the twist limit
+    "single_arm_row": ExerciseProfile("single_arm_row", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
     "generic": ExerciseProfile("generic", flexion_share=0.7, extension_share=0.7),
 }
 
 
 #: exercises where the trunk's inclination is the movement itself (hinges and
 #: squats): one sensor cannot tell a hip hinge from a rounded back
-HINGE_EXERCISES: tuple[str, ...] = ("deadlift", "squat", "row", "generic")
+HINGE_EXERCISES: tuple[str, ...] = ("deadlift", "squat", "row", "single_leg_deadlift", "lunge", "split_squat", "single_arm_row", "generic")
 
 #: what one sensor cannot judge, and why (see :func:`one_sensor_limits`)
 NEEDS_TWO_SENSORS = {
@@ -489,6 +516,7 @@ __all__ = [
     "SWING",
     "SPINE_CREEP",
     "HOLD_EXERCISES",
+    "UNILATERAL_EXERCISES",
     "RangeOfMotion",
     "DEFAULT_ROM",
     "ExerciseProfile",

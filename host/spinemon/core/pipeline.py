@@ -22,6 +22,11 @@ What the lifter gets on top of the limits (all here, so live and replay agree):
 * **Warm-up**: each set is marked ``warmed_up`` when an earlier set of the
   same exercise, or ``warmup_moves`` bends past ``warmup_share`` of the
   range of motion, came before it (``summary()["sets"]``).
+* **Sides** (unilateral work: single-leg deadlift, lunge, split squat,
+  single-arm press and row): each rep is tagged left or right from the
+  set's label, else from the direction of its lateral bend and twist
+  (:mod:`spinemon.core.unilateral`); each set and the session compare the sides
+  (``summary()["sets"][i]["side_comparison"]``, ``summary()["side_comparisons"]``).
 * **Drift check**: at the start of each set, the last still standing gravity
   direction is compared with the calibrated one (``summary()["drift_checks"]``);
   past ``drift_limit_deg`` it is flagged and, with ``rezero_on_drift``, the
@@ -39,12 +44,13 @@ import spinemon_protocol as proto
 from spinemon.core.alerts import Alert, AlertPolicy
 from spinemon.core.angles import AngleTracker, LumbarAngles, sagittal_deg
 from spinemon.core.calibration import Calibration, CalibrationSettings, Calibrator, drift_deg, rezero, still_mask
-from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION, DetectorSettings, Event, EventDetector, Limits, one_sensor_limits, profile
+from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION, UNILATERAL_EXERCISES, DetectorSettings, Event, EventDetector, Limits, one_sensor_limits, profile
 from spinemon.errors import ConfigError
 from spinemon.core.fusion import FusionSettings, FusionState, GravityFilter
 from spinemon.core.holds import HoldTimer
-from spinemon.core.reps import pelvis_share, RepRecord, RepSegmenter, RepSettings, SetRecord
+from spinemon.core.reps import RepRecord, RepSegmenter, RepSettings, SetRecord, pelvis_share
 from spinemon.core.stream import FrameDecoder, SampleBlock
+from spinemon.core.unilateral import check_side, compare_sides, parse_exercise, rep_side, session_sides
 
 PHASE_NEUTRAL = "calibrating-neutral"
 PHASE_ROM = "calibrating-range"
@@ -64,6 +70,9 @@ class PipelineSettings:
     recording's header so replay runs with the same settings."""
 
     exercise: str = "generic"
+    #: the working side of a unilateral ``exercise`` ("left"/"right"), for its
+    #: reps outside a labelled set (``live --exercise "lunge left"``); None: from the motion
+    side: str | None = None
     fusion: FusionSettings = field(default_factory=FusionSettings)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
@@ -81,6 +90,8 @@ class PipelineSettings:
 
     def __post_init__(self) -> None:
         profile(self.exercise, self.limit_overrides)  # raises ConfigError for an unknown exercise
+        if self.side is not None:
+            object.__setattr__(self, "side", parse_exercise(f"{self.exercise} {check_side(self.side)}")[1])  # ConfigError: a side for a lift done with both
         for ex in self.limit_overrides or {}:
             profile(ex, self.limit_overrides)  # ... and for a bad override
         if not (isinstance(self.drift_limit_deg, (int, float)) and 0 < self.drift_limit_deg <= 45):
@@ -105,6 +116,7 @@ class PipelineSettings:
                 fusion["initial_bias_rad_s"] = tuple(fusion["initial_bias_rad_s"])
             return cls(
                 exercise=d.get("exercise", "generic"),
+                side=d.get("side"),
                 fusion=FusionSettings(**fusion),
                 detector=_detector_settings(d.get("detector")),
                 calibration=CalibrationSettings(**d.get("calibration", {})),
@@ -170,6 +182,8 @@ class Pipeline:
         self.alerts: list[Alert] = []
         self.reps: RepSegmenter | None = None  # starts with monitoring
         self._pending_label: dict | None = None
+        #: the side each labelled set was named with (None: not named)
+        self._label_sides: dict[int, str | None] = {}
         self.last_angle_deg: float = float("nan")
         self.holds = HoldTimer()
         self.drift_checks: list[dict] = []
@@ -243,13 +257,21 @@ class Pipeline:
         self.shadow.set_limits(lim)
 
     def on_label(self, label: dict) -> None:
-        """The lifter starts a set: ``{"set": n, "exercise": name}``."""
+        """The lifter starts a set: ``{"set": n, "exercise": name}``, with
+        ``"side": "left"|"right"`` for unilateral work (or the side in the
+        name: ``"lunge left"``)."""
         ex = label.get("exercise")
+        side = check_side(label.get("side"))
         if ex is not None:
+            ex, named = parse_exercise(ex)
+            side = side or named
             profile(ex, self.settings.limit_overrides)
             self.exercise = ex
+        if side is not None:
+            parse_exercise(f"{self.exercise} {side}")  # ConfigError: a side for a lift done with both
         if label.get("set") is not None:
             self.set_number = int(label["set"])
+            self._label_sides[self.set_number] = side
         self.detector.context.update(set=self.set_number, exercise=self.exercise, rep=None)
         self._creep_limit = None
         self._set_limits()
@@ -779,26 +801,39 @@ class Pipeline:
             "not_monitored": {why[k]: round(v, 3) for k, v in self.time_s.items() if k != PHASE_MONITOR and v > 0},
         }
 
+    def _named_side(self, exercise: str, set_number: int, labelled: bool) -> str | None:
+        """The side the lifter named for a set: its label's, or for reps
+        outside labelled sets the session's (``PipelineSettings.side``, for its exercise)."""
+        if labelled:
+            return self._label_sides.get(set_number)
+        return self.settings.side if exercise == self.settings.exercise else None
+
     def _rep_dict(self, r: RepRecord) -> dict:
         d = r.as_dict()
         if not self.single_sensor:
             share = pelvis_share(d)  # lumbopelvic rhythm: the hips' share of the trunk's lean
             d["pelvis_share"] = None if share is None else round(share, 3)
+        d["side"], d["side_from"] = rep_side(d, self._named_side(r.exercise, r.set, r.labelled), bool(self.single_sensor))
         return d
 
     def summary(self) -> dict:
         sets = []
+        rep_rows = [self._rep_dict(r) for r in self.rep_records]
         for st in self.set_records:
             d = st.as_dict()
             reps = [r for r in self.rep_records if r.set == st.set]
             d["peak_flexion_deg"] = round(max(r.peak_flexion_deg for r in reps), 2) if reps else None
             d.update(self.warmup_for(st))
+            rows = [r for r in rep_rows if r["set"] == st.set]
+            d["side"] = self._named_side(st.exercise, st.set, st.labelled) if st.exercise in UNILATERAL_EXERCISES else None
+            d["side_comparison"] = compare_sides(rows)
             sets.append(d)
         return {
             "type": "summary",
             "events": [e.as_dict() for e in self.events],
-            "reps": [self._rep_dict(r) for r in self.rep_records],
+            "reps": rep_rows,
             "sets": sets,
+            "side_comparisons": session_sides(rep_rows),
             "holds": [h.as_dict() for h in self.holds.holds],
             "drift_checks": list(self.drift_checks),
             "drift_flagged": any(c["flagged"] for c in self.drift_checks),

@@ -79,7 +79,10 @@ __all__ = [
 ]
 
 #: exercises the segmenter knows (same names as :data:`spinemon.core.detect.PROFILES`)
-EXERCISES: tuple[str, ...] = ("deadlift", "squat", "overhead_press", "curl", "row", "bench", "generic")
+EXERCISES: tuple[str, ...] = (
+    "deadlift", "squat", "overhead_press", "curl", "row", "bench",
+    "single_leg_deadlift", "lunge", "split_squat", "single_arm_press", "single_arm_row", "generic",
+)  # fmt: skip
 
 _R2D = 180.0 / math.pi
 
@@ -127,6 +130,16 @@ REP_PROFILES: dict[str, RepProfile] = {
     # bent-over row moves the hinged trunk a little, a bench press barely
     "row": RepProfile("row", enter_deg=1.5),
     "bench": RepProfile("bench", enter_deg=0.6),
+    # unilateral work, by the movement it shares with a bilateral lift: a
+    # single-leg deadlift hinges the trunk 40-70 deg (as a deadlift, a little
+    # shallower); a lunge or split squat keeps the trunk upright, the pelvis
+    # tips 8-20 deg as the hips drop; a single-arm press moves the trunk as an
+    # overhead press does; a single-arm row, as a row, barely moves the hinged trunk
+    "single_leg_deadlift": RepProfile("single_leg_deadlift", enter_deg=15.0),
+    "lunge": RepProfile("lunge", enter_deg=5.0),
+    "split_squat": RepProfile("split_squat", enter_deg=5.0),
+    "single_arm_press": RepProfile("single_arm_press", enter_deg=3.0),
+    "single_arm_row": RepProfile("single_arm_row", enter_deg=1.5),
     # unknown exercise: a clear trunk motion; the smallest curls are missed
     "generic": RepProfile("generic", enter_deg=3.0),
 }

@@ -40,6 +40,13 @@ Model (see docs/architecture.md for the conventions it follows):
   noise, bias and quantisation).
 * **Sensor errors**: white noise, a constant gyro bias per axis, full scale
   +-8 g / +-1000 dps, ``raw = round(value / LSB)`` clamped to int16.
+* **Unilateral sets** (single-leg deadlift, lunge, split squat, single-arm
+  press and row; ``SetSpec.side``): every rep also bends and twists the
+  lumbar spine toward its working side by ``SIDE_LEAN_DEG`` (6-9 deg each,
+  drawn per rep: bend to the left negative, chest turning left positive),
+  plus ``SetSpec.asymmetry_deg`` on one side (the asymmetry fault: one side
+  compensating). A single-arm row hinges into position and holds still
+  ``ROW_SETTLE_S`` before its first pull, and stands up after its last.
 * **Device angle** in every sample is ``spinemon_protocol.ANGLE_NONE`` (the
   simulator does not run the firmware's guard filter).
 
@@ -68,6 +75,9 @@ __all__ = [
     "Exercise",
     "Fault",
     "EXERCISES",
+    "UNILATERAL_EXERCISES",
+    "SET_SIDES",
+    "SIDE_LEAN_DEG",
     "HOLD_EXERCISES",
     "FAULTS",
     "FAULTS_BY_EXERCISE",
@@ -87,10 +97,15 @@ __all__ = [
 
 G = 9.80665
 
-Exercise = Literal["deadlift", "squat", "overhead_press", "curl", "plank", "bird_dog", "dead_bug", "glute_bridge"]
+Exercise = Literal[
+    "deadlift", "squat", "overhead_press", "curl", "plank", "bird_dog", "dead_bug", "glute_bridge",
+    "single_leg_deadlift", "lunge", "split_squat", "single_arm_press", "single_arm_row",
+]  # fmt: skip
 Fault = Literal["rounding", "arching", "hip_swing", "twisting", "creep", "sag", "pike", "pelvis_rotation"]
+#: unilateral lifts: one side at a time (SetSpec.side); the same names as spinemon.core.detect.UNILATERAL_EXERCISES
+UNILATERAL_EXERCISES: tuple[str, ...] = ("single_leg_deadlift", "lunge", "split_squat", "single_arm_press", "single_arm_row")
 #: lifts (counted in reps)
-EXERCISES: tuple[str, ...] = ("deadlift", "squat", "overhead_press", "curl")
+EXERCISES: tuple[str, ...] = ("deadlift", "squat", "overhead_press", "curl") + UNILATERAL_EXERCISES
 #: core holds (timed): plank face down, bird dog on all fours, dead bug on the back, glute bridge
 HOLD_EXERCISES: tuple[str, ...] = ("plank", "bird_dog", "dead_bug", "glute_bridge")
 FAULTS: tuple[str, ...] = ("rounding", "arching", "hip_swing", "twisting", "creep", "sag", "pike", "pelvis_rotation")
@@ -102,12 +117,29 @@ FAULTS_BY_EXERCISE: dict[str, tuple[str, ...]] = {
     "squat": ("rounding", "twisting", "creep"),
     "overhead_press": ("arching", "twisting"),
     "curl": ("hip_swing", "twisting"),
+    "single_leg_deadlift": ("rounding", "twisting"),
+    "lunge": ("arching", "twisting"),
+    "split_squat": ("arching", "twisting"),
+    "single_arm_press": ("arching", "twisting"),
+    "single_arm_row": ("rounding", "twisting"),
     "plank": ("sag", "pike"),
     "bird_dog": ("pelvis_rotation", "arching"),
     "dead_bug": ("pelvis_rotation", "arching"),
     "glute_bridge": ("arching",),
 }
 IMU_NAMES = ("upper", "lower")  # protocol mask bit 0, bit 1
+
+#: SetSpec.side: the working side of every rep, or "alternate" (left, right, left, ...)
+SET_SIDES: tuple[str, ...] = ("left", "right", "alternate")
+#: how far the trunk of the simulated wearer yields toward the working side
+#: in a clean unilateral rep, lumbar lateral bend and twist each (deg, drawn
+#: per rep): a one-sided load pulls the trunk a little toward it. 6-9 deg is
+#: past spinemon.core.unilateral.SIDE_MIN_DEG (5) and well inside the 15 deg limits.
+SIDE_LEAN_DEG: tuple[float, float] = (6.0, 9.0)
+
+#: a single-arm row starts by hinging into position and holding still this
+#: long (s): a real lifter sets up before the first pull
+ROW_SETTLE_S = 3.5
 
 #: samples rendered per chunk; a multiple of every samples-per-frame value so
 #: frames never straddle chunks (8 for two IMUs, 16 for one)
@@ -145,10 +177,28 @@ class SetSpec:
     hold_s: float = 20.0
     #: rep duration multiplier (1.5: slow reps, e.g. three slow flexions in about 12 s)
     tempo: float = 1.0
+    #: unilateral lifts only: the working side ("left", "right", or
+    #: "alternate": rep 1 left, rep 2 right, ...); None = "alternate"
+    side: str | None = None
+    #: the lifter names the side when marking the set ("lunge left"); an
+    #: alternating set has no one side to name
+    name_side: bool = True
+    #: the asymmetry fault: left reps bend and twist this many degrees more
+    #: toward their side than right reps do (negative: the right side more)
+    asymmetry_deg: float = 0.0
 
     def __post_init__(self) -> None:
         if self.exercise not in EXERCISES + HOLD_EXERCISES:
             raise ConfigError(f"unknown exercise {self.exercise!r}; choose one of {', '.join(EXERCISES + HOLD_EXERCISES)}")
+        if self.exercise in UNILATERAL_EXERCISES:
+            if self.side is None:
+                object.__setattr__(self, "side", "alternate")
+            if self.side not in SET_SIDES:
+                raise ConfigError(f"side must be one of {', '.join(SET_SIDES)}, not {self.side!r}")
+            if not (isinstance(self.asymmetry_deg, (int, float)) and not isinstance(self.asymmetry_deg, bool) and -20.0 <= self.asymmetry_deg <= 20.0):
+                raise ConfigError(f"asymmetry_deg must be -20..20 deg, not {self.asymmetry_deg!r}")
+        elif self.side is not None or self.asymmetry_deg:
+            raise ConfigError(f"{self.exercise} is done with both sides: side and asymmetry_deg go with {', '.join(UNILATERAL_EXERCISES)}")
         if self.plate_pickup not in ("neutral", "rounded"):
             raise ConfigError(f"plate_pickup must be 'neutral' or 'rounded', not {self.plate_pickup!r}")
         if not (isinstance(self.tempo, (int, float)) and 0.5 <= self.tempo <= 3.0):
@@ -183,7 +233,22 @@ class SetSpec:
             **({"unrack": True} if self.unrack else {}),
             **({"hold_s": float(self.hold_s)} if self.exercise in HOLD_EXERCISES else {}),
             **({"tempo": float(self.tempo)} if self.tempo != 1.0 else {}),
+            **({"side": self.side, "name_side": bool(self.name_side)} if self.side is not None else {}),
+            **({"asymmetry_deg": float(self.asymmetry_deg)} if self.asymmetry_deg else {}),
         }
+
+    def rep_side(self, rep: int) -> str | None:
+        """The working side of rep ``rep`` (from 1); None for a lift done with both sides."""
+        if self.side is None:
+            return None
+        if self.side == "alternate":
+            return "left" if rep % 2 == 1 else "right"
+        return self.side
+
+    @property
+    def named_side(self) -> str | None:
+        """The side the lifter names in the set's label (None: not named, or alternating)."""
+        return self.side if self.name_side and self.side in ("left", "right") else None
 
 
 @dataclass(frozen=True)
@@ -366,6 +431,7 @@ class RepTruth:
     peak_extension_deg: float  # min lumbar flexion (most extended) during the rep
     peak_twist_deg: float  # twist of largest magnitude during the rep (signed)
     peak_lateral_deg: float  # lateral bend of largest magnitude (signed)
+    side: str | None = None  # unilateral lifts: the working side of this rep
 
 
 @dataclass(frozen=True)
@@ -378,6 +444,8 @@ class SetTruth:
     t_end: float
     reps: int
     faults: tuple[tuple[int, str], ...]
+    side: str | None = None  # unilateral lifts: left, right or alternate
+    named_side: str | None = None  # the side the lifter names in the set's label
 
 
 @dataclass(frozen=True)
@@ -617,6 +685,7 @@ class _RepPlan:
     t_start: float
     t_end: float
     fault: str | None
+    side: str | None = None
 
 
 @dataclass
@@ -624,7 +693,7 @@ class _Plan:
     timeline: _Timeline
     duration_s: float
     reps: list[_RepPlan]
-    sets: list[tuple[int, str, float, float, int, tuple]]
+    sets: list[tuple[int, str, float, float, int, tuple, str | None, str | None]]
     neutral: tuple[float, float] | None
     rom: tuple[float, float] | None
     standing_after: tuple[float, float] | None
@@ -702,7 +771,7 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
             _bump(HIP_FWD, -U(0.10, 0.20), t0, dur, main),
         ]
         pull, lock = 0.50, 0.88
-    elif ex == "overhead_press":
+    elif ex in ("overhead_press", "single_arm_press"):
         dur = tempo * U(2.2, 3.2)
         main = (0.02, 0.35, 0.50, 0.92)
         if fault == "arching":
@@ -717,6 +786,46 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
             _bump(HIP_UP, -U(0.01, 0.03), t0, dur, (0.0, 0.10, 0.12, 0.20)),  # dip and drive
         ]
         pull, lock = 0.05, 0.33
+    elif ex == "single_leg_deadlift":  # a hip hinge on one leg, the free leg going back
+        dur = tempo * U(3.0, 4.0)
+        main = (0.0, 0.40, 0.50, 0.92)
+        pitch = U(40, 60)
+        if fault == "rounding":
+            flex = rom_f * U(0.66, 0.78)
+            pitch -= U(5, 12)
+        else:
+            flex = min(U(5, 12), 0.25 * rom_f)
+        comps += [
+            _bump(PELVIS_PITCH, pitch * d, t0, dur, main),
+            _bump(LUMBAR_FLEX, flex * d, t0, dur, (0.04, 0.42, 0.50, 0.90)),
+            _bump(HIP_UP, -U(0.05, 0.12), t0, dur, main),
+            _bump(HIP_FWD, -U(0.05, 0.10), t0, dur, main),
+        ]
+        pull, lock = 0.50, 0.88
+    elif ex in ("lunge", "split_squat"):  # the hips drop, the trunk stays upright, the pelvis tips a little
+        dur = tempo * U(2.6, 3.6)
+        main = (0.0, 0.40, 0.50, 0.92)
+        if fault == "arching":  # the rear hip's stretch tips the pelvis and arches the lower back
+            flex = -rom_e * U(0.60, 0.75)
+        else:
+            flex = U(-3, 4)
+        comps += [
+            _bump(PELVIS_PITCH, U(8, 15) * d, t0, dur, main),
+            _bump(LUMBAR_FLEX, flex * d, t0, dur, (0.04, 0.40, 0.50, 0.90)),
+            _bump(HIP_UP, -U(0.30, 0.45), t0, dur, main),
+        ]
+        if ex == "lunge":  # a step forward and back
+            comps.append(_bump(HIP_FWD, U(0.25, 0.40), t0, dur, main))
+        pull, lock = 0.45, 0.88
+    elif ex == "single_arm_row":  # from the hinged stance held through the set (see _plan): pull and lower
+        dur = tempo * U(1.8, 2.6)
+        fr = (0.05, 0.40, 0.50, 0.90)
+        flex = rom_f * U(0.62, 0.72) if fault == "rounding" else U(2, 5)
+        comps += [
+            _bump(LUMBAR_FLEX, flex * d, t0, dur, fr),
+            _bump(PELVIS_PITCH, -U(2, 5) * d, t0, dur, fr),
+        ]
+        pull, lock = 0.10, 0.45
     else:  # curl
         dur = tempo * U(2.0, 3.0)
         if fault == "hip_swing":  # a fast lean back to swing the weight up
@@ -753,6 +862,20 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
             _pulse(ACC_UP, -U(1.0, 3.0), t0 + lock * dur, U(0.05, 0.15)),
         ]
     return comps, dur
+
+
+def _side_components(side: str, asymmetry_deg: float, t0: float, dur: float, rng: np.random.Generator) -> list[tuple]:
+    """The trunk yielding toward the working side in a unilateral rep: lumbar
+    lateral bend and twist of :data:`SIDE_LEAN_DEG` each, toward ``side``
+    (bend to the left is negative, a twist of the chest to the left positive:
+    docs/architecture.md), plus the asymmetry fault on one side."""
+    U = rng.uniform
+    sign = -1.0 if side == "left" else 1.0  # lateral bend: + to the right
+    extra = max(asymmetry_deg, 0.0) if side == "left" else max(-asymmetry_deg, 0.0)
+    bend = U(*SIDE_LEAN_DEG) + extra
+    twist = U(*SIDE_LEAN_DEG) + extra
+    fr = (0.05, 0.40, 0.52, 0.90)
+    return [_bump(LUMBAR_BEND, sign * bend * _D2R, t0, dur, fr), _bump(LUMBAR_TWIST, -sign * twist * _D2R, t0, dur, fr)]
 
 
 def _walk_components(t0: float, dur: float, rng: np.random.Generator, bursts: bool) -> list[tuple]:
@@ -949,15 +1072,26 @@ def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, 
                 if r < spec.reps:
                     t += U(2.0, 3.0)
         else:
+            if spec.exercise == "single_arm_row":  # hinge into the row and hold still before the first rep
+                pitch_row = U(40.0, 55.0) * d
+                comps.append((_STEP, PELVIS_PITCH, t, t + 1.5, (pitch_row,)))
+                t += 1.5 + ROW_SETTLE_S
             for r in range(1, spec.reps + 1):
                 fault = spec.faults.get(r)
                 c, dur = _rep_components(spec.exercise, fault, t, rng, w, settings.bursts, set_state, spec.tempo)
                 comps += c
-                reps.append(_RepPlan(i, r, spec.exercise, t, t + dur, fault))
+                side = spec.rep_side(r)
+                if side is not None:
+                    comps += _side_components(side, spec.asymmetry_deg, t, dur, rng)
+                reps.append(_RepPlan(i, r, spec.exercise, t, t + dur, fault, side))
                 t += dur
                 if r < spec.reps:
                     t += U(0.4, 1.0)
-        set_rows.append((i, spec.exercise, first, t, spec.reps, tuple(sorted(spec.faults.items()))))
+        if spec.exercise == "single_arm_row":  # stand up again
+            t += U(0.5, 1.0)
+            comps.append((_STEP, PELVIS_PITCH, t, t + 1.5, (-pitch_row,)))
+            t += 1.5
+        set_rows.append((i, spec.exercise, first, t, spec.reps, tuple(sorted(spec.faults.items())), spec.side, spec.named_side))
         t += U(0.2, 0.5)
         if settings.bursts and spec.exercise not in HOLD_EXERCISES:  # the bar goes down
             comps.append(_pulse(ACC_UP, U(3.0, 6.0), t, U(0.05, 0.15)))
@@ -1220,9 +1354,10 @@ def simulate(
                 float(lumbar[sl].min()),
                 signed_peak(twist[sl]),
                 signed_peak(lateral[sl]),
+                rp.side,
             )
         )
-    set_truth = [SetTruth(i, ex, t0_dev + a, t0_dev + b, n, faults) for i, ex, a, b, n, faults in rend.plan.sets]
+    set_truth = [SetTruth(i, ex, t0_dev + a, t0_dev + b, n, faults, side, named) for i, ex, a, b, n, faults, side, named in rend.plan.sets]
     p = rend.plan
     shift = lambda iv: None if iv is None else (t0_dev + iv[0], t0_dev + iv[1])  # noqa: E731
     rom_f = rom_e = None

@@ -36,13 +36,18 @@ class Received:
 
 @dataclass(frozen=True)
 class Label:
-    """The lifter starts a set of ``exercise`` (set numbers from 1)."""
+    """The lifter starts a set of ``exercise`` (set numbers from 1); for
+    unilateral work, ``side`` is the working side when the lifter named it."""
 
     set: int
     exercise: str
+    side: str | None = None
 
     def as_dict(self) -> dict:
-        return {"type": "label", "set": self.set, "exercise": self.exercise}
+        d = {"type": "label", "set": self.set, "exercise": self.exercise}
+        if self.side is not None:  # only when named: labels of other lifts stay as they were
+            d["side"] = self.side
+        return d
 
 
 class Transport(abc.ABC):
