@@ -177,9 +177,9 @@ def test_drift_is_flagged_at_the_start_of_a_set_and_can_re_zero():
         return session, p
 
     _, same = run(w)
-    assert same.phase == "monitoring" and [c["flagged"] for c in same.drift_checks] == [False]
+    assert same.phase == "monitoring" and [c["flagged"] for c in same.drift.checks] == [False]
     session, moved = run(slipped, rezero_on_drift=True)
-    (check,) = moved.drift_checks
+    (check,) = moved.drift.checks
     assert check["flagged"] and check["rezeroed"] and check["drift_deg"]["upper"] > 5.0
     assert moved.summary()["drift_flagged"]
     flagged = {e.rep for e in moved.events}

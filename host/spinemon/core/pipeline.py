@@ -44,6 +44,7 @@ import spinemon_protocol as proto
 from spinemon.core.alerts import Alert, AlertPolicy
 from spinemon.core.angles import AngleTracker, LumbarAngles, sagittal_deg
 from spinemon.core.calibration import Calibration, CalibrationSettings, Calibrator, drift_deg, rezero, still_mask
+from spinemon.core.drift import DriftMonitor, WarmupBends
 from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION, UNILATERAL_EXERCISES, DetectorSettings, Event, EventDetector, Limits, one_sensor_limits, profile
 from spinemon.errors import ConfigError
 from spinemon.core.fusion import FusionSettings, FusionState, GravityFilter
@@ -186,12 +187,8 @@ class Pipeline:
         self._label_sides: dict[int, str | None] = {}
         self.last_angle_deg: float = float("nan")
         self.holds = HoldTimer()
-        self.drift_checks: list[dict] = []
-        self._standing: list[tuple[float, float, dict]] = []  # (t0, t1, {sensor: mean gravity}) still standing stretches
-        self._still_run: dict | None = None
-        self._drift_checked: set = set()
-        self._moves: list[float] = []  # times of warm-up-range bends (rising crossings)
-        self._move_up = False
+        self.drift = DriftMonitor(self.settings.calibration, self.settings.drift_limit_deg, self.settings.rezero_on_drift)
+        self.warmup = WarmupBends(self.settings.warmup_share)
         self._t_last: float | None = None
         self._phase_samples: dict[tuple[str, float], int] = {}  # (phase, rate) -> samples (see time_s)
         self._reps_set: int | None = None  # the segmenter's set in progress, as of the last sample
@@ -442,7 +439,7 @@ class Pipeline:
         runs in pieces so that what a rep changes (the creep limit, the set
         and rep stamped on events) starts at the sample where it became known."""
         n = len(block)
-        self._track_moves(block.t, ang.flexion_deg)
+        self.warmup.update(block.t, ang.flexion_deg, self.calibration.range_of_motion.flexion_deg)
         m = self.calibration.mounting
         upper_body_gyr = m["upper"].to_body(gyr["upper"])
         sig = (ang.flexion_deg, ang.lateral_deg, ang.twist_deg, np.degrees(upper_body_gyr[:, 1]))
@@ -476,7 +473,7 @@ class Pipeline:
                 self._creep_limit = None  # a new set: wait for its first rep
                 self._set_limits()
             piece = block if (a == 0 and b == n) else block.slice(a, b)
-            self._track_standing(piece, {s: g[a:b] for s, g in self._last_gravity.items()})
+            self.drift.update(piece, {s: g[a:b] for s, g in self._last_gravity.items()}, m["upper"])
             self._detect(piece, th[a:b], tuple(x[a:b] for x in sig), armed[a:b], None if hold_on is None else hold_on[a:b], res)
 
     def _detect(self, block: SampleBlock, th: np.ndarray, sig: tuple, armed: np.ndarray, hold_on: np.ndarray | None, res: FrameResult) -> None:
@@ -527,7 +524,7 @@ class Pipeline:
             self._creep_set = rec.set
             self._creep_limit = None if creep is None else rec.peak_flexion_deg + creep
             self._set_limits()
-            if not rec.labelled and rec.set not in self._drift_checked:
+            if not rec.labelled and not self.drift.checked(rec.set):
                 self._drift_check(rec.set, rec.t_start)
 
     def _monotonic(self, block: SampleBlock) -> SampleBlock:
@@ -625,81 +622,13 @@ class Pipeline:
         )
 
     # -- warm-up and drift -------------------------------------------------------
-    def _track_moves(self, t: np.ndarray, flexion: np.ndarray) -> None:
-        """Bends through the range (rising crossings of ``warmup_share`` of the
-        flexion range, re-armed 5 deg below it)."""
-        rom = self.calibration.range_of_motion
-        hi = self.settings.warmup_share * rom.flexion_deg
-        lo = hi - 5.0
-        up = self._move_up
-        for i in np.flatnonzero((flexion > hi) | (flexion < lo)):
-            if not up and flexion[i] > hi:
-                up = True
-                self._moves.append(float(t[i]))
-            elif up and flexion[i] < lo:
-                up = False
-        self._move_up = up
-
-    def _track_standing(self, block: SampleBlock, gravity: dict) -> None:
-        """Remember still standing stretches (>= 1 s) for the drift check.
-        ``gravity``: per sensor, the fused gravity of the block's samples."""
-        still = still_mask(block, self.settings.calibration)
-        m = self.calibration.mounting
-        u_up = m["upper"].to_body(gravity["upper"])
-        still &= u_up[:, 0] > np.cos(np.radians(25.0))  # upright-ish (not lying, not bent over)
-        run = self._still_run
-        if run is not None and set(run["sum"]) != set(block.sensors):
-            self._close_standing(run)  # the sensors changed: a new stretch
-            run = None
-        # each stretch of still samples extends the open run (sums added sample
-        # after sample, as a running sum: the same for any split of the stream)
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], still.astype(np.int8), [0]))))
-        pos = 0
-        for a, b in zip(edges[0::2].tolist(), edges[1::2].tolist()):
-            if a > pos and run is not None:  # moving samples before this stretch end the run
-                self._close_standing(run)
-                run = None
-            if run is None:
-                run = {"t0": float(block.t[a]), "n": 0, "sum": {s: np.zeros(3) for s in block.sensors}}
-            run["n"] += b - a
-            run["t1"] = float(block.t[b - 1])
-            for s in block.sensors:
-                run["sum"][s] = np.add.accumulate(np.vstack((run["sum"][s], gravity[s][a:b])), axis=0)[-1]
-            pos = b
-        if pos < len(block) and run is not None:
-            self._close_standing(run)
-            run = None
-        self._still_run = run
-
-    def _close_standing(self, run: dict) -> None:
-        if run["t1"] - run["t0"] >= 1.0:
-            self._standing.append((run["t0"], run["t1"], {s: v / run["n"] for s, v in run["sum"].items()}))
-            del self._standing[:-8]
-
     def _drift_check(self, set_number: int, t_set: float) -> None:
-        """Compare the last still standing before the set with the calibration."""
-        if self.calibration is None or set_number in self._drift_checked:
+        """The drift check before a set; a re-zeroed mounting restarts the angles."""
+        if self.calibration is None:
             return
-        cands = list(self._standing)
-        run = self._still_run
-        if run is not None and run.get("t1", -1e18) - run["t0"] >= 1.0:
-            cands.append((run["t0"], run["t1"], {s: v / run["n"] for s, v in run["sum"].items()}))
-        cands = [c for c in cands if c[1] <= t_set + 1e-9 and t_set - c[1] <= 60.0]
-        if not cands:
-            return
-        self._drift_checked.add(set_number)
-        t0, t1, u = cands[-1]
-        m = self.calibration.mounting
-        drift = {s: round(drift_deg(m[s], u[s]), 2) for s in u if s in m}
-        flagged = any(v > self.settings.drift_limit_deg for v in drift.values())
-        check = {"set": set_number, "t": round(t1, 4), "drift_deg": drift, "flagged": flagged, "rezeroed": False}
-        if flagged and self.settings.rezero_on_drift:
-            for s in drift:
-                m[s] = rezero(m[s], u[s])
-            check["rezeroed"] = True
-            if self._tracker is not None:
-                self._start_tracker(self._tracker.rate)
-        self.drift_checks.append(check)
+        check = self.drift.check(set_number, t_set, self.calibration.mounting)
+        if check is not None and check["rezeroed"] and self._tracker is not None:
+            self._start_tracker(self._tracker.rate)
 
     def _follow_rate(self, sensor: str, rate: float) -> None:
         """The wearable changed its sample rate (SET_RATE): carry the
@@ -750,9 +679,7 @@ class Pipeline:
         self.shadow.finish(t_end)
         if self.holds.current is not None:
             self.holds._close(t_end if t_end == t_end else (self._t_last if self._t_last is not None else t_end))
-        if self._still_run is not None:
-            self._close_standing(self._still_run)
-            self._still_run = None
+        self.drift.finish()
         if self.reps is not None:
             self.reps.finish()
             for ev in self.events:
@@ -771,7 +698,7 @@ class Pipeline:
         """Whether a warm-up came before set ``st``: an earlier set of the same
         exercise, or ``warmup_moves`` bends through ``warmup_share`` of the range."""
         earlier = [o.set for o in self.set_records if o.exercise == st.exercise and o.t_end < st.t_start]
-        moves = sum(1 for t in self._moves if t < st.t_start)
+        moves = self.warmup.before(st.t_start)
         if earlier:
             how = f"after set {earlier[-1]} of {st.exercise}"
         elif moves >= self.settings.warmup_moves:
@@ -835,8 +762,8 @@ class Pipeline:
             "sets": sets,
             "side_comparisons": session_sides(rep_rows),
             "holds": [h.as_dict() for h in self.holds.holds],
-            "drift_checks": list(self.drift_checks),
-            "drift_flagged": any(c["flagged"] for c in self.drift_checks),
+            "drift_checks": list(self.drift.checks),
+            "drift_flagged": any(c["flagged"] for c in self.drift.checks),
             "suppressed": [e.as_dict() for e in self.shadow.events],
             "stats": self.decoder.stats.as_dict(),
             "monitoring": self.monitoring(),
