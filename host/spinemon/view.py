@@ -303,9 +303,9 @@ class ViewServer:
     async def start(self) -> str:
         from aiohttp import web
 
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, VIEW_HOST, self.port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, VIEW_HOST, self.port)
         try:
             await site.start()
         except OSError as e:
