@@ -147,7 +147,7 @@ class ViewFeed:
         self.updates = 0
         self._pending: list[list[float]] = []
         self._next_point_t = -math.inf
-        self._last_publish = -math.inf
+        self._due = -math.inf  # host time of the next update
         self._rep_set = None
 
     # -- subscribers -------------------------------------------------------------------
@@ -189,8 +189,9 @@ class ViewFeed:
                 self.trace.popleft()
         self._take_state(pipeline)
         now = self.clock()
-        if self._pending and now - self._last_publish >= self.interval:
-            self._last_publish = now
+        if self._pending and now >= self._due:
+            # on the beat (``rate_hz`` a second when frames come faster); after a pause, one interval from now
+            self._due = self._due + self.interval if now - self._due < self.interval else now + self.interval
             self.updates += 1
             self._publish("update", {"type": "update", "n": self.updates, "t": self._pending[-1][0], "points": self._pending, "state": self.state})
             self._pending = []
