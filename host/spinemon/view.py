@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import secrets
 import time
 from collections import deque
@@ -154,8 +155,9 @@ class ViewFeed:
     def subscribe(self) -> Subscriber:
         """A new page: its queue starts with the ``hello`` message."""
         sub = Subscriber(self.queue_limit)
+        trace = list(self.trace)[: max(0, len(self.trace) - len(self._pending))]  # the points not yet published come with the next update
         sub.put("hello", json.dumps({"type": "hello", "label": self.label, "window_s": self.window_s,
-                                     "trace": list(self.trace), "alerts": self.alerts, "state": self.state}))
+                                     "trace": trace, "alerts": self.alerts, "state": self.state}))
         self.subscribers.add(sub)
         return sub
 
@@ -192,9 +194,12 @@ class ViewFeed:
         if self._pending and now >= self._due:
             # on the beat (``rate_hz`` a second when frames come faster); after a pause, one interval from now
             self._due = self._due + self.interval if now - self._due < self.interval else now + self.interval
-            self.updates += 1
-            self._publish("update", {"type": "update", "n": self.updates, "t": self._pending[-1][0], "points": self._pending, "state": self.state})
-            self._pending = []
+            self._update()
+
+    def _update(self) -> None:
+        self.updates += 1
+        self._publish("update", {"type": "update", "n": self.updates, "t": self._pending[-1][0], "points": self._pending, "state": self.state})
+        self._pending = []
 
     def _take_state(self, pipeline) -> None:
         ctx = pipeline.detector.context
@@ -232,6 +237,9 @@ class ViewFeed:
         self.state["link"] = state
 
     def end(self) -> None:
+        """The session ended: the last points, then ``end``."""
+        if self._pending:
+            self._update()
         self._publish("end", {"type": "end", "state": self.state})
 
 
@@ -312,7 +320,7 @@ class ViewServer:
         except OSError as e:
             await self._runner.cleanup()
             self._runner = None
-            raise ViewUsageError(f"--view-port {self.port}: cannot listen on {VIEW_HOST}:{self.port} ({e.strerror or e}); choose another port or leave --view-port out") from None
+            raise ViewUsageError(f"--view-port {self.port}: cannot listen on {VIEW_HOST}:{self.port} ({os.strerror(e.errno) if e.errno else e}); choose another port or leave --view-port out") from None
         self.port = self._runner.addresses[0][1]
         return self.url
 
