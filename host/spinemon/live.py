@@ -2,7 +2,7 @@
 
 ::
 
-    spinemon live [--address A | --name N | --port URL | --sim] [--exercise E] [--out FILE] [--speed X]
+    spinemon live [--address A | --name N | --port URL | --sim] [--exercise E] [--out FILE] [--speed X] [--view [--view-port P]]
 
 :func:`run` takes a :class:`LiveOptions` and a :class:`LiveUI` (the display,
 written to any text stream), builds the transport (BLE, serial or the
@@ -18,6 +18,11 @@ state; on a terminal also the keys being typed, whose echo is off:
 seconds of device time when the stream is not a TTY; every alert and every
 link state change on a line of its own. Cancelling (Ctrl-C) ends cleanly:
 the recording is closed with its summary and stays loadable.
+
+With ``--view`` the coach's page (:mod:`spinemon.view`) is served on
+127.0.0.1 before connecting (its address is the screen's first line) and
+fed from the same ``on_frame``/``on_alert``/``on_state`` hooks as the
+status line; it only observes them.
 """
 
 from __future__ import annotations
