@@ -46,6 +46,7 @@ import json
 import math
 import os
 import secrets
+import socket
 import time
 from collections import deque
 from importlib import resources
@@ -248,13 +249,16 @@ class ViewServer:
     (``port`` 0: one the OS chooses). :meth:`start` binds; :attr:`url` is
     then the address to open; :meth:`stop` closes every page's link."""
 
-    def __init__(self, feed: ViewFeed, port: int = 0, *, token: str | None = None, heartbeat_s: float = 5.0) -> None:
+    def __init__(self, feed: ViewFeed, port: int = 0, *, token: str | None = None, heartbeat_s: float = 5.0, send_buffer: int = 16384) -> None:
         if not have_aiohttp():
             raise ViewUsageError(MISSING_AIOHTTP)
         self.feed = feed
         self.port = port
         self.token = token or secrets.token_urlsafe(24)
         self.heartbeat_s = heartbeat_s
+        #: bytes a page's link may hold unsent (our write buffer, the socket's): beyond it the
+        #: page's sender waits and its queue drops old updates, so a slow page gets fresh data, not a backlog
+        self.send_buffer = send_buffer
         self._runner = None
         self._sockets: set = set()
         self._html = page_html()
@@ -290,8 +294,13 @@ class ViewServer:
     async def _ws(self, request):
         from aiohttp import web
 
-        ws = web.WebSocketResponse(heartbeat=self.heartbeat_s, timeout=1.0, compress=False)
+        ws = web.WebSocketResponse(heartbeat=self.heartbeat_s, timeout=1.0, compress=False, writer_limit=self.send_buffer)
         await ws.prepare(request)
+        if request.transport is not None:
+            request.transport.set_write_buffer_limits(high=self.send_buffer)
+            sock = request.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
         sub = self.feed.subscribe()
         self._sockets.add(ws)
 
