@@ -286,3 +286,26 @@ def test_a_frozen_page_does_not_delay_the_alerts_of_a_live_session(monkeypatch):
     delays = [a.t_sent_host - a.t_rx_host for a in viewed.alerts]
     assert max(delays) < 0.25, delays
     assert viewed.frames == plain.frames
+
+
+def test_a_page_that_answers_no_ping_is_let_go():
+    _aiohttp()
+
+    async def go():
+        feed = ViewFeed()
+        server = ViewServer(feed, heartbeat_s=0.4)
+        await server.start()
+        try:
+            frozen = await _stalled_client(server.port, server.token)
+            t0 = time.monotonic()
+            while not feed.subscribers:  # the handshake is done; the page is subscribed
+                await asyncio.sleep(0.01)
+            while feed.subscribers:
+                assert time.monotonic() - t0 < 5, "a frozen page was kept"
+                await asyncio.sleep(0.05)
+            frozen.close()
+            return time.monotonic() - t0
+        finally:
+            await server.stop()
+
+    assert arun(go()) >= 0.4  # after the heartbeat, not at once
