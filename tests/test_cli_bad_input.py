@@ -160,6 +160,10 @@ CASES = [
     Case("calibrate-bad-limit", ("calibrate", "--sim", "--limit", "deadlift.flexion_share"), USAGE, r"limit|flexion_share"),
     Case("live-bad-limit", ("live", "--sim", "--limit", "nope"), USAGE, r"--limit.*EXERCISE\.LIMIT=VALUE"),
     Case("live-zero-speed", ("live", "--sim", "--speed", "0"), USAGE, r"--speed.*above 0"),
+    Case("live-view-port-word", ("live", "--sim", "--view", "--view-port", "web"), USAGE, r"--view-port.*not a whole number"),
+    Case("live-view-port-zero", ("live", "--sim", "--view", "--view-port", "0"), USAGE, r"--view-port.*1 \.\. 65535"),
+    Case("live-view-port-big", ("live", "--sim", "--view", "--view-port", "70000"), USAGE, r"--view-port.*1 \.\. 65535"),
+    Case("live-view-port-no-view", ("live", "--sim", "--view-port", "8080"), USAGE, r"--view-port needs --view"),
     # -- scan ----------------------------------------------------------------------------------------
     Case("scan-bad-timeout", ("scan", "--timeout", "soon"), USAGE, r"--timeout"),
     Case("scan-negative-timeout", ("scan", "--timeout", "-1"), ERROR, r"timeout"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["count", "seed", "speed", "live_speed", "rate_hz", "pain", "limit_override", "exercise_side", "asymmetry_deg"]
+__all__ = ["count", "seed", "speed", "live_speed", "rate_hz", "pain", "port", "limit_override", "exercise_side", "asymmetry_deg"]
 
 
 def _number(text: str, kind=float):
@@ -47,6 +47,7 @@ live_speed = _ranged(
 rate_hz = _ranged(float, lambda v: 25 <= v <= 1000, "the sample rate is 25 .. 1000 Hz", "A sample rate, Hz.")
 asymmetry_deg = _ranged(float, lambda v: -20 <= v <= 20, "the asymmetry is -20 .. 20 deg", "The simulated lifter's asymmetry between the sides, deg.")
 pain = _ranged(int, lambda v: 0 <= v <= 10, "pain is a whole number 0 (none) .. 10 (worst imaginable)", "A pain score, 0..10.")
+port = _ranged(int, lambda v: 1 <= v <= 65535, "a TCP port is a whole number 1 .. 65535", "A TCP port to listen on, 1..65535.")
 
 
 def limit_override(text: str) -> str:

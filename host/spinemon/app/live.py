@@ -2,7 +2,7 @@
 
 ::
 
-    spinemon live [--address A | --name N | --port URL | --sim] [--exercise E] [--out FILE] [--speed X]
+    spinemon live [--address A | --name N | --port URL | --sim] [--exercise E] [--out FILE] [--speed X] [--view [--view-port P]]
 
 :func:`run` takes a :class:`LiveOptions` and a :class:`LiveUI` (the display,
 written to any text stream), builds the transport (BLE, serial or the
@@ -18,6 +18,11 @@ state; on a terminal also the keys being typed, whose echo is off:
 seconds of device time when the stream is not a TTY; every alert and every
 link state change on a line of its own. Cancelling (Ctrl-C) ends cleanly:
 the recording is closed with its summary and stays loadable.
+
+With ``--view`` the coach's page (:mod:`spinemon.app.view`) is served on
+127.0.0.1 before connecting (its address is the screen's first line) and
+fed from the same ``on_frame``/``on_alert``/``on_state`` hooks as the
+status line; it only observes them.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from spinemon.io.recording import RecordingWriter
 from spinemon.app.session import SessionResult, header_for, run_live
 from spinemon.io.transport import Label, SimTransport, Transport
 from spinemon.core.unilateral import parse_exercise
+from spinemon.app.view import ViewUsageError
 
 __all__ = ["LiveOptions", "LiveUI", "LinkSetup", "run", "make_transport", "guard_args", "add_arguments", "main", "scan_main", "sim_sets_for"]
 
@@ -80,6 +86,8 @@ class LiveOptions:
     recalibrate: bool = False  # ignore the stored calibration (sensors re-attached)
     resume: bool = False  # an existing --out recording is continued in a new segment (else refused)
     limits: tuple[str, ...] = ()  # "EXERCISE.LIMIT=VALUE" overrides for this session
+    view: bool = False  # serve the live page for a coach on 127.0.0.1 (spinemon.app.view; the `view` extra)
+    view_port: int = 0  # its port; 0: one the OS chooses
 
     @property
     def uses_profile(self) -> bool:
@@ -94,6 +102,10 @@ class LiveOptions:
             raise ConfigError(f"speed must be in (0, 10000], not {self.speed!r}")
         if self.guard_mode not in (proto.GUARD_OFF, proto.GUARD_WHEN_LINK_DOWN, proto.GUARD_ALWAYS):
             raise ConfigError(f"guard mode must be 0, 1 or 2, not {self.guard_mode!r}")
+        if not (isinstance(self.view_port, int) and 0 <= self.view_port <= 65535):
+            raise ConfigError(f"view port must be 0 (any free port) .. 65535, not {self.view_port!r}")
+        if self.view_port and not self.view:
+            raise ViewUsageError("--view-port needs --view")
         for name in ("connect_timeout_s", "command_timeout_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 < v <= 600.0):
@@ -715,10 +727,23 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
             ui.line(f"-- calibration saved to {where}")
         except SpinemonError as e:
             ui.line(f"!! {e}")
+    view = None  # the coach's page (spinemon.app.view): it observes the hooks below, nothing else
+    feed = None
+
+    def on_state(state: str) -> None:
+        ui.on_state(state)
+        if feed is not None:
+            feed.on_state(state)
+
+    def on_alert(alert: Alert) -> None:
+        ui.on_alert(alert)
+        if feed is not None:
+            feed.on_alert(alert)
+
     transport = transport or make_transport(options, calibrated=pipeline.calibration is not None)
     setup = LinkSetup(pipeline, options.guard_mode, options.command_timeout_s)
     transport.on_connected = setup
-    transport.on_state = ui.on_state
+    transport.on_state = on_state
     recorder = None
     if options.out and not options.resume and Path(options.out).exists():
         raise ConfigError(f"{options.out} already exists; choose another --out, or pass --resume to continue it in a new segment")
@@ -742,12 +767,20 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
     def on_frame(res: FrameResult, pl: Pipeline) -> None:
         nonlocal guard_task
         ui.on_frame(res, pl, link_stats())
+        if feed is not None:
+            feed.on_frame(res, pl)  # reads what the frame and the pipeline hold; never waits
         connected = getattr(transport, "connected", True)
         if connected and setup.runs and setup.needs_update() and (guard_task is None or guard_task.done()):
             guard_task = asyncio.get_running_loop().create_task(_update_guard(setup, transport))
 
-    ui.prompt(f"Connecting to {options.source} ...")
     try:
+        if options.view:  # before connecting: the page's address is on the screen's first lines
+            from spinemon.app.view import ViewFeed, ViewServer
+
+            view = ViewServer(ViewFeed(set_offset=lambda: ui.set_offset), options.view_port)
+            ui.prompt(f"Live view for a coach: {await view.start()} (open it on this computer)")
+            feed = view.feed
+        ui.prompt(f"Connecting to {options.source} ...")
         await transport.connect(options.connect_timeout_s)
         if recorder is not None and setup.status is not None:
             recorder.meta({"type": "device_status", **setup.status.as_dict()})
@@ -762,7 +795,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
             transport,
             pipeline,
             recorder,
-            on_alert=ui.on_alert,
+            on_alert=on_alert,
             on_frame=on_frame,
             on_calibrated=on_calibrated,
             on_recording_error=lambda msg: ui.line("!! " + msg + "; monitoring goes on"),
@@ -784,6 +817,8 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
             await asyncio.shield(transport.close())
         except SpinemonError:
             pass
+        if view is not None:
+            await asyncio.shield(view.stop())
         ui.finish(result, options.out, cancelled)
     return result
 
@@ -820,6 +855,8 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--profile", help="your profile file (stored calibration and limits; default $SPINEMON_PROFILE or ~/.spinemon/profile.json; --sim uses none unless given)")
     parser.add_argument("--recalibrate", action="store_true", help="calibrate again (after re-attaching the sensors) instead of using the stored calibration")
     parser.add_argument("--limit", action="append", type=argtypes.limit_override, default=[], metavar="EXERCISE.LIMIT=VALUE", help="override a limit for this session, e.g. deadlift.flexion_share=0.55 (repeatable)")
+    parser.add_argument("--view", action="store_true", help="serve a live page for a coach (angle trace against the limits, set/rep, alerts) on 127.0.0.1; its address, with a random token, is printed first (needs the 'view' extra: pip install -e '.[view]')")
+    parser.add_argument("--view-port", type=argtypes.port, default=0, metavar="PORT", help="--view only: the page's port on 127.0.0.1 (default: a free one the OS chooses)")
 
 
 def options_from(ns: Any) -> LiveOptions:
@@ -839,6 +876,8 @@ def options_from(ns: Any) -> LiveOptions:
         recalibrate=bool(getattr(ns, "recalibrate", False)),
         resume=bool(getattr(ns, "resume", False)),
         limits=tuple(getattr(ns, "limit", None) or ()),
+        view=bool(getattr(ns, "view", False)),
+        view_port=getattr(ns, "view_port", None) or 0,
     )
 
 
@@ -846,6 +885,11 @@ def main(ns: Any, stream: TextIO | None = None) -> int:
     """``spinemon live``: 0 when the stream ended or Ctrl-C stopped it, 1 on an error."""
     ui = LiveUI(stream)
     options = options_from(ns)  # ConfigError -> the CLI's one-line error
+    if options.view:
+        from spinemon.app.view import MISSING_AIOHTTP, have_aiohttp
+
+        if not have_aiohttp():
+            raise ViewUsageError(MISSING_AIOHTTP)  # a command-line error: exit 2, before anything runs
     try:
         asyncio.run(run(options, ui))
     except KeyboardInterrupt:

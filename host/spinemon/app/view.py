@@ -1,0 +1,347 @@
+"""``spinemon live --view``: a live page for a coach, served on 127.0.0.1 only.
+
+::
+
+    spinemon live --sim --view [--view-port PORT]
+    -> >> Live view for a coach: http://127.0.0.1:PORT/?t=TOKEN
+
+Two parts:
+
+* :class:`ViewFeed` only observes what the live session computes already: it
+  is called from ``run_live``'s ``on_frame`` and ``on_alert`` hooks (see
+  :func:`spinemon.app.live.run`) and reads the frame's lumbar angles, the
+  pipeline's phase, exercise, limits and set/rep context, and each alert. It
+  adds nothing to the pipeline. It keeps the last ``window_s`` seconds of the
+  trace (thinned to one point per ``point_step_s`` of device time) for a page
+  that connects late, and turns the frames into at most ``rate_hz`` update
+  messages a second (host time). Publishing never waits: every subscriber
+  has a bounded queue, and when a slow or dead browser lets it fill, the
+  oldest *update* is dropped (an alert is dropped only if the queue holds
+  nothing else), so a browser can never delay the live loop or its alerts.
+* :class:`ViewServer` (aiohttp, the ``view`` extra) serves the page
+  (``view.html``: one file, inline JS/CSS, a <canvas>; works offline) and a
+  WebSocket that pushes the feed's messages. It binds to 127.0.0.1 only, and
+  every request must carry the session's random token (``?t=``, from
+  :func:`secrets.token_urlsafe`); anything else gets 403.
+
+Messages (JSON text, one per WebSocket message):
+
+``hello``  on connect: ``label``, ``window_s``, ``trace`` ([[t, deg], ...] the last
+           ``window_s`` s), ``alerts`` (so far), ``state``
+``update`` ``n`` (update number), ``t`` (device time of the last sample),
+           ``points`` (the new trace points), ``state``
+``alert``  ``kind``, ``words``, ``t`` (device s), ``wall`` (host time, epoch s),
+           ``peak_deg``, ``limit_deg``, ``set``, ``rep``, ``exercise``, ``buzzed_by``
+``end``    the session ended
+
+``state`` is ``phase``, ``exercise``, ``set``, ``rep`` (stays up between reps,
+as on the status line), ``angle_deg``, ``flexion_limit_deg``,
+``extension_limit_deg`` (None: off), ``alerts`` (count), ``link``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from importlib import resources
+from typing import Any, Callable
+
+from spinemon.errors import ConfigError
+
+__all__ = ["ViewFeed", "Subscriber", "ViewServer", "ViewUsageError", "MISSING_AIOHTTP", "have_aiohttp", "page_html", "VIEW_HOST"]
+
+VIEW_HOST = "127.0.0.1"  # never another interface: the page is for this machine's browser
+MISSING_AIOHTTP = "--view needs aiohttp: pip install -e '.[view]'"
+
+
+class ViewUsageError(ConfigError):
+    """``--view`` cannot run as asked (aiohttp missing, the port taken, ``--view-port``
+    without ``--view``): a command-line error, exit 2."""
+
+    usage = True
+
+
+def have_aiohttp() -> bool:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def page_html() -> str:
+    """The page: one self-contained HTML file (inline script and style)."""
+    return resources.files("spinemon.app").joinpath("view.html").read_text(encoding="utf-8")
+
+
+def _num(v: float | None, nd: int = 2) -> float | None:
+    if v is None or not math.isfinite(v):
+        return None
+    return round(float(v), nd)
+
+
+class Subscriber:
+    """One page's queue of messages (JSON text). Bounded: :meth:`put` never
+    waits; when full it drops the oldest update (alerts are kept while
+    anything else can go). ``dropped`` counts what was dropped."""
+
+    def __init__(self, limit: int = 50) -> None:
+        self.limit = limit
+        self.items: deque[tuple[str, str]] = deque()  # (type, text)
+        self.dropped = 0
+        self.wake = asyncio.Event()
+
+    def put(self, kind: str, text: str) -> None:
+        if len(self.items) >= self.limit:
+            for i, (k, _) in enumerate(self.items):
+                if k != "alert":
+                    del self.items[i]
+                    break
+            else:
+                self.items.popleft()
+            self.dropped += 1
+        self.items.append((kind, text))
+        self.wake.set()
+
+    async def get(self) -> str:
+        while not self.items:
+            self.wake.clear()
+            await self.wake.wait()
+        return self.items.popleft()[1]
+
+
+class ViewFeed:
+    """What the page shows, from the live session's hooks (:meth:`on_frame`,
+    :meth:`on_alert`, :meth:`on_state`, :meth:`end`). ``clock`` is the host's
+    monotonic clock (tests pass their own); ``set_offset`` gives the sets of
+    earlier sessions in a resumed recording (the screen numbers on)."""
+
+    def __init__(
+        self,
+        *,
+        rate_hz: float = 25.0,
+        window_s: float = 20.0,
+        point_step_s: float = 0.02,
+        queue_limit: int = 50,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        set_offset: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.interval = 1.0 / rate_hz
+        self.window_s = window_s
+        self.point_step_s = point_step_s
+        self.queue_limit = queue_limit
+        self.clock = clock
+        self.wall = wall
+        self.set_offset = set_offset
+        self.subscribers: set[Subscriber] = set()
+        self.trace: deque[list[float]] = deque()  # [t, deg], the last window_s seconds
+        self.alerts: list[dict] = []
+        self.label = "lumbar flexion"
+        self.state: dict[str, Any] = {"phase": None, "exercise": None, "set": None, "rep": None, "angle_deg": None,
+                                      "flexion_limit_deg": None, "extension_limit_deg": None, "alerts": 0, "link": "connecting"}
+        self.updates = 0
+        self._pending: list[list[float]] = []
+        self._next_point_t = -math.inf
+        self._due = -math.inf  # host time of the next update
+        self._rep_set = None
+
+    # -- subscribers -------------------------------------------------------------------
+    def subscribe(self) -> Subscriber:
+        """A new page: its queue starts with the ``hello`` message."""
+        sub = Subscriber(self.queue_limit)
+        trace = list(self.trace)[: max(0, len(self.trace) - len(self._pending))]  # the points not yet published come with the next update
+        sub.put("hello", json.dumps({"type": "hello", "label": self.label, "window_s": self.window_s,
+                                     "trace": trace, "alerts": self.alerts, "state": self.state}))
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    def _publish(self, kind: str, msg: dict) -> None:
+        if not self.subscribers:
+            return
+        text = json.dumps(msg)
+        for sub in self.subscribers:
+            sub.put(kind, text)
+
+    # -- hooks of the live session ---------------------------------------------------
+    def on_frame(self, res, pipeline) -> None:
+        """``run_live``'s ``on_frame``: take the frame's angles and the
+        pipeline's state as they are; publish an update at most every
+        ``1/rate_hz`` s of host time."""
+        angles, t = res.angles, res.t
+        if angles is not None and t is not None and len(t):
+            self.label = angles.label
+            deg = angles.flexion_deg
+            for i in range(len(t)):
+                ti = float(t[i])
+                if ti >= self._next_point_t and math.isfinite(deg[i]):
+                    self._next_point_t = ti + self.point_step_s
+                    p = [round(ti, 3), round(float(deg[i]), 2)]
+                    self._pending.append(p)
+                    self.trace.append(p)
+            while self.trace and self.trace[-1][0] - self.trace[0][0] > self.window_s:
+                self.trace.popleft()
+        self._take_state(pipeline)
+        now = self.clock()
+        if self._pending and now >= self._due:
+            # on the beat (``rate_hz`` a second when frames come faster); after a pause, one interval from now
+            self._due = self._due + self.interval if now - self._due < self.interval else now + self.interval
+            self._update()
+
+    def _update(self) -> None:
+        self.updates += 1
+        self._publish("update", {"type": "update", "n": self.updates, "t": self._pending[-1][0], "points": self._pending, "state": self.state})
+        self._pending = []
+
+    def _take_state(self, pipeline) -> None:
+        ctx = pipeline.detector.context
+        lim = pipeline.limits
+        s = ctx.get("set")
+        if s != self._rep_set:
+            self._rep_set, self.state["rep"] = s, None
+        if ctx.get("rep") is not None:
+            self.state["rep"] = ctx["rep"]  # the rep stays up between reps, as on the status line
+        self.state.update(
+            phase=pipeline.phase,
+            exercise=pipeline.exercise,
+            set=None if s is None else s + self.set_offset(),
+            angle_deg=_num(pipeline.last_angle_deg),
+            flexion_limit_deg=_num(lim.flexion_deg),
+            extension_limit_deg=_num(lim.extension_deg),
+        )
+        if s is None:
+            self.state["rep"] = None
+
+    def on_alert(self, alert) -> None:
+        """``run_live``'s ``on_alert``: the alert as it happened (published at once, not decimated)."""
+        from spinemon.app.verdict import event_words
+
+        ev = alert.event
+        msg = {"type": "alert", "kind": ev.kind, "words": event_words(ev.kind, ev.exercise), "t": _num(alert.t_trigger_device, 3),
+               "wall": round(self.wall(), 3), "peak_deg": _num(ev.peak_deg), "limit_deg": _num(ev.limit_deg),
+               "set": None if ev.set is None else ev.set + self.set_offset(), "rep": ev.rep, "exercise": ev.exercise, "buzzed_by": alert.buzzed_by}
+        self.alerts.append(msg)
+        self.state["alerts"] = len(self.alerts)
+        self._publish("alert", msg)
+
+    def on_state(self, state: str) -> None:
+        """The link's state (connected, reconnecting, closed)."""
+        self.state["link"] = state
+
+    def end(self) -> None:
+        """The session ended: the last points, then ``end``."""
+        if self._pending:
+            self._update()
+        self._publish("end", {"type": "end", "state": self.state})
+
+
+class ViewServer:
+    """The page and its WebSocket on ``http://127.0.0.1:PORT/?t=TOKEN``
+    (``port`` 0: one the OS chooses). :meth:`start` binds; :attr:`url` is
+    then the address to open; :meth:`stop` closes every page's link."""
+
+    def __init__(self, feed: ViewFeed, port: int = 0, *, token: str | None = None, heartbeat_s: float = 5.0, send_buffer: int = 16384) -> None:
+        if not have_aiohttp():
+            raise ViewUsageError(MISSING_AIOHTTP)
+        self.feed = feed
+        self.port = port
+        self.token = token or secrets.token_urlsafe(24)
+        self.heartbeat_s = heartbeat_s
+        #: bytes a page's link may hold unsent (our write buffer, the socket's): beyond it the
+        #: page's sender waits and its queue drops old updates, so a slow page gets fresh data, not a backlog
+        self.send_buffer = send_buffer
+        self._runner = None
+        self._sockets: set = set()
+        self._html = page_html()
+
+    @property
+    def url(self) -> str:
+        return f"http://{VIEW_HOST}:{self.port}/?t={self.token}"
+
+    def _allowed(self, request) -> bool:
+        return secrets.compare_digest(request.query.get("t", "").encode(), self.token.encode())
+
+    def app(self):
+        from aiohttp import web
+
+        @web.middleware
+        async def token_check(request, handler):
+            if not self._allowed(request):
+                return web.Response(status=403, text="403: this page needs the link printed by spinemon live (with its ?t= token)\n")
+            return await handler(request)
+
+        app = web.Application(middlewares=[token_check])
+        app.router.add_get("/", self._page)
+        app.router.add_get("/ws", self._ws)
+        return app
+
+    async def _page(self, request):
+        from aiohttp import web
+
+        csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' " + f"ws://{request.host}"
+        return web.Response(text=self._html, content_type="text/html", headers={
+            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": csp})
+
+    async def _ws(self, request):
+        from aiohttp import web
+
+        ws = web.WebSocketResponse(heartbeat=self.heartbeat_s, timeout=1.0, compress=False, writer_limit=self.send_buffer)
+        await ws.prepare(request)
+        if request.transport is not None:
+            request.transport.set_write_buffer_limits(high=self.send_buffer)
+            sock = request.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
+        sub = self.feed.subscribe()
+        self._sockets.add(ws)
+
+        async def send() -> None:
+            while True:
+                await ws.send_str(await sub.get())
+
+        sender = asyncio.get_running_loop().create_task(send())
+        try:
+            async for _ in ws:  # the page sends nothing; this ends when it goes away
+                pass
+        finally:
+            sender.cancel()
+            self.feed.unsubscribe(sub)
+            self._sockets.discard(ws)
+        return ws
+
+    async def start(self) -> str:
+        from aiohttp import web
+
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, VIEW_HOST, self.port)
+        try:
+            await site.start()
+        except OSError as e:
+            await self._runner.cleanup()
+            self._runner = None
+            raise ViewUsageError(f"--view-port {self.port}: cannot listen on {VIEW_HOST}:{self.port} ({os.strerror(e.errno) if e.errno else e}); choose another port or leave --view-port out") from None
+        self.port = self._runner.addresses[0][1]
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is None:
+            return
+        self.feed.end()
+        await asyncio.sleep(0.05)  # let the senders pass the "end" on
+        for ws in list(self._sockets):
+            try:  # a page that stopped reading cannot hold the end of the session up
+                await asyncio.wait_for(ws.close(), 1.0)
+            except (asyncio.TimeoutError, ConnectionError):
+                pass
+        await self._runner.cleanup()
+        self._runner = None
