@@ -45,9 +45,10 @@ from spinemon.core.alerts import Alert, AlertPolicy
 from spinemon.core.angles import AngleTracker, LumbarAngles, sagittal_deg
 from spinemon.core.calibration import Calibration, CalibrationSettings, Calibrator, drift_deg, rezero, still_mask
 from spinemon.core.drift import DriftMonitor, WarmupBends
-from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION, UNILATERAL_EXERCISES, DetectorSettings, Event, EventDetector, Limits, one_sensor_limits, profile
+from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION, UNILATERAL_EXERCISES, DetectorSettings, Event, EventDetector, Limits, profile
 from spinemon.errors import ConfigError
 from spinemon.core.fusion import FusionSettings, FusionState, GravityFilter
+from spinemon.core.limits import LimitPlan
 from spinemon.core.holds import HoldTimer
 from spinemon.core.reps import RepRecord, RepSegmenter, RepSettings, SetRecord, pelvis_share
 from spinemon.core.stream import FrameDecoder, SampleBlock
@@ -171,11 +172,9 @@ class Pipeline:
         self.phase = PHASE_NEUTRAL
         self.exercise = self.settings.exercise
         self.set_number: int | None = None
-        self._creep_limit: float | None = None  # flexion that counts as spine creep in this set
-        self._creep_set: int | None = None
+        self.limit_plan = LimitPlan(self.settings.limit_overrides)
         self.single_sensor: bool | None = None
         #: limits switched off because one sensor cannot judge them: {limit: why}
-        self.limits_off: dict[str, str] = {}
         self.detector = EventDetector(self._limits(), self.settings.detector)
         self.detector.context.update(exercise=self.exercise)
         #: what would have fired outside sets/holds (not sent: the lifter did not ask)
@@ -234,19 +233,14 @@ class Pipeline:
     def profile(self):
         return profile(self.exercise, self.settings.limit_overrides)
 
+    @property
+    def limits_off(self) -> dict[str, str]:
+        """Limits one sensor cannot watch, and why."""
+        return self.limit_plan.off
+
     def _limits(self) -> Limits:
         rom = self.calibration.range_of_motion if self.calibration else None
-        p = self.profile
-        lim = p.limits(rom) if rom is not None else p.limits()
-        creep = self._creep_limit
-        if creep is not None and lim.flexion_deg is not None and creep >= lim.flexion_deg:
-            creep = None  # the hard limit comes first anyway
-        lim = replace(lim, creep_deg=creep)
-        if self.single_sensor:
-            lim, self.limits_off = one_sensor_limits(self.exercise, lim)
-        else:
-            self.limits_off = {}
-        return lim
+        return self.limit_plan.limits(self.exercise, rom, self.single_sensor)
 
     def _set_limits(self) -> None:
         lim = self._limits()
@@ -270,7 +264,7 @@ class Pipeline:
             self.set_number = int(label["set"])
             self._label_sides[self.set_number] = side
         self.detector.context.update(set=self.set_number, exercise=self.exercise, rep=None)
-        self._creep_limit = None
+        self.limit_plan.new_label()
         self._set_limits()
         t = self._t_last if self._t_last is not None else float("-inf")
         if self.profile.hold:
@@ -469,8 +463,7 @@ class Pipeline:
                 self._reps_set = cs
             for rec in rec_at.get(a, ()):
                 self._on_record(rec)
-            if self._creep_set is not None and self._reps_set != self._creep_set and self._creep_limit is not None:
-                self._creep_limit = None  # a new set: wait for its first rep
+            if self.limit_plan.reps_of_set(self._reps_set):
                 self._set_limits()
             piece = block if (a == 0 and b == n) else block.slice(a, b)
             self.drift.update(piece, {s: g[a:b] for s, g in self._last_gravity.items()}, m["upper"])
@@ -520,9 +513,7 @@ class Pipeline:
     def _on_record(self, rec) -> None:
         """A rep or set became known: spine creep is measured against each set's first rep."""
         if isinstance(rec, RepRecord) and rec.rep == 1:
-            creep = self.profile.creep_deg
-            self._creep_set = rec.set
-            self._creep_limit = None if creep is None else rec.peak_flexion_deg + creep
+            self.limit_plan.first_rep(self.exercise, rec.set, rec.peak_flexion_deg)
             self._set_limits()
             if not rec.labelled and not self.drift.checked(rec.set):
                 self._drift_check(rec.set, rec.t_start)
