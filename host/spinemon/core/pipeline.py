@@ -48,6 +48,7 @@ from spinemon.core.drift import DriftMonitor, WarmupBends
 from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION, UNILATERAL_EXERCISES, DetectorSettings, Event, EventDetector, Limits, profile
 from spinemon.errors import ConfigError
 from spinemon.core.fusion import FusionSettings, FusionState, GravityFilter
+from spinemon.core.device_buzz import DeviceBuzzWatch
 from spinemon.core.limits import LimitPlan
 from spinemon.core.holds import HoldTimer
 from spinemon.core.reps import RepRecord, RepSegmenter, RepSettings, SetRecord, pelvis_share
@@ -198,8 +199,7 @@ class Pipeline:
         #: samples that could not be used, by reason (valid frames the pipeline cannot follow)
         self.skipped_samples: dict[str, int] = {}
         self.clock_backsteps = 0  # times the device clock stepped back (see _monotonic)
-        #: the wearable's guard buzzed (SF_GUARD_BUZZED) since the angle was last inside the limits
-        self._device_buzz_open = False
+        self.device_buzz = DeviceBuzzWatch()  # the wearable's guard buzzed for this excursion already
         self._t_shift = 0.0
         if calibration is None and self.settings.stored_calibration is not None:
             calibration = Calibration.from_dict(self.settings.stored_calibration)
@@ -483,32 +483,12 @@ class Pipeline:
                     if h.t_start <= ev.t_alert:
                         h.faults.append(ev)
                         break
-            device_buzzed = ev.kind in DEVICE_GUARDED_KINDS and self._device_buzzed_by(block, sig[0], j)
+            device_buzzed = ev.kind in DEVICE_GUARDED_KINDS and self.device_buzz.as_of(block.flags, sig[0], j, self.limits, self.settings.detector.hysteresis_deg)
             alert = self.alert_policy.alert_for(ev, float(th[j]), device_buzzed)
             if alert is not None:
                 res.alerts.append(alert)
                 self.alerts.append(alert)
-        if len(block):
-            self._device_buzz_open = self._device_buzzed_by(block, sig[0], len(block) - 1)
-
-    def _device_buzzed_by(self, block: SampleBlock, flexion: np.ndarray, j: int) -> bool:
-        """Has the wearable's guard buzzed (a frame flagged SF_GUARD_BUZZED)
-        since the angle was last inside the flexion/extension limits by the
-        hysteresis, as of sample ``j`` of ``block``? (The guard buzzes once
-        per excursion; the flag covers its frame, a few samples.)"""
-        buzz = np.flatnonzero(block.flags[: j + 1] & proto.SF_GUARD_BUZZED)
-        lim = self.limits
-        h = self.settings.detector.hysteresis_deg
-        x = flexion[: j + 1]
-        inside = np.ones(len(x), dtype=bool)
-        if lim.flexion_deg is not None:
-            inside &= x < lim.flexion_deg - h
-        if lim.extension_deg is not None:
-            inside &= x > lim.extension_deg + h
-        ins = np.flatnonzero(inside)
-        if not len(buzz) and not len(ins):
-            return self._device_buzz_open
-        return len(buzz) > 0 and (not len(ins) or buzz[-1] >= ins[-1])
+        self.device_buzz.update(block.flags, sig[0], self.limits, self.settings.detector.hysteresis_deg)
 
     def _on_record(self, rec) -> None:
         """A rep or set became known: spine creep is measured against each set's first rep."""
