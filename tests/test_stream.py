@@ -319,3 +319,38 @@ def test_the_in_order_shortcut_decides_as_the_general_rules(script):
         keys = ("_next_seq", "_seq_base", "_last_raw_seq", "_t_base", "_last_raw_t", "_next_t_us", "_offset", "_status_verdict", "_layout")
         assert [getattr(fast, k) for k in keys] == [getattr(general, k) for k in keys]
         assert list(fast._history) == list(general._history)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.integers(1, 8), st.sampled_from([0.0, 0.0, 0.0, -0.05, -0.2, 0.3])), min_size=1, max_size=15),
+    cuts=st.lists(st.integers(0, 120), max_size=6),
+)
+def test_the_clock_never_goes_back_and_any_split_gives_the_same_times(steps, cuts):
+    """MonotonicClock: frames whose device time steps back (the decoder never
+    puts a step back inside a block) are shifted to follow the last sample,
+    each step counted once, whatever the other cuts."""
+    from spinemon.core.stream import MonotonicClock, SampleBlock
+
+    t, ts = 0.0, []
+    for n, jump in steps:
+        t += jump
+        ts += [t + k * 0.01 for k in range(n)]
+        t = ts[-1] + 0.01
+    ts = np.array(ts)
+    n = len(ts)
+    back = [i for i in range(1, n) if ts[i] <= ts[i - 1]]
+
+    def block(a, b):
+        return SampleBlock(seq=np.arange(a, b), t=ts[a:b], acc={"upper": np.zeros((b - a, 3))}, gyr={"upper": np.zeros((b - a, 3))}, device_angle_deg=np.full(b - a, np.nan), flags=np.zeros(b - a, np.uint8), rate_hz=100.0)
+
+    def run(bounds):
+        clock = MonotonicClock()
+        out = np.concatenate([clock.update(block(a, b)).t for a, b in zip(bounds[:-1], bounds[1:])])
+        return clock, out
+
+    ref_clock, ref = run(sorted({0, n, *back}))
+    clock, got = run(sorted({0, n, *back, *[c for c in cuts if 0 < c < n]}))
+    assert np.all(np.diff(ref) > 0)
+    assert ref_clock.backsteps == len(back)
+    assert np.array_equal(got, ref) and clock.backsteps == len(back)

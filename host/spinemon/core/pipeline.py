@@ -52,7 +52,7 @@ from spinemon.core.device_buzz import DeviceBuzzWatch
 from spinemon.core.limits import LimitPlan
 from spinemon.core.holds import HoldTimer
 from spinemon.core.reps import RepRecord, RepSegmenter, RepSettings, SetRecord, pelvis_share
-from spinemon.core.stream import FrameDecoder, SampleBlock
+from spinemon.core.stream import FrameDecoder, MonotonicClock, SampleBlock
 from spinemon.core.unilateral import check_side, compare_sides, parse_exercise, rep_side, session_sides
 
 PHASE_NEUTRAL = "calibrating-neutral"
@@ -198,9 +198,8 @@ class Pipeline:
         self._layout: tuple | None = None
         #: samples that could not be used, by reason (valid frames the pipeline cannot follow)
         self.skipped_samples: dict[str, int] = {}
-        self.clock_backsteps = 0  # times the device clock stepped back (see _monotonic)
+        self.clock = MonotonicClock()  # device time never goes back (clock.backsteps: how often it tried)
         self.device_buzz = DeviceBuzzWatch()  # the wearable's guard buzzed for this excursion already
-        self._t_shift = 0.0
         if calibration is None and self.settings.stored_calibration is not None:
             calibration = Calibration.from_dict(self.settings.stored_calibration)
             calibration.source = "stored"
@@ -318,7 +317,7 @@ class Pipeline:
             self._follow_layout(block)
             return
         self._follow_layout(block)
-        block = self._monotonic(block)
+        block = self.clock.update(block)
         n = len(block)
         if n == 0:
             return
@@ -497,18 +496,6 @@ class Pipeline:
             self._set_limits()
             if not rec.labelled and not self.drift.checked(rec.set):
                 self._drift_check(rec.set, rec.t_start)
-
-    def _monotonic(self, block: SampleBlock) -> SampleBlock:
-        """Device time never goes back inside the pipeline: a valid frame whose
-        clock stepped back (a firmware clock fault; a real reboot is rebased by
-        the decoder) shifts the rest of the stream to continue after the last
-        sample, counted in ``clock_backsteps``."""
-        if len(block) and self._t_last is not None and block.t[0] + self._t_shift <= self._t_last:
-            self._t_shift = self._t_last + 1.0 / block.rate_hz - float(block.t[0])
-            self.clock_backsteps += 1
-        if self._t_shift and len(block):
-            block = replace(block, t=block.t + self._t_shift)
-        return block
 
     def _follow_layout(self, block: SampleBlock) -> None:
         """A change of sensors or rate mid-session (a reboot without the lower
@@ -740,7 +727,7 @@ class Pipeline:
             "monitoring": self.monitoring(),
             "layout_changes": list(self.layout_changes),
             "skipped_samples": dict(self.skipped_samples),
-            "clock_backsteps": self.clock_backsteps,
+            "clock_backsteps": self.clock.backsteps,
             "angle": self.angle_label,
             "calibrated": self.calibration is not None,
             "alignment": None if self.calibration is None else self.calibration.alignment,

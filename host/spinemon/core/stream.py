@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -597,3 +597,28 @@ def _samples_block(mask: int, ranges: int, period_us: int, raw: np.ndarray, seq:
     angle = raw[:, -1].astype(np.float64) / 100.0
     angle[raw[:, -1] == proto.ANGLE_NONE] = np.nan
     return SampleBlock(seq=seq, t=t_us * 1e-6, acc=acc, gyr=gyr, device_angle_deg=angle, flags=flags, rate_hz=1e6 / period_us)
+
+
+class MonotonicClock:
+    """Device time never goes back after decoding: a valid frame whose clock
+    stepped back (a firmware clock fault; a real reboot is rebased by
+    :class:`FrameDecoder`) shifts the rest of the stream to continue one
+    sample period after the last sample; each step back is counted in
+    :attr:`backsteps`. The state (the shift and the last sample's time)
+    carries from block to block, so any split gives the same times."""
+
+    def __init__(self) -> None:
+        self.shift_s = 0.0
+        self.backsteps = 0
+        self.t_last: float | None = None
+
+    def update(self, block: SampleBlock) -> SampleBlock:
+        if not len(block):
+            return block
+        if self.t_last is not None and block.t[0] + self.shift_s <= self.t_last:
+            self.shift_s = self.t_last + 1.0 / block.rate_hz - float(block.t[0])
+            self.backsteps += 1
+        if self.shift_s:
+            block = replace(block, t=block.t + self.shift_s)
+        self.t_last = float(block.t[-1])
+        return block
