@@ -262,7 +262,7 @@ class FrameDecoder:
         if pos is None:
             return None
         seq, t0_us, skip = pos
-        return _block([f], [seq], [t0_us], skip)
+        return _block(f, seq, t0_us, skip)
 
     def _position(self, f: proto.Samples, t_host: float | None) -> tuple[int, int, int] | None:
         """Where a SAMPLES frame's samples lie (unwrapped sequence number and
@@ -391,11 +391,11 @@ class FrameDecoder:
                 continue
             seq, t0_us, skip = pos
             if run.pieces:
-                moves_on = t0_us > run.t_last + (run.count_last - 1) * run.period
+                moves_on = t0_us > run.t_last + (run.count_last - 1) * run.layout[2]
                 if skip or not moves_on or (obj.mask, obj.ranges, obj.period_us) != run.layout or run.n >= max_samples:
                     close_run()
             if skip:  # part duplicate: a block of its own
-                out.append((_block([obj], [seq], [t0_us], skip), np.full(obj.count - skip, t_host, dtype=np.float64)))
+                out.append((_block(obj, seq, t0_us, skip), np.full(obj.count - skip, t_host, dtype=np.float64)))
                 continue
             run.add_frame(obj, seq, t0_us, t_host)
             if chain is not None:
@@ -534,16 +534,10 @@ class _Run:
         self.layout: tuple[int, int, int] | None = None
         self.t_last = 0
         self.count_last = 0
-        self.period = 0
-        self._scale: tuple | None = None
 
     def add_frame(self, f: proto.Samples, seq: int, t0_us: int, t_host: float | None) -> None:
-        n = f.count
-        idx = np.arange(n, dtype=np.int64)
-        raw = np.frombuffer(f.block, dtype="<i2").reshape(n, proto.values_per_sample(f.mask))
         self.layout = (f.mask, f.ranges, f.period_us)
-        self.period = f.period_us
-        self.add(raw, seq + idx, t0_us + idx * f.period_us, np.full(n, f.flags, dtype=np.uint8), np.full(n, t_host, dtype=np.float64), t0_us, n)
+        self.add(*_frame_rows(f, seq, t0_us), np.full(f.count, t_host, dtype=np.float64), t0_us, f.count)
 
     def add(self, raw, seq, t_us, flags, th, t_last: int, count_last: int) -> None:
         self.pieces.append((raw, seq, t_us, flags, th))
@@ -561,28 +555,18 @@ class _Run:
         return _samples_block(mask, ranges, period, raw, seq, t_us, flags), th
 
 
-def _block(frames: list[proto.Samples], seqs: list[int], t0s: list[int], skip: int) -> SampleBlock:
-    """The samples of consecutive frames of one layout (the first ``skip``
-    samples of a single frame left out) in SI units."""
-    f = frames[0]
-    per = proto.values_per_sample(f.mask)
-    if len(frames) == 1:
-        n = f.count
-        raw = np.frombuffer(f.block, dtype="<i2").reshape(n, per)[skip:]
-        idx = np.arange(skip, n, dtype=np.int64)
-        seq = seqs[0] + idx
-        t_us = t0s[0] + idx * f.period_us
-        flags = np.full(n - skip, f.flags, dtype=np.uint8)
-    else:
-        counts = np.array([x.count for x in frames], dtype=np.int64)
-        total = int(counts.sum())
-        raw = np.frombuffer(b"".join([x.block for x in frames]), dtype="<i2").reshape(total, per)
-        starts = np.repeat(np.cumsum(counts) - counts, counts)
-        idx = np.arange(total, dtype=np.int64) - starts
-        seq = np.repeat(np.asarray(seqs, dtype=np.int64), counts) + idx
-        t_us = np.repeat(np.asarray(t0s, dtype=np.int64), counts) + idx * f.period_us
-        flags = np.repeat(np.array([x.flags for x in frames], dtype=np.uint8), counts)
-    return _samples_block(f.mask, f.ranges, f.period_us, raw, seq, t_us, flags)
+def _frame_rows(f: proto.Samples, seq: int, t0_us: int, skip: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One frame's samples, the first ``skip`` left out: raw int16 rows, their
+    (unwrapped) sequence numbers and device times (us), and flags."""
+    n = f.count
+    raw = np.frombuffer(f.block, dtype="<i2").reshape(n, proto.values_per_sample(f.mask))[skip:]
+    idx = np.arange(skip, n, dtype=np.int64)
+    return raw, seq + idx, t0_us + idx * f.period_us, np.full(n - skip, f.flags, dtype=np.uint8)
+
+
+def _block(f: proto.Samples, seq: int, t0_us: int, skip: int) -> SampleBlock:
+    """The samples of one frame (the first ``skip`` left out) in SI units."""
+    return _samples_block(f.mask, f.ranges, f.period_us, *_frame_rows(f, seq, t0_us, skip))
 
 
 def _samples_block(mask: int, ranges: int, period_us: int, raw: np.ndarray, seq: np.ndarray, t_us: np.ndarray, flags: np.ndarray) -> SampleBlock:
