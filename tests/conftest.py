@@ -27,6 +27,17 @@ def _shared(folder: Path) -> Path:
     return folder
 
 
+def require_numba() -> None:
+    """The compiled kernels (fusion, reps) need numba: skipped without it,
+    except under CI=true, where the test extra installs it and they must run."""
+    import importlib.util
+
+    if importlib.util.find_spec("numba") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("numba is part of the test extra: the compiled kernels must be tested under CI")
+        pytest.skip("numba not installed (pip install -e '.[fast]')")
+
+
 @pytest.fixture(scope="session")
 def broad_dir() -> Path:
     """The BROAD recordings (Laidig et al. 2021, CC BY 4.0)."""

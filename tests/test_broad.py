@@ -3,11 +3,11 @@
 The judge is VQF on the same data (computed here); the benchmark (python -m tests.bench fusion) reports the figures.
 """
 
-import os
 
 import numpy as np
 import pytest
 import vqf
+from conftest import require_numba
 
 from spinemon.io import broad
 from spinemon.core import fusion
@@ -75,12 +75,7 @@ def test_compiled_kernel_equals_the_numpy_path_on_every_trial(broad_dir, name):
     """vqf-style, two implementations on the same recorded data: the per-sample
     kernel compiled by numba against the chunked numpy path, batch and as the
     live 8-sample frames (gravity, rest flags, bias, final state)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("numba is part of the test extra: the compiled fusion kernel must be tested under CI")
-        pytest.skip("numba not installed (pip install -e '.[fast]')")
+    require_numba()
     trial = broad.load_trial(broad_dir / f"{name}.mat")
     out = {}
     try:

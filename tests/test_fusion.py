@@ -6,12 +6,12 @@ blocks with the kernel as plain Python for short ones; the last tests compare
 the two on the same data, real recordings included."""
 
 import math
-import os
 
 import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
+from conftest import require_numba
 from spinemon.core import fusion
 from spinemon.errors import ConfigError, SpinemonError
 from stress_motion import stress_motion
@@ -29,20 +29,11 @@ from spinemon.core.fusion import (
 RATE = 100.0
 
 
-def _numba_or_skip():
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("numba is part of the test extra: the compiled fusion kernel must be tested under CI")
-        pytest.skip("numba not installed (pip install -e '.[fast]')")
-
-
 @pytest.fixture(autouse=True, scope="module", params=fusion.ENGINES)
 def engine(request):
     """Run the module's tests once per engine (module scope: hypothesis allows it)."""
     if request.param == "compiled":
-        _numba_or_skip()
+        require_numba()
     fusion.set_engine(request.param)
     assert fusion.engine() == request.param
     yield request.param

@@ -7,12 +7,12 @@ al., IPOL, GNU AGPL 3.0; credit in README.md)."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from conftest import require_numba
 from spinemon.core import rep_kernel, reps
 from spinemon.io import sim
 from spinemon.core.pipeline import PipelineSettings
@@ -23,10 +23,7 @@ from spinemon.app.simrun import run_simulated
 
 @pytest.fixture(autouse=True)
 def _needs_compiled():
-    if not rep_kernel.compiled():
-        if os.environ.get("CI") == "true":
-            pytest.fail("numba is part of the test extra: the compiled kernel must be tested under CI")
-        pytest.skip("numba not installed (pip install -e '.[fast]')")
+    require_numba()
 
 
 def _replay_with(rec, settings, advance, monkeypatch):
