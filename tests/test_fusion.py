@@ -440,3 +440,19 @@ def test_the_live_path_does_not_import_scipy_signal():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_warm_up_compiles_the_signature_the_filter_uses():
+    """spinemon live warms the kernel up before the link comes up: that is only
+    worth it if the first frame then finds its types compiled (no second
+    compile; with the numpy engine the frames do not call it at all)."""
+    require_numba()
+    from spinemon.core import fusion_kernel
+
+    fusion_kernel.warm_up()
+    step = fusion_kernel.compiled_step()
+    before = list(step.signatures)
+    f = GravityFilter(RATE)
+    f.update(np.tile([0.0, 0.0, G], (8, 1)), np.zeros((8, 3)))
+    gravity(np.tile([0.0, 0.0, G], (200, 1)), np.zeros((200, 3)), RATE)
+    assert len(before) == 1 and step.signatures == before

@@ -28,7 +28,7 @@ import numpy as np
 
 import spinemon_protocol as proto
 from spinemon import __version__
-from spinemon.core import rep_kernel
+from spinemon.core import fusion_kernel, rep_kernel
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import Event
@@ -235,6 +235,7 @@ async def run_live(
     the host's ``lost_samples``; a STATUS from a new boot calls
     ``on_device_restart(boot_count)`` and is recorded (``device_restart``)."""
     rep_kernel.warm_up()  # compiled now, not at the first monitored frame (~0.5 s)
+    fusion_kernel.warm_up()  # the same for the fusion filter, which the first frame runs
     frames = 0
     send_failures = 0
     t_last = None

@@ -221,3 +221,20 @@ def compiled_step():
         else:
             _compiled = numba.njit(cache=True, nogil=True)(step_python)
     return _compiled or None
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) now, on one sample of the types
+    :mod:`spinemon.core.fusion` passes, so the first live frame does not wait
+    for it; nothing without numba."""
+    step = compiled_step()
+    if step is None:
+        return
+    import numpy as np
+
+    one = np.zeros(3)
+    st = np.zeros(N_STATE)
+    st[S_Q] = 1.0
+    co = np.zeros(N_COEF)
+    co[C_CHUNK] = 16.0
+    step(one, one.copy(), co, st, np.zeros(3), np.zeros(1, dtype=np.bool_), np.zeros(1), np.zeros(3), True)
