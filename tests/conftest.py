@@ -27,15 +27,20 @@ def _shared(folder: Path) -> Path:
     return folder
 
 
-def require_numba() -> None:
-    """The compiled kernels (fusion, reps) need numba: skipped without it,
-    except under CI=true, where the test extra installs it and they must run."""
+def require_extra(module: str, extra: str) -> None:
+    """An optional extra's module the test needs: skipped without it, except
+    under CI=true, where the test extra installs it and the test must run."""
     import importlib.util
 
-    if importlib.util.find_spec("numba") is None:
+    if importlib.util.find_spec(module) is None:
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("numba is part of the test extra: the compiled kernels must be tested under CI")
-        pytest.skip("numba not installed (pip install -e '.[fast]')")
+            pytest.fail(f"{module} is part of the test extra: under CI=true this test must run, not skip")
+        pytest.skip(f"{module} not installed (pip install -e '.[{extra}]')")
+
+
+def require_numba() -> None:
+    """The compiled kernels (fusion, reps) need numba (the `fast` extra)."""
+    require_extra("numba", "fast")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import require_extra
 from spinemon.io import sim
 from spinemon.app import view
 from spinemon.app.live import LiveOptions, LiveUI, run
@@ -26,10 +27,7 @@ from spinemon.app.view import Subscriber, ViewFeed, ViewServer
 
 
 def _aiohttp():
-    if not view.have_aiohttp():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("aiohttp is not installed: the 'test' extra installs it; under CI=true these tests must run")
-        pytest.skip("aiohttp not installed (pip install -e '.[view]')")
+    require_extra("aiohttp", "view")
     import aiohttp
 
     return aiohttp

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import re
 import subprocess
 import time
 
 import pytest
 
+from conftest import require_extra
 from test_report_browser import _chromium
 
 from spinemon.app import cli, live, view
@@ -25,10 +25,7 @@ from spinemon.app.live import LiveUI
 
 
 def _aiohttp():
-    if not view.have_aiohttp():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("aiohttp is not installed: the 'test' extra installs it; under CI=true this test must run")
-        pytest.skip("aiohttp not installed (pip install -e '.[view]')")
+    require_extra("aiohttp", "view")
     import aiohttp
 
     return aiohttp
