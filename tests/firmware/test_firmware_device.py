@@ -170,12 +170,7 @@ def test_guard_fires_when_link_down_silent_when_connected_unless_always(tmp_path
 # upper sensor rounds forward 0 -> 60 deg and back, twice; lower stays still
 rep = [(0, 0), (2, 0), (3, 60), (4, 60), (5, 0), (7, 0), (8, 60), (9, 60), (10, 0), (30, 0)]
 def rig_with(mode, connected):
-    rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(rep))
-    rig.connect()
-    rig.cmd(sp.OP_START)
-    rig.run_ms(500)
-    rig.cmd(sp.OP_CALIBRATE, (0,))
-    rig.cmd(sp.OP_SET_GUARD, (3000, -2000, mode))
+    rig = guarded_rig(rep, mode)
     assert [x.kind for x in rig.replies()] == [sp.T_ACK] * 3
     if not connected:
         rig.r.central_disconnect()
@@ -555,12 +550,7 @@ def test_guard_confirms_fast_crossings_sooner_and_skips_brief_slow_ones(tmp_path
         tmp_path,
         r"""
 def fires(profile):
-    rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(profile))
-    rig.connect()
-    rig.cmd(sp.OP_START)
-    rig.run_ms(500)
-    rig.cmd(sp.OP_CALIBRATE, (0,))
-    rig.cmd(sp.OP_SET_GUARD, (3000, -2000, sp.GUARD_ALWAYS))
+    rig = guarded_rig(profile, sp.GUARD_ALWAYS)
     rig.run_ms(6000)
     return rig.dev.guard.alerts, rig.motor_on_ms()
 # slow (10 deg/s), past 30 deg for about 60 ms, 0.3 deg deep, then straight back
@@ -595,12 +585,7 @@ def test_in_a_set_the_guard_buzzes_once_per_fault_flags_it_and_skips_the_hosts_h
         tmp_path,
         r"""
 rep = [(0, 0), (2, 0), (2.2, 60), (3, 60), (3.2, 0), (5, 0), (7, 0), (7.5, 33), (8.5, 33), (9, 0), (12, 0)]
-rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(rep))
-rig.connect()
-rig.cmd(sp.OP_START)
-rig.run_ms(500)
-rig.cmd(sp.OP_CALIBRATE, (0,))
-rig.cmd(sp.OP_SET_GUARD, (3000, -2000, sp.GUARD_ALWAYS))
+rig = guarded_rig(rep, sp.GUARD_ALWAYS)
 n0 = len(rig.frames())
 def watch(ms):  # the host's heartbeat keeps the device's "host watching"
     for _ in range(ms // 100):
@@ -667,12 +652,7 @@ def buzzes(gap_s):
     rep = [(0, 0), (2, 0), (2.2, 60), (2.8, 60), (3.0, 0)]
     t2 = t_back + gap_s - 0.2 * 30 / 60  # the second bend crosses 30 deg gap_s after the release
     rep += [(t2, 0), (t2 + 0.2, 60), (t2 + 0.8, 60), (t2 + 1.0, 0), (t2 + 4, 0)]
-    rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(rep))
-    rig.connect()
-    rig.cmd(sp.OP_START)
-    rig.run_ms(500)
-    rig.cmd(sp.OP_CALIBRATE, (0,))
-    rig.cmd(sp.OP_SET_GUARD, (3000, -2000, sp.GUARD_ALWAYS))
+    rig = guarded_rig(rep, sp.GUARD_ALWAYS)
     rig.run_ms(int((t2 + 3) * 1000))
     return rig.dev.guard.alerts
 assert buzzes(1.0) == 1
