@@ -113,17 +113,6 @@ class Rig:
 
     def motor_on_ms(self):
         return [(a // 1000, None if b is None else b // 1000) for a, b, d in self.hw.pwm.on_intervals()]
-
-def guarded_rig(motion, mode, flex_cdeg=3000, ext_cdeg=-2000):
-    # connected and streaming, the upper sensor following `motion` (Tilt
-    # keyframes), calibrated at rest after 0.5 s, the guard set to `mode`
-    rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(motion))
-    rig.connect()
-    rig.cmd(sp.OP_START)
-    rig.run_ms(500)
-    rig.cmd(sp.OP_CALIBRATE, (0,))
-    rig.cmd(sp.OP_SET_GUARD, (flex_cdeg, ext_cdeg, mode))
-    return rig
 """
 
 

@@ -7,8 +7,24 @@ from fw_helpers import PRELUDE, mpy
 pytestmark = pytest.mark.micropython
 
 
+# the guard scenarios' set-up, for these scripts only (the shared PRELUDE stays
+# as small as test_fakes_memory's heap budget measures it)
+GUARDED_RIG = r"""
+def guarded_rig(motion, mode, flex_cdeg=3000, ext_cdeg=-2000):
+    # connected and streaming, the upper sensor following `motion` (Tilt
+    # keyframes), calibrated at rest after 0.5 s, the guard set to `mode`
+    rig = Rig(fresh_store(CFG_DIR), upper_motion=Tilt(motion))
+    rig.connect()
+    rig.cmd(sp.OP_START)
+    rig.run_ms(500)
+    rig.cmd(sp.OP_CALIBRATE, (0,))
+    rig.cmd(sp.OP_SET_GUARD, (flex_cdeg, ext_cdeg, mode))
+    return rig
+"""
+
+
 def run(tmp_path, body):
-    return mpy("CFG_DIR = %r\n" % str(tmp_path) + PRELUDE + body)
+    return mpy("CFG_DIR = %r\n" % str(tmp_path) + PRELUDE + GUARDED_RIG + body)
 
 
 def test_start_stop_set_rate_haptic_sequence(tmp_path):
