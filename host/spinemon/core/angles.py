@@ -27,6 +27,7 @@ __all__ = [
     "frontal_deg",
     "LumbarAngles",
     "AngleTracker",
+    "AngleStage",
     "lumbar_angles",
 ]
 
@@ -147,6 +148,27 @@ class LumbarAngles:
     twist_deg: np.ndarray
     single_sensor: bool
     label: str
+
+    def __len__(self) -> int:
+        return len(self.flexion_deg)
+
+    def slice(self, start: int, stop: int | None = None) -> "LumbarAngles":
+        if start == 0 and (stop is None or stop >= len(self)):
+            return self
+        return LumbarAngles(self.flexion_deg[start:stop], self.lateral_deg[start:stop], self.twist_deg[start:stop], self.single_sensor, self.label)
+
+    @staticmethod
+    def concatenate(parts: list["LumbarAngles"]) -> "LumbarAngles":
+        """Consecutive blocks' angles as one (mode and label of the last)."""
+        if len(parts) == 1:
+            return parts[0]
+        return LumbarAngles(
+            np.concatenate([p.flexion_deg for p in parts]),
+            np.concatenate([p.lateral_deg for p in parts]),
+            np.concatenate([p.twist_deg for p in parts]),
+            parts[-1].single_sensor,
+            parts[-1].label,
+        )
 
 
 class AngleTracker:
@@ -280,3 +302,55 @@ def lumbar_angles(
     """
     tracker = AngleTracker(rate, upper, lower, single_sensor=lower_u is None, twist_leak_tau_s=twist_leak_tau_s)
     return tracker.update(upper_u, upper_gyr, lower_u, lower_gyr)
+
+
+class AngleStage:
+    """The angles stage: fused gravity and gyros in, lumbar angles out.
+
+    Wraps an :class:`AngleTracker` and follows what changes it: the
+    calibration's mountings (a new neutral, the heading found in the range
+    sweep, a re-zero after drift), the sensor layout (one-sensor mode while
+    the lower IMU, or its calibration, is missing) and the sample rate. A
+    restart keeps the twist where it was, so the twist does not jump at a
+    calibration step. Exact under any split: the tracker is, and a restart
+    happens between samples.
+
+    Exposed state: ``tracker``, ``single_sensor`` (None before the first block).
+    """
+
+    def __init__(self, twist_leak_tau_s: float = 10.0) -> None:
+        self.twist_leak_tau_s = twist_leak_tau_s
+        self.tracker: AngleTracker | None = None
+        self.single_sensor: bool | None = None
+
+    @property
+    def label(self) -> str:
+        return LABEL_SINGLE if self.single_sensor else LABEL_LUMBAR
+
+    def follow_layout(self, sensors: tuple[str, ...], calibration) -> bool:
+        """The sensors of the next block; True if one-sensor mode changed
+        (the limits one sensor cannot watch change with it)."""
+        single = "lower" not in sensors or (calibration is not None and "lower" not in calibration.mounting)
+        if single == self.single_sensor:
+            return False
+        self.single_sensor = single
+        if self.tracker is not None:
+            self.restart(self.tracker.rate, calibration)
+        return True
+
+    def restart(self, rate: float, calibration) -> None:
+        """Start again with ``calibration``'s mountings (the twist carries over)."""
+        m = calibration.mounting
+        twist = self.tracker.twist_deg if self.tracker is not None else 0.0
+        self.tracker = AngleTracker(rate, m.get("upper"), m.get("lower"), single_sensor=bool(self.single_sensor), twist_leak_tau_s=self.twist_leak_tau_s)
+        self.tracker.twist_deg = twist
+
+    def update(self, fused, calibration) -> LumbarAngles:
+        """Angles of one fused block (:class:`spinemon.core.gravity.Fused`)."""
+        rate = fused.block.rate_hz
+        if self.tracker is None or abs(self.tracker.rate - rate) > 1e-6 * rate:
+            self.restart(rate, calibration)
+        g, w = fused.gravity, fused.gyr
+        if self.single_sensor:
+            return self.tracker.update(g["upper"], w["upper"])
+        return self.tracker.update(g["upper"], w["upper"], g["lower"], w["lower"])

@@ -1,0 +1,99 @@
+"""The fusion stage: each sensor's gravity direction, sample by sample.
+
+One :class:`~spinemon.core.fusion.GravityFilter` per sensor, run over each
+block after the calibration's gyro zero-rate offsets are removed. Its output
+(:class:`Fused`) carries the offset-free block, each sensor's gravity
+direction and the gyros with each filter's own bias removed too; downstream
+stages (calibration's range of motion, angles, segmentation, the drift
+check) read only that.
+
+What the stage follows on its own:
+
+* a sensor that left the stream (:meth:`GravityStage.forget`) is restarted
+  from its first sample when it comes back;
+* a new sample rate (SET_RATE) carries each filter's gravity direction and
+  bias over to a filter at the new rate;
+* a new neutral (:meth:`GravityStage.restart_from`) restarts each filter from
+  the neutral gravity direction with no bias of its own (the offset found at
+  neutral is removed upstream from then on).
+
+Exact under any split of the stream: the filters are (see
+tests/test_fusion.py), and every change above happens between samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from spinemon.core.calibration import Calibration
+from spinemon.core.fusion import FusionResult, FusionSettings, FusionState, GravityFilter
+from spinemon.core.stream import SampleBlock
+
+__all__ = ["Fused", "GravityStage"]
+
+
+@dataclass(frozen=True)
+class Fused:
+    """One block through the fusion stage."""
+
+    block: SampleBlock  # the samples with the calibration's gyro offsets removed
+    gravity: dict[str, np.ndarray]  # (n, 3) unit gravity direction per sensor, sensor frame
+    gyr: dict[str, np.ndarray]  # (n, 3) rad/s, each filter's bias removed too
+
+    def __len__(self) -> int:
+        return len(self.block)
+
+    def slice(self, start: int, stop: int | None = None) -> "Fused":
+        if start == 0 and (stop is None or stop >= len(self)):
+            return self
+        return Fused(
+            self.block.slice(start, stop),
+            {s: g[start:stop] for s, g in self.gravity.items()},
+            {s: g[start:stop] for s, g in self.gyr.items()},
+        )
+
+
+class GravityStage:
+    """See the module. Exposed state: ``filters`` (sensor -> filter),
+    ``last`` (sensor -> the last block's detailed filter output: rest flags,
+    accelerometer trust, bias, so a test can ask why)."""
+
+    def __init__(self, settings: FusionSettings) -> None:
+        self.settings = settings
+        self.filters: dict[str, GravityFilter] = {}
+        self.last: dict[str, FusionResult] = {}
+
+    def forget(self, sensors: tuple[str, ...]) -> None:
+        """These sensors left the stream: restart each from its first sample if it comes back."""
+        for s in sensors:
+            self.filters.pop(s, None)
+
+    def restart_from(self, calibration: Calibration, rate: float) -> None:
+        """A new neutral: each calibrated sensor's filter starts again from the
+        neutral gravity direction, with no bias of its own."""
+        for s, m in calibration.mounting.items():
+            if s in self.filters:
+                state = FusionState.from_gravity(m.neutral_up(), rate, self.settings, bias=np.zeros(3))
+                self.filters[s] = GravityFilter(rate, self.settings, state)
+
+    def _follow_rate(self, sensor: str, rate: float) -> None:
+        old = self.filters[sensor]
+        state = None
+        if old.state is not None:
+            state = FusionState.from_gravity(old.state.gravity, rate, self.settings, bias=old.bias)
+        self.filters[sensor] = GravityFilter(rate, self.settings, state)
+
+    def update(self, block: SampleBlock, gyro_offset: dict[str, np.ndarray] | None = None) -> Fused:
+        """Fuse one block; ``gyro_offset``: the calibration's zero-rate offset per sensor (rad/s)."""
+        if gyro_offset and len(block):
+            block = replace(block, gyr={s: (g - gyro_offset[s] if s in gyro_offset else g) for s, g in block.gyr.items()})
+        for s in block.sensors:
+            f = self.filters.get(s)
+            if f is None:
+                self.filters[s] = GravityFilter(block.rate_hz, self.settings)
+            elif abs(f.rate - block.rate_hz) > 1e-6 * block.rate_hz:
+                self._follow_rate(s, block.rate_hz)
+        self.last = {s: self.filters[s].update_detailed(block.acc[s], block.gyr[s]) for s in block.sensors}
+        return Fused(block, {s: r.gravity for s, r in self.last.items()}, {s: block.gyr[s] - r.bias for s, r in self.last.items()})

@@ -1,0 +1,194 @@
+"""The segmentation stage: sets, reps, holds and warm-up bends.
+
+The lifter's labels (:meth:`Segmenter.on_label`: ``{"set": n, "exercise":
+name}``, a side for unilateral work) start sets and timed holds; without
+labels, sets are found from runs of reps. Each block of angles gives a
+:class:`Segments`: per sample whether the limits are *armed* (inside a set or
+a running hold, or everywhere with ``monitor_between_sets``), and the points
+inside the block where a rep or set became known and where the set and rep
+in progress changed. The detection stage runs the block in those pieces
+(:meth:`Segments.pieces`), so what a rep changes (the creep limit, the set
+and rep stamped on an event, the drift check of an unlabelled set) starts
+at its own sample: any split of the stream gives the same results.
+
+Sets and reps come from :class:`~spinemon.core.reps.RepSegmenter` (raw
+body-frame gyros: it learns its own residual bias while the wearer stands),
+holds from :class:`~spinemon.core.holds.HoldTimer` (the upper sensor's tilt),
+warm-up bends from :class:`~spinemon.core.drift.WarmupBends`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spinemon.core.angles import LumbarAngles, sagittal_deg
+from spinemon.core.calibration import Calibration
+from spinemon.core.detect import profile
+from spinemon.core.drift import WarmupBends
+from spinemon.core.gravity import Fused
+from spinemon.core.holds import HoldTimer
+from spinemon.core.reps import RepRecord, RepSegmenter, RepSettings, SetRecord
+from spinemon.core.unilateral import check_side, parse_exercise
+
+__all__ = ["Piece", "Segmenter", "Segments"]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Samples ``a:b`` of a block, between two points where something became known."""
+
+    a: int
+    b: int
+    context: tuple | None  # (set, rep) in progress from sample a on; None: unchanged
+    records: tuple  # reps and sets that became known at sample a
+    set_starts: tuple  # (set, t_start): unlabelled sets whose first rep became known at sample a
+
+
+@dataclass(frozen=True)
+class Segments:
+    """One block through the segmentation stage."""
+
+    n: int
+    armed: np.ndarray  # (n,) bool: the limits are watched
+    hold_on: np.ndarray | None  # (n,) bool: a hold is running (None: not a hold exercise)
+    records_at: dict  # sample -> [RepRecord | SetRecord] that became known there
+    context_at: dict  # sample -> (set, rep) in progress from there on
+
+    def pieces(self):
+        """The block cut where a record became known or the set/rep in progress changed."""
+        cuts = sorted({0, *self.records_at, *self.context_at})
+        for k, a in enumerate(cuts):
+            b = cuts[k + 1] if k + 1 < len(cuts) else self.n
+            recs = tuple(self.records_at.get(a, ()))
+            starts = tuple((r.set, r.t_start) for r in recs if isinstance(r, RepRecord) and r.rep == 1 and not r.labelled)
+            yield Piece(a, b, self.context_at.get(a), recs, starts)
+
+
+class Segmenter:
+    """See the module. ``exercise`` and ``set_number``: as last labelled
+    (the session's exercise before any label)."""
+
+    def __init__(self, exercise: str, *, limit_overrides: dict | None = None, monitor_between_sets: bool = False, warmup_share: float = 0.6) -> None:
+        self.limit_overrides = limit_overrides or {}
+        self.monitor_between_sets = monitor_between_sets
+        self.exercise = exercise
+        self.set_number: int | None = None
+        #: the side each labelled set was named with (None: not named)
+        self.label_sides: dict[int, str | None] = {}
+        self.reps: RepSegmenter | None = None  # starts with the first monitored block
+        self.holds = HoldTimer()
+        self.warmup = WarmupBends(warmup_share)
+        self._pending_label: dict | None = None  # a set labelled before the first monitored block
+        if self.profile.hold:
+            self.holds.start(self.exercise, None, float("-inf"))
+
+    @property
+    def profile(self):
+        return profile(self.exercise, self.limit_overrides)
+
+    @property
+    def armed_now(self) -> bool:
+        """The limits are watched as of the last sample."""
+        if self.monitor_between_sets:
+            return True
+        if self.profile.hold:
+            return self.holds.current is not None
+        return self.reps is not None and self.reps.in_set
+
+    def on_label(self, label: dict, t: float) -> None:
+        """The lifter starts a set at ``t`` (a hold for a hold exercise).
+        ConfigError for an unknown exercise or a side for a lift done with both."""
+        ex = label.get("exercise")
+        side = check_side(label.get("side"))
+        if ex is not None:
+            ex, named = parse_exercise(ex)
+            side = side or named
+            profile(ex, self.limit_overrides)
+            self.exercise = ex
+        if side is not None:
+            parse_exercise(f"{self.exercise} {side}")
+        if label.get("set") is not None:
+            self.set_number = int(label["set"])
+            self.label_sides[self.set_number] = side
+        if self.profile.hold:
+            self.holds.start(self.exercise, self.set_number, t)
+            if self.reps is not None:
+                self.reps.end_set()
+            self._pending_label = None
+        else:
+            self.holds.stop(t)
+            if self.reps is not None:
+                self.reps.start_set(self.exercise, self.set_number)
+            else:
+                self._pending_label = {"exercise": self.exercise, "set": self.set_number}
+
+    def update(self, fused: Fused, ang: LumbarAngles, calibration: Calibration) -> Segments:
+        """One monitored block: its fused samples, angles and the calibration in force."""
+        block = fused.block
+        n = len(block)
+        m = calibration.mounting
+        self.warmup.update(block.t, ang.flexion_deg, calibration.range_of_motion.flexion_deg)
+        hold_on = None
+        records_at: dict[int, list] = {}
+        context_at: dict[int, tuple] = {}
+        trunk_body = m["upper"].to_body(fused.gravity["upper"])
+        if self.profile.hold:
+            upper_body_gyr = m["upper"].to_body(fused.gyr["upper"])
+            tilt = np.degrees(np.arccos(np.clip(trunk_body[:, 0], -1.0, 1.0)))
+            armed = hold_on = self.holds.update(block.t, tilt, np.degrees(np.linalg.norm(upper_body_gyr, axis=1)), block.rate_hz)
+        else:
+            new = self._update_reps(fused, ang, calibration, sagittal_deg(trunk_body))
+            armed = self.reps.in_set_mask
+            for rec, i in zip(new, self.reps.emitted_at):
+                records_at.setdefault(i, []).append(rec)
+            for i, cs, cr in self.reps.context_changes:
+                context_at[i] = (cs, cr)
+        if self.monitor_between_sets:
+            armed = np.ones(n, dtype=bool)
+        return Segments(n, armed, hold_on, records_at, context_at)
+
+    def _update_reps(self, fused: Fused, ang: LumbarAngles, calibration: Calibration, trunk_deg: np.ndarray) -> list:
+        """Sets and reps, from the raw body-frame gyros (offset-free, with the
+        fusion's bias left in: the segmenter learns its own); returns the
+        records that became known (``self.reps.emitted_at``: at which sample)."""
+        block = fused.block
+        m = calibration.mounting
+        if self.reps is None or abs(self.reps.rate - block.rate_hz) > 1e-6 * block.rate_hz:
+            self.reps = RepSegmenter(block.rate_hz, RepSettings(exercise=self.exercise))
+            if self._pending_label is not None:
+                self.reps.start_set(self._pending_label["exercise"], self._pending_label["set"])
+                self._pending_label = None
+        return self.reps.update(
+            block.t,
+            flexion_deg=ang.flexion_deg,
+            upper_gyr=m["upper"].to_body(block.gyr["upper"]),
+            lower_gyr=None if ang.single_sensor else m["lower"].to_body(block.gyr["lower"]),
+            trunk_deg=trunk_deg,
+            lateral_deg=ang.lateral_deg,
+            twist_deg=ang.twist_deg,
+        )
+
+    def hold_faults(self, events: list) -> None:
+        """Events alerted while a hold was running: listed with the hold they fell in."""
+        for ev in events:
+            for h in reversed(self.holds.holds):
+                if h.t_start <= ev.t_alert:
+                    h.faults.append(ev)
+                    break
+
+    def finish(self, t_end: float, t_last: float | None) -> None:
+        """The session ended: an open hold closes (at ``t_end``, else the last sample), sets and reps too."""
+        if self.holds.current is not None:
+            self.holds._close(t_end if t_end == t_end else (t_last if t_last is not None else t_end))
+        if self.reps is not None:
+            self.reps.finish()
+
+    @property
+    def rep_records(self) -> list[RepRecord]:
+        return [] if self.reps is None else list(self.reps.reps)
+
+    @property
+    def set_records(self) -> list[SetRecord]:
+        return [] if self.reps is None else list(self.reps.sets)

@@ -1,0 +1,159 @@
+"""The detection stage: the limits in force, the events past them, the alerts.
+
+One piece of a block at a time (:meth:`LimitWatch.update`; the segmentation
+stage cuts the pieces where a rep or set became known, so everything below
+changes at its own sample and any split of the stream gives the same
+events and alerts):
+
+* **Limits** (:class:`~spinemon.core.limits.LimitPlan`): the exercise's
+  profile scaled by the calibrated range of motion, the set's spine-creep
+  limit once its first rep is known, and with one sensor the limits it
+  cannot watch turned off. They follow the label, the calibration
+  (:meth:`LimitWatch.follow`) and the records (:meth:`LimitWatch.begin_piece`).
+* **Events** (:class:`~spinemon.core.detect.EventDetector`) on the armed
+  samples; what would have fired on the others (between sets: walking,
+  plate loading, sitting) goes to :attr:`LimitWatch.shadow`, kept for the
+  summary and never sent.
+* **Alerts** (:class:`~spinemon.core.alerts.AlertPolicy`): one per confirmed
+  event, with no HAPTIC when the wearable's own guard buzzed for that
+  excursion already (:class:`~spinemon.core.device_buzz.DeviceBuzzWatch`):
+  one fault, one buzz.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spinemon.core.alerts import Alert, AlertPolicy
+from spinemon.core.angles import LumbarAngles
+from spinemon.core.calibration import Calibration
+from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION, DetectorSettings, Event, EventDetector, Limits, RangeOfMotion
+from spinemon.core.device_buzz import DeviceBuzzWatch
+from spinemon.core.gravity import Fused
+from spinemon.core.limits import LimitPlan
+from spinemon.core.reps import RepRecord
+
+__all__ = ["DEVICE_GUARDED_KINDS", "LimitWatch", "Watched"]
+
+#: the limits the host pushes to the wearable's own guard (SET_GUARD)
+DEVICE_GUARDED_KINDS = (OVER_FLEXION, OVER_EXTENSION)
+
+
+@dataclass
+class Watched:
+    """What one piece gave."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    finished: list[Event] = field(default_factory=list)  # events that ended
+    hold_faults: list[Event] = field(default_factory=list)  # events alerted while a hold ran
+
+
+class LimitWatch:
+    """See the module. Exposed state: ``limits``, ``plan`` (``plan.off``: the
+    limits one sensor cannot watch, and why), ``detector`` (its ``context``:
+    set, rep, exercise stamped on events), ``shadow``, ``alerts``."""
+
+    def __init__(self, exercise: str, settings: DetectorSettings, alerts: AlertPolicy, *, limit_overrides: dict | None = None) -> None:
+        self.settings = settings
+        self.policy = alerts
+        self.plan = LimitPlan(limit_overrides)
+        self.exercise = exercise
+        self.labelled_set: int | None = None
+        self.rom: RangeOfMotion | None = None
+        self.single_sensor: bool | None = None
+        self.reps_set: int | None = None  # the set whose reps are counted, as of the last sample
+        lim = self._limits()
+        self.detector = EventDetector(lim, settings)
+        self.detector.context.update(exercise=exercise)
+        self.shadow = EventDetector(lim, settings)
+        self.device_buzz = DeviceBuzzWatch()
+        self.alerts: list[Alert] = []
+
+    @property
+    def limits(self) -> Limits:
+        return self.detector.limits
+
+    @property
+    def events(self) -> list[Event]:
+        return self.detector.events
+
+    def _limits(self) -> Limits:
+        return self.plan.limits(self.exercise, self.rom, self.single_sensor)
+
+    def _refresh(self) -> None:
+        lim = self._limits()
+        self.detector.set_limits(lim)
+        self.shadow.set_limits(lim)
+
+    def follow(self, calibration: Calibration | None, single_sensor: bool | None) -> None:
+        """The calibration (its range of motion scales the limits) or the sensor layout changed."""
+        self.rom = None if calibration is None else calibration.range_of_motion
+        self.single_sensor = single_sensor
+        self._refresh()
+
+    def on_label(self, exercise: str, set_number: int | None) -> None:
+        """A labelled set starts: its exercise's limits, no creep limit until its first rep."""
+        self.exercise = exercise
+        self.labelled_set = set_number
+        self.detector.context.update(set=set_number, exercise=exercise, rep=None)
+        self.plan.new_label()
+        self._refresh()
+
+    def begin_piece(self, context: tuple | None, records: tuple) -> None:
+        """At the start of a piece: the set and rep in progress from here on,
+        and the records that became known here (a set's first rep sets its creep limit)."""
+        if context is not None:
+            cs, cr = context
+            self.detector.context["rep"] = cr
+            if self.labelled_set is None:  # no labels: sets found automatically
+                self.detector.context["set"] = cs
+            self.reps_set = cs
+        for rec in records:
+            if isinstance(rec, RepRecord) and rec.rep == 1:
+                self.plan.first_rep(self.exercise, rec.set, rec.peak_flexion_deg)
+                self._refresh()
+        if self.plan.reps_of_set(self.reps_set):
+            self._refresh()
+
+    def update(self, fused: Fused, ang: LumbarAngles, calibration: Calibration, armed: np.ndarray, hold_on: np.ndarray | None, t_host: np.ndarray) -> Watched:
+        """One piece: its fused samples, angles, armed and hold masks and host receive times."""
+        out = Watched()
+        block = fused.block
+        pitch_rate = np.degrees(calibration.mounting["upper"].to_body(fused.gyr["upper"])[:, 1])
+        sig = (ang.flexion_deg, ang.lateral_deg, ang.twist_deg, pitch_rate)
+        found = self.detector.update(block.t, block.seq, *(np.where(armed, x, 0.0) for x in sig))
+        # what would have fired outside sets/holds (not sent): the same samples, the other way round
+        self.shadow.context.update(self.detector.context)
+        self.shadow.update(block.t, block.seq, *(np.where(armed, 0.0, x) for x in sig))
+        out.finished.extend(found.finished)
+        hyst = self.settings.hysteresis_deg
+        for ev in found.alerts:
+            j = min(int(np.searchsorted(block.seq, ev.seq_alert)), len(block) - 1)
+            if hold_on is not None and hold_on[j]:
+                out.hold_faults.append(ev)
+            device_buzzed = ev.kind in DEVICE_GUARDED_KINDS and self.device_buzz.as_of(block.flags, sig[0], j, self.limits, hyst)
+            alert = self.policy.alert_for(ev, float(t_host[j]), device_buzzed)
+            if alert is not None:
+                out.alerts.append(alert)
+                self.alerts.append(alert)
+        self.device_buzz.update(block.flags, sig[0], self.limits, hyst)
+        return out
+
+    def finish(self, t_end: float, reps: list[RepRecord]) -> list[Event]:
+        """Close open events; events that fired before their set/rep was
+        known get the numbers of the rep they overlap. Returns all events."""
+        self.detector.finish(t_end)
+        self.shadow.finish(t_end)
+        for ev in self.events:
+            if ev.rep is not None:
+                continue
+            end = ev.t_end if ev.t_end is not None and ev.t_end == ev.t_end else ev.t_start
+            for r in reps:
+                if r.t_start <= end and r.t_end >= ev.t_start:
+                    ev.rep = r.rep
+                    if ev.set is None:
+                        ev.set = r.set
+                    break
+        return self.events
