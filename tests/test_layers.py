@@ -62,3 +62,28 @@ def test_the_checker_sees_a_backward_import(tmp_path):
     f.write_text("from spinemon.app import cli\nimport numpy\nfrom spinemon import errors\n")
     layers = [_layer(n) for _, n in _imports(f)]
     assert "spinemon.app" in layers and "spinemon.app" not in ALLOWED["core"]
+
+
+#: the stages of spinemon.core in the order data flows through them (docs/architecture.md)
+STAGES = ["stream", "intake", "gravity", "phases", "segment", "watch", "summary", "pipeline"]
+
+
+def _stage_imports(path: Path) -> list[str]:
+    return [n.split(".")[2] for _, n in _imports(path) if n.startswith("spinemon.core.") and n.split(".")[2] in STAGES]
+
+
+def test_each_stage_imports_only_the_stages_before_it():
+    """Data flows one way: a stage may use what upstream stages give it (a
+    Fused block, a calibration step), never reach downstream; only the
+    pipeline sees them all."""
+    bad = []
+    for k, stage in enumerate(STAGES):
+        for other in _stage_imports(PKG / "core" / f"{stage}.py"):
+            if STAGES.index(other) >= k:
+                bad.append(f"{stage} imports {other}")
+    assert not bad, "; ".join(bad)
+    assert sorted(_stage_imports(PKG / "core" / "pipeline.py")) == sorted(set(STAGES) - {"pipeline"})
+    # the helpers a stage wraps (fusion, calibration, reps, detect...) import no stage downstream of intake either
+    for path in sorted((PKG / "core").glob("*.py")):
+        if path.stem not in STAGES:
+            assert not [s for s in _stage_imports(path) if s != "stream"], f"{path.name} imports a stage"
