@@ -246,6 +246,9 @@ def test_decoder_under_micropython_matches_cpython():
     for op, limits in sorted(P.OPCODE_LIMITS.items()):
         frames.append(P.encode_command(0xFFFFFFFF, op, tuple(lo for lo, _ in limits)))
         frames.append(P.encode_command(0, op, tuple(hi for _, hi in limits)))
+    # and one frame per way a COMMAND can be refused, whatever the random batch drew
+    unknown = min(o for o in range(256) if o not in P.OPCODE_ARGS)
+    frames.append(seal(bytes([1, P.T_COMMAND]) + bytes(4) + bytes([unknown])))
     ns = cpython_shared()
     expected = [ns["decode_line"](f) for f in frames]
     codes = {int(part.split()[1]) for line in expected for part in line.split(" | ") if part.startswith("X ")}

@@ -193,8 +193,9 @@ def test_real_gait_walks_split_alike(gait_dir, tmp_path, trial):
     """gait-l5 (Voisard et al., IPOL, GNU AGPL 3.0): a real IMU on the lower
     back of a person standing, walking and turning, imported with `spinemon
     import` as the file comes. Watched as a curl with every limit on, also
-    between sets, so the detector, the standing tracker and the shadow run
-    on real data; frame by frame, long blocks and a prime-sized split agree."""
+    between sets, so the detector and the standing tracker run on real data
+    (the shadow detector sees the walk in tests/test_stages.py); frame by
+    frame, long blocks and a prime-sized split agree."""
     from spinemon.app import cli
 
     files = sorted(gait_dir.glob("*_lb.txt"))

@@ -38,7 +38,8 @@ pipeline only wires the stages and holds no logic of its own):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -212,7 +213,8 @@ class Pipeline:
         seg.on_label(label, t)
         self.watch.on_label(seg.exercise, seg.set_number)
         if seg.set_number is not None and not seg.profile.hold and self.phases.phase == PHASE_MONITOR:
-            self._check_drift(seg.set_number, t)
+            if self._check_drift(seg.set_number, t) and self.angles.tracker is not None:
+                self.angles.restart(self.angles.tracker.rate, self.phases.calibration)
 
     def on_block(self, block: SampleBlock, t_host: float | np.ndarray, res: FrameResult | None = None) -> FrameResult:
         """Decoded samples in stream order: one frame's or many frames' worth
@@ -273,9 +275,7 @@ class Pipeline:
                 self.watch.follow(ph.calibration, self.angles.single_sensor)
         if len(fused) and ph.phase == PHASE_MONITOR:
             ph.account(PHASE_MONITOR, fused.block)
-            ang = self.angles.update(fused, ph.calibration)
-            self._monitor(fused, ang, th[n - len(fused) : n], res)
-            angles.append(ang)
+            angles.append(self._monitor(fused, th[n - len(fused) : n], res))
         if neutral is not None:  # a provisional neutral replaced at its last sample
             self._new_neutral(neutral, block.rate_hz, res)
         return n, LumbarAngles.concatenate(angles)
@@ -288,29 +288,52 @@ class Pipeline:
         self.angles.restart(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
 
-    def _monitor(self, fused: Fused, ang: LumbarAngles, th: np.ndarray, res: FrameResult) -> None:
-        """Segmentation, then detection in the pieces it cut."""
+    def _monitor(self, fused: Fused, th: np.ndarray, res: FrameResult) -> LumbarAngles:
+        """Angles, segmentation, then detection in the pieces the segmenter
+        cut; returns the angles. A drift check that re-zeroes a mounting at
+        an unlabelled set's first rep (``rezero_on_drift``) takes effect from
+        the next sample: the angles and segmentation of the rest of the block
+        are run again from their state before it (taken only when re-zeroing
+        is on), so any split of the stream re-zeroes at the same sample."""
         cal = self.phases.calibration
-        segs = self.segmenter.update(fused, ang, cal)
-        for p in segs.pieces():
-            self.watch.begin_piece(p.context, p.records)
-            for set_number, t_start in p.set_starts:
-                self._check_drift(set_number, t_start)
-            f, a = fused.slice(p.a, p.b), ang.slice(p.a, p.b)
-            self.drift.update(f.block, f.gravity, cal.mounting["upper"])
-            out = self.watch.update(f, a, cal, segs.armed[p.a : p.b], None if segs.hold_on is None else segs.hold_on[p.a : p.b], th[p.a : p.b])
-            self.segmenter.hold_faults(out.hold_faults)
-            res.alerts.extend(out.alerts)
-            res.finished.extend(out.finished)
+        parts = []
+        while len(fused):
+            before = (copy.deepcopy((self.angles, self.segmenter)), dict(cal.mounting)) if self.settings.rezero_on_drift else None
+            ang = self.angles.update(fused, cal)
+            segs = self.segmenter.update(fused, ang, cal)
+            rest = len(fused)
+            for p in segs.pieces():
+                self.watch.begin_piece(p.context, p.records)
+                now = replace(cal, mounting=dict(cal.mounting)) if p.set_starts else cal  # the mountings this piece's angles were formed with
+                rezeroed = [self._check_drift(set_number, t_start) for set_number, t_start in p.set_starts]
+                if any(rezeroed):
+                    rest = p.a + 1  # the new mounting from the next sample on
+                f, a = fused.slice(p.a, min(p.b, rest)), ang.slice(p.a, min(p.b, rest))
+                self.drift.update(f.block, f.gravity, now.mounting["upper"])
+                out = self.watch.update(f, a, now, segs.armed[p.a : p.b][: len(f)], None if segs.hold_on is None else segs.hold_on[p.a : p.b][: len(f)], th[p.a : p.a + len(f)])
+                self.segmenter.hold_faults(out.hold_faults)
+                res.alerts.extend(out.alerts)
+                res.finished.extend(out.finished)
+                if any(rezeroed):
+                    break
+            parts.append(ang.slice(0, rest))
+            if rest < len(fused):
+                # run the samples up to the re-zero again from the state before the block (same results: any split gives them)
+                (self.angles, self.segmenter), mounting = before
+                was = replace(cal, mounting=mounting)  # the mountings before the re-zero
+                self.segmenter.update(fused.slice(0, rest), self.angles.update(fused.slice(0, rest), was), was)
+            if any(rezeroed) and self.angles.tracker is not None:
+                self.angles.restart(self.angles.tracker.rate, cal)
+            fused, th = fused.slice(rest), th[rest:]
+        return LumbarAngles.concatenate(parts)
 
-    def _check_drift(self, set_number: int, t_set: float) -> None:
-        """The drift check before a set; a re-zeroed mounting restarts the angles."""
+    def _check_drift(self, set_number: int, t_set: float) -> bool:
+        """The drift check before a set; True if it re-zeroed a mounting (the angles restart with it)."""
         cal = self.phases.calibration
         if cal is None:
-            return
+            return False
         check = self.drift.check(set_number, t_set, cal.mounting)
-        if check is not None and check["rezeroed"] and self.angles.tracker is not None:
-            self.angles.restart(self.angles.tracker.rate, cal)
+        return check is not None and check["rezeroed"]
 
     def finish(self, t_end: float | None = None) -> list[Event]:
         """Close open events at the end of the session; returns all events.
