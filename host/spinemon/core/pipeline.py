@@ -289,43 +289,49 @@ class Pipeline:
         self.watch.follow(cal, self.angles.single_sensor)
 
     def _monitor(self, fused: Fused, th: np.ndarray, res: FrameResult) -> LumbarAngles:
-        """Angles, segmentation, then detection in the pieces the segmenter
-        cut; returns the angles. A drift check that re-zeroes a mounting at
-        an unlabelled set's first rep (``rezero_on_drift``) takes effect from
-        the next sample: the angles and segmentation of the rest of the block
-        are run again from their state before it (taken only when re-zeroing
-        is on), so any split of the stream re-zeroes at the same sample."""
+        """Angles, segmentation, then drift and detection in the pieces the
+        segmenter cut; returns the angles.
+
+        A drift check that re-zeroes a mounting when an unlabelled set's first
+        rep becomes known (``rezero_on_drift``) takes effect from the next
+        sample, for any split: the angle stage and the segmenter run the
+        samples up to it again from their state before the block (kept only
+        while re-zeroing is on) with the old mountings, then go on with the
+        new ones from there."""
         cal = self.phases.calibration
         parts = []
         while len(fused):
             before = (copy.deepcopy((self.angles, self.segmenter)), dict(cal.mounting)) if self.settings.rezero_on_drift else None
             ang = self.angles.update(fused, cal)
             segs = self.segmenter.update(fused, ang, cal)
-            rest = len(fused)
-            for p in segs.pieces():
-                self.watch.begin_piece(p.context, p.records)
-                now = replace(cal, mounting=dict(cal.mounting)) if p.set_starts else cal  # the mountings this piece's angles were formed with
-                rezeroed = [self._check_drift(set_number, t_start) for set_number, t_start in p.set_starts]
-                if any(rezeroed):
-                    rest = p.a + 1  # the new mounting from the next sample on
-                f, a = fused.slice(p.a, min(p.b, rest)), ang.slice(p.a, min(p.b, rest))
-                self.drift.update(f.block, f.gravity, now.mounting["upper"])
-                out = self.watch.update(f, a, now, segs.armed[p.a : p.b][: len(f)], None if segs.hold_on is None else segs.hold_on[p.a : p.b][: len(f)], th[p.a : p.a + len(f)])
-                self.segmenter.hold_faults(out.hold_faults)
-                res.alerts.extend(out.alerts)
-                res.finished.extend(out.finished)
-                if any(rezeroed):
-                    break
-            parts.append(ang.slice(0, rest))
-            if rest < len(fused):
-                # run the samples up to the re-zero again from the state before the block (same results: any split gives them)
+            used, rezeroed = self._watch_pieces(fused, ang, segs, cal, th, res)
+            parts.append(ang.slice(0, used))
+            if used < len(fused):
                 (self.angles, self.segmenter), mounting = before
-                was = replace(cal, mounting=mounting)  # the mountings before the re-zero
-                self.segmenter.update(fused.slice(0, rest), self.angles.update(fused.slice(0, rest), was), was)
-            if any(rezeroed) and self.angles.tracker is not None:
+                was = replace(cal, mounting=mounting)
+                self.segmenter.update(fused.slice(0, used), self.angles.update(fused.slice(0, used), was), was)
+            if rezeroed and self.angles.tracker is not None:
                 self.angles.restart(self.angles.tracker.rate, cal)
-            fused, th = fused.slice(rest), th[rest:]
+            fused, th = fused.slice(used), th[used:]
         return LumbarAngles.concatenate(parts)
+
+    def _watch_pieces(self, fused: Fused, ang: LumbarAngles, segs, cal: Calibration, th: np.ndarray, res: FrameResult) -> tuple[int, bool]:
+        """Drift and detection piece by piece; returns how many samples were
+        watched (all, unless a re-zero cut the block after its sample) and whether one happened."""
+        for p in segs.pieces():
+            self.watch.begin_piece(p.context, p.records)
+            formed_with = replace(cal, mounting=dict(cal.mounting)) if p.set_starts else cal  # the mountings this piece's angles were formed with
+            rezeroed = any([self._check_drift(set_number, t_start) for set_number, t_start in p.set_starts])
+            b = p.a + 1 if rezeroed else p.b  # a re-zero: the new mounting from the next sample on
+            f = fused.slice(p.a, b)
+            self.drift.update(f.block, f.gravity, formed_with.mounting["upper"])
+            out = self.watch.update(f, ang.slice(p.a, b), formed_with, segs.armed[p.a : b], None if segs.hold_on is None else segs.hold_on[p.a : b], th[p.a : b])
+            self.segmenter.hold_faults(out.hold_faults)
+            res.alerts.extend(out.alerts)
+            res.finished.extend(out.finished)
+            if rezeroed:
+                return b, True
+        return len(fused), False
 
     def _check_drift(self, set_number: int, t_set: float) -> bool:
         """The drift check before a set; True if it re-zeroed a mounting (the angles restart with it)."""
