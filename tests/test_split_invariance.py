@@ -188,6 +188,18 @@ def test_a_provisional_neutral_replaced_mid_block_is_replaced_at_its_sample(tmp_
     assert run_split(rec, s, set(range(37, 100000, 37))) == frames
 
 
+def import_gait(gait_dir, tmp_path, trial: int):
+    """gait-l5 trial ``trial`` imported with `spinemon import` as the file comes."""
+    from spinemon.app import cli
+
+    files = sorted(gait_dir.glob("*_lb.txt"))
+    assert len(files) > trial, f"no gait-l5 trials in {gait_dir}"
+    path = tmp_path / f"gait-{trial}.spinrec"
+    cols = "ax=Acc_X,ay=Acc_Y,az=Acc_Z,gx=Gyr_X,gy=Gyr_Y,gz=Gyr_Z"
+    assert cli.main(["import", str(files[trial]), "--columns", cols, "--out", str(path)]) == 0
+    return load(path)
+
+
 @pytest.mark.parametrize("trial", [0, 21])
 def test_real_gait_walks_split_alike(gait_dir, tmp_path, trial):
     """gait-l5 (Voisard et al., IPOL, GNU AGPL 3.0): a real IMU on the lower
@@ -196,14 +208,7 @@ def test_real_gait_walks_split_alike(gait_dir, tmp_path, trial):
     between sets, so the detector and the standing tracker run on real data
     (the shadow detector sees the walk in tests/test_stages.py); frame by
     frame, long blocks and a prime-sized split agree."""
-    from spinemon.app import cli
-
-    files = sorted(gait_dir.glob("*_lb.txt"))
-    assert len(files) > trial, f"no gait-l5 trials in {gait_dir}"
-    path = tmp_path / "gait.spinrec"
-    cols = "ax=Acc_X,ay=Acc_Y,az=Acc_Z,gx=Gyr_X,gy=Gyr_Y,gz=Gyr_Z"
-    assert cli.main(["import", str(files[trial]), "--columns", cols, "--out", str(path)]) == 0
-    rec = load(path)
+    rec = import_gait(gait_dir, tmp_path, trial)
     s = replace(PipelineSettings.from_dict(rec.header["settings"]), exercise="curl", monitor_between_sets=True)
     frames = replay_canonical(rec, s, block_samples=1)
     assert replay_canonical(rec, s) == frames

@@ -36,9 +36,8 @@ from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.core.segment import Segmenter, Segments
 from spinemon.core.stream import SampleBlock
 from spinemon.core.watch import LimitWatch
-from spinemon.io.recording import load
 
-from test_split_invariance import items_of, sessions  # noqa: F401  (the simulated sessions fixture)
+from test_split_invariance import import_gait, items_of, sessions  # noqa: F401  (the simulated sessions fixture)
 
 SPLIT = settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate], suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -120,14 +119,7 @@ def replay_calls(stage, log, sizes, cuts: set[int]):
 
 def gait_session(gait_dir, tmp_path, trial=0):
     """A real walk imported with `spinemon import`, watched as a curl with tight limits, also between sets."""
-    from spinemon.app import cli
-
-    files = sorted(gait_dir.glob("*_lb.txt"))
-    assert len(files) > trial, f"no gait-l5 trials in {gait_dir}"
-    path = tmp_path / "gait.spinrec"
-    cols = "ax=Acc_X,ay=Acc_Y,az=Acc_Z,gx=Gyr_X,gy=Gyr_Y,gz=Gyr_Z"
-    assert cli.main(["import", str(files[trial]), "--columns", cols, "--out", str(path)]) == 0
-    rec = load(path)
+    rec = import_gait(gait_dir, tmp_path, trial)
     # tight limits, so that walking gives the detector something to find (a curl's swing, a few degrees of lean)
     tight = {"curl": {"swing_deg_s": 30.0, "flexion_deg": 6.0, "extension_deg": -6.0}}
     return rec, replace(PipelineSettings.from_dict(rec.header["settings"]), exercise="curl", monitor_between_sets=True, limit_overrides=tight)
