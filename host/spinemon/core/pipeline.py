@@ -301,7 +301,11 @@ class Pipeline:
         cal = self.phases.calibration
         parts = []
         while len(fused):
-            before = (copy.deepcopy((self.angles, self.segmenter)), dict(cal.mounting)) if self.settings.rezero_on_drift else None
+            before = None
+            if self.settings.rezero_on_drift:
+                # the events listed with holds stay the watch's own (it closes and numbers them later)
+                shared = {id(e): e for e in self.watch.events}
+                before = (copy.deepcopy((self.angles, self.segmenter), shared), dict(cal.mounting))
             ang = self.angles.update(fused, cal)
             segs = self.segmenter.update(fused, ang, cal)
             used, rezeroed = self._watch_pieces(fused, ang, segs, cal, th, res)

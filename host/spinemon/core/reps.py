@@ -256,6 +256,15 @@ class RepSettings:
             raise ConfigError(f"unknown exercise {exercise!r} for rep counting; choose one of {', '.join(self.profiles)}") from None
 
 
+def _shared_by_deepcopy(cls):
+    """A frozen record of plain values (numbers, strings, bools) cannot
+    change, so a deep copy of the segmenter (the pipeline's snapshot before a
+    block while re-zeroing is on) shares it instead of copying it."""
+    cls.__deepcopy__ = lambda self, memo: self
+    return cls
+
+
+@_shared_by_deepcopy
 @dataclass(frozen=True)
 class RepRecord:
     """One rep, with its metrics. Times are device seconds; angles degrees.
@@ -290,6 +299,7 @@ class RepRecord:
         return d
 
 
+@_shared_by_deepcopy
 @dataclass(frozen=True)
 class SetRecord:
     """One set, reported when it closes (rest gap, walking, a new label, or :meth:`RepSegmenter.finish`)."""
@@ -308,6 +318,7 @@ class SetRecord:
         return d
 
 
+@_shared_by_deepcopy
 @dataclass(frozen=True)
 class RejectedCandidate:
     """A motion that looked like a rep but was not counted, and why:
