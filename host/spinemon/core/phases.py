@@ -59,7 +59,7 @@ class SessionPhases:
         """A still stretch is being looked for: before the first neutral, or to replace a provisional one."""
         if self.phase == PHASE_NEUTRAL:
             return self.calibration is None
-        return self.phase == PHASE_MONITOR and self.calibrator.phase == "provisional" and self.calibration is not None and self.calibration.source == "provisional"
+        return self.phase == PHASE_MONITOR and self.calibrator.phase == "provisional"  # the calibrator keeps looking after a provisional neutral
 
     def find_neutral(self, block: SampleBlock) -> tuple[int, Calibration | None]:
         """How many samples of ``block`` come before the next step, and the
