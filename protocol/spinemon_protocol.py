@@ -59,10 +59,15 @@ SF_FIFO_OVERFLOW = const(0x08)  # samples were lost in the IMU FIFO before this 
 SF_QUEUE_DROP = const(0x10)  # frames were dropped from the send queue before this frame
 SF_LINK_GUARD = const(0x20)  # the device considers the host link down
 SF_GUARD_BUZZED = const(0x40)  # the guard confirmed a crossing and started the motor on a sample of this frame
+SF_SENSOR_LOST = const(0x80)  # an IMU the device booted with is lost: the frame carries the ones left (mask)
 
 # ---- STATUS ----------------------------------------------------------------
-_STATUS_FMT = "<BBBBBHBBBBHBhhBBHIIIIHIHHHI"
-STATUS_PAYLOAD_SIZE = const(52)
+_STATUS_FMT = "<BBBBBHBBBBHBhhBBHIIIIHIHHHIBHHHBB"
+STATUS_PAYLOAD_SIZE = const(61)
+# firmware before 0.4 sent STATUS without the fault fields (imu_lost ...
+# reset_cause): still decoded (those fields None)
+_STATUS_FMT_52 = "<BBBBBHBBBBHBhhBBHIIIIHIHHHI"
+STATUS_PAYLOAD_SIZE_52 = const(52)
 # firmware before 0.2 sent STATUS without heap_free: still decoded (heap_free None)
 _STATUS_FMT_48 = "<BBBBBHBBBBHBhhBBHIIIIHIHHH"
 STATUS_PAYLOAD_SIZE_48 = const(48)
@@ -88,6 +93,13 @@ ST_GUARD_ACTIVE = const(0x08)
 ST_BONDED = const(0x10)
 ST_PAIRING = const(0x20)
 ST_SERIAL = const(0x40)
+ST_SENSOR_LOST = const(0x80)  # an IMU the device booted with does not answer (STATUS imu_lost says which)
+# STATUS reset_cause: why the device last reset (machine.reset_cause(); 0 unknown)
+RESET_POWER_ON = const(1)
+RESET_HARD = const(2)
+RESET_WATCHDOG = const(3)
+RESET_DEEPSLEEP = const(4)
+RESET_SOFT = const(5)
 BATTERY_UNKNOWN = const(255)
 
 # ---- host heartbeat ---------------------------------------------------------
@@ -178,6 +190,7 @@ E_RANGE = const(7)
 E_STALE = const(8)
 E_FRAMING = const(9)
 E_STATE = const(10)
+E_STORAGE = const(11)  # the setting took effect but could not be saved to flash (lost at the next reboot)
 ERROR_NAMES = {
     E_CRC: "bad_crc",
     E_TRUNCATED: "truncated",
@@ -189,6 +202,7 @@ ERROR_NAMES = {
     E_STALE: "stale_counter",
     E_FRAMING: "bad_framing",
     E_STATE: "bad_state",
+    E_STORAGE: "storage_failed",
 }
 
 # ---- BLE GATT table -----------------------------------------------------------
@@ -399,6 +413,12 @@ def encode_status(
     commands_rejected=0,
     guard_alerts=0,
     heap_free=0,
+    imu_lost=0,
+    i2c_errors=0,
+    imu_resyncs=0,
+    save_failures=0,
+    boot_retries=0,
+    reset_cause=0,
 ):
     """A STATUS frame (see Status for the fields)."""
     body = bytearray(
@@ -431,6 +451,12 @@ def encode_status(
             clamp(commands_rejected, 0, 0xFFFF),
             clamp(guard_alerts, 0, 0xFFFF),
             clamp(heap_free, 0, 0xFFFFFFFF),
+            clamp(imu_lost, 0, 3),
+            clamp(i2c_errors, 0, 0xFFFF),
+            clamp(imu_resyncs, 0, 0xFFFF),
+            clamp(save_failures, 0, 0xFFFF),
+            clamp(boot_retries, 0, 255),
+            clamp(reset_cause, 0, 255),
         )
     )
     return _seal(body)
@@ -508,7 +534,14 @@ STATUS_FIELDS = (
     "commands_rejected",
     "guard_alerts",
     "heap_free",
+    "imu_lost",
+    "i2c_errors",
+    "imu_resyncs",
+    "save_failures",
+    "boot_retries",
+    "reset_cause",
 )
+_STATUS_NONE_52 = (None, None, None, None, None, None)
 
 
 class Status:
@@ -593,8 +626,10 @@ def decode(frame):
     if ftype == T_STATUS:
         if n == HEADER_SIZE + STATUS_PAYLOAD_SIZE + CRC_SIZE:
             return Status(struct.unpack_from(_STATUS_FMT, frame, 0)[2:])
+        if n == HEADER_SIZE + STATUS_PAYLOAD_SIZE_52 + CRC_SIZE:
+            return Status(struct.unpack_from(_STATUS_FMT_52, frame, 0)[2:] + _STATUS_NONE_52)
         if n == HEADER_SIZE + STATUS_PAYLOAD_SIZE_48 + CRC_SIZE:
-            return Status(struct.unpack_from(_STATUS_FMT_48, frame, 0)[2:] + (None,))
+            return Status(struct.unpack_from(_STATUS_FMT_48, frame, 0)[2:] + (None,) + _STATUS_NONE_52)
         raise ProtocolError(E_LENGTH, "STATUS has the wrong length")
     if ftype == T_COMMAND:
         return decode_command_body(frame)
