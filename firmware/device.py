@@ -144,6 +144,7 @@ class Device:
         self.save_failures = 0
         self.lost_seen = 0  # the sampler's lost mask the guard and STATUS last followed
         self.sensor_lost_events = 0
+        self._resyncs_seen = 0
         self._remind_ms = None
         self.pending_answers = []  # BLE answers the stack refused (ENOMEM), oldest first
         self.answers_retried = 0
@@ -325,6 +326,12 @@ class Device:
         now_ms = now_us // 1000
         if self.sampler.lost != self.lost_seen or self._remind_ms is not None:
             self._follow_faults(now_ms, not self.host_watching())
+        if self.sampler.resyncs != self._resyncs_seen:
+            # a resync (samples dropped to stay in step): the readable STATUS
+            # says so now, not at the next once-a-second refresh
+            self._resyncs_seen = self.sampler.resyncs
+            if self.ble is not None:
+                self.ble.set_status_value(self.status_frame())
         if not samples:
             return 0
         link_down = not self.host_watching()

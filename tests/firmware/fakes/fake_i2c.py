@@ -229,6 +229,8 @@ class _Ring:
 class ImuModel:
     """Shared timing: samples at t_start + k * period (k >= 1)."""
 
+    WRITES_KEPT = 32
+
     def __init__(self, address, motion=still):
         self.address = address
         self.motion = motion
@@ -239,6 +241,13 @@ class ImuModel:
         self.lost = 0  # samples overwritten in the FIFO
         self.writes = []  # (reg, value)
         self._now = 0
+
+    def _log_write(self, reg, b):
+        # the last WRITES_KEPT register writes (a long run of resyncs must
+        # not grow the fake's memory: issue 12, fakes do not inflate the heap)
+        self.writes.append((reg, b))
+        if len(self.writes) > self.WRITES_KEPT:
+            del self.writes[: len(self.writes) - self.WRITES_KEPT]
 
     def power_on_reset(self):
         """Registers back to their power-on values, FIFO empty: what a
@@ -320,7 +329,7 @@ class Lsm6dsoModel(ImuModel):
     def write(self, reg, data):
         now = None
         for b in data:
-            self.writes.append((reg, b))
+            self._log_write(reg, b)
             self.regs[reg] = b
             if reg == 0x0A and (b & 7) == 0:
                 self.fifo.clear()
@@ -405,7 +414,7 @@ class Mpu6050Model(ImuModel):
 
     def write(self, reg, data):
         for b in data:
-            self.writes.append((reg, b))
+            self._log_write(reg, b)
             if reg == 0x6B and b & 0x80:
                 self.regs[0x6B] = 0x40
                 self.fifo.clear()
