@@ -326,10 +326,11 @@ class Device:
         now_ms = now_us // 1000
         if self.sampler.lost != self.lost_seen or self._remind_ms is not None:
             self._follow_faults(now_ms, not self.host_watching())
-        if self.sampler.resyncs != self._resyncs_seen:
-            # a resync (samples dropped to stay in step): the readable STATUS
-            # says so now, not at the next once-a-second refresh
-            self._resyncs_seen = self.sampler.resyncs
+        faults = self.sampler.resyncs + self.sampler.i2c_errors
+        if faults != self._resyncs_seen:
+            # an I2C error or a resync (samples dropped to stay in step): the
+            # readable STATUS says so now, not at the next once-a-second refresh
+            self._resyncs_seen = faults
             if self.ble is not None:
                 self.ble.set_status_value(self.status_frame())
         if not samples:
