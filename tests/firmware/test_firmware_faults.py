@@ -50,8 +50,9 @@ def test_lower_imu_leaving_the_bus_falls_back_to_one_sensor_and_says_so(tmp_path
     run(
         tmp_path,
         r"""
-# upper leans back to -35 deg (past the -20 deg extension limit) at 3..5 s
-rig = streaming_rig(upper=[(0, 0), (3, 0), (3.5, -35), (5, -35), (5.5, 0), (100, 0)])
+# upper leans back to -35 deg (past the -20 deg extension limit) at 3..5 s,
+# then hinges forward 45 deg (past the 30 deg flexion limit) at 7..9 s
+rig = streaming_rig(upper=[(0, 0), (3, 0), (3.5, -35), (5, -35), (5.5, 0), (7, 0), (7.5, 45), (8.5, 45), (9, 0), (100, 0)])
 t0 = rig.hw.ticks.t_us
 n_motor = len(rig.motor_on_ms())
 rig.hw.i2c.unplug(0x6B)
@@ -73,6 +74,10 @@ alerts = rig.dev.guard.alerts
 rig.run_ms(5000)
 assert rig.dev.guard.alerts == alerts + 1, (alerts, rig.dev.guard.alerts)
 assert any(f.flags & sp.SF_GUARD_BUZZED for t, f in stream_after(rig, t0))
+# ... but a hip hinge is not a rounded back: with one sensor the flexion limit is off
+rig.run_ms(4000)
+assert rig.dev.guard.alerts == alerts + 1, "one sensor cannot judge flexion"
+assert max(f.values()[-1] for t, f in stream_after(rig, t0)) > 4000  # it did pass 40 deg
 # the heap stays flat while the sensor is away
 gc.collect(); a0 = gc.mem_alloc()
 rig.run_ms(10000)
