@@ -399,3 +399,18 @@ assert w.fired and w.longest_ms >= 1500, w.longest_ms
 print("ok")
 """,
     )
+
+
+def test_a_short_fault_campaign_holds_every_invariant():
+    """The fault campaign (tests/campaigns/faults.py; the full run's figures
+    are in docs/reliability.md) in short: every fault kind, twice, in two
+    states, on the real firmware under MicroPython."""
+    from tests.campaigns import faults
+
+    out = faults.run(per_kind=2, seed=7, soak=False, timeout=600)
+    assert set(out["kinds"]) == set(faults.KINDS)
+    assert faults.violations(out) == []
+    n = sum(r["n"] for r in out["kinds"].values())
+    assert n == 2 * len(faults.KINDS)
+    assert sum(r["pairs"] for r in out["kinds"].values()) > 1000  # the pairing check saw samples
+    assert sum(len(r["report_ms"]) for r in out["kinds"].values()) >= 20

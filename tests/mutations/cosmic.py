@@ -57,7 +57,20 @@ SCOPE = {
         "BleLink.send_stream",
         "BleLink.send_status",
     },
-    "device.py": {"Device.boot", "Device.handle_command", "Device._resync_counter", "Device._save_counter", "Device.pump_links"},
+    "device.py": {
+        "Device.boot",
+        "Device.handle_command",
+        "Device._resync_counter",
+        "Device._save_counter",
+        "Device.pump_links",
+        # issue 23: hardware faults
+        "Device._follow_faults",
+        "Device._send_answers",
+        "Device.save_config",
+        "Device.poll_imu",
+    },
+    # issue 23: the sampler's fault handling (resync, stall, lost and back)
+    "sampler.py": {"Sampler.read", "Sampler.resync", "Sampler._start_imus", "Sampler._probe_lost", "Sampler.hold_fifos", "Sampler._layout"},
 }
 
 # comparison flipped to its opposite, and the other single-decision operators
@@ -95,6 +108,7 @@ TESTS = [
     "tests/test_security.py",
     "tests/firmware/test_firmware_persistence.py",
     "tests/firmware/test_firmware_device.py",
+    "tests/firmware/test_firmware_faults.py",
 ]
 
 
@@ -122,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-file", type=int, default=35, help="mutants sampled per file (seeded)")
     ap.add_argument("--all", action="store_true", help="run every mutant, no sample")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--files", nargs="+", choices=sorted(SCOPE), default=None, help="mutate these files only (default: all in scope)")
     args = ap.parse_args(argv)
+    scope = {f: SCOPE[f] for f in (args.files or SCOPE)}
     exe = shutil.which("cosmic-ray", path=str(Path(sys.executable).parent))
     if exe is None:
         raise SystemExit("cosmic-ray is not installed: pip install -e '.[mutate]' (make mutate does)")
@@ -130,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         fw = tmp / "firmware"
         shutil.copytree(FIRMWARE, fw, ignore=shutil.ignore_patterns("__pycache__"))
-        modules = [str(fw / f) for f in SCOPE]
+        modules = [str(fw / f) for f in scope]
         test_cmd = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "micropython", *TESTS])
         cfg = tmp / "cosmic-ray.toml"
         cfg.write_text(
@@ -155,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         eligible: dict[str, list[str]] = {}
         for job, mod, op, row in con.execute("select job_id, module_path, operator_name, start_pos_row from mutation_specs order by module_path, start_pos_row, start_pos_col, operator_name, occurrence"):
             name = Path(mod).name
-            names = SCOPE[name]
+            names = scope[name]
             ok_op = op in OPERATORS
             ok_line = names is None or any(a <= row <= b for a, b in _ranges(fw / name, names))
             if ok_op and ok_line:
