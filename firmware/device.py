@@ -281,9 +281,7 @@ class Device:
             imu_lost=self.sampler.lost,
             i2c_errors=self.sampler.i2c_errors,
             imu_resyncs=self.sampler.resyncs,
-            save_failures=self.save_failures,
-            boot_retries=self.boot_retries,
-            reset_cause=self.reset_cause,
+            faults=sp.fault_bits(self.reset_cause == sp.RESET_WATCHDOG, self.save_failures > 0, self.boot_retries),
         )
 
     # ---- work -------------------------------------------------------------------------------
@@ -520,7 +518,7 @@ class Device:
 
     # ---- commands ---------------------------------------------------------------------------
     def save_config(self):
-        """Write the settings; False (counted in STATUS save_failures) if the
+        """Write the settings; False (counted; STATUS faults FAULT_SAVE_FAILED) if the
         flash refused (full or failing): the command that asked is answered
         E_STORAGE, never ACK."""
         if self.store.save(self.cfg):

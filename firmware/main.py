@@ -61,7 +61,7 @@ def build_device(hw, store=None, link=None, log=None):
 def boot_device(hw, store, link=None, log=None, sleep_ms=None, watchdog=None, tries=BOOT_TRIES):
     """build_device + boot, tried `tries` times; raises the last error when
     every attempt failed. The device reports the failed attempts in STATUS
-    (`boot_retries`) and the board's reset cause (`reset_cause`)."""
+    (`faults`: the boot retries, and whether the watchdog caused the last reset)."""
     last = None
     for attempt in range(tries):
         if watchdog is not None:

@@ -137,7 +137,7 @@ class _Session:
                 elif item.kind == sp.T_ERROR and item.code == sp.E_CRC:
                     self.errors_crc += 1
                 elif item.kind == sp.T_STATUS and self.world_now is not None:
-                    if item.imu_lost or item.i2c_errors or item.save_failures or item.imu_resyncs:
+                    if item.imu_lost or item.i2c_errors or item.save_failed or item.imu_resyncs:
                         self.signs.append((self.world_now, "status"))
                 elif item.kind == sp.T_ERROR and item.code == sp.E_STORAGE and self.world_now is not None:
                     self.signs.append((self.world_now, "storage_failed"))

@@ -62,10 +62,10 @@ SF_GUARD_BUZZED = const(0x40)  # the guard confirmed a crossing and started the 
 SF_SENSOR_LOST = const(0x80)  # an IMU the device booted with is lost: the frame carries the ones left (mask)
 
 # ---- STATUS ----------------------------------------------------------------
-_STATUS_FMT = "<BBBBBHBBBBHBhhBBHIIIIHIHHHIBHHHBB"
-STATUS_PAYLOAD_SIZE = const(61)
-# firmware before 0.4 sent STATUS without the fault fields (imu_lost ...
-# reset_cause): still decoded (those fields None)
+_STATUS_FMT = "<BBBBBHBBBBHBhhBBHIIIIHIHHHIBHBB"
+STATUS_PAYLOAD_SIZE = const(57)  # 61-byte frame: still one notification at ATT MTU 64
+# firmware before 0.4 sent STATUS without the fault fields (imu_lost,
+# i2c_errors, imu_resyncs, faults): still decoded (those fields None)
 _STATUS_FMT_52 = "<BBBBBHBBBBHBhhBBHIIIIHIHHHI"
 STATUS_PAYLOAD_SIZE_52 = const(52)
 # firmware before 0.2 sent STATUS without heap_free: still decoded (heap_free None)
@@ -94,12 +94,22 @@ ST_BONDED = const(0x10)
 ST_PAIRING = const(0x20)
 ST_SERIAL = const(0x40)
 ST_SENSOR_LOST = const(0x80)  # an IMU the device booted with does not answer (STATUS imu_lost says which)
-# STATUS reset_cause: why the device last reset (machine.reset_cause(); 0 unknown)
-RESET_POWER_ON = const(1)
-RESET_HARD = const(2)
+# STATUS faults byte
+FAULT_WATCHDOG_RESET = const(0x01)  # the last reset was the watchdog's (the firmware hung)
+FAULT_SAVE_FAILED = const(0x02)  # a settings save failed since boot (flash full or failing)
+FAULT_BOOT_RETRIES_SHIFT = const(4)  # bits 4-6: failed boot attempts before this one (0..7)
+# machine.reset_cause() codes (ESP32 port): the watchdog's
 RESET_WATCHDOG = const(3)
-RESET_DEEPSLEEP = const(4)
-RESET_SOFT = const(5)
+
+
+def fault_bits(watchdog_reset=False, save_failed=False, boot_retries=0):
+    """The STATUS `faults` byte."""
+    b = clamp(boot_retries, 0, 7) << FAULT_BOOT_RETRIES_SHIFT
+    if watchdog_reset:
+        b |= FAULT_WATCHDOG_RESET
+    if save_failed:
+        b |= FAULT_SAVE_FAILED
+    return b
 BATTERY_UNKNOWN = const(255)
 
 # ---- host heartbeat ---------------------------------------------------------
@@ -416,9 +426,7 @@ def encode_status(
     imu_lost=0,
     i2c_errors=0,
     imu_resyncs=0,
-    save_failures=0,
-    boot_retries=0,
-    reset_cause=0,
+    faults=0,
 ):
     """A STATUS frame (see Status for the fields)."""
     body = bytearray(
@@ -453,10 +461,8 @@ def encode_status(
             clamp(heap_free, 0, 0xFFFFFFFF),
             clamp(imu_lost, 0, 3),
             clamp(i2c_errors, 0, 0xFFFF),
-            clamp(imu_resyncs, 0, 0xFFFF),
-            clamp(save_failures, 0, 0xFFFF),
-            clamp(boot_retries, 0, 255),
-            clamp(reset_cause, 0, 255),
+            clamp(imu_resyncs, 0, 255),
+            clamp(faults, 0, 255),
         )
     )
     return _seal(body)
@@ -537,11 +543,9 @@ STATUS_FIELDS = (
     "imu_lost",
     "i2c_errors",
     "imu_resyncs",
-    "save_failures",
-    "boot_retries",
-    "reset_cause",
+    "faults",
 )
-_STATUS_NONE_52 = (None, None, None, None, None, None)
+_STATUS_NONE_52 = (None, None, None, None)
 
 
 class Status:
@@ -554,6 +558,19 @@ class Status:
     @property
     def fw_version(self):
         return (self.fw_major, self.fw_minor, self.fw_patch)
+
+    # the `faults` byte, spelled out (None: firmware before 0.4)
+    @property
+    def watchdog_reset(self):
+        return None if self.faults is None else bool(self.faults & FAULT_WATCHDOG_RESET)
+
+    @property
+    def save_failed(self):
+        return None if self.faults is None else bool(self.faults & FAULT_SAVE_FAILED)
+
+    @property
+    def boot_retries(self):
+        return None if self.faults is None else (self.faults >> FAULT_BOOT_RETRIES_SHIFT) & 7
 
     def as_dict(self):
         d = {}

@@ -65,12 +65,10 @@ STATUS_RANGES = {
     "heap_free": U32,
     "imu_lost": (0, 3),
     "i2c_errors": U16,
-    "imu_resyncs": U16,
-    "save_failures": U16,
-    "boot_retries": U8,
-    "reset_cause": U8,
+    "imu_resyncs": U8,
+    "faults": U8,
 }
-FAULT_FIELDS = ("imu_lost", "i2c_errors", "imu_resyncs", "save_failures", "boot_retries", "reset_cause")
+FAULT_FIELDS = ("imu_lost", "i2c_errors", "imu_resyncs", "faults")
 STATUS_WRAPS = {"uptime_ms", "last_counter", "frames_sent"}  # counters wrap, the rest clamp
 
 # wire type of each argument format character
@@ -206,7 +204,7 @@ def test_samples_round_trip(mask, data):
 @given(kw=status_kwargs())
 def test_status_round_trip(kw):
     frame = encode_status_kw(kw)
-    assert len(frame) == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE + P.CRC_SIZE == 65
+    assert len(frame) == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE + P.CRC_SIZE == 61
     s = P.decode(frame)
     assert isinstance(s, P.Status) and s.kind == P.T_STATUS
     assert s.as_dict() == kw
@@ -224,7 +222,7 @@ def test_a_status_from_firmware_before_heap_free_still_decodes(kw):
     s = P.decode(old)
     want = dict(kw, heap_free=None, **{k: None for k in FAULT_FIELDS})
     assert s.as_dict() == want
-    for n in (51, 53, 55, 57, 59, 64, 66):  # any other length is refused
+    for n in (51, 53, 55, 57, 59, 60, 62, 64):  # any other length is refused
         body = (frame + bytes(8))[: n - P.CRC_SIZE]
         assert decode_error(seal(body)).code == P.E_LENGTH
 
@@ -237,7 +235,17 @@ def test_a_status_from_firmware_before_the_fault_fields_still_decodes(kw):
     frame = encode_status_kw(kw)
     old = seal(frame[: P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE_52])
     assert len(old) == 56
-    assert P.decode(old).as_dict() == dict(kw, **{k: None for k in FAULT_FIELDS})
+    st = P.decode(old)
+    assert st.as_dict() == dict(kw, **{k: None for k in FAULT_FIELDS})
+    assert st.watchdog_reset is None and st.save_failed is None and st.boot_retries is None
+
+
+def test_the_faults_byte_spells_out():
+    for wd in (False, True):
+        for sf in (False, True):
+            for n in range(9):
+                st = P.decode(P.encode_status(faults=P.fault_bits(wd, sf, n)))
+                assert (st.watchdog_reset, st.save_failed, st.boot_retries) == (wd, sf, min(n, 7))
 
 
 @pytest.mark.parametrize("opcode", sorted(P.OPCODE_ARGS), ids=lambda op: P.OPCODE_NAMES[op])

@@ -47,7 +47,7 @@ def board():
 
     hw.port = StdioPort()
     # faults (main.py): the watchdog, a full reset after failed boots, and
-    # why we last reset (machine's *_RESET codes = the STATUS reset_cause codes)
+    # why we last reset (machine.WDT_RESET: STATUS faults FAULT_WATCHDOG_RESET)
     hw.watchdog = lambda timeout_ms: WDT(timeout=timeout_ms)
     hw.reset = reset
     hw.reset_cause = reset_cause()

@@ -108,7 +108,7 @@ def base_status(rig):
     return sp.decode(rig.dev.status_frame())
 
 def faulty(st, base):
-    return (st.imu_lost or st.i2c_errors > base.i2c_errors or st.save_failures > base.save_failures
+    return (st.imu_lost or st.i2c_errors > base.i2c_errors or (st.save_failed and not base.save_failed)
             or st.imu_resyncs > base.imu_resyncs or st.fifo_overflows > base.fifo_overflows)
 
 def one(kind, state, res):
