@@ -510,7 +510,10 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
         tail = [r for _, r in rows[-min(len(rows), 100):]]
         counts = [len(r) for r in tail]
         width = max(set(counts), key=counts.count)
-        score = (counts.count(width) if width > 1 else 0, width if d != " " else 0)
+        cells = [c.strip() for r in tail[-20:] for c in r]
+        numeric = sum(1 for c in cells if _number(c, False) is not None or _number(c, True) is not None or _timelike(c)) / max(len(cells), 1)
+        # the most consistent rows first, then the split whose cells read as numbers ('1,5;2,5' is not split at the comma)
+        score = (counts.count(width) if width > 1 else 0, round(numeric, 1), width if d != " " else 0)
         if best is None or score > best[0]:
             best = (score, d, rows)
     if best is None:
@@ -527,11 +530,14 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
     if first_data is None:
         raise CsvImportError(f"{path} has no data rows (no rows of numbers in its first {len(rows)} rows); give a CSV of IMU samples")
     data_width = len(rows[first_data][1])
-    positional = no_header or first_data == 0
+    # a row above the data much narrower than it ('MPU6050 connection successful') is no header
+    positional = no_header or first_data == 0 or len(rows[first_data - 1][1]) < max(2, (data_width + 1) // 2)
     skipped = first_data
     if positional:
         header = [str(k + 1) for k in range(max(len(r) for _, r in rows[first_data:]))]
         pre = rows[:first_data]
+        if first_data:
+            skipped = first_data
         if not no_header:
             notes.append(f"no header row: columns are named by position, 1..{len(header)} (e.g. --columns t=1,ax=2,...)")
         else:
