@@ -1383,46 +1383,47 @@ def import_csv(
         t = np.arange(n) / rate_hz
 
     # units, a settling start, glitches, checks
-    for s in sensors:
-        raw = src.acc[s]
-        names = src.names.get(f"{s}.acc", ["ax", "ay", "az"])
-        gnames = src.names.get(f"{s}.gyr", ["gx", "gy", "gz"])
-        raw_rest = _rest_magnitude(raw, int(round(rate_hz)))
-        drop = _settling(raw, rate_hz, raw_rest)
-        if drop:
-            lines = src.lines
-            ratio = float(np.median(np.linalg.norm(raw[:drop], axis=1))) / raw_rest
-            notes.append(f"the first {drop} rows (lines {int(lines[0])}-{int(lines[drop - 1])}, {drop / rate_hz:.1f} s) read {ratio:.2g} of the rest of "
-                         f"the file at rest (the {s} logger's range was still settling): dropped")
-            src.take(np.arange(drop, len(src.rows)))
-            t = t[drop:]
-            n = len(src.rows)
+    with np.errstate(over="ignore", invalid="ignore"):  # a 1e300 cell is a glitch, not a warning
+        for s in sensors:
             raw = src.acc[s]
-        factor = _acc_scale(path, acc_unit, acc_scale, raw_rest, notes)
-        acc = raw * factor
-        rest = raw_rest * factor
-        if abs(rest / G - 1.0) > REST_TOLERANCE:
-            if abs(rest - 1.0) < REST_TOLERANCE:
-                hint = " is the unit g? (--acc-unit g)"
-            elif abs(rest / (G * G) - 1.0) < REST_TOLERANCE:
-                hint = " is the unit m/s2? (--acc-unit m/s2)"
-            else:
-                hint = " are these raw counts? (--acc-unit counts --acc-scale auto, or --acc-scale N counts per g)"
-            raise CsvImportError(f"{path}: columns {'/'.join(names)}: at rest the accelerometer reads {rest:.3g} m/s^2 with --acc-unit {acc_unit}, "
-                                 f"not about 9.8 m/s^2 (1 g):{hint}")
-        _glitches(path, "accelerometer", names, acc, GLITCH_ACC, src.lines, "m/s^2", notes,
-                  f"check --acc-unit ({acc_unit}) and the columns mapped to ax, ay, az")
-        gfactor = _gyr_factor(path, gyr_unit, gyr_scale, acc, src.gyr[s], rate_hz, notes)
-        with np.errstate(over="ignore", invalid="ignore"):
-            gyr = src.gyr[s] * gfactor
-        ratio, used = _tilt_ratio(acc, np.where(np.isfinite(gyr) & (np.abs(gyr) <= GLITCH_GYR), gyr, 0.0), rate_hz)
-        _glitches(path, "gyroscope", gnames, gyr, GLITCH_GYR, src.lines, "rad/s", notes,
-                  f"no body turns that fast with --gyr-unit {gyr_unit}: " + (_gyr_hint(ratio) if math.isfinite(ratio) else "is the unit dps? (--gyr-unit dps)"))
-        if math.isfinite(ratio) and not (1 / 30 < ratio < 8):  # walking reads 0.14..0.35 (linear acceleration tilts the gravity estimate)
-            raise CsvImportError(f"{path}: columns {'/'.join(gnames)}: with --gyr-unit {gyr_unit} the gyroscope turns {ratio:.3g} times as fast as the "
-                                 f"accelerometer tilts ({used / rate_hz:.1f} s of tilting): {_gyr_hint(ratio)}")
-        src.acc[s] = acc @ rot.T
-        src.gyr[s] = gyr @ rot.T
+            names = src.names.get(f"{s}.acc", ["ax", "ay", "az"])
+            gnames = src.names.get(f"{s}.gyr", ["gx", "gy", "gz"])
+            raw_rest = _rest_magnitude(raw, int(round(rate_hz)))
+            drop = _settling(raw, rate_hz, raw_rest)
+            if drop:
+                lines = src.lines
+                ratio = float(np.median(np.linalg.norm(raw[:drop], axis=1))) / raw_rest
+                notes.append(f"the first {drop} rows (lines {int(lines[0])}-{int(lines[drop - 1])}, {drop / rate_hz:.1f} s) read {ratio:.2g} of the rest of "
+                             f"the file at rest (the {s} logger's range was still settling): dropped")
+                src.take(np.arange(drop, len(src.rows)))
+                t = t[drop:]
+                n = len(src.rows)
+                raw = src.acc[s]
+            factor = _acc_scale(path, acc_unit, acc_scale, raw_rest, notes)
+            acc = raw * factor
+            rest = raw_rest * factor
+            if abs(rest / G - 1.0) > REST_TOLERANCE:
+                if abs(rest - 1.0) < REST_TOLERANCE:
+                    hint = " is the unit g? (--acc-unit g)"
+                elif abs(rest / (G * G) - 1.0) < REST_TOLERANCE:
+                    hint = " is the unit m/s2? (--acc-unit m/s2)"
+                else:
+                    hint = " are these raw counts? (--acc-unit counts --acc-scale auto, or --acc-scale N counts per g)"
+                raise CsvImportError(f"{path}: columns {'/'.join(names)}: at rest the accelerometer reads {rest:.3g} m/s^2 with --acc-unit {acc_unit}, "
+                                     f"not about 9.8 m/s^2 (1 g):{hint}")
+            _glitches(path, "accelerometer", names, acc, GLITCH_ACC, src.lines, "m/s^2", notes,
+                      f"check --acc-unit ({acc_unit}) and the columns mapped to ax, ay, az")
+            gfactor = _gyr_factor(path, gyr_unit, gyr_scale, acc, src.gyr[s], rate_hz, notes)
+            with np.errstate(over="ignore", invalid="ignore"):
+                gyr = src.gyr[s] * gfactor
+            ratio, used = _tilt_ratio(acc, np.where(np.isfinite(gyr) & (np.abs(gyr) < 1e12), gyr, 0.0), rate_hz)
+            _glitches(path, "gyroscope", gnames, gyr, GLITCH_GYR, src.lines, "rad/s", notes,
+                      f"no body turns that fast with --gyr-unit {gyr_unit}: " + (_gyr_hint(ratio) if math.isfinite(ratio) else "is the unit dps? (--gyr-unit dps)"))
+            if math.isfinite(ratio) and not (1 / 30 < ratio < 8):  # walking reads 0.14..0.35 (linear acceleration tilts the gravity estimate)
+                raise CsvImportError(f"{path}: columns {'/'.join(gnames)}: with --gyr-unit {gyr_unit} the gyroscope turns {ratio:.3g} times as fast as the "
+                                     f"accelerometer tilts ({used / rate_hz:.1f} s of tilting): {_gyr_hint(ratio)}")
+            src.acc[s] = acc @ rot.T
+            src.gyr[s] = gyr @ rot.T
 
     rows_read = len(src.cols.lines)
     source_row = np.arange(n)
