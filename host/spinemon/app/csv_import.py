@@ -1645,7 +1645,7 @@ def _split_sources(items: Sequence[str]) -> tuple[list[Path], dict[str, str] | N
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TABLE_SUFFIXES and not f.name.startswith("."))
             if not found:
-                raise CsvUsageError(f"{p} holds no CSV files ({', '.join(TABLE_SUFFIXES)}); give CSV files or a folder of them")
+                raise CsvImportError(f"{p} is a directory with no CSV files ({', '.join(TABLE_SUFFIXES)}); give CSV files or a folder of them")
             files += found
         else:
             files.append(p)
