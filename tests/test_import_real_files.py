@@ -29,10 +29,6 @@ def _run(capsys, *argv):
     return rc, out.out, out.err
 
 
-def _samples(path) -> int:
-    return sum(len(b) for b in [])  # placeholder replaced below
-
-
 def _replayed(capsys, path) -> dict:
     assert cli.main(["replay", str(path), "--json"]) == 0
     return json.loads(capsys.readouterr().out)["stats"]
