@@ -53,15 +53,19 @@ from spinemon.core.gravity import Fused, GravityStage
 from spinemon.core.intake import MAX_RATE_HZ, MIN_RATE_HZ, Intake
 from spinemon.core.phases import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, SessionPhases
 from spinemon.core.reps import RepRecord, SetRecord
-from spinemon.core.segment import Segmenter
+from spinemon.core.segment import HELD_BACK, Segmenter
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.core.summary import session_summary
 from spinemon.core.unilateral import check_side, parse_exercise
 from spinemon.core.watch import DEVICE_GUARDED_KINDS, LimitWatch
 from spinemon.errors import ConfigError
 
+#: the current rules version (see PipelineSettings.rules)
+RULES = 2
+
 __all__ = [
     "DEVICE_GUARDED_KINDS",
+    "RULES",
     "MAX_RATE_HZ",
     "MIN_RATE_HZ",
     "PHASE_MONITOR",
@@ -96,6 +100,13 @@ class PipelineSettings:
     rezero_on_drift: bool = False
     warmup_share: float = 0.6  # a warm-up bend reaches this share of the flexion range...
     warmup_moves: int = 3  # ...this many times before the set
+    #: the rules a recording was made with, so its replay runs as it ran live.
+    #: 2: the limits are armed on every monitored sample but those a named
+    #: reason holds back (sets and reps only count), one sensor watches
+    #: forward lean, the provisional neutral is the most upright quiet moment
+    #: and comes within ``provisional_after_s``; 1 (recordings without the
+    #: key): limits inside sets only, no lean, the quietest stretch
+    rules: int = RULES
 
     def __post_init__(self) -> None:
         profile(self.exercise, self.limit_overrides)  # raises ConfigError for an unknown exercise
@@ -111,6 +122,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
+        if isinstance(self.rules, bool) or self.rules not in (1, 2):
+            raise ConfigError(f"rules must be 1 or 2, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -123,12 +136,16 @@ class PipelineSettings:
             fusion = dict(d.get("fusion", {}))
             if "initial_bias_rad_s" in fusion:
                 fusion["initial_bias_rad_s"] = tuple(fusion["initial_bias_rad_s"])
+            rules = d.get("rules", 1)
+            calibration = dict(d.get("calibration", {}))
+            if rules == 1:
+                calibration.setdefault("provisional_rule", "quietest")
             return cls(
                 exercise=d.get("exercise", "generic"),
                 side=d.get("side"),
                 fusion=FusionSettings(**fusion),
                 detector=_detector_settings(d.get("detector")),
-                calibration=CalibrationSettings(**d.get("calibration", {})),
+                calibration=CalibrationSettings(**calibration),
                 twist_leak_tau_s=d.get("twist_leak_tau_s", 10.0),
                 limit_overrides=d.get("limit_overrides") or {},
                 monitor_between_sets=bool(d.get("monitor_between_sets", False)),
@@ -137,6 +154,7 @@ class PipelineSettings:
                 rezero_on_drift=bool(d.get("rezero_on_drift", False)),
                 warmup_share=d.get("warmup_share", 0.6),
                 warmup_moves=d.get("warmup_moves", 3),
+                rules=rules,
             )
         except TypeError as e:
             raise ConfigError(f"settings in the recording are not understood: {e}") from None
@@ -163,6 +181,8 @@ class FrameResult:
     angles: LumbarAngles | None = None
     t: np.ndarray | None = None
     other: list = field(default_factory=list)  # STATUS / ACK / ERROR objects
+    #: faults past a limit that did not buzz, each with ``held_back``: why (say it now)
+    held_back: list[Event] = field(default_factory=list)
 
 
 class Pipeline:
@@ -187,8 +207,9 @@ class Pipeline:
         self.phases = SessionPhases(s.calibration, calibration)
         self.gravity = GravityStage(s.fusion)
         self.angles = AngleStage(s.twist_leak_tau_s)
-        self.segmenter = Segmenter(s.exercise, limit_overrides=s.limit_overrides, monitor_between_sets=s.monitor_between_sets, warmup_share=s.warmup_share)
-        self.watch = LimitWatch(s.exercise, s.detector, alerts or AlertPolicy(), limit_overrides=s.limit_overrides)
+        self.segmenter = Segmenter(s.exercise, limit_overrides=s.limit_overrides, monitor_between_sets=s.monitor_between_sets, warmup_share=s.warmup_share,
+                                   arming="exercise" if s.rules >= 2 else "sets")
+        self.watch = LimitWatch(s.exercise, s.detector, alerts or AlertPolicy(), limit_overrides=s.limit_overrides, lean=s.rules >= 2)
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
         self.last_angle_deg: float = float("nan")
         if calibration is not None:
@@ -284,7 +305,11 @@ class Pipeline:
         """A neutral found (the offset is removed upstream from now on): every stage that depends on it follows."""
         self.phases.neutral_found(cal)
         res.calibrated = cal
-        self.gravity.restart_from(cal, rate)
+        if not (cal.source == "provisional" and self.settings.calibration.provisional_rule == "upright"):
+            # a still neutral ends with the wearer standing at it; a provisional
+            # one is a moment in the past (the wearer may be mid-bend now), with
+            # no offset of its own: the filters go on as they are
+            self.gravity.restart_from(cal, rate)
         self.angles.restart(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
 
@@ -329,9 +354,11 @@ class Pipeline:
             b = p.a + 1 if rezeroed else p.b  # a re-zero: the new mounting from the next sample on
             f = fused.slice(p.a, b)
             self.drift.update(f.block, f.gravity, formed_with.mounting["upper"])
-            out = self.watch.update(f, ang.slice(p.a, b), formed_with, segs.armed[p.a : b], None if segs.hold_on is None else segs.hold_on[p.a : b], th[p.a : b])
+            out = self.watch.update(f, ang.slice(p.a, b), formed_with, segs.armed[p.a : b], None if segs.hold_on is None else segs.hold_on[p.a : b], th[p.a : b],
+                                    segs.held[p.a : b], HELD_BACK)
             self.segmenter.hold_faults(out.hold_faults)
             res.alerts.extend(out.alerts)
+            res.held_back.extend(out.held_back)
             res.finished.extend(out.finished)
             if rezeroed:
                 return b, True
@@ -382,10 +409,17 @@ class Pipeline:
 
     @property
     def watching(self) -> bool:
-        """Limits are watched now (as of the last sample): inside a set or a
-        timed hold, or everywhere with ``monitor_between_sets``. `spinemon
+        """Limits are watched now (as of the last sample): while monitoring,
+        unless a named reason holds them back (:attr:`held_reason`). `spinemon
         live` arms the wearable's own guard with the limits meanwhile."""
         return self.phases.phase == PHASE_MONITOR and self.segmenter.armed_now
+
+    @property
+    def held_reason(self) -> str | None:
+        """Why the limits are not watched now, in words (None: they are)."""
+        if self.phases.phase != PHASE_MONITOR:
+            return "finding neutral" if self.phases.phase == PHASE_NEUTRAL else "range-of-motion sweep (calibration bends)"
+        return self.segmenter.held_reason
 
     @property
     def exercise(self) -> str:
