@@ -486,3 +486,97 @@ class Calibrator:
         res.t_rom = (float(self._rom_t0), t_end)
         self._buf = {}
         self.phase = "done"
+
+
+class HeadingFinder:
+    """Each sensor's heading about the spine, found from the lifter's own bends.
+
+    Neutral standing fixes only a sensor's up axis; a sensor stuck on turned
+    about the spine (crooked, or re-attached differently from a stored
+    calibration) leaks flexion into lateral bend. Bends are sagittal: while a
+    sensor is tilted past ``min_tilt_deg`` from neutral, its gravity
+    direction's horizontal part (body Y, Z with the mounting in force) lies
+    along the sagittal axis. The principal axis of those parts (second
+    moments, so forward and backward bends agree) is found once the sensor
+    has spent ``min_bend_s`` past the tilt; its angle from body Z is the
+    heading error ``alpha`` (deg), corrected by turning the mounting
+    ``Rx(alpha)``. Once per sensor per session (:meth:`reset` to relearn).
+    Sample by sample: any split of the stream finds it at the same sample.
+
+    Exposed state: ``found`` (sensor -> {"heading_deg", "bend_s", "t"}), the moments per sensor."""
+
+    def __init__(self, min_tilt_deg: float = 5.0, min_bend_s: float = 0.15, max_heading_deg: float = 45.0) -> None:
+        self.min_tilt_deg = min_tilt_deg
+        self.min_bend_s = min_bend_s  # found on the way down of a hinge or squat, before a leak into lateral bend can reach its limit
+        self.max_heading_deg = max_heading_deg
+        self.rejected = 0  # bends that were not in one plane near the sagittal one
+        self.found: dict[str, dict] = {}
+        self._m: dict[str, np.ndarray] = {}  # sensor -> [w, syy, szz, syz]
+        self.stopped_at: int | None = None
+
+    def reset(self) -> None:
+        self.found = {}
+        self._m = {}
+
+    def state(self) -> tuple:
+        """The finder's state as a value (see :meth:`restore`)."""
+        return ({k: dict(v) for k, v in self.found.items()}, {k: v.copy() for k, v in self._m.items()}, self.rejected)
+
+    def restore(self, state: tuple) -> None:
+        found, m, rejected = state
+        self.found, self._m, self.rejected = {k: dict(v) for k, v in found.items()}, {k: v.copy() for k, v in m.items()}, rejected
+
+    def update(self, gravity: dict, mounting: dict, t: np.ndarray, rate: float) -> dict[str, float] | None:
+        """One block of fused gravity (sensor frame, per sensor). Returns
+        ``{sensor: alpha_deg}`` for the sensors whose heading was found at the
+        sample :attr:`stopped_at` (the samples after it are not consumed:
+        the caller goes on with them under the corrected mounting), else None."""
+        self.stopped_at = None
+        dt = 1.0 / rate
+        cos_min = math.cos(math.radians(self.min_tilt_deg))
+        first: int | None = None
+        hits: dict[str, int] = {}
+        cums: dict[str, tuple] = {}
+        for s in sorted(gravity):
+            if s in self.found or s not in mounting or not len(t):
+                continue
+            u = mounting[s].to_body(gravity[s])
+            n = np.linalg.norm(u, axis=1)
+            bent = u[:, 0] < cos_min * n
+            m0 = self._m.get(s, np.zeros(4))
+            y, z = u[:, 1] / n, u[:, 2] / n
+            parts = np.stack([bent * dt, bent * y * y, bent * z * z, bent * y * z], axis=1)
+            c = np.cumsum(np.vstack([m0[None, :], parts]), axis=0)[1:]
+            cums[s] = c
+            k = np.flatnonzero(c[:, 0] >= self.min_bend_s - 1e-12)
+            if len(k):
+                hits[s] = int(k[0])
+                first = hits[s] if first is None else min(first, hits[s])
+        used = len(t) if first is None else first + 1
+        out: dict[str, float] = {}
+        for s, c in cums.items():
+            self._m[s] = c[used - 1].copy()
+            if hits.get(s) == first and first is not None:
+                w, syy, szz, syz = self._m[s]
+                alpha = 0.5 * math.degrees(math.atan2(2.0 * syz, szz - syy))
+                # the bend must have stayed in one plane (the smaller principal
+                # moment a fifth of the larger at most) and be within 45 deg of
+                # the sagittal one: a lateral bend or a twisting start is no
+                # heading; forget it and wait for the next bend
+                spread = math.hypot(szz - syy, 2.0 * syz)
+                minor, major = 0.5 * (syy + szz - spread), 0.5 * (syy + szz + spread)
+                if abs(alpha) > self.max_heading_deg or minor > 0.2 * major:
+                    self.rejected += 1
+                    self._m[s] = np.zeros(4)
+                    continue
+                self.found[s] = {"heading_deg": round(alpha, 3), "bend_s": round(float(w), 3), "t": round(float(t[first]), 4)}
+                out[s] = alpha
+        if first is None:
+            return None
+        self.stopped_at = first
+        return out if out else {}
+
+
+def turned(mounting: Mounting, alpha_deg: float) -> Mounting:
+    """``mounting`` turned by ``alpha_deg`` about the spine axis (body X)."""
+    return Mounting(_rx_deg(alpha_deg) @ mounting.rotation)

@@ -45,7 +45,7 @@ import numpy as np
 
 from spinemon.core.alerts import Alert, AlertPolicy
 from spinemon.core.angles import AngleStage, LumbarAngles
-from spinemon.core.calibration import Calibration, CalibrationSettings
+from spinemon.core.calibration import Calibration, CalibrationSettings, HeadingFinder, turned
 from spinemon.core.detect import DetectorSettings, Event, EventDetector, Limits, profile
 from spinemon.core.drift import DriftMonitor
 from spinemon.core.fusion import FusionSettings
@@ -183,6 +183,8 @@ class FrameResult:
     other: list = field(default_factory=list)  # STATUS / ACK / ERROR objects
     #: faults past a limit that did not buzz, each with ``held_back``: why (say it now)
     held_back: list[Event] = field(default_factory=list)
+    #: what the lifter must be told now (a stale stored calibration re-zeroed, a heading corrected)
+    notices: list[str] = field(default_factory=list)
 
 
 class Pipeline:
@@ -212,6 +214,13 @@ class Pipeline:
         self.watch = LimitWatch(s.exercise, s.detector, alerts or AlertPolicy(), limit_overrides=s.limit_overrides, lean=s.rules >= 2)
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
         self.last_angle_deg: float = float("nan")
+        #: each sensor's heading about the spine from the lifter's bends (rules 2)
+        self.heading = HeadingFinder()
+        #: what the lifter must be told now, beyond alerts (a stale stored
+        #: calibration, a heading corrected from the bends): (device time, text)
+        self.notices: list[tuple[float, str]] = []
+        if s.rules >= 2 and calibration is not None and calibration.source == "stored":
+            self.phases.check_stored(s.drift_limit_deg)
         if calibration is not None:
             self.watch.follow(calibration, None)
 
@@ -297,15 +306,43 @@ class Pipeline:
         if len(fused) and ph.phase == PHASE_MONITOR:
             ph.account(PHASE_MONITOR, fused.block)
             angles.append(self._monitor(fused, th[n - len(fused) : n], res))
-        if neutral is not None:  # a provisional neutral replaced at its last sample
+        if neutral is not None:  # a provisional neutral replaced at its last sample (or a stale stored one re-zeroed)
             self._new_neutral(neutral, block.rate_hz, res)
         return n, LumbarAngles.concatenate(angles)
+
+    def _turn(self, found: dict[str, float], t: float, rate: float, res: FrameResult) -> None:
+        """Headings found from the bends: each sensor's mounting turned about the spine."""
+        if not found:
+            return  # the bend was no heading (HeadingFinder.rejected)
+        cal = self.phases.calibration
+        for s, alpha in found.items():
+            cal.mounting[s] = turned(cal.mounting[s], alpha)
+            cal.alignment[s] = {"heading_deg": round(alpha + cal.alignment.get(s, {}).get("heading_deg", 0.0), 3), "from_lifts_deg": round(alpha, 3)}
+            if abs(alpha) > self.settings.drift_limit_deg:
+                what = "sits turned" if self.phases.given else "is mounted turned"
+                self._notice(t, f"the {s} sensor {what} {alpha:+.0f} deg about the spine from its calibration (found from the bends): corrected from here on", res)
+        self.angles.restart(rate, cal)
+        self.watch.follow(cal, self.angles.single_sensor)
+
+    def _notice(self, t: float, text: str, res: FrameResult) -> None:
+        self.notices.append((t, text))
+        res.notices.append(text)
 
     def _new_neutral(self, cal: Calibration, rate: float, res: FrameResult) -> None:
         """A neutral found (the offset is removed upstream from now on): every stage that depends on it follows."""
         self.phases.neutral_found(cal)
         res.calibrated = cal
-        if not (cal.source == "provisional" and self.settings.calibration.provisional_rule == "upright"):
+        check = self.phases.stale_found
+        if check is not None:
+            self.phases.stale_found = None
+            self.heading.reset()  # re-attached: relearn the headings from the bends
+            self._notice(check["t"], check["text"], res)
+        if self.settings.rules >= 2:
+            for s, f in self.heading.found.items():  # headings found from the bends carry over to the new neutral
+                if s in cal.mounting and "from_lifts_deg" not in cal.alignment.get(s, {}):
+                    cal.mounting[s] = turned(cal.mounting[s], f["heading_deg"])
+                    cal.alignment[s] = {"heading_deg": f["heading_deg"], "from_lifts_deg": f["heading_deg"]}
+        if self.phases.last_step_still or not (self.settings.rules >= 2):
             # a still neutral ends with the wearer standing at it; a provisional
             # one is a moment in the past (the wearer may be mid-bend now), with
             # no offset of its own: the filters go on as they are
@@ -330,15 +367,25 @@ class Pipeline:
             if self.settings.rezero_on_drift:
                 # the events listed with holds stay the watch's own (it closes and numbers them later)
                 shared = {id(e): e for e in self.watch.events}
-                before = (copy.deepcopy((self.angles, self.segmenter), shared), dict(cal.mounting))
-            ang = self.angles.update(fused, cal)
-            segs = self.segmenter.update(fused, ang, cal)
-            used, rezeroed = self._watch_pieces(fused, ang, segs, cal, th, res)
+                before = (copy.deepcopy((self.angles, self.segmenter), shared), dict(cal.mounting), self.heading.state())
+            # a sensor's heading found from the bends (rules 2) ends this step at its sample
+            found = self.heading.update(fused.gravity, cal.mounting, fused.block.t, fused.block.rate_hz) if self.settings.rules >= 2 else None
+            step = len(fused) if found is None else self.heading.stopped_at + 1
+            part = fused.slice(0, step)
+            ang = self.angles.update(part, cal)
+            segs = self.segmenter.update(part, ang, cal)
+            used, rezeroed = self._watch_pieces(part, ang, segs, cal, th, res)
             parts.append(ang.slice(0, used))
-            if used < len(fused):
-                (self.angles, self.segmenter), mounting = before
+            if used < step:
+                (self.angles, self.segmenter), mounting, heading = before
                 was = replace(cal, mounting=mounting)
                 self.segmenter.update(fused.slice(0, used), self.angles.update(fused.slice(0, used), was), was)
+                self.heading.restore(heading)
+                if self.settings.rules >= 2:  # the heading's moments up to the cut, with the mountings they were formed with
+                    self.heading.update({k: g[:used] for k, g in fused.gravity.items()}, mounting, fused.block.t[:used], fused.block.rate_hz)
+                found = None  # the heading step lay after the re-zero: found again with the new mounting
+            if found is not None:
+                self._turn(found, float(part.block.t[-1]), part.block.rate_hz, res)
             if rezeroed and self.angles.tracker is not None:
                 self.angles.restart(self.angles.tracker.rate, cal)
             fused, th = fused.slice(used), th[used:]
