@@ -223,6 +223,8 @@ for kind in ("ff", "zero", "stuck"):
     if want != 3:
         fr = stream_after(rig, st[0][0])
         assert fr and all(f.mask == 3 & ~want and f.flags & sp.SF_SENSOR_LOST for t, f in fr), kind
+        for (ta, a), (tb, b) in zip(fr, fr[1:]):
+            assert b.seq == a.seq + a.count, (kind, a.seq, a.count, b.seq)  # the one left streams on, contiguous
     rig.run_ms(3000)
     assert rig.dev.task_errors == 0
     rig.hw.i2c.clear_faults()
@@ -414,3 +416,28 @@ def test_a_short_fault_campaign_holds_every_invariant():
     assert n == 2 * len(faults.KINDS)
     assert sum(r["pairs"] for r in out["kinds"].values()) > 1000  # the pairing check saw samples
     assert sum(len(r["report_ms"]) for r in out["kinds"].values()) >= 20
+
+
+def test_healthy_imus_at_low_rates_are_never_taken_for_stalled(tmp_path):
+    """The stall rule (no sample for 150 ms and 4 periods while polled) must
+    not fire on healthy IMUs whose FIFO is simply empty at a poll (26 and
+    52 Hz polled every 10 ms): no resync, no loss, a contiguous stream."""
+    run(
+        tmp_path,
+        r"""
+for rate, period in ((52, 19231), (26, 38462)):
+    rig = Rig(fresh_store(CFG_DIR))
+    rig.connect()
+    rig.cmd(sp.OP_SET_RATE, (rate,))
+    rig.cmd(sp.OP_START)
+    rig.run_ms(3000)
+    fr = rig.frames()
+    assert sum(f.count for f in fr) >= rate * 2, (rate, sum(f.count for f in fr))
+    assert all(f.period_us == period and f.mask == 3 and not f.flags & sp.SF_FIFO_OVERFLOW for f in fr)
+    for a, b in zip(fr, fr[1:]):
+        assert b.seq == a.seq + a.count
+    d = rig.dev.sampler
+    assert d.resyncs == 0 and d.lost == 0 and d.i2c_errors == 0, (rate, d.resyncs, d.lost)
+print("ok")
+""",
+    )
