@@ -232,6 +232,11 @@ class RepSettings:
     #: ``arm_after_walk_s``: a plate picked up, sitting down) is rejected
     #: ("after_walking"): with sets of one, this is the ghost-rep rule
     reject_after_walk: bool = False
+    #: a run of one rep, unlabelled, counts as a set of one (a heavy single, a
+    #: box picked up from a stance) when its excursion reached this (deg): a
+    #: clear lift, not a shift of stance, a fidget or the lean that starts a
+    #: walk (real standing: 1-10 deg). None: never (``min_reps_unlabelled`` rules)
+    single_min_deg: float | None = None
     #: measure the excursion as the tilt of the fused gravity directions away
     #: from the reference posture (and "quiet" as a low tilt rate), not as the
     #: integrated gyro: no gyro bias enters, so reps count from the first
@@ -793,9 +798,15 @@ class RepSegmenter:
         if r is None:
             return
         if r.number is None:
-            for c in r.reps:
-                self._reject(c.t_start, c.t_end, c.stats.emax, "isolated")
-            return
+            s_min = self.settings.single_min_deg
+            if s_min is not None and len(r.reps) == 1 and r.reps[0].stats.emax >= s_min:
+                r.number = self._next_set  # a set of one
+                self._next_set += 1
+                self._emit_rep(r, 1, r.reps[0])
+            else:
+                for c in r.reps:
+                    self._reject(c.t_start, c.t_end, c.stats.emax, "isolated")
+                return
         if r.reps:
             t0, t1 = r.reps[0].t_start, r.reps[-1].t_end
         else:
