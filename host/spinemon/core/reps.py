@@ -228,10 +228,6 @@ class RepSettings:
     #: ``exit_fraction`` of the way from its peak to where *it* began (a valley
     #: between reps, the pelvis still tilted), not to the standing reference
     exit_relative: bool = False
-    #: an unlabelled candidate that began straight after walking (within
-    #: ``arm_after_walk_s``: a plate picked up, sitting down) is rejected
-    #: ("after_walking"): with sets of one, this is the ghost-rep rule
-    reject_after_walk: bool = False
     #: a run of one rep, unlabelled, counts as a set of one (a heavy single, a
     #: box picked up from a stance) when its excursion reached this (deg): a
     #: clear lift, not a shift of stance, a fidget or the lean that starts a
@@ -382,6 +378,7 @@ class _Candidate:
     t_end: float
     stats: _Stats
     exercise: str
+    after_walk: bool = False  # it began straight after walking (never a set of one on its own)
 
 
 @dataclass
@@ -564,6 +561,12 @@ class RepSegmenter:
             return "walking"
         return ("idle", "rep", "settling")[self._state]
 
+    def reframe(self) -> None:
+        """The lumbar angle given from the next sample on is expressed anew (a
+        new neutral, a heading found): the body did not move, so the rep
+        counter's reference angle moves with it (gravity mode)."""
+        self._I[K.REFRAME] = 1
+
     # -- labels --------------------------------------------------------------
     def start_set(self, exercise: str | None = None, set_number: int | None = None, t: float | None = None) -> None:
         """The lifter says a new set starts now (of ``exercise``; numbered
@@ -722,16 +725,12 @@ class RepSegmenter:
             self._reject(f[0], f[1], f[2], "stuck")
         else:
             stats = _Stats(*(float(x) for x in f[2:9]))
-            self._end_candidate(_Candidate(float(f[0]), float(f[1]), stats, self.exercise), after_walk=bool(f[9]))
+            self._end_candidate(_Candidate(float(f[0]), float(f[1]), stats, self.exercise, after_walk=bool(f[9])))
         book.changed(i)
 
-    def _end_candidate(self, c: _Candidate, after_walk: bool = False) -> None:
+    def _end_candidate(self, c: _Candidate) -> None:
         if c.t_end - c.t_start < self._profile.min_rep_s:
             self._reject(c.t_start, c.t_end, c.stats.emax, "too_short")
-            return
-        r = self._run
-        if after_walk and self.settings.reject_after_walk and not (r is not None and r.labelled):
-            self._reject(c.t_start, c.t_end, c.stats.emax, "after_walking")
             return
         self._pending.append(c)
 
@@ -799,13 +798,13 @@ class RepSegmenter:
             return
         if r.number is None:
             s_min = self.settings.single_min_deg
-            if s_min is not None and len(r.reps) == 1 and r.reps[0].stats.emax >= s_min:
+            if s_min is not None and len(r.reps) == 1 and r.reps[0].stats.emax >= s_min and not r.reps[0].after_walk:
                 r.number = self._next_set  # a set of one
                 self._next_set += 1
                 self._emit_rep(r, 1, r.reps[0])
             else:
                 for c in r.reps:
-                    self._reject(c.t_start, c.t_end, c.stats.emax, "isolated")
+                    self._reject(c.t_start, c.t_end, c.stats.emax, "after_walking" if len(r.reps) == 1 and c.after_walk else "isolated")
                 return
         if r.reps:
             t0, t1 = r.reps[0].t_start, r.reps[-1].t_end
