@@ -71,7 +71,8 @@ BIAS_N = 2
 SU_N = 3
 SL_N = 4
 REFRAME = 5  # set by the caller: the lumbar angle was re-expressed (a new neutral or heading) before the next sample
-N_INT = 6
+GYRO_MODE = 6  # gravity mode allowed: 1 once the residual gyro bias is learnt (the excursion is the integrated gyro from then on)
+N_INT = 7
 
 IDLE, REP, SETTLE = 0, 1, 2
 
@@ -226,14 +227,17 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
             (each sensor's own frame), used when ``has[4]`` is set (gravity mode): the
             excursion is then the tilt away from the reference posture's
             gravity and "quiet" a low tilt rate -- no gyro bias enters, so
-            reps are counted from the first sample, with no still start.
+            reps are counted from the first sample, with no still start. Once
+            the residual bias is learnt (``warmup_s`` of stillness), at the
+            next reference posture, the excursion is the integrated gyro again
+            (cleaner for the trunk's small sway in curls and presses).
     """
     n = t.shape[0]
     has_gl = has[0] != 0
     has_trunk = has[1] != 0
     has_lat = has[2] != 0
     has_tw = has[3] != 0
-    grav = has[4] != 0
+    grav_allowed = has[4] != 0
     ne = 0
     for i in range(n):
         ti = t[i]
@@ -261,10 +265,12 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
             cl0, cl1, cl2 = l0 - F[BL], l1 - F[BL + 1], l2 - F[BL + 2]
             mag = max(mag, math.sqrt(cl0 * cl0 + cl1 * cl1 + cl2 * cl2))
         q0 = q1 = q2 = p0 = p1 = p2 = 0.0
-        if grav:  # quiet: the tilt rate (deg/s) of the gravity directions, bias-free,
+        grav = grav_allowed and I[GYRO_MODE] == 0
+        if grav_allowed:  # quiet: the tilt rate (deg/s) of the gravity directions, bias-free,
             # low-passed first (P_A_TILT: a sample-to-sample difference is the fusion's jitter)
             q0, q1, q2 = ug[i, 0], ug[i, 1], ug[i, 2]
             a = P[P_A_TILT]
+            gmag = mag
             mag = 0.0
             if math.isnan(F[PGU]):
                 F[PGU], F[PGU + 1], F[PGU + 2] = q0, q1, q2
@@ -280,6 +286,8 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                     o0, o1, o2 = F[PGL], F[PGL + 1], F[PGL + 2]
                     _toward(F, PGL, p0, p1, p2, 1.0 - a)
                     mag = max(mag, _angle_deg(o0, o1, o2, F[PGL], F[PGL + 1], F[PGL + 2]) / dt)
+            if not grav:
+                mag = gmag  # gyro mode: quiet from the bias-corrected gyro again
         F[WQ] += P[P_A_QUIET] * (mag - F[WQ])
         quiet = F[WQ] < P[P_QUIET]
         still = _stillness(F, I, SU_M, SU_VAR, SU_N, r0, r1, r2, F[BU], F[BU + 1], F[BU + 2], P)
@@ -362,6 +370,8 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                     F[RGU], F[RGU + 1], F[RGU + 2] = q0, q1, q2
                     F[RGL], F[RGL + 1], F[RGL + 2] = p0, p1, p2
                     F[FL_REF] = f
+                    if I[BIAS_N] >= P[P_WARMUP_N]:
+                        I[GYRO_MODE] = 1  # the bias is known: from this reference on, the gyro
                 _reset_stats(F)
                 F[T_REST] = ti
                 F[E_START] = 0.0
@@ -437,6 +447,8 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                 F[E_MIN] = e
                 F[T_EMIN] = ti
                 F[T_TURN] = ti
+                if P[P_EXIT_RELATIVE] != 0.0 and quiet:
+                    F[QUIET_SINCE] = ti  # the rest that ends it comes after the turn (a pause at the peak is no rest)
             elif quiet and ti - F[QUIET_SINCE] > P[P_STUCK]:
                 ne = _event(ev_i, ev_code, ev_f, ne, i, EV_STUCK, F[T_START], ti, F[ST_EMAX])
                 reset_motion(F, I, ti)

@@ -433,9 +433,9 @@ class RepSegmenter:
         self.in_set_mask: np.ndarray = np.zeros(0, dtype=bool)
         #: per sample of the last block: the wearer is walking
         self.walking_mask: np.ndarray = np.zeros(0, dtype=bool)
-        #: per sample of the last block: a motion is in progress that began
-        #: less than ``arm_after_walk_s`` after walking (stepping straight into
-        #: a bend: handling gear, sitting down)
+        #: per sample of the last block: less than ``arm_after_walk_s`` after
+        #: walking, or a motion is in progress that began then (stepping
+        #: straight into a bend: handling gear, sitting down)
         self.after_walk_mask: np.ndarray = np.zeros(0, dtype=bool)
         #: for the last block: the index of the sample at which each record
         #: :meth:`update` returned became known (same order as the records)
@@ -660,6 +660,7 @@ class RepSegmenter:
         ev_i = np.empty(cap, dtype=np.int64)
         ev_code = np.empty(cap, dtype=np.int64)
         ev_f = np.empty((cap, K.N_EVENT_FIELDS))
+        t_walk_before = float(self._F[K.T_WALK_LAST])
         c = np.ascontiguousarray  # one compiled signature: contiguous float arrays
         tt, fl = c(tt), c(fl)
         ne = K.advance(
@@ -685,7 +686,12 @@ class RepSegmenter:
             lo = i + 1
         self.in_set_mask, self.context_changes = book.per_sample(state_out, walking, stance)
         self.walking_mask = walking
-        self.after_walk_mask = (state_out != _IDLE) & ~stance & ~walking
+        # the last walking sample as of each sample (NaN: none yet), for the moments straight after walking
+        idx = np.maximum.accumulate(np.where(walking, np.arange(n), -1)) if n else np.zeros(0, dtype=np.int64)
+        last_walk = np.where(idx >= 0, tt[np.maximum(idx, 0)], t_walk_before)
+        with np.errstate(invalid="ignore"):
+            just_after = tt - last_walk < self.settings.arm_after_walk_s
+        self.after_walk_mask = ((state_out != _IDLE) & ~stance | just_after) & ~walking
         self.emitted_at = book.emitted
         out, self._out = self._out, []
         return out

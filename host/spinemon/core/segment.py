@@ -190,10 +190,10 @@ class Segmenter:
         waits for a gyro bias to be learnt (a set that starts at once is counted)."""
         if self.arming == "sets":
             return RepSettings(exercise=self.exercise)
-        # a rep turns once it has come a third of the way back from its peak
+        # a rep turns once it has come a quarter of the way back from its peak
         # toward where it began: the first rep of a real squat set starts
-        # upright and comes up to a top still tilted 23-37 deg, barely half way
-        return RepSettings(exercise=self.exercise, single_min_deg=15.0, exit_relative=True, exit_fraction=0.67, gravity_excursion=True)
+        # upright and comes up to a top still tilted 23-37 deg, a third of the way
+        return RepSettings(exercise=self.exercise, single_min_deg=15.0, exit_relative=True, exit_fraction=0.75, gravity_excursion=True)
 
     def _update_reps(self, fused: Fused, ang: LumbarAngles, calibration: Calibration, trunk_deg: np.ndarray) -> list:
         """Sets and reps, from the raw body-frame gyros (offset-free, with the
