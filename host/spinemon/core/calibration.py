@@ -362,7 +362,10 @@ class Calibrator:
         (n1, a1), (n3, a3) = self._snap
         first = np.asarray(a1[s]) / n1
         last = (np.asarray(self._sum_a[s]) - np.asarray(a3[s])) / max(1, self._n - n3)
-        first, last = first / np.linalg.norm(first), last / np.linalg.norm(last)
+        n1, n3 = float(np.linalg.norm(first)), float(np.linalg.norm(last))
+        if not (n1 > 0 and n3 > 0 and math.isfinite(n1) and math.isfinite(n3)):
+            return np.zeros(3)  # no direction to turn from (a zero reading)
+        first, last = first / n1, last / n3
         cross = np.cross(first, last)
         sin = float(np.linalg.norm(cross))
         if sin <= 0:

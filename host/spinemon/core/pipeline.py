@@ -164,6 +164,16 @@ class PipelineSettings:
             raise ConfigError(f"settings in the recording are not understood: {e}") from None
 
 
+def _without_offset(f: Fused, offset: dict) -> Fused:
+    """A block fused before neutral, with the zero-rate offsets neutral found
+    taken off its gyros, as every later block's are (the rep counter learns
+    the residual bias, the heading reads the turn axis)."""
+    if not offset:
+        return f
+    block = replace(f.block, gyr={s: (g - offset[s] if s in offset else g) for s, g in f.block.gyr.items()})
+    return Fused(block, f.gravity, {s: (g - offset[s] if s in offset else g) for s, g in f.gyr.items()})
+
+
 def _detector_settings(d: dict | None) -> DetectorSettings:
     """A recording's detector settings. One written before the quick
     confirmation existed (no ``quick_confirm`` key) was run without it, so
@@ -373,7 +383,9 @@ class Pipeline:
             self.phases.stale_found = None
             self.heading.reset()  # re-attached: relearn the headings from the bends
             self._notice(check["t"], check["text"], res)
-        kept = self._before_neutral if self.settings.rules >= 2 else []
+        # a first neutral from a still stretch (within provisional_after_s) leaves
+        # no time before it for a bend; a provisional one may come mid-set
+        kept = [_without_offset(f, cal.gyro_offset) for f in self._before_neutral] if self.settings.rules >= 2 and not self.phases.last_step_still else []
         self._before_neutral = []
         if kept:
             self._before_neutral = kept
