@@ -831,6 +831,7 @@ for i in range(14):
     w.dev.ble.leave_pairing_mode()
 print("RESULT eviction_owner_in=%s" % owner_gets_in(w))
 print("RESULT eviction_store_full=%d" % w.dev.ble.store_full)
+print("RESULT eviction_items=%d" % len(w.dev.ble.bonds.items))
 """
 
 NO_RADIO_DELETION = ISSUE23_HELPERS + r"""
@@ -850,7 +851,18 @@ w.r._emit(30, (1, memoryview(key), None))
 w.r._emit(30, (2, memoryview(key), None))
 w.step()
 print("RESULT radio_delete_owner_in=%s" % owner_gets_in(w))
+w.r.central_disconnect(64, OWNER); w.step()
+# (e) another bonded phone's trusted link may not delete the owner's bond
+PHONE2 = b"\x22\x33\x44\x55\x66\x77"
+w.dev.ble.enter_pairing_mode()
+w.r.central_connect(92, PHONE2); w.step()
+assert w.dev.ble.trusted() and w.dev.ble.bonds.bonds() == 2
+w.r._emit(30, (2, memoryview(key), None))
+w.r._emit(30, (1, memoryview(key), None))
+w.r.central_disconnect(92, PHONE2); w.step()
+print("RESULT other_phone_delete_owner_in=%s" % owner_gets_in(w))
 # (c) the owner's own trusted link may delete its bond (then it is gone)
+assert w.r._emit(30, (1, memoryview(key), None)) is True and w.dev.ble.bonds.get(1, 0, key) is None
 assert w.r._emit(30, (2, memoryview(key), None)) is True and w.dev.ble.bonds.get(2, 0, key) is None
 w.r.central_disconnect(64, OWNER); w.step()
 # (d) bonds forgotten with the button: the emptied bond file opens no first-boot window at the next boot
@@ -900,6 +912,12 @@ for attempt in range(24):
         w.step(100); stranger_back()
 print("RESULT lockout_owner_ok=%d" % ok)
 print("RESULT lockout_replaced=%d" % w.dev.ble.untrusted_replaced)
+# alone, an untrusted link of a bonded wearable is dropped after the short grace (not 30 s)
+w2 = owner_bonded()
+w2.r.central_connect(300, stranger(9), pair=False); w2.step()
+for _ in range(60):
+    w2.step(100)
+print("RESULT bonded_grace_dropped=%s" % (300 not in w2.r.connections))
 """
 
 
@@ -914,6 +932,7 @@ def test_strangers_bonds_never_evict_the_owner(tmp_path):
     res = _issue12(tmp_path, NO_EVICTION)
     assert res["eviction_owner_in"] == "True"
     assert int(res["eviction_store_full"]) >= 1  # the store did fill up: refused, not evicted
+    assert res["eviction_items"] == "24"  # MAX_SECRETS keys, not one more
 
 
 @pytest.mark.micropython
@@ -921,6 +940,7 @@ def test_a_bond_is_deleted_only_by_the_button_or_its_owner(tmp_path):
     res = _issue12(tmp_path, NO_RADIO_DELETION)
     assert res["spoof_owner_in"] == "True"  # the owner's bond was not replaced by a pairing from its address
     assert res["radio_delete_owner_in"] == "True"  # nor deleted from the radio
+    assert res["other_phone_delete_owner_in"] == "True"  # nor by another bonded phone's link
     assert res["emptied_store_window"] == "False"  # forgotten bonds do not reopen the first-boot window
     assert res["emptied_store_stranger_bonds"] == "0"
 
@@ -930,3 +950,4 @@ def test_an_untrusted_link_cannot_keep_the_owner_out(tmp_path):
     res = _issue12(tmp_path, LOCKOUT)
     assert res["lockout_owner_ok"] == "24"
     assert int(res["lockout_replaced"]) >= 1
+    assert res["bonded_grace_dropped"] == "True"

@@ -17,7 +17,7 @@ buffer sizes and UUID text) and the other cross-operator replacements
 seeded random sample of --per-file (default 35) per file is run, to keep a
 run near half an hour on 2 shared cores; --all runs every one.
 
-    .venv/bin/python -m tests.mutations.cosmic [--report FILE] [--per-file N | --all] [--seed S]
+    .venv/bin/python -m tests.mutations.cosmic [--report FILE] [--per-file N | --all] [--seed S] [--only FILE:Class.method]...
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ SCOPE = {
         "BleLink.forget_bonds",
         "BleLink.trusted",
         "BleLink._pairing_conn",
+        "BleLink._owner_of",
+        "BleLink._refuse_link",
         "BleLink._irq",
         "BleLink.poll",
         "BleLink.can_send",
@@ -122,7 +124,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-file", type=int, default=35, help="mutants sampled per file (seeded)")
     ap.add_argument("--all", action="store_true", help="run every mutant, no sample")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", action="append", default=[], metavar="FILE:Class.method",
+                    help="mutate only these functions (repeatable), e.g. ble_link.py:BleLink._owner_of: a targeted run of new code")
     args = ap.parse_args(argv)
+    scope = SCOPE
+    if args.only:
+        scope = {}
+        for item in args.only:
+            f, _, fn = item.partition(":")
+            if f not in SCOPE or not fn:
+                raise SystemExit(f"--only {item!r}: give FILE:Class.method with FILE one of {', '.join(SCOPE)}")
+            scope.setdefault(f, set()).add(fn)
     exe = shutil.which("cosmic-ray", path=str(Path(sys.executable).parent))
     if exe is None:
         raise SystemExit("cosmic-ray is not installed: pip install -e '.[mutate]' (make mutate does)")
@@ -130,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         fw = tmp / "firmware"
         shutil.copytree(FIRMWARE, fw, ignore=shutil.ignore_patterns("__pycache__"))
-        modules = [str(fw / f) for f in SCOPE]
+        modules = [str(fw / f) for f in scope]
         test_cmd = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "micropython", *TESTS])
         cfg = tmp / "cosmic-ray.toml"
         cfg.write_text(
@@ -155,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         eligible: dict[str, list[str]] = {}
         for job, mod, op, row in con.execute("select job_id, module_path, operator_name, start_pos_row from mutation_specs order by module_path, start_pos_row, start_pos_col, operator_name, occurrence"):
             name = Path(mod).name
-            names = SCOPE[name]
+            names = scope[name]
             ok_op = op in OPERATORS
             ok_line = names is None or any(a <= row <= b for a, b in _ranges(fw / name, names))
             if ok_op and ok_line:

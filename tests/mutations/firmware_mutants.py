@@ -126,6 +126,63 @@ MUTANTS = (
         "            if last is None or not sp.counter_is_newer(cmd.counter, last):\n",
         (SEC + "test_a_counter_more_than_the_window_ahead_is_refused",),
     ),
+    # issue 23: the pairing window, bond eviction and deletion, lock-out
+    Mutant(
+        "window-closes-at-poll",
+        "ble_link.py: the pairing window closed at the next poll(), not at the bond itself (the original bug)",
+        "ble_link.py",
+        "                self._new_bond_conn = self.conn\n                self.leave_pairing_mode()\n",
+        "                self._new_bond_conn = self.conn\n",
+        (SEC + "test_the_first_bond_closes_the_pairing_window_whatever_the_timing",),
+    ),
+    Mutant(
+        "evict-oldest",
+        "ble_link.py BondStore.set: a full store evicts its oldest entry (the original bug)",
+        "ble_link.py",
+        "            return False  # full: a stored bond is never evicted for a new one (the button frees the store)\n",
+        "            self.items.pop(0)\n",
+        (SEC + "test_strangers_bonds_never_evict_the_owner",),
+    ),
+    Mutant(
+        "radio-replaces-bond",
+        "ble_link.py: a stored bond replaced or deleted from the radio without its owner's trusted link",
+        "ble_link.py",
+        "            if known and self.require_bond and self._owner_of(key) is None:\n",
+        "            if False:\n",
+        (SEC + "test_a_bond_is_deleted_only_by_the_button_or_its_owner",),
+    ),
+    Mutant(
+        "owner-check-any-link",
+        "ble_link.py _owner_of: any trusted link counts as the owner of any key",
+        "ble_link.py",
+        "        if (pk is not None and bytes(key[: len(pk)]) == pk) or self._served.get(c) == bytes(key):\n",
+        "        if True:\n",
+        (SEC + "test_a_bond_is_deleted_only_by_the_button_or_its_owner",),
+    ),
+    Mutant(
+        "emptied-store-window",
+        "ble_link.py start: an emptied (valid, no bonds) bond file opens the first-boot window (the original bug)",
+        "ble_link.py",
+        '        if self.bonds.state == "missing":\n',
+        '        if self.bonds.bonds() == 0 and self.bonds.state != "corrupt":\n',
+        (SEC + "test_a_bond_is_deleted_only_by_the_button_or_its_owner",),
+    ),
+    Mutant(
+        "no-probation-swap",
+        "ble_link.py: an untrusted link never gives way to a new central (the owner stays locked out)",
+        "ble_link.py",
+        "                and self.clock.now_ms() - self._conn_since_ms >= PROBATION_MS\n",
+        "                and False\n",
+        (SEC + "test_an_untrusted_link_cannot_keep_the_owner_out",),
+    ),
+    Mutant(
+        "long-grace-when-bonded",
+        "ble_link.py poll: an untrusted link of a bonded wearable kept the full 30 s",
+        "ble_link.py",
+        "        grace = BONDED_GRACE_MS if self.require_bond",
+        "        grace = UNTRUSTED_GRACE_MS if self.require_bond",
+        (SEC + "test_an_untrusted_link_cannot_keep_the_owner_out",),
+    ),
 )
 
 _SUMMARY = re.compile(r"(\d+) (passed|failed|error|errors)")
