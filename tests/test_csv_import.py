@@ -163,7 +163,7 @@ def test_raw_counts_with_a_scale_or_auto(tmp_path, capsys, per_g):
     rc, _, err = _run(capsys, f, *spec, "--acc-unit", "counts", "--acc-scale", str(per_g), "--out", tmp_path / "c.spinrec")
     assert rc == 0, err
     rc, _, err = _run(capsys, f, *spec, "--acc-unit", "counts", "--out", tmp_path / "d.spinrec")
-    assert rc == 1 and "--acc-scale" in err
+    assert rc == 2 and "--acc-scale" in err  # a command-line mistake: exit 2
 
 
 def test_two_sensors_in_two_files_merged_on_time_and_on_index(tmp_path, capsys):
@@ -183,7 +183,7 @@ def test_two_sensors_in_two_files_merged_on_time_and_on_index(tmp_path, capsys):
     assert rc == 0, err
     assert len(_samples(tmp_path / "idx.spinrec")[0]) == 300
     rc, _, err = _run(capsys, f"upper={files['upper']}", "--columns", "ax=ax,ay=ay,az=az,gx=gx,gy=gy,gz=gz", "--rate", "100", "--out", tmp_path / "x.spinrec")
-    assert rc == 1 and "upper=FILE1 lower=FILE2" in err
+    assert rc == 2 and "upper=FILE1 lower=FILE2" in err  # a command-line mistake: exit 2
 
 
 @pytest.mark.parametrize("form", [["--axes=-x,-y,z"], ["--axes", "-x,-y,z"]])

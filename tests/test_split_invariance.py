@@ -174,7 +174,7 @@ def test_one_sample_blocks_give_the_same_results(sessions, name):
 
 def test_a_provisional_neutral_replaced_mid_block_is_replaced_at_its_sample(tmp_path):
     """No still second at the start (the wearer fidgets): the provisional
-    neutral comes after 5 s, the real one replaces it later, inside a block."""
+    neutral comes within 1.5 s, the real one replaces it later, inside a block."""
     from test_calibrate import _recording
 
     path = _recording(tmp_path, "fidget-then-still", [("sway", 12.0), ("still", 2.0), ("sway", 6.0)])
@@ -182,7 +182,9 @@ def test_a_provisional_neutral_replaced_mid_block_is_replaced_at_its_sample(tmp_
     s = replace(PipelineSettings.from_dict(rec.header["settings"]), monitor_between_sets=True)
     sources = []
     replay(rec, s, on_frame=lambda f, t, res, p: sources.append(res.calibrated.source) if res.calibrated is not None else None)
-    assert sources[:2] == ["provisional", "still"], sources
+    # the provisional neutral may move to a clearly more upright quiet moment before the still stretch replaces it
+    first_still = sources.index("still")
+    assert first_still >= 1 and set(sources[:first_still]) == {"provisional"}, sources
     frames = replay_canonical(rec, s, block_samples=1)
     assert replay_canonical(rec, s) == frames
     assert run_split(rec, s, set(range(37, 100000, 37))) == frames

@@ -44,7 +44,7 @@ live_speed = _ranged(
     float, lambda v: 0 < v <= 10000, "speed is above 0 (x real time) .. 10000; a live session cannot run 'as fast as possible'",
     "Speed of the simulated wearer in `live --sim`: above 0 (a live session runs in time), up to 10000x.",
 )  # fmt: skip
-rate_hz = _ranged(float, lambda v: 25 <= v <= 1000, "the sample rate is 25 .. 1000 Hz", "A sample rate, Hz.")
+rate_hz = _ranged(float, lambda v: 20 <= v <= 1000, "the sample rate is 20 .. 1000 Hz", "A sample rate, Hz.")
 asymmetry_deg = _ranged(float, lambda v: -20 <= v <= 20, "the asymmetry is -20 .. 20 deg", "The simulated lifter's asymmetry between the sides, deg.")
 pain = _ranged(int, lambda v: 0 <= v <= 10, "pain is a whole number 0 (none) .. 10 (worst imaginable)", "A pain score, 0..10.")
 port = _ranged(int, lambda v: 1 <= v <= 65535, "a TCP port is a whole number 1 .. 65535", "A TCP port to listen on, 1..65535.")

@@ -90,6 +90,7 @@ KIND_NAMES = {
     "lateral_bend": "side bending",
     "swing": "swinging",
     "spine_creep": "flexion creeping up",
+    "forward_lean": "leaning too far forward",
 }
 EXERCISE_PLURALS = {
     "deadlift": "deadlifts",

@@ -486,6 +486,12 @@ class LiveUI:
     def on_frame(self, res: FrameResult, pipeline: Pipeline, link: dict) -> None:
         if pipeline.phase != self._phase:
             self._phase_changed(pipeline)
+        for text in res.notices:
+            self.line(f"!! NOTE {text}")
+        for ev in res.held_back:  # a fault past a limit that did not buzz: say why, now
+            unit = "deg/s" if ev.kind == "swing" else "deg"
+            self.line(f"!! NO BUZZ {ev.kind.replace('_', '-')}: peak {ev.peak_deg:+.1f} {unit} past the limit {ev.limit_deg:+.1f} at t={ev.t_alert:.2f} s, "
+                      f"held back: {ev.held_back}")
         if res.t is None or not len(res.t):
             return
         t_dev = float(res.t[-1])
@@ -546,7 +552,8 @@ class LiveUI:
         lost_pct = 100.0 * stats.lost_samples / expected if expected else 0.0
         ctx = pipeline.detector.context
         parts = [f"{pipeline.angle_label} {angle:+6.1f} deg" if math.isfinite(angle) else f"{pipeline.angle_label}    --- deg"]
-        parts.append(self.zone(angle, pipeline.limits) if pipeline.phase == PHASE_MONITOR else "calibrating")
+        held = pipeline.held_reason
+        parts.append(self.zone(angle, pipeline.limits) if pipeline.phase == PHASE_MONITOR and held is None else f"not watched: {held}")
         room = self.room(angle, pipeline.limits) if pipeline.phase == PHASE_MONITOR else None
         if room is not None:
             limit, left, bar = room

@@ -58,7 +58,7 @@ _SHORT = {
     "peak_sagittal_velocity_deg_s": "vel_deg_s",
     "peak_excursion_deg": "excursion_deg",
 }
-KIND_COLOURS = {"over_flexion": "#d62728", "over_extension": "#1f77b4", "twist": "#9467bd", "lateral_bend": "#8c564b"}
+KIND_COLOURS = {"over_flexion": "#d62728", "over_extension": "#1f77b4", "twist": "#9467bd", "lateral_bend": "#8c564b", "forward_lean": "#ff7f0e"}
 OTHER_COLOUR = "#ff7f0e"
 
 

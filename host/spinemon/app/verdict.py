@@ -28,6 +28,7 @@ WORDS = {
     "lateral_bend": "bent sideways",
     "swing": "swung",
     "spine_creep": "crept",
+    "forward_lean": "leaned too far forward (one sensor: trunk lean, not lumbar rounding)",
 }
 
 #: what an event means in a given exercise, where the kind alone says it badly

@@ -191,6 +191,11 @@ class ViewFeed:
             while self.trace and self.trace[-1][0] - self.trace[0][0] > self.window_s:
                 self.trace.popleft()
         self._take_state(pipeline)
+        for ev in res.held_back:  # a fault past a limit that did not buzz: shown at once, with why
+            self._publish("held_back", {"type": "held_back", "kind": ev.kind, "t": _num(ev.t_alert, 3), "wall": round(self.wall(), 3),
+                                        "peak_deg": _num(ev.peak_deg), "limit_deg": _num(ev.limit_deg), "why": ev.held_back})
+        for text in res.notices:
+            self._publish("notice", {"type": "notice", "text": text, "wall": round(self.wall(), 3)})
         now = self.clock()
         if self._pending and now >= self._due:
             # on the beat (``rate_hz`` a second when frames come faster); after a pause, one interval from now
@@ -217,6 +222,7 @@ class ViewFeed:
             angle_deg=_num(pipeline.last_angle_deg),
             flexion_limit_deg=_num(lim.flexion_deg),
             extension_limit_deg=_num(lim.extension_deg),
+            held=pipeline.held_reason,  # why the limits are not watched now (None: they are)
         )
         if s is None:
             self.state["rep"] = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import spinemon_protocol as proto
-from spinemon.core.detect import LATERAL_BEND, OVER_EXTENSION, OVER_FLEXION, SPINE_CREEP, SWING, TWIST, Event
+from spinemon.core.detect import FORWARD_LEAN, LATERAL_BEND, OVER_EXTENSION, OVER_FLEXION, SPINE_CREEP, SWING, TWIST, Event
 from spinemon.errors import ConfigError
 
 
@@ -56,6 +56,8 @@ PATTERNS: dict[str, HapticPattern] = {
     LATERAL_BEND: HapticPattern(4, 80, 80, 200),
     SWING: HapticPattern(2, 80, 60, 200),
     SPINE_CREEP: HapticPattern(1, 400, 0, 110),
+    # one sensor's forward lean feels like rounding: the cue is the same (chest up)
+    FORWARD_LEAN: HapticPattern(3, 150, 100, 255),
 }
 
 

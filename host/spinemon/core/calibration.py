@@ -56,7 +56,22 @@ class CalibrationSettings:
     max_gyro_offset_dps: float = 100.0  # norm; a larger constant gyro reading is not an offset (a steady turn fails the accelerometer test anyway)
     still_gyro_dps: float = 6.0  # standing checks after calibration (offset removed): max gyro norm
     still_acc_dev: float = 0.8  # max | |a| - g | while still, m/s^2
-    provisional_after_s: float = 5.0  # no still stretch by then: a provisional neutral from the quietest stretch
+    #: no still stretch by then: a provisional neutral (monitoring never waits
+    #: longer for a still start; real lifters start moving within 0.1-2.7 s)
+    provisional_after_s: float = 1.5
+    #: how the provisional neutral is chosen. "upright": among short windows
+    #: (``provisional_window_s``) the one that is quiet and most upright --
+    #: least tilted from the upper sensor's +X, the axis mounted up the spine
+    #: (docs/hardware.md) -- since standing is the least forward-inclined
+    #: posture of any lift and a bend's bottom pause is quiet too; it is
+    #: replaced when a clearly better window comes (``provisional_margin``),
+    #: and by a real still stretch. "quietest": the quietest ``neutral_s``
+    #: window (recordings made before the upright rule)
+    provisional_rule: str = "upright"
+    provisional_window_s: float = 0.25
+    #: score units a later window must beat the provisional one by to replace
+    #: it (one unit: a window's whole still tolerance of motion, or 10 deg of tilt)
+    provisional_margin: float = 0.5
     rom: bool = True  # also calibrate the range of motion
     rom_min_flexion_deg: float = 20.0  # the bend must reach at least this to count
     rom_min_extension_deg: float = -5.0
@@ -68,8 +83,14 @@ class CalibrationSettings:
     def __post_init__(self) -> None:
         if not (isinstance(self.neutral_s, (int, float)) and 0.5 <= self.neutral_s <= 30.0):
             raise ConfigError(f"calibration neutral_s must be between 0.5 and 30 s, not {self.neutral_s!r}")
-        if not (isinstance(self.provisional_after_s, (int, float)) and self.provisional_after_s >= self.neutral_s):
+        if self.provisional_rule == "quietest" and not (isinstance(self.provisional_after_s, (int, float)) and self.provisional_after_s >= self.neutral_s):
             raise ConfigError("calibration provisional_after_s must be at least neutral_s")
+        if not (isinstance(self.provisional_after_s, (int, float)) and 0.25 <= self.provisional_after_s <= 60.0):
+            raise ConfigError(f"calibration provisional_after_s must be 0.25..60 s, not {self.provisional_after_s!r}")
+        if self.provisional_rule not in ("upright", "quietest"):
+            raise ConfigError(f"calibration provisional_rule must be 'upright' or 'quietest', not {self.provisional_rule!r}")
+        if not (isinstance(self.provisional_window_s, (int, float)) and 0.05 <= self.provisional_window_s <= self.neutral_s):
+            raise ConfigError("calibration provisional_window_s must be 0.05 s .. neutral_s")
 
 
 @dataclass
@@ -254,7 +275,10 @@ class Calibrator:
                     if da >= avar or dg >= gvar:
                         fits = False
                         break
-            self._window(sensors, acc, gyr, i, t[i], need)
+            better = self._window(sensors, acc, gyr, i, t[i], need if st.provisional_rule == "quietest" else max(2, int(round(st.provisional_window_s * block.rate_hz))))
+            if better and self.phase == "provisional" and st.provisional_rule == "upright":
+                self.stopped_at = i  # a clearly more upright quiet moment: the provisional neutral moves there
+                return self._finish_neutral(sensors, self._best["a"], self._best["g"], self._best["n"], self._best["t"], "provisional")
             if not fits:
                 if self._n and self._t_last - self._t_first >= 0.25 * st.neutral_s:
                     self.attempts += 1  # a still stretch under way was broken (not a moving sample's own brief run)
@@ -296,8 +320,10 @@ class Calibrator:
         self._sum_a = {s: list(acc[s][i]) for s in sensors}
         self._sum_g = {s: list(gyr[s][i]) for s in sensors}
 
-    def _window(self, sensors, acc, gyr, i, ti, need) -> None:
-        """Fixed windows of ``neutral_s``: remember the quietest (least variation) for a provisional neutral."""
+    def _window(self, sensors, acc, gyr, i, ti, need) -> bool:
+        """Fixed windows of ``need`` samples: remember the best for a
+        provisional neutral (the quietest; with the upright rule, quiet and
+        upright). True when a window beat the provisional neutral in force by the margin."""
         w = self._win
         if w is None or w["n"] == 0:
             w = self._win = {"n": 0, "t0": ti, "a": {s: [0.0] * 3 for s in sensors}, "g": {s: [0.0] * 3 for s in sensors},
@@ -311,26 +337,43 @@ class Calibrator:
             w["a2"][s] += a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
             w["g2"][s] += g[0] * g[0] + g[1] * g[1] + g[2] * g[2]
         if w["n"] < need:
-            return
+            return False
         n = w["n"]
         spread = 0.0
         for s in sensors:
             va = max(0.0, w["a2"][s] / n - sum((x / n) ** 2 for x in w["a"][s]))
             vg = max(0.0, w["g2"][s] / n - sum((x / n) ** 2 for x in w["g"][s]))
             spread += math.sqrt(va) / self.settings.still_acc_var_m_s2 + math.sqrt(vg) / math.radians(self.settings.still_gyro_var_dps)
-        if self._best is None or spread < self._best["spread"]:
-            self._best = {"spread": spread, "n": n, "t": (w["t0"], ti), "a": {s: list(v) for s, v in w["a"].items()}, "g": {s: list(v) for s, v in w["g"].items()}}
+        if self.settings.provisional_rule == "upright":
+            a = w["a"]["upper" if "upper" in w["a"] else sensors[0]]
+            norm = math.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2])
+            tilt = math.degrees(math.acos(max(-1.0, min(1.0, a[0] / norm)))) if norm > 0 else 180.0
+            spread += tilt / 10.0
         w["n"] = 0
+        best = self._best
+        if best is None or spread < best["spread"]:
+            in_force = None if best is None else best.get("in_force")  # the score of the provisional neutral in force
+            better = self.phase == "provisional" and in_force is not None and spread < in_force - self.settings.provisional_margin
+            self._best = {"spread": spread, "n": n, "t": (w["t0"], ti), "a": {s: list(v) for s, v in w["a"].items()}, "g": {s: list(v) for s, v in w["g"].items()},
+                          "in_force": in_force}
+            return better
+        return False
 
     def _finish_neutral(self, sensors, sum_a, sum_g, n, t_span, source) -> Calibration:
         mounting = {}
         offset = {}
+        upright = source == "provisional" and self.settings.provisional_rule == "upright"
+        if upright and self._best is not None:
+            self._best["in_force"] = self._best["spread"]
         for s in sensors:
             mounting[s] = Mounting.from_neutral(np.asarray(sum_a[s]) / n)
-            offset[s] = np.asarray(sum_g[s]) / n
+            # a provisional window is only quiet, not still: its mean gyro is no
+            # zero-rate offset (the fusion learns the bias while at rest)
+            offset[s] = np.zeros(3) if upright else np.asarray(sum_g[s]) / n
             self.gyro_bias[s] = offset[s]
         self.result = Calibration(mounting, (float(t_span[0]), float(t_span[1])), gyro_offset=offset, source=source)
-        self._n = 0
+        if not upright:
+            self._n = 0  # (a provisional window leaves the still stretch under way running)
         if source == "provisional":
             self.phase = "provisional"  # keep looking for a real still stretch
         else:
@@ -450,3 +493,97 @@ class Calibrator:
         res.t_rom = (float(self._rom_t0), t_end)
         self._buf = {}
         self.phase = "done"
+
+
+class HeadingFinder:
+    """Each sensor's heading about the spine, found from the lifter's own bends.
+
+    Neutral standing fixes only a sensor's up axis; a sensor stuck on turned
+    about the spine (crooked, or re-attached differently from a stored
+    calibration) leaks flexion into lateral bend. Bends are sagittal: while a
+    sensor is tilted past ``min_tilt_deg`` from neutral, its gravity
+    direction's horizontal part (body Y, Z with the mounting in force) lies
+    along the sagittal axis. The principal axis of those parts (second
+    moments, so forward and backward bends agree) is found once the sensor
+    has spent ``min_bend_s`` past the tilt; its angle from body Z is the
+    heading error ``alpha`` (deg), corrected by turning the mounting
+    ``Rx(alpha)``. Once per sensor per session (:meth:`reset` to relearn).
+    Sample by sample: any split of the stream finds it at the same sample.
+
+    Exposed state: ``found`` (sensor -> {"heading_deg", "bend_s", "t"}), the moments per sensor."""
+
+    def __init__(self, min_tilt_deg: float = 5.0, min_bend_s: float = 0.15, max_heading_deg: float = 45.0) -> None:
+        self.min_tilt_deg = min_tilt_deg
+        self.min_bend_s = min_bend_s  # found on the way down of a hinge or squat, before a leak into lateral bend can reach its limit
+        self.max_heading_deg = max_heading_deg
+        self.rejected = 0  # bends that were not in one plane near the sagittal one
+        self.found: dict[str, dict] = {}
+        self._m: dict[str, np.ndarray] = {}  # sensor -> [w, syy, szz, syz]
+        self.stopped_at: int | None = None
+
+    def reset(self) -> None:
+        self.found = {}
+        self._m = {}
+
+    def state(self) -> tuple:
+        """The finder's state as a value (see :meth:`restore`)."""
+        return ({k: dict(v) for k, v in self.found.items()}, {k: v.copy() for k, v in self._m.items()}, self.rejected)
+
+    def restore(self, state: tuple) -> None:
+        found, m, rejected = state
+        self.found, self._m, self.rejected = {k: dict(v) for k, v in found.items()}, {k: v.copy() for k, v in m.items()}, rejected
+
+    def update(self, gravity: dict, mounting: dict, t: np.ndarray, rate: float) -> dict[str, float] | None:
+        """One block of fused gravity (sensor frame, per sensor). Returns
+        ``{sensor: alpha_deg}`` for the sensors whose heading was found at the
+        sample :attr:`stopped_at` (the samples after it are not consumed:
+        the caller goes on with them under the corrected mounting), else None."""
+        self.stopped_at = None
+        dt = 1.0 / rate
+        cos_min = math.cos(math.radians(self.min_tilt_deg))
+        first: int | None = None
+        hits: dict[str, int] = {}
+        cums: dict[str, tuple] = {}
+        for s in sorted(gravity):
+            if s in self.found or s not in mounting or not len(t):
+                continue
+            u = mounting[s].to_body(gravity[s])
+            n = np.linalg.norm(u, axis=1)
+            bent = u[:, 0] < cos_min * n
+            m0 = self._m.get(s, np.zeros(4))
+            y, z = u[:, 1] / n, u[:, 2] / n
+            parts = np.stack([bent * dt, bent * y * y, bent * z * z, bent * y * z], axis=1)
+            c = np.cumsum(np.vstack([m0[None, :], parts]), axis=0)[1:]
+            cums[s] = c
+            k = np.flatnonzero(c[:, 0] >= self.min_bend_s - 1e-12)
+            if len(k):
+                hits[s] = int(k[0])
+                first = hits[s] if first is None else min(first, hits[s])
+        used = len(t) if first is None else first + 1
+        out: dict[str, float] = {}
+        for s, c in cums.items():
+            self._m[s] = c[used - 1].copy()
+            if hits.get(s) == first and first is not None:
+                w, syy, szz, syz = self._m[s]
+                alpha = 0.5 * math.degrees(math.atan2(2.0 * syz, szz - syy))
+                # the bend must have stayed in one plane (the smaller principal
+                # moment a fifth of the larger at most) and be within 45 deg of
+                # the sagittal one: a lateral bend or a twisting start is no
+                # heading; forget it and wait for the next bend
+                spread = math.hypot(szz - syy, 2.0 * syz)
+                minor, major = 0.5 * (syy + szz - spread), 0.5 * (syy + szz + spread)
+                if abs(alpha) > self.max_heading_deg or minor > 0.2 * major:
+                    self.rejected += 1
+                    self._m[s] = np.zeros(4)
+                    continue
+                self.found[s] = {"heading_deg": round(alpha, 3), "bend_s": round(float(w), 3), "t": round(float(t[first]), 4)}
+                out[s] = alpha
+        if first is None:
+            return None
+        self.stopped_at = first
+        return out if out else {}
+
+
+def turned(mounting: Mounting, alpha_deg: float) -> Mounting:
+    """``mounting`` turned by ``alpha_deg`` about the spine axis (body X)."""
+    return Mounting(_rx_deg(alpha_deg) @ mounting.rotation)

@@ -45,7 +45,10 @@ TWIST = "twist"
 LATERAL_BEND = "lateral_bend"
 SWING = "swing"  # momentum: the trunk's sagittal angular velocity past the limit
 SPINE_CREEP = "spine_creep"  # fatigue: flexion grows over the set's first rep
-EVENT_KINDS = (OVER_FLEXION, OVER_EXTENSION, TWIST, LATERAL_BEND, SWING, SPINE_CREEP)
+#: one sensor in a squat or lunge: its own forward inclination from standing
+#: (trunk or pelvis lean) past the exercise's norm -- lean, not lumbar rounding
+FORWARD_LEAN = "forward_lean"
+EVENT_KINDS = (OVER_FLEXION, OVER_EXTENSION, TWIST, LATERAL_BEND, SWING, SPINE_CREEP, FORWARD_LEAN)
 
 #: exercises that are static holds (timed, no reps)
 HOLD_EXERCISES: tuple[str, ...] = ("plank", "bird_dog", "dead_bug", "glute_bridge")
@@ -74,7 +77,7 @@ class RangeOfMotion:
 DEFAULT_ROM = RangeOfMotion()
 
 
-_OVERRIDABLE = ("flexion_share", "extension_share", "flexion_deg", "extension_deg", "twist_deg", "lateral_deg", "swing_deg_s", "creep_deg")
+_OVERRIDABLE = ("flexion_share", "extension_share", "flexion_deg", "extension_deg", "twist_deg", "lateral_deg", "swing_deg_s", "creep_deg", "lean_deg")
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,9 @@ class ExerciseProfile:
     ``swing_deg_s``: limit on the trunk's sagittal angular velocity (deg/s;
     momentum in curls). ``creep_deg``: spine creep -- warn when a rep's
     flexion exceeds the set's first rep's peak by this much (deg).
-    ``hold``: a static hold (timed, no reps)."""
+    ``hold``: a static hold (timed, no reps). ``lean_deg``: with one sensor,
+    its forward inclination from standing past this is excessive forward
+    lean (see :func:`one_sensor_limits`); two sensors judge the lumbar angle instead."""
 
     name: str
     flexion_share: float | None = 0.6
@@ -98,6 +103,7 @@ class ExerciseProfile:
     swing_deg_s: float | None = None
     creep_deg: float | None = None
     hold: bool = False
+    lean_deg: float | None = None
 
     def __post_init__(self) -> None:
         for k in _OVERRIDABLE:
@@ -110,7 +116,7 @@ class ExerciseProfile:
                 raise ConfigError(f"{self.name}: {k}={v} is outside 0.05..1.5 (a share of your range of motion)")
             if k == "extension_deg" and not -90.0 <= v < 0:
                 raise ConfigError(f"{self.name}: extension_deg={v} must be negative (-90..0)")
-            if k in ("flexion_deg", "twist_deg", "lateral_deg", "creep_deg") and not 0 < v <= 120.0:
+            if k in ("flexion_deg", "twist_deg", "lateral_deg", "creep_deg", "lean_deg") and not 0 < v <= 120.0:
                 raise ConfigError(f"{self.name}: {k}={v} is outside 0..120 deg")
             if k == "swing_deg_s" and not 0 < v <= 2000.0:
                 raise ConfigError(f"{self.name}: swing_deg_s={v} is outside 0..2000 deg/s")
@@ -122,7 +128,7 @@ class ExerciseProfile:
         ext = self.extension_deg
         if ext is None and self.extension_share is not None:
             ext = self.extension_share * rom.extension_deg
-        return Limits(flex, ext, self.twist_deg, self.lateral_deg, self.swing_deg_s)
+        return Limits(flex, ext, self.twist_deg, self.lateral_deg, self.swing_deg_s, lean_deg=self.lean_deg)
 
     def with_overrides(self, overrides: dict | None) -> "ExerciseProfile":
         """A copy with some limits replaced, e.g. ``{"flexion_share": 0.55,
@@ -141,7 +147,10 @@ class ExerciseProfile:
 PROFILES: dict[str, ExerciseProfile] = {
     # hinges and squats: rounding is the fault; lockout hyperextension too; fatigue shows as creep
     "deadlift": ExerciseProfile("deadlift", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
-    "squat": ExerciseProfile("squat", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
+    # lean_deg (one sensor only): a low-bar back squat inclines the trunk 45-55 deg
+    # from vertical at parallel; past 60 deg the squat has become a good morning
+    # (hips shooting back: the "excessive forward lean" fault)
+    "squat": ExerciseProfile("squat", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0, lean_deg=60.0),
     "row": ExerciseProfile("row", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
     # overhead work: arching is the fault
     "overhead_press": ExerciseProfile("overhead_press", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0),
@@ -168,8 +177,10 @@ PROFILES: dict[str, ExerciseProfile] = {
     # lunge and split squat: a squat with the trunk upright; the rear hip's
     # stretch tips the pelvis forward, so arching is watched as in overhead
     # work (half the extension range), rounding as in the squat
-    "lunge": ExerciseProfile("lunge", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
-    "split_squat": ExerciseProfile("split_squat", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
+    # lean_deg (one sensor only): the trunk stays upright in a lunge (a coach's
+    # cue is "chest up"); 20-25 deg of forward lean is usual, past 35 deg it folds over
+    "lunge": ExerciseProfile("lunge", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0, lean_deg=35.0),
+    "split_squat": ExerciseProfile("split_squat", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0, lean_deg=35.0),
     # single-arm press (one dumbbell overhead): as overhead_press, arching is the fault
     "single_arm_press": ExerciseProfile("single_arm_press", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0),
     # single-arm row: as row, the hinged trunk must not round; rotating open to pull is the twist limit
@@ -188,6 +199,7 @@ NEEDS_TWO_SENSORS = {
     "extension_deg": "lumbar extension needs two sensors in a hinge or squat",
     "twist_deg": "lumbar twist needs two sensors: one sensor sees the whole body turn (walking, turning round)",
     "creep_deg": "spine creep is measured on lumbar flexion, which needs two sensors",
+    "lean_deg": "forward lean has no norm for this lift (a hinge leans the trunk by design)",
 }
 
 
@@ -196,16 +208,21 @@ def one_sensor_limits(exercise: str, lim: "Limits") -> tuple["Limits", dict[str,
 
     One sensor reads its own inclination (trunk or pelvis), not the lumbar
     angle. Kept: the lean back on curls, presses and holds (inclination
-    excursion from neutral: hip swing), swing rate, lateral tilt. Off: lumbar
-    flexion and extension in hinges and squats, twist (heading changes are the
-    whole body turning) and creep."""
+    excursion from neutral: hip swing), swing rate, lateral tilt, and in
+    squats and lunges the forward lean past the exercise's norm
+    (``lean_deg``: lean, not lumbar rounding). Off: lumbar flexion and
+    extension in hinges and squats, twist (heading changes are the whole body
+    turning) and creep. With two sensors the lean limit is off: the lumbar
+    angle is judged instead."""
     off: dict[str, str] = {}
     changes: dict = {}
     keys = ("twist_deg", "creep_deg")
     if exercise in HINGE_EXERCISES:
         keys = ("flexion_deg", "extension_deg", "twist_deg", "creep_deg")
+        if lim.lean_deg is None:
+            keys += ("lean_deg",)
     for k in keys:
-        if getattr(lim, k) is not None or k in ("flexion_deg", "extension_deg"):
+        if getattr(lim, k) is not None or k in ("flexion_deg", "extension_deg", "lean_deg"):
             changes[k] = None
             off[k] = NEEDS_TWO_SENSORS[k]
     return replace(lim, **changes), off
@@ -238,6 +255,7 @@ class Limits:
     lateral_deg: float | None = None
     swing_deg_s: float | None = None  # trunk sagittal angular velocity, deg/s
     creep_deg: float | None = None  # absolute flexion threshold for spine creep (set by the pipeline per set)
+    lean_deg: float | None = None  # one sensor: its forward inclination from standing (two sensors: None)
 
     def as_dict(self) -> dict:
         return {k: (None if v is None else round(float(v), 3)) for k, v in self.__dict__.items()}
@@ -292,9 +310,11 @@ class Event:
     set: int | None = None
     rep: int | None = None
     exercise: str | None = None
+    #: a fault that did not buzz: why its limits were not armed (None: armed)
+    held_back: str | None = None
 
     def as_dict(self) -> dict:
-        return {
+        d = {
             "kind": self.kind,
             "t_start": round(self.t_start, 4),
             "t_end": None if self.t_end is None else round(self.t_end, 4),
@@ -305,6 +325,9 @@ class Event:
             "rep": self.rep,
             "exercise": self.exercise,
         }
+        if self.held_back is not None:
+            d["held_back"] = self.held_back
+        return d
 
 
 @dataclass
@@ -322,7 +345,7 @@ class _Watch:
 
 #: limits on an angle, where the quick confirmation applies (swing is a rate;
 #: spine creep is slow fatigue, confirmed over creep_min_duration_s)
-QUICK_KINDS = (OVER_FLEXION, OVER_EXTENSION, TWIST, LATERAL_BEND)
+QUICK_KINDS = (OVER_FLEXION, OVER_EXTENSION, TWIST, LATERAL_BEND, FORWARD_LEAN)
 
 
 @dataclass
@@ -350,6 +373,7 @@ class EventDetector:
             LATERAL_BEND: _Watch(LATERAL_BEND, 0.0),
             SWING: _Watch(SWING, 0.0),
             SPINE_CREEP: _Watch(SPINE_CREEP, +1.0),
+            FORWARD_LEAN: _Watch(FORWARD_LEAN, +1.0),
         }
         self.events: list[Event] = []
         self.context: dict = {"set": None, "rep": None, "exercise": None}
@@ -366,6 +390,7 @@ class EventDetector:
             LATERAL_BEND: lim.lateral_deg,
             SWING: lim.swing_deg_s,
             SPINE_CREEP: lim.creep_deg,
+            FORWARD_LEAN: lim.lean_deg,
         }[kind]
 
     def update(
@@ -380,7 +405,7 @@ class EventDetector:
         """``sagittal_rate``: the trunk's (upper sensor's) body-Y angular
         velocity, deg/s, for the swing limit (not checked when None)."""
         out = DetectorOutput()
-        signals = {OVER_FLEXION: lumbar, OVER_EXTENSION: lumbar, TWIST: twist, LATERAL_BEND: lateral, SWING: sagittal_rate, SPINE_CREEP: lumbar}
+        signals = {OVER_FLEXION: lumbar, OVER_EXTENSION: lumbar, TWIST: twist, LATERAL_BEND: lateral, SWING: sagittal_rate, SPINE_CREEP: lumbar, FORWARD_LEAN: lumbar}
         for kind, w in self._watches.items():
             limit = self._limit(kind)
             if limit is None or signals[kind] is None:

@@ -19,8 +19,9 @@ __all__ = ["LimitPlan"]
 class LimitPlan:
     """The limits for the detector, from what the pipeline has learnt (see the module)."""
 
-    def __init__(self, overrides: dict | None = None) -> None:
+    def __init__(self, overrides: dict | None = None, *, lean: bool = True) -> None:
         self.overrides = overrides
+        self.lean = lean  # one sensor watches forward lean (False: recordings made before it did)
         self.creep_limit_deg: float | None = None  # flexion that counts as spine creep in this set
         self.creep_set: int | None = None  # the set whose first rep set it
         self.off: dict[str, str] = {}  # limits one sensor cannot watch, and why
@@ -34,8 +35,11 @@ class LimitPlan:
             creep = None  # the hard limit comes first anyway
         lim = replace(lim, creep_deg=creep)
         if single_sensor:
-            lim, self.off = one_sensor_limits(exercise, lim)
+            lim, self.off = one_sensor_limits(exercise, lim if self.lean else replace(lim, lean_deg=None))
+            if not self.lean:
+                self.off.pop("lean_deg", None)
         else:
+            lim = replace(lim, lean_deg=None)  # two sensors judge the lumbar angle itself
             self.off = {}
         return lim
 

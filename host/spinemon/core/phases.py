@@ -22,7 +22,9 @@ attempts, the range sweep's stage and peaks).
 
 from __future__ import annotations
 
-from spinemon.core.calibration import Calibration, CalibrationSettings, Calibrator
+from dataclasses import replace
+
+from spinemon.core.calibration import Calibration, CalibrationSettings, Calibrator, drift_deg, rezero
 from spinemon.core.gravity import Fused
 from spinemon.core.stream import SampleBlock
 
@@ -48,15 +50,34 @@ class SessionPhases:
             self.calibrator.phase = "done"
             self.phase = PHASE_MONITOR
         self._samples: dict[tuple[str, float], int] = {}  # (phase, rate) -> samples (see time_s)
+        #: the last calibration step came from a still stretch (the wearer stands at it now)
+        self.last_step_still = False
+        self._check: Calibrator | None = None  # the stored calibration's check against the first standing
+        self._check_limit = 5.0
+        #: the stored calibration checked against this session's first standing:
+        #: {"t", "from", "drift_deg": {sensor: deg}, "stale"}; None until checked
+        self.check_result: dict | None = None
+        self.stale_found: dict | None = None  # {"t", "text"}: a stale calibration re-zeroed, to be told (taken by the pipeline)
 
     @property
     def gyro_offset(self) -> dict:
         """The zero-rate offsets to remove before fusion (none before neutral)."""
         return {} if self.calibration is None else self.calibration.gyro_offset
 
+    def check_stored(self, limit_deg: float) -> None:
+        """Check the stored calibration against this session's first standing
+        (a still stretch, or the most upright quiet moment within
+        ``provisional_after_s``): a sensor whose standing gravity is more than
+        ``limit_deg`` off sits differently (re-attached): neutral is re-zeroed
+        there, the range of motion kept."""
+        self._check = Calibrator(replace(self.calibrator.settings, rom=False))
+        self._check_limit = limit_deg
+
     @property
     def searching_neutral(self) -> bool:
         """A still stretch is being looked for: before the first neutral, or to replace a provisional one."""
+        if self._check is not None:
+            return True
         if self.phase == PHASE_NEUTRAL:
             return self.calibration is None
         return self.phase == PHASE_MONITOR and self.calibrator.phase == "provisional"  # the calibrator keeps looking after a provisional neutral
@@ -66,10 +87,35 @@ class SessionPhases:
         neutral found at the last of them (None: the whole block, no neutral)."""
         if not self.searching_neutral:
             return len(block), None
+        if self._check is not None:
+            return self._check_standing(block)
         found = self.calibrator.update_neutral(block)
         if found is None:
             return len(block), None
+        self.last_step_still = found.source == "still"
         return self.calibrator.stopped_at + 1, found
+
+    def _check_standing(self, block: SampleBlock) -> tuple[int, Calibration | None]:
+        check = self._check
+        assert check is not None and self.calibration is not None
+        found = check.update_neutral(block)
+        if found is None:
+            return len(block), None
+        i = check.stopped_at
+        self._check = None
+        stored = self.calibration
+        drift = {s: round(drift_deg(stored.mounting[s], found.mounting[s].neutral_up()), 2) for s in found.mounting if s in stored.mounting}
+        worst = max(drift.values(), default=0.0)
+        t = float(block.t[i])
+        self.check_result = {"t": round(t, 4), "from": found.source, "drift_deg": drift, "stale": worst > self._check_limit}
+        if worst <= self._check_limit:
+            return len(block), None
+        mounting = {s: rezero(m, found.mounting[s].neutral_up()) if s in found.mounting else m for s, m in stored.mounting.items()}
+        new = Calibration(mounting, found.t_neutral, stored.rom, stored.t_rom, {}, dict(stored.gyro_offset), "stored")
+        worst_s = max(drift, key=drift.get)
+        self.stale_found = {"t": t, "text": f"the sensors sit differently from the stored calibration ({worst_s} off by {worst:.0f} deg): neutral re-zeroed from this standing, range of motion kept; run 'spinemon calibrate' to redo it"}
+        self.last_step_still = found.source == "still"
+        return i + 1, new
 
     def neutral_found(self, found: Calibration) -> None:
         """Neutral set (after its samples ran in the old phase): the range
@@ -120,6 +166,7 @@ class SessionPhases:
         time_s = self.time_s
         return {
             "calibration": self.state,
+            **({"stored_check": self.check_result} if self.check_result is not None else {}),
             "duration_s": round(sum(time_s.values()), 3),
             "monitored_s": round(time_s.get(PHASE_MONITOR, 0.0), 3),
             "not_monitored": {_WHY_NOT_MONITORED[k]: round(v, 3) for k, v in time_s.items() if k != PHASE_MONITOR and v > 0},

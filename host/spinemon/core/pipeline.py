@@ -45,7 +45,7 @@ import numpy as np
 
 from spinemon.core.alerts import Alert, AlertPolicy
 from spinemon.core.angles import AngleStage, LumbarAngles
-from spinemon.core.calibration import Calibration, CalibrationSettings
+from spinemon.core.calibration import Calibration, CalibrationSettings, HeadingFinder, turned
 from spinemon.core.detect import DetectorSettings, Event, EventDetector, Limits, profile
 from spinemon.core.drift import DriftMonitor
 from spinemon.core.fusion import FusionSettings
@@ -53,15 +53,19 @@ from spinemon.core.gravity import Fused, GravityStage
 from spinemon.core.intake import MAX_RATE_HZ, MIN_RATE_HZ, Intake
 from spinemon.core.phases import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, SessionPhases
 from spinemon.core.reps import RepRecord, SetRecord
-from spinemon.core.segment import Segmenter
+from spinemon.core.segment import HELD_BACK, Segmenter
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.core.summary import session_summary
 from spinemon.core.unilateral import check_side, parse_exercise
 from spinemon.core.watch import DEVICE_GUARDED_KINDS, LimitWatch
 from spinemon.errors import ConfigError
 
+#: the current rules version (see PipelineSettings.rules)
+RULES = 2
+
 __all__ = [
     "DEVICE_GUARDED_KINDS",
+    "RULES",
     "MAX_RATE_HZ",
     "MIN_RATE_HZ",
     "PHASE_MONITOR",
@@ -96,6 +100,13 @@ class PipelineSettings:
     rezero_on_drift: bool = False
     warmup_share: float = 0.6  # a warm-up bend reaches this share of the flexion range...
     warmup_moves: int = 3  # ...this many times before the set
+    #: the rules a recording was made with, so its replay runs as it ran live.
+    #: 2: the limits are armed on every monitored sample but those a named
+    #: reason holds back (sets and reps only count), one sensor watches
+    #: forward lean, the provisional neutral is the most upright quiet moment
+    #: and comes within ``provisional_after_s``; 1 (recordings without the
+    #: key): limits inside sets only, no lean, the quietest stretch
+    rules: int = RULES
 
     def __post_init__(self) -> None:
         profile(self.exercise, self.limit_overrides)  # raises ConfigError for an unknown exercise
@@ -111,6 +122,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
+        if isinstance(self.rules, bool) or self.rules not in (1, 2):
+            raise ConfigError(f"rules must be 1 or 2, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -123,12 +136,16 @@ class PipelineSettings:
             fusion = dict(d.get("fusion", {}))
             if "initial_bias_rad_s" in fusion:
                 fusion["initial_bias_rad_s"] = tuple(fusion["initial_bias_rad_s"])
+            rules = d.get("rules", 1)
+            calibration = dict(d.get("calibration", {}))
+            if rules == 1:
+                calibration.setdefault("provisional_rule", "quietest")
             return cls(
                 exercise=d.get("exercise", "generic"),
                 side=d.get("side"),
                 fusion=FusionSettings(**fusion),
                 detector=_detector_settings(d.get("detector")),
-                calibration=CalibrationSettings(**d.get("calibration", {})),
+                calibration=CalibrationSettings(**calibration),
                 twist_leak_tau_s=d.get("twist_leak_tau_s", 10.0),
                 limit_overrides=d.get("limit_overrides") or {},
                 monitor_between_sets=bool(d.get("monitor_between_sets", False)),
@@ -137,6 +154,7 @@ class PipelineSettings:
                 rezero_on_drift=bool(d.get("rezero_on_drift", False)),
                 warmup_share=d.get("warmup_share", 0.6),
                 warmup_moves=d.get("warmup_moves", 3),
+                rules=rules,
             )
         except TypeError as e:
             raise ConfigError(f"settings in the recording are not understood: {e}") from None
@@ -163,6 +181,10 @@ class FrameResult:
     angles: LumbarAngles | None = None
     t: np.ndarray | None = None
     other: list = field(default_factory=list)  # STATUS / ACK / ERROR objects
+    #: faults past a limit that did not buzz, each with ``held_back``: why (say it now)
+    held_back: list[Event] = field(default_factory=list)
+    #: what the lifter must be told now (a stale stored calibration re-zeroed, a heading corrected)
+    notices: list[str] = field(default_factory=list)
 
 
 class Pipeline:
@@ -187,10 +209,18 @@ class Pipeline:
         self.phases = SessionPhases(s.calibration, calibration)
         self.gravity = GravityStage(s.fusion)
         self.angles = AngleStage(s.twist_leak_tau_s)
-        self.segmenter = Segmenter(s.exercise, limit_overrides=s.limit_overrides, monitor_between_sets=s.monitor_between_sets, warmup_share=s.warmup_share)
-        self.watch = LimitWatch(s.exercise, s.detector, alerts or AlertPolicy(), limit_overrides=s.limit_overrides)
+        self.segmenter = Segmenter(s.exercise, limit_overrides=s.limit_overrides, monitor_between_sets=s.monitor_between_sets, warmup_share=s.warmup_share,
+                                   arming="exercise" if s.rules >= 2 else "sets")
+        self.watch = LimitWatch(s.exercise, s.detector, alerts or AlertPolicy(), limit_overrides=s.limit_overrides, lean=s.rules >= 2)
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
         self.last_angle_deg: float = float("nan")
+        #: each sensor's heading about the spine from the lifter's bends (rules 2)
+        self.heading = HeadingFinder()
+        #: what the lifter must be told now, beyond alerts (a stale stored
+        #: calibration, a heading corrected from the bends): (device time, text)
+        self.notices: list[tuple[float, str]] = []
+        if s.rules >= 2 and calibration is not None and calibration.source == "stored":
+            self.phases.check_stored(s.drift_limit_deg)
         if calibration is not None:
             self.watch.follow(calibration, None)
 
@@ -276,15 +306,47 @@ class Pipeline:
         if len(fused) and ph.phase == PHASE_MONITOR:
             ph.account(PHASE_MONITOR, fused.block)
             angles.append(self._monitor(fused, th[n - len(fused) : n], res))
-        if neutral is not None:  # a provisional neutral replaced at its last sample
+        if neutral is not None:  # a provisional neutral replaced at its last sample (or a stale stored one re-zeroed)
             self._new_neutral(neutral, block.rate_hz, res)
         return n, LumbarAngles.concatenate(angles)
+
+    def _turn(self, found: dict[str, float], t: float, rate: float, res: FrameResult) -> None:
+        """Headings found from the bends: each sensor's mounting turned about the spine."""
+        if not found:
+            return  # the bend was no heading (HeadingFinder.rejected)
+        cal = self.phases.calibration
+        for s, alpha in found.items():
+            cal.mounting[s] = turned(cal.mounting[s], alpha)
+            cal.alignment[s] = {"heading_deg": round(alpha + cal.alignment.get(s, {}).get("heading_deg", 0.0), 3), "from_lifts_deg": round(alpha, 3)}
+            if abs(alpha) > self.settings.drift_limit_deg:
+                what = "sits turned" if self.phases.given else "is mounted turned"
+                self._notice(t, f"the {s} sensor {what} {alpha:+.0f} deg about the spine from its calibration (found from the bends): corrected from here on", res)
+        self.angles.restart(rate, cal)
+        self.watch.follow(cal, self.angles.single_sensor)
+
+    def _notice(self, t: float, text: str, res: FrameResult) -> None:
+        self.notices.append((t, text))
+        res.notices.append(text)
 
     def _new_neutral(self, cal: Calibration, rate: float, res: FrameResult) -> None:
         """A neutral found (the offset is removed upstream from now on): every stage that depends on it follows."""
         self.phases.neutral_found(cal)
         res.calibrated = cal
-        self.gravity.restart_from(cal, rate)
+        check = self.phases.stale_found
+        if check is not None:
+            self.phases.stale_found = None
+            self.heading.reset()  # re-attached: relearn the headings from the bends
+            self._notice(check["t"], check["text"], res)
+        if self.settings.rules >= 2:
+            for s, f in self.heading.found.items():  # headings found from the bends carry over to the new neutral
+                if s in cal.mounting and "from_lifts_deg" not in cal.alignment.get(s, {}):
+                    cal.mounting[s] = turned(cal.mounting[s], f["heading_deg"])
+                    cal.alignment[s] = {"heading_deg": f["heading_deg"], "from_lifts_deg": f["heading_deg"]}
+        if self.phases.last_step_still or not (self.settings.rules >= 2):
+            # a still neutral ends with the wearer standing at it; a provisional
+            # one is a moment in the past (the wearer may be mid-bend now), with
+            # no offset of its own: the filters go on as they are
+            self.gravity.restart_from(cal, rate)
         self.angles.restart(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
 
@@ -305,15 +367,25 @@ class Pipeline:
             if self.settings.rezero_on_drift:
                 # the events listed with holds stay the watch's own (it closes and numbers them later)
                 shared = {id(e): e for e in self.watch.events}
-                before = (copy.deepcopy((self.angles, self.segmenter), shared), dict(cal.mounting))
-            ang = self.angles.update(fused, cal)
-            segs = self.segmenter.update(fused, ang, cal)
-            used, rezeroed = self._watch_pieces(fused, ang, segs, cal, th, res)
+                before = (copy.deepcopy((self.angles, self.segmenter), shared), dict(cal.mounting), self.heading.state())
+            # a sensor's heading found from the bends (rules 2) ends this step at its sample
+            found = self.heading.update(fused.gravity, cal.mounting, fused.block.t, fused.block.rate_hz) if self.settings.rules >= 2 else None
+            step = len(fused) if found is None else self.heading.stopped_at + 1
+            part = fused.slice(0, step)
+            ang = self.angles.update(part, cal)
+            segs = self.segmenter.update(part, ang, cal)
+            used, rezeroed = self._watch_pieces(part, ang, segs, cal, th, res)
             parts.append(ang.slice(0, used))
-            if used < len(fused):
-                (self.angles, self.segmenter), mounting = before
+            if used < step:
+                (self.angles, self.segmenter), mounting, heading = before
                 was = replace(cal, mounting=mounting)
                 self.segmenter.update(fused.slice(0, used), self.angles.update(fused.slice(0, used), was), was)
+                self.heading.restore(heading)
+                if self.settings.rules >= 2:  # the heading's moments up to the cut, with the mountings they were formed with
+                    self.heading.update({k: g[:used] for k, g in fused.gravity.items()}, mounting, fused.block.t[:used], fused.block.rate_hz)
+                found = None  # the heading step lay after the re-zero: found again with the new mounting
+            if found is not None:
+                self._turn(found, float(part.block.t[-1]), part.block.rate_hz, res)
             if rezeroed and self.angles.tracker is not None:
                 self.angles.restart(self.angles.tracker.rate, cal)
             fused, th = fused.slice(used), th[used:]
@@ -329,9 +401,11 @@ class Pipeline:
             b = p.a + 1 if rezeroed else p.b  # a re-zero: the new mounting from the next sample on
             f = fused.slice(p.a, b)
             self.drift.update(f.block, f.gravity, formed_with.mounting["upper"])
-            out = self.watch.update(f, ang.slice(p.a, b), formed_with, segs.armed[p.a : b], None if segs.hold_on is None else segs.hold_on[p.a : b], th[p.a : b])
+            out = self.watch.update(f, ang.slice(p.a, b), formed_with, segs.armed[p.a : b], None if segs.hold_on is None else segs.hold_on[p.a : b], th[p.a : b],
+                                    segs.held[p.a : b], HELD_BACK)
             self.segmenter.hold_faults(out.hold_faults)
             res.alerts.extend(out.alerts)
+            res.held_back.extend(out.held_back)
             res.finished.extend(out.finished)
             if rezeroed:
                 return b, True
@@ -382,10 +456,17 @@ class Pipeline:
 
     @property
     def watching(self) -> bool:
-        """Limits are watched now (as of the last sample): inside a set or a
-        timed hold, or everywhere with ``monitor_between_sets``. `spinemon
+        """Limits are watched now (as of the last sample): while monitoring,
+        unless a named reason holds them back (:attr:`held_reason`). `spinemon
         live` arms the wearable's own guard with the limits meanwhile."""
         return self.phases.phase == PHASE_MONITOR and self.segmenter.armed_now
+
+    @property
+    def held_reason(self) -> str | None:
+        """Why the limits are not watched now, in words (None: they are)."""
+        if self.phases.phase != PHASE_MONITOR:
+            return "finding neutral" if self.phases.phase == PHASE_NEUTRAL else "range-of-motion sweep (calibration bends)"
+        return self.segmenter.held_reason
 
     @property
     def exercise(self) -> str:

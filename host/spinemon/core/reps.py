@@ -411,6 +411,12 @@ class RepSegmenter:
         #: per sample of the last block given to :meth:`update`: inside a set
         #: (see :attr:`in_set`) -- the pipeline watches limits only there
         self.in_set_mask: np.ndarray = np.zeros(0, dtype=bool)
+        #: per sample of the last block: the wearer is walking
+        self.walking_mask: np.ndarray = np.zeros(0, dtype=bool)
+        #: per sample of the last block: a motion is in progress that began
+        #: less than ``arm_after_walk_s`` after walking (stepping straight into
+        #: a bend: handling gear, sitting down)
+        self.after_walk_mask: np.ndarray = np.zeros(0, dtype=bool)
         #: for the last block: the index of the sample at which each record
         #: :meth:`update` returned became known (same order as the records)
         self.emitted_at: list[int] = []
@@ -642,6 +648,8 @@ class RepSegmenter:
                 k += 1
             lo = i + 1
         self.in_set_mask, self.context_changes = book.per_sample(state_out, walking, stance)
+        self.walking_mask = walking
+        self.after_walk_mask = (state_out != _IDLE) & ~stance & ~walking
         self.emitted_at = book.emitted
         out, self._out = self._out, []
         return out

@@ -32,7 +32,18 @@ from spinemon.core.holds import HoldTimer
 from spinemon.core.reps import RepRecord, RepSegmenter, RepSettings, SetRecord
 from spinemon.core.unilateral import check_side, parse_exercise
 
-__all__ = ["Piece", "Segmenter", "Segments"]
+__all__ = ["HELD_BACK", "HELD_WALKING", "Piece", "Segmenter", "Segments"]
+
+#: why a monitored sample's limits are not armed (``Segments.held``: 0 = armed).
+#: Each is named to the lifter at the moment a fault is held back by it, and
+#: counted by reason in the summary: a miss is never silent.
+HELD_WALKING, HELD_AFTER_WALK, HELD_NO_HOLD, HELD_BETWEEN_SETS = 1, 2, 3, 4
+HELD_BACK: dict[int, str] = {
+    HELD_WALKING: "walking",
+    HELD_AFTER_WALK: "stepping into a bend straight after walking (handling gear, sitting down)",
+    HELD_NO_HOLD: "outside the timed hold (getting into or out of position)",
+    HELD_BETWEEN_SETS: "between sets (recorded with limits watched inside sets only)",
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class Segments:
 
     n: int
     armed: np.ndarray  # (n,) bool: the limits are watched
+    held: np.ndarray  # (n,) int8: why not (0: armed; else a key of HELD_BACK)
     hold_on: np.ndarray | None  # (n,) bool: a hold is running (None: not a hold exercise)
     records_at: dict  # sample -> [RepRecord | SetRecord] that became known there
     context_at: dict  # sample -> (set, rep) in progress from there on
@@ -70,9 +82,16 @@ class Segmenter:
     """See the module. ``exercise`` and ``set_number``: as last labelled
     (the session's exercise before any label)."""
 
-    def __init__(self, exercise: str, *, limit_overrides: dict | None = None, monitor_between_sets: bool = False, warmup_share: float = 0.6) -> None:
+    def __init__(self, exercise: str, *, limit_overrides: dict | None = None, monitor_between_sets: bool = False, warmup_share: float = 0.6, arming: str = "exercise") -> None:
         self.limit_overrides = limit_overrides or {}
         self.monitor_between_sets = monitor_between_sets
+        #: "exercise": the limits are armed on every monitored sample but the
+        #: ones a named reason holds back (walking, stepping into a bend
+        #: straight after walking, outside a timed hold); "sets": inside sets
+        #: only (recordings made before sets stopped deciding, replayed as they ran)
+        self.arming = arming
+        self.held_now = 0  # why the limits are not armed as of the last sample (0: armed)
+        self._held_samples: dict[tuple[int, float], int] = {}  # (reason, rate) -> samples
         self.exercise = exercise
         self.set_number: int | None = None
         #: the side each labelled set was named with (None: not named)
@@ -91,11 +110,12 @@ class Segmenter:
     @property
     def armed_now(self) -> bool:
         """The limits are watched as of the last sample."""
-        if self.monitor_between_sets:
-            return True
-        if self.profile.hold:
-            return self.holds.current is not None
-        return self.reps is not None and self.reps.in_set
+        return self.held_now == 0
+
+    @property
+    def held_reason(self) -> str | None:
+        """Why the limits are not watched as of the last sample (None: they are)."""
+        return HELD_BACK.get(self.held_now)
 
     def on_label(self, label: dict, t: float) -> None:
         """The lifter starts a set at ``t`` (a hold for a hold exercise).
@@ -134,20 +154,32 @@ class Segmenter:
         records_at: dict[int, list] = {}
         context_at: dict[int, tuple] = {}
         trunk_body = m["upper"].to_body(fused.gravity["upper"])
+        held = np.zeros(n, dtype=np.int8)
         if self.profile.hold:
             upper_body_gyr = m["upper"].to_body(fused.gyr["upper"])
             tilt = np.degrees(np.arccos(np.clip(trunk_body[:, 0], -1.0, 1.0)))
-            armed = hold_on = self.holds.update(block.t, tilt, np.degrees(np.linalg.norm(upper_body_gyr, axis=1)), block.rate_hz)
+            hold_on = self.holds.update(block.t, tilt, np.degrees(np.linalg.norm(upper_body_gyr, axis=1)), block.rate_hz)
+            held[~hold_on] = HELD_NO_HOLD
         else:
             new = self._update_reps(fused, ang, calibration, sagittal_deg(trunk_body))
-            armed = self.reps.in_set_mask
-            for rec, i in zip(new, self.reps.emitted_at):
+            reps = self.reps
+            held[reps.after_walk_mask] = HELD_AFTER_WALK
+            held[reps.walking_mask] = HELD_WALKING
+            if self.arming == "sets":
+                held = np.where(reps.in_set_mask, 0, np.where(held == 0, HELD_BETWEEN_SETS, held)).astype(np.int8)
+            for rec, i in zip(new, reps.emitted_at):
                 records_at.setdefault(i, []).append(rec)
-            for i, cs, cr in self.reps.context_changes:
+            for i, cs, cr in reps.context_changes:
                 context_at[i] = (cs, cr)
         if self.monitor_between_sets:
-            armed = np.ones(n, dtype=bool)
-        return Segments(n, armed, hold_on, records_at, context_at)
+            held[:] = 0
+        if n:
+            self.held_now = int(held[-1])
+            codes, counts = np.unique(held[held > 0], return_counts=True)
+            for c, k in zip(codes.tolist(), counts.tolist()):
+                key = (c, block.rate_hz)
+                self._held_samples[key] = self._held_samples.get(key, 0) + k
+        return Segments(n, held == 0, held, hold_on, records_at, context_at)
 
     def _update_reps(self, fused: Fused, ang: LumbarAngles, calibration: Calibration, trunk_deg: np.ndarray) -> list:
         """Sets and reps, from the raw body-frame gyros (offset-free, with the
@@ -169,6 +201,14 @@ class Segmenter:
             lateral_deg=ang.lateral_deg,
             twist_deg=ang.twist_deg,
         )
+
+    @property
+    def held_s(self) -> dict[str, float]:
+        """Seconds of monitored samples whose limits were held back, by reason (words)."""
+        out: dict[str, float] = {}
+        for (code, rate), k in sorted(self._held_samples.items()):
+            out[HELD_BACK[code]] = round(out.get(HELD_BACK[code], 0.0) + k / rate, 3)
+        return out
 
     def hold_faults(self, events: list) -> None:
         """Events alerted while a hold was running: listed with the hold they fell in."""

@@ -63,6 +63,20 @@ def set_rows(segmenter, settings, single_sensor: bool) -> tuple[list[dict], list
     return rep_rows, rows
 
 
+def _held_back(segmenter, watch) -> dict:
+    """What held the limits back: seconds per reason, and the faults past a limit that did not buzz, per reason."""
+    faults: dict[str, int] = {}
+    for e in watch.shadow.events:
+        if e.t_alert is not None:
+            why = e.held_back or "not armed"
+            faults[why] = faults.get(why, 0) + 1
+    return {"seconds": segmenter.held_s, "faults": faults}
+
+
+def _rejected(r) -> dict:
+    return {"t_start": round(r.t_start, 4), "t_end": round(r.t_end, 4), "peak_excursion_deg": round(r.peak_excursion_deg, 2), "reason": r.reason}
+
+
 def session_summary(settings, *, decoder, intake, phases, angles, segmenter, watch, drift) -> dict:
     """The summary of a session from its stages (see :class:`spinemon.core.pipeline.Pipeline`)."""
     single = bool(angles.single_sensor)
@@ -78,6 +92,8 @@ def session_summary(settings, *, decoder, intake, phases, angles, segmenter, wat
         "drift_checks": list(drift.checks),
         "drift_flagged": any(c["flagged"] for c in drift.checks),
         "suppressed": [e.as_dict() for e in watch.shadow.events],
+        "held_back": _held_back(segmenter, watch),
+        "rejected_reps": [_rejected(r) for r in ([] if segmenter.reps is None else segmenter.reps.rejected)],
         "stats": decoder.stats.as_dict(),
         "monitoring": phases.monitoring(),
         "layout_changes": list(intake.layout_changes),

@@ -48,6 +48,9 @@ class Watched:
     alerts: list[Alert] = field(default_factory=list)
     finished: list[Event] = field(default_factory=list)  # events that ended
     hold_faults: list[Event] = field(default_factory=list)  # events alerted while a hold ran
+    #: faults past a limit that were held back (not armed), each with its
+    #: reason (``Event.held_back``): told to the lifter at that moment, never silent
+    held_back: list[Event] = field(default_factory=list)
 
 
 class LimitWatch:
@@ -55,10 +58,10 @@ class LimitWatch:
     limits one sensor cannot watch, and why), ``detector`` (its ``context``:
     set, rep, exercise stamped on events), ``shadow``, ``alerts``."""
 
-    def __init__(self, exercise: str, settings: DetectorSettings, alerts: AlertPolicy, *, limit_overrides: dict | None = None) -> None:
+    def __init__(self, exercise: str, settings: DetectorSettings, alerts: AlertPolicy, *, limit_overrides: dict | None = None, lean: bool = True) -> None:
         self.settings = settings
         self.policy = alerts
-        self.plan = LimitPlan(limit_overrides)
+        self.plan = LimitPlan(limit_overrides, lean=lean)
         self.exercise = exercise
         self.labelled_set: int | None = None
         self.rom: RangeOfMotion | None = None
@@ -117,8 +120,10 @@ class LimitWatch:
         if self.plan.reps_of_set(self.reps_set):
             self._refresh()
 
-    def update(self, fused: Fused, ang: LumbarAngles, calibration: Calibration, armed: np.ndarray, hold_on: np.ndarray | None, t_host: np.ndarray) -> Watched:
-        """One piece: its fused samples, angles, armed and hold masks and host receive times."""
+    def update(self, fused: Fused, ang: LumbarAngles, calibration: Calibration, armed: np.ndarray, hold_on: np.ndarray | None, t_host: np.ndarray, held: np.ndarray | None = None, reasons: dict | None = None) -> Watched:
+        """One piece: its fused samples, angles, armed and hold masks and host
+        receive times; ``held``: per sample why the limits are not armed (a key
+        of ``reasons``, 0 = armed), stamped on the faults held back."""
         out = Watched()
         block = fused.block
         pitch_rate = np.degrees(calibration.mounting["upper"].to_body(fused.gyr["upper"])[:, 1])
@@ -126,7 +131,11 @@ class LimitWatch:
         found = self.detector.update(block.t, block.seq, *(np.where(armed, x, 0.0) for x in sig))
         # what would have fired outside sets/holds (not sent): the same samples, the other way round
         self.shadow.context.update(self.detector.context)
-        self.shadow.update(block.t, block.seq, *(np.where(armed, 0.0, x) for x in sig))
+        held_back = self.shadow.update(block.t, block.seq, *(np.where(armed, 0.0, x) for x in sig))
+        for ev in held_back.alerts:
+            j = min(int(np.searchsorted(block.seq, ev.seq_alert)), len(block) - 1)
+            ev.held_back = (reasons or {}).get(int(held[j]), "not armed") if held is not None else "not armed"
+            out.held_back.append(ev)
         out.finished.extend(found.finished)
         hyst = self.settings.hysteresis_deg
         for ev in found.alerts:

@@ -207,7 +207,9 @@ class RecordingWriter:
     writing. ``min_free_bytes``: refuse to start (:class:`RecordingError`)
     with less free space than this. ``on_written(records, offset)``: called
     after every record reached the operating system (the number of records
-    and the file offset they end at).
+    and the file offset they end at). ``t_start``: the session's start as
+    Unix time, stamped on the header (default: now; ``import`` gives the
+    file's own date).
 
     After a failed write the writer is stopped: :attr:`failed` holds the
     reason, the file ends at its last complete record, and every further
@@ -223,6 +225,7 @@ class RecordingWriter:
         resume: bool = False,
         min_free_bytes: int = MIN_FREE_BYTES,
         on_written: Callable[[int, int], None] | None = None,
+        t_start: float | None = None,
     ) -> None:
         base = Path(path)
         self.base_path = base
@@ -260,7 +263,8 @@ class RecordingWriter:
         self.session_id = session_id
         self._seq = 0  # the next record's number
         hdr = {"type": "header", "format": FORMAT_VERSION, **header, "session_id": session_id, "segment": self.segment}
-        block = header_block(_json_bytes(hdr), time.time())
+        # the header's host time dates the session (``history``); an import gives the file's own date
+        block = header_block(_json_bytes(hdr), time.time() if t_start is None else float(t_start))
         # The file appears under its name only with MAGIC and the header
         # (both copies) on the disk: written to a temporary name, fsync'ed,
         # then linked (never replaces an existing file). A crash before that

@@ -101,20 +101,22 @@ Exercise = Literal[
     "deadlift", "squat", "overhead_press", "curl", "plank", "bird_dog", "dead_bug", "glute_bridge",
     "single_leg_deadlift", "lunge", "split_squat", "single_arm_press", "single_arm_row",
 ]  # fmt: skip
-Fault = Literal["rounding", "arching", "hip_swing", "twisting", "creep", "sag", "pike", "pelvis_rotation"]
+Fault = Literal["rounding", "arching", "hip_swing", "twisting", "creep", "sag", "pike", "pelvis_rotation", "forward_lean"]
 #: unilateral lifts: one side at a time (SetSpec.side); the same names as spinemon.core.detect.UNILATERAL_EXERCISES
 UNILATERAL_EXERCISES: tuple[str, ...] = ("single_leg_deadlift", "lunge", "split_squat", "single_arm_press", "single_arm_row")
 #: lifts (counted in reps)
 EXERCISES: tuple[str, ...] = ("deadlift", "squat", "overhead_press", "curl") + UNILATERAL_EXERCISES
 #: core holds (timed): plank face down, bird dog on all fours, dead bug on the back, glute bridge
 HOLD_EXERCISES: tuple[str, ...] = ("plank", "bird_dog", "dead_bug", "glute_bridge")
-FAULTS: tuple[str, ...] = ("rounding", "arching", "hip_swing", "twisting", "creep", "sag", "pike", "pelvis_rotation")
+FAULTS: tuple[str, ...] = ("rounding", "arching", "hip_swing", "twisting", "creep", "sag", "pike", "pelvis_rotation", "forward_lean")
 #: which faults each exercise can show. ``creep``: fatigue -- the rep rounds
 #: 15-18 deg more than the set's first rep (whose flexion is then kept small),
 #: but stays below half the range
 FAULTS_BY_EXERCISE: dict[str, tuple[str, ...]] = {
     "deadlift": ("rounding", "twisting", "creep"),
-    "squat": ("rounding", "twisting", "creep"),
+    # forward_lean: the hips shoot back, the trunk inclines 66-80 deg (a good
+    # morning) with the lumbar spine neutral: one sensor sees it, two see no rounding
+    "squat": ("rounding", "twisting", "creep", "forward_lean"),
     "overhead_press": ("arching", "twisting"),
     "curl": ("hip_swing", "twisting"),
     "single_leg_deadlift": ("rounding", "twisting"),
@@ -278,16 +280,16 @@ class SimSettings:
     stand_s: float = 3.0
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.rate_hz, (int, float)) and 25 <= self.rate_hz <= 1000):
-            raise ConfigError(f"rate_hz must be 25..1000, not {self.rate_hz!r}")
+        if not (isinstance(self.rate_hz, (int, float)) and 20 <= self.rate_hz <= 1000):
+            raise ConfigError(f"rate_hz must be 20..1000, not {self.rate_hz!r}")
         imus = tuple(self.imus)
         if not imus or len(set(imus)) != len(imus) or any(i not in IMU_NAMES for i in imus):
             raise ConfigError(f"imus must be a non-empty subset of {IMU_NAMES}, not {self.imus!r}")
         object.__setattr__(self, "imus", imus)
         if not (isinstance(self.mount_yaw_deg, (int, float)) and -180.0 <= self.mount_yaw_deg <= 180.0):
             raise ConfigError(f"mount_yaw_deg must be -180..180, not {self.mount_yaw_deg!r}")
-        if not (isinstance(self.stand_s, (int, float)) and 0.5 <= self.stand_s <= 60.0):
-            raise ConfigError(f"stand_s must be 0.5..60 s, not {self.stand_s!r}")
+        if not (isinstance(self.stand_s, (int, float)) and (self.stand_s == 0 or 0.5 <= self.stand_s <= 60.0)):
+            raise ConfigError(f"stand_s must be 0 (no still start: the first rep at once) or 0.5..60 s, not {self.stand_s!r}")
         for name in ("accel_noise", "gyro_noise", "gyro_bias_dps", "misalignment_deg", "radio_delay_s", "radio_jitter_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v < 1e3 and math.isfinite(v)):
@@ -754,6 +756,8 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
         main = (0.0, 0.40, 0.50, 0.92)
         pitch = U(30, 45)
         creep = _creep_flex(fault, rng, w, set_state)
+        if fault == "forward_lean":
+            pitch = U(58, 68)
         if fault == "rounding":  # "butt wink": the pelvis tucks under at the bottom
             flex = rom_f * U(0.64, 0.72)
             fr = (0.22, 0.42, 0.50, 0.72)
@@ -1022,7 +1026,9 @@ def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, 
     comps: list[tuple] = []
     t = 0.0
     neutral = rom_iv = after = None
-    if calibration:
+    if calibration and settings.stand_s == 0:
+        t = 0.0  # no still start (real sets start moving within 0.1-2.7 s): no neutral, no sweep
+    elif calibration:
         neutral = (0.0, settings.stand_s)
         t = settings.stand_s
         if rom:
