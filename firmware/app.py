@@ -1,6 +1,10 @@
 # The asyncio side: runs a Device's work as tasks. A task that raises is
 # logged, counted (device.task_errors) and restarted after a short pause:
 # never a silent hang. The motor is switched off when the app stops.
+# Watchdog: every loop notes when it last came round (`beats`); the watchdog
+# task feeds the hardware watchdog (machine.WDT, from main.py) only while
+# each of them came round within STALE_MS. A task stuck in an await, or code
+# that blocks the event loop, stops the feeding and the board resets.
 
 import asyncio
 
@@ -8,13 +12,41 @@ IMU_INTERVAL_MS = 20
 LINK_INTERVAL_MS = 10
 HOUSEKEEPING_INTERVAL_MS = 100
 RESTART_DELAY_MS = 200
+WDT_FEED_MS = 1000
+STALE_MS = 3000
+WATCHED = ("imu", "links", "housekeeping")
 
 
 class App:
-    def __init__(self, device, log=None):
+    def __init__(self, device, log=None, watchdog=None):
         self.device = device
         self.log = log or device.log
         self.tasks = []
+        self.watchdog = watchdog
+        self.beats = {}  # loop name -> device ms when it last came round
+        self.feeds = 0
+        self.starved = 0  # watchdog periods not fed (a loop stale)
+
+    def _beat(self, name):
+        self.beats[name] = self.device.clock.now_ms()
+
+    async def _watchdog(self):
+        clock = self.device.clock
+        while True:
+            now = clock.now_ms()
+            fresh = True
+            for name in WATCHED:
+                t = self.beats.get(name)
+                if t is None or now - t > STALE_MS:
+                    fresh = False
+            if fresh:
+                self.watchdog.feed()
+                self.feeds += 1
+            else:
+                if not self.starved:
+                    self.log("watchdog not fed: a task is stuck (%r)" % (self.beats,))
+                self.starved += 1
+            await asyncio.sleep_ms(WDT_FEED_MS)
 
     async def _supervise(self, name, fn):
         while True:
@@ -30,18 +62,21 @@ class App:
     async def _imu(self):
         d = self.device
         while True:
+            self._beat("imu")
             d.poll_imu()
             await asyncio.sleep_ms(IMU_INTERVAL_MS)
 
     async def _links(self):
         d = self.device
         while True:
+            self._beat("links")
             d.pump_links()
             await asyncio.sleep_ms(LINK_INTERVAL_MS)
 
     async def _housekeeping(self):
         d = self.device
         while True:
+            self._beat("housekeeping")
             d.housekeeping()
             await asyncio.sleep_ms(HOUSEKEEPING_INTERVAL_MS)
 
@@ -54,6 +89,9 @@ class App:
             asyncio.create_task(self._supervise("haptics", d.haptics.run)),
             asyncio.create_task(self._supervise("housekeeping", self._housekeeping)),
         ]
+        if self.watchdog is not None:
+            # not supervised: if it dies, nothing feeds the watchdog and the board resets
+            self.tasks.append(asyncio.create_task(self._watchdog()))
         try:
             if duration_ms is None:
                 while True:

@@ -21,7 +21,7 @@ from guard import Guard
 from haptics import Haptics
 from sampler import FrameQueue, Sampler, SentRing
 
-FW_VERSION = (0, 3, 0)  # 0.2: STATUS carries heap_free; 0.3: SF_GUARD_BUZZED, HAPTIC ACK value, guard confirmation rule
+FW_VERSION = (0, 4, 0)  # 0.2: STATUS carries heap_free; 0.3: SF_GUARD_BUZZED, HAPTIC ACK value, guard confirmation rule; 0.4: hardware faults (SF_SENSOR_LOST, STATUS fault fields, E_STORAGE)
 BUTTON_DEBOUNCE_MS = 50
 BATTERY_PERIOD_MS = 10000
 STATUS_PERIOD_MS = 1000
@@ -48,6 +48,14 @@ FORGET_PATTERN = (1, 600, 0, 255)
 # SAMPLES frames kept after the BLE stack took them (docs/protocol.md, "After
 # a reconnect"): START on a new connection re-sends them; <= 16 * 244 bytes
 RESEND_FRAMES = 16
+# an IMU lost (docs/reliability.md, "Hardware faults"): this pattern (five
+# short pulses, unlike any other) when the guard is armed, again every
+# SENSOR_LOST_REMIND_MS while the guard has no angle at all (upper IMU lost)
+SENSOR_LOST_PATTERN = (5, 60, 60, 200)
+SENSOR_LOST_REMIND_MS = 30000
+# answers (ACK/ERROR/STATUS) a congested BLE stack refused (notify ENOMEM)
+# wait here and go out first on the next pump; bounded, emptied on disconnect
+PENDING_ANSWERS = 8
 
 
 def battery_percent(mv):
@@ -130,6 +138,16 @@ class Device:
         self._hold_level = 0
         self._ble_disconnects = 0
         self.task_errors = 0
+        # faults (STATUS): set by main.py's boot loop / the board's reset cause
+        self.boot_retries = 0
+        self.reset_cause = 0
+        self.save_failures = 0
+        self.lost_seen = 0  # the sampler's lost mask the guard and STATUS last followed
+        self.sensor_lost_events = 0
+        self._resyncs_seen = 0
+        self._remind_ms = None
+        self.pending_answers = []  # BLE answers the stack refused (ENOMEM), oldest first
+        self.answers_retried = 0
 
     def log(self, msg):
         self.log_lines.append(msg)
@@ -220,8 +238,10 @@ class Device:
             s |= sp.ST_CONNECTED
         if self.config_defaults:
             s |= sp.ST_CONFIG_DEFAULTS
-        if self.guard.armed:
+        if self.guard.armed and not self.sampler.lost & sp.SENSOR_UPPER:
             s |= sp.ST_GUARD_ACTIVE
+        if self.sampler.lost:
+            s |= sp.ST_SENSOR_LOST
         if self.serial is not None:
             s |= sp.ST_SERIAL
         if self.ble is not None:
@@ -258,20 +278,67 @@ class Device:
             commands_rejected=self.commands_rejected,
             guard_alerts=g.alerts,
             heap_free=_mem_free(),
+            imu_lost=self.sampler.lost,
+            i2c_errors=self.sampler.i2c_errors,
+            imu_resyncs=self.sampler.resyncs,
+            faults=sp.fault_bits(self.reset_cause == sp.RESET_WATCHDOG, self.save_failures > 0, self.boot_retries),
         )
 
     # ---- work -------------------------------------------------------------------------------
+    def _follow_faults(self, now_ms, link_down):
+        """The sampler lost an IMU, or got one back: the guard falls back (or
+        returns), the wearer feels the "sensor lost" pattern if the guard is
+        armed, and the host is told at once (an unsolicited STATUS)."""
+        lost = self.sampler.lost
+        g = self.guard
+        if lost != self.lost_seen:
+            newly = lost & ~self.lost_seen
+            self.lost_seen = lost
+            g.set_lost(lost)
+            self.log("imu lost mask now %d" % lost)
+            self._remind_ms = None
+            if newly:
+                self.sensor_lost_events += 1
+                if g.calibrated and (g.flex_cdeg or g.ext_cdeg) and (g.mode == sp.GUARD_ALWAYS or (g.mode == sp.GUARD_WHEN_LINK_DOWN and link_down)):
+                    self.haptics.play(*SENSOR_LOST_PATTERN)
+                    self._remind_ms = now_ms + SENSOR_LOST_REMIND_MS
+            self.push_status()
+        elif self._remind_ms is not None and lost & sp.SENSOR_UPPER and now_ms - self._remind_ms >= 0:
+            self._remind_ms = now_ms + SENSOR_LOST_REMIND_MS
+            if g.mode == sp.GUARD_ALWAYS or (g.mode == sp.GUARD_WHEN_LINK_DOWN and link_down):
+                self.haptics.play(*SENSOR_LOST_PATTERN)
+
+    def push_status(self):
+        """A STATUS now, unasked: the readable value, a notification to a
+        trusted BLE host, and on the serial stream while it streams."""
+        st = self.status_frame()
+        if self.ble is not None:
+            self.ble.send_status(st)
+        if self.serial is not None and self.stream_link == "serial":
+            self.serial.send(st)
+
     def poll_imu(self):
         """Drain the IMU FIFOs, run the guard on every sample, batch frames."""
         now_us = self.clock.now_us()
         samples = self.sampler.read(now_us)
+        now_ms = now_us // 1000
+        if self.sampler.lost != self.lost_seen or self._remind_ms is not None:
+            self._follow_faults(now_ms, not self.host_watching())
+        faults = self.sampler.resyncs + self.sampler.i2c_errors
+        if faults != self._resyncs_seen:
+            # an I2C error or a resync (samples dropped to stay in step): the
+            # readable STATUS says so now, not at the next once-a-second refresh
+            self._resyncs_seen = faults
+            if self.ble is not None:
+                self.ble.set_status_value(self.status_frame())
         if not samples:
             return 0
-        now_ms = now_us // 1000
         link_down = not self.host_watching()
         g = self.guard
         c = self.cfg
         base = sp.SF_LINK_GUARD if link_down else 0
+        if self.sampler.lost:
+            base |= sp.SF_SENSOR_LOST
         for idx, up, low in samples:
             f = base
             if g.update(up, low, now_ms, link_down):
@@ -302,6 +369,7 @@ class Device:
                 self._ble_connects = b.connects  # the counter carries on: a replay on a new link is stale
             if b.disconnects != self._ble_disconnects:
                 self._ble_disconnects = b.disconnects
+                self.pending_answers = []  # for a host that is gone
                 if self.stream_link == "ble":
                     # the stream waits for START on the next connection: the
                     # host subscribes first (frames before that would be
@@ -319,11 +387,12 @@ class Device:
                 b.mtu_changed = False
                 fit = (b.max_payload() - sp.SAMPLES_HEADER_SIZE - sp.CRC_SIZE) // self.sampler.ss
                 self.sampler.set_samples_per_frame(fit)
+            self._send_answers(b)
             for data in b.poll():
                 answer = self.handle_command(data, "ble")
                 self.send_frames()  # the frames built before the answer go first
-                for r in answer:
-                    b.send_status(r)
+                self.pending_answers.extend(answer)
+                self._send_answers(b)
         if self.serial is not None:
             for data in self.serial.poll():
                 answer = self.handle_command(data, "serial")
@@ -335,6 +404,23 @@ class Device:
                 for r in answer:
                     self.serial.send(r)
         self.send_frames()
+
+    def _send_answers(self, b):
+        """The answers waiting, in order. One the stack refuses for want of
+        buffers (ENOMEM: notify_errors goes up) stays first in line and is
+        tried again on the next pump, never lost; one that cannot go at all
+        (no trusted host, too long for the MTU) is dropped."""
+        q = self.pending_answers
+        while q:
+            before = b.notify_errors
+            if b.send_status(q[0]) or b.notify_errors == before:
+                q.pop(0)
+                continue
+            if len(q) > PENDING_ANSWERS:
+                q.pop(0)  # bounded: the oldest goes
+                continue
+            self.answers_retried += 1
+            return
 
     def _send_one(self, frame):
         """One SAMPLES frame on the stream link: "sent", "busy" or "dropped"."""
@@ -395,7 +481,7 @@ class Device:
             elif self._press_start is not None:
                 held = self._button_since - self._press_start
                 self._press_start = None
-                if held < PAIRING_HOLD_MS and self.calibrate_neutral():
+                if held < PAIRING_HOLD_MS and self.calibrate_neutral() is not None:
                     self.haptics.play(*CONFIRM_PATTERN)
         if v == 0 and self._press_start is not None and self._button_handled and self.ble is not None:
             held = now - self._press_start
@@ -431,14 +517,25 @@ class Device:
         self.haptics.stop()
 
     # ---- commands ---------------------------------------------------------------------------
+    def save_config(self):
+        """Write the settings; False (counted; STATUS faults FAULT_SAVE_FAILED) if the
+        flash refused (full or failing): the command that asked is answered
+        E_STORAGE, never ACK."""
+        if self.store.save(self.cfg):
+            return True
+        self.save_failures += 1
+        self.log("settings not saved: %s" % self.store.problem)
+        return False
+
     def calibrate_neutral(self):
+        """Neutral from the current orientation: None if the guard cannot
+        (no data, a sensor lost), else whether it was saved to flash."""
         if not self.guard.calibrate():
-            return False
+            return None
         self.cfg["calibrated"] = True
         self.cfg["offset_upper"] = self.guard.offset_upper
         self.cfg["offset_lower"] = self.guard.offset_lower
-        self.store.save(self.cfg)
-        return True
+        return self.save_config()
 
     def set_neutral(self, upper_cdeg, lower_cdeg):
         """SET_NEUTRAL: the host's calibrated neutral (each sensor's sagittal
@@ -449,7 +546,7 @@ class Device:
         self.cfg["calibrated"] = True
         self.cfg["offset_upper"] = self.guard.offset_upper
         self.cfg["offset_lower"] = self.guard.offset_lower
-        self.store.save(self.cfg)
+        return self.save_config()
 
     def _start_stream(self, link):
         """START: stream on `link`. On a device already streaming whose BLE
@@ -527,6 +624,7 @@ class Device:
         op = cmd.opcode
         a = cmd.args
         value = 0
+        stored = True
         if op == sp.OP_START:
             self._start_stream(link)
         elif op == sp.OP_STOP:
@@ -534,21 +632,22 @@ class Device:
         elif op == sp.OP_SET_RATE:
             value = self._configure_imus(a[0])
             self.cfg["rate_hz"] = a[0]
-            self.store.save(self.cfg)
+            stored = self.save_config()
         elif op == sp.OP_SET_GUARD:
             self.guard.set_thresholds(a[0], a[1], a[2])
             self.cfg["guard_flex_cdeg"] = a[0]
             self.cfg["guard_ext_cdeg"] = a[1]
             self.cfg["guard_mode"] = a[2]
-            self.store.save(self.cfg)
+            stored = self.save_config()
         elif op == sp.OP_TIME_SYNC:
             value = sp.wrap32(self.clock.now_us())
         elif op == sp.OP_CALIBRATE:
-            if not self.calibrate_neutral():
+            stored = self.calibrate_neutral()
+            if stored is None:
                 self.commands_rejected += 1
                 return [sp.encode_error(cmd.counter, op, sp.E_STATE)]
         elif op == sp.OP_SET_NEUTRAL:
-            self.set_neutral(a[0], a[1])
+            stored = self.set_neutral(a[0], a[1])
         elif op == sp.OP_GET_STATUS:
             return [sp.encode_ack(cmd.counter, op, 0), self.status_frame()]
         elif op == sp.OP_HAPTIC:
@@ -559,4 +658,8 @@ class Device:
             else:
                 self.haptics.play(a[0], a[1], a[2], a[3])
                 self.guard.host_buzzed(self.clock.now_ms())
+        if not stored:
+            # in force until the next reboot, but not on flash: never ACKed
+            self.commands_rejected += 1
+            return [sp.encode_error(cmd.counter, op, sp.E_STORAGE)]
         return [sp.encode_ack(cmd.counter, op, value)]

@@ -13,7 +13,7 @@
 
 import math
 
-from spinemon_protocol import ANGLE_NONE, GUARD_ALWAYS, GUARD_OFF, GUARD_WHEN_LINK_DOWN
+from spinemon_protocol import ANGLE_NONE, GUARD_ALWAYS, GUARD_OFF, GUARD_WHEN_LINK_DOWN, SENSOR_LOWER, SENSOR_UPPER
 
 G = 9.80665
 _RAD_TO_CDEG = 18000.0 / math.pi
@@ -149,6 +149,13 @@ class Guard:
     sooner, it is the same excursion. `buzzed_excursion`:
     the guard fired in the excursion in progress (cleared once back inside
     by the hysteresis); the device does not play a host buzz meanwhile.
+
+    A lost sensor (set_lost, the sampler's `lost` mask): with the lower one
+    lost the guard falls back to the upper sensor's own inclination, and
+    keeps only the limit one sensor can judge (the extension side: leaning
+    back, as the host's one-sensor mode keeps it; the flexion limit is off,
+    a hip hinge alone would pass it); with the upper one lost it has no
+    angle and is not armed (the device plays the "sensor lost" pattern).
     """
 
     def __init__(self, two_imus, tau_s=1.0, acc_rejection=2.0, hysteresis_cdeg=300, refractory_ms=1500, hold_ms=80, floor_samples=2):
@@ -173,6 +180,7 @@ class Guard:
         self.angle_cdeg = ANGLE_NONE
         self.over = False  # past a threshold now
         self.armed = False
+        self.lost = 0  # sensor mask of the IMUs lost now
         self.set_scales(4, 2000, 10000)
 
     def set_scales(self, accel_fs_g, gyro_fs_dps, period_us):
@@ -193,20 +201,40 @@ class Guard:
         self.flexion.reset()
         self.extension.reset()
 
+    def set_lost(self, mask):
+        """The IMUs lost now (sensor mask). A sensor that comes back starts
+        its filter afresh (it missed the motion meanwhile)."""
+        was = self.lost
+        self.lost = mask
+        if was & SENSOR_UPPER and not mask & SENSOR_UPPER:
+            self.upper.reset()
+        if self.lower is not None and was & SENSOR_LOWER and not mask & SENSOR_LOWER:
+            self.lower.reset()
+        if mask != was:
+            self.flexion.reset()
+            self.extension.reset()
+
+    def single_fallback(self):
+        """Two sensors fitted, the lower one lost: the upper one alone."""
+        return self.lower is not None and bool(self.lost & SENSOR_LOWER)
+
     def ready(self):
-        return self.upper.initialized and (self.lower is None or self.lower.initialized)
+        if self.lost & SENSOR_UPPER:
+            return False
+        return self.upper.initialized and (self.lower is None or self.single_fallback() or self.lower.initialized)
 
     def calibrate(self):
         """Neutral: zero the angle at the current orientation. Returns False
-        (nothing changed) if the filters have no data yet."""
-        if not self.ready():
+        (nothing changed) if the filters have no data yet, or a sensor is
+        lost (its neutral cannot be taken)."""
+        if not self.ready() or self.lost:
             return False
         self.set_calibration(self.upper.sagittal_rad(), self.lower.sagittal_rad() if self.lower else 0.0)
         self.latched = False
         return True
 
     def is_armed(self, link_down):
-        if not self.calibrated or (self.flex_cdeg == 0 and self.ext_cdeg == 0):
+        if not self.calibrated or (self.flex_cdeg == 0 and self.ext_cdeg == 0) or self.lost & SENSOR_UPPER:
             return False
         if self.mode == GUARD_ALWAYS:
             return True
@@ -225,16 +253,18 @@ class Guard:
         s = self.acc_scale
         w = self.gyr_scale
         dt = self.dt
-        self.upper.update(up[0] * s, up[1] * s, up[2] * s, up[3] * w, up[4] * w, up[5] * w, dt)
-        if self.lower is not None:
+        if up is not None:
+            self.upper.update(up[0] * s, up[1] * s, up[2] * s, up[3] * w, up[4] * w, up[5] * w, dt)
+        if self.lower is not None and low is not None:
             self.lower.update(low[0] * s, low[1] * s, low[2] * s, low[3] * w, low[4] * w, low[5] * w, dt)
         self.armed = self.is_armed(link_down)
-        if not self.calibrated or not self.ready():
+        single = self.single_fallback()
+        if up is None or not self.calibrated or not self.ready():
             self.angle_cdeg = ANGLE_NONE
             self.over = False
             return False
         a = self.upper.sagittal_rad() - self.offset_upper
-        if self.lower is not None:
+        if self.lower is not None and not single:
             a -= self.lower.sagittal_rad() - self.offset_lower
         # wrap to (-pi, pi]
         if a > math.pi:
@@ -247,7 +277,7 @@ class Guard:
         elif c > 32767:
             c = 32767
         self.angle_cdeg = c
-        flex = self.flex_cdeg
+        flex = 0 if single else self.flex_cdeg  # one sensor cannot tell a hinge from a rounded back
         ext = self.ext_cdeg
         self.over = (flex > 0 and c > flex) or (ext < 0 and c < ext)
         confirmed = False

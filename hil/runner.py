@@ -108,6 +108,8 @@ class _Session:
         self.neutral_sent: tuple[int, int] | None = None
         self.errors_crc = 0
         self.alert_log: list[tuple[int, object]] = []
+        self.signs: list[tuple[float, str]] = []  # (world time, what) a fault the host saw: STATUS, ERROR storage_failed
+        self.link_losses: list[float] = []  # world times link_loss actions began
         self.wall_last_sample = time.monotonic()
 
     # -- time ------------------------------------------------------------------
@@ -134,6 +136,11 @@ class _Session:
                     self.wall_last_sample = time.monotonic()
                 elif item.kind == sp.T_ERROR and item.code == sp.E_CRC:
                     self.errors_crc += 1
+                elif item.kind == sp.T_STATUS and self.world_now is not None:
+                    if item.imu_lost or item.i2c_errors or item.save_failed or item.imu_resyncs:
+                        self.signs.append((self.world_now, "status"))
+                elif item.kind == sp.T_ERROR and item.code == sp.E_STORAGE and self.world_now is not None:
+                    self.signs.append((self.world_now, "storage_failed"))
             res = self.pipeline.on_frame(frame, t_host)
             if res.angles is not None and res.t is not None and len(res.t):
                 # the pipeline's time runs on across a reset (one session);
@@ -162,6 +169,8 @@ class _Session:
         kind = action.kind
         p = action.params
         if kind == "link_loss":
+            if self.world_now is not None:
+                self.link_losses.append(self.world_now)
             dut.link_paused = True
             t_end = time.monotonic() + float(p["duration_s"])
             while time.monotonic() < t_end:
@@ -176,6 +185,15 @@ class _Session:
                 self.pump(0.02)
         elif kind == "reset":
             self.reset_and_resync()
+        elif kind == "resave_guard":
+            try:
+                dut.command(sp.OP_SET_GUARD, guard_args(self.pipeline.limits, self.scn.guard_mode))
+                answer = "ack"
+            except SpinemonError as e:
+                answer = str(getattr(e, "reason", None) or e)
+                if self.world_now is not None and "storage" in answer:
+                    self.signs.append((self.world_now, "storage_failed"))
+            self.res.extra.setdefault("resaves", []).append({"at": self.world_now, "answer": answer})
         elif kind == "set_rate":
             ack = dut.command(sp.OP_SET_RATE, (int(p["rate_hz"]),))
             self.res.extra.setdefault("rate_changes", []).append(
@@ -240,6 +258,10 @@ def run_scenario(scn: Scenario, port: str | None = None, *, rig: bool | None = N
     if scn.needs_rig and not has_rig:
         res.status = "skip"
         res.notes.append("needs a motion rig (the sensors must move); none is attached")
+        return res
+    if scn.faults and not simulated and not rig:
+        res.status = "skip"
+        res.notes.append("injects hardware faults only on the simulated board; by hand: " + (scn.by_hand or "see the scenario"))
         return res
     t_wall0 = time.monotonic()
     try:
@@ -481,4 +503,75 @@ def _judge(s: _Session) -> None:
             fails.append(f"SET_RATE {ch['rate_hz']}: ACK said {ch['ack_period_us']} us, frames carry {later[-1]} us")
     res.extra["periods_us"] = [p for _, _, p in s.periods]
 
+    # -- hardware faults and link losses: time to report, time without a guard -----------
+    _judge_faults(s, fails)
+
     res.status = "fail" if fails else "pass"
+
+
+FAULT_FLAGS = sp.SF_FIFO_OVERFLOW | sp.SF_SENSOR_LOST
+REPORT_WINDOW_S = 3.0
+
+
+def _judge_faults(s: _Session, fails: list[str]) -> None:
+    """For each fault the simulated board injected (its FAULT side-channel
+    lines) and each link loss: when the host first saw it (a SAMPLES frame
+    flagged SF_FIFO_OVERFLOW / SF_SENSOR_LOST, or SF_LINK_GUARD for a link
+    loss; a STATUS with a fault field; an ERROR storage_failed) and the
+    longest stretch after it with no device angle (the guard blind: samples
+    lost at the sensors or carrying no angle; gaps the send queue or the link
+    made do not count, the guard ran on those samples)."""
+    scn, res, dut = s.scn, s.res, s.dut
+    events = []
+    port_events = getattr(dut.port, "fault_events", None) or []
+    for boot, t_us, kind, state in port_events:
+        if state == "on" and boot < len(s.offsets_s):
+            events.append((kind, s.world(boot, t_us / 1e6)))
+    for t in s.link_losses:
+        events.append(("link_loss", t))
+    if not events:
+        return
+    if s.samples:
+        t_all = np.concatenate([s.world(b, t) for b, t, a, f in s.samples])
+        a_all = np.concatenate([a for b, t, a, f in s.samples])
+        f_all = np.concatenate([f for b, t, a, f in s.samples]).astype(np.int64)
+        order = np.argsort(t_all, kind="stable")
+        t_all, a_all, f_all = t_all[order], a_all[order], f_all[order]
+    else:
+        t_all = a_all = f_all = np.zeros(0)
+    out = []
+    for kind, t0 in events:
+        flag = sp.SF_LINK_GUARD if kind == "link_loss" else FAULT_FLAGS
+        w = (t_all >= t0) & (t_all <= t0 + REPORT_WINDOW_S)
+        cand = [float(t) for t in t_all[w & ((f_all & flag) != 0)][:1]]
+        if kind != "link_loss":
+            cand += [t for t, what in s.signs if t0 <= t <= t0 + REPORT_WINDOW_S][:1]
+        reported = min(cand) - t0 if cand else None
+        # the guard blind: from t0, the longest stretch between samples with an angle
+        seen = t_all >= t0 - 0.05
+        tt, aa, ff = t_all[seen], a_all[seen], f_all[seen]
+        ok = np.isfinite(aa)
+        times = tt[ok]
+        gaps = [times[0] - t0] if len(times) else [scn.duration_s - t0]
+        if len(times) > 1:
+            d = np.diff(times)
+            # a gap the send queue made is not blind time (flag on the sample after it)
+            nxt = ff[ok][1:]
+            d = np.where((nxt & sp.SF_QUEUE_DROP) != 0, 0.0, d)
+            gaps.append(float(d.max()))
+        blind = max(0.0, float(max(gaps)))
+        out.append({"fault": kind, "at_s": round(t0, 3), "reported_after_s": None if reported is None else round(max(0.0, reported), 3), "no_guard_s": round(blind, 3)})
+    res.extra["faults"] = out
+    exp = scn.expect
+    for f in out:
+        if "report_max_s" in exp:
+            if f["reported_after_s"] is None:
+                fails.append(f"{f['fault']} at {f['at_s']} s: never reported to the host")
+            elif f["reported_after_s"] > exp["report_max_s"]:
+                fails.append(f"{f['fault']} at {f['at_s']} s: reported after {f['reported_after_s']} s > {exp['report_max_s']} s")
+        if "no_guard_max_s" in exp and f["no_guard_s"] > exp["no_guard_max_s"]:
+            fails.append(f"{f['fault']} at {f['at_s']} s: the guard had no angle for {f['no_guard_s']} s > {exp['no_guard_max_s']} s")
+    if "storage_errors" in exp:
+        n = sum(1 for r in res.extra.get("resaves", []) if "storage" in r["answer"])
+        if n != exp["storage_errors"]:
+            fails.append(f"{n} saves answered storage_failed, expected {exp['storage_errors']}")

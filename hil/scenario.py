@@ -32,6 +32,19 @@ ACTIONS = {
     "corrupt_tx": ("commands",),  # send N commands with one bit flipped
     "reset": (),  # reset the DUT and resynchronise
     "set_rate": ("rate_hz",),  # SET_RATE command
+    "resave_guard": (),  # SET_GUARD again (a flash write); an ERROR answer is recorded, not raised
+}
+# hardware faults the simulated board injects (mpsim://, its `faults`
+# parameter; tests/firmware/fakes/hil_board.py); on a real board the
+# scenario's `by_hand` text says how to provoke the same fault
+FAULTS = {
+    "unplug": "the IMU leaves the bus (every transaction NACKs); back after duration_s, browned out",
+    "i2c_glitch": "the next `count` transactions with the IMU time out (ETIMEDOUT)",
+    "brownout": "the IMU resets to its power-on registers (no samples, no error)",
+    "stuck_bus": "every I2C transaction times out for duration_s",
+    "garbage_ff": "every read from the IMU returns 0xFF for duration_s",
+    "garbage_00": "every read from the IMU returns 0x00 for duration_s",
+    "full_flash": "every flash write fails with ENOSPC for duration_s",
 }
 MOTION_KEYS = {
     "pelvis_deg",
@@ -56,6 +69,9 @@ EXPECT_KEYS = {
     "guard_fires",  # list of [t0, t1]: the device guard must buzz the motor in each window
     "frames_lost_max",  # samples the host lost (sequence gaps), not counting injected corruption
     "resync_max_s",  # after a reset: first sample again within this long
+    "report_max_s",  # every fault (and link loss): the host sees it (flag, STATUS, ERROR) within this long
+    "no_guard_max_s",  # every fault: the device guard without an angle at most this long
+    "storage_errors",  # resave_guard answers ERROR storage_failed this many times
 }
 
 
@@ -82,6 +98,8 @@ class Scenario:
     needs_rig: bool = True  # the scenario moves the sensors
     guard_mode: int = 1  # GUARD_WHEN_LINK_DOWN
     path: Path | None = field(default=None, compare=False)
+    faults: tuple = ()  # dicts: at_s, fault, imu, duration_s, count (FAULTS)
+    by_hand: str = ""  # how to provoke the faults on a real board
 
     @property
     def truth(self) -> "Truth":
@@ -189,6 +207,7 @@ def parse(d: dict, name: str, path: Path | None = None) -> Scenario:
     unknown = set(expect) - EXPECT_KEYS
     if unknown:
         raise ConfigError(f"scenario {name}: unknown expect key(s) {', '.join(sorted(unknown))}")
+    faults = check_faults(d.get("faults", []), f"scenario {name}", duration)
     guard_mode = d.get("guard_mode", 1)
     if guard_mode not in (0, 1, 2):
         raise ConfigError(f"scenario {name}: guard_mode must be 0, 1 or 2")
@@ -204,7 +223,49 @@ def parse(d: dict, name: str, path: Path | None = None) -> Scenario:
         needs_rig=bool(d.get("needs_rig", True)),
         guard_mode=guard_mode,
         path=path,
+        faults=faults,
+        by_hand=str(d.get("by_hand", "")).strip(),
     )
+
+
+def check_faults(v: object, where: str, duration: float = 600.0) -> tuple:
+    """The checked `faults` list of a scenario (or of an mpsim:// URL)."""
+    if not isinstance(v, list):
+        raise ConfigError(f"{where}: faults must be a list of tables")
+    out = []
+    for f in v:
+        if not isinstance(f, dict) or f.get("fault") not in FAULTS:
+            raise ConfigError(f"{where}: unknown fault {f.get('fault') if isinstance(f, dict) else f!r}; known: {', '.join(FAULTS)}")
+        unknown = set(f) - {"at_s", "fault", "imu", "duration_s", "count"}
+        if unknown:
+            raise ConfigError(f"{where}: fault {f['fault']}: unknown key(s) {', '.join(sorted(unknown))}")
+        at = f.get("at_s")
+        if not isinstance(at, (int, float)) or not 0 <= at < duration:
+            raise ConfigError(f"{where}: fault {f['fault']} needs at_s inside the scenario")
+        imu = f.get("imu", "lower")
+        if imu not in ("upper", "lower"):
+            raise ConfigError(f"{where}: fault {f['fault']}: imu must be upper or lower")
+        dur = f.get("duration_s", 0.0)
+        if not isinstance(dur, (int, float)) or not 0 <= dur <= 600:
+            raise ConfigError(f"{where}: fault {f['fault']}: duration_s must be 0..600")
+        count = f.get("count", 1)
+        if not isinstance(count, int) or not 1 <= count <= 1000:
+            raise ConfigError(f"{where}: fault {f['fault']}: count must be 1..1000")
+        out.append({"at_s": float(at), "fault": f["fault"], "imu": imu, "duration_s": float(dur), "count": count})
+    return tuple(sorted(out, key=lambda f: f["at_s"]))
+
+
+def load_faults(name: str | None = None, path: str | Path | None = None) -> tuple:
+    """The faults of a scenario (by name, or a scenario file); () for a bare motion table."""
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text()
+            d = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+        except (OSError, tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read {p}: {e}") from None
+        return check_faults(d.get("faults", []), str(p), float(d.get("duration_s", 600.0) or 600.0))
+    return load(name).faults
 
 
 def scenario_names() -> list[str]:

@@ -59,10 +59,15 @@ SF_FIFO_OVERFLOW = const(0x08)  # samples were lost in the IMU FIFO before this 
 SF_QUEUE_DROP = const(0x10)  # frames were dropped from the send queue before this frame
 SF_LINK_GUARD = const(0x20)  # the device considers the host link down
 SF_GUARD_BUZZED = const(0x40)  # the guard confirmed a crossing and started the motor on a sample of this frame
+SF_SENSOR_LOST = const(0x80)  # an IMU the device booted with is lost: the frame carries the ones left (mask)
 
 # ---- STATUS ----------------------------------------------------------------
-_STATUS_FMT = "<BBBBBHBBBBHBhhBBHIIIIHIHHHI"
-STATUS_PAYLOAD_SIZE = const(52)
+_STATUS_FMT = "<BBBBBHBBBBHBhhBBHIIIIHIHHHIBHBB"
+STATUS_PAYLOAD_SIZE = const(57)  # 61-byte frame: still one notification at ATT MTU 64
+# firmware before 0.4 sent STATUS without the fault fields (imu_lost,
+# i2c_errors, imu_resyncs, faults): still decoded (those fields None)
+_STATUS_FMT_52 = "<BBBBBHBBBBHBhhBBHIIIIHIHHHI"
+STATUS_PAYLOAD_SIZE_52 = const(52)
 # firmware before 0.2 sent STATUS without heap_free: still decoded (heap_free None)
 _STATUS_FMT_48 = "<BBBBBHBBBBHBhhBBHIIIIHIHHH"
 STATUS_PAYLOAD_SIZE_48 = const(48)
@@ -88,6 +93,23 @@ ST_GUARD_ACTIVE = const(0x08)
 ST_BONDED = const(0x10)
 ST_PAIRING = const(0x20)
 ST_SERIAL = const(0x40)
+ST_SENSOR_LOST = const(0x80)  # an IMU the device booted with does not answer (STATUS imu_lost says which)
+# STATUS faults byte
+FAULT_WATCHDOG_RESET = const(0x01)  # the last reset was the watchdog's (the firmware hung)
+FAULT_SAVE_FAILED = const(0x02)  # a settings save failed since boot (flash full or failing)
+FAULT_BOOT_RETRIES_SHIFT = const(4)  # bits 4-6: failed boot attempts before this one (0..7)
+# machine.reset_cause() codes (ESP32 port): the watchdog's
+RESET_WATCHDOG = const(3)
+
+
+def fault_bits(watchdog_reset=False, save_failed=False, boot_retries=0):
+    """The STATUS `faults` byte."""
+    b = clamp(boot_retries, 0, 7) << FAULT_BOOT_RETRIES_SHIFT
+    if watchdog_reset:
+        b |= FAULT_WATCHDOG_RESET
+    if save_failed:
+        b |= FAULT_SAVE_FAILED
+    return b
 BATTERY_UNKNOWN = const(255)
 
 # ---- host heartbeat ---------------------------------------------------------
@@ -178,6 +200,7 @@ E_RANGE = const(7)
 E_STALE = const(8)
 E_FRAMING = const(9)
 E_STATE = const(10)
+E_STORAGE = const(11)  # the setting took effect but could not be saved to flash (lost at the next reboot)
 ERROR_NAMES = {
     E_CRC: "bad_crc",
     E_TRUNCATED: "truncated",
@@ -189,6 +212,7 @@ ERROR_NAMES = {
     E_STALE: "stale_counter",
     E_FRAMING: "bad_framing",
     E_STATE: "bad_state",
+    E_STORAGE: "storage_failed",
 }
 
 # ---- BLE GATT table -----------------------------------------------------------
@@ -399,6 +423,10 @@ def encode_status(
     commands_rejected=0,
     guard_alerts=0,
     heap_free=0,
+    imu_lost=0,
+    i2c_errors=0,
+    imu_resyncs=0,
+    faults=0,
 ):
     """A STATUS frame (see Status for the fields)."""
     body = bytearray(
@@ -431,6 +459,10 @@ def encode_status(
             clamp(commands_rejected, 0, 0xFFFF),
             clamp(guard_alerts, 0, 0xFFFF),
             clamp(heap_free, 0, 0xFFFFFFFF),
+            clamp(imu_lost, 0, 3),
+            clamp(i2c_errors, 0, 0xFFFF),
+            clamp(imu_resyncs, 0, 255),
+            clamp(faults, 0, 255),
         )
     )
     return _seal(body)
@@ -508,7 +540,12 @@ STATUS_FIELDS = (
     "commands_rejected",
     "guard_alerts",
     "heap_free",
+    "imu_lost",
+    "i2c_errors",
+    "imu_resyncs",
+    "faults",
 )
+_STATUS_NONE_52 = (None, None, None, None)
 
 
 class Status:
@@ -521,6 +558,19 @@ class Status:
     @property
     def fw_version(self):
         return (self.fw_major, self.fw_minor, self.fw_patch)
+
+    # the `faults` byte, spelled out (None: firmware before 0.4)
+    @property
+    def watchdog_reset(self):
+        return None if self.faults is None else bool(self.faults & FAULT_WATCHDOG_RESET)
+
+    @property
+    def save_failed(self):
+        return None if self.faults is None else bool(self.faults & FAULT_SAVE_FAILED)
+
+    @property
+    def boot_retries(self):
+        return None if self.faults is None else (self.faults >> FAULT_BOOT_RETRIES_SHIFT) & 7
 
     def as_dict(self):
         d = {}
@@ -593,8 +643,10 @@ def decode(frame):
     if ftype == T_STATUS:
         if n == HEADER_SIZE + STATUS_PAYLOAD_SIZE + CRC_SIZE:
             return Status(struct.unpack_from(_STATUS_FMT, frame, 0)[2:])
+        if n == HEADER_SIZE + STATUS_PAYLOAD_SIZE_52 + CRC_SIZE:
+            return Status(struct.unpack_from(_STATUS_FMT_52, frame, 0)[2:] + _STATUS_NONE_52)
         if n == HEADER_SIZE + STATUS_PAYLOAD_SIZE_48 + CRC_SIZE:
-            return Status(struct.unpack_from(_STATUS_FMT_48, frame, 0)[2:] + (None,))
+            return Status(struct.unpack_from(_STATUS_FMT_48, frame, 0)[2:] + (None,) + _STATUS_NONE_52)
         raise ProtocolError(E_LENGTH, "STATUS has the wrong length")
     if ftype == T_COMMAND:
         return decode_command_body(frame)

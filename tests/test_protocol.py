@@ -63,7 +63,12 @@ STATUS_RANGES = {
     "commands_rejected": U16,
     "guard_alerts": U16,
     "heap_free": U32,
+    "imu_lost": (0, 3),
+    "i2c_errors": U16,
+    "imu_resyncs": U8,
+    "faults": U8,
 }
+FAULT_FIELDS = ("imu_lost", "i2c_errors", "imu_resyncs", "faults")
 STATUS_WRAPS = {"uptime_ms", "last_counter", "frames_sent"}  # counters wrap, the rest clamp
 
 # wire type of each argument format character
@@ -199,7 +204,7 @@ def test_samples_round_trip(mask, data):
 @given(kw=status_kwargs())
 def test_status_round_trip(kw):
     frame = encode_status_kw(kw)
-    assert len(frame) == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE + P.CRC_SIZE == 56
+    assert len(frame) == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE + P.CRC_SIZE == 61
     s = P.decode(frame)
     assert isinstance(s, P.Status) and s.kind == P.T_STATUS
     assert s.as_dict() == kw
@@ -215,11 +220,32 @@ def test_a_status_from_firmware_before_heap_free_still_decodes(kw):
     old = seal(frame[: P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE_48])
     assert len(old) == 52
     s = P.decode(old)
-    want = dict(kw, heap_free=None)
+    want = dict(kw, heap_free=None, **{k: None for k in FAULT_FIELDS})
     assert s.as_dict() == want
-    for n in (51, 53, 55, 57):  # any other length is refused
+    for n in (51, 53, 55, 57, 59, 60, 62, 64):  # any other length is refused
         body = (frame + bytes(8))[: n - P.CRC_SIZE]
         assert decode_error(seal(body)).code == P.E_LENGTH
+
+
+@FAST
+@given(kw=status_kwargs())
+def test_a_status_from_firmware_before_the_fault_fields_still_decodes(kw):
+    """Firmware 0.2/0.3 sent a 52-byte STATUS payload (heap_free, no fault
+    fields): every field it has is read, the fault fields are None."""
+    frame = encode_status_kw(kw)
+    old = seal(frame[: P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE_52])
+    assert len(old) == 56
+    st = P.decode(old)
+    assert st.as_dict() == dict(kw, **{k: None for k in FAULT_FIELDS})
+    assert st.watchdog_reset is None and st.save_failed is None and st.boot_retries is None
+
+
+def test_the_faults_byte_spells_out():
+    for wd in (False, True):
+        for sf in (False, True):
+            for n in range(9):
+                st = P.decode(P.encode_status(faults=P.fault_bits(wd, sf, n)))
+                assert (st.watchdog_reset, st.save_failed, st.boot_retries) == (wd, sf, min(n, 7))
 
 
 @pytest.mark.parametrize("opcode", sorted(P.OPCODE_ARGS), ids=lambda op: P.OPCODE_NAMES[op])
@@ -312,6 +338,9 @@ def test_truncated_prefix_with_accidentally_valid_crc_is_still_rejected():
         for k in range(P.HEADER_SIZE, len(body)):
             if frame[1] == P.T_STATUS and k == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE_48:
                 assert P.decode(seal(body[:k])).heap_free is None  # an older firmware's STATUS
+                continue
+            if frame[1] == P.T_STATUS and k == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE_52:
+                assert P.decode(seal(body[:k])).imu_lost is None  # an older firmware's STATUS
                 continue
             e = decode_error(seal(body[:k]))
             assert e.code in (P.E_TRUNCATED, P.E_LENGTH), (frame[1], k, e.reason)
@@ -413,6 +442,9 @@ def test_valid_header_with_wrong_length_is_rejected(frame, delta):
     ftype = frame[1]
     if ftype == P.T_STATUS and len(new) == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE_48 + P.CRC_SIZE:
         assert P.decode(new).heap_free is None  # the length of an older firmware's STATUS
+        return
+    if ftype == P.T_STATUS and len(new) == P.HEADER_SIZE + P.STATUS_PAYLOAD_SIZE_52 + P.CRC_SIZE:
+        assert P.decode(new).imu_lost is None  # the length of an older firmware's STATUS
         return
     e = decode_error(new)
     if len(new) > P.MAX_FRAME:

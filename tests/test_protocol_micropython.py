@@ -312,7 +312,7 @@ def test_micropython_uses_the_pure_crc_and_sees_the_same_constants():
     )
     got = run_mpy(body, [b.hex() for b in blobs])
     expected = [
-        "1 244 300 16 52 16 16 8",
+        "1 244 300 16 57 16 16 8",
         "True False False False",
     ] + [str(P.crc16(b)) for b in blobs]
     assert got == expected

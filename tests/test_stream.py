@@ -354,3 +354,30 @@ def test_the_clock_never_goes_back_and_any_split_gives_the_same_times(steps, cut
     assert np.all(np.diff(ref) > 0)
     assert ref_clock.backsteps == len(back)
     assert np.array_equal(got, ref) and clock.backsteps == len(back)
+
+
+def test_a_lost_sensor_is_carried_on_the_decoded_blocks():
+    """Issue 23: firmware 0.4 flags SF_SENSOR_LOST on the frames it sends
+    with the IMUs left when one is lost. The decoder carries it per sample
+    (SampleBlock.sensor_lost), names the lost sensor (lost_sensors) and
+    counts the frames (stats.flagged_sensor_lost), frame by frame and in
+    feed_many alike; frames from older firmware (bit 7 never set) read as
+    before."""
+    two = [P.encode_samples(k * 4, (k * 4 + 1) * 10000, 10000, 3, 0x21, 0, 4, P.pack_values([0] * 52)) for k in range(3)]
+    one = [
+        P.encode_samples(12 + k * 4, (12 + k * 4 + 1) * 10000, 10000, 1, 0x21, P.SF_SENSOR_LOST, 4, P.pack_values([0] * 28))
+        for k in range(3)
+    ]
+    back = [P.encode_samples(24, 250000, 10000, 3, 0x21, 0, 4, P.pack_values([0] * 52))]
+    frames = two + one + back
+    d = FrameDecoder()
+    blocks = [b for f in frames for b in d.feed(f) if hasattr(b, "seq")]
+    assert [b.lost_sensors for b in blocks] == [()] * 3 + [("lower",)] * 3 + [()]
+    assert [bool(b.sensor_lost.all()) for b in blocks] == [False] * 3 + [True] * 3 + [False]
+    assert d.stats.flagged_sensor_lost == 3
+    d2 = FrameDecoder()
+    many = [b for b, _ in d2.feed_many(frames, [None] * len(frames)) if hasattr(b, "seq")]
+    lost = np.concatenate([b.sensor_lost for b in many])
+    assert lost.tolist() == [False] * 12 + [True] * 12 + [False] * 4
+    assert [b.lost_sensors for b in many] == [(), ("lower",), ()]
+    assert d2.stats.flagged_sensor_lost == 3

@@ -4,7 +4,7 @@ import sys
 import time
 
 import bluetooth
-from machine import ADC, I2C, PWM, Pin
+from machine import ADC, I2C, PWM, WDT, Pin, reset, reset_cause
 
 from clock import Clock
 from hal import pins
@@ -46,4 +46,10 @@ def board():
     from hal.stdio import StdioPort
 
     hw.port = StdioPort()
+    # faults (main.py): the watchdog, a full reset after failed boots, and
+    # why we last reset (machine.WDT_RESET: STATUS faults FAULT_WATCHDOG_RESET)
+    hw.watchdog = lambda timeout_ms: WDT(timeout=timeout_ms)
+    hw.reset = reset
+    hw.reset_cause = reset_cause()
+    hw.sleep_ms = time.sleep_ms
     return hw

@@ -52,6 +52,10 @@ class ImuDriver:
     the last read (samples were lost; the sampler counts them from the clock).
     hold_fifo(): stop putting new samples in the FIFO and keep the ones in
     it (read() still returns them); configure() starts it again.
+    check() -> True if the chip still answers with its identity and the
+    settings configure() wrote (False after a brown-out reset it to its
+    power-on registers, or when the bus returns all 0x00 / 0xFF). Every
+    method raises OSError when the I2C transaction fails.
     """
 
     kind = IMU_NONE
@@ -99,7 +103,17 @@ class ImuDriver:
     def hold_fifo(self):
         self._hold_fifo()
 
+    def check(self):
+        return self._check()
+
+    def read_identity(self):
+        """True if the chip at our address answers with our identity."""
+        return self.detect(self.i2c, self.address) != IMU_NONE
+
     def supported_rates(self):
+        raise NotImplementedError
+
+    def _check(self):
         raise NotImplementedError
 
     def _configure(self, rate_hz, accel_fs_g, gyro_fs_dps):

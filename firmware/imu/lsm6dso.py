@@ -65,6 +65,7 @@ class Lsm6dso(ImuDriver):
         self._st = bytearray(2)
         self._gyro = None
         self._accel = None
+        self._ctrl1 = -1
 
     def supported_rates(self):
         return [o[1] for o in _ODRS]
@@ -85,7 +86,13 @@ class Lsm6dso(ImuDriver):
         self._write(FIFO_CTRL4, FIFO_MODE_CONTINUOUS)
         self._gyro = None
         self._accel = None
+        self._ctrl1 = (odr[0] << 4) | (_FS_XL[accel_fs_g] << 2)
         return odr[2]
+
+    def _check(self):
+        if self._read(WHO_AM_I) != WHO_AM_I_VALUE:
+            return False
+        return self._read(CTRL1_XL) == self._ctrl1 and (self._read(FIFO_CTRL4) & 0x07) == FIFO_MODE_CONTINUOUS
 
     def _hold_fifo(self):
         # batch data rates "not batched": nothing new enters the FIFO, the

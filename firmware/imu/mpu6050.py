@@ -69,6 +69,7 @@ class Mpu6050(ImuDriver):
         self._buf = bytearray(SAMPLE_BYTES * CHUNK_SAMPLES)
         self._mv = memoryview(self._buf)
         self._cnt = bytearray(2)
+        self._div = -1
 
     def supported_rates(self):
         return [1000 // (d + 1) for d in range(40)]
@@ -95,7 +96,18 @@ class Mpu6050(ImuDriver):
         self._write(FIFO_EN, FIFO_EN_ACCEL_GYRO)
         self._write(INT_ENABLE, INT_FIFO_OFLOW)
         self._reset_fifo()
+        self._div = div
         return 1000 * (div + 1)
+
+    def _check(self):
+        if self._read(WHO_AM_I) not in (0x68, 0x70):
+            return False
+        return (
+            self._read(SMPLRT_DIV) == self._div
+            and self._read(PWR_MGMT_1) == PWR_PLL_X
+            and self._read(FIFO_EN) == FIFO_EN_ACCEL_GYRO
+            and bool(self._read(USER_CTRL) & USER_FIFO_EN)
+        )
 
     def _hold_fifo(self):
         # no sensor feeds the FIFO any more; what is in it stays readable

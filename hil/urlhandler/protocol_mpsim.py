@@ -9,7 +9,11 @@ or JSON motion table).
 
 URL parameters: ``scenario=NAME`` or ``script=PATH``; ``config_dir=DIR``
 (device flash; default: a fresh temporary directory); ``chip=lsm6dso|mpu6050``;
-``imus=1|2``.
+``imus=1|2``; ``faults=JSON`` (a list of ``{"at_s", "fault", "imu",
+"duration_s", "count"}``, see ``hil.scenario.FAULTS``; default: the
+scenario's own ``[[faults]]``). The board injects them at world time through
+the fakes (``hil_board.FaultPlayer``) and reports each on its side channel
+(:attr:`fault_events`).
 
 Beyond the pyserial API it offers what the bench needs from a simulated
 board: :meth:`reset_dut` (restart the firmware process, keeping the motion
@@ -48,6 +52,11 @@ def micropython_binary() -> str | None:
     return shutil.which("micropython", path=f"{here}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
+def boot_is_first(boots: int) -> bool:
+    """Faults are played on the first boot only (world times; a reset starts over)."""
+    return boots == 0
+
+
 @dataclass(frozen=True)
 class MotorEvent:
     """One duty change of the motor PWM. ``boot`` counts firmware starts of
@@ -67,6 +76,8 @@ class Serial(PosixSerial):
         self.chip = "lsm6dso"
         self.imus = 2
         self.motor_events: list[MotorEvent] = []
+        self.faults: list[dict] = []
+        self.fault_events: list[tuple[int, int, str, str]] = []  # boot, device t_us, fault, "on"/"off"
         self.dut_log: list[str] = []
         self.boots = 0
         self.boot_offsets_us: list[int] = []  # per boot: world time (motion script) at device time 0
@@ -84,12 +95,12 @@ class Serial(PosixSerial):
         if parts.scheme != "mpsim":
             raise serial.SerialException(f"expected a URL starting with mpsim://, got {url!r}")
         q = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
-        known = {"scenario", "script", "config_dir", "chip", "imus"}
+        known = {"scenario", "script", "config_dir", "chip", "imus", "faults"}
         unknown = set(q) - known
         if unknown:
             raise ValueError(f"mpsim:// does not know the parameter(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
         one = {k: v[-1] for k, v in q.items()}
-        from hil.scenario import load_motion
+        from hil.scenario import check_faults, load_faults, load_motion
 
         if "scenario" in one and "script" in one:
             raise ValueError("mpsim://: give scenario= or script=, not both")
@@ -99,6 +110,16 @@ class Serial(PosixSerial):
             self.motion = load_motion(path=one["script"])
         else:
             self.motion = {}  # standing still
+        if "faults" in one:
+            try:
+                raw = json.loads(one["faults"])
+            except json.JSONDecodeError as e:
+                raise ValueError(f"mpsim://: faults= is not JSON: {e}") from None
+            self.faults = list(check_faults(raw, "mpsim:// faults="))
+        elif "scenario" in one:
+            self.faults = list(load_faults(name=one["scenario"]))
+        elif "script" in one:
+            self.faults = list(load_faults(path=one["script"]))
         self.config_dir = one.get("config_dir") or None
         self.chip = one.get("chip", "lsm6dso")
         if self.chip not in ("lsm6dso", "mpu6050"):
@@ -166,12 +187,13 @@ class Serial(PosixSerial):
         offset_us = int((now - self._t_first_boot) * 1e6)
         env = dict(os.environ)
         env["MICROPYPATH"] = os.pathsep.join(str(p) for p in MICROPYPATH) + os.pathsep + ".frozen"
-        script = "import json, hil_board\nhil_board.run(json.loads(%r), config_dir=%r, t_offset_us=%d, chip=%r, two=%s)\n" % (
+        script = "import json, hil_board\nhil_board.run(json.loads(%r), config_dir=%r, t_offset_us=%d, chip=%r, two=%s, faults=json.loads(%r))\n" % (
             json.dumps(self.motion),
             self.config_dir,
             offset_us,
             self.chip,
             "True" if self.imus == 2 else "False",
+            json.dumps(self.faults if boot_is_first(self.boots) else []),
         )
         boot = self.boots
         self.boot_offsets_us.append(offset_us)
@@ -192,6 +214,13 @@ class Serial(PosixSerial):
         for raw in proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with self._lock:
+                if line.startswith("FAULT "):
+                    try:
+                        _, t, kind, state = line.split()
+                        self.fault_events.append((boot, int(t), kind, state))
+                        continue
+                    except ValueError:
+                        pass
                 if line.startswith("MOTOR "):
                     try:
                         _, t, d = line.split()

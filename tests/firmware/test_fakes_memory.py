@@ -72,12 +72,12 @@ print("RESULT pwm_intervals=%d" % len(pwm.on_intervals()))
     assert int(out["pwm_growth_bytes"]) < 40_000, out
 
 
-HEAP_BUDGET = "256K"  # docs/hardware.md: what the firmware from source needs on the 64-bit unix port
+HEAP_BUDGET = "288K"  # docs/hardware.md: what the firmware from source needs on the 64-bit unix port
 
 
 def test_two_imus_stream_for_60_s_in_the_documented_heap_without_growing(tmp_path):
     """The firmware from source, two IMUs at 104 Hz over the fake BLE for 60 s of
-    device time, in a MicroPython heap of HEAP_BUDGET (224K is too small: the
+    device time, in a MicroPython heap of HEAP_BUDGET (272K is not always enough since firmware 0.4: the
     compile of the sources peaks there). The central takes every notification
     (the fake radio keeps none), so what is measured is the firmware's own use."""
     from fw_helpers import PATH, PRELUDE
@@ -121,12 +121,12 @@ print("RESULT peak=%d" % max(alloc))
     assert out["alloc_60s"] - out["alloc_10s"] < 4096, out  # no growth over the minute
     # STATUS reports the free heap (gc.mem_free) a host can watch. Built right
     # after a collection it says what gc.mem_free says (to within what
-    # building the frame allocates), leaves room inside the 256 KB heap all
+    # building the frame allocates), leaves room inside the 288 KB heap all
     # minute, and does not trend down. (The value on the STATUS characteristic
     # is built whenever the firmware refreshes it, garbage included: only its
     # range is checked.)
     assert out["status_gap_max"] < 4096, out
-    assert 0 < out["status_heap_min"] < 256 * 1024, out
-    assert out["status_heap_min"] > 256 * 1024 - out["peak"] - 64 * 1024, out
+    assert 0 < out["status_heap_min"] < 288 * 1024, out
+    assert out["status_heap_min"] > 288 * 1024 - out["peak"] - 64 * 1024, out
     assert out["status_heap_60s"] >= out["status_heap_10s"] - 4096, out
-    assert 0 < out["status_char_heap"] < 256 * 1024, out
+    assert 0 < out["status_char_heap"] < 288 * 1024, out

@@ -59,7 +59,20 @@ SCOPE = {
         "BleLink.send_stream",
         "BleLink.send_status",
     },
-    "device.py": {"Device.boot", "Device.handle_command", "Device._resync_counter", "Device._save_counter", "Device.pump_links"},
+    "device.py": {
+        "Device.boot",
+        "Device.handle_command",
+        "Device._resync_counter",
+        "Device._save_counter",
+        "Device.pump_links",
+        # issue 23: hardware faults
+        "Device._follow_faults",
+        "Device._send_answers",
+        "Device.save_config",
+        "Device.poll_imu",
+    },
+    # issue 23: the sampler's fault handling (resync, stall, lost and back)
+    "sampler.py": {"Sampler.read", "Sampler.resync", "Sampler._start_imus", "Sampler._probe_lost", "Sampler.hold_fifos", "Sampler._layout"},
 }
 
 # comparison flipped to its opposite, and the other single-decision operators
@@ -97,6 +110,7 @@ TESTS = [
     "tests/test_security.py",
     "tests/firmware/test_firmware_persistence.py",
     "tests/firmware/test_firmware_device.py",
+    "tests/firmware/test_firmware_faults.py",
 ]
 
 
@@ -124,10 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-file", type=int, default=35, help="mutants sampled per file (seeded)")
     ap.add_argument("--all", action="store_true", help="run every mutant, no sample")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--files", nargs="+", choices=sorted(SCOPE), default=None, help="mutate these files only (default: all in scope)")
     ap.add_argument("--only", action="append", default=[], metavar="FILE:Class.method",
                     help="mutate only these functions (repeatable), e.g. ble_link.py:BleLink._owner_of: a targeted run of new code")
     args = ap.parse_args(argv)
-    scope = SCOPE
+    scope = {f: SCOPE[f] for f in (args.files or SCOPE)}
     if args.only:
         scope = {}
         for item in args.only:

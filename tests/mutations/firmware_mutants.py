@@ -30,6 +30,7 @@ SEC = "tests/test_security.py::"
 PERSIST = "tests/firmware/test_firmware_persistence.py::"
 DEVICE = "tests/firmware/test_firmware_device.py::"
 CUTS = PERSIST + "test_a_power_cut_at_every_step_of_a_save_leaves_the_old_or_the_new_state"
+FAULTS = "tests/firmware/test_firmware_faults.py::"
 ALL_CUTS = [CUTS + "[%s]" % k for k in ("counter", "config", "bonds", "boot")]
 
 
@@ -182,6 +183,71 @@ MUTANTS = (
         "        grace = BONDED_GRACE_MS if self.require_bond",
         "        grace = UNTRUSTED_GRACE_MS if self.require_bond",
         (SEC + "test_an_untrusted_link_cannot_keep_the_owner_out",),
+    ),
+    # issue 23: hardware faults
+    Mutant(
+        "no-resync-on-error",
+        "sampler.py: an I2C error while reading a FIFO is counted but the IMUs are not resynchronised (finding 2)",
+        "sampler.py",
+        "                self.i2c_errors += 1\n                fault = True\n                continue\n",
+        "                self.i2c_errors += 1\n                continue\n",
+        (FAULTS + "test_one_i2c_timeout_mid_read_never_pairs_samples_out_of_step",),
+    ),
+    Mutant(
+        "no-stall-check",
+        "sampler.py: an IMU that stops producing samples is never suspected (the brown-out case of finding 1)",
+        "sampler.py",
+        "            elif polled and now_us - self.last_data_us[i] > stall:\n",
+        "            elif False:\n",
+        (FAULTS + "test_a_brown_out_of_one_imu_is_found_and_both_restart_in_step",),
+    ),
+    Mutant(
+        "flexion-in-fallback",
+        "guard.py: the flexion limit kept when the lower sensor is lost (a hinge would buzz)",
+        "guard.py",
+        "        flex = 0 if single else self.flex_cdeg",
+        "        flex = self.flex_cdeg",
+        (FAULTS + "test_lower_imu_leaving_the_bus_falls_back_to_one_sensor_and_says_so",),
+    ),
+    Mutant(
+        "no-lost-status",
+        "device.py: no STATUS pushed when a sensor is lost or back (the host learns at the next poll)",
+        "device.py",
+        "            self.push_status()\n",
+        "            pass\n",
+        (FAULTS + "test_lower_imu_leaving_the_bus_falls_back_to_one_sensor_and_says_so",),
+    ),
+    Mutant(
+        "ack-unsaved",
+        "device.py: a setting the flash refused is ACKed (finding 4)",
+        "device.py",
+        "        if not stored:\n",
+        "        if False:\n",
+        (FAULTS + "test_a_full_flash_naks_the_save_with_its_reason",),
+    ),
+    Mutant(
+        "drop-refused-answer",
+        "device.py: an answer the radio refused (ENOMEM) is dropped, not kept (finding 5)",
+        "device.py",
+        "            if b.send_status(q[0]) or b.notify_errors == before:\n",
+        "            if b.send_status(q[0]) or True:\n",
+        (FAULTS + "test_an_ack_the_radio_refused_with_enomem_is_sent_later",),
+    ),
+    Mutant(
+        "no-boot-retry",
+        "main.py: one boot attempt only (finding 3)",
+        "main.py",
+        "BOOT_TRIES = 5\n",
+        "BOOT_TRIES = 1\n",
+        (FAULTS + "test_an_i2c_error_at_boot_is_retried_and_the_wearable_advertises",),
+    ),
+    Mutant(
+        "feed-always",
+        "app.py: the watchdog fed whether or not every loop comes round",
+        "app.py",
+        "            if fresh:\n",
+        "            if True:\n",
+        (FAULTS + "test_the_watchdog_is_fed_only_while_every_loop_comes_round",),
     ),
 )
 

@@ -51,8 +51,8 @@ class CalibrationSettings:
     """
 
     neutral_s: float = 1.0  # how long the wearer must stand still
-    still_gyro_var_dps: float = 10.0  # max departure of the gyro from its stretch mean (quiet standing sway stays below)
-    still_acc_var_m_s2: float = 0.5  # max departure of the accelerometer from its stretch mean (about 3 deg)
+    still_gyro_var_dps: float = 5.0  # max departure of the gyro from its stretch mean (quiet standing sway, 1-3 deg/s, stays below; a slow arch or bend does not)
+    still_acc_var_m_s2: float = 0.25  # max departure of the accelerometer from its stretch mean (about 1.5 deg: standing sway, not a slow 3 deg drift through a held arch)
     max_gyro_offset_dps: float = 100.0  # norm; a larger constant gyro reading is not an offset (a steady turn fails the accelerometer test anyway)
     still_gyro_dps: float = 6.0  # standing checks after calibration (offset removed): max gyro norm
     still_acc_dev: float = 0.8  # max | |a| - g | while still, m/s^2
@@ -70,8 +70,14 @@ class CalibrationSettings:
     provisional_rule: str = "upright"
     provisional_window_s: float = 0.25
     #: score units a later window must beat the provisional one by to replace
-    #: it (one unit: a window's whole still tolerance of motion, or 10 deg of tilt)
-    provisional_margin: float = 0.5
+    #: it (one unit: a window's whole still tolerance of motion, or 1 deg more upright)
+    provisional_margin: float = 1.0
+    #: a still stretch must not drift: the mean gravity direction of its last
+    #: quarter within this of its first quarter's (deg). Standing sway moves
+    #: it by a few tenths; a slow return from a bend or an arch (1-5 deg/s,
+    #: inside the gyro's tolerance) by degrees, and its mean gyro is no offset.
+    #: None: not checked (recordings made before the rule)
+    still_drift_deg: float | None = 1.0
     rom: bool = True  # also calibrate the range of motion
     rom_min_flexion_deg: float = 20.0  # the bend must reach at least this to count
     rom_min_extension_deg: float = -5.0
@@ -204,6 +210,8 @@ class Calibrator:
     bend_rotation: dict = field(default_factory=dict)  # integrated gyro (deg) at the deepest bend, neutral frame
     gyro_bias: dict = field(default_factory=dict)  # neutral mean gyro per sensor, rad/s
     _n: int = 0  # samples in the current still stretch
+    _snap: list = field(default_factory=list)  # (n, accelerometer sums) at 1/4 and 3/4 of the stretch
+    _min_tilt: float = math.inf  # the least tilt of a window so far (upright rule), deg
     _t_first: float = 0.0
     _t_last: float = 0.0
     _sum_a: dict = field(default_factory=dict)
@@ -286,6 +294,10 @@ class Calibrator:
                 # this sample may start the next stretch if it is plausible on its own
                 if all(abs(math.sqrt(sum(x * x for x in acc[s][i])) - G) < st.still_acc_dev and math.sqrt(sum(x * x for x in gyr[s][i])) < gmax for s in sensors):
                     self._start_run(sensors, acc, gyr, i, t[i])
+                if st.provisional_rule == "upright" and i >= i_prov:  # the deadline holds while the wearer moves too
+                    self._provisional_due(sensors, i)
+                    if self.stopped_at is not None:
+                        return self.result
                 continue
             if self._n == 0:
                 self._start_run(sensors, acc, gyr, i, t[i])
@@ -296,9 +308,22 @@ class Calibrator:
                     for k in range(3):
                         self._sum_a[s][k] += acc[s][i][k]
                         self._sum_g[s][k] += gyr[s][i][k]
+            if st.still_drift_deg is not None:
+                self._snapshots(sensors, dt)
             if self._t_last - self._t_first + dt >= st.neutral_s - 1e-9:
+                if st.still_drift_deg is not None and self._drifted(sensors):
+                    self.attempts += 1  # the gravity direction moved through the stretch: slow motion, not stillness
+                    self._start_run(sensors, acc, gyr, i, t[i])
+                    if i >= i_prov:
+                        self._provisional_due(sensors, i)
+                        if self.stopped_at is not None:
+                            return self.result
+                    continue
                 self.stopped_at = i
-                return self._finish_neutral(sensors, {s: self._sum_a[s] for s in sensors}, {s: self._sum_g[s] for s in sensors}, self._n, (self._t_first, self._t_last), "still")
+                sum_g = {s: self._sum_g[s] for s in sensors}
+                if st.still_drift_deg is not None and len(self._snap) == 2:
+                    sum_g = {s: list(np.asarray(sum_g[s]) - self._n * self._turn_rate(s, dt)) for s in sensors}
+                return self._finish_neutral(sensors, {s: self._sum_a[s] for s in sensors}, sum_g, self._n, (self._t_first, self._t_last), "still")
             if i >= i_prov:
                 self._provisional_due(sensors, i)
                 if self.stopped_at is not None:
@@ -319,6 +344,46 @@ class Calibrator:
         self._t_first = self._t_last = ti
         self._sum_a = {s: list(acc[s][i]) for s in sensors}
         self._sum_g = {s: list(gyr[s][i]) for s in sensors}
+        self._snap = []
+
+    def _snapshots(self, sensors, dt: float) -> None:
+        """The accelerometer sums when the stretch passes a quarter and three quarters of ``neutral_s``."""
+        k = len(self._snap)
+        if k < 2 and self._t_last - self._t_first + dt >= (0.25, 0.75)[k] * self.settings.neutral_s - 1e-9:
+            self._snap.append((self._n, {s: list(self._sum_a[s]) for s in sensors}))
+
+    def _turn_rate(self, s: str, dt: float) -> np.ndarray:
+        """The sensor's rotation rate (rad/s, across gravity) that the
+        accelerometer saw over the stretch: its first quarter's mean gravity
+        direction to its last quarter's. A world-fixed "up" turns by -w in
+        the sensor's frame, so this is minus that turn over the time between
+        the quarters; taken off the mean gyro, the offset is the gyro's own,
+        not a slow motion's (sway, the tail of a bend)."""
+        (n1, a1), (n3, a3) = self._snap
+        first = np.asarray(a1[s]) / n1
+        last = (np.asarray(self._sum_a[s]) - np.asarray(a3[s])) / max(1, self._n - n3)
+        first, last = first / np.linalg.norm(first), last / np.linalg.norm(last)
+        cross = np.cross(first, last)
+        sin = float(np.linalg.norm(cross))
+        if sin <= 0:
+            return np.zeros(3)
+        angle = math.atan2(sin, float(first @ last))
+        span = ((n3 + self._n) / 2.0 - (1 + n1) / 2.0) * dt  # between the quarters' centres
+        return -(cross / sin) * angle / span if span > 0 else np.zeros(3)
+
+    def _drifted(self, sensors) -> bool:
+        """The mean gravity direction of the stretch's last quarter is more
+        than ``still_drift_deg`` from its first quarter's, for some sensor."""
+        if len(self._snap) < 2:
+            return False
+        (n1, a1), (n3, a3) = self._snap
+        lim = math.cos(math.radians(self.settings.still_drift_deg))
+        for s in sensors:
+            first = np.asarray(a1[s]) / n1
+            last = (np.asarray(self._sum_a[s]) - np.asarray(a3[s])) / max(1, self._n - n3)
+            if float(first @ last) < lim * float(np.linalg.norm(first) * np.linalg.norm(last)):
+                return True
+        return False
 
     def _window(self, sensors, acc, gyr, i, ti, need) -> bool:
         """Fixed windows of ``need`` samples: remember the best for a
@@ -344,35 +409,48 @@ class Calibrator:
             va = max(0.0, w["a2"][s] / n - sum((x / n) ** 2 for x in w["a"][s]))
             vg = max(0.0, w["g2"][s] / n - sum((x / n) ** 2 for x in w["g"][s]))
             spread += math.sqrt(va) / self.settings.still_acc_var_m_s2 + math.sqrt(vg) / math.radians(self.settings.still_gyro_var_dps)
+        tilt = 0.0
         if self.settings.provisional_rule == "upright":
             a = w["a"]["upper" if "upper" in w["a"] else sensors[0]]
             norm = math.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2])
             tilt = math.degrees(math.acos(max(-1.0, min(1.0, a[0] / norm)))) if norm > 0 else 180.0
-            spread += tilt / 10.0
+            self._min_tilt = min(self._min_tilt, tilt)
         w["n"] = 0
         best = self._best
-        if best is None or spread < best["spread"]:
-            in_force = None if best is None else best.get("in_force")  # the score of the provisional neutral in force
-            better = self.phase == "provisional" and in_force is not None and spread < in_force - self.settings.provisional_margin
-            self._best = {"spread": spread, "n": n, "t": (w["t0"], ti), "a": {s: list(v) for s, v in w["a"].items()}, "g": {s: list(v) for s, v in w["g"].items()},
-                          "in_force": in_force}
+        if best is None or self._score(spread, tilt) < self._score(best["quiet"], best["tilt"]):
+            in_force = None if best is None else best.get("in_force")  # (quiet, tilt) of the provisional neutral in force
+            better = self.phase == "provisional" and in_force is not None and self._score(spread, tilt) < self._score(*in_force) - self.settings.provisional_margin
+            self._best = {"quiet": spread, "tilt": tilt, "spread": self._score(spread, tilt), "n": n, "t": (w["t0"], ti),
+                          "a": {s: list(v) for s, v in w["a"].items()}, "g": {s: list(v) for s, v in w["g"].items()}, "in_force": in_force}
             return better
         return False
+
+    def _score(self, quiet: float, tilt: float) -> float:
+        """A window as a provisional neutral (lower is better): its motion in
+        units of the still tolerance, plus (upright rule) a unit for each
+        degree it leans past the most upright window seen so far -- relative,
+        so however the sensor sits. A bend's quiet bottom 60 deg down scores
+        60, a top that is moving (a rep starting at once) 4-10: the top wins,
+        and among upright windows the quietest."""
+        if self.settings.provisional_rule != "upright":
+            return quiet
+        return quiet + max(0.0, tilt - self._min_tilt)
 
     def _finish_neutral(self, sensors, sum_a, sum_g, n, t_span, source) -> Calibration:
         mounting = {}
         offset = {}
-        upright = source == "provisional" and self.settings.provisional_rule == "upright"
-        if upright and self._best is not None:
-            self._best["in_force"] = self._best["spread"]
+        # a provisional window is only quiet, not still: its mean gyro is no zero-rate
+        # offset; and a still stretch that replaces a provisional neutral keeps its
+        # (none): the fusion has been learning its own bias since the start and goes on
+        upright = self.settings.provisional_rule == "upright" and (source == "provisional" or self.phase == "provisional")
+        if source == "provisional" and upright and self._best is not None:
+            self._best["in_force"] = (self._best["quiet"], self._best["tilt"])
         for s in sensors:
             mounting[s] = Mounting.from_neutral(np.asarray(sum_a[s]) / n)
-            # a provisional window is only quiet, not still: its mean gyro is no
-            # zero-rate offset (the fusion learns the bias while at rest)
             offset[s] = np.zeros(3) if upright else np.asarray(sum_g[s]) / n
             self.gyro_bias[s] = offset[s]
         self.result = Calibration(mounting, (float(t_span[0]), float(t_span[1])), gyro_offset=offset, source=source)
-        if not upright:
+        if not (upright and source == "provisional"):
             self._n = 0  # (a provisional window leaves the still stretch under way running)
         if source == "provisional":
             self.phase = "provisional"  # keep looking for a real still stretch
@@ -501,24 +579,28 @@ class HeadingFinder:
     Neutral standing fixes only a sensor's up axis; a sensor stuck on turned
     about the spine (crooked, or re-attached differently from a stored
     calibration) leaks flexion into lateral bend. Bends are sagittal: while a
-    sensor is tilted past ``min_tilt_deg`` from neutral, its gravity
-    direction's horizontal part (body Y, Z with the mounting in force) lies
-    along the sagittal axis. The principal axis of those parts (second
-    moments, so forward and backward bends agree) is found once the sensor
-    has spent ``min_bend_s`` past the tilt; its angle from body Z is the
+    sensor turns faster than ``min_rate_deg_s`` about an axis across the
+    spine, that axis (its gyro's body Y, Z part with the mounting in force)
+    is the mediolateral one, body Y. The principal axis of those directions
+    (second moments, so going down and coming up agree) is found once the
+    sensor has turned so for ``min_bend_s``; its angle from body Y gives the
     heading error ``alpha`` (deg), corrected by turning the mounting
-    ``Rx(alpha)``. Once per sensor per session (:meth:`reset` to relearn).
-    Sample by sample: any split of the stream finds it at the same sample.
+    ``Rx(alpha)``. The gyro, not the tilt: a strap that slips or a neutral
+    that is off tilts the sensor without turning it. A turn that was not in
+    one plane near the sagittal one (walking, a twist, a lateral bend) is
+    forgotten. Once per sensor per session (:meth:`reset` to relearn). Sample
+    by sample: any split of the stream finds it at the same sample.
 
-    Exposed state: ``found`` (sensor -> {"heading_deg", "bend_s", "t"}), the moments per sensor."""
+    Exposed state: ``found`` (sensor -> {"heading_deg", "bend_s", "t"}),
+    ``rejected`` (turns that were no heading)."""
 
-    def __init__(self, min_tilt_deg: float = 5.0, min_bend_s: float = 0.15, max_heading_deg: float = 45.0) -> None:
-        self.min_tilt_deg = min_tilt_deg
-        self.min_bend_s = min_bend_s  # found on the way down of a hinge or squat, before a leak into lateral bend can reach its limit
+    def __init__(self, min_rate_deg_s: float = 20.0, min_bend_s: float = 0.15, max_heading_deg: float = 45.0) -> None:
+        self.min_rate_deg_s = min_rate_deg_s  # well past gyro bias and standing sway; a hinge's way down turns at 40-100 deg/s
+        self.min_bend_s = min_bend_s  # found early on the way down, before a leak into lateral bend can reach its limit
         self.max_heading_deg = max_heading_deg
-        self.rejected = 0  # bends that were not in one plane near the sagittal one
+        self.rejected = 0
         self.found: dict[str, dict] = {}
-        self._m: dict[str, np.ndarray] = {}  # sensor -> [w, syy, szz, syz]
+        self._m: dict[str, np.ndarray] = {}  # sensor -> [seconds, syy, szz, syz] of the unit turn axis
         self.stopped_at: int | None = None
 
     def reset(self) -> None:
@@ -533,27 +615,28 @@ class HeadingFinder:
         found, m, rejected = state
         self.found, self._m, self.rejected = {k: dict(v) for k, v in found.items()}, {k: v.copy() for k, v in m.items()}, rejected
 
-    def update(self, gravity: dict, mounting: dict, t: np.ndarray, rate: float) -> dict[str, float] | None:
-        """One block of fused gravity (sensor frame, per sensor). Returns
+    def update(self, gyr: dict, mounting: dict, t: np.ndarray, rate: float) -> dict[str, float] | None:
+        """One block of gyros (rad/s, sensor frame, per sensor). Returns
         ``{sensor: alpha_deg}`` for the sensors whose heading was found at the
-        sample :attr:`stopped_at` (the samples after it are not consumed:
-        the caller goes on with them under the corrected mounting), else None."""
+        sample :attr:`stopped_at` (the samples after it are not consumed: the
+        caller goes on with them under the corrected mounting; ``{}``: a turn
+        there was no heading), else None."""
         self.stopped_at = None
         dt = 1.0 / rate
-        cos_min = math.cos(math.radians(self.min_tilt_deg))
+        w_min = math.radians(self.min_rate_deg_s)
         first: int | None = None
         hits: dict[str, int] = {}
-        cums: dict[str, tuple] = {}
-        for s in sorted(gravity):
+        cums: dict[str, np.ndarray] = {}
+        for s in sorted(gyr):
             if s in self.found or s not in mounting or not len(t):
                 continue
-            u = mounting[s].to_body(gravity[s])
-            n = np.linalg.norm(u, axis=1)
-            bent = u[:, 0] < cos_min * n
-            m0 = self._m.get(s, np.zeros(4))
-            y, z = u[:, 1] / n, u[:, 2] / n
-            parts = np.stack([bent * dt, bent * y * y, bent * z * z, bent * y * z], axis=1)
-            c = np.cumsum(np.vstack([m0[None, :], parts]), axis=0)[1:]
+            w = mounting[s].to_body(gyr[s])
+            n = np.hypot(w[:, 1], w[:, 2])
+            turning = n > w_min
+            safe = np.where(turning, n, 1.0)
+            y, z = w[:, 1] / safe, w[:, 2] / safe
+            parts = np.stack([turning * dt, turning * y * y, turning * z * z, turning * y * z], axis=1)
+            c = np.cumsum(np.vstack([self._m.get(s, np.zeros(4))[None, :], parts]), axis=0)[1:]
             cums[s] = c
             k = np.flatnonzero(c[:, 0] >= self.min_bend_s - 1e-12)
             if len(k):
@@ -563,25 +646,22 @@ class HeadingFinder:
         out: dict[str, float] = {}
         for s, c in cums.items():
             self._m[s] = c[used - 1].copy()
-            if hits.get(s) == first and first is not None:
-                w, syy, szz, syz = self._m[s]
-                alpha = 0.5 * math.degrees(math.atan2(2.0 * syz, szz - syy))
-                # the bend must have stayed in one plane (the smaller principal
-                # moment a fifth of the larger at most) and be within 45 deg of
-                # the sagittal one: a lateral bend or a twisting start is no
-                # heading; forget it and wait for the next bend
-                spread = math.hypot(szz - syy, 2.0 * syz)
-                minor, major = 0.5 * (syy + szz - spread), 0.5 * (syy + szz + spread)
-                if abs(alpha) > self.max_heading_deg or minor > 0.2 * major:
-                    self.rejected += 1
-                    self._m[s] = np.zeros(4)
-                    continue
-                self.found[s] = {"heading_deg": round(alpha, 3), "bend_s": round(float(w), 3), "t": round(float(t[first]), 4)}
-                out[s] = alpha
+            if first is None or hits.get(s) != first:
+                continue
+            sec, syy, szz, syz = self._m[s]
+            alpha = -0.5 * math.degrees(math.atan2(2.0 * syz, syy - szz))
+            spread = math.hypot(syy - szz, 2.0 * syz)
+            minor, major = 0.5 * (syy + szz - spread), 0.5 * (syy + szz + spread)
+            if abs(alpha) > self.max_heading_deg or minor > 0.2 * major:
+                self.rejected += 1  # not one sagittal plane: forget it, wait for the next bend
+                self._m[s] = np.zeros(4)
+                continue
+            self.found[s] = {"heading_deg": round(alpha, 3), "bend_s": round(float(sec), 3), "t": round(float(t[first]), 4)}
+            out[s] = alpha
         if first is None:
             return None
         self.stopped_at = first
-        return out if out else {}
+        return out
 
 
 def turned(mounting: Mounting, alpha_deg: float) -> Mounting:

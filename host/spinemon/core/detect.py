@@ -148,9 +148,10 @@ PROFILES: dict[str, ExerciseProfile] = {
     # hinges and squats: rounding is the fault; lockout hyperextension too; fatigue shows as creep
     "deadlift": ExerciseProfile("deadlift", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
     # lean_deg (one sensor only): a low-bar back squat inclines the trunk 45-55 deg
-    # from vertical at parallel; past 60 deg the squat has become a good morning
-    # (hips shooting back: the "excessive forward lean" fault)
-    "squat": ExerciseProfile("squat", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0, lean_deg=60.0),
+    # from vertical at parallel; 10 deg past that (a provisional neutral can be a
+    # few degrees off) the squat has become a good morning -- hips shooting back,
+    # the "excessive forward lean" fault (real lean sets peak ~19 deg above correct ones)
+    "squat": ExerciseProfile("squat", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0, lean_deg=65.0),
     "row": ExerciseProfile("row", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
     # overhead work: arching is the fault
     "overhead_press": ExerciseProfile("overhead_press", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0),

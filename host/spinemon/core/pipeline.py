@@ -138,8 +138,12 @@ class PipelineSettings:
                 fusion["initial_bias_rad_s"] = tuple(fusion["initial_bias_rad_s"])
             rules = d.get("rules", 1)
             calibration = dict(d.get("calibration", {}))
-            if rules == 1:
+            if rules == 1:  # the calibration rules before issue 22, for recordings made with them
                 calibration.setdefault("provisional_rule", "quietest")
+                calibration.setdefault("still_drift_deg", None)
+                calibration.setdefault("provisional_after_s", 5.0)
+                calibration.setdefault("still_gyro_var_dps", 10.0)
+                calibration.setdefault("still_acc_var_m_s2", 0.5)
             return cls(
                 exercise=d.get("exercise", "generic"),
                 side=d.get("side"),
@@ -219,6 +223,10 @@ class Pipeline:
         #: what the lifter must be told now, beyond alerts (a stale stored
         #: calibration, a heading corrected from the bends): (device time, text)
         self.notices: list[tuple[float, str]] = []
+        #: before the first neutral (at most ``provisional_after_s``): the fused
+        #: blocks, so a bend or a rep that began before neutral was known still
+        #: gives its heading and is counted
+        self._before_neutral: list[Fused] = []
         if s.rules >= 2 and calibration is not None and calibration.source == "stored":
             self.phases.check_stored(s.drift_limit_deg)
         if calibration is not None:
@@ -290,6 +298,8 @@ class Pipeline:
         fused = self.gravity.update(block, ph.gyro_offset)
         if phase == PHASE_NEUTRAL:
             ph.account(phase, block)
+            if self.settings.rules >= 2 and len(fused):  # the gyros before neutral, for the headings (see _new_neutral)
+                self._before_neutral.append(fused)
             if neutral is not None:
                 self._new_neutral(neutral, block.rate_hz, res)
             return n, None  # angles start with the next sample
@@ -324,12 +334,28 @@ class Pipeline:
         self.angles.restart(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
 
+    def _headings_before(self, cal: Calibration) -> None:
+        """The first neutral: the bends before it (a set that started at once)
+        tell the headings too; found ones turn the mountings from the start of monitoring."""
+        for f in self._before_neutral:
+            t, gyr, rate = f.block.t, f.gyr, f.block.rate_hz
+            while len(t):
+                found = self.heading.update({k: g for k, g in gyr.items() if k in cal.mounting}, cal.mounting, t, rate)
+                if found is None:
+                    break
+                for s, alpha in found.items():
+                    cal.mounting[s] = turned(cal.mounting[s], alpha)
+                    cal.alignment[s] = {"heading_deg": round(alpha, 3), "from_lifts_deg": round(alpha, 3)}
+                k = self.heading.stopped_at + 1
+                t, gyr = t[k:], {s: g[k:] for s, g in gyr.items()}
+
     def _notice(self, t: float, text: str, res: FrameResult) -> None:
         self.notices.append((t, text))
         res.notices.append(text)
 
     def _new_neutral(self, cal: Calibration, rate: float, res: FrameResult) -> None:
         """A neutral found (the offset is removed upstream from now on): every stage that depends on it follows."""
+        first = self.phases.calibration is None
         self.phases.neutral_found(cal)
         res.calibrated = cal
         check = self.phases.stale_found
@@ -337,18 +363,35 @@ class Pipeline:
             self.phases.stale_found = None
             self.heading.reset()  # re-attached: relearn the headings from the bends
             self._notice(check["t"], check["text"], res)
+        kept = self._before_neutral if self.settings.rules >= 2 else []
+        self._before_neutral = []
+        if kept:
+            self._before_neutral = kept
+            self._headings_before(cal)
+            self._before_neutral = []
         if self.settings.rules >= 2:
             for s, f in self.heading.found.items():  # headings found from the bends carry over to the new neutral
                 if s in cal.mounting and "from_lifts_deg" not in cal.alignment.get(s, {}):
                     cal.mounting[s] = turned(cal.mounting[s], f["heading_deg"])
                     cal.alignment[s] = {"heading_deg": f["heading_deg"], "from_lifts_deg": f["heading_deg"]}
-        if self.phases.last_step_still or not (self.settings.rules >= 2):
+        if self.settings.rules < 2 or (self.phases.last_step_still and (first or self.phases.given)):
             # a still neutral ends with the wearer standing at it; a provisional
             # one is a moment in the past (the wearer may be mid-bend now), with
             # no offset of its own: the filters go on as they are
             self.gravity.restart_from(cal, rate)
         self.angles.restart(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
+        if kept and self.phases.phase == PHASE_MONITOR:
+            self._segment_before(kept, cal)
+
+    def _segment_before(self, kept: list[Fused], cal: Calibration) -> None:
+        """Monitoring starts: the samples before neutral go through the angles
+        and the rep counter (not the limits: their time has passed), so a rep
+        that began at the first sample is counted as the lifter did it."""
+        for f in kept:
+            segs = self.segmenter.update(f, self.angles.update(f, cal), cal)
+            for p in segs.pieces():
+                self.watch.begin_piece(p.context, p.records)
 
     def _monitor(self, fused: Fused, th: np.ndarray, res: FrameResult) -> LumbarAngles:
         """Angles, segmentation, then drift and detection in the pieces the
@@ -369,7 +412,7 @@ class Pipeline:
                 shared = {id(e): e for e in self.watch.events}
                 before = (copy.deepcopy((self.angles, self.segmenter), shared), dict(cal.mounting), self.heading.state())
             # a sensor's heading found from the bends (rules 2) ends this step at its sample
-            found = self.heading.update(fused.gravity, cal.mounting, fused.block.t, fused.block.rate_hz) if self.settings.rules >= 2 else None
+            found = self.heading.update(fused.gyr, cal.mounting, fused.block.t, fused.block.rate_hz) if self.settings.rules >= 2 else None
             step = len(fused) if found is None else self.heading.stopped_at + 1
             part = fused.slice(0, step)
             ang = self.angles.update(part, cal)
@@ -382,7 +425,7 @@ class Pipeline:
                 self.segmenter.update(fused.slice(0, used), self.angles.update(fused.slice(0, used), was), was)
                 self.heading.restore(heading)
                 if self.settings.rules >= 2:  # the heading's moments up to the cut, with the mountings they were formed with
-                    self.heading.update({k: g[:used] for k, g in fused.gravity.items()}, mounting, fused.block.t[:used], fused.block.rate_hz)
+                    self.heading.update({k: g[:used] for k, g in fused.gyr.items()}, mounting, fused.block.t[:used], fused.block.rate_hz)
                 found = None  # the heading step lay after the re-zero: found again with the new mounting
             if found is not None:
                 self._turn(found, float(part.block.t[-1]), part.block.rate_hz, res)

@@ -55,7 +55,12 @@ ST_TW = 37
 ST_TRUNK = 38
 ST_EMAX = 39
 EXCURSION = 40
-N_FLOAT = 41
+E_START = 41  # the excursion where the rep in progress began (0 from the reference; a valley between reps back to back)
+RGU = 42  # gravity mode: the reference posture's gravity direction, upper (3; NaN = take the next sample's)
+RGL = 45  # ... lower (3)
+PGU = 48  # gravity mode: the previous sample's gravity direction, upper (3; NaN = none yet)
+PGL = 51  # ... lower (3)
+N_FLOAT = 54
 
 # -- int state slots (I) -------------------------------------------------------
 STATE = 0  # IDLE / REP / SETTLE
@@ -72,9 +77,9 @@ IDLE, REP, SETTLE = 0, 1, 2
     P_RATE, P_MAX_GAP, P_A_QUIET, P_A_WALK, P_LEAK, P_A_BIAS, P_A_BIAS_FAST, P_A_STILL,
     P_QUIET, P_STILL_STD2, P_STILL_MAX2, P_QUIET2, P_STILL_MIN, P_STILL_LONG, P_WALK,
     P_WALK_MIN, P_WALK_RELEASE, P_REST_QUIET, P_EXIT_FRACTION, P_STUCK, P_SETTLE,
-    P_WARMUP_N, P_WARMUP_TIMEOUT, P_ARM_AFTER_WALK, P_ENTER, P_MAX_REP,
-) = range(26)  # fmt: skip
-N_PARAM = 26
+    P_WARMUP_N, P_WARMUP_TIMEOUT, P_ARM_AFTER_WALK, P_ENTER, P_MAX_REP, P_EXIT_RELATIVE, P_A_TILT,
+) = range(28)  # fmt: skip
+N_PARAM = 28
 
 # -- events ------------------------------------------------------------------------
 #: phase 0 (hole in the stream): reject the motion in progress (t0, t1, emax)
@@ -87,11 +92,11 @@ EV_WALK = 3
 EV_TOO_LONG = 4
 #: phase 3: stuck away from the reference (t0, t1, emax)
 EV_STUCK = 5
-#: phase 3: a candidate ended (t_start, t_end, fmax, fmin, wy, lat, tw, trunk, emax)
+#: phase 3: a candidate ended (t_start, t_end, fmax, fmin, wy, lat, tw, trunk, emax, after_walk)
 EV_CANDIDATE = 6
 #: the bookkeeping (waiting candidates accepted, runs closed) happens between phases 1 and 3
 PHASE = (0, 0, 1, 1, 3, 3, 3)
-N_EVENT_FIELDS = 9
+N_EVENT_FIELDS = 10
 MAX_EVENTS_PER_SAMPLE = 3  # gap reject + walk reject + walk, or gap reject + one of phase 3
 
 
@@ -99,6 +104,7 @@ def new_state() -> tuple[np.ndarray, np.ndarray]:
     """Fresh (float, int) state: nothing seen, no bias, idle."""
     F = np.zeros(N_FLOAT)
     F[[STILL_SINCE, QUIET_SINCE, WALK_SINCE, T_WALK_LAST, T_LAST, T_FIRST]] = math.nan
+    F[PGU : PGL + 3] = math.nan
     I = np.zeros(N_INT, dtype=np.int64)
     reset_motion(F, I, math.nan)
     return F, I
@@ -116,6 +122,10 @@ def reset_motion(F: np.ndarray, I: np.ndarray, t: float) -> None:
     F[T_TURN] = t
     F[T_EMIN] = t
     F[E_MIN] = 0.0
+    F[E_START] = 0.0
+    for j in range(3):
+        F[RGU + j] = math.nan
+        F[RGL + j] = math.nan
 
 
 def _reset_stats(F: np.ndarray) -> None:
@@ -159,7 +169,7 @@ def _event(ev_i, ev_code, ev_f, ne, i, code, a, b, c) -> int:
     return ne + 1
 
 
-def _candidate(F, ev_i, ev_code, ev_f, ne, i, t_end) -> int:
+def _candidate(F, P, ev_i, ev_code, ev_f, ne, i, t_end) -> int:
     ev_i[ne] = i
     ev_code[ne] = EV_CANDIDATE
     ev_f[ne, 0] = F[T_START]
@@ -171,10 +181,31 @@ def _candidate(F, ev_i, ev_code, ev_f, ne, i, t_end) -> int:
     ev_f[ne, 6] = F[ST_TW]
     ev_f[ne, 7] = F[ST_TRUNK]
     ev_f[ne, 8] = F[ST_EMAX]
+    # it began straight after walking (handling gear, not a lift from a stance)
+    ev_f[ne, 9] = 0.0 if math.isnan(F[T_WALK_LAST]) or F[T_START] - F[T_WALK_LAST] >= P[P_ARM_AFTER_WALK] else 1.0
     return ne + 1
 
 
-def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state_out, walking_out, stance_out, ev_i, ev_code, ev_f) -> int:
+def _angle_deg(a0, a1, a2, b0, b1, b2) -> float:
+    """Angle between two unit vectors, deg (atan2 of cross and dot: exact near 0)."""
+    x0 = a1 * b2 - a2 * b1
+    x1 = a2 * b0 - a0 * b2
+    x2 = a0 * b1 - a1 * b0
+    return math.degrees(math.atan2(math.sqrt(x0 * x0 + x1 * x1 + x2 * x2), a0 * b0 + a1 * b1 + a2 * b2))
+
+
+def _toward(F, r, g0, g1, g2, k) -> None:
+    """Reference direction ``F[r:r+3]`` moved toward ``g`` (keeping ``k`` of the way it was), unit length."""
+    a0 = k * F[r] + (1.0 - k) * g0
+    a1 = k * F[r + 1] + (1.0 - k) * g1
+    a2 = k * F[r + 2] + (1.0 - k) * g2
+    n = math.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
+    F[r] = a0 / n
+    F[r + 1] = a1 / n
+    F[r + 2] = a2 / n
+
+
+def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state_out, walking_out, stance_out, ev_i, ev_code, ev_f, ug, lg) -> int:
     """Run the samples of one block; returns the number of events logged.
 
     Args:
@@ -186,12 +217,18 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
         state_out, walking_out, stance_out: out, after each sample (stance: a
             rep is in progress that did not begin right after walking).
         ev_i, ev_code, ev_f: out, the event log (sample, code, fields).
+        ug, lg: (n, 3) unit gravity directions of the upper and lower sensors
+            (each sensor's own frame), used when ``has[4]`` is set (gravity mode): the
+            excursion is then the tilt away from the reference posture's
+            gravity and "quiet" a low tilt rate -- no gyro bias enters, so
+            reps are counted from the first sample, with no still start.
     """
     n = t.shape[0]
     has_gl = has[0] != 0
     has_trunk = has[1] != 0
     has_lat = has[2] != 0
     has_tw = has[3] != 0
+    grav = has[4] != 0
     ne = 0
     for i in range(n):
         ti = t[i]
@@ -218,6 +255,26 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
             l0, l1, l2 = gl[i, 0], gl[i, 1], gl[i, 2]
             cl0, cl1, cl2 = l0 - F[BL], l1 - F[BL + 1], l2 - F[BL + 2]
             mag = max(mag, math.sqrt(cl0 * cl0 + cl1 * cl1 + cl2 * cl2))
+        q0 = q1 = q2 = p0 = p1 = p2 = 0.0
+        if grav:  # quiet: the tilt rate (deg/s) of the gravity directions, bias-free,
+            # low-passed first (P_A_TILT: a sample-to-sample difference is the fusion's jitter)
+            q0, q1, q2 = ug[i, 0], ug[i, 1], ug[i, 2]
+            a = P[P_A_TILT]
+            mag = 0.0
+            if math.isnan(F[PGU]):
+                F[PGU], F[PGU + 1], F[PGU + 2] = q0, q1, q2
+            else:
+                o0, o1, o2 = F[PGU], F[PGU + 1], F[PGU + 2]
+                _toward(F, PGU, q0, q1, q2, 1.0 - a)
+                mag = _angle_deg(o0, o1, o2, F[PGU], F[PGU + 1], F[PGU + 2]) / dt
+            if has_gl:
+                p0, p1, p2 = lg[i, 0], lg[i, 1], lg[i, 2]
+                if math.isnan(F[PGL]):
+                    F[PGL], F[PGL + 1], F[PGL + 2] = p0, p1, p2
+                else:
+                    o0, o1, o2 = F[PGL], F[PGL + 1], F[PGL + 2]
+                    _toward(F, PGL, p0, p1, p2, 1.0 - a)
+                    mag = max(mag, _angle_deg(o0, o1, o2, F[PGL], F[PGL + 1], F[PGL + 2]) / dt)
         F[WQ] += P[P_A_QUIET] * (mag - F[WQ])
         quiet = F[WQ] < P[P_QUIET]
         still = _stillness(F, I, SU_M, SU_VAR, SU_N, r0, r1, r2, F[BU], F[BU + 1], F[BU + 2], P)
@@ -278,18 +335,32 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                 F[QUIET_SINCE] = ti
         else:
             F[QUIET_SINCE] = math.nan
+        if grav:
+            q0, q1, q2 = ug[i, 0], ug[i, 1], ug[i, 2]
+            p0, p1, p2 = (lg[i, 0], lg[i, 1], lg[i, 2]) if has_gl else (0.0, 0.0, 0.0)
+            if math.isnan(F[RGU]):
+                F[RGU], F[RGU + 1], F[RGU + 2] = q0, q1, q2
+                F[RGL], F[RGL + 1], F[RGL + 2] = p0, p1, p2
         if I[STATE] == IDLE:
             if quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]:
                 for j in range(3):
                     F[VU + j] = 0.0
                     F[VL + j] = 0.0
+                if grav:
+                    F[RGU], F[RGU + 1], F[RGU + 2] = q0, q1, q2
+                    F[RGL], F[RGL + 1], F[RGL + 2] = p0, p1, p2
                 _reset_stats(F)
                 F[T_REST] = ti
+                F[E_START] = 0.0
             else:
                 k = P[P_LEAK]
                 for j in range(3):
                     F[VU + j] *= k
                     F[VL + j] *= k
+                if grav:
+                    _toward(F, RGU, q0, q1, q2, k)
+                    if has_gl:
+                        _toward(F, RGL, p0, p1, p2, k)
         F[VU] += c0 * dt
         F[VU + 1] += c1 * dt
         F[VU + 2] += c2 * dt
@@ -302,6 +373,10 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
             v0, v1, v2 = F[VL], F[VL + 1], F[VL + 2]
             d0, d1, d2 = u0 - v0, u1 - v1, u2 - v2
             e = max(e, math.sqrt(v0 * v0 + v1 * v1 + v2 * v2), math.sqrt(d0 * d0 + d1 * d1 + d2 * d2))
+        if grav:  # each sensor's tilt away from the reference posture (sensor frames: a new neutral changes nothing here)
+            e = _angle_deg(F[RGU], F[RGU + 1], F[RGU + 2], q0, q1, q2)
+            if has_gl:
+                e = max(e, _angle_deg(F[RGL], F[RGL + 1], F[RGL + 2], p0, p1, p2))
         F[EXCURSION] = e
 
         # running peaks since the motion began
@@ -330,17 +405,19 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
         enter = P[P_ENTER]
         st = I[STATE]
         if st == IDLE:
-            if e < 0.25 * enter:
+            if e < F[E_START]:
+                F[E_START] = e  # standing up out of a tilted top: the next rep starts from lower down
+            if e < F[E_START] + 0.25 * enter:
                 F[T_REST] = ti
-            ready = I[BIAS_N] >= P[P_WARMUP_N] or ti - F[T_FIRST] >= P[P_WARMUP_TIMEOUT]
-            if e > enter and ready:
+            ready = grav or I[BIAS_N] >= P[P_WARMUP_N] or ti - F[T_FIRST] >= P[P_WARMUP_TIMEOUT]  # gravity mode needs no bias
+            if e > enter + F[E_START] and ready:
                 I[STATE] = REP
                 F[T_START] = ti if math.isnan(F[T_REST]) else F[T_REST]
         elif st == REP:
             if ti - F[T_START] > P[P_MAX_REP]:
                 ne = _event(ev_i, ev_code, ev_f, ne, i, EV_TOO_LONG, F[T_START], ti, F[ST_EMAX])
                 reset_motion(F, I, ti)
-            elif e < P[P_EXIT_FRACTION] * F[ST_EMAX]:
+            elif e < F[E_START] + P[P_EXIT_FRACTION] * (F[ST_EMAX] - F[E_START]):
                 I[STATE] = SETTLE
                 F[E_MIN] = e
                 F[T_EMIN] = ti
@@ -350,22 +427,29 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                 reset_motion(F, I, ti)
         else:  # settling back to the reference
             if quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]:
-                ne = _candidate(F, ev_i, ev_code, ev_f, ne, i, F[QUIET_SINCE])
+                ne = _candidate(F, P, ev_i, ev_code, ev_f, ne, i, F[QUIET_SINCE])
                 reset_motion(F, I, ti)
             elif ti - F[T_TURN] > P[P_SETTLE]:
-                ne = _candidate(F, ev_i, ev_code, ev_f, ne, i, ti)
+                # relative mode: it came back as far as it would (settle_s since its last new low): it ended there
+                ne = _candidate(F, P, ev_i, ev_code, ev_f, ne, i, F[T_EMIN] if P[P_EXIT_RELATIVE] != 0.0 else ti)
                 reset_motion(F, I, ti)
-            elif e > F[E_MIN] + max(0.5 * enter, 0.2 * F[ST_EMAX]):
+            elif e > F[E_MIN] + max(0.5 * enter, 0.2 * (F[ST_EMAX] - F[E_START])):
                 # rising again without a pause: the next rep starts here
                 t_end = F[T_EMIN]
-                ne = _candidate(F, ev_i, ev_code, ev_f, ne, i, t_end)
+                ne = _candidate(F, P, ev_i, ev_code, ev_f, ne, i, t_end)
                 I[STATE] = IDLE
                 _reset_stats(F)
                 F[T_REST] = t_end
                 F[T_START] = t_end
+                if P[P_EXIT_RELATIVE] != 0.0:
+                    # the next rep starts from this valley: a top still tilted
+                    # (pelvis and trunk between reps back to back) is its zero
+                    F[E_START] = F[E_MIN]
             elif e < F[E_MIN]:
                 F[E_MIN] = e
                 F[T_EMIN] = ti
+                if P[P_EXIT_RELATIVE] != 0.0:
+                    F[T_TURN] = ti  # still coming back: settle_s counts from the lowest point
         state_out[i] = I[STATE]
         walking_out[i] = False
         stance_out[i] = I[STATE] != IDLE and (math.isnan(F[T_WALK_LAST]) or F[T_START] - F[T_WALK_LAST] >= P[P_ARM_AFTER_WALK])
@@ -384,7 +468,7 @@ def _compile():
 
     jit = numba.njit(cache=True, nogil=True)
     g = dict(globals())
-    for name in ("reset_motion", "_reset_stats", "_stillness", "_event", "_candidate"):
+    for name in ("reset_motion", "_reset_stats", "_stillness", "_event", "_candidate", "_angle_deg", "_toward"):
         g[name] = jit(types.FunctionType(globals()[name].__code__, g, name))
     return jit(types.FunctionType(advance_python.__code__, g, "advance"))
 
@@ -422,5 +506,5 @@ def warm_up() -> None:
     small = np.zeros(1, dtype=np.int8)
     flag = np.zeros(1, dtype=np.bool_)
     cap = MAX_EVENTS_PER_SAMPLE + 1
-    advance(one, one, three, three, one, one, one, np.zeros(4, dtype=np.int64), F, I, P, small, small.copy(), flag, flag.copy(),
-            np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64), np.zeros((cap, N_EVENT_FIELDS)))  # fmt: skip
+    advance(one, one, three, three, one, one, one, np.zeros(5, dtype=np.int64), F, I, P, small, small.copy(), flag, flag.copy(),
+            np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64), np.zeros((cap, N_EVENT_FIELDS)), three, three)  # fmt: skip

@@ -123,7 +123,9 @@ class RepProfile:
 
 REP_PROFILES: dict[str, RepProfile] = {
     "deadlift": RepProfile("deadlift", enter_deg=20.0),
-    "squat": RepProfile("squat", enter_deg=15.0),
+    # squat: real back-squat sets swing the lower back only 6-16 deg per rep
+    # once the pelvis stays tilted between reps back to back (issue 22)
+    "squat": RepProfile("squat", enter_deg=5.0),
     "overhead_press": RepProfile("overhead_press", enter_deg=3.0),
     "curl": RepProfile("curl", enter_deg=0.6),
     # not in the simulated wearer yet (tempo/amplitude are estimates): a
@@ -222,6 +224,27 @@ class RepSettings:
     confirm_delay_s: float = 1.0
     arm_after_walk_s: float = 1.0
     max_gap_s: float = 0.5
+    #: reps back to back (rules 2): a rep turns back once the excursion falls
+    #: ``exit_fraction`` of the way from its peak to where *it* began (a valley
+    #: between reps, the pelvis still tilted), not to the standing reference
+    exit_relative: bool = False
+    #: an unlabelled candidate that began straight after walking (within
+    #: ``arm_after_walk_s``: a plate picked up, sitting down) is rejected
+    #: ("after_walking"): with sets of one, this is the ghost-rep rule
+    reject_after_walk: bool = False
+    #: a run of one rep, unlabelled, counts as a set of one (a heavy single, a
+    #: box picked up from a stance) when its excursion reached this (deg): a
+    #: clear lift, not a shift of stance, a fidget or the lean that starts a
+    #: walk (real standing: 1-10 deg). None: never (``min_reps_unlabelled`` rules)
+    single_min_deg: float | None = None
+    #: measure the excursion as the tilt of the fused gravity directions away
+    #: from the reference posture (and "quiet" as a low tilt rate), not as the
+    #: integrated gyro: no gyro bias enters, so reps count from the first
+    #: sample, with no still start to learn it (rules 2)
+    gravity_excursion: bool = False
+    #: gravity mode: the gravity directions are low-passed with this time
+    #: constant before their tilt rate is taken for "quiet" (s)
+    tilt_tau_s: float = 0.1
     profiles: dict[str, RepProfile] = field(default_factory=lambda: dict(REP_PROFILES))
 
     def __post_init__(self) -> None:
@@ -322,7 +345,7 @@ class SetRecord:
 @dataclass(frozen=True)
 class RejectedCandidate:
     """A motion that looked like a rep but was not counted, and why:
-    ``"too_short"``, ``"too_long"``, ``"stuck"``, ``"walking"``, ``"isolated"``
+    ``"too_short"``, ``"too_long"``, ``"stuck"``, ``"walking"``, ``"after_walking"``, ``"isolated"``
     (an unlabelled run with too few reps), ``"gap"`` (hole in the stream),
     ``"incomplete"`` (the stream ended mid-rep)."""
 
@@ -455,6 +478,8 @@ class RepSegmenter:
         P[K.P_ARM_AFTER_WALK] = s.arm_after_walk_s
         P[K.P_ENTER] = p.enter_deg
         P[K.P_MAX_REP] = p.max_rep_s
+        P[K.P_EXIT_RELATIVE] = 1.0 if s.exit_relative else 0.0
+        P[K.P_A_TILT] = 1.0 - math.exp(-dt / s.tilt_tau_s)
         return P
 
     # -- public state ------------------------------------------------------
@@ -584,6 +609,8 @@ class RepSegmenter:
         trunk_deg: object = None,
         lateral_deg: object = None,
         twist_deg: object = None,
+        upper_gravity: object = None,
+        lower_gravity: object = None,
     ) -> list[RepRecord | SetRecord]:
         """Feed one block; returns the reps and sets that became known in it.
 
@@ -598,6 +625,9 @@ class RepSegmenter:
             lower_gyr: (n, 3) lower sensor's, likewise; None with one IMU.
             trunk_deg: (n,) upper sagittal inclination (for ``peak_trunk_deg``), optional.
             lateral_deg, twist_deg: (n,) for the lateral/twist peaks, optional.
+            upper_gravity, lower_gravity: (n, 3) unit gravity directions, each
+                sensor's frame; with ``RepSettings.gravity_excursion`` the excursion is
+                measured on them (see :mod:`spinemon.core.rep_kernel`).
 
         Raises:
             RepInputError: shapes disagree, values are not finite, or time goes back.
@@ -615,7 +645,10 @@ class RepSegmenter:
         # the numbers, sample by sample (rep_kernel) ...
         gu_d = np.ascontiguousarray(gu * _R2D)
         gl_d = gu_d if gl is None else np.ascontiguousarray(gl * _R2D)
-        has = np.array([gl is not None, tr is not None, la is not None, tw is not None], dtype=np.int64)
+        grav = self.settings.gravity_excursion and upper_gravity is not None
+        ug = _array("upper_gravity", upper_gravity, 2, n) if grav else gu
+        lg = (_array("lower_gravity", lower_gravity, 2, n) if lower_gravity is not None else ug) if grav else gu
+        has = np.array([gl is not None, tr is not None, la is not None, tw is not None, grav and (gl is None or lower_gravity is not None)], dtype=np.int64)
         state_mid = np.empty(n, dtype=np.int8)
         state_out = np.empty(n, dtype=np.int8)
         walking = np.empty(n, dtype=np.bool_)
@@ -628,7 +661,7 @@ class RepSegmenter:
         tt, fl = c(tt), c(fl)
         ne = K.advance(
             tt, fl, gu_d, gl_d, fl if tr is None else c(tr), fl if la is None else c(la), fl if tw is None else c(tw),
-            has, self._F, self._I, self._P, state_mid, state_out, walking, stance, ev_i, ev_code, ev_f,
+            has, self._F, self._I, self._P, state_mid, state_out, walking, stance, ev_i, ev_code, ev_f, c(ug), c(lg),
         )  # fmt: skip
         # ... then the bookkeeping, event by event (candidates, runs, sets)
         book = _Bookkeeping(self, tt, state_mid)
@@ -689,12 +722,16 @@ class RepSegmenter:
             self._reject(f[0], f[1], f[2], "stuck")
         else:
             stats = _Stats(*(float(x) for x in f[2:9]))
-            self._end_candidate(_Candidate(float(f[0]), float(f[1]), stats, self.exercise))
+            self._end_candidate(_Candidate(float(f[0]), float(f[1]), stats, self.exercise), after_walk=bool(f[9]))
         book.changed(i)
 
-    def _end_candidate(self, c: _Candidate) -> None:
+    def _end_candidate(self, c: _Candidate, after_walk: bool = False) -> None:
         if c.t_end - c.t_start < self._profile.min_rep_s:
             self._reject(c.t_start, c.t_end, c.stats.emax, "too_short")
+            return
+        r = self._run
+        if after_walk and self.settings.reject_after_walk and not (r is not None and r.labelled):
+            self._reject(c.t_start, c.t_end, c.stats.emax, "after_walking")
             return
         self._pending.append(c)
 
@@ -761,9 +798,15 @@ class RepSegmenter:
         if r is None:
             return
         if r.number is None:
-            for c in r.reps:
-                self._reject(c.t_start, c.t_end, c.stats.emax, "isolated")
-            return
+            s_min = self.settings.single_min_deg
+            if s_min is not None and len(r.reps) == 1 and r.reps[0].stats.emax >= s_min:
+                r.number = self._next_set  # a set of one
+                self._next_set += 1
+                self._emit_rep(r, 1, r.reps[0])
+            else:
+                for c in r.reps:
+                    self._reject(c.t_start, c.t_end, c.stats.emax, "isolated")
+                return
         if r.reps:
             t0, t1 = r.reps[0].t_start, r.reps[-1].t_end
         else:

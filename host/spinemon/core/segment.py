@@ -181,6 +181,19 @@ class Segmenter:
                 self._held_samples[key] = self._held_samples.get(key, 0) + k
         return Segments(n, held == 0, held, hold_on, records_at, context_at)
 
+    def rep_settings(self) -> RepSettings:
+        """The rep counter's settings. Rules 2 (``arming == "exercise"``): a
+        set of one counts when it is a clear lift (15 deg: a heavy single, a
+        box picked up from a stance), a rep straight after walking does not; reps back to back turn at their
+        own valley; the excursion is the tilt of the fused gravity, so no rep
+        waits for a gyro bias to be learnt (a set that starts at once is counted)."""
+        if self.arming == "sets":
+            return RepSettings(exercise=self.exercise)
+        # a rep turns once it has come a third of the way back from its peak
+        # toward where it began: the first rep of a real squat set starts
+        # upright and comes up to a top still tilted 23-37 deg, barely half way
+        return RepSettings(exercise=self.exercise, single_min_deg=15.0, reject_after_walk=True, exit_relative=True, exit_fraction=0.67, gravity_excursion=True)
+
     def _update_reps(self, fused: Fused, ang: LumbarAngles, calibration: Calibration, trunk_deg: np.ndarray) -> list:
         """Sets and reps, from the raw body-frame gyros (offset-free, with the
         fusion's bias left in: the segmenter learns its own); returns the
@@ -188,7 +201,7 @@ class Segmenter:
         block = fused.block
         m = calibration.mounting
         if self.reps is None or abs(self.reps.rate - block.rate_hz) > 1e-6 * block.rate_hz:
-            self.reps = RepSegmenter(block.rate_hz, RepSettings(exercise=self.exercise))
+            self.reps = RepSegmenter(block.rate_hz, self.rep_settings())
             if self._pending_label is not None:
                 self.reps.start_set(self._pending_label["exercise"], self._pending_label["set"])
                 self._pending_label = None
@@ -200,6 +213,8 @@ class Segmenter:
             trunk_deg=trunk_deg,
             lateral_deg=ang.lateral_deg,
             twist_deg=ang.twist_deg,
+            upper_gravity=fused.gravity["upper"],
+            lower_gravity=None if ang.single_sensor else fused.gravity["lower"],
         )
 
     @property

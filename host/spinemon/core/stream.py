@@ -73,6 +73,21 @@ class SampleBlock:
         return len(self.seq)
 
     @property
+    def sensor_lost(self) -> np.ndarray:
+        """Per sample: the wearable had lost one of the IMUs it booted with
+        (SF_SENSOR_LOST, firmware 0.4 on); the sample carries the ones left."""
+        return (self.flags.astype(np.int64) & proto.SF_SENSOR_LOST) != 0
+
+    @property
+    def lost_sensors(self) -> tuple[str, ...]:
+        """The sensors the wearable reports lost in this block ("upper",
+        "lower"): those missing from it while a sample is flagged
+        SF_SENSOR_LOST; () when none is (or a one-sensor wearable)."""
+        if not len(self.flags) or not bool(self.sensor_lost.any()):
+            return ()
+        return tuple(s for s in SENSORS if s not in self.acc)
+
+    @property
     def sensors(self) -> tuple[str, ...]:
         return tuple(self.acc)
 
@@ -126,6 +141,8 @@ class StreamStats:
     error_frames: int = 0
     flagged_fifo_overflow: int = 0
     flagged_queue_drop: int = 0
+    #: frames flagged SF_SENSOR_LOST (the wearable lost an IMU; firmware 0.4 on)
+    flagged_sensor_lost: int = 0
 
     @property
     def bad_frames(self) -> int:
@@ -347,6 +364,8 @@ class FrameDecoder:
             st.flagged_fifo_overflow += 1
         if f.flags & proto.SF_QUEUE_DROP:
             st.flagged_queue_drop += 1
+        if f.flags & proto.SF_SENSOR_LOST:
+            st.flagged_sensor_lost += 1
         self._next_seq = seq + n
         self._next_t_us = t0_us + n * f.period_us
         st.samples += n - skip
@@ -431,6 +450,7 @@ class FrameDecoder:
         flags = chain.flags[a:b]
         st.flagged_fifo_overflow += int(np.count_nonzero(flags & proto.SF_FIFO_OVERFLOW))
         st.flagged_queue_drop += int(np.count_nonzero(flags & proto.SF_QUEUE_DROP))
+        st.flagged_sensor_lost += int(np.count_nonzero(flags & proto.SF_SENSOR_LOST))
         st.frames += b - a
         st.samples += n
         self._status_verdict = None

@@ -114,7 +114,7 @@ FAULTS: tuple[str, ...] = ("rounding", "arching", "hip_swing", "twisting", "cree
 #: but stays below half the range
 FAULTS_BY_EXERCISE: dict[str, tuple[str, ...]] = {
     "deadlift": ("rounding", "twisting", "creep"),
-    # forward_lean: the hips shoot back, the trunk inclines 66-80 deg (a good
+    # forward_lean: the hips shoot back, the trunk inclines 68-82 deg (a good
     # morning) with the lumbar spine neutral: one sensor sees it, two see no rounding
     "squat": ("rounding", "twisting", "creep", "forward_lean"),
     "overhead_press": ("arching", "twisting"),
@@ -188,6 +188,11 @@ class SetSpec:
     #: the asymmetry fault: left reps bend and twist this many degrees more
     #: toward their side than right reps do (negative: the right side more)
     asymmetry_deg: float = 0.0
+    #: reps back to back, no pause at the top (real squat sets)
+    back_to_back: bool = False
+    #: the pelvis stays this far tilted forward between reps (deg; real squat
+    #: sets: 23-37 deg), settling into it before the first rep and out of it after the last
+    top_tilt_deg: float = 0.0
 
     def __post_init__(self) -> None:
         if self.exercise not in EXERCISES + HOLD_EXERCISES:
@@ -221,6 +226,10 @@ class SetSpec:
                 raise ConfigError(f"fault {fault!r} does not apply to {self.exercise} (choose {allowed})")
         if not (isinstance(self.rest_s, (int, float)) and 0.0 <= self.rest_s <= 3600.0):
             raise ConfigError(f"rest_s must be 0..3600 s, not {self.rest_s!r}")
+        if not (isinstance(self.top_tilt_deg, (int, float)) and not isinstance(self.top_tilt_deg, bool) and 0.0 <= self.top_tilt_deg <= 45.0):
+            raise ConfigError(f"top_tilt_deg must be 0..45 deg, not {self.top_tilt_deg!r}")
+        if self.top_tilt_deg and self.exercise != "squat":
+            raise ConfigError("top_tilt_deg goes with squat sets (a deadlift returns the bar to the floor each rep)")
 
     def as_dict(self) -> dict:
         return {
@@ -237,6 +246,8 @@ class SetSpec:
             **({"tempo": float(self.tempo)} if self.tempo != 1.0 else {}),
             **({"side": self.side, "name_side": bool(self.name_side)} if self.side is not None else {}),
             **({"asymmetry_deg": float(self.asymmetry_deg)} if self.asymmetry_deg else {}),
+            **({"back_to_back": True} if self.back_to_back else {}),
+            **({"top_tilt_deg": float(self.top_tilt_deg)} if self.top_tilt_deg else {}),
         }
 
     def rep_side(self, rep: int) -> str | None:
@@ -724,7 +735,8 @@ def _creep_flex(fault: str | None, rng: np.random.Generator, w: Wearer, set_stat
     return flex
 
 
-def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Generator, w: Wearer, bursts: bool, set_state: dict | None = None, tempo: float = 1.0) -> tuple[list, float]:
+def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Generator, w: Wearer, bursts: bool, set_state: dict | None = None, tempo: float = 1.0,
+                    top_tilt_deg: float = 0.0) -> tuple[list, float]:
     """Components of one rep starting at t0; returns (components, duration)."""
     U = rng.uniform
     d = _D2R
@@ -757,7 +769,7 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
         pitch = U(30, 45)
         creep = _creep_flex(fault, rng, w, set_state)
         if fault == "forward_lean":
-            pitch = U(58, 68)
+            pitch = U(60, 70)
         if fault == "rounding":  # "butt wink": the pelvis tucks under at the bottom
             flex = rom_f * U(0.64, 0.72)
             fr = (0.22, 0.42, 0.50, 0.72)
@@ -768,6 +780,7 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
         else:
             flex = U(3, 12)
             fr = (0.04, 0.40, 0.50, 0.90)
+        pitch = max(pitch - top_tilt_deg, U(6.0, 16.0)) if top_tilt_deg else pitch  # from a tilted top (real sets: 6-16 deg swings)
         comps += [
             _bump(PELVIS_PITCH, pitch * d, t0, dur, main),
             _bump(LUMBAR_FLEX, flex * d, t0, dur, fr),
@@ -1060,7 +1073,10 @@ def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, 
     reps: list[_RepPlan] = []
     set_rows = []
     for i, spec in enumerate(sets, 1):
-        t += U(1.0, 2.0)  # set up, grip the bar
+        if i == 1 and calibration and settings.stand_s == 0:
+            t += U(0.0, 0.1)  # no still start: the first rep begins at once
+        else:
+            t += U(1.0, 2.0)  # set up, grip the bar
         if spec.unrack:
             c, dur = _unrack_components(t, rng, settings.bursts)
             comps += c
@@ -1082,17 +1098,22 @@ def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, 
                 pitch_row = U(40.0, 55.0) * d
                 comps.append((_STEP, PELVIS_PITCH, t, t + 1.5, (pitch_row,)))
                 t += 1.5 + ROW_SETTLE_S
+            if spec.top_tilt_deg:  # the pelvis tips forward into the set's top position (during the first rep's start)
+                comps.append((_STEP, PELVIS_PITCH, t, t + 0.6, (spec.top_tilt_deg * d,)))
             for r in range(1, spec.reps + 1):
                 fault = spec.faults.get(r)
-                c, dur = _rep_components(spec.exercise, fault, t, rng, w, settings.bursts, set_state, spec.tempo)
+                c, dur = _rep_components(spec.exercise, fault, t, rng, w, settings.bursts, set_state, spec.tempo, spec.top_tilt_deg)
                 comps += c
                 side = spec.rep_side(r)
                 if side is not None:
                     comps += _side_components(side, spec.asymmetry_deg, t, dur, rng)
                 reps.append(_RepPlan(i, r, spec.exercise, t, t + dur, fault, side))
                 t += dur
-                if r < spec.reps:
+                if r < spec.reps and not spec.back_to_back:
                     t += U(0.4, 1.0)
+            if spec.top_tilt_deg:  # and back upright after the last
+                comps.append((_STEP, PELVIS_PITCH, t, t + 0.8, (-spec.top_tilt_deg * d,)))
+                t += 0.8
         if spec.exercise == "single_arm_row":  # stand up again
             t += U(0.5, 1.0)
             comps.append((_STEP, PELVIS_PITCH, t, t + 1.5, (-pitch_row,)))

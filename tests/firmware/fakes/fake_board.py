@@ -5,7 +5,7 @@ from clock import Clock
 from fake_bluetooth import BLE, UUID
 from fake_clock import FakeClock
 from fake_i2c import FakeI2C, Lsm6dsoModel, Mpu6050Model, still
-from fake_io import FakeADC, FakePin, FakePort, FakePWM
+from fake_io import FakeADC, FakePin, FakePort, FakePWM, FakeWDT
 
 
 class Hardware:
@@ -32,4 +32,20 @@ def make_hardware(chip="lsm6dso", two=True, upper_motion=still, lower_motion=sti
     hw.uuid = UUID
     hw.port = FakePort() if serial else None
     hw.mac = b"\x24\x6f\x28\xa1\xb2\xc3"
+    # faults (main.main): the watchdog, the reset after failed boots, the reset cause
+    hw.wdts = []
+    hw.resets = 0
+
+    def watchdog(timeout_ms):
+        w = FakeWDT(hw.ticks, timeout_ms)
+        hw.wdts.append(w)
+        return w
+
+    def reset():
+        hw.resets += 1
+
+    hw.watchdog = watchdog
+    hw.reset = reset
+    hw.reset_cause = 1  # power on
+    hw.sleep_ms = getattr(hw.ticks, "sleep_ms", None)
     return hw

@@ -4,12 +4,35 @@
 # motion function motion(t_s) -> ((ax, ay, az) m/s^2, (gx, gy, gz) rad/s) on
 # the board's axes, fills its FIFO and sets the overflow flags when full.
 # Runs under MicroPython and CPython.
+#
+# Faults, as real hardware has them (FakeI2C methods; the fault campaign,
+# tests/campaigns/faults.py, injects them at random times):
+#   fail(addr, n, errno, after)  the n transactions with `addr` after the next
+#                                `after` ones fail: ETIMEDOUT (clock
+#                                stretched too long), EIO, or ENODEV (NACK). A
+#                                failing read still happened on the chip's
+#                                side (a FIFO burst cut by a timeout loses the
+#                                words it clocked out); a failing write may or
+#                                may not have landed (`wrote`).
+#   unplug(addr) / replug(addr)  the chip leaves the bus (every transaction
+#                                NACKs); back, it comes up from power-on
+#                                (a loose cable browns it out).
+#   brownout(addr)               the chip resets to its power-on registers
+#                                (FIFO off, no samples), and answers normally.
+#   garbage(addr, byte)          every read returns `byte` (0x00: SDA held
+#                                low by a dead chip, 0xFF: nobody drives it),
+#                                writes are ignored; garbage(addr, None) ends it.
+#   stick(True/False)            a stuck bus: every transaction with every
+#                                chip times out (and takes `stuck_us`).
+# FIFO overflow: do not read for long enough (the models overflow as chips do).
 
 import math
 import struct
 
 G = 9.80665
 ENODEV = 19
+EIO = 5
+ETIMEDOUT = 110
 
 
 def still(t):
@@ -57,34 +80,112 @@ class FakeI2C:
         self.clock = clock
         self.devices = {}
         self.transactions = 0
+        self.errors = 0  # transactions that raised
+        self.unplugged = {}  # addr -> model off the bus
+        self._fail = {}  # addr -> [skip, count, errno, wrote]
+        self._garbage = {}  # addr -> byte every read returns
+        self.stuck = False
+        self.stuck_us = 1000  # how long a stuck transaction takes (machine.I2C timeout)
 
     def add(self, model):
         self.devices[model.address] = model
         return model
 
     def scan(self):
+        if self.stuck:
+            return []
         return sorted(self.devices)
 
-    def _dev(self, addr):
+    # ---- faults ------------------------------------------------------------------
+    def fail(self, addr, n=1, errno=ETIMEDOUT, after=0, wrote=False):
+        self._fail[addr] = [after, n, errno, wrote]
+
+    def unplug(self, addr):
+        d = self.devices.pop(addr, None)
+        if d is not None:
+            self.unplugged[addr] = d
+
+    def replug(self, addr, power_cycled=True):
+        d = self.unplugged.pop(addr, None)
+        if d is not None:
+            if power_cycled:
+                d.power_on_reset()
+            self.devices[addr] = d
+
+    def brownout(self, addr):
+        d = self.devices.get(addr) or self.unplugged.get(addr)
+        if d is not None:
+            d.power_on_reset()
+
+    def garbage(self, addr, byte):
+        if byte is None:
+            self._garbage.pop(addr, None)
+        else:
+            self._garbage[addr] = byte
+
+    def stick(self, on=True):
+        self.stuck = on
+
+    def clear_faults(self):
+        for addr in list(self.unplugged):
+            self.replug(addr)
+        self._fail = {}
+        self._garbage = {}
+        self.stuck = False
+
+    def _raise(self, errno):
+        self.errors += 1
+        raise OSError(errno)
+
+    def _check(self, addr):
+        """Raise the injected fault of this transaction, if any. Returns
+        (device, fault errno or None) for a fault that still lets the chip
+        see the transaction."""
+        if self.stuck:
+            adv = getattr(self.clock, "advance_us", None)
+            if adv is not None:
+                adv(self.stuck_us)
+            self._raise(ETIMEDOUT)
         d = self.devices.get(addr)
         if d is None:
-            raise OSError(ENODEV)
+            self._raise(ENODEV)
+        f = self._fail.get(addr)
+        if f is not None:
+            if f[0] > 0:
+                f[0] -= 1
+            else:
+                f[1] -= 1
+                if f[1] <= 0:
+                    del self._fail[addr]
+                return d, f[2], f[3]
+        return d, None, True
+
+    def _dev(self, addr):
+        d, err, wrote = self._check(addr)
         self.transactions += 1
         d.advance(self.clock.t_us)
-        return d
+        return d, err, wrote
 
     def readfrom_mem_into(self, addr, reg, buf):
-        d = self._dev(addr)
-        data = d.read(reg, len(buf))
+        d, err, _ = self._dev(addr)
+        data = d.read(reg, len(buf))  # clocked out by the chip, even if the master gives up
+        if err is not None:
+            self._raise(err)
+        g = self._garbage.get(addr)
         for i in range(len(buf)):
-            buf[i] = data[i]
+            buf[i] = data[i] if g is None else g
 
     def readfrom_mem(self, addr, reg, n):
-        return bytes(self._dev(addr).read(reg, n))
+        b = bytearray(n)
+        self.readfrom_mem_into(addr, reg, b)
+        return bytes(b)
 
     def writeto_mem(self, addr, reg, buf):
-        d = self._dev(addr)
-        d.write(reg, bytes(buf))
+        d, err, wrote = self._dev(addr)
+        if addr not in self._garbage and (err is None or wrote):
+            d.write(reg, bytes(buf))
+        if err is not None:
+            self._raise(err)
 
 
 class _Ring:
@@ -128,6 +229,8 @@ class _Ring:
 class ImuModel:
     """Shared timing: samples at t_start + k * period (k >= 1)."""
 
+    WRITES_KEPT = 32
+
     def __init__(self, address, motion=still):
         self.address = address
         self.motion = motion
@@ -138,6 +241,20 @@ class ImuModel:
         self.lost = 0  # samples overwritten in the FIFO
         self.writes = []  # (reg, value)
         self._now = 0
+
+    def _log_write(self, reg, b):
+        # the last WRITES_KEPT register writes (a long run of resyncs must
+        # not grow the fake's memory: issue 12, fakes do not inflate the heap)
+        self.writes.append((reg, b))
+        if len(self.writes) > self.WRITES_KEPT:
+            del self.writes[: len(self.writes) - self.WRITES_KEPT]
+
+    def power_on_reset(self):
+        """Registers back to their power-on values, FIFO empty: what a
+        brown-out leaves (the chip answers, but produces nothing)."""
+        self._por()
+        self.period_us = 0
+        self.t_next = None
 
     def restart(self, now_us):
         p = self.current_period_us()
@@ -160,8 +277,14 @@ class Lsm6dsoModel(ImuModel):
 
     def __init__(self, address=0x6A, motion=still):
         ImuModel.__init__(self, address, motion)
-        self.regs[0x0F] = 0x6C
         self.fifo = _Ring(self.WORDS)
+        self._por()
+
+    def _por(self):
+        for i in range(len(self.regs)):
+            self.regs[i] = 0
+        self.regs[0x0F] = 0x6C
+        self.fifo.clear()
         self.ovr_latched = False
         self.ovr = False
         self.word = bytearray(7)
@@ -206,7 +329,7 @@ class Lsm6dsoModel(ImuModel):
     def write(self, reg, data):
         now = None
         for b in data:
-            self.writes.append((reg, b))
+            self._log_write(reg, b)
             self.regs[reg] = b
             if reg == 0x0A and (b & 7) == 0:
                 self.fifo.clear()
@@ -256,9 +379,16 @@ class Lsm6dsoModel(ImuModel):
 class Mpu6050Model(ImuModel):
     def __init__(self, address=0x68, motion=still, who_am_i=0x68, fifo_bytes=1024):
         ImuModel.__init__(self, address, motion)
-        self.regs[0x75] = who_am_i
-        self.regs[0x6B] = 0x40  # asleep after power-up
+        self.who_am_i = who_am_i
         self.fifo = _Ring(fifo_bytes)
+        self._por()
+
+    def _por(self):
+        for i in range(len(self.regs)):
+            self.regs[i] = 0
+        self.regs[0x75] = self.who_am_i
+        self.regs[0x6B] = 0x40  # asleep after power-up
+        self.fifo.clear()
         self.int_status = 0
 
     def producing(self):
@@ -284,7 +414,7 @@ class Mpu6050Model(ImuModel):
 
     def write(self, reg, data):
         for b in data:
-            self.writes.append((reg, b))
+            self._log_write(reg, b)
             if reg == 0x6B and b & 0x80:
                 self.regs[0x6B] = 0x40
                 self.fifo.clear()

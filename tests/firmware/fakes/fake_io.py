@@ -121,3 +121,33 @@ class FakePort:
         data = bytes(self.tx)
         self.tx = bytearray()
         return data
+
+
+class FakeWDT:
+    """machine.WDT(timeout=ms) on a fake or real-time clock (`t_us`). The
+    chip resets the board when `timeout_ms` pass without feed(); the fake
+    cannot interrupt the interpreter, so it records it instead: `fired` is
+    set at the first feed() (or check()) that comes too late, `longest_ms`
+    is the longest gap between feeds seen."""
+
+    def __init__(self, clock, timeout_ms):
+        self.clock = clock
+        self.timeout_ms = timeout_ms
+        self.started_us = clock.t_us
+        self.last_us = clock.t_us
+        self.feeds = 0
+        self.fired = False
+        self.longest_ms = 0
+
+    def check(self):
+        gap = (self.clock.t_us - self.last_us) // 1000
+        if gap > self.longest_ms:
+            self.longest_ms = gap
+        if gap > self.timeout_ms:
+            self.fired = True
+        return self.fired
+
+    def feed(self):
+        self.check()
+        self.last_us = self.clock.t_us
+        self.feeds += 1

@@ -174,3 +174,34 @@ class CutBlockDevice:
 
     def image(self):
         return bytes(self.data)
+
+
+ENOSPC = 28
+
+
+class _FullFile(_File):
+    def write(self, data):
+        self.fs.step("write", self.path)
+        raise OSError(ENOSPC)  # nothing of it reached the flash
+
+
+class FullFS(FaultFS):
+    """A full flash: files open, every write raises OSError(ENOSPC) and
+    writes nothing; reads, renames and removes work (install() it like
+    FaultFS). `writes_refused` counts them."""
+
+    def __init__(self):
+        FaultFS.__init__(self, None)
+        self.writes_refused = 0
+
+    def open(self, path, mode="r"):
+        writing = "w" in mode or "a" in mode or "+" in mode
+        if not writing:
+            return FaultFS.open(self, path, mode)
+        self.step("open", path)
+        return _FullFile(self, open(path, mode), path, writing)
+
+    def step(self, kind, path):
+        if kind == "write":
+            self.writes_refused += 1
+        return FaultFS.step(self, kind, path)

@@ -33,3 +33,25 @@ class ADC(FakeADC):
 
     def atten(self, a):
         self.attn = a
+
+
+PWRON_RESET = 1
+WDT_RESET = 3
+resets = []
+
+
+class WDT:
+    def __init__(self, id=0, timeout=5000):
+        self.timeout = timeout
+        self.feeds = 0
+
+    def feed(self):
+        self.feeds += 1
+
+
+def reset():
+    resets.append(1)
+
+
+def reset_cause():
+    return PWRON_RESET
