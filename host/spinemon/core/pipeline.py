@@ -252,7 +252,7 @@ class Pipeline:
         self.watch.on_label(seg.exercise, seg.set_number)
         if seg.set_number is not None and not seg.profile.hold and self.phases.phase == PHASE_MONITOR:
             if self._check_drift(seg.set_number, t) and self.angles.tracker is not None:
-                self.angles.restart(self.angles.tracker.rate, self.phases.calibration)
+                self._restart_angles(self.angles.tracker.rate, self.phases.calibration)
 
     def on_block(self, block: SampleBlock, t_host: float | np.ndarray, res: FrameResult | None = None) -> FrameResult:
         """Decoded samples in stream order: one frame's or many frames' worth
@@ -267,6 +267,7 @@ class Pipeline:
         if block is None:
             return res
         if self.angles.follow_layout(block.sensors, self.phases.calibration):
+            self._reframe_reps()
             self.watch.follow(self.phases.calibration, self.angles.single_sensor)
         n = len(block)
         th = np.broadcast_to(np.asarray(t_host, dtype=np.float64), (n,))
@@ -311,7 +312,7 @@ class Pipeline:
             angles.append(self.angles.update(sweep, ph.calibration))
             if ph.phase == PHASE_MONITOR:  # the sweep ended: the mountings now carry each sensor's heading
                 res.calibrated = ph.calibration
-                self.angles.restart(block.rate_hz, ph.calibration)
+                self._restart_angles(block.rate_hz, ph.calibration)
                 self.watch.follow(ph.calibration, self.angles.single_sensor)
         if len(fused) and ph.phase == PHASE_MONITOR:
             ph.account(PHASE_MONITOR, fused.block)
@@ -331,7 +332,7 @@ class Pipeline:
             if abs(alpha) > self.settings.drift_limit_deg:
                 what = "sits turned" if self.phases.given else "is mounted turned"
                 self._notice(t, f"the {s} sensor {what} {alpha:+.0f} deg about the spine from its calibration (found from the bends): corrected from here on", res)
-        self.angles.restart(rate, cal)
+        self._restart_angles(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
 
     def _headings_before(self, cal: Calibration) -> None:
@@ -348,6 +349,15 @@ class Pipeline:
                     cal.alignment[s] = {"heading_deg": round(alpha, 3), "from_lifts_deg": round(alpha, 3)}
                 k = self.heading.stopped_at + 1
                 t, gyr = t[k:], {s: g[k:] for s, g in gyr.items()}
+
+    def _restart_angles(self, rate: float, cal: Calibration) -> None:
+        """The angles restart with ``cal``'s mountings; the rep counter is told the angle was re-expressed."""
+        self.angles.restart(rate, cal)
+        self._reframe_reps()
+
+    def _reframe_reps(self) -> None:
+        if self.segmenter.reps is not None:
+            self.segmenter.reps.reframe()
 
     def _notice(self, t: float, text: str, res: FrameResult) -> None:
         self.notices.append((t, text))
@@ -379,7 +389,7 @@ class Pipeline:
             # one is a moment in the past (the wearer may be mid-bend now), with
             # no offset of its own: the filters go on as they are
             self.gravity.restart_from(cal, rate)
-        self.angles.restart(rate, cal)
+        self._restart_angles(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
         if kept and self.phases.phase == PHASE_MONITOR:
             self._segment_before(kept, cal)
@@ -430,7 +440,7 @@ class Pipeline:
             if found is not None:
                 self._turn(found, float(part.block.t[-1]), part.block.rate_hz, res)
             if rezeroed and self.angles.tracker is not None:
-                self.angles.restart(self.angles.tracker.rate, cal)
+                self._restart_angles(self.angles.tracker.rate, cal)
             fused, th = fused.slice(used), th[used:]
         return LumbarAngles.concatenate(parts)
 

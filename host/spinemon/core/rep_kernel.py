@@ -60,7 +60,9 @@ RGU = 42  # gravity mode: the reference posture's gravity direction, upper (3; N
 RGL = 45  # ... lower (3)
 PGU = 48  # gravity mode: the previous sample's gravity direction, upper (3; NaN = none yet)
 PGL = 51  # ... lower (3)
-N_FLOAT = 54
+FL_REF = 54  # gravity mode: the lumbar angle at the reference posture (NaN = take the next sample's)
+FL_PREV = 55  # the last sample's lumbar angle (NaN = none yet)
+N_FLOAT = 56
 
 # -- int state slots (I) -------------------------------------------------------
 STATE = 0  # IDLE / REP / SETTLE
@@ -68,7 +70,9 @@ WALKING = 1
 BIAS_N = 2
 SU_N = 3
 SL_N = 4
-N_INT = 5
+REFRAME = 5  # set by the caller: the lumbar angle was re-expressed (a new neutral or heading) before the next sample
+GYRO_MODE = 6  # gravity mode allowed: 1 once the residual gyro bias is learnt (the excursion is the integrated gyro from then on)
+N_INT = 7
 
 IDLE, REP, SETTLE = 0, 1, 2
 
@@ -105,6 +109,7 @@ def new_state() -> tuple[np.ndarray, np.ndarray]:
     F = np.zeros(N_FLOAT)
     F[[STILL_SINCE, QUIET_SINCE, WALK_SINCE, T_WALK_LAST, T_LAST, T_FIRST]] = math.nan
     F[PGU : PGL + 3] = math.nan
+    F[FL_PREV] = math.nan
     I = np.zeros(N_INT, dtype=np.int64)
     reset_motion(F, I, math.nan)
     return F, I
@@ -126,6 +131,7 @@ def reset_motion(F: np.ndarray, I: np.ndarray, t: float) -> None:
     for j in range(3):
         F[RGU + j] = math.nan
         F[RGL + j] = math.nan
+    F[FL_REF] = math.nan
 
 
 def _reset_stats(F: np.ndarray) -> None:
@@ -221,14 +227,17 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
             (each sensor's own frame), used when ``has[4]`` is set (gravity mode): the
             excursion is then the tilt away from the reference posture's
             gravity and "quiet" a low tilt rate -- no gyro bias enters, so
-            reps are counted from the first sample, with no still start.
+            reps are counted from the first sample, with no still start. Once
+            the residual bias is learnt (``warmup_s`` of stillness), at the
+            next reference posture, the excursion is the integrated gyro again
+            (cleaner for the trunk's small sway in curls and presses).
     """
     n = t.shape[0]
     has_gl = has[0] != 0
     has_trunk = has[1] != 0
     has_lat = has[2] != 0
     has_tw = has[3] != 0
-    grav = has[4] != 0
+    grav_allowed = has[4] != 0
     ne = 0
     for i in range(n):
         ti = t[i]
@@ -256,10 +265,12 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
             cl0, cl1, cl2 = l0 - F[BL], l1 - F[BL + 1], l2 - F[BL + 2]
             mag = max(mag, math.sqrt(cl0 * cl0 + cl1 * cl1 + cl2 * cl2))
         q0 = q1 = q2 = p0 = p1 = p2 = 0.0
-        if grav:  # quiet: the tilt rate (deg/s) of the gravity directions, bias-free,
+        grav = grav_allowed and I[GYRO_MODE] == 0
+        if grav_allowed:  # quiet: the tilt rate (deg/s) of the gravity directions, bias-free,
             # low-passed first (P_A_TILT: a sample-to-sample difference is the fusion's jitter)
             q0, q1, q2 = ug[i, 0], ug[i, 1], ug[i, 2]
             a = P[P_A_TILT]
+            gmag = mag
             mag = 0.0
             if math.isnan(F[PGU]):
                 F[PGU], F[PGU + 1], F[PGU + 2] = q0, q1, q2
@@ -275,6 +286,8 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                     o0, o1, o2 = F[PGL], F[PGL + 1], F[PGL + 2]
                     _toward(F, PGL, p0, p1, p2, 1.0 - a)
                     mag = max(mag, _angle_deg(o0, o1, o2, F[PGL], F[PGL + 1], F[PGL + 2]) / dt)
+            if not grav:
+                mag = gmag  # gyro mode: quiet from the bias-corrected gyro again
         F[WQ] += P[P_A_QUIET] * (mag - F[WQ])
         quiet = F[WQ] < P[P_QUIET]
         still = _stillness(F, I, SU_M, SU_VAR, SU_N, r0, r1, r2, F[BU], F[BU + 1], F[BU + 2], P)
@@ -335,12 +348,19 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                 F[QUIET_SINCE] = ti
         else:
             F[QUIET_SINCE] = math.nan
+        f = fl[i]
         if grav:
             q0, q1, q2 = ug[i, 0], ug[i, 1], ug[i, 2]
             p0, p1, p2 = (lg[i, 0], lg[i, 1], lg[i, 2]) if has_gl else (0.0, 0.0, 0.0)
             if math.isnan(F[RGU]):
                 F[RGU], F[RGU + 1], F[RGU + 2] = q0, q1, q2
                 F[RGL], F[RGL + 1], F[RGL + 2] = p0, p1, p2
+            if I[REFRAME] != 0 and not math.isnan(F[FL_PREV]) and not math.isnan(F[FL_REF]):
+                F[FL_REF] += f - F[FL_PREV]  # the angle was re-expressed, the body did not move
+            if math.isnan(F[FL_REF]):
+                F[FL_REF] = f
+        I[REFRAME] = 0
+        F[FL_PREV] = f
         if I[STATE] == IDLE:
             if quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]:
                 for j in range(3):
@@ -349,6 +369,9 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                 if grav:
                     F[RGU], F[RGU + 1], F[RGU + 2] = q0, q1, q2
                     F[RGL], F[RGL + 1], F[RGL + 2] = p0, p1, p2
+                    F[FL_REF] = f
+                    if I[BIAS_N] >= P[P_WARMUP_N]:
+                        I[GYRO_MODE] = 1  # the bias is known: from this reference on, the gyro
                 _reset_stats(F)
                 F[T_REST] = ti
                 F[E_START] = 0.0
@@ -361,6 +384,7 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                     _toward(F, RGU, q0, q1, q2, k)
                     if has_gl:
                         _toward(F, RGL, p0, p1, p2, k)
+                    F[FL_REF] = k * F[FL_REF] + (1.0 - k) * f
         F[VU] += c0 * dt
         F[VU + 1] += c1 * dt
         F[VU + 2] += c2 * dt
@@ -373,14 +397,15 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
             v0, v1, v2 = F[VL], F[VL + 1], F[VL + 2]
             d0, d1, d2 = u0 - v0, u1 - v1, u2 - v2
             e = max(e, math.sqrt(v0 * v0 + v1 * v1 + v2 * v2), math.sqrt(d0 * d0 + d1 * d1 + d2 * d2))
-        if grav:  # each sensor's tilt away from the reference posture (sensor frames: a new neutral changes nothing here)
-            e = _angle_deg(F[RGU], F[RGU + 1], F[RGU + 2], q0, q1, q2)
+        if grav:  # each sensor's tilt away from the reference posture (sensor frames: a new
+            # neutral changes nothing here), and the lumbar angle's change (an arch moves it
+            # more than either sensor tilts)
+            e = max(_angle_deg(F[RGU], F[RGU + 1], F[RGU + 2], q0, q1, q2), abs(f - F[FL_REF]))
             if has_gl:
                 e = max(e, _angle_deg(F[RGL], F[RGL + 1], F[RGL + 2], p0, p1, p2))
         F[EXCURSION] = e
 
         # running peaks since the motion began
-        f = fl[i]
         if f > F[ST_FMAX]:
             F[ST_FMAX] = f
         if f < F[ST_FMIN]:
@@ -422,6 +447,8 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                 F[E_MIN] = e
                 F[T_EMIN] = ti
                 F[T_TURN] = ti
+                if P[P_EXIT_RELATIVE] != 0.0 and quiet:
+                    F[QUIET_SINCE] = ti  # the rest that ends it comes after the turn (a pause at the peak is no rest)
             elif quiet and ti - F[QUIET_SINCE] > P[P_STUCK]:
                 ne = _event(ev_i, ev_code, ev_f, ne, i, EV_STUCK, F[T_START], ti, F[ST_EMAX])
                 reset_motion(F, I, ti)

@@ -228,10 +228,6 @@ class RepSettings:
     #: ``exit_fraction`` of the way from its peak to where *it* began (a valley
     #: between reps, the pelvis still tilted), not to the standing reference
     exit_relative: bool = False
-    #: an unlabelled candidate that began straight after walking (within
-    #: ``arm_after_walk_s``: a plate picked up, sitting down) is rejected
-    #: ("after_walking"): with sets of one, this is the ghost-rep rule
-    reject_after_walk: bool = False
     #: a run of one rep, unlabelled, counts as a set of one (a heavy single, a
     #: box picked up from a stance) when its excursion reached this (deg): a
     #: clear lift, not a shift of stance, a fidget or the lean that starts a
@@ -382,6 +378,7 @@ class _Candidate:
     t_end: float
     stats: _Stats
     exercise: str
+    after_walk: bool = False  # it began straight after walking (never a set of one on its own)
 
 
 @dataclass
@@ -436,9 +433,9 @@ class RepSegmenter:
         self.in_set_mask: np.ndarray = np.zeros(0, dtype=bool)
         #: per sample of the last block: the wearer is walking
         self.walking_mask: np.ndarray = np.zeros(0, dtype=bool)
-        #: per sample of the last block: a motion is in progress that began
-        #: less than ``arm_after_walk_s`` after walking (stepping straight into
-        #: a bend: handling gear, sitting down)
+        #: per sample of the last block: less than ``arm_after_walk_s`` after
+        #: walking, or a motion is in progress that began then (stepping
+        #: straight into a bend: handling gear, sitting down)
         self.after_walk_mask: np.ndarray = np.zeros(0, dtype=bool)
         #: for the last block: the index of the sample at which each record
         #: :meth:`update` returned became known (same order as the records)
@@ -564,6 +561,12 @@ class RepSegmenter:
             return "walking"
         return ("idle", "rep", "settling")[self._state]
 
+    def reframe(self) -> None:
+        """The lumbar angle given from the next sample on is expressed anew (a
+        new neutral, a heading found): the body did not move, so the rep
+        counter's reference angle moves with it (gravity mode)."""
+        self._I[K.REFRAME] = 1
+
     # -- labels --------------------------------------------------------------
     def start_set(self, exercise: str | None = None, set_number: int | None = None, t: float | None = None) -> None:
         """The lifter says a new set starts now (of ``exercise``; numbered
@@ -657,6 +660,7 @@ class RepSegmenter:
         ev_i = np.empty(cap, dtype=np.int64)
         ev_code = np.empty(cap, dtype=np.int64)
         ev_f = np.empty((cap, K.N_EVENT_FIELDS))
+        t_walk_before = float(self._F[K.T_WALK_LAST])
         c = np.ascontiguousarray  # one compiled signature: contiguous float arrays
         tt, fl = c(tt), c(fl)
         ne = K.advance(
@@ -682,7 +686,12 @@ class RepSegmenter:
             lo = i + 1
         self.in_set_mask, self.context_changes = book.per_sample(state_out, walking, stance)
         self.walking_mask = walking
-        self.after_walk_mask = (state_out != _IDLE) & ~stance & ~walking
+        # the last walking sample as of each sample (NaN: none yet), for the moments straight after walking
+        idx = np.maximum.accumulate(np.where(walking, np.arange(n), -1)) if n else np.zeros(0, dtype=np.int64)
+        last_walk = np.where(idx >= 0, tt[np.maximum(idx, 0)], t_walk_before)
+        with np.errstate(invalid="ignore"):
+            just_after = tt - last_walk < self.settings.arm_after_walk_s
+        self.after_walk_mask = ((state_out != _IDLE) & ~stance | just_after) & ~walking
         self.emitted_at = book.emitted
         out, self._out = self._out, []
         return out
@@ -722,16 +731,12 @@ class RepSegmenter:
             self._reject(f[0], f[1], f[2], "stuck")
         else:
             stats = _Stats(*(float(x) for x in f[2:9]))
-            self._end_candidate(_Candidate(float(f[0]), float(f[1]), stats, self.exercise), after_walk=bool(f[9]))
+            self._end_candidate(_Candidate(float(f[0]), float(f[1]), stats, self.exercise, after_walk=bool(f[9])))
         book.changed(i)
 
-    def _end_candidate(self, c: _Candidate, after_walk: bool = False) -> None:
+    def _end_candidate(self, c: _Candidate) -> None:
         if c.t_end - c.t_start < self._profile.min_rep_s:
             self._reject(c.t_start, c.t_end, c.stats.emax, "too_short")
-            return
-        r = self._run
-        if after_walk and self.settings.reject_after_walk and not (r is not None and r.labelled):
-            self._reject(c.t_start, c.t_end, c.stats.emax, "after_walking")
             return
         self._pending.append(c)
 
@@ -799,13 +804,13 @@ class RepSegmenter:
             return
         if r.number is None:
             s_min = self.settings.single_min_deg
-            if s_min is not None and len(r.reps) == 1 and r.reps[0].stats.emax >= s_min:
+            if s_min is not None and len(r.reps) == 1 and r.reps[0].stats.emax >= s_min and not r.reps[0].after_walk:
                 r.number = self._next_set  # a set of one
                 self._next_set += 1
                 self._emit_rep(r, 1, r.reps[0])
             else:
                 for c in r.reps:
-                    self._reject(c.t_start, c.t_end, c.stats.emax, "isolated")
+                    self._reject(c.t_start, c.t_end, c.stats.emax, "after_walking" if len(r.reps) == 1 and c.after_walk else "isolated")
                 return
         if r.reps:
             t0, t1 = r.reps[0].t_start, r.reps[-1].t_end

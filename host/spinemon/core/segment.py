@@ -184,15 +184,16 @@ class Segmenter:
     def rep_settings(self) -> RepSettings:
         """The rep counter's settings. Rules 2 (``arming == "exercise"``): a
         set of one counts when it is a clear lift (15 deg: a heavy single, a
-        box picked up from a stance), a rep straight after walking does not; reps back to back turn at their
+        box picked up from a stance) that did not begin straight after walking
+        (a plate picked up on the way: rejected "after_walking"); reps back to back turn at their
         own valley; the excursion is the tilt of the fused gravity, so no rep
         waits for a gyro bias to be learnt (a set that starts at once is counted)."""
         if self.arming == "sets":
             return RepSettings(exercise=self.exercise)
-        # a rep turns once it has come a third of the way back from its peak
+        # a rep turns once it has come a quarter of the way back from its peak
         # toward where it began: the first rep of a real squat set starts
-        # upright and comes up to a top still tilted 23-37 deg, barely half way
-        return RepSettings(exercise=self.exercise, single_min_deg=15.0, reject_after_walk=True, exit_relative=True, exit_fraction=0.67, gravity_excursion=True)
+        # upright and comes up to a top still tilted 23-37 deg, a third of the way
+        return RepSettings(exercise=self.exercise, single_min_deg=15.0, exit_relative=True, exit_fraction=0.75, gravity_excursion=True)
 
     def _update_reps(self, fused: Fused, ang: LumbarAngles, calibration: Calibration, trunk_deg: np.ndarray) -> list:
         """Sets and reps, from the raw body-frame gyros (offset-free, with the
