@@ -14,9 +14,19 @@
 # New bonds are accepted only while pairing mode is open (button long-press,
 # or the first PAIRING_AT_BOOT_MS after a boot with no bonds at all); the
 # stack hands every key to store to us (_IRQ_SET_SECRET) and we refuse new
-# ones outside pairing mode, then drop that connection. Bonds live in a small
-# state file (BondStore); forget_bonds() clears it; a corrupt one never opens
-# pairing mode by itself.
+# ones outside pairing mode, then drop that connection. The first new bond
+# closes pairing mode at once (in the IRQ, whatever the link does next). A
+# stored bond is never evicted to make room, never replaced and never deleted
+# from the radio, except by the bonded owner's own trusted link; only the
+# button (forget_bonds) clears them. Bonds live in a small state file
+# (BondStore); forget_bonds() clears it; only a wearable that never stored a
+# bond (no bond file) opens pairing mode at boot: a corrupt or an emptied
+# one does not.
+#
+# An untrusted link cannot keep a bonded owner out: while we hold a bond, a
+# link that is not trusted is dropped after BONDED_GRACE_MS (pairing mode
+# open: UNTRUSTED_GRACE_MS), and once it has had PROBATION_MS to encrypt, a
+# new central takes its place (the untrusted one is dropped).
 #
 # One connection: while a central is connected (the owner), a second one is
 # dropped at once and its coming and going change nothing about the first:
@@ -61,6 +71,8 @@ SEC_CCCD = const(3)
 PAIRING_WINDOW_MS = const(60000)  # pairing mode after the button long-press
 PAIRING_AT_BOOT_MS = const(60000)  # pairing mode after a boot with no bonds
 UNTRUSTED_GRACE_MS = const(30000)  # a central that is not bonded+encrypted by then is dropped
+BONDED_GRACE_MS = const(5000)  # the same once we hold a bond and pairing mode is closed: the owner re-encrypts within a second
+PROBATION_MS = const(2000)  # an untrusted link this old gives way to a new central (it cannot keep the owner out)
 MAX_SECRETS = const(24)
 
 _ADV_TYPE_FLAGS = const(0x01)
@@ -181,7 +193,7 @@ class BondStore:
         if i >= 0:
             self.items.pop(i)
         elif len(self.items) >= MAX_SECRETS:
-            self.items.pop(0)  # the oldest entry makes room
+            return False  # full: a stored bond is never evicted for a new one (the button frees the store)
         self.items.append([sec_type, key, bytes(value)])
         self.dirty = True
         return True
@@ -246,6 +258,11 @@ class BleLink:
         self.others = []  # second centrals, refused while self.conn is connected
         self.seconds_refused = 0
         self._latest = None  # the most recent central to connect
+        self.peer_keys = {}  # conn -> the stack's key of that central (address type + address)
+        self.deletions_refused = 0  # bond deletions / replacements from the radio refused
+        self.store_full = 0  # new keys refused because the store is full
+        self.untrusted_replaced = 0  # untrusted links that gave way to a new central
+        self._served = {}  # conn -> the key the stack looked up (GET_SECRET) while it was connected
 
     # ---- setup ---------------------------------------------------------------------
     def start(self):
@@ -284,9 +301,10 @@ class BleLink:
         r.gatts_write(self.h_battery, bytes((0,)))
         if self.bonds.problem:
             self._say(self.bonds.problem)
-        if self.bonds.bonds() == 0 and self.bonds.state != "corrupt":
-            # a new (or reset) wearable can be set up; a corrupt bond store is
-            # not "no bonds": then only the button opens pairing mode
+        if self.bonds.state == "missing":
+            # a new wearable (it never stored a bond) can be set up; a corrupt
+            # bond store is not "no bonds", nor is an emptied one (bonds
+            # forgotten with the button): then only the button opens pairing mode
             self.enter_pairing_mode(PAIRING_AT_BOOT_MS)
         self._advertise()
 
@@ -342,6 +360,23 @@ class BleLink:
         s = self.security.get(conn)
         return s is not None and bool(s[0]) and bool(s[2]) and conn not in self.refused
 
+    def _owner_of(self, key):
+        """The trusted connection whose central the stack's ``key`` belongs to
+        (its address, or the key the stack looked up to encrypt it); None: no such link."""
+        c = self.conn
+        if c is None or c in self.others or not self.trusted(c):
+            return None
+        pk = self.peer_keys.get(c)
+        if (pk is not None and bytes(key[: len(pk)]) == pk) or self._served.get(c) == bytes(key):
+            return c
+        return None
+
+    def _refuse_link(self):
+        c = self._pairing_conn()
+        if c is not None and c not in self.refused:
+            self.refused.append(c)
+            self._drop.append(c)
+
     def _pairing_conn(self):
         if self._latest is not None and (self._latest == self.conn or self._latest in self.others):
             return self._latest
@@ -352,8 +387,24 @@ class BleLink:
         if event == _IRQ_CENTRAL_CONNECT:
             c = data[0]
             self.security.pop(c, None)
+            self.peer_keys[c] = bytes((data[1],)) + bytes(data[2])
             self._latest = c
             self.advertising = False
+            if (
+                self.conn is not None
+                and c != self.conn
+                and self.require_bond
+                and not self.trusted(self.conn)
+                and self.bonded()
+                and self.clock.now_ms() - self._conn_since_ms >= PROBATION_MS
+            ):
+                # the one connection is held by a link that did not encrypt
+                # with a bond in time: it cannot keep the owner out; it goes
+                old = self.conn
+                self.untrusted_replaced += 1
+                self.others.append(old)
+                self._drop.append(old)
+                self.conn = None
             if self.conn is not None and c != self.conn:
                 # one connection: a second central is refused, and nothing
                 # about the first one (its handle, MTU, timers) changes
@@ -369,6 +420,8 @@ class BleLink:
         elif event == _IRQ_CENTRAL_DISCONNECT:
             c = data[0]
             self.security.pop(c, None)
+            self.peer_keys.pop(c, None)
+            self._served.pop(c, None)
             if c in self.refused:
                 self.refused.remove(c)
             if c in self.others:
@@ -399,26 +452,51 @@ class BleLink:
                 self._drop.append(conn)
         elif event == _IRQ_GET_SECRET:
             sec_type, index, key = data
-            return self.bonds.get(sec_type, index, None if key is None else bytes(key))
+            value = self.bonds.get(sec_type, index, None if key is None else bytes(key))
+            if value is not None and key is not None and sec_type == SEC_PEER and self._latest is not None:
+                self._served[self._latest] = bytes(key)  # the newest central asked to encrypt with this bond
+            return value
         elif event == _IRQ_SET_SECRET:
             sec_type, key, value = data
             key = bytes(key)
-            if value is not None and sec_type in (SEC_OUR, SEC_PEER) and not self.bonds.has(sec_type, key) and not self.pairing():
+            known = self.bonds.has(sec_type, key)
+            if known and value is not None and self.bonds.get(sec_type, 0, key) == bytes(value):
+                return True  # the same key stored again: nothing changes
+            if known and self.require_bond and self._owner_of(key) is None:
+                # deleting or replacing a stored bond from the radio (NimBLE
+                # deletes the old bond when a known address pairs again):
+                # only the bonded owner's own trusted link may; else the bond
+                # stays, and a link that tried to replace it goes
+                self.deletions_refused += 1
+                if value is not None:
+                    self._refuse_link()
+                return False
+            if value is None:
+                return self.bonds.set(sec_type, key, None)
+            rekey = self.require_bond and self._owner_of(key) is not None  # the owner re-pairing over its trusted link
+            if sec_type in (SEC_OUR, SEC_PEER) and not known and not rekey and not self.pairing():
                 # a new bond outside pairing mode: not stored, and that link
                 # goes (the stack does not say which link is pairing: the
                 # newest one is, the owner's unless a second central came)
                 self.bonds_refused += 1
-                c = self._pairing_conn()
-                if c is not None and c not in self.refused:
-                    self.refused.append(c)
-                    self._drop.append(c)
+                self._refuse_link()
                 return False
-            if value is not None and sec_type in (SEC_OUR, SEC_PEER) and not self.bonds.has(sec_type, key) and self.others:
+            if sec_type in (SEC_OUR, SEC_PEER) and not known and self.others:
                 self.bonds_refused += 1  # no new bond while a second central is being dropped
                 return False
-            if value is not None and sec_type == SEC_PEER and not self.bonds.has(sec_type, key):
+            if not known and sec_type == SEC_CCCD and not self.trusted():
+                return False  # subscriptions are kept for bonded, encrypted links only
+            if not self.bonds.set(sec_type, key, bytes(value)):
+                self.store_full += 1
+                self._say("bond store full: hold the button 10 s to forget bonds")
+                if sec_type in (SEC_OUR, SEC_PEER):
+                    self._refuse_link()
+                return False
+            if sec_type == SEC_PEER and not known and not rekey:
+                # one new bond per window: the window closes now, whatever the link does next
                 self._new_bond_conn = self.conn
-            return self.bonds.set(sec_type, key, None if value is None else bytes(value))
+                self.leave_pairing_mode()
+            return True
         elif event == _IRQ_PASSKEY_ACTION:
             self.passkey_actions += 1  # no display or keyboard: nothing to show or enter
         return None
@@ -444,7 +522,8 @@ class BleLink:
                 self.radio.gap_disconnect(c)
             except OSError:
                 pass
-        if self.conn is not None and not self.trusted() and self.clock.now_ms() - self._conn_since_ms >= UNTRUSTED_GRACE_MS:
+        grace = BONDED_GRACE_MS if self.require_bond and self.bonded() and not self.pairing() else UNTRUSTED_GRACE_MS
+        if self.conn is not None and not self.trusted() and self.clock.now_ms() - self._conn_since_ms >= grace:
             self.untrusted_dropped += 1
             self._conn_since_ms = self.clock.now_ms()
             try:
@@ -453,12 +532,16 @@ class BleLink:
                 pass
         if self.bonds.dirty:
             self.bonds.save()
-        if self._new_bond_conn is not None and self._new_bond_conn == self.conn and self.trusted():
+        if self._new_bond_conn is not None:
             self._new_bond_conn = None
-            self.leave_pairing_mode()  # one new bond per window
-            self._say("bonded")
+            self._say("bonded")  # pairing mode closed at the bond itself (see _IRQ_SET_SECRET)
         if self._need_adv and self.conn is None:
             self._advertise()
+        elif self.conn is not None and not self.advertising and self.require_bond and self.bonded() and not self.trusted():
+            self._advertise()  # an untrusted link holds the connection: the owner must still find us
+        elif self.advertising and self.conn is not None and self.trusted():
+            self.radio.gap_advertise(None)  # the owner is in: one connection
+            self.advertising = False
         if not self.inbox:
             return ()
         cmds = self.inbox

@@ -782,3 +782,172 @@ def test_the_live_link_setup_resyncs_a_new_wearable_and_streams_over_the_emulate
             assert fw.returncode == 0 and fw.errors == []
 
     asyncio.run(asyncio.wait_for(main(), 40.0))
+
+
+# ---- issue 23: the pairing window, bond eviction, bond deletion, lock-out ------------------
+def stranger(i):
+    return bytes((0xDE, 0xAD, 0x00, 0x00, i >> 8, i & 0xFF))
+
+ISSUE23_HELPERS = r"""
+def stranger(i):
+    return bytes((0xDE, 0xAD, 0x00, 0x00, i >> 8, i & 0xFF))
+
+def owner_bonded():
+    # a new wearable: the owner bonds in the first-boot window and leaves
+    w = Wearable()
+    w.connect()
+    assert w.dev.ble.trusted() and w.dev.ble.bonds.bonds() == 1
+    w.r.central_disconnect(64, OWNER); w.step()
+    return w
+
+def owner_gets_in(w, conn=64):
+    w.r.central_connect(conn, OWNER)
+    w.step()
+    ok = w.dev.ble.conn == conn and w.dev.ble.trusted()
+    return ok
+"""
+
+WINDOW_FIRST_BOND = ISSUE23_HELPERS + r"""
+# finding 11: strangers that bond and drop the link before the main loop ever
+# looks: the first bond closes the window all the same
+w = Wearable()
+assert w.dev.ble.pairing()
+for i in range(5):
+    w.r.central_connect(100 + i, stranger(i))   # pairs (Just Works) inside the IRQs
+    w.r.central_disconnect(100 + i, stranger(i))  # and is gone before poll()
+w.step()
+print("RESULT window_bonds=%d" % w.dev.ble.bonds.bonds())
+print("RESULT window_open=%s" % w.dev.ble.pairing())
+"""
+
+NO_EVICTION = ISSUE23_HELPERS + r"""
+# finding 12: a stranger bonding in each of many button windows never evicts the owner
+w = owner_bonded()
+for i in range(14):
+    w.dev.ble.enter_pairing_mode()   # what holding the button 3 s does
+    w.r.central_connect(100 + i, stranger(i))
+    w.step()
+    w.r.central_disconnect(100 + i, stranger(i)); w.step()
+    w.dev.ble.leave_pairing_mode()
+print("RESULT eviction_owner_in=%s" % owner_gets_in(w))
+print("RESULT eviction_store_full=%d" % w.dev.ble.store_full)
+print("RESULT eviction_items=%d" % len(w.dev.ble.bonds.items))
+"""
+
+NO_RADIO_DELETION = ISSUE23_HELPERS + r"""
+# finding 13: a bond is deleted only by the button or by its owner's own trusted link
+w = owner_bonded()
+key = b"\x00" + OWNER
+# (a) a stranger claiming the owner's address pairs again (NimBLE would replace the bond)
+owners_half = w.r.central_keys.pop(OWNER)
+w.r.central_connect(90, OWNER)    # no key on this central: a fresh pairing for a known address
+w.step()
+w.r.central_disconnect(90, OWNER); w.step()
+w.r.central_keys[OWNER] = owners_half
+print("RESULT spoof_owner_in=%s" % owner_gets_in(w))
+w.r.central_disconnect(64, OWNER); w.step()
+# (b) the stack deletes the owner's keys (value None) while no trusted owner link is up
+w.r._emit(30, (1, memoryview(key), None))
+w.r._emit(30, (2, memoryview(key), None))
+w.step()
+print("RESULT radio_delete_owner_in=%s" % owner_gets_in(w))
+w.r.central_disconnect(64, OWNER); w.step()
+# (e) another bonded phone's trusted link may not delete the owner's bond
+PHONE2 = b"\x22\x33\x44\x55\x66\x77"
+w.dev.ble.enter_pairing_mode()
+w.r.central_connect(92, PHONE2); w.step()
+assert w.dev.ble.trusted() and w.dev.ble.bonds.bonds() == 2
+w.r._emit(30, (2, memoryview(key), None))
+w.r._emit(30, (1, memoryview(key), None))
+w.r.central_disconnect(92, PHONE2); w.step()
+print("RESULT other_phone_delete_owner_in=%s" % owner_gets_in(w))
+# (c) the owner's own trusted link may delete its bond (then it is gone)
+assert w.r._emit(30, (1, memoryview(key), None)) is True and w.dev.ble.bonds.get(1, 0, key) is None
+assert w.r._emit(30, (2, memoryview(key), None)) is True and w.dev.ble.bonds.get(2, 0, key) is None
+w.r.central_disconnect(64, OWNER); w.step()
+# (d) bonds forgotten with the button: the emptied bond file opens no first-boot window at the next boot
+clean()
+w = owner_bonded()
+w.dev.ble.forget_bonds(); w.step()
+w.dev.ble.leave_pairing_mode()
+w = Wearable()
+print("RESULT emptied_store_window=%s" % w.dev.ble.pairing())
+w.r.central_connect(91, stranger(1)); w.step()
+print("RESULT emptied_store_stranger_bonds=%d" % w.dev.ble.bonds.bonds())
+"""
+
+LOCKOUT = ISSUE23_HELPERS + r"""
+# finding 14: a stranger that holds the one connection, and reconnects the
+# moment it is dropped, for 2 minutes; the owner's phone tries every 5 s,
+# retrying each 0.5 s for up to 5 s
+w = owner_bonded()
+conn = [200]
+
+def stranger_back():
+    if conn[0] not in w.r.connections:
+        conn[0] += 1
+        w.r.central_connect(conn[0], stranger(7), pair=False)
+
+stranger_back(); w.step()
+ok = 0
+t = 0
+owner = 64
+for attempt in range(24):
+    got = False
+    for k in range(10):
+        stranger_back()
+        owner += 1
+        w.r.central_connect(owner, OWNER)
+        for _ in range(5):
+            w.step(100); stranger_back()
+        if w.dev.ble.conn == owner and w.dev.ble.trusted():
+            got = True
+            break
+        if owner in w.r.connections:
+            w.r.central_disconnect(owner, OWNER)
+    if got:
+        ok += 1
+        w.r.central_disconnect(owner, OWNER); w.step()
+    while w.hw.ticks.t_us // 1000 < (attempt + 1) * 5000 + 60000:
+        w.step(100); stranger_back()
+print("RESULT lockout_owner_ok=%d" % ok)
+print("RESULT lockout_replaced=%d" % w.dev.ble.untrusted_replaced)
+# alone, an untrusted link of a bonded wearable is dropped after the short grace (not 30 s)
+w2 = owner_bonded()
+w2.r.central_connect(300, stranger(9), pair=False); w2.step()
+for _ in range(60):
+    w2.step(100)
+print("RESULT bonded_grace_dropped=%s" % (300 not in w2.r.connections))
+"""
+
+
+@pytest.mark.micropython
+def test_the_first_bond_closes_the_pairing_window_whatever_the_timing(tmp_path):
+    res = _issue12(tmp_path, WINDOW_FIRST_BOND)
+    assert res == {"window_bonds": "1", "window_open": "False"}
+
+
+@pytest.mark.micropython
+def test_strangers_bonds_never_evict_the_owner(tmp_path):
+    res = _issue12(tmp_path, NO_EVICTION)
+    assert res["eviction_owner_in"] == "True"
+    assert int(res["eviction_store_full"]) >= 1  # the store did fill up: refused, not evicted
+    assert res["eviction_items"] == "24"  # MAX_SECRETS keys, not one more
+
+
+@pytest.mark.micropython
+def test_a_bond_is_deleted_only_by_the_button_or_its_owner(tmp_path):
+    res = _issue12(tmp_path, NO_RADIO_DELETION)
+    assert res["spoof_owner_in"] == "True"  # the owner's bond was not replaced by a pairing from its address
+    assert res["radio_delete_owner_in"] == "True"  # nor deleted from the radio
+    assert res["other_phone_delete_owner_in"] == "True"  # nor by another bonded phone's link
+    assert res["emptied_store_window"] == "False"  # forgotten bonds do not reopen the first-boot window
+    assert res["emptied_store_stranger_bonds"] == "0"
+
+
+@pytest.mark.micropython
+def test_an_untrusted_link_cannot_keep_the_owner_out(tmp_path):
+    res = _issue12(tmp_path, LOCKOUT)
+    assert res["lockout_owner_ok"] == "24"
+    assert int(res["lockout_replaced"]) >= 1
+    assert res["bonded_grace_dropped"] == "True"

@@ -17,7 +17,7 @@ buffer sizes and UUID text) and the other cross-operator replacements
 seeded random sample of --per-file (default 35) per file is run, to keep a
 run near half an hour on 2 shared cores; --all runs every one.
 
-    .venv/bin/python -m tests.mutations.cosmic [--report FILE] [--per-file N | --all] [--seed S]
+    .venv/bin/python -m tests.mutations.cosmic [--report FILE] [--per-file N | --all] [--seed S] [--only FILE:Class.method]...
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ SCOPE = {
         "BleLink.forget_bonds",
         "BleLink.trusted",
         "BleLink._pairing_conn",
+        "BleLink._owner_of",
+        "BleLink._refuse_link",
         "BleLink._irq",
         "BleLink.poll",
         "BleLink.can_send",
@@ -137,8 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="run every mutant, no sample")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--files", nargs="+", choices=sorted(SCOPE), default=None, help="mutate these files only (default: all in scope)")
+    ap.add_argument("--only", action="append", default=[], metavar="FILE:Class.method",
+                    help="mutate only these functions (repeatable), e.g. ble_link.py:BleLink._owner_of: a targeted run of new code")
     args = ap.parse_args(argv)
     scope = {f: SCOPE[f] for f in (args.files or SCOPE)}
+    if args.only:
+        scope = {}
+        for item in args.only:
+            f, _, fn = item.partition(":")
+            if f not in SCOPE or not fn:
+                raise SystemExit(f"--only {item!r}: give FILE:Class.method with FILE one of {', '.join(SCOPE)}")
+            scope.setdefault(f, set()).add(fn)
     exe = shutil.which("cosmic-ray", path=str(Path(sys.executable).parent))
     if exe is None:
         raise SystemExit("cosmic-ray is not installed: pip install -e '.[mutate]' (make mutate does)")

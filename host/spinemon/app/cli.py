@@ -420,6 +420,16 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("spinemon: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug or a file no check foresaw: one line, the traceback to a log
+        import traceback
+
+        from spinemon.app.season import write_traceback
+
+        what = f"{type(e).__name__}: {e}"
+        where = write_traceback(" ".join(sys.argv[1:] if argv is None else argv), traceback.format_exc())
+        saved = f"traceback in {where}" if where is not None else "traceback not saved (no log folder could be written)"
+        print(f"spinemon: unexpected error ({what[:200]}); {saved}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import numpy as np
 from spinemon.core.detect import Limits
 from spinemon.errors import ConfigError, RecordingError
 from spinemon.core.pipeline import Pipeline, PipelineSettings
+from spinemon.io.atomic import atomic_write
 from spinemon.io.recording import Recording, load
 from spinemon.app.session import SessionResult, replay
 from spinemon.core.stream import FrameDecoder, SampleBlock
@@ -517,12 +518,9 @@ def export_parquet(trace: SessionTrace, out: str | os.PathLike, events_out: str 
     samples = samples_table(trace)
     events = events_table(trace)
     for table, path in ((samples, out), (events, events_out)):
-        tmp = path.with_name(f".{path.name}.part")
         try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)  # never a half-written file under the final name
+            atomic_write(path, lambda tmp, table=table: pq.write_table(table, tmp))  # never a half-written file under the final name
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
     return ParquetResult(out, events_out, samples.num_rows, events.num_rows, samples.column_names)
 

@@ -44,9 +44,10 @@ from spinemon.core.calibration import Calibration, CalibrationSettings
 from spinemon.core.detect import PROFILES, Limits
 from spinemon.errors import CommandError, ConfigError, SpinemonError
 from spinemon.core.pipeline import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, FrameResult, Pipeline, PipelineSettings
+from spinemon.io.commands import CommandQueue
 from spinemon.io.recording import RecordingWriter
 from spinemon.app.session import SessionResult, header_for, run_live
-from spinemon.io.transport import Label, SimTransport, Transport
+from spinemon.io.transport import Label, SimTransport, Transport, in_setup
 from spinemon.core.unilateral import parse_exercise
 from spinemon.app.view import ViewUsageError
 
@@ -202,15 +203,34 @@ class LinkSetup:
         self.neutral_sent: tuple[int, int] | None = None
         self.counter_resyncs = 0  # GET_STATUS resyncs after a refusal as stale
         self.log: list[tuple[float, str]] = []
+        #: the session's :class:`~spinemon.io.commands.CommandQueue` once the link is up:
+        #: commands outside the setup hook (guard updates, the heartbeat, STATUS polls) go through it
+        self.queue: CommandQueue | None = None
 
     @property
     def counter(self):
         return self.pipeline.alert_policy.counter
 
+    def _queued(self, transport: Transport) -> CommandQueue | None:
+        """The queue for a command now: none inside the setup hook (it runs
+        before the link counts as up, and owns the link until it is done)."""
+        q = self.queue
+        return q if q is not None and q.transport is transport and not in_setup(transport) else None
+
     async def _command(self, transport: Transport, opcode: int, args: tuple = ()) -> None:
-        frame = proto.encode_command(self.counter.next(), opcode, args)
-        await transport.send(frame, timeout=self.command_timeout_s)
+        q = self._queued(transport)
+        if q is not None:
+            await q.send(opcode, args)
+        else:
+            frame = proto.encode_command(self.counter.next(), opcode, args)
+            await transport.send(frame, timeout=self.command_timeout_s)
         self.log.append((time.time(), proto.OPCODE_NAMES[opcode]))
+
+    async def _request_status(self, transport: Transport, request) -> proto.Status:
+        q = self._queued(transport)
+        if q is not None:
+            return await q.call(lambda: request(self.counter, timeout=self.command_timeout_s))
+        return await request(self.counter, timeout=self.command_timeout_s)
 
     def _take_status(self, status: proto.Status) -> bool:
         """Keep a STATUS; True if it is from a new boot of the device."""
@@ -288,7 +308,7 @@ class LinkSetup:
         request = getattr(transport, "request_status", None)
         if request is None:
             return None
-        status = await request(self.counter, timeout=self.command_timeout_s)
+        status = await self._request_status(transport, request)
         self.status_polls += 1
         restarted = self._take_status(status)
         if restarted or not status.state & proto.ST_STREAMING:
@@ -315,6 +335,8 @@ class LinkSetup:
                 if self.status_every_s and time.monotonic() - last_poll >= self.status_every_s and hasattr(transport, "request_status"):
                     last_poll = time.monotonic()
                     await self.poll_status(transport)
+                elif self._queued(transport) is not None:
+                    await self.queue.send(proto.OP_TIME_SYNC)
                 else:
                     await transport.send(proto.encode_command(self.counter.next(), proto.OP_TIME_SYNC), timeout=self.command_timeout_s)
                 self.heartbeats += 1
@@ -341,7 +363,7 @@ class LinkSetup:
         request = getattr(transport, "request_status", None)
         if request is None:
             return None
-        status = await request(self.counter, timeout=self.command_timeout_s)
+        status = await self._request_status(transport, request)
         self._take_status(status)
         return status
 
@@ -763,6 +785,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
             ui.line(f"-- {options.out} exists: this session continues it in segment {recorder.segment} ({recorder.path.name})")
     guard_task: asyncio.Task | None = None
     heartbeat_task: asyncio.Task | None = None
+    commands: CommandQueue | None = None
     detach_keys: Callable[[], None] | None = None
     result: SessionResult | None = None
     cancelled = False
@@ -791,6 +814,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
         await transport.connect(options.connect_timeout_s)
         if recorder is not None and setup.status is not None:
             recorder.meta({"type": "device_status", **setup.status.as_dict()})
+        commands = setup.queue = CommandQueue(transport, pipeline.alert_policy.counter)
         heartbeat_task = asyncio.get_running_loop().create_task(setup.heartbeat(transport))
         if keys is None and sys.stdin is not None and sys.stdin.isatty():  # --sim too: Enter and exercise names work as on hardware
             keys = sys.stdin
@@ -807,7 +831,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
             on_calibrated=on_calibrated,
             on_recording_error=lambda msg: ui.line("!! " + msg + "; monitoring goes on"),
             on_device_restart=lambda boot: ui.line(f"-- the wearable restarted (boot {boot}); settings sent again, the session continues"),
-            send_timeout=options.command_timeout_s,
+            commands=commands,
         )
     except asyncio.CancelledError:
         cancelled = True
@@ -820,6 +844,8 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
         for task in (guard_task, heartbeat_task):
             if task is not None and not task.done():
                 task.cancel()
+        if commands is not None:
+            await asyncio.shield(commands.close())
         try:
             await asyncio.shield(transport.close())
         except SpinemonError:

@@ -3,21 +3,27 @@ parallel across cores, with progress, into one table.
 
 One job: fan a per-recording function out over worker processes and collect
 one row per recording. A recording that cannot be read gives a row with its
-error; the others go on (nothing is lost because one file is bad).
+error; the others go on (nothing is lost because one file is bad). That holds
+for any exception, not only the ones spinemon expects: the file is named in
+one line on stderr, its row carries the error, and the traceback goes to a
+log file (``$SPINEMON_HOME/logs/`` or ``~/.spinemon/logs/``; the system's
+temporary folder if neither can be written) whose path the line gives.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
 from spinemon.errors import ConfigError, SpinemonError
 
-__all__ = ["expand", "run_many", "replay_row", "format_rows", "ROW_COLUMNS"]
+__all__ = ["expand", "run_many", "replay_row", "format_rows", "ROW_COLUMNS", "log_dir", "write_traceback"]
 
 ROW_COLUMNS = ("recording", "duration_s", "monitored_s", "calibration", "sets", "reps", "events", "alerts", "matches_live", "error")
 
@@ -70,10 +76,87 @@ def replay_row(path: str, exercise: str | None = None, limits: Sequence[str] = (
     return row
 
 
+_TRACEBACK = "_traceback"  # a row's key for the traceback of an unexpected error (taken out before the row is returned)
+
+
+def _guarded(fn: Callable[..., dict], path: str, *args) -> dict:
+    """``fn(path, *args)``; any exception becomes the file's own row (with its traceback, for the log)."""
+    try:
+        return fn(path, *args)
+    except Exception as e:  # noqa: BLE001 - one bad file must cost its own row only, whatever it raises
+        return _failed_row(path, e, traceback.format_exc())
+
+
+def _failed_row(path: str, e: BaseException, tb: str) -> dict:
+    what = f"{type(e).__name__}: {e}"
+    if len(what) > 200:
+        what = what[:197] + "..."
+    return {"recording": str(path), "error": f"unexpected error ({what})", _TRACEBACK: tb}
+
+
+def log_dir(env: dict[str, str] | None = None) -> Path:
+    """Where batch commands write the tracebacks of unexpected errors: ``$SPINEMON_HOME/logs`` or ``~/.spinemon/logs``."""
+    env = os.environ if env is None else env
+    home = env.get("SPINEMON_HOME")
+    return (Path(home).expanduser() if home else Path.home() / ".spinemon") / "logs"
+
+
+class _ErrorLog:
+    """One log file per batch run, created at its first traceback."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+
+    def _open(self):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for d in (log_dir(), Path(tempfile.gettempdir())):
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(prefix=f"spinemon-error-{stamp}-", suffix=".log", dir=d)
+                self.path = Path(name)
+                return os.fdopen(fd, "a", encoding="utf-8")
+            except OSError:
+                continue
+        return None
+
+    def write(self, path: str, tb: str) -> Path | None:
+        f = open(self.path, "a", encoding="utf-8") if self.path is not None else self._open()
+        if f is None:
+            return None
+        with f:
+            f.write(f"== {path}\n{tb}\n")
+        return self.path
+
+
+def write_traceback(what: str, tb: str) -> Path | None:
+    """``tb`` to a new log file (see :func:`log_dir`); its path, or None if none could be written."""
+    try:
+        return _ErrorLog().write(what, tb)
+    except OSError:
+        return None
+
+
+def _settle(row: dict, log: _ErrorLog) -> dict:
+    """A row of an unexpected error: its traceback to the log, one line on stderr naming the file and the log."""
+    tb = row.pop(_TRACEBACK, None)
+    if tb is None:
+        return row
+    try:
+        where = log.write(row["recording"], tb)
+    except OSError:
+        where = None
+    row["error"] += f"; traceback in {where}" if where is not None else "; traceback not saved (no log folder could be written)"
+    print(f"error: {row['recording']}: {row['error']}", file=sys.stderr)
+    return row
+
+
 def run_many(fn: Callable[..., dict], paths: Sequence[Path], *args, jobs: int | None = None, progress: TextIO | None = sys.stderr) -> list[dict]:
     """``fn(str(path), *args)`` for every path, in ``jobs`` worker processes
     (default: all cores; 1 runs in this process), rows in the order of
-    ``paths``. Progress (``[k/n] name``, elapsed) goes to ``progress``."""
+    ``paths``. Progress (``[k/n] name``, elapsed) goes to ``progress``.
+    Any exception in one file (or its worker process dying) costs that
+    file's row only: see the module docstring."""
+    log = _ErrorLog()
     n = len(paths)
     jobs = max(1, min(jobs or os.cpu_count() or 1, n))
     rows: list[dict | None] = [None] * n
@@ -89,14 +172,18 @@ def run_many(fn: Callable[..., dict], paths: Sequence[Path], *args, jobs: int | 
 
     if jobs == 1:
         for i, p in enumerate(paths):
-            rows[i] = fn(str(p), *args)
+            rows[i] = _settle(_guarded(fn, str(p), *args), log)
             tick(i + 1, p)
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(fn, str(p), *args): i for i, p in enumerate(paths)}
+            futures = {pool.submit(_guarded, fn, str(p), *args): i for i, p in enumerate(paths)}
             for k, fut in enumerate(as_completed(futures), 1):
                 i = futures[fut]
-                rows[i] = fut.result()
+                try:
+                    row = fut.result()
+                except Exception as e:  # noqa: BLE001 - the worker itself died (e.g. killed, out of memory)
+                    row = _failed_row(str(paths[i]), e, "".join(traceback.format_exception(e)))
+                rows[i] = _settle(row, log)
                 tick(k, paths[i])
     if tty and n:
         progress.write("\n")

@@ -19,6 +19,7 @@ recording says which ``segment`` it belongs to.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +35,7 @@ from spinemon.core.calibration import Calibration
 from spinemon.core.detect import Event
 from spinemon.errors import RecordingError, SpinemonError
 from spinemon.core.pipeline import FrameResult, Pipeline, PipelineSettings
+from spinemon.io.commands import ATTEMPT_TIMEOUT_S, CommandQueue, Sent
 from spinemon.io.recording import KIND_META, KIND_RX, Record, Recording, RecordingWriter
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.io.transport import Label, Received, Transport
@@ -222,7 +224,8 @@ async def run_live(
     on_recording_error: Callable[[str], None] | None = None,
     on_device_restart: Callable[[int], None] | None = None,
     device: DeviceAccounting | None = None,
-    send_timeout: float = 2.0,
+    send_timeout: float | None = None,
+    commands: CommandQueue | None = None,
 ) -> SessionResult:
     """Run until the transport's stream ends (or the task is cancelled:
     Ctrl-C). The recording stays valid whatever happens.
@@ -233,7 +236,15 @@ async def run_live(
     ``device`` (a :class:`DeviceAccounting`, made here if not given): the
     summary's ``device`` section puts the wearable's drop counters next to
     the host's ``lost_samples``; a STATUS from a new boot calls
-    ``on_device_restart(boot_count)`` and is recorded (``device_restart``)."""
+    ``on_device_restart(boot_count)`` and is recorded (``device_restart``).
+
+    The loop never waits on the radio: each alert's HAPTIC goes to
+    ``commands`` (a :class:`~spinemon.io.commands.CommandQueue`, made here
+    if not given; ``send_timeout`` caps its wait for each ACK), which sends
+    it in the background with retries. The alert is recorded and reported
+    (``on_alert``) when its delivery is known: sent (``t_sent_host``; a
+    lost ACK whose retry shows the wearable had it counts as sent) or not
+    (``send_failures``). At the end the queue gets a moment to finish."""
     rep_kernel.warm_up()  # compiled now, not at the first monitored frame (~0.5 s)
     fusion_kernel.warm_up()  # the same for the fusion filter, which the first frame runs
     frames = 0
@@ -241,6 +252,10 @@ async def run_live(
     t_last = None
     device = device if device is not None else DeviceAccounting()
     recording_error: str | None = None
+    own_queue = commands is None
+    if commands is None:
+        kw = {} if send_timeout is None else {"attempt_timeout_s": min(float(send_timeout), ATTEMPT_TIMEOUT_S)}
+        commands = CommandQueue(transport, pipeline.alert_policy.counter, **kw)
 
     def rec(fn, *args, **kw) -> None:
         nonlocal recorder, recording_error
@@ -253,6 +268,22 @@ async def run_live(
             recorder = None  # the writer keeps what it wrote; monitoring goes on
             if on_recording_error:
                 on_recording_error(recording_error)
+
+    def alert_known(alert: Alert, t_rx: float) -> None:
+        if alert.t_sent_host is not None:
+            rec(RecordingWriter.frame_out, alert.command, alert.t_sent_host)
+        rec(RecordingWriter.meta, alert.as_dict(), t_rx)
+        if on_alert:
+            on_alert(alert)
+
+    def alert_sent(alert: Alert, t_rx: float, sent: Sent) -> None:
+        nonlocal send_failures
+        if sent.frame is not None:  # the counter it went out with (taken when written)
+            alert.command, alert.counter = sent.frame, sent.counter
+        alert.t_sent_host = sent.t_sent
+        if not sent.ok:
+            send_failures += 1  # the firmware guard covers a dead link
+        alert_known(alert, t_rx)
 
     try:
         async for item in transport.items():
@@ -272,17 +303,11 @@ async def run_live(
             if res.t is not None and len(res.t):
                 t_last = float(res.t[-1])
             for alert in res.alerts:
-                try:
-                    if alert.command is not None:  # None: the wearable's guard buzzed for it already
-                        alert.t_sent_host = await transport.send(alert.command, timeout=send_timeout)
-                except SpinemonError:
-                    send_failures += 1  # the firmware guard covers a dead link
-                    alert.t_sent_host = None
-                if alert.t_sent_host is not None:
-                    rec(RecordingWriter.frame_out, alert.command, alert.t_sent_host)
-                rec(RecordingWriter.meta, alert.as_dict(), item.t_host)
-                if on_alert:
-                    on_alert(alert)
+                if alert.command is None:  # the wearable's guard buzzed for it already
+                    alert_known(alert, item.t_host)
+                    continue
+                cmd = proto.decode_command(alert.command)
+                commands.submit(cmd.opcode, cmd.args, counter=cmd.counter, done=lambda sent, alert=alert, t_rx=item.t_host: alert_sent(alert, t_rx, sent))
             if res.calibrated is not None:
                 rec(RecordingWriter.meta, res.calibrated.as_dict(), item.t_host)
                 if on_calibrated:
@@ -290,10 +315,17 @@ async def run_live(
             if on_frame:
                 on_frame(res, pipeline)
     finally:
+        try:  # the last alerts' commands: a moment to be delivered (or given up) and recorded
+            await commands.drain(commands.attempt_timeout_s * commands.attempts + 0.2)
+        except asyncio.CancelledError:
+            pass
+        if own_queue:
+            await asyncio.shield(commands.close())
         pipeline.finish(t_last)
         summary = pipeline.summary()
         summary["frames"] = frames
         summary["send_failures"] = send_failures
+        summary["commands"] = commands.stats.as_dict()
         summary["device"] = device.as_dict(pipeline.decoder.stats.lost_samples) if device.status_frames else None
         summary["recording_error"] = recording_error
         rec(RecordingWriter.meta, summary, time.time(), sync=True)

@@ -530,6 +530,9 @@ class Calibrator:
                 self.peak_tilt_deg[s] = float(tilt[k])
                 self.bend_rotation[s] = rot[k].copy()
             self._buf.setdefault(s, []).append(u0[:used])
+        for s in self.result.mounting:
+            if s not in per:  # a sensor of the neutral missing from this block (a layout change): keep the buffers in step
+                self._buf.setdefault(s, []).append(np.full((used, 3), np.nan))
         if end is None:
             return False
         i, complete, skipped = end
@@ -559,9 +562,13 @@ class Calibrator:
             lumbar = np.degrees(np.arctan2(up[:, 2], up[:, 0]))
             if "lower" in self._buf:
                 lo = np.concatenate(self._buf["lower"])
-                lumbar = (lumbar - np.degrees(np.arctan2(lo[:, 2], lo[:, 0])) + 180.0) % 360.0 - 180.0
+                pair = (lumbar - np.degrees(np.arctan2(lo[:, 2], lo[:, 0])) + 180.0) % 360.0 - 180.0
+                both = np.isfinite(pair)
+                # the lumbar angle from the samples that had both sensors; with none, the upper sensor's own
+                lumbar = pair[both] if both.any() else lumbar
+            lumbar = lumbar[np.isfinite(lumbar)]
             try:
-                res.rom = RangeOfMotion(round(float(lumbar.max()), 2), round(float(lumbar.min()), 2))
+                res.rom = RangeOfMotion(round(float(lumbar.max()), 2), round(float(lumbar.min()), 2)) if len(lumbar) else None
             except ConfigError:
                 res.rom = None
         res.t_rom = (float(self._rom_t0), t_end)

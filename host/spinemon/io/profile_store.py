@@ -13,7 +13,9 @@ are re-attached, and the lifter's own limit overrides per exercise::
     }
 
 The path can be overridden with ``--profile PATH`` or the environment
-variable ``SPINEMON_PROFILE``. Writes are atomic (temporary file + rename).
+variable ``SPINEMON_PROFILE``. Writes are atomic (:mod:`spinemon.io.atomic`: a
+unique temporary file, fsync, rename): two writers never tear the file and a
+reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from spinemon.core.calibration import Calibration
+from spinemon.io.atomic import atomic_write_text
 from spinemon.core.detect import PROFILES, profile
 from spinemon.errors import CalibrationError, ConfigError
 
@@ -146,11 +149,9 @@ def load_profile(path: str | os.PathLike | None = None) -> UserProfile:
 def save_profile(prof: UserProfile, path: str | os.PathLike | None = None) -> Path:
     """Write the profile atomically; returns the path written."""
     p = profile_path(path)
-    tmp = p.with_name(p.name + ".tmp")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(prof.as_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
+        atomic_write_text(p, json.dumps(prof.as_dict(), indent=2, sort_keys=True) + "\n")
     except OSError as e:
         raise ProfileError(f"cannot write profile {p}: {e.strerror or e}; choose another --profile") from None
     return p

@@ -202,6 +202,11 @@ class SimTransport(Transport):
 _IN_SETUP: contextvars.ContextVar[object | None] = contextvars.ContextVar("spinemon_link_setup", default=None)
 
 
+def in_setup(transport: object) -> bool:
+    """True while ``transport`` runs its setup hook (in the hook's own task)."""
+    return _IN_SETUP.get() is transport
+
+
 class _End:
     """Queue sentinel: items() stops (closed) or raises ``error``."""
 

@@ -58,6 +58,21 @@ DEFAULT_MTU = 247
 _default_radio: EmulatedRadio | None = None
 
 
+
+async def _stored_keys(central, address):
+    """The central's bond with ``address``, as a phone keeps it: Bumble's key
+    store names the keys by the peer's identity address with a type qualifier
+    ("/P"), while the connection's peer address is random-typed (a look-up by
+    ``str(address)`` found nothing, so the central paired afresh on every
+    connection instead of re-encrypting with its bond)."""
+    if central.keystore is None:
+        return None
+    want = str(address).split("/")[0]
+    for name, keys in await central.keystore.get_all():
+        if name.split("/")[0] == want:  # the peer connects with a random-type address; the keys sit under its identity ("/P")
+            return keys
+    return None
+
 class EmulatedBleError(BleakError, TransportError):
     """A BLE operation on the emulated radio failed (not connected, link lost, ...)."""
 
@@ -356,9 +371,11 @@ class BumbleClient(BaseBleakClient):
         display or keyboard)."""
         central = self._radio.central
         central.pairing_config_factory = lambda _c: pairing_config(bonding=True, le_secure=True, mitm=False, io_capability=3)
-        keys = await central.keystore.get(str(connection.peer_address)) if central.keystore is not None else None
+        keys = await _stored_keys(central, connection.peer_address)
         try:
             if keys is not None:
+                if await central.keystore.get(str(connection.peer_address)) is None:
+                    await central.keystore.update(str(connection.peer_address), keys)  # where Bumble's encrypt() looks
                 await asyncio.wait_for(connection.encrypt(), self._gatt_timeout)
             else:
                 await asyncio.wait_for(connection.pair(), self._gatt_timeout)
@@ -390,10 +407,11 @@ class BumbleClient(BaseBleakClient):
         else:
             name = str(hci.Address(self.address.upper(), hci.Address.RANDOM_DEVICE_ADDRESS))
         if central.keystore is not None:
-            try:
-                await central.keystore.delete(name)
-            except KeyError:
-                pass
+            for n in (name, name + "/P"):  # Bumble names a public address's keys with a "/P" qualifier
+                try:
+                    await central.keystore.delete(n)
+                except KeyError:
+                    pass
         await self.disconnect()
 
     # -- GATT ---------------------------------------------------------------------------

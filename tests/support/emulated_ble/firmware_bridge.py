@@ -273,8 +273,15 @@ class FirmwareKeyStore(KeyStore):
         self.refused = 0
         self.served: set[str] = set()
 
+    @staticmethod
+    def _key(name: str) -> bytes:
+        """The firmware's key for a peer: its address without Bumble's type
+        qualifier (Bumble stores a bond under "ADDR/P" and looks it up, when
+        the peer re-encrypts, under the address it connected with)."""
+        return name.split("/")[0].encode()
+
     async def get(self, name: str) -> PairingKeys | None:
-        value = await self.bridge.secret_get(SEC_PEER, name.encode(), self.timeout_s)
+        value = await self.bridge.secret_get(SEC_PEER, self._key(name), self.timeout_s)
         if value is None:
             return None
         try:
@@ -286,12 +293,12 @@ class FirmwareKeyStore(KeyStore):
 
     async def update(self, name: str, keys: PairingKeys) -> None:
         value = json.dumps({"name": name, "keys": keys.to_dict()}).encode()
-        if not await self.bridge.secret_set(SEC_PEER, name.encode(), value, self.timeout_s):
+        if not await self.bridge.secret_set(SEC_PEER, self._key(name), value, self.timeout_s):
             self.refused += 1
             raise BridgeError("the firmware refused to store a bond with %s (not in pairing mode)" % name)
 
     async def delete(self, name: str) -> None:
-        await self.bridge.secret_set(SEC_PEER, name.encode(), None, self.timeout_s)
+        await self.bridge.secret_set(SEC_PEER, self._key(name), None, self.timeout_s)
 
     async def get_all(self) -> list[tuple[str, PairingKeys]]:
         out = []

@@ -34,6 +34,7 @@ from typing import Union
 from bumble import att, gatt
 from bumble.core import UUID, AdvertisingData
 from bumble.device import AdvertisingEventProperties, AdvertisingParameters, Connection, Device
+from bumble.keys import MemoryKeyStore
 from bumble.pairing import PairingConfig, PairingDelegate
 
 import spinemon_protocol as P
@@ -136,6 +137,27 @@ def _not_readable(_connection) -> bytes:
     raise att.ATT_Error(att.ErrorCode.READ_NOT_PERMITTED)
 
 
+
+class AddressKeyStore(MemoryKeyStore):
+    """Bumble's memory key store, keyed by the peer's address without its
+    type qualifier: Bumble stores a bond under "ADDR/P" (the identity
+    address) and looks it up, when the central re-encrypts, under the
+    address the central connected with (random-typed here), so the default
+    store never found it and every reconnect had to pair afresh."""
+
+    @staticmethod
+    def _name(name: str) -> str:
+        return name.split("/")[0]
+
+    async def get(self, name: str):
+        return await super().get(self._name(name))
+
+    async def update(self, name: str, keys) -> None:
+        await super().update(self._name(name), keys)
+
+    async def delete(self, name: str) -> None:
+        await super().delete(self._name(name))
+
 class TwinPeripheral:
     """An emulated wearable on an :class:`EmulatedRadio`. Create with
     ``await TwinPeripheral.create(radio)``.
@@ -155,6 +177,7 @@ class TwinPeripheral:
         self.security = security or TwinSecurity()
         sec = self.security
         device.pairing_config_factory = lambda _connection: pairing_config(sec.bonding, sec.le_secure, sec.mitm, sec.io_capability)
+        device.keystore = AddressKeyStore()  # keeps its bonds as a wearable does, found again when the central re-encrypts
         self.responder = CommandResponder()
         self.on_command: CommandHandler | None = self.responder
         self.on_connection_change: Callable[[bool], None] | None = None
