@@ -178,12 +178,21 @@ def test_drift_is_flagged_at_the_start_of_a_set_and_can_re_zero():
 
     _, same = run(w)
     assert same.phase == "monitoring" and [c["flagged"] for c in same.drift.checks] == [False]
-    session, moved = run(slipped, rezero_on_drift=True)
+    assert same.summary()["monitoring"]["stored_check"]["stale"] is False and not same.notices
+    # the rules before issue 22: the stored calibration is trusted until the set's drift check
+    session, moved = run(slipped, rezero_on_drift=True, rules=1)
     (check,) = moved.drift.checks
     assert check["flagged"] and check["rezeroed"] and check["drift_deg"]["upper"] > 5.0
     assert moved.summary()["drift_flagged"]
     flagged = {e.rep for e in moved.events}
     assert flagged == {3}
+    # now: the slipped sensor is caught at the first standing, said, and re-zeroed before any set
+    session, moved = run(slipped)
+    stored = moved.summary()["monitoring"]["stored_check"]
+    assert stored["stale"] and stored["drift_deg"]["upper"] > 5.0 and stored["t"] < 1.6
+    assert any("sit differently from the stored calibration" in text for _, text in moved.notices)
+    assert [c["flagged"] for c in moved.drift.checks] == [False]  # nothing left to re-zero at the set
+    assert {e.rep for e in moved.events} == {3}
 
 
 def test_limits_follow_calibration_and_overrides_and_monitoring_between_sets_is_opt_in():

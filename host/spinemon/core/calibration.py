@@ -597,13 +597,14 @@ class HeadingFinder:
     Exposed state: ``found`` (sensor -> {"heading_deg", "bend_s", "t"}),
     ``rejected`` (turns that were no heading)."""
 
-    def __init__(self, min_rate_deg_s: float = 20.0, min_bend_s: float = 0.15, max_heading_deg: float = 45.0) -> None:
+    def __init__(self, min_rate_deg_s: float = 20.0, min_bend_s: float = 0.15, min_turn_deg: float = 10.0, max_heading_deg: float = 45.0) -> None:
         self.min_rate_deg_s = min_rate_deg_s  # well past gyro bias and standing sway; a hinge's way down turns at 40-100 deg/s
         self.min_bend_s = min_bend_s  # found early on the way down, before a leak into lateral bend can reach its limit
+        self.min_turn_deg = min_turn_deg  # and after turning this far: a bend, not a sway
         self.max_heading_deg = max_heading_deg
         self.rejected = 0
         self.found: dict[str, dict] = {}
-        self._m: dict[str, np.ndarray] = {}  # sensor -> [seconds, syy, szz, syz] of the unit turn axis
+        self._m: dict[str, np.ndarray] = {}  # sensor -> [seconds, syy, szz, syz, degrees turned] of the unit turn axis
         self.stopped_at: int | None = None
 
     def reset(self) -> None:
@@ -638,10 +639,10 @@ class HeadingFinder:
             turning = n > w_min
             safe = np.where(turning, n, 1.0)
             y, z = w[:, 1] / safe, w[:, 2] / safe
-            parts = np.stack([turning * dt, turning * y * y, turning * z * z, turning * y * z], axis=1)
-            c = np.cumsum(np.vstack([self._m.get(s, np.zeros(4))[None, :], parts]), axis=0)[1:]
+            parts = np.stack([turning * dt, turning * y * y, turning * z * z, turning * y * z, turning * np.degrees(n) * dt], axis=1)
+            c = np.cumsum(np.vstack([self._m.get(s, np.zeros(5))[None, :], parts]), axis=0)[1:]
             cums[s] = c
-            k = np.flatnonzero(c[:, 0] >= self.min_bend_s - 1e-12)
+            k = np.flatnonzero((c[:, 0] >= self.min_bend_s - 1e-12) & (c[:, 4] >= self.min_turn_deg - 1e-9))
             if len(k):
                 hits[s] = int(k[0])
                 first = hits[s] if first is None else min(first, hits[s])
@@ -651,13 +652,13 @@ class HeadingFinder:
             self._m[s] = c[used - 1].copy()
             if first is None or hits.get(s) != first:
                 continue
-            sec, syy, szz, syz = self._m[s]
+            sec, syy, szz, syz, _ = self._m[s]
             alpha = -0.5 * math.degrees(math.atan2(2.0 * syz, syy - szz))
             spread = math.hypot(syy - szz, 2.0 * syz)
             minor, major = 0.5 * (syy + szz - spread), 0.5 * (syy + szz + spread)
             if abs(alpha) > self.max_heading_deg or minor > 0.2 * major:
                 self.rejected += 1  # not one sagittal plane: forget it, wait for the next bend
-                self._m[s] = np.zeros(4)
+                self._m[s] = np.zeros(5)
                 continue
             self.found[s] = {"heading_deg": round(alpha, 3), "bend_s": round(float(sec), 3), "t": round(float(t[first]), 4)}
             out[s] = alpha

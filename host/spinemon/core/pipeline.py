@@ -63,6 +63,9 @@ from spinemon.errors import ConfigError
 #: the current rules version (see PipelineSettings.rules)
 RULES = 2
 
+#: exercises whose bends tell a sensor's heading about the spine (bilateral hinges and squats)
+HEADING_EXERCISES = ("deadlift", "squat", "row", "generic")
+
 __all__ = [
     "DEVICE_GUARDED_KINDS",
     "RULES",
@@ -337,6 +340,8 @@ class Pipeline:
             return  # the bend was no heading (HeadingFinder.rejected)
         cal = self.phases.calibration
         for s, alpha in found.items():
+            if "bend_deg" in cal.alignment.get(s, {}) and abs(alpha) <= self.settings.drift_limit_deg:
+                continue  # a stored sweep heading that still holds
             cal.mounting[s] = turned(cal.mounting[s], alpha)
             cal.alignment[s] = {"heading_deg": round(alpha + cal.alignment.get(s, {}).get("heading_deg", 0.0), 3), "from_lifts_deg": round(alpha, 3)}
             if abs(alpha) > self.settings.drift_limit_deg:
@@ -345,13 +350,23 @@ class Pipeline:
         self._restart_angles(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
 
+    def _heading_gyros(self, gyr: dict, cal: Calibration) -> dict:
+        """The gyros the heading is found from: the sensors whose heading no
+        guided bend fixed (the range sweep's is a pure sagittal bend), while
+        the exercise is a bilateral hinge or squat (its bends are sagittal; a
+        one-sided lift leans toward its side, a press or curl barely bends)."""
+        if self.segmenter.exercise not in HEADING_EXERCISES:
+            return {}
+        # a stored calibration's sweep heading is checked too: the sensors may have been re-attached
+        return {s: g for s, g in gyr.items() if s in cal.mounting and ("bend_deg" not in cal.alignment.get(s, {}) or self.phases.given)}
+
     def _headings_before(self, cal: Calibration) -> None:
         """The first neutral: the bends before it (a set that started at once)
         tell the headings too; found ones turn the mountings from the start of monitoring."""
         for f in self._before_neutral:
             t, gyr, rate = f.block.t, f.gyr, f.block.rate_hz
             while len(t):
-                found = self.heading.update({k: g for k, g in gyr.items() if k in cal.mounting}, cal.mounting, t, rate)
+                found = self.heading.update(self._heading_gyros(gyr, cal), cal.mounting, t, rate)
                 if found is None:
                     break
                 for s, alpha in found.items():
@@ -434,7 +449,7 @@ class Pipeline:
                 shared = {id(e): e for e in self.watch.events}
                 before = (copy.deepcopy((self.angles, self.segmenter), shared), dict(cal.mounting), self.heading.state())
             # a sensor's heading found from the bends (rules 2) ends this step at its sample
-            found = self.heading.update(fused.gyr, cal.mounting, fused.block.t, fused.block.rate_hz) if self.settings.rules >= 2 else None
+            found = self.heading.update(self._heading_gyros(fused.gyr, cal), cal.mounting, fused.block.t, fused.block.rate_hz) if self.settings.rules >= 2 else None
             step = len(fused) if found is None else self.heading.stopped_at + 1
             part = fused.slice(0, step)
             ang = self.angles.update(part, cal)
@@ -447,7 +462,7 @@ class Pipeline:
                 self.segmenter.update(fused.slice(0, used), self.angles.update(fused.slice(0, used), was), was)
                 self.heading.restore(heading)
                 if self.settings.rules >= 2:  # the heading's moments up to the cut, with the mountings they were formed with
-                    self.heading.update({k: g[:used] for k, g in fused.gyr.items()}, mounting, fused.block.t[:used], fused.block.rate_hz)
+                    self.heading.update({k: g[:used] for k, g in self._heading_gyros(fused.gyr, was).items()}, mounting, fused.block.t[:used], fused.block.rate_hz)
                 found = None  # the heading step lay after the re-zero: found again with the new mounting
             if found is not None:
                 self._turn(found, float(part.block.t[-1]), part.block.rate_hz, res)

@@ -341,7 +341,8 @@ class SetRecord:
 @dataclass(frozen=True)
 class RejectedCandidate:
     """A motion that looked like a rep but was not counted, and why:
-    ``"too_short"``, ``"too_long"``, ``"stuck"``, ``"walking"``, ``"after_walking"``, ``"isolated"``
+    ``"too_short"``, ``"too_long"``, ``"stuck"``, ``"walking"``, ``"after_walking"``,
+    ``"warm_up_bend"`` (a lone bend through the range), ``"isolated"``
     (an unlabelled run with too few reps), ``"gap"`` (hole in the stream),
     ``"incomplete"`` (the stream ended mid-rep)."""
 
@@ -444,6 +445,10 @@ class RepSegmenter:
         #: sample where the set or rep in progress changed (after that sample's step)
         self.context_changes: list[tuple[int, int | None, int | None]] = []
         self._context_prev: tuple[int | None, int | None] = (None, None)
+        #: a lone bend whose lumbar flexion reached this is a warm-up bend (a toe
+        #: touch through the range), not a set of one (None: not told; the
+        #: segmenter sets it from the range of motion, two sensors only)
+        self.single_max_flexion_deg: float | None = None
 
     def _parameters(self) -> np.ndarray:
         s, p = self.settings, self._profile
@@ -804,13 +809,20 @@ class RepSegmenter:
             return
         if r.number is None:
             s_min = self.settings.single_min_deg
-            if s_min is not None and len(r.reps) == 1 and r.reps[0].stats.emax >= s_min and not r.reps[0].after_walk:
+            one = r.reps[0]
+            warmup = self.single_max_flexion_deg is not None and one.stats.fmax >= self.single_max_flexion_deg
+            if s_min is not None and len(r.reps) == 1 and one.stats.emax >= s_min and not one.after_walk and not warmup:
                 r.number = self._next_set  # a set of one
                 self._next_set += 1
                 self._emit_rep(r, 1, r.reps[0])
             else:
                 for c in r.reps:
-                    self._reject(c.t_start, c.t_end, c.stats.emax, "after_walking" if len(r.reps) == 1 and c.after_walk else "isolated")
+                    why = "isolated"
+                    if len(r.reps) == 1 and c.after_walk:
+                        why = "after_walking"
+                    elif len(r.reps) == 1 and warmup:
+                        why = "warm_up_bend"
+                    self._reject(c.t_start, c.t_end, c.stats.emax, why)
                 return
         if r.reps:
             t0, t1 = r.reps[0].t_start, r.reps[-1].t_end

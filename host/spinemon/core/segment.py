@@ -206,6 +206,8 @@ class Segmenter:
             if self._pending_label is not None:
                 self.reps.start_set(self._pending_label["exercise"], self._pending_label["set"])
                 self._pending_label = None
+        if self.arming != "sets":  # a lone bend through the range is a warm-up move (toe touch), not a set of one
+            self.reps.single_max_flexion_deg = None if ang.single_sensor else self.warmup.share * calibration.range_of_motion.flexion_deg
         return self.reps.update(
             block.t,
             flexion_deg=ang.flexion_deg,
