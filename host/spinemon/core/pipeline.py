@@ -63,8 +63,12 @@ from spinemon.errors import ConfigError
 #: the current rules version (see PipelineSettings.rules)
 RULES = 2
 
-#: exercises whose bends tell a sensor's heading about the spine (bilateral hinges and squats)
-HEADING_EXERCISES = ("deadlift", "squat", "row", "generic")
+#: exercises whose bends tell a sensor's heading about the spine: hinges and
+#: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
+#: (a one-sided hinge leans toward its side by 6-9 deg of 40-60: a few degrees
+#: off). Not lunges, presses or curls: the trunk barely bends, so a side lean
+#: or sway would read as the heading.
+HEADING_EXERCISES = ("deadlift", "squat", "row", "single_leg_deadlift", "single_arm_row", "generic")
 
 __all__ = [
     "DEVICE_GUARDED_KINDS",
@@ -145,8 +149,6 @@ class PipelineSettings:
                 calibration.setdefault("provisional_rule", "quietest")
                 calibration.setdefault("still_drift_deg", None)
                 calibration.setdefault("provisional_after_s", 5.0)
-                calibration.setdefault("still_gyro_var_dps", 10.0)
-                calibration.setdefault("still_acc_var_m_s2", 0.5)
             return cls(
                 exercise=d.get("exercise", "generic"),
                 side=d.get("side"),
@@ -353,8 +355,7 @@ class Pipeline:
     def _heading_gyros(self, gyr: dict, cal: Calibration) -> dict:
         """The gyros the heading is found from: the sensors whose heading no
         guided bend fixed (the range sweep's is a pure sagittal bend), while
-        the exercise is a bilateral hinge or squat (its bends are sagittal; a
-        one-sided lift leans toward its side, a press or curl barely bends)."""
+        the exercise is one of :data:`HEADING_EXERCISES`."""
         if self.segmenter.exercise not in HEADING_EXERCISES:
             return {}
         # a stored calibration's sweep heading is checked too: the sensors may have been re-attached

@@ -238,6 +238,10 @@ class RepSettings:
     #: integrated gyro: no gyro bias enters, so reps count from the first
     #: sample, with no still start to learn it (rules 2)
     gravity_excursion: bool = False
+    #: gravity mode only for exercises whose reps enter at this excursion or
+    #: more (deg): hinges, squats, lunges; the small sway of a curl or press
+    #: waits for the gyro bias (a still moment, or ``warmup_timeout_s``)
+    gravity_min_enter_deg: float = 5.0
     #: gravity mode: the gravity directions are low-passed with this time
     #: constant before their tilt rate is taken for "quiet" (s)
     tilt_tau_s: float = 0.1
@@ -342,7 +346,8 @@ class SetRecord:
 class RejectedCandidate:
     """A motion that looked like a rep but was not counted, and why:
     ``"too_short"``, ``"too_long"``, ``"stuck"``, ``"walking"``, ``"after_walking"``,
-    ``"warm_up_bend"`` (a lone bend through the range), ``"isolated"``
+    ``"through_the_range"`` (a lone bend through the lumbar range: a warm-up
+    stretch, or a rounded lift, whose alert stands on its own), ``"isolated"``
     (an unlabelled run with too few reps), ``"gap"`` (hole in the stream),
     ``"incomplete"`` (the stream ended mid-rep)."""
 
@@ -445,9 +450,10 @@ class RepSegmenter:
         #: sample where the set or rep in progress changed (after that sample's step)
         self.context_changes: list[tuple[int, int | None, int | None]] = []
         self._context_prev: tuple[int | None, int | None] = (None, None)
-        #: a lone bend whose lumbar flexion reached this is a warm-up bend (a toe
-        #: touch through the range), not a set of one (None: not told; the
-        #: segmenter sets it from the range of motion, two sensors only)
+        #: a lone bend whose lumbar flexion reached this went through the range
+        #: (a toe touch, or a rounded lift whose alert stands on its own): no
+        #: set of one (None: not told; the segmenter sets it from the range
+        #: of motion and the warm-up share, two sensors only)
         self.single_max_flexion_deg: float | None = None
 
     def _parameters(self) -> np.ndarray:
@@ -653,7 +659,9 @@ class RepSegmenter:
         # the numbers, sample by sample (rep_kernel) ...
         gu_d = np.ascontiguousarray(gu * _R2D)
         gl_d = gu_d if gl is None else np.ascontiguousarray(gl * _R2D)
-        grav = self.settings.gravity_excursion and upper_gravity is not None
+        # the gravity excursion resolves a degree or two (linear acceleration, sway): a
+        # lift whose rep is smaller (curls, presses, rows) is told apart from sway by the gyro only
+        grav = self.settings.gravity_excursion and upper_gravity is not None and self._profile.enter_deg >= self.settings.gravity_min_enter_deg
         ug = _array("upper_gravity", upper_gravity, 2, n) if grav else gu
         lg = (_array("lower_gravity", lower_gravity, 2, n) if lower_gravity is not None else ug) if grav else gu
         has = np.array([gl is not None, tr is not None, la is not None, tw is not None, grav and (gl is None or lower_gravity is not None)], dtype=np.int64)
@@ -821,7 +829,7 @@ class RepSegmenter:
                     if len(r.reps) == 1 and c.after_walk:
                         why = "after_walking"
                     elif len(r.reps) == 1 and warmup:
-                        why = "warm_up_bend"
+                        why = "through_the_range"
                     self._reject(c.t_start, c.t_end, c.stats.emax, why)
                 return
         if r.reps:
