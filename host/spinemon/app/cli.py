@@ -179,6 +179,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         out = {"events": events, "reps": res.summary.get("reps", []), "sets": res.summary.get("sets", []), "stats": stats}
         out["sides"] = res.summary.get("side_comparisons", [])  # unilateral work: left against right, per exercise
+        # what held the limits back (seconds and faults past a limit with no buzz, by reason), and the rep candidates not counted
+        out["held_back"] = res.summary.get("held_back", {"seconds": {}, "faults": {}})
+        out["rejected_reps"] = res.summary.get("rejected_reps", [])
         json.dump(out, sys.stdout, indent=2)
         print()
         return EXIT_OK
@@ -204,6 +207,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print("  " + monitoring_line(stats))
     for why in res.summary.get("limits_off", {}).values():
         print(f"  limit off: {why}")
+    held = res.summary.get("held_back", {})
+    for why, secs in held.get("seconds", {}).items():
+        n_held = held.get("faults", {}).get(why, 0)
+        faults = f"; {n_held} fault{'s' if n_held != 1 else ''} past a limit held back (no buzz)" if n_held else ""
+        print(f"  limits held back {secs:.1f} s: {why}{faults}")
     for seg in res.segments:
         cal = seg.result.calibration
         if cal and cal.rom:

@@ -289,6 +289,9 @@ class SimSettings:
     #: the wearer stands still this long at the start, then moves (real people
     #: start after about 1 s; calibration needs 1 s)
     stand_s: float = 3.0
+    #: each frame's device timestamp is late by up to this much (s, uniform):
+    #: a real clock read late; the samples inside a frame keep the period
+    clock_jitter_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.rate_hz, (int, float)) and 20 <= self.rate_hz <= 1000):
@@ -301,7 +304,7 @@ class SimSettings:
             raise ConfigError(f"mount_yaw_deg must be -180..180, not {self.mount_yaw_deg!r}")
         if not (isinstance(self.stand_s, (int, float)) and (self.stand_s == 0 or 0.5 <= self.stand_s <= 60.0)):
             raise ConfigError(f"stand_s must be 0 (no still start: the first rep at once) or 0.5..60 s, not {self.stand_s!r}")
-        for name in ("accel_noise", "gyro_noise", "gyro_bias_dps", "misalignment_deg", "radio_delay_s", "radio_jitter_s"):
+        for name in ("accel_noise", "gyro_noise", "gyro_bias_dps", "misalignment_deg", "radio_delay_s", "radio_jitter_s", "clock_jitter_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v < 1e3 and math.isfinite(v)):
                 raise ConfigError(f"{name} must be a finite number >= 0, not {v!r}")
@@ -1243,13 +1246,16 @@ class _Renderer:
         mask, ranges, period = s.mask, s.ranges, s.period_us
         frames = []
         last_k = []
+        # each frame's timestamp late by up to clock_jitter_s (a device clock read late)
+        clock_rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(5, chunk)))
+        jit_us = np.round(clock_rng.uniform(0.0, 1.0, (n + spf - 1) // spf) * s.clock_jitter_s * 1e6).astype(np.int64)
         for i in range(0, n, spf):
             count = min(spf, n - i)
             kf = int(r["k"][i])
             frames.append(
                 proto.encode_samples(
                     s.seq_start + kf,
-                    s.time_start_us + kf * period,
+                    (s.time_start_us + kf * period + int(jit_us[i // spf])) & 0xFFFFFFFF,
                     period,
                     mask,
                     ranges,
