@@ -103,7 +103,7 @@ CASES = [
     Case("simulate-bad-fault", ("simulate", "--exercise", "deadlift", "--fault", "rounding", "--out", "FILE:new.spinrec"), USAGE, r"invalid fault"),
     Case("simulate-zero-reps", ("simulate", "--exercise", "curl", "--reps", "0", "--out", "FILE:new.spinrec"), USAGE, r"--reps.*at least 1"),
     Case("simulate-zero-sets", ("simulate", "--exercise", "curl", "--sets", "0", "--out", "FILE:new.spinrec"), USAGE, r"--sets.*at least 1"),
-    Case("simulate-bad-rate", ("simulate", "--exercise", "curl", "--rate", "0", "--out", "FILE:new.spinrec"), USAGE, r"--rate.*25 \.\. 1000 Hz"),
+    Case("simulate-bad-rate", ("simulate", "--exercise", "curl", "--rate", "0", "--out", "FILE:new.spinrec"), USAGE, r"--rate.*20 \.\. 1000 Hz"),
     Case("simulate-out-exists", ("simulate", "--exercise", "curl", "--out", "FILE:notes.txt"), ERROR, r"already exists"),
     Case("simulate-out-no-dir", ("simulate", "--exercise", "curl", "--out", "FILE:no-such-dir/x.spinrec"), ERROR, r"does not exist"),
     # -- live ---------------------------------------------------------------------------------------

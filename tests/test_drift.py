@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spinemon.app import cli
@@ -146,7 +146,10 @@ def slipped_unlabelled():
     session = sim.simulate([sim.SetSpec("squat", 4, {3: "rounding"}), sim.SetSpec("squat", 4)], 22, wearer=slipped, rom=False)
     dec = FrameDecoder()
     items = [(b, float(t)) for f, t in zip(session.frames, session.frame_times) for b in dec.feed(f, float(t)) if isinstance(b, SampleBlock) and len(b)]
-    return items, PipelineSettings(exercise="squat", stored_calibration=first.result.calibration.as_dict(), rezero_on_drift=True)
+    # rules 1: the stored calibration is trusted until the set's drift check (rules 2
+    # checks it at the first standing: see the test after this one), so the re-zero
+    # happens where this test wants it, when the set's first rep becomes known
+    return items, PipelineSettings(exercise="squat", stored_calibration=first.result.calibration.as_dict(), rezero_on_drift=True, rules=1)
 
 
 def _rezero_run(items, settings, cuts) -> dict:
@@ -179,4 +182,24 @@ def test_a_re_zero_inside_a_block_takes_effect_at_the_same_sample_for_any_split(
     cuts = set(data.draw(st.lists(st.integers(1, n), max_size=20)))
     if data.draw(st.booleans()):
         cuts |= set(range(1, n, data.draw(st.integers(1, 60))))
+    assert _rezero_run(items, ps, cuts) == live
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_stale_stored_calibration_is_re_zeroed_at_the_same_sample_for_any_split(slipped_unlabelled, data):
+    """Rules 2: the slipped strap is caught at the session's first standing
+    and neutral re-zeroed there (the headings then found from the bends),
+    whatever the split of the stream."""
+    from dataclasses import replace
+
+    items, ps = slipped_unlabelled
+    ps = replace(ps, rules=2)
+    frames = set(np.cumsum([len(b) for b, _ in items]).tolist())
+    live = _rezero_run(items, ps, frames)
+    assert [c["rezeroed"] for c in live["drift_checks"]] == [False, False]  # nothing left to re-zero at the sets
+    assert len(live["reps"]) == 8 and [e["rep"] for e in live["events"]] == [3]
+    assert _rezero_run(items, ps, set()) == live
+    n = sum(len(b) for b, _ in items)
+    cuts = set(data.draw(st.lists(st.integers(1, n), max_size=20)))
     assert _rezero_run(items, ps, cuts) == live

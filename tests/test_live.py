@@ -85,14 +85,15 @@ def test_sim_commands_reach_the_simulated_motor():
     # every command the session numbered reached the motor and was accepted:
     # SET_GUARD + START at connect, SET_NEUTRAL once the host has its neutral
     # (the wearable's guard measures from the same posture), SET_GUARD again once
-    # the range of motion changed the limits, SET_GUARD once more when the set
-    # begins (the guard armed with those limits while the set is on), then the alerts
+    # the range of motion changed the limits and monitoring began (the guard armed
+    # with those limits from then on: the limits are watched on every monitored
+    # sample, not from the set's start), then the alerts
     assert pipeline.limits != limits_before
     assert transport.motor.rejected == []
     # (plus the heartbeat: TIME_SYNC every HEARTBEAT_MS while connected)
     assert transport.motor.last_counter == pipeline.alert_policy.counter.next() - 1 == len(transport.motor.accepted)
     assert [op for op in transport.motor.accepted if op != proto.OP_TIME_SYNC] == (
-        [proto.OP_SET_GUARD, proto.OP_START, proto.OP_SET_NEUTRAL, proto.OP_SET_GUARD, proto.OP_SET_GUARD] + [proto.OP_HAPTIC] * len(result.alerts)
+        [proto.OP_SET_GUARD, proto.OP_START, proto.OP_SET_NEUTRAL, proto.OP_SET_GUARD] + [proto.OP_HAPTIC] * len(result.alerts)
     )
     assert [args for _, args in transport.motor.haptics] == [a.pattern.args() for a in result.alerts]
     assert len(result.alerts) == 1 and result.alerts[0].event.kind == "over_flexion"  # sim_sets_for: rounding on rep 3

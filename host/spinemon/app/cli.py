@@ -428,6 +428,8 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("spinemon: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise  # the reader of our output went away: closed_stdout ends the command quietly (exit 141)
     except Exception as e:  # noqa: BLE001 - a bug or a file no check foresaw: one line, the traceback to a log
         import traceback
 
