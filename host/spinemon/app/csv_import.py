@@ -650,6 +650,13 @@ def _stream(lay: _Layout, mapping: ColumnMapping, where: Sequence[tuple[str, str
     missing = {k: 0 for k in num_keys}
     lines = array("l")
     need = max(idx.values()) + 1
+    cols = mapping.as_dict()
+
+    def lacking(cells: int) -> str:
+        """The first mapped column a row of ``cells`` cells has no value in, by its name."""
+        ci, key = min((i, k) for k, i in idx.items() if i >= cells)
+        return repr(cols.get(key, ci + 1))
+
     kept = seen_rows = wider = blank = 0
     where_seen: dict[int, set] = {ci: set() for _, ci, _, _ in filters}
     parsers: dict[str, object] = {}
@@ -677,7 +684,7 @@ def _stream(lay: _Layout, mapping: ColumnMapping, where: Sequence[tuple[str, str
                     blank += 1
                     continue
                 if short is not None:
-                    raise CsvImportError(f"{path}: row {short[0]} has no value in column {need} (only {short[1]} cells)")
+                    raise CsvImportError(f"{path}: row {short[0]} has no value in column {lacking(short[1])} (only {short[1]} cells)")
                 seen_rows += 1
                 if len(cells) < need:
                     short = (line, len(cells))
@@ -732,7 +739,7 @@ def _stream(lay: _Layout, mapping: ColumnMapping, where: Sequence[tuple[str, str
         if seen_rows > 1:
             notes.append(f"{prefix}dropped the last row (line {short[0]}): it is cut off")
         else:
-            raise CsvImportError(f"{path}: row {short[0]} has no value in column {need} (only {short[1]} cells)")
+            raise CsvImportError(f"{path}: row {short[0]} has no value in column {lacking(short[1])} (only {short[1]} cells)")
     if blank:
         notes.append(f"{prefix}skipped {blank} blank line(s)")
     if wider:
@@ -885,7 +892,7 @@ def _glitches(path: Path, what: str, cols: list[str], x: np.ndarray, bound: floa
     count = int(bad.sum())
     if not count:
         return
-    allowed = max(3, len(x) // 1000)
+    allowed = min(max(3, len(x) // 1000), x.size // 100)  # a glitch is rare: never more than 1 % of the values (a short file has none)
     r, c = np.argwhere(bad)[0]
     where = f"line {int(lines[r])}, column {cols[c]!r}"
     val = x[r, c]
@@ -1037,7 +1044,7 @@ def _xyz(path: Path, cols: _Columns, keys: Sequence[str], notes: list[str], name
     miss = sum(cols.missing.get(k, 0) for k in keys)
     if miss:
         bad = ~np.isfinite(x)
-        if miss > max(3, len(x) // 1000):
+        if miss > min(max(3, len(x) // 1000), x.size // 100):  # as for glitches: rare, never more than 1 % (a short file has none)
             r, c = np.argwhere(bad)[0]
             raise CsvImportError(f"{path}: row {int(cols.lines[r])}, column {names[c]!r}: {miss} empty or non-finite cells in {'/'.join(names)}; "
                                  "too many to fill in: map other columns or clean the file")
