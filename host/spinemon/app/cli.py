@@ -182,6 +182,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         # what held the limits back (seconds and faults past a limit with no buzz, by reason), and the rep candidates not counted
         out["held_back"] = res.summary.get("held_back", {"seconds": {}, "faults": {}})
         out["rejected_reps"] = res.summary.get("rejected_reps", [])
+        out["notices"] = res.summary.get("notices", [])  # what the lifter was told at the time (a stale calibration, a sensor lost)
         json.dump(out, sys.stdout, indent=2)
         print()
         return EXIT_OK
@@ -207,6 +208,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print("  " + monitoring_line(stats))
     for why in res.summary.get("limits_off", {}).values():
         print(f"  limit off: {why}")
+    for n in res.summary.get("notices", []):
+        print(f"  at {n['t']:.2f} s: {n['text']}")
     held = res.summary.get("held_back", {})
     for why, secs in held.get("seconds", {}).items():
         n_held = held.get("faults", {}).get(why, 0)

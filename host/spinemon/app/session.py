@@ -551,7 +551,7 @@ def _join(segs: list[SegmentReplay]) -> SessionResult:
     alerts = [replace(a, event=_moved_event(a.event, p), t_trigger_device=a.t_trigger_device + p.t_offset) for p in segs for a in p.result.alerts]
     stats = _sum_counts([r.stats for r in results])
     rows = {k: [_moved(d, p) for p, sm in zip(segs, summs) for d in sm.get(k, []) if isinstance(d, dict)]
-            for k in ("events", "reps", "sets", "holds", "drift_checks", "suppressed", "layout_changes", "rejected_reps")}
+            for k in ("events", "reps", "sets", "holds", "drift_checks", "suppressed", "layout_changes", "rejected_reps", "notices")}
     monitoring = [sm.get("monitoring") or {} for sm in summs]
     cal_states = [m.get("calibration") for m in monitoring]
     worst = min(cal_states, key=lambda c: _CALIBRATION_ORDER.index(c) if c in _CALIBRATION_ORDER else -1)

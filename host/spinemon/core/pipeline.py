@@ -242,6 +242,7 @@ class Pipeline:
         #: blocks, so a bend or a rep that began before neutral was known still
         #: gives its heading and is counted
         self._before_neutral: list[Fused] = []
+        self._lost: tuple[str, ...] = ()  # the sensors the wearable reports lost, as of the last block
         if s.rules >= 2 and calibration is not None and calibration.source == "stored":
             self.phases.check_stored(s.drift_limit_deg)
         if calibration is not None:
@@ -277,6 +278,8 @@ class Pipeline:
         set or rep in progress) takes effect at its own sample, not at the
         block's end. ``t_host``: host receive time, one number or one per sample."""
         res = res if res is not None else FrameResult()
+        if len(block):
+            self._follow_lost(block, res)
         block = self.intake.update(block)
         self.gravity.forget(self.intake.gone)
         if block is None:
@@ -384,6 +387,21 @@ class Pipeline:
     def _reframe_reps(self) -> None:
         if self.segmenter.reps is not None:
             self.segmenter.reps.reframe()
+
+    def _follow_lost(self, block: SampleBlock, res: FrameResult) -> None:
+        """The wearable says an IMU it booted with is lost (SF_SENSOR_LOST), or
+        that it is back: said at once (a notice), and what it costs."""
+        lost = block.lost_sensors
+        if lost == self._lost:
+            return
+        t = float(block.t[0])
+        if lost:
+            what = ("monitoring stops until it is back (the upper sensor carries every angle)" if "upper" in lost
+                    else "one-sensor mode: the limits that need two sensors are off")
+            self._notice(t, f"the wearable lost the {' and '.join(lost)} sensor (it left the bus or stopped answering): {what}", res)
+        else:
+            self._notice(t, f"the {' and '.join(self._lost)} sensor is back", res)
+        self._lost = lost
 
     def _notice(self, t: float, text: str, res: FrameResult) -> None:
         self.notices.append((t, text))
@@ -510,10 +528,12 @@ class Pipeline:
         return self.watch.finish(t_end, self.segmenter.rep_records)
 
     def summary(self) -> dict:
-        return session_summary(
+        out = session_summary(
             self.settings, decoder=self.decoder, intake=self.intake, phases=self.phases, angles=self.angles,
             segmenter=self.segmenter, watch=self.watch, drift=self.drift,
         )
+        out["notices"] = [{"t": round(t, 4), "text": text} for t, text in self.notices]
+        return out
 
     # -- what the stages know (read-only views for the CLI, live screen and tests) --
     @property

@@ -58,6 +58,9 @@ class SerialTransport(LinkTransport):
     async def _open(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
 
+        if self.url.lower().startswith("mpsim://"):
+            _bench_handlers()
+
         def open_port() -> serial.SerialBase:
             return serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=_READ_POLL_S, write_timeout=_WRITE_TIMEOUT_S, **self._serial_kwargs)
 
@@ -153,3 +156,22 @@ class SerialTransport(LinkTransport):
             counter.resume_after(c)
             return await self._status_after(seen, timeout)
         raise CommandError("the wearable refused GET_STATUS at every probed counter", code=proto.E_STALE)
+
+
+def _bench_handlers() -> None:
+    """``mpsim://`` (the real firmware under MicroPython, the bench's simulated
+    board) is a pyserial URL handler of the source checkout's ``hil/`` (not
+    installed with the package): put the checkout on the path so that the
+    same ``--port`` opens a real board or the simulated one. Installed
+    without a checkout, pyserial then says the protocol is not known."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]  # <checkout>/host/spinemon/io/serial_link.py
+    if not (root / "hil" / "urlhandler").is_dir():
+        return
+    if str(root) not in sys.path:
+        sys.path.append(str(root))
+    if "hil.urlhandler" not in serial.protocol_handler_packages:
+        serial.protocol_handler_packages.append("hil.urlhandler")  # pyserial imports protocol_mpsim from it when asked
+
