@@ -113,7 +113,8 @@ class TimedUI(LiveUI):
 
 @pytest.fixture(scope="module")
 def session():
-    return sim.simulate([sim.SetSpec("deadlift", 5, {2: "rounding", 3: "rounding", 5: "rounding"}, rest_s=2.0)], 4, calibration=True, rom=False)
+    # a short real-time session (three faulty reps after 1.5 s of standing): every alert is host-sent
+    return sim.simulate([sim.SetSpec("deadlift", 3, {1: "rounding", 2: "rounding", 3: "rounding"}, rest_s=1.0)], 4, sim.SimSettings(stand_s=1.5), calibration=True, rom=False)
 
 
 def _live(session, tmp_path, lose):
