@@ -193,7 +193,7 @@ class Segmenter:
         # a rep turns once it has come a quarter of the way back from its peak
         # toward where it began: the first rep of a real squat set starts
         # upright and comes up to a top still tilted 23-37 deg, a third of the way
-        return RepSettings(exercise=self.exercise, single_min_deg=15.0, exit_relative=True, exit_fraction=0.75, gravity_excursion=True, warmup_s=0.2)
+        return RepSettings(exercise=self.exercise, single_min_deg=15.0, exit_relative=True, exit_fraction=0.75, gravity_excursion=True, warmup_s=0.1)
 
     def _update_reps(self, fused: Fused, ang: LumbarAngles, calibration: Calibration, trunk_deg: np.ndarray) -> list:
         """Sets and reps, from the raw body-frame gyros (offset-free, with the
