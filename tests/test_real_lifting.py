@@ -212,14 +212,14 @@ def test_two_sensors_see_no_rounding_in_a_forward_lean():
 # -- every phase, any start: a fault buzzes or is named ----------------------------------------
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     exercise=st.sampled_from(["deadlift", "squat", "single_leg_deadlift", "lunge"]),
     stand_s=st.sampled_from([0.0, 0.5, 3.0]),
     rate=st.sampled_from([20.0, 52.0, 104.0, 200.0]),
     imus=st.sampled_from([("upper", "lower"), ("upper",)]),
     seed=st.integers(1, 50),
-    fault_rep=st.integers(1, 3),
+    fault_rep=st.integers(1, 2),
     walk=st.booleans(),
 )
 def test_every_fault_past_a_limit_buzzes_or_is_said_why_not(exercise, stand_s, rate, imus, seed, fault_rep, walk):
@@ -228,14 +228,12 @@ def test_every_fault_past_a_limit_buzzes_or_is_said_why_not(exercise, stand_s, r
     faulty rep buzzes or is held back by a named reason; every fault the
     detectors saw is either an alert or a held-back event with a reason."""
     fault = sim.FAULTS_BY_EXERCISE[exercise][0]
-    if len(imus) == 1 and exercise in ("deadlift", "single_leg_deadlift", "lunge"):
-        return  # one sensor cannot judge lumbar rounding in a hinge (limits_off says so)
-    if len(imus) == 1:
-        fault = "forward_lean"
-    sets = [sim.SetSpec(exercise, 3, {fault_rep: fault}, rest_s=9.0 if walk else 3.0, walk_during_rest=walk), sim.SetSpec(exercise, 2)]
+    if len(imus) == 1:  # one sensor cannot judge lumbar rounding (limits_off says so): its fault is a squat's forward lean
+        exercise, fault = "squat", "forward_lean"
+    sets = [sim.SetSpec(exercise, 2, {fault_rep: fault}, rest_s=9.0 if walk else 3.0, walk_during_rest=walk), sim.SetSpec(exercise, 1)]
     run = unlabelled(sets, seed, exercise, stand_s=stand_s, rate_hz=rate, imus=imus)
     summ = run.result.summary
-    assert not_monitored_s(summ) <= 1.5 + 1e-6
+    assert not_monitored_s(summ) <= 1.5 + 2.0 / rate + 1e-6  # the deadline's sample, on the device's sample grid
     events = [e for e in summ["suppressed"] if e["t_alert"] is not None]
     assert all(e.get("held_back") in HELD_BACK.values() for e in events)
     for r in (r for r in run.session.reps if r.fault):

@@ -773,7 +773,10 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
         creep = _creep_flex(fault, rng, w, set_state)
         if fault == "forward_lean":
             pitch = U(60, 70)
-        if fault == "rounding":  # "butt wink": the pelvis tucks under at the bottom
+        if fault == "forward_lean":  # the lumbar spine stays as in a clean squat; the trunk ends 68-82 deg forward
+            flex = U(8, 12)
+            fr = (0.04, 0.40, 0.50, 0.90)
+        elif fault == "rounding":  # "butt wink": the pelvis tucks under at the bottom
             flex = rom_f * U(0.64, 0.72)
             fr = (0.22, 0.42, 0.50, 0.72)
             comps.append(_bump(PELVIS_PITCH, -U(5, 10) * d, t0, dur, fr))
