@@ -55,7 +55,7 @@ def faulty_reps_alerted(run) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("exercise,fault", [("deadlift", "rounding"), ("squat", "rounding"), ("lunge", "arching"), ("split_squat", "arching"),
-                                            ("single_leg_deadlift", "rounding"), ("single_arm_row", "rounding")])
+                                            ("single_leg_deadlift", "rounding"), ("single_arm_row", "rounding"), ("overhead_press", "arching"), ("curl", "hip_swing")])
 def test_no_still_start_and_a_crooked_sensor_every_rep_counted_and_the_fault_buzzes(exercise, fault):
     """The first rep starts within 0.1 s of the recording, the sensors sit 30 deg
     off about the spine, nobody labels the set: every rep is counted, the

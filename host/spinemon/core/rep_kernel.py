@@ -62,7 +62,8 @@ PGU = 48  # gravity mode: the previous sample's gravity direction, upper (3; NaN
 PGL = 51  # ... lower (3)
 FL_REF = 54  # gravity mode: the lumbar angle at the reference posture (NaN = take the next sample's)
 FL_PREV = 55  # the last sample's lumbar angle (NaN = none yet)
-N_FLOAT = 56
+ON_GRAVITY = 56  # 1.0 while the excursion is the gravity one (the gyro bias not learnt yet), else 0.0
+N_FLOAT = 57
 
 # -- int state slots (I) -------------------------------------------------------
 STATE = 0  # IDLE / REP / SETTLE
@@ -100,7 +101,7 @@ EV_STUCK = 5
 EV_CANDIDATE = 6
 #: the bookkeeping (waiting candidates accepted, runs closed) happens between phases 1 and 3
 PHASE = (0, 0, 1, 1, 3, 3, 3)
-N_EVENT_FIELDS = 10
+N_EVENT_FIELDS = 11
 MAX_EVENTS_PER_SAMPLE = 3  # gap reject + walk reject + walk, or gap reject + one of phase 3
 
 
@@ -189,6 +190,8 @@ def _candidate(F, P, ev_i, ev_code, ev_f, ne, i, t_end) -> int:
     ev_f[ne, 8] = F[ST_EMAX]
     # it began straight after walking (handling gear, not a lift from a stance)
     ev_f[ne, 9] = 0.0 if math.isnan(F[T_WALK_LAST]) or F[T_START] - F[T_WALK_LAST] >= P[P_ARM_AFTER_WALK] else 1.0
+    # it was measured on the gravity excursion (the gyro bias not learnt yet)
+    ev_f[ne, 10] = F[ON_GRAVITY]
     return ne + 1
 
 
@@ -266,6 +269,7 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
             mag = max(mag, math.sqrt(cl0 * cl0 + cl1 * cl1 + cl2 * cl2))
         q0 = q1 = q2 = p0 = p1 = p2 = 0.0
         grav = grav_allowed and I[GYRO_MODE] == 0
+        F[ON_GRAVITY] = 1.0 if grav else 0.0
         if grav_allowed:  # quiet: the tilt rate (deg/s) of the gravity directions, bias-free,
             # low-passed first (P_A_TILT: a sample-to-sample difference is the fusion's jitter)
             q0, q1, q2 = ug[i, 0], ug[i, 1], ug[i, 2]
@@ -298,7 +302,8 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                 F[STILL_SINCE] = ti
             steady_s = ti - F[STILL_SINCE]
             near = still == 2 and steady_s >= P[P_STILL_MIN]
-            if (near and I[STATE] == IDLE) or steady_s >= P[P_STILL_LONG]:
+            # (gravity mode: the state is no guide yet -- a small lift's excursion is mostly sway)
+            if (near and (I[STATE] == IDLE or grav)) or steady_s >= P[P_STILL_LONG]:
                 I[BIAS_N] += 1
                 a = max(1.0 / I[BIAS_N], P[P_A_BIAS] if near else P[P_A_BIAS_FAST])
                 F[BU] += a * (r0 - F[BU])
@@ -362,7 +367,9 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
         I[REFRAME] = 0
         F[FL_PREV] = f
         if I[STATE] == IDLE:
-            if quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]:
+            # at rest: the reference follows the body (and, in gravity mode, once the bias
+            # is known -- it is learnt only while the gyro is steady -- the gyro takes over here)
+            if (quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]) or (grav and I[BIAS_N] >= P[P_WARMUP_N]):
                 for j in range(3):
                     F[VU + j] = 0.0
                     F[VL + j] = 0.0

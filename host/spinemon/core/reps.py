@@ -238,9 +238,10 @@ class RepSettings:
     #: integrated gyro: no gyro bias enters, so reps count from the first
     #: sample, with no still start to learn it (rules 2)
     gravity_excursion: bool = False
-    #: gravity mode only for exercises whose reps enter at this excursion or
-    #: more (deg): hinges, squats, lunges; the small sway of a curl or press
-    #: waits for the gyro bias (a still moment, or ``warmup_timeout_s``)
+    #: the gravity excursion tells reps that enter at this excursion or more
+    #: (deg: hinges, squats, lunges) from standing sway; a smaller rep it finds
+    #: (a curl, a press: real standing sways 1-5 deg, gait-l5) counts only in a
+    #: set that a rep measured on the gyro (once its bias is learnt) confirms
     gravity_min_enter_deg: float = 5.0
     #: gravity mode: the gravity directions are low-passed with this time
     #: constant before their tilt rate is taken for "quiet" (s)
@@ -385,6 +386,9 @@ class _Candidate:
     stats: _Stats
     exercise: str
     after_walk: bool = False  # it began straight after walking (never a set of one on its own)
+    #: measured on the gravity excursion for a lift whose reps are smaller than it
+    #: resolves (a curl, a press): it counts only in a set a gyro-measured rep confirms
+    unconfirmed: bool = False
 
 
 @dataclass
@@ -659,9 +663,10 @@ class RepSegmenter:
         # the numbers, sample by sample (rep_kernel) ...
         gu_d = np.ascontiguousarray(gu * _R2D)
         gl_d = gu_d if gl is None else np.ascontiguousarray(gl * _R2D)
-        # the gravity excursion resolves a degree or two (linear acceleration, sway): a
-        # lift whose rep is smaller (curls, presses, rows) is told apart from sway by the gyro only
-        grav = self.settings.gravity_excursion and upper_gravity is not None and self._profile.enter_deg >= self.settings.gravity_min_enter_deg
+        # the gravity excursion resolves a degree or two (linear acceleration, sway): the reps
+        # of a lift whose reps are smaller (curls, presses, rows) it finds are unconfirmed
+        # until a gyro-measured rep joins their set (_Candidate.unconfirmed)
+        grav = self.settings.gravity_excursion and upper_gravity is not None
         ug = _array("upper_gravity", upper_gravity, 2, n) if grav else gu
         lg = (_array("lower_gravity", lower_gravity, 2, n) if lower_gravity is not None else ug) if grav else gu
         has = np.array([gl is not None, tr is not None, la is not None, tw is not None, grav and (gl is None or lower_gravity is not None)], dtype=np.int64)
@@ -744,7 +749,8 @@ class RepSegmenter:
             self._reject(f[0], f[1], f[2], "stuck")
         else:
             stats = _Stats(*(float(x) for x in f[2:9]))
-            self._end_candidate(_Candidate(float(f[0]), float(f[1]), stats, self.exercise, after_walk=bool(f[9])))
+            small = self._profile.enter_deg < self.settings.gravity_min_enter_deg
+            self._end_candidate(_Candidate(float(f[0]), float(f[1]), stats, self.exercise, after_walk=bool(f[9]), unconfirmed=bool(f[10]) and small))
         book.changed(i)
 
     def _end_candidate(self, c: _Candidate) -> None:
@@ -779,7 +785,7 @@ class RepSegmenter:
             r = self._run = _Run(c.exercise, None, False, None)
         r.reps.append(c)
         if r.number is None:
-            if len(r.reps) >= s.min_reps_unlabelled:
+            if len(r.reps) >= s.min_reps_unlabelled and not all(x.unconfirmed for x in r.reps):
                 r.number = self._next_set
                 self._next_set += 1
                 for k, cc in enumerate(r.reps, 1):
@@ -826,7 +832,9 @@ class RepSegmenter:
             else:
                 for c in r.reps:
                     why = "isolated"
-                    if len(r.reps) == 1 and c.after_walk:
+                    if all(x.unconfirmed for x in r.reps):
+                        why = "sway"  # too small for the gravity excursion to tell from standing sway, and no gyro-measured rep followed
+                    elif len(r.reps) == 1 and c.after_walk:
                         why = "after_walking"
                     elif len(r.reps) == 1 and warmup:
                         why = "through_the_range"
