@@ -40,7 +40,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         except OSError:
             pass
         raise
-    _fsync_dir(p.parent)
+    fsync_dir(p.parent)
     return p
 
 
@@ -59,8 +59,8 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable (where the platform allows opening a folder)."""
+def fsync_dir(directory: Path) -> None:
+    """Make a new directory entry (a rename, a new file) durable, where the platform allows opening a folder."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

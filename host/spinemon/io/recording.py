@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from spinemon.errors import RecordingError, TruncatedRecordingError
+from spinemon.io.atomic import fsync_dir as _fsync_dir
 
 MAGIC = b"SPINEMON-REC\x00\x02\r\n"
 MAGIC_V1 = b"SPINEMON-REC\x00\x01\r\n"
@@ -366,18 +367,6 @@ class RecordingWriter:
         self.close()
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a new directory entry durable (where the platform allows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def free_bytes(directory: str | os.PathLike) -> int | None:
