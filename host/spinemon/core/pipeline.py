@@ -169,6 +169,13 @@ class PipelineSettings:
             raise ConfigError(f"settings in the recording are not understood: {e}") from None
 
 
+def _turn_mounting(cal: Calibration, sensor: str, alpha: float) -> None:
+    """``sensor``'s mounting turned ``alpha`` deg about the spine, as found from
+    the bends; its alignment records the heading it now has and that turn."""
+    cal.mounting[sensor] = turned(cal.mounting[sensor], alpha)
+    cal.alignment[sensor] = {"heading_deg": round(alpha + cal.alignment.get(sensor, {}).get("heading_deg", 0.0), 3), "from_lifts_deg": round(alpha, 3)}
+
+
 def _without_offset(f: Fused, offset: dict) -> Fused:
     """A block fused before neutral, with the zero-rate offsets neutral found
     taken off its gyros, as every later block's are (the rep counter learns
@@ -347,8 +354,7 @@ class Pipeline:
         for s, alpha in found.items():
             if "bend_deg" in cal.alignment.get(s, {}) and abs(alpha) <= self.settings.drift_limit_deg:
                 continue  # a stored sweep heading that still holds
-            cal.mounting[s] = turned(cal.mounting[s], alpha)
-            cal.alignment[s] = {"heading_deg": round(alpha + cal.alignment.get(s, {}).get("heading_deg", 0.0), 3), "from_lifts_deg": round(alpha, 3)}
+            _turn_mounting(cal, s, alpha)
             if abs(alpha) > self.settings.drift_limit_deg:
                 what = "sits turned" if self.phases.given else "is mounted turned"
                 self._notice(t, f"the {s} sensor {what} {alpha:+.0f} deg about the spine from its calibration (found from the bends): corrected from here on", res)
@@ -364,18 +370,17 @@ class Pipeline:
         # a stored calibration's sweep heading is checked too: the sensors may have been re-attached
         return {s: g for s, g in gyr.items() if s in cal.mounting and ("bend_deg" not in cal.alignment.get(s, {}) or self.phases.given)}
 
-    def _headings_before(self, cal: Calibration) -> None:
+    def _headings_before(self, kept: list[Fused], cal: Calibration) -> None:
         """The first neutral: the bends before it (a set that started at once)
         tell the headings too; found ones turn the mountings from the start of monitoring."""
-        for f in self._before_neutral:
+        for f in kept:
             t, gyr, rate = f.block.t, f.gyr, f.block.rate_hz
             while len(t):
                 found = self.heading.update(self._heading_gyros(gyr, cal), cal.mounting, t, rate)
                 if found is None:
                     break
                 for s, alpha in found.items():
-                    cal.mounting[s] = turned(cal.mounting[s], alpha)
-                    cal.alignment[s] = {"heading_deg": round(alpha, 3), "from_lifts_deg": round(alpha, 3)}
+                    _turn_mounting(cal, s, alpha)
                 k = self.heading.stopped_at + 1
                 t, gyr = t[k:], {s: g[k:] for s, g in gyr.items()}
 
@@ -422,14 +427,11 @@ class Pipeline:
         kept = [_without_offset(f, cal.gyro_offset) for f in self._before_neutral] if self.settings.rules >= 2 and not self.phases.last_step_still else []
         self._before_neutral = []
         if kept:
-            self._before_neutral = kept
-            self._headings_before(cal)
-            self._before_neutral = []
+            self._headings_before(kept, cal)
         if self.settings.rules >= 2:
             for s, f in self.heading.found.items():  # headings found from the bends carry over to the new neutral
                 if s in cal.mounting and "from_lifts_deg" not in cal.alignment.get(s, {}):
-                    cal.mounting[s] = turned(cal.mounting[s], f["heading_deg"])
-                    cal.alignment[s] = {"heading_deg": f["heading_deg"], "from_lifts_deg": f["heading_deg"]}
+                    _turn_mounting(cal, s, f["heading_deg"])
         if self.settings.rules < 2 or (self.phases.last_step_still and (first or self.phases.given)):
             # a still neutral ends with the wearer standing at it; a provisional
             # one is a moment in the past (the wearer may be mid-bend now), with
