@@ -884,6 +884,13 @@ def _repair(x: np.ndarray, bad: np.ndarray) -> None:
     x[bad] = np.interp(i[bad], i[good], x[good])
 
 
+def _rare(x: np.ndarray) -> int:
+    """How many bad cells of ``x`` (rows x axes) may be repaired from their
+    neighbours: 1 in 1000 rows (at least 3), never more than 1 % of the values
+    (a short file has none to spare)."""
+    return min(max(3, len(x) // 1000), x.size // 100)
+
+
 def _glitches(path: Path, what: str, cols: list[str], x: np.ndarray, bound: float, lines: np.ndarray, unit: str, notes: list[str], advice: str) -> None:
     """Single glitched cells (beyond ``bound``, or not finite): few are replaced from their
     neighbours with a note; many mean a wrong unit or column, refused with ``advice``."""
@@ -892,7 +899,7 @@ def _glitches(path: Path, what: str, cols: list[str], x: np.ndarray, bound: floa
     count = int(bad.sum())
     if not count:
         return
-    allowed = min(max(3, len(x) // 1000), x.size // 100)  # a glitch is rare: never more than 1 % of the values (a short file has none)
+    allowed = _rare(x)
     r, c = np.argwhere(bad)[0]
     where = f"line {int(lines[r])}, column {cols[c]!r}"
     val = x[r, c]
@@ -1044,7 +1051,7 @@ def _xyz(path: Path, cols: _Columns, keys: Sequence[str], notes: list[str], name
     miss = sum(cols.missing.get(k, 0) for k in keys)
     if miss:
         bad = ~np.isfinite(x)
-        if miss > min(max(3, len(x) // 1000), x.size // 100):  # as for glitches: rare, never more than 1 % (a short file has none)
+        if miss > _rare(x):
             r, c = np.argwhere(bad)[0]
             raise CsvImportError(f"{path}: row {int(cols.lines[r])}, column {names[c]!r}: {miss} empty or non-finite cells in {'/'.join(names)}; "
                                  "too many to fill in: map other columns or clean the file")
