@@ -58,7 +58,9 @@ SF_MOTOR_ON = const(0x04)
 SF_FIFO_OVERFLOW = const(0x08)  # samples were lost in the IMU FIFO before this frame
 SF_QUEUE_DROP = const(0x10)  # frames were dropped from the send queue before this frame
 SF_LINK_GUARD = const(0x20)  # the device considers the host link down
-SF_GUARD_BUZZED = const(0x40)  # the guard confirmed a crossing and started the motor on a sample of this frame
+SF_GUARD_BUZZED = const(
+    0x40
+)  # the guard confirmed a crossing and started the motor on a sample of this frame
 SF_SENSOR_LOST = const(0x80)  # an IMU the device booted with is lost: the frame carries the ones left (mask)
 
 # ---- STATUS ----------------------------------------------------------------
@@ -110,6 +112,8 @@ def fault_bits(watchdog_reset=False, save_failed=False, boot_retries=0):
     if save_failed:
         b |= FAULT_SAVE_FAILED
     return b
+
+
 BATTERY_UNKNOWN = const(255)
 
 # ---- host heartbeat ---------------------------------------------------------
@@ -485,13 +489,17 @@ def encode_command(counter, opcode, args=()):
 
 
 def encode_ack(counter, opcode, value=0):
-    body = bytearray(struct.pack(_ACK_FMT, PROTOCOL_VERSION, T_ACK, wrap32(counter), clamp(opcode, 0, 255), wrap32(value)))
+    body = bytearray(
+        struct.pack(_ACK_FMT, PROTOCOL_VERSION, T_ACK, wrap32(counter), clamp(opcode, 0, 255), wrap32(value))
+    )
     return _seal(body)
 
 
 def encode_error(counter, opcode, code):
     body = bytearray(
-        struct.pack(_ERROR_FMT, PROTOCOL_VERSION, T_ERROR, wrap32(counter), clamp(opcode, 0, 255), clamp(code, 0, 255))
+        struct.pack(
+            _ERROR_FMT, PROTOCOL_VERSION, T_ERROR, wrap32(counter), clamp(opcode, 0, 255), clamp(code, 0, 255)
+        )
     )
     return _seal(body)
 

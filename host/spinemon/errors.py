@@ -7,16 +7,16 @@ raise from the same tree; everything the host adds derives from it.
 from spinemon_protocol import ProtocolError, SpinemonError
 
 __all__ = [
-    "SpinemonError",
-    "ProtocolError",
-    "RecordingError",
-    "TruncatedRecordingError",
     "CalibrationError",
-    "ConfigError",
-    "TransportError",
-    "DisconnectedError",
     "CommandError",
     "CommandTimeoutError",
+    "ConfigError",
+    "DisconnectedError",
+    "ProtocolError",
+    "RecordingError",
+    "SpinemonError",
+    "TransportError",
+    "TruncatedRecordingError",
 ]
 
 

@@ -7,14 +7,27 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["count", "seed", "speed", "live_speed", "rate_hz", "pain", "port", "limit_override", "exercise_side", "asymmetry_deg"]
+__all__ = [
+    "asymmetry_deg",
+    "count",
+    "exercise_side",
+    "limit_override",
+    "live_speed",
+    "pain",
+    "port",
+    "rate_hz",
+    "seed",
+    "speed",
+]
 
 
 def _number(text: str, kind=float):
     try:
         v = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a {'whole number' if kind is int else 'number'}"
+        ) from None
     if kind is float and not math.isfinite(v):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return v
@@ -34,8 +47,15 @@ def _ranged(kind, ok, message: str, doc: str):
     return parse
 
 
-count = _ranged(int, lambda v: v >= 1, "give at least 1", "A count of things (reps, sets, jobs): a whole number, at least 1.")
-seed = _ranged(int, lambda v: 0 <= v <= 2**32 - 1, "a seed is a whole number 0 .. 4294967295", "A random seed, u32.")
+count = _ranged(
+    int,
+    lambda v: v >= 1,
+    "give at least 1",
+    "A count of things (reps, sets, jobs): a whole number, at least 1.",
+)
+seed = _ranged(
+    int, lambda v: 0 <= v <= 2**32 - 1, "a seed is a whole number 0 .. 4294967295", "A random seed, u32."
+)
 speed = _ranged(
     float, lambda v: 0 <= v <= 1000, "speed is 0 (as fast as possible) .. 1000",
     "Playback speed of a simulated session: 0 = as fast as possible, else up to 1000x real time.",
@@ -45,9 +65,24 @@ live_speed = _ranged(
     "Speed of the simulated wearer in `live --sim`: above 0 (a live session runs in time), up to 10000x.",
 )  # fmt: skip
 rate_hz = _ranged(float, lambda v: 20 <= v <= 1000, "the sample rate is 20 .. 1000 Hz", "A sample rate, Hz.")
-asymmetry_deg = _ranged(float, lambda v: -20 <= v <= 20, "the asymmetry is -20 .. 20 deg", "The simulated lifter's asymmetry between the sides, deg.")
-pain = _ranged(int, lambda v: 0 <= v <= 10, "pain is a whole number 0 (none) .. 10 (worst imaginable)", "A pain score, 0..10.")
-port = _ranged(int, lambda v: 1 <= v <= 65535, "a TCP port is a whole number 1 .. 65535", "A TCP port to listen on, 1..65535.")
+asymmetry_deg = _ranged(
+    float,
+    lambda v: -20 <= v <= 20,
+    "the asymmetry is -20 .. 20 deg",
+    "The simulated lifter's asymmetry between the sides, deg.",
+)
+pain = _ranged(
+    int,
+    lambda v: 0 <= v <= 10,
+    "pain is a whole number 0 (none) .. 10 (worst imaginable)",
+    "A pain score, 0..10.",
+)
+port = _ranged(
+    int,
+    lambda v: 1 <= v <= 65535,
+    "a TCP port is a whole number 1 .. 65535",
+    "A TCP port to listen on, 1..65535.",
+)
 
 
 def limit_override(text: str) -> str:
@@ -67,13 +102,15 @@ def exercise_side(text: str) -> str:
     ``"lunge left"``, ``split_squat:right``; kept as ``name`` or ``name:side``
     (:func:`spinemon.core.unilateral.parse_exercise` reads it back)."""
     from spinemon.core.detect import PROFILES
-    from spinemon.errors import ConfigError
     from spinemon.core.unilateral import parse_exercise
+    from spinemon.errors import ConfigError
 
     try:
         name, side = parse_exercise(text)
     except ConfigError as e:
         if str(e).startswith("unknown exercise"):
-            raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(PROFILES)}; unilateral ones may name a side, e.g. 'lunge left')") from None
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {text!r} (choose from {', '.join(PROFILES)}; unilateral ones may name a side, e.g. 'lunge left')"
+            ) from None
         raise argparse.ArgumentTypeError(str(e)) from None
     return name if side is None else f"{name}:{side}"

@@ -23,19 +23,21 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, TextIO
+from typing import Any, TextIO
 
 from spinemon.app import argtypes
-from spinemon.io import sim
+from spinemon.app.live import PROMPT_NEUTRAL, PROMPT_ROM, LiveOptions, LiveUI
+from spinemon.app.live import run as live_run
 from spinemon.core.calibration import Calibration, CalibrationSettings
-from spinemon.errors import CalibrationError, ConfigError
-from spinemon.app.live import PROMPT_NEUTRAL, PROMPT_ROM, LiveOptions, LiveUI, run as live_run
 from spinemon.core.pipeline import PHASE_MONITOR, PHASE_ROM, FrameResult, Pipeline, PipelineSettings
+from spinemon.errors import CalibrationError, ConfigError
+from spinemon.io import sim
 from spinemon.io.profile_store import load_profile, merge_limit_overrides, profile_path, save_profile
 from spinemon.io.transport import SimTransport
 
-__all__ = ["CalibrationOutcome", "calibrate_frames", "run_calibration", "describe", "add_arguments", "main"]
+__all__ = ["CalibrationOutcome", "add_arguments", "calibrate_frames", "describe", "main", "run_calibration"]
 
 
 @dataclass
@@ -66,16 +68,25 @@ def calibrate_frames(frames: Iterable[tuple[bytes, float]], *, rom: bool = True)
             t_done = float(res.t[-1]) if res.t is not None and len(res.t) else None
             return CalibrationOutcome(p.calibration, p.calibrator.attempts, t_done)
     if p.calibration is None:
-        raise CalibrationError("the stream ended before the wearer stood still long enough (stand tall and still for 3 s)")
-    raise CalibrationError("the stream ended during the range-of-motion bends (bend forward, then backward, then stand still)")
+        raise CalibrationError(
+            "the stream ended before the wearer stood still long enough (stand tall and still for 3 s)"
+        )
+    raise CalibrationError(
+        "the stream ended during the range-of-motion bends (bend forward, then backward, then stand still)"
+    )
 
 
 def describe(outcome: CalibrationOutcome) -> list[str]:
     """Human-readable lines about a calibration."""
     cal = outcome.calibration
-    lines = [f"neutral: {cal.t_neutral[1] - cal.t_neutral[0]:.1f} s still" + (f" (after {outcome.attempts - 1} restart(s): keep still)" if outcome.attempts > 1 else "")]
+    lines = [
+        f"neutral: {cal.t_neutral[1] - cal.t_neutral[0]:.1f} s still"
+        + (f" (after {outcome.attempts - 1} restart(s): keep still)" if outcome.attempts > 1 else "")
+    ]
     if cal.rom is not None:
-        lines.append(f"range of motion: flexion {cal.rom.flexion_deg:+.1f} deg, extension {cal.rom.extension_deg:+.1f} deg")
+        lines.append(
+            f"range of motion: flexion {cal.rom.flexion_deg:+.1f} deg, extension {cal.rom.extension_deg:+.1f} deg"
+        )
     else:
         lines.append("range of motion: not measured (population defaults are used)")
     for s in sorted(cal.mounting):
@@ -83,7 +94,9 @@ def describe(outcome: CalibrationOutcome) -> list[str]:
         if a is None:
             lines.append(f"{s} sensor: heading as mounted (no bend seen to check it)")
         else:
-            lines.append(f"{s} sensor: turned {a['heading_deg']:+.0f} deg about the spine (found from a {a['bend_deg']:.0f} deg bend)")
+            lines.append(
+                f"{s} sensor: turned {a['heading_deg']:+.0f} deg about the spine (found from a {a['bend_deg']:.0f} deg bend)"
+            )
     return lines
 
 
@@ -106,7 +119,9 @@ class _CalibrationUI(LiveUI):
         super().on_frame(res, pipeline, link)
 
 
-async def run_calibration(options: LiveOptions, stream: TextIO | None = None, *, timeout_s: float = 120.0, transport=None) -> CalibrationOutcome:
+async def run_calibration(
+    options: LiveOptions, stream: TextIO | None = None, *, timeout_s: float = 120.0, transport=None
+) -> CalibrationOutcome:
     """Connect as ``spinemon live`` does, run the guided calibration, disconnect.
 
     Raises:
@@ -115,10 +130,14 @@ async def run_calibration(options: LiveOptions, stream: TextIO | None = None, *,
     done = asyncio.Event()
     ui = _CalibrationUI(stream, done)
     pipeline = Pipeline(_settings(options.calibrate_rom))
-    task = asyncio.get_running_loop().create_task(live_run(options, ui, transport=transport, pipeline=pipeline))
+    task = asyncio.get_running_loop().create_task(
+        live_run(options, ui, transport=transport, pipeline=pipeline)
+    )
     waiter = asyncio.get_running_loop().create_task(done.wait())
     try:
-        finished, _ = await asyncio.wait({task, waiter}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finished, _ = await asyncio.wait(
+            {task, waiter}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
         waiter.cancel()
         if not task.done():
@@ -130,7 +149,9 @@ async def run_calibration(options: LiveOptions, stream: TextIO | None = None, *,
     if pipeline.phase == PHASE_MONITOR and pipeline.calibration is not None:
         return CalibrationOutcome(pipeline.calibration, pipeline.calibrator.attempts, None)
     if not finished:
-        raise CalibrationError(f"not calibrated within {timeout_s:.0f} s: {PROMPT_NEUTRAL} {PROMPT_ROM if options.calibrate_rom else ''}".strip())
+        raise CalibrationError(
+            f"not calibrated within {timeout_s:.0f} s: {PROMPT_NEUTRAL} {PROMPT_ROM if options.calibrate_rom else ''}".strip()
+        )
     raise CalibrationError("the wearable stopped streaming before calibration was complete")
 
 
@@ -147,13 +168,38 @@ def add_arguments(parser: Any) -> None:
     from spinemon.app.live import add_source_arguments
 
     add_source_arguments(parser)
-    parser.add_argument("--profile", help="profile file (default $SPINEMON_PROFILE or ~/.spinemon/profile.json)")
-    parser.add_argument("--no-rom", action="store_true", help="skip the range-of-motion bends (no heading check, default limits)")
-    parser.add_argument("--limit", action="append", type=argtypes.limit_override, default=[], metavar="EXERCISE.LIMIT=VALUE", help="store a limit override, e.g. deadlift.flexion_share=0.55 (repeatable; 'none' disables)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds (default 120)")
-    parser.add_argument("--speed", type=argtypes.speed, default=1.0, help="--sim only: this many times real time (0: as fast as possible)")
+    parser.add_argument(
+        "--profile", help="profile file (default $SPINEMON_PROFILE or ~/.spinemon/profile.json)"
+    )
+    parser.add_argument(
+        "--no-rom",
+        action="store_true",
+        help="skip the range-of-motion bends (no heading check, default limits)",
+    )
+    parser.add_argument(
+        "--limit",
+        action="append",
+        type=argtypes.limit_override,
+        default=[],
+        metavar="EXERCISE.LIMIT=VALUE",
+        help="store a limit override, e.g. deadlift.flexion_share=0.55 (repeatable; 'none' disables)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="give up after this many seconds (default 120)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=argtypes.speed,
+        default=1.0,
+        help="--sim only: this many times real time (0: as fast as possible)",
+    )
     parser.add_argument("--seed", type=argtypes.seed, default=1, help="--sim only: simulated wearer seed")
-    parser.add_argument("--mount-yaw", type=float, default=0.0, help="--sim only: sensors stuck on turned this many degrees about the spine")
+    parser.add_argument(
+        "--mount-yaw",
+        type=float,
+        default=0.0,
+        help="--sim only: sensors stuck on turned this many degrees about the spine",
+    )
 
 
 def main(ns: Any, stream: TextIO | None = None) -> int:
@@ -165,7 +211,11 @@ def main(ns: Any, stream: TextIO | None = None) -> int:
     if not 1.0 <= timeout <= 3600.0:
         raise ConfigError(f"--timeout must be 1..3600 s, not {timeout!r}")
     path = profile_path(getattr(ns, "profile", None))
-    if getattr(ns, "sim", False) and getattr(ns, "profile", None) is None and not os.environ.get("SPINEMON_PROFILE"):
+    if (
+        getattr(ns, "sim", False)
+        and getattr(ns, "profile", None) is None
+        and not os.environ.get("SPINEMON_PROFILE")
+    ):
         # the simulated wearer's calibration never replaces the real one
         path = path.with_name("sim-profile.json")
     prof = load_profile(path)  # a broken profile is reported before the wearer starts
@@ -199,5 +249,7 @@ def main(ns: Any, stream: TextIO | None = None) -> int:
     written = save_profile(prof, path)
     for line in describe(outcome):
         out.write(line + "\n")
-    out.write(f"Saved to {written}. 'spinemon live' uses it until the sensors are re-attached (then run 'spinemon calibrate' again).\n")
+    out.write(
+        f"Saved to {written}. 'spinemon live' uses it until the sensors are re-attached (then run 'spinemon calibrate' again).\n"
+    )
     return 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["EXIT_STDOUT_CLOSED", "exit_status_of"]
 

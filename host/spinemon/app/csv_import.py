@@ -53,37 +53,37 @@ import os
 import re
 import time as _time
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
 import spinemon_protocol as proto
 from spinemon.app import argtypes
+from spinemon.app.session import header_for
 from spinemon.core.calibration import CalibrationSettings
 from spinemon.core.detect import PROFILES
-from spinemon.errors import ConfigError, RecordingError, SpinemonError
 from spinemon.core.pipeline import PipelineSettings
-from spinemon.io.recording import RecordingWriter
-from spinemon.app.session import header_for
 from spinemon.core.stream import G
 from spinemon.core.unilateral import parse_exercise
+from spinemon.errors import ConfigError, RecordingError, SpinemonError
+from spinemon.io.recording import RecordingWriter
 
 __all__ = [
+    "ColumnMapping",
     "CsvImportError",
     "CsvUsageError",
-    "ColumnMapping",
-    "parse_columns",
-    "default_mapping",
-    "parse_axes",
-    "parse_where",
-    "parse_date",
     "ImportResult",
-    "import_csv",
     "add_import_arguments",
+    "default_mapping",
+    "import_csv",
     "import_main",
+    "parse_axes",
+    "parse_columns",
+    "parse_date",
+    "parse_where",
 ]
 
 AXES = ("ax", "ay", "az", "gx", "gy", "gz")
@@ -215,7 +215,9 @@ def parse_columns(spec: str) -> ColumnMapping:
         key, sep, col = part.partition("=")
         key, col = key.strip(), col.strip()
         if not sep or not key or not col:
-            raise CsvUsageError(f"--columns: {_show(part)} is not KEY=COLUMN (e.g. ax=accX, or ax=2 for the second column)")
+            raise CsvUsageError(
+                f"--columns: {_show(part)} is not KEY=COLUMN (e.g. ax=accX, or ax=2 for the second column)"
+            )
         sensor, dot, axis = key.rpartition(".")
         if not dot:
             sensor, axis = "", key
@@ -229,8 +231,10 @@ def parse_columns(spec: str) -> ColumnMapping:
         elif not dot and key in LABEL_KEYS + XYZ + LONG_KEYS + SENSORS + KINDS:
             full = key
         else:
-            raise CsvUsageError(f"--columns: unknown key {key!r}; use t (or t_s, t_ms, t_us, t_ns), ax, ay, az, gx, gy, gz "
-                                "(upper./lower. prefixes for two IMUs), set, exercise; x, y, z with acc=F gyr=F files; type, id for long files")
+            raise CsvUsageError(
+                f"--columns: unknown key {key!r}; use t (or t_s, t_ms, t_us, t_ns), ax, ay, az, gx, gy, gz "
+                "(upper./lower. prefixes for two IMUs), set, exercise; x, y, z with acc=F gyr=F files; type, id for long files"
+            )
         if full in seen:
             raise CsvUsageError(f"--columns: {key!r} is given twice")
         seen.add(full)
@@ -248,40 +252,73 @@ def parse_columns(spec: str) -> ColumnMapping:
         else:
             other[full] = col
     if "t" in other and parts_t:
-        raise CsvUsageError("--columns: give the time either as t=COLUMN or split as t_s=/t_ms=/t_us=/t_ns=, not both")
+        raise CsvUsageError(
+            "--columns: give the time either as t=COLUMN or split as t_s=/t_ms=/t_us=/t_ns=, not both"
+        )
     # one column, one meaning: an axis column read twice (as ax and gx, say) is a typo, never a layout
     owner: dict[str, str] = {}
     for s, axes in imu.items():
         for a, c in axes.items():
             pre = f"{s}." if len(imu) > 1 or s != "upper" else ""
             if c in owner:
-                raise CsvUsageError(f"--columns: column {_show(c)} is mapped to both {owner[c]} and {pre}{a}; each column holds one axis")
+                raise CsvUsageError(
+                    f"--columns: column {_show(c)} is mapped to both {owner[c]} and {pre}{a}; each column holds one axis"
+                )
             owner[c] = pre + a
-    for k, c in list(xyz.items()) + [(k, c) for k, c in other.items()] + [(TIME_NAMES.get(sc, "t"), c) for c, sc in parts_t]:
+    for k, c in (
+        list(xyz.items())
+        + [(k, c) for k, c in other.items()]
+        + [(TIME_NAMES.get(sc, "t"), c) for c, sc in parts_t]
+    ):
         if k in LABEL_KEYS:
             continue
         if c in owner:
-            raise CsvUsageError(f"--columns: column {_show(c)} is mapped to both {owner[c]} and {k}; each column holds one quantity")
+            raise CsvUsageError(
+                f"--columns: column {_show(c)} is mapped to both {owner[c]} and {k}; each column holds one quantity"
+            )
         owner[c] = k
     long_type, long_id = other.pop("type", None), other.pop("id", None)
     if xyz or long_type or long_id or ids or types:
         if imu:
-            raise CsvUsageError("--columns: give either ax..gz (one row per sample) or x, y, z (one sensor type per file, or a long file with type=), not both")
+            raise CsvUsageError(
+                "--columns: give either ax..gz (one row per sample) or x, y, z (one sensor type per file, or a long file with type=), not both"
+            )
         missing = [a for a in XYZ if a not in xyz]
         if missing:
             raise CsvUsageError(f"--columns: x, y, z go together; {', '.join(missing)} is missing")
         if long_id and not long_type:
-            raise CsvUsageError("--columns: id= needs type= (a long file: one row per reading, with the sensor type in a column)")
+            raise CsvUsageError(
+                "--columns: id= needs type= (a long file: one row per reading, with the sensor type in a column)"
+            )
         if (ids or types) and not long_type:
-            raise CsvUsageError("--columns: upper=/lower=/acc=/gyr= name the values of a long file's id= and type= columns; give type=COLUMN")
+            raise CsvUsageError(
+                "--columns: upper=/lower=/acc=/gyr= name the values of a long file's id= and type= columns; give type=COLUMN"
+            )
         if ids and not long_id:
-            raise CsvUsageError("--columns: upper=ID/lower=ID name values of the sensor id column; give id=COLUMN")
+            raise CsvUsageError(
+                "--columns: upper=ID/lower=ID name values of the sensor id column; give id=COLUMN"
+            )
         if long_id and "upper" not in ids:
-            raise CsvUsageError("--columns: with id=COLUMN say which sensor is which: upper=ID (and lower=ID for a second sensor)")
+            raise CsvUsageError(
+                "--columns: with id=COLUMN say which sensor is which: upper=ID (and lower=ID for a second sensor)"
+            )
         if set(types) not in (set(), set(KINDS)):
-            raise CsvUsageError("--columns: give both acc=VALUE and gyr=VALUE (the type column's values), or neither")
-        return ColumnMapping({}, other.get("t"), other.get("set"), other.get("exercise"), other.get("labelled"), tuple(parts_t),
-                             dict(xyz), long_type, long_id, ids, types)
+            raise CsvUsageError(
+                "--columns: give both acc=VALUE and gyr=VALUE (the type column's values), or neither"
+            )
+        return ColumnMapping(
+            {},
+            other.get("t"),
+            other.get("set"),
+            other.get("exercise"),
+            other.get("labelled"),
+            tuple(parts_t),
+            dict(xyz),
+            long_type,
+            long_id,
+            ids,
+            types,
+        )
     if "upper" not in imu:
         raise CsvUsageError("--columns: the upper (or only) IMU needs ax, ay, az, gx, gy, gz")
     for s, axes in imu.items():
@@ -334,7 +371,9 @@ def parse_axes(spec: str) -> np.ndarray:
         used.add(name)
         m[i, "xyz".index(name)] = sign
     if np.linalg.det(m) < 0:
-        raise CsvUsageError(f"--axes {spec!r} is a mirror image, not a rotation; flip one more sign (both frames are right-handed)")
+        raise CsvUsageError(
+            f"--axes {spec!r} is a mirror image, not a rotation; flip one more sign (both frames are right-handed)"
+        )
     return m
 
 
@@ -358,7 +397,9 @@ def parse_date(text: str) -> tuple[datetime, bool]:
             return datetime.fromisoformat(t).replace(hour=12).astimezone(), False
         d = datetime.fromisoformat(t)
     except ValueError:
-        raise CsvUsageError(f"--date {_show(text)}: give YYYY-MM-DD or YYYY-MM-DDTHH:MM (e.g. --date 2026-12-06)") from None
+        raise CsvUsageError(
+            f"--date {_show(text)}: give YYYY-MM-DD or YYYY-MM-DDTHH:MM (e.g. --date 2026-12-06)"
+        ) from None
     return (d if d.tzinfo else d.astimezone()), True
 
 
@@ -382,14 +423,18 @@ def _encoding(path: Path, named: str | None, notes: list[str]) -> str:
         try:
             return codecs.lookup(named).name
         except LookupError:
-            raise CsvUsageError(f"--encoding {_show(named)} is not an encoding Python knows (e.g. utf-8, cp1252, latin-1, utf-16)") from None
+            raise CsvUsageError(
+                f"--encoding {_show(named)} is not an encoding Python knows (e.g. utf-8, cp1252, latin-1, utf-16)"
+            ) from None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         notes.append("read as UTF-16 (it starts with a UTF-16 byte order mark)")
         return "utf-16"
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if b"\x00" in head:
-        raise CsvImportError(f"{path} is a binary file, not a CSV text file; give a CSV of IMU samples (see 'spinemon import --help')")
+        raise CsvImportError(
+            f"{path} is a binary file, not a CSV text file; give a CSV of IMU samples (see 'spinemon import --help')"
+        )
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < SNIFF_BYTES)
         return "utf-8"
@@ -398,7 +443,9 @@ def _encoding(path: Path, named: str | None, notes: list[str]) -> str:
     try:
         head.decode("cp1252")
     except UnicodeDecodeError:
-        raise CsvImportError(f"{path} is neither UTF-8 nor Windows-1252 text; name its encoding with --encoding (e.g. --encoding latin-1)") from None
+        raise CsvImportError(
+            f"{path} is neither UTF-8 nor Windows-1252 text; name its encoding with --encoding (e.g. --encoding latin-1)"
+        ) from None
     notes.append("not UTF-8: read as Windows-1252 (Latin-1); name another with --encoding")
     return "cp1252"
 
@@ -442,9 +489,15 @@ class _Layout:
         if name.isdigit() and 1 <= int(name) <= len(self.header):
             return int(name) - 1
         if self.positional:
-            raise CsvUsageError(f"{self.path} has no header row; columns go by position 1..{len(self.header)}, and {name!r} (for {what}) is not one")
-        shown = ", ".join(repr(h) if h != h.strip() or not h else h for h in self.header[:40]) + (", ..." if len(self.header) > 40 else "")
-        raise CsvImportError(f"{self.path}: column {name!r} (for {what}) is not in the header; columns are: {shown} (or give a position from 1)")
+            raise CsvUsageError(
+                f"{self.path} has no header row; columns go by position 1..{len(self.header)}, and {name!r} (for {what}) is not one"
+            )
+        shown = ", ".join(repr(h) if h != h.strip() or not h else h for h in self.header[:40]) + (
+            ", ..." if len(self.header) > 40 else ""
+        )
+        raise CsvImportError(
+            f"{self.path}: column {name!r} (for {what}) is not in the header; columns are: {shown} (or give a position from 1)"
+        )
 
 
 def _reader(f, delimiter: str):
@@ -454,9 +507,13 @@ def _reader(f, delimiter: str):
 def _csv_error(path: Path, line: int, e: csv.Error) -> CsvImportError:
     text = str(e)
     if "field larger than field limit" in text:
-        return CsvImportError(f"{path}: line {line}: a cell is longer than 128 KiB (a quote never closed, or not a table of IMU samples); fix that line or give another file")
+        return CsvImportError(
+            f"{path}: line {line}: a cell is longer than 128 KiB (a quote never closed, or not a table of IMU samples); fix that line or give another file"
+        )
     if "NUL" in text:
-        return CsvImportError(f"{path}: line {line} holds a NUL byte: this is a binary file, not a CSV text file")
+        return CsvImportError(
+            f"{path}: line {line} holds a NUL byte: this is a binary file, not a CSV text file"
+        )
     return CsvImportError(f"{path}: line {line}: {text}; is this a CSV file?")
 
 
@@ -478,7 +535,9 @@ def _head_rows(path: Path, enc: str, delimiter: str) -> list[tuple[int, list[str
                 if any(c.strip() for c in cells):
                     out.append((r.line_num, cells))
     except UnicodeDecodeError:
-        raise CsvImportError(f"{path} is not {enc} text; name its encoding with --encoding (e.g. --encoding cp1252)") from None
+        raise CsvImportError(
+            f"{path} is not {enc} text; name its encoding with --encoding (e.g. --encoding cp1252)"
+        ) from None
     return out
 
 
@@ -497,7 +556,9 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
         with _open(path, enc) as f:
             first = f.readline()
     except UnicodeDecodeError:
-        raise CsvImportError(f"{path} is not {enc} text; name its encoding with --encoding (e.g. --encoding cp1252)") from None
+        raise CsvImportError(
+            f"{path} is not {enc} text; name its encoding with --encoding (e.g. --encoding cp1252)"
+        ) from None
     sep_line = re.fullmatch(r"\s*\"?sep=(.)\"?\s*", first.rstrip("\r\n"))
     candidates = [sep_line.group(1)] if sep_line else list(DELIMITERS)
     best = None
@@ -507,11 +568,13 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
             rows = rows[1:]
         if not rows:
             continue
-        tail = [r for _, r in rows[-min(len(rows), 100):]]
+        tail = [r for _, r in rows[-min(len(rows), 100) :]]
         counts = [len(r) for r in tail]
         width = max(set(counts), key=counts.count)
         cells = [c.strip() for r in tail[-20:] for c in r]
-        numeric = sum(1 for c in cells if _number(c, False) is not None or _number(c, True) is not None or _timelike(c)) / max(len(cells), 1)
+        numeric = sum(
+            1 for c in cells if _number(c, False) is not None or _number(c, True) is not None or _timelike(c)
+        ) / max(len(cells), 1)
         # the most consistent rows first, then the split whose cells read as numbers ('1,5;2,5' is not split at the comma)
         score = (counts.count(width) if width > 1 else 0, round(numeric, 1), width if d != " " else 0)
         if best is None or score > best[0]:
@@ -528,7 +591,9 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
         comma = with_comma > with_point
     first_data = next((k for k, (_, r) in enumerate(rows) if _is_data(r, comma)), None)
     if first_data is None:
-        raise CsvImportError(f"{path} has no data rows (no rows of numbers in its first {len(rows)} rows); give a CSV of IMU samples")
+        raise CsvImportError(
+            f"{path} has no data rows (no rows of numbers in its first {len(rows)} rows); give a CSV of IMU samples"
+        )
     data_width = len(rows[first_data][1])
     # a row above the data much narrower than it ('MPU6050 connection successful') is no header
     positional = no_header or first_data == 0 or len(rows[first_data - 1][1]) < max(2, (data_width + 1) // 2)
@@ -539,14 +604,21 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
         if first_data:
             skipped = first_data
         if not no_header:
-            notes.append(f"no header row: columns are named by position, 1..{len(header)} (e.g. --columns t=1,ax=2,...)")
+            notes.append(
+                f"no header row: columns are named by position, 1..{len(header)} (e.g. --columns t=1,ax=2,...)"
+            )
         else:
             notes.append(f"--no-header: columns are named by position, 1..{len(header)}")
     else:
         # the header: the first of the rows of the data's width just above the data
         # (a unit row such as 'CAL' or 'm/(s^2)' may sit between it and the data)
         k = first_data - 1
-        while k - 1 >= 0 and len(rows[k - 1][1]) == len(rows[k][1]) and len(rows[k][1]) >= min(data_width, 2) and not _is_data(rows[k - 1][1], comma):
+        while (
+            k - 1 >= 0
+            and len(rows[k - 1][1]) == len(rows[k][1])
+            and len(rows[k][1]) >= min(data_width, 2)
+            and not _is_data(rows[k - 1][1], comma)
+        ):
             k -= 1
         units = first_data - 1 - k
         header = [c.strip() for c in rows[k][1]]
@@ -558,7 +630,9 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
             header = [h.strip('"') for h in header]
         if header and header[0] == "":
             header[0] = "row"
-            notes.append("the first column has no name (row numbers, as R's write.csv writes them): called 'row'")
+            notes.append(
+                "the first column has no name (row numbers, as R's write.csv writes them): called 'row'"
+            )
         while header and header[-1] == "" and len(header) > data_width - 1:
             header.pop()
         for i, h in enumerate(header):
@@ -599,12 +673,16 @@ def _time_parser(cell: str, comma: bool):
     if _number(c, comma) is not None:
         return "number", lambda x: _number(x, comma)
     if CLOCK_RE.match(c):
+
         def clock(x: str) -> float | None:
             m = CLOCK_RE.match(x.strip())
             if not m:
                 return None
             frac = m.group(4) or "0"
-            return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3)) + int(frac) / 10 ** len(frac)
+            return (
+                int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3)) + int(frac) / 10 ** len(frac)
+            )
+
         return "clock", clock
 
     cache: dict[str, float] = {}
@@ -632,7 +710,9 @@ def _time_parser(cell: str, comma: bool):
     return "datetime", stamp
 
 
-def _stream(lay: _Layout, mapping: ColumnMapping, where: Sequence[tuple[str, str]], notes: list[str], prefix: str = "") -> _Columns:
+def _stream(
+    lay: _Layout, mapping: ColumnMapping, where: Sequence[tuple[str, str]], notes: list[str], prefix: str = ""
+) -> _Columns:
     """Read the data rows once, keeping only the mapped columns (and the --where filter)."""
     path = lay.path
     keys = mapping.columns()
@@ -647,7 +727,7 @@ def _stream(lay: _Layout, mapping: ColumnMapping, where: Sequence[tuple[str, str
     nums = {k: array("d") for k in num_keys}
     codes = {k: array("i") for k in text_keys}
     names: dict[str, dict[str, int]] = {k: {} for k in text_keys}
-    missing = {k: 0 for k in num_keys}
+    missing = dict.fromkeys(num_keys, 0)
     lines = array("l")
     need = max(idx.values()) + 1
     cols = mapping.as_dict()
@@ -684,7 +764,9 @@ def _stream(lay: _Layout, mapping: ColumnMapping, where: Sequence[tuple[str, str
                     blank += 1
                     continue
                 if short is not None:
-                    raise CsvImportError(f"{path}: row {short[0]} has no value in column {lacking(short[1])} (only {short[1]} cells)")
+                    raise CsvImportError(
+                        f"{path}: row {short[0]} has no value in column {lacking(short[1])} (only {short[1]} cells)"
+                    )
                 seen_rows += 1
                 if len(cells) < need:
                     short = (line, len(cells))
@@ -711,16 +793,22 @@ def _stream(lay: _Layout, mapping: ColumnMapping, where: Sequence[tuple[str, str
                             if kind is None or kind_k != "number":
                                 kind = kind_k
                             if kind_k != "number" and len(time_keys) > 1:
-                                raise CsvUsageError(f"--columns: {k}={mapping.as_dict()[k]} holds {kind_k} values ({_show(cell)}); a clock or date time goes in t= alone")
+                                raise CsvUsageError(
+                                    f"--columns: {k}={mapping.as_dict()[k]} holds {kind_k} values ({_show(cell)}); a clock or date time goes in t= alone"
+                                )
                         v = p(cell)
                         if v is None:
-                            raise CsvImportError(f"{path}: row {line}, column {mapping.as_dict()[k]!r} ({k}): {_show(cell)} is not a {'number' if kind == 'number' else 'time like the rows before'}")
+                            raise CsvImportError(
+                                f"{path}: row {line}, column {mapping.as_dict()[k]!r} ({k}): {_show(cell)} is not a {'number' if kind == 'number' else 'time like the rows before'}"
+                            )
                         nums[k].append(v)
                         continue
                     v = _number(cell, comma)
                     if v is None or not math.isfinite(v):
                         if v is None and cell.strip().lower() not in MISSING:
-                            raise CsvImportError(f"{path}: row {line}, column {mapping.as_dict()[k]!r} ({k}): {_show(cell.strip())} is not a number")
+                            raise CsvImportError(
+                                f"{path}: row {line}, column {mapping.as_dict()[k]!r} ({k}): {_show(cell.strip())} is not a number"
+                            )
                         missing[k] += 1
                         v = math.nan
                     nums[k].append(v)
@@ -734,22 +822,30 @@ def _stream(lay: _Layout, mapping: ColumnMapping, where: Sequence[tuple[str, str
                 lines.append(line)
                 kept += 1
     except UnicodeDecodeError:
-        raise CsvImportError(f"{path} is not {lay.encoding} text past its start; name its encoding with --encoding (e.g. --encoding cp1252)") from None
+        raise CsvImportError(
+            f"{path} is not {lay.encoding} text past its start; name its encoding with --encoding (e.g. --encoding cp1252)"
+        ) from None
     if short is not None:
         if seen_rows > 1:
             notes.append(f"{prefix}dropped the last row (line {short[0]}): it is cut off")
         else:
-            raise CsvImportError(f"{path}: row {short[0]} has no value in column {lacking(short[1])} (only {short[1]} cells)")
+            raise CsvImportError(
+                f"{path}: row {short[0]} has no value in column {lacking(short[1])} (only {short[1]} cells)"
+            )
     if blank:
         notes.append(f"{prefix}skipped {blank} blank line(s)")
     if wider:
-        notes.append(f"{prefix}{wider} row(s) have more cells than the header; the extra trailing cells were ignored")
+        notes.append(
+            f"{prefix}{wider} row(s) have more cells than the header; the extra trailing cells were ignored"
+        )
     for col, ci, value, _ in filters:
         if not kept:
             shown = ", ".join(sorted(where_seen[ci])[:12]) + (", ..." if len(where_seen[ci]) > 12 else "")
             raise CsvImportError(f"{path}: no rows have {col}={value} (--where); the column holds: {shown}")
     if filters:
-        notes.append(f"{prefix}--where {', '.join(f'{c}={v}' for c, v, *_ in [(f[0], f[2]) for f in filters])}: kept {kept} of {seen_rows} rows")
+        notes.append(
+            f"{prefix}--where {', '.join(f'{c}={v}' for c, v, *_ in [(f[0], f[2]) for f in filters])}: kept {kept} of {seen_rows} rows"
+        )
     if not kept:
         raise CsvImportError(f"{path} has a header but no data rows")
     return _Columns(
@@ -826,13 +922,17 @@ def _acc_scale(path: Path, unit: str, scale: str | float | None, raw_rest: float
     factor = _unit(unit, ACC_UNITS, "accelerometer")
     if factor is not None:
         if scale is not None:
-            raise CsvUsageError("--acc-scale is for --acc-unit counts; leave it out with --acc-unit g or m/s2")
+            raise CsvUsageError(
+                "--acc-scale is for --acc-unit counts; leave it out with --acc-unit g or m/s2"
+            )
         return factor
     if scale is None:
         raise CsvUsageError("--acc-unit counts needs --acc-scale N (counts per g) or --acc-scale auto")
     if isinstance(scale, str) and scale.strip().lower() == "auto":
         if not raw_rest > 0:
-            raise CsvImportError(f"{path}: the accelerometer reads zero at rest; --acc-scale auto cannot work (give --acc-scale N)")
+            raise CsvImportError(
+                f"{path}: the accelerometer reads zero at rest; --acc-scale auto cannot work (give --acc-scale N)"
+            )
         notes.append(f"accelerometer scale from the magnitude at rest: {raw_rest:.4g} counts per g")
         return G / raw_rest
     n = _positive(scale, "--acc-scale", "counts per g")
@@ -891,7 +991,17 @@ def _rare(x: np.ndarray) -> int:
     return min(max(3, len(x) // 1000), x.size // 100)
 
 
-def _glitches(path: Path, what: str, cols: list[str], x: np.ndarray, bound: float, lines: np.ndarray, unit: str, notes: list[str], advice: str) -> None:
+def _glitches(
+    path: Path,
+    what: str,
+    cols: list[str],
+    x: np.ndarray,
+    bound: float,
+    lines: np.ndarray,
+    unit: str,
+    notes: list[str],
+    advice: str,
+) -> None:
     """Single glitched cells (beyond ``bound``, or not finite): few are replaced from their
     neighbours with a note; many mean a wrong unit or column, refused with ``advice``."""
     with np.errstate(invalid="ignore", over="ignore"):
@@ -905,10 +1015,14 @@ def _glitches(path: Path, what: str, cols: list[str], x: np.ndarray, bound: floa
     val = x[r, c]
     shown = "empty" if not np.isfinite(val) and math.isnan(val) else f"{val:.3g} {unit}"
     if count > allowed:
-        raise CsvImportError(f"{path}: {count} {what} values are beyond {bound:.4g} {unit} or missing (first at {where}: {shown}); too many to be glitches: {advice}")
+        raise CsvImportError(
+            f"{path}: {count} {what} values are beyond {bound:.4g} {unit} or missing (first at {where}: {shown}); too many to be glitches: {advice}"
+        )
     for k in range(x.shape[1]):
         _repair(x[:, k], bad[:, k])
-    notes.append(f"{count} glitched {what} value(s) (beyond {bound:.4g} {unit}, or empty; first at {where}: {shown}) replaced from their neighbours")
+    notes.append(
+        f"{count} glitched {what} value(s) (beyond {bound:.4g} {unit}, or empty; first at {where}: {shown}) replaced from their neighbours"
+    )
 
 
 def _gyr_hint(ratio: float) -> str:
@@ -921,26 +1035,38 @@ def _gyr_hint(ratio: float) -> str:
     return "check --gyr-unit and the columns mapped to gx, gy, gz"
 
 
-def _gyr_factor(path: Path, unit: str, scale, acc_si: np.ndarray, gyr_raw: np.ndarray, rate: float, notes: list[str]) -> float:
+def _gyr_factor(
+    path: Path, unit: str, scale, acc_si: np.ndarray, gyr_raw: np.ndarray, rate: float, notes: list[str]
+) -> float:
     """Multiplier from the file's gyroscope unit to rad/s."""
     factor = _unit(unit, GYR_UNITS, "gyroscope")
     if factor is not None:
         if scale is not None:
-            raise CsvUsageError("--gyr-scale is for --gyr-unit counts; leave it out with --gyr-unit dps or rad/s")
+            raise CsvUsageError(
+                "--gyr-scale is for --gyr-unit counts; leave it out with --gyr-unit dps or rad/s"
+            )
         return factor
     if scale is None:
-        raise CsvUsageError("--gyr-unit counts needs --gyr-scale N (counts per dps, e.g. 131 for an MPU-6050 at 250 dps) or --gyr-scale auto")
+        raise CsvUsageError(
+            "--gyr-unit counts needs --gyr-scale N (counts per dps, e.g. 131 for an MPU-6050 at 250 dps) or --gyr-scale auto"
+        )
     if isinstance(scale, str) and scale.strip().lower() == "auto":
         ratio, used = _tilt_ratio(acc_si, np.where(np.isfinite(gyr_raw), gyr_raw, 0.0), rate)
         if not math.isfinite(ratio) or ratio <= 0:
-            raise CsvImportError(f"{path}: --gyr-scale auto needs the sensor to tilt for a while (found {used / rate:.1f} s); give --gyr-scale N (counts per dps)")
+            raise CsvImportError(
+                f"{path}: --gyr-scale auto needs the sensor to tilt for a while (found {used / rate:.1f} s); give --gyr-scale N (counts per dps)"
+            )
         per_dps = ratio * math.pi / 180.0
         near = min(GYR_SENSITIVITIES, key=lambda s: abs(math.log(per_dps / s)))
         if abs(per_dps / near - 1.0) < 0.12:
-            notes.append(f"gyroscope scale from the accelerometer's tilt: {per_dps:.4g} counts per dps, taken as the standard {near:g} (full scale {32768 / near:.0f} dps)")
+            notes.append(
+                f"gyroscope scale from the accelerometer's tilt: {per_dps:.4g} counts per dps, taken as the standard {near:g} (full scale {32768 / near:.0f} dps)"
+            )
             per_dps = near
         else:
-            notes.append(f"gyroscope scale from the accelerometer's tilt: {per_dps:.4g} counts per dps (no standard sensitivity within 12 %)")
+            notes.append(
+                f"gyroscope scale from the accelerometer's tilt: {per_dps:.4g} counts per dps (no standard sensitivity within 12 %)"
+            )
         return math.pi / 180.0 / per_dps
     return math.pi / 180.0 / _positive(scale, "--gyr-scale", "counts per dps")
 
@@ -1013,7 +1139,9 @@ class _Series:
         return self.cols.lines[self.rows]
 
 
-def _read(path: Path, mapping: ColumnMapping | None, *, where, encoding, no_header, notes, prefix="", kind=None) -> tuple[_Columns, _Layout, ColumnMapping]:
+def _read(
+    path: Path, mapping: ColumnMapping | None, *, where, encoding, no_header, notes, prefix="", kind=None
+) -> tuple[_Columns, _Layout, ColumnMapping]:
     local: list[str] = []
     enc = _encoding(path, encoding, local)
     lay = _layout(path, enc, no_header, local)
@@ -1021,11 +1149,21 @@ def _read(path: Path, mapping: ColumnMapping | None, *, where, encoding, no_head
         mapping = None if lay.positional else default_mapping(lay.header)
         if mapping is None:
             if kind:
-                raise CsvUsageError(f"{path}: say which column is what with --columns (e.g. t=1,x=2,y=3,z=4: one sensor type per file)")
-            hint = "t=1,ax=2,ay=3,az=4,gx=5,gy=6,gz=7" if lay.positional else "t=time,ax=accX,ay=accY,az=accZ,gx=gyroX,gy=gyroY,gz=gyroZ"
-            raise CsvUsageError(f"{path}: not a spinemon export; say which column is what with --columns (e.g. {hint})")
+                raise CsvUsageError(
+                    f"{path}: say which column is what with --columns (e.g. t=1,x=2,y=3,z=4: one sensor type per file)"
+                )
+            hint = (
+                "t=1,ax=2,ay=3,az=4,gx=5,gy=6,gz=7"
+                if lay.positional
+                else "t=time,ax=accX,ay=accY,az=accZ,gx=gyroX,gy=gyroY,gz=gyroZ"
+            )
+            raise CsvUsageError(
+                f"{path}: not a spinemon export; say which column is what with --columns (e.g. {hint})"
+            )
     if kind and not mapping.xyz:
-        raise CsvUsageError(f"with acc=FILE gyr=FILE each file holds one sensor type: map it with x=,y=,z= (e.g. --columns t=1,x=2,y=3,z=4)")
+        raise CsvUsageError(
+            "with acc=FILE gyr=FILE each file holds one sensor type: map it with x=,y=,z= (e.g. --columns t=1,x=2,y=3,z=4)"
+        )
     if kind and mapping.is_long:
         raise CsvUsageError("a long file (type=) holds every sensor: give it alone, not as acc=/gyr=")
     for key, col in mapping.columns():
@@ -1045,7 +1183,9 @@ def _times(cols: _Columns, mapping: ColumnMapping) -> np.ndarray | None:
     return t
 
 
-def _xyz(path: Path, cols: _Columns, keys: Sequence[str], notes: list[str], names: Sequence[str], prefix: str) -> np.ndarray:
+def _xyz(
+    path: Path, cols: _Columns, keys: Sequence[str], notes: list[str], names: Sequence[str], prefix: str
+) -> np.ndarray:
     """Three columns as (n, 3) floats; a few empty cells are filled from their neighbours."""
     x = np.stack([cols.num[k] for k in keys], axis=1)
     miss = sum(cols.missing.get(k, 0) for k in keys)
@@ -1053,15 +1193,27 @@ def _xyz(path: Path, cols: _Columns, keys: Sequence[str], notes: list[str], name
         bad = ~np.isfinite(x)
         if miss > _rare(x):
             r, c = np.argwhere(bad)[0]
-            raise CsvImportError(f"{path}: row {int(cols.lines[r])}, column {names[c]!r}: {miss} empty or non-finite cells in {'/'.join(names)}; "
-                                 "too many to fill in: map other columns or clean the file")
+            raise CsvImportError(
+                f"{path}: row {int(cols.lines[r])}, column {names[c]!r}: {miss} empty or non-finite cells in {'/'.join(names)}; "
+                "too many to fill in: map other columns or clean the file"
+            )
         for k in range(3):
             _repair(x[:, k], bad[:, k])
-        notes.append(f"{prefix}{miss} empty or non-finite cell(s) in {'/'.join(names)} filled from their neighbours")
+        notes.append(
+            f"{prefix}{miss} empty or non-finite cell(s) in {'/'.join(names)} filled from their neighbours"
+        )
     return x
 
 
-def _wide(path: Path, cols: _Columns, t, imu: dict[str, dict[str, str]], keys_of: dict[str, str], notes: list[str], prefix: str) -> _Series:
+def _wide(
+    path: Path,
+    cols: _Columns,
+    t,
+    imu: dict[str, dict[str, str]],
+    keys_of: dict[str, str],
+    notes: list[str],
+    prefix: str,
+) -> _Series:
     acc, gyr, names = {}, {}, {}
     for s, u in imu.items():
         k = keys_of[s]
@@ -1074,7 +1226,9 @@ def _wide(path: Path, cols: _Columns, t, imu: dict[str, dict[str, str]], keys_of
 SOURCE_KEYS = ("upper", "lower", "acc", "gyr", "upper.acc", "upper.gyr", "lower.acc", "lower.gyr")
 
 
-def _sources(path, sources, mapping, opts, notes) -> tuple[list[tuple[str, _Series]], Path, object, ColumnMapping, str | None]:
+def _sources(
+    path, sources, mapping, opts, notes
+) -> tuple[list[tuple[str, _Series]], Path, object, ColumnMapping, str | None]:
     """Every input file read into series, each (sensor.kind | "wide", series)."""
     kind_of_time = None
     parts: list[tuple[str, _Series]] = []
@@ -1090,19 +1244,34 @@ def _sources(path, sources, mapping, opts, notes) -> tuple[list[tuple[str, _Seri
                 sensor = sensor or "upper"
             cols, lay, m = _read(p, mapping, notes=notes, prefix=f"{key}: ", kind=kind or None, **opts)
             if not kind and (m.xyz or m.is_long):
-                raise CsvUsageError("with upper=FILE lower=FILE each file holds one IMU: map ax..gz (e.g. --columns t=time,ax=...,gz=...)")
+                raise CsvUsageError(
+                    "with upper=FILE lower=FILE each file holds one IMU: map ax..gz (e.g. --columns t=time,ax=...,gz=...)"
+                )
             if not kind and "lower" in m.imu:
-                raise CsvUsageError("with upper=FILE lower=FILE, --columns maps one IMU (ax=..., no upper./lower. prefixes); the same mapping reads both files")
+                raise CsvUsageError(
+                    "with upper=FILE lower=FILE, --columns maps one IMU (ax=..., no upper./lower. prefixes); the same mapping reads both files"
+                )
             mapping = m
             t = _times(cols, m)
             kind_of_time = kind_of_time or cols.time_kind
             if kind:
                 x = _xyz(p, cols, XYZ, notes, [m.xyz[a] for a in XYZ], f"{key}: ")
-                ser = _Series(t, {sensor: x} if kind == "acc" else {}, {sensor: x} if kind == "gyr" else {}, np.arange(len(cols.lines)), cols,
-                              {f"{sensor}.{kind}": [m.xyz[a] for a in XYZ]})
+                ser = _Series(
+                    t,
+                    {sensor: x} if kind == "acc" else {},
+                    {sensor: x} if kind == "gyr" else {},
+                    np.arange(len(cols.lines)),
+                    cols,
+                    {f"{sensor}.{kind}": [m.xyz[a] for a in XYZ]},
+                )
                 parts.append((f"{sensor}.{kind}", ser))
             else:
-                parts.append((f"{sensor}.both", _wide(p, cols, t, {sensor: m.imu["upper"]}, {sensor: "upper"}, notes, f"{key}: ")))
+                parts.append(
+                    (
+                        f"{sensor}.both",
+                        _wide(p, cols, t, {sensor: m.imu["upper"]}, {sensor: "upper"}, notes, f"{key}: "),
+                    )
+                )
         path = first
     else:
         path = Path(path)
@@ -1111,7 +1280,9 @@ def _sources(path, sources, mapping, opts, notes) -> tuple[list[tuple[str, _Seri
         kind_of_time = cols.time_kind
         t = _times(cols, mapping)
         if mapping.xyz and not mapping.is_long:
-            raise CsvUsageError("x=,y=,z= read one sensor type per file: give acc=FILE gyr=FILE (or ax..gz for one file of both, or type= for a long file)")
+            raise CsvUsageError(
+                "x=,y=,z= read one sensor type per file: give acc=FILE gyr=FILE (or ax..gz for one file of both, or type= for a long file)"
+            )
         if mapping.is_long:
             parts = _pivot(path, cols, t, mapping, notes)
         else:
@@ -1119,39 +1290,59 @@ def _sources(path, sources, mapping, opts, notes) -> tuple[list[tuple[str, _Seri
     return parts, path, shown, mapping, kind_of_time
 
 
-def _pivot(path: Path, cols: _Columns, t: np.ndarray | None, mapping: ColumnMapping, notes: list[str]) -> list[tuple[str, _Series]]:
+def _pivot(
+    path: Path, cols: _Columns, t: np.ndarray | None, mapping: ColumnMapping, notes: list[str]
+) -> list[tuple[str, _Series]]:
     """A long file (one row per reading) -> one series per (sensor, type)."""
     if t is None:
-        raise CsvUsageError("a long file needs its time column (t=, t_ms=, ...): its readings are matched on time")
+        raise CsvUsageError(
+            "a long file needs its time column (t=, t_ms=, ...): its readings are matched on time"
+        )
     tnames = cols.names["type"]
     kinds: dict[str, int] = {}
     if mapping.types:
         for k in KINDS:
             if mapping.types[k] not in tnames:
-                raise CsvImportError(f"{path}: no rows have {mapping.long_type}={mapping.types[k]} ({k}=); the column holds: {', '.join(tnames[:12])}")
+                raise CsvImportError(
+                    f"{path}: no rows have {mapping.long_type}={mapping.types[k]} ({k}=); the column holds: {', '.join(tnames[:12])}"
+                )
             kinds[k] = tnames.index(mapping.types[k])
     else:
         for code, name in enumerate(tnames):
             low = name.lower()
-            k = "acc" if low.startswith("acc") or low in ("a", "accel") else "gyr" if low.startswith(("gyr", "rot", "ang")) or low in ("g", "w") else None
+            k = (
+                "acc"
+                if low.startswith("acc") or low in ("a", "accel")
+                else "gyr"
+                if low.startswith(("gyr", "rot", "ang")) or low in ("g", "w")
+                else None
+            )
             if k and k in kinds:
-                raise CsvUsageError(f"{path}: the type column holds {tnames[kinds[k]]!r} and {name!r}, both read as {k}; say which with --columns acc=VALUE,gyr=VALUE")
+                raise CsvUsageError(
+                    f"{path}: the type column holds {tnames[kinds[k]]!r} and {name!r}, both read as {k}; say which with --columns acc=VALUE,gyr=VALUE"
+                )
             if k:
                 kinds[k] = code
         if set(kinds) != set(KINDS):
-            raise CsvUsageError(f"{path}: cannot tell the accelerometer and gyroscope apart in column {mapping.long_type!r} ({', '.join(tnames[:12])}); "
-                                "say which with --columns acc=VALUE,gyr=VALUE")
+            raise CsvUsageError(
+                f"{path}: cannot tell the accelerometer and gyroscope apart in column {mapping.long_type!r} ({', '.join(tnames[:12])}); "
+                "say which with --columns acc=VALUE,gyr=VALUE"
+            )
     ids: dict[str, int | None] = {"upper": None}
     if mapping.long_id:
         inames = cols.names["id"]
         ids = {}
         for s, v in mapping.ids.items():
             if v not in inames:
-                raise CsvImportError(f"{path}: no rows have {mapping.long_id}={v} ({s}=); the column holds: {', '.join(inames[:12])}")
+                raise CsvImportError(
+                    f"{path}: no rows have {mapping.long_id}={v} ({s}=); the column holds: {', '.join(inames[:12])}"
+                )
             ids[s] = inames.index(v)
         unused = [n for c, n in enumerate(inames) if c not in ids.values()]
         if unused:
-            notes.append(f"long file: sensor id(s) {', '.join(unused[:6])} not mapped to upper/lower: left out")
+            notes.append(
+                f"long file: sensor id(s) {', '.join(unused[:6])} not mapped to upper/lower: left out"
+            )
     x = _xyz(path, cols, XYZ, notes, [mapping.xyz[a] for a in XYZ], "")
     parts = []
     for s, icode in ids.items():
@@ -1162,10 +1353,19 @@ def _pivot(path: Path, cols: _Columns, t: np.ndarray | None, mapping: ColumnMapp
             rows = np.flatnonzero(sel)
             if len(rows) < 2:
                 raise CsvImportError(f"{path}: the long file has {len(rows)} {k} row(s) for the {s} sensor")
-            ser = _Series(t[rows], {s: x[rows]} if k == "acc" else {}, {s: x[rows]} if k == "gyr" else {}, rows, cols, {f"{s}.{k}": [mapping.xyz[a] for a in XYZ]})
+            ser = _Series(
+                t[rows],
+                {s: x[rows]} if k == "acc" else {},
+                {s: x[rows]} if k == "gyr" else {},
+                rows,
+                cols,
+                {f"{s}.{k}": [mapping.xyz[a] for a in XYZ]},
+            )
             parts.append((f"{s}.{k}", ser))
-    notes.append(f"long file: {len(cols.lines)} readings pivoted into {'upper and lower' if len(ids) == 2 else 'one sensor'}, "
-                 "accelerometer and gyroscope rows matched on time")
+    notes.append(
+        f"long file: {len(cols.lines)} readings pivoted into {'upper and lower' if len(ids) == 2 else 'one sensor'}, "
+        "accelerometer and gyroscope rows matched on time"
+    )
     return parts
 
 
@@ -1204,8 +1404,10 @@ def _fix_time(s: _Series, rate_hz: float | None, notes: list[str], prefix: str =
             rate = rate_hz or float(np.sum(full) / (len(full) * q))
             t0 = steps[1] - counts[0] / rate if len(steps) >= 3 else steps[0]
             s.t = t0 + np.arange(len(t)) / rate
-            notes.append(f"{prefix}the time column steps by {q:g} s with about {np.median(full):.0f} rows per step: "
-                         f"{'the rate' if rate_hz is None else '--rate'} {rate:.4g} Hz {'comes from the row count' if rate_hz is None else 'given'}, times spread evenly between the steps")
+            notes.append(
+                f"{prefix}the time column steps by {q:g} s with about {np.median(full):.0f} rows per step: "
+                f"{'the rate' if rate_hz is None else '--rate'} {rate:.4g} Hz {'comes from the row count' if rate_hz is None else 'given'}, times spread evenly between the steps"
+            )
             return rate
     if repeats:
         keep = np.ones(len(t), dtype=bool)
@@ -1226,10 +1428,14 @@ def _overlay(base: _Series, other: _Series, what: str, notes: list[str], rate_hz
         raise CsvImportError("one file has a time column and the other not; map the same columns in both")
     if base.t is None:
         if rate_hz is None:
-            raise CsvUsageError("two files without a time column are merged on sample index: give the sample rate with --rate HZ")
+            raise CsvUsageError(
+                "two files without a time column are merged on sample index: give the sample rate with --rate HZ"
+            )
         n = min(len(base.rows), len(other.rows))
         if len(base.rows) != len(other.rows):
-            notes.append(f"merged on sample index: the files have {len(base.rows)} and {len(other.rows)} rows; kept the first {n}")
+            notes.append(
+                f"merged on sample index: the files have {len(base.rows)} and {len(other.rows)} rows; kept the first {n}"
+            )
         base.take(np.arange(n))
         other.take(np.arange(n))
         base.acc.update(other.acc)
@@ -1238,10 +1444,14 @@ def _overlay(base: _Series, other: _Series, what: str, notes: list[str], rate_hz
         return
     t0, t1 = max(base.t[0], other.t[0]), min(base.t[-1], other.t[-1])
     if not t1 > t0:
-        raise CsvImportError(f"the {what} do not overlap in time; check that they use the same clock (or leave out the time column and give --rate)")
+        raise CsvImportError(
+            f"the {what} do not overlap in time; check that they use the same clock (or leave out the time column and give --rate)"
+        )
     keep = (base.t >= t0) & (base.t <= t1)
     if not keep.all():
-        notes.append(f"merged on time: kept the {int(keep.sum())} of {len(keep)} rows inside the span of the {what} both")
+        notes.append(
+            f"merged on time: kept the {int(keep.sum())} of {len(keep)} rows inside the span of the {what} both"
+        )
     base.take(np.flatnonzero(keep))
     for s, a in other.acc.items():
         base.acc[s] = _on_times(base.t, other.t, a)
@@ -1266,11 +1476,17 @@ def _combine(parts: list[tuple[str, _Series]], rate_hz: float | None, notes: lis
             continue
         if a is None or g is None:
             have = "an accelerometer" if g is None else "a gyroscope"
-            raise CsvUsageError(f"the {s} sensor has {have} only; give both, e.g. acc=Accelerometer.csv gyr=Gyroscope.csv")
+            raise CsvUsageError(
+                f"the {s} sensor has {have} only; give both, e.g. acc=Accelerometer.csv gyr=Gyroscope.csv"
+            )
         if a.t is None or g.t is None:
-            raise CsvUsageError("an accelerometer and a gyroscope read apart are matched on time: map their time columns (t=...)")
+            raise CsvUsageError(
+                "an accelerometer and a gyroscope read apart are matched on time: map their time columns (t=...)"
+            )
         _overlay(a, g, f"{s} accelerometer and gyroscope readings", notes, rate_hz)
-        notes.append(f"{s}: gyroscope ({len(g.rows)} readings) matched to the accelerometer's {len(a.rows)} times by interpolation")
+        notes.append(
+            f"{s}: gyroscope ({len(g.rows)} readings) matched to the accelerometer's {len(a.rows)} times by interpolation"
+        )
         per[s] = a
     if "upper" not in per:
         raise CsvUsageError("no upper sensor: name the first (or only) one upper")
@@ -1279,7 +1495,9 @@ def _combine(parts: list[tuple[str, _Series]], rate_hz: float | None, notes: lis
     return per["upper"]
 
 
-def _session_start(t: np.ndarray | None, kind: str | None, date: str | None, notes: list[str]) -> float | None:
+def _session_start(
+    t: np.ndarray | None, kind: str | None, date: str | None, notes: list[str]
+) -> float | None:
     """The Unix time of the first sample: from --date, a date in the time column, or Unix times."""
     first = None if t is None or not len(t) else float(t[0])
     if date:
@@ -1289,16 +1507,22 @@ def _session_start(t: np.ndarray | None, kind: str | None, date: str | None, not
             start = (day + timedelta(seconds=first)).timestamp()
         else:
             start = d.timestamp()
-        notes.append(f"session dated {datetime.fromtimestamp(start).astimezone().strftime('%Y-%m-%d %H:%M %Z')} (--date)")
+        notes.append(
+            f"session dated {datetime.fromtimestamp(start).astimezone().strftime('%Y-%m-%d %H:%M %Z')} (--date)"
+        )
         return start
     if first is None:
         return None
     if kind == "datetime" or (kind == "number" and EARLIEST_DATE <= first <= _time.time() + 86400 * 366):
         what = "dates and times" if kind == "datetime" else "Unix times"
-        notes.append(f"the time column holds {what}: session dated {datetime.fromtimestamp(first, timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')}")
+        notes.append(
+            f"the time column holds {what}: session dated {datetime.fromtimestamp(first, UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}"
+        )
         return first
     if kind == "clock":
-        notes.append("the time column holds clock times without a date: the session is dated today (give --date YYYY-MM-DD)")
+        notes.append(
+            "the time column holds clock times without a date: the session is dated today (give --date YYYY-MM-DD)"
+        )
     return None
 
 
@@ -1343,7 +1567,9 @@ def import_csv(
     if date:
         parse_date(date)
     for name, hz in (("--rate", rate_hz), ("--resample", resample_hz)):
-        if hz is not None and not (isinstance(hz, (int, float)) and math.isfinite(hz) and 1.0 <= hz <= 10000.0):
+        if hz is not None and not (
+            isinstance(hz, (int, float)) and math.isfinite(hz) and 1.0 <= hz <= 10000.0
+        ):
             raise CsvUsageError(f"{name} {hz:g} Hz is out of range (1..10000)")
     _unit(acc_unit, ACC_UNITS, "accelerometer")
     _unit(gyr_unit, GYR_UNITS, "gyroscope")
@@ -1351,9 +1577,17 @@ def import_csv(
     if sources:
         bad = [k for k in sources if k not in SOURCE_KEYS]
         if bad:
-            raise CsvUsageError(f"{bad[0]}=FILE: name each file upper=, lower= (one IMU each) or acc=, gyr= (upper.acc=, lower.gyr=, ...: one sensor type each)")
+            raise CsvUsageError(
+                f"{bad[0]}=FILE: name each file upper=, lower= (one IMU each) or acc=, gyr= (upper.acc=, lower.gyr=, ...: one sensor type each)"
+            )
     opts = dict(where=where, encoding=encoding, no_header=no_header)
-    parts, path, shown, mapping, kind, = _sources(path, sources, mapping, opts, notes)
+    (
+        parts,
+        path,
+        shown,
+        mapping,
+        kind,
+    ) = _sources(path, sources, mapping, opts, notes)
     for key, ser in parts:
         pre = "" if key == "wide" else f"{key.replace('.both', '')}: "
         if ser.t is not None:
@@ -1391,8 +1625,10 @@ def import_csv(
             med = float(np.median(dt))
             rate_hz = 1.0 / float(np.mean(dt[dt < 1.9 * med])) if med > 0 else 0.0
             if not (1.0 <= rate_hz <= 10000.0):
-                raise CsvImportError(f"{path}: the median sample interval gives {rate_hz:g} Hz; is the time in seconds? "
-                                     "(use t_ms=/t_us=/t_ns= for milliseconds, microseconds or nanoseconds, or pass --rate HZ)")
+                raise CsvImportError(
+                    f"{path}: the median sample interval gives {rate_hz:g} Hz; is the time in seconds? "
+                    "(use t_ms=/t_us=/t_ns= for milliseconds, microseconds or nanoseconds, or pass --rate HZ)"
+                )
     else:
         t = np.arange(n) / rate_hz
 
@@ -1407,8 +1643,10 @@ def import_csv(
             if drop:
                 lines = src.lines
                 ratio = float(np.median(np.linalg.norm(raw[:drop], axis=1))) / raw_rest
-                notes.append(f"the first {drop} rows (lines {int(lines[0])}-{int(lines[drop - 1])}, {drop / rate_hz:.1f} s) read {ratio:.2g} of the rest of "
-                             f"the file at rest (the {s} logger's range was still settling): dropped")
+                notes.append(
+                    f"the first {drop} rows (lines {int(lines[0])}-{int(lines[drop - 1])}, {drop / rate_hz:.1f} s) read {ratio:.2g} of the rest of "
+                    f"the file at rest (the {s} logger's range was still settling): dropped"
+                )
                 src.take(np.arange(drop, len(src.rows)))
                 t = t[drop:]
                 n = len(src.rows)
@@ -1423,19 +1661,46 @@ def import_csv(
                     hint = " is the unit m/s2? (--acc-unit m/s2)"
                 else:
                     hint = " are these raw counts? (--acc-unit counts --acc-scale auto, or --acc-scale N counts per g)"
-                raise CsvImportError(f"{path}: columns {'/'.join(names)}: at rest the accelerometer reads {rest:.3g} m/s^2 with --acc-unit {acc_unit}, "
-                                     f"not about 9.8 m/s^2 (1 g):{hint}")
-            _glitches(path, "accelerometer", names, acc, GLITCH_ACC, src.lines, "m/s^2", notes,
-                      f"check --acc-unit ({acc_unit}) and the columns mapped to ax, ay, az")
+                raise CsvImportError(
+                    f"{path}: columns {'/'.join(names)}: at rest the accelerometer reads {rest:.3g} m/s^2 with --acc-unit {acc_unit}, "
+                    f"not about 9.8 m/s^2 (1 g):{hint}"
+                )
+            _glitches(
+                path,
+                "accelerometer",
+                names,
+                acc,
+                GLITCH_ACC,
+                src.lines,
+                "m/s^2",
+                notes,
+                f"check --acc-unit ({acc_unit}) and the columns mapped to ax, ay, az",
+            )
             gfactor = _gyr_factor(path, gyr_unit, gyr_scale, acc, src.gyr[s], rate_hz, notes)
             with np.errstate(over="ignore", invalid="ignore"):
                 gyr = src.gyr[s] * gfactor
-            ratio, used = _tilt_ratio(acc, np.where(np.isfinite(gyr) & (np.abs(gyr) < 1e12), gyr, 0.0), rate_hz)
-            _glitches(path, "gyroscope", gnames, gyr, GLITCH_GYR, src.lines, "rad/s", notes,
-                      f"no body turns that fast with --gyr-unit {gyr_unit}: " + (_gyr_hint(ratio) if math.isfinite(ratio) else "is the unit dps? (--gyr-unit dps)"))
-            if math.isfinite(ratio) and not (1 / 30 < ratio < 8):  # walking reads 0.14..0.35 (linear acceleration tilts the gravity estimate)
-                raise CsvImportError(f"{path}: columns {'/'.join(gnames)}: with --gyr-unit {gyr_unit} the gyroscope turns {ratio:.3g} times as fast as the "
-                                     f"accelerometer tilts ({used / rate_hz:.1f} s of tilting): {_gyr_hint(ratio)}")
+            ratio, used = _tilt_ratio(
+                acc, np.where(np.isfinite(gyr) & (np.abs(gyr) < 1e12), gyr, 0.0), rate_hz
+            )
+            _glitches(
+                path,
+                "gyroscope",
+                gnames,
+                gyr,
+                GLITCH_GYR,
+                src.lines,
+                "rad/s",
+                notes,
+                f"no body turns that fast with --gyr-unit {gyr_unit}: "
+                + (_gyr_hint(ratio) if math.isfinite(ratio) else "is the unit dps? (--gyr-unit dps)"),
+            )
+            if math.isfinite(ratio) and not (
+                1 / 30 < ratio < 8
+            ):  # walking reads 0.14..0.35 (linear acceleration tilts the gravity estimate)
+                raise CsvImportError(
+                    f"{path}: columns {'/'.join(gnames)}: with --gyr-unit {gyr_unit} the gyroscope turns {ratio:.3g} times as fast as the "
+                    f"accelerometer tilts ({used / rate_hz:.1f} s of tilting): {_gyr_hint(ratio)}"
+                )
             src.acc[s] = acc @ rot.T
             src.gyr[s] = gyr @ rot.T
 
@@ -1445,7 +1710,9 @@ def import_csv(
         slot = np.rint((t - t[0]) * rate_hz).astype(np.int64)
         if np.any(np.diff(slot) <= 0):
             resample_hz = rate_hz
-            notes.append(f"timestamps are irregular (jitter above half a sample period at {rate_hz:.4g} Hz): resampled onto an even {rate_hz:.4g} Hz grid")
+            notes.append(
+                f"timestamps are irregular (jitter above half a sample period at {rate_hz:.4g} Hz): resampled onto an even {rate_hz:.4g} Hz grid"
+            )
     elif resample_hz is not None:
         notes.append(f"resampled onto an even {resample_hz:.4g} Hz grid (--resample)")
     if resample_hz is not None:
@@ -1467,9 +1734,15 @@ def import_csv(
     same = np.flatnonzero(np.diff(slot) <= 0)
     if len(same):  # only with an explicit --rate that disagrees with the timestamps
         i = int(same[0]) + 1
-        raise CsvImportError(f"{path}: row {int(src.lines[source_row[i]])}: time {t[i]:g} falls in the same sample slot as the row before "
-                             f"at --rate {rate_hz:g} Hz; leave out --rate (the rate comes from the timestamps) or pass --resample HZ")
-    labels = _label_columns(path, src.cols, mapping, src.rows[source_row]) if mapping.set or mapping.exercise else {}
+        raise CsvImportError(
+            f"{path}: row {int(src.lines[source_row[i]])}: time {t[i]:g} falls in the same sample slot as the row before "
+            f"at --rate {rate_hz:g} Hz; leave out --rate (the rate comes from the timestamps) or pass --resample HZ"
+        )
+    labels = (
+        _label_columns(path, src.cols, mapping, src.rows[source_row])
+        if mapping.set or mapping.exercise
+        else {}
+    )
     acc, gyr = src.acc, src.gyr
 
     # ranges to fit the data, then int16
@@ -1529,12 +1802,20 @@ def import_csv(
                 # a frame holds consecutive slots, at most spf, aligned to the slot grid
                 # (as the firmware's frames are), and ends where a label takes effect
                 j = i + 1
-                while j < n and j - i < spf and slot[j] == slot[j - 1] + 1 and (slot[j] % spf) != 0 and j not in labels:
+                while (
+                    j < n
+                    and j - i < spf
+                    and slot[j] == slot[j - 1] + 1
+                    and (slot[j] % spf) != 0
+                    and j not in labels
+                ):
                     j += 1
                 if i in labels:
                     w.meta(labels[i], float(t_dev[i]) + HOST_LATENCY_S - 1e-3)
                 seq = int(slot[i])
-                frame = proto.encode_samples(seq, t_us0 + seq * period_us, period_us, mask, ranges, 0, j - i, packed[i:j].tobytes())
+                frame = proto.encode_samples(
+                    seq, t_us0 + seq * period_us, period_us, mask, ranges, 0, j - i, packed[i:j].tobytes()
+                )
                 w.frame_in(frame, float(t_dev[j - 1]) + HOST_LATENCY_S)
                 frames += 1
                 i = j
@@ -1549,7 +1830,21 @@ def import_csv(
             os.unlink(tmp)
         except OSError:
             pass
-    return ImportResult(out, n, frames, len(labels), 1e6 / period_us, afs, gfs, clipped, t_offset, hdr, notes, rows_read, session_start)
+    return ImportResult(
+        out,
+        n,
+        frames,
+        len(labels),
+        1e6 / period_us,
+        afs,
+        gfs,
+        clipped,
+        t_offset,
+        hdr,
+        notes,
+        rows_read,
+        session_start,
+    )
 
 
 def _label_columns(path: Path, cols: _Columns, mapping: ColumnMapping, rows: np.ndarray) -> dict[int, dict]:
@@ -1576,15 +1871,21 @@ def _label_columns(path: Path, cols: _Columns, mapping: ColumnMapping, rows: np.
             try:
                 number = int(float(st))
             except ValueError:
-                raise CsvImportError(f"{path}: row {ln}, column {mapping.set!r} (set): {_show(st)} is not a set number") from None
+                raise CsvImportError(
+                    f"{path}: row {ln}, column {mapping.set!r} (set): {_show(st)} is not a set number"
+                ) from None
             if number < 1 or number != float(st):
-                raise CsvImportError(f"{path}: row {ln}, column {mapping.set!r} (set): {_show(st)} is not a set number (1, 2, ...)")
+                raise CsvImportError(
+                    f"{path}: row {ln}, column {mapping.set!r} (set): {_show(st)} is not a set number (1, 2, ...)"
+                )
         side = None
         if ex and ex not in PROFILES:  # "lunge left": a unilateral exercise with its side
             try:
                 ex, side = parse_exercise(ex)
             except ConfigError as e:
-                raise CsvImportError(f"{path}: row {ln}, column {mapping.exercise!r} (exercise): {e}") from None
+                raise CsvImportError(
+                    f"{path}: row {ln}, column {mapping.exercise!r} (exercise): {e}"
+                ) from None
         key = (number, ex or None, side)
         if key != prev:
             lab: dict = {"type": "label", "set": number}
@@ -1605,30 +1906,104 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".dat", ".log")
 
 def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``spinemon import``."""
-    parser.add_argument("csv", nargs="+", metavar="FILE",
-                        help="a CSV/TSV file of IMU samples; several files or a folder (one recording each, in parallel); "
-                             "or the files of one recording: upper=F1 lower=F2 (one IMU each), acc=F1 gyr=F2 (one sensor type each)")
-    parser.add_argument("--columns", default=None,
-                        help="KEY=COLUMN,... with keys t (seconds, a clock or a date-time; or t_s, t_ms, t_us, t_ns summed), ax, ay, az, gx, gy, gz "
-                             "(upper./lower. prefixes for two IMUs in one file), optional set, exercise; x, y, z for acc=/gyr= files; "
-                             "type, id (and upper=ID, lower=ID) for a long file. COLUMN is a header name or a position from 1. "
-                             "Default: the columns 'spinemon export' writes")
-    parser.add_argument("--no-header", action="store_true", help="the file has no header row: columns go by position (found by itself when the first row is numbers)")
-    parser.add_argument("--encoding", default=None, help="the file's text encoding (default: UTF-8, UTF-16 with a BOM, else Windows-1252)")
-    parser.add_argument("--date", default=None, metavar="YYYY-MM-DD[THH:MM]",
-                        help="the session's date (and time), for `history`; default: the date in the file's time column, else today")
-    parser.add_argument("--rate", type=float, default=None, metavar="HZ", help="sample rate (required without a time column)")
-    parser.add_argument("--resample", type=float, default=None, metavar="HZ", help="resample onto an even grid at HZ (automatic when timestamps are irregular)")
-    parser.add_argument("--acc-unit", default="m/s2", help="accelerometer unit: g, m/s2 or counts (default m/s2)")
-    parser.add_argument("--acc-scale", default=None, metavar="N|auto", help="with --acc-unit counts: counts per g, or auto (from the magnitude at rest)")
-    parser.add_argument("--gyr-unit", default="rad/s", help="gyroscope unit: dps, rad/s or counts (default rad/s)")
-    parser.add_argument("--gyr-scale", default=None, metavar="N|auto", help="with --gyr-unit counts: counts per dps (131 for an MPU-6050 at 250 dps), or auto (from the accelerometer's tilt)")
-    parser.add_argument("--axes", default=None, help="source axes as board x,y,z, a signed permutation, e.g. x,-z,y or --axes=-x,-y,z (default x,y,z)")
-    parser.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE", help="keep only rows where COLUMN is VALUE (repeatable), e.g. one person of a combined file")
-    parser.add_argument("--exercise", default="generic", choices=sorted(PROFILES), metavar="EXERCISE", help="exercise assumed where the file has no labels (default generic)")
-    parser.add_argument("--limit", action="append", type=argtypes.limit_override, default=[], metavar="EXERCISE.LIMIT=VALUE", help="a limit override stored with the recording, e.g. curl.extension_deg=-10 (repeatable)")
-    parser.add_argument("--jobs", type=argtypes.count, default=None, metavar="N", help="worker processes for several files (default: all cores)")
-    parser.add_argument("--out", default=None, help="recording to write (default: the file's name with .spinrec; must not exist); with several files, a folder")
+    parser.add_argument(
+        "csv",
+        nargs="+",
+        metavar="FILE",
+        help="a CSV/TSV file of IMU samples; several files or a folder (one recording each, in parallel); "
+        "or the files of one recording: upper=F1 lower=F2 (one IMU each), acc=F1 gyr=F2 (one sensor type each)",
+    )
+    parser.add_argument(
+        "--columns",
+        default=None,
+        help="KEY=COLUMN,... with keys t (seconds, a clock or a date-time; or t_s, t_ms, t_us, t_ns summed), ax, ay, az, gx, gy, gz "
+        "(upper./lower. prefixes for two IMUs in one file), optional set, exercise; x, y, z for acc=/gyr= files; "
+        "type, id (and upper=ID, lower=ID) for a long file. COLUMN is a header name or a position from 1. "
+        "Default: the columns 'spinemon export' writes",
+    )
+    parser.add_argument(
+        "--no-header",
+        action="store_true",
+        help="the file has no header row: columns go by position (found by itself when the first row is numbers)",
+    )
+    parser.add_argument(
+        "--encoding",
+        default=None,
+        help="the file's text encoding (default: UTF-8, UTF-16 with a BOM, else Windows-1252)",
+    )
+    parser.add_argument(
+        "--date",
+        default=None,
+        metavar="YYYY-MM-DD[THH:MM]",
+        help="the session's date (and time), for `history`; default: the date in the file's time column, else today",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=None, metavar="HZ", help="sample rate (required without a time column)"
+    )
+    parser.add_argument(
+        "--resample",
+        type=float,
+        default=None,
+        metavar="HZ",
+        help="resample onto an even grid at HZ (automatic when timestamps are irregular)",
+    )
+    parser.add_argument(
+        "--acc-unit", default="m/s2", help="accelerometer unit: g, m/s2 or counts (default m/s2)"
+    )
+    parser.add_argument(
+        "--acc-scale",
+        default=None,
+        metavar="N|auto",
+        help="with --acc-unit counts: counts per g, or auto (from the magnitude at rest)",
+    )
+    parser.add_argument(
+        "--gyr-unit", default="rad/s", help="gyroscope unit: dps, rad/s or counts (default rad/s)"
+    )
+    parser.add_argument(
+        "--gyr-scale",
+        default=None,
+        metavar="N|auto",
+        help="with --gyr-unit counts: counts per dps (131 for an MPU-6050 at 250 dps), or auto (from the accelerometer's tilt)",
+    )
+    parser.add_argument(
+        "--axes",
+        default=None,
+        help="source axes as board x,y,z, a signed permutation, e.g. x,-z,y or --axes=-x,-y,z (default x,y,z)",
+    )
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="keep only rows where COLUMN is VALUE (repeatable), e.g. one person of a combined file",
+    )
+    parser.add_argument(
+        "--exercise",
+        default="generic",
+        choices=sorted(PROFILES),
+        metavar="EXERCISE",
+        help="exercise assumed where the file has no labels (default generic)",
+    )
+    parser.add_argument(
+        "--limit",
+        action="append",
+        type=argtypes.limit_override,
+        default=[],
+        metavar="EXERCISE.LIMIT=VALUE",
+        help="a limit override stored with the recording, e.g. curl.extension_deg=-10 (repeatable)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=argtypes.count,
+        default=None,
+        metavar="N",
+        help="worker processes for several files (default: all cores)",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="recording to write (default: the file's name with .spinrec; must not exist); with several files, a folder",
+    )
 
 
 def _split_sources(items: Sequence[str]) -> tuple[list[Path], dict[str, str] | None]:
@@ -1645,7 +2020,9 @@ def _split_sources(items: Sequence[str]) -> tuple[list[Path], dict[str, str] | N
             plain.append(it)
     if named:
         if plain:
-            raise CsvUsageError("give either the named files of one recording (upper=F1 lower=F2, acc=F1 gyr=F2) or plain files, not both")
+            raise CsvUsageError(
+                "give either the named files of one recording (upper=F1 lower=F2, acc=F1 gyr=F2) or plain files, not both"
+            )
         if set(named) == {"upper"} or set(named) == {"lower"}:
             raise CsvUsageError("two IMUs in two files: give exactly upper=FILE1 lower=FILE2")
         if "upper" in named or "lower" in named:
@@ -1657,9 +2034,15 @@ def _split_sources(items: Sequence[str]) -> tuple[list[Path], dict[str, str] | N
     for it in plain:
         p = Path(it)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TABLE_SUFFIXES and not f.name.startswith("."))
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file() and f.suffix.lower() in TABLE_SUFFIXES and not f.name.startswith(".")
+            )
             if not found:
-                raise CsvImportError(f"{p} is a directory with no CSV files ({', '.join(TABLE_SUFFIXES)}); give CSV files or a folder of them")
+                raise CsvImportError(
+                    f"{p} is a directory with no CSV files ({', '.join(TABLE_SUFFIXES)}); give CSV files or a folder of them"
+                )
             files += found
         else:
             files.append(p)
@@ -1672,19 +2055,37 @@ def _options(args: argparse.Namespace) -> dict:
     overrides = merge_limit_overrides(args.limit)
     # a spinemon export (no --columns) keeps spinemon's guided calibration (neutral, then the
     # range-of-motion bends); another logger's session had no such sweep: neutral only, default range
-    settings = PipelineSettings(exercise=args.exercise, limit_overrides=overrides, calibration=CalibrationSettings(rom=args.columns is None))
+    settings = PipelineSettings(
+        exercise=args.exercise,
+        limit_overrides=overrides,
+        calibration=CalibrationSettings(rom=args.columns is None),
+    )
     if args.columns is not None:
         parse_columns(args.columns)  # a bad --columns is one usage error, not one per file
     if args.date:
         parse_date(args.date)
-    return dict(columns=args.columns, rate_hz=args.rate, acc_unit=args.acc_unit, acc_scale=args.acc_scale, gyr_unit=args.gyr_unit, gyr_scale=args.gyr_scale,
-                axes=args.axes, where=parse_where(args.where), resample_hz=args.resample, settings=settings, encoding=args.encoding,
-                no_header=args.no_header, date=args.date)
+    return dict(
+        columns=args.columns,
+        rate_hz=args.rate,
+        acc_unit=args.acc_unit,
+        acc_scale=args.acc_scale,
+        gyr_unit=args.gyr_unit,
+        gyr_scale=args.gyr_scale,
+        axes=args.axes,
+        where=parse_where(args.where),
+        resample_hz=args.resample,
+        settings=settings,
+        encoding=args.encoding,
+        no_header=args.no_header,
+        date=args.date,
+    )
 
 
 def _print_result(res: ImportResult) -> None:
-    print(f"wrote {res.path}: {res.samples} samples in {res.frames} frames at {res.rate_hz:g} Hz, "
-          f"ranges {res.acc_fs_g} g / {res.gyr_fs_dps} dps, {res.labels} set label(s)")
+    print(
+        f"wrote {res.path}: {res.samples} samples in {res.frames} frames at {res.rate_hz:g} Hz, "
+        f"ranges {res.acc_fs_g} g / {res.gyr_fs_dps} dps, {res.labels} set label(s)"
+    )
     for note in res.notes:
         print(f"  note: {note}")
 
@@ -1697,11 +2098,17 @@ def import_one_row(path: str, out: str, opts: dict) -> dict:
     except SpinemonError as e:
         row["error"] = str(e)
         return row
-    except Exception as e:  # noqa: BLE001 - one bad file costs its own row, never the batch
+    except Exception as e:
         row["error"] = f"{type(e).__name__}: {e}"
         return row
-    row.update(samples=res.samples, rows=res.rows, rate_hz=round(res.rate_hz, 3), notes=len(res.notes), error=None,
-               kept=f"{100.0 * res.samples / max(res.rows, 1):.1f}%")
+    row.update(
+        samples=res.samples,
+        rows=res.rows,
+        rate_hz=round(res.rate_hz, 3),
+        notes=len(res.notes),
+        error=None,
+        kept=f"{100.0 * res.samples / max(res.rows, 1):.1f}%",
+    )
     return row
 
 
@@ -1713,14 +2120,20 @@ def _import_many(files: list[Path], args: argparse.Namespace, opts: dict) -> int
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None:
         if out_dir.exists() and not out_dir.is_dir():
-            raise CsvUsageError(f"--out {out_dir}: several files give several recordings; --out must be a folder")
+            raise CsvUsageError(
+                f"--out {out_dir}: several files give several recordings; --out must be a folder"
+            )
         if out_dir.suffix == ".spinrec":
-            raise CsvUsageError(f"--out {out_dir}: several files give several recordings; --out must be a folder, not a .spinrec name")
+            raise CsvUsageError(
+                f"--out {out_dir}: several files give several recordings; --out must be a folder, not a .spinrec name"
+            )
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise CsvUsageError(f"--out {out_dir}: cannot create the folder ({e.strerror})") from None
-    outs = [(out_dir / f.with_suffix(".spinrec").name) if out_dir else f.with_suffix(".spinrec") for f in files]
+    outs = [
+        (out_dir / f.with_suffix(".spinrec").name) if out_dir else f.with_suffix(".spinrec") for f in files
+    ]
     if len(set(outs)) != len(outs):
         dup = next(o for o in outs if outs.count(o) > 1)
         raise CsvUsageError(f"two files would both be written to {dup}; import them in separate commands")
@@ -1732,8 +2145,13 @@ def _import_many(files: list[Path], args: argparse.Namespace, opts: dict) -> int
         if r.get("error"):
             print(f"{r['file']}: error: {r['error']}")
         else:
-            print(f"{r['file']} -> {r['recording']}: {r['samples']} samples of {r['rows']} rows ({r['kept']}) at {r['rate_hz']:g} Hz, {r['notes']} note(s)")
-    print(f"imported {len(ok)} of {len(rows)} files" + (f"; {len(rows) - len(ok)} failed (named above)" if len(ok) < len(rows) else ""))
+            print(
+                f"{r['file']} -> {r['recording']}: {r['samples']} samples of {r['rows']} rows ({r['kept']}) at {r['rate_hz']:g} Hz, {r['notes']} note(s)"
+            )
+    print(
+        f"imported {len(ok)} of {len(rows)} files"
+        + (f"; {len(rows) - len(ok)} failed (named above)" if len(ok) < len(rows) else "")
+    )
     return 0 if len(ok) == len(rows) else 1
 
 

@@ -27,61 +27,72 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from spinemon.core.detect import Limits
-from spinemon.errors import ConfigError, RecordingError
-from spinemon.core.pipeline import Pipeline, PipelineSettings
-from spinemon.io.atomic import atomic_write
-from spinemon.io.recording import Recording, load
-from spinemon.app.session import SessionResult, replay
-from spinemon.core.stream import FrameDecoder, SampleBlock
-
 # import lives in spinemon.app.csv_import; re-exported here for older callers
-from spinemon.app.csv_import import (  # noqa: F401
+from spinemon.app.csv_import import (
     AXES,
     SENSORS,
-    _sample_column,
     ColumnMapping,
     CsvImportError,
     ImportResult,
+    _sample_column,
     add_import_arguments,
     import_csv,
     import_main,
     parse_axes,
     parse_columns,
 )
+from spinemon.app.session import SessionResult, replay
+from spinemon.core.detect import Limits
+from spinemon.core.pipeline import Pipeline, PipelineSettings
+from spinemon.core.stream import FrameDecoder, SampleBlock
+from spinemon.errors import ConfigError, RecordingError
+from spinemon.io.atomic import atomic_write
+from spinemon.io.recording import Recording, load
 
 __all__ = [
+    "ColumnMapping",
     "CsvImportError",
+    "ImportResult",
     "SampleTrace",
     "SessionTrace",
-    "trace_recording",
-    "export_csv",
-    "export_parquet",
-    "samples_table",
-    "events_table",
-    "ColumnMapping",
-    "parse_columns",
-    "parse_axes",
-    "ImportResult",
-    "import_csv",
     "add_export_arguments",
-    "export_main",
     "add_import_arguments",
+    "events_table",
+    "export_csv",
+    "export_main",
+    "export_parquet",
+    "import_csv",
     "import_main",
+    "parse_axes",
+    "parse_columns",
+    "samples_table",
+    "trace_recording",
 ]
+
 
 def sample_columns(sensors: Sequence[str]) -> list[str]:
     """Header of the samples CSV for these sensors."""
     cols = ["t_s", "seq"]
     for s in sensors:
         cols += [_sample_column(s, a) for a in AXES]
-    cols += ["flexion_deg", "lateral_deg", "twist_deg", "set", "rep", "exercise", "labelled", "events", "alerts"]
+    cols += [
+        "flexion_deg",
+        "lateral_deg",
+        "twist_deg",
+        "set",
+        "rep",
+        "exercise",
+        "labelled",
+        "events",
+        "alerts",
+    ]
     return cols
 
 
@@ -186,7 +197,13 @@ def trace_recording(recording: Recording, settings: PipelineSettings | None = No
                 limit_changes.append((t0, pipeline.limits))
             if res.angles is not None and res.t is not None and len(res.t) == n:
                 a = res.angles
-                angles.append((np.asarray(a.flexion_deg, float), np.asarray(a.lateral_deg, float), np.asarray(a.twist_deg, float)))
+                angles.append(
+                    (
+                        np.asarray(a.flexion_deg, float),
+                        np.asarray(a.lateral_deg, float),
+                        np.asarray(a.twist_deg, float),
+                    )
+                )
             else:
                 nan = np.full(n, np.nan)
                 angles.append((nan, nan, nan))
@@ -359,7 +376,9 @@ def _check_parent(*paths: Path) -> None:
             raise ConfigError(f"directory {p.parent} does not exist; create it first")
 
 
-def export_csv(trace: SessionTrace, out: str | os.PathLike, events_out: str | os.PathLike | None = None) -> ExportResult:
+def export_csv(
+    trace: SessionTrace, out: str | os.PathLike, events_out: str | os.PathLike | None = None
+) -> ExportResult:
     """Write the samples CSV (one row per sample, :func:`sample_columns`) to
     ``out`` and the events CSV to ``events_out`` (default: ``<out>-events.csv``)."""
     out = Path(out)
@@ -378,9 +397,27 @@ def export_csv(trace: SessionTrace, out: str | os.PathLike, events_out: str | os
                 row = [f"{s.t[i]:.6f}", str(int(s.seq[i]))]
                 for sen in sensors:
                     a, g = s.acc[sen][i], s.gyr[sen][i]
-                    row += [f"{a[0]:.8g}", f"{a[1]:.8g}", f"{a[2]:.8g}", f"{g[0]:.8g}", f"{g[1]:.8g}", f"{g[2]:.8g}"]
-                row += [_fmt(s.flexion_deg[i], ".3f"), _fmt(s.lateral_deg[i], ".3f"), _fmt(s.twist_deg[i], ".3f")]
-                row += [ps.sets[i], ps.reps[i], ps.exercise[i], ps.labelled[i], ";".join(ps.active[i]), ";".join(ps.fired[i])]
+                    row += [
+                        f"{a[0]:.8g}",
+                        f"{a[1]:.8g}",
+                        f"{a[2]:.8g}",
+                        f"{g[0]:.8g}",
+                        f"{g[1]:.8g}",
+                        f"{g[2]:.8g}",
+                    ]
+                row += [
+                    _fmt(s.flexion_deg[i], ".3f"),
+                    _fmt(s.lateral_deg[i], ".3f"),
+                    _fmt(s.twist_deg[i], ".3f"),
+                ]
+                row += [
+                    ps.sets[i],
+                    ps.reps[i],
+                    ps.exercise[i],
+                    ps.labelled[i],
+                    ";".join(ps.active[i]),
+                    ";".join(ps.fired[i]),
+                ]
                 w.writerow(row)
     except OSError as e:
         raise ConfigError(f"cannot write {out}: {e.strerror}") from None
@@ -391,7 +428,9 @@ def export_csv(trace: SessionTrace, out: str | os.PathLike, events_out: str | os
 # ---------------------------------------------------------------------------
 # Parquet (the `parquet` extra: pyarrow)
 # ---------------------------------------------------------------------------
-PARQUET_HINT = "spinemon export --parquet needs pyarrow: pip install -e '.[parquet]' (in the spinemon checkout)"
+PARQUET_HINT = (
+    "spinemon export --parquet needs pyarrow: pip install -e '.[parquet]' (in the spinemon checkout)"
+)
 
 
 def _pyarrow():
@@ -405,8 +444,18 @@ def _pyarrow():
 
 
 #: typed columns of the events table (others that a summary may carry are written as strings)
-_EVENT_TYPES = {"kind": "string", "t_start": "float64", "t_end": "float64", "t_alert": "float64", "peak_deg": "float64",
-                "limit_deg": "float64", "set": "int64", "rep": "int64", "exercise": "string", "segment": "int64"}
+_EVENT_TYPES = {
+    "kind": "string",
+    "t_start": "float64",
+    "t_end": "float64",
+    "t_alert": "float64",
+    "peak_deg": "float64",
+    "limit_deg": "float64",
+    "set": "int64",
+    "rep": "int64",
+    "exercise": "string",
+    "segment": "int64",
+}
 
 
 def parquet_metadata(trace: SessionTrace, table: str) -> dict[bytes, bytes]:
@@ -507,7 +556,9 @@ def parquet_paths(recording: str | os.PathLike, dest: str | os.PathLike | None) 
     return out, out.with_name(out.stem + "-events.parquet")
 
 
-def export_parquet(trace: SessionTrace, out: str | os.PathLike, events_out: str | os.PathLike | None = None) -> ParquetResult:
+def export_parquet(
+    trace: SessionTrace, out: str | os.PathLike, events_out: str | os.PathLike | None = None
+) -> ParquetResult:
     """Write the samples (:func:`samples_table`) to ``out`` and the events
     (:func:`events_table`) to ``events_out`` (default ``<out>-events.parquet``),
     each with the recording's settings and source in its key-value metadata."""
@@ -519,7 +570,9 @@ def export_parquet(trace: SessionTrace, out: str | os.PathLike, events_out: str 
     events = events_table(trace)
     for table, path in ((samples, out), (events, events_out)):
         try:
-            atomic_write(path, lambda tmp, table=table: pq.write_table(table, tmp))  # never a half-written file under the final name
+            atomic_write(
+                path, lambda tmp, table=table: pq.write_table(table, tmp)
+            )  # never a half-written file under the final name
         except OSError as e:
             raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
     return ParquetResult(out, events_out, samples.num_rows, events.num_rows, samples.column_names)
@@ -531,12 +584,24 @@ def export_parquet(trace: SessionTrace, out: str | os.PathLike, events_out: str 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``spinemon export``."""
     parser.add_argument("file", help="a .spinrec recording")
-    parser.add_argument("--csv", nargs="?", const="", default=None, metavar="OUT",
-                        help="write the samples CSV to OUT (default: the recording's name with .csv) and the events to OUT-events.csv")
-    parser.add_argument("--parquet", nargs="?", const="", default=None, metavar="DIR_OR_FILE",
-                        help="write the samples as Parquet (typed columns, the recording's settings in the metadata) to FILE, or to "
-                             "DIR/<recording>.parquet, and the events beside it as <name>-events.parquet "
-                             "(default: next to the recording; needs pip install -e '.[parquet]')")
+    parser.add_argument(
+        "--csv",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="OUT",
+        help="write the samples CSV to OUT (default: the recording's name with .csv) and the events to OUT-events.csv",
+    )
+    parser.add_argument(
+        "--parquet",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR_OR_FILE",
+        help="write the samples as Parquet (typed columns, the recording's settings in the metadata) to FILE, or to "
+        "DIR/<recording>.parquet, and the events beside it as <name>-events.parquet "
+        "(default: next to the recording; needs pip install -e '.[parquet]')",
+    )
 
 
 def export_main(args: argparse.Namespace) -> int:
@@ -558,10 +623,14 @@ def export_main(args: argparse.Namespace) -> int:
     trace = trace_recording(load(src))
     if args.csv is not None:
         res = export_csv(trace, outs[0])
-        print(f"wrote {res.samples_csv}: {res.rows} samples, {len(res.columns)} columns ({trace.result.angle_label})")
+        print(
+            f"wrote {res.samples_csv}: {res.rows} samples, {len(res.columns)} columns ({trace.result.angle_label})"
+        )
         print(f"wrote {res.events_csv}: {res.events} events")
     if parquet is not None:
         pres = export_parquet(trace, *outs[-2:])
-        print(f"wrote {pres.samples}: {pres.rows} samples, {len(pres.columns)} columns ({trace.result.angle_label})")
+        print(
+            f"wrote {pres.samples}: {pres.rows} samples, {len(pres.columns)} columns ({trace.result.angle_label})"
+        )
         print(f"wrote {pres.events}: {pres.n_events} events")
     return 0

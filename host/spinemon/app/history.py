@@ -37,16 +37,35 @@ import os
 import statistics
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from spinemon.app import argtypes
 from spinemon.errors import ConfigError, SpinemonError
 
-__all__ = ["session_facts", "facts_from", "session_date", "build", "verdict", "table_rows", "format_text", "plot", "html_section", "load_journal", "recordings", "add_arguments", "main", "UsageProblem", "MISSING_MATPLOTLIB"]
+__all__ = [
+    "MISSING_MATPLOTLIB",
+    "UsageProblem",
+    "add_arguments",
+    "build",
+    "facts_from",
+    "format_text",
+    "html_section",
+    "load_journal",
+    "main",
+    "plot",
+    "recordings",
+    "session_date",
+    "session_facts",
+    "table_rows",
+    "verdict",
+]
 
-MISSING_MATPLOTLIB = "--png needs matplotlib, which is not installed; in the checkout: pip install -e '.[report]'"
+MISSING_MATPLOTLIB = (
+    "--png needs matplotlib, which is not installed; in the checkout: pip install -e '.[report]'"
+)
 #: a header start time before this (2000-01-01 UTC) is a host clock that was never set
 EARLIEST_REAL_TIME = 946684800.0
 FUTURE_TOLERANCE_S = 86400.0
@@ -62,7 +81,7 @@ class UsageProblem(ConfigError):
 # one recording (runs in a worker process)
 # ---------------------------------------------------------------------------
 def _utc(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(t, UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def session_date(rec, path: Path, now: float | None = None) -> tuple[str, str, str | None]:
@@ -86,9 +105,9 @@ def session_date(rec, path: Path, now: float | None = None) -> tuple[str, str, s
 def facts_from(rec, result, path: str | os.PathLike) -> dict:
     """What the history needs of one replayed recording (``result`` is the
     :class:`~spinemon.app.session.SessionResult` of replay or of a report's trace)."""
+    from spinemon.app.verdict import HINGES
     from spinemon.core.detect import DEFAULT_ROM, profile
     from spinemon.core.pipeline import PipelineSettings
-    from spinemon.app.verdict import HINGES
 
     p = Path(path)
     summ = result.summary
@@ -107,7 +126,19 @@ def facts_from(rec, result, path: str | os.PathLike) -> dict:
     per: dict[str, dict] = {}
 
     def slot(ex: str) -> dict:
-        return per.setdefault(ex, {"sets": 0, "reps": 0, "alerts": 0, "events": 0, "peaks": [], "creeps": [], "shares": [], "flexion_limit_deg": None})
+        return per.setdefault(
+            ex,
+            {
+                "sets": 0,
+                "reps": 0,
+                "alerts": 0,
+                "events": 0,
+                "peaks": [],
+                "creeps": [],
+                "shares": [],
+                "flexion_limit_deg": None,
+            },
+        )
 
     for s in summ.get("sets") or []:
         slot(ex_of(s))["sets"] += 1
@@ -158,8 +189,8 @@ def facts_from(rec, result, path: str | os.PathLike) -> dict:
 
 def session_facts(path: str) -> dict:
     """Load and replay one recording (the product's replay path) -> :func:`facts_from`, or a row with its error."""
-    from spinemon.io.recording import load
     from spinemon.app.session import replay
+    from spinemon.io.recording import load
 
     try:
         rec = load(path)
@@ -181,7 +212,7 @@ def _week_name(monday: date) -> str:
 
 
 def _parse_utc(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -199,7 +230,9 @@ def nice_exercise(ex: str) -> str:
 def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | None = None) -> dict:
     """Weekly rows per exercise from :func:`facts_from` dicts (readable ones),
     with the journal ``entries`` (:class:`spinemon.app.journal.Entry`) beside them."""
-    sessions = sorted((dict(f) for f in facts if not f.get("error")), key=lambda f: (f["time"], f["recording"]))
+    sessions = sorted(
+        (dict(f) for f in facts if not f.get("error")), key=lambda f: (f["time"], f["recording"])
+    )
     for f in sessions:
         f["monday"] = _monday(_parse_utc(f["time"]).date())
         f["week"] = _week_name(f["monday"])
@@ -216,20 +249,30 @@ def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | No
                 linked.setdefault(id(f), []).append(e)
 
     def link_dict(e, f: dict | None) -> dict:
-        return {"time": e.time.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "pain": e.pain, "phase": e.phase,
-                "recording": Path(e.session.path).name, "path": e.session.path, "in_history": f is not None,
-                **({"session_week": f["week"]} if f is not None else {})}
+        return {
+            "time": e.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "pain": e.pain,
+            "phase": e.phase,
+            "recording": Path(e.session.path).name,
+            "path": e.session.path,
+            "in_history": f is not None,
+            **({"session_week": f["week"]} if f is not None else {}),
+        }
 
     def journal_week(monday: date) -> dict:
         es = week_entries.get(monday, [])
-        return {"entries": len(es), "mean_pain": _r(_mean([e.pain for e in es])), "max_pain": max((e.pain for e in es), default=None)}
+        return {
+            "entries": len(es),
+            "mean_pain": _r(_mean([e.pain for e in es])),
+            "max_pain": max((e.pain for e in es), default=None),
+        }
 
     groups: dict[tuple[str, date], list[dict]] = {}
     for f in sessions:
         for ex in f["exercises"]:
             groups.setdefault((ex, f["monday"]), []).append(f)
     rows = []
-    for (ex, monday) in sorted(groups, key=lambda k: (k[0], k[1])):
+    for ex, monday in sorted(groups, key=lambda k: (k[0], k[1])):
         fs = groups[(ex, monday)]
         ds = [f["exercises"][ex] for f in fs]
         reps = sum(d["reps"] for d in ds)
@@ -240,39 +283,61 @@ def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | No
         limits = [d["flexion_limit_deg"] for d in ds if d.get("flexion_limit_deg") is not None]
         links = [link_dict(e, f) for f in fs for e in linked.get(id(f), [])]
         links.sort(key=lambda x: x["time"])
-        rows.append({
-            "exercise": ex,
-            "week": _week_name(monday),
-            "monday": monday.isoformat(),
-            "sessions": len(fs),
-            "sets": sum(d["sets"] for d in ds),
-            "reps": reps,
-            "alerts": alerts,
-            "events": sum(d["events"] for d in ds),
-            "alerts_per_100_reps": _r(100.0 * alerts / reps) if reps else None,
-            "peak_flexion_deg": _r(statistics.median(peaks)) if peaks else None,
-            "creep_deg": _r(_mean(creeps)),
-            "pelvis_share": _r(_mean(shares), 3),
-            "flexion_limit_deg": _r(statistics.median(limits)) if limits else None,
-            "one_sensor_sessions": sum(1 for f in fs if f["one_sensor"]),
-            "dated_by": {k: sum(1 for f in fs if f["date_from"] == k) for k in ("header", "mtime")},
-            "recordings": [Path(f["recording"]).name for f in fs],
-            "journal": {**journal_week(monday), "linked": links},
-        })
+        rows.append(
+            {
+                "exercise": ex,
+                "week": _week_name(monday),
+                "monday": monday.isoformat(),
+                "sessions": len(fs),
+                "sets": sum(d["sets"] for d in ds),
+                "reps": reps,
+                "alerts": alerts,
+                "events": sum(d["events"] for d in ds),
+                "alerts_per_100_reps": _r(100.0 * alerts / reps) if reps else None,
+                "peak_flexion_deg": _r(statistics.median(peaks)) if peaks else None,
+                "creep_deg": _r(_mean(creeps)),
+                "pelvis_share": _r(_mean(shares), 3),
+                "flexion_limit_deg": _r(statistics.median(limits)) if limits else None,
+                "one_sensor_sessions": sum(1 for f in fs if f["one_sensor"]),
+                "dated_by": {k: sum(1 for f in fs if f["date_from"] == k) for k in ("header", "mtime")},
+                "recordings": [Path(f["recording"]).name for f in fs],
+                "journal": {**journal_week(monday), "linked": links},
+            }
+        )
     mondays = sorted({f["monday"] for f in sessions} | set(week_entries))
     weeks = []
     for monday in mondays:
         es = week_entries.get(monday, [])
-        weeks.append({
-            "week": _week_name(monday),
-            "monday": monday.isoformat(),
-            "sessions": sum(1 for f in sessions if f["monday"] == monday),
-            "journal": {**journal_week(monday), "links": [link_dict(e, by_path.get(e.session.path) or by_start.get(e.session.start or "")) for e in es if e.session is not None]},
-        })
+        weeks.append(
+            {
+                "week": _week_name(monday),
+                "monday": monday.isoformat(),
+                "sessions": sum(1 for f in sessions if f["monday"] == monday),
+                "journal": {
+                    **journal_week(monday),
+                    "links": [
+                        link_dict(e, by_path.get(e.session.path) or by_start.get(e.session.start or ""))
+                        for e in es
+                        if e.session is not None
+                    ],
+                },
+            }
+        )
     doc = {
-        "sessions": [{"recording": f["recording"], "time": f["time"], "week": f["week"], "date_from": f["date_from"], "date_note": f["date_note"],
-                      "truncated": f["truncated"], "corrupt_records": f["corrupt_records"], "one_sensor": f["one_sensor"],
-                      "exercises": sorted(f["exercises"])} for f in sessions],
+        "sessions": [
+            {
+                "recording": f["recording"],
+                "time": f["time"],
+                "week": f["week"],
+                "date_from": f["date_from"],
+                "date_note": f["date_note"],
+                "truncated": f["truncated"],
+                "corrupt_records": f["corrupt_records"],
+                "one_sensor": f["one_sensor"],
+                "exercises": sorted(f["exercises"]),
+            }
+            for f in sessions
+        ],
         "rows": rows,
         "weeks": weeks,
         "unreadable": [{"recording": f["recording"], "error": f["error"]} for f in facts if f.get("error")],
@@ -314,11 +379,15 @@ def verdict(doc: dict) -> list[str]:
         with_reps = [r for r in rows if r["reps"]]
         if not with_reps:
             n = len(rows)
-            lines.append(f"{name}: no reps in {n} week{'s' if n != 1 else ''} ({sum(r['sessions'] for r in rows)} session{'s' if sum(r['sessions'] for r in rows) != 1 else ''}); {sum(r['alerts'] for r in rows)} alerts.")
+            lines.append(
+                f"{name}: no reps in {n} week{'s' if n != 1 else ''} ({sum(r['sessions'] for r in rows)} session{'s' if sum(r['sessions'] for r in rows) != 1 else ''}); {sum(r['alerts'] for r in rows)} alerts."
+            )
             continue
         a, b = with_reps[0], with_reps[-1]
         if a is b:
-            parts = [f"one week so far ({a['week']}): {a['alerts_per_100_reps']:.0f} alerts per 100 reps ({a['alerts']} in {a['reps']} reps)"]
+            parts = [
+                f"one week so far ({a['week']}): {a['alerts_per_100_reps']:.0f} alerts per 100 reps ({a['alerts']} in {a['reps']} reps)"
+            ]
             if a["peak_flexion_deg"] is not None:
                 parts.append(f"peak flexion at the bottom {a['peak_flexion_deg']:.0f} deg")
             lines.append(f"{name}: " + "; ".join(parts) + ".")
@@ -328,7 +397,9 @@ def verdict(doc: dict) -> list[str]:
         over = f" over {span} weeks" + (f" ({trained} with reps)" if trained != span else "")
         parts = [_trend("alerts per 100 reps", a["alerts_per_100_reps"], b["alerts_per_100_reps"]) + over]
         if a["peak_flexion_deg"] is not None and b["peak_flexion_deg"] is not None:
-            parts.append(f"peak flexion at the bottom {a['peak_flexion_deg']:.0f} -> {b['peak_flexion_deg']:.0f} deg")
+            parts.append(
+                f"peak flexion at the bottom {a['peak_flexion_deg']:.0f} -> {b['peak_flexion_deg']:.0f} deg"
+            )
         if a["creep_deg"] is not None and b["creep_deg"] is not None:
             parts.append(f"creep over a set {a['creep_deg']:+.0f} -> {b['creep_deg']:+.0f} deg")
         if a["pelvis_share"] is not None and b["pelvis_share"] is not None:
@@ -337,11 +408,15 @@ def verdict(doc: dict) -> list[str]:
     pain_weeks = [w for w in doc["weeks"] if w["journal"]["entries"]]
     if len(pain_weeks) >= 2:
         a, b = pain_weeks[0], pain_weeks[-1]
-        lines.append(f"pain journal: mean pain {a['journal']['mean_pain']:.1f} in {a['week']} -> {b['journal']['mean_pain']:.1f} in {b['week']} "
-                     f"(an association, not proof of cause).")
+        lines.append(
+            f"pain journal: mean pain {a['journal']['mean_pain']:.1f} in {a['week']} -> {b['journal']['mean_pain']:.1f} in {b['week']} "
+            f"(an association, not proof of cause)."
+        )
     elif len(pain_weeks) == 1:
         w = pain_weeks[0]
-        lines.append(f"pain journal: {w['journal']['entries']} entr{'ies' if w['journal']['entries'] != 1 else 'y'} in {w['week']}, mean pain {w['journal']['mean_pain']:.1f}.")
+        lines.append(
+            f"pain journal: {w['journal']['entries']} entr{'ies' if w['journal']['entries'] != 1 else 'y'} in {w['week']}, mean pain {w['journal']['mean_pain']:.1f}."
+        )
     return lines
 
 
@@ -383,11 +458,29 @@ def table_rows(doc: dict) -> list[dict]:
     out = []
     for r in doc["rows"]:
         j = r["journal"]
-        out.append({**r, "exercise": nice_exercise(r["exercise"]), "pain_entries": j["entries"], "pain_mean": j["mean_pain"], "pain_max": j["max_pain"], "linked": len(j["linked"])})
+        out.append(
+            {
+                **r,
+                "exercise": nice_exercise(r["exercise"]),
+                "pain_entries": j["entries"],
+                "pain_mean": j["mean_pain"],
+                "pain_max": j["max_pain"],
+                "linked": len(j["linked"]),
+            }
+        )
     for w in doc["weeks"]:
         if not w["sessions"]:
             j = w["journal"]
-            out.append({"exercise": "(no session)", "week": w["week"], "monday": w["monday"], "pain_entries": j["entries"], "pain_mean": j["mean_pain"], "pain_max": j["max_pain"]})
+            out.append(
+                {
+                    "exercise": "(no session)",
+                    "week": w["week"],
+                    "monday": w["monday"],
+                    "pain_entries": j["entries"],
+                    "pain_mean": j["mean_pain"],
+                    "pain_max": j["max_pain"],
+                }
+            )
     return out
 
 
@@ -397,7 +490,9 @@ def format_text(doc: dict) -> str:
     cells = [[_cell(k, r.get(k)) for k, _ in TEXT_COLUMNS] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(heads)]
     left = {0, 1, 2}
-    fmt = lambda vals: "  ".join(v.ljust(w) if i in left else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths))).rstrip()
+    fmt = lambda vals: "  ".join(
+        v.ljust(w) if i in left else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths))
+    ).rstrip()
     lines = [fmt(heads)] + [fmt(c) for c in cells]
     lines.append("")
     lines += doc["verdict"]
@@ -405,10 +500,14 @@ def format_text(doc: dict) -> str:
     dated = [f"{d['header']} from the recording header's start time"]
     if d["mtime"]:
         names = [Path(s["recording"]).name for s in doc["sessions"] if s["date_from"] == "mtime"]
-        dated.append(f"{d['mtime']} from the file's modification time ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}: no real start time in the header)")
+        dated.append(
+            f"{d['mtime']} from the file's modification time ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}: no real start time in the header)"
+        )
     lines.append("dates: " + "; ".join(dated) + "; weeks are ISO weeks (UTC).")
-    lines.append("peak flexion: median of each rep's peak at the bottom; creep: mean rise from a set's first rep to its last; "
-                 "hips' share: of the trunk's lean, hinge and squat reps; angles need two sensors.")
+    lines.append(
+        "peak flexion: median of each rep's peak at the bottom; creep: mean rise from a set's first rep to its last; "
+        "hips' share: of the trunk's lean, hinge and squat reps; angles need two sensors."
+    )
     return "\n".join(lines)
 
 
@@ -438,7 +537,9 @@ def plot(doc: dict, path: str | os.PathLike, plt=None) -> Path:
     step = max(1, math.ceil(span / 12))  # at most about 12 week labels
     fig, axes = plt.subplots(n, 1, figsize=(8, 3.0 * n + 0.4), squeeze=False)
     for ax, (ex, rows) in zip(axes[:, 0], by_ex.items() or [("(no sessions)", [])]):
-        x = [(date.fromisoformat(r["monday"]) - first).days // 7 for r in rows]  # weeks without a session stay gaps
+        x = [
+            (date.fromisoformat(r["monday"]) - first).days // 7 for r in rows
+        ]  # weeks without a session stay gaps
         ax2 = ax.twinx()
         ax.set_zorder(ax2.get_zorder() + 1)
         ax.patch.set_visible(False)
@@ -448,12 +549,26 @@ def plot(doc: dict, path: str | os.PathLike, plt=None) -> Path:
         ax2.set_ylim(0, max([10.0] + per100) * 1.15)
         peaks = [r["peak_flexion_deg"] for r in rows]
         if any(p is not None for p in peaks):
-            ax.plot(x, [math.nan if p is None else p for p in peaks], "o-", color="black", label="peak flexion at the bottom (median)")
+            ax.plot(
+                x,
+                [math.nan if p is None else p for p in peaks],
+                "o-",
+                color="black",
+                label="peak flexion at the bottom (median)",
+            )
         limits = [r["flexion_limit_deg"] for r in rows]
         labelled = False
         for i, v in zip(x, limits):  # the limit of each week, as a short line across its slot
             if v is not None:
-                ax.hlines(v, i - 0.45, i + 0.45, colors="#d62728", linestyles="--", lw=1.5, label=None if labelled else "flexion limit")
+                ax.hlines(
+                    v,
+                    i - 0.45,
+                    i + 0.45,
+                    colors="#d62728",
+                    linestyles="--",
+                    lw=1.5,
+                    label=None if labelled else "flexion limit",
+                )
                 labelled = True
         top = max([10.0] + [v for v in peaks + limits if v is not None])
         ax.set_ylim(min([0.0] + [v for v in peaks if v is not None]) - 2.0, top * 1.25)
@@ -469,7 +584,16 @@ def plot(doc: dict, path: str | os.PathLike, plt=None) -> Path:
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
         if h1 or h2:
-            ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, frameon=False, borderaxespad=0.2)
+            ax.legend(
+                h1 + h2,
+                l1 + l2,
+                fontsize=7,
+                loc="lower left",
+                bbox_to_anchor=(0.0, 1.0),
+                ncol=3,
+                frameon=False,
+                borderaxespad=0.2,
+            )
     fig.suptitle("Progress over weeks", fontsize=11)
     fig.tight_layout()
     try:
@@ -490,15 +614,25 @@ def html_section(doc: dict, png: Path | None = None) -> str:
     p.append('<ul class="verdict">' + "".join(f"<li>{html.escape(v)}</li>" for v in doc["verdict"]) + "</ul>")
     if png is not None and png.exists():
         data = base64.b64encode(png.read_bytes()).decode("ascii")
-        p.append(f'<img alt="peak flexion and alerts per 100 reps per week" src="data:image/png;base64,{data}">')
-    p.append('<div class="scroll"><table><tr>' + "".join(f"<th>{html.escape(h)}</th>" for _, h in HTML_COLUMNS) + "</tr>")
+        p.append(
+            f'<img alt="peak flexion and alerts per 100 reps per week" src="data:image/png;base64,{data}">'
+        )
+    p.append(
+        '<div class="scroll"><table><tr>'
+        + "".join(f"<th>{html.escape(h)}</th>" for _, h in HTML_COLUMNS)
+        + "</tr>"
+    )
     for r in table_rows(doc):
-        p.append("<tr>" + "".join(f"<td>{html.escape(_cell(k, r.get(k)))}</td>" for k, _ in HTML_COLUMNS) + "</tr>")
+        p.append(
+            "<tr>" + "".join(f"<td>{html.escape(_cell(k, r.get(k)))}</td>" for k, _ in HTML_COLUMNS) + "</tr>"
+        )
     p.append("</table></div>")
     d = doc["dates"]
-    p.append(f"<p>Dates: {d['header']} from the recording header's start time, {d['mtime']} from the file's modification time; "
-             "weeks are ISO weeks (UTC). Peak flexion: median of each rep's peak at the bottom; creep: mean rise from a set's first rep "
-             "to its last; hips' share: of the trunk's lean in hinge and squat reps. Angles need two sensors.</p>")
+    p.append(
+        f"<p>Dates: {d['header']} from the recording header's start time, {d['mtime']} from the file's modification time; "
+        "weeks are ISO weeks (UTC). Peak flexion: median of each rep's peak at the bottom; creep: mean rise from a set's first rep "
+        "to its last; hips' share: of the trunk's lean in hinge and squat reps. Angles need two sensors.</p>"
+    )
     p.append("</section>")
     return "\n".join(p)
 
@@ -514,13 +648,24 @@ def load_journal(path: str | None, notes: list[str]) -> tuple[list, dict]:
 
     j = Journal(path)
     rep = j.load()
-    info = {"path": str(j.path), "exists": rep.exists, "entries": len(rep.entries), "skipped_lines": rep.skipped_lines}
+    info = {
+        "path": str(j.path),
+        "exists": rep.exists,
+        "entries": len(rep.entries),
+        "skipped_lines": rep.skipped_lines,
+    }
     if not rep.exists:
         if path is not None:
-            raise UsageProblem(f"--journal {path} does not exist; give your journal file (written by 'spinemon journal add') or leave --journal out")
-        notes.append(f"no pain journal at {j.path}: the pain columns stay empty (log pain with 'spinemon journal add --pain N --session FILE')")
+            raise UsageProblem(
+                f"--journal {path} does not exist; give your journal file (written by 'spinemon journal add') or leave --journal out"
+            )
+        notes.append(
+            f"no pain journal at {j.path}: the pain columns stay empty (log pain with 'spinemon journal add --pain N --session FILE')"
+        )
     elif rep.skipped_lines and not rep.entries and not (rep.torn_last_line and len(rep.skipped_lines) == 1):
-        raise JournalError(f"{j.path} has no readable journal entries ({len(rep.skipped_lines)} unreadable line(s)); check that --journal points at a spinemon journal (.jsonl)")
+        raise JournalError(
+            f"{j.path} has no readable journal entries ({len(rep.skipped_lines)} unreadable line(s)); check that --journal points at a spinemon journal (.jsonl)"
+        )
     elif rep.skipped_lines:
         notes.append(f"skipped {len(rep.skipped_lines)} unreadable line(s) in {j.path}")
     return rep.entries, info
@@ -530,11 +675,26 @@ def load_journal(path: str | None, notes: list[str]) -> tuple[list, dict]:
 # the command
 # ---------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", nargs="*", metavar="DIR", help="folders of .spinrec recordings (searched recursively) or recordings (default: the current folder)")
+    parser.add_argument(
+        "path",
+        nargs="*",
+        metavar="DIR",
+        help="folders of .spinrec recordings (searched recursively) or recordings (default: the current folder)",
+    )
     parser.add_argument("--json", action="store_true", help="print the same data as JSON")
-    parser.add_argument("--png", metavar="FILE", help="write a chart: per exercise, peak flexion per week against the limit, alerts per 100 reps as bars (needs the 'report' extra)")
-    parser.add_argument("--journal", metavar="PATH", help="pain journal (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)")
-    parser.add_argument("--jobs", type=argtypes.count, default=None, metavar="N", help="worker processes (default: all cores)")
+    parser.add_argument(
+        "--png",
+        metavar="FILE",
+        help="write a chart: per exercise, peak flexion per week against the limit, alerts per 100 reps as bars (needs the 'report' extra)",
+    )
+    parser.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="pain journal (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)",
+    )
+    parser.add_argument(
+        "--jobs", type=argtypes.count, default=None, metavar="N", help="worker processes (default: all cores)"
+    )
 
 
 def recordings(items: Sequence[str]) -> list[Path]:
@@ -547,7 +707,9 @@ def recordings(items: Sequence[str]) -> list[Path]:
         if not p.exists():
             raise UsageProblem(f"{it} does not exist; give the folder that holds your recordings (.spinrec)")
         if p.is_dir() and not any(p.iterdir()):
-            raise ConfigError(f"{p} is empty: no recordings to show; record sessions with 'spinemon live --out FILE.spinrec' or give the folder that holds them")
+            raise ConfigError(
+                f"{p} is empty: no recordings to show; record sessions with 'spinemon live --out FILE.spinrec' or give the folder that holds them"
+            )
     return season.expand(items)
 
 
@@ -560,26 +722,39 @@ def main(args: argparse.Namespace) -> int:
         if png.is_dir():
             raise UsageProblem(f"--png {png} is a folder; give a file name, e.g. {png / 'history.png'}")
         if not png.parent.exists():
-            raise UsageProblem(f"--png {png}: the folder {png.parent} does not exist; create it or choose another --png")
+            raise UsageProblem(
+                f"--png {png}: the folder {png.parent} does not exist; create it or choose another --png"
+            )
         if _pyplot() is None:
             raise ConfigError(MISSING_MATPLOTLIB)
     notes: list[str] = []
     entries, info = load_journal(args.journal, notes)
     paths = recordings(args.path)
-    facts = season.run_many(session_facts, paths, jobs=args.jobs, progress=sys.stderr if sys.stderr.isatty() or len(paths) > 1 else None)
+    facts = season.run_many(
+        session_facts,
+        paths,
+        jobs=args.jobs,
+        progress=sys.stderr if sys.stderr.isatty() or len(paths) > 1 else None,
+    )
     bad = [f for f in facts if f.get("error")]
     if len(bad) == len(facts):
-        raise ConfigError(f"none of the {len(facts)} recording(s) could be read (first: {bad[0]['error']}); give a folder of recordings written by spinemon")
+        raise ConfigError(
+            f"none of the {len(facts)} recording(s) could be read (first: {bad[0]['error']}); give a folder of recordings written by spinemon"
+        )
     doc = build(facts, entries, info)
     for f in bad:
         notes.append(f"skipped {Path(f['recording']).name}: {f['error']}")
     for s in doc["sessions"]:
         if s["truncated"]:
-            notes.append(f"{Path(s['recording']).name} was cut off mid-record: counted up to its last complete record")
+            notes.append(
+                f"{Path(s['recording']).name} was cut off mid-record: counted up to its last complete record"
+            )
         if s["corrupt_records"]:
             notes.append(f"{Path(s['recording']).name}: {s['corrupt_records']} damaged record(s) skipped")
     if bad:
-        notes.append(f"{len(bad)} of {len(facts)} recording(s) could not be read and are left out (listed above); the history shows the rest")
+        notes.append(
+            f"{len(bad)} of {len(facts)} recording(s) could not be read and are left out (listed above); the history shows the rest"
+        )
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
     wrote = None

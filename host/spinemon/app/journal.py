@@ -35,37 +35,38 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Any, TextIO
 
 from spinemon.app import argtypes
 from spinemon.errors import ConfigError, RecordingError, SpinemonError
 
 __all__ = [
-    "JournalError",
+    "PHASES",
     "Entry",
-    "SessionLink",
     "Journal",
+    "JournalError",
     "LoadReport",
     "RedFlag",
-    "PHASES",
+    "SessionLink",
+    "add_arguments",
     "default_journal_path",
+    "format_summary",
+    "main",
     "parse_time",
+    "pattern_name",
+    "red_flag_message",
+    "red_flags",
+    "red_flags_in_text",
+    "session_link",
+    "summarize",
+    "trend_flag",
     "validate_pain",
     "validate_phase",
-    "session_link",
-    "red_flags_in_text",
     "worsening_trend",
-    "trend_flag",
-    "format_summary",
-    "red_flags",
-    "red_flag_message",
-    "pattern_name",
-    "summarize",
-    "add_arguments",
-    "main",
 ]
 
 JOURNAL_VERSION = 1
@@ -154,10 +155,12 @@ class SessionLink:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SessionLink":
+    def from_dict(cls, d: dict) -> SessionLink:
         if not isinstance(d, dict) or not isinstance(d.get("path"), str):
             raise ValueError("session link needs a path")
-        events = {str(k): {str(ex): int(n) for ex, n in per.items()} for k, per in (d.get("events") or {}).items()}
+        events = {
+            str(k): {str(ex): int(n) for ex, n in per.items()} for k, per in (d.get("events") or {}).items()
+        }
         reps = {str(ex): int(n) for ex, n in (d.get("reps") or {}).items()}
         return cls(
             path=d["path"],
@@ -182,13 +185,19 @@ class Entry:
     session: SessionLink | None = None
 
     def as_dict(self) -> dict:
-        d: dict[str, Any] = {"v": JOURNAL_VERSION, "time": format_time(self.time), "pain": self.pain, "phase": self.phase, "note": self.note}
+        d: dict[str, Any] = {
+            "v": JOURNAL_VERSION,
+            "time": format_time(self.time),
+            "pain": self.pain,
+            "phase": self.phase,
+            "note": self.note,
+        }
         if self.session is not None:
             d["session"] = self.session.as_dict()
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Entry":
+    def from_dict(cls, d: dict) -> Entry:
         """Validate one stored line (raises ValueError / SpinemonError on anything wrong)."""
         if not isinstance(d, dict):
             raise ValueError("not an object")
@@ -203,7 +212,7 @@ class Entry:
 
 
 def format_time(t: datetime) -> str:
-    return t.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str | datetime) -> datetime:
@@ -213,14 +222,18 @@ def parse_time(text: str | datetime) -> datetime:
         t = text
     else:
         if not isinstance(text, str) or not text.strip():
-            raise ConfigError(f"time {text!r} is not an ISO 8601 time, e.g. 2024-05-01T18:30 or 2024-05-01T18:30:00Z")
+            raise ConfigError(
+                f"time {text!r} is not an ISO 8601 time, e.g. 2024-05-01T18:30 or 2024-05-01T18:30:00Z"
+            )
         try:
             t = datetime.fromisoformat(text.strip())
         except ValueError:
-            raise ConfigError(f"time {text!r} is not an ISO 8601 time, e.g. 2024-05-01T18:30 or 2024-05-01T18:30:00Z") from None
+            raise ConfigError(
+                f"time {text!r} is not an ISO 8601 time, e.g. 2024-05-01T18:30 or 2024-05-01T18:30:00Z"
+            ) from None
     if t.tzinfo is None:
         t = t.astimezone()  # local time
-    return t.astimezone(timezone.utc)
+    return t.astimezone(UTC)
 
 
 def validate_pain(value: Any) -> int:
@@ -265,7 +278,7 @@ def session_link(path: str | os.PathLike) -> SessionLink:
     header_records = [r for r in rec.records if r.kind == KIND_META]
     if header_records:
         try:
-            start = format_time(datetime.fromtimestamp(header_records[0].t_host, timezone.utc))
+            start = format_time(datetime.fromtimestamp(header_records[0].t_host, UTC))
         except (OverflowError, OSError, ValueError):
             start = None
     summaries = rec.meta_of("summary")
@@ -375,7 +388,12 @@ class Journal:
                 continue
             try:
                 entries.append(Entry.from_dict(json.loads(raw.decode("utf-8"))))
-            except (ValueError, KeyError, TypeError, SpinemonError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            except (
+                ValueError,
+                KeyError,
+                TypeError,
+                SpinemonError,
+            ):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
                 skipped.append(i)
                 if i == len(lines) and not ends_clean:
                     torn = True
@@ -393,10 +411,17 @@ class Journal:
                 except OSError as e:
                     raise JournalError(f"cannot create {parent}: {e.strerror}") from None
             else:
-                raise JournalError(f"directory {parent} does not exist; create it first or choose another --journal")
+                raise JournalError(
+                    f"directory {parent} does not exist; create it first or choose another --journal"
+                )
         if self.path.is_dir():
             raise JournalError(f"journal {self.path} is a directory; give a file with --journal")
-        line = json.dumps(entry.as_dict(), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
+        line = (
+            json.dumps(entry.as_dict(), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
+                "utf-8"
+            )
+            + b"\n"
+        )
         try:
             with open(self.path, "a+b") as f:
                 f.seek(0, os.SEEK_END)
@@ -430,7 +455,7 @@ class Journal:
         phase = validate_phase(phase)
         if not isinstance(note, str):
             raise ConfigError("note must be text")
-        now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        now = (now or datetime.now(UTC)).astimezone(UTC)
         t = parse_time(at) if at is not None else now
         if t > now + FUTURE_TOLERANCE:
             raise ConfigError(f"time {format_time(t)} is in the future; log pain you have felt")
@@ -483,7 +508,8 @@ _SYMPTOM_PATTERNS: dict[str, list[str]] = {
     "bladder_bowel": [
         r"(?:loss|lost|losing|lose|no)\s+(?:of\s+)?(?:my\s+)?(?:bladder|bowel)s?(?:\s+(?:or|and|/)\s+(?:bladder|bowel)s?)?\s+control",
         r"(?:loss|lost|losing|lose)\s+(?:of\s+)?control\s+(?:of|over)\s+(?:my\s+)?(?:bladder|bowels?)",
-        r"(?:can'?t|cannot|could\s?n'?t|unable\s+to|trouble|difficulty|problems?|struggl\w*)\s+(?:to\s+|with\s+)?(?:control|controlling|hold|holding)\s+(?:in\s+)?(?:my\s+)?" + _BLADDER,
+        r"(?:can'?t|cannot|could\s?n'?t|unable\s+to|trouble|difficulty|problems?|struggl\w*)\s+(?:to\s+|with\s+)?(?:control|controlling|hold|holding)\s+(?:in\s+)?(?:my\s+)?"
+        + _BLADDER,
         r"(?:can'?t|cannot|could\s?n'?t|unable\s+to|trouble|difficulty|struggl\w*)\s+(?:to\s+)?(?:pee|peeing|urinate|urinating|wee|pass\s+urine|passing\s+urine|empty\s+my\s+bladder|start\s+peeing)\b",
         r"(?:bladder|bowel)s?\s+(?:control\s+)?(?:problems?|issues?|trouble|accidents?|leak\w*|incontinence|dysfunction)",
         r"incontinen(?:t|ce)",
@@ -493,8 +519,11 @@ _SYMPTOM_PATTERNS: dict[str, list[str]] = {
     ],
     "saddle_numbness": [
         r"saddle\s+(?:area\s+)?(?:numb\w*|an(?:a)?esthesia|tingl\w*)",
-        r"(?:numb\w*|tingl\w*|pins\s+and\s+needles|no\s+feeling|loss\s+of\s+feeling|lost\s+feeling)\s+(?:in\s+|around\s+|of\s+|on\s+)?" + _DET + _SADDLE,
-        _SADDLE + r"\s+(?:is\s+|are\s+|feels?\s+|felt\s+|feeling\s+|went\s+|goes\s+|going\s+|has\s+gone\s+)?(?:numb\w*|tingl\w*|dead)",
+        r"(?:numb\w*|tingl\w*|pins\s+and\s+needles|no\s+feeling|loss\s+of\s+feeling|lost\s+feeling)\s+(?:in\s+|around\s+|of\s+|on\s+)?"
+        + _DET
+        + _SADDLE,
+        _SADDLE
+        + r"\s+(?:is\s+|are\s+|feels?\s+|felt\s+|feeling\s+|went\s+|goes\s+|going\s+|has\s+gone\s+)?(?:numb\w*|tingl\w*|dead)",
         r"(?:can'?t|cannot|could\s?n'?t)\s+feel\s+(?:my\s+)?(?:groin|genitals|crotch|bum|bottom|anus|private\s+parts|when\s+i\s+(?:wipe|pee))",
     ],
     "numbness": [
@@ -507,16 +536,21 @@ _SYMPTOM_PATTERNS: dict[str, list[str]] = {
     "weakness": [
         r"weakness\b",
         r"weak\w*\s+(?:in\s+)?" + _DET + _LEG,
-        _LEG + r"\s+(?:(?:is|are|feels?|felt|feeling|went|go|goes|going|getting|gets|got|keeps?|kept|been|have|has|started|starting|to|so|very|really)\s+)*"
+        _LEG
+        + r"\s+(?:(?:is|are|feels?|felt|feeling|went|go|goes|going|getting|gets|got|keeps?|kept|been|have|has|started|starting|to|so|very|really)\s+)*"
         r"(?:weak\w*|giving\s+(?:way|out)|gave\s+(?:way|out)|buckl\w*|collaps\w*)",
         r"foot\s+drop|drop\s+foot|drag\w*\s+(?:my\s+)?(?:foot|leg)",
-        r"(?:can'?t|cannot|could\s?n'?t|unable\s+to|trouble|difficulty)\s+(?:to\s+)?(?:lift|raise|move|flex|point|stand\s+on|walk\s+on)\s+" + _DET + r"(?:foot|feet|toes?|heels?|legs?|ankles?)",
+        r"(?:can'?t|cannot|could\s?n'?t|unable\s+to|trouble|difficulty)\s+(?:to\s+)?(?:lift|raise|move|flex|point|stand\s+on|walk\s+on)\s+"
+        + _DET
+        + r"(?:foot|feet|toes?|heels?|legs?|ankles?)",
         r"trip\w*\s+over\s+(?:my\s+)?(?:own\s+)?(?:foot|feet|toes)",
     ],
     "radiating_pain": [
         r"(?:radiat\w*|spread\w*|shoot\w*|travel\w*|go|goes|going|went|gone|runs?|running|ran|moves?|moving|moved|extend\w*)\s+(?:all\s+the\s+way\s+)?"
         r"(?:down|into|to|through|along)(?:\s+(?:to|into))?\s+(?:the\s+back\s+of\s+)?" + _DET + _LEG,
-        r"(?:pain|ache|aching|burning|shooting|electric\w*(?:\s+shocks?)?|zing\w*|zaps?)(?:\s+(?!(?:no|not|never|without|nor)\b)\w+){0,3}?\s+(?:down|into)\s+(?:the\s+back\s+of\s+)?" + _DET + _LEG,
+        r"(?:pain|ache|aching|burning|shooting|electric\w*(?:\s+shocks?)?|zing\w*|zaps?)(?:\s+(?!(?:no|not|never|without|nor)\b)\w+){0,3}?\s+(?:down|into)\s+(?:the\s+back\s+of\s+)?"
+        + _DET
+        + _LEG,
         r"sciatic(?:a)?\b",
     ],
     "worsening": [
@@ -529,18 +563,97 @@ _SYMPTOM_PATTERNS: dict[str, list[str]] = {
     ],
 }
 _COMPILED = {cat: [re.compile(p, re.IGNORECASE) for p in pats] for cat, pats in _SYMPTOM_PATTERNS.items()}
-_NEGATION = re.compile(r"\b(?:no|not|never|without|none|nor|neither|denies|deny|denied|zero|free\s+of|absence\s+of)\b|n't\b", re.IGNORECASE)
-_BOUNDARY = re.compile(r"[.;:!?\n()]|\b(?:but|however|although|though|yet|except|apart\s+from|other\s+than|whereas|while)\b", re.IGNORECASE)
+_NEGATION = re.compile(
+    r"\b(?:no|not|never|without|none|nor|neither|denies|deny|denied|zero|free\s+of|absence\s+of)\b|n't\b",
+    re.IGNORECASE,
+)
+_BOUNDARY = re.compile(
+    r"[.;:!?\n()]|\b(?:but|however|although|though|yet|except|apart\s+from|other\s+than|whereas|while)\b",
+    re.IGNORECASE,
+)
 _FILLER = {
-    "any", "more", "longer", "real", "new", "further", "sign", "signs", "of", "feel", "feeling", "felt", "feelings", "have", "has",
-    "had", "got", "get", "getting", "experience", "experienced", "experiencing", "noticed", "notice", "notices", "i", "i've", "ive",
-    "my", "the", "a", "in", "at", "all", "symptoms", "symptom", "obvious", "significant", "is", "are", "was", "were", "there",
-    "there's", "been", "pain", "back", "ache", "aches", "lower", "low", "it", "it's", "does", "do", "did", "that", "this",
-    "sort", "kind", "bit", "whatsoever", "today", "anymore",
+    "any",
+    "more",
+    "longer",
+    "real",
+    "new",
+    "further",
+    "sign",
+    "signs",
+    "of",
+    "feel",
+    "feeling",
+    "felt",
+    "feelings",
+    "have",
+    "has",
+    "had",
+    "got",
+    "get",
+    "getting",
+    "experience",
+    "experienced",
+    "experiencing",
+    "noticed",
+    "notice",
+    "notices",
+    "i",
+    "i've",
+    "ive",
+    "my",
+    "the",
+    "a",
+    "in",
+    "at",
+    "all",
+    "symptoms",
+    "symptom",
+    "obvious",
+    "significant",
+    "is",
+    "are",
+    "was",
+    "were",
+    "there",
+    "there's",
+    "been",
+    "pain",
+    "back",
+    "ache",
+    "aches",
+    "lower",
+    "low",
+    "it",
+    "it's",
+    "does",
+    "do",
+    "did",
+    "that",
+    "this",
+    "sort",
+    "kind",
+    "bit",
+    "whatsoever",
+    "today",
+    "anymore",
 }
 _CONNECTORS = {"or", "and", "nor", "/", "&", "either"}
-_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "several": 3, "many": 3, "few": 3,
-            "a few": 3, "a couple of": 2, "couple of": 2}
+_NUMBERS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "several": 3,
+    "many": 3,
+    "few": 3,
+    "a few": 3,
+    "a couple of": 2,
+    "couple of": 2,
+}
 _UNIT_DAYS = {"day": 1, "days": 1, "week": 7, "weeks": 7, "wk": 7, "wks": 7, "month": 30, "months": 30}
 
 
@@ -639,7 +752,9 @@ def red_flags_in_text(text: str, time: datetime | None = None) -> list[RedFlag]:
                 continue
             if cat == "worsening":
                 ms = [m for hs, he, m in hits if s <= hs < e]
-                if not any((d >= WORSENING_MIN_DAYS) or (more and d >= 7) for d, more in map(_worsening_days, ms)):
+                if not any(
+                    (d >= WORSENING_MIN_DAYS) or (more and d >= 7) for d, more in map(_worsening_days, ms)
+                ):
                     continue
             if cat in URGENT_CATEGORIES:
                 urgent_spans.append((s, e))
@@ -689,7 +804,7 @@ def worsening_trend(entries: Sequence[Entry], *, min_days: float = WORSENING_MIN
         return None
     per_day: dict[date, list[int]] = {}
     for e in entries:
-        per_day.setdefault(e.time.astimezone(timezone.utc).date(), []).append(e.pain)
+        per_day.setdefault(e.time.astimezone(UTC).date(), []).append(e.pain)
     days = sorted(per_day)
     last = days[-1]
     for span in WORSENING_SPANS_DAYS:
@@ -718,7 +833,7 @@ def trend_flag(entries: Sequence[Entry]) -> RedFlag | None:
         False,
         f"pain rose from {trend.first_pain:.1f} to {trend.last_pain:.1f} over {trend.days:.0f} days "
         f"({trend.start.isoformat()} .. {trend.end.isoformat()}, {trend.points} days with entries)",
-        datetime.combine(trend.end, datetime.min.time(), timezone.utc),
+        datetime.combine(trend.end, datetime.min.time(), UTC),
     )
 
 
@@ -759,7 +874,7 @@ def red_flag_message(flags: Sequence[RedFlag]) -> str:
             continue
         seen.add(key)
         when = "" if f.time is None else f" ({format_time(f.time)[:10]})"
-        lines.append(f"!!  - {FLAG_DESCRIPTIONS[f.category]}: \"{f.evidence}\"{when}")
+        lines.append(f'!!  - {FLAG_DESCRIPTIONS[f.category]}: "{f.evidence}"{when}')
     lines += ["!! spinemon is a training aid, not a medical device.", bar]
     return "\n".join(lines)
 
@@ -834,7 +949,11 @@ def sessions_from(entries: Sequence[Entry]) -> list[SessionPain]:
     for sp in sessions:
         if sp.before:
             continue
-        cands = [(i, e) for i, e in unlinked_before if i not in used and sp.time - PAIR_BEFORE_WINDOW <= e.time <= sp.time]
+        cands = [
+            (i, e)
+            for i, e in unlinked_before
+            if i not in used and sp.time - PAIR_BEFORE_WINDOW <= e.time <= sp.time
+        ]
         if cands:
             i, e = max(cands, key=lambda ie: ie[1].time)
             used.add(i)
@@ -857,8 +976,12 @@ def _group(sessions: Sequence[SessionPain]) -> dict:
 
 def _compare(name: str, key: dict, with_: list[SessionPain], without: list[SessionPain]) -> dict:
     gw, go = _group(with_), _group(without)
-    enough = gw["with_pain_after"] >= MIN_SESSIONS_PER_GROUP and go["with_pain_after"] >= MIN_SESSIONS_PER_GROUP
-    enough_change = gw["with_change"] >= MIN_SESSIONS_PER_GROUP and go["with_change"] >= MIN_SESSIONS_PER_GROUP
+    enough = (
+        gw["with_pain_after"] >= MIN_SESSIONS_PER_GROUP and go["with_pain_after"] >= MIN_SESSIONS_PER_GROUP
+    )
+    enough_change = (
+        gw["with_change"] >= MIN_SESSIONS_PER_GROUP and go["with_change"] >= MIN_SESSIONS_PER_GROUP
+    )
     diff = gw["mean_pain_after"] - go["mean_pain_after"] if enough else None
     diff_change = gw["mean_change"] - go["mean_change"] if enough_change else None
     return {
@@ -880,7 +1003,7 @@ def summarize(entries: Sequence[Entry], *, weeks: int | None = None, now: dateti
     vs sessions that did not (mean pain after; mean change after - before
     where both were logged; counts), a difference only when each group has at
     least ``MIN_SESSIONS_PER_GROUP`` sessions; pain by ISO week; red flags."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     if weeks is not None and weeks <= 0:
         raise ConfigError(f"--weeks must be a positive whole number, got {weeks}")
     since = now - timedelta(weeks=weeks) if weeks is not None else None
@@ -889,16 +1012,28 @@ def summarize(entries: Sequence[Entry], *, weeks: int | None = None, now: dateti
     exercises = sorted({ex for s in sessions for ex in s.link.exercises})
     patterns = sorted({p for s in sessions for p in s.link.patterns}, key=lambda p: (p[1], p[0]))
     ex_rows = [
-        _compare(exercise_name(ex), {"exercise": ex}, [s for s in sessions if ex in s.link.exercises], [s for s in sessions if ex not in s.link.exercises])
+        _compare(
+            exercise_name(ex),
+            {"exercise": ex},
+            [s for s in sessions if ex in s.link.exercises],
+            [s for s in sessions if ex not in s.link.exercises],
+        )
         for ex in exercises
     ]
     pat_rows = []
     for kind, ex in patterns:
         with_ = [s for s in sessions if (kind, ex) in s.link.patterns]
-        row = _compare(pattern_name(kind, ex), {"kind": kind, "exercise": ex}, with_, [s for s in sessions if (kind, ex) not in s.link.patterns])
+        row = _compare(
+            pattern_name(kind, ex),
+            {"kind": kind, "exercise": ex},
+            with_,
+            [s for s in sessions if (kind, ex) not in s.link.patterns],
+        )
         row["events"] = sum(s.link.events.get(kind, {}).get(ex, 0) for s in with_)
         pat_rows.append(row)
-    pat_rows.sort(key=lambda r: (r["difference_pain_after"] is None, -(r["difference_pain_after"] or 0.0), r["name"]))
+    pat_rows.sort(
+        key=lambda r: (r["difference_pain_after"] is None, -(r["difference_pain_after"] or 0.0), r["name"])
+    )
     weeks_rows = []
     by_week: dict[date, list[Entry]] = {}
     for e in window:
@@ -916,12 +1051,18 @@ def summarize(entries: Sequence[Entry], *, weeks: int | None = None, now: dateti
                 "max_pain": max(e.pain for e in es),
                 "mean_before": _round(_mean(e.pain for e in es if e.phase == "before")),
                 "mean_after": _round(_mean(e.pain for e in es if e.phase == "after")),
-                "sessions": sum(1 for s in sessions if s.time.date() - timedelta(days=s.time.weekday()) == monday),
+                "sessions": sum(
+                    1 for s in sessions if s.time.date() - timedelta(days=s.time.weekday()) == monday
+                ),
             }
         )
     flags = red_flags(window)
     return {
-        "window": {"weeks": weeks, "since": None if since is None else format_time(since), "until": format_time(now)},
+        "window": {
+            "weeks": weeks,
+            "since": None if since is None else format_time(since),
+            "until": format_time(now),
+        },
         "entries": len(window),
         "sessions": len(sessions),
         "sessions_with_pain_after": sum(1 for s in sessions if s.pain_after is not None),
@@ -954,13 +1095,19 @@ def _comparison_lines(row: dict, label: str) -> list[str]:
             f"{_fmt(o['mean_change'], True)} without (n={o['with_change']})"
         )
     if not row["enough_data"]:
-        lines.append(f"    too little data to compare (need at least {MIN_SESSIONS_PER_GROUP} sessions with pain logged after, in each group)")
+        lines.append(
+            f"    too little data to compare (need at least {MIN_SESSIONS_PER_GROUP} sessions with pain logged after, in each group)"
+        )
     else:
         d = row["difference_pain_after"]
         if d >= 1.0:
-            lines.append(f"    -> came before higher pain: {d:+.1f} points after sessions with {label} (an association, not proof of cause)")
+            lines.append(
+                f"    -> came before higher pain: {d:+.1f} points after sessions with {label} (an association, not proof of cause)"
+            )
         elif d <= -1.0:
-            lines.append(f"    -> came before lower pain: {d:+.1f} points (an association, not proof of cause)")
+            lines.append(
+                f"    -> came before lower pain: {d:+.1f} points (an association, not proof of cause)"
+            )
         else:
             lines.append(f"    -> no clear difference ({d:+.1f} points)")
     return lines
@@ -973,22 +1120,37 @@ def format_summary(s: dict) -> str:
         f"Pain journal summary, {win}: {s['entries']} entries, {s['sessions']} linked sessions "
         f"({s['sessions_with_pain_after']} with pain logged after, {s['sessions_with_change']} with before and after)."
     ]
-    msg = red_flag_message([RedFlag(f["category"], f["urgent"], f["evidence"], parse_time(f["time"]) if f["time"] else None) for f in s["red_flags"]])
+    msg = red_flag_message(
+        [
+            RedFlag(f["category"], f["urgent"], f["evidence"], parse_time(f["time"]) if f["time"] else None)
+            for f in s["red_flags"]
+        ]
+    )
     if msg:
         out += ["", msg]
     if s["sessions"] == 0:
-        out += ["", "No sessions linked yet: add pain after a session with 'spinemon journal add --pain N --session FILE'."]
+        out += [
+            "",
+            "No sessions linked yet: add pain after a session with 'spinemon journal add --pain N --session FILE'.",
+        ]
     else:
         out += ["", "Exercises (pain after sessions that included it vs sessions that did not):"]
         for row in s["exercises"]:
             out += _comparison_lines(row, "it")
-        out += ["", "Flagged patterns (pain after sessions where spinemon flagged it vs sessions where it did not):"]
+        out += [
+            "",
+            "Flagged patterns (pain after sessions where spinemon flagged it vs sessions where it did not):",
+        ]
         if not s["patterns"]:
             out.append("  none: no linked session had a flagged event")
         for row in s["patterns"]:
             out += _comparison_lines(row, "it")
     if s["weeks"]:
-        out += ["", "By week:", f"  {'week':<9} {'entries':>7} {'mean':>5} {'max':>4} {'before':>6} {'after':>6} {'sessions':>8}"]
+        out += [
+            "",
+            "By week:",
+            f"  {'week':<9} {'entries':>7} {'mean':>5} {'max':>4} {'before':>6} {'after':>6} {'sessions':>8}",
+        ]
         for w in s["weeks"]:
             out.append(
                 f"  {w['week']:<9} {w['entries']:>7} {_fmt(w['mean_pain']):>5} {w['max_pain']:>4} "
@@ -1013,22 +1175,55 @@ def _weeks(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``spinemon journal add|list|summary`` for an argparse (sub)parser."""
-    sub = parser.add_subparsers(dest="journal_command", metavar="ACTION", parser_class=type(parser), required=True)
+    sub = parser.add_subparsers(
+        dest="journal_command", metavar="ACTION", parser_class=type(parser), required=True
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--journal", metavar="PATH", help="journal file (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)")
+    common.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="journal file (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)",
+    )
 
-    a = sub.add_parser("add", parents=[common], help="log back pain 0-10", description="Log back pain (0 none .. 10 worst imaginable) with an optional note and session recording.")
-    a.add_argument("--pain", required=True, type=argtypes.pain, metavar="N", help="pain 0 (none) .. 10 (worst imaginable)")
-    a.add_argument("--phase", metavar="|".join(PHASES), help="when: before, during or after a session, or other (default: after with --session, else other)")
+    a = sub.add_parser(
+        "add",
+        parents=[common],
+        help="log back pain 0-10",
+        description="Log back pain (0 none .. 10 worst imaginable) with an optional note and session recording.",
+    )
+    a.add_argument(
+        "--pain",
+        required=True,
+        type=argtypes.pain,
+        metavar="N",
+        help="pain 0 (none) .. 10 (worst imaginable)",
+    )
+    a.add_argument(
+        "--phase",
+        metavar="|".join(PHASES),
+        help="when: before, during or after a session, or other (default: after with --session, else other)",
+    )
     a.add_argument("--note", default="", help="a note (symptoms, what you did)")
     a.add_argument("--session", metavar="FILE", help="link a session recording (.spinrec)")
-    a.add_argument("--at", metavar="ISO", help="when the pain was felt, ISO 8601 (default now; no offset = local time)")
+    a.add_argument(
+        "--at", metavar="ISO", help="when the pain was felt, ISO 8601 (default now; no offset = local time)"
+    )
 
-    ls = sub.add_parser("list", parents=[common], help="list journal entries", description="List journal entries, oldest first.")
+    ls = sub.add_parser(
+        "list",
+        parents=[common],
+        help="list journal entries",
+        description="List journal entries, oldest first.",
+    )
     ls.add_argument("--weeks", type=_weeks, help="only the last N weeks")
     ls.add_argument("--json", action="store_true", help="print JSON")
 
-    sm = sub.add_parser("summary", parents=[common], help="what came before higher pain", description="Which exercises and flagged patterns came before higher pain, and pain by week.")
+    sm = sub.add_parser(
+        "summary",
+        parents=[common],
+        help="what came before higher pain",
+        description="Which exercises and flagged patterns came before higher pain, and pain by week.",
+    )
     sm.add_argument("--weeks", type=_weeks, help="only the last N weeks")
     sm.add_argument("--json", action="store_true", help="print JSON")
 
@@ -1041,7 +1236,9 @@ def _load_notes(rep: LoadReport, journal: Journal) -> list[str]:
     notes = []
     if rep.skipped_lines:
         torn = " (the last line was cut off mid-write)" if rep.torn_last_line else ""
-        notes.append(f"note: skipped {len(rep.skipped_lines)} unreadable line(s) in {journal.path}{torn}: line(s) {', '.join(map(str, rep.skipped_lines[:10]))}")
+        notes.append(
+            f"note: skipped {len(rep.skipped_lines)} unreadable line(s) in {journal.path}{torn}: line(s) {', '.join(map(str, rep.skipped_lines[:10]))}"
+        )
     return notes
 
 
@@ -1050,7 +1247,11 @@ def main(args: argparse.Namespace, stream: TextIO | None = None, *, now: datetim
     out = stream or sys.stdout
     journal = _journal_of(args)
     existing = journal.load()
-    if existing.skipped_lines and not existing.entries and not (existing.torn_last_line and len(existing.skipped_lines) == 1):
+    if (
+        existing.skipped_lines
+        and not existing.entries
+        and not (existing.torn_last_line and len(existing.skipped_lines) == 1)
+    ):
         # a non-empty file with not one readable entry is not a journal: never append to it
         raise JournalError(
             f"{journal.path} has no readable journal entries ({len(existing.skipped_lines)} unreadable line(s)); "
@@ -1063,7 +1264,10 @@ def main(args: argparse.Namespace, stream: TextIO | None = None, *, now: datetim
         if entry.session is not None:
             s = entry.session
             where = f", session {Path(s.path).name} ({', '.join(s.exercises)}; {s.n_events} flagged event(s))"
-        print(f"logged pain {entry.pain}/10 {entry.phase} at {format_time(entry.time)}{where} -> {journal.path}", file=out)
+        print(
+            f"logged pain {entry.pain}/10 {entry.phase} at {format_time(entry.time)}{where} -> {journal.path}",
+            file=out,
+        )
         rep = journal.load()
         flags = red_flags_in_text(entry.note, entry.time)
         trend = trend_flag(rep.entries)
@@ -1075,24 +1279,37 @@ def main(args: argparse.Namespace, stream: TextIO | None = None, *, now: datetim
         return 0
     if cmd == "list":
         rep = journal.load()
-        now_ = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-        entries = [e for e in rep.entries if args.weeks is None or e.time >= now_ - timedelta(weeks=args.weeks)]
+        now_ = (now or datetime.now(UTC)).astimezone(UTC)
+        entries = [
+            e for e in rep.entries if args.weeks is None or e.time >= now_ - timedelta(weeks=args.weeks)
+        ]
         flags = red_flags(entries)
         if getattr(args, "json", False):
-            doc = {"journal": str(journal.path), "entries": [e.as_dict() for e in entries], "skipped_lines": rep.skipped_lines,
-                   "torn_last_line": rep.torn_last_line, "red_flags": [f.as_dict() for f in flags]}
+            doc = {
+                "journal": str(journal.path),
+                "entries": [e.as_dict() for e in entries],
+                "skipped_lines": rep.skipped_lines,
+                "torn_last_line": rep.torn_last_line,
+                "red_flags": [f.as_dict() for f in flags],
+            }
             print(json.dumps(doc, indent=2, ensure_ascii=False), file=out)
             return 0
         for n in _load_notes(rep, journal):
             print(n, file=out)
         if not entries:
-            print(f"no journal entries{'' if args.weeks is None else f' in the last {args.weeks} week(s)'} in {journal.path}", file=out)
+            print(
+                f"no journal entries{'' if args.weeks is None else f' in the last {args.weeks} week(s)'} in {journal.path}",
+                file=out,
+            )
         else:
             print(f"{'time (UTC)':<20} {'pain':>4}  {'phase':<6}  {'session':<24} note", file=out)
             for e in entries:
                 sess = "" if e.session is None else Path(e.session.path).name
                 flag = " [!]" if red_flags_in_text(e.note) else ""
-                print(f"{format_time(e.time):<20} {e.pain:>4}  {e.phase:<6}  {sess[:24]:<24} {e.note}{flag}", file=out)
+                print(
+                    f"{format_time(e.time):<20} {e.pain:>4}  {e.phase:<6}  {sess[:24]:<24} {e.note}{flag}",
+                    file=out,
+                )
         msg = red_flag_message(flags)
         if msg:
             print(msg, file=out)

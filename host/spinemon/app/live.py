@@ -32,26 +32,45 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 import spinemon_protocol as proto
 from spinemon.app import argtypes
-from spinemon.io import profile_store, sim
+from spinemon.app.session import SessionResult, header_for, run_live
+from spinemon.app.view import ViewUsageError
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration, CalibrationSettings
 from spinemon.core.detect import PROFILES, Limits
+from spinemon.core.pipeline import (
+    PHASE_MONITOR,
+    PHASE_NEUTRAL,
+    PHASE_ROM,
+    FrameResult,
+    Pipeline,
+    PipelineSettings,
+)
+from spinemon.core.unilateral import parse_exercise
 from spinemon.errors import CommandError, ConfigError, SpinemonError
-from spinemon.core.pipeline import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, FrameResult, Pipeline, PipelineSettings
+from spinemon.io import profile_store, sim
 from spinemon.io.commands import CommandQueue
 from spinemon.io.recording import RecordingWriter
-from spinemon.app.session import SessionResult, header_for, run_live
 from spinemon.io.transport import Label, SimTransport, Transport, in_setup
-from spinemon.core.unilateral import parse_exercise
-from spinemon.app.view import ViewUsageError
 
-__all__ = ["LiveOptions", "LiveUI", "LinkSetup", "run", "make_transport", "guard_args", "add_arguments", "main", "scan_main", "sim_sets_for"]
+__all__ = [
+    "LinkSetup",
+    "LiveOptions",
+    "LiveUI",
+    "add_arguments",
+    "guard_args",
+    "main",
+    "make_transport",
+    "run",
+    "scan_main",
+    "sim_sets_for",
+]
 
 PROMPT_NEUTRAL = "Stand tall and still."
 PROMPT_ROM = "Now bend slowly forward as far as comfortable, then backward, then stand still."
@@ -99,7 +118,9 @@ class LiveOptions:
         if len(sources) != 1:
             raise ConfigError("choose exactly one of --address, --name, --port or --sim")
         PipelineSettings(exercise=self.exercise)  # ConfigError for an unknown exercise
-        if not (isinstance(self.speed, (int, float)) and 0.0 < self.speed <= 10000.0 and math.isfinite(self.speed)):
+        if not (
+            isinstance(self.speed, (int, float)) and 0.0 < self.speed <= 10000.0 and math.isfinite(self.speed)
+        ):
             raise ConfigError(f"speed must be in (0, 10000], not {self.speed!r}")
         if self.guard_mode not in (proto.GUARD_OFF, proto.GUARD_WHEN_LINK_DOWN, proto.GUARD_ALWAYS):
             raise ConfigError(f"guard mode must be 0, 1 or 2, not {self.guard_mode!r}")
@@ -238,7 +259,9 @@ class LinkSetup:
         restarted = self.boot_count is not None and status.boot_count != self.boot_count
         if restarted:
             self.device_restarts += 1
-            self.log.append((time.time(), f"device restarted (boot {self.boot_count} -> {status.boot_count})"))
+            self.log.append(
+                (time.time(), f"device restarted (boot {self.boot_count} -> {status.boot_count})")
+            )
         self.boot_count = status.boot_count
         return restarted
 
@@ -282,7 +305,10 @@ class LinkSetup:
 
     def needs_update(self) -> bool:
         """The device's neutral, limits or guard mode differ from the pipeline's now (after calibration, a new exercise, a set starting or ending)."""
-        return neutral_args(self.pipeline.calibration) not in (None, self.neutral_sent) or self._guard_args() != self.guard_sent
+        return (
+            neutral_args(self.pipeline.calibration) not in (None, self.neutral_sent)
+            or self._guard_args() != self.guard_sent
+        )
 
     async def _push_neutral(self, transport: Transport) -> bool:
         args = neutral_args(self.pipeline.calibration)
@@ -293,7 +319,9 @@ class LinkSetup:
         return True
 
     async def _apply(self, transport: Transport, status: proto.Status | None) -> None:
-        self.neutral_sent = None  # after every (re)connect: the device may have rebooted or been recalibrated by its button
+        self.neutral_sent = (
+            None  # after every (re)connect: the device may have rebooted or been recalibrated by its button
+        )
         await self._push_neutral(transport)
         args = self._guard_args()
         await self._command(transport, proto.OP_SET_GUARD, args)
@@ -332,13 +360,20 @@ class LinkSetup:
             if getattr(transport, "_pending", None):
                 continue  # a command is in flight: it is the heartbeat
             try:
-                if self.status_every_s and time.monotonic() - last_poll >= self.status_every_s and hasattr(transport, "request_status"):
+                if (
+                    self.status_every_s
+                    and time.monotonic() - last_poll >= self.status_every_s
+                    and hasattr(transport, "request_status")
+                ):
                     last_poll = time.monotonic()
                     await self.poll_status(transport)
                 elif self._queued(transport) is not None:
                     await self.queue.send(proto.OP_TIME_SYNC)
                 else:
-                    await transport.send(proto.encode_command(self.counter.next(), proto.OP_TIME_SYNC), timeout=self.command_timeout_s)
+                    await transport.send(
+                        proto.encode_command(self.counter.next(), proto.OP_TIME_SYNC),
+                        timeout=self.command_timeout_s,
+                    )
                 self.heartbeats += 1
             except SpinemonError as e:
                 self.log.append((time.time(), f"heartbeat failed: {e}"))
@@ -396,7 +431,14 @@ class LiveUI:
     and link state changes always get their own line. ``lines`` keeps every
     line written (without the in-place refreshes), for tests."""
 
-    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None, refresh_s: float = 0.1, plain_every_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        tty: bool | None = None,
+        refresh_s: float = 0.1,
+        plain_every_s: float = 5.0,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         if tty is None:
             isatty = getattr(self.stream, "isatty", None)
@@ -467,18 +509,28 @@ class LiveUI:
         self.alerts += 1
         ev = alert.event
         where = "".join(
-            [f" set {ev.set + self.set_offset}" if ev.set is not None else "", f" rep {ev.rep}" if ev.rep is not None else "", f" ({ev.exercise})" if ev.exercise else ""]
+            [
+                f" set {ev.set + self.set_offset}" if ev.set is not None else "",
+                f" rep {ev.rep}" if ev.rep is not None else "",
+                f" ({ev.exercise})" if ev.exercise else "",
+            ]
         )
         if alert.buzzed_by == "device":
             sent = "the wearable's guard buzzed"
         else:
-            sent = "buzz sent" if alert.t_sent_host is not None else "NOT delivered (link down: the wearable's guard covers)"
+            sent = (
+                "buzz sent"
+                if alert.t_sent_host is not None
+                else "NOT delivered (link down: the wearable's guard covers)"
+            )
         from spinemon.app.verdict import event_words
 
         past = abs(ev.peak_deg - ev.limit_deg)
         unit = "deg/s" if ev.kind == "swing" else "deg"
-        self.line(f"!! ALERT {ev.kind.replace('_', '-')} ({event_words(ev.kind, ev.exercise)}): peak {ev.peak_deg:+.1f} {unit}, limit {ev.limit_deg:+.1f}, "
-                  f"{past:.1f} past, at t={alert.t_trigger_device:.2f} s{where}: {sent}")
+        self.line(
+            f"!! ALERT {ev.kind.replace('_', '-')} ({event_words(ev.kind, ev.exercise)}): peak {ev.peak_deg:+.1f} {unit}, limit {ev.limit_deg:+.1f}, "
+            f"{past:.1f} past, at t={alert.t_trigger_device:.2f} s{where}: {sent}"
+        )
 
     def on_calibrated(self, cal: Calibration, pipeline: Pipeline) -> None:
         pass  # the phase changes drive the prompts (see on_frame)
@@ -490,8 +542,10 @@ class LiveUI:
             self.line(f"!! NOTE {text}")
         for ev in res.held_back:  # a fault past a limit that did not buzz: say why, now
             unit = "deg/s" if ev.kind == "swing" else "deg"
-            self.line(f"!! NO BUZZ {ev.kind.replace('_', '-')}: peak {ev.peak_deg:+.1f} {unit} past the limit {ev.limit_deg:+.1f} at t={ev.t_alert:.2f} s, "
-                      f"held back: {ev.held_back}")
+            self.line(
+                f"!! NO BUZZ {ev.kind.replace('_', '-')}: peak {ev.peak_deg:+.1f} {unit} past the limit {ev.limit_deg:+.1f} at t={ev.t_alert:.2f} s, "
+                f"held back: {ev.held_back}"
+            )
         if res.t is None or not len(res.t):
             return
         t_dev = float(res.t[-1])
@@ -501,7 +555,9 @@ class LiveUI:
             if now - self._last_refresh >= self.refresh_s:
                 self._last_refresh = now
                 self._status(text)
-        elif pipeline.phase == PHASE_MONITOR and (self._last_plain_t is None or t_dev - self._last_plain_t >= self.plain_every_s):
+        elif pipeline.phase == PHASE_MONITOR and (
+            self._last_plain_t is None or t_dev - self._last_plain_t >= self.plain_every_s
+        ):
             self._last_plain_t = t_dev
             self._status(text)
 
@@ -515,7 +571,11 @@ class LiveUI:
         elif pipeline.phase == PHASE_MONITOR:
             cal = pipeline.calibration
             rom = cal.range_of_motion if cal is not None else None
-            rom_text = f"range of motion {rom.flexion_deg:+.1f} / {rom.extension_deg:+.1f} deg; " if rom is not None and old == PHASE_ROM else ""
+            rom_text = (
+                f"range of motion {rom.flexion_deg:+.1f} / {rom.extension_deg:+.1f} deg; "
+                if rom is not None and old == PHASE_ROM
+                else ""
+            )
             lim = pipeline.limits
             self.prompt(
                 f"Calibration done: {rom_text}limits flexion {_fmt_limit(lim.flexion_deg)}, extension {_fmt_limit(lim.extension_deg)} deg "
@@ -551,9 +611,17 @@ class LiveUI:
         expected = stats.samples + stats.lost_samples
         lost_pct = 100.0 * stats.lost_samples / expected if expected else 0.0
         ctx = pipeline.detector.context
-        parts = [f"{pipeline.angle_label} {angle:+6.1f} deg" if math.isfinite(angle) else f"{pipeline.angle_label}    --- deg"]
+        parts = [
+            f"{pipeline.angle_label} {angle:+6.1f} deg"
+            if math.isfinite(angle)
+            else f"{pipeline.angle_label}    --- deg"
+        ]
         held = pipeline.held_reason
-        parts.append(self.zone(angle, pipeline.limits) if pipeline.phase == PHASE_MONITOR and held is None else f"not watched: {held}")
+        parts.append(
+            self.zone(angle, pipeline.limits)
+            if pipeline.phase == PHASE_MONITOR and held is None
+            else f"not watched: {held}"
+        )
         room = self.room(angle, pipeline.limits) if pipeline.phase == PHASE_MONITOR else None
         if room is not None:
             limit, left, bar = room
@@ -582,8 +650,10 @@ class LiveUI:
             st = result.stats
             summ = result.summary or {}
             n_sets, n_reps = len(summ.get("sets") or []), len(summ.get("reps") or [])
-            head += (f" {n_sets} set{'s' if n_sets != 1 else ''}, {n_reps} rep{'s' if n_reps != 1 else ''}, {len(result.alerts)} alert{'s' if len(result.alerts) != 1 else ''}"
-                     f" ({result.frames} frames, lost samples {st.get('lost_samples', 0)}, bad frames {st.get('bad_frames', 0)}).")
+            head += (
+                f" {n_sets} set{'s' if n_sets != 1 else ''}, {n_reps} rep{'s' if n_reps != 1 else ''}, {len(result.alerts)} alert{'s' if len(result.alerts) != 1 else ''}"
+                f" ({result.frames} frames, lost samples {st.get('lost_samples', 0)}, bad frames {st.get('bad_frames', 0)})."
+            )
         if out:
             head += f" Recording: {out}"
         self.line(head)
@@ -603,11 +673,15 @@ def sim_sets_for(exercise: str, side: str | None = None) -> list[sim.SetSpec]:
     if exercise == "generic":
         return sim.demo_workout()
     if exercise not in sim.EXERCISES:
-        raise ConfigError(f"the simulated wearer cannot do {exercise!r}; choose one of {', '.join(sim.EXERCISES)}")
+        raise ConfigError(
+            f"the simulated wearer cannot do {exercise!r}; choose one of {', '.join(sim.EXERCISES)}"
+        )
     fault = {3: sim.FAULTS_BY_EXERCISE[exercise][0]}
     if exercise in sim.UNILATERAL_EXERCISES:
         sides = [side] if side is not None else ["left", "right"]
-        return [sim.SetSpec(exercise, 5, fault if i == 0 else {}, rest_s=3.0, side=s) for i, s in enumerate(sides)]
+        return [
+            sim.SetSpec(exercise, 5, fault if i == 0 else {}, rest_s=3.0, side=s) for i, s in enumerate(sides)
+        ]
     return [sim.SetSpec(exercise, 5, fault, rest_s=3.0)]
 
 
@@ -616,22 +690,37 @@ def make_transport(options: LiveOptions, *, calibrated: bool = False) -> Transpo
     session starts from a stored calibration, so the simulated wearer does not
     go through the calibration bends (a calibrated lifter just lifts)."""
     if options.sim:
-        session = sim.simulate(sim_sets_for(options.exercise, options.side), seed=options.seed, rom=options.calibrate_rom and not calibrated)
+        session = sim.simulate(
+            sim_sets_for(options.exercise, options.side),
+            seed=options.seed,
+            rom=options.calibrate_rom and not calibrated,
+        )
         frames = list(zip(session.frames, session.frame_times.tolist()))
         labels = []
         if options.exercise == "generic":  # several exercises: the lifter says which set starts
             t0 = float(session.frame_times[0])
-            labels = [(max(t0, s.t_start - 0.5), Label(s.set, s.exercise, s.named_side)) for s in session.sets]
+            labels = [
+                (max(t0, s.t_start - 0.5), Label(s.set, s.exercise, s.named_side)) for s in session.sets
+            ]
         return SimTransport(frames, labels, speed=options.speed)
     if options.port:
         from spinemon.io.serial_link import SerialTransport
         from spinemon.io.transport import LinkOptions
 
-        return SerialTransport(options.port, options=LinkOptions(connect_timeout_s=options.connect_timeout_s, command_timeout_s=options.command_timeout_s))
+        return SerialTransport(
+            options.port,
+            options=LinkOptions(
+                connect_timeout_s=options.connect_timeout_s, command_timeout_s=options.command_timeout_s
+            ),
+        )
     from spinemon.io.ble import BleOptions, BleTransport
 
-    opts = BleOptions(connect_timeout_s=options.connect_timeout_s, command_timeout_s=options.command_timeout_s)
-    return BleTransport(options.address, name=options.name, options=opts, backend=options.ble_backend, **options.ble_kwargs)
+    opts = BleOptions(
+        connect_timeout_s=options.connect_timeout_s, command_timeout_s=options.command_timeout_s
+    )
+    return BleTransport(
+        options.address, name=options.name, options=opts, backend=options.ble_backend, **options.ble_kwargs
+    )
 
 
 class SetMarker:
@@ -644,7 +733,7 @@ class SetMarker:
     (Limits are watched inside sets; without marks, a set is recognised
     from its second rep on.)"""
 
-    def __init__(self, transport: Transport, ui: "LiveUI", exercise: str, side: str | None = None) -> None:
+    def __init__(self, transport: Transport, ui: LiveUI, exercise: str, side: str | None = None) -> None:
         self.transport = transport
         self.ui = ui
         self.exercise = exercise
@@ -663,14 +752,19 @@ class SetMarker:
                 if not str(e).startswith("unknown exercise"):
                     self.ui.line(f"-- {e}")
                     return None
-                self.ui.line(f"-- unknown exercise {text.strip()!r}; type one of {', '.join(PROFILES)} (or just Enter for the next set)")
+                self.ui.line(
+                    f"-- unknown exercise {text.strip()!r}; type one of {', '.join(PROFILES)} (or just Enter for the next set)"
+                )
                 return None
             self.exercise, self.side = name, side
         label = Label(self.next_set, self.exercise, self.side)
         self.next_set += 1
         self.transport.announce(label)
         self.labels.append(label)
-        self.ui.line(f"-- set {label.set + self.ui.set_offset}: {label.exercise}" + (f" ({label.side})" if label.side else ""))
+        self.ui.line(
+            f"-- set {label.set + self.ui.set_offset}: {label.exercise}"
+            + (f" ({label.side})" if label.side else "")
+        )
         return label
 
     def _mark(self, text: str) -> None:
@@ -729,13 +823,24 @@ class SetMarker:
         return detach
 
 
-async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Transport | None = None, pipeline: Pipeline | None = None, keys: TextIO | None = None) -> SessionResult:
+async def run(
+    options: LiveOptions,
+    ui: LiveUI | None = None,
+    *,
+    transport: Transport | None = None,
+    pipeline: Pipeline | None = None,
+    keys: TextIO | None = None,
+) -> SessionResult:
     """One live session until the stream ends or the task is cancelled
     (Ctrl-C; the CancelledError propagates after the recording is closed)."""
     ui = ui or LiveUI()
     prof = None
     if pipeline is None:
-        settings = PipelineSettings(exercise=options.exercise, side=options.side, calibration=CalibrationSettings(rom=options.calibrate_rom))
+        settings = PipelineSettings(
+            exercise=options.exercise,
+            side=options.side,
+            calibration=CalibrationSettings(rom=options.calibrate_rom),
+        )
         overrides = profile_store.merge_limit_overrides(options.limits)
         if overrides:
             settings = replace(settings, limit_overrides=overrides)
@@ -743,7 +848,9 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
             prof = profile_store.load_profile(options.profile)
             settings = prof.pipeline_settings(settings, recalibrate=options.recalibrate)
             if settings.stored_calibration is not None:
-                ui.prompt(f"Using the calibration stored in {profile_store.profile_path(options.profile)} ({prof.calibrated_at}); run with --recalibrate after re-attaching the sensors.")
+                ui.prompt(
+                    f"Using the calibration stored in {profile_store.profile_path(options.profile)} ({prof.calibrated_at}); run with --recalibrate after re-attaching the sensors."
+                )
         pipeline = Pipeline(settings)
 
     def on_calibrated(cal: Calibration) -> None:
@@ -756,6 +863,7 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
             ui.line(f"-- calibration saved to {where}")
         except SpinemonError as e:
             ui.line(f"!! {e}")
+
     view = None  # the coach's page (spinemon.app.view): it observes the hooks below, nothing else
     feed = None
 
@@ -775,14 +883,22 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
     transport.on_state = on_state
     recorder = None
     if options.out and not options.resume and Path(options.out).exists():
-        raise ConfigError(f"{options.out} already exists; choose another --out, or pass --resume to continue it in a new segment")
+        raise ConfigError(
+            f"{options.out} already exists; choose another --out, or pass --resume to continue it in a new segment"
+        )
     if options.out:
         if Path(options.out).exists():
             ui.set_offset = sets_recorded(options.out)  # the screen numbers sets on, as replay will
         # an existing recording is resumed in a new segment (--resume), never overwritten
-        recorder = RecordingWriter(options.out, header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}), resume=True)
+        recorder = RecordingWriter(
+            options.out,
+            header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}),
+            resume=True,
+        )
         if recorder.segment > 1:
-            ui.line(f"-- {options.out} exists: this session continues it in segment {recorder.segment} ({recorder.path.name})")
+            ui.line(
+                f"-- {options.out} exists: this session continues it in segment {recorder.segment} ({recorder.path.name})"
+            )
     guard_task: asyncio.Task | None = None
     heartbeat_task: asyncio.Task | None = None
     commands: CommandQueue | None = None
@@ -816,12 +932,16 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
             recorder.meta({"type": "device_status", **setup.status.as_dict()})
         commands = setup.queue = CommandQueue(transport, pipeline.alert_policy.counter)
         heartbeat_task = asyncio.get_running_loop().create_task(setup.heartbeat(transport))
-        if keys is None and sys.stdin is not None and sys.stdin.isatty():  # --sim too: Enter and exercise names work as on hardware
+        if (
+            keys is None and sys.stdin is not None and sys.stdin.isatty()
+        ):  # --sim too: Enter and exercise names work as on hardware
             keys = sys.stdin
         if keys is not None:
             marker = SetMarker(transport, ui, pipeline.exercise, pipeline.settings.side)
             detach_keys = marker.attach(keys)
-            ui.prompt("Press Enter at the start of each set (type an exercise name first to switch, e.g. squat).")
+            ui.prompt(
+                "Press Enter at the start of each set (type an exercise name first to switch, e.g. squat)."
+            )
         result = await run_live(
             transport,
             pipeline,
@@ -830,7 +950,9 @@ async def run(options: LiveOptions, ui: LiveUI | None = None, *, transport: Tran
             on_frame=on_frame,
             on_calibrated=on_calibrated,
             on_recording_error=lambda msg: ui.line("!! " + msg + "; monitoring goes on"),
-            on_device_restart=lambda boot: ui.line(f"-- the wearable restarted (boot {boot}); settings sent again, the session continues"),
+            on_device_restart=lambda boot: ui.line(
+                f"-- the wearable restarted (boot {boot}); settings sent again, the session continues"
+            ),
             commands=commands,
         )
     except asyncio.CancelledError:
@@ -878,18 +1000,56 @@ def add_source_arguments(parser: Any) -> None:
 def add_arguments(parser: Any) -> None:
     """The ``spinemon live`` options, for an argparse (sub)parser."""
     add_source_arguments(parser)
-    parser.add_argument("--exercise", default="generic", type=argtypes.exercise_side, metavar="EXERCISE",
-                        help=f"exercise profile: {', '.join(PROFILES)} (default generic); a unilateral one may name the working side, e.g. 'lunge left' or split_squat:right")
+    parser.add_argument(
+        "--exercise",
+        default="generic",
+        type=argtypes.exercise_side,
+        metavar="EXERCISE",
+        help=f"exercise profile: {', '.join(PROFILES)} (default generic); a unilateral one may name the working side, e.g. 'lunge left' or split_squat:right",
+    )
     parser.add_argument("--out", help="write the session recording here (must not exist, unless --resume)")
-    parser.add_argument("--resume", action="store_true", help="continue an existing --out recording in a new segment (a new session, numbered on)")
-    parser.add_argument("--speed", type=argtypes.live_speed, default=1.0, help="--sim only: play the simulated wearer this many times faster than real time (above 0)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an existing --out recording in a new segment (a new session, numbered on)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=argtypes.live_speed,
+        default=1.0,
+        help="--sim only: play the simulated wearer this many times faster than real time (above 0)",
+    )
     parser.add_argument("--seed", type=argtypes.seed, default=1, help="--sim only: simulated wearer seed")
     parser.add_argument("--no-rom", action="store_true", help="skip the range-of-motion part of calibration")
-    parser.add_argument("--profile", help="your profile file (stored calibration and limits; default $SPINEMON_PROFILE or ~/.spinemon/profile.json; --sim uses none unless given)")
-    parser.add_argument("--recalibrate", action="store_true", help="calibrate again (after re-attaching the sensors) instead of using the stored calibration")
-    parser.add_argument("--limit", action="append", type=argtypes.limit_override, default=[], metavar="EXERCISE.LIMIT=VALUE", help="override a limit for this session, e.g. deadlift.flexion_share=0.55 (repeatable)")
-    parser.add_argument("--view", action="store_true", help="serve a live page for a coach (angle trace against the limits, set/rep, alerts) on 127.0.0.1; its address, with a random token, is printed first (needs the 'view' extra: pip install -e '.[view]')")
-    parser.add_argument("--view-port", type=argtypes.port, default=0, metavar="PORT", help="--view only: the page's port on 127.0.0.1 (default: a free one the OS chooses)")
+    parser.add_argument(
+        "--profile",
+        help="your profile file (stored calibration and limits; default $SPINEMON_PROFILE or ~/.spinemon/profile.json; --sim uses none unless given)",
+    )
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="calibrate again (after re-attaching the sensors) instead of using the stored calibration",
+    )
+    parser.add_argument(
+        "--limit",
+        action="append",
+        type=argtypes.limit_override,
+        default=[],
+        metavar="EXERCISE.LIMIT=VALUE",
+        help="override a limit for this session, e.g. deadlift.flexion_share=0.55 (repeatable)",
+    )
+    parser.add_argument(
+        "--view",
+        action="store_true",
+        help="serve a live page for a coach (angle trace against the limits, set/rep, alerts) on 127.0.0.1; its address, with a random token, is printed first (needs the 'view' extra: pip install -e '.[view]')",
+    )
+    parser.add_argument(
+        "--view-port",
+        type=argtypes.port,
+        default=0,
+        metavar="PORT",
+        help="--view only: the page's port on 127.0.0.1 (default: a free one the OS chooses)",
+    )
 
 
 def options_from(ns: Any) -> LiveOptions:
@@ -935,7 +1095,9 @@ def scan_main(ns: Any, stream: TextIO | None = None) -> int:
     from spinemon.io.ble import scan
 
     out = stream if stream is not None else sys.stdout
-    found = asyncio.run(scan(float(getattr(ns, "timeout", None) or 5.0), read_battery=bool(getattr(ns, "battery", False))))
+    found = asyncio.run(
+        scan(float(getattr(ns, "timeout", None) or 5.0), read_battery=bool(getattr(ns, "battery", False)))
+    )
     if not found:
         out.write("no spinemon wearable found\n")
         return 0

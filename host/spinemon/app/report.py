@@ -25,32 +25,88 @@ import base64
 import html
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from spinemon.app import argtypes
-from spinemon.errors import ConfigError, SpinemonError
 from spinemon.app.export import SessionTrace, trace_recording, write_table_csv
+from spinemon.errors import ConfigError, SpinemonError
 from spinemon.io.recording import load
 
-__all__ = ["ReportTables", "ReportResult", "build_tables", "format_tables", "write_report", "add_arguments", "main"]
+__all__ = [
+    "ReportResult",
+    "ReportTables",
+    "add_arguments",
+    "build_tables",
+    "format_tables",
+    "main",
+    "write_report",
+]
 
 MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (in the checkout: pip install -e '.[report]'); wrote the tables only"
 
 # summary keys the report shows in their own sections; any other key is shown generically
-_KNOWN_SUMMARY_KEYS = {"type", "events", "reps", "sets", "stats", "angle", "calibrated", "limits", "phase", "frames", "send_failures", "monitoring", "limits_off",
-                       "segments", "segment_details", "side_comparisons"}
+_KNOWN_SUMMARY_KEYS = {
+    "type",
+    "events",
+    "reps",
+    "sets",
+    "stats",
+    "angle",
+    "calibrated",
+    "limits",
+    "phase",
+    "frames",
+    "send_failures",
+    "monitoring",
+    "limits_off",
+    "segments",
+    "segment_details",
+    "side_comparisons",
+}
 #: rep and set fields of unilateral work, left out of the rows of a session that has none
 _SIDE_KEYS = ("side", "side_from", "side_comparison")
 # "segment": a resumed recording (live --resume) says which session each set and event belongs to
 SET_COLUMNS = ["set", "segment", "exercise", "reps", "t_start", "t_end", "labelled"]
-REP_COLUMNS = ["set", "rep", "exercise", "t_start", "t_end", "time_under_tension_s", "peak_flexion_deg", "peak_extension_deg", "range_deg"]
-EVENT_COLUMNS = ["kind", "t_start", "t_end", "t_alert", "peak_deg", "limit_deg", "set", "rep", "exercise", "segment"]
+REP_COLUMNS = [
+    "set",
+    "rep",
+    "exercise",
+    "t_start",
+    "t_end",
+    "time_under_tension_s",
+    "peak_flexion_deg",
+    "peak_extension_deg",
+    "range_deg",
+]
+EVENT_COLUMNS = [
+    "kind",
+    "t_start",
+    "t_end",
+    "t_alert",
+    "peak_deg",
+    "limit_deg",
+    "set",
+    "rep",
+    "exercise",
+    "segment",
+]
 # terminal: a compact subset of rep metrics (the CSV and HTML have them all)
-_TERMINAL_REP_COLUMNS = ["set", "rep", "exercise", "time_under_tension_s", "peak_flexion_deg", "peak_extension_deg", "range_deg", "peak_sagittal_velocity_deg_s", "events"]
+_TERMINAL_REP_COLUMNS = [
+    "set",
+    "rep",
+    "exercise",
+    "time_under_tension_s",
+    "peak_flexion_deg",
+    "peak_extension_deg",
+    "range_deg",
+    "peak_sagittal_velocity_deg_s",
+    "events",
+]
 _SHORT = {
     "time_under_tension_s": "tut_s",
     "peak_flexion_deg": "flex_deg",
@@ -58,7 +114,13 @@ _SHORT = {
     "peak_sagittal_velocity_deg_s": "vel_deg_s",
     "peak_excursion_deg": "excursion_deg",
 }
-KIND_COLOURS = {"over_flexion": "#d62728", "over_extension": "#1f77b4", "twist": "#9467bd", "lateral_bend": "#8c564b", "forward_lean": "#ff7f0e"}
+KIND_COLOURS = {
+    "over_flexion": "#d62728",
+    "over_extension": "#1f77b4",
+    "twist": "#9467bd",
+    "lateral_bend": "#8c564b",
+    "forward_lean": "#ff7f0e",
+}
 OTHER_COLOUR = "#ff7f0e"
 
 
@@ -81,7 +143,9 @@ class ReportTables:
         """One line per set a coach reads first (spinemon.app.verdict)."""
         from spinemon.app.verdict import session_verdict
 
-        return session_verdict(self.sets, self.reps, self.events, self.monitoring, self.one_sensor, self.sides)
+        return session_verdict(
+            self.sets, self.reps, self.events, self.monitoring, self.one_sensor, self.sides
+        )
 
 
 @dataclass
@@ -118,8 +182,12 @@ def build_tables(trace: SessionTrace) -> ReportTables:
         row = _without_empty_sides(_strip_type(s))
         in_set = [e for e in events if e.get("set") == s.get("set")]
         set_reps = [r for r in reps if r.get("set") == s.get("set")]
-        flex = [r["peak_flexion_deg"] for r in set_reps if isinstance(r.get("peak_flexion_deg"), (int, float))]
-        ext = [r["peak_extension_deg"] for r in set_reps if isinstance(r.get("peak_extension_deg"), (int, float))]
+        flex = [
+            r["peak_flexion_deg"] for r in set_reps if isinstance(r.get("peak_flexion_deg"), (int, float))
+        ]
+        ext = [
+            r["peak_extension_deg"] for r in set_reps if isinstance(r.get("peak_extension_deg"), (int, float))
+        ]
         row.setdefault("peak_flexion_deg", round(max(flex), 2) if flex else None)
         row.setdefault("peak_extension_deg", round(min(ext), 2) if ext else None)
         row.setdefault("events", len(in_set))
@@ -160,8 +228,16 @@ def build_tables(trace: SessionTrace) -> ReportTables:
     if len(summ.get("segment_details") or []) > 1:
         session["sessions"] = sessions_line(summ["segment_details"])
     other = {k: v for k, v in summ.items() if k not in _KNOWN_SUMMARY_KEYS}
-    return ReportTables(sets, reps, events, session, other, dict(summ.get("monitoring") or {}), trace.result.angle_label != "lumbar flexion",
-                        list(summ.get("side_comparisons") or []))
+    return ReportTables(
+        sets,
+        reps,
+        events,
+        session,
+        other,
+        dict(summ.get("monitoring") or {}),
+        trace.result.angle_label != "lumbar flexion",
+        list(summ.get("side_comparisons") or []),
+    )
 
 
 def _without_empty_sides(row: dict) -> dict:
@@ -170,7 +246,11 @@ def _without_empty_sides(row: dict) -> dict:
 
 
 #: the side comparison as table rows: what, and its key in spinemon.core.unilateral.compare_sides
-_SIDE_ROWS = (("peak side bend (deg)", "peak_lateral_deg"), ("peak twist (deg)", "peak_twist_deg"), ("peak flexion (deg)", "peak_flexion_deg"))
+_SIDE_ROWS = (
+    ("peak side bend (deg)", "peak_lateral_deg"),
+    ("peak twist (deg)", "peak_twist_deg"),
+    ("peak flexion (deg)", "peak_flexion_deg"),
+)
 
 
 def side_rows(cmp: dict) -> list[dict]:
@@ -179,7 +259,14 @@ def side_rows(cmp: dict) -> list[dict]:
     asym = cmp.get("asymmetry_deg") or {}
     rows = [{"": "reps", "left": cmp["left"]["reps"], "right": cmp["right"]["reps"], "left - right": None}]
     for name, key in _SIDE_ROWS:
-        rows.append({"": name, "left": cmp["left"].get(key), "right": cmp["right"].get(key), "left - right": asym.get(key)})
+        rows.append(
+            {
+                "": name,
+                "left": cmp["left"].get(key),
+                "right": cmp["right"].get(key),
+                "left - right": asym.get(key),
+            }
+        )
     return rows
 
 
@@ -189,12 +276,16 @@ def sessions_line(details: list[dict]) -> str:
     parts = []
     for d in details:
         sets = d.get("sets") or []
-        where = "no sets" if not sets else f"set {sets[0]}" if len(sets) == 1 else f"sets {sets[0]}-{sets[-1]}"
+        where = (
+            "no sets" if not sets else f"set {sets[0]}" if len(sets) == 1 else f"sets {sets[0]}-{sets[-1]}"
+        )
         text = f"{d.get('file') or 'segment ' + str(d.get('segment'))}: {where}"
         if d.get("resumed") and d.get("t_offset_s"):
             text += f" (its clock began again; shown from {d['t_offset_s']:.1f} s)"
         parts.append(text)
-    return f"{len(details)} sessions (resumed with --resume), each with its own calibration: " + "; ".join(parts)
+    return f"{len(details)} sessions (resumed with --resume), each with its own calibration: " + "; ".join(
+        parts
+    )
 
 
 def sensor_checks(other: dict) -> list[str]:
@@ -207,12 +298,22 @@ def sensor_checks(other: dict) -> list[str]:
         verdict = "moved: re-attach the sensors and calibrate again" if c.get("flagged") else "in place"
         if c.get("rezeroed"):
             verdict += " (neutral taken again from that standing)"
-        out.append(f"Before set {c.get('set')}: standing still, the sensors were {moved} from where calibration found them: {verdict}.")
+        out.append(
+            f"Before set {c.get('set')}: standing still, the sensors were {moved} from where calibration found them: {verdict}."
+        )
     align = other.get("alignment") or {}
     if align:
-        parts = [f"{s} {a['heading_deg']:+.1f} deg (over a {a['bend_deg']:.0f} deg bend)" for s, a in align.items() if isinstance(a, dict) and "heading_deg" in a and "bend_deg" in a]
+        parts = [
+            f"{s} {a['heading_deg']:+.1f} deg (over a {a['bend_deg']:.0f} deg bend)"
+            for s, a in align.items()
+            if isinstance(a, dict) and "heading_deg" in a and "bend_deg" in a
+        ]
         if parts:
-            out.append("Sensor heading on the back, found from the calibration bend and taken out of every angle: " + "; ".join(parts) + ".")
+            out.append(
+                "Sensor heading on the back, found from the calibration bend and taken out of every angle: "
+                + "; ".join(parts)
+                + "."
+            )
     dev = other.get("device")
     if isinstance(dev, dict):
         bits = []
@@ -274,8 +375,10 @@ def _text_table(rows: list[dict], cols: Sequence[str]) -> list[str]:
 
 def format_tables(tables: ReportTables) -> str:
     """The summary for the terminal: sets (every field), reps (compact), events."""
-    lines = [f"Session: {tables.session['recording']}: {tables.session['duration_s']:.0f} s, {tables.session['angle']}, "
-             f"{tables.session['sets']} set{'s' if tables.session['sets'] != 1 else ''}, {tables.session['reps']} reps, {tables.session['events']} events"]
+    lines = [
+        f"Session: {tables.session['recording']}: {tables.session['duration_s']:.0f} s, {tables.session['angle']}, "
+        f"{tables.session['sets']} set{'s' if tables.session['sets'] != 1 else ''}, {tables.session['reps']} reps, {tables.session['events']} events"
+    ]
     if "sessions" in tables.session:
         lines.append(f"  {tables.session['sessions']}")
     lines += ["  " + v for v in tables.verdict]
@@ -284,21 +387,39 @@ def format_tables(tables: ReportTables) -> str:
     for why in tables.session.get("limits_off", []):
         lines.append(f"  limit off: {why}")
     if "rom_flexion_deg" in tables.session:
-        lines.append(f"  range of motion: flexion {tables.session['rom_flexion_deg']:+.1f} deg, extension {tables.session['rom_extension_deg']:+.1f} deg")
+        lines.append(
+            f"  range of motion: flexion {tables.session['rom_flexion_deg']:+.1f} deg, extension {tables.session['rom_extension_deg']:+.1f} deg"
+        )
     lines.append(f"Sets ({len(tables.sets)}):")
-    lines += _text_table(tables.sets, [c for c in _columns(tables.sets, SET_COLUMNS) if c != "side_comparison"]) if tables.sets else ["  (none found)"]
+    lines += (
+        _text_table(tables.sets, [c for c in _columns(tables.sets, SET_COLUMNS) if c != "side_comparison"])
+        if tables.sets
+        else ["  (none found)"]
+    )
     for cmp in tables.sides:
         lines.append(f"Left and right, {cmp.get('exercise')} (mean of the reps' peaks, deg):")
         lines += _text_table(side_rows(cmp), ["", "left", "right", "left - right"])
     lines.append(f"Reps ({len(tables.reps)}):")
     if tables.reps:
-        known = set(REP_COLUMNS) | {"t_start", "t_end", "peak_excursion_deg", "peak_lateral_deg", "peak_twist_deg", "peak_trunk_deg", "labelled", "alerts", "peak_sagittal_velocity_deg_s"}
+        known = set(REP_COLUMNS) | {
+            "t_start",
+            "t_end",
+            "peak_excursion_deg",
+            "peak_lateral_deg",
+            "peak_twist_deg",
+            "peak_trunk_deg",
+            "labelled",
+            "alerts",
+            "peak_sagittal_velocity_deg_s",
+        }
         extra = [c for c in _columns(tables.reps, ()) if c not in known and c not in _TERMINAL_REP_COLUMNS]
         lines += _text_table(tables.reps, [c for c in _TERMINAL_REP_COLUMNS] + extra)
     else:
         lines.append("  (none found)")
     lines.append(f"Events ({len(tables.events)}):")
-    lines += _text_table(tables.events, _columns(tables.events, EVENT_COLUMNS)) if tables.events else ["  (none)"]
+    lines += (
+        _text_table(tables.events, _columns(tables.events, EVENT_COLUMNS)) if tables.events else ["  (none)"]
+    )
     checks = sensor_checks(tables.other)
     if checks:
         lines.append("Sensor checks:")
@@ -365,18 +486,35 @@ def _draw_limits(ax, trace: SessionTrace, t0: float, t1: float, ylim: tuple[floa
     first_flex = first_ext = True
     for a, b, lim in segs:
         if lim.flexion_deg is not None:
-            ax.fill_between([a, b], lim.flexion_deg, ylim[1], color=KIND_COLOURS["over_flexion"], alpha=0.10, lw=0,
-                            label="over-flexion zone" if first_flex else None)
+            ax.fill_between(
+                [a, b],
+                lim.flexion_deg,
+                ylim[1],
+                color=KIND_COLOURS["over_flexion"],
+                alpha=0.10,
+                lw=0,
+                label="over-flexion zone" if first_flex else None,
+            )
             ax.hlines(lim.flexion_deg, a, b, colors=KIND_COLOURS["over_flexion"], linestyles="--", lw=1)
             first_flex = False
         if lim.extension_deg is not None:
-            ax.fill_between([a, b], ylim[0], lim.extension_deg, color=KIND_COLOURS["over_extension"], alpha=0.10, lw=0,
-                            label="over-extension zone" if first_ext else None)
+            ax.fill_between(
+                [a, b],
+                ylim[0],
+                lim.extension_deg,
+                color=KIND_COLOURS["over_extension"],
+                alpha=0.10,
+                lw=0,
+                label="over-extension zone" if first_ext else None,
+            )
             ax.hlines(lim.extension_deg, a, b, colors=KIND_COLOURS["over_extension"], linestyles="--", lw=1)
             first_ext = False
     if segs:  # the value of the limits in effect at the right edge
         lim = segs[-1][2]
-        for v, col, va in ((lim.flexion_deg, KIND_COLOURS["over_flexion"], "bottom"), (lim.extension_deg, KIND_COLOURS["over_extension"], "top")):
+        for v, col, va in (
+            (lim.flexion_deg, KIND_COLOURS["over_flexion"], "bottom"),
+            (lim.extension_deg, KIND_COLOURS["over_extension"], "top"),
+        ):
             if v is not None:
                 ax.text(segs[-1][1], v, f"limit {v:+.1f}\u00b0 ", color=col, fontsize=8, ha="right", va=va)
 
@@ -428,7 +566,18 @@ def _draw_events(ax, trace: SessionTrace, events: list[dict], t0: float, t1: flo
             y = _angle_at(trace, ta)
             lab = f"alert: {_kind_label(kind)}" if kind not in seen else None
             seen.add(kind)
-            ax.plot([ta], [y], marker="v" if kind != "over_extension" else "^", ms=11, color=col, mec="black", mew=0.8, ls="none", label=lab, zorder=5)
+            ax.plot(
+                [ta],
+                [y],
+                marker="v" if kind != "over_extension" else "^",
+                ms=11,
+                color=col,
+                mec="black",
+                mew=0.8,
+                ls="none",
+                label=lab,
+                zorder=5,
+            )
 
 
 def _draw_reps(ax, reps: list[dict], t0: float, t1: float) -> None:
@@ -438,8 +587,17 @@ def _draw_reps(ax, reps: list[dict], t0: float, t1: float) -> None:
             continue
         if i % 2 == 0:
             ax.axvspan(a, b, color="0.5", alpha=0.08, lw=0)
-        ax.text((a + b) / 2, 0.97, str(r.get("rep")), transform=ax.get_xaxis_transform(), ha="center", va="top",
-                fontsize=10, fontweight="bold", color="0.25")
+        ax.text(
+            (a + b) / 2,
+            0.97,
+            str(r.get("rep")),
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=10,
+            fontweight="bold",
+            color="0.25",
+        )
 
 
 def _side_panel(ax, trace: SessionTrace, sl: slice, t0: float, t1: float, limits: bool = True) -> None:
@@ -448,7 +606,10 @@ def _side_panel(ax, trace: SessionTrace, sl: slice, t0: float, t1: float, limits
     ax.plot(t, s.lateral_deg[sl], color="#2ca02c", lw=1, label="lateral bend (+ right)")
     ax.plot(t, s.twist_deg[sl], color="#9467bd", lw=1, label="twist")
     lim = trace.limits_at((t0 + t1) / 2) if limits else None
-    for v, col, name in ((getattr(lim, "lateral_deg", None), "#2ca02c", "side-bend limit"), (getattr(lim, "twist_deg", None), "#9467bd", "twist limit")):
+    for v, col, name in (
+        (getattr(lim, "lateral_deg", None), "#2ca02c", "side-bend limit"),
+        (getattr(lim, "twist_deg", None), "#9467bd", "twist limit"),
+    ):
         if v is not None:
             ax.axhline(abs(v), color=col, ls="--", lw=0.8, label=f"{name} +-{abs(v):.0f}")
             ax.axhline(-abs(v), color=col, ls="--", lw=0.8)
@@ -463,12 +624,16 @@ def _legend_above(ax, title: str) -> None:
     handles, labels = ax.get_legend_handles_labels()
     ncol = min(len(labels), 4) or 1
     rows = -(-len(labels) // ncol)
-    ax.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=ncol, fontsize=8, frameon=False)
+    ax.legend(
+        handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=ncol, fontsize=8, frameon=False
+    )
     ax.set_title(title, fontsize=11, pad=6 + 15 * rows)
 
 
 def _figure(plt):
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 4.4), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08})
+    fig, (ax, ax2) = plt.subplots(
+        2, 1, figsize=(10, 4.4), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08}
+    )
     return fig, ax, ax2
 
 
@@ -480,7 +645,9 @@ def _finite_or(v, default: float) -> float:
     return f if math.isfinite(f) else default
 
 
-def plot_set(plt, trace: SessionTrace, tables: ReportTables, set_row: dict, path: Path, pad_s: float = 2.0) -> Path:
+def plot_set(
+    plt, trace: SessionTrace, tables: ReportTables, set_row: dict, path: Path, pad_s: float = 2.0
+) -> Path:
     """One set: the lumbar angle, limit bands, rep numbers, events and alerts."""
     s = trace.samples
     t0 = _finite_or(set_row.get("t_start"), float(s.t[0]) if len(s) else 0.0) - pad_s
@@ -500,10 +667,15 @@ def plot_set(plt, trace: SessionTrace, tables: ReportTables, set_row: dict, path
     ax.set_ylim(*ylim)
     ax.set_xlim(t0, t1)
     ax.set_ylabel(f"{trace.result.angle_label} (deg)\n+ flexion / - extension", fontsize=9)
-    n_alerts = sum(1 for e in tables.events if e.get("set") == set_row.get("set") and e.get("t_alert") is not None)
+    n_alerts = sum(
+        1 for e in tables.events if e.get("set") == set_row.get("set") and e.get("t_alert") is not None
+    )
     ax.grid(True, alpha=0.3)
-    _legend_above(ax, f"Set {set_row.get('set')}: {set_row.get('exercise', '')}, {len(reps)} rep{'s' if len(reps) != 1 else ''}, "
-                      f"{n_alerts} alert{'s' if n_alerts != 1 else ''}  (numbers = reps)")
+    _legend_above(
+        ax,
+        f"Set {set_row.get('set')}: {set_row.get('exercise', '')}, {len(reps)} rep{'s' if len(reps) != 1 else ''}, "
+        f"{n_alerts} alert{'s' if n_alerts != 1 else ''}  (numbers = reps)",
+    )
     _side_panel(ax2, trace, sl, t0, t1)
     ax2.set_xlabel("device time (s)", fontsize=9)
     fig.savefig(path, dpi=100, bbox_inches="tight")
@@ -536,11 +708,19 @@ def plot_reps(plt, trace: SessionTrace, tables: ReportTables, path: Path) -> Pat
         for r in mine:
             bad = bool(r.get("events"))
             colour = "#d62728" if bad else "#2a7"
-            ax.plot([x, x], [r.get("peak_extension_deg", 0.0), r["peak_flexion_deg"]], color=colour, lw=3, solid_capstyle="round")
+            ax.plot(
+                [x, x],
+                [r.get("peak_extension_deg", 0.0), r["peak_flexion_deg"]],
+                color=colour,
+                lw=3,
+                solid_capstyle="round",
+            )
             ax.plot([x], [r["peak_flexion_deg"]], "o", color=colour, ms=5)
             ticks.append(x)
             side = r.get("side")
-            labels.append(f"{r.get('rep')}{side[0].upper()}" if side in ("left", "right") else str(r.get("rep")))  # 3L: rep 3, left
+            labels.append(
+                f"{r.get('rep')}{side[0].upper()}" if side in ("left", "right") else str(r.get("rep"))
+            )  # 3L: rep 3, left
             x += 1
         lim = _limits_at(trace, float(st.get("t_start") or mine[0].get("t_start") or 0.0))
         if lim is not None:
@@ -548,7 +728,14 @@ def plot_reps(plt, trace: SessionTrace, tables: ReportTables, path: Path) -> Pat
                 if v is not None:
                     ax.plot([x0 - 0.4, x - 0.6], [v, v], color="0.3", lw=1.2, ls="--")
                     ax.text(x - 0.55, v, f" {name} {v:+.0f}", fontsize=7, va="center", color="0.3")
-        ax.text((x0 + x - 1) / 2, 1.02, f"set {st.get('set')} {st.get('exercise', '')}".strip(), transform=ax.get_xaxis_transform(), ha="center", fontsize=8)
+        ax.text(
+            (x0 + x - 1) / 2,
+            1.02,
+            f"set {st.get('set')} {st.get('exercise', '')}".strip(),
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            fontsize=8,
+        )
         x += 1  # a gap between sets
     ax.axhline(0, color="0.7", lw=0.6)
     ax.set_xticks(ticks)
@@ -574,14 +761,31 @@ def plot_overview(plt, trace: SessionTrace, tables: ReportTables, path: Path) ->
     _draw_limits(ax, trace, t_mon, t1, ylim)
     if t_mon > t0:
         ax.axvspan(t0, t_mon, color="#bcbd22", alpha=0.15, lw=0)
-        ax.text((t0 + t_mon) / 2, 0.97, "calibration\n(stand, bend)", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8, color="0.2")
+        ax.text(
+            (t0 + t_mon) / 2,
+            0.97,
+            "calibration\n(stand, bend)",
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=8,
+            color="0.2",
+        )
     for i, st in enumerate(tables.sets):
         a, b = st.get("t_start"), st.get("t_end")
         if a is None or b is None:
             continue
         ax.axvspan(a, b, color="0.5", alpha=0.10, lw=0)
-        ax.text((a + b) / 2, 0.97, f"set {st.get('set')}\n{st.get('exercise', '')}", transform=ax.get_xaxis_transform(),
-                ha="center", va="top", fontsize=8, color="0.2")
+        ax.text(
+            (a + b) / 2,
+            0.97,
+            f"set {st.get('set')}\n{st.get('exercise', '')}",
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=8,
+            color="0.2",
+        )
     ax.plot(s.t, s.flexion_deg, color="black", lw=0.8, label=trace.result.angle_label)
     _draw_events(ax, trace, tables.events, t0, t1)
     ax.axhline(0, color="0.6", lw=0.6)
@@ -591,8 +795,11 @@ def plot_overview(plt, trace: SessionTrace, tables: ReportTables, path: Path) ->
     n_alerts = sum(1 for e in tables.events if e.get("t_alert") is not None)
     ax.grid(True, alpha=0.3)
     n_sets, n_reps = len(tables.sets), len(tables.reps)
-    _legend_above(ax, f"Session overview: {tables.session['duration_s']:.0f} s, {n_sets} set{'s' if n_sets != 1 else ''}, {n_reps} rep{'s' if n_reps != 1 else ''}, "
-                      f"{n_alerts} alert{'s' if n_alerts != 1 else ''}")
+    _legend_above(
+        ax,
+        f"Session overview: {tables.session['duration_s']:.0f} s, {n_sets} set{'s' if n_sets != 1 else ''}, {n_reps} rep{'s' if n_reps != 1 else ''}, "
+        f"{n_alerts} alert{'s' if n_alerts != 1 else ''}",
+    )
     _side_panel(ax2, trace, slice(None), t0, t1, limits=False)
     ax2.set_xlabel("device time (s)", fontsize=9)
     fig.savefig(path, dpi=100, bbox_inches="tight")
@@ -612,17 +819,50 @@ details{margin:1.5em 0}summary{cursor:pointer;font-weight:bold}.note{color:#a33}
 
 #: column and fact names as a coach reads them (anything else: underscores to spaces, units in brackets)
 NICE_NAMES = {
-    "t_start": "start (s)", "t_end": "end (s)", "t_alert": "buzz at (s)", "kind": "what", "peak_deg": "peak (deg)",
-    "limit_deg": "limit (deg)", "time_under_tension_s": "time under tension (s)", "peak_flexion_deg": "peak flexion (deg)",
-    "peak_extension_deg": "peak extension (deg)", "range_deg": "range (deg)", "peak_sagittal_velocity_deg_s": "peak trunk speed (deg/s)",
-    "peak_excursion_deg": "movement (deg)", "peak_lateral_deg": "peak side bend (deg)", "peak_twist_deg": "peak twist (deg)",
-    "peak_trunk_deg": "peak trunk lean (deg)", "pelvis_share": "hips' share of the lean", "range_moves_before": "warm-up bends before",
-    "warmed_up": "warmed up", "labelled": "marked by you", "rate_hz": "sample rate (Hz)", "duration_s": "length (s)",
-    "lost_samples": "samples lost", "bad_frames": "damaged frames", "rom_flexion_deg": "your flexion range (deg)",
-    "rom_extension_deg": "your extension range (deg)", "event_kinds": "what happened", "alerts": "buzzes", "side_from": "side found from",
+    "t_start": "start (s)",
+    "t_end": "end (s)",
+    "t_alert": "buzz at (s)",
+    "kind": "what",
+    "peak_deg": "peak (deg)",
+    "limit_deg": "limit (deg)",
+    "time_under_tension_s": "time under tension (s)",
+    "peak_flexion_deg": "peak flexion (deg)",
+    "peak_extension_deg": "peak extension (deg)",
+    "range_deg": "range (deg)",
+    "peak_sagittal_velocity_deg_s": "peak trunk speed (deg/s)",
+    "peak_excursion_deg": "movement (deg)",
+    "peak_lateral_deg": "peak side bend (deg)",
+    "peak_twist_deg": "peak twist (deg)",
+    "peak_trunk_deg": "peak trunk lean (deg)",
+    "pelvis_share": "hips' share of the lean",
+    "range_moves_before": "warm-up bends before",
+    "warmed_up": "warmed up",
+    "labelled": "marked by you",
+    "rate_hz": "sample rate (Hz)",
+    "duration_s": "length (s)",
+    "lost_samples": "samples lost",
+    "bad_frames": "damaged frames",
+    "rom_flexion_deg": "your flexion range (deg)",
+    "rom_extension_deg": "your extension range (deg)",
+    "event_kinds": "what happened",
+    "alerts": "buzzes",
+    "side_from": "side found from",
 }
 #: session facts shown up front; the rest go to the folded technical details
-_FACTS = ("recording", "sessions", "angle", "sensors", "duration_s", "monitored", "sets", "reps", "events", "rom_flexion_deg", "rom_extension_deg", "limits_off")
+_FACTS = (
+    "recording",
+    "sessions",
+    "angle",
+    "sensors",
+    "duration_s",
+    "monitored",
+    "sets",
+    "reps",
+    "events",
+    "rom_flexion_deg",
+    "rom_extension_deg",
+    "limits_off",
+)
 
 
 def nice(name: str) -> str:
@@ -637,7 +877,11 @@ def nice(name: str) -> str:
 def _html_table(rows: list[dict], cols: Sequence[str]) -> str:
     if not rows:
         return "<p>(none)</p>"
-    out = ['<div class="scroll"><table><tr>' + "".join(f"<th>{html.escape(nice(str(c)))}</th>" for c in cols) + "</tr>"]
+    out = [
+        '<div class="scroll"><table><tr>'
+        + "".join(f"<th>{html.escape(nice(str(c)))}</th>" for c in cols)
+        + "</tr>"
+    ]
     for r in rows:
         cells = []
         for c in cols:
@@ -659,12 +903,21 @@ def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None =
     folded away. Everything inline (no external CSS, scripts or images), so it
     opens offline, on a phone-width screen as on a laptop."""
     sess = tables.session
-    p = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', '<meta name="viewport" content="width=device-width, initial-scale=1">',
-         f"<title>spinemon report: {html.escape(str(sess['recording']))}</title>", f"<style>{_CSS}</style></head><body>",
-         f"<h1>Session {html.escape(str(sess['recording']))}</h1>"]
+    p = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>spinemon report: {html.escape(str(sess['recording']))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Session {html.escape(str(sess['recording']))}</h1>",
+    ]
     if note:
         p.append(f'<p class="note">{html.escape(note)}</p>')
-    p.append('<section id="verdict"><ul>' + "".join(f"<li>{html.escape(v)}</li>" for v in tables.verdict) + "</ul></section>")
+    p.append(
+        '<section id="verdict"><ul>'
+        + "".join(f"<li>{html.escape(v)}</li>" for v in tables.verdict)
+        + "</ul></section>"
+    )
     if "reps" in plots:
         p.append(_img(plots["reps"], "peak angle of every rep against your limit"))
     for st in tables.sets:
@@ -676,9 +929,13 @@ def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None =
             p.append(_img(plots[key], f"set {n}"))
     if tables.sides:
         p.append('<section id="sides"><h2>Left and right</h2>')
-        p.append("<p>Mean of the reps' peaks on each side (side bend and twist: how far, whichever way); left minus right in degrees.</p>")
+        p.append(
+            "<p>Mean of the reps' peaks on each side (side bend and twist: how far, whichever way); left minus right in degrees.</p>"
+        )
         for cmp in tables.sides:
-            p.append(f"<p><b>{html.escape(_text(cmp.get('exercise')).replace('_', ' '))}</b>: {html.escape(cmp.get('words', ''))}.</p>")
+            p.append(
+                f"<p><b>{html.escape(_text(cmp.get('exercise')).replace('_', ' '))}</b>: {html.escape(cmp.get('words', ''))}.</p>"
+            )
             p.append(_html_table(side_rows(cmp), ["", "left", "right", "left - right"]))
         p.append("</section>")
     if "overview" in plots:
@@ -688,19 +945,39 @@ def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None =
     facts = {k: sess[k] for k in _FACTS if k in sess}
     p.append(_html_table([facts], list(facts)))
     p.append("<h3>Sets</h3>")
-    p.append(_html_table(tables.sets, [c for c in _columns(tables.sets, SET_COLUMNS) if c not in ("event_kinds", "side_comparison")]))
+    p.append(
+        _html_table(
+            tables.sets,
+            [c for c in _columns(tables.sets, SET_COLUMNS) if c not in ("event_kinds", "side_comparison")],
+        )
+    )
     p.append("<h3>Reps</h3>")
     rep_cols = REP_COLUMNS + ["side", "pelvis_share", "events", "alerts"]
-    p.append(_html_table(tables.reps, [c for c in _columns(tables.reps, REP_COLUMNS + ["side", "pelvis_share", "events"]) if c in rep_cols]))
+    p.append(
+        _html_table(
+            tables.reps,
+            [
+                c
+                for c in _columns(tables.reps, REP_COLUMNS + ["side", "pelvis_share", "events"])
+                if c in rep_cols
+            ],
+        )
+    )
     p.append("<h3>Alerts and events</h3>")
-    p.append(_html_table(tables.events, _columns(tables.events, EVENT_COLUMNS)) if tables.events else "<p>None.</p>")
+    p.append(
+        _html_table(tables.events, _columns(tables.events, EVENT_COLUMNS))
+        if tables.events
+        else "<p>None.</p>"
+    )
     p.append("</details>")
     checks = sensor_checks(tables.other)
     if checks:
         p.append("<h2>Sensor checks</h2>")
         p.extend(f"<p>{html.escape(c)}</p>" for c in checks)
     tech = {k: v for k, v in sess.items() if k not in _FACTS}
-    extra = {k: v for k, v in tables.other.items() if v not in (None, [], {}, "", 0, False) and k not in _IN_WORDS}
+    extra = {
+        k: v for k, v in tables.other.items() if v not in (None, [], {}, "", 0, False) and k not in _IN_WORDS
+    }
     if tech or extra:
         p.append("<details><summary>Technical details</summary>")
         if tech:
@@ -714,7 +991,9 @@ def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None =
             else:
                 p.append(f"<p>{html.escape(_text(v))}</p>")
         p.append("</details>")
-    p.append("<p>Angles in degrees (flexion positive, extension negative), times in device seconds. Generated by spinemon report.</p>")
+    p.append(
+        "<p>Angles in degrees (flexion positive, extension negative), times in device seconds. Generated by spinemon report.</p>"
+    )
     p.append("</body></html>")
     return "\n".join(p)
 
@@ -753,7 +1032,9 @@ def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool
             for st in tables.sets:
                 if st.get("t_start") is None or st.get("t_end") is None:
                     continue
-                pngs[f"set-{st.get('set')}"] = plot_set(plt, trace, tables, st, out / f"set-{st.get('set')}.png")
+                pngs[f"set-{st.get('set')}"] = plot_set(
+                    plt, trace, tables, st, out / f"set-{st.get('set')}.png"
+                )
     page = out / "report.html"
     try:
         page.write_text(render_html(tables, pngs, skipped), encoding="utf-8")
@@ -764,10 +1045,29 @@ def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``spinemon report``."""
-    parser.add_argument("file", nargs="+", metavar="FILE", help="a .spinrec recording; several, or a folder of them, give a report each and an index")
-    parser.add_argument("--out", default=None, help="output folder (default: <recording>-report next to the recording; several: season-report)")
-    parser.add_argument("--jobs", type=argtypes.count, default=None, metavar="N", help="worker processes for several recordings (default: all cores)")
-    parser.add_argument("--journal", metavar="PATH", help="pain journal for the History section of several recordings (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)")
+    parser.add_argument(
+        "file",
+        nargs="+",
+        metavar="FILE",
+        help="a .spinrec recording; several, or a folder of them, give a report each and an index",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: <recording>-report next to the recording; several: season-report)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=argtypes.count,
+        default=None,
+        metavar="N",
+        help="worker processes for several recordings (default: all cores)",
+    )
+    parser.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="pain journal for the History section of several recordings (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)",
+    )
 
 
 def report_row(path: str, out_dir: str) -> dict:
@@ -816,9 +1116,13 @@ def _main_many(args: argparse.Namespace) -> int:
             print(f"note: {n}")
     cols = [c for c in season.ROW_COLUMNS if c != "recording"]
     body = "".join(
-        "<tr><td>" + (f'<a href="{html.escape(r["report"])}">' if r.get("report") else "")
-        + html.escape(Path(r["recording"]).name) + ("</a>" if r.get("report") else "") + "</td>"
-        + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in cols) + "</tr>"
+        "<tr><td>"
+        + (f'<a href="{html.escape(r["report"])}">' if r.get("report") else "")
+        + html.escape(Path(r["recording"]).name)
+        + ("</a>" if r.get("report") else "")
+        + "</td>"
+        + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in cols)
+        + "</tr>"
         for r in rows
     )
     page = out / "index.html"
@@ -827,8 +1131,13 @@ def _main_many(args: argparse.Namespace) -> int:
         "<title>spinemon: sessions</title><style>body{font-family:sans-serif;margin:1em;max-width:1100px}table{border-collapse:collapse}"
         "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}.scroll{overflow-x:auto;max-width:100%}"
         "img{max-width:100%;height:auto}.verdict{background:#f6f6f0;border-left:5px solid #486;padding:.6em 1em .6em 2em}</style></head><body>"
-        "<h1>Sessions</h1>" + history_html + "<h2>Recordings</h2><div class='scroll'><table><tr><th>recording</th>"
-        + "".join(f"<th>{c}</th>" for c in cols) + "</tr>" + body + "</table></div></body></html>\n",
+        "<h1>Sessions</h1>"
+        + history_html
+        + "<h2>Recordings</h2><div class='scroll'><table><tr><th>recording</th>"
+        + "".join(f"<th>{c}</th>" for c in cols)
+        + "</tr>"
+        + body
+        + "</table></div></body></html>\n",
         encoding="utf-8",
     )
     print(f"wrote {page} ({len(rows)} recordings)")
@@ -847,5 +1156,7 @@ def main(args: argparse.Namespace) -> int:
     print(format_tables(res.tables))
     if res.plots_skipped:
         print(f"note: {res.plots_skipped}")
-    print(f"wrote {res.html} ({len(res.plots)} plots), {', '.join(p.name for p in res.csv.values())} in {res.out_dir}")
+    print(
+        f"wrote {res.html} ({len(res.plots)} plots), {', '.join(p.name for p in res.csv.values())} in {res.out_dir}"
+    )
     return 0

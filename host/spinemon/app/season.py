@@ -17,15 +17,27 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable, Sequence, TextIO
+from typing import TextIO
 
 from spinemon.errors import ConfigError, SpinemonError
 
-__all__ = ["expand", "run_many", "replay_row", "format_rows", "ROW_COLUMNS", "log_dir", "write_traceback"]
+__all__ = ["ROW_COLUMNS", "expand", "format_rows", "log_dir", "replay_row", "run_many", "write_traceback"]
 
-ROW_COLUMNS = ("recording", "duration_s", "monitored_s", "calibration", "sets", "reps", "events", "alerts", "matches_live", "error")
+ROW_COLUMNS = (
+    "recording",
+    "duration_s",
+    "monitored_s",
+    "calibration",
+    "sets",
+    "reps",
+    "events",
+    "alerts",
+    "matches_live",
+    "error",
+)
 
 
 def expand(items: Sequence[str | os.PathLike]) -> list[Path]:
@@ -50,8 +62,8 @@ def expand(items: Sequence[str | os.PathLike]) -> list[Path]:
 
 def replay_row(path: str, exercise: str | None = None, limits: Sequence[str] = ()) -> dict:
     """Replay one recording (the product's replay path) and summarise it as one row."""
-    from spinemon.io.recording import load
     from spinemon.app.session import replay, replay_settings
+    from spinemon.io.recording import load
 
     row: dict = {"recording": str(path)}
     try:
@@ -83,7 +95,7 @@ def _guarded(fn: Callable[..., dict], path: str, *args) -> dict:
     """``fn(path, *args)``; any exception becomes the file's own row (with its traceback, for the log)."""
     try:
         return fn(path, *args)
-    except Exception as e:  # noqa: BLE001 - one bad file must cost its own row only, whatever it raises
+    except Exception as e:
         return _failed_row(path, e, traceback.format_exc())
 
 
@@ -145,12 +157,22 @@ def _settle(row: dict, log: _ErrorLog) -> dict:
         where = log.write(row["recording"], tb)
     except OSError:
         where = None
-    row["error"] += f"; traceback in {where}" if where is not None else "; traceback not saved (no log folder could be written)"
+    row["error"] += (
+        f"; traceback in {where}"
+        if where is not None
+        else "; traceback not saved (no log folder could be written)"
+    )
     print(f"error: {row['recording']}: {row['error']}", file=sys.stderr)
     return row
 
 
-def run_many(fn: Callable[..., dict], paths: Sequence[Path], *args, jobs: int | None = None, progress: TextIO | None = sys.stderr) -> list[dict]:
+def run_many(
+    fn: Callable[..., dict],
+    paths: Sequence[Path],
+    *args,
+    jobs: int | None = None,
+    progress: TextIO | None = sys.stderr,
+) -> list[dict]:
     """``fn(str(path), *args)`` for every path, in ``jobs`` worker processes
     (default: all cores; 1 runs in this process), rows in the order of
     ``paths``. Progress (``[k/n] name``, elapsed) goes to ``progress``.
@@ -167,7 +189,9 @@ def run_many(fn: Callable[..., dict], paths: Sequence[Path], *args, jobs: int | 
     def tick(k: int, path: Path) -> None:
         if progress is not None:
             text = f"[{k}/{n}] {path.name:<40.40} {time.monotonic() - t0:6.1f} s"
-            progress.write("\r" + text if tty else text + "\n")  # a bar in place on a terminal, lines in a log
+            progress.write(
+                "\r" + text if tty else text + "\n"
+            )  # a bar in place on a terminal, lines in a log
             progress.flush()
 
     if jobs == 1:
@@ -181,7 +205,7 @@ def run_many(fn: Callable[..., dict], paths: Sequence[Path], *args, jobs: int | 
                 i = futures[fut]
                 try:
                     row = fut.result()
-                except Exception as e:  # noqa: BLE001 - the worker itself died (e.g. killed, out of memory)
+                except Exception as e:
                     row = _failed_row(str(paths[i]), e, "".join(traceback.format_exception(e)))
                 rows[i] = _settle(row, log)
                 tick(k, paths[i])
@@ -206,7 +230,10 @@ def format_rows(rows: Sequence[dict], columns: Sequence[str] = ROW_COLUMNS) -> s
     cols = [c for c in columns if c != "error" or any(r.get("error") for r in rows)]
     table = [[cell(Path(r["recording"]).name if c == "recording" else r.get(c)) for c in cols] for r in rows]
     ok = [r for r in rows if not r.get("error")]
-    total = {c: sum(r.get(c) or 0 for r in ok) for c in ("duration_s", "monitored_s", "sets", "reps", "events", "alerts")}
+    total = {
+        c: sum(r.get(c) or 0 for r in ok)
+        for c in ("duration_s", "monitored_s", "sets", "reps", "events", "alerts")
+    }
     table.append([cell(total.get(c)) if c in total else ("total" if c == "recording" else "") for c in cols])
     widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()]

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Union
+from typing import Union
 
 import numpy as np
 
@@ -33,13 +34,13 @@ from spinemon.core import fusion_kernel, rep_kernel
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import Event
-from spinemon.errors import RecordingError, SpinemonError
 from spinemon.core.pipeline import FrameResult, Pipeline, PipelineSettings
+from spinemon.core.stream import FrameDecoder, SampleBlock
+from spinemon.core.unilateral import parse_exercise, session_sides
+from spinemon.errors import RecordingError
 from spinemon.io.commands import ATTEMPT_TIMEOUT_S, CommandQueue, Sent
 from spinemon.io.recording import KIND_META, KIND_RX, Record, Recording, RecordingWriter
-from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.io.transport import Label, Received, Transport
-from spinemon.core.unilateral import parse_exercise, session_sides
 
 
 @dataclass
@@ -53,7 +54,7 @@ class SessionResult:
     send_failures: int = 0
     summary: dict = field(default_factory=dict)
     #: replay: each segment of the recording replayed on its own (one for a recording that was never resumed)
-    segments: list["SegmentReplay"] = field(default_factory=list)
+    segments: list[SegmentReplay] = field(default_factory=list)
 
     @property
     def matches_live(self) -> bool | None:
@@ -114,7 +115,11 @@ class SegmentReplay:
     @property
     def sets(self) -> list[int]:
         """Its set numbers on the recording's numbering."""
-        return [int(st["set"]) + self.set_offset for st in (self.result.summary.get("sets", []) if self.result else []) if st.get("set") is not None]
+        return [
+            int(st["set"]) + self.set_offset
+            for st in (self.result.summary.get("sets", []) if self.result else [])
+            if st.get("set") is not None
+        ]
 
     def as_dict(self) -> dict:
         summ = self.result.summary if self.result else {}
@@ -138,7 +143,15 @@ class SegmentReplay:
 
 #: STATUS counters of samples the wearable itself lost (never sent)
 DEVICE_LOSS_FIELDS = ("samples_dropped", "samples_lost_fifo")
-DEVICE_COUNTER_FIELDS = ("samples_dropped", "samples_lost_fifo", "fifo_overflows", "frames_dropped", "frames_sent", "commands_rejected", "guard_alerts")
+DEVICE_COUNTER_FIELDS = (
+    "samples_dropped",
+    "samples_lost_fifo",
+    "fifo_overflows",
+    "frames_dropped",
+    "frames_sent",
+    "commands_rejected",
+    "guard_alerts",
+)
 
 
 class DeviceAccounting:
@@ -165,7 +178,9 @@ class DeviceAccounting:
         self.status_frames += 1
         heap = getattr(status, "heap_free", None)
         if heap:  # 0 / None: not known
-            self.heap_free_min = int(heap) if self.heap_free_min is None else min(self.heap_free_min, int(heap))
+            self.heap_free_min = (
+                int(heap) if self.heap_free_min is None else min(self.heap_free_min, int(heap))
+            )
         b = int(status.boot_count)
         new = b not in self.boots
         cur = self.boots.get(b)
@@ -199,7 +214,12 @@ class DeviceAccounting:
         return sum(t[k] for k in DEVICE_LOSS_FIELDS)
 
     def as_dict(self, host_lost_samples: int | None = None) -> dict:
-        d = {"status_frames": self.status_frames, "boots": list(self.order), "restarts": self.restarts, **self.totals()}
+        d = {
+            "status_frames": self.status_frames,
+            "boots": list(self.order),
+            "restarts": self.restarts,
+            **self.totals(),
+        }
         d["samples_lost_device"] = self.samples_lost
         d["heap_free_min"] = self.heap_free_min
         if host_lost_samples is not None:
@@ -254,7 +274,9 @@ async def run_live(
     recording_error: str | None = None
     own_queue = commands is None
     if commands is None:
-        kw = {} if send_timeout is None else {"attempt_timeout_s": min(float(send_timeout), ATTEMPT_TIMEOUT_S)}
+        kw = (
+            {} if send_timeout is None else {"attempt_timeout_s": min(float(send_timeout), ATTEMPT_TIMEOUT_S)}
+        )
         commands = CommandQueue(transport, pipeline.alert_policy.counter, **kw)
 
     def rec(fn, *args, **kw) -> None:
@@ -307,7 +329,12 @@ async def run_live(
                     alert_known(alert, item.t_host)
                     continue
                 cmd = proto.decode_command(alert.command)
-                commands.submit(cmd.opcode, cmd.args, counter=cmd.counter, done=lambda sent, alert=alert, t_rx=item.t_host: alert_sent(alert, t_rx, sent))
+                commands.submit(
+                    cmd.opcode,
+                    cmd.args,
+                    counter=cmd.counter,
+                    done=lambda sent, alert=alert, t_rx=item.t_host: alert_sent(alert, t_rx, sent),
+                )
             if res.calibrated is not None:
                 rec(RecordingWriter.meta, res.calibrated.as_dict(), item.t_host)
                 if on_calibrated:
@@ -326,7 +353,9 @@ async def run_live(
         summary["frames"] = frames
         summary["send_failures"] = send_failures
         summary["commands"] = commands.stats.as_dict()
-        summary["device"] = device.as_dict(pipeline.decoder.stats.lost_samples) if device.status_frames else None
+        summary["device"] = (
+            device.as_dict(pipeline.decoder.stats.lost_samples) if device.status_frames else None
+        )
         summary["recording_error"] = recording_error
         rec(RecordingWriter.meta, summary, time.time(), sync=True)
         if recorder is not None:
@@ -337,7 +366,14 @@ async def run_live(
                 if on_recording_error:
                     on_recording_error(recording_error)
     return SessionResult(
-        pipeline.events, pipeline.alerts, pipeline.decoder.stats.as_dict(), pipeline.calibration, pipeline.angle_label, frames, send_failures, summary
+        pipeline.events,
+        pipeline.alerts,
+        pipeline.decoder.stats.as_dict(),
+        pipeline.calibration,
+        pipeline.angle_label,
+        frames,
+        send_failures,
+        summary,
     )
 
 
@@ -365,7 +401,10 @@ def segment_records(recording: Recording) -> list[tuple[SegmentReplay, list[Reco
         return n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else k
 
     return [
-        (SegmentReplay(number(seg, k), seg.path, seg.header), recording.records[seg.first : seg.first + seg.count])
+        (
+            SegmentReplay(number(seg, k), seg.path, seg.header),
+            recording.records[seg.first : seg.first + seg.count],
+        )
         for k, seg in enumerate(recording.segments, 1)
     ]
 
@@ -444,7 +483,14 @@ def _replay_records(
     summary["frames"] = frames
     summary["device"] = device.as_dict(pipeline.decoder.stats.lost_samples) if device.status_frames else None
     result = SessionResult(
-        pipeline.events, pipeline.alerts, pipeline.decoder.stats.as_dict(), pipeline.calibration, pipeline.angle_label, frames, 0, summary
+        pipeline.events,
+        pipeline.alerts,
+        pipeline.decoder.stats.as_dict(),
+        pipeline.calibration,
+        pipeline.angle_label,
+        frames,
+        0,
+        summary,
     )
     return result, t_last
 
@@ -485,11 +531,15 @@ def replay(
         part.set_offset = n_sets
         if prev_end is not None:
             first = _first_samples(records)
-            if first is not None and first[0] <= prev_end:  # its clock began again (a reboot, the simulator): follow on
+            if (
+                first is not None and first[0] <= prev_end
+            ):  # its clock began again (a reboot, the simulator): follow on
                 part.t_offset = prev_end + first[1] - first[0]
         if on_segment is not None:
             on_segment(part)
-        part.result, t_last = _replay_records(records, _settings_for(settings, part.header), on_frame, on_label, block_samples)
+        part.result, t_last = _replay_records(
+            records, _settings_for(settings, part.header), on_frame, on_label, block_samples
+        )
         part.live_events = _live_events(records)
         n_sets = max([n_sets, *part.sets])
         if t_last is not None:
@@ -512,7 +562,12 @@ def _moved(d: dict, part: SegmentReplay) -> dict:
     numbering and time line, tagged with its segment."""
     out = dict(d)
     for k, v in d.items():
-        if (k == "t" or k.startswith("t_")) and isinstance(v, (int, float)) and not isinstance(v, bool) and part.t_offset:
+        if (
+            (k == "t" or k.startswith("t_"))
+            and isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and part.t_offset
+        ):
             out[k] = round(v + part.t_offset, 6)
     if isinstance(d.get("set"), int) and not isinstance(d.get("set"), bool):
         out["set"] = d["set"] + part.set_offset
@@ -526,7 +581,13 @@ def _moved_event(e: Event, part: SegmentReplay) -> Event:
     def sh(t: float | None) -> float | None:
         return None if t is None else t + dt
 
-    return replace(e, t_start=e.t_start + dt, t_alert=sh(e.t_alert), t_end=sh(e.t_end), set=None if e.set is None else e.set + part.set_offset)
+    return replace(
+        e,
+        t_start=e.t_start + dt,
+        t_alert=sh(e.t_alert),
+        t_end=sh(e.t_end),
+        set=None if e.set is None else e.set + part.set_offset,
+    )
 
 
 def _sum_counts(dicts: list[dict]) -> dict:
@@ -548,10 +609,26 @@ def _join(segs: list[SegmentReplay]) -> SessionResult:
     results = [p.result for p in segs]
     summs = [r.summary for r in results]
     events = [_moved_event(e, p) for p in segs for e in p.result.events]
-    alerts = [replace(a, event=_moved_event(a.event, p), t_trigger_device=a.t_trigger_device + p.t_offset) for p in segs for a in p.result.alerts]
+    alerts = [
+        replace(a, event=_moved_event(a.event, p), t_trigger_device=a.t_trigger_device + p.t_offset)
+        for p in segs
+        for a in p.result.alerts
+    ]
     stats = _sum_counts([r.stats for r in results])
-    rows = {k: [_moved(d, p) for p, sm in zip(segs, summs) for d in sm.get(k, []) if isinstance(d, dict)]
-            for k in ("events", "reps", "sets", "holds", "drift_checks", "suppressed", "layout_changes", "rejected_reps", "notices")}
+    rows = {
+        k: [_moved(d, p) for p, sm in zip(segs, summs) for d in sm.get(k, []) if isinstance(d, dict)]
+        for k in (
+            "events",
+            "reps",
+            "sets",
+            "holds",
+            "drift_checks",
+            "suppressed",
+            "layout_changes",
+            "rejected_reps",
+            "notices",
+        )
+    }
     monitoring = [sm.get("monitoring") or {} for sm in summs]
     cal_states = [m.get("calibration") for m in monitoring]
     worst = min(cal_states, key=lambda c: _CALIBRATION_ORDER.index(c) if c in _CALIBRATION_ORDER else -1)
@@ -568,8 +645,10 @@ def _join(segs: list[SegmentReplay]) -> SessionResult:
         **rows,
         "side_comparisons": session_sides(rows["reps"]),
         "drift_flagged": any(sm.get("drift_flagged") for sm in summs),
-        "held_back": {"seconds": _sum_counts([(sm.get("held_back") or {}).get("seconds") or {} for sm in summs]),
-                      "faults": _sum_counts([(sm.get("held_back") or {}).get("faults") or {} for sm in summs])},
+        "held_back": {
+            "seconds": _sum_counts([(sm.get("held_back") or {}).get("seconds") or {} for sm in summs]),
+            "faults": _sum_counts([(sm.get("held_back") or {}).get("faults") or {} for sm in summs]),
+        },
         "stats": stats,
         "monitoring": {
             "calibration": worst,
@@ -590,7 +669,17 @@ def _join(segs: list[SegmentReplay]) -> SessionResult:
         "segments": len(segs),
         "segment_details": [p.as_dict() for p in segs],
     }
-    return SessionResult(events, alerts, stats, results[0].calibration, results[0].angle_label, summary["frames"], 0, summary, segs)
+    return SessionResult(
+        events,
+        alerts,
+        stats,
+        results[0].calibration,
+        results[0].angle_label,
+        summary["frames"],
+        0,
+        summary,
+        segs,
+    )
 
 
 class _Batch:
@@ -624,7 +713,12 @@ class _Batch:
                 continue
             if self.blocks:
                 last = self.blocks[-1]
-                if item.sensors != last.sensors or item.rate_hz != last.rate_hz or item.t[0] <= last.t[-1] or self.samples >= self.limit:
+                if (
+                    item.sensors != last.sensors
+                    or item.rate_hz != last.rate_hz
+                    or item.t[0] <= last.t[-1]
+                    or self.samples >= self.limit
+                ):
                     self._run()
             self.blocks.append(item)
             self.t_host.append(th)
@@ -655,12 +749,19 @@ def live_comparison(live: list[dict] | None, events: list[dict]) -> str | None:
     if live == events:
         return "yes"
     keys = ("kind", "set", "rep", "exercise")
-    if len(live) == len(events) and all(all(a.get(k) == b.get(k) for k in keys) for a, b in zip(live, events)):
+    if len(live) == len(events) and all(
+        all(a.get(k) == b.get(k) for k in keys) for a, b in zip(live, events)
+    ):
+
         def off(a, b, k):
             x, y = a.get(k), b.get(k)
-            return 0.0 if x is None and y is None else (float("inf") if x is None or y is None else abs(x - y))
+            return (
+                0.0 if x is None and y is None else (float("inf") if x is None or y is None else abs(x - y))
+            )
 
-        dt = max([off(a, b, k) for a, b in zip(live, events) for k in ("t_start", "t_alert", "t_end")] or [0.0])
+        dt = max(
+            [off(a, b, k) for a, b in zip(live, events) for k in ("t_start", "t_alert", "t_end")] or [0.0]
+        )
         dd = max([off(a, b, k) for a, b in zip(live, events) for k in ("peak_deg", "limit_deg")] or [0.0])
         if dt <= 0.1:
             return f"NO, but the same {len(events)} event(s): peaks and limits within {dd:.2f} deg, times within {dt:.2f} s (the recording's spinemon calibrated slightly differently)"
@@ -669,7 +770,12 @@ def live_comparison(live: list[dict] | None, events: list[dict]) -> str | None:
 
 def monitoring_line(m: dict) -> str:
     """``monitored 52.1 of 60.0 s (calibration: done); not monitored: 7.9 s waiting for ...``."""
-    names = {"done": "done", "stored": "stored profile", "provisional": "PROVISIONAL (no still stretch found: neutral from the quietest moment)", "none": "NOT DONE"}
+    names = {
+        "done": "done",
+        "stored": "stored profile",
+        "provisional": "PROVISIONAL (no still stretch found: neutral from the quietest moment)",
+        "none": "NOT DONE",
+    }
     text = f"monitored {m['monitored_s']:.1f} of {m['duration_s']:.1f} s (calibration: {names.get(m['calibration'], m['calibration'])})"
     rest = [f"{v:.1f} s {k}" for k, v in m.get("not_monitored", {}).items()]
     if rest:
@@ -679,7 +785,9 @@ def monitoring_line(m: dict) -> str:
     return text
 
 
-def replay_settings(recording: Recording, exercise: str | None = None, limits=()) -> Callable[[dict], PipelineSettings] | None:
+def replay_settings(
+    recording: Recording, exercise: str | None = None, limits=()
+) -> Callable[[dict], PipelineSettings] | None:
     """Each segment's own settings with another default exercise and/or limit
     overrides on top (``replay --exercise/--limit``), as a function of the
     segment's header for :func:`replay`; None when neither is given."""
@@ -687,12 +795,16 @@ def replay_settings(recording: Recording, exercise: str | None = None, limits=()
         return None
     from spinemon.io.profile_store import merge_limit_overrides
 
-    name, side = parse_exercise(exercise) if exercise else (None, None)  # "lunge left": a unilateral lift and its side
+    name, side = (
+        parse_exercise(exercise) if exercise else (None, None)
+    )  # "lunge left": a unilateral lift and its side
 
     def for_segment(header: dict) -> PipelineSettings:
         settings = PipelineSettings.from_dict(header.get("settings", {}))
         if name is not None and (name, side) != (settings.exercise, settings.side):
-            settings = replace(settings, exercise=name, side=side)  # another exercise: the recorded side went with the recorded one
+            settings = replace(
+                settings, exercise=name, side=side
+            )  # another exercise: the recorded side went with the recorded one
         return replace(settings, limit_overrides=merge_limit_overrides(limits, settings.limit_overrides))
 
     for_segment(recording.header)  # a bad exercise or override fails here, before the replay

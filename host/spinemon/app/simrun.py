@@ -10,16 +10,16 @@ to the simulated motor.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
-from spinemon.io import sim
+from spinemon.app.session import SessionResult, header_for, run_live
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.pipeline import FrameResult, Pipeline, PipelineSettings
+from spinemon.io import sim
 from spinemon.io.recording import RecordingWriter
-from spinemon.app.session import SessionResult, header_for, run_live
 from spinemon.io.transport import Label, SimTransport
 
 LABEL_LEAD_S = 1.0
@@ -56,7 +56,11 @@ def run_simulated(
     settings = settings or PipelineSettings()
     if not rom:
         settings = replace(settings, calibration=replace(settings.calibration, rom=False))
-    transport = SimTransport(list(zip(session.frames, session.frame_times.tolist())), labels_for(session) if labels else [], speed=speed)
+    transport = SimTransport(
+        list(zip(session.frames, session.frame_times.tolist())),
+        labels_for(session) if labels else [],
+        speed=speed,
+    )
     pipeline = Pipeline(settings)
     recorder = None
     if out is not None:
@@ -65,7 +69,14 @@ def run_simulated(
     async def main() -> SessionResult:
         await transport.connect()
         try:
-            return await run_live(transport, pipeline, recorder, on_alert=on_alert, on_frame=on_frame, on_calibrated=on_calibrated)
+            return await run_live(
+                transport,
+                pipeline,
+                recorder,
+                on_alert=on_alert,
+                on_frame=on_frame,
+                on_calibrated=on_calibrated,
+            )
         finally:
             await transport.close()
 

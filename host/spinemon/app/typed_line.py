@@ -51,7 +51,7 @@ class TypedLine:
             termios.tcsetattr(self.fd, termios.TCSANOW, self._saved)
             self._saved = None
 
-    def __enter__(self) -> "TypedLine":
+    def __enter__(self) -> TypedLine:
         self.start()
         return self
 
@@ -73,7 +73,12 @@ class TypedLine:
             after_cr, self._after_cr = self._after_cr, ch == "\r"
             if self._escape:  # an arrow or function key (ESC [ ... letter or ~), or Alt + a key: no text
                 self._escape += ch
-                if len(self._escape) == 2 and ch != "[" or len(self._escape) > 2 and (ch.isalpha() or ch == "~"):
+                if (
+                    (len(self._escape) == 2
+                    and ch != "[")
+                    or (len(self._escape) > 2
+                    and (ch.isalpha() or ch == "~"))
+                ):
                     self._escape = ""
                 continue
             if ch == _ESC:

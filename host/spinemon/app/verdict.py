@@ -11,11 +11,20 @@ more to the side than right": :mod:`spinemon.core.unilateral`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from spinemon.core.reps import pelvis_share
 
-__all__ = ["pelvis_share", "clean_ranges", "event_words", "set_verdict", "sides_verdict", "session_verdict", "HINGES", "WORDS"]
+__all__ = [
+    "HINGES",
+    "WORDS",
+    "clean_ranges",
+    "event_words",
+    "pelvis_share",
+    "session_verdict",
+    "set_verdict",
+    "sides_verdict",
+]
 
 #: exercises whose reps are a forward lean of the trunk (hip hinge or squat)
 HINGES = ("deadlift", "squat", "row", "single_leg_deadlift", "single_arm_row")
@@ -103,7 +112,9 @@ def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sens
     if ex in HINGES and not one_sensor:
         shares = [s for s in (pelvis_share(r) for r in mine) if s is not None]
         if len(shares) >= 2:
-            parts.append(f"hips did {shares[0]:.0%} of the lean on rep 1, {shares[-1]:.0%} on rep {mine[-1].get('rep')}")
+            parts.append(
+                f"hips did {shares[0]:.0%} of the lean on rep 1, {shares[-1]:.0%} on rep {mine[-1].get('rep')}"
+            )
             if shares[0] - shares[-1] >= SHARE_DROP or min(shares) < 0.5:
                 parts.append("cue: push the hips back and keep the chest up, the back took over")
     sides = st.get("side_comparison")
@@ -118,14 +129,22 @@ def sides_verdict(cmp: dict, sets: Sequence[dict]) -> str | None:
     sides (its own line says it) or only one side was done."""
     ex = cmp.get("exercise")
     mine = [s for s in sets if s.get("exercise") == ex]
-    if cmp.get("asymmetry_deg") is None or any((s.get("side_comparison") or {}).get("asymmetry_deg") is not None for s in mine):
+    if cmp.get("asymmetry_deg") is None or any(
+        (s.get("side_comparison") or {}).get("asymmetry_deg") is not None for s in mine
+    ):
         return None
     n_l, n_r = cmp["left"]["reps"], cmp["right"]["reps"]
     return f"{ex}, left against right over the session ({n_l} left, {n_r} right reps): {cmp['words']}."
 
 
-def session_verdict(sets: Sequence[dict], reps: Sequence[dict], events: Sequence[dict], monitoring: dict | None = None, one_sensor: bool = False,
-                    sides: Sequence[dict] = ()) -> list[str]:
+def session_verdict(
+    sets: Sequence[dict],
+    reps: Sequence[dict],
+    events: Sequence[dict],
+    monitoring: dict | None = None,
+    one_sensor: bool = False,
+    sides: Sequence[dict] = (),
+) -> list[str]:
     """The verdict lines of a session: how much was watched, then one per
     set, then left against right for unilateral work done a side per set
     (``sides``: ``summary()["side_comparisons"]``)."""
@@ -133,10 +152,17 @@ def session_verdict(sets: Sequence[dict], reps: Sequence[dict], events: Sequence
     if monitoring:
         cal = monitoring.get("calibration")
         dur, mon = monitoring.get("duration_s") or 0.0, monitoring.get("monitored_s") or 0.0
-        waiting = (monitoring.get("not_monitored") or {}).get("waiting for a still stretch to set neutral", 0.0)
+        waiting = (monitoring.get("not_monitored") or {}).get(
+            "waiting for a still stretch to set neutral", 0.0
+        )
         if cal in ("none", "provisional") or waiting > 5.0:  # the guided calibration itself is not news
             why = ", ".join(f"{v:.0f} s {k}" for k, v in (monitoring.get("not_monitored") or {}).items())
-            lines.append(f"Watched {mon:.0f} of {dur:.0f} s" + (f" (not watched: {why})" if why else "") + (f"; calibration {cal}" if cal in ("none", "provisional") else "") + ".")
+            lines.append(
+                f"Watched {mon:.0f} of {dur:.0f} s"
+                + (f" (not watched: {why})" if why else "")
+                + (f"; calibration {cal}" if cal in ("none", "provisional") else "")
+                + "."
+            )
     if not sets:
         lines.append("No sets found in this session.")
     for st in sets:

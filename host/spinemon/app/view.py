@@ -49,12 +49,22 @@ import secrets
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 from spinemon.errors import ConfigError
 
-__all__ = ["ViewFeed", "Subscriber", "ViewServer", "ViewUsageError", "MISSING_AIOHTTP", "have_aiohttp", "page_html", "VIEW_HOST"]
+__all__ = [
+    "MISSING_AIOHTTP",
+    "VIEW_HOST",
+    "Subscriber",
+    "ViewFeed",
+    "ViewServer",
+    "ViewUsageError",
+    "have_aiohttp",
+    "page_html",
+]
 
 VIEW_HOST = "127.0.0.1"  # never another interface: the page is for this machine's browser
 MISSING_AIOHTTP = "--view needs aiohttp: pip install -e '.[view]'"
@@ -144,8 +154,17 @@ class ViewFeed:
         self.trace: deque[list[float]] = deque()  # [t, deg], the last window_s seconds
         self.alerts: list[dict] = []
         self.label = "lumbar flexion"
-        self.state: dict[str, Any] = {"phase": None, "exercise": None, "set": None, "rep": None, "angle_deg": None,
-                                      "flexion_limit_deg": None, "extension_limit_deg": None, "alerts": 0, "link": "connecting"}
+        self.state: dict[str, Any] = {
+            "phase": None,
+            "exercise": None,
+            "set": None,
+            "rep": None,
+            "angle_deg": None,
+            "flexion_limit_deg": None,
+            "extension_limit_deg": None,
+            "alerts": 0,
+            "link": "connecting",
+        }
         self.updates = 0
         self._pending: list[list[float]] = []
         self._next_point_t = -math.inf
@@ -156,9 +175,22 @@ class ViewFeed:
     def subscribe(self) -> Subscriber:
         """A new page: its queue starts with the ``hello`` message."""
         sub = Subscriber(self.queue_limit)
-        trace = list(self.trace)[: max(0, len(self.trace) - len(self._pending))]  # the points not yet published come with the next update
-        sub.put("hello", json.dumps({"type": "hello", "label": self.label, "window_s": self.window_s,
-                                     "trace": trace, "alerts": self.alerts, "state": self.state}))
+        trace = list(self.trace)[
+            : max(0, len(self.trace) - len(self._pending))
+        ]  # the points not yet published come with the next update
+        sub.put(
+            "hello",
+            json.dumps(
+                {
+                    "type": "hello",
+                    "label": self.label,
+                    "window_s": self.window_s,
+                    "trace": trace,
+                    "alerts": self.alerts,
+                    "state": self.state,
+                }
+            ),
+        )
         self.subscribers.add(sub)
         return sub
 
@@ -192,8 +224,18 @@ class ViewFeed:
                 self.trace.popleft()
         self._take_state(pipeline)
         for ev in res.held_back:  # a fault past a limit that did not buzz: shown at once, with why
-            self._publish("held_back", {"type": "held_back", "kind": ev.kind, "t": _num(ev.t_alert, 3), "wall": round(self.wall(), 3),
-                                        "peak_deg": _num(ev.peak_deg), "limit_deg": _num(ev.limit_deg), "why": ev.held_back})
+            self._publish(
+                "held_back",
+                {
+                    "type": "held_back",
+                    "kind": ev.kind,
+                    "t": _num(ev.t_alert, 3),
+                    "wall": round(self.wall(), 3),
+                    "peak_deg": _num(ev.peak_deg),
+                    "limit_deg": _num(ev.limit_deg),
+                    "why": ev.held_back,
+                },
+            )
         for text in res.notices:
             self._publish("notice", {"type": "notice", "text": text, "wall": round(self.wall(), 3)})
         now = self.clock()
@@ -204,7 +246,16 @@ class ViewFeed:
 
     def _update(self) -> None:
         self.updates += 1
-        self._publish("update", {"type": "update", "n": self.updates, "t": self._pending[-1][0], "points": self._pending, "state": self.state})
+        self._publish(
+            "update",
+            {
+                "type": "update",
+                "n": self.updates,
+                "t": self._pending[-1][0],
+                "points": self._pending,
+                "state": self.state,
+            },
+        )
         self._pending = []
 
     def _take_state(self, pipeline) -> None:
@@ -232,9 +283,19 @@ class ViewFeed:
         from spinemon.app.verdict import event_words
 
         ev = alert.event
-        msg = {"type": "alert", "kind": ev.kind, "words": event_words(ev.kind, ev.exercise), "t": _num(alert.t_trigger_device, 3),
-               "wall": round(self.wall(), 3), "peak_deg": _num(ev.peak_deg), "limit_deg": _num(ev.limit_deg),
-               "set": None if ev.set is None else ev.set + self.set_offset(), "rep": ev.rep, "exercise": ev.exercise, "buzzed_by": alert.buzzed_by}
+        msg = {
+            "type": "alert",
+            "kind": ev.kind,
+            "words": event_words(ev.kind, ev.exercise),
+            "t": _num(alert.t_trigger_device, 3),
+            "wall": round(self.wall(), 3),
+            "peak_deg": _num(ev.peak_deg),
+            "limit_deg": _num(ev.limit_deg),
+            "set": None if ev.set is None else ev.set + self.set_offset(),
+            "rep": ev.rep,
+            "exercise": ev.exercise,
+            "buzzed_by": alert.buzzed_by,
+        }
         self.alerts.append(msg)
         self.state["alerts"] = len(self.alerts)
         self._publish("alert", msg)
@@ -255,7 +316,15 @@ class ViewServer:
     (``port`` 0: one the OS chooses). :meth:`start` binds; :attr:`url` is
     then the address to open; :meth:`stop` closes every page's link."""
 
-    def __init__(self, feed: ViewFeed, port: int = 0, *, token: str | None = None, heartbeat_s: float = 5.0, send_buffer: int = 16384) -> None:
+    def __init__(
+        self,
+        feed: ViewFeed,
+        port: int = 0,
+        *,
+        token: str | None = None,
+        heartbeat_s: float = 5.0,
+        send_buffer: int = 16384,
+    ) -> None:
         if not have_aiohttp():
             raise ViewUsageError(MISSING_AIOHTTP)
         self.feed = feed
@@ -282,7 +351,10 @@ class ViewServer:
         @web.middleware
         async def token_check(request, handler):
             if not self._allowed(request):
-                return web.Response(status=403, text="403: this page needs the link printed by spinemon live (with its ?t= token)\n")
+                return web.Response(
+                    status=403,
+                    text="403: this page needs the link printed by spinemon live (with its ?t= token)\n",
+                )
             return await handler(request)
 
         app = web.Application(middlewares=[token_check])
@@ -293,14 +365,27 @@ class ViewServer:
     async def _page(self, request):
         from aiohttp import web
 
-        csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' " + f"ws://{request.host}"
-        return web.Response(text=self._html, content_type="text/html", headers={
-            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": csp})
+        csp = (
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' "
+            + f"ws://{request.host}"
+        )
+        return web.Response(
+            text=self._html,
+            content_type="text/html",
+            headers={
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": csp,
+            },
+        )
 
     async def _ws(self, request):
         from aiohttp import web
 
-        ws = web.WebSocketResponse(heartbeat=self.heartbeat_s, timeout=1.0, compress=False, writer_limit=self.send_buffer)
+        ws = web.WebSocketResponse(
+            heartbeat=self.heartbeat_s, timeout=1.0, compress=False, writer_limit=self.send_buffer
+        )
         await ws.prepare(request)
         if request.transport is not None:
             request.transport.set_write_buffer_limits(high=self.send_buffer)
@@ -335,7 +420,9 @@ class ViewServer:
         except OSError as e:
             await self._runner.cleanup()
             self._runner = None
-            raise ViewUsageError(f"--view-port {self.port}: cannot listen on {VIEW_HOST}:{self.port} ({os.strerror(e.errno) if e.errno else e}); choose another port or leave --view-port out") from None
+            raise ViewUsageError(
+                f"--view-port {self.port}: cannot listen on {VIEW_HOST}:{self.port} ({os.strerror(e.errno) if e.errno else e}); choose another port or leave --view-port out"
+            ) from None
         self.port = self._runner.addresses[0][1]
         return self.url
 
@@ -347,7 +434,7 @@ class ViewServer:
         for ws in list(self._sockets):
             try:  # a page that stopped reading cannot hold the end of the session up
                 await asyncio.wait_for(ws.close(), 1.0)
-            except (asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, ConnectionError):
                 pass
         await self._runner.cleanup()
         self._runner = None

@@ -18,7 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import spinemon_protocol as proto
-from spinemon.core.detect import FORWARD_LEAN, LATERAL_BEND, OVER_EXTENSION, OVER_FLEXION, SPINE_CREEP, SWING, TWIST, Event
+from spinemon.core.detect import (
+    FORWARD_LEAN,
+    LATERAL_BEND,
+    OVER_EXTENSION,
+    OVER_FLEXION,
+    SPINE_CREEP,
+    SWING,
+    TWIST,
+    Event,
+)
 from spinemon.errors import ConfigError
 
 
@@ -33,7 +42,9 @@ class HapticPattern:
 
     def __post_init__(self) -> None:
         for (lo, hi), v, name in zip(
-            proto.OPCODE_LIMITS[proto.OP_HAPTIC], (self.pulses, self.on_ms, self.off_ms, self.strength), ("pulses", "on_ms", "off_ms", "strength")
+            proto.OPCODE_LIMITS[proto.OP_HAPTIC],
+            (self.pulses, self.on_ms, self.off_ms, self.strength),
+            ("pulses", "on_ms", "off_ms", "strength"),
         ):
             if not lo <= v <= hi:
                 raise ConfigError(f"haptic {name}={v} is outside {lo}..{hi}")
@@ -120,7 +131,12 @@ class Alert:
 class AlertPolicy:
     """Makes the COMMAND for each confirmed event."""
 
-    def __init__(self, counter: CommandCounter | None = None, patterns: dict[str, HapticPattern] | None = None, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        counter: CommandCounter | None = None,
+        patterns: dict[str, HapticPattern] | None = None,
+        enabled: bool = True,
+    ) -> None:
         self.counter = counter or CommandCounter()
         self.patterns = dict(PATTERNS if patterns is None else patterns)
         self.enabled = enabled
@@ -134,9 +150,9 @@ class AlertPolicy:
         if pattern is None:
             return None
         if device_buzzed:
-            return Alert(event, pattern, None, None, float(event.t_alert), t_rx_host, buzzed_by=BUZZED_BY_DEVICE)
+            return Alert(
+                event, pattern, None, None, float(event.t_alert), t_rx_host, buzzed_by=BUZZED_BY_DEVICE
+            )
         c = self.counter.next()
         frame = proto.encode_command(c, proto.OP_HAPTIC, pattern.args())
         return Alert(event, pattern, c, frame, float(event.t_alert), t_rx_host)
-
-

@@ -22,13 +22,13 @@ __all__ = [
     "LABEL_LUMBAR",
     "LABEL_SINGLE",
     "AngleInputError",
-    "Mounting",
-    "sagittal_deg",
-    "frontal_deg",
-    "LumbarAngles",
-    "AngleTracker",
     "AngleStage",
+    "AngleTracker",
+    "LumbarAngles",
+    "Mounting",
+    "frontal_deg",
     "lumbar_angles",
+    "sagittal_deg",
 ]
 
 LABEL_LUMBAR = "lumbar flexion"
@@ -71,7 +71,7 @@ class Mounting:
         object.__setattr__(self, "rotation", r)
 
     @classmethod
-    def from_neutral(cls, u_sensor_mean: object) -> "Mounting":
+    def from_neutral(cls, u_sensor_mean: object) -> Mounting:
         """The minimal rotation that takes the standing gravity direction (sensor frame) to body +X.
 
         ``u_sensor_mean``: mean gravity direction measured while standing tall
@@ -82,7 +82,9 @@ class Mounting:
         """
         a = np.asarray(u_sensor_mean, dtype=np.float64).reshape(-1)
         if a.shape != (3,) or not np.isfinite(a).all() or not np.linalg.norm(a) > 0:
-            raise CalibrationError(f"neutral gravity direction must be a finite non-zero 3-vector, got {u_sensor_mean!r}")
+            raise CalibrationError(
+                f"neutral gravity direction must be a finite non-zero 3-vector, got {u_sensor_mean!r}"
+            )
         a = a / np.linalg.norm(a)
         b = np.array([1.0, 0.0, 0.0])
         v = np.cross(a, b)
@@ -152,13 +154,19 @@ class LumbarAngles:
     def __len__(self) -> int:
         return len(self.flexion_deg)
 
-    def slice(self, start: int, stop: int | None = None) -> "LumbarAngles":
+    def slice(self, start: int, stop: int | None = None) -> LumbarAngles:
         if start == 0 and (stop is None or stop >= len(self)):
             return self
-        return LumbarAngles(self.flexion_deg[start:stop], self.lateral_deg[start:stop], self.twist_deg[start:stop], self.single_sensor, self.label)
+        return LumbarAngles(
+            self.flexion_deg[start:stop],
+            self.lateral_deg[start:stop],
+            self.twist_deg[start:stop],
+            self.single_sensor,
+            self.label,
+        )
 
     @staticmethod
-    def concatenate(parts: list["LumbarAngles"]) -> "LumbarAngles":
+    def concatenate(parts: list[LumbarAngles]) -> LumbarAngles:
         """Consecutive blocks' angles as one (mode and label of the last)."""
         if len(parts) == 1:
             return parts[0]
@@ -196,7 +204,11 @@ class AngleTracker:
     ):
         if not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
             raise ConfigError(f"rate must be a finite number > 0 Hz, got {rate!r}")
-        if not isinstance(twist_leak_tau_s, (int, float)) or not math.isfinite(twist_leak_tau_s) or twist_leak_tau_s <= 0:
+        if (
+            not isinstance(twist_leak_tau_s, (int, float))
+            or not math.isfinite(twist_leak_tau_s)
+            or twist_leak_tau_s <= 0
+        ):
             raise ConfigError(f"twist_leak_tau_s must be a finite number > 0, got {twist_leak_tau_s!r}")
         self.rate = float(rate)
         self.upper = upper or Mounting()
@@ -300,7 +312,9 @@ def lumbar_angles(
     With ``lower_u=None`` the result is the upper sensor's inclination,
     labelled ``"single-sensor inclination"``.
     """
-    tracker = AngleTracker(rate, upper, lower, single_sensor=lower_u is None, twist_leak_tau_s=twist_leak_tau_s)
+    tracker = AngleTracker(
+        rate, upper, lower, single_sensor=lower_u is None, twist_leak_tau_s=twist_leak_tau_s
+    )
     return tracker.update(upper_u, upper_gyr, lower_u, lower_gyr)
 
 
@@ -342,7 +356,13 @@ class AngleStage:
         """Start again with ``calibration``'s mountings (the twist carries over)."""
         m = calibration.mounting
         twist = self.tracker.twist_deg if self.tracker is not None else 0.0
-        self.tracker = AngleTracker(rate, m.get("upper"), m.get("lower"), single_sensor=bool(self.single_sensor), twist_leak_tau_s=self.twist_leak_tau_s)
+        self.tracker = AngleTracker(
+            rate,
+            m.get("upper"),
+            m.get("lower"),
+            single_sensor=bool(self.single_sensor),
+            twist_leak_tau_s=self.twist_leak_tau_s,
+        )
         self.tracker.twist_deg = twist
 
     def update(self, fused, calibration) -> LumbarAngles:

@@ -35,8 +35,8 @@ import numpy as np
 
 from spinemon.core.angles import Mounting
 from spinemon.core.detect import DEFAULT_ROM, RangeOfMotion
-from spinemon.errors import CalibrationError, ConfigError
 from spinemon.core.stream import G, SampleBlock
+from spinemon.errors import CalibrationError, ConfigError
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,9 @@ class CalibrationSettings:
     """
 
     neutral_s: float = 1.0  # how long the wearer must stand still
-    still_gyro_var_dps: float = 10.0  # max departure of the gyro from its stretch mean (quiet standing sway stays below)
+    still_gyro_var_dps: float = (
+        10.0  # max departure of the gyro from its stretch mean (quiet standing sway stays below)
+    )
     still_acc_var_m_s2: float = 0.5  # max departure of the accelerometer from its stretch mean (about 3 deg)
     max_gyro_offset_dps: float = 100.0  # norm; a larger constant gyro reading is not an offset (a steady turn fails the accelerometer test anyway)
     still_gyro_dps: float = 6.0  # standing checks after calibration (offset removed): max gyro norm
@@ -90,13 +92,24 @@ class CalibrationSettings:
     def __post_init__(self) -> None:
         if not (isinstance(self.neutral_s, (int, float)) and 0.5 <= self.neutral_s <= 30.0):
             raise ConfigError(f"calibration neutral_s must be between 0.5 and 30 s, not {self.neutral_s!r}")
-        if self.provisional_rule == "quietest" and not (isinstance(self.provisional_after_s, (int, float)) and self.provisional_after_s >= self.neutral_s):
+        if self.provisional_rule == "quietest" and not (
+            isinstance(self.provisional_after_s, (int, float)) and self.provisional_after_s >= self.neutral_s
+        ):
             raise ConfigError("calibration provisional_after_s must be at least neutral_s")
-        if not (isinstance(self.provisional_after_s, (int, float)) and 0.25 <= self.provisional_after_s <= 60.0):
-            raise ConfigError(f"calibration provisional_after_s must be 0.25..60 s, not {self.provisional_after_s!r}")
+        if not (
+            isinstance(self.provisional_after_s, (int, float)) and 0.25 <= self.provisional_after_s <= 60.0
+        ):
+            raise ConfigError(
+                f"calibration provisional_after_s must be 0.25..60 s, not {self.provisional_after_s!r}"
+            )
         if self.provisional_rule not in ("upright", "quietest"):
-            raise ConfigError(f"calibration provisional_rule must be 'upright' or 'quietest', not {self.provisional_rule!r}")
-        if not (isinstance(self.provisional_window_s, (int, float)) and 0.05 <= self.provisional_window_s <= self.neutral_s):
+            raise ConfigError(
+                f"calibration provisional_rule must be 'upright' or 'quietest', not {self.provisional_rule!r}"
+            )
+        if not (
+            isinstance(self.provisional_window_s, (int, float))
+            and 0.05 <= self.provisional_window_s <= self.neutral_s
+        ):
             raise ConfigError("calibration provisional_window_s must be 0.05 s .. neutral_s")
 
 
@@ -128,24 +141,44 @@ class Calibration:
             "type": "calibration",
             "mounting": {s: np.asarray(m.rotation).round(12).tolist() for s, m in self.mounting.items()},
             "t_neutral": list(self.t_neutral),
-            "rom": None if self.rom is None else {"flexion_deg": self.rom.flexion_deg, "extension_deg": self.rom.extension_deg},
+            "rom": None
+            if self.rom is None
+            else {"flexion_deg": self.rom.flexion_deg, "extension_deg": self.rom.extension_deg},
             "t_rom": None if self.t_rom is None else list(self.t_rom),
-            "alignment": {s: {k: round(float(v), 3) for k, v in a.items()} for s, a in self.alignment.items()},
-            "gyro_offset_dps": {s: np.degrees(np.asarray(v)).round(4).tolist() for s, v in self.gyro_offset.items()},
+            "alignment": {
+                s: {k: round(float(v), 3) for k, v in a.items()} for s, a in self.alignment.items()
+            },
+            "gyro_offset_dps": {
+                s: np.degrees(np.asarray(v)).round(4).tolist() for s, v in self.gyro_offset.items()
+            },
             "source": self.source,
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Calibration":
+    def from_dict(cls, d: dict) -> Calibration:
         try:
             mounting = {s: Mounting(np.asarray(m, dtype=float)) for s, m in d["mounting"].items()}
             rom = None if d.get("rom") is None else RangeOfMotion(**d["rom"])
-            alignment = {str(s): {str(k): float(v) for k, v in a.items()} for s, a in (d.get("alignment") or {}).items()}
-            offset = {str(s): np.radians(np.asarray(v, dtype=float).reshape(3)) for s, v in (d.get("gyro_offset_dps") or {}).items()}
+            alignment = {
+                str(s): {str(k): float(v) for k, v in a.items()}
+                for s, a in (d.get("alignment") or {}).items()
+            }
+            offset = {
+                str(s): np.radians(np.asarray(v, dtype=float).reshape(3))
+                for s, v in (d.get("gyro_offset_dps") or {}).items()
+            }
             source = str(d.get("source", "still"))
             if source not in ("still", "provisional", "stored"):
                 raise ValueError(f"unknown calibration source {source!r}")
-            return cls(mounting, tuple(d["t_neutral"]), rom, None if d.get("t_rom") is None else tuple(d["t_rom"]), alignment, offset, source)
+            return cls(
+                mounting,
+                tuple(d["t_neutral"]),
+                rom,
+                None if d.get("t_rom") is None else tuple(d["t_rom"]),
+                alignment,
+                offset,
+                source,
+            )
         except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as e:
             raise CalibrationError(f"calibration record is malformed: {e}") from None
 
@@ -204,11 +237,15 @@ class Calibrator:
 
     settings: CalibrationSettings = field(default_factory=CalibrationSettings)
     phase: str = "neutral"  # neutral -> rom -> done; neutral -> provisional -> done
-    attempts: int = 1  # neutral windows started (a movement that breaks one a quarter under way starts a new one)
+    attempts: int = (
+        1  # neutral windows started (a movement that breaks one a quarter under way starts a new one)
+    )
     result: Calibration | None = None
     rom_stage: str = "forward"
     peak_tilt_deg: dict = field(default_factory=dict)
-    bend_rotation: dict = field(default_factory=dict)  # integrated gyro (deg) at the deepest bend, neutral frame
+    bend_rotation: dict = field(
+        default_factory=dict
+    )  # integrated gyro (deg) at the deepest bend, neutral frame
     gyro_bias: dict = field(default_factory=dict)  # neutral mean gyro per sensor, rad/s
     _n: int = 0  # samples in the current still stretch
     _snap: list = field(default_factory=list)  # (n, accelerometer sums) at 1/4 and 3/4 of the stretch
@@ -273,7 +310,10 @@ class Calibrator:
             fits = True
             for s in sensors:
                 a, g = acc[s][i], gyr[s][i]
-                if abs(math.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]) - G) >= st.still_acc_dev or math.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]) >= gmax:
+                if (
+                    abs(math.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]) - G) >= st.still_acc_dev
+                    or math.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]) >= gmax
+                ):
                     fits = False
                     break
                 if self._n:
@@ -284,18 +324,39 @@ class Calibrator:
                     if da >= avar or dg >= gvar:
                         fits = False
                         break
-            better = self._window(sensors, acc, gyr, i, t[i], need if st.provisional_rule == "quietest" else max(2, int(round(st.provisional_window_s * block.rate_hz))))
+            better = self._window(
+                sensors,
+                acc,
+                gyr,
+                i,
+                t[i],
+                need
+                if st.provisional_rule == "quietest"
+                else max(2, int(round(st.provisional_window_s * block.rate_hz))),
+            )
             if better and self.phase == "provisional" and st.provisional_rule == "upright":
-                self.stopped_at = i  # a clearly more upright quiet moment: the provisional neutral moves there
-                return self._finish_neutral(sensors, self._best["a"], self._best["g"], self._best["n"], self._best["t"], "provisional")
+                self.stopped_at = (
+                    i  # a clearly more upright quiet moment: the provisional neutral moves there
+                )
+                return self._finish_neutral(
+                    sensors, self._best["a"], self._best["g"], self._best["n"], self._best["t"], "provisional"
+                )
             if not fits:
                 if self._n and self._t_last - self._t_first >= 0.25 * st.neutral_s:
-                    self.attempts += 1  # a still stretch under way was broken (not a moving sample's own brief run)
+                    self.attempts += (
+                        1  # a still stretch under way was broken (not a moving sample's own brief run)
+                    )
                 self._n = 0
                 # this sample may start the next stretch if it is plausible on its own
-                if all(abs(math.sqrt(sum(x * x for x in acc[s][i])) - G) < st.still_acc_dev and math.sqrt(sum(x * x for x in gyr[s][i])) < gmax for s in sensors):
+                if all(
+                    abs(math.sqrt(sum(x * x for x in acc[s][i])) - G) < st.still_acc_dev
+                    and math.sqrt(sum(x * x for x in gyr[s][i])) < gmax
+                    for s in sensors
+                ):
                     self._start_run(sensors, acc, gyr, i, t[i])
-                if st.provisional_rule == "upright" and i >= i_prov:  # the deadline holds while the wearer moves too
+                if (
+                    st.provisional_rule == "upright" and i >= i_prov
+                ):  # the deadline holds while the wearer moves too
                     self._provisional_due(sensors, i)
                     if self.stopped_at is not None:
                         return self.result
@@ -313,7 +374,9 @@ class Calibrator:
                 self._snapshots(sensors, dt)
             if self._t_last - self._t_first + dt >= st.neutral_s - 1e-9:
                 if st.still_drift_deg is not None and self._drifted(sensors):
-                    self.attempts += 1  # the gravity direction moved through the stretch: slow motion, not stillness
+                    self.attempts += (
+                        1  # the gravity direction moved through the stretch: slow motion, not stillness
+                    )
                     self._start_run(sensors, acc, gyr, i, t[i])
                     if i >= i_prov:
                         self._provisional_due(sensors, i)
@@ -323,8 +386,17 @@ class Calibrator:
                 self.stopped_at = i
                 sum_g = {s: self._sum_g[s] for s in sensors}
                 if st.still_drift_deg is not None and len(self._snap) == 2:
-                    sum_g = {s: list(np.asarray(sum_g[s]) - self._n * self._turn_rate(s, dt)) for s in sensors}
-                return self._finish_neutral(sensors, {s: self._sum_a[s] for s in sensors}, sum_g, self._n, (self._t_first, self._t_last), "still")
+                    sum_g = {
+                        s: list(np.asarray(sum_g[s]) - self._n * self._turn_rate(s, dt)) for s in sensors
+                    }
+                return self._finish_neutral(
+                    sensors,
+                    {s: self._sum_a[s] for s in sensors},
+                    sum_g,
+                    self._n,
+                    (self._t_first, self._t_last),
+                    "still",
+                )
             if i >= i_prov:
                 self._provisional_due(sensors, i)
                 if self.stopped_at is not None:
@@ -395,8 +467,14 @@ class Calibrator:
         upright). True when a window beat the provisional neutral in force by the margin."""
         w = self._win
         if w is None or w["n"] == 0:
-            w = self._win = {"n": 0, "t0": ti, "a": {s: [0.0] * 3 for s in sensors}, "g": {s: [0.0] * 3 for s in sensors},
-                             "a2": {s: 0.0 for s in sensors}, "g2": {s: 0.0 for s in sensors}}
+            w = self._win = {
+                "n": 0,
+                "t0": ti,
+                "a": {s: [0.0] * 3 for s in sensors},
+                "g": {s: [0.0] * 3 for s in sensors},
+                "a2": dict.fromkeys(sensors, 0.0),
+                "g2": dict.fromkeys(sensors, 0.0),
+            }
         w["n"] += 1
         for s in sensors:
             a, g = acc[s][i], gyr[s][i]
@@ -412,7 +490,9 @@ class Calibrator:
         for s in sensors:
             va = max(0.0, w["a2"][s] / n - sum((x / n) ** 2 for x in w["a"][s]))
             vg = max(0.0, w["g2"][s] / n - sum((x / n) ** 2 for x in w["g"][s]))
-            spread += math.sqrt(va) / self.settings.still_acc_var_m_s2 + math.sqrt(vg) / math.radians(self.settings.still_gyro_var_dps)
+            spread += math.sqrt(va) / self.settings.still_acc_var_m_s2 + math.sqrt(vg) / math.radians(
+                self.settings.still_gyro_var_dps
+            )
         tilt = 0.0
         if self.settings.provisional_rule == "upright":
             a = w["a"]["upper" if "upper" in w["a"] else sensors[0]]
@@ -422,10 +502,24 @@ class Calibrator:
         w["n"] = 0
         best = self._best
         if best is None or self._score(spread, tilt) < self._score(best["quiet"], best["tilt"]):
-            in_force = None if best is None else best.get("in_force")  # (quiet, tilt) of the provisional neutral in force
-            better = self.phase == "provisional" and in_force is not None and self._score(spread, tilt) < self._score(*in_force) - self.settings.provisional_margin
-            self._best = {"quiet": spread, "tilt": tilt, "spread": self._score(spread, tilt), "n": n, "t": (w["t0"], ti),
-                          "a": {s: list(v) for s, v in w["a"].items()}, "g": {s: list(v) for s, v in w["g"].items()}, "in_force": in_force}
+            in_force = (
+                None if best is None else best.get("in_force")
+            )  # (quiet, tilt) of the provisional neutral in force
+            better = (
+                self.phase == "provisional"
+                and in_force is not None
+                and self._score(spread, tilt) < self._score(*in_force) - self.settings.provisional_margin
+            )
+            self._best = {
+                "quiet": spread,
+                "tilt": tilt,
+                "spread": self._score(spread, tilt),
+                "n": n,
+                "t": (w["t0"], ti),
+                "a": {s: list(v) for s, v in w["a"].items()},
+                "g": {s: list(v) for s, v in w["g"].items()},
+                "in_force": in_force,
+            }
             return better
         return False
 
@@ -446,14 +540,18 @@ class Calibrator:
         # a provisional window is only quiet, not still: its mean gyro is no zero-rate
         # offset; and a still stretch that replaces a provisional neutral keeps its
         # (none): the fusion has been learning its own bias since the start and goes on
-        upright = self.settings.provisional_rule == "upright" and (source == "provisional" or self.phase == "provisional")
+        upright = self.settings.provisional_rule == "upright" and (
+            source == "provisional" or self.phase == "provisional"
+        )
         if source == "provisional" and upright and self._best is not None:
             self._best["in_force"] = (self._best["quiet"], self._best["tilt"])
         for s in sensors:
             mounting[s] = Mounting.from_neutral(np.asarray(sum_a[s]) / n)
             offset[s] = np.zeros(3) if upright else np.asarray(sum_g[s]) / n
             self.gyro_bias[s] = offset[s]
-        self.result = Calibration(mounting, (float(t_span[0]), float(t_span[1])), gyro_offset=offset, source=source)
+        self.result = Calibration(
+            mounting, (float(t_span[0]), float(t_span[1])), gyro_offset=offset, source=source
+        )
         if not (upright and source == "provisional"):
             self._n = 0  # (a provisional window leaves the still stretch under way running)
         if source == "provisional":
@@ -487,9 +585,13 @@ class Calibrator:
                 continue  # a sensor that was not there at neutral
             m = self.result.mounting[s]
             u0 = m.to_body(gravity[s])
-            w0 = m.to_body(block.gyr[s])  # the gyro offset found at neutral is already removed (see the docstring)
+            w0 = m.to_body(
+                block.gyr[s]
+            )  # the gyro offset found at neutral is already removed (see the docstring)
             # summed sample by sample from the previous total (the same sums for any split)
-            rot = np.cumsum(np.vstack([self._rot.get(s, np.zeros(3))[None, :], np.degrees(w0) * dt]), axis=0)[1:]
+            rot = np.cumsum(np.vstack([self._rot.get(s, np.zeros(3))[None, :], np.degrees(w0) * dt]), axis=0)[
+                1:
+            ]
             tilt = np.degrees(np.arccos(np.clip(u0[:, 0] / np.linalg.norm(u0, axis=1), -1.0, 1.0)))
             per[s] = (u0, rot, tilt)
         assert "upper" in per
@@ -513,10 +615,18 @@ class Calibrator:
                     self._rom_still_since = ti
             else:
                 self._rom_still_since = None
-            if self.rom_stage == "settle" and self._rom_still_since is not None and ti - self._rom_still_since >= st.rom_settle_s:
+            if (
+                self.rom_stage == "settle"
+                and self._rom_still_since is not None
+                and ti - self._rom_still_since >= st.rom_settle_s
+            ):
                 end = (i, True, False)
                 break
-            if self.rom_stage == "forward" and peak_upper[i] < st.rom_min_flexion_deg and ti - self._rom_t0 > st.rom_start_s:
+            if (
+                self.rom_stage == "forward"
+                and peak_upper[i] < st.rom_min_flexion_deg
+                and ti - self._rom_t0 > st.rom_start_s
+            ):
                 # no bend came: the wearer went straight to lifting (or walking); skip, never block monitoring
                 end = (i, False, True)
                 break
@@ -532,7 +642,9 @@ class Calibrator:
                 self.bend_rotation[s] = rot[k].copy()
             self._buf.setdefault(s, []).append(u0[:used])
         for s in self.result.mounting:
-            if s not in per:  # a sensor of the neutral missing from this block (a layout change): keep the buffers in step
+            if (
+                s not in per
+            ):  # a sensor of the neutral missing from this block (a layout change): keep the buffers in step
                 self._buf.setdefault(s, []).append(np.full((used, 3), np.nan))
         if end is None:
             return False
@@ -569,7 +681,11 @@ class Calibrator:
                 lumbar = pair[both] if both.any() else lumbar
             lumbar = lumbar[np.isfinite(lumbar)]
             try:
-                res.rom = RangeOfMotion(round(float(lumbar.max()), 2), round(float(lumbar.min()), 2)) if len(lumbar) else None
+                res.rom = (
+                    RangeOfMotion(round(float(lumbar.max()), 2), round(float(lumbar.min()), 2))
+                    if len(lumbar)
+                    else None
+                )
             except ConfigError:
                 res.rom = None
         res.t_rom = (float(self._rom_t0), t_end)
@@ -598,14 +714,26 @@ class HeadingFinder:
     Exposed state: ``found`` (sensor -> {"heading_deg", "bend_s", "t"}),
     ``rejected`` (turns that were no heading)."""
 
-    def __init__(self, min_rate_deg_s: float = 20.0, min_bend_s: float = 0.15, min_turn_deg: float = 10.0, max_heading_deg: float = 45.0) -> None:
-        self.min_rate_deg_s = min_rate_deg_s  # well past gyro bias and standing sway; a hinge's way down turns at 40-100 deg/s
-        self.min_bend_s = min_bend_s  # found early on the way down, before a leak into lateral bend can reach its limit
+    def __init__(
+        self,
+        min_rate_deg_s: float = 20.0,
+        min_bend_s: float = 0.15,
+        min_turn_deg: float = 10.0,
+        max_heading_deg: float = 45.0,
+    ) -> None:
+        self.min_rate_deg_s = (
+            min_rate_deg_s  # well past gyro bias and standing sway; a hinge's way down turns at 40-100 deg/s
+        )
+        self.min_bend_s = (
+            min_bend_s  # found early on the way down, before a leak into lateral bend can reach its limit
+        )
         self.min_turn_deg = min_turn_deg  # and after turning this far: a bend, not a sway
         self.max_heading_deg = max_heading_deg
         self.rejected = 0
         self.found: dict[str, dict] = {}
-        self._m: dict[str, np.ndarray] = {}  # sensor -> [seconds, syy, szz, syz, degrees turned] of the unit turn axis
+        self._m: dict[
+            str, np.ndarray
+        ] = {}  # sensor -> [seconds, syy, szz, syz, degrees turned] of the unit turn axis
         self.stopped_at: int | None = None
 
     def reset(self) -> None:
@@ -614,11 +742,19 @@ class HeadingFinder:
 
     def state(self) -> tuple:
         """The finder's state as a value (see :meth:`restore`)."""
-        return ({k: dict(v) for k, v in self.found.items()}, {k: v.copy() for k, v in self._m.items()}, self.rejected)
+        return (
+            {k: dict(v) for k, v in self.found.items()},
+            {k: v.copy() for k, v in self._m.items()},
+            self.rejected,
+        )
 
     def restore(self, state: tuple) -> None:
         found, m, rejected = state
-        self.found, self._m, self.rejected = {k: dict(v) for k, v in found.items()}, {k: v.copy() for k, v in m.items()}, rejected
+        self.found, self._m, self.rejected = (
+            {k: dict(v) for k, v in found.items()},
+            {k: v.copy() for k, v in m.items()},
+            rejected,
+        )
 
     def update(self, gyr: dict, mounting: dict, t: np.ndarray, rate: float) -> dict[str, float] | None:
         """One block of gyros (rad/s, sensor frame, per sensor). Returns
@@ -640,7 +776,16 @@ class HeadingFinder:
             turning = n > w_min
             safe = np.where(turning, n, 1.0)
             y, z = w[:, 1] / safe, w[:, 2] / safe
-            parts = np.stack([turning * dt, turning * y * y, turning * z * z, turning * y * z, turning * np.degrees(n) * dt], axis=1)
+            parts = np.stack(
+                [
+                    turning * dt,
+                    turning * y * y,
+                    turning * z * z,
+                    turning * y * z,
+                    turning * np.degrees(n) * dt,
+                ],
+                axis=1,
+            )
             c = np.cumsum(np.vstack([self._m.get(s, np.zeros(5))[None, :], parts]), axis=0)[1:]
             cums[s] = c
             k = np.flatnonzero((c[:, 0] >= self.min_bend_s - 1e-12) & (c[:, 4] >= self.min_turn_deg - 1e-9))
@@ -661,7 +806,11 @@ class HeadingFinder:
                 self.rejected += 1  # not one sagittal plane: forget it, wait for the next bend
                 self._m[s] = np.zeros(5)
                 continue
-            self.found[s] = {"heading_deg": round(alpha, 3), "bend_s": round(float(sec), 3), "t": round(float(t[first]), 4)}
+            self.found[s] = {
+                "heading_deg": round(alpha, 3),
+                "bend_s": round(float(sec), 3),
+                "t": round(float(t[first]), 4),
+            }
             out[s] = alpha
         if first is None:
             return None

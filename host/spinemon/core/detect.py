@@ -55,7 +55,13 @@ HOLD_EXERCISES: tuple[str, ...] = ("plank", "bird_dog", "dead_bug", "glute_bridg
 
 #: exercises done one side at a time: each rep is tagged left or right
 #: (spinemon.core.unilateral) and the report compares the sides
-UNILATERAL_EXERCISES: tuple[str, ...] = ("single_leg_deadlift", "lunge", "split_squat", "single_arm_press", "single_arm_row")
+UNILATERAL_EXERCISES: tuple[str, ...] = (
+    "single_leg_deadlift",
+    "lunge",
+    "split_squat",
+    "single_arm_press",
+    "single_arm_row",
+)
 
 
 @dataclass(frozen=True)
@@ -70,14 +76,26 @@ class RangeOfMotion:
         if not (5.0 <= self.flexion_deg <= 120.0):
             raise ConfigError(f"range of motion: flexion {self.flexion_deg:.1f} deg is implausible (5..120)")
         if not (-60.0 <= self.extension_deg <= -2.0):
-            raise ConfigError(f"range of motion: extension {self.extension_deg:.1f} deg is implausible (-60..-2)")
+            raise ConfigError(
+                f"range of motion: extension {self.extension_deg:.1f} deg is implausible (-60..-2)"
+            )
 
 
 #: population default used until the lifter calibrates a range of motion
 DEFAULT_ROM = RangeOfMotion()
 
 
-_OVERRIDABLE = ("flexion_share", "extension_share", "flexion_deg", "extension_deg", "twist_deg", "lateral_deg", "swing_deg_s", "creep_deg", "lean_deg")
+_OVERRIDABLE = (
+    "flexion_share",
+    "extension_share",
+    "flexion_deg",
+    "extension_deg",
+    "twist_deg",
+    "lateral_deg",
+    "swing_deg_s",
+    "creep_deg",
+    "lean_deg",
+)
 
 
 @dataclass(frozen=True)
@@ -113,15 +131,20 @@ class ExerciseProfile:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ConfigError(f"{self.name}: {k} must be a number or null, not {v!r}")
             if k.endswith("_share") and not 0.05 <= v <= 1.5:
-                raise ConfigError(f"{self.name}: {k}={v} is outside 0.05..1.5 (a share of your range of motion)")
+                raise ConfigError(
+                    f"{self.name}: {k}={v} is outside 0.05..1.5 (a share of your range of motion)"
+                )
             if k == "extension_deg" and not -90.0 <= v < 0:
                 raise ConfigError(f"{self.name}: extension_deg={v} must be negative (-90..0)")
-            if k in ("flexion_deg", "twist_deg", "lateral_deg", "creep_deg", "lean_deg") and not 0 < v <= 120.0:
+            if (
+                k in ("flexion_deg", "twist_deg", "lateral_deg", "creep_deg", "lean_deg")
+                and not 0 < v <= 120.0
+            ):
                 raise ConfigError(f"{self.name}: {k}={v} is outside 0..120 deg")
             if k == "swing_deg_s" and not 0 < v <= 2000.0:
                 raise ConfigError(f"{self.name}: swing_deg_s={v} is outside 0..2000 deg/s")
 
-    def limits(self, rom: RangeOfMotion = DEFAULT_ROM) -> "Limits":
+    def limits(self, rom: RangeOfMotion = DEFAULT_ROM) -> Limits:
         flex = self.flexion_deg
         if flex is None and self.flexion_share is not None:
             flex = self.flexion_share * rom.flexion_deg
@@ -130,7 +153,7 @@ class ExerciseProfile:
             ext = self.extension_share * rom.extension_deg
         return Limits(flex, ext, self.twist_deg, self.lateral_deg, self.swing_deg_s, lean_deg=self.lean_deg)
 
-    def with_overrides(self, overrides: dict | None) -> "ExerciseProfile":
+    def with_overrides(self, overrides: dict | None) -> ExerciseProfile:
         """A copy with some limits replaced, e.g. ``{"flexion_share": 0.55,
         "twist_deg": null}``. Setting ``flexion_deg``/``extension_deg`` makes
         that limit absolute. Unknown keys or bad values raise ConfigError."""
@@ -146,26 +169,52 @@ class ExerciseProfile:
 
 PROFILES: dict[str, ExerciseProfile] = {
     # hinges and squats: rounding is the fault; lockout hyperextension too; fatigue shows as creep
-    "deadlift": ExerciseProfile("deadlift", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
+    "deadlift": ExerciseProfile(
+        "deadlift", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0
+    ),
     # lean_deg (one sensor only): a low-bar back squat inclines the trunk 45-55 deg
     # from vertical at parallel; 10 deg past that (a provisional neutral can be a
     # few degrees off) the squat has become a good morning -- hips shooting back,
     # the "excessive forward lean" fault (real lean sets peak ~19 deg above correct ones)
-    "squat": ExerciseProfile("squat", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0, lean_deg=65.0),
-    "row": ExerciseProfile("row", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
+    "squat": ExerciseProfile(
+        "squat",
+        flexion_share=0.5,
+        extension_share=0.6,
+        twist_deg=15.0,
+        lateral_deg=15.0,
+        creep_deg=12.0,
+        lean_deg=65.0,
+    ),
+    "row": ExerciseProfile(
+        "row", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0
+    ),
     # overhead work: arching is the fault
-    "overhead_press": ExerciseProfile("overhead_press", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0),
+    "overhead_press": ExerciseProfile(
+        "overhead_press", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0
+    ),
     # bench: lifting the lower back off the bench (arch past the lifter's usual set-up)
-    "bench": ExerciseProfile("bench", flexion_share=0.6, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0),
+    "bench": ExerciseProfile(
+        "bench", flexion_share=0.6, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0
+    ),
     # curls: leaning back and swinging the weight
     # (the swing limit is opt-in -- {"curl": {"swing_deg_s": 60}}: a swing that
     # leans back past the extension limit would otherwise buzz twice)
-    "curl": ExerciseProfile("curl", flexion_share=0.5, extension_share=0.45, twist_deg=15.0, lateral_deg=15.0),
+    "curl": ExerciseProfile(
+        "curl", flexion_share=0.5, extension_share=0.45, twist_deg=15.0, lateral_deg=15.0
+    ),
     # core holds: sag/arch into extension, pike into flexion, pelvis rotation
-    "plank": ExerciseProfile("plank", flexion_share=0.35, extension_share=0.35, twist_deg=12.0, lateral_deg=12.0, hold=True),
-    "bird_dog": ExerciseProfile("bird_dog", flexion_share=0.4, extension_share=0.35, twist_deg=10.0, lateral_deg=10.0, hold=True),
-    "dead_bug": ExerciseProfile("dead_bug", flexion_share=0.5, extension_share=0.3, twist_deg=10.0, lateral_deg=10.0, hold=True),
-    "glute_bridge": ExerciseProfile("glute_bridge", flexion_share=0.5, extension_share=0.4, twist_deg=12.0, lateral_deg=12.0, hold=True),
+    "plank": ExerciseProfile(
+        "plank", flexion_share=0.35, extension_share=0.35, twist_deg=12.0, lateral_deg=12.0, hold=True
+    ),
+    "bird_dog": ExerciseProfile(
+        "bird_dog", flexion_share=0.4, extension_share=0.35, twist_deg=10.0, lateral_deg=10.0, hold=True
+    ),
+    "dead_bug": ExerciseProfile(
+        "dead_bug", flexion_share=0.5, extension_share=0.3, twist_deg=10.0, lateral_deg=10.0, hold=True
+    ),
+    "glute_bridge": ExerciseProfile(
+        "glute_bridge", flexion_share=0.5, extension_share=0.4, twist_deg=12.0, lateral_deg=12.0, hold=True
+    ),
     # unilateral work: each one keeps the limits of the bilateral lift it is a
     # variant of -- the share of the lifter's range is the same principle, and
     # loading one side does not give the lumbar spine more room. Twist and
@@ -174,25 +223,66 @@ PROFILES: dict[str, ExerciseProfile] = {
     # limit would buzz clean reps; the lean shows instead in the comparison
     # of the sides (spinemon.core.unilateral), rep by rep.
     # single-leg deadlift: a hip hinge on one leg (as deadlift: rounding past half the range)
-    "single_leg_deadlift": ExerciseProfile("single_leg_deadlift", flexion_share=0.5, extension_share=0.6, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
+    "single_leg_deadlift": ExerciseProfile(
+        "single_leg_deadlift",
+        flexion_share=0.5,
+        extension_share=0.6,
+        twist_deg=15.0,
+        lateral_deg=15.0,
+        creep_deg=12.0,
+    ),
     # lunge and split squat: a squat with the trunk upright; the rear hip's
     # stretch tips the pelvis forward, so arching is watched as in overhead
     # work (half the extension range), rounding as in the squat
     # lean_deg (one sensor only): the trunk stays upright in a lunge (a coach's
     # cue is "chest up"); 20-25 deg of forward lean is usual, past 35 deg it folds over
-    "lunge": ExerciseProfile("lunge", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0, lean_deg=35.0),
-    "split_squat": ExerciseProfile("split_squat", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0, lean_deg=35.0),
+    "lunge": ExerciseProfile(
+        "lunge",
+        flexion_share=0.5,
+        extension_share=0.5,
+        twist_deg=15.0,
+        lateral_deg=15.0,
+        creep_deg=12.0,
+        lean_deg=35.0,
+    ),
+    "split_squat": ExerciseProfile(
+        "split_squat",
+        flexion_share=0.5,
+        extension_share=0.5,
+        twist_deg=15.0,
+        lateral_deg=15.0,
+        creep_deg=12.0,
+        lean_deg=35.0,
+    ),
     # single-arm press (one dumbbell overhead): as overhead_press, arching is the fault
-    "single_arm_press": ExerciseProfile("single_arm_press", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0),
+    "single_arm_press": ExerciseProfile(
+        "single_arm_press", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0
+    ),
     # single-arm row: as row, the hinged trunk must not round; rotating open to pull is the twist limit
-    "single_arm_row": ExerciseProfile("single_arm_row", flexion_share=0.5, extension_share=0.5, twist_deg=15.0, lateral_deg=15.0, creep_deg=12.0),
+    "single_arm_row": ExerciseProfile(
+        "single_arm_row",
+        flexion_share=0.5,
+        extension_share=0.5,
+        twist_deg=15.0,
+        lateral_deg=15.0,
+        creep_deg=12.0,
+    ),
     "generic": ExerciseProfile("generic", flexion_share=0.7, extension_share=0.7),
 }
 
 
 #: exercises where the trunk's inclination is the movement itself (hinges and
 #: squats): one sensor cannot tell a hip hinge from a rounded back
-HINGE_EXERCISES: tuple[str, ...] = ("deadlift", "squat", "row", "single_leg_deadlift", "lunge", "split_squat", "single_arm_row", "generic")
+HINGE_EXERCISES: tuple[str, ...] = (
+    "deadlift",
+    "squat",
+    "row",
+    "single_leg_deadlift",
+    "lunge",
+    "split_squat",
+    "single_arm_row",
+    "generic",
+)
 
 #: what one sensor cannot judge, and why (see :func:`one_sensor_limits`)
 NEEDS_TWO_SENSORS = {
@@ -204,7 +294,7 @@ NEEDS_TWO_SENSORS = {
 }
 
 
-def one_sensor_limits(exercise: str, lim: "Limits") -> tuple["Limits", dict[str, str]]:
+def one_sensor_limits(exercise: str, lim: Limits) -> tuple[Limits, dict[str, str]]:
     """The limits one sensor can judge, and the ones switched off with the reason.
 
     One sensor reads its own inclination (trunk or pelvis), not the lumbar
@@ -241,7 +331,9 @@ def profile(name: str, overrides: dict | None = None) -> ExerciseProfile:
             raise ConfigError("limit overrides must map exercise names to {limit: value}")
         for ex in overrides:
             if ex not in PROFILES:
-                raise ConfigError(f"limit overrides: unknown exercise {ex!r}; choose one of {', '.join(PROFILES)}")
+                raise ConfigError(
+                    f"limit overrides: unknown exercise {ex!r}; choose one of {', '.join(PROFILES)}"
+                )
         p = p.with_overrides(overrides.get(name))
     return p
 
@@ -286,7 +378,13 @@ class DetectorSettings:
     quick_floor_samples: int = 2
 
     def __post_init__(self) -> None:
-        if self.hysteresis_deg < 0 or self.min_duration_s < 0 or self.refractory_s < 0 or self.creep_min_duration_s < 0 or self.quick_floor_samples < 0:
+        if (
+            self.hysteresis_deg < 0
+            or self.min_duration_s < 0
+            or self.refractory_s < 0
+            or self.creep_min_duration_s < 0
+            or self.quick_floor_samples < 0
+        ):
             raise ConfigError("detector settings must not be negative")
 
     @property
@@ -406,12 +504,22 @@ class EventDetector:
         """``sagittal_rate``: the trunk's (upper sensor's) body-Y angular
         velocity, deg/s, for the swing limit (not checked when None)."""
         out = DetectorOutput()
-        signals = {OVER_FLEXION: lumbar, OVER_EXTENSION: lumbar, TWIST: twist, LATERAL_BEND: lateral, SWING: sagittal_rate, SPINE_CREEP: lumbar, FORWARD_LEAN: lumbar}
+        signals = {
+            OVER_FLEXION: lumbar,
+            OVER_EXTENSION: lumbar,
+            TWIST: twist,
+            LATERAL_BEND: lateral,
+            SWING: sagittal_rate,
+            SPINE_CREEP: lumbar,
+            FORWARD_LEAN: lumbar,
+        }
         for kind, w in self._watches.items():
             limit = self._limit(kind)
             if limit is None or signals[kind] is None:
                 if limit is None and (w.candidate is not None or w.active is not None) and len(t):
-                    self._drop(w, float(t[0]), out)  # the limit went away (new set/exercise): close what was open
+                    self._drop(
+                        w, float(t[0]), out
+                    )  # the limit went away (new set/exercise): close what was open
                 continue
             x = np.asarray(signals[kind], dtype=np.float64)
             if w.sign > 0:
@@ -533,24 +641,25 @@ class EventDetector:
             w.candidate = None
         return done
 
+
 __all__ = [
-    "EVENT_KINDS",
-    "OVER_FLEXION",
-    "OVER_EXTENSION",
-    "TWIST",
-    "LATERAL_BEND",
-    "SWING",
-    "SPINE_CREEP",
-    "HOLD_EXERCISES",
-    "UNILATERAL_EXERCISES",
-    "RangeOfMotion",
     "DEFAULT_ROM",
-    "ExerciseProfile",
+    "EVENT_KINDS",
+    "HOLD_EXERCISES",
+    "LATERAL_BEND",
+    "OVER_EXTENSION",
+    "OVER_FLEXION",
     "PROFILES",
-    "profile",
-    "Limits",
+    "SPINE_CREEP",
+    "SWING",
+    "TWIST",
+    "UNILATERAL_EXERCISES",
+    "DetectorOutput",
     "DetectorSettings",
     "Event",
-    "DetectorOutput",
     "EventDetector",
+    "ExerciseProfile",
+    "Limits",
+    "RangeOfMotion",
+    "profile",
 ]

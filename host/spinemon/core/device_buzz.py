@@ -35,7 +35,9 @@ class DeviceBuzzWatch:
             inside &= flexion > limits.extension_deg + hysteresis_deg
         return inside
 
-    def as_of(self, flags: np.ndarray, flexion: np.ndarray, j: int, limits: Limits, hysteresis_deg: float) -> bool:
+    def as_of(
+        self, flags: np.ndarray, flexion: np.ndarray, j: int, limits: Limits, hysteresis_deg: float
+    ) -> bool:
         """The state after sample ``j`` of a block (flags, flexion of the block), from the state before it."""
         buzz = np.flatnonzero(flags[: j + 1] & proto.SF_GUARD_BUZZED)
         ins = np.flatnonzero(self._inside(flexion[: j + 1], limits, hysteresis_deg))

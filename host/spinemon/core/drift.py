@@ -25,7 +25,7 @@ from spinemon.core.angles import Mounting
 from spinemon.core.calibration import CalibrationSettings, drift_deg, rezero, still_mask
 from spinemon.core.stream import SampleBlock
 
-__all__ = ["Standing", "DriftMonitor", "WarmupBends"]
+__all__ = ["DriftMonitor", "Standing", "WarmupBends"]
 
 UPRIGHT_DEG = 25.0  # standing means the upper sensor within this of upright (not lying, not bent over)
 
@@ -143,7 +143,13 @@ class DriftMonitor:
         self._checked.add(set_number)
         drift = {s: round(drift_deg(mounting[s], u), 2) for s, u in last.mean.items() if s in mounting}
         flagged = any(v > self.limit_deg for v in drift.values())
-        check = {"set": set_number, "t": round(last.t1, 4), "drift_deg": drift, "flagged": flagged, "rezeroed": False}
+        check = {
+            "set": set_number,
+            "t": round(last.t1, 4),
+            "drift_deg": drift,
+            "flagged": flagged,
+            "rezeroed": False,
+        }
         if flagged and self.rezero_on_drift:
             for s in drift:
                 mounting[s] = rezero(mounting[s], last.mean[s])

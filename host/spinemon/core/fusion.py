@@ -76,18 +76,18 @@ from spinemon.core import fusion_kernel as fk
 from spinemon.errors import ConfigError, SpinemonError
 
 __all__ = [
-    "G",
+    "ENGINES",
+    "FusionInputError",
+    "FusionResult",
     "FusionSettings",
     "FusionState",
-    "FusionResult",
-    "FusionInputError",
+    "G",
     "GravityFilter",
-    "gravity",
-    "run",
-    "gravity_zero_phase",
-    "ENGINES",
-    "set_engine",
     "engine",
+    "gravity",
+    "gravity_zero_phase",
+    "run",
+    "set_engine",
 ]
 
 G = 9.80665
@@ -152,13 +152,19 @@ class FusionSettings:
             if not _is_real(value) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"FusionSettings.{name} must be a finite number > 0, got {value!r}")
         if not _is_real(self.rest_min_s) or not math.isfinite(self.rest_min_s) or self.rest_min_s < 0:
-            raise ConfigError(f"FusionSettings.rest_min_s must be a finite number >= 0, got {self.rest_min_s!r}")
+            raise ConfigError(
+                f"FusionSettings.rest_min_s must be a finite number >= 0, got {self.rest_min_s!r}"
+            )
         try:
             bias = tuple(float(v) for v in self.initial_bias_rad_s)
         except (TypeError, ValueError):
-            raise ConfigError(f"FusionSettings.initial_bias_rad_s must be 3 numbers, got {self.initial_bias_rad_s!r}") from None
+            raise ConfigError(
+                f"FusionSettings.initial_bias_rad_s must be 3 numbers, got {self.initial_bias_rad_s!r}"
+            ) from None
         if len(bias) != 3 or not all(math.isfinite(v) for v in bias):
-            raise ConfigError(f"FusionSettings.initial_bias_rad_s must be 3 finite numbers, got {self.initial_bias_rad_s!r}")
+            raise ConfigError(
+                f"FusionSettings.initial_bias_rad_s must be 3 finite numbers, got {self.initial_bias_rad_s!r}"
+            )
         object.__setattr__(self, "initial_bias_rad_s", bias)
 
 
@@ -209,7 +215,7 @@ class FusionState:
         rate: float,
         settings: FusionSettings | None = None,
         bias: object = None,
-    ) -> "FusionState":
+    ) -> FusionState:
         """A state at rest whose gravity direction is ``up`` (sensor frame, any length > 0).
 
         Use it to start the filter from a known (or deliberately wrong) direction;
@@ -221,7 +227,9 @@ class FusionState:
         u = np.asarray(up, dtype=np.float64).reshape(-1)
         norm = float(np.linalg.norm(u)) if u.shape == (3,) else 0.0
         if u.shape != (3,) or not math.isfinite(norm) or norm == 0.0:
-            raise FusionInputError(f"initial gravity direction must be a finite non-zero 3-vector, got {up!r}")
+            raise FusionInputError(
+                f"initial gravity direction must be a finite non-zero 3-vector, got {up!r}"
+            )
         u = u / norm
         b = np.array(settings.initial_bias_rad_s if bias is None else bias, dtype=np.float64).reshape(-1)
         if b.shape != (3,) or not np.isfinite(b).all():
@@ -242,7 +250,7 @@ class FusionState:
             bias_count=0,
         )
 
-    def copy(self) -> "FusionState":
+    def copy(self) -> FusionState:
         """A deep copy (arrays are copied)."""
         return FusionState(
             samples=self.samples,
@@ -303,7 +311,7 @@ class _Coefficients:
     # the chunk-parallel filters of the batch path, built on first use (they need
     # scipy.signal, which the per-sample path of streaming frames never does)
     @cached_property
-    def acc_iir(self) -> "_ChunkIIR":
+    def acc_iir(self) -> _ChunkIIR:
         return _ChunkIIR(self.acc_b, self.acc_a, _L)
 
     @cached_property
@@ -330,7 +338,7 @@ class _Coefficients:
         return np.array(self.kernel_coefficients_list)
 
     @cached_property
-    def rej_iir(self) -> "_ChunkIIR":
+    def rej_iir(self) -> _ChunkIIR:
         return _ChunkIIR(np.array([self.rej_k]), np.array([1.0, self.rej_k - 1.0]), _L)
 
 
@@ -341,7 +349,9 @@ def _butter2_lowpass(fc: float, rate: float) -> tuple[np.ndarray, np.ndarray]:
     k2 = k * k
     norm = 1.0 / (1.0 + math.sqrt(2.0) * k + k2)
     b0 = k2 * norm
-    return np.array([b0, 2.0 * b0, b0]), np.array([1.0, 2.0 * (k2 - 1.0) * norm, (1.0 - math.sqrt(2.0) * k + k2) * norm])
+    return np.array([b0, 2.0 * b0, b0]), np.array(
+        [1.0, 2.0 * (k2 - 1.0) * norm, (1.0 - math.sqrt(2.0) * k + k2) * norm]
+    )
 
 
 def _lfilter_zi2(b: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -393,7 +403,9 @@ def _check_samples(acc: object, gyr: object) -> tuple[np.ndarray, np.ndarray]:
     if acc.ndim != 2 or acc.shape[1] != 3 or gyr.ndim != 2 or gyr.shape[1] != 3:
         raise FusionInputError(f"acc and gyr must have shape (N, 3), got {acc.shape} and {gyr.shape}")
     if acc.shape[0] != gyr.shape[0]:
-        raise FusionInputError(f"acc and gyr must have the same length, got {acc.shape[0]} and {gyr.shape[0]}")
+        raise FusionInputError(
+            f"acc and gyr must have the same length, got {acc.shape[0]} and {gyr.shape[0]}"
+        )
     # a finite sum means every term is finite; otherwise check element-wise (the sum may just overflow)
     finite = math.isfinite(float(acc.sum())) and math.isfinite(float(gyr.sum()))
     if not finite and not (np.isfinite(acc).all() and np.isfinite(gyr).all()):
@@ -658,7 +670,9 @@ class _ChunkIIR:
                 drive[:, 1] += a_l[1, 0] * f0[:, :-1]
                 drive[:, 1] += (a_l[1, 1] - tr) * f1[:, :-1]
                 s1, s0 = s[:, :, 1], s[:, :, 0]
-                z = np.stack([tr * s1 - det * s0, -det * s1], axis=-1)  # lfilter state for y_-1 = s_1, y_-2 = s_0
+                z = np.stack(
+                    [tr * s1 - det * s0, -det * s1], axis=-1
+                )  # lfilter state for y_-1 = s_1, y_-2 = s_0
                 s[:, :, 2:], _ = signal.lfilter([1.0], [1.0, -tr, det], drive, axis=-1, zi=z)
             y_end = kx[:, 2, :] + self.o[0] * s[:, 0, :-1]
             y_end += self.o[1] * s[:, 1, :-1]
@@ -698,7 +712,9 @@ def _cscan_1d(d1, d2, q1, q2):
     if pad:
         d1 = np.concatenate([d1, np.ones(pad, dtype=complex)])
         d2 = np.concatenate([d2, np.zeros(pad, dtype=complex)])
-    l1, l2 = _chunk_products(np.ascontiguousarray(d1.reshape(chunks, _L).T), np.ascontiguousarray(d2.reshape(chunks, _L).T))
+    l1, l2 = _chunk_products(
+        np.ascontiguousarray(d1.reshape(chunks, _L).T), np.ascontiguousarray(d2.reshape(chunks, _L).T)
+    )
     s1, s2 = _chunk_starts(l1[-1], l2[-1], q1, q2)
     p1, p2 = _qmul_pair(s1, s2, l1, l2)
     return p1.T.reshape(-1)[:n], p2.T.reshape(-1)[:n]
@@ -850,7 +866,9 @@ def _step_chunked(acc, gyr, co, state, out_u, out_rest, out_w, out_bias, ws: _Wo
     np.sqrt(dev2, out=dev2)
     dev2 -= co.g
     dev2 *= dev2  # (|a| - g)^2
-    ms_end, _ = co.rej_iir.run((co.rej_iir.drive @ dev2)[None], np.array([[(1.0 - co.rej_k) * state.acc_dev_ms]]))
+    ms_end, _ = co.rej_iir.run(
+        (co.rej_iir.drive @ dev2)[None], np.array([[(1.0 - co.rej_k) * state.acc_dev_ms]])
+    )
     ms_end = ms_end[0]
     w_end = np.ones(chunks) if co.rej2 == math.inf else co.rej2 / np.maximum(ms_end, co.rej2)
     weight = np.empty(chunks)  # latched: chunk c uses the weight at the end of chunk c - 1
@@ -994,7 +1012,9 @@ def _step_chunked(acc, gyr, co, state, out_u, out_rest, out_w, out_bias, ws: _Wo
     state.rest_run = run_end
 
 
-def _bias_at_chunk_ends(rsum: np.ndarray, n_rest: np.ndarray, bias: np.ndarray, count: int, co: _Coefficients) -> np.ndarray:
+def _bias_at_chunk_ends(
+    rsum: np.ndarray, n_rest: np.ndarray, bias: np.ndarray, count: int, co: _Coefficients
+) -> np.ndarray:
     """The live gyro-bias estimate at each chunk end (3, C).
 
     Chunk c brings ``n_c`` rest samples summing to ``rsum_c``. While fewer than
@@ -1100,13 +1120,25 @@ def _step_small(acc, gyr, co, state, out_u, out_rest, out_w, out_bias, kernel=No
             kernel(acc.reshape(-1), gyr.reshape(-1), co.kernel_coefficients, st, u, out_rest, out_w, b, True)
         else:
             none_b, none_f = np.empty(0, dtype=np.bool_), np.empty(0)
-            kernel(acc.reshape(-1), gyr.reshape(-1), co.kernel_coefficients, st, u, none_b, none_f, none_f, False)
+            kernel(
+                acc.reshape(-1), gyr.reshape(-1), co.kernel_coefficients, st, u, none_b, none_f, none_f, False
+            )
     else:
         u_flat = [0.0] * (3 * n)
         bias_flat = [0.0] * (3 * n) if flags else []
         rest_l = [False] * n if flags else []
         w_l = [0.0] * n if flags else []
-        fk.step_python(acc.reshape(-1).tolist(), gyr.reshape(-1).tolist(), co.kernel_coefficients_list, st, u_flat, rest_l, w_l, bias_flat, flags)
+        fk.step_python(
+            acc.reshape(-1).tolist(),
+            gyr.reshape(-1).tolist(),
+            co.kernel_coefficients_list,
+            st,
+            u_flat,
+            rest_l,
+            w_l,
+            bias_flat,
+            flags,
+        )
         out_u[:] = np.array(u_flat).reshape(n, 3)
         if flags:
             out_rest[:] = rest_l
@@ -1190,7 +1222,11 @@ def _run_checked(
     co = co or _coefficients(rate, settings)
     n = acc.shape[0]
     if state is None:
-        state = _initial_state(acc, rate, settings) if n else FusionState.from_gravity(_DEFAULT_UP, rate, settings)
+        state = (
+            _initial_state(acc, rate, settings)
+            if n
+            else FusionState.from_gravity(_DEFAULT_UP, rate, settings)
+        )
     out_u = np.empty((n, 3))
     if flags:
         out_rest = np.empty(n, dtype=bool)
@@ -1218,7 +1254,9 @@ def _run_checked(
     for s in range(head, whole, segment):
         e = min(whole, s + segment)
         if flags:
-            _step_chunked(acc[s:e], gyr[s:e], co, state, out_u[s:e], out_rest[s:e], out_w[s:e], out_bias[s:e], ws)
+            _step_chunked(
+                acc[s:e], gyr[s:e], co, state, out_u[s:e], out_rest[s:e], out_w[s:e], out_bias[s:e], ws
+            )
         else:
             _step_chunked(acc[s:e], gyr[s:e], co, state, out_u[s:e], None, None, None, ws)
     if whole < n:

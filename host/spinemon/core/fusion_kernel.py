@@ -123,7 +123,9 @@ def step_python(acc, gyr, co, st, out_u, out_rest, out_w, out_bias, flags):
             s = math.sin(t) / t * hdt
         else:
             c = 1.0 + h2 * (-0.5 + h2 * (1.0 / 24.0 + h2 * (-1.0 / 720.0 + h2 * (1.0 / 40320.0))))
-            s = (1.0 + h2 * (-1.0 / 6.0 + h2 * (1.0 / 120.0 + h2 * (-1.0 / 5040.0 + h2 * (1.0 / 362880.0))))) * hdt
+            s = (
+                1.0 + h2 * (-1.0 / 6.0 + h2 * (1.0 / 120.0 + h2 * (-1.0 / 5040.0 + h2 * (1.0 / 362880.0))))
+            ) * hdt
         dx, dy, dz = s * ox, s * oy, s * oz
         qw, qx, qy, qz = (
             qw * c - qx * dx - qy * dy - qz * dz,

@@ -45,7 +45,7 @@ class Fused:
     def __len__(self) -> int:
         return len(self.block)
 
-    def slice(self, start: int, stop: int | None = None) -> "Fused":
+    def slice(self, start: int, stop: int | None = None) -> Fused:
         if start == 0 and (stop is None or stop >= len(self)):
             return self
         return Fused(
@@ -88,7 +88,9 @@ class GravityStage:
     def update(self, block: SampleBlock, gyro_offset: dict[str, np.ndarray] | None = None) -> Fused:
         """Fuse one block; ``gyro_offset``: the calibration's zero-rate offset per sensor (rad/s)."""
         if gyro_offset and len(block):
-            block = replace(block, gyr={s: (g - gyro_offset[s] if s in gyro_offset else g) for s, g in block.gyr.items()})
+            block = replace(
+                block, gyr={s: (g - gyro_offset[s] if s in gyro_offset else g) for s, g in block.gyr.items()}
+            )
         for s in block.sensors:
             f = self.filters.get(s)
             if f is None:
@@ -96,4 +98,8 @@ class GravityStage:
             elif abs(f.rate - block.rate_hz) > 1e-6 * block.rate_hz:
                 self._follow_rate(s, block.rate_hz)
         self.last = {s: self.filters[s].update_detailed(block.acc[s], block.gyr[s]) for s in block.sensors}
-        return Fused(block, {s: r.gravity for s, r in self.last.items()}, {s: block.gyr[s] - r.bias for s, r in self.last.items()})
+        return Fused(
+            block,
+            {s: r.gravity for s, r in self.last.items()},
+            {s: block.gyr[s] - r.bias for s, r in self.last.items()},
+        )

@@ -36,7 +36,14 @@ class Hold:
             "t_start": round(self.t_start, 4),
             "t_end": None if self.t_end is None else round(self.t_end, 4),
             "duration_s": None if self.t_end is None else round(self.duration_s, 3),
-            "faults": [{"kind": e.kind, "t_alert": None if e.t_alert is None else round(e.t_alert, 4), "peak_deg": round(e.peak_deg, 2)} for e in self.faults],
+            "faults": [
+                {
+                    "kind": e.kind,
+                    "t_alert": None if e.t_alert is None else round(e.t_alert, 4),
+                    "peak_deg": round(e.peak_deg, 2),
+                }
+                for e in self.faults
+            ],
         }
 
 
@@ -47,8 +54,21 @@ class HoldTimer:
     it ends when the tilt falls below ``exit_deg`` (getting up). Holds shorter
     than ``min_s`` are dropped. Sample by sample (block-split invariant)."""
 
-    def __init__(self, enter_deg: float = 55.0, exit_deg: float = 45.0, settle_s: float = 1.0, quiet_deg_s: float = 10.0, min_s: float = 3.0) -> None:
-        self.enter_deg, self.exit_deg, self.settle_s, self.quiet_deg_s, self.min_s = enter_deg, exit_deg, settle_s, quiet_deg_s, min_s
+    def __init__(
+        self,
+        enter_deg: float = 55.0,
+        exit_deg: float = 45.0,
+        settle_s: float = 1.0,
+        quiet_deg_s: float = 10.0,
+        min_s: float = 3.0,
+    ) -> None:
+        self.enter_deg, self.exit_deg, self.settle_s, self.quiet_deg_s, self.min_s = (
+            enter_deg,
+            exit_deg,
+            settle_s,
+            quiet_deg_s,
+            min_s,
+        )
         self.holds: list[Hold] = []
         self.current: Hold | None = None
         self._down_since: float | None = None
@@ -77,7 +97,9 @@ class HoldTimer:
         if h.duration_s < self.min_s:
             self.holds.remove(h)
 
-    def update(self, t: np.ndarray, tilt_deg: np.ndarray, rate_deg_s: np.ndarray, rate_hz: float) -> np.ndarray:
+    def update(
+        self, t: np.ndarray, tilt_deg: np.ndarray, rate_deg_s: np.ndarray, rate_hz: float
+    ) -> np.ndarray:
         """Returns per sample: a hold is running. The end is dated back to
         the last sample near the held posture (``ref`` = its tilt, smoothed),
         so getting up does not count as holding."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from spinemon.core.stream import MonotonicClock, SampleBlock
 
-__all__ = ["Intake", "MIN_RATE_HZ", "MAX_RATE_HZ"]
+__all__ = ["MAX_RATE_HZ", "MIN_RATE_HZ", "Intake"]
 
 #: sample rates the chain can fuse (a valid frame outside them is counted and skipped)
 MIN_RATE_HZ = 1.0
@@ -58,7 +58,13 @@ class Intake:
             return None
         key = (block.sensors, round(block.rate_hz, 6))
         if self._layout is not None and key != self._layout:
-            self.layout_changes.append({"t": round(float(block.t[0]), 4) if len(block) else None, "sensors": "+".join(block.sensors), "rate_hz": round(block.rate_hz, 3)})
+            self.layout_changes.append(
+                {
+                    "t": round(float(block.t[0]), 4) if len(block) else None,
+                    "sensors": "+".join(block.sensors),
+                    "rate_hz": round(block.rate_hz, 3),
+                }
+            )
             self.gone = tuple(s for s in self._layout[0] if s not in block.sensors)
         self._layout = key
         if "upper" not in block.sensors:

@@ -34,7 +34,10 @@ PHASE_NEUTRAL = "calibrating-neutral"
 PHASE_ROM = "calibrating-range"
 PHASE_MONITOR = "monitoring"
 
-_WHY_NOT_MONITORED = {PHASE_NEUTRAL: "waiting for a still stretch to set neutral", PHASE_ROM: "range-of-motion calibration"}
+_WHY_NOT_MONITORED = {
+    PHASE_NEUTRAL: "waiting for a still stretch to set neutral",
+    PHASE_ROM: "range-of-motion calibration",
+}
 
 
 class SessionPhases:
@@ -57,7 +60,9 @@ class SessionPhases:
         #: the stored calibration checked against this session's first standing:
         #: {"t", "from", "drift_deg": {sensor: deg}, "stale"}; None until checked
         self.check_result: dict | None = None
-        self.stale_found: dict | None = None  # {"t", "text"}: a stale calibration re-zeroed, to be told (taken by the pipeline)
+        self.stale_found: dict | None = (
+            None  # {"t", "text"}: a stale calibration re-zeroed, to be told (taken by the pipeline)
+        )
 
     @property
     def gyro_offset(self) -> dict:
@@ -80,7 +85,9 @@ class SessionPhases:
             return True
         if self.phase == PHASE_NEUTRAL:
             return self.calibration is None
-        return self.phase == PHASE_MONITOR and self.calibrator.phase == "provisional"  # the calibrator keeps looking after a provisional neutral
+        return (
+            self.phase == PHASE_MONITOR and self.calibrator.phase == "provisional"
+        )  # the calibrator keeps looking after a provisional neutral
 
     def find_neutral(self, block: SampleBlock) -> tuple[int, Calibration | None]:
         """How many samples of ``block`` come before the next step, and the
@@ -104,16 +111,33 @@ class SessionPhases:
         i = check.stopped_at
         self._check = None
         stored = self.calibration
-        drift = {s: round(drift_deg(stored.mounting[s], found.mounting[s].neutral_up()), 2) for s in found.mounting if s in stored.mounting}
+        drift = {
+            s: round(drift_deg(stored.mounting[s], found.mounting[s].neutral_up()), 2)
+            for s in found.mounting
+            if s in stored.mounting
+        }
         worst = max(drift.values(), default=0.0)
         t = float(block.t[i])
-        self.check_result = {"t": round(t, 4), "from": found.source, "drift_deg": drift, "stale": worst > self._check_limit}
+        self.check_result = {
+            "t": round(t, 4),
+            "from": found.source,
+            "drift_deg": drift,
+            "stale": worst > self._check_limit,
+        }
         if worst <= self._check_limit:
             return len(block), None
-        mounting = {s: rezero(m, found.mounting[s].neutral_up()) if s in found.mounting else m for s, m in stored.mounting.items()}
-        new = Calibration(mounting, found.t_neutral, stored.rom, stored.t_rom, {}, dict(stored.gyro_offset), "stored")
+        mounting = {
+            s: rezero(m, found.mounting[s].neutral_up()) if s in found.mounting else m
+            for s, m in stored.mounting.items()
+        }
+        new = Calibration(
+            mounting, found.t_neutral, stored.rom, stored.t_rom, {}, dict(stored.gyro_offset), "stored"
+        )
         worst_s = max(drift, key=drift.get)
-        self.stale_found = {"t": t, "text": f"the sensors sit differently from the stored calibration ({worst_s} off by {worst:.0f} deg): neutral re-zeroed from this standing, range of motion kept; run 'spinemon calibrate' to redo it"}
+        self.stale_found = {
+            "t": t,
+            "text": f"the sensors sit differently from the stored calibration ({worst_s} off by {worst:.0f} deg): neutral re-zeroed from this standing, range of motion kept; run 'spinemon calibrate' to redo it",
+        }
         self.last_step_still = found.source == "still"
         return i + 1, new
 
@@ -169,5 +193,7 @@ class SessionPhases:
             **({"stored_check": self.check_result} if self.check_result is not None else {}),
             "duration_s": round(sum(time_s.values()), 3),
             "monitored_s": round(time_s.get(PHASE_MONITOR, 0.0), 3),
-            "not_monitored": {_WHY_NOT_MONITORED[k]: round(v, 3) for k, v in time_s.items() if k != PHASE_MONITOR and v > 0},
+            "not_monitored": {
+                _WHY_NOT_MONITORED[k]: round(v, 3) for k, v in time_s.items() if k != PHASE_MONITOR and v > 0
+            },
         }

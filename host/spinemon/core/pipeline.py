@@ -72,12 +72,12 @@ HEADING_EXERCISES = ("deadlift", "squat", "row", "single_leg_deadlift", "single_
 
 __all__ = [
     "DEVICE_GUARDED_KINDS",
-    "RULES",
     "MAX_RATE_HZ",
     "MIN_RATE_HZ",
     "PHASE_MONITOR",
     "PHASE_NEUTRAL",
     "PHASE_ROM",
+    "RULES",
     "FrameResult",
     "Pipeline",
     "PipelineSettings",
@@ -118,14 +118,20 @@ class PipelineSettings:
     def __post_init__(self) -> None:
         profile(self.exercise, self.limit_overrides)  # raises ConfigError for an unknown exercise
         if self.side is not None:
-            object.__setattr__(self, "side", parse_exercise(f"{self.exercise} {check_side(self.side)}")[1])  # ConfigError: a side for a lift done with both
+            object.__setattr__(
+                self, "side", parse_exercise(f"{self.exercise} {check_side(self.side)}")[1]
+            )  # ConfigError: a side for a lift done with both
         for ex in self.limit_overrides or {}:
             profile(ex, self.limit_overrides)  # ... and for a bad override
         if not (isinstance(self.drift_limit_deg, (int, float)) and 0 < self.drift_limit_deg <= 45):
             raise ConfigError(f"drift_limit_deg must be in (0, 45], not {self.drift_limit_deg!r}")
         if not (isinstance(self.warmup_share, (int, float)) and 0 < self.warmup_share <= 1.5):
             raise ConfigError(f"warmup_share must be in (0, 1.5], not {self.warmup_share!r}")
-        if isinstance(self.warmup_moves, bool) or not isinstance(self.warmup_moves, int) or self.warmup_moves < 1:
+        if (
+            isinstance(self.warmup_moves, bool)
+            or not isinstance(self.warmup_moves, int)
+            or self.warmup_moves < 1
+        ):
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
@@ -138,7 +144,7 @@ class PipelineSettings:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PipelineSettings":
+    def from_dict(cls, d: dict) -> PipelineSettings:
         try:
             fusion = dict(d.get("fusion", {}))
             if "initial_bias_rad_s" in fusion:
@@ -173,7 +179,10 @@ def _turn_mounting(cal: Calibration, sensor: str, alpha: float) -> None:
     """``sensor``'s mounting turned ``alpha`` deg about the spine, as found from
     the bends; its alignment records the heading it now has and that turn."""
     cal.mounting[sensor] = turned(cal.mounting[sensor], alpha)
-    cal.alignment[sensor] = {"heading_deg": round(alpha + cal.alignment.get(sensor, {}).get("heading_deg", 0.0), 3), "from_lifts_deg": round(alpha, 3)}
+    cal.alignment[sensor] = {
+        "heading_deg": round(alpha + cal.alignment.get(sensor, {}).get("heading_deg", 0.0), 3),
+        "from_lifts_deg": round(alpha, 3),
+    }
 
 
 def _without_offset(f: Fused, offset: dict) -> Fused:
@@ -225,7 +234,13 @@ class Pipeline:
     tells the stages downstream when a calibration step, a layout change or a
     label happened (at its sample: see :meth:`on_block`)."""
 
-    def __init__(self, settings: PipelineSettings | None = None, *, calibration: Calibration | None = None, alerts: AlertPolicy | None = None) -> None:
+    def __init__(
+        self,
+        settings: PipelineSettings | None = None,
+        *,
+        calibration: Calibration | None = None,
+        alerts: AlertPolicy | None = None,
+    ) -> None:
         self.settings = s = settings or PipelineSettings()
         if calibration is None and s.stored_calibration is not None:
             calibration = Calibration.from_dict(s.stored_calibration)
@@ -235,9 +250,20 @@ class Pipeline:
         self.phases = SessionPhases(s.calibration, calibration)
         self.gravity = GravityStage(s.fusion)
         self.angles = AngleStage(s.twist_leak_tau_s)
-        self.segmenter = Segmenter(s.exercise, limit_overrides=s.limit_overrides, monitor_between_sets=s.monitor_between_sets, warmup_share=s.warmup_share,
-                                   arming="exercise" if s.rules >= 2 else "sets")
-        self.watch = LimitWatch(s.exercise, s.detector, alerts or AlertPolicy(), limit_overrides=s.limit_overrides, lean=s.rules >= 2)
+        self.segmenter = Segmenter(
+            s.exercise,
+            limit_overrides=s.limit_overrides,
+            monitor_between_sets=s.monitor_between_sets,
+            warmup_share=s.warmup_share,
+            arming="exercise" if s.rules >= 2 else "sets",
+        )
+        self.watch = LimitWatch(
+            s.exercise,
+            s.detector,
+            alerts or AlertPolicy(),
+            limit_overrides=s.limit_overrides,
+            lean=s.rules >= 2,
+        )
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
         self.last_angle_deg: float = float("nan")
         #: each sensor's heading about the spine from the lifter's bends (rules 2)
@@ -277,7 +303,9 @@ class Pipeline:
             if self._check_drift(seg.set_number, t) and self.angles.tracker is not None:
                 self._restart_angles(self.angles.tracker.rate, self.phases.calibration)
 
-    def on_block(self, block: SampleBlock, t_host: float | np.ndarray, res: FrameResult | None = None) -> FrameResult:
+    def on_block(
+        self, block: SampleBlock, t_host: float | np.ndarray, res: FrameResult | None = None
+    ) -> FrameResult:
         """Decoded samples in stream order: one frame's or many frames' worth
         (replay pushes a recording through in long blocks). Every result is
         the same for any split of the stream into blocks: a step that ends
@@ -313,7 +341,9 @@ class Pipeline:
         return res
 
     # -- wiring --------------------------------------------------------------
-    def _through_phase(self, block: SampleBlock, th: np.ndarray, res: FrameResult) -> tuple[int, LumbarAngles | None]:
+    def _through_phase(
+        self, block: SampleBlock, th: np.ndarray, res: FrameResult
+    ) -> tuple[int, LumbarAngles | None]:
         """The samples of ``block`` up to the next neutral (or all of it)
         through the stages; returns how many were used and their angles (None
         before neutral is set)."""
@@ -324,7 +354,9 @@ class Pipeline:
         fused = self.gravity.update(block, ph.gyro_offset)
         if phase == PHASE_NEUTRAL:
             ph.account(phase, block)
-            if self.settings.rules >= 2 and len(fused):  # the gyros before neutral, for the headings (see _new_neutral)
+            if self.settings.rules >= 2 and len(
+                fused
+            ):  # the gyros before neutral, for the headings (see _new_neutral)
                 self._before_neutral.append(fused)
             if neutral is not None:
                 self._new_neutral(neutral, block.rate_hz, res)
@@ -342,7 +374,9 @@ class Pipeline:
         if len(fused) and ph.phase == PHASE_MONITOR:
             ph.account(PHASE_MONITOR, fused.block)
             angles.append(self._monitor(fused, th[n - len(fused) : n], res))
-        if neutral is not None:  # a provisional neutral replaced at its last sample (or a stale stored one re-zeroed)
+        if (
+            neutral is not None
+        ):  # a provisional neutral replaced at its last sample (or a stale stored one re-zeroed)
             self._new_neutral(neutral, block.rate_hz, res)
         return n, LumbarAngles.concatenate(angles)
 
@@ -357,7 +391,11 @@ class Pipeline:
             _turn_mounting(cal, s, alpha)
             if abs(alpha) > self.settings.drift_limit_deg:
                 what = "sits turned" if self.phases.given else "is mounted turned"
-                self._notice(t, f"the {s} sensor {what} {alpha:+.0f} deg about the spine from its calibration (found from the bends): corrected from here on", res)
+                self._notice(
+                    t,
+                    f"the {s} sensor {what} {alpha:+.0f} deg about the spine from its calibration (found from the bends): corrected from here on",
+                    res,
+                )
         self._restart_angles(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
 
@@ -368,7 +406,11 @@ class Pipeline:
         if self.segmenter.exercise not in HEADING_EXERCISES:
             return {}
         # a stored calibration's sweep heading is checked too: the sensors may have been re-attached
-        return {s: g for s, g in gyr.items() if s in cal.mounting and ("bend_deg" not in cal.alignment.get(s, {}) or self.phases.given)}
+        return {
+            s: g
+            for s, g in gyr.items()
+            if s in cal.mounting and ("bend_deg" not in cal.alignment.get(s, {}) or self.phases.given)
+        }
 
     def _headings_before(self, kept: list[Fused], cal: Calibration) -> None:
         """The first neutral: the bends before it (a set that started at once)
@@ -401,9 +443,16 @@ class Pipeline:
             return
         t = float(block.t[0])
         if lost:
-            what = ("monitoring stops until it is back (the upper sensor carries every angle)" if "upper" in lost
-                    else "one-sensor mode: the limits that need two sensors are off")
-            self._notice(t, f"the wearable lost the {' and '.join(lost)} sensor (it left the bus or stopped answering): {what}", res)
+            what = (
+                "monitoring stops until it is back (the upper sensor carries every angle)"
+                if "upper" in lost
+                else "one-sensor mode: the limits that need two sensors are off"
+            )
+            self._notice(
+                t,
+                f"the wearable lost the {' and '.join(lost)} sensor (it left the bus or stopped answering): {what}",
+                res,
+            )
         else:
             self._notice(t, f"the {' and '.join(self._lost)} sensor is back", res)
         self._lost = lost
@@ -424,12 +473,19 @@ class Pipeline:
             self._notice(check["t"], check["text"], res)
         # a first neutral from a still stretch (within provisional_after_s) leaves
         # no time before it for a bend; a provisional one may come mid-set
-        kept = [_without_offset(f, cal.gyro_offset) for f in self._before_neutral] if self.settings.rules >= 2 and not self.phases.last_step_still else []
+        kept = (
+            [_without_offset(f, cal.gyro_offset) for f in self._before_neutral]
+            if self.settings.rules >= 2 and not self.phases.last_step_still
+            else []
+        )
         self._before_neutral = []
         if kept:
             self._headings_before(kept, cal)
         if self.settings.rules >= 2:
-            for s, f in self.heading.found.items():  # headings found from the bends carry over to the new neutral
+            for (
+                s,
+                f,
+            ) in self.heading.found.items():  # headings found from the bends carry over to the new neutral
                 if s in cal.mounting and "from_lifts_deg" not in cal.alignment.get(s, {}):
                     _turn_mounting(cal, s, f["heading_deg"])
         if self.settings.rules < 2 or (self.phases.last_step_still and (first or self.phases.given)):
@@ -468,9 +524,19 @@ class Pipeline:
             if self.settings.rezero_on_drift:
                 # the events listed with holds stay the watch's own (it closes and numbers them later)
                 shared = {id(e): e for e in self.watch.events}
-                before = (copy.deepcopy((self.angles, self.segmenter), shared), dict(cal.mounting), self.heading.state())
+                before = (
+                    copy.deepcopy((self.angles, self.segmenter), shared),
+                    dict(cal.mounting),
+                    self.heading.state(),
+                )
             # a sensor's heading found from the bends (rules 2) ends this step at its sample
-            found = self.heading.update(self._heading_gyros(fused.gyr, cal), cal.mounting, fused.block.t, fused.block.rate_hz) if self.settings.rules >= 2 else None
+            found = (
+                self.heading.update(
+                    self._heading_gyros(fused.gyr, cal), cal.mounting, fused.block.t, fused.block.rate_hz
+                )
+                if self.settings.rules >= 2
+                else None
+            )
             step = len(fused) if found is None else self.heading.stopped_at + 1
             part = fused.slice(0, step)
             ang = self.angles.update(part, cal)
@@ -480,10 +546,19 @@ class Pipeline:
             if used < step:
                 (self.angles, self.segmenter), mounting, heading = before
                 was = replace(cal, mounting=mounting)
-                self.segmenter.update(fused.slice(0, used), self.angles.update(fused.slice(0, used), was), was)
+                self.segmenter.update(
+                    fused.slice(0, used), self.angles.update(fused.slice(0, used), was), was
+                )
                 self.heading.restore(heading)
-                if self.settings.rules >= 2:  # the heading's moments up to the cut, with the mountings they were formed with
-                    self.heading.update({k: g[:used] for k, g in self._heading_gyros(fused.gyr, was).items()}, mounting, fused.block.t[:used], fused.block.rate_hz)
+                if (
+                    self.settings.rules >= 2
+                ):  # the heading's moments up to the cut, with the mountings they were formed with
+                    self.heading.update(
+                        {k: g[:used] for k, g in self._heading_gyros(fused.gyr, was).items()},
+                        mounting,
+                        fused.block.t[:used],
+                        fused.block.rate_hz,
+                    )
                 found = None  # the heading step lay after the re-zero: found again with the new mounting
             if found is not None:
                 self._turn(found, float(part.block.t[-1]), part.block.rate_hz, res)
@@ -492,18 +567,30 @@ class Pipeline:
             fused, th = fused.slice(used), th[used:]
         return LumbarAngles.concatenate(parts)
 
-    def _watch_pieces(self, fused: Fused, ang: LumbarAngles, segs, cal: Calibration, th: np.ndarray, res: FrameResult) -> tuple[int, bool]:
+    def _watch_pieces(
+        self, fused: Fused, ang: LumbarAngles, segs, cal: Calibration, th: np.ndarray, res: FrameResult
+    ) -> tuple[int, bool]:
         """Drift and detection piece by piece; returns how many samples were
         watched (all, unless a re-zero cut the block after its sample) and whether one happened."""
         for p in segs.pieces():
             self.watch.begin_piece(p.context, p.records)
-            formed_with = replace(cal, mounting=dict(cal.mounting)) if p.set_starts else cal  # the mountings this piece's angles were formed with
+            formed_with = (
+                replace(cal, mounting=dict(cal.mounting)) if p.set_starts else cal
+            )  # the mountings this piece's angles were formed with
             rezeroed = any([self._check_drift(set_number, t_start) for set_number, t_start in p.set_starts])
             b = p.a + 1 if rezeroed else p.b  # a re-zero: the new mounting from the next sample on
             f = fused.slice(p.a, b)
             self.drift.update(f.block, f.gravity, formed_with.mounting["upper"])
-            out = self.watch.update(f, ang.slice(p.a, b), formed_with, segs.armed[p.a : b], None if segs.hold_on is None else segs.hold_on[p.a : b], th[p.a : b],
-                                    segs.held[p.a : b], HELD_BACK)
+            out = self.watch.update(
+                f,
+                ang.slice(p.a, b),
+                formed_with,
+                segs.armed[p.a : b],
+                None if segs.hold_on is None else segs.hold_on[p.a : b],
+                th[p.a : b],
+                segs.held[p.a : b],
+                HELD_BACK,
+            )
             self.segmenter.hold_faults(out.hold_faults)
             res.alerts.extend(out.alerts)
             res.held_back.extend(out.held_back)
@@ -531,8 +618,14 @@ class Pipeline:
 
     def summary(self) -> dict:
         out = session_summary(
-            self.settings, decoder=self.decoder, intake=self.intake, phases=self.phases, angles=self.angles,
-            segmenter=self.segmenter, watch=self.watch, drift=self.drift,
+            self.settings,
+            decoder=self.decoder,
+            intake=self.intake,
+            phases=self.phases,
+            angles=self.angles,
+            segmenter=self.segmenter,
+            watch=self.watch,
+            drift=self.drift,
         )
         out["notices"] = [{"t": round(t, 4), "text": text} for t, text in self.notices]
         return out
@@ -568,7 +661,11 @@ class Pipeline:
     def held_reason(self) -> str | None:
         """Why the limits are not watched now, in words (None: they are)."""
         if self.phases.phase != PHASE_MONITOR:
-            return "finding neutral" if self.phases.phase == PHASE_NEUTRAL else "range-of-motion sweep (calibration bends)"
+            return (
+                "finding neutral"
+                if self.phases.phase == PHASE_NEUTRAL
+                else "range-of-motion sweep (calibration bends)"
+            )
         return self.segmenter.held_reason
 
     @property

@@ -23,7 +23,16 @@ import math
 
 import numpy as np
 
-__all__ = ["compiled", "warm_up", "advance", "advance_python", "new_state", "reset_motion", "N_EVENT_FIELDS", "MAX_EVENTS_PER_SAMPLE"]
+__all__ = [
+    "MAX_EVENTS_PER_SAMPLE",
+    "N_EVENT_FIELDS",
+    "advance",
+    "advance_python",
+    "compiled",
+    "new_state",
+    "reset_motion",
+    "warm_up",
+]
 
 # -- float state slots (F) ---------------------------------------------------
 WQ = 0  # smoothed |gyro| (residual bias removed), deg/s
@@ -189,7 +198,9 @@ def _candidate(F, P, ev_i, ev_code, ev_f, ne, i, t_end) -> int:
     ev_f[ne, 7] = F[ST_TRUNK]
     ev_f[ne, 8] = F[ST_EMAX]
     # it began straight after walking (handling gear, not a lift from a stance)
-    ev_f[ne, 9] = 0.0 if math.isnan(F[T_WALK_LAST]) or F[T_START] - F[T_WALK_LAST] >= P[P_ARM_AFTER_WALK] else 1.0
+    ev_f[ne, 9] = (
+        0.0 if math.isnan(F[T_WALK_LAST]) or F[T_START] - F[T_WALK_LAST] >= P[P_ARM_AFTER_WALK] else 1.0
+    )
     # it was measured on the gravity excursion (the gyro bias not learnt yet)
     ev_f[ne, 10] = F[ON_GRAVITY]
     return ne + 1
@@ -214,7 +225,28 @@ def _toward(F, r, g0, g1, g2, k) -> None:
     F[r + 2] = a2 / n
 
 
-def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state_out, walking_out, stance_out, ev_i, ev_code, ev_f, ug, lg) -> int:
+def advance_python(
+    t,
+    fl,
+    gu,
+    gl,
+    trunk,
+    lat,
+    tw,
+    has,
+    F,
+    I,
+    P,
+    state_mid,
+    state_out,
+    walking_out,
+    stance_out,
+    ev_i,
+    ev_code,
+    ev_f,
+    ug,
+    lg,
+) -> int:
     """Run the samples of one block; returns the number of events logged.
 
     Args:
@@ -296,7 +328,9 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
         quiet = F[WQ] < P[P_QUIET]
         still = _stillness(F, I, SU_M, SU_VAR, SU_N, r0, r1, r2, F[BU], F[BU + 1], F[BU + 2], P)
         if has_gl:
-            still = min(still, _stillness(F, I, SL_M, SL_VAR, SL_N, l0, l1, l2, F[BL], F[BL + 1], F[BL + 2], P))
+            still = min(
+                still, _stillness(F, I, SL_M, SL_VAR, SL_N, l0, l1, l2, F[BL], F[BL + 1], F[BL + 2], P)
+            )
         if still:
             if math.isnan(F[STILL_SINCE]):
                 F[STILL_SINCE] = ti
@@ -441,7 +475,9 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                 F[E_START] = e  # standing up out of a tilted top: the next rep starts from lower down
             if e < F[E_START] + 0.25 * enter:
                 F[T_REST] = ti
-            ready = grav or I[BIAS_N] >= P[P_WARMUP_N] or ti - F[T_FIRST] >= P[P_WARMUP_TIMEOUT]  # gravity mode needs no bias
+            ready = (
+                grav or I[BIAS_N] >= P[P_WARMUP_N] or ti - F[T_FIRST] >= P[P_WARMUP_TIMEOUT]
+            )  # gravity mode needs no bias
             if e > enter + F[E_START] and ready:
                 I[STATE] = REP
                 F[T_START] = ti if math.isnan(F[T_REST]) else F[T_REST]
@@ -455,7 +491,9 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                 F[T_EMIN] = ti
                 F[T_TURN] = ti
                 if P[P_EXIT_RELATIVE] != 0.0 and quiet:
-                    F[QUIET_SINCE] = ti  # the rest that ends it comes after the turn (a pause at the peak is no rest)
+                    F[QUIET_SINCE] = (
+                        ti  # the rest that ends it comes after the turn (a pause at the peak is no rest)
+                    )
             elif quiet and ti - F[QUIET_SINCE] > P[P_STUCK]:
                 ne = _event(ev_i, ev_code, ev_f, ne, i, EV_STUCK, F[T_START], ti, F[ST_EMAX])
                 reset_motion(F, I, ti)
@@ -465,7 +503,9 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                 reset_motion(F, I, ti)
             elif ti - F[T_TURN] > P[P_SETTLE]:
                 # relative mode: it came back as far as it would (settle_s since its last new low): it ended there
-                ne = _candidate(F, P, ev_i, ev_code, ev_f, ne, i, F[T_EMIN] if P[P_EXIT_RELATIVE] != 0.0 else ti)
+                ne = _candidate(
+                    F, P, ev_i, ev_code, ev_f, ne, i, F[T_EMIN] if P[P_EXIT_RELATIVE] != 0.0 else ti
+                )
                 reset_motion(F, I, ti)
             elif e > F[E_MIN] + max(0.5 * enter, 0.2 * (F[ST_EMAX] - F[E_START])):
                 # rising again without a pause: the next rep starts here
@@ -486,7 +526,9 @@ def advance_python(t, fl, gu, gl, trunk, lat, tw, has, F, I, P, state_mid, state
                     F[T_TURN] = ti  # still coming back: settle_s counts from the lowest point
         state_out[i] = I[STATE]
         walking_out[i] = False
-        stance_out[i] = I[STATE] != IDLE and (math.isnan(F[T_WALK_LAST]) or F[T_START] - F[T_WALK_LAST] >= P[P_ARM_AFTER_WALK])
+        stance_out[i] = I[STATE] != IDLE and (
+            math.isnan(F[T_WALK_LAST]) or F[T_START] - F[T_WALK_LAST] >= P[P_ARM_AFTER_WALK]
+        )
     return ne
 
 
@@ -502,7 +544,15 @@ def _compile():
 
     jit = numba.njit(cache=True, nogil=True)
     g = dict(globals())
-    for name in ("reset_motion", "_reset_stats", "_stillness", "_event", "_candidate", "_angle_deg", "_toward"):
+    for name in (
+        "reset_motion",
+        "_reset_stats",
+        "_stillness",
+        "_event",
+        "_candidate",
+        "_angle_deg",
+        "_toward",
+    ):
         g[name] = jit(types.FunctionType(globals()[name].__code__, g, name))
     return jit(types.FunctionType(advance_python.__code__, g, "advance"))
 

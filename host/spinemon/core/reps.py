@@ -68,14 +68,14 @@ from spinemon.errors import ConfigError, SpinemonError
 
 __all__ = [
     "EXERCISES",
+    "REP_PROFILES",
+    "RejectedCandidate",
     "RepInputError",
     "RepProfile",
-    "REP_PROFILES",
-    "RepSettings",
     "RepRecord",
-    "SetRecord",
-    "RejectedCandidate",
     "RepSegmenter",
+    "RepSettings",
+    "SetRecord",
 ]
 
 #: exercises the segmenter knows (same names as :data:`spinemon.core.detect.PROFILES`)
@@ -257,7 +257,15 @@ class RepSettings:
             v = getattr(self, k)
             if not _is_real(v) or not math.isfinite(v) or v <= 0:
                 raise ConfigError(f"RepSettings.{k} must be a finite number > 0, got {v!r}")
-        for k in ("walk_min_s", "walk_margin_s", "confirm_delay_s", "arm_after_walk_s", "still_min_s", "rest_quiet_s", "warmup_s"):
+        for k in (
+            "walk_min_s",
+            "walk_margin_s",
+            "confirm_delay_s",
+            "arm_after_walk_s",
+            "still_min_s",
+            "rest_quiet_s",
+            "warmup_s",
+        ):
             v = getattr(self, k)
             if not _is_real(v) or not math.isfinite(v) or v < 0:
                 raise ConfigError(f"RepSettings.{k} must be a finite number >= 0, got {v!r}")
@@ -268,7 +276,9 @@ class RepSettings:
         m = self.min_reps_unlabelled
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
             raise ConfigError(f"RepSettings.min_reps_unlabelled must be an integer >= 1, got {m!r}")
-        if not isinstance(self.profiles, dict) or not all(isinstance(p, RepProfile) for p in self.profiles.values()):
+        if not isinstance(self.profiles, dict) or not all(
+            isinstance(p, RepProfile) for p in self.profiles.values()
+        ):
             raise ConfigError("RepSettings.profiles must map exercise names to RepProfile")
         self.profile(self.exercise)
 
@@ -277,7 +287,9 @@ class RepSettings:
         try:
             return self.profiles[exercise]
         except (KeyError, TypeError):
-            raise ConfigError(f"unknown exercise {exercise!r} for rep counting; choose one of {', '.join(self.profiles)}") from None
+            raise ConfigError(
+                f"unknown exercise {exercise!r} for rep counting; choose one of {', '.join(self.profiles)}"
+            ) from None
 
 
 def _shared_by_deepcopy(cls):
@@ -367,9 +379,11 @@ _IDLE, _REP, _SETTLE = 0, 1, 2
 class _Stats:
     """Peaks of one motion, frozen when its candidate ended (from the kernel's event)."""
 
-    __slots__ = ("fmax", "fmin", "wy", "lat", "tw", "trunk", "emax")
+    __slots__ = ("emax", "fmax", "fmin", "lat", "trunk", "tw", "wy")
 
-    def __init__(self, fmax: float, fmin: float, wy: float, lat: float, tw: float, trunk: float, emax: float) -> None:
+    def __init__(
+        self, fmax: float, fmin: float, wy: float, lat: float, tw: float, trunk: float, emax: float
+    ) -> None:
         self.fmax = fmax
         self.fmin = fmin
         self.wy = wy
@@ -544,7 +558,9 @@ class RepSegmenter:
             return True
         F = self._F
         t_walk_last = F[K.T_WALK_LAST]
-        if self._state != _IDLE and (math.isnan(t_walk_last) or F[K.T_START] - t_walk_last >= self.settings.arm_after_walk_s):
+        if self._state != _IDLE and (
+            math.isnan(t_walk_last) or F[K.T_START] - t_walk_last >= self.settings.arm_after_walk_s
+        ):
             return True  # a rep in progress from a stance: its set is not known yet, its limits are
         return self._reps_waiting() >= self._armed_after
 
@@ -583,14 +599,18 @@ class RepSegmenter:
         self._I[K.REFRAME] = 1
 
     # -- labels --------------------------------------------------------------
-    def start_set(self, exercise: str | None = None, set_number: int | None = None, t: float | None = None) -> None:
+    def start_set(
+        self, exercise: str | None = None, set_number: int | None = None, t: float | None = None
+    ) -> None:
         """The lifter says a new set starts now (of ``exercise``; numbered
         ``set_number`` or the next number). Reps are numbered from 1 within it.
         ``t``: device time of the label (defaults to the last sample's time).
         Reps already finished belong to the set before; a rep in progress counts in the new one."""
         if exercise is not None:
             self.settings.profile(exercise)
-        if set_number is not None and (isinstance(set_number, bool) or not isinstance(set_number, (int, np.integer)) or set_number < 1):
+        if set_number is not None and (
+            isinstance(set_number, bool) or not isinstance(set_number, (int, np.integer)) or set_number < 1
+        ):
             raise ConfigError(f"set_number must be an integer >= 1, got {set_number!r}")
         t_label = float(t) if t is not None else (self._t_last if self._t_last is not None else math.nan)
         for c in self._pending:
@@ -668,8 +688,21 @@ class RepSegmenter:
         # until a gyro-measured rep joins their set (_Candidate.unconfirmed)
         grav = self.settings.gravity_excursion and upper_gravity is not None
         ug = _array("upper_gravity", upper_gravity, 2, n) if grav else gu
-        lg = (_array("lower_gravity", lower_gravity, 2, n) if lower_gravity is not None else ug) if grav else gu
-        has = np.array([gl is not None, tr is not None, la is not None, tw is not None, grav and (gl is None or lower_gravity is not None)], dtype=np.int64)
+        lg = (
+            (_array("lower_gravity", lower_gravity, 2, n) if lower_gravity is not None else ug)
+            if grav
+            else gu
+        )
+        has = np.array(
+            [
+                gl is not None,
+                tr is not None,
+                la is not None,
+                tw is not None,
+                grav and (gl is None or lower_gravity is not None),
+            ],
+            dtype=np.int64,
+        )
         state_mid = np.empty(n, dtype=np.int8)
         state_out = np.empty(n, dtype=np.int8)
         walking = np.empty(n, dtype=np.bool_)
@@ -733,10 +766,12 @@ class RepSegmenter:
     # -- internals -------------------------------------------------------------
     def _candidate_now(self, t_end: float) -> _Candidate:
         F = self._F
-        stats = _Stats(*(float(F[j]) for j in (K.ST_FMAX, K.ST_FMIN, K.ST_WY, K.ST_LAT, K.ST_TW, K.ST_TRUNK, K.ST_EMAX)))
+        stats = _Stats(
+            *(float(F[j]) for j in (K.ST_FMAX, K.ST_FMIN, K.ST_WY, K.ST_LAT, K.ST_TW, K.ST_TRUNK, K.ST_EMAX))
+        )
         return _Candidate(float(F[K.T_START]), t_end, stats, self.exercise)
 
-    def _on_event(self, code: int, f: np.ndarray, i: int, book: "_Bookkeeping") -> None:
+    def _on_event(self, code: int, f: np.ndarray, i: int, book: _Bookkeeping) -> None:
         if code == K.EV_GAP_REJECT:
             self._reject(f[0], f[1], f[2], "gap")
         elif code == K.EV_WALK_REJECT:
@@ -750,7 +785,16 @@ class RepSegmenter:
         else:
             stats = _Stats(*(float(x) for x in f[2:9]))
             small = self._profile.enter_deg < self.settings.gravity_min_enter_deg
-            self._end_candidate(_Candidate(float(f[0]), float(f[1]), stats, self.exercise, after_walk=bool(f[9]), unconfirmed=bool(f[10]) and small))
+            self._end_candidate(
+                _Candidate(
+                    float(f[0]),
+                    float(f[1]),
+                    stats,
+                    self.exercise,
+                    after_walk=bool(f[9]),
+                    unconfirmed=bool(f[10]) and small,
+                )
+            )
         book.changed(i)
 
     def _end_candidate(self, c: _Candidate) -> None:
@@ -825,7 +869,13 @@ class RepSegmenter:
             s_min = self.settings.single_min_deg
             one = r.reps[0]
             warmup = self.single_max_flexion_deg is not None and one.stats.fmax >= self.single_max_flexion_deg
-            if s_min is not None and len(r.reps) == 1 and one.stats.emax >= s_min and not one.after_walk and not warmup:
+            if (
+                s_min is not None
+                and len(r.reps) == 1
+                and one.stats.emax >= s_min
+                and not one.after_walk
+                and not warmup
+            ):
                 r.number = self._next_set  # a set of one
                 self._next_set += 1
                 self._emit_rep(r, 1, r.reps[0])
@@ -849,7 +899,9 @@ class RepSegmenter:
         self._out.append(rec)
 
     def _reject(self, t0, t1, emax, reason: str) -> None:
-        self.rejected.append(RejectedCandidate(float(t0) if t0 is not None else math.nan, float(t1), float(emax), reason))
+        self.rejected.append(
+            RejectedCandidate(float(t0) if t0 is not None else math.nan, float(t1), float(emax), reason)
+        )
 
 
 class _Bookkeeping:
@@ -900,13 +952,21 @@ class _Bookkeeping:
                 while seg._pending and tj - seg._pending[0].t_end >= s.confirm_delay_s:
                     seg._accept(seg._pending.pop(0), tj)
                 r = seg._run
-                if r is not None and r.reps and self.state_mid[j] == _IDLE and not seg._pending and tj - r.reps[-1].t_end > s.rest_gap_s:
+                if (
+                    r is not None
+                    and r.reps
+                    and self.state_mid[j] == _IDLE
+                    and not seg._pending
+                    and tj - r.reps[-1].t_end > s.rest_gap_s
+                ):
                     seg._close_run(tj)
             else:
                 r = seg._run
                 if r is None or not r.reps:
                     return
-                hit = np.flatnonzero((self.state_mid[lo:hi] == _IDLE) & (t[lo:hi] - r.reps[-1].t_end > s.rest_gap_s))
+                hit = np.flatnonzero(
+                    (self.state_mid[lo:hi] == _IDLE) & (t[lo:hi] - r.reps[-1].t_end > s.rest_gap_s)
+                )
                 if not hit.size:
                     return
                 j = lo + int(hit[0])
@@ -914,7 +974,9 @@ class _Bookkeeping:
             self.changed(j)
             lo = j + 1
 
-    def per_sample(self, state_out: np.ndarray, walking: np.ndarray, stance: np.ndarray) -> tuple[np.ndarray, list]:
+    def per_sample(
+        self, state_out: np.ndarray, walking: np.ndarray, stance: np.ndarray
+    ) -> tuple[np.ndarray, list]:
         """``in_set`` after every sample, and where ``(current_set, current_rep)`` changed."""
         n = len(self.t)
         snaps = [self._initial] + [m[1] for m in self._marks]

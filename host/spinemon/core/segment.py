@@ -74,7 +74,9 @@ class Segments:
         for k, a in enumerate(cuts):
             b = cuts[k + 1] if k + 1 < len(cuts) else self.n
             recs = tuple(self.records_at.get(a, ()))
-            starts = tuple((r.set, r.t_start) for r in recs if isinstance(r, RepRecord) and r.rep == 1 and not r.labelled)
+            starts = tuple(
+                (r.set, r.t_start) for r in recs if isinstance(r, RepRecord) and r.rep == 1 and not r.labelled
+            )
             yield Piece(a, b, self.context_at.get(a), recs, starts)
 
 
@@ -82,7 +84,15 @@ class Segmenter:
     """See the module. ``exercise`` and ``set_number``: as last labelled
     (the session's exercise before any label)."""
 
-    def __init__(self, exercise: str, *, limit_overrides: dict | None = None, monitor_between_sets: bool = False, warmup_share: float = 0.6, arming: str = "exercise") -> None:
+    def __init__(
+        self,
+        exercise: str,
+        *,
+        limit_overrides: dict | None = None,
+        monitor_between_sets: bool = False,
+        warmup_share: float = 0.6,
+        arming: str = "exercise",
+    ) -> None:
         self.limit_overrides = limit_overrides or {}
         self.monitor_between_sets = monitor_between_sets
         #: "exercise": the limits are armed on every monitored sample but the
@@ -158,7 +168,9 @@ class Segmenter:
         if self.profile.hold:
             upper_body_gyr = m["upper"].to_body(fused.gyr["upper"])
             tilt = np.degrees(np.arccos(np.clip(trunk_body[:, 0], -1.0, 1.0)))
-            hold_on = self.holds.update(block.t, tilt, np.degrees(np.linalg.norm(upper_body_gyr, axis=1)), block.rate_hz)
+            hold_on = self.holds.update(
+                block.t, tilt, np.degrees(np.linalg.norm(upper_body_gyr, axis=1)), block.rate_hz
+            )
             held[~hold_on] = HELD_NO_HOLD
         else:
             new = self._update_reps(fused, ang, calibration, sagittal_deg(trunk_body))
@@ -166,7 +178,9 @@ class Segmenter:
             held[reps.after_walk_mask] = HELD_AFTER_WALK
             held[reps.walking_mask] = HELD_WALKING
             if self.arming == "sets":
-                held = np.where(reps.in_set_mask, 0, np.where(held == 0, HELD_BETWEEN_SETS, held)).astype(np.int8)
+                held = np.where(reps.in_set_mask, 0, np.where(held == 0, HELD_BETWEEN_SETS, held)).astype(
+                    np.int8
+                )
             for rec, i in zip(new, reps.emitted_at):
                 records_at.setdefault(i, []).append(rec)
             for i, cs, cr in reps.context_changes:
@@ -193,9 +207,18 @@ class Segmenter:
         # a rep turns once it has come a quarter of the way back from its peak
         # toward where it began: the first rep of a real squat set starts
         # upright and comes up to a top still tilted 23-37 deg, a third of the way
-        return RepSettings(exercise=self.exercise, single_min_deg=15.0, exit_relative=True, exit_fraction=0.75, gravity_excursion=True, warmup_s=0.1)
+        return RepSettings(
+            exercise=self.exercise,
+            single_min_deg=15.0,
+            exit_relative=True,
+            exit_fraction=0.75,
+            gravity_excursion=True,
+            warmup_s=0.1,
+        )
 
-    def _update_reps(self, fused: Fused, ang: LumbarAngles, calibration: Calibration, trunk_deg: np.ndarray) -> list:
+    def _update_reps(
+        self, fused: Fused, ang: LumbarAngles, calibration: Calibration, trunk_deg: np.ndarray
+    ) -> list:
         """Sets and reps, from the raw body-frame gyros (offset-free, with the
         fusion's bias left in: the segmenter learns its own); returns the
         records that became known (``self.reps.emitted_at``: at which sample)."""
@@ -206,8 +229,12 @@ class Segmenter:
             if self._pending_label is not None:
                 self.reps.start_set(self._pending_label["exercise"], self._pending_label["set"])
                 self._pending_label = None
-        if self.arming != "sets":  # a lone bend through the range is a warm-up move (toe touch), not a set of one
-            self.reps.single_max_flexion_deg = None if ang.single_sensor else self.warmup.share * calibration.range_of_motion.flexion_deg
+        if (
+            self.arming != "sets"
+        ):  # a lone bend through the range is a warm-up move (toe touch), not a set of one
+            self.reps.single_max_flexion_deg = (
+                None if ang.single_sensor else self.warmup.share * calibration.range_of_motion.flexion_deg
+            )
         return self.reps.update(
             block.t,
             flexion_deg=ang.flexion_deg,

@@ -91,7 +91,7 @@ class SampleBlock:
     def sensors(self) -> tuple[str, ...]:
         return tuple(self.acc)
 
-    def slice(self, start: int, stop: int | None = None) -> "SampleBlock":
+    def slice(self, start: int, stop: int | None = None) -> SampleBlock:
         """Samples ``start:stop`` (views, no copy)."""
         sl = slice(start, stop)
         return SampleBlock(
@@ -105,7 +105,7 @@ class SampleBlock:
         )
 
     @staticmethod
-    def concatenate(blocks: list["SampleBlock"]) -> "SampleBlock":
+    def concatenate(blocks: list[SampleBlock]) -> SampleBlock:
         if not blocks:
             raise ValueError("no blocks to concatenate")
         if len(blocks) == 1:
@@ -332,7 +332,9 @@ class FrameDecoder:
                 # timeline (an equal boot counter does not make it a
                 # duplicate), or, with no STATUS saying "same boot", it is on
                 # one but the host clock says it came much later
-                restart = verdict == "restart" or -d > RESTART_WINDOW_SAMPLES or not self._on_known_timeline(seq, f)
+                restart = (
+                    verdict == "restart" or -d > RESTART_WINDOW_SAMPLES or not self._on_known_timeline(seq, f)
+                )
                 if not restart and verdict != "same" and self._clock_jumped(f, t_host):
                     restart = True
                 if restart:
@@ -370,7 +372,9 @@ class FrameDecoder:
         self._next_t_us = t0_us + n * f.period_us
         st.samples += n - skip
 
-    def feed_many(self, frames: list[bytes], t_hosts: list[float], max_samples: int = 1 << 16) -> list[tuple[object, np.ndarray | None]]:
+    def feed_many(
+        self, frames: list[bytes], t_hosts: list[float], max_samples: int = 1 << 16
+    ) -> list[tuple[object, np.ndarray | None]]:
         """Decode frames received one after another, as :meth:`feed` would
         frame by frame (the same counts and decisions), and return
         ``(item, t_host)`` pairs: consecutive SAMPLES frames of one layout
@@ -411,10 +415,17 @@ class FrameDecoder:
             seq, t0_us, skip = pos
             if run.pieces:
                 moves_on = t0_us > run.t_last + (run.count_last - 1) * run.layout[2]
-                if skip or not moves_on or (obj.mask, obj.ranges, obj.period_us) != run.layout or run.n >= max_samples:
+                if (
+                    skip
+                    or not moves_on
+                    or (obj.mask, obj.ranges, obj.period_us) != run.layout
+                    or run.n >= max_samples
+                ):
                     close_run()
             if skip:  # part duplicate: a block of its own
-                out.append((_block(obj, seq, t0_us, skip), np.full(obj.count - skip, t_host, dtype=np.float64)))
+                out.append(
+                    (_block(obj, seq, t0_us, skip), np.full(obj.count - skip, t_host, dtype=np.float64))
+                )
                 continue
             run.add_frame(obj, seq, t0_us, t_host)
             if chain is not None:
@@ -425,7 +436,19 @@ class FrameDecoder:
         close_run()
         return out
 
-    def _settle_chain(self, chain: "_Chain", a: int, b: int, seq: int, t0_us: int, count: int, t_hosts: list, run: "_Run", max_samples: int, out: list) -> None:
+    def _settle_chain(
+        self,
+        chain: _Chain,
+        a: int,
+        b: int,
+        seq: int,
+        t0_us: int,
+        count: int,
+        t_hosts: list,
+        run: _Run,
+        max_samples: int,
+        out: list,
+    ) -> None:
         """Frames a..b-1 of a :class:`_Chain`, each the one the stream expects
         next after the frame placed just before (unwrapped ``seq``, ``t0_us``,
         ``count``): what :meth:`_position`'s in-order shortcut and
@@ -440,7 +463,9 @@ class FrameDecoder:
         raw_t = chain.t_us[a:b]
         period = int(chain.period[a])
         keep = min(b - a, HISTORY_FRAMES)
-        self._history.extend(zip(seqs[-keep:].tolist(), counts[-keep:].tolist(), raw_t[-keep:].tolist(), [period] * keep))
+        self._history.extend(
+            zip(seqs[-keep:].tolist(), counts[-keep:].tolist(), raw_t[-keep:].tolist(), [period] * keep)
+        )
         last_seq, last_t0 = int(seqs[-1]), int(t0s[-1])
         self._commit_position(int(chain.seq[b - 1]), last_seq, int(raw_t[-1]), last_t0)
         for k in range(b - 1, a - 1, -1):
@@ -473,7 +498,15 @@ class FrameDecoder:
             stop_frame = int(np.searchsorted(ends, done + room, side="left")) + 1
             stop_frame = min(stop_frame, b - a)
             lo, hi = done, int(ends[stop_frame - 1])
-            run.add(raw[lo:hi], sample_seq[lo:hi], sample_t[lo:hi], sample_flags[lo:hi], th[lo:hi], int(t0s[stop_frame - 1]), int(counts[stop_frame - 1]))
+            run.add(
+                raw[lo:hi],
+                sample_seq[lo:hi],
+                sample_t[lo:hi],
+                sample_flags[lo:hi],
+                th[lo:hi],
+                int(t0s[stop_frame - 1]),
+                int(counts[stop_frame - 1]),
+            )
             start_frame = stop_frame
 
 
@@ -494,7 +527,11 @@ class _Chain:
         self.length = lengths
         hdr_ok = (lengths >= proto.SAMPLES_HEADER_SIZE + proto.CRC_SIZE) & (lengths <= proto.MAX_FRAME)
         at = np.where(hdr_ok, self._offsets, 0)[:, None] + np.arange(proto.SAMPLES_HEADER_SIZE)
-        h = buf[at].astype(np.int64) if len(buf) >= proto.SAMPLES_HEADER_SIZE else np.zeros((m, proto.SAMPLES_HEADER_SIZE), np.int64)
+        h = (
+            buf[at].astype(np.int64)
+            if len(buf) >= proto.SAMPLES_HEADER_SIZE
+            else np.zeros((m, proto.SAMPLES_HEADER_SIZE), np.int64)
+        )
         self.seq = h[:, 2] | h[:, 3] << 8 | h[:, 4] << 16 | h[:, 5] << 24
         self.t_us = h[:, 6] | h[:, 7] << 8 | h[:, 8] << 16 | h[:, 9] << 24
         self.period = h[:, 10] | h[:, 11] << 8
@@ -575,7 +612,9 @@ class _Run:
         return _samples_block(mask, ranges, period, raw, seq, t_us, flags), th
 
 
-def _frame_rows(f: proto.Samples, seq: int, t0_us: int, skip: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _frame_rows(
+    f: proto.Samples, seq: int, t0_us: int, skip: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One frame's samples, the first ``skip`` left out: raw int16 rows, their
     (unwrapped) sequence numbers and device times (us), and flags."""
     n = f.count
@@ -589,7 +628,15 @@ def _block(f: proto.Samples, seq: int, t0_us: int, skip: int) -> SampleBlock:
     return _samples_block(f.mask, f.ranges, f.period_us, *_frame_rows(f, seq, t0_us, skip))
 
 
-def _samples_block(mask: int, ranges: int, period_us: int, raw: np.ndarray, seq: np.ndarray, t_us: np.ndarray, flags: np.ndarray) -> SampleBlock:
+def _samples_block(
+    mask: int,
+    ranges: int,
+    period_us: int,
+    raw: np.ndarray,
+    seq: np.ndarray,
+    t_us: np.ndarray,
+    flags: np.ndarray,
+) -> SampleBlock:
     """Raw int16 rows (one layout) with their sequence numbers, device times
     and flags, in SI units."""
     acc_scale = proto.accel_fs_g(ranges) / 32768.0 * G
@@ -600,7 +647,9 @@ def _samples_block(mask: int, ranges: int, period_us: int, raw: np.ndarray, seq:
         gyr[s] = raw[:, 6 * i + 3 : 6 * i + 6] * gyr_scale
     angle = raw[:, -1].astype(np.float64) / 100.0
     angle[raw[:, -1] == proto.ANGLE_NONE] = np.nan
-    return SampleBlock(seq=seq, t=t_us * 1e-6, acc=acc, gyr=gyr, device_angle_deg=angle, flags=flags, rate_hz=1e6 / period_us)
+    return SampleBlock(
+        seq=seq, t=t_us * 1e-6, acc=acc, gyr=gyr, device_angle_deg=angle, flags=flags, rate_hz=1e6 / period_us
+    )
 
 
 class MonotonicClock:

@@ -50,14 +50,21 @@ def warmup_for(st: SetRecord, sets: list[SetRecord], warmup, share: float, moves
 def set_rows(segmenter, settings, single_sensor: bool) -> tuple[list[dict], list[dict]]:
     """(rep rows, set rows) of the session so far."""
     reps, sets = segmenter.rep_records, segmenter.set_records
-    rep_rows = [rep_row(r, named_side(segmenter, settings, r.exercise, r.set, r.labelled), single_sensor) for r in reps]
+    rep_rows = [
+        rep_row(r, named_side(segmenter, settings, r.exercise, r.set, r.labelled), single_sensor)
+        for r in reps
+    ]
     rows = []
     for st in sets:
         d = st.as_dict()
         mine = [r for r in reps if r.set == st.set]
         d["peak_flexion_deg"] = round(max(r.peak_flexion_deg for r in mine), 2) if mine else None
         d.update(warmup_for(st, sets, segmenter.warmup, settings.warmup_share, settings.warmup_moves))
-        d["side"] = named_side(segmenter, settings, st.exercise, st.set, st.labelled) if st.exercise in UNILATERAL_EXERCISES else None
+        d["side"] = (
+            named_side(segmenter, settings, st.exercise, st.set, st.labelled)
+            if st.exercise in UNILATERAL_EXERCISES
+            else None
+        )
         d["side_comparison"] = compare_sides([r for r in rep_rows if r["set"] == st.set])
         rows.append(d)
     return rep_rows, rows
@@ -74,7 +81,12 @@ def _held_back(segmenter, watch) -> dict:
 
 
 def _rejected(r) -> dict:
-    return {"t_start": round(r.t_start, 4), "t_end": round(r.t_end, 4), "peak_excursion_deg": round(r.peak_excursion_deg, 2), "reason": r.reason}
+    return {
+        "t_start": round(r.t_start, 4),
+        "t_end": round(r.t_end, 4),
+        "peak_excursion_deg": round(r.peak_excursion_deg, 2),
+        "reason": r.reason,
+    }
 
 
 def session_summary(settings, *, decoder, intake, phases, angles, segmenter, watch, drift) -> dict:

@@ -40,25 +40,25 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from spinemon.core.detect import PROFILES, UNILATERAL_EXERCISES, profile
 from spinemon.errors import ConfigError
 
 __all__ = [
+    "EVEN_DEG",
+    "HINGED",
     "LEFT",
     "RIGHT",
-    "UNKNOWN",
     "SIDES",
-    "HINGED",
     "SIDE_MIN_DEG",
-    "EVEN_DEG",
-    "parse_exercise",
+    "UNKNOWN",
     "check_side",
-    "side_from_motion",
-    "rep_side",
     "compare_sides",
+    "parse_exercise",
+    "rep_side",
     "session_sides",
+    "side_from_motion",
     "side_words",
 ]
 
@@ -115,7 +115,9 @@ def parse_exercise(text: str) -> tuple[str, str | None]:
             name, side = whole, None
         profile(name)  # ConfigError: unknown exercise, with the list
     if side is not None and name not in UNILATERAL_EXERCISES:
-        raise ConfigError(f"{name} is done with both sides, so it takes no side ({text.strip()!r}); a side goes with {', '.join(UNILATERAL_EXERCISES)}")
+        raise ConfigError(
+            f"{name} is done with both sides, so it takes no side ({text.strip()!r}); a side goes with {', '.join(UNILATERAL_EXERCISES)}"
+        )
     return name, side
 
 
@@ -190,7 +192,11 @@ def compare_sides(reps: Sequence[dict]) -> dict | None:
     return out
 
 
-_PHRASES = {"peak_lateral_deg": "bend {d} deg more to the side", "peak_twist_deg": "twist {d} deg more", "peak_flexion_deg": "flex (round) {d} deg more"}
+_PHRASES = {
+    "peak_lateral_deg": "bend {d} deg more to the side",
+    "peak_twist_deg": "twist {d} deg more",
+    "peak_flexion_deg": "flex (round) {d} deg more",
+}
 _NAMES = {"peak_lateral_deg": "side bend", "peak_twist_deg": "twist", "peak_flexion_deg": "flexion"}
 
 

@@ -29,7 +29,15 @@ import numpy as np
 from spinemon.core.alerts import Alert, AlertPolicy
 from spinemon.core.angles import LumbarAngles
 from spinemon.core.calibration import Calibration
-from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION, DetectorSettings, Event, EventDetector, Limits, RangeOfMotion
+from spinemon.core.detect import (
+    OVER_EXTENSION,
+    OVER_FLEXION,
+    DetectorSettings,
+    Event,
+    EventDetector,
+    Limits,
+    RangeOfMotion,
+)
 from spinemon.core.device_buzz import DeviceBuzzWatch
 from spinemon.core.gravity import Fused
 from spinemon.core.limits import LimitPlan
@@ -58,7 +66,15 @@ class LimitWatch:
     limits one sensor cannot watch, and why), ``detector`` (its ``context``:
     set, rep, exercise stamped on events), ``shadow``, ``alerts``."""
 
-    def __init__(self, exercise: str, settings: DetectorSettings, alerts: AlertPolicy, *, limit_overrides: dict | None = None, lean: bool = True) -> None:
+    def __init__(
+        self,
+        exercise: str,
+        settings: DetectorSettings,
+        alerts: AlertPolicy,
+        *,
+        limit_overrides: dict | None = None,
+        lean: bool = True,
+    ) -> None:
         self.settings = settings
         self.policy = alerts
         self.plan = LimitPlan(limit_overrides, lean=lean)
@@ -120,7 +136,17 @@ class LimitWatch:
         if self.plan.reps_of_set(self.reps_set):
             self._refresh()
 
-    def update(self, fused: Fused, ang: LumbarAngles, calibration: Calibration, armed: np.ndarray, hold_on: np.ndarray | None, t_host: np.ndarray, held: np.ndarray | None = None, reasons: dict | None = None) -> Watched:
+    def update(
+        self,
+        fused: Fused,
+        ang: LumbarAngles,
+        calibration: Calibration,
+        armed: np.ndarray,
+        hold_on: np.ndarray | None,
+        t_host: np.ndarray,
+        held: np.ndarray | None = None,
+        reasons: dict | None = None,
+    ) -> Watched:
         """One piece: its fused samples, angles, armed and hold masks and host
         receive times; ``held``: per sample why the limits are not armed (a key
         of ``reasons``, 0 = armed), stamped on the faults held back."""
@@ -142,7 +168,9 @@ class LimitWatch:
             j = min(int(np.searchsorted(block.seq, ev.seq_alert)), len(block) - 1)
             if hold_on is not None and hold_on[j]:
                 out.hold_faults.append(ev)
-            device_buzzed = ev.kind in DEVICE_GUARDED_KINDS and self.device_buzz.as_of(block.flags, sig[0], j, self.limits, hyst)
+            device_buzzed = ev.kind in DEVICE_GUARDED_KINDS and self.device_buzz.as_of(
+                block.flags, sig[0], j, self.limits, hyst
+            )
             alert = self.policy.alert_for(ev, float(t_host[j]), device_buzzed)
             if alert is not None:
                 out.alerts.append(alert)

@@ -29,7 +29,7 @@ import spinemon_protocol as proto
 from spinemon.errors import ConfigError, DisconnectedError, TransportError
 from spinemon.io.transport import LinkOptions, LinkTransport
 
-__all__ = ["FoundDevice", "BleOptions", "BleTransport", "scan", "BATTERY_LEVEL_UUID", "BATTERY_SERVICE_UUID"]
+__all__ = ["BATTERY_LEVEL_UUID", "BATTERY_SERVICE_UUID", "BleOptions", "BleTransport", "FoundDevice", "scan"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,12 @@ NO_ADAPTER_HINT = (
 def _scan_error(e: BaseException, what: str) -> TransportError:
     """One line that says what is missing and what to do (no adapter, no BlueZ/D-Bus: errno 2 or 'adapter')."""
     text = str(e) or type(e).__name__
-    missing = isinstance(e, FileNotFoundError) or (isinstance(e, OSError) and e.errno == 2) or "adapter" in text.lower() or "bluez" in text.lower()
+    missing = (
+        isinstance(e, FileNotFoundError)
+        or (isinstance(e, OSError) and e.errno == 2)
+        or "adapter" in text.lower()
+        or "bluez" in text.lower()
+    )
     if missing:
         return TransportError(NO_ADAPTER_HINT.format(why=text))
     return TransportError(f"{what} failed: {text}")
@@ -128,7 +133,13 @@ async def scan(
         raise ConfigError("read_battery with a custom scanner backend needs client_backend too")
     try:
         found = await asyncio.wait_for(
-            bleak.BleakScanner.discover(timeout=timeout, return_adv=True, service_uuids=[proto.SERVICE_UUID], backend=backend, **bleak_kwargs),
+            bleak.BleakScanner.discover(
+                timeout=timeout,
+                return_adv=True,
+                service_uuids=[proto.SERVICE_UUID],
+                backend=backend,
+                **bleak_kwargs,
+            ),
             timeout + 10.0,
         )
     except _BLE_ERRORS as e:
@@ -158,7 +169,7 @@ async def _read_battery(device, timeout: float, backend, bleak_kwargs: dict) -> 
     finally:
         try:
             await asyncio.wait_for(client.disconnect(), timeout)
-        except Exception:  # noqa: BLE001 - best effort
+        except Exception:
             pass
 
 
@@ -210,7 +221,13 @@ class BleTransport(LinkTransport):
 
         try:
             device = await asyncio.wait_for(
-                bleak.BleakScanner.find_device_by_filter(match, timeout=timeout, service_uuids=[proto.SERVICE_UUID], backend=self._scanner_backend, **self._bleak_kwargs),
+                bleak.BleakScanner.find_device_by_filter(
+                    match,
+                    timeout=timeout,
+                    service_uuids=[proto.SERVICE_UUID],
+                    backend=self._scanner_backend,
+                    **self._bleak_kwargs,
+                ),
                 timeout + 5.0,
             )
         except _BLE_ERRORS as e:
@@ -228,7 +245,14 @@ class BleTransport(LinkTransport):
             target = self._device
         elif self._device is not None and self._device.address == self.address:
             target = self._device
-        client = bleak.BleakClient(target, self._on_disconnect, timeout=timeout, pair=opts.pair, backend=self._backend, **self._bleak_kwargs)
+        client = bleak.BleakClient(
+            target,
+            self._on_disconnect,
+            timeout=timeout,
+            pair=opts.pair,
+            backend=self._backend,
+            **self._bleak_kwargs,
+        )
         self._client = client
         g = opts.gatt_timeout_s
         try:
@@ -237,10 +261,16 @@ class BleTransport(LinkTransport):
                 await self._acquire_mtu(client, g)
             self.mtu = client.mtu_size
             if self.mtu - 3 < proto.MAX_FRAME:
-                logger.warning("ATT MTU %d: frames over %d bytes will not fit; the wearable must send fewer samples per frame", self.mtu, self.mtu - 3)
+                logger.warning(
+                    "ATT MTU %d: frames over %d bytes will not fit; the wearable must send fewer samples per frame",
+                    self.mtu,
+                    self.mtu - 3,
+                )
             for uuid in (proto.STREAM_CHAR_UUID, proto.COMMAND_CHAR_UUID, proto.STATUS_CHAR_UUID):
                 if client.services.get_characteristic(uuid) is None:
-                    raise TransportError(f"{self.address} is not a spinemon wearable (characteristic {uuid} missing)")
+                    raise TransportError(
+                        f"{self.address} is not a spinemon wearable (characteristic {uuid} missing)"
+                    )
             await asyncio.wait_for(client.start_notify(proto.STREAM_CHAR_UUID, self._on_stream), g)
             await asyncio.wait_for(client.start_notify(proto.STATUS_CHAR_UUID, self._on_status), g)
         except TransportError:
@@ -257,7 +287,7 @@ class BleTransport(LinkTransport):
             return
         try:
             await asyncio.wait_for(acquire(), timeout)
-        except Exception as e:  # noqa: BLE001 - platform specific; the link still works at a small MTU
+        except Exception as e:
             logger.info("could not acquire the MTU: %s", e)
 
     def _on_disconnect(self, client: bleak.BleakClient) -> None:
@@ -275,7 +305,10 @@ class BleTransport(LinkTransport):
         if client is None or not client.is_connected:
             raise DisconnectedError("the wearable is not connected")
         try:
-            await asyncio.wait_for(client.write_gatt_char(proto.COMMAND_CHAR_UUID, frame, response=True), self.ble_options.gatt_timeout_s)
+            await asyncio.wait_for(
+                client.write_gatt_char(proto.COMMAND_CHAR_UUID, frame, response=True),
+                self.ble_options.gatt_timeout_s,
+            )
         except _BLE_ERRORS as e:
             if not client.is_connected:
                 raise DisconnectedError(f"the wearable disconnected during a write: {e}") from e
@@ -287,7 +320,7 @@ class BleTransport(LinkTransport):
             return
         try:
             await asyncio.wait_for(client.disconnect(), self.ble_options.gatt_timeout_s)
-        except Exception as e:  # noqa: BLE001 - tearing down a link that may be dead already
+        except Exception as e:
             logger.debug("disconnect: %s", e)
 
     # -- reads ------------------------------------------------------------------------

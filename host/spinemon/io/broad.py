@@ -17,11 +17,22 @@ import numpy as np
 
 from spinemon.errors import SpinemonError
 
-__all__ = ["BroadError", "BroadTrial", "CREDIT", "DEFAULT_DIR", "list_trials", "load_trial", "load_trials", "up_from_quat", "tilt_error_deg", "tilt_rmse_deg"]
+__all__ = [
+    "CREDIT",
+    "DEFAULT_DIR",
+    "BroadError",
+    "BroadTrial",
+    "list_trials",
+    "load_trial",
+    "load_trials",
+    "tilt_error_deg",
+    "tilt_rmse_deg",
+    "up_from_quat",
+]
 
 CREDIT = (
-    "BROAD dataset: D. Laidig, M. Caruso, A. Cereatti, T. Seel, \"BROAD - A Benchmark for Robust "
-    "Inertial Orientation Estimation\", Data 6(7):72, 2021, doi:10.3390/data6070072 (CC BY 4.0)"
+    'BROAD dataset: D. Laidig, M. Caruso, A. Cereatti, T. Seel, "BROAD - A Benchmark for Robust '
+    'Inertial Orientation Estimation", Data 6(7):72, 2021, doi:10.3390/data6070072 (CC BY 4.0)'
 )
 
 DEFAULT_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "broad"

@@ -27,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 import spinemon_protocol as proto
 from spinemon.errors import CommandError, CommandTimeoutError, DisconnectedError, SpinemonError
@@ -76,7 +76,13 @@ class Sent:
 
 
 class _Job:
-    def __init__(self, opcode: int, args: tuple, call: Callable[[], Awaitable] | None, done: Callable[[Sent], None] | None) -> None:
+    def __init__(
+        self,
+        opcode: int,
+        args: tuple,
+        call: Callable[[], Awaitable] | None,
+        done: Callable[[Sent], None] | None,
+    ) -> None:
         self.result = Sent(opcode)
         self.args = args
         self.call = call
@@ -93,7 +99,9 @@ class CommandQueue:
     ``counter``: the session's :class:`~spinemon.core.alerts.CommandCounter`
     (the one the setup hook resumes after a reconnect)."""
 
-    def __init__(self, transport, counter, *, attempt_timeout_s: float = ATTEMPT_TIMEOUT_S, attempts: int = ATTEMPTS) -> None:
+    def __init__(
+        self, transport, counter, *, attempt_timeout_s: float = ATTEMPT_TIMEOUT_S, attempts: int = ATTEMPTS
+    ) -> None:
         self.transport = transport
         self.counter = counter
         self.attempt_timeout_s = float(attempt_timeout_s)
@@ -102,13 +110,24 @@ class CommandQueue:
         self._lanes: dict[str, deque[_Job]] = {"haptic": deque(), "control": deque()}
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task] = {}
-        self._writes = 0  # writes so far (any lane): a retry's "stale" proves delivery only if none came between
+        self._writes = (
+            0  # writes so far (any lane): a retry's "stale" proves delivery only if none came between
+        )
         self._last_counter: int | None = None  # the last counter this queue wrote
-        self._haptic_idle: asyncio.Event | None = None  # clear while a HAPTIC waits for its answer: control writes wait
+        self._haptic_idle: asyncio.Event | None = (
+            None  # clear while a HAPTIC waits for its answer: control writes wait
+        )
         self._closed = False
 
     # -- what callers use ---------------------------------------------------------
-    def submit(self, opcode: int, args: tuple = (), *, counter: int | None = None, done: Callable[[Sent], None] | None = None) -> asyncio.Future:
+    def submit(
+        self,
+        opcode: int,
+        args: tuple = (),
+        *,
+        counter: int | None = None,
+        done: Callable[[Sent], None] | None = None,
+    ) -> asyncio.Future:
         """Queue a command without waiting (HAPTIC goes to the haptic lane,
         anything else to the control lane); ``done(Sent)`` is called when it
         was delivered or given up. Returns a future of the :class:`Sent`.
@@ -139,7 +158,9 @@ class CommandQueue:
         return job.value
 
     def pending(self) -> int:
-        return sum(len(q) for q in self._lanes.values()) + sum(1 for t in self._workers.values() if getattr(t, "busy", False))
+        return sum(len(q) for q in self._lanes.values()) + sum(
+            1 for t in self._workers.values() if getattr(t, "busy", False)
+        )
 
     async def drain(self, timeout: float) -> bool:
         """Wait (up to ``timeout``) until every queued command is done; True if so."""
@@ -159,7 +180,7 @@ class CommandQueue:
         for t in list(self._workers.values()):
             try:
                 await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing anyway
+            except (asyncio.CancelledError, Exception):
                 pass
         self._workers.clear()
         for q in self._lanes.values():
@@ -205,7 +226,7 @@ class CommandQueue:
             except asyncio.CancelledError:
                 self._finish(job, error="the session ended before it was sent")
                 raise
-            except Exception as e:  # noqa: BLE001 - a lane never dies: the job fails, the next one goes
+            except Exception as e:
                 self._finish(job, error=f"{type(e).__name__}: {e}")
             finally:
                 task.busy = False  # type: ignore[attr-defined]
@@ -216,7 +237,7 @@ class CommandQueue:
         self._last_counter = None if nxt is None else (nxt - 1) & 0xFFFFFFFF or None
         try:
             job.value = await job.call()
-        except Exception as e:  # noqa: BLE001 - handed to the caller of call()
+        except Exception as e:
             job.exc = e
         if not job.future.done():
             job.future.set_result(job.result)
@@ -235,17 +256,25 @@ class CommandQueue:
         t_first = None
         for attempt in range(1, self.attempts + 1):
             if gate is not None:
-                await gate.wait()  # no control write while a HAPTIC waits for its answer (its retry must prove delivery)
+                await (
+                    gate.wait()
+                )  # no control write while a HAPTIC waits for its answer (its retry must prove delivery)
             if attempt == 1 or not haptic:  # a HAPTIC keeps its counter: one fault, one buzz
                 c = job.counter if attempt == 1 else None
-                if c is None or job.epoch != epoch or (self._last_counter is not None and not proto.counter_is_newer(c, self._last_counter)):
+                if (
+                    c is None
+                    or job.epoch != epoch
+                    or (self._last_counter is not None and not proto.counter_is_newer(c, self._last_counter))
+                ):
                     c = self.counter.next()
                 r.counter = self._last_counter = c
                 r.frame = proto.encode_command(r.counter, r.opcode, job.args)
             if attempt > 1:
                 self.stats.retries += 1
                 if _epoch(self.transport) != epoch:
-                    return self._finish(job, error="the link was set up again while the command waited for its answer")
+                    return self._finish(
+                        job, error="the link was set up again while the command waited for its answer"
+                    )
             r.attempts = attempt
             self.stats.attempts += 1
             self._writes += 1
@@ -260,7 +289,12 @@ class CommandQueue:
             except CommandTimeoutError as e:  # no answer in time: try again
                 r.error = str(e)
             except CommandError as e:
-                if haptic and attempt > 1 and e.code == proto.E_STALE and self._writes == first_write + attempt - 1:
+                if (
+                    haptic
+                    and attempt > 1
+                    and e.code == proto.E_STALE
+                    and self._writes == first_write + attempt - 1
+                ):
                     # nothing newer was written since the first attempt: the wearable accepted that one (its ACK was lost)
                     self.stats.sent += 1
                     self.stats.delivered_on_retry_stale += 1
@@ -282,7 +316,7 @@ class CommandQueue:
         if job.done is not None:
             try:
                 job.done(r)
-            except Exception:  # noqa: BLE001 - a callback's bug must not stop the lane
+            except Exception:
                 pass
         if not job.future.done():
             job.future.set_result(r)

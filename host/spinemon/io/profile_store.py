@@ -27,11 +27,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from spinemon.core.calibration import Calibration
-from spinemon.io.atomic import atomic_write_text
 from spinemon.core.detect import PROFILES, profile
 from spinemon.errors import CalibrationError, ConfigError
+from spinemon.io.atomic import atomic_write_text
 
-__all__ = ["DEFAULT_PATH", "ProfileError", "UserProfile", "profile_path", "load_profile", "save_profile", "parse_limit_override"]
+__all__ = [
+    "DEFAULT_PATH",
+    "ProfileError",
+    "UserProfile",
+    "load_profile",
+    "parse_limit_override",
+    "profile_path",
+    "save_profile",
+]
 
 DEFAULT_PATH = Path("~/.spinemon/profile.json")
 VERSION = 1
@@ -50,16 +58,18 @@ class UserProfile:
     device: str | None = None  # the wearable it was calibrated on (source string)
     limit_overrides: dict = field(default_factory=dict)  # {exercise: {limit: value}}
 
-    def with_calibration(self, cal: Calibration, device: str | None = None, when: float | None = None) -> "UserProfile":
+    def with_calibration(
+        self, cal: Calibration, device: str | None = None, when: float | None = None
+    ) -> UserProfile:
         """A copy holding a new calibration (the sensors were (re-)attached)."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() if when is None else when))
         return replace(self, calibration=cal, calibrated_at=stamp, device=device)
 
-    def forget_calibration(self) -> "UserProfile":
+    def forget_calibration(self) -> UserProfile:
         """A copy without calibration (the sensors were re-attached: calibrate again)."""
         return replace(self, calibration=None, calibrated_at=None, device=None)
 
-    def with_overrides(self, overrides: dict) -> "UserProfile":
+    def with_overrides(self, overrides: dict) -> UserProfile:
         """A copy with ``overrides`` merged in (``{exercise: {limit: value}}``); checked."""
         merged = {ex: dict(v) for ex, v in self.limit_overrides.items()}
         for ex, lims in overrides.items():
@@ -76,7 +86,11 @@ class UserProfile:
         for ex, lims in (base.limit_overrides or {}).items():
             merged.setdefault(ex, {}).update(lims)
         stored = None if (recalibrate or self.calibration is None) else self.calibration.as_dict()
-        return replace(base, limit_overrides=merged, stored_calibration=stored if stored is not None else base.stored_calibration)
+        return replace(
+            base,
+            limit_overrides=merged,
+            stored_calibration=stored if stored is not None else base.stored_calibration,
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -88,7 +102,7 @@ class UserProfile:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "profile") -> "UserProfile":
+    def from_dict(cls, d: dict, source: str = "profile") -> UserProfile:
         if not isinstance(d, dict):
             raise ProfileError(f"{source}: not a JSON object")
         v = d.get("version", VERSION)
@@ -136,13 +150,19 @@ def load_profile(path: str | os.PathLike | None = None) -> UserProfile:
     except FileNotFoundError:
         return UserProfile()
     except UnicodeDecodeError:
-        raise ProfileError(f"profile {p} is not a text (JSON) file; give a profile written by 'spinemon calibrate', or choose another --profile") from None
+        raise ProfileError(
+            f"profile {p} is not a text (JSON) file; give a profile written by 'spinemon calibrate', or choose another --profile"
+        ) from None
     except OSError as e:
-        raise ProfileError(f"cannot read profile {p}: {e.strerror or e}; check --profile or $SPINEMON_PROFILE") from None
+        raise ProfileError(
+            f"cannot read profile {p}: {e.strerror or e}; check --profile or $SPINEMON_PROFILE"
+        ) from None
     try:
         d = json.loads(text)
     except ValueError as e:
-        raise ProfileError(f"profile {p} is not valid JSON ({e}); give a profile written by 'spinemon calibrate', or choose another --profile") from None
+        raise ProfileError(
+            f"profile {p} is not valid JSON ({e}); give a profile written by 'spinemon calibrate', or choose another --profile"
+        ) from None
     return UserProfile.from_dict(d, str(p))
 
 
@@ -174,10 +194,14 @@ def parse_limit_override(text: str) -> dict:
         lhs, value = text.split("=", 1)
         ex, key = lhs.strip().split(".", 1)
     except ValueError:
-        raise ConfigError(f"limit override {text!r} must look like EXERCISE.LIMIT=VALUE, e.g. deadlift.flexion_share=0.55") from None
+        raise ConfigError(
+            f"limit override {text!r} must look like EXERCISE.LIMIT=VALUE, e.g. deadlift.flexion_share=0.55"
+        ) from None
     ex, key, value = ex.strip(), key.strip(), value.strip()
     if ex not in PROFILES:
-        raise ConfigError(f"limit override {text!r}: unknown exercise {ex!r}; choose one of {', '.join(PROFILES)}")
+        raise ConfigError(
+            f"limit override {text!r}: unknown exercise {ex!r}; choose one of {', '.join(PROFILES)}"
+        )
     if value.lower() in ("none", "off", "null"):
         v = None
     else:

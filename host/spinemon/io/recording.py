@@ -56,9 +56,10 @@ import struct
 import time
 import uuid
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from spinemon.errors import RecordingError, TruncatedRecordingError
 from spinemon.io.atomic import fsync_dir as _fsync_dir
@@ -263,7 +264,13 @@ class RecordingWriter:
         self.failed: str | None = None
         self.session_id = session_id
         self._seq = 0  # the next record's number
-        hdr = {"type": "header", "format": FORMAT_VERSION, **header, "session_id": session_id, "segment": self.segment}
+        hdr = {
+            "type": "header",
+            "format": FORMAT_VERSION,
+            **header,
+            "session_id": session_id,
+            "segment": self.segment,
+        }
         # the header's host time dates the session (``history``); an import gives the file's own date
         block = header_block(_json_bytes(hdr), time.time() if t_start is None else float(t_start))
         # The file appears under its name only with MAGIC and the header
@@ -283,7 +290,9 @@ class RecordingWriter:
                 os.link(tmp, self.path)
             except FileExistsError:
                 self._f.close()
-                raise RecordingError(f"{self.path} appeared while this recording was created (two sessions on one --out?); choose another --out") from None
+                raise RecordingError(
+                    f"{self.path} appeared while this recording was created (two sessions on one --out?); choose another --out"
+                ) from None
             except OSError as e:
                 self._f.close()
                 raise RecordingError(f"cannot create {self.path}: {e.strerror}; choose another --out") from e
@@ -360,13 +369,11 @@ class RecordingWriter:
         finally:
             self._f.close()
 
-    def __enter__(self) -> "RecordingWriter":
+    def __enter__(self) -> RecordingWriter:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
 
 
 def free_bytes(directory: str | os.PathLike) -> int | None:
@@ -405,7 +412,12 @@ def _header_at(data: bytes, pos: int) -> tuple[int, int, int, float] | None:
     if len(data) - pos < HEAD_SIZE:
         return None
     mark, kind, seq, length, t_host, hcrc = _HEAD_CRC.unpack_from(data, pos)
-    if mark != MARK or hcrc != zlib.crc32(data[pos : pos + _HEAD.size]) or kind not in _KINDS_V2 or length > MAX_PAYLOAD:
+    if (
+        mark != MARK
+        or hcrc != zlib.crc32(data[pos : pos + _HEAD.size])
+        or kind not in _KINDS_V2
+        or length > MAX_PAYLOAD
+    ):
         return None
     return kind, seq, length, t_host
 
@@ -424,7 +436,9 @@ def _next_header(data: bytes, pos: int) -> int:
 class _Parsed:
     records: list[Record]
     truncated: bool = False
-    lost: int = 0  # records lost to damage (format 2: from the record numbers; format 1: one per damaged stretch)
+    lost: int = (
+        0  # records lost to damage (format 2: from the record numbers; format 1: one per damaged stretch)
+    )
     skipped: int = 0  # bytes in damaged stretches
     header_copies: int = 0
 
@@ -454,7 +468,12 @@ def _parse_v2(data: bytes, start: int) -> _Parsed:
         h = None
         if n - pos >= hs:  # _header_at, inlined: this is the loop every record goes through
             mark, kind, seq, length, t_host, hcrc = unpack_head(data, pos)
-            if mark == MARK and hcrc == crc32(view[pos : pos + head]) and kind in known and length <= max_payload:
+            if (
+                mark == MARK
+                and hcrc == crc32(view[pos : pos + head])
+                and kind in known
+                and length <= max_payload
+            ):
                 h = kind, seq, length, t_host
         torn = False
         if h is not None:
@@ -467,7 +486,9 @@ def _parse_v2(data: bytes, start: int) -> _Parsed:
                     out.skipped += pos - stretch
                     stretch = None
                 if kind != KIND_PAD:
-                    if seq == prev and view[pos:end] == view[last[0] : last[1]]:  # a copy of the record before
+                    if (
+                        seq == prev and view[pos:end] == view[last[0] : last[1]]
+                    ):  # a copy of the record before
                         if seq == 0:
                             out.header_copies += 1
                     else:
@@ -477,7 +498,9 @@ def _parse_v2(data: bytes, start: int) -> _Parsed:
                             out.lost += seq - prev - 1
                         elif damaged:
                             out.lost += 1
-                        out.records.append(Record(kind, t_host, data[body : body + length], seq=seq, offset=pos))
+                        out.records.append(
+                            Record(kind, t_host, data[body : body + length], seq=seq, offset=pos)
+                        )
                         if seq == 0 and len(out.records) == 1:
                             out.header_copies = 1
                         if prev is None or seq > prev:
@@ -487,7 +510,9 @@ def _parse_v2(data: bytes, start: int) -> _Parsed:
                 pos = end
                 continue
         if h is not None and not torn and (end == n or _header_at(data, end) is not None):
-            nxt = end if end < n else -1  # only the payload is damaged: the next record is where the header says
+            nxt = (
+                end if end < n else -1
+            )  # only the payload is damaged: the next record is where the header says
         else:
             nxt = _next_header(data, pos + 1)
         if nxt < 0:  # nothing valid after pos: a torn last record, or damage
@@ -557,7 +582,12 @@ def _parse_v1(data: bytes, start: int) -> _Parsed:
         torn = False
         if n - pos >= hs:
             sync, kind, length, _ = _HEAD_V1.unpack_from(data, pos)
-            torn = sync == SYNC_V1 and kind in KIND_NAMES and length <= MAX_PAYLOAD and pos + hs + length + _CRC.size > n
+            torn = (
+                sync == SYNC_V1
+                and kind in KIND_NAMES
+                and length <= MAX_PAYLOAD
+                and pos + hs + length + _CRC.size > n
+            )
         nxt = _next_v1(data, pos + 1)
         if nxt < 0:
             if torn or n - pos < hs or data.count(0, pos) == n - pos:
@@ -587,7 +617,9 @@ def _read(p: Path) -> bytes:
     except OSError as e:
         raise RecordingError(f"{p}: cannot read ({e.strerror}); check its permissions") from None
     if not data:
-        raise RecordingError(f"{p} is empty, not a spinemon recording; record one with 'spinemon simulate' or 'spinemon live'")
+        raise RecordingError(
+            f"{p} is empty, not a spinemon recording; record one with 'spinemon simulate' or 'spinemon live'"
+        )
     return data
 
 
@@ -610,7 +642,9 @@ def _format_of(p: Path, data: bytes) -> tuple[int, int, list[str]]:
     elif data.startswith(MAGIC_V1):
         return 1, m, []
     elif MAGIC.startswith(data) or MAGIC_V1.startswith(data):
-        raise RecordingError(f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)")
+        raise RecordingError(
+            f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)"
+        )
     else:
         first = _next_header(data, 0)
         if first >= 0:
@@ -618,7 +652,9 @@ def _format_of(p: Path, data: bytes) -> tuple[int, int, list[str]]:
         first = _next_v1(data, 0)
         if first >= 0:
             return 1, first, [note % 1]
-        raise RecordingError(f"{p} is not a spinemon recording (bad magic); record one with 'spinemon simulate' or 'spinemon live'")
+        raise RecordingError(
+            f"{p} is not a spinemon recording (bad magic); record one with 'spinemon simulate' or 'spinemon live'"
+        )
     return fmt, m, [] if data.startswith(MAGIC if fmt == 2 else MAGIC_V1) else [note % fmt]
 
 
@@ -649,12 +685,16 @@ def _wrong_format(p: Path, header: dict) -> RecordingError:
     )
 
 
-def _load_segment(p: Path, data: bytes | None = None) -> tuple[list[Record], list[dict], _Parsed, int, list[str]]:
+def _load_segment(
+    p: Path, data: bytes | None = None
+) -> tuple[list[Record], list[dict], _Parsed, int, list[str]]:
     """One segment file (or its bytes): (records, META dicts, parse result, format, notes)."""
     if data is None:
         data = _read(p)
     elif not data:
-        raise RecordingError(f"{p} is empty, not a spinemon recording; record one with 'spinemon simulate' or 'spinemon live'")
+        raise RecordingError(
+            f"{p} is empty, not a spinemon recording; record one with 'spinemon simulate' or 'spinemon live'"
+        )
     fmt, start, notes = _format_of(p, data)
     parsed = _parse_v2(data, start) if fmt == 2 else _parse_v1(data, start)
     records = parsed.records
@@ -677,7 +717,9 @@ def _load_segment(p: Path, data: bytes | None = None) -> tuple[list[Record], lis
             if other is not None:
                 raise _wrong_format(p, other)
             if not records and parsed.lost == 0:
-                raise RecordingError(f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)")
+                raise RecordingError(
+                    f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)"
+                )
             raise _no_header(p, " (both copies are damaged)" if not records or records[0].seq != 0 else "")
         if at:  # records numbered 0 before it are not the header: damage that passed the CRC
             parsed.lost += at
@@ -735,12 +777,26 @@ def _assemble(p: Path, files: list[tuple[Path, bytes | None]], strict: bool) -> 
             unreadable.append((q, str(e)))
             continue
         if strict and parsed.truncated:
-            raise TruncatedRecordingError(f"{q} ends mid-record; run without --strict to load it up to its last complete record")
+            raise TruncatedRecordingError(
+                f"{q} ends mid-record; run without --strict to load it up to its last complete record"
+            )
         if segments and m[0].get("session_id") != segments[0].header.get("session_id"):
             unreadable.append((q, f"{q} belongs to another session"))
             continue
         notes.extend(seg_notes)
-        segments.append(Segment(q, m[0], len(records), len(recs), parsed.truncated, parsed.lost, parsed.skipped, fmt, parsed.header_copies))
+        segments.append(
+            Segment(
+                q,
+                m[0],
+                len(records),
+                len(recs),
+                parsed.truncated,
+                parsed.lost,
+                parsed.skipped,
+                fmt,
+                parsed.header_copies,
+            )
+        )
         records.extend(recs)
         meta.extend(m)
     if not segments:

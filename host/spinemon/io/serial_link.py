@@ -38,7 +38,9 @@ class SerialTransport(LinkTransport):
     ``serial_kwargs`` go to :func:`serial.serial_for_url` (e.g. ``rtscts``).
     """
 
-    def __init__(self, url: str, *, baudrate: int = 115200, options: LinkOptions | None = None, **serial_kwargs: Any) -> None:
+    def __init__(
+        self, url: str, *, baudrate: int = 115200, options: LinkOptions | None = None, **serial_kwargs: Any
+    ) -> None:
         if not isinstance(url, str) or not url:
             raise ConfigError("a serial port name or URL is required (e.g. /dev/ttyACM0, socket://host:port)")
         if isinstance(baudrate, bool) or not isinstance(baudrate, int) or not 300 <= baudrate <= 12_000_000:
@@ -62,17 +64,30 @@ class SerialTransport(LinkTransport):
             _bench_handlers()
 
         def open_port() -> serial.SerialBase:
-            return serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=_READ_POLL_S, write_timeout=_WRITE_TIMEOUT_S, **self._serial_kwargs)
+            return serial.serial_for_url(
+                self.url,
+                baudrate=self.baudrate,
+                timeout=_READ_POLL_S,
+                write_timeout=_WRITE_TIMEOUT_S,
+                **self._serial_kwargs,
+            )
 
         try:
             port = await asyncio.wait_for(loop.run_in_executor(None, open_port), timeout)
         except (serial.SerialException, OSError, ValueError) as e:
-            raise TransportError(f"cannot open {self.url}: {e}; check the cable and the port name (e.g. /dev/ttyACM0), or try --sim") from None
+            raise TransportError(
+                f"cannot open {self.url}: {e}; check the cable and the port name (e.g. /dev/ttyACM0), or try --sim"
+            ) from None
         self._framing_errors_before += self._decoder.framing_errors
         self._decoder = proto.StreamDecoder()
         self._port = port
         self._stop = threading.Event()
-        self._reader = threading.Thread(target=self._read_loop, args=(port, self._stop, loop), name=f"spinemon-serial-{self.url}", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read_loop,
+            args=(port, self._stop, loop),
+            name=f"spinemon-serial-{self.url}",
+            daemon=True,
+        )
         self._reader.start()
         try:
             # a lone delimiter ends whatever half frame the device may hold
@@ -81,11 +96,13 @@ class SerialTransport(LinkTransport):
             await self._shutdown()
             raise
 
-    def _read_loop(self, port: serial.SerialBase, stop: threading.Event, loop: asyncio.AbstractEventLoop) -> None:
+    def _read_loop(
+        self, port: serial.SerialBase, stop: threading.Event, loop: asyncio.AbstractEventLoop
+    ) -> None:
         while not stop.is_set():
             try:
                 data = port.read(max(1, port.in_waiting))
-            except Exception as e:  # noqa: BLE001 - any failure of the port ends this link
+            except Exception as e:
                 if not stop.is_set():
                     loop.call_soon_threadsafe(self._port_failed, port, f"read failed: {e}")
                 return
@@ -110,7 +127,9 @@ class SerialTransport(LinkTransport):
             raise DisconnectedError("the serial port is not open")
         data = frame if frame == proto.DELIMITER else proto.stream_frame(frame)
         try:
-            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, port.write, data), _WRITE_TIMEOUT_S + 1.0)
+            await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(None, port.write, data), _WRITE_TIMEOUT_S + 1.0
+            )
         except (serial.SerialException, OSError, TimeoutError) as e:
             self._port_failed(port, f"write failed: {e}")
             raise DisconnectedError(f"write to {self.url} failed: {e}") from None
@@ -124,7 +143,7 @@ class SerialTransport(LinkTransport):
         if port is not None:
             try:
                 port.close()
-            except Exception:  # noqa: BLE001 - closing a dead port
+            except Exception:
                 pass
 
     # -- STATUS ------------------------------------------------------------------------
@@ -173,5 +192,6 @@ def _bench_handlers() -> None:
     if str(root) not in sys.path:
         sys.path.append(str(root))
     if "hil.urlhandler" not in serial.protocol_handler_packages:
-        serial.protocol_handler_packages.append("hil.urlhandler")  # pyserial imports protocol_mpsim from it when asked
-
+        serial.protocol_handler_packages.append(
+            "hil.urlhandler"
+        )  # pyserial imports protocol_mpsim from it when asked

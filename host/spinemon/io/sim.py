@@ -61,8 +61,9 @@ same chunks, so both give byte-identical frames.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -71,28 +72,28 @@ import spinemon_protocol as proto
 from spinemon.errors import ConfigError
 
 __all__ = [
-    "G",
-    "Exercise",
-    "Fault",
     "EXERCISES",
-    "UNILATERAL_EXERCISES",
-    "SET_SIDES",
-    "SIDE_LEAN_DEG",
-    "HOLD_EXERCISES",
     "FAULTS",
     "FAULTS_BY_EXERCISE",
-    "SetSpec",
-    "SimSettings",
-    "Wearer",
-    "RepTruth",
-    "SetTruth",
+    "HOLD_EXERCISES",
+    "SET_SIDES",
+    "SIDE_LEAN_DEG",
+    "UNILATERAL_EXERCISES",
     "CalibrationTruth",
+    "Exercise",
+    "Fault",
+    "G",
     "HoldTruth",
     "ImuSignals",
+    "RepTruth",
+    "SetSpec",
+    "SetTruth",
     "SimSession",
-    "simulate",
-    "iter_frames",
+    "SimSettings",
+    "Wearer",
     "demo_workout",
+    "iter_frames",
+    "simulate",
 ]
 
 G = 9.80665
@@ -101,14 +102,32 @@ Exercise = Literal[
     "deadlift", "squat", "overhead_press", "curl", "plank", "bird_dog", "dead_bug", "glute_bridge",
     "single_leg_deadlift", "lunge", "split_squat", "single_arm_press", "single_arm_row",
 ]  # fmt: skip
-Fault = Literal["rounding", "arching", "hip_swing", "twisting", "creep", "sag", "pike", "pelvis_rotation", "forward_lean"]
+Fault = Literal[
+    "rounding", "arching", "hip_swing", "twisting", "creep", "sag", "pike", "pelvis_rotation", "forward_lean"
+]
 #: unilateral lifts: one side at a time (SetSpec.side); the same names as spinemon.core.detect.UNILATERAL_EXERCISES
-UNILATERAL_EXERCISES: tuple[str, ...] = ("single_leg_deadlift", "lunge", "split_squat", "single_arm_press", "single_arm_row")
+UNILATERAL_EXERCISES: tuple[str, ...] = (
+    "single_leg_deadlift",
+    "lunge",
+    "split_squat",
+    "single_arm_press",
+    "single_arm_row",
+)
 #: lifts (counted in reps)
 EXERCISES: tuple[str, ...] = ("deadlift", "squat", "overhead_press", "curl") + UNILATERAL_EXERCISES
 #: core holds (timed): plank face down, bird dog on all fours, dead bug on the back, glute bridge
 HOLD_EXERCISES: tuple[str, ...] = ("plank", "bird_dog", "dead_bug", "glute_bridge")
-FAULTS: tuple[str, ...] = ("rounding", "arching", "hip_swing", "twisting", "creep", "sag", "pike", "pelvis_rotation", "forward_lean")
+FAULTS: tuple[str, ...] = (
+    "rounding",
+    "arching",
+    "hip_swing",
+    "twisting",
+    "creep",
+    "sag",
+    "pike",
+    "pelvis_rotation",
+    "forward_lean",
+)
 #: which faults each exercise can show. ``creep``: fatigue -- the rep rounds
 #: 15-18 deg more than the set's first rep (whose flexion is then kept small),
 #: but stays below half the range
@@ -196,16 +215,24 @@ class SetSpec:
 
     def __post_init__(self) -> None:
         if self.exercise not in EXERCISES + HOLD_EXERCISES:
-            raise ConfigError(f"unknown exercise {self.exercise!r}; choose one of {', '.join(EXERCISES + HOLD_EXERCISES)}")
+            raise ConfigError(
+                f"unknown exercise {self.exercise!r}; choose one of {', '.join(EXERCISES + HOLD_EXERCISES)}"
+            )
         if self.exercise in UNILATERAL_EXERCISES:
             if self.side is None:
                 object.__setattr__(self, "side", "alternate")
             if self.side not in SET_SIDES:
                 raise ConfigError(f"side must be one of {', '.join(SET_SIDES)}, not {self.side!r}")
-            if not (isinstance(self.asymmetry_deg, (int, float)) and not isinstance(self.asymmetry_deg, bool) and -20.0 <= self.asymmetry_deg <= 20.0):
+            if not (
+                isinstance(self.asymmetry_deg, (int, float))
+                and not isinstance(self.asymmetry_deg, bool)
+                and -20.0 <= self.asymmetry_deg <= 20.0
+            ):
                 raise ConfigError(f"asymmetry_deg must be -20..20 deg, not {self.asymmetry_deg!r}")
         elif self.side is not None or self.asymmetry_deg:
-            raise ConfigError(f"{self.exercise} is done with both sides: side and asymmetry_deg go with {', '.join(UNILATERAL_EXERCISES)}")
+            raise ConfigError(
+                f"{self.exercise} is done with both sides: side and asymmetry_deg go with {', '.join(UNILATERAL_EXERCISES)}"
+            )
         if self.plate_pickup not in ("neutral", "rounded"):
             raise ConfigError(f"plate_pickup must be 'neutral' or 'rounded', not {self.plate_pickup!r}")
         if not (isinstance(self.tempo, (int, float)) and 0.5 <= self.tempo <= 3.0):
@@ -226,10 +253,16 @@ class SetSpec:
                 raise ConfigError(f"fault {fault!r} does not apply to {self.exercise} (choose {allowed})")
         if not (isinstance(self.rest_s, (int, float)) and 0.0 <= self.rest_s <= 3600.0):
             raise ConfigError(f"rest_s must be 0..3600 s, not {self.rest_s!r}")
-        if not (isinstance(self.top_tilt_deg, (int, float)) and not isinstance(self.top_tilt_deg, bool) and 0.0 <= self.top_tilt_deg <= 45.0):
+        if not (
+            isinstance(self.top_tilt_deg, (int, float))
+            and not isinstance(self.top_tilt_deg, bool)
+            and 0.0 <= self.top_tilt_deg <= 45.0
+        ):
             raise ConfigError(f"top_tilt_deg must be 0..45 deg, not {self.top_tilt_deg!r}")
         if self.top_tilt_deg and self.exercise != "squat":
-            raise ConfigError("top_tilt_deg goes with squat sets (a deadlift returns the bar to the floor each rep)")
+            raise ConfigError(
+                "top_tilt_deg goes with squat sets (a deadlift returns the bar to the floor each rep)"
+            )
 
     def as_dict(self) -> dict:
         return {
@@ -302,19 +335,35 @@ class SimSettings:
         object.__setattr__(self, "imus", imus)
         if not (isinstance(self.mount_yaw_deg, (int, float)) and -180.0 <= self.mount_yaw_deg <= 180.0):
             raise ConfigError(f"mount_yaw_deg must be -180..180, not {self.mount_yaw_deg!r}")
-        if not (isinstance(self.stand_s, (int, float)) and (self.stand_s == 0 or 0.5 <= self.stand_s <= 60.0)):
-            raise ConfigError(f"stand_s must be 0 (no still start: the first rep at once) or 0.5..60 s, not {self.stand_s!r}")
-        for name in ("accel_noise", "gyro_noise", "gyro_bias_dps", "misalignment_deg", "radio_delay_s", "radio_jitter_s", "clock_jitter_s"):
+        if not (
+            isinstance(self.stand_s, (int, float)) and (self.stand_s == 0 or 0.5 <= self.stand_s <= 60.0)
+        ):
+            raise ConfigError(
+                f"stand_s must be 0 (no still start: the first rep at once) or 0.5..60 s, not {self.stand_s!r}"
+            )
+        for name in (
+            "accel_noise",
+            "gyro_noise",
+            "gyro_bias_dps",
+            "misalignment_deg",
+            "radio_delay_s",
+            "radio_jitter_s",
+            "clock_jitter_s",
+        ):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v < 1e3 and math.isfinite(v)):
                 raise ConfigError(f"{name} must be a finite number >= 0, not {v!r}")
         lo, hi = self.sacrum_tilt_deg
         if not (-45 <= lo <= hi <= 45):
-            raise ConfigError(f"sacrum_tilt_deg must be an ordered range within -45..45, not {self.sacrum_tilt_deg!r}")
+            raise ConfigError(
+                f"sacrum_tilt_deg must be an ordered range within -45..45, not {self.sacrum_tilt_deg!r}"
+            )
         try:
             proto.ranges_byte(self.accel_fs_g, self.gyro_fs_dps)
         except proto.ProtocolError:
-            raise ConfigError(f"unsupported full scale {self.accel_fs_g} g / {self.gyro_fs_dps} dps") from None
+            raise ConfigError(
+                f"unsupported full scale {self.accel_fs_g} g / {self.gyro_fs_dps} dps"
+            ) from None
         for name in ("time_start_us", "seq_start"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF:
@@ -322,7 +371,9 @@ class SimSettings:
 
     @property
     def mask(self) -> int:
-        return (proto.SENSOR_UPPER if "upper" in self.imus else 0) | (proto.SENSOR_LOWER if "lower" in self.imus else 0)
+        return (proto.SENSOR_UPPER if "upper" in self.imus else 0) | (
+            proto.SENSOR_LOWER if "lower" in self.imus else 0
+        )
 
     @property
     def ranges(self) -> int:
@@ -373,7 +424,7 @@ class Wearer:
     mount_yaw_lower_deg: float = 0.0
 
     @classmethod
-    def from_seed(cls, seed: int, settings: SimSettings = SimSettings()) -> "Wearer":
+    def from_seed(cls, seed: int, settings: SimSettings = SimSettings()) -> Wearer:
         rng = np.random.default_rng(np.random.SeedSequence(_check_seed(seed), spawn_key=(0,)))
 
         def misalignment() -> tuple[float, float, float]:
@@ -684,7 +735,12 @@ class _Timeline:
                 v = amp * _mj((tt - ts) / (a - ts)) * _mj((te - tt) / (te - b))
             elif kind == _OSC:
                 amp, f, ph, ramp = p
-                v = amp * np.sin(2 * math.pi * f * (tt - ts) + ph) * _mj((tt - ts) / ramp) * _mj((te - tt) / ramp)
+                v = (
+                    amp
+                    * np.sin(2 * math.pi * f * (tt - ts) + ph)
+                    * _mj((tt - ts) / ramp)
+                    * _mj((te - tt) / ramp)
+                )
             elif kind == _PULSE:
                 v = p[0] * np.sin(math.pi * (tt - ts) / (te - ts))
             else:  # _STEP
@@ -726,7 +782,9 @@ def _pulse(ch: int, amp: float, t0: float, dur: float) -> tuple:
     return (_PULSE, ch, t0, t0 + dur, (amp,))
 
 
-def _creep_flex(fault: str | None, rng: np.random.Generator, w: Wearer, set_state: dict | None) -> float | None:
+def _creep_flex(
+    fault: str | None, rng: np.random.Generator, w: Wearer, set_state: dict | None
+) -> float | None:
     """Lumbar flexion of a rep in a set with spine creep (None: not such a set)."""
     if set_state is None or not set_state.get("creep"):
         return None
@@ -738,8 +796,17 @@ def _creep_flex(fault: str | None, rng: np.random.Generator, w: Wearer, set_stat
     return flex
 
 
-def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Generator, w: Wearer, bursts: bool, set_state: dict | None = None, tempo: float = 1.0,
-                    top_tilt_deg: float = 0.0) -> tuple[list, float]:
+def _rep_components(
+    ex: str,
+    fault: str | None,
+    t0: float,
+    rng: np.random.Generator,
+    w: Wearer,
+    bursts: bool,
+    set_state: dict | None = None,
+    tempo: float = 1.0,
+    top_tilt_deg: float = 0.0,
+) -> tuple[list, float]:
     """Components of one rep starting at t0; returns (components, duration)."""
     U = rng.uniform
     d = _D2R
@@ -773,7 +840,9 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
         creep = _creep_flex(fault, rng, w, set_state)
         if fault == "forward_lean":
             pitch = U(60, 70)
-        if fault == "forward_lean":  # the lumbar spine stays as in a clean squat; the trunk ends 68-82 deg forward
+        if (
+            fault == "forward_lean"
+        ):  # the lumbar spine stays as in a clean squat; the trunk ends 68-82 deg forward
             flex = U(8, 12)
             fr = (0.04, 0.40, 0.50, 0.90)
         elif fault == "rounding":  # "butt wink": the pelvis tucks under at the bottom
@@ -786,7 +855,9 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
         else:
             flex = U(3, 12)
             fr = (0.04, 0.40, 0.50, 0.90)
-        pitch = max(pitch - top_tilt_deg, U(6.0, 16.0)) if top_tilt_deg else pitch  # from a tilted top (real sets: 6-16 deg swings)
+        pitch = (
+            max(pitch - top_tilt_deg, U(6.0, 16.0)) if top_tilt_deg else pitch
+        )  # from a tilted top (real sets: 6-16 deg swings)
         comps += [
             _bump(PELVIS_PITCH, pitch * d, t0, dur, main),
             _bump(LUMBAR_FLEX, flex * d, t0, dur, fr),
@@ -867,7 +938,9 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
             ]
             pull, lock = 0.05, 0.40
     if fault == "twisting":
-        comps.append(_bump(LUMBAR_TWIST, rng.choice((-1.0, 1.0)) * U(20, 30) * d, t0, dur, (0.1, 0.45, 0.55, 0.9)))
+        comps.append(
+            _bump(LUMBAR_TWIST, rng.choice((-1.0, 1.0)) * U(20, 30) * d, t0, dur, (0.1, 0.45, 0.55, 0.9))
+        )
     else:
         comps.append(_bump(LUMBAR_TWIST, U(-3, 3) * d, t0, dur, side))
     comps += [
@@ -887,7 +960,9 @@ def _rep_components(ex: str, fault: str | None, t0: float, rng: np.random.Genera
     return comps, dur
 
 
-def _side_components(side: str, asymmetry_deg: float, t0: float, dur: float, rng: np.random.Generator) -> list[tuple]:
+def _side_components(
+    side: str, asymmetry_deg: float, t0: float, dur: float, rng: np.random.Generator
+) -> list[tuple]:
     """The trunk yielding toward the working side in a unilateral rep: lumbar
     lateral bend and twist of :data:`SIDE_LEAN_DEG` each, toward ``side``
     (bend to the left is negative, a twist of the chest to the left positive:
@@ -898,7 +973,10 @@ def _side_components(side: str, asymmetry_deg: float, t0: float, dur: float, rng
     bend = U(*SIDE_LEAN_DEG) + extra
     twist = U(*SIDE_LEAN_DEG) + extra
     fr = (0.05, 0.40, 0.52, 0.90)
-    return [_bump(LUMBAR_BEND, sign * bend * _D2R, t0, dur, fr), _bump(LUMBAR_TWIST, -sign * twist * _D2R, t0, dur, fr)]
+    return [
+        _bump(LUMBAR_BEND, sign * bend * _D2R, t0, dur, fr),
+        _bump(LUMBAR_TWIST, -sign * twist * _D2R, t0, dur, fr),
+    ]
 
 
 def _walk_components(t0: float, dur: float, rng: np.random.Generator, bursts: bool) -> list[tuple]:
@@ -997,7 +1075,9 @@ _HOLD_POSTURE = {  # pelvis pitch (deg), hip height change (m)
 }
 
 
-def _hold_components(ex: str, fault: str | None, t0: float, hold_s: float, rng: np.random.Generator, w: Wearer) -> tuple[list[tuple], float, tuple[float, float], tuple[float, float] | None]:
+def _hold_components(
+    ex: str, fault: str | None, t0: float, hold_s: float, rng: np.random.Generator, w: Wearer
+) -> tuple[list[tuple], float, tuple[float, float], tuple[float, float] | None]:
     """Get down (3 s), hold ``hold_s`` s, get up (3 s). Returns
     (components, duration, hold interval, fault interval)."""
     U = rng.uniform
@@ -1009,7 +1089,15 @@ def _hold_components(ex: str, fault: str | None, t0: float, hold_s: float, rng: 
     comps = [_bump(PELVIS_PITCH, pitch * d, t0, dur, fr), _bump(HIP_UP, hip, t0, dur, fr)]
     h0, h1 = t0 + ramp, t0 + ramp + hold_s
     if ex == "glute_bridge":  # hips up (pelvis and thorax in line), held
-        comps.append(_bump(PELVIS_PITCH, U(20, 28) * d, h0 + 0.5, hold_s - 1.0, (0.0, 1.5 / (hold_s - 1.0), 1 - 1.5 / (hold_s - 1.0), 1.0)))
+        comps.append(
+            _bump(
+                PELVIS_PITCH,
+                U(20, 28) * d,
+                h0 + 0.5,
+                hold_s - 1.0,
+                (0.0, 1.5 / (hold_s - 1.0), 1 - 1.5 / (hold_s - 1.0), 1.0),
+            )
+        )
     # small wobble (breathing, limbs moving)
     wob = (0.0, 0.2, 0.8, 1.0)
     comps += [
@@ -1038,7 +1126,15 @@ def _hold_components(ex: str, fault: str | None, t0: float, hold_s: float, rng: 
     return comps, dur, (h0, h1), fault_iv
 
 
-def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, calibration: bool, rom: bool, warmup: int = 0) -> _Plan:
+def _plan(
+    sets: Sequence[SetSpec],
+    seed: int,
+    w: Wearer,
+    settings: SimSettings,
+    calibration: bool,
+    rom: bool,
+    warmup: int = 0,
+) -> _Plan:
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
     U = rng.uniform
     d = _D2R
@@ -1104,11 +1200,15 @@ def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, 
                 pitch_row = U(40.0, 55.0) * d
                 comps.append((_STEP, PELVIS_PITCH, t, t + 1.5, (pitch_row,)))
                 t += 1.5 + ROW_SETTLE_S
-            if spec.top_tilt_deg:  # the pelvis tips forward into the set's top position (during the first rep's start)
+            if (
+                spec.top_tilt_deg
+            ):  # the pelvis tips forward into the set's top position (during the first rep's start)
                 comps.append((_STEP, PELVIS_PITCH, t, t + 0.6, (spec.top_tilt_deg * d,)))
             for r in range(1, spec.reps + 1):
                 fault = spec.faults.get(r)
-                c, dur = _rep_components(spec.exercise, fault, t, rng, w, settings.bursts, set_state, spec.tempo, spec.top_tilt_deg)
+                c, dur = _rep_components(
+                    spec.exercise, fault, t, rng, w, settings.bursts, set_state, spec.tempo, spec.top_tilt_deg
+                )
                 comps += c
                 side = spec.rep_side(r)
                 if side is not None:
@@ -1124,7 +1224,18 @@ def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, 
             t += U(0.5, 1.0)
             comps.append((_STEP, PELVIS_PITCH, t, t + 1.5, (-pitch_row,)))
             t += 1.5
-        set_rows.append((i, spec.exercise, first, t, spec.reps, tuple(sorted(spec.faults.items())), spec.side, spec.named_side))
+        set_rows.append(
+            (
+                i,
+                spec.exercise,
+                first,
+                t,
+                spec.reps,
+                tuple(sorted(spec.faults.items())),
+                spec.side,
+                spec.named_side,
+            )
+        )
         t += U(0.2, 0.5)
         if settings.bursts and spec.exercise not in HOLD_EXERCISES:  # the bar goes down
             comps.append(_pulse(ACC_UP, U(3.0, 6.0), t, U(0.05, 0.15)))
@@ -1144,7 +1255,11 @@ def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, 
                 else:
                     comps += _plate_components(t + leg, rng, settings.bursts)
                 comps += _walk_components(t + leg + 3.0, leg, rng, settings.bursts)
-                acts += [("walk", t, t + leg), ("plate", t + leg, t + leg + 3.0), ("walk", t + leg + 3.0, t + rest)]
+                acts += [
+                    ("walk", t, t + leg),
+                    ("plate", t + leg, t + leg + 3.0),
+                    ("walk", t + leg + 3.0, t + rest),
+                ]
             else:
                 comps += _walk_components(t, rest, rng, settings.bursts)
                 acts.append(("walk", t, t + rest))
@@ -1152,7 +1267,11 @@ def _plan(sets: Sequence[SetSpec], seed: int, w: Wearer, settings: SimSettings, 
             comps += _walk_components(t, 2.0, rng, settings.bursts)
             comps += _sit_components(t + 2.0, rest - 4.0, rng, w, settings.bursts)
             comps += _walk_components(t + rest - 2.0, 2.0, rng, settings.bursts)
-            acts += [("walk", t, t + 2.0), ("sit", t + 2.0, t + rest - 2.0), ("walk", t + rest - 2.0, t + rest)]
+            acts += [
+                ("walk", t, t + 2.0),
+                ("sit", t + 2.0, t + rest - 2.0),
+                ("walk", t + rest - 2.0, t + rest),
+            ]
         t += rest
     return _Plan(_Timeline(comps), t, reps, set_rows, neutral, rom_iv, after, holds, acts)
 
@@ -1182,7 +1301,11 @@ class _Renderer:
         fwd, left = ch[HIP_FWD], ch[HIP_LEFT]
         hip = np.stack([c * fwd - s * left, s * fwd + c * left, ch[HIP_UP]], axis=-1)
         lower = hip + R_wp @ np.array([w.hip_to_lower_m, 0.0, w.skin_depth_m])
-        upper = hip + R_wp @ np.array([w.hip_to_lumbar_m, 0.0, 0.0]) + R_wt @ np.array([w.lumbar_to_upper_m, 0.0, w.skin_depth_m])
+        upper = (
+            hip
+            + R_wp @ np.array([w.hip_to_lumbar_m, 0.0, 0.0])
+            + R_wt @ np.array([w.lumbar_to_upper_m, 0.0, w.skin_depth_m])
+        )
         return {"upper": upper, "lower": lower}
 
     def render(self, chunk: int) -> dict:
@@ -1202,7 +1325,9 @@ class _Renderer:
         pos_m = self._positions(ch_m, *self._orient(ch_m)[:2])
         pos_p = self._positions(ch_p, *self._orient(ch_p)[:2])
         c, s = np.cos(ch[PELVIS_YAW]), np.sin(ch[PELVIS_YAW])
-        a_burst = np.stack([c * ch[ACC_FWD] - s * ch[ACC_LEFT], s * ch[ACC_FWD] + c * ch[ACC_LEFT], ch[ACC_UP]], axis=-1)
+        a_burst = np.stack(
+            [c * ch[ACC_FWD] - s * ch[ACC_LEFT], s * ch[ACC_FWD] + c * ch[ACC_LEFT], ch[ACC_UP]], axis=-1
+        )
         out: dict = {"k": k, "t": t, "inputs": ch[: HIP_UP + 1]}
         up = np.array([0.0, 0.0, 1.0])
         noise_rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(2, chunk)))
@@ -1251,7 +1376,9 @@ class _Renderer:
         last_k = []
         # each frame's timestamp late by up to clock_jitter_s (a device clock read late)
         clock_rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(5, chunk)))
-        jit_us = np.round(clock_rng.uniform(0.0, 1.0, (n + spf - 1) // spf) * s.clock_jitter_s * 1e6).astype(np.int64)
+        jit_us = np.round(clock_rng.uniform(0.0, 1.0, (n + spf - 1) // spf) * s.clock_jitter_s * 1e6).astype(
+            np.int64
+        )
         for i in range(0, n, spf):
             count = min(spf, n - i)
             kf = int(r["k"][i])
@@ -1361,7 +1488,19 @@ def simulate(
     for name in settings.imus:
         imus[name] = ImuSignals(
             name=name,
-            **{key: cat(name, key) for key in ("acc", "gyr", "acc_raw", "gyr_raw", "acc_true", "gyr_true", "gravity", "orientation")},
+            **{
+                key: cat(name, key)
+                for key in (
+                    "acc",
+                    "gyr",
+                    "acc_raw",
+                    "gyr_raw",
+                    "acc_true",
+                    "gyr_true",
+                    "gravity",
+                    "orientation",
+                )
+            },
             body_from_sensor=rend.R_bs[name],
             gyro_bias=rend.bias[name],
         )
@@ -1370,7 +1509,9 @@ def simulate(
     lumbar, lateral, twist = cat("lumbar"), cat("lateral"), cat("twist")
 
     def window(t_a: float, t_b: float) -> slice:
-        return slice(int(np.searchsorted(t, t0_dev + t_a, "left")), int(np.searchsorted(t, t0_dev + t_b, "right")))
+        return slice(
+            int(np.searchsorted(t, t0_dev + t_a, "left")), int(np.searchsorted(t, t0_dev + t_b, "right"))
+        )
 
     def signed_peak(x: np.ndarray) -> float:
         return float(x[np.argmax(np.abs(x))]) if len(x) else 0.0
@@ -1393,7 +1534,10 @@ def simulate(
                 rp.side,
             )
         )
-    set_truth = [SetTruth(i, ex, t0_dev + a, t0_dev + b, n, faults, side, named) for i, ex, a, b, n, faults, side, named in rend.plan.sets]
+    set_truth = [
+        SetTruth(i, ex, t0_dev + a, t0_dev + b, n, faults, side, named)
+        for i, ex, a, b, n, faults, side, named in rend.plan.sets
+    ]
     p = rend.plan
     shift = lambda iv: None if iv is None else (t0_dev + iv[0], t0_dev + iv[1])  # noqa: E731
     rom_f = rom_e = None
@@ -1422,6 +1566,8 @@ def simulate(
         reps=reps,
         sets=set_truth,
         calibration=cal,
-        holds=[HoldTruth(i, r, ex, t0_dev + a, t0_dev + b, f, shift(fiv)) for i, r, ex, a, b, f, fiv in p.holds],
+        holds=[
+            HoldTruth(i, r, ex, t0_dev + a, t0_dev + b, f, shift(fiv)) for i, r, ex, a, b, f, fiv in p.holds
+        ],
         activities=[(k, t0_dev + a, t0_dev + b) for k, a, b in p.activities],
     )

@@ -19,11 +19,18 @@ import abc
 import asyncio
 import contextvars
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable, Sequence
 
 import spinemon_protocol as proto
-from spinemon.errors import CommandError, CommandTimeoutError, ConfigError, DisconnectedError, SpinemonError, TransportError
+from spinemon.errors import (
+    CommandError,
+    CommandTimeoutError,
+    ConfigError,
+    DisconnectedError,
+    SpinemonError,
+    TransportError,
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class Transport(abc.ABC):
     on_state: Callable[[str], None] | None = None
     #: the session's setup hook, awaited after every (re)connect before the
     #: link counts as "connected" (re-read STATUS, resume the counter, guard, START)
-    on_connected: Callable[["Transport"], Awaitable[None]] | None = None
+    on_connected: Callable[[Transport], Awaitable[None]] | None = None
 
     @abc.abstractmethod
     async def connect(self, timeout: float = 10.0) -> None: ...
@@ -121,7 +128,12 @@ class SimTransport(Transport):
     (``speed=0``: as fast as possible, with host times taken from the
     simulated send times so recordings stay deterministic)."""
 
-    def __init__(self, frames: Sequence[tuple[bytes, float]], labels: Sequence[tuple[float, Label]] = (), speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        frames: Sequence[tuple[bytes, float]],
+        labels: Sequence[tuple[float, Label]] = (),
+        speed: float = 1.0,
+    ) -> None:
         self._frames = frames
         self._labels = sorted(labels, key=lambda x: x[0])
         self.speed = speed
@@ -150,7 +162,13 @@ class SimTransport(Transport):
     async def read_status(self, counter=None, timeout: float = 2.0) -> proto.Status:
         """A STATUS as the simulated wearable would report it."""
         m = self.motor
-        return proto.decode(proto.encode_status(imu_upper=proto.IMU_SIMULATED, last_counter=m.last_counter, state=proto.ST_CONNECTED | proto.ST_STREAMING))
+        return proto.decode(
+            proto.encode_status(
+                imu_upper=proto.IMU_SIMULATED,
+                last_counter=m.last_counter,
+                state=proto.ST_CONNECTED | proto.ST_STREAMING,
+            )
+        )
 
     async def items(self) -> AsyncIterator[Received | Label]:
         if not self._connected:
@@ -169,7 +187,9 @@ class SimTransport(Transport):
                 yield self._announced.pop(0)
             if self.speed > 0:
                 delay = self.host_time(t_send) - time.time()
-                await asyncio.sleep(max(0.0, delay))  # yields even when behind: other tasks (e.g. commands) run
+                await asyncio.sleep(
+                    max(0.0, delay)
+                )  # yields even when behind: other tasks (e.g. commands) run
                 t_rx = time.time()
             else:
                 t_rx = t_send
@@ -239,13 +259,24 @@ class LinkOptions:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 < v <= 3600.0):
                 raise ConfigError(f"{name} must be in (0, 3600] s, not {v!r}")
-        if not (isinstance(self.backoff_initial_s, (int, float)) and 0.0 <= self.backoff_initial_s <= self.backoff_max_s):
+        if not (
+            isinstance(self.backoff_initial_s, (int, float))
+            and 0.0 <= self.backoff_initial_s <= self.backoff_max_s
+        ):
             raise ConfigError("backoff_initial_s must be in 0 .. backoff_max_s")
         if not (isinstance(self.backoff_factor, (int, float)) and 1.0 <= self.backoff_factor <= 10.0):
             raise ConfigError("backoff_factor must be in 1 .. 10")
-        if isinstance(self.connect_attempts, bool) or not isinstance(self.connect_attempts, int) or self.connect_attempts < 1:
+        if (
+            isinstance(self.connect_attempts, bool)
+            or not isinstance(self.connect_attempts, int)
+            or self.connect_attempts < 1
+        ):
             raise ConfigError("connect_attempts must be an integer >= 1")
-        if isinstance(self.rx_queue_frames, bool) or not isinstance(self.rx_queue_frames, int) or self.rx_queue_frames < 16:
+        if (
+            isinstance(self.rx_queue_frames, bool)
+            or not isinstance(self.rx_queue_frames, int)
+            or self.rx_queue_frames < 16
+        ):
             raise ConfigError("rx_queue_frames must be an integer >= 16")
 
     def backoff(self, failures: int) -> float:
@@ -351,7 +382,13 @@ class LinkTransport(Transport):
 
     def _answer(self, obj) -> None:
         entry = self._pending.get(obj.counter)
-        if entry is None and isinstance(obj, proto.Error) and obj.counter == 0 and obj.opcode == 0 and len(self._pending) == 1:
+        if (
+            entry is None
+            and isinstance(obj, proto.Error)
+            and obj.counter == 0
+            and obj.opcode == 0
+            and len(self._pending) == 1
+        ):
             entry = next(iter(self._pending.values()))  # unreadable command: only one can be meant
         elif entry is not None and entry[0] != obj.opcode:
             entry = None
@@ -414,7 +451,9 @@ class LinkTransport(Transport):
                 if failures >= self.options.connect_attempts:
                     if isinstance(e, TransportError):
                         raise
-                    raise TransportError(f"could not connect after {failures} attempts: {self.stats.last_error}") from e
+                    raise TransportError(
+                        f"could not connect after {failures} attempts: {self.stats.last_error}"
+                    ) from e
                 await asyncio.sleep(self.options.backoff(failures))
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
@@ -452,7 +491,11 @@ class LinkTransport(Transport):
                 return
             await self._shutdown()
             if not self.options.reconnect:
-                self._end(DisconnectedError(f"the wearable disconnected ({self.stats.last_error}); reconnect is off"))
+                self._end(
+                    DisconnectedError(
+                        f"the wearable disconnected ({self.stats.last_error}); reconnect is off"
+                    )
+                )
                 return
             self._set_state("reconnecting")
             failures = 0
@@ -462,7 +505,7 @@ class LinkTransport(Transport):
                     break
                 except asyncio.CancelledError:
                     raise
-                except Exception as e:  # noqa: BLE001 - keep trying whatever went wrong
+                except Exception as e:
                     failures += 1
                     self.stats.connect_failures += 1
                     self.stats.last_error = str(e) or type(e).__name__
@@ -525,13 +568,17 @@ class LinkTransport(Transport):
                 answer = await fut
         except TimeoutError:
             self.stats.commands_timed_out += 1
-            raise CommandTimeoutError(f"no answer to {name} (counter {cmd.counter}) within {timeout:.3g} s") from None
+            raise CommandTimeoutError(
+                f"no answer to {name} (counter {cmd.counter}) within {timeout:.3g} s"
+            ) from None
         finally:
             self._pending.pop(cmd.counter, None)
         if isinstance(answer, proto.Error):
             self.stats.commands_refused += 1
             reason = proto.ERROR_NAMES.get(answer.code, "unknown")
-            raise CommandError(f"the wearable refused {name} (counter {cmd.counter}): {reason}", code=answer.code)
+            raise CommandError(
+                f"the wearable refused {name} (counter {cmd.counter}): {reason}", code=answer.code
+            )
         self.stats.commands_acked += 1
         return t_sent
 
@@ -552,7 +599,9 @@ class LinkTransport(Transport):
         deadline = loop.time() + timeout
         while self.status_frames_seen == seen:
             if loop.time() > deadline:
-                raise CommandTimeoutError(f"GET_STATUS was acknowledged but no STATUS came within {timeout:.3g} s")
+                raise CommandTimeoutError(
+                    f"GET_STATUS was acknowledged but no STATUS came within {timeout:.3g} s"
+                )
             await asyncio.sleep(0.002)
         assert self.last_status is not None
         return self.last_status
@@ -571,7 +620,7 @@ class LinkTransport(Transport):
                 await asyncio.wait_for(sup, 5.0)
             except (asyncio.CancelledError, TimeoutError):
                 pass
-            except Exception:  # noqa: BLE001 - closing anyway
+            except Exception:
                 pass
         self._fail_pending(DisconnectedError("the transport was closed"))
         await self._shutdown()
