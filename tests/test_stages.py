@@ -34,6 +34,7 @@ from spinemon.core.intake import Intake
 from spinemon.core.phases import PHASE_MONITOR, SessionPhases
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.core.segment import Segmenter, Segments
+from spinemon.core.stage import Stage
 from spinemon.core.stream import SampleBlock
 from spinemon.core.watch import LimitWatch
 
@@ -392,3 +393,86 @@ def test_detection_gives_the_same_events_and_alerts_for_any_split(sessions, real
     assert [e["kind"] for e in got["events"]] == [e.kind for e in p.events]
     if name == "real-walk-between":
         assert got["shadow"] and not got["events"], "the walk is between sets: nothing sent, the shadow saw it"
+
+
+# ---------------------------------------------------------------------------
+# state() and restore(): stopping and going on changes nothing
+# ---------------------------------------------------------------------------
+def replay_restoring(make, log, sizes, cuts: set[int], data):
+    """As :func:`replay_calls`, cut at ``cuts``; at each cut the stage's
+    state is taken and the run goes on from ``restore(state)``: into a fresh
+    stage, or (as the pipeline's re-zero does) into the same stage after it
+    ran the next piece and that output was thrown away. Returns the calls'
+    outputs and the stage the run ended with."""
+    stage = make()
+    out = []
+    seen = 0
+    for name, args, kw in log:
+        if name not in sizes:
+            out.append((name, seen, getattr(stage, name)(*copy.deepcopy(args), **copy.deepcopy(kw))))
+            continue
+        n = sizes[name](args)
+        for a, b in cut_points(n, {c - seen for c in cuts}):
+            piece = [_slice(x, a, b) for x in copy.deepcopy(args)]
+            if seen + a in cuts:
+                st = stage.state()
+                if data.draw(st_bool, label="fresh stage"):
+                    stage = make()
+                else:
+                    getattr(stage, name)(*copy.deepcopy(piece), **kw)  # runs on, then rolls back
+                stage.restore(st)
+            out.append((name, seen + a, getattr(stage, name)(*piece, **kw)))
+        seen += n
+    return out, stage
+
+
+st_bool = st.booleans()
+
+
+@SPLIT
+@given(data=st.data())
+def test_segmentation_state_restored_at_any_sample_goes_on_as_if_it_never_stopped(sessions, real_walk, data):
+    """The segmenter, with its rep segmenter, hold timer and warm-up bends."""
+    name, rec, ps = pick(data, sessions, real_walk)
+    _, log = run_pipeline(rec, ps, "segmenter", ["update", "on_label"])
+    sizes = {"update": lambda a: len(a[0])}
+    n = sum(len(a[0]) for c, a, _ in log if c == "update")
+    a = _segmenter(ps)
+    whole = _segments_out(replay_calls(a, log, sizes, set()), a)
+    calls, b = replay_restoring(lambda: _segmenter(ps), log, sizes, draw_cuts(data, n), data)
+    assert _segments_out(calls, b) == whole, name
+    assert b.reps is None or b.reps.rejected == a.reps.rejected
+
+
+@SPLIT
+@given(data=st.data())
+def test_angle_state_restored_at_any_sample_goes_on_as_if_it_never_stopped(sessions, real_walk, data):
+    name, rec, ps = pick(data, sessions, real_walk)
+    _, log = run_pipeline(rec, ps, "angles", ["update", "restart", "follow_layout"])
+    sizes = {"update": lambda a: len(a[0])}
+    n = sum(len(a[0]) for c, a, _ in log if c == "update")
+
+    def out(calls):
+        return np.concatenate([np.vstack([o.flexion_deg, o.lateral_deg, o.twist_deg]) for c, _, o in calls if c == "update"], axis=1)
+
+    whole = out(replay_calls(AngleStage(ps.twist_leak_tau_s), log, sizes, set()))
+    calls, _ = replay_restoring(lambda: AngleStage(ps.twist_leak_tau_s), log, sizes, draw_cuts(data, n), data)
+    assert np.array_equal(out(calls), whole), name
+
+
+def test_each_stages_state_holds_every_field_but_its_settings(sessions):
+    """A field added to a stage and left out of state() would survive a
+    rollback: every attribute is either in the state or a setting."""
+    p, _ = run_pipeline(*sessions["deadlift-rom"], "segmenter", [])
+    seg, plank = p.segmenter, run_pipeline(*sessions["plank"], "segmenter", [])[0].segmenter
+    settings_of = {
+        "Segmenter": {"limit_overrides", "monitor_between_sets", "arming"},
+        "RepSegmenter": {"rate", "settings"},
+        "HoldTimer": {"enter_deg", "exit_deg", "settle_s", "quiet_deg_s", "min_s"},
+        "WarmupBends": {"share", "re_arm_deg"},
+        "AngleStage": {"twist_leak_tau_s"},
+    }
+    for stage in (seg, seg.reps, seg.holds, plank.holds, seg.warmup, p.angles):
+        kind = type(stage).__name__
+        assert set(vars(stage)) == set(stage.state()) | settings_of[kind], kind
+        assert isinstance(stage, Stage), kind

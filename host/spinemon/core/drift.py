@@ -23,6 +23,7 @@ import numpy as np
 
 from spinemon.core.angles import Mounting
 from spinemon.core.calibration import CalibrationSettings, drift_deg, rezero, still_mask
+from spinemon.core.stage import StageState, fields_of, set_fields
 from spinemon.core.stream import SampleBlock
 
 __all__ = ["DriftMonitor", "Standing", "WarmupBends"]
@@ -167,6 +168,13 @@ class WarmupBends:
         self.re_arm_deg = re_arm_deg
         self.times: list[float] = []
         self._up = False
+
+    def state(self) -> StageState:
+        """The bends so far and whether one is under way, as a value (:class:`spinemon.core.stage.Stage`)."""
+        return fields_of(self, ("times", "_up"))
+
+    def restore(self, state: StageState) -> None:
+        set_fields(self, state, ("times", "_up"))
 
     def update(self, t: np.ndarray, flexion_deg: np.ndarray, flexion_range_deg: float) -> None:
         hi = self.share * flexion_range_deg

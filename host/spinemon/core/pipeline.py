@@ -38,7 +38,6 @@ pipeline only wires the stages and holds no logic of its own):
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -271,6 +270,8 @@ class Pipeline:
         #: what the lifter must be told now, beyond alerts (a stale stored
         #: calibration, a heading corrected from the bends): (device time, text)
         self.notices: list[tuple[float, str]] = []
+        #: the events confirmed while a timed hold ran, by the hold's key (``Hold.key``)
+        self.hold_faults: dict[tuple, list[Event]] = {}
         #: before the first neutral (at most ``provisional_after_s``): the fused
         #: blocks, so a bend or a rep that began before neutral was known still
         #: gives its heading and is counted
@@ -522,10 +523,9 @@ class Pipeline:
         while len(fused):
             before = None
             if self.settings.rezero_on_drift:
-                # the events listed with holds stay the watch's own (it closes and numbers them later)
-                shared = {id(e): e for e in self.watch.events}
                 before = (
-                    copy.deepcopy((self.angles, self.segmenter), shared),
+                    self.angles.state(),
+                    self.segmenter.state(),
                     dict(cal.mounting),
                     self.heading.state(),
                 )
@@ -544,7 +544,9 @@ class Pipeline:
             used, rezeroed = self._watch_pieces(part, ang, segs, cal, th, res)
             parts.append(ang.slice(0, used))
             if used < step:
-                (self.angles, self.segmenter), mounting, heading = before
+                angles, segmenter, mounting, heading = before
+                self.angles.restore(angles)
+                self.segmenter.restore(segmenter)
                 was = replace(cal, mounting=mounting)
                 self.segmenter.update(
                     fused.slice(0, used), self.angles.update(fused.slice(0, used), was), was
@@ -591,13 +593,20 @@ class Pipeline:
                 segs.held[p.a : b],
                 HELD_BACK,
             )
-            self.segmenter.hold_faults(out.hold_faults)
+            self._collect_hold_faults(out.hold_faults)
             res.alerts.extend(out.alerts)
             res.held_back.extend(out.held_back)
             res.finished.extend(out.finished)
             if rezeroed:
                 return b, True
         return len(fused), False
+
+    def _collect_hold_faults(self, events: list[Event]) -> None:
+        """Events alerted while a hold was running: listed with the hold they fell in."""
+        for ev in events:
+            h = None if ev.t_alert is None else self.segmenter.holds.hold_at(ev.t_alert)
+            if h is not None:
+                self.hold_faults.setdefault(h.key, []).append(ev)
 
     def _check_drift(self, set_number: int, t_set: float) -> bool:
         """The drift check before a set; True if it re-zeroed a mounting (the angles restart with it)."""
@@ -626,6 +635,7 @@ class Pipeline:
             segmenter=self.segmenter,
             watch=self.watch,
             drift=self.drift,
+            hold_faults=self.hold_faults,
         )
         out["notices"] = [{"t": round(t, 4), "text": text} for t, text in self.notices]
         return out
