@@ -58,10 +58,13 @@ class Fused:
 class GravityStage:
     """See the module. Exposed state: ``filters`` (sensor -> filter),
     ``last`` (sensor -> the last block's detailed filter output: rest flags,
-    accelerometer trust, bias, so a test can ask why)."""
+    accelerometer trust, bias, so a test can ask why). ``engine``: the
+    fusion engine of every filter (``"compiled"`` or ``"numpy"``, see
+    :func:`spinemon.core.fusion.engine`)."""
 
-    def __init__(self, settings: FusionSettings) -> None:
+    def __init__(self, settings: FusionSettings, engine: str = "compiled") -> None:
         self.settings = settings
+        self.engine = engine
         self.filters: dict[str, GravityFilter] = {}
         self.last: dict[str, FusionResult] = {}
 
@@ -76,14 +79,14 @@ class GravityStage:
         for s, m in calibration.mounting.items():
             if s in self.filters:
                 state = FusionState.from_gravity(m.neutral_up(), rate, self.settings, bias=np.zeros(3))
-                self.filters[s] = GravityFilter(rate, self.settings, state)
+                self.filters[s] = GravityFilter(rate, self.settings, state, engine=self.engine)
 
     def _follow_rate(self, sensor: str, rate: float) -> None:
         old = self.filters[sensor]
         state = None
         if old.state is not None:
             state = FusionState.from_gravity(old.state.gravity, rate, self.settings, bias=old.bias)
-        self.filters[sensor] = GravityFilter(rate, self.settings, state)
+        self.filters[sensor] = GravityFilter(rate, self.settings, state, engine=self.engine)
 
     def update(self, block: SampleBlock, gyro_offset: dict[str, np.ndarray] | None = None) -> Fused:
         """Fuse one block; ``gyro_offset``: the calibration's zero-rate offset per sensor (rad/s)."""
@@ -94,7 +97,7 @@ class GravityStage:
         for s in block.sensors:
             f = self.filters.get(s)
             if f is None:
-                self.filters[s] = GravityFilter(block.rate_hz, self.settings)
+                self.filters[s] = GravityFilter(block.rate_hz, self.settings, engine=self.engine)
             elif abs(f.rate - block.rate_hz) > 1e-6 * block.rate_hz:
                 self._follow_rate(s, block.rate_hz)
         self.last = {s: self.filters[s].update_detailed(block.acc[s], block.gyr[s]) for s in block.sensors}
