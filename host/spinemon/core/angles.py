@@ -400,7 +400,9 @@ class AngleStage:
         rate = fused.block.rate_hz
         if self.tracker is None or abs(self.tracker.rate - rate) > 1e-6 * rate:
             self.restart(rate, calibration)
+        tracker = self.tracker
+        assert tracker is not None  # restart made one
         g, w = fused.gravity, fused.gyr
         if self.single_sensor:
-            return self.tracker.update(g["upper"], w["upper"])
-        return self.tracker.update(g["upper"], w["upper"], g["lower"], w["lower"])
+            return tracker.update(g["upper"], w["upper"])
+        return tracker.update(g["upper"], w["upper"], g["lower"], w["lower"])

@@ -151,7 +151,7 @@ def _step_small(acc, gyr, co, state, out_u, out_rest, out_w, out_bias, kernel=No
     """
     n = acc.shape[0]
     flags = out_rest is not None
-    st = _pack_state(state)
+    st: list | np.ndarray = _pack_state(state)
     if kernel is not None:
         st = np.array(st)
         u = out_u.reshape(-1)
@@ -271,12 +271,10 @@ def _run_checked(
             else FusionState.from_gravity(_DEFAULT_UP, rate, settings)
         )
     out_u = np.empty((n, 3))
-    if flags:
-        out_rest = np.empty(n, dtype=bool)
-        out_w = np.empty(n)
-        out_bias = np.empty((n, 3))
-    else:  # gravity only: the chunked path skips writing the flags
-        out_rest = out_w = out_bias = None
+    # gravity only (flags False): the flags are not written, and come back empty
+    out_rest = np.empty(n if flags else 0, dtype=bool)
+    out_w = np.empty(n if flags else 0)
+    out_bias = np.empty((n if flags else 0, 3))
     state = state.copy()
     head = min(n, (-state.samples) % _L)  # up to the next chunk boundary
     if n - head < _SMALL or (kernel is not None and n):

@@ -644,8 +644,8 @@ def _bias_at_chunk_ends(
     log_d = math.log(d)
     cum_n = np.cumsum(n)
     start = 0
-    total = len(n)
-    while start < total:
+    chunks = len(n)
+    while start < chunks:
         base = cum_n[start - 1] if start else 0
         stop = int(np.searchsorted(cum_n, base + limit, side="right"))
         stop = max(stop, start + 1)

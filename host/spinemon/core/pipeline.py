@@ -302,7 +302,7 @@ class Pipeline:
         self.watch.on_label(seg.exercise, seg.set_number)
         if seg.set_number is not None and not seg.profile.hold and self.phases.phase == PHASE_MONITOR:
             if self._check_drift(seg.set_number, t) and self.angles.tracker is not None:
-                self._restart_angles(self.angles.tracker.rate, self.phases.calibration)
+                self._restart_angles(self.angles.tracker.rate, self._calibrated())
 
     def on_block(
         self, block: SampleBlock, t_host: float | np.ndarray, res: FrameResult | None = None
@@ -316,10 +316,11 @@ class Pipeline:
         res = res if res is not None else FrameResult()
         if len(block):
             self._follow_lost(block, res)
-        block = self.intake.update(block)
+        taken = self.intake.update(block)
         self.gravity.forget(self.intake.gone)
-        if block is None:
+        if taken is None:
             return res
+        block = taken
         if self.angles.follow_layout(block.sensors, self.phases.calibration):
             self._reframe_reps()
             self.watch.follow(self.phases.calibration, self.angles.single_sensor)
@@ -367,10 +368,10 @@ class Pipeline:
             m = ph.update_range(fused)
             sweep, fused = fused.slice(0, m), fused.slice(m)
             ph.account(PHASE_ROM, sweep.block)
-            angles.append(self.angles.update(sweep, ph.calibration))
+            angles.append(self.angles.update(sweep, self._calibrated()))
             if ph.phase == PHASE_MONITOR:  # the sweep ended: the mountings now carry each sensor's heading
                 res.calibrated = ph.calibration
-                self._restart_angles(block.rate_hz, ph.calibration)
+                self._restart_angles(block.rate_hz, self._calibrated())
                 self.watch.follow(ph.calibration, self.angles.single_sensor)
         if len(fused) and ph.phase == PHASE_MONITOR:
             ph.account(PHASE_MONITOR, fused.block)
@@ -385,7 +386,7 @@ class Pipeline:
         """Headings found from the bends: each sensor's mounting turned about the spine."""
         if not found:
             return  # the bend was no heading (HeadingFinder.rejected)
-        cal = self.phases.calibration
+        cal = self._calibrated()
         for s, alpha in found.items():
             if "bend_deg" in cal.alignment.get(s, {}) and abs(alpha) <= self.settings.drift_limit_deg:
                 continue  # a stored sweep heading that still holds
@@ -424,6 +425,7 @@ class Pipeline:
                     break
                 for s, alpha in found.items():
                     _turn_mounting(cal, s, alpha)
+                assert self.heading.stopped_at is not None  # set with every heading found
                 k = self.heading.stopped_at + 1
                 t, gyr = t[k:], {s: g[k:] for s, g in gyr.items()}
 
@@ -518,7 +520,7 @@ class Pipeline:
         samples up to it again from their state before the block (kept only
         while re-zeroing is on) with the old mountings, then go on with the
         new ones from there."""
-        cal = self.phases.calibration
+        cal = self._calibrated()
         parts = []
         while len(fused):
             before = None
@@ -537,13 +539,18 @@ class Pipeline:
                 if self.settings.rules >= 2
                 else None
             )
-            step = len(fused) if found is None else self.heading.stopped_at + 1
+            step = (
+                len(fused)
+                if found is None or self.heading.stopped_at is None
+                else self.heading.stopped_at + 1
+            )
             part = fused.slice(0, step)
             ang = self.angles.update(part, cal)
             segs = self.segmenter.update(part, ang, cal)
             used, rezeroed = self._watch_pieces(part, ang, segs, cal, th, res)
             parts.append(ang.slice(0, used))
             if used < step:
+                assert before is not None  # a re-zero cuts a block only while re-zeroing is on
                 angles, segmenter, mounting, heading = before
                 self.angles.restore(angles)
                 self.segmenter.restore(segmenter)
@@ -607,6 +614,12 @@ class Pipeline:
             h = None if ev.t_alert is None else self.segmenter.holds.hold_at(ev.t_alert)
             if h is not None:
                 self.hold_faults.setdefault(h.key, []).append(ev)
+
+    def _calibrated(self) -> Calibration:
+        """The calibration in force, where there must be one (the range sweep, monitoring)."""
+        cal = self.phases.calibration
+        assert cal is not None, "a calibration is in force from neutral on"
+        return cal
 
     def _check_drift(self, set_number: int, t_set: float) -> bool:
         """The drift check before a set; True if it re-zeroed a mounting (the angles restart with it)."""

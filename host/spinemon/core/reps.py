@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -317,7 +318,7 @@ class RepRecord:
     labelled: bool  # the set came from the lifter's label (else found automatically)
 
     def as_dict(self) -> dict:
-        d = {"type": "rep"}
+        d: dict[str, Any] = {"type": "rep"}
         for k, v in asdict(self).items():
             d[k] = round(v, 4) if isinstance(v, float) else v
         return d
@@ -335,7 +336,7 @@ class SetRecord:
     labelled: bool
 
     def as_dict(self) -> dict:
-        d = {"type": "set"}
+        d: dict[str, Any] = {"type": "set"}
         for k, v in asdict(self).items():
             d[k] = round(v, 4) if isinstance(v, float) else v
         return d

@@ -201,8 +201,9 @@ class Segmenter:
             )
             held[~hold_on] = HELD_NO_HOLD
         else:
-            new = self._update_reps(fused, ang, calibration, sagittal_deg(trunk_body))
+            new = self._update_reps(fused, ang, calibration, np.asarray(sagittal_deg(trunk_body)))
             reps = self.reps
+            assert reps is not None  # _update_reps starts one
             held[reps.after_walk_mask] = HELD_AFTER_WALK
             held[reps.walking_mask] = HELD_WALKING
             if self.arming == "sets":

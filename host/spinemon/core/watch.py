@@ -159,12 +159,14 @@ class LimitWatch:
         self.shadow.context.update(self.detector.context)
         held_back = self.shadow.update(block.t, block.seq, *(np.where(armed, 0.0, x) for x in sig))
         for ev in held_back.alerts:
+            assert ev.seq_alert is not None  # set when the event is confirmed
             j = min(int(np.searchsorted(block.seq, ev.seq_alert)), len(block) - 1)
             ev.held_back = (reasons or {}).get(int(held[j]), "not armed") if held is not None else "not armed"
             out.held_back.append(ev)
         out.finished.extend(found.finished)
         hyst = self.settings.hysteresis_deg
         for ev in found.alerts:
+            assert ev.seq_alert is not None  # set when the event is confirmed
             j = min(int(np.searchsorted(block.seq, ev.seq_alert)), len(block) - 1)
             if hold_on is not None and hold_on[j]:
                 out.hold_faults.append(ev)
