@@ -17,7 +17,7 @@ the same result (tests/test_drift.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -75,6 +75,20 @@ class DriftMonitor:
         self.checks: list[dict] = []  # one per set checked, in order
         self._run: _Run | None = None
         self._checked: set = set()
+
+    def state(self) -> StageState:
+        """The standing stretches, the checks and the open stretch as a value
+        (:class:`spinemon.core.stage.Stage`)."""
+        out = fields_of(self, ("standing", "checks", "_checked"))
+        r = self._run
+        out["_run"] = None if r is None else replace(r, sums=dict(r.sums))
+        return out
+
+    def restore(self, state: StageState) -> None:
+        """Go on from :meth:`state`."""
+        set_fields(self, state, ("standing", "checks", "_checked"))
+        r = state["_run"]
+        self._run = None if r is None else replace(r, sums=dict(r.sums))
 
     def checked(self, set_number: int) -> bool:
         return set_number in self._checked

@@ -29,6 +29,7 @@ import numpy as np
 
 from spinemon.core.calibration import Calibration
 from spinemon.core.fusion import FusionResult, FusionSettings, FusionState, GravityFilter
+from spinemon.core.stage import StageState
 from spinemon.core.stream import SampleBlock
 
 __all__ = ["Fused", "GravityStage"]
@@ -67,6 +68,24 @@ class GravityStage:
         self.engine = engine
         self.filters: dict[str, GravityFilter] = {}
         self.last: dict[str, FusionResult] = {}
+
+    def state(self) -> StageState:
+        """Each sensor's filter (its rate and :class:`FusionState`, copied) and
+        the last block's output, as a value (:class:`spinemon.core.stage.Stage`)."""
+        return {
+            "filters": {
+                s: (f.rate, None if f.state is None else f.state.copy()) for s, f in self.filters.items()
+            },
+            "last": dict(self.last),
+        }
+
+    def restore(self, state: StageState) -> None:
+        """Go on from :meth:`state`."""
+        self.filters = {
+            s: GravityFilter(rate, self.settings, st, engine=self.engine)
+            for s, (rate, st) in state["filters"].items()
+        }
+        self.last = dict(state["last"])
 
     def forget(self, sensors: tuple[str, ...]) -> None:
         """These sensors left the stream: restart each from its first sample if it comes back."""

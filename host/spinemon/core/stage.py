@@ -50,6 +50,8 @@ def _copy(value: Any) -> Any:
         return list(value)
     if isinstance(value, dict):
         return dict(value)
+    if isinstance(value, set):
+        return set(value)
     return value
 
 
