@@ -25,6 +25,7 @@ test: $(STAMP)
 
 # lint, format and types (issue 25): ruff and mypy, configured in pyproject.toml
 check: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,report,check]'
 	$(VENV)/bin/ruff check host protocol
 	$(VENV)/bin/ruff format --check host protocol
 
