@@ -276,16 +276,19 @@ async def run(
     cancelled = False
 
     def link_stats() -> dict:
-        st = getattr(transport, "stats", None)
-        return st.as_dict() if st is not None and hasattr(st, "as_dict") else {}
+        return {} if transport.stats is None else transport.stats.as_dict()
 
     def on_frame(res: FrameResult, pl: Pipeline) -> None:
         nonlocal guard_task
         ui.on_frame(res, pl, link_stats())
         if feed is not None:
             feed.on_frame(res, pl)  # reads what the frame and the pipeline hold; never waits
-        connected = getattr(transport, "connected", True)
-        if connected and setup.runs and setup.needs_update() and (guard_task is None or guard_task.done()):
+        if (
+            transport.connected
+            and setup.runs
+            and setup.needs_update()
+            and (guard_task is None or guard_task.done())
+        ):
             guard_task = asyncio.get_running_loop().create_task(_update_guard(setup, transport))
 
     try:
