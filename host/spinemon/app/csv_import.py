@@ -65,7 +65,7 @@ from spinemon.core.detect import PROFILES
 from spinemon.core.pipeline import PipelineSettings
 from spinemon.core.stream import G
 from spinemon.core.unilateral import parse_exercise
-from spinemon.errors import ConfigError, RecordingError, SpinemonError
+from spinemon.errors import ConfigError, CsvImportError, CsvUsageError, RecordingError, SpinemonError
 from spinemon.io.recording import RecordingWriter
 
 __all__ = [
@@ -110,18 +110,6 @@ ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?(Z|[
 EU_RE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?$")
 SLASH_RE = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?$")
 CLOCK_RE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})(?:[.,:](\d+))?$")
-
-
-class CsvImportError(SpinemonError):
-    """A file that cannot be imported: missing column, non-numeric cell,
-    implausible unit, bad mapping. The message names the row and column."""
-
-
-class CsvUsageError(CsvImportError):
-    """A bad command line (a --columns, --axes, --date or unit that cannot be
-    right whatever the file holds): exit 2."""
-
-    usage = True
 
 
 def _show(cell: str, width: int = 40) -> str:

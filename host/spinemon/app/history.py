@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from spinemon.errors import ConfigError, SpinemonError
+from spinemon.errors import ConfigError, SpinemonError, UsageProblem
 
 __all__ = [
     "MISSING_MATPLOTLIB",
@@ -60,12 +60,6 @@ MISSING_MATPLOTLIB = (
 #: a header start time before this (2000-01-01 UTC) is a host clock that was never set
 EARLIEST_REAL_TIME = 946684800.0
 FUTURE_TOLERANCE_S = 86400.0
-
-
-class UsageProblem(ConfigError):
-    """A bad command line found after parsing (a path that does not exist, --journal missing): exit 2."""
-
-    usage = True
 
 
 # ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from spinemon.errors import ConfigError, RecordingError, SpinemonError
+from spinemon.errors import ConfigError, JournalError, RecordingError, SpinemonError
 
 __all__ = [
     "PHASES",
@@ -49,10 +49,6 @@ PAIN_MIN, PAIN_MAX = 0, 10
 #: an unlinked "before" entry this close before a session's first linked entry counts as that session's pain before
 PAIR_BEFORE_WINDOW = timedelta(hours=12)
 FUTURE_TOLERANCE = timedelta(hours=24)
-
-
-class JournalError(SpinemonError):
-    """The journal file cannot be read or written, or a journal value is bad."""
 
 
 # ---------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from spinemon.errors import ConfigError
+from spinemon.errors import ViewUsageError
 
 __all__ = [
     "MISSING_AIOHTTP",
@@ -68,13 +68,6 @@ __all__ = [
 
 VIEW_HOST = "127.0.0.1"  # never another interface: the page is for this machine's browser
 MISSING_AIOHTTP = "--view needs aiohttp: pip install -e '.[view]'"
-
-
-class ViewUsageError(ConfigError):
-    """``--view`` cannot run as asked (aiohttp missing, the port taken, ``--view-port``
-    without ``--view``): a command-line error, exit 2."""
-
-    usage = True
 
 
 def have_aiohttp() -> bool:
