@@ -170,7 +170,7 @@ class _ChunkIIR:
     """
 
     def __init__(self, b: np.ndarray, a: np.ndarray, length: int) -> None:
-        from scipy import signal  # batch path only (see _Coefficients.acc_iir)
+        from scipy import signal  # batch path only (see _acc_iir)
 
         p = len(a) - 1
         eye = np.eye(length)
@@ -285,6 +285,24 @@ class _ChunkIIR:
         s = np.einsum("ij,mjc->mic", self.v, starts).real  # (m, p, C) states at chunk starts
         y_end = kx[:, p, :] + np.einsum("j,mjc->mc", self.o, s)
         return y_end, (last @ self.v.T).real
+
+
+def _acc_iir(co: _Coefficients) -> _ChunkIIR:
+    """The accelerometer low-pass as a chunk-parallel filter, built on first use
+    for these coefficients (kept in ``co.batch_filters``: the coefficients are
+    cached per rate and settings)."""
+    f = co.batch_filters.get("acc")
+    if f is None:
+        f = co.batch_filters["acc"] = _ChunkIIR(co.acc_b, co.acc_a, _L)
+    return f
+
+
+def _rej_iir(co: _Coefficients) -> _ChunkIIR:
+    """The trust weight's mean square of ``|a| - g`` (first order), likewise."""
+    f = co.batch_filters.get("rej")
+    if f is None:
+        f = co.batch_filters["rej"] = _ChunkIIR(np.array([co.rej_k]), np.array([1.0, co.rej_k - 1.0]), _L)
+    return f
 
 
 def _cscan_short(d1, d2, q1, q2):
@@ -462,9 +480,8 @@ def _step_chunked(acc, gyr, co, state, out_u, out_rest, out_w, out_bias, ws: _Wo
     np.sqrt(dev2, out=dev2)
     dev2 -= co.g
     dev2 *= dev2  # (|a| - g)^2
-    ms_end, _ = co.rej_iir.run(
-        (co.rej_iir.drive @ dev2)[None], np.array([[(1.0 - co.rej_k) * state.acc_dev_ms]])
-    )
+    rej_iir = _rej_iir(co)
+    ms_end, _ = rej_iir.run((rej_iir.drive @ dev2)[None], np.array([[(1.0 - co.rej_k) * state.acc_dev_ms]]))
     ms_end = ms_end[0]
     w_end = np.ones(chunks) if co.rej2 == math.inf else co.rej2 / np.maximum(ms_end, co.rej2)
     weight = np.empty(chunks)  # latched: chunk c uses the weight at the end of chunk c - 1
@@ -570,11 +587,12 @@ def _step_chunked(acc, gyr, co, state, out_u, out_rest, out_w, out_bias, ws: _Wo
     # 4. accelerometer in I, weighted, low-passed (state exact at chunk ends); back to the sensor frame.
     #    The weight is constant over a chunk, so it scales the per-chunk drives.
     v = _mat_vec(rq, a, g, tmp)  # g is free now
-    kv = co.acc_iir.drive @ v  # (3, p + 1, C): per-chunk drives, in the chunk-start frames
+    acc_iir = _acc_iir(co)
+    kv = acc_iir.drive @ v  # (3, p + 1, C): per-chunk drives, in the chunk-start frames
     kv *= weight
     rs = np.array(rs)  # (3, 3, C)
     kx = np.einsum("ijc,jrc->irc", rs, kv)
-    y_end, zf = co.acc_iir.run(kx, state.acc_lp_zi.T)
+    y_end, zf = acc_iir.run(kx, state.acc_lp_zi.T)
     hl = np.empty((3, chunks))  # latched low-pass output per chunk, frame I
     hl[:, 0] = state.acc_lp_out
     hl[:, 1:] = y_end[:, :-1]

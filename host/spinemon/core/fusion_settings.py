@@ -11,15 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TypeGuard
 
 import numpy as np
 
 from spinemon.core import fusion_kernel as fk
 from spinemon.errors import ConfigError, FusionInputError
-
-if TYPE_CHECKING:
-    from spinemon.core.fusion_numpy import _ChunkIIR
 
 __all__ = ["FusionInputError", "FusionResult", "FusionSettings", "FusionState", "G"]
 
@@ -239,14 +236,9 @@ class _Coefficients:
     rej_k: float
     bias_keep_pow: np.ndarray  # (1 - bias_alpha) ** k for k = 0..L
     ones_l: np.ndarray  # (L,) ones
-
-    # the chunk-parallel filters of the batch path, built on first use (they need
-    # scipy.signal, which the per-sample path of streaming frames never does)
-    @cached_property
-    def acc_iir(self) -> _ChunkIIR:
-        from spinemon.core.fusion_numpy import _ChunkIIR
-
-        return _ChunkIIR(self.acc_b, self.acc_a, _L)
+    #: the chunk-parallel filters of the numpy engine, built there on first use
+    #: (they need scipy.signal, which the per-sample path of streaming frames never does)
+    batch_filters: dict = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def kernel_coefficients_list(self) -> list:
@@ -270,12 +262,6 @@ class _Coefficients:
     @cached_property
     def kernel_coefficients(self) -> np.ndarray:
         return np.array(self.kernel_coefficients_list)
-
-    @cached_property
-    def rej_iir(self) -> _ChunkIIR:
-        from spinemon.core.fusion_numpy import _ChunkIIR
-
-        return _ChunkIIR(np.array([self.rej_k]), np.array([1.0, self.rej_k - 1.0]), _L)
 
 
 def _butter2_lowpass(fc: float, rate: float) -> tuple[np.ndarray, np.ndarray]:
