@@ -229,9 +229,11 @@ def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | No
     for e in entries:
         week_entries.setdefault(_monday(e.time.date()), []).append(e)
         if e.session is not None:
-            f = by_path.get(e.session.path) or (by_start.get(e.session.start) if e.session.start else None)
-            if f is not None:
-                linked.setdefault(id(f), []).append(e)
+            found = by_path.get(e.session.path) or (
+                by_start.get(e.session.start) if e.session.start else None
+            )
+            if found is not None:
+                linked.setdefault(id(found), []).append(e)
 
     def link_dict(e, f: dict | None) -> dict:
         return {
@@ -308,7 +310,7 @@ def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | No
                 },
             }
         )
-    doc = {
+    doc: dict[str, Any] = {
         "sessions": [
             {
                 "recording": f["recording"],

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -249,12 +250,12 @@ def session_link(path: str | os.PathLike) -> SessionLink:
     for m in rec.meta_of("label"):
         add_ex(m.get("exercise"))
     events: dict[str, dict[str, int]] = {}
-    for e in summary.get("events") or []:
-        if not isinstance(e, dict) or not isinstance(e.get("kind"), str):
+    for ev in summary.get("events") or []:
+        if not isinstance(ev, dict) or not isinstance(ev.get("kind"), str):
             continue
-        ex = e.get("exercise") or default_ex
+        ex = ev.get("exercise") or default_ex
         add_ex(ex)
-        per = events.setdefault(e["kind"], {})
+        per = events.setdefault(ev["kind"], {})
         per[ex] = per.get(ex, 0) + 1
     reps: dict[str, int] = {}
     for r in summary.get("reps") or []:
@@ -280,7 +281,7 @@ def session_link(path: str | os.PathLike) -> SessionLink:
 # ---------------------------------------------------------------------------
 # the file
 # ---------------------------------------------------------------------------
-def default_journal_path(env: dict[str, str] | None = None) -> Path:
+def default_journal_path(env: Mapping[str, str] | None = None) -> Path:
     """``$SPINEMON_HOME/journal.jsonl`` if set, else ``~/.spinemon/journal.jsonl``."""
     env = os.environ if env is None else env
     home = env.get("SPINEMON_HOME")

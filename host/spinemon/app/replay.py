@@ -203,6 +203,7 @@ def replay(
     segs = [p for p, _ in parts]
     if len(segs) == 1:
         res = segs[0].result
+        assert res is not None  # every segment was replayed above
         res.summary["segments"] = len(recording.segments)
         res.segments = segs
         return res
@@ -262,13 +263,14 @@ def _sum_counts(dicts: list[dict]) -> dict:
 
 def _join(segs: list[SegmentReplay]) -> SessionResult:
     """The segments' results as one: sets numbered on, one time line."""
-    results = [p.result for p in segs]
+    results = [p.result for p in segs if p.result is not None]
+    assert len(results) == len(segs)  # every segment was replayed
     summs = [r.summary for r in results]
-    events = [_moved_event(e, p) for p in segs for e in p.result.events]
+    events = [_moved_event(e, p) for p, r in zip(segs, results) for e in r.events]
     alerts = [
         replace(a, event=_moved_event(a.event, p), t_trigger_device=a.t_trigger_device + p.t_offset)
-        for p in segs
-        for a in p.result.alerts
+        for p, r in zip(segs, results)
+        for a in r.alerts
     ]
     stats = _sum_counts([r.stats for r in results])
     rows = {
@@ -376,6 +378,7 @@ class _Batch:
                     or self.samples >= self.limit
                 ):
                     self._run()
+            assert th is not None  # a block comes with its samples' receive times
             self.blocks.append(item)
             self.t_host.append(th)
             self.samples += len(item)

@@ -171,9 +171,10 @@ def build_tables(trace: SessionTrace) -> ReportTables:
         session["monitored"] = monitoring_line(summ["monitoring"])
     for why in (summ.get("limits_off") or {}).values():
         session.setdefault("limits_off", []).append(why)
-    if cal is not None and getattr(cal, "rom", None) is not None:
-        session["rom_flexion_deg"] = round(cal.rom.flexion_deg, 1)
-        session["rom_extension_deg"] = round(cal.rom.extension_deg, 1)
+    rom = None if cal is None else getattr(cal, "rom", None)
+    if rom is not None:
+        session["rom_flexion_deg"] = round(rom.flexion_deg, 1)
+        session["rom_extension_deg"] = round(rom.extension_deg, 1)
     session["sets"] = len(sets)
     session["reps"] = len(reps)
     session["events"] = len(events)

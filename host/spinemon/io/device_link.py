@@ -252,8 +252,8 @@ class LinkSetup:
                 ):
                     last_poll = time.monotonic()
                     await self.poll_status(transport)
-                elif self._queued(transport) is not None:
-                    await self.queue.send(proto.OP_TIME_SYNC)
+                elif (q := self._queued(transport)) is not None:
+                    await q.send(proto.OP_TIME_SYNC)
                 else:
                     await transport.send(
                         proto.encode_command(self.counter.next(), proto.OP_TIME_SYNC),

@@ -131,7 +131,7 @@ FAULTS: tuple[str, ...] = (
 #: which faults each exercise can show. ``creep``: fatigue -- the rep rounds
 #: 15-18 deg more than the set's first rep (whose flexion is then kept small),
 #: but stays below half the range
-FAULTS_BY_EXERCISE: dict[str, tuple[str, ...]] = {
+FAULTS_BY_EXERCISE: dict[str, tuple[Fault, ...]] = {
     "deadlift": ("rounding", "twisting", "creep"),
     # forward_lean: the hips shoot back, the trunk inclines 68-82 deg (a good
     # morning) with the lumbar spine neutral: one sensor sees it, two see no rounding

@@ -156,10 +156,10 @@ def main(args: argparse.Namespace) -> int:
             f"; {n_held} fault{'s' if n_held != 1 else ''} past a limit held back (no buzz)" if n_held else ""
         )
         print(f"  limits held back {secs:.1f} s: {why}{faults}")
-    for seg in res.segments:
-        cal = seg.result.calibration
+    for part in res.segments:
+        cal = None if part.result is None else part.result.calibration
         if cal and cal.rom:
-            which = f" (session {seg.index})" if len(segments) > 1 else ""
+            which = f" (session {part.index})" if len(segments) > 1 else ""
             print(f"  range of motion{which}: {cal.rom.flexion_deg:+.1f} / {cal.rom.extension_deg:+.1f} deg")
     print(f"Events ({len(events)}):")
     print(EVENT_HEADER)
