@@ -271,9 +271,7 @@ class HoldRow(Record):
     faults: tuple[Mapping[str, Any], ...] = ()
     segment: int | None = None
 
-    NESTED: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
-        "faults": _list
-    }
+    NESTED: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"faults": _list}
 
 
 @dataclass(frozen=True)
@@ -368,9 +366,7 @@ class DeviceCounts(Record):
     samples_lost_device: int = 0
     heap_free_min: int | None = None
 
-    NESTED: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
-        "boots": _list
-    }
+    NESTED: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"boots": _list}
 
     def counts(self) -> dict[str, Any]:
         return {k: self.value(k) for k in self.key_order()}
