@@ -27,7 +27,7 @@ segment moves).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import cache
 from typing import Any, ClassVar, Self
 
@@ -81,17 +81,27 @@ class Record:
         damaged or foreign summary: rows that are not a list of objects) is
         kept as it was in ``extra`` and the field keeps its default, so
         :meth:`as_dict` still gives back exactly ``d``."""
-        names = set(cls.field_names())
-        known: dict[str, Any] = {}
+        names, defaults, factories = _layout(cls)
+        nested = cls.NESTED
+        values = dict(defaults)
+        for k, make in factories:
+            values[k] = make()
         extra: dict[str, Any] = {}
         for k, v in d.items():
-            conv = cls.NESTED.get(k)
-            typed = v if conv is None else conv(v)
-            if k in names and typed is not _MISFIT:
-                known[k] = typed
-            else:
-                extra[k] = v
-        return cls(**known, json_keys=tuple(d), extra=extra)
+            if k in names:
+                conv = nested.get(k)
+                typed = v if conv is None else conv(v)
+                if typed is not _MISFIT:
+                    values[k] = typed
+                    continue
+            extra[k] = v
+        values["json_keys"] = tuple(d)
+        values["extra"] = extra
+        # the fields' values set as __init__ would (the class is frozen), without
+        # its per-field checks: a summary of an hour has thousands of rows
+        obj = object.__new__(cls)
+        obj.__dict__.update(values)
+        return obj
 
     def key_order(self) -> tuple[str, ...]:
         """The keys :meth:`as_dict` gives, in order."""
@@ -107,7 +117,12 @@ class Record:
         return self.extra[key] if key in self.extra else getattr(self, key)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: _plain(self.value(k)) for k in self.key_order()}
+        extra, values = self.extra, self.__dict__
+        out = {}
+        for k in self.key_order():
+            v = extra[k] if k in extra else values[k]
+            out[k] = _plain(v) if isinstance(v, (Record, tuple)) else v
+        return out
 
     def evolve(self, **changes: Any) -> Self:
         """A copy with ``changes``; a key it did not have comes last, as a dict's would."""
@@ -138,6 +153,25 @@ class Record:
             changes["set"] = st + set_offset
         changes["segment"] = segment
         return self.evolve(**changes)
+
+
+@cache
+def _layout(
+    cls: type[Record],
+) -> tuple[frozenset[str], dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]:
+    """A record class's field names, plain defaults and default factories."""
+    names: set[str] = set()
+    defaults: dict[str, Any] = {}
+    factories: list[tuple[str, Callable[[], Any]]] = []
+    for f in fields(cls):
+        if f.name in ("json_keys", "extra"):
+            continue
+        names.add(f.name)
+        if f.default_factory is not MISSING:
+            factories.append((f.name, f.default_factory))
+        else:
+            defaults[f.name] = f.default
+    return frozenset(names), defaults, tuple(factories)
 
 
 #: a JSON value that does not fit its field (see :meth:`Record.from_dict`)
