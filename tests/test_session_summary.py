@@ -38,7 +38,7 @@ rows = st.lists(st.dictionaries(keys, json_values, max_size=5), max_size=3)
 summaries = st.dictionaries(keys, rows | json_values, max_size=8)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(summaries)
 def test_any_dict_comes_back_the_same(d):
     """The JSON boundary loses nothing and invents nothing: same keys, same

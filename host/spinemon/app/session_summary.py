@@ -155,11 +155,15 @@ class Record:
         return self.evolve(**changes)
 
 
-@cache
-def _layout(
-    cls: type[Record],
-) -> tuple[frozenset[str], dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]:
-    """A record class's field names, plain defaults and default factories."""
+_Layout = tuple[frozenset[str], dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]
+_LAYOUTS: dict[type, _Layout] = {}
+
+
+def _layout(cls: type) -> _Layout:
+    """A record class's field names, plain defaults and default factories (worked out once per class)."""
+    got = _LAYOUTS.get(cls)
+    if got is not None:
+        return got
     names: set[str] = set()
     defaults: dict[str, Any] = {}
     factories: list[tuple[str, Callable[[], Any]]] = []
@@ -171,7 +175,8 @@ def _layout(
             factories.append((f.name, f.default_factory))
         else:
             defaults[f.name] = f.default
-    return frozenset(names), defaults, tuple(factories)
+    got = _LAYOUTS[cls] = (frozenset(names), defaults, tuple(factories))
+    return got
 
 
 #: a JSON value that does not fit its field (see :meth:`Record.from_dict`)
