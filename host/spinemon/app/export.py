@@ -1,7 +1,7 @@
 """Recordings <-> CSV.
 
 - :func:`trace_recording` re-runs a recording through the live path (the
-  same :class:`~spinemon.core.pipeline.Pipeline` walk as :func:`spinemon.app.session.replay`)
+  same :class:`~spinemon.core.pipeline.Pipeline` walk as :func:`spinemon.app.replay.replay`)
   and keeps what replay throws away: every sample in SI units and the lumbar
   angles of every sample (``FrameResult.angles``), the labels in effect and the
   limits over time. ``spinemon report`` and ``spinemon export`` both use it.
@@ -130,7 +130,7 @@ class SampleTrace:
 @dataclass
 class SessionTrace:
     """A recording re-run through the live path: the :class:`SessionResult`
-    that :func:`spinemon.app.session.replay` returns, plus per-sample data and
+    that :func:`spinemon.app.replay.replay` returns, plus per-sample data and
     the limits in effect over time (``limit_changes``: (device time, Limits))."""
 
     recording: Recording
@@ -160,7 +160,7 @@ class SessionTrace:
 
 def trace_recording(recording: Recording, settings: PipelineSettings | None = None) -> SessionTrace:
     """Re-run ``recording`` through the pipeline exactly as
-    :func:`spinemon.app.session.replay` does (same records, same order, same
+    :func:`spinemon.app.replay.replay` does (same records, same order, same
     settings), collecting per-sample angles on the way. A resumed recording's
     segments are on one time line with sets numbered on, as in replay's
     joined result (each segment's ``t_offset`` and ``set_offset``)."""

@@ -96,7 +96,7 @@ def session_date(rec, path: Path, now: float | None = None) -> tuple[str, str, s
 
 def facts_from(rec, result, path: str | os.PathLike) -> dict:
     """What the history needs of one replayed recording (``result`` is the
-    :class:`~spinemon.app.session.SessionResult` of replay or of a report's trace)."""
+    :class:`~spinemon.app.results.SessionResult` of replay or of a report's trace)."""
     from spinemon.app.verdict import HINGES
     from spinemon.core.detect import DEFAULT_ROM, profile
     from spinemon.core.pipeline import PipelineSettings
