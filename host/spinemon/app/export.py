@@ -172,7 +172,7 @@ def trace_recording(recording: Recording, settings: PipelineSettings | None = No
     limit_changes: list[tuple[float, Limits]] = []
     labels: list[tuple[float, dict]] = []
     pending_labels: list[dict] = []
-    seg = None  # the segment being replayed (spinemon.app.session.SegmentReplay)
+    seg = None  # the segment being replayed (spinemon.app.results.SegmentReplay)
 
     def on_segment(part) -> None:
         nonlocal raw, seg
