@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from spinemon.app.session_summary import Summary
 from spinemon.errors import ConfigError, JournalError, RecordingError, SpinemonError
 
 __all__ = [
@@ -227,15 +228,15 @@ def session_link(path: str | os.PathLike) -> SessionLink:
         # joined replay has them all (each as it ran live), not just the last one's summary
         from spinemon.app.replay import replay
 
-        summary = replay(rec).summary
+        summary = replay(rec).session
         events_from = "replay"
     elif summaries and isinstance(summaries[-1].get("events"), list):
-        summary = summaries[-1]
+        summary = Summary.from_dict(summaries[-1])  # the recording's closing summary
         events_from = "summary"
     else:
         from spinemon.app.replay import replay
 
-        summary = replay(rec).summary
+        summary = replay(rec).session
         events_from = "replay"
     default_ex = str((rec.header.get("settings") or {}).get("exercise") or "generic")
     exercises: list[str] = []
@@ -244,24 +245,22 @@ def session_link(path: str | os.PathLike) -> SessionLink:
         if isinstance(ex, str) and ex and ex not in exercises:
             exercises.append(ex)
 
-    for s in summary.get("sets") or []:
-        if isinstance(s, dict):
-            add_ex(s.get("exercise"))
+    for s in summary.sets:
+        add_ex(s.exercise)
     for m in rec.meta_of("label"):
         add_ex(m.get("exercise"))
     events: dict[str, dict[str, int]] = {}
-    for ev in summary.get("events") or []:
-        if not isinstance(ev, dict) or not isinstance(ev.get("kind"), str):
+    for ev in summary.events:
+        if not isinstance(ev.kind, str) or not ev.has("kind"):
             continue
-        ex = ev.get("exercise") or default_ex
+        ex = ev.exercise or default_ex
         add_ex(ex)
-        per = events.setdefault(ev["kind"], {})
+        per = events.setdefault(ev.kind, {})
         per[ex] = per.get(ex, 0) + 1
     reps: dict[str, int] = {}
-    for r in summary.get("reps") or []:
-        if isinstance(r, dict):
-            ex = r.get("exercise") or default_ex
-            reps[ex] = reps.get(ex, 0) + 1
+    for r in summary.reps:
+        ex = r.exercise or default_ex
+        reps[ex] = reps.get(ex, 0) + 1
     for ex in reps:
         add_ex(ex)
     if not exercises:
