@@ -24,9 +24,9 @@ from spinemon.app import cli
 from spinemon.app.session import replay
 from spinemon.app.simrun import run_simulated
 from spinemon.core.calibration import CalibrationSettings
-from spinemon.core.detect import FORWARD_LEAN, LATERAL_BEND, OVER_EXTENSION, OVER_FLEXION, PROFILES
+from spinemon.core.detect import FORWARD_LEAN, LATERAL_BEND, OVER_EXTENSION, OVER_FLEXION, PROFILES, TWIST
 from spinemon.core.pipeline import Pipeline, PipelineSettings
-from spinemon.core.segment import HELD_BACK
+from spinemon.core.segment import HELD_BACK, HELD_LATERAL_HEADING, HELD_TWIST_BIAS
 from spinemon.core.stream import SampleBlock
 from spinemon.io import sim
 from spinemon.io.recording import load
@@ -333,3 +333,61 @@ def test_the_live_screen_and_the_live_view_say_a_held_back_fault_at_once(tmp_pat
     assert "!! NO BUZZ over-flexion" in text and "held back: " in text
     assert held and all(m["why"] in HELD_BACK.values() for m in held)
     assert any("not watched: walking" in s for s in statuses)
+
+
+# -- a limit waits for what it needs, named (rules 3) -------------------------------------------
+
+TWIST_HELD = HELD_BACK[HELD_TWIST_BIAS]
+LATERAL_HELD = HELD_BACK[HELD_LATERAL_HEADING]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_no_still_start_the_twist_waits_for_the_gyro_bias_and_says_so(seed):
+    """Single-leg deadlifts from the first sample: the twist integrates the two
+    gyros' zero-rate offsets, unlearnt until the lifter stands still, so it is
+    held back (named, counted) until then instead of buzzing falsely; the
+    rounded rep still buzzes."""
+    run = unlabelled([sim.SetSpec("single_leg_deadlift", 5, {3: "rounding"})], seed, "single_leg_deadlift", stand_s=0)
+    summ = run.result.summary
+    assert [a.event.kind for a in run.result.alerts] == [OVER_FLEXION]
+    assert faulty_reps_alerted(run) == (1, 1)
+    assert summ["held_back"]["seconds"][TWIST_HELD] > 10.0
+
+
+def test_a_twisting_rep_before_the_bias_is_learnt_is_said_not_dropped_and_buzzes_once_it_is():
+    ex = "single_leg_deadlift"
+    run = unlabelled([sim.SetSpec(ex, 4, {2: "twisting"})], 3, ex, stand_s=0)
+    r = next(r for r in run.session.reps if r.fault)
+    told = [e for e in run.result.summary["suppressed"] if e["kind"] == TWIST and e["t_alert"] is not None and r.t_start - 0.3 <= e["t_alert"] <= r.t_end + 0.3]
+    assert told and all(e["held_back"] == TWIST_HELD for e in told)
+    still = unlabelled([sim.SetSpec(ex, 4, {2: "twisting"})], 3, ex, stand_s=3.0)  # a still start: the offsets are measured
+    assert TWIST_HELD not in still.result.summary["held_back"]["seconds"]
+    assert TWIST in [a.event.kind for a in still.result.alerts]
+
+
+@pytest.mark.parametrize("exercise,stand_s", [("lunge", 3.0), ("split_squat", 0.0)])
+def test_a_crooked_sensor_in_lunges_holds_lateral_bend_back_until_the_heading_is_known(exercise, stand_s):
+    """Sensors 30 deg off about the spine, no range sweep: a lunge's pelvis
+    tilt leaks into lateral bend, and its bends cannot tell the heading, so
+    lateral bend waits (named) rather than buzz falsely."""
+    run = unlabelled([sim.SetSpec(exercise, 5, {3: "arching"})], 1, exercise, stand_s=stand_s, mount_yaw_deg=30)
+    assert LATERAL_BEND not in [a.event.kind for a in run.result.alerts]
+    assert run.result.summary["held_back"]["seconds"][LATERAL_HELD] > 10.0
+
+
+def test_with_a_range_sweep_lunges_watch_lateral_bend():
+    run = run_simulated([sim.SetSpec("lunge", 3)], 1, sim_settings=sim.SimSettings(mount_yaw_deg=30), settings=PipelineSettings(exercise="lunge"), labels=False)
+    held = run.result.summary["held_back"]["seconds"]
+    assert LATERAL_HELD not in held and run.result.summary["alignment"]["upper"]["bend_deg"] > 0
+    assert run.result.alerts == []
+
+
+def test_a_recording_made_with_rules_2_replays_as_it_ran(tmp_path):
+    """The holds above are rules 3; a rules-2 recording (no holds) gives on
+    replay what it gave live: here the false twist buzz those rules gave."""
+    out = tmp_path / "r2.spinrec"
+    run = run_simulated([sim.SetSpec("single_leg_deadlift", 5, {3: "rounding"})], 1, out=out, sim_settings=sim.SimSettings(stand_s=0),
+                        settings=replace(NO_ROM, exercise="single_leg_deadlift", rules=2), rom=False, labels=False)
+    assert TWIST in [a.event.kind for a in run.result.alerts]
+    res = replay(load(out))
+    assert res.matches_live and [a.event.kind for a in res.alerts] == [a.event.kind for a in run.result.alerts]

@@ -61,7 +61,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LimitWatch
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 2
+RULES = 3
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -111,8 +111,10 @@ class PipelineSettings:
     #: 2: the limits are armed on every monitored sample but those a named
     #: reason holds back (sets and reps only count), one sensor watches
     #: forward lean, the provisional neutral is the most upright quiet moment
-    #: and comes within ``provisional_after_s``; 1 (recordings without the
-    #: key): limits inside sets only, no lean, the quietest stretch
+    #: and comes within ``provisional_after_s``; 3: as 2, and a limit waits
+    #: (named) for what it needs: the twist for each gyro's bias, lateral bend
+    #: in lunges for each sensor's heading; 1 (recordings without the key):
+    #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
     def __post_init__(self) -> None:
@@ -135,8 +137,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2):
-            raise ConfigError(f"rules must be 1 or 2, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3):
+            raise ConfigError(f"rules must be 1, 2 or 3, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -192,7 +194,9 @@ def _without_offset(f: Fused, offset: dict) -> Fused:
     if not offset:
         return f
     block = replace(f.block, gyr={s: (g - offset[s] if s in offset else g) for s, g in f.block.gyr.items()})
-    return Fused(block, f.gravity, {s: (g - offset[s] if s in offset else g) for s, g in f.gyr.items()})
+    return Fused(
+        block, f.gravity, {s: (g - offset[s] if s in offset else g) for s, g in f.gyr.items()}, f.bias_learnt
+    )
 
 
 def _detector_settings(d: dict | None) -> DetectorSettings:
@@ -263,6 +267,7 @@ class Pipeline:
             alerts or AlertPolicy(),
             limit_overrides=s.limit_overrides,
             lean=s.rules >= 2,
+            hold_unknown=s.rules >= 3,
         )
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
         self.last_angle_deg: float = float("nan")

@@ -32,17 +32,30 @@ from spinemon.core.holds import HoldTimer
 from spinemon.core.reps import RepRecord, RepSegmenter, RepSettings, SetRecord
 from spinemon.core.unilateral import check_side, parse_exercise
 
-__all__ = ["HELD_BACK", "HELD_WALKING", "Piece", "Segmenter", "Segments"]
+__all__ = [
+    "HELD_BACK",
+    "HELD_LATERAL_HEADING",
+    "HELD_TWIST_BIAS",
+    "HELD_WALKING",
+    "Piece",
+    "Segmenter",
+    "Segments",
+]
 
 #: why a monitored sample's limits are not armed (``Segments.held``: 0 = armed).
 #: Each is named to the lifter at the moment a fault is held back by it, and
 #: counted by reason in the summary: a miss is never silent.
 HELD_WALKING, HELD_AFTER_WALK, HELD_NO_HOLD, HELD_BETWEEN_SETS = 1, 2, 3, 4
+#: one limit held back while what it needs is not known yet (rules 3; the
+#: others stay armed: :class:`~spinemon.core.watch.LimitWatch`)
+HELD_TWIST_BIAS, HELD_LATERAL_HEADING = 5, 6
 HELD_BACK: dict[int, str] = {
     HELD_WALKING: "walking",
     HELD_AFTER_WALK: "stepping into a bend straight after walking (handling gear, sitting down)",
     HELD_NO_HOLD: "outside the timed hold (getting into or out of position)",
     HELD_BETWEEN_SETS: "between sets (recorded with limits watched inside sets only)",
+    HELD_TWIST_BIAS: "twist: a gyro's bias is not learnt yet (stand still for 2 s)",
+    HELD_LATERAL_HEADING: "lateral bend: a sensor's heading about the spine is not known (no range sweep; lunges cannot tell it)",
 }
 
 
