@@ -260,6 +260,7 @@ class Pipeline:
             monitor_between_sets=s.monitor_between_sets,
             warmup_share=s.warmup_share,
             arming="exercise" if s.rules >= 2 else "sets",
+            tilt_bias=s.rules >= 3,
         )
         self.watch = LimitWatch(
             s.exercise,

@@ -105,7 +105,11 @@ class Segmenter:
         monitor_between_sets: bool = False,
         warmup_share: float = 0.6,
         arming: str = "exercise",
+        tilt_bias: bool = False,
     ) -> None:
+        #: rules 3: the rep counter learns the gyro bias across gravity from the
+        #: accelerometers, so small lifts are measured on the gyro without a still start
+        self.tilt_bias = tilt_bias
         self.limit_overrides = limit_overrides or {}
         self.monitor_between_sets = monitor_between_sets
         #: "exercise": the limits are armed on every monitored sample but the
@@ -227,6 +231,7 @@ class Segmenter:
             exit_fraction=0.75,
             gravity_excursion=True,
             warmup_s=0.1,
+            tilt_bias=self.tilt_bias,
         )
 
     def _update_reps(
@@ -258,6 +263,10 @@ class Segmenter:
             twist_deg=ang.twist_deg,
             upper_gravity=fused.gravity["upper"],
             lower_gravity=None if ang.single_sensor else fused.gravity["lower"],
+            upper_acc=m["upper"].to_body(block.acc["upper"]) if self.tilt_bias else None,
+            lower_acc=None
+            if ang.single_sensor or not self.tilt_bias
+            else m["lower"].to_body(block.acc["lower"]),
         )
 
     @property
