@@ -27,7 +27,7 @@ from spinemon.core import rep_kernel
 from spinemon.core.calibration import CalibrationSettings
 from spinemon.core.detect import FORWARD_LEAN, LATERAL_BEND, OVER_EXTENSION, OVER_FLEXION, PROFILES, TWIST
 from spinemon.core.pipeline import Pipeline, PipelineSettings
-from spinemon.core.segment import HELD_BACK, HELD_LATERAL_HEADING, HELD_TWIST_BIAS
+from spinemon.core.segment import HELD_BACK, HELD_BEFORE_NEUTRAL, HELD_LATERAL_HEADING, HELD_TWIST_BIAS
 from spinemon.core.stream import SampleBlock
 from spinemon.io import sim
 from spinemon.io.recording import load
@@ -434,3 +434,14 @@ def test_real_walks_with_no_still_start_give_no_small_lift_reps(gait_dir):
             tilt += int(p.segmenter.reps._I[rep_kernel.GYRO_MODE]) == 2
         assert (reps, alerts) == (0, 0), ex
         assert tilt >= 1  # some walks were counted with the bias learnt in motion
+
+
+def test_a_fault_before_neutral_is_told_once_neutral_is_set():
+    """A hip swing in the first curl, 0.3 s into a session with no still
+    start: it is over before monitoring begins (neutral within 1.5 s), so it
+    cannot buzz; once neutral is set, it is told, held back by name."""
+    run = unlabelled([sim.SetSpec("curl", 3, {1: "hip_swing"})], 1, "curl", stand_s=0)
+    r = run.session.reps[0]
+    told = [e for e in run.result.summary["suppressed"] if e["t_alert"] is not None and r.t_start <= e["t_alert"] <= r.t_end]
+    assert [e["held_back"] for e in told] == [HELD_BACK[HELD_BEFORE_NEUTRAL]]
+    assert told[0]["kind"] == OVER_EXTENSION

@@ -53,7 +53,7 @@ from spinemon.core.gravity import Fused, GravityStage
 from spinemon.core.intake import MAX_RATE_HZ, MIN_RATE_HZ, Intake
 from spinemon.core.phases import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, SessionPhases
 from spinemon.core.reps import RepRecord, SetRecord
-from spinemon.core.segment import HELD_BACK, Segmenter
+from spinemon.core.segment import HELD_BACK, HELD_BEFORE_NEUTRAL, Segmenter
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.core.summary import session_summary
 from spinemon.core.unilateral import check_side, parse_exercise
@@ -507,16 +507,31 @@ class Pipeline:
         self._restart_angles(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
         if kept and self.phases.phase == PHASE_MONITOR:
-            self._segment_before(kept, cal)
+            self._segment_before(kept, cal, res)
 
-    def _segment_before(self, kept: list[Fused], cal: Calibration) -> None:
+    def _segment_before(self, kept: list[Fused], cal: Calibration, res: FrameResult) -> None:
         """Monitoring starts: the samples before neutral go through the angles
-        and the rep counter (not the limits: their time has passed), so a rep
-        that began at the first sample is counted as the lifter did it."""
+        and the rep counter, so a rep that began at the first sample is
+        counted as the lifter did it; their time for a buzz has passed, so
+        (rules 3) a fault among them is told, held back with that reason."""
         for f in kept:
-            segs = self.segmenter.update(f, self.angles.update(f, cal), cal)
+            ang = self.angles.update(f, cal)
+            segs = self.segmenter.update(f, ang, cal)
             for p in segs.pieces():
                 self.watch.begin_piece(p.context, p.records)
+                if self.settings.rules >= 3:
+                    g, k = f.slice(p.a, p.b), p.b - p.a
+                    out = self.watch.update(
+                        g,
+                        ang.slice(p.a, p.b),
+                        cal,
+                        np.zeros(k, dtype=bool),
+                        None,
+                        g.block.t,
+                        np.full(k, HELD_BEFORE_NEUTRAL, dtype=np.int8),
+                        HELD_BACK,
+                    )
+                    res.held_back.extend(out.held_back)
 
     def _monitor(self, fused: Fused, th: np.ndarray, res: FrameResult) -> LumbarAngles:
         """Angles, segmentation, then drift and detection in the pieces the

@@ -253,8 +253,10 @@ class RepSettings:
     #: move it) and its bias following the pull that persists with time
     #: constant ``tilt_bias_tau_s`` (damping 0.7). After three of those
     #: (``3 * tilt_bias_tau_s`` of data, not walking: 5 % of the first error
-    #: left) a small lift is measured on the gyro about the axes across the
-    #: spine, with no still start (see :mod:`spinemon.core.rep_kernel`)
+    #: left) a small lift (``enter_deg`` under ``gravity_min_enter_deg``: a
+    #: press, a curl) is measured on the gyro about the axes across the spine,
+    #: with no still start (see :mod:`spinemon.core.rep_kernel`); a larger
+    #: one keeps the gravity excursion, which needs no bias
     tilt_bias: bool = False
     tilt_pull_tau_s: float = 1.0
     tilt_bias_tau_s: float = 2.0
@@ -720,7 +722,15 @@ class RepSegmenter:
             if grav
             else gu
         )
-        tilt = self.settings.tilt_bias and upper_acc is not None and (gl is None or lower_acc is not None)
+        # (only for the lifts whose reps the gravity excursion cannot tell from sway: a
+        # hinge's or a squat's it measures with no bias at all)
+        small = self._profile.enter_deg < self.settings.gravity_min_enter_deg
+        tilt = (
+            self.settings.tilt_bias
+            and small
+            and upper_acc is not None
+            and (gl is None or lower_acc is not None)
+        )
         ua = c(_array("upper_acc", upper_acc, 2, n)) if tilt else gu_d
         lac = c(_array("lower_acc", lower_acc, 2, n)) if tilt and gl is not None else ua
         has = np.array(

@@ -35,6 +35,7 @@ from spinemon.core.unilateral import check_side, parse_exercise
 
 __all__ = [
     "HELD_BACK",
+    "HELD_BEFORE_NEUTRAL",
     "HELD_LATERAL_HEADING",
     "HELD_TWIST_BIAS",
     "HELD_WALKING",
@@ -50,6 +51,8 @@ HELD_WALKING, HELD_AFTER_WALK, HELD_NO_HOLD, HELD_BETWEEN_SETS = 1, 2, 3, 4
 #: one limit held back while what it needs is not known yet (rules 3; the
 #: others stay armed: :class:`~spinemon.core.watch.LimitWatch`)
 HELD_TWIST_BIAS, HELD_LATERAL_HEADING = 5, 6
+#: a fault in the samples before the first neutral (rules 3): seen once neutral is set, too late to buzz
+HELD_BEFORE_NEUTRAL = 7
 HELD_BACK: dict[int, str] = {
     HELD_WALKING: "walking",
     HELD_AFTER_WALK: "stepping into a bend straight after walking (handling gear, sitting down)",
@@ -57,6 +60,7 @@ HELD_BACK: dict[int, str] = {
     HELD_BETWEEN_SETS: "between sets (recorded with limits watched inside sets only)",
     HELD_TWIST_BIAS: "twist: a gyro's bias is not learnt yet (stand still for 2 s)",
     HELD_LATERAL_HEADING: "lateral bend: a sensor's heading about the spine is not known (no range sweep; lunges cannot tell it)",
+    HELD_BEFORE_NEUTRAL: "before neutral was set (the session's first moments): seen once it was, too late to buzz",
 }
 
 
