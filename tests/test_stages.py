@@ -470,7 +470,7 @@ def test_each_stages_state_holds_every_field_but_its_settings(sessions):
         "Intake": {"clock"},  # its state is in the state's "clock"
         "GravityStage": {"settings", "engine"},
         "DriftMonitor": {"still", "limit_deg", "rezero_on_drift", "min_standing_s", "look_back_s", "keep"},
-        "Segmenter": {"limit_overrides", "monitor_between_sets", "arming"},
+        "Segmenter": {"limit_overrides", "monitor_between_sets", "arming", "tilt_bias"},
         "RepSegmenter": {"rate", "settings"},
         "HoldTimer": {"enter_deg", "exit_deg", "settle_s", "quiet_deg_s", "min_s"},
         "WarmupBends": {"share", "re_arm_deg"},
@@ -508,6 +508,12 @@ def test_fusion_state_restored_at_any_sample_goes_on_as_if_it_never_stopped(sess
         assert w.keys() == c.keys()
         for s in w:
             assert np.array_equal(w[s], c[s]), (name, s)
+
+    def learnt(calls):  # per sensor: the filter has learnt its bias (its rest samples carried in the state)
+        parts = [o.bias_learnt for c, _, o in calls if c == "update"]
+        return {s: np.concatenate([p[s] for p in parts if s in p]).tolist() for s in sorted({s for p in parts for s in p})}
+
+    assert learnt(calls) == learnt(replay_calls(GravityStage(ps.fusion), log, sizes, set())), name
 
 
 def _per_sample(x, a, b):
