@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from spinemon.app import cli
 from spinemon.app.replay import replay
@@ -27,7 +27,13 @@ from spinemon.core import rep_kernel
 from spinemon.core.calibration import CalibrationSettings
 from spinemon.core.detect import FORWARD_LEAN, LATERAL_BEND, OVER_EXTENSION, OVER_FLEXION, PROFILES, TWIST
 from spinemon.core.pipeline import Pipeline, PipelineSettings
-from spinemon.core.segment import HELD_BACK, HELD_BEFORE_NEUTRAL, HELD_LATERAL_HEADING, HELD_TWIST_BIAS
+from spinemon.core.segment import (
+    HELD_BACK,
+    HELD_BEFORE_NEUTRAL,
+    HELD_LATERAL_HEADING,
+    HELD_PROVISIONAL,
+    HELD_TWIST_BIAS,
+)
 from spinemon.core.stream import SampleBlock
 from spinemon.io import sim
 from spinemon.io.recording import load
@@ -214,6 +220,8 @@ def test_two_sensors_see_no_rounding_in_a_forward_lean():
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# a lunge begun at the first sample, arched in rep 1, at 20 Hz: the provisional neutral comes from inside the arch
+@example(exercise="lunge", stand_s=0.0, rate=20.0, imus=("upper", "lower"), seed=2, fault_rep=1, walk=False)
 @given(
     exercise=st.sampled_from(["deadlift", "squat", "single_leg_deadlift", "lunge"]),
     stand_s=st.sampled_from([0.0, 0.5, 3.0]),
@@ -241,6 +249,23 @@ def test_every_fault_past_a_limit_buzzes_or_is_said_why_not(exercise, stand_s, r
         alerted = any(r.t_start - 0.3 <= a.t_trigger_device <= r.t_end + 0.3 for a in run.result.alerts)
         told = any(r.t_start - 0.3 <= e["t_alert"] <= r.t_end + 0.3 for e in events)
         assert alerted or told, (r, summ["events"], events)
+
+
+def test_a_fault_read_under_a_provisional_neutral_taken_mid_arch_is_told_once_a_still_one_comes():
+    """The provisional neutral (1.5 s in, no still start) lies inside rep 1's
+    arch, so the arch reads as under the limit: when the lifter later stands
+    still, the stretch is judged again with the still neutral and the arch is
+    told, named (too late to buzz), never silent."""
+    sets = [sim.SetSpec("lunge", 2, {1: "arching"}, rest_s=3.0), sim.SetSpec("lunge", 1)]
+    run = unlabelled(sets, 2, "lunge", stand_s=0.0, rate_hz=20.0)
+    summ = run.result.summary
+    assert summ["monitoring"]["calibration"] == "done"
+    told = [e for e in summ["suppressed"] if e.get("held_back") == HELD_BACK[HELD_PROVISIONAL]]
+    r1 = run.session.reps[0]
+    assert len(told) == 1 and told[0]["kind"] == OVER_EXTENSION
+    assert r1.t_start <= told[0]["t_alert"] <= r1.t_end and told[0]["peak_deg"] < told[0]["limit_deg"]
+    assert summ["held_back"]["faults"].get(HELD_BACK[HELD_PROVISIONAL]) == 1
+    assert not any(r1.t_start - 0.3 <= a.t_trigger_device <= r1.t_end + 0.3 for a in run.result.alerts)
 
 
 # -- real recordings: the judge ------------------------------------------------------------------

@@ -52,7 +52,7 @@ from spinemon.core.gravity import Fused, GravityStage
 from spinemon.core.intake import MAX_RATE_HZ, MIN_RATE_HZ, Intake
 from spinemon.core.phases import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, SessionPhases
 from spinemon.core.reps import RepRecord, SetRecord
-from spinemon.core.segment import HELD_BACK, HELD_BEFORE_NEUTRAL, Segmenter
+from spinemon.core.segment import HELD_BACK, HELD_BEFORE_NEUTRAL, HELD_PROVISIONAL, Segmenter
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.core.summary import session_summary
 from spinemon.core.unilateral import check_side, parse_exercise
@@ -67,6 +67,10 @@ RULES = 3
 #: (a one-sided hinge leans toward its side by 6-9 deg of 40-60: a few degrees
 #: off). Not lunges, presses or curls: the trunk barely bends, so a side lean
 #: or sway would read as the heading.
+#: rules 3: how long the samples judged under a provisional neutral are kept
+#: to be judged again when a still neutral replaces it (a lifter stands
+#: still between sets well within this; memory: ~1 MB at 200 Hz, 2 sensors)
+PROVISIONAL_KEEP_S = 120.0
 HEADING_EXERCISES = ("deadlift", "squat", "row", "single_leg_deadlift", "single_arm_row", "generic")
 
 __all__ = [
@@ -282,6 +286,11 @@ class Pipeline:
         #: blocks, so a bend or a rep that began before neutral was known still
         #: gives its heading and is counted
         self._before_neutral: list[Fused] = []
+        #: rules 3: the samples judged under a provisional neutral (fused, and
+        #: whether the limits were armed), judged again when a still neutral
+        #: replaces it (:meth:`_rejudge_provisional`); at most PROVISIONAL_KEEP_S
+        self._provisional_kept: list[tuple[Fused, np.ndarray]] = []
+        self._provisional_dropped_t: float | None = None  # the last sample time dropped from it
         self._lost: tuple[str, ...] = ()  # the sensors the wearable reports lost, as of the last block
         if s.rules >= 2 and calibration is not None and calibration.source == "stored":
             self.phases.check_stored(s.drift_limit_deg)
@@ -475,9 +484,67 @@ class Pipeline:
         self.notices.append((t, text))
         res.notices.append(text)
 
+    def _keep_provisional(self, fused: Fused, armed: np.ndarray) -> None:
+        """Samples judged under a provisional neutral, kept to be judged again (rules 3)."""
+        cal = self.phases.calibration
+        if self.settings.rules < 3 or cal is None or cal.source != "provisional" or not len(fused):
+            return
+        self._provisional_kept.append((fused, np.asarray(armed, dtype=bool).copy()))
+        n = sum(len(f) for f, _ in self._provisional_kept)
+        while n > PROVISIONAL_KEEP_S * fused.block.rate_hz and len(self._provisional_kept) > 1:
+            f, _ = self._provisional_kept.pop(0)
+            n -= len(f)
+            self._provisional_dropped_t = float(f.block.t[-1])
+
+    def _rejudge_provisional(self, cal: Calibration, res: FrameResult) -> None:
+        """A still neutral replaced a provisional one (rules 3). The provisional
+        one is a quiet moment that may have been mid-motion (a lunge begun at
+        the first sample, with its arch): the flexion read under it is judged
+        again against the limits with the still neutral, and a fault found
+        there that neither buzzed nor was told is told now, held back with
+        :data:`HELD_PROVISIONAL` (its time to buzz has passed). Flexion only: a
+        neutral taken mid-motion is off mostly in the sagittal plane."""
+        kept, self._provisional_kept = self._provisional_kept, []
+        dropped, self._provisional_dropped_t = self._provisional_dropped_t, None
+        if not kept:
+            return
+        if dropped is not None:
+            self._notice(
+                float(kept[0][0].block.t[0]),
+                f"neutral stayed provisional over {PROVISIONAL_KEEP_S:.0f} s: the samples up to "
+                f"{dropped:.1f} s are not judged again with the still neutral",
+                res,
+            )
+        before = self.angles.state()
+        self.angles.restart(kept[0][0].block.rate_hz, cal)
+        det = EventDetector(self.watch.limits, self.watch.settings)
+        det.context.update(exercise=self.watch.exercise)
+        for f, armed in kept:
+            f = _without_offset(f, cal.gyro_offset)
+            flex = self.angles.update(f, cal).flexion_deg
+            zero = np.zeros(len(f))
+            det.update(f.block.t, f.block.seq, np.where(armed, flex, 0.0), zero, zero)
+        det.finish(float(kept[-1][0].block.t[-1]))
+        self.angles.restore(before)
+
+        def overlaps(a: Event, b: Event) -> bool:
+            a1 = a.t_end if a.t_end is not None and a.t_end == a.t_end else a.t_start
+            b1 = b.t_end if b.t_end is not None and b.t_end == b.t_end else b.t_start
+            return a.kind == b.kind and a.t_start <= b1 and b.t_start <= a1
+
+        said = [a.event for a in self.watch.alerts] + self.watch.shadow.events
+        for ev in det.events:
+            if ev.t_alert is None or any(overlaps(ev, e) for e in said):
+                continue
+            ev.held_back = HELD_BACK[HELD_PROVISIONAL]
+            shadow = self.watch.shadow.events
+            shadow.insert(sum(1 for e in shadow if e.t_start <= ev.t_start), ev)
+            res.held_back.append(ev)
+
     def _new_neutral(self, cal: Calibration, rate: float, res: FrameResult) -> None:
         """A neutral found (the offset is removed upstream from now on): every stage that depends on it follows."""
         first = self.phases.calibration is None
+        was_provisional = not first and self._calibrated().source == "provisional"
         self.phases.neutral_found(cal)
         res.calibrated = cal
         check = self.phases.stale_found
@@ -511,6 +578,10 @@ class Pipeline:
         self.watch.follow(cal, self.angles.single_sensor)
         if kept and self.phases.phase == PHASE_MONITOR:
             self._segment_before(kept, cal, res)
+        if self.settings.rules >= 3 and cal.source != "provisional":
+            if was_provisional:
+                self._rejudge_provisional(cal, res)
+            self._provisional_kept, self._provisional_dropped_t = [], None
 
     def _segment_before(self, kept: list[Fused], cal: Calibration, res: FrameResult) -> None:
         """Monitoring starts: the samples before neutral go through the angles
@@ -518,6 +589,9 @@ class Pipeline:
         counted as the lifter did it; their time for a buzz has passed, so
         (rules 3) a fault among them is told, held back with that reason."""
         for f in kept:
+            self._keep_provisional(
+                f, np.ones(len(f), dtype=bool)
+            )  # judged again if a still neutral replaces cal
             ang = self.angles.update(f, cal)
             segs = self.segmenter.update(f, ang, cal)
             for p in segs.pieces():
@@ -616,6 +690,7 @@ class Pipeline:
             rezeroed = any([self._check_drift(s, t0) for s, t0 in p.set_starts])  # noqa: C419
             b = p.a + 1 if rezeroed else p.b  # a re-zero: the new mounting from the next sample on
             f = fused.slice(p.a, b)
+            self._keep_provisional(f, segs.armed[p.a : b])
             self.drift.update(f.block, f.gravity, formed_with.mounting["upper"])
             out = self.watch.update(
                 f,

@@ -54,6 +54,9 @@ HELD_WALKING, HELD_AFTER_WALK, HELD_NO_HOLD, HELD_BETWEEN_SETS = 1, 2, 3, 4
 HELD_TWIST_BIAS, HELD_LATERAL_HEADING = 5, 6
 #: a fault in the samples before the first neutral (rules 3): seen once neutral is set, too late to buzz
 HELD_BEFORE_NEUTRAL = 7
+#: a fault read under a provisional neutral taken mid-motion (rules 3): the
+#: still neutral that replaced it shows the angle was past the limit
+HELD_PROVISIONAL = 8
 HELD_BACK: dict[int, str] = {
     HELD_WALKING: "walking",
     HELD_AFTER_WALK: "stepping into a bend straight after walking (handling gear, sitting down)",
@@ -62,6 +65,9 @@ HELD_BACK: dict[int, str] = {
     HELD_TWIST_BIAS: "twist: a gyro's bias is not learnt yet (stand still for 2 s)",
     HELD_LATERAL_HEADING: "lateral bend: a sensor's heading about the spine is not known (no range sweep; lunges cannot tell it)",
     HELD_BEFORE_NEUTRAL: "before neutral was set (the session's first moments): seen once it was, too late to buzz",
+    HELD_PROVISIONAL: (
+        "neutral was provisional (taken while moving): the still neutral found later shows this fault, too late to buzz"
+    ),
 }
 
 
