@@ -14,17 +14,21 @@ session runs.
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import os
+import re
+import shutil
 import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
 
 from spinemon.app.results import SessionResult
+from spinemon.app.verdict import event_words, past_limit
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
-from spinemon.core.detect import PROFILES, Limits
+from spinemon.core.detect import PROFILES, Event, Limits
 from spinemon.core.pipeline import (
     PHASE_MONITOR,
     PHASE_NEUTRAL,
@@ -52,6 +56,44 @@ def _fmt_limit(v: float | None) -> str:
     return "off" if v is None else f"{v:+.1f}"
 
 
+def fit_status(parts: list[tuple[str, str]], width: int) -> str:
+    """The status line in at most ``width`` characters: the parts that matter
+    least go first (the lateral bend and twist, the link counters, the limit's
+    bar, the exercise's name, the last alert's words), so the angle, the zone
+    or why the limits are not watched, the set and rep and the alert count
+    stay; only what is still too long is cut (ending in ``~``)."""
+    steps: list[tuple[str, Callable[[str], str | None]]] = [
+        ("side", lambda t: None),
+        ("lost", lambda t: None if t == "lost 0.00% bad 0" else t),  # a perfect link: nothing to say
+        ("room", lambda t: t[t.index("room") :] if "room" in t else t),
+        ("link", lambda t: None if t == "connected" else t),
+        ("alerts", lambda t: t.split(" (last")[0]),
+        ("lost", lambda t: None),
+        ("set", lambda t: " ".join(t.split()[:4])),  # set N rep M, without the exercise
+        ("angle", lambda t: t.replace("lumbar flexion", "flex").replace("single-sensor inclination", "incl")),
+        ("room", lambda t: None),
+        (
+            "set",
+            lambda t: re.sub(
+                r"set (\d+)(?: rep (\d+))?", lambda m: f"s{m[1]}" + (f" r{m[2]}" if m[2] else ""), t
+            ),
+        ),
+        ("set", lambda t: None),
+    ]
+    line = " | ".join(t for _, t in parts)
+    for key, short in steps:
+        if len(line) <= width:
+            return line
+        kept: list[tuple[str, str]] = []
+        for k, t in parts:
+            shown = short(t) if k == key else t
+            if shown is not None:
+                kept.append((k, shown))
+        parts = kept
+        line = " | ".join(t for _, t in parts)
+    return line if len(line) <= width else line[: max(0, width - 1)] + "~"
+
+
 class LiveUI:
     """What the lifter sees, written to ``stream`` (stdout by default).
 
@@ -68,6 +110,7 @@ class LiveUI:
         tty: bool | None = None,
         refresh_s: float = 0.1,
         plain_every_s: float = 5.0,
+        width: int | None = None,
     ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         if tty is None:
@@ -88,7 +131,15 @@ class LiveUI:
         self._last_plain_t: float | None = None
         self._phase: str | None = None
         self.typing = ""  # the keys typed since the last Enter (a TTY with echo off: see SetMarker.attach)
-        self._status_text: str | None = None  # the status line last drawn, without the typing
+        self._status_text: list[tuple[str, str]] | None = (
+            None  # the status line last drawn, without the typing
+        )
+        #: the terminal's width in columns: the status line is fitted to it (None: asked of the terminal
+        #: at each refresh, so a resized window is followed; a plain, non-TTY stream is never cut)
+        self.width = width
+        self._side: tuple[float, float] | None = None  # the last lateral bend and twist (deg)
+        self._alerted: dict[int, Alert] = {}  # id(event) -> its alert, until the excursion ends
+        self.last_alert: str | None = None  # the last alert in a few words, kept on the status line
 
     # -- output ----------------------------------------------------------------------
     def line(self, text: str) -> None:
@@ -100,18 +151,35 @@ class LiveUI:
         self.stream.flush()
         self.lines.append(text)
 
-    def _status(self, text: str) -> None:
+    def _status(self, text: str | list[tuple[str, str]]) -> None:
+        parts = text if isinstance(text, list) else [("", text)]
         if self.tty:
-            self._status_text = text
-            self.stream.write("\r\x1b[2K" + self.screen_line(text))
+            self._status_text = parts
+            self.stream.write("\r\x1b[2K" + self.screen_line(parts))
             self.stream.flush()
             self._status_shown = True
         else:
-            self.line(text)
+            self.line(" | ".join(t for _, t in parts))
 
-    def screen_line(self, status: str) -> str:
-        """The status line as drawn on a TTY: with what is being typed at its end."""
-        return f"{status} | > {self.typing}" if self.typing else status
+    def columns(self) -> int:
+        """The terminal's width (``width`` if given; else the terminal's, 80 if unknown)."""
+        if self.width is not None:
+            return self.width
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return shutil.get_terminal_size((80, 24)).columns
+
+    def screen_line(self, status: str | list[tuple[str, str]]) -> str:
+        """The status line as drawn on a TTY: fitted to the terminal's width
+        (one column spare, so it never wraps and a refresh never scrolls the
+        alerts above it away), with what is being typed at its end."""
+        parts = status if isinstance(status, list) else [("", status)]
+        width = max(20, self.columns() - 1)
+        typed = f" | > {self.typing}" if self.typing else ""
+        if len(typed) > width // 2:  # a long typed line keeps its end (what is being typed now)
+            typed = " | > ..." + self.typing[-(width // 2 - 8) :]
+        return fit_status(parts, width - len(typed)) + typed
 
     def show_typing(self, text: str) -> None:
         """What the lifter has typed so far (echo is off): drawn at once on the status line."""
@@ -119,7 +187,7 @@ class LiveUI:
             return
         self.typing = text
         if self.tty and self._status_text is not None:
-            self._status(self._status_text)
+            self._status(self._status_text)  # type: ignore[arg-type]
 
     # -- events from the session ----------------------------------------------------------
     def prompt(self, text: str) -> None:
@@ -153,13 +221,31 @@ class LiveUI:
                 if alert.t_sent_host is not None
                 else "NOT delivered (link down: the wearable's guard covers)"
             )
-        from spinemon.app.verdict import event_words
-
-        past = abs(ev.peak_deg - ev.limit_deg)
+        limit, past = past_limit(ev.peak_deg, ev.limit_deg)
         unit = "deg/s" if ev.kind == "swing" else "deg"
         self.line(
-            f"!! ALERT {ev.kind.replace('_', '-')} ({event_words(ev.kind, ev.exercise)}): peak {ev.peak_deg:+.1f} {unit}, limit {ev.limit_deg:+.1f}, "
+            f"!! ALERT {ev.kind.replace('_', '-')} ({event_words(ev.kind, ev.exercise)}): {ev.peak_deg:+.1f} {unit} when confirmed, limit {limit:+.1f}, "
             f"{past:.1f} past, at t={alert.t_trigger_device:.2f} s{where}: {sent}"
+        )
+        self._alerted[id(ev)] = alert
+        self.last_alert = f"{ev.kind.replace('_', '-')}{where}"
+
+    def _peaked(self, ev: Event) -> None:
+        """An alerted excursion ended: its peak, the number the trace and ``replay`` show."""
+        alert = self._alerted.pop(id(ev), None)
+        if alert is None:
+            return
+        limit, past = past_limit(ev.peak_deg, ev.limit_deg)
+        unit = "deg/s" if ev.kind == "swing" else "deg"
+        where = "".join(
+            [
+                f" set {ev.set + self.set_offset}" if ev.set is not None else "",
+                f" rep {ev.rep}" if ev.rep is not None else "",
+            ]
+        )
+        self.line(
+            f"-- {ev.kind.replace('_', '-')}{where} (alert at t={alert.t_trigger_device:.2f} s) peaked at "
+            f"{ev.peak_deg:+.1f} {unit}, {past:.1f} past the limit {limit:+.1f}"
         )
 
     def on_calibrated(self, cal: Calibration, pipeline: Pipeline) -> None:
@@ -172,24 +258,29 @@ class LiveUI:
             self.line(f"!! NOTE {text}")
         for ev in res.held_back:  # a fault past a limit that did not buzz: say why, now
             unit = "deg/s" if ev.kind == "swing" else "deg"
+            limit, past = past_limit(ev.peak_deg, ev.limit_deg)
             self.line(
-                f"!! NO BUZZ {ev.kind.replace('_', '-')}: peak {ev.peak_deg:+.1f} {unit} past the limit {ev.limit_deg:+.1f} at t={ev.t_alert:.2f} s, "
+                f"!! NO BUZZ {ev.kind.replace('_', '-')}: {ev.peak_deg:+.1f} {unit}, {past:.1f} past the limit {limit:+.1f} at t={ev.t_alert:.2f} s, "
                 f"held back: {ev.held_back}"
             )
+        for ev in res.finished:
+            self._peaked(ev)
+        if res.angles is not None and len(res.angles.lateral_deg):
+            self._side = (float(res.angles.lateral_deg[-1]), float(res.angles.twist_deg[-1]))
         if res.t is None or not len(res.t):
             return
         t_dev = float(res.t[-1])
-        text = self.status_text(pipeline, link)
+        parts = self.status_parts(pipeline, link)
         if self.tty:
             now = time.monotonic()
             if now - self._last_refresh >= self.refresh_s:
                 self._last_refresh = now
-                self._status(text)
+                self._status(parts)
         elif pipeline.phase == PHASE_MONITOR and (
             self._last_plain_t is None or t_dev - self._last_plain_t >= self.plain_every_s
         ):
             self._last_plain_t = t_dev
-            self._status(text)
+            self._status(parts)
 
     def _phase_changed(self, pipeline: Pipeline) -> None:
         old, self._phase = self._phase, pipeline.phase
@@ -236,26 +327,39 @@ class LiveUI:
         return limit, abs(limit) - abs(angle), "[" + "#" * filled + "." * (width - filled) + "]"
 
     def status_text(self, pipeline: Pipeline, link: dict) -> str:
+        """The whole status line, as a plain (non-TTY) stream gets it."""
+        return " | ".join(t for _, t in self.status_parts(pipeline, link))
+
+    def status_parts(self, pipeline: Pipeline, link: dict) -> list[tuple[str, str]]:
+        """The status line's parts, each ``(key, text)``; :func:`fit_status`
+        drops or shortens them by key to fit a terminal's width."""
         angle = pipeline.last_angle_deg
         stats = pipeline.decoder.stats
         expected = stats.samples + stats.lost_samples
         lost_pct = 100.0 * stats.lost_samples / expected if expected else 0.0
         ctx = pipeline.detector.context
-        parts = [
-            f"{pipeline.angle_label} {angle:+6.1f} deg"
-            if math.isfinite(angle)
-            else f"{pipeline.angle_label}    --- deg"
+        parts: list[tuple[str, str]] = [
+            (
+                "angle",
+                f"{pipeline.angle_label} {angle:+6.1f} deg"
+                if math.isfinite(angle)
+                else f"{pipeline.angle_label}    --- deg",
+            )
         ]
         held = pipeline.held_reason
-        parts.append(
-            self.zone(angle, pipeline.limits)
-            if pipeline.phase == PHASE_MONITOR and held is None
-            else f"not watched: {held}"
-        )
+        if pipeline.phase != PHASE_MONITOR:
+            zone = "calibrating: no alerts"
+        elif held is None:
+            zone = self.zone(angle, pipeline.limits)
+        else:
+            zone = f"not watched: {held}"
+        parts.append(("zone", zone))
         room = self.room(angle, pipeline.limits) if pipeline.phase == PHASE_MONITOR else None
         if room is not None:
             limit, left, bar = room
-            parts.append(f"limit {limit:+.0f} {bar} room {left:+.0f}")
+            parts.append(("room", f"limit {limit:+.0f} {bar} room {left:+.0f}"))
+        if self._side is not None and pipeline.phase == PHASE_MONITOR:
+            parts.append(("side", f"side {self._side[0]:+.0f} twist {self._side[1]:+.0f}"))
         if ctx.get("set") is not None:
             if ctx.get("set") != self._last_set:
                 self._last_set, self._last_rep = ctx.get("set"), None
@@ -266,16 +370,20 @@ class LiveUI:
                 s += f" rep {self._last_rep}"
             if ctx.get("exercise"):
                 s += f" {ctx['exercise']}"
-            parts.append(s)
-        parts.append(f"alerts {self.alerts}")
-        parts.append(f"lost {lost_pct:.2f}% bad {stats.bad_frames + int(link.get('framing_errors', 0))}")
-        parts.append(self.link_state)
-        return " | ".join(parts)
+            parts.append(("set", s))
+        parts.append(
+            ("alerts", f"alerts {self.alerts}" + (f" (last: {self.last_alert})" if self.last_alert else ""))
+        )
+        parts.append(
+            ("lost", f"lost {lost_pct:.2f}% bad {stats.bad_frames + int(link.get('framing_errors', 0))}")
+        )
+        parts.append(("link", self.link_state))
+        return parts
 
     def finish(self, result: SessionResult | None, out: str | None, cancelled: bool) -> None:
         if result is None and not self.connected_once:
             return  # the session never started (no wearable reached): the error says why
-        head = "Stopped." if cancelled else "Session ended."
+        head = "Stopped (Ctrl-C)." if cancelled else "Session ended."
         if result is not None:
             st = result.stats
             summ = result.summary or {}

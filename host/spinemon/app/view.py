@@ -1,4 +1,4 @@
-"""``spinemon live --view``: a live page for a coach, served on 127.0.0.1 only.
+"""``spinemon live --view``: a live page for a coach, served on 127.0.0.1 (``--view-lan``: the local network).
 
 ::
 
@@ -29,14 +29,28 @@ Messages (JSON text, one per WebSocket message):
 ``hello``  on connect: ``label``, ``window_s``, ``trace`` ([[t, deg], ...] the last
            ``window_s`` s), ``alerts`` (so far), ``state``
 ``update`` ``n`` (update number), ``t`` (device time of the last sample),
-           ``points`` (the new trace points), ``state``
-``alert``  ``kind``, ``words``, ``t`` (device s), ``wall`` (host time, epoch s),
-           ``peak_deg``, ``limit_deg``, ``set``, ``rep``, ``exercise``, ``buzzed_by``
+           ``points`` (the new trace points: ``[t, flexion, lateral bend, twist,
+           not_watched]``, the last 0 when the limits are watched, else why not:
+           ``"calibrating"`` or a held-back reason such as ``"walking"``), ``state``
+``alert``  ``id`` (0, 1, ...), ``kind``, ``words``, ``t`` (device s), ``wall`` (host time, epoch s),
+           ``peak_deg`` (when confirmed), ``limit_deg``, ``set``, ``rep``, ``exercise``, ``buzzed_by``
+``alert_peak`` ``id``, ``peak_deg``: the alerted excursion ended; its peak (as the trace and
+           ``replay`` show it); the ``hello``'s alerts carry it as ``peak_final_deg``
+``held_back`` a fault past a limit that did not buzz: ``kind``, ``peak_deg``, ``limit_deg``, ``why``
+``notice`` what the lifter must know now: ``text``
 ``end``    the session ended
 
 ``state`` is ``phase``, ``exercise``, ``set``, ``rep`` (stays up between reps,
 as on the status line), ``angle_deg``, ``flexion_limit_deg``,
-``extension_limit_deg`` (None: off), ``alerts`` (count), ``link``.
+``extension_limit_deg``, ``lateral_deg``, ``twist_deg``, ``lateral_limit_deg``,
+``twist_limit_deg`` (limits None: off; the side limits hold both ways),
+``held`` (why the limits are not watched now), ``alerts`` (count), ``link``.
+
+With ``lan=True`` (``live --view --view-lan``) the server listens on every
+interface (0.0.0.0), so a coach's phone on the same network can open it; the
+address printed is this computer's address on the local network. The token
+still guards every request; the command prints a plain warning that anyone
+on the network with the link can watch and that the page is unencrypted HTTP.
 """
 
 from __future__ import annotations
@@ -56,6 +70,7 @@ from typing import Any
 from spinemon.errors import ConfigError
 
 __all__ = [
+    "LAN_BIND",
     "MISSING_AIOHTTP",
     "VIEW_HOST",
     "Subscriber",
@@ -63,10 +78,28 @@ __all__ = [
     "ViewServer",
     "ViewUsageError",
     "have_aiohttp",
+    "lan_address",
     "page_html",
 ]
 
-VIEW_HOST = "127.0.0.1"  # never another interface: the page is for this machine's browser
+VIEW_HOST = "127.0.0.1"  # by default never another interface: the page is for this machine's browser
+LAN_BIND = "0.0.0.0"  # --view-lan only (opt-in, with a warning): a coach's phone on the local network
+
+
+def lan_address() -> str:
+    """This computer's address on the local network (the interface of its
+    default route; no packet is sent), else its host name."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the outgoing interface
+        addr = s.getsockname()[0]
+    except OSError:
+        addr = ""
+    finally:
+        s.close()
+    return addr if addr and not addr.startswith("127.") and addr != "0.0.0.0" else socket.gethostname()
+
+
 MISSING_AIOHTTP = "--view needs aiohttp: pip install -e '.[view]'"
 
 
@@ -151,7 +184,8 @@ class ViewFeed:
         self.wall = wall
         self.set_offset = set_offset
         self.subscribers: set[Subscriber] = set()
-        self.trace: deque[list[float]] = deque()  # [t, deg], the last window_s seconds
+        #: [t, flexion, lateral, twist, not_watched], the last window_s seconds
+        self.trace: deque[list[Any]] = deque()
         self.alerts: list[dict] = []
         self.label = "lumbar flexion"
         self.state: dict[str, Any] = {
@@ -162,14 +196,19 @@ class ViewFeed:
             "angle_deg": None,
             "flexion_limit_deg": None,
             "extension_limit_deg": None,
+            "lateral_deg": None,
+            "twist_deg": None,
+            "lateral_limit_deg": None,
+            "twist_limit_deg": None,
             "alerts": 0,
             "link": "connecting",
         }
         self.updates = 0
-        self._pending: list[list[float]] = []
+        self._pending: list[list[Any]] = []
         self._next_point_t = -math.inf
         self._due = -math.inf  # host time of the next update
         self._rep_set = None
+        self._alert_ids: dict[int, int] = {}  # id(event) -> its alert's index, until the excursion ends
 
     # -- subscribers -------------------------------------------------------------------
     def subscribe(self) -> Subscriber:
@@ -212,17 +251,30 @@ class ViewFeed:
         angles, t = res.angles, res.t
         if angles is not None and t is not None and len(t):
             self.label = angles.label
-            deg = angles.flexion_deg
+            deg, lat, tw = angles.flexion_deg, angles.lateral_deg, angles.twist_deg
+            # why this frame's samples cannot buzz (0: they are watched): a red excursion in a
+            # calibration bend or while walking is drawn grey on the page, with its reason
+            if pipeline.phase != "monitoring":
+                note: int | str = "calibrating"
+            else:
+                note = pipeline.held_reason or 0
             for i in range(len(t)):
                 ti = float(t[i])
                 if ti >= self._next_point_t and math.isfinite(deg[i]):
                     self._next_point_t = ti + self.point_step_s
-                    p = [round(ti, 3), round(float(deg[i]), 2)]
+                    p = [round(ti, 3), round(float(deg[i]), 2), _num(lat[i], 1), _num(tw[i], 1), note]
                     self._pending.append(p)
                     self.trace.append(p)
             while self.trace and self.trace[-1][0] - self.trace[0][0] > self.window_s:
                 self.trace.popleft()
+            self.state["lateral_deg"] = _num(lat[-1], 1)
+            self.state["twist_deg"] = _num(tw[-1], 1)
         self._take_state(pipeline)
+        for ev in res.finished:  # an alerted excursion ended: its peak, as the trace and replay show it
+            idx = self._alert_ids.pop(id(ev), None)
+            if idx is not None:
+                self.alerts[idx]["peak_final_deg"] = _num(ev.peak_deg)
+                self._publish("alert_peak", {"type": "alert_peak", "id": idx, "peak_deg": _num(ev.peak_deg)})
         for ev in res.held_back:  # a fault past a limit that did not buzz: shown at once, with why
             self._publish(
                 "held_back",
@@ -273,6 +325,8 @@ class ViewFeed:
             angle_deg=_num(pipeline.last_angle_deg),
             flexion_limit_deg=_num(lim.flexion_deg),
             extension_limit_deg=_num(lim.extension_deg),
+            lateral_limit_deg=_num(lim.lateral_deg),
+            twist_limit_deg=_num(lim.twist_deg),
             held=pipeline.held_reason,  # why the limits are not watched now (None: they are)
         )
         if s is None:
@@ -285,6 +339,7 @@ class ViewFeed:
         ev = alert.event
         msg = {
             "type": "alert",
+            "id": len(self.alerts),
             "kind": ev.kind,
             "words": event_words(ev.kind, ev.exercise),
             "t": _num(alert.t_trigger_device, 3),
@@ -296,6 +351,7 @@ class ViewFeed:
             "exercise": ev.exercise,
             "buzzed_by": alert.buzzed_by,
         }
+        self._alert_ids[id(ev)] = len(self.alerts)
         self.alerts.append(msg)
         self.state["alerts"] = len(self.alerts)
         self._publish("alert", msg)
@@ -324,6 +380,7 @@ class ViewServer:
         token: str | None = None,
         heartbeat_s: float = 5.0,
         send_buffer: int = 16384,
+        lan: bool = False,
     ) -> None:
         if not have_aiohttp():
             raise ViewUsageError(MISSING_AIOHTTP)
@@ -337,10 +394,14 @@ class ViewServer:
         self._runner = None
         self._sockets: set = set()
         self._html = page_html()
+        self.lan = lan
+        #: where it listens: this computer only, or every interface (--view-lan)
+        self.bind = LAN_BIND if lan else VIEW_HOST
 
     @property
     def url(self) -> str:
-        return f"http://{VIEW_HOST}:{self.port}/?t={self.token}"
+        host = lan_address() if self.lan else VIEW_HOST
+        return f"http://{host}:{self.port}/?t={self.token}"
 
     def _allowed(self, request) -> bool:
         return secrets.compare_digest(request.query.get("t", "").encode(), self.token.encode())
@@ -414,14 +475,14 @@ class ViewServer:
 
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, VIEW_HOST, self.port)
+        site = web.TCPSite(self._runner, self.bind, self.port)
         try:
             await site.start()
         except OSError as e:
             await self._runner.cleanup()
             self._runner = None
             raise ViewUsageError(
-                f"--view-port {self.port}: cannot listen on {VIEW_HOST}:{self.port} ({os.strerror(e.errno) if e.errno else e}); choose another port or leave --view-port out"
+                f"--view-port {self.port}: cannot listen on {self.bind}:{self.port} ({os.strerror(e.errno) if e.errno else e}); choose another port or leave --view-port out"
             ) from None
         self.port = self._runner.addresses[0][1]
         return self.url
