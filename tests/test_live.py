@@ -135,7 +135,7 @@ def test_cancelled_session_leaves_a_loadable_recording(tmp_path):
 
 def test_tty_display_refreshes_in_place():
     stream = io.StringIO()
-    arun(run(LiveOptions(sim=True, speed=5000, exercise="squat", calibrate_rom=False), LiveUI(stream, tty=True, refresh_s=0.0)))
+    arun(run(LiveOptions(sim=True, speed=5000, exercise="squat", calibrate_rom=False), LiveUI(stream, tty=True, refresh_s=0.0, screen="plain")))
     text = stream.getvalue()
     assert "\r\x1b[2K" in text
     # status refreshes do not end in newlines; prompts and alerts do

@@ -40,10 +40,38 @@ def _transport(exercise: str, fault: str, seed: int, speed: float = 5000.0) -> S
 # ---------------------------------------------------------------------------
 # the status line fits the terminal
 # ---------------------------------------------------------------------------
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_the_rich_screen_fits_the_terminal_and_pins_the_last_alert(width, tmp_path):
+    from conftest import require_extra
+
+    require_extra("rich", "screen")
+    stream = io.StringIO()
+    ui = LiveUI(stream, tty=True, refresh_s=0.0, width=width)  # rich installed: the default screen
+    assert ui.rich is not None
+    options = LiveOptions(sim=True, exercise="deadlift", calibrate_rom=False, out=str(tmp_path / "s.spinrec"))
+    arun(run(options, ui, transport=_transport("deadlift", "rounding", 4)))
+    shown = [row for row in re.split(r"[\r\n]", ANSI.sub("", stream.getvalue())) if row]
+    status = [row for row in shown if re.match(r"(lumbar flexion|flex) +[+-]\d+\.\d deg \| ", row)]
+    pinned = [row for row in shown if row.startswith("!! last alert")]
+    assert len(status) > 20 and max(len(r) for r in status) <= width - 1, max(status, key=len)
+    assert pinned and max(len(r) for r in pinned) <= width  # cut by rich (an ellipsis), never wrapped
+    # once the alert came, every redraw of the region shows it under the status line
+    i_alert = next(i for i, row in enumerate(shown) if row.startswith("!! ALERT over-flexion"))
+    later = shown[i_alert:]
+    redraws = [i for i, row in enumerate(later[:-1]) if row in status]
+    with_alert = [i for i in redraws if later[i + 1].startswith("!! last alert")]
+    assert len(redraws) > 5 and len(with_alert) >= len(redraws) - 1  # (the one redrawn as the alert line printed)
+    assert any("peaked at" in row for row in pinned)  # the excursion's final peak replaces the one at the buzz
+    assert shown[-2].startswith("Session ended.")  # the region is gone; the summary follows as plain lines
+
+
 @pytest.mark.parametrize("width", [80, 100])
 def test_the_status_line_fits_the_terminal_and_keeps_what_matters(width, tmp_path):
     stream = io.StringIO()
-    ui = LiveUI(stream, tty=True, refresh_s=0.0, width=width)
+    ui = LiveUI(stream, tty=True, refresh_s=0.0, width=width, screen="plain")
     options = LiveOptions(sim=True, exercise="deadlift", calibrate_rom=False, out=str(tmp_path / "s.spinrec"))
     arun(run(options, ui, transport=_transport("deadlift", "rounding", 4)))
     text = stream.getvalue()
@@ -83,7 +111,7 @@ def test_any_status_line_fits_any_width(width, angle, reason, exercise, typing):
         ("link", "reconnecting"),
     ]
     assert len(fit_status(parts, width)) <= width
-    ui = LiveUI(io.StringIO(), tty=True, width=width + 1)
+    ui = LiveUI(io.StringIO(), tty=True, width=width + 1, screen="plain")
     ui.typing = typing
     assert len(ui.screen_line(parts)) <= max(20, width)
     if width >= 60:  # what matters stays whole: the angle, why it is (not) watched, the alert count

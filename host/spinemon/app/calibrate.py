@@ -117,7 +117,8 @@ class _CalibrationUI(LiveUI):
         super().on_frame(res, pipeline, link)
 
     def finish(self, result: SessionResult | None, out: str | None, cancelled: bool) -> None:
-        """Nothing: the session was only the calibration; ``spinemon calibrate`` says how it went."""
+        """Nothing more: the session was only the calibration; ``spinemon calibrate`` says how it went."""
+        self.close_screen()
 
 
 async def run_calibration(

@@ -341,12 +341,6 @@ async def run(
         result = res
 
     try:
-        if options.announce_recording:
-            ui.prompt(
-                f"Recording to {recorder.path}"
-                if recorder is not None
-                else "Not recording this session (--no-record)."
-            )
         if options.view:  # before connecting: the page's address is on the screen's first lines
             from spinemon.app.view import ViewFeed, ViewServer
 
@@ -364,6 +358,12 @@ async def run(
             else:
                 ui.prompt(f"Live view for a coach: {url} (open it on this computer)")
             feed = view.feed
+        if options.announce_recording:
+            ui.prompt(
+                f"Recording to {recorder.path}"
+                if recorder is not None
+                else "Not recording this session (--no-record)."
+            )
         ui.prompt(f"Connecting to {options.source} ...")
         await transport.connect(options.connect_timeout_s)
         if recorder is not None and setup.status is not None:

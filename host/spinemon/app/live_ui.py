@@ -94,14 +94,82 @@ def fit_status(parts: list[tuple[str, str]], width: int) -> str:
     return line if len(line) <= width else line[: max(0, width - 1)] + "~"
 
 
+def have_rich() -> bool:
+    """rich (the ``screen`` extra) draws the live screen when installed."""
+    try:
+        import rich.live  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _RichScreen:
+    """The live screen drawn by rich (the ``screen`` extra): a region at the
+    bottom of the terminal holding the status line and, under it, the last
+    alert (kept in view however many lines scroll above it); every other
+    line is printed above the region. rich measures the terminal (also a
+    resized one) and drives Windows consoles as well as POSIX terminals."""
+
+    def __init__(self, stream: TextIO, width: int | None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(
+            file=stream,
+            force_terminal=True,
+            width=width,
+            highlight=False,
+            markup=False,
+            emoji=False,
+        )
+        self.live = Live(
+            console=self.console,
+            auto_refresh=False,
+            transient=True,  # the region goes when the session ends; the summary lines follow
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self.started = False
+
+    @property
+    def width(self) -> int:
+        return int(self.console.width)
+
+    def line(self, text: str) -> None:
+        from rich.text import Text
+
+        self.console.print(Text(text), soft_wrap=True)  # above the live region, which is drawn again
+
+    def draw(self, status: str, pinned: str | None) -> None:
+        from rich.console import Group
+        from rich.text import Text
+
+        rows = [Text(status, no_wrap=True, overflow="ellipsis")]
+        if pinned:
+            rows.append(Text(pinned, style="bold red", no_wrap=True, overflow="ellipsis"))
+        if not self.started:
+            self.live.start()
+            self.started = True
+        self.live.update(Group(*rows), refresh=True)
+
+    def stop(self) -> None:
+        if self.started:
+            self.live.stop()
+            self.started = False
+
+
 class LiveUI:
     """What the lifter sees, written to ``stream`` (stdout by default).
 
-    On a TTY the status line is refreshed in place (carriage return, at most
-    every ``refresh_s`` host seconds); otherwise a plain status line is
-    printed every ``plain_every_s`` seconds of device time. Prompts, alerts
-    and link state changes always get their own line. ``lines`` keeps every
-    line written (without the in-place refreshes), for tests."""
+    On a TTY the status line is refreshed in place (at most every
+    ``refresh_s`` host seconds), fitted to the terminal's width
+    (:func:`fit_status`): drawn by rich when it is installed (the ``screen``
+    extra: the status line with the last alert pinned under it), else with
+    a carriage return and an ANSI erase (``screen="plain"``, or ``--plain``);
+    otherwise a plain status line is printed every ``plain_every_s`` seconds
+    of device time. Prompts, alerts and link state changes always get their
+    own line. ``lines`` keeps every line written (without the in-place
+    refreshes), for tests."""
 
     def __init__(
         self,
@@ -111,6 +179,7 @@ class LiveUI:
         refresh_s: float = 0.1,
         plain_every_s: float = 5.0,
         width: int | None = None,
+        screen: str = "auto",
     ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         if tty is None:
@@ -140,20 +209,35 @@ class LiveUI:
         self._side: tuple[float, float] | None = None  # the last lateral bend and twist (deg)
         self._alerted: dict[int, Alert] = {}  # id(event) -> its alert, until the excursion ends
         self.last_alert: str | None = None  # the last alert in a few words, kept on the status line
+        self.pinned: str | None = None  # the last alert in full, pinned under the status line (rich)
+        if screen not in ("auto", "rich", "plain"):
+            raise ValueError(f"screen must be auto, rich or plain, not {screen!r}")
+        #: the rich screen on a TTY when rich is installed (``screen="auto"``), else the plain one
+        self.rich: _RichScreen | None = (
+            _RichScreen(self.stream, width)
+            if self.tty and (screen == "rich" or (screen == "auto" and have_rich()))
+            else None
+        )
 
     # -- output ----------------------------------------------------------------------
     def line(self, text: str) -> None:
         """A line of its own (clears an in-place status line first)."""
+        self.lines.append(text)
+        if self.rich is not None:
+            self.rich.line(text)
+            return
         if self.tty and self._status_shown:
             self.stream.write("\r\x1b[2K")
             self._status_shown = False
         self.stream.write(text + "\n")
         self.stream.flush()
-        self.lines.append(text)
 
     def _status(self, text: str | list[tuple[str, str]]) -> None:
         parts = text if isinstance(text, list) else [("", text)]
-        if self.tty:
+        if self.rich is not None:
+            self._status_text = parts
+            self.rich.draw(self.screen_line(parts), self.pinned)
+        elif self.tty:
             self._status_text = parts
             self.stream.write("\r\x1b[2K" + self.screen_line(parts))
             self.stream.flush()
@@ -165,6 +249,8 @@ class LiveUI:
         """The terminal's width (``width`` if given; else the terminal's, 80 if unknown)."""
         if self.width is not None:
             return self.width
+        if self.rich is not None:
+            return self.rich.width
         try:
             return os.get_terminal_size(self.stream.fileno()).columns
         except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
@@ -229,6 +315,10 @@ class LiveUI:
         )
         self._alerted[id(ev)] = alert
         self.last_alert = f"{ev.kind.replace('_', '-')}{where}"
+        self.pinned = (
+            f"!! last alert{where}: {ev.kind.replace('_', '-')} {ev.peak_deg:+.1f} {unit}, "
+            f"{past:.1f} past {limit:+.1f} (t={alert.t_trigger_device:.1f} s)"
+        )
 
     def _peaked(self, ev: Event) -> None:
         """An alerted excursion ended: its peak, the number the trace and ``replay`` show."""
@@ -247,6 +337,11 @@ class LiveUI:
             f"-- {ev.kind.replace('_', '-')}{where} (alert at t={alert.t_trigger_device:.2f} s) peaked at "
             f"{ev.peak_deg:+.1f} {unit}, {past:.1f} past the limit {limit:+.1f}"
         )
+        if self.pinned is not None and self.pinned.endswith(f"(t={alert.t_trigger_device:.1f} s)"):
+            self.pinned = (
+                f"!! last alert{where}: {ev.kind.replace('_', '-')} peaked at {ev.peak_deg:+.1f} {unit}, "
+                f"{past:.1f} past {limit:+.1f} (t={alert.t_trigger_device:.1f} s)"
+            )
 
     def on_calibrated(self, cal: Calibration, pipeline: Pipeline) -> None:
         pass  # the phase changes drive the prompts (see on_frame)
@@ -380,7 +475,13 @@ class LiveUI:
         parts.append(("link", self.link_state))
         return parts
 
+    def close_screen(self) -> None:
+        """The live region (rich) goes; what follows are plain lines."""
+        if self.rich is not None:
+            self.rich.stop()
+
     def finish(self, result: SessionResult | None, out: str | None, cancelled: bool) -> None:
+        self.close_screen()
         if result is None and not self.connected_once:
             return  # the session never started (no wearable reached): the error says why
         head = "Stopped (Ctrl-C)." if cancelled else "Session ended."

@@ -47,6 +47,11 @@ def add_arguments(parser: Any) -> None:
         "--no-record", action="store_true", help="do not record this session (by default every session is)"
     )
     parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="a plain one-line screen (carriage return and ANSI erase) even when rich, the 'screen' extra, is installed",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="continue an existing --out recording in a new segment (a new session, numbered on)",
@@ -155,7 +160,7 @@ def options_from(ns: Any) -> LiveOptions:
 
 def main(ns: Any, stream: TextIO | None = None) -> int:
     """``spinemon live``: 0 when the stream ended or Ctrl-C stopped it, 1 on an error."""
-    ui = LiveUI(stream)
+    ui = LiveUI(stream, screen="plain" if getattr(ns, "plain", False) else "auto")
     options = options_from(ns)  # ConfigError -> the CLI's one-line error
     if options.view:
         from spinemon.app.view import MISSING_AIOHTTP, have_aiohttp
