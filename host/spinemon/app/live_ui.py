@@ -210,6 +210,7 @@ class LiveUI:
         self._alerted: dict[int, Alert] = {}  # id(event) -> its alert, until the excursion ends
         self.last_alert: str | None = None  # the last alert in a few words, kept on the status line
         self.pinned: str | None = None  # the last alert in full, pinned under the status line (rich)
+        self._pinned_event: int | None = None  # id() of the pinned alert's event
         if screen not in ("auto", "rich", "plain"):
             raise ValueError(f"screen must be auto, rich or plain, not {screen!r}")
         #: the rich screen on a TTY when rich is installed (``screen="auto"``), else the plain one
@@ -315,10 +316,8 @@ class LiveUI:
         )
         self._alerted[id(ev)] = alert
         self.last_alert = f"{ev.kind.replace('_', '-')}{where}"
-        self.pinned = (
-            f"!! last alert{where}: {ev.kind.replace('_', '-')} {ev.peak_deg:+.1f} {unit}, "
-            f"{past:.1f} past {limit:+.1f} (t={alert.t_trigger_device:.1f} s)"
-        )
+        self.pinned = f"!! last alert{where}: {ev.kind.replace('_', '-')} {ev.peak_deg:+.1f} {unit}, {past:.1f} past {limit:+.1f}"
+        self._pinned_event = id(ev)
 
     def _peaked(self, ev: Event) -> None:
         """An alerted excursion ended: its peak, the number the trace and ``replay`` show."""
@@ -337,11 +336,8 @@ class LiveUI:
             f"-- {ev.kind.replace('_', '-')}{where} (alert at t={alert.t_trigger_device:.2f} s) peaked at "
             f"{ev.peak_deg:+.1f} {unit}, {past:.1f} past the limit {limit:+.1f}"
         )
-        if self.pinned is not None and self.pinned.endswith(f"(t={alert.t_trigger_device:.1f} s)"):
-            self.pinned = (
-                f"!! last alert{where}: {ev.kind.replace('_', '-')} peaked at {ev.peak_deg:+.1f} {unit}, "
-                f"{past:.1f} past {limit:+.1f} (t={alert.t_trigger_device:.1f} s)"
-            )
+        if self._pinned_event == id(ev):  # the pinned alert (rich) shows its final peak from now on
+            self.pinned = f"!! last alert{where}: {ev.kind.replace('_', '-')} peaked at {ev.peak_deg:+.1f} {unit}, {past:.1f} past {limit:+.1f}"
 
     def on_calibrated(self, cal: Calibration, pipeline: Pipeline) -> None:
         pass  # the phase changes drive the prompts (see on_frame)
@@ -482,6 +478,10 @@ class LiveUI:
 
     def finish(self, result: SessionResult | None, out: str | None, cancelled: bool) -> None:
         self.close_screen()
+        for alert in list(
+            self._alerted.values()
+        ):  # an excursion still open at the end (Ctrl-C in it): its peak
+            self._peaked(alert.event)
         if result is None and not self.connected_once:
             return  # the session never started (no wearable reached): the error says why
         head = "Stopped (Ctrl-C)." if cancelled else "Session ended."
