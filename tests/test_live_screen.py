@@ -127,6 +127,10 @@ def test_a_left_bend_past_its_limit_reads_as_past_the_left_limit():
     ev = Event("lateral_bend", 10.0, 15.0, -17.8, t_alert=10.1, set=1, rep=2, exercise="deadlift")
     ui.on_alert(Alert(ev, HapticPattern(3, 100, 100), 1, b"", 10.1, 0.0, t_sent_host=0.1))
     assert "-17.8 deg when confirmed, limit -15.0, 2.8 past" in ui.lines[-1], ui.lines[-1]
+    # the report's verdict counts the same way
+    from spinemon.app.verdict import _past
+
+    assert _past({"kind": "lateral_bend", "peak_deg": -17.8, "limit_deg": 15.0}) == " 3 deg past your limit"
 
 
 def test_live_alert_numbers_and_peaks_are_the_ones_replay_shows(tmp_path):
