@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from spinemon.app import cli
 from spinemon.app.live import LiveOptions, run
-from spinemon.app.live_ui import LiveUI, fit_status
+from spinemon.app.live_screen import fit_status
+from spinemon.app.live_ui import LiveUI
 from spinemon.app.replay import replay
 from spinemon.core.alerts import Alert, HapticPattern
 from spinemon.core.detect import Event
@@ -214,7 +215,8 @@ def test_view_lan_listens_on_the_network_with_the_token_and_says_so(tmp_path):
     require_extra("aiohttp", "view")
     import aiohttp
 
-    from spinemon.app.view import ViewFeed, ViewServer, lan_address
+    from spinemon.app.view import ViewFeed
+    from spinemon.app.view_server import ViewServer, lan_address
 
     async def server_side():
         server = ViewServer(ViewFeed(), lan=True)

@@ -24,7 +24,8 @@ from spinemon.app import view
 from spinemon.app.live import LiveOptions, run
 from spinemon.app.live_ui import LiveUI
 from spinemon.core.pipeline import Pipeline, PipelineSettings
-from spinemon.app.view import Subscriber, ViewFeed, ViewServer
+from spinemon.app.view import Subscriber, ViewFeed
+from spinemon.app.view_server import ViewServer
 
 
 def _aiohttp():

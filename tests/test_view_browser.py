@@ -20,7 +20,7 @@ import pytest
 from conftest import require_extra
 from test_report_browser import _chromium
 
-from spinemon.app import cli, live, view
+from spinemon.app import cli, live, view_server
 from spinemon.app.commands import live as live_command
 from spinemon.app.live_ui import LiveUI
 
@@ -80,14 +80,14 @@ PROBE = """(function () {
 def test_live_view_in_a_real_browser(tmp_path, monkeypatch):
     exe = _chromium()
     aiohttp = _aiohttp()
-    servers: list[view.ViewServer] = []
-    start = view.ViewServer.start
+    servers: list[view_server.ViewServer] = []
+    start = view_server.ViewServer.start
 
     async def keep(self):  # the test's handle on the server the session starts (to cut the page's link)
         servers.append(self)
         return await start(self)
 
-    monkeypatch.setattr(view.ViewServer, "start", keep)
+    monkeypatch.setattr(view_server.ViewServer, "start", keep)
     args = cli.build_parser().parse_args(["live", "--sim", "--view", "--exercise", "deadlift", "--speed", "4", "--no-rom"])
     assert args.func is live_command.main
     ui = LiveUI(io.StringIO())

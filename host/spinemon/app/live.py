@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TextIO
 
 import spinemon_protocol as proto
-from spinemon.app.live_ui import LiveUI, SetMarker
+from spinemon.app.live_keys import SetMarker
+from spinemon.app.live_ui import LiveUI
 from spinemon.app.results import SessionResult
 from spinemon.app.session import header_for, run_live
 from spinemon.app.view import ViewUsageError
@@ -342,7 +343,8 @@ async def run(
 
     try:
         if options.view:  # before connecting: the page's address is on the screen's first lines
-            from spinemon.app.view import ViewFeed, ViewServer
+            from spinemon.app.view import ViewFeed
+            from spinemon.app.view_server import ViewServer
 
             view = ViewServer(
                 ViewFeed(set_offset=lambda: ui.set_offset), options.view_port, lan=options.view_lan

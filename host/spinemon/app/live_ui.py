@@ -1,34 +1,33 @@
-"""The screen and keys of ``spinemon live``.
+"""What ``spinemon live`` tells the lifter.
 
 :class:`LiveUI`: the display, written to any text stream: guided calibration
 prompts (stand tall and still -> bend forward, then backward, then stand
 still -> done), then one status line (angle and its label, zone, set/rep when
 known, alerts, link quality and state; on a terminal also the keys being
 typed, whose echo is off: :mod:`spinemon.app.typed_line`) refreshed in place
-on a terminal, or printed as plain lines every few seconds of device time
-when the stream is not a TTY; every alert and every link state change on a
-line of its own. :class:`SetMarker`: the keyboard, marking sets while the
-session runs.
+on a terminal and fitted to its width (drawn by :mod:`spinemon.app.live_screen`),
+or printed as plain lines every few seconds of device time when the stream
+is not a TTY; every alert (and its excursion's final peak) and every link
+state change on a line of its own; the session's summary at its end, Ctrl-C
+included. The keyboard's set marks: :mod:`spinemon.app.live_keys`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import math
 import os
-import re
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from typing import TextIO
 
+from spinemon.app.live_screen import RichScreen, fit_status, have_rich
 from spinemon.app.results import SessionResult
 from spinemon.app.verdict import event_words, past_limit
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
-from spinemon.core.detect import PROFILES, Event, Limits
+from spinemon.core.detect import Event, Limits
 from spinemon.core.pipeline import (
     PHASE_MONITOR,
     PHASE_NEUTRAL,
@@ -36,9 +35,6 @@ from spinemon.core.pipeline import (
     FrameResult,
     Pipeline,
 )
-from spinemon.core.unilateral import parse_exercise
-from spinemon.errors import ConfigError, SpinemonError
-from spinemon.io.transport import Label, Transport
 
 PROMPT_NEUTRAL = "Stand tall and still."
 
@@ -54,108 +50,6 @@ NEAR_SHARE = 0.8  # "near limit" from this share of a limit on
 # ---------------------------------------------------------------------------
 def _fmt_limit(v: float | None) -> str:
     return "off" if v is None else f"{v:+.1f}"
-
-
-def fit_status(parts: list[tuple[str, str]], width: int) -> str:
-    """The status line in at most ``width`` characters: the parts that matter
-    least go first (the lateral bend and twist, the link counters, the limit's
-    bar, the exercise's name, the last alert's words), so the angle, the zone
-    or why the limits are not watched, the set and rep and the alert count
-    stay; only what is still too long is cut (ending in ``~``)."""
-    steps: list[tuple[str, Callable[[str], str | None]]] = [
-        ("side", lambda t: None),
-        ("lost", lambda t: None if t == "lost 0.00% bad 0" else t),  # a perfect link: nothing to say
-        ("room", lambda t: t[t.index("room") :] if "room" in t else t),
-        ("link", lambda t: None if t == "connected" else t),
-        ("alerts", lambda t: t.split(" (last")[0]),
-        ("lost", lambda t: None),
-        ("set", lambda t: " ".join(t.split()[:4])),  # set N rep M, without the exercise
-        ("angle", lambda t: t.replace("lumbar flexion", "flex").replace("single-sensor inclination", "incl")),
-        ("room", lambda t: None),
-        (
-            "set",
-            lambda t: re.sub(
-                r"set (\d+)(?: rep (\d+))?", lambda m: f"s{m[1]}" + (f" r{m[2]}" if m[2] else ""), t
-            ),
-        ),
-        ("set", lambda t: None),
-    ]
-    line = " | ".join(t for _, t in parts)
-    for key, short in steps:
-        if len(line) <= width:
-            return line
-        kept: list[tuple[str, str]] = []
-        for k, t in parts:
-            shown = short(t) if k == key else t
-            if shown is not None:
-                kept.append((k, shown))
-        parts = kept
-        line = " | ".join(t for _, t in parts)
-    return line if len(line) <= width else line[: max(0, width - 1)] + "~"
-
-
-def have_rich() -> bool:
-    """rich (the ``screen`` extra) draws the live screen when installed."""
-    try:
-        import rich.live  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-class _RichScreen:
-    """The live screen drawn by rich (the ``screen`` extra): a region at the
-    bottom of the terminal holding the status line and, under it, the last
-    alert (kept in view however many lines scroll above it); every other
-    line is printed above the region. rich measures the terminal (also a
-    resized one) and drives Windows consoles as well as POSIX terminals."""
-
-    def __init__(self, stream: TextIO, width: int | None) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
-        self.console = Console(
-            file=stream,
-            force_terminal=True,
-            width=width,
-            highlight=False,
-            markup=False,
-            emoji=False,
-        )
-        self.live = Live(
-            console=self.console,
-            auto_refresh=False,
-            transient=True,  # the region goes when the session ends; the summary lines follow
-            redirect_stdout=False,
-            redirect_stderr=False,
-        )
-        self.started = False
-
-    @property
-    def width(self) -> int:
-        return int(self.console.width)
-
-    def line(self, text: str) -> None:
-        from rich.text import Text
-
-        self.console.print(Text(text), soft_wrap=True)  # above the live region, which is drawn again
-
-    def draw(self, status: str, pinned: str | None) -> None:
-        from rich.console import Group
-        from rich.text import Text
-
-        rows = [Text(status, no_wrap=True, overflow="ellipsis")]
-        if pinned:
-            rows.append(Text(pinned, style="bold red", no_wrap=True, overflow="ellipsis"))
-        if not self.started:
-            self.live.start()
-            self.started = True
-        self.live.update(Group(*rows), refresh=True)
-
-    def stop(self) -> None:
-        if self.started:
-            self.live.stop()
-            self.started = False
 
 
 class LiveUI:
@@ -214,8 +108,8 @@ class LiveUI:
         if screen not in ("auto", "rich", "plain"):
             raise ValueError(f"screen must be auto, rich or plain, not {screen!r}")
         #: the rich screen on a TTY when rich is installed (``screen="auto"``), else the plain one
-        self.rich: _RichScreen | None = (
-            _RichScreen(self.stream, width)
+        self.rich: RichScreen | None = (
+            RichScreen(self.stream, width)
             if self.tty and (screen == "rich" or (screen == "auto" and have_rich()))
             else None
         )
@@ -500,103 +394,3 @@ class LiveUI:
             from spinemon.app.results import monitoring_line
 
             self.line("  " + monitoring_line(result.summary["monitoring"]))
-
-
-class SetMarker:
-    """The lifter marks sets from the keyboard: Enter starts the next set of
-    the current exercise; an exercise name then Enter switches exercise and
-    starts a set; for unilateral work the side may follow the name
-    (``lunge left``, ``lunge right``, ``left`` alone switches the side of the
-    same exercise). Each mark is a :class:`Label` announced through the
-    transport, so it is recorded and replayed in order with the frames.
-    (Limits are watched inside sets; without marks, a set is recognised
-    from its second rep on.)"""
-
-    def __init__(self, transport: Transport, ui: LiveUI, exercise: str, side: str | None = None) -> None:
-        self.transport = transport
-        self.ui = ui
-        self.exercise = exercise
-        self.side = side
-        self.next_set = 1
-        self.labels: list[Label] = []
-
-    def line(self, text: str) -> Label | None:
-        typed = text.strip()
-        if typed:
-            if typed.lower() in ("left", "right", "l", "r"):  # the other side of the same exercise
-                typed = f"{self.exercise} {typed}"
-            try:
-                name, side = parse_exercise(typed)
-            except ConfigError as e:
-                if not str(e).startswith("unknown exercise"):
-                    self.ui.line(f"-- {e}")
-                    return None
-                self.ui.line(
-                    f"-- unknown exercise {text.strip()!r}; type one of {', '.join(PROFILES)} (or just Enter for the next set)"
-                )
-                return None
-            self.exercise, self.side = name, side
-        label = Label(self.next_set, self.exercise, self.side)
-        self.next_set += 1
-        self.transport.announce(label)
-        self.labels.append(label)
-        self.ui.line(
-            f"-- set {label.set + self.ui.set_offset}: {label.exercise}"
-            + (f" ({label.side})" if label.side else "")
-        )
-        return label
-
-    def _mark(self, text: str) -> None:
-        try:
-            self.line(text)
-        except SpinemonError as e:
-            self.ui.line(f"-- could not mark the set: {e}")
-
-    def attach(self, stream: TextIO) -> Callable[[], None]:
-        """Read lines from ``stream`` (a TTY's stdin) without blocking the
-        session; returns a function that detaches. When both ``stream`` and
-        the screen are a terminal, the keys are not echoed (the echo would
-        land in the status line): the line being typed is shown on the status
-        line instead, until detached (:class:`~spinemon.app.typed_line.TypedLine`)."""
-        loop = asyncio.get_running_loop()
-        fd = stream.fileno()
-        if self.ui.tty and os.isatty(fd):
-            return self._attach_terminal(loop, fd)
-
-        def readable() -> None:
-            text = stream.readline()
-            if text == "":  # end of input: stop listening
-                loop.remove_reader(fd)
-                return
-            self._mark(text)
-
-        loop.add_reader(fd, readable)
-        return lambda: loop.remove_reader(fd)
-
-    def _attach_terminal(self, loop: asyncio.AbstractEventLoop, fd: int) -> Callable[[], None]:
-        from spinemon.app.typed_line import TypedLine  # termios: POSIX terminals only
-
-        typed = TypedLine(fd)
-        typed.start()
-
-        def readable() -> None:
-            lines = typed.read()
-            if lines is None:  # end of input: stop listening
-                loop.remove_reader(fd)
-                lines = []
-            for text in lines:
-                self.ui.show_typing("")
-                self._mark(text)
-            self.ui.show_typing(typed.pending)
-
-        def detach() -> None:
-            loop.remove_reader(fd)
-            typed.stop()
-            self.ui.show_typing("")
-
-        try:
-            loop.add_reader(fd, readable)
-        except BaseException:
-            typed.stop()
-            raise
-        return detach
