@@ -23,7 +23,8 @@ tests/test_fusion.py), and every change above happens between samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,7 +32,14 @@ from spinemon.core.calibration import Calibration
 from spinemon.core.fusion import FusionResult, FusionSettings, FusionState, GravityFilter
 from spinemon.core.stream import SampleBlock
 
-__all__ = ["Fused", "GravityStage"]
+__all__ = ["BIAS_LEARNT_S", "Fused", "GravityStage"]
+
+#: a filter's gyro bias counts as learnt once this much of its input was rest
+#: (s; rest itself needs ``FusionSettings.rest_min_s`` of quiet first): the
+#: bias is then the mean of that many samples, a few hundredths of a deg/s
+#: off with gyro noise, where an unlearnt one is off by up to the sensor's
+#: zero-rate offset (1-2 deg/s), which the twist integrates
+BIAS_LEARNT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,9 @@ class Fused:
     block: SampleBlock  # the samples with the calibration's gyro offsets removed
     gravity: dict[str, np.ndarray]  # (n, 3) unit gravity direction per sensor, sensor frame
     gyr: dict[str, np.ndarray]  # (n, 3) rad/s, each filter's bias removed too
+    #: (n,) bool per sensor: its filter has learnt its gyro bias (``BIAS_LEARNT_S``
+    #: of rest since it started); empty: not told
+    bias_learnt: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.block)
@@ -52,6 +63,7 @@ class Fused:
             self.block.slice(start, stop),
             {s: g[start:stop] for s, g in self.gravity.items()},
             {s: g[start:stop] for s, g in self.gyr.items()},
+            {s: g[start:stop] for s, g in self.bias_learnt.items()},
         )
 
 
@@ -64,11 +76,14 @@ class GravityStage:
         self.settings = settings
         self.filters: dict[str, GravityFilter] = {}
         self.last: dict[str, FusionResult] = {}
+        #: rest samples each filter has learnt its bias from since it (re)started
+        self.rest_samples: dict[str, int] = {}
 
     def forget(self, sensors: tuple[str, ...]) -> None:
         """These sensors left the stream: restart each from its first sample if it comes back."""
         for s in sensors:
             self.filters.pop(s, None)
+            self.rest_samples.pop(s, None)
 
     def restart_from(self, calibration: Calibration, rate: float) -> None:
         """A new neutral: each calibrated sensor's filter starts again from the
@@ -77,6 +92,7 @@ class GravityStage:
             if s in self.filters:
                 state = FusionState.from_gravity(m.neutral_up(), rate, self.settings, bias=np.zeros(3))
                 self.filters[s] = GravityFilter(rate, self.settings, state)
+                self.rest_samples[s] = 0
 
     def _follow_rate(self, sensor: str, rate: float) -> None:
         old = self.filters[sensor]
@@ -95,11 +111,20 @@ class GravityStage:
             f = self.filters.get(s)
             if f is None:
                 self.filters[s] = GravityFilter(block.rate_hz, self.settings)
+                self.rest_samples[s] = 0
             elif abs(f.rate - block.rate_hz) > 1e-6 * block.rate_hz:
                 self._follow_rate(s, block.rate_hz)
         self.last = {s: self.filters[s].update_detailed(block.acc[s], block.gyr[s]) for s in block.sensors}
+        learnt = {}
+        need = math.ceil(BIAS_LEARNT_S * block.rate_hz)
+        for s, r in self.last.items():
+            count = self.rest_samples.get(s, 0) + np.cumsum(r.rest, dtype=np.int64)
+            learnt[s] = count >= need
+            if len(count):
+                self.rest_samples[s] = int(count[-1])
         return Fused(
             block,
             {s: r.gravity for s, r in self.last.items()},
             {s: block.gyr[s] - r.bias for s, r in self.last.items()},
+            learnt,
         )

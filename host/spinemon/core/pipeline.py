@@ -53,7 +53,7 @@ from spinemon.core.gravity import Fused, GravityStage
 from spinemon.core.intake import MAX_RATE_HZ, MIN_RATE_HZ, Intake
 from spinemon.core.phases import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, SessionPhases
 from spinemon.core.reps import RepRecord, SetRecord
-from spinemon.core.segment import HELD_BACK, Segmenter
+from spinemon.core.segment import HELD_BACK, HELD_BEFORE_NEUTRAL, Segmenter
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.core.summary import session_summary
 from spinemon.core.unilateral import check_side, parse_exercise
@@ -61,7 +61,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LimitWatch
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 2
+RULES = 3
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -111,8 +111,10 @@ class PipelineSettings:
     #: 2: the limits are armed on every monitored sample but those a named
     #: reason holds back (sets and reps only count), one sensor watches
     #: forward lean, the provisional neutral is the most upright quiet moment
-    #: and comes within ``provisional_after_s``; 1 (recordings without the
-    #: key): limits inside sets only, no lean, the quietest stretch
+    #: and comes within ``provisional_after_s``; 3: as 2, and a limit waits
+    #: (named) for what it needs: the twist for each gyro's bias, lateral bend
+    #: in lunges for each sensor's heading; 1 (recordings without the key):
+    #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
     def __post_init__(self) -> None:
@@ -135,8 +137,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2):
-            raise ConfigError(f"rules must be 1 or 2, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3):
+            raise ConfigError(f"rules must be 1, 2 or 3, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -192,7 +194,9 @@ def _without_offset(f: Fused, offset: dict) -> Fused:
     if not offset:
         return f
     block = replace(f.block, gyr={s: (g - offset[s] if s in offset else g) for s, g in f.block.gyr.items()})
-    return Fused(block, f.gravity, {s: (g - offset[s] if s in offset else g) for s, g in f.gyr.items()})
+    return Fused(
+        block, f.gravity, {s: (g - offset[s] if s in offset else g) for s, g in f.gyr.items()}, f.bias_learnt
+    )
 
 
 def _detector_settings(d: dict | None) -> DetectorSettings:
@@ -256,6 +260,7 @@ class Pipeline:
             monitor_between_sets=s.monitor_between_sets,
             warmup_share=s.warmup_share,
             arming="exercise" if s.rules >= 2 else "sets",
+            tilt_bias=s.rules >= 3,
         )
         self.watch = LimitWatch(
             s.exercise,
@@ -263,6 +268,7 @@ class Pipeline:
             alerts or AlertPolicy(),
             limit_overrides=s.limit_overrides,
             lean=s.rules >= 2,
+            hold_unknown=s.rules >= 3,
         )
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
         self.last_angle_deg: float = float("nan")
@@ -501,16 +507,31 @@ class Pipeline:
         self._restart_angles(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
         if kept and self.phases.phase == PHASE_MONITOR:
-            self._segment_before(kept, cal)
+            self._segment_before(kept, cal, res)
 
-    def _segment_before(self, kept: list[Fused], cal: Calibration) -> None:
+    def _segment_before(self, kept: list[Fused], cal: Calibration, res: FrameResult) -> None:
         """Monitoring starts: the samples before neutral go through the angles
-        and the rep counter (not the limits: their time has passed), so a rep
-        that began at the first sample is counted as the lifter did it."""
+        and the rep counter, so a rep that began at the first sample is
+        counted as the lifter did it; their time for a buzz has passed, so
+        (rules 3) a fault among them is told, held back with that reason."""
         for f in kept:
-            segs = self.segmenter.update(f, self.angles.update(f, cal), cal)
+            ang = self.angles.update(f, cal)
+            segs = self.segmenter.update(f, ang, cal)
             for p in segs.pieces():
                 self.watch.begin_piece(p.context, p.records)
+                if self.settings.rules >= 3:
+                    g, k = f.slice(p.a, p.b), p.b - p.a
+                    out = self.watch.update(
+                        g,
+                        ang.slice(p.a, p.b),
+                        cal,
+                        np.zeros(k, dtype=bool),
+                        None,
+                        g.block.t,
+                        np.full(k, HELD_BEFORE_NEUTRAL, dtype=np.int8),
+                        HELD_BACK,
+                    )
+                    res.held_back.extend(out.held_back)
 
     def _monitor(self, fused: Fused, th: np.ndarray, res: FrameResult) -> LumbarAngles:
         """Angles, segmentation, then drift and detection in the pieces the

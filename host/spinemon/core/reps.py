@@ -246,11 +246,29 @@ class RepSettings:
     #: gravity mode: the gravity directions are low-passed with this time
     #: constant before their tilt rate is taken for "quiet" (s)
     tilt_tau_s: float = 0.1
+    #: rules 3: learn the gyro bias across gravity in motion too, from the
+    #: accelerometers (``upper_acc``/``lower_acc`` given to :meth:`RepSegmenter.update`):
+    #: a Mahony filter per sensor, its gravity pulled toward the accelerometer
+    #: with time constant ``tilt_pull_tau_s`` (a rep's jolts of 0.1 s barely
+    #: move it) and its bias following the pull that persists with time
+    #: constant ``tilt_bias_tau_s`` (damping 0.7). After three of those
+    #: (``3 * tilt_bias_tau_s`` of data, not walking: 5 % of the first error
+    #: left) a small lift (``enter_deg`` under ``gravity_min_enter_deg``: a
+    #: press, a curl) is measured on the gyro about the axes across the spine,
+    #: with no still start (see :mod:`spinemon.core.rep_kernel`); a larger
+    #: one keeps the gravity excursion, which needs no bias
+    tilt_bias: bool = False
+    tilt_pull_tau_s: float = 1.0
+    tilt_bias_tau_s: float = 2.0
+    #: the disagreement (deg) a bias of ``tilt_clip_deg / tilt_pull_tau_s`` (2
+    #: deg/s: a MEMS gyro's zero-rate offset) builds; a larger one is linear
+    #: acceleration (a rep's jolt) and is clipped to it (a larger bias is learnt, more slowly)
+    tilt_clip_deg: float = 2.0
     profiles: dict[str, RepProfile] = field(default_factory=lambda: dict(REP_PROFILES))
 
     def __post_init__(self) -> None:
         positive = (
-            "rest_gap_s", "quiet_deg_s", "quiet_tau_s", "still_long_s", "bias_jump_tau_s", "still_std_deg_s", "still_max_deg_s", "still_tau_s", "bias_tau_s", "warmup_timeout_s", "idle_leak_tau_s", "stuck_s", "settle_s", "walk_deg_s",
+            "rest_gap_s", "quiet_deg_s", "quiet_tau_s", "still_long_s", "tilt_pull_tau_s", "tilt_bias_tau_s", "tilt_clip_deg", "bias_jump_tau_s", "still_std_deg_s", "still_max_deg_s", "still_tau_s", "bias_tau_s", "warmup_timeout_s", "idle_leak_tau_s", "stuck_s", "settle_s", "walk_deg_s",
             "walk_release_deg_s", "walk_tau_s", "max_gap_s",
         )  # fmt: skip
         for k in positive:
@@ -506,6 +524,11 @@ class RepSegmenter:
         P[K.P_MAX_REP] = p.max_rep_s
         P[K.P_EXIT_RELATIVE] = 1.0 if s.exit_relative else 0.0
         P[K.P_A_TILT] = 1.0 - math.exp(-dt / s.tilt_tau_s)
+        # the tilt-bias filter: s^2 + kp s + ki, ki = kp / tau_b (kp = 1/tau_p)
+        P[K.P_TILT_KP] = 1.0 / s.tilt_pull_tau_s
+        P[K.P_TILT_KI] = P[K.P_TILT_KP] / s.tilt_bias_tau_s
+        P[K.P_TILT_LEARNT_S] = 3.0 * s.tilt_bias_tau_s
+        P[K.P_TILT_CLIP] = math.radians(s.tilt_clip_deg)
         return P
 
     # -- public state ------------------------------------------------------
@@ -649,6 +672,8 @@ class RepSegmenter:
         twist_deg: object = None,
         upper_gravity: object = None,
         lower_gravity: object = None,
+        upper_acc: object = None,
+        lower_acc: object = None,
     ) -> list[RepRecord | SetRecord]:
         """Feed one block; returns the reps and sets that became known in it.
 
@@ -666,6 +691,9 @@ class RepSegmenter:
             upper_gravity, lower_gravity: (n, 3) unit gravity directions, each
                 sensor's frame; with ``RepSettings.gravity_excursion`` the excursion is
                 measured on them (see :mod:`spinemon.core.rep_kernel`).
+            upper_acc, lower_acc: (n, 3) accelerometers, body frame (m/s^2);
+                with ``RepSettings.tilt_bias`` the gyro bias across gravity is
+                learnt from them (``lower_acc`` with ``lower_gyr``).
 
         Raises:
             RepInputError: shapes disagree, values are not finite, or time goes back.
@@ -686,6 +714,7 @@ class RepSegmenter:
         # the gravity excursion resolves a degree or two (linear acceleration, sway): the reps
         # of a lift whose reps are smaller (curls, presses, rows) it finds are unconfirmed
         # until a gyro-measured rep joins their set (_Candidate.unconfirmed)
+        c = np.ascontiguousarray  # one compiled signature: contiguous float arrays
         grav = self.settings.gravity_excursion and upper_gravity is not None
         ug = _array("upper_gravity", upper_gravity, 2, n) if grav else gu
         lg = (
@@ -693,6 +722,17 @@ class RepSegmenter:
             if grav
             else gu
         )
+        # (only for the lifts whose reps the gravity excursion cannot tell from sway: a
+        # hinge's or a squat's it measures with no bias at all)
+        small = self._profile.enter_deg < self.settings.gravity_min_enter_deg
+        tilt = (
+            self.settings.tilt_bias
+            and small
+            and upper_acc is not None
+            and (gl is None or lower_acc is not None)
+        )
+        ua = c(_array("upper_acc", upper_acc, 2, n)) if tilt else gu_d
+        lac = c(_array("lower_acc", lower_acc, 2, n)) if tilt and gl is not None else ua
         has = np.array(
             [
                 gl is not None,
@@ -700,6 +740,7 @@ class RepSegmenter:
                 la is not None,
                 tw is not None,
                 grav and (gl is None or lower_gravity is not None),
+                tilt,
             ],
             dtype=np.int64,
         )
@@ -712,11 +753,10 @@ class RepSegmenter:
         ev_code = np.empty(cap, dtype=np.int64)
         ev_f = np.empty((cap, K.N_EVENT_FIELDS))
         t_walk_before = float(self._F[K.T_WALK_LAST])
-        c = np.ascontiguousarray  # one compiled signature: contiguous float arrays
         tt, fl = c(tt), c(fl)
         ne = K.advance(
             tt, fl, gu_d, gl_d, fl if tr is None else c(tr), fl if la is None else c(la), fl if tw is None else c(tw),
-            has, self._F, self._I, self._P, state_mid, state_out, walking, stance, ev_i, ev_code, ev_f, c(ug), c(lg),
+            has, self._F, self._I, self._P, state_mid, state_out, walking, stance, ev_i, ev_code, ev_f, c(ug), c(lg), ua, lac,
         )  # fmt: skip
         # ... then the bookkeeping, event by event (candidates, runs, sets)
         book = _Bookkeeping(self, tt, state_mid)

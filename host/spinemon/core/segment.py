@@ -33,17 +33,34 @@ from spinemon.core.holds import HoldTimer
 from spinemon.core.reps import RepRecord, RepSegmenter, RepSettings, SetRecord
 from spinemon.core.unilateral import check_side, parse_exercise
 
-__all__ = ["HELD_BACK", "HELD_WALKING", "Piece", "Segmenter", "Segments"]
+__all__ = [
+    "HELD_BACK",
+    "HELD_BEFORE_NEUTRAL",
+    "HELD_LATERAL_HEADING",
+    "HELD_TWIST_BIAS",
+    "HELD_WALKING",
+    "Piece",
+    "Segmenter",
+    "Segments",
+]
 
 #: why a monitored sample's limits are not armed (``Segments.held``: 0 = armed).
 #: Each is named to the lifter at the moment a fault is held back by it, and
 #: counted by reason in the summary: a miss is never silent.
 HELD_WALKING, HELD_AFTER_WALK, HELD_NO_HOLD, HELD_BETWEEN_SETS = 1, 2, 3, 4
+#: one limit held back while what it needs is not known yet (rules 3; the
+#: others stay armed: :class:`~spinemon.core.watch.LimitWatch`)
+HELD_TWIST_BIAS, HELD_LATERAL_HEADING = 5, 6
+#: a fault in the samples before the first neutral (rules 3): seen once neutral is set, too late to buzz
+HELD_BEFORE_NEUTRAL = 7
 HELD_BACK: dict[int, str] = {
     HELD_WALKING: "walking",
     HELD_AFTER_WALK: "stepping into a bend straight after walking (handling gear, sitting down)",
     HELD_NO_HOLD: "outside the timed hold (getting into or out of position)",
     HELD_BETWEEN_SETS: "between sets (recorded with limits watched inside sets only)",
+    HELD_TWIST_BIAS: "twist: a gyro's bias is not learnt yet (stand still for 2 s)",
+    HELD_LATERAL_HEADING: "lateral bend: a sensor's heading about the spine is not known (no range sweep; lunges cannot tell it)",
+    HELD_BEFORE_NEUTRAL: "before neutral was set (the session's first moments): seen once it was, too late to buzz",
 }
 
 
@@ -93,7 +110,11 @@ class Segmenter:
         monitor_between_sets: bool = False,
         warmup_share: float = 0.6,
         arming: str = "exercise",
+        tilt_bias: bool = False,
     ) -> None:
+        #: rules 3: the rep counter learns the gyro bias across gravity from the
+        #: accelerometers, so small lifts are measured on the gyro without a still start
+        self.tilt_bias = tilt_bias
         self.limit_overrides = limit_overrides or {}
         self.monitor_between_sets = monitor_between_sets
         #: "exercise": the limits are armed on every monitored sample but the
@@ -215,6 +236,7 @@ class Segmenter:
             exit_fraction=0.75,
             gravity_excursion=True,
             warmup_s=0.1,
+            tilt_bias=self.tilt_bias,
         )
 
     def _update_reps(
@@ -246,6 +268,10 @@ class Segmenter:
             twist_deg=ang.twist_deg,
             upper_gravity=fused.gravity["upper"],
             lower_gravity=None if ang.single_sensor else fused.gravity["lower"],
+            upper_acc=m["upper"].to_body(block.acc["upper"]) if self.tilt_bias else None,
+            lower_acc=None
+            if ang.single_sensor or not self.tilt_bias
+            else m["lower"].to_body(block.acc["lower"]),
         )
 
     @property

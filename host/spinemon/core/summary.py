@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from spinemon.core.detect import UNILATERAL_EXERCISES
 from spinemon.core.reps import RepRecord, SetRecord, pelvis_share
+from spinemon.core.segment import HELD_BACK
 from spinemon.core.unilateral import compare_sides, rep_side, session_sides
 
 __all__ = ["named_side", "rep_row", "session_summary", "set_rows", "warmup_for"]
@@ -77,7 +78,11 @@ def _held_back(segmenter, watch) -> dict:
         if e.t_alert is not None:
             why = e.held_back or "not armed"
             faults[why] = faults.get(why, 0) + 1
-    return {"seconds": segmenter.held_s, "faults": faults}
+    seconds = dict(segmenter.held_s)
+    for code, secs in watch.limit_held_s.items():  # one limit held back while the rest were armed (rules 3)
+        why = HELD_BACK[code]
+        seconds[why] = round(seconds.get(why, 0.0) + secs, 3)
+    return {"seconds": seconds, "faults": faults}
 
 
 def _rejected(r) -> dict:
