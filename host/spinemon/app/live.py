@@ -18,6 +18,7 @@ status line; it only observes them. The command line is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sys
 import time
@@ -416,7 +417,8 @@ async def run(
             if result is None or result.frames == 0:
                 # nothing was received (no adapter, no wearable, Ctrl-C while connecting): no
                 # recording of nothing is left behind, so the same command can simply be run again
-                _discard(recorder.path)
+                with contextlib.suppress(OSError):
+                    recorder.path.unlink()
                 ui.line(f"-- nothing was received: {recorder.path} not kept")
                 recorder = None
         if detach_keys is not None:
@@ -434,14 +436,6 @@ async def run(
             await asyncio.shield(view.stop())
         ui.finish(result, None if recorder is None else options.out, cancelled)
     return result
-
-
-def _discard(path: Path) -> None:
-    """Remove a recording this session created and wrote no frame to."""
-    try:
-        path.unlink()
-    except OSError:
-        pass
 
 
 async def _update_guard(setup: LinkSetup, transport: Transport) -> None:
