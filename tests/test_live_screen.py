@@ -175,6 +175,11 @@ def test_without_out_the_session_is_recorded_in_the_sessions_folder_said_on_scre
     out = capsys.readouterr().out
     assert rc == 0 and ">> Not recording this session (--no-record)." in out
     assert len(list((tmp_path / "home" / "sim-sessions").glob("*.spinrec"))) == 1
+    # what cannot go together: one line each, exit 2
+    assert cli.main(["live", "--sim", "--resume"]) == 2
+    assert cli.main(["live", "--sim", "--out", str(tmp_path / "x.spinrec"), "--no-record"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "--resume needs --out" in err[0] and "exclude each other" in err[1]
 
 
 def test_no_adapter_leaves_no_recording_and_the_retry_and_resume_work(tmp_path, monkeypatch, capsys):
