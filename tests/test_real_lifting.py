@@ -282,7 +282,7 @@ def test_real_walks_give_no_alert_and_no_rep_whatever_the_exercise(gait_walks, e
 def test_broad_recordings_are_monitored_from_within_1_5_s(broad_dir):
     """BROAD: an IMU moved by hand from the first sample of some trials;
     monitoring (one sensor) begins within 1.5 s of each."""
-    from spinemon.io.broad import load_trials
+    from tests.support.broad import load_trials
 
     trials = load_trials(broad_dir)
     assert len(trials) == 9

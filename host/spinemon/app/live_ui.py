@@ -168,7 +168,7 @@ class LiveUI:
             return
         self.typing = text
         if self.tty and self._status_text is not None:
-            self._status(self._status_text)  # type: ignore[arg-type]
+            self._status(self._status_text)
 
     # -- events from the session ----------------------------------------------------------
     def prompt(self, text: str) -> None:

@@ -64,7 +64,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from spinemon.errors import ConfigError
+from spinemon.errors import ViewUsageError
 
 __all__ = [
     "MISSING_AIOHTTP",
@@ -76,13 +76,6 @@ __all__ = [
 ]
 
 MISSING_AIOHTTP = "--view needs aiohttp: pip install -e '.[view]'"
-
-
-class ViewUsageError(ConfigError):
-    """``--view`` cannot run as asked (aiohttp missing, the port taken, ``--view-port``
-    without ``--view``): a command-line error, exit 2."""
-
-    usage = True
 
 
 def have_aiohttp() -> bool:

@@ -13,9 +13,12 @@ import asyncio
 import os
 import secrets
 import socket
-from typing import Any
+from typing import TYPE_CHECKING
 
 from spinemon.app.view import MISSING_AIOHTTP, ViewFeed, ViewUsageError, have_aiohttp, page_html
+
+if TYPE_CHECKING:
+    from aiohttp.web import AppRunner  # the view extra
 
 __all__ = ["LAN_BIND", "VIEW_HOST", "ViewServer", "lan_address"]
 
@@ -61,7 +64,7 @@ class ViewServer:
         #: bytes a page's link may hold unsent (our write buffer, the socket's): beyond it the
         #: page's sender waits and its queue drops old updates, so a slow page gets fresh data, not a backlog
         self.send_buffer = send_buffer
-        self._runner: Any = None  # aiohttp.web.AppRunner once started
+        self._runner: AppRunner | None = None
         self._sockets: set = set()
         self._html = page_html()
         self.lan = lan
@@ -143,18 +146,19 @@ class ViewServer:
     async def start(self) -> str:
         from aiohttp import web
 
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.bind, self.port)
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = runner
+        await runner.setup()
+        site = web.TCPSite(runner, self.bind, self.port)
         try:
             await site.start()
         except OSError as e:
-            await self._runner.cleanup()
+            await runner.cleanup()
             self._runner = None
             raise ViewUsageError(
                 f"--view-port {self.port}: cannot listen on {self.bind}:{self.port} ({os.strerror(e.errno) if e.errno else e}); choose another port or leave --view-port out"
             ) from None
-        self.port = self._runner.addresses[0][1]
+        self.port = runner.addresses[0][1]
         return self.url
 
     async def stop(self) -> None:

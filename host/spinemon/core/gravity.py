@@ -30,6 +30,7 @@ import numpy as np
 
 from spinemon.core.calibration import Calibration
 from spinemon.core.fusion import FusionResult, FusionSettings, FusionState, GravityFilter
+from spinemon.core.stage import StageState
 from spinemon.core.stream import SampleBlock
 
 __all__ = ["BIAS_LEARNT_S", "Fused", "GravityStage"]
@@ -70,14 +71,38 @@ class Fused:
 class GravityStage:
     """See the module. Exposed state: ``filters`` (sensor -> filter),
     ``last`` (sensor -> the last block's detailed filter output: rest flags,
-    accelerometer trust, bias, so a test can ask why)."""
+    accelerometer trust, bias, so a test can ask why). ``engine``: the
+    fusion engine of every filter (``"compiled"`` or ``"numpy"``, see
+    :func:`spinemon.core.fusion.engine`)."""
 
-    def __init__(self, settings: FusionSettings) -> None:
+    def __init__(self, settings: FusionSettings, engine: str = "compiled") -> None:
         self.settings = settings
+        self.engine = engine
         self.filters: dict[str, GravityFilter] = {}
         self.last: dict[str, FusionResult] = {}
         #: rest samples each filter has learnt its bias from since it (re)started
         self.rest_samples: dict[str, int] = {}
+
+    def state(self) -> StageState:
+        """Each sensor's filter (its rate and :class:`FusionState`, copied), the
+        rest samples each has learnt its bias from and the last block's output,
+        as a value (:class:`spinemon.core.stage.Stage`)."""
+        return {
+            "filters": {
+                s: (f.rate, None if f.state is None else f.state.copy()) for s, f in self.filters.items()
+            },
+            "last": dict(self.last),
+            "rest_samples": dict(self.rest_samples),
+        }
+
+    def restore(self, state: StageState) -> None:
+        """Go on from :meth:`state`."""
+        self.filters = {
+            s: GravityFilter(rate, self.settings, st, engine=self.engine)
+            for s, (rate, st) in state["filters"].items()
+        }
+        self.last = dict(state["last"])
+        self.rest_samples = dict(state["rest_samples"])
 
     def forget(self, sensors: tuple[str, ...]) -> None:
         """These sensors left the stream: restart each from its first sample if it comes back."""
@@ -91,7 +116,7 @@ class GravityStage:
         for s, m in calibration.mounting.items():
             if s in self.filters:
                 state = FusionState.from_gravity(m.neutral_up(), rate, self.settings, bias=np.zeros(3))
-                self.filters[s] = GravityFilter(rate, self.settings, state)
+                self.filters[s] = GravityFilter(rate, self.settings, state, engine=self.engine)
                 self.rest_samples[s] = 0
 
     def _follow_rate(self, sensor: str, rate: float) -> None:
@@ -99,7 +124,7 @@ class GravityStage:
         state = None
         if old.state is not None:
             state = FusionState.from_gravity(old.state.gravity, rate, self.settings, bias=old.bias)
-        self.filters[sensor] = GravityFilter(rate, self.settings, state)
+        self.filters[sensor] = GravityFilter(rate, self.settings, state, engine=self.engine)
 
     def update(self, block: SampleBlock, gyro_offset: dict[str, np.ndarray] | None = None) -> Fused:
         """Fuse one block; ``gyro_offset``: the calibration's zero-rate offset per sensor (rad/s)."""
@@ -110,7 +135,7 @@ class GravityStage:
         for s in block.sensors:
             f = self.filters.get(s)
             if f is None:
-                self.filters[s] = GravityFilter(block.rate_hz, self.settings)
+                self.filters[s] = GravityFilter(block.rate_hz, self.settings, engine=self.engine)
                 self.rest_samples[s] = 0
             elif abs(f.rate - block.rate_hz) > 1e-6 * block.rate_hz:
                 self._follow_rate(s, block.rate_hz)

@@ -59,12 +59,14 @@ soon as the set is confirmed, so events can be matched to them by time).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from spinemon.core import rep_kernel as K
-from spinemon.errors import ConfigError, SpinemonError
+from spinemon.core.stage import StageState, fields_of, set_fields
+from spinemon.errors import ConfigError, RepInputError
 
 __all__ = [
     "EXERCISES",
@@ -89,10 +91,6 @@ _R2D = 180.0 / math.pi
 
 def _is_real(v: object) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-class RepInputError(SpinemonError, ValueError):
-    """Arrays given to :meth:`RepSegmenter.update` have the wrong shape, are not finite, or go back in time."""
 
 
 @dataclass(frozen=True)
@@ -310,15 +308,6 @@ class RepSettings:
             ) from None
 
 
-def _shared_by_deepcopy(cls):
-    """A frozen record of plain values (numbers, strings, bools) cannot
-    change, so a deep copy of the segmenter (the pipeline's snapshot before a
-    block while re-zeroing is on) shares it instead of copying it."""
-    cls.__deepcopy__ = lambda self, memo: self
-    return cls
-
-
-@_shared_by_deepcopy
 @dataclass(frozen=True)
 class RepRecord:
     """One rep, with its metrics. Times are device seconds; angles degrees.
@@ -347,13 +336,12 @@ class RepRecord:
     labelled: bool  # the set came from the lifter's label (else found automatically)
 
     def as_dict(self) -> dict:
-        d = {"type": "rep"}
+        d: dict[str, Any] = {"type": "rep"}
         for k, v in asdict(self).items():
             d[k] = round(v, 4) if isinstance(v, float) else v
         return d
 
 
-@_shared_by_deepcopy
 @dataclass(frozen=True)
 class SetRecord:
     """One set, reported when it closes (rest gap, walking, a new label, or :meth:`RepSegmenter.finish`)."""
@@ -366,13 +354,12 @@ class SetRecord:
     labelled: bool
 
     def as_dict(self) -> dict:
-        d = {"type": "set"}
+        d: dict[str, Any] = {"type": "set"}
         for k, v in asdict(self).items():
             d[k] = round(v, 4) if isinstance(v, float) else v
         return d
 
 
-@_shared_by_deepcopy
 @dataclass(frozen=True)
 class RejectedCandidate:
     """A motion that looked like a rep but was not counted, and why:
@@ -609,11 +596,32 @@ class RepSegmenter:
         return not math.isnan(F[K.T_FIRST]) and F[K.T_LAST] - F[K.T_FIRST] >= P[K.P_WARMUP_TIMEOUT]
 
     @property
-    def state(self) -> str:
+    def motion(self) -> str:
         """``"walking"``, ``"idle"``, ``"rep"`` (going out) or ``"settling"`` (coming back)."""
         if self.walking:
             return "walking"
         return ("idle", "rep", "settling")[self._state]
+
+    #: what :meth:`state` carries: everything but the settings (``rate``, ``settings``)
+    _STATE_FIELDS = (
+        "exercise", "_profile", "reps", "sets", "rejected", "_next_set", "_pending", "_out",
+        "_F", "_I", "_P", "in_set_mask", "walking_mask", "after_walk_mask", "emitted_at",
+        "context_changes", "_context_prev", "single_max_flexion_deg",
+    )  # fmt: skip
+
+    def state(self) -> StageState:
+        """The segmenter's state as a value (:class:`spinemon.core.stage.Stage`):
+        the kernel's arrays, the records, the open run and the waiting reps."""
+        out = fields_of(self, self._STATE_FIELDS)
+        r = self._run
+        out["_run"] = None if r is None else replace(r, reps=list(r.reps))
+        return out
+
+    def restore(self, state: StageState) -> None:
+        """Go on from :meth:`state` (of a segmenter with the same rate and settings)."""
+        set_fields(self, state, self._STATE_FIELDS)
+        r = state["_run"]
+        self._run = None if r is None else replace(r, reps=list(r.reps))
 
     def reframe(self) -> None:
         """The lumbar angle given from the next sample on is expressed anew (a

@@ -31,6 +31,7 @@ from spinemon.core.drift import WarmupBends
 from spinemon.core.gravity import Fused
 from spinemon.core.holds import HoldTimer
 from spinemon.core.reps import RepRecord, RepSegmenter, RepSettings, SetRecord
+from spinemon.core.stage import StageState, fields_of, set_fields
 from spinemon.core.unilateral import check_side, parse_exercise
 
 __all__ = [
@@ -139,6 +140,33 @@ class Segmenter:
     def profile(self):
         return profile(self.exercise, self.limit_overrides)
 
+    #: what :meth:`state` carries of its own (the rest: the rep segmenter, holds and warm-up bends)
+    _STATE_FIELDS = ("held_now", "_held_samples", "exercise", "set_number", "label_sides", "_pending_label")
+
+    def state(self) -> StageState:
+        """The stage's state as a value (:class:`spinemon.core.stage.Stage`):
+        its own fields and those of the rep segmenter (with its rate and
+        settings), the hold timer and the warm-up bends."""
+        out = fields_of(self, self._STATE_FIELDS)
+        r = self.reps
+        out["reps"] = None if r is None else (r.rate, r.settings, r.state())
+        out["holds"] = self.holds.state()
+        out["warmup"] = self.warmup.state()
+        return out
+
+    def restore(self, state: StageState) -> None:
+        """Go on from :meth:`state` (of a segmenter built with the same settings)."""
+        set_fields(self, state, self._STATE_FIELDS)
+        if state["reps"] is None:
+            self.reps = None
+        else:
+            rate, settings, reps = state["reps"]
+            if self.reps is None or self.reps.rate != rate or self.reps.settings != settings:
+                self.reps = RepSegmenter(rate, settings)
+            self.reps.restore(reps)
+        self.holds.restore(state["holds"])
+        self.warmup.restore(state["warmup"])
+
     @property
     def armed_now(self) -> bool:
         """The limits are watched as of the last sample."""
@@ -195,8 +223,9 @@ class Segmenter:
             )
             held[~hold_on] = HELD_NO_HOLD
         else:
-            new = self._update_reps(fused, ang, calibration, sagittal_deg(trunk_body))
+            new = self._update_reps(fused, ang, calibration, np.asarray(sagittal_deg(trunk_body)))
             reps = self.reps
+            assert reps is not None  # _update_reps starts one
             held[reps.after_walk_mask] = HELD_AFTER_WALK
             held[reps.walking_mask] = HELD_WALKING
             if self.arming == "sets":
@@ -281,14 +310,6 @@ class Segmenter:
         for (code, rate), k in sorted(self._held_samples.items()):
             out[HELD_BACK[code]] = round(out.get(HELD_BACK[code], 0.0) + k / rate, 3)
         return out
-
-    def hold_faults(self, events: list) -> None:
-        """Events alerted while a hold was running: listed with the hold they fell in."""
-        for ev in events:
-            for h in reversed(self.holds.holds):
-                if h.t_start <= ev.t_alert:
-                    h.faults.append(ev)
-                    break
 
     def finish(self, t_end: float, t_last: float | None) -> None:
         """The session ended: an open hold closes (at ``t_end``, else the last sample), sets and reps too."""

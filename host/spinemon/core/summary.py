@@ -94,8 +94,12 @@ def _rejected(r) -> dict:
     }
 
 
-def session_summary(settings, *, decoder, intake, phases, angles, segmenter, watch, drift) -> dict:
-    """The summary of a session from its stages (see :class:`spinemon.core.pipeline.Pipeline`)."""
+def session_summary(
+    settings, *, decoder, intake, phases, angles, segmenter, watch, drift, hold_faults: dict | None = None
+) -> dict:
+    """The summary of a session from its stages (see :class:`spinemon.core.pipeline.Pipeline`);
+    ``hold_faults``: the events confirmed during each hold, by :attr:`Hold.key`."""
+    hold_faults = hold_faults or {}
     single = bool(angles.single_sensor)
     rep_rows, sets = set_rows(segmenter, settings, single)
     cal = phases.calibration
@@ -105,7 +109,7 @@ def session_summary(settings, *, decoder, intake, phases, angles, segmenter, wat
         "reps": rep_rows,
         "sets": sets,
         "side_comparisons": session_sides(rep_rows),
-        "holds": [h.as_dict() for h in segmenter.holds.holds],
+        "holds": [h.as_dict(hold_faults.get(h.key, ())) for h in segmenter.holds.holds],
         "drift_checks": list(drift.checks),
         "drift_flagged": any(c["flagged"] for c in drift.checks),
         "suppressed": [e.as_dict() for e in watch.shadow.events],

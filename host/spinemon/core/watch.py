@@ -226,6 +226,7 @@ class LimitWatch:
         self.shadow.context.update(self.detector.context)
         held_back = self.shadow.update(block.t, block.seq, *(np.where(a, 0.0, x) for a, x in zip(on, sig)))
         for ev in held_back.alerts:
+            assert ev.seq_alert is not None  # set when the event is confirmed
             j = min(int(np.searchsorted(block.seq, ev.seq_alert)), len(block) - 1)
             if held is not None and held[j]:
                 ev.held_back = (reasons or {}).get(int(held[j]), "not armed")
@@ -238,6 +239,7 @@ class LimitWatch:
         out.finished.extend(found.finished)
         hyst = self.settings.hysteresis_deg
         for ev in found.alerts:
+            assert ev.seq_alert is not None  # set when the event is confirmed
             j = min(int(np.searchsorted(block.seq, ev.seq_alert)), len(block) - 1)
             if hold_on is not None and hold_on[j]:
                 out.hold_faults.append(ev)
