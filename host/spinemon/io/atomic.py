@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from spinemon.errors import ConfigError
+from spinemon.errors import ExistingOutputError
 
 __all__ = [
     "ExistingOutputError",
@@ -25,12 +25,6 @@ __all__ = [
     "atomic_write_text",
     "refuse_existing",
 ]
-
-
-class ExistingOutputError(ConfigError):
-    """An output named on the command line exists already: a command-line mistake (exit 2)."""
-
-    usage = True
 
 
 def refuse_existing(path: str | os.PathLike, force: bool, hint: str | None = None) -> None:
