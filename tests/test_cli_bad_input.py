@@ -109,7 +109,7 @@ CASES = [
     # -- live ---------------------------------------------------------------------------------------
     Case("live-no-source", ("live",), USAGE, r"one of the arguments --address --name --port --sim is required"),
     Case("live-bad-speed", ("live", "--sim", "--speed", "fast"), USAGE, r"--speed"),
-    Case("live-existing-out", ("live", "--sim", "--out", "FILE:empty.spinrec"), ERROR, r"already exists.*--resume"),
+    Case("live-existing-out", ("live", "--sim", "--out", "FILE:empty.spinrec"), USAGE, r"already exists.*--resume"),  # the one overwrite rule (issue 26)
     Case("live-negative-speed", ("live", "--sim", "--speed", "-1", "--out", "FILE:new.spinrec"), USAGE, r"--speed.*above 0"),
     Case("live-unknown-exercise", ("live", "--sim", "--exercise", "bogus"), USAGE, r"invalid choice: 'bogus'"),
     # -- unilateral work: a side goes with the one-sided lifts only ------------------------------
@@ -119,7 +119,7 @@ CASES = [
     Case("simulate-side-on-bilateral", ("simulate", "--exercise", "squat", "--side", "left", "--out", "FILE:new.spinrec"), USAGE, r"--side.*go with the unilateral lifts"),
     Case("simulate-bad-side", ("simulate", "--exercise", "lunge", "--side", "up", "--out", "FILE:new.spinrec"), USAGE, r"--side: invalid choice: 'up'"),
     Case("simulate-bad-asymmetry", ("simulate", "--exercise", "lunge", "--asymmetry", "45", "--out", "FILE:new.spinrec"), USAGE, r"--asymmetry.*-20 \.\. 20 deg"),
-    Case("live-out-foreign", ("live", "--sim", "--out", "FILE:notes.txt"), ERROR, r"already exists|not a spinemon recording"),
+    Case("live-out-foreign", ("live", "--sim", "--out", "FILE:notes.txt"), USAGE, r"already exists.*--resume"),
     Case(
         "live-missing-port",
         ("live", "--port", "FILE:no-such-tty"),

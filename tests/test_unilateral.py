@@ -401,7 +401,7 @@ class _Lines:
 
 
 def test_typed_set_marks_name_the_side_and_switch_it():
-    from spinemon.app.live_ui import SetMarker
+    from spinemon.app.live_keys import SetMarker
 
     transport, ui = _Announced(), _Lines()
     marker = SetMarker(transport, ui, "generic")

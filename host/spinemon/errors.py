@@ -40,6 +40,7 @@ __all__ = [
     "CsvImportError",
     "CsvUsageError",
     "DisconnectedError",
+    "ExistingOutputError",
     "FusionInputError",
     "JournalError",
     "ProfileError",
@@ -89,6 +90,12 @@ class UsageProblem(ConfigError):
     """A bad command line found after parsing (a path that does not exist, --journal missing): exit 2."""
 
     usage = True
+
+
+class ExistingOutputError(UsageProblem):
+    """An output named on the command line exists already and no ``--force``
+    (``live``: ``--resume``) allows it: a command-line mistake, exit 2
+    (:func:`spinemon.io.atomic.refuse_existing`)."""
 
 
 class ViewUsageError(ConfigError):

@@ -28,6 +28,7 @@ from typing import TextIO
 from spinemon.app.live import LiveOptions
 from spinemon.app.live import run as live_run
 from spinemon.app.live_ui import PROMPT_NEUTRAL, PROMPT_ROM, LiveUI
+from spinemon.app.results import SessionResult
 from spinemon.core.calibration import Calibration, CalibrationSettings
 from spinemon.core.pipeline import PHASE_MONITOR, PHASE_ROM, FrameResult, Pipeline, PipelineSettings
 from spinemon.errors import CalibrationError
@@ -114,6 +115,10 @@ class _CalibrationUI(LiveUI):
             self._done.set()
             return
         super().on_frame(res, pipeline, link)
+
+    def finish(self, result: SessionResult | None, out: str | None, cancelled: bool) -> None:
+        """Nothing more: the session was only the calibration; ``spinemon calibrate`` says how it went."""
+        self.close_screen()
 
 
 async def run_calibration(

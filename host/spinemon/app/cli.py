@@ -47,7 +47,7 @@ COMMANDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "live",
         {
             "help": "connect to the wearable, calibrate, and watch your lifts",
-            "description": "Connect (BLE by --address/--name, USB serial by --port, or --sim), calibrate with guided prompts, then monitor: a status line, alerts as they fire. Ctrl-C ends the session and closes the recording.",
+            "description": "Connect (BLE by --address/--name, USB serial by --port, or --sim), calibrate with guided prompts, then monitor: a status line fitted to the terminal, alerts as they fire. Every session is recorded (--out FILE, else a new file in the sessions folder of ~/.spinemon, said on screen; --no-record: none). Ctrl-C ends the session, closes the recording and prints its summary.",
         },
     ),
     (

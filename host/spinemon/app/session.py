@@ -43,6 +43,7 @@ async def run_live(
     device: DeviceAccounting | None = None,
     send_timeout: float | None = None,
     commands: CommandQueue | None = None,
+    on_result: Callable[[SessionResult], None] | None = None,
 ) -> SessionResult:
     """Run until the transport's stream ends (or the task is cancelled:
     Ctrl-C). The recording stays valid whatever happens.
@@ -61,7 +62,11 @@ async def run_live(
     it in the background with retries. The alert is recorded and reported
     (``on_alert``) when its delivery is known: sent (``t_sent_host``; a
     lost ACK whose retry shows the wearable had it counts as sent) or not
-    (``send_failures``). At the end the queue gets a moment to finish."""
+    (``send_failures``). At the end the queue gets a moment to finish.
+
+    ``on_result`` gets the session's result however it ends, also when the
+    task is cancelled (Ctrl-C), where nothing is returned: the screen prints
+    the same summary either way."""
     rep_kernel.warm_up()  # compiled now, not at the first monitored frame (~0.5 s)
     fusion_kernel.warm_up()  # the same for the fusion filter, which the first frame runs
     frames = 0
@@ -171,13 +176,16 @@ async def run_live(
                 summary = summary.evolve(recording_error=recording_error)
                 if on_recording_error:
                     on_recording_error(recording_error)
-    return SessionResult(
-        pipeline.events,
-        pipeline.alerts,
-        pipeline.decoder.stats.as_dict(),
-        pipeline.calibration,
-        pipeline.angle_label,
-        frames,
-        send_failures,
-        summary,
-    )
+        result = SessionResult(
+            pipeline.events,
+            pipeline.alerts,
+            pipeline.decoder.stats.as_dict(),
+            pipeline.calibration,
+            pipeline.angle_label,
+            frames,
+            send_failures,
+            summary,
+        )
+        if on_result is not None:
+            on_result(result)
+    return result

@@ -11,6 +11,7 @@ more to the side than right": :mod:`spinemon.core.unilateral`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from spinemon.core.reps import pelvis_share
@@ -76,10 +77,21 @@ def clean_ranges(numbers: Sequence[int]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def past_limit(peak: float, limit: float) -> tuple[float, float]:
+    """(the limit on the side the peak went to, how far past it the peak went).
+
+    Twist, lateral bend and swing have one limit for both sides (stored
+    positive): a left bend of -17.8 deg against 15 is 2.8 past the limit
+    -15, not 32.8 past +15. Flexion and extension limits already carry
+    their side's sign, so the rule is the same for every kind."""
+    side = math.copysign(abs(limit), peak)
+    return side, abs(peak) - abs(limit)
+
+
 def _past(e: dict) -> str:
     peak, lim = e.get("peak_deg"), e.get("limit_deg")
     if isinstance(peak, (int, float)) and isinstance(lim, (int, float)):
-        over = abs(peak - lim)
+        over = past_limit(peak, lim)[1]
         unit = "deg/s" if e.get("kind") == "swing" else "deg"
         return f" {over:.0f} {unit} past your limit"
     return ""

@@ -16,7 +16,26 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]
+from spinemon.errors import ExistingOutputError
+
+__all__ = [
+    "ExistingOutputError",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "refuse_existing",
+]
+
+
+def refuse_existing(path: str | os.PathLike, force: bool, hint: str | None = None) -> None:
+    """The one overwrite rule of every command: an existing ``path`` is
+    refused (:class:`ExistingOutputError`, one line, exit 2) unless ``force``
+    (the command's documented ``--force``, or ``live --resume``, which
+    continues a recording and never replaces it). ``hint`` says what to do."""
+    if not force and os.path.lexists(path):
+        raise ExistingOutputError(
+            f"{path} already exists; {hint or 'choose another name, or pass --force to replace it'}"
+        )
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import sys
 from typing import Any, TextIO
 
@@ -103,7 +104,17 @@ def main(ns: Any, stream: TextIO | None = None) -> int:
     written = save_profile(prof, path)
     for line in describe(outcome):
         out.write(line + "\n")
-    out.write(
-        f"Saved to {written}. 'spinemon live' uses it until the sensors are re-attached (then run 'spinemon calibrate' again).\n"
-    )
+    if options.sim:
+        # the same file `spinemon live --sim` looks for (spinemon.app.commands.live.sim_profile)
+        using = "spinemon live --sim" + (
+            "" if getattr(ns, "profile", None) is None else f" --profile {shlex.quote(str(written))}"
+        )
+        out.write(
+            f"Saved to {written}. '{using}' uses it (the simulated lifter then starts calibrated); "
+            "'spinemon live --sim --recalibrate' calibrates again.\n"
+        )
+    else:
+        out.write(
+            f"Saved to {written}. 'spinemon live' uses it until the sensors are re-attached (then run 'spinemon calibrate' again).\n"
+        )
     return 0

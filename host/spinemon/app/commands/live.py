@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from dataclasses import replace
 from typing import Any, TextIO
 
 from spinemon.app import argtypes
-from spinemon.app.live import LiveOptions, run
+from spinemon.app.commands import UsageError
+from spinemon.app.live import LiveOptions, default_recording, run
 from spinemon.app.live_ui import LiveUI
 from spinemon.app.view import ViewUsageError
 from spinemon.core.detect import PROFILES
@@ -35,7 +38,19 @@ def add_arguments(parser: Any) -> None:
         metavar="EXERCISE",
         help=f"exercise profile: {', '.join(PROFILES)} (default generic); a unilateral one may name the working side, e.g. 'lunge left' or split_squat:right",
     )
-    parser.add_argument("--out", help="write the session recording here (must not exist, unless --resume)")
+    parser.add_argument(
+        "--out",
+        help="write the session recording here (must not exist, unless --resume); default: a new file in the "
+        "sessions folder of your spinemon directory ($SPINEMON_HOME or ~/.spinemon: sessions/, sim-sessions/ for --sim)",
+    )
+    parser.add_argument(
+        "--no-record", action="store_true", help="do not record this session (by default every session is)"
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="a plain one-line screen (carriage return and ANSI erase) even when rich, the 'screen' extra, is installed",
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -51,7 +66,8 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--no-rom", action="store_true", help="skip the range-of-motion part of calibration")
     parser.add_argument(
         "--profile",
-        help="your profile file (stored calibration and limits; default $SPINEMON_PROFILE or ~/.spinemon/profile.json; --sim uses none unless given)",
+        help="your profile file (stored calibration and limits; default $SPINEMON_PROFILE or ~/.spinemon/profile.json; "
+        "--sim: the one 'spinemon calibrate --sim' wrote (~/.spinemon/sim-profile.json), if there is one)",
     )
     parser.add_argument(
         "--recalibrate",
@@ -76,41 +92,84 @@ def add_arguments(parser: Any) -> None:
         type=argtypes.port,
         default=0,
         metavar="PORT",
-        help="--view only: the page's port on 127.0.0.1 (default: a free one the OS chooses)",
+        help="--view only: the page's port (default: a free one the OS chooses)",
     )
+    parser.add_argument(
+        "--view-lan",
+        action="store_true",
+        help="--view only: serve the page to the local network too (a coach's phone on the same Wi-Fi), not only to "
+        "this computer; its link carries a random token, but anyone on the network who has the link can watch, "
+        "and the page is plain HTTP (a warning is printed)",
+    )
+
+
+def sim_profile(given: str | None) -> str | None:
+    """The profile of a simulated session: the one given, else where
+    ``spinemon calibrate --sim`` stores its calibration (``$SPINEMON_PROFILE``,
+    else ``sim-profile.json`` beside the real profile), when that file exists;
+    else none (the simulated wearer calibrates first, as a new lifter does)."""
+    if given is not None:
+        return given
+    from spinemon.io.profile_store import profile_path
+
+    path = profile_path(None)
+    if not os.environ.get("SPINEMON_PROFILE"):
+        path = path.with_name(
+            "sim-profile.json"
+        )  # the simulated wearer's calibration never replaces the real one
+    return str(path) if path.exists() else None
 
 
 def options_from(ns: Any) -> LiveOptions:
     exercise, side = parse_exercise(getattr(ns, "exercise", None) or "generic")
+    sim_on = bool(getattr(ns, "sim", False))
+    profile = getattr(ns, "profile", None)
+    if sim_on:
+        profile = sim_profile(profile)
+    out = getattr(ns, "out", None)
+    no_record = bool(getattr(ns, "no_record", False))
+    if out is not None and no_record:
+        raise UsageError(
+            "spinemon live: error: --out and --no-record exclude each other (see 'spinemon live --help')"
+        )
+    if getattr(ns, "resume", False) and out is None:
+        raise UsageError(
+            "spinemon live: error: --resume needs --out FILE, the recording to continue (see 'spinemon live --help')"
+        )
     return LiveOptions(
         address=getattr(ns, "address", None),
         name=getattr(ns, "name", None),
         port=getattr(ns, "port", None),
-        sim=bool(getattr(ns, "sim", False)),
+        sim=sim_on,
         exercise=exercise,
         side=side,
-        out=getattr(ns, "out", None),
+        out=out,
         speed=getattr(ns, "speed", None) or 1.0,
         seed=getattr(ns, "seed", None) or 1,
         calibrate_rom=not getattr(ns, "no_rom", False),
-        profile=getattr(ns, "profile", None),
+        profile=profile,
         recalibrate=bool(getattr(ns, "recalibrate", False)),
         resume=bool(getattr(ns, "resume", False)),
         limits=tuple(getattr(ns, "limit", None) or ()),
         view=bool(getattr(ns, "view", False)),
         view_port=getattr(ns, "view_port", None) or 0,
+        view_lan=bool(getattr(ns, "view_lan", False)),
+        announce_recording=True,
     )
 
 
 def main(ns: Any, stream: TextIO | None = None) -> int:
     """``spinemon live``: 0 when the stream ended or Ctrl-C stopped it, 1 on an error."""
-    ui = LiveUI(stream)
+    ui = LiveUI(stream, screen="plain" if getattr(ns, "plain", False) else "auto")
     options = options_from(ns)  # ConfigError -> the CLI's one-line error
     if options.view:
         from spinemon.app.view import MISSING_AIOHTTP, have_aiohttp
 
         if not have_aiohttp():
             raise ViewUsageError(MISSING_AIOHTTP)  # a command-line error: exit 2, before anything runs
+    if options.out is None and not getattr(ns, "no_record", False):
+        # every session is recorded: by default into the sessions folder, said on the screen's first lines
+        options = replace(options, out=str(default_recording(options.exercise, options.sim)))
     try:
         asyncio.run(run(options, ui))
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ def _fault(text: str) -> tuple[str, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from spinemon.io.sim import EXERCISES as _SIM_LIFTS
+    from spinemon.io.sim import FAULTS_BY_EXERCISE as _SIM_FAULTS
     from spinemon.io.sim import HOLD_EXERCISES as _SIM_HOLDS
     from spinemon.io.sim import SET_SIDES
 
@@ -54,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_fault,
         action="append",
         metavar="KIND@REP",
-        help="a faulty rep, e.g. rounding@4 (reps count from 1); repeatable. Kinds: rounding, arching, hip_swing, twisting",
+        help="a faulty rep, e.g. rounding@4 or creep@3 (reps count from 1); repeatable. Kinds, by exercise: "
+        + "; ".join(f"{ex} {', '.join(kinds)}" for ex, kinds in _SIM_FAULTS.items())
+        + " (creep: fatigue, the rep rounds 15-18 deg more than the set's first rep, below the hard limit)",
     )
     parser.add_argument("--seed", type=argtypes.seed, default=1, help="simulation seed (default 1)")
     parser.add_argument("--imus", type=int, choices=[1, 2], default=2, help="number of IMUs (default 2)")
