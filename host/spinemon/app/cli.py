@@ -154,7 +154,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_status_of(lambda: _run(argv))
 
 
+def _printable_output() -> None:
+    """A file name that is not valid UTF-8 (kept by Python as surrogates) prints
+    with its bad bytes escaped, never as a UnicodeEncodeError mid-command."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
 def _run(argv: Sequence[str] | None) -> int:
+    _printable_output()
     parser = build_parser()
     args = None
     try:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import math
 import os
 import re
@@ -66,7 +67,7 @@ from spinemon.core.pipeline import PipelineSettings
 from spinemon.core.stream import G
 from spinemon.core.unilateral import parse_exercise
 from spinemon.errors import ConfigError, RecordingError, SpinemonError
-from spinemon.io.recording import RecordingWriter
+from spinemon.io.recording import RecordingWriter, segment_paths
 
 __all__ = [
     "ColumnMapping",
@@ -1539,8 +1540,10 @@ def import_csv(
     encoding: str | None = None,
     no_header: bool = False,
     date: str | None = None,
+    overwrite: bool = False,
 ) -> ImportResult:
-    """Convert a table of IMU samples into a session recording at ``out``.
+    """Convert a table of IMU samples into a session recording at ``out``
+    (``overwrite``: replace an existing one, ``--force``; else it is refused).
 
     ``columns``: a :class:`ColumnMapping` or its text form (see
     :func:`parse_columns`); None = the column names ``spinemon export`` writes.
@@ -1555,8 +1558,8 @@ def import_csv(
     """
     out = Path(out)
     settings = settings or PipelineSettings()
-    if out.exists():
-        raise RecordingError(f"{out} already exists; choose another --out or delete it")
+    if out.exists() and not overwrite:
+        raise RecordingError(f"{out} already exists; choose another --out, or pass --force to replace it")
     mapping = parse_columns(columns) if isinstance(columns, str) else columns
     rot = parse_axes(axes) if axes else np.eye(3)
     if date:
@@ -1815,7 +1818,14 @@ def import_csv(
                 frames += 1
                 i = j
         try:
-            os.link(tmp, out)
+            if overwrite:
+                if out.is_dir():
+                    raise IsADirectoryError(errno.EISDIR, "is a directory")
+                for old in segment_paths(out)[1:]:  # an old recording's later segments go with it
+                    os.unlink(old)
+                os.replace(tmp, out)
+            else:
+                os.link(tmp, out)
         except FileExistsError:
             raise RecordingError(f"{out} appeared while it was written; choose another --out") from None
         except OSError as e:

@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from spinemon.app.extras import install_hint
 from spinemon.errors import ConfigError, SpinemonError
 
 __all__ = [
@@ -54,9 +55,7 @@ __all__ = [
     "verdict",
 ]
 
-MISSING_MATPLOTLIB = (
-    "--png needs matplotlib, which is not installed; in the checkout: pip install -e '.[report]'"
-)
+MISSING_MATPLOTLIB = f"--png needs matplotlib, which is not installed: {install_hint('report')}"
 #: a header start time before this (2000-01-01 UTC) is a host clock that was never set
 EARLIEST_REAL_TIME = 946684800.0
 FUTURE_TOLERANCE_S = 86400.0

@@ -39,6 +39,7 @@ from spinemon.core.pipeline import (
     PipelineSettings,
 )
 from spinemon.errors import ConfigError, SpinemonError
+from spinemon.io.atomic import OutputExistsError
 from spinemon.io import profile_store, sim
 from spinemon.io.commands import CommandQueue
 from spinemon.io.device_link import LinkSetup
@@ -83,6 +84,7 @@ class LiveOptions:
     profile: str | None = None
     recalibrate: bool = False  # ignore the stored calibration (sensors re-attached)
     resume: bool = False  # an existing --out recording is continued in a new segment (else refused)
+    force: bool = False  # an existing --out recording (and its segments) is replaced (else refused)
     limits: tuple[str, ...] = ()  # "EXERCISE.LIMIT=VALUE" overrides for this session
     view: bool = False  # serve the live page for a coach on 127.0.0.1 (spinemon.app.view; the `view` extra)
     view_port: int = 0  # its port; 0: one the OS chooses
@@ -106,6 +108,8 @@ class LiveOptions:
             raise ConfigError(f"view port must be 0 (any free port) .. 65535, not {self.view_port!r}")
         if self.view_port and not self.view:
             raise ViewUsageError("--view-port needs --view")
+        if self.force and self.resume:
+            raise OutputExistsError("--force replaces --out and --resume continues it: give one of them")
         for name in ("connect_timeout_s", "command_timeout_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 < v <= 600.0):
@@ -251,18 +255,20 @@ async def run(
     transport.on_connected = setup
     transport.on_state = on_state
     recorder = None
-    if options.out and not options.resume and Path(options.out).exists():
-        raise ConfigError(
-            f"{options.out} already exists; choose another --out, or pass --resume to continue it in a new segment"
+    if options.out and not options.resume and not options.force and Path(options.out).exists():
+        raise OutputExistsError(
+            f"{options.out} already exists; choose another --out, pass --resume to continue it in a new segment, "
+            "or --force to replace it"
         )
     if options.out:
-        if Path(options.out).exists():
+        if Path(options.out).exists() and not options.force:
             ui.set_offset = sets_recorded(options.out)  # the screen numbers sets on, as replay will
-        # an existing recording is resumed in a new segment (--resume), never overwritten
+        # an existing recording is resumed in a new segment (--resume), or replaced with --force
         recorder = RecordingWriter(
             options.out,
             header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}),
-            resume=True,
+            resume=not options.force,
+            overwrite=options.force,
         )
         if recorder.segment > 1:
             ui.line(

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from spinemon.app.export import SessionTrace, trace_recording, write_table_csv
+from spinemon.app.extras import install_hint
+from spinemon.app.words import shown_path
 from spinemon.app.plotting import plot_overview, plot_reps, plot_set, pyplot
 from spinemon.app.results import ReportResult, ReportTables
 from spinemon.errors import ConfigError, SpinemonError
@@ -41,7 +43,9 @@ __all__ = [
     "write_report",
 ]
 
-MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (in the checkout: pip install -e '.[report]'); wrote the tables only"
+MISSING_MATPLOTLIB = (
+    f"plots skipped: matplotlib is not installed ({install_hint('report')}); wrote the tables only"
+)
 
 # summary keys the report shows in their own sections; any other key is shown generically
 _KNOWN_SUMMARY_KEYS = {
@@ -616,7 +620,8 @@ def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool
                 )
     page = out / "report.html"
     try:
-        page.write_text(render_html(tables, pngs, skipped), encoding="utf-8")
+        # a file name that is not UTF-8 (its bytes kept as surrogates) shows as U+FFFD, never a half-written page
+        page.write_text(shown_path(render_html(tables, pngs, skipped)), encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot write {page}: {e.strerror}") from None
     return ReportResult(out, page, csvs, list(pngs.values()), tables, skipped)

@@ -53,6 +53,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
+from spinemon.app.extras import install_hint
 from spinemon.errors import ConfigError
 
 __all__ = [
@@ -67,7 +68,7 @@ __all__ = [
 ]
 
 VIEW_HOST = "127.0.0.1"  # never another interface: the page is for this machine's browser
-MISSING_AIOHTTP = "--view needs aiohttp: pip install -e '.[view]'"
+MISSING_AIOHTTP = f"--view needs aiohttp: {install_hint('view')}"
 
 
 class ViewUsageError(ConfigError):

@@ -22,9 +22,11 @@ from spinemon.app.csv_import import (
     parse_date,
     parse_where,
 )
+from spinemon.app.words import command
 from spinemon.core.calibration import CalibrationSettings
 from spinemon.core.detect import PROFILES
 from spinemon.core.pipeline import PipelineSettings
+from spinemon.io.atomic import refuse_existing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         default=None,
-        help="recording to write (default: the file's name with .spinrec; must not exist); with several files, a folder",
+        help="recording to write (default: the file's name with .spinrec; must not exist, unless --force); with several files, a folder",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace recordings that exist already (default: refuse them)"
     )
 
 
@@ -201,6 +206,7 @@ def _options(args: argparse.Namespace) -> dict:
         encoding=args.encoding,
         no_header=args.no_header,
         date=args.date,
+        overwrite=bool(getattr(args, "force", False)),
     )
 
 
@@ -238,6 +244,8 @@ def _import_many(files: list[Path], args: argparse.Namespace, opts: dict) -> int
     if len(set(outs)) != len(outs):
         dup = next(o for o in outs if outs.count(o) > 1)
         raise CsvUsageError(f"two files would both be written to {dup}; import them in separate commands")
+    for o in outs:  # the one overwrite rule, for every file before any runs
+        refuse_existing(o, opts["overwrite"])
     pairs = [f"{f}\x00{o}" for f, o in zip(files, outs)]
 
     rows = season.run_many(_run_pair, [Path(p) for p in pairs], opts, jobs=args.jobs, progress=sys.stderr)
@@ -266,7 +274,10 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else first.with_suffix(".spinrec")
     if out.is_dir():
         out = out / first.with_suffix(".spinrec").name
+    refuse_existing(out, opts["overwrite"])
     res = import_csv(None if sources else files[0], out, sources=sources, **opts)
     _print_result(res)
-    print(f"Replay it: spinemon replay {res.path}   Report: spinemon report {res.path}")
+    print(
+        f"Replay it: {command('spinemon', 'replay', res.path)}   Report: {command('spinemon', 'report', res.path)}"
+    )
     return 0

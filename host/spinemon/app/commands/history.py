@@ -19,6 +19,7 @@ from spinemon.app.history import (
 )
 from spinemon.app.plotting import plot, pyplot
 from spinemon.errors import ConfigError
+from spinemon.io.atomic import check_writable, refuse_existing
 
 
 # ---------------------------------------------------------------------------
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--png",
         metavar="FILE",
         help="write a chart: per exercise, peak flexion per week against the limit, alerts per 100 reps as bars (needs the 'report' extra)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace an existing --png file (default: refuse it)"
     )
     parser.add_argument(
         "--journal",
@@ -75,6 +79,8 @@ def main(args: argparse.Namespace) -> int:
             raise UsageProblem(
                 f"--png {png}: the folder {png.parent} does not exist; create it or choose another --png"
             )
+        refuse_existing(png, bool(getattr(args, "force", False)), flag="--png")
+        check_writable(png.parent, flag="--png")
         if pyplot() is None:
             raise ConfigError(MISSING_MATPLOTLIB)
     notes: list[str] = []

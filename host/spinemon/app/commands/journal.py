@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,29 @@ def _weeks(text: str) -> int:
     if v <= 0:
         raise argparse.ArgumentTypeError("weeks must be at least 1")
     return v
+
+
+def _at(text: str) -> datetime:
+    """``--at``: an ISO 8601 time, checked on the command line (a bad one is exit 2)."""
+    from spinemon.app.journal import parse_time
+
+    try:
+        return parse_time(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _note(text: str) -> str:
+    """``--note``: text; bytes that are not valid in the terminal's encoding
+    (kept by Python as surrogates) are a command-line error, not a traceback."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = os.fsencode(text[e.start : e.end])
+        raise argparse.ArgumentTypeError(
+            f"the note holds bytes that are not text in this terminal's encoding ({bad!r}); type it again as plain text"
+        ) from None
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,10 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="|".join(PHASES),
         help="when: before, during or after a session, or other (default: after with --session, else other)",
     )
-    a.add_argument("--note", default="", help="a note (symptoms, what you did)")
+    a.add_argument("--note", default="", type=_note, help="a note (symptoms, what you did)")
     a.add_argument("--session", metavar="FILE", help="link a session recording (.spinrec)")
     a.add_argument(
-        "--at", metavar="ISO", help="when the pain was felt, ISO 8601 (default now; no offset = local time)"
+        "--at",
+        type=_at,
+        metavar="ISO",
+        help="when the pain was felt, ISO 8601 (default now; no offset = local time)",
     )
 
     ls = sub.add_parser(

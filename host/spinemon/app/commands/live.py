@@ -35,7 +35,14 @@ def add_arguments(parser: Any) -> None:
         metavar="EXERCISE",
         help=f"exercise profile: {', '.join(PROFILES)} (default generic); a unilateral one may name the working side, e.g. 'lunge left' or split_squat:right",
     )
-    parser.add_argument("--out", help="write the session recording here (must not exist, unless --resume)")
+    parser.add_argument(
+        "--out", help="write the session recording here (must not exist, unless --resume or --force)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out recording (and its later segments) instead of refusing it",
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -69,7 +76,7 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument(
         "--view",
         action="store_true",
-        help="serve a live page for a coach (angle trace against the limits, set/rep, alerts) on 127.0.0.1; its address, with a random token, is printed first (needs the 'view' extra: pip install -e '.[view]')",
+        help="serve a live page for a coach (angle trace against the limits, set/rep, alerts) on 127.0.0.1; its address, with a random token, is printed first (needs the 'view' extra, aiohttp)",
     )
     parser.add_argument(
         "--view-port",
@@ -96,6 +103,7 @@ def options_from(ns: Any) -> LiveOptions:
         profile=getattr(ns, "profile", None),
         recalibrate=bool(getattr(ns, "recalibrate", False)),
         resume=bool(getattr(ns, "resume", False)),
+        force=bool(getattr(ns, "force", False)),
         limits=tuple(getattr(ns, "limit", None) or ()),
         view=bool(getattr(ns, "view", False)),
         view_port=getattr(ns, "view_port", None) or 0,
