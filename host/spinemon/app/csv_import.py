@@ -62,6 +62,7 @@ import numpy as np
 
 import spinemon_protocol as proto
 from spinemon.app.session import header_for
+from spinemon.app.words import plural
 from spinemon.core.detect import PROFILES
 from spinemon.core.pipeline import PipelineSettings
 from spinemon.core.stream import G
@@ -621,7 +622,7 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
         pre = rows[:k]
         skipped = k
         if units:
-            notes.append(f"skipped {units} unit row(s) under the column header (line {rows[k][0]})")
+            notes.append(f"skipped {plural(units, 'unit row')} under the column header (line {rows[k][0]})")
         if sum(1 for h in header if h.startswith('"') or h.endswith('"')):
             header = [h.strip('"') for h in header]
         if header and header[0] == "":
@@ -643,7 +644,7 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
             stated = float(m.group(1).replace(",", "."))
             break
     if skipped:
-        notes.append(f"skipped {skipped} line(s) before the column header (line {rows[skipped][0]})")
+        notes.append(f"skipped {plural(skipped, 'line')} before the column header (line {rows[skipped][0]})")
     if delim != ",":
         notes.append(f"columns separated by {DELIMITERS[delim]}s")
     if comma:
@@ -829,7 +830,7 @@ def _stream(
                 f"{path}: row {short[0]} has no value in column {lacking(short[1])} (only {short[1]} cells)"
             )
     if blank:
-        notes.append(f"{prefix}skipped {blank} blank line(s)")
+        notes.append(f"{prefix}skipped {plural(blank, 'blank line')}")
     if wider:
         notes.append(
             f"{prefix}{wider} row(s) have more cells than the header; the extra trailing cells were ignored"
@@ -1017,7 +1018,7 @@ def _glitches(
     for k in range(x.shape[1]):
         _repair(x[:, k], bad[:, k])
     notes.append(
-        f"{count} glitched {what} value(s) (beyond {bound:.4g} {unit}, or empty; first at {where}: {shown}) replaced from their neighbours"
+        f"{plural(count, 'glitched ' + what + ' value')} (beyond {bound:.4g} {unit}, or empty; first at {where}: {shown}) replaced from their neighbours"
     )
 
 
@@ -1348,7 +1349,9 @@ def _pivot(
                 sel &= cols.text["id"] == icode
             rows = np.flatnonzero(sel)
             if len(rows) < 2:
-                raise CsvImportError(f"{path}: the long file has {len(rows)} {k} row(s) for the {s} sensor")
+                raise CsvImportError(
+                    f"{path}: the long file has {plural(len(rows), k + ' row')} for the {s} sensor"
+                )
             ser = _Series(
                 t[rows],
                 {s: x[rows]} if k == "acc" else {},
@@ -1757,7 +1760,9 @@ def import_csv(
     vals = np.rint(np.concatenate(cols, axis=1))
     clipped = int(np.count_nonzero((vals > 32767) | (vals < -32768)))
     if clipped:
-        notes.append(f"{clipped} value(s) beyond 16 g / 2000 dps were clipped")
+        notes.append(
+            f"{plural(clipped, 'value')} beyond 16 g / 2000 dps {'was' if clipped == 1 else 'were'} clipped"
+        )
     vals = np.clip(vals, -32768, 32767).astype(np.int64)
     per = vals.shape[1] + 1
     packed = np.empty((n, per), dtype="<i2")

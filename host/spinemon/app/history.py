@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from spinemon.app.extras import install_hint
+from spinemon.app.words import plural
 from spinemon.errors import ConfigError, SpinemonError
 
 __all__ = [
@@ -370,13 +371,13 @@ def verdict(doc: dict) -> list[str]:
         if not with_reps:
             n = len(rows)
             lines.append(
-                f"{name}: no reps in {n} week{'s' if n != 1 else ''} ({sum(r['sessions'] for r in rows)} session{'s' if sum(r['sessions'] for r in rows) != 1 else ''}); {sum(r['alerts'] for r in rows)} alerts."
+                f"{name}: no reps in {plural(n, 'week')} ({plural(sum(r['sessions'] for r in rows), 'session')}); {plural(sum(r['alerts'] for r in rows), 'alert')}."
             )
             continue
         a, b = with_reps[0], with_reps[-1]
         if a is b:
             parts = [
-                f"one week so far ({a['week']}): {a['alerts_per_100_reps']:.0f} alerts per 100 reps ({a['alerts']} in {a['reps']} reps)"
+                f"one week so far ({a['week']}): {a['alerts_per_100_reps']:.0f} alerts per 100 reps ({a['alerts']} in {plural(a['reps'], 'rep')})"
             ]
             if a["peak_flexion_deg"] is not None:
                 parts.append(f"peak flexion at the bottom {a['peak_flexion_deg']:.0f} deg")
@@ -560,8 +561,8 @@ def load_journal(path: str | None, notes: list[str]) -> tuple[list, dict]:
         )
     elif rep.skipped_lines and not rep.entries and not (rep.torn_last_line and len(rep.skipped_lines) == 1):
         raise JournalError(
-            f"{j.path} has no readable journal entries ({len(rep.skipped_lines)} unreadable line(s)); check that --journal points at a spinemon journal (.jsonl)"
+            f"{j.path} has no readable journal entries ({plural(len(rep.skipped_lines), 'unreadable line')}); check that --journal points at a spinemon journal (.jsonl)"
         )
     elif rep.skipped_lines:
-        notes.append(f"skipped {len(rep.skipped_lines)} unreadable line(s) in {j.path}")
+        notes.append(f"skipped {plural(len(rep.skipped_lines), 'unreadable line')} in {j.path}")
     return rep.entries, info

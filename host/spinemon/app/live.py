@@ -39,8 +39,8 @@ from spinemon.core.pipeline import (
     PipelineSettings,
 )
 from spinemon.errors import ConfigError, SpinemonError
-from spinemon.io.atomic import OutputExistsError
 from spinemon.io import profile_store, sim
+from spinemon.io.atomic import OutputExistsError
 from spinemon.io.commands import CommandQueue
 from spinemon.io.device_link import LinkSetup
 from spinemon.io.recording import RecordingWriter

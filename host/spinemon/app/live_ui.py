@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from spinemon.app.results import SessionResult
+from spinemon.app.words import plural
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import PROFILES, Limits
@@ -281,8 +282,8 @@ class LiveUI:
             summ = result.summary or {}
             n_sets, n_reps = len(summ.get("sets") or []), len(summ.get("reps") or [])
             head += (
-                f" {n_sets} set{'s' if n_sets != 1 else ''}, {n_reps} rep{'s' if n_reps != 1 else ''}, {len(result.alerts)} alert{'s' if len(result.alerts) != 1 else ''}"
-                f" ({result.frames} frames, lost samples {st.get('lost_samples', 0)}, bad frames {st.get('bad_frames', 0)})."
+                f" {plural(n_sets, 'set')}, {plural(n_reps, 'rep')}, {plural(len(result.alerts), 'alert')}"
+                f" ({plural(result.frames, 'frame')}, lost samples {st.get('lost_samples', 0)}, bad frames {st.get('bad_frames', 0)})."
             )
         if out:
             head += f" Recording: {out}"

@@ -29,9 +29,9 @@ from typing import Any
 
 from spinemon.app.export import SessionTrace, trace_recording, write_table_csv
 from spinemon.app.extras import install_hint
-from spinemon.app.words import shown_path
 from spinemon.app.plotting import plot_overview, plot_reps, plot_set, pyplot
 from spinemon.app.results import ReportResult, ReportTables
+from spinemon.app.words import plural, shown_path
 from spinemon.errors import ConfigError, SpinemonError
 from spinemon.io.recording import load
 
@@ -274,14 +274,14 @@ def sensor_checks(other: dict) -> list[str]:
     if isinstance(dev, dict):
         bits = []
         if dev.get("restarts"):
-            bits.append(f"restarted {dev['restarts']} time(s)")
+            bits.append(f"restarted {plural(dev['restarts'], 'time')}")
         lost = dev.get("samples_lost_device")
         if lost is not None:
-            bits.append(f"{lost} sample(s) lost on the wearable")
+            bits.append(f"{plural(lost, 'sample')} lost on the wearable")
         if dev.get("samples_lost_link") is not None:
             bits.append(f"{dev['samples_lost_link']} lost on the link")
         if dev.get("guard_alerts"):
-            bits.append(f"its own guard buzzed {dev['guard_alerts']} time(s)")
+            bits.append(f"its own guard buzzed {plural(dev['guard_alerts'], 'time')}")
         if dev.get("heap_free_min") is not None:
             bits.append(f"free memory never below {dev['heap_free_min'] / 1024:.0f} KB")
         if bits:
@@ -333,7 +333,7 @@ def format_tables(tables: ReportTables) -> str:
     """The summary for the terminal: sets (every field), reps (compact), events."""
     lines = [
         f"Session: {tables.session['recording']}: {tables.session['duration_s']:.0f} s, {tables.session['angle']}, "
-        f"{tables.session['sets']} set{'s' if tables.session['sets'] != 1 else ''}, {tables.session['reps']} reps, {tables.session['events']} events"
+        f"{plural(tables.session['sets'], 'set')}, {plural(tables.session['reps'], 'rep')}, {plural(tables.session['events'], 'event')}"
     ]
     if "sessions" in tables.session:
         lines.append(f"  {tables.session['sessions']}")

@@ -22,7 +22,7 @@ from spinemon.app.csv_import import (
     parse_date,
     parse_where,
 )
-from spinemon.app.words import command
+from spinemon.app.words import command, plural
 from spinemon.core.calibration import CalibrationSettings
 from spinemon.core.detect import PROFILES
 from spinemon.core.pipeline import PipelineSettings
@@ -212,8 +212,8 @@ def _options(args: argparse.Namespace) -> dict:
 
 def _print_result(res: ImportResult) -> None:
     print(
-        f"wrote {res.path}: {res.samples} samples in {res.frames} frames at {res.rate_hz:g} Hz, "
-        f"ranges {res.acc_fs_g} g / {res.gyr_fs_dps} dps, {res.labels} set label(s)"
+        f"wrote {res.path}: {plural(res.samples, 'sample')} in {plural(res.frames, 'frame')} at {res.rate_hz:g} Hz, "
+        f"ranges {res.acc_fs_g} g / {res.gyr_fs_dps} dps, {plural(res.labels, 'set label')}"
     )
     for note in res.notes:
         print(f"  note: {note}")
@@ -255,10 +255,10 @@ def _import_many(files: list[Path], args: argparse.Namespace, opts: dict) -> int
             print(f"{r['file']}: error: {r['error']}")
         else:
             print(
-                f"{r['file']} -> {r['recording']}: {r['samples']} samples of {r['rows']} rows ({r['kept']}) at {r['rate_hz']:g} Hz, {r['notes']} note(s)"
+                f"{r['file']} -> {r['recording']}: {plural(r['samples'], 'sample')} of {plural(r['rows'], 'row')} ({r['kept']}) at {r['rate_hz']:g} Hz, {plural(r['notes'], 'note')}"
             )
     print(
-        f"imported {len(ok)} of {len(rows)} files"
+        f"imported {len(ok)} of {plural(len(rows), 'file')}"
         + (f"; {len(rows) - len(ok)} failed (named above)" if len(ok) < len(rows) else "")
     )
     return 0 if len(ok) == len(rows) else 1
@@ -274,7 +274,8 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else first.with_suffix(".spinrec")
     if out.is_dir():
         out = out / first.with_suffix(".spinrec").name
-    refuse_existing(out, opts["overwrite"])
+    if out.resolve() != first.resolve():  # the file itself: reading it says what it is
+        refuse_existing(out, opts["overwrite"])
     res = import_csv(None if sources else files[0], out, sources=sources, **opts)
     _print_result(res)
     print(

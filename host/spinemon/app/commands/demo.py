@@ -10,6 +10,7 @@ from pathlib import Path
 from spinemon.app import argtypes
 from spinemon.app.commands import EXIT_OK
 from spinemon.app.commands.replay import EVENT_HEADER, _event_row
+from spinemon.app.words import plural
 from spinemon.errors import ConfigError
 
 
@@ -89,8 +90,8 @@ def main(args: argparse.Namespace) -> int:
     wall = time.monotonic() - t0
     print()
     print(
-        f"Session: {session.duration_s:.0f} s simulated in {wall:.1f} s; {res.frames} frames, "
-        f"{res.stats['lost_samples']} samples lost, {res.stats['bad_frames']} bad frames."
+        f"Session: {session.duration_s:.0f} s simulated in {wall:.1f} s; {plural(res.frames, 'frame')}, "
+        f"{plural(res.stats['lost_samples'], 'sample')} lost, {plural(res.stats['bad_frames'], 'bad frame')}."
     )
     print(f"Events ({len(res.events)}):")
     print(EVENT_HEADER)

@@ -18,6 +18,7 @@ from spinemon.app.history import (
     session_facts,
 )
 from spinemon.app.plotting import plot, pyplot
+from spinemon.app.words import plural
 from spinemon.errors import ConfigError
 from spinemon.io.atomic import check_writable, refuse_existing
 
@@ -95,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
     bad = [f for f in facts if f.get("error")]
     if len(bad) == len(facts):
         raise ConfigError(
-            f"none of the {len(facts)} recording(s) could be read (first: {bad[0]['error']}); give a folder of recordings written by spinemon"
+            f"none of the {plural(len(facts), 'recording')} could be read (first: {bad[0]['error']}); give a folder of recordings written by spinemon"
         )
     doc = build(facts, entries, info)
     for f in bad:
@@ -106,10 +107,12 @@ def main(args: argparse.Namespace) -> int:
                 f"{Path(s['recording']).name} was cut off mid-record: counted up to its last complete record"
             )
         if s["corrupt_records"]:
-            notes.append(f"{Path(s['recording']).name}: {s['corrupt_records']} damaged record(s) skipped")
+            notes.append(
+                f"{Path(s['recording']).name}: {plural(s['corrupt_records'], 'damaged record')} skipped"
+            )
     if bad:
         notes.append(
-            f"{len(bad)} of {len(facts)} recording(s) could not be read and are left out (listed above); the history shows the rest"
+            f"{len(bad)} of {plural(len(facts), 'recording')} could not be read and are left out (listed above); the history shows the rest"
         )
     for n in notes:
         print(f"note: {n}", file=sys.stderr)

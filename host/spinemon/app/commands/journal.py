@@ -16,6 +16,7 @@ from spinemon.app import argtypes
 from spinemon.app.journal import PHASES, Journal, JournalError, LoadReport, format_time
 from spinemon.app.pain_analysis import format_summary, summarize
 from spinemon.app.red_flags import red_flag_message, red_flags, red_flags_in_text, trend_flag
+from spinemon.app.words import plural
 from spinemon.errors import ConfigError
 
 
@@ -122,7 +123,7 @@ def _load_notes(rep: LoadReport, journal: Journal) -> list[str]:
     if rep.skipped_lines:
         torn = " (the last line was cut off mid-write)" if rep.torn_last_line else ""
         notes.append(
-            f"note: skipped {len(rep.skipped_lines)} unreadable line(s) in {journal.path}{torn}: line(s) {', '.join(map(str, rep.skipped_lines[:10]))}"
+            f"note: skipped {plural(len(rep.skipped_lines), 'unreadable line')} in {journal.path}{torn}: line(s) {', '.join(map(str, rep.skipped_lines[:10]))}"
         )
     return notes
 
@@ -139,7 +140,7 @@ def main(args: argparse.Namespace, stream: TextIO | None = None, *, now: datetim
     ):
         # a non-empty file with not one readable entry is not a journal: never append to it
         raise JournalError(
-            f"{journal.path} has no readable journal entries ({len(existing.skipped_lines)} unreadable line(s)); "
+            f"{journal.path} has no readable journal entries ({plural(len(existing.skipped_lines), 'unreadable line')}); "
             "check that --journal points at a spinemon journal (.jsonl), or choose a new path"
         )
     cmd = getattr(args, "journal_command", None)
@@ -148,7 +149,7 @@ def main(args: argparse.Namespace, stream: TextIO | None = None, *, now: datetim
         where = ""
         if entry.session is not None:
             s = entry.session
-            where = f", session {Path(s.path).name} ({', '.join(s.exercises)}; {s.n_events} flagged event(s))"
+            where = f", session {Path(s.path).name} ({', '.join(s.exercises)}; {plural(s.n_events, 'flagged event')})"
         print(
             f"logged pain {entry.pain}/10 {entry.phase} at {format_time(entry.time)}{where} -> {journal.path}",
             file=out,

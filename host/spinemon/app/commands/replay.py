@@ -11,6 +11,7 @@ from pathlib import Path
 
 from spinemon.app import argtypes
 from spinemon.app.commands import EXIT_ERROR, EXIT_OK, UsageError
+from spinemon.app.words import plural
 from spinemon.core.detect import PROFILES
 
 
@@ -107,7 +108,9 @@ def main(args: argparse.Namespace) -> int:
         json.dump(out, sys.stdout, indent=2)
         print()
         return EXIT_OK
-    print(f"{args.file}: {res.frames} frames, {stats['samples']} samples, angle = {res.angle_label}")
+    print(
+        f"{args.file}: {plural(res.frames, 'frame')}, {plural(stats['samples'], 'sample')}, angle = {res.angle_label}"
+    )
     if len(segments) > 1:
         print(
             f"  {len(segments)} sessions in this recording (live --resume), each replayed as recorded, with its own calibration; sets numbered on:"
@@ -136,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     if rec.truncated:
         print("  note: the recording was cut off mid-record; loaded up to its last complete record")
     if rec.corrupt_records:
-        print(f"  note: {rec.corrupt_records} corrupt record(s) skipped")
+        print(f"  note: {plural(rec.corrupt_records, 'corrupt record')} skipped")
     for note in rec.notes:
         print(f"  note: {note}")
     print(
