@@ -96,7 +96,12 @@ def main(args: argparse.Namespace) -> int:
     bad = [f for f in facts if f.get("error")]
     if len(bad) == len(facts):
         raise ConfigError(
-            f"none of the {plural(len(facts), 'recording')} could be read (first: {bad[0]['error']}); give a folder of recordings written by spinemon"
+            (
+                f"the recording could not be read ({bad[0]['error']})"
+                if len(facts) == 1
+                else f"none of the {len(facts)} recordings could be read (first: {bad[0]['error']})"
+            )
+            + "; give a folder of recordings written by spinemon"
         )
     doc = build(facts, entries, info)
     for f in bad:

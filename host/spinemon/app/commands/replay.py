@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         type=argtypes.exercise_side,
         metavar="EXERCISE",
-        help=f"exercise assumed where the recording has no labels (default: as recorded): {', '.join(sorted(PROFILES))}; a unilateral one may name the side, e.g. 'lunge left'",
+        help=f"replay as this exercise (a what-if on the same data; default: as recorded): the sets the lifter labelled and the unlabelled ones alike; {', '.join(sorted(PROFILES))}; a unilateral one may name the side, e.g. 'lunge left'",
     )
     parser.add_argument(
         "--limit",
@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from spinemon.app.replay import replay, replay_settings
+    from spinemon.app.replay import labelled_exercises, replay, replay_settings
     from spinemon.io.recording import load
 
     files = list(args.file)
@@ -75,13 +75,21 @@ def main(args: argparse.Namespace) -> int:
         return _replay_many(args)
     args.file = files[0]
     rec = load(args.file, strict=args.strict)
-    res = replay(rec, replay_settings(rec, args.exercise, args.limit))
+    labelled = labelled_exercises(rec)
+    # --exercise is applied to the labelled sets too (a what-if on the same data), and said so
+    res = replay(
+        rec,
+        replay_settings(rec, args.exercise, args.limit),
+        label_exercise=args.exercise if args.exercise and labelled else None,
+    )
     events = res.summary.get(
         "events", [e.as_dict() for e in res.events]
     )  # a resumed recording: sets numbered on, each with its segment
     stats = dict(res.stats)
     stats.update(truncated=rec.truncated, corrupt_records=rec.corrupt_records, angle=res.angle_label)
     stats["recording_notes"] = list(rec.notes)
+    if args.exercise and labelled:
+        stats["exercise_override"] = {"exercise": args.exercise, "labelled_as": labelled}
     stats.update(res.summary["monitoring"])
     # each segment (one live session each, `live --resume`) against what its own live session reported
     stats["matches_live"] = res.matches_live
@@ -136,6 +144,11 @@ def main(args: argparse.Namespace) -> int:
             print(
                 f"    {seg['segment']}. {seg['file']}: {seg['duration_s']:.1f} s, calibration {seg['calibration']}, {where}, {n_ev} event{'s' if n_ev != 1 else ''}{moved}; {live}"
             )
+    if args.exercise and labelled:
+        print(
+            f"  note: every set replayed as {args.exercise.replace(':', ' ')} (--exercise), "
+            f"though the lifter labelled {plural(len(labelled), 'exercise')} ({', '.join(labelled)})"
+        )
     if rec.truncated:
         print("  note: the recording was cut off mid-record; loaded up to its last complete record")
     if rec.corrupt_records:
