@@ -182,6 +182,10 @@ CASES = [
     Case("scan-bad-timeout", ("scan", "--timeout", "soon"), USAGE, r"--timeout"),
     Case("scan-negative-timeout", ("scan", "--timeout", "-1"), USAGE, r"--timeout.*above 0"),
     Case("scan-bad-flag", ("scan", "--bogus"), USAGE, r"unrecognized arguments: --bogus"),
+    # -- config and completion -------------------------------------------------------------------
+    Case("config-bad-flag", ("config", "--bogus"), USAGE, r"unrecognized arguments: --bogus"),
+    Case("completion-unknown-shell", ("completion", "fish"), USAGE, r"invalid choice: 'fish'"),
+    Case("completion-no-shell", ("completion",), USAGE, r"required: shell"),
 ]
 
 

@@ -19,7 +19,7 @@ from spinemon.app.commands.export import main as export_main
 from spinemon.app.commands.csv_import import add_arguments as add_import_arguments
 from spinemon.app.commands.csv_import import main as import_main
 from spinemon.io.recording import load
-from spinemon.io.atomic import OutputExistsError
+from spinemon.io.atomic import ExistingOutputError
 from spinemon.app.commands import UsageError
 from spinemon.app.replay import replay
 from spinemon.app.simrun import run_simulated
@@ -302,7 +302,7 @@ def test_cli_errors(session, tmp_path):
         export_main(_parser(add_export_arguments).parse_args([str(session["path"])]))
     with pytest.raises(RecordingError, match="no such file"):
         export_main(_parser(add_export_arguments).parse_args([str(tmp_path / "nope.spinrec"), "--csv"]))
-    with pytest.raises(OutputExistsError, match="already exists"):
+    with pytest.raises(ExistingOutputError, match="already exists"):
         import_main(_parser(add_import_arguments).parse_args([str(session["csv"]), "--out", str(session["path"])]))
     with pytest.raises(SystemExit) as e:  # a usage error: argparse lists the exercises
         import_main(_parser(add_import_arguments).parse_args([str(session["csv"]), "--exercise", "zumba"]))

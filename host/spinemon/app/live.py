@@ -40,7 +40,7 @@ from spinemon.core.pipeline import (
 )
 from spinemon.errors import ConfigError, SpinemonError
 from spinemon.io import profile_store, sim
-from spinemon.io.atomic import OutputExistsError
+from spinemon.io.atomic import ExistingOutputError
 from spinemon.io.commands import CommandQueue
 from spinemon.io.device_link import LinkSetup
 from spinemon.io.recording import RecordingWriter
@@ -109,7 +109,7 @@ class LiveOptions:
         if self.view_port and not self.view:
             raise ViewUsageError("--view-port needs --view")
         if self.force and self.resume:
-            raise OutputExistsError("--force replaces --out and --resume continues it: give one of them")
+            raise ExistingOutputError("--force replaces --out and --resume continues it: give one of them")
         for name in ("connect_timeout_s", "command_timeout_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 < v <= 600.0):
@@ -256,7 +256,7 @@ async def run(
     transport.on_state = on_state
     recorder = None
     if options.out and not options.resume and not options.force and Path(options.out).exists():
-        raise OutputExistsError(
+        raise ExistingOutputError(
             f"{options.out} already exists; choose another --out, pass --resume to continue it in a new segment, "
             "or --force to replace it"
         )

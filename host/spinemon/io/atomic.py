@@ -28,7 +28,7 @@ from typing import TypeVar
 from spinemon.errors import ConfigError
 
 __all__ = [
-    "OutputExistsError",
+    "ExistingOutputError",
     "atomic_dir",
     "atomic_write",
     "atomic_write_bytes",
@@ -41,7 +41,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class OutputExistsError(ConfigError):
+class ExistingOutputError(ConfigError):
     """An output named on the command line exists and ``--force`` was not given (exit 2)."""
 
     usage = True
@@ -65,12 +65,18 @@ def cannot_write(path: str | os.PathLike, e: OSError) -> str:
 
 
 def refuse_existing(
-    path: str | os.PathLike, force: bool, *, flag: str = "--out", folder: bool = False
+    path: str | os.PathLike,
+    force: bool,
+    hint: str | None = None,
+    *,
+    flag: str = "--out",
+    folder: bool = False,
 ) -> Path:
     """The one overwrite rule: ``path`` (an output file, or with ``folder`` an
     output folder) must not exist yet, unless ``force``. An empty folder counts
-    as new. Raises :class:`OutputExistsError` (one line naming ``flag`` and
-    ``--force``); returns ``path`` as a :class:`Path`.
+    as new. Raises :class:`ExistingOutputError` (one line naming ``flag`` and
+    ``--force``; ``hint``, when given, says what to do instead); returns
+    ``path`` as a :class:`Path`.
 
     A folder where a file is to be written (or a file where a folder is) is
     refused even with ``force``: ``--force`` replaces a file by a file and a
@@ -79,20 +85,20 @@ def refuse_existing(
     shown = f"{flag} {_shown(p)}" if flag else _shown(p)
     if p.is_dir():
         if not folder:
-            raise OutputExistsError(
+            raise ExistingOutputError(
                 f"{shown} is a folder; give a file name (e.g. {_shown(p / 'out')}), or another {flag}"
             )
         if not force and any(p.iterdir()):
-            raise OutputExistsError(
+            raise ExistingOutputError(
                 f"{shown} already exists and holds files; choose another {flag}, or pass --force to replace its contents"
             )
         return p
     if p.exists() or p.is_symlink():
         if folder:
-            raise OutputExistsError(f"{shown} is a file, not a folder; choose another {flag}")
+            raise ExistingOutputError(f"{shown} is a file, not a folder; choose another {flag}")
         if not force:
-            raise OutputExistsError(
-                f"{_shown(p)} already exists; choose another {flag}, or pass --force to replace it"
+            raise ExistingOutputError(
+                f"{_shown(p)} already exists; {hint or f'choose another {flag}, or pass --force to replace it'}"
             )
     return p
 

@@ -18,7 +18,9 @@ from spinemon.core.unilateral import parse_exercise
 # ---------------------------------------------------------------------------
 def add_source_arguments(parser: Any) -> None:
     """Which wearable: exactly one of --address/--name (BLE), --port (serial) or --sim."""
-    src = parser.add_mutually_exclusive_group(required=True)
+    # not required by argparse: the config file may name the wearable (spinemon.app.config.apply_to says
+    # "one of the arguments --address --name --port --sim is required" when it does not)
+    src = parser.add_mutually_exclusive_group(required=False)
     src.add_argument("--address", help="BLE address of the wearable")
     src.add_argument("--name", help="advertised BLE name of the wearable (e.g. spinemon-1A2B)")
     src.add_argument("--port", help="serial port or pyserial URL (e.g. /dev/ttyACM0, socket://host:port)")
@@ -30,10 +32,10 @@ def add_arguments(parser: Any) -> None:
     add_source_arguments(parser)
     parser.add_argument(
         "--exercise",
-        default="generic",
+        default=None,
         type=argtypes.exercise_side,
         metavar="EXERCISE",
-        help=f"exercise profile: {', '.join(PROFILES)} (default generic); a unilateral one may name the working side, e.g. 'lunge left' or split_squat:right",
+        help=f"exercise profile: {', '.join(PROFILES)} (default: the config file's exercise, else generic); a unilateral one may name the working side, e.g. 'lunge left' or split_squat:right",
     )
     parser.add_argument(
         "--out", help="write the session recording here (must not exist, unless --resume or --force)"
