@@ -59,3 +59,5 @@ def gait_dir() -> Path:
 def _private_profile(tmp_path_factory, monkeypatch):
     """Every test gets its own user profile: the suite never reads or writes ~/.spinemon."""
     monkeypatch.setenv("SPINEMON_PROFILE", str(tmp_path_factory.mktemp("profile") / "profile.json"))
+    # nor a config file of the user's (spinemon.app.config): none, unless a test writes one here
+    monkeypatch.setenv("SPINEMON_CONFIG", str(tmp_path_factory.mktemp("config") / "config.toml"))

@@ -2,7 +2,7 @@
 ``spinemon live`` instead of ``spinemon live --name spinemon-1A2B --exercise deadlift``.
 
 It lives in the user's spinemon folder (``$SPINEMON_HOME/config.toml``, else
-``~/.spinemon/config.toml``), is TOML (read with the standard library's
+``~/.spinemon/config.toml``; ``$SPINEMON_CONFIG`` names another file), is TOML (read with the standard library's
 :mod:`tomllib`), and is optional: without it every default is the built-in one.
 ``spinemon config`` shows where it is looked for and what it sets::
 
@@ -51,8 +51,11 @@ def spinemon_home(env: dict[str, str] | None = None) -> Path:
 
 
 def config_path(env: dict[str, str] | None = None) -> Path:
-    """Where the config file is looked for."""
-    return spinemon_home(env) / "config.toml"
+    """Where the config file is looked for: ``$SPINEMON_CONFIG``, else
+    ``config.toml`` in the spinemon folder (:func:`spinemon_home`)."""
+    env = os.environ if env is None else env  # type: ignore[assignment]
+    given = env.get("SPINEMON_CONFIG")
+    return Path(given).expanduser() if given else spinemon_home(env) / "config.toml"
 
 
 @dataclass(frozen=True)
