@@ -279,8 +279,8 @@ class LiveUI:
         head = "Stopped." if cancelled else "Session ended."
         if result is not None:
             st = result.stats
-            summ = result.summary or {}
-            n_sets, n_reps = len(summ.get("sets") or []), len(summ.get("reps") or [])
+            summ = result.session
+            n_sets, n_reps = len(summ.sets), len(summ.reps)
             head += (
                 f" {plural(n_sets, 'set')}, {plural(n_reps, 'rep')}, {plural(len(result.alerts), 'alert')}"
                 f" ({plural(result.frames, 'frame')}, lost samples {st.get('lost_samples', 0)}, bad frames {st.get('bad_frames', 0)})."
@@ -288,10 +288,8 @@ class LiveUI:
         if out:
             head += f" Recording: {out}"
         self.line(head)
-        if result is not None and result.summary.get("monitoring"):
-            from spinemon.app.results import monitoring_line
-
-            self.line("  " + monitoring_line(result.summary["monitoring"]))
+        if result is not None and result.session.has("monitoring"):
+            self.line("  " + result.session.monitoring.line())
 
 
 class SetMarker:
