@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,18 +44,16 @@ name = "spinemon-1A2B"         # or address = "AA:BB:CC:DD:EE:FF", or port = "/d
 """
 
 
-def spinemon_home(env: dict[str, str] | None = None) -> Path:
+def spinemon_home(env: Mapping[str, str] | None = None) -> Path:
     """The user's spinemon folder: ``$SPINEMON_HOME``, else ``~/.spinemon``."""
-    env = os.environ if env is None else env  # type: ignore[assignment]
-    home = env.get("SPINEMON_HOME")
+    home = (os.environ if env is None else env).get("SPINEMON_HOME")
     return Path(home).expanduser() if home else Path.home() / ".spinemon"
 
 
-def config_path(env: dict[str, str] | None = None) -> Path:
+def config_path(env: Mapping[str, str] | None = None) -> Path:
     """Where the config file is looked for: ``$SPINEMON_CONFIG``, else
     ``config.toml`` in the spinemon folder (:func:`spinemon_home`)."""
-    env = os.environ if env is None else env  # type: ignore[assignment]
-    given = env.get("SPINEMON_CONFIG")
+    given = (os.environ if env is None else env).get("SPINEMON_CONFIG")
     return Path(given).expanduser() if given else spinemon_home(env) / "config.toml"
 
 

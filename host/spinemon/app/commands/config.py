@@ -39,10 +39,10 @@ def main(args: argparse.Namespace) -> int:
         print(TEMPLATE.rstrip())
         return 0
     print(f"config file: {path}")
-    (key, value), *_ = list(cfg.wearable.items()) or [(None, None)]
+    wearable = " ".join(next(iter(cfg.wearable.items()), ()))
     print(
-        f"  wearable: {key} {value}   (live and calibrate without --address/--name/--port/--sim)"
-        if key
+        f"  wearable: {wearable}   (live and calibrate without --address/--name/--port/--sim)"
+        if wearable
         else "  wearable: not set (live and calibrate need --address, --name, --port or --sim)"
     )
     print(
