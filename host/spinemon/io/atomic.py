@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from spinemon.errors import ConfigError
+from spinemon.errors import ConfigError, ExistingOutputError
 
 __all__ = [
     "ExistingOutputError",
@@ -39,12 +39,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class ExistingOutputError(ConfigError):
-    """An output named on the command line exists and ``--force`` was not given (exit 2)."""
-
-    usage = True
 
 
 def _why(e: OSError) -> str:
