@@ -255,10 +255,9 @@ def test_a_report_that_fails_midway_leaves_no_half_written_folder(rec, tmp_path,
     assert (out / "report.html").read_text() == "an earlier report"
     _no_temporaries(tmp_path)
     monkeypatch.undo()
+    monkeypatch.setattr(report, "pyplot", lambda: None)  # tables only: the plots are not what is tested here
     assert main(["report", str(src), "--force"]) == 0
-    import re
-
-    assert re.search(r"\((1 plot|(?!1 )\d+ plots)\)", capsys.readouterr().out)  # never "(1 plots)"
+    assert "(0 plots)" in capsys.readouterr().out
     assert (out / "report.html").read_text() != "an earlier report"
 
 
