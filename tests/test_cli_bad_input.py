@@ -118,6 +118,8 @@ CASES = [
     Case("export-no-format", ("export", "FILE:whole.spinrec"), USAGE, r"choose an output format"),
     Case("import-two-files-one-recording", ("import", "FILE:notes.txt", "FILE:old.parquet", "--out", "FILE:new.spinrec"), USAGE, r"several files give several recordings"),
     Case("import-one-file-twice", ("import", "FILE:notes.txt", "FILE:notes.txt"), USAGE, r"two files would both be written"),
+    # two files imported again: their recordings exist (each was a failed row and exit 1 before issue 26)
+    Case("import-two-files-again", ("import", "FILE:walk-a.csv", "FILE:walk-b.csv"), USAGE, r"walk-a\.spinrec already exists.*--force"),
     Case("journal-add-undecodable-note", ("journal", "add", "--pain", "3", "--note", "\udcff"), USAGE, r"--note.*not text"),
     Case("simulate-out-no-dir", ("simulate", "--exercise", "curl", "--out", "FILE:no-such-dir/x.spinrec"), ERROR, r"does not exist"),
     # -- live ---------------------------------------------------------------------------------------
@@ -201,6 +203,9 @@ def _make_files(d: Path) -> None:
     (d / "full-dir").mkdir()
     (d / "full-dir" / "report.html").write_text("<p>an earlier report</p>")
     (d / "old.parquet").write_bytes(b"PAR1 an earlier export PAR1")
+    for name in ("walk-a", "walk-b"):
+        (d / f"{name}.csv").write_text("t,ax,ay,az,gx,gy,gz\n0,0,0,9.8,0,0,0\n")
+        (d / f"{name}.spinrec").write_bytes(b"an earlier import")
     # a valid recording cut mid-record: loads without --strict, fails with it
     env = dict(os.environ)
     subprocess.run(
