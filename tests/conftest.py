@@ -61,3 +61,5 @@ def _private_profile(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SPINEMON_PROFILE", str(tmp_path_factory.mktemp("profile") / "profile.json"))
     # and its own spinemon folder: `live` without --out records into SPINEMON_HOME/sessions, never ~/.spinemon
     monkeypatch.setenv("SPINEMON_HOME", str(tmp_path_factory.mktemp("spinemon-home")))
+    # nor a config file of the user's (spinemon.app.config): none, unless a test writes one here
+    monkeypatch.setenv("SPINEMON_CONFIG", str(tmp_path_factory.mktemp("config") / "config.toml"))

@@ -286,7 +286,7 @@ def test_unreadable_and_truncated_recordings(season, tmp_path):
     bad.mkdir()
     (bad / "broken.spinrec").write_bytes(b"\x00" * 100)
     rc, out, err = run(["history", str(bad), "--journal", str(journal)])
-    assert rc == 1 and out == "" and "none of the 1 recording(s) could be read" in err and err.count("\n") == 1
+    assert rc == 1 and out == "" and "the recording could not be read" in err and err.count("\n") == 1
 
 
 # -- real recordings ----------------------------------------------------------------

@@ -208,5 +208,5 @@ def test_the_sensors_own_checks_read_as_sentences(session):
                            "device": {"restarts": 1, "samples_lost_device": 0, "heap_free_min": 40960, "guard_alerts": 2}})
     assert moved == [
         "Before set 3: standing still, the sensors were upper 9.0 deg from where calibration found them: moved: re-attach the sensors and calibrate again.",
-        "The wearable: restarted 1 time(s), 0 sample(s) lost on the wearable, its own guard buzzed 2 time(s), free memory never below 40 KB.",
+        "The wearable: restarted 1 time, 0 samples lost on the wearable, its own guard buzzed 2 times, free memory never below 40 KB.",
     ]

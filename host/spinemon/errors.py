@@ -10,6 +10,7 @@ defined here (the modules that raise them re-export their names)::
     │   ├── ProfileError         the profile file is unreadable or holds unusable values
     │   ├── UsageError           a bad command line (argparse's own): exit 2
     │   ├── UsageProblem         a bad command line found after parsing: exit 2
+    │   ├── ExistingOutputError  an output exists and --force was not given: exit 2
     │   └── ViewUsageError       --view cannot run as asked: exit 2
     ├── CalibrationError         calibration could not be completed
     ├── RecordingError           a recording is missing, unreadable or not spinemon's
@@ -93,9 +94,9 @@ class UsageProblem(ConfigError):
 
 
 class ExistingOutputError(UsageProblem):
-    """An output named on the command line exists already and no ``--force``
-    (``live``: ``--resume``) allows it: a command-line mistake, exit 2
-    (:func:`spinemon.io.atomic.refuse_existing`)."""
+    """An output named on the command line exists and ``--force`` (``live``:
+    ``--resume``) was not given: a command-line mistake, exit 2 (the one
+    overwrite rule, :func:`spinemon.io.atomic.refuse_existing`)."""
 
 
 class ViewUsageError(ConfigError):

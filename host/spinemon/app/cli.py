@@ -116,6 +116,24 @@ COMMANDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
             "description": "Decode a recording through the live code path and list the events.",
         },
     ),
+    (
+        "config",
+        "config",
+        {
+            "help": "show where your config file is and what it sets (default wearable, exercise, recordings folder)",
+            "description": "spinemon reads defaults from config.toml in your spinemon folder ($SPINEMON_HOME or ~/.spinemon): "
+            "the wearable, the exercise, and the folder live records into and history reads. A flag always wins.",
+        },
+    ),
+    (
+        "completion",
+        "completion",
+        {
+            "help": "print a shell completion script (bash or zsh)",
+            "description": "Print a completion script for bash or zsh, generated from spinemon's own command line. "
+            'Load it with: eval "$(spinemon completion bash)" (in ~/.bashrc), or the same with zsh in ~/.zshrc.',
+        },
+    ),
 )
 
 
@@ -155,13 +173,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_status_of(lambda: _run(argv))
 
 
+def _printable_output() -> None:
+    """A file name that is not valid UTF-8 (kept by Python as surrogates) prints
+    with its bad bytes escaped, never as a UnicodeEncodeError mid-command."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
 def _run(argv: Sequence[str] | None) -> int:
+    _printable_output()
     parser = build_parser()
     args = None
     try:
         args = parser.parse_args(_join_dash_values(sys.argv[1:] if argv is None else argv))
         if not getattr(args, "command", None):
             raise UsageError("spinemon: error: no command given (see 'spinemon --help')")
+        from spinemon.app.config import apply_to
+
+        for note in apply_to(args):  # the config file's defaults, where the command line gave none
+            print(f"spinemon: using {note}", file=sys.stderr)
         return args.func(args)
     except UsageError as e:
         print(e, file=sys.stderr)

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import math
 import os
 import re
@@ -61,12 +62,13 @@ import numpy as np
 
 import spinemon_protocol as proto
 from spinemon.app.session import header_for
+from spinemon.app.words import plural
 from spinemon.core.detect import PROFILES
 from spinemon.core.pipeline import PipelineSettings
 from spinemon.core.stream import G
 from spinemon.core.unilateral import parse_exercise
 from spinemon.errors import ConfigError, CsvImportError, CsvUsageError, RecordingError, SpinemonError
-from spinemon.io.recording import RecordingWriter
+from spinemon.io.recording import RecordingWriter, segment_paths
 
 __all__ = [
     "ColumnMapping",
@@ -611,7 +613,7 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
         pre = rows[:k]
         skipped = k
         if units:
-            notes.append(f"skipped {units} unit row(s) under the column header (line {rows[k][0]})")
+            notes.append(f"skipped {plural(units, 'unit row')} under the column header (line {rows[k][0]})")
         if sum(1 for h in header if h.startswith('"') or h.endswith('"')):
             header = [h.strip('"') for h in header]
         if header and header[0] == "":
@@ -633,7 +635,7 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
             stated = float(m.group(1).replace(",", "."))
             break
     if skipped:
-        notes.append(f"skipped {skipped} line(s) before the column header (line {rows[skipped][0]})")
+        notes.append(f"skipped {plural(skipped, 'line')} before the column header (line {rows[skipped][0]})")
     if delim != ",":
         notes.append(f"columns separated by {DELIMITERS[delim]}s")
     if comma:
@@ -819,7 +821,7 @@ def _stream(
                 f"{path}: row {short[0]} has no value in column {lacking(short[1])} (only {short[1]} cells)"
             )
     if blank:
-        notes.append(f"{prefix}skipped {blank} blank line(s)")
+        notes.append(f"{prefix}skipped {plural(blank, 'blank line')}")
     if wider:
         notes.append(
             f"{prefix}{wider} row(s) have more cells than the header; the extra trailing cells were ignored"
@@ -1007,7 +1009,7 @@ def _glitches(
     for k in range(x.shape[1]):
         _repair(x[:, k], bad[:, k])
     notes.append(
-        f"{count} glitched {what} value(s) (beyond {bound:.4g} {unit}, or empty; first at {where}: {shown}) replaced from their neighbours"
+        f"{plural(count, 'glitched ' + what + ' value')} (beyond {bound:.4g} {unit}, or empty; first at {where}: {shown}) replaced from their neighbours"
     )
 
 
@@ -1341,7 +1343,9 @@ def _pivot(
                 sel &= cols.text["id"] == icode
             rows = np.flatnonzero(sel)
             if len(rows) < 2:
-                raise CsvImportError(f"{path}: the long file has {len(rows)} {k} row(s) for the {s} sensor")
+                raise CsvImportError(
+                    f"{path}: the long file has {plural(len(rows), k + ' row')} for the {s} sensor"
+                )
             ser = _Series(
                 t[rows],
                 {s: x[rows]} if k == "acc" else {},
@@ -1537,8 +1541,10 @@ def import_csv(
     encoding: str | None = None,
     no_header: bool = False,
     date: str | None = None,
+    overwrite: bool = False,
 ) -> ImportResult:
-    """Convert a table of IMU samples into a session recording at ``out``.
+    """Convert a table of IMU samples into a session recording at ``out``
+    (``overwrite``: replace an existing one, ``--force``; else it is refused).
 
     ``columns``: a :class:`ColumnMapping` or its text form (see
     :func:`parse_columns`); None = the column names ``spinemon export`` writes.
@@ -1553,8 +1559,8 @@ def import_csv(
     """
     out = Path(out)
     settings = settings or PipelineSettings()
-    if out.exists():
-        raise RecordingError(f"{out} already exists; choose another --out or delete it")
+    if out.exists() and not overwrite:
+        raise RecordingError(f"{out} already exists; choose another --out, or pass --force to replace it")
     mapping = parse_columns(columns) if isinstance(columns, str) else columns
     rot = parse_axes(axes) if axes else np.eye(3)
     if date:
@@ -1754,7 +1760,9 @@ def import_csv(
     vals = np.rint(np.concatenate(scaled, axis=1))
     clipped = int(np.count_nonzero((vals > 32767) | (vals < -32768)))
     if clipped:
-        notes.append(f"{clipped} value(s) beyond 16 g / 2000 dps were clipped")
+        notes.append(
+            f"{plural(clipped, 'value')} beyond 16 g / 2000 dps {'was' if clipped == 1 else 'were'} clipped"
+        )
     vals = np.clip(vals, -32768, 32767).astype(np.int64)
     per = vals.shape[1] + 1
     packed = np.empty((n, per), dtype="<i2")
@@ -1815,7 +1823,14 @@ def import_csv(
                 frames += 1
                 i = j
         try:
-            os.link(tmp, out)
+            if overwrite:
+                if out.is_dir():
+                    raise IsADirectoryError(errno.EISDIR, "is a directory")
+                for old in segment_paths(out)[1:]:  # an old recording's later segments go with it
+                    os.unlink(old)
+                os.replace(tmp, out)
+            else:
+                os.link(tmp, out)
         except FileExistsError:
             raise RecordingError(f"{out} appeared while it was written; choose another --out") from None
         except OSError as e:

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-# import lives in spinemon.app.csv_import; re-exported here for older callers
 from spinemon.app.csv_import import (
     AXES,
     SENSORS,
@@ -46,6 +45,9 @@ from spinemon.app.csv_import import (
     parse_axes,
     parse_columns,
 )
+
+# import lives in spinemon.app.csv_import; re-exported here for older callers
+from spinemon.app.extras import install_hint
 from spinemon.app.replay import replay
 from spinemon.app.results import SessionResult
 from spinemon.app.session_summary import EventRow, Summary
@@ -53,7 +55,7 @@ from spinemon.core.detect import Limits
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.errors import ConfigError, RecordingError
-from spinemon.io.atomic import atomic_write
+from spinemon.io.atomic import atomic_write, cannot_write
 from spinemon.io.recording import Recording
 
 __all__ = [
@@ -319,14 +321,18 @@ def write_table_csv(path: Path, rows: list[dict], first: Sequence[str] = ()) -> 
         for k in r:
             if k not in cols:
                 cols.append(k)
-    try:
-        with open(path, "w", newline="") as f:
+
+    def fill(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="replace") as f:
             w = csv.writer(f)
             w.writerow(cols)
             for r in rows:
                 w.writerow([_cell(r.get(c)) for c in cols])
+
+    try:
+        atomic_write(path, fill)  # whole or not at all
     except OSError as e:
-        raise ConfigError(f"cannot write {path}: {e.strerror}") from None
+        raise ConfigError(cannot_write(path, e)) from None
     return cols
 
 
@@ -395,8 +401,9 @@ def export_csv(
     cols = sample_columns(sensors)
     events = [e.as_dict() for e in trace.session.events]  # the events CSV's rows
     ps = _per_sample(trace)
-    try:
-        with open(out, "w", newline="") as f:
+
+    def fill(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="replace") as f:
             w = csv.writer(f)
             w.writerow(cols)
             for i in range(len(s)):
@@ -425,8 +432,12 @@ def export_csv(
                     ";".join(ps.fired[i]),
                 ]
                 w.writerow(row)
+
+    # both files whole or not at all: a temporary file renamed over the name (a full disk leaves nothing partial)
+    try:
+        atomic_write(out, fill)
     except OSError as e:
-        raise ConfigError(f"cannot write {out}: {e.strerror}") from None
+        raise ConfigError(cannot_write(out, e)) from None
     write_table_csv(events_out, events, EVENT_COLUMNS)
     return ExportResult(out, events_out, len(s), len(events), cols)
 
@@ -434,9 +445,7 @@ def export_csv(
 # ---------------------------------------------------------------------------
 # Parquet (the `parquet` extra: pyarrow)
 # ---------------------------------------------------------------------------
-PARQUET_HINT = (
-    "spinemon export --parquet needs pyarrow: pip install -e '.[parquet]' (in the spinemon checkout)"
-)
+PARQUET_HINT = f"spinemon export --parquet needs pyarrow: {install_hint('parquet')}"
 
 
 def _pyarrow():
@@ -545,20 +554,36 @@ class ParquetResult:
     columns: list[str]
 
 
+def parquet_folder(dest: str | os.PathLike | None) -> Path | None:
+    """The folder ``export --parquet DEST`` writes into, or None when ``DEST``
+    names a file: a folder that exists, a name written with a trailing ``/``,
+    or a new name without a ``.parquet`` suffix (``exports/``, ``exports``).
+    The folder may not exist yet (the command makes it)."""
+    if not dest:
+        return None
+    d = Path(dest)
+    if d.is_dir() or str(dest).endswith(("/", os.sep)):
+        return d
+    if not d.exists() and d.suffix.lower() != ".parquet":
+        return d
+    return None
+
+
 def parquet_paths(recording: str | os.PathLike, dest: str | os.PathLike | None) -> tuple[Path, Path]:
-    """Where ``export --parquet [DEST]`` writes: ``DEST`` a folder (one that
-    exists, or written with a trailing ``/``) -> ``DEST/<recording>.parquet``;
-    a file -> that file; none -> next to the recording. The events go beside
-    it as ``<name>-events.parquet``."""
+    """Where ``export --parquet [DEST]`` writes: ``DEST`` a folder
+    (:func:`parquet_folder`) -> ``DEST/<recording>.parquet``; a file -> that
+    file; none -> next to the recording. The events go beside it as
+    ``<name>-events.parquet``."""
     src = Path(recording)
+    folder = parquet_folder(dest)
     if not dest:
         out = src.with_suffix(".parquet")
+    elif folder is not None:
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{folder} is a file, not a folder; choose another --parquet")
+        out = folder / (src.stem + ".parquet")
     else:
-        d = Path(dest)
-        is_dir = d.is_dir() or str(dest).endswith(("/", os.sep))
-        out = d / (src.stem + ".parquet") if is_dir else d
-        if is_dir and not d.is_dir():
-            raise ConfigError(f"directory {d} does not exist; create it first")
+        out = Path(dest)
     return out, out.with_name(out.stem + "-events.parquet")
 
 
@@ -580,5 +605,5 @@ def export_parquet(
                 path, functools.partial(_write_parquet, pq, table)
             )  # never half-written under the final name
         except OSError as e:
-            raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
+            raise ConfigError(cannot_write(path, e)) from None
     return ParquetResult(out, events_out, samples.num_rows, events.num_rows, samples.column_names)

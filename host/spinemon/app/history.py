@@ -39,7 +39,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from spinemon.app.extras import install_hint
 from spinemon.app.session_summary import EventRow, RepRow, SetRow
+from spinemon.app.words import plural
 from spinemon.errors import ConfigError, SpinemonError, UsageProblem
 
 __all__ = [
@@ -55,9 +57,7 @@ __all__ = [
     "verdict",
 ]
 
-MISSING_MATPLOTLIB = (
-    "--png needs matplotlib, which is not installed; in the checkout: pip install -e '.[report]'"
-)
+MISSING_MATPLOTLIB = f"--png needs matplotlib, which is not installed: {install_hint('report')}"
 #: a header start time before this (2000-01-01 UTC) is a host clock that was never set
 EARLIEST_REAL_TIME = 946684800.0
 FUTURE_TOLERANCE_S = 86400.0
@@ -368,13 +368,13 @@ def verdict(doc: dict) -> list[str]:
         if not with_reps:
             n = len(rows)
             lines.append(
-                f"{name}: no reps in {n} week{'s' if n != 1 else ''} ({sum(r['sessions'] for r in rows)} session{'s' if sum(r['sessions'] for r in rows) != 1 else ''}); {sum(r['alerts'] for r in rows)} alerts."
+                f"{name}: no reps in {plural(n, 'week')} ({plural(sum(r['sessions'] for r in rows), 'session')}); {plural(sum(r['alerts'] for r in rows), 'alert')}."
             )
             continue
         a, b = with_reps[0], with_reps[-1]
         if a is b:
             parts = [
-                f"one week so far ({a['week']}): {a['alerts_per_100_reps']:.0f} alerts per 100 reps ({a['alerts']} in {a['reps']} reps)"
+                f"one week so far ({a['week']}): {a['alerts_per_100_reps']:.0f} alerts per 100 reps ({a['alerts']} in {plural(a['reps'], 'rep')})"
             ]
             if a["peak_flexion_deg"] is not None:
                 parts.append(f"peak flexion at the bottom {a['peak_flexion_deg']:.0f} deg")
@@ -558,8 +558,8 @@ def load_journal(path: str | None, notes: list[str]) -> tuple[list, dict]:
         )
     elif rep.skipped_lines and not rep.entries and not (rep.torn_last_line and len(rep.skipped_lines) == 1):
         raise JournalError(
-            f"{j.path} has no readable journal entries ({len(rep.skipped_lines)} unreadable line(s)); check that --journal points at a spinemon journal (.jsonl)"
+            f"{j.path} has no readable journal entries ({plural(len(rep.skipped_lines), 'unreadable line')}); check that --journal points at a spinemon journal (.jsonl)"
         )
     elif rep.skipped_lines:
-        notes.append(f"skipped {len(rep.skipped_lines)} unreadable line(s) in {j.path}")
+        notes.append(f"skipped {plural(len(rep.skipped_lines), 'unreadable line')} in {j.path}")
     return rep.entries, info

@@ -43,7 +43,7 @@ from spinemon.core.pipeline import (
 )
 from spinemon.errors import ConfigError, SpinemonError
 from spinemon.io import profile_store, sim
-from spinemon.io.atomic import refuse_existing
+from spinemon.io.atomic import ExistingOutputError, refuse_existing
 from spinemon.io.commands import CommandQueue
 from spinemon.io.device_link import LinkSetup
 from spinemon.io.recording import RecordingWriter
@@ -87,6 +87,7 @@ class LiveOptions:
     profile: str | None = None
     recalibrate: bool = False  # ignore the stored calibration (sensors re-attached)
     resume: bool = False  # an existing --out recording is continued in a new segment (else refused)
+    force: bool = False  # an existing --out recording (and its segments) is replaced (else refused)
     limits: tuple[str, ...] = ()  # "EXERCISE.LIMIT=VALUE" overrides for this session
     view: bool = False  # serve the live page for a coach on 127.0.0.1 (spinemon.app.view; the `view` extra)
     view_port: int = 0  # its port; 0: one the OS chooses
@@ -116,6 +117,8 @@ class LiveOptions:
             raise ViewUsageError("--view-port needs --view")
         if self.view_lan and not self.view:
             raise ViewUsageError("--view-lan needs --view")
+        if self.force and self.resume:
+            raise ExistingOutputError("--force replaces --out and --resume continues it: give one of them")
         for name in ("connect_timeout_s", "command_timeout_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 < v <= 600.0):
@@ -304,17 +307,18 @@ async def run(
     if options.out:
         refuse_existing(
             options.out,
-            options.resume,
-            "choose another --out, or pass --resume to continue it in a new segment",
+            options.resume or options.force,
+            "choose another --out, pass --resume to continue it in a new segment, or --force to replace it",
         )
     if options.out:
-        if Path(options.out).exists():
+        if Path(options.out).exists() and not options.force:
             ui.set_offset = sets_recorded(options.out)  # the screen numbers sets on, as replay will
-        # an existing recording is resumed in a new segment (--resume), never overwritten
+        # an existing recording is resumed in a new segment (--resume), or replaced with --force
         recorder = RecordingWriter(
             options.out,
             header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}),
-            resume=True,
+            resume=not options.force,
+            overwrite=options.force,
         )
         if recorder.segment > 1:
             ui.line(

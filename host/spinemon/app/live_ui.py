@@ -25,6 +25,7 @@ from typing import TextIO
 from spinemon.app.live_screen import RichScreen, fit_status, have_rich
 from spinemon.app.results import SessionResult
 from spinemon.app.verdict import event_words, past_limit
+from spinemon.app.words import plural
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import Event, Limits
@@ -384,8 +385,8 @@ class LiveUI:
             summ = result.session
             n_sets, n_reps = len(summ.sets), len(summ.reps)
             head += (
-                f" {n_sets} set{'s' if n_sets != 1 else ''}, {n_reps} rep{'s' if n_reps != 1 else ''}, {len(result.alerts)} alert{'s' if len(result.alerts) != 1 else ''}"
-                f" ({result.frames} frames, lost samples {st.get('lost_samples', 0)}, bad frames {st.get('bad_frames', 0)})."
+                f" {plural(n_sets, 'set')}, {plural(n_reps, 'rep')}, {plural(len(result.alerts), 'alert')}"
+                f" ({plural(result.frames, 'frame')}, lost samples {st.get('lost_samples', 0)}, bad frames {st.get('bad_frames', 0)})."
             )
         if out:
             head += f" Recording: {out}"

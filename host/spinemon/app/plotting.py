@@ -19,6 +19,7 @@ from spinemon.app.export import SessionTrace
 from spinemon.app.history import MISSING_MATPLOTLIB, _week_name, nice_exercise
 from spinemon.app.results import ReportTables
 from spinemon.errors import ConfigError
+from spinemon.io.atomic import atomic_write, cannot_write
 
 KIND_COLOURS = {
     "over_flexion": "#d62728",
@@ -484,10 +485,12 @@ def plot(doc: dict, path: str | os.PathLike, plt=None) -> Path:
             )
     fig.suptitle("Progress over weeks", fontsize=11)
     fig.tight_layout()
-    try:
-        fig.savefig(out, format="png", dpi=100)
+    try:  # whole or not at all: a temporary file renamed over the name
+        atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     except OSError as e:
-        raise ConfigError(f"cannot write {out} ({e.strerror}); choose another --png") from None
+        raise ConfigError(
+            cannot_write(out, e).replace("choose another place", "choose another --png")
+        ) from None
     finally:
         plt.close(fig)
     return out

@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from spinemon.app.export import SessionTrace, trace_recording, write_table_csv
+from spinemon.app.extras import install_hint
 from spinemon.app.plotting import plot_overview, plot_reps, plot_set, pyplot
 from spinemon.app.results import ReportResult, ReportTables
 from spinemon.app.session_summary import EventRow, RepRow
+from spinemon.app.words import plural, shown_path
 from spinemon.errors import ConfigError, SpinemonError
 from spinemon.io.recording import load
 
@@ -42,7 +44,9 @@ __all__ = [
     "write_report",
 ]
 
-MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (in the checkout: pip install -e '.[report]'); wrote the tables only"
+MISSING_MATPLOTLIB = (
+    f"plots skipped: matplotlib is not installed ({install_hint('report')}); wrote the tables only"
+)
 
 # summary keys the report shows in their own sections; any other key is shown generically
 _KNOWN_SUMMARY_KEYS = {
@@ -268,14 +272,14 @@ def sensor_checks(other: dict) -> list[str]:
     if isinstance(dev, dict):
         bits = []
         if dev.get("restarts"):
-            bits.append(f"restarted {dev['restarts']} time(s)")
+            bits.append(f"restarted {plural(dev['restarts'], 'time')}")
         lost = dev.get("samples_lost_device")
         if lost is not None:
-            bits.append(f"{lost} sample(s) lost on the wearable")
+            bits.append(f"{plural(lost, 'sample')} lost on the wearable")
         if dev.get("samples_lost_link") is not None:
             bits.append(f"{dev['samples_lost_link']} lost on the link")
         if dev.get("guard_alerts"):
-            bits.append(f"its own guard buzzed {dev['guard_alerts']} time(s)")
+            bits.append(f"its own guard buzzed {plural(dev['guard_alerts'], 'time')}")
         if dev.get("heap_free_min") is not None:
             bits.append(f"free memory never below {dev['heap_free_min'] / 1024:.0f} KB")
         if bits:
@@ -327,7 +331,7 @@ def format_tables(tables: ReportTables) -> str:
     """The summary for the terminal: sets (every field), reps (compact), events."""
     lines = [
         f"Session: {tables.session['recording']}: {tables.session['duration_s']:.0f} s, {tables.session['angle']}, "
-        f"{tables.session['sets']} set{'s' if tables.session['sets'] != 1 else ''}, {tables.session['reps']} reps, {tables.session['events']} events"
+        f"{plural(tables.session['sets'], 'set')}, {plural(tables.session['reps'], 'rep')}, {plural(tables.session['events'], 'event')}"
     ]
     if "sessions" in tables.session:
         lines.append(f"  {tables.session['sessions']}")
@@ -614,7 +618,8 @@ def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool
                 )
     page = out / "report.html"
     try:
-        page.write_text(render_html(tables, pngs, skipped), encoding="utf-8")
+        # a file name that is not UTF-8 (its bytes kept as surrogates) shows as U+FFFD, never a half-written page
+        page.write_text(shown_path(render_html(tables, pngs, skipped)), encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot write {page}: {e.strerror}") from None
     return ReportResult(out, page, csvs, list(pngs.values()), tables, skipped)

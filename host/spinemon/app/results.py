@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spinemon.app.session_summary import Summary
+from spinemon.app.words import plural
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import Event
@@ -192,5 +193,5 @@ def live_comparison(live: list[dict] | None, events: list[dict]) -> str | None:
         )
         dd = max([off(a, b, k) for a, b in zip(live, events) for k in ("peak_deg", "limit_deg")] or [0.0])
         if dt <= 0.1:
-            return f"NO, but the same {len(events)} event(s): peaks and limits within {dd:.2f} deg, times within {dt:.2f} s (the recording's spinemon calibrated slightly differently)"
+            return f"NO, but the same {plural(len(events), 'event')}: peaks and limits within {dd:.2f} deg, times within {dt:.2f} s (the recording's spinemon calibrated slightly differently)"
     return "NO"

@@ -126,13 +126,17 @@ class _ErrorLog:
                 d.mkdir(parents=True, exist_ok=True)
                 fd, name = tempfile.mkstemp(prefix=f"spinemon-error-{stamp}-", suffix=".log", dir=d)
                 self.path = Path(name)
-                return os.fdopen(fd, "a", encoding="utf-8")
+                return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
             except OSError:
                 continue
         return None
 
     def write(self, path: str, tb: str) -> Path | None:
-        f = open(self.path, "a", encoding="utf-8") if self.path is not None else self._open()
+        f = (
+            open(self.path, "a", encoding="utf-8", errors="backslashreplace")
+            if self.path is not None
+            else self._open()
+        )
         if f is None:
             return None
         with f:

@@ -51,8 +51,10 @@ def run_simulated(
     on_alert: Callable[[Alert], None] | None = None,
     on_frame: Callable[[FrameResult, Pipeline], None] | None = None,
     on_calibrated: Callable[[Calibration], None] | None = None,
+    overwrite: bool = False,
 ) -> SimulatedRun:
-    """Simulate ``sets`` and run them through the live path; record to ``out``."""
+    """Simulate ``sets`` and run them through the live path; record to ``out``
+    (``overwrite``: over an existing recording, ``--force``)."""
     session = sim.simulate(sets, seed, sim_settings or sim.SimSettings(), calibration=True, rom=rom)
     settings = settings or PipelineSettings()
     if not rom:
@@ -65,7 +67,9 @@ def run_simulated(
     pipeline = Pipeline(settings)
     recorder = None
     if out is not None:
-        recorder = RecordingWriter(out, header_for(settings, "sim", {"sim": session.metadata()}))
+        recorder = RecordingWriter(
+            out, header_for(settings, "sim", {"sim": session.metadata()}), overwrite=overwrite
+        )
 
     async def main() -> SessionResult:
         await transport.connect()

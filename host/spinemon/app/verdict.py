@@ -121,7 +121,7 @@ def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sens
     if clean and bad:
         parts.append(f"rep{'s' if len(clean) > 1 else ''} {clean_ranges(clean)} clean")
     elif not bad:
-        parts.append(f"all {len(mine)} reps clean")
+        parts.append("the one rep clean" if len(mine) == 1 else f"all {len(mine)} reps clean")
     flex = [float(v) for r in mine if isinstance(v := r.get("peak_flexion_deg"), (int, float))]
     if not one_sensor and len(flex) >= 3 and flex[-1] - flex[0] >= CREEP_NOTE_DEG:
         parts.append(f"flexion crept {flex[-1] - flex[0]:.0f} deg over the set")

@@ -64,6 +64,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
+from spinemon.app.extras import install_hint
 from spinemon.errors import ViewUsageError
 
 __all__ = [
@@ -75,7 +76,7 @@ __all__ = [
     "page_html",
 ]
 
-MISSING_AIOHTTP = "--view needs aiohttp: pip install -e '.[view]'"
+MISSING_AIOHTTP = f"--view needs aiohttp: {install_hint('view')}"
 
 
 def have_aiohttp() -> bool:

@@ -12,7 +12,13 @@ from spinemon.app import argtypes
 from spinemon.app.calibrate import _sim_transport, describe, run_calibration
 from spinemon.app.live import LiveOptions
 from spinemon.errors import ConfigError
-from spinemon.io.profile_store import load_profile, merge_limit_overrides, profile_path, save_profile
+from spinemon.io.profile_store import (
+    check_profile_writable,
+    load_profile,
+    merge_limit_overrides,
+    profile_path,
+    save_profile,
+)
 
 
 # ---------------------------------------------------------------------------
@@ -74,6 +80,7 @@ def main(ns: Any, stream: TextIO | None = None) -> int:
         # the simulated wearer's calibration never replaces the real one
         path = path.with_name("sim-profile.json")
     prof = load_profile(path)  # a broken profile is reported before the wearer starts
+    check_profile_writable(path)  # and one that could not be saved (a read-only place): before, not after
     rom = not getattr(ns, "no_rom", False)
     options = LiveOptions(
         address=getattr(ns, "address", None),

@@ -21,7 +21,9 @@ from spinemon.core.unilateral import parse_exercise
 # ---------------------------------------------------------------------------
 def add_source_arguments(parser: Any) -> None:
     """Which wearable: exactly one of --address/--name (BLE), --port (serial) or --sim."""
-    src = parser.add_mutually_exclusive_group(required=True)
+    # not required by argparse: the config file may name the wearable (spinemon.app.config.apply_to says
+    # "one of the arguments --address --name --port --sim is required" when it does not)
+    src = parser.add_mutually_exclusive_group(required=False)
     src.add_argument("--address", help="BLE address of the wearable")
     src.add_argument("--name", help="advertised BLE name of the wearable (e.g. spinemon-1A2B)")
     src.add_argument("--port", help="serial port or pyserial URL (e.g. /dev/ttyACM0, socket://host:port)")
@@ -33,15 +35,21 @@ def add_arguments(parser: Any) -> None:
     add_source_arguments(parser)
     parser.add_argument(
         "--exercise",
-        default="generic",
+        default=None,
         type=argtypes.exercise_side,
         metavar="EXERCISE",
-        help=f"exercise profile: {', '.join(PROFILES)} (default generic); a unilateral one may name the working side, e.g. 'lunge left' or split_squat:right",
+        help=f"exercise profile: {', '.join(PROFILES)} (default: the config file's exercise, else generic); a unilateral one may name the working side, e.g. 'lunge left' or split_squat:right",
     )
     parser.add_argument(
         "--out",
-        help="write the session recording here (must not exist, unless --resume); default: a new file in the "
-        "sessions folder of your spinemon directory ($SPINEMON_HOME or ~/.spinemon: sessions/, sim-sessions/ for --sim)",
+        help="write the session recording here (must not exist, unless --resume or --force); default: a new "
+        "file in the config file's out_dir, else in the sessions folder of your spinemon directory "
+        "($SPINEMON_HOME or ~/.spinemon: sessions/, sim-sessions/ for --sim)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out recording (and its later segments) instead of refusing it",
     )
     parser.add_argument(
         "--no-record", action="store_true", help="do not record this session (by default every session is)"
@@ -85,7 +93,7 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument(
         "--view",
         action="store_true",
-        help="serve a live page for a coach (angle trace against the limits, set/rep, alerts) on 127.0.0.1; its address, with a random token, is printed first (needs the 'view' extra: pip install -e '.[view]')",
+        help="serve a live page for a coach (angle trace against the limits, set/rep, alerts) on 127.0.0.1; its address, with a random token, is printed first (needs the 'view' extra, aiohttp)",
     )
     parser.add_argument(
         "--view-port",
@@ -150,6 +158,7 @@ def options_from(ns: Any) -> LiveOptions:
         profile=profile,
         recalibrate=bool(getattr(ns, "recalibrate", False)),
         resume=bool(getattr(ns, "resume", False)),
+        force=bool(getattr(ns, "force", False)),
         limits=tuple(getattr(ns, "limit", None) or ()),
         view=bool(getattr(ns, "view", False)),
         view_port=getattr(ns, "view_port", None) or 0,

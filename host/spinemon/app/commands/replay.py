@@ -12,6 +12,7 @@ from typing import Any
 
 from spinemon.app import argtypes
 from spinemon.app.commands import EXIT_ERROR, EXIT_OK, UsageError
+from spinemon.app.words import plural
 from spinemon.core.detect import PROFILES
 
 
@@ -54,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         type=argtypes.exercise_side,
         metavar="EXERCISE",
-        help=f"exercise assumed where the recording has no labels (default: as recorded): {', '.join(sorted(PROFILES))}; a unilateral one may name the side, e.g. 'lunge left'",
+        help=f"replay as this exercise (a what-if on the same data; default: as recorded): the sets the lifter labelled and the unlabelled ones alike; {', '.join(sorted(PROFILES))}; a unilateral one may name the side, e.g. 'lunge left'",
     )
     parser.add_argument(
         "--limit",
@@ -67,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from spinemon.app.replay import replay, replay_settings
+    from spinemon.app.replay import labelled_exercises, replay, replay_settings
     from spinemon.io.recording import load
 
     files = list(args.file)
@@ -75,13 +76,21 @@ def main(args: argparse.Namespace) -> int:
         return _replay_many(args)
     args.file = files[0]
     rec = load(args.file, strict=args.strict)
-    res = replay(rec, replay_settings(rec, args.exercise, args.limit))
+    labelled = labelled_exercises(rec)
+    # --exercise is applied to the labelled sets too (a what-if on the same data), and said so
+    res = replay(
+        rec,
+        replay_settings(rec, args.exercise, args.limit),
+        label_exercise=args.exercise if args.exercise and labelled else None,
+    )
     summ = res.session
     # the summary's events: a resumed recording's with sets numbered on, each with its segment
     events = [e.as_dict() for e in summ.events] if summ.has("events") else [e.as_dict() for e in res.events]
     stats = dict(res.stats)
     stats.update(truncated=rec.truncated, corrupt_records=rec.corrupt_records, angle=res.angle_label)
     stats["recording_notes"] = list(rec.notes)
+    if args.exercise and labelled:
+        stats["exercise_override"] = {"exercise": args.exercise, "labelled_as": labelled}
     stats.update(summ.monitoring.as_dict())
     # each segment (one live session each, `live --resume`) against what its own live session reported
     stats["matches_live"] = res.matches_live
@@ -105,7 +114,9 @@ def main(args: argparse.Namespace) -> int:
         json.dump(out, sys.stdout, indent=2)
         print()
         return EXIT_OK
-    print(f"{args.file}: {res.frames} frames, {stats['samples']} samples, angle = {res.angle_label}")
+    print(
+        f"{args.file}: {plural(res.frames, 'frame')}, {plural(stats['samples'], 'sample')}, angle = {res.angle_label}"
+    )
     if len(segments) > 1:
         print(
             f"  {len(segments)} sessions in this recording (live --resume), each replayed as recorded, with its own calibration; sets numbered on:"
@@ -131,10 +142,15 @@ def main(args: argparse.Namespace) -> int:
             print(
                 f"    {seg['segment']}. {seg['file']}: {seg['duration_s']:.1f} s, calibration {seg['calibration']}, {where}, {n_ev} event{'s' if n_ev != 1 else ''}{moved}; {live}"
             )
+    if args.exercise and labelled:
+        print(
+            f"  note: every set replayed as {args.exercise.replace(':', ' ')} (--exercise), "
+            f"though the lifter labelled {plural(len(labelled), 'exercise')} ({', '.join(labelled)})"
+        )
     if rec.truncated:
         print("  note: the recording was cut off mid-record; loaded up to its last complete record")
     if rec.corrupt_records:
-        print(f"  note: {rec.corrupt_records} corrupt record(s) skipped")
+        print(f"  note: {plural(rec.corrupt_records, 'corrupt record')} skipped")
     for note in rec.notes:
         print(f"  note: {note}")
     print(

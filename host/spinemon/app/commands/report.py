@@ -9,6 +9,9 @@ from spinemon.app import argtypes
 from spinemon.app.export import trace_recording
 from spinemon.app.plotting import plot, pyplot
 from spinemon.app.report import format_tables, report_row, write_report
+from spinemon.app.words import plural, shown_path
+from spinemon.errors import ConfigError
+from spinemon.io.atomic import atomic_dir, check_writable, refuse_existing
 from spinemon.io.recording import load
 
 
@@ -26,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output folder (default: <recording>-report next to the recording; several: season-report)",
     )
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the files of an --out folder that exists and is not empty (default: refuse it)",
+    )
+    parser.add_argument(
         "--jobs",
         type=argtypes.count,
         default=None,
@@ -40,14 +48,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _main_many(args: argparse.Namespace) -> int:
+    from spinemon.app import season
+
+    paths = season.expand(args.file)
+    out = _out_folder(Path(args.out) if args.out else Path("season-report"), args)
+    # the folder appears whole when every report in it is written (atomic_dir), never half done
+    return atomic_dir(out, lambda tmp: _write_many(args, paths, tmp, out))
+
+
+def _out_folder(out: Path, args: argparse.Namespace) -> Path:
+    """``--out`` checked before anything runs: new or empty, or replaced with ``--force``; its parent writable."""
+    refuse_existing(out, bool(getattr(args, "force", False)), flag="--out", folder=True)
+    if not out.parent.is_dir():
+        raise ConfigError(
+            f"directory {shown_path(out.parent)} does not exist; create it first, or choose another --out"
+        )
+    check_writable(out.parent, flag="--out")
+    return out
+
+
+def _write_many(args: argparse.Namespace, paths: list[Path], out: Path, final: Path) -> int:
     import html
     import sys
 
     from spinemon.app import history, season
 
-    paths = season.expand(args.file)
-    out = Path(args.out) if args.out else Path("season-report")
-    out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     entries, info = history.load_journal(getattr(args, "journal", None), notes)
     rows = season.run_many(report_row, paths, str(out), jobs=args.jobs, progress=sys.stderr)
@@ -89,7 +114,7 @@ def _main_many(args: argparse.Namespace) -> int:
         + "</table></div></body></html>\n",
         encoding="utf-8",
     )
-    print(f"wrote {page} ({len(rows)} recordings)")
+    print(f"wrote {shown_path(final / page.name)} ({plural(len(rows), 'recording')})")
     return 1 if any(r.get("error") for r in rows) else 0
 
 
@@ -99,13 +124,15 @@ def main(args: argparse.Namespace) -> int:
     if len(files) > 1 or Path(files[0]).is_dir():
         return _main_many(args)
     src = Path(files[0])
-    out = Path(args.out) if args.out else src.with_name(src.stem + "-report")
+    out = _out_folder(Path(args.out) if args.out else src.with_name(src.stem + "-report"), args)
     trace = trace_recording(load(src))
-    res = write_report(trace, out)
+    # written into a temporary folder beside it and renamed into place: whole or not at all
+    res = atomic_dir(out, lambda tmp: write_report(trace, tmp))
     print(format_tables(res.tables))
     if res.plots_skipped:
         print(f"note: {res.plots_skipped}")
     print(
-        f"wrote {res.html} ({len(res.plots)} plots), {', '.join(p.name for p in res.csv.values())} in {res.out_dir}"
+        f"wrote {shown_path(out / res.html.name)} ({plural(len(res.plots), 'plot')}), "
+        f"{', '.join(p.name for p in res.csv.values())} in {shown_path(out)}"
     )
     return 0
