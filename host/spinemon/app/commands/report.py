@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output folder (default: <recording>-report next to the recording; several: season-report)",
     )
     parser.add_argument(
+        "--lifter",
+        metavar="NAME",
+        help="the lifter's name, shown in the report's title (default: the name the recording holds, if any)",
+    )
+    parser.add_argument(
         "--jobs",
         type=argtypes.count,
         default=None,
@@ -98,14 +103,28 @@ def main(args: argparse.Namespace) -> int:
     files = list(args.file) if isinstance(args.file, (list, tuple)) else [args.file]
     if len(files) > 1 or Path(files[0]).is_dir():
         return _main_many(args)
+    from spinemon.app.progress import Progress
+    from spinemon.app.tables import wrap
+
     src = Path(files[0])
     out = Path(args.out) if args.out else src.with_name(src.stem + "-report")
-    trace = trace_recording(load(src))
-    res = write_report(trace, out)
+    rec = load(src)
+    with Progress(f"report {src.name}") as bar:
+        trace = trace_recording(rec, on_progress=bar.update)
+        res = write_report(trace, out, lifter=getattr(args, "lifter", None), progress=bar.step)
     print(format_tables(res.tables))
     if res.plots_skipped:
-        print(f"note: {res.plots_skipped}")
+        print("\n".join(wrap(f"note: {res.plots_skipped}", None, "", "  ")))
+    n = len(res.plots)
+    page = f"{res.html} ({n} plot{'s' if n != 1 else ''}), " if res.html is not None else ""
     print(
-        f"wrote {res.html} ({len(res.plots)} plots), {', '.join(p.name for p in res.csv.values())} in {res.out_dir}"
+        "\n".join(
+            wrap(
+                f"wrote {page}{', '.join(p.name for p in res.csv.values())} in {res.out_dir}",
+                None,
+                "",
+                "  ",
+            )
+        )
     )
     return 0
