@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from datetime import datetime
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 

@@ -67,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from spinemon.app.replay import replay, replay_settings
+    from spinemon.app.verdict import event_words
     from spinemon.io.recording import load
 
     files = list(args.file)
@@ -104,6 +105,17 @@ def main(args: argparse.Namespace) -> int:
         out["notices"] = res.summary.get(
             "notices", []
         )  # what the lifter was told at the time (a stale calibration, a sensor lost)
+        # timed holds (plank, bird dog, ...): how long each was held, each fault named as that hold's fault
+        out["holds"] = [
+            {
+                **h,
+                "faults": [
+                    {**f, "what": event_words(str(f.get("kind")), h.get("exercise"))}
+                    for f in h.get("faults") or []
+                ],
+            }
+            for h in res.summary.get("holds", [])
+        ]
         json.dump(out, sys.stdout, indent=2)
         print()
         return EXIT_OK
@@ -161,6 +173,17 @@ def main(args: argparse.Namespace) -> int:
         if cal and cal.rom:
             which = f" (session {seg.index})" if len(segments) > 1 else ""
             print(f"  range of motion{which}: {cal.rom.flexion_deg:+.1f} / {cal.rom.extension_deg:+.1f} deg")
+    for h in res.summary.get("holds", []):
+        faults = "; ".join(
+            f"{event_words(str(f.get('kind')), h.get('exercise'))} at {f['t_alert']:.2f} s"
+            if isinstance(f.get("t_alert"), (int, float))
+            else event_words(str(f.get("kind")), h.get("exercise"))
+            for f in h.get("faults") or []
+        )
+        held = f"{h['duration_s']:.1f} s" if isinstance(h.get("duration_s"), (int, float)) else "not ended"
+        print(
+            f"  hold {h.get('hold')} of set {h.get('set')}, {h.get('exercise')}: {held}; {faults or 'clean'}"
+        )
     print(f"Events ({len(events)}):")
     print(EVENT_HEADER)
     for e in events:
