@@ -51,16 +51,19 @@ def render(name: str, **context: Any) -> str:
 
 
 def table(
-    rows: Sequence[dict], cols: Sequence[str], head: Callable[[str], str], text: Callable[[Any], str]
+    rows: Sequence[dict],
+    cols: Sequence[str],
+    head: Callable[[str], str],
+    text: Callable[[str, Any], str],
 ) -> dict:
     """A table's context: ``heads`` (names as a coach reads them) and ``rows``
-    of (text, is a number) cells, numbers aligned right."""
+    of (text, is a number) cells, numbers aligned right. ``text(column, value)``."""
     return {
         "heads": [head(str(c)) for c in cols],
         "rows": [
             [
                 (
-                    text(r.get(c)),
+                    text(c, r.get(c)),
                     isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool),
                 )
                 for c in cols

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -584,12 +585,18 @@ def plot_overview(plt, trace: SessionTrace, tables: ReportTables, path: Path, st
 # ---------------------------------------------------------------------------
 # chart and HTML
 # ---------------------------------------------------------------------------
-def plot(doc: dict, path: str | os.PathLike, plt=None) -> Path:
-    """Per exercise: peak flexion per week with the limit (left axis), alerts
-    per 100 reps as bars (right axis). Raises :class:`ConfigError` without matplotlib."""
+def plot(doc: dict, path: str | os.PathLike, plt=None, style: Style | None = None) -> Path:
+    """Per exercise: the peak per week against its limit (left axis) --
+    flexion, or extension for presses and curls (their fault is an arch) --
+    and alerts per 100 reps as bars (right axis, one scale for every panel,
+    so 100 and 20 per 100 reps look as different as they are). The title on
+    top, one legend for all panels at the bottom (constrained layout: nothing
+    covers anything). Raises
+    :class:`ConfigError` without matplotlib."""
     plt = plt or pyplot()
     if plt is None:
         raise ConfigError(MISSING_MATPLOTLIB)
+    style = style or Style(False)
     out = Path(path)
     by_ex: dict[str, list[dict]] = {}
     for r in doc["rows"]:
@@ -598,72 +605,82 @@ def plot(doc: dict, path: str | os.PathLike, plt=None) -> Path:
     mondays = sorted({date.fromisoformat(r["monday"]) for r in doc["rows"]})
     first = mondays[0] if mondays else date.today()
     span = (mondays[-1] - first).days // 7 + 1 if mondays else 1
-    step = max(1, math.ceil(span / 12))  # at most about 12 week labels
-    fig, axes = plt.subplots(n, 1, figsize=(8, 3.0 * n + 0.4), squeeze=False)
+    step = max(
+        1, math.ceil(span / (4 if style.narrow else 12))
+    )  # at most about 12 week labels (4 on a phone)
+    per100_all = [r["alerts_per_100_reps"] or 0.0 for r in doc["rows"]]
+    alerts_top = max([10.0] + per100_all) * 1.15  # one scale for every panel
+    width = style.width_in if style.narrow else 8.0
+    fig, axes = plt.subplots(
+        n, 1, figsize=(width, (3.2 if style.narrow else 2.8) * n + 1.0), squeeze=False, layout="constrained"
+    )
+    handles: dict[str, Any] = {}
     for ax, (ex, rows) in zip(axes[:, 0], by_ex.items() or [("(no sessions)", [])]):
         x = [
             (date.fromisoformat(r["monday"]) - first).days // 7 for r in rows
         ]  # weeks without a session stay gaps
+        watched = rows[0].get("watched", "flexion") if rows else "flexion"
         ax2 = ax.twinx()
         ax.set_zorder(ax2.get_zorder() + 1)
         ax.patch.set_visible(False)
         per100 = [r["alerts_per_100_reps"] if r["alerts_per_100_reps"] is not None else 0.0 for r in rows]
-        ax2.bar(x, per100, width=0.5, color="#d62728", alpha=0.35, label="alerts per 100 reps")
-        ax2.set_ylabel("alerts per 100 reps", fontsize=8, color="#a11")
-        ax2.set_ylim(0, max([10.0] + per100) * 1.15)
-        peaks = [r["peak_flexion_deg"] for r in rows]
+        bars = ax2.bar(x, per100, width=0.5, color="#d62728", alpha=0.35)
+        handles.setdefault("alerts per 100 reps (right axis, one scale)", bars)
+        ax2.set_ylabel("alerts / 100 reps", fontsize=style.small, color="#a11")
+        ax2.set_ylim(0, alerts_top)
+        ax2.tick_params(labelsize=style.small)
+        peaks = [r.get("peak_deg", r.get("peak_flexion_deg")) for r in rows]
         if any(p is not None for p in peaks):
-            ax.plot(
-                x,
-                [math.nan if p is None else p for p in peaks],
-                "o-",
-                color="black",
-                label="peak flexion at the bottom (median)",
-            )
-        limits = [r["flexion_limit_deg"] for r in rows]
-        labelled = False
+            (line,) = ax.plot(x, [math.nan if p is None else p for p in peaks], "o-", color="black")
+            handles.setdefault("peak at the bottom of the rep (median)", line)
+        limits = [r.get("limit_deg", r.get("flexion_limit_deg")) for r in rows]
         for i, v in zip(x, limits):  # the limit of each week, as a short line across its slot
             if v is not None:
-                ax.hlines(
+                lc = ax.hlines(
                     v,
                     i - 0.45,
                     i + 0.45,
-                    colors="#d62728",
+                    colors="#d62728" if watched == "flexion" else "#1f77b4",
                     linestyles="--",
                     lw=1.5,
-                    label=None if labelled else "flexion limit",
                 )
-                labelled = True
-        top = max([10.0] + [v for v in peaks + limits if v is not None])
-        ax.set_ylim(min([0.0] + [v for v in peaks if v is not None]) - 2.0, top * 1.25)
+                handles.setdefault(f"{watched} limit", lc)
+        vals = [v for v in peaks + limits if v is not None]
+        if watched == "extension":  # an arch is negative: the limit below zero, past it further down
+            bottom = min([-10.0] + vals)
+            ax.set_ylim(bottom * 1.25, max([0.0] + vals) + 2.0)
+        else:
+            ax.set_ylim(min([0.0] + vals) - 2.0, max([10.0] + vals) * 1.25)
         if not any(r["reps"] for r in rows):
-            ax.text(0.5, 0.5, "no reps", transform=ax.transAxes, ha="center", va="center", color="0.4")
+            ax.text(
+                0.5,
+                0.5,
+                "no reps",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                color="0.4",
+                fontsize=style.small,
+            )
         ticks = list(range(0, span, step))
         ax.set_xticks(ticks)
-        ax.set_xticklabels([_week_name(first + timedelta(weeks=k)) for k in ticks], fontsize=8)
+        ax.set_xticklabels([_week_name(first + timedelta(weeks=k)) for k in ticks], fontsize=style.small)
+        ax.tick_params(labelsize=style.small)
         ax.set_xlim(-0.6, max(span - 0.4, 0.6))
-        ax.set_ylabel("lumbar flexion (deg)", fontsize=8)
-        ax.set_title(nice_exercise(ex), fontsize=10, loc="right")
+        ax.set_ylabel(f"lumbar {watched} (deg)", fontsize=style.small)
+        ax.set_title(nice_exercise(ex), fontsize=style.label, loc="left", fontweight="bold")
         ax.grid(True, axis="y", alpha=0.3)
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = ax2.get_legend_handles_labels()
-        if h1 or h2:
-            ax.legend(
-                h1 + h2,
-                l1 + l2,
-                fontsize=7,
-                loc="lower left",
-                bbox_to_anchor=(0.0, 1.0),
-                ncol=3,
-                frameon=False,
-                borderaxespad=0.2,
-            )
-    fig.suptitle("Progress over weeks", fontsize=11)
-    fig.tight_layout()
+    fig.suptitle("Progress over weeks", fontsize=style.title)
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside lower center",
+            ncol=1 if style.narrow else 2,
+            fontsize=style.small,
+            frameon=False,
+        )
     try:
-        fig.savefig(out, format="png", dpi=100)
+        return save(plt, fig, out, style.dpi if style.narrow else 100)
     except OSError as e:
         raise ConfigError(f"cannot write {out} ({e.strerror}); choose another --png") from None
-    finally:
-        plt.close(fig)
-    return out

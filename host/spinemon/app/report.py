@@ -681,7 +681,7 @@ def nice(name: str) -> str:
 def _table(rows: list[dict], cols: Sequence[str]) -> dict:
     from spinemon.app import pages
 
-    return pages.table(rows, cols, nice, _text)
+    return pages.table(rows, cols, nice, lambda _c, v: _text(v))
 
 
 def page_title(tables: ReportTables) -> str:

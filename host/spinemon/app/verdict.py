@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from spinemon.core.reps import pelvis_share
 
 __all__ = [
+    "EXTENSION_LIFTS",
     "HINGES",
     "WORDS",
     "clean_ranges",
@@ -30,6 +31,10 @@ __all__ = [
 
 #: exercises whose reps are a forward lean of the trunk (hip hinge or squat)
 HINGES = ("deadlift", "squat", "row", "single_leg_deadlift", "single_arm_row")
+
+#: exercises whose fault is an arch (over-extension), not a rounding: history
+#: and charts plot their peak extension against the extension limit
+EXTENSION_LIFTS = ("overhead_press", "single_arm_press", "curl", "bench")
 
 #: event kind -> what the coach says happened
 WORDS = {

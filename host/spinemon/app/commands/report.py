@@ -45,10 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _main_many(args: argparse.Namespace) -> int:
-    import html
     import sys
 
-    from spinemon.app import history, season
+    from spinemon.app import history, pages, season
+    from spinemon.app.plotting import NARROW
 
     paths = season.expand(args.file)
     out = Path(args.out) if args.out else Path("season-report")
@@ -58,40 +58,38 @@ def _main_many(args: argparse.Namespace) -> int:
     rows = season.run_many(report_row, paths, str(out), jobs=args.jobs, progress=sys.stderr)
     print(season.format_rows(rows))
     facts = [r.pop("history") for r in rows if r.get("history")]
-    history_html = ""
+    section: dict = {}
     if facts:
         doc = history.build(facts, entries, info)
-        png = None
+        png = narrow = None
         plt = pyplot()
         if plt is not None:
             png = plot(doc, out / "history.png", plt)
-        history_html = history.html_section(doc, png)
+            narrow = plot(doc, out / "history-narrow.png", plt, NARROW)
+        section = history.section_context(doc, png, narrow)
         for n in notes:
             print(f"note: {n}")
+    if not pages.available():
+        print(f"note: index.html not written: {pages.MISSING_JINJA2}")
+        return 1 if any(r.get("error") for r in rows) else 0
     cols = [c for c in season.ROW_COLUMNS if c != "recording"]
-    body = "".join(
-        "<tr><td>"
-        + (f'<a href="{html.escape(r["report"])}">' if r.get("report") else "")
-        + html.escape(Path(r["recording"]).name)
-        + ("</a>" if r.get("report") else "")
-        + "</td>"
-        + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in cols)
-        + "</tr>"
-        for r in rows
-    )
     page = out / "index.html"
     page.write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'>"
-        "<title>spinemon: sessions</title><style>body{font-family:sans-serif;margin:1em;max-width:1100px}table{border-collapse:collapse}"
-        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}.scroll{overflow-x:auto;max-width:100%}"
-        "img{max-width:100%;height:auto}.verdict{background:#f6f6f0;border-left:5px solid #486;padding:.6em 1em .6em 2em}</style></head><body>"
-        "<h1>Sessions</h1>"
-        + history_html
-        + "<h2>Recordings</h2><div class='scroll'><table><tr><th>recording</th>"
-        + "".join(f"<th>{c}</th>" for c in cols)
-        + "</tr>"
-        + body
-        + "</table></div></body></html>\n",
+        pages.render(
+            "index.html.j2",
+            lifter=getattr(args, "lifter", None),
+            has_history=bool(section),
+            **section,
+            heads=["recording", *cols],
+            rows=[
+                {
+                    "name": Path(r["recording"]).name,
+                    "report": r.get("report"),
+                    "cells": ["" if r.get(c) is None else str(r.get(c)) for c in cols],
+                }
+                for r in rows
+            ],
+        ),
         encoding="utf-8",
     )
     print(f"wrote {page} ({len(rows)} recordings)")
