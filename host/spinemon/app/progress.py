@@ -52,7 +52,7 @@ class Progress:
             BarColumn(),
             TaskProgressColumn(),
             TimeRemainingColumn(),
-            console=Console(file=self.stream),
+            console=Console(file=self.stream, force_terminal=True),
             transient=True,
         )
         self._rich.start()
@@ -63,21 +63,22 @@ class Progress:
         """``done`` of ``total`` units (frames, samples)."""
         if not self.enabled:
             return
+        self._note = ""  # counting again: the stage said before is over
         if self._rich is not None:
-            self._rich.update(self._task, completed=done, total=total or None)
+            self._rich.update(self._task, description=self.what, completed=done, total=total or None)
             return
         now = time.monotonic()
         if now - self._last < PLAIN_EVERY_S:
             return
         self._last = now
         share = f"{100.0 * done / total:3.0f}%" if total else f"{done:.0f}"
-        self._draw(f"{self.what}: {share} ({now - self._t0:.0f} s){self._note}")
+        self._draw(f"{self.what}: {share} ({now - self._t0:.0f} s)")
 
     def step(self, name: str) -> None:
         """A later stage without a count of its own (``charts``): said beside the job's name."""
         if not self.enabled:
             return
-        self._note = f", {name}"
+        self._note = name
         if self._rich is not None:
             self._rich.update(self._task, description=f"{self.what}: {name}")
             return

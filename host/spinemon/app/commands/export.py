@@ -52,15 +52,21 @@ def main(args: argparse.Namespace) -> int:
     for out in outs:
         if out.resolve() == src.resolve():
             raise ConfigError(f"{out} is the recording itself; choose another OUT")
-    trace = trace_recording(load(src))
+    from spinemon.app.progress import Progress
+
+    with Progress(f"export {src.name}") as bar:  # on a terminal only: a long recording takes a while
+        trace = trace_recording(load(src), on_progress=bar.update)
+        bar.step("writing")
+        if args.csv is not None:
+            res = export_csv(trace, outs[0])
+        if parquet is not None:
+            pres = export_parquet(trace, *outs[-2:])
     if args.csv is not None:
-        res = export_csv(trace, outs[0])
         print(
             f"wrote {res.samples_csv}: {res.rows} samples, {len(res.columns)} columns ({trace.result.angle_label})"
         )
         print(f"wrote {res.events_csv}: {res.events} events")
     if parquet is not None:
-        pres = export_parquet(trace, *outs[-2:])
         print(
             f"wrote {pres.samples}: {pres.rows} samples, {len(pres.columns)} columns ({trace.result.angle_label})"
         )

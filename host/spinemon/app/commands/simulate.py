@@ -87,14 +87,19 @@ def main(args: argparse.Namespace) -> int:
     spec = sim.SetSpec(args.exercise, args.reps, faults, **extra)
     imus = ("upper", "lower") if args.imus == 2 else ("upper",)
     settings = sim.SimSettings(rate_hz=args.rate, imus=imus)
+    from spinemon.app.progress import Progress
+
     out = Path(args.out)
-    run = run_simulated(
-        [spec] * args.sets if args.sets > 1 else [spec],
-        args.seed,
-        out=out,
-        sim_settings=settings,
-        rom=not args.no_rom,
-    )
+    with Progress(f"simulate {out.name}") as bar:  # on a terminal only: a long session takes a while
+        bar.step("making the motion")
+        run = run_simulated(
+            [spec] * args.sets if args.sets > 1 else [spec],
+            args.seed,
+            out=out,
+            sim_settings=settings,
+            rom=not args.no_rom,
+            on_progress=bar.update,
+        )
     res = run.result
     print(f"wrote {out}: {res.frames} frames, {run.session.duration_s:.1f} s, {len(res.events)} events")
     return EXIT_OK
