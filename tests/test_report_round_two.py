@@ -198,3 +198,16 @@ def test_the_rep_charts_limit_labels_are_clear_of_the_dashed_lines(sessions, tmp
                 y = (ya + yb) / 2  # a level line
                 crosses = box.y0 < y < box.y1 and min(xa, xb) < box.x1 and max(xa, xb) > box.x0
                 assert not crosses, (name, box, (xa, xb, y))
+
+
+def test_without_jinja2_the_tables_and_charts_are_written_and_one_line_says_why(sessions, tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jinja2", None)  # the extra is not installed
+    out = tmp_path / "r"
+    assert cli.main(["report", str(sessions["plank"]), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert not (out / "report.html").exists() and (out / "holds.csv").exists()
+    words = " ".join(text.split())  # the note is wrapped at 80 columns
+    assert words.count("note: report.html not written: jinja2 is not installed (pip install 'spinemon[report]')") == 1
+    assert "wrote report.html" not in words and "holds.csv" in words
