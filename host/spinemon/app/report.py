@@ -1,21 +1,28 @@
 """Session reports: plots, tables, CSV and one offline HTML page.
 
-``spinemon report FILE [--out DIR]`` re-runs the recording through the live
-path (:func:`spinemon.app.export.trace_recording`, the same walk as replay, with
-per-sample angles) and writes into DIR:
+``spinemon report FILE [--out DIR] [--lifter NAME]`` re-runs the recording
+through the live path (:func:`spinemon.app.export.trace_recording`, the same
+walk as replay, with per-sample angles) and writes into DIR:
 
 - ``set-N.png``: lumbar angle over the set, limit bands, events, alerts, rep
-  numbers (lateral bend and twist below); ``overview.png``: the whole session;
-- ``sets.csv``, ``reps.csv``, ``events.csv``: the tables;
-- ``report.html``: plots (base64 data URIs) and tables, no external resources.
+  numbers (lateral bend and twist below); ``overview.png``: the whole session
+  (sets and timed holds); ``reps.png``: every rep's peak against its limit;
+  each also as ``NAME-narrow.png``, drawn for a phone;
+- ``sets.csv``, ``reps.csv``, ``events.csv`` (and ``holds.csv`` with timed holds): the tables;
+- ``report.html`` (template ``templates/report.html.j2``): who and when (the
+  lifter, the date, local clock times), the verdict, the charts (base64 data
+  URIs, the phone version on a narrow screen) and the tables, no external resources.
 
 Tables are built generically from the pipeline's summary: fields the pipeline
-adds later to ``summary()["sets"]``/``["reps"]``/``["events"]`` (holds,
-warm-up, ...) and unknown summary sections appear without code changes;
-unknown event kinds are drawn and listed like the known ones.
+adds later to ``summary()["sets"]``/``["reps"]``/``["events"]`` (warm-up,
+...) and unknown summary sections appear without code changes; unknown
+event kinds are drawn and listed like the known ones. A damaged or cut-off
+recording says what the loader skipped, as ``replay`` does.
 
-matplotlib is optional (the ``report`` extra); without it the CSV files and
-the HTML tables are still written and one line says the plots were skipped.
+matplotlib and jinja2 are optional (the ``report`` extra): without
+matplotlib the CSV files and the page's tables are still written and one
+line says the plots were skipped; without jinja2 the page is not written and
+one line says so.
 """
 
 from __future__ import annotations
