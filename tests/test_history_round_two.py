@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from spinemon.app import history, plotting
+from spinemon.app import history, pages, plotting
 
 
 def _facts(name: str, when: str, ex: str, reps: int, alerts: int, peaks, ext_peaks, flex_lim, ext_lim) -> dict:
@@ -116,7 +116,7 @@ def test_the_chart_one_alert_scale_extension_panels_and_a_title_clear_of_the_leg
         for box in seen["boxes"]:
             assert not lg.overlaps(box), (lg, box)
     # text readable where it is shown: the wide chart at its own width, the narrow one on a phone (~340 px)
-    px = plotting.font_px_of(tmp_path / "h.png")
+    px = pages.font_px_of(tmp_path / "h.png")
     assert px is not None and px >= (11.0 if not narrow else 11.0 * 585 / 340), px
 
 

@@ -18,7 +18,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MISSING_JINJA2", "available", "plot", "render", "table"]
+__all__ = ["FONT_KEY", "MISSING_JINJA2", "available", "font_px_of", "plot", "render", "table"]
+
+#: the PNG text key that holds a chart's smallest text in image pixels (spinemon.app.plotting.save writes it)
+FONT_KEY = "spinemon-min-font-px"
 
 MISSING_JINJA2 = "jinja2 is not installed (pip install 'spinemon[report]')"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -73,9 +76,22 @@ def table(
     }
 
 
-def _image(path: Path) -> dict:
-    from spinemon.app.plotting import font_px_of
+def font_px_of(path: Path) -> float | None:
+    """The smallest text of a chart's PNG, in image pixels (None: not recorded, or no PIL)."""
+    try:
+        from PIL import Image  # comes with matplotlib, which drew the chart
 
+        with Image.open(path) as im:
+            v = im.text.get(FONT_KEY)  # type: ignore[attr-defined]
+    except (ImportError, OSError):
+        return None
+    try:
+        return float(v) if v is not None else None
+    except ValueError:
+        return None
+
+
+def _image(path: Path) -> dict:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     px = font_px_of(path)
     return {"uri": f"data:image/png;base64,{data}", "font_px": "" if px is None else f"{px:.2f}"}

@@ -19,6 +19,7 @@ import numpy as np
 
 from spinemon.app.export import SessionTrace
 from spinemon.app.history import MISSING_MATPLOTLIB, _week_name, nice_exercise
+from spinemon.app.pages import FONT_KEY
 from spinemon.app.results import ReportTables
 from spinemon.app.verdict import event_words
 from spinemon.errors import ConfigError
@@ -66,8 +67,6 @@ class Style:
 
 
 WIDE, NARROW = Style(False), Style(True)
-#: the PNG text key that holds the smallest text of the figure in image pixels
-FONT_KEY = "spinemon-min-font-px"
 
 
 def min_font_px(fig, dpi: float) -> float:
@@ -91,21 +90,6 @@ def save(plt, fig, path: Path, dpi: float, **kw) -> Path:
     finally:
         plt.close(fig)
     return path
-
-
-def font_px_of(path: Path) -> float | None:
-    """The smallest text of a PNG written by :func:`save`, in image pixels (None: not recorded)."""
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            v = im.text.get(FONT_KEY)  # type: ignore[attr-defined]
-    except (ImportError, OSError):
-        return None
-    try:
-        return float(v) if v is not None else None
-    except ValueError:
-        return None
 
 
 def clock_axis(ax, clock: float | None, style: Style = WIDE) -> None:

@@ -725,7 +725,7 @@ def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None =
         counts += f", {sess['holds']} hold{'s' if sess['holds'] != 1 else ''}"
     facts = {k: sess[k] for k in _FACTS if k in sess and sess[k] is not None}
     tech = {k: v for k, v in sess.items() if k not in _FACTS and k != "damage"}
-    extra = []
+    extra: list[dict[str, Any]] = []
     for k, v in tables.other.items():
         if v in (None, [], {}, "", 0, False) or k in _IN_WORDS:
             continue
@@ -839,11 +839,11 @@ def write_report(
                         continue
                     name = f"set-{st.get('set')}{suffix}"
                     pngs[name] = plot_set(plt, trace, tables, st, out / f"{name}.png", style=style)
-    page: Path | None = out / "report.html"
+    page: Path | None = None
     if not pages.available():
         skipped.append(f"report.html not written: {pages.MISSING_JINJA2}; wrote the tables and charts")
-        page = None
     else:
+        page = out / "report.html"
         try:
             page.write_text(render_html(tables, pngs, "; ".join(skipped) or None), encoding="utf-8")
         except OSError as e:

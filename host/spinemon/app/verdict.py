@@ -218,7 +218,7 @@ def hold_verdict(
     parts = [what]
     bad: set[int] = set()
     for h in mine:
-        k = h.get("hold")
+        k = int(h.get("hold") or 0)
         faults = h.get("faults") or []
         if faults:
             bad.add(k)
@@ -240,7 +240,7 @@ def hold_verdict(
                     into = f", {f['t_alert'] - h['t_start']:.0f} s in"
                 words.append(f"{event_words(str(f.get('kind')), ex)}{_past(ev)}{into}")
             parts.append(f"hold {k} " + "; ".join(words))
-    clean = [h.get("hold") for h in mine if h.get("hold") not in bad]
+    clean = [int(h.get("hold") or 0) for h in mine if int(h.get("hold") or 0) not in bad]
     if clean:
         if bad:
             parts.append(f"hold{'s' if len(clean) > 1 else ''} {clean_ranges(clean)} clean")
@@ -298,16 +298,14 @@ def session_verdict(
     hold_sets = list(dict.fromkeys(h.get("set") for h in holds))
     if not sets and not holds:
         lines.append("No sets or holds found in this session.")
-    order = sorted(
-        [(st.get("t_start") or 0.0, 0, st) for st in sets]
-        + [(min(h.get("t_start") or 0.0 for h in holds if h.get("set") == n), 1, n) for n in hold_sets],
-        key=lambda x: (x[0], x[1]),
-    )
-    for _, is_hold, item in order:
-        if is_hold:
-            lines.append(hold_verdict(item, holds, events, one_sensor))
-        else:
-            lines.append(set_verdict(item, reps, events, one_sensor))
+    order: list[tuple[float, int, str]] = [
+        (float(st.get("t_start") or 0.0), i, set_verdict(st, reps, events, one_sensor))
+        for i, st in enumerate(sets)
+    ]
+    for n in hold_sets:
+        t0 = min(float(h.get("t_start") or 0.0) for h in holds if h.get("set") == n)
+        order.append((t0, len(order), hold_verdict(n, holds, events, one_sensor)))
+    lines += [line for _, _, line in sorted(order)]
     for cmp in sides:
         line = sides_verdict(cmp, sets)
         if line is not None:
