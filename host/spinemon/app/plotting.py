@@ -70,15 +70,17 @@ WIDE, NARROW = Style(False), Style(True)
 
 
 def min_font_px(fig, dpi: float) -> float:
-    """The smallest visible text of a drawn figure, in pixels of an image saved at ``dpi``."""
+    """The smallest visible text of a figure, in pixels of an image saved at
+    ``dpi``: every text with words in it, and the tick labels of every axis
+    that shows them (read from the figure as built: no extra drawing)."""
     from matplotlib.text import Text
 
-    fig.canvas.draw()
-    sizes = [
-        t.get_fontsize()
-        for t in fig.findobj(Text)
-        if t.get_visible() and t.get_text().strip() and t.get_window_extent().width > 0
-    ]
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            ticks = axis.get_major_ticks()
+            if ticks and (ticks[0].label1.get_visible() or ticks[0].label2.get_visible()):
+                sizes.append(ticks[0].label1.get_fontsize())
     return round(min(sizes) * dpi / 72.0, 2) if sizes else 0.0
 
 

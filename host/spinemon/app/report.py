@@ -848,7 +848,7 @@ def write_report(
     return ReportResult(out, page, csvs, list(pngs.values()), tables, "; ".join(skipped) or None)
 
 
-def report_row(path: str, out_dir: str) -> dict:
+def report_row(path: str, out_dir: str, lifter: str | None = None) -> dict:
     """One recording's report into ``out_dir``/<name>/ (a worker of :func:`main` for several recordings)."""
     from spinemon.app.season import replay_row
 
@@ -860,7 +860,7 @@ def report_row(path: str, out_dir: str) -> dict:
     try:
         rec = load(path)
         trace = trace_recording(rec)
-        res = write_report(trace, Path(out_dir) / Path(path).stem)
+        res = write_report(trace, Path(out_dir) / Path(path).stem, lifter=lifter)
         if res.html is not None:
             row["report"] = f"{Path(path).stem}/{res.html.name}"  # relative to out_dir
         row["history"] = facts_from(rec, trace.result, path)  # for the index's History section

@@ -55,7 +55,8 @@ def _main_many(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     entries, info = history.load_journal(getattr(args, "journal", None), notes)
-    rows = season.run_many(report_row, paths, str(out), jobs=args.jobs, progress=sys.stderr)
+    lifter = getattr(args, "lifter", None)
+    rows = season.run_many(report_row, paths, str(out), lifter, jobs=args.jobs, progress=sys.stderr)
     print(season.format_rows(rows))
     facts = [r.pop("history") for r in rows if r.get("history")]
     section: dict = {}
@@ -77,7 +78,7 @@ def _main_many(args: argparse.Namespace) -> int:
     page.write_text(
         pages.render(
             "index.html.j2",
-            lifter=getattr(args, "lifter", None),
+            lifter=lifter,
             has_history=bool(section),
             **section,
             heads=["recording", *cols],
