@@ -28,6 +28,7 @@ check: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,report,check]'
 	$(VENV)/bin/ruff check host protocol
 	$(VENV)/bin/ruff format --check host protocol
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,report,bench]'

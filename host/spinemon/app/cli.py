@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from spinemon import __version__
 from spinemon.app.commands import EXIT_ERROR, EXIT_USAGE, UsageError
@@ -24,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: the commands in --help order: (name, module in spinemon.app.commands, add_parser keywords)
-COMMANDS: tuple[tuple[str, str, dict[str, str]], ...] = (
+COMMANDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     (
         "demo",
         "demo",

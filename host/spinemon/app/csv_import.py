@@ -52,7 +52,7 @@ import os
 import re
 import time as _time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,7 +65,7 @@ from spinemon.core.detect import PROFILES
 from spinemon.core.pipeline import PipelineSettings
 from spinemon.core.stream import G
 from spinemon.core.unilateral import parse_exercise
-from spinemon.errors import ConfigError, RecordingError, SpinemonError
+from spinemon.errors import ConfigError, CsvImportError, CsvUsageError, RecordingError, SpinemonError
 from spinemon.io.recording import RecordingWriter
 
 __all__ = [
@@ -110,18 +110,6 @@ ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?(Z|[
 EU_RE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?$")
 SLASH_RE = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?$")
 CLOCK_RE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})(?:[.,:](\d+))?$")
-
-
-class CsvImportError(SpinemonError):
-    """A file that cannot be imported: missing column, non-numeric cell,
-    implausible unit, bad mapping. The message names the row and column."""
-
-
-class CsvUsageError(CsvImportError):
-    """A bad command line (a --columns, --axes, --date or unit that cannot be
-    right whatever the file holds): exit 2."""
-
-    usage = True
 
 
 def _show(cell: str, width: int = 40) -> str:
@@ -345,8 +333,11 @@ def default_mapping(header: Sequence[str]) -> ColumnMapping | None:
             imu[s] = cols
     if "upper" not in imu or "t_s" not in header:
         return None
-    label = {k: (k if k in header else None) for k in LABEL_KEYS}
-    return ColumnMapping(imu, "t_s", **label)
+
+    def label(k: str) -> str | None:
+        return k if k in header else None
+
+    return ColumnMapping(imu, "t_s", set=label("set"), exercise=label("exercise"), labelled=label("labelled"))
 
 
 def parse_axes(spec: str) -> np.ndarray:
@@ -514,7 +505,7 @@ def _csv_error(path: Path, line: int, e: csv.Error) -> CsvImportError:
 
 def _head_rows(path: Path, enc: str, delimiter: str) -> list[tuple[int, list[str]]]:
     """The first HEAD_LINES non-blank rows, split with ``delimiter``."""
-    out = []
+    out: list[tuple[int, list[str]]] = []
     try:
         with _open(path, enc) as f:
             r = _reader(f, delimiter)
@@ -734,7 +725,7 @@ def _stream(
 
     kept = seen_rows = wider = blank = 0
     where_seen: dict[int, set] = {ci: set() for _, ci, _, _ in filters}
-    parsers: dict[str, object] = {}
+    parsers: dict[str, Callable[[str], float | None]] = {}
     kind = None
     short: tuple[int, int] | None = None  # (line, cells) of a short row: an error unless it is the last
     comma = lay.comma
@@ -1250,6 +1241,7 @@ def _sources(
             t = _times(cols, m)
             kind_of_time = kind_of_time or cols.time_kind
             if kind:
+                assert m.xyz is not None  # a one-type file maps x, y, z (checked by _read)
                 x = _xyz(p, cols, XYZ, notes, [m.xyz[a] for a in XYZ], f"{key}: ")
                 ser = _Series(
                     t,
@@ -1305,19 +1297,19 @@ def _pivot(
     else:
         for code, name in enumerate(tnames):
             low = name.lower()
-            k = (
+            read_as = (
                 "acc"
                 if low.startswith("acc") or low in ("a", "accel")
                 else "gyr"
                 if low.startswith(("gyr", "rot", "ang")) or low in ("g", "w")
                 else None
             )
-            if k and k in kinds:
+            if read_as and read_as in kinds:
                 raise CsvUsageError(
-                    f"{path}: the type column holds {tnames[kinds[k]]!r} and {name!r}, both read as {k}; say which with --columns acc=VALUE,gyr=VALUE"
+                    f"{path}: the type column holds {tnames[kinds[read_as]]!r} and {name!r}, both read as {read_as}; say which with --columns acc=VALUE,gyr=VALUE"
                 )
-            if k:
-                kinds[k] = code
+            if read_as:
+                kinds[read_as] = code
         if set(kinds) != set(KINDS):
             raise CsvUsageError(
                 f"{path}: cannot tell the accelerometer and gyroscope apart in column {mapping.long_type!r} ({', '.join(tnames[:12])}); "
@@ -1338,7 +1330,9 @@ def _pivot(
             notes.append(
                 f"long file: sensor id(s) {', '.join(unused[:6])} not mapped to upper/lower: left out"
             )
-    x = _xyz(path, cols, XYZ, notes, [mapping.xyz[a] for a in XYZ], "")
+    xyz = mapping.xyz
+    assert xyz is not None  # a long file maps x, y, z (checked by _read)
+    x = _xyz(path, cols, XYZ, notes, [xyz[a] for a in XYZ], "")
     parts = []
     for s, icode in ids.items():
         for k, tcode in kinds.items():
@@ -1354,7 +1348,7 @@ def _pivot(
                 {s: x[rows]} if k == "gyr" else {},
                 rows,
                 cols,
-                {f"{s}.{k}": [mapping.xyz[a] for a in XYZ]},
+                {f"{s}.{k}": [xyz[a] for a in XYZ]},
             )
             parts.append((f"{s}.{k}", ser))
     notes.append(
@@ -1389,6 +1383,7 @@ def _fix_time(s: _Series, rate_hz: float | None, notes: list[str], prefix: str =
         notes.append(f"{prefix}{back} row(s) were out of time order: sorted by time")
         s.take(order)
         t = s.t
+        assert t is not None  # sorting keeps the time column
     d = np.diff(t)
     repeats = int(np.count_nonzero(d == 0))
     if repeats > len(t) / 2:
@@ -1437,6 +1432,7 @@ def _overlay(base: _Series, other: _Series, what: str, notes: list[str], rate_hz
         base.gyr.update(other.gyr)
         base.names.update(other.names)
         return
+    assert base.t is not None and other.t is not None  # both have one (checked above)
     t0, t1 = max(base.t[0], other.t[0]), min(base.t[-1], other.t[-1])
     if not t1 > t0:
         raise CsvImportError(
@@ -1448,10 +1444,12 @@ def _overlay(base: _Series, other: _Series, what: str, notes: list[str], rate_hz
             f"merged on time: kept the {int(keep.sum())} of {len(keep)} rows inside the span of the {what} both"
         )
     base.take(np.flatnonzero(keep))
+    bt = base.t
+    assert bt is not None
     for s, a in other.acc.items():
-        base.acc[s] = _on_times(base.t, other.t, a)
+        base.acc[s] = _on_times(bt, other.t, a)
     for s, g in other.gyr.items():
-        base.gyr[s] = _on_times(base.t, other.t, g)
+        base.gyr[s] = _on_times(bt, other.t, g)
     base.names.update(other.names)
 
 
@@ -1534,7 +1532,7 @@ def import_csv(
     axes: str | None = None,
     where: Sequence[tuple[str, str]] = (),
     resample_hz: float | None = None,
-    sources: dict[str, str | os.PathLike] | None = None,
+    sources: Mapping[str, str | os.PathLike] | None = None,
     settings: PipelineSettings | None = None,
     encoding: str | None = None,
     no_header: bool = False,
@@ -1625,7 +1623,9 @@ def import_csv(
                     "(use t_ms=/t_us=/t_ns= for milliseconds, microseconds or nanoseconds, or pass --rate HZ)"
                 )
     else:
+        assert rate_hz is not None  # given, or stated above the header (checked above)
         t = np.arange(n) / rate_hz
+    assert rate_hz is not None
 
     # units, a settling start, glitches, checks
     with np.errstate(over="ignore", invalid="ignore"):  # a 1e300 cell is a glitch, not a warning
@@ -1738,20 +1738,20 @@ def import_csv(
         if mapping.set or mapping.exercise
         else {}
     )
-    acc, gyr = src.acc, src.gyr
+    acc_of, gyr_of = src.acc, src.gyr
 
     # ranges to fit the data, then int16
-    peak_acc = max(float(np.max(np.abs(acc[s]))) for s in sensors)
-    peak_gyr = max(float(np.max(np.abs(gyr[s]))) for s in sensors)
+    peak_acc = max(float(np.max(np.abs(acc_of[s]))) for s in sensors)
+    peak_gyr = max(float(np.max(np.abs(gyr_of[s]))) for s in sensors)
     afs = _choose_fs(peak_acc, ACC_FS_G, G)
     gfs = _choose_fs(peak_gyr, GYR_FS_DPS, math.pi / 180.0)
     ranges = proto.ranges_byte(afs, gfs)
     acc_lsb = afs / 32768.0 * G
     gyr_lsb = gfs / 32768.0 * (math.pi / 180.0)
-    cols = []
+    scaled: list[np.ndarray] = []
     for s in sensors:
-        cols += [acc[s] / acc_lsb, gyr[s] / gyr_lsb]
-    vals = np.rint(np.concatenate(cols, axis=1))
+        scaled += [acc_of[s] / acc_lsb, gyr_of[s] / gyr_lsb]
+    vals = np.rint(np.concatenate(scaled, axis=1))
     clipped = int(np.count_nonzero((vals > 32767) | (vals < -32768)))
     if clipped:
         notes.append(f"{clipped} value(s) beyond 16 g / 2000 dps were clipped")

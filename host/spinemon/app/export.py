@@ -25,6 +25,7 @@ sample, ``;``-separated), ``alerts`` (kinds whose alert fired at this sample).
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -304,18 +305,18 @@ def _segment_columns(trace: SessionTrace) -> tuple[list[str], list[str], list[st
             continue
         i0 = int(np.searchsorted(t, st.t_start - 1e-9, "left"))
         i1 = int(np.searchsorted(t, st.t_end + 1e-9, "right"))
-        for i in range(i0, i1):
-            if labelled[i] == "0":
-                sets[i] = str(st.set)
+        for j in range(i0, i1):
+            if labelled[j] == "0":
+                sets[j] = str(st.set)
                 if st.exercise:
-                    exercise[i] = str(st.exercise)
+                    exercise[j] = str(st.exercise)
     for r in summ.reps:
         i0 = int(np.searchsorted(t, r.t_start - 1e-9, "left"))
         i1 = int(np.searchsorted(t, r.t_end + 1e-9, "right"))
-        for i in range(i0, i1):
-            reps[i] = str(r.rep)
-            if not sets[i]:
-                sets[i] = str(r.set)
+        for j in range(i0, i1):
+            reps[j] = str(r.rep)
+            if not sets[j]:
+                sets[j] = str(r.set)
     return sets, reps, exercise, labelled
 
 
@@ -381,6 +382,10 @@ def _per_sample(trace: SessionTrace) -> _PerSample:
     active, fired = _events_per_sample(trace.samples.t, trace.session.events)
     sets, reps, exercise, labelled = _segment_columns(trace)
     return _PerSample(sets, reps, exercise, labelled, active, fired)
+
+
+def _write_parquet(pq: Any, table: Any, tmp: str) -> None:
+    pq.write_table(table, tmp)
 
 
 def _check_parent(*paths: Path) -> None:
@@ -584,8 +589,8 @@ def export_parquet(
     for table, path in ((samples, out), (events, events_out)):
         try:
             atomic_write(
-                path, lambda tmp, table=table: pq.write_table(table, tmp)
-            )  # never a half-written file under the final name
+                path, functools.partial(_write_parquet, pq, table)
+            )  # never half-written under the final name
         except OSError as e:
             raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
     return ParquetResult(out, events_out, samples.num_rows, events.num_rows, samples.column_names)

@@ -39,7 +39,7 @@ from typing import Any
 
 from spinemon.app.session_summary import EventRow, RepRow, SetRow
 from spinemon.app.verdict import EXTENSION_LIFTS
-from spinemon.errors import ConfigError, SpinemonError
+from spinemon.errors import ConfigError, SpinemonError, UsageProblem
 
 __all__ = [
     "MISSING_MATPLOTLIB",
@@ -60,12 +60,6 @@ MISSING_MATPLOTLIB = (
 #: a header start time before this (2000-01-01 UTC) is a host clock that was never set
 EARLIEST_REAL_TIME = 946684800.0
 FUTURE_TOLERANCE_S = 86400.0
-
-
-class UsageProblem(ConfigError):
-    """A bad command line found after parsing (a path that does not exist, --journal missing): exit 2."""
-
-    usage = True
 
 
 # ---------------------------------------------------------------------------
@@ -241,9 +235,11 @@ def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | No
     for e in entries:
         week_entries.setdefault(_monday(e.time.date()), []).append(e)
         if e.session is not None:
-            f = by_path.get(e.session.path) or (by_start.get(e.session.start) if e.session.start else None)
-            if f is not None:
-                linked.setdefault(id(f), []).append(e)
+            found = by_path.get(e.session.path) or (
+                by_start.get(e.session.start) if e.session.start else None
+            )
+            if found is not None:
+                linked.setdefault(id(found), []).append(e)
 
     def link_dict(e, f: dict | None) -> dict:
         return {
@@ -334,7 +330,7 @@ def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | No
                 },
             }
         )
-    doc = {
+    doc: dict[str, Any] = {
         "sessions": [
             {
                 "recording": f["recording"],

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 import spinemon_protocol as proto
 from spinemon.app.live_ui import LiveUI, SetMarker
@@ -148,13 +148,12 @@ def sim_sets_for(exercise: str, side: str | None = None) -> list[sim.SetSpec]:
         raise ConfigError(
             f"the simulated wearer cannot do {exercise!r}; choose one of {', '.join(sim.EXERCISES)}"
         )
-    fault = {3: sim.FAULTS_BY_EXERCISE[exercise][0]}
+    ex = cast("sim.Exercise", exercise)  # one of sim.EXERCISES (checked above)
+    fault: dict[int, sim.Fault] = {3: sim.FAULTS_BY_EXERCISE[exercise][0]}
     if exercise in sim.UNILATERAL_EXERCISES:
         sides = [side] if side is not None else ["left", "right"]
-        return [
-            sim.SetSpec(exercise, 5, fault if i == 0 else {}, rest_s=3.0, side=s) for i, s in enumerate(sides)
-        ]
-    return [sim.SetSpec(exercise, 5, fault, rest_s=3.0)]
+        return [sim.SetSpec(ex, 5, fault if i == 0 else {}, rest_s=3.0, side=s) for i, s in enumerate(sides)]
+    return [sim.SetSpec(ex, 5, fault, rest_s=3.0)]
 
 
 def make_transport(options: LiveOptions, *, calibrated: bool = False) -> Transport:
@@ -279,16 +278,19 @@ async def run(
     cancelled = False
 
     def link_stats() -> dict:
-        st = getattr(transport, "stats", None)
-        return st.as_dict() if st is not None and hasattr(st, "as_dict") else {}
+        return {} if transport.stats is None else transport.stats.as_dict()
 
     def on_frame(res: FrameResult, pl: Pipeline) -> None:
         nonlocal guard_task
         ui.on_frame(res, pl, link_stats())
         if feed is not None:
             feed.on_frame(res, pl)  # reads what the frame and the pipeline hold; never waits
-        connected = getattr(transport, "connected", True)
-        if connected and setup.runs and setup.needs_update() and (guard_task is None or guard_task.done()):
+        if (
+            transport.connected
+            and setup.runs
+            and setup.needs_update()
+            and (guard_task is None or guard_task.done())
+        ):
             guard_task = asyncio.get_running_loop().create_task(_update_guard(setup, transport))
 
     try:

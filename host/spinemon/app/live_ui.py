@@ -360,7 +360,11 @@ class SetMarker:
             self._mark(text)
 
         loop.add_reader(fd, readable)
-        return lambda: loop.remove_reader(fd)
+
+        def detach() -> None:
+            loop.remove_reader(fd)
+
+        return detach
 
     def _attach_terminal(self, loop: asyncio.AbstractEventLoop, fd: int) -> Callable[[], None]:
         from spinemon.app.typed_line import TypedLine  # termios: POSIX terminals only

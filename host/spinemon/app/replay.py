@@ -207,6 +207,7 @@ def replay(
     segs = [p for p, _ in parts]
     if len(segs) == 1:
         res = segs[0].result
+        assert res is not None  # every segment was replayed above
         res.session = res.session.evolve(segments=len(recording.segments))
         res.segments = segs
         return res
@@ -232,12 +233,13 @@ def _moved_event(e: Event, part: SegmentReplay) -> Event:
 def _join(segs: list[SegmentReplay]) -> SessionResult:
     """The segments' results as one: sets numbered on, one time line."""
     results = [p.result for p in segs if p.result is not None]
+    assert len(results) == len(segs)  # every segment was replayed
     summs = [r.session for r in results]
-    events = [_moved_event(e, p) for p in segs for e in p.result.events]  # type: ignore[union-attr]
+    events = [_moved_event(e, p) for p, r in zip(segs, results) for e in r.events]
     alerts = [
         replace(a, event=_moved_event(a.event, p), t_trigger_device=a.t_trigger_device + p.t_offset)
-        for p in segs
-        for a in p.result.alerts  # type: ignore[union-attr]
+        for p, r in zip(segs, results)
+        for a in r.alerts
     ]
     stats = sum_counts(r.stats for r in results)
 
@@ -331,6 +333,7 @@ class _Batch:
                     or self.samples >= self.limit
                 ):
                     self._run()
+            assert th is not None  # a block comes with its samples' receive times
             self.blocks.append(item)
             self.t_host.append(th)
             self.samples += len(item)

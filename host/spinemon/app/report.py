@@ -254,18 +254,18 @@ def build_tables(trace: SessionTrace, lifter: str | None = None) -> ReportTables
             kinds[str(e.kind)] = kinds.get(str(e.kind), 0) + 1
         row.setdefault("event_kinds", ";".join(f"{k}={v}" for k, v in kinds.items()))
         sets.append(row)
-    s = trace.samples
+    samples = trace.samples
     stats = summ.stats
     cal = trace.result.calibration
     session: dict[str, Any] = {
         "recording": trace.recording.path.name,
         "lifter": lifter_of(trace, lifter),
-        "when": when_line(clock, float(s.t[0]), float(s.t[-1])) if len(s) else None,
+        "when": when_line(clock, float(samples.t[0]), float(samples.t[-1])) if len(samples) else None,
         "source": trace.recording.header.get("source"),
         "angle": trace.result.angle_label,
-        "sensors": "+".join(s.sensors),
-        "rate_hz": round(s.rate_hz, 3),
-        "duration_s": round(float(s.t[-1] - s.t[0]), 2) if len(s) else 0.0,
+        "sensors": "+".join(samples.sensors),
+        "rate_hz": round(samples.rate_hz, 3),
+        "duration_s": round(float(samples.t[-1] - samples.t[0]), 2) if len(samples) else 0.0,
         "frames": summ.frames if summ.has("frames") else None,
         "samples": stats.get("samples"),
         "lost_samples": stats.get("lost_samples"),
@@ -283,14 +283,15 @@ def build_tables(trace: SessionTrace, lifter: str | None = None) -> ReportTables
         session["monitored"] = summ.monitoring.line()
     for why in summ.limits_off.values():
         session.setdefault("limits_off", []).append(why)
-    if cal is not None and getattr(cal, "rom", None) is not None:
-        session["rom_flexion_deg"] = round(cal.rom.flexion_deg, 1)
-        session["rom_extension_deg"] = round(cal.rom.extension_deg, 1)
+    rom = None if cal is None else getattr(cal, "rom", None)
+    if rom is not None:
+        session["rom_flexion_deg"] = round(rom.flexion_deg, 1)
+        session["rom_extension_deg"] = round(rom.extension_deg, 1)
     session["sets"] = len(sets)
     session["reps"] = len(reps)
     session["events"] = len(events)
     if len(summ.segment_details) > 1:
-        session["sessions"] = sessions_line(list(summ.segment_details))
+        session["sessions"] = sessions_line([dict(d) for d in summ.segment_details])
     other = {k: v for k, v in summ.as_dict().items() if k not in _KNOWN_SUMMARY_KEYS}  # shown as they are
     return ReportTables(
         sets,
@@ -300,7 +301,7 @@ def build_tables(trace: SessionTrace, lifter: str | None = None) -> ReportTables
         other,
         summ.monitoring.as_dict() if summ.has("monitoring") else {},
         trace.result.angle_label != "lumbar flexion",
-        list(summ.side_comparisons),
+        [dict(c) for c in summ.side_comparisons],
         holds,
         clock,
     )

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import TextIO
@@ -106,7 +106,7 @@ def _failed_row(path: str, e: BaseException, tb: str) -> dict:
     return {"recording": str(path), "error": f"unexpected error ({what})", _TRACEBACK: tb}
 
 
-def log_dir(env: dict[str, str] | None = None) -> Path:
+def log_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where batch commands write the tracebacks of unexpected errors: ``$SPINEMON_HOME/logs`` or ``~/.spinemon/logs``."""
     env = os.environ if env is None else env
     home = env.get("SPINEMON_HOME")
@@ -209,7 +209,7 @@ def run_many(
                     row = _failed_row(str(paths[i]), e, "".join(traceback.format_exception(e)))
                 rows[i] = _settle(row, log)
                 tick(k, paths[i])
-    if tty and n:
+    if tty and n and progress is not None:
         progress.write("\n")
         progress.flush()
     return [r for r in rows if r is not None]

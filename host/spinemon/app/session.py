@@ -7,6 +7,7 @@ recorded. Replaying a recording is :mod:`spinemon.app.replay`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 
@@ -70,10 +71,14 @@ async def run_live(
     recording_error: str | None = None
     own_queue = commands is None
     if commands is None:
-        kw = (
-            {} if send_timeout is None else {"attempt_timeout_s": min(float(send_timeout), ATTEMPT_TIMEOUT_S)}
+        counter = pipeline.alert_policy.counter
+        commands = (
+            CommandQueue(transport, counter)
+            if send_timeout is None
+            else CommandQueue(
+                transport, counter, attempt_timeout_s=min(float(send_timeout), ATTEMPT_TIMEOUT_S)
+            )
         )
-        commands = CommandQueue(transport, pipeline.alert_policy.counter, **kw)
 
     def rec(fn, *args, **kw) -> None:
         nonlocal recorder, recording_error
@@ -129,7 +134,7 @@ async def run_live(
                     cmd.opcode,
                     cmd.args,
                     counter=cmd.counter,
-                    done=lambda sent, alert=alert, t_rx=item.t_host: alert_sent(alert, t_rx, sent),
+                    done=functools.partial(alert_sent, alert, item.t_host),
                 )
             if res.calibrated is not None:
                 rec(RecordingWriter.meta, res.calibrated.as_dict(), item.t_host)

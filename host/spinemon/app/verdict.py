@@ -82,9 +82,11 @@ OFF_WORDS = {
 }
 
 
-def event_words(kind: str, exercise: str | None) -> str:
+def event_words(kind: str | None, exercise: str | None) -> str:
     """How a coach says what happened: "leaned back (hip swing)" for a curl's over-extension."""
-    return EXERCISE_WORDS.get((exercise or "", kind), WORDS.get(kind, str(kind).replace("_", " ")))
+    if kind is None:
+        return "None"  # an event row without its kind (as str(None) said before)
+    return EXERCISE_WORDS.get((exercise or "", kind), WORDS.get(kind, kind.replace("_", " ")))
 
 
 CREEP_NOTE_DEG = 3.0  # flexion growing by at least this over a set is said
@@ -159,12 +161,14 @@ def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sens
     bad: set[int] = set()
     for r in mine:
         k = r.get("rep")
+        if k is None:
+            continue  # a rep row always has its number
         in_rep = [e for e in evs if e.get("rep") == k and e.get("kind") != "spine_creep"]
         if in_rep:
             bad.add(k)
             words = "; ".join(f"{event_words(e.get('kind'), ex)}{_past(e)}" for e in in_rep[:2])
             parts.append(f"rep {k} {words}")
-    clean = [r.get("rep") for r in mine if r.get("rep") not in bad]
+    clean = [r["rep"] for r in mine if r.get("rep") is not None and r["rep"] not in bad]
     judged, not_judged = _not_judged(ex) if one_sensor else (True, "")
     if clean and not judged:
         parts.append(f"rep{'s' if len(clean) > 1 else ''} {clean_ranges(clean)} {not_judged}")
@@ -175,7 +179,7 @@ def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sens
             parts.append("the one rep clean" if len(mine) == 1 else f"all {len(mine)} reps clean")
         if not_judged:
             parts.append(not_judged)
-    flex = [r.get("peak_flexion_deg") for r in mine if isinstance(r.get("peak_flexion_deg"), (int, float))]
+    flex = [float(v) for r in mine if isinstance(v := r.get("peak_flexion_deg"), (int, float))]
     if not one_sensor and len(flex) >= 3 and flex[-1] - flex[0] >= CREEP_NOTE_DEG:
         parts.append(f"flexion crept {flex[-1] - flex[0]:.0f} deg over the set")
     if ex in HINGES and not one_sensor:

@@ -51,9 +51,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from spinemon.errors import ConfigError
+from spinemon.errors import ViewUsageError
+
+if TYPE_CHECKING:
+    from aiohttp.web import AppRunner  # the view extra
 
 __all__ = [
     "MISSING_AIOHTTP",
@@ -68,13 +71,6 @@ __all__ = [
 
 VIEW_HOST = "127.0.0.1"  # never another interface: the page is for this machine's browser
 MISSING_AIOHTTP = "--view needs aiohttp: pip install -e '.[view]'"
-
-
-class ViewUsageError(ConfigError):
-    """``--view`` cannot run as asked (aiohttp missing, the port taken, ``--view-port``
-    without ``--view``): a command-line error, exit 2."""
-
-    usage = True
 
 
 def have_aiohttp() -> bool:
@@ -334,7 +330,7 @@ class ViewServer:
         #: bytes a page's link may hold unsent (our write buffer, the socket's): beyond it the
         #: page's sender waits and its queue drops old updates, so a slow page gets fresh data, not a backlog
         self.send_buffer = send_buffer
-        self._runner = None
+        self._runner: AppRunner | None = None
         self._sockets: set = set()
         self._html = page_html()
 
@@ -412,18 +408,19 @@ class ViewServer:
     async def start(self) -> str:
         from aiohttp import web
 
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, VIEW_HOST, self.port)
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = runner
+        await runner.setup()
+        site = web.TCPSite(runner, VIEW_HOST, self.port)
         try:
             await site.start()
         except OSError as e:
-            await self._runner.cleanup()
+            await runner.cleanup()
             self._runner = None
             raise ViewUsageError(
                 f"--view-port {self.port}: cannot listen on {VIEW_HOST}:{self.port} ({os.strerror(e.errno) if e.errno else e}); choose another port or leave --view-port out"
             ) from None
-        self.port = self._runner.addresses[0][1]
+        self.port = runner.addresses[0][1]
         return self.url
 
     async def stop(self) -> None:

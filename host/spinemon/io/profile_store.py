@@ -28,7 +28,7 @@ from pathlib import Path
 
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import PROFILES, profile
-from spinemon.errors import CalibrationError, ConfigError
+from spinemon.errors import CalibrationError, ConfigError, ProfileError
 from spinemon.io.atomic import atomic_write_text
 
 __all__ = [
@@ -43,10 +43,6 @@ __all__ = [
 
 DEFAULT_PATH = Path("~/.spinemon/profile.json")
 VERSION = 1
-
-
-class ProfileError(ConfigError):
-    """The profile file is unreadable, not JSON, or holds values spinemon cannot use."""
 
 
 @dataclass

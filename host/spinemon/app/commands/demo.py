@@ -94,8 +94,8 @@ def main(args: argparse.Namespace) -> int:
     )
     print(f"Events ({len(res.events)}):")
     print(EVENT_HEADER)
-    for e in res.events:
-        print(_event_row(e.as_dict()))
+    for ev in res.events:
+        print(_event_row(ev.as_dict()))
     # the simulator knows the truth: show how detection did
     print("Simulated faults vs alerts:")
     hits = 0

@@ -174,15 +174,15 @@ def main(args: argparse.Namespace, stream: TextIO | None = None, *, now: datetim
         return 0
     if cmd == "summary":
         rep = journal.load()
-        s = summarize(rep.entries, weeks=args.weeks, now=now)
-        s["journal"] = str(journal.path)
-        s["skipped_lines"] = rep.skipped_lines
-        s["torn_last_line"] = rep.torn_last_line
+        summ = summarize(rep.entries, weeks=args.weeks, now=now)
+        summ["journal"] = str(journal.path)
+        summ["skipped_lines"] = rep.skipped_lines
+        summ["torn_last_line"] = rep.torn_last_line
         if getattr(args, "json", False):
-            print(json.dumps(s, indent=2, ensure_ascii=False), file=out)
+            print(json.dumps(summ, indent=2, ensure_ascii=False), file=out)
             return 0
         for n in _load_notes(rep, journal):
             print(n, file=out)
-        print(format_summary(s), file=out)
+        print(format_summary(summ), file=out)
         return 0
     raise ConfigError("no journal action given: use add, list or summary (see 'spinemon journal --help')")

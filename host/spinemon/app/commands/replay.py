@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from spinemon.app import argtypes
 from spinemon.app.commands import EXIT_ERROR, EXIT_OK, UsageError
@@ -90,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
     if len(segments) > 1:
         stats["segments"] = segments
     if args.json:
-        out = {
+        out: dict[str, Any] = {
             "events": events,
             "reps": [r.as_dict() for r in summ.reps],
             "sets": [s.as_dict() for s in summ.sets],
@@ -163,10 +164,10 @@ def main(args: argparse.Namespace) -> int:
             f"; {n_held} fault{'s' if n_held != 1 else ''} past a limit held back (no buzz)" if n_held else ""
         )
         print(f"  limits held back {secs:.1f} s: {why}{faults}")
-    for seg in res.segments:
-        cal = seg.result.calibration
+    for part in res.segments:
+        cal = None if part.result is None else part.result.calibration
         if cal and cal.rom:
-            which = f" (session {seg.index})" if len(segments) > 1 else ""
+            which = f" (session {part.index})" if len(segments) > 1 else ""
             print(f"  range of motion{which}: {cal.rom.flexion_deg:+.1f} / {cal.rom.extension_deg:+.1f} deg")
     for h in (x.as_dict() for x in summ.holds):
         faults = "; ".join(
