@@ -107,6 +107,9 @@ def test_a_plank_session_reads_as_holds_and_its_sag_as_a_sag(sessions):
     assert [e["what"] for e in tables.events if e["exercise"] == "plank"] == ["sagged (hips dropped)"]
     text = format_tables(tables, width=80)
     assert "Holds (1):" in text and "Sets (0)" not in text and "No sets" not in text
+    page = render_html(tables, {})
+    holds_html = page[page.index('<section id="holds">'):]
+    assert "sagged (hips dropped)" in holds_html[: holds_html.index("</section>")]
     # replay --json lists the holds, each fault with its name
     out = json.loads(_replay(["replay", "--json", str(sessions["plank"])]))
     assert [(h["set"], h["hold"], h["exercise"]) for h in out["holds"]] == [(h["set"], h["hold"], h["exercise"]) for h in holds]
