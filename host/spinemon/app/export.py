@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import functools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.errors import ConfigError, RecordingError
 from spinemon.io.atomic import atomic_write, cannot_write
-from spinemon.io.recording import Recording
+from spinemon.io.recording import KIND_RX, Recording
 
 __all__ = [
     "ColumnMapping",
@@ -161,12 +161,20 @@ class SessionTrace:
         return cur
 
 
-def trace_recording(recording: Recording, settings: PipelineSettings | None = None) -> SessionTrace:
+def trace_recording(
+    recording: Recording,
+    settings: PipelineSettings | None = None,
+    *,
+    on_progress: Callable[[float, float], None] | None = None,
+) -> SessionTrace:
     """Re-run ``recording`` through the pipeline exactly as
     :func:`spinemon.app.replay.replay` does (same records, same order, same
     settings), collecting per-sample angles on the way. A resumed recording's
     segments are on one time line with sets numbered on, as in replay's
-    joined result (each segment's ``t_offset`` and ``set_offset``)."""
+    joined result (each segment's ``t_offset`` and ``set_offset``).
+    ``on_progress(done, total)``: frames replayed so far, of all (a progress bar)."""
+    total = float(sum(1 for r in recording.records if r.kind == KIND_RX)) if on_progress else 0.0
+    seen = 0
     raw = FrameDecoder()  # decodes the same frames as the pipeline's decoder: same blocks
     blocks: list[SampleBlock] = []
     angles: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -183,7 +191,11 @@ def trace_recording(recording: Recording, settings: PipelineSettings | None = No
         seg = part
 
     def on_frame(frame: bytes, t_host: float, res, pipeline: Pipeline) -> None:
-        nonlocal pending_labels
+        nonlocal pending_labels, seen
+        if on_progress is not None:
+            seen += 1
+            if seen % 256 == 0:
+                on_progress(float(seen), total)
         dt = seg.t_offset if seg is not None else 0.0
         set_offset = seg.set_offset if seg is not None else 0
         for block in (b for b in raw.feed(frame, t_host) if isinstance(b, SampleBlock)):

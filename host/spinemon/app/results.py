@@ -147,6 +147,10 @@ class ReportTables:
     one_sensor: bool = False
     #: unilateral work: left against right per exercise (``summary()["side_comparisons"]``)
     sides: list[dict] = field(default_factory=list)
+    #: timed holds (plank, bird dog, ...): ``summary()["holds"]``
+    holds: list[dict] = field(default_factory=list)
+    #: the wall clock (epoch seconds) at device time 0; None: the recording holds no real time
+    clock: float | None = None
 
     @property
     def verdict(self) -> list[str]:
@@ -154,14 +158,14 @@ class ReportTables:
         from spinemon.app.verdict import session_verdict
 
         return session_verdict(
-            self.sets, self.reps, self.events, self.monitoring, self.one_sensor, self.sides
+            self.sets, self.reps, self.events, self.monitoring, self.one_sensor, self.sides, self.holds
         )
 
 
 @dataclass
 class ReportResult:
     out_dir: Path
-    html: Path
+    html: Path | None  # None: jinja2 is missing, no page written (plots_skipped says so)
     csv: dict[str, Path]
     plots: list[Path]
     tables: ReportTables

@@ -92,15 +92,21 @@ def main(args: argparse.Namespace) -> int:
                 f"directory {shown_path(folder)} does not exist; create it first, or choose another {flag}"
             )
         check_writable(folder, flag=flag)  # before the replay, not after it
-    trace = trace_recording(rec)
+    from spinemon.app.progress import Progress
+
+    with Progress(f"export {src.name}") as bar:  # on a terminal only: a long recording takes a while
+        trace = trace_recording(rec, on_progress=bar.update)
+        bar.step("writing")
+        if args.csv is not None:
+            res = export_csv(trace, outs[0][0])
+        if parquet is not None:
+            pres = export_parquet(trace, outs[-2][0], outs[-1][0])
     if args.csv is not None:
-        res = export_csv(trace, outs[0][0])
         print(
             f"wrote {shown_path(res.samples_csv)}: {plural(res.rows, 'sample')}, {plural(len(res.columns), 'column')} ({trace.result.angle_label})"
         )
         print(f"wrote {shown_path(res.events_csv)}: {plural(res.events, 'event')}")
     if parquet is not None:
-        pres = export_parquet(trace, outs[-2][0], outs[-1][0])
         print(
             f"wrote {shown_path(pres.samples)}: {plural(pres.rows, 'sample')}, {plural(len(pres.columns), 'column')} ({trace.result.angle_label})"
         )

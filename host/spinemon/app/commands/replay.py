@@ -69,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from spinemon.app.replay import labelled_exercises, replay, replay_settings
+    from spinemon.app.verdict import event_words
     from spinemon.io.recording import load
 
     files = list(args.file)
@@ -111,6 +112,17 @@ def main(args: argparse.Namespace) -> int:
         out["rejected_reps"] = [r.as_dict() for r in summ.rejected_reps]
         # what the lifter was told at the time (a stale calibration, a sensor lost)
         out["notices"] = [n.as_dict() for n in summ.notices]
+        # timed holds (plank, bird dog, ...): how long each was held, each fault named as that hold's fault
+        out["holds"] = [
+            {
+                **h,
+                "faults": [
+                    {**f, "what": event_words(str(f.get("kind")), h.get("exercise"))}
+                    for f in h.get("faults") or []
+                ],
+            }
+            for h in (x.as_dict() for x in summ.holds)
+        ]
         json.dump(out, sys.stdout, indent=2)
         print()
         return EXIT_OK
@@ -165,7 +177,7 @@ def main(args: argparse.Namespace) -> int:
     for why, secs in held.seconds.items():
         n_held = held.faults.get(why, 0)
         faults = (
-            f"; {n_held} fault{'s' if n_held != 1 else ''} past a limit held back (no buzz)" if n_held else ""
+            f"; {plural(n_held, 'fault')} past a limit held back (no buzz)" if n_held else ""
         )
         print(f"  limits held back {secs:.1f} s: {why}{faults}")
     for part in res.segments:
@@ -173,6 +185,17 @@ def main(args: argparse.Namespace) -> int:
         if cal and cal.rom:
             which = f" (session {part.index})" if len(segments) > 1 else ""
             print(f"  range of motion{which}: {cal.rom.flexion_deg:+.1f} / {cal.rom.extension_deg:+.1f} deg")
+    for h in (x.as_dict() for x in summ.holds):
+        faults = "; ".join(
+            f"{event_words(str(f.get('kind')), h.get('exercise'))} at {f['t_alert']:.2f} s"
+            if isinstance(f.get("t_alert"), (int, float))
+            else event_words(str(f.get("kind")), h.get("exercise"))
+            for f in h.get("faults") or []
+        )
+        lasted = f"{h['duration_s']:.1f} s" if isinstance(h.get("duration_s"), (int, float)) else "not ended"
+        print(
+            f"  hold {h.get('hold')} of set {h.get('set')}, {h.get('exercise')}: {lasted}; {faults or 'clean'}"
+        )
     print(f"Events ({len(events)}):")
     print(EVENT_HEADER)
     for e in events:

@@ -94,15 +94,21 @@ def main(args: argparse.Namespace) -> int:
     spec = sim.SetSpec(args.exercise, args.reps, faults, **extra)
     imus = ("upper", "lower") if args.imus == 2 else ("upper",)
     settings = sim.SimSettings(rate_hz=args.rate, imus=imus)
-    out = refuse_existing(args.out, bool(getattr(args, "force", False)))
-    run = run_simulated(
-        [spec] * args.sets if args.sets > 1 else [spec],
-        args.seed,
-        out=out,
-        sim_settings=settings,
-        rom=not args.no_rom,
-        overwrite=bool(getattr(args, "force", False)),
-    )
+    from spinemon.app.progress import Progress
+
+    force = bool(getattr(args, "force", False))
+    out = refuse_existing(args.out, force)
+    with Progress(f"simulate {out.name}") as bar:  # on a terminal only: a long session takes a while
+        bar.step("making the motion")
+        run = run_simulated(
+            [spec] * args.sets if args.sets > 1 else [spec],
+            args.seed,
+            out=out,
+            sim_settings=settings,
+            rom=not args.no_rom,
+            overwrite=force,
+            on_progress=bar.update,
+        )
     res = run.result
     print(
         f"wrote {shown_path(out)}: {plural(res.frames, 'frame')}, {run.session.duration_s:.1f} s, {plural(len(res.events), 'event')}"
