@@ -250,11 +250,7 @@ def parse_columns(spec: str) -> ColumnMapping:
                     f"--columns: column {_show(c)} is mapped to both {owner[c]} and {pre}{a}; each column holds one axis"
                 )
             owner[c] = pre + a
-    for k, c in (
-        list(xyz.items())
-        + [(k, c) for k, c in other.items()]
-        + [(TIME_NAMES.get(sc, "t"), c) for c, sc in parts_t]
-    ):
+    for k, c in list(xyz.items()) + list(other.items()) + [(TIME_NAMES.get(sc, "t"), c) for c, sc in parts_t]:
         if k in LABEL_KEYS:
             continue
         if c in owner:
@@ -762,7 +758,7 @@ def _stream(
                 if len(cells) > header_width and any(c.strip() for c in cells[header_width:]):
                     wider += 1
                 ok = True
-                for col, ci, value, fv in filters:
+                for _col, ci, value, fv in filters:
                     cell = cells[ci].strip()
                     if len(where_seen[ci]) < 50:
                         where_seen[ci].add(cell)
@@ -1230,7 +1226,7 @@ def _sources(
             else:
                 sensor, _, kind = key.rpartition(".")
                 sensor = sensor or "upper"
-            cols, lay, m = _read(p, mapping, notes=notes, prefix=f"{key}: ", kind=kind or None, **opts)
+            cols, _lay, m = _read(p, mapping, notes=notes, prefix=f"{key}: ", kind=kind or None, **opts)
             if not kind and (m.xyz or m.is_long):
                 raise CsvUsageError(
                     "with upper=FILE lower=FILE each file holds one IMU: map ax..gz (e.g. --columns t=time,ax=...,gz=...)"
@@ -1265,7 +1261,7 @@ def _sources(
     else:
         path = Path(path)
         shown = path.name
-        cols, lay, mapping = _read(path, mapping, notes=notes, **opts)
+        cols, _lay, mapping = _read(path, mapping, notes=notes, **opts)
         kind_of_time = cols.time_kind
         t = _times(cols, mapping)
         if mapping.xyz and not mapping.is_long:
@@ -1391,7 +1387,7 @@ def _fix_time(s: _Series, rate_hz: float | None, notes: list[str], prefix: str =
     d = np.diff(t)
     repeats = int(np.count_nonzero(d == 0))
     if repeats > len(t) / 2:
-        steps, first, counts = np.unique(t, return_index=True, return_counts=True)
+        steps, _first, counts = np.unique(t, return_index=True, return_counts=True)
         if len(steps) >= 2:
             q = float(np.median(np.diff(steps)))
             full = counts[1:-1] if len(steps) >= 3 else counts
@@ -1579,7 +1575,7 @@ def import_csv(
             raise CsvUsageError(
                 f"{bad[0]}=FILE: name each file upper=, lower= (one IMU each) or acc=, gyr= (upper.acc=, lower.gyr=, ...: one sensor type each)"
             )
-    opts = dict(where=where, encoding=encoding, no_header=no_header)
+    opts = {"where": where, "encoding": encoding, "no_header": no_header}
     (
         parts,
         path,

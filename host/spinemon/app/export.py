@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -260,7 +261,7 @@ def trace_recording(
 # export
 # ---------------------------------------------------------------------------
 def _fmt(v: float, spec: str) -> str:
-    return "" if v != v else format(v, spec)
+    return "" if math.isnan(v) else format(v, spec)
 
 
 def _events_per_sample(t: np.ndarray, events: Iterable[EventRow]) -> tuple[list[list[str]], list[list[str]]]:
@@ -274,7 +275,7 @@ def _events_per_sample(t: np.ndarray, events: Iterable[EventRow]) -> tuple[list[
         if t0 is None:
             continue
         t1 = e.t_end
-        if t1 is None or t1 != t1:
+        if t1 is None or math.isnan(t1):
             t1 = t_end_all
         i0 = int(np.searchsorted(t, t0 - 1e-9, "left"))
         i1 = int(np.searchsorted(t, t1 + 1e-9, "right"))
@@ -354,7 +355,7 @@ def _cell(v: Any) -> str:
     if isinstance(v, bool):
         return "1" if v else "0"
     if isinstance(v, float):
-        return "" if v != v else repr(round(v, 6))
+        return "" if math.isnan(v) else repr(round(v, 6))
     if isinstance(v, (list, tuple)):
         return ";".join(_cell(x) for x in v)
     if isinstance(v, dict):

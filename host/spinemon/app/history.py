@@ -39,8 +39,8 @@ from typing import Any
 
 from spinemon.app.extras import install_hint
 from spinemon.app.session_summary import EventRow, RepRow, SetRow
-from spinemon.app.words import plural
 from spinemon.app.verdict import EXTENSION_LIFTS
+from spinemon.app.words import plural
 from spinemon.errors import ConfigError, SpinemonError, UsageProblem
 
 __all__ = [

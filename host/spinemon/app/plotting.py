@@ -224,7 +224,7 @@ def _monitoring_start(trace: SessionTrace) -> float:
 
 
 def _y_limits(y: np.ndarray, trace: SessionTrace) -> tuple[float, float]:
-    vals = [v for v in y if v == v]
+    vals = [v for v in y if not math.isnan(v)]
     lims = [lim for _, lim in trace.limit_changes]
     for lim in lims:
         for v in (lim.flexion_deg, lim.extension_deg):
@@ -246,7 +246,7 @@ def _draw_events(ax, trace: SessionTrace, events: list[dict], t0: float, t1: flo
         ts, te = e.get("t_start"), e.get("t_end")
         if ts is None:
             continue
-        te = t1 if te is None or te != te else te
+        te = t1 if te is None or math.isnan(te) else te
         if te < t0 or ts > t1:
             continue
         kind = str(e.get("kind"))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Union
 
 import numpy as np
 
@@ -34,7 +33,7 @@ from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.core.unilateral import parse_exercise, session_sides
 from spinemon.io.recording import KIND_META, KIND_RX, Record, Recording
 
-SettingsSource = Union[PipelineSettings, Callable[[dict], PipelineSettings], None]
+SettingsSource = PipelineSettings | Callable[[dict], PipelineSettings] | None
 
 
 def _settings_for(settings: SettingsSource, header: dict) -> PipelineSettings:

@@ -415,7 +415,7 @@ def _text(v: Any) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        if v != v:
+        if math.isnan(v):
             return "-"
         return f"{v:.2f}"
     if isinstance(v, (list, tuple)):

@@ -133,7 +133,7 @@ class _ErrorLog:
 
     def write(self, path: str, tb: str) -> Path | None:
         f = (
-            open(self.path, "a", encoding="utf-8", errors="backslashreplace")
+            open(self.path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 (closed below)
             if self.path is not None
             else self._open()
         )

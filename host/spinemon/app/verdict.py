@@ -96,7 +96,7 @@ SHARE_DROP = 0.15  # the hips' share falling by this much over a set gets the cu
 
 def clean_ranges(numbers: Sequence[int]) -> str:
     """[1, 2, 3, 5] -> "1-3 and 5"."""
-    nums = sorted(set(int(n) for n in numbers))
+    nums = sorted({int(n) for n in numbers})
     parts: list[str] = []
     i = 0
     while i < len(nums):

@@ -153,9 +153,10 @@ def _split_sources(items: Sequence[str]) -> tuple[list[Path], dict[str, str] | N
             )
         if set(named) == {"upper"} or set(named) == {"lower"}:
             raise CsvUsageError("two IMUs in two files: give exactly upper=FILE1 lower=FILE2")
-        if "upper" in named or "lower" in named:
-            if set(named) != set(SENSORS) and not all(k in SOURCE_KEYS for k in named):
-                raise CsvUsageError("two IMUs in two files: give exactly upper=FILE1 lower=FILE2")
+        if ("upper" in named or "lower" in named) and (
+            set(named) != set(SENSORS) and not all(k in SOURCE_KEYS for k in named)
+        ):
+            raise CsvUsageError("two IMUs in two files: give exactly upper=FILE1 lower=FILE2")
         order = {k: i for i, k in enumerate(SOURCE_KEYS)}
         return [], {k: named[k] for k in sorted(named, key=lambda k: order[k])}
     files: list[Path] = []
@@ -192,22 +193,22 @@ def _options(args: argparse.Namespace) -> dict:
         parse_columns(args.columns)  # a bad --columns is one usage error, not one per file
     if args.date:
         parse_date(args.date)
-    return dict(
-        columns=args.columns,
-        rate_hz=args.rate,
-        acc_unit=args.acc_unit,
-        acc_scale=args.acc_scale,
-        gyr_unit=args.gyr_unit,
-        gyr_scale=args.gyr_scale,
-        axes=args.axes,
-        where=parse_where(args.where),
-        resample_hz=args.resample,
-        settings=settings,
-        encoding=args.encoding,
-        no_header=args.no_header,
-        date=args.date,
-        overwrite=bool(getattr(args, "force", False)),
-    )
+    return {
+        "columns": args.columns,
+        "rate_hz": args.rate,
+        "acc_unit": args.acc_unit,
+        "acc_scale": args.acc_scale,
+        "gyr_unit": args.gyr_unit,
+        "gyr_scale": args.gyr_scale,
+        "axes": args.axes,
+        "where": parse_where(args.where),
+        "resample_hz": args.resample,
+        "settings": settings,
+        "encoding": args.encoding,
+        "no_header": args.no_header,
+        "date": args.date,
+        "overwrite": bool(getattr(args, "force", False)),
+    }
 
 
 def _print_result(res: ImportResult) -> None:

@@ -176,9 +176,7 @@ def main(args: argparse.Namespace) -> int:
     held = summ.held_back
     for why, secs in held.seconds.items():
         n_held = held.faults.get(why, 0)
-        faults = (
-            f"; {plural(n_held, 'fault')} past a limit held back (no buzz)" if n_held else ""
-        )
+        faults = f"; {plural(n_held, 'fault')} past a limit held back (no buzz)" if n_held else ""
         print(f"  limits held back {secs:.1f} s: {why}{faults}")
     for part in res.segments:
         cal = None if part.result is None else part.result.calibration
