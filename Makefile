@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench fuzz campaign mutate mutate-recording setup clean
+.PHONY: demo test check bench fuzz campaign mutate mutate-recording setup clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -n 2
+
+# lint, format and types (issue 25): ruff and mypy, configured in pyproject.toml
+check: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,report,check]'
+	$(VENV)/bin/ruff check host protocol
+	$(VENV)/bin/ruff format --check host protocol
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,report,bench]'

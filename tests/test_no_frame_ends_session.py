@@ -127,7 +127,7 @@ def _events(result) -> list[dict]:
 change = st.tuples(st.sampled_from(PHASES), st.floats(0.0, 0.999), st.sampled_from(KINDS), st.integers(1, 8))
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(changes=st.lists(change, min_size=1, max_size=3))
 def test_no_valid_frame_ends_a_session_live_or_in_replay(session, tmp_path_factory, changes):
     s, windows, starts = session

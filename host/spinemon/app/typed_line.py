@@ -73,11 +73,8 @@ class TypedLine:
             after_cr, self._after_cr = self._after_cr, ch == "\r"
             if self._escape:  # an arrow or function key (ESC [ ... letter or ~), or Alt + a key: no text
                 self._escape += ch
-                if (
-                    (len(self._escape) == 2
-                    and ch != "[")
-                    or (len(self._escape) > 2
-                    and (ch.isalpha() or ch == "~"))
+                if (len(self._escape) == 2 and ch != "[") or (
+                    len(self._escape) > 2 and (ch.isalpha() or ch == "~")
                 ):
                     self._escape = ""
                 continue

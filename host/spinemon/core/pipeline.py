@@ -299,9 +299,14 @@ class Pipeline:
         seg = self.segmenter
         seg.on_label(label, t)
         self.watch.on_label(seg.exercise, seg.set_number)
-        if seg.set_number is not None and not seg.profile.hold and self.phases.phase == PHASE_MONITOR:
-            if self._check_drift(seg.set_number, t) and self.angles.tracker is not None:
-                self._restart_angles(self.angles.tracker.rate, self.phases.calibration)
+        if (
+            seg.set_number is not None
+            and not seg.profile.hold
+            and self.phases.phase == PHASE_MONITOR
+            and self._check_drift(seg.set_number, t)
+            and self.angles.tracker is not None
+        ):
+            self._restart_angles(self.angles.tracker.rate, self.phases.calibration)
 
     def on_block(
         self, block: SampleBlock, t_host: float | np.ndarray, res: FrameResult | None = None
@@ -577,7 +582,8 @@ class Pipeline:
             formed_with = (
                 replace(cal, mounting=dict(cal.mounting)) if p.set_starts else cal
             )  # the mountings this piece's angles were formed with
-            rezeroed = any([self._check_drift(set_number, t_start) for set_number, t_start in p.set_starts])
+            # every set start is checked (a list, not a generator: any() must not stop early)
+            rezeroed = any([self._check_drift(s, t0) for s, t0 in p.set_starts])  # noqa: C419
             b = p.a + 1 if rezeroed else p.b  # a re-zero: the new mounting from the next sample on
             f = fused.slice(p.a, b)
             self.drift.update(f.block, f.gravity, formed_with.mounting["upper"])

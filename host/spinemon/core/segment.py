@@ -19,6 +19,7 @@ warm-up bends from :class:`~spinemon.core.drift.WarmupBends`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -266,7 +267,7 @@ class Segmenter:
     def finish(self, t_end: float, t_last: float | None) -> None:
         """The session ended: an open hold closes (at ``t_end``, else the last sample), sets and reps too."""
         if self.holds.current is not None:
-            self.holds._close(t_end if t_end == t_end else (t_last if t_last is not None else t_end))
+            self.holds._close(t_end if not math.isnan(t_end) else (t_last if t_last is not None else t_end))
         if self.reps is not None:
             self.reps.finish()
 

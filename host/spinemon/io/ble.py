@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 def _uuid16(u: int) -> str:
-    return "0000%04x-0000-1000-8000-00805f9b34fb" % u
+    return f"0000{u:04x}-0000-1000-8000-00805f9b34fb"
 
 
 BATTERY_SERVICE_UUID = _uuid16(proto.BATTERY_SERVICE_UUID16)

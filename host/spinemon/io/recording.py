@@ -280,7 +280,7 @@ class RecordingWriter:
         # header.
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            self._f = open(tmp, "xb", buffering=0)
+            self._f = open(tmp, "xb", buffering=0)  # noqa: SIM115 (held open for the session)
         except OSError as e:
             raise RecordingError(f"cannot create {self.path}: {e.strerror}; choose another --out") from e
         try:
