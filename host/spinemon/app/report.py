@@ -1101,8 +1101,14 @@ def _main_many(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     entries, info = history.load_journal(getattr(args, "journal", None), notes)
+    idents = history.identities(
+        paths
+    )  # before the replays: a file changed meanwhile is not stored as unchanged
     rows = season.run_many(report_row, paths, str(out), jobs=args.jobs, progress=sys.stderr)
     print(season.format_rows(rows))
+    history.store_facts(
+        [(p, idents[i], r.get("history")) for i, (p, r) in enumerate(zip(paths, rows))], notes
+    )
     facts = [r.pop("history") for r in rows if r.get("history")]
     history_html = ""
     if facts:
