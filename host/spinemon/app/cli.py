@@ -349,34 +349,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 # -- parser -------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="spinemon",
-        description="Watch a lifter's lower back: calibrate, lift, feel the buzz; replay sessions.",
-    )
-    p.add_argument("--version", action="version", version=f"spinemon {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+def _module(name: str):
+    """``spinemon.app.<name>``, imported when a command needs it."""
+    import importlib
 
-    d = sub.add_parser(
-        "demo",
-        help="run a simulated workout through the live path (no hardware)",
-        description="A simulated lifter does a short workout; alerts print as they fire; writes a recording and a summary.",
-    )
-    d.add_argument("--seed", type=argtypes.seed, default=1, help="simulation seed (default 1)")
-    d.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
-    d.add_argument(
-        "--speed",
-        type=argtypes.speed,
-        default=4.0,
-        help="playback speed, x real time (default 4; 0 = as fast as possible)",
-    )
-    d.set_defaults(func=cmd_demo)
+    return importlib.import_module(f"spinemon.app.{name}")
 
-    s = sub.add_parser(
-        "simulate",
-        help="write a recording of a simulated set",
-        description="Simulate sets of one exercise and write a recording (through the live path).",
-    )
+
+def _simulate_arguments(s: argparse.ArgumentParser) -> None:
     from spinemon.io.sim import EXERCISES as _SIM_LIFTS
     from spinemon.io.sim import HOLD_EXERCISES as _SIM_HOLDS
     from spinemon.io.sim import SET_SIDES
@@ -419,97 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rate", type=argtypes.rate_hz, default=100.0, help="sample rate, Hz (default 100)")
     s.add_argument("--no-rom", action="store_true", help="skip the range-of-motion calibration")
     s.add_argument("--out", required=True, help="recording file to write (must not exist)")
-    s.set_defaults(func=cmd_simulate)
 
-    lv = sub.add_parser(
-        "live",
-        help="connect to the wearable, calibrate, and watch your lifts",
-        description="Connect (BLE by --address/--name, USB serial by --port, or --sim), calibrate with guided prompts, then monitor: a status line, alerts as they fire. Ctrl-C ends the session and closes the recording.",
-    )
-    from spinemon.app import live as _live
 
-    _live.add_arguments(lv)
-    lv.set_defaults(func=cmd_live)
-
-    sc = sub.add_parser(
-        "scan",
-        help="list spinemon wearables in BLE range",
-        description="Scan for wearables advertising the spinemon service.",
-    )
-    sc.add_argument("--timeout", type=float, default=5.0, help="seconds to scan (default 5)")
-    sc.add_argument(
-        "--battery", action="store_true", help="connect to each device briefly to read its battery level"
-    )
-    sc.set_defaults(func=cmd_scan)
-
-    from spinemon.app import calibrate as _calibrate
-
-    cb = sub.add_parser(
-        "calibrate",
-        help="guided calibration: neutral posture, range of motion, sensor alignment; saved to your profile",
-        description="Stand tall and still, then bend slowly forward and backward. Finds each sensor's mounting (also a sensor stuck on crooked) and your range of motion, and stores them in your profile for later sessions.",
-    )
-    _calibrate.add_arguments(cb)
-    cb.set_defaults(func=cmd_calibrate)
-
-    from spinemon.app import export as _export
-    from spinemon.app import report as _report
-
-    rp = sub.add_parser(
-        "report",
-        help="plots and tables of a recorded session (PNG, CSV, HTML)",
-        description="Re-run a recording through the live path and write a PNG per set, a session overview, per-set and per-rep tables (terminal and CSV), and an HTML page that embeds them (opens offline). Plots need the 'report' extra (matplotlib).",
-    )
-    _report.add_arguments(rp)
-    rp.set_defaults(func=_report.main)
-
-    ex = sub.add_parser(
-        "export",
-        help="export a recording as CSV or Parquet (samples with angles and events)",
-        description="Write one row per sample (device time, raw SI values, lumbar angles, set/rep, active events) and an events table, "
-        "as CSV (--csv) and/or as typed Parquet for pandas, polars or DuckDB (--parquet; the 'parquet' extra, pyarrow).",
-    )
-    _export.add_export_arguments(ex)
-    ex.set_defaults(func=_export.export_main)
-
-    im = sub.add_parser(
-        "import",
-        help="turn a CSV from another logger into a spinemon recording",
-        description="Map CSV columns, units and axes onto the spinemon convention and write a normal recording that replay and report accept.",
-    )
-    from spinemon.app import csv_import as _csv_import
-
-    _csv_import.add_import_arguments(im)
-    im.set_defaults(func=_csv_import.import_main)
-
-    from spinemon.app import journal as _journal
-
-    j = sub.add_parser(
-        "journal",
-        help="pain journal: log back pain, see what came before higher pain",
-        description="Log back pain (0-10) before, during and after sessions, link entries to recordings, and see which exercises and flagged patterns came before higher pain. Warns clearly about red-flag symptoms.",
-    )
-    _journal.add_arguments(j)
-    j.set_defaults(func=_journal.main)
-
-    from spinemon.app import history as _history
-
-    h = sub.add_parser(
-        "history",
-        help="progress over weeks: reps, alerts per 100 reps, peak flexion, creep per exercise and week, with the pain journal",
-        description="Replay every recording in DIR (in parallel) and show per exercise and ISO week: sessions, sets, reps, alerts per 100 reps, "
-        "peak flexion at the bottom of the rep, creep over a set, the hips' share of the lean, and the pain journal beside it.",
-    )
-    _history.add_arguments(h)
-    h.set_defaults(func=cmd_history)
-
+def _replay_arguments(r: argparse.ArgumentParser) -> None:
     from spinemon.core.detect import PROFILES
 
-    r = sub.add_parser(
-        "replay",
-        help="re-run detection on a recording",
-        description="Decode a recording through the live code path and list the events.",
-    )
     r.add_argument(
         "file",
         nargs="+",
@@ -548,6 +442,142 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="EXERCISE.LIMIT=VALUE",
         help="override a limit for this replay, e.g. deadlift.flexion_share=0.55 (repeatable)",
     )
+
+
+class _LazySubParsers(argparse._SubParsersAction):
+    """Subcommands whose arguments are added only when the command is used
+    (``later``): ``spinemon --help`` and ``spinemon replay --help`` never
+    import what the other commands need (issue 27: start-up time)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.builders: dict[str, list] = {}
+        self.lazy = True
+
+    def later(self, parser: argparse.ArgumentParser, build) -> None:
+        """``build(parser)`` adds the command's arguments: now, or when the command is parsed."""
+        if not self.lazy:
+            build(parser)
+            return
+        name = next(k for k, v in self._name_parser_map.items() if v is parser)
+        self.builders.setdefault(name, []).append(build)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        name = values[0] if values else None
+        for build in self.builders.pop(name, []):
+            build(self._name_parser_map[name])
+        super().__call__(parser, namespace, values, option_string)
+
+
+def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
+    """The command line. ``lazy``: each command's arguments are added when
+    that command is parsed (what ``spinemon`` does); else all at once."""
+    p = _Parser(
+        prog="spinemon",
+        description="Watch a lifter's lower back: calibrate, lift, feel the buzz; replay sessions.",
+    )
+    p.add_argument("--version", action="version", version=f"spinemon {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, action=_LazySubParsers)
+    sub.lazy = lazy
+
+    d = sub.add_parser(
+        "demo",
+        help="run a simulated workout through the live path (no hardware)",
+        description="A simulated lifter does a short workout; alerts print as they fire; writes a recording and a summary.",
+    )
+    d.add_argument("--seed", type=argtypes.seed, default=1, help="simulation seed (default 1)")
+    d.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    d.add_argument(
+        "--speed",
+        type=argtypes.speed,
+        default=4.0,
+        help="playback speed, x real time (default 4; 0 = as fast as possible)",
+    )
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser(
+        "simulate",
+        help="write a recording of a simulated set",
+        description="Simulate sets of one exercise and write a recording (through the live path).",
+    )
+    sub.later(s, _simulate_arguments)
+    s.set_defaults(func=cmd_simulate)
+
+    lv = sub.add_parser(
+        "live",
+        help="connect to the wearable, calibrate, and watch your lifts",
+        description="Connect (BLE by --address/--name, USB serial by --port, or --sim), calibrate with guided prompts, then monitor: a status line, alerts as they fire. Ctrl-C ends the session and closes the recording.",
+    )
+    sub.later(lv, lambda q: _module("live").add_arguments(q))
+    lv.set_defaults(func=cmd_live)
+
+    sc = sub.add_parser(
+        "scan",
+        help="list spinemon wearables in BLE range",
+        description="Scan for wearables advertising the spinemon service.",
+    )
+    sc.add_argument("--timeout", type=float, default=5.0, help="seconds to scan (default 5)")
+    sc.add_argument(
+        "--battery", action="store_true", help="connect to each device briefly to read its battery level"
+    )
+    sc.set_defaults(func=cmd_scan)
+
+    cb = sub.add_parser(
+        "calibrate",
+        help="guided calibration: neutral posture, range of motion, sensor alignment; saved to your profile",
+        description="Stand tall and still, then bend slowly forward and backward. Finds each sensor's mounting (also a sensor stuck on crooked) and your range of motion, and stores them in your profile for later sessions.",
+    )
+    sub.later(cb, lambda q: _module("calibrate").add_arguments(q))
+    cb.set_defaults(func=cmd_calibrate)
+
+    rp = sub.add_parser(
+        "report",
+        help="plots and tables of a recorded session (PNG, CSV, HTML)",
+        description="Re-run a recording through the live path and write a PNG per set, a session overview, per-set and per-rep tables (terminal and CSV), and an HTML page that embeds them (opens offline). Plots need the 'report' extra (matplotlib).",
+    )
+    sub.later(rp, lambda q: _module("report").add_arguments(q))
+    rp.set_defaults(func=lambda a: _module("report").main(a))
+
+    ex = sub.add_parser(
+        "export",
+        help="export a recording as CSV or Parquet (samples with angles and events)",
+        description="Write one row per sample (device time, raw SI values, lumbar angles, set/rep, active events) and an events table, "
+        "as CSV (--csv) and/or as typed Parquet for pandas, polars or DuckDB (--parquet; the 'parquet' extra, pyarrow).",
+    )
+    sub.later(ex, lambda q: _module("export").add_export_arguments(q))
+    ex.set_defaults(func=lambda a: _module("export").export_main(a))
+
+    im = sub.add_parser(
+        "import",
+        help="turn a CSV from another logger into a spinemon recording",
+        description="Map CSV columns, units and axes onto the spinemon convention and write a normal recording that replay and report accept.",
+    )
+    sub.later(im, lambda q: _module("csv_import").add_import_arguments(q))
+    im.set_defaults(func=lambda a: _module("csv_import").import_main(a))
+
+    j = sub.add_parser(
+        "journal",
+        help="pain journal: log back pain, see what came before higher pain",
+        description="Log back pain (0-10) before, during and after sessions, link entries to recordings, and see which exercises and flagged patterns came before higher pain. Warns clearly about red-flag symptoms.",
+    )
+    sub.later(j, lambda q: _module("journal").add_arguments(q))
+    j.set_defaults(func=lambda a: _module("journal").main(a))
+
+    h = sub.add_parser(
+        "history",
+        help="progress over weeks: reps, alerts per 100 reps, peak flexion, creep per exercise and week, with the pain journal",
+        description="Replay every recording in DIR (in parallel) and show per exercise and ISO week: sessions, sets, reps, alerts per 100 reps, "
+        "peak flexion at the bottom of the rep, creep over a set, the hips' share of the lean, and the pain journal beside it.",
+    )
+    sub.later(h, lambda q: _module("history").add_arguments(q))
+    h.set_defaults(func=cmd_history)
+
+    r = sub.add_parser(
+        "replay",
+        help="re-run detection on a recording",
+        description="Decode a recording through the live code path and list the events.",
+    )
+    sub.later(r, _replay_arguments)
     r.set_defaults(func=cmd_replay)
     return p
 
@@ -574,7 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    parser = build_parser(lazy=True)
     args = None
     try:
         args = parser.parse_args(_join_dash_values(sys.argv[1:] if argv is None else argv))
