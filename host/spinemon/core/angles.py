@@ -111,7 +111,22 @@ class Mounting:
         results must not depend on how the stream is cut)."""
         v = _vectors("v_sensor", v_sensor)
         r = self.rotation
-        return v[..., 0, None] * r[:, 0] + v[..., 1, None] * r[:, 1] + v[..., 2, None] * r[:, 2]
+        if v.ndim == 1:
+            return v[0] * r[:, 0] + v[1] * r[:, 1] + v[2] * r[:, 2]
+        # one output column at a time, in the same order of operations (the
+        # same bits), with one scratch row instead of six (N, 3) temporaries
+        out = np.empty_like(v)
+        v0, v1, v2 = v[:, 0], v[:, 1], v[:, 2]
+        t = np.empty(len(v))
+        u = np.empty(len(v))
+        for j in range(3):
+            np.multiply(v0, r[j, 0], out=t)
+            np.multiply(v1, r[j, 1], out=u)
+            t += u
+            np.multiply(v2, r[j, 2], out=u)
+            t += u
+            out[:, j] = t
+        return out
 
 
 def sagittal_deg(u_body: object) -> np.ndarray | float:
