@@ -249,3 +249,80 @@ def test_a_report_of_several_recordings_fills_the_index(season, tmp_path, monkey
     assert rc == 0, err.getvalue()
     _, replayed, _ = history_json(season, monkeypatch)
     assert replayed == []
+
+
+def test_a_new_index_in_a_folder_that_does_not_exist_yet(tmp_path):
+    path = tmp_path / "no" / "such" / "home" / "index.sqlite"
+    for _ in range(2):  # made, then opened as it is
+        with si.SessionIndex(path) as idx:
+            assert idx.enabled and not idx.rebuilt and idx.notes == []
+
+
+def test_settings_in_another_order_are_the_same_analysis():
+    assert si.analysis_key("k", {"a": 1, "b": [2]}, code="c") == si.analysis_key("k", {"b": [2], "a": 1}, code="c")
+
+
+def test_an_index_that_fails_its_integrity_check_is_rebuilt(tmp_path):
+    """Readable, the right schema, but quick_check finds a row that breaks a
+    constraint (what a torn write of a page can leave): not trusted."""
+    path = tmp_path / "index.sqlite"
+    with si.SessionIndex(path):
+        pass
+    db = sqlite3.connect(path)
+    db.executescript(
+        "DROP TABLE facts; CREATE TABLE facts (path TEXT, analysis TEXT, files TEXT, head TEXT, facts TEXT, PRIMARY KEY (path, analysis));"
+        "INSERT INTO facts VALUES ('/r', 'a', '[]', 'h', NULL);"
+    )
+    db.execute("PRAGMA writable_schema = ON")
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'facts'").fetchone()[0]
+    db.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'facts'", (sql.replace("facts TEXT", "facts TEXT NOT NULL"),))
+    db.commit()
+    db.close()
+    assert sqlite3.connect(path).execute("PRAGMA quick_check").fetchone()[0] != "ok"
+    with si.SessionIndex(path) as idx:
+        assert idx.rebuilt and "quick_check" in idx.notes[0] and len(idx) == 0
+
+
+def test_a_damaged_index_takes_its_journal_files_aside_too(tmp_path):
+    path = tmp_path / "index.sqlite"
+    path.write_bytes(b"junk" * 1024)
+    wal = tmp_path / "index.sqlite-wal"
+    wal.write_bytes(b"an old write-ahead log" * 100)
+    with si.SessionIndex(path) as idx:
+        assert idx.rebuilt and idx.enabled
+    assert (tmp_path / "index.sqlite.damaged-wal").read_bytes() == b"an old write-ahead log" * 100
+
+
+def test_a_table_gone_under_a_running_index_is_a_miss_and_a_note(tmp_path):
+    path = tmp_path / "index.sqlite"
+    rec = tmp_path / "a.spinrec"
+    recording(rec)
+    ident = si.identify(rec)
+    with si.SessionIndex(path) as idx:
+        idx.put(rec, ident, "a", FACTS)
+        other = sqlite3.connect(path)
+        other.execute("DROP TABLE facts")
+        other.commit()
+        other.close()
+        assert idx.get(rec, ident, "a") is None
+        assert idx.put(rec, ident, "a", FACTS) is False
+        assert len(idx.notes) == 1 and "could not be written" in idx.notes[0] and not idx.enabled
+
+
+def test_a_locked_index_is_never_taken_for_a_damaged_one(tmp_path, monkeypatch):
+    path = tmp_path / "index.sqlite"
+    with si.SessionIndex(path):
+        pass
+    monkeypatch.setattr(si, "BUSY_TIMEOUT_S", 0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = DELETE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        idx = si.SessionIndex(path)
+        assert not idx.enabled and "cannot be used" in idx.notes[0] and "locked" in idx.notes[0]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not (tmp_path / "index.sqlite.damaged").exists()
+    with si.SessionIndex(path) as idx:
+        assert idx.enabled and not idx.rebuilt

@@ -153,15 +153,13 @@ class SessionIndex:
     # -- opening ------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.Error:
-            db.close()
-            raise
-        return db
+        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+
+    @staticmethod
+    def _prepare(db: sqlite3.Connection) -> None:
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
 
     def _check(self, db: sqlite3.Connection) -> str | None:
         """Why the database cannot be trusted, or None."""
@@ -177,32 +175,30 @@ class SessionIndex:
         return None
 
     def _set_up(self, db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        # one transaction (a failure raises; the connection is dropped, its
+        # transaction with it)
+        db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
     def _open(self) -> sqlite3.Connection:
-        problem = None
-        db = None
+        db = self._connect()
         try:
-            db = self._connect()
+            self._prepare(db)
             problem = self._check(db)
-        except sqlite3.DatabaseError as e:
-            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-                raise
+        except sqlite3.OperationalError:
+            # locked, read-only, cannot be opened, an I/O error: not damage
+            # (never moved aside); the caller goes on without the index
+            db.close()
+            raise
+        except sqlite3.DatabaseError as e:  # not a database, malformed
             problem = str(e)
-        if problem is None and db is not None:
+        if problem is None:
             self._set_up(db)
             return db
-        if db is not None:
-            db.close()
-        self._move_aside(problem or "unreadable")
+        # aside before closing: SQLite removes a -wal and -shm on the last close
+        self._move_aside(problem)
+        db.close()
         db = self._connect()
+        self._prepare(db)
         self._set_up(db)
         return db
 
