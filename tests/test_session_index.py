@@ -242,13 +242,26 @@ def test_a_second_history_over_an_unchanged_season_replays_nothing(season, tmp_p
     assert replayed == []
 
 
-def test_a_report_of_several_recordings_fills_the_index(season, tmp_path, monkeypatch):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main(["report", str(season), "--out", str(tmp_path / "r"), "--jobs", "1", "--journal", os.devnull])
-    assert rc == 0, err.getvalue()
-    _, replayed, _ = history_json(season, monkeypatch)
-    assert replayed == []
+def test_facts_a_report_computed_fill_the_index(season, tmp_path, monkeypatch):
+    """`spinemon report` of a folder hands its per-recording facts to
+    history.store_facts (identities taken before the replays); a history
+    afterwards replays none of them. A recording changed after its identity
+    was taken is stored under the old identity, so it is replayed again."""
+    d = tmp_path / "two"
+    d.mkdir()
+    paths = []
+    for name in ("s21.spinrec", "s22.spinrec"):
+        (d / name).write_bytes((season / name).read_bytes())
+        paths.append(d / name)
+    idents = history.identities(paths)
+    facts = [history.session_facts(str(p)) for p in paths]
+    with open(paths[1], "ab") as f:
+        f.write(b"\0" * 8)  # changed after the identity was taken
+    notes: list[str] = []
+    history.store_facts([(p, i, f) for p, i, f in zip(paths, idents, facts)], notes)
+    assert notes == []
+    _, replayed, _ = history_json(d, monkeypatch)
+    assert replayed == ["s22.spinrec"]
 
 
 def test_a_new_index_in_a_folder_that_does_not_exist_yet(tmp_path):
