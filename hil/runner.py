@@ -26,7 +26,7 @@ from spinemon.core.alerts import AlertPolicy, CommandCounter
 from spinemon.core.calibration import CalibrationSettings
 from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION
 from spinemon.errors import SpinemonError, TransportError
-from spinemon.app.live import guard_args, neutral_args
+from spinemon.io.device_link import guard_args, neutral_args
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.core.stream import FrameDecoder, SampleBlock
 

@@ -12,7 +12,7 @@ import spinemon_protocol as P
 from spinemon.io import sim
 from spinemon.core.alerts import BUZZED_BY_DEVICE, BUZZED_BY_HOST
 from spinemon.core.detect import OVER_FLEXION
-from spinemon.app.live import LinkSetup, guard_args
+from spinemon.io.device_link import guard_args, LinkSetup
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.app.session import run_live
 from spinemon.io.transport import SimTransport

@@ -17,10 +17,11 @@ from spinemon.io.ble import BleOptions, BleTransport, FoundDevice, scan
 from spinemon.core.calibration import CalibrationSettings
 from tests.support.emulated_ble import BumbleClient, BumbleScanner, CommandResponder, EmulatedRadio, LinkFaults, TwinInfo, TwinPeripheral
 from spinemon.errors import CommandError, CommandTimeoutError, ConfigError, DisconnectedError, TransportError
-from spinemon.app.live import LinkSetup, guard_args
+from spinemon.io.device_link import guard_args, LinkSetup
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.io.recording import KIND_RX, RecordingWriter, load
-from spinemon.app.session import header_for, replay, run_live
+from spinemon.app.session import header_for, run_live
+from spinemon.app.replay import replay
 
 
 def run(coro, timeout=30.0):
@@ -192,7 +193,7 @@ def test_forced_disconnect_mid_set_reconnects_counts_the_gap_and_keeps_alerting(
     # then), SET_GUARD and START re-sent
     ops = [P.OPCODE_NAMES[c.opcode] for c in twin.responder.commands]
     assert ops == ["SET_GUARD", "START", "HAPTIC", "SET_NEUTRAL", "SET_GUARD", "START", "HAPTIC"]
-    from spinemon.app.live import neutral_args
+    from spinemon.io.device_link import neutral_args
 
     assert twin.responder.neutral == neutral_args(result.calibration) is not None
     assert all(c.accepted for c in twin.responder.commands) and setup.runs == 2

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from spinemon.app import calibrate
+from spinemon.app.commands import calibrate as calibrate_command
 from spinemon.io import sim
 from spinemon.core.calibration import CalibrationSettings, Calibrator
 from spinemon.errors import CalibrationError, ConfigError
@@ -92,7 +93,7 @@ def test_profile_round_trip_and_bad_files(tmp_path):
 
 def _ns(*argv):
     parser = argparse.ArgumentParser()
-    calibrate.add_arguments(parser)
+    calibrate_command.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -100,7 +101,7 @@ def test_calibrate_command_writes_the_profile(tmp_path, monkeypatch):
     path = tmp_path / "profile.json"
     monkeypatch.setenv("SPINEMON_PROFILE", str(path))
     out = io.StringIO()
-    assert calibrate.main(_ns("--sim", "--speed", "0", "--mount-yaw", "70", "--limit", "squat.flexion_share=0.45"), out) == 0
+    assert calibrate_command.main(_ns("--sim", "--speed", "0", "--mount-yaw", "70", "--limit", "squat.flexion_share=0.45"), out) == 0
     text = out.getvalue()
     assert "Stand tall and still" in text and "range of motion" in text and "upper sensor: turned +" in text
     prof = load_profile(path)
@@ -110,7 +111,7 @@ def test_calibrate_command_writes_the_profile(tmp_path, monkeypatch):
         _ns("--sim", "--speed", "0", "--limit", "squat.flexion_share=9")
     path.write_text("[]")
     with pytest.raises(ProfileError):
-        calibrate.main(_ns("--sim", "--speed", "0"), io.StringIO())
+        calibrate_command.main(_ns("--sim", "--speed", "0"), io.StringIO())
 
 
 # -- calibration is never a silent gate (issue 11, part 2) --------------------------
@@ -157,7 +158,7 @@ def test_neutral_from_the_first_still_second_whatever_the_gyro_offset(tmp_path, 
     assert st["calibration"] == "done"
     assert st["duration_s"] - st["monitored_s"] <= 1.3
     from spinemon.io.recording import load
-    from spinemon.app.session import replay
+    from spinemon.app.replay import replay
 
     cal = replay(load(path)).calibration
     assert np.degrees(cal.gyro_offset["upper"]) == pytest.approx(offset, abs=0.3)
@@ -175,7 +176,7 @@ def test_no_still_stretch_gives_a_provisional_neutral_then_the_real_one(tmp_path
     st = _stats(capsys, later)
     assert st["calibration"] == "done"  # the still stretch replaced the provisional neutral
     from spinemon.io.recording import load
-    from spinemon.app.session import replay
+    from spinemon.app.replay import replay
 
     cal = replay(load(later)).calibration
     assert cal.source == "still" and cal.t_neutral[0] >= 12.0
@@ -196,7 +197,7 @@ def test_range_of_motion_is_optional_and_never_blocks_monitoring(tmp_path, capsy
     """rom on (as `spinemon live` runs it) but the wearer goes straight to lifting: skipped after 5 s."""
     from spinemon.core.pipeline import PipelineSettings
     from spinemon.io.recording import load
-    from spinemon.app.session import replay
+    from spinemon.app.replay import replay
 
     path = _recording(tmp_path, "norom", [("still", 1.5), ("sway", 15.0)])
     res = replay(load(path), PipelineSettings(calibration=CalibrationSettings(rom=True)))

@@ -23,7 +23,8 @@ import time
 import pytest
 
 import spinemon_protocol as proto
-from spinemon.app.live import LiveOptions, LiveUI, run
+from spinemon.app.live import LiveOptions, run
+from spinemon.app.live_ui import LiveUI
 from spinemon.app.simrun import labels_for
 from spinemon.core.alerts import CommandCounter
 from spinemon.errors import CommandError, CommandTimeoutError, DisconnectedError

@@ -13,21 +13,13 @@ import pytest
 import spinemon_protocol as proto
 from spinemon.io import sim
 from spinemon.errors import ConfigError, RecordingError, SpinemonError
-from spinemon.app.export import (
-    CsvImportError,
-    add_export_arguments,
-    add_import_arguments,
-    export_csv,
-    export_main,
-    import_csv,
-    import_main,
-    parse_axes,
-    parse_columns,
-    sample_columns,
-    trace_recording,
-)
+from spinemon.app.export import CsvImportError, export_csv, import_csv, parse_axes, parse_columns, sample_columns, trace_recording
+from spinemon.app.commands.export import add_arguments as add_export_arguments
+from spinemon.app.commands.export import main as export_main
+from spinemon.app.commands.csv_import import add_arguments as add_import_arguments
+from spinemon.app.commands.csv_import import main as import_main
 from spinemon.io.recording import load
-from spinemon.app.session import replay
+from spinemon.app.replay import replay
 from spinemon.app.simrun import run_simulated
 from spinemon.core.stream import G, FrameDecoder
 

@@ -26,7 +26,7 @@ from mpy_runner import FIRMWARE_DIR, PROTOCOL_DIR, ROOT, micropython_binary, req
 from spinemon.core.alerts import BUZZED_BY_DEVICE, PATTERNS, AlertPolicy, CommandCounter
 from spinemon.core.angles import Mounting
 from spinemon.core.calibration import Calibration, CalibrationSettings
-from spinemon.app.live import guard_args, neutral_args
+from spinemon.io.device_link import guard_args, neutral_args
 from spinemon.core.detect import OVER_FLEXION
 from tests.support.emulated_ble import BumbleClient, EmulatedRadio, LinkFaults
 from tests.support.emulated_ble.firmware_bridge import BridgeError, FirmwareBridge, FirmwareOptions
@@ -415,7 +415,8 @@ def test_spinemon_live_arms_the_wearables_own_guard_and_takes_over_after_a_dropp
     gets one buzz (the guard armed in the set, or the host's)."""
     import io
 
-    from spinemon.app.live import LiveOptions, LiveUI, run as live_run
+    from spinemon.app.live import LiveOptions, run as live_run
+    from spinemon.app.live_ui import LiveUI
     from spinemon.io.recording import load
 
     out = tmp_path / "live.spinrec"

@@ -17,6 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spinemon.app import journal as jr
+from spinemon.app import pain_analysis as pa
+from spinemon.app import red_flags as rf
+from spinemon.app.commands import journal as jc
 from spinemon.io import sim
 from spinemon.errors import ConfigError, RecordingError, SpinemonError
 from spinemon.io.recording import load
@@ -47,7 +50,7 @@ def recordings(tmp_path_factory) -> dict[str, Path]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spinemon journal")
-    jr.add_arguments(p)
+    jc.add_arguments(p)
     return p
 
 
@@ -55,7 +58,7 @@ def run(journal_path: Path, *argv: str, now: datetime = NOW) -> str:
     """`spinemon journal ARGV --journal PATH`, output as text."""
     ns = parser().parse_args([*argv, "--journal", str(journal_path)])
     buf = io.StringIO()
-    assert jr.main(ns, buf, now=now) == 0
+    assert jc.main(ns, buf, now=now) == 0
     return buf.getvalue()
 
 
@@ -200,14 +203,14 @@ def test_before_entry_pairs_only_when_close_to_the_session(tmp_path, recordings)
     t = NOW - timedelta(days=3)
     run(j, "add", "--pain", "1", "--phase", "before", "--at", iso(t - timedelta(hours=20)))
     run(j, "add", "--pain", "5", "--session", str(recordings["clean_dl"]), "--at", iso(t))
-    s = jr.sessions_from(jr.Journal(j).load().entries)
+    s = pa.sessions_from(jr.Journal(j).load().entries)
     assert len(s) == 1 and s[0].pain_before is None and s[0].change is None
     run(j, "add", "--pain", "4", "--phase", "before", "--at", iso(t - timedelta(hours=2)))
-    s = jr.sessions_from(jr.Journal(j).load().entries)
+    s = pa.sessions_from(jr.Journal(j).load().entries)
     assert s[0].pain_before == 4 and s[0].change == 1 and s[0].before_paired
     # a linked "before" entry wins over an unlinked one
     run(j, "add", "--pain", "3", "--phase", "before", "--session", str(recordings["clean_dl"]), "--at", iso(t - timedelta(minutes=30)))
-    s = jr.sessions_from(jr.Journal(j).load().entries)
+    s = pa.sessions_from(jr.Journal(j).load().entries)
     assert s[0].pain_before == 3 and not s[0].before_paired
 
 
@@ -234,7 +237,7 @@ def test_default_path_from_env_and_override(tmp_path, monkeypatch):
     monkeypatch.setenv("SPINEMON_HOME", str(tmp_path / "home"))
     assert jr.default_journal_path() == tmp_path / "home" / "journal.jsonl"
     ns = parser().parse_args(["add", "--pain", "3", "--at", iso(NOW)])
-    assert jr.main(ns, io.StringIO(), now=NOW) == 0
+    assert jc.main(ns, io.StringIO(), now=NOW) == 0
     assert (tmp_path / "home" / "journal.jsonl").exists()  # SPINEMON_HOME created on first add
     monkeypatch.delenv("SPINEMON_HOME")
     assert jr.default_journal_path({}) == Path.home() / ".spinemon" / "journal.jsonl"
@@ -322,7 +325,7 @@ NEGATIVE = [
 
 @pytest.mark.parametrize("text,category", POSITIVE)
 def test_red_flag_phrasings(text, category):
-    flags = jr.red_flags_in_text(text)
+    flags = rf.red_flags_in_text(text)
     assert [f.category for f in flags] == [category], (text, flags)
     assert flags[0].urgent == (category in ("bladder_bowel", "saddle_numbness"))
     assert flags[0].evidence.lower() in text.lower().replace("\u2019", "'")
@@ -330,13 +333,13 @@ def test_red_flag_phrasings(text, category):
 
 @pytest.mark.parametrize("text", NEGATIVE)
 def test_negated_or_harmless_notes_do_not_flag(text):
-    assert jr.red_flags_in_text(text) == []
+    assert rf.red_flags_in_text(text) == []
 
 
 def test_several_flags_in_one_note():
-    flags = jr.red_flags_in_text("Pain shooting down my leg; left foot numb. Also can't hold my bladder.")
+    flags = rf.red_flags_in_text("Pain shooting down my leg; left foot numb. Also can't hold my bladder.")
     assert {f.category for f in flags} == {"radiating_pain", "numbness", "bladder_bowel"}
-    assert jr.red_flags_in_text("no numbness, but now tingling in my foot")[0].category == "numbness"
+    assert rf.red_flags_in_text("no numbness, but now tingling in my foot")[0].category == "numbness"
 
 
 def test_add_prints_doctor_message(tmp_path):
@@ -375,10 +378,10 @@ def entries(pains_by_day: dict[int, int]) -> list[jr.Entry]:
     ],
 )
 def test_worsening_trend_rule(pains, worsening):
-    trend = jr.worsening_trend(entries(pains))
+    trend = rf.worsening_trend(entries(pains))
     assert (trend is not None) == worsening
     if worsening:
-        assert trend.days >= jr.WORSENING_MIN_DAYS and trend.last_pain > trend.first_pain
+        assert trend.days >= rf.WORSENING_MIN_DAYS and trend.last_pain > trend.first_pain
 
 
 def test_worsening_uses_daily_means():
@@ -387,7 +390,7 @@ def test_worsening_uses_daily_means():
     for d in range(0, 15, 2):
         t = NOW - timedelta(days=20 - d)
         es += [jr.Entry(t, 2, "before"), jr.Entry(t + timedelta(hours=2), 5, "after")]
-    assert jr.worsening_trend(es) is None
+    assert rf.worsening_trend(es) is None
 
 
 def test_add_warns_when_pain_keeps_worsening(tmp_path):
@@ -452,7 +455,7 @@ def test_bad_input_gives_clear_errors(tmp_path, argv, error, needle):
     j = tmp_path / "j.jsonl"
     ns = parser().parse_args(["add", *argv, "--journal", str(j)])
     with pytest.raises(error) as ei:
-        jr.main(ns, io.StringIO(), now=NOW)
+        jc.main(ns, io.StringIO(), now=NOW)
     assert isinstance(ei.value, SpinemonError)
     assert needle in str(ei.value)
     assert not j.exists()  # nothing written
@@ -499,7 +502,7 @@ def test_command_line_shape():
     ns = p.parse_args(["add", "--pain", "3"])
     assert ns.phase is None and ns.session is None and ns.at is None
     with pytest.raises(ConfigError, match="--weeks"):
-        jr.summarize([], weeks=0)
+        pa.summarize([], weeks=0)
 
 
 def test_phase_default_and_naive_time_is_local(tmp_path, recordings):
@@ -511,19 +514,19 @@ def test_phase_default_and_naive_time_is_local(tmp_path, recordings):
 
 
 def test_pattern_names():
-    assert jr.pattern_name("over_flexion", "deadlift") == "rounding in deadlifts"
-    assert jr.pattern_name("over_extension", "overhead_press") == "arching overhead"
-    assert jr.pattern_name("over_extension", "squat") == "arching in squats"
-    assert jr.pattern_name("twist", "curl") == "twisting in curls"
-    assert jr.pattern_name("lateral_bend", "generic") == "side bending in unlabelled lifting"
-    assert jr.pattern_name("some_new_kind", "bird_dog") == "some new kind in bird dogs"
+    assert pa.pattern_name("over_flexion", "deadlift") == "rounding in deadlifts"
+    assert pa.pattern_name("over_extension", "overhead_press") == "arching overhead"
+    assert pa.pattern_name("over_extension", "squat") == "arching in squats"
+    assert pa.pattern_name("twist", "curl") == "twisting in curls"
+    assert pa.pattern_name("lateral_bend", "generic") == "side bending in unlabelled lifting"
+    assert pa.pattern_name("some_new_kind", "bird_dog") == "some new kind in bird dogs"
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
 def test_red_flag_scan_never_crashes(text):
-    for f in jr.red_flags_in_text(text):
-        assert f.category in jr.FLAG_DESCRIPTIONS
+    for f in rf.red_flags_in_text(text):
+        assert f.category in rf.FLAG_DESCRIPTIONS
 
 
 @settings(max_examples=100, deadline=None)
@@ -533,4 +536,4 @@ def test_loading_any_bytes_never_crashes(tmp_path_factory, data):
     j.write_bytes(b'{"v":1,"time":"2025-03-01T10:00:00Z","pain":4,"phase":"before","note":"ok"}\n' + data)
     rep = jr.Journal(j).load()
     assert rep.entries and rep.entries[0].pain == 4
-    jr.summarize(rep.entries, now=NOW)
+    pa.summarize(rep.entries, now=NOW)

@@ -17,9 +17,10 @@ import numpy as np
 import spinemon_protocol as proto
 from spinemon.app import cli
 from spinemon.io import sim
-from spinemon.app.live import LiveOptions, LiveUI, run
+from spinemon.app.live import LiveOptions, run
+from spinemon.app.live_ui import LiveUI
 from spinemon.io.recording import load
-from spinemon.app.session import replay
+from spinemon.app.replay import replay
 from spinemon.io.transport import SimTransport
 
 

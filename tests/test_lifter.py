@@ -15,7 +15,7 @@ from spinemon.core.detect import OVER_EXTENSION, OVER_FLEXION, SPINE_CREEP, SWIN
 from spinemon.errors import ConfigError
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.io.recording import load
-from spinemon.app.session import replay
+from spinemon.app.replay import replay
 from spinemon.app.simrun import labels_for, run_simulated
 
 #: the fault each kind of rep/hold must raise (first event), per simulated fault

@@ -15,10 +15,13 @@ from spinemon.io import sim
 from spinemon.core.detect import Limits
 from tests.support.emulated_ble import BumbleClient, EmulatedRadio, TwinInfo, TwinPeripheral
 from spinemon.errors import ConfigError
-from spinemon.app.live import PROMPT_NEUTRAL, PROMPT_ROM, LiveOptions, LiveUI, add_arguments, guard_args, main, make_transport, run
+from spinemon.app.live_ui import LiveUI, PROMPT_NEUTRAL, PROMPT_ROM
+from spinemon.app.live import LiveOptions, make_transport, run
+from spinemon.app.commands.live import add_arguments, main
+from spinemon.io.device_link import guard_args
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.io.recording import load
-from spinemon.app.session import recorded_events, replay
+from spinemon.app.replay import recorded_events, replay
 from spinemon.io.transport import SimTransport
 
 

@@ -11,7 +11,8 @@ import termios
 import pytest
 
 from spinemon.io import sim
-from spinemon.app.live import LiveOptions, LiveUI, run
+from spinemon.app.live import LiveOptions, run
+from spinemon.app.live_ui import LiveUI
 from spinemon.io.recording import load
 from spinemon.io.transport import SimTransport
 from spinemon.app.typed_line import TypedLine

@@ -24,8 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import spinemon_protocol as proto
-from spinemon.app.live import LiveOptions, LiveUI, run
-from spinemon.app.session import replay
+from spinemon.app.live import LiveOptions, run
+from spinemon.app.live_ui import LiveUI
+from spinemon.app.replay import replay
 from spinemon.app.simrun import labels_for
 from spinemon.io import sim
 from spinemon.io.recording import KIND_META, KIND_RX, KIND_TX, RecordingWriter, load

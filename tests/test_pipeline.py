@@ -5,7 +5,7 @@ import pytest
 
 from spinemon.io import sim
 from spinemon.io.recording import load
-from spinemon.app.session import recorded_events, replay
+from spinemon.app.replay import recorded_events, replay
 from spinemon.app.simrun import run_simulated
 
 

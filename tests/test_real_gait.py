@@ -17,7 +17,7 @@ from spinemon.app import cli
 from spinemon.core.detect import UNILATERAL_EXERCISES
 from spinemon.core.pipeline import PipelineSettings
 from spinemon.io.recording import load
-from spinemon.app.session import replay
+from spinemon.app.replay import replay
 
 COLUMNS = "ax=Acc_X,ay=Acc_Y,az=Acc_Z,gx=Gyr_X,gy=Gyr_Y,gz=Gyr_Z"
 

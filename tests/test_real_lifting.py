@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from spinemon.app import cli
-from spinemon.app.session import replay
+from spinemon.app.replay import replay
 from spinemon.app.simrun import run_simulated
 from spinemon.core.calibration import CalibrationSettings
 from spinemon.core.detect import FORWARD_LEAN, LATERAL_BEND, OVER_EXTENSION, OVER_FLEXION, PROFILES
@@ -305,7 +305,7 @@ def test_the_live_screen_and_the_live_view_say_a_held_back_fault_at_once(tmp_pat
     import asyncio
     import io
 
-    from spinemon.app.live import LiveUI
+    from spinemon.app.live_ui import LiveUI
     from spinemon.app.view import ViewFeed
 
     out = tmp_path / "s.spinrec"

@@ -17,7 +17,7 @@ import hashlib
 from pathlib import Path
 
 from spinemon.io.recording import KIND_RX, load
-from spinemon.app.session import recorded_events, replay
+from spinemon.app.replay import recorded_events, replay
 
 RX_DIGEST = "385e2facf0de0fdee7bd7f8f913baf5acd01989cee8226dc686423b2746bc3cd"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

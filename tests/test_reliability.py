@@ -17,10 +17,12 @@ import spinemon_protocol as P
 from spinemon.io import sim
 from spinemon.core.calibration import CalibrationSettings
 from spinemon.errors import RecordingError
-from spinemon.app.live import LinkSetup
+from spinemon.io.device_link import LinkSetup
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.io.recording import KIND_RX, RecordingWriter, load, segment_paths
-from spinemon.app.session import DeviceAccounting, header_for, replay, run_live
+from spinemon.core.device_status import DeviceAccounting
+from spinemon.app.session import header_for, run_live
+from spinemon.app.replay import replay
 from spinemon.io.transport import SimTransport, Transport
 
 

@@ -17,7 +17,7 @@ from spinemon.core import rep_kernel, reps
 from spinemon.io import sim
 from spinemon.core.pipeline import PipelineSettings
 from spinemon.io.recording import load
-from spinemon.app.session import replay
+from spinemon.app.replay import replay
 from spinemon.app.simrun import run_simulated
 
 

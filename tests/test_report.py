@@ -16,7 +16,8 @@ from spinemon.io import sim
 from spinemon.errors import RecordingError
 from spinemon.app.export import trace_recording
 from spinemon.io.recording import load
-from spinemon.app.report import MISSING_MATPLOTLIB, add_arguments, build_tables, format_tables, main, render_html, write_report
+from spinemon.app.report import build_tables, format_tables, MISSING_MATPLOTLIB, render_html, write_report
+from spinemon.app.commands.report import add_arguments, main
 from spinemon.app.simrun import run_simulated
 
 PNG = b"\x89PNG\r\n\x1a\n"

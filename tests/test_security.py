@@ -743,7 +743,7 @@ def test_the_live_link_setup_resyncs_a_new_wearable_and_streams_over_the_emulate
     from spinemon.core.calibration import CalibrationSettings
     from tests.support.emulated_ble import BumbleClient, EmulatedRadio
     from tests.support.emulated_ble.firmware_bridge import FirmwareBridge
-    from spinemon.app.live import LinkSetup
+    from spinemon.io.device_link import LinkSetup
     from spinemon.core.pipeline import Pipeline, PipelineSettings
 
     fast = BleOptions(connect_timeout_s=5.0, connect_attempts=2, backoff_initial_s=0.05, backoff_max_s=0.4, command_timeout_s=3.0)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from spinemon.app import cli
-from spinemon.app.session import replay
+from spinemon.app.replay import replay
 from spinemon.io.recording import load
 
 pytestmark = pytest.mark.micropython

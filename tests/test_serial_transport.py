@@ -10,7 +10,7 @@ import pytest
 import spinemon_protocol as P
 from tests.support.emulated_ble import CommandResponder
 from spinemon.errors import CommandError, CommandTimeoutError, ConfigError
-from spinemon.app.live import LinkSetup, guard_args
+from spinemon.io.device_link import guard_args, LinkSetup
 from spinemon.core.pipeline import Pipeline
 from spinemon.io.serial_link import SerialTransport
 from spinemon.core.stream import FrameDecoder

@@ -23,7 +23,7 @@ from spinemon.io import sim
 from spinemon.core.calibration import CalibrationSettings
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.io.recording import KIND_META, KIND_RX, load
-from spinemon.app.session import replay
+from spinemon.app.replay import replay
 from spinemon.app.simrun import run_simulated
 from spinemon.core.stream import FrameDecoder, SampleBlock
 
@@ -93,7 +93,7 @@ def run_split(rec, settings: PipelineSettings, cut_after: set[int]) -> str:
         seen += len(block)
     flush()
     p.finish(t_last)
-    from spinemon.app.session import SessionResult
+    from spinemon.app.results import SessionResult
 
     summary = p.summary()
     summary["device"] = None

@@ -401,7 +401,7 @@ class _Lines:
 
 
 def test_typed_set_marks_name_the_side_and_switch_it():
-    from spinemon.app.live import SetMarker
+    from spinemon.app.live_ui import SetMarker
 
     transport, ui = _Announced(), _Lines()
     marker = SetMarker(transport, ui, "generic")
@@ -419,9 +419,9 @@ def test_live_sim_with_a_named_side_records_it_and_replay_gives_it_back(tmp_path
     import argparse
     import io
 
-    from spinemon.app.live import add_arguments, main
+    from spinemon.app.commands.live import add_arguments, main
     from spinemon.io.recording import load
-    from spinemon.app.session import replay
+    from spinemon.app.replay import replay
 
     p = argparse.ArgumentParser()
     add_arguments(p)
@@ -434,7 +434,7 @@ def test_live_sim_with_a_named_side_records_it_and_replay_gives_it_back(tmp_path
     reps = res.summary["reps"]
     assert len(reps) == 5 and {(r["side"], r["side_from"]) for r in reps} == {("right", "label")}
     # replayed as a lift done with both sides, the recorded side goes with the recorded exercise
-    from spinemon.app.session import replay_settings
+    from spinemon.app.replay import replay_settings
 
     other = replay(rec, replay_settings(rec, "overhead_press"))
     assert {r["exercise"] for r in other.summary["reps"]} <= {"overhead_press"} and all(r["side"] is None for r in other.summary["reps"])

@@ -21,7 +21,8 @@ import pytest
 from conftest import require_extra
 from spinemon.io import sim
 from spinemon.app import view
-from spinemon.app.live import LiveOptions, LiveUI, run
+from spinemon.app.live import LiveOptions, run
+from spinemon.app.live_ui import LiveUI
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.app.view import Subscriber, ViewFeed, ViewServer
 

@@ -21,7 +21,8 @@ from conftest import require_extra
 from test_report_browser import _chromium
 
 from spinemon.app import cli, live, view
-from spinemon.app.live import LiveUI
+from spinemon.app.commands import live as live_command
+from spinemon.app.live_ui import LiveUI
 
 
 def _aiohttp():
@@ -86,11 +87,11 @@ def test_live_view_in_a_real_browser(tmp_path, monkeypatch):
 
     monkeypatch.setattr(view.ViewServer, "start", keep)
     args = cli.build_parser().parse_args(["live", "--sim", "--view", "--exercise", "deadlift", "--speed", "4", "--no-rom"])
-    assert args.func is cli.cmd_live
+    assert args.func is live_command.main
     ui = LiveUI(io.StringIO())
 
     async def main():
-        session = asyncio.create_task(live.run(live.options_from(args), ui))
+        session = asyncio.create_task(live.run(live_command.options_from(args), ui))
         while not any("Live view for a coach:" in line for line in ui.lines):
             assert not session.done(), ui.lines
             await asyncio.sleep(0.02)

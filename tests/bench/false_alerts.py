@@ -30,7 +30,7 @@ from pathlib import Path
 import spinemon_protocol as proto
 from spinemon.io import sim
 from spinemon.core.calibration import CalibrationSettings
-from spinemon.app.live import guard_args, neutral_args
+from spinemon.io.device_link import guard_args, neutral_args
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,7 +133,7 @@ def gait(gait_dir: Path, exercises: tuple[str, ...], columns: str, quick: bool =
     """Alerts on the gait-l5 walks (all false), per rule and the device; None without the data."""
     from spinemon.app.csv_import import import_csv
     from spinemon.io.recording import load
-    from spinemon.app.session import replay
+    from spinemon.app.replay import replay
 
     if not (gait_dir / "README.md").exists():
         return None

@@ -59,7 +59,7 @@ def _gait(report) -> dict | None:
     from pathlib import Path
 
     from spinemon.app import cli
-    from spinemon.app.session import replay
+    from spinemon.app.replay import replay
     from spinemon.core.detect import PROFILES
     from spinemon.io.recording import load
 

@@ -41,7 +41,7 @@ def _pct(x: list[float], q: float) -> float:
 async def _closed_loop(session: sim.SimSession, exercise: str, speed: float, pdus_per_event: int) -> dict:
     from spinemon.io.ble import BleOptions, BleTransport
     from tests.support.emulated_ble import BumbleClient, EmulatedRadio, LinkFaults, TwinPeripheral
-    from spinemon.app.live import LinkSetup
+    from spinemon.io.device_link import LinkSetup
     from spinemon.app.session import run_live
 
     async with EmulatedRadio(LinkFaults(connection_interval_s=INTERVAL_S, pdus_per_event=pdus_per_event)) as radio:

@@ -18,7 +18,7 @@ from spinemon.core.calibration import CalibrationSettings
 from spinemon.app.csv_import import import_csv
 from spinemon.core.pipeline import PipelineSettings
 from spinemon.io.recording import load
-from spinemon.app.session import replay
+from spinemon.app.replay import replay
 
 GAIT_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gait-l5"
 COLUMNS = "ax=Acc_X,ay=Acc_Y,az=Acc_Z,gx=Gyr_X,gy=Gyr_Y,gz=Gyr_Z"

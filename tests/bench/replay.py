@@ -24,7 +24,7 @@ import numpy as np
 
 from spinemon.io import sim
 from spinemon.io.recording import KIND_RX, load
-from spinemon.app.session import replay
+from spinemon.app.replay import replay
 from spinemon.app.simrun import run_simulated
 from spinemon.core.stream import FrameDecoder, SampleBlock
 

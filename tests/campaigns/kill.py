@@ -105,7 +105,7 @@ def one_kill(out: Path, delay: float, expected_frames: list[bytes], earlier: dic
     """One run killed ``delay`` s after its first acknowledgement (or, with
     ``from_start``, after it was spawned: start-up and header creation)."""
     from spinemon.io.recording import KIND_RX, load, segment_paths
-    from spinemon.app.session import replay
+    from spinemon.app.replay import replay
 
     r, w = os.pipe()
     env = dict(os.environ)

@@ -68,7 +68,7 @@ class Rig:
             self.resync()
 
     def resync(self):
-        # What a host does on every connect (spinemon.app.live.LinkSetup): read
+        # What a host does on every connect (spinemon.io.device_link.LinkSetup): read
         # the STATUS value, continue past its last_counter, and GET_STATUS (the
         # device without a valid counter floor draws a fresh one then); continue
         # from that STATUS's last_counter. Its replies are not in replies().

@@ -24,7 +24,6 @@ sample, ``;``-separated), ``alerts`` (kinds whose alert fired at this sample).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 from collections.abc import Iterable, Sequence
@@ -42,19 +41,18 @@ from spinemon.app.csv_import import (
     CsvImportError,
     ImportResult,
     _sample_column,
-    add_import_arguments,
     import_csv,
-    import_main,
     parse_axes,
     parse_columns,
 )
-from spinemon.app.session import SessionResult, replay
+from spinemon.app.replay import replay
+from spinemon.app.results import SessionResult
 from spinemon.core.detect import Limits
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.errors import ConfigError, RecordingError
 from spinemon.io.atomic import atomic_write
-from spinemon.io.recording import Recording, load
+from spinemon.io.recording import Recording
 
 __all__ = [
     "ColumnMapping",
@@ -62,14 +60,10 @@ __all__ = [
     "ImportResult",
     "SampleTrace",
     "SessionTrace",
-    "add_export_arguments",
-    "add_import_arguments",
     "events_table",
     "export_csv",
-    "export_main",
     "export_parquet",
     "import_csv",
-    "import_main",
     "parse_axes",
     "parse_columns",
     "samples_table",
@@ -576,61 +570,3 @@ def export_parquet(
         except OSError as e:
             raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
     return ParquetResult(out, events_out, samples.num_rows, events.num_rows, samples.column_names)
-
-
-# ---------------------------------------------------------------------------
-# command line
-# ---------------------------------------------------------------------------
-def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``spinemon export``."""
-    parser.add_argument("file", help="a .spinrec recording")
-    parser.add_argument(
-        "--csv",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="OUT",
-        help="write the samples CSV to OUT (default: the recording's name with .csv) and the events to OUT-events.csv",
-    )
-    parser.add_argument(
-        "--parquet",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="DIR_OR_FILE",
-        help="write the samples as Parquet (typed columns, the recording's settings in the metadata) to FILE, or to "
-        "DIR/<recording>.parquet, and the events beside it as <name>-events.parquet "
-        "(default: next to the recording; needs pip install -e '.[parquet]')",
-    )
-
-
-def export_main(args: argparse.Namespace) -> int:
-    """``spinemon export FILE [--csv [OUT]] [--parquet [DIR_OR_FILE]]``."""
-    parquet = getattr(args, "parquet", None)
-    if args.csv is None and parquet is None:
-        raise ConfigError("choose an output format: --csv [OUT] or --parquet [DIR_OR_FILE]")
-    if parquet is not None:
-        _pyarrow()  # before the replay: say at once what is missing
-    src = Path(args.file)
-    outs: list[Path] = []
-    if args.csv is not None:
-        outs.append(Path(args.csv) if args.csv else src.with_suffix(".csv"))
-    if parquet is not None:
-        outs += parquet_paths(src, parquet)
-    for out in outs:
-        if out.resolve() == src.resolve():
-            raise ConfigError(f"{out} is the recording itself; choose another OUT")
-    trace = trace_recording(load(src))
-    if args.csv is not None:
-        res = export_csv(trace, outs[0])
-        print(
-            f"wrote {res.samples_csv}: {res.rows} samples, {len(res.columns)} columns ({trace.result.angle_label})"
-        )
-        print(f"wrote {res.events_csv}: {res.events} events")
-    if parquet is not None:
-        pres = export_parquet(trace, *outs[-2:])
-        print(
-            f"wrote {pres.samples}: {pres.rows} samples, {len(pres.columns)} columns ({trace.result.angle_label})"
-        )
-        print(f"wrote {pres.events}: {pres.n_events} events")
-    return 0

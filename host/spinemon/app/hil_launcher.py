@@ -14,6 +14,7 @@ Installed without a checkout, it says so in one line and exits 2.
 
 from __future__ import annotations
 
+import runpy
 import sys
 from pathlib import Path
 
@@ -36,9 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))  # spawned bench workers inherit it
-    from hil.__main__ import main as hil_main
-
-    return hil_main(argv, prog="spinemon-hil")
+    # run the checkout's hil/__main__.py by its path: the installed package
+    # imports nothing from the bench (no arrow up from app to hil)
+    bench = runpy.run_path(str(root / "hil" / "__main__.py"), run_name="spinemon_hil")
+    return bench["main"](argv, prog="spinemon-hil")
 
 
 if __name__ == "__main__":

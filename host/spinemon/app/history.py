@@ -22,43 +22,34 @@ nothing to peak flexion, creep or the hips' share.
 
 One job per piece: :func:`session_facts` (a worker: one recording -> a small
 picklable dict), :func:`build` (facts + journal -> weekly rows, pure),
-:func:`format_text`, :func:`verdict`, :func:`plot` and :func:`html_section`
-(output), :func:`main` (the command).
+:func:`format_text`, :func:`verdict` and :func:`html_section`
+(output), the command is :mod:`spinemon.app.commands.history`; the chart is :func:`spinemon.app.plotting.plot`.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
-import json
 import math
 import os
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from spinemon.app import argtypes
 from spinemon.errors import ConfigError, SpinemonError
 
 __all__ = [
     "MISSING_MATPLOTLIB",
     "UsageProblem",
-    "add_arguments",
     "build",
     "facts_from",
     "format_text",
     "html_section",
     "identities",
     "indexed_facts",
-    "load_journal",
-    "main",
-    "plot",
-    "recordings",
     "session_date",
     "session_facts",
     "store_facts",
@@ -192,7 +183,7 @@ def facts_from(rec, result, path: str | os.PathLike) -> dict:
 
 def session_facts(path: str) -> dict:
     """Load and replay one recording (the product's replay path) -> :func:`facts_from`, or a row with its error."""
-    from spinemon.app.session import replay
+    from spinemon.app.replay import replay
     from spinemon.io.recording import load
 
     try:
@@ -213,6 +204,8 @@ def indexed_facts(
     session index (:mod:`spinemon.io.session_index`) where the recording and
     the analysis are unchanged, replayed (in parallel) and stored where not.
     Returns the facts and how many recordings were replayed."""
+    import sys
+
     from spinemon.app import season
     from spinemon.io import session_index
 
@@ -586,100 +579,6 @@ def format_text(doc: dict) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------
-# chart and HTML
-# ---------------------------------------------------------------------------
-def _pyplot():
-    from spinemon.app.report import _pyplot as pyplot
-
-    return pyplot()
-
-
-def plot(doc: dict, path: str | os.PathLike, plt=None) -> Path:
-    """Per exercise: peak flexion per week with the limit (left axis), alerts
-    per 100 reps as bars (right axis). Raises :class:`ConfigError` without matplotlib."""
-    plt = plt or _pyplot()
-    if plt is None:
-        raise ConfigError(MISSING_MATPLOTLIB)
-    out = Path(path)
-    by_ex: dict[str, list[dict]] = {}
-    for r in doc["rows"]:
-        by_ex.setdefault(r["exercise"], []).append(r)
-    n = max(1, len(by_ex))
-    mondays = sorted({date.fromisoformat(r["monday"]) for r in doc["rows"]})
-    first = mondays[0] if mondays else date.today()
-    span = (mondays[-1] - first).days // 7 + 1 if mondays else 1
-    step = max(1, math.ceil(span / 12))  # at most about 12 week labels
-    fig, axes = plt.subplots(n, 1, figsize=(8, 3.0 * n + 0.4), squeeze=False)
-    for ax, (ex, rows) in zip(axes[:, 0], by_ex.items() or [("(no sessions)", [])]):
-        x = [
-            (date.fromisoformat(r["monday"]) - first).days // 7 for r in rows
-        ]  # weeks without a session stay gaps
-        ax2 = ax.twinx()
-        ax.set_zorder(ax2.get_zorder() + 1)
-        ax.patch.set_visible(False)
-        per100 = [r["alerts_per_100_reps"] if r["alerts_per_100_reps"] is not None else 0.0 for r in rows]
-        ax2.bar(x, per100, width=0.5, color="#d62728", alpha=0.35, label="alerts per 100 reps")
-        ax2.set_ylabel("alerts per 100 reps", fontsize=8, color="#a11")
-        ax2.set_ylim(0, max([10.0] + per100) * 1.15)
-        peaks = [r["peak_flexion_deg"] for r in rows]
-        if any(p is not None for p in peaks):
-            ax.plot(
-                x,
-                [math.nan if p is None else p for p in peaks],
-                "o-",
-                color="black",
-                label="peak flexion at the bottom (median)",
-            )
-        limits = [r["flexion_limit_deg"] for r in rows]
-        labelled = False
-        for i, v in zip(x, limits):  # the limit of each week, as a short line across its slot
-            if v is not None:
-                ax.hlines(
-                    v,
-                    i - 0.45,
-                    i + 0.45,
-                    colors="#d62728",
-                    linestyles="--",
-                    lw=1.5,
-                    label=None if labelled else "flexion limit",
-                )
-                labelled = True
-        top = max([10.0] + [v for v in peaks + limits if v is not None])
-        ax.set_ylim(min([0.0] + [v for v in peaks if v is not None]) - 2.0, top * 1.25)
-        if not any(r["reps"] for r in rows):
-            ax.text(0.5, 0.5, "no reps", transform=ax.transAxes, ha="center", va="center", color="0.4")
-        ticks = list(range(0, span, step))
-        ax.set_xticks(ticks)
-        ax.set_xticklabels([_week_name(first + timedelta(weeks=k)) for k in ticks], fontsize=8)
-        ax.set_xlim(-0.6, max(span - 0.4, 0.6))
-        ax.set_ylabel("lumbar flexion (deg)", fontsize=8)
-        ax.set_title(nice_exercise(ex), fontsize=10, loc="right")
-        ax.grid(True, axis="y", alpha=0.3)
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = ax2.get_legend_handles_labels()
-        if h1 or h2:
-            ax.legend(
-                h1 + h2,
-                l1 + l2,
-                fontsize=7,
-                loc="lower left",
-                bbox_to_anchor=(0.0, 1.0),
-                ncol=3,
-                frameon=False,
-                borderaxespad=0.2,
-            )
-    fig.suptitle("Progress over weeks", fontsize=11)
-    fig.tight_layout()
-    try:
-        fig.savefig(out, format="png", dpi=100)
-    except OSError as e:
-        raise ConfigError(f"cannot write {out} ({e.strerror}); choose another --png") from None
-    finally:
-        plt.close(fig)
-    return out
-
-
 HTML_COLUMNS = [c for c in TEXT_COLUMNS if c[0] != "monday"]
 
 
@@ -744,100 +643,3 @@ def load_journal(path: str | None, notes: list[str]) -> tuple[list, dict]:
     elif rep.skipped_lines:
         notes.append(f"skipped {len(rep.skipped_lines)} unreadable line(s) in {j.path}")
     return rep.entries, info
-
-
-# ---------------------------------------------------------------------------
-# the command
-# ---------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "path",
-        nargs="*",
-        metavar="DIR",
-        help="folders of .spinrec recordings (searched recursively) or recordings (default: the current folder)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the same data as JSON")
-    parser.add_argument(
-        "--png",
-        metavar="FILE",
-        help="write a chart: per exercise, peak flexion per week against the limit, alerts per 100 reps as bars (needs the 'report' extra)",
-    )
-    parser.add_argument(
-        "--journal",
-        metavar="PATH",
-        help="pain journal (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)",
-    )
-    parser.add_argument(
-        "--jobs", type=argtypes.count, default=None, metavar="N", help="worker processes (default: all cores)"
-    )
-
-
-def recordings(items: Sequence[str]) -> list[Path]:
-    """The recordings to show: files as given, folders searched recursively (:func:`spinemon.app.season.expand`)."""
-    from spinemon.app import season
-
-    items = list(items) or ["."]
-    for it in items:
-        p = Path(it)
-        if not p.exists():
-            raise UsageProblem(f"{it} does not exist; give the folder that holds your recordings (.spinrec)")
-        if p.is_dir() and not any(p.iterdir()):
-            raise ConfigError(
-                f"{p} is empty: no recordings to show; record sessions with 'spinemon live --out FILE.spinrec' or give the folder that holds them"
-            )
-    return season.expand(items)
-
-
-def main(args: argparse.Namespace) -> int:
-    """``spinemon history [DIR ...]``: 0 on success, 1 when a recording could not be read (the others are shown)."""
-    if args.png:
-        png = Path(args.png)
-        if png.is_dir():
-            raise UsageProblem(f"--png {png} is a folder; give a file name, e.g. {png / 'history.png'}")
-        if not png.parent.exists():
-            raise UsageProblem(
-                f"--png {png}: the folder {png.parent} does not exist; create it or choose another --png"
-            )
-        if _pyplot() is None:
-            raise ConfigError(MISSING_MATPLOTLIB)
-    notes: list[str] = []
-    entries, info = load_journal(args.journal, notes)
-    paths = recordings(args.path)
-    facts, replayed = indexed_facts(paths, args.jobs, notes)
-    bad = [f for f in facts if f.get("error")]
-    if len(bad) == len(facts):
-        raise ConfigError(
-            f"none of the {len(facts)} recording(s) could be read (first: {bad[0]['error']}); give a folder of recordings written by spinemon"
-        )
-    doc = build(facts, entries, info)
-    for f in bad:
-        notes.append(f"skipped {Path(f['recording']).name}: {f['error']}")
-    for s in doc["sessions"]:
-        if s["truncated"]:
-            notes.append(
-                f"{Path(s['recording']).name} was cut off mid-record: counted up to its last complete record"
-            )
-        if s["corrupt_records"]:
-            notes.append(f"{Path(s['recording']).name}: {s['corrupt_records']} damaged record(s) skipped")
-    if bad:
-        notes.append(
-            f"{len(bad)} of {len(facts)} recording(s) could not be read and are left out (listed above); the history shows the rest"
-        )
-    doc["index"] = {"replayed": replayed, "from_index": len(facts) - replayed}
-    if replayed < len(facts):
-        notes.append(
-            f"{len(facts) - replayed} of {len(facts)} recording(s) from the session index (unchanged since replayed)"
-        )
-    for n in notes:
-        print(f"note: {n}", file=sys.stderr)
-    wrote = None
-    if args.png:
-        wrote = plot(doc, args.png)
-    if args.json:
-        json.dump(doc, sys.stdout, indent=2)
-        print()
-    else:
-        print(format_text(doc))
-    if wrote is not None:
-        print(f"wrote {wrote}", file=sys.stderr if args.json else sys.stdout)
-    return 1 if bad else 0

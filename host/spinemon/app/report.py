@@ -20,30 +20,24 @@ the HTML tables are still written and one line says the plots were skipped.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
-import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from spinemon.app import argtypes
 from spinemon.app.export import SessionTrace, trace_recording, write_table_csv
+from spinemon.app.plotting import plot_overview, plot_reps, plot_set, pyplot
+from spinemon.app.results import ReportResult, ReportTables
 from spinemon.errors import ConfigError, SpinemonError
 from spinemon.io.recording import load
 
 __all__ = [
     "ReportResult",
     "ReportTables",
-    "add_arguments",
     "build_tables",
     "format_tables",
-    "main",
     "write_report",
 ]
 
@@ -114,48 +108,6 @@ _SHORT = {
     "peak_sagittal_velocity_deg_s": "vel_deg_s",
     "peak_excursion_deg": "excursion_deg",
 }
-KIND_COLOURS = {
-    "over_flexion": "#d62728",
-    "over_extension": "#1f77b4",
-    "twist": "#9467bd",
-    "lateral_bend": "#8c564b",
-    "forward_lean": "#ff7f0e",
-}
-OTHER_COLOUR = "#ff7f0e"
-
-
-@dataclass
-class ReportTables:
-    """Rows (dicts) of the three tables; columns are the union of the keys."""
-
-    sets: list[dict]
-    reps: list[dict]
-    events: list[dict]
-    session: dict  # one-level key -> value facts about the session
-    other: dict = field(default_factory=dict)  # summary sections the report does not know
-    monitoring: dict = field(default_factory=dict)  # Pipeline.monitoring(): what was watched
-    one_sensor: bool = False
-    #: unilateral work: left against right per exercise (``summary()["side_comparisons"]``)
-    sides: list[dict] = field(default_factory=list)
-
-    @property
-    def verdict(self) -> list[str]:
-        """One line per set a coach reads first (spinemon.app.verdict)."""
-        from spinemon.app.verdict import session_verdict
-
-        return session_verdict(
-            self.sets, self.reps, self.events, self.monitoring, self.one_sensor, self.sides
-        )
-
-
-@dataclass
-class ReportResult:
-    out_dir: Path
-    html: Path
-    csv: dict[str, Path]
-    plots: list[Path]
-    tables: ReportTables
-    plots_skipped: str | None = None
 
 
 def _strip_type(d: dict) -> dict:
@@ -214,7 +166,7 @@ def build_tables(trace: SessionTrace) -> ReportTables:
         "calibrated": summ.get("calibrated"),
     }
     if summ.get("monitoring"):
-        from spinemon.app.session import monitoring_line
+        from spinemon.app.results import monitoring_line
 
         session["monitored"] = monitoring_line(summ["monitoring"])
     for why in (summ.get("limits_off") or {}).values():
@@ -434,379 +386,6 @@ def format_tables(tables: ReportTables) -> str:
     return "\n".join(lines)
 
 
-# -- plots ---------------------------------------------------------------------
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend, or None when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
-
-
-_EXTRA_COLOURS = ("#ff7f0e", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#2ca02c")
-
-
-def kind_colours(events: list[dict]) -> dict[str, str]:
-    """A colour per event kind: fixed for the core kinds, the others (added
-    later to the pipeline) from a palette in order of appearance."""
-    out = dict(KIND_COLOURS)
-    extra = 0
-    for e in events:
-        k = str(e.get("kind"))
-        if k not in out:
-            out[k] = _EXTRA_COLOURS[extra % len(_EXTRA_COLOURS)]
-            extra += 1
-    return out
-
-
-def _kind_label(kind: str) -> str:
-    return str(kind).replace("_", "-")
-
-
-def _angle_at(trace: SessionTrace, t: float) -> float:
-    s = trace.samples
-    i = int(np.clip(np.searchsorted(s.t, t), 0, len(s) - 1))
-    return float(s.flexion_deg[i])
-
-
-def _draw_limits(ax, trace: SessionTrace, t0: float, t1: float, ylim: tuple[float, float]) -> None:
-    """Flexion/extension limits as bands (shaded beyond the limit), as steps
-    when the limits change within the window (a new exercise)."""
-    changes = [(t, lim) for t, lim in trace.limit_changes]
-    segs = []
-    for i, (tc, lim) in enumerate(changes):
-        tn = changes[i + 1][0] if i + 1 < len(changes) else math.inf
-        a, b = max(tc, t0), min(tn, t1)
-        if b > a:
-            segs.append((a, b, lim))
-    first_flex = first_ext = True
-    for a, b, lim in segs:
-        if lim.flexion_deg is not None:
-            ax.fill_between(
-                [a, b],
-                lim.flexion_deg,
-                ylim[1],
-                color=KIND_COLOURS["over_flexion"],
-                alpha=0.10,
-                lw=0,
-                label="over-flexion zone" if first_flex else None,
-            )
-            ax.hlines(lim.flexion_deg, a, b, colors=KIND_COLOURS["over_flexion"], linestyles="--", lw=1)
-            first_flex = False
-        if lim.extension_deg is not None:
-            ax.fill_between(
-                [a, b],
-                ylim[0],
-                lim.extension_deg,
-                color=KIND_COLOURS["over_extension"],
-                alpha=0.10,
-                lw=0,
-                label="over-extension zone" if first_ext else None,
-            )
-            ax.hlines(lim.extension_deg, a, b, colors=KIND_COLOURS["over_extension"], linestyles="--", lw=1)
-            first_ext = False
-    if segs:  # the value of the limits in effect at the right edge
-        lim = segs[-1][2]
-        for v, col, va in (
-            (lim.flexion_deg, KIND_COLOURS["over_flexion"], "bottom"),
-            (lim.extension_deg, KIND_COLOURS["over_extension"], "top"),
-        ):
-            if v is not None:
-                ax.text(segs[-1][1], v, f"limit {v:+.1f}\u00b0 ", color=col, fontsize=8, ha="right", va=va)
-
-
-def _monitoring_start(trace: SessionTrace) -> float:
-    """Device time when calibration ended (neutral + range of motion)."""
-    s = trace.samples
-    cal = trace.result.calibration
-    t_end = None
-    for span in (getattr(cal, "t_rom", None), getattr(cal, "t_neutral", None)):
-        if span:
-            t_end = float(span[1])
-            break
-    if t_end is None:
-        ok = np.flatnonzero(~np.isnan(s.flexion_deg))
-        t_end = float(s.t[ok[0]]) if len(ok) else float(s.t[-1])
-    return t_end
-
-
-def _y_limits(y: np.ndarray, trace: SessionTrace) -> tuple[float, float]:
-    vals = [v for v in y if v == v]
-    lims = [lim for _, lim in trace.limit_changes]
-    for lim in lims:
-        for v in (lim.flexion_deg, lim.extension_deg):
-            if v is not None:
-                vals.append(v)
-    if not vals:
-        return (-30.0, 60.0)
-    lo, hi = min(vals), max(vals)
-    pad = max(5.0, 0.1 * (hi - lo))
-    return (lo - pad, hi + pad)
-
-
-def _draw_events(ax, trace: SessionTrace, events: list[dict], t0: float, t1: float) -> None:
-    seen: set[str] = set()
-    colours = kind_colours(events)
-    for e in events:
-        ts, te = e.get("t_start"), e.get("t_end")
-        if ts is None:
-            continue
-        te = t1 if te is None or te != te else te
-        if te < t0 or ts > t1:
-            continue
-        kind = str(e.get("kind"))
-        col = colours.get(kind, OTHER_COLOUR)
-        ax.axvspan(max(ts, t0), min(te, t1), color=col, alpha=0.18, lw=0)
-        ta = e.get("t_alert")
-        if ta is not None and t0 <= ta <= t1:
-            y = _angle_at(trace, ta)
-            lab = f"alert: {_kind_label(kind)}" if kind not in seen else None
-            seen.add(kind)
-            ax.plot(
-                [ta],
-                [y],
-                marker="v" if kind != "over_extension" else "^",
-                ms=11,
-                color=col,
-                mec="black",
-                mew=0.8,
-                ls="none",
-                label=lab,
-                zorder=5,
-            )
-
-
-def _draw_reps(ax, reps: list[dict], t0: float, t1: float) -> None:
-    for i, r in enumerate(reps):
-        a, b = r.get("t_start"), r.get("t_end")
-        if a is None or b is None or b < t0 or a > t1:
-            continue
-        if i % 2 == 0:
-            ax.axvspan(a, b, color="0.5", alpha=0.08, lw=0)
-        ax.text(
-            (a + b) / 2,
-            0.97,
-            str(r.get("rep")),
-            transform=ax.get_xaxis_transform(),
-            ha="center",
-            va="top",
-            fontsize=10,
-            fontweight="bold",
-            color="0.25",
-        )
-
-
-def _side_panel(ax, trace: SessionTrace, sl: slice, t0: float, t1: float, limits: bool = True) -> None:
-    s = trace.samples
-    t = s.t[sl]
-    ax.plot(t, s.lateral_deg[sl], color="#2ca02c", lw=1, label="lateral bend (+ right)")
-    ax.plot(t, s.twist_deg[sl], color="#9467bd", lw=1, label="twist")
-    lim = trace.limits_at((t0 + t1) / 2) if limits else None
-    for v, col, name in (
-        (getattr(lim, "lateral_deg", None), "#2ca02c", "side-bend limit"),
-        (getattr(lim, "twist_deg", None), "#9467bd", "twist limit"),
-    ):
-        if v is not None:
-            ax.axhline(abs(v), color=col, ls="--", lw=0.8, label=f"{name} +-{abs(v):.0f}")
-            ax.axhline(-abs(v), color=col, ls="--", lw=0.8)
-    ax.set_ylabel("deg", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.8)
-    ax.tick_params(labelsize=8)
-
-
-def _legend_above(ax, title: str) -> None:
-    """Legend in rows above the axes, the title above the legend."""
-    handles, labels = ax.get_legend_handles_labels()
-    ncol = min(len(labels), 4) or 1
-    rows = -(-len(labels) // ncol)
-    ax.legend(
-        handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=ncol, fontsize=8, frameon=False
-    )
-    ax.set_title(title, fontsize=11, pad=6 + 15 * rows)
-
-
-def _figure(plt):
-    fig, (ax, ax2) = plt.subplots(
-        2, 1, figsize=(10, 4.4), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08}
-    )
-    return fig, ax, ax2
-
-
-def _finite_or(v, default: float) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return default
-    return f if math.isfinite(f) else default
-
-
-def plot_set(
-    plt, trace: SessionTrace, tables: ReportTables, set_row: dict, path: Path, pad_s: float = 2.0
-) -> Path:
-    """One set: the lumbar angle, limit bands, rep numbers, events and alerts."""
-    s = trace.samples
-    t0 = _finite_or(set_row.get("t_start"), float(s.t[0]) if len(s) else 0.0) - pad_s
-    t1 = _finite_or(set_row.get("t_end"), float(s.t[-1]) if len(s) else t0 + 1.0) + pad_s
-    if not t1 > t0:  # a set labelled but never seen moving: show the whole session
-        t0, t1 = (float(s.t[0]), float(s.t[-1])) if len(s) > 1 else (t0, t0 + 1.0)
-    sl = slice(int(np.searchsorted(s.t, t0)), int(np.searchsorted(s.t, t1, "right")))
-    t, y = s.t[sl], s.flexion_deg[sl]
-    fig, ax, ax2 = _figure(plt)
-    ylim = _y_limits(y, trace)
-    _draw_limits(ax, trace, t0, t1, ylim)
-    reps = [r for r in tables.reps if r.get("set") == set_row.get("set")]
-    _draw_reps(ax, reps, t0, t1)
-    ax.plot(t, y, color="black", lw=1.3, label=trace.result.angle_label)
-    _draw_events(ax, trace, tables.events, t0, t1)
-    ax.axhline(0, color="0.6", lw=0.6)
-    ax.set_ylim(*ylim)
-    ax.set_xlim(t0, t1)
-    ax.set_ylabel(f"{trace.result.angle_label} (deg)\n+ flexion / - extension", fontsize=9)
-    n_alerts = sum(
-        1 for e in tables.events if e.get("set") == set_row.get("set") and e.get("t_alert") is not None
-    )
-    ax.grid(True, alpha=0.3)
-    _legend_above(
-        ax,
-        f"Set {set_row.get('set')}: {set_row.get('exercise', '')}, {len(reps)} rep{'s' if len(reps) != 1 else ''}, "
-        f"{n_alerts} alert{'s' if n_alerts != 1 else ''}  (numbers = reps)",
-    )
-    _side_panel(ax2, trace, sl, t0, t1)
-    ax2.set_xlabel("device time (s)", fontsize=9)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def _limits_at(trace: SessionTrace, t: float):
-    lim = None
-    for t0, l in trace.limit_changes:
-        if t0 <= t + 1e-9:
-            lim = l
-    return lim if lim is not None else (trace.limit_changes[0][1] if trace.limit_changes else None)
-
-
-def plot_reps(plt, trace: SessionTrace, tables: ReportTables, path: Path) -> Path | None:
-    """Every rep's peak flexion and extension against the limits of its set:
-    creep shows as peaks climbing towards the line, a bad rep crosses it."""
-    reps = [r for r in tables.reps if isinstance(r.get("peak_flexion_deg"), (int, float))]
-    if not reps:
-        return None
-    fig, ax = plt.subplots(figsize=(10, 3.4), dpi=100)
-    x = 0
-    ticks, labels = [], []
-    for st in tables.sets or [{"set": None, "exercise": ""}]:
-        mine = [r for r in reps if r.get("set") == st.get("set")]
-        if not mine:
-            continue
-        x0 = x
-        for r in mine:
-            bad = bool(r.get("events"))
-            colour = "#d62728" if bad else "#2a7"
-            ax.plot(
-                [x, x],
-                [r.get("peak_extension_deg", 0.0), r["peak_flexion_deg"]],
-                color=colour,
-                lw=3,
-                solid_capstyle="round",
-            )
-            ax.plot([x], [r["peak_flexion_deg"]], "o", color=colour, ms=5)
-            ticks.append(x)
-            side = r.get("side")
-            labels.append(
-                f"{r.get('rep')}{side[0].upper()}" if side in ("left", "right") else str(r.get("rep"))
-            )  # 3L: rep 3, left
-            x += 1
-        lim = _limits_at(trace, float(st.get("t_start") or mine[0].get("t_start") or 0.0))
-        if lim is not None:
-            for v, name in ((lim.flexion_deg, "flexion limit"), (lim.extension_deg, "extension limit")):
-                if v is not None:
-                    ax.plot([x0 - 0.4, x - 0.6], [v, v], color="0.3", lw=1.2, ls="--")
-                    ax.text(x - 0.55, v, f" {name} {v:+.0f}", fontsize=7, va="center", color="0.3")
-        ax.text(
-            (x0 + x - 1) / 2,
-            1.02,
-            f"set {st.get('set')} {st.get('exercise', '')}".strip(),
-            transform=ax.get_xaxis_transform(),
-            ha="center",
-            fontsize=8,
-        )
-        x += 1  # a gap between sets
-    ax.axhline(0, color="0.7", lw=0.6)
-    ax.set_xticks(ticks)
-    ax.set_xticklabels(labels, fontsize=8)
-    ax.set_xlabel("rep", fontsize=9)
-    ax.set_ylabel(f"{trace.result.angle_label}\n(deg, + flexion)", fontsize=9)
-    ax.set_title("Every rep's peak against your limit (red: past it)", fontsize=10, pad=16)
-    ax.set_xlim(-0.8, max(x - 0.2, 1.0))
-    ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def plot_overview(plt, trace: SessionTrace, tables: ReportTables, path: Path) -> Path:
-    """The whole session: angle, limits over time, sets, events and alerts."""
-    s = trace.samples
-    t0, t1 = float(s.t[0]), float(s.t[-1])
-    fig, ax, ax2 = _figure(plt)
-    ylim = _y_limits(s.flexion_deg, trace)
-    t_mon = _monitoring_start(trace)
-    _draw_limits(ax, trace, t_mon, t1, ylim)
-    if t_mon > t0:
-        ax.axvspan(t0, t_mon, color="#bcbd22", alpha=0.15, lw=0)
-        ax.text(
-            (t0 + t_mon) / 2,
-            0.97,
-            "calibration\n(stand, bend)",
-            transform=ax.get_xaxis_transform(),
-            ha="center",
-            va="top",
-            fontsize=8,
-            color="0.2",
-        )
-    for i, st in enumerate(tables.sets):
-        a, b = st.get("t_start"), st.get("t_end")
-        if a is None or b is None:
-            continue
-        ax.axvspan(a, b, color="0.5", alpha=0.10, lw=0)
-        ax.text(
-            (a + b) / 2,
-            0.97,
-            f"set {st.get('set')}\n{st.get('exercise', '')}",
-            transform=ax.get_xaxis_transform(),
-            ha="center",
-            va="top",
-            fontsize=8,
-            color="0.2",
-        )
-    ax.plot(s.t, s.flexion_deg, color="black", lw=0.8, label=trace.result.angle_label)
-    _draw_events(ax, trace, tables.events, t0, t1)
-    ax.axhline(0, color="0.6", lw=0.6)
-    ax.set_ylim(*ylim)
-    ax.set_xlim(t0, t1)
-    ax.set_ylabel(f"{trace.result.angle_label} (deg)\n+ flexion / - extension", fontsize=9)
-    n_alerts = sum(1 for e in tables.events if e.get("t_alert") is not None)
-    ax.grid(True, alpha=0.3)
-    n_sets, n_reps = len(tables.sets), len(tables.reps)
-    _legend_above(
-        ax,
-        f"Session overview: {tables.session['duration_s']:.0f} s, {n_sets} set{'s' if n_sets != 1 else ''}, {n_reps} rep{'s' if n_reps != 1 else ''}, "
-        f"{n_alerts} alert{'s' if n_alerts != 1 else ''}",
-    )
-    _side_panel(ax2, trace, slice(None), t0, t1, limits=False)
-    ax2.set_xlabel("device time (s)", fontsize=9)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
 # -- HTML ----------------------------------------------------------------------
 _CSS = """body{font-family:system-ui,sans-serif;margin:0 auto;padding:1em;max-width:1100px;color:#222;line-height:1.4}
 h1{font-size:1.4em}h2{margin-top:1.4em;border-bottom:1px solid #ccc;font-size:1.15em}
@@ -1021,7 +600,7 @@ def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool
     pngs: dict[str, Path] = {}
     skipped = None
     if plots:
-        plt = _pyplot()
+        plt = pyplot()
         if plt is None:
             skipped = MISSING_MATPLOTLIB
         else:
@@ -1043,33 +622,6 @@ def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool
     return ReportResult(out, page, csvs, list(pngs.values()), tables, skipped)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``spinemon report``."""
-    parser.add_argument(
-        "file",
-        nargs="+",
-        metavar="FILE",
-        help="a .spinrec recording; several, or a folder of them, give a report each and an index",
-    )
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="output folder (default: <recording>-report next to the recording; several: season-report)",
-    )
-    parser.add_argument(
-        "--jobs",
-        type=argtypes.count,
-        default=None,
-        metavar="N",
-        help="worker processes for several recordings (default: all cores)",
-    )
-    parser.add_argument(
-        "--journal",
-        metavar="PATH",
-        help="pain journal for the History section of several recordings (default $SPINEMON_HOME/journal.jsonl or ~/.spinemon/journal.jsonl)",
-    )
-
-
 def report_row(path: str, out_dir: str) -> dict:
     """One recording's report into ``out_dir``/<name>/ (a worker of :func:`main` for several recordings)."""
     from spinemon.app.season import replay_row
@@ -1088,81 +640,3 @@ def report_row(path: str, out_dir: str) -> dict:
     except SpinemonError as e:
         row["error"] = str(e)
     return row
-
-
-def _main_many(args: argparse.Namespace) -> int:
-    import html
-    import sys
-
-    from spinemon.app import history, season
-
-    paths = season.expand(args.file)
-    out = Path(args.out) if args.out else Path("season-report")
-    out.mkdir(parents=True, exist_ok=True)
-    notes: list[str] = []
-    entries, info = history.load_journal(getattr(args, "journal", None), notes)
-    idents = history.identities(
-        paths
-    )  # before the replays: a file changed meanwhile is not stored as unchanged
-    rows = season.run_many(report_row, paths, str(out), jobs=args.jobs, progress=sys.stderr)
-    print(season.format_rows(rows))
-    history.store_facts(
-        [(p, idents[i], r.get("history")) for i, (p, r) in enumerate(zip(paths, rows))], notes
-    )
-    facts = [r.pop("history") for r in rows if r.get("history")]
-    history_html = ""
-    if facts:
-        doc = history.build(facts, entries, info)
-        png = None
-        plt = _pyplot()
-        if plt is not None:
-            png = history.plot(doc, out / "history.png", plt)
-        history_html = history.html_section(doc, png)
-        for n in notes:
-            print(f"note: {n}")
-    cols = [c for c in season.ROW_COLUMNS if c != "recording"]
-    body = "".join(
-        "<tr><td>"
-        + (f'<a href="{html.escape(r["report"])}">' if r.get("report") else "")
-        + html.escape(Path(r["recording"]).name)
-        + ("</a>" if r.get("report") else "")
-        + "</td>"
-        + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in cols)
-        + "</tr>"
-        for r in rows
-    )
-    page = out / "index.html"
-    page.write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'>"
-        "<title>spinemon: sessions</title><style>body{font-family:sans-serif;margin:1em;max-width:1100px}table{border-collapse:collapse}"
-        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}.scroll{overflow-x:auto;max-width:100%}"
-        "img{max-width:100%;height:auto}.verdict{background:#f6f6f0;border-left:5px solid #486;padding:.6em 1em .6em 2em}</style></head><body>"
-        "<h1>Sessions</h1>"
-        + history_html
-        + "<h2>Recordings</h2><div class='scroll'><table><tr><th>recording</th>"
-        + "".join(f"<th>{c}</th>" for c in cols)
-        + "</tr>"
-        + body
-        + "</table></div></body></html>\n",
-        encoding="utf-8",
-    )
-    print(f"wrote {page} ({len(rows)} recordings)")
-    return 1 if any(r.get("error") for r in rows) else 0
-
-
-def main(args: argparse.Namespace) -> int:
-    """``spinemon report FILE [--out DIR]`` (or several files / a folder)."""
-    files = list(args.file) if isinstance(args.file, (list, tuple)) else [args.file]
-    if len(files) > 1 or Path(files[0]).is_dir():
-        return _main_many(args)
-    src = Path(files[0])
-    out = Path(args.out) if args.out else src.with_name(src.stem + "-report")
-    trace = trace_recording(load(src))
-    res = write_report(trace, out)
-    print(format_tables(res.tables))
-    if res.plots_skipped:
-        print(f"note: {res.plots_skipped}")
-    print(
-        f"wrote {res.html} ({len(res.plots)} plots), {', '.join(p.name for p in res.csv.values())} in {res.out_dir}"
-    )
-    return 0

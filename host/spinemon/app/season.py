@@ -62,7 +62,7 @@ def expand(items: Sequence[str | os.PathLike]) -> list[Path]:
 
 def replay_row(path: str, exercise: str | None = None, limits: Sequence[str] = ()) -> dict:
     """Replay one recording (the product's replay path) and summarise it as one row."""
-    from spinemon.app.session import replay, replay_settings
+    from spinemon.app.replay import replay, replay_settings
     from spinemon.io.recording import load
 
     row: dict = {"recording": str(path)}

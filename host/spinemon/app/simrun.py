@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from spinemon.app.session import SessionResult, header_for, run_live
+from spinemon.app.results import SessionResult
+from spinemon.app.session import header_for, run_live
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.pipeline import FrameResult, Pipeline, PipelineSettings

@@ -1,0 +1,196 @@
+"""``spinemon replay FILE [--json]``: re-run detection on a recording and list what it found
+(several recordings or a folder: one table, replayed in parallel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from spinemon.app import argtypes
+from spinemon.app.commands import EXIT_ERROR, EXIT_OK, UsageError
+from spinemon.core.detect import PROFILES
+
+
+def _event_row(e: dict) -> str:
+    t_end = "open" if e["t_end"] is None else f"{e['t_end']:.2f}"
+    rep = "-" if e.get("rep") is None else e["rep"]
+    st = "-" if e.get("set") is None else e["set"]
+    return f"  {e['kind']:<15} {e['t_start']:9.2f} {t_end:>9} {e['peak_deg']:+8.1f} {st!s:>4} {rep!s:>4}  {e.get('exercise') or ''}"
+
+
+EVENT_HEADER = f"  {'kind':<15} {'t_start':>9} {'t_end':>9} {'peak':>8} {'set':>4} {'rep':>4}  exercise"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file",
+        nargs="+",
+        metavar="FILE",
+        help="a .spinrec recording; several, or a folder of them, give one table (replayed in parallel)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: {events: [...], reps: [...], sets: [...], stats: {...}} (several recordings: {recordings: [...]})",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=argtypes.count,
+        default=None,
+        metavar="N",
+        help="worker processes for several recordings (default: all cores)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on a truncated recording instead of loading up to its last complete record",
+    )
+    parser.add_argument(
+        "--exercise",
+        default=None,
+        type=argtypes.exercise_side,
+        metavar="EXERCISE",
+        help=f"exercise assumed where the recording has no labels (default: as recorded): {', '.join(sorted(PROFILES))}; a unilateral one may name the side, e.g. 'lunge left'",
+    )
+    parser.add_argument(
+        "--limit",
+        action="append",
+        type=argtypes.limit_override,
+        default=[],
+        metavar="EXERCISE.LIMIT=VALUE",
+        help="override a limit for this replay, e.g. deadlift.flexion_share=0.55 (repeatable)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from spinemon.app.replay import replay, replay_settings
+    from spinemon.io.recording import load
+
+    files = list(args.file)
+    if len(files) > 1 or Path(files[0]).is_dir():
+        return _replay_many(args)
+    args.file = files[0]
+    rec = load(args.file, strict=args.strict)
+    res = replay(rec, replay_settings(rec, args.exercise, args.limit))
+    events = res.summary.get(
+        "events", [e.as_dict() for e in res.events]
+    )  # a resumed recording: sets numbered on, each with its segment
+    stats = dict(res.stats)
+    stats.update(truncated=rec.truncated, corrupt_records=rec.corrupt_records, angle=res.angle_label)
+    stats["recording_notes"] = list(rec.notes)
+    stats.update(res.summary["monitoring"])
+    # each segment (one live session each, `live --resume`) against what its own live session reported
+    stats["matches_live"] = res.matches_live
+    stats["live_comparison"] = res.live_comparison
+    segments = [s.as_dict() for s in res.segments]  # each with its own matches_live and live_comparison
+    if len(segments) > 1:
+        stats["segments"] = segments
+    if args.json:
+        out = {
+            "events": events,
+            "reps": res.summary.get("reps", []),
+            "sets": res.summary.get("sets", []),
+            "stats": stats,
+        }
+        out["sides"] = res.summary.get(
+            "side_comparisons", []
+        )  # unilateral work: left against right, per exercise
+        # what held the limits back (seconds and faults past a limit with no buzz, by reason), and the rep candidates not counted
+        out["held_back"] = res.summary.get("held_back", {"seconds": {}, "faults": {}})
+        out["rejected_reps"] = res.summary.get("rejected_reps", [])
+        out["notices"] = res.summary.get(
+            "notices", []
+        )  # what the lifter was told at the time (a stale calibration, a sensor lost)
+        json.dump(out, sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    print(f"{args.file}: {res.frames} frames, {stats['samples']} samples, angle = {res.angle_label}")
+    if len(segments) > 1:
+        print(
+            f"  {len(segments)} sessions in this recording (live --resume), each replayed as recorded, with its own calibration; sets numbered on:"
+        )
+        for seg in segments:
+            sets = seg["sets"]
+            where = (
+                "no sets"
+                if not sets
+                else f"set {sets[0]}"
+                if len(sets) == 1
+                else f"sets {sets[0]}-{sets[-1]}"
+            )
+            moved = (
+                f", its clock began again: times from {seg['t_offset_s']:.2f} s" if seg["t_offset_s"] else ""
+            )
+            live = (
+                "no live summary"
+                if seg["live_comparison"] is None
+                else f"same as its live session: {seg['live_comparison']}"
+            )
+            n_ev = seg["events"]
+            print(
+                f"    {seg['segment']}. {seg['file']}: {seg['duration_s']:.1f} s, calibration {seg['calibration']}, {where}, {n_ev} event{'s' if n_ev != 1 else ''}{moved}; {live}"
+            )
+    if rec.truncated:
+        print("  note: the recording was cut off mid-record; loaded up to its last complete record")
+    if rec.corrupt_records:
+        print(f"  note: {rec.corrupt_records} corrupt record(s) skipped")
+    for note in rec.notes:
+        print(f"  note: {note}")
+    print(
+        f"  lost samples {stats['lost_samples']}, bad frames {stats['bad_frames']}, duplicates {stats['duplicate_frames']}"
+    )
+    from spinemon.app.results import monitoring_line
+
+    print("  " + monitoring_line(stats))
+    for why in res.summary.get("limits_off", {}).values():
+        print(f"  limit off: {why}")
+    for n in res.summary.get("notices", []):
+        print(f"  at {n['t']:.2f} s: {n['text']}")
+    held = res.summary.get("held_back", {})
+    for why, secs in held.get("seconds", {}).items():
+        n_held = held.get("faults", {}).get(why, 0)
+        faults = (
+            f"; {n_held} fault{'s' if n_held != 1 else ''} past a limit held back (no buzz)" if n_held else ""
+        )
+        print(f"  limits held back {secs:.1f} s: {why}{faults}")
+    for seg in res.segments:
+        cal = seg.result.calibration
+        if cal and cal.rom:
+            which = f" (session {seg.index})" if len(segments) > 1 else ""
+            print(f"  range of motion{which}: {cal.rom.flexion_deg:+.1f} / {cal.rom.extension_deg:+.1f} deg")
+    print(f"Events ({len(events)}):")
+    print(EVENT_HEADER)
+    for e in events:
+        print(_event_row(e))
+    if stats["live_comparison"] is not None:
+        each = " (each session)" if len(segments) > 1 else ""
+        print(f"  same as the live session{each}: {stats['live_comparison']}")
+    return EXIT_OK
+
+
+def _replay_many(args: argparse.Namespace) -> int:
+    """``spinemon replay A B ... | DIR``: every recording through replay, in parallel, one table."""
+    from spinemon.app import season
+
+    if args.strict:
+        raise UsageError(
+            "spinemon replay: error: --strict takes one recording (see 'spinemon replay --help')"
+        )
+    paths = season.expand(args.file)
+    rows = season.run_many(
+        season.replay_row,
+        paths,
+        args.exercise,
+        tuple(args.limit),
+        jobs=args.jobs,
+        progress=sys.stderr if sys.stderr.isatty() or len(paths) > 1 else None,
+    )
+    if args.json:
+        json.dump({"recordings": rows}, sys.stdout, indent=2)
+        print()
+    else:
+        print(season.format_rows(rows))
+    return EXIT_ERROR if any(r.get("error") for r in rows) else EXIT_OK

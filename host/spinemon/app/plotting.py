@@ -1,0 +1,493 @@
+"""Every matplotlib figure spinemon draws, for ``report`` and ``history``.
+
+:func:`pyplot` imports matplotlib (the optional ``report`` extra) with the
+file-only backend, or gives None; :func:`plot_set`, :func:`plot_reps` and
+:func:`plot_overview` draw one session's report figures, :func:`plot` the
+weeks of ``spinemon history``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from spinemon.app.export import SessionTrace
+from spinemon.app.history import MISSING_MATPLOTLIB, _week_name, nice_exercise
+from spinemon.app.results import ReportTables
+from spinemon.errors import ConfigError
+
+KIND_COLOURS = {
+    "over_flexion": "#d62728",
+    "over_extension": "#1f77b4",
+    "twist": "#9467bd",
+    "lateral_bend": "#8c564b",
+    "forward_lean": "#ff7f0e",
+}
+
+
+OTHER_COLOUR = "#ff7f0e"
+
+
+# -- plots ---------------------------------------------------------------------
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+_EXTRA_COLOURS = ("#ff7f0e", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#2ca02c")
+
+
+def kind_colours(events: list[dict]) -> dict[str, str]:
+    """A colour per event kind: fixed for the core kinds, the others (added
+    later to the pipeline) from a palette in order of appearance."""
+    out = dict(KIND_COLOURS)
+    extra = 0
+    for e in events:
+        k = str(e.get("kind"))
+        if k not in out:
+            out[k] = _EXTRA_COLOURS[extra % len(_EXTRA_COLOURS)]
+            extra += 1
+    return out
+
+
+def _kind_label(kind: str) -> str:
+    return str(kind).replace("_", "-")
+
+
+def _angle_at(trace: SessionTrace, t: float) -> float:
+    s = trace.samples
+    i = int(np.clip(np.searchsorted(s.t, t), 0, len(s) - 1))
+    return float(s.flexion_deg[i])
+
+
+def _draw_limits(ax, trace: SessionTrace, t0: float, t1: float, ylim: tuple[float, float]) -> None:
+    """Flexion/extension limits as bands (shaded beyond the limit), as steps
+    when the limits change within the window (a new exercise)."""
+    changes = [(t, lim) for t, lim in trace.limit_changes]
+    segs = []
+    for i, (tc, lim) in enumerate(changes):
+        tn = changes[i + 1][0] if i + 1 < len(changes) else math.inf
+        a, b = max(tc, t0), min(tn, t1)
+        if b > a:
+            segs.append((a, b, lim))
+    first_flex = first_ext = True
+    for a, b, lim in segs:
+        if lim.flexion_deg is not None:
+            ax.fill_between(
+                [a, b],
+                lim.flexion_deg,
+                ylim[1],
+                color=KIND_COLOURS["over_flexion"],
+                alpha=0.10,
+                lw=0,
+                label="over-flexion zone" if first_flex else None,
+            )
+            ax.hlines(lim.flexion_deg, a, b, colors=KIND_COLOURS["over_flexion"], linestyles="--", lw=1)
+            first_flex = False
+        if lim.extension_deg is not None:
+            ax.fill_between(
+                [a, b],
+                ylim[0],
+                lim.extension_deg,
+                color=KIND_COLOURS["over_extension"],
+                alpha=0.10,
+                lw=0,
+                label="over-extension zone" if first_ext else None,
+            )
+            ax.hlines(lim.extension_deg, a, b, colors=KIND_COLOURS["over_extension"], linestyles="--", lw=1)
+            first_ext = False
+    if segs:  # the value of the limits in effect at the right edge
+        lim = segs[-1][2]
+        for v, col, va in (
+            (lim.flexion_deg, KIND_COLOURS["over_flexion"], "bottom"),
+            (lim.extension_deg, KIND_COLOURS["over_extension"], "top"),
+        ):
+            if v is not None:
+                ax.text(segs[-1][1], v, f"limit {v:+.1f}\u00b0 ", color=col, fontsize=8, ha="right", va=va)
+
+
+def _monitoring_start(trace: SessionTrace) -> float:
+    """Device time when calibration ended (neutral + range of motion)."""
+    s = trace.samples
+    cal = trace.result.calibration
+    t_end = None
+    for span in (getattr(cal, "t_rom", None), getattr(cal, "t_neutral", None)):
+        if span:
+            t_end = float(span[1])
+            break
+    if t_end is None:
+        ok = np.flatnonzero(~np.isnan(s.flexion_deg))
+        t_end = float(s.t[ok[0]]) if len(ok) else float(s.t[-1])
+    return t_end
+
+
+def _y_limits(y: np.ndarray, trace: SessionTrace) -> tuple[float, float]:
+    vals = [v for v in y if v == v]
+    lims = [lim for _, lim in trace.limit_changes]
+    for lim in lims:
+        for v in (lim.flexion_deg, lim.extension_deg):
+            if v is not None:
+                vals.append(v)
+    if not vals:
+        return (-30.0, 60.0)
+    lo, hi = min(vals), max(vals)
+    pad = max(5.0, 0.1 * (hi - lo))
+    return (lo - pad, hi + pad)
+
+
+def _draw_events(ax, trace: SessionTrace, events: list[dict], t0: float, t1: float) -> None:
+    seen: set[str] = set()
+    colours = kind_colours(events)
+    for e in events:
+        ts, te = e.get("t_start"), e.get("t_end")
+        if ts is None:
+            continue
+        te = t1 if te is None or te != te else te
+        if te < t0 or ts > t1:
+            continue
+        kind = str(e.get("kind"))
+        col = colours.get(kind, OTHER_COLOUR)
+        ax.axvspan(max(ts, t0), min(te, t1), color=col, alpha=0.18, lw=0)
+        ta = e.get("t_alert")
+        if ta is not None and t0 <= ta <= t1:
+            y = _angle_at(trace, ta)
+            lab = f"alert: {_kind_label(kind)}" if kind not in seen else None
+            seen.add(kind)
+            ax.plot(
+                [ta],
+                [y],
+                marker="v" if kind != "over_extension" else "^",
+                ms=11,
+                color=col,
+                mec="black",
+                mew=0.8,
+                ls="none",
+                label=lab,
+                zorder=5,
+            )
+
+
+def _draw_reps(ax, reps: list[dict], t0: float, t1: float) -> None:
+    for i, r in enumerate(reps):
+        a, b = r.get("t_start"), r.get("t_end")
+        if a is None or b is None or b < t0 or a > t1:
+            continue
+        if i % 2 == 0:
+            ax.axvspan(a, b, color="0.5", alpha=0.08, lw=0)
+        ax.text(
+            (a + b) / 2,
+            0.97,
+            str(r.get("rep")),
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=10,
+            fontweight="bold",
+            color="0.25",
+        )
+
+
+def _side_panel(ax, trace: SessionTrace, sl: slice, t0: float, t1: float, limits: bool = True) -> None:
+    s = trace.samples
+    t = s.t[sl]
+    ax.plot(t, s.lateral_deg[sl], color="#2ca02c", lw=1, label="lateral bend (+ right)")
+    ax.plot(t, s.twist_deg[sl], color="#9467bd", lw=1, label="twist")
+    lim = trace.limits_at((t0 + t1) / 2) if limits else None
+    for v, col, name in (
+        (getattr(lim, "lateral_deg", None), "#2ca02c", "side-bend limit"),
+        (getattr(lim, "twist_deg", None), "#9467bd", "twist limit"),
+    ):
+        if v is not None:
+            ax.axhline(abs(v), color=col, ls="--", lw=0.8, label=f"{name} +-{abs(v):.0f}")
+            ax.axhline(-abs(v), color=col, ls="--", lw=0.8)
+    ax.set_ylabel("deg", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.8)
+    ax.tick_params(labelsize=8)
+
+
+def _legend_above(ax, title: str) -> None:
+    """Legend in rows above the axes, the title above the legend."""
+    handles, labels = ax.get_legend_handles_labels()
+    ncol = min(len(labels), 4) or 1
+    rows = -(-len(labels) // ncol)
+    ax.legend(
+        handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=ncol, fontsize=8, frameon=False
+    )
+    ax.set_title(title, fontsize=11, pad=6 + 15 * rows)
+
+
+def _figure(plt):
+    fig, (ax, ax2) = plt.subplots(
+        2, 1, figsize=(10, 4.4), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08}
+    )
+    return fig, ax, ax2
+
+
+def _finite_or(v, default: float) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return default
+    return f if math.isfinite(f) else default
+
+
+def plot_set(
+    plt, trace: SessionTrace, tables: ReportTables, set_row: dict, path: Path, pad_s: float = 2.0
+) -> Path:
+    """One set: the lumbar angle, limit bands, rep numbers, events and alerts."""
+    s = trace.samples
+    t0 = _finite_or(set_row.get("t_start"), float(s.t[0]) if len(s) else 0.0) - pad_s
+    t1 = _finite_or(set_row.get("t_end"), float(s.t[-1]) if len(s) else t0 + 1.0) + pad_s
+    if not t1 > t0:  # a set labelled but never seen moving: show the whole session
+        t0, t1 = (float(s.t[0]), float(s.t[-1])) if len(s) > 1 else (t0, t0 + 1.0)
+    sl = slice(int(np.searchsorted(s.t, t0)), int(np.searchsorted(s.t, t1, "right")))
+    t, y = s.t[sl], s.flexion_deg[sl]
+    fig, ax, ax2 = _figure(plt)
+    ylim = _y_limits(y, trace)
+    _draw_limits(ax, trace, t0, t1, ylim)
+    reps = [r for r in tables.reps if r.get("set") == set_row.get("set")]
+    _draw_reps(ax, reps, t0, t1)
+    ax.plot(t, y, color="black", lw=1.3, label=trace.result.angle_label)
+    _draw_events(ax, trace, tables.events, t0, t1)
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_ylim(*ylim)
+    ax.set_xlim(t0, t1)
+    ax.set_ylabel(f"{trace.result.angle_label} (deg)\n+ flexion / - extension", fontsize=9)
+    n_alerts = sum(
+        1 for e in tables.events if e.get("set") == set_row.get("set") and e.get("t_alert") is not None
+    )
+    ax.grid(True, alpha=0.3)
+    _legend_above(
+        ax,
+        f"Set {set_row.get('set')}: {set_row.get('exercise', '')}, {len(reps)} rep{'s' if len(reps) != 1 else ''}, "
+        f"{n_alerts} alert{'s' if n_alerts != 1 else ''}  (numbers = reps)",
+    )
+    _side_panel(ax2, trace, sl, t0, t1)
+    ax2.set_xlabel("device time (s)", fontsize=9)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _limits_at(trace: SessionTrace, t: float):
+    lim = None
+    for t0, l in trace.limit_changes:
+        if t0 <= t + 1e-9:
+            lim = l
+    return lim if lim is not None else (trace.limit_changes[0][1] if trace.limit_changes else None)
+
+
+def plot_reps(plt, trace: SessionTrace, tables: ReportTables, path: Path) -> Path | None:
+    """Every rep's peak flexion and extension against the limits of its set:
+    creep shows as peaks climbing towards the line, a bad rep crosses it."""
+    reps = [r for r in tables.reps if isinstance(r.get("peak_flexion_deg"), (int, float))]
+    if not reps:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 3.4), dpi=100)
+    x = 0
+    ticks, labels = [], []
+    for st in tables.sets or [{"set": None, "exercise": ""}]:
+        mine = [r for r in reps if r.get("set") == st.get("set")]
+        if not mine:
+            continue
+        x0 = x
+        for r in mine:
+            bad = bool(r.get("events"))
+            colour = "#d62728" if bad else "#2a7"
+            ax.plot(
+                [x, x],
+                [r.get("peak_extension_deg", 0.0), r["peak_flexion_deg"]],
+                color=colour,
+                lw=3,
+                solid_capstyle="round",
+            )
+            ax.plot([x], [r["peak_flexion_deg"]], "o", color=colour, ms=5)
+            ticks.append(x)
+            side = r.get("side")
+            labels.append(
+                f"{r.get('rep')}{side[0].upper()}" if side in ("left", "right") else str(r.get("rep"))
+            )  # 3L: rep 3, left
+            x += 1
+        lim = _limits_at(trace, float(st.get("t_start") or mine[0].get("t_start") or 0.0))
+        if lim is not None:
+            for v, name in ((lim.flexion_deg, "flexion limit"), (lim.extension_deg, "extension limit")):
+                if v is not None:
+                    ax.plot([x0 - 0.4, x - 0.6], [v, v], color="0.3", lw=1.2, ls="--")
+                    ax.text(x - 0.55, v, f" {name} {v:+.0f}", fontsize=7, va="center", color="0.3")
+        ax.text(
+            (x0 + x - 1) / 2,
+            1.02,
+            f"set {st.get('set')} {st.get('exercise', '')}".strip(),
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            fontsize=8,
+        )
+        x += 1  # a gap between sets
+    ax.axhline(0, color="0.7", lw=0.6)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_xlabel("rep", fontsize=9)
+    ax.set_ylabel(f"{trace.result.angle_label}\n(deg, + flexion)", fontsize=9)
+    ax.set_title("Every rep's peak against your limit (red: past it)", fontsize=10, pad=16)
+    ax.set_xlim(-0.8, max(x - 0.2, 1.0))
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_overview(plt, trace: SessionTrace, tables: ReportTables, path: Path) -> Path:
+    """The whole session: angle, limits over time, sets, events and alerts."""
+    s = trace.samples
+    t0, t1 = float(s.t[0]), float(s.t[-1])
+    fig, ax, ax2 = _figure(plt)
+    ylim = _y_limits(s.flexion_deg, trace)
+    t_mon = _monitoring_start(trace)
+    _draw_limits(ax, trace, t_mon, t1, ylim)
+    if t_mon > t0:
+        ax.axvspan(t0, t_mon, color="#bcbd22", alpha=0.15, lw=0)
+        ax.text(
+            (t0 + t_mon) / 2,
+            0.97,
+            "calibration\n(stand, bend)",
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=8,
+            color="0.2",
+        )
+    for i, st in enumerate(tables.sets):
+        a, b = st.get("t_start"), st.get("t_end")
+        if a is None or b is None:
+            continue
+        ax.axvspan(a, b, color="0.5", alpha=0.10, lw=0)
+        ax.text(
+            (a + b) / 2,
+            0.97,
+            f"set {st.get('set')}\n{st.get('exercise', '')}",
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=8,
+            color="0.2",
+        )
+    ax.plot(s.t, s.flexion_deg, color="black", lw=0.8, label=trace.result.angle_label)
+    _draw_events(ax, trace, tables.events, t0, t1)
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_ylim(*ylim)
+    ax.set_xlim(t0, t1)
+    ax.set_ylabel(f"{trace.result.angle_label} (deg)\n+ flexion / - extension", fontsize=9)
+    n_alerts = sum(1 for e in tables.events if e.get("t_alert") is not None)
+    ax.grid(True, alpha=0.3)
+    n_sets, n_reps = len(tables.sets), len(tables.reps)
+    _legend_above(
+        ax,
+        f"Session overview: {tables.session['duration_s']:.0f} s, {n_sets} set{'s' if n_sets != 1 else ''}, {n_reps} rep{'s' if n_reps != 1 else ''}, "
+        f"{n_alerts} alert{'s' if n_alerts != 1 else ''}",
+    )
+    _side_panel(ax2, trace, slice(None), t0, t1, limits=False)
+    ax2.set_xlabel("device time (s)", fontsize=9)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# chart and HTML
+# ---------------------------------------------------------------------------
+def plot(doc: dict, path: str | os.PathLike, plt=None) -> Path:
+    """Per exercise: peak flexion per week with the limit (left axis), alerts
+    per 100 reps as bars (right axis). Raises :class:`ConfigError` without matplotlib."""
+    plt = plt or pyplot()
+    if plt is None:
+        raise ConfigError(MISSING_MATPLOTLIB)
+    out = Path(path)
+    by_ex: dict[str, list[dict]] = {}
+    for r in doc["rows"]:
+        by_ex.setdefault(r["exercise"], []).append(r)
+    n = max(1, len(by_ex))
+    mondays = sorted({date.fromisoformat(r["monday"]) for r in doc["rows"]})
+    first = mondays[0] if mondays else date.today()
+    span = (mondays[-1] - first).days // 7 + 1 if mondays else 1
+    step = max(1, math.ceil(span / 12))  # at most about 12 week labels
+    fig, axes = plt.subplots(n, 1, figsize=(8, 3.0 * n + 0.4), squeeze=False)
+    for ax, (ex, rows) in zip(axes[:, 0], by_ex.items() or [("(no sessions)", [])]):
+        x = [
+            (date.fromisoformat(r["monday"]) - first).days // 7 for r in rows
+        ]  # weeks without a session stay gaps
+        ax2 = ax.twinx()
+        ax.set_zorder(ax2.get_zorder() + 1)
+        ax.patch.set_visible(False)
+        per100 = [r["alerts_per_100_reps"] if r["alerts_per_100_reps"] is not None else 0.0 for r in rows]
+        ax2.bar(x, per100, width=0.5, color="#d62728", alpha=0.35, label="alerts per 100 reps")
+        ax2.set_ylabel("alerts per 100 reps", fontsize=8, color="#a11")
+        ax2.set_ylim(0, max([10.0] + per100) * 1.15)
+        peaks = [r["peak_flexion_deg"] for r in rows]
+        if any(p is not None for p in peaks):
+            ax.plot(
+                x,
+                [math.nan if p is None else p for p in peaks],
+                "o-",
+                color="black",
+                label="peak flexion at the bottom (median)",
+            )
+        limits = [r["flexion_limit_deg"] for r in rows]
+        labelled = False
+        for i, v in zip(x, limits):  # the limit of each week, as a short line across its slot
+            if v is not None:
+                ax.hlines(
+                    v,
+                    i - 0.45,
+                    i + 0.45,
+                    colors="#d62728",
+                    linestyles="--",
+                    lw=1.5,
+                    label=None if labelled else "flexion limit",
+                )
+                labelled = True
+        top = max([10.0] + [v for v in peaks + limits if v is not None])
+        ax.set_ylim(min([0.0] + [v for v in peaks if v is not None]) - 2.0, top * 1.25)
+        if not any(r["reps"] for r in rows):
+            ax.text(0.5, 0.5, "no reps", transform=ax.transAxes, ha="center", va="center", color="0.4")
+        ticks = list(range(0, span, step))
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([_week_name(first + timedelta(weeks=k)) for k in ticks], fontsize=8)
+        ax.set_xlim(-0.6, max(span - 0.4, 0.6))
+        ax.set_ylabel("lumbar flexion (deg)", fontsize=8)
+        ax.set_title(nice_exercise(ex), fontsize=10, loc="right")
+        ax.grid(True, axis="y", alpha=0.3)
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        if h1 or h2:
+            ax.legend(
+                h1 + h2,
+                l1 + l2,
+                fontsize=7,
+                loc="lower left",
+                bbox_to_anchor=(0.0, 1.0),
+                ncol=3,
+                frameon=False,
+                borderaxespad=0.2,
+            )
+    fig.suptitle("Progress over weeks", fontsize=11)
+    fig.tight_layout()
+    try:
+        fig.savefig(out, format="png", dpi=100)
+    except OSError as e:
+        raise ConfigError(f"cannot write {out} ({e.strerror}); choose another --png") from None
+    finally:
+        plt.close(fig)
+    return out

@@ -1,0 +1,430 @@
+"""Replay: a recording's records through the live pipeline, again.
+
+:func:`replay` feeds a recording's ``RX`` and label records through the same
+:class:`~spinemon.core.pipeline.Pipeline` in the same order, so it reproduces
+the live events exactly. Without a per-frame hook the samples go through in
+long blocks (:class:`_Batch`: cut only at labels, layout changes and clock
+steps), an order of magnitude faster, with the same results.
+
+A resumed recording (``spinemon live --out FILE --resume``: ``FILE``,
+``FILE.seg2``, ...) holds one live session per segment, each with its own
+pipeline, calibration and set numbering. :func:`replay` therefore replays
+each segment on its own, as it was recorded (:class:`SegmentReplay`: its
+result, what live recorded for it, whether they match), and then joins them
+into one result (:func:`_join`): sets numbered on across segments
+(``set_offset``) and one device-time line (a segment whose wearable clock
+restarted is placed right after the one before, ``t_offset``); every set, rep
+and event of such a recording says which ``segment`` it belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Union
+
+import numpy as np
+
+from spinemon.app.results import SegmentReplay, SessionResult
+from spinemon.core.detect import Event
+from spinemon.core.device_status import DeviceAccounting
+from spinemon.core.pipeline import FrameResult, Pipeline, PipelineSettings
+from spinemon.core.stream import FrameDecoder, SampleBlock
+from spinemon.core.unilateral import parse_exercise, session_sides
+from spinemon.io.recording import KIND_META, KIND_RX, Record, Recording
+
+SettingsSource = Union[PipelineSettings, Callable[[dict], PipelineSettings], None]
+
+
+def _settings_for(settings: SettingsSource, header: dict) -> PipelineSettings:
+    """The pipeline settings for a segment with this header: its own (None),
+    the given ones, or ``settings(header)``."""
+    if settings is None:
+        return PipelineSettings.from_dict(header.get("settings", {}))
+    if isinstance(settings, PipelineSettings):
+        return settings
+    return settings(header)
+
+
+def segment_records(recording: Recording) -> list[tuple[SegmentReplay, list[Record]]]:
+    """The recording cut into its segments (one live session each): a
+    :class:`SegmentReplay` to fill and the segment's records."""
+    if not recording.segments:  # a Recording made by hand: one session
+        return [(SegmentReplay(1, recording.path, recording.header), list(recording.records))]
+
+    def number(seg, k: int) -> int:  # as its header says (a skipped segment leaves a gap), else its place
+        n = seg.header.get("segment")
+        return n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else k
+
+    return [
+        (
+            SegmentReplay(number(seg, k), seg.path, seg.header),
+            recording.records[seg.first : seg.first + seg.count],
+        )
+        for k, seg in enumerate(recording.segments, 1)
+    ]
+
+
+def _live_events(records: list[Record]) -> list[dict] | None:
+    """The events of the last closing summary among ``records``."""
+    found = None
+    for r in records:
+        if r.kind != KIND_META:
+            continue
+        try:
+            m = r.meta
+        except ValueError:
+            continue
+        if isinstance(m, dict) and m.get("type") == "summary" and isinstance(m.get("events"), list):
+            found = m["events"]
+    return found
+
+
+def _first_samples(records: list[Record]) -> tuple[float, float] | None:
+    """(device time, sample period) of the first samples among ``records``."""
+    dec = FrameDecoder()
+    for r in records:
+        if r.kind != KIND_RX:
+            continue
+        for b in dec.feed(r.payload, r.t_host):
+            if isinstance(b, SampleBlock) and len(b):
+                return float(b.t[0]), 1.0 / float(b.rate_hz)
+    return None
+
+
+def _replay_records(
+    records: list[Record],
+    settings: PipelineSettings,
+    on_frame: Callable[[bytes, float, FrameResult, Pipeline], None] | None,
+    on_label: Callable[[dict, Pipeline], None] | None,
+    block_samples: int,
+) -> tuple[SessionResult, float | None]:
+    """One live session's records through a fresh pipeline; (result, last
+    device time). Without ``on_frame`` the samples go through in long blocks
+    (see :func:`replay`)."""
+    pipeline = Pipeline(settings)
+    device = DeviceAccounting()
+    frames = 0
+    t_last = None
+    batch = _Batch(pipeline, block_samples) if on_frame is None and block_samples > 1 else None
+    for rec in records:
+        if rec.kind == KIND_RX:
+            frames += 1
+            device.on_frame(rec.payload)
+            if batch is not None:
+                # no caller looks at each frame: decode now, run the samples in long blocks
+                batch.feed(rec.payload, rec.t_host)
+                continue
+            res = pipeline.on_frame(rec.payload, rec.t_host)
+            if res.t is not None and len(res.t):
+                t_last = float(res.t[-1])
+            if on_frame is not None:
+                on_frame(rec.payload, rec.t_host, res, pipeline)
+        elif rec.kind == KIND_META:
+            if batch is not None:
+                batch.flush()  # a label takes effect between the samples around it, as live
+            try:
+                m = rec.meta
+            except ValueError:
+                continue
+            if isinstance(m, dict) and m.get("type") == "label":
+                pipeline.on_label(m)
+                if on_label is not None:
+                    on_label(m, pipeline)
+    if batch is not None:
+        batch.flush()
+        t_last = batch.t_last
+    pipeline.finish(t_last)
+    summary = pipeline.summary()
+    summary["frames"] = frames
+    summary["device"] = device.as_dict(pipeline.decoder.stats.lost_samples) if device.status_frames else None
+    result = SessionResult(
+        pipeline.events,
+        pipeline.alerts,
+        pipeline.decoder.stats.as_dict(),
+        pipeline.calibration,
+        pipeline.angle_label,
+        frames,
+        0,
+        summary,
+    )
+    return result, t_last
+
+
+def replay(
+    recording: Recording,
+    settings: SettingsSource = None,
+    *,
+    on_frame: Callable[[bytes, float, FrameResult, Pipeline], None] | None = None,
+    on_label: Callable[[dict, Pipeline], None] | None = None,
+    on_segment: Callable[[SegmentReplay], None] | None = None,
+    block_samples: int = 1 << 16,
+) -> SessionResult:
+    """Re-run detection on a recording through the live code path.
+    ``on_frame(frame, t_host, result, pipeline)`` and ``on_label(label,
+    pipeline)`` let a caller look at each step (reports collect per-sample
+    angles); ``on_segment(segment)`` is called before each segment's first
+    record (its ``set_offset`` and ``t_offset`` are known then; the
+    pipeline, and so the device times in ``result``, start afresh).
+
+    Without ``on_frame`` the frames' samples go through the pipeline in
+    blocks of up to ``block_samples`` (cut at every label, layout change and
+    clock step, and at every segment: each has its own pipeline): the same
+    results as frame by frame (``Pipeline.on_block`` gives the same for any
+    split), much faster. ``block_samples=1`` feeds frame by frame, as live did.
+
+    ``settings``: None replays every segment with the settings its header
+    recorded; a :class:`PipelineSettings` is used for all; a function of the
+    segment's header gives each its own (:func:`replay_settings`).
+
+    Each segment is replayed as the live session it was (see the module
+    docstring); a recording of several segments is joined with sets
+    numbered on and device times on one line (``segments`` has each one)."""
+    parts = segment_records(recording)
+    n_sets = 0
+    prev_end: float | None = None
+    for part, records in parts:
+        part.set_offset = n_sets
+        if prev_end is not None:
+            first = _first_samples(records)
+            if (
+                first is not None and first[0] <= prev_end
+            ):  # its clock began again (a reboot, the simulator): follow on
+                part.t_offset = prev_end + first[1] - first[0]
+        if on_segment is not None:
+            on_segment(part)
+        part.result, t_last = _replay_records(
+            records, _settings_for(settings, part.header), on_frame, on_label, block_samples
+        )
+        part.live_events = _live_events(records)
+        n_sets = max([n_sets, *part.sets])
+        if t_last is not None:
+            prev_end = t_last + part.t_offset
+    segs = [p for p, _ in parts]
+    if len(segs) == 1:
+        res = segs[0].result
+        res.summary["segments"] = len(recording.segments)
+        res.segments = segs
+        return res
+    return _join(segs)
+
+
+# -- a recording of several segments shown as one -----------------------------------
+_CALIBRATION_ORDER = ("none", "provisional", "stored", "done")
+
+
+def _moved(d: dict, part: SegmentReplay) -> dict:
+    """A summary row (set, rep, event, hold, ...) on the recording's
+    numbering and time line, tagged with its segment."""
+    out = dict(d)
+    for k, v in d.items():
+        if (
+            (k == "t" or k.startswith("t_"))
+            and isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and part.t_offset
+        ):
+            out[k] = round(v + part.t_offset, 6)
+    if isinstance(d.get("set"), int) and not isinstance(d.get("set"), bool):
+        out["set"] = d["set"] + part.set_offset
+    out["segment"] = part.index
+    return out
+
+
+def _moved_event(e: Event, part: SegmentReplay) -> Event:
+    dt = part.t_offset
+
+    def sh(t: float | None) -> float | None:
+        return None if t is None else t + dt
+
+    return replace(
+        e,
+        t_start=e.t_start + dt,
+        t_alert=sh(e.t_alert),
+        t_end=sh(e.t_end),
+        set=None if e.set is None else e.set + part.set_offset,
+    )
+
+
+def _sum_counts(dicts: list[dict]) -> dict:
+    """Numbers added up key by key (nested dicts too); other values: the last one's."""
+    out: dict = {}
+    for d in dicts:
+        for k, v in d.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float, dict)):
+                out[k] = v
+            elif isinstance(v, dict):
+                out[k] = _sum_counts([out.get(k) or {}, v]) if isinstance(out.get(k, {}), dict) else v
+            else:
+                out[k] = round(out.get(k, 0) + v, 6) if isinstance(v, float) else out.get(k, 0) + v
+    return out
+
+
+def _join(segs: list[SegmentReplay]) -> SessionResult:
+    """The segments' results as one: sets numbered on, one time line."""
+    results = [p.result for p in segs]
+    summs = [r.summary for r in results]
+    events = [_moved_event(e, p) for p in segs for e in p.result.events]
+    alerts = [
+        replace(a, event=_moved_event(a.event, p), t_trigger_device=a.t_trigger_device + p.t_offset)
+        for p in segs
+        for a in p.result.alerts
+    ]
+    stats = _sum_counts([r.stats for r in results])
+    rows = {
+        k: [_moved(d, p) for p, sm in zip(segs, summs) for d in sm.get(k, []) if isinstance(d, dict)]
+        for k in (
+            "events",
+            "reps",
+            "sets",
+            "holds",
+            "drift_checks",
+            "suppressed",
+            "layout_changes",
+            "rejected_reps",
+            "notices",
+        )
+    }
+    monitoring = [sm.get("monitoring") or {} for sm in summs]
+    cal_states = [m.get("calibration") for m in monitoring]
+    worst = min(cal_states, key=lambda c: _CALIBRATION_ORDER.index(c) if c in _CALIBRATION_ORDER else -1)
+    devices = [sm["device"] for sm in summs if sm.get("device")]
+    device = None
+    if devices:
+        device = _sum_counts(devices)
+        device["boots"] = [b for d in devices for b in d.get("boots", [])]
+        heaps = [d["heap_free_min"] for d in devices if d.get("heap_free_min")]
+        device["heap_free_min"] = min(heaps) if heaps else None
+    last = summs[-1]
+    summary = {
+        "type": "summary",
+        **rows,
+        "side_comparisons": session_sides(rows["reps"]),
+        "drift_flagged": any(sm.get("drift_flagged") for sm in summs),
+        "held_back": {
+            "seconds": _sum_counts([(sm.get("held_back") or {}).get("seconds") or {} for sm in summs]),
+            "faults": _sum_counts([(sm.get("held_back") or {}).get("faults") or {} for sm in summs]),
+        },
+        "stats": stats,
+        "monitoring": {
+            "calibration": worst,
+            "duration_s": round(sum(m.get("duration_s", 0.0) for m in monitoring), 3),
+            "monitored_s": round(sum(m.get("monitored_s", 0.0) for m in monitoring), 3),
+            "not_monitored": _sum_counts([m.get("not_monitored") or {} for m in monitoring]),
+        },
+        "skipped_samples": _sum_counts([sm.get("skipped_samples") or {} for sm in summs]),
+        "clock_backsteps": sum(sm.get("clock_backsteps", 0) for sm in summs),
+        "angle": summs[0].get("angle"),
+        "calibrated": all(sm.get("calibrated") for sm in summs),
+        "alignment": summs[0].get("alignment"),
+        "limits": last.get("limits"),
+        "limits_off": {k: v for sm in summs for k, v in (sm.get("limits_off") or {}).items()},
+        "phase": last.get("phase"),
+        "frames": sum(r.frames for r in results),
+        "device": device,
+        "segments": len(segs),
+        "segment_details": [p.as_dict() for p in segs],
+    }
+    return SessionResult(
+        events,
+        alerts,
+        stats,
+        results[0].calibration,
+        results[0].angle_label,
+        summary["frames"],
+        0,
+        summary,
+        segs,
+    )
+
+
+class _Batch:
+    """Replay's decoded samples, gathered into long blocks for
+    :meth:`Pipeline.on_block`. A block is cut where the stream would not
+    continue it: another sensor set or rate, the device clock not moving on
+    (a restart or a clock fault: the pipeline sees it as live did), a label."""
+
+    def __init__(self, pipeline: Pipeline, limit: int) -> None:
+        self.pipeline = pipeline
+        self.limit = limit  # samples per block, about
+        self.frames: list[bytes] = []
+        self.frame_t: list[float] = []
+        self.blocks: list[SampleBlock] = []
+        self.t_host: list[np.ndarray] = []
+        self.samples = 0
+        self.t_last: float | None = None
+
+    def feed(self, frame: bytes, t_host: float) -> None:
+        self.frames.append(frame)
+        self.frame_t.append(t_host)
+        if len(self.frames) >= 4096:
+            self._decode()
+
+    def _decode(self) -> None:
+        """The frames so far, decoded in one go (runs of frames become one block)."""
+        items = self.pipeline.decoder.feed_many(self.frames, self.frame_t, self.limit)
+        self.frames, self.frame_t = [], []
+        for item, th in items:
+            if not isinstance(item, SampleBlock) or not len(item):
+                continue
+            if self.blocks:
+                last = self.blocks[-1]
+                if (
+                    item.sensors != last.sensors
+                    or item.rate_hz != last.rate_hz
+                    or item.t[0] <= last.t[-1]
+                    or self.samples >= self.limit
+                ):
+                    self._run()
+            self.blocks.append(item)
+            self.t_host.append(th)
+            self.samples += len(item)
+
+    def flush(self) -> None:
+        self._decode()
+        self._run()
+
+    def _run(self) -> None:
+        if not self.blocks:
+            return
+        block = SampleBlock.concatenate(self.blocks)
+        th = self.t_host[0] if len(self.t_host) == 1 else np.concatenate(self.t_host)
+        self.blocks, self.t_host, self.samples = [], [], 0
+        res = self.pipeline.on_block(block, th)
+        if res.t is not None and len(res.t):
+            self.t_last = float(res.t[-1])
+
+
+def replay_settings(
+    recording: Recording, exercise: str | None = None, limits=()
+) -> Callable[[dict], PipelineSettings] | None:
+    """Each segment's own settings with another default exercise and/or limit
+    overrides on top (``replay --exercise/--limit``), as a function of the
+    segment's header for :func:`replay`; None when neither is given."""
+    if not exercise and not limits:
+        return None
+    from spinemon.io.profile_store import merge_limit_overrides
+
+    name, side = (
+        parse_exercise(exercise) if exercise else (None, None)
+    )  # "lunge left": a unilateral lift and its side
+
+    def for_segment(header: dict) -> PipelineSettings:
+        settings = PipelineSettings.from_dict(header.get("settings", {}))
+        if name is not None and (name, side) != (settings.exercise, settings.side):
+            settings = replace(
+                settings, exercise=name, side=side
+            )  # another exercise: the recorded side went with the recorded one
+        return replace(settings, limit_overrides=merge_limit_overrides(limits, settings.limit_overrides))
+
+    for_segment(recording.header)  # a bad exercise or override fails here, before the replay
+    return for_segment
+
+
+def recorded_events(recording: Recording) -> list[dict] | None:
+    """The events the live session reported (its closing summary), if any.
+    A resumed recording holds one live session per segment: this is the last
+    one's; compare a replay with :attr:`SessionResult.matches_live`, which
+    checks each segment against its own."""
+    summaries = recording.meta_of("summary")
+    return summaries[-1]["events"] if summaries else None

@@ -1,0 +1,196 @@
+"""What a session gives: the result types of replay and report.
+
+:class:`SessionResult` (a replayed or live session: its summary, events and
+alerts; for a resumed recording each segment's :class:`SegmentReplay`),
+:class:`ReportTables`/:class:`ReportResult` (what ``spinemon report``
+builds and writes), :func:`live_comparison` (a replay's events against those
+recorded live) and :func:`monitoring_line` (the summary's monitoring section
+in one line of text).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spinemon.core.alerts import Alert
+from spinemon.core.calibration import Calibration
+from spinemon.core.detect import Event
+
+
+@dataclass
+class SessionResult:
+    events: list[Event]
+    alerts: list[Alert]
+    stats: dict
+    calibration: Calibration | None
+    angle_label: str
+    frames: int = 0
+    send_failures: int = 0
+    summary: dict = field(default_factory=dict)
+    #: replay: each segment of the recording replayed on its own (one for a recording that was never resumed)
+    segments: list[SegmentReplay] = field(default_factory=list)
+
+    @property
+    def matches_live(self) -> bool | None:
+        """Replay: every segment gave the events its live session reported
+        (None: no segment has a live summary, e.g. an imported recording)."""
+        verdicts = [s.matches_live for s in self.segments if s.matches_live is not None]
+        return None if not verdicts else all(verdicts)
+
+    @property
+    def live_comparison(self) -> str | None:
+        """Replay: how each segment compares with its own live session
+        (:func:`live_comparison`): one segment's verdict, ``yes`` when every
+        segment's is, else each as ``session N: ...`` (None: no live summary)."""
+        verdicts = [(s.index, s.live_comparison) for s in self.segments if s.live_comparison is not None]
+        if not verdicts:
+            return None
+        if len(verdicts) == 1 or all(v == "yes" for _, v in verdicts):
+            return verdicts[0][1] if len(verdicts) == 1 else "yes"
+        return "; ".join(f"session {n}: {v}" for n, v in verdicts)
+
+
+@dataclass
+class SegmentReplay:
+    """One segment of a recording (one live session) replayed on its own.
+
+    ``result``: the segment through a fresh pipeline with its own header's
+    settings, exactly as its live session ran (its own calibration, sets
+    numbered from 1, its own device times). ``live_events``: the events its
+    live session reported (its closing summary; None without one).
+    ``set_offset``/``t_offset``: added to its set numbers and device times
+    where the recording is shown as one (:func:`replay`'s joined result)."""
+
+    index: int  # 1 = the first segment
+    path: Path | None
+    header: dict
+    set_offset: int = 0
+    t_offset: float = 0.0
+    result: SessionResult | None = None
+    live_events: list[dict] | None = None
+
+    @property
+    def resumed(self) -> bool:
+        return self.index > 1
+
+    @property
+    def events(self) -> list[dict]:
+        return [] if self.result is None else [e.as_dict() for e in self.result.events]
+
+    @property
+    def matches_live(self) -> bool | None:
+        return None if self.live_events is None else self.live_events == self.events
+
+    @property
+    def live_comparison(self) -> str | None:
+        """How its events compare with its own live session's (:func:`live_comparison`)."""
+        return live_comparison(self.live_events, self.events)
+
+    @property
+    def sets(self) -> list[int]:
+        """Its set numbers on the recording's numbering."""
+        return [
+            int(st["set"]) + self.set_offset
+            for st in (self.result.summary.get("sets", []) if self.result else [])
+            if st.get("set") is not None
+        ]
+
+    def as_dict(self) -> dict:
+        summ = self.result.summary if self.result else {}
+        m = summ.get("monitoring") or {}
+        return {
+            "segment": self.index,
+            "file": None if self.path is None else self.path.name,
+            "resumed": self.resumed,
+            "set_offset": self.set_offset,
+            "t_offset_s": round(self.t_offset, 6),
+            "sets": self.sets,
+            "reps": len(summ.get("reps", [])),
+            "events": len(self.events),
+            "calibration": m.get("calibration"),
+            "duration_s": m.get("duration_s"),
+            "monitored_s": m.get("monitored_s"),
+            "matches_live": self.matches_live,
+            "live_comparison": self.live_comparison,
+        }
+
+
+def monitoring_line(m: dict) -> str:
+    """``monitored 52.1 of 60.0 s (calibration: done); not monitored: 7.9 s waiting for ...``."""
+    names = {
+        "done": "done",
+        "stored": "stored profile",
+        "provisional": "PROVISIONAL (no still stretch found: neutral from the quietest moment)",
+        "none": "NOT DONE",
+    }
+    text = f"monitored {m['monitored_s']:.1f} of {m['duration_s']:.1f} s (calibration: {names.get(m['calibration'], m['calibration'])})"
+    rest = [f"{v:.1f} s {k}" for k, v in m.get("not_monitored", {}).items()]
+    if rest:
+        text += "; not monitored: " + ", ".join(rest)
+    if m["calibration"] == "none":
+        text += "; stand still for 1 s at the start so neutral can be set"
+    return text
+
+
+@dataclass
+class ReportTables:
+    """Rows (dicts) of the three tables; columns are the union of the keys."""
+
+    sets: list[dict]
+    reps: list[dict]
+    events: list[dict]
+    session: dict  # one-level key -> value facts about the session
+    other: dict = field(default_factory=dict)  # summary sections the report does not know
+    monitoring: dict = field(default_factory=dict)  # Pipeline.monitoring(): what was watched
+    one_sensor: bool = False
+    #: unilateral work: left against right per exercise (``summary()["side_comparisons"]``)
+    sides: list[dict] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> list[str]:
+        """One line per set a coach reads first (spinemon.app.verdict)."""
+        from spinemon.app.verdict import session_verdict
+
+        return session_verdict(
+            self.sets, self.reps, self.events, self.monitoring, self.one_sensor, self.sides
+        )
+
+
+@dataclass
+class ReportResult:
+    out_dir: Path
+    html: Path
+    csv: dict[str, Path]
+    plots: list[Path]
+    tables: ReportTables
+    plots_skipped: str | None = None
+
+
+def live_comparison(live: list[dict] | None, events: list[dict]) -> str | None:
+    """How the replayed events compare with those the live session recorded:
+    ``yes``; or, for a recording made by an earlier spinemon whose
+    calibration or angles differ slightly, the same events (kind, set, rep,
+    times within 0.1 s) with how far peaks and limits moved; or ``NO``."""
+    if live is None:
+        return None
+    if live == events:
+        return "yes"
+    keys = ("kind", "set", "rep", "exercise")
+    if len(live) == len(events) and all(
+        all(a.get(k) == b.get(k) for k in keys) for a, b in zip(live, events)
+    ):
+
+        def off(a, b, k):
+            x, y = a.get(k), b.get(k)
+            return (
+                0.0 if x is None and y is None else (float("inf") if x is None or y is None else abs(x - y))
+            )
+
+        dt = max(
+            [off(a, b, k) for a, b in zip(live, events) for k in ("t_start", "t_alert", "t_end")] or [0.0]
+        )
+        dd = max([off(a, b, k) for a, b in zip(live, events) for k in ("peak_deg", "limit_deg")] or [0.0])
+        if dt <= 0.1:
+            return f"NO, but the same {len(events)} event(s): peaks and limits within {dd:.2f} deg, times within {dt:.2f} s (the recording's spinemon calibrated slightly differently)"
+    return "NO"
