@@ -42,6 +42,14 @@ class Fused:
     gravity: dict[str, np.ndarray]  # (n, 3) unit gravity direction per sensor, sensor frame
     gyr: dict[str, np.ndarray]  # (n, 3) rad/s, each filter's bias removed too
 
+    def __post_init__(self) -> None:
+        # read-only: the stages after fusion share one rotation of them to
+        # the body frame (angles.Mounting.to_body); nobody changes them
+        for arrays in (self.gravity, self.gyr):
+            for a in arrays.values():
+                if isinstance(a, np.ndarray):
+                    a.setflags(write=False)
+
     def __len__(self) -> int:
         return len(self.block)
 
