@@ -339,3 +339,33 @@ def test_a_locked_index_is_never_taken_for_a_damaged_one(tmp_path, monkeypatch):
     assert not (tmp_path / "index.sqlite.damaged").exists()
     with si.SessionIndex(path) as idx:
         assert idx.enabled and not idx.rebuilt
+
+
+def test_any_change_of_the_source_is_a_new_analysis(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "core").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("x = 1\n")
+    (pkg / "core" / "angles.py").write_text("def f():\n    return 1\n")
+    a = si.source_hash(pkg, "0.1.0")
+    assert si.source_hash(pkg, "0.1.0") == a
+    assert si.source_hash(pkg, "0.2.0") != a  # a new version
+    (pkg / "core" / "angles.py").write_text("def f():\n    return 2\n")
+    b = si.source_hash(pkg, "0.1.0")
+    assert b != a  # an edit deep in the package
+    (pkg / "core" / "new.py").write_text("")
+    assert si.source_hash(pkg, "0.1.0") != b  # a new module
+
+
+def test_an_index_of_another_schema_is_rebuilt(tmp_path):
+    """A newer (or older) spinemon's index: its facts are not this one's."""
+    path = tmp_path / "index.sqlite"
+    rec = tmp_path / "a.spinrec"
+    recording(rec)
+    with si.SessionIndex(path) as idx:
+        idx.put(rec, si.identify(rec), "a", FACTS)
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {si.SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with si.SessionIndex(path) as idx:
+        assert idx.rebuilt and "schema" in idx.notes[0] and idx.get(rec, si.identify(rec), "a") is None

@@ -47,6 +47,7 @@ __all__ = [
     "code_hash",
     "default_path",
     "identify",
+    "source_hash",
 ]
 
 SCHEMA_VERSION = 1
@@ -111,13 +112,17 @@ def code_hash() -> str:
     if _CODE_HASH is None:
         import spinemon
 
-        root = Path(spinemon.__file__).resolve().parent
-        h = hashlib.sha256(spinemon.__version__.encode())
-        for f in sorted(root.rglob("*.py")):
-            h.update(str(f.relative_to(root)).encode() + b"\0")
-            h.update(f.read_bytes())
-        _CODE_HASH = h.hexdigest()
+        _CODE_HASH = source_hash(Path(spinemon.__file__).resolve().parent, spinemon.__version__)
     return _CODE_HASH
+
+
+def source_hash(root: Path, version: str) -> str:
+    """SHA-256 over ``version`` and every ``.py`` file under ``root`` (its path and bytes)."""
+    h = hashlib.sha256(version.encode())
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode() + b"\0")
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def analysis_key(kind: str, settings: Mapping[str, Any] | None = None, code: str | None = None) -> str:
