@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 from spinemon import __version__
 from spinemon.app.commands import EXIT_ERROR, EXIT_USAGE, UsageError
@@ -129,8 +130,8 @@ class _LazySubParsers(argparse._SubParsersAction):
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         name = values[0] if values else None
-        module = self.modules.pop(name, None)
-        if module is not None:
+        module = self.modules.pop(name, None) if isinstance(name, str) else None
+        if isinstance(name, str) and module is not None:
             _add_command(self._name_parser_map[name], module)
         super().__call__(parser, namespace, values, option_string)
 
@@ -150,7 +151,10 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
         description="Watch a lifter's lower back: calibrate, lift, feel the buzz; replay sessions.",
     )
     p.add_argument("--version", action="version", version=f"spinemon {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, action=_LazySubParsers)
+    sub = cast(
+        _LazySubParsers,
+        p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, action=_LazySubParsers),
+    )
     for name, module, texts in COMMANDS:
         sp = sub.add_parser(name, **texts)
         if lazy:
