@@ -432,64 +432,6 @@ def _next_header(data: bytes, pos: int) -> int:
         pos += 1
 
 
-#: a run of at least this many equal-length records is parsed in one go (_run_of_records)
-_RUN_MIN = 8
-
-
-def _run_of_records(data: bytes, view: memoryview, pos: int, prev: int) -> list[Record]:
-    """The records of a clean run from ``pos``: consecutive records of one
-    length, numbered ``prev + 1, prev + 2, ...``, not PAD, every header and
-    record CRC-32 right, each whole in ``data``. Their headers are read in one
-    numpy view (record ``i`` at ``pos + i * stride``); the run ends before the
-    first record that is anything else, and :func:`_parse_v2`'s record-by-record
-    walk goes on from there, so the records loaded are the same as its own."""
-    n = len(data)
-    if n - pos < HEAD_SIZE:
-        return []
-    mark, kind, seq, length, _t, _h = _HEAD_CRC.unpack_from(data, pos)
-    if mark != MARK or kind == KIND_PAD or kind not in _KINDS_V2 or length > MAX_PAYLOAD or seq != prev + 1:
-        return []
-    stride = RECORD_OVERHEAD + length
-    k = (n - pos) // stride
-    if k < _RUN_MIN:
-        return []
-    import numpy as np
-
-    dt = np.dtype(
-        {
-            "names": ["mark", "kind", "seq", "length", "t", "hcrc", "rcrc"],
-            "formats": ["S4", "u1", "<u4", "<u4", "<f8", "<u4", "<u4"],
-            "offsets": [0, 4, 5, 9, 13, 21, HEAD_SIZE + length],
-            "itemsize": stride,
-        }
-    )
-    arr = np.frombuffer(data, dtype=dt, count=k, offset=pos)
-    ok = (
-        (arr["mark"] == MARK)
-        & (arr["length"] == length)
-        & (arr["kind"] >= KIND_RX)
-        & (arr["kind"] <= KIND_META)
-    )
-    ok &= arr["seq"] == np.arange(prev + 1, prev + 1 + k, dtype=np.int64)  # a number that wraps ends the run
-    m = k if ok.all() else int(np.argmin(ok))
-    kinds = arr["kind"][:m].tolist()
-    seqs = arr["seq"][:m].tolist()
-    ts = arr["t"][:m].tolist()
-    hcrcs = arr["hcrc"][:m].tolist()
-    rcrcs = arr["rcrc"][:m].tolist()
-    crc32 = zlib.crc32
-    head = _HEAD.size
-    out = []
-    p = pos
-    for i in range(m):
-        body = p + HEAD_SIZE
-        if crc32(view[p : p + head]) != hcrcs[i] or crc32(view[p : body + length]) != rcrcs[i]:
-            break
-        out.append(Record(kinds[i], ts[i], data[body : body + length], seq=seqs[i], offset=p))
-        p += stride
-    return out
-
-
 @dataclass
 class _Parsed:
     records: list[Record]
@@ -522,18 +464,7 @@ def _parse_v2(data: bytes, start: int) -> _Parsed:
     stretch = None  # where the current damaged stretch starts
     hs, head, known, max_payload = HEAD_SIZE, _HEAD.size, _KINDS_V2, MAX_PAYLOAD
     crc32, unpack_head, unpack_crc = zlib.crc32, _HEAD_CRC.unpack_from, _CRC.unpack_from
-    backoff = 0  # records to walk one by one before trying a run again
     while pos < n:
-        if prev is not None and not damaged and stretch is None and backoff <= 0:
-            run = _run_of_records(data, view, pos, prev)
-            if run:
-                out.records.extend(run)
-                prev = run[-1].seq
-                pos = run[-1].offset + RECORD_OVERHEAD + len(run[-1].payload)
-                last = (run[-1].offset, pos)
-                continue
-            backoff = 16
-        backoff -= 1
         h = None
         if n - pos >= hs:  # _header_at, inlined: this is the loop every record goes through
             mark, kind, seq, length, t_host, hcrc = unpack_head(data, pos)
