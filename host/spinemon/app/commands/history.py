@@ -17,7 +17,6 @@ from spinemon.app.history import (
     indexed_facts,
     load_journal,
 )
-from spinemon.app.plotting import plot, pyplot
 from spinemon.errors import ConfigError
 
 
@@ -66,6 +65,10 @@ def recordings(items: Sequence[str]) -> list[Path]:
 def main(args: argparse.Namespace) -> int:
     """``spinemon history [DIR ...]``: 0 on success, 1 when a recording could not be read (the others are shown)."""
     if args.png:
+        # only a chart needs the plotting module (and what it imports): a
+        # history from the session index starts without the replay code
+        from spinemon.app.plotting import pyplot
+
         png = Path(args.png)
         if png.is_dir():
             raise UsageProblem(f"--png {png} is a folder; give a file name, e.g. {png / 'history.png'}")
@@ -107,6 +110,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"note: {n}", file=sys.stderr)
     wrote = None
     if args.png:
+        from spinemon.app.plotting import plot
+
         wrote = plot(doc, args.png)
     if args.json:
         json.dump(doc, sys.stdout, indent=2)
