@@ -34,20 +34,21 @@ def _history(d: Path, home: Path) -> tuple[float, dict]:
 
 
 def run(report, quick: bool = False) -> dict:
-    sessions, reps = (4, 4) if quick else (24, 12)
+    from tests.bench.replay import _session
+
+    sessions, minutes = (4, 3.0) if quick else (16, 20.0)
     with tempfile.TemporaryDirectory() as tmp:
         d, home = Path(tmp) / "season", Path(tmp) / "home"
         d.mkdir()
         one = d / "s000.spinrec"
-        specs = [sim.SetSpec(ex, reps, {}) for ex in ("deadlift", "squat", "deadlift")]
-        run_simulated(specs, 3, out=one, sim_settings=sim.SimSettings(rate_hz=104.0), rom=False)
+        # sets of deadlifts, squats and presses with faults, rests walking about (as the replay section's hour)
+        run_simulated(_session(minutes), 3, out=one, sim_settings=sim.SimSettings(rate_hz=104.0), rom=False)
         for k in range(1, sessions):
             shutil.copy(one, d / f"s{k:03d}.spinrec")
         first, doc1 = _history(d, home)
         second, doc2 = _history(d, home)
         shutil.copy(one, d / "new.spinrec")
         third, doc3 = _history(d, home)
-        minutes = doc1["sessions"] and sum(1 for _ in doc1["sessions"])
     ratio = second / first
     out = {
         "sessions": sessions,
@@ -59,7 +60,8 @@ def run(report, quick: bool = False) -> dict:
         "replayed": [doc1["index"]["replayed"], doc2["index"]["replayed"], doc3["index"]["replayed"]],
     }
     body = (
-        f"{sessions} recorded sessions (simulated, 2 IMUs at 104 Hz, 3 sets of {reps} reps each, {minutes} sessions listed), "
+        f"{sessions} recorded sessions of {minutes:.0f} minutes ({sessions * minutes / 60:.1f} hours; simulated, 2 IMUs at 104 Hz, "
+        "sets of deadlifts, squats and presses with faults, rests walking about), "
         "`spinemon history DIR --json --jobs 2` in a fresh process each time, wall clock (start-up included):\n\n"
         "| run | seconds | recordings replayed |\n|---|---:|---:|\n"
         f"| first (empty index) | {first:.2f} | {out['replayed'][0]} |\n"
