@@ -185,6 +185,7 @@ LONG_APP_MODULES = {
     "history.py": "weeks of sessions: the facts per exercise and week, their text and HTML",
     "plotting.py": "every matplotlib figure (report and history)",
     "red_flags.py": "red-flag symptoms in journal text (patterns, negation) and the worsening trend",
+    "session_summary.py": "the session summary's types and their way to and from dicts",
 }
 
 

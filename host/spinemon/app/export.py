@@ -1,7 +1,7 @@
 """Recordings <-> CSV.
 
 - :func:`trace_recording` re-runs a recording through the live path (the
-  same :class:`~spinemon.core.pipeline.Pipeline` walk as :func:`spinemon.app.session.replay`)
+  same :class:`~spinemon.core.pipeline.Pipeline` walk as :func:`spinemon.app.replay.replay`)
   and keeps what replay throws away: every sample in SI units and the lumbar
   angles of every sample (``FrameResult.angles``), the labels in effect and the
   limits over time. ``spinemon report`` and ``spinemon export`` both use it.
@@ -47,6 +47,7 @@ from spinemon.app.csv_import import (
 )
 from spinemon.app.replay import replay
 from spinemon.app.results import SessionResult
+from spinemon.app.session_summary import EventRow, Summary
 from spinemon.core.detect import Limits
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.core.stream import FrameDecoder, SampleBlock
@@ -129,7 +130,7 @@ class SampleTrace:
 @dataclass
 class SessionTrace:
     """A recording re-run through the live path: the :class:`SessionResult`
-    that :func:`spinemon.app.session.replay` returns, plus per-sample data and
+    that :func:`spinemon.app.replay.replay` returns, plus per-sample data and
     the limits in effect over time (``limit_changes``: (device time, Limits))."""
 
     recording: Recording
@@ -140,7 +141,12 @@ class SessionTrace:
 
     @property
     def summary(self) -> dict:
+        """The summary as JSON-ready data; :attr:`session` is the typed one."""
         return self.result.summary
+
+    @property
+    def session(self) -> Summary:
+        return self.result.session
 
     def limits_at(self, t: float) -> Limits | None:
         cur = None
@@ -154,7 +160,7 @@ class SessionTrace:
 
 def trace_recording(recording: Recording, settings: PipelineSettings | None = None) -> SessionTrace:
     """Re-run ``recording`` through the pipeline exactly as
-    :func:`spinemon.app.session.replay` does (same records, same order, same
+    :func:`spinemon.app.replay.replay` does (same records, same order, same
     settings), collecting per-sample angles on the way. A resumed recording's
     segments are on one time line with sets numbered on, as in replay's
     joined result (each segment's ``t_offset`` and ``set_offset``)."""
@@ -166,7 +172,7 @@ def trace_recording(recording: Recording, settings: PipelineSettings | None = No
     limit_changes: list[tuple[float, Limits]] = []
     labels: list[tuple[float, dict]] = []
     pending_labels: list[dict] = []
-    seg = None  # the segment being replayed (spinemon.app.session.SegmentReplay)
+    seg = None  # the segment being replayed (spinemon.app.results.SegmentReplay)
 
     def on_segment(part) -> None:
         nonlocal raw, seg
@@ -242,28 +248,28 @@ def _fmt(v: float, spec: str) -> str:
     return "" if v != v else format(v, spec)
 
 
-def _events_per_sample(t: np.ndarray, events: Iterable[dict]) -> tuple[list[list[str]], list[list[str]]]:
+def _events_per_sample(t: np.ndarray, events: Iterable[EventRow]) -> tuple[list[list[str]], list[list[str]]]:
     """For each sample: kinds active at it, kinds whose alert fired at it."""
     n = len(t)
     active: list[list[str]] = [[] for _ in range(n)]
     fired: list[list[str]] = [[] for _ in range(n)]
     t_end_all = float(t[-1]) if n else 0.0
     for e in events:
-        t0 = e.get("t_start")
+        t0 = e.t_start
         if t0 is None:
             continue
-        t1 = e.get("t_end")
+        t1 = e.t_end
         if t1 is None or t1 != t1:
             t1 = t_end_all
         i0 = int(np.searchsorted(t, t0 - 1e-9, "left"))
         i1 = int(np.searchsorted(t, t1 + 1e-9, "right"))
         for i in range(i0, i1):
-            active[i].append(str(e["kind"]))
-        ta = e.get("t_alert")
+            active[i].append(str(e.kind))
+        ta = e.t_alert
         if ta is not None:
             i = int(np.searchsorted(t, ta - 1e-9, "left"))
             if i < n and abs(float(t[i]) - ta) < 1e-3:
-                fired[i].append(str(e["kind"]))
+                fired[i].append(str(e.kind))
     return active, fired
 
 
@@ -280,23 +286,24 @@ def _segment_columns(trace: SessionTrace) -> tuple[list[str], list[str], list[st
         sets[i] = str(int(s.label_set[i]))
         labelled[i] = "1"
     # unlabelled stretches: the set found automatically, where one is running
-    for st in trace.summary.get("sets", []):
-        if st.get("labelled") or st.get("t_start") is None or st.get("t_end") is None:
+    summ = trace.session
+    for st in summ.sets:
+        if st.labelled or st.t_start is None or st.t_end is None:
             continue
-        i0 = int(np.searchsorted(t, st["t_start"] - 1e-9, "left"))
-        i1 = int(np.searchsorted(t, st["t_end"] + 1e-9, "right"))
+        i0 = int(np.searchsorted(t, st.t_start - 1e-9, "left"))
+        i1 = int(np.searchsorted(t, st.t_end + 1e-9, "right"))
         for i in range(i0, i1):
             if labelled[i] == "0":
-                sets[i] = str(st["set"])
-                if st.get("exercise"):
-                    exercise[i] = str(st["exercise"])
-    for r in trace.summary.get("reps", []):
-        i0 = int(np.searchsorted(t, r["t_start"] - 1e-9, "left"))
-        i1 = int(np.searchsorted(t, r["t_end"] + 1e-9, "right"))
+                sets[i] = str(st.set)
+                if st.exercise:
+                    exercise[i] = str(st.exercise)
+    for r in summ.reps:
+        i0 = int(np.searchsorted(t, r.t_start - 1e-9, "left"))
+        i1 = int(np.searchsorted(t, r.t_end + 1e-9, "right"))
         for i in range(i0, i1):
-            reps[i] = str(r["rep"])
+            reps[i] = str(r.rep)
             if not sets[i]:
-                sets[i] = str(r["set"])
+                sets[i] = str(r.set)
     return sets, reps, exercise, labelled
 
 
@@ -359,7 +366,7 @@ class _PerSample:
 
 
 def _per_sample(trace: SessionTrace) -> _PerSample:
-    active, fired = _events_per_sample(trace.samples.t, trace.summary["events"])
+    active, fired = _events_per_sample(trace.samples.t, trace.session.events)
     sets, reps, exercise, labelled = _segment_columns(trace)
     return _PerSample(sets, reps, exercise, labelled, active, fired)
 
@@ -381,7 +388,7 @@ def export_csv(
     s = trace.samples
     sensors = s.sensors
     cols = sample_columns(sensors)
-    events = trace.summary["events"]
+    events = [e.as_dict() for e in trace.session.events]  # the events CSV's rows
     ps = _per_sample(trace)
     try:
         with open(out, "w", newline="") as f:
@@ -509,7 +516,7 @@ def samples_table(trace: SessionTrace, ps: _PerSample | None = None):
 def events_table(trace: SessionTrace):
     """The events (the summary's, as in the events CSV) as a pyarrow Table."""
     pa, _ = _pyarrow()
-    events = trace.summary["events"]
+    events = [e.as_dict() for e in trace.session.events]  # the events table's rows
     names = list(EVENT_COLUMNS)
     for e in events:
         names += [k for k in e if k not in names]

@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from spinemon.app.session_summary import EventRow, RepRow, SetRow
 from spinemon.errors import ConfigError, SpinemonError
 
 __all__ = [
@@ -98,13 +99,13 @@ def session_date(rec, path: Path, now: float | None = None) -> tuple[str, str, s
 
 def facts_from(rec, result, path: str | os.PathLike) -> dict:
     """What the history needs of one replayed recording (``result`` is the
-    :class:`~spinemon.app.session.SessionResult` of replay or of a report's trace)."""
+    :class:`~spinemon.app.results.SessionResult` of replay or of a report's trace)."""
     from spinemon.app.verdict import HINGES
     from spinemon.core.detect import DEFAULT_ROM, profile
     from spinemon.core.pipeline import PipelineSettings
 
     p = Path(path)
-    summ = result.summary
+    summ = result.session
     when, date_from, why = session_date(rec, p)
     one_sensor = result.angle_label != "lumbar flexion"
     try:
@@ -113,8 +114,8 @@ def facts_from(rec, result, path: str | os.PathLike) -> dict:
         settings = PipelineSettings()
     default_ex = settings.exercise or "generic"
 
-    def ex_of(d: dict) -> str:
-        ex = d.get("exercise")
+    def ex_of(row: SetRow | RepRow | EventRow) -> str:
+        ex = row.exercise
         return ex if isinstance(ex, str) and ex else default_ex
 
     per: dict[str, dict] = {}
@@ -134,30 +135,30 @@ def facts_from(rec, result, path: str | os.PathLike) -> dict:
             },
         )
 
-    for s in summ.get("sets") or []:
+    for s in summ.sets:
         slot(ex_of(s))["sets"] += 1
-    by_set: dict[tuple[str, Any], list[dict]] = {}
-    for r in summ.get("reps") or []:
+    by_set: dict[tuple[str, Any], list[RepRow]] = {}
+    for r in summ.reps:
         ex = ex_of(r)
         d = slot(ex)
         d["reps"] += 1
-        peak = r.get("peak_flexion_deg")
+        peak = r.peak_flexion_deg
         if one_sensor or not isinstance(peak, (int, float)):
             continue
         d["peaks"].append(float(peak))
-        share = r.get("pelvis_share")
+        share = r.pelvis_share
         if ex in HINGES and isinstance(share, (int, float)):
             d["shares"].append(float(share))
-        if r.get("set") is not None:
-            by_set.setdefault((ex, r.get("set")), []).append(r)
+        if r.set is not None:
+            by_set.setdefault((ex, r.set), []).append(r)
     for (ex, _), reps in by_set.items():
-        reps = sorted(reps, key=lambda r: r.get("rep") or 0)
+        reps = sorted(reps, key=lambda r: r.rep or 0)
         if len(reps) >= 2:
-            per[ex]["creeps"].append(float(reps[-1]["peak_flexion_deg"]) - float(reps[0]["peak_flexion_deg"]))
-    for e in summ.get("events") or []:
+            per[ex]["creeps"].append(float(reps[-1].peak_flexion_deg) - float(reps[0].peak_flexion_deg))
+    for e in summ.events:
         d = slot(ex_of(e))
         d["events"] += 1
-        d["alerts"] += e.get("t_alert") is not None
+        d["alerts"] += e.t_alert is not None
     if not per:
         slot(default_ex)  # a session with nothing found still happened (walking, a rest day on the wearable)
     rom = result.calibration.range_of_motion if result.calibration is not None else DEFAULT_ROM

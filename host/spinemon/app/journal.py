@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from spinemon.app.session_summary import Summary
 from spinemon.errors import ConfigError, RecordingError, SpinemonError
 
 __all__ = [
@@ -230,15 +231,15 @@ def session_link(path: str | os.PathLike) -> SessionLink:
         # joined replay has them all (each as it ran live), not just the last one's summary
         from spinemon.app.replay import replay
 
-        summary = replay(rec).summary
+        summary = replay(rec).session
         events_from = "replay"
     elif summaries and isinstance(summaries[-1].get("events"), list):
-        summary = summaries[-1]
+        summary = Summary.from_dict(summaries[-1])  # the recording's closing summary
         events_from = "summary"
     else:
         from spinemon.app.replay import replay
 
-        summary = replay(rec).summary
+        summary = replay(rec).session
         events_from = "replay"
     default_ex = str((rec.header.get("settings") or {}).get("exercise") or "generic")
     exercises: list[str] = []
@@ -247,24 +248,22 @@ def session_link(path: str | os.PathLike) -> SessionLink:
         if isinstance(ex, str) and ex and ex not in exercises:
             exercises.append(ex)
 
-    for s in summary.get("sets") or []:
-        if isinstance(s, dict):
-            add_ex(s.get("exercise"))
+    for s in summary.sets:
+        add_ex(s.exercise)
     for m in rec.meta_of("label"):
         add_ex(m.get("exercise"))
     events: dict[str, dict[str, int]] = {}
-    for e in summary.get("events") or []:
-        if not isinstance(e, dict) or not isinstance(e.get("kind"), str):
+    for e in summary.events:
+        if not isinstance(e.kind, str) or not e.has("kind"):
             continue
-        ex = e.get("exercise") or default_ex
+        ex = e.exercise or default_ex
         add_ex(ex)
-        per = events.setdefault(e["kind"], {})
+        per = events.setdefault(e.kind, {})
         per[ex] = per.get(ex, 0) + 1
     reps: dict[str, int] = {}
-    for r in summary.get("reps") or []:
-        if isinstance(r, dict):
-            ex = r.get("exercise") or default_ex
-            reps[ex] = reps.get(ex, 0) + 1
+    for r in summary.reps:
+        ex = r.exercise or default_ex
+        reps[ex] = reps.get(ex, 0) + 1
     for ex in reps:
         add_ex(ex)
     if not exercises:

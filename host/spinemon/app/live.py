@@ -30,6 +30,7 @@ import spinemon_protocol as proto
 from spinemon.app.live_ui import LiveUI, SetMarker
 from spinemon.app.results import SessionResult
 from spinemon.app.session import header_for, run_live
+from spinemon.app.session_summary import Summary
 from spinemon.app.view import ViewUsageError
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration, CalibrationSettings
@@ -127,7 +128,9 @@ def sets_recorded(path: str | Path) -> int:
     from spinemon.io.recording import load
 
     try:
-        return sum(len(m.get("sets", [])) for m in load(path).meta_of("summary") if isinstance(m, dict))
+        return sum(
+            len(Summary.from_dict(m).sets) for m in load(path).meta_of("summary") if isinstance(m, dict)
+        )
     except (SpinemonError, OSError):
         return 0
 

@@ -278,8 +278,8 @@ class LiveUI:
         head = "Stopped." if cancelled else "Session ended."
         if result is not None:
             st = result.stats
-            summ = result.summary or {}
-            n_sets, n_reps = len(summ.get("sets") or []), len(summ.get("reps") or [])
+            summ = result.session
+            n_sets, n_reps = len(summ.sets), len(summ.reps)
             head += (
                 f" {n_sets} set{'s' if n_sets != 1 else ''}, {n_reps} rep{'s' if n_reps != 1 else ''}, {len(result.alerts)} alert{'s' if len(result.alerts) != 1 else ''}"
                 f" ({result.frames} frames, lost samples {st.get('lost_samples', 0)}, bad frames {st.get('bad_frames', 0)})."
@@ -287,10 +287,8 @@ class LiveUI:
         if out:
             head += f" Recording: {out}"
         self.line(head)
-        if result is not None and result.summary.get("monitoring"):
-            from spinemon.app.results import monitoring_line
-
-            self.line("  " + monitoring_line(result.summary["monitoring"]))
+        if result is not None and result.session.has("monitoring"):
+            self.line("  " + result.session.monitoring.line())
 
 
 class SetMarker:

@@ -26,6 +26,7 @@ from typing import Union
 import numpy as np
 
 from spinemon.app.results import SegmentReplay, SessionResult
+from spinemon.app.session_summary import DeviceCounts, HeldBack, Monitoring, Summary, sum_counts
 from spinemon.core.detect import Event
 from spinemon.core.device_status import DeviceAccounting
 from spinemon.core.pipeline import FrameResult, Pipeline, PipelineSettings
@@ -135,9 +136,12 @@ def _replay_records(
         batch.flush()
         t_last = batch.t_last
     pipeline.finish(t_last)
-    summary = pipeline.summary()
-    summary["frames"] = frames
-    summary["device"] = device.as_dict(pipeline.decoder.stats.lost_samples) if device.status_frames else None
+    device_counts = (
+        DeviceCounts.from_dict(device.as_dict(pipeline.decoder.stats.lost_samples))
+        if device.status_frames
+        else None
+    )
+    summary = Summary.from_dict(pipeline.summary()).evolve(frames=frames, device=device_counts)
     result = SessionResult(
         pipeline.events,
         pipeline.alerts,
@@ -203,34 +207,13 @@ def replay(
     segs = [p for p, _ in parts]
     if len(segs) == 1:
         res = segs[0].result
-        res.summary["segments"] = len(recording.segments)
+        res.session = res.session.evolve(segments=len(recording.segments))
         res.segments = segs
         return res
     return _join(segs)
 
 
 # -- a recording of several segments shown as one -----------------------------------
-_CALIBRATION_ORDER = ("none", "provisional", "stored", "done")
-
-
-def _moved(d: dict, part: SegmentReplay) -> dict:
-    """A summary row (set, rep, event, hold, ...) on the recording's
-    numbering and time line, tagged with its segment."""
-    out = dict(d)
-    for k, v in d.items():
-        if (
-            (k == "t" or k.startswith("t_"))
-            and isinstance(v, (int, float))
-            and not isinstance(v, bool)
-            and part.t_offset
-        ):
-            out[k] = round(v + part.t_offset, 6)
-    if isinstance(d.get("set"), int) and not isinstance(d.get("set"), bool):
-        out["set"] = d["set"] + part.set_offset
-    out["segment"] = part.index
-    return out
-
-
 def _moved_event(e: Event, part: SegmentReplay) -> Event:
     dt = part.t_offset
 
@@ -246,92 +229,64 @@ def _moved_event(e: Event, part: SegmentReplay) -> Event:
     )
 
 
-def _sum_counts(dicts: list[dict]) -> dict:
-    """Numbers added up key by key (nested dicts too); other values: the last one's."""
-    out: dict = {}
-    for d in dicts:
-        for k, v in d.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float, dict)):
-                out[k] = v
-            elif isinstance(v, dict):
-                out[k] = _sum_counts([out.get(k) or {}, v]) if isinstance(out.get(k, {}), dict) else v
-            else:
-                out[k] = round(out.get(k, 0) + v, 6) if isinstance(v, float) else out.get(k, 0) + v
-    return out
-
-
 def _join(segs: list[SegmentReplay]) -> SessionResult:
     """The segments' results as one: sets numbered on, one time line."""
-    results = [p.result for p in segs]
-    summs = [r.summary for r in results]
-    events = [_moved_event(e, p) for p in segs for e in p.result.events]
+    results = [p.result for p in segs if p.result is not None]
+    summs = [r.session for r in results]
+    events = [_moved_event(e, p) for p in segs for e in p.result.events]  # type: ignore[union-attr]
     alerts = [
         replace(a, event=_moved_event(a.event, p), t_trigger_device=a.t_trigger_device + p.t_offset)
         for p in segs
-        for a in p.result.alerts
+        for a in p.result.alerts  # type: ignore[union-attr]
     ]
-    stats = _sum_counts([r.stats for r in results])
-    rows = {
-        k: [_moved(d, p) for p, sm in zip(segs, summs) for d in sm.get(k, []) if isinstance(d, dict)]
-        for k in (
-            "events",
-            "reps",
-            "sets",
-            "holds",
-            "drift_checks",
-            "suppressed",
-            "layout_changes",
-            "rejected_reps",
-            "notices",
+    stats = sum_counts(r.stats for r in results)
+
+    def moved(rows: str) -> tuple:
+        return tuple(
+            row.moved(p.t_offset, p.set_offset, p.index)
+            for p, sm in zip(segs, summs)
+            for row in getattr(sm, rows)
         )
-    }
-    monitoring = [sm.get("monitoring") or {} for sm in summs]
-    cal_states = [m.get("calibration") for m in monitoring]
-    worst = min(cal_states, key=lambda c: _CALIBRATION_ORDER.index(c) if c in _CALIBRATION_ORDER else -1)
-    devices = [sm["device"] for sm in summs if sm.get("device")]
-    device = None
-    if devices:
-        device = _sum_counts(devices)
-        device["boots"] = [b for d in devices for b in d.get("boots", [])]
-        heaps = [d["heap_free_min"] for d in devices if d.get("heap_free_min")]
-        device["heap_free_min"] = min(heaps) if heaps else None
-    last = summs[-1]
-    summary = {
-        "type": "summary",
-        **rows,
-        "side_comparisons": session_sides(rows["reps"]),
-        "drift_flagged": any(sm.get("drift_flagged") for sm in summs),
-        "held_back": {
-            "seconds": _sum_counts([(sm.get("held_back") or {}).get("seconds") or {} for sm in summs]),
-            "faults": _sum_counts([(sm.get("held_back") or {}).get("faults") or {} for sm in summs]),
-        },
-        "stats": stats,
-        "monitoring": {
-            "calibration": worst,
-            "duration_s": round(sum(m.get("duration_s", 0.0) for m in monitoring), 3),
-            "monitored_s": round(sum(m.get("monitored_s", 0.0) for m in monitoring), 3),
-            "not_monitored": _sum_counts([m.get("not_monitored") or {} for m in monitoring]),
-        },
-        "skipped_samples": _sum_counts([sm.get("skipped_samples") or {} for sm in summs]),
-        "clock_backsteps": sum(sm.get("clock_backsteps", 0) for sm in summs),
-        "angle": summs[0].get("angle"),
-        "calibrated": all(sm.get("calibrated") for sm in summs),
-        "alignment": summs[0].get("alignment"),
-        "limits": last.get("limits"),
-        "limits_off": {k: v for sm in summs for k, v in (sm.get("limits_off") or {}).items()},
-        "phase": last.get("phase"),
-        "frames": sum(r.frames for r in results),
-        "device": device,
-        "segments": len(segs),
-        "segment_details": [p.as_dict() for p in segs],
-    }
+
+    reps = moved("reps")
+    devices = [sm.device for sm in summs if sm.device is not None]
+    first, last = summs[0], summs[-1]
+    summary = Summary(
+        events=moved("events"),
+        reps=reps,
+        sets=moved("sets"),
+        holds=moved("holds"),
+        drift_checks=moved("drift_checks"),
+        suppressed=moved("suppressed"),
+        layout_changes=moved("layout_changes"),
+        rejected_reps=moved("rejected_reps"),
+        notices=moved("notices"),
+        side_comparisons=tuple(session_sides([r.as_dict() for r in reps])),
+        drift_flagged=any(sm.drift_flagged for sm in summs),
+        held_back=HeldBack.joined(sm.held_back for sm in summs),
+        stats=stats,
+        monitoring=Monitoring.joined(sm.monitoring for sm in summs),
+        skipped_samples=sum_counts(sm.skipped_samples for sm in summs),
+        clock_backsteps=sum(sm.clock_backsteps for sm in summs),
+        angle=first.angle,
+        calibrated=all(sm.calibrated for sm in summs),
+        alignment=first.alignment,
+        limits=last.limits,
+        limits_off={k: v for sm in summs for k, v in sm.limits_off.items()},
+        phase=last.phase,
+        frames=sum(r.frames for r in results),
+        device=DeviceCounts.joined(devices) if devices else None,
+        segments=len(segs),
+        segment_details=tuple(p.as_dict() for p in segs),
+        json_keys=Summary.JOINED_KEYS,
+    )
     return SessionResult(
         events,
         alerts,
         stats,
         results[0].calibration,
         results[0].angle_label,
-        summary["frames"],
+        summary.frames,
         0,
         summary,
         segs,

@@ -30,6 +30,7 @@ from typing import Any
 from spinemon.app.export import SessionTrace, trace_recording, write_table_csv
 from spinemon.app.plotting import plot_overview, plot_reps, plot_set, pyplot
 from spinemon.app.results import ReportResult, ReportTables
+from spinemon.app.session_summary import EventRow, RepRow
 from spinemon.errors import ConfigError, SpinemonError
 from spinemon.io.recording import load
 
@@ -114,43 +115,41 @@ def _strip_type(d: dict) -> dict:
     return {k: v for k, v in d.items() if k != "type"}
 
 
-def _in_rep(e: dict, r: dict) -> bool:
-    return e.get("set") == r.get("set") and e.get("rep") == r.get("rep")
+def _in_rep(e: EventRow, r: RepRow) -> bool:
+    return e.set == r.set and e.rep == r.rep
 
 
 def build_tables(trace: SessionTrace) -> ReportTables:
-    """The report's tables from a traced session (generic in the fields)."""
-    summ = trace.summary
-    events = [_strip_type(e) for e in summ.get("events", [])]
+    """The report's tables from a traced session (generic in the fields: a
+    row has every key its summary row has, so fields the pipeline adds later
+    show up without code changes)."""
+    summ = trace.session
+    events = [_strip_type(e.as_dict()) for e in summ.events]
     reps = []
-    for r in summ.get("reps", []):
-        row = _without_empty_sides(_strip_type(r))
-        evs = [e for e in events if _in_rep(e, r)]
-        row["events"] = ";".join(str(e.get("kind")) for e in evs)
-        row["alerts"] = sum(1 for e in evs if e.get("t_alert") is not None)
+    for r in summ.reps:
+        row = _without_empty_sides(_strip_type(r.as_dict()))
+        evs = [e for e in summ.events if _in_rep(e, r)]
+        row["events"] = ";".join(str(e.kind) for e in evs)
+        row["alerts"] = sum(1 for e in evs if e.t_alert is not None)
         reps.append(row)
     sets = []
-    for s in summ.get("sets", []):
-        row = _without_empty_sides(_strip_type(s))
-        in_set = [e for e in events if e.get("set") == s.get("set")]
-        set_reps = [r for r in reps if r.get("set") == s.get("set")]
-        flex = [
-            r["peak_flexion_deg"] for r in set_reps if isinstance(r.get("peak_flexion_deg"), (int, float))
-        ]
-        ext = [
-            r["peak_extension_deg"] for r in set_reps if isinstance(r.get("peak_extension_deg"), (int, float))
-        ]
+    for s in summ.sets:
+        row = _without_empty_sides(_strip_type(s.as_dict()))
+        in_set = [e for e in summ.events if e.set == s.set]
+        set_reps = [r for r in summ.reps if r.set == s.set]
+        flex = [r.peak_flexion_deg for r in set_reps if isinstance(r.peak_flexion_deg, (int, float))]
+        ext = [r.peak_extension_deg for r in set_reps if isinstance(r.peak_extension_deg, (int, float))]
         row.setdefault("peak_flexion_deg", round(max(flex), 2) if flex else None)
         row.setdefault("peak_extension_deg", round(min(ext), 2) if ext else None)
         row.setdefault("events", len(in_set))
-        row.setdefault("alerts", sum(1 for e in in_set if e.get("t_alert") is not None))
+        row.setdefault("alerts", sum(1 for e in in_set if e.t_alert is not None))
         kinds: dict[str, int] = {}
         for e in in_set:
-            kinds[str(e.get("kind"))] = kinds.get(str(e.get("kind")), 0) + 1
+            kinds[str(e.kind)] = kinds.get(str(e.kind), 0) + 1
         row.setdefault("event_kinds", ";".join(f"{k}={v}" for k, v in kinds.items()))
         sets.append(row)
     s = trace.samples
-    stats = summ.get("stats", {})
+    stats = summ.stats
     cal = trace.result.calibration
     session: dict[str, Any] = {
         "recording": trace.recording.path.name,
@@ -159,17 +158,15 @@ def build_tables(trace: SessionTrace) -> ReportTables:
         "sensors": "+".join(s.sensors),
         "rate_hz": round(s.rate_hz, 3),
         "duration_s": round(float(s.t[-1] - s.t[0]), 2) if len(s) else 0.0,
-        "frames": summ.get("frames"),
+        "frames": summ.frames if summ.has("frames") else None,
         "samples": stats.get("samples"),
         "lost_samples": stats.get("lost_samples"),
         "bad_frames": stats.get("bad_frames"),
-        "calibrated": summ.get("calibrated"),
+        "calibrated": summ.calibrated if summ.has("calibrated") else None,
     }
-    if summ.get("monitoring"):
-        from spinemon.app.results import monitoring_line
-
-        session["monitored"] = monitoring_line(summ["monitoring"])
-    for why in (summ.get("limits_off") or {}).values():
+    if summ.has("monitoring"):
+        session["monitored"] = summ.monitoring.line()
+    for why in summ.limits_off.values():
         session.setdefault("limits_off", []).append(why)
     if cal is not None and getattr(cal, "rom", None) is not None:
         session["rom_flexion_deg"] = round(cal.rom.flexion_deg, 1)
@@ -177,18 +174,18 @@ def build_tables(trace: SessionTrace) -> ReportTables:
     session["sets"] = len(sets)
     session["reps"] = len(reps)
     session["events"] = len(events)
-    if len(summ.get("segment_details") or []) > 1:
-        session["sessions"] = sessions_line(summ["segment_details"])
-    other = {k: v for k, v in summ.items() if k not in _KNOWN_SUMMARY_KEYS}
+    if len(summ.segment_details) > 1:
+        session["sessions"] = sessions_line(list(summ.segment_details))
+    other = {k: v for k, v in summ.as_dict().items() if k not in _KNOWN_SUMMARY_KEYS}  # shown as they are
     return ReportTables(
         sets,
         reps,
         events,
         session,
         other,
-        dict(summ.get("monitoring") or {}),
+        summ.monitoring.as_dict() if summ.has("monitoring") else {},
         trace.result.angle_label != "lumbar flexion",
-        list(summ.get("side_comparisons") or []),
+        list(summ.side_comparisons),
     )
 
 

@@ -3,16 +3,18 @@
 :class:`SessionResult` (a replayed or live session: its summary, events and
 alerts; for a resumed recording each segment's :class:`SegmentReplay`),
 :class:`ReportTables`/:class:`ReportResult` (what ``spinemon report``
-builds and writes), :func:`live_comparison` (a replay's events against those
-recorded live) and :func:`monitoring_line` (the summary's monitoring section
-in one line of text).
+builds and writes) and :func:`live_comparison` (a replay's events against
+those recorded live). The summary's own types are :mod:`spinemon.app.session_summary`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from spinemon.app.session_summary import Summary
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import Event
@@ -27,9 +29,24 @@ class SessionResult:
     angle_label: str
     frames: int = 0
     send_failures: int = 0
-    summary: dict = field(default_factory=dict)
+    #: the summary, typed (a dict given here is taken in with :meth:`Summary.from_dict`)
+    session: Summary = field(default_factory=Summary)
     #: replay: each segment of the recording replayed on its own (one for a recording that was never resumed)
     segments: list[SegmentReplay] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.session, Mapping):
+            self.session = Summary.from_dict(self.session)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (what a recording stores and
+        ``replay --json`` prints); read :attr:`session` for the typed one."""
+        return self.session.as_dict()
+
+    @summary.setter
+    def summary(self, d: Mapping[str, Any]) -> None:
+        self.session = Summary.from_dict(d)
 
     @property
     def matches_live(self) -> bool | None:
@@ -91,14 +108,14 @@ class SegmentReplay:
     def sets(self) -> list[int]:
         """Its set numbers on the recording's numbering."""
         return [
-            int(st["set"]) + self.set_offset
-            for st in (self.result.summary.get("sets", []) if self.result else [])
-            if st.get("set") is not None
+            int(st.set) + self.set_offset
+            for st in (self.result.session.sets if self.result else ())
+            if st.set is not None
         ]
 
     def as_dict(self) -> dict:
-        summ = self.result.summary if self.result else {}
-        m = summ.get("monitoring") or {}
+        summ = self.result.session if self.result else Summary()
+        m = summ.monitoring if summ.has("monitoring") else None
         return {
             "segment": self.index,
             "file": None if self.path is None else self.path.name,
@@ -106,31 +123,14 @@ class SegmentReplay:
             "set_offset": self.set_offset,
             "t_offset_s": round(self.t_offset, 6),
             "sets": self.sets,
-            "reps": len(summ.get("reps", [])),
+            "reps": len(summ.reps),
             "events": len(self.events),
-            "calibration": m.get("calibration"),
-            "duration_s": m.get("duration_s"),
-            "monitored_s": m.get("monitored_s"),
+            "calibration": None if m is None else m.calibration,
+            "duration_s": m.duration_s if m is not None and m.has("duration_s") else None,
+            "monitored_s": m.monitored_s if m is not None and m.has("monitored_s") else None,
             "matches_live": self.matches_live,
             "live_comparison": self.live_comparison,
         }
-
-
-def monitoring_line(m: dict) -> str:
-    """``monitored 52.1 of 60.0 s (calibration: done); not monitored: 7.9 s waiting for ...``."""
-    names = {
-        "done": "done",
-        "stored": "stored profile",
-        "provisional": "PROVISIONAL (no still stretch found: neutral from the quietest moment)",
-        "none": "NOT DONE",
-    }
-    text = f"monitored {m['monitored_s']:.1f} of {m['duration_s']:.1f} s (calibration: {names.get(m['calibration'], m['calibration'])})"
-    rest = [f"{v:.1f} s {k}" for k, v in m.get("not_monitored", {}).items()]
-    if rest:
-        text += "; not monitored: " + ", ".join(rest)
-    if m["calibration"] == "none":
-        text += "; stand still for 1 s at the start so neutral can be set"
-    return text
 
 
 @dataclass

@@ -72,16 +72,16 @@ def replay_row(path: str, exercise: str | None = None, limits: Sequence[str] = (
     except SpinemonError as e:
         row["error"] = str(e)
         return row
-    m = res.summary["monitoring"]
-    events = [e.as_dict() for e in res.events]
+    summ = res.session
+    m = summ.monitoring
     row.update(
-        duration_s=m["duration_s"],
-        monitored_s=m["monitored_s"],
-        calibration=m["calibration"],
-        sets=len(res.summary["sets"]),
-        reps=len(res.summary["reps"]),
-        events=len(events),
-        alerts=sum(1 for e in events if e.get("t_alert") is not None),
+        duration_s=m.duration_s,
+        monitored_s=m.monitored_s,
+        calibration=m.calibration,
+        sets=len(summ.sets),
+        reps=len(summ.reps),
+        events=len(res.events),
+        alerts=sum(1 for e in res.events if e.t_alert is not None),
         matches_live=res.matches_live,  # each segment (live --resume) against its own live session
         error=None,
     )

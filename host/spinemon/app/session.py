@@ -13,6 +13,7 @@ from collections.abc import Callable
 import spinemon_protocol as proto
 from spinemon import __version__
 from spinemon.app.results import SessionResult
+from spinemon.app.session_summary import DeviceCounts, Summary
 from spinemon.core import fusion_kernel, rep_kernel
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
@@ -144,20 +145,25 @@ async def run_live(
         if own_queue:
             await asyncio.shield(commands.close())
         pipeline.finish(t_last)
-        summary = pipeline.summary()
-        summary["frames"] = frames
-        summary["send_failures"] = send_failures
-        summary["commands"] = commands.stats.as_dict()
-        summary["device"] = (
-            device.as_dict(pipeline.decoder.stats.lost_samples) if device.status_frames else None
+        device_counts = (
+            DeviceCounts.from_dict(device.as_dict(pipeline.decoder.stats.lost_samples))
+            if device.status_frames
+            else None
         )
-        summary["recording_error"] = recording_error
-        rec(RecordingWriter.meta, summary, time.time(), sync=True)
+        summary = Summary.from_dict(pipeline.summary()).evolve(
+            frames=frames,
+            send_failures=send_failures,
+            commands=commands.stats.as_dict(),
+            device=device_counts,
+            recording_error=recording_error,
+        )
+        rec(RecordingWriter.meta, summary.as_dict(), time.time(), sync=True)  # the recording's closing record
         if recorder is not None:
             try:
                 recorder.close()
             except RecordingError as e:
-                recording_error = summary["recording_error"] = str(e)
+                recording_error = str(e)
+                summary = summary.evolve(recording_error=recording_error)
                 if on_recording_error:
                     on_recording_error(recording_error)
     return SessionResult(

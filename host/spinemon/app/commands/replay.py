@@ -75,13 +75,13 @@ def main(args: argparse.Namespace) -> int:
     args.file = files[0]
     rec = load(args.file, strict=args.strict)
     res = replay(rec, replay_settings(rec, args.exercise, args.limit))
-    events = res.summary.get(
-        "events", [e.as_dict() for e in res.events]
-    )  # a resumed recording: sets numbered on, each with its segment
+    summ = res.session
+    # the summary's events: a resumed recording's with sets numbered on, each with its segment
+    events = [e.as_dict() for e in summ.events] if summ.has("events") else [e.as_dict() for e in res.events]
     stats = dict(res.stats)
     stats.update(truncated=rec.truncated, corrupt_records=rec.corrupt_records, angle=res.angle_label)
     stats["recording_notes"] = list(rec.notes)
-    stats.update(res.summary["monitoring"])
+    stats.update(summ.monitoring.as_dict())
     # each segment (one live session each, `live --resume`) against what its own live session reported
     stats["matches_live"] = res.matches_live
     stats["live_comparison"] = res.live_comparison
@@ -91,19 +91,16 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         out = {
             "events": events,
-            "reps": res.summary.get("reps", []),
-            "sets": res.summary.get("sets", []),
+            "reps": [r.as_dict() for r in summ.reps],
+            "sets": [s.as_dict() for s in summ.sets],
             "stats": stats,
         }
-        out["sides"] = res.summary.get(
-            "side_comparisons", []
-        )  # unilateral work: left against right, per exercise
+        out["sides"] = list(summ.side_comparisons)  # unilateral work: left against right, per exercise
         # what held the limits back (seconds and faults past a limit with no buzz, by reason), and the rep candidates not counted
-        out["held_back"] = res.summary.get("held_back", {"seconds": {}, "faults": {}})
-        out["rejected_reps"] = res.summary.get("rejected_reps", [])
-        out["notices"] = res.summary.get(
-            "notices", []
-        )  # what the lifter was told at the time (a stale calibration, a sensor lost)
+        out["held_back"] = summ.held_back.as_dict()
+        out["rejected_reps"] = [r.as_dict() for r in summ.rejected_reps]
+        # what the lifter was told at the time (a stale calibration, a sensor lost)
+        out["notices"] = [n.as_dict() for n in summ.notices]
         json.dump(out, sys.stdout, indent=2)
         print()
         return EXIT_OK
@@ -142,16 +139,14 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"  lost samples {stats['lost_samples']}, bad frames {stats['bad_frames']}, duplicates {stats['duplicate_frames']}"
     )
-    from spinemon.app.results import monitoring_line
-
-    print("  " + monitoring_line(stats))
-    for why in res.summary.get("limits_off", {}).values():
+    print("  " + summ.monitoring.line())
+    for why in summ.limits_off.values():
         print(f"  limit off: {why}")
-    for n in res.summary.get("notices", []):
-        print(f"  at {n['t']:.2f} s: {n['text']}")
-    held = res.summary.get("held_back", {})
-    for why, secs in held.get("seconds", {}).items():
-        n_held = held.get("faults", {}).get(why, 0)
+    for n in summ.notices:
+        print(f"  at {n.t:.2f} s: {n.text}")
+    held = summ.held_back
+    for why, secs in held.seconds.items():
+        n_held = held.faults.get(why, 0)
         faults = (
             f"; {n_held} fault{'s' if n_held != 1 else ''} past a limit held back (no buzz)" if n_held else ""
         )
