@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# `make demo` needs only the runtime and the `report` extra (plots), not the test toolchain
+DEMO_STAMP := $(VENV)/.demo-installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test check bench fuzz campaign mutate mutate-recording setup clean
 
@@ -15,10 +17,19 @@ $(STAMP): $(VENV)/bin/python pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+$(DEMO_STAMP): $(VENV)/bin/python pyproject.toml
+	if [ ! -e $(STAMP) ]; then \
+		$(PY) -m pip install --quiet --upgrade pip && \
+		$(PY) -m pip install --quiet -e '.[report]'; \
+	fi
+	rm -f $(VENV)/.demo-installed-*
+	touch $(DEMO_STAMP)
+
 setup: $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/spinemon demo --out demo-output
+# the demo replaces its own earlier output (--force)
+demo: $(DEMO_STAMP)
+	$(VENV)/bin/spinemon demo --out demo-output --force
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -n 2
@@ -28,6 +39,7 @@ check: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,report,check]'
 	$(VENV)/bin/ruff check host protocol
 	$(VENV)/bin/ruff format --check host protocol
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,report,bench]'

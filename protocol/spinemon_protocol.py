@@ -560,8 +560,38 @@ class Status:
     kind = T_STATUS
 
     def __init__(self, values):
-        for i in range(len(STATUS_FIELDS)):
-            setattr(self, STATUS_FIELDS[i], values[i])
+        # one name per field of STATUS_FIELDS, in its order (declared, so a type checker sees them)
+        (
+            self.fw_major,
+            self.fw_minor,
+            self.fw_patch,
+            self.battery_mv,
+            self.battery_pct,
+            self.imu_upper,
+            self.imu_lower,
+            self.ranges,
+            self.period_us,
+            self.samples_per_frame,
+            self.guard_flex_cdeg,
+            self.guard_ext_cdeg,
+            self.guard_mode,
+            self.state,
+            self.boot_count,
+            self.uptime_ms,
+            self.last_counter,
+            self.frames_sent,
+            self.samples_dropped,
+            self.fifo_overflows,
+            self.samples_lost_fifo,
+            self.frames_dropped,
+            self.commands_rejected,
+            self.guard_alerts,
+            self.heap_free,
+            self.imu_lost,
+            self.i2c_errors,
+            self.imu_resyncs,
+            self.faults,
+        ) = values
 
     @property
     def fw_version(self):

@@ -57,5 +57,9 @@ def gait_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _private_profile(tmp_path_factory, monkeypatch):
-    """Every test gets its own user profile: the suite never reads or writes ~/.spinemon."""
+    """Every test gets its own user profile and spinemon folder: the suite never reads or writes ~/.spinemon."""
     monkeypatch.setenv("SPINEMON_PROFILE", str(tmp_path_factory.mktemp("profile") / "profile.json"))
+    # and its own spinemon folder: `live` without --out records into SPINEMON_HOME/sessions, never ~/.spinemon
+    monkeypatch.setenv("SPINEMON_HOME", str(tmp_path_factory.mktemp("spinemon-home")))
+    # nor a config file of the user's (spinemon.app.config): none, unless a test writes one here
+    monkeypatch.setenv("SPINEMON_CONFIG", str(tmp_path_factory.mktemp("config") / "config.toml"))

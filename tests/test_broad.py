@@ -9,7 +9,7 @@ import pytest
 import vqf
 from conftest import require_numba
 
-from spinemon.io import broad
+from tests.support import broad
 from spinemon.core import fusion
 from spinemon.core.fusion import GravityFilter, gravity
 
@@ -78,16 +78,12 @@ def test_compiled_kernel_equals_the_numpy_path_on_every_trial(broad_dir, name):
     require_numba()
     trial = broad.load_trial(broad_dir / f"{name}.mat")
     out = {}
-    try:
-        for engine in fusion.ENGINES:
-            fusion.set_engine(engine)
-            assert fusion.engine() == engine
-            batch = fusion.run(trial.acc, trial.gyr, trial.rate)
-            f = GravityFilter(trial.rate)
-            frames = np.concatenate([f.update(trial.acc[i : i + 8], trial.gyr[i : i + 8]) for i in range(0, len(trial.acc), 8)])
-            out[engine] = (batch, frames)
-    finally:
-        fusion.set_engine("compiled")
+    for engine in fusion.ENGINES:
+        assert fusion.engine(engine) == engine
+        batch = fusion.run(trial.acc, trial.gyr, trial.rate, engine=engine)
+        f = GravityFilter(trial.rate, engine=engine)
+        frames = np.concatenate([f.update(trial.acc[i : i + 8], trial.gyr[i : i + 8]) for i in range(0, len(trial.acc), 8)])
+        out[engine] = (batch, frames)
     (cb, cf), (nb, nf) = out["compiled"], out["numpy"]
     assert np.abs(cb.gravity - nb.gravity).max() < 1e-9
     assert np.array_equal(cb.rest, nb.rest)

@@ -107,7 +107,8 @@ def test_simulate_refuses_a_fault_outside_the_set_and_an_existing_file(tmp_path)
     f = tmp_path / "b.spinrec"
     f.write_bytes(b"x")
     r = spinemon("simulate", "--exercise", "deadlift", "--out", str(f))
-    assert r.returncode == 1 and "already exists" in r.stderr
+    assert r.returncode == 2 and "already exists" in r.stderr and "--force" in r.stderr  # a command-line mistake
+    assert f.read_bytes() == b"x"
 
 
 def test_truncated_recording_replays_with_a_note(tmp_path, capsys):
@@ -135,7 +136,7 @@ def test_a_damaged_recording_replays_with_notes_saying_what_was_repaired(tmp_pat
     capsys.readouterr()
     assert main(["replay", str(f)]) == 0
     out = capsys.readouterr().out
-    assert "1 corrupt record(s) skipped" in out and "one copy of its header is damaged" in out
+    assert "1 corrupt record skipped" in out and "one copy of its header is damaged" in out
     assert f"{len([r for r in whole.records if r.kind == KIND_RX]) - 1} frames" in out
     assert main(["replay", str(f), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)["stats"]
@@ -152,4 +153,4 @@ def test_a_format_1_recording_replays_from_the_command_line(capsys):
     # range-of-motion sweep starts at the sample after neutral and integrates the
     # gyro with its offset removed once (it was removed twice), so peak and limit moved a little
     assert "409 frames" in out and "note:" not in out
-    assert "same as the live session: NO, but the same 1 event(s): peaks and limits within 0.0" in out, out
+    assert "same as the live session: NO, but the same 1 event: peaks and limits within 0.0" in out, out

@@ -101,15 +101,31 @@ CASES = [
     Case("simulate-no-exercise", ("simulate", "--out", "FILE:new.spinrec"), USAGE, r"required: --exercise"),
     Case("simulate-unknown-exercise", ("simulate", "--exercise", "squash", "--out", "FILE:new.spinrec"), USAGE, r"invalid choice: 'squash'"),
     Case("simulate-bad-fault", ("simulate", "--exercise", "deadlift", "--fault", "rounding", "--out", "FILE:new.spinrec"), USAGE, r"invalid fault"),
-    Case("simulate-zero-reps", ("simulate", "--exercise", "curl", "--reps", "0", "--out", "FILE:new.spinrec"), USAGE, r"--reps.*at least 1"),
+    Case("simulate-zero-reps", ("simulate", "--exercise", "curl", "--reps", "0", "--out", "FILE:new.spinrec"), USAGE, r"--reps.*1 \.\. 100"),
+    Case("simulate-too-many-reps", ("simulate", "--exercise", "curl", "--reps", "100000", "--out", "FILE:new.spinrec"), USAGE, r"--reps.*1 \.\. 100"),
     Case("simulate-zero-sets", ("simulate", "--exercise", "curl", "--sets", "0", "--out", "FILE:new.spinrec"), USAGE, r"--sets.*at least 1"),
     Case("simulate-bad-rate", ("simulate", "--exercise", "curl", "--rate", "0", "--out", "FILE:new.spinrec"), USAGE, r"--rate.*20 \.\. 1000 Hz"),
-    Case("simulate-out-exists", ("simulate", "--exercise", "curl", "--out", "FILE:notes.txt"), ERROR, r"already exists"),
+    # -- the one overwrite rule: an existing output is a command-line mistake (exit 2) unless --force ------
+    Case("simulate-out-exists", ("simulate", "--exercise", "curl", "--out", "FILE:notes.txt"), USAGE, r"already exists.*--force"),
+    Case("export-csv-exists", ("export", "FILE:whole.spinrec", "--csv", "FILE:notes.txt"), USAGE, r"notes\.txt already exists.*--force"),
+    Case("export-parquet-exists", ("export", "FILE:whole.spinrec", "--parquet", "FILE:old.parquet"), USAGE, r"old\.parquet already exists.*--force"),
+    Case("export-csv-is-a-folder", ("export", "FILE:whole.spinrec", "--csv", "FILE:a-directory"), USAGE, r"a-directory is a folder"),
+    Case("report-out-has-files", ("report", "FILE:whole.spinrec", "--out", "FILE:full-dir"), USAGE, r"full-dir already exists and holds files.*--force"),
+    Case("history-png-exists", ("history", "FILE:whole.spinrec", "--png", "FILE:picture.png"), USAGE, r"picture\.png already exists.*--force"),
+    Case("import-out-exists", ("import", "FILE:notes.txt", "--out", "FILE:whole.spinrec"), USAGE, r"whole\.spinrec already exists.*--force"),
+    Case("live-force-and-resume", ("live", "--sim", "--out", "FILE:whole.spinrec", "--force", "--resume"), USAGE, r"--force.*--resume"),
+    # -- more command-line mistakes that exit 2 (issue 26) ----------------------------------------------
+    Case("export-no-format", ("export", "FILE:whole.spinrec"), USAGE, r"choose an output format"),
+    Case("import-two-files-one-recording", ("import", "FILE:notes.txt", "FILE:old.parquet", "--out", "FILE:new.spinrec"), USAGE, r"several files give several recordings"),
+    Case("import-one-file-twice", ("import", "FILE:notes.txt", "FILE:notes.txt"), USAGE, r"two files would both be written"),
+    # two files imported again: their recordings exist (each was a failed row and exit 1 before issue 26)
+    Case("import-two-files-again", ("import", "FILE:walk-a.csv", "FILE:walk-b.csv"), USAGE, r"walk-a\.spinrec already exists.*--force"),
+    Case("journal-add-undecodable-note", ("journal", "add", "--pain", "3", "--note", "\udcff"), USAGE, r"--note.*not text"),
     Case("simulate-out-no-dir", ("simulate", "--exercise", "curl", "--out", "FILE:no-such-dir/x.spinrec"), ERROR, r"does not exist"),
     # -- live ---------------------------------------------------------------------------------------
     Case("live-no-source", ("live",), USAGE, r"one of the arguments --address --name --port --sim is required"),
     Case("live-bad-speed", ("live", "--sim", "--speed", "fast"), USAGE, r"--speed"),
-    Case("live-existing-out", ("live", "--sim", "--out", "FILE:empty.spinrec"), ERROR, r"already exists.*--resume"),
+    Case("live-existing-out", ("live", "--sim", "--out", "FILE:empty.spinrec"), USAGE, r"already exists.*--resume.*--force"),
     Case("live-negative-speed", ("live", "--sim", "--speed", "-1", "--out", "FILE:new.spinrec"), USAGE, r"--speed.*above 0"),
     Case("live-unknown-exercise", ("live", "--sim", "--exercise", "bogus"), USAGE, r"invalid choice: 'bogus'"),
     # -- unilateral work: a side goes with the one-sided lifts only ------------------------------
@@ -119,7 +135,7 @@ CASES = [
     Case("simulate-side-on-bilateral", ("simulate", "--exercise", "squat", "--side", "left", "--out", "FILE:new.spinrec"), USAGE, r"--side.*go with the unilateral lifts"),
     Case("simulate-bad-side", ("simulate", "--exercise", "lunge", "--side", "up", "--out", "FILE:new.spinrec"), USAGE, r"--side: invalid choice: 'up'"),
     Case("simulate-bad-asymmetry", ("simulate", "--exercise", "lunge", "--asymmetry", "45", "--out", "FILE:new.spinrec"), USAGE, r"--asymmetry.*-20 \.\. 20 deg"),
-    Case("live-out-foreign", ("live", "--sim", "--out", "FILE:notes.txt"), ERROR, r"already exists|not a spinemon recording"),
+    Case("live-out-foreign", ("live", "--sim", "--out", "FILE:notes.txt"), USAGE, r"already exists|not a spinemon recording"),
     Case(
         "live-missing-port",
         ("live", "--port", "FILE:no-such-tty"),
@@ -129,8 +145,8 @@ CASES = [
     # -- history ---------------------------------------------------------------------------------
     Case("history-missing-dir", ("history", "FILE:no-such-dir"), USAGE, r"no-such-dir does not exist"),
     Case("history-empty-dir", ("history", "FILE:a-directory"), ERROR, r"is empty"),
-    Case("history-foreign-file", ("history", "FILE:notes.txt"), ERROR, r"none of the 1 recording\(s\) could be read.*not a spinemon recording"),
-    Case("history-corrupt", ("history", "FILE:corrupt.spinrec"), ERROR, r"could be read"),
+    Case("history-foreign-file", ("history", "FILE:notes.txt"), ERROR, r"the recording could not be read.*not a spinemon recording"),
+    Case("history-corrupt", ("history", "FILE:corrupt.spinrec"), ERROR, r"could not be read|could be read"),
     Case("history-missing-journal", ("history", "FILE:whole.spinrec", "--journal", "FILE:missing.jsonl"), USAGE, r"--journal .*does not exist"),
     Case("history-journal-directory", ("history", "FILE:whole.spinrec", "--journal", "FILE:a-directory"), ERROR, r"is a directory"),
     Case("history-png-no-folder", ("history", "FILE:whole.spinrec", "--png", "FILE:no-such-dir/h.png"), USAGE, r"--png .*does not exist"),
@@ -141,7 +157,7 @@ CASES = [
     Case("journal-no-action", ("journal",), USAGE, r"required: ACTION"),
     Case("journal-add-no-pain", ("journal", "add"), USAGE, r"required: --pain"),
     Case("journal-add-pain-out-of-range", ("journal", "add", "--pain", "11"), USAGE, r"--pain.*0 \(none\) \.\. 10"),
-    Case("journal-add-bad-time", ("journal", "add", "--pain", "3", "--at", "yesterday"), ERROR, r"yesterday"),
+    Case("journal-add-bad-time", ("journal", "add", "--pain", "3", "--at", "yesterday"), USAGE, r"--at.*yesterday"),
     Case("journal-add-missing-session", ("journal", "add", "--pain", "3", "--session", "FILE:missing.spinrec"), ERROR, r"no such file"),
     Case("journal-add-foreign-session", ("journal", "add", "--pain", "3", "--session", "FILE:notes.txt"), ERROR, r"not a spinemon recording"),
     Case("journal-add-no-dir", ("journal", "add", "--pain", "3", "--journal", "FILE:no-such-dir/j.jsonl"), ERROR, r"does not exist"),
@@ -166,8 +182,12 @@ CASES = [
     Case("live-view-port-no-view", ("live", "--sim", "--view-port", "8080"), USAGE, r"--view-port needs --view"),
     # -- scan ----------------------------------------------------------------------------------------
     Case("scan-bad-timeout", ("scan", "--timeout", "soon"), USAGE, r"--timeout"),
-    Case("scan-negative-timeout", ("scan", "--timeout", "-1"), ERROR, r"timeout"),
+    Case("scan-negative-timeout", ("scan", "--timeout", "-1"), USAGE, r"--timeout.*above 0"),
     Case("scan-bad-flag", ("scan", "--bogus"), USAGE, r"unrecognized arguments: --bogus"),
+    # -- config and completion -------------------------------------------------------------------
+    Case("config-bad-flag", ("config", "--bogus"), USAGE, r"unrecognized arguments: --bogus"),
+    Case("completion-unknown-shell", ("completion", "fish"), USAGE, r"invalid choice: 'fish'"),
+    Case("completion-no-shell", ("completion",), USAGE, r"required: shell"),
 ]
 
 
@@ -180,6 +200,12 @@ def _make_files(d: Path) -> None:
     (d / "notes.txt").write_text("shopping list: chalk, belt\n")
     (d / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(40))
     (d / "a-directory").mkdir()
+    (d / "full-dir").mkdir()
+    (d / "full-dir" / "report.html").write_text("<p>an earlier report</p>")
+    (d / "old.parquet").write_bytes(b"PAR1 an earlier export PAR1")
+    for name in ("walk-a", "walk-b"):
+        (d / f"{name}.csv").write_text("t,ax,ay,az,gx,gy,gz\n0,0,0,9.8,0,0,0\n")
+        (d / f"{name}.spinrec").write_bytes(b"an earlier import")
     # a valid recording cut mid-record: loads without --strict, fails with it
     env = dict(os.environ)
     subprocess.run(

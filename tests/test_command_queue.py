@@ -31,7 +31,7 @@ from spinemon.errors import CommandError, CommandTimeoutError, DisconnectedError
 from spinemon.io import sim
 from spinemon.io.commands import CommandQueue
 from spinemon.io.recording import load
-from spinemon.io.transport import LinkOptions, LinkTransport, SimulatedMotor
+from spinemon.io.transport import LinkOptions, LinkTransport, SimulatedMotor, Transport
 
 FRAME_S = 0.08  # one SAMPLES frame: 8 samples at 100 Hz
 RADIO_S = 0.01  # command -> ACK round trip of the emulated link
@@ -174,13 +174,22 @@ def test_a_command_lost_on_the_way_is_sent_again_and_buzzes_once(session, tmp_pa
 
 
 # -- the queue on its own -------------------------------------------------------------
-class ScriptedLink:
+class ScriptedLink(Transport):
     """Answers per written frame from a script: "ack", "lost" (no answer: times out), "stale", "down"."""
 
     def __init__(self, script):
         self.script = list(script)
         self.motor = SimulatedMotor()
         self.written: list[bytes] = []
+
+    async def connect(self, timeout=10.0):
+        pass
+
+    def items(self):
+        raise NotImplementedError("the queue never reads frames")
+
+    async def close(self):
+        pass
 
     async def send(self, frame: bytes, timeout: float = 2.0) -> float:
         self.written.append(frame)

@@ -19,6 +19,8 @@ from spinemon.app.commands.export import main as export_main
 from spinemon.app.commands.csv_import import add_arguments as add_import_arguments
 from spinemon.app.commands.csv_import import main as import_main
 from spinemon.io.recording import load
+from spinemon.io.atomic import ExistingOutputError
+from spinemon.app.commands import UsageError
 from spinemon.app.replay import replay
 from spinemon.app.simrun import run_simulated
 from spinemon.core.stream import G, FrameDecoder
@@ -288,19 +290,19 @@ def test_cli_export_and_import(session, capsys):
     assert (d / "cli-events.csv").exists() and len(_rows(out)) == len(session["trace"].samples)
     assert import_main(_parser(add_import_arguments).parse_args([str(out), "--out", str(d / "cli.spinrec")])) == 0
     text = capsys.readouterr().out
-    assert "wrote" in text and "2 set label(s)" in text
+    assert "wrote" in text and "2 set labels" in text
     _assert_same_events(session["trace"].summary["events"], _events(d / "cli.spinrec"))
-    # default OUT: next to the recording
-    assert export_main(_parser(add_export_arguments).parse_args([str(session["path"]), "--csv"])) == 0
+    # default OUT: next to the recording (the fixture wrote s.csv there already: replaced with --force)
+    assert export_main(_parser(add_export_arguments).parse_args([str(session["path"]), "--csv", "--force"])) == 0
     assert (d / "s.csv").exists() and (d / "s-events.csv").exists()
 
 
 def test_cli_errors(session, tmp_path):
-    with pytest.raises(ConfigError, match="--csv"):
+    with pytest.raises(UsageError, match="--csv"):  # no format: a command-line mistake (exit 2)
         export_main(_parser(add_export_arguments).parse_args([str(session["path"])]))
     with pytest.raises(RecordingError, match="no such file"):
         export_main(_parser(add_export_arguments).parse_args([str(tmp_path / "nope.spinrec"), "--csv"]))
-    with pytest.raises(RecordingError, match="already exists"):
+    with pytest.raises(ExistingOutputError, match="already exists"):
         import_main(_parser(add_import_arguments).parse_args([str(session["csv"]), "--out", str(session["path"])]))
     with pytest.raises(SystemExit) as e:  # a usage error: argparse lists the exercises
         import_main(_parser(add_import_arguments).parse_args([str(session["csv"]), "--exercise", "zumba"]))
@@ -396,8 +398,9 @@ def test_parquet_paths():
 
     assert parquet_paths("a/s.spinrec", None) == (Path("a/s.parquet"), Path("a/s-events.parquet"))
     assert parquet_paths("a/s.spinrec", "b/x.parquet") == (Path("b/x.parquet"), Path("b/x-events.parquet"))
-    with pytest.raises(ConfigError, match="does not exist"):
-        parquet_paths("a/s.spinrec", "no-such-dir/")
+    # a folder that does not exist yet (a trailing / or no .parquet suffix) is the folder to make
+    assert parquet_paths("a/s.spinrec", "no-such-dir/") == (Path("no-such-dir/s.parquet"), Path("no-such-dir/s-events.parquet"))
+    assert parquet_paths("a/s.spinrec", "exports") == (Path("exports/s.parquet"), Path("exports/s-events.parquet"))
 
 
 def test_parquet_without_pyarrow_names_the_extra(session, tmp_path, monkeypatch, capsys):

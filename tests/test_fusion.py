@@ -1,6 +1,7 @@
 """Fusion core: batch vs streaming, convergence, bias, degenerate input, errors.
 
-Every test runs on both engines (spinemon.core.fusion.set_engine): the per-sample
+Every test runs on both engines (``engine=`` of each filter; the module's
+``gravity``, ``run`` and ``GravityFilter`` below pass the one under test): the per-sample
 kernel compiled by numba for every block, and the chunked numpy path for long
 blocks with the kernel as plain Python for short ones; the last tests compare
 the two on the same data, real recordings included."""
@@ -20,11 +21,23 @@ from spinemon.core.fusion import (
     FusionInputError,
     FusionSettings,
     FusionState,
-    GravityFilter,
-    gravity,
-    gravity_zero_phase,
-    run,
 )
+from tests.support.zero_phase import gravity_zero_phase
+
+ENGINE = {"name": "compiled"}  # the engine under test (the module fixture sets it)
+
+
+def gravity(*args, **kw):
+    return fusion.gravity(*args, engine=ENGINE["name"], **kw)
+
+
+def run(*args, **kw):
+    return fusion.run(*args, engine=ENGINE["name"], **kw)
+
+
+def GravityFilter(*args, **kw):  # noqa: N802  (stands for the class)
+    return fusion.GravityFilter(*args, engine=ENGINE["name"], **kw)
+
 
 RATE = 100.0
 
@@ -34,10 +47,10 @@ def engine(request):
     """Run the module's tests once per engine (module scope: hypothesis allows it)."""
     if request.param == "compiled":
         require_numba()
-    fusion.set_engine(request.param)
-    assert fusion.engine() == request.param
+    ENGINE["name"] = request.param
+    assert fusion.engine(request.param) == request.param
     yield request.param
-    fusion.set_engine("compiled")
+    ENGINE["name"] = "compiled"
 
 CHUNK = 16  # the filter latches its low-pass output, trust weight and bias every 16 samples
 WEIGHTED = FusionSettings(acc_rejection_m_s2=4.0)  # the optional trust weight, off by default
@@ -412,7 +425,7 @@ def _streamed(m, frame):
 def test_closed_form_butterworth_equals_scipy(rate, tau):
     from scipy import signal
 
-    from spinemon.core.fusion import _butter2_lowpass, _lfilter_zi2
+    from spinemon.core.fusion_settings import _butter2_lowpass, _lfilter_zi2
 
     fc = math.sqrt(2.0) / (2.0 * math.pi * tau)
     b, a = _butter2_lowpass(fc, rate)
@@ -456,3 +469,20 @@ def test_warm_up_compiles_the_signature_the_filter_uses():
     f.update(np.tile([0.0, 0.0, G], (8, 1)), np.zeros((8, 3)))
     gravity(np.tile([0.0, 0.0, G], (200, 1)), np.zeros((200, 3)), RATE)
     assert len(before) == 1 and step.signatures == before
+
+
+def test_the_engine_is_chosen_per_filter_not_per_process():
+    """Two filters with different engines side by side each run their own
+    (VQF's VQF/PyVQF/BasicVQF choice), and an unknown engine is refused."""
+    m = stress_motion(rate=RATE, still_s=1.0, shake_s=2.0, rest_s=1.0, seed=5)
+    acc, gyr = m.acc, m.gyr
+    a = fusion.GravityFilter(RATE, engine="numpy")
+    b = fusion.GravityFilter(RATE, engine="compiled")
+    assert (a.engine, b.engine) == ("numpy", "compiled")
+    assert np.array_equal(a.update(acc, gyr), fusion.gravity(acc, gyr, RATE, engine="numpy"))
+    assert np.array_equal(b.update(acc, gyr), fusion.gravity(acc, gyr, RATE, engine="compiled"))
+    for bad in ("fast", None):
+        with pytest.raises(ConfigError, match="fusion engine"):
+            fusion.GravityFilter(RATE, engine=bad)
+        with pytest.raises(ConfigError, match="fusion engine"):
+            fusion.run(acc, gyr, RATE, engine=bad)

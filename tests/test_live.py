@@ -123,12 +123,19 @@ def test_cancelled_session_leaves_a_loadable_recording(tmp_path):
     again = replay(rec)
     assert again.frames == summary[0]["frames"] > 100
     assert [e.as_dict() for e in again.events] == summary[0]["events"]
-    assert stream.getvalue().splitlines()[-1].startswith("Stopped.")
+    # Ctrl-C, the way a real session ends, prints the same summary as a session that ends by itself
+    lines = stream.getvalue().splitlines()
+    stopped = [line for line in lines if line.startswith("Stopped (Ctrl-C).")]
+    assert len(stopped) == 1 and lines[-2] == stopped[0], lines[-3:]
+    n_sets, n_reps = len(summary[0]["sets"]), len(summary[0]["reps"])
+    assert re.match(rf"Stopped \(Ctrl-C\)\. {n_sets} sets?, {n_reps} reps?, {len(rec.meta_of('alert'))} alerts?", stopped[0]), stopped[0]
+    assert f"Recording: {out}" in stopped[0]
+    assert lines[-1].strip().startswith("monitored ")
 
 
 def test_tty_display_refreshes_in_place():
     stream = io.StringIO()
-    arun(run(LiveOptions(sim=True, speed=5000, exercise="squat", calibrate_rom=False), LiveUI(stream, tty=True, refresh_s=0.0)))
+    arun(run(LiveOptions(sim=True, speed=5000, exercise="squat", calibrate_rom=False), LiveUI(stream, tty=True, refresh_s=0.0, screen="plain")))
     text = stream.getvalue()
     assert "\r\x1b[2K" in text
     # status refreshes do not end in newlines; prompts and alerts do

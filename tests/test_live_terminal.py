@@ -43,7 +43,8 @@ def test_live_on_a_terminal_draws_the_typed_keys_and_does_not_echo_them(tmp_path
     before = termios.tcgetattr(slave)
     assert before[3] & termios.ECHO  # a terminal echoes keys unless told not to
     screen = io.StringIO()
-    ui = LiveUI(screen, tty=True)
+    # the plain screen, wide: the whole status line fits (fitting and the rich screen: test_live_screen.py)
+    ui = LiveUI(screen, tty=True, width=120, screen="plain")
     seen = {}
     out = tmp_path / "s.spinrec"
 

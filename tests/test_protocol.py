@@ -949,3 +949,11 @@ def test_doc_hex_examples_match_the_encoder():
         if call.func.id != "stream_frame":
             kinds.add(data[1])
     assert kinds == set(P.FRAME_NAMES), "every frame type has a worked example"
+
+
+def test_status_names_its_fields_in_the_order_of_STATUS_FIELDS():
+    """Status declares each field by name (for the type checker); the names
+    must stand in the wire order that STATUS_FIELDS gives."""
+    names = P.STATUS_FIELDS
+    st = P.Status(tuple(range(len(names))))
+    assert [getattr(st, n) for n in names] == list(range(len(names)))

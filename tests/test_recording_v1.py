@@ -67,7 +67,7 @@ def test_a_format_1_segmented_recording_loads_as_one_session():
     key = lambda e: (e["kind"], e["set"], e["rep"], e["exercise"], e["t_start"], e["t_alert"], e["t_end"])  # noqa: E731
     assert [key(e) for e in seg1.events] == [key(e) for e in seg1.live_events] and len(seg1.events) == 1
     assert abs(seg1.events[0]["peak_deg"] - seg1.live_events[0]["peak_deg"]) < 0.1
-    assert seg1.live_comparison.startswith("NO, but the same 1 event(s)") and seg2.live_comparison == "yes"
+    assert seg1.live_comparison.startswith("NO, but the same 1 event") and seg2.live_comparison == "yes"
     assert res.live_comparison == f"session 1: {seg1.live_comparison}; session 2: yes"
     assert [s.result.summary["monitoring"]["calibration"] for s in res.segments] == ["done", "done"]
     assert [s.t_offset for s in res.segments] == [0.0, 0.0]  # segment 2's device clock went on

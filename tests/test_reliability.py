@@ -213,7 +213,8 @@ class FakeLink(Transport):
     def __init__(self, statuses):
         self.statuses = list(statuses)
         self.sent = []
-        self.connected = True
+
+    can_request_status = True
 
     async def connect(self, timeout=10.0):
         pass

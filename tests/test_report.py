@@ -56,11 +56,17 @@ def test_report_writes_plots_csv_and_offline_html(session, capsys):
     assert len(sets) == 2 and len(reps) >= 6
     # one PNG per set, the per-rep peaks against the limit, and an overview: small figures of real content
     pngs = sorted(out.glob("*.png"))
-    assert [p.name for p in pngs] == ["overview.png", "reps.png"] + [f"set-{s['set']}.png" for s in sets]
+    wide = [p for p in pngs if not p.stem.endswith("-narrow")]
+    assert [p.name for p in wide] == ["overview.png", "reps.png"] + [f"set-{s['set']}.png" for s in sets]
+    # each chart also at phone width (a 3.9 in figure at 150 dpi), for a page read on a phone
+    assert sorted(p.name for p in pngs if p not in wide) == sorted(p.stem + "-narrow.png" for p in wide)
     for p in pngs:
         data = p.read_bytes()
         w, h = _png_size(data)
-        assert 600 <= w <= 1100 and 300 <= h <= 500, (p.name, w, h)
+        if p in wide:
+            assert 600 <= w <= 1100 and 300 <= h <= 500, (p.name, w, h)
+        else:
+            assert 450 <= w <= 800 and 450 <= h <= 1100, (p.name, w, h)
         assert len(data) > 20_000  # a curve, bands, labels: not an empty canvas
     # CSV: one row per rep, the pipeline's reps in order, every metric present
     rep_rows = _rows(out / "reps.csv")
@@ -79,7 +85,7 @@ def test_report_writes_plots_csv_and_offline_html(session, capsys):
         assert e["kind"] in row["events"].split(";")
     # HTML: every PNG embedded as a data URI, the tables inline, nothing fetched from elsewhere
     page = (out / "report.html").read_text()
-    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    uris = re.findall(r'(?:src|srcset)="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(uris) == len(pngs)
     assert {base64.b64decode(u) for u in uris} == {p.read_bytes() for p in pngs}
     assert "<table>" in page and page.count("<tr>") >= len(reps) + len(sets) + 2
@@ -105,7 +111,7 @@ def test_unknown_set_fields_event_kinds_and_sections_appear_without_code_changes
     trace.result = result
     out = session["dir"] / "generic"
     res = write_report(trace, out)
-    assert len(res.plots) == 4  # drawing an unknown kind works
+    assert len(res.plots) == 8  # drawing an unknown kind works (4 charts, each at laptop and phone width)
     sets = _rows(out / "sets.csv")
     assert sets[0]["hold_time_s"] == "31.5" and sets[1]["warmup_quality"] == "cold"
     ev = _rows(out / "events.csv")
@@ -128,7 +134,7 @@ def test_without_matplotlib_the_tables_are_still_written(session, monkeypatch, c
     assert main(_args(session["path"], "--out", out)) == 0
     text = capsys.readouterr().out
     notes = [line for line in text.splitlines() if "matplotlib" in line]
-    assert notes == [f"note: {MISSING_MATPLOTLIB}"]
+    assert len(notes) == 1 and " ".join(text.split()).count(" ".join(f"note: {MISSING_MATPLOTLIB}".split())) == 1  # wrapped at 80 columns
     assert not list(out.glob("*.png"))
     assert len(_rows(out / "reps.csv")) == len(session["trace"].summary["reps"])
     page = (out / "report.html").read_text()
@@ -208,5 +214,5 @@ def test_the_sensors_own_checks_read_as_sentences(session):
                            "device": {"restarts": 1, "samples_lost_device": 0, "heap_free_min": 40960, "guard_alerts": 2}})
     assert moved == [
         "Before set 3: standing still, the sensors were upper 9.0 deg from where calibration found them: moved: re-attach the sensors and calibrate again.",
-        "The wearable: restarted 1 time(s), 0 sample(s) lost on the wearable, its own guard buzzed 2 time(s), free memory never below 40 KB.",
+        "The wearable: restarted 1 time, 0 samples lost on the wearable, its own guard buzzed 2 times, free memory never below 40 KB.",
     ]

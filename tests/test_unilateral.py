@@ -401,7 +401,7 @@ class _Lines:
 
 
 def test_typed_set_marks_name_the_side_and_switch_it():
-    from spinemon.app.live_ui import SetMarker
+    from spinemon.app.live_keys import SetMarker
 
     transport, ui = _Announced(), _Lines()
     marker = SetMarker(transport, ui, "generic")
@@ -464,9 +464,11 @@ def test_import_takes_the_side_from_the_exercise_column(tmp_path, capsys):
 
 
 def test_replay_as_another_exercise_or_side(tmp_path, capsys):
-    """``replay --exercise`` is the exercise where the recording has no labels:
-    a bilateral lift there has no side, a unilateral one with a side tags
-    every rep with it; a labelled set keeps its own exercise."""
+    """``replay --exercise`` is the exercise of the replay: where the recording
+    has no labels a bilateral lift has no side, a unilateral one with a side
+    tags every rep with it; a labelled set is replayed as that exercise too
+    (a what-if, issue 26: the label's side goes with the label's exercise), and
+    a unilateral one named with its side keeps that side from the label."""
     f = tmp_path / "unlabelled.spinrec"
     run_simulated([sim.SetSpec("lunge", 4, side="right")], 2, out=f, speed=0, labels=False)
     for exercise, expected in (("overhead_press", {("overhead_press", None)}), ("split_squat left", {("split_squat", "left")})):
@@ -479,4 +481,8 @@ def test_replay_as_another_exercise_or_side(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["replay", str(g), "--json", "--exercise", "squat"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert {(r["exercise"], r["side"], r["side_from"]) for r in out["reps"]} == {("lunge", "right", "label")}
+    assert {(r["exercise"], r["side"], r["side_from"]) for r in out["reps"]} == {("squat", None, None)}
+    assert out["stats"]["exercise_override"] == {"exercise": "squat", "labelled_as": ["lunge"]}
+    assert cli.main(["replay", str(g), "--json", "--exercise", "split_squat left"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {(r["exercise"], r["side"], r["side_from"]) for r in out["reps"]} == {("split_squat", "left", "label")}

@@ -24,7 +24,8 @@ from spinemon.app import view
 from spinemon.app.live import LiveOptions, run
 from spinemon.app.live_ui import LiveUI
 from spinemon.core.pipeline import Pipeline, PipelineSettings
-from spinemon.app.view import Subscriber, ViewFeed, ViewServer
+from spinemon.app.view import Subscriber, ViewFeed
+from spinemon.app.view_server import ViewServer
 
 
 def _aiohttp():
@@ -176,7 +177,13 @@ def test_feed_messages_carry_the_pipelines_own_angles_state_and_alerts():
     # a page that connects late gets the last 20 s and the alerts so far, then what was not published yet, once
     late_msgs = [json.loads(text) for _, text in late.items]
     hello = late_msgs[0]
-    assert hello["type"] == "hello" and hello["alerts"] == [m] and hello["label"] == "lumbar flexion"
+    # the alert's peak when confirmed, then its excursion's own peak when it ended: the number the
+    # trace and replay show (the event's peak), not the one at the buzz
+    peaks = [x for x in msgs if x["type"] == "alert_peak"]
+    assert peaks == [{"type": "alert_peak", "id": m["id"], "peak_deg": round(a.event.peak_deg, 2)}]
+    assert round(a.event.peak_deg, 2) > m["peak_deg"]  # this fault went on deeper after the buzz
+    assert hello["type"] == "hello" and hello["alerts"] == [{**m, "peak_final_deg": peaks[0]["peak_deg"]}]
+    assert hello["label"] == "lumbar flexion"
     late_points = hello["trace"] + [p for u in late_msgs[1:] if u["type"] == "update" for p in u["points"]]
     assert 19.9 <= late_points[-1][0] - late_points[0][0] <= 20.0
     assert late_points == points[-len(late_points):]  # no point twice, none missing
@@ -226,7 +233,8 @@ def test_publishing_never_waits_for_a_page_that_does_not_read():
     _, _, alerts = _feed_a_session(feed, clock, speed=1.0)
     spent = time.perf_counter() - t0
     for sub in stuck:
-        assert len(sub.items) == 50 and sub.dropped == 1 + feed.updates + len(alerts) - 50 > 400
+        # hello, updates, the alert and its alert_peak (the excursion's end)
+        assert len(sub.items) == 50 and sub.dropped == 1 + feed.updates + 2 * len(alerts) - 50 > 400
         assert sum(k == "alert" for k, _ in sub.items) == len(alerts) == 1
     assert spent < 20  # the whole session's frames, the pipeline included (about 1 s here)
 

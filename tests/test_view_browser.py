@@ -20,7 +20,7 @@ import pytest
 from conftest import require_extra
 from test_report_browser import _chromium
 
-from spinemon.app import cli, live, view
+from spinemon.app import cli, live, view_server
 from spinemon.app.commands import live as live_command
 from spinemon.app.live_ui import LiveUI
 
@@ -69,6 +69,8 @@ PROBE = """(function () {
     span_ms: S.arrivals && S.arrivals.length ? now - S.arrivals[0] : 0, recent: recent.length,
     set: document.getElementById('set').textContent, rep: document.getElementById('rep').textContent,
     exercise: document.getElementById('exercise').textContent, angle: document.getElementById('angle').textContent,
+    side: document.getElementById('side').textContent, twist: document.getElementById('twist').textContent,
+    sideLim: document.getElementById('side-lim').textContent, legend: document.getElementById('legend').textContent,
     link: document.getElementById('link').dataset.state, messagesAttr: document.body.dataset.messages,
     alerts: Array.prototype.map.call(document.querySelectorAll('#alerts li'), function (li) { return {kind: li.dataset.kind, text: li.innerText}; }),
     scrollWidth: de.scrollWidth, clientWidth: de.clientWidth, wide: wide});
@@ -78,14 +80,14 @@ PROBE = """(function () {
 def test_live_view_in_a_real_browser(tmp_path, monkeypatch):
     exe = _chromium()
     aiohttp = _aiohttp()
-    servers: list[view.ViewServer] = []
-    start = view.ViewServer.start
+    servers: list[view_server.ViewServer] = []
+    start = view_server.ViewServer.start
 
     async def keep(self):  # the test's handle on the server the session starts (to cut the page's link)
         servers.append(self)
         return await start(self)
 
-    monkeypatch.setattr(view.ViewServer, "start", keep)
+    monkeypatch.setattr(view_server.ViewServer, "start", keep)
     args = cli.build_parser().parse_args(["live", "--sim", "--view", "--exercise", "deadlift", "--speed", "4", "--no-rom"])
     assert args.func is live_command.main
     ui = LiveUI(io.StringIO())
@@ -147,6 +149,9 @@ def test_live_view_in_a_real_browser(tmp_path, monkeypatch):
     assert seen["drawn"] >= 100 and seen["blue"] >= 200, seen
     # set, rep and exercise as the session has them; the alert the session raised, with its time and kind
     assert seen["exercise"] == "deadlift" and seen["set"] == "1" and seen["rep"].isdigit() and int(seen["rep"]) >= 1, seen
+    # lateral bend and twist beside the flexion, with their limit; the legend says what grey (not watched) means
+    assert re.fullmatch(r"[+\u2212]\d+\.\d\u00b0", seen["side"]) and re.fullmatch(r"[+\u2212]\d+\.\d\u00b0", seen["twist"]), seen
+    assert seen["sideLim"] == "limit \u00b115.0\u00b0" and "not watched" in seen["legend"] and "no alert" in seen["legend"], seen
     ours = result.alerts[0].event
     first = seen["alerts"][-1]  # the list shows the newest first
     assert first["kind"] == ours.kind, (first, ours)

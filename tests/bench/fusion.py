@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from spinemon.io import broad
+from tests.support import broad
+from tests.support.zero_phase import gravity_zero_phase
 from spinemon.core import fusion
 
 N_STREAM = 1_000_000
@@ -199,22 +200,18 @@ def _throughput(report, quick: bool) -> dict:
 
     engines = [e for e in fusion.ENGINES if e != "compiled" or _lib("numba") is not None]
     for engine in engines:  # warm-up (numba's compile or cache load, coefficients)
-        fusion.set_engine(engine)
-        fusion.gravity(acc[:50_000], gyr[:50_000], rate)
-    fusion.set_engine(engines[0])
-    fusion.run(acc[:50_000], gyr[:50_000], rate)
+        fusion.gravity(acc[:50_000], gyr[:50_000], rate, engine=engine)
+    fusion.run(acc[:50_000], gyr[:50_000], rate, engine=engines[0])
     vqf = _lib("vqf")
     # interleave ours and VQF so all see the same machine load; best of the repeats
     times: dict[str, list[float]] = {"run": [], "vqf": [], **{e: [] for e in engines}}
     for _ in range(repeats):
         for engine in engines:
-            fusion.set_engine(engine)
-            times[engine].append(_best_of(lambda: fusion.gravity(acc, gyr, rate), 1))
+            times[engine].append(_best_of(lambda: fusion.gravity(acc, gyr, rate, engine=engine), 1))  # noqa: B023
         if vqf is not None:
             times["vqf"].append(_best_of(lambda: vqf.VQF(1.0 / rate).updateBatch(gyr, acc), 1))
-    fusion.set_engine(engines[0])
     for _ in range(max(2, repeats // 2)):
-        times["run"].append(_best_of(lambda: fusion.run(acc, gyr, rate), 1))
+        times["run"].append(_best_of(lambda: fusion.run(acc, gyr, rate, engine=engines[0]), 1))
     for engine in engines:
         add(ENGINE_ROWS[engine], min(times[engine]), n, f"best of {repeats}")
     add("spinemon batch `fusion.run` (+ per-sample flags)", min(times["run"]), n, f"best of {len(times['run'])}")
@@ -275,7 +272,7 @@ def _throughput(report, quick: bool) -> dict:
         "filter in plain float arithmetic on flat x, y, z triples, compiled by numba; every block, long or short, "
         "goes through it, so batch and streaming are the same loop and agree bit for bit for any split.",
         "",
-        "How, numpy engine (without numba; see `spinemon/core/fusion.py`): segments of 32,768 samples laid out as 16 x 2,048 (16 consecutive samples "
+        "How, numpy engine (without numba; see `spinemon/core/fusion_numpy.py`): segments of 32,768 samples laid out as 16 x 2,048 (16 consecutive samples "
         "per chunk, one numpy call advances all chunks); quaternions as complex pairs (a Hamilton product is 6 complex "
         "numpy calls instead of 28 real ones); in-chunk prefix products, then the chunk starts from a short scan over "
         "chunk totals; the low-pass in the gyro frame I is evaluated exactly at chunk ends (impulse-response matrices "
@@ -348,7 +345,7 @@ def _accuracy(report, quick: bool) -> dict:
         trials = trials[:2]
     methods = {
         "spinemon causal": lambda a, g, r: fusion.gravity(a, g, r),
-        "spinemon zero-phase (non-causal)": lambda a, g, r: fusion.gravity_zero_phase(a, g, r),
+        "spinemon zero-phase (non-causal)": lambda a, g, r: gravity_zero_phase(a, g, r),
     }
     for name, (mod, fn) in COMPARISONS.items():
         methods[name] = fn if _lib(mod) is not None else None
@@ -413,7 +410,7 @@ def _accuracy(report, quick: bool) -> dict:
     )
     lines.append(
         "- spinemon causal = what runs live (`fusion.gravity`, `GravityFilter`; the batch and streaming paths agree "
-        "to 1e-9). spinemon zero-phase = `fusion.gravity_zero_phase`, a separate function for replay analysis only; "
+        "to 1e-9). spinemon zero-phase = `tests/support/zero_phase.py`, a separate function for replay analysis only; "
         "it never feeds live events."
     )
     lines.append("")

@@ -16,6 +16,8 @@ __all__ = [
     "pain",
     "port",
     "rate_hz",
+    "reps",
+    "scan_timeout",
     "seed",
     "speed",
 ]
@@ -52,6 +54,18 @@ count = _ranged(
     lambda v: v >= 1,
     "give at least 1",
     "A count of things (reps, sets, jobs): a whole number, at least 1.",
+)
+reps = _ranged(
+    int,
+    lambda v: 1 <= v <= 100,
+    "reps per set are 1 .. 100",
+    "Reps in one simulated set: a whole number, 1..100 (the simulated lifter's limit).",
+)
+scan_timeout = _ranged(
+    float,
+    lambda v: 0 < v <= 600,
+    "a scan lasts above 0 .. 600 s",
+    "How long to scan for wearables, s.",
 )
 seed = _ranged(
     int, lambda v: 0 <= v <= 2**32 - 1, "a seed is a whole number 0 .. 4294967295", "A random seed, u32."

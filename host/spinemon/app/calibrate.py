@@ -28,6 +28,8 @@ from typing import TextIO
 from spinemon.app.live import LiveOptions
 from spinemon.app.live import run as live_run
 from spinemon.app.live_ui import PROMPT_NEUTRAL, PROMPT_ROM, LiveUI
+from spinemon.app.results import SessionResult
+from spinemon.app.words import plural
 from spinemon.core.calibration import Calibration, CalibrationSettings
 from spinemon.core.pipeline import PHASE_MONITOR, PHASE_ROM, FrameResult, Pipeline, PipelineSettings
 from spinemon.errors import CalibrationError
@@ -78,7 +80,7 @@ def describe(outcome: CalibrationOutcome) -> list[str]:
     cal = outcome.calibration
     lines = [
         f"neutral: {cal.t_neutral[1] - cal.t_neutral[0]:.1f} s still"
-        + (f" (after {outcome.attempts - 1} restart(s): keep still)" if outcome.attempts > 1 else "")
+        + (f" (after {plural(outcome.attempts - 1, 'restart')}: keep still)" if outcome.attempts > 1 else "")
     ]
     if cal.rom is not None:
         lines.append(
@@ -114,6 +116,10 @@ class _CalibrationUI(LiveUI):
             self._done.set()
             return
         super().on_frame(res, pipeline, link)
+
+    def finish(self, result: SessionResult | None, out: str | None, cancelled: bool) -> None:
+        """Nothing more: the session was only the calibration; ``spinemon calibrate`` says how it went."""
+        self.close_screen()
 
 
 async def run_calibration(

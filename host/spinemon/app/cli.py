@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from spinemon import __version__
 from spinemon.app.commands import EXIT_ERROR, EXIT_USAGE, UsageError
@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: the commands in --help order: (name, module in spinemon.app.commands, add_parser keywords)
-COMMANDS: tuple[tuple[str, str, dict[str, str]], ...] = (
+COMMANDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     (
         "demo",
         "demo",
@@ -47,7 +47,7 @@ COMMANDS: tuple[tuple[str, str, dict[str, str]], ...] = (
         "live",
         {
             "help": "connect to the wearable, calibrate, and watch your lifts",
-            "description": "Connect (BLE by --address/--name, USB serial by --port, or --sim), calibrate with guided prompts, then monitor: a status line, alerts as they fire. Ctrl-C ends the session and closes the recording.",
+            "description": "Connect (BLE by --address/--name, USB serial by --port, or --sim), calibrate with guided prompts, then monitor: a status line fitted to the terminal, alerts as they fire. Every session is recorded (--out FILE, else a new file in the sessions folder of ~/.spinemon, said on screen; --no-record: none). Ctrl-C ends the session, closes the recording and prints its summary.",
         },
     ),
     (
@@ -114,6 +114,24 @@ COMMANDS: tuple[tuple[str, str, dict[str, str]], ...] = (
         {
             "help": "re-run detection on a recording",
             "description": "Decode a recording through the live code path and list the events.",
+        },
+    ),
+    (
+        "config",
+        "config",
+        {
+            "help": "show where your config file is and what it sets (default wearable, exercise, recordings folder)",
+            "description": "spinemon reads defaults from config.toml in your spinemon folder ($SPINEMON_HOME or ~/.spinemon): "
+            "the wearable, the exercise, and the folder live records into and history reads. A flag always wins.",
+        },
+    ),
+    (
+        "completion",
+        "completion",
+        {
+            "help": "print a shell completion script (bash or zsh)",
+            "description": "Print a completion script for bash or zsh, generated from spinemon's own command line. "
+            'Load it with: eval "$(spinemon completion bash)" (in ~/.bashrc), or the same with zsh in ~/.zshrc.',
         },
     ),
 )
@@ -185,13 +203,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_status_of(lambda: _run(argv))
 
 
+def _printable_output() -> None:
+    """A file name that is not valid UTF-8 (kept by Python as surrogates) prints
+    with its bad bytes escaped, never as a UnicodeEncodeError mid-command."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
 def _run(argv: Sequence[str] | None) -> int:
+    _printable_output()
     parser = build_parser(lazy=True)
     args = None
     try:
         args = parser.parse_args(_join_dash_values(sys.argv[1:] if argv is None else argv))
         if not getattr(args, "command", None):
             raise UsageError("spinemon: error: no command given (see 'spinemon --help')")
+        from spinemon.app.config import apply_to
+
+        for note in apply_to(args):  # the config file's defaults, where the command line gave none
+            print(f"spinemon: using {note}", file=sys.stderr)
         return args.func(args)
     except UsageError as e:
         print(e, file=sys.stderr)

@@ -47,12 +47,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import math
 import os
 import re
 import time as _time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,12 +62,13 @@ import numpy as np
 
 import spinemon_protocol as proto
 from spinemon.app.session import header_for
+from spinemon.app.words import plural
 from spinemon.core.detect import PROFILES
 from spinemon.core.pipeline import PipelineSettings
 from spinemon.core.stream import G
 from spinemon.core.unilateral import parse_exercise
-from spinemon.errors import ConfigError, RecordingError, SpinemonError
-from spinemon.io.recording import RecordingWriter
+from spinemon.errors import ConfigError, CsvImportError, CsvUsageError, RecordingError, SpinemonError
+from spinemon.io.recording import RecordingWriter, segment_paths
 
 __all__ = [
     "ColumnMapping",
@@ -110,18 +112,6 @@ ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?(Z|[
 EU_RE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?$")
 SLASH_RE = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?$")
 CLOCK_RE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})(?:[.,:](\d+))?$")
-
-
-class CsvImportError(SpinemonError):
-    """A file that cannot be imported: missing column, non-numeric cell,
-    implausible unit, bad mapping. The message names the row and column."""
-
-
-class CsvUsageError(CsvImportError):
-    """A bad command line (a --columns, --axes, --date or unit that cannot be
-    right whatever the file holds): exit 2."""
-
-    usage = True
 
 
 def _show(cell: str, width: int = 40) -> str:
@@ -345,8 +335,11 @@ def default_mapping(header: Sequence[str]) -> ColumnMapping | None:
             imu[s] = cols
     if "upper" not in imu or "t_s" not in header:
         return None
-    label = {k: (k if k in header else None) for k in LABEL_KEYS}
-    return ColumnMapping(imu, "t_s", **label)
+
+    def label(k: str) -> str | None:
+        return k if k in header else None
+
+    return ColumnMapping(imu, "t_s", set=label("set"), exercise=label("exercise"), labelled=label("labelled"))
 
 
 def parse_axes(spec: str) -> np.ndarray:
@@ -514,7 +507,7 @@ def _csv_error(path: Path, line: int, e: csv.Error) -> CsvImportError:
 
 def _head_rows(path: Path, enc: str, delimiter: str) -> list[tuple[int, list[str]]]:
     """The first HEAD_LINES non-blank rows, split with ``delimiter``."""
-    out = []
+    out: list[tuple[int, list[str]]] = []
     try:
         with _open(path, enc) as f:
             r = _reader(f, delimiter)
@@ -620,7 +613,7 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
         pre = rows[:k]
         skipped = k
         if units:
-            notes.append(f"skipped {units} unit row(s) under the column header (line {rows[k][0]})")
+            notes.append(f"skipped {plural(units, 'unit row')} under the column header (line {rows[k][0]})")
         if sum(1 for h in header if h.startswith('"') or h.endswith('"')):
             header = [h.strip('"') for h in header]
         if header and header[0] == "":
@@ -642,7 +635,7 @@ def _layout(path: Path, enc: str, no_header: bool, notes: list[str]) -> _Layout:
             stated = float(m.group(1).replace(",", "."))
             break
     if skipped:
-        notes.append(f"skipped {skipped} line(s) before the column header (line {rows[skipped][0]})")
+        notes.append(f"skipped {plural(skipped, 'line')} before the column header (line {rows[skipped][0]})")
     if delim != ",":
         notes.append(f"columns separated by {DELIMITERS[delim]}s")
     if comma:
@@ -734,7 +727,7 @@ def _stream(
 
     kept = seen_rows = wider = blank = 0
     where_seen: dict[int, set] = {ci: set() for _, ci, _, _ in filters}
-    parsers: dict[str, object] = {}
+    parsers: dict[str, Callable[[str], float | None]] = {}
     kind = None
     short: tuple[int, int] | None = None  # (line, cells) of a short row: an error unless it is the last
     comma = lay.comma
@@ -828,7 +821,7 @@ def _stream(
                 f"{path}: row {short[0]} has no value in column {lacking(short[1])} (only {short[1]} cells)"
             )
     if blank:
-        notes.append(f"{prefix}skipped {blank} blank line(s)")
+        notes.append(f"{prefix}skipped {plural(blank, 'blank line')}")
     if wider:
         notes.append(
             f"{prefix}{wider} row(s) have more cells than the header; the extra trailing cells were ignored"
@@ -1016,7 +1009,7 @@ def _glitches(
     for k in range(x.shape[1]):
         _repair(x[:, k], bad[:, k])
     notes.append(
-        f"{count} glitched {what} value(s) (beyond {bound:.4g} {unit}, or empty; first at {where}: {shown}) replaced from their neighbours"
+        f"{plural(count, 'glitched ' + what + ' value')} (beyond {bound:.4g} {unit}, or empty; first at {where}: {shown}) replaced from their neighbours"
     )
 
 
@@ -1250,6 +1243,7 @@ def _sources(
             t = _times(cols, m)
             kind_of_time = kind_of_time or cols.time_kind
             if kind:
+                assert m.xyz is not None  # a one-type file maps x, y, z (checked by _read)
                 x = _xyz(p, cols, XYZ, notes, [m.xyz[a] for a in XYZ], f"{key}: ")
                 ser = _Series(
                     t,
@@ -1305,19 +1299,19 @@ def _pivot(
     else:
         for code, name in enumerate(tnames):
             low = name.lower()
-            k = (
+            read_as = (
                 "acc"
                 if low.startswith("acc") or low in ("a", "accel")
                 else "gyr"
                 if low.startswith(("gyr", "rot", "ang")) or low in ("g", "w")
                 else None
             )
-            if k and k in kinds:
+            if read_as and read_as in kinds:
                 raise CsvUsageError(
-                    f"{path}: the type column holds {tnames[kinds[k]]!r} and {name!r}, both read as {k}; say which with --columns acc=VALUE,gyr=VALUE"
+                    f"{path}: the type column holds {tnames[kinds[read_as]]!r} and {name!r}, both read as {read_as}; say which with --columns acc=VALUE,gyr=VALUE"
                 )
-            if k:
-                kinds[k] = code
+            if read_as:
+                kinds[read_as] = code
         if set(kinds) != set(KINDS):
             raise CsvUsageError(
                 f"{path}: cannot tell the accelerometer and gyroscope apart in column {mapping.long_type!r} ({', '.join(tnames[:12])}); "
@@ -1338,7 +1332,9 @@ def _pivot(
             notes.append(
                 f"long file: sensor id(s) {', '.join(unused[:6])} not mapped to upper/lower: left out"
             )
-    x = _xyz(path, cols, XYZ, notes, [mapping.xyz[a] for a in XYZ], "")
+    xyz = mapping.xyz
+    assert xyz is not None  # a long file maps x, y, z (checked by _read)
+    x = _xyz(path, cols, XYZ, notes, [xyz[a] for a in XYZ], "")
     parts = []
     for s, icode in ids.items():
         for k, tcode in kinds.items():
@@ -1347,14 +1343,16 @@ def _pivot(
                 sel &= cols.text["id"] == icode
             rows = np.flatnonzero(sel)
             if len(rows) < 2:
-                raise CsvImportError(f"{path}: the long file has {len(rows)} {k} row(s) for the {s} sensor")
+                raise CsvImportError(
+                    f"{path}: the long file has {plural(len(rows), k + ' row')} for the {s} sensor"
+                )
             ser = _Series(
                 t[rows],
                 {s: x[rows]} if k == "acc" else {},
                 {s: x[rows]} if k == "gyr" else {},
                 rows,
                 cols,
-                {f"{s}.{k}": [mapping.xyz[a] for a in XYZ]},
+                {f"{s}.{k}": [xyz[a] for a in XYZ]},
             )
             parts.append((f"{s}.{k}", ser))
     notes.append(
@@ -1389,6 +1387,7 @@ def _fix_time(s: _Series, rate_hz: float | None, notes: list[str], prefix: str =
         notes.append(f"{prefix}{back} row(s) were out of time order: sorted by time")
         s.take(order)
         t = s.t
+        assert t is not None  # sorting keeps the time column
     d = np.diff(t)
     repeats = int(np.count_nonzero(d == 0))
     if repeats > len(t) / 2:
@@ -1437,6 +1436,7 @@ def _overlay(base: _Series, other: _Series, what: str, notes: list[str], rate_hz
         base.gyr.update(other.gyr)
         base.names.update(other.names)
         return
+    assert base.t is not None and other.t is not None  # both have one (checked above)
     t0, t1 = max(base.t[0], other.t[0]), min(base.t[-1], other.t[-1])
     if not t1 > t0:
         raise CsvImportError(
@@ -1448,10 +1448,12 @@ def _overlay(base: _Series, other: _Series, what: str, notes: list[str], rate_hz
             f"merged on time: kept the {int(keep.sum())} of {len(keep)} rows inside the span of the {what} both"
         )
     base.take(np.flatnonzero(keep))
+    bt = base.t
+    assert bt is not None
     for s, a in other.acc.items():
-        base.acc[s] = _on_times(base.t, other.t, a)
+        base.acc[s] = _on_times(bt, other.t, a)
     for s, g in other.gyr.items():
-        base.gyr[s] = _on_times(base.t, other.t, g)
+        base.gyr[s] = _on_times(bt, other.t, g)
     base.names.update(other.names)
 
 
@@ -1534,13 +1536,15 @@ def import_csv(
     axes: str | None = None,
     where: Sequence[tuple[str, str]] = (),
     resample_hz: float | None = None,
-    sources: dict[str, str | os.PathLike] | None = None,
+    sources: Mapping[str, str | os.PathLike] | None = None,
     settings: PipelineSettings | None = None,
     encoding: str | None = None,
     no_header: bool = False,
     date: str | None = None,
+    overwrite: bool = False,
 ) -> ImportResult:
-    """Convert a table of IMU samples into a session recording at ``out``.
+    """Convert a table of IMU samples into a session recording at ``out``
+    (``overwrite``: replace an existing one, ``--force``; else it is refused).
 
     ``columns``: a :class:`ColumnMapping` or its text form (see
     :func:`parse_columns`); None = the column names ``spinemon export`` writes.
@@ -1555,8 +1559,8 @@ def import_csv(
     """
     out = Path(out)
     settings = settings or PipelineSettings()
-    if out.exists():
-        raise RecordingError(f"{out} already exists; choose another --out or delete it")
+    if out.exists() and not overwrite:
+        raise RecordingError(f"{out} already exists; choose another --out, or pass --force to replace it")
     mapping = parse_columns(columns) if isinstance(columns, str) else columns
     rot = parse_axes(axes) if axes else np.eye(3)
     if date:
@@ -1625,7 +1629,9 @@ def import_csv(
                     "(use t_ms=/t_us=/t_ns= for milliseconds, microseconds or nanoseconds, or pass --rate HZ)"
                 )
     else:
+        assert rate_hz is not None  # given, or stated above the header (checked above)
         t = np.arange(n) / rate_hz
+    assert rate_hz is not None
 
     # units, a settling start, glitches, checks
     with np.errstate(over="ignore", invalid="ignore"):  # a 1e300 cell is a glitch, not a warning
@@ -1738,23 +1744,25 @@ def import_csv(
         if mapping.set or mapping.exercise
         else {}
     )
-    acc, gyr = src.acc, src.gyr
+    acc_of, gyr_of = src.acc, src.gyr
 
     # ranges to fit the data, then int16
-    peak_acc = max(float(np.max(np.abs(acc[s]))) for s in sensors)
-    peak_gyr = max(float(np.max(np.abs(gyr[s]))) for s in sensors)
+    peak_acc = max(float(np.max(np.abs(acc_of[s]))) for s in sensors)
+    peak_gyr = max(float(np.max(np.abs(gyr_of[s]))) for s in sensors)
     afs = _choose_fs(peak_acc, ACC_FS_G, G)
     gfs = _choose_fs(peak_gyr, GYR_FS_DPS, math.pi / 180.0)
     ranges = proto.ranges_byte(afs, gfs)
     acc_lsb = afs / 32768.0 * G
     gyr_lsb = gfs / 32768.0 * (math.pi / 180.0)
-    cols = []
+    scaled: list[np.ndarray] = []
     for s in sensors:
-        cols += [acc[s] / acc_lsb, gyr[s] / gyr_lsb]
-    vals = np.rint(np.concatenate(cols, axis=1))
+        scaled += [acc_of[s] / acc_lsb, gyr_of[s] / gyr_lsb]
+    vals = np.rint(np.concatenate(scaled, axis=1))
     clipped = int(np.count_nonzero((vals > 32767) | (vals < -32768)))
     if clipped:
-        notes.append(f"{clipped} value(s) beyond 16 g / 2000 dps were clipped")
+        notes.append(
+            f"{plural(clipped, 'value')} beyond 16 g / 2000 dps {'was' if clipped == 1 else 'were'} clipped"
+        )
     vals = np.clip(vals, -32768, 32767).astype(np.int64)
     per = vals.shape[1] + 1
     packed = np.empty((n, per), dtype="<i2")
@@ -1815,7 +1823,14 @@ def import_csv(
                 frames += 1
                 i = j
         try:
-            os.link(tmp, out)
+            if overwrite:
+                if out.is_dir():
+                    raise IsADirectoryError(errno.EISDIR, "is a directory")
+                for old in segment_paths(out)[1:]:  # an old recording's later segments go with it
+                    os.unlink(old)
+                os.replace(tmp, out)
+            else:
+                os.link(tmp, out)
         except FileExistsError:
             raise RecordingError(f"{out} appeared while it was written; choose another --out") from None
         except OSError as e:

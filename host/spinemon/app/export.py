@@ -25,15 +25,15 @@ sample, ``;``-separated), ``alerts`` (kinds whose alert fired at this sample).
 from __future__ import annotations
 
 import csv
+import functools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-# import lives in spinemon.app.csv_import; re-exported here for older callers
 from spinemon.app.csv_import import (
     AXES,
     SENSORS,
@@ -45,6 +45,9 @@ from spinemon.app.csv_import import (
     parse_axes,
     parse_columns,
 )
+
+# import lives in spinemon.app.csv_import; re-exported here for older callers
+from spinemon.app.extras import install_hint
 from spinemon.app.replay import replay
 from spinemon.app.results import SessionResult
 from spinemon.app.session_summary import EventRow, Summary
@@ -52,8 +55,8 @@ from spinemon.core.detect import Limits
 from spinemon.core.pipeline import Pipeline, PipelineSettings
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.errors import ConfigError, RecordingError
-from spinemon.io.atomic import atomic_write
-from spinemon.io.recording import Recording
+from spinemon.io.atomic import atomic_write, cannot_write
+from spinemon.io.recording import KIND_RX, Recording
 
 __all__ = [
     "ColumnMapping",
@@ -158,12 +161,20 @@ class SessionTrace:
         return cur
 
 
-def trace_recording(recording: Recording, settings: PipelineSettings | None = None) -> SessionTrace:
+def trace_recording(
+    recording: Recording,
+    settings: PipelineSettings | None = None,
+    *,
+    on_progress: Callable[[float, float], None] | None = None,
+) -> SessionTrace:
     """Re-run ``recording`` through the pipeline exactly as
     :func:`spinemon.app.replay.replay` does (same records, same order, same
     settings), collecting per-sample angles on the way. A resumed recording's
     segments are on one time line with sets numbered on, as in replay's
-    joined result (each segment's ``t_offset`` and ``set_offset``)."""
+    joined result (each segment's ``t_offset`` and ``set_offset``).
+    ``on_progress(done, total)``: frames replayed so far, of all (a progress bar)."""
+    total = float(sum(1 for r in recording.records if r.kind == KIND_RX)) if on_progress else 0.0
+    seen = 0
     raw = FrameDecoder()  # decodes the same frames as the pipeline's decoder: same blocks
     blocks: list[SampleBlock] = []
     angles: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -180,7 +191,11 @@ def trace_recording(recording: Recording, settings: PipelineSettings | None = No
         seg = part
 
     def on_frame(frame: bytes, t_host: float, res, pipeline: Pipeline) -> None:
-        nonlocal pending_labels
+        nonlocal pending_labels, seen
+        if on_progress is not None:
+            seen += 1
+            if seen % 256 == 0:
+                on_progress(float(seen), total)
         dt = seg.t_offset if seg is not None else 0.0
         set_offset = seg.set_offset if seg is not None else 0
         for block in (b for b in raw.feed(frame, t_host) if isinstance(b, SampleBlock)):
@@ -292,18 +307,18 @@ def _segment_columns(trace: SessionTrace) -> tuple[list[str], list[str], list[st
             continue
         i0 = int(np.searchsorted(t, st.t_start - 1e-9, "left"))
         i1 = int(np.searchsorted(t, st.t_end + 1e-9, "right"))
-        for i in range(i0, i1):
-            if labelled[i] == "0":
-                sets[i] = str(st.set)
+        for j in range(i0, i1):
+            if labelled[j] == "0":
+                sets[j] = str(st.set)
                 if st.exercise:
-                    exercise[i] = str(st.exercise)
+                    exercise[j] = str(st.exercise)
     for r in summ.reps:
         i0 = int(np.searchsorted(t, r.t_start - 1e-9, "left"))
         i1 = int(np.searchsorted(t, r.t_end + 1e-9, "right"))
-        for i in range(i0, i1):
-            reps[i] = str(r.rep)
-            if not sets[i]:
-                sets[i] = str(r.set)
+        for j in range(i0, i1):
+            reps[j] = str(r.rep)
+            if not sets[j]:
+                sets[j] = str(r.set)
     return sets, reps, exercise, labelled
 
 
@@ -318,14 +333,18 @@ def write_table_csv(path: Path, rows: list[dict], first: Sequence[str] = ()) -> 
         for k in r:
             if k not in cols:
                 cols.append(k)
-    try:
-        with open(path, "w", newline="") as f:
+
+    def fill(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="replace") as f:
             w = csv.writer(f)
             w.writerow(cols)
             for r in rows:
                 w.writerow([_cell(r.get(c)) for c in cols])
+
+    try:
+        atomic_write(path, fill)  # whole or not at all
     except OSError as e:
-        raise ConfigError(f"cannot write {path}: {e.strerror}") from None
+        raise ConfigError(cannot_write(path, e)) from None
     return cols
 
 
@@ -371,6 +390,10 @@ def _per_sample(trace: SessionTrace) -> _PerSample:
     return _PerSample(sets, reps, exercise, labelled, active, fired)
 
 
+def _write_parquet(pq: Any, table: Any, tmp: str) -> None:
+    pq.write_table(table, tmp)
+
+
 def _check_parent(*paths: Path) -> None:
     for p in paths:
         if not p.parent.exists():
@@ -390,8 +413,9 @@ def export_csv(
     cols = sample_columns(sensors)
     events = [e.as_dict() for e in trace.session.events]  # the events CSV's rows
     ps = _per_sample(trace)
-    try:
-        with open(out, "w", newline="") as f:
+
+    def fill(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="replace") as f:
             w = csv.writer(f)
             w.writerow(cols)
             for i in range(len(s)):
@@ -420,8 +444,12 @@ def export_csv(
                     ";".join(ps.fired[i]),
                 ]
                 w.writerow(row)
+
+    # both files whole or not at all: a temporary file renamed over the name (a full disk leaves nothing partial)
+    try:
+        atomic_write(out, fill)
     except OSError as e:
-        raise ConfigError(f"cannot write {out}: {e.strerror}") from None
+        raise ConfigError(cannot_write(out, e)) from None
     write_table_csv(events_out, events, EVENT_COLUMNS)
     return ExportResult(out, events_out, len(s), len(events), cols)
 
@@ -429,9 +457,7 @@ def export_csv(
 # ---------------------------------------------------------------------------
 # Parquet (the `parquet` extra: pyarrow)
 # ---------------------------------------------------------------------------
-PARQUET_HINT = (
-    "spinemon export --parquet needs pyarrow: pip install -e '.[parquet]' (in the spinemon checkout)"
-)
+PARQUET_HINT = f"spinemon export --parquet needs pyarrow: {install_hint('parquet')}"
 
 
 def _pyarrow():
@@ -540,20 +566,36 @@ class ParquetResult:
     columns: list[str]
 
 
+def parquet_folder(dest: str | os.PathLike | None) -> Path | None:
+    """The folder ``export --parquet DEST`` writes into, or None when ``DEST``
+    names a file: a folder that exists, a name written with a trailing ``/``,
+    or a new name without a ``.parquet`` suffix (``exports/``, ``exports``).
+    The folder may not exist yet (the command makes it)."""
+    if not dest:
+        return None
+    d = Path(dest)
+    if d.is_dir() or str(dest).endswith(("/", os.sep)):
+        return d
+    if not d.exists() and d.suffix.lower() != ".parquet":
+        return d
+    return None
+
+
 def parquet_paths(recording: str | os.PathLike, dest: str | os.PathLike | None) -> tuple[Path, Path]:
-    """Where ``export --parquet [DEST]`` writes: ``DEST`` a folder (one that
-    exists, or written with a trailing ``/``) -> ``DEST/<recording>.parquet``;
-    a file -> that file; none -> next to the recording. The events go beside
-    it as ``<name>-events.parquet``."""
+    """Where ``export --parquet [DEST]`` writes: ``DEST`` a folder
+    (:func:`parquet_folder`) -> ``DEST/<recording>.parquet``; a file -> that
+    file; none -> next to the recording. The events go beside it as
+    ``<name>-events.parquet``."""
     src = Path(recording)
+    folder = parquet_folder(dest)
     if not dest:
         out = src.with_suffix(".parquet")
+    elif folder is not None:
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{folder} is a file, not a folder; choose another --parquet")
+        out = folder / (src.stem + ".parquet")
     else:
-        d = Path(dest)
-        is_dir = d.is_dir() or str(dest).endswith(("/", os.sep))
-        out = d / (src.stem + ".parquet") if is_dir else d
-        if is_dir and not d.is_dir():
-            raise ConfigError(f"directory {d} does not exist; create it first")
+        out = Path(dest)
     return out, out.with_name(out.stem + "-events.parquet")
 
 
@@ -572,8 +614,8 @@ def export_parquet(
     for table, path in ((samples, out), (events, events_out)):
         try:
             atomic_write(
-                path, lambda tmp, table=table: pq.write_table(table, tmp)
-            )  # never a half-written file under the final name
+                path, functools.partial(_write_parquet, pq, table)
+            )  # never half-written under the final name
         except OSError as e:
-            raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
+            raise ConfigError(cannot_write(path, e)) from None
     return ParquetResult(out, events_out, samples.num_rows, events.num_rows, samples.column_names)

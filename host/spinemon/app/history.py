@@ -28,8 +28,6 @@ picklable dict), :func:`build` (facts + journal -> weekly rows, pure),
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 import os
 import statistics
@@ -39,8 +37,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from spinemon.app.extras import install_hint
 from spinemon.app.session_summary import EventRow, RepRow, SetRow
-from spinemon.errors import ConfigError, SpinemonError
+from spinemon.app.words import plural
+from spinemon.app.verdict import EXTENSION_LIFTS
+from spinemon.errors import ConfigError, SpinemonError, UsageProblem
 
 __all__ = [
     "MISSING_MATPLOTLIB",
@@ -58,18 +59,10 @@ __all__ = [
     "verdict",
 ]
 
-MISSING_MATPLOTLIB = (
-    "--png needs matplotlib, which is not installed; in the checkout: pip install -e '.[report]'"
-)
+MISSING_MATPLOTLIB = f"--png needs matplotlib, which is not installed: {install_hint('report')}"
 #: a header start time before this (2000-01-01 UTC) is a host clock that was never set
 EARLIEST_REAL_TIME = 946684800.0
 FUTURE_TOLERANCE_S = 86400.0
-
-
-class UsageProblem(ConfigError):
-    """A bad command line found after parsing (a path that does not exist, --journal missing): exit 2."""
-
-    usage = True
 
 
 # ---------------------------------------------------------------------------
@@ -129,9 +122,11 @@ def facts_from(rec, result, path: str | os.PathLike) -> dict:
                 "alerts": 0,
                 "events": 0,
                 "peaks": [],
+                "ext_peaks": [],
                 "creeps": [],
                 "shares": [],
                 "flexion_limit_deg": None,
+                "extension_limit_deg": None,
             },
         )
 
@@ -146,6 +141,9 @@ def facts_from(rec, result, path: str | os.PathLike) -> dict:
         if one_sensor or not isinstance(peak, (int, float)):
             continue
         d["peaks"].append(float(peak))
+        ext = r.peak_extension_deg
+        if isinstance(ext, (int, float)):
+            d["ext_peaks"].append(float(ext))
         share = r.pelvis_share
         if ex in HINGES and isinstance(share, (int, float)):
             d["shares"].append(float(share))
@@ -165,7 +163,8 @@ def facts_from(rec, result, path: str | os.PathLike) -> dict:
     for ex, d in per.items():
         if not one_sensor:
             try:
-                d["flexion_limit_deg"] = profile(ex, settings.limit_overrides).limits(rom).flexion_deg
+                lim = profile(ex, settings.limit_overrides).limits(rom)
+                d["flexion_limit_deg"], d["extension_limit_deg"] = lim.flexion_deg, lim.extension_deg
             except SpinemonError:
                 pass
     return {
@@ -313,9 +312,11 @@ def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | No
     for e in entries:
         week_entries.setdefault(_monday(e.time.date()), []).append(e)
         if e.session is not None:
-            f = by_path.get(e.session.path) or (by_start.get(e.session.start) if e.session.start else None)
-            if f is not None:
-                linked.setdefault(id(f), []).append(e)
+            found = by_path.get(e.session.path) or (
+                by_start.get(e.session.start) if e.session.start else None
+            )
+            if found is not None:
+                linked.setdefault(id(found), []).append(e)
 
     def link_dict(e, f: dict | None) -> dict:
         return {
@@ -350,6 +351,16 @@ def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | No
         creeps = [c for d in ds for c in d["creeps"]]
         shares = [s for d in ds for s in d["shares"]]
         limits = [d["flexion_limit_deg"] for d in ds if d.get("flexion_limit_deg") is not None]
+        ext_peaks = [p for d in ds for p in d.get("ext_peaks", [])]
+        ext_limits = [d["extension_limit_deg"] for d in ds if d.get("extension_limit_deg") is not None]
+        extension = ex in EXTENSION_LIFTS
+        peak = (
+            _r(statistics.median(ext_peaks if extension else peaks))
+            if (ext_peaks if extension else peaks)
+            else None
+        )
+        limit_list = ext_limits if extension else limits
+        limit = _r(statistics.median(limit_list)) if limit_list else None
         links = [link_dict(e, f) for f in fs for e in linked.get(id(f), [])]
         links.sort(key=lambda x: x["time"])
         rows.append(
@@ -367,6 +378,10 @@ def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | No
                 "creep_deg": _r(_mean(creeps)),
                 "pelvis_share": _r(_mean(shares), 3),
                 "flexion_limit_deg": _r(statistics.median(limits)) if limits else None,
+                # the angle of the exercise's fault: extension for presses and curls (an arch), else flexion
+                "watched": "extension" if extension else "flexion",
+                "peak_deg": peak,
+                "limit_deg": limit,
                 "one_sensor_sessions": sum(1 for f in fs if f["one_sensor"]),
                 "dated_by": {k: sum(1 for f in fs if f["date_from"] == k) for k in ("header", "mtime")},
                 "recordings": [Path(f["recording"]).name for f in fs],
@@ -392,7 +407,7 @@ def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | No
                 },
             }
         )
-    doc = {
+    doc: dict[str, Any] = {
         "sessions": [
             {
                 "recording": f["recording"],
@@ -419,6 +434,9 @@ def build(facts: Sequence[dict], entries: Sequence = (), journal_info: dict | No
             "creep_deg": "mean rise of rep peak flexion from a set's first rep to its last (two sensors)",
             "pelvis_share": "mean share of the trunk's forward lean that came from the hips, hinge and squat reps (two sensors), 0..1",
             "flexion_limit_deg": "the flexion limit in effect (median over the week's sessions)",
+            "watched": "the angle of the exercise's fault: extension for presses and curls (an arch), flexion for the others",
+            "peak_deg": "median of each rep's peak in the watched angle (extension negative), two sensors",
+            "limit_deg": "the limit of the watched angle in effect (median over the week's sessions)",
         },
     }
     for ex in doc["rows"]:
@@ -448,27 +466,26 @@ def verdict(doc: dict) -> list[str]:
         with_reps = [r for r in rows if r["reps"]]
         if not with_reps:
             n = len(rows)
+            n_s, n_a = sum(r["sessions"] for r in rows), sum(r["alerts"] for r in rows)
             lines.append(
-                f"{name}: no reps in {n} week{'s' if n != 1 else ''} ({sum(r['sessions'] for r in rows)} session{'s' if sum(r['sessions'] for r in rows) != 1 else ''}); {sum(r['alerts'] for r in rows)} alerts."
+                f"{name}: no reps in {plural(n, 'week')} ({plural(n_s, 'session')}); {plural(n_a, 'alert')}."
             )
             continue
         a, b = with_reps[0], with_reps[-1]
         if a is b:
             parts = [
-                f"one week so far ({a['week']}): {a['alerts_per_100_reps']:.0f} alerts per 100 reps ({a['alerts']} in {a['reps']} reps)"
+                f"one week so far ({a['week']}): {a['alerts_per_100_reps']:.0f} alerts per 100 reps ({a['alerts']} in {plural(a['reps'], 'rep')})"
             ]
-            if a["peak_flexion_deg"] is not None:
-                parts.append(f"peak flexion at the bottom {a['peak_flexion_deg']:.0f} deg")
+            if a.get("peak_deg") is not None:
+                parts.append(f"peak {a['watched']} at the bottom {a['peak_deg']:.0f} deg")
             lines.append(f"{name}: " + "; ".join(parts) + ".")
             continue
         span = (date.fromisoformat(b["monday"]) - date.fromisoformat(a["monday"])).days // 7 + 1
         trained = len(with_reps)
         over = f" over {span} weeks" + (f" ({trained} with reps)" if trained != span else "")
         parts = [_trend("alerts per 100 reps", a["alerts_per_100_reps"], b["alerts_per_100_reps"]) + over]
-        if a["peak_flexion_deg"] is not None and b["peak_flexion_deg"] is not None:
-            parts.append(
-                f"peak flexion at the bottom {a['peak_flexion_deg']:.0f} -> {b['peak_flexion_deg']:.0f} deg"
-            )
+        if a.get("peak_deg") is not None and b.get("peak_deg") is not None:
+            parts.append(f"peak {a['watched']} at the bottom {a['peak_deg']:.0f} -> {b['peak_deg']:.0f} deg")
         if a["creep_deg"] is not None and b["creep_deg"] is not None:
             parts.append(f"creep over a set {a['creep_deg']:+.0f} -> {b['creep_deg']:+.0f} deg")
         if a["pelvis_share"] is not None and b["pelvis_share"] is not None:
@@ -489,23 +506,32 @@ def verdict(doc: dict) -> list[str]:
     return lines
 
 
+#: (key, heading), most important first: the terminal takes them while they fit (80 columns off a terminal)
 TEXT_COLUMNS = (
     ("exercise", "exercise"),
     ("week", "week"),
-    ("monday", "from"),
-    ("sessions", "sessions"),
-    ("sets", "sets"),
     ("reps", "reps"),
+    ("alerts_per_100_reps", "alerts/100"),
+    ("peak_deg", "peak"),
+    ("limit_deg", "limit"),
+    ("pain_mean", "pain"),
+    ("sessions", "sess"),
     ("alerts", "alerts"),
-    ("alerts_per_100_reps", "alerts/100 reps"),
-    ("peak_flexion_deg", "peak flexion (deg)"),
-    ("flexion_limit_deg", "limit (deg)"),
-    ("creep_deg", "creep (deg)"),
-    ("pelvis_share", "hips' share (%)"),
-    ("pain_entries", "pain entries"),
-    ("pain_mean", "pain mean (0-10)"),
+    ("creep_deg", "creep"),
+    ("pelvis_share", "hips%"),
+    ("sets", "sets"),
     ("pain_max", "pain max"),
+    ("pain_entries", "entries"),
     ("linked", "linked"),
+    ("monday", "from"),
+)
+#: what the short headings mean, said under the table
+TEXT_KEY = (
+    "alerts/100: alerts per 100 reps; peak: median of each rep's peak at the bottom, in the angle of the "
+    "exercise's fault (flexion; extension, negative, for presses and curls) against its limit; "
+    "pain: mean pain (0-10) in the journal that week; sess: sessions; creep: mean rise of rep peak flexion "
+    "from a set's first rep to its last; hips%: the hips' share of the trunk's lean in hinge and squat reps; "
+    "angles need two sensors."
 )
 
 
@@ -553,18 +579,26 @@ def table_rows(doc: dict) -> list[dict]:
     return out
 
 
-def format_text(doc: dict) -> str:
-    rows = table_rows(doc)
-    heads = [h for _, h in TEXT_COLUMNS]
-    cells = [[_cell(k, r.get(k)) for k, _ in TEXT_COLUMNS] for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(heads)]
-    left = {0, 1, 2}
-    fmt = lambda vals: "  ".join(
-        v.ljust(w) if i in left else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths))
-    ).rstrip()
-    lines = [fmt(heads)] + [fmt(c) for c in cells]
+def format_text(doc: dict, width: int | None = None) -> str:
+    """The weekly table (its most important columns, no wider than ``width``:
+    the terminal's, 80 off a terminal), the verdict and where the dates came from."""
+    from spinemon.app.tables import fit_table, terminal_width, wrap
+
+    width = terminal_width() if width is None else width
+    lines, dropped = fit_table(
+        table_rows(doc),
+        [k for k, _ in TEXT_COLUMNS],
+        _cell,
+        dict(TEXT_COLUMNS),
+        width,
+        indent="",
+        left=("exercise", "week", "monday"),
+    )
+    if dropped:
+        lines += wrap(f"(not shown for width: {', '.join(dropped)}; all in --json)", width, "", "  ")
     lines.append("")
-    lines += doc["verdict"]
+    for v in doc["verdict"]:
+        lines += wrap(v, width, "", "  ")
     d = doc["dates"]
     dated = [f"{d['header']} from the recording header's start time"]
     if d["mtime"]:
@@ -572,44 +606,58 @@ def format_text(doc: dict) -> str:
         dated.append(
             f"{d['mtime']} from the file's modification time ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}: no real start time in the header)"
         )
-    lines.append("dates: " + "; ".join(dated) + "; weeks are ISO weeks (UTC).")
-    lines.append(
-        "peak flexion: median of each rep's peak at the bottom; creep: mean rise from a set's first rep to its last; "
-        "hips' share: of the trunk's lean, hinge and squat reps; angles need two sensors."
-    )
+    lines += wrap("dates: " + "; ".join(dated) + "; weeks are ISO weeks (UTC).", width, "", "  ")
+    lines += wrap(TEXT_KEY, width, "", "  ")
     return "\n".join(lines)
 
 
-HTML_COLUMNS = [c for c in TEXT_COLUMNS if c[0] != "monday"]
+#: the weekly table on the index page: every column but the Monday, named in full
+HTML_COLUMNS = [
+    ("exercise", "exercise"),
+    ("week", "week"),
+    ("sessions", "sessions"),
+    ("sets", "sets"),
+    ("reps", "reps"),
+    ("alerts", "alerts"),
+    ("alerts_per_100_reps", "alerts per 100 reps"),
+    ("watched", "angle watched"),
+    ("peak_deg", "peak (deg)"),
+    ("limit_deg", "limit (deg)"),
+    ("creep_deg", "creep (deg)"),
+    ("pelvis_share", "hips' share (%)"),
+    ("pain_entries", "pain entries"),
+    ("pain_mean", "pain mean (0-10)"),
+    ("pain_max", "pain max"),
+    ("linked", "linked"),
+]
 
 
-def html_section(doc: dict, png: Path | None = None) -> str:
-    """The History section of the season index: the verdict in words, the chart, the weekly table."""
-    p = ['<section id="history"><h2>History</h2>']
-    p.append('<ul class="verdict">' + "".join(f"<li>{html.escape(v)}</li>" for v in doc["verdict"]) + "</ul>")
+def section_context(doc: dict, png: Path | None = None, narrow: Path | None = None) -> dict:
+    """What the History section's template (``history_section.html.j2``) shows."""
+    from spinemon.app import pages
+
+    heads = dict(HTML_COLUMNS)
+    chart = None
     if png is not None and png.exists():
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        p.append(
-            f'<img alt="peak flexion and alerts per 100 reps per week" src="data:image/png;base64,{data}">'
+        chart = pages.plot(
+            png,
+            narrow if narrow is not None and narrow.exists() else None,
+            "peak and alerts per 100 reps per week, per exercise",
         )
-    p.append(
-        '<div class="scroll"><table><tr>'
-        + "".join(f"<th>{html.escape(h)}</th>" for _, h in HTML_COLUMNS)
-        + "</tr>"
-    )
-    for r in table_rows(doc):
-        p.append(
-            "<tr>" + "".join(f"<td>{html.escape(_cell(k, r.get(k)))}</td>" for k, _ in HTML_COLUMNS) + "</tr>"
-        )
-    p.append("</table></div>")
-    d = doc["dates"]
-    p.append(
-        f"<p>Dates: {d['header']} from the recording header's start time, {d['mtime']} from the file's modification time; "
-        "weeks are ISO weeks (UTC). Peak flexion: median of each rep's peak at the bottom; creep: mean rise from a set's first rep "
-        "to its last; hips' share: of the trunk's lean in hinge and squat reps. Angles need two sensors.</p>"
-    )
-    p.append("</section>")
-    return "\n".join(p)
+    return {
+        "verdict": doc["verdict"],
+        "chart": chart,
+        "weeks": pages.table(table_rows(doc), [k for k, _ in HTML_COLUMNS], lambda k: heads[k], _cell),
+        "dates": doc["dates"],
+    }
+
+
+def html_section(doc: dict, png: Path | None = None, narrow: Path | None = None) -> str:
+    """The History section of the season index (a template): the verdict in
+    words, the chart (``narrow``: its phone-width version), the weekly table."""
+    from spinemon.app import pages
+
+    return pages.render("history_section.html.j2", **section_context(doc, png, narrow))
 
 
 # ---------------------------------------------------------------------------
@@ -639,8 +687,8 @@ def load_journal(path: str | None, notes: list[str]) -> tuple[list, dict]:
         )
     elif rep.skipped_lines and not rep.entries and not (rep.torn_last_line and len(rep.skipped_lines) == 1):
         raise JournalError(
-            f"{j.path} has no readable journal entries ({len(rep.skipped_lines)} unreadable line(s)); check that --journal points at a spinemon journal (.jsonl)"
+            f"{j.path} has no readable journal entries ({plural(len(rep.skipped_lines), 'unreadable line')}); check that --journal points at a spinemon journal (.jsonl)"
         )
     elif rep.skipped_lines:
-        notes.append(f"skipped {len(rep.skipped_lines)} unreadable line(s) in {j.path}")
+        notes.append(f"skipped {plural(len(rep.skipped_lines), 'unreadable line')} in {j.path}")
     return rep.entries, info

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from spinemon.app.session_summary import Summary
-from spinemon.errors import ConfigError, RecordingError, SpinemonError
+from spinemon.errors import ConfigError, JournalError, RecordingError, SpinemonError
 
 __all__ = [
     "PHASES",
@@ -50,10 +51,6 @@ PAIN_MIN, PAIN_MAX = 0, 10
 #: an unlinked "before" entry this close before a session's first linked entry counts as that session's pain before
 PAIR_BEFORE_WINDOW = timedelta(hours=12)
 FUTURE_TOLERANCE = timedelta(hours=24)
-
-
-class JournalError(SpinemonError):
-    """The journal file cannot be read or written, or a journal value is bad."""
 
 
 # ---------------------------------------------------------------------------
@@ -253,12 +250,12 @@ def session_link(path: str | os.PathLike) -> SessionLink:
     for m in rec.meta_of("label"):
         add_ex(m.get("exercise"))
     events: dict[str, dict[str, int]] = {}
-    for e in summary.events:
-        if not isinstance(e.kind, str) or not e.has("kind"):
+    for ev in summary.events:
+        if not isinstance(ev.kind, str) or not ev.has("kind"):
             continue
-        ex = e.exercise or default_ex
+        ex = ev.exercise or default_ex
         add_ex(ex)
-        per = events.setdefault(e.kind, {})
+        per = events.setdefault(ev.kind, {})
         per[ex] = per.get(ex, 0) + 1
     reps: dict[str, int] = {}
     for r in summary.reps:
@@ -283,7 +280,7 @@ def session_link(path: str | os.PathLike) -> SessionLink:
 # ---------------------------------------------------------------------------
 # the file
 # ---------------------------------------------------------------------------
-def default_journal_path(env: dict[str, str] | None = None) -> Path:
+def default_journal_path(env: Mapping[str, str] | None = None) -> Path:
     """``$SPINEMON_HOME/journal.jsonl`` if set, else ``~/.spinemon/journal.jsonl``."""
     env = os.environ if env is None else env
     home = env.get("SPINEMON_HOME")

@@ -18,16 +18,18 @@ status line; it only observes them. The command line is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 import spinemon_protocol as proto
-from spinemon.app.live_ui import LiveUI, SetMarker
+from spinemon.app.live_keys import SetMarker
+from spinemon.app.live_ui import LiveUI
 from spinemon.app.results import SessionResult
 from spinemon.app.session import header_for, run_live
 from spinemon.app.session_summary import Summary
@@ -41,6 +43,7 @@ from spinemon.core.pipeline import (
 )
 from spinemon.errors import ConfigError, SpinemonError
 from spinemon.io import profile_store, sim
+from spinemon.io.atomic import ExistingOutputError, refuse_existing
 from spinemon.io.commands import CommandQueue
 from spinemon.io.device_link import LinkSetup
 from spinemon.io.recording import RecordingWriter
@@ -84,9 +87,14 @@ class LiveOptions:
     profile: str | None = None
     recalibrate: bool = False  # ignore the stored calibration (sensors re-attached)
     resume: bool = False  # an existing --out recording is continued in a new segment (else refused)
+    force: bool = False  # an existing --out recording (and its segments) is replaced (else refused)
     limits: tuple[str, ...] = ()  # "EXERCISE.LIMIT=VALUE" overrides for this session
     view: bool = False  # serve the live page for a coach on 127.0.0.1 (spinemon.app.view; the `view` extra)
     view_port: int = 0  # its port; 0: one the OS chooses
+    #: --view-lan: serve the page on every interface (a coach's phone on the local network), not 127.0.0.1 only
+    view_lan: bool = False
+    #: say on screen where the session is recorded (or that it is not): the `live` command; calibrate does not record
+    announce_recording: bool = False
 
     @property
     def uses_profile(self) -> bool:
@@ -107,6 +115,10 @@ class LiveOptions:
             raise ConfigError(f"view port must be 0 (any free port) .. 65535, not {self.view_port!r}")
         if self.view_port and not self.view:
             raise ViewUsageError("--view-port needs --view")
+        if self.view_lan and not self.view:
+            raise ViewUsageError("--view-lan needs --view")
+        if self.force and self.resume:
+            raise ExistingOutputError("--force replaces --out and --resume continues it: give one of them")
         for name in ("connect_timeout_s", "command_timeout_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 < v <= 600.0):
@@ -119,6 +131,45 @@ class LiveOptions:
         if self.port:
             return f"serial:{self.port}"
         return f"ble:{self.address or self.name}"
+
+
+def spinemon_home() -> Path:
+    """The user's spinemon folder: ``$SPINEMON_HOME`` or ``~/.spinemon``."""
+    import os
+
+    home = os.environ.get("SPINEMON_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".spinemon"
+
+
+def sessions_dir(sim: bool = False) -> Path:
+    """Where ``live`` records when no ``--out`` is given: ``sessions/`` in the
+    user's spinemon folder; the simulated wearer's sessions in ``sim-sessions/``
+    beside it (so ``history ~/.spinemon/sessions`` never counts them)."""
+    return spinemon_home() / ("sim-sessions" if sim else "sessions")
+
+
+def default_recording(exercise: str, sim: bool = False, now: float | None = None) -> Path:
+    """A new file in :func:`sessions_dir` named by the local date and time and
+    the exercise (``2026-12-07_18-30-05_deadlift.spinrec``); the folder is
+    made if missing. Never an existing file (``-2``, ``-3``, ... appended).
+
+    Raises:
+        ConfigError: the folder cannot be made (exit 1: an environment failure).
+    """
+    folder = sessions_dir(sim)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(
+            f"cannot make the sessions folder {folder}: {e.strerror or e}; pass --out FILE or set SPINEMON_HOME"
+        ) from None
+    stem = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now)) + f"_{exercise}"
+    path = folder / f"{stem}.spinrec"
+    n = 2
+    while path.exists():
+        path = folder / f"{stem}-{n}.spinrec"
+        n += 1
+    return path
 
 
 def sets_recorded(path: str | Path) -> int:
@@ -148,13 +199,12 @@ def sim_sets_for(exercise: str, side: str | None = None) -> list[sim.SetSpec]:
         raise ConfigError(
             f"the simulated wearer cannot do {exercise!r}; choose one of {', '.join(sim.EXERCISES)}"
         )
-    fault = {3: sim.FAULTS_BY_EXERCISE[exercise][0]}
+    ex = cast("sim.Exercise", exercise)  # one of sim.EXERCISES (checked above)
+    fault: dict[int, sim.Fault] = {3: sim.FAULTS_BY_EXERCISE[exercise][0]}
     if exercise in sim.UNILATERAL_EXERCISES:
         sides = [side] if side is not None else ["left", "right"]
-        return [
-            sim.SetSpec(exercise, 5, fault if i == 0 else {}, rest_s=3.0, side=s) for i, s in enumerate(sides)
-        ]
-    return [sim.SetSpec(exercise, 5, fault, rest_s=3.0)]
+        return [sim.SetSpec(ex, 5, fault if i == 0 else {}, rest_s=3.0, side=s) for i, s in enumerate(sides)]
+    return [sim.SetSpec(ex, 5, fault, rest_s=3.0)]
 
 
 def make_transport(options: LiveOptions, *, calibrated: bool = False) -> Transport:
@@ -254,18 +304,21 @@ async def run(
     transport.on_connected = setup
     transport.on_state = on_state
     recorder = None
-    if options.out and not options.resume and Path(options.out).exists():
-        raise ConfigError(
-            f"{options.out} already exists; choose another --out, or pass --resume to continue it in a new segment"
+    if options.out:
+        refuse_existing(
+            options.out,
+            options.resume or options.force,
+            "choose another --out, pass --resume to continue it in a new segment, or --force to replace it",
         )
     if options.out:
-        if Path(options.out).exists():
+        if Path(options.out).exists() and not options.force:
             ui.set_offset = sets_recorded(options.out)  # the screen numbers sets on, as replay will
-        # an existing recording is resumed in a new segment (--resume), never overwritten
+        # an existing recording is resumed in a new segment (--resume), or replaced with --force
         recorder = RecordingWriter(
             options.out,
             header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}),
-            resume=True,
+            resume=not options.force,
+            overwrite=options.force,
         )
         if recorder.segment > 1:
             ui.line(
@@ -279,25 +332,50 @@ async def run(
     cancelled = False
 
     def link_stats() -> dict:
-        st = getattr(transport, "stats", None)
-        return st.as_dict() if st is not None and hasattr(st, "as_dict") else {}
+        return {} if transport.stats is None else transport.stats.as_dict()
 
     def on_frame(res: FrameResult, pl: Pipeline) -> None:
         nonlocal guard_task
         ui.on_frame(res, pl, link_stats())
         if feed is not None:
             feed.on_frame(res, pl)  # reads what the frame and the pipeline hold; never waits
-        connected = getattr(transport, "connected", True)
-        if connected and setup.runs and setup.needs_update() and (guard_task is None or guard_task.done()):
+        if (
+            transport.connected
+            and setup.runs
+            and setup.needs_update()
+            and (guard_task is None or guard_task.done())
+        ):
             guard_task = asyncio.get_running_loop().create_task(_update_guard(setup, transport))
+
+    def on_result(res: SessionResult) -> None:
+        nonlocal result
+        result = res
 
     try:
         if options.view:  # before connecting: the page's address is on the screen's first lines
-            from spinemon.app.view import ViewFeed, ViewServer
+            from spinemon.app.view import ViewFeed
+            from spinemon.app.view_server import ViewServer
 
-            view = ViewServer(ViewFeed(set_offset=lambda: ui.set_offset), options.view_port)
-            ui.prompt(f"Live view for a coach: {await view.start()} (open it on this computer)")
+            view = ViewServer(
+                ViewFeed(set_offset=lambda: ui.set_offset), options.view_port, lan=options.view_lan
+            )
+            url = await view.start()
+            if options.view_lan:
+                ui.prompt(f"Live view for a coach: {url} (open it on a phone or computer on this network)")
+                ui.line(
+                    "!! WARNING the live view is open to this whole network: anyone who has this link (its token) "
+                    "can watch your angles and alerts, and the page is plain HTTP (not encrypted). "
+                    "Use it on a network you trust; leave --view-lan out to keep it on this computer."
+                )
+            else:
+                ui.prompt(f"Live view for a coach: {url} (open it on this computer)")
             feed = view.feed
+        if options.announce_recording:
+            ui.prompt(
+                f"Recording to {recorder.path}"
+                if recorder is not None
+                else "Not recording this session (--no-record)."
+            )
         ui.prompt(f"Connecting to {options.source} ...")
         await transport.connect(options.connect_timeout_s)
         if recorder is not None and setup.status is not None:
@@ -310,10 +388,18 @@ async def run(
             keys = sys.stdin
         if keys is not None:
             marker = SetMarker(transport, ui, pipeline.exercise, pipeline.settings.side)
-            detach_keys = marker.attach(keys)
-            ui.prompt(
-                "Press Enter at the start of each set (type an exercise name first to switch, e.g. squat)."
-            )
+            try:
+                detach_keys = marker.attach(keys)
+            except (ImportError, NotImplementedError, OSError):
+                # the keys need a POSIX terminal (termios, the event loop's add_reader): not on Windows
+                ui.line(
+                    "-- marking sets from the keyboard needs a POSIX terminal (Linux, macOS); "
+                    "sets are found from the motion alone, alerts are not affected"
+                )
+            else:
+                ui.prompt(
+                    "Press Enter at the start of each set (type an exercise name first to switch, e.g. squat)."
+                )
         result = await run_live(
             transport,
             pipeline,
@@ -326,6 +412,7 @@ async def run(
                 f"-- the wearable restarted (boot {boot}); settings sent again, the session continues"
             ),
             commands=commands,
+            on_result=on_result,
         )
     except asyncio.CancelledError:
         cancelled = True
@@ -333,6 +420,13 @@ async def run(
     finally:
         if recorder is not None:
             recorder.close()  # run_live closed it already, unless connect failed first
+            if result is None or result.frames == 0:
+                # nothing was received (no adapter, no wearable, Ctrl-C while connecting): no
+                # recording of nothing is left behind, so the same command can simply be run again
+                with contextlib.suppress(OSError):
+                    recorder.path.unlink()
+                ui.line(f"-- nothing was received: {recorder.path} not kept")
+                recorder = None
         if detach_keys is not None:
             detach_keys()
         for task in (guard_task, heartbeat_task):
@@ -346,7 +440,7 @@ async def run(
             pass
         if view is not None:
             await asyncio.shield(view.stop())
-        ui.finish(result, options.out, cancelled)
+        ui.finish(result, None if recorder is None else options.out, cancelled)
     return result
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from spinemon.app.journal import PAIR_BEFORE_WINDOW, Entry, SessionLink, format_time, parse_time
 from spinemon.app.red_flags import RedFlag, red_flag_message, red_flags
+from spinemon.app.words import plural
 from spinemon.errors import ConfigError
 
 #: fewer sessions than this in either group: "too little data"
@@ -253,7 +254,9 @@ def _fmt(x: float | None, signed: bool = False) -> str:
 
 def _comparison_lines(row: dict, label: str) -> list[str]:
     w, o = row["with"], row["without"]
-    lines = [f"  {row['name']}" + (f"  ({row['events']} flagged event(s))" if "events" in row else "")]
+    lines = [
+        f"  {row['name']}" + (f"  ({plural(row['events'], 'flagged event')})" if "events" in row else "")
+    ]
     lines.append(
         f"    pain after: {_fmt(w['mean_pain_after'])} with {label} (n={w['with_pain_after']}) vs "
         f"{_fmt(o['mean_pain_after'])} without (n={o['with_pain_after']})"
@@ -284,9 +287,11 @@ def _comparison_lines(row: dict, label: str) -> list[str]:
 
 def format_summary(s: dict) -> str:
     """The summary as text."""
-    win = "all entries" if s["window"]["weeks"] is None else f"the last {s['window']['weeks']} week(s)"
+    win = (
+        "all entries" if s["window"]["weeks"] is None else f"the last {plural(s['window']['weeks'], 'week')}"
+    )
     out = [
-        f"Pain journal summary, {win}: {s['entries']} entries, {s['sessions']} linked sessions "
+        f"Pain journal summary, {win}: {plural(s['entries'], 'entry')}, {plural(s['sessions'], 'linked session')} "
         f"({s['sessions_with_pain_after']} with pain logged after, {s['sessions_with_change']} with before and after)."
     ]
     msg = red_flag_message(

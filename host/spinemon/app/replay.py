@@ -99,6 +99,7 @@ def _replay_records(
     on_frame: Callable[[bytes, float, FrameResult, Pipeline], None] | None,
     on_label: Callable[[dict, Pipeline], None] | None,
     block_samples: int,
+    label_exercise: str | None = None,
 ) -> tuple[SessionResult, float | None]:
     """One live session's records through a fresh pipeline; (result, last
     device time). Without ``on_frame`` the samples go through in long blocks
@@ -129,6 +130,12 @@ def _replay_records(
             except ValueError:
                 continue
             if isinstance(m, dict) and m.get("type") == "label":
+                if label_exercise is not None and m.get("exercise") is not None:
+                    m = {
+                        **m,
+                        "exercise": label_exercise,
+                        "side": None,
+                    }  # the what-if: every set as this exercise
                 pipeline.on_label(m)
                 if on_label is not None:
                     on_label(m, pipeline)
@@ -163,6 +170,7 @@ def replay(
     on_label: Callable[[dict, Pipeline], None] | None = None,
     on_segment: Callable[[SegmentReplay], None] | None = None,
     block_samples: int = 1 << 16,
+    label_exercise: str | None = None,
 ) -> SessionResult:
     """Re-run detection on a recording through the live code path.
     ``on_frame(frame, t_host, result, pipeline)`` and ``on_label(label,
@@ -180,6 +188,8 @@ def replay(
     ``settings``: None replays every segment with the settings its header
     recorded; a :class:`PipelineSettings` is used for all; a function of the
     segment's header gives each its own (:func:`replay_settings`).
+    ``label_exercise``: the lifter's labelled sets replayed as this exercise
+    (``replay --exercise``: a what-if on the same data), not as labelled.
 
     Each segment is replayed as the live session it was (see the module
     docstring); a recording of several segments is joined with sets
@@ -198,7 +208,7 @@ def replay(
         if on_segment is not None:
             on_segment(part)
         part.result, t_last = _replay_records(
-            records, _settings_for(settings, part.header), on_frame, on_label, block_samples
+            records, _settings_for(settings, part.header), on_frame, on_label, block_samples, label_exercise
         )
         part.live_events = _live_events(records)
         n_sets = max([n_sets, *part.sets])
@@ -207,6 +217,7 @@ def replay(
     segs = [p for p, _ in parts]
     if len(segs) == 1:
         res = segs[0].result
+        assert res is not None  # every segment was replayed above
         res.session = res.session.evolve(segments=len(recording.segments))
         res.segments = segs
         return res
@@ -232,12 +243,13 @@ def _moved_event(e: Event, part: SegmentReplay) -> Event:
 def _join(segs: list[SegmentReplay]) -> SessionResult:
     """The segments' results as one: sets numbered on, one time line."""
     results = [p.result for p in segs if p.result is not None]
+    assert len(results) == len(segs)  # every segment was replayed
     summs = [r.session for r in results]
-    events = [_moved_event(e, p) for p in segs for e in p.result.events]  # type: ignore[union-attr]
+    events = [_moved_event(e, p) for p, r in zip(segs, results) for e in r.events]
     alerts = [
         replace(a, event=_moved_event(a.event, p), t_trigger_device=a.t_trigger_device + p.t_offset)
-        for p in segs
-        for a in p.result.alerts  # type: ignore[union-attr]
+        for p, r in zip(segs, results)
+        for a in r.alerts
     ]
     stats = sum_counts(r.stats for r in results)
 
@@ -331,6 +343,7 @@ class _Batch:
                     or self.samples >= self.limit
                 ):
                     self._run()
+            assert th is not None  # a block comes with its samples' receive times
             self.blocks.append(item)
             self.t_host.append(th)
             self.samples += len(item)
@@ -374,6 +387,16 @@ def replay_settings(
 
     for_segment(recording.header)  # a bad exercise or override fails here, before the replay
     return for_segment
+
+
+def labelled_exercises(recording: Recording) -> list[str]:
+    """The exercises the lifter's set labels name in ``recording``, in order of first use."""
+    seen: list[str] = []
+    for m in recording.meta_of("label"):
+        ex = m.get("exercise")
+        if isinstance(ex, str) and ex not in seen:
+            seen.append(ex)
+    return seen
 
 
 def recorded_events(recording: Recording) -> list[dict] | None:

@@ -1,36 +1,47 @@
 """Session reports: plots, tables, CSV and one offline HTML page.
 
-``spinemon report FILE [--out DIR]`` re-runs the recording through the live
-path (:func:`spinemon.app.export.trace_recording`, the same walk as replay, with
-per-sample angles) and writes into DIR:
+``spinemon report FILE [--out DIR] [--lifter NAME]`` re-runs the recording
+through the live path (:func:`spinemon.app.export.trace_recording`, the same
+walk as replay, with per-sample angles) and writes into DIR:
 
 - ``set-N.png``: lumbar angle over the set, limit bands, events, alerts, rep
-  numbers (lateral bend and twist below); ``overview.png``: the whole session;
-- ``sets.csv``, ``reps.csv``, ``events.csv``: the tables;
-- ``report.html``: plots (base64 data URIs) and tables, no external resources.
+  numbers (lateral bend and twist below); ``overview.png``: the whole session
+  (sets and timed holds); ``reps.png``: every rep's peak against its limit;
+  each also as ``NAME-narrow.png``, drawn for a phone;
+- ``sets.csv``, ``reps.csv``, ``events.csv`` (and ``holds.csv`` with timed holds): the tables;
+- ``report.html`` (template ``templates/report.html.j2``): who and when (the
+  lifter, the date, local clock times), the verdict, the charts (base64 data
+  URIs, the phone version on a narrow screen) and the tables, no external resources.
 
 Tables are built generically from the pipeline's summary: fields the pipeline
-adds later to ``summary()["sets"]``/``["reps"]``/``["events"]`` (holds,
-warm-up, ...) and unknown summary sections appear without code changes;
-unknown event kinds are drawn and listed like the known ones.
+adds later to ``summary()["sets"]``/``["reps"]``/``["events"]`` (warm-up,
+...) and unknown summary sections appear without code changes; unknown
+event kinds are drawn and listed like the known ones. A damaged or cut-off
+recording says what the loader skipped, as ``replay`` does.
 
-matplotlib is optional (the ``report`` extra); without it the CSV files and
-the HTML tables are still written and one line says the plots were skipped.
+matplotlib and jinja2 are optional (the ``report`` extra): without
+matplotlib the CSV files and the page's tables are still written and one
+line says the plots were skipped; without jinja2 the page is not written and
+one line says so.
 """
 
 from __future__ import annotations
 
-import base64
-import html
+import math
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from spinemon.app.export import SessionTrace, trace_recording, write_table_csv
-from spinemon.app.plotting import plot_overview, plot_reps, plot_set, pyplot
+from spinemon.app.extras import install_hint
+from spinemon.app.plotting import NARROW, WIDE, plot_overview, plot_reps, plot_set, pyplot
 from spinemon.app.results import ReportResult, ReportTables
 from spinemon.app.session_summary import EventRow, RepRow
+from spinemon.app.verdict import event_words
+from spinemon.app.words import plural, shown_path
 from spinemon.errors import ConfigError, SpinemonError
 from spinemon.io.recording import load
 
@@ -42,7 +53,9 @@ __all__ = [
     "write_report",
 ]
 
-MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (in the checkout: pip install -e '.[report]'); wrote the tables only"
+MISSING_MATPLOTLIB = (
+    f"plots skipped: matplotlib is not installed ({install_hint('report')}); wrote the tables only"
+)
 
 # summary keys the report shows in their own sections; any other key is shown generically
 _KNOWN_SUMMARY_KEYS = {
@@ -62,6 +75,7 @@ _KNOWN_SUMMARY_KEYS = {
     "segments",
     "segment_details",
     "side_comparisons",
+    "holds",
 }
 #: rep and set fields of unilateral work, left out of the rows of a session that has none
 _SIDE_KEYS = ("side", "side_from", "side_comparison")
@@ -78,8 +92,11 @@ REP_COLUMNS = [
     "peak_extension_deg",
     "range_deg",
 ]
+HOLD_COLUMNS = ["set", "hold", "exercise", "clock", "t_start", "t_end", "duration_s", "faults"]
 EVENT_COLUMNS = [
     "kind",
+    "what",
+    "clock",
     "t_start",
     "t_end",
     "t_alert",
@@ -119,12 +136,105 @@ def _in_rep(e: EventRow, r: RepRow) -> bool:
     return e.set == r.set and e.rep == r.rep
 
 
-def build_tables(trace: SessionTrace) -> ReportTables:
+def clock_of(trace: SessionTrace) -> float | None:
+    """The wall clock (epoch seconds) at device time 0, or None when the
+    recording holds no real time. A frame's host time where it is one (a
+    live session stamps each frame as it arrives), else the header's start
+    time (written just before the first frame: a simulated or imported
+    recording, whose frame times are device times)."""
+    from spinemon.app.history import EARLIEST_REAL_TIME, FUTURE_TOLERANCE_S
+    from spinemon.io.recording import KIND_META, KIND_RX
+
+    s = trace.samples
+    if not len(s):
+        return None
+    now = time.time() + FUTURE_TOLERANCE_S
+
+    def real(t: float) -> bool:
+        return math.isfinite(t) and EARLIEST_REAL_TIME <= t <= now
+
+    recs = trace.recording.records
+    first_rx = next((r for r in recs if r.kind == KIND_RX), None)
+    if first_rx is not None and real(float(first_rx.t_host)):
+        return float(first_rx.t_host) - float(s.t[0])
+    head = next((r for r in recs[:1] if r.kind == KIND_META), None)
+    if head is not None and real(float(head.t_host)):
+        return float(head.t_host) - float(s.t[0])
+    return None
+
+
+def clock_text(clock: float | None, t: Any, fmt: str = "%H:%M:%S") -> str | None:
+    """Device time ``t`` as local wall-clock text (None without a clock)."""
+    if clock is None or not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
+        return None
+    return datetime.fromtimestamp(clock + float(t)).astimezone().strftime(fmt)
+
+
+def when_line(clock: float | None, t0: float, t1: float) -> str | None:
+    """``Mon 7 Dec 2026, 18:02-18:47 (UTC+01:00)``: the session's date and local clock times."""
+    if clock is None:
+        return None
+    a = datetime.fromtimestamp(clock + t0).astimezone()
+    b = datetime.fromtimestamp(clock + t1).astimezone()
+    day = f"{a:%a} {a.day} {a:%b %Y}"
+    end = f"{b:%H:%M}" if a.date() == b.date() else f"{b:%a} {b.day} {b:%b %H:%M}"
+    off = a.strftime("%z")
+    return f"{day}, {a:%H:%M}-{end} (UTC{off[:3]}:{off[3:]})"
+
+
+def lifter_of(trace: SessionTrace, given: str | None = None) -> str | None:
+    """The lifter's name: ``given`` (``report --lifter``), else the recording header's ``lifter``."""
+    name = given if given is not None else trace.recording.header.get("lifter")
+    return name.strip() if isinstance(name, str) and name.strip() else None
+
+
+def damage_line(rec: Any) -> str | None:
+    """What the loader skipped in a damaged or cut-off recording, as replay says it (None: intact)."""
+    parts = []
+    if getattr(rec, "corrupt_records", 0):
+        parts.append(f"{rec.corrupt_records} corrupt record(s) skipped")
+    if getattr(rec, "truncated", False):
+        parts.append("cut off mid-record (read up to its last complete record)")
+    if not parts:
+        return None
+    return "Damaged recording: " + "; ".join(parts) + ". The report shows what could be read."
+
+
+def hold_rows(tables: ReportTables) -> list[dict]:
+    """The holds as table rows: each fault in words (the hold's own fault)."""
+    return [_hold_row(h, tables.clock) for h in tables.holds]
+
+
+def _hold_row(h: dict, clock: float | None) -> dict:
+    row = _strip_type(h)
+    ex = row.get("exercise")
+    row["clock"] = clock_text(clock, row.get("t_start"))
+    row["faults"] = "; ".join(
+        event_words(str(f.get("kind")), ex)
+        + (f" at {f['t_alert']:.1f} s" if isinstance(f.get("t_alert"), (int, float)) else "")
+        for f in h.get("faults") or []
+    )
+    return row
+
+
+def build_tables(trace: SessionTrace, lifter: str | None = None) -> ReportTables:
     """The report's tables from a traced session (generic in the fields: a
     row has every key its summary row has, so fields the pipeline adds later
-    show up without code changes)."""
+    show up without code changes). ``lifter``: the lifter's name when the
+    recording does not hold one."""
     summ = trace.session
-    events = [_strip_type(e.as_dict()) for e in summ.events]
+    clock = clock_of(trace)
+    events = []
+    for e in summ.events:
+        row = _strip_type(e.as_dict())
+        kind = row.pop("kind", None)
+        row = {
+            "kind": kind,
+            "what": event_words(str(kind), row.get("exercise")),
+            "clock": clock_text(clock, row.get("t_start")),
+            **row,
+        }
+        events.append(row)
     reps = []
     for r in summ.reps:
         row = _without_empty_sides(_strip_type(r.as_dict()))
@@ -148,34 +258,44 @@ def build_tables(trace: SessionTrace) -> ReportTables:
             kinds[str(e.kind)] = kinds.get(str(e.kind), 0) + 1
         row.setdefault("event_kinds", ";".join(f"{k}={v}" for k, v in kinds.items()))
         sets.append(row)
-    s = trace.samples
+    samples = trace.samples
     stats = summ.stats
     cal = trace.result.calibration
     session: dict[str, Any] = {
         "recording": trace.recording.path.name,
+        "lifter": lifter_of(trace, lifter),
+        "when": when_line(clock, float(samples.t[0]), float(samples.t[-1])) if len(samples) else None,
         "source": trace.recording.header.get("source"),
         "angle": trace.result.angle_label,
-        "sensors": "+".join(s.sensors),
-        "rate_hz": round(s.rate_hz, 3),
-        "duration_s": round(float(s.t[-1] - s.t[0]), 2) if len(s) else 0.0,
+        "sensors": "+".join(samples.sensors),
+        "rate_hz": round(samples.rate_hz, 3),
+        "duration_s": round(float(samples.t[-1] - samples.t[0]), 2) if len(samples) else 0.0,
         "frames": summ.frames if summ.has("frames") else None,
         "samples": stats.get("samples"),
         "lost_samples": stats.get("lost_samples"),
         "bad_frames": stats.get("bad_frames"),
+        "damaged_records": int(getattr(trace.recording, "corrupt_records", 0)),
+        "truncated": bool(getattr(trace.recording, "truncated", False)),
         "calibrated": summ.calibrated if summ.has("calibrated") else None,
     }
+    damage = damage_line(trace.recording)
+    if damage:
+        session["damage"] = damage
+    holds = [_strip_type(h.as_dict()) for h in summ.holds]
+    session["holds"] = len(holds)
     if summ.has("monitoring"):
         session["monitored"] = summ.monitoring.line()
     for why in summ.limits_off.values():
         session.setdefault("limits_off", []).append(why)
-    if cal is not None and getattr(cal, "rom", None) is not None:
-        session["rom_flexion_deg"] = round(cal.rom.flexion_deg, 1)
-        session["rom_extension_deg"] = round(cal.rom.extension_deg, 1)
+    rom = None if cal is None else getattr(cal, "rom", None)
+    if rom is not None:
+        session["rom_flexion_deg"] = round(rom.flexion_deg, 1)
+        session["rom_extension_deg"] = round(rom.extension_deg, 1)
     session["sets"] = len(sets)
     session["reps"] = len(reps)
     session["events"] = len(events)
     if len(summ.segment_details) > 1:
-        session["sessions"] = sessions_line(list(summ.segment_details))
+        session["sessions"] = sessions_line([dict(d) for d in summ.segment_details])
     other = {k: v for k, v in summ.as_dict().items() if k not in _KNOWN_SUMMARY_KEYS}  # shown as they are
     return ReportTables(
         sets,
@@ -185,7 +305,9 @@ def build_tables(trace: SessionTrace) -> ReportTables:
         other,
         summ.monitoring.as_dict() if summ.has("monitoring") else {},
         trace.result.angle_label != "lumbar flexion",
-        list(summ.side_comparisons),
+        [dict(c) for c in summ.side_comparisons],
+        holds,
+        clock,
     )
 
 
@@ -267,14 +389,14 @@ def sensor_checks(other: dict) -> list[str]:
     if isinstance(dev, dict):
         bits = []
         if dev.get("restarts"):
-            bits.append(f"restarted {dev['restarts']} time(s)")
+            bits.append(f"restarted {plural(dev['restarts'], 'time')}")
         lost = dev.get("samples_lost_device")
         if lost is not None:
-            bits.append(f"{lost} sample(s) lost on the wearable")
+            bits.append(f"{plural(lost, 'sample')} lost on the wearable")
         if dev.get("samples_lost_link") is not None:
             bits.append(f"{dev['samples_lost_link']} lost on the link")
         if dev.get("guard_alerts"):
-            bits.append(f"its own guard buzzed {dev['guard_alerts']} time(s)")
+            bits.append(f"its own guard buzzed {plural(dev['guard_alerts'], 'time')}")
         if dev.get("heap_free_min") is not None:
             bits.append(f"free memory never below {dev['heap_free_min'] / 1024:.0f} KB")
         if bits:
@@ -283,7 +405,7 @@ def sensor_checks(other: dict) -> list[str]:
 
 
 #: summary keys :func:`sensor_checks` puts in words (not repeated in the technical details)
-_IN_WORDS = ("drift_checks", "drift_flagged", "alignment", "device")
+_IN_WORDS = ("drift_checks", "drift_flagged", "alignment", "device", "held_back")
 
 
 # -- text ----------------------------------------------------------------------
@@ -322,75 +444,184 @@ def _text_table(rows: list[dict], cols: Sequence[str]) -> list[str]:
     return out
 
 
-def format_tables(tables: ReportTables) -> str:
-    """The summary for the terminal: sets (every field), reps (compact), events."""
-    lines = [
-        f"Session: {tables.session['recording']}: {tables.session['duration_s']:.0f} s, {tables.session['angle']}, "
-        f"{tables.session['sets']} set{'s' if tables.session['sets'] != 1 else ''}, {tables.session['reps']} reps, {tables.session['events']} events"
+#: terminal columns, most important first (a table takes them while they fit the terminal)
+_TERM_SET_COLUMNS = [
+    "set",
+    "exercise",
+    "side",
+    "reps",
+    "clock",
+    "alerts",
+    "peak_flexion_deg",
+    "peak_extension_deg",
+    "t_start",
+    "t_end",
+    "segment",
+    "labelled",
+    "events",
+    "event_kinds",
+]
+_TERM_REP_COLUMNS = [
+    "set",
+    "rep",
+    "side",
+    "peak_flexion_deg",
+    "peak_extension_deg",
+    "events",
+    "time_under_tension_s",
+    "range_deg",
+    "peak_sagittal_velocity_deg_s",
+    "exercise",
+    "pelvis_share",
+]
+_TERM_HOLD_COLUMNS = ["set", "hold", "exercise", "clock", "duration_s", "faults", "t_start", "t_end"]
+_TERM_EVENT_COLUMNS = [
+    "set",
+    "rep",
+    "what",
+    "kind",
+    "clock",
+    "peak_deg",
+    "limit_deg",
+    "t_start",
+    "t_alert",
+    "t_end",
+    "exercise",
+    "segment",
+]
+_TERM_SHORT = {
+    **_SHORT,
+    "peak_deg": "peak",
+    "limit_deg": "limit",
+    "t_start": "start_s",
+    "t_end": "end_s",
+    "t_alert": "buzz_s",
+    "duration_s": "held_s",
+    "pelvis_share": "hips",
+}
+_TERM_LEFT = ("exercise", "kind", "events", "faults", "what", "side", "clock", "event_kinds")
+
+
+def _term_table(rows: list[dict], cols: Sequence[str], where: str, width: int | None) -> list[str]:
+    from spinemon.app.tables import fit_table, wrap
+
+    lines, dropped = fit_table(rows, cols, lambda _c, v: _text(v), _TERM_SHORT, width, left=_TERM_LEFT)
+    if dropped:
+        lines += wrap(f"(not shown for width: {', '.join(dropped)}; all in {where})", width)
+    return lines
+
+
+def format_tables(tables: ReportTables, width: int | None = None) -> str:
+    """The summary for the terminal, no wider than ``width`` (the terminal's;
+    80 when it is not one): the session, the verdict, then the sets, reps,
+    holds and events with their most important columns (all of them are in
+    the CSV files and the HTML page)."""
+    from spinemon.app.tables import terminal_width, wrap
+
+    width = terminal_width() if width is None else width
+    ses = tables.session
+    n_sets, n_reps, n_ev = ses["sets"], ses["reps"], ses["events"]
+    who = f" ({ses['lifter']})" if ses.get("lifter") else ""
+    counts = [
+        f"{ses['duration_s']:.0f} s",
+        str(ses["angle"]),
+        f"{n_sets} set{'s' if n_sets != 1 else ''}",
+        f"{n_reps} rep{'s' if n_reps != 1 else ''}",
     ]
-    if "sessions" in tables.session:
-        lines.append(f"  {tables.session['sessions']}")
-    lines += ["  " + v for v in tables.verdict]
-    if "monitored" in tables.session:
-        lines.append(f"  {tables.session['monitored']}")
-    for why in tables.session.get("limits_off", []):
-        lines.append(f"  limit off: {why}")
-    if "rom_flexion_deg" in tables.session:
-        lines.append(
-            f"  range of motion: flexion {tables.session['rom_flexion_deg']:+.1f} deg, extension {tables.session['rom_extension_deg']:+.1f} deg"
-        )
-    lines.append(f"Sets ({len(tables.sets)}):")
-    lines += (
-        _text_table(tables.sets, [c for c in _columns(tables.sets, SET_COLUMNS) if c != "side_comparison"])
-        if tables.sets
-        else ["  (none found)"]
+    if ses.get("holds"):
+        counts.append(f"{ses['holds']} hold{'s' if ses['holds'] != 1 else ''}")
+    counts.append(f"{n_ev} event{'s' if n_ev != 1 else ''}")
+    lines = wrap(
+        f"Session {ses['recording']}{who}: "
+        + (ses.get("when") or "no wall-clock time in this recording (device seconds below)"),
+        width,
+        "",
+        "  ",
     )
+    lines += wrap(", ".join(counts), width)
+    if ses.get("damage"):
+        lines += wrap(str(ses["damage"]), width)
+    if "sessions" in ses:
+        lines += wrap(str(ses["sessions"]), width)
+    for v in tables.verdict:
+        lines += wrap(v, width)
+    if "monitored" in ses:
+        lines += wrap(str(ses["monitored"]), width)
+    for why in ses.get("limits_off", []):
+        lines += wrap(f"limit off: {why}", width)
+    if "rom_flexion_deg" in ses:
+        lines += wrap(
+            f"range of motion: flexion {ses['rom_flexion_deg']:+.1f} deg, extension {ses['rom_extension_deg']:+.1f} deg",
+            width,
+        )
+    clocked = [dict(r, clock=clock_text(tables.clock, r.get("t_start"))) for r in tables.sets]
+    if tables.sets or not tables.holds:
+        lines.append(f"Sets ({len(tables.sets)}):")
+        lines += (
+            _term_table(
+                clocked,
+                _TERM_SET_COLUMNS
+                + [
+                    c
+                    for c in _columns(tables.sets, ())
+                    if c not in _TERM_SET_COLUMNS and c != "side_comparison"
+                ],
+                "sets.csv",
+                width,
+            )
+            if tables.sets
+            else ["  (none found)"]
+        )
     for cmp in tables.sides:
         lines.append(f"Left and right, {cmp.get('exercise')} (mean of the reps' peaks, deg):")
-        lines += _text_table(side_rows(cmp), ["", "left", "right", "left - right"])
-    lines.append(f"Reps ({len(tables.reps)}):")
-    if tables.reps:
-        known = set(REP_COLUMNS) | {
-            "t_start",
-            "t_end",
-            "peak_excursion_deg",
-            "peak_lateral_deg",
-            "peak_twist_deg",
-            "peak_trunk_deg",
-            "labelled",
-            "alerts",
-            "peak_sagittal_velocity_deg_s",
-        }
-        extra = [c for c in _columns(tables.reps, ()) if c not in known and c not in _TERMINAL_REP_COLUMNS]
-        lines += _text_table(tables.reps, [c for c in _TERMINAL_REP_COLUMNS] + extra)
-    else:
-        lines.append("  (none found)")
+        lines += _term_table(side_rows(cmp), ["", "left", "right", "left - right"], "report.html", width)
+    if tables.reps or not tables.holds:
+        lines.append(f"Reps ({len(tables.reps)}):")
+        lines += (
+            _term_table(tables.reps, _TERM_REP_COLUMNS, "reps.csv", width)
+            if tables.reps
+            else ["  (none found)"]
+        )
+    if tables.holds:
+        lines.append(f"Holds ({len(tables.holds)}):")
+        lines += _term_table(hold_rows(tables), _TERM_HOLD_COLUMNS, "holds.csv", width)
     lines.append(f"Events ({len(tables.events)}):")
     lines += (
-        _text_table(tables.events, _columns(tables.events, EVENT_COLUMNS)) if tables.events else ["  (none)"]
+        _term_table(tables.events, _TERM_EVENT_COLUMNS, "events.csv", width)
+        if tables.events
+        else ["  (none)"]
     )
+    held = tables.other.get("held_back") or {}
+    for why, secs in (held.get("seconds") or {}).items():
+        n_held = (held.get("faults") or {}).get(why, 0)
+        faults = (
+            f"; {n_held} fault{'s' if n_held != 1 else ''} past a limit held back (no buzz)" if n_held else ""
+        )
+        lines += wrap(f"Limits held back {secs:.1f} s: {why}{faults}.", width, "", "  ")
     checks = sensor_checks(tables.other)
     if checks:
         lines.append("Sensor checks:")
-        lines += ["  " + c for c in checks]
+        for c in checks:
+            lines += wrap(c, width)
     for k, v in tables.other.items():
         if k in _IN_WORDS or v in (None, [], {}, "", 0, False):
             continue
         if isinstance(v, list):
-            lines.append(f"{k}: {len(v)} (listed in the HTML)")
+            lines += wrap(f"{k}: {len(v)} (listed in the HTML)", width, "", "  ")
         else:
-            lines.append(f"{k}: {_text(v)}")
+            lines += wrap(f"{k}: {_text(v)}", width, "", "  ")
     return "\n".join(lines)
 
 
 # -- HTML ----------------------------------------------------------------------
 _CSS = """body{font-family:system-ui,sans-serif;margin:0 auto;padding:1em;max-width:1100px;color:#222;line-height:1.4}
-h1{font-size:1.4em}h2{margin-top:1.4em;border-bottom:1px solid #ccc;font-size:1.15em}
+h1{font-size:1.4em;margin-bottom:.2em}.sub{margin-top:0;color:#555}h2{margin-top:1.4em;border-bottom:1px solid #ccc;font-size:1.15em}
 #verdict{background:#f6f6f0;border-left:5px solid #486;padding:.6em 1em;margin:1em 0}
 #verdict li{margin:.3em 0}.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:.5em 0 1.2em;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}th{background:#eee}
 td.l,th.l{text-align:left}img{max-width:100%;height:auto;border:1px solid #ddd;display:block}
+.damage{font-weight:bold;border-left:5px solid #a33;padding-left:.6em}
 details{margin:1.5em 0}summary{cursor:pointer;font-weight:bold}.note{color:#a33}"""
 
 #: column and fact names as a coach reads them (anything else: underscores to spaces, units in brackets)
@@ -398,7 +629,9 @@ NICE_NAMES = {
     "t_start": "start (s)",
     "t_end": "end (s)",
     "t_alert": "buzz at (s)",
-    "kind": "what",
+    "kind": "kind",
+    "what": "what happened",
+    "clock": "clock time",
     "peak_deg": "peak (deg)",
     "limit_deg": "limit (deg)",
     "time_under_tension_s": "time under tension (s)",
@@ -426,6 +659,8 @@ NICE_NAMES = {
 }
 #: session facts shown up front; the rest go to the folded technical details
 _FACTS = (
+    "lifter",
+    "when",
     "recording",
     "sessions",
     "angle",
@@ -437,6 +672,8 @@ _FACTS = (
     "events",
     "rom_flexion_deg",
     "rom_extension_deg",
+    "holds",
+    "damaged_records",
     "limits_off",
 )
 
@@ -450,134 +687,120 @@ def nice(name: str) -> str:
     return name.replace("_", " ")
 
 
-def _html_table(rows: list[dict], cols: Sequence[str]) -> str:
-    if not rows:
-        return "<p>(none)</p>"
-    out = [
-        '<div class="scroll"><table><tr>'
-        + "".join(f"<th>{html.escape(nice(str(c)))}</th>" for c in cols)
-        + "</tr>"
-    ]
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c)
-            cls = "" if isinstance(v, (int, float)) and not isinstance(v, bool) else ' class="l"'
-            cells.append(f"<td{cls}>{html.escape(_text(v))}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table></div>")
-    return "\n".join(out)
+def _table(rows: list[dict], cols: Sequence[str]) -> dict:
+    from spinemon.app import pages
+
+    return pages.table(rows, cols, nice, lambda _c, v: _text(v))
 
 
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+def page_title(tables: ReportTables) -> str:
+    """``Ana: Mon 7 Dec 2026, 18:02-18:47 (UTC+01:00)``: who and when (the file name without a clock)."""
+    sess = tables.session
+    when = sess.get("when") or f"session {sess['recording']}"
+    return f"{sess['lifter']}: {when}" if sess.get("lifter") else when[0].upper() + when[1:]
 
 
 def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None = None) -> str:
-    """The report page: the verdict first, then the charts, then the details
-    folded away. Everything inline (no external CSS, scripts or images), so it
-    opens offline, on a phone-width screen as on a laptop."""
+    """The report page (template ``report.html.j2``): who and when, the
+    verdict first, then the charts (each with a phone-width version where
+    drawn: key ``NAME-narrow``), the holds, then the details folded away.
+    Everything inline (no external CSS, scripts or images), so it opens
+    offline, on a phone-width screen as on a laptop."""
+    from spinemon.app import pages
+
     sess = tables.session
-    p = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>spinemon report: {html.escape(str(sess['recording']))}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>Session {html.escape(str(sess['recording']))}</h1>",
-    ]
-    if note:
-        p.append(f'<p class="note">{html.escape(note)}</p>')
-    p.append(
-        '<section id="verdict"><ul>'
-        + "".join(f"<li>{html.escape(v)}</li>" for v in tables.verdict)
-        + "</ul></section>"
-    )
-    if "reps" in plots:
-        p.append(_img(plots["reps"], "peak angle of every rep against your limit"))
+
+    def chart(key: str, alt: str) -> dict | None:
+        return pages.plot(plots[key], plots.get(f"{key}-narrow"), alt) if key in plots else None
+
+    set_plots = []
     for st in tables.sets:
         n = st.get("set")
-        key = f"set-{n}"
-        if key in plots:
+        c = chart(f"set-{n}", f"set {n}")
+        if c is not None:
             side = f" ({st['side']})" if st.get("side") else ""
-            p.append(f"<h2>Set {html.escape(_text(n))}: {html.escape(_text(st.get('exercise')) + side)}</h2>")
-            p.append(_img(plots[key], f"set {n}"))
-    if tables.sides:
-        p.append('<section id="sides"><h2>Left and right</h2>')
-        p.append(
-            "<p>Mean of the reps' peaks on each side (side bend and twist: how far, whichever way); left minus right in degrees.</p>"
-        )
-        for cmp in tables.sides:
-            p.append(
-                f"<p><b>{html.escape(_text(cmp.get('exercise')).replace('_', ' '))}</b>: {html.escape(cmp.get('words', ''))}.</p>"
-            )
-            p.append(_html_table(side_rows(cmp), ["", "left", "right", "left - right"]))
-        p.append("</section>")
-    if "overview" in plots:
-        p.append("<h2>Whole session</h2>")
-        p.append(_img(plots["overview"], "session overview"))
-    p.append("<details><summary>Details: sets, reps and alerts</summary>")
-    facts = {k: sess[k] for k in _FACTS if k in sess}
-    p.append(_html_table([facts], list(facts)))
-    p.append("<h3>Sets</h3>")
-    p.append(
-        _html_table(
+            clock = clock_text(tables.clock, st.get("t_start"), "%H:%M")
+            at = f", {clock}" if clock else ""
+            set_plots.append({"heading": f"Set {_text(n)}: {_text(st.get('exercise'))}{side}{at}", "plot": c})
+    counts = f"{sess['sets']} set{'s' if sess['sets'] != 1 else ''}, {sess['reps']} rep{'s' if sess['reps'] != 1 else ''}"
+    if sess.get("holds"):
+        counts += f", {sess['holds']} hold{'s' if sess['holds'] != 1 else ''}"
+    facts = {k: sess[k] for k in _FACTS if k in sess and sess[k] is not None}
+    tech = {k: v for k, v in sess.items() if k not in _FACTS and k != "damage"}
+    extra: list[dict[str, Any]] = []
+    for k, v in tables.other.items():
+        if v in (None, [], {}, "", 0, False) or k in _IN_WORDS:
+            continue
+        if isinstance(v, list) and all(isinstance(x, dict) for x in v):
+            extra.append({"name": nice(str(k)), "table": _table(v, _columns(v, ())), "text": ""})
+        elif isinstance(v, dict):
+            extra.append({"name": nice(str(k)), "table": _table([v], list(v)), "text": ""})
+        else:
+            extra.append({"name": nice(str(k)), "table": None, "text": _text(v)})
+    rep_cols = REP_COLUMNS + ["side", "pelvis_share", "events", "alerts"]
+    return pages.render(
+        "report.html.j2",
+        css=_CSS,
+        title=page_title(tables),
+        subtitle=f"Recording {sess['recording']}: {sess['duration_s']:.0f} s, {sess['angle']}, {counts}.",
+        damage=sess.get("damage"),
+        note=note,
+        verdict=tables.verdict,
+        plots={
+            "reps": chart("reps", "peak angle of every rep against your limit"),
+            "overview": chart("overview", "session overview"),
+        },
+        set_plots=set_plots,
+        holds=_table(hold_rows(tables), _columns(hold_rows(tables), HOLD_COLUMNS)) if tables.holds else None,
+        sides=[
+            {
+                "exercise": _text(c.get("exercise")).replace("_", " "),
+                "words": c.get("words", ""),
+                "table": _table(side_rows(c), ["", "left", "right", "left - right"]),
+            }
+            for c in tables.sides
+        ],
+        facts=_table([facts], list(facts)),
+        sets=_table(
             tables.sets,
             [c for c in _columns(tables.sets, SET_COLUMNS) if c not in ("event_kinds", "side_comparison")],
-        )
-    )
-    p.append("<h3>Reps</h3>")
-    rep_cols = REP_COLUMNS + ["side", "pelvis_share", "events", "alerts"]
-    p.append(
-        _html_table(
+        ),
+        reps=_table(
             tables.reps,
             [
                 c
                 for c in _columns(tables.reps, REP_COLUMNS + ["side", "pelvis_share", "events"])
                 if c in rep_cols
             ],
-        )
+        ),
+        events=_table(tables.events, _columns(tables.events, EVENT_COLUMNS)),
+        checks=sensor_checks(tables.other),
+        tech=_table([tech], list(tech)) if tech else None,
+        extra=extra,
+        times=(
+            "times of day in local time (the tables' seconds are the wearable's clock)"
+            if tables.clock is not None
+            else "times in device seconds (this recording holds no wall-clock time)"
+        ),
     )
-    p.append("<h3>Alerts and events</h3>")
-    p.append(
-        _html_table(tables.events, _columns(tables.events, EVENT_COLUMNS))
-        if tables.events
-        else "<p>None.</p>"
-    )
-    p.append("</details>")
-    checks = sensor_checks(tables.other)
-    if checks:
-        p.append("<h2>Sensor checks</h2>")
-        p.extend(f"<p>{html.escape(c)}</p>" for c in checks)
-    tech = {k: v for k, v in sess.items() if k not in _FACTS}
-    extra = {
-        k: v for k, v in tables.other.items() if v not in (None, [], {}, "", 0, False) and k not in _IN_WORDS
-    }
-    if tech or extra:
-        p.append("<details><summary>Technical details</summary>")
-        if tech:
-            p.append(_html_table([tech], list(tech)))
-        for k, v in extra.items():
-            p.append(f"<h3>{html.escape(nice(str(k)))}</h3>")
-            if isinstance(v, list) and all(isinstance(x, dict) for x in v):
-                p.append(_html_table(v, _columns(v, ())))
-            elif isinstance(v, dict):
-                p.append(_html_table([v], list(v)))
-            else:
-                p.append(f"<p>{html.escape(_text(v))}</p>")
-        p.append("</details>")
-    p.append(
-        "<p>Angles in degrees (flexion positive, extension negative), times in device seconds. Generated by spinemon report.</p>"
-    )
-    p.append("</body></html>")
-    return "\n".join(p)
 
 
 # -- the whole report --------------------------------------------------------
-def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool = True) -> ReportResult:
+def write_report(
+    trace: SessionTrace,
+    out_dir: str | os.PathLike,
+    *,
+    plots: bool = True,
+    lifter: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ReportResult:
     """Write the CSV tables, the PNGs (if matplotlib is available and
-    ``plots``) and ``report.html`` into ``out_dir`` (created if needed)."""
+    ``plots``: each chart at laptop width, ``NAME.png``, and at phone width,
+    ``NAME-narrow.png``) and ``report.html`` (if jinja2 is available) into
+    ``out_dir`` (created if needed). ``lifter``: the lifter's name where the
+    recording holds none; ``progress(step)`` is called before each chart."""
+    from spinemon.app import pages
+
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -585,7 +808,7 @@ def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool
         raise ConfigError(f"cannot create the report folder {out}: {e.strerror}") from None
     if not out.is_dir():
         raise ConfigError(f"{out} is not a folder; choose another --out")
-    tables = build_tables(trace)
+    tables = build_tables(trace, lifter)
     csvs = {
         "sets": out / "sets.csv",
         "reps": out / "reps.csv",
@@ -594,32 +817,46 @@ def write_report(trace: SessionTrace, out_dir: str | os.PathLike, *, plots: bool
     write_table_csv(csvs["sets"], tables.sets, SET_COLUMNS)
     write_table_csv(csvs["reps"], tables.reps, REP_COLUMNS)
     write_table_csv(csvs["events"], tables.events, EVENT_COLUMNS)
+    if tables.holds:
+        csvs["holds"] = out / "holds.csv"
+        write_table_csv(csvs["holds"], hold_rows(tables), HOLD_COLUMNS)
     pngs: dict[str, Path] = {}
-    skipped = None
+    skipped = []
     if plots:
         plt = pyplot()
         if plt is None:
-            skipped = MISSING_MATPLOTLIB
+            skipped.append(MISSING_MATPLOTLIB)
         else:
-            reps_png = plot_reps(plt, trace, tables, out / "reps.png")
-            if reps_png is not None:
-                pngs["reps"] = reps_png
-            pngs["overview"] = plot_overview(plt, trace, tables, out / "overview.png")
-            for st in tables.sets:
-                if st.get("t_start") is None or st.get("t_end") is None:
-                    continue
-                pngs[f"set-{st.get('set')}"] = plot_set(
-                    plt, trace, tables, st, out / f"set-{st.get('set')}.png"
+            for style, suffix in ((WIDE, ""), (NARROW, "-narrow")):
+                if progress is not None:
+                    progress(f"charts{' (phone width)' if style.narrow else ''}")
+                reps_png = plot_reps(plt, trace, tables, out / f"reps{suffix}.png", style)
+                if reps_png is not None:
+                    pngs[f"reps{suffix}"] = reps_png
+                pngs[f"overview{suffix}"] = plot_overview(
+                    plt, trace, tables, out / f"overview{suffix}.png", style
                 )
-    page = out / "report.html"
-    try:
-        page.write_text(render_html(tables, pngs, skipped), encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot write {page}: {e.strerror}") from None
-    return ReportResult(out, page, csvs, list(pngs.values()), tables, skipped)
+                for st in tables.sets:
+                    if st.get("t_start") is None or st.get("t_end") is None:
+                        continue
+                    name = f"set-{st.get('set')}{suffix}"
+                    pngs[name] = plot_set(plt, trace, tables, st, out / f"{name}.png", style=style)
+    page: Path | None = None
+    if not pages.available():
+        skipped.append(f"report.html not written: {pages.MISSING_JINJA2}; wrote the tables and charts")
+    else:
+        page = out / "report.html"
+        try:
+            # a file name that is not UTF-8 (its bytes kept as surrogates) shows as U+FFFD, never a half-written page
+            page.write_text(
+                shown_path(render_html(tables, pngs, "; ".join(skipped) or None)), encoding="utf-8"
+            )
+        except OSError as e:
+            raise ConfigError(f"cannot write {page}: {e.strerror}") from None
+    return ReportResult(out, page, csvs, list(pngs.values()), tables, "; ".join(skipped) or None)
 
 
-def report_row(path: str, out_dir: str) -> dict:
+def report_row(path: str, out_dir: str, lifter: str | None = None) -> dict:
     """One recording's report into ``out_dir``/<name>/ (a worker of :func:`main` for several recordings)."""
     from spinemon.app.season import replay_row
 
@@ -631,8 +868,9 @@ def report_row(path: str, out_dir: str) -> dict:
     try:
         rec = load(path)
         trace = trace_recording(rec)
-        res = write_report(trace, Path(out_dir) / Path(path).stem)
-        row["report"] = f"{Path(path).stem}/{res.html.name}"  # relative to out_dir
+        res = write_report(trace, Path(out_dir) / Path(path).stem, lifter=lifter)
+        if res.html is not None:
+            row["report"] = f"{Path(path).stem}/{res.html.name}"  # relative to out_dir
         row["history"] = facts_from(rec, trace.result, path)  # for the index's History section
     except SpinemonError as e:
         row["error"] = str(e)

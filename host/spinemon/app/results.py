@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spinemon.app.session_summary import Summary
+from spinemon.app.words import plural
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import Event
@@ -146,6 +147,10 @@ class ReportTables:
     one_sensor: bool = False
     #: unilateral work: left against right per exercise (``summary()["side_comparisons"]``)
     sides: list[dict] = field(default_factory=list)
+    #: timed holds (plank, bird dog, ...): ``summary()["holds"]``
+    holds: list[dict] = field(default_factory=list)
+    #: the wall clock (epoch seconds) at device time 0; None: the recording holds no real time
+    clock: float | None = None
 
     @property
     def verdict(self) -> list[str]:
@@ -153,14 +158,14 @@ class ReportTables:
         from spinemon.app.verdict import session_verdict
 
         return session_verdict(
-            self.sets, self.reps, self.events, self.monitoring, self.one_sensor, self.sides
+            self.sets, self.reps, self.events, self.monitoring, self.one_sensor, self.sides, self.holds
         )
 
 
 @dataclass
 class ReportResult:
     out_dir: Path
-    html: Path
+    html: Path | None  # None: jinja2 is missing, no page written (plots_skipped says so)
     csv: dict[str, Path]
     plots: list[Path]
     tables: ReportTables
@@ -192,5 +197,5 @@ def live_comparison(live: list[dict] | None, events: list[dict]) -> str | None:
         )
         dd = max([off(a, b, k) for a, b in zip(live, events) for k in ("peak_deg", "limit_deg")] or [0.0])
         if dt <= 0.1:
-            return f"NO, but the same {len(events)} event(s): peaks and limits within {dd:.2f} deg, times within {dt:.2f} s (the recording's spinemon calibrated slightly differently)"
+            return f"NO, but the same {plural(len(events), 'event')}: peaks and limits within {dd:.2f} deg, times within {dt:.2f} s (the recording's spinemon calibrated slightly differently)"
     return "NO"

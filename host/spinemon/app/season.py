@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import TextIO
@@ -106,7 +106,7 @@ def _failed_row(path: str, e: BaseException, tb: str) -> dict:
     return {"recording": str(path), "error": f"unexpected error ({what})", _TRACEBACK: tb}
 
 
-def log_dir(env: dict[str, str] | None = None) -> Path:
+def log_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where batch commands write the tracebacks of unexpected errors: ``$SPINEMON_HOME/logs`` or ``~/.spinemon/logs``."""
     env = os.environ if env is None else env
     home = env.get("SPINEMON_HOME")
@@ -126,13 +126,17 @@ class _ErrorLog:
                 d.mkdir(parents=True, exist_ok=True)
                 fd, name = tempfile.mkstemp(prefix=f"spinemon-error-{stamp}-", suffix=".log", dir=d)
                 self.path = Path(name)
-                return os.fdopen(fd, "a", encoding="utf-8")
+                return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
             except OSError:
                 continue
         return None
 
     def write(self, path: str, tb: str) -> Path | None:
-        f = open(self.path, "a", encoding="utf-8") if self.path is not None else self._open()
+        f = (
+            open(self.path, "a", encoding="utf-8", errors="backslashreplace")
+            if self.path is not None
+            else self._open()
+        )
         if f is None:
             return None
         with f:
@@ -209,7 +213,7 @@ def run_many(
                     row = _failed_row(str(paths[i]), e, "".join(traceback.format_exception(e)))
                 rows[i] = _settle(row, log)
                 tick(k, paths[i])
-    if tty and n:
+    if tty and n and progress is not None:
         progress.write("\n")
         progress.flush()
     return [r for r in rows if r is not None]

@@ -7,6 +7,7 @@ recorded. Replaying a recording is :mod:`spinemon.app.replay`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 
@@ -42,6 +43,7 @@ async def run_live(
     device: DeviceAccounting | None = None,
     send_timeout: float | None = None,
     commands: CommandQueue | None = None,
+    on_result: Callable[[SessionResult], None] | None = None,
 ) -> SessionResult:
     """Run until the transport's stream ends (or the task is cancelled:
     Ctrl-C). The recording stays valid whatever happens.
@@ -60,7 +62,11 @@ async def run_live(
     it in the background with retries. The alert is recorded and reported
     (``on_alert``) when its delivery is known: sent (``t_sent_host``; a
     lost ACK whose retry shows the wearable had it counts as sent) or not
-    (``send_failures``). At the end the queue gets a moment to finish."""
+    (``send_failures``). At the end the queue gets a moment to finish.
+
+    ``on_result`` gets the session's result however it ends, also when the
+    task is cancelled (Ctrl-C), where nothing is returned: the screen prints
+    the same summary either way."""
     rep_kernel.warm_up()  # compiled now, not at the first monitored frame (~0.5 s)
     fusion_kernel.warm_up()  # the same for the fusion filter, which the first frame runs
     frames = 0
@@ -70,10 +76,14 @@ async def run_live(
     recording_error: str | None = None
     own_queue = commands is None
     if commands is None:
-        kw = (
-            {} if send_timeout is None else {"attempt_timeout_s": min(float(send_timeout), ATTEMPT_TIMEOUT_S)}
+        counter = pipeline.alert_policy.counter
+        commands = (
+            CommandQueue(transport, counter)
+            if send_timeout is None
+            else CommandQueue(
+                transport, counter, attempt_timeout_s=min(float(send_timeout), ATTEMPT_TIMEOUT_S)
+            )
         )
-        commands = CommandQueue(transport, pipeline.alert_policy.counter, **kw)
 
     def rec(fn, *args, **kw) -> None:
         nonlocal recorder, recording_error
@@ -129,7 +139,7 @@ async def run_live(
                     cmd.opcode,
                     cmd.args,
                     counter=cmd.counter,
-                    done=lambda sent, alert=alert, t_rx=item.t_host: alert_sent(alert, t_rx, sent),
+                    done=functools.partial(alert_sent, alert, item.t_host),
                 )
             if res.calibrated is not None:
                 rec(RecordingWriter.meta, res.calibrated.as_dict(), item.t_host)
@@ -166,13 +176,16 @@ async def run_live(
                 summary = summary.evolve(recording_error=recording_error)
                 if on_recording_error:
                     on_recording_error(recording_error)
-    return SessionResult(
-        pipeline.events,
-        pipeline.alerts,
-        pipeline.decoder.stats.as_dict(),
-        pipeline.calibration,
-        pipeline.angle_label,
-        frames,
-        send_failures,
-        summary,
-    )
+        result = SessionResult(
+            pipeline.events,
+            pipeline.alerts,
+            pipeline.decoder.stats.as_dict(),
+            pipeline.calibration,
+            pipeline.angle_label,
+            frames,
+            send_failures,
+            summary,
+        )
+        if on_result is not None:
+            on_result(result)
+    return result

@@ -51,9 +51,24 @@ def run_simulated(
     on_alert: Callable[[Alert], None] | None = None,
     on_frame: Callable[[FrameResult, Pipeline], None] | None = None,
     on_calibrated: Callable[[Calibration], None] | None = None,
+    overwrite: bool = False,
+    on_progress: Callable[[float, float], None] | None = None,
 ) -> SimulatedRun:
-    """Simulate ``sets`` and run them through the live path; record to ``out``."""
+    """Simulate ``sets`` and run them through the live path; record to ``out``
+    (``overwrite``: over an existing recording, ``--force``).
+    ``on_progress(done, total)``: frames through the live path so far, of all (a progress bar)."""
     session = sim.simulate(sets, seed, sim_settings or sim.SimSettings(), calibration=True, rom=rom)
+    if on_progress is not None:
+        total, seen, inner = float(len(session.frames)), 0, on_frame
+
+        def on_frame(res: FrameResult, p: Pipeline) -> None:
+            nonlocal seen
+            seen += 1
+            if seen % 256 == 0:
+                on_progress(float(seen), total)
+            if inner is not None:
+                inner(res, p)
+
     settings = settings or PipelineSettings()
     if not rom:
         settings = replace(settings, calibration=replace(settings.calibration, rom=False))
@@ -65,7 +80,9 @@ def run_simulated(
     pipeline = Pipeline(settings)
     recorder = None
     if out is not None:
-        recorder = RecordingWriter(out, header_for(settings, "sim", {"sim": session.metadata()}))
+        recorder = RecordingWriter(
+            out, header_for(settings, "sim", {"sim": session.metadata()}), overwrite=overwrite
+        )
 
     async def main() -> SessionResult:
         await transport.connect()

@@ -11,15 +11,19 @@ more to the side than right": :mod:`spinemon.core.unilateral`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from spinemon.core.reps import pelvis_share
 
 __all__ = [
+    "EXTENSION_LIFTS",
     "HINGES",
     "WORDS",
     "clean_ranges",
     "event_words",
+    "hold_verdict",
+    "limits_off_for",
     "pelvis_share",
     "session_verdict",
     "set_verdict",
@@ -28,6 +32,10 @@ __all__ = [
 
 #: exercises whose reps are a forward lean of the trunk (hip hinge or squat)
 HINGES = ("deadlift", "squat", "row", "single_leg_deadlift", "single_arm_row")
+
+#: exercises whose fault is an arch (over-extension), not a rounding: history
+#: and charts plot their peak extension against the extension limit
+EXTENSION_LIFTS = ("overhead_press", "single_arm_press", "curl", "bench")
 
 #: event kind -> what the coach says happened
 WORDS = {
@@ -46,12 +54,40 @@ EXERCISE_WORDS = {
     ("curl", "swing"): "swung the weight",
     ("overhead_press", "over_extension"): "arched the lower back",
     ("single_arm_press", "over_extension"): "arched the lower back",
+    # timed holds: named by the hold's own fault, not by the angle's direction
+    ("plank", "over_extension"): "sagged (hips dropped)",
+    ("plank", "over_flexion"): "piked (hips up)",
+    ("plank", "twist"): "rotated the hips",
+    ("plank", "lateral_bend"): "dropped a hip to the side",
+    ("bird_dog", "over_extension"): "arched the lower back",
+    ("bird_dog", "over_flexion"): "rounded the back",
+    ("bird_dog", "twist"): "rotated the pelvis",
+    ("bird_dog", "lateral_bend"): "tipped the pelvis to the side",
+    ("dead_bug", "over_extension"): "arched the lower back off the floor",
+    ("dead_bug", "over_flexion"): "curled up",
+    ("dead_bug", "twist"): "rotated the pelvis",
+    ("dead_bug", "lateral_bend"): "tipped the pelvis to the side",
+    ("glute_bridge", "over_extension"): "over-arched at the top",
+    ("glute_bridge", "over_flexion"): "let the hips sink",
+    ("glute_bridge", "twist"): "rotated the hips",
+    ("glute_bridge", "lateral_bend"): "dropped a hip to the side",
+}
+
+#: a limit switched off (one sensor) -> the fault it would have judged
+OFF_WORDS = {
+    "flexion_deg": "rounding",
+    "extension_deg": "arching",
+    "twist_deg": "twisting",
+    "lateral_deg": "side bending",
+    "lean_deg": "forward lean",
 }
 
 
-def event_words(kind: str, exercise: str | None) -> str:
+def event_words(kind: str | None, exercise: str | None) -> str:
     """How a coach says what happened: "leaned back (hip swing)" for a curl's over-extension."""
-    return EXERCISE_WORDS.get((exercise or "", kind), WORDS.get(kind, str(kind).replace("_", " ")))
+    if kind is None:
+        return "None"  # an event row without its kind (as str(None) said before)
+    return EXERCISE_WORDS.get((exercise or "", kind), WORDS.get(kind, kind.replace("_", " ")))
 
 
 CREEP_NOTE_DEG = 3.0  # flexion growing by at least this over a set is said
@@ -74,17 +110,58 @@ def clean_ranges(numbers: Sequence[int]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def past_limit(peak: float, limit: float) -> tuple[float, float]:
+    """(the limit on the side the peak went to, how far past it the peak went).
+
+    Twist, lateral bend and swing have one limit for both sides (stored
+    positive): a left bend of -17.8 deg against 15 is 2.8 past the limit
+    -15, not 32.8 past +15. Flexion and extension limits already carry
+    their side's sign, so the rule is the same for every kind."""
+    side = math.copysign(abs(limit), peak)
+    return side, abs(peak) - abs(limit)
+
+
 def _past(e: dict) -> str:
     peak, lim = e.get("peak_deg"), e.get("limit_deg")
     if isinstance(peak, (int, float)) and isinstance(lim, (int, float)):
-        over = abs(peak - lim)
+        over = past_limit(peak, lim)[1]
         unit = "deg/s" if e.get("kind") == "swing" else "deg"
         return f" {over:.0f} {unit} past your limit"
     return ""
 
 
+def limits_off_for(exercise: str | None) -> dict[str, str]:
+    """The limits one sensor cannot judge in ``exercise`` and why
+    (:func:`spinemon.core.detect.one_sensor_limits`): empty for an unknown exercise."""
+    from spinemon.core.detect import DEFAULT_ROM, one_sensor_limits, profile
+    from spinemon.errors import SpinemonError
+
+    try:
+        lim = profile(exercise or "generic").limits(DEFAULT_ROM)
+    except SpinemonError:
+        return {}
+    return {k: why for k, why in one_sensor_limits(exercise or "generic", lim)[1].items() if k in OFF_WORDS}
+
+
+def _words_list(words: Sequence[str]) -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _not_judged(ex: str) -> tuple[bool, str]:
+    """One sensor: (was the lift's main fault judged at all, the words of what was not and why)."""
+    off = limits_off_for(ex)
+    if not off:
+        return True, ""
+    main = "flexion_deg" in off or "extension_deg" in off
+    why = off.get("flexion_deg") or next(iter(off.values()))
+    return not main, f"not judged for {_words_list([OFF_WORDS[k] for k in off])} ({why})"
+
+
 def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sensor: bool = False) -> str:
-    """One sentence for one set."""
+    """One sentence for one set. With one sensor, the faults it cannot judge
+    in this lift are said to be "not judged", and why: clean reps are not
+    called clean when their main fault was not watched."""
     n = st.get("set")
     ex = st.get("exercise") or "lift"
     mine = sorted((r for r in reps if r.get("set") == n), key=lambda r: r.get("rep") or 0)
@@ -96,17 +173,25 @@ def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sens
     bad: set[int] = set()
     for r in mine:
         k = r.get("rep")
+        if k is None:
+            continue  # a rep row always has its number
         in_rep = [e for e in evs if e.get("rep") == k and e.get("kind") != "spine_creep"]
         if in_rep:
             bad.add(k)
             words = "; ".join(f"{event_words(e.get('kind'), ex)}{_past(e)}" for e in in_rep[:2])
             parts.append(f"rep {k} {words}")
-    clean = [r.get("rep") for r in mine if r.get("rep") not in bad]
-    if clean and bad:
-        parts.append(f"rep{'s' if len(clean) > 1 else ''} {clean_ranges(clean)} clean")
-    elif not bad:
-        parts.append(f"all {len(mine)} reps clean")
-    flex = [r.get("peak_flexion_deg") for r in mine if isinstance(r.get("peak_flexion_deg"), (int, float))]
+    clean = [r["rep"] for r in mine if r.get("rep") is not None and r["rep"] not in bad]
+    judged, not_judged = _not_judged(ex) if one_sensor else (True, "")
+    if clean and not judged:
+        parts.append(f"rep{'s' if len(clean) > 1 else ''} {clean_ranges(clean)} {not_judged}")
+    else:
+        if clean and bad:
+            parts.append(f"rep{'s' if len(clean) > 1 else ''} {clean_ranges(clean)} clean")
+        elif not bad:
+            parts.append("the one rep clean" if len(mine) == 1 else f"all {len(mine)} reps clean")
+        if not_judged:
+            parts.append(not_judged)
+    flex = [float(v) for r in mine if isinstance(v := r.get("peak_flexion_deg"), (int, float))]
     if not one_sensor and len(flex) >= 3 and flex[-1] - flex[0] >= CREEP_NOTE_DEG:
         parts.append(f"flexion crept {flex[-1] - flex[0]:.0f} deg over the set")
     if ex in HINGES and not one_sensor:
@@ -120,6 +205,67 @@ def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sens
     sides = st.get("side_comparison")
     if sides and sides.get("asymmetry_deg") is not None:  # both sides in this set (alternating reps)
         parts.append(sides["words"])
+    return head + ": " + "; ".join(parts) + "."
+
+
+def hold_verdict(
+    set_no: int | None, holds: Sequence[dict], events: Sequence[dict], one_sensor: bool = False
+) -> str:
+    """One sentence for the timed holds (plank, bird dog, ...) of one set:
+    how long each was held, and each fault named as that hold's fault
+    ("hold 1 sagged (hips dropped) 7 deg past your limit, 8 s in")."""
+    mine = sorted((h for h in holds if h.get("set") == set_no), key=lambda h: h.get("hold") or 0)
+    ex = (mine[0].get("exercise") if mine else None) or "hold"
+    head = f"Set {set_no}, {ex}" if set_no is not None else ex[0].upper() + ex[1:]
+    durs = [h.get("duration_s") for h in mine]
+    known = [float(d) for d in durs if isinstance(d, (int, float))]
+    n = len(mine)
+    what = f"{n} hold{'s' if n != 1 else ''}"
+    if known:
+        what += (
+            f" of {known[0]:.0f} s"
+            if len(known) == 1
+            else f" of {min(known):.0f}-{max(known):.0f} s ({sum(known):.0f} s in all)"
+            if round(min(known)) != round(max(known))
+            else f" of {known[0]:.0f} s each ({sum(known):.0f} s in all)"
+        )
+    if len(known) < n:
+        what += f" ({n - len(known)} not ended when the recording stopped)"
+    parts = [what]
+    bad: set[int] = set()
+    for h in mine:
+        k = int(h.get("hold") or 0)
+        faults = h.get("faults") or []
+        if faults:
+            bad.add(k)
+            words = []
+            for f in faults[:2]:
+                ev = next(
+                    (
+                        e
+                        for e in events
+                        if e.get("set") == set_no
+                        and e.get("kind") == f.get("kind")
+                        and f.get("t_alert") is not None
+                        and e.get("t_alert") == f.get("t_alert")
+                    ),
+                    f,
+                )
+                into = ""
+                if isinstance(f.get("t_alert"), (int, float)) and isinstance(h.get("t_start"), (int, float)):
+                    into = f", {f['t_alert'] - h['t_start']:.0f} s in"
+                words.append(f"{event_words(str(f.get('kind')), ex)}{_past(ev)}{into}")
+            parts.append(f"hold {k} " + "; ".join(words))
+    clean = [int(h.get("hold") or 0) for h in mine if int(h.get("hold") or 0) not in bad]
+    if clean:
+        if bad:
+            parts.append(f"hold{'s' if len(clean) > 1 else ''} {clean_ranges(clean)} clean")
+        else:
+            parts.append("clean" if n == 1 else "all clean")
+        if one_sensor:
+            _, not_judged = _not_judged(ex)
+            if not_judged:
+                parts.append(not_judged)
     return head + ": " + "; ".join(parts) + "."
 
 
@@ -144,9 +290,11 @@ def session_verdict(
     monitoring: dict | None = None,
     one_sensor: bool = False,
     sides: Sequence[dict] = (),
+    holds: Sequence[dict] = (),
 ) -> list[str]:
     """The verdict lines of a session: how much was watched, then one per
-    set, then left against right for unilateral work done a side per set
+    set (lifts, and timed holds: ``summary()["holds"]``), then left against
+    right for unilateral work done a side per set
     (``sides``: ``summary()["side_comparisons"]``)."""
     lines: list[str] = []
     if monitoring:
@@ -163,15 +311,23 @@ def session_verdict(
                 + (f"; calibration {cal}" if cal in ("none", "provisional") else "")
                 + "."
             )
-    if not sets:
-        lines.append("No sets found in this session.")
-    for st in sets:
-        lines.append(set_verdict(st, reps, events, one_sensor))
+    hold_sets = list(dict.fromkeys(h.get("set") for h in holds))
+    if not sets and not holds:
+        lines.append("No sets or holds found in this session.")
+    order: list[tuple[float, int, str]] = [
+        (float(st.get("t_start") or 0.0), i, set_verdict(st, reps, events, one_sensor))
+        for i, st in enumerate(sets)
+    ]
+    for n in hold_sets:
+        t0 = min(float(h.get("t_start") or 0.0) for h in holds if h.get("set") == n)
+        order.append((t0, len(order), hold_verdict(n, holds, events, one_sensor)))
+    lines += [line for _, _, line in sorted(order)]
     for cmp in sides:
         line = sides_verdict(cmp, sets)
         if line is not None:
             lines.append(line[0].upper() + line[1:])
-    outside = [e for e in events if e.get("set") is None]
+    held = {(h.get("set"), f.get("t_alert")) for h in holds for f in h.get("faults") or []}
+    outside = [e for e in events if e.get("set") is None and (None, e.get("t_alert")) not in held]
     if outside:
         lines.append(f"{len(outside)} alert{'s' if len(outside) != 1 else ''} outside any set.")
     return lines

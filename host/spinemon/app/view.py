@@ -1,4 +1,4 @@
-"""``spinemon live --view``: a live page for a coach, served on 127.0.0.1 only.
+"""``spinemon live --view``: a live page for a coach, served on 127.0.0.1 (``--view-lan``: the local network).
 
 ::
 
@@ -18,7 +18,7 @@ Two parts:
   has a bounded queue, and when a slow or dead browser lets it fill, the
   oldest *update* is dropped (an alert is dropped only if the queue holds
   nothing else), so a browser can never delay the live loop or its alerts.
-* :class:`ViewServer` (aiohttp, the ``view`` extra) serves the page
+* :class:`~spinemon.app.view_server.ViewServer` (aiohttp, the ``view`` extra) serves the page
   (``view.html``: one file, inline JS/CSS, a <canvas>; works offline) and a
   WebSocket that pushes the feed's messages. It binds to 127.0.0.1 only, and
   every request must carry the session's random token (``?t=``, from
@@ -29,14 +29,28 @@ Messages (JSON text, one per WebSocket message):
 ``hello``  on connect: ``label``, ``window_s``, ``trace`` ([[t, deg], ...] the last
            ``window_s`` s), ``alerts`` (so far), ``state``
 ``update`` ``n`` (update number), ``t`` (device time of the last sample),
-           ``points`` (the new trace points), ``state``
-``alert``  ``kind``, ``words``, ``t`` (device s), ``wall`` (host time, epoch s),
-           ``peak_deg``, ``limit_deg``, ``set``, ``rep``, ``exercise``, ``buzzed_by``
+           ``points`` (the new trace points: ``[t, flexion, lateral bend, twist,
+           not_watched]``, the last 0 when the limits are watched, else why not:
+           ``"calibrating"`` or a held-back reason such as ``"walking"``), ``state``
+``alert``  ``id`` (0, 1, ...), ``kind``, ``words``, ``t`` (device s), ``wall`` (host time, epoch s),
+           ``peak_deg`` (when confirmed), ``limit_deg``, ``set``, ``rep``, ``exercise``, ``buzzed_by``
+``alert_peak`` ``id``, ``peak_deg``: the alerted excursion ended; its peak (as the trace and
+           ``replay`` show it); the ``hello``'s alerts carry it as ``peak_final_deg``
+``held_back`` a fault past a limit that did not buzz: ``kind``, ``peak_deg``, ``limit_deg``, ``why``
+``notice`` what the lifter must know now: ``text``
 ``end``    the session ended
 
 ``state`` is ``phase``, ``exercise``, ``set``, ``rep`` (stays up between reps,
 as on the status line), ``angle_deg``, ``flexion_limit_deg``,
-``extension_limit_deg`` (None: off), ``alerts`` (count), ``link``.
+``extension_limit_deg``, ``lateral_deg``, ``twist_deg``, ``lateral_limit_deg``,
+``twist_limit_deg`` (limits None: off; the side limits hold both ways),
+``held`` (why the limits are not watched now), ``alerts`` (count), ``link``.
+
+With ``lan=True`` (``live --view --view-lan``) the server listens on every
+interface (0.0.0.0), so a coach's phone on the same network can open it; the
+address printed is this computer's address on the local network. The token
+still guards every request; the command prints a plain warning that anyone
+on the network with the link can watch and that the page is unencrypted HTTP.
 """
 
 from __future__ import annotations
@@ -44,37 +58,25 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
-import secrets
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from spinemon.errors import ConfigError
+from spinemon.app.extras import install_hint
+from spinemon.errors import ViewUsageError
 
 __all__ = [
     "MISSING_AIOHTTP",
-    "VIEW_HOST",
     "Subscriber",
     "ViewFeed",
-    "ViewServer",
     "ViewUsageError",
     "have_aiohttp",
     "page_html",
 ]
 
-VIEW_HOST = "127.0.0.1"  # never another interface: the page is for this machine's browser
-MISSING_AIOHTTP = "--view needs aiohttp: pip install -e '.[view]'"
-
-
-class ViewUsageError(ConfigError):
-    """``--view`` cannot run as asked (aiohttp missing, the port taken, ``--view-port``
-    without ``--view``): a command-line error, exit 2."""
-
-    usage = True
+MISSING_AIOHTTP = f"--view needs aiohttp: {install_hint('view')}"
 
 
 def have_aiohttp() -> bool:
@@ -151,7 +153,8 @@ class ViewFeed:
         self.wall = wall
         self.set_offset = set_offset
         self.subscribers: set[Subscriber] = set()
-        self.trace: deque[list[float]] = deque()  # [t, deg], the last window_s seconds
+        #: [t, flexion, lateral, twist, not_watched], the last window_s seconds
+        self.trace: deque[list[Any]] = deque()
         self.alerts: list[dict] = []
         self.label = "lumbar flexion"
         self.state: dict[str, Any] = {
@@ -162,14 +165,19 @@ class ViewFeed:
             "angle_deg": None,
             "flexion_limit_deg": None,
             "extension_limit_deg": None,
+            "lateral_deg": None,
+            "twist_deg": None,
+            "lateral_limit_deg": None,
+            "twist_limit_deg": None,
             "alerts": 0,
             "link": "connecting",
         }
         self.updates = 0
-        self._pending: list[list[float]] = []
+        self._pending: list[list[Any]] = []
         self._next_point_t = -math.inf
         self._due = -math.inf  # host time of the next update
         self._rep_set = None
+        self._alert_ids: dict[int, int] = {}  # id(event) -> its alert's index, until the excursion ends
 
     # -- subscribers -------------------------------------------------------------------
     def subscribe(self) -> Subscriber:
@@ -212,17 +220,30 @@ class ViewFeed:
         angles, t = res.angles, res.t
         if angles is not None and t is not None and len(t):
             self.label = angles.label
-            deg = angles.flexion_deg
+            deg, lat, tw = angles.flexion_deg, angles.lateral_deg, angles.twist_deg
+            # why this frame's samples cannot buzz (0: they are watched): a red excursion in a
+            # calibration bend or while walking is drawn grey on the page, with its reason
+            if pipeline.phase != "monitoring":
+                note: int | str = "calibrating"
+            else:
+                note = pipeline.held_reason or 0
             for i in range(len(t)):
                 ti = float(t[i])
                 if ti >= self._next_point_t and math.isfinite(deg[i]):
                     self._next_point_t = ti + self.point_step_s
-                    p = [round(ti, 3), round(float(deg[i]), 2)]
+                    p = [round(ti, 3), round(float(deg[i]), 2), _num(lat[i], 1), _num(tw[i], 1), note]
                     self._pending.append(p)
                     self.trace.append(p)
             while self.trace and self.trace[-1][0] - self.trace[0][0] > self.window_s:
                 self.trace.popleft()
+            self.state["lateral_deg"] = _num(lat[-1], 1)
+            self.state["twist_deg"] = _num(tw[-1], 1)
         self._take_state(pipeline)
+        for ev in res.finished:  # an alerted excursion ended: its peak, as the trace and replay show it
+            idx = self._alert_ids.pop(id(ev), None)
+            if idx is not None:
+                self.alerts[idx]["peak_final_deg"] = _num(ev.peak_deg)
+                self._publish("alert_peak", {"type": "alert_peak", "id": idx, "peak_deg": _num(ev.peak_deg)})
         for ev in res.held_back:  # a fault past a limit that did not buzz: shown at once, with why
             self._publish(
                 "held_back",
@@ -273,6 +294,8 @@ class ViewFeed:
             angle_deg=_num(pipeline.last_angle_deg),
             flexion_limit_deg=_num(lim.flexion_deg),
             extension_limit_deg=_num(lim.extension_deg),
+            lateral_limit_deg=_num(lim.lateral_deg),
+            twist_limit_deg=_num(lim.twist_deg),
             held=pipeline.held_reason,  # why the limits are not watched now (None: they are)
         )
         if s is None:
@@ -285,6 +308,7 @@ class ViewFeed:
         ev = alert.event
         msg = {
             "type": "alert",
+            "id": len(self.alerts),
             "kind": ev.kind,
             "words": event_words(ev.kind, ev.exercise),
             "t": _num(alert.t_trigger_device, 3),
@@ -296,6 +320,7 @@ class ViewFeed:
             "exercise": ev.exercise,
             "buzzed_by": alert.buzzed_by,
         }
+        self._alert_ids[id(ev)] = len(self.alerts)
         self.alerts.append(msg)
         self.state["alerts"] = len(self.alerts)
         self._publish("alert", msg)
@@ -309,132 +334,3 @@ class ViewFeed:
         if self._pending:
             self._update()
         self._publish("end", {"type": "end", "state": self.state})
-
-
-class ViewServer:
-    """The page and its WebSocket on ``http://127.0.0.1:PORT/?t=TOKEN``
-    (``port`` 0: one the OS chooses). :meth:`start` binds; :attr:`url` is
-    then the address to open; :meth:`stop` closes every page's link."""
-
-    def __init__(
-        self,
-        feed: ViewFeed,
-        port: int = 0,
-        *,
-        token: str | None = None,
-        heartbeat_s: float = 5.0,
-        send_buffer: int = 16384,
-    ) -> None:
-        if not have_aiohttp():
-            raise ViewUsageError(MISSING_AIOHTTP)
-        self.feed = feed
-        self.port = port
-        self.token = token or secrets.token_urlsafe(24)
-        self.heartbeat_s = heartbeat_s
-        #: bytes a page's link may hold unsent (our write buffer, the socket's): beyond it the
-        #: page's sender waits and its queue drops old updates, so a slow page gets fresh data, not a backlog
-        self.send_buffer = send_buffer
-        self._runner = None
-        self._sockets: set = set()
-        self._html = page_html()
-
-    @property
-    def url(self) -> str:
-        return f"http://{VIEW_HOST}:{self.port}/?t={self.token}"
-
-    def _allowed(self, request) -> bool:
-        return secrets.compare_digest(request.query.get("t", "").encode(), self.token.encode())
-
-    def app(self):
-        from aiohttp import web
-
-        @web.middleware
-        async def token_check(request, handler):
-            if not self._allowed(request):
-                return web.Response(
-                    status=403,
-                    text="403: this page needs the link printed by spinemon live (with its ?t= token)\n",
-                )
-            return await handler(request)
-
-        app = web.Application(middlewares=[token_check])
-        app.router.add_get("/", self._page)
-        app.router.add_get("/ws", self._ws)
-        return app
-
-    async def _page(self, request):
-        from aiohttp import web
-
-        csp = (
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' "
-            + f"ws://{request.host}"
-        )
-        return web.Response(
-            text=self._html,
-            content_type="text/html",
-            headers={
-                "Cache-Control": "no-store",
-                "Referrer-Policy": "no-referrer",
-                "X-Content-Type-Options": "nosniff",
-                "Content-Security-Policy": csp,
-            },
-        )
-
-    async def _ws(self, request):
-        from aiohttp import web
-
-        ws = web.WebSocketResponse(
-            heartbeat=self.heartbeat_s, timeout=1.0, compress=False, writer_limit=self.send_buffer
-        )
-        await ws.prepare(request)
-        if request.transport is not None:
-            request.transport.set_write_buffer_limits(high=self.send_buffer)
-            sock = request.transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
-        sub = self.feed.subscribe()
-        self._sockets.add(ws)
-
-        async def send() -> None:
-            while True:
-                await ws.send_str(await sub.get())
-
-        sender = asyncio.get_running_loop().create_task(send())
-        try:
-            async for _ in ws:  # the page sends nothing; this ends when it goes away
-                pass
-        finally:
-            sender.cancel()
-            self.feed.unsubscribe(sub)
-            self._sockets.discard(ws)
-        return ws
-
-    async def start(self) -> str:
-        from aiohttp import web
-
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, VIEW_HOST, self.port)
-        try:
-            await site.start()
-        except OSError as e:
-            await self._runner.cleanup()
-            self._runner = None
-            raise ViewUsageError(
-                f"--view-port {self.port}: cannot listen on {VIEW_HOST}:{self.port} ({os.strerror(e.errno) if e.errno else e}); choose another port or leave --view-port out"
-            ) from None
-        self.port = self._runner.addresses[0][1]
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is None:
-            return
-        self.feed.end()
-        await asyncio.sleep(0.05)  # let the senders pass the "end" on
-        for ws in list(self._sockets):
-            try:  # a page that stopped reading cannot hold the end of the session up
-                await asyncio.wait_for(ws.close(), 1.0)
-            except (TimeoutError, ConnectionError):
-                pass
-        await self._runner.cleanup()
-        self._runner = None

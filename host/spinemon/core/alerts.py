@@ -149,6 +149,7 @@ class AlertPolicy:
         pattern = self.patterns.get(event.kind)
         if pattern is None:
             return None
+        assert event.t_alert is not None, "an alert is for a confirmed event"
         if device_buzzed:
             return Alert(
                 event, pattern, None, None, float(event.t_alert), t_rx_host, buzzed_by=BUZZED_BY_DEVICE

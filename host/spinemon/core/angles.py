@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spinemon.errors import CalibrationError, ConfigError, SpinemonError
+from spinemon.core.stage import StageState
+from spinemon.errors import AngleInputError, CalibrationError, ConfigError
 
 __all__ = [
     "LABEL_LUMBAR",
@@ -33,10 +34,6 @@ __all__ = [
 
 LABEL_LUMBAR = "lumbar flexion"
 LABEL_SINGLE = "single-sensor inclination"
-
-
-class AngleInputError(SpinemonError, ValueError):
-    """Arrays given to the angle functions have the wrong shape or are not finite."""
 
 
 def _vectors(name: str, v: object) -> np.ndarray:
@@ -391,6 +388,39 @@ class AngleStage:
     def label(self) -> str:
         return LABEL_SINGLE if self.single_sensor else LABEL_LUMBAR
 
+    def state(self) -> StageState:
+        """The stage's state as a value (:class:`spinemon.core.stage.Stage`):
+        one-sensor mode and the tracker's rate, mountings and twist."""
+        t = self.tracker
+        return {
+            "single_sensor": self.single_sensor,
+            "tracker": None
+            if t is None
+            else {
+                "rate": t.rate,
+                "upper": t.upper,
+                "lower": t.lower,
+                "single_sensor": t.single_sensor,
+                "twist_deg": t.twist_deg,
+            },
+        }
+
+    def restore(self, state: StageState) -> None:
+        """Go on from :meth:`state`."""
+        self.single_sensor = state["single_sensor"]
+        t = state["tracker"]
+        if t is None:
+            self.tracker = None
+            return
+        self.tracker = AngleTracker(
+            t["rate"],
+            t["upper"],
+            t["lower"],
+            single_sensor=t["single_sensor"],
+            twist_leak_tau_s=self.twist_leak_tau_s,
+        )
+        self.tracker.twist_deg = t["twist_deg"]
+
     def follow_layout(self, sensors: tuple[str, ...], calibration) -> bool:
         """The sensors of the next block; True if one-sensor mode changed
         (the limits one sensor cannot watch change with it)."""
@@ -420,7 +450,9 @@ class AngleStage:
         rate = fused.block.rate_hz
         if self.tracker is None or abs(self.tracker.rate - rate) > 1e-6 * rate:
             self.restart(rate, calibration)
+        tracker = self.tracker
+        assert tracker is not None  # restart made one
         g, w = fused.gravity, fused.gyr
         if self.single_sensor:
-            return self.tracker.update(g["upper"], w["upper"])
-        return self.tracker.update(g["upper"], w["upper"], g["lower"], w["lower"])
+            return tracker.update(g["upper"], w["upper"])
+        return tracker.update(g["upper"], w["upper"], g["lower"], w["lower"])

@@ -338,6 +338,7 @@ class Calibrator:
                 self.stopped_at = (
                     i  # a clearly more upright quiet moment: the provisional neutral moves there
                 )
+                assert self._best is not None  # _window set it (better is True)
                 return self._finish_neutral(
                     sensors, self._best["a"], self._best["g"], self._best["n"], self._best["t"], "provisional"
                 )
@@ -453,6 +454,8 @@ class Calibrator:
         if len(self._snap) < 2:
             return False
         (n1, a1), (n3, a3) = self._snap
+        if self.settings.still_drift_deg is None:
+            return False
         lim = math.cos(math.radians(self.settings.still_drift_deg))
         for s in sensors:
             first = np.asarray(a1[s]) / n1
@@ -688,6 +691,7 @@ class Calibrator:
                 )
             except ConfigError:
                 res.rom = None
+        assert self._rom_t0 is not None  # set by the sweep's first block
         res.t_rom = (float(self._rom_t0), t_end)
         self._buf = {}
         self.phase = "done"

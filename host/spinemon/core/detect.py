@@ -307,7 +307,7 @@ def one_sensor_limits(exercise: str, lim: Limits) -> tuple[Limits, dict[str, str
     angle is judged instead."""
     off: dict[str, str] = {}
     changes: dict = {}
-    keys = ("twist_deg", "creep_deg")
+    keys: tuple[str, ...] = ("twist_deg", "creep_deg")
     if exercise in HINGE_EXERCISES:
         keys = ("flexion_deg", "extension_deg", "twist_deg", "creep_deg")
         if lim.lean_deg is None:

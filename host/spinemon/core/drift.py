@@ -17,12 +17,13 @@ the same result (tests/test_drift.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from spinemon.core.angles import Mounting
 from spinemon.core.calibration import CalibrationSettings, drift_deg, rezero, still_mask
+from spinemon.core.stage import StageState, fields_of, set_fields
 from spinemon.core.stream import SampleBlock
 
 __all__ = ["DriftMonitor", "Standing", "WarmupBends"]
@@ -74,6 +75,20 @@ class DriftMonitor:
         self.checks: list[dict] = []  # one per set checked, in order
         self._run: _Run | None = None
         self._checked: set = set()
+
+    def state(self) -> StageState:
+        """The standing stretches, the checks and the open stretch as a value
+        (:class:`spinemon.core.stage.Stage`)."""
+        out = fields_of(self, ("standing", "checks", "_checked"))
+        r = self._run
+        out["_run"] = None if r is None else replace(r, sums=dict(r.sums))
+        return out
+
+    def restore(self, state: StageState) -> None:
+        """Go on from :meth:`state`."""
+        set_fields(self, state, ("standing", "checks", "_checked"))
+        r = state["_run"]
+        self._run = None if r is None else replace(r, sums=dict(r.sums))
 
     def checked(self, set_number: int) -> bool:
         return set_number in self._checked
@@ -167,6 +182,13 @@ class WarmupBends:
         self.re_arm_deg = re_arm_deg
         self.times: list[float] = []
         self._up = False
+
+    def state(self) -> StageState:
+        """The bends so far and whether one is under way, as a value (:class:`spinemon.core.stage.Stage`)."""
+        return fields_of(self, ("times", "_up"))
+
+    def restore(self, state: StageState) -> None:
+        set_fields(self, state, ("times", "_up"))
 
     def update(self, t: np.ndarray, flexion_deg: np.ndarray, flexion_range_deg: float) -> None:
         hi = self.share * flexion_range_deg

@@ -14,6 +14,7 @@ sample after another, so any block split gives the same result.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 # state vector
 S_Q = 0  # quaternion w, x, y, z (4)
@@ -207,7 +208,7 @@ def step_python(acc, gyr, co, st, out_u, out_rest, out_w, out_bias, flags):
     st[S_PHASE] = phase
 
 
-_compiled = None
+_compiled: Any = None  # None: not tried yet; False: numba missing; else the compiled step
 
 
 def compiled_step():

@@ -6,28 +6,38 @@ running, and keep the holds with their faults."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
+
+from spinemon.core.stage import StageState, fields_of, set_fields
 
 
 @dataclass
 class Hold:
     """One timed hold (plank, bird dog, ...): from settling into the posture
-    to getting up. ``faults``: the events confirmed during it."""
+    to getting up. The faults confirmed during it are the pipeline's
+    (``Pipeline.hold_faults``, by :attr:`key`)."""
 
     exercise: str
     set: int | None
     hold: int  # number within the set, from 1
     t_start: float
     t_end: float | None = None
-    faults: list = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, int | None, int, float]:
+        """What names this hold for good (its end may still move)."""
+        return (self.exercise, self.set, self.hold, self.t_start)
 
     @property
     def duration_s(self) -> float:
         return float("nan") if self.t_end is None else self.t_end - self.t_start
 
-    def as_dict(self) -> dict:
+    def as_dict(self, faults: Sequence[Any] = ()) -> dict:
+        """The hold with ``faults``: the events confirmed during it."""
         return {
             "type": "hold",
             "exercise": self.exercise,
@@ -42,7 +52,7 @@ class Hold:
                     "t_alert": None if e.t_alert is None else round(e.t_alert, 4),
                     "peak_deg": round(e.peak_deg, 2),
                 }
-                for e in self.faults
+                for e in faults
             ],
         }
 
@@ -77,6 +87,29 @@ class HoldTimer:
         self._ref = 0.0  # held tilt, smoothed (time constant 3 s)
         self._last_ok = 0.0  # last time the tilt was near the held posture
         self._a = 0.0033
+
+    #: what :meth:`state` carries besides the holds (the thresholds are settings)
+    _STATE_FIELDS = ("exercise", "set", "_down_since", "_ref", "_last_ok", "_a")
+
+    def state(self) -> StageState:
+        """The timer's state as a value (:class:`spinemon.core.stage.Stage`)."""
+        out = fields_of(self, self._STATE_FIELDS)
+        out["holds"] = [replace(h) for h in self.holds]
+        out["current"] = None if self.current is None else self.holds.index(self.current)
+        return out
+
+    def restore(self, state: StageState) -> None:
+        """Go on from :meth:`state`."""
+        set_fields(self, state, self._STATE_FIELDS)
+        self.holds = [replace(h) for h in state["holds"]]
+        self.current = None if state["current"] is None else self.holds[state["current"]]
+
+    def hold_at(self, t: float) -> Hold | None:
+        """The last hold that began at or before ``t`` (where a fault alerted at ``t`` is listed)."""
+        for h in reversed(self.holds):
+            if h.t_start <= t:
+                return h
+        return None
 
     def start(self, exercise: str, set_number: int | None, t: float) -> None:
         self.stop(t)

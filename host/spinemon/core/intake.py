@@ -20,6 +20,7 @@ layout is a property of a frame, and the clock carries its state).
 
 from __future__ import annotations
 
+from spinemon.core.stage import StageState, fields_of, set_fields
 from spinemon.core.stream import MonotonicClock, SampleBlock
 
 __all__ = ["MAX_RATE_HZ", "MIN_RATE_HZ", "Intake"]
@@ -42,6 +43,17 @@ class Intake:
         #: sensors that left the stream at the last update (empty if none)
         self.gone: tuple[str, ...] = ()
         self._layout: tuple | None = None
+
+    def state(self) -> StageState:
+        """The counts, the layout and the clock's shift as a value (:class:`spinemon.core.stage.Stage`)."""
+        out = fields_of(self, ("skipped_samples", "layout_changes", "gone", "_layout"))
+        out["clock"] = fields_of(self.clock, ("shift_s", "backsteps", "t_last"))
+        return out
+
+    def restore(self, state: StageState) -> None:
+        """Go on from :meth:`state`."""
+        set_fields(self, state, ("skipped_samples", "layout_changes", "gone", "_layout"))
+        set_fields(self.clock, state["clock"], ("shift_s", "backsteps", "t_last"))
 
     @property
     def t_last(self) -> float | None:

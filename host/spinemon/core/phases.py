@@ -100,6 +100,7 @@ class SessionPhases:
         if found is None:
             return len(block), None
         self.last_step_still = found.source == "still"
+        assert self.calibrator.stopped_at is not None  # set with every neutral found
         return self.calibrator.stopped_at + 1, found
 
     def _check_standing(self, block: SampleBlock) -> tuple[int, Calibration | None]:
@@ -109,6 +110,7 @@ class SessionPhases:
         if found is None:
             return len(block), None
         i = check.stopped_at
+        assert i is not None  # set with every neutral found
         self._check = None
         stored = self.calibration
         drift = {
@@ -133,7 +135,7 @@ class SessionPhases:
         new = Calibration(
             mounting, found.t_neutral, stored.rom, stored.t_rom, {}, dict(stored.gyro_offset), "stored"
         )
-        worst_s = max(drift, key=drift.get)
+        worst_s = max(drift, key=lambda s: drift[s])
         self.stale_found = {
             "t": t,
             "text": f"the sensors sit differently from the stored calibration ({worst_s} off by {worst:.0f} deg): neutral re-zeroed from this standing, range of motion kept; run 'spinemon calibrate' to redo it",

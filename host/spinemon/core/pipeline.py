@@ -38,7 +38,6 @@ pipeline only wires the stages and holds no logic of its own):
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -53,7 +52,7 @@ from spinemon.core.gravity import Fused, GravityStage
 from spinemon.core.intake import MAX_RATE_HZ, MIN_RATE_HZ, Intake
 from spinemon.core.phases import PHASE_MONITOR, PHASE_NEUTRAL, PHASE_ROM, SessionPhases
 from spinemon.core.reps import RepRecord, SetRecord
-from spinemon.core.segment import HELD_BACK, Segmenter
+from spinemon.core.segment import HELD_BACK, HELD_BEFORE_NEUTRAL, HELD_PROVISIONAL, Segmenter
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.core.summary import session_summary
 from spinemon.core.unilateral import check_side, parse_exercise
@@ -61,13 +60,17 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LimitWatch
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 2
+RULES = 3
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
 #: (a one-sided hinge leans toward its side by 6-9 deg of 40-60: a few degrees
 #: off). Not lunges, presses or curls: the trunk barely bends, so a side lean
 #: or sway would read as the heading.
+#: rules 3: how long the samples judged under a provisional neutral are kept
+#: to be judged again when a still neutral replaces it (a lifter stands
+#: still between sets well within this; memory: ~1 MB at 200 Hz, 2 sensors)
+PROVISIONAL_KEEP_S = 120.0
 HEADING_EXERCISES = ("deadlift", "squat", "row", "single_leg_deadlift", "single_arm_row", "generic")
 
 __all__ = [
@@ -111,8 +114,10 @@ class PipelineSettings:
     #: 2: the limits are armed on every monitored sample but those a named
     #: reason holds back (sets and reps only count), one sensor watches
     #: forward lean, the provisional neutral is the most upright quiet moment
-    #: and comes within ``provisional_after_s``; 1 (recordings without the
-    #: key): limits inside sets only, no lean, the quietest stretch
+    #: and comes within ``provisional_after_s``; 3: as 2, and a limit waits
+    #: (named) for what it needs: the twist for each gyro's bias, lateral bend
+    #: in lunges for each sensor's heading; 1 (recordings without the key):
+    #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
     def __post_init__(self) -> None:
@@ -135,8 +140,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2):
-            raise ConfigError(f"rules must be 1 or 2, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3):
+            raise ConfigError(f"rules must be 1, 2 or 3, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -192,7 +197,9 @@ def _without_offset(f: Fused, offset: dict) -> Fused:
     if not offset:
         return f
     block = replace(f.block, gyr={s: (g - offset[s] if s in offset else g) for s, g in f.block.gyr.items()})
-    return Fused(block, f.gravity, {s: (g - offset[s] if s in offset else g) for s, g in f.gyr.items()})
+    return Fused(
+        block, f.gravity, {s: (g - offset[s] if s in offset else g) for s, g in f.gyr.items()}, f.bias_learnt
+    )
 
 
 def _detector_settings(d: dict | None) -> DetectorSettings:
@@ -256,6 +263,7 @@ class Pipeline:
             monitor_between_sets=s.monitor_between_sets,
             warmup_share=s.warmup_share,
             arming="exercise" if s.rules >= 2 else "sets",
+            tilt_bias=s.rules >= 3,
         )
         self.watch = LimitWatch(
             s.exercise,
@@ -263,6 +271,7 @@ class Pipeline:
             alerts or AlertPolicy(),
             limit_overrides=s.limit_overrides,
             lean=s.rules >= 2,
+            hold_unknown=s.rules >= 3,
         )
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
         self.last_angle_deg: float = float("nan")
@@ -271,10 +280,17 @@ class Pipeline:
         #: what the lifter must be told now, beyond alerts (a stale stored
         #: calibration, a heading corrected from the bends): (device time, text)
         self.notices: list[tuple[float, str]] = []
+        #: the events confirmed while a timed hold ran, by the hold's key (``Hold.key``)
+        self.hold_faults: dict[tuple, list[Event]] = {}
         #: before the first neutral (at most ``provisional_after_s``): the fused
         #: blocks, so a bend or a rep that began before neutral was known still
         #: gives its heading and is counted
         self._before_neutral: list[Fused] = []
+        #: rules 3: the samples judged under a provisional neutral (fused, and
+        #: whether the limits were armed), judged again when a still neutral
+        #: replaces it (:meth:`_rejudge_provisional`); at most PROVISIONAL_KEEP_S
+        self._provisional_kept: list[tuple[Fused, np.ndarray]] = []
+        self._provisional_dropped_t: float | None = None  # the last sample time dropped from it
         self._lost: tuple[str, ...] = ()  # the sensors the wearable reports lost, as of the last block
         if s.rules >= 2 and calibration is not None and calibration.source == "stored":
             self.phases.check_stored(s.drift_limit_deg)
@@ -306,7 +322,7 @@ class Pipeline:
             and self._check_drift(seg.set_number, t)
             and self.angles.tracker is not None
         ):
-            self._restart_angles(self.angles.tracker.rate, self.phases.calibration)
+            self._restart_angles(self.angles.tracker.rate, self._calibrated())
 
     def on_block(
         self, block: SampleBlock, t_host: float | np.ndarray, res: FrameResult | None = None
@@ -320,10 +336,11 @@ class Pipeline:
         res = res if res is not None else FrameResult()
         if len(block):
             self._follow_lost(block, res)
-        block = self.intake.update(block)
+        taken = self.intake.update(block)
         self.gravity.forget(self.intake.gone)
-        if block is None:
+        if taken is None:
             return res
+        block = taken
         if self.angles.follow_layout(block.sensors, self.phases.calibration):
             self._reframe_reps()
             self.watch.follow(self.phases.calibration, self.angles.single_sensor)
@@ -371,10 +388,10 @@ class Pipeline:
             m = ph.update_range(fused)
             sweep, fused = fused.slice(0, m), fused.slice(m)
             ph.account(PHASE_ROM, sweep.block)
-            angles.append(self.angles.update(sweep, ph.calibration))
+            angles.append(self.angles.update(sweep, self._calibrated()))
             if ph.phase == PHASE_MONITOR:  # the sweep ended: the mountings now carry each sensor's heading
                 res.calibrated = ph.calibration
-                self._restart_angles(block.rate_hz, ph.calibration)
+                self._restart_angles(block.rate_hz, self._calibrated())
                 self.watch.follow(ph.calibration, self.angles.single_sensor)
         if len(fused) and ph.phase == PHASE_MONITOR:
             ph.account(PHASE_MONITOR, fused.block)
@@ -389,7 +406,7 @@ class Pipeline:
         """Headings found from the bends: each sensor's mounting turned about the spine."""
         if not found:
             return  # the bend was no heading (HeadingFinder.rejected)
-        cal = self.phases.calibration
+        cal = self._calibrated()
         for s, alpha in found.items():
             if "bend_deg" in cal.alignment.get(s, {}) and abs(alpha) <= self.settings.drift_limit_deg:
                 continue  # a stored sweep heading that still holds
@@ -428,6 +445,7 @@ class Pipeline:
                     break
                 for s, alpha in found.items():
                     _turn_mounting(cal, s, alpha)
+                assert self.heading.stopped_at is not None  # set with every heading found
                 k = self.heading.stopped_at + 1
                 t, gyr = t[k:], {s: g[k:] for s, g in gyr.items()}
 
@@ -466,9 +484,67 @@ class Pipeline:
         self.notices.append((t, text))
         res.notices.append(text)
 
+    def _keep_provisional(self, fused: Fused, armed: np.ndarray) -> None:
+        """Samples judged under a provisional neutral, kept to be judged again (rules 3)."""
+        cal = self.phases.calibration
+        if self.settings.rules < 3 or cal is None or cal.source != "provisional" or not len(fused):
+            return
+        self._provisional_kept.append((fused, np.asarray(armed, dtype=bool).copy()))
+        n = sum(len(f) for f, _ in self._provisional_kept)
+        while n > PROVISIONAL_KEEP_S * fused.block.rate_hz and len(self._provisional_kept) > 1:
+            f, _ = self._provisional_kept.pop(0)
+            n -= len(f)
+            self._provisional_dropped_t = float(f.block.t[-1])
+
+    def _rejudge_provisional(self, cal: Calibration, res: FrameResult) -> None:
+        """A still neutral replaced a provisional one (rules 3). The provisional
+        one is a quiet moment that may have been mid-motion (a lunge begun at
+        the first sample, with its arch): the flexion read under it is judged
+        again against the limits with the still neutral, and a fault found
+        there that neither buzzed nor was told is told now, held back with
+        :data:`HELD_PROVISIONAL` (its time to buzz has passed). Flexion only: a
+        neutral taken mid-motion is off mostly in the sagittal plane."""
+        kept, self._provisional_kept = self._provisional_kept, []
+        dropped, self._provisional_dropped_t = self._provisional_dropped_t, None
+        if not kept:
+            return
+        if dropped is not None:
+            self._notice(
+                float(kept[0][0].block.t[0]),
+                f"neutral stayed provisional over {PROVISIONAL_KEEP_S:.0f} s: the samples up to "
+                f"{dropped:.1f} s are not judged again with the still neutral",
+                res,
+            )
+        before = self.angles.state()
+        self.angles.restart(kept[0][0].block.rate_hz, cal)
+        det = EventDetector(self.watch.limits, self.watch.settings)
+        det.context.update(exercise=self.watch.exercise)
+        for f, armed in kept:
+            f = _without_offset(f, cal.gyro_offset)
+            flex = self.angles.update(f, cal).flexion_deg
+            zero = np.zeros(len(f))
+            det.update(f.block.t, f.block.seq, np.where(armed, flex, 0.0), zero, zero)
+        det.finish(float(kept[-1][0].block.t[-1]))
+        self.angles.restore(before)
+
+        def overlaps(a: Event, b: Event) -> bool:
+            a1 = a.t_end if a.t_end is not None and a.t_end == a.t_end else a.t_start
+            b1 = b.t_end if b.t_end is not None and b.t_end == b.t_end else b.t_start
+            return a.kind == b.kind and a.t_start <= b1 and b.t_start <= a1
+
+        said = [a.event for a in self.watch.alerts] + self.watch.shadow.events
+        for ev in det.events:
+            if ev.t_alert is None or any(overlaps(ev, e) for e in said):
+                continue
+            ev.held_back = HELD_BACK[HELD_PROVISIONAL]
+            shadow = self.watch.shadow.events
+            shadow.insert(sum(1 for e in shadow if e.t_start <= ev.t_start), ev)
+            res.held_back.append(ev)
+
     def _new_neutral(self, cal: Calibration, rate: float, res: FrameResult) -> None:
         """A neutral found (the offset is removed upstream from now on): every stage that depends on it follows."""
         first = self.phases.calibration is None
+        was_provisional = not first and self._calibrated().source == "provisional"
         self.phases.neutral_found(cal)
         res.calibrated = cal
         check = self.phases.stale_found
@@ -501,16 +577,38 @@ class Pipeline:
         self._restart_angles(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
         if kept and self.phases.phase == PHASE_MONITOR:
-            self._segment_before(kept, cal)
+            self._segment_before(kept, cal, res)
+        if self.settings.rules >= 3 and cal.source != "provisional":
+            if was_provisional:
+                self._rejudge_provisional(cal, res)
+            self._provisional_kept, self._provisional_dropped_t = [], None
 
-    def _segment_before(self, kept: list[Fused], cal: Calibration) -> None:
+    def _segment_before(self, kept: list[Fused], cal: Calibration, res: FrameResult) -> None:
         """Monitoring starts: the samples before neutral go through the angles
-        and the rep counter (not the limits: their time has passed), so a rep
-        that began at the first sample is counted as the lifter did it."""
+        and the rep counter, so a rep that began at the first sample is
+        counted as the lifter did it; their time for a buzz has passed, so
+        (rules 3) a fault among them is told, held back with that reason."""
         for f in kept:
-            segs = self.segmenter.update(f, self.angles.update(f, cal), cal)
+            self._keep_provisional(
+                f, np.ones(len(f), dtype=bool)
+            )  # judged again if a still neutral replaces cal
+            ang = self.angles.update(f, cal)
+            segs = self.segmenter.update(f, ang, cal)
             for p in segs.pieces():
                 self.watch.begin_piece(p.context, p.records)
+                if self.settings.rules >= 3:
+                    g, k = f.slice(p.a, p.b), p.b - p.a
+                    out = self.watch.update(
+                        g,
+                        ang.slice(p.a, p.b),
+                        cal,
+                        np.zeros(k, dtype=bool),
+                        None,
+                        g.block.t,
+                        np.full(k, HELD_BEFORE_NEUTRAL, dtype=np.int8),
+                        HELD_BACK,
+                    )
+                    res.held_back.extend(out.held_back)
 
     def _monitor(self, fused: Fused, th: np.ndarray, res: FrameResult) -> LumbarAngles:
         """Angles, segmentation, then drift and detection in the pieces the
@@ -522,15 +620,14 @@ class Pipeline:
         samples up to it again from their state before the block (kept only
         while re-zeroing is on) with the old mountings, then go on with the
         new ones from there."""
-        cal = self.phases.calibration
+        cal = self._calibrated()
         parts = []
         while len(fused):
             before = None
             if self.settings.rezero_on_drift:
-                # the events listed with holds stay the watch's own (it closes and numbers them later)
-                shared = {id(e): e for e in self.watch.events}
                 before = (
-                    copy.deepcopy((self.angles, self.segmenter), shared),
+                    self.angles.state(),
+                    self.segmenter.state(),
                     dict(cal.mounting),
                     self.heading.state(),
                 )
@@ -542,14 +639,21 @@ class Pipeline:
                 if self.settings.rules >= 2
                 else None
             )
-            step = len(fused) if found is None else self.heading.stopped_at + 1
+            step = (
+                len(fused)
+                if found is None or self.heading.stopped_at is None
+                else self.heading.stopped_at + 1
+            )
             part = fused.slice(0, step)
             ang = self.angles.update(part, cal)
             segs = self.segmenter.update(part, ang, cal)
             used, rezeroed = self._watch_pieces(part, ang, segs, cal, th, res)
             parts.append(ang.slice(0, used))
             if used < step:
-                (self.angles, self.segmenter), mounting, heading = before
+                assert before is not None  # a re-zero cuts a block only while re-zeroing is on
+                angles, segmenter, mounting, heading = before
+                self.angles.restore(angles)
+                self.segmenter.restore(segmenter)
                 was = replace(cal, mounting=mounting)
                 self.segmenter.update(
                     fused.slice(0, used), self.angles.update(fused.slice(0, used), was), was
@@ -586,6 +690,7 @@ class Pipeline:
             rezeroed = any([self._check_drift(s, t0) for s, t0 in p.set_starts])  # noqa: C419
             b = p.a + 1 if rezeroed else p.b  # a re-zero: the new mounting from the next sample on
             f = fused.slice(p.a, b)
+            self._keep_provisional(f, segs.armed[p.a : b])
             self.drift.update(f.block, f.gravity, formed_with.mounting["upper"])
             out = self.watch.update(
                 f,
@@ -597,13 +702,26 @@ class Pipeline:
                 segs.held[p.a : b],
                 HELD_BACK,
             )
-            self.segmenter.hold_faults(out.hold_faults)
+            self._collect_hold_faults(out.hold_faults)
             res.alerts.extend(out.alerts)
             res.held_back.extend(out.held_back)
             res.finished.extend(out.finished)
             if rezeroed:
                 return b, True
         return len(fused), False
+
+    def _collect_hold_faults(self, events: list[Event]) -> None:
+        """Events alerted while a hold was running: listed with the hold they fell in."""
+        for ev in events:
+            h = None if ev.t_alert is None else self.segmenter.holds.hold_at(ev.t_alert)
+            if h is not None:
+                self.hold_faults.setdefault(h.key, []).append(ev)
+
+    def _calibrated(self) -> Calibration:
+        """The calibration in force, where there must be one (the range sweep, monitoring)."""
+        cal = self.phases.calibration
+        assert cal is not None, "a calibration is in force from neutral on"
+        return cal
 
     def _check_drift(self, set_number: int, t_set: float) -> bool:
         """The drift check before a set; True if it re-zeroed a mounting (the angles restart with it)."""
@@ -632,6 +750,7 @@ class Pipeline:
             segmenter=self.segmenter,
             watch=self.watch,
             drift=self.drift,
+            hold_faults=self.hold_faults,
         )
         out["notices"] = [{"t": round(t, 4), "text": text} for t, text in self.notices]
         return out

@@ -72,7 +72,14 @@ PGL = 51  # ... lower (3)
 FL_REF = 54  # gravity mode: the lumbar angle at the reference posture (NaN = take the next sample's)
 FL_PREV = 55  # the last sample's lumbar angle (NaN = none yet)
 ON_GRAVITY = 56  # 1.0 while the excursion is the gravity one (the gyro bias not learnt yet), else 0.0
-N_FLOAT = 57
+# the tilt bias (rules 3): per sensor, a small Mahony filter in the body frame -- its
+# gravity direction (3) and gyro bias (3), learnt from the accelerometer's disagreement
+MGU = 57  # upper gravity estimate (3; NaN = start from the next accelerometer sample)
+MBU = 60  # upper tilt bias (3), deg/s
+MGL = 63  # lower gravity estimate (3)
+MBL = 66  # lower tilt bias (3)
+T_TILT = 69  # seconds of data (not walking) the tilt bias has learnt from
+N_FLOAT = 70
 
 # -- int state slots (I) -------------------------------------------------------
 STATE = 0  # IDLE / REP / SETTLE
@@ -81,7 +88,8 @@ BIAS_N = 2
 SU_N = 3
 SL_N = 4
 REFRAME = 5  # set by the caller: the lumbar angle was re-expressed (a new neutral or heading) before the next sample
-GYRO_MODE = 6  # gravity mode allowed: 1 once the residual gyro bias is learnt (the excursion is the integrated gyro from then on)
+GYRO_MODE = 6  # gravity mode allowed: 1 once the residual gyro bias is learnt (the excursion is the integrated gyro from then on);
+# 2 once only the tilt bias is (rules 3): the integrated gyro about the axes across the spine
 N_INT = 7
 
 IDLE, REP, SETTLE = 0, 1, 2
@@ -92,8 +100,9 @@ IDLE, REP, SETTLE = 0, 1, 2
     P_QUIET, P_STILL_STD2, P_STILL_MAX2, P_QUIET2, P_STILL_MIN, P_STILL_LONG, P_WALK,
     P_WALK_MIN, P_WALK_RELEASE, P_REST_QUIET, P_EXIT_FRACTION, P_STUCK, P_SETTLE,
     P_WARMUP_N, P_WARMUP_TIMEOUT, P_ARM_AFTER_WALK, P_ENTER, P_MAX_REP, P_EXIT_RELATIVE, P_A_TILT,
-) = range(28)  # fmt: skip
-N_PARAM = 28
+    P_TILT_KP, P_TILT_KI, P_TILT_LEARNT_S, P_TILT_CLIP,
+) = range(32)  # fmt: skip
+N_PARAM = 32
 
 # -- events ------------------------------------------------------------------------
 #: phase 0 (hole in the stream): reject the motion in progress (t0, t1, emax)
@@ -120,6 +129,8 @@ def new_state() -> tuple[np.ndarray, np.ndarray]:
     F[[STILL_SINCE, QUIET_SINCE, WALK_SINCE, T_WALK_LAST, T_LAST, T_FIRST]] = math.nan
     F[PGU : PGL + 3] = math.nan
     F[FL_PREV] = math.nan
+    F[MGU : MGU + 3] = math.nan
+    F[MGL : MGL + 3] = math.nan
     I = np.zeros(N_INT, dtype=np.int64)
     reset_motion(F, I, math.nan)
     return F, I
@@ -225,6 +236,46 @@ def _toward(F, r, g0, g1, g2, k) -> None:
     F[r + 2] = a2 / n
 
 
+def _tilt_bias(F, g, b, w0, w1, w2, a0, a1, a2, dt, P) -> None:
+    """One sample of the tilt-bias filter of one sensor (body frame): its
+    gravity direction ``F[g:g+3]`` turned by the gyro ``w`` (deg/s) less the
+    bias ``F[b:b+3]`` and pulled toward the accelerometer ``a`` (rate
+    ``P_TILT_KP``); the pull that persists is the bias (``P_TILT_KI``). Only
+    the bias across gravity is seen; along it (the spine, standing) it stays."""
+    n = math.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
+    if n == 0.0:
+        return
+    a0, a1, a2 = a0 / n, a1 / n, a2 / n
+    if math.isnan(F[g]):
+        F[g], F[g + 1], F[g + 2] = a0, a1, a2
+        return
+    g0, g1, g2 = F[g], F[g + 1], F[g + 2]
+    # e = a x g: the turn that takes the estimate to the accelerometer (rad)
+    e0 = a1 * g2 - a2 * g1
+    e1 = a2 * g0 - a0 * g2
+    e2 = a0 * g1 - a1 * g0
+    # a bias builds a disagreement of at most its size over the pull's time
+    # constant; beyond ``P_TILT_CLIP`` (rad) it is linear acceleration (a rep's jolt): clipped
+    en = math.sqrt(e0 * e0 + e1 * e1 + e2 * e2)
+    if en > P[P_TILT_CLIP]:
+        k = P[P_TILT_CLIP] / en
+        e0, e1, e2 = e0 * k, e1 * k, e2 * k
+    kp, ki = P[P_TILT_KP], P[P_TILT_KI]
+    F[b] -= ki * e0 * dt * 57.29577951308232
+    F[b + 1] -= ki * e1 * dt * 57.29577951308232
+    F[b + 2] -= ki * e2 * dt * 57.29577951308232
+    r = 0.017453292519943295
+    o0 = (w0 - F[b]) * r + kp * e0
+    o1 = (w1 - F[b + 1]) * r + kp * e1
+    o2 = (w2 - F[b + 2]) * r + kp * e2
+    # dg/dt = g x w (a direction fixed in the world, seen from the turning body)
+    h0 = g0 + (g1 * o2 - g2 * o1) * dt
+    h1 = g1 + (g2 * o0 - g0 * o2) * dt
+    h2 = g2 + (g0 * o1 - g1 * o0) * dt
+    m = math.sqrt(h0 * h0 + h1 * h1 + h2 * h2)
+    F[g], F[g + 1], F[g + 2] = h0 / m, h1 / m, h2 / m
+
+
 def advance_python(
     t,
     fl,
@@ -246,6 +297,8 @@ def advance_python(
     ev_f,
     ug,
     lg,
+    ua,
+    la,
 ) -> int:
     """Run the samples of one block; returns the number of events logged.
 
@@ -266,6 +319,15 @@ def advance_python(
             the residual bias is learnt (``warmup_s`` of stillness), at the
             next reference posture, the excursion is the integrated gyro again
             (cleaner for the trunk's small sway in curls and presses).
+        ua, la: (n, 3) accelerometers of the upper and lower sensors, body
+            frame, used when ``has[5]`` is set (rules 3): a small Mahony
+            filter per sensor learns the gyro bias across gravity from the
+            accelerometer's disagreement with the integrated gyro, in motion
+            too (``_tilt_bias``); once it has had ``P_TILT_LEARNT_S`` of data,
+            no still moment having taught the whole bias, the excursion is the
+            integrated gyro about the axes across the spine (``GYRO_MODE`` 2),
+            so a small lift (a curl, a press) is measured on the gyro from its
+            first seconds.
     """
     n = t.shape[0]
     has_gl = has[0] != 0
@@ -273,6 +335,7 @@ def advance_python(
     has_lat = has[2] != 0
     has_tw = has[3] != 0
     grav_allowed = has[4] != 0
+    tilt_on = has[5] != 0
     ne = 0
     for i in range(n):
         ti = t[i]
@@ -299,6 +362,19 @@ def advance_python(
             l0, l1, l2 = gl[i, 0], gl[i, 1], gl[i, 2]
             cl0, cl1, cl2 = l0 - F[BL], l1 - F[BL + 1], l2 - F[BL + 2]
             mag = max(mag, math.sqrt(cl0 * cl0 + cl1 * cl1 + cl2 * cl2))
+        if tilt_on:
+            # the body frame turned (a new neutral or heading): start again from the accelerometer
+            if I[REFRAME] != 0:
+                F[MGU] = math.nan
+                F[MGL] = math.nan
+            _tilt_bias(F, MGU, MBU, r0, r1, r2, ua[i, 0], ua[i, 1], ua[i, 2], dt, P)
+            if has_gl:
+                _tilt_bias(F, MGL, MBL, l0, l1, l2, la[i, 0], la[i, 1], la[i, 2], dt, P)
+        tilt = I[GYRO_MODE] == 2
+        if tilt:  # across the spine: the tilt bias (along it none is known yet)
+            c1, c2 = r1 - F[MBU + 1], r2 - F[MBU + 2]
+            if has_gl:
+                cl1, cl2 = l1 - F[MBL + 1], l2 - F[MBL + 2]
         q0 = q1 = q2 = p0 = p1 = p2 = 0.0
         grav = grav_allowed and I[GYRO_MODE] == 0
         F[ON_GRAVITY] = 1.0 if grav else 0.0
@@ -322,7 +398,7 @@ def advance_python(
                     o0, o1, o2 = F[PGL], F[PGL + 1], F[PGL + 2]
                     _toward(F, PGL, p0, p1, p2, 1.0 - a)
                     mag = max(mag, _angle_deg(o0, o1, o2, F[PGL], F[PGL + 1], F[PGL + 2]) / dt)
-            if not grav:
+            if I[GYRO_MODE] == 1:
                 mag = gmag  # gyro mode: quiet from the bias-corrected gyro again
         F[WQ] += P[P_A_QUIET] * (mag - F[WQ])
         quiet = F[WQ] < P[P_QUIET]
@@ -381,6 +457,8 @@ def advance_python(
             stance_out[i] = False
             continue
 
+        if tilt_on:
+            F[T_TILT] += dt
         # excursion
         if quiet:
             if math.isnan(F[QUIET_SINCE]):
@@ -403,7 +481,10 @@ def advance_python(
         if I[STATE] == IDLE:
             # at rest: the reference follows the body (and, in gravity mode, once the bias
             # is known -- it is learnt only while the gyro is steady -- the gyro takes over here)
-            if (quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]) or (grav and I[BIAS_N] >= P[P_WARMUP_N]):
+            tilt_learnt = tilt_on and F[T_TILT] >= P[P_TILT_LEARNT_S]
+            if (quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]) or (
+                grav and (I[BIAS_N] >= P[P_WARMUP_N] or tilt_learnt)
+            ):
                 for j in range(3):
                     F[VU + j] = 0.0
                     F[VL + j] = 0.0
@@ -413,6 +494,10 @@ def advance_python(
                     F[FL_REF] = f
                     if I[BIAS_N] >= P[P_WARMUP_N]:
                         I[GYRO_MODE] = 1  # the bias is known: from this reference on, the gyro
+                    elif tilt_learnt:
+                        I[GYRO_MODE] = 2  # the bias across the spine is: the gyro about those axes
+                elif tilt and I[BIAS_N] >= P[P_WARMUP_N]:
+                    I[GYRO_MODE] = 1  # the whole bias is known now
                 _reset_stats(F)
                 F[T_REST] = ti
                 F[E_START] = 0.0
@@ -426,13 +511,15 @@ def advance_python(
                     if has_gl:
                         _toward(F, RGL, p0, p1, p2, k)
                     F[FL_REF] = k * F[FL_REF] + (1.0 - k) * f
-        F[VU] += c0 * dt
+        if not tilt:
+            F[VU] += c0 * dt
         F[VU + 1] += c1 * dt
         F[VU + 2] += c2 * dt
         u0, u1, u2 = F[VU], F[VU + 1], F[VU + 2]
         e = math.sqrt(u0 * u0 + u1 * u1 + u2 * u2)
         if has_gl:
-            F[VL] += cl0 * dt
+            if not tilt:
+                F[VL] += cl0 * dt
             F[VL + 1] += cl1 * dt
             F[VL + 2] += cl2 * dt
             v0, v1, v2 = F[VL], F[VL + 1], F[VL + 2]
@@ -476,7 +563,7 @@ def advance_python(
             if e < F[E_START] + 0.25 * enter:
                 F[T_REST] = ti
             ready = (
-                grav or I[BIAS_N] >= P[P_WARMUP_N] or ti - F[T_FIRST] >= P[P_WARMUP_TIMEOUT]
+                grav or tilt or I[BIAS_N] >= P[P_WARMUP_N] or ti - F[T_FIRST] >= P[P_WARMUP_TIMEOUT]
             )  # gravity mode needs no bias
             if e > enter + F[E_START] and ready:
                 I[STATE] = REP
@@ -552,6 +639,7 @@ def _compile():
         "_candidate",
         "_angle_deg",
         "_toward",
+        "_tilt_bias",
     ):
         g[name] = jit(types.FunctionType(globals()[name].__code__, g, name))
     return jit(types.FunctionType(advance_python.__code__, g, "advance"))
@@ -590,5 +678,5 @@ def warm_up() -> None:
     small = np.zeros(1, dtype=np.int8)
     flag = np.zeros(1, dtype=np.bool_)
     cap = MAX_EVENTS_PER_SAMPLE + 1
-    advance(one, one, three, three, one, one, one, np.zeros(5, dtype=np.int64), F, I, P, small, small.copy(), flag, flag.copy(),
-            np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64), np.zeros((cap, N_EVENT_FIELDS)), three, three)  # fmt: skip
+    advance(one, one, three, three, one, one, one, np.zeros(6, dtype=np.int64), F, I, P, small, small.copy(), flag, flag.copy(),
+            np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64), np.zeros((cap, N_EVENT_FIELDS)), three, three, three, three)  # fmt: skip

@@ -59,12 +59,14 @@ soon as the set is confirmed, so events can be matched to them by time).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from spinemon.core import rep_kernel as K
-from spinemon.errors import ConfigError, SpinemonError
+from spinemon.core.stage import StageState, fields_of, set_fields
+from spinemon.errors import ConfigError, RepInputError
 
 __all__ = [
     "EXERCISES",
@@ -89,10 +91,6 @@ _R2D = 180.0 / math.pi
 
 def _is_real(v: object) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-class RepInputError(SpinemonError, ValueError):
-    """Arrays given to :meth:`RepSegmenter.update` have the wrong shape, are not finite, or go back in time."""
 
 
 @dataclass(frozen=True)
@@ -246,11 +244,29 @@ class RepSettings:
     #: gravity mode: the gravity directions are low-passed with this time
     #: constant before their tilt rate is taken for "quiet" (s)
     tilt_tau_s: float = 0.1
+    #: rules 3: learn the gyro bias across gravity in motion too, from the
+    #: accelerometers (``upper_acc``/``lower_acc`` given to :meth:`RepSegmenter.update`):
+    #: a Mahony filter per sensor, its gravity pulled toward the accelerometer
+    #: with time constant ``tilt_pull_tau_s`` (a rep's jolts of 0.1 s barely
+    #: move it) and its bias following the pull that persists with time
+    #: constant ``tilt_bias_tau_s`` (damping 0.7). After three of those
+    #: (``3 * tilt_bias_tau_s`` of data, not walking: 5 % of the first error
+    #: left) a small lift (``enter_deg`` under ``gravity_min_enter_deg``: a
+    #: press, a curl) is measured on the gyro about the axes across the spine,
+    #: with no still start (see :mod:`spinemon.core.rep_kernel`); a larger
+    #: one keeps the gravity excursion, which needs no bias
+    tilt_bias: bool = False
+    tilt_pull_tau_s: float = 1.0
+    tilt_bias_tau_s: float = 2.0
+    #: the disagreement (deg) a bias of ``tilt_clip_deg / tilt_pull_tau_s`` (2
+    #: deg/s: a MEMS gyro's zero-rate offset) builds; a larger one is linear
+    #: acceleration (a rep's jolt) and is clipped to it (a larger bias is learnt, more slowly)
+    tilt_clip_deg: float = 2.0
     profiles: dict[str, RepProfile] = field(default_factory=lambda: dict(REP_PROFILES))
 
     def __post_init__(self) -> None:
         positive = (
-            "rest_gap_s", "quiet_deg_s", "quiet_tau_s", "still_long_s", "bias_jump_tau_s", "still_std_deg_s", "still_max_deg_s", "still_tau_s", "bias_tau_s", "warmup_timeout_s", "idle_leak_tau_s", "stuck_s", "settle_s", "walk_deg_s",
+            "rest_gap_s", "quiet_deg_s", "quiet_tau_s", "still_long_s", "tilt_pull_tau_s", "tilt_bias_tau_s", "tilt_clip_deg", "bias_jump_tau_s", "still_std_deg_s", "still_max_deg_s", "still_tau_s", "bias_tau_s", "warmup_timeout_s", "idle_leak_tau_s", "stuck_s", "settle_s", "walk_deg_s",
             "walk_release_deg_s", "walk_tau_s", "max_gap_s",
         )  # fmt: skip
         for k in positive:
@@ -292,15 +308,6 @@ class RepSettings:
             ) from None
 
 
-def _shared_by_deepcopy(cls):
-    """A frozen record of plain values (numbers, strings, bools) cannot
-    change, so a deep copy of the segmenter (the pipeline's snapshot before a
-    block while re-zeroing is on) shares it instead of copying it."""
-    cls.__deepcopy__ = lambda self, memo: self
-    return cls
-
-
-@_shared_by_deepcopy
 @dataclass(frozen=True)
 class RepRecord:
     """One rep, with its metrics. Times are device seconds; angles degrees.
@@ -329,13 +336,12 @@ class RepRecord:
     labelled: bool  # the set came from the lifter's label (else found automatically)
 
     def as_dict(self) -> dict:
-        d = {"type": "rep"}
+        d: dict[str, Any] = {"type": "rep"}
         for k, v in asdict(self).items():
             d[k] = round(v, 4) if isinstance(v, float) else v
         return d
 
 
-@_shared_by_deepcopy
 @dataclass(frozen=True)
 class SetRecord:
     """One set, reported when it closes (rest gap, walking, a new label, or :meth:`RepSegmenter.finish`)."""
@@ -348,13 +354,12 @@ class SetRecord:
     labelled: bool
 
     def as_dict(self) -> dict:
-        d = {"type": "set"}
+        d: dict[str, Any] = {"type": "set"}
         for k, v in asdict(self).items():
             d[k] = round(v, 4) if isinstance(v, float) else v
         return d
 
 
-@_shared_by_deepcopy
 @dataclass(frozen=True)
 class RejectedCandidate:
     """A motion that looked like a rep but was not counted, and why:
@@ -506,6 +511,11 @@ class RepSegmenter:
         P[K.P_MAX_REP] = p.max_rep_s
         P[K.P_EXIT_RELATIVE] = 1.0 if s.exit_relative else 0.0
         P[K.P_A_TILT] = 1.0 - math.exp(-dt / s.tilt_tau_s)
+        # the tilt-bias filter: s^2 + kp s + ki, ki = kp / tau_b (kp = 1/tau_p)
+        P[K.P_TILT_KP] = 1.0 / s.tilt_pull_tau_s
+        P[K.P_TILT_KI] = P[K.P_TILT_KP] / s.tilt_bias_tau_s
+        P[K.P_TILT_LEARNT_S] = 3.0 * s.tilt_bias_tau_s
+        P[K.P_TILT_CLIP] = math.radians(s.tilt_clip_deg)
         return P
 
     # -- public state ------------------------------------------------------
@@ -586,11 +596,32 @@ class RepSegmenter:
         return not math.isnan(F[K.T_FIRST]) and F[K.T_LAST] - F[K.T_FIRST] >= P[K.P_WARMUP_TIMEOUT]
 
     @property
-    def state(self) -> str:
+    def motion(self) -> str:
         """``"walking"``, ``"idle"``, ``"rep"`` (going out) or ``"settling"`` (coming back)."""
         if self.walking:
             return "walking"
         return ("idle", "rep", "settling")[self._state]
+
+    #: what :meth:`state` carries: everything but the settings (``rate``, ``settings``)
+    _STATE_FIELDS = (
+        "exercise", "_profile", "reps", "sets", "rejected", "_next_set", "_pending", "_out",
+        "_F", "_I", "_P", "in_set_mask", "walking_mask", "after_walk_mask", "emitted_at",
+        "context_changes", "_context_prev", "single_max_flexion_deg",
+    )  # fmt: skip
+
+    def state(self) -> StageState:
+        """The segmenter's state as a value (:class:`spinemon.core.stage.Stage`):
+        the kernel's arrays, the records, the open run and the waiting reps."""
+        out = fields_of(self, self._STATE_FIELDS)
+        r = self._run
+        out["_run"] = None if r is None else replace(r, reps=list(r.reps))
+        return out
+
+    def restore(self, state: StageState) -> None:
+        """Go on from :meth:`state` (of a segmenter with the same rate and settings)."""
+        set_fields(self, state, self._STATE_FIELDS)
+        r = state["_run"]
+        self._run = None if r is None else replace(r, reps=list(r.reps))
 
     def reframe(self) -> None:
         """The lumbar angle given from the next sample on is expressed anew (a
@@ -649,6 +680,8 @@ class RepSegmenter:
         twist_deg: object = None,
         upper_gravity: object = None,
         lower_gravity: object = None,
+        upper_acc: object = None,
+        lower_acc: object = None,
     ) -> list[RepRecord | SetRecord]:
         """Feed one block; returns the reps and sets that became known in it.
 
@@ -666,6 +699,9 @@ class RepSegmenter:
             upper_gravity, lower_gravity: (n, 3) unit gravity directions, each
                 sensor's frame; with ``RepSettings.gravity_excursion`` the excursion is
                 measured on them (see :mod:`spinemon.core.rep_kernel`).
+            upper_acc, lower_acc: (n, 3) accelerometers, body frame (m/s^2);
+                with ``RepSettings.tilt_bias`` the gyro bias across gravity is
+                learnt from them (``lower_acc`` with ``lower_gyr``).
 
         Raises:
             RepInputError: shapes disagree, values are not finite, or time goes back.
@@ -686,6 +722,7 @@ class RepSegmenter:
         # the gravity excursion resolves a degree or two (linear acceleration, sway): the reps
         # of a lift whose reps are smaller (curls, presses, rows) it finds are unconfirmed
         # until a gyro-measured rep joins their set (_Candidate.unconfirmed)
+        c = np.ascontiguousarray  # one compiled signature: contiguous float arrays
         grav = self.settings.gravity_excursion and upper_gravity is not None
         ug = _array("upper_gravity", upper_gravity, 2, n) if grav else gu
         lg = (
@@ -693,6 +730,17 @@ class RepSegmenter:
             if grav
             else gu
         )
+        # (only for the lifts whose reps the gravity excursion cannot tell from sway: a
+        # hinge's or a squat's it measures with no bias at all)
+        small = self._profile.enter_deg < self.settings.gravity_min_enter_deg
+        tilt = (
+            self.settings.tilt_bias
+            and small
+            and upper_acc is not None
+            and (gl is None or lower_acc is not None)
+        )
+        ua = c(_array("upper_acc", upper_acc, 2, n)) if tilt else gu_d
+        lac = c(_array("lower_acc", lower_acc, 2, n)) if tilt and gl is not None else ua
         has = np.array(
             [
                 gl is not None,
@@ -700,6 +748,7 @@ class RepSegmenter:
                 la is not None,
                 tw is not None,
                 grav and (gl is None or lower_gravity is not None),
+                tilt,
             ],
             dtype=np.int64,
         )
@@ -712,11 +761,10 @@ class RepSegmenter:
         ev_code = np.empty(cap, dtype=np.int64)
         ev_f = np.empty((cap, K.N_EVENT_FIELDS))
         t_walk_before = float(self._F[K.T_WALK_LAST])
-        c = np.ascontiguousarray  # one compiled signature: contiguous float arrays
         tt, fl = c(tt), c(fl)
         ne = K.advance(
             tt, fl, gu_d, gl_d, fl if tr is None else c(tr), fl if la is None else c(la), fl if tw is None else c(tw),
-            has, self._F, self._I, self._P, state_mid, state_out, walking, stance, ev_i, ev_code, ev_f, c(ug), c(lg),
+            has, self._F, self._I, self._P, state_mid, state_out, walking, stance, ev_i, ev_code, ev_f, c(ug), c(lg), ua, lac,
         )  # fmt: skip
         # ... then the bookkeeping, event by event (candidates, runs, sets)
         book = _Bookkeeping(self, tt, state_mid)

@@ -31,19 +31,43 @@ from spinemon.core.drift import WarmupBends
 from spinemon.core.gravity import Fused
 from spinemon.core.holds import HoldTimer
 from spinemon.core.reps import RepRecord, RepSegmenter, RepSettings, SetRecord
+from spinemon.core.stage import StageState, fields_of, set_fields
 from spinemon.core.unilateral import check_side, parse_exercise
 
-__all__ = ["HELD_BACK", "HELD_WALKING", "Piece", "Segmenter", "Segments"]
+__all__ = [
+    "HELD_BACK",
+    "HELD_BEFORE_NEUTRAL",
+    "HELD_LATERAL_HEADING",
+    "HELD_TWIST_BIAS",
+    "HELD_WALKING",
+    "Piece",
+    "Segmenter",
+    "Segments",
+]
 
 #: why a monitored sample's limits are not armed (``Segments.held``: 0 = armed).
 #: Each is named to the lifter at the moment a fault is held back by it, and
 #: counted by reason in the summary: a miss is never silent.
 HELD_WALKING, HELD_AFTER_WALK, HELD_NO_HOLD, HELD_BETWEEN_SETS = 1, 2, 3, 4
+#: one limit held back while what it needs is not known yet (rules 3; the
+#: others stay armed: :class:`~spinemon.core.watch.LimitWatch`)
+HELD_TWIST_BIAS, HELD_LATERAL_HEADING = 5, 6
+#: a fault in the samples before the first neutral (rules 3): seen once neutral is set, too late to buzz
+HELD_BEFORE_NEUTRAL = 7
+#: a fault read under a provisional neutral taken mid-motion (rules 3): the
+#: still neutral that replaced it shows the angle was past the limit
+HELD_PROVISIONAL = 8
 HELD_BACK: dict[int, str] = {
     HELD_WALKING: "walking",
     HELD_AFTER_WALK: "stepping into a bend straight after walking (handling gear, sitting down)",
     HELD_NO_HOLD: "outside the timed hold (getting into or out of position)",
     HELD_BETWEEN_SETS: "between sets (recorded with limits watched inside sets only)",
+    HELD_TWIST_BIAS: "twist: a gyro's bias is not learnt yet (stand still for 2 s)",
+    HELD_LATERAL_HEADING: "lateral bend: a sensor's heading about the spine is not known (no range sweep; lunges cannot tell it)",
+    HELD_BEFORE_NEUTRAL: "before neutral was set (the session's first moments): seen once it was, too late to buzz",
+    HELD_PROVISIONAL: (
+        "neutral was provisional (taken while moving): the still neutral found later shows this fault, too late to buzz"
+    ),
 }
 
 
@@ -93,7 +117,11 @@ class Segmenter:
         monitor_between_sets: bool = False,
         warmup_share: float = 0.6,
         arming: str = "exercise",
+        tilt_bias: bool = False,
     ) -> None:
+        #: rules 3: the rep counter learns the gyro bias across gravity from the
+        #: accelerometers, so small lifts are measured on the gyro without a still start
+        self.tilt_bias = tilt_bias
         self.limit_overrides = limit_overrides or {}
         self.monitor_between_sets = monitor_between_sets
         #: "exercise": the limits are armed on every monitored sample but the
@@ -117,6 +145,33 @@ class Segmenter:
     @property
     def profile(self):
         return profile(self.exercise, self.limit_overrides)
+
+    #: what :meth:`state` carries of its own (the rest: the rep segmenter, holds and warm-up bends)
+    _STATE_FIELDS = ("held_now", "_held_samples", "exercise", "set_number", "label_sides", "_pending_label")
+
+    def state(self) -> StageState:
+        """The stage's state as a value (:class:`spinemon.core.stage.Stage`):
+        its own fields and those of the rep segmenter (with its rate and
+        settings), the hold timer and the warm-up bends."""
+        out = fields_of(self, self._STATE_FIELDS)
+        r = self.reps
+        out["reps"] = None if r is None else (r.rate, r.settings, r.state())
+        out["holds"] = self.holds.state()
+        out["warmup"] = self.warmup.state()
+        return out
+
+    def restore(self, state: StageState) -> None:
+        """Go on from :meth:`state` (of a segmenter built with the same settings)."""
+        set_fields(self, state, self._STATE_FIELDS)
+        if state["reps"] is None:
+            self.reps = None
+        else:
+            rate, settings, reps = state["reps"]
+            if self.reps is None or self.reps.rate != rate or self.reps.settings != settings:
+                self.reps = RepSegmenter(rate, settings)
+            self.reps.restore(reps)
+        self.holds.restore(state["holds"])
+        self.warmup.restore(state["warmup"])
 
     @property
     def armed_now(self) -> bool:
@@ -174,8 +229,9 @@ class Segmenter:
             )
             held[~hold_on] = HELD_NO_HOLD
         else:
-            new = self._update_reps(fused, ang, calibration, sagittal_deg(trunk_body))
+            new = self._update_reps(fused, ang, calibration, np.asarray(sagittal_deg(trunk_body)))
             reps = self.reps
+            assert reps is not None  # _update_reps starts one
             held[reps.after_walk_mask] = HELD_AFTER_WALK
             held[reps.walking_mask] = HELD_WALKING
             if self.arming == "sets":
@@ -215,6 +271,7 @@ class Segmenter:
             exit_fraction=0.75,
             gravity_excursion=True,
             warmup_s=0.1,
+            tilt_bias=self.tilt_bias,
         )
 
     def _update_reps(
@@ -246,6 +303,10 @@ class Segmenter:
             twist_deg=ang.twist_deg,
             upper_gravity=fused.gravity["upper"],
             lower_gravity=None if ang.single_sensor else fused.gravity["lower"],
+            upper_acc=m["upper"].to_body(block.acc["upper"]) if self.tilt_bias else None,
+            lower_acc=None
+            if ang.single_sensor or not self.tilt_bias
+            else m["lower"].to_body(block.acc["lower"]),
         )
 
     @property
@@ -255,14 +316,6 @@ class Segmenter:
         for (code, rate), k in sorted(self._held_samples.items()):
             out[HELD_BACK[code]] = round(out.get(HELD_BACK[code], 0.0) + k / rate, 3)
         return out
-
-    def hold_faults(self, events: list) -> None:
-        """Events alerted while a hold was running: listed with the hold they fell in."""
-        for ev in events:
-            for h in reversed(self.holds.holds):
-                if h.t_start <= ev.t_alert:
-                    h.faults.append(ev)
-                    break
 
     def finish(self, t_end: float, t_last: float | None) -> None:
         """The session ended: an open hold closes (at ``t_end``, else the last sample), sets and reps too."""

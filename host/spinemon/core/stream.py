@@ -414,6 +414,7 @@ class FrameDecoder:
                 continue
             seq, t0_us, skip = pos
             if run.pieces:
+                assert run.layout is not None  # set with its first piece
                 moves_on = t0_us > run.t_last + (run.count_last - 1) * run.layout[2]
                 if (
                     skip
@@ -604,6 +605,7 @@ class _Run:
 
     def take(self) -> tuple[SampleBlock, np.ndarray]:
         """The run as one block with each sample's receive time; the run is empty afterwards."""
+        assert self.layout is not None, "take() of an empty run"
         mask, ranges, period = self.layout
         cols = list(zip(*self.pieces))
         raw, seq, t_us, flags, th = (c[0] if len(c) == 1 else np.concatenate(c) for c in cols)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from spinemon.core.detect import UNILATERAL_EXERCISES
 from spinemon.core.reps import RepRecord, SetRecord, pelvis_share
+from spinemon.core.segment import HELD_BACK
 from spinemon.core.unilateral import compare_sides, rep_side, session_sides
 
 __all__ = ["named_side", "rep_row", "session_summary", "set_rows", "warmup_for"]
@@ -77,7 +78,11 @@ def _held_back(segmenter, watch) -> dict:
         if e.t_alert is not None:
             why = e.held_back or "not armed"
             faults[why] = faults.get(why, 0) + 1
-    return {"seconds": segmenter.held_s, "faults": faults}
+    seconds = dict(segmenter.held_s)
+    for code, secs in watch.limit_held_s.items():  # one limit held back while the rest were armed (rules 3)
+        why = HELD_BACK[code]
+        seconds[why] = round(seconds.get(why, 0.0) + secs, 3)
+    return {"seconds": seconds, "faults": faults}
 
 
 def _rejected(r) -> dict:
@@ -89,8 +94,12 @@ def _rejected(r) -> dict:
     }
 
 
-def session_summary(settings, *, decoder, intake, phases, angles, segmenter, watch, drift) -> dict:
-    """The summary of a session from its stages (see :class:`spinemon.core.pipeline.Pipeline`)."""
+def session_summary(
+    settings, *, decoder, intake, phases, angles, segmenter, watch, drift, hold_faults: dict | None = None
+) -> dict:
+    """The summary of a session from its stages (see :class:`spinemon.core.pipeline.Pipeline`);
+    ``hold_faults``: the events confirmed during each hold, by :attr:`Hold.key`."""
+    hold_faults = hold_faults or {}
     single = bool(angles.single_sensor)
     rep_rows, sets = set_rows(segmenter, settings, single)
     cal = phases.calibration
@@ -100,7 +109,7 @@ def session_summary(settings, *, decoder, intake, phases, angles, segmenter, wat
         "reps": rep_rows,
         "sets": sets,
         "side_comparisons": session_sides(rep_rows),
-        "holds": [h.as_dict() for h in segmenter.holds.holds],
+        "holds": [h.as_dict(hold_faults.get(h.key, ())) for h in segmenter.holds.holds],
         "drift_checks": list(drift.checks),
         "drift_flagged": any(c["flagged"] for c in drift.checks),
         "suppressed": [e.as_dict() for e in watch.shadow.events],

@@ -234,7 +234,7 @@ def session_sides(reps: Sequence[dict]) -> list[dict]:
     seen: list[str] = []
     for r in reps:
         ex = r.get("exercise")
-        if r.get("side") is not None and ex not in seen:
+        if r.get("side") is not None and ex is not None and ex not in seen:
             seen.append(ex)
     for ex in seen:
         cmp = compare_sides([r for r in reps if r.get("exercise") == ex])

@@ -30,8 +30,10 @@ from spinemon.core.alerts import Alert, AlertPolicy
 from spinemon.core.angles import LumbarAngles
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import (
+    LATERAL_BEND,
     OVER_EXTENSION,
     OVER_FLEXION,
+    TWIST,
     DetectorSettings,
     Event,
     EventDetector,
@@ -42,11 +44,21 @@ from spinemon.core.device_buzz import DeviceBuzzWatch
 from spinemon.core.gravity import Fused
 from spinemon.core.limits import LimitPlan
 from spinemon.core.reps import RepRecord
+from spinemon.core.segment import HELD_LATERAL_HEADING, HELD_TWIST_BIAS
 
-__all__ = ["DEVICE_GUARDED_KINDS", "LimitWatch", "Watched"]
+__all__ = ["DEVICE_GUARDED_KINDS", "LATERAL_NEEDS_HEADING", "LimitWatch", "Watched"]
 
 #: the limits the host pushes to the wearable's own guard (SET_GUARD)
 DEVICE_GUARDED_KINDS = (OVER_FLEXION, OVER_EXTENSION)
+
+#: lifts whose lateral-bend limit waits for each sensor's heading about the
+#: spine (rules 3): their clean rep tips the pelvis 8-20 deg, which a sensor
+#: stuck on crooked leaks into lateral bend, and their own bends cannot tell
+#: the heading (the one-sided stance bends the trunk sideways in step with
+#: the tilt: the heading finder would read that as the heading)
+LATERAL_NEEDS_HEADING = ("lunge", "split_squat")
+
+_SIGNAL = {LATERAL_BEND: 1, TWIST: 2}  # the detector's signal each one-limit hold covers
 
 
 @dataclass
@@ -74,8 +86,14 @@ class LimitWatch:
         *,
         limit_overrides: dict | None = None,
         lean: bool = True,
+        hold_unknown: bool = False,
     ) -> None:
         self.settings = settings
+        #: rules 3: a limit is held back (named) while what it needs is not
+        #: known: the twist until each gyro's bias is, lateral bend in
+        #: :data:`LATERAL_NEEDS_HEADING` until each sensor's heading is
+        self.hold_unknown = hold_unknown
+        self._limit_held_samples: dict[tuple[int, float], int] = {}  # (reason, rate) -> armed samples
         self.policy = alerts
         self.plan = LimitPlan(limit_overrides, lean=lean)
         self.exercise = exercise
@@ -93,6 +111,45 @@ class LimitWatch:
     @property
     def limits(self) -> Limits:
         return self.detector.limits
+
+    @property
+    def limit_held_s(self) -> dict[int, float]:
+        """Seconds of armed samples one limit was held back, by reason code."""
+        out: dict[int, float] = {}
+        for (code, rate), k in sorted(self._limit_held_samples.items()):
+            out[code] = out.get(code, 0.0) + k / rate
+        return out
+
+    def limit_held(self, fused: Fused, calibration: Calibration) -> dict[str, np.ndarray]:
+        """Per sample, the limits held back on their own ({kind: (n,) bool}), rules 3:
+
+        * the twist integrates the difference of the two gyros about the
+          spine, so an unlearnt zero-rate offset (1-2 deg/s) drifts it past
+          its limit within seconds: held until each sensor's offset was
+          measured in a still stretch this session (a still neutral, or a
+          stored calibration's) or its filter learnt its bias at rest;
+        * lateral bend in :data:`LATERAL_NEEDS_HEADING` while a sensor in use
+          has no heading (no range sweep, none stored, none found from a
+          hinge or squat: ``Calibration.alignment``)."""
+        out: dict[str, np.ndarray] = {}
+        if not self.hold_unknown or self.single_sensor is None:
+            return out
+        n = len(fused)
+        sensors = ("upper",) if self.single_sensor else ("upper", "lower")
+        if not self.single_sensor and self.limits.twist_deg is not None:
+            known = np.ones(n, dtype=bool)
+            for s in sensors:
+                # (a still stretch that replaced a provisional neutral measures none: zeros)
+                offset = calibration.gyro_offset.get(s)
+                measured = calibration.source != "provisional" and offset is not None and bool(np.any(offset))
+                if not measured:
+                    known &= fused.bias_learnt.get(s, np.zeros(n, dtype=bool))
+            if not known.all():
+                out[TWIST] = ~known
+        unknown = any("heading_deg" not in calibration.alignment.get(s, {}) for s in sensors)
+        if self.exercise in LATERAL_NEEDS_HEADING and self.limits.lateral_deg is not None and unknown:
+            out[LATERAL_BEND] = np.ones(n, dtype=bool)
+        return out
 
     @property
     def events(self) -> list[Event]:
@@ -154,17 +211,35 @@ class LimitWatch:
         block = fused.block
         pitch_rate = np.degrees(calibration.mounting["upper"].to_body(fused.gyr["upper"])[:, 1])
         sig = (ang.flexion_deg, ang.lateral_deg, ang.twist_deg, pitch_rate)
-        found = self.detector.update(block.t, block.seq, *(np.where(armed, x, 0.0) for x in sig))
+        # one limit held back on its own (rules 3): its signal goes to the shadow where the rest is armed
+        own = self.limit_held(fused, calibration)
+        on = [armed] * len(sig)
+        for kind, mask in own.items():
+            on[_SIGNAL[kind]] = armed & ~mask
+            code = HELD_TWIST_BIAS if kind == TWIST else HELD_LATERAL_HEADING
+            key = (code, block.rate_hz)
+            self._limit_held_samples[key] = self._limit_held_samples.get(key, 0) + int(
+                np.count_nonzero(armed & mask)
+            )
+        found = self.detector.update(block.t, block.seq, *(np.where(a, x, 0.0) for a, x in zip(on, sig)))
         # what would have fired outside sets/holds (not sent): the same samples, the other way round
         self.shadow.context.update(self.detector.context)
-        held_back = self.shadow.update(block.t, block.seq, *(np.where(armed, 0.0, x) for x in sig))
+        held_back = self.shadow.update(block.t, block.seq, *(np.where(a, 0.0, x) for a, x in zip(on, sig)))
         for ev in held_back.alerts:
+            assert ev.seq_alert is not None  # set when the event is confirmed
             j = min(int(np.searchsorted(block.seq, ev.seq_alert)), len(block) - 1)
-            ev.held_back = (reasons or {}).get(int(held[j]), "not armed") if held is not None else "not armed"
+            if held is not None and held[j]:
+                ev.held_back = (reasons or {}).get(int(held[j]), "not armed")
+            elif ev.kind in own and own[ev.kind][j]:
+                code = HELD_TWIST_BIAS if ev.kind == TWIST else HELD_LATERAL_HEADING
+                ev.held_back = (reasons or {}).get(code, "not armed")
+            else:
+                ev.held_back = "not armed"
             out.held_back.append(ev)
         out.finished.extend(found.finished)
         hyst = self.settings.hysteresis_deg
         for ev in found.alerts:
+            assert ev.seq_alert is not None  # set when the event is confirmed
             j = min(int(np.searchsorted(block.seq, ev.seq_alert)), len(block) - 1)
             if hold_on is not None and hold_on[j]:
                 out.hold_faults.append(ev)

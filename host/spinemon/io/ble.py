@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bleak
 from bleak.exc import BleakError
@@ -28,6 +28,11 @@ from bleak.exc import BleakError
 import spinemon_protocol as proto
 from spinemon.errors import ConfigError, DisconnectedError, TransportError
 from spinemon.io.transport import LinkOptions, LinkTransport
+
+if TYPE_CHECKING:
+    from bleak.backends.client import BaseBleakClient
+    from bleak.backends.device import BLEDevice
+    from bleak.backends.scanner import BaseBleakScanner
 
 __all__ = ["BATTERY_LEVEL_UUID", "BATTERY_SERVICE_UUID", "BleOptions", "BleTransport", "FoundDevice", "scan"]
 
@@ -116,8 +121,8 @@ async def scan(
     *,
     read_battery: bool = False,
     battery_timeout_s: float = 5.0,
-    backend: type | None = None,
-    client_backend: type | None = None,
+    backend: type[BaseBleakScanner] | None = None,
+    client_backend: type[BaseBleakClient] | None = None,
     **bleak_kwargs: Any,
 ) -> list[FoundDevice]:
     """Wearables advertising the spinemon service, strongest signal first.
@@ -131,14 +136,14 @@ async def scan(
         raise ConfigError(f"scan timeout must be in (0, 600] s, not {timeout!r}")
     if read_battery and backend is not None and client_backend is None:
         raise ConfigError("read_battery with a custom scanner backend needs client_backend too")
+    extra: dict[str, Any] = dict(bleak_kwargs, backend=backend) if backend is not None else bleak_kwargs
     try:
         found = await asyncio.wait_for(
             bleak.BleakScanner.discover(
                 timeout=timeout,
                 return_adv=True,
                 service_uuids=[proto.SERVICE_UUID],
-                backend=backend,
-                **bleak_kwargs,
+                **extra,
             ),
             timeout + 10.0,
         )
@@ -190,8 +195,8 @@ class BleTransport(LinkTransport):
         *,
         name: str | None = None,
         options: BleOptions | None = None,
-        backend: type | None = None,
-        scanner_backend: type | None = None,
+        backend: type[BaseBleakClient] | None = None,
+        scanner_backend: type[BaseBleakScanner] | None = None,
         **bleak_kwargs: Any,
     ) -> None:
         if (address is None) == (name is None):
@@ -206,7 +211,7 @@ class BleTransport(LinkTransport):
         self._scanner_backend = scanner_backend
         self._bleak_kwargs = bleak_kwargs
         self._client: bleak.BleakClient | None = None
-        self._device = None  # BLEDevice found by name (first connect only)
+        self._device: BLEDevice | None = None  # found by name (first connect only)
 
     @property
     def ble_options(self) -> BleOptions:
@@ -219,14 +224,16 @@ class BleTransport(LinkTransport):
         def match(device, adv) -> bool:
             return (adv.local_name or device.name) == want
 
+        extra: dict[str, Any] = dict(self._bleak_kwargs)
+        if self._scanner_backend is not None:
+            extra["backend"] = self._scanner_backend
         try:
             device = await asyncio.wait_for(
                 bleak.BleakScanner.find_device_by_filter(
                     match,
                     timeout=timeout,
                     service_uuids=[proto.SERVICE_UUID],
-                    backend=self._scanner_backend,
-                    **self._bleak_kwargs,
+                    **extra,
                 ),
                 timeout + 5.0,
             )

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import spinemon_protocol as proto
 from spinemon.errors import CommandError, CommandTimeoutError, DisconnectedError, SpinemonError
+from spinemon.io.transport import Transport
 
 __all__ = ["CommandQueue", "CommandStats", "Sent"]
 
@@ -110,6 +111,7 @@ class CommandQueue:
         self._lanes: dict[str, deque[_Job]] = {"haptic": deque(), "control": deque()}
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task] = {}
+        self._busy: set[str] = set()  # lanes whose worker is sending a command now
         self._writes = (
             0  # writes so far (any lane): a retry's "stale" proves delivery only if none came between
         )
@@ -158,9 +160,7 @@ class CommandQueue:
         return job.value
 
     def pending(self) -> int:
-        return sum(len(q) for q in self._lanes.values()) + sum(
-            1 for t in self._workers.values() if getattr(t, "busy", False)
-        )
+        return sum(len(q) for q in self._lanes.values()) + len(self._busy)
 
     async def drain(self, timeout: float) -> bool:
         """Wait (up to ``timeout``) until every queued command is done; True if so."""
@@ -201,13 +201,12 @@ class CommandQueue:
 
     async def _run(self, lane: str) -> None:
         q = self._lanes[lane]
-        task = asyncio.current_task()
         while True:
             while not q:
                 self._wake[lane].clear()
                 await self._wake[lane].wait()
             job = q.popleft()
-            task.busy = True  # type: ignore[attr-defined]
+            self._busy.add(lane)
             idle = self._idle()
             try:
                 self.stats.max_wait_s = max(self.stats.max_wait_s, time.monotonic() - job.result.t_queued)
@@ -229,12 +228,13 @@ class CommandQueue:
             except Exception as e:
                 self._finish(job, error=f"{type(e).__name__}: {e}")
             finally:
-                task.busy = False  # type: ignore[attr-defined]
+                self._busy.discard(lane)
 
     async def _call(self, job: _Job) -> None:
         self._writes += 1
         nxt = getattr(self.counter, "_next", None)  # the counter the request is about to take
         self._last_counter = None if nxt is None else (nxt - 1) & 0xFFFFFFFF or None
+        assert job.call is not None  # a call job (the control lane's request)
         try:
             job.value = await job.call()
         except Exception as e:
@@ -322,11 +322,10 @@ class CommandQueue:
             job.future.set_result(r)
 
 
-def _epoch(transport) -> int:
+def _epoch(transport: Transport) -> int:
     """Changes whenever the link was set up again (a reconnect runs the setup
     hook, which resumes the counter: a retry after it proves nothing)."""
-    st = getattr(transport, "stats", None)
-    return int(getattr(st, "connects", 0) or 0)
+    return 0 if transport.stats is None else transport.stats.connects
 
 
 def _failure(sent: Sent) -> SpinemonError:

@@ -131,11 +131,14 @@ class LinkSetup:
             await transport.send(frame, timeout=self.command_timeout_s)
         self.log.append((time.time(), proto.OPCODE_NAMES[opcode]))
 
-    async def _request_status(self, transport: Transport, request) -> proto.Status:
+    async def _request_status(self, transport: Transport) -> proto.Status:
+        """A fresh STATUS (the transport :attr:`~Transport.can_request_status`), in the queue's control lane when there is one."""
         q = self._queued(transport)
         if q is not None:
-            return await q.call(lambda: request(self.counter, timeout=self.command_timeout_s))
-        return await request(self.counter, timeout=self.command_timeout_s)
+            return await q.call(
+                lambda: transport.request_status(self.counter, timeout=self.command_timeout_s)
+            )
+        return await transport.request_status(self.counter, timeout=self.command_timeout_s)
 
     def _take_status(self, status: proto.Status) -> bool:
         """Keep a STATUS; True if it is from a new boot of the device."""
@@ -158,14 +161,13 @@ class LinkSetup:
         try:
             await self._apply(transport, status)
         except CommandError as e:
-            request = getattr(transport, "request_status", None)
-            if e.code != proto.E_STALE or request is None:
+            if e.code != proto.E_STALE or not transport.can_request_status:
                 raise
             # refused as stale: the wearable has no counter floor (new, or its
             # counter file was lost: it fails closed) or ours is outside its
             # window. GET_STATUS resyncs: such a device draws a fresh floor and
             # reports it; continue from there (docs/security.md)
-            status = await request(self.counter, timeout=self.command_timeout_s)
+            status = await transport.request_status(self.counter, timeout=self.command_timeout_s)
             self.counter.resume_after(status.last_counter)
             self.counter_resyncs += 1
             self.log.append((time.time(), "counter resynced"))
@@ -217,10 +219,9 @@ class LinkSetup:
     async def poll_status(self, transport: Transport) -> proto.Status | None:
         """Ask for STATUS now (None if the transport cannot); set the device
         up again if it restarted or stopped streaming since the last one."""
-        request = getattr(transport, "request_status", None)
-        if request is None:
+        if not transport.can_request_status:
             return None
-        status = await self._request_status(transport, request)
+        status = await self._request_status(transport)
         self.status_polls += 1
         restarted = self._take_status(status)
         if restarted or not status.state & proto.ST_STREAMING:
@@ -239,20 +240,20 @@ class LinkSetup:
         last_poll = time.monotonic()
         while True:
             await asyncio.sleep(period)
-            if not getattr(transport, "connected", True) or not self.runs:
+            if not transport.connected or not self.runs:
                 continue
-            if getattr(transport, "_pending", None):
+            if transport.pending:
                 continue  # a command is in flight: it is the heartbeat
             try:
                 if (
                     self.status_every_s
                     and time.monotonic() - last_poll >= self.status_every_s
-                    and hasattr(transport, "request_status")
+                    and transport.can_request_status
                 ):
                     last_poll = time.monotonic()
                     await self.poll_status(transport)
-                elif self._queued(transport) is not None:
-                    await self.queue.send(proto.OP_TIME_SYNC)
+                elif (q := self._queued(transport)) is not None:
+                    await q.send(proto.OP_TIME_SYNC)
                 else:
                     await transport.send(
                         proto.encode_command(self.counter.next(), proto.OP_TIME_SYNC),
@@ -279,9 +280,8 @@ class LinkSetup:
         whose drop counters go next to the host's gap accounting. None if
         the transport cannot ask for STATUS."""
         await self._command(transport, proto.OP_STOP)
-        request = getattr(transport, "request_status", None)
-        if request is None:
+        if not transport.can_request_status:
             return None
-        status = await self._request_status(transport, request)
+        status = await self._request_status(transport)
         self._take_status(status)
         return status

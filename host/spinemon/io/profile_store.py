@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import PROFILES, profile
-from spinemon.errors import CalibrationError, ConfigError
+from spinemon.errors import CalibrationError, ConfigError, ProfileError
 from spinemon.io.atomic import atomic_write_text
 
 __all__ = [
@@ -43,10 +44,6 @@ __all__ = [
 
 DEFAULT_PATH = Path("~/.spinemon/profile.json")
 VERSION = 1
-
-
-class ProfileError(ConfigError):
-    """The profile file is unreadable, not JSON, or holds values spinemon cannot use."""
 
 
 @dataclass
@@ -164,6 +161,24 @@ def load_profile(path: str | os.PathLike | None = None) -> UserProfile:
             f"profile {p} is not valid JSON ({e}); give a profile written by 'spinemon calibrate', or choose another --profile"
         ) from None
     return UserProfile.from_dict(d, str(p))
+
+
+def check_profile_writable(path: str | os.PathLike | None = None) -> Path:
+    """Fail now (:class:`ProfileError`, one line) if the profile at ``path``
+    could not be saved: its folder cannot be made or written (read-only, no
+    permission). ``calibrate`` calls it before the guided calibration, so a
+    lifter never stands and bends for a result that cannot be kept."""
+    p = profile_path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=p.parent)
+    except OSError as e:
+        raise ProfileError(
+            f"cannot write profile {p}: {e.strerror or e}; choose another --profile (nothing was calibrated yet)"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    return p
 
 
 def save_profile(prof: UserProfile, path: str | os.PathLike | None = None) -> Path:

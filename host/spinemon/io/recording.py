@@ -211,7 +211,9 @@ class RecordingWriter:
     after every record reached the operating system (the number of records
     and the file offset they end at). ``t_start``: the session's start as
     Unix time, stamped on the header (default: now; ``import`` gives the
-    file's own date).
+    file's own date). ``overwrite``: an existing recording at ``path`` (and its
+    later segments) is replaced by the new one when the new file's header is
+    on the disk (``--force``); without it an existing ``path`` is refused.
 
     After a failed write the writer is stopped: :attr:`failed` holds the
     reason, the file ends at its last complete record, and every further
@@ -228,12 +230,13 @@ class RecordingWriter:
         min_free_bytes: int = MIN_FREE_BYTES,
         on_written: Callable[[int, int], None] | None = None,
         t_start: float | None = None,
+        overwrite: bool = False,
     ) -> None:
         base = Path(path)
         self.base_path = base
         self.segment = 1
         session_id = uuid.uuid4().hex
-        if base.exists():
+        if base.exists() and not (overwrite and not resume):
             if not resume:
                 raise RecordingError(f"{base} already exists; choose another --out or delete it")
             first = load_header(base)  # RecordingError if it is not a recording
@@ -287,7 +290,14 @@ class RecordingWriter:
             self._write_raw(block, sync=True)
             self._seq = 1
             try:
-                os.link(tmp, self.path)
+                if overwrite and not resume:
+                    if self.path.is_dir():
+                        raise IsADirectoryError(errno.EISDIR, "is a directory")
+                    for old in segment_paths(base)[1:]:  # the old recording's later segments go with it
+                        os.unlink(old)
+                    os.replace(tmp, self.path)
+                else:
+                    os.link(tmp, self.path)
             except FileExistsError:
                 self._f.close()
                 raise RecordingError(

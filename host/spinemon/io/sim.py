@@ -131,7 +131,7 @@ FAULTS: tuple[str, ...] = (
 #: which faults each exercise can show. ``creep``: fatigue -- the rep rounds
 #: 15-18 deg more than the set's first rep (whose flexion is then kept small),
 #: but stays below half the range
-FAULTS_BY_EXERCISE: dict[str, tuple[str, ...]] = {
+FAULTS_BY_EXERCISE: dict[str, tuple[Fault, ...]] = {
     "deadlift": ("rounding", "twisting", "creep"),
     # forward_lean: the hips shoot back, the trunk inclines 68-82 deg (a good
     # morning) with the lumbar spine neutral: one sensor sees it, two see no rounding
@@ -431,10 +431,12 @@ class Wearer:
             axis = rng.standard_normal(3)
             axis /= np.linalg.norm(axis)
             angle = settings.misalignment_deg * rng.uniform(0.5, 1.0)
-            return tuple(float(x) for x in axis * angle)
+            x, y, z = (float(v) for v in axis * angle)
+            return (x, y, z)
 
         def bias() -> tuple[float, float, float]:
-            return tuple(float(x) for x in rng.uniform(-1, 1, 3) * settings.gyro_bias_dps * _D2R)
+            x, y, z = (float(v) for v in rng.uniform(-1, 1, 3) * settings.gyro_bias_dps * _D2R)
+            return (x, y, z)
 
         scale = rng.uniform(0.9, 1.1)
         return cls(
@@ -765,7 +767,7 @@ class _Plan:
     timeline: _Timeline
     duration_s: float
     reps: list[_RepPlan]
-    sets: list[tuple[int, str, float, float, int, tuple, str | None, str | None]]
+    sets: Sequence[tuple[int, str, float, float, int, tuple, str | None, str | None]]
     neutral: tuple[float, float] | None
     rom: tuple[float, float] | None
     standing_after: tuple[float, float] | None
@@ -1549,7 +1551,7 @@ def simulate(
         seed=seed,
         settings=settings,
         wearer=wearer,
-        set_specs=sets,
+        set_specs=tuple(sets),
         frames=frames,
         frame_times=np.concatenate(ftimes),
         t=t,

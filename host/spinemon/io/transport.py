@@ -58,13 +58,39 @@ class Label:
 
 
 class Transport(abc.ABC):
-    """Async link to one wearable."""
+    """Async link to one wearable.
+
+    Besides connect/items/send/close, every transport answers for the
+    abilities a link may or may not have, so callers ask, never probe:
+    :attr:`connected`, :attr:`stats`, :attr:`pending`,
+    :attr:`can_request_status` with :meth:`request_status`, and
+    :meth:`read_status`."""
 
     #: called with "connected", "disconnected", "reconnecting", "closed"
     on_state: Callable[[str], None] | None = None
     #: the session's setup hook, awaited after every (re)connect before the
     #: link counts as "connected" (re-read STATUS, resume the counter, guard, START)
     on_connected: Callable[[Transport], Awaitable[None]] | None = None
+    #: the link's counters (connects, commands, frames); None: this transport keeps none
+    stats: LinkStats | None = None
+    #: :meth:`request_status` can ask the wearable for a fresh STATUS (GET_STATUS)
+    can_request_status: bool = False
+
+    @property
+    def connected(self) -> bool:
+        """Up and set up. A transport without a link state of its own (a
+        simulator) is up for as long as it exists."""
+        return True
+
+    @property
+    def pending(self) -> int:
+        """Commands sent and not answered yet (0 where nothing waits for answers)."""
+        return 0
+
+    async def request_status(self, counter, timeout: float | None = None) -> proto.Status:
+        """A fresh STATUS asked for with GET_STATUS (numbered by ``counter``);
+        only where :attr:`can_request_status`."""
+        raise TransportError(f"{type(self).__name__} cannot ask the wearable for STATUS")
 
     @abc.abstractmethod
     async def connect(self, timeout: float = 10.0) -> None: ...
@@ -327,6 +353,9 @@ class LinkTransport(Transport):
       ERROR) with its host arrival time, so the recording holds them all.
     """
 
+    stats: LinkStats
+    can_request_status = True
+
     def __init__(self, options: LinkOptions | None = None) -> None:
         if options is not None and not isinstance(options, LinkOptions):
             raise ConfigError("options must be a LinkOptions")
@@ -416,6 +445,11 @@ class LinkTransport(Transport):
     def connected(self) -> bool:
         """Up and set up (the state is "connected")."""
         return self._ready
+
+    @property
+    def pending(self) -> int:
+        """Commands sent and waiting for their ACK/ERROR."""
+        return len(self._pending)
 
     def _set_state(self, state: str) -> None:
         self.state = state

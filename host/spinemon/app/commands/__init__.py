@@ -8,10 +8,11 @@ Exit statuses shared by every command: 0 done, 1 an error, 2 a bad command line.
 
 from __future__ import annotations
 
+# a bad command line found by a command (exit 2); the message is the whole line
+from spinemon.errors import UsageError
+
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "UsageError"]
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A bad command line found by a command (exit 2); the message is the whole line."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import sys
 from typing import Any, TextIO
 
@@ -11,7 +12,13 @@ from spinemon.app import argtypes
 from spinemon.app.calibrate import _sim_transport, describe, run_calibration
 from spinemon.app.live import LiveOptions
 from spinemon.errors import ConfigError
-from spinemon.io.profile_store import load_profile, merge_limit_overrides, profile_path, save_profile
+from spinemon.io.profile_store import (
+    check_profile_writable,
+    load_profile,
+    merge_limit_overrides,
+    profile_path,
+    save_profile,
+)
 
 
 # ---------------------------------------------------------------------------
@@ -73,6 +80,7 @@ def main(ns: Any, stream: TextIO | None = None) -> int:
         # the simulated wearer's calibration never replaces the real one
         path = path.with_name("sim-profile.json")
     prof = load_profile(path)  # a broken profile is reported before the wearer starts
+    check_profile_writable(path)  # and one that could not be saved (a read-only place): before, not after
     rom = not getattr(ns, "no_rom", False)
     options = LiveOptions(
         address=getattr(ns, "address", None),
@@ -103,7 +111,17 @@ def main(ns: Any, stream: TextIO | None = None) -> int:
     written = save_profile(prof, path)
     for line in describe(outcome):
         out.write(line + "\n")
-    out.write(
-        f"Saved to {written}. 'spinemon live' uses it until the sensors are re-attached (then run 'spinemon calibrate' again).\n"
-    )
+    if options.sim:
+        # the same file `spinemon live --sim` looks for (spinemon.app.commands.live.sim_profile)
+        using = "spinemon live --sim" + (
+            "" if getattr(ns, "profile", None) is None else f" --profile {shlex.quote(str(written))}"
+        )
+        out.write(
+            f"Saved to {written}. '{using}' uses it (the simulated lifter then starts calibrated); "
+            "'spinemon live --sim --recalibrate' calibrates again.\n"
+        )
+    else:
+        out.write(
+            f"Saved to {written}. 'spinemon live' uses it until the sensors are re-attached (then run 'spinemon calibrate' again).\n"
+        )
     return 0

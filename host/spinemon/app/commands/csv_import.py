@@ -22,9 +22,11 @@ from spinemon.app.csv_import import (
     parse_date,
     parse_where,
 )
+from spinemon.app.words import command, plural
 from spinemon.core.calibration import CalibrationSettings
 from spinemon.core.detect import PROFILES
 from spinemon.core.pipeline import PipelineSettings
+from spinemon.io.atomic import refuse_existing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         default=None,
-        help="recording to write (default: the file's name with .spinrec; must not exist); with several files, a folder",
+        help="recording to write (default: the file's name with .spinrec; must not exist, unless --force); with several files, a folder",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace recordings that exist already (default: refuse them)"
     )
 
 
@@ -201,13 +206,14 @@ def _options(args: argparse.Namespace) -> dict:
         encoding=args.encoding,
         no_header=args.no_header,
         date=args.date,
+        overwrite=bool(getattr(args, "force", False)),
     )
 
 
 def _print_result(res: ImportResult) -> None:
     print(
-        f"wrote {res.path}: {res.samples} samples in {res.frames} frames at {res.rate_hz:g} Hz, "
-        f"ranges {res.acc_fs_g} g / {res.gyr_fs_dps} dps, {res.labels} set label(s)"
+        f"wrote {res.path}: {plural(res.samples, 'sample')} in {plural(res.frames, 'frame')} at {res.rate_hz:g} Hz, "
+        f"ranges {res.acc_fs_g} g / {res.gyr_fs_dps} dps, {plural(res.labels, 'set label')}"
     )
     for note in res.notes:
         print(f"  note: {note}")
@@ -238,6 +244,8 @@ def _import_many(files: list[Path], args: argparse.Namespace, opts: dict) -> int
     if len(set(outs)) != len(outs):
         dup = next(o for o in outs if outs.count(o) > 1)
         raise CsvUsageError(f"two files would both be written to {dup}; import them in separate commands")
+    for o in outs:  # the one overwrite rule, for every file before any runs
+        refuse_existing(o, opts["overwrite"])
     pairs = [f"{f}\x00{o}" for f, o in zip(files, outs)]
 
     rows = season.run_many(_run_pair, [Path(p) for p in pairs], opts, jobs=args.jobs, progress=sys.stderr)
@@ -247,10 +255,10 @@ def _import_many(files: list[Path], args: argparse.Namespace, opts: dict) -> int
             print(f"{r['file']}: error: {r['error']}")
         else:
             print(
-                f"{r['file']} -> {r['recording']}: {r['samples']} samples of {r['rows']} rows ({r['kept']}) at {r['rate_hz']:g} Hz, {r['notes']} note(s)"
+                f"{r['file']} -> {r['recording']}: {plural(r['samples'], 'sample')} of {plural(r['rows'], 'row')} ({r['kept']}) at {r['rate_hz']:g} Hz, {plural(r['notes'], 'note')}"
             )
     print(
-        f"imported {len(ok)} of {len(rows)} files"
+        f"imported {len(ok)} of {plural(len(rows), 'file')}"
         + (f"; {len(rows) - len(ok)} failed (named above)" if len(ok) < len(rows) else "")
     )
     return 0 if len(ok) == len(rows) else 1
@@ -266,7 +274,11 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else first.with_suffix(".spinrec")
     if out.is_dir():
         out = out / first.with_suffix(".spinrec").name
+    if out.resolve() != first.resolve():  # the file itself: reading it says what it is
+        refuse_existing(out, opts["overwrite"])
     res = import_csv(None if sources else files[0], out, sources=sources, **opts)
     _print_result(res)
-    print(f"Replay it: spinemon replay {res.path}   Report: spinemon report {res.path}")
+    print(
+        f"Replay it: {command('spinemon', 'replay', res.path)}   Report: {command('spinemon', 'report', res.path)}"
+    )
     return 0

@@ -10,7 +10,9 @@ from pathlib import Path
 from spinemon.app import argtypes
 from spinemon.app.commands import EXIT_OK
 from spinemon.app.commands.replay import EVENT_HEADER, _event_row
+from spinemon.app.words import command, path_hint, plural, shown_path
 from spinemon.errors import ConfigError
+from spinemon.io.atomic import atomic_write_text, refuse_existing
 
 
 def _fmt_alert(alert, label: str) -> str:
@@ -30,6 +32,9 @@ def _fmt_alert(alert, label: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=argtypes.seed, default=1, help="simulation seed (default 1)")
     parser.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    parser.add_argument(
+        "--force", action="store_true", help="replace the recording and summary of an earlier demo in --out"
+    )
     parser.add_argument(
         "--speed",
         type=argtypes.speed,
@@ -52,8 +57,9 @@ def main(args: argparse.Namespace) -> int:
             f"cannot create the folder {out_dir} ({e.strerror}); choose another --out"
         ) from None
     rec_path = out_dir / f"demo-seed{args.seed}.spinrec"
-    if rec_path.exists():
-        rec_path.unlink()  # the demo owns its output folder
+    force = bool(getattr(args, "force", False))
+    refuse_existing(rec_path, force, flag="--out")  # the one overwrite rule (make demo passes --force)
+    refuse_existing(out_dir / "summary.json", force, flag="--out")
     sets = sim.demo_workout()
     print(f"spinemon demo: a simulated lifter (seed {args.seed}) wears two IMUs (T12/L1 and sacrum).")
     print(
@@ -84,18 +90,19 @@ def main(args: argparse.Namespace) -> int:
         speed=args.speed,
         on_alert=lambda a: print(_fmt_alert(a, label), flush=True),
         on_calibrated=on_calibrated,
+        overwrite=force,
     )
     res, session = run.result, run.session
     wall = time.monotonic() - t0
     print()
     print(
-        f"Session: {session.duration_s:.0f} s simulated in {wall:.1f} s; {res.frames} frames, "
-        f"{res.stats['lost_samples']} samples lost, {res.stats['bad_frames']} bad frames."
+        f"Session: {session.duration_s:.0f} s simulated in {wall:.1f} s; {plural(res.frames, 'frame')}, "
+        f"{plural(res.stats['lost_samples'], 'sample')} lost, {plural(res.stats['bad_frames'], 'bad frame')}."
     )
     print(f"Events ({len(res.events)}):")
     print(EVENT_HEADER)
-    for e in res.events:
-        print(_event_row(e.as_dict()))
+    for ev in res.events:
+        print(_event_row(ev.as_dict()))
     # the simulator knows the truth: show how detection did
     print("Simulated faults vs alerts:")
     hits = 0
@@ -122,7 +129,10 @@ def main(args: argparse.Namespace) -> int:
         "clean_reps": len(clean),
         "recording": str(rec_path),
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"Recording: {rec_path}   Summary: {out_dir / 'summary.json'}")
-    print(f"Replay it: spinemon replay {rec_path}")
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    print(f"Recording: {shown_path(rec_path)}   Summary: {shown_path(out_dir / 'summary.json')}")
+    print(f"Replay it: {command('spinemon', 'replay', rec_path)}")
+    hint = path_hint()
+    if hint is not None:
+        print(hint)
     return EXIT_OK

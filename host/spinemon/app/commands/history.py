@@ -17,7 +17,9 @@ from spinemon.app.history import (
     indexed_facts,
     load_journal,
 )
+from spinemon.app.words import plural
 from spinemon.errors import ConfigError
+from spinemon.io.atomic import check_writable, refuse_existing
 
 
 # ---------------------------------------------------------------------------
@@ -35,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--png",
         metavar="FILE",
         help="write a chart: per exercise, peak flexion per week against the limit, alerts per 100 reps as bars (needs the 'report' extra)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace an existing --png file (default: refuse it)"
     )
     parser.add_argument(
         "--journal",
@@ -76,6 +81,8 @@ def main(args: argparse.Namespace) -> int:
             raise UsageProblem(
                 f"--png {png}: the folder {png.parent} does not exist; create it or choose another --png"
             )
+        refuse_existing(png, bool(getattr(args, "force", False)), flag="--png")
+        check_writable(png.parent, flag="--png")
         if pyplot() is None:
             raise ConfigError(MISSING_MATPLOTLIB)
     notes: list[str] = []
@@ -85,7 +92,12 @@ def main(args: argparse.Namespace) -> int:
     bad = [f for f in facts if f.get("error")]
     if len(bad) == len(facts):
         raise ConfigError(
-            f"none of the {len(facts)} recording(s) could be read (first: {bad[0]['error']}); give a folder of recordings written by spinemon"
+            (
+                f"the recording could not be read ({bad[0]['error']})"
+                if len(facts) == 1
+                else f"none of the {len(facts)} recordings could be read (first: {bad[0]['error']})"
+            )
+            + "; give a folder of recordings written by spinemon"
         )
     doc = build(facts, entries, info)
     for f in bad:
@@ -96,10 +108,12 @@ def main(args: argparse.Namespace) -> int:
                 f"{Path(s['recording']).name} was cut off mid-record: counted up to its last complete record"
             )
         if s["corrupt_records"]:
-            notes.append(f"{Path(s['recording']).name}: {s['corrupt_records']} damaged record(s) skipped")
+            notes.append(
+                f"{Path(s['recording']).name}: {plural(s['corrupt_records'], 'damaged record')} skipped"
+            )
     if bad:
         notes.append(
-            f"{len(bad)} of {len(facts)} recording(s) could not be read and are left out (listed above); the history shows the rest"
+            f"{len(bad)} of {plural(len(facts), 'recording')} could not be read and are left out (listed above); the history shows the rest"
         )
     doc["index"] = {"replayed": replayed, "from_index": len(facts) - replayed}
     if replayed < len(facts):

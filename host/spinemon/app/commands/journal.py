@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from spinemon.app import argtypes
 from spinemon.app.journal import PHASES, Journal, JournalError, LoadReport, format_time
 from spinemon.app.pain_analysis import format_summary, summarize
 from spinemon.app.red_flags import red_flag_message, red_flags, red_flags_in_text, trend_flag
+from spinemon.app.words import plural
 from spinemon.errors import ConfigError
 
 
@@ -29,6 +31,29 @@ def _weeks(text: str) -> int:
     if v <= 0:
         raise argparse.ArgumentTypeError("weeks must be at least 1")
     return v
+
+
+def _at(text: str) -> datetime:
+    """``--at``: an ISO 8601 time, checked on the command line (a bad one is exit 2)."""
+    from spinemon.app.journal import parse_time
+
+    try:
+        return parse_time(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _note(text: str) -> str:
+    """``--note``: text; bytes that are not valid in the terminal's encoding
+    (kept by Python as surrogates) are a command-line error, not a traceback."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = os.fsencode(text[e.start : e.end])
+        raise argparse.ArgumentTypeError(
+            f"the note holds bytes that are not text in this terminal's encoding ({bad!r}); type it again as plain text"
+        ) from None
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,10 +86,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="|".join(PHASES),
         help="when: before, during or after a session, or other (default: after with --session, else other)",
     )
-    a.add_argument("--note", default="", help="a note (symptoms, what you did)")
+    a.add_argument("--note", default="", type=_note, help="a note (symptoms, what you did)")
     a.add_argument("--session", metavar="FILE", help="link a session recording (.spinrec)")
     a.add_argument(
-        "--at", metavar="ISO", help="when the pain was felt, ISO 8601 (default now; no offset = local time)"
+        "--at",
+        type=_at,
+        metavar="ISO",
+        help="when the pain was felt, ISO 8601 (default now; no offset = local time)",
     )
 
     ls = sub.add_parser(
@@ -95,7 +123,7 @@ def _load_notes(rep: LoadReport, journal: Journal) -> list[str]:
     if rep.skipped_lines:
         torn = " (the last line was cut off mid-write)" if rep.torn_last_line else ""
         notes.append(
-            f"note: skipped {len(rep.skipped_lines)} unreadable line(s) in {journal.path}{torn}: line(s) {', '.join(map(str, rep.skipped_lines[:10]))}"
+            f"note: skipped {plural(len(rep.skipped_lines), 'unreadable line')} in {journal.path}{torn}: line(s) {', '.join(map(str, rep.skipped_lines[:10]))}"
         )
     return notes
 
@@ -112,7 +140,7 @@ def main(args: argparse.Namespace, stream: TextIO | None = None, *, now: datetim
     ):
         # a non-empty file with not one readable entry is not a journal: never append to it
         raise JournalError(
-            f"{journal.path} has no readable journal entries ({len(existing.skipped_lines)} unreadable line(s)); "
+            f"{journal.path} has no readable journal entries ({plural(len(existing.skipped_lines), 'unreadable line')}); "
             "check that --journal points at a spinemon journal (.jsonl), or choose a new path"
         )
     cmd = getattr(args, "journal_command", None)
@@ -121,7 +149,7 @@ def main(args: argparse.Namespace, stream: TextIO | None = None, *, now: datetim
         where = ""
         if entry.session is not None:
             s = entry.session
-            where = f", session {Path(s.path).name} ({', '.join(s.exercises)}; {s.n_events} flagged event(s))"
+            where = f", session {Path(s.path).name} ({', '.join(s.exercises)}; {plural(s.n_events, 'flagged event')})"
         print(
             f"logged pain {entry.pain}/10 {entry.phase} at {format_time(entry.time)}{where} -> {journal.path}",
             file=out,
@@ -174,15 +202,15 @@ def main(args: argparse.Namespace, stream: TextIO | None = None, *, now: datetim
         return 0
     if cmd == "summary":
         rep = journal.load()
-        s = summarize(rep.entries, weeks=args.weeks, now=now)
-        s["journal"] = str(journal.path)
-        s["skipped_lines"] = rep.skipped_lines
-        s["torn_last_line"] = rep.torn_last_line
+        summ = summarize(rep.entries, weeks=args.weeks, now=now)
+        summ["journal"] = str(journal.path)
+        summ["skipped_lines"] = rep.skipped_lines
+        summ["torn_last_line"] = rep.torn_last_line
         if getattr(args, "json", False):
-            print(json.dumps(s, indent=2, ensure_ascii=False), file=out)
+            print(json.dumps(summ, indent=2, ensure_ascii=False), file=out)
             return 0
         for n in _load_notes(rep, journal):
             print(n, file=out)
-        print(format_summary(s), file=out)
+        print(format_summary(summ), file=out)
         return 0
     raise ConfigError("no journal action given: use add, list or summary (see 'spinemon journal --help')")

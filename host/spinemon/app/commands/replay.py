@@ -8,9 +8,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from spinemon.app import argtypes
 from spinemon.app.commands import EXIT_ERROR, EXIT_OK, UsageError
+from spinemon.app.words import plural
 from spinemon.core.detect import PROFILES
 
 
@@ -53,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         type=argtypes.exercise_side,
         metavar="EXERCISE",
-        help=f"exercise assumed where the recording has no labels (default: as recorded): {', '.join(sorted(PROFILES))}; a unilateral one may name the side, e.g. 'lunge left'",
+        help=f"replay as this exercise (a what-if on the same data; default: as recorded): the sets the lifter labelled and the unlabelled ones alike; {', '.join(sorted(PROFILES))}; a unilateral one may name the side, e.g. 'lunge left'",
     )
     parser.add_argument(
         "--limit",
@@ -66,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from spinemon.app.replay import replay, replay_settings
+    from spinemon.app.replay import labelled_exercises, replay, replay_settings
+    from spinemon.app.verdict import event_words
     from spinemon.io.recording import load
 
     files = list(args.file)
@@ -74,13 +77,21 @@ def main(args: argparse.Namespace) -> int:
         return _replay_many(args)
     args.file = files[0]
     rec = load(args.file, strict=args.strict)
-    res = replay(rec, replay_settings(rec, args.exercise, args.limit))
+    labelled = labelled_exercises(rec)
+    # --exercise is applied to the labelled sets too (a what-if on the same data), and said so
+    res = replay(
+        rec,
+        replay_settings(rec, args.exercise, args.limit),
+        label_exercise=args.exercise if args.exercise and labelled else None,
+    )
     summ = res.session
     # the summary's events: a resumed recording's with sets numbered on, each with its segment
     events = [e.as_dict() for e in summ.events] if summ.has("events") else [e.as_dict() for e in res.events]
     stats = dict(res.stats)
     stats.update(truncated=rec.truncated, corrupt_records=rec.corrupt_records, angle=res.angle_label)
     stats["recording_notes"] = list(rec.notes)
+    if args.exercise and labelled:
+        stats["exercise_override"] = {"exercise": args.exercise, "labelled_as": labelled}
     stats.update(summ.monitoring.as_dict())
     # each segment (one live session each, `live --resume`) against what its own live session reported
     stats["matches_live"] = res.matches_live
@@ -89,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
     if len(segments) > 1:
         stats["segments"] = segments
     if args.json:
-        out = {
+        out: dict[str, Any] = {
             "events": events,
             "reps": [r.as_dict() for r in summ.reps],
             "sets": [s.as_dict() for s in summ.sets],
@@ -101,10 +112,23 @@ def main(args: argparse.Namespace) -> int:
         out["rejected_reps"] = [r.as_dict() for r in summ.rejected_reps]
         # what the lifter was told at the time (a stale calibration, a sensor lost)
         out["notices"] = [n.as_dict() for n in summ.notices]
+        # timed holds (plank, bird dog, ...): how long each was held, each fault named as that hold's fault
+        out["holds"] = [
+            {
+                **h,
+                "faults": [
+                    {**f, "what": event_words(str(f.get("kind")), h.get("exercise"))}
+                    for f in h.get("faults") or []
+                ],
+            }
+            for h in (x.as_dict() for x in summ.holds)
+        ]
         json.dump(out, sys.stdout, indent=2)
         print()
         return EXIT_OK
-    print(f"{args.file}: {res.frames} frames, {stats['samples']} samples, angle = {res.angle_label}")
+    print(
+        f"{args.file}: {plural(res.frames, 'frame')}, {plural(stats['samples'], 'sample')}, angle = {res.angle_label}"
+    )
     if len(segments) > 1:
         print(
             f"  {len(segments)} sessions in this recording (live --resume), each replayed as recorded, with its own calibration; sets numbered on:"
@@ -130,10 +154,15 @@ def main(args: argparse.Namespace) -> int:
             print(
                 f"    {seg['segment']}. {seg['file']}: {seg['duration_s']:.1f} s, calibration {seg['calibration']}, {where}, {n_ev} event{'s' if n_ev != 1 else ''}{moved}; {live}"
             )
+    if args.exercise and labelled:
+        print(
+            f"  note: every set replayed as {args.exercise.replace(':', ' ')} (--exercise), "
+            f"though the lifter labelled {plural(len(labelled), 'exercise')} ({', '.join(labelled)})"
+        )
     if rec.truncated:
         print("  note: the recording was cut off mid-record; loaded up to its last complete record")
     if rec.corrupt_records:
-        print(f"  note: {rec.corrupt_records} corrupt record(s) skipped")
+        print(f"  note: {plural(rec.corrupt_records, 'corrupt record')} skipped")
     for note in rec.notes:
         print(f"  note: {note}")
     print(
@@ -148,14 +177,25 @@ def main(args: argparse.Namespace) -> int:
     for why, secs in held.seconds.items():
         n_held = held.faults.get(why, 0)
         faults = (
-            f"; {n_held} fault{'s' if n_held != 1 else ''} past a limit held back (no buzz)" if n_held else ""
+            f"; {plural(n_held, 'fault')} past a limit held back (no buzz)" if n_held else ""
         )
         print(f"  limits held back {secs:.1f} s: {why}{faults}")
-    for seg in res.segments:
-        cal = seg.result.calibration
+    for part in res.segments:
+        cal = None if part.result is None else part.result.calibration
         if cal and cal.rom:
-            which = f" (session {seg.index})" if len(segments) > 1 else ""
+            which = f" (session {part.index})" if len(segments) > 1 else ""
             print(f"  range of motion{which}: {cal.rom.flexion_deg:+.1f} / {cal.rom.extension_deg:+.1f} deg")
+    for h in (x.as_dict() for x in summ.holds):
+        faults = "; ".join(
+            f"{event_words(str(f.get('kind')), h.get('exercise'))} at {f['t_alert']:.2f} s"
+            if isinstance(f.get("t_alert"), (int, float))
+            else event_words(str(f.get("kind")), h.get("exercise"))
+            for f in h.get("faults") or []
+        )
+        lasted = f"{h['duration_s']:.1f} s" if isinstance(h.get("duration_s"), (int, float)) else "not ended"
+        print(
+            f"  hold {h.get('hold')} of set {h.get('set')}, {h.get('exercise')}: {lasted}; {faults or 'clean'}"
+        )
     print(f"Events ({len(events)}):")
     print(EVENT_HEADER)
     for e in events:

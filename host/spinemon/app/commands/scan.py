@@ -9,7 +9,14 @@ from typing import Any, TextIO
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to scan (default 5)")
+    from spinemon.app import argtypes
+
+    parser.add_argument(
+        "--timeout",
+        type=argtypes.scan_timeout,
+        default=5.0,
+        help="seconds to scan, above 0 .. 600 (default 5)",
+    )
     parser.add_argument(
         "--battery", action="store_true", help="connect to each device briefly to read its battery level"
     )

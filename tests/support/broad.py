@@ -35,7 +35,7 @@ CREDIT = (
     'Inertial Orientation Estimation", Data 6(7):72, 2021, doi:10.3390/data6070072 (CC BY 4.0)'
 )
 
-DEFAULT_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "broad"
+DEFAULT_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "broad"
 """Where the project keeps the BROAD subset (``<repo>/../shared/data/broad``)."""
 
 
