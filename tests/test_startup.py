@@ -35,8 +35,10 @@ def imported(*argv: str) -> tuple[list[str], list[str]]:
 def test_help_imports_only_what_it_shows():
     assert imported("--help") == ([], ["spinemon.app.commands"])
     heavy, app = imported("replay", "--help")
-    # the exercise names come from spinemon.core.detect (numpy)
-    assert heavy == ["numpy"] and app == ["spinemon.app.commands", "spinemon.app.commands.replay"]
+    # the exercise names come from spinemon.core.detect (numpy); no other command, none of the replay code
+    assert heavy == ["numpy"] and "spinemon.app.commands.replay" in app
+    assert not [m for m in app if m.startswith("spinemon.app.commands.") and m != "spinemon.app.commands.replay"]
+    assert not {"spinemon.app.replay", "spinemon.app.session", "spinemon.app.plotting", "spinemon.app.live"} & set(app)
     heavy, app = imported("journal", "--help")
     assert "spinemon.app.commands.journal" in app
     assert not [m for m in app if m.startswith("spinemon.app.commands.") and m != "spinemon.app.commands.journal"]
