@@ -8,7 +8,6 @@
 
 import asyncio
 
-IMU_INTERVAL_MS = 20
 LINK_INTERVAL_MS = 10
 HOUSEKEEPING_INTERVAL_MS = 100
 RESTART_DELAY_MS = 200
@@ -63,8 +62,9 @@ class App:
         d = self.device
         while True:
             self._beat("imu")
-            d.poll_imu()
-            await asyncio.sleep_ms(IMU_INTERVAL_MS)
+            n = d.poll_imu()
+            # read again as the next sample is due (device.READ_EARLY_US)
+            await asyncio.sleep_ms(d.next_read_ms(n))
 
     async def _links(self):
         d = self.device

@@ -56,6 +56,24 @@ SENSOR_LOST_REMIND_MS = 30000
 # answers (ACK/ERROR/STATUS) a congested BLE stack refused (notify ENOMEM)
 # wait here and go out first on the next pump; bounded, emptied on disconnect
 PENDING_ANSWERS = 8
+# When the IMU FIFOs are read (issue 27): as each sample is due, so the guard
+# judges a sample within a few ms of the IMU taking it (a fixed 20 ms poll
+# left the confirming sample waiting up to 20 ms). After a read that got
+# samples the next one is READ_EARLY_US before the next sample is due; an
+# empty read (the IMU's own clock runs a little off the nominal rate) is
+# tried again READ_RETRY_MS later, so the reads follow the IMU's phase
+# (a sample waits at most about READ_RETRY_MS + READ_EARLY_US). After a read
+# with samples the next waits at least READ_MIN_MS (at high rates a read takes
+# several samples), and at most READ_IDLE_MS. With no IMU delivering (none
+# configured, all lost, or no sample for longer than two periods and
+# READ_IDLE_MS) every READ_IDLE_MS.
+READ_EARLY_US = 500
+READ_RETRY_MS = 1
+READ_MIN_MS = 2
+READ_IDLE_MS = 20
+# while the host watches with the guard armed, a partial batch goes out this
+# often (and at once when the guard buzzed), not on every read
+EARLY_FLUSH_MS = 20
 
 
 def battery_percent(mv):
@@ -148,6 +166,8 @@ class Device:
         self._remind_ms = None
         self.pending_answers = []  # BLE answers the stack refused (ENOMEM), oldest first
         self.answers_retried = 0
+        self.empty_reads = 0  # reads in a row that got no sample (next_read_ms)
+        self._flushed_ms = None  # when poll_imu last sent a partial batch early
 
     def log(self, msg):
         self.log_lines.append(msg)
@@ -339,12 +359,14 @@ class Device:
         base = sp.SF_LINK_GUARD if link_down else 0
         if self.sampler.lost:
             base |= sp.SF_SENSOR_LOST
+        buzzed = False
         for idx, up, low in samples:
             f = base
             if g.update(up, low, now_ms, link_down):
                 self.haptics.play(c["guard_pulses"], c["guard_on_ms"], c["guard_off_ms"], c["guard_strength"])
                 self.log("guard fired at %d cdeg" % g.angle_cdeg)
                 f |= sp.SF_GUARD_BUZZED
+                buzzed = True
             if g.armed:
                 f |= sp.SF_GUARD_ARMED
             if g.over:
@@ -353,13 +375,34 @@ class Device:
                 f |= sp.SF_MOTOR_ON
             self.sampler.add(idx, up, low, g.angle_cdeg, f)
         if g.armed and not link_down and not len(self.queue):
-            # the host armed the guard while it watches (a set is on): this
-            # poll's samples go out now if the link has nothing waiting, so
-            # the host sees the device's buzz (SF_GUARD_BUZZED) and the angle
-            # without waiting for a full batch; while frames wait (notify
-            # pacing), the batch grows instead, and never outpaces the link
-            self.sampler.flush()
+            # the host armed the guard while it watches (a set is on): the
+            # samples read go out every EARLY_FLUSH_MS (at once after a buzz)
+            # if the link has nothing waiting, so the host sees the device's
+            # buzz (SF_GUARD_BUZZED) and the angle without waiting for a full
+            # batch; while frames wait (notify pacing), the batch grows
+            # instead, and never outpaces the link
+            last = self._flushed_ms
+            if buzzed or last is None or now_ms - last >= EARLY_FLUSH_MS:
+                self.sampler.flush()
+                self._flushed_ms = now_ms
         return len(samples)
+
+    def next_read_ms(self, got):
+        """ms until the IMU FIFOs are read again, after a read that got `got`
+        samples (see READ_EARLY_US): just before the next sample is due."""
+        s = self.sampler
+        period_ms = s.period_us // 1000
+        if got:
+            self.empty_reads = 0
+            wait = (s.period_us - READ_EARLY_US) // 1000
+            if wait < READ_MIN_MS:
+                return READ_MIN_MS
+            return READ_IDLE_MS if wait > READ_IDLE_MS else wait
+        self.empty_reads += 1
+        patience = 2 * period_ms if 2 * period_ms > READ_IDLE_MS else READ_IDLE_MS
+        if not s.configured or not s.imus or self.empty_reads * READ_RETRY_MS > patience:
+            return READ_IDLE_MS
+        return READ_RETRY_MS
 
     def pump_links(self):
         """Commands in, responses and queued frames out."""

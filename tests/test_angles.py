@@ -163,3 +163,37 @@ def test_angle_input_errors():
     with pytest.raises(ConfigError):
         AngleTracker(0.0)
     assert lumbar_angles(100.0, np.empty((0, 3))).flexion_deg.shape == (0,)
+
+
+def test_a_read_only_block_is_rotated_once_and_its_pieces_share_it():
+    """Issue 27: the stages after fusion rotate the same fused block (or
+    pieces of it) to the body frame; it is rotated once, every piece is cut
+    from that, with the bits its own rotation gives. Arrays that can change
+    (writeable, or views of a writeable array) are never shared."""
+    import spinemon.core.angles as angles_mod
+
+    rng = np.random.default_rng(7)
+    m = Mounting.from_neutral([0.9, 0.1, -0.3])
+    block = rng.standard_normal((500, 3))
+    fresh = block.copy()
+    block.setflags(write=False)
+    whole = m.to_body(block)
+    for a, b in ((0, 500), (17, 230), (499, 500), (250, 250)):
+        piece = m.to_body(block[a:b])
+        assert np.shares_memory(piece, whole) or b == a  # cut from the block's rotation
+        assert np.array_equal(piece, m.to_body(fresh[a:b]))  # the bits of its own
+    assert not whole.flags.writeable
+    # another mounting, or a column view with other strides: rotated on its own
+    other = Mounting.from_neutral([0.2, 0.9, 0.1])
+    assert not np.shares_memory(other.to_body(block[:10]), whole)
+    # writeable, or read-only over a writeable array: never shared (its numbers can change)
+    writeable = rng.standard_normal((50, 3))
+    r1 = m.to_body(writeable)
+    writeable[:] += 1.0
+    assert not np.array_equal(m.to_body(writeable), r1)
+    view = writeable[:20]
+    view.setflags(write=False)
+    r2 = m.to_body(view)
+    writeable[:] += 1.0
+    assert not np.array_equal(m.to_body(view), r2)
+    assert len(angles_mod._SHARED) <= angles_mod._SHARED_MAX

@@ -22,7 +22,7 @@ from tests.bench.report import Report  # noqa: E402
 #: Section modules in tests.bench, run in this order; each has ``run(report, quick)``.
 #: A listed module that does not exist (yet) is skipped, so a new section is one new file
 #: (e.g. ``latency.py``) plus its name here.
-SECTIONS = ["fusion", "realdata", "replay", "lifting", "harsh", "latency", "fullchain"]
+SECTIONS = ["fusion", "realdata", "replay", "scale", "history_index", "startup", "lifting", "harsh", "latency", "fullchain", "targets"]
 
 
 def available_sections() -> list[str]:

@@ -2,7 +2,9 @@
 `make test`): the firmware's persistence (config_store.py), BLE security
 (ble_link.py) and command-counter code (device.py: boot, handle_command,
 _resync_counter, _save_counter) mutated one change at a time, each mutant
-run against the firmware's MicroPython tests.
+run against the firmware's MicroPython tests; and the host's persistence
+code (spinemon/io/session_index.py, issue 27) in a copy of the package,
+each mutant run against tests/test_session_index.py.
 
 cosmic-ray mutates files in place, so it works on a temporary copy of
 firmware/ that the tests are pointed at (SPINEMON_FIRMWARE_DIR,
@@ -113,6 +115,16 @@ TESTS = [
     "tests/firmware/test_firmware_faults.py",
 ]
 
+# host persistence code (issue 27: the session index), mutated in a copy of
+# the spinemon package that the tests import first (PYTHONPATH), run against
+# its own tests
+HOST = ROOT / "host"
+HOST_SCOPE = {
+    "session_index.py": None,
+}
+HOST_FILES = {"session_index.py": "spinemon/io/session_index.py"}
+HOST_TESTS = ["tests/test_session_index.py"]
+
 
 def _ranges(path: Path, names: set[str]) -> list[tuple[int, int]]:
     """Line ranges of the named functions (Class.method)."""
@@ -131,34 +143,27 @@ def _ranges(path: Path, names: set[str]) -> list[tuple[int, int]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--report", type=Path, default=None, help="write the survivors and the score (JSON) here")
-    ap.add_argument("--timeout", type=float, default=180.0, help="per mutant, s")
-    ap.add_argument("--per-file", type=int, default=35, help="mutants sampled per file (seeded)")
-    ap.add_argument("--all", action="store_true", help="run every mutant, no sample")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--files", nargs="+", choices=sorted(SCOPE), default=None, help="mutate these files only (default: all in scope)")
-    ap.add_argument("--only", action="append", default=[], metavar="FILE:Class.method",
-                    help="mutate only these functions (repeatable), e.g. ble_link.py:BleLink._owner_of: a targeted run of new code")
-    args = ap.parse_args(argv)
-    scope = {f: SCOPE[f] for f in (args.files or SCOPE)}
-    if args.only:
-        scope = {}
-        for item in args.only:
-            f, _, fn = item.partition(":")
-            if f not in SCOPE or not fn:
-                raise SystemExit(f"--only {item!r}: give FILE:Class.method with FILE one of {', '.join(SCOPE)}")
-            scope.setdefault(f, set()).add(fn)
-    exe = shutil.which("cosmic-ray", path=str(Path(sys.executable).parent))
-    if exe is None:
-        raise SystemExit("cosmic-ray is not installed: pip install -e '.[mutate]' (make mutate does)")
+def _session(exe: str, scope: dict, kind: str, args) -> tuple[list, dict[str, int], float]:
+    """One cosmic-ray session over ``scope`` (firmware files, or host files
+    with kind "host"): mutants sampled, run, their results returned."""
     with tempfile.TemporaryDirectory(prefix="spinemon-cosmic-") as tmp:
         tmp = Path(tmp)
-        fw = tmp / "firmware"
-        shutil.copytree(FIRMWARE, fw, ignore=shutil.ignore_patterns("__pycache__"))
-        modules = [str(fw / f) for f in scope]
-        test_cmd = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "micropython", *TESTS])
+        env = dict(os.environ)
+        if kind == "host":
+            shutil.copytree(HOST / "spinemon", tmp / "host" / "spinemon", ignore=shutil.ignore_patterns("__pycache__"))
+            files = {f: tmp / "host" / HOST_FILES[f] for f in scope}
+            tests = HOST_TESTS
+            env["PYTHONPATH"] = os.pathsep.join([str(tmp / "host"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+            marker: list[str] = []
+        else:
+            fw = tmp / "firmware"
+            shutil.copytree(FIRMWARE, fw, ignore=shutil.ignore_patterns("__pycache__"))
+            files = {f: fw / f for f in scope}
+            tests = TESTS
+            env["SPINEMON_FIRMWARE_DIR"] = str(fw)
+            marker = ["-m", "micropython"]
+        modules = [str(files[f]) for f in scope]
+        test_cmd = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *marker, *tests])
         cfg = tmp / "cosmic-ray.toml"
         cfg.write_text(
             "[cosmic-ray]\n"
@@ -170,13 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             'name = "local"\n'
         )
         db = tmp / "session.sqlite"
-        env = dict(os.environ)
-        env["SPINEMON_FIRMWARE_DIR"] = str(fw)
         # the unmutated copy must pass, or no mutant can be judged
         base = subprocess.run(test_cmd.split(), cwd=ROOT, env=env, capture_output=True, text=True)
         if base.returncode != 0:
             print(base.stdout[-3000:])
-            raise SystemExit("the tests fail on the unmutated firmware copy")
+            raise SystemExit(f"the tests fail on the unmutated {kind} copy")
         subprocess.run([exe, "init", str(cfg), str(db)], check=True, cwd=ROOT, env=env)
         con = sqlite3.connect(db)
         eligible: dict[str, list[str]] = {}
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             name = Path(mod).name
             names = scope[name]
             ok_op = op in OPERATORS
-            ok_line = names is None or any(a <= row <= b for a, b in _ranges(fw / name, names))
+            ok_line = names is None or any(a <= row <= b for a, b in _ranges(files[name], names))
             if ok_op and ok_line:
                 eligible.setdefault(name, []).append(job)
         rng = random.Random(args.seed)
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         con.execute("delete from work_items where job_id not in (select job_id from keep)")
         con.commit()
         con.close()
-        print(f"{len(keep)} mutants to run, of {sum(population.values())} eligible {population}", flush=True)
+        print(f"{len(keep)} {kind} mutants to run, of {sum(population.values())} eligible {population}", flush=True)
         t0 = time.monotonic()
         subprocess.run([exe, "exec", str(cfg), str(db)], check=True, cwd=ROOT, env=env)
         wall = time.monotonic() - t0
@@ -210,7 +213,48 @@ def main(argv: list[str] | None = None) -> int:
         ).fetchall()
         con.close()
         if args.report:
-            shutil.copy(db, args.report.with_suffix(".sqlite"))  # the whole session, for cr-report
+            shutil.copy(db, args.report.with_suffix(f".{kind}.sqlite"))  # the whole session, for cr-report
+    return rows, population, wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--report", type=Path, default=None, help="write the survivors and the score (JSON) here")
+    ap.add_argument("--timeout", type=float, default=180.0, help="per mutant, s")
+    ap.add_argument("--per-file", type=int, default=35, help="mutants sampled per file (seeded)")
+    ap.add_argument("--all", action="store_true", help="run every mutant, no sample")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--files", nargs="+", choices=sorted(SCOPE) + sorted(HOST_SCOPE), default=None, help="mutate these files only (default: all in scope)")
+    ap.add_argument("--only", action="append", default=[], metavar="FILE:Class.method",
+                    help="mutate only these functions (repeatable), e.g. ble_link.py:BleLink._owner_of: a targeted run of new code")
+    args = ap.parse_args(argv)
+    every = {**SCOPE, **HOST_SCOPE}
+    scope = {f: every[f] for f in (args.files or every)}
+    if args.only:
+        scope = {}
+        for item in args.only:
+            f, _, fn = item.partition(":")
+            if f not in every or not fn:
+                raise SystemExit(f"--only {item!r}: give FILE:Class.method with FILE one of {', '.join(every)}")
+            scope.setdefault(f, set()).add(fn)
+    exe = shutil.which("cosmic-ray", path=str(Path(sys.executable).parent))
+    if exe is None:
+        raise SystemExit("cosmic-ray is not installed: pip install -e '.[mutate]' (make mutate does)")
+    fw_scope = {f: v for f, v in scope.items() if f in SCOPE}
+    host_scope = {f: v for f, v in scope.items() if f in HOST_SCOPE}
+    rows: list = []
+    population: dict[str, int] = {}
+    wall = 0.0
+    if fw_scope:
+        r, pop, w = _session(exe, fw_scope, "firmware", args)
+        rows += r
+        population.update(pop)
+        wall += w
+    if host_scope:
+        r, pop, w = _session(exe, host_scope, "host", args)
+        rows += r
+        population.update(pop)
+        wall += w
     per: dict[str, dict[str, int]] = {}
     survivors = []
     for mod, op, row, fn, worker, test, diff in rows:

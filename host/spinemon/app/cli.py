@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from spinemon import __version__
 from spinemon.app.commands import EXIT_ERROR, EXIT_USAGE, UsageError
@@ -137,18 +137,48 @@ COMMANDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _LazySubParsers(argparse._SubParsersAction):
+    """Subcommands whose module is imported, and whose arguments are added,
+    only when the command is parsed (issue 27, start-up): ``spinemon --help``
+    and ``spinemon replay --help`` never import what the other commands need."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.modules: dict[str, str] = {}  # command -> module not imported yet
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        name = values[0] if values else None
+        module = self.modules.pop(name, None) if isinstance(name, str) else None
+        if isinstance(name, str) and module is not None:
+            _add_command(self._name_parser_map[name], module)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _add_command(sp: argparse.ArgumentParser, module: str) -> None:
+    command = importlib.import_module(f"spinemon.app.commands.{module}")
+    command.add_arguments(sp)
+    sp.set_defaults(func=command.main)
+
+
+def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
+    """The command line. ``lazy``: each command's module is imported and its
+    arguments added when that command is parsed (what ``spinemon`` does);
+    else all at once."""
     p = _Parser(
         prog="spinemon",
         description="Watch a lifter's lower back: calibrate, lift, feel the buzz; replay sessions.",
     )
     p.add_argument("--version", action="version", version=f"spinemon {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = cast(
+        _LazySubParsers,
+        p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, action=_LazySubParsers),
+    )
     for name, module, texts in COMMANDS:
-        command = importlib.import_module(f"spinemon.app.commands.{module}")
         sp = sub.add_parser(name, **texts)
-        command.add_arguments(sp)
-        sp.set_defaults(func=command.main)
+        if lazy:
+            sub.modules[name] = module
+        else:
+            _add_command(sp, module)
     return p
 
 
@@ -187,7 +217,7 @@ def _printable_output() -> None:
 
 def _run(argv: Sequence[str] | None) -> int:
     _printable_output()
-    parser = build_parser()
+    parser = build_parser(lazy=True)
     args = None
     try:
         args = parser.parse_args(_join_dash_values(sys.argv[1:] if argv is None else argv))

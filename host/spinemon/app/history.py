@@ -50,8 +50,11 @@ __all__ = [
     "facts_from",
     "format_text",
     "html_section",
+    "identities",
+    "indexed_facts",
     "session_date",
     "session_facts",
+    "store_facts",
     "table_rows",
     "verdict",
 ]
@@ -188,6 +191,80 @@ def session_facts(path: str) -> dict:
         return facts_from(rec, replay(rec), path)
     except SpinemonError as e:
         return {"recording": str(path), "error": str(e)}
+
+
+#: what :func:`facts_from` gives, for the session index (an entry keeps only for the same kind)
+FACTS_KIND = "history-facts-1"
+
+
+def indexed_facts(
+    paths: Sequence[Path], jobs: int | None, notes: list[str], index=None
+) -> tuple[list[dict], int]:
+    """:func:`session_facts` of every recording, in order, taken from the
+    session index (:mod:`spinemon.io.session_index`) where the recording and
+    the analysis are unchanged, replayed (in parallel) and stored where not.
+    Returns the facts and how many recordings were replayed."""
+    import sys
+
+    from spinemon.app import season
+    from spinemon.io import session_index
+
+    own = index is None
+    idx = session_index.SessionIndex() if own else index
+    try:
+        analysis = session_index.analysis_key(FACTS_KIND)
+        out: list[dict | None] = [None] * len(paths)
+        todo: list[tuple[int, Any]] = []
+        for i, (p, ident) in enumerate(zip(paths, identities(paths))):
+            # a recording that cannot be read is replayed: its error comes from there
+            hit = idx.get(p, ident, analysis) if ident is not None else None
+            if hit is not None:
+                out[i] = {**hit, "recording": str(p), "resolved": str(Path(p).resolve())}
+            else:
+                todo.append((i, ident))
+        todo_paths = [paths[i] for i, _ in todo]
+        fresh = season.run_many(
+            session_facts,
+            todo_paths,
+            jobs=jobs,
+            progress=sys.stderr if todo_paths and (sys.stderr.isatty() or len(todo_paths) > 1) else None,
+        )
+        for (i, ident), f in zip(todo, fresh):
+            out[i] = f
+            if ident is not None and not f.get("error"):
+                idx.put(paths[i], ident, analysis, f)
+        notes.extend(idx.notes)
+    finally:
+        if own:
+            idx.close()
+    return [f for f in out if f is not None], len(todo)
+
+
+def identities(paths: Sequence[Path]) -> list:
+    """:func:`spinemon.io.session_index.identify` of each recording (None where it cannot be read)."""
+    from spinemon.io import session_index
+
+    out = []
+    for p in paths:
+        try:
+            out.append(session_index.identify(p))
+        except OSError:
+            out.append(None)
+    return out
+
+
+def store_facts(items: Sequence[tuple[Path, Any, dict | None]], notes: list[str]) -> None:
+    """Keep facts computed elsewhere (``spinemon report`` of several
+    recordings) in the session index: ``(path, identity, facts)``; a later
+    ``history`` over the same recordings replays none of them."""
+    from spinemon.io import session_index
+
+    with session_index.SessionIndex() as idx:
+        analysis = session_index.analysis_key(FACTS_KIND)
+        for p, ident, f in items:
+            if ident is not None and f and not f.get("error"):
+                idx.put(p, ident, analysis, f)
+        notes.extend(idx.notes)
 
 
 # ---------------------------------------------------------------------------

@@ -106,9 +106,59 @@ class Mounting:
         a row differently in a block of 1 and a block of 1000. Element-wise
         sums round each row the same whatever the block (the pipeline's
         results must not depend on how the stream is cut)."""
+        key = _shared_key(v_sensor)
+        if key is not None:
+            ptr, (n, _), strides = key
+            for m, (p0, (n0, _), s0), _v, out0 in _SHARED:
+                if m is self and s0 == strides and (ptr - p0) % strides[0] == 0:
+                    k = (ptr - p0) // strides[0]  # these rows are rows k.. of a block rotated already
+                    if k >= 0 and k + n <= n0:
+                        return out0[k : k + n]
         v = _vectors("v_sensor", v_sensor)
         r = self.rotation
-        return v[..., 0, None] * r[:, 0] + v[..., 1, None] * r[:, 1] + v[..., 2, None] * r[:, 2]
+        if v.ndim == 1:
+            return v[0] * r[:, 0] + v[1] * r[:, 1] + v[2] * r[:, 2]
+        # one output column at a time, in the same order of operations (the
+        # same bits), with one scratch row instead of six (N, 3) temporaries
+        out = np.empty_like(v)
+        v0, v1, v2 = v[:, 0], v[:, 1], v[:, 2]
+        t = np.empty(len(v))
+        u = np.empty(len(v))
+        for j in range(3):
+            np.multiply(v0, r[j, 0], out=t)
+            np.multiply(v1, r[j, 1], out=u)
+            t += u
+            np.multiply(v2, r[j, 2], out=u)
+            t += u
+            out[:, j] = t
+        if key is not None:
+            out.setflags(write=False)  # shared: nobody may change it under the others
+            _SHARED.insert(0, (self, key, v_sensor, out))
+            del _SHARED[_SHARED_MAX:]
+        return out
+
+
+#: the last rotations of read-only blocks (a fused block's gravity and gyro,
+#: see ``gravity.Fused``), shared by the stages that rotate the same block or
+#: a piece of it (angles, segmenter, drift, watch): (mounting, key, input,
+#: output), newest first. Rows are rotated one by one (element-wise), so a
+#: piece cut from a rotated block has the bits its own rotation would have
+_SHARED: list[tuple[Mounting, tuple, np.ndarray, np.ndarray]] = []
+_SHARED_MAX = 8
+
+
+def _shared_key(v: object) -> tuple | None:
+    """Where an (N, 3) float64 array's numbers are, if nothing can change
+    them (it and every array it views are read-only): the same key, the same
+    numbers (the entry keeps the array alive, so its memory is not reused)."""
+    if not isinstance(v, np.ndarray) or v.ndim != 2 or v.dtype != np.float64:
+        return None
+    a = v
+    while isinstance(a, np.ndarray):
+        if a.flags.writeable:
+            return None
+        a = a.base
+    return (v.__array_interface__["data"][0], v.shape, v.strides)
 
 
 def sagittal_deg(u_body: object) -> np.ndarray | float:

@@ -193,14 +193,18 @@ class WarmupBends:
     def update(self, t: np.ndarray, flexion_deg: np.ndarray, flexion_range_deg: float) -> None:
         hi = self.share * flexion_range_deg
         lo = hi - self.re_arm_deg
-        up = self._up
-        for i in np.flatnonzero((flexion_deg > hi) | (flexion_deg < lo)):
-            if not up and flexion_deg[i] > hi:
-                up = True
-                self.times.append(float(t[i]))
-            elif up and flexion_deg[i] < lo:
-                up = False
-        self._up = up
+        # the state after each sample past either line is which line it is
+        # past; a bend begins where it turns to "up" (no per-sample Python)
+        above = flexion_deg > hi
+        idx = np.flatnonzero(above | (flexion_deg < lo))
+        if not len(idx):
+            return
+        state = above[idx]
+        before = np.empty_like(state)
+        before[0] = self._up
+        before[1:] = state[:-1]
+        self.times.extend(float(x) for x in t[idx[state & ~before]])
+        self._up = bool(state[-1])
 
     def before(self, t: float) -> int:
         """Bends that began before ``t``."""

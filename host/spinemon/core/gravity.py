@@ -54,6 +54,14 @@ class Fused:
     #: of rest since it started); empty: not told
     bias_learnt: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # read-only: the stages after fusion share one rotation of them to
+        # the body frame (angles.Mounting.to_body); nobody changes them
+        for arrays in (self.gravity, self.gyr):
+            for a in arrays.values():
+                if isinstance(a, np.ndarray):
+                    a.setflags(write=False)
+
     def __len__(self) -> int:
         return len(self.block)
 

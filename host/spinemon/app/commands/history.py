@@ -14,10 +14,9 @@ from spinemon.app.history import (
     UsageProblem,
     build,
     format_text,
+    indexed_facts,
     load_journal,
-    session_facts,
 )
-from spinemon.app.plotting import plot, pyplot
 from spinemon.app.words import plural
 from spinemon.errors import ConfigError
 from spinemon.io.atomic import check_writable, refuse_existing
@@ -70,9 +69,11 @@ def recordings(items: Sequence[str]) -> list[Path]:
 
 def main(args: argparse.Namespace) -> int:
     """``spinemon history [DIR ...]``: 0 on success, 1 when a recording could not be read (the others are shown)."""
-    from spinemon.app import season
-
     if args.png:
+        # only a chart needs the plotting module (and what it imports): a
+        # history from the session index starts without the replay code
+        from spinemon.app.plotting import pyplot
+
         png = Path(args.png)
         if png.is_dir():
             raise UsageProblem(f"--png {png} is a folder; give a file name, e.g. {png / 'history.png'}")
@@ -87,12 +88,7 @@ def main(args: argparse.Namespace) -> int:
     notes: list[str] = []
     entries, info = load_journal(args.journal, notes)
     paths = recordings(args.path)
-    facts = season.run_many(
-        session_facts,
-        paths,
-        jobs=args.jobs,
-        progress=sys.stderr if sys.stderr.isatty() or len(paths) > 1 else None,
-    )
+    facts, replayed = indexed_facts(paths, args.jobs, notes)
     bad = [f for f in facts if f.get("error")]
     if len(bad) == len(facts):
         raise ConfigError(
@@ -119,10 +115,17 @@ def main(args: argparse.Namespace) -> int:
         notes.append(
             f"{len(bad)} of {plural(len(facts), 'recording')} could not be read and are left out (listed above); the history shows the rest"
         )
+    doc["index"] = {"replayed": replayed, "from_index": len(facts) - replayed}
+    if replayed < len(facts):
+        notes.append(
+            f"{len(facts) - replayed} of {len(facts)} recording(s) from the session index (unchanged since replayed)"
+        )
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
     wrote = None
     if args.png:
+        from spinemon.app.plotting import plot
+
         wrote = plot(doc, args.png)
     if args.json:
         json.dump(doc, sys.stdout, indent=2)

@@ -81,7 +81,13 @@ def _write_many(args: argparse.Namespace, paths: list[Path], out: Path, final: P
     notes: list[str] = []
     entries, info = history.load_journal(getattr(args, "journal", None), notes)
     lifter = getattr(args, "lifter", None)
+    idents = history.identities(
+        paths
+    )  # before the replays: a file changed meanwhile is not stored as unchanged
     rows = season.run_many(report_row, paths, str(out), lifter, jobs=args.jobs, progress=sys.stderr)
+    history.store_facts(
+        [(p, idents[i], r.get("history")) for i, (p, r) in enumerate(zip(paths, rows))], notes
+    )
     print(season.format_rows(rows))
     facts = [r.pop("history") for r in rows if r.get("history")]
     section: dict = {}
