@@ -21,13 +21,13 @@ line naming the file and the key (exit 1), never silently ignored.
 from __future__ import annotations
 
 import os
-import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spinemon.app.home import new_recording, spinemon_home
 from spinemon.errors import ConfigError
 
 __all__ = ["TEMPLATE", "UserConfig", "apply_to", "config_path", "load_config", "spinemon_home"]
@@ -42,12 +42,6 @@ out_dir = "~/lifting"          # where live records without --out; history's fol
 [wearable]                     # live's and calibrate's wearable without --address/--name/--port/--sim
 name = "spinemon-1A2B"         # or address = "AA:BB:CC:DD:EE:FF", or port = "/dev/ttyACM0"
 """
-
-
-def spinemon_home(env: Mapping[str, str] | None = None) -> Path:
-    """The user's spinemon folder: ``$SPINEMON_HOME``, else ``~/.spinemon``."""
-    home = (os.environ if env is None else env).get("SPINEMON_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".spinemon"
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -162,7 +156,13 @@ def apply_to(args: Any, config: UserConfig | None = None) -> list[str]:
             and not getattr(args, "no_record", False)
             and not getattr(args, "sim", False)  # the simulated wearer's sessions stay in sim-sessions/
         ):
-            args.out = str(_new_recording(cfg.out_dir, args.exercise or "generic"))
+            args.out = str(
+                new_recording(
+                    cfg.out_dir,
+                    args.exercise or "generic",
+                    fix=f"fix out_dir in {config_path()} or pass --out",
+                )
+            )
             notes.append(f"recording into {cfg.out_dir} (out_dir in {cfg.path})")
     if command == "history" and not getattr(args, "path", None) and cfg.out_dir is not None:
         args.path = [str(cfg.out_dir)]
@@ -177,20 +177,3 @@ def _no_source(command: str, cfg: UserConfig) -> Exception:
         f"spinemon {command}: error: one of the arguments --address --name --port --sim is required "
         f"(or set your wearable in {cfg.path}, see 'spinemon config') (see 'spinemon {command} --help')"
     )
-
-
-def _new_recording(folder: Path, exercise: str) -> Path:
-    """A new file in ``folder`` (made if missing) named by the local date and time and the exercise."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(
-            f"cannot make the folder {folder} (out_dir in {config_path()}): {e.strerror or e}; fix out_dir or pass --out"
-        ) from None
-    stem = time.strftime("%Y-%m-%d_%H-%M-%S") + "_" + exercise.replace(":", "-")
-    path = folder / f"{stem}.spinrec"
-    n = 2
-    while path.exists():
-        path = folder / f"{stem}-{n}.spinrec"
-        n += 1
-    return path

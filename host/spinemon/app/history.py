@@ -244,7 +244,7 @@ def identities(paths: Sequence[Path]) -> list:
     """:func:`spinemon.io.session_index.identify` of each recording (None where it cannot be read)."""
     from spinemon.io import session_index
 
-    out = []
+    out: list[session_index.Identity | None] = []
     for p in paths:
         try:
             out.append(session_index.identify(p))

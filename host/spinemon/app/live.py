@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 import spinemon_protocol as proto
+from spinemon.app.home import default_recording, sessions_dir, spinemon_home  # noqa: F401 (re-exported)
 from spinemon.app.live_keys import SetMarker
 from spinemon.app.live_ui import LiveUI
 from spinemon.app.results import SessionResult
@@ -131,45 +132,6 @@ class LiveOptions:
         if self.port:
             return f"serial:{self.port}"
         return f"ble:{self.address or self.name}"
-
-
-def spinemon_home() -> Path:
-    """The user's spinemon folder: ``$SPINEMON_HOME`` or ``~/.spinemon``."""
-    import os
-
-    home = os.environ.get("SPINEMON_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".spinemon"
-
-
-def sessions_dir(sim: bool = False) -> Path:
-    """Where ``live`` records when no ``--out`` is given: ``sessions/`` in the
-    user's spinemon folder; the simulated wearer's sessions in ``sim-sessions/``
-    beside it (so ``history ~/.spinemon/sessions`` never counts them)."""
-    return spinemon_home() / ("sim-sessions" if sim else "sessions")
-
-
-def default_recording(exercise: str, sim: bool = False, now: float | None = None) -> Path:
-    """A new file in :func:`sessions_dir` named by the local date and time and
-    the exercise (``2026-12-07_18-30-05_deadlift.spinrec``); the folder is
-    made if missing. Never an existing file (``-2``, ``-3``, ... appended).
-
-    Raises:
-        ConfigError: the folder cannot be made (exit 1: an environment failure).
-    """
-    folder = sessions_dir(sim)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(
-            f"cannot make the sessions folder {folder}: {e.strerror or e}; pass --out FILE or set SPINEMON_HOME"
-        ) from None
-    stem = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now)) + f"_{exercise}"
-    path = folder / f"{stem}.spinrec"
-    n = 2
-    while path.exists():
-        path = folder / f"{stem}-{n}.spinrec"
-        n += 1
-    return path
 
 
 def sets_recorded(path: str | Path) -> int:

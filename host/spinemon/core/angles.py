@@ -133,7 +133,8 @@ class Mounting:
             out[:, j] = t
         if key is not None:
             out.setflags(write=False)  # shared: nobody may change it under the others
-            _SHARED.insert(0, (self, key, v_sensor, out))
+            assert isinstance(v_sensor, np.ndarray)  # a key is only made for one
+            _SHARED.insert(0, (self, key, v_sensor, out))  # the input kept alive: its memory is not reused
             del _SHARED[_SHARED_MAX:]
         return out
 
@@ -153,7 +154,7 @@ def _shared_key(v: object) -> tuple | None:
     numbers (the entry keeps the array alive, so its memory is not reused)."""
     if not isinstance(v, np.ndarray) or v.ndim != 2 or v.dtype != np.float64:
         return None
-    a = v
+    a: object = v
     while isinstance(a, np.ndarray):
         if a.flags.writeable:
             return None
