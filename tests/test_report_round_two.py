@@ -121,12 +121,15 @@ def test_a_damaged_recording_says_what_was_skipped_as_replay_does(sessions, tmp_
     rec = load(sessions["damaged"])
     assert rec.corrupt_records > 0 and rec.truncated
     said = _replay(["replay", str(sessions["damaged"])])
-    assert f"{rec.corrupt_records} corrupt record(s) skipped" in said
+    from spinemon.app.words import plural
+
+    skipped = f"{plural(rec.corrupt_records, 'corrupt record')} skipped"
+    assert skipped in said
     res = write_report(trace_recording(rec), tmp_path / "r", plots=False)
     text = " ".join(format_tables(res.tables, width=80).split())
-    assert f"Damaged recording: {rec.corrupt_records} corrupt record(s) skipped; cut off mid-record" in text
+    assert f"Damaged recording: {skipped}; cut off mid-record" in text
     page = res.html.read_text()
-    assert f"{rec.corrupt_records} corrupt record(s) skipped" in page and 'class="note damage"' in page
+    assert skipped in page and 'class="note damage"' in page
 
 
 def test_one_sensor_says_not_judged_and_why_not_clean(sessions):

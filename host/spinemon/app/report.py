@@ -192,7 +192,7 @@ def damage_line(rec: Any) -> str | None:
     """What the loader skipped in a damaged or cut-off recording, as replay says it (None: intact)."""
     parts = []
     if getattr(rec, "corrupt_records", 0):
-        parts.append(f"{rec.corrupt_records} corrupt record(s) skipped")
+        parts.append(f"{plural(rec.corrupt_records, 'corrupt record')} skipped")
     if getattr(rec, "truncated", False):
         parts.append("cut off mid-record (read up to its last complete record)")
     if not parts:
