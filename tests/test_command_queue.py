@@ -118,6 +118,12 @@ def session():
     return sim.simulate([sim.SetSpec("deadlift", 3, {1: "rounding", 2: "rounding", 3: "rounding"}, rest_s=1.0)], 4, sim.SimSettings(stand_s=1.5), calibration=True, rom=False)
 
 
+@pytest.fixture(scope="module")
+def one_rep_session():
+    """One rounded rep: enough for one lost command (its pacing is real time)."""
+    return sim.simulate([sim.SetSpec("deadlift", 1, {1: "rounding"})], 4, sim.SimSettings(stand_s=1.5), calibration=True, rom=False)
+
+
 def _live(session, tmp_path, lose):
     link = EmulatedLink(session, lose)
     ui = TimedUI()
@@ -154,7 +160,7 @@ def test_a_lost_haptic_ack_stalls_no_frame_and_delays_no_alert(session, tmp_path
     assert len(list(rec.frames_out())) == len(alerts)
 
 
-def test_a_command_lost_on_the_way_is_sent_again_and_buzzes_once(session, tmp_path):
+def test_a_command_lost_on_the_way_is_sent_again_and_buzzes_once(one_rep_session, tmp_path):
     """The command itself lost (the wearable never saw it): the retry is accepted."""
 
     class LoseCommand(EmulatedLink):
@@ -166,7 +172,7 @@ def test_a_command_lost_on_the_way_is_sent_again_and_buzzes_once(session, tmp_pa
                 return  # never reached the wearable
             await super()._write(frame)
 
-    link = LoseCommand(session)
+    link = LoseCommand(one_rep_session)
     ui = TimedUI()
     result = asyncio.run(asyncio.wait_for(run(LiveOptions(sim=True, exercise="deadlift", calibrate_rom=False), ui, transport=link), 120.0))
     assert len(link.motor.haptics) == len(result.alerts) and result.send_failures == 0

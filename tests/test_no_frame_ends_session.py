@@ -146,12 +146,18 @@ def test_no_valid_frame_ends_a_session_live_or_in_replay(session, tmp_path_facto
     assert one_by_one.summary["layout_changes"] == again.summary["layout_changes"]
 
 
-@pytest.mark.parametrize("phase", PHASES)
-@pytest.mark.parametrize("kind", KINDS)
-def test_each_change_in_each_phase(session, tmp_path, phase, kind):
-    """The grid hypothesis samples from, once each at the phase's first third."""
+GRID = [(k, PHASES) for k in KINDS if k != "upper-only-for-good"] + [
+    ("upper-only-for-good", (p,)) for p in PHASES  # it lasts to the end: one session per phase
+]
+
+
+@pytest.mark.parametrize(("kind", "phases"), GRID, ids=[f"{k}-{'-'.join(p) if len(p) == 1 else 'every-phase'}" for k, p in GRID])
+def test_each_change_in_each_phase(session, tmp_path, kind, phases):
+    """The grid hypothesis samples from: each change in each phase, at the
+    phase's first third (a change that ends after 3 frames: in every phase of
+    one session)."""
     s, windows, starts = session
-    frames = with_changes(s, windows, starts, [(phase, 1 / 3, kind, 3)])
+    frames = with_changes(s, windows, starts, [(phase, 1 / 3, kind, 3) for phase in phases])
     result = live(s, frames, tmp_path / "s.spinrec")
     assert result.frames == len(frames)
     again = replay(load(tmp_path / "s.spinrec"))

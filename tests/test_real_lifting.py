@@ -219,7 +219,7 @@ def test_two_sensors_see_no_rounding_in_a_forward_lean():
 # -- every phase, any start: a fault buzzes or is named ----------------------------------------
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # a lunge begun at the first sample, arched in rep 1, at 20 Hz: the provisional neutral comes from inside the arch
 @example(exercise="lunge", stand_s=0.0, rate=20.0, imus=("upper", "lower"), seed=2, fault_rep=1, walk=False)
 @given(

@@ -41,7 +41,7 @@ from spinemon.core.watch import LimitWatch
 
 from test_split_invariance import import_gait, items_of, sessions  # noqa: F401  (the simulated sessions fixture)
 
-SPLIT = settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate], suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SPLIT = settings(max_examples=8, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate], suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 # ---------------------------------------------------------------------------
