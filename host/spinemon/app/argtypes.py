@@ -128,3 +128,26 @@ def exercise_side(text: str) -> str:
             ) from None
         raise argparse.ArgumentTypeError(str(e)) from None
     return name if side is None else f"{name}:{side}"
+
+
+def add_jobs_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--jobs N``: worker processes for several ``what`` (default: all cores)."""
+    parser.add_argument(
+        "--jobs",
+        type=count,
+        default=None,
+        metavar="N",
+        help=f"worker processes for several {what} (default: all cores)",
+    )
+
+
+def add_limit_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--limit EXERCISE.LIMIT=VALUE`` (repeatable): ``what`` says where the override goes."""
+    parser.add_argument(
+        "--limit",
+        action="append",
+        type=limit_override,
+        default=[],
+        metavar="EXERCISE.LIMIT=VALUE",
+        help=what,
+    )

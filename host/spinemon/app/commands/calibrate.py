@@ -37,13 +37,9 @@ def add_arguments(parser: Any) -> None:
         action="store_true",
         help="skip the range-of-motion bends (no heading check, default limits)",
     )
-    parser.add_argument(
-        "--limit",
-        action="append",
-        type=argtypes.limit_override,
-        default=[],
-        metavar="EXERCISE.LIMIT=VALUE",
-        help="store a limit override, e.g. deadlift.flexion_share=0.55 (repeatable; 'none' disables)",
+    argtypes.add_limit_argument(
+        parser,
+        "store a limit override, e.g. deadlift.flexion_share=0.55 (repeatable; 'none' disables)",
     )
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="give up after this many seconds (default 120)"

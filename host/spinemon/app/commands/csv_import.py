@@ -109,21 +109,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="EXERCISE",
         help="exercise assumed where the file has no labels (default generic)",
     )
-    parser.add_argument(
-        "--limit",
-        action="append",
-        type=argtypes.limit_override,
-        default=[],
-        metavar="EXERCISE.LIMIT=VALUE",
-        help="a limit override stored with the recording, e.g. curl.extension_deg=-10 (repeatable)",
+    argtypes.add_limit_argument(
+        parser,
+        "a limit override stored with the recording, e.g. curl.extension_deg=-10 (repeatable)",
     )
-    parser.add_argument(
-        "--jobs",
-        type=argtypes.count,
-        default=None,
-        metavar="N",
-        help="worker processes for several files (default: all cores)",
-    )
+    argtypes.add_jobs_argument(parser, "files")
     parser.add_argument(
         "--out",
         default=None,

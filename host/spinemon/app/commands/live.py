@@ -82,13 +82,9 @@ def add_arguments(parser: Any) -> None:
         action="store_true",
         help="calibrate again (after re-attaching the sensors) instead of using the stored calibration",
     )
-    parser.add_argument(
-        "--limit",
-        action="append",
-        type=argtypes.limit_override,
-        default=[],
-        metavar="EXERCISE.LIMIT=VALUE",
-        help="override a limit for this session, e.g. deadlift.flexion_share=0.55 (repeatable)",
+    argtypes.add_limit_argument(
+        parser,
+        "override a limit for this session, e.g. deadlift.flexion_share=0.55 (repeatable)",
     )
     parser.add_argument(
         "--view",

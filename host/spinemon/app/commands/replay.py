@@ -38,13 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print JSON: {events: [...], reps: [...], sets: [...], stats: {...}} (several recordings: {recordings: [...]})",
     )
-    parser.add_argument(
-        "--jobs",
-        type=argtypes.count,
-        default=None,
-        metavar="N",
-        help="worker processes for several recordings (default: all cores)",
-    )
+    argtypes.add_jobs_argument(parser, "recordings")
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -57,13 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="EXERCISE",
         help=f"replay as this exercise (a what-if on the same data; default: as recorded): the sets the lifter labelled and the unlabelled ones alike; {', '.join(sorted(PROFILES))}; a unilateral one may name the side, e.g. 'lunge left'",
     )
-    parser.add_argument(
-        "--limit",
-        action="append",
-        type=argtypes.limit_override,
-        default=[],
-        metavar="EXERCISE.LIMIT=VALUE",
-        help="override a limit for this replay, e.g. deadlift.flexion_share=0.55 (repeatable)",
+    argtypes.add_limit_argument(
+        parser,
+        "override a limit for this replay, e.g. deadlift.flexion_share=0.55 (repeatable)",
     )
 
 

@@ -38,13 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="the lifter's name, shown in the report's title (default: the name the recording holds, if any)",
     )
-    parser.add_argument(
-        "--jobs",
-        type=argtypes.count,
-        default=None,
-        metavar="N",
-        help="worker processes for several recordings (default: all cores)",
-    )
+    argtypes.add_jobs_argument(parser, "recordings")
     parser.add_argument(
         "--journal",
         metavar="PATH",
