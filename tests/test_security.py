@@ -280,9 +280,9 @@ def test_over_the_emulated_radio_only_a_bonded_host_gets_in_and_replays_are_stal
                     assert isinstance(err, P.Error) and err.code == P.E_STALE
                     await c.write_gatt_char(P.COMMAND_CHAR_UUID, P.encode_command(P.wrap32(floor + 6), P.OP_GET_STATUS), response=True)
                     assert isinstance(await status.answer(P.wrap32(floor + 6)), P.Ack)
-                    for _ in range(30):
+                    for _ in range(30):  # the readable STATUS is refreshed every second: wait for the one after the ACK
                         st = P.decode(bytes(await c.read_gatt_char(P.STATUS_CHAR_UUID)))
-                        if st.state & P.ST_BONDED and st.state & P.ST_CONNECTED:
+                        if st.state & P.ST_BONDED and st.state & P.ST_CONNECTED and st.last_counter == P.wrap32(floor + 6):
                             break
                         await asyncio.sleep(0.1)
                     assert st.state & P.ST_BONDED and not st.state & P.ST_PAIRING and st.last_counter == P.wrap32(floor + 6)
