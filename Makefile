@@ -31,10 +31,8 @@ setup: $(STAMP)
 demo: $(DEMO_STAMP)
 	$(VENV)/bin/spinemon demo --out demo-output --force
 
-# three workers on two cores: a fifth of the suite waits on real time (the
-# firmware under MicroPython, the paced links), and a third worker fills it
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -n 3
+	$(PY) -m pytest -q -p no:cacheprovider -n 2
 
 # lint, format and types (issue 25): ruff and mypy, configured in pyproject.toml
 check: $(STAMP)
