@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spinemon.app.home import new_recording, spinemon_home
 from spinemon.errors import ConfigError
+from spinemon.io.home import new_recording, spinemon_home
 
 __all__ = ["TEMPLATE", "UserConfig", "apply_to", "config_path", "load_config", "spinemon_home"]
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from spinemon.app.session_summary import Summary
 from spinemon.errors import ConfigError, JournalError, RecordingError, SpinemonError
+from spinemon.io.home import spinemon_home
 
 __all__ = [
     "PHASES",
@@ -282,10 +283,7 @@ def session_link(path: str | os.PathLike) -> SessionLink:
 # ---------------------------------------------------------------------------
 def default_journal_path(env: Mapping[str, str] | None = None) -> Path:
     """``$SPINEMON_HOME/journal.jsonl`` if set, else ``~/.spinemon/journal.jsonl``."""
-    env = os.environ if env is None else env
-    home = env.get("SPINEMON_HOME")
-    base = Path(home).expanduser() if home else Path.home() / ".spinemon"
-    return base / "journal.jsonl"
+    return spinemon_home(env) / "journal.jsonl"
 
 
 @dataclass

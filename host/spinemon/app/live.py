@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TextIO, cast
 
 import spinemon_protocol as proto
-from spinemon.app.home import default_recording, sessions_dir, spinemon_home  # noqa: F401 (re-exported)
 from spinemon.app.live_keys import SetMarker
 from spinemon.app.live_ui import LiveUI
 from spinemon.app.results import SessionResult

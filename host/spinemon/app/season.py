@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from spinemon.errors import ConfigError, SpinemonError
+from spinemon.io.home import spinemon_home
 
 __all__ = ["ROW_COLUMNS", "expand", "format_rows", "log_dir", "replay_row", "run_many", "write_traceback"]
 
@@ -108,9 +109,7 @@ def _failed_row(path: str, e: BaseException, tb: str) -> dict:
 
 def log_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where batch commands write the tracebacks of unexpected errors: ``$SPINEMON_HOME/logs`` or ``~/.spinemon/logs``."""
-    env = os.environ if env is None else env
-    home = env.get("SPINEMON_HOME")
-    return (Path(home).expanduser() if home else Path.home() / ".spinemon") / "logs"
+    return spinemon_home(env) / "logs"
 
 
 class _ErrorLog:

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spinemon.io.home import spinemon_home
+
 __all__ = [
     "BUSY_TIMEOUT_S",
     "HEAD_BYTES",
@@ -69,10 +71,7 @@ CREATE TABLE IF NOT EXISTS facts (
 
 def default_path(env: Mapping[str, str] | None = None) -> Path:
     """``$SPINEMON_HOME/index.sqlite`` if set, else ``~/.spinemon/index.sqlite``."""
-    env = os.environ if env is None else env
-    home = env.get("SPINEMON_HOME")
-    base = Path(home) if home else Path.home() / ".spinemon"
-    return base / INDEX_NAME
+    return spinemon_home(env) / INDEX_NAME
 
 
 @dataclass(frozen=True)

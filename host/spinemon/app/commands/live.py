@@ -9,11 +9,12 @@ from typing import Any, TextIO
 
 from spinemon.app import argtypes
 from spinemon.app.commands import UsageError
-from spinemon.app.live import LiveOptions, default_recording, run
+from spinemon.app.live import LiveOptions, run
 from spinemon.app.live_ui import LiveUI
 from spinemon.app.view import ViewUsageError
 from spinemon.core.detect import PROFILES
 from spinemon.core.unilateral import parse_exercise
+from spinemon.io.home import default_recording
 
 
 # ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The user's spinemon folder (``$SPINEMON_HOME`` or ``~/.spinemon``) and the
-new recordings made in it: where ``live`` records when no ``--out`` is given
-(``sessions/``, the simulated wearer's in ``sim-sessions/``) or in the config
-file's ``out_dir``."""
+"""The user's spinemon folder (``$SPINEMON_HOME`` or ``~/.spinemon``: the
+journal, the session index, the config file and the error logs live there)
+and the new recordings made in it: where ``live`` records when no ``--out`` is
+given (``sessions/``, the simulated wearer's in ``sim-sessions/``) or in the
+config file's ``out_dir``."""
 
 from __future__ import annotations
 
