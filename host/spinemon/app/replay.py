@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from spinemon.app.results import SegmentReplay, SessionResult
+from spinemon.app.results import SegmentReplay, SessionResult, summary_of
 from spinemon.app.session_summary import DeviceCounts, HeldBack, Monitoring, Summary, sum_counts
 from spinemon.core.detect import Event
 from spinemon.core.device_status import DeviceAccounting
@@ -142,22 +142,7 @@ def _replay_records(
         batch.flush()
         t_last = batch.t_last
     pipeline.finish(t_last)
-    device_counts = (
-        DeviceCounts.from_dict(device.as_dict(pipeline.decoder.stats.lost_samples))
-        if device.status_frames
-        else None
-    )
-    summary = Summary.from_dict(pipeline.summary()).evolve(frames=frames, device=device_counts)
-    result = SessionResult(
-        pipeline.events,
-        pipeline.alerts,
-        pipeline.decoder.stats.as_dict(),
-        pipeline.calibration,
-        pipeline.angle_label,
-        frames,
-        0,
-        summary,
-    )
+    result = SessionResult.of(pipeline, frames, summary_of(pipeline, device, frames=frames))
     return result, t_last
 
 

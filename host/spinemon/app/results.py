@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spinemon.app.session_summary import Summary
+from spinemon.app.session_summary import DeviceCounts, Summary
 from spinemon.app.words import plural
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import Event
+from spinemon.core.device_status import DeviceAccounting
+from spinemon.core.pipeline import Pipeline
 
 
 @dataclass
@@ -38,6 +40,20 @@ class SessionResult:
     def __post_init__(self) -> None:
         if isinstance(self.session, Mapping):
             self.session = Summary.from_dict(self.session)
+
+    @classmethod
+    def of(cls, pipeline: Pipeline, frames: int, summary: Summary, send_failures: int = 0) -> SessionResult:
+        """What a finished session's (or replayed segment's) pipeline gives, with its summary."""
+        return cls(
+            pipeline.events,
+            pipeline.alerts,
+            pipeline.decoder.stats.as_dict(),
+            pipeline.calibration,
+            pipeline.angle_label,
+            frames,
+            send_failures,
+            summary,
+        )
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -199,3 +215,16 @@ def live_comparison(live: list[dict] | None, events: list[dict]) -> str | None:
         if dt <= 0.1:
             return f"NO, but the same {plural(len(events), 'event')}: peaks and limits within {dd:.2f} deg, times within {dt:.2f} s (the recording's spinemon calibrated slightly differently)"
     return "NO"
+
+
+def summary_of(pipeline: Pipeline, device: DeviceAccounting, **fields: Any) -> Summary:
+    """A finished pipeline's summary, typed, with ``fields`` set and the
+    wearable's own counters (``device``: when it sent any STATUS)."""
+    counts = (
+        DeviceCounts.from_dict(device.as_dict(pipeline.decoder.stats.lost_samples))
+        if device.status_frames
+        else None
+    )
+    return Summary.from_dict(pipeline.summary()).evolve(
+        **fields, device=counts
+    )  # the device's counters after them

@@ -13,8 +13,7 @@ from collections.abc import Callable
 
 import spinemon_protocol as proto
 from spinemon import __version__
-from spinemon.app.results import SessionResult
-from spinemon.app.session_summary import DeviceCounts, Summary
+from spinemon.app.results import SessionResult, summary_of
 from spinemon.core import fusion_kernel, rep_kernel
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
@@ -155,18 +154,9 @@ async def run_live(
         if own_queue:
             await asyncio.shield(commands.close())
         pipeline.finish(t_last)
-        device_counts = (
-            DeviceCounts.from_dict(device.as_dict(pipeline.decoder.stats.lost_samples))
-            if device.status_frames
-            else None
-        )
-        summary = Summary.from_dict(pipeline.summary()).evolve(
-            frames=frames,
-            send_failures=send_failures,
-            commands=commands.stats.as_dict(),
-            device=device_counts,
-            recording_error=recording_error,
-        )
+        summary = summary_of(
+            pipeline, device, frames=frames, send_failures=send_failures, commands=commands.stats.as_dict()
+        ).evolve(recording_error=recording_error)
         rec(RecordingWriter.meta, summary.as_dict(), time.time(), sync=True)  # the recording's closing record
         if recorder is not None:
             try:
@@ -176,16 +166,7 @@ async def run_live(
                 summary = summary.evolve(recording_error=recording_error)
                 if on_recording_error:
                     on_recording_error(recording_error)
-        result = SessionResult(
-            pipeline.events,
-            pipeline.alerts,
-            pipeline.decoder.stats.as_dict(),
-            pipeline.calibration,
-            pipeline.angle_label,
-            frames,
-            send_failures,
-            summary,
-        )
+        result = SessionResult.of(pipeline, frames, summary, send_failures)
         if on_result is not None:
             on_result(result)
     return result
