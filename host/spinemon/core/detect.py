@@ -412,6 +412,11 @@ class Event:
     #: a fault that did not buzz: why its limits were not armed (None: armed)
     held_back: str | None = None
 
+    @property
+    def t_last(self) -> float:
+        """Its end, or its start while it has none (still open, or closed at an unknown time: NaN)."""
+        return self.t_start if self.t_end is None or math.isnan(self.t_end) else self.t_end
+
     def as_dict(self) -> dict:
         d = {
             "kind": self.kind,

@@ -38,6 +38,7 @@ pipeline only wires the stages and holds no logic of its own):
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -289,7 +290,8 @@ class Pipeline:
         #: rules 3: the samples judged under a provisional neutral (fused, and
         #: whether the limits were armed), judged again when a still neutral
         #: replaces it (:meth:`_rejudge_provisional`); at most PROVISIONAL_KEEP_S
-        self._provisional_kept: list[tuple[Fused, np.ndarray]] = []
+        self._provisional_kept: deque[tuple[Fused, np.ndarray]] = deque()
+        self._provisional_n = 0  # samples in it (kept as a count: this runs on every monitored block)
         self._provisional_dropped_t: float | None = None  # the last sample time dropped from it
         self._lost: tuple[str, ...] = ()  # the sensors the wearable reports lost, as of the last block
         if s.rules >= 2 and calibration is not None and calibration.source == "stored":
@@ -490,11 +492,20 @@ class Pipeline:
         if self.settings.rules < 3 or cal is None or cal.source != "provisional" or not len(fused):
             return
         self._provisional_kept.append((fused, np.asarray(armed, dtype=bool).copy()))
-        n = sum(len(f) for f, _ in self._provisional_kept)
-        while n > PROVISIONAL_KEEP_S * fused.block.rate_hz and len(self._provisional_kept) > 1:
-            f, _ = self._provisional_kept.pop(0)
-            n -= len(f)
+        self._provisional_n += len(fused)
+        while (
+            self._provisional_n > PROVISIONAL_KEEP_S * fused.block.rate_hz and len(self._provisional_kept) > 1
+        ):
+            f, _ = self._provisional_kept.popleft()
+            self._provisional_n -= len(f)
             self._provisional_dropped_t = float(f.block.t[-1])
+
+    def _forget_provisional(self) -> tuple[list[tuple[Fused, np.ndarray]], float | None]:
+        """The samples kept under a provisional neutral, and the last time dropped from them; both cleared."""
+        out = list(self._provisional_kept), self._provisional_dropped_t
+        self._provisional_kept.clear()
+        self._provisional_n, self._provisional_dropped_t = 0, None
+        return out
 
     def _rejudge_provisional(self, cal: Calibration, res: FrameResult) -> None:
         """A still neutral replaced a provisional one (rules 3). The provisional
@@ -504,8 +515,7 @@ class Pipeline:
         there that neither buzzed nor was told is told now, held back with
         :data:`HELD_PROVISIONAL` (its time to buzz has passed). Flexion only: a
         neutral taken mid-motion is off mostly in the sagittal plane."""
-        kept, self._provisional_kept = self._provisional_kept, []
-        dropped, self._provisional_dropped_t = self._provisional_dropped_t, None
+        kept, dropped = self._forget_provisional()
         if not kept:
             return
         if dropped is not None:
@@ -528,9 +538,7 @@ class Pipeline:
         self.angles.restore(before)
 
         def overlaps(a: Event, b: Event) -> bool:
-            a1 = a.t_end if a.t_end is not None and a.t_end == a.t_end else a.t_start
-            b1 = b.t_end if b.t_end is not None and b.t_end == b.t_end else b.t_start
-            return a.kind == b.kind and a.t_start <= b1 and b.t_start <= a1
+            return a.kind == b.kind and a.t_start <= b.t_last and b.t_start <= a.t_last
 
         said = [a.event for a in self.watch.alerts] + self.watch.shadow.events
         for ev in det.events:
@@ -581,7 +589,7 @@ class Pipeline:
         if self.settings.rules >= 3 and cal.source != "provisional":
             if was_provisional:
                 self._rejudge_provisional(cal, res)
-            self._provisional_kept, self._provisional_dropped_t = [], None
+            self._forget_provisional()
 
     def _segment_before(self, kept: list[Fused], cal: Calibration, res: FrameResult) -> None:
         """Monitoring starts: the samples before neutral go through the angles

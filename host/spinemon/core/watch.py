@@ -261,7 +261,7 @@ class LimitWatch:
         for ev in self.events:
             if ev.rep is not None:
                 continue
-            end = ev.t_end if ev.t_end is not None and ev.t_end == ev.t_end else ev.t_start
+            end = ev.t_last
             for r in reps:
                 if r.t_start <= end and r.t_end >= ev.t_start:
                     ev.rep = r.rep
