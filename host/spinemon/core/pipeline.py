@@ -61,7 +61,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LimitWatch
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 3
+RULES = 4
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -117,7 +117,11 @@ class PipelineSettings:
     #: forward lean, the provisional neutral is the most upright quiet moment
     #: and comes within ``provisional_after_s``; 3: as 2, and a limit waits
     #: (named) for what it needs: the twist for each gyro's bias, lateral bend
-    #: in lunges for each sensor's heading; 1 (recordings without the key):
+    #: in lunges for each sensor's heading; 4: as 3, and the rep counter's
+    #: tilt filter runs in each sensor's frame and measures a small lift's
+    #: reps before its gyro bias is known (not the fusion's drifting gravity),
+    #: whose reps then need ``min_reps_unlabelled`` reps told from sway to
+    #: make a set; 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
@@ -141,8 +145,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3):
-            raise ConfigError(f"rules must be 1, 2 or 3, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4):
+            raise ConfigError(f"rules must be 1, 2, 3 or 4, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -265,6 +269,7 @@ class Pipeline:
             warmup_share=s.warmup_share,
             arming="exercise" if s.rules >= 2 else "sets",
             tilt_bias=s.rules >= 3,
+            tilt_gravity=s.rules >= 4,
         )
         self.watch = LimitWatch(
             s.exercise,

@@ -79,7 +79,10 @@ MBU = 60  # upper tilt bias (3), deg/s
 MGL = 63  # lower gravity estimate (3)
 MBL = 66  # lower tilt bias (3)
 T_TILT = 69  # seconds of data (not walking) the tilt bias has learnt from
-N_FLOAT = 70
+# rules 4: the tilt filter runs in each sensor's own frame (a new neutral or heading turns
+# nothing there), and in gravity mode a small lift's excursion is measured on its gravity
+MFL_PREV = 70  # the last sample's lumbar angle from the tilt filters' gravity (NaN = none yet)
+N_FLOAT = 71
 
 # -- int state slots (I) -------------------------------------------------------
 STATE = 0  # IDLE / REP / SETTLE
@@ -129,6 +132,7 @@ def new_state() -> tuple[np.ndarray, np.ndarray]:
     F[[STILL_SINCE, QUIET_SINCE, WALK_SINCE, T_WALK_LAST, T_LAST, T_FIRST]] = math.nan
     F[PGU : PGL + 3] = math.nan
     F[FL_PREV] = math.nan
+    F[MFL_PREV] = math.nan
     F[MGU : MGU + 3] = math.nan
     F[MGL : MGL + 3] = math.nan
     I = np.zeros(N_INT, dtype=np.int64)
@@ -276,6 +280,30 @@ def _tilt_bias(F, g, b, w0, w1, w2, a0, a1, a2, dt, P) -> None:
     F[g], F[g + 1], F[g + 2] = h0 / m, h1 / m, h2 / m
 
 
+def _to_sensor(rot, k, v0, v1, v2):
+    """A body-frame vector in sensor ``k``'s frame (``rot[k:k+3]``: its body_from_sensor rotation; ``R^T v``)."""
+    return (
+        rot[k, 0] * v0 + rot[k + 1, 0] * v1 + rot[k + 2, 0] * v2,
+        rot[k, 1] * v0 + rot[k + 1, 1] * v1 + rot[k + 2, 1] * v2,
+        rot[k, 2] * v0 + rot[k + 1, 2] * v1 + rot[k + 2, 2] * v2,
+    )
+
+
+def _sagittal(rot, k, g0, g1, g2) -> float:
+    """Sagittal inclination (deg, ``atan2(uz, ux)`` in the body frame) of sensor ``k``'s gravity ``g`` (its own frame)."""
+    x = rot[k, 0] * g0 + rot[k, 1] * g1 + rot[k, 2] * g2
+    z = rot[k + 2, 0] * g0 + rot[k + 2, 1] * g1 + rot[k + 2, 2] * g2
+    return math.degrees(math.atan2(z, x))
+
+
+def _tilt_flexion(F, rot, has_gl) -> float:
+    """The lumbar angle (upper - lower sagittal; one sensor: its own) on the tilt filters' gravity."""
+    f = _sagittal(rot, 0, F[MGU], F[MGU + 1], F[MGU + 2])
+    if has_gl:
+        f -= _sagittal(rot, 3, F[MGL], F[MGL + 1], F[MGL + 2])
+    return f
+
+
 def advance_python(
     t,
     fl,
@@ -299,6 +327,7 @@ def advance_python(
     lg,
     ua,
     la,
+    rot,
 ) -> int:
     """Run the samples of one block; returns the number of events logged.
 
@@ -328,6 +357,17 @@ def advance_python(
             integrated gyro about the axes across the spine (``GYRO_MODE`` 2),
             so a small lift (a curl, a press) is measured on the gyro from its
             first seconds.
+        rot: (6, 3) the upper (rows 0-2) and lower (rows 3-5) sensors'
+            body_from_sensor rotations, used when ``has[6]`` is set as well
+            (rules 4): the tilt filter then runs in each sensor's own frame
+            (``R^T`` of the body-frame gyro and accelerometer), so a new
+            neutral or heading neither restarts it nor turns its bias, and in
+            gravity mode the excursion, and its lumbar angle, are measured on
+            its gravity rather than the fusion's ``ug``/``lg``: the fusion
+            learns its bias only at rest and trusts its gyro for 3 s, so before
+            a still moment its gravity drifts by about bias x 3 s, more than a
+            clean curl moves the trunk; the tilt filter's drift is the part of
+            the bias it has not learnt yet, over its 1 s pull.
     """
     n = t.shape[0]
     has_gl = has[0] != 0
@@ -336,6 +376,7 @@ def advance_python(
     has_tw = has[3] != 0
     grav_allowed = has[4] != 0
     tilt_on = has[5] != 0
+    tilt_sensor = tilt_on and has[6] != 0
     ne = 0
     for i in range(n):
         ti = t[i]
@@ -362,7 +403,19 @@ def advance_python(
             l0, l1, l2 = gl[i, 0], gl[i, 1], gl[i, 2]
             cl0, cl1, cl2 = l0 - F[BL], l1 - F[BL + 1], l2 - F[BL + 2]
             mag = max(mag, math.sqrt(cl0 * cl0 + cl1 * cl1 + cl2 * cl2))
-        if tilt_on:
+        f_pre = math.nan  # (rules 4) the tilt filters' lumbar angle before this sample, in the new body frame
+        if tilt_sensor:
+            # each sensor's own frame: the body frame turning (a new neutral or heading) changes nothing there
+            if I[REFRAME] != 0 and not math.isnan(F[MGU]) and (not has_gl or not math.isnan(F[MGL])):
+                f_pre = _tilt_flexion(F, rot, has_gl)
+            s0, s1, s2 = _to_sensor(rot, 0, r0, r1, r2)
+            a0, a1, a2 = _to_sensor(rot, 0, ua[i, 0], ua[i, 1], ua[i, 2])
+            _tilt_bias(F, MGU, MBU, s0, s1, s2, a0, a1, a2, dt, P)
+            if has_gl:
+                s0, s1, s2 = _to_sensor(rot, 3, l0, l1, l2)
+                a0, a1, a2 = _to_sensor(rot, 3, la[i, 0], la[i, 1], la[i, 2])
+                _tilt_bias(F, MGL, MBL, s0, s1, s2, a0, a1, a2, dt, P)
+        elif tilt_on:
             # the body frame turned (a new neutral or heading): start again from the accelerometer
             if I[REFRAME] != 0:
                 F[MGU] = math.nan
@@ -372,9 +425,18 @@ def advance_python(
                 _tilt_bias(F, MGL, MBL, l0, l1, l2, la[i, 0], la[i, 1], la[i, 2], dt, P)
         tilt = I[GYRO_MODE] == 2
         if tilt:  # across the spine: the tilt bias (along it none is known yet)
-            c1, c2 = r1 - F[MBU + 1], r2 - F[MBU + 2]
-            if has_gl:
-                cl1, cl2 = l1 - F[MBL + 1], l2 - F[MBL + 2]
+            if tilt_sensor:  # (the bias in the body frame: R b)
+                b0, b1, b2 = F[MBU], F[MBU + 1], F[MBU + 2]
+                c1 = r1 - (rot[1, 0] * b0 + rot[1, 1] * b1 + rot[1, 2] * b2)
+                c2 = r2 - (rot[2, 0] * b0 + rot[2, 1] * b1 + rot[2, 2] * b2)
+                if has_gl:
+                    b0, b1, b2 = F[MBL], F[MBL + 1], F[MBL + 2]
+                    cl1 = l1 - (rot[4, 0] * b0 + rot[4, 1] * b1 + rot[4, 2] * b2)
+                    cl2 = l2 - (rot[5, 0] * b0 + rot[5, 1] * b1 + rot[5, 2] * b2)
+            else:
+                c1, c2 = r1 - F[MBU + 1], r2 - F[MBU + 2]
+                if has_gl:
+                    cl1, cl2 = l1 - F[MBL + 1], l2 - F[MBL + 2]
         q0 = q1 = q2 = p0 = p1 = p2 = 0.0
         grav = grav_allowed and I[GYRO_MODE] == 0
         F[ON_GRAVITY] = 1.0 if grav else 0.0
@@ -466,18 +528,33 @@ def advance_python(
         else:
             F[QUIET_SINCE] = math.nan
         f = fl[i]
+        # the lumbar angle the gravity excursion measures: the given one, or (rules 4) the tilt filters'
+        fg = f
+        mahony = tilt_sensor and not math.isnan(F[MGU]) and (not has_gl or not math.isnan(F[MGL]))
+        if mahony:
+            fg = _tilt_flexion(F, rot, has_gl)
         if grav:
-            q0, q1, q2 = ug[i, 0], ug[i, 1], ug[i, 2]
-            p0, p1, p2 = (lg[i, 0], lg[i, 1], lg[i, 2]) if has_gl else (0.0, 0.0, 0.0)
+            if mahony:  # the tilt filters' gravity: its bias across gravity is learnt as it goes
+                q0, q1, q2 = F[MGU], F[MGU + 1], F[MGU + 2]
+                p0, p1, p2 = (F[MGL], F[MGL + 1], F[MGL + 2]) if has_gl else (0.0, 0.0, 0.0)
+            else:
+                q0, q1, q2 = ug[i, 0], ug[i, 1], ug[i, 2]
+                p0, p1, p2 = (lg[i, 0], lg[i, 1], lg[i, 2]) if has_gl else (0.0, 0.0, 0.0)
             if math.isnan(F[RGU]):
                 F[RGU], F[RGU + 1], F[RGU + 2] = q0, q1, q2
                 F[RGL], F[RGL + 1], F[RGL + 2] = p0, p1, p2
-            if I[REFRAME] != 0 and not math.isnan(F[FL_PREV]) and not math.isnan(F[FL_REF]):
-                F[FL_REF] += f - F[FL_PREV]  # the angle was re-expressed, the body did not move
+            if I[REFRAME] != 0 and not math.isnan(F[FL_REF]):
+                # the angle was re-expressed, the body did not move
+                if tilt_sensor:
+                    if not math.isnan(f_pre) and not math.isnan(F[MFL_PREV]):
+                        F[FL_REF] += f_pre - F[MFL_PREV]
+                elif not math.isnan(F[FL_PREV]):
+                    F[FL_REF] += f - F[FL_PREV]
             if math.isnan(F[FL_REF]):
-                F[FL_REF] = f
+                F[FL_REF] = fg
         I[REFRAME] = 0
         F[FL_PREV] = f
+        F[MFL_PREV] = fg if mahony else math.nan
         if I[STATE] == IDLE:
             # at rest: the reference follows the body (and, in gravity mode, once the bias
             # is known -- it is learnt only while the gyro is steady -- the gyro takes over here)
@@ -491,7 +568,7 @@ def advance_python(
                 if grav:
                     F[RGU], F[RGU + 1], F[RGU + 2] = q0, q1, q2
                     F[RGL], F[RGL + 1], F[RGL + 2] = p0, p1, p2
-                    F[FL_REF] = f
+                    F[FL_REF] = fg
                     if I[BIAS_N] >= P[P_WARMUP_N]:
                         I[GYRO_MODE] = 1  # the bias is known: from this reference on, the gyro
                     elif tilt_learnt:
@@ -510,7 +587,7 @@ def advance_python(
                     _toward(F, RGU, q0, q1, q2, k)
                     if has_gl:
                         _toward(F, RGL, p0, p1, p2, k)
-                    F[FL_REF] = k * F[FL_REF] + (1.0 - k) * f
+                    F[FL_REF] = k * F[FL_REF] + (1.0 - k) * fg
         if not tilt:
             F[VU] += c0 * dt
         F[VU + 1] += c1 * dt
@@ -528,7 +605,7 @@ def advance_python(
         if grav:  # each sensor's tilt away from the reference posture (sensor frames: a new
             # neutral changes nothing here), and the lumbar angle's change (an arch moves it
             # more than either sensor tilts)
-            e = max(_angle_deg(F[RGU], F[RGU + 1], F[RGU + 2], q0, q1, q2), abs(f - F[FL_REF]))
+            e = max(_angle_deg(F[RGU], F[RGU + 1], F[RGU + 2], q0, q1, q2), abs(fg - F[FL_REF]))
             if has_gl:
                 e = max(e, _angle_deg(F[RGL], F[RGL + 1], F[RGL + 2], p0, p1, p2))
         F[EXCURSION] = e
@@ -640,6 +717,9 @@ def _compile():
         "_angle_deg",
         "_toward",
         "_tilt_bias",
+        "_to_sensor",
+        "_sagittal",
+        "_tilt_flexion",
     ):
         g[name] = jit(types.FunctionType(globals()[name].__code__, g, name))
     return jit(types.FunctionType(advance_python.__code__, g, "advance"))
@@ -678,5 +758,6 @@ def warm_up() -> None:
     small = np.zeros(1, dtype=np.int8)
     flag = np.zeros(1, dtype=np.bool_)
     cap = MAX_EVENTS_PER_SAMPLE + 1
-    advance(one, one, three, three, one, one, one, np.zeros(6, dtype=np.int64), F, I, P, small, small.copy(), flag, flag.copy(),
-            np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64), np.zeros((cap, N_EVENT_FIELDS)), three, three, three, three)  # fmt: skip
+    advance(one, one, three, three, one, one, one, np.zeros(7, dtype=np.int64), F, I, P, small, small.copy(), flag, flag.copy(),
+            np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64), np.zeros((cap, N_EVENT_FIELDS)), three, three, three, three,
+            np.zeros((6, 3)))  # fmt: skip

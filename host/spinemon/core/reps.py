@@ -47,6 +47,9 @@ How a rep is found (the rule, in order)
    amplitude and tempo, but it is a single hinge with walking before and
    after (and ``rest_gap_s`` away from any rep), so it never forms a set.
    The price: an unlabelled single (a 1-rep set) is not counted; label it.
+   A small lift's rep measured on the gravity excursion (before its gyro
+   bias is known) cannot be told from standing sway: it joins a set but is no
+   evidence of one (``RepSettings.told_reps_confirm``).
 
 Numbers: sets and reps count from 1 (docs/architecture.md). Auto-detected sets
 continue the numbering after the last label. :attr:`RepSegmenter.current_rep`
@@ -262,6 +265,23 @@ class RepSettings:
     #: deg/s: a MEMS gyro's zero-rate offset) builds; a larger one is linear
     #: acceleration (a rep's jolt) and is clipped to it (a larger bias is learnt, more slowly)
     tilt_clip_deg: float = 2.0
+    #: rules 4: the tilt-bias filter runs in each sensor's own frame (the
+    #: rotations given to :meth:`RepSegmenter.update`), so a new neutral or
+    #: heading neither restarts it nor turns its bias, and in gravity mode a
+    #: small lift's excursion (and its lumbar angle) is measured on the tilt
+    #: filters' gravity, not the fusion's: the fusion learns its bias only at
+    #: rest and trusts its gyros for ``tau_acc_s`` (3 s), so before a still
+    #: moment its gravity drifts by about bias x 3 s (~3 deg for 1 deg/s),
+    #: more than a clean curl moves the trunk; the tilt filter pulls toward the
+    #: accelerometer within a second and learns the bias across gravity in
+    #: motion, so its drift is the part of the bias not yet learnt, for a second
+    tilt_gravity: bool = False
+    #: rules 4: an unlabelled run becomes a set once ``min_reps_unlabelled``
+    #: of its reps can be told from standing sway (not ``unconfirmed``: measured
+    #: on the gyro, or a lift the gravity excursion resolves); the sway-sized
+    #: reps the gravity excursion found before then join it, but are no
+    #: evidence of a set (rules 3: one such rep with any number of them)
+    told_reps_confirm: bool = False
     profiles: dict[str, RepProfile] = field(default_factory=lambda: dict(REP_PROFILES))
 
     def __post_init__(self) -> None:
@@ -682,6 +702,8 @@ class RepSegmenter:
         lower_gravity: object = None,
         upper_acc: object = None,
         lower_acc: object = None,
+        upper_rotation: object = None,
+        lower_rotation: object = None,
     ) -> list[RepRecord | SetRecord]:
         """Feed one block; returns the reps and sets that became known in it.
 
@@ -702,6 +724,10 @@ class RepSegmenter:
             upper_acc, lower_acc: (n, 3) accelerometers, body frame (m/s^2);
                 with ``RepSettings.tilt_bias`` the gyro bias across gravity is
                 learnt from them (``lower_acc`` with ``lower_gyr``).
+            upper_rotation, lower_rotation: (3, 3) each sensor's body_from_sensor
+                rotation (its mounting) for this block; with
+                ``RepSettings.tilt_gravity`` (and ``tilt_bias``) the tilt filter
+                runs in the sensor frames (see :attr:`RepSettings.tilt_gravity`).
 
         Raises:
             RepInputError: shapes disagree, values are not finite, or time goes back.
@@ -741,6 +767,12 @@ class RepSegmenter:
         )
         ua = c(_array("upper_acc", upper_acc, 2, n)) if tilt else gu_d
         lac = c(_array("lower_acc", lower_acc, 2, n)) if tilt and gl is not None else ua
+        # rules 4: the sensors' mountings, for the tilt filter in their own frames
+        sensor_frame = tilt and self.settings.tilt_gravity and upper_rotation is not None
+        rot = np.zeros((6, 3))
+        if sensor_frame:
+            rot[:3] = _rotation("upper_rotation", upper_rotation)
+            rot[3:] = rot[:3] if gl is None else _rotation("lower_rotation", lower_rotation)
         has = np.array(
             [
                 gl is not None,
@@ -749,6 +781,7 @@ class RepSegmenter:
                 tw is not None,
                 grav and (gl is None or lower_gravity is not None),
                 tilt,
+                sensor_frame,
             ],
             dtype=np.int64,
         )
@@ -764,7 +797,7 @@ class RepSegmenter:
         tt, fl = c(tt), c(fl)
         ne = K.advance(
             tt, fl, gu_d, gl_d, fl if tr is None else c(tr), fl if la is None else c(la), fl if tw is None else c(tw),
-            has, self._F, self._I, self._P, state_mid, state_out, walking, stance, ev_i, ev_code, ev_f, c(ug), c(lg), ua, lac,
+            has, self._F, self._I, self._P, state_mid, state_out, walking, stance, ev_i, ev_code, ev_f, c(ug), c(lg), ua, lac, rot,
         )  # fmt: skip
         # ... then the bookkeeping, event by event (candidates, runs, sets)
         book = _Bookkeeping(self, tt, state_mid)
@@ -877,7 +910,10 @@ class RepSegmenter:
             r = self._run = _Run(c.exercise, None, False, None)
         r.reps.append(c)
         if r.number is None:
-            if len(r.reps) >= s.min_reps_unlabelled and not all(x.unconfirmed for x in r.reps):
+            told = sum(not x.unconfirmed for x in r.reps)
+            if len(r.reps) >= s.min_reps_unlabelled and (
+                told >= s.min_reps_unlabelled if s.told_reps_confirm else told > 0
+            ):
                 r.number = self._next_set
                 self._next_set += 1
                 for k, cc in enumerate(r.reps, 1):
@@ -1052,6 +1088,16 @@ class _Bookkeeping:
             cs, cr = int(number[-1]), int(rep[-1])
             seg._context_prev = (None if cs < 0 else cs, None if cr < 0 else cr)
         return in_set, changes
+
+
+def _rotation(name: str, v: object) -> np.ndarray:
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RepInputError(f"{name} must be numeric") from None
+    if a.shape != (3, 3) or not np.isfinite(a).all():
+        raise RepInputError(f"{name} must be a finite (3, 3) rotation")
+    return a
 
 
 def _array(name: str, v: object, ndim: int, n: int | None = None) -> np.ndarray:

@@ -118,10 +118,13 @@ class Segmenter:
         warmup_share: float = 0.6,
         arming: str = "exercise",
         tilt_bias: bool = False,
+        tilt_gravity: bool = False,
     ) -> None:
         #: rules 3: the rep counter learns the gyro bias across gravity from the
         #: accelerometers, so small lifts are measured on the gyro without a still start
         self.tilt_bias = tilt_bias
+        #: rules 4: that filter runs in each sensor's frame, and measures a small lift's first reps
+        self.tilt_gravity = tilt_gravity
         self.limit_overrides = limit_overrides or {}
         self.monitor_between_sets = monitor_between_sets
         #: "exercise": the limits are armed on every monitored sample but the
@@ -272,6 +275,8 @@ class Segmenter:
             gravity_excursion=True,
             warmup_s=0.1,
             tilt_bias=self.tilt_bias,
+            tilt_gravity=self.tilt_gravity,
+            told_reps_confirm=self.tilt_gravity,
         )
 
     def _update_reps(
@@ -307,6 +312,8 @@ class Segmenter:
             lower_acc=None
             if ang.single_sensor or not self.tilt_bias
             else m["lower"].to_body(block.acc["lower"]),
+            upper_rotation=m["upper"].rotation if self.tilt_gravity else None,
+            lower_rotation=None if ang.single_sensor or not self.tilt_gravity else m["lower"].rotation,
         )
 
     @property
