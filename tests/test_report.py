@@ -6,9 +6,11 @@ import argparse
 import base64
 import copy
 import csv
+import json
 import re
 import struct
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -216,3 +218,44 @@ def test_the_sensors_own_checks_read_as_sentences(session):
         "Before set 3: standing still, the sensors were upper 9.0 deg from where calibration found them: moved: re-attach the sensors and calibrate again.",
         "The wearable: restarted 1 time, 0 samples lost on the wearable, its own guard buzzed 2 times, free memory never below 40 KB.",
     ]
+
+
+# ------------------------------------------------------------------ typed rows, the same files
+GOLDEN = Path(__file__).parent / "fixtures" / "report-golden.json"
+
+
+def report_outputs(folder: Path, monkeypatch) -> dict:
+    """What `spinemon report` writes for a small simulated session (a rounded
+    deadlift, a plank hold, alternating lunges with one side bending more):
+    its CSV files, the verdict, the terminal text and the page (no charts),
+    with the wall clock pinned to a fixed time in UTC."""
+    import time
+
+    from spinemon.app import report as report_mod
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setattr(report_mod, "clock_of", lambda trace: 1_700_000_000.0)
+    p = folder / "s.spinrec"
+    sets = [sim.SetSpec("deadlift", 2, {2: "rounding"}, rest_s=1.0), sim.SetSpec("plank", 1, {}, rest_s=1.0, hold_s=5.0),
+            sim.SetSpec("lunge", 2, {}, rest_s=1.0, side="alternate", asymmetry_deg=8.0)]
+    run_simulated(sets, 3, out=p, rom=False, sim_settings=sim.SimSettings(rate_hz=50.0))
+    res = write_report(trace_recording(load(p)), folder / "rep", plots=False)
+    out: dict = {f.name: f.read_text() for f in sorted((folder / "rep").glob("*.csv"))}
+    out["verdict"] = res.tables.verdict
+    out["terminal"] = format_tables(res.tables, 200)
+    out["html"] = report_mod.render_html(res.tables, {}, None)
+    return out
+
+
+def test_the_report_files_are_as_before_the_rows_were_typed(tmp_path, monkeypatch):
+    """The CSV files, verdict, terminal tables and page of a small simulated
+    session are byte for byte those written before the report's rows became
+    frozen dataclasses (tests/fixtures/report-golden.json, made then)."""
+    pytest.importorskip("jinja2")
+    got = report_outputs(tmp_path, monkeypatch)
+    want = json.loads(GOLDEN.read_text())
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert got[k] == want[k], k
+    assert "holds.csv" in got and "rounded" in got["events.csv"] and "left reps bend" in " ".join(got["verdict"])
