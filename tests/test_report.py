@@ -175,27 +175,35 @@ def test_the_verdict_is_what_a_coach_reads_first(session):
     assert "peak_sagittal_velocity_deg_s" not in page and "range_moves_before" not in page  # readable names only
 
 
+def typed(cls, rows):
+    """Hand-made rows as the verdict takes them (the summary's typed rows)."""
+    return [cls.from_dict(r) for r in rows]
+
+
 def test_verdict_words_on_hand_made_sets():
+    from spinemon.app.session_summary import EventRow, RepRow, SetRow
     from spinemon.app.verdict import clean_ranges, pelvis_share, set_verdict
 
     assert clean_ranges([5, 1, 2, 3]) == "1-3 and 5" and clean_ranges([2]) == "2" and clean_ranges([1, 3, 4, 6]) == "1, 3-4 and 6"
     reps = [{"set": 1, "rep": k, "peak_flexion_deg": f, "peak_trunk_deg": 60.0} for k, f in ((1, 10.0), (2, 12.0), (3, 14.0), (4, 38.0), (5, 14.0))]
     events = [{"set": 1, "rep": 4, "kind": "over_flexion", "peak_deg": 38.0, "limit_deg": 29.0}]
-    line = set_verdict({"set": 1, "exercise": "deadlift"}, reps, events)
+    line = set_verdict(SetRow.from_dict({"set": 1, "exercise": "deadlift"}), typed(RepRow, reps), typed(EventRow, events))
     assert line.startswith("Set 1, deadlift: rep 4 rounded 9 deg past your limit; reps 1-3 and 5 clean; flexion crept 4 deg over the set")
     assert pelvis_share(reps[0]) == pytest.approx(50 / 60) and pelvis_share({"peak_trunk_deg": 5.0, "peak_flexion_deg": 1.0}) is None
     # the hips' share falls over the set: the coach's cue
     falling = [dict(r, peak_flexion_deg=f) for r, f in zip(reps, (8.0, 15.0, 22.0, 30.0, 35.0))]
-    assert "cue: push the hips back" in set_verdict({"set": 1, "exercise": "deadlift"}, falling, [])
-    assert "hips did" not in set_verdict({"set": 1, "exercise": "deadlift"}, reps, [], one_sensor=True)
+    assert "cue: push the hips back" in set_verdict(SetRow.from_dict({"set": 1, "exercise": "deadlift"}), typed(RepRow, falling), [])
+    assert "hips did" not in set_verdict(SetRow.from_dict({"set": 1, "exercise": "deadlift"}), typed(RepRow, reps), [], one_sensor=True)
 
 
 def test_a_curl_lean_back_is_called_a_hip_swing():
+    from spinemon.app.session_summary import EventRow, RepRow, SetRow
     from spinemon.app.verdict import event_words, set_verdict
 
     assert event_words("over_extension", "curl") == "leaned back (hip swing)"
     assert event_words("over_extension", "deadlift") == "arched"
-    line = set_verdict({"set": 2, "exercise": "curl"}, [{"set": 2, "rep": 1}, {"set": 2, "rep": 2}], [{"set": 2, "rep": 2, "kind": "over_extension", "peak_deg": -19.0, "limit_deg": -11.0}])
+    line = set_verdict(SetRow.from_dict({"set": 2, "exercise": "curl"}), typed(RepRow, [{"set": 2, "rep": 1}, {"set": 2, "rep": 2}]),
+                       typed(EventRow, [{"set": 2, "rep": 2, "kind": "over_extension", "peak_deg": -19.0, "limit_deg": -11.0}]))
     assert line == "Set 2, curl: rep 2 leaned back (hip swing) 8 deg past your limit; rep 1 clean."
 
 
