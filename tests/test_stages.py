@@ -388,6 +388,16 @@ def _watch(ps: PipelineSettings) -> LimitWatch:
     return LimitWatch(ps.exercise, ps.detector, AlertPolicy(), limit_overrides=ps.limit_overrides)
 
 
+_watch_runs: dict[str, tuple] = {}
+
+
+def _watch_run(name: str, rec, ps: PipelineSettings) -> tuple[Pipeline, list]:
+    """The pipeline and its calls to the watch, once per session (the calls are replayed as copies)."""
+    if name not in _watch_runs:
+        _watch_runs[name] = run_pipeline(rec, ps, "watch", ["update", "begin_piece", "follow", "on_label"])
+    return _watch_runs[name]
+
+
 def _watch_out(w: LimitWatch, calls) -> str:
     w.finish(float("nan"), [])
     alerts = [(x.event.kind, x.event.t_alert, x.event.seq_alert, x.t_rx_host, x.counter, x.buzzed_by) for x in w.alerts]
@@ -402,7 +412,7 @@ def test_detection_gives_the_same_events_and_alerts_for_any_split(sessions, real
     """The pieces the segmenter cut stay where they were (each starts with
     what became known there); hypothesis cuts them further."""
     name, rec, ps = pick(data, sessions, real_walk)
-    p, log = run_pipeline(rec, ps, "watch", ["update", "begin_piece", "follow", "on_label"])
+    p, log = _watch_run(name, rec, ps)
     sizes = {"update": lambda a: len(a[0])}
     n = sum(len(a[0]) for c, a, _ in log if c == "update")
     a, b = _watch(ps), _watch(ps)
@@ -485,7 +495,7 @@ def test_angle_state_restored_at_any_sample_goes_on_as_if_it_never_stopped(sessi
 _watch_logs: dict[str, tuple] = {}
 
 
-@SPLIT
+@settings(SPLIT, max_examples=5)  # (each example replays a whole session's watch twice)
 @given(data=st.data())
 def test_watch_state_restored_at_any_sample_goes_on_as_if_it_never_stopped(sessions, real_walk, data):
     """The limit watch: its detectors' open events and candidates, the
@@ -493,8 +503,8 @@ def test_watch_state_restored_at_any_sample_goes_on_as_if_it_never_stopped(sessi
     alert policy is shared, not restored (its command counter numbers on)."""
     name, rec, ps = pick(data, sessions, real_walk)
     sizes = {"update": lambda a: len(a[0])}
-    if name not in _watch_logs:  # the pipeline's calls and the uncut run, once per session (the calls are passed as copies)
-        log = run_pipeline(rec, ps, "watch", ["update", "begin_piece", "follow", "on_label"])[1]
+    if name not in _watch_logs:  # the uncut run, once per session
+        log = _watch_run(name, rec, ps)[1]
         a = _watch(ps)
         _watch_logs[name] = log, json.loads(_watch_out(a, replay_calls(a, log, sizes, set()))), len(a.alerts)
     log, whole, n_alerts = _watch_logs[name]
