@@ -260,8 +260,14 @@ def test_the_report_files_are_as_before_the_rows_were_typed(tmp_path, monkeypatc
     """The CSV files, verdict, terminal tables and page of a small simulated
     session are byte for byte those written before the report's rows became
     frozen dataclasses (tests/fixtures/report-golden.json, made then)."""
+    import time
+
     pytest.importorskip("jinja2")
-    got = report_outputs(tmp_path, monkeypatch)
+    try:
+        got = report_outputs(tmp_path, monkeypatch)
+    finally:
+        monkeypatch.undo()
+        time.tzset()  # the process's own time zone back for the tests after this one
     want = json.loads(GOLDEN.read_text())
     assert sorted(got) == sorted(want)
     for k in want:
