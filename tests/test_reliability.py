@@ -148,15 +148,62 @@ def status(boot, uptime, dropped=0, fifo=0, state=P.ST_STREAMING):
 
 def test_device_accounting_keeps_the_latest_counters_of_every_boot():
     acc = DeviceAccounting()
-    assert not acc.on_frame(status(4, 1000, dropped=8))
-    assert not acc.on_frame(status(4, 900, dropped=3))  # older STATUS of the same boot: ignored
-    assert not acc.on_frame(status(4, 2000, dropped=16, fifo=2))
-    assert acc.on_frame(status(5, 100, dropped=0))  # a new boot: the device restarted
-    assert acc.on_frame(b"\x01\x02garbage") is False
-    acc.on_frame(status(5, 3000, dropped=24))
-    assert acc.restarts == 1 and acc.samples_lost == 16 + 2 + 24
+    assert not acc.on_items([P.decode(status(4, 1000, dropped=8))])
+    assert not acc.on_items([P.decode(status(4, 900, dropped=3))])  # older STATUS of the same boot: ignored
+    assert not acc.on_items([P.decode(status(4, 2000, dropped=16, fifo=2))])
+    assert acc.on_items([P.decode(status(5, 100, dropped=0))])  # a new boot: the device restarted
+    assert acc.on_items([P.decode(P.encode_ack(7, P.OP_HAPTIC))]) is False  # not a STATUS: not taken
+    acc.on_items([P.decode(status(5, 3000, dropped=24))])
+    assert acc.restarts == 1 and acc.samples_lost == 16 + 2 + 24 and acc.status_frames == 5
     d = acc.as_dict(host_lost_samples=45)
     assert d["samples_lost_device"] == 42 and d["samples_lost_link"] == 3 and d["boots"] == [4, 5]
+
+
+def _with_statuses():
+    """A short session with STATUS frames among its frames: two of boot 1, then boot 2 (a restart)."""
+    s = sim.simulate([sim.SetSpec("deadlift", 1, rest_s=0.5)], seed=5, rom=False)
+    frames = list(zip(s.frames, s.frame_times.tolist()))
+    k = len(frames) // 2
+    sts = [(status(1, 1000, dropped=2), frames[0][1]), (status(1, 5000, dropped=7, fifo=1), frames[k][1]),
+           (status(2, 200, dropped=3), frames[-1][1])]
+    return frames[:1] + sts[:1] + frames[1:k] + sts[1:2] + frames[k:] + sts[2:], [f for f, _ in sts]
+
+
+def _counting_decodes(monkeypatch):
+    """proto.decode counted per frame type (every caller looks it up on the module)."""
+    calls: dict[int, int] = {}
+    real = P.decode
+
+    def decode(frame):
+        calls[frame[1]] = calls.get(frame[1], 0) + 1
+        return real(frame)
+
+    monkeypatch.setattr(P, "decode", decode)
+    return calls
+
+
+def test_each_status_frame_is_decoded_once_and_the_device_counters_are_as_before(tmp_path, monkeypatch):
+    """DeviceAccounting takes the STATUS the pipeline's decoder decoded (it
+    used to decode each one a second time): live, replay frame by frame and
+    replay in long blocks each decode a STATUS once, and the counters are
+    those of taking each STATUS in order."""
+    items, sts = _with_statuses()
+    ref = DeviceAccounting()
+    for f in sts:
+        ref.on_status(P.decode(f))
+    p = tmp_path / "st.spinrec"
+    calls = _counting_decodes(monkeypatch)
+    result, pl = live(items, RecordingWriter(p, header_for(pl_settings(), "sim")))
+    assert calls[P.T_STATUS] == len(sts)
+    want = ref.as_dict(pl.decoder.stats.lost_samples)
+    assert result.summary["device"] == want and want["restarts"] == 1 and want["samples_lost_device"] == 7 + 1 + 3
+    rec = load(p)
+    assert len(rec.meta_of("device_restart")) == 1
+    for how in ({}, {"on_frame": lambda *a: None}):  # in long blocks; frame by frame
+        calls.clear()
+        again = replay(rec, **how)
+        assert calls[P.T_STATUS] == len(sts), how
+        assert again.summary["device"] == want, how
 
 
 # ------------------------------------------------------------------ wrap-arounds

@@ -6,9 +6,11 @@ import argparse
 import base64
 import copy
 import csv
+import json
 import re
 import struct
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -173,27 +175,35 @@ def test_the_verdict_is_what_a_coach_reads_first(session):
     assert "peak_sagittal_velocity_deg_s" not in page and "range_moves_before" not in page  # readable names only
 
 
+def typed(cls, rows):
+    """Hand-made rows as the verdict takes them (the summary's typed rows)."""
+    return [cls.from_dict(r) for r in rows]
+
+
 def test_verdict_words_on_hand_made_sets():
+    from spinemon.app.session_summary import EventRow, RepRow, SetRow
     from spinemon.app.verdict import clean_ranges, pelvis_share, set_verdict
 
     assert clean_ranges([5, 1, 2, 3]) == "1-3 and 5" and clean_ranges([2]) == "2" and clean_ranges([1, 3, 4, 6]) == "1, 3-4 and 6"
     reps = [{"set": 1, "rep": k, "peak_flexion_deg": f, "peak_trunk_deg": 60.0} for k, f in ((1, 10.0), (2, 12.0), (3, 14.0), (4, 38.0), (5, 14.0))]
     events = [{"set": 1, "rep": 4, "kind": "over_flexion", "peak_deg": 38.0, "limit_deg": 29.0}]
-    line = set_verdict({"set": 1, "exercise": "deadlift"}, reps, events)
+    line = set_verdict(SetRow.from_dict({"set": 1, "exercise": "deadlift"}), typed(RepRow, reps), typed(EventRow, events))
     assert line.startswith("Set 1, deadlift: rep 4 rounded 9 deg past your limit; reps 1-3 and 5 clean; flexion crept 4 deg over the set")
     assert pelvis_share(reps[0]) == pytest.approx(50 / 60) and pelvis_share({"peak_trunk_deg": 5.0, "peak_flexion_deg": 1.0}) is None
     # the hips' share falls over the set: the coach's cue
     falling = [dict(r, peak_flexion_deg=f) for r, f in zip(reps, (8.0, 15.0, 22.0, 30.0, 35.0))]
-    assert "cue: push the hips back" in set_verdict({"set": 1, "exercise": "deadlift"}, falling, [])
-    assert "hips did" not in set_verdict({"set": 1, "exercise": "deadlift"}, reps, [], one_sensor=True)
+    assert "cue: push the hips back" in set_verdict(SetRow.from_dict({"set": 1, "exercise": "deadlift"}), typed(RepRow, falling), [])
+    assert "hips did" not in set_verdict(SetRow.from_dict({"set": 1, "exercise": "deadlift"}), typed(RepRow, reps), [], one_sensor=True)
 
 
 def test_a_curl_lean_back_is_called_a_hip_swing():
+    from spinemon.app.session_summary import EventRow, RepRow, SetRow
     from spinemon.app.verdict import event_words, set_verdict
 
     assert event_words("over_extension", "curl") == "leaned back (hip swing)"
     assert event_words("over_extension", "deadlift") == "arched"
-    line = set_verdict({"set": 2, "exercise": "curl"}, [{"set": 2, "rep": 1}, {"set": 2, "rep": 2}], [{"set": 2, "rep": 2, "kind": "over_extension", "peak_deg": -19.0, "limit_deg": -11.0}])
+    line = set_verdict(SetRow.from_dict({"set": 2, "exercise": "curl"}), typed(RepRow, [{"set": 2, "rep": 1}, {"set": 2, "rep": 2}]),
+                       typed(EventRow, [{"set": 2, "rep": 2, "kind": "over_extension", "peak_deg": -19.0, "limit_deg": -11.0}]))
     assert line == "Set 2, curl: rep 2 leaned back (hip swing) 8 deg past your limit; rep 1 clean."
 
 
@@ -216,3 +226,50 @@ def test_the_sensors_own_checks_read_as_sentences(session):
         "Before set 3: standing still, the sensors were upper 9.0 deg from where calibration found them: moved: re-attach the sensors and calibrate again.",
         "The wearable: restarted 1 time, 0 samples lost on the wearable, its own guard buzzed 2 times, free memory never below 40 KB.",
     ]
+
+
+# ------------------------------------------------------------------ typed rows, the same files
+GOLDEN = Path(__file__).parent / "fixtures" / "report-golden.json"
+
+
+def report_outputs(folder: Path, monkeypatch) -> dict:
+    """What `spinemon report` writes for a small simulated session (a rounded
+    deadlift, a plank hold, alternating lunges with one side bending more):
+    its CSV files, the verdict, the terminal text and the page (no charts),
+    with the wall clock pinned to a fixed time in UTC."""
+    import time
+
+    from spinemon.app import report as report_mod
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setattr(report_mod, "clock_of", lambda trace: 1_700_000_000.0)
+    p = folder / "s.spinrec"
+    sets = [sim.SetSpec("deadlift", 2, {2: "rounding"}, rest_s=1.0), sim.SetSpec("plank", 1, {}, rest_s=1.0, hold_s=5.0),
+            sim.SetSpec("lunge", 2, {}, rest_s=1.0, side="alternate", asymmetry_deg=8.0)]
+    run_simulated(sets, 3, out=p, rom=False, sim_settings=sim.SimSettings(rate_hz=50.0))
+    res = write_report(trace_recording(load(p)), folder / "rep", plots=False)
+    out: dict = {f.name: f.read_text() for f in sorted((folder / "rep").glob("*.csv"))}
+    out["verdict"] = res.tables.verdict
+    out["terminal"] = format_tables(res.tables, 200)
+    out["html"] = report_mod.render_html(res.tables, {}, None)
+    return out
+
+
+def test_the_report_files_are_as_before_the_rows_were_typed(tmp_path, monkeypatch):
+    """The CSV files, verdict, terminal tables and page of a small simulated
+    session are byte for byte those written before the report's rows became
+    frozen dataclasses (tests/fixtures/report-golden.json, made then)."""
+    import time
+
+    pytest.importorskip("jinja2")
+    try:
+        got = report_outputs(tmp_path, monkeypatch)
+    finally:
+        monkeypatch.undo()
+        time.tzset()  # the process's own time zone back for the tests after this one
+    want = json.loads(GOLDEN.read_text())
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert got[k] == want[k], k
+    assert "holds.csv" in got and "rounded" in got["events.csv"] and "left reps bend" in " ".join(got["verdict"])

@@ -76,8 +76,8 @@ def test_the_report_has_the_date_the_clock_times_and_the_lifter(sessions, tmp_pa
     assert tables.session["when"].endswith(f"(UTC{local:%z}"[:-2] + ":" + f"{local:%z}"[-2:] + ")")
     # every event has its clock time, and it is the header's time plus the device seconds
     for e in tables.events:
-        want = datetime.fromtimestamp(start + e["t_start"] - trace.samples.t[0]).strftime("%H:%M:%S")
-        assert e["clock"] == want
+        want = datetime.fromtimestamp(start + e.t_start - trace.samples.t[0]).strftime("%H:%M:%S")
+        assert e.clock == want
     text = format_tables(tables, width=80)
     assert text.splitlines()[0] == f"Session two.spinrec (Ana): {tables.session['when']}"
     page = render_html(tables, {})
@@ -104,7 +104,7 @@ def test_a_plank_session_reads_as_holds_and_its_sag_as_a_sag(sessions):
     line = next(v for v in verdict if v.startswith("Set 1, plank:"))
     assert re.search(r"hold 1 sagged \(hips dropped\) \d+ deg past your limit, \d+ s in", line), line
     assert "over-extension" not in line and "arched" not in line
-    assert [e["what"] for e in tables.events if e["exercise"] == "plank"] == ["sagged (hips dropped)"]
+    assert [e.what for e in tables.events if e.exercise == "plank"] == ["sagged (hips dropped)"]
     text = format_tables(tables, width=80)
     assert "Holds (1):" in text and "Sets (0)" not in text and "No sets" not in text
     page = render_html(tables, {})
@@ -140,17 +140,18 @@ def test_one_sensor_says_not_judged_and_why_not_clean(sessions):
 
 
 def test_one_sensor_verdict_on_hand_made_sets():
+    from spinemon.app.session_summary import RepRow, SetRow
     from spinemon.app.verdict import set_verdict
 
-    reps = [{"set": 1, "rep": k} for k in (1, 2, 3)]
+    reps = [RepRow.from_dict({"set": 1, "rep": k}) for k in (1, 2, 3)]
     # a curl: one sensor watches the lean back; it cannot judge twisting, and says so beside "clean"
-    curl = set_verdict({"set": 1, "exercise": "curl"}, reps, [], one_sensor=True)
+    curl = set_verdict(SetRow.from_dict({"set": 1, "exercise": "curl"}), reps, [], one_sensor=True)
     assert curl.startswith("Set 1, curl: all 3 reps clean; not judged for twisting"), curl
     # a squat with one sensor: the forward lean is judged, lumbar rounding is not
-    squat = set_verdict({"set": 1, "exercise": "squat"}, reps, [], one_sensor=True)
+    squat = set_verdict(SetRow.from_dict({"set": 1, "exercise": "squat"}), reps, [], one_sensor=True)
     assert "clean" not in squat and "not judged for rounding, arching or twisting" in squat, squat
     # two sensors: clean is clean
-    assert set_verdict({"set": 1, "exercise": "deadlift"}, reps, []) == "Set 1, deadlift: all 3 reps clean."
+    assert set_verdict(SetRow.from_dict({"set": 1, "exercise": "deadlift"}), reps, []) == "Set 1, deadlift: all 3 reps clean."
 
 
 @pytest.mark.parametrize("name", ["plank", "one", "two", "damaged"])

@@ -225,15 +225,25 @@ def test_the_fusion_stage_gives_the_same_gravity_for_any_split(sessions, real_wa
 # ---------------------------------------------------------------------------
 # calibration phases
 # ---------------------------------------------------------------------------
-def _phases_run(block: SampleBlock, cal_settings: CalibrationSettings, fusion, cuts: set[int]):
+def _phases_run(block: SampleBlock, cal_settings: CalibrationSettings, fusion, cuts: set[int], data=None):
     """Neutral from the raw samples, the range sweep from the fused ones (the
-    fusion stage restarted at the neutral, as the pipeline does), each cut at ``cuts``."""
+    fusion stage restarted at the neutral, as the pipeline does), each cut at
+    ``cuts``. With ``data``: at each cut the phases' state is taken and the
+    run goes on from ``restore(state)``, into a fresh stage or into the same
+    one after it looked at the next piece (thrown away)."""
     ph = SessionPhases(cal_settings)
     grav = GravityStage(fusion)
     steps = []
     i, n = 0, len(block)
     bounds = sorted({n, *(c for c in cuts if 0 < c < n)})
     for end in bounds:
+        if data is not None and i > 0:
+            st = ph.state()
+            if data.draw(st_bool, label="fresh stage"):
+                ph = SessionPhases(cal_settings)
+            else:
+                ph.find_neutral(block.slice(i, end))  # runs on, then rolls back
+            ph.restore(st)
         while i < end:
             piece = block.slice(i, end)
             used, found = ph.find_neutral(piece)
@@ -273,6 +283,17 @@ def test_calibration_steps_end_at_the_same_sample_for_any_split(sessions, real_w
     whole = _phases_run(block, ps.calibration, ps.fusion, set())
     assert whole[0] and whole[0][0][0] == "neutral", name
     assert _phases_run(block, ps.calibration, ps.fusion, draw_cuts(data, len(block))) == whole
+
+
+@SPLIT
+@given(data=st.data())
+def test_calibration_state_restored_at_any_sample_goes_on_as_if_it_never_stopped(sessions, real_walk, data):
+    """The calibration phases (the calibrator's still stretch, windows and
+    range sweep, the calibration in force) stopped at any sample and restored."""
+    name, rec, ps = pick(data, sessions, real_walk)
+    block = _one_stream(rec)
+    whole = _phases_run(block, ps.calibration, ps.fusion, set())
+    assert _phases_run(block, ps.calibration, ps.fusion, draw_cuts(data, len(block)), data) == whole, name
 
 
 def test_the_range_sweep_is_found_in_the_simulated_session_with_one(sessions):
@@ -367,6 +388,16 @@ def _watch(ps: PipelineSettings) -> LimitWatch:
     return LimitWatch(ps.exercise, ps.detector, AlertPolicy(), limit_overrides=ps.limit_overrides)
 
 
+_watch_runs: dict[str, tuple] = {}
+
+
+def _watch_run(name: str, rec, ps: PipelineSettings) -> tuple[Pipeline, list]:
+    """The pipeline and its calls to the watch, once per session (the calls are replayed as copies)."""
+    if name not in _watch_runs:
+        _watch_runs[name] = run_pipeline(rec, ps, "watch", ["update", "begin_piece", "follow", "on_label"])
+    return _watch_runs[name]
+
+
 def _watch_out(w: LimitWatch, calls) -> str:
     w.finish(float("nan"), [])
     alerts = [(x.event.kind, x.event.t_alert, x.event.seq_alert, x.t_rx_host, x.counter, x.buzzed_by) for x in w.alerts]
@@ -381,7 +412,7 @@ def test_detection_gives_the_same_events_and_alerts_for_any_split(sessions, real
     """The pieces the segmenter cut stay where they were (each starts with
     what became known there); hypothesis cuts them further."""
     name, rec, ps = pick(data, sessions, real_walk)
-    p, log = run_pipeline(rec, ps, "watch", ["update", "begin_piece", "follow", "on_label"])
+    p, log = _watch_run(name, rec, ps)
     sizes = {"update": lambda a: len(a[0])}
     n = sum(len(a[0]) for c, a, _ in log if c == "update")
     a, b = _watch(ps), _watch(ps)
@@ -461,6 +492,34 @@ def test_angle_state_restored_at_any_sample_goes_on_as_if_it_never_stopped(sessi
     assert np.array_equal(out(calls), whole), name
 
 
+_watch_logs: dict[str, tuple] = {}
+
+
+@settings(SPLIT, max_examples=5)  # (each example replays a whole session's watch twice)
+@given(data=st.data())
+def test_watch_state_restored_at_any_sample_goes_on_as_if_it_never_stopped(sessions, real_walk, data):
+    """The limit watch: its detectors' open events and candidates, the
+    alerts (and their events), the creep limit, the device-buzz watch. The
+    alert policy is shared, not restored (its command counter numbers on)."""
+    name, rec, ps = pick(data, sessions, real_walk)
+    sizes = {"update": lambda a: len(a[0])}
+    if name not in _watch_logs:  # the uncut run, once per session
+        log = _watch_run(name, rec, ps)[1]
+        a = _watch(ps)
+        _watch_logs[name] = log, json.loads(_watch_out(a, replay_calls(a, log, sizes, set()))), len(a.alerts)
+    log, whole, n_alerts = _watch_logs[name]
+    n = sum(len(a[0]) for c, a, _ in log if c == "update")
+    policy = AlertPolicy()
+    calls, b = replay_restoring(lambda: LimitWatch(ps.exercise, ps.detector, policy, limit_overrides=ps.limit_overrides), log, sizes, draw_cuts(data, n), data)
+    got = json.loads(_watch_out(b, calls))
+    counters = [x[4] for x in got["alerts"]]
+    assert counters == sorted(set(counters)), "the commands are numbered on"
+    for x in got["alerts"] + whole["alerts"]:
+        x[4] = None  # (the counters of alerts run on and rolled back were drawn)
+    assert got == whole, name
+    assert len(b.alerts) == n_alerts and all(any(x.event is e for e in b.events) for x in b.alerts)  # each alert's event is the detector's own
+
+
 def test_each_stages_state_holds_every_field_but_its_settings(sessions):
     """A field added to a stage and left out of state() would survive a
     rollback: every attribute is either in the state or a setting."""
@@ -475,10 +534,19 @@ def test_each_stages_state_holds_every_field_but_its_settings(sessions):
         "HoldTimer": {"enter_deg", "exit_deg", "settle_s", "quiet_deg_s", "min_s"},
         "WarmupBends": {"share", "re_arm_deg"},
         "AngleStage": {"twist_leak_tau_s"},
+        "SessionPhases": {"given"},
+        "Calibrator": {"settings"},
+        "LimitWatch": {"settings", "hold_unknown", "policy"},
+        "EventDetector": {"settings", "_watches"},  # the checks: in "watches"
+        "LimitPlan": {"overrides", "lean"},
+        "DeviceBuzzWatch": set(),
     }
-    for stage in (seg, seg.reps, seg.holds, plank.holds, seg.warmup, p.angles, p.intake, p.gravity, p.drift):
+    renamed = {"SessionPhases": {"is_result"}, "EventDetector": {"watches"}}
+    stages = (seg, seg.reps, seg.holds, plank.holds, seg.warmup, p.angles, p.intake, p.gravity, p.drift,
+              p.phases, p.phases.calibrator, p.watch, p.watch.detector, p.watch.shadow, p.watch.plan, p.watch.device_buzz)
+    for stage in stages:
         kind = type(stage).__name__
-        assert set(vars(stage)) == set(stage.state()) | settings_of[kind], kind
+        assert set(vars(stage)) | renamed.get(kind, set()) == set(stage.state()) | settings_of[kind], kind
         assert isinstance(stage, Stage), kind
 
 

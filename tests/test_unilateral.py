@@ -378,7 +378,7 @@ def test_a_bilateral_session_has_no_side_columns(tmp_path):
 
     run_simulated([sim.SetSpec("squat", 3)], 1, out=tmp_path / "sq.spinrec", speed=0)
     tables = build_tables(trace_recording(load(tmp_path / "sq.spinrec")))
-    assert tables.sides == [] and all("side" not in r for r in tables.reps) and all("side_comparison" not in s for s in tables.sets)
+    assert tables.sides == [] and all(not r.has("side") for r in tables.reps) and all(not s.has("side_comparison") for s in tables.sets)
 
 
 # -- live: typed marks and --exercise with a side; imports with a side in the exercise column ---------

@@ -26,6 +26,12 @@ class DeviceBuzzWatch:
     def __init__(self) -> None:
         self.open = False
 
+    def state(self) -> dict[str, bool]:
+        return {"open": self.open}
+
+    def restore(self, state: dict[str, bool]) -> None:
+        self.open = bool(state["open"])
+
     @staticmethod
     def _inside(flexion: np.ndarray, limits: Limits, hysteresis_deg: float) -> np.ndarray:
         inside = np.ones(len(flexion), dtype=bool)
