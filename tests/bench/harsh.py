@@ -156,8 +156,9 @@ def run(report, quick: bool = False) -> None:
         "Curls with no still start are measured, before any gyro bias is known, on the rep counter's own tilt filter "
         "(rules 4; on the fusion's gravity, which drifts about bias x 3 s before a still moment, seed 1 merged its "
         "first two reps: 4/5). A lunge or split squat with a still start and no range sweep, sensors crooked: the "
-        "upper sensor's unknown heading turns the one-sided lean into flexion and hides part of an arch on one side "
-        "(docs/architecture.md, rules 3).",
+        "upper sensor's unknown heading turned the one-sided lean into flexion and hid part of the arch (split squat "
+        "0/3 buzzed, lunge 2/3, rules 3); with rules 4 each sensor's heading is found from a left and a right rep "
+        "(docs/architecture.md, rules 4).",
         "",
     ]
     if gait is not None:

@@ -45,8 +45,14 @@ import numpy as np
 
 from spinemon.core.alerts import Alert, AlertPolicy
 from spinemon.core.angles import AngleStage, LumbarAngles
-from spinemon.core.calibration import Calibration, CalibrationSettings, HeadingFinder, turned
-from spinemon.core.detect import DetectorSettings, Event, EventDetector, Limits, profile
+from spinemon.core.calibration import (
+    Calibration,
+    CalibrationSettings,
+    HeadingFinder,
+    LeanHeadingFinder,
+    turned,
+)
+from spinemon.core.detect import TWIST, DetectorSettings, Event, EventDetector, Limits, profile
 from spinemon.core.drift import DriftMonitor
 from spinemon.core.fusion import FusionSettings
 from spinemon.core.gravity import Fused, GravityStage
@@ -57,7 +63,7 @@ from spinemon.core.segment import HELD_BACK, HELD_BEFORE_NEUTRAL, HELD_PROVISION
 from spinemon.core.stream import FrameDecoder, SampleBlock
 from spinemon.core.summary import session_summary
 from spinemon.core.unilateral import check_side, parse_exercise
-from spinemon.core.watch import DEVICE_GUARDED_KINDS, LimitWatch
+from spinemon.core.watch import DEVICE_GUARDED_KINDS, LATERAL_NEEDS_HEADING, LimitWatch
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
@@ -121,7 +127,8 @@ class PipelineSettings:
     #: tilt filter runs in each sensor's frame and measures a small lift's
     #: reps before its gyro bias is known (not the fusion's drifting gravity),
     #: whose reps then need ``min_reps_unlabelled`` reps told from sway to
-    #: make a set; 1 (recordings without the key):
+    #: make a set, and a lunge's or split squat's headings come from a left
+    #: and a right rep (``LeanHeadingFinder``); 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
@@ -283,6 +290,8 @@ class Pipeline:
         self.last_angle_deg: float = float("nan")
         #: each sensor's heading about the spine from the lifter's bends (rules 2)
         self.heading = HeadingFinder()
+        #: rules 4: the headings from one-sided lifts (lunges, split squats), balanced over the working sides
+        self.lean_heading = LeanHeadingFinder()
         #: what the lifter must be told now, beyond alerts (a stale stored
         #: calibration, a heading corrected from the bends): (device time, text)
         self.notices: list[tuple[float, str]] = []
@@ -441,6 +450,28 @@ class Pipeline:
             if s in cal.mounting and ("bend_deg" not in cal.alignment.get(s, {}) or self.phases.given)
         }
 
+    def _lean_heading_on(self, cal: Calibration) -> bool:
+        """Rules 4: a lunge or split squat, two sensors, a sensor's heading not known (no
+        sweep, none stored, none found): its headings are found from the reps, balanced over the sides."""
+        return (
+            self.settings.rules >= 4
+            and self.segmenter.exercise in LATERAL_NEEDS_HEADING
+            and self.angles.single_sensor is False
+            and any("heading_deg" not in cal.alignment.get(s, {}) for s in ("upper", "lower"))
+        )
+
+    def _lean_heading(self, fused: Fused, cal: Calibration) -> dict[str, float] | None:
+        seg = self.segmenter
+        side = seg.label_sides.get(seg.set_number) if seg.set_number is not None else self.settings.side
+        held = self.watch.limit_held(fused, cal).get(TWIST)
+        known = np.ones(len(fused), dtype=bool) if held is None else ~held
+        found = self.lean_heading.update(
+            fused.gravity, fused.gyr, cal.mounting, fused.block.t, fused.block.rate_hz, side, known
+        )
+        if found:  # a sweep's or a stored heading stays (the finder only runs while one is missing)
+            found = {s: a for s, a in found.items() if "heading_deg" not in cal.alignment.get(s, {})}
+        return found
+
     def _headings_before(self, kept: list[Fused], cal: Calibration) -> None:
         """The first neutral: the bends before it (a set that started at once)
         tell the headings too; found ones turn the mountings from the start of monitoring."""
@@ -564,6 +595,7 @@ class Pipeline:
         if check is not None:
             self.phases.stale_found = None
             self.heading.reset()  # re-attached: relearn the headings from the bends
+            self.lean_heading.reset()
             self._notice(check["t"], check["text"], res)
         # a first neutral from a still stretch (within provisional_after_s) leaves
         # no time before it for a bend; a provisional one may come mid-set
@@ -579,7 +611,10 @@ class Pipeline:
             for (
                 s,
                 f,
-            ) in self.heading.found.items():  # headings found from the bends carry over to the new neutral
+            ) in [
+                *self.heading.found.items(),
+                *self.lean_heading.found.items(),
+            ]:  # headings found from the bends (or one-sided reps) carry over to the new neutral
                 if s in cal.mounting and "from_lifts_deg" not in cal.alignment.get(s, {}):
                     _turn_mounting(cal, s, f["heading_deg"])
         if self.settings.rules < 2 or (self.phases.last_step_still and (first or self.phases.given)):
@@ -643,6 +678,7 @@ class Pipeline:
                     self.segmenter.state(),
                     dict(cal.mounting),
                     self.heading.state(),
+                    self.lean_heading.state(),
                 )
             # a sensor's heading found from the bends (rules 2) ends this step at its sample
             found = (
@@ -652,11 +688,11 @@ class Pipeline:
                 if self.settings.rules >= 2
                 else None
             )
-            step = (
-                len(fused)
-                if found is None or self.heading.stopped_at is None
-                else self.heading.stopped_at + 1
-            )
+            stopped = self.heading.stopped_at
+            if found is None and self._lean_heading_on(cal):
+                found = self._lean_heading(fused, cal)
+                stopped = self.lean_heading.stopped_at
+            step = len(fused) if found is None or stopped is None else stopped + 1
             part = fused.slice(0, step)
             ang = self.angles.update(part, cal)
             segs = self.segmenter.update(part, ang, cal)
@@ -664,7 +700,7 @@ class Pipeline:
             parts.append(ang.slice(0, used))
             if used < step:
                 assert before is not None  # a re-zero cuts a block only while re-zeroing is on
-                angles, segmenter, mounting, heading = before
+                angles, segmenter, mounting, heading, lean_heading = before
                 self.angles.restore(angles)
                 self.segmenter.restore(segmenter)
                 was = replace(cal, mounting=mounting)
@@ -681,6 +717,9 @@ class Pipeline:
                         fused.block.t[:used],
                         fused.block.rate_hz,
                     )
+                self.lean_heading.restore(lean_heading)
+                if self._lean_heading_on(was):
+                    self._lean_heading(fused.slice(0, used), was)
                 found = None  # the heading step lay after the re-zero: found again with the new mounting
             if found is not None:
                 self._turn(found, float(part.block.t[-1]), part.block.rate_hz, res)

@@ -63,7 +63,10 @@ HELD_BACK: dict[int, str] = {
     HELD_NO_HOLD: "outside the timed hold (getting into or out of position)",
     HELD_BETWEEN_SETS: "between sets (recorded with limits watched inside sets only)",
     HELD_TWIST_BIAS: "twist: a gyro's bias is not learnt yet (stand still for 2 s)",
-    HELD_LATERAL_HEADING: "lateral bend: a sensor's heading about the spine is not known (no range sweep; lunges cannot tell it)",
+    HELD_LATERAL_HEADING: (
+        "lateral bend: a sensor's heading about the spine is not known (no range sweep;"
+        " a lunge tells it after a rep on each side, once the gyro biases are known)"
+    ),
     HELD_BEFORE_NEUTRAL: "before neutral was set (the session's first moments): seen once it was, too late to buzz",
     HELD_PROVISIONAL: (
         "neutral was provisional (taken while moving): the still neutral found later shows this fault, too late to buzz"
