@@ -182,6 +182,7 @@ def test_without_out_the_session_is_recorded_in_the_sessions_folder_said_on_scre
     assert len(err) == 2 and "--resume needs --out" in err[0] and "exclude each other" in err[1]
 
 
+@pytest.mark.realtime
 def test_no_adapter_leaves_no_recording_and_the_retry_and_resume_work(tmp_path, monkeypatch, capsys):
     """`live --name X --out today.spinrec` on a laptop without Bluetooth: the
     same command can be run again, and --resume adds no empty segment."""
