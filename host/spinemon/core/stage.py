@@ -7,7 +7,7 @@ with the stage, so later blocks do not change it) and takes one back
 uses it to run a block's samples again from where the block began (a
 re-zero after drift inside a block, ``Pipeline._monitor``); the tests check
 that ``state()`` -> ``restore()`` -> going on gives exactly what never
-stopping gives (tests/test_stages.py).
+stopping gives (tests/core/test_stages.py).
 
 Each stage's ``update(...)`` takes what that stage needs (see the table in
 docs/architecture.md, "The stages"), so the protocol declares only what

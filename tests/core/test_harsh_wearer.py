@@ -2,7 +2,7 @@
 moving 1.2 s after the start, gyro zero-rate offsets up to 35 deg/s, 25-50 Hz,
 unlabelled sets whose very first rep is the bad one.
 
-The simulator is not the judge (tests/test_real_gait.py and tests/test_broad.py
+The simulator is not the judge (tests/real/test_real_gait.py and tests/real/test_broad.py
 are); these check that what real data showed does not break the product's path
 (``run_simulated`` drives the real pipeline through the live transport).
 """

@@ -33,6 +33,9 @@ from tests.support.emulated_ble.firmware_bridge import BridgeError, FirmwareBrid
 from spinemon.errors import SpinemonError
 from spinemon.core.pipeline import PHASE_MONITOR, Pipeline, PipelineSettings
 
+# waits on the wall clock: `make test` runs it in the real-time lane (tests/lanes.py)
+pytestmark = pytest.mark.realtime
+
 FAKES_DIR = ROOT / "tests" / "firmware" / "fakes"
 FULL_DUTY = 255 * 257  # strength 255 -> PWM duty (firmware/haptics.py)
 

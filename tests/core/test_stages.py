@@ -9,7 +9,7 @@ stage's output sample by sample, its records and its final state must be
 the same as in the uncut run. The calls between updates (a label, a new
 neutral, the start of a piece) stay where the pipeline made them.
 
-The whole chain under random splits is tests/test_split_invariance.py; the
+The whole chain under random splits is tests/core/test_split_invariance.py; the
 fusion core, angles, detector, reps, drift and clock have their own split
 tests beside their modules. Sessions: simulated (a range-of-motion sweep,
 labelled and unlabelled sets, faults, one IMU, a hold) and a real walk

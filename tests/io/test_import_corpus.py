@@ -13,7 +13,7 @@ import pytest
 from spinemon.app import cli
 from tests.import_corpus import FORMATS
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "import.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "import.md"
 
 
 @pytest.mark.parametrize("name", list(FORMATS))

@@ -23,6 +23,9 @@ from spinemon.io.recording import KIND_RX, RecordingWriter, load
 from spinemon.app.session import header_for, run_live
 from spinemon.app.replay import replay
 
+# waits on the wall clock: `make test` runs it in the real-time lane (tests/lanes.py)
+pytestmark = pytest.mark.realtime
+
 
 def run(coro, timeout=30.0):
     return asyncio.run(asyncio.wait_for(coro, timeout))

@@ -20,7 +20,7 @@ from spinemon.io.recording import KIND_RX, load
 from spinemon.app.replay import recorded_events, replay
 
 RX_DIGEST = "385e2facf0de0fdee7bd7f8f913baf5acd01989cee8226dc686423b2746bc3cd"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_a_format_1_recording_loads_and_replays_its_live_events():

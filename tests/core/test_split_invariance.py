@@ -208,7 +208,7 @@ def test_real_gait_walks_split_alike(gait_dir, tmp_path, trial):
     back of a person standing, walking and turning, imported with `spinemon
     import` as the file comes. Watched as a curl with every limit on, also
     between sets, so the detector and the standing tracker run on real data
-    (the shadow detector sees the walk in tests/test_stages.py); frame by
+    (the shadow detector sees the walk in tests/core/test_stages.py); frame by
     frame, long blocks and a prime-sized split agree."""
     rec = import_gait(gait_dir, tmp_path, trial)
     s = replace(PipelineSettings.from_dict(rec.header["settings"]), exercise="curl", monitor_between_sets=True)

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.micropython
 FAULT_AT_S = 3.0  # the scenario's [[faults]] at_s (world time: the board's clock from its start)
 
 
+@pytest.mark.realtime
 def test_a_lost_sensor_is_said_live_and_in_the_recording(tmp_path, capsys):
     out = tmp_path / "u.spinrec"
     exe = Path(sys.executable).with_name("spinemon")

@@ -22,15 +22,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 
 #: commands that do not run here, with the reason (a README line starting ``spinemon <word>``)
 NOT_HERE = {
-    "live": "needs a wearable, or a simulated session that runs in real time (minutes); covered by tests/test_live.py",
+    "live": "needs a wearable, or a simulated session that runs in real time (minutes); covered by tests/app/test_live.py",
     "scan": "needs a Bluetooth adapter",
-    "calibrate": "needs a wearable; covered by tests/test_calibrate.py",
-    "demo": "make demo runs it; covered by tests/test_cli.py",
+    "calibrate": "needs a wearable; covered by tests/app/test_calibrate.py",
+    "demo": "make demo runs it; covered by tests/app/test_cli.py",
 }
 
 

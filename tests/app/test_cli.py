@@ -146,7 +146,7 @@ def test_a_damaged_recording_replays_with_notes_saying_what_was_repaired(tmp_pat
 def test_a_format_1_recording_replays_from_the_command_line(capsys):
     from pathlib import Path
 
-    f = Path(__file__).resolve().parent / "fixtures" / "recording-v1.spinrec"
+    f = Path(__file__).resolve().parents[1] / "fixtures" / "recording-v1.spinrec"
     assert main(["replay", str(f)]) == 0
     out = capsys.readouterr().out
     # recorded by an earlier spinemon: the same event, as it fired live; since then the

@@ -17,7 +17,7 @@ import pytest
 from fuzz import campaign, mpy_target, targets
 from spinemon.errors import RecordingError
 
-CRASH_DIR = Path(__file__).resolve().parent / "fuzz" / "crashes"
+CRASH_DIR = Path(__file__).resolve().parents[1] / "fuzz" / "crashes"
 
 # crash signature prefix -> the bug, reported to the lead with a suggested fix
 KNOWN_BUGS: dict[str, str] = {}

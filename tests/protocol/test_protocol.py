@@ -6,7 +6,7 @@ escapes, COBS stream framing and resynchronisation, CRC agreement between the
 C and the pure-Python implementation, explicit clamping and counter wrap, frame
 size limits, and the worked hex examples in docs/protocol.md.
 
-The strategies defined here are reused by tests/test_protocol_micropython.py.
+The strategies defined here are reused by tests/protocol/test_protocol_micropython.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import spinemon_protocol as P
 from spinemon.errors import ProtocolError, SpinemonError
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 STREAMS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -253,6 +253,7 @@ async def _stalled_client(port: int, token: str) -> socket.socket:
     return s
 
 
+@pytest.mark.realtime
 def test_a_frozen_page_does_not_delay_the_alerts_of_a_live_session(monkeypatch):
     _aiohttp()
     stalled, queues = [], []

@@ -131,7 +131,7 @@ def test_a_left_bend_past_its_limit_reads_as_past_the_left_limit():
     # the report's verdict counts the same way
     from spinemon.app.verdict import _past
 
-    assert _past({"kind": "lateral_bend", "peak_deg": -17.8, "limit_deg": 15.0}) == " 3 deg past your limit"
+    assert _past("lateral_bend", -17.8, 15.0) == " 3 deg past your limit"
 
 
 def test_live_alert_numbers_and_peaks_are_the_ones_replay_shows(tmp_path):
@@ -182,6 +182,7 @@ def test_without_out_the_session_is_recorded_in_the_sessions_folder_said_on_scre
     assert len(err) == 2 and "--resume needs --out" in err[0] and "exclude each other" in err[1]
 
 
+@pytest.mark.realtime
 def test_no_adapter_leaves_no_recording_and_the_retry_and_resume_work(tmp_path, monkeypatch, capsys):
     """`live --name X --out today.spinrec` on a laptop without Bluetooth: the
     same command can be run again, and --resume adds no empty segment."""

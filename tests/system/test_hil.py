@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 FAKES = ROOT / "tests" / "firmware" / "fakes"
@@ -28,6 +28,9 @@ import spinemon_protocol as sp  # noqa: E402
 from hil.dut import Dut, flip_one_data_bit  # noqa: E402
 from hil.scenario import Truth, load, parse, scenario_names  # noqa: E402
 from spinemon.errors import ConfigError, SpinemonError, TransportError  # noqa: E402
+
+# waits on the wall clock: `make test` runs it in the real-time lane (tests/lanes.py)
+pytestmark = pytest.mark.realtime
 
 # Known failures the bench found; strict, so a fix turns them into an error
 # here and the marker must be removed.

@@ -37,7 +37,7 @@ from spinemon.app.cli import main
 from spinemon.errors import ConfigError
 from spinemon.io.atomic import ExistingOutputError, atomic_dir, refuse_existing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

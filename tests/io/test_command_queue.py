@@ -33,6 +33,9 @@ from spinemon.io.commands import CommandQueue
 from spinemon.io.recording import load
 from spinemon.io.transport import LinkOptions, LinkTransport, SimulatedMotor, Transport
 
+# waits on the wall clock: `make test` runs it in the real-time lane (tests/lanes.py)
+pytestmark = pytest.mark.realtime
+
 FRAME_S = 0.08  # one SAMPLES frame: 8 samples at 100 Hz
 RADIO_S = 0.01  # command -> ACK round trip of the emulated link
 

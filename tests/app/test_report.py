@@ -229,7 +229,7 @@ def test_the_sensors_own_checks_read_as_sentences(session):
 
 
 # ------------------------------------------------------------------ typed rows, the same files
-GOLDEN = Path(__file__).parent / "fixtures" / "report-golden.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "report-golden.json"
 
 
 def report_outputs(folder: Path, monkeypatch) -> dict:

@@ -733,6 +733,7 @@ def test_a_link_that_stops_being_trusted_gets_nothing_more(tmp_path):
     assert _issue12(tmp_path, UNTRUSTED_SILENT) == {"untrusted": "silent"}
 
 
+@pytest.mark.realtime
 def test_the_live_link_setup_resyncs_a_new_wearable_and_streams_over_the_emulated_radio():
     """spinemon live's own LinkSetup and BleTransport against the real firmware:
     a new wearable (no counter floor) refuses SET_GUARD as stale; the setup

@@ -22,12 +22,16 @@ import asyncio
 import struct
 
 import bleak
+import pytest
 
 import spinemon_protocol as P
 from mpy_runner import FIRMWARE_DIR, PROTOCOL_DIR, ROOT, micropython_binary, require
 from tests.support.emulated_ble import BumbleClient, EmulatedRadio, LinkFaults
 from tests.support.emulated_ble.firmware_bridge import FirmwareBridge, FirmwareOptions
 from spinemon.core.stream import FrameDecoder
+
+# waits on the wall clock: `make test` runs it in the real-time lane (tests/lanes.py)
+pytestmark = pytest.mark.realtime
 
 FAKES_DIR = ROOT / "tests" / "firmware" / "fakes"
 RESEND_FRAMES = 16  # firmware/device.py RESEND_FRAMES (read from the source below)

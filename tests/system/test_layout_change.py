@@ -83,7 +83,7 @@ def test_a_live_session_fed_mutated_valid_frames_keeps_running_and_replays(tmp_p
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from fuzz.valid_frames import mutate_valid
 
     s, frames = _session()

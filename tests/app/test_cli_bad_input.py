@@ -352,7 +352,7 @@ def test_every_command_has_bad_input_rows() -> None:
     assert {"demo", "simulate", "replay", "live", "scan"} <= set(commands), commands  # the parse found the list
     covered = {c.argv[0] for c in CASES if c.argv}
     missing = [c for c in commands if c not in covered]
-    assert not missing, f"commands without bad-input rows in tests/test_cli_bad_input.py CASES: {missing}"
+    assert not missing, f"commands without bad-input rows in tests/app/test_cli_bad_input.py CASES: {missing}"
 
 
 def test_forked_runs_match_real_subprocesses(setup, results) -> None:

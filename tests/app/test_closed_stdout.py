@@ -11,7 +11,7 @@ import pytest
 
 from spinemon.app.closed_stdout import EXIT_STDOUT_CLOSED
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = {
     "hil list": ["-m", "hil", "list"],
     "spinemon replay": ["-m", "spinemon.app.cli", "replay", "tests/fixtures/recording-v1.spinrec"],

@@ -26,7 +26,7 @@ from spinemon.app import cli
 from spinemon.app.simrun import run_simulated
 from spinemon.io import sim
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SHAPES = FIXTURES / "replay-json-shapes.json"
 
 

@@ -154,11 +154,12 @@ def test_bad_options_give_clear_errors():
     for kw in ({}, dict(sim=True, port="loop://"), dict(sim=True, exercise="bench_press"), dict(sim=True, speed=0)):
         with pytest.raises(ConfigError):
             LiveOptions(**kw)
-    # the CLI turns these into one line on stderr (tests/test_cli.py)
+    # the CLI turns these into one line on stderr (tests/app/test_cli.py)
     with pytest.raises(ConfigError, match="unknown exercise"):
         main(argparse.Namespace(sim=True, exercise="nope", address=None, name=None, port=None, out=None), io.StringIO())
 
 
+@pytest.mark.realtime
 def test_live_over_the_emulated_ble_radio(tmp_path):
     session = sim.simulate([sim.SetSpec("deadlift", 3, {2: "rounding"}, rest_s=1.0)], seed=4, rom=False)
     out = tmp_path / "ble.rec"
@@ -193,6 +194,7 @@ def test_live_over_the_emulated_ble_radio(tmp_path):
     assert [e.as_dict() for e in replay(rec).events] == rec.meta_of("summary")[0]["events"]
 
 
+@pytest.mark.realtime
 def test_heartbeat_keeps_the_wearable_informed_while_connected():
     async def main_():
         options = LiveOptions(sim=True, speed=15, exercise="deadlift")
