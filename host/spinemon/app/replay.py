@@ -25,7 +25,6 @@ from dataclasses import replace
 import numpy as np
 
 import spinemon_protocol as proto
-
 from spinemon.app.results import SegmentReplay, SessionResult, summary_of
 from spinemon.app.session_summary import DeviceCounts, HeldBack, Monitoring, Summary, sum_counts
 from spinemon.core.detect import Event

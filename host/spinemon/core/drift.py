@@ -93,7 +93,9 @@ class DriftMonitor:
     def checked(self, set_number: int) -> bool:
         return set_number in self._checked
 
-    def standing_mask(self, block: SampleBlock, gravity: dict[str, np.ndarray], upper: Mounting) -> np.ndarray:
+    def standing_mask(
+        self, block: SampleBlock, gravity: dict[str, np.ndarray], upper: Mounting
+    ) -> np.ndarray:
         """Per sample: still and upright (what a standing stretch is made of);
         sample by sample, so a piece of a block's mask is the piece's own."""
         still = still_mask(block, self.still)

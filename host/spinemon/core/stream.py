@@ -559,9 +559,13 @@ class _Chain:
         )  # fmt: skip
         # the CRC last, and only where it decides something (the frame after
         # a bad one never starts a stretch: the rules place it first)
-        at = np.flatnonzero(follows).tolist()
-        if at:
-            bad = [k for k in at if _crc_hqx(frames[k][:-2], 0xFFFF) != (frames[k][-2] | (frames[k][-1] << 8))]
+        checked = np.flatnonzero(follows).tolist()
+        if checked:
+            bad = [
+                k
+                for k in checked
+                if _crc_hqx(frames[k][:-2], 0xFFFF) != (frames[k][-2] | (frames[k][-1] << 8))
+            ]
             follows[bad] = False
         self.follows = follows
         nxt = np.flatnonzero(~follows)
