@@ -61,7 +61,7 @@ def run(report, quick: bool = False) -> dict:
         "was 63); the loader builds its `Record`s without the frozen dataclass's per-field `__setattr__` (about 0.6 us "
         "a record against 4.6); the chain's CRC-16 in one tight pass; the drift monitor's still-and-upright mask once "
         "per block, not per piece; a frame's few rows (at most 64) rotated directly, not looked up among the shared "
-        "rotations. Results equal frame by frame (asserted in the replay section and tests/test_split_invariance.py). "
+        "rotations. Results equal frame by frame (asserted in the replay section and tests/core/test_split_invariance.py). "
         "What is left of the gap, in CPU seconds of the hour (per-stage timer, the quietest of 3 interleaved runs; "
         "VQF 0.25-0.30 there): the parser ~0.18 (a Python step per record: two CRC-32 checks and a `Record`), "
         "decode ~0.10, fusion ~0.07, angles ~0.09, segmenter ~0.14, drift and limit watch piece by piece ~0.22 "

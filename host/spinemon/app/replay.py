@@ -24,7 +24,6 @@ from dataclasses import replace
 
 import numpy as np
 
-import spinemon_protocol as proto
 from spinemon.app.results import SegmentReplay, SessionResult, summary_of
 from spinemon.app.session_summary import DeviceCounts, HeldBack, Monitoring, Summary, sum_counts
 from spinemon.core.detect import Event
@@ -127,7 +126,7 @@ def _replay_records(
     device = DeviceAccounting()
     frames = 0
     t_last = None
-    batch = _Batch(pipeline, block_samples) if on_frame is None and block_samples > 1 else None
+    batch = _Batch(pipeline, block_samples, device) if on_frame is None and block_samples > 1 else None
     if batch is not None:
         # no caller looks at each frame: the RX records between two other
         # records go to the decoder together and their samples through the
@@ -143,10 +142,7 @@ def _replay_records(
                 run = records[i:j]
                 payloads = [r.payload for r in run]
                 frames += j - i
-                for frame in payloads:
-                    if len(frame) >= proto.MIN_FRAME and frame[1] == proto.T_STATUS:
-                        device.on_frame(frame)
-                batch.feed_many(payloads, [r.t_host for r in run])
+                batch.feed_many(payloads, [r.t_host for r in run])  # the device's STATUS as decoded
             if j < n:
                 m = _label_of(records[j])
                 if m is not None:
@@ -159,8 +155,8 @@ def _replay_records(
     for rec in records if batch is None else ():
         if rec.kind == KIND_RX:
             frames += 1
-            device.on_frame(rec.payload)
             res = pipeline.on_frame(rec.payload, rec.t_host)
+            device.on_items(res.other)  # the STATUS the pipeline's decoder decoded
             if res.t is not None and len(res.t):
                 t_last = float(res.t[-1])
             if on_frame is not None:
@@ -329,8 +325,9 @@ class _Batch:
     continue it: another sensor set or rate, the device clock not moving on
     (a restart or a clock fault: the pipeline sees it as live did), a label."""
 
-    def __init__(self, pipeline: Pipeline, limit: int) -> None:
+    def __init__(self, pipeline: Pipeline, limit: int, device: DeviceAccounting) -> None:
         self.pipeline = pipeline
+        self.device = device  # takes the STATUS frames as the decoder decodes them
         self.limit = limit  # samples per block, about
         self.frames: list[bytes] = []
         self.frame_t: list[float] = []
@@ -354,7 +351,10 @@ class _Batch:
         items = self.pipeline.decoder.feed_many(self.frames, self.frame_t, self.limit)
         self.frames, self.frame_t = [], []
         for item, th in items:
-            if not isinstance(item, SampleBlock) or not len(item):
+            if not isinstance(item, SampleBlock):
+                self.device.on_items((item,))
+                continue
+            if not len(item):
                 continue
             if self.blocks:
                 last = self.blocks[-1]
