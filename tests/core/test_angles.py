@@ -178,20 +178,25 @@ def test_a_read_only_block_is_rotated_once_and_its_pieces_share_it():
     fresh = block.copy()
     block.setflags(write=False)
     whole = m.to_body(block)
-    for a, b in ((0, 500), (17, 230), (499, 500), (250, 250)):
+    for a, b in ((0, 500), (17, 230), (499, 500), (250, 250), (100, 100 + angles_mod._DIRECT_ROWS + 1)):
         piece = m.to_body(block[a:b])
-        assert np.shares_memory(piece, whole) or b == a  # cut from the block's rotation
+        if b - a > angles_mod._DIRECT_ROWS:
+            assert np.shares_memory(piece, whole)  # cut from the block's rotation
+        else:  # a frame's few rows: rotated directly (quicker than looking them up), never shared
+            assert not np.shares_memory(piece, whole)
         assert np.array_equal(piece, m.to_body(fresh[a:b]))  # the bits of its own
+        assert np.array_equal(piece.view(np.uint64), whole[a:b].view(np.uint64))  # both ways: the same bits
     assert not whole.flags.writeable
     # another mounting, or a column view with other strides: rotated on its own
     other = Mounting.from_neutral([0.2, 0.9, 0.1])
-    assert not np.shares_memory(other.to_body(block[:10]), whole)
-    # writeable, or read-only over a writeable array: never shared (its numbers can change)
-    writeable = rng.standard_normal((50, 3))
+    assert not np.shares_memory(other.to_body(block[:100]), whole)
+    # writeable, or read-only over a writeable array: never shared (its numbers can change);
+    # more rows than a frame's, which are never shared anyway
+    writeable = rng.standard_normal((200, 3))
     r1 = m.to_body(writeable)
     writeable[:] += 1.0
     assert not np.array_equal(m.to_body(writeable), r1)
-    view = writeable[:20]
+    view = writeable[:100]
     view.setflags(write=False)
     r2 = m.to_body(view)
     writeable[:] += 1.0

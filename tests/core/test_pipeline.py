@@ -7,6 +7,7 @@ from spinemon.io import sim
 from spinemon.io.recording import load
 from spinemon.app.replay import recorded_events, replay
 from spinemon.app.simrun import run_simulated
+from spinemon.core.pipeline import Pipeline
 
 
 def overlaps(e, r, slack=0.3):
@@ -50,13 +51,19 @@ def test_more_exercises_and_faults_with_walking_between_sets(tmp_path):
     assert sum(1 for e in run.result.events if e.kind == "over_flexion") == 2
 
 
-def test_replay_reproduces_the_live_events_exactly(tmp_path):
+def test_replay_reproduces_the_live_events_exactly(tmp_path, monkeypatch):
     path = tmp_path / "s.spinrec"
     run = run_simulated(sim.demo_workout(), 5, out=path)
     rec = load(path)
     live = [e.as_dict() for e in run.result.events]
     assert recorded_events(rec) == live
+    blocks = []
+    on_block = Pipeline.on_block
+    monkeypatch.setattr(Pipeline, "on_block", lambda self, *a, **k: blocks.append(1) or on_block(self, *a, **k))
     again = replay(rec)
+    # in long blocks, cut only at labels: the alert records among the frames cut none (issue 27)
+    assert len(rec.meta_of("alert")) == len(live) > 0
+    assert len(blocks) <= len(rec.meta_of("label")) + 1
     assert [e.as_dict() for e in again.events] == live
     assert [a.counter for a in again.alerts] == [a.counter for a in run.result.alerts]
     assert [a.command for a in again.alerts] == [f for _, f in rec.frames_out()]

@@ -175,7 +175,7 @@ def test_one_sample_blocks_give_the_same_results(sessions, name):
 def test_a_provisional_neutral_replaced_mid_block_is_replaced_at_its_sample(tmp_path):
     """No still second at the start (the wearer fidgets): the provisional
     neutral comes within 1.5 s, the real one replaces it later, inside a block."""
-    from test_calibrate import _recording
+    from tests.app.test_calibrate import _recording  # (another folder: not on sys.path when this file runs alone)
 
     path = _recording(tmp_path, "fidget-then-still", [("sway", 12.0), ("still", 2.0), ("sway", 6.0)])
     rec = load(path)

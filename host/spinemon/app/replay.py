@@ -92,6 +92,25 @@ def _first_samples(records: list[Record]) -> tuple[float, float] | None:
     return None
 
 
+def _label_of(rec: Record) -> dict | None:
+    """The set label a record holds, if it is one (a META record of type "label")."""
+    if rec.kind != KIND_META:
+        return None
+    try:
+        m = rec.meta
+    except ValueError:
+        return None
+    return m if isinstance(m, dict) and m.get("type") == "label" else None
+
+
+def _what_if(label: dict, label_exercise: str | None) -> dict:
+    """``label`` with its exercise replaced by ``label_exercise`` (``replay
+    --exercise``: every labelled set as this exercise), if given."""
+    if label_exercise is None or label.get("exercise") is None:
+        return label
+    return {**label, "exercise": label_exercise, "side": None}
+
+
 def _replay_records(
     records: list[Record],
     settings: PipelineSettings,
@@ -108,33 +127,44 @@ def _replay_records(
     frames = 0
     t_last = None
     batch = _Batch(pipeline, block_samples, device) if on_frame is None and block_samples > 1 else None
-    for rec in records:
+    if batch is not None:
+        # no caller looks at each frame: the RX records between two other
+        # records go to the decoder together and their samples through the
+        # pipeline in long blocks; only a label cuts a block (it takes effect
+        # between the samples around it, as live)
+        n = len(records)
+        i = 0
+        while i < n:
+            j = i
+            while j < n and records[j].kind == KIND_RX:
+                j += 1
+            if j > i:
+                run = records[i:j]
+                payloads = [r.payload for r in run]
+                frames += j - i
+                batch.feed_many(payloads, [r.t_host for r in run])  # the device's STATUS as decoded
+            if j < n:
+                m = _label_of(records[j])
+                if m is not None:
+                    batch.flush()
+                    m = _what_if(m, label_exercise)
+                    pipeline.on_label(m)
+                    if on_label is not None:
+                        on_label(m, pipeline)
+            i = j + 1
+    for rec in records if batch is None else ():
         if rec.kind == KIND_RX:
             frames += 1
-            if batch is not None:
-                # no caller looks at each frame: decode now, run the samples in long blocks
-                batch.feed(rec.payload, rec.t_host)
-                continue
             res = pipeline.on_frame(rec.payload, rec.t_host)
             device.on_items(res.other)  # the STATUS the pipeline's decoder decoded
             if res.t is not None and len(res.t):
                 t_last = float(res.t[-1])
             if on_frame is not None:
                 on_frame(rec.payload, rec.t_host, res, pipeline)
-        elif rec.kind == KIND_META:
-            if batch is not None:
-                batch.flush()  # a label takes effect between the samples around it, as live
-            try:
-                m = rec.meta
-            except ValueError:
-                continue
-            if isinstance(m, dict) and m.get("type") == "label":
-                if label_exercise is not None and m.get("exercise") is not None:
-                    m = {
-                        **m,
-                        "exercise": label_exercise,
-                        "side": None,
-                    }  # the what-if: every set as this exercise
+        else:
+            m = _label_of(rec)
+            if m is not None:
+                m = _what_if(m, label_exercise)
                 pipeline.on_label(m)
                 if on_label is not None:
                     on_label(m, pipeline)
@@ -306,11 +336,15 @@ class _Batch:
         self.samples = 0
         self.t_last: float | None = None
 
-    def feed(self, frame: bytes, t_host: float) -> None:
-        self.frames.append(frame)
-        self.frame_t.append(t_host)
-        if len(self.frames) >= 4096:
+    def feed_many(self, frames: list[bytes], t_hosts: list[float]) -> None:
+        """Frames received one after another (decoded 4096 at a time)."""
+        self.frames.extend(frames)
+        self.frame_t.extend(t_hosts)
+        while len(self.frames) >= 4096:
+            frames, t_hosts = self.frames, self.frame_t
+            self.frames, self.frame_t = frames[:4096], t_hosts[:4096]
             self._decode()
+            self.frames, self.frame_t = frames[4096:], t_hosts[4096:]
 
     def _decode(self) -> None:
         """The frames so far, decoded in one go (runs of frames become one block)."""

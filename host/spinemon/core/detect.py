@@ -518,7 +518,7 @@ class EventDetector:
             w.blocked, w.first_badness, w.n_past = blocked, first_badness, n_past
         self.context = dict(state["context"])
 
-    def _limit(self, kind: str) -> float | None:
+    def _limits_by_kind(self) -> dict[str, float | None]:
         lim = self.limits
         return {
             OVER_FLEXION: lim.flexion_deg,
@@ -528,7 +528,7 @@ class EventDetector:
             SWING: lim.swing_deg_s,
             SPINE_CREEP: lim.creep_deg,
             FORWARD_LEAN: lim.lean_deg,
-        }[kind]
+        }
 
     def update(
         self,
@@ -551,8 +551,9 @@ class EventDetector:
             SPINE_CREEP: lumbar,
             FORWARD_LEAN: lumbar,
         }
+        limits = self._limits_by_kind()  # once per block, not per kind
         for kind, w in self._watches.items():
-            limit = self._limit(kind)
+            limit = limits[kind]
             if limit is None or signals[kind] is None:
                 if limit is None and (w.candidate is not None or w.active is not None) and len(t):
                     self._drop(
@@ -570,7 +571,7 @@ class EventDetector:
                 badness = np.abs(x)
                 lim = abs(limit)
             # fast path: nothing going on and nothing past the limit in this block
-            if w.candidate is None and w.active is None and not w.blocked and not np.any(badness > lim):
+            if w.candidate is None and w.active is None and not w.blocked and not (badness > lim).any():
                 continue
             self._scan(w, limit, lim, badness, x, t, seq, out)
         if len(out.alerts) > 1:  # same order however the stream is cut into blocks

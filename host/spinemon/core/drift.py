@@ -93,11 +93,27 @@ class DriftMonitor:
     def checked(self, set_number: int) -> bool:
         return set_number in self._checked
 
-    def update(self, block: SampleBlock, gravity: dict[str, np.ndarray], upper: Mounting) -> None:
-        """One block with each sensor's fused gravity direction; ``upper`` the
-        upper sensor's mounting (what says upright)."""
+    def standing_mask(
+        self, block: SampleBlock, gravity: dict[str, np.ndarray], upper: Mounting
+    ) -> np.ndarray:
+        """Per sample: still and upright (what a standing stretch is made of);
+        sample by sample, so a piece of a block's mask is the piece's own."""
         still = still_mask(block, self.still)
         still &= upper.to_body(gravity["upper"])[:, 0] > np.cos(np.radians(UPRIGHT_DEG))
+        return still
+
+    def update(
+        self,
+        block: SampleBlock,
+        gravity: dict[str, np.ndarray],
+        upper: Mounting,
+        standing: np.ndarray | None = None,
+    ) -> None:
+        """One block with each sensor's fused gravity direction; ``upper`` the
+        upper sensor's mounting (what says upright). ``standing``: the
+        block's :meth:`standing_mask` if the caller has it already (cut from
+        a longer block's)."""
+        still = self.standing_mask(block, gravity, upper) if standing is None else standing
         run = self._run
         if run is not None and set(run.sums) != set(block.sensors):
             self._close(run)  # the sensors changed: a new stretch

@@ -733,6 +733,10 @@ class Pipeline:
     ) -> tuple[int, bool]:
         """Drift and detection piece by piece; returns how many samples were
         watched (all, unless a re-zero cut the block after its sample) and whether one happened."""
+        # still and upright per sample, once for the block: every piece is
+        # drift-checked with the mounting in force at the block's start (a
+        # re-zero ends the loop at its piece)
+        standing = self.drift.standing_mask(fused.block, fused.gravity, cal.mounting["upper"])
         for p in segs.pieces():
             self.watch.begin_piece(p.context, p.records)
             formed_with = (
@@ -743,7 +747,7 @@ class Pipeline:
             b = p.a + 1 if rezeroed else p.b  # a re-zero: the new mounting from the next sample on
             f = fused.slice(p.a, b)
             self._keep_provisional(f, segs.armed[p.a : b])
-            self.drift.update(f.block, f.gravity, formed_with.mounting["upper"])
+            self.drift.update(f.block, f.gravity, formed_with.mounting["upper"], standing[p.a : b])
             out = self.watch.update(
                 f,
                 ang.slice(p.a, b),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import math
+from binascii import crc_hqx as _crc_hqx  # CRC-16/CCITT-FALSE in C, as proto.crc16
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -558,10 +559,14 @@ class _Chain:
         )  # fmt: skip
         # the CRC last, and only where it decides something (the frame after
         # a bad one never starts a stretch: the rules place it first)
-        for k in np.flatnonzero(follows).tolist():
-            f = frames[k]
-            if proto.crc16(memoryview(f)[:-2]) != (f[-2] | (f[-1] << 8)):
-                follows[k] = False
+        checked = np.flatnonzero(follows).tolist()
+        if checked:
+            bad = [
+                k
+                for k in checked
+                if _crc_hqx(frames[k][:-2], 0xFFFF) != (frames[k][-2] | (frames[k][-1] << 8))
+            ]
+            follows[bad] = False
         self.follows = follows
         nxt = np.flatnonzero(~follows)
         self._next_break = np.append(nxt, m)
