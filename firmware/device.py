@@ -21,7 +21,7 @@ from guard import Guard
 from haptics import Haptics
 from sampler import FrameQueue, Sampler, SentRing
 
-FW_VERSION = (0, 4, 0)  # 0.2: STATUS carries heap_free; 0.3: SF_GUARD_BUZZED, HAPTIC ACK value, guard confirmation rule; 0.4: hardware faults (SF_SENSOR_LOST, STATUS fault fields, E_STORAGE)
+FW_VERSION = (0, 5, 0)  # 0.2: STATUS carries heap_free; 0.3: SF_GUARD_BUZZED, HAPTIC ACK value, guard confirmation rule; 0.4: hardware faults (SF_SENSOR_LOST, STATUS fault fields, E_STORAGE); 0.5: the guard runs the host's gravity filter (config fusion_tau_acc_s, fusion_acc_rejection_m_s2)
 BUTTON_DEBOUNCE_MS = 50
 BATTERY_PERIOD_MS = 10000
 STATUS_PERIOD_MS = 1000
@@ -196,7 +196,7 @@ class Device:
             self.counter_resync = True
             self.log("command counter %s: BLE commands refused until the host resyncs (GET_STATUS)" % self.store.counter_state)
         c = self.cfg
-        self.guard = Guard(self.lower is not None, c["tau_acc_s"], c["acc_rejection_m_s2"])
+        self.guard = Guard(self.lower is not None, c["fusion_tau_acc_s"], c["fusion_acc_rejection_m_s2"])
         self.guard.set_thresholds(c["guard_flex_cdeg"], c["guard_ext_cdeg"], c["guard_mode"])
         if c["calibrated"]:
             self.guard.set_calibration(c["offset_upper"], c["offset_lower"])
