@@ -37,6 +37,9 @@ TEST = ROOT / "tests" / "test_full_chain.py"
 STAGES = (
     ("total", "first sample past the limit -> motor on (every fault)"),
     ("detect_hold", "host confirmation (quick rule: 3 deg deeper than the first sample past, >= 2 samples)"),
+    ("guard_lag", "device-buzzed: the guard's first sample past the limit, after the host's (negative: before)"),
+    ("guard_hold", "device-buzzed: the guard's confirmation (its first sample past -> the sample it confirmed on)"),
+    ("read_to_motor", "device-buzzed: the IMU takes the confirming sample -> the firmware reads it, the guard fires, motor on"),
     ("device_batch", "host-buzzed only: device batching (samples per frame, IMU poll, notify pacing)"),
     ("link_up", "host-buzzed only: link, device -> host"),
     ("host", "host-buzzed only: host processing (decode, fusion, detection)"),
