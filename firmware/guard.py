@@ -25,8 +25,8 @@ G = 9.80665
 _RAD_TO_CDEG = 18000.0 / math.pi
 # the host's FusionSettings defaults (spinemon.core.fusion_settings) that the
 # wearable cannot be told: rest detection, gyro bias, trust-weight smoothing
-_REST_GYR = math.radians(2.0)  # rad/s
-_REST_ACC = 0.5  # m/s^2
+_REST_GYR2 = math.radians(2.0) ** 2  # (rad/s)^2: a rest candidate turns slower than 2 deg/s
+_REST_ACC2 = 0.5**2  # (m/s^2)^2: and | |a| - g | is under 0.5 m/s^2
 _REST_MIN_S = 1.5
 _TAU_BIAS_S = 5.0
 _REJ_TAU_S = 3.0
@@ -65,20 +65,17 @@ class GravityFilter:
         k2 = k * k
         norm = 1.0 / (1.0 + math.sqrt(2.0) * k + k2)
         b0 = k2 * norm
-        self.b0 = b0
-        self.b1 = 2.0 * b0
-        self.b2 = b0
-        self.a1 = 2.0 * (k2 - 1.0) * norm
-        self.a2 = (1.0 - math.sqrt(2.0) * k + k2) * norm
+        a1 = 2.0 * (k2 - 1.0) * norm
+        a2 = (1.0 - math.sqrt(2.0) * k + k2) * norm
         # scipy.signal.lfilter_zi for a unit step: solve [[1 + a1, -1], [a2, 1]] zi = b[1:] - a[1:] b0
-        r0 = self.b1 - self.a1 * b0
-        r1 = self.b2 - self.a2 * b0
-        self.zi0 = (r0 + r1) / (1.0 + self.a1 + self.a2)
-        self.zi1 = r1 - self.a2 * self.zi0
-        self.half_dt = 0.5 * dt
-        self.rej_k = 1.0 - math.exp(-dt / _REJ_TAU_S)
-        self.rej2 = self.acc_rejection * self.acc_rejection if self.acc_rejection > 0.0 else -1.0
-        self.rest_min_n = max(1, int(round(_REST_MIN_S * rate)))
+        r0 = 2.0 * b0 - a1 * b0
+        r1 = b0 - a2 * b0
+        self.zi0 = (r0 + r1) / (1.0 + a1 + a2)
+        self.zi1 = r1 - a2 * self.zi0
+        rej_k = 1.0 - math.exp(-dt / _REJ_TAU_S)
+        rej2 = self.acc_rejection * self.acc_rejection if self.acc_rejection > 0.0 else -1.0
+        # everything update() reads, unpacked into locals in one go (MicroPython: locals are fast, attributes are not)
+        self._co = (b0, 2.0 * b0, b0, a1, a2, 0.5 * dt, rej_k, 1.0 - rej_k, rej2, max(1, int(round(_REST_MIN_S * rate))))
         self.bias_keep = 1.0 - (1.0 - math.exp(-dt / _TAU_BIAS_S))
         self.bias_mean_n = max(1, int(round(_TAU_BIAS_S * rate)))
 
@@ -90,22 +87,15 @@ class GravityFilter:
         self.ux = ux
         self.uy = uy
         self.uz = uz
-        self.qw = 1.0
-        self.qx = self.qy = self.qz = 0.0
         z0 = self.zi0 * G
         z1 = self.zi1 * G
-        self.z0x, self.z0y, self.z0z = z0 * ux, z0 * uy, z0 * uz
-        self.z1x, self.z1y, self.z1z = z1 * ux, z1 * uy, z1 * uz
-        self.lx, self.ly, self.lz = G * ux, G * uy, G * uz
-        self.ms = 0.0
-        self.w = 1.0
-        self.run = 0
-        self.bx = self.by = self.bz = 0.0
-        self.hbx = self.hby = self.hbz = 0.0
-        self.sx = self.sy = self.sz = 0.0
+        # quaternion; low-pass state z0, z1; its output latched at the last chunk end; mean square
+        # deviation of |a|; trust weight; rest run; held bias; position in the chunk
+        self._st = (1.0, 0.0, 0.0, 0.0, z0 * ux, z0 * uy, z0 * uz, z1 * ux, z1 * uy, z1 * uz, G * ux, G * uy, G * uz, 0.0, 1.0, 0, 0.0, 0.0, 0.0, 0)
+        self.bx = self.by = self.bz = 0.0  # live bias estimate
+        self.sx = self.sy = self.sz = 0.0  # rest gyro sums in the open chunk
         self.nr = 0
-        self.count = 0
-        self.phase = 0
+        self.count = 0  # rest samples that fed the bias estimate
         self.initialized = True
 
     def update(self, ax, ay, az, gx, gy, gz, dt):
@@ -118,27 +108,29 @@ class GravityFilter:
                 self._start(ax, ay, az, an)
             else:
                 return
-        dev = math.sqrt(ax * ax + ay * ay + az * az) - G
+        b0, b1, b2, a1, a2, hdt, rej_k, rej_keep, rej2, rest_min_n = self._co
+        qw, qx, qy, qz, z0x, z0y, z0z, z1x, z1y, z1z, lx, ly, lz, ms, w, run, hbx, hby, hbz, phase = self._st
+        sqrt = math.sqrt
+        dev = sqrt(ax * ax + ay * ay + az * az) - G
         dev2 = dev * dev
-        ms = self.ms = self.rej_k * dev2 + (1.0 - self.rej_k) * self.ms
-        if gx * gx + gy * gy + gz * gz < _REST_GYR * _REST_GYR and dev2 < _REST_ACC * _REST_ACC:
-            self.run += 1
+        ms = rej_k * dev2 + rej_keep * ms
+        if gx * gx + gy * gy + gz * gz < _REST_GYR2 and dev2 < _REST_ACC2:
+            run += 1
         else:
-            self.run = 0
-        rest = self.rest = self.run >= self.rest_min_n
+            run = 0
+        rest = self.rest = run >= rest_min_n
         if rest:
             self.sx += gx
             self.sy += gy
             self.sz += gz
             self.nr += 1
-        ox = gx - self.hbx
-        oy = gy - self.hby
-        oz = gz - self.hbz
+        ox = gx - hbx
+        oy = gy - hby
+        oz = gz - hbz
         # rotation over one sample
-        hdt = self.half_dt
         h2 = (ox * ox + oy * oy + oz * oz) * hdt * hdt
         if h2 > _TAYLOR_MAX:
-            t = math.sqrt(h2)
+            t = sqrt(h2)
             c = math.cos(t)
             s = math.sin(t) / t * hdt
         else:
@@ -147,10 +139,6 @@ class GravityFilter:
         dx = s * ox
         dy = s * oy
         dz = s * oz
-        qw = self.qw
-        qx = self.qx
-        qy = self.qy
-        qz = self.qz
         qw, qx, qy, qz = (
             qw * c - qx * dx - qy * dy - qz * dz,
             qw * dx + qx * c + qy * dz - qz * dy,
@@ -176,7 +164,6 @@ class GravityFilter:
         r20 = xz - wy
         r12 = yz - wx
         r21 = yz + wx
-        w = self.w
         ax *= w
         ay *= w
         az *= w
@@ -184,69 +171,61 @@ class GravityFilter:
         iy = r10 * ax + r11 * ay + r12 * az
         iz = r20 * ax + r21 * ay + r22 * az
         # second-order low-pass, transposed direct form II (as scipy.signal.lfilter)
-        b0 = self.b0
-        b1 = self.b1
-        b2 = self.b2
-        a1 = self.a1
-        a2 = self.a2
-        hx = b0 * ix + self.z0x
-        self.z0x = b1 * ix - a1 * hx + self.z1x
-        self.z1x = b2 * ix - a2 * hx
-        hy = b0 * iy + self.z0y
-        self.z0y = b1 * iy - a1 * hy + self.z1y
-        self.z1y = b2 * iy - a2 * hy
-        hz = b0 * iz + self.z0z
-        self.z0z = b1 * iz - a1 * hz + self.z1z
-        self.z1z = b2 * iz - a2 * hz
+        hx = b0 * ix + z0x
+        z0x = b1 * ix - a1 * hx + z1x
+        z1x = b2 * ix - a2 * hx
+        hy = b0 * iy + z0y
+        z0y = b1 * iy - a1 * hy + z1y
+        z1y = b2 * iy - a2 * hy
+        hz = b0 * iz + z0z
+        z0z = b1 * iz - a1 * hz + z1z
+        z1z = b2 * iz - a2 * hz
         # the sensor-frame direction uses the output latched at the last chunk end
-        lx = self.lx
-        ly = self.ly
-        lz = self.lz
         vx = r00 * lx + r10 * ly + r20 * lz
         vy = r01 * lx + r11 * ly + r21 * lz
         vz = r02 * lx + r12 * ly + r22 * lz
-        n = math.sqrt(vx * vx + vy * vy + vz * vz)
+        n = sqrt(vx * vx + vy * vy + vz * vz)
         if n > 0.0:
             self.ux = vx / n
             self.uy = vy / n
             self.uz = vz / n
-        if self.phase == _CHUNK - 1:  # chunk end: latch output, weight and bias; renormalise the quaternion
-            self.phase = 0
-            n = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+        if phase == _CHUNK - 1:  # chunk end: latch output, weight and bias; renormalise the quaternion
+            phase = 0
+            n = sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
             qw /= n
             qx /= n
             qy /= n
             qz /= n
-            self.lx = hx
-            self.ly = hy
-            self.lz = hz
-            self.w = self.rej2 / ms if 0.0 < self.rej2 < ms else 1.0
-            nr = self.nr
-            if nr:
-                count = self.count
-                if count < self.bias_mean_n:
-                    c1 = count + nr
-                    self.bx = (count * self.bx + self.sx) / c1
-                    self.by = (count * self.by + self.sy) / c1
-                    self.bz = (count * self.bz + self.sz) / c1
-                else:
-                    dn = self.bias_keep**nr
-                    en = (1.0 - dn) / nr
-                    self.bx = dn * self.bx + en * self.sx
-                    self.by = dn * self.by + en * self.sy
-                    self.bz = dn * self.bz + en * self.sz
-                self.count = count + nr
-                self.sx = self.sy = self.sz = 0.0
-                self.nr = 0
-            self.hbx = self.bx
-            self.hby = self.by
-            self.hbz = self.bz
+            lx = hx
+            ly = hy
+            lz = hz
+            w = rej2 / ms if 0.0 < rej2 < ms else 1.0
+            hbx, hby, hbz = self._learn_bias()
         else:
-            self.phase += 1
-        self.qw = qw
-        self.qx = qx
-        self.qy = qy
-        self.qz = qz
+            phase += 1
+        self._st = (qw, qx, qy, qz, z0x, z0y, z0z, z1x, z1y, z1z, lx, ly, lz, ms, w, run, hbx, hby, hbz, phase)
+
+    def _learn_bias(self):
+        """At a chunk end: the rest samples of the chunk feed the bias
+        estimate (a running mean, then an IIR); returns the bias to use."""
+        nr = self.nr
+        if nr:
+            count = self.count
+            if count < self.bias_mean_n:
+                c1 = count + nr
+                self.bx = (count * self.bx + self.sx) / c1
+                self.by = (count * self.by + self.sy) / c1
+                self.bz = (count * self.bz + self.sz) / c1
+            else:
+                dn = self.bias_keep**nr
+                en = (1.0 - dn) / nr
+                self.bx = dn * self.bx + en * self.sx
+                self.by = dn * self.by + en * self.sy
+                self.bz = dn * self.bz + en * self.sz
+            self.count = count + nr
+            self.sx = self.sy = self.sz = 0.0
+            self.nr = 0
+        return self.bx, self.by, self.bz
 
     def sagittal_rad(self):
         return math.atan2(self.uz, self.ux)
