@@ -10,9 +10,9 @@
 # correction with a 1 s constant, lagged or led the host's by up to a degree
 # after each bend and crossed a sample later in about a third of them). A
 # test holds the two equal (tests/firmware/test_guard_filter.py).
-#   tau_acc_s           time constant of the accelerometer low-pass
+#   fusion_tau_acc_s    time constant of the accelerometer low-pass
 #                       (second-order Butterworth in the gyro-integrated frame)
-#   acc_rejection_m_s2  0: every accelerometer sample counts (the host's
+#   fusion_acc_rejection_m_s2 0: every accelerometer sample counts (the host's
 #                       default); else a trust weight (threshold/deviation)^2
 #                       once the mean square deviation of |a| from g passes it
 # On the ESP32 MicroPython floats are single precision (docs/hardware.md).

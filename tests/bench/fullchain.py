@@ -114,7 +114,10 @@ def run(report, quick: bool = False) -> dict:
             if p95 is not None
             else ""
         )
-        + "\n\nThe IMU FIFOs are read as each sample is due (firmware/device.py `next_read_ms`), no longer every 20 ms. "
+        + "\n\nThe IMU FIFOs are read as each sample is due (firmware/device.py `next_read_ms`), no longer every 20 ms, "
+        "and since firmware 0.5 the guard measures with the host's own gravity filter (firmware/guard.py), so its first "
+        "sample past the limit is the host's (the guard-lag row; the device-buzzed rows come from the device angle each "
+        "sample carries, confirmed by the guard's rule). "
         + readcost.text(cost)
         + f"\n\nBuzzed by the device's guard: {int(data.get('buzzed_by_device', 0))} of {int(data.get('faults', 0))} faults "
         "(the host-path rows appear only when the host buzzed some).\n\n"

@@ -96,6 +96,8 @@ print("RESULT reads=%d" % reads)
 print("RESULT samples=%d" % got)
 print("RESULT max_lag_us=%d" % max(lags[2:]))
 print("RESULT max_per_read=%d" % max(per_read[2:]))
+print("RESULT imu_period_us=%d" % (dev.imu_period_us or 0))
+print("RESULT true_period_us=%d" % models[0].period_us)
 # an IMU that stops producing (a brown-out leaves it silent): the reads fall
 # back to every READ_IDLE_MS, never a busy loop
 def silent():
@@ -106,6 +108,30 @@ run_loop(rig, rig.hw.ticks.t_us + 1000000)   # the stalls are found, the IMUs gi
 reads = run_loop(rig, rig.hw.ticks.t_us + 1000000)
 print("RESULT silent_reads_per_s=%d" % reads)
 print("RESULT idle=%d retry=%d" % (device.READ_IDLE_MS, device.READ_RETRY_MS))
+"""
+
+
+SCRIPT_HOLDUP = r"""
+# Other work holds the IMU task up now and then (a flash write, the radio):
+# the read after the hold-up is late, the ones after it are on time again.
+rig = Rig(fresh_store(CFG_DIR))
+dev, ticks = rig.dev, rig.hw.ticks
+m = rig.hw.upper_model
+lags = []   # per read with data: since the newest sample was taken (us)
+reads = 0
+holdups = 0
+while ticks.t_us < 3000000:
+    n = dev.poll_imu()
+    reads += 1
+    if n:
+        lags.append(ticks.t_us - (m.t_next - m.period_us))
+    wait = dev.next_read_ms(n)
+    if reads % 97 == 0:
+        wait += 6   # held up 6 ms
+        holdups += 1
+    ticks.advance_ms(wait)
+print("RESULT lags=%s" % ",".join(str(x) for x in lags))
+print("RESULT holdups=%d" % holdups)
 """
 
 
@@ -130,6 +156,21 @@ def check_follow(out: dict) -> None:
     assert 300 <= samples <= 310 and int(out["reads"]) <= 2 * samples, out
     # silent IMUs: every READ_IDLE_MS (20 ms), not every READ_RETRY_MS
     assert int(out["silent_reads_per_s"]) <= 1000 // 20 + 12, out
+    # the IMU's own period is learnt (it keeps the estimate of when a sample is due from slipping)
+    assert abs(int(out["imu_period_us"]) - int(out["true_period_us"])) <= int(out["true_period_us"]) // 200, out
+
+
+def test_after_a_held_up_read_the_next_samples_are_read_on_time(tmp_path):
+    """Reads a fixed period apart caught up on a late one by the period's
+    last fraction of a ms per sample (6 ms late: the next ten or so late
+    too); reads timed from when the next sample is due are on time at once."""
+    out = results(mpy("CFG_DIR = %r\n" % str(tmp_path / "c") + PRELUDE + SCRIPT_HOLDUP))
+    lags = [int(x) for x in out["lags"].split(",")][5:]
+    assert len(lags) > 250
+    held = [x for x in lags if x > 2000]
+    # only the read right after each hold-up is late (reads a period apart: 30 late reads after 4 hold-ups)
+    assert 3 <= int(out["holdups"]) and len(held) <= int(out["holdups"]), (held, out["holdups"])
+    assert max(lags) < 8000, lags
 
 
 @pytest.mark.parametrize("runner", [mpy, cpy], ids=["micropython", "cpython"])

@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 import pytest
-
 from fw_helpers import mpy, results
 from mpy_runner import FIRMWARE_DIR
+
 from spinemon.core.fusion import FusionSettings, GravityFilter
 
 pytestmark = pytest.mark.micropython
@@ -103,11 +103,13 @@ def test_the_guard_crosses_a_limit_on_the_hosts_sample(monkeypatch):
     the accelerometer then corrects): at every phase of the bend against the
     sample clock the guard's first sample past the limit, and so its buzz,
     is the host pipeline's."""
-    import spinemon_protocol as P
     from fw_helpers import FAKES
+
+    import spinemon_protocol as P
 
     monkeypatch.syspath_prepend(str(FAKES))
     from fake_i2c import Tilt
+
     from spinemon.core.calibration import CalibrationSettings
     from spinemon.core.pipeline import Pipeline, PipelineSettings
     from spinemon.io.device_link import guard_args, neutral_args
