@@ -32,7 +32,7 @@ demo: $(DEMO_STAMP)
 	$(VENV)/bin/spinemon demo --out demo-output --force
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -n 2
+	$(PY) tests/lanes.py
 
 # lint, format and types (issue 25): ruff and mypy, configured in pyproject.toml
 check: $(STAMP)

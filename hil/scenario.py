@@ -8,7 +8,7 @@ bytes, DUT reset, rate change) and ``[expect]`` pass/fail limits.
 
 :class:`Truth` is the bench's own implementation of the motion script
 (numpy), independent of the MicroPython player the simulated board runs;
-``tests/test_hil.py`` checks that both agree.
+``tests/system/test_hil.py`` checks that both agree.
 """
 
 from __future__ import annotations

@@ -63,3 +63,25 @@ def _private_profile(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SPINEMON_HOME", str(tmp_path_factory.mktemp("spinemon-home")))
     # nor a config file of the user's (spinemon.app.config): none, unless a test writes one here
     monkeypatch.setenv("SPINEMON_CONFIG", str(tmp_path_factory.mktemp("config") / "config.toml"))
+
+
+# ---- where the suite's time goes (SPINEMON_TEST_TIMES=FILE) ---------------------------------
+# Each test's wall time, the worker's own CPU time and its waited-for children's (MicroPython,
+# `spinemon` subprocesses), one tab-separated line per test appended to FILE: a test whose wall
+# time is far above its CPU time waits on the clock (a paced link, the firmware in real time) and
+# belongs in the real-time lane (marker `realtime`, see tests/lanes.py).
+_TIMES = os.environ.get("SPINEMON_TEST_TIMES")
+if _TIMES:
+    import resource
+    import time as _time
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0, p0 = _time.perf_counter(), _time.process_time()
+        yield
+        t1, p1 = _time.perf_counter(), _time.process_time()
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        children = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
+        with open(_TIMES, "a", encoding="utf-8") as f:
+            f.write(f"{item.nodeid}\t{t1 - t0:.3f}\t{p1 - p0:.3f}\t{children:.3f}\n")

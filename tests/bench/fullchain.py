@@ -1,6 +1,6 @@
 """Closed-loop alert latency through the whole chain, measured on the real firmware.
 
-The chain is the one ``tests/test_full_chain.py`` drives: the firmware under
+The chain is the one ``tests/system/test_full_chain.py`` drives: the firmware under
 MicroPython (fake IMUs: the wearer bends forward past the limit again and
 again) -> bluetooth bridge -> twin peripheral on the emulated radio (Bumble,
 15 ms connection interval) -> bleak -> host pipeline -> HAPTIC command
@@ -128,7 +128,7 @@ def run(report, quick: bool = False) -> dict:
         "on the same raw samples, armed whenever the host watches the limits.\n\n"
         + "\n".join(fa)
         + "\n\nReproduce: `SPINEMON_FULL_CHAIN_BENDS=30 .venv/bin/python -m tests.bench fullchain` "
-        "(or `SPINEMON_FULL_CHAIN_BENDS=30 .venv/bin/pytest -s -n 0 tests/test_full_chain.py -k forward_bend` for the latency alone)."
+        "(or `SPINEMON_FULL_CHAIN_BENDS=30 .venv/bin/pytest -s -n 0 tests/system/test_full_chain.py -k forward_bend` for the latency alone)."
     )
     report.section("Closed-loop alert latency: firmware over emulated BLE", body)
     report.json("fullchain", data)

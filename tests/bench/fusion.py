@@ -395,7 +395,7 @@ def _accuracy(report, quick: bool) -> dict:
         worst_t = max(ratios, key=ratios.get)
         lines.append(
             f"- Target (issue 11): every trial within 1.25x of VQF online's RMSE on that trial and no sample error above 15 deg "
-            f"(checked in tests/test_broad.py with VQF computed there): worst ratio {ratios[worst_t]:.2f} ({worst_t}); "
+            f"(checked in tests/real/test_broad.py with VQF computed there): worst ratio {ratios[worst_t]:.2f} ({worst_t}); "
             f"means {ours['mean']:.2f} vs {vqf['mean']:.2f} deg."
         )
     lines.append(
@@ -405,7 +405,7 @@ def _accuracy(report, quick: bool) -> dict:
         "default, because in the gyro-integrated frame linear acceleration integrates to a bounded velocity and the 3 s "
         "low-pass removes it, while scaling the low-pass input towards zero lets the Butterworth's undershoot carry the "
         "estimate through zero: with it, trial 18 (sustained 10 g shaking) flipped to ~177 deg error for seconds "
-        "(RMSE 69.3 deg against VQF's 0.61). Nothing was tuned after that change; tests/test_fusion.py keeps a synthetic "
+        "(RMSE 69.3 deg against VQF's 0.61). Nothing was tuned after that change; tests/core/test_fusion.py keeps a synthetic "
         "stress test (8 s at up to 10 g and 12 rad/s, then rest) that the old weighting fails."
     )
     lines.append(

@@ -56,7 +56,7 @@ def run(report, quick: bool = False) -> dict:
         "- **Replay**: the body-frame rotation of a fused block is computed once and shared by angles, segmenter, "
         "drift and watch (`gravity.Fused` read-only, `Mounting.to_body` cuts pieces from the block's rotation), and "
         "written column by column (~3x faster, the same bits); the drift monitor's warm-up bends without per-sample "
-        "Python. Results equal frame by frame (asserted in the replay section and tests/test_split_invariance.py). "
+        "Python. Results equal frame by frame (asserted in the replay section and tests/core/test_split_invariance.py). "
         "Tried and dropped: the recording parser reading clean runs of equal-length records through one numpy view of "
         "their headers (the same records, a hypothesis property over damage): no faster than the record-by-record walk "
         "(0.268 s against 0.247 s for a 20-minute recording, interleaved best of 8), because what each record costs is "

@@ -29,13 +29,13 @@ SOURCE = ROOT / "host" / "spinemon" / "io" / "recording.py"
 
 #: the tests run against each mutant, fastest killers first
 TESTS = [
-    "tests/test_recording.py",
-    "tests/test_recording_v1.py",
-    "tests/test_reliability.py",
-    "tests/test_fuzz_smoke.py",
-    "tests/test_cli.py::test_truncated_recording_replays_with_a_note",
-    "tests/test_cli.py::test_a_damaged_recording_replays_with_notes_saying_what_was_repaired",
-    "tests/test_cli.py::test_a_format_1_recording_replays_from_the_command_line",
+    "tests/io/test_recording.py",
+    "tests/io/test_recording_v1.py",
+    "tests/system/test_reliability.py",
+    "tests/protocol/test_fuzz_smoke.py",
+    "tests/app/test_cli.py::test_truncated_recording_replays_with_a_note",
+    "tests/app/test_cli.py::test_a_damaged_recording_replays_with_notes_saying_what_was_repaired",
+    "tests/app/test_cli.py::test_a_format_1_recording_replays_from_the_command_line",
 ]
 DESELECT = "not mpy_ and not micropython"
 

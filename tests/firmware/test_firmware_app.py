@@ -23,6 +23,7 @@ def test_mpy_cross_compiles_every_firmware_and_protocol_file(tmp_path):
         assert out.stat().st_size > 0
 
 
+@pytest.mark.realtime
 def test_main_app_runs_under_asyncio_against_fakes(tmp_path):
     """IMU -> frames out over the fake radio and the serial port, commands in
     -> motor, for ~2 s of (real-time) device time, through App.run()."""
@@ -190,6 +191,7 @@ print("ok")
     )
 
 
+@pytest.mark.realtime
 def test_sim_board_streams_over_stdio(tmp_path):
     import spinemon_protocol as sp
 

@@ -310,6 +310,7 @@ print("ok")
     )
 
 
+@pytest.mark.realtime
 def test_an_i2c_error_at_boot_is_retried_and_the_wearable_advertises(tmp_path):
     """Finding 3. Before: main() let the error out of boot: no advertising,
     no guard until a power cycle (and main() took no hardware to test)."""
@@ -343,6 +344,7 @@ print("ok")
     )
 
 
+@pytest.mark.realtime
 def test_the_watchdog_is_fed_only_while_every_loop_comes_round(tmp_path):
     """A hung firmware is reset: the app feeds machine.WDT only while the
     IMU, link and housekeeping loops all come round (before: no watchdog)."""

@@ -1,5 +1,5 @@
 """The fuzz campaign: ``python -m tests.fuzz.campaign`` from the repository root
-(``make fuzz``). Not part of ``make test``; tests/test_fuzz_smoke.py runs a
+(``make fuzz``). Not part of ``make test``; tests/protocol/test_fuzz_smoke.py runs a
 short version of every target there.
 
 Runs the seeded byte mutator (tests/fuzz/mutator.py) and hypothesis over the
@@ -18,7 +18,7 @@ an exception the target must not raise or a broken invariant (see
 targets.py and mpy_target.py); a hang is an input taking more than 1 s (a
 CPython input is also interrupted after HARD_TIMEOUT_S; the MicroPython
 process has a watchdog per batch). Crashing inputs are saved under
-tests/fuzz/crashes/<target>/ and replayed by tests/test_fuzz_smoke.py.
+tests/fuzz/crashes/<target>/ and replayed by tests/protocol/test_fuzz_smoke.py.
 Prints a table and (unless --no-docs) rewrites the "## Fuzzing" section of
 docs/reliability.md with the figures.
 """
@@ -425,7 +425,7 @@ long-lived MicroPython process fed batches over stdin).
     .venv/bin/python -m tests.fuzz.campaign          # make fuzz
     .venv/bin/python -m tests.fuzz.campaign --scale 0.01 --no-docs   # a quick run
 
-`make test` runs a short version of each target (tests/test_fuzz_smoke.py) and
+`make test` runs a short version of each target (tests/protocol/test_fuzz_smoke.py) and
 replays every saved crashing input in tests/fuzz/crashes/.
 
 **Inputs.** A seeded mutator (`tests/fuzz/mutator.py`, seed {seed}) starts from a
@@ -463,7 +463,7 @@ more than {HANG_S:g} s (CPython inputs are also interrupted after
 {HARD_TIMEOUT_S:g} s; each MicroPython batch has a {MPY_WATCHDOG_S:g} s watchdog, and a
 batch that kills or hangs the interpreter is replayed input by input).
 Crashing inputs are saved to `tests/fuzz/crashes/<target>/` (with a .txt
-saying why) and replayed by `tests/test_fuzz_smoke.py`.
+saying why) and replayed by `tests/protocol/test_fuzz_smoke.py`.
 
 **Figures** (the last full run: {time.strftime('%Y-%m-%d')}, Python {platform.python_version()},
 {platform.machine()}, 2 shared cores; times per input include the target's
@@ -481,7 +481,7 @@ Crashes and broken invariants by signature:
 {crash_lists(results)}
 
 Every crash signature has saved inputs in `tests/fuzz/crashes/<target>/`, replayed by
-`tests/test_fuzz_smoke.py` (marked xfail(strict) while the bug is open). None is open.
+`tests/protocol/test_fuzz_smoke.py` (marked xfail(strict) while the bug is open). None is open.
 Fixed: the `RecursionError` in `recording.load` (deeply nested JSON in a META record with a
 valid CRC-32 is counted as a corrupt record) and a format-1 file with a byte of its magic
 deleted refused as "not a spinemon recording" (now read from its first valid record).

@@ -2,7 +2,7 @@
 
 A valid frame must never end a session (issue 12): the pipeline and
 ``run_live`` are fed such frames (tests/fuzz/targets.py ``PipelineTarget``,
-tests/test_layout_change.py). The changes are those a reboot, a firmware bug
+tests/system/test_layout_change.py). The changes are those a reboot, a firmware bug
 or another build can produce: another sensor mask, period (rate), ranges,
 count, sequence/clock jumps, flags, extreme sample values.
 """

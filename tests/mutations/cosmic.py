@@ -4,7 +4,7 @@
 _resync_counter, _save_counter) mutated one change at a time, each mutant
 run against the firmware's MicroPython tests; and the host's persistence
 code (spinemon/io/session_index.py, issue 27) in a copy of the package,
-each mutant run against tests/test_session_index.py.
+each mutant run against tests/io/test_session_index.py.
 
 cosmic-ray mutates files in place, so it works on a temporary copy of
 firmware/ that the tests are pointed at (SPINEMON_FIRMWARE_DIR,
@@ -109,7 +109,7 @@ OPERATORS = {
 }
 
 TESTS = [
-    "tests/test_security.py",
+    "tests/system/test_security.py",
     "tests/firmware/test_firmware_persistence.py",
     "tests/firmware/test_firmware_device.py",
     "tests/firmware/test_firmware_faults.py",
@@ -123,7 +123,7 @@ HOST_SCOPE = {
     "session_index.py": None,
 }
 HOST_FILES = {"session_index.py": "spinemon/io/session_index.py"}
-HOST_TESTS = ["tests/test_session_index.py"]
+HOST_TESTS = ["tests/io/test_session_index.py"]
 
 
 def _ranges(path: Path, names: set[str]) -> list[tuple[int, int]]:

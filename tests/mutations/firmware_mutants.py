@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
 
-SEC = "tests/test_security.py::"
+SEC = "tests/system/test_security.py::"
 PERSIST = "tests/firmware/test_firmware_persistence.py::"
 DEVICE = "tests/firmware/test_firmware_device.py::"
 CUTS = PERSIST + "test_a_power_cut_at_every_step_of_a_save_leaves_the_old_or_the_new_state"

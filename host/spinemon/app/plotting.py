@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from spinemon.app.export import SessionTrace
 from spinemon.app.history import MISSING_MATPLOTLIB, _week_name, nice_exercise
 from spinemon.app.pages import FONT_KEY
 from spinemon.app.results import ReportTables
+from spinemon.app.session_summary import EventRow, RepRow, SetRow
 from spinemon.app.verdict import event_words
 from spinemon.errors import ConfigError
 from spinemon.io.atomic import atomic_write, cannot_write
@@ -133,13 +135,13 @@ def pyplot():
 _EXTRA_COLOURS = ("#ff7f0e", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#2ca02c")
 
 
-def kind_colours(events: list[dict]) -> dict[str, str]:
+def kind_colours(events: Sequence[EventRow]) -> dict[str, str]:
     """A colour per event kind: fixed for the core kinds, the others (added
     later to the pipeline) from a palette in order of appearance."""
     out = dict(KIND_COLOURS)
     extra = 0
     for e in events:
-        k = str(e.get("kind"))
+        k = str(e.kind)
         if k not in out:
             out[k] = _EXTRA_COLOURS[extra % len(_EXTRA_COLOURS)]
             extra += 1
@@ -237,25 +239,25 @@ def _y_limits(y: np.ndarray, trace: SessionTrace) -> tuple[float, float]:
     return (lo - pad, hi + pad)
 
 
-def _draw_events(ax, trace: SessionTrace, events: list[dict], t0: float, t1: float) -> None:
+def _draw_events(ax, trace: SessionTrace, events: Sequence[EventRow], t0: float, t1: float) -> None:
     """Each event as a shaded span, its alert as a marker; the legend names
     it as the coach would ("sagged (hips dropped)" for a plank's over-extension)."""
     seen: set[str] = set()
     colours = kind_colours(events)
     for e in events:
-        ts, te = e.get("t_start"), e.get("t_end")
+        ts, te = e.t_start, e.t_end
         if ts is None:
             continue
         te = t1 if te is None or math.isnan(te) else te
         if te < t0 or ts > t1:
             continue
-        kind = str(e.get("kind"))
+        kind = str(e.kind)
         col = colours.get(kind, OTHER_COLOUR)
         ax.axvspan(max(ts, t0), min(te, t1), color=col, alpha=0.18, lw=0)
-        ta = e.get("t_alert")
+        ta = e.t_alert
         if ta is not None and t0 <= ta <= t1:
             y = _angle_at(trace, ta)
-            words = event_words(kind, e.get("exercise"))
+            words = event_words(kind, e.exercise)
             lab = f"alert: {words}" if words not in seen else None
             seen.add(words)
             ax.plot(
@@ -272,9 +274,9 @@ def _draw_events(ax, trace: SessionTrace, events: list[dict], t0: float, t1: flo
             )
 
 
-def _draw_reps(ax, reps: list[dict], t0: float, t1: float, style: Style = WIDE) -> None:
+def _draw_reps(ax, reps: Sequence[RepRow], t0: float, t1: float, style: Style = WIDE) -> None:
     for i, r in enumerate(reps):
-        a, b = r.get("t_start"), r.get("t_end")
+        a, b = r.t_start, r.t_end
         if a is None or b is None or b < t0 or a > t1:
             continue
         if i % 2 == 0:
@@ -282,7 +284,7 @@ def _draw_reps(ax, reps: list[dict], t0: float, t1: float, style: Style = WIDE) 
         ax.text(
             (a + b) / 2,
             0.97,
-            str(r.get("rep")),
+            str(r.rep),
             transform=ax.get_xaxis_transform(),
             ha="center",
             va="top",
@@ -372,15 +374,15 @@ def plot_set(
     plt,
     trace: SessionTrace,
     tables: ReportTables,
-    set_row: dict,
+    set_row: SetRow,
     path: Path,
     pad_s: float = 2.0,
     style: Style = WIDE,
 ) -> Path:
     """One set: the lumbar angle, limit bands, rep numbers, events and alerts."""
     s = trace.samples
-    t0 = _finite_or(set_row.get("t_start"), float(s.t[0]) if len(s) else 0.0) - pad_s
-    t1 = _finite_or(set_row.get("t_end"), float(s.t[-1]) if len(s) else t0 + 1.0) + pad_s
+    t0 = _finite_or(set_row.t_start, float(s.t[0]) if len(s) else 0.0) - pad_s
+    t1 = _finite_or(set_row.t_end, float(s.t[-1]) if len(s) else t0 + 1.0) + pad_s
     if not t1 > t0:  # a set labelled but never seen moving: show the whole session
         t0, t1 = (float(s.t[0]), float(s.t[-1])) if len(s) > 1 else (t0, t0 + 1.0)
     sl = slice(int(np.searchsorted(s.t, t0)), int(np.searchsorted(s.t, t1, "right")))
@@ -388,7 +390,7 @@ def plot_set(
     fig, ax, ax2 = _figure(plt, style)
     ylim = _y_limits(y, trace)
     _draw_limits(ax, trace, t0, t1, ylim, style)
-    reps = [r for r in tables.reps if r.get("set") == set_row.get("set")]
+    reps = [r for r in tables.reps if r.set == set_row.set]
     _draw_reps(ax, reps, t0, t1, style)
     ax.plot(t, y, color="black", lw=1.3, label=trace.result.angle_label)
     _draw_events(ax, trace, tables.events, t0, t1)
@@ -396,13 +398,11 @@ def plot_set(
     ax.set_ylim(*ylim)
     ax.set_xlim(t0, t1)
     ax.set_ylabel(f"{trace.result.angle_label} (deg)\n+ flexion / - extension", fontsize=style.label)
-    n_alerts = sum(
-        1 for e in tables.events if e.get("set") == set_row.get("set") and e.get("t_alert") is not None
-    )
+    n_alerts = sum(1 for e in tables.events if e.set == set_row.set and e.t_alert is not None)
     ax.grid(True, alpha=0.3)
     _legend_above(
         ax,
-        f"Set {set_row.get('set')}: {set_row.get('exercise', '')}, {len(reps)} rep{'s' if len(reps) != 1 else ''}, "
+        f"Set {set_row.set}: {set_row.exercise}, {len(reps)} rep{'s' if len(reps) != 1 else ''}, "
         f"{n_alerts} alert{'s' if n_alerts != 1 else ''}  (numbers = reps)",
         style,
     )
@@ -424,36 +424,37 @@ def plot_reps(plt, trace: SessionTrace, tables: ReportTables, path: Path, style:
     creep shows as peaks climbing towards the line, a bad rep crosses it.
     Each limit's label sits above (flexion) or below (extension) the start
     of its own dashed line, on a white ground: no line runs through it."""
-    reps = [r for r in tables.reps if isinstance(r.get("peak_flexion_deg"), (int, float))]
+    reps = [r for r in tables.reps if isinstance(r.peak_flexion_deg, (int, float))]
     if not reps:
         return None
     fig, ax = plt.subplots(figsize=(style.width_in, 4.2 if style.narrow else 3.4), dpi=style.dpi)
     x = 0
     ticks, labels = [], []
     limit_lines: list[tuple[float, float, float, str, str]] = []  # x from, x to, value, name, va
-    for st in tables.sets or [{"set": None, "exercise": ""}]:
-        mine = [r for r in reps if r.get("set") == st.get("set")]
+    sets: Sequence[SetRow] = tables.sets or [SetRow.from_dict({"set": None, "exercise": ""})]
+    for st in sets:
+        mine = [r for r in reps if r.set == st.set]
         if not mine:
             continue
         x0 = x
         for r in mine:
-            bad = bool(r.get("events"))
+            bad = bool(r.events)
             colour = "#d62728" if bad else "#2a7"
             ax.plot(
                 [x, x],
-                [r.get("peak_extension_deg", 0.0), r["peak_flexion_deg"]],
+                [r.peak_extension_deg, r.peak_flexion_deg],
                 color=colour,
                 lw=3,
                 solid_capstyle="round",
             )
-            ax.plot([x], [r["peak_flexion_deg"]], "o", color=colour, ms=5)
+            ax.plot([x], [r.peak_flexion_deg], "o", color=colour, ms=5)
             ticks.append(x)
-            side = r.get("side")
+            side = r.side
             labels.append(
-                f"{r.get('rep')}{side[0].upper()}" if side in ("left", "right") else str(r.get("rep"))
+                f"{r.rep}{side[0].upper()}" if side in ("left", "right") else str(r.rep)
             )  # 3L: rep 3, left
             x += 1
-        lim = _limits_at(trace, float(st.get("t_start") or mine[0].get("t_start") or 0.0))
+        lim = _limits_at(trace, float(st.t_start or mine[0].t_start or 0.0))
         if lim is not None:
             for v, name, va in (
                 (lim.flexion_deg, "flexion limit", "bottom"),
@@ -465,7 +466,7 @@ def plot_reps(plt, trace: SessionTrace, tables: ReportTables, path: Path, style:
         ax.text(
             (x0 + x - 1) / 2,
             1.02,
-            f"set {st.get('set')} {st.get('exercise', '')}".strip(),
+            f"set {st.set} {st.exercise}".strip(),
             transform=ax.get_xaxis_transform(),
             ha="center",
             fontsize=style.small,
@@ -525,14 +526,10 @@ def plot_overview(plt, trace: SessionTrace, tables: ReportTables, path: Path, st
             fontsize=style.small,
             color="0.2",
         )
-    spans = [
-        (st.get("t_start"), st.get("t_end"), f"set {st.get('set')}", st.get("exercise", ""))
-        for st in tables.sets
+    spans: list[tuple[float | None, float | None, str, str]] = [
+        (st.t_start, st.t_end, f"set {st.set}", st.exercise) for st in tables.sets
     ]
-    spans += [
-        (h.get("t_start"), h.get("t_end"), f"hold {h.get('hold')}", h.get("exercise", ""))
-        for h in tables.holds
-    ]
+    spans += [(h.t_start, h.t_end, f"hold {h.hold}", h.exercise) for h in tables.holds]
     for a, b, name, ex in spans:
         if a is None or b is None:
             continue
@@ -555,7 +552,7 @@ def plot_overview(plt, trace: SessionTrace, tables: ReportTables, path: Path, st
     ax.set_ylim(*ylim)
     ax.set_xlim(t0, t1)
     ax.set_ylabel(f"{trace.result.angle_label} (deg)\n+ flexion / - extension", fontsize=style.label)
-    n_alerts = sum(1 for e in tables.events if e.get("t_alert") is not None)
+    n_alerts = sum(1 for e in tables.events if e.t_alert is not None)
     ax.grid(True, alpha=0.3)
     n_sets, n_reps, n_holds = len(tables.sets), len(tables.reps), len(tables.holds)
     holds = f", {n_holds} hold{'s' if n_holds != 1 else ''}" if n_holds else ""

@@ -107,16 +107,16 @@ def _replay_records(
     device = DeviceAccounting()
     frames = 0
     t_last = None
-    batch = _Batch(pipeline, block_samples) if on_frame is None and block_samples > 1 else None
+    batch = _Batch(pipeline, block_samples, device) if on_frame is None and block_samples > 1 else None
     for rec in records:
         if rec.kind == KIND_RX:
             frames += 1
-            device.on_frame(rec.payload)
             if batch is not None:
                 # no caller looks at each frame: decode now, run the samples in long blocks
                 batch.feed(rec.payload, rec.t_host)
                 continue
             res = pipeline.on_frame(rec.payload, rec.t_host)
+            device.on_items(res.other)  # the STATUS the pipeline's decoder decoded
             if res.t is not None and len(res.t):
                 t_last = float(res.t[-1])
             if on_frame is not None:
@@ -295,8 +295,9 @@ class _Batch:
     continue it: another sensor set or rate, the device clock not moving on
     (a restart or a clock fault: the pipeline sees it as live did), a label."""
 
-    def __init__(self, pipeline: Pipeline, limit: int) -> None:
+    def __init__(self, pipeline: Pipeline, limit: int, device: DeviceAccounting) -> None:
         self.pipeline = pipeline
+        self.device = device  # takes the STATUS frames as the decoder decodes them
         self.limit = limit  # samples per block, about
         self.frames: list[bytes] = []
         self.frame_t: list[float] = []
@@ -316,7 +317,10 @@ class _Batch:
         items = self.pipeline.decoder.feed_many(self.frames, self.frame_t, self.limit)
         self.frames, self.frame_t = [], []
         for item, th in items:
-            if not isinstance(item, SampleBlock) or not len(item):
+            if not isinstance(item, SampleBlock):
+                self.device.on_items((item,))
+                continue
+            if not len(item):
                 continue
             if self.blocks:
                 last = self.blocks[-1]

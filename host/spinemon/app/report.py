@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,8 @@ from typing import Any
 from spinemon.app.export import SessionTrace, trace_recording, write_table_csv
 from spinemon.app.extras import install_hint
 from spinemon.app.plotting import NARROW, WIDE, plot_overview, plot_reps, plot_set, pyplot
-from spinemon.app.results import ReportResult, ReportTables
-from spinemon.app.session_summary import EventRow, RepRow
+from spinemon.app.results import EventLine, RepLine, ReportResult, ReportTables, SetLine
+from spinemon.app.session_summary import EventRow, HoldRow, Record, RepRow
 from spinemon.app.verdict import event_words
 from spinemon.app.words import plural, shown_path
 from spinemon.errors import ConfigError, SpinemonError
@@ -132,6 +132,11 @@ def _strip_type(d: dict) -> dict:
     return {k: v for k, v in d.items() if k != "type"}
 
 
+def _dicts(rows: Sequence[Record]) -> list[dict]:
+    """Typed rows as the dicts a table is written from (CSV, page, terminal): every key each has, in its order."""
+    return [r.as_dict() for r in rows]
+
+
 def _in_rep(e: EventRow, r: RepRow) -> bool:
     return e.set == r.set and e.rep == r.rep
 
@@ -201,18 +206,18 @@ def damage_line(rec: Any) -> str | None:
 
 
 def hold_rows(tables: ReportTables) -> list[dict]:
-    """The holds as table rows: each fault in words (the hold's own fault)."""
+    """The holds as the rows of their table (CSV, page, terminal): each fault in words (the hold's own fault)."""
     return [_hold_row(h, tables.clock) for h in tables.holds]
 
 
-def _hold_row(h: dict, clock: float | None) -> dict:
-    row = _strip_type(h)
+def _hold_row(h: HoldRow, clock: float | None) -> dict:
+    row = _strip_type(h.as_dict())
     ex = row.get("exercise")
     row["clock"] = clock_text(clock, row.get("t_start"))
     row["faults"] = "; ".join(
         event_words(str(f.get("kind")), ex)
         + (f" at {f['t_alert']:.1f} s" if isinstance(f.get("t_alert"), (int, float)) else "")
-        for f in h.get("faults") or []
+        for f in h.faults or ()
     )
     return row
 
@@ -224,7 +229,7 @@ def build_tables(trace: SessionTrace, lifter: str | None = None) -> ReportTables
     recording does not hold one."""
     summ = trace.session
     clock = clock_of(trace)
-    events = []
+    events: list[EventLine] = []
     for e in summ.events:
         row = _strip_type(e.as_dict())
         kind = row.pop("kind", None)
@@ -234,15 +239,15 @@ def build_tables(trace: SessionTrace, lifter: str | None = None) -> ReportTables
             "clock": clock_text(clock, row.get("t_start")),
             **row,
         }
-        events.append(row)
-    reps = []
+        events.append(EventLine.from_dict(row))
+    reps: list[RepLine] = []
     for r in summ.reps:
         row = _without_empty_sides(_strip_type(r.as_dict()))
         evs = [e for e in summ.events if _in_rep(e, r)]
         row["events"] = ";".join(str(e.kind) for e in evs)
         row["alerts"] = sum(1 for e in evs if e.t_alert is not None)
-        reps.append(row)
-    sets = []
+        reps.append(RepLine.from_dict(row))
+    sets: list[SetLine] = []
     for s in summ.sets:
         row = _without_empty_sides(_strip_type(s.as_dict()))
         in_set = [e for e in summ.events if e.set == s.set]
@@ -257,7 +262,7 @@ def build_tables(trace: SessionTrace, lifter: str | None = None) -> ReportTables
         for e in in_set:
             kinds[str(e.kind)] = kinds.get(str(e.kind), 0) + 1
         row.setdefault("event_kinds", ";".join(f"{k}={v}" for k, v in kinds.items()))
-        sets.append(row)
+        sets.append(SetLine.from_dict(row))
     samples = trace.samples
     stats = summ.stats
     cal = trace.result.calibration
@@ -281,7 +286,7 @@ def build_tables(trace: SessionTrace, lifter: str | None = None) -> ReportTables
     damage = damage_line(trace.recording)
     if damage:
         session["damage"] = damage
-    holds = [_strip_type(h.as_dict()) for h in summ.holds]
+    holds = [HoldRow.from_dict(_strip_type(h.as_dict())) for h in summ.holds]
     session["holds"] = len(holds)
     if summ.has("monitoring"):
         session["monitored"] = summ.monitoring.line()
@@ -303,7 +308,7 @@ def build_tables(trace: SessionTrace, lifter: str | None = None) -> ReportTables
         events,
         session,
         other,
-        summ.monitoring.as_dict() if summ.has("monitoring") else {},
+        summ.monitoring if summ.has("monitoring") else None,
         trace.result.angle_label != "lumbar flexion",
         [dict(c) for c in summ.side_comparisons],
         holds,
@@ -324,7 +329,7 @@ _SIDE_ROWS = (
 )
 
 
-def side_rows(cmp: dict) -> list[dict]:
+def side_rows(cmp: Mapping[str, Any]) -> list[dict]:
     """One comparison (a set's or an exercise's) as rows a coach reads:
     per measure, the left reps' mean peak, the right's, and left minus right."""
     asym = cmp.get("asymmetry_deg") or {}
@@ -554,7 +559,8 @@ def format_tables(tables: ReportTables, width: int | None = None) -> str:
             f"range of motion: flexion {ses['rom_flexion_deg']:+.1f} deg, extension {ses['rom_extension_deg']:+.1f} deg",
             width,
         )
-    clocked = [dict(r, clock=clock_text(tables.clock, r.get("t_start"))) for r in tables.sets]
+    set_rows, rep_rows, event_rows = _dicts(tables.sets), _dicts(tables.reps), _dicts(tables.events)
+    clocked = [dict(r, clock=clock_text(tables.clock, r.get("t_start"))) for r in set_rows]
     if tables.sets or not tables.holds:
         lines.append(f"Sets ({len(tables.sets)}):")
         lines += (
@@ -562,9 +568,7 @@ def format_tables(tables: ReportTables, width: int | None = None) -> str:
                 clocked,
                 _TERM_SET_COLUMNS
                 + [
-                    c
-                    for c in _columns(tables.sets, ())
-                    if c not in _TERM_SET_COLUMNS and c != "side_comparison"
+                    c for c in _columns(set_rows, ()) if c not in _TERM_SET_COLUMNS and c != "side_comparison"
                 ],
                 "sets.csv",
                 width,
@@ -578,18 +582,14 @@ def format_tables(tables: ReportTables, width: int | None = None) -> str:
     if tables.reps or not tables.holds:
         lines.append(f"Reps ({len(tables.reps)}):")
         lines += (
-            _term_table(tables.reps, _TERM_REP_COLUMNS, "reps.csv", width)
-            if tables.reps
-            else ["  (none found)"]
+            _term_table(rep_rows, _TERM_REP_COLUMNS, "reps.csv", width) if tables.reps else ["  (none found)"]
         )
     if tables.holds:
         lines.append(f"Holds ({len(tables.holds)}):")
         lines += _term_table(hold_rows(tables), _TERM_HOLD_COLUMNS, "holds.csv", width)
     lines.append(f"Events ({len(tables.events)}):")
     lines += (
-        _term_table(tables.events, _TERM_EVENT_COLUMNS, "events.csv", width)
-        if tables.events
-        else ["  (none)"]
+        _term_table(event_rows, _TERM_EVENT_COLUMNS, "events.csv", width) if tables.events else ["  (none)"]
     )
     held = tables.other.get("held_back") or {}
     for why, secs in (held.get("seconds") or {}).items():
@@ -713,8 +713,9 @@ def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None =
     def chart(key: str, alt: str) -> dict | None:
         return pages.plot(plots[key], plots.get(f"{key}-narrow"), alt) if key in plots else None
 
+    set_rows, rep_rows = _dicts(tables.sets), _dicts(tables.reps)
     set_plots = []
-    for st in tables.sets:
+    for st in set_rows:
         n = st.get("set")
         c = chart(f"set-{n}", f"set {n}")
         if c is not None:
@@ -762,18 +763,18 @@ def render_html(tables: ReportTables, plots: dict[str, Path], note: str | None =
         ],
         facts=_table([facts], list(facts)),
         sets=_table(
-            tables.sets,
-            [c for c in _columns(tables.sets, SET_COLUMNS) if c not in ("event_kinds", "side_comparison")],
+            set_rows,
+            [c for c in _columns(set_rows, SET_COLUMNS) if c not in ("event_kinds", "side_comparison")],
         ),
         reps=_table(
-            tables.reps,
+            rep_rows,
             [
                 c
-                for c in _columns(tables.reps, REP_COLUMNS + ["side", "pelvis_share", "events"])
+                for c in _columns(rep_rows, REP_COLUMNS + ["side", "pelvis_share", "events"])
                 if c in rep_cols
             ],
         ),
-        events=_table(tables.events, _columns(tables.events, EVENT_COLUMNS)),
+        events=_table(_dicts(tables.events), _columns(_dicts(tables.events), EVENT_COLUMNS)),
         checks=sensor_checks(tables.other),
         tech=_table([tech], list(tech)) if tech else None,
         extra=extra,
@@ -814,9 +815,9 @@ def write_report(
         "reps": out / "reps.csv",
         "events": out / "events.csv",
     }
-    write_table_csv(csvs["sets"], tables.sets, SET_COLUMNS)
-    write_table_csv(csvs["reps"], tables.reps, REP_COLUMNS)
-    write_table_csv(csvs["events"], tables.events, EVENT_COLUMNS)
+    write_table_csv(csvs["sets"], _dicts(tables.sets), SET_COLUMNS)
+    write_table_csv(csvs["reps"], _dicts(tables.reps), REP_COLUMNS)
+    write_table_csv(csvs["events"], _dicts(tables.events), EVENT_COLUMNS)
     if tables.holds:
         csvs["holds"] = out / "holds.csv"
         write_table_csv(csvs["holds"], hold_rows(tables), HOLD_COLUMNS)
@@ -837,9 +838,9 @@ def write_report(
                     plt, trace, tables, out / f"overview{suffix}.png", style
                 )
                 for st in tables.sets:
-                    if st.get("t_start") is None or st.get("t_end") is None:
+                    if st.t_start is None or st.t_end is None:
                         continue
-                    name = f"set-{st.get('set')}{suffix}"
+                    name = f"set-{st.set}{suffix}"
                     pngs[name] = plot_set(plt, trace, tables, st, out / f"{name}.png", style=style)
     page: Path | None = None
     if not pages.available():

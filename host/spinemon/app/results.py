@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spinemon.app.session_summary import DeviceCounts, Summary
+from spinemon.app.session_summary import DeviceCounts, EventRow, HoldRow, Monitoring, RepRow, SetRow, Summary
 from spinemon.app.words import plural
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
@@ -150,21 +150,57 @@ class SegmentReplay:
         }
 
 
+@dataclass(frozen=True)
+class EventLine(EventRow):
+    """A row of the report's events table: the summary's event (every key it
+    has, in its order: :meth:`Record.as_dict`) with what happened in words
+    and its time of day."""
+
+    #: what happened as a coach says it ("rounded", "leaned back (hip swing)")
+    what: str = ""
+    #: its time of day (None: the recording holds no real time)
+    clock: str | None = None
+
+
+@dataclass(frozen=True)
+class RepLine(RepRow):
+    """A row of the report's reps table: the summary's rep with its events."""
+
+    #: the kinds of the events in the rep, ``;``-joined ("" for a clean rep)
+    events: str = ""
+    #: how many of them alerted
+    alerts: int = 0
+
+
+@dataclass(frozen=True)
+class SetLine(SetRow):
+    """A row of the report's sets table: the summary's set with its peaks and events."""
+
+    peak_extension_deg: float | None = None
+    #: events in the set, how many alerted, and the count per kind (``kind=n;...``)
+    events: int = 0
+    alerts: int = 0
+    event_kinds: str = ""
+
+
 @dataclass
 class ReportTables:
-    """Rows (dicts) of the three tables; columns are the union of the keys."""
+    """The report's rows, typed (frozen records: each keeps the keys it was
+    made with, in order, so a table's columns are the union of its rows'
+    keys and a key a later pipeline adds shows up unchanged); they become
+    dicts only where they are written (CSV, page, terminal: ``as_dict``)."""
 
-    sets: list[dict]
-    reps: list[dict]
-    events: list[dict]
+    sets: list[SetLine]
+    reps: list[RepLine]
+    events: list[EventLine]
     session: dict  # one-level key -> value facts about the session
-    other: dict = field(default_factory=dict)  # summary sections the report does not know
-    monitoring: dict = field(default_factory=dict)  # Pipeline.monitoring(): what was watched
+    other: dict = field(default_factory=dict)  # summary sections the report does not know, shown as they are
+    monitoring: Monitoring | None = None  # Pipeline.monitoring(): what was watched (None: not in the summary)
     one_sensor: bool = False
-    #: unilateral work: left against right per exercise (``summary()["side_comparisons"]``)
-    sides: list[dict] = field(default_factory=list)
-    #: timed holds (plank, bird dog, ...): ``summary()["holds"]``
-    holds: list[dict] = field(default_factory=list)
+    #: unilateral work: left against right per exercise (``summary()["side_comparisons"]``: mappings, as in the summary)
+    sides: list[Mapping[str, Any]] = field(default_factory=list)
+    #: timed holds (plank, bird dog, ...): ``summary()["holds"]`` without their ``type``
+    holds: list[HoldRow] = field(default_factory=list)
     #: the wall clock (epoch seconds) at device time 0; None: the recording holds no real time
     clock: float | None = None
 

@@ -121,12 +121,12 @@ async def run_live(
             assert isinstance(item, Received)
             frames += 1
             rec(RecordingWriter.frame_in, item.frame, item.t_host)
-            if device.on_frame(item.frame):
+            res = pipeline.on_frame(item.frame, item.t_host)
+            if device.on_items(res.other):  # the STATUS the pipeline's decoder decoded
                 boot = device.order[-1]
                 rec(RecordingWriter.meta, {"type": "device_restart", "boot_count": boot}, item.t_host)
                 if on_device_restart:
                     on_device_restart(boot)
-            res = pipeline.on_frame(item.frame, item.t_host)
             if res.t is not None and len(res.t):
                 t_last = float(res.t[-1])
             for alert in res.alerts:

@@ -2,8 +2,9 @@
 
 "Set 1, deadlift: rep 4 rounded 9 deg past your limit; reps 1-3 and 5 clean;
 flexion crept 4 deg over the set." Built from the replayed session's sets,
-reps and events (the same dictionaries ``replay --json`` prints), nothing
-else. Also the hip-or-back number of a hinge: the share of the trunk's
+reps, events and holds (the summary's typed rows,
+:mod:`spinemon.app.session_summary`, or the report's, which extend them),
+nothing else. Also the hip-or-back number of a hinge: the share of the trunk's
 forward lean that came from the pelvis (:func:`spinemon.core.reps.pelvis_share`), and for
 unilateral work the two sides against each other ("left reps bend 6 deg
 more to the side than right": :mod:`spinemon.core.unilateral`).
@@ -12,8 +13,10 @@ more to the side than right": :mod:`spinemon.core.unilateral`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from spinemon.app.session_summary import EventRow, HoldRow, Monitoring, RepRow, SetRow
 from spinemon.core.reps import pelvis_share
 
 __all__ = [
@@ -121,13 +124,21 @@ def past_limit(peak: float, limit: float) -> tuple[float, float]:
     return side, abs(peak) - abs(limit)
 
 
-def _past(e: dict) -> str:
-    peak, lim = e.get("peak_deg"), e.get("limit_deg")
+def _past(kind: Any, peak: Any, lim: Any) -> str:
     if isinstance(peak, (int, float)) and isinstance(lim, (int, float)):
         over = past_limit(peak, lim)[1]
-        unit = "deg/s" if e.get("kind") == "swing" else "deg"
+        unit = "deg/s" if kind == "swing" else "deg"
         return f" {over:.0f} {unit} past your limit"
     return ""
+
+
+def _event_past(e: EventRow) -> str:
+    return _past(e.kind, e.peak_deg, e.limit_deg)
+
+
+def _share(r: RepRow) -> float | None:
+    """The hips' share of the rep's lean (:func:`pelvis_share`)."""
+    return pelvis_share({"peak_trunk_deg": r.peak_trunk_deg, "peak_flexion_deg": r.peak_flexion_deg})
 
 
 def limits_off_for(exercise: str | None) -> dict[str, str]:
@@ -158,29 +169,31 @@ def _not_judged(ex: str) -> tuple[bool, str]:
     return not main, f"not judged for {_words_list([OFF_WORDS[k] for k in off])} ({why})"
 
 
-def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sensor: bool = False) -> str:
+def set_verdict(
+    st: SetRow, reps: Sequence[RepRow], events: Sequence[EventRow], one_sensor: bool = False
+) -> str:
     """One sentence for one set. With one sensor, the faults it cannot judge
     in this lift are said to be "not judged", and why: clean reps are not
     called clean when their main fault was not watched."""
-    n = st.get("set")
-    ex = st.get("exercise") or "lift"
-    mine = sorted((r for r in reps if r.get("set") == n), key=lambda r: r.get("rep") or 0)
-    evs = [e for e in events if e.get("set") == n]
-    head = f"Set {n}, {ex}" + (f" ({st['side']})" if st.get("side") else "")
+    n = st.set
+    ex = st.exercise or "lift"
+    mine = sorted((r for r in reps if r.set == n), key=lambda r: r.rep or 0)
+    evs = [e for e in events if e.set == n]
+    head = f"Set {n}, {ex}" + (f" ({st.side})" if st.side else "")
     if not mine:
         return head + ": no reps found."
     parts: list[str] = []
     bad: set[int] = set()
     for r in mine:
-        k = r.get("rep")
+        k = r.rep
         if k is None:
             continue  # a rep row always has its number
-        in_rep = [e for e in evs if e.get("rep") == k and e.get("kind") != "spine_creep"]
+        in_rep = [e for e in evs if e.rep == k and e.kind != "spine_creep"]
         if in_rep:
             bad.add(k)
-            words = "; ".join(f"{event_words(e.get('kind'), ex)}{_past(e)}" for e in in_rep[:2])
+            words = "; ".join(f"{event_words(e.kind, ex)}{_event_past(e)}" for e in in_rep[:2])
             parts.append(f"rep {k} {words}")
-    clean = [r["rep"] for r in mine if r.get("rep") is not None and r["rep"] not in bad]
+    clean = [r.rep for r in mine if r.rep is not None and r.rep not in bad]
     judged, not_judged = _not_judged(ex) if one_sensor else (True, "")
     if clean and not judged:
         parts.append(f"rep{'s' if len(clean) > 1 else ''} {clean_ranges(clean)} {not_judged}")
@@ -191,33 +204,33 @@ def set_verdict(st: dict, reps: Sequence[dict], events: Sequence[dict], one_sens
             parts.append("the one rep clean" if len(mine) == 1 else f"all {len(mine)} reps clean")
         if not_judged:
             parts.append(not_judged)
-    flex = [float(v) for r in mine if isinstance(v := r.get("peak_flexion_deg"), (int, float))]
+    flex = [float(v) for r in mine if isinstance(v := r.peak_flexion_deg, (int, float))]
     if not one_sensor and len(flex) >= 3 and flex[-1] - flex[0] >= CREEP_NOTE_DEG:
         parts.append(f"flexion crept {flex[-1] - flex[0]:.0f} deg over the set")
     if ex in HINGES and not one_sensor:
-        shares = [s for s in (pelvis_share(r) for r in mine) if s is not None]
+        shares = [s for s in (_share(r) for r in mine) if s is not None]
         if len(shares) >= 2:
             parts.append(
-                f"hips did {shares[0]:.0%} of the lean on rep 1, {shares[-1]:.0%} on rep {mine[-1].get('rep')}"
+                f"hips did {shares[0]:.0%} of the lean on rep 1, {shares[-1]:.0%} on rep {mine[-1].rep}"
             )
             if shares[0] - shares[-1] >= SHARE_DROP or min(shares) < 0.5:
                 parts.append("cue: push the hips back and keep the chest up, the back took over")
-    sides = st.get("side_comparison")
+    sides = st.side_comparison
     if sides and sides.get("asymmetry_deg") is not None:  # both sides in this set (alternating reps)
         parts.append(sides["words"])
     return head + ": " + "; ".join(parts) + "."
 
 
 def hold_verdict(
-    set_no: int | None, holds: Sequence[dict], events: Sequence[dict], one_sensor: bool = False
+    set_no: int | None, holds: Sequence[HoldRow], events: Sequence[EventRow], one_sensor: bool = False
 ) -> str:
     """One sentence for the timed holds (plank, bird dog, ...) of one set:
     how long each was held, and each fault named as that hold's fault
     ("hold 1 sagged (hips dropped) 7 deg past your limit, 8 s in")."""
-    mine = sorted((h for h in holds if h.get("set") == set_no), key=lambda h: h.get("hold") or 0)
-    ex = (mine[0].get("exercise") if mine else None) or "hold"
+    mine = sorted((h for h in holds if h.set == set_no), key=lambda h: h.hold or 0)
+    ex = (mine[0].exercise if mine else None) or "hold"
     head = f"Set {set_no}, {ex}" if set_no is not None else ex[0].upper() + ex[1:]
-    durs = [h.get("duration_s") for h in mine]
+    durs = [h.duration_s for h in mine]
     known = [float(d) for d in durs if isinstance(d, (int, float))]
     n = len(mine)
     what = f"{n} hold{'s' if n != 1 else ''}"
@@ -234,8 +247,8 @@ def hold_verdict(
     parts = [what]
     bad: set[int] = set()
     for h in mine:
-        k = int(h.get("hold") or 0)
-        faults = h.get("faults") or []
+        k = int(h.hold or 0)
+        faults = h.faults or ()
         if faults:
             bad.add(k)
             words = []
@@ -244,19 +257,24 @@ def hold_verdict(
                     (
                         e
                         for e in events
-                        if e.get("set") == set_no
-                        and e.get("kind") == f.get("kind")
+                        if e.set == set_no
+                        and e.kind == f.get("kind")
                         and f.get("t_alert") is not None
-                        and e.get("t_alert") == f.get("t_alert")
+                        and e.t_alert == f.get("t_alert")
                     ),
-                    f,
+                    None,
+                )
+                past = (
+                    _past(f.get("kind"), f.get("peak_deg"), f.get("limit_deg"))
+                    if ev is None
+                    else _event_past(ev)
                 )
                 into = ""
-                if isinstance(f.get("t_alert"), (int, float)) and isinstance(h.get("t_start"), (int, float)):
-                    into = f", {f['t_alert'] - h['t_start']:.0f} s in"
-                words.append(f"{event_words(str(f.get('kind')), ex)}{_past(ev)}{into}")
+                if isinstance(f.get("t_alert"), (int, float)) and isinstance(h.t_start, (int, float)):
+                    into = f", {f['t_alert'] - h.t_start:.0f} s in"
+                words.append(f"{event_words(str(f.get('kind')), ex)}{past}{into}")
             parts.append(f"hold {k} " + "; ".join(words))
-    clean = [int(h.get("hold") or 0) for h in mine if int(h.get("hold") or 0) not in bad]
+    clean = [int(h.hold or 0) for h in mine if int(h.hold or 0) not in bad]
     if clean:
         if bad:
             parts.append(f"hold{'s' if len(clean) > 1 else ''} {clean_ranges(clean)} clean")
@@ -269,14 +287,14 @@ def hold_verdict(
     return head + ": " + "; ".join(parts) + "."
 
 
-def sides_verdict(cmp: dict, sets: Sequence[dict]) -> str | None:
+def sides_verdict(cmp: Mapping[str, Any], sets: Sequence[SetRow]) -> str | None:
     """One line for a unilateral exercise done a side per set (a left set,
     then a right one): the sides over the session. None when a set held both
     sides (its own line says it) or only one side was done."""
     ex = cmp.get("exercise")
-    mine = [s for s in sets if s.get("exercise") == ex]
+    mine = [s for s in sets if s.exercise == ex]
     if cmp.get("asymmetry_deg") is None or any(
-        (s.get("side_comparison") or {}).get("asymmetry_deg") is not None for s in mine
+        (s.side_comparison or {}).get("asymmetry_deg") is not None for s in mine
     ):
         return None
     n_l, n_r = cmp["left"]["reps"], cmp["right"]["reps"]
@@ -284,50 +302,47 @@ def sides_verdict(cmp: dict, sets: Sequence[dict]) -> str | None:
 
 
 def session_verdict(
-    sets: Sequence[dict],
-    reps: Sequence[dict],
-    events: Sequence[dict],
-    monitoring: dict | None = None,
+    sets: Sequence[SetRow],
+    reps: Sequence[RepRow],
+    events: Sequence[EventRow],
+    monitoring: Monitoring | None = None,
     one_sensor: bool = False,
-    sides: Sequence[dict] = (),
-    holds: Sequence[dict] = (),
+    sides: Sequence[Mapping[str, Any]] = (),
+    holds: Sequence[HoldRow] = (),
 ) -> list[str]:
     """The verdict lines of a session: how much was watched, then one per
     set (lifts, and timed holds: ``summary()["holds"]``), then left against
     right for unilateral work done a side per set
     (``sides``: ``summary()["side_comparisons"]``)."""
     lines: list[str] = []
-    if monitoring:
-        cal = monitoring.get("calibration")
-        dur, mon = monitoring.get("duration_s") or 0.0, monitoring.get("monitored_s") or 0.0
-        waiting = (monitoring.get("not_monitored") or {}).get(
-            "waiting for a still stretch to set neutral", 0.0
-        )
+    if monitoring is not None and monitoring.key_order():  # (an empty section says nothing)
+        cal = monitoring.calibration
+        dur, mon = monitoring.duration_s or 0.0, monitoring.monitored_s or 0.0
+        waiting = (monitoring.not_monitored or {}).get("waiting for a still stretch to set neutral", 0.0)
         if cal in ("none", "provisional") or waiting > 5.0:  # the guided calibration itself is not news
-            why = ", ".join(f"{v:.0f} s {k}" for k, v in (monitoring.get("not_monitored") or {}).items())
+            why = ", ".join(f"{v:.0f} s {k}" for k, v in (monitoring.not_monitored or {}).items())
             lines.append(
                 f"Watched {mon:.0f} of {dur:.0f} s"
                 + (f" (not watched: {why})" if why else "")
                 + (f"; calibration {cal}" if cal in ("none", "provisional") else "")
                 + "."
             )
-    hold_sets = list(dict.fromkeys(h.get("set") for h in holds))
+    hold_sets = list(dict.fromkeys(h.set for h in holds))
     if not sets and not holds:
         lines.append("No sets or holds found in this session.")
     order: list[tuple[float, int, str]] = [
-        (float(st.get("t_start") or 0.0), i, set_verdict(st, reps, events, one_sensor))
-        for i, st in enumerate(sets)
+        (float(st.t_start or 0.0), i, set_verdict(st, reps, events, one_sensor)) for i, st in enumerate(sets)
     ]
     for n in hold_sets:
-        t0 = min(float(h.get("t_start") or 0.0) for h in holds if h.get("set") == n)
+        t0 = min(float(h.t_start or 0.0) for h in holds if h.set == n)
         order.append((t0, len(order), hold_verdict(n, holds, events, one_sensor)))
     lines += [line for _, _, line in sorted(order)]
     for cmp in sides:
         line = sides_verdict(cmp, sets)
         if line is not None:
             lines.append(line[0].upper() + line[1:])
-    held = {(h.get("set"), f.get("t_alert")) for h in holds for f in h.get("faults") or []}
-    outside = [e for e in events if e.get("set") is None and (None, e.get("t_alert")) not in held]
+    held = {(h.set, f.get("t_alert")) for h in holds for f in h.faults or ()}
+    outside = [e for e in events if e.set is None and (None, e.t_alert) not in held]
     if outside:
         lines.append(f"{len(outside)} alert{'s' if len(outside) != 1 else ''} outside any set.")
     return lines

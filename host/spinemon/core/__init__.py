@@ -2,7 +2,7 @@
 
 In the order data flows through them (each one module, one job, its own
 state, and an ``update(block)`` that gives the same output for any split of
-its input; tests/test_stages.py, tests/test_split_invariance.py):
+its input; tests/core/test_stages.py, tests/core/test_split_invariance.py):
 
 =================  ==========================================================
 ``stream``         decode: frames -> :class:`~spinemon.core.stream.SampleBlock` (SI units, device time)

@@ -29,12 +29,13 @@ mounting on it, keeping the heading.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from spinemon.core.angles import Mounting
 from spinemon.core.detect import DEFAULT_ROM, RangeOfMotion
+from spinemon.core.stage import StageState, plain_value
 from spinemon.core.stream import G, SampleBlock
 from spinemon.errors import CalibrationError, ConfigError
 
@@ -136,6 +137,19 @@ class Calibration:
     def range_of_motion(self) -> RangeOfMotion:
         return self.rom or DEFAULT_ROM
 
+    def copy(self) -> Calibration:
+        """A copy that shares nothing changeable with this one (a mounting
+        or a heading set on one later leaves the other as it was)."""
+        return Calibration(
+            dict(self.mounting),  # Mounting is frozen
+            self.t_neutral,
+            self.rom,
+            self.t_rom,
+            {s: dict(a) for s, a in self.alignment.items()},
+            {s: np.array(v, dtype=np.float64) for s, v in self.gyro_offset.items()},
+            self.source,
+        )
+
     def as_dict(self) -> dict:
         return {
             "type": "calibration",
@@ -225,6 +239,10 @@ def _rx_deg(a: float) -> np.ndarray:
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s_], [0.0, s_, c]])
 
 
+#: the calibrator's fields that its state leaves out, or copies its own way
+_NOT_STATE = ("settings", "result")
+
+
 @dataclass
 class Calibrator:
     """Streaming calibration. Feed every block to :meth:`update_neutral`
@@ -271,6 +289,20 @@ class Calibrator:
     @property
     def done(self) -> bool:
         return self.phase == "done"
+
+    def state(self) -> StageState:
+        """The calibrator's state as a value (every field but its settings;
+        the calibration found so far copied)."""
+        out = {f.name: plain_value(getattr(self, f.name)) for f in fields(self) if f.name not in _NOT_STATE}
+        out["result"] = None if self.result is None else self.result.copy()
+        return out
+
+    def restore(self, state: StageState) -> None:
+        """Go on from ``state`` (see :meth:`state`)."""
+        for f in fields(self):
+            if f.name not in _NOT_STATE:
+                setattr(self, f.name, plain_value(state[f.name]))
+        self.result = None if state["result"] is None else state["result"].copy()
 
     def update_neutral(self, block: SampleBlock) -> Calibration | None:
         """Look for the first still stretch of ``neutral_s``; returns the

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from spinemon.core.stage import StageState
 from spinemon.errors import ConfigError
 
 OVER_FLEXION = "over_flexion"
@@ -484,6 +485,38 @@ class EventDetector:
 
     def set_limits(self, limits: Limits) -> None:
         self.limits = limits
+
+    def state(self) -> StageState:
+        """The detector's state as a value: copies of its events, each
+        limit check's candidate and the index (in ``events``) of its active
+        event, the context stamped on new events and the limits."""
+        at = {id(e): i for i, e in enumerate(self.events)}
+        return {
+            "limits": self.limits,
+            "events": [replace(e) for e in self.events],
+            "watches": {
+                k: (
+                    None if w.candidate is None else replace(w.candidate),
+                    None if w.active is None else at[id(w.active)],
+                    w.blocked,
+                    w.first_badness,
+                    w.n_past,
+                )
+                for k, w in self._watches.items()
+            },
+            "context": dict(self.context),
+        }
+
+    def restore(self, state: StageState) -> None:
+        """Go on from ``state`` (see :meth:`state`); the events are copied again, so the state stays as it was."""
+        self.limits = state["limits"]
+        self.events = [replace(e) for e in state["events"]]
+        for k, (candidate, active, blocked, first_badness, n_past) in state["watches"].items():
+            w = self._watches[k]
+            w.candidate = None if candidate is None else replace(candidate)
+            w.active = None if active is None else self.events[active]
+            w.blocked, w.first_badness, w.n_past = blocked, first_badness, n_past
+        self.context = dict(state["context"])
 
     def _limit(self, kind: str) -> float | None:
         lim = self.limits

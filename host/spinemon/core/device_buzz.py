@@ -7,7 +7,7 @@ samples). An excursion ends when the angle is back inside the limits by the
 detector's hysteresis. Per sample the state is: a flagged sample opens it, a
 sample inside the limits closes it (a sample both flagged and inside leaves it
 open); carried from block to block, so any split gives the same answer
-(tests/test_device_buzz.py).
+(tests/core/test_device_buzz.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ class DeviceBuzzWatch:
 
     def __init__(self) -> None:
         self.open = False
+
+    def state(self) -> dict[str, bool]:
+        return {"open": self.open}
+
+    def restore(self, state: dict[str, bool]) -> None:
+        self.open = bool(state["open"])
 
     @staticmethod
     def _inside(flexion: np.ndarray, limits: Limits, hysteresis_deg: float) -> np.ndarray:

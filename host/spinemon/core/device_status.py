@@ -2,10 +2,13 @@
 
 :class:`DeviceAccounting` keeps the drop counters every STATUS reports (per
 boot, since they start at 0 on each), next to the host's gap accounting: the
-``device`` section of a session's summary.
+``device`` section of a session's summary. It takes the STATUS frames the
+stream decoder (``core.stream.FrameDecoder``) decoded: each frame is decoded once.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import spinemon_protocol as proto
 
@@ -60,15 +63,16 @@ class DeviceAccounting:
             self.order.append(b)
         return new and len(self.order) > 1
 
-    def on_frame(self, frame: bytes) -> bool:
-        """A received frame: a STATUS is taken (see :meth:`on_status`)."""
-        if len(frame) < proto.MIN_FRAME or frame[1] != proto.T_STATUS:
-            return False
-        try:
-            st = proto.decode(frame)
-        except proto.ProtocolError:
-            return False  # the stream decoder counts it
-        return self.on_status(st)
+    def on_items(self, items: Iterable[object]) -> bool:
+        """The items the stream decoder gave for one frame (or many: see
+        ``FrameDecoder.feed``/``feed_many``): each STATUS among them is taken
+        (see :meth:`on_status`), as decoded once by the decoder. True if one
+        came from a boot not seen before (after the first)."""
+        restarted = False
+        for item in items:
+            if isinstance(item, proto.Status):
+                restarted = self.on_status(item) or restarted
+        return restarted
 
     @property
     def restarts(self) -> int:

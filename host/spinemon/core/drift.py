@@ -12,7 +12,7 @@ that watch the stream beside the rep counter.
 
 Both keep their running state sample by sample (sums added one after
 another, crossings carried across blocks), so any split of the stream gives
-the same result (tests/test_drift.py).
+the same result (tests/core/test_drift.py).
 """
 
 from __future__ import annotations

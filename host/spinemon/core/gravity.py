@@ -18,7 +18,7 @@ What the stage follows on its own:
   neutral is removed upstream from then on).
 
 Exact under any split of the stream: the filters are (see
-tests/test_fusion.py), and every change above happens between samples.
+tests/core/test_fusion.py), and every change above happens between samples.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from spinemon.core.detect import Limits, RangeOfMotion, one_sensor_limits, profile
+from spinemon.core.stage import StageState, fields_of, set_fields
+
+_STATE = ("creep_limit_deg", "creep_set", "off")
 
 __all__ = ["LimitPlan"]
 
@@ -25,6 +28,13 @@ class LimitPlan:
         self.creep_limit_deg: float | None = None  # flexion that counts as spine creep in this set
         self.creep_set: int | None = None  # the set whose first rep set it
         self.off: dict[str, str] = {}  # limits one sensor cannot watch, and why
+
+    def state(self) -> StageState:
+        """The creep limit in force and the limits one sensor turned off, as a value."""
+        return fields_of(self, _STATE)
+
+    def restore(self, state: StageState) -> None:
+        set_fields(self, state, _STATE)
 
     def limits(self, exercise: str, rom: RangeOfMotion | None, single_sensor: bool | None) -> Limits:
         """The limits now; also refreshes :attr:`off`."""

@@ -26,6 +26,7 @@ from dataclasses import replace
 
 from spinemon.core.calibration import Calibration, CalibrationSettings, Calibrator, drift_deg, rezero
 from spinemon.core.gravity import Fused
+from spinemon.core.stage import StageState, plain_value
 from spinemon.core.stream import SampleBlock
 
 __all__ = ["PHASE_MONITOR", "PHASE_NEUTRAL", "PHASE_ROM", "SessionPhases"]
@@ -33,6 +34,9 @@ __all__ = ["PHASE_MONITOR", "PHASE_NEUTRAL", "PHASE_ROM", "SessionPhases"]
 PHASE_NEUTRAL = "calibrating-neutral"
 PHASE_ROM = "calibrating-range"
 PHASE_MONITOR = "monitoring"
+
+#: the phases' own fields in their state (the calibrator, calibration and check give their own)
+_STATE = ("phase", "_samples", "last_step_still", "_check_limit", "check_result", "stale_found")
 
 _WHY_NOT_MONITORED = {
     PHASE_NEUTRAL: "waiting for a still stretch to set neutral",
@@ -63,6 +67,36 @@ class SessionPhases:
         self.stale_found: dict | None = (
             None  # {"t", "text"}: a stale calibration re-zeroed, to be told (taken by the pipeline)
         )
+
+    def state(self) -> StageState:
+        """The phases' state as a value (:class:`~spinemon.core.stage.Stage`):
+        the calibrator's, the calibration in force (copied; whether it is the
+        calibrator's own result, which the range sweep completes in place),
+        the stored calibration's check, and the samples counted per phase."""
+        check = self._check
+        return {
+            "calibrator": self.calibrator.state(),
+            "calibration": None if self.calibration is None else self.calibration.copy(),
+            "is_result": self.calibration is not None and self.calibration is self.calibrator.result,
+            "_check": None if check is None else check.state(),
+            **{k: plain_value(getattr(self, k)) for k in _STATE},
+        }
+
+    def restore(self, state: StageState) -> None:
+        """Go on from ``state`` (see :meth:`state`)."""
+        self.calibrator.restore(state["calibrator"])
+        if state["is_result"]:
+            self.calibration = self.calibrator.result
+        else:
+            cal = state["calibration"]
+            self.calibration = None if cal is None else cal.copy()
+        if state["_check"] is None:
+            self._check = None
+        else:
+            self._check = Calibrator(replace(self.calibrator.settings, rom=False))
+            self._check.restore(state["_check"])
+        for k in _STATE:
+            setattr(self, k, plain_value(state[k]))
 
     @property
     def gyro_offset(self) -> dict:
@@ -178,7 +212,7 @@ class SessionPhases:
         return out
 
     @property
-    def state(self) -> str:
+    def calibration_state(self) -> str:
         """``done`` (found this session), ``stored`` (given: a saved profile),
         ``provisional`` (no still stretch: the quietest one) or ``none``."""
         if self.calibration is None:
@@ -191,7 +225,7 @@ class SessionPhases:
         """How much of the session was monitored, and why the rest was not."""
         time_s = self.time_s
         return {
-            "calibration": self.state,
+            "calibration": self.calibration_state,
             **({"stored_check": self.check_result} if self.check_result is not None else {}),
             "duration_s": round(sum(time_s.values()), 3),
             "monitored_s": round(time_s.get(PHASE_MONITOR, 0.0), 3),

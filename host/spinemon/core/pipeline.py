@@ -778,7 +778,7 @@ class Pipeline:
 
     @property
     def calibration_state(self) -> str:
-        return self.phases.state
+        return self.phases.calibration_state
 
     def monitoring(self) -> dict:
         return self.phases.monitoring()

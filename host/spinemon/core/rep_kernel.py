@@ -7,7 +7,7 @@ walking resets everything): numpy cannot express it as whole-array passes.
 This module holds that loop over plain float/int state arrays, with no
 Python objects in it, so numba can compile it (``pip install
 'spinemon[fast]'``); without numba the very same function runs as Python.
-Both give the same numbers (``tests/test_reps.py`` runs both on the same
+Both give the same numbers (``tests/core/test_reps.py`` runs both on the same
 data and compares them bit for bit).
 
 The loop does the numeric part of one sample -- bias, stillness, walking,

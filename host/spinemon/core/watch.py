@@ -22,7 +22,7 @@ events and alerts):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from spinemon.core.gravity import Fused
 from spinemon.core.limits import LimitPlan
 from spinemon.core.reps import RepRecord
 from spinemon.core.segment import HELD_LATERAL_HEADING, HELD_TWIST_BIAS
+from spinemon.core.stage import StageState, fields_of, set_fields
 
 __all__ = ["DEVICE_GUARDED_KINDS", "LATERAL_NEEDS_HEADING", "LimitWatch", "Watched"]
 
@@ -57,6 +58,9 @@ DEVICE_GUARDED_KINDS = (OVER_FLEXION, OVER_EXTENSION)
 #: the heading (the one-sided stance bends the trunk sideways in step with
 #: the tilt: the heading finder would read that as the heading)
 LATERAL_NEEDS_HEADING = ("lunge", "split_squat")
+
+#: the watch's own fields in its state (the rest: settings, and the parts that give their own)
+_STATE = ("exercise", "labelled_set", "rom", "single_sensor", "reps_set", "_limit_held_samples")
 
 _SIGNAL = {LATERAL_BEND: 1, TWIST: 2}  # the detector's signal each one-limit hold covers
 
@@ -111,6 +115,36 @@ class LimitWatch:
     @property
     def limits(self) -> Limits:
         return self.detector.limits
+
+    def state(self) -> StageState:
+        """The watch's state as a value (:class:`~spinemon.core.stage.Stage`):
+        the detector's and the shadow's (their events copied), the alerts so
+        far (each with the index of its event among the detector's), the
+        creep limit, the label, calibration and layout it follows, and the
+        held-limit counts. The alert policy is not in it: its command counter
+        is the session's (shared with the command queue) and numbers on."""
+        at = {id(e): i for i, e in enumerate(self.detector.events)}
+        return {
+            "detector": self.detector.state(),
+            "shadow": self.shadow.state(),
+            "alerts": [
+                (at[id(a.event)], {f.name: getattr(a, f.name) for f in fields(a) if f.name != "event"})
+                for a in self.alerts
+            ],
+            "plan": self.plan.state(),
+            "device_buzz": self.device_buzz.state(),
+            **fields_of(self, _STATE),
+        }
+
+    def restore(self, state: StageState) -> None:
+        """Go on from ``state`` (see :meth:`state`)."""
+        self.detector.restore(state["detector"])
+        self.shadow.restore(state["shadow"])
+        events = self.detector.events
+        self.alerts = [Alert(events[i], **rest) for i, rest in state["alerts"]]
+        self.plan.restore(state["plan"])
+        self.device_buzz.restore(state["device_buzz"])
+        set_fields(self, state, _STATE)
 
     @property
     def limit_held_s(self) -> dict[int, float]:

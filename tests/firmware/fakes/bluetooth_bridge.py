@@ -20,7 +20,7 @@
 # Messages both ways: u16 length (of type + payload, little-endian), u8 type,
 # payload. Device times are the firmware's own clock (clock.Clock.now_us,
 # u64). The host side keeps a copy of the message numbers;
-# tests/test_full_chain.py checks that the two copies agree.
+# tests/system/test_full_chain.py checks that the two copies agree.
 
 import select
 import struct
