@@ -33,7 +33,7 @@ from spinemon.io import sim
 
 ROOT = Path(__file__).resolve().parents[2]
 BUZZ_P95_TARGET_MS = 30.0  # issue 27: first sample past the limit -> motor on
-TEST = ROOT / "tests" / "test_full_chain.py"
+TEST = ROOT / "tests" / "system" / "test_full_chain.py"
 STAGES = (
     ("total", "first sample past the limit -> motor on (every fault)"),
     ("detect_hold", "host confirmation (quick rule: 3 deg deeper than the first sample past, >= 2 samples)"),

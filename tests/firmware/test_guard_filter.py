@@ -90,7 +90,7 @@ def test_the_guards_gravity_filter_is_the_hosts_under_micropython(tau_s, rejecti
 
 
 def bend_profile(n: int) -> list[tuple[float, float]]:
-    """tests/test_full_chain.py's bends (importing it costs 2 s): to 60 deg in 0.35 s, held 0.45 s, back, 1.2 s rest."""
+    """tests/system/test_full_chain.py's bends (importing it costs 2 s): to 60 deg in 0.35 s, held 0.45 s, back, 1.2 s rest."""
     pts, t = [(0.0, 0.0), (0.5, 0.0)], 0.5
     for _ in range(n):
         pts += [(t + 0.35, 60.0), (t + 0.8, 60.0), (t + 1.15, 0.0), (t + 2.35, 0.0)]
