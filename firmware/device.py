@@ -407,28 +407,28 @@ class Device:
 
     def next_read_ms(self, got):
         """ms until the IMU FIFOs are read again, after a read that got `got`
-        samples: READ_EARLY_US before the next sample is due (see
-        `next_due_us`, above READ_EARLY_US)."""
+        samples: READ_EARLY_US before the next sample is due (the comment
+        above READ_EARLY_US)."""
         s = self.sampler
-        period = s.period_us
-        period_ms = period // 1000
+        nominal = s.period_us
+        period_ms = nominal // 1000
         r = self._read_us
-        timing = (s.t_anchor, period) if s.configured else None
+        timing = (s.t_anchor, nominal) if s.configured else None
         if timing != self._timing or r is None:
             self._timing = timing  # (re)configured, resynced: the old phase and period say nothing
             self.next_due_us = None
             self._period_ref = None
             self.imu_period_us = None
         if got:
+            period = self._imu_period(nominal)
             # the newest sample became due after the read before this one (lo) and by this one (hi)
             hi = r
             prev = self._prev_read_us
             lo = hi - got * period if prev is None else prev + (got - 1) * period
             due = self.next_due_us
-            period = self._imu_period(period)
             if self.empty_reads and got == 1:
                 d = (lo + hi) // 2  # a read just before found nothing: a tight bracket, take its middle
-                self._learn_period(d, s.index - 1, period)
+                self._learn_period(d, s.index - 1, nominal)
             else:
                 d = hi if due is None else due + (got - 1) * period  # the estimate, kept within the bracket
                 if d < lo:
