@@ -83,10 +83,10 @@ def run(report, quick: bool = False) -> dict:
     data["false_alerts"] = {"simulated": sim_counts, "gait_l5": gait_counts}
     rows = ["| stage | median (ms) | p95 (ms) | faults |", "|---|---:|---:|---:|"]
     for key, text in STAGES:
-        med, p95 = data.get(f"latency_{key}_median_ms"), data.get(f"latency_{key}_p95_ms")
+        med, q95 = data.get(f"latency_{key}_median_ms"), data.get(f"latency_{key}_p95_ms")
         if med is None:
             continue
-        rows.append(f"| {text} | {med:.1f} | {p95:.1f} | {int(data.get(f'latency_{key}_n', 0))} |")
+        rows.append(f"| {text} | {med:.1f} | {q95:.1f} | {int(data.get(f'latency_{key}_n', 0))} |")
     sim_reps = sim_counts["quick"]["faulty_reps"]
     fa = ["| who buzzes | simulated sessions: false alerts | simulated: faulty reps missed (of %d) | gait-l5 walks: false alerts |" % sim_reps, "|---|---:|---:|---:|"]
     names = {"hold_only": "host, 80 ms hold only (before)", "quick": "host, quick confirmation (now)", "device": "the wearable's guard, armed with the host's limits in sets (now)"}
