@@ -81,6 +81,10 @@ READ_IDLE_MS = 20
 # reference moved on after this many (next_read_ms)
 PERIOD_SPAN_MIN = 64
 PERIOD_SPAN_MAX = 2048
+# how far an IMU's oscillator may be off the nominal rate: 1/32 of a period (3 %)
+DRIFT_PER_PERIOD = 32
+# two reads at most this far apart pin when the sample the second got was due
+TIGHT_US = 2000
 # while the host watches with the guard armed, a partial batch goes out this
 # often (and at once when the guard buzzed), not on every read
 EARLY_FLUSH_MS = 20
@@ -182,6 +186,7 @@ class Device:
         self._prev_read_us = None  # and the read before it
         self._timing = None  # the sampler's (anchor, period) the estimate is for
         self.imu_period_us = None  # the IMUs' period as their own clock keeps it, once learnt
+        self._untight = 0  # reads with samples since one that pinned the phase (TIGHT_US)
         self._period_ref = None  # (due time, index) of a sample read tightly, to learn it from
         self._flushed_ms = None  # when poll_imu last sent a partial batch early
 
@@ -419,6 +424,7 @@ class Device:
             self.next_due_us = None
             self._period_ref = None
             self.imu_period_us = None
+            self._untight = 0
         if got:
             period = self._imu_period(nominal)
             # the newest sample became due after the read before this one (lo) and by this one (hi)
@@ -426,10 +432,12 @@ class Device:
             prev = self._prev_read_us
             lo = hi - got * period if prev is None else prev + (got - 1) * period
             due = self.next_due_us
-            if self.empty_reads and got == 1:
+            if got == 1 and hi - lo <= TIGHT_US:
                 d = (lo + hi) // 2  # a read just before found nothing: a tight bracket, take its middle
                 self._learn_period(d, s.index - 1, nominal)
+                self._untight = 0
             else:
+                self._untight += 1
                 d = hi if due is None else due + (got - 1) * period  # the estimate, kept within the bracket
                 if d < lo:
                     d = lo
@@ -437,7 +445,13 @@ class Device:
                     d = hi
             self.empty_reads = 0
             self.next_due_us = d + period
-            wait = (self.next_due_us - READ_EARLY_US - self.clock.now_us() + 999) // 1000
+            # a read that finds its sample at once only says it came late enough: the estimate
+            # may be late by the IMU clock's error each period, so read earlier the longer
+            # since a read last found nothing (until one does and pins the phase again)
+            early = READ_EARLY_US + self._untight * (period // DRIFT_PER_PERIOD)
+            if early > period // 2:
+                early = period // 2
+            wait = (self.next_due_us - early - self.clock.now_us() + 999) // 1000
             if wait < READ_MIN_MS:
                 return READ_MIN_MS
             return READ_IDLE_MS if wait > READ_IDLE_MS else wait
