@@ -131,7 +131,7 @@ def test_a_left_bend_past_its_limit_reads_as_past_the_left_limit():
     # the report's verdict counts the same way
     from spinemon.app.verdict import _past
 
-    assert _past({"kind": "lateral_bend", "peak_deg": -17.8, "limit_deg": 15.0}) == " 3 deg past your limit"
+    assert _past("lateral_bend", -17.8, 15.0) == " 3 deg past your limit"
 
 
 def test_live_alert_numbers_and_peaks_are_the_ones_replay_shows(tmp_path):

@@ -347,7 +347,7 @@ def test_resume_works_when_the_first_segment_lost_its_header(tmp_path):
 
 
 # ---------------------------------------------------------------- format 1
-V1 = os.path.join(os.path.dirname(__file__), "fixtures", "recording-v1.spinrec")
+V1 = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "recording-v1.spinrec")
 
 
 def _v1_spans(data: bytes) -> list[tuple[int, int]]:

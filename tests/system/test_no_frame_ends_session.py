@@ -139,11 +139,9 @@ def test_no_valid_frame_ends_a_session_live_or_in_replay(session, tmp_path_facto
     assert result.summary["phase"] == "monitoring"  # neutral was found despite the changes
     rec = load(out)
     assert len(list(rec.frames_in())) == len(frames)
-    again = replay(rec)  # long blocks
+    again = replay(rec)  # long blocks (live went frame by frame: the two splits of the same frames agree)
     assert _events(again) == _events(result)
-    one_by_one = replay(rec, block_samples=1)  # frame by frame, as live
-    assert _events(one_by_one) == _events(result)
-    assert one_by_one.summary["layout_changes"] == again.summary["layout_changes"]
+    assert again.summary["layout_changes"] == result.summary["layout_changes"]
 
 
 GRID = [(k, PHASES) for k in KINDS if k != "upper-only-for-good"] + [
