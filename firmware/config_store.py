@@ -233,8 +233,10 @@ DEFAULTS = {
     "guard_mode": 1,  # GUARD_WHEN_LINK_DOWN
     "name_suffix": "",  # "" = last 4 hex digits of the MAC
     "link": "ble",  # "ble", "serial" or "both"
-    "tau_acc_s": 1.0,
-    "acc_rejection_m_s2": 2.0,
+    # the guard's gravity filter, the host's FusionSettings defaults (guard.py);
+    # named anew in firmware 0.5, so a value saved for the old filter is not read
+    "fusion_tau_acc_s": 3.0,
+    "fusion_acc_rejection_m_s2": 0.0,  # 0: off
     "calibrated": False,
     "offset_upper": 0.0,
     "offset_lower": 0.0,
@@ -254,8 +256,8 @@ _RULES = {
     "guard_mode": (int, 0, 2),
     "name_suffix": (str, 0, 12),
     "link": (str, ("ble", "serial", "both")),
-    "tau_acc_s": (float, 0.05, 60.0),
-    "acc_rejection_m_s2": (float, 0.0, 100.0),
+    "fusion_tau_acc_s": (float, 0.05, 60.0),
+    "fusion_acc_rejection_m_s2": (float, 0.0, 100.0),
     "calibrated": (bool, (True, False)),
     "offset_upper": (float, -4.0, 4.0),
     "offset_lower": (float, -4.0, 4.0),

@@ -21,7 +21,7 @@ from guard import Guard
 from haptics import Haptics
 from sampler import FrameQueue, Sampler, SentRing
 
-FW_VERSION = (0, 4, 0)  # 0.2: STATUS carries heap_free; 0.3: SF_GUARD_BUZZED, HAPTIC ACK value, guard confirmation rule; 0.4: hardware faults (SF_SENSOR_LOST, STATUS fault fields, E_STORAGE)
+FW_VERSION = (0, 5, 0)  # 0.2: STATUS carries heap_free; 0.3: SF_GUARD_BUZZED, HAPTIC ACK value, guard confirmation rule; 0.4: hardware faults (SF_SENSOR_LOST, STATUS fault fields, E_STORAGE); 0.5: the guard runs the host's gravity filter (config fusion_tau_acc_s, fusion_acc_rejection_m_s2)
 BUTTON_DEBOUNCE_MS = 50
 BATTERY_PERIOD_MS = 10000
 STATUS_PERIOD_MS = 1000
@@ -58,19 +58,33 @@ SENSOR_LOST_REMIND_MS = 30000
 PENDING_ANSWERS = 8
 # When the IMU FIFOs are read (issue 27): as each sample is due, so the guard
 # judges a sample within a few ms of the IMU taking it (a fixed 20 ms poll
-# left the confirming sample waiting up to 20 ms). After a read that got
-# samples the next one is READ_EARLY_US before the next sample is due; an
-# empty read (the IMU's own clock runs a little off the nominal rate) is
-# tried again READ_RETRY_MS later, so the reads follow the IMU's phase
-# (a sample waits at most about READ_RETRY_MS + READ_EARLY_US). After a read
-# with samples the next waits at least READ_MIN_MS (at high rates a read takes
-# several samples), and at most READ_IDLE_MS. With no IMU delivering (none
-# configured, all lost, or no sample for longer than two periods and
-# READ_IDLE_MS) every READ_IDLE_MS.
+# left the confirming sample waiting up to 20 ms). The device keeps an
+# estimate of when the next sample is due (`next_due_us`, on its own clock)
+# and reads READ_EARLY_US before it; an empty read is tried again
+# READ_RETRY_MS later. Each read corrects the estimate: every read drains the
+# FIFOs, so the newest sample a read gets became due after the read before
+# it and no later than this one, and an empty read shows the next one is not
+# due yet; so the estimate follows the IMU's own clock (a little off the
+# nominal rate) and, after a read that came late (the loop held up by other
+# work), the next read is again on time rather than a period after the late
+# one (reads a fixed period apart caught up only by the period's last
+# fraction of a ms per sample, so one 6 ms hold-up delayed the next ten or
+# more). After a read with samples the next waits at least READ_MIN_MS (at
+# high rates a read takes several samples), and at most READ_IDLE_MS. With no
+# IMU delivering (none configured, all lost, or no sample for longer than two
+# periods and READ_IDLE_MS) every READ_IDLE_MS.
 READ_EARLY_US = 500
 READ_RETRY_MS = 1
 READ_MIN_MS = 2
 READ_IDLE_MS = 20
+# the IMU's own period is learnt from samples at least this many apart, the
+# reference moved on after this many (next_read_ms)
+PERIOD_SPAN_MIN = 64
+PERIOD_SPAN_MAX = 2048
+# how far an IMU's oscillator may be off the nominal rate: 1/32 of a period (3 %)
+DRIFT_PER_PERIOD = 32
+# two reads at most this far apart pin when the sample the second got was due
+TIGHT_US = 2000
 # while the host watches with the guard armed, a partial batch goes out this
 # often (and at once when the guard buzzed), not on every read
 EARLY_FLUSH_MS = 20
@@ -167,6 +181,13 @@ class Device:
         self.pending_answers = []  # BLE answers the stack refused (ENOMEM), oldest first
         self.answers_retried = 0
         self.empty_reads = 0  # reads in a row that got no sample (next_read_ms)
+        self.next_due_us = None  # when the next sample is due, as far as the reads tell (next_read_ms)
+        self._read_us = None  # when poll_imu last read the FIFOs
+        self._prev_read_us = None  # and the read before it
+        self._timing = None  # the sampler's (anchor, period) the estimate is for
+        self.imu_period_us = None  # the IMUs' period as their own clock keeps it, once learnt
+        self._untight = 0  # reads with samples since one that pinned the phase (TIGHT_US)
+        self._period_ref = None  # (due time, index) of a sample read tightly, to learn it from
         self._flushed_ms = None  # when poll_imu last sent a partial batch early
 
     def log(self, msg):
@@ -196,7 +217,7 @@ class Device:
             self.counter_resync = True
             self.log("command counter %s: BLE commands refused until the host resyncs (GET_STATUS)" % self.store.counter_state)
         c = self.cfg
-        self.guard = Guard(self.lower is not None, c["tau_acc_s"], c["acc_rejection_m_s2"])
+        self.guard = Guard(self.lower is not None, c["fusion_tau_acc_s"], c["fusion_acc_rejection_m_s2"])
         self.guard.set_thresholds(c["guard_flex_cdeg"], c["guard_ext_cdeg"], c["guard_mode"])
         if c["calibrated"]:
             self.guard.set_calibration(c["offset_upper"], c["offset_lower"])
@@ -341,6 +362,8 @@ class Device:
         """Drain the IMU FIFOs, run the guard on every sample, batch frames."""
         now_us = self.clock.now_us()
         samples = self.sampler.read(now_us)
+        self._prev_read_us = self._read_us
+        self._read_us = now_us
         now_ms = now_us // 1000
         if self.sampler.lost != self.lost_seen or self._remind_ms is not None:
             self._follow_faults(now_ms, not self.host_watching())
@@ -389,20 +412,81 @@ class Device:
 
     def next_read_ms(self, got):
         """ms until the IMU FIFOs are read again, after a read that got `got`
-        samples (see READ_EARLY_US): just before the next sample is due."""
+        samples: READ_EARLY_US before the next sample is due (the comment
+        above READ_EARLY_US)."""
         s = self.sampler
-        period_ms = s.period_us // 1000
+        nominal = s.period_us
+        period_ms = nominal // 1000
+        r = self._read_us
+        timing = (s.t_anchor, nominal) if s.configured else None
+        if timing != self._timing or r is None:
+            self._timing = timing  # (re)configured, resynced: the old phase and period say nothing
+            self.next_due_us = None
+            self._period_ref = None
+            self.imu_period_us = None
+            self._untight = 0
         if got:
+            period = self._imu_period(nominal)
+            # the newest sample became due after the read before this one (lo) and by this one (hi)
+            hi = r
+            prev = self._prev_read_us
+            lo = hi - got * period if prev is None else prev + (got - 1) * period
+            due = self.next_due_us
+            if got == 1 and hi - lo <= TIGHT_US:
+                d = (lo + hi) // 2  # a read just before found nothing: a tight bracket, take its middle
+                self._learn_period(d, s.index - 1, nominal)
+                self._untight = 0
+            else:
+                self._untight += 1
+                d = hi if due is None else due + (got - 1) * period  # the estimate, kept within the bracket
+                if d < lo:
+                    d = lo
+                if d > hi:
+                    d = hi
             self.empty_reads = 0
-            wait = (s.period_us - READ_EARLY_US) // 1000
+            self.next_due_us = d + period
+            # a read that finds its sample at once only says it came late enough: the estimate
+            # may be late by the IMU clock's error each period, so read earlier the longer
+            # since a read last found nothing (until one does and pins the phase again)
+            early = READ_EARLY_US + self._untight * (period // DRIFT_PER_PERIOD)
+            if early > period // 2:
+                early = period // 2
+            wait = (self.next_due_us - early - self.clock.now_us() + 999) // 1000
             if wait < READ_MIN_MS:
                 return READ_MIN_MS
             return READ_IDLE_MS if wait > READ_IDLE_MS else wait
         self.empty_reads += 1
+        if self.next_due_us is not None and r is not None and r > self.next_due_us:
+            self.next_due_us = r  # not due yet at this read
         patience = 2 * period_ms if 2 * period_ms > READ_IDLE_MS else READ_IDLE_MS
         if not s.configured or not s.imus or self.empty_reads * READ_RETRY_MS > patience:
             return READ_IDLE_MS
         return READ_RETRY_MS
+
+    def _imu_period(self, nominal):
+        """The IMUs' sample period as their own clock keeps it (learnt by
+        _learn_period; the nominal one until then)."""
+        p = self.imu_period_us
+        return nominal if p is None else p
+
+    def _learn_period(self, due_us, index, nominal):
+        """The IMU's oscillator is off the nominal rate by up to a few %: its
+        period from two sample times read tightly (a read that found nothing
+        just before), PERIOD_SPAN_MIN or more samples apart, so the estimate
+        of when a sample is due does not slip by that much each period. The
+        reference moves on every PERIOD_SPAN_MAX samples (the oscillator
+        drifts with temperature)."""
+        ref = self._period_ref
+        if ref is None:
+            self._period_ref = (due_us, index)
+            return
+        n = index - ref[1]
+        if n >= PERIOD_SPAN_MIN:
+            p = (due_us - ref[0]) // n
+            if 0.9 * nominal < p < 1.1 * nominal:
+                self.imu_period_us = p
+            if n >= PERIOD_SPAN_MAX:
+                self._period_ref = (due_us, index)
 
     def pump_links(self):
         """Commands in, responses and queued frames out."""

@@ -1,15 +1,21 @@
-# On-device guard: a small complementary filter per IMU (gravity direction,
-# pure float math, no numpy) and the threshold logic that fires the motor by
-# itself. Conventions: docs/architecture.md (sagittal = atan2(uz, ux) of the
-# gravity-up vector, flexion positive; lumbar = upper - lower sagittal).
+# On-device guard: the host's gravity filter per IMU (pure float math, no
+# numpy) and the threshold logic that fires the motor by itself. Conventions:
+# docs/architecture.md (sagittal = atan2(uz, ux) of the gravity-up vector,
+# flexion positive; lumbar = upper - lower sagittal).
 #
-# Settings have the host's semantics (spinemon.fusion.FusionSettings):
-#   tau_acc_s           time constant of the accelerometer correction, s
-#                       (first-order here; the host uses a 2nd-order Butterworth)
-#   acc_rejection_m_s2  how far |a| may depart from g before trust drops:
-#                       beyond it the correction weight is (threshold/deviation)^2
-# On the ESP32 MicroPython floats are single precision; the filter
-# renormalises every sample, so that is enough for a guard (not for science).
+# GravityFilter is the host's filter (spinemon.core.fusion_kernel.step_python,
+# one sample at a time, with the host's default FusionSettings), so the
+# wearable's angle is the host's angle and the guard crosses a limit on the
+# same sample the host does (issue 27: a filter of its own, a first-order
+# correction with a 1 s constant, lagged or led the host's by up to a degree
+# after each bend and crossed a sample later in about a third of them). A
+# test holds the two equal (tests/firmware/test_guard_filter.py).
+#   fusion_tau_acc_s    time constant of the accelerometer low-pass
+#                       (second-order Butterworth in the gyro-integrated frame)
+#   fusion_acc_rejection_m_s2 0: every accelerometer sample counts (the host's
+#                       default); else a trust weight (threshold/deviation)^2
+#                       once the mean square deviation of |a| from g passes it
+# On the ESP32 MicroPython floats are single precision (docs/hardware.md).
 
 import math
 
@@ -17,16 +23,27 @@ from spinemon_protocol import ANGLE_NONE, GUARD_ALWAYS, GUARD_OFF, GUARD_WHEN_LI
 
 G = 9.80665
 _RAD_TO_CDEG = 18000.0 / math.pi
+# the host's FusionSettings defaults (spinemon.core.fusion_settings) that the
+# wearable cannot be told: rest detection, gyro bias, trust-weight smoothing
+_REST_GYR2 = math.radians(2.0) ** 2  # (rad/s)^2: a rest candidate turns slower than 2 deg/s
+_REST_ACC2 = 0.5**2  # (m/s^2)^2: and | |a| - g | is under 0.5 m/s^2
+_REST_MIN_S = 1.5
+_TAU_BIAS_S = 5.0
+_REJ_TAU_S = 3.0
+_CHUNK = 16  # samples; the low-pass output, trust weight and bias are latched at chunk ends
+_TAYLOR_MAX = 1e-2
 
 
 class GravityFilter:
-    """Gravity-up unit vector u in the sensor frame. Exposes why it did what
-    it did: `acc_used` (the last sample corrected u), `rejected` (count of
-    samples whose accelerometer was ignored), `initialized`."""
+    """Gravity-up unit vector (ux, uy, uz) in the sensor frame: the host's
+    filter (strapdown quaternion, accelerometer low-passed in the integrated
+    frame, gyro bias learnt at rest). `initialized` once an accelerometer
+    sample of at least 0.1 g came; `rest` whether the last sample was rest."""
 
-    def __init__(self, tau_s=1.0, acc_rejection=2.0):
+    def __init__(self, tau_s=3.0, acc_rejection=0.0):
         self.tau_s = tau_s
         self.acc_rejection = acc_rejection
+        self._dt = None
         self.reset()
 
     def reset(self):
@@ -34,45 +51,181 @@ class GravityFilter:
         self.uy = 0.0
         self.uz = 0.0
         self.initialized = False
-        self.acc_used = False
-        self.acc_weight = 0.0
-        self.rejected = 0
+        self.rest = False
+
+    def _coefficients(self, dt):
+        """The host's coefficients for this sample period
+        (spinemon.core.fusion_settings._coefficients)."""
+        self._dt = dt
+        rate = 1.0 / dt
+        fc = math.sqrt(2.0) / (2.0 * math.pi * self.tau_s)
+        if fc > 0.45 * rate:
+            fc = 0.45 * rate  # the host refuses such a setting; the config store's range keeps it out
+        k = math.tan(math.pi * fc / rate)
+        k2 = k * k
+        norm = 1.0 / (1.0 + math.sqrt(2.0) * k + k2)
+        b0 = k2 * norm
+        a1 = 2.0 * (k2 - 1.0) * norm
+        a2 = (1.0 - math.sqrt(2.0) * k + k2) * norm
+        # scipy.signal.lfilter_zi for a unit step: solve [[1 + a1, -1], [a2, 1]] zi = b[1:] - a[1:] b0
+        r0 = 2.0 * b0 - a1 * b0
+        r1 = b0 - a2 * b0
+        self.zi0 = (r0 + r1) / (1.0 + a1 + a2)
+        self.zi1 = r1 - a2 * self.zi0
+        rej_k = 1.0 - math.exp(-dt / _REJ_TAU_S)
+        rej2 = self.acc_rejection * self.acc_rejection if self.acc_rejection > 0.0 else -1.0
+        # everything update() reads, unpacked into locals in one go (MicroPython: locals are fast, attributes are not)
+        self._co = (b0, 2.0 * b0, b0, a1, a2, 0.5 * dt, rej_k, 1.0 - rej_k, rej2, max(1, int(round(_REST_MIN_S * rate))))
+        self.bias_keep = 1.0 - (1.0 - math.exp(-dt / _TAU_BIAS_S))
+        self.bias_mean_n = max(1, int(round(_TAU_BIAS_S * rate)))
+
+    def _start(self, ax, ay, az, an):
+        """At rest, gravity along this sample (spinemon.core.fusion_settings.FusionState.from_gravity)."""
+        ux = ax / an
+        uy = ay / an
+        uz = az / an
+        self.ux = ux
+        self.uy = uy
+        self.uz = uz
+        z0 = self.zi0 * G
+        z1 = self.zi1 * G
+        # quaternion; low-pass state z0, z1; its output latched at the last chunk end; mean square
+        # deviation of |a|; trust weight; rest run; held bias; position in the chunk
+        self._st = (1.0, 0.0, 0.0, 0.0, z0 * ux, z0 * uy, z0 * uz, z1 * ux, z1 * uy, z1 * uz, G * ux, G * uy, G * uz, 0.0, 1.0, 0, 0.0, 0.0, 0.0, 0)
+        self.bx = self.by = self.bz = 0.0  # live bias estimate
+        self.sx = self.sy = self.sz = 0.0  # rest gyro sums in the open chunk
+        self.nr = 0
+        self.count = 0  # rest samples that fed the bias estimate
+        self.initialized = True
 
     def update(self, ax, ay, az, gx, gy, gz, dt):
         """One sample: accel in m/s^2, gyro in rad/s, dt in s."""
-        an = math.sqrt(ax * ax + ay * ay + az * az)
+        if dt != self._dt:
+            self._coefficients(dt)
         if not self.initialized:
-            if an > 0.5 * G:
-                self.ux = ax / an
-                self.uy = ay / an
-                self.uz = az / an
-                self.initialized = True
-                self.acc_used = True
-            return
-        ux = self.ux
-        uy = self.uy
-        uz = self.uz
-        # gyro prediction: du/dt = u x w (gravity is fixed in the world)
-        nx = ux + dt * (uy * gz - uz * gy)
-        ny = uy + dt * (uz * gx - ux * gz)
-        nz = uz + dt * (ux * gy - uy * gx)
-        if an > 0.0:
-            k = dt / (self.tau_s + dt)
-            dev = abs(an - G)
-            self.acc_used = dev <= self.acc_rejection
-            if not self.acc_used:
-                self.rejected += 1
-                w = self.acc_rejection / dev
-                k *= w * w
-            self.acc_weight = k
-            nx += k * (ax / an - nx)
-            ny += k * (ay / an - ny)
-            nz += k * (az / an - nz)
-        n = math.sqrt(nx * nx + ny * ny + nz * nz)
+            an = math.sqrt(ax * ax + ay * ay + az * az)
+            if an > 0.1 * G:
+                self._start(ax, ay, az, an)
+            else:
+                return
+        b0, b1, b2, a1, a2, hdt, rej_k, rej_keep, rej2, rest_min_n = self._co
+        qw, qx, qy, qz, z0x, z0y, z0z, z1x, z1y, z1z, lx, ly, lz, ms, w, run, hbx, hby, hbz, phase = self._st
+        sqrt = math.sqrt
+        dev = sqrt(ax * ax + ay * ay + az * az) - G
+        dev2 = dev * dev
+        ms = rej_k * dev2 + rej_keep * ms
+        if gx * gx + gy * gy + gz * gz < _REST_GYR2 and dev2 < _REST_ACC2:
+            run += 1
+        else:
+            run = 0
+        rest = self.rest = run >= rest_min_n
+        if rest:
+            self.sx += gx
+            self.sy += gy
+            self.sz += gz
+            self.nr += 1
+        ox = gx - hbx
+        oy = gy - hby
+        oz = gz - hbz
+        # rotation over one sample
+        h2 = (ox * ox + oy * oy + oz * oz) * hdt * hdt
+        if h2 > _TAYLOR_MAX:
+            t = sqrt(h2)
+            c = math.cos(t)
+            s = math.sin(t) / t * hdt
+        else:
+            c = 1.0 + h2 * (-0.5 + h2 * (1.0 / 24.0 + h2 * (-1.0 / 720.0 + h2 * (1.0 / 40320.0))))
+            s = (1.0 + h2 * (-1.0 / 6.0 + h2 * (1.0 / 120.0 + h2 * (-1.0 / 5040.0 + h2 * (1.0 / 362880.0))))) * hdt
+        dx = s * ox
+        dy = s * oy
+        dz = s * oz
+        qw, qx, qy, qz = (
+            qw * c - qx * dx - qy * dy - qz * dz,
+            qw * dx + qx * c + qy * dz - qz * dy,
+            qw * dy - qx * dz + qy * c + qz * dx,
+            qw * dz + qx * dy - qy * dx + qz * c,
+        )
+        ww = qw * qw
+        xx = qx * qx
+        yy = qy * qy
+        zz = qz * qz
+        r00 = ww + xx - yy - zz
+        r11 = ww - xx + yy - zz
+        r22 = ww - xx - yy + zz
+        xy = 2.0 * qx * qy
+        xz = 2.0 * qx * qz
+        yz = 2.0 * qy * qz
+        wx = 2.0 * qw * qx
+        wy = 2.0 * qw * qy
+        wz = 2.0 * qw * qz
+        r01 = xy - wz
+        r10 = xy + wz
+        r02 = xz + wy
+        r20 = xz - wy
+        r12 = yz - wx
+        r21 = yz + wx
+        ax *= w
+        ay *= w
+        az *= w
+        ix = r00 * ax + r01 * ay + r02 * az
+        iy = r10 * ax + r11 * ay + r12 * az
+        iz = r20 * ax + r21 * ay + r22 * az
+        # second-order low-pass, transposed direct form II (as scipy.signal.lfilter)
+        hx = b0 * ix + z0x
+        z0x = b1 * ix - a1 * hx + z1x
+        z1x = b2 * ix - a2 * hx
+        hy = b0 * iy + z0y
+        z0y = b1 * iy - a1 * hy + z1y
+        z1y = b2 * iy - a2 * hy
+        hz = b0 * iz + z0z
+        z0z = b1 * iz - a1 * hz + z1z
+        z1z = b2 * iz - a2 * hz
+        # the sensor-frame direction uses the output latched at the last chunk end
+        vx = r00 * lx + r10 * ly + r20 * lz
+        vy = r01 * lx + r11 * ly + r21 * lz
+        vz = r02 * lx + r12 * ly + r22 * lz
+        n = sqrt(vx * vx + vy * vy + vz * vz)
         if n > 0.0:
-            self.ux = nx / n
-            self.uy = ny / n
-            self.uz = nz / n
+            self.ux = vx / n
+            self.uy = vy / n
+            self.uz = vz / n
+        if phase == _CHUNK - 1:  # chunk end: latch output, weight and bias; renormalise the quaternion
+            phase = 0
+            n = sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+            qw /= n
+            qx /= n
+            qy /= n
+            qz /= n
+            lx = hx
+            ly = hy
+            lz = hz
+            w = rej2 / ms if 0.0 < rej2 < ms else 1.0
+            hbx, hby, hbz = self._learn_bias()
+        else:
+            phase += 1
+        self._st = (qw, qx, qy, qz, z0x, z0y, z0z, z1x, z1y, z1z, lx, ly, lz, ms, w, run, hbx, hby, hbz, phase)
+
+    def _learn_bias(self):
+        """At a chunk end: the rest samples of the chunk feed the bias
+        estimate (a running mean, then an IIR); returns the bias to use."""
+        nr = self.nr
+        if nr:
+            count = self.count
+            if count < self.bias_mean_n:
+                c1 = count + nr
+                self.bx = (count * self.bx + self.sx) / c1
+                self.by = (count * self.by + self.sy) / c1
+                self.bz = (count * self.bz + self.sz) / c1
+            else:
+                dn = self.bias_keep**nr
+                en = (1.0 - dn) / nr
+                self.bx = dn * self.bx + en * self.sx
+                self.by = dn * self.by + en * self.sy
+                self.bz = dn * self.bz + en * self.sz
+            self.count = count + nr
+            self.sx = self.sy = self.sz = 0.0
+            self.nr = 0
+        return self.bx, self.by, self.bz
 
     def sagittal_rad(self):
         return math.atan2(self.uz, self.ux)
@@ -158,7 +311,7 @@ class Guard:
     angle and is not armed (the device plays the "sensor lost" pattern).
     """
 
-    def __init__(self, two_imus, tau_s=1.0, acc_rejection=2.0, hysteresis_cdeg=300, refractory_ms=1500, hold_ms=80, floor_samples=2):
+    def __init__(self, two_imus, tau_s=3.0, acc_rejection=0.0, hysteresis_cdeg=300, refractory_ms=1500, hold_ms=80, floor_samples=2):
         self.two_imus = two_imus
         self.upper = GravityFilter(tau_s, acc_rejection)
         self.lower = GravityFilter(tau_s, acc_rejection) if two_imus else None

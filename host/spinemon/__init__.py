@@ -9,4 +9,4 @@ __version__ = "0.1.0"  # the one source of the host's version (pyproject.toml re
 
 #: the firmware this host version is built and tested with (firmware/device.py ``FW_VERSION``);
 #: the wire format's own version is ``spinemon_protocol.PROTOCOL_VERSION``
-FIRMWARE_VERSION = "0.4.0"
+FIRMWARE_VERSION = "0.5.0"

@@ -71,7 +71,9 @@ def run(report, quick: bool = False) -> dict:
         "headers (no faster while each record still paid for its `Record` object).\n"
         "- **History**: the session index (`spinemon.io.session_index`, SQLite): an unchanged recording is not replayed.\n"
         "- **Start-up**: each command's module is imported only when that command is parsed (`cli._LazySubParsers`).\n"
-        "- **The buzz**: the firmware reads the IMU FIFOs as each sample is due (`Device.next_read_ms`), not every 20 ms.",
+        "- **The buzz**: the firmware reads the IMU FIFOs as each sample is due (`Device.next_read_ms`, timed from an "
+        "estimate of when the next sample is due that every read corrects), not every 20 ms, and the wearable's guard "
+        "measures with the host's own gravity filter (firmware 0.5), so it crosses a limit on the host's sample.",
     )
     report.json("targets", out)
     return out

@@ -328,7 +328,7 @@ assert svc_uuids == [U(sp.SERVICE_UUID), U(0x180F), U(0x180A)]
 flags = dict((c[0], c[1]) for c in r.services[0][1])
 assert flags[U(sp.STREAM_CHAR_UUID)] & 0x10 and flags[U(sp.COMMAND_CHAR_UUID)] & 0x08
 assert flags[U(sp.STATUS_CHAR_UUID)] & 0x12 == 0x12
-assert r.gatts_read(r.handle_of(U(0x2A26))) == b"0.4.0"
+assert r.gatts_read(r.handle_of(U(0x2A26))) == b"0.5.0"
 assert r.gatts_read(r.handle_of(U(0x2A19))) == bytes((66,))
 assert r.buffers[rig.h_cmd][0] >= 20
 # without an MTU exchange (23) frames are cut to 1 sample/frame? no: they do not fit -> smaller frames

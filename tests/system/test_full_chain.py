@@ -190,6 +190,36 @@ def buzzes_per_fault(run: dict) -> list[list[tuple[float, float | None, int]]]:
     return [[iv for iv in run["fw"].motor_intervals() if starts[k] <= iv[0] < starts[k + 1]] for k in range(len(events))]
 
 
+def device_crossings(fw: FirmwareBridge, pipeline: Pipeline) -> list[tuple[float, float]]:
+    """The guard's crossings of the flexion limit, from the device angle each
+    sample carries: (device time of its first sample past, of the sample it
+    confirmed on), by the guard's own rule (firmware/guard.py Crossing)."""
+    from tests.bench.false_alerts import _guard_module
+
+    flex = guard_args(pipeline.limits, P.GUARD_ALWAYS)[0]
+    crossing = _guard_module().Crossing(300, 80, 2)
+    out, first, confirmed = [], None, False
+    for n in fw.notifications:
+        if n.char != "stream":
+            continue
+        f = P.decode(n.data)
+        per = P.values_per_sample(f.mask)
+        v = f.values()
+        for i in range(f.count):
+            angle = v[i * per + per - 1]
+            t = (f.t_us + i * f.period_us) / 1e6
+            if angle == P.ANGLE_NONE:
+                continue
+            was = crossing.start_from
+            on = crossing.update(angle, flex, f.period_us / 1000.0)
+            if was is None and crossing.start_from is not None:
+                first, confirmed = t, False
+            if on and not confirmed and first is not None:
+                out.append((first, t))
+                confirmed = True
+    return out
+
+
 def latency_breakdown(run: dict) -> list[dict]:
     """Per fault, in ms: from the first sample past the limit (the host's
     estimate) to the firmware's motor start, and who buzzed ("device": the
@@ -206,6 +236,7 @@ def latency_breakdown(run: dict) -> list[dict]:
             seq, = struct.unpack_from("<I", n.data, 2)
             stream.append((seq, n.data[14], n.t_dev, n.data[15]))
     skipped = {x.counter for x in run["acks"] if isinstance(x, P.Ack) and x.opcode == P.OP_HAPTIC and x.value == P.HAPTIC_SKIPPED_GUARD_BUZZED}
+    guard_samples = device_crossings(fw, pipeline)
     sent_alerts = [a for a in pipeline.alerts if a.command is not None]
     groups = buzzes_per_fault(run)
     out = []
@@ -214,6 +245,11 @@ def latency_breakdown(run: dict) -> list[dict]:
         t_motor = group[0][0]
         played = alert.command is not None and alert.counter not in skipped
         row = {"by": "host" if played else "device", "total": t_motor - ev.t_start, "detect_hold": ev.t_alert - ev.t_start}
+        if not played:
+            # the guard's own estimate: its first sample past the limit against the host's,
+            # and from the IMU taking the sample the guard confirmed on to the motor
+            first, confirm = next((a, b) for a, b in guard_samples if a >= ev.t_start - 0.05)
+            row.update(guard_lag=first - ev.t_start, guard_hold=confirm - first, read_to_motor=t_motor - confirm)
         if played:
             k = sent_alerts.index(alert)
             t_notify, frame_seq = next((t, seq) for seq, count, t, _f in stream if seq <= ev.seq_alert < seq + count)
@@ -281,7 +317,7 @@ def test_full_chain_forward_bend_buzzes_the_firmware_motor_once_per_fault(record
 
     # closed-loop latency (measured, not asserted): first sample past the limit -> motor on
     lines = ["closed-loop latency, %d faults (%d buzzed by the device's guard), 15 ms connection interval (ms): median / p95 / max" % (len(rows), device_buzzed)]
-    keys = ["total", "detect_hold", "device_batch", "link_up", "host", "command_write", "firmware", "confirm_to_motor"]
+    keys = ["total", "detect_hold", "guard_lag", "guard_hold", "read_to_motor", "device_batch", "link_up", "host", "command_write", "firmware", "confirm_to_motor"]
     for key in keys:
         xs = [r[key] for r in rows if key in r]
         if not xs:

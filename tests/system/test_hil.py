@@ -65,7 +65,7 @@ def test_simulated_bench_scenario_passes(bench_results, name):
 @pytest.mark.micropython
 def test_bench_measures_what_it_reports(bench_results):
     for r in bench_results.values():
-        assert r.firmware == "0.4.0"
+        assert r.firmware == "0.5.0"
         assert r.stream["samples"] > 300  # every scenario streamed for seconds
     # accuracy was measured against the commanded motion, on host and device
     st = bench_results["static_angles"]
@@ -235,7 +235,7 @@ def test_cli_runs_one_scenario_and_writes_the_report(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "corrupted_line" in p.stdout and "PASS" in p.stdout
     rep = json.loads((tmp_path / "r.json").read_text())
-    assert rep["passed"] == 1 and rep["scenarios"][0]["firmware"] == "0.4.0"
+    assert rep["passed"] == 1 and rep["scenarios"][0]["firmware"] == "0.5.0"
 
 
 # ---- the bench from any directory (spinemon-hil) ------------------------------------------
