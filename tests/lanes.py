@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
         realtime = subprocess.Popen([*PYTEST, "-m", "realtime", *extra], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         nice = ["nice", "-n", "10"] if os.name == "posix" else []
         try:
-            cpu = subprocess.call([*nice, *PYTEST, "-n", "2", "-m", "not realtime", *extra], cwd=ROOT)
+            cpu = subprocess.call([*nice, *PYTEST, "-n", "2", "--dist", "loadfile", "-m", "not realtime", *extra], cwd=ROOT)
         finally:
             rt = realtime.wait()
         log.seek(0)
