@@ -26,7 +26,7 @@ from spinemon.io.session_index import SessionIndex, default_path, identify
 from spinemon.io.transport import SimTransport
 
 NO_ROM = PipelineSettings(exercise="squat", calibration=CalibrationSettings(rom=False))
-ONE = sim.SimSettings(stand_s=0, imus=("upper",))
+ONE = sim.SimSettings(stand_s=0, imus=("upper",), rate_hz=50.0)
 
 
 def squats(seed, faults=None, out=None, settings=NO_ROM):
@@ -108,13 +108,13 @@ def test_live_says_where_the_lean_limit_comes_from_and_records_it(history, tmp_p
     res, screen, out = live_one_sensor(tmp_path, {3: "forward_lean"})
     said = [line for line in screen.splitlines() if "forward lean" in line and "usual" in line]
     assert len(said) == 1 and "last 3 one-sensor squat sessions (15 reps)" in said[0]
-    assert "lean, not lumbar rounding" in said[0] and "it buzzes" in said[0]
+    assert "lean (one sensor), not lumbar rounding" in said[0] and "it buzzes" in said[0]
     assert [(a.event.kind, a.event.rep) for a in res.alerts] == [(FORWARD_LEAN, 3)]
     rec = load(out)
     assert rec.header[lean_history.HEADER_KEY]["squat"]["sessions"] == 3
     assert cli.main(["replay", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "last 3 one-sensor squat sessions" in text and "lean, not lumbar rounding" in text
+    assert "last 3 one-sensor squat sessions" in text and "lean (one sensor), not lumbar rounding" in text
     assert cli.main(["replay", str(out), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)["stats"]
     assert stats["lean_baseline"]["squat"]["reps"] == 15 and stats["lean_notes"] == [

@@ -47,9 +47,9 @@ def test_the_norm_caps_it_and_a_hinge_has_only_the_lifters_own():
     deep = [[58.0, 60.0, 62.0, 59.0, 61.0]] * 3
     b = lean_baseline("squat", deep, SQUAT_NORM)
     assert b.personal_deg > SQUAT_NORM and b.limit_deg == SQUAT_NORM
-    assert "the norm, lower" in b.describe()
+    assert "the exercise's norm, lower than your usual allows" in b.describe()
     d = lean_baseline("deadlift", deep, None)
-    assert d.limit_deg == d.personal_deg and "no norm for this lift" in d.describe()
+    assert d.limit_deg == d.personal_deg and "this lift has no norm" in d.describe() and "from your usual rep" in d.describe()
 
 
 def test_only_the_last_sessions_count_and_it_says_lean_and_where_it_comes_from():
@@ -58,7 +58,7 @@ def test_only_the_last_sessions_count_and_it_says_lean_and_where_it_comes_from()
     b = lean_baseline("squat", recent + old, SQUAT_NORM)  # newest first
     assert b.sessions == LAST_SESSIONS and b.usual_deg == 40.0
     text = b.describe()
-    assert "lean, not lumbar rounding" in text and f"last {LAST_SESSIONS} one-sensor squat sessions" in text
+    assert "lean (one sensor), not lumbar rounding" in text and f"last {LAST_SESSIONS} one-sensor squat sessions" in text
     assert LeanBaseline.from_dict(b.as_dict()).limit_deg == pytest.approx(b.limit_deg, abs=0.01)
 
 

@@ -82,12 +82,14 @@ class LeanBaseline:
     def describe(self) -> str:
         """One line: the limit, where it comes from, and that it is lean."""
         ex = self.exercise.replace("_", " ")
-        src = f"your usual rep over your last {self.sessions} one-sensor {ex} sessions ({self.reps} reps): {self.usual_deg:.0f} deg +- {self.spread_deg:.0f}"
-        norm = "no norm for this lift" if self.norm_deg is None else f"the norm {self.norm_deg:.0f} deg"
-        which = "yours" if self.norm_deg is None or self.personal_deg < self.norm_deg else "the norm, lower"
+        mine = self.norm_deg is None or self.personal_deg < self.norm_deg
+        which = "from your usual rep" if mine else "the exercise's norm, lower than your usual allows"
+        norm = "this lift has no norm" if self.norm_deg is None else f"the norm is {self.norm_deg:.0f} deg"
         return (
-            f"{ex}: forward lean (one sensor: lean, not lumbar rounding) limit {self.limit_deg:.0f} deg ({which}); "
-            f"{src}, so {self.personal_deg:.0f} deg is more than usual; {norm}"
+            f"{ex}: forward lean limit {self.limit_deg:.0f} deg, {which}; "
+            f"your usual rep over your last {self.sessions} one-sensor {ex} sessions ({self.reps} reps) "
+            f"peaks at {self.usual_deg:.0f} +- {self.spread_deg:.0f} deg, so past {self.personal_deg:.0f} deg "
+            f"is more than usual; {norm}. This is lean (one sensor), not lumbar rounding"
         )
 
 
