@@ -130,3 +130,23 @@ def test_no_history_the_norm_and_it_is_said(tmp_path, capsys):
     assert lean_history.HEADER_KEY in load(out).header
     assert cli.main(["replay", str(out)]) == 0
     assert "judged against the exercise's norm only" in capsys.readouterr().out
+
+
+def test_damaged_or_older_facts_and_headers_are_left_out_never_a_traceback(history):
+    good = [f for _, _, f in history]
+    bad = [
+        {"one_sensor": True, "time": "2026-01-01T00:00:00Z", "exercises": ["squat"]},
+        {"one_sensor": True, "time": "2026-01-01T00:00:00Z", "exercises": {"squat": "x"}},
+        {"one_sensor": True, "time": "2026-01-01T00:00:00Z", "exercises": {"squat": {"reps": 5}}},  # history-facts-1
+        {"one_sensor": True, "time": "2026-01-01T00:00:00Z", "exercises": {"squat": {"lean_peaks": [float("nan"), True, "9"]}}},
+        {"one_sensor": True, "time": None, "exercises": {"squat": {"lean_peaks": [90.0] * 20}}},
+        {"one_sensor": False, "time": "2026-01-01T00:00:00Z", "exercises": {"squat": {"lean_peaks": [90.0] * 20}}},
+        {"error": "cannot read"},
+    ]
+    assert lean_history.baselines(good + bad) == lean_history.baselines(good)
+    assert lean_history.baselines(bad) == {}
+    b = lean_history.baselines(good)["squat"].as_dict()
+    head = {lean_history.HEADER_KEY: {"squat": {**b, "limit_deg": "50"}, "lunge": "x", "deadlift": {"usual_deg": 1.0}}}
+    assert lean_history.from_header(head) == {}
+    assert lean_history.from_header({lean_history.HEADER_KEY: ["squat"]}) == {}
+    assert lean_history.from_header({lean_history.HEADER_KEY: {"squat": b}})["squat"].reps == 15

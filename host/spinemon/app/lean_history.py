@@ -13,6 +13,7 @@ its replay and report judge and say the same.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -54,14 +55,22 @@ def baselines(
     for ex in LEAN_BASELINE_EXERCISES:
         sessions = []
         for f in rows:
-            peaks = (f.get("exercises") or {}).get(ex, {}).get("lean_peaks") or []
-            peaks = [p for p in peaks if isinstance(p, (int, float))]
+            per = f.get("exercises")
+            mine = per.get(ex) if isinstance(per, dict) else None
+            peaks = mine.get("lean_peaks") if isinstance(mine, dict) else None
+            if not isinstance(peaks, list):
+                continue  # facts of an older kind, or damaged: not history of this lift
+            peaks = [float(p) for p in peaks if _number(p)]
             if peaks:
                 sessions.append(peaks)
         b = lean_baseline(ex, sessions, profile(ex).lean_deg)
         if b is not None:
             out[ex] = b
     return out
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def from_index(**kw) -> tuple[dict[str, LeanBaseline], list[str]]:
@@ -113,7 +122,10 @@ def from_header(head: dict) -> dict[str, LeanBaseline]:
     if isinstance(raw, dict):
         for ex, d in raw.items():
             try:
-                out[ex] = LeanBaseline.from_dict(d)
+                b = LeanBaseline.from_dict(d)
             except (KeyError, TypeError):
-                continue
+                continue  # a damaged header entry: not said, not used
+            nums = (b.usual_deg, b.spread_deg, b.personal_deg, b.limit_deg, b.sessions, b.reps)
+            if all(_number(x) for x in nums) and (b.norm_deg is None or _number(b.norm_deg)):
+                out[str(ex)] = b
     return out
