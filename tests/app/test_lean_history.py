@@ -124,7 +124,7 @@ def test_live_says_where_the_lean_limit_comes_from_and_records_it(history, tmp_p
 
 def test_no_history_the_norm_and_it_is_said(tmp_path, capsys):
     res, screen, out = live_one_sensor(tmp_path, {3: "forward_lean"})
-    assert "squat: forward lean judged against the exercise's norm only: no usual rep of yours yet" in screen
+    assert "squat: forward lean judged against the exercise's norm only (65 deg): no usual rep of yours yet" in screen
     assert res.summary["limits"]["lean_deg"] == PROFILES["squat"].lean_deg
     assert [(a.event.kind, a.event.rep) for a in res.alerts] == [(FORWARD_LEAN, 3)]
     assert lean_history.HEADER_KEY in load(out).header
@@ -150,3 +150,9 @@ def test_damaged_or_older_facts_and_headers_are_left_out_never_a_traceback(histo
     assert lean_history.from_header(head) == {}
     assert lean_history.from_header({lean_history.HEADER_KEY: ["squat"]}) == {}
     assert lean_history.from_header({lean_history.HEADER_KEY: {"squat": b}})["squat"].reps == 15
+
+
+def test_without_history_a_hinge_says_its_lean_is_not_judged():
+    (line,) = lean_history.lines({}, "deadlift")
+    assert "deadlift: forward lean is not judged" in line and "needs 3 one-sensor deadlift sessions" in line
+    assert lean_history.lines({}, "curl") == []  # lean back is a curl's fault, not this

@@ -106,7 +106,7 @@ def lines(found: dict[str, LeanBaseline], exercise: str, overrides: dict | None 
         else:
             out.append(b.describe() + "; it buzzes like any limit")
     if exercise in LEAN_BASELINE_EXERCISES and exercise not in found:
-        out.append(too_little(exercise))
+        out.append(too_little(exercise, profile(exercise).lean_deg))
     return [f"with one sensor, {s}" for s in out]
 
 

@@ -109,13 +109,13 @@ def lean_baseline(
     return LeanBaseline(exercise, len(recent), len(peaks), usual, spread, personal, norm_deg, limit)
 
 
-def too_little(exercise: str) -> str:
+def too_little(exercise: str, norm_deg: float | None) -> str:
     """What is said when an exercise has no baseline yet."""
     ex = exercise.replace("_", " ")
-    return (
-        f"{ex}: forward lean judged against the exercise's norm only: no usual rep of yours yet "
-        f"(needs {MIN_SESSIONS} one-sensor {ex} sessions with {MIN_REPS} reps in the session index)"
-    )
+    need = f"needs {MIN_SESSIONS} one-sensor {ex} sessions with {MIN_REPS} reps in the session index"
+    if norm_deg is None:
+        return f"{ex}: forward lean is not judged: a hinge leans by design, so only your usual rep can judge it, and there is none yet ({need})"
+    return f"{ex}: forward lean judged against the exercise's norm only ({norm_deg:.0f} deg): no usual rep of yours yet ({need})"
 
 
 def with_baselines(overrides: dict | None, baselines: dict[str, LeanBaseline]) -> dict:
