@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 import spinemon_protocol as proto
+from spinemon.app import lean_history
 from spinemon.app.live_keys import SetMarker
 from spinemon.app.live_ui import LiveUI
 from spinemon.app.results import SessionResult
@@ -234,7 +235,15 @@ async def run(
                 ui.prompt(
                     f"Using the calibration stored in {profile_store.profile_path(options.profile)} ({prof.calibrated_at}); run with --recalibrate after re-attaching the sensors."
                 )
+        # the lifter's usual forward lean (one sensor, squats and hinges) from the session index
+        found, index_notes = lean_history.from_index()
+        by_hand = settings.limit_overrides
+        settings = lean_history.apply(settings, found)
+        for line in [*index_notes, *lean_history.lines(found, settings.exercise, by_hand)]:
+            ui.prompt(line)
         pipeline = Pipeline(settings)
+    else:
+        found = {}
 
     def on_calibrated(cal: Calibration) -> None:
         nonlocal prof
@@ -277,7 +286,11 @@ async def run(
         # an existing recording is resumed in a new segment (--resume), or replaced with --force
         recorder = RecordingWriter(
             options.out,
-            header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}),
+            header_for(
+                pipeline.settings,
+                options.source,
+                {"live": {"guard_mode": options.guard_mode}, **lean_history.header(found)},
+            ),
             resume=not options.force,
             overwrite=options.force,
         )
