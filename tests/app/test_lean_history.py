@@ -156,3 +156,21 @@ def test_without_history_a_hinge_says_its_lean_is_not_judged():
     (line,) = lean_history.lines({}, "deadlift")
     assert "deadlift: forward lean is not judged" in line and "needs 3 one-sensor deadlift sessions" in line
     assert lean_history.lines({}, "curl") == []  # lean back is a curl's fault, not this
+
+
+def test_a_live_session_joins_the_history_by_itself(tmp_path):
+    """A session recorded by `live` (here from a serial wearable) goes into the
+    session index as `history` would put it, so the usual lean grows with
+    every session; the simulated wearer's do not (they are not the lifter's)."""
+    session = sim.simulate([sim.SetSpec("squat", 5)], 9, ONE, calibration=True, rom=False)
+    frames = list(zip(session.frames, session.frame_times.tolist()))
+    for source, kept in ((dict(sim=True), False), (dict(port="/dev/ttyUSB-test"), True)):
+        out = tmp_path / f"{'port' if kept else 'sim'}.spinrec"
+        transport = SimTransport(frames, [], speed=10000)
+        opts = LiveOptions(exercise="squat", out=str(out), calibrate_rom=False, speed=10000, **source)
+        asyncio.run(asyncio.wait_for(run(opts, LiveUI(io.StringIO()), transport=transport), 30))
+        with SessionIndex(default_path()) as idx:
+            facts = {f["resolved"]: f for f in idx.latest_facts()}
+        assert (str(out.resolve()) in facts) is kept
+    mine = facts[str((tmp_path / "port.spinrec").resolve())]
+    assert mine["one_sensor"] and len(mine["exercises"]["squat"]["lean_peaks"]) == 5

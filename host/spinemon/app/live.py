@@ -414,8 +414,31 @@ async def run(
             pass
         if view is not None:
             await asyncio.shield(view.stop())
+        if recorder is not None and not options.sim:
+            _index_session(Path(options.out), ui)
         ui.finish(result, None if recorder is None else options.out, cancelled)
     return result
+
+
+def _index_session(path: Path, ui: LiveUI) -> None:
+    """Put the session just recorded into the session index (its replay's
+    facts, as ``history`` keeps them), so the lifter's history, and with it
+    the usual lean a one-sensor squat or hinge is judged against, grows with
+    every session without running ``history``. The simulated wearer's
+    sessions are not the lifter's and are not indexed. A failure is said and
+    costs nothing else: the recording is kept either way."""
+    from spinemon.app.history import indexed_facts
+
+    notes: list[str] = []
+    try:
+        facts, _ = indexed_facts([path], 1, notes)
+    except (SpinemonError, OSError) as e:
+        notes.append(f"the session was not added to the session index: {e}")
+    else:
+        if facts and facts[0].get("error"):
+            notes.append(f"the session was not added to the session index: {facts[0]['error']}")
+    for note in notes:
+        ui.line(f"-- {note}")
 
 
 async def _update_guard(setup: LinkSetup, transport: Transport) -> None:
