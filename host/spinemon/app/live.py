@@ -414,7 +414,7 @@ async def run(
             pass
         if view is not None:
             await asyncio.shield(view.stop())
-        if recorder is not None and not options.sim:
+        if recorder is not None and options.out and not options.sim:
             _index_session(Path(options.out), ui)
         ui.finish(result, None if recorder is None else options.out, cancelled)
     return result
