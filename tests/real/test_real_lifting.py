@@ -446,60 +446,6 @@ def test_a_recording_made_with_rules_3_replays_as_it_ran(tmp_path):
     assert res.matches_live and len(res.summary["reps"]) == 4
 
 
-# -- a still neutral after a provisional one (rules 5) -----------------------------------------
-
-#: single-arm presses, no still start, a sensor mounted 30 deg off: seed 8 gave two false
-#: over-extension buzzes with rules 4 (reps 2 and 4, -13.7 and -13.4 deg read against the
-#: -12.5 deg limit where the simulated truth was -6.7 and -6.2)
-CROOKED_PRESS = dict(sets=[sim.SetSpec("single_arm_press", 5, {3: "arching"})], seed=8,
-                     sim_settings=sim.SimSettings(stand_s=0, mount_yaw_deg=30), rom=False, labels=False)
-
-
-def _press(rules: int, **kw):
-    settings = replace(NO_ROM, exercise="single_arm_press", rules=rules)
-    return run_simulated(CROOKED_PRESS["sets"], CROOKED_PRESS["seed"], sim_settings=CROOKED_PRESS["sim_settings"],
-                         settings=settings, rom=False, labels=False, **kw)
-
-
-def test_a_still_neutral_that_replaces_a_provisional_one_reads_standing_as_zero():
-    """No still start: the fusion, whose rest needs 1.5 s, never learns its gyro
-    bias in the short pauses between presses, so its gravity at rest sits a
-    degree or two off the accelerometer's. A still stretch that replaces the
-    provisional neutral (the fusion goes on as it is) takes neutral from the
-    fusion's own gravity there (rules 5): standing reads 0 (it read -3 deg with
-    rules 4), and the crooked right-side presses no longer cross the extension limit."""
-    t_seen, flex = [], []
-
-    def on_frame(res, p):
-        if res.angles is not None and res.t is not None:
-            t_seen.append(res.t)
-            flex.append(res.angles.flexion_deg)
-
-    run = _press(5, on_frame=on_frame)
-    cal = run.result.calibration
-    assert cal.source == "still" and cal.t_neutral[0] > 1.0  # a still stretch that came after the provisional neutral
-    t, f = np.concatenate(t_seen), np.concatenate(flex)
-    s = run.session
-    truth = np.interp(t, s.t, s.lumbar_flexion_deg)
-    standing = (t > cal.t_neutral[1]) & (np.abs(truth) < 0.05)
-    assert standing.sum() > 100
-    assert np.abs(np.median(f[standing] - truth[standing])) < 1.0
-    assert faulty_reps_alerted(run) == (1, 1)
-    faulty = [r for r in s.reps if r.fault]
-    assert all(any(r.t_start - 0.3 <= a.t_trigger_device <= r.t_end + 0.3 for r in faulty) for a in run.result.alerts)
-
-
-def test_a_recording_made_with_rules_4_replays_as_it_ran(tmp_path):
-    """A rules-4 recording replays with its neutral from the accelerometer, as it
-    ran: here the two false over-extension buzzes those rules gave."""
-    out = tmp_path / "r4.spinrec"
-    run = _press(4, out=out)
-    kinds = [(a.event.kind, a.event.rep) for a in run.result.alerts]
-    assert kinds == [(OVER_EXTENSION, 2), (OVER_EXTENSION, 3), (OVER_EXTENSION, 4)]
-    res = replay(load(out))
-    assert res.matches_live and [(a.event.kind, a.event.rep) for a in res.alerts] == kinds
-
-
 def test_a_recording_made_with_rules_2_replays_as_it_ran(tmp_path):
     """The holds above are rules 3; a rules-2 recording (no holds) gives on
     replay what it gave live: here the false twist buzz those rules gave."""

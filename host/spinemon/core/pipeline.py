@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from spinemon.core.alerts import Alert, AlertPolicy
-from spinemon.core.angles import AngleStage, LumbarAngles, Mounting
+from spinemon.core.angles import AngleStage, LumbarAngles
 from spinemon.core.calibration import (
     Calibration,
     CalibrationSettings,
@@ -67,7 +67,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LATERAL_NEEDS_HEADING, Lim
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 5
+RULES = 4
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -128,12 +128,7 @@ class PipelineSettings:
     #: reps before its gyro bias is known (not the fusion's drifting gravity),
     #: whose reps then need ``min_reps_unlabelled`` reps told from sway to
     #: make a set, and a lunge's or split squat's headings come from a left
-    #: and a right rep (``LeanHeadingFinder``); 5: as 4, and a still stretch
-    #: that replaces a provisional neutral takes each sensor's neutral from
-    #: the running fusion's mean gravity over the stretch (the fusion goes on
-    #: as it is), not from the accelerometer's, so the offset the fusion
-    #: carries at rest while its gyro bias is unlearnt is not read as an
-    #: angle; 1 (recordings without the key):
+    #: and a right rep (``LeanHeadingFinder``); 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
@@ -157,8 +152,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5):
-            raise ConfigError(f"rules must be 1, 2, 3, 4 or 5, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4):
+            raise ConfigError(f"rules must be 1, 2, 3 or 4, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -594,8 +589,6 @@ class Pipeline:
         """A neutral found (the offset is removed upstream from now on): every stage that depends on it follows."""
         first = self.phases.calibration is None
         was_provisional = not first and self._calibrated().source == "provisional"
-        if self.settings.rules >= 5 and was_provisional and cal.source == "still":
-            self._neutral_from_fusion(cal)
         self.phases.neutral_found(cal)
         res.calibrated = cal
         check = self.phases.stale_found
@@ -637,26 +630,6 @@ class Pipeline:
             if was_provisional:
                 self._rejudge_provisional(cal, res)
             self._forget_provisional()
-
-    def _neutral_from_fusion(self, cal: Calibration) -> None:
-        """Rules 5: a still stretch replaces a provisional neutral and the fusion
-        goes on as it is, so each sensor's neutral is the fusion's own mean
-        gravity over the stretch (kept with the provisional samples). Until the
-        fusion has learnt its gyro bias at rest, its gravity at rest sits off the
-        accelerometer by about bias x its gyro trust (1-3 deg); a neutral from the
-        accelerometer put that offset into every angle, one from the fusion does not."""
-        t0, t1 = cal.t_neutral
-        sums: dict[str, np.ndarray] = {}
-        for f, _ in self._provisional_kept:
-            t = f.block.t
-            m = (t >= t0) & (t <= t1)
-            if not m.any():
-                continue
-            for s, g in f.gravity.items():
-                sums[s] = sums.get(s, np.zeros(3)) + g[m].sum(axis=0)
-        for s, v in sums.items():
-            if s in cal.mounting and np.linalg.norm(v) > 0:
-                cal.mounting[s] = Mounting.from_neutral(v)
 
     def _segment_before(self, kept: list[Fused], cal: Calibration, res: FrameResult) -> None:
         """Monitoring starts: the samples before neutral go through the angles
