@@ -8,7 +8,9 @@ order and the kind of every value are pinned here against
 summary was typed, for old recordings (format 1, one resumed in two
 segments) and for simulated sessions that reach every section (sets, reps,
 holds, sides, held-back faults, one sensor). Values are not pinned (rep and
-calibration rules may change them); their kinds are.
+calibration rules may change them); their kinds are. Keys are only ever
+appended: one sensor's ``stats`` gained ``lean_baseline`` and ``lean_notes``
+(issue 22 item 4, the lifter's usual lean).
 """
 
 from __future__ import annotations

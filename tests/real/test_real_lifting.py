@@ -511,3 +511,23 @@ def test_a_fault_before_neutral_is_told_once_neutral_is_set():
     told = [e for e in run.result.summary["suppressed"] if e["t_alert"] is not None and r.t_start <= e["t_alert"] <= r.t_end]
     assert [e["held_back"] for e in told] == [HELD_BACK[HELD_BEFORE_NEUTRAL]]
     assert told[0]["kind"] == OVER_EXTENSION
+
+
+@pytest.mark.parametrize("exercise", ["squat", "deadlift"])
+def test_real_walks_give_no_alert_with_a_lean_baseline_present(gait_walks, exercise):
+    """An upright lifter's usual lean (squats and hinges peaking at 25 +- 1 deg
+    over 3 sessions: a limit of 35 deg, lower than most lifters' would be) is
+    the lean limit of these one-sensor walks; still no alert and no rep."""
+    from spinemon.app import lean_history
+    from spinemon.core.lean_baseline import lean_baseline
+
+    b = lean_baseline(exercise, [[24.0, 25.0, 26.0, 25.0, 25.0]] * 3, PROFILES[exercise].lean_deg)
+    assert b.limit_deg == 35.0
+    alerts = reps = 0
+    for rec in gait_walks:
+        settings = replace(PipelineSettings.from_dict(rec.header["settings"]), exercise=exercise)
+        res = replay(rec, lean_history.apply(settings, {exercise: b}))
+        assert res.summary["limits"]["lean_deg"] == 35.0, rec.path
+        alerts += len(res.alerts)
+        reps += len(res.summary["reps"])
+    assert (alerts, reps) == (0, 0)

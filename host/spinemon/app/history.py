@@ -123,6 +123,7 @@ def facts_from(rec, result, path: str | os.PathLike) -> dict:
                 "events": 0,
                 "peaks": [],
                 "ext_peaks": [],
+                "lean_peaks": [],
                 "creeps": [],
                 "shares": [],
                 "flexion_limit_deg": None,
@@ -138,6 +139,10 @@ def facts_from(rec, result, path: str | os.PathLike) -> dict:
         d = slot(ex)
         d["reps"] += 1
         peak = r.peak_flexion_deg
+        if one_sensor and isinstance(peak, (int, float)):
+            d["lean_peaks"].append(
+                round(float(peak), 2)
+            )  # the sensor's inclination: lean (core.lean_baseline)
         if one_sensor or not isinstance(peak, (int, float)):
             continue
         d["peaks"].append(float(peak))
@@ -194,7 +199,7 @@ def session_facts(path: str) -> dict:
 
 
 #: what :func:`facts_from` gives, for the session index (an entry keeps only for the same kind)
-FACTS_KIND = "history-facts-1"
+FACTS_KIND = "history-facts-2"
 
 
 def indexed_facts(

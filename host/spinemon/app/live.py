@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 import spinemon_protocol as proto
+from spinemon.app import lean_history
 from spinemon.app.live_keys import SetMarker
 from spinemon.app.live_ui import LiveUI
 from spinemon.app.results import SessionResult
@@ -234,7 +235,15 @@ async def run(
                 ui.prompt(
                     f"Using the calibration stored in {profile_store.profile_path(options.profile)} ({prof.calibrated_at}); run with --recalibrate after re-attaching the sensors."
                 )
+        # the lifter's usual forward lean (one sensor, squats and hinges) from the session index
+        found, index_notes = lean_history.from_index()
+        by_hand = settings.limit_overrides
+        settings = lean_history.apply(settings, found)
+        for line in [*index_notes, *lean_history.lines(found, settings.exercise, by_hand)]:
+            ui.prompt(line)
         pipeline = Pipeline(settings)
+    else:
+        found = {}
 
     def on_calibrated(cal: Calibration) -> None:
         nonlocal prof
@@ -277,7 +286,11 @@ async def run(
         # an existing recording is resumed in a new segment (--resume), or replaced with --force
         recorder = RecordingWriter(
             options.out,
-            header_for(pipeline.settings, options.source, {"live": {"guard_mode": options.guard_mode}}),
+            header_for(
+                pipeline.settings,
+                options.source,
+                {"live": {"guard_mode": options.guard_mode}, **lean_history.header(found)},
+            ),
             resume=not options.force,
             overwrite=options.force,
         )
@@ -401,8 +414,31 @@ async def run(
             pass
         if view is not None:
             await asyncio.shield(view.stop())
+        if recorder is not None and options.out and not options.sim:
+            _index_session(Path(options.out), ui)
         ui.finish(result, None if recorder is None else options.out, cancelled)
     return result
+
+
+def _index_session(path: Path, ui: LiveUI) -> None:
+    """Put the session just recorded into the session index (its replay's
+    facts, as ``history`` keeps them), so the lifter's history, and with it
+    the usual lean a one-sensor squat or hinge is judged against, grows with
+    every session without running ``history``. The simulated wearer's
+    sessions are not the lifter's and are not indexed. A failure is said and
+    costs nothing else: the recording is kept either way."""
+    from spinemon.app.history import indexed_facts
+
+    notes: list[str] = []
+    try:
+        facts, _ = indexed_facts([path], 1, notes)
+    except (SpinemonError, OSError) as e:
+        notes.append(f"the session was not added to the session index: {e}")
+    else:
+        if facts and facts[0].get("error"):
+            notes.append(f"the session was not added to the session index: {facts[0]['error']}")
+    for note in notes:
+        ui.line(f"-- {note}")
 
 
 async def _update_guard(setup: LinkSetup, transport: Transport) -> None:

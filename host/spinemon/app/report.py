@@ -292,6 +292,22 @@ def build_tables(trace: SessionTrace, lifter: str | None = None) -> ReportTables
         session["monitored"] = summ.monitoring.line()
     for why in summ.limits_off.values():
         session.setdefault("limits_off", []).append(why)
+    if (
+        trace.result.angle_label != "lumbar flexion"
+    ):  # one sensor: the lean limit, the lifter's usual or the norm
+        from spinemon.app import lean_history
+        from spinemon.core.pipeline import PipelineSettings as _Settings
+
+        head = trace.recording.header
+        try:
+            recorded = _Settings.from_dict(head.get("settings", {}))
+            lean = lean_history.lines(
+                lean_history.from_header(head), recorded.exercise, recorded.limit_overrides
+            )
+        except (SpinemonError, TypeError, ValueError):
+            lean = []
+        if lean:
+            session["lean_limits"] = lean
     rom = None if cal is None else getattr(cal, "rom", None)
     if rom is not None:
         session["rom_flexion_deg"] = round(rom.flexion_deg, 1)
@@ -554,6 +570,8 @@ def format_tables(tables: ReportTables, width: int | None = None) -> str:
         lines += wrap(str(ses["monitored"]), width)
     for why in ses.get("limits_off", []):
         lines += wrap(f"limit off: {why}", width)
+    for line in ses.get("lean_limits", []):
+        lines += wrap(line, width)
     if "rom_flexion_deg" in ses:
         lines += wrap(
             f"range of motion: flexion {ses['rom_flexion_deg']:+.1f} deg, extension {ses['rom_extension_deg']:+.1f} deg",
@@ -675,6 +693,7 @@ _FACTS = (
     "holds",
     "damaged_records",
     "limits_off",
+    "lean_limits",
 )
 
 

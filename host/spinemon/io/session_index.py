@@ -260,6 +260,30 @@ class SessionIndex:
             return False
         return True
 
+    def latest_facts(self) -> list[dict]:
+        """The facts of every recording in the index, whatever the analysis:
+        per recording the entry stored last (for a lifter's history, e.g. the
+        usual lean of :mod:`spinemon.core.lean_baseline`). Entries that do not
+        parse are left out; empty if the index is not usable."""
+        if self._db is None:
+            return []
+        try:
+            rows = self._db.execute(
+                "SELECT f.facts FROM facts f JOIN (SELECT path, MAX(rowid) AS r FROM facts GROUP BY path) m "
+                "ON f.rowid = m.r"
+            ).fetchall()
+        except sqlite3.Error:
+            return []
+        out = []
+        for (text,) in rows:
+            try:
+                facts = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(facts, dict):
+                out.append(facts)
+        return out
+
     def __len__(self) -> int:
         if self._db is None:
             return 0

@@ -89,6 +89,18 @@ def main(args: argparse.Namespace) -> int:
     segments = [s.as_dict() for s in res.segments]  # each with its own matches_live and live_comparison
     if len(segments) > 1:
         stats["segments"] = segments
+    # one sensor: the lifter's usual forward lean the session was judged with (live records it), or the norm
+    from spinemon.app import lean_history
+
+    lean_found = lean_history.from_header(rec.header)
+    if res.angle_label != "lumbar flexion":
+        from spinemon.core.pipeline import PipelineSettings
+
+        settings_now = PipelineSettings.from_dict(rec.header.get("settings", {}))
+        stats["lean_baseline"] = {ex: b.as_dict() for ex, b in lean_found.items()}
+        stats["lean_notes"] = lean_history.lines(
+            lean_found, args.exercise or settings_now.exercise, settings_now.limit_overrides
+        )
     if args.json:
         out: dict[str, Any] = {
             "events": events,
@@ -161,6 +173,8 @@ def main(args: argparse.Namespace) -> int:
     print("  " + summ.monitoring.line())
     for why in summ.limits_off.values():
         print(f"  limit off: {why}")
+    for line in stats.get("lean_notes", []):
+        print(f"  {line}")
     for n in summ.notices:
         print(f"  at {n.t:.2f} s: {n.text}")
     held = summ.held_back
