@@ -97,7 +97,8 @@ def test_live_view_in_a_real_browser(tmp_path, monkeypatch):
         while not any("Live view for a coach:" in line for line in ui.lines):
             assert not session.done(), ui.lines
             await asyncio.sleep(0.02)
-        url = re.search(r"(http://127\.0\.0\.1:\d+/\?t=\S+)", ui.lines[0]).group(1)  # on the screen's first line
+        said = next(line for line in ui.lines if "Live view for a coach:" in line)
+        url = re.search(r"(http://127\.0\.0\.1:\d+/\?t=\S+)", said).group(1)
         profile = tmp_path / "chromium"
         browser = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0",
                                     f"--user-data-dir={profile}", "--window-size=1280,900", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

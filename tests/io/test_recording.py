@@ -7,6 +7,8 @@ import struct
 import zlib
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from spinemon.errors import RecordingError, TruncatedRecordingError
 from spinemon.io.recording import (
@@ -21,6 +23,7 @@ from spinemon.io.recording import (
     RECORD_OVERHEAD,
     RecordingWriter,
     encode_record,
+    header_block,
     load,
     loads,
     segment_path,
@@ -546,3 +549,119 @@ def test_the_mutation_checks_still_apply_to_the_source():
     for mid, _, old, new in mutants.MUTANTS:
         assert mutants.mutate(source, old, new) != source, mid
     assert len({m[0] for m in mutants.MUTANTS}) == len(mutants.MUTANTS) >= 30
+
+
+def _equal_frames_file(n: int = 80) -> bytes:
+    """A recording whose RX frames are all one length (as the wearable's are),
+    with a label and a TX frame among them: long runs for the columnar path."""
+    out = bytearray(header_block(b'{"type":"header","format":2,"session_id":"s","segment":1}', 1.0))
+    seq = 1
+    for i in range(n):
+        out += encode_record(KIND_RX, bytes([i % 251]) * 40, 1000.0 + i / 8, seq)
+        seq += 1
+        if i % 25 == 24:
+            out += encode_record(KIND_META, b'{"type":"label","set":1}', 1000.0 + i / 8, seq)
+            out += encode_record(2, b"\x01\x03cmd", 1000.0 + i / 8, seq + 1)
+            seq += 2
+    return bytes(out)
+
+
+def _as_loaded(rec) -> tuple:
+    return (
+        [(r.kind, r.t_host, r.payload, r.seq, r.offset) for r in rec.records],
+        rec.truncated,
+        rec.corrupt_records,
+        rec.bytes_skipped,
+        [s.header_copies for s in rec.segments],
+    )
+
+
+_EQUAL = _equal_frames_file()
+_EQUAL_SPANS = spans(_EQUAL)
+
+
+@settings(max_examples=60, deadline=None)
+@example([("drop", 20, 1)], len(_EQUAL))  # a record missing from a run: counted lost
+@example([("copy", 20, 1)], len(_EQUAL))  # a record written twice: folded
+@example([("copy", 20, 3)], len(_EQUAL))  # records numbered again: taken, as the loop takes them
+@example([("flip", (_EQUAL_SPANS[30][0] + 9) * 8)], len(_EQUAL))  # a length field
+@example([], _EQUAL_SPANS[40][1] - 7)  # cut off inside a run
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("flip"), st.integers(0, len(_EQUAL) * 8 - 1)),
+            st.tuples(st.just("byte"), st.integers(0, len(_EQUAL) - 1), st.integers(0, 255)),
+            st.tuples(st.just("cut"), st.integers(0, len(_EQUAL) - 1), st.integers(1, 300)),
+            st.tuples(st.just("again"), st.integers(0, len(_EQUAL) - 1), st.integers(1, 300)),
+            st.tuples(st.sampled_from(["drop", "copy"]), st.integers(3, len(_EQUAL_SPANS) - 1), st.integers(1, 3)),
+        ),
+        max_size=3,
+    ),
+    st.integers(len(MAGIC) + 1, len(_EQUAL)),
+)
+def test_the_columnar_parser_loads_exactly_what_the_record_loop_loads(edits, keep):
+    """Runs of equal-length records are checked and built column by column;
+    under any damage (flipped bits, overwritten bytes, a stretch cut out or
+    repeated, the file cut off) the result is the record-by-record loop's:
+    the same records, numbers and offsets, the same losses, skipped bytes
+    and truncation."""
+    import spinemon.io.recording as recording
+
+    buf = bytearray(_EQUAL)
+    whole = sorted((e for e in edits if e[0] in ("drop", "copy")), key=lambda e: -e[1])
+    for kind, i, count in whole:  # whole records, the last first (the spans before it stay put)
+        a, b = _EQUAL_SPANS[i][0], _EQUAL_SPANS[min(i + count, len(_EQUAL_SPANS)) - 1][1]
+        buf[a:b] = b"" if kind == "drop" else buf[a:b] * 2
+    for e in edits:
+        if e[0] in ("drop", "copy"):
+            continue
+        if e[0] == "flip":
+            buf[e[1] // 8] ^= 1 << (e[1] % 8)
+        elif e[0] == "byte":
+            buf[e[1] % len(buf)] = e[2]
+        elif e[0] == "cut":
+            del buf[e[1] : e[1] + e[2]]
+        else:
+            buf[e[1] : e[1]] = buf[e[1] : e[1] + e[2]]
+    data = bytes(buf[: max(keep, len(MAGIC) + 1)])
+
+    def load_or_error(d: bytes):
+        try:
+            return _as_loaded(loads(d))
+        except RecordingError as e:
+            return str(e)
+
+    old_min = recording._MIN_RUN
+    try:
+        columnar = load_or_error(data)
+        recording._MIN_RUN = 1 << 30  # the record-by-record loop alone
+        plain = load_or_error(data)
+    finally:
+        recording._MIN_RUN = old_min
+    assert columnar == plain
+
+
+def test_the_columnar_parser_takes_the_long_runs_and_a_flip_costs_one_record(monkeypatch):
+    """The three long runs of equal frames go the columnar way; a flip inside
+    one: that record is lost (counted), the run's records before and after it
+    load, as the record loop does."""
+    import spinemon.io.recording as recording
+
+    runs = []
+    clean_run = recording._clean_run
+
+    def spy(*a):
+        got = clean_run(*a)
+        runs.append(got)
+        return got
+
+    monkeypatch.setattr(recording, "_clean_run", spy)
+    full = loads(_EQUAL)
+    assert sum(1 for r in runs if r is not None) == 3
+    sp = spans(_EQUAL)
+    a, b, kind, _ = sp[20]
+    assert kind == KIND_RX
+    for bit in (a * 8 + 3, (a + HEAD_SIZE + 5) * 8, (b - 1) * 8):
+        rec = loads(_flip(_EQUAL, bit))
+        lost, extra = _cost(full, rec)
+        assert (lost, extra, rec.corrupt_records, rec.truncated) == (1, 0, 1, False)
