@@ -55,14 +55,30 @@ def gait_dir() -> Path:
     return _shared(GAIT_DIR)
 
 
+@pytest.fixture(scope="session")
+def _private_roots(tmp_path_factory):
+    """One folder per worker for the tests' private homes, numbered by a counter
+    (``tmp_path_factory.mktemp`` lists its whole base folder on every call:
+    three calls per test grew to seconds of CPU per worker)."""
+    import itertools
+
+    return tmp_path_factory.mktemp("private"), itertools.count()
+
+
 @pytest.fixture(autouse=True)
-def _private_profile(tmp_path_factory, monkeypatch):
+def _private_profile(_private_roots, monkeypatch):
     """Every test gets its own user profile and spinemon folder: the suite never reads or writes ~/.spinemon."""
-    monkeypatch.setenv("SPINEMON_PROFILE", str(tmp_path_factory.mktemp("profile") / "profile.json"))
+    root, counter = _private_roots
+    mine = root / str(next(counter))
+    mine.mkdir()
+    (mine / "profile").mkdir()
+    monkeypatch.setenv("SPINEMON_PROFILE", str(mine / "profile" / "profile.json"))
     # and its own spinemon folder: `live` without --out records into SPINEMON_HOME/sessions, never ~/.spinemon
-    monkeypatch.setenv("SPINEMON_HOME", str(tmp_path_factory.mktemp("spinemon-home")))
+    (mine / "spinemon-home").mkdir()
+    monkeypatch.setenv("SPINEMON_HOME", str(mine / "spinemon-home"))
     # nor a config file of the user's (spinemon.app.config): none, unless a test writes one here
-    monkeypatch.setenv("SPINEMON_CONFIG", str(tmp_path_factory.mktemp("config") / "config.toml"))
+    (mine / "config").mkdir()
+    monkeypatch.setenv("SPINEMON_CONFIG", str(mine / "config" / "config.toml"))
 
 
 # ---- where the suite's time goes (SPINEMON_TEST_TIMES=FILE) ---------------------------------
