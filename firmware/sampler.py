@@ -228,8 +228,10 @@ class Sampler:
             skip_to = self.index
         if skip_to > self.index:
             self.samples_lost_fifo += skip_to - self.index
-            self._gap_flag = True
             self.index = skip_to
+        # flagged even when no sample was due yet (a read just as the next one is due): the
+        # IMUs restart, and the host must know the stream was cut here, whatever it lost
+        self._gap_flag = True
         rate, afs, gfs = self._settings
         period = self._start_imus(rate, afs, gfs)
         if period:
