@@ -67,7 +67,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LATERAL_NEEDS_HEADING, Lim
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 4
+RULES = 5
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -152,8 +152,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4):
-            raise ConfigError(f"rules must be 1, 2, 3 or 4, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5):
+            raise ConfigError(f"rules must be 1, 2, 3, 4 or 5, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -277,6 +277,7 @@ class Pipeline:
             arming="exercise" if s.rules >= 2 else "sets",
             tilt_bias=s.rules >= 3,
             tilt_gravity=s.rules >= 4,
+            bias_check=s.rules >= 5,
         )
         self.watch = LimitWatch(
             s.exercise,

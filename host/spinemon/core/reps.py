@@ -282,6 +282,15 @@ class RepSettings:
     #: reps the gravity excursion found before then join it, but are no
     #: evidence of a set (rules 3: one such rep with any number of them)
     told_reps_confirm: bool = False
+    #: rules 5: the residual bias learnt on still stretches is provisional for
+    #: a small lift (with ``tilt_bias``): its stillness test passes on a steady
+    #: slow turn too (the slow start of a curl read as 0.5 deg/s of bias), so
+    #: the excursion is the integrated gyro with that bias only once the tilt
+    #: filter has learnt and agrees with it across gravity within
+    #: ``enter_deg / idle_leak_tau_s`` (a constant error the idle leak holds
+    #: under ``enter_deg``: it can never start a rep by itself); else the
+    #: gravity excursion, then the tilt filter's bias (``GYRO_MODE`` 2)
+    bias_check: bool = False
     profiles: dict[str, RepProfile] = field(default_factory=lambda: dict(REP_PROFILES))
 
     def __post_init__(self) -> None:
@@ -536,6 +545,7 @@ class RepSegmenter:
         P[K.P_TILT_KI] = P[K.P_TILT_KP] / s.tilt_bias_tau_s
         P[K.P_TILT_LEARNT_S] = 3.0 * s.tilt_bias_tau_s
         P[K.P_TILT_CLIP] = math.radians(s.tilt_clip_deg)
+        P[K.P_BIAS_TOL] = p.enter_deg / s.idle_leak_tau_s if s.bias_check and s.tilt_bias else 0.0
         return P
 
     # -- public state ------------------------------------------------------
