@@ -88,7 +88,8 @@ AU0 = 71  # upper, at the start of the still stretch (3)
 AL0 = 74  # lower (3)
 ALU = 77  # upper, now (3; NaN = start from the next sample)
 ALL = 80  # lower (3)
-N_FLOAT = 83
+T_ACC0 = 83  # when AU0/AL0 were taken (NaN: not yet in this stretch; taken once the low-pass has settled)
+N_FLOAT = 84
 
 # -- int state slots (I) -------------------------------------------------------
 STATE = 0  # IDLE / REP / SETTLE
@@ -110,9 +111,9 @@ IDLE, REP, SETTLE = 0, 1, 2
     P_QUIET, P_STILL_STD2, P_STILL_MAX2, P_QUIET2, P_STILL_MIN, P_STILL_LONG, P_WALK,
     P_WALK_MIN, P_WALK_RELEASE, P_REST_QUIET, P_EXIT_FRACTION, P_STUCK, P_SETTLE,
     P_WARMUP_N, P_WARMUP_TIMEOUT, P_ARM_AFTER_WALK, P_ENTER, P_MAX_REP, P_EXIT_RELATIVE, P_A_TILT,
-    P_TILT_KP, P_TILT_KI, P_TILT_LEARNT_S, P_TILT_CLIP, P_BIAS_TOL,
-) = range(33)  # fmt: skip
-N_PARAM = 33
+    P_TILT_KP, P_TILT_KI, P_TILT_LEARNT_S, P_TILT_CLIP, P_BIAS_TOL, P_STILL_TAU,
+) = range(34)  # fmt: skip
+N_PARAM = 34
 
 # -- events ------------------------------------------------------------------------
 #: phase 0 (hole in the stream): reject the motion in progress (t0, t1, emax)
@@ -142,7 +143,7 @@ def new_state() -> tuple[np.ndarray, np.ndarray]:
     F[MFL_PREV] = math.nan
     F[MGU : MGU + 3] = math.nan
     F[MGL : MGL + 3] = math.nan
-    F[AU0 : ALL + 3] = math.nan
+    F[AU0 : T_ACC0 + 1] = math.nan
     I = np.zeros(N_INT, dtype=np.int64)
     reset_motion(F, I, math.nan)
     return F, I
@@ -346,6 +347,11 @@ def _follow(F, r, a0, a1, a2, a) -> None:
         _toward(F, r, a0 / n, a1 / n, a2 / n, 1.0 - a)
 
 
+def _settled(I, P) -> bool:
+    """The accelerometers' low-pass has had ``still_tau_s`` of samples (a running mean until then)."""
+    return I[SU_N] * P[P_A_STILL] >= 1.0
+
+
 def _turned_deg(F, r0, r) -> float:
     """The angle (deg) between directions ``F[r0:r0+3]`` and ``F[r:r+3]`` (inf: either unknown)."""
     if math.isnan(F[r0]) or math.isnan(F[r]):
@@ -492,12 +498,13 @@ def advance_python(
             a0, a1, a2 = ua[i, 0], ua[i, 1], ua[i, 2]
             if tilt_sensor:
                 a0, a1, a2 = _to_sensor(rot, 0, a0, a1, a2)
-            _follow(F, ALU, a0, a1, a2, P[P_A_STILL])
+            k = max(1.0 / (I[SU_N] + 1.0), P[P_A_STILL])  # (a running mean at first, as the bias)
+            _follow(F, ALU, a0, a1, a2, k)
             if has_gl:
                 a0, a1, a2 = la[i, 0], la[i, 1], la[i, 2]
                 if tilt_sensor:
                     a0, a1, a2 = _to_sensor(rot, 3, a0, a1, a2)
-                _follow(F, ALL, a0, a1, a2, P[P_A_STILL])
+                _follow(F, ALL, a0, a1, a2, k)
         tilt = I[GYRO_MODE] == 2
         if tilt:  # across the spine: the tilt bias (along it none is known yet)
             if tilt_sensor:  # (the bias in the body frame: R b)
@@ -547,6 +554,11 @@ def advance_python(
         if still:
             if math.isnan(F[STILL_SINCE]):
                 F[STILL_SINCE] = ti
+                F[T_ACC0] = math.nan
+            if check and math.isnan(F[T_ACC0]) and _settled(I, P):
+                F[T_ACC0] = (
+                    ti  # the accelerometers' directions as the stretch began (or their low-pass settled)
+                )
                 for j in range(6):
                     F[AU0 + j] = F[ALU + j]  # (and AL0 from ALL)
             steady_s = ti - F[STILL_SINCE]
@@ -565,9 +577,13 @@ def advance_python(
                 # (rules 5) the stretch confirms the bias when its accelerometers turned less
                 # than the tolerance allows over it: the gyro's steady mean was bias, not a turn
                 if near and check and I[BIAS_OK] == 0:
-                    allowed = P[P_BIAS_TOL] * steady_s
-                    if _turned_deg(F, AU0, ALU) <= allowed and (
-                        not has_gl or _turned_deg(F, AL0, ALL) <= allowed
+                    # (the low-pass lags a turn by still_tau_s: that much of the stretch shows none of it)
+                    span = ti - F[T_ACC0]
+                    allowed = P[P_BIAS_TOL] * (span - P[P_STILL_TAU])
+                    if (
+                        span >= P[P_STILL_MIN]
+                        and _turned_deg(F, AU0, ALU) <= allowed
+                        and (not has_gl or _turned_deg(F, AL0, ALL) <= allowed)
                     ):
                         I[BIAS_OK] = 1
                         # what was learnt before (a turn taken for bias) gives way to this stretch's mean
@@ -821,6 +837,7 @@ def _compile():
         "_bias_trusted",
         "_follow",
         "_turned_deg",
+        "_settled",
     ):
         g[name] = jit(types.FunctionType(globals()[name].__code__, g, name))
     return jit(types.FunctionType(advance_python.__code__, g, "advance"))

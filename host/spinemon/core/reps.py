@@ -546,6 +546,7 @@ class RepSegmenter:
         P[K.P_TILT_LEARNT_S] = 3.0 * s.tilt_bias_tau_s
         P[K.P_TILT_CLIP] = math.radians(s.tilt_clip_deg)
         P[K.P_BIAS_TOL] = p.enter_deg / s.idle_leak_tau_s if s.bias_check and s.tilt_bias else 0.0
+        P[K.P_STILL_TAU] = s.still_tau_s
         return P
 
     # -- public state ------------------------------------------------------
