@@ -128,7 +128,11 @@ class PipelineSettings:
     #: reps before its gyro bias is known (not the fusion's drifting gravity),
     #: whose reps then need ``min_reps_unlabelled`` reps told from sway to
     #: make a set, and a lunge's or split squat's headings come from a left
-    #: and a right rep (``LeanHeadingFinder``); 1 (recordings without the key):
+    #: and a right rep (``LeanHeadingFinder``); 5: as 4, and a small lift's
+    #: still-learnt gyro bias measures its reps only once a still stretch whose
+    #: accelerometers did not turn confirms it, and, once the tilt filter has
+    #: learnt, while the two agree across gravity (``RepSettings.bias_check``);
+    #: 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 

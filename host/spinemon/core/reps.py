@@ -283,13 +283,18 @@ class RepSettings:
     #: evidence of a set (rules 3: one such rep with any number of them)
     told_reps_confirm: bool = False
     #: rules 5: the residual bias learnt on still stretches is provisional for
-    #: a small lift (with ``tilt_bias``): its stillness test passes on a steady
-    #: slow turn too (the slow start of a curl read as 0.5 deg/s of bias), so
-    #: the excursion is the integrated gyro with that bias only once the tilt
-    #: filter has learnt and agrees with it across gravity within
-    #: ``enter_deg / idle_leak_tau_s`` (a constant error the idle leak holds
-    #: under ``enter_deg``: it can never start a rep by itself); else the
-    #: gravity excursion, then the tilt filter's bias (``GYRO_MODE`` 2)
+    #: a small lift (with ``tilt_bias``): its stillness test (a steady gyro)
+    #: passes on a steady slow turn too (the slow start of a curl read as 0.5
+    #: deg/s of bias). A turn across gravity turns the accelerometers, a bias
+    #: does not: the bias measures the reps (``GYRO_MODE`` 1) only once a still
+    #: stretch confirms it, its accelerometers (low-passed over
+    #: ``still_tau_s``, less that lag) having turned less than the tolerance
+    #: ``enter_deg / idle_leak_tau_s`` x its length (a constant error the idle
+    #: leak holds under ``enter_deg``: it can never start a rep by itself);
+    #: that stretch's mean replaces an estimate further off. Once the tilt
+    #: filter has learnt, only while the two agree across gravity within the
+    #: tolerance; else its bias (``GYRO_MODE`` 2). Before either, the gravity
+    #: excursion
     bias_check: bool = False
     profiles: dict[str, RepProfile] = field(default_factory=lambda: dict(REP_PROFILES))
 
