@@ -17,6 +17,7 @@ import math
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
+from conftest import require_numba
 from spinemon.core import rep_kernel as K
 from spinemon.core.reps import RepSegmenter, RepSettings
 
@@ -31,15 +32,14 @@ def _segmenter() -> RepSegmenter:
     return RepSegmenter(RATE, s)
 
 
-def _feed(seg: RepSegmenter, seconds: float, bias_dps: np.ndarray, turn_dps: np.ndarray, seed: int,
-          t0: float = 0.0, up: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def _stream(seconds: float, bias_dps: np.ndarray, turn_dps: np.ndarray, seed: int, t0: float = 0.0,
+            up: np.ndarray | None = None) -> tuple[dict, np.ndarray]:  # fmt: skip
     """``seconds`` from ``t0`` of a sensor turning steadily at ``turn_dps``
     (body frame; about an axis across the spine, so across gravity) with gyro
-    bias ``bias_dps``, from the accelerometer direction ``up`` (up the spine);
-    returns the direction it ends at."""
+    bias ``bias_dps``, from the accelerometer direction ``up`` (up the spine):
+    the segmenter's inputs, and the direction it ends at."""
     rng = np.random.default_rng(seed)
     n = int(round(seconds * RATE))
-    t = t0 + np.arange(n) / RATE
     w = np.radians(turn_dps)
     # the accelerometer seen from the turning body: da/dt = a x w
     a = np.empty((n, 3))
@@ -48,12 +48,25 @@ def _feed(seg: RepSegmenter, seconds: float, bias_dps: np.ndarray, turn_dps: np.
         a[i] = g
         g = g + np.cross(g, w) / RATE
         g = g / np.linalg.norm(g)
-    acc = G * a + 0.01 * rng.standard_normal((n, 3))
-    gyr = np.radians(bias_dps + turn_dps) + np.radians(0.1) * rng.standard_normal((n, 3))
-    for k in range(0, n, 25):  # frame-sized blocks
-        sl = slice(k, k + 25)
-        seg.update(t[sl], flexion_deg=np.degrees(np.arctan2(a[sl, 2], a[sl, 0])), upper_gyr=gyr[sl], upper_gravity=a[sl],
-                   upper_acc=acc[sl], upper_rotation=np.eye(3))  # fmt: skip
+    return {
+        "t": t0 + np.arange(n) / RATE,
+        "flexion_deg": np.degrees(np.arctan2(a[:, 2], a[:, 0])),
+        "upper_gyr": np.radians(bias_dps + turn_dps) + np.radians(0.1) * rng.standard_normal((n, 3)),
+        "upper_gravity": a,
+        "upper_acc": G * a + 0.01 * rng.standard_normal((n, 3)),
+    }, g
+
+
+def _update(seg: RepSegmenter, d: dict, edges: list[int]) -> None:
+    for a, b in zip(edges[:-1], edges[1:]):
+        seg.update(d["t"][a:b], **{k: v[a:b] for k, v in d.items() if k != "t"}, upper_rotation=np.eye(3))
+
+
+def _feed(seg: RepSegmenter, seconds: float, bias_dps: np.ndarray, turn_dps: np.ndarray, seed: int,
+          t0: float = 0.0, up: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """:func:`_stream` fed in frame-sized blocks; returns the direction it ends at."""
+    d, g = _stream(seconds, bias_dps, turn_dps, seed, t0, up)
+    _update(seg, d, list(range(0, len(d["t"]), 25)) + [len(d["t"])])
     return g
 
 
@@ -107,3 +120,35 @@ def test_a_turn_then_a_still_stretch_the_still_one_replaces_the_turn():
     _feed(seg, 1.5, bias, np.zeros(3), 3, t0=1.3, up=up)
     assert seg._I[K.BIAS_OK] == 1
     assert np.abs(seg._F[K.BU : K.BU + 3] - bias).max() < _tolerance()
+
+
+def _turn_move_still() -> dict:
+    """The slow turn taken for bias, a quicker move, a still stretch: every branch of the check."""
+    bias = np.array([0.3, -0.4, 0.2])
+    d1, up = _stream(1.0, bias, np.array([0.0, 0.8, 0.0]), 1)
+    d2, up = _stream(0.3, bias, np.array([0.0, -8.0, 0.0]), 2, t0=1.0, up=up)
+    d3, _ = _stream(1.5, bias, np.zeros(3), 3, t0=1.3, up=up)
+    return {k: np.concatenate([d1[k], d2[k], d3[k]]) for k in d1}
+
+
+@settings(max_examples=5, deadline=None)
+@given(cuts=st.lists(st.integers(1, 279), max_size=12, unique=True))
+def test_the_check_gives_the_same_state_for_any_split(cuts):
+    d = _turn_move_still()
+    n = len(d["t"])
+    whole, split = _segmenter(), _segmenter()
+    _update(whole, d, [0, n])
+    _update(split, d, [0, *sorted(cuts), n])
+    assert whole._I[K.BIAS_OK] == 1  # (the check ran to the end)
+    assert np.array_equal(whole._F, split._F, equal_nan=True) and np.array_equal(whole._I, split._I)
+
+
+def test_the_check_compiled_and_in_python_agree_to_the_bit(monkeypatch):
+    require_numba()
+    d = _turn_move_still()
+    compiled = _segmenter()
+    _update(compiled, d, [0, len(d["t"])])
+    monkeypatch.setattr(K, "advance", K.advance_python)
+    python = _segmenter()
+    _update(python, d, [0, len(d["t"])])
+    assert np.array_equal(compiled._F, python._F, equal_nan=True) and np.array_equal(compiled._I, python._I)
