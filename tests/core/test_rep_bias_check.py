@@ -1,5 +1,5 @@
 """The rep counter's still-learnt gyro bias is provisional for a small lift
-(rules 5, ``RepSettings.bias_check``): its stillness test (a steady gyro)
+(rules 6, ``RepSettings.bias_check``): its stillness test (a steady gyro)
 passes on a steady slow turn too, as at the slow start of a curl with no
 still start, and a turn of 0.5 deg/s taken for bias, integrated over a curl,
 is as large as the curl's trunk motion. The accelerometer tells a turn across
@@ -26,7 +26,7 @@ G = 9.81
 
 
 def _segmenter() -> RepSegmenter:
-    """A curl's rep counter as the pipeline builds it with rules 5 (``Segmenter.rep_settings``)."""
+    """A curl's rep counter as the pipeline builds it with rules 6 (``Segmenter.rep_settings``)."""
     s = RepSettings(exercise="curl", single_min_deg=15.0, exit_relative=True, exit_fraction=0.75, gravity_excursion=True,
                     warmup_s=0.1, tilt_bias=True, tilt_gravity=True, told_reps_confirm=True, bias_check=True)  # fmt: skip
     return RepSegmenter(RATE, s)
@@ -85,7 +85,7 @@ def _tolerance() -> float:
 def test_a_steady_slow_turn_is_not_taken_for_the_gyro_bias(bias, rate, angle, seed):
     """Turning 4-6 times the tolerance (0.6-0.9 deg/s for a curl), steady for
     2 s from the first sample: the stillness test passes and the bias is
-    learnt, but it is not used to measure the reps (before rules 5 it was,
+    learnt, but it is not used to measure the reps (before rules 6 it was,
     from 0.1 s of it: GYRO_MODE 1)."""
     turn = rate * _tolerance() * np.array([0.0, math.cos(angle), math.sin(angle)])
     seg = _segmenter()

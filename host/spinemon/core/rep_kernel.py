@@ -82,7 +82,7 @@ T_TILT = 69  # seconds of data (not walking) the tilt bias has learnt from
 # rules 4: the tilt filter runs in each sensor's own frame (a new neutral or heading turns
 # nothing there), and in gravity mode a small lift's excursion is measured on its gravity
 MFL_PREV = 70  # the last sample's lumbar angle from the tilt filters' gravity (NaN = none yet)
-# rules 5: is a still stretch still? The accelerometer directions (each sensor's frame, low-passed
+# rules 6: is a still stretch still? The accelerometer directions (each sensor's frame, low-passed
 # over ``still_tau_s``) at its start and now: a steady slow turn moves them, a bias does not
 AU0 = 71  # upper, at the start of the still stretch (3)
 AL0 = 74  # lower (3)
@@ -100,7 +100,7 @@ SL_N = 4
 REFRAME = 5  # set by the caller: the lumbar angle was re-expressed (a new neutral or heading) before the next sample
 GYRO_MODE = 6  # gravity mode allowed: 1 once the residual gyro bias is learnt (the excursion is the integrated gyro from then on);
 # 2 once only the tilt bias is (rules 3): the integrated gyro about the axes across the spine
-BIAS_OK = 7  # rules 5: a still stretch whose accelerometers did not turn confirmed the still bias
+BIAS_OK = 7  # rules 6: a still stretch whose accelerometers did not turn confirmed the still bias
 N_INT = 8
 
 IDLE, REP, SETTLE = 0, 1, 2
@@ -316,7 +316,7 @@ def _perp_gap(F, rot, k, b, m, g, tilt_sensor) -> float:
 def _bias_trusted(F, I, P, rot, has_gl, tilt_on, tilt_sensor, tilt_learnt) -> bool:
     """The residual bias learnt on still stretches may be used for the
     excursion (``GYRO_MODE`` 1). Without the check (``P_BIAS_TOL`` 0): once
-    it has ``warmup_s`` of data. With it (rules 5): the stillness test cannot
+    it has ``warmup_s`` of data. With it (rules 6): the stillness test cannot
     tell a steady slow turn (the slow start of a curl) from a bias, so the
     estimate is provisional until a still stretch whose accelerometers did
     not turn confirms it (``BIAS_OK``), and once the tilt filter, which the
@@ -494,7 +494,7 @@ def advance_python(
             if has_gl:
                 _tilt_bias(F, MGL, MBL, l0, l1, l2, la[i, 0], la[i, 1], la[i, 2], dt, P)
         check = tilt_on and P[P_BIAS_TOL] > 0.0
-        if check:  # (rules 5) the accelerometers' directions, each sensor's frame, low-passed
+        if check:  # (rules 6) the accelerometers' directions, each sensor's frame, low-passed
             a0, a1, a2 = ua[i, 0], ua[i, 1], ua[i, 2]
             if tilt_sensor:
                 a0, a1, a2 = _to_sensor(rot, 0, a0, a1, a2)
@@ -574,7 +574,7 @@ def advance_python(
                     F[BL] += a * (l0 - F[BL])
                     F[BL + 1] += a * (l1 - F[BL + 1])
                     F[BL + 2] += a * (l2 - F[BL + 2])
-                # (rules 5) the stretch confirms the bias when its accelerometers turned less
+                # (rules 6) the stretch confirms the bias when its accelerometers turned less
                 # than the tolerance allows over it: the gyro's steady mean was bias, not a turn
                 if near and check and I[BIAS_OK] == 0:
                     # (the low-pass lags a turn by still_tau_s: that much of the stretch shows none of it)
@@ -687,7 +687,7 @@ def advance_python(
                 elif tilt and trusted:
                     I[GYRO_MODE] = 1  # the whole bias is known now
                 elif I[GYRO_MODE] == 1 and tilt_learnt and not trusted:
-                    I[GYRO_MODE] = 2  # (rules 5) the still bias left the tilt filter's: back to its bias
+                    I[GYRO_MODE] = 2  # (rules 6) the still bias left the tilt filter's: back to its bias
                 _reset_stats(F)
                 F[T_REST] = ti
                 F[E_START] = 0.0

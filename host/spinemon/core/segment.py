@@ -129,7 +129,7 @@ class Segmenter:
         self.tilt_bias = tilt_bias
         #: rules 4: that filter runs in each sensor's frame, and measures a small lift's first reps
         self.tilt_gravity = tilt_gravity
-        #: rules 5: a small lift's still-learnt gyro bias is used only once the tilt filter confirms it
+        #: rules 6: a small lift's still-learnt gyro bias is used only once the tilt filter confirms it
         self.bias_check = bias_check
         self.limit_overrides = limit_overrides or {}
         self.monitor_between_sets = monitor_between_sets
