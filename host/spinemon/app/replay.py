@@ -19,7 +19,7 @@ and event of such a recording says which ``segment`` it belongs to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -99,6 +99,7 @@ def _frame_run(run: RecordRun) -> FrameRun:
 def _first_samples(records: list[Piece]) -> tuple[float, float] | None:
     """(device time, sample period) of the first samples among ``records``."""
     dec = FrameDecoder()
+    rx: Iterator[tuple[bytes, float]]
     for r in records:
         if isinstance(r, RecordRun):
             frames = _frame_run(r)

@@ -769,7 +769,7 @@ def _parse_v2(data: bytes, start: int) -> _Parsed:
             # as one RecordRun
             run = _clean_run(data, pos, prev, out.records)
             if run is not None:
-                out.count += len(out.records[-1])
+                out.count += run[0] - prev  # numbered prev + 1 .. run[0]
                 prev, last = run[0], (run[1], run[2])
                 pos = run[2]
                 scalar_steps = _SCALAR_STEPS
