@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from spinemon.core.alerts import Alert, AlertPolicy
-from spinemon.core.angles import AngleStage, LumbarAngles
+from spinemon.core.angles import AngleStage, LumbarAngles, Mounting
 from spinemon.core.calibration import (
     Calibration,
     CalibrationSettings,
@@ -67,7 +67,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LATERAL_NEEDS_HEADING, Lim
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 4
+RULES = 5
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -128,7 +128,9 @@ class PipelineSettings:
     #: reps before its gyro bias is known (not the fusion's drifting gravity),
     #: whose reps then need ``min_reps_unlabelled`` reps told from sway to
     #: make a set, and a lunge's or split squat's headings come from a left
-    #: and a right rep (``LeanHeadingFinder``); 1 (recordings without the key):
+    #: and a right rep (``LeanHeadingFinder``); 5: as 4, and a provisional
+    #: neutral's standing gravity is the fusion's over its window, not the
+    #: accelerometer's mean (:func:`_fused_neutral`); 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
@@ -152,8 +154,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4):
-            raise ConfigError(f"rules must be 1, 2, 3 or 4, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5):
+            raise ConfigError(f"rules must be 1, 2, 3, 4 or 5, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -200,6 +202,31 @@ def _turn_mounting(cal: Calibration, sensor: str, alpha: float) -> None:
         "heading_deg": round(alpha + cal.alignment.get(sensor, {}).get("heading_deg", 0.0), 3),
         "from_lifts_deg": round(alpha, 3),
     }
+
+
+def _fused_neutral(cal: Calibration, pieces: list[Fused]) -> None:
+    """Rules 5: a provisional neutral's mountings from the fusion's gravity
+    over its window (``cal.t_neutral``), in place; a sensor with no fused
+    sample there keeps the accelerometer's.
+
+    A provisional window is quiet, not still: the lifter may be starting a
+    rep (no still start). The accelerometer reads gravity plus the sensor's
+    linear acceleration, and over a quarter-second window its mean keeps
+    that acceleration's mean (the change of velocity over the window): a
+    squat begun at the first sample, the pelvis tipping 30 deg forward in
+    0.6 s, read the window 7-11 deg backward of where the sensor was (the
+    simulated truth), and every rep after it that much too far forward. The
+    fusion's gravity holds the direction by the gyro through the motion
+    (its accelerometer correction is low-passed over ``tau_acc_s``, 3 s):
+    within 0.5 deg of the truth over the same windows. A still stretch
+    keeps the accelerometer's mean: at rest it is gravity, where the
+    fusion's can sit a few degrees off before it learns its gyro bias."""
+    a, b = cal.t_neutral
+    for s in list(cal.mounting):
+        parts = [f.gravity[s][(f.block.t >= a) & (f.block.t <= b)] for f in pieces if s in f.gravity]
+        g = np.concatenate(parts) if parts else np.empty((0, 3))
+        if len(g):
+            cal.mounting[s] = Mounting.from_neutral(g.mean(axis=0))
 
 
 def _without_offset(f: Fused, offset: dict) -> Fused:
@@ -589,6 +616,8 @@ class Pipeline:
         """A neutral found (the offset is removed upstream from now on): every stage that depends on it follows."""
         first = self.phases.calibration is None
         was_provisional = not first and self._calibrated().source == "provisional"
+        if self.settings.rules >= 5 and cal.source == "provisional":
+            _fused_neutral(cal, [*self._before_neutral, *(f for f, _ in self._provisional_kept)])
         self.phases.neutral_found(cal)
         res.calibrated = cal
         check = self.phases.stale_found
