@@ -204,28 +204,41 @@ def _turn_mounting(cal: Calibration, sensor: str, alpha: float) -> None:
     }
 
 
-def _fused_neutral(cal: Calibration, pieces: list[Fused]) -> None:
-    """Rules 5: a provisional neutral's mountings from the fusion's gravity
-    over its window (``cal.t_neutral``), in place; a sensor with no fused
-    sample there keeps the accelerometer's.
+def _fused_neutral(cal: Calibration, pieces: list[Fused], settings: CalibrationSettings) -> None:
+    """Rules 5: a provisional neutral's mountings, in place, from the fusion's
+    gravity over its window (``cal.t_neutral``) for each sensor that moved
+    in it; a sensor still in it (every sample within the still stretch's
+    tolerances of the window's mean: ``still_acc_var_m_s2``,
+    ``still_gyro_var_dps``), or with no fused sample there, keeps the
+    accelerometer's mean.
 
-    A provisional window is quiet, not still: the lifter may be starting a
-    rep (no still start). The accelerometer reads gravity plus the sensor's
-    linear acceleration, and over a quarter-second window its mean keeps
-    that acceleration's mean (the change of velocity over the window): a
-    squat begun at the first sample, the pelvis tipping 30 deg forward in
-    0.6 s, read the window 7-11 deg backward of where the sensor was (the
-    simulated truth), and every rep after it that much too far forward. The
-    fusion's gravity holds the direction by the gyro through the motion
-    (its accelerometer correction is low-passed over ``tau_acc_s``, 3 s):
-    within 0.5 deg of the truth over the same windows. A still stretch
-    keeps the accelerometer's mean: at rest it is gravity, where the
-    fusion's can sit a few degrees off before it learns its gyro bias."""
+    A provisional window is the quietest, most upright quarter second, not
+    a still one: with no still start the lifter may be starting a rep in it.
+    The accelerometer reads gravity plus the sensor's linear acceleration,
+    and over a quarter second its mean keeps that acceleration's mean (the
+    change of velocity over the window): a squat begun at the first sample,
+    the pelvis tipping 30 deg forward in 0.6 s, read the window 8-13 deg
+    backward of where the sensor was (the simulated truth), and every rep
+    after it that much too far forward. The fusion holds the direction by
+    the gyro through the motion (its accelerometer correction is low-passed
+    over ``tau_acc_s``, 3 s): within 1.2 deg of the truth over the same
+    windows. At rest the accelerometer is gravity, while the fusion, its
+    gyro bias not yet learnt, can sit a few degrees off (3.2 deg for a
+    sacrum sensor 2.5 s into a lunge set), so a still sensor keeps it."""
     a, b = cal.t_neutral
+    avar, gvar = settings.still_acc_var_m_s2, np.radians(settings.still_gyro_var_dps)
     for s in list(cal.mounting):
-        parts = [f.gravity[s][(f.block.t >= a) & (f.block.t <= b)] for f in pieces if s in f.gravity]
-        g = np.concatenate(parts) if parts else np.empty((0, 3))
-        if len(g):
+        rows = [(f, (f.block.t >= a) & (f.block.t <= b)) for f in pieces if s in f.gravity]
+        g = np.concatenate([f.gravity[s][m] for f, m in rows]) if rows else np.empty((0, 3))
+        if not len(g):
+            continue
+        acc = np.concatenate([f.block.acc[s][m] for f, m in rows])
+        gyr = np.concatenate([f.block.gyr[s][m] for f, m in rows])
+        still = (
+            np.linalg.norm(acc - acc.mean(axis=0), axis=1).max() < avar
+            and np.linalg.norm(gyr - gyr.mean(axis=0), axis=1).max() < gvar
+        )
+        if not still:
             cal.mounting[s] = Mounting.from_neutral(g.mean(axis=0))
 
 
@@ -617,7 +630,11 @@ class Pipeline:
         first = self.phases.calibration is None
         was_provisional = not first and self._calibrated().source == "provisional"
         if self.settings.rules >= 5 and cal.source == "provisional":
-            _fused_neutral(cal, [*self._before_neutral, *(f for f, _ in self._provisional_kept)])
+            _fused_neutral(
+                cal,
+                [*self._before_neutral, *(f for f, _ in self._provisional_kept)],
+                self.settings.calibration,
+            )
         self.phases.neutral_found(cal)
         res.calibrated = cal
         check = self.phases.stale_found
