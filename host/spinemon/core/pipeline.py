@@ -136,17 +136,13 @@ class PipelineSettings:
     #: that replaces a provisional neutral restarts each fusion filter that has
     #: not learnt its gyro bias at rest from the neutral gravity, with the bias
     #: the rep counter's tilt filter learnt across gravity in motion
-<<<<<<< HEAD
-    #: (``_restart_fusion_at_still``); 6: as 5, and a small lift's
-    #: still-learnt gyro bias measures its reps only once a still stretch whose
-    #: accelerometers did not turn confirms it, and, once the tilt filter has
-    #: learnt, while the two agree across gravity (``RepSettings.bias_check``);
-    #: 1 (recordings without the key):
-=======
     #: (``_restart_fusion_at_still``); a provisional neutral's standing gravity
     #: is the fusion's over its window where the sensor moved in it, not the
-    #: accelerometer's mean (:func:`_fused_neutral`); 1 (recordings without the key):
->>>>>>> ce7250d86a75ad8425aa69969400c7150934fd0d
+    #: accelerometer's mean (:func:`_fused_neutral`); 6: as 5, and a small
+    #: lift's still-learnt gyro bias measures its reps only once a still
+    #: stretch whose accelerometers did not turn confirms it, and, once the
+    #: tilt filter has learnt, while the two agree across gravity
+    #: (``RepSettings.bias_check``); 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
