@@ -897,7 +897,23 @@ class LeanHeadingFinder:
     side; the leaky integral from the start of the session drifts by offset
     x ``twist_tau_s``). Its peak, past :data:`SIDE_MIN_DEG`, tells the side.
     And the sagittal plane is an axis: a press tips the trunk back
-    (extension), so the mean of the sides is taken whichever way it points."""
+    (extension), so the mean of the sides is taken whichever way it points.
+
+    ``from_valley`` (rules 7, lunges and split squats with no still start):
+    a rep rises ``enter_deg`` above the valley it began from (the least tilt
+    since the last rep ended) and ends when it falls back within half of
+    that of the valley, not of upright; its turn is counted from the valley.
+    With no still start the upright tilt is a provisional neutral and a
+    fusion that has not learnt its gyro bias: standing read 3 deg tilted
+    between a crooked lunge's reps (seed 7), never below half ``enter_deg``,
+    so every rep after the first ran into one. A new neutral or heading
+    re-expresses the valley with the tilt. A rep longer than ``max_rep_s`` is
+    dropped (the valley is then taken afresh). A rep's side is the session's
+    twist where each gyro's bias was known throughout the rep (as rules 4),
+    else the rep's own twist (as ``rep_twist``): a lunge's one-sided turn
+    (6-9 deg toward the working side) tells it whether or not the biases are
+    known, and its pelvis tip (8-15 deg, about the mediolateral axis) does
+    not turn the sensors about the spine."""
 
     def __init__(
         self,
@@ -906,8 +922,12 @@ class LeanHeadingFinder:
         max_heading_deg: float = 45.0,
         twist_tau_s: float = 10.0,
         rep_twist: bool = False,
+        from_valley: bool = False,
+        max_rep_s: float = 12.0,
     ) -> None:
         self.rep_twist = rep_twist
+        self.from_valley = from_valley
+        self.max_rep_s = max_rep_s
         self.enter_deg = enter_deg
         self.min_tilt_deg = min_tilt_deg
         self.max_heading_deg = max_heading_deg
@@ -922,10 +942,14 @@ class LeanHeadingFinder:
         #: upper sensor last stood upright, and the time of that sample
         self._turn = 0.0
         self._t_upright = 0.0
+        #: (from_valley) the least tilt since the last rep ended (deg; None: none yet)
+        self._valley: float | None = None
+        self._mounting: Mounting | None = None  # (from_valley) the upper mounting the valley was read with
 
     def reset(self) -> None:
         self.found, self._sums, self._rep, self._twist = {}, {}, None, 0.0
         self._turn = self._t_upright = 0.0
+        self._valley, self._mounting = None, None
 
     def state(self) -> tuple:
         """The finder's state as a value (see :meth:`restore`)."""
@@ -942,10 +966,22 @@ class LeanHeadingFinder:
             self._twist,
             self._turn,
             self._t_upright,
+            self._valley,
+            self._mounting,
         )
 
     def restore(self, state: tuple) -> None:
-        found, sums, rep, self.rejected, self._twist, self._turn, self._t_upright = state
+        (
+            found,
+            sums,
+            rep,
+            self.rejected,
+            self._twist,
+            self._turn,
+            self._t_upright,
+            self._valley,
+            self._mounting,
+        ) = state
         self.found = {k: dict(v) for k, v in found.items()}
         self._sums = {k: v.copy() for k, v in sums.items()}
         self._rep = (
@@ -975,6 +1011,12 @@ class LeanHeadingFinder:
             return None
         up = mounting["upper"].to_body(gravity["upper"])
         tilt = np.degrees(np.arctan2(np.hypot(up[:, 1], up[:, 2]), up[:, 0]))
+        if self.from_valley:
+            was, self._mounting = self._mounting, mounting["upper"]
+            if self._valley is not None and was is not None and was is not mounting["upper"]:
+                # a new neutral or heading re-expresses the tilt: the valley goes with it
+                old = was.to_body(gravity["upper"][:1])[0]
+                self._valley += float(tilt[0]) - math.degrees(math.atan2(math.hypot(old[1], old[2]), old[0]))
         wx = np.degrees(
             mounting["upper"].to_body(gyr["upper"])[:, 0] - mounting["lower"].to_body(gyr["lower"])[:, 0]
         )
@@ -984,10 +1026,19 @@ class LeanHeadingFinder:
             self._twist = tw = leak * self._twist + float(wx[i]) * dt
             r = self._rep
             self._turn += float(wx[i]) * dt
-            if r is None:
-                if tilt[i] <= 0.5 * self.enter_deg:  # upright: the next rep's turn is counted from here
+            base = 0.0
+            if self.from_valley:
+                if r is None and (self._valley is None or tilt[i] <= self._valley):
+                    self._valley = float(tilt[i])  # the valley: the next rep's turn is counted from here
                     self._turn, self._t_upright = 0.0, float(t[i])
-                if tilt[i] <= self.enter_deg:
+                base = self._valley if self._valley is not None else 0.0
+            if r is None:
+                if not self.from_valley and tilt[i] <= 0.5 * self.enter_deg:
+                    self._turn, self._t_upright = (
+                        0.0,
+                        float(t[i]),
+                    )  # upright: the next rep's turn is counted from here
+                if tilt[i] <= base + self.enter_deg:
                     continue
                 self._rep = r = {"peak": -1.0, "g": None, "tw_peak": 0.0, "known": True}
                 if self.rep_twist:
@@ -995,18 +1046,25 @@ class LeanHeadingFinder:
             if self.rep_twist:
                 r["tau"].append(float(t[i]) - r["t0"])
                 r["turn"].append(self._turn)
-            else:
+            if not self.rep_twist or self.from_valley:
                 r["known"] = r["known"] and bool(twist_known[i])
                 if abs(tw) > abs(r["tw_peak"]):
                     r["tw_peak"] = tw
             if tilt[i] > r["peak"]:
                 r["peak"] = float(tilt[i])
                 r["g"] = np.concatenate([gravity["upper"][i], gravity["lower"][i]])
-            if tilt[i] >= 0.5 * self.enter_deg:
+            if self.from_valley and float(t[i]) - r.get("t0", float(t[i])) > self.max_rep_s:
+                self._rep, self._valley = None, float(tilt[i])  # no rep: the valley afresh
+                self._turn, self._t_upright = 0.0, float(t[i])
+                continue
+            if tilt[i] >= base + 0.5 * self.enter_deg:
                 continue
             self._rep = None  # the rep is over: its bottom goes to its side
-            if self.rep_twist:
-                r["tw_peak"] = self._rep_turn(r)
+            if self.from_valley:
+                self._valley = float(tilt[i])  # the next rep starts from the valley after this one
+            if self.rep_twist and not (self.from_valley and r["known"]):
+                # the rep's own twist; (from_valley) only where the twist's bias was not known throughout
+                r["tw_peak"], r["known"] = self._rep_turn(r), True
             which = side
             if which is None and r["known"] and abs(r["tw_peak"]) >= SIDE_MIN_DEG:
                 which = "left" if r["tw_peak"] > 0 else "right"

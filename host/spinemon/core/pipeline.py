@@ -67,7 +67,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LATERAL_NEEDS_HEADING, Lim
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 6
+RULES = 7
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -166,8 +166,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5, 6):
-            raise ConfigError(f"rules must be 1 to 6, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5, 6, 7):
+            raise ConfigError(f"rules must be 1 to 7, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -522,13 +522,49 @@ class Pipeline:
         side = seg.label_sides.get(seg.set_number) if seg.set_number is not None else self.settings.side
         held = self.watch.limit_held(fused, cal).get(TWIST)
         known = np.ones(len(fused), dtype=bool) if held is None else ~held
-        self.lean_heading.rep_twist = self.settings.rules >= 5 and seg.exercise in LEAN_HEADING_PRESSES
+        self._lean_heading_rule(seg.exercise)
         found = self.lean_heading.update(
             fused.gravity, fused.gyr, cal.mounting, fused.block.t, fused.block.rate_hz, side, known
         )
         if found:  # a sweep's or a stored heading stays (the finder only runs while one is missing)
             found = {s: a for s, a in found.items() if "heading_deg" not in cal.alignment.get(s, {})}
         return found
+
+    def _lean_heading_rule(self, exercise: str) -> None:
+        """How a one-sided lift's reps tell their sides: rules 5, a single-arm
+        press by its own twist; rules 7, a lunge or split squat too, its reps
+        told from the valley each began at (no still start: neither the twist's
+        bias nor upright is known)."""
+        lunge = self.settings.rules >= 7 and exercise in LATERAL_NEEDS_HEADING
+        self.lean_heading.rep_twist = lunge or (self.settings.rules >= 5 and exercise in LEAN_HEADING_PRESSES)
+        self.lean_heading.from_valley = lunge
+
+    def _lean_headings_before(self, kept: list[Fused], cal: Calibration) -> None:
+        """Rules 7: a lunge's or split squat's reps before the first neutral (a
+        set begun at once) go to its lean heading finder too, so that the reps
+        on each side can tell the headings before the set's third rep; found
+        ones turn the mountings from the start of monitoring."""
+        seg = self.segmenter
+        if self.settings.rules < 7 or seg.exercise not in LATERAL_NEEDS_HEADING:
+            return
+        if any(
+            s not in cal.mounting or "heading_deg" in cal.alignment.get(s, {}) for s in ("upper", "lower")
+        ):
+            return
+        self._lean_heading_rule(seg.exercise)
+        side = seg.label_sides.get(seg.set_number) if seg.set_number is not None else self.settings.side
+        for f in kept:
+            t, grav, gyr = f.block.t, f.gravity, f.gyr
+            while len(t) and len(self.lean_heading.found) < 2:
+                known = np.zeros(len(t), dtype=bool)
+                found = self.lean_heading.update(grav, gyr, cal.mounting, t, f.block.rate_hz, side, known)
+                if found is None:
+                    break
+                for s, alpha in found.items():
+                    _turn_mounting(cal, s, alpha)
+                assert self.lean_heading.stopped_at is not None
+                k = self.lean_heading.stopped_at + 1
+                t, grav, gyr = t[k:], {s: g[k:] for s, g in grav.items()}, {s: g[k:] for s, g in gyr.items()}
 
     def _headings_before(self, kept: list[Fused], cal: Calibration) -> None:
         """The first neutral: the bends before it (a set that started at once)
@@ -671,6 +707,7 @@ class Pipeline:
         self._before_neutral = []
         if kept:
             self._headings_before(kept, cal)
+            self._lean_headings_before(kept, cal)
         if self.settings.rules >= 2:
             for (
                 s,
