@@ -907,7 +907,8 @@ class LeanHeadingFinder:
     fusion that has not learnt its gyro bias: standing read 3 deg tilted
     between a crooked lunge's reps (seed 7), never below half ``enter_deg``,
     so every rep after the first ran into one. A new neutral or heading
-    re-expresses the valley with the tilt. A rep longer than ``max_rep_s`` is
+    (the fusion may restart with it) drops the rep in progress and the
+    valley is taken afresh. A rep longer than ``max_rep_s`` is
     dropped (the valley is then taken afresh). A rep's side is the session's
     twist where each gyro's bias was known throughout the rep (as rules 4),
     else the rep's own twist (as ``rep_twist``): a lunge's one-sided turn
@@ -1013,10 +1014,10 @@ class LeanHeadingFinder:
         tilt = np.degrees(np.arctan2(np.hypot(up[:, 1], up[:, 2]), up[:, 0]))
         if self.from_valley:
             was, self._mounting = self._mounting, mounting["upper"]
-            if self._valley is not None and was is not None and was is not mounting["upper"]:
-                # a new neutral or heading re-expresses the tilt: the valley goes with it
-                old = was.to_body(gravity["upper"][:1])[0]
-                self._valley += float(tilt[0]) - math.degrees(math.atan2(math.hypot(old[1], old[2]), old[0]))
+            if was is not None and was is not mounting["upper"]:
+                # a new neutral or heading (and the fusion restarted with it): the tilt
+                # before it is not comparable, so the rep in progress is dropped
+                self._rep, self._valley = None, None
         wx = np.degrees(
             mounting["upper"].to_body(gyr["upper"])[:, 0] - mounting["lower"].to_body(gyr["lower"])[:, 0]
         )

@@ -35,6 +35,7 @@ from spinemon.core.stage import StageState, fields_of, set_fields
 from spinemon.core.unilateral import check_side, parse_exercise
 
 __all__ = [
+    "HELD_ARCH_HEADING",
     "HELD_BACK",
     "HELD_BEFORE_NEUTRAL",
     "HELD_LATERAL_HEADING",
@@ -57,6 +58,9 @@ HELD_BEFORE_NEUTRAL = 7
 #: a fault read under a provisional neutral taken mid-motion (rules 3): the
 #: still neutral that replaced it shows the angle was past the limit
 HELD_PROVISIONAL = 8
+#: rules 7: an arch that did not read past the extension limit but may be past
+#: it: a sensor's heading about the spine is unknown (a lunge or split squat)
+HELD_ARCH_HEADING = 9
 HELD_BACK: dict[int, str] = {
     HELD_WALKING: "walking",
     HELD_AFTER_WALK: "stepping into a bend straight after walking (handling gear, sitting down)",
@@ -70,6 +74,10 @@ HELD_BACK: dict[int, str] = {
     HELD_BEFORE_NEUTRAL: "before neutral was set (the session's first moments): seen once it was, too late to buzz",
     HELD_PROVISIONAL: (
         "neutral was provisional (taken while moving): the still neutral found later shows this fault, too late to buzz"
+    ),
+    HELD_ARCH_HEADING: (
+        "over-extension may be hidden: a sensor's heading about the spine is not known, so the one-sided lean"
+        " reads partly as flexion (no range sweep yet; a rep on each side tells it)"
     ),
 }
 

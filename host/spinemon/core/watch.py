@@ -22,6 +22,7 @@ events and alerts):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -44,10 +45,17 @@ from spinemon.core.device_buzz import DeviceBuzzWatch
 from spinemon.core.gravity import Fused
 from spinemon.core.limits import LimitPlan
 from spinemon.core.reps import RepRecord
-from spinemon.core.segment import HELD_LATERAL_HEADING, HELD_TWIST_BIAS
+from spinemon.core.segment import HELD_ARCH_HEADING, HELD_BACK, HELD_LATERAL_HEADING, HELD_TWIST_BIAS
 from spinemon.core.stage import StageState, fields_of, set_fields
 
-__all__ = ["DEVICE_GUARDED_KINDS", "LATERAL_NEEDS_HEADING", "LimitWatch", "Watched"]
+__all__ = [
+    "DEVICE_GUARDED_KINDS",
+    "HIDDEN_HEADING_DEG",
+    "LATERAL_NEEDS_HEADING",
+    "LimitWatch",
+    "Watched",
+    "hidden_extension",
+]
 
 #: the limits the host pushes to the wearable's own guard (SET_GUARD)
 DEVICE_GUARDED_KINDS = (OVER_FLEXION, OVER_EXTENSION)
@@ -58,6 +66,30 @@ DEVICE_GUARDED_KINDS = (OVER_FLEXION, OVER_EXTENSION)
 #: the heading (the one-sided stance bends the trunk sideways in step with
 #: the tilt: the heading finder would read that as the heading)
 LATERAL_NEEDS_HEADING = ("lunge", "split_squat")
+
+#: rules 7: the largest error of an unknown heading about the spine the
+#: hidden-arch check allows for (the lean heading finder's own bound,
+#: ``LeanHeadingFinder.max_heading_deg``)
+HIDDEN_HEADING_DEG = 45.0
+
+
+def hidden_extension(u: np.ndarray, max_deg: float = HIDDEN_HEADING_DEG, toward: float = -1.0) -> np.ndarray:
+    """Per sample (deg, >= 0), how much further toward extension
+    (``toward=-1``; flexion: ``+1``) the sagittal inclination ``atan2(uz, ux)``
+    of the body-frame gravity ``u`` (n, 3) could lie if the sensor's heading
+    about the spine (body X) were off by up to ``max_deg``: the inclination
+    turned by every ``b`` within it, ``(uy, uz) -> Rx(b) (uy, uz)``, whose
+    ``uz = r sin(b + th)`` (``r = hypot(uy, uz)``, ``th = atan2(uz, uy)``) is
+    extreme at an end of the range or where ``b + th = -+90 deg``."""
+    u = np.atleast_2d(np.asarray(u, dtype=float))
+    r, th = np.hypot(u[:, 1], u[:, 2]), np.arctan2(u[:, 2], u[:, 1])
+    big = math.radians(max_deg)
+    cands = [r * np.sin(th - big), r * np.sin(th + big)]
+    b = (toward * math.pi / 2 - th + math.pi) % (2 * math.pi) - math.pi  # where uz is extreme
+    cands.append(np.where(np.abs(b) <= big, toward * r, toward * -np.inf))
+    uz = np.min(cands, axis=0) if toward < 0 else np.max(cands, axis=0)
+    return toward * (np.degrees(np.arctan2(uz, u[:, 0])) - np.degrees(np.arctan2(u[:, 2], u[:, 0])))
+
 
 #: the watch's own fields in its state (the rest: settings, and the parts that give their own)
 _STATE = ("exercise", "labelled_set", "rom", "single_sensor", "reps_set", "_limit_held_samples")
@@ -91,8 +123,12 @@ class LimitWatch:
         limit_overrides: dict | None = None,
         lean: bool = True,
         hold_unknown: bool = False,
+        hidden_arch: bool = False,
     ) -> None:
         self.settings = settings
+        #: rules 7: while a lunge's or split squat's heading is unknown (lateral
+        #: bend held back), an arch that may be past the extension limit is told
+        self.hidden_arch = hidden_arch
         #: rules 3: a limit is held back (named) while what it needs is not
         #: known: the twist until each gyro's bias is, lateral bend in
         #: :data:`LATERAL_NEEDS_HEADING` until each sensor's heading is
@@ -109,6 +145,8 @@ class LimitWatch:
         self.detector = EventDetector(lim, settings)
         self.detector.context.update(exercise=exercise)
         self.shadow = EventDetector(lim, settings)
+        #: rules 7: the extension limit on the most extended flexion an unknown heading can hide
+        self.hidden = EventDetector(lim, settings)
         self.device_buzz = DeviceBuzzWatch()
         self.alerts: list[Alert] = []
 
@@ -127,6 +165,7 @@ class LimitWatch:
         return {
             "detector": self.detector.state(),
             "shadow": self.shadow.state(),
+            "hidden": self.hidden.state(),
             "alerts": [
                 (at[id(a.event)], {f.name: getattr(a, f.name) for f in fields(a) if f.name != "event"})
                 for a in self.alerts
@@ -140,6 +179,7 @@ class LimitWatch:
         """Go on from ``state`` (see :meth:`state`)."""
         self.detector.restore(state["detector"])
         self.shadow.restore(state["shadow"])
+        self.hidden.restore(state["hidden"])
         events = self.detector.events
         self.alerts = [Alert(events[i], **rest) for i, rest in state["alerts"]]
         self.plan.restore(state["plan"])
@@ -196,6 +236,7 @@ class LimitWatch:
         lim = self._limits()
         self.detector.set_limits(lim)
         self.shadow.set_limits(lim)
+        self.hidden.set_limits(lim)
 
     def follow(self, calibration: Calibration | None, single_sensor: bool | None) -> None:
         """The calibration (its range of motion scales the limits) or the sensor layout changed."""
@@ -270,6 +311,8 @@ class LimitWatch:
             else:
                 ev.held_back = "not armed"
             out.held_back.append(ev)
+        if self.hidden_arch and LATERAL_BEND in own:
+            self._hidden_arch(fused, ang, calibration, armed & own[LATERAL_BEND], out)
         out.finished.extend(found.finished)
         hyst = self.settings.hysteresis_deg
         for ev in found.alerts:
@@ -287,11 +330,50 @@ class LimitWatch:
         self.device_buzz.update(block.flags, sig[0], self.limits, hyst)
         return out
 
+    def _hidden_arch(
+        self, fused: Fused, ang: LumbarAngles, calibration: Calibration, on: np.ndarray, out: Watched
+    ) -> None:
+        """Rules 7: while a lunge's or split squat's heading is unknown (``on``:
+        armed, lateral bend held back for it), the flexion as it could be: each
+        sensor with no heading turned by up to :data:`HIDDEN_HEADING_DEG`
+        toward an arch (the upper sensor's inclination more extended, the
+        lower one's more flexed; the largest error the lean heading finder
+        accepts). An over-extension past the limit there that the reading
+        itself did not give (no event of the detector's or the shadow's
+        overlaps it) is told when it ends, held back by name: an arch the
+        unknown heading may hide, never a silent miss and never a buzz (most
+        reps are clean and read within the limit)."""
+        flex = ang.flexion_deg
+        n = len(flex)
+        shift = np.zeros(n)
+        for s, toward in (("upper", -1.0), ("lower", 1.0)):
+            if s in fused.gravity and "heading_deg" not in calibration.alignment.get(s, {}):
+                shift += hidden_extension(calibration.mounting[s].to_body(fused.gravity[s]), toward=toward)
+        could = np.where(on, np.minimum(flex - shift, 0.0), 0.0)
+        zero = np.zeros(n)
+        self.hidden.context.update(self.detector.context)
+        got = self.hidden.update(fused.block.t, fused.block.seq, could, zero, zero, zero)
+        self._tell_hidden(got.finished, out)
+
+    def _tell_hidden(self, finished: list[Event], out: Watched | None) -> None:
+        said = [*self.detector.events, *self.shadow.events]
+        for ev in finished:
+            if ev.kind != OVER_EXTENSION or ev.t_alert is None:
+                continue
+            if any(e.kind == ev.kind and e.t_start <= ev.t_last and ev.t_start <= e.t_last for e in said):
+                continue
+            ev.held_back = HELD_BACK[HELD_ARCH_HEADING]
+            self.shadow.events.append(ev)
+            if out is not None:
+                out.held_back.append(ev)
+
     def finish(self, t_end: float, reps: list[RepRecord]) -> list[Event]:
         """Close open events; events that fired before their set/rep was
         known get the numbers of the rep they overlap. Returns all events."""
         self.detector.finish(t_end)
         self.shadow.finish(t_end)
+        if self.hidden_arch:
+            self._tell_hidden(self.hidden.finish(t_end), None)
         for ev in self.events:
             if ev.rep is not None:
                 continue
