@@ -531,3 +531,129 @@ def test_a_one_sided_press_tells_each_reps_side_from_its_own_twist_whatever_the_
     found = LeanHeadingFinder(rep_twist=True).update(grav, gyr, mounting, t, 100.0, None, unknown)
     assert found is not None and abs(found["upper"] - heading) < 1.0, found
     assert LeanHeadingFinder().update(grav, gyr, mounting, t, 100.0, None, unknown) is None  # rules 4: waits
+
+
+# -- a lunge's heading with no still start (rules 7) -------------------------------------------
+
+
+def _crooked_lunges(heading_deg: float, offset_dps: float, standing_deg: float, rate: float = 100.0):
+    """Five lunges, left, right, left, ...: the pelvis (lower sensor) tips 12
+    deg forward, the upper sensor 12 deg forward and 8 deg toward the working
+    side while the chest turns 7 deg toward it, each rep a 2.8 s bump with
+    0.6 s between; standing reads ``standing_deg`` forward on the upper
+    sensor (a provisional neutral, a fusion that has not learnt its bias:
+    3 deg on the bench's seed 7), which is turned ``heading_deg`` about the
+    spine from where the mounting says; its gyro about the spine reads
+    ``offset_dps`` more than it turns."""
+    from spinemon.core.angles import Mounting
+
+    T, P = 2.8, 0.6
+    t = np.arange(0.0, 5 * (T + P), 1.0 / rate)
+    k, tau = np.floor(t / (T + P)), t % (T + P)
+    shape = np.where(tau < T, np.sin(np.pi * np.minimum(tau, T) / T) ** 2, 0.0)
+    dshape = np.where(tau < T, np.pi / T * np.sin(2 * np.pi * np.minimum(tau, T) / T), 0.0)
+    side = np.where(k % 2 == 0, -1.0, 1.0)  # lateral bend: + to the right; left reps first
+
+    def body(sag_deg, lat_deg):
+        sag, lat = np.radians(sag_deg), np.radians(lat_deg)
+        return np.stack([np.cos(lat) * np.cos(sag), np.sin(lat), np.cos(lat) * np.sin(sag)], axis=1)
+
+    a = np.radians(heading_deg)
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    up = body(standing_deg + 12.0 * shape, 8.0 * side * shape) @ rx  # sensor frame: rx^T u
+    low = body(12.0 * shape, 0.0 * shape)
+    gyr_up = np.zeros((len(t), 3))
+    gyr_up[:, 0] = np.radians(7.0) * -side * dshape + np.radians(offset_dps)  # the chest turns toward the side (left: +)
+    return t, {"upper": up, "lower": low}, {"upper": gyr_up, "lower": np.zeros((len(t), 3))}, {"upper": Mounting(), "lower": Mounting()}
+
+
+@settings(max_examples=10, deadline=None)
+@given(heading=st.floats(-35.0, 35.0), offset=st.floats(-2.0, 2.0), standing=st.floats(2.6, 4.0))
+def test_a_lunge_with_no_still_start_tells_its_reps_from_the_valley_each_began_at(heading, offset, standing):
+    """Rules 7: with no still start, standing reads a few degrees tilted (a
+    provisional neutral, a fusion with no bias learnt), never within half
+    ``enter_deg`` of upright, so the press's rule saw one rep that never
+    ended; from the valley each rep began at, each rep is told and its own
+    twist gives its side whatever the gyro offset."""
+    from spinemon.core.calibration import LeanHeadingFinder
+
+    t, grav, gyr, mounting = _crooked_lunges(heading, offset, standing)
+    unknown = np.zeros(len(t), dtype=bool)
+    found = LeanHeadingFinder(rep_twist=True, from_valley=True).update(grav, gyr, mounting, t, 100.0, None, unknown)
+    assert found is not None and abs(found["upper"] - heading) < 1.0 and abs(found["lower"]) < 1.0, found
+    assert LeanHeadingFinder(rep_twist=True).update(grav, gyr, mounting, t, 100.0, None, unknown) is None  # rules 5
+
+
+@settings(max_examples=25, deadline=None)
+@given(sag=st.floats(-30.0, 30.0), lat=st.floats(-20.0, 20.0), turn=st.floats(-45.0, 45.0), toward=st.sampled_from([-1.0, 1.0]))
+def test_the_arch_an_unknown_heading_may_hide_bounds_every_heading_within_its_range(sag, lat, turn, toward):
+    """``hidden_extension``: the sensor's inclination turned by any heading
+    within 45 deg is never further toward extension (or flexion) than the
+    bound, and the bound is reached at some heading within it."""
+    from spinemon.core.watch import hidden_extension
+
+    s, l = np.radians(sag), np.radians(lat)
+    u = np.array([[np.cos(l) * np.cos(s), np.sin(l), np.cos(l) * np.sin(s)]])
+    bound = float(hidden_extension(u, 45.0, toward=toward)[0])
+    read = np.degrees(np.arctan2(u[0, 2], u[0, 0]))
+
+    def sagittal(b_deg):
+        b = np.radians(b_deg)
+        uz = np.sin(b) * u[0, 1] + np.cos(b) * u[0, 2]
+        return np.degrees(np.arctan2(uz, u[0, 0]))
+
+    assert bound >= -1e-9
+    assert toward * (sagittal(turn) - read) <= bound + 1e-6
+    assert max(toward * (sagittal(b) - read) for b in np.linspace(-45.0, 45.0, 181)) == pytest.approx(bound, abs=0.05)
+
+
+def _crooked_lunge_set(seed: int, rules: int, reps: int, faults: dict, side: str = "alternate", out=None, rate_hz: float = 100.0):
+    """Lunges with no still start, the sensors 30 deg (upper) and -18 deg off, unlabelled, no sweep."""
+    from spinemon.core.calibration import CalibrationSettings
+
+    return run_simulated([sim.SetSpec("lunge", reps, faults, side=side)], seed, out=out,
+                         sim_settings=sim.SimSettings(stand_s=0, mount_yaw_deg=30, rate_hz=rate_hz),
+                         settings=PipelineSettings(exercise="lunge", calibration=CalibrationSettings(rom=False), rules=rules),
+                         rom=False, labels=False)
+
+
+def test_a_crooked_lunge_with_no_still_start_buzzes_its_arch_and_a_rules_6_recording_replays_as_it_ran(tmp_path):
+    """Harsh bench, seed 7: the arch of the third lunge (true -17.7 deg, limit
+    -12.5) read -11.5 with rules 6 (the upper sensor's unknown heading turned
+    the one-sided lean into flexion: the lunge's finder waited for the gyro
+    biases), silently. Rules 7 tell the first two reps' sides from their
+    own twists (the first from before neutral) and turn the headings before
+    the third: it buzzes. The rules 6 recording replays as it ran."""
+    from dataclasses import replace
+
+    from spinemon.app.replay import replay
+    from spinemon.io.recording import load
+
+    out = tmp_path / "r6.spinrec"
+    run = _crooked_lunge_set(7, 6, 3, {3: "arching"}, out=out, rate_hz=50.0)  # 50 Hz: a cheaper test
+    assert run.result.alerts == [] and run.result.summary["held_back"]["faults"] == {}
+    rec = load(out)
+    res = replay(rec)
+    assert res.matches_live and res.alerts == []
+    now = replay(rec, replace(PipelineSettings.from_dict(rec.header["settings"]), rules=7))
+    assert [(a.event.kind, a.event.rep) for a in now.alerts] == [("over_extension", 3)]
+
+
+def test_an_arch_the_unknown_heading_may_hide_is_told_by_name():
+    """All-left lunges (seed 4) never show a rep on each side, so the heading
+    stays unknown: the arch (true -18.4 deg) reads -10.3, inside the -12.5
+    limit, and was a silent miss (rules 6). Rules 7 tell it, at its end, held
+    back by name (live, and counted by reason), without buzzing."""
+    from spinemon.core.calibration import CalibrationSettings
+    from spinemon.core.segment import HELD_ARCH_HEADING, HELD_BACK
+
+    told = []
+    run = run_simulated([sim.SetSpec("lunge", 3, {2: "arching"}, side="left")], 4,
+                        sim_settings=sim.SimSettings(stand_s=0, mount_yaw_deg=30),
+                        settings=PipelineSettings(exercise="lunge", calibration=CalibrationSettings(rom=False)),
+                        rom=False, labels=False, on_frame=lambda res, p: told.extend(res.held_back))
+    why = HELD_BACK[HELD_ARCH_HEADING]
+    arch = run.session.reps[1]
+    assert run.result.alerts == [] and run.result.summary["held_back"]["faults"] == {why: 1}
+    (ev,) = [e for e in told if e.held_back == why]
+    assert ev.kind == "over_extension" and arch.t_start <= ev.t_start <= arch.t_end
