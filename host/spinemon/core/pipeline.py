@@ -142,7 +142,12 @@ class PipelineSettings:
     #: lift's still-learnt gyro bias measures its reps only once a still
     #: stretch whose accelerometers did not turn confirms it, and, once the
     #: tilt filter has learnt, while the two agree across gravity
-    #: (``RepSettings.bias_check``); 1 (recordings without the key):
+    #: (``RepSettings.bias_check``); 7: as 6, and a lunge's or split squat's
+    #: lean heading with no still start: its reps told from the valley each
+    #: began at, each rep's side from its own twist where the gyro biases are
+    #: not known, the reps before the first neutral counted too; while the
+    #: heading is unknown an arch it may hide is told, held back by name
+    #: (``LimitWatch.hidden_arch``); 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 

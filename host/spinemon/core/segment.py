@@ -69,7 +69,7 @@ HELD_BACK: dict[int, str] = {
     HELD_TWIST_BIAS: "twist: a gyro's bias is not learnt yet (stand still for 2 s)",
     HELD_LATERAL_HEADING: (
         "lateral bend: a sensor's heading about the spine is not known (no range sweep;"
-        " a lunge tells it after a rep on each side, once the gyro biases are known)"
+        " a lunge tells it after a rep on each side)"
     ),
     HELD_BEFORE_NEUTRAL: "before neutral was set (the session's first moments): seen once it was, too late to buzz",
     HELD_PROVISIONAL: (
