@@ -153,6 +153,40 @@ def test_angles_block_split_invariant(seed, cuts):
         assert np.abs(got - getattr(batch, name)).max() <= 1e-9
 
 
+
+@hsettings(max_examples=30, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, -0.0, 1e-160, 1e-3, 0.5, 1.0, 9.81, 1e3]),
+            st.sampled_from([0.0, -0.0, 1e-160, 0.2, -0.7, 1.0, 9.81]),
+            st.sampled_from([0.0, -0.0, -1e-3, 0.3, -1.0, 5.0]),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    n=st.integers(65, 200),  # (more rows than a frame's: computed column by column)
+    seed=st.integers(0, 1000),
+    cut=st.integers(0, 200),
+)
+def test_norms_and_frontal_inclination_column_by_column_have_the_bits_of_the_reduction(rows, n, seed, cut):
+    """Issue 27: a long block's |v| per row and frontal inclination are
+    computed column by column ((x*x + y*y) + z*z), a frame's few rows by
+    np.linalg.norm's reduction: the same bits for any rows, any split."""
+    from spinemon.core.calibration import _row_norm
+
+    rng = np.random.default_rng(seed)
+    v = np.resize(np.array(rows), (n, 3)) * rng.uniform(0.5, 2.0, size=(n, 3))
+    want_norm = np.linalg.norm(v, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # the rule in words: asin(y / |v|), 0 for a zero vector
+        want_frontal = np.degrees(np.arcsin(np.clip(np.where(want_norm > 0, v[:, 1] / np.where(want_norm > 0, want_norm, 1.0), 0.0), -1.0, 1.0)))
+    for parts in ((v,), (v[:cut], v[cut:]), tuple(v[i : i + 1] for i in range(len(v)))):
+        got_norm = np.concatenate([_row_norm(p) for p in parts])
+        got_frontal = np.concatenate([frontal_deg(p) for p in parts])
+        assert np.array_equal(got_norm.view(np.uint64), want_norm.view(np.uint64))
+        assert np.array_equal(got_frontal.view(np.uint64), want_frontal.view(np.uint64))
+    assert frontal_deg(v[0]) == want_frontal[0]
+
 def test_angle_input_errors():
     with pytest.raises(AngleInputError):
         sagittal_deg([1, 0])
