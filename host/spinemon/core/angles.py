@@ -182,7 +182,11 @@ def frontal_deg(u_body: object) -> np.ndarray | float:
     """Frontal inclination ``asin(uy)`` in degrees (of the normalised vector): bending to the right positive."""
     u = _vectors("u_body", u_body)
     if u.ndim == 1:
-        return float(frontal_deg(u[None])[0])
+        return float(_frontal_rows(u[None])[0])
+    return _frontal_rows(u)
+
+
+def _frontal_rows(u: np.ndarray) -> np.ndarray:
     x, y, z = u[:, 0], u[:, 1], u[:, 2]
     # |u| per row as np.linalg.norm(u, axis=-1) computes it, (x*x + y*y) + z*z
     # (the same bits), column by column: a reduction over a last axis of 3 is slow
