@@ -236,3 +236,27 @@ def test_a_read_only_block_is_rotated_once_and_its_pieces_share_it():
     writeable[:] += 1.0
     assert not np.array_equal(m.to_body(view), r2)
     assert len(angles_mod._SHARED) <= angles_mod._SHARED_MAX
+
+
+@hsettings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(65, 400))
+def test_a_long_block_is_rotated_compiled_or_not_with_the_bits_of_a_frames_rotation(seed, n):
+    """Issue 27: a long block is rotated by numba when it is installed (the
+    operations of the numpy path per element, in their order), else column by
+    column; a frame's few rows at once. The same bits every way."""
+    import spinemon.core.angles as angles_mod
+
+    rng = np.random.default_rng(seed)
+    m = Mounting.from_neutral(rng.normal(size=3))
+    v = rng.normal(size=(n, 3)) * rng.choice([1e-9, 1e-3, 1.0, 9.81, 1e4], size=(n, 3))
+    frames = np.concatenate([m.to_body(v[i : i + 8]) for i in range(0, n, 8)])  # the direct path, as live
+    saved = angles_mod._rotate
+    try:
+        angles_mod._rotate = False  # numba or not: the numpy path
+        plain = m.to_body(v)
+        angles_mod._rotate = None
+        compiled = m.to_body(v)  # compiled when numba is installed (the `fast` extra)
+    finally:
+        angles_mod._rotate = saved
+    assert np.array_equal(plain.view(np.uint64), frames.view(np.uint64))
+    assert np.array_equal(compiled.view(np.uint64), frames.view(np.uint64))

@@ -587,6 +587,8 @@ class EventDetector:
             SPINE_CREEP: lumbar,
             FORWARD_LEAN: lumbar,
         }
+        if len(runs) == 1:  # (a frame, live: no per-run bookkeeping)
+            return self._update_run(t, seq, by_kind, runs[0][1], runs[0][2])
         bounds = [0, *(r[0] for r in runs)]
         run_limits = [_limits_by_kind(r[1]) for r in runs]  # once per run, not per kind
         outs: dict[int, DetectorOutput] = {}  # by run: what each run gave, as update() would per run
@@ -638,6 +640,32 @@ class EventDetector:
             total.alerts.extend(out.alerts)
             total.finished.extend(out.finished)
         return total
+
+    def _update_run(
+        self, t: np.ndarray, seq: np.ndarray, by_kind: dict, limits: Limits, ctx: dict
+    ) -> DetectorOutput:
+        """:meth:`update_runs` for one run."""
+        out = DetectorOutput()
+        by_limit = _limits_by_kind(limits)
+        for kind, w in self._watches.items():
+            limit = by_limit[kind]
+            sig = by_kind[kind]
+            if limit is None or sig is None:
+                if limit is None and (w.candidate is not None or w.active is not None) and len(t):
+                    # the limit went away (new set/exercise): close what was open
+                    self._drop(w, float(t[0]), out)
+                continue
+            x = np.asarray(sig, dtype=np.float64)
+            badness = x if w.sign > 0 else -x if w.sign < 0 else np.abs(x)
+            lim = limit if w.sign > 0 else -limit if w.sign < 0 else abs(limit)
+            # fast path: nothing going on and nothing past the limit in this block
+            if w.candidate is None and w.active is None and not w.blocked and not (badness > lim).any():
+                continue
+            hard = limits.flexion_deg if kind == SPINE_CREEP else None
+            self._scan(w, limit, lim, badness, x, t, seq, out, ctx, hard)
+        _order(out)
+        self.events.extend(out.alerts)
+        return out
 
     def _drop(self, w: _Watch, t: float, out: DetectorOutput) -> None:
         w.candidate = None

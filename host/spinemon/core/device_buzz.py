@@ -50,7 +50,7 @@ class DeviceBuzzWatch:
         """Per sample of a block cut into runs (run ``k``: samples up to
         ``runs[k][0]``, with limits ``runs[k][1]``): inside the limits by the hysteresis."""
         first = runs[0][1]
-        if all(
+        if len(runs) == 1 or all(
             lim.flexion_deg == first.flexion_deg and lim.extension_deg == first.extension_deg
             for _, lim in runs
         ):

@@ -397,6 +397,8 @@ class LimitWatch:
 def _where_on(runs: Sequence[tuple[int, Limits]], name: str) -> bool | np.ndarray:
     """Where limit ``name`` is on, over a block cut into runs: True or False
     when it is so in every run, else per sample."""
+    if len(runs) == 1:
+        return getattr(runs[0][1], name) is not None
     on = [getattr(lim, name) is not None for _, lim in runs]
     if all(on):
         return True
