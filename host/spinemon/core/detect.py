@@ -602,11 +602,12 @@ class EventDetector:
             badness = None if x is None else (x if w.sign > 0 else -x if w.sign < 0 else np.abs(x))
             if idle and badness is not None:
                 # nothing going on and nothing past the limit anywhere in the block
-                lims = [_signed(w.sign, limit) for limit in limits]
-                if len(runs) == 1 or all(v == lims[0] for v in lims):
-                    if lims[0] is None or not (badness > lims[0]).any():
+                if all(limit == limits[0] for limit in limits):
+                    one = _signed(w.sign, limits[0])
+                    if one is None or not (badness > one).any():
                         continue
                 else:
+                    lims = [_signed(w.sign, limit) for limit in limits]
                     per = np.repeat(np.array([np.nan if v is None else v for v in lims]), np.diff(bounds))
                     if not (badness > per).any():
                         continue
