@@ -1,9 +1,11 @@
 """The detection stage: the limits in force, the events past them, the alerts.
 
-One piece of a block at a time (:meth:`LimitWatch.update`; the segmentation
-stage cuts the pieces where a rep or set became known, so everything below
-changes at its own sample and any split of the stream gives the same
-events and alerts):
+Piece by piece (:meth:`LimitWatch.begin_piece` and :meth:`LimitWatch.update`;
+the segmentation stage cuts the pieces where a rep or set became known, so
+everything below changes at its own sample and any split of the stream gives
+the same events and alerts), or a run of pieces at once with the same result
+(:meth:`LimitWatch.update_pieces`: each piece's limits and set and rep, the
+checks over the whole run):
 
 * **Limits** (:class:`~spinemon.core.limits.LimitPlan`): the exercise's
   profile scaled by the calibrated range of motion, the set's spine-creep
