@@ -486,3 +486,48 @@ def test_replay_as_another_exercise_or_side(tmp_path, capsys):
     assert cli.main(["replay", str(g), "--json", "--exercise", "split_squat left"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {(r["exercise"], r["side"], r["side_from"]) for r in out["reps"]} == {("split_squat", "left", "label")}
+
+
+# -- a one-sided press's heading from its own reps (rules 5) ------------------------------------
+
+
+def _crooked_presses(heading_deg: float, offset_dps: float, rate: float = 100.0):
+    """Five single-arm presses, left, right, left, ...: the upper sensor tips
+    back 6 deg and leans 8 deg toward the loaded side while the chest turns 7
+    deg toward it, each rep a 2.5 s bump from upright with 0.7 s upright
+    between; the upper sensor is turned ``heading_deg`` about the spine from
+    where the mounting says, and its gyro about the spine reads
+    ``offset_dps`` more than it turns (an unlearnt zero-rate offset)."""
+    from spinemon.core.angles import Mounting
+
+    T, P = 2.5, 0.7
+    t = np.arange(0.0, 5 * (T + P), 1.0 / rate)
+    k, tau = np.floor(t / (T + P)), t % (T + P)
+    shape = np.where(tau < T, np.sin(np.pi * np.minimum(tau, T) / T) ** 2, 0.0)
+    dshape = np.where(tau < T, np.pi / T * np.sin(2 * np.pi * np.minimum(tau, T) / T), 0.0)
+    side = np.where(k % 2 == 0, -1.0, 1.0)  # lateral bend: + to the right; left reps first
+    sag, lat = np.radians(-6.0) * shape, np.radians(8.0) * side * shape
+    u_body = np.stack([np.cos(lat) * np.cos(sag), np.sin(lat), np.cos(lat) * np.sin(sag)], axis=1)
+    a = np.radians(heading_deg)
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    up = u_body @ rx  # sensor frame: rx^T u
+    gyr_up = np.zeros((len(t), 3))
+    gyr_up[:, 0] = np.radians(7.0) * -side * dshape + np.radians(offset_dps)  # the chest turns toward the side (left: +)
+    low = np.tile([1.0, 0.0, 0.0], (len(t), 1))
+    return t, {"upper": up, "lower": low}, {"upper": gyr_up, "lower": np.zeros((len(t), 3))}, {"upper": Mounting(), "lower": Mounting()}
+
+
+@settings(max_examples=12, deadline=None)
+@given(heading=st.floats(-35.0, 35.0), offset=st.floats(-2.0, 2.0))
+def test_a_one_sided_press_tells_each_reps_side_from_its_own_twist_whatever_the_gyro_offset(heading, offset):
+    """Rules 5: with no still start the gyros' offsets are not known, so the
+    twist integrated from the session's start cannot tell a rep's side (the
+    lunge's rule waits); the rep's own turn, its drift over the rep taken off,
+    can, and the sides' mean bottom gives the heading."""
+    from spinemon.core.calibration import LeanHeadingFinder
+
+    t, grav, gyr, mounting = _crooked_presses(heading, offset)
+    unknown = np.zeros(len(t), dtype=bool)
+    found = LeanHeadingFinder(rep_twist=True).update(grav, gyr, mounting, t, 100.0, None, unknown)
+    assert found is not None and abs(found["upper"] - heading) < 1.0, found
+    assert LeanHeadingFinder().update(grav, gyr, mounting, t, 100.0, None, unknown) is None  # rules 4: waits

@@ -457,6 +457,61 @@ def test_a_recording_made_with_rules_2_replays_as_it_ran(tmp_path):
     assert res.matches_live and [a.event.kind for a in res.alerts] == [a.event.kind for a in run.result.alerts]
 
 
+# -- a still neutral after a provisional one: the fusion restarts on it (rules 5) ------------------
+
+
+def _standing_error_deg(run, frames) -> float:
+    """Mean read flexion minus the simulated truth while the wearer stands after the set."""
+    t = np.concatenate([f[0] for f in frames])
+    flex = np.concatenate([f[1] for f in frames])
+    s = run.session
+    m = t > s.reps[-1].t_end + 0.5
+    return float(np.mean(flex[m] - np.interp(t[m], s.t, s.lumbar_flexion_deg)))
+
+
+def _crooked_press(rules: int | None = None, out=None):
+    frames = []
+
+    def on_frame(res, p):
+        if res.t is not None:
+            frames.append((res.t, res.angles.flexion_deg))
+
+    ex = "single_arm_press"
+    run = run_simulated([sim.SetSpec(ex, 5, {3: "arching"})], 8, out=out, sim_settings=sim.SimSettings(stand_s=0, mount_yaw_deg=30),
+                        settings=replace(NO_ROM, exercise=ex, **({} if rules is None else {"rules": rules})), rom=False, labels=False,
+                        on_frame=on_frame)
+    return run, frames
+
+
+def test_a_crooked_single_arm_press_with_no_still_start_reads_standing_as_standing(tmp_path):
+    """Seed 8, sensors 30 deg off, no still start (rules 4: two false
+    over-extension buzzes, right-side reps read -13.7 and -13.4 deg where the
+    truth is -6.7 and -6.2). The pauses between presses are shorter than the
+    fusion's rest, so it never learnt its gyro bias and its gravity sat 2-3 deg
+    off the accelerometer's neutral. When the still stretch replaces the
+    provisional neutral the fusion restarts from it with the bias the rep
+    counter's tilt filter learnt in motion: standing reads within 1.5 deg of
+    the truth (rules 4: -2.8), no false buzz, the arched rep still buzzes;
+    replay in long blocks gives what ran live frame by frame."""
+    out = tmp_path / "r5.spinrec"
+    run, frames = _crooked_press(out=out)  # the current rules
+    assert faulty_reps_alerted(run) == (1, 1) and len(run.result.alerts) == 1
+    assert abs(_standing_error_deg(run, frames)) < 1.5
+    assert len(run.result.summary["reps"]) == 5
+    assert replay(load(out)).matches_live
+
+
+def test_a_recording_made_with_rules_4_replays_as_it_ran(tmp_path):
+    """The same press recorded with rules 4 (the fusion goes on through the
+    still stretch) replays with its two false buzzes, as it ran live."""
+    out = tmp_path / "r4.spinrec"
+    run, frames = _crooked_press(4, out)
+    assert len(run.result.alerts) == 3 and faulty_reps_alerted(run) == (1, 1)
+    assert _standing_error_deg(run, frames) < -2.0
+    res = replay(load(out))
+    assert res.matches_live and [a.t_trigger_device for a in res.alerts] == [a.t_trigger_device for a in run.result.alerts]
+
+
 # -- small lifts with no still start: the gyro bias learnt in motion (rules 3) -------------------
 
 

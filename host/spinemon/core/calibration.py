@@ -897,7 +897,20 @@ class LeanHeadingFinder:
 
     On the simulated wearer's truth (split squats alternating sides, the
     upper sensor mounted 30 deg off): 32.8, 32.2 and 26.0 deg over seeds
-    1-3; one rep's bottom alone reads 1 to 78 deg."""
+    1-3; one rep's bottom alone reads 1 to 78 deg.
+
+    ``rep_twist`` (rules 5, single-arm presses, where no still start may
+    come): the side is the twist the rep itself makes, whether or not the
+    gyro biases are known. The two gyros' relative turn about the spine is
+    summed from the last sample the upper sensor stood within half
+    ``enter_deg`` of upright to the rep's end, and the straight line from its
+    start to its end is taken off: the rep ends upright as it began, so what
+    is left at its end is the gyros' unlearnt offsets integrated (1-2 deg/s,
+    2-5 deg over a rep, on the order of the 6-9 deg turn toward the loaded
+    side; the leaky integral from the start of the session drifts by offset
+    x ``twist_tau_s``). Its peak, past :data:`SIDE_MIN_DEG`, tells the side.
+    And the sagittal plane is an axis: a press tips the trunk back
+    (extension), so the mean of the sides is taken whichever way it points."""
 
     def __init__(
         self,
@@ -905,7 +918,9 @@ class LeanHeadingFinder:
         min_tilt_deg: float = 5.0,
         max_heading_deg: float = 45.0,
         twist_tau_s: float = 10.0,
+        rep_twist: bool = False,
     ) -> None:
+        self.rep_twist = rep_twist
         self.enter_deg = enter_deg
         self.min_tilt_deg = min_tilt_deg
         self.max_heading_deg = max_heading_deg
@@ -916,16 +931,21 @@ class LeanHeadingFinder:
         self._sums: dict[str, np.ndarray] = {}  # "sensor side" -> [reps, gx, gy, gz] (sensor frame)
         self._rep: dict | None = None  # the rep in progress: peak tilt, gravity there, peak twist
         self._twist = 0.0  # the twist (deg): a leaky integral, as the angles' (``twist_tau_s``)
+        #: (rep_twist) the relative turn about the spine (deg, not leaky) since the
+        #: upper sensor last stood upright, and the time of that sample
+        self._turn = 0.0
+        self._t_upright = 0.0
 
     def reset(self) -> None:
         self.found, self._sums, self._rep, self._twist = {}, {}, None, 0.0
+        self._turn = self._t_upright = 0.0
 
     def state(self) -> tuple:
         """The finder's state as a value (see :meth:`restore`)."""
         rep = (
             None
             if self._rep is None
-            else {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self._rep.items()}
+            else {k: (v.copy() if isinstance(v, (np.ndarray, list)) else v) for k, v in self._rep.items()}
         )
         return (
             {k: dict(v) for k, v in self.found.items()},
@@ -933,13 +953,19 @@ class LeanHeadingFinder:
             rep,
             self.rejected,
             self._twist,
+            self._turn,
+            self._t_upright,
         )
 
     def restore(self, state: tuple) -> None:
-        found, sums, rep, self.rejected, self._twist = state
+        found, sums, rep, self.rejected, self._twist, self._turn, self._t_upright = state
         self.found = {k: dict(v) for k, v in found.items()}
         self._sums = {k: v.copy() for k, v in sums.items()}
-        self._rep = None if rep is None else dict(rep)
+        self._rep = (
+            None
+            if rep is None
+            else {k: (v.copy() if isinstance(v, (np.ndarray, list)) else v) for k, v in rep.items()}
+        )
 
     def update(
         self,
@@ -970,19 +996,30 @@ class LeanHeadingFinder:
         for i in range(len(t)):
             self._twist = tw = leak * self._twist + float(wx[i]) * dt
             r = self._rep
+            self._turn += float(wx[i]) * dt
             if r is None:
+                if tilt[i] <= 0.5 * self.enter_deg:  # upright: the next rep's turn is counted from here
+                    self._turn, self._t_upright = 0.0, float(t[i])
                 if tilt[i] <= self.enter_deg:
                     continue
                 self._rep = r = {"peak": -1.0, "g": None, "tw_peak": 0.0, "known": True}
-            r["known"] = r["known"] and bool(twist_known[i])
-            if abs(tw) > abs(r["tw_peak"]):
-                r["tw_peak"] = tw
+                if self.rep_twist:
+                    r.update(t0=self._t_upright, tau=[], turn=[])
+            if self.rep_twist:
+                r["tau"].append(float(t[i]) - r["t0"])
+                r["turn"].append(self._turn)
+            else:
+                r["known"] = r["known"] and bool(twist_known[i])
+                if abs(tw) > abs(r["tw_peak"]):
+                    r["tw_peak"] = tw
             if tilt[i] > r["peak"]:
                 r["peak"] = float(tilt[i])
                 r["g"] = np.concatenate([gravity["upper"][i], gravity["lower"][i]])
             if tilt[i] >= 0.5 * self.enter_deg:
                 continue
             self._rep = None  # the rep is over: its bottom goes to its side
+            if self.rep_twist:
+                r["tw_peak"] = self._rep_turn(r)
             which = side
             if which is None and r["known"] and abs(r["tw_peak"]) >= SIDE_MIN_DEG:
                 which = "left" if r["tw_peak"] > 0 else "right"
@@ -993,6 +1030,18 @@ class LeanHeadingFinder:
                 self.stopped_at = i
                 return out
         return None
+
+    @staticmethod
+    def _rep_turn(r: dict) -> float:
+        """(``rep_twist``) the rep's own twist at its peak: the turn since the
+        last upright sample less the straight line from its start to its end
+        (the rep ends upright as it began, so what is left at its end is the
+        gyros' offset, integrated)."""
+        tau, turn = np.asarray(r["tau"]), np.asarray(r["turn"])
+        if len(tau) < 2 or tau[-1] <= 0:
+            return 0.0
+        d = turn - turn[-1] * tau / tau[-1]
+        return float(d[np.argmax(np.abs(d))])
 
     def _add(self, g: np.ndarray, side: str, mounting: dict, t: float) -> dict[str, float] | None:
         out: dict[str, float] = {}
@@ -1009,6 +1058,8 @@ class LeanHeadingFinder:
             if math.degrees(math.atan2(math.hypot(v[1], v[2]), v[0])) < self.min_tilt_deg:
                 continue  # no tip to take the heading from: wait for more reps
             tried = True
+            if self.rep_twist and v[2] < 0:
+                v = -v  # the sagittal plane, whichever way the mean tips (a press: back)
             alpha = math.degrees(math.atan2(v[1], v[2]))
             if abs(alpha) > self.max_heading_deg:
                 self.rejected += 1

@@ -15,7 +15,10 @@ What the stage follows on its own:
   bias over to a filter at the new rate;
 * a new neutral (:meth:`GravityStage.restart_from`) restarts each filter from
   the neutral gravity direction with no bias of its own (the offset found at
-  neutral is removed upstream from then on).
+  neutral is removed upstream from then on); with rules 5 a still stretch that
+  replaces a provisional neutral restarts the filters that have not learnt
+  their bias at rest from the neutral gravity, with a bias given (the rep
+  counter's, learnt in motion).
 
 Exact under any split of the stream: the filters are (see
 tests/core/test_fusion.py), and every change above happens between samples.
@@ -118,14 +121,40 @@ class GravityStage:
             self.filters.pop(s, None)
             self.rest_samples.pop(s, None)
 
-    def restart_from(self, calibration: Calibration, rate: float) -> None:
+    def restart_from(
+        self,
+        calibration: Calibration,
+        rate: float,
+        bias: dict[str, np.ndarray] | None = None,
+    ) -> list[str]:
         """A new neutral: each calibrated sensor's filter starts again from the
-        neutral gravity direction, with no bias of its own."""
+        neutral gravity direction, with no bias of its own. With ``bias``
+        (rules 5, a still stretch that replaces a provisional neutral: rad/s
+        per sensor, the filter's input frame), only the filters in it that
+        have not learnt their bias at rest restart, with that bias (not
+        counted as learnt: their first rest replaces it) and the rest run
+        under way. Returns the sensors restarted."""
+        out = []
         for s, m in calibration.mounting.items():
-            if s in self.filters:
-                state = FusionState.from_gravity(m.neutral_up(), rate, self.settings, bias=np.zeros(3))
-                self.filters[s] = GravityFilter(rate, self.settings, state, engine=self.engine)
-                self.rest_samples[s] = 0
+            f = self.filters.get(s)
+            if f is None:
+                continue
+            b = np.zeros(3)
+            if bias is not None:
+                if (
+                    s not in bias
+                    or self.rest_samples.get(s, 0)
+                    or (f.state is not None and f.state.bias_count)
+                ):
+                    continue
+                b = np.asarray(bias[s], dtype=np.float64)
+            state = FusionState.from_gravity(m.neutral_up(), rate, self.settings, bias=b)
+            if bias is not None and f.state is not None:
+                state.rest_run = f.state.rest_run  # the gravity starts again, the sensor's rest goes on
+            self.filters[s] = GravityFilter(rate, self.settings, state, engine=self.engine)
+            self.rest_samples[s] = 0
+            out.append(s)
+        return out
 
     def _follow_rate(self, sensor: str, rate: float) -> None:
         old = self.filters[sensor]

@@ -67,7 +67,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LATERAL_NEEDS_HEADING, Lim
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 4
+RULES = 5
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -79,6 +79,10 @@ RULES = 4
 #: still between sets well within this; memory: ~1 MB at 200 Hz, 2 sensors)
 PROVISIONAL_KEEP_S = 120.0
 HEADING_EXERCISES = ("deadlift", "squat", "row", "single_leg_deadlift", "single_arm_row", "generic")
+#: rules 5: one-sided presses whose headings come from a left and a right rep
+#: (``LeanHeadingFinder`` with ``rep_twist``): the trunk stays upright, so
+#: their bends cannot tell it, and each rep leans 6-9 deg toward the loaded side
+LEAN_HEADING_PRESSES = ("single_arm_press",)
 
 __all__ = [
     "DEVICE_GUARDED_KINDS",
@@ -128,7 +132,11 @@ class PipelineSettings:
     #: reps before its gyro bias is known (not the fusion's drifting gravity),
     #: whose reps then need ``min_reps_unlabelled`` reps told from sway to
     #: make a set, and a lunge's or split squat's headings come from a left
-    #: and a right rep (``LeanHeadingFinder``); 1 (recordings without the key):
+    #: and a right rep (``LeanHeadingFinder``); 5: as 4, and a still stretch
+    #: that replaces a provisional neutral restarts each fusion filter that has
+    #: not learnt its gyro bias at rest from the neutral gravity, with the bias
+    #: the rep counter's tilt filter learnt across gravity in motion
+    #: (``_restart_fusion_at_still``); 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
@@ -152,8 +160,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4):
-            raise ConfigError(f"rules must be 1, 2, 3 or 4, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5):
+            raise ConfigError(f"rules must be 1, 2, 3, 4 or 5, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -452,10 +460,14 @@ class Pipeline:
 
     def _lean_heading_on(self, cal: Calibration) -> bool:
         """Rules 4: a lunge or split squat, two sensors, a sensor's heading not known (no
-        sweep, none stored, none found): its headings are found from the reps, balanced over the sides."""
+        sweep, none stored, none found): its headings are found from the reps, balanced over the sides.
+        Rules 5: a single-arm press too (:data:`LEAN_HEADING_PRESSES`), each rep's side from its own twist."""
+        ex = self.segmenter.exercise
         return (
-            self.settings.rules >= 4
-            and self.segmenter.exercise in LATERAL_NEEDS_HEADING
+            (
+                (self.settings.rules >= 4 and ex in LATERAL_NEEDS_HEADING)
+                or (self.settings.rules >= 5 and ex in LEAN_HEADING_PRESSES)
+            )
             and self.angles.single_sensor is False
             and any("heading_deg" not in cal.alignment.get(s, {}) for s in ("upper", "lower"))
         )
@@ -465,6 +477,7 @@ class Pipeline:
         side = seg.label_sides.get(seg.set_number) if seg.set_number is not None else self.settings.side
         held = self.watch.limit_held(fused, cal).get(TWIST)
         known = np.ones(len(fused), dtype=bool) if held is None else ~held
+        self.lean_heading.rep_twist = self.settings.rules >= 5 and seg.exercise in LEAN_HEADING_PRESSES
         found = self.lean_heading.update(
             fused.gravity, fused.gyr, cal.mounting, fused.block.t, fused.block.rate_hz, side, known
         )
@@ -626,6 +639,8 @@ class Pipeline:
             # one is a moment in the past (the wearer may be mid-bend now), with
             # no offset of its own: the filters go on as they are
             self.gravity.restart_from(cal, rate)
+        elif self.settings.rules >= 5 and was_provisional and self.phases.last_step_still:
+            self._restart_fusion_at_still(cal, rate)
         self._restart_angles(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
         if kept and self.phases.phase == PHASE_MONITOR:
@@ -634,6 +649,26 @@ class Pipeline:
             if was_provisional:
                 self._rejudge_provisional(cal, res)
             self._forget_provisional()
+
+    def _restart_fusion_at_still(self, cal: Calibration, rate: float) -> None:
+        """Rules 5: a still stretch replaced a provisional neutral. With no still
+        start a filter that has had no rest of ``rest_min_s`` (the pauses between
+        presses are shorter) has not learnt its gyro bias, so its gravity sits
+        about bias x ``tau_acc_s`` off the accelerometer (1-3 deg), while the new
+        neutral is the accelerometer's: standing read as flexion. The stretch
+        ends with the wearer standing at it, as a first still neutral does, so
+        each such filter restarts from the neutral gravity, with the bias the
+        rep counter's tilt filter has learnt across gravity in motion (the part
+        that tilts gravity; the stretch's own mean gyro is no bias: it holds the
+        slow end of a rep, 0.5-3 deg/s off on the simulator). The rep counter is
+        told its gravity input stepped (not the body). A filter that learnt its
+        bias at rest, or one with no tilt bias to take, goes on as it is."""
+        reps = self.segmenter.reps
+        if reps is None:
+            return
+        tilt = reps.tilt_bias()
+        if tilt and self.gravity.restart_from(cal, rate, bias=tilt):
+            reps.regravity()
 
     def _segment_before(self, kept: list[Fused], cal: Calibration, res: FrameResult) -> None:
         """Monitoring starts: the samples before neutral go through the angles

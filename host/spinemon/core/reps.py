@@ -544,6 +544,21 @@ class RepSegmenter:
         """The wearer is walking now."""
         return bool(self._I[K.WALKING])
 
+    def tilt_bias(self) -> dict[str, np.ndarray]:
+        """The gyro bias the tilt filter has learnt across gravity in motion
+        (``RepSettings.tilt_bias`` with ``tilt_gravity``: each sensor's own
+        frame), rad/s per sensor (``"upper"``, and ``"lower"`` with two); the
+        part along gravity it cannot see stays near 0. Empty when the filter
+        has not run (a big lift, or no data yet)."""
+        F = self._F
+        if not (self.settings.tilt_bias and self.settings.tilt_gravity) or not F[K.T_TILT] > 0.0:
+            return {}
+        out = {}
+        for name, g, b in (("upper", K.MGU, K.MBU), ("lower", K.MGL, K.MBL)):
+            if not math.isnan(F[g]):  # (a sensor the filter never saw: no gravity estimate)
+                out[name] = np.radians(np.array(F[b : b + 3], dtype=np.float64))
+        return out
+
     @property
     def excursion_deg(self) -> float:
         """The excursion at the last sample, deg."""
@@ -648,6 +663,13 @@ class RepSegmenter:
         new neutral, a heading found): the body did not move, so the rep
         counter's reference angle moves with it (gravity mode)."""
         self._I[K.REFRAME] = 1
+
+    def regravity(self) -> None:
+        """The gravity directions given from the next sample on were estimated
+        anew (rules 5: the fusion restarted on a still neutral), the body did
+        not move: the tilt rate that tells quiet starts again from the next
+        sample rather than read the step as motion."""
+        self._F[K.PGU : K.PGL + 3] = math.nan
 
     # -- labels --------------------------------------------------------------
     def start_set(
