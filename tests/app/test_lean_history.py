@@ -132,6 +132,30 @@ def test_no_history_the_norm_and_it_is_said(tmp_path, capsys):
     assert "judged against the exercise's norm only" in capsys.readouterr().out
 
 
+
+def live_screen(frames: list[tuple[bytes, float]], out) -> list[str]:
+    transport = SimTransport(frames, [], speed=10000)
+    ui = LiveUI(io.StringIO())
+    opts = LiveOptions(sim=True, exercise="squat", out=str(out), calibrate_rom=False, speed=10000)
+    asyncio.run(asyncio.wait_for(run(opts, ui, transport=transport), 30))
+    return ui.lines
+
+
+def test_the_lean_line_is_said_only_where_one_sensor_is_streamed(tmp_path):
+    """Two sensors: the lumbar limits apply and lean is not judged, so no
+    lean line; the lower sensor gone mid-session: said from that moment."""
+    two = sim.simulate([sim.SetSpec("squat", 1)], 2, sim.SimSettings(rate_hz=50.0), calibration=True, rom=False)
+    frames = list(zip(two.frames, two.frame_times.tolist()))
+    assert not [line for line in live_screen(frames, tmp_path / "two.spinrec") if "forward lean" in line]
+    one = sim.simulate([sim.SetSpec("squat", 1)], 2, replace(ONE, seq_start=int(two.seq[-1]) + 1,
+                       time_start_us=int(round(two.t[-1] * 1e6)) + 20_000), calibration=True, rom=False)
+    t_lost = float(two.frame_times[-1])
+    frames += [(f, t_lost + t) for f, t in zip(one.frames, one.frame_times.tolist())]
+    lines = live_screen(frames, tmp_path / "lost.spinrec")
+    said = [i for i, line in enumerate(lines) if "forward lean judged against the exercise's norm only" in line]
+    assert len(said) == 1 and lines[said[0]].startswith(">> with one sensor, squat")
+    assert any("Calibration done" in line for line in lines[: said[0]])  # not before the sensor was lost
+
 def test_damaged_or_older_facts_and_headers_are_left_out_never_a_traceback(history):
     good = [f for _, _, f in history]
     bad = [

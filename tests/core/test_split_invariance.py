@@ -139,6 +139,34 @@ def test_replay_in_long_blocks_equals_frame_by_frame(sessions, name):
     assert s["reps"] or s["holds"]
 
 
+@pytest.mark.parametrize("name,damage", [("press-one-imu", False), ("deadlift-rom", True)])
+def test_replay_from_the_loaders_columns_equals_replay_from_its_records(sessions, name, damage):
+    """Replay reads a freshly loaded recording's runs of frames as columns
+    (no Record built); it must find what a replay of the same recording's
+    Record list finds. Damaged: two frames' bytes flipped, so the runs
+    break there and single records (decoded as a list) sit between them."""
+    from spinemon.io.recording import RecordRun, loads
+
+    rec, settings = sessions[name]
+    data = bytearray(rec.path.read_bytes())
+    if damage:
+        rx = [x for x in load(rec.path).records if x.kind == KIND_RX]  # where the frames stand
+        for k in (len(rx) // 4, len(rx) // 4 + 1, 3 * len(rx) // 4):
+            data[rx[k].offset + 40] ^= 0x10
+    columns = loads(bytes(data), str(rec.path))
+    in_runs = sum(len(p) for p in columns.pieces if isinstance(p, RecordRun))
+    assert in_runs > 0.9 * sum(1 for x in load(rec.path).records if x.kind == KIND_RX)
+    got = replay_canonical(columns, settings)
+    assert columns.pieces is not None  # replay built no Record list
+    listed = loads(bytes(data), str(rec.path))
+    assert listed.records and listed.pieces is None
+    assert got == replay_canonical(listed, settings)
+    assert columns.corrupt_records == (3 if damage else 0)
+    if damage:
+        assert any(not isinstance(p, RecordRun) and p.kind == KIND_RX for p in columns.pieces)
+        assert got == replay_canonical(listed, settings, block_samples=1)
+
+
 def test_the_live_run_recorded_is_what_replay_finds_in_long_blocks(sessions):
     """The summary `spinemon live` wrote at the end equals replay in blocks."""
     rec, settings = sessions["deadlift-rom"]

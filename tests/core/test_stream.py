@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import spinemon_protocol as P
-from spinemon.core.stream import G, FrameDecoder
+from spinemon.core.stream import G, FrameDecoder, FrameRun
 
 RANGES = P.ranges_byte(8, 1000)
 
@@ -274,32 +274,67 @@ def frame_scripts(draw):
     return frames, hosts
 
 
-@settings(max_examples=300, deadline=None)
-@given(script=frame_scripts(), cuts=st.lists(st.integers(1, 12), min_size=1, max_size=20), max_samples=st.integers(1, 40))
-def test_feed_many_decides_and_counts_as_frame_by_frame(script, cuts, max_samples):
-    """Replay decodes many frames at once; it must see the same samples and
-    keep the same counts as the live path's frame-by-frame decoding."""
+def _feed_as_runs(dec, frames, hosts, max_samples, pad):
+    """Frames through ``feed_run`` wherever two or more in a row have one
+    length (laid out in one buffer, ``pad`` filler bytes before each, as a
+    recording keeps them), the others through ``feed_many``."""
+    got, i = [], 0
+    while i < len(frames):
+        j = i + 1
+        while j < len(frames) and len(frames[j]) == len(frames[i]):
+            j += 1
+        if j - i > 1:
+            length = len(frames[i])
+            buf = b"".join(b"\xd3" * pad + f for f in frames[i:j])
+            got += dec.feed_run(FrameRun(buf, pad, pad + length, length, j - i), hosts[i:j], max_samples)
+        else:
+            got += dec.feed_many(frames[i:j], hosts[i:j], max_samples)
+        i = j
+    return got
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    script=frame_scripts(),
+    cuts=st.lists(st.integers(1, 12), min_size=1, max_size=20),
+    max_samples=st.integers(1, 40),
+    pad=st.integers(0, 29),
+)
+def test_feed_many_decides_and_counts_as_frame_by_frame(script, cuts, max_samples, pad):
+    """Replay decodes many frames at once (a list of frames, or a recording's
+    run of equal-length frames in its buffer); it must see the same samples
+    and keep the same counts as the live path's frame-by-frame decoding."""
     frames, hosts = script
     one = FrameDecoder()
     items = []
     for f, th in zip(frames, hosts):
         items += [(x, np.full(len(x), th)) if hasattr(x, "seq") else (x, None) for x in one.feed(f, th)]
-    many = FrameDecoder()
-    got, i, k = [], 0, 0
-    while i < len(frames):
-        n = cuts[k % len(cuts)]
-        got += many.feed_many(frames[i : i + n], hosts[i : i + n], max_samples)
-        i, k = i + n, k + 1
-    assert many.stats.as_dict() == one.stats.as_dict()
-    assert _flatten(got) == _flatten(items)
+    import spinemon.core.stream as stream
+
+    many, runs = FrameDecoder(), FrameDecoder()
+    got, got_runs, i, k = [], [], 0, 0
+    rows_crc_min = stream._ROWS_CRC_MIN
+    stream._ROWS_CRC_MIN = 1 if pad % 2 else 1 << 30  # a run's CRC-16s all at once, or one frame at a time
+    try:
+        while i < len(frames):
+            n = cuts[k % len(cuts)]
+            got += many.feed_many(frames[i : i + n], hosts[i : i + n], max_samples)
+            got_runs += _feed_as_runs(runs, frames[i : i + n], hosts[i : i + n], max_samples, pad)
+            i, k = i + n, k + 1
+    finally:
+        stream._ROWS_CRC_MIN = rows_crc_min
     keys = ("_next_seq", "_seq_base", "_last_raw_seq", "_t_base", "_last_raw_t", "_next_t_us", "_offset", "_status_verdict", "_layout")
-    assert [getattr(many, k) for k in keys] == [getattr(one, k) for k in keys]
-    assert list(many._history) == list(one._history)
-    assert all(len(b) <= max_samples + 6 for b, _ in got if hasattr(b, "seq"))  # a run closes once it holds max_samples
-    for b, _ in got:  # a block never holds device time standing still or going back (the pipeline cuts there)
-        assert not hasattr(b, "seq") or np.all(np.diff(b.t) > 0)
+    for dec, out in ((many, got), (runs, got_runs)):
+        assert dec.stats.as_dict() == one.stats.as_dict()
+        assert _flatten(out) == _flatten(items)
+        assert [getattr(dec, k) for k in keys] == [getattr(one, k) for k in keys]
+        assert list(dec._history) == list(one._history)
     others = lambda xs: [type(x).__name__ for x, _ in xs if not hasattr(x, "seq")]  # noqa: E731
-    assert others(got) == others(items)
+    for out in (got, got_runs):
+        assert all(len(b) <= max_samples + 6 for b, _ in out if hasattr(b, "seq"))  # a run closes once it holds max_samples
+        for b, _ in out:  # a block never holds device time standing still or going back (the pipeline cuts there)
+            assert not hasattr(b, "seq") or np.all(np.diff(b.t) > 0)
+        assert others(out) == others(items)
 
 
 @settings(max_examples=200, deadline=None)
@@ -381,3 +416,37 @@ def test_a_lost_sensor_is_carried_on_the_decoded_blocks():
     assert lost.tolist() == [False] * 12 + [True] * 12 + [False] * 4
     assert [b.lost_sensors for b in many] == [(), ("lower",), ()]
     assert d2.stats.flagged_sensor_lost == 3
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 9).flatmap(lambda n: st.lists(st.binary(min_size=n, max_size=n), min_size=1, max_size=6)))
+def test_the_crc_of_many_rows_at_once_is_the_crc_of_each(rows):
+    """The decoder checks a run's CRC-16s all at once, two bytes a step: the
+    same value as the protocol's CRC-16 of each frame, for even and odd lengths."""
+    from spinemon.core.stream import _crc16_rows
+
+    arr = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), -1)
+    assert _crc16_rows(arr).tolist() == [P.crc16(r) for r in rows]
+
+
+def test_a_run_of_frames_is_placed_from_its_rows_and_a_bad_crc_in_it_is_counted(monkeypatch):
+    """``feed_run`` decodes only the frame that starts a chain on its own; a
+    frame with a bad CRC-16 in the middle of a run is rejected and counted
+    (as frame by frame) and the frames after it go on in a new chain."""
+    import spinemon.core.stream as stream
+
+    frames = [frame(4 * i, 40000 * i) for i in range(40)]
+    frames[17] = frames[17][:-1] + bytes([frames[17][-1] ^ 1])
+    buf = b"".join(b"\0" * 25 + f for f in frames)
+    decoded = []
+    real_decode = stream.proto.decode
+    monkeypatch.setattr(stream.proto, "decode", lambda f: decoded.append(f) or real_decode(f))
+    for rows_crc_min in (1, 1 << 30):  # the CRC-16s all at once, or one call each
+        monkeypatch.setattr(stream, "_ROWS_CRC_MIN", rows_crc_min)
+        decoded.clear()
+        d = FrameDecoder()
+        out = d.feed_run(FrameRun(buf, 25, 25 + len(frames[0]), len(frames[0]), len(frames)), [1.0 + i for i in range(40)])
+        assert decoded == [frames[0], frames[17], frames[18]]  # the rest came from the rows
+        assert d.stats.rejected == {"bad_crc": 1} and d.stats.gaps == 1 and d.stats.lost_samples == 4
+        seq = np.concatenate([b.seq for b, _ in out])
+        assert seq.tolist() == list(range(0, 68)) + list(range(72, 160))

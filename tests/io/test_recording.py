@@ -22,10 +22,12 @@ from spinemon.io.recording import (
     MARK,
     RECORD_OVERHEAD,
     RecordingWriter,
+    RecordRun,
     encode_record,
     header_block,
     load,
     loads,
+    records_in,
     segment_path,
 )
 
@@ -629,9 +631,13 @@ def test_the_columnar_parser_loads_exactly_what_the_record_loop_loads(edits, kee
 
     def load_or_error(d: bytes):
         try:
-            return _as_loaded(loads(d))
+            rec = loads(d)
         except RecordingError as e:
             return str(e)
+        cut = records_in(rec.pieces_in(3, 30))  # a stretch, cut from the runs before any Record is built
+        loaded = _as_loaded(rec)
+        assert [(r.kind, r.t_host, r.payload, r.seq, r.offset) for r in cut] == loaded[0][3:33]
+        return loaded
 
     old_min = recording._MIN_RUN
     try:
@@ -667,3 +673,69 @@ def test_the_columnar_parser_takes_the_long_runs_and_a_flip_costs_one_record(mon
         rec = loads(_flip(_EQUAL, bit))
         lost, extra = _cost(full, rec)
         assert (lost, extra, rec.corrupt_records, rec.truncated) == (1, 0, 1, False)
+
+
+def _forge(data: bytes, start: int, **fields) -> bytes:
+    """The record at ``start`` with header fields replaced (``hcrc`` too, if
+    given) and its whole-record CRC-32 made right again."""
+    mark, kind, seq, length, t_host, hcrc = struct.unpack_from("<4sBIIdI", data, start)
+    head = struct.pack("<4sBIId", mark, fields.get("kind", kind), fields.get("seq", seq), length, fields.get("t_host", t_host))
+    hcrc = fields.get("hcrc", zlib.crc32(head))
+    body = head + struct.pack("<I", hcrc) + data[start + HEAD_SIZE : start + HEAD_SIZE + length]
+    return data[:start] + body + struct.pack("<I", zlib.crc32(body)) + data[start + len(body) + 4 :]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"hcrc": 0x12345678},  # the record's CRC-32 right, its header's wrong
+        {"seq": 5},  # both CRCs right, numbered out of turn
+        {"t_host": 7.0},  # another host time, both CRCs right: taken
+        {"kind": KIND_META},  # a frame turned into a META record of the same length
+    ],
+)
+def test_a_forged_record_inside_a_run_is_judged_as_the_record_loop_judges_it(fields):
+    """The columnar path checks every header's CRC-32 at once (from the
+    bytes that differ between records) and each record's CRC-32 by its
+    residue: a record whose CRC-32 is right but whose header's is not, one
+    numbered out of turn, one of another kind, must fare as in the record
+    loop (the CRC-32 of the whole record cannot tell)."""
+    import spinemon.io.recording as recording
+
+    sp = spans(_EQUAL)
+    data = _forge(_EQUAL, sp[30][0], **fields)
+    columnar = loads(data)
+    assert any(isinstance(p, RecordRun) for p in columnar.pieces)
+    old_min = recording._MIN_RUN
+    try:
+        recording._MIN_RUN = 1 << 30  # the record-by-record loop alone
+        plain = loads(data)
+    finally:
+        recording._MIN_RUN = old_min
+    assert _as_loaded(columnar) == _as_loaded(plain)
+    if "t_host" in fields:
+        assert [r.t_host for r in columnar.records if r.seq == sp[30][3]] == [7.0]
+    elif "hcrc" in fields:
+        assert sp[30][3] not in [r.seq for r in columnar.records] and columnar.corrupt_records == 1
+
+
+def test_records_are_built_only_when_used_and_then_are_the_recording(tmp_path):
+    """A loaded recording keeps its runs of frames as columns; ``records``
+    builds the Record list the first time it is used (equal to what the
+    record loop loads), and from then on that list is the recording: a
+    change a caller makes to it is what replay and ``pieces_in`` see."""
+    rec = loads(_EQUAL)
+    assert rec.pieces is not None and "records" not in vars(rec)
+    runs = [p for p in rec.pieces if isinstance(p, RecordRun)]
+    assert runs and sum(len(p) for p in runs) > 60
+    run = runs[0]
+    rows = run.payloads()
+    assert rows.shape == (len(run), 40) and not rows.flags.writeable
+    assert [bytes(r) for r in rows] == [r.payload for r in run.records()]
+    assert list(rec.frames_in()) == [(r.t_host, r.payload) for r in records_in(rec.pieces) if r.kind == KIND_RX]
+    records = rec.records
+    assert rec.pieces is None and rec.records is records
+    assert len(records) == len(spans(_EQUAL)) - 2  # the header's copy is folded, the PAD skipped
+    records[5] = records[6]
+    assert rec.pieces_in(5, 1) == [records[6]]
+    assert rec == rec and loads(_EQUAL) != rec  # equality compares the records (built for it)

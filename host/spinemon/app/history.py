@@ -78,7 +78,7 @@ def session_date(rec, path: Path, now: float | None = None) -> tuple[str, str, s
 
     now = time.time() if now is None else now
     why = "its header has no start time"
-    heads = [r for r in rec.records[:1] if r.kind == KIND_META]
+    heads = [r for r in rec.pieces_in(0, 1) if r.kind == KIND_META]  # no Record list built for it
     if heads:
         t = float(heads[0].t_host)
         if math.isfinite(t) and EARLIEST_REAL_TIME <= t <= now + FUTURE_TOLERANCE_S:

@@ -209,7 +209,7 @@ def validate_phase(value: Any) -> str:
 def session_link(path: str | os.PathLike) -> SessionLink:
     """Read a recording and snapshot what the journal needs. Raises
     :class:`~spinemon.errors.RecordingError` (missing file, not a recording)."""
-    from spinemon.io.recording import KIND_META, load
+    from spinemon.io.recording import KIND_META, Record, load
 
     p = Path(path)
     try:
@@ -217,7 +217,9 @@ def session_link(path: str | os.PathLike) -> SessionLink:
     except RecordingError as e:
         raise RecordingError(f"cannot link session: {e}") from None
     start = None
-    header_records = [r for r in rec.records if r.kind == KIND_META]
+    header_records = [
+        r for r in rec.pieces_in() if isinstance(r, Record) and r.kind == KIND_META
+    ]  # runs stay columns
     if header_records:
         try:
             start = format_time(datetime.fromtimestamp(header_records[0].t_host, UTC))

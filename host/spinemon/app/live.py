@@ -239,11 +239,15 @@ async def run(
         found, index_notes = lean_history.from_index()
         by_hand = settings.limit_overrides
         settings = lean_history.apply(settings, found)
-        for line in [*index_notes, *lean_history.lines(found, settings.exercise, by_hand)]:
+        for line in index_notes:
             ui.prompt(line)
+        # said once the wearable is seen to stream one sensor (from the start, or
+        # when a sensor is lost): with two, the lumbar limits apply and lean is not judged
+        lean_lines = lean_history.lines(found, settings.exercise, by_hand)
         pipeline = Pipeline(settings)
     else:
         found = {}
+        lean_lines = []
 
     def on_calibrated(cal: Calibration) -> None:
         nonlocal prof
@@ -309,7 +313,11 @@ async def run(
         return {} if transport.stats is None else transport.stats.as_dict()
 
     def on_frame(res: FrameResult, pl: Pipeline) -> None:
-        nonlocal guard_task
+        nonlocal guard_task, lean_lines
+        if lean_lines and pl.single_sensor:
+            for line in lean_lines:
+                ui.prompt(line)
+            lean_lines = []
         ui.on_frame(res, pl, link_stats())
         if feed is not None:
             feed.on_frame(res, pl)  # reads what the frame and the pipeline hold; never waits

@@ -19,7 +19,7 @@ and event of such a recording says which ``segment`` it belongs to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -29,9 +29,18 @@ from spinemon.app.session_summary import DeviceCounts, HeldBack, Monitoring, Sum
 from spinemon.core.detect import Event
 from spinemon.core.device_status import DeviceAccounting
 from spinemon.core.pipeline import FrameResult, Pipeline, PipelineSettings
-from spinemon.core.stream import FrameDecoder, SampleBlock
+from spinemon.core.stream import FrameDecoder, FrameRun, SampleBlock
 from spinemon.core.unilateral import parse_exercise, session_sides
-from spinemon.io.recording import KIND_META, KIND_RX, Record, Recording
+from spinemon.io.recording import (
+    HEAD_SIZE,
+    KIND_META,
+    KIND_RX,
+    Piece,
+    Record,
+    Recording,
+    RecordRun,
+    records_in,
+)
 
 SettingsSource = PipelineSettings | Callable[[dict], PipelineSettings] | None
 
@@ -46,11 +55,13 @@ def _settings_for(settings: SettingsSource, header: dict) -> PipelineSettings:
     return settings(header)
 
 
-def segment_records(recording: Recording) -> list[tuple[SegmentReplay, list[Record]]]:
+def segment_records(recording: Recording) -> list[tuple[SegmentReplay, list[Piece]]]:
     """The recording cut into its segments (one live session each): a
-    :class:`SegmentReplay` to fill and the segment's records."""
+    :class:`SegmentReplay` to fill and the segment's records (runs of RX
+    records as columns while the recording has them, see
+    :meth:`Recording.pieces_in`)."""
     if not recording.segments:  # a Recording made by hand: one session
-        return [(SegmentReplay(1, recording.path, recording.header), list(recording.records))]
+        return [(SegmentReplay(1, recording.path, recording.header), recording.pieces_in())]
 
     def number(seg, k: int) -> int:  # as its header says (a skipped segment leaves a gap), else its place
         n = seg.header.get("segment")
@@ -59,17 +70,17 @@ def segment_records(recording: Recording) -> list[tuple[SegmentReplay, list[Reco
     return [
         (
             SegmentReplay(number(seg, k), seg.path, seg.header),
-            recording.records[seg.first : seg.first + seg.count],
+            recording.pieces_in(seg.first, seg.count),
         )
         for k, seg in enumerate(recording.segments, 1)
     ]
 
 
-def _live_events(records: list[Record]) -> list[dict] | None:
+def _live_events(records: list[Piece]) -> list[dict] | None:
     """The events of the last closing summary among ``records``."""
     found = None
     for r in records:
-        if r.kind != KIND_META:
+        if not isinstance(r, Record) or r.kind != KIND_META:
             continue
         try:
             m = r.meta
@@ -80,21 +91,33 @@ def _live_events(records: list[Record]) -> list[dict] | None:
     return found
 
 
-def _first_samples(records: list[Record]) -> tuple[float, float] | None:
+def _frame_run(run: RecordRun) -> FrameRun:
+    """A recording's run of RX records as the decoder takes it (the frames are the records' payloads)."""
+    return FrameRun(run.data, run.start + HEAD_SIZE, run.size, run.length, len(run))
+
+
+def _first_samples(records: list[Piece]) -> tuple[float, float] | None:
     """(device time, sample period) of the first samples among ``records``."""
     dec = FrameDecoder()
+    rx: Iterator[tuple[bytes, float]]
     for r in records:
-        if r.kind != KIND_RX:
+        if isinstance(r, RecordRun):
+            frames = _frame_run(r)
+            rx = ((frames.frame(i), t) for i, t in enumerate(r.t_host.tolist()))
+        elif r.kind == KIND_RX:
+            rx = iter([(r.payload, r.t_host)])
+        else:
             continue
-        for b in dec.feed(r.payload, r.t_host):
-            if isinstance(b, SampleBlock) and len(b):
-                return float(b.t[0]), 1.0 / float(b.rate_hz)
+        for payload, t_host in rx:
+            for b in dec.feed(payload, t_host):
+                if isinstance(b, SampleBlock) and len(b):
+                    return float(b.t[0]), 1.0 / float(b.rate_hz)
     return None
 
 
-def _label_of(rec: Record) -> dict | None:
+def _label_of(rec: Piece) -> dict | None:
     """The set label a record holds, if it is one (a META record of type "label")."""
-    if rec.kind != KIND_META:
+    if not isinstance(rec, Record) or rec.kind != KIND_META:
         return None
     try:
         m = rec.meta
@@ -112,16 +135,16 @@ def _what_if(label: dict, label_exercise: str | None) -> dict:
 
 
 def _replay_records(
-    records: list[Record],
+    records: list[Piece],
     settings: PipelineSettings,
     on_frame: Callable[[bytes, float, FrameResult, Pipeline], None] | None,
     on_label: Callable[[dict, Pipeline], None] | None,
     block_samples: int,
     label_exercise: str | None = None,
 ) -> tuple[SessionResult, float | None]:
-    """One live session's records through a fresh pipeline; (result, last
-    device time). Without ``on_frame`` the samples go through in long blocks
-    (see :func:`replay`)."""
+    """One live session's records (single ones and runs of RX records)
+    through a fresh pipeline; (result, last device time). Without
+    ``on_frame`` the samples go through in long blocks (see :func:`replay`)."""
     pipeline = Pipeline(settings)
     device = DeviceAccounting()
     frames = 0
@@ -129,30 +152,37 @@ def _replay_records(
     batch = _Batch(pipeline, block_samples, device) if on_frame is None and block_samples > 1 else None
     if batch is not None:
         # no caller looks at each frame: the RX records between two other
-        # records go to the decoder together and their samples through the
-        # pipeline in long blocks; only a label cuts a block (it takes effect
-        # between the samples around it, as live)
-        n = len(records)
-        i = 0
-        while i < n:
-            j = i
-            while j < n and records[j].kind == KIND_RX:
-                j += 1
-            if j > i:
-                run = records[i:j]
-                payloads = [r.payload for r in run]
-                frames += j - i
-                batch.feed_many(payloads, [r.t_host for r in run])  # the device's STATUS as decoded
-            if j < n:
-                m = _label_of(records[j])
-                if m is not None:
-                    batch.flush()
-                    m = _what_if(m, label_exercise)
-                    pipeline.on_label(m)
-                    if on_label is not None:
-                        on_label(m, pipeline)
-            i = j + 1
-    for rec in records if batch is None else ():
+        # records go to the decoder together (a run of them as columns, the
+        # few single ones as a list) and their samples through the pipeline
+        # in long blocks; only a label cuts a block (it takes effect between
+        # the samples around it, as live)
+        single: list[Record] = []  # RX records waiting for the decoder
+
+        def feed_single() -> None:
+            if single:
+                batch.feed_many([r.payload for r in single], [r.t_host for r in single])
+                single.clear()
+
+        for p in records:
+            if isinstance(p, RecordRun):
+                feed_single()
+                frames += len(p)
+                batch.feed_run(_frame_run(p), p.t_host.tolist())  # the device's STATUS as decoded
+                continue
+            if p.kind == KIND_RX:
+                frames += 1
+                single.append(p)
+                continue
+            m = _label_of(p)
+            if m is not None:
+                feed_single()
+                batch.flush()
+                m = _what_if(m, label_exercise)
+                pipeline.on_label(m)
+                if on_label is not None:
+                    on_label(m, pipeline)
+        feed_single()
+    for rec in records_in(records) if batch is None else ():
         if rec.kind == KIND_RX:
             frames += 1
             res = pipeline.on_frame(rec.payload, rec.t_host)
@@ -346,10 +376,24 @@ class _Batch:
             self._decode()
             self.frames, self.frame_t = frames[4096:], t_hosts[4096:]
 
+    def feed_run(self, run: FrameRun, t_hosts: list[float]) -> None:
+        """Frames of one length, received one after another after those fed
+        so far (decoded 4096 at a time, from the run's buffer)."""
+        if self.frames:
+            self._decode()
+        decoder = self.pipeline.decoder
+        for a in range(0, run.count, 4096):
+            b = min(a + 4096, run.count)
+            self._take(decoder.feed_run(run.cut(a, b), t_hosts[a:b], self.limit))
+
     def _decode(self) -> None:
         """The frames so far, decoded in one go (runs of frames become one block)."""
         items = self.pipeline.decoder.feed_many(self.frames, self.frame_t, self.limit)
         self.frames, self.frame_t = [], []
+        self._take(items)
+
+    def _take(self, items: list) -> None:
+        """Decoded items into blocks (cut where the stream would not continue one)."""
         for item, th in items:
             if not isinstance(item, SampleBlock):
                 self.device.on_items((item,))

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from spinemon.core.alerts import Alert, AlertPolicy
-from spinemon.core.angles import AngleStage, LumbarAngles
+from spinemon.core.angles import AngleStage, LumbarAngles, Mounting
 from spinemon.core.calibration import (
     Calibration,
     CalibrationSettings,
@@ -136,7 +136,9 @@ class PipelineSettings:
     #: that replaces a provisional neutral restarts each fusion filter that has
     #: not learnt its gyro bias at rest from the neutral gravity, with the bias
     #: the rep counter's tilt filter learnt across gravity in motion
-    #: (``_restart_fusion_at_still``); 1 (recordings without the key):
+    #: (``_restart_fusion_at_still``); a provisional neutral's standing gravity
+    #: is the fusion's over its window where the sensor moved in it, not the
+    #: accelerometer's mean (:func:`_fused_neutral`); 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
@@ -208,6 +210,44 @@ def _turn_mounting(cal: Calibration, sensor: str, alpha: float) -> None:
         "heading_deg": round(alpha + cal.alignment.get(sensor, {}).get("heading_deg", 0.0), 3),
         "from_lifts_deg": round(alpha, 3),
     }
+
+
+def _fused_neutral(cal: Calibration, pieces: list[Fused], settings: CalibrationSettings) -> None:
+    """Rules 5: a provisional neutral's mountings, in place, from the fusion's
+    gravity over its window (``cal.t_neutral``) for each sensor that moved
+    in it; a sensor still in it (every sample within the still stretch's
+    tolerances of the window's mean: ``still_acc_var_m_s2``,
+    ``still_gyro_var_dps``), or with no fused sample there, keeps the
+    accelerometer's mean.
+
+    A provisional window is the quietest, most upright quarter second, not
+    a still one: with no still start the lifter may be starting a rep in it.
+    The accelerometer reads gravity plus the sensor's linear acceleration,
+    and over a quarter second its mean keeps that acceleration's mean (the
+    change of velocity over the window): a squat begun at the first sample,
+    the pelvis tipping 30 deg forward in 0.6 s, read the window 8-13 deg
+    backward of where the sensor was (the simulated truth), and every rep
+    after it that much too far forward. The fusion holds the direction by
+    the gyro through the motion (its accelerometer correction is low-passed
+    over ``tau_acc_s``, 3 s): within 1.2 deg of the truth over the same
+    windows. At rest the accelerometer is gravity, while the fusion, its
+    gyro bias not yet learnt, can sit a few degrees off (3.2 deg for a
+    sacrum sensor 2.5 s into a lunge set), so a still sensor keeps it."""
+    a, b = cal.t_neutral
+    avar, gvar = settings.still_acc_var_m_s2, np.radians(settings.still_gyro_var_dps)
+    for s in list(cal.mounting):
+        rows = [(f, (f.block.t >= a) & (f.block.t <= b)) for f in pieces if s in f.gravity]
+        g = np.concatenate([f.gravity[s][m] for f, m in rows]) if rows else np.empty((0, 3))
+        if not len(g):
+            continue
+        acc = np.concatenate([f.block.acc[s][m] for f, m in rows])
+        gyr = np.concatenate([f.block.gyr[s][m] for f, m in rows])
+        still = (
+            np.linalg.norm(acc - acc.mean(axis=0), axis=1).max() < avar
+            and np.linalg.norm(gyr - gyr.mean(axis=0), axis=1).max() < gvar
+        )
+        if not still:
+            cal.mounting[s] = Mounting.from_neutral(g.mean(axis=0))
 
 
 def _without_offset(f: Fused, offset: dict) -> Fused:
@@ -606,6 +646,12 @@ class Pipeline:
         """A neutral found (the offset is removed upstream from now on): every stage that depends on it follows."""
         first = self.phases.calibration is None
         was_provisional = not first and self._calibrated().source == "provisional"
+        if self.settings.rules >= 5 and cal.source == "provisional":
+            _fused_neutral(
+                cal,
+                [*self._before_neutral, *(f for f, _ in self._provisional_kept)],
+                self.settings.calibration,
+            )
         self.phases.neutral_found(cal)
         res.calibrated = cal
         check = self.phases.stale_found

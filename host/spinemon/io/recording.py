@@ -59,10 +59,13 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spinemon.errors import RecordingError, TruncatedRecordingError
 from spinemon.io.atomic import fsync_dir as _fsync_dir
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAGIC = b"SPINEMON-REC\x00\x02\r\n"
 MAGIC_V1 = b"SPINEMON-REC\x00\x01\r\n"
@@ -165,6 +168,103 @@ def _record(kind: int, t_host: float, payload: bytes, seq: int | None, offset: i
     return r
 
 
+class RecordRun:
+    """Consecutive RX records of one payload length, as the loader's columnar
+    path found them (each passed every check the record-by-record loop
+    makes): where they stand in the file's bytes, their host times as one
+    float64 array, and their numbers ``seq0``, ``seq0 + 1``, ... Nothing is
+    built per record: :meth:`payloads` gives the frames as the rows of one
+    array (a view of the file's bytes), :meth:`records` the :class:`Record`
+    objects the record-by-record loop would have made (a
+    :class:`Recording` builds them only when its ``records`` are used)."""
+
+    kind = KIND_RX
+    __slots__ = ("data", "seq0", "size", "start", "t_host")
+
+    def __init__(self, data: bytes, start: int, size: int, seq0: int, t_host: np.ndarray) -> None:
+        self.data = data  # the file's bytes
+        self.start = start  # where the first record starts in them
+        self.size = size  # bytes per record (RECORD_OVERHEAD + the payload's length)
+        self.seq0 = seq0  # the first record's number
+        self.t_host = t_host  # float64, one per record
+
+    def __len__(self) -> int:
+        return len(self.t_host)
+
+    @property
+    def length(self) -> int:
+        """Bytes in each record's payload (the frame)."""
+        return self.size - RECORD_OVERHEAD
+
+    def payloads(self) -> np.ndarray:
+        """The frames, one row each: a read-only (n, length) uint8 view of the file's bytes."""
+        import numpy as np
+
+        return np.ndarray(
+            (len(self), self.length),
+            dtype=np.uint8,
+            buffer=self.data,
+            offset=self.start + HEAD_SIZE,
+            strides=(self.size, 1),
+        )
+
+    def cut(self, a: int, b: int) -> RecordRun:
+        """Records ``a:b`` of the run (0 <= a < b <= len)."""
+        return RecordRun(self.data, self.start + a * self.size, self.size, self.seq0 + a, self.t_host[a:b])
+
+    def records(self) -> list[Record]:
+        """Their :class:`Record` objects (with ``seq`` and ``offset``)."""
+        data, size, length, new, cls = self.data, self.size, self.length, _new, Record
+        out = []
+        body = self.start + HEAD_SIZE
+        for t_host, seq, a in zip(
+            self.t_host.tolist(),
+            range(self.seq0, self.seq0 + len(self)),
+            range(body, body + len(self) * size, size),
+        ):
+            r = new(cls)
+            r.__dict__.update(
+                kind=KIND_RX, t_host=t_host, payload=data[a : a + length], seq=seq, offset=a - HEAD_SIZE
+            )
+            out.append(r)
+        return out
+
+
+#: what a loaded recording holds, in order: single records and runs of RX records
+Piece = Record | RecordRun
+
+
+def records_in(pieces: list[Piece]) -> list[Record]:
+    """The records of ``pieces``, in order."""
+    out: list[Record] = []
+    for p in pieces:
+        if isinstance(p, RecordRun):
+            out.extend(p.records())
+        else:
+            out.append(p)
+    return out
+
+
+def _cut_pieces(pieces: list[Piece], first: int, count: int) -> list[Piece]:
+    """Records ``first:first+count`` of ``pieces`` (a run cut where the range cuts it)."""
+    out: list[Piece] = []
+    at, stop = 0, first + count
+    for p in pieces:
+        if at >= stop:
+            break
+        n = len(p) if isinstance(p, RecordRun) else 1
+        if at + n > first:
+            if isinstance(p, RecordRun) and (at < first or at + n > stop):
+                p = p.cut(max(first - at, 0), min(stop - at, n))
+            out.append(p)
+        at += n
+    return out
+
+
+def _count(pieces: list[Piece]) -> int:
+    return sum(len(p) if isinstance(p, RecordRun) else 1 for p in pieces)
+
+
 @dataclass(frozen=True)
 class Segment:
     """One file of a recording: its records are ``records[first:first+count]``
@@ -186,7 +286,14 @@ class Recording:
     """A loaded recording (all its segments, in order). ``header`` is the
     first readable segment's header (its record 0). ``corrupt_records``:
     records lost to damage (skipped); ``bytes_skipped``: the bytes of the
-    damaged stretches."""
+    damaged stretches.
+
+    ``pieces``: the records as the loader found them, runs of RX frames kept
+    as columns (:class:`RecordRun`) between single records. When given, they
+    stand for ``records``: the :class:`Record` list is built from them the
+    first time ``records`` is used, and from then on that list is the
+    recording (``pieces`` becomes None: a caller may change the list). Replay
+    reads the pieces through :meth:`pieces_in` and never builds it."""
 
     path: Path
     header: dict
@@ -200,11 +307,35 @@ class Recording:
     unreadable_segments: list[tuple[Path, str]] = field(default_factory=list)
     #: one line per repair the loader made (damaged magic, a header read from its copy, a segment skipped)
     notes: list[str] = field(default_factory=list)
+    pieces: list[Piece] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.pieces is not None:
+            del self.records  # built from the pieces on first use (__getattr__)
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for an attribute not found the usual way: ``records`` not built yet
+        pieces = self.__dict__.get("pieces")
+        if name != "records" or pieces is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.records = records_in(pieces)
+        self.pieces = None
+        return self.records
+
+    def pieces_in(self, first: int = 0, count: int | None = None) -> list[Piece]:
+        """Records ``first:first+count`` (all from ``first`` without a count):
+        as runs and single records while the recording still has its pieces,
+        else as single records."""
+        if self.pieces is None:
+            return list(self.records[first : None if count is None else first + count])
+        return _cut_pieces(self.pieces, first, _count(self.pieces) if count is None else count)
 
     def frames_in(self) -> Iterator[tuple[float, bytes]]:
-        for r in self.records:
-            if r.kind == KIND_RX:
-                yield r.t_host, r.payload
+        for p in self.pieces_in():
+            if isinstance(p, RecordRun):
+                yield from ((r.t_host, r.payload) for r in p.records())
+            elif p.kind == KIND_RX:
+                yield p.t_host, p.payload
 
     def frames_out(self) -> Iterator[tuple[float, bytes]]:
         for r in self.records:
@@ -458,7 +589,8 @@ def _next_header(data: bytes, pos: int) -> int:
 
 @dataclass
 class _Parsed:
-    records: list[Record]
+    records: list[Piece]  # single records and runs of RX records, in order
+    count: int = 0  # records in them
     truncated: bool = False
     lost: int = (
         0  # records lost to damage (format 2: from the record numbers; format 1: one per damaged stretch)
@@ -467,10 +599,12 @@ class _Parsed:
     header_copies: int = 0
 
 
-#: the columnar path takes runs of at least this many records; after a
+#: the columnar path takes runs of at least this many RX records; after a
 #: shorter one the loop goes record by record for _SCALAR_STEPS records,
 #: twice as many after each further miss (up to _SCALAR_MAX), so a file of
-#: ever-changing lengths costs little more than the plain loop
+#: ever-changing lengths costs little more than the plain loop (a record of
+#: another kind is no miss: it goes record by record and the columnar path
+#: is tried again at the record after it)
 _MIN_RUN = 8
 _SCALAR_STEPS = 8
 _SCALAR_MAX = 1024
@@ -480,17 +614,16 @@ _HEAD_DTYPES: dict[int, Any] = {}
 
 
 def _head_dtype(size: int) -> Any:
-    """A numpy record type over format-2 records of ``size`` bytes: the header's
-    fields and the trailing CRC-32."""
+    """A numpy record type over format-2 records of ``size`` bytes: the header's fields."""
     dt = _HEAD_DTYPES.get(size)
     if dt is None:
         import numpy as np
 
         dt = np.dtype(
             {
-                "names": ["mark", "kind", "seq", "length", "t_host", "hcrc", "crc"],
-                "formats": ["<u4", "u1", "<u4", "<u4", "<f8", "<u4", "<u4"],
-                "offsets": [0, 4, 5, 9, 13, 21, size - _CRC.size],
+                "names": ["mark", "kind", "seq", "length", "t_host", "hcrc"],
+                "formats": ["<u4", "u1", "<u4", "<u4", "<f8", "<u4"],
+                "offsets": [0, 4, 5, 9, 13, 21],
                 "itemsize": size,
             }
         )
@@ -499,17 +632,45 @@ def _head_dtype(size: int) -> Any:
 
 
 _MARK_U32 = struct.unpack("<I", MARK)[0]
+#: CRC-32 of a record followed by its own CRC-32 (little-endian): what every
+#: intact record gives, whatever it holds (its CRC is the only one that does)
+_RESIDUE = zlib.crc32(b"\0\0\0\0")
+#: the header bytes that differ from record to record in a run: seq and t_host
+_VARYING = (5, 6, 7, 8, 13, 14, 15, 16, 17, 18, 19, 20)
+_HEAD_CRC_TABLES: list[Any] = []
 
 
-def _clean_run(data: bytes, pos: int, prev: int, records: list[Record]) -> tuple[int, int, int] | None:
+def _head_crc_table() -> Any:
+    """(12, 256) uint32: what byte value ``v`` at the ``k``-th of the varying
+    header positions adds to the header's CRC-32. CRC-32 is affine over
+    GF(2): for messages of one length, crc(a ^ b) = crc(a) ^ crc(b) ^
+    crc(zeros), so a header's CRC-32 is that of its fixed bytes with the
+    varying ones zeroed, XOR each varying byte's entry here; exact, not a
+    hash of the CRC."""
+    if not _HEAD_CRC_TABLES:
+        import numpy as np
+
+        zero = bytes(_HEAD.size)
+        base = zlib.crc32(zero)
+        table = np.empty((len(_VARYING), 256), dtype=np.uint32)
+        for k, j in enumerate(_VARYING):
+            for v in range(256):
+                table[k, v] = zlib.crc32(zero[:j] + bytes((v,)) + zero[j + 1 :]) ^ base
+        _HEAD_CRC_TABLES.append(table)
+    return _HEAD_CRC_TABLES[0]
+
+
+def _clean_run(data: bytes, pos: int, prev: int, pieces: list[Piece]) -> tuple[int, int, int] | None:
     """The columnar path of :func:`_parse_v2`: from ``pos``, the longest run
-    of records as long as the one at ``pos`` that each pass every check the
-    record-by-record loop makes (marker, header CRC-32, a kind other than
-    PAD, the length, the whole record's CRC-32) and are numbered ``prev + 1``,
+    of RX records as long as the one at ``pos`` that each pass every check
+    the record-by-record loop makes (marker, header CRC-32, the kind, the
+    length, the whole record's CRC-32) and are numbered ``prev + 1``,
     ``prev + 2``, ... (so none is lost, folded or out of order). Appends
-    their Records to ``records`` and returns (the last one's number, where
-    it starts, where it ends), or None for a run shorter than ``_MIN_RUN``
-    (nothing appended)."""
+    them to ``pieces`` as one :class:`RecordRun` (no Record built) and
+    returns (the last one's number, where it starts, where it ends), or None
+    for a run shorter than ``_MIN_RUN`` (nothing appended). Only RX records:
+    the few others (labels, alerts, commands) go record by record, so a run
+    is all frames."""
     import numpy as np
 
     n = len(data)
@@ -519,10 +680,12 @@ def _clean_run(data: bytes, pos: int, prev: int, records: list[Record]) -> tuple
     size = RECORD_OVERHEAD + length
     if length > MAX_PAYLOAD or (n - pos) // size < _MIN_RUN:
         return None
-    view = memoryview(data)
-    crc32 = zlib.crc32
-    new, rec_dict = _new, Record
+    crc32, residue = zlib.crc32, _RESIDUE
+    table = _head_crc_table()
+    which = np.arange(len(_VARYING))
     total = 0
+    first_pos, first_seq = pos, prev + 1
+    t_hosts = []
     last_start = pos
     chunk = 4 * _MIN_RUN  # small at first: a short run costs little
     while True:
@@ -534,43 +697,37 @@ def _clean_run(data: bytes, pos: int, prev: int, records: list[Record]) -> tuple
         ok = (
             (heads["mark"] == _MARK_U32)
             & (heads["length"] == length)
-            & (heads["kind"] >= KIND_RX)
-            & (heads["kind"] <= KIND_META)
+            & (heads["kind"] == KIND_RX)
             & (heads["seq"] == np.arange(prev + 1, prev + 1 + k, dtype=np.int64))
         )
         m = k if ok.all() else int(np.argmin(ok))
         if m:
-            # each header's CRC-32, then the whole record's carried on from it
-            hs, end_off = _HEAD.size, size - _CRC.size
-            checks = [
-                (hc := crc32(view[a : a + hs])) == h and crc32(view[a + hs : a + end_off], hc) == c
-                for a, h, c in zip(
-                    range(pos, pos + m * size, size), heads["hcrc"][:m].tolist(), heads["crc"][:m].tolist()
-                )
-            ]
-            if not all(checks):
-                m = checks.index(False)
+            # each header's CRC-32, all at once: the fixed bytes' (mark,
+            # kind and length, equal in the run) and each varying byte's part
+            rows = np.frombuffer(data, dtype=np.uint8, count=m * size, offset=pos).reshape(m, size)
+            fixed = crc32(data[pos : pos + 5] + bytes(4) + data[pos + 9 : pos + 13] + bytes(8))
+            hcrc = np.bitwise_xor.reduce(table[which, rows[:, _VARYING]], axis=1) ^ fixed
+            ok = hcrc == heads["hcrc"][:m]
+            m = m if ok.all() else int(np.argmin(ok))
+        if m:
+            # the whole record's CRC-32, record by record (its own CRC after it gives the residue)
+            crcs = np.array(
+                [crc32(data[a : a + size]) for a in range(pos, pos + m * size, size)], dtype=np.uint32
+            )
+            ok = crcs == residue
+            m = m if ok.all() else int(np.argmin(ok))
         if total == 0 and m < _MIN_RUN:
             return None
         if m:
-            body = pos + HEAD_SIZE
-            for kind, t_host, seq, a in zip(
-                heads["kind"][:m].tolist(),
-                heads["t_host"][:m].tolist(),
-                range(prev + 1, prev + 1 + m),
-                range(body, body + m * size, size),
-            ):
-                r = new(rec_dict)
-                r.__dict__.update(
-                    kind=kind, t_host=t_host, payload=data[a : a + length], seq=seq, offset=a - HEAD_SIZE
-                )
-                records.append(r)
+            t_hosts.append(heads["t_host"][:m])
             total += m
             prev += m
             last_start = pos + (m - 1) * size
             pos += m * size
         if m < k:
             break
+    t_host = t_hosts[0].copy() if len(t_hosts) == 1 else np.concatenate(t_hosts)
+    pieces.append(RecordRun(data, first_pos, size, first_seq, t_host))
     return prev, last_start, pos
 
 
@@ -598,17 +755,26 @@ def _parse_v2(data: bytes, start: int) -> _Parsed:
     columnar_from = 0  # the columnar path is tried again from this many records loaded
     scalar_steps = _SCALAR_STEPS
     while pos < n:
-        if prev is not None and stretch is None and not damaged and len(out.records) >= columnar_from:
-            # nothing damaged since the last record: the run of records that
-            # follows it, numbered on and as long as the next one, is checked
-            # and built column by column (the same checks and Records as below)
+        if (
+            prev is not None
+            and stretch is None
+            and not damaged
+            and out.count >= columnar_from
+            and n - pos > 4
+            and data[pos + 4] == KIND_RX  # the kind byte (a label or alert between runs: no miss)
+        ):
+            # nothing damaged since the last record: the run of RX records
+            # that follows it, numbered on and as long as the next one, is
+            # checked column by column (the same checks as below) and kept
+            # as one RecordRun
             run = _clean_run(data, pos, prev, out.records)
             if run is not None:
+                out.count += run[0] - prev  # numbered prev + 1 .. run[0]
                 prev, last = run[0], (run[1], run[2])
                 pos = run[2]
                 scalar_steps = _SCALAR_STEPS
                 continue
-            columnar_from = len(out.records) + scalar_steps
+            columnar_from = out.count + scalar_steps
             scalar_steps = min(2 * scalar_steps, _SCALAR_MAX)
         h = None
         if n - pos >= hs:  # _header_at, inlined: this is the loop every record goes through
@@ -644,7 +810,8 @@ def _parse_v2(data: bytes, start: int) -> _Parsed:
                         elif damaged:
                             out.lost += 1
                         out.records.append(_record(kind, t_host, data[body : body + length], seq, pos))
-                        if seq == 0 and len(out.records) == 1:
+                        out.count += 1
+                        if seq == 0 and out.count == 1:
                             out.header_copies = 1
                         if prev is None or seq > prev:
                             prev = seq
@@ -720,6 +887,7 @@ def _parse_v1(data: bytes, start: int) -> _Parsed:
                 stretch = None
             _, kind, length, t_host = _HEAD_V1.unpack_from(data, pos)
             out.records.append(_record(kind, t_host, bytes(data[pos + hs : pos + hs + length]), None, pos))
+            out.count += 1
             pos = end
             continue
         torn = False
@@ -801,10 +969,10 @@ def _format_of(p: Path, data: bytes) -> tuple[int, int, list[str]]:
     return fmt, m, [] if data.startswith(MAGIC if fmt == 2 else MAGIC_V1) else [note % fmt]
 
 
-def _meta_of(records: list[Record]) -> tuple[list[dict], int]:
+def _meta_of(records: list[Piece]) -> tuple[list[dict], int]:
     meta, bad = [], 0
     for r in records:
-        if r.kind == KIND_META:
+        if isinstance(r, Record) and r.kind == KIND_META:
             try:
                 m = r.meta
             except ValueError:  # not UTF-8, not JSON, or nested too deeply
@@ -830,8 +998,9 @@ def _wrong_format(p: Path, header: dict) -> RecordingError:
 
 def _load_segment(
     p: Path, data: bytes | None = None
-) -> tuple[list[Record], list[dict], _Parsed, int, list[str]]:
-    """One segment file (or its bytes): (records, META dicts, parse result, format, notes)."""
+) -> tuple[list[Piece], list[dict], _Parsed, int, list[str]]:
+    """One segment file (or its bytes): (its records as pieces, META dicts,
+    parse result, format, notes)."""
     if data is None:
         data = _read(p)
     elif not data:
@@ -844,7 +1013,8 @@ def _load_segment(
     if fmt == 2:
         # the header is record 0 (the first copy that reads as this format's header)
         at, other = None, None
-        for i, r in enumerate(records[:8]):  # a forged record or two may stand before it
+        first = records_in(_cut_pieces(records, 0, 8))
+        for i, r in enumerate(first[:8]):  # a forged record or two may stand before it
             if r.seq != 0:
                 continue
             try:
@@ -863,10 +1033,11 @@ def _load_segment(
                 raise RecordingError(
                     f"{p} was cut off before its first record; nothing in it can be replayed (use a complete recording)"
                 )
-            raise _no_header(p, " (both copies are damaged)" if not records or records[0].seq != 0 else "")
+            raise _no_header(p, " (both copies are damaged)" if not records or first[0].seq != 0 else "")
         if at:  # records numbered 0 before it are not the header: damage that passed the CRC
             parsed.lost += at
-            records = parsed.records = records[at:]
+            records = parsed.records = _cut_pieces(records, at, parsed.count - at)
+            parsed.count -= at
         if parsed.header_copies < 2:
             notes.append(f"{p.name}: one copy of its header is damaged or missing; the other was used")
     meta, bad = _meta_of(records)
@@ -906,7 +1077,8 @@ def load(path: str | os.PathLike, *, strict: bool = False) -> Recording:
 
 
 def _assemble(p: Path, files: list[tuple[Path, bytes | None]], strict: bool) -> Recording:
-    records: list[Record] = []
+    records: list[Piece] = []
+    n_records = 0
     meta: list[dict] = []
     segments: list[Segment] = []
     unreadable: list[tuple[Path, str]] = []
@@ -931,8 +1103,8 @@ def _assemble(p: Path, files: list[tuple[Path, bytes | None]], strict: bool) -> 
             Segment(
                 q,
                 m[0],
-                len(records),
-                len(recs),
+                n_records,
+                parsed.count,
                 parsed.truncated,
                 parsed.lost,
                 parsed.skipped,
@@ -941,6 +1113,7 @@ def _assemble(p: Path, files: list[tuple[Path, bytes | None]], strict: bool) -> 
             )
         )
         records.extend(recs)
+        n_records += parsed.count
         meta.extend(m)
     if not segments:
         assert first_error is not None
@@ -949,7 +1122,7 @@ def _assemble(p: Path, files: list[tuple[Path, bytes | None]], strict: bool) -> 
     return Recording(
         p,
         segments[0].header,
-        records,
+        [],  # built from the pieces when first used
         any(s.truncated for s in segments),
         sum(s.corrupt_records for s in segments),
         sum(s.bytes_skipped for s in segments),
@@ -957,4 +1130,5 @@ def _assemble(p: Path, files: list[tuple[Path, bytes | None]], strict: bool) -> 
         segments,
         unreadable,
         notes,
+        pieces=records,
     )
