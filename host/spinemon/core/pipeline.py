@@ -67,7 +67,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LATERAL_NEEDS_HEADING, Lim
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 5
+RULES = 6
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -138,7 +138,11 @@ class PipelineSettings:
     #: the rep counter's tilt filter learnt across gravity in motion
     #: (``_restart_fusion_at_still``); a provisional neutral's standing gravity
     #: is the fusion's over its window where the sensor moved in it, not the
-    #: accelerometer's mean (:func:`_fused_neutral`); 1 (recordings without the key):
+    #: accelerometer's mean (:func:`_fused_neutral`); 6: as 5, and a small
+    #: lift's still-learnt gyro bias measures its reps only once a still
+    #: stretch whose accelerometers did not turn confirms it, and, once the
+    #: tilt filter has learnt, while the two agree across gravity
+    #: (``RepSettings.bias_check``); 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
@@ -162,8 +166,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5):
-            raise ConfigError(f"rules must be 1, 2, 3, 4 or 5, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5, 6):
+            raise ConfigError(f"rules must be 1 to 6, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -325,6 +329,7 @@ class Pipeline:
             arming="exercise" if s.rules >= 2 else "sets",
             tilt_bias=s.rules >= 3,
             tilt_gravity=s.rules >= 4,
+            bias_check=s.rules >= 6,
         )
         self.watch = LimitWatch(
             s.exercise,

@@ -82,7 +82,14 @@ T_TILT = 69  # seconds of data (not walking) the tilt bias has learnt from
 # rules 4: the tilt filter runs in each sensor's own frame (a new neutral or heading turns
 # nothing there), and in gravity mode a small lift's excursion is measured on its gravity
 MFL_PREV = 70  # the last sample's lumbar angle from the tilt filters' gravity (NaN = none yet)
-N_FLOAT = 71
+# rules 6: is a still stretch still? The accelerometer directions (each sensor's frame, low-passed
+# over ``still_tau_s``) at its start and now: a steady slow turn moves them, a bias does not
+AU0 = 71  # upper, at the start of the still stretch (3)
+AL0 = 74  # lower (3)
+ALU = 77  # upper, now (3; NaN = start from the next sample)
+ALL = 80  # lower (3)
+T_ACC0 = 83  # when AU0/AL0 were taken (NaN: not yet in this stretch; taken once the low-pass has settled)
+N_FLOAT = 84
 
 # -- int state slots (I) -------------------------------------------------------
 STATE = 0  # IDLE / REP / SETTLE
@@ -93,7 +100,8 @@ SL_N = 4
 REFRAME = 5  # set by the caller: the lumbar angle was re-expressed (a new neutral or heading) before the next sample
 GYRO_MODE = 6  # gravity mode allowed: 1 once the residual gyro bias is learnt (the excursion is the integrated gyro from then on);
 # 2 once only the tilt bias is (rules 3): the integrated gyro about the axes across the spine
-N_INT = 7
+BIAS_OK = 7  # rules 6: a still stretch whose accelerometers did not turn confirmed the still bias
+N_INT = 8
 
 IDLE, REP, SETTLE = 0, 1, 2
 
@@ -103,9 +111,9 @@ IDLE, REP, SETTLE = 0, 1, 2
     P_QUIET, P_STILL_STD2, P_STILL_MAX2, P_QUIET2, P_STILL_MIN, P_STILL_LONG, P_WALK,
     P_WALK_MIN, P_WALK_RELEASE, P_REST_QUIET, P_EXIT_FRACTION, P_STUCK, P_SETTLE,
     P_WARMUP_N, P_WARMUP_TIMEOUT, P_ARM_AFTER_WALK, P_ENTER, P_MAX_REP, P_EXIT_RELATIVE, P_A_TILT,
-    P_TILT_KP, P_TILT_KI, P_TILT_LEARNT_S, P_TILT_CLIP,
-) = range(32)  # fmt: skip
-N_PARAM = 32
+    P_TILT_KP, P_TILT_KI, P_TILT_LEARNT_S, P_TILT_CLIP, P_BIAS_TOL, P_STILL_TAU,
+) = range(34)  # fmt: skip
+N_PARAM = 34
 
 # -- events ------------------------------------------------------------------------
 #: phase 0 (hole in the stream): reject the motion in progress (t0, t1, emax)
@@ -135,6 +143,7 @@ def new_state() -> tuple[np.ndarray, np.ndarray]:
     F[MFL_PREV] = math.nan
     F[MGU : MGU + 3] = math.nan
     F[MGL : MGL + 3] = math.nan
+    F[AU0 : T_ACC0 + 1] = math.nan
     I = np.zeros(N_INT, dtype=np.int64)
     reset_motion(F, I, math.nan)
     return F, I
@@ -289,6 +298,67 @@ def _to_sensor(rot, k, v0, v1, v2):
     )
 
 
+def _perp_gap(F, rot, k, b, m, g, tilt_sensor) -> float:
+    """How far (deg/s) the still-learnt bias ``F[b:b+3]`` (body frame) is from
+    the tilt filter's bias ``F[m:m+3]`` across that filter's gravity
+    ``F[g:g+3]`` (the part the accelerometer sees; along gravity it sees none).
+    ``tilt_sensor``: the filter runs in sensor ``k``'s frame (rules 4)."""
+    b0, b1, b2 = F[b], F[b + 1], F[b + 2]
+    if tilt_sensor:
+        b0, b1, b2 = _to_sensor(rot, k, b0, b1, b2)
+    d0, d1, d2 = b0 - F[m], b1 - F[m + 1], b2 - F[m + 2]
+    g0, g1, g2 = F[g], F[g + 1], F[g + 2]
+    a = d0 * g0 + d1 * g1 + d2 * g2
+    d0, d1, d2 = d0 - a * g0, d1 - a * g1, d2 - a * g2
+    return math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+
+
+def _bias_trusted(F, I, P, rot, has_gl, tilt_on, tilt_sensor, tilt_learnt) -> bool:
+    """The residual bias learnt on still stretches may be used for the
+    excursion (``GYRO_MODE`` 1). Without the check (``P_BIAS_TOL`` 0): once
+    it has ``warmup_s`` of data. With it (rules 6): the stillness test cannot
+    tell a steady slow turn (the slow start of a curl) from a bias, so the
+    estimate is provisional until a still stretch whose accelerometers did
+    not turn confirms it (``BIAS_OK``), and once the tilt filter, which the
+    accelerometer checks in motion too, has learnt, only while the two agree
+    across gravity within ``P_BIAS_TOL``. (No tilt filter, ``tilt_on`` 0: no check.)"""
+    if I[BIAS_N] < P[P_WARMUP_N]:
+        return False
+    tol = P[P_BIAS_TOL]
+    if tol <= 0.0 or not tilt_on:
+        return True
+    if not tilt_learnt:
+        return I[BIAS_OK] != 0
+    if math.isnan(F[MGU]) or (has_gl and math.isnan(F[MGL])):
+        return False
+    if _perp_gap(F, rot, 0, BU, MBU, MGU, tilt_sensor) > tol:
+        return False
+    return not has_gl or _perp_gap(F, rot, 3, BL, MBL, MGL, tilt_sensor) <= tol
+
+
+def _follow(F, r, a0, a1, a2, a) -> None:
+    """Direction ``F[r:r+3]`` low-passed toward the accelerometer ``a`` (coefficient ``a``; NaN: start there)."""
+    n = math.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
+    if n == 0.0:
+        return
+    if math.isnan(F[r]):
+        F[r], F[r + 1], F[r + 2] = a0 / n, a1 / n, a2 / n
+    else:
+        _toward(F, r, a0 / n, a1 / n, a2 / n, 1.0 - a)
+
+
+def _settled(I, P) -> bool:
+    """The accelerometers' low-pass has had ``still_tau_s`` of samples (a running mean until then)."""
+    return I[SU_N] * P[P_A_STILL] >= 1.0
+
+
+def _turned_deg(F, r0, r) -> float:
+    """The angle (deg) between directions ``F[r0:r0+3]`` and ``F[r:r+3]`` (inf: either unknown)."""
+    if math.isnan(F[r0]) or math.isnan(F[r]):
+        return math.inf
+    return _angle_deg(F[r0], F[r0 + 1], F[r0 + 2], F[r], F[r + 1], F[r + 2])
+
+
 def _sagittal(rot, k, g0, g1, g2) -> float:
     """Sagittal inclination (deg, ``atan2(uz, ux)`` in the body frame) of sensor ``k``'s gravity ``g`` (its own frame)."""
     x = rot[k, 0] * g0 + rot[k, 1] * g1 + rot[k, 2] * g2
@@ -423,6 +493,18 @@ def advance_python(
             _tilt_bias(F, MGU, MBU, r0, r1, r2, ua[i, 0], ua[i, 1], ua[i, 2], dt, P)
             if has_gl:
                 _tilt_bias(F, MGL, MBL, l0, l1, l2, la[i, 0], la[i, 1], la[i, 2], dt, P)
+        check = tilt_on and P[P_BIAS_TOL] > 0.0
+        if check:  # (rules 6) the accelerometers' directions, each sensor's frame, low-passed
+            a0, a1, a2 = ua[i, 0], ua[i, 1], ua[i, 2]
+            if tilt_sensor:
+                a0, a1, a2 = _to_sensor(rot, 0, a0, a1, a2)
+            k = max(1.0 / (I[SU_N] + 1.0), P[P_A_STILL])  # (a running mean at first, as the bias)
+            _follow(F, ALU, a0, a1, a2, k)
+            if has_gl:
+                a0, a1, a2 = la[i, 0], la[i, 1], la[i, 2]
+                if tilt_sensor:
+                    a0, a1, a2 = _to_sensor(rot, 3, a0, a1, a2)
+                _follow(F, ALL, a0, a1, a2, k)
         tilt = I[GYRO_MODE] == 2
         if tilt:  # across the spine: the tilt bias (along it none is known yet)
             if tilt_sensor:  # (the bias in the body frame: R b)
@@ -472,6 +554,13 @@ def advance_python(
         if still:
             if math.isnan(F[STILL_SINCE]):
                 F[STILL_SINCE] = ti
+                F[T_ACC0] = math.nan
+            if check and math.isnan(F[T_ACC0]) and _settled(I, P):
+                F[T_ACC0] = (
+                    ti  # the accelerometers' directions as the stretch began (or their low-pass settled)
+                )
+                for j in range(6):
+                    F[AU0 + j] = F[ALU + j]  # (and AL0 from ALL)
             steady_s = ti - F[STILL_SINCE]
             near = still == 2 and steady_s >= P[P_STILL_MIN]
             # (gravity mode: the state is no guide yet -- a small lift's excursion is mostly sway)
@@ -485,6 +574,29 @@ def advance_python(
                     F[BL] += a * (l0 - F[BL])
                     F[BL + 1] += a * (l1 - F[BL + 1])
                     F[BL + 2] += a * (l2 - F[BL + 2])
+                # (rules 6) the stretch confirms the bias when its accelerometers turned less
+                # than the tolerance allows over it: the gyro's steady mean was bias, not a turn
+                if near and check and I[BIAS_OK] == 0:
+                    # (the low-pass lags a turn by still_tau_s: that much of the stretch shows none of it)
+                    span = ti - F[T_ACC0]
+                    allowed = P[P_BIAS_TOL] * (span - P[P_STILL_TAU])
+                    if (
+                        span >= P[P_STILL_MIN]
+                        and _turned_deg(F, AU0, ALU) <= allowed
+                        and (not has_gl or _turned_deg(F, AL0, ALL) <= allowed)
+                    ):
+                        I[BIAS_OK] = 1
+                        # what was learnt before (a turn taken for bias) gives way to this stretch's mean
+                        e0, e1, e2 = F[BU] - F[SU_M], F[BU + 1] - F[SU_M + 1], F[BU + 2] - F[SU_M + 2]
+                        far = e0 * e0 + e1 * e1 + e2 * e2 > P[P_BIAS_TOL] ** 2
+                        if has_gl:
+                            e0, e1, e2 = F[BL] - F[SL_M], F[BL + 1] - F[SL_M + 1], F[BL + 2] - F[SL_M + 2]
+                            far = far or e0 * e0 + e1 * e1 + e2 * e2 > P[P_BIAS_TOL] ** 2
+                        if far:
+                            for j in range(3):
+                                F[BU + j] = F[SU_M + j]
+                                if has_gl:
+                                    F[BL + j] = F[SL_M + j]
         else:
             F[STILL_SINCE] = math.nan
 
@@ -559,9 +671,8 @@ def advance_python(
             # at rest: the reference follows the body (and, in gravity mode, once the bias
             # is known -- it is learnt only while the gyro is steady -- the gyro takes over here)
             tilt_learnt = tilt_on and F[T_TILT] >= P[P_TILT_LEARNT_S]
-            if (quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]) or (
-                grav and (I[BIAS_N] >= P[P_WARMUP_N] or tilt_learnt)
-            ):
+            trusted = _bias_trusted(F, I, P, rot, has_gl, tilt_on, tilt_sensor, tilt_learnt)
+            if (quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]) or (grav and (trusted or tilt_learnt)):
                 for j in range(3):
                     F[VU + j] = 0.0
                     F[VL + j] = 0.0
@@ -569,12 +680,14 @@ def advance_python(
                     F[RGU], F[RGU + 1], F[RGU + 2] = q0, q1, q2
                     F[RGL], F[RGL + 1], F[RGL + 2] = p0, p1, p2
                     F[FL_REF] = fg
-                    if I[BIAS_N] >= P[P_WARMUP_N]:
+                    if trusted:
                         I[GYRO_MODE] = 1  # the bias is known: from this reference on, the gyro
                     elif tilt_learnt:
                         I[GYRO_MODE] = 2  # the bias across the spine is: the gyro about those axes
-                elif tilt and I[BIAS_N] >= P[P_WARMUP_N]:
+                elif tilt and trusted:
                     I[GYRO_MODE] = 1  # the whole bias is known now
+                elif I[GYRO_MODE] == 1 and tilt_learnt and not trusted:
+                    I[GYRO_MODE] = 2  # (rules 6) the still bias left the tilt filter's: back to its bias
                 _reset_stats(F)
                 F[T_REST] = ti
                 F[E_START] = 0.0
@@ -720,6 +833,11 @@ def _compile():
         "_to_sensor",
         "_sagittal",
         "_tilt_flexion",
+        "_perp_gap",
+        "_bias_trusted",
+        "_follow",
+        "_turned_deg",
+        "_settled",
     ):
         g[name] = jit(types.FunctionType(globals()[name].__code__, g, name))
     return jit(types.FunctionType(advance_python.__code__, g, "advance"))

@@ -282,6 +282,20 @@ class RepSettings:
     #: reps the gravity excursion found before then join it, but are no
     #: evidence of a set (rules 3: one such rep with any number of them)
     told_reps_confirm: bool = False
+    #: rules 6: the residual bias learnt on still stretches is provisional for
+    #: a small lift (with ``tilt_bias``): its stillness test (a steady gyro)
+    #: passes on a steady slow turn too (the slow start of a curl read as 0.5
+    #: deg/s of bias). A turn across gravity turns the accelerometers, a bias
+    #: does not: the bias measures the reps (``GYRO_MODE`` 1) only once a still
+    #: stretch confirms it, its accelerometers (low-passed over
+    #: ``still_tau_s``, less that lag) having turned less than the tolerance
+    #: ``enter_deg / idle_leak_tau_s`` x its length (a constant error the idle
+    #: leak holds under ``enter_deg``: it can never start a rep by itself);
+    #: that stretch's mean replaces an estimate further off. Once the tilt
+    #: filter has learnt, only while the two agree across gravity within the
+    #: tolerance; else its bias (``GYRO_MODE`` 2). Before either, the gravity
+    #: excursion
+    bias_check: bool = False
     profiles: dict[str, RepProfile] = field(default_factory=lambda: dict(REP_PROFILES))
 
     def __post_init__(self) -> None:
@@ -536,6 +550,8 @@ class RepSegmenter:
         P[K.P_TILT_KI] = P[K.P_TILT_KP] / s.tilt_bias_tau_s
         P[K.P_TILT_LEARNT_S] = 3.0 * s.tilt_bias_tau_s
         P[K.P_TILT_CLIP] = math.radians(s.tilt_clip_deg)
+        P[K.P_BIAS_TOL] = p.enter_deg / s.idle_leak_tau_s if s.bias_check and s.tilt_bias else 0.0
+        P[K.P_STILL_TAU] = s.still_tau_s
         return P
 
     # -- public state ------------------------------------------------------

@@ -122,12 +122,15 @@ class Segmenter:
         arming: str = "exercise",
         tilt_bias: bool = False,
         tilt_gravity: bool = False,
+        bias_check: bool = False,
     ) -> None:
         #: rules 3: the rep counter learns the gyro bias across gravity from the
         #: accelerometers, so small lifts are measured on the gyro without a still start
         self.tilt_bias = tilt_bias
         #: rules 4: that filter runs in each sensor's frame, and measures a small lift's first reps
         self.tilt_gravity = tilt_gravity
+        #: rules 6: a small lift's still-learnt gyro bias is used only once the tilt filter confirms it
+        self.bias_check = bias_check
         self.limit_overrides = limit_overrides or {}
         self.monitor_between_sets = monitor_between_sets
         #: "exercise": the limits are armed on every monitored sample but the
@@ -280,6 +283,7 @@ class Segmenter:
             tilt_bias=self.tilt_bias,
             tilt_gravity=self.tilt_gravity,
             told_reps_confirm=self.tilt_gravity,
+            bias_check=self.bias_check,
         )
 
     def _update_reps(
