@@ -42,7 +42,7 @@ def warm_numba_cache() -> None:
     lanes start: on a fresh clone every worker (and every `spinemon`
     subprocess a test starts) would otherwise compile them at the same time
     (~8 s of CPU each). Nothing without numba (the `fast` extra)."""
-    code = "from spinemon.core import fusion_kernel, rep_kernel; fusion_kernel.warm_up(); rep_kernel.warm_up()"
+    code = "from spinemon.core import angles, fusion_kernel, rep_kernel; fusion_kernel.warm_up(); rep_kernel.warm_up(); angles.warm_up()"
     subprocess.call([sys.executable, "-c", code], cwd=ROOT, env=environment())
 
 

@@ -153,6 +153,40 @@ def test_angles_block_split_invariant(seed, cuts):
         assert np.abs(got - getattr(batch, name)).max() <= 1e-9
 
 
+
+@hsettings(max_examples=30, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, -0.0, 1e-160, 1e-3, 0.5, 1.0, 9.81, 1e3]),
+            st.sampled_from([0.0, -0.0, 1e-160, 0.2, -0.7, 1.0, 9.81]),
+            st.sampled_from([0.0, -0.0, -1e-3, 0.3, -1.0, 5.0]),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    n=st.integers(65, 200),  # (more rows than a frame's: computed column by column)
+    seed=st.integers(0, 1000),
+    cut=st.integers(0, 200),
+)
+def test_norms_and_frontal_inclination_column_by_column_have_the_bits_of_the_reduction(rows, n, seed, cut):
+    """Issue 27: a long block's |v| per row and frontal inclination are
+    computed column by column ((x*x + y*y) + z*z), a frame's few rows by
+    np.linalg.norm's reduction: the same bits for any rows, any split."""
+    from spinemon.core.calibration import _row_norm
+
+    rng = np.random.default_rng(seed)
+    v = np.resize(np.array(rows), (n, 3)) * rng.uniform(0.5, 2.0, size=(n, 3))
+    want_norm = np.linalg.norm(v, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # the rule in words: asin(y / |v|), 0 for a zero vector
+        want_frontal = np.degrees(np.arcsin(np.clip(np.where(want_norm > 0, v[:, 1] / np.where(want_norm > 0, want_norm, 1.0), 0.0), -1.0, 1.0)))
+    for parts in ((v,), (v[:cut], v[cut:]), tuple(v[i : i + 1] for i in range(len(v)))):
+        got_norm = np.concatenate([_row_norm(p) for p in parts])
+        got_frontal = np.concatenate([frontal_deg(p) for p in parts])
+        assert np.array_equal(got_norm.view(np.uint64), want_norm.view(np.uint64))
+        assert np.array_equal(got_frontal.view(np.uint64), want_frontal.view(np.uint64))
+    assert frontal_deg(v[0]) == want_frontal[0]
+
 def test_angle_input_errors():
     with pytest.raises(AngleInputError):
         sagittal_deg([1, 0])
@@ -202,3 +236,27 @@ def test_a_read_only_block_is_rotated_once_and_its_pieces_share_it():
     writeable[:] += 1.0
     assert not np.array_equal(m.to_body(view), r2)
     assert len(angles_mod._SHARED) <= angles_mod._SHARED_MAX
+
+
+@hsettings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(65, 400))
+def test_a_long_block_is_rotated_compiled_or_not_with_the_bits_of_a_frames_rotation(seed, n):
+    """Issue 27: a long block is rotated by numba when it is installed (the
+    operations of the numpy path per element, in their order), else column by
+    column; a frame's few rows at once. The same bits every way."""
+    import spinemon.core.angles as angles_mod
+
+    rng = np.random.default_rng(seed)
+    m = Mounting.from_neutral(rng.normal(size=3))
+    v = rng.normal(size=(n, 3)) * rng.choice([1e-9, 1e-3, 1.0, 9.81, 1e4], size=(n, 3))
+    frames = np.concatenate([m.to_body(v[i : i + 8]) for i in range(0, n, 8)])  # the direct path, as live
+    saved = angles_mod._rotate
+    try:
+        angles_mod._rotate = False  # numba or not: the numpy path
+        plain = m.to_body(v)
+        angles_mod._rotate = None
+        compiled = m.to_body(v)  # compiled when numba is installed (the `fast` extra)
+    finally:
+        angles_mod._rotate = saved
+    assert np.array_equal(plain.view(np.uint64), frames.view(np.uint64))
+    assert np.array_equal(compiled.view(np.uint64), frames.view(np.uint64))

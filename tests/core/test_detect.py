@@ -148,6 +148,64 @@ def test_block_split_invariance(cuts, seed):
     assert [e.as_dict() for e in got] == [e.as_dict() for e in ref]
 
 
+
+#: limits a run may have: the hard limits, a creep limit under the hard one, a limit turned off
+RUN_LIMITS = [
+    Limits(30.0, -15.0, 20.0, 12.0, 80.0),
+    Limits(30.0, -15.0, 20.0, 12.0, 80.0, creep_deg=22.0),
+    Limits(25.0, -10.0, None, 12.0, None, creep_deg=18.0),
+    Limits(None, -15.0, 20.0, None, 80.0),
+    Limits(35.0, None, 15.0, 12.0, None, lean_deg=28.0),
+]
+
+
+def _out(det, outs):
+    alerts = [(e.kind, e.t_alert, e.seq_alert) for o in outs for e in o.alerts]
+    finished = [(e.kind, e.t_start, e.t_end) for o in outs for e in o.finished]
+    return [e.as_dict() for e in det.events], alerts, finished, det.state()["watches"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 599), st.integers(0, len(RUN_LIMITS) - 1), st.integers(0, 3)), max_size=12),
+    st.integers(0, 2**31),
+    st.lists(st.integers(1, 599), max_size=4),
+)
+def test_runs_with_their_own_limits_and_context_are_watched_as_run_by_run(runs, seed, blocks):
+    """update_runs (a block cut into runs, each with its limits and the set
+    and rep stamped on its events) gives what set_limits, context and update
+    give run by run: the same events, alerts and finished events in the
+    same order, and the same state after; for any split into blocks too."""
+    n = 600
+    rng = np.random.default_rng(seed)
+    t, seq = np.arange(n) / RATE, np.arange(n)
+    sig = [np.zeros(n) for _ in range(4)]
+    for x, scale in zip(sig, (45.0, 20.0, 25.0, 120.0)):
+        for c in rng.integers(20, 580, 5):
+            x += bump(n, c, rng.uniform(3, 30), scale * rng.uniform(-1.2, 1.2))
+    starts = sorted({0, *(a for a, _, _ in runs)})
+    pick = {a: (k, c) for a, k, c in runs}
+    plan = [(a, b, RUN_LIMITS[pick.get(a, (0, 0))[0]], {"set": 1, "rep": pick.get(a, (0, 0))[1], "exercise": "squat"}) for a, b in zip(starts, [*starts[1:], n])]
+    ref = EventDetector(RUN_LIMITS[0])
+    ref_outs = []
+    for a, b, lim, ctx in plan:
+        ref.set_limits(lim)
+        ref.context = dict(ctx)
+        ref_outs.append(ref.update(t[a:b], seq[a:b], *(x[a:b] for x in sig)))
+    ref.finish(t[-1])
+    det = EventDetector(RUN_LIMITS[0])
+    outs = []
+    cuts = sorted({0, n, *blocks})
+    for a, b in zip(cuts[:-1], cuts[1:]):  # blocks cut anywhere, each with the runs inside it
+        inside = [(min(r_b, b) - a, lim, ctx) for r_a, r_b, lim, ctx in plan if r_a < b and r_b > a]
+        outs.append(det.update_runs(t[a:b], seq[a:b], tuple(x[a:b] for x in sig), inside))
+    det.finish(t[-1])
+    events, alerts, finished, state = _out(det, outs)
+    want = _out(ref, ref_outs)
+    assert (events, alerts, state) == (want[0], want[1], want[3])
+    if len(cuts) == 2:  # (finished events are in time order within each block's call)
+        assert finished == want[2]
+
 def test_limits_follow_the_lifters_range_of_motion():
     small = profile("deadlift").limits(RangeOfMotion(40.0, -20.0))
     large = profile("deadlift").limits(RangeOfMotion(70.0, -30.0))

@@ -52,3 +52,31 @@ def test_a_limit_that_is_off_never_closes_the_excursion_on_its_side():
     flags = np.array([proto.SF_GUARD_BUZZED, 0, 0], dtype=np.uint8)
     assert w.as_of(flags, np.array([35.0, -40.0, 10.0]), 2, one_side, H) is False  # back inside: closed
     assert w.as_of(flags, np.array([35.0, 29.0, 28.0]), 2, one_side, H) is True  # never inside by the hysteresis
+
+
+RUN_LIMITS = [LIM, Limits(flexion_deg=25.0, extension_deg=-20.0), Limits(flexion_deg=30.0, extension_deg=None), Limits(None, None)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    samples=st.lists(st.tuples(st.sampled_from([0, 0, proto.SF_GUARD_BUZZED]), st.sampled_from([0.0, 10.0, 24.0, 28.5, 35.0, -13.0, -18.0, -25.0])), min_size=1, max_size=60),
+    runs=st.lists(st.tuples(st.integers(1, 59), st.integers(0, len(RUN_LIMITS) - 1)), max_size=6),
+)
+def test_a_block_of_runs_with_their_own_limits_is_the_state_run_by_run(samples, runs):
+    """inside() over runs, each with its limits, then state_at/advance: the
+    same state after every sample as as_of/update run by run."""
+    flags = np.array([f for f, _ in samples], dtype=np.uint8)
+    flexion = np.array([x for _, x in samples])
+    n = len(flags)
+    pick = dict(runs)
+    starts = sorted({0, *(a for a, _ in runs if a < n)})
+    plan = [(a, b, RUN_LIMITS[pick.get(a, 0)]) for a, b in zip(starts, [*starts[1:], n])]
+    ref, want = DeviceBuzzWatch(), []
+    for a, b, lim in plan:
+        want += [ref.as_of(flags[a:b], flexion[a:b], j, lim, H) for j in range(b - a)]
+        ref.update(flags[a:b], flexion[a:b], lim, H)
+    w = DeviceBuzzWatch()
+    inside = DeviceBuzzWatch.inside(flexion, [(b, lim) for _, b, lim in plan], H)
+    assert [w.state_at(flags, inside, j) for j in range(n)] == want
+    w.advance(flags, inside)
+    assert w.open == ref.open == want[-1]

@@ -389,12 +389,43 @@ def _watch(ps: PipelineSettings) -> LimitWatch:
 
 
 _watch_runs: dict[str, tuple] = {}
+_watch_piece_logs: dict[str, list] = {}
+
+
+def _by_piece(log: list) -> tuple[list, list]:
+    """The pipeline's calls to the watch (a run of pieces at once:
+    ``update_pieces``, which calls ``begin_piece`` itself) as logged without
+    those inner calls, and as the same calls piece by piece: ``begin_piece``
+    and ``update`` for each piece."""
+    as_made, by_piece = [], []
+    inner = 0
+    for entry in log:
+        name, args, kw = entry
+        if name == "begin_piece" and inner:
+            inner -= 1  # made by update_pieces, not by the pipeline
+            continue
+        as_made.append(entry)
+        if name != "update_pieces":
+            by_piece.append(entry)
+            continue
+        fused, ang, cal, armed, hold_on, th, held, reasons, pieces, offset = args
+        inner = len(pieces)
+        for q in pieces:
+            a, b = q.a - offset, q.b - offset
+            by_piece.append(("begin_piece", (q.context, q.records), {}))
+            by_piece.append(("update", tuple(_slice(x, a, b) for x in (fused, ang, cal, armed, hold_on, th, held, reasons)), {}))
+    assert not inner
+    return as_made, by_piece
 
 
 def _watch_run(name: str, rec, ps: PipelineSettings) -> tuple[Pipeline, list]:
-    """The pipeline and its calls to the watch, once per session (the calls are replayed as copies)."""
+    """The pipeline and its calls to the watch piece by piece, once per
+    session (the calls are replayed as copies); the calls as the pipeline
+    made them are kept in ``_watch_piece_logs``."""
     if name not in _watch_runs:
-        _watch_runs[name] = run_pipeline(rec, ps, "watch", ["update", "begin_piece", "follow", "on_label"])
+        p, log = run_pipeline(rec, ps, "watch", ["update", "update_pieces", "begin_piece", "follow", "on_label"])
+        _watch_piece_logs[name], by_piece = _by_piece(log)
+        _watch_runs[name] = p, by_piece
     return _watch_runs[name]
 
 
@@ -425,6 +456,26 @@ def test_detection_gives_the_same_events_and_alerts_for_any_split(sessions, real
     assert [e["kind"] for e in got["events"]] == [e.kind for e in p.events]
     if name == "real-walk-between":
         assert got["shadow"] and not got["events"], "the walk is between sets: nothing sent, the shadow saw it"
+
+
+def test_a_run_of_pieces_at_once_is_the_same_as_piece_by_piece(sessions, real_walk):
+    """``update_pieces`` (a run of pieces over one pass: the limits, set and
+    rep in force per piece) gives what ``begin_piece`` and ``update`` give
+    piece by piece: the same alerts, events, shadow events, limits and hold
+    faults, in the same order."""
+    for name in ("deadlift-rom", "squat-unlabelled", "press-one-imu", "real-walk"):
+        rec, ps = real_walk if name == "real-walk" else sessions[name]
+        _, by_piece = _watch_run(name, rec, ps)
+        as_made = _watch_piece_logs[name]
+        if name != "real-walk":  # (the walk is one piece: no rep, no set)
+            assert any(c == "update_pieces" and len(a[8]) > 5 for c, a, _ in as_made), "runs of many pieces were watched"
+        a, b = _watch(ps), _watch(ps)
+        calls = replay_calls(b, as_made, {}, set())
+        runs = [c for c in calls if c[0] == "update_pieces"]
+        want = json.loads(_watch_out(a, replay_calls(a, by_piece, {}, set())))
+        got = json.loads(_watch_out(b, [("update", s, o) for c, s, o in runs] + [c for c in calls if c[0] != "update_pieces"]))
+        assert got == want, name
+        assert want["events"] or want["shadow"] or name == "squat-unlabelled", name
 
 
 # ---------------------------------------------------------------------------
@@ -529,7 +580,7 @@ def test_each_stages_state_holds_every_field_but_its_settings(sessions):
         "Intake": {"clock"},  # its state is in the state's "clock"
         "GravityStage": {"settings", "engine"},
         "DriftMonitor": {"still", "limit_deg", "rezero_on_drift", "min_standing_s", "look_back_s", "keep"},
-        "Segmenter": {"limit_overrides", "monitor_between_sets", "arming", "tilt_bias", "tilt_gravity"},
+        "Segmenter": {"limit_overrides", "monitor_between_sets", "arming", "tilt_bias", "tilt_gravity", "bias_check"},
         "RepSegmenter": {"rate", "settings"},
         "HoldTimer": {"enter_deg", "exit_deg", "settle_s", "quiet_deg_s", "min_s"},
         "WarmupBends": {"share", "re_arm_deg"},

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO, cast
+from typing import TextIO
 
 import spinemon_protocol as proto
 from spinemon.app import lean_history
@@ -34,6 +34,7 @@ from spinemon.app.live_ui import LiveUI
 from spinemon.app.results import SessionResult
 from spinemon.app.session import header_for, run_live
 from spinemon.app.session_summary import Summary
+from spinemon.app.simrun import sim_sets_for
 from spinemon.app.view import ViewUsageError
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration, CalibrationSettings
@@ -151,24 +152,6 @@ def sets_recorded(path: str | Path) -> int:
 # ---------------------------------------------------------------------------
 # the engine
 # ---------------------------------------------------------------------------
-def sim_sets_for(exercise: str, side: str | None = None) -> list[sim.SetSpec]:
-    """The simulated workout: the demo workout, or for one exercise a set of
-    5 reps with its first typical fault on rep 3 (a unilateral lift: on
-    ``side``, or a set on each side when none is named)."""
-    if exercise == "generic":
-        return sim.demo_workout()
-    if exercise not in sim.EXERCISES:
-        raise ConfigError(
-            f"the simulated wearer cannot do {exercise!r}; choose one of {', '.join(sim.EXERCISES)}"
-        )
-    ex = cast("sim.Exercise", exercise)  # one of sim.EXERCISES (checked above)
-    fault: dict[int, sim.Fault] = {3: sim.FAULTS_BY_EXERCISE[exercise][0]}
-    if exercise in sim.UNILATERAL_EXERCISES:
-        sides = [side] if side is not None else ["left", "right"]
-        return [sim.SetSpec(ex, 5, fault if i == 0 else {}, rest_s=3.0, side=s) for i, s in enumerate(sides)]
-    return [sim.SetSpec(ex, 5, fault, rest_s=3.0)]
-
-
 def make_transport(options: LiveOptions, *, calibrated: bool = False) -> Transport:
     """The transport for ``options`` (not connected yet). ``calibrated``: the
     session starts from a stored calibration, so the simulated wearer does not

@@ -11,7 +11,7 @@ A resumed recording (``spinemon live --out FILE --resume``: ``FILE``,
 pipeline, calibration and set numbering. :func:`replay` therefore replays
 each segment on its own, as it was recorded (:class:`SegmentReplay`: its
 result, what live recorded for it, whether they match), and then joins them
-into one result (:func:`_join`): sets numbered on across segments
+into one result (:func:`~spinemon.app.results.join_segments`): sets numbered on across segments
 (``set_offset``) and one device-time line (a segment whose wearable clock
 restarted is placed right after the one before, ``t_offset``); every set, rep
 and event of such a recording says which ``segment`` it belongs to.
@@ -24,13 +24,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from spinemon.app.results import SegmentReplay, SessionResult, summary_of
-from spinemon.app.session_summary import DeviceCounts, HeldBack, Monitoring, Summary, sum_counts
-from spinemon.core.detect import Event
+from spinemon.app.results import SegmentReplay, SessionResult, join_segments, summary_of
 from spinemon.core.device_status import DeviceAccounting
 from spinemon.core.pipeline import FrameResult, Pipeline, PipelineSettings
 from spinemon.core.stream import FrameDecoder, FrameRun, SampleBlock
-from spinemon.core.unilateral import parse_exercise, session_sides
+from spinemon.core.unilateral import parse_exercise
 from spinemon.io.recording import (
     HEAD_SIZE,
     KIND_META,
@@ -265,88 +263,7 @@ def replay(
         res.session = res.session.evolve(segments=len(recording.segments))
         res.segments = segs
         return res
-    return _join(segs)
-
-
-# -- a recording of several segments shown as one -----------------------------------
-def _moved_event(e: Event, part: SegmentReplay) -> Event:
-    dt = part.t_offset
-
-    def sh(t: float | None) -> float | None:
-        return None if t is None else t + dt
-
-    return replace(
-        e,
-        t_start=e.t_start + dt,
-        t_alert=sh(e.t_alert),
-        t_end=sh(e.t_end),
-        set=None if e.set is None else e.set + part.set_offset,
-    )
-
-
-def _join(segs: list[SegmentReplay]) -> SessionResult:
-    """The segments' results as one: sets numbered on, one time line."""
-    results = [p.result for p in segs if p.result is not None]
-    assert len(results) == len(segs)  # every segment was replayed
-    summs = [r.session for r in results]
-    events = [_moved_event(e, p) for p, r in zip(segs, results) for e in r.events]
-    alerts = [
-        replace(a, event=_moved_event(a.event, p), t_trigger_device=a.t_trigger_device + p.t_offset)
-        for p, r in zip(segs, results)
-        for a in r.alerts
-    ]
-    stats = sum_counts(r.stats for r in results)
-
-    def moved(rows: str) -> tuple:
-        return tuple(
-            row.moved(p.t_offset, p.set_offset, p.index)
-            for p, sm in zip(segs, summs)
-            for row in getattr(sm, rows)
-        )
-
-    reps = moved("reps")
-    devices = [sm.device for sm in summs if sm.device is not None]
-    first, last = summs[0], summs[-1]
-    summary = Summary(
-        events=moved("events"),
-        reps=reps,
-        sets=moved("sets"),
-        holds=moved("holds"),
-        drift_checks=moved("drift_checks"),
-        suppressed=moved("suppressed"),
-        layout_changes=moved("layout_changes"),
-        rejected_reps=moved("rejected_reps"),
-        notices=moved("notices"),
-        side_comparisons=tuple(session_sides([r.as_dict() for r in reps])),
-        drift_flagged=any(sm.drift_flagged for sm in summs),
-        held_back=HeldBack.joined(sm.held_back for sm in summs),
-        stats=stats,
-        monitoring=Monitoring.joined(sm.monitoring for sm in summs),
-        skipped_samples=sum_counts(sm.skipped_samples for sm in summs),
-        clock_backsteps=sum(sm.clock_backsteps for sm in summs),
-        angle=first.angle,
-        calibrated=all(sm.calibrated for sm in summs),
-        alignment=first.alignment,
-        limits=last.limits,
-        limits_off={k: v for sm in summs for k, v in sm.limits_off.items()},
-        phase=last.phase,
-        frames=sum(r.frames for r in results),
-        device=DeviceCounts.joined(devices) if devices else None,
-        segments=len(segs),
-        segment_details=tuple(p.as_dict() for p in segs),
-        json_keys=Summary.JOINED_KEYS,
-    )
-    return SessionResult(
-        events,
-        alerts,
-        stats,
-        results[0].calibration,
-        results[0].angle_label,
-        summary.frames,
-        0,
-        summary,
-        segs,
-    )
+    return join_segments(segs)
 
 
 class _Batch:

@@ -4,23 +4,35 @@
 alerts; for a resumed recording each segment's :class:`SegmentReplay`),
 :class:`ReportTables`/:class:`ReportResult` (what ``spinemon report``
 builds and writes) and :func:`live_comparison` (a replay's events against
-those recorded live). The summary's own types are :mod:`spinemon.app.session_summary`.
+those recorded live) and :func:`join_segments` (a resumed recording's
+segments as one result). The summary's own types are :mod:`spinemon.app.session_summary`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from spinemon.app.session_summary import DeviceCounts, EventRow, HoldRow, Monitoring, RepRow, SetRow, Summary
+from spinemon.app.session_summary import (
+    DeviceCounts,
+    EventRow,
+    HeldBack,
+    HoldRow,
+    Monitoring,
+    RepRow,
+    SetRow,
+    Summary,
+    sum_counts,
+)
 from spinemon.app.words import plural
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import Event
 from spinemon.core.device_status import DeviceAccounting
 from spinemon.core.pipeline import Pipeline
+from spinemon.core.unilateral import session_sides
 
 
 @dataclass
@@ -264,3 +276,84 @@ def summary_of(pipeline: Pipeline, device: DeviceAccounting, **fields: Any) -> S
     return Summary.from_dict(pipeline.summary()).evolve(
         **fields, device=counts
     )  # the device's counters after them
+
+
+# -- a recording of several segments shown as one -----------------------------------
+def moved_event(e: Event, part: SegmentReplay) -> Event:
+    dt = part.t_offset
+
+    def sh(t: float | None) -> float | None:
+        return None if t is None else t + dt
+
+    return replace(
+        e,
+        t_start=e.t_start + dt,
+        t_alert=sh(e.t_alert),
+        t_end=sh(e.t_end),
+        set=None if e.set is None else e.set + part.set_offset,
+    )
+
+
+def join_segments(segs: list[SegmentReplay]) -> SessionResult:
+    """The segments' results as one: sets numbered on, one time line."""
+    results = [p.result for p in segs if p.result is not None]
+    assert len(results) == len(segs)  # every segment was replayed
+    summs = [r.session for r in results]
+    events = [moved_event(e, p) for p, r in zip(segs, results) for e in r.events]
+    alerts = [
+        replace(a, event=moved_event(a.event, p), t_trigger_device=a.t_trigger_device + p.t_offset)
+        for p, r in zip(segs, results)
+        for a in r.alerts
+    ]
+    stats = sum_counts(r.stats for r in results)
+
+    def moved(rows: str) -> tuple:
+        return tuple(
+            row.moved(p.t_offset, p.set_offset, p.index)
+            for p, sm in zip(segs, summs)
+            for row in getattr(sm, rows)
+        )
+
+    reps = moved("reps")
+    devices = [sm.device for sm in summs if sm.device is not None]
+    first, last = summs[0], summs[-1]
+    summary = Summary(
+        events=moved("events"),
+        reps=reps,
+        sets=moved("sets"),
+        holds=moved("holds"),
+        drift_checks=moved("drift_checks"),
+        suppressed=moved("suppressed"),
+        layout_changes=moved("layout_changes"),
+        rejected_reps=moved("rejected_reps"),
+        notices=moved("notices"),
+        side_comparisons=tuple(session_sides([r.as_dict() for r in reps])),
+        drift_flagged=any(sm.drift_flagged for sm in summs),
+        held_back=HeldBack.joined(sm.held_back for sm in summs),
+        stats=stats,
+        monitoring=Monitoring.joined(sm.monitoring for sm in summs),
+        skipped_samples=sum_counts(sm.skipped_samples for sm in summs),
+        clock_backsteps=sum(sm.clock_backsteps for sm in summs),
+        angle=first.angle,
+        calibrated=all(sm.calibrated for sm in summs),
+        alignment=first.alignment,
+        limits=last.limits,
+        limits_off={k: v for sm in summs for k, v in sm.limits_off.items()},
+        phase=last.phase,
+        frames=sum(r.frames for r in results),
+        device=DeviceCounts.joined(devices) if devices else None,
+        segments=len(segs),
+        segment_details=tuple(p.as_dict() for p in segs),
+        json_keys=Summary.JOINED_KEYS,
+    )
+    return SessionResult(
+        events,
+        alerts,
+        stats,
+        results[0].calibration,
+        results[0].angle_label,
+        summary.frames,
+        0,
+        summary,
+        segs,
+    )

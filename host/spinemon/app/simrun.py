@@ -13,12 +13,14 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 from spinemon.app.results import SessionResult
 from spinemon.app.session import header_for, run_live
 from spinemon.core.alerts import Alert
 from spinemon.core.calibration import Calibration
 from spinemon.core.pipeline import FrameResult, Pipeline, PipelineSettings
+from spinemon.errors import ConfigError
 from spinemon.io import sim
 from spinemon.io.recording import RecordingWriter
 from spinemon.io.transport import Label, SimTransport
@@ -100,3 +102,21 @@ def run_simulated(
 
     result = asyncio.run(main())
     return SimulatedRun(session, result, transport, out)
+
+
+def sim_sets_for(exercise: str, side: str | None = None) -> list[sim.SetSpec]:
+    """The simulated workout: the demo workout, or for one exercise a set of
+    5 reps with its first typical fault on rep 3 (a unilateral lift: on
+    ``side``, or a set on each side when none is named)."""
+    if exercise == "generic":
+        return sim.demo_workout()
+    if exercise not in sim.EXERCISES:
+        raise ConfigError(
+            f"the simulated wearer cannot do {exercise!r}; choose one of {', '.join(sim.EXERCISES)}"
+        )
+    ex = cast("sim.Exercise", exercise)  # one of sim.EXERCISES (checked above)
+    fault: dict[int, sim.Fault] = {3: sim.FAULTS_BY_EXERCISE[exercise][0]}
+    if exercise in sim.UNILATERAL_EXERCISES:
+        sides = [side] if side is not None else ["left", "right"]
+        return [sim.SetSpec(ex, 5, fault if i == 0 else {}, rest_s=3.0, side=s) for i, s in enumerate(sides)]
+    return [sim.SetSpec(ex, 5, fault, rest_s=3.0)]

@@ -125,19 +125,23 @@ class Mounting:
         r = self.rotation
         if v.ndim == 1:
             return v[0] * r[:, 0] + v[1] * r[:, 1] + v[2] * r[:, 2]
-        # one output column at a time, in the same order of operations (the
-        # same bits), with one scratch row instead of six (N, 3) temporaries
         out = np.empty_like(v)
-        v0, v1, v2 = v[:, 0], v[:, 1], v[:, 2]
-        t = np.empty(len(v))
-        u = np.empty(len(v))
-        for j in range(3):
-            np.multiply(v0, r[j, 0], out=t)
-            np.multiply(v1, r[j, 1], out=u)
-            t += u
-            np.multiply(v2, r[j, 2], out=u)
-            t += u
-            out[:, j] = t
+        rotate = _rotate_compiled()
+        if rotate is not None:  # numba: the same operations per element, in one pass
+            rotate(v, r, out)
+        else:
+            # one output column at a time, in the same order of operations (the
+            # same bits), with one scratch row instead of six (N, 3) temporaries
+            v0, v1, v2 = v[:, 0], v[:, 1], v[:, 2]
+            t = np.empty(len(v))
+            u = np.empty(len(v))
+            for j in range(3):
+                np.multiply(v0, r[j, 0], out=t)
+                np.multiply(v1, r[j, 1], out=u)
+                t += u
+                np.multiply(v2, r[j, 2], out=u)
+                t += u
+                out[:, j] = t
         if key is not None:
             out.setflags(write=False)  # shared: nobody may change it under the others
             assert isinstance(v_sensor, np.ndarray)  # a key is only made for one
@@ -155,6 +159,43 @@ _SHARED: list[tuple[Mounting, tuple, np.ndarray, np.ndarray]] = []
 _SHARED_MAX = 8
 #: blocks of at most this many rows (a frame's, live) are rotated directly, not shared
 _DIRECT_ROWS = 64
+
+
+def rotate_python(v: np.ndarray, r: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = r @ v[i]`` per row, each element ``(v0*r[j,0] + v1*r[j,1]) +
+    v2*r[j,2]``: the operations of :meth:`Mounting.to_body`'s numpy path, in
+    their order (the same bits; numba does not fuse them unless told to)."""
+    for i in range(v.shape[0]):
+        a = v[i, 0]
+        b = v[i, 1]
+        c = v[i, 2]
+        for j in range(3):
+            out[i, j] = (a * r[j, 0] + b * r[j, 1]) + c * r[j, 2]
+
+
+_rotate: object = None  # rotate_python compiled (False: numba is not installed)
+
+
+def _rotate_compiled():
+    """:func:`rotate_python` compiled by numba (loaded from its on-disk cache
+    after the first time), or None without numba (the `fast` extra)."""
+    global _rotate
+    if _rotate is None:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - exercised when numba is absent
+            _rotate = False
+        else:
+            _rotate = numba.njit(cache=True, nogil=True)(rotate_python)
+    return _rotate or None
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the rotation of long blocks now; nothing without numba."""
+    rotate = _rotate_compiled()
+    if rotate is not None:
+        v = np.zeros((1, 3))
+        rotate(v, np.eye(3), np.empty_like(v))
 
 
 def _shared_key(v: object) -> tuple | None:
@@ -181,11 +222,29 @@ def sagittal_deg(u_body: object) -> np.ndarray | float:
 def frontal_deg(u_body: object) -> np.ndarray | float:
     """Frontal inclination ``asin(uy)`` in degrees (of the normalised vector): bending to the right positive."""
     u = _vectors("u_body", u_body)
-    n = np.sqrt(np.add.reduce(u * u, axis=-1))  # np.linalg.norm(u, axis=-1), the same bits, less overhead
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s = np.where(n > 0, u[..., 1] / np.where(n > 0, n, 1.0), 0.0)
-    out = np.degrees(np.arcsin(np.clip(s, -1.0, 1.0)))
-    return float(out) if u.ndim == 1 else out
+    if u.ndim == 1:
+        return float(_frontal_rows(u[None])[0])
+    return _frontal_rows(u)
+
+
+def _frontal_rows(u: np.ndarray) -> np.ndarray:
+    x, y, z = u[:, 0], u[:, 1], u[:, 2]
+    # |u| per row as np.linalg.norm(u, axis=-1) computes it, (x*x + y*y) + z*z
+    # (the same bits), column by column: a reduction over a last axis of 3 is slow
+    n = x * x
+    sq = y * y
+    n += sq
+    np.multiply(z, z, out=sq)
+    n += sq
+    np.sqrt(n, out=n)
+    pos = n > 0
+    if pos.all():
+        s = np.divide(y, n, out=sq)
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = np.where(pos, y / np.where(pos, n, 1.0), 0.0)
+    np.clip(s, -1.0, 1.0, out=s)
+    return np.degrees(np.arcsin(s, out=s), out=s)
 
 
 @dataclass

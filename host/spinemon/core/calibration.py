@@ -203,12 +203,25 @@ def still_mask(block: SampleBlock, settings: CalibrationSettings) -> np.ndarray:
     ok = np.ones(len(block), dtype=bool)
     lim = np.deg2rad(settings.still_gyro_dps)
     for s in block.sensors:
-        # |v| per row as np.linalg.norm(v, axis=1) computes it (the same
-        # bits), without its wrapper's cost on a frame's few rows
         g, a = block.gyr[s], block.acc[s]
-        ok &= np.sqrt(np.add.reduce(g * g, axis=1)) < lim
-        ok &= np.abs(np.sqrt(np.add.reduce(a * a, axis=1)) - G) < settings.still_acc_dev
+        ok &= _row_norm(g) < lim
+        ok &= np.abs(_row_norm(a) - G) < settings.still_acc_dev
     return ok
+
+
+def _row_norm(v: np.ndarray) -> np.ndarray:
+    """|v| per row of an (n, 3) array as np.linalg.norm(v, axis=1) computes
+    it, (x*x + y*y) + z*z (the same bits), without its wrapper's cost on a
+    frame's few rows; a long block column by column (a reduction over a
+    last axis of 3 is slow there)."""
+    if len(v) <= 64:
+        return np.sqrt(np.add.reduce(v * v, axis=1))
+    out = v[:, 0] * v[:, 0]
+    sq = v[:, 1] * v[:, 1]
+    out += sq
+    np.multiply(v[:, 2], v[:, 2], out=sq)
+    out += sq
+    return np.sqrt(out, out=out)
 
 
 def drift_deg(mounting: Mounting, u_sensor: object) -> float:

@@ -33,6 +33,7 @@ used for the overrides in the user profile file and on the command line).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -459,6 +460,32 @@ class DetectorOutput:
     finished: list[Event] = field(default_factory=list)  # ended in this block
 
 
+def _limits_by_kind(lim: Limits) -> dict[str, float | None]:
+    return {
+        OVER_FLEXION: lim.flexion_deg,
+        OVER_EXTENSION: lim.extension_deg,
+        TWIST: lim.twist_deg,
+        LATERAL_BEND: lim.lateral_deg,
+        SWING: lim.swing_deg_s,
+        SPINE_CREEP: lim.creep_deg,
+        FORWARD_LEAN: lim.lean_deg,
+    }
+
+
+def _signed(sign: float, limit: float | None) -> float | None:
+    """A limit as compared with a check's badness (see :class:`_Watch`)."""
+    if limit is None:
+        return None
+    return limit if sign > 0 else -limit if sign < 0 else abs(limit)
+
+
+def _order(out: DetectorOutput) -> None:
+    """The same order however the stream is cut into blocks."""
+    if len(out.alerts) > 1:
+        out.alerts.sort(key=lambda e: (e.t_alert, EVENT_KINDS.index(e.kind)))
+        out.finished.sort(key=lambda e: (e.t_end, EVENT_KINDS.index(e.kind)))
+
+
 class EventDetector:
     """Streaming limit watcher.
 
@@ -518,18 +545,6 @@ class EventDetector:
             w.blocked, w.first_badness, w.n_past = blocked, first_badness, n_past
         self.context = dict(state["context"])
 
-    def _limits_by_kind(self) -> dict[str, float | None]:
-        lim = self.limits
-        return {
-            OVER_FLEXION: lim.flexion_deg,
-            OVER_EXTENSION: lim.extension_deg,
-            TWIST: lim.twist_deg,
-            LATERAL_BEND: lim.lateral_deg,
-            SWING: lim.swing_deg_s,
-            SPINE_CREEP: lim.creep_deg,
-            FORWARD_LEAN: lim.lean_deg,
-        }
-
     def update(
         self,
         t: np.ndarray,
@@ -541,8 +556,29 @@ class EventDetector:
     ) -> DetectorOutput:
         """``sagittal_rate``: the trunk's (upper sensor's) body-Y angular
         velocity, deg/s, for the swing limit (not checked when None)."""
-        out = DetectorOutput()
-        signals = {
+        return self.update_runs(
+            t, seq, (lumbar, lateral, twist, sagittal_rate), ((len(t), self.limits, self.context),)
+        )
+
+    def update_runs(
+        self,
+        t: np.ndarray,
+        seq: np.ndarray,
+        signals: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None],
+        runs: Sequence[tuple[int, Limits, dict]],
+    ) -> DetectorOutput:
+        """A block cut into runs, each with its own limits and context: run
+        ``k`` is samples ``runs[k-1][0]:runs[k][0]`` (from 0 for the first),
+        watched with ``runs[k][1]`` and stamped with ``runs[k][2]``. The same
+        as :meth:`set_limits`, setting :attr:`context` and :meth:`update` run
+        by run (the same events, alerts and finished events, in the same
+        order), in a few numpy passes over the block where nothing is past a
+        limit: each limit check runs on its own, and only the checks with
+        something going on look at the runs one by one. ``signals``: lumbar,
+        lateral, twist, sagittal rate (as :meth:`update`). :attr:`limits` and
+        :attr:`context` are left as they are (the caller sets them)."""
+        lumbar, lateral, twist, sagittal_rate = signals
+        by_kind = {
             OVER_FLEXION: lumbar,
             OVER_EXTENSION: lumbar,
             TWIST: twist,
@@ -551,32 +587,84 @@ class EventDetector:
             SPINE_CREEP: lumbar,
             FORWARD_LEAN: lumbar,
         }
-        limits = self._limits_by_kind()  # once per block, not per kind
+        if len(runs) == 1:  # (a frame, live: no per-run bookkeeping)
+            return self._update_run(t, seq, by_kind, runs[0][1], runs[0][2])
+        bounds = [0, *(r[0] for r in runs)]
+        run_limits = [_limits_by_kind(r[1]) for r in runs]  # once per run, not per kind
+        outs: dict[int, DetectorOutput] = {}  # by run: what each run gave, as update() would per run
         for kind, w in self._watches.items():
-            limit = limits[kind]
-            if limit is None or signals[kind] is None:
+            sig = by_kind[kind]
+            limits = [lk[kind] for lk in run_limits]
+            idle = w.candidate is None and w.active is None and not w.blocked
+            if idle and (sig is None or all(limit is None for limit in limits)):
+                continue  # nothing open to close, nothing to watch
+            x = None if sig is None else np.asarray(sig, dtype=np.float64)
+            badness = None if x is None else (x if w.sign > 0 else -x if w.sign < 0 else np.abs(x))
+            if idle and badness is not None:
+                # nothing going on and nothing past the limit anywhere in the block
+                if all(limit == limits[0] for limit in limits):
+                    one = _signed(w.sign, limits[0])
+                    if one is None or not (badness > one).any():
+                        continue
+                else:
+                    lims = [_signed(w.sign, limit) for limit in limits]
+                    per = np.repeat(np.array([np.nan if v is None else v for v in lims]), np.diff(bounds))
+                    if not (badness > per).any():
+                        continue
+            for k, run in enumerate(runs):
+                a, b = bounds[k], bounds[k + 1]
+                limit = limits[k]
+                if limit is None or x is None or badness is None:
+                    if limit is None and (w.candidate is not None or w.active is not None) and b > a:
+                        # the limit went away (new set/exercise): close what was open
+                        self._drop(w, float(t[a]), outs.setdefault(k, DetectorOutput()))
+                    continue
+                lim = _signed(w.sign, limit)
+                assert lim is not None
+                bad = badness[a:b]
+                # fast path: nothing going on and nothing past the limit in this run
+                if w.candidate is None and w.active is None and not w.blocked and not (bad > lim).any():
+                    continue
+                hard = run[1].flexion_deg if kind == SPINE_CREEP else None
+                out = outs.setdefault(k, DetectorOutput())
+                self._scan(w, limit, lim, bad, x[a:b], t[a:b], seq[a:b], out, run[2], hard)
+        if len(outs) == 1:
+            k, out = next(iter(outs.items()))
+            _order(out)
+            self.events.extend(out.alerts)
+            return out
+        total = DetectorOutput()
+        for k in sorted(outs):
+            out = outs[k]
+            _order(out)
+            self.events.extend(out.alerts)
+            total.alerts.extend(out.alerts)
+            total.finished.extend(out.finished)
+        return total
+
+    def _update_run(
+        self, t: np.ndarray, seq: np.ndarray, by_kind: dict, limits: Limits, ctx: dict
+    ) -> DetectorOutput:
+        """:meth:`update_runs` for one run."""
+        out = DetectorOutput()
+        by_limit = _limits_by_kind(limits)
+        for kind, w in self._watches.items():
+            limit = by_limit[kind]
+            sig = by_kind[kind]
+            if limit is None or sig is None:
                 if limit is None and (w.candidate is not None or w.active is not None) and len(t):
-                    self._drop(
-                        w, float(t[0]), out
-                    )  # the limit went away (new set/exercise): close what was open
+                    # the limit went away (new set/exercise): close what was open
+                    self._drop(w, float(t[0]), out)
                 continue
-            x = np.asarray(signals[kind], dtype=np.float64)
-            if w.sign > 0:
-                badness = x  # compare with +limit
-                lim = limit
-            elif w.sign < 0:
-                badness = -x
-                lim = -limit
-            else:
-                badness = np.abs(x)
-                lim = abs(limit)
+            x = np.asarray(sig, dtype=np.float64)
+            badness = x if w.sign > 0 else -x if w.sign < 0 else np.abs(x)
+            lim = limit if w.sign > 0 else -limit if w.sign < 0 else abs(limit)
             # fast path: nothing going on and nothing past the limit in this block
             if w.candidate is None and w.active is None and not w.blocked and not (badness > lim).any():
                 continue
-            self._scan(w, limit, lim, badness, x, t, seq, out)
-        if len(out.alerts) > 1:  # same order however the stream is cut into blocks
-            out.alerts.sort(key=lambda e: (e.t_alert, EVENT_KINDS.index(e.kind)))
-            out.finished.sort(key=lambda e: (e.t_end, EVENT_KINDS.index(e.kind)))
+            hard = limits.flexion_deg if kind == SPINE_CREEP else None
+            self._scan(w, limit, lim, badness, x, t, seq, out, ctx, hard)
+        _order(out)
         self.events.extend(out.alerts)
         return out
 
@@ -589,16 +677,28 @@ class EventDetector:
             out.finished.append(ev)
             w.active = None
 
-    def _scan(self, w: _Watch, limit: float, lim: float, badness, x, t, seq, out: DetectorOutput) -> None:
+    def _scan(
+        self,
+        w: _Watch,
+        limit: float,
+        lim: float,
+        badness,
+        x,
+        t,
+        seq,
+        out: DetectorOutput,
+        ctx: dict,
+        hard: float | None,
+    ) -> None:
+        """One run of one limit check, sample by sample; ``ctx``: stamped on a
+        new event; ``hard``: spine creep only, the hard flexion limit in force."""
         s = self.settings
         release = lim - s.hysteresis_deg
         min_dur = s.min_duration_s
-        hard = None
         quick = s.quick_confirm and w.kind in QUICK_KINDS
         ref_depth = min_dur * s.ref_rate_deg_s  # the quick rule: elapsed * rate >= this
         if w.kind == SPINE_CREEP:
             min_dur = s.creep_min_duration_s
-            hard = self.limits.flexion_deg
         for i in range(len(badness)):
             b = badness[i]
             ti = float(t[i])
@@ -630,7 +730,6 @@ class EventDetector:
             if w.candidate is None:
                 if not b > lim:
                     continue
-                ctx = self.context
                 w.candidate = Event(
                     kind=w.kind,
                     t_start=ti,

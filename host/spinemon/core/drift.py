@@ -122,16 +122,24 @@ class DriftMonitor:
         # after sample, as a running sum: the same for any split of the stream)
         edges = np.flatnonzero(np.diff(np.concatenate(([0], still.astype(np.int8), [0]))))
         pos = 0
+        sensors = block.sensors
         for a, b in zip(edges[0::2].tolist(), edges[1::2].tolist()):
             if a > pos and run is not None:  # moving samples before this stretch end the run
                 self._close(run)
                 run = None
             if run is None:
-                run = _Run(float(block.t[a]), sums={s: np.zeros(3) for s in block.sensors})
+                run = _Run(float(block.t[a]), sums={s: np.zeros(3) for s in sensors})
             run.n += b - a
             run.t1 = float(block.t[b - 1])
-            for s in block.sensors:
-                run.sums[s] = np.add.accumulate(np.vstack((run.sums[s], gravity[s][a:b])), axis=0)[-1]
+            # the sums so far, then the stretch's rows, every sensor side by side:
+            # one running sum down the columns (each column on its own, in order)
+            buf = np.empty((b - a + 1, 3 * len(sensors)))
+            for k, s in enumerate(sensors):
+                buf[0, 3 * k : 3 * k + 3] = run.sums[s]
+                buf[1:, 3 * k : 3 * k + 3] = gravity[s][a:b]
+            total = np.add.accumulate(buf, axis=0)[-1]
+            for k, s in enumerate(sensors):
+                run.sums[s] = total[3 * k : 3 * k + 3].copy()
             pos = b
         if pos < len(block) and run is not None:
             self._close(run)

@@ -622,10 +622,14 @@ class Pipeline:
         self.notices.append((t, text))
         res.notices.append(text)
 
+    def _keeping_provisional(self) -> bool:
+        """The samples judged now are kept to be judged again (rules 3, a provisional neutral)."""
+        cal = self.phases.calibration
+        return self.settings.rules >= 3 and cal is not None and cal.source == "provisional"
+
     def _keep_provisional(self, fused: Fused, armed: np.ndarray) -> None:
         """Samples judged under a provisional neutral, kept to be judged again (rules 3)."""
-        cal = self.phases.calibration
-        if self.settings.rules < 3 or cal is None or cal.source != "provisional" or not len(fused):
+        if not self._keeping_provisional() or not len(fused):
             return
         self._provisional_kept.append((fused, np.asarray(armed, dtype=bool).copy()))
         self._provisional_n += len(fused)
@@ -860,32 +864,52 @@ class Pipeline:
     def _watch_pieces(
         self, fused: Fused, ang: LumbarAngles, segs, cal: Calibration, th: np.ndarray, res: FrameResult
     ) -> tuple[int, bool]:
-        """Drift and detection piece by piece; returns how many samples were
-        watched (all, unless a re-zero cut the block after its sample) and whether one happened."""
+        """Drift and detection over the pieces the segmenter cut; returns how
+        many samples were watched (all, unless a re-zero cut the block after
+        its sample) and whether one happened.
+
+        The same as piece by piece, in as few passes as that allows: the
+        watch takes a run of pieces at once (the limits and the set and rep
+        in force per piece), and the drift monitor runs up to each piece
+        where an unlabelled set begins (its drift check needs the standing
+        stretches up to that sample, and may re-zero the mountings there)."""
         # still and upright per sample, once for the block: every piece is
         # drift-checked with the mounting in force at the block's start (a
         # re-zero ends the loop at its piece)
         standing = self.drift.standing_mask(fused.block, fused.gravity, cal.mounting["upper"])
-        for p in segs.pieces():
-            self.watch.begin_piece(p.context, p.records)
+        pieces = list(segs.pieces())
+        keep = self._keeping_provisional()
+        k = 0
+        while k < len(pieces):
+            e = k + 1  # the run: pieces k..e-1, up to the next set start
+            while e < len(pieces) and not pieces[e].set_starts:
+                e += 1
+            run = pieces[k:e]
+            p = run[0]
             formed_with = (
                 replace(cal, mounting=dict(cal.mounting)) if p.set_starts else cal
-            )  # the mountings this piece's angles were formed with
+            )  # the mountings this run's angles were formed with
             # every set start is checked (a list, not a generator: any() must not stop early)
             rezeroed = any([self._check_drift(s, t0) for s, t0 in p.set_starts])  # noqa: C419
-            b = p.a + 1 if rezeroed else p.b  # a re-zero: the new mounting from the next sample on
-            f = fused.slice(p.a, b)
-            self._keep_provisional(f, segs.armed[p.a : b])
-            self.drift.update(f.block, f.gravity, formed_with.mounting["upper"], standing[p.a : b])
-            out = self.watch.update(
+            if rezeroed:  # the new mounting from the next sample on
+                run = [replace(p, b=p.a + 1)]
+            a, b = run[0].a, run[-1].b
+            if keep:
+                for q in run:
+                    self._keep_provisional(fused.slice(q.a, q.b), segs.armed[q.a : q.b])
+            f = fused.slice(a, b)
+            self.drift.update(f.block, f.gravity, formed_with.mounting["upper"], standing[a:b])
+            out = self.watch.update_pieces(
                 f,
-                ang.slice(p.a, b),
+                ang.slice(a, b),
                 formed_with,
-                segs.armed[p.a : b],
-                None if segs.hold_on is None else segs.hold_on[p.a : b],
-                th[p.a : b],
-                segs.held[p.a : b],
+                segs.armed[a:b],
+                None if segs.hold_on is None else segs.hold_on[a:b],
+                th[a:b],
+                segs.held[a:b],
                 HELD_BACK,
+                run,
+                a,
             )
             self._collect_hold_faults(out.hold_faults)
             res.alerts.extend(out.alerts)
@@ -893,6 +917,7 @@ class Pipeline:
             res.finished.extend(out.finished)
             if rezeroed:
                 return b, True
+            k = e
         return len(fused), False
 
     def _collect_hold_faults(self, events: list[Event]) -> None:

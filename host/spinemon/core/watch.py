@@ -1,9 +1,11 @@
 """The detection stage: the limits in force, the events past them, the alerts.
 
-One piece of a block at a time (:meth:`LimitWatch.update`; the segmentation
-stage cuts the pieces where a rep or set became known, so everything below
-changes at its own sample and any split of the stream gives the same
-events and alerts):
+Piece by piece (:meth:`LimitWatch.begin_piece` and :meth:`LimitWatch.update`;
+the segmentation stage cuts the pieces where a rep or set became known, so
+everything below changes at its own sample and any split of the stream gives
+the same events and alerts), or a run of pieces at once with the same result
+(:meth:`LimitWatch.update_pieces`: each piece's limits and set and rep, the
+checks over the whole run):
 
 * **Limits** (:class:`~spinemon.core.limits.LimitPlan`): the exercise's
   profile scaled by the calibrated range of motion, the set's spine-creep
@@ -23,6 +25,7 @@ events and alerts):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -45,7 +48,7 @@ from spinemon.core.device_buzz import DeviceBuzzWatch
 from spinemon.core.gravity import Fused
 from spinemon.core.limits import LimitPlan
 from spinemon.core.reps import RepRecord
-from spinemon.core.segment import HELD_ARCH_HEADING, HELD_BACK, HELD_LATERAL_HEADING, HELD_TWIST_BIAS
+from spinemon.core.segment import HELD_ARCH_HEADING, HELD_BACK, HELD_LATERAL_HEADING, HELD_TWIST_BIAS, Piece
 from spinemon.core.stage import StageState, fields_of, set_fields
 
 __all__ = [
@@ -205,12 +208,20 @@ class LimitWatch:
         * lateral bend in :data:`LATERAL_NEEDS_HEADING` while a sensor in use
           has no heading (no range sweep, none stored, none found from a
           hinge or squat: ``Calibration.alignment``)."""
+        return self._held(fused, calibration, ((len(fused), self.limits),))
+
+    def _held(
+        self, fused: Fused, calibration: Calibration, runs: Sequence[tuple[int, Limits]]
+    ) -> dict[str, np.ndarray]:
+        """:meth:`limit_held` for a block cut into runs, each with its limits
+        (run ``k``: samples up to ``runs[k][0]``): a kind only where its limit is on."""
         out: dict[str, np.ndarray] = {}
         if not self.hold_unknown or self.single_sensor is None:
             return out
         n = len(fused)
         sensors = ("upper",) if self.single_sensor else ("upper", "lower")
-        if not self.single_sensor and self.limits.twist_deg is not None:
+        twist_on = _where_on(runs, "twist_deg")
+        if not self.single_sensor and twist_on is not False:
             known = np.ones(n, dtype=bool)
             for s in sensors:
                 # (a still stretch that replaced a provisional neutral measures none: zeros)
@@ -219,10 +230,16 @@ class LimitWatch:
                 if not measured:
                     known &= fused.bias_learnt.get(s, np.zeros(n, dtype=bool))
             if not known.all():
-                out[TWIST] = ~known
+                mask = ~known if twist_on is True else ~known & twist_on
+                if mask.any():
+                    out[TWIST] = mask
         unknown = any("heading_deg" not in calibration.alignment.get(s, {}) for s in sensors)
-        if self.exercise in LATERAL_NEEDS_HEADING and self.limits.lateral_deg is not None and unknown:
-            out[LATERAL_BEND] = np.ones(n, dtype=bool)
+        if self.exercise in LATERAL_NEEDS_HEADING and unknown:
+            lateral_on = _where_on(runs, "lateral_deg")
+            if lateral_on is True:
+                out[LATERAL_BEND] = np.ones(n, dtype=bool)
+            elif lateral_on is not False:
+                out[LATERAL_BEND] = lateral_on
         return out
 
     @property
@@ -282,12 +299,75 @@ class LimitWatch:
         """One piece: its fused samples, angles, armed and hold masks and host
         receive times; ``held``: per sample why the limits are not armed (a key
         of ``reasons``, 0 = armed), stamped on the faults held back."""
+        n = len(fused)
+        return self._update_runs(
+            fused,
+            ang,
+            calibration,
+            armed,
+            hold_on,
+            t_host,
+            held,
+            reasons,
+            ((n, self.detector.limits, self.detector.context),),
+            ((n, self.shadow.limits, self.detector.context),),
+        )
+
+    def update_pieces(
+        self,
+        fused: Fused,
+        ang: LumbarAngles,
+        calibration: Calibration,
+        armed: np.ndarray,
+        hold_on: np.ndarray | None,
+        t_host: np.ndarray,
+        held: np.ndarray | None,
+        reasons: dict | None,
+        pieces: Sequence[Piece],
+        offset: int = 0,
+    ) -> Watched:
+        """Consecutive pieces at once: the same as :meth:`begin_piece` and
+        :meth:`update` piece by piece (the same alerts, events and state, in
+        the same order), with the limits and the set and rep in force per
+        piece and the checks run over all of them together. Piece ``p``
+        covers samples ``p.a - offset : p.b - offset`` of the arrays given,
+        which the pieces cover from the first sample to the last."""
+        det_runs: list[tuple[int, Limits, dict]] = []
+        shadow_runs: list[tuple[int, Limits, dict]] = []
+        ctx: dict = {}
+        for p in pieces:
+            self.begin_piece(p.context, p.records)
+            if not det_runs or self.detector.context != ctx:
+                ctx = dict(self.detector.context)
+            det_runs.append((p.b - offset, self.detector.limits, ctx))
+            shadow_runs.append((p.b - offset, self.shadow.limits, ctx))
+        return self._update_runs(
+            fused, ang, calibration, armed, hold_on, t_host, held, reasons, det_runs, shadow_runs
+        )
+
+    def _update_runs(
+        self,
+        fused: Fused,
+        ang: LumbarAngles,
+        calibration: Calibration,
+        armed: np.ndarray,
+        hold_on: np.ndarray | None,
+        t_host: np.ndarray,
+        held: np.ndarray | None,
+        reasons: dict | None,
+        det_runs: Sequence[tuple[int, Limits, dict]],
+        shadow_runs: Sequence[tuple[int, Limits, dict]],
+    ) -> Watched:
+        """A block cut into runs (run ``k``: samples up to ``det_runs[k][0]``),
+        each with the limits of the detector and the shadow and the context
+        stamped on its events."""
         out = Watched()
         block = fused.block
         pitch_rate = np.degrees(calibration.mounting["upper"].to_body(fused.gyr["upper"])[:, 1])
         sig = (ang.flexion_deg, ang.lateral_deg, ang.twist_deg, pitch_rate)
         # one limit held back on its own (rules 3): its signal goes to the shadow where the rest is armed
-        own = self.limit_held(fused, calibration)
+        limit_runs = [(b, lim) for b, lim, _ in det_runs]
+        own = self._held(fused, calibration, limit_runs)
         on = [armed] * len(sig)
         for kind, mask in own.items():
             on[_SIGNAL[kind]] = armed & ~mask
@@ -296,10 +376,16 @@ class LimitWatch:
             self._limit_held_samples[key] = self._limit_held_samples.get(key, 0) + int(
                 np.count_nonzero(armed & mask)
             )
-        found = self.detector.update(block.t, block.seq, *(np.where(a, x, 0.0) for a, x in zip(on, sig)))
+        armed_sig = [np.where(a, x, 0.0) for a, x in zip(on, sig)]
+        found = self.detector.update_runs(
+            block.t, block.seq, (armed_sig[0], armed_sig[1], armed_sig[2], armed_sig[3]), det_runs
+        )
         # what would have fired outside sets/holds (not sent): the same samples, the other way round
         self.shadow.context.update(self.detector.context)
-        held_back = self.shadow.update(block.t, block.seq, *(np.where(a, 0.0, x) for a, x in zip(on, sig)))
+        held_sig = [np.where(a, 0.0, x) for a, x in zip(on, sig)]
+        held_back = self.shadow.update_runs(
+            block.t, block.seq, (held_sig[0], held_sig[1], held_sig[2], held_sig[3]), shadow_runs
+        )
         for ev in held_back.alerts:
             assert ev.seq_alert is not None  # set when the event is confirmed
             j = min(int(np.searchsorted(block.seq, ev.seq_alert)), len(block) - 1)
@@ -311,27 +397,41 @@ class LimitWatch:
             else:
                 ev.held_back = "not armed"
             out.held_back.append(ev)
-        if self.hidden_arch and LATERAL_BEND in own:
-            self._hidden_arch(fused, ang, calibration, armed & own[LATERAL_BEND], out)
+        if self.hidden_arch and self.exercise in LATERAL_NEEDS_HEADING and self.single_sensor is False:
+            lat_held = own.get(LATERAL_BEND)
+            self._hidden_arch(
+                fused, ang, calibration, armed & lat_held if lat_held is not None else None, det_runs, out
+            )
         out.finished.extend(found.finished)
         hyst = self.settings.hysteresis_deg
+        inside = None  # per sample: inside the limits by the hysteresis (the device buzz's state)
         for ev in found.alerts:
             assert ev.seq_alert is not None  # set when the event is confirmed
             j = min(int(np.searchsorted(block.seq, ev.seq_alert)), len(block) - 1)
             if hold_on is not None and hold_on[j]:
                 out.hold_faults.append(ev)
-            device_buzzed = ev.kind in DEVICE_GUARDED_KINDS and self.device_buzz.as_of(
-                block.flags, sig[0], j, self.limits, hyst
-            )
+            device_buzzed = False
+            if ev.kind in DEVICE_GUARDED_KINDS:
+                if inside is None:
+                    inside = DeviceBuzzWatch.inside(sig[0], limit_runs, hyst)
+                device_buzzed = self.device_buzz.state_at(block.flags, inside, j)
             alert = self.policy.alert_for(ev, float(t_host[j]), device_buzzed)
             if alert is not None:
                 out.alerts.append(alert)
                 self.alerts.append(alert)
-        self.device_buzz.update(block.flags, sig[0], self.limits, hyst)
+        if inside is None:
+            inside = DeviceBuzzWatch.inside(sig[0], limit_runs, hyst)
+        self.device_buzz.advance(block.flags, inside)
         return out
 
     def _hidden_arch(
-        self, fused: Fused, ang: LumbarAngles, calibration: Calibration, on: np.ndarray, out: Watched
+        self,
+        fused: Fused,
+        ang: LumbarAngles,
+        calibration: Calibration,
+        on: np.ndarray | None,
+        runs: Sequence[tuple[int, Limits, dict]],
+        out: Watched,
     ) -> None:
         """Rules 7: while a lunge's or split squat's heading is unknown (``on``:
         armed, lateral bend held back for it), the flexion as it could be: each
@@ -342,17 +442,22 @@ class LimitWatch:
         itself did not give (no event of the detector's or the shadow's
         overlaps it) is told when it ends, held back by name: an arch the
         unknown heading may hide, never a silent miss and never a buzz (most
-        reps are clean and read within the limit)."""
+        reps are clean and read within the limit). ``on`` None: nothing is
+        held for the heading (an event open from before ends here)."""
         flex = ang.flexion_deg
         n = len(flex)
-        shift = np.zeros(n)
-        for s, toward in (("upper", -1.0), ("lower", 1.0)):
-            if s in fused.gravity and "heading_deg" not in calibration.alignment.get(s, {}):
-                shift += hidden_extension(calibration.mounting[s].to_body(fused.gravity[s]), toward=toward)
-        could = np.where(on, np.minimum(flex - shift, 0.0), 0.0)
+        could = np.zeros(n)
+        if on is not None and on.any():
+            shift = np.zeros(n)
+            for s, toward in (("upper", -1.0), ("lower", 1.0)):
+                if s in fused.gravity and "heading_deg" not in calibration.alignment.get(s, {}):
+                    shift += hidden_extension(
+                        calibration.mounting[s].to_body(fused.gravity[s]), toward=toward
+                    )
+            could = np.where(on, np.minimum(flex - shift, 0.0), 0.0)
         zero = np.zeros(n)
         self.hidden.context.update(self.detector.context)
-        got = self.hidden.update(fused.block.t, fused.block.seq, could, zero, zero, zero)
+        got = self.hidden.update_runs(fused.block.t, fused.block.seq, (could, zero, zero, zero), runs)
         self._tell_hidden(got.finished, out)
 
     def _tell_hidden(self, finished: list[Event], out: Watched | None) -> None:
@@ -385,3 +490,17 @@ class LimitWatch:
                         ev.set = r.set
                     break
         return self.events
+
+
+def _where_on(runs: Sequence[tuple[int, Limits]], name: str) -> bool | np.ndarray:
+    """Where limit ``name`` is on, over a block cut into runs: True or False
+    when it is so in every run, else per sample."""
+    if len(runs) == 1:
+        return getattr(runs[0][1], name) is not None
+    on = [getattr(lim, name) is not None for _, lim in runs]
+    if all(on):
+        return True
+    if not any(on):
+        return False
+    bounds = [0, *(b for b, _ in runs)]
+    return np.repeat(np.array(on), np.diff(bounds))
