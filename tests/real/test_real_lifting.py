@@ -294,8 +294,10 @@ def test_a_fault_read_under_a_provisional_neutral_taken_mid_arch_is_told_once_a_
     arch, so the arch reads as under the limit: when the lifter later stands
     still, the stretch is judged again with the still neutral and the arch is
     told, named (too late to buzz), never silent."""
+    # seed 5: rules 7 does not read the arch as one the unknown heading may
+    # hide (with seed 2 it does, and tells it by that name during the rep)
     sets = [sim.SetSpec("lunge", 2, {1: "arching"}, rest_s=3.0), sim.SetSpec("lunge", 1)]
-    run = unlabelled(sets, 2, "lunge", stand_s=0.0, rate_hz=20.0)
+    run = unlabelled(sets, 5, "lunge", stand_s=0.0, rate_hz=20.0)
     summ = run.result.summary
     assert summ["monitoring"]["calibration"] == "done"
     told = [e for e in summ["suppressed"] if e.get("held_back") == HELD_BACK[HELD_PROVISIONAL]]
@@ -458,13 +460,15 @@ def test_a_twisting_rep_before_the_bias_is_learnt_is_said_not_dropped_and_buzzes
 @pytest.mark.parametrize("exercise,stand_s", [("lunge", 0.0), ("split_squat", 0.0)])
 def test_a_crooked_sensor_in_lunges_holds_lateral_bend_back_until_the_heading_is_known(exercise, stand_s):
     """Sensors 30 deg off about the spine, no range sweep: a lunge's pelvis
-    tilt leaks into lateral bend, and its bends cannot tell the heading, so
-    lateral bend waits (named) rather than buzz falsely. With no still start
-    the gyro biases are not known, so no rep's side can be read from its
-    twist: the reps of the two sides cannot tell the heading (next test)."""
+    tilt leaks into lateral bend, and one bend cannot tell the heading, so
+    lateral bend waits (named) rather than buzz falsely, at least until a rep
+    on each side is done (rules 7 reads each rep's side from its own twist,
+    the gyro biases unknown); the arched rep buzzes."""
     run = unlabelled([sim.SetSpec(exercise, 5, {3: "arching"})], 1, exercise, stand_s=stand_s, mount_yaw_deg=30)
     assert LATERAL_BEND not in [a.event.kind for a in run.result.alerts]
-    assert run.result.summary["held_back"]["seconds"][LATERAL_HELD] > 10.0
+    first_two = run.session.reps[1].t_end - not_monitored_s(run.result.summary)
+    assert run.result.summary["held_back"]["seconds"][LATERAL_HELD] >= first_two - 1.0
+    assert faulty_reps_alerted(run) == (1, 1)
 
 
 @pytest.mark.parametrize("exercise", ["split_squat", "lunge"])
