@@ -89,7 +89,16 @@ AL0 = 74  # lower (3)
 ALU = 77  # upper, now (3; NaN = start from the next sample)
 ALL = 80  # lower (3)
 T_ACC0 = 83  # when AU0/AL0 were taken (NaN: not yet in this stretch; taken once the low-pass has settled)
-N_FLOAT = 84
+# rules 8: where the excursion last stood still (``rest_away``): the rotation vectors there
+# (upper 3, lower 3) and when (NaN: start afresh)
+VAU = 92
+VAL = 95
+T_ANCHOR = 98
+# rules 8: where the excursion first went over to the tilt filter's bias (GYRO_MODE 2), and that bias
+T_MODE2 = 85  # (NaN: not yet)
+MB2U = 86  # upper (3, its frame)
+MB2L = 89  # lower (3)
+N_FLOAT = 99
 
 # -- int state slots (I) -------------------------------------------------------
 STATE = 0  # IDLE / REP / SETTLE
@@ -111,9 +120,9 @@ IDLE, REP, SETTLE = 0, 1, 2
     P_QUIET, P_STILL_STD2, P_STILL_MAX2, P_QUIET2, P_STILL_MIN, P_STILL_LONG, P_WALK,
     P_WALK_MIN, P_WALK_RELEASE, P_REST_QUIET, P_EXIT_FRACTION, P_STUCK, P_SETTLE,
     P_WARMUP_N, P_WARMUP_TIMEOUT, P_ARM_AFTER_WALK, P_ENTER, P_MAX_REP, P_EXIT_RELATIVE, P_A_TILT,
-    P_TILT_KP, P_TILT_KI, P_TILT_LEARNT_S, P_TILT_CLIP, P_BIAS_TOL, P_STILL_TAU,
-) = range(34)  # fmt: skip
-N_PARAM = 34
+    P_TILT_KP, P_TILT_KI, P_TILT_LEARNT_S, P_TILT_CLIP, P_BIAS_TOL, P_STILL_TAU, P_REST_AWAY,
+) = range(35)  # fmt: skip
+N_PARAM = 35
 
 # -- events ------------------------------------------------------------------------
 #: phase 0 (hole in the stream): reject the motion in progress (t0, t1, emax)
@@ -144,6 +153,7 @@ def new_state() -> tuple[np.ndarray, np.ndarray]:
     F[MGU : MGU + 3] = math.nan
     F[MGL : MGL + 3] = math.nan
     F[AU0 : T_ACC0 + 1] = math.nan
+    F[T_MODE2] = math.nan
     I = np.zeros(N_INT, dtype=np.int64)
     reset_motion(F, I, math.nan)
     return F, I
@@ -156,6 +166,10 @@ def reset_motion(F: np.ndarray, I: np.ndarray, t: float) -> None:
         F[VU + j] = 0.0
         F[VL + j] = 0.0
     _reset_stats(F)
+    for j in range(3):
+        F[VAU + j] = 0.0
+        F[VAL + j] = 0.0
+    F[T_ANCHOR] = t
     F[T_REST] = t
     F[T_START] = t
     F[T_TURN] = t
@@ -672,7 +686,34 @@ def advance_python(
             # is known -- it is learnt only while the gyro is steady -- the gyro takes over here)
             tilt_learnt = tilt_on and F[T_TILT] >= P[P_TILT_LEARNT_S]
             trusted = _bias_trusted(F, I, P, rot, has_gl, tilt_on, tilt_sensor, tilt_learnt)
-            if (quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]) or (grav and (trusted or tilt_learnt)):
+            rest = quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]
+            calm = math.isnan(F[T_WALK_LAST]) or ti - F[T_WALK_LAST] >= P[P_TILT_LEARNT_S]
+            if P[P_REST_AWAY] > 0.0 and I[GYRO_MODE] != 0 and calm:
+                # (rules 8) measured on the gyro with its bias known, the body is at rest where
+                # its excursion moved less than P_REST_AWAY (a quarter of enter_deg) over
+                # rest_quiet_s, not wherever it turns slower than quiet_deg_s: a small, slow
+                # curl does so all along, and the reference followed it. Not until the tilt
+                # filter has had as long without walking as it needs to learn: what it learnt
+                # from a walk's accelerations is off (gait-l5 6-2: 0.9 deg/s), and the body
+                # settles into its stance after a walk as slowly as a small curl (6-2: 0.3-0.6
+                # deg in 2.5 s)
+                moved = math.isnan(F[T_ANCHOR])
+                if not moved:
+                    a0, a1, a2 = F[VU] - F[VAU], F[VU + 1] - F[VAU + 1], F[VU + 2] - F[VAU + 2]
+                    b0, b1, b2 = F[VL] - F[VAL], F[VL + 1] - F[VAL + 1], F[VL + 2] - F[VAL + 2]
+                    d = max(
+                        a0 * a0 + a1 * a1 + a2 * a2,
+                        b0 * b0 + b1 * b1 + b2 * b2,
+                        (a0 - b0) ** 2 + (a1 - b1) ** 2 + (a2 - b2) ** 2,
+                    )
+                    moved = d >= P[P_REST_AWAY] * P[P_REST_AWAY]
+                if moved:
+                    for j in range(3):
+                        F[VAU + j] = F[VU + j]
+                        F[VAL + j] = F[VL + j]
+                    F[T_ANCHOR] = ti
+                rest = rest and ti - F[T_ANCHOR] >= P[P_REST_QUIET]
+            if rest or (grav and (trusted or tilt_learnt)):
                 for j in range(3):
                     F[VU + j] = 0.0
                     F[VL + j] = 0.0
@@ -684,6 +725,11 @@ def advance_python(
                         I[GYRO_MODE] = 1  # the bias is known: from this reference on, the gyro
                     elif tilt_learnt:
                         I[GYRO_MODE] = 2  # the bias across the spine is: the gyro about those axes
+                        if math.isnan(F[T_MODE2]):
+                            F[T_MODE2] = ti
+                            for j in range(3):
+                                F[MB2U + j] = F[MBU + j]
+                                F[MB2L + j] = F[MBL + j]
                 elif tilt and trusted:
                     I[GYRO_MODE] = 1  # the whole bias is known now
                 elif I[GYRO_MODE] == 1 and tilt_learnt and not trusted:
@@ -691,6 +737,10 @@ def advance_python(
                 _reset_stats(F)
                 F[T_REST] = ti
                 F[E_START] = 0.0
+                for j in range(3):
+                    F[VAU + j] = 0.0
+                    F[VAL + j] = 0.0
+                F[T_ANCHOR] = ti
             else:
                 k = P[P_LEAK]
                 for j in range(3):

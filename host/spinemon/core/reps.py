@@ -296,6 +296,26 @@ class RepSettings:
     #: tolerance; else its bias (``GYRO_MODE`` 2). Before either, the gravity
     #: excursion
     bias_check: bool = False
+    #: rules 8: a small lift measured on the gyro (its bias known: ``GYRO_MODE``
+    #: 1 or 2) is at rest at the reference only while its excursion stays
+    #: under a quarter of ``enter_deg`` (where a rep is taken to begin): a
+    #: quiet stretch farther away is motion, however slow. A clean curl moves
+    #: the trunk 0.5-5 deg over a rise of about a second, under
+    #: ``quiet_deg_s`` (1.5 deg/s) at times all along; the reference followed
+    #: it and the rep was lost. The idle leak still takes out a slow drift: a
+    #: bias error within rules 6's tolerance (``enter_deg / idle_leak_tau_s``)
+    #: holds the excursion under ``enter_deg``
+    rest_away: bool = False
+    #: rules 8: a small lift's reps measured on the gravity excursion before
+    #: the tilt filter has learnt the bias (its first ``3 * tilt_bias_tau_s``)
+    #: are measured again once it has, on the gyro with that bias from the
+    #: first sample on, as long as nothing was reported yet (a set is
+    #: confirmed only by reps measured on the gyro, so before then nothing
+    #: is): while learning, the filter's gravity is off by its bias error x
+    #: ``tilt_pull_tau_s`` (0.5 deg for 0.5 deg/s), as large as a curl's trunk
+    #: motion, and the first reps were found out of phase or split. The reps
+    #: found again are reported at the sample where the bias became known
+    remeasure: bool = False
     profiles: dict[str, RepProfile] = field(default_factory=lambda: dict(REP_PROFILES))
 
     def __post_init__(self) -> None:
@@ -512,6 +532,12 @@ class RepSegmenter:
         #: set of one (None: not told; the segmenter sets it from the range
         #: of motion and the warm-up share, two sensors only)
         self.single_max_flexion_deg: float | None = None
+        #: rules 8 (``RepSettings.remeasure``): the calls since the first block,
+        #: kept to measure them again once the tilt filter has learnt (None: not kept)
+        self._log: list[tuple[str, dict]] | None = [] if self.settings.remeasure else None
+        #: rules 8: a rep measured again that ended before this (where the bias became known)
+        #: is no evidence of a set: a walk's first lean sways the trunk as a curl does (gait-l5 14-2)
+        self._told_from = -math.inf
 
     def _parameters(self) -> np.ndarray:
         s, p = self.settings, self._profile
@@ -552,6 +578,8 @@ class RepSegmenter:
         P[K.P_TILT_CLIP] = math.radians(s.tilt_clip_deg)
         P[K.P_BIAS_TOL] = p.enter_deg / s.idle_leak_tau_s if s.bias_check and s.tilt_bias else 0.0
         P[K.P_STILL_TAU] = s.still_tau_s
+        small = p.enter_deg < s.gravity_min_enter_deg
+        P[K.P_REST_AWAY] = 0.25 * p.enter_deg if s.rest_away and s.tilt_bias and small else 0.0
         return P
 
     # -- public state ------------------------------------------------------
@@ -657,7 +685,7 @@ class RepSegmenter:
     _STATE_FIELDS = (
         "exercise", "_profile", "reps", "sets", "rejected", "_next_set", "_pending", "_out",
         "_F", "_I", "_P", "in_set_mask", "walking_mask", "after_walk_mask", "emitted_at",
-        "context_changes", "_context_prev", "single_max_flexion_deg",
+        "context_changes", "_context_prev", "single_max_flexion_deg", "_log", "_told_from",
     )  # fmt: skip
 
     def state(self) -> StageState:
@@ -679,6 +707,8 @@ class RepSegmenter:
         new neutral, a heading found): the body did not move, so the rep
         counter's reference angle moves with it (gravity mode)."""
         self._I[K.REFRAME] = 1
+        if self._log is not None:
+            self._log.append(("reframe", {}))
 
     def regravity(self) -> None:
         """The gravity directions given from the next sample on were estimated
@@ -686,6 +716,8 @@ class RepSegmenter:
         not move: the tilt rate that tells quiet starts again from the next
         sample rather than read the step as motion."""
         self._F[K.PGU : K.PGL + 3] = math.nan
+        if self._log is not None:
+            self._log.append(("regravity", {}))
 
     # -- labels --------------------------------------------------------------
     def start_set(
@@ -695,6 +727,7 @@ class RepSegmenter:
         ``set_number`` or the next number). Reps are numbered from 1 within it.
         ``t``: device time of the label (defaults to the last sample's time).
         Reps already finished belong to the set before; a rep in progress counts in the new one."""
+        self._log = None  # (rules 8) a labelled set reports its reps as they come: not measured again
         if exercise is not None:
             self.settings.profile(exercise)
         if set_number is not None and (
@@ -717,6 +750,7 @@ class RepSegmenter:
     def end_set(self, t: float | None = None) -> list[RepRecord | SetRecord]:
         """Close the open set now (the lifter moved on to something that is
         not counted in reps, e.g. a plank); returns the records that became known."""
+        self._log = None
         t_end = float(t) if t is not None else (self._t_last if self._t_last is not None else math.nan)
         for c in self._pending:
             self._accept(c, t_end)
@@ -726,7 +760,88 @@ class RepSegmenter:
         return out
 
     # -- data path -----------------------------------------------------------
-    def update(
+    def update(self, t: object, **kw: Any) -> list[RepRecord | SetRecord]:
+        """Feed one block (see :meth:`_update` for the arguments); returns the
+        reps and sets that became known in it. With ``RepSettings.remeasure``
+        (rules 8), a small lift's first blocks are kept until the tilt filter
+        has learnt the bias, then measured again with it (:meth:`_remeasure`)."""
+        log = self._log
+        if log is not None:
+            log.append(("update", {"t": np.array(t, dtype=np.float64), **{k: _kept(v) for k, v in kw.items()}}))
+        out = self._update(t, **kw)
+        if log is None or self._log is None:
+            return out
+        F = self._F
+        tt = np.asarray(t, dtype=np.float64)
+        switched = not math.isnan(F[K.T_MODE2])
+        j = int(np.searchsorted(tt, F[K.T_MODE2])) if switched else len(tt)
+        # reported before the bias was known (or a label, a still-learnt bias, too long a wait): as it is
+        reported = [i for i in self.emitted_at if i < j]
+        t_span = float(tt[-1]) - float(log[0][1]["t"][0]) if len(tt) and len(log[0][1]["t"]) else 0.0
+        if (
+            reported
+            or int(self._I[K.GYRO_MODE]) == 1
+            or t_span > _REMEASURE_MAX_S
+        ):
+            self._log = None
+            return out
+        if not switched:
+            return out
+        return self._remeasure(j, len(tt))
+
+    def _remeasure(self, j: int, n: int) -> list[RepRecord | SetRecord]:
+        """Rules 8: the blocks since the first, measured again by a new
+        segmenter on the gyro with the tilt bias known at sample ``j`` of the
+        last block (where it became known) from the first sample on. Its
+        records are reported at ``j`` (those that became known by then) or
+        where they became known; before ``j`` the last block keeps this
+        segmenter's per-sample masks, from ``j`` on the new one's."""
+        log, self._log = self._log, None
+        assert log is not None
+        F, P = self._F, self._P
+        new = RepSegmenter(self.rate, self.settings)
+        new._log = None
+        new._told_from = float(F[K.T_MODE2])
+        new.single_max_flexion_deg = self.single_max_flexion_deg
+        G = new._F
+        G[K.MBU : K.MBU + 3] = F[K.MB2U : K.MB2U + 3]
+        G[K.MBL : K.MBL + 3] = F[K.MB2L : K.MB2L + 3]
+        G[K.T_TILT] = P[K.P_TILT_LEARNT_S]
+        G[K.T_MODE2] = F[K.T_MODE2]
+        G[K.MB2U : K.MB2L + 3] = F[K.MB2U : K.MB2L + 3]
+        new._I[K.GYRO_MODE] = 2
+        early: list[RepRecord | SetRecord] = []
+        last = len(log) - 1
+        while log[last][0] != "update":
+            last -= 1
+        ctx_before = new._context_prev
+        recs: list[RepRecord | SetRecord] = []
+        for k, (what, kw) in enumerate(log):
+            if what == "reframe":
+                new.reframe()
+            elif what == "regravity":
+                new.regravity()
+            elif k < last:
+                early += new._update(**kw)
+            else:
+                ctx_before = new._context_prev
+                recs = new._update(**kw)
+        old_in_set, old_after = self.in_set_mask, self.after_walk_mask
+        old_changes = [c for c in self.context_changes if c[0] < j]
+        self.restore(new.state())
+        self._log = None
+        self.in_set_mask = np.concatenate([old_in_set[:j], new.in_set_mask[j:]])
+        self.after_walk_mask = np.concatenate([old_after[:j], new.after_walk_mask[j:]])
+        ctx = ctx_before
+        for c in new.context_changes:
+            if c[0] <= j:
+                ctx = (c[1], c[2])
+        changes = old_changes + ([(j, *ctx)] if j < n and ctx != (None, None) else [])
+        self.context_changes = changes + [c for c in new.context_changes if c[0] > j]
+        self.emitted_at = [j] * len(early) + [max(i, j) for i in new.emitted_at]
+        return early + recs
+
+    def _update(
         self,
         t: object,
         *,
@@ -807,6 +922,8 @@ class RepSegmenter:
         lac = c(_array("lower_acc", lower_acc, 2, n)) if tilt and gl is not None else ua
         # rules 4: the sensors' mountings, for the tilt filter in their own frames
         sensor_frame = tilt and self.settings.tilt_gravity and upper_rotation is not None
+        if not sensor_frame:
+            self._log = None  # (rules 8) only a small lift's tilt filter in the sensor frames is measured again
         rot = np.zeros((6, 3))
         if sensor_frame:
             rot[:3] = _rotation("upper_rotation", upper_rotation)
@@ -911,7 +1028,7 @@ class RepSegmenter:
                     stats,
                     self.exercise,
                     after_walk=bool(f[9]),
-                    unconfirmed=bool(f[10]) and small,
+                    unconfirmed=(bool(f[10]) or float(f[1]) < self._told_from) and small,
                 )
             )
         book.changed(i)
@@ -1126,6 +1243,16 @@ class _Bookkeeping:
             cs, cr = int(number[-1]), int(rep[-1])
             seg._context_prev = (None if cs < 0 else cs, None if cr < 0 else cr)
         return in_set, changes
+
+
+#: rules 8: the longest a small lift's first blocks are kept to be measured
+#: again (s; the tilt filter learns in ``3 * tilt_bias_tau_s`` of data not walking)
+_REMEASURE_MAX_S = 30.0
+
+
+def _kept(v: object) -> object:
+    """An input of :meth:`RepSegmenter.update` kept to be fed again: arrays copied."""
+    return np.array(v, dtype=np.float64) if isinstance(v, (np.ndarray, list, tuple)) else v
 
 
 def _rotation(name: str, v: object) -> np.ndarray:

@@ -36,6 +36,7 @@ from spinemon.core.unilateral import check_side, parse_exercise
 
 __all__ = [
     "HELD_ARCH_HEADING",
+    "HELD_SWING_HEADING",
     "HELD_BACK",
     "HELD_BEFORE_NEUTRAL",
     "HELD_LATERAL_HEADING",
@@ -61,6 +62,8 @@ HELD_PROVISIONAL = 8
 #: rules 7: an arch that did not read past the extension limit but may be past
 #: it: a sensor's heading about the spine is unknown (a lunge or split squat)
 HELD_ARCH_HEADING = 9
+#: rules 8: the same for a curl's lean back (a hip swing): no bend and no one-sided lean in it tells a heading
+HELD_SWING_HEADING = 10
 HELD_BACK: dict[int, str] = {
     HELD_WALKING: "walking",
     HELD_AFTER_WALK: "stepping into a bend straight after walking (handling gear, sitting down)",
@@ -78,6 +81,10 @@ HELD_BACK: dict[int, str] = {
     HELD_ARCH_HEADING: (
         "over-extension may be hidden: a sensor's heading about the spine is not known, so the one-sided lean"
         " reads partly as flexion (no range sweep yet; a rep on each side tells it)"
+    ),
+    HELD_SWING_HEADING: (
+        "over-extension may be hidden: a sensor's heading about the spine is not known, so a lean back"
+        " reads partly as a side bend (no range sweep, stored calibration or hinge this session)"
     ),
 }
 
@@ -131,6 +138,7 @@ class Segmenter:
         tilt_bias: bool = False,
         tilt_gravity: bool = False,
         bias_check: bool = False,
+        no_still_start: bool = False,
     ) -> None:
         #: rules 3: the rep counter learns the gyro bias across gravity from the
         #: accelerometers, so small lifts are measured on the gyro without a still start
@@ -139,6 +147,9 @@ class Segmenter:
         self.tilt_gravity = tilt_gravity
         #: rules 6: a small lift's still-learnt gyro bias is used only once the tilt filter confirms it
         self.bias_check = bias_check
+        #: rules 8: a small lift with no still start: at rest only where it came to rest
+        #: (RepSettings.rest_away), its first reps measured again once the bias is known (remeasure)
+        self.no_still_start = no_still_start
         self.limit_overrides = limit_overrides or {}
         self.monitor_between_sets = monitor_between_sets
         #: "exercise": the limits are armed on every monitored sample but the
@@ -292,6 +303,8 @@ class Segmenter:
             tilt_gravity=self.tilt_gravity,
             told_reps_confirm=self.tilt_gravity,
             bias_check=self.bias_check,
+            rest_away=self.no_still_start,
+            remeasure=self.no_still_start,
         )
 
     def _update_reps(

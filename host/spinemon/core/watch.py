@@ -48,11 +48,19 @@ from spinemon.core.device_buzz import DeviceBuzzWatch
 from spinemon.core.gravity import Fused
 from spinemon.core.limits import LimitPlan
 from spinemon.core.reps import RepRecord
-from spinemon.core.segment import HELD_ARCH_HEADING, HELD_BACK, HELD_LATERAL_HEADING, HELD_TWIST_BIAS, Piece
+from spinemon.core.segment import (
+    HELD_ARCH_HEADING,
+    HELD_BACK,
+    HELD_LATERAL_HEADING,
+    HELD_SWING_HEADING,
+    HELD_TWIST_BIAS,
+    Piece,
+)
 from spinemon.core.stage import StageState, fields_of, set_fields
 
 __all__ = [
     "DEVICE_GUARDED_KINDS",
+    "HIDDEN_ARCH_LIFTS",
     "HIDDEN_HEADING_DEG",
     "LATERAL_NEEDS_HEADING",
     "LimitWatch",
@@ -69,6 +77,14 @@ DEVICE_GUARDED_KINDS = (OVER_FLEXION, OVER_EXTENSION)
 #: the heading (the one-sided stance bends the trunk sideways in step with
 #: the tilt: the heading finder would read that as the heading)
 LATERAL_NEEDS_HEADING = ("lunge", "split_squat")
+
+#: rules 8: lifts whose own motion tells no sensor's heading about the spine
+#: (no bend of the trunk, no one-sided lean) and whose fault is a lean back:
+#: a curl's hip swing. A sensor turned about the spine reads the lean back
+#: partly as a side bend (by cos of the error: 30 deg hides 13 % of it), so
+#: while a heading is unknown an arch it may hide is told, as rules 7 does
+#: for lunges (:data:`HIDDEN_HEADING_DEG`)
+HIDDEN_ARCH_LIFTS = ("curl",)
 
 #: rules 7: the largest error of an unknown heading about the spine the
 #: hidden-arch check allows for (the lean heading finder's own bound,
@@ -127,8 +143,11 @@ class LimitWatch:
         lean: bool = True,
         hold_unknown: bool = False,
         hidden_arch: bool = False,
+        hidden_swing: bool = False,
     ) -> None:
         self.settings = settings
+        #: rules 8: the same for :data:`HIDDEN_ARCH_LIFTS` (a curl's hip swing) while a heading is unknown
+        self.hidden_swing = hidden_swing
         #: rules 7: while a lunge's or split squat's heading is unknown (lateral
         #: bend held back), an arch that may be past the extension limit is told
         self.hidden_arch = hidden_arch
@@ -402,6 +421,8 @@ class LimitWatch:
             self._hidden_arch(
                 fused, ang, calibration, armed & lat_held if lat_held is not None else None, det_runs, out
             )
+        elif self.hidden_swing and self.exercise in HIDDEN_ARCH_LIFTS and self.single_sensor is False:
+            self._hidden_arch(fused, ang, calibration, armed, det_runs, out)
         out.finished.extend(found.finished)
         hyst = self.settings.hysteresis_deg
         inside = None  # per sample: inside the limits by the hysteresis (the device buzz's state)
@@ -467,7 +488,8 @@ class LimitWatch:
                 continue
             if any(e.kind == ev.kind and e.t_start <= ev.t_last and ev.t_start <= e.t_last for e in said):
                 continue
-            ev.held_back = HELD_BACK[HELD_ARCH_HEADING]
+            swing = self.exercise in HIDDEN_ARCH_LIFTS
+            ev.held_back = HELD_BACK[HELD_SWING_HEADING if swing else HELD_ARCH_HEADING]
             self.shadow.events.append(ev)
             if out is not None:
                 out.held_back.append(ev)
@@ -477,7 +499,7 @@ class LimitWatch:
         known get the numbers of the rep they overlap. Returns all events."""
         self.detector.finish(t_end)
         self.shadow.finish(t_end)
-        if self.hidden_arch:
+        if self.hidden_arch or self.hidden_swing:
             self._tell_hidden(self.hidden.finish(t_end), None)
         for ev in self.events:
             if ev.rep is not None:
