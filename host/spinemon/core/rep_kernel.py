@@ -681,37 +681,41 @@ def advance_python(
         I[REFRAME] = 0
         F[FL_PREV] = f
         F[MFL_PREV] = fg if mahony else math.nan
+        # (rules 8) measured on the gyro with its bias known, the body is at rest where its
+        # excursion moved less than P_REST_AWAY (a quarter of enter_deg) over rest_quiet_s, not
+        # wherever it turns slower than quiet_deg_s: a small, slow curl does so all along, and
+        # the reference followed it. Not until the tilt filter has had as long without walking
+        # as it needs to learn: what it learnt from a walk's accelerations is off (gait-l5 6-2:
+        # 0.9 deg/s), and the body settles into its stance after a walk as slowly as a small
+        # curl (6-2: 0.3-0.6 deg in 2.5 s)
+        away = (
+            P[P_REST_AWAY] > 0.0
+            and I[GYRO_MODE] != 0
+            and (math.isnan(F[T_WALK_LAST]) or ti - F[T_WALK_LAST] >= P[P_TILT_LEARNT_S])
+        )
+        if away:
+            moved = math.isnan(F[T_ANCHOR])
+            if not moved:
+                a0, a1, a2 = F[VU] - F[VAU], F[VU + 1] - F[VAU + 1], F[VU + 2] - F[VAU + 2]
+                b0, b1, b2 = F[VL] - F[VAL], F[VL + 1] - F[VAL + 1], F[VL + 2] - F[VAL + 2]
+                d = max(
+                    a0 * a0 + a1 * a1 + a2 * a2,
+                    b0 * b0 + b1 * b1 + b2 * b2,
+                    (a0 - b0) ** 2 + (a1 - b1) ** 2 + (a2 - b2) ** 2,
+                )
+                moved = d >= P[P_REST_AWAY] * P[P_REST_AWAY]
+            if moved:
+                for j in range(3):
+                    F[VAU + j] = F[VU + j]
+                    F[VAL + j] = F[VL + j]
+                F[T_ANCHOR] = ti
         if I[STATE] == IDLE:
             # at rest: the reference follows the body (and, in gravity mode, once the bias
             # is known -- it is learnt only while the gyro is steady -- the gyro takes over here)
             tilt_learnt = tilt_on and F[T_TILT] >= P[P_TILT_LEARNT_S]
             trusted = _bias_trusted(F, I, P, rot, has_gl, tilt_on, tilt_sensor, tilt_learnt)
             rest = quiet and ti - F[QUIET_SINCE] >= P[P_REST_QUIET]
-            calm = math.isnan(F[T_WALK_LAST]) or ti - F[T_WALK_LAST] >= P[P_TILT_LEARNT_S]
-            if P[P_REST_AWAY] > 0.0 and I[GYRO_MODE] != 0 and calm:
-                # (rules 8) measured on the gyro with its bias known, the body is at rest where
-                # its excursion moved less than P_REST_AWAY (a quarter of enter_deg) over
-                # rest_quiet_s, not wherever it turns slower than quiet_deg_s: a small, slow
-                # curl does so all along, and the reference followed it. Not until the tilt
-                # filter has had as long without walking as it needs to learn: what it learnt
-                # from a walk's accelerations is off (gait-l5 6-2: 0.9 deg/s), and the body
-                # settles into its stance after a walk as slowly as a small curl (6-2: 0.3-0.6
-                # deg in 2.5 s)
-                moved = math.isnan(F[T_ANCHOR])
-                if not moved:
-                    a0, a1, a2 = F[VU] - F[VAU], F[VU + 1] - F[VAU + 1], F[VU + 2] - F[VAU + 2]
-                    b0, b1, b2 = F[VL] - F[VAL], F[VL + 1] - F[VAL + 1], F[VL + 2] - F[VAL + 2]
-                    d = max(
-                        a0 * a0 + a1 * a1 + a2 * a2,
-                        b0 * b0 + b1 * b1 + b2 * b2,
-                        (a0 - b0) ** 2 + (a1 - b1) ** 2 + (a2 - b2) ** 2,
-                    )
-                    moved = d >= P[P_REST_AWAY] * P[P_REST_AWAY]
-                if moved:
-                    for j in range(3):
-                        F[VAU + j] = F[VU + j]
-                        F[VAL + j] = F[VL + j]
-                    F[T_ANCHOR] = ti
+            if away:
                 rest = rest and ti - F[T_ANCHOR] >= P[P_REST_QUIET]
             if rest or (grav and (trusted or tilt_learnt)):
                 for j in range(3):
@@ -821,7 +825,7 @@ def advance_python(
                     F[QUIET_SINCE] = (
                         ti  # the rest that ends it comes after the turn (a pause at the peak is no rest)
                     )
-            elif quiet and ti - F[QUIET_SINCE] > P[P_STUCK]:
+            elif quiet and ti - F[QUIET_SINCE] > P[P_STUCK] and (not away or ti - F[T_ANCHOR] > P[P_STUCK]):
                 ne = _event(ev_i, ev_code, ev_f, ne, i, EV_STUCK, F[T_START], ti, F[ST_EMAX])
                 reset_motion(F, I, ti)
         else:  # settling back to the reference

@@ -767,7 +767,9 @@ class RepSegmenter:
         has learnt the bias, then measured again with it (:meth:`_remeasure`)."""
         log = self._log
         if log is not None:
-            log.append(("update", {"t": np.array(t, dtype=np.float64), **{k: _kept(v) for k, v in kw.items()}}))
+            log.append(
+                ("update", {"t": np.array(t, dtype=np.float64), **{k: _kept(v) for k, v in kw.items()}})
+            )
         out = self._update(t, **kw)
         if log is None or self._log is None:
             return out
@@ -778,11 +780,7 @@ class RepSegmenter:
         # reported before the bias was known (or a label, a still-learnt bias, too long a wait): as it is
         reported = [i for i in self.emitted_at if i < j]
         t_span = float(tt[-1]) - float(log[0][1]["t"][0]) if len(tt) and len(log[0][1]["t"]) else 0.0
-        if (
-            reported
-            or int(self._I[K.GYRO_MODE]) == 1
-            or t_span > _REMEASURE_MAX_S
-        ):
+        if reported or int(self._I[K.GYRO_MODE]) == 1 or t_span > _REMEASURE_MAX_S:
             self._log = None
             return out
         if not switched:
@@ -923,7 +921,9 @@ class RepSegmenter:
         # rules 4: the sensors' mountings, for the tilt filter in their own frames
         sensor_frame = tilt and self.settings.tilt_gravity and upper_rotation is not None
         if not sensor_frame:
-            self._log = None  # (rules 8) only a small lift's tilt filter in the sensor frames is measured again
+            self._log = (
+                None  # (rules 8) only a small lift's tilt filter in the sensor frames is measured again
+            )
         rot = np.zeros((6, 3))
         if sensor_frame:
             rot[:3] = _rotation("upper_rotation", upper_rotation)

@@ -36,10 +36,10 @@ from spinemon.core.unilateral import check_side, parse_exercise
 
 __all__ = [
     "HELD_ARCH_HEADING",
-    "HELD_SWING_HEADING",
     "HELD_BACK",
     "HELD_BEFORE_NEUTRAL",
     "HELD_LATERAL_HEADING",
+    "HELD_SWING_HEADING",
     "HELD_TWIST_BIAS",
     "HELD_WALKING",
     "Piece",
