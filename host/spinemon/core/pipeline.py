@@ -147,7 +147,13 @@ class PipelineSettings:
     #: began at, each rep's side from its own twist where the gyro biases are
     #: not known, the reps before the first neutral counted too; while the
     #: heading is unknown an arch it may hide is told, held back by name
-    #: (``LimitWatch.hidden_arch``); 1 (recordings without the key):
+    #: (``LimitWatch.hidden_arch``); 8 (curls with no still start): as 7, and
+    #: a small lift measured on the gyro with its bias known rests only where
+    #: its excursion stood still (``RepSettings.rest_away``), its first reps,
+    #: measured on the gravity excursion before the tilt filter has learnt,
+    #: are measured again with that bias once it has (``remeasure``), and a
+    #: curl's lean back the unknown heading may hide is told, held back by
+    #: name (``LimitWatch.hidden_swing``); 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch
     rules: int = RULES
 
