@@ -148,7 +148,12 @@ class PipelineSettings:
     #: not known, the reps before the first neutral counted too; while the
     #: heading is unknown an arch it may hide is told, held back by name
     #: (``LimitWatch.hidden_arch``); 1 (recordings without the key):
-    #: limits inside sets only, no lean, the quietest stretch
+    #: limits inside sets only, no lean, the quietest stretch.
+    #: rules 8 (press arch): as 7, and the same hidden-arch check for an
+    #: overhead or single-arm press (two sensors) while a sensor's heading about
+    #: the spine is unknown: an arch the crooked sensor may read as lateral
+    #: bend (or a single-arm press's lean, as less extension) is told, held
+    #: back by name (``LimitWatch.hidden_arch_presses``), never silent
     rules: int = RULES
 
     def __post_init__(self) -> None:
