@@ -67,7 +67,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LATERAL_NEEDS_HEADING, Lim
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 7
+RULES = 8
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -148,7 +148,12 @@ class PipelineSettings:
     #: not known, the reps before the first neutral counted too; while the
     #: heading is unknown an arch it may hide is told, held back by name
     #: (``LimitWatch.hidden_arch``); 1 (recordings without the key):
-    #: limits inside sets only, no lean, the quietest stretch
+    #: limits inside sets only, no lean, the quietest stretch.
+    #: rules 8 (press arch): as 7, and the same hidden-arch check for an
+    #: overhead or single-arm press (two sensors) while a sensor's heading about
+    #: the spine is unknown: an arch the crooked sensor may read as lateral
+    #: bend (or a single-arm press's lean, as less extension) is told, held
+    #: back by name (``LimitWatch.hidden_arch_presses``), never silent
     rules: int = RULES
 
     def __post_init__(self) -> None:
@@ -171,8 +176,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5, 6, 7):
-            raise ConfigError(f"rules must be 1 to 7, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5, 6, 7, 8):
+            raise ConfigError(f"rules must be 1 to 8, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -344,6 +349,7 @@ class Pipeline:
             lean=s.rules >= 2,
             hold_unknown=s.rules >= 3,
             hidden_arch=s.rules >= 7,
+            hidden_arch_presses=s.rules >= 8,
         )
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
         self.last_angle_deg: float = float("nan")
