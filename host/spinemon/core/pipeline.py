@@ -147,14 +147,19 @@ class PipelineSettings:
     #: began at, each rep's side from its own twist where the gyro biases are
     #: not known, the reps before the first neutral counted too; while the
     #: heading is unknown an arch it may hide is told, held back by name
-    #: (``LimitWatch.hidden_arch``); 8 (curls with no still start): as 7, and
-    #: a small lift measured on the gyro with its bias known rests only where
-    #: its excursion stood still (``RepSettings.rest_away``), its first reps,
-    #: measured on the gravity excursion before the tilt filter has learnt,
-    #: are measured again with that bias once it has (``remeasure``), and a
-    #: curl's lean back the unknown heading may hide is told, held back by
-    #: name (``LimitWatch.hidden_swing``); 1 (recordings without the key):
-    #: limits inside sets only, no lean, the quietest stretch
+    #: (``LimitWatch.hidden_arch``); 1 (recordings without the key):
+    #: limits inside sets only, no lean, the quietest stretch.
+    #: rules 8 (press arch): as 7, and the same hidden-arch check for an
+    #: overhead or single-arm press (two sensors) while a sensor's heading about
+    #: the spine is unknown: an arch the crooked sensor may read as lateral
+    #: bend (or a single-arm press's lean, as less extension) is told, held
+    #: back by name (``LimitWatch.hidden_arch_presses``), never silent.
+    #: rules 8 (curls with no still start): a small lift measured on the gyro
+    #: with its bias known rests only where its excursion stood still
+    #: (``RepSettings.rest_away``), its first reps, measured on the gravity
+    #: excursion before the tilt filter has learnt, are measured again with
+    #: that bias once it has (``remeasure``), and a curl's lean back the
+    #: unknown heading may hide is told, held back by name (``LimitWatch.hidden_swing``)
     rules: int = RULES
 
     def __post_init__(self) -> None:
@@ -351,6 +356,7 @@ class Pipeline:
             lean=s.rules >= 2,
             hold_unknown=s.rules >= 3,
             hidden_arch=s.rules >= 7,
+            hidden_arch_presses=s.rules >= 8,
             hidden_swing=s.rules >= 8,
         )
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
