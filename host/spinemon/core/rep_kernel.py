@@ -825,7 +825,7 @@ def advance_python(
                     F[QUIET_SINCE] = (
                         ti  # the rest that ends it comes after the turn (a pause at the peak is no rest)
                     )
-            elif quiet and ti - F[QUIET_SINCE] > P[P_STUCK] and (not away or ti - F[T_ANCHOR] > P[P_STUCK]):
+            elif quiet and ti - F[QUIET_SINCE] > P[P_STUCK]:
                 ne = _event(ev_i, ev_code, ev_f, ne, i, EV_STUCK, F[T_START], ti, F[ST_EMAX])
                 reset_motion(F, I, ti)
         else:  # settling back to the reference
