@@ -67,7 +67,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LATERAL_NEEDS_HEADING, Lim
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 7
+RULES = 8
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -171,8 +171,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5, 6, 7):
-            raise ConfigError(f"rules must be 1 to 7, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5, 6, 7, 8):
+            raise ConfigError(f"rules must be 1 to 8, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -325,7 +325,9 @@ class Pipeline:
         self.intake = Intake()
         self.phases = SessionPhases(s.calibration, calibration)
         self.gravity = GravityStage(s.fusion)
-        self.angles = AngleStage(s.twist_leak_tau_s)
+        self.angles = AngleStage(
+            s.twist_leak_tau_s, relative_twist=s.rules >= 8, twist_bias_known=s.rules >= 8
+        )
         self.segmenter = Segmenter(
             s.exercise,
             limit_overrides=s.limit_overrides,

@@ -45,7 +45,7 @@ from spinemon.core.detect import (
     RangeOfMotion,
 )
 from spinemon.core.device_buzz import DeviceBuzzWatch
-from spinemon.core.gravity import Fused
+from spinemon.core.gravity import Fused, twist_biases_known
 from spinemon.core.limits import LimitPlan
 from spinemon.core.reps import RepRecord
 from spinemon.core.segment import HELD_ARCH_HEADING, HELD_BACK, HELD_LATERAL_HEADING, HELD_TWIST_BIAS, Piece
@@ -222,13 +222,7 @@ class LimitWatch:
         sensors = ("upper",) if self.single_sensor else ("upper", "lower")
         twist_on = _where_on(runs, "twist_deg")
         if not self.single_sensor and twist_on is not False:
-            known = np.ones(n, dtype=bool)
-            for s in sensors:
-                # (a still stretch that replaced a provisional neutral measures none: zeros)
-                offset = calibration.gyro_offset.get(s)
-                measured = calibration.source != "provisional" and offset is not None and bool(np.any(offset))
-                if not measured:
-                    known &= fused.bias_learnt.get(s, np.zeros(n, dtype=bool))
+            known = twist_biases_known(fused, calibration)
             if not known.all():
                 mask = ~known if twist_on is True else ~known & twist_on
                 if mask.any():
