@@ -434,13 +434,15 @@ class AngleTracker:
 def spine_axis_in_lower(upper_u: np.ndarray, lower_u: np.ndarray, axial_deg: np.ndarray) -> np.ndarray:
     """(n, 3): the upper segment's spine axis (its body X) in the lower
     segment's body frame, from the two body-frame gravity directions
-    (``upper_u``, ``lower_u``: (n, 3) unit) and the turn about the spine
+    (``upper_u``, ``lower_u``: (n, 3), any length) and the turn about the spine
     ``axial_deg`` (n,). The lumbar rotation ``R`` (lower from upper) maps
     ``upper_u`` to ``lower_u``; it is taken as the turn about the upper's X
     followed by the smallest rotation taking the upper's gravity, so turned,
     onto the lower's (no turn about the vertical between the segments: the
     spine bends and twists, the two segments do not yaw apart about gravity
     beyond the twist itself). Returns ``R e_x``."""
+    upper_u = upper_u / np.linalg.norm(upper_u, axis=1, keepdims=True)
+    lower_u = lower_u / np.linalg.norm(lower_u, axis=1, keepdims=True)
     t = np.radians(axial_deg)
     ct, st = np.cos(t), np.sin(t)
     w = np.stack(
