@@ -441,19 +441,20 @@ def spine_axis_in_lower(upper_u: np.ndarray, lower_u: np.ndarray, axial_deg: np.
     onto the lower's (no turn about the vertical between the segments: the
     spine bends and twists, the two segments do not yaw apart about gravity
     beyond the twist itself). Returns ``R e_x``."""
-    upper_u = upper_u / np.linalg.norm(upper_u, axis=1, keepdims=True)
-    lower_u = lower_u / np.linalg.norm(lower_u, axis=1, keepdims=True)
+    ux, uy, uz = upper_u.T
+    lx, ly, lz = lower_u.T
+    nu = np.sqrt(ux * ux + uy * uy + uz * uz)
     t = np.radians(axial_deg)
     ct, st = np.cos(t), np.sin(t)
-    w = np.stack(
-        [upper_u[:, 0], ct * upper_u[:, 1] - st * upper_u[:, 2], st * upper_u[:, 1] + ct * upper_u[:, 2]],
-        axis=1,
-    )
-    k = np.cross(w, lower_u)  # axis * sin(angle)
-    c = np.einsum("ni,ni->n", w, lower_u)  # cos(angle)
+    # the upper's gravity turned about its X by the axial turn, unit
+    w0, w1, w2 = ux / nu, (ct * uy - st * uz) / nu, (st * uy + ct * uz) / nu
+    nl = np.sqrt(lx * lx + ly * ly + lz * lz)
+    lx, ly, lz = lx / nl, ly / nl, lz / nl
+    k0, k1, k2 = w1 * lz - w2 * ly, w2 * lx - w0 * lz, w0 * ly - w1 * lx  # w x l: axis * sin(angle)
+    c = w0 * lx + w1 * ly + w2 * lz  # cos(angle)
     # Rodrigues: M x = c x + k x x + (k . x) k / (1 + c), at x = e_x
-    q = k[:, 0] / np.maximum(1.0 + c, 1e-6)
-    return np.stack([c + q * k[:, 0], k[:, 2] + q * k[:, 1], -k[:, 1] + q * k[:, 2]], axis=1)
+    q = k0 / np.maximum(1.0 + c, 1e-6)
+    return np.stack([c + q * k0, k2 + q * k1, q * k2 - k1], axis=1)
 
 
 def relative_twist_rate(upper_x: np.ndarray, lower_gyr: np.ndarray, axis: np.ndarray) -> np.ndarray:
@@ -470,7 +471,9 @@ def relative_twist_rate(upper_x: np.ndarray, lower_gyr: np.ndarray, axis: np.nda
     ``(R e_x)_y`` of its pitch rate, about sin 7 deg (0.12) of a 50 deg hinge
     in a single-leg deadlift's rep bent 6-7 deg sideways, 5 deg of twist that
     is not there (harsh bench, seed 22)."""
-    return upper_x - np.einsum("ni,ni->n", axis, lower_gyr)
+    return upper_x - (
+        axis[:, 0] * lower_gyr[:, 0] + axis[:, 1] * lower_gyr[:, 1] + axis[:, 2] * lower_gyr[:, 2]
+    )
 
 
 def lumbar_angles(
