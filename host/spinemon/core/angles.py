@@ -5,7 +5,9 @@ left, Z posterior. From a body-frame gravity direction ``u = (ux, uy, uz)``:
 sagittal inclination ``atan2(uz, ux)`` (flexion positive), frontal inclination
 ``asin(uy)`` (bending to the wearer's right positive). Lumbar flexion = upper
 sagittal - lower sagittal, lateral bend = upper frontal - lower frontal, twist
-= leaky integral of (upper X-rate - lower X-rate). With one IMU, the angle is
+= leaky integral of (upper X-rate - lower X-rate), or (``relative_twist``,
+pipeline rules 8) of the upper's rate relative to the lower about the upper's
+X (:func:`relative_twist_rate`). With one IMU, the angle is
 that sensor's inclination and is labelled ``"single-sensor inclination"``.
 """
 
@@ -255,8 +257,8 @@ class LumbarAngles:
         flexion_deg: (N,) lumbar flexion (upper - lower sagittal), or with one IMU
             that sensor's sagittal inclination.
         lateral_deg: (N,) lateral bend (upper - lower frontal), or the one sensor's frontal inclination.
-        twist_deg: (N,) relative axial rotation (leaky integral of upper - lower
-            X-rate), or with one IMU the leaky integral of its own X-rate.
+        twist_deg: (N,) relative axial rotation (leaky integral of the upper's
+            X-rate less the lower's: :class:`AngleTracker`), or with one IMU the leaky integral of its own X-rate.
         single_sensor: True when computed from one IMU.
         label: ``"lumbar flexion"`` or ``"single-sensor inclination"``.
     """

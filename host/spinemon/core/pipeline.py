@@ -148,7 +148,14 @@ class PipelineSettings:
     #: not known, the reps before the first neutral counted too; while the
     #: heading is unknown an arch it may hide is told, held back by name
     #: (``LimitWatch.hidden_arch``); 1 (recordings without the key):
-    #: limits inside sets only, no lean, the quietest stretch
+    #: limits inside sets only, no lean, the quietest stretch.
+    #: rules 8 (twist): as 7, and the twist's rate is the upper segment's
+    #: angular velocity relative to the lower's, about the upper's spine axis
+    #: (the upper's axis in the lower's frame from the two gravities:
+    #: ``angles.spine_axis_in_lower``), not the difference of each gyro about
+    #: its own axis, which read part of a hinge bent sideways as twist; and the
+    #: twist integrated while a gyro's bias was unknown (held back, named) is
+    #: dropped where both become known (``AngleStage.twist_bias_known``)
     rules: int = RULES
 
     def __post_init__(self) -> None:
