@@ -353,6 +353,7 @@ class Pipeline:
             lean=s.rules >= 2,
             hold_unknown=s.rules >= 3,
             hidden_arch=s.rules >= 7,
+            twist_axis=s.rules >= 8,
         )
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
         self.last_angle_deg: float = float("nan")
