@@ -155,7 +155,9 @@ class PipelineSettings:
     #: ``angles.spine_axis_in_lower``), not the difference of each gyro about
     #: its own axis, which read part of a hinge bent sideways as twist; and the
     #: twist integrated while a gyro's bias was unknown (held back, named) is
-    #: dropped where both become known (``AngleStage.twist_bias_known``)
+    #: dropped where both become known (``AngleStage.twist_bias_known``); the
+    #: twist is held back (named) while neutral was taken bent over
+    #: (``LimitWatch.twist_axis``)
     rules: int = RULES
 
     def __post_init__(self) -> None:
