@@ -587,7 +587,7 @@ def test_each_stages_state_holds_every_field_but_its_settings(sessions):
         "AngleStage": {"twist_leak_tau_s", "relative_twist", "twist_bias_known"},
         "SessionPhases": {"given"},
         "Calibrator": {"settings"},
-        "LimitWatch": {"settings", "hold_unknown", "policy", "hidden_arch", "twist_axis"},
+        "LimitWatch": {"settings", "hold_unknown", "policy", "hidden_arch", "hidden_arch_presses", "twist_axis"},
         "EventDetector": {"settings", "_watches"},  # the checks: in "watches"
         "LimitPlan": {"overrides", "lean"},
         "DeviceBuzzWatch": set(),

@@ -149,6 +149,11 @@ class PipelineSettings:
     #: heading is unknown an arch it may hide is told, held back by name
     #: (``LimitWatch.hidden_arch``); 1 (recordings without the key):
     #: limits inside sets only, no lean, the quietest stretch.
+    #: rules 8 (press arch): as 7, and the same hidden-arch check for an
+    #: overhead or single-arm press (two sensors) while a sensor's heading about
+    #: the spine is unknown: an arch the crooked sensor may read as lateral
+    #: bend (or a single-arm press's lean, as less extension) is told, held
+    #: back by name (``LimitWatch.hidden_arch_presses``), never silent;
     #: rules 8 (twist): as 7, and the twist's rate is the upper segment's
     #: angular velocity relative to the lower's, about the upper's spine axis
     #: (the upper's axis in the lower's frame from the two gravities:
@@ -355,6 +360,7 @@ class Pipeline:
             lean=s.rules >= 2,
             hold_unknown=s.rules >= 3,
             hidden_arch=s.rules >= 7,
+            hidden_arch_presses=s.rules >= 8,
             twist_axis=s.rules >= 8,
         )
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)

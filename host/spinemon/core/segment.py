@@ -36,6 +36,7 @@ from spinemon.core.unilateral import check_side, parse_exercise
 
 __all__ = [
     "HELD_ARCH_HEADING",
+    "HELD_ARCH_PRESS_HEADING",
     "HELD_BACK",
     "HELD_BEFORE_NEUTRAL",
     "HELD_LATERAL_HEADING",
@@ -62,10 +63,13 @@ HELD_PROVISIONAL = 8
 #: rules 7: an arch that did not read past the extension limit but may be past
 #: it: a sensor's heading about the spine is unknown (a lunge or split squat)
 HELD_ARCH_HEADING = 9
+#: rules 8: the same for an overhead press: a sensor turned about the spine
+#: reads part of the arch as lateral bend, and nothing in a press tells its heading
+HELD_ARCH_PRESS_HEADING = 10
 #: rules 8: the twist while neutral was taken bent over (the upper sensor's
 #: standing gravity more than ``watch.TWIST_AXIS_TILT_DEG`` from its +X, the
 #: spine as worn): the twist is measured about neutral's vertical, then not the spine
-HELD_TWIST_AXIS = 10
+HELD_TWIST_AXIS = 11
 HELD_BACK: dict[int, str] = {
     HELD_WALKING: "walking",
     HELD_AFTER_WALK: "stepping into a bend straight after walking (handling gear, sitting down)",
@@ -83,6 +87,10 @@ HELD_BACK: dict[int, str] = {
     HELD_ARCH_HEADING: (
         "over-extension may be hidden: a sensor's heading about the spine is not known, so the one-sided lean"
         " reads partly as flexion (no range sweep yet; a rep on each side tells it)"
+    ),
+    HELD_ARCH_PRESS_HEADING: (
+        "over-extension may be hidden: a sensor's heading about the spine is not known, so part of the arch"
+        " reads as lateral bend (no range sweep; a press cannot tell it)"
     ),
     HELD_TWIST_AXIS: (
         "twist: neutral was taken bent over, so the twist is not measured about the spine"

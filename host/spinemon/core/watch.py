@@ -50,6 +50,7 @@ from spinemon.core.limits import LimitPlan
 from spinemon.core.reps import RepRecord
 from spinemon.core.segment import (
     HELD_ARCH_HEADING,
+    HELD_ARCH_PRESS_HEADING,
     HELD_BACK,
     HELD_LATERAL_HEADING,
     HELD_TWIST_AXIS,
@@ -60,6 +61,7 @@ from spinemon.core.stage import StageState, fields_of, set_fields
 
 __all__ = [
     "DEVICE_GUARDED_KINDS",
+    "HIDDEN_ARCH_PRESSES",
     "HIDDEN_HEADING_DEG",
     "LATERAL_NEEDS_HEADING",
     "LimitWatch",
@@ -81,6 +83,14 @@ LATERAL_NEEDS_HEADING = ("lunge", "split_squat")
 #: hidden-arch check allows for (the lean heading finder's own bound,
 #: ``LeanHeadingFinder.max_heading_deg``)
 HIDDEN_HEADING_DEG = 45.0
+
+#: rules 8: presses whose arch the hidden-arch check also watches while a
+#: sensor's heading about the spine is unknown, with the reason told: a
+#: crooked sensor reads part of the arch as lateral bend, and a single-arm
+#: press's lean toward the loaded side partly as flexion (rules 5's lean
+#: heading tells it after a rep on each side); an overhead press has no lift
+#: that tells it (its trunk bends 5-8 deg: too little, and sway reads as heading)
+HIDDEN_ARCH_PRESSES = {"overhead_press": HELD_ARCH_PRESS_HEADING, "single_arm_press": HELD_ARCH_HEADING}
 
 
 def hidden_extension(u: np.ndarray, max_deg: float = HIDDEN_HEADING_DEG, toward: float = -1.0) -> np.ndarray:
@@ -155,6 +165,7 @@ class LimitWatch:
         lean: bool = True,
         hold_unknown: bool = False,
         hidden_arch: bool = False,
+        hidden_arch_presses: bool = False,
         twist_axis: bool = False,
     ) -> None:
         self.settings = settings
@@ -164,6 +175,8 @@ class LimitWatch:
         #: rules 7: while a lunge's or split squat's heading is unknown (lateral
         #: bend held back), an arch that may be past the extension limit is told
         self.hidden_arch = hidden_arch
+        #: rules 8: the same for :data:`HIDDEN_ARCH_PRESSES` while a sensor's heading is unknown
+        self.hidden_arch_presses = hidden_arch_presses
         #: rules 3: a limit is held back (named) while what it needs is not
         #: known: the twist until each gyro's bias is, lateral bend in
         #: :data:`LATERAL_NEEDS_HEADING` until each sensor's heading is
@@ -436,6 +449,9 @@ class LimitWatch:
             self._hidden_arch(
                 fused, ang, calibration, armed & lat_held if lat_held is not None else None, det_runs, out
             )
+        elif self._presses_hidden():
+            unknown = any("heading_deg" not in calibration.alignment.get(s, {}) for s in ("upper", "lower"))
+            self._hidden_arch(fused, ang, calibration, armed if unknown else None, det_runs, out)
         out.finished.extend(found.finished)
         hyst = self.settings.hysteresis_deg
         inside = None  # per sample: inside the limits by the hysteresis (the device buzz's state)
@@ -494,14 +510,25 @@ class LimitWatch:
         got = self.hidden.update_runs(fused.block.t, fused.block.seq, (could, zero, zero, zero), runs)
         self._tell_hidden(got.finished, out)
 
+    def _presses_hidden(self) -> bool:
+        """Rules 8: the hidden-arch check runs for a press (two sensors)."""
+        return (
+            self.hidden_arch_presses and self.exercise in HIDDEN_ARCH_PRESSES and self.single_sensor is False
+        )
+
     def _tell_hidden(self, finished: list[Event], out: Watched | None) -> None:
         said = [*self.detector.events, *self.shadow.events]
+        reason = (
+            HIDDEN_ARCH_PRESSES.get(self.exercise, HELD_ARCH_HEADING)
+            if self.hidden_arch_presses
+            else HELD_ARCH_HEADING
+        )
         for ev in finished:
             if ev.kind != OVER_EXTENSION or ev.t_alert is None:
                 continue
             if any(e.kind == ev.kind and e.t_start <= ev.t_last and ev.t_start <= e.t_last for e in said):
                 continue
-            ev.held_back = HELD_BACK[HELD_ARCH_HEADING]
+            ev.held_back = HELD_BACK[reason]
             self.shadow.events.append(ev)
             if out is not None:
                 out.held_back.append(ev)
@@ -511,7 +538,7 @@ class LimitWatch:
         known get the numbers of the rep they overlap. Returns all events."""
         self.detector.finish(t_end)
         self.shadow.finish(t_end)
-        if self.hidden_arch:
+        if self.hidden_arch or self.hidden_arch_presses:
             self._tell_hidden(self.hidden.finish(t_end), None)
         for ev in self.events:
             if ev.rep is not None:
