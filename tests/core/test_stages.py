@@ -584,10 +584,10 @@ def test_each_stages_state_holds_every_field_but_its_settings(sessions):
         "RepSegmenter": {"rate", "settings"},
         "HoldTimer": {"enter_deg", "exit_deg", "settle_s", "quiet_deg_s", "min_s"},
         "WarmupBends": {"share", "re_arm_deg"},
-        "AngleStage": {"twist_leak_tau_s"},
+        "AngleStage": {"twist_leak_tau_s", "relative_twist", "twist_bias_known"},
         "SessionPhases": {"given"},
         "Calibrator": {"settings"},
-        "LimitWatch": {"settings", "hold_unknown", "policy", "hidden_arch", "hidden_arch_presses", "hidden_swing"},
+        "LimitWatch": {"settings", "hold_unknown", "policy", "hidden_arch", "hidden_arch_presses", "hidden_swing", "twist_axis"},
         "EventDetector": {"settings", "_watches"},  # the checks: in "watches"
         "LimitPlan": {"overrides", "lean"},
         "DeviceBuzzWatch": set(),

@@ -153,7 +153,16 @@ class PipelineSettings:
     #: overhead or single-arm press (two sensors) while a sensor's heading about
     #: the spine is unknown: an arch the crooked sensor may read as lateral
     #: bend (or a single-arm press's lean, as less extension) is told, held
-    #: back by name (``LimitWatch.hidden_arch_presses``), never silent.
+    #: back by name (``LimitWatch.hidden_arch_presses``), never silent;
+    #: rules 8 (twist): as 7, and the twist's rate is the upper segment's
+    #: angular velocity relative to the lower's, about the upper's spine axis
+    #: (the upper's axis in the lower's frame from the two gravities:
+    #: ``angles.spine_axis_in_lower``), not the difference of each gyro about
+    #: its own axis, which read part of a hinge bent sideways as twist; and the
+    #: twist integrated while a gyro's bias was unknown (held back, named) is
+    #: dropped where both become known (``AngleStage.twist_bias_known``); the
+    #: twist is held back (named) while neutral was taken bent over
+    #: (``LimitWatch.twist_axis``);
     #: rules 8 (curls with no still start): a small lift measured on the gyro
     #: with its bias known rests only where its excursion stood still
     #: (``RepSettings.rest_away``), its first reps, measured on the gravity
@@ -336,7 +345,9 @@ class Pipeline:
         self.intake = Intake()
         self.phases = SessionPhases(s.calibration, calibration)
         self.gravity = GravityStage(s.fusion)
-        self.angles = AngleStage(s.twist_leak_tau_s)
+        self.angles = AngleStage(
+            s.twist_leak_tau_s, relative_twist=s.rules >= 8, twist_bias_known=s.rules >= 8
+        )
         self.segmenter = Segmenter(
             s.exercise,
             limit_overrides=s.limit_overrides,
@@ -358,6 +369,7 @@ class Pipeline:
             hidden_arch=s.rules >= 7,
             hidden_arch_presses=s.rules >= 8,
             hidden_swing=s.rules >= 8,
+            twist_axis=s.rules >= 8,
         )
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
         self.last_angle_deg: float = float("nan")

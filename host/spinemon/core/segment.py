@@ -41,6 +41,7 @@ __all__ = [
     "HELD_BEFORE_NEUTRAL",
     "HELD_LATERAL_HEADING",
     "HELD_SWING_HEADING",
+    "HELD_TWIST_AXIS",
     "HELD_TWIST_BIAS",
     "HELD_WALKING",
     "Piece",
@@ -66,8 +67,12 @@ HELD_ARCH_HEADING = 9
 #: rules 8: the same for an overhead press: a sensor turned about the spine
 #: reads part of the arch as lateral bend, and nothing in a press tells its heading
 HELD_ARCH_PRESS_HEADING = 10
+#: rules 8: the twist while neutral was taken bent over (the upper sensor's
+#: standing gravity more than ``watch.TWIST_AXIS_TILT_DEG`` from its +X, the
+#: spine as worn): the twist is measured about neutral's vertical, then not the spine
+HELD_TWIST_AXIS = 11
 #: rules 8: the same for a curl's lean back (a hip swing): no bend and no one-sided lean in it tells a heading
-HELD_SWING_HEADING = 11
+HELD_SWING_HEADING = 12
 HELD_BACK: dict[int, str] = {
     HELD_WALKING: "walking",
     HELD_AFTER_WALK: "stepping into a bend straight after walking (handling gear, sitting down)",
@@ -93,6 +98,10 @@ HELD_BACK: dict[int, str] = {
     HELD_SWING_HEADING: (
         "over-extension may be hidden: a sensor's heading about the spine is not known, so a lean back"
         " reads partly as a side bend (no range sweep, stored calibration or hinge this session)"
+    ),
+    HELD_TWIST_AXIS: (
+        "twist: neutral was taken bent over, so the twist is not measured about the spine"
+        " (stand tall and still for 2 s to set it again)"
     ),
 }
 

@@ -45,7 +45,7 @@ from spinemon.core.detect import (
     RangeOfMotion,
 )
 from spinemon.core.device_buzz import DeviceBuzzWatch
-from spinemon.core.gravity import Fused
+from spinemon.core.gravity import Fused, twist_biases_known
 from spinemon.core.limits import LimitPlan
 from spinemon.core.reps import RepRecord
 from spinemon.core.segment import (
@@ -54,6 +54,7 @@ from spinemon.core.segment import (
     HELD_BACK,
     HELD_LATERAL_HEADING,
     HELD_SWING_HEADING,
+    HELD_TWIST_AXIS,
     HELD_TWIST_BIAS,
     Piece,
 )
@@ -136,6 +137,27 @@ class Watched:
     held_back: list[Event] = field(default_factory=list)
 
 
+#: rules 8: the twist is measured about neutral's vertical; worn as told (+X up
+#: the spine, a few degrees off), the upper sensor at T12/L1 reads its standing
+#: gravity within about 20 deg of its +X (the thoracolumbar junction stands
+#: within 10-15 deg of vertical). Past 30 deg, neutral was taken bent over (a
+#: single-arm row's hinged hold as the first still stretch: 52 deg, harsh
+#: bench seed 15) and the twist's axis lies that far from the spine: a
+#: one-sided rep's 6-9 deg of lateral bend then reads as sin 30 x 8 = 4 deg or
+#: more of twist, a quarter of the 15 deg limit, so the twist is held back
+#: (named) until an upright neutral is set
+TWIST_AXIS_TILT_DEG = 30.0
+
+
+def twist_axis_tilt_deg(calibration: Calibration) -> float:
+    """How far (deg) the upper sensor's neutral vertical (the body X the twist
+    is measured about) lies from the sensor's own +X (up the spine as worn)."""
+    m = calibration.mounting.get("upper")
+    if m is None:
+        return 0.0
+    return math.degrees(math.acos(max(-1.0, min(1.0, float(m.rotation[0, 0])))))
+
+
 class LimitWatch:
     """See the module. Exposed state: ``limits``, ``plan`` (``plan.off``: the
     limits one sensor cannot watch, and why), ``detector`` (its ``context``:
@@ -153,10 +175,14 @@ class LimitWatch:
         hidden_arch: bool = False,
         hidden_arch_presses: bool = False,
         hidden_swing: bool = False,
+        twist_axis: bool = False,
     ) -> None:
         self.settings = settings
         #: rules 8: the same for :data:`HIDDEN_ARCH_LIFTS` (a curl's hip swing) while a heading is unknown
         self.hidden_swing = hidden_swing
+        #: rules 8: the twist is held back (named) while neutral was taken bent
+        #: over (:func:`twist_axis_tilt_deg` past :data:`TWIST_AXIS_TILT_DEG`)
+        self.twist_axis = twist_axis
         #: rules 7: while a lunge's or split squat's heading is unknown (lateral
         #: bend held back), an arch that may be past the extension limit is told
         self.hidden_arch = hidden_arch
@@ -252,13 +278,9 @@ class LimitWatch:
         sensors = ("upper",) if self.single_sensor else ("upper", "lower")
         twist_on = _where_on(runs, "twist_deg")
         if not self.single_sensor and twist_on is not False:
-            known = np.ones(n, dtype=bool)
-            for s in sensors:
-                # (a still stretch that replaced a provisional neutral measures none: zeros)
-                offset = calibration.gyro_offset.get(s)
-                measured = calibration.source != "provisional" and offset is not None and bool(np.any(offset))
-                if not measured:
-                    known &= fused.bias_learnt.get(s, np.zeros(n, dtype=bool))
+            known = twist_biases_known(fused, calibration)
+            if self._twist_code(calibration) == HELD_TWIST_AXIS:
+                known = np.zeros(n, dtype=bool)
             if not known.all():
                 mask = ~known if twist_on is True else ~known & twist_on
                 if mask.any():
@@ -271,6 +293,12 @@ class LimitWatch:
             elif lateral_on is not False:
                 out[LATERAL_BEND] = lateral_on
         return out
+
+    def _twist_code(self, calibration: Calibration) -> int:
+        """Why the twist is held back: neutral taken bent over (rules 8), else an unknown gyro bias."""
+        if self.twist_axis and twist_axis_tilt_deg(calibration) > TWIST_AXIS_TILT_DEG:
+            return HELD_TWIST_AXIS
+        return HELD_TWIST_BIAS
 
     @property
     def events(self) -> list[Event]:
@@ -401,7 +429,7 @@ class LimitWatch:
         on = [armed] * len(sig)
         for kind, mask in own.items():
             on[_SIGNAL[kind]] = armed & ~mask
-            code = HELD_TWIST_BIAS if kind == TWIST else HELD_LATERAL_HEADING
+            code = self._twist_code(calibration) if kind == TWIST else HELD_LATERAL_HEADING
             key = (code, block.rate_hz)
             self._limit_held_samples[key] = self._limit_held_samples.get(key, 0) + int(
                 np.count_nonzero(armed & mask)
@@ -422,7 +450,7 @@ class LimitWatch:
             if held is not None and held[j]:
                 ev.held_back = (reasons or {}).get(int(held[j]), "not armed")
             elif ev.kind in own and own[ev.kind][j]:
-                code = HELD_TWIST_BIAS if ev.kind == TWIST else HELD_LATERAL_HEADING
+                code = self._twist_code(calibration) if ev.kind == TWIST else HELD_LATERAL_HEADING
                 ev.held_back = (reasons or {}).get(code, "not armed")
             else:
                 ev.held_back = "not armed"
