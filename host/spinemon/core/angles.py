@@ -500,6 +500,27 @@ def lumbar_angles(
     return tracker.update(upper_u, upper_gyr, lower_u, lower_gyr)
 
 
+def twist_biases_known(fused, calibration) -> np.ndarray:
+    """(n,) bool: both sensors' gyro biases are known at each sample of
+    ``fused`` (a :class:`spinemon.core.gravity.Fused`): each sensor's
+    zero-rate offset was measured in a still stretch this session (a still
+    neutral: a non-zero ``Calibration.gyro_offset``; a stored
+    calibration's), or its filter learnt its bias at rest
+    (``Fused.bias_learnt``). The twist integrates the difference of the two
+    gyros, so an unknown offset (1-2 deg/s) drifts it past its limit within
+    seconds (``LimitWatch.limit_held``, the angle stage). Here, not in the
+    gravity stage, so this helper imports no stage."""
+    n = len(fused)
+    known = np.ones(n, dtype=bool)
+    for s in ("upper", "lower"):
+        # (a still stretch that replaced a provisional neutral measures none: zeros)
+        offset = calibration.gyro_offset.get(s)
+        measured = calibration.source != "provisional" and offset is not None and bool(np.any(offset))
+        if not measured:
+            known &= fused.bias_learnt.get(s, np.zeros(n, dtype=bool))
+    return known
+
+
 class AngleStage:
     """The angles stage: fused gravity and gyros in, lumbar angles out.
 
@@ -609,9 +630,6 @@ class AngleStage:
             return tracker.update(g["upper"], w["upper"])
         if not self.twist_bias_known or not len(fused):
             return tracker.update(g["upper"], w["upper"], g["lower"], w["lower"])
-        # (imported here: gravity imports calibration, which imports this module)
-        from spinemon.core.gravity import twist_biases_known
-
         known = twist_biases_known(fused, calibration)
         # the first sample of each stretch with both biases known, after one without
         starts = np.flatnonzero(known & ~np.concatenate(([self.biases_known], known[:-1])))

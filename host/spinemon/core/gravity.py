@@ -79,25 +79,6 @@ class Fused:
         )
 
 
-def twist_biases_known(fused: Fused, calibration: Calibration) -> np.ndarray:
-    """(n,) bool: both sensors' gyro biases are known at each sample of
-    ``fused``: each sensor's zero-rate offset was measured in a still stretch
-    this session (a still neutral: a non-zero ``Calibration.gyro_offset``; a
-    stored calibration's), or its filter learnt its bias at rest
-    (``Fused.bias_learnt``). The twist integrates the difference of the two
-    gyros, so an unknown offset (1-2 deg/s) drifts it past its limit within
-    seconds (``LimitWatch.limit_held``, the angle stage)."""
-    n = len(fused)
-    known = np.ones(n, dtype=bool)
-    for s in ("upper", "lower"):
-        # (a still stretch that replaced a provisional neutral measures none: zeros)
-        offset = calibration.gyro_offset.get(s)
-        measured = calibration.source != "provisional" and offset is not None and bool(np.any(offset))
-        if not measured:
-            known &= fused.bias_learnt.get(s, np.zeros(n, dtype=bool))
-    return known
-
-
 class GravityStage:
     """See the module. Exposed state: ``filters`` (sensor -> filter),
     ``last`` (sensor -> the last block's detailed filter output: rest flags,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from spinemon.core.alerts import Alert, AlertPolicy
-from spinemon.core.angles import LumbarAngles
+from spinemon.core.angles import LumbarAngles, twist_biases_known
 from spinemon.core.calibration import Calibration
 from spinemon.core.detect import (
     LATERAL_BEND,
@@ -45,7 +45,7 @@ from spinemon.core.detect import (
     RangeOfMotion,
 )
 from spinemon.core.device_buzz import DeviceBuzzWatch
-from spinemon.core.gravity import Fused, twist_biases_known
+from spinemon.core.gravity import Fused
 from spinemon.core.limits import LimitPlan
 from spinemon.core.reps import RepRecord
 from spinemon.core.segment import (
