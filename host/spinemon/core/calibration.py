@@ -1124,9 +1124,32 @@ class LeanHeadingFinder:
                 self.rejected += 1
                 del self._sums[f"{s} left"], self._sums[f"{s} right"]
                 continue
-            self.found[s] = {"heading_deg": round(alpha, 3), "t": round(t, 4)}
+            self.found[s] = {
+                "heading_deg": round(alpha, 3),
+                "t": round(t, 4),
+                "band_deg": self._band(mounting[s], alpha, left, right),
+            }
             out[s] = alpha
         return out if (out or tried) else None
+
+    def _band(self, mounting: Mounting, alpha: float, left: np.ndarray, right: np.ndarray) -> float:
+        """How far off the heading ``alpha`` may be (deg, at most
+        ``max_heading_deg``): the sides' mean lies in the sagittal plane only
+        if the lean toward the working side is the same on both; what it is not
+        turns the mean by ``atan(half the difference / the tip)``. A side's lean
+        is toward its side, so half the difference is at most half the larger
+        lean: ``atan(max |lean| / 2 / tip)``, the leans and the mean's forward
+        tip read with ``alpha`` applied. Split squat seed 23 (a still start):
+        leans 9.3 and 2.4 deg, tip 14 deg: band 18 deg; the heading was 12 deg
+        off, and the arch's 10 deg lean read as 2 deg less extension."""
+        m = turned(mounting, alpha)
+        ul, ur = m.to_body(left[1:] / left[0]), m.to_body(right[1:] / right[0])
+        ul, ur = ul / np.linalg.norm(ul), ur / np.linalg.norm(ur)
+        tip = 0.5 * (ul[2] + ur[2])
+        lean = 0.5 * max(abs(ul[1]), abs(ur[1]))
+        if tip <= 0.0:
+            return self.max_heading_deg
+        return round(min(self.max_heading_deg, math.degrees(math.atan2(lean, tip))), 3)
 
 
 def turned(mounting: Mounting, alpha_deg: float) -> Mounting:

@@ -67,7 +67,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LATERAL_NEEDS_HEADING, Lim
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 8
+RULES = 9
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -169,6 +169,11 @@ class PipelineSettings:
     #: excursion before the tilt filter has learnt, are measured again with
     #: that bias once it has (``remeasure``), and a curl's lean back the
     #: unknown heading may hide is told, held back by name (``LimitWatch.hidden_swing``)
+    #: rules 9 (lunge arch band): as 8, and once a lunge's or split squat's
+    #: headings are found from a rep on each side, the hidden-arch check goes
+    #: on with each found sensor turned by up to its heading's band (the lean's
+    #: asymmetry over the forward tip: ``LeanHeadingFinder._band``), an arch
+    #: there that the reading did not give told by name (``HELD_ARCH_BAND``)
     rules: int = RULES
 
     def __post_init__(self) -> None:
@@ -191,8 +196,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5, 6, 7, 8):
-            raise ConfigError(f"rules must be 1 to 8, not {self.rules!r}")
+        if isinstance(self.rules, bool) or not 1 <= self.rules <= RULES:
+            raise ConfigError(f"rules must be 1 to {RULES}, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -370,6 +375,7 @@ class Pipeline:
             hidden_arch_presses=s.rules >= 8,
             hidden_swing=s.rules >= 8,
             twist_axis=s.rules >= 8,
+            hidden_band=s.rules >= 9,
         )
         self.drift = DriftMonitor(s.calibration, s.drift_limit_deg, s.rezero_on_drift)
         self.last_angle_deg: float = float("nan")
@@ -521,6 +527,14 @@ class Pipeline:
                 )
         self._restart_angles(rate, cal)
         self.watch.follow(cal, self.angles.single_sensor)
+        self._follow_band()
+
+    def _follow_band(self) -> None:
+        """Rules 9: the watch is told each lean-found heading's band."""
+        if self.settings.rules >= 9:
+            self.watch.heading_band = {
+                s: float(f["band_deg"]) for s, f in self.lean_heading.found.items() if "band_deg" in f
+            }
 
     def _heading_gyros(self, gyr: dict, cal: Calibration) -> dict:
         """The gyros the heading is found from: the sensors whose heading no
@@ -594,6 +608,7 @@ class Pipeline:
                     break
                 for s, alpha in found.items():
                     _turn_mounting(cal, s, alpha)
+                self._follow_band()
                 assert self.lean_heading.stopped_at is not None
                 k = self.lean_heading.stopped_at + 1
                 t, grav, gyr = t[k:], {s: g[k:] for s, g in grav.items()}, {s: g[k:] for s, g in gyr.items()}
@@ -732,6 +747,7 @@ class Pipeline:
             self.phases.stale_found = None
             self.heading.reset()  # re-attached: relearn the headings from the bends
             self.lean_heading.reset()
+            self._follow_band()
             self._notice(check["t"], check["text"], res)
         # a first neutral from a still stretch (within provisional_after_s) leaves
         # no time before it for a bend; a provisional one may come mid-set

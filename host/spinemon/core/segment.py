@@ -35,6 +35,7 @@ from spinemon.core.stage import StageState, fields_of, set_fields
 from spinemon.core.unilateral import check_side, parse_exercise
 
 __all__ = [
+    "HELD_ARCH_BAND",
     "HELD_ARCH_HEADING",
     "HELD_ARCH_PRESS_HEADING",
     "HELD_BACK",
@@ -73,6 +74,11 @@ HELD_ARCH_PRESS_HEADING = 10
 HELD_TWIST_AXIS = 11
 #: rules 8: the same for a curl's lean back (a hip swing): no bend and no one-sided lean in it tells a heading
 HELD_SWING_HEADING = 12
+#: rules 9: an arch that did not read past the extension limit but may be past
+#: it: a lunge's heading found from a rep on each side is off by up to its band
+#: (``LeanHeadingFinder``), and the one-sided lean reads partly as flexion
+HELD_ARCH_BAND = 13
+
 HELD_BACK: dict[int, str] = {
     HELD_WALKING: "walking",
     HELD_AFTER_WALK: "stepping into a bend straight after walking (handling gear, sitting down)",
@@ -98,6 +104,10 @@ HELD_BACK: dict[int, str] = {
     HELD_SWING_HEADING: (
         "over-extension may be hidden: a sensor's heading about the spine is not known, so a lean back"
         " reads partly as a side bend (no range sweep, stored calibration or hinge this session)"
+    ),
+    HELD_ARCH_BAND: (
+        "over-extension may be hidden: the sensors' heading found from a rep on each side may be a few degrees off,"
+        " so the one-sided lean reads partly as flexion"
     ),
     HELD_TWIST_AXIS: (
         "twist: neutral was taken bent over, so the twist is not measured about the spine"

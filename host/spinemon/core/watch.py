@@ -49,6 +49,7 @@ from spinemon.core.gravity import Fused
 from spinemon.core.limits import LimitPlan
 from spinemon.core.reps import RepRecord
 from spinemon.core.segment import (
+    HELD_ARCH_BAND,
     HELD_ARCH_HEADING,
     HELD_ARCH_PRESS_HEADING,
     HELD_BACK,
@@ -120,7 +121,15 @@ def hidden_extension(u: np.ndarray, max_deg: float = HIDDEN_HEADING_DEG, toward:
 
 
 #: the watch's own fields in its state (the rest: settings, and the parts that give their own)
-_STATE = ("exercise", "labelled_set", "rom", "single_sensor", "reps_set", "_limit_held_samples")
+_STATE = (
+    "exercise",
+    "labelled_set",
+    "rom",
+    "single_sensor",
+    "reps_set",
+    "_limit_held_samples",
+    "heading_band",
+)
 
 _SIGNAL = {LATERAL_BEND: 1, TWIST: 2}  # the detector's signal each one-limit hold covers
 
@@ -176,8 +185,14 @@ class LimitWatch:
         hidden_arch_presses: bool = False,
         hidden_swing: bool = False,
         twist_axis: bool = False,
+        hidden_band: bool = False,
     ) -> None:
         self.settings = settings
+        #: rules 9: a lunge's heading found from its reps is off by up to its
+        #: band (sensor -> deg, set by the pipeline from ``LeanHeadingFinder``):
+        #: the hidden-arch check goes on with each such sensor turned by up to it
+        self.hidden_band = hidden_band
+        self.heading_band: dict[str, float] = {}
         #: rules 8: the same for :data:`HIDDEN_ARCH_LIFTS` (a curl's hip swing) while a heading is unknown
         self.hidden_swing = hidden_swing
         #: rules 8: the twist is held back (named) while neutral was taken bent
@@ -457,9 +472,10 @@ class LimitWatch:
             out.held_back.append(ev)
         if self.hidden_arch and self.exercise in LATERAL_NEEDS_HEADING and self.single_sensor is False:
             lat_held = own.get(LATERAL_BEND)
-            self._hidden_arch(
-                fused, ang, calibration, armed & lat_held if lat_held is not None else None, det_runs, out
-            )
+            on = armed & lat_held if lat_held is not None else None
+            if self.hidden_band and self.heading_band:  # rules 9: the found heading's band
+                on = armed if on is None else on | armed
+            self._hidden_arch(fused, ang, calibration, on, det_runs, out)
         elif self._presses_hidden():
             unknown = any("heading_deg" not in calibration.alignment.get(s, {}) for s in ("upper", "lower"))
             self._hidden_arch(fused, ang, calibration, armed if unknown else None, det_runs, out)
@@ -511,9 +527,17 @@ class LimitWatch:
         if on is not None and on.any():
             shift = np.zeros(n)
             for s, toward in (("upper", -1.0), ("lower", 1.0)):
-                if s in fused.gravity and "heading_deg" not in calibration.alignment.get(s, {}):
+                if s not in fused.gravity:
+                    continue
+                if "heading_deg" not in calibration.alignment.get(s, {}):
                     shift += hidden_extension(
                         calibration.mounting[s].to_body(fused.gravity[s]), toward=toward
+                    )
+                elif self.hidden_band and s in self.heading_band:
+                    shift += hidden_extension(
+                        calibration.mounting[s].to_body(fused.gravity[s]),
+                        max_deg=self.heading_band[s],
+                        toward=toward,
                     )
             could = np.where(on, np.minimum(flex - shift, 0.0), 0.0)
         zero = np.zeros(n)
@@ -537,6 +561,8 @@ class LimitWatch:
         )
         if self.hidden_swing and self.exercise in HIDDEN_ARCH_LIFTS:
             reason = HIDDEN_ARCH_LIFTS[self.exercise]
+        if self.hidden_band and len(self.heading_band) == 2 and reason == HELD_ARCH_HEADING:
+            reason = HELD_ARCH_BAND  # rules 9: both headings found, each within its band
         for ev in finished:
             if ev.kind != OVER_EXTENSION or ev.t_alert is None:
                 continue
