@@ -472,10 +472,10 @@ class LimitWatch:
             out.held_back.append(ev)
         if self.hidden_arch and self.exercise in LATERAL_NEEDS_HEADING and self.single_sensor is False:
             lat_held = own.get(LATERAL_BEND)
-            on = armed & lat_held if lat_held is not None else None
+            hid: np.ndarray | None = armed & lat_held if lat_held is not None else None
             if self.hidden_band and self.heading_band:  # rules 9: the found heading's band
-                on = armed if on is None else on | armed
-            self._hidden_arch(fused, ang, calibration, on, det_runs, out)
+                hid = armed if hid is None else hid | armed
+            self._hidden_arch(fused, ang, calibration, hid, det_runs, out)
         elif self._presses_hidden():
             unknown = any("heading_deg" not in calibration.alignment.get(s, {}) for s in ("upper", "lower"))
             self._hidden_arch(fused, ang, calibration, armed if unknown else None, det_runs, out)
