@@ -67,7 +67,7 @@ from spinemon.core.watch import DEVICE_GUARDED_KINDS, LATERAL_NEEDS_HEADING, Lim
 from spinemon.errors import ConfigError
 
 #: the current rules version (see PipelineSettings.rules)
-RULES = 8
+RULES = 9
 
 #: exercises whose bends tell a sensor's heading about the spine: hinges and
 #: squats, whose trunk and pelvis bend tens of degrees in the sagittal plane
@@ -191,8 +191,8 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or self.rules not in (1, 2, 3, 4, 5, 6, 7, 8):
-            raise ConfigError(f"rules must be 1 to 8, not {self.rules!r}")
+        if isinstance(self.rules, bool) or self.rules not in range(1, RULES + 1):
+            raise ConfigError(f"rules must be 1 to {RULES}, not {self.rules!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -358,6 +358,7 @@ class Pipeline:
             tilt_gravity=s.rules >= 4,
             bias_check=s.rules >= 6,
             no_still_start=s.rules >= 8,
+            bias_idle=s.rules >= 9,
         )
         self.watch = LimitWatch(
             s.exercise,
