@@ -169,6 +169,12 @@ class PipelineSettings:
     #: excursion before the tilt filter has learnt, are measured again with
     #: that bias once it has (``remeasure``), and a curl's lean back the
     #: unknown heading may hide is told, held back by name (``LimitWatch.hidden_swing``)
+    #: rules 9 (small lift's still bias): as 8, and with ``rest_away`` the
+    #: still-learnt gyro bias is checked against the tilt filter's on every
+    #: idle sample, not only at rest, and gives way to it once the two part by
+    #: more than rules 6's tolerance (``RepSettings.bias_idle``): a bias off by
+    #: more moves the excursion by itself, so the rest where it was checked
+    #: never came and the reps after it ran into one "stuck" candidate
     rules: int = RULES
 
     def __post_init__(self) -> None:
