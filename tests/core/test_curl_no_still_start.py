@@ -186,7 +186,7 @@ def test_a_hip_swing_the_unknown_heading_hides_is_told_by_name():
     assert swing.t_start <= ev["t_alert"] <= swing.t_end
 
 
-def test_a_still_bias_the_tilt_filter_disowns_gives_way_between_reps_not_only_at_rest():
+def test_a_still_bias_the_tilt_filter_disowns_gives_way_between_reps_not_only_at_rest(tmp_path):
     """Harsh bench seed 35 (kept back), no still start: the still bias was
     learnt over 0.8 s where the second curl began slowly (0.4-0.5 deg/s off
     per sensor); the tilt filter had the bias within 0.1 deg/s. With rules 8
@@ -194,9 +194,16 @@ def test_a_still_bias_the_tilt_filter_disowns_gives_way_between_reps_not_only_at
     moved it 0.9 deg/s with the body still, so the rest where the two biases
     are compared never came: the last two curls ran into one candidate
     dropped as "stuck", 3 of 5. Rules 9 compare them on every idle sample: 5
-    of 5, each true rep's middle inside a found one."""
-    old = _curl_set(35, 0.0, 8).result.summary
+    of 5, each true rep's middle inside a found one. The rules 8 recording
+    replays as it ran."""
+    from spinemon.app.replay import replay
+    from spinemon.io.recording import load
+
+    out = tmp_path / "r8.spinrec"
+    old = _curl_set(35, 0.0, 8, out=out).result.summary
     assert len(old["reps"]) == 3 and [r["reason"] for r in old["rejected_reps"]] == ["stuck"]
+    res = replay(load(out))
+    assert res.matches_live and len(res.summary["reps"]) == 3
     run = _curl_set(35, 0.0, 9)
     found = run.result.summary["reps"]
     assert len(found) == 5 and run.result.summary["rejected_reps"] == []
