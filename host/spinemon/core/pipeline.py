@@ -169,6 +169,12 @@ class PipelineSettings:
     #: excursion before the tilt filter has learnt, are measured again with
     #: that bias once it has (``remeasure``), and a curl's lean back the
     #: unknown heading may hide is told, held back by name (``LimitWatch.hidden_swing``)
+    #: rules 9 (small lift's still bias): as 8, and with ``rest_away`` the
+    #: still-learnt gyro bias is checked against the tilt filter's on every
+    #: idle sample, not only at rest, and gives way to it once the two part by
+    #: more than rules 6's tolerance (``RepSettings.bias_idle``): a bias off by
+    #: more moves the excursion by itself, so the rest where it was checked
+    #: never came and the reps after it ran into one "stuck" candidate
     #: rules 9 (lunge arch band): as 8, and once a lunge's or split squat's
     #: headings are found from a rep on each side, the hidden-arch check goes
     #: on with each found sensor turned by up to its heading's band (the lean's
@@ -196,7 +202,7 @@ class PipelineSettings:
             raise ConfigError(f"warmup_moves must be an integer >= 1, not {self.warmup_moves!r}")
         if self.stored_calibration is not None:
             Calibration.from_dict(self.stored_calibration)  # CalibrationError if malformed
-        if isinstance(self.rules, bool) or not 1 <= self.rules <= RULES:
+        if isinstance(self.rules, bool) or self.rules not in range(1, RULES + 1):
             raise ConfigError(f"rules must be 1 to {RULES}, not {self.rules!r}")
 
     def as_dict(self) -> dict:
@@ -363,6 +369,7 @@ class Pipeline:
             tilt_gravity=s.rules >= 4,
             bias_check=s.rules >= 6,
             no_still_start=s.rules >= 8,
+            bias_idle=s.rules >= 9,
         )
         self.watch = LimitWatch(
             s.exercise,

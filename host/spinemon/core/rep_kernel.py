@@ -121,8 +121,9 @@ IDLE, REP, SETTLE = 0, 1, 2
     P_WALK_MIN, P_WALK_RELEASE, P_REST_QUIET, P_EXIT_FRACTION, P_STUCK, P_SETTLE,
     P_WARMUP_N, P_WARMUP_TIMEOUT, P_ARM_AFTER_WALK, P_ENTER, P_MAX_REP, P_EXIT_RELATIVE, P_A_TILT,
     P_TILT_KP, P_TILT_KI, P_TILT_LEARNT_S, P_TILT_CLIP, P_BIAS_TOL, P_STILL_TAU, P_REST_AWAY,
-) = range(35)  # fmt: skip
-N_PARAM = 35
+    P_BIAS_IDLE,
+) = range(36)  # fmt: skip
+N_PARAM = 36
 
 # -- events ------------------------------------------------------------------------
 #: phase 0 (hole in the stream): reject the motion in progress (t0, t1, emax)
@@ -746,6 +747,12 @@ def advance_python(
                     F[VAL + j] = 0.0
                 F[T_ANCHOR] = ti
             else:
+                # (rules 9) measured on the still bias, the check against the tilt filter's runs
+                # on every idle sample, not only at rest: with rules 8 a still bias off by more
+                # than the tolerance moves the excursion by itself, so the rest that would drop
+                # it never comes (seed 35: 0.5 deg/s off per sensor, the body still)
+                if P[P_BIAS_IDLE] > 0.0 and away and I[GYRO_MODE] == 1 and tilt_learnt and not trusted:
+                    I[GYRO_MODE] = 2
                 k = P[P_LEAK]
                 for j in range(3):
                     F[VU + j] *= k

@@ -316,6 +316,15 @@ class RepSettings:
     #: motion, and the first reps were found out of phase or split. The reps
     #: found again are reported at the sample where the bias became known
     remeasure: bool = False
+    #: rules 9: with ``rest_away``, a still-learnt bias (``GYRO_MODE`` 1) is
+    #: checked against the tilt filter's (``bias_check``) on every idle
+    #: sample, not only at rest, and gives way to it (``GYRO_MODE`` 2) once
+    #: they part by more than the tolerance: a bias error past the tolerance
+    #: moves the excursion by itself, so with ``rest_away`` the rest where it
+    #: was checked never came (harsh seed 35: a still bias learnt from a
+    #: curl's slow start, 0.4-0.5 deg/s off per sensor, moved the excursion
+    #: 0.9 deg/s with the body still; two curls were lost as "stuck")
+    bias_idle: bool = False
     profiles: dict[str, RepProfile] = field(default_factory=lambda: dict(REP_PROFILES))
 
     def __post_init__(self) -> None:
@@ -580,6 +589,7 @@ class RepSegmenter:
         P[K.P_STILL_TAU] = s.still_tau_s
         small = p.enter_deg < s.gravity_min_enter_deg
         P[K.P_REST_AWAY] = 0.25 * p.enter_deg if s.rest_away and s.tilt_bias and small else 0.0
+        P[K.P_BIAS_IDLE] = 1.0 if s.bias_idle and P[K.P_REST_AWAY] > 0.0 and P[K.P_BIAS_TOL] > 0.0 else 0.0
         return P
 
     # -- public state ------------------------------------------------------

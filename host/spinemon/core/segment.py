@@ -166,6 +166,7 @@ class Segmenter:
         tilt_gravity: bool = False,
         bias_check: bool = False,
         no_still_start: bool = False,
+        bias_idle: bool = False,
     ) -> None:
         #: rules 3: the rep counter learns the gyro bias across gravity from the
         #: accelerometers, so small lifts are measured on the gyro without a still start
@@ -177,6 +178,8 @@ class Segmenter:
         #: rules 8: a small lift with no still start: at rest only where it came to rest
         #: (RepSettings.rest_away), its first reps measured again once the bias is known (remeasure)
         self.no_still_start = no_still_start
+        #: rules 9: with that, the still bias is checked against the tilt filter's on every idle sample
+        self.bias_idle = bias_idle
         self.limit_overrides = limit_overrides or {}
         self.monitor_between_sets = monitor_between_sets
         #: "exercise": the limits are armed on every monitored sample but the
@@ -332,6 +335,7 @@ class Segmenter:
             bias_check=self.bias_check,
             rest_away=self.no_still_start,
             remeasure=self.no_still_start,
+            bias_idle=self.bias_idle,
         )
 
     def _update_reps(
