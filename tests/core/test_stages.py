@@ -580,14 +580,14 @@ def test_each_stages_state_holds_every_field_but_its_settings(sessions):
         "Intake": {"clock"},  # its state is in the state's "clock"
         "GravityStage": {"settings", "engine"},
         "DriftMonitor": {"still", "limit_deg", "rezero_on_drift", "min_standing_s", "look_back_s", "keep"},
-        "Segmenter": {"limit_overrides", "monitor_between_sets", "arming", "tilt_bias", "tilt_gravity", "bias_check", "no_still_start"},
+        "Segmenter": {"limit_overrides", "monitor_between_sets", "arming", "tilt_bias", "tilt_gravity", "bias_check", "no_still_start", "bias_idle"},
         "RepSegmenter": {"rate", "settings"},
         "HoldTimer": {"enter_deg", "exit_deg", "settle_s", "quiet_deg_s", "min_s"},
         "WarmupBends": {"share", "re_arm_deg"},
         "AngleStage": {"twist_leak_tau_s", "relative_twist", "twist_bias_known"},
         "SessionPhases": {"given"},
         "Calibrator": {"settings"},
-        "LimitWatch": {"settings", "hold_unknown", "policy", "hidden_arch", "hidden_arch_presses", "hidden_swing", "twist_axis"},
+        "LimitWatch": {"settings", "hold_unknown", "policy", "hidden_arch", "hidden_arch_presses", "hidden_swing", "twist_axis", "hidden_band"},
         "EventDetector": {"settings", "_watches"},  # the checks: in "watches"
         "LimitPlan": {"overrides", "lean"},
         "DeviceBuzzWatch": set(),
