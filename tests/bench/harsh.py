@@ -185,7 +185,11 @@ def run(report, quick: bool = False) -> None:
         "(rules 5). Lunges and split squats with crooked sensors and no range sweep: each sensor's heading is found "
         "from a left and a right rep, each rep's side read from its own twist even while the gyro biases are unknown "
         "(rules 7); until then lateral bend waits, and an arch the unknown heading may hide is told by name (held "
-        "back), never silent.",
+        "back), never silent. Rules 8: a press's arch or a curl's swing the unknown heading may hide is told by name "
+        "too; the twist is measured relative to the pelvis, and the twist an unknown gyro bias built is dropped once "
+        "it is known; a small lift rests only where its excursion stood still, its first reps measured again once "
+        "the bias is known. Rules 9: a small lift's still bias is checked against the tilt filter's between reps; a "
+        "lunge's heading found from a rep on each side carries a band, and an arch only the band reaches is told.",
         "",
     ]
     if gait is not None:
